@@ -1,0 +1,1 @@
+//! DoS defences, rate limits and denial alerting (S.N.4, S.N.12).
