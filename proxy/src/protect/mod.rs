@@ -1,1 +1,17 @@
 //! DoS defences, rate limits and denial alerting (S.N.4, S.N.12).
+//!
+//! Self-contained building blocks the proxy wires into its Pingora phases:
+//! - [`conn_limit`]: connection caps before the TLS handshake (`ConnectionFilter`).
+//! - [`shed`]: load shedding on in-flight requests (`request_filter`, first).
+//! - [`ratelimit`]: per-client GCRA limits per route (`request_filter`).
+//! - [`redis_limit`]: fleet-wide GCRA in Redis behind the local limiter.
+//! - [`denial`]: one denial event type, its metric and its event line.
+//! - [`alert`]: webhook alerts when denials of a reason cross a threshold.
+
+pub mod alert;
+pub mod client_key;
+pub mod conn_limit;
+pub mod denial;
+pub mod ratelimit;
+pub mod redis_limit;
+pub mod shed;
