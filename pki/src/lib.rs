@@ -1,1 +1,24 @@
+//! Rampart's built-in CA: short-lived SPIFFE X.509-SVIDs, a renewal
+//! service, automatic rotation of leaves, intermediates and roots, and the
+//! client side (renewal loop and SPIFFE-aware rustls verifiers) that the
+//! sidecar and the edge embed.
+//!
+//! Map of the crate:
+//! - [`spiffe`]: SPIFFE IDs and trust domains.
+//! - [`keystore`]: private keys encrypted at rest.
+//! - [`ca`]: the CA directory, issuance profiles, rotation.
+//! - [`csr`], [`inspect`]: reading requests and certificates.
+//! - [`token`], [`audit`], [`ratelimit`], [`metrics`]: service building blocks.
+//! - [`server`]: the HTTPS service (`rampart-pki serve`).
+//! - [`tls`]: hot-swappable SPIFFE verifiers for rustls.
+//! - [`client`]: the renewal client used by sidecars and edges.
 #![forbid(unsafe_code)]
+
+pub mod ca;
+pub mod csr;
+pub mod error;
+pub mod inspect;
+pub mod keystore;
+pub mod spiffe;
+
+pub use error::{PkiError, Result};

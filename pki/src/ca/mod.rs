@@ -1,0 +1,348 @@
+//! The certificate authority: its on-disk directory, the active issuer, the
+//! trust bundle, and the rotation of intermediate and root.
+
+pub mod issuer;
+pub mod profiles;
+pub mod rotation;
+mod state;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::{KeyPair, SignatureAlgorithm};
+use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+
+pub use issuer::{IssuedCert, Issuer};
+pub use rotation::{RotationEvent, RotationPolicy};
+use state::CaState;
+pub use state::{KeyAlgorithm, RootRotation};
+
+use crate::error::{PkiError, Result};
+use crate::keystore::{self, KeyProtection};
+use crate::spiffe::TrustDomain;
+
+/// Options for `rampart-pki init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The SPIFFE trust domain.
+    pub trust_domain: TrustDomain,
+    /// DNS suffixes edge certificates may use (name constraints).
+    pub dns_suffixes: Vec<String>,
+    /// Key algorithm for CA keys.
+    pub algorithm: KeyAlgorithm,
+    /// Root lifetime (default one year).
+    pub root_ttl: Duration,
+    /// Intermediate lifetime (at most 90 days).
+    pub intermediate_ttl: Duration,
+}
+
+impl InitOptions {
+    /// Defaults: P-256, root one year, intermediate 90 days.
+    pub fn new(trust_domain: TrustDomain) -> Self {
+        InitOptions {
+            trust_domain,
+            dns_suffixes: Vec::new(),
+            algorithm: KeyAlgorithm::P256,
+            root_ttl: Duration::from_secs(365 * 24 * 3600),
+            intermediate_ttl: profiles::MAX_LIFETIME,
+        }
+    }
+}
+
+/// A CA certificate the CA trusts (a root) with its parsed expiry.
+#[derive(Debug, Clone)]
+pub struct TrustedRoot {
+    /// Serial (hex), also the file stem under `roots/`.
+    pub serial: String,
+    /// DER certificate.
+    pub der: CertificateDer<'static>,
+    /// Expiry.
+    pub not_after: OffsetDateTime,
+}
+
+/// An opened CA directory.
+pub struct Ca {
+    dir: PathBuf,
+    protection: KeyProtection,
+    state: CaState,
+    roots: Vec<TrustedRoot>,
+    issuer: Arc<Issuer>,
+}
+
+impl Ca {
+    /// Creates a new root and intermediate in `dir` (which must not hold a CA).
+    pub fn init(dir: &Path, opts: &InitOptions, protection: KeyProtection) -> Result<Ca> {
+        issuer::check_lifetime(opts.intermediate_ttl)?;
+        if opts.root_ttl.is_zero() {
+            return Err(PkiError::LifetimeZero);
+        }
+        for suffix in &opts.dns_suffixes {
+            if suffix.is_empty()
+                || !suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+            {
+                return Err(PkiError::CsrRefused(format!("bad DNS suffix {suffix:?}")));
+            }
+        }
+        if state::state_path(dir).exists() {
+            return Err(PkiError::AlreadyInitialized(dir.to_path_buf()));
+        }
+        for sub in ["roots", "intermediates"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|e| PkiError::io(dir.join(sub), e))?;
+        }
+        let now = OffsetDateTime::now_utc();
+        let alg = opts.algorithm.rcgen();
+        let root_key = KeyPair::generate_for(alg)?;
+        let (serial, root_serial) = profiles::random_serial()?;
+        let root = profiles::root(
+            &opts.trust_domain,
+            serial,
+            now - issuer::BACKDATE,
+            now + opts.root_ttl,
+        )
+        .self_signed(&root_key)?;
+        write_ca_files(
+            dir,
+            "roots",
+            &root_serial,
+            root.der(),
+            &root_key,
+            &protection,
+        )?;
+        let mut state = CaState {
+            format: 1,
+            trust_domain: opts.trust_domain.to_string(),
+            dns_suffixes: opts.dns_suffixes.clone(),
+            algorithm: opts.algorithm,
+            root_ttl_secs: opts.root_ttl.as_secs(),
+            intermediate_ttl_secs: opts.intermediate_ttl.as_secs(),
+            active_root: root_serial.clone(),
+            trusted_roots: vec![root_serial],
+            active_intermediate: String::new(),
+            root_rotation: None,
+            active_root_leaves_until: 0,
+        };
+        let roots = load_roots(dir, &state)?;
+        let issuer = new_intermediate(dir, &state, &roots, &protection, now)?;
+        state.active_intermediate = issuer.serial().to_string();
+        state.save(dir)?;
+        let ca = Ca {
+            dir: dir.to_path_buf(),
+            protection,
+            state,
+            roots,
+            issuer: Arc::new(issuer),
+        };
+        ca.write_bundle()?;
+        Ok(ca)
+    }
+
+    /// Opens an existing CA directory, decrypting the active keys.
+    pub fn open(dir: &Path, protection: KeyProtection) -> Result<Ca> {
+        let state = CaState::load(dir)?;
+        let roots = load_roots(dir, &state)?;
+        let issuer = load_issuer(dir, &state, &protection)?;
+        Ok(Ca {
+            dir: dir.to_path_buf(),
+            protection,
+            state,
+            roots,
+            issuer: Arc::new(issuer),
+        })
+    }
+
+    /// The active issuer (cheap clone; issuance needs no lock).
+    pub fn issuer(&self) -> Arc<Issuer> {
+        Arc::clone(&self.issuer)
+    }
+
+    /// The trust domain.
+    pub fn trust_domain(&self) -> Result<TrustDomain> {
+        TrustDomain::parse(&self.state.trust_domain)
+    }
+
+    /// Every root currently trusted (two during a root rotation).
+    pub fn trust_bundle(&self) -> Vec<CertificateDer<'static>> {
+        self.roots.iter().map(|r| r.der.clone()).collect()
+    }
+
+    /// The trusted roots with their expiry.
+    pub fn roots(&self) -> &[TrustedRoot] {
+        &self.roots
+    }
+
+    /// The trust bundle as PEM.
+    pub fn trust_bundle_pem(&self) -> String {
+        self.roots
+            .iter()
+            .map(|r| keystore::pem_encode("CERTIFICATE", &r.der))
+            .collect()
+    }
+
+    /// The root rotation in progress, if any.
+    pub fn root_rotation(&self) -> Option<&RootRotation> {
+        self.state.root_rotation.as_ref()
+    }
+
+    /// Intermediate lifetime configured at init.
+    pub fn intermediate_ttl(&self) -> Duration {
+        Duration::from_secs(self.state.intermediate_ttl_secs)
+    }
+
+    /// Root lifetime configured at init.
+    pub fn root_ttl(&self) -> Duration {
+        Duration::from_secs(self.state.root_ttl_secs)
+    }
+
+    /// The CA directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn write_bundle(&self) -> Result<()> {
+        keystore::write_file_public(
+            &self.dir.join("bundle.pem"),
+            self.trust_bundle_pem().as_bytes(),
+        )
+    }
+
+    fn active_root(&self) -> Result<&TrustedRoot> {
+        self.roots
+            .iter()
+            .find(|r| r.serial == self.state.active_root)
+            .ok_or_else(|| PkiError::BadCaDir {
+                path: self.dir.clone(),
+                why: "active root missing from trusted roots".into(),
+            })
+    }
+}
+
+fn write_ca_files(
+    dir: &Path,
+    sub: &str,
+    serial: &str,
+    der: &CertificateDer<'_>,
+    key: &KeyPair,
+    protection: &KeyProtection,
+) -> Result<()> {
+    keystore::write_private_key(
+        &dir.join(sub).join(format!("{serial}.key")),
+        &key.serialize_der(),
+        protection,
+    )?;
+    keystore::write_file_public(
+        &dir.join(sub).join(format!("{serial}.pem")),
+        keystore::pem_encode("CERTIFICATE", der).as_bytes(),
+    )
+}
+
+fn read_cert(path: &Path) -> Result<CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject;
+    CertificateDer::from_pem_file(path).map_err(|e| PkiError::BadCaDir {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })
+}
+
+fn read_key(
+    path: &Path,
+    alg: &'static SignatureAlgorithm,
+    protection: &KeyProtection,
+) -> Result<KeyPair> {
+    let der = keystore::read_private_key(path, protection)?;
+    Ok(KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(der),
+        alg,
+    )?)
+}
+
+fn load_roots(dir: &Path, state: &CaState) -> Result<Vec<TrustedRoot>> {
+    state
+        .trusted_roots
+        .iter()
+        .map(|serial| {
+            let der = read_cert(&dir.join("roots").join(format!("{serial}.pem")))?;
+            let not_after = crate::inspect::not_after(&der)?;
+            Ok(TrustedRoot {
+                serial: serial.clone(),
+                der,
+                not_after,
+            })
+        })
+        .collect()
+}
+
+fn load_issuer(dir: &Path, state: &CaState, protection: &KeyProtection) -> Result<Issuer> {
+    let serial = &state.active_intermediate;
+    let der = read_cert(&dir.join("intermediates").join(format!("{serial}.pem")))?;
+    let key = read_key(
+        &dir.join("intermediates").join(format!("{serial}.key")),
+        state.algorithm.rcgen(),
+        protection,
+    )?;
+    let not_after = crate::inspect::not_after(&der)?;
+    // We cannot know what was issued before this process started, so assume
+    // the worst: leaves up to the intermediate's own expiry.
+    Issuer::new(
+        state.trust_domain()?,
+        state.dns_suffixes.clone(),
+        der,
+        key,
+        state.active_root.clone(),
+        not_after,
+    )
+}
+
+/// Creates, stores and returns a new intermediate signed by the active root.
+fn new_intermediate(
+    dir: &Path,
+    state: &CaState,
+    roots: &[TrustedRoot],
+    protection: &KeyProtection,
+    now: OffsetDateTime,
+) -> Result<Issuer> {
+    let root = roots
+        .iter()
+        .find(|r| r.serial == state.active_root)
+        .ok_or_else(|| PkiError::BadCaDir {
+            path: dir.to_path_buf(),
+            why: "active root missing".into(),
+        })?;
+    let alg = state.algorithm.rcgen();
+    let root_key = read_key(
+        &dir.join("roots").join(format!("{}.key", root.serial)),
+        alg,
+        protection,
+    )?;
+    let root_issuer =
+        rcgen::CertificateParams::from_ca_cert_der(&root.der)?.self_signed(&root_key)?;
+    let key = KeyPair::generate_for(alg)?;
+    let (serial, serial_hex) = profiles::random_serial()?;
+    let na = (now + Duration::from_secs(state.intermediate_ttl_secs)).min(root.not_after);
+    let td = state.trust_domain()?;
+    let cert = profiles::intermediate(&td, &state.dns_suffixes, serial, now - issuer::BACKDATE, na)
+        .signed_by(&key, &root_issuer, &root_key)?;
+    write_ca_files(
+        dir,
+        "intermediates",
+        &serial_hex,
+        cert.der(),
+        &key,
+        protection,
+    )?;
+    Issuer::new(
+        td,
+        state.dns_suffixes.clone(),
+        cert.der().clone(),
+        key,
+        root.serial.clone(),
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests;

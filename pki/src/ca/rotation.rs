@@ -1,0 +1,204 @@
+//! Rotation of the intermediate and the root, as a small state machine the
+//! service drives with `tick` (and tests drive directly).
+//!
+//! - Intermediate: a new one is issued once the current one has lived 2/3
+//!   of its life. Leaves already issued keep chaining through the old one
+//!   (each peer sends its own chain), so both chains verify in the overlap.
+//! - Root: the new root enters the trust bundle first (`Distributing`);
+//!   after `propagation` (longer than a client's bundle refresh) issuance
+//!   switches to an intermediate under the new root (`Draining`); the old
+//!   root leaves the bundle only once the last leaf chaining to it expired.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcgen::KeyPair;
+use time::OffsetDateTime;
+
+use super::{load_roots, new_intermediate, profiles, write_ca_files, Ca, RootRotation};
+use crate::error::{PkiError, Result};
+
+/// When the service rotates automatically.
+#[derive(Debug, Clone)]
+pub struct RotationPolicy {
+    /// Fraction of a CA certificate's life after which it is replaced.
+    pub rotate_at_fraction: f64,
+    /// Time the new root spends in the bundle before issuance uses it.
+    pub bundle_propagation: Duration,
+}
+
+impl Default for RotationPolicy {
+    fn default() -> Self {
+        RotationPolicy {
+            rotate_at_fraction: 2.0 / 3.0,
+            bundle_propagation: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What a rotation step did (for the audit log and the logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationEvent {
+    /// A new intermediate became the issuer.
+    IntermediateRotated { serial: String, root: String },
+    /// A new root entered the trust bundle.
+    RootIntroduced { serial: String },
+    /// Issuance switched to the new root.
+    RootActivated { serial: String },
+    /// The old root left the trust bundle.
+    RootRetired { serial: String },
+}
+
+impl Ca {
+    /// Issues a new intermediate under the active root and makes it the issuer.
+    pub fn rotate_intermediate(&mut self) -> Result<RotationEvent> {
+        let now = OffsetDateTime::now_utc();
+        let old_until = self.issuer.max_issued_not_after().unix_timestamp();
+        let issuer = new_intermediate(&self.dir, &self.state, &self.roots, &self.protection, now)?;
+        let mut state = self.state.clone();
+        state.active_intermediate = issuer.serial().to_string();
+        state.active_root_leaves_until = state.active_root_leaves_until.max(old_until);
+        state.save(&self.dir)?;
+        self.state = state;
+        self.issuer = Arc::new(issuer);
+        Ok(RotationEvent::IntermediateRotated {
+            serial: self.issuer.serial().to_string(),
+            root: self.state.active_root.clone(),
+        })
+    }
+
+    /// Creates a new root and adds it to the trust bundle; issuance switches
+    /// to it after `propagation`.
+    pub fn begin_root_rotation(&mut self, propagation: Duration) -> Result<RotationEvent> {
+        if self.state.root_rotation.is_some() {
+            return Err(PkiError::BadCaDir {
+                path: self.dir.clone(),
+                why: "a root rotation is already in progress".into(),
+            });
+        }
+        let now = OffsetDateTime::now_utc();
+        let key = KeyPair::generate_for(self.state.algorithm.rcgen())?;
+        let (serial, serial_hex) = profiles::random_serial()?;
+        let ttl = self.root_ttl();
+        let root = profiles::root(
+            &self.trust_domain()?,
+            serial,
+            now - super::issuer::BACKDATE,
+            now + ttl,
+        )
+        .self_signed(&key)?;
+        write_ca_files(
+            &self.dir,
+            "roots",
+            &serial_hex,
+            root.der(),
+            &key,
+            &self.protection,
+        )?;
+        let mut state = self.state.clone();
+        state.trusted_roots.push(serial_hex.clone());
+        state.root_rotation = Some(RootRotation::Distributing {
+            old_root: state.active_root.clone(),
+            new_root: serial_hex.clone(),
+            switch_at: (now + propagation).unix_timestamp(),
+        });
+        let roots = load_roots(&self.dir, &state)?;
+        state.save(&self.dir)?;
+        self.state = state;
+        self.roots = roots;
+        self.write_bundle()?;
+        Ok(RotationEvent::RootIntroduced { serial: serial_hex })
+    }
+
+    /// Advances any rotation that is due. Call periodically.
+    pub fn tick(&mut self, policy: &RotationPolicy) -> Result<Vec<RotationEvent>> {
+        let now = OffsetDateTime::now_utc();
+        let mut events = Vec::new();
+        match self.state.root_rotation.clone() {
+            Some(RootRotation::Distributing {
+                old_root,
+                new_root,
+                switch_at,
+            }) if now.unix_timestamp() >= switch_at => {
+                events.push(self.activate_new_root(old_root, new_root)?);
+            }
+            Some(RootRotation::Draining {
+                old_root,
+                retire_at,
+            }) if now.unix_timestamp() >= retire_at => {
+                events.push(self.retire_root(old_root)?);
+            }
+            None if self.root_due(now, policy) => {
+                events.push(self.begin_root_rotation(policy.bundle_propagation)?);
+            }
+            _ => {}
+        }
+        if due(
+            now,
+            self.issuer_not_before(),
+            self.issuer.not_after(),
+            policy.rotate_at_fraction,
+        ) {
+            events.push(self.rotate_intermediate()?);
+        }
+        Ok(events)
+    }
+
+    fn activate_new_root(&mut self, old_root: String, new_root: String) -> Result<RotationEvent> {
+        let old_leaves_until = self
+            .issuer
+            .max_issued_not_after()
+            .unix_timestamp()
+            .max(self.state.active_root_leaves_until);
+        let mut state = self.state.clone();
+        state.active_root = new_root.clone();
+        state.active_root_leaves_until = 0;
+        state.root_rotation = Some(RootRotation::Draining {
+            old_root,
+            retire_at: old_leaves_until,
+        });
+        // Persist the phase before the new intermediate so a crash in
+        // between never loses the retire time.
+        state.save(&self.dir)?;
+        self.state = state;
+        self.rotate_intermediate()?;
+        Ok(RotationEvent::RootActivated { serial: new_root })
+    }
+
+    fn retire_root(&mut self, old_root: String) -> Result<RotationEvent> {
+        let mut state = self.state.clone();
+        state.trusted_roots.retain(|s| *s != old_root);
+        state.root_rotation = None;
+        let roots = load_roots(&self.dir, &state)?;
+        state.save(&self.dir)?;
+        self.state = state;
+        self.roots = roots;
+        self.write_bundle()?;
+        Ok(RotationEvent::RootRetired { serial: old_root })
+    }
+
+    fn root_due(&self, now: OffsetDateTime, policy: &RotationPolicy) -> bool {
+        match self.active_root() {
+            Ok(root) => {
+                let ttl = time::Duration::try_from(self.root_ttl()).unwrap_or(time::Duration::ZERO);
+                due(
+                    now,
+                    root.not_after - ttl,
+                    root.not_after,
+                    policy.rotate_at_fraction,
+                )
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn issuer_not_before(&self) -> OffsetDateTime {
+        crate::inspect::not_before(self.issuer.certificate()).unwrap_or(self.issuer.not_after())
+    }
+}
+
+/// True once `fraction` of the span from `nb` to `na` has elapsed.
+fn due(now: OffsetDateTime, nb: OffsetDateTime, na: OffsetDateTime, fraction: f64) -> bool {
+    let life = (na - nb).as_seconds_f64();
+    life <= 0.0 || (now - nb).as_seconds_f64() >= life * fraction
+}

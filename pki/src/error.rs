@@ -1,0 +1,183 @@
+//! Every way the CA can refuse or fail, each with a stable machine-readable
+//! reason (used as the `reason` label of the refusal metric and in the audit
+//! log) and a message that tells an operator what to fix.
+
+use std::path::PathBuf;
+
+/// Errors returned by the `rampart-pki` library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// A SPIFFE ID did not follow the SPIFFE ID rules.
+    #[error("invalid SPIFFE ID {id:?}: {why}")]
+    InvalidSpiffeId { id: String, why: &'static str },
+    /// A trust domain name did not follow the SPIFFE rules.
+    #[error("invalid trust domain {domain:?}: {why}")]
+    InvalidTrustDomain { domain: String, why: &'static str },
+    /// The SPIFFE ID belongs to another trust domain than this CA's.
+    #[error("SPIFFE ID {id} is outside trust domain {trust_domain}")]
+    ForeignTrustDomain { id: String, trust_domain: String },
+    /// The requested lifetime is over the CA's cap (90 days at most).
+    #[error("requested lifetime {requested_secs}s is over the cap of {max_secs}s")]
+    LifetimeOverCap { requested_secs: u64, max_secs: u64 },
+    /// A zero lifetime was requested.
+    #[error("requested lifetime must be at least one second")]
+    LifetimeZero,
+    /// A DNS name outside the configured DNS suffixes was requested.
+    #[error("DNS name {name:?} is not under any configured DNS suffix ({suffixes})")]
+    DnsNameNotPermitted { name: String, suffixes: String },
+    /// The CSR could not be parsed or its signature is wrong.
+    #[error("bad CSR: {0}")]
+    BadCsr(String),
+    /// The CSR asks for something a workload certificate may not have.
+    #[error("CSR refused: {0}")]
+    CsrRefused(String),
+    /// The CSR names another identity than the one the caller is entitled to.
+    #[error("CSR is for {requested} but the caller may only obtain {entitled}")]
+    CsrIdentityMismatch { requested: String, entitled: String },
+    /// A certificate did not meet the SPIFFE X.509-SVID rules.
+    #[error("not a valid X.509-SVID: {0}")]
+    NotSvid(String),
+    /// A certificate is expired (or not yet valid).
+    #[error("certificate is not valid now: {0}")]
+    CertificateNotValidNow(String),
+    /// The join token is unknown, malformed, or its identity differs.
+    #[error("join token refused: unknown or malformed token")]
+    TokenUnknown,
+    /// The join token was already used.
+    #[error("join token refused: already used (tokens are one-time)")]
+    TokenReused,
+    /// The join token is past its expiry.
+    #[error("join token refused: expired")]
+    TokenExpired,
+    /// The caller is over its issuance rate.
+    #[error("rate limited: too many certificates for {id}; retry in {retry_after_secs}s")]
+    RateLimited { id: String, retry_after_secs: u64 },
+    /// The key-encryption key does not decrypt a stored private key.
+    #[error(
+        "cannot decrypt {path}: wrong key-encryption key or passphrase, or the file was altered"
+    )]
+    BadKeyPassphrase { path: PathBuf },
+    /// No key-encryption key was given and unencrypted keys were not asked for.
+    #[error("{0}")]
+    KekMissing(String),
+    /// The key-encryption key has the wrong form.
+    #[error("bad key-encryption key from {source_name}: {why}")]
+    BadKek {
+        source_name: String,
+        why: &'static str,
+    },
+    /// A private key file is stored unencrypted and the insecure flag is off.
+    #[error(
+        "{path} holds an unencrypted private key; pass --insecure-unencrypted-keys to accept it"
+    )]
+    UnencryptedKeyRefused { path: PathBuf },
+    /// The CA directory already holds a CA.
+    #[error("{0} already holds a CA; refusing to overwrite it")]
+    AlreadyInitialized(PathBuf),
+    /// The CA directory is missing or incomplete.
+    #[error("CA directory {path}: {why}")]
+    BadCaDir { path: PathBuf, why: String },
+    /// A configuration file is invalid.
+    #[error("{path}:{line}: {message}")]
+    Config {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// The audit log is broken.
+    #[error("audit log {path} line {line}: {why}")]
+    AuditTampered {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+    /// I/O error with the file it happened on.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Certificate generation failed inside rcgen.
+    #[error("certificate generation failed: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// A certificate could not be parsed.
+    #[error("cannot parse certificate: {0}")]
+    BadCertificate(String),
+    /// TLS failure (configuration or handshake).
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The CA service answered with an error.
+    #[error("CA refused ({status} {reason}): {message}")]
+    CaRefused {
+        status: u16,
+        reason: String,
+        message: String,
+    },
+    /// The CA service could not be reached or answered garbage.
+    #[error("CA unavailable: {0}")]
+    CaUnavailable(String),
+    /// A crypto primitive failed (random source, AEAD).
+    #[error("crypto failure: {0}")]
+    Crypto(&'static str),
+}
+
+impl PkiError {
+    /// Short stable reason label for metrics and audit records.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PkiError::InvalidSpiffeId { .. } => "invalid_spiffe_id",
+            PkiError::InvalidTrustDomain { .. } => "invalid_trust_domain",
+            PkiError::ForeignTrustDomain { .. } => "foreign_trust_domain",
+            PkiError::LifetimeOverCap { .. } => "lifetime_over_cap",
+            PkiError::LifetimeZero => "lifetime_zero",
+            PkiError::DnsNameNotPermitted { .. } => "dns_name_not_permitted",
+            PkiError::BadCsr(_) => "bad_csr",
+            PkiError::CsrRefused(_) => "csr_refused",
+            PkiError::CsrIdentityMismatch { .. } => "csr_identity_mismatch",
+            PkiError::NotSvid(_) => "not_svid",
+            PkiError::CertificateNotValidNow(_) => "certificate_expired",
+            PkiError::TokenUnknown => "token_unknown",
+            PkiError::TokenReused => "token_reused",
+            PkiError::TokenExpired => "token_expired",
+            PkiError::RateLimited { .. } => "rate_limited",
+            PkiError::BadKeyPassphrase { .. } => "bad_key_passphrase",
+            PkiError::KekMissing(_) | PkiError::BadKek { .. } => "bad_kek",
+            PkiError::UnencryptedKeyRefused { .. } => "unencrypted_key_refused",
+            PkiError::AlreadyInitialized(_) | PkiError::BadCaDir { .. } => "bad_ca_dir",
+            PkiError::Config { .. } => "config",
+            PkiError::AuditTampered { .. } => "audit_tampered",
+            PkiError::Io { .. } => "io",
+            PkiError::Rcgen(_) => "internal",
+            PkiError::BadCertificate(_) => "bad_certificate",
+            PkiError::Tls(_) => "tls",
+            PkiError::CaRefused { .. } => "ca_refused",
+            PkiError::CaUnavailable(_) => "ca_unavailable",
+            PkiError::Crypto(_) => "crypto",
+        }
+    }
+
+    /// HTTP status the CA service answers with for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            PkiError::RateLimited { .. } => 429,
+            PkiError::TokenUnknown
+            | PkiError::TokenReused
+            | PkiError::TokenExpired
+            | PkiError::CertificateNotValidNow(_) => 401,
+            PkiError::CsrIdentityMismatch { .. } | PkiError::ForeignTrustDomain { .. } => 403,
+            PkiError::Io { .. } | PkiError::Rcgen(_) | PkiError::Crypto(_) => 500,
+            _ => 400,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        PkiError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = PkiError> = std::result::Result<T, E>;
