@@ -1,1 +1,282 @@
-//! WIP
+//! Connection caps checked before the TLS handshake (S.N.4): a global
+//! maximum of open connections, a per-IP maximum of concurrent connections
+//! and a per-IP rate of new connections. A connection holds a [`ConnGuard`]
+//! while open; dropping it gives the slots back.
+//!
+//! Pingora 0.9 calls `ConnectionFilter::should_accept(Option<&SocketAddr>)`
+//! right after `accept()` and before the TLS handshake, but has no hook when
+//! a connection closes. [`pingora`] bridges that: the filter parks the guard
+//! under the peer's `SocketAddr` (unique per open TCP connection), and a
+//! `ServerApp` wrapper around the proxy claims it when the connection starts
+//! being served and drops it when the connection ends. Guards of connections
+//! that never reach the app (failed or timed-out handshakes) are dropped by
+//! [`pingora::ConnCapFilter::sweep`] after `handshake_grace_secs`.
+
+pub mod pingora;
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::client_key::{ClientKey, KeyPrefixes};
+use super::denial::DenialReason;
+use super::ratelimit::{Decision, KeyedLimit, Rate};
+
+/// `[connections]` in the proxy config.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnLimitConfig {
+    /// Open connections for the whole process; 0 = no cap.
+    pub max_connections: usize,
+    /// Concurrent connections from one client key; 0 = no cap.
+    pub max_per_ip: u32,
+    /// New connections per client key (GCRA, with burst).
+    pub new_per_ip: Rate,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    /// How long an accepted connection may take to reach the HTTP layer
+    /// (TLS handshake) before its slot is reclaimed. Pingora's handshake
+    /// timeout is 60 s, hence 65.
+    pub handshake_grace_secs: u64,
+}
+
+impl Default for ConnLimitConfig {
+    fn default() -> Self {
+        let p = KeyPrefixes::default();
+        Self {
+            max_connections: 20_000,
+            max_per_ip: 64,
+            new_per_ip: Rate::per_second(20, 40),
+            ipv4_prefix: p.ipv4_prefix,
+            ipv6_prefix: p.ipv6_prefix,
+            handshake_grace_secs: 65,
+        }
+    }
+}
+
+impl ConnLimitConfig {
+    pub fn prefixes(&self) -> KeyPrefixes {
+        KeyPrefixes {
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.new_per_ip.validate("connections.new_per_ip")?;
+        self.prefixes().validate("connections")?;
+        if self.handshake_grace_secs == 0 {
+            return Err("connections.handshake_grace_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+struct Counts {
+    global: AtomicUsize,
+    per_key: Mutex<HashMap<ClientKey, u32>>,
+}
+
+impl Counts {
+    fn per_key(&self) -> MutexGuard<'_, HashMap<ClientKey, u32>> {
+        // A panic while holding this lock cannot leave the map inconsistent
+        // (single insert/remove), so a poisoned lock is still usable.
+        self.per_key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Admission control for new connections; one per listener set.
+pub struct ConnLimiter {
+    max_connections: usize,
+    max_per_ip: u32,
+    prefixes: KeyPrefixes,
+    new_rate: KeyedLimit,
+    counts: Arc<Counts>,
+}
+
+impl std::fmt::Debug for ConnLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnLimiter")
+            .field("max_connections", &self.max_connections)
+            .field("max_per_ip", &self.max_per_ip)
+            .field("active", &self.active())
+            .finish()
+    }
+}
+
+/// One open connection's slots; released on drop.
+#[derive(Debug)]
+pub struct ConnGuard {
+    counts: Arc<Counts>,
+    key: ClientKey,
+}
+
+impl std::fmt::Debug for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Counts({})", self.global.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.counts.global.fetch_sub(1, Ordering::AcqRel);
+        let mut map = self.counts.per_key();
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl ConnGuard {
+    pub fn key(&self) -> ClientKey {
+        self.key
+    }
+}
+
+impl ConnLimiter {
+    pub fn new(config: &ConnLimitConfig) -> Result<Self, String> {
+        config.validate()?;
+        Ok(Self {
+            max_connections: config.max_connections,
+            max_per_ip: config.max_per_ip,
+            prefixes: config.prefixes(),
+            new_rate: KeyedLimit::new(config.new_per_ip, "connections.new_per_ip")?,
+            counts: Arc::new(Counts {
+                global: AtomicUsize::new(0),
+                per_key: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Admits a new connection from `ip`, or names the cap it hit. Checks
+    /// the cheap global cap first, then the per-IP cap, then the per-IP
+    /// new-connection rate (so a refused connection spends no rate token).
+    pub fn try_admit(&self, ip: IpAddr) -> Result<ConnGuard, DenialReason> {
+        let key = self.prefixes.key(ip);
+        let global = self.counts.global.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.max_connections != 0 && global > self.max_connections {
+            self.counts.global.fetch_sub(1, Ordering::AcqRel);
+            return Err(DenialReason::ConnCapGlobal);
+        }
+        {
+            let mut map = self.counts.per_key();
+            let n = map.entry(key).or_insert(0);
+            if self.max_per_ip != 0 && *n >= self.max_per_ip {
+                drop(map);
+                self.counts.global.fetch_sub(1, Ordering::AcqRel);
+                return Err(DenialReason::ConnCapPerIp);
+            }
+            *n += 1;
+        }
+        // From here the guard owns both slots and gives them back on drop.
+        let guard = ConnGuard {
+            counts: self.counts.clone(),
+            key,
+        };
+        if let Decision::Deny { .. } = self.new_rate.check(&key) {
+            return Err(DenialReason::ConnRate);
+        }
+        Ok(guard)
+    }
+
+    /// Open connections now.
+    pub fn active(&self) -> usize {
+        self.counts.global.load(Ordering::Acquire)
+    }
+
+    /// Open connections from the key of `ip` now.
+    pub fn active_for(&self, ip: IpAddr) -> u32 {
+        let key = self.prefixes.key(ip);
+        self.counts.per_key().get(&key).copied().unwrap_or(0)
+    }
+
+    /// Client keys with at least one open connection (bounded by `active`).
+    pub fn tracked_keys(&self) -> usize {
+        self.counts.per_key().len()
+    }
+
+    /// Drops idle keys of the new-connection rate limiter.
+    pub fn sweep_rate_keys(&self, max_keys: usize) {
+        self.new_rate.sweep(max_keys);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(toml_text: &str) -> ConnLimiter {
+        ConnLimiter::new(&toml::from_str(toml_text).unwrap()).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn per_ip_cap_and_release_on_drop() {
+        let l = limiter("max_per_ip = 2\nnew_per_ip = { requests = 100, burst = 100 }");
+        let a = l.try_admit(ip("10.0.0.1")).unwrap();
+        let _b = l.try_admit(ip("10.0.0.1")).unwrap();
+        assert_eq!(
+            l.try_admit(ip("10.0.0.1")).unwrap_err(),
+            DenialReason::ConnCapPerIp
+        );
+        assert!(l.try_admit(ip("10.0.0.2")).is_ok(), "other IPs unaffected");
+        assert_eq!(l.active_for(ip("10.0.0.1")), 2);
+        drop(a);
+        assert_eq!(l.active_for(ip("10.0.0.1")), 1);
+        assert!(l.try_admit(ip("10.0.0.1")).is_ok());
+    }
+
+    #[test]
+    fn global_cap() {
+        let l = limiter("max_connections = 3\nnew_per_ip = { requests = 100, burst = 100 }");
+        let guards: Vec<_> = (1..=3u8)
+            .map(|i| l.try_admit(IpAddr::from([10, 0, 0, i])).unwrap())
+            .collect();
+        assert_eq!(
+            l.try_admit(ip("10.9.9.9")).unwrap_err(),
+            DenialReason::ConnCapGlobal
+        );
+        assert_eq!(l.active(), 3, "a refused connection holds no slot");
+        drop(guards);
+        assert_eq!(l.active(), 0);
+        assert_eq!(l.tracked_keys(), 0, "per-IP entries removed at zero");
+    }
+
+    #[test]
+    fn new_connection_rate_per_ip() {
+        let l = limiter("new_per_ip = { requests = 1, per_seconds = 60, burst = 2 }");
+        drop(l.try_admit(ip("10.0.0.1")).unwrap());
+        drop(l.try_admit(ip("10.0.0.1")).unwrap());
+        assert_eq!(
+            l.try_admit(ip("10.0.0.1")).unwrap_err(),
+            DenialReason::ConnRate
+        );
+        assert_eq!(l.active(), 0, "rate-refused connection released its slots");
+        assert!(l.try_admit(ip("10.0.0.2")).is_ok());
+    }
+
+    #[test]
+    fn ipv6_per_64() {
+        let l = limiter("max_per_ip = 1\nnew_per_ip = { requests = 100, burst = 100 }");
+        let _a = l.try_admit(ip("2001:db8::1")).unwrap();
+        assert_eq!(
+            l.try_admit(ip("2001:db8::2")).unwrap_err(),
+            DenialReason::ConnCapPerIp
+        );
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(toml::from_str::<ConnLimitConfig>("max_per_client = 3").is_err());
+        let c: ConnLimitConfig = toml::from_str("new_per_ip = { requests = 0 }").unwrap();
+        assert!(c.validate().unwrap_err().contains("connections.new_per_ip"));
+    }
+}

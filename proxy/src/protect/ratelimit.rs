@@ -185,7 +185,7 @@ impl KeyedLimit {
     }
 
     /// Drops idle keys; resets the limiter if it still holds over `max_keys`.
-    fn sweep(&self, max_keys: usize) -> (usize, bool) {
+    pub(crate) fn sweep(&self, max_keys: usize) -> (usize, bool) {
         let limiter = self.limiter.load();
         limiter.retain_recent();
         limiter.shrink_to_fit();
