@@ -1,5 +1,22 @@
 //! rampart-proxy: the ingress edge reverse proxy.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
+pub mod admin;
+pub mod config;
+pub mod cookies;
+pub mod demo;
+pub mod errors;
+pub mod forwarded;
+pub mod headers;
+pub mod metrics;
 /// DoS defences, rate limits and denial alerting (S.N.4, S.N.12).
 pub mod protect;
+pub mod proxy;
+pub mod reload;
+pub mod routing;
+pub mod runtime;
+pub mod server;
+pub mod state;
+pub mod tls;
+pub mod upstream;

@@ -1,2 +1,73 @@
 #![forbid(unsafe_code)]
-fn main() {}
+//! `rampart-proxy run|check|demo`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rampart-proxy", version, about = "Rampart edge reverse proxy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve with a config file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file (and its certificates), print warnings for weak choices.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run a self-contained demo on loopback: a careless upstream behind the edge.
+    Demo {
+        /// Directory for the demo's CA, certificates, config and logs (a temp dir by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => rampart_proxy::server::run(&config),
+        Command::Check { config } => check(&config),
+        Command::Demo { dir } => rampart_proxy::demo::run(dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rampart-proxy: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> Result<(), String> {
+    let config = rampart_proxy::config::load(path).map_err(|e| e.to_string())?;
+    rampart_proxy::tls::install_crypto_provider();
+    for l in &config.listeners {
+        if let Some(t) = &l.tls {
+            rampart_proxy::tls::load_cert_set(&t.certificates)
+                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+        }
+    }
+    rampart_proxy::runtime::Runtime::build(config.clone())?;
+    for w in rampart_proxy::config::warnings(&config) {
+        println!("warning: {w}");
+    }
+    println!("{}: ok", path.display());
+    Ok(())
+}

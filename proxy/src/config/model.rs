@@ -1,0 +1,334 @@
+//! The serde model of the config file. Defaults are the safe choice; weaker ones are named.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Worker threads per listener service.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Upper bound on the SIGTERM drain: in-flight requests get this long to finish.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_seconds: u64,
+    /// Peers (CIDRs) whose X-Forwarded-For / Forwarded / X-Real-IP are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            threads: default_threads(),
+            shutdown_grace_seconds: default_grace(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+fn default_grace() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Metrics, /healthz and /readyz. Loopback by default.
+    #[serde(default = "default_admin")]
+    pub address: SocketAddr,
+    /// Set to false to run without an admin listener.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            address: default_admin(),
+            enabled: true,
+        }
+    }
+}
+
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// "stdout" or a file path; one JSON line per request.
+    #[serde(default = "default_access_log")]
+    pub access_log: String,
+    /// Lines queued for the writer; when full, lines are dropped and counted, never blocking.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+    /// Query keys whose values are replaced by REDACTED, in addition to the built-in list.
+    #[serde(default)]
+    pub redact_query_keys: Vec<String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            access_log: default_access_log(),
+            queue_capacity: default_queue(),
+            redact_query_keys: Vec::new(),
+        }
+    }
+}
+
+fn default_access_log() -> String {
+    "stdout".into()
+}
+fn default_queue() -> usize {
+    65_536
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub address: SocketAddr,
+    /// TLS termination; without it the listener is plain HTTP.
+    pub tls: Option<ListenerTls>,
+    /// Plain listeners only: serve traffic over plain HTTP instead of redirecting to https.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+    /// Plain listeners only: the https port redirects point at.
+    #[serde(default = "default_https_port")]
+    pub redirect_https_port: u16,
+    /// TLS listeners: offer HTTP/2 via ALPN.
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+fn default_https_port() -> u16 {
+    443
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsProfile {
+    /// TLS 1.3 only.
+    Modern,
+    /// TLS 1.2 (ECDHE + AEAD suites only) and TLS 1.3.
+    Intermediate,
+}
+
+impl TlsProfile {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsProfile::Modern => "modern",
+            TlsProfile::Intermediate => "intermediate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    #[serde(default = "default_profile")]
+    pub profile: TlsProfile,
+    /// Chosen by SNI from each certificate's DNS names; `default = true` (or the first) serves
+    /// clients whose SNI matches none.
+    pub certificates: Vec<CertificateConfig>,
+}
+
+fn default_profile() -> TlsProfile {
+    TlsProfile::Intermediate
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateConfig {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    #[serde(default)]
+    pub default: bool,
+    /// Names to serve this certificate for; empty means the certificate's own DNS names.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// host:port socket addresses, used round robin.
+    pub endpoints: Vec<SocketAddr>,
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_read_ms")]
+    pub read_timeout_ms: u64,
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// TLS to the upstream, verified against `ca_file`.
+    pub tls: Option<UpstreamTls>,
+}
+
+fn default_connect_ms() -> u64 {
+    2_000
+}
+fn default_read_ms() -> u64 {
+    30_000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Consecutive connect failures after which an endpoint is ejected.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// How long an ejected endpoint is skipped.
+    #[serde(default = "default_eject")]
+    pub eject_seconds: u64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            max_failures: default_max_failures(),
+            eject_seconds: default_eject(),
+        }
+    }
+}
+
+fn default_max_failures() -> u32 {
+    3
+}
+fn default_eject() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// PEM bundle of CAs trusted for this upstream (the system roots when absent).
+    pub ca_file: Option<PathBuf>,
+    /// Server name sent and verified.
+    pub sni: String,
+    #[serde(default = "yes")]
+    pub verify_hostname: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    /// Exact host names, `*.example.com` wildcards, or `*` for any host.
+    pub hosts: Vec<String>,
+    #[serde(default = "default_prefix")]
+    pub path_prefix: String,
+    pub upstream: String,
+    #[serde(default)]
+    pub headers: HeaderOverrides,
+    #[serde(default)]
+    pub cookies: CookiePolicyConfig,
+}
+
+fn default_prefix() -> String {
+    "/".into()
+}
+
+/// Per-route changes to the secure response headers.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderOverrides {
+    /// Header name → value, replacing the default (or adding a new header).
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Default headers not to add on this route.
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    #[default]
+    Lax,
+    Strict,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CookiePolicyConfig {
+    /// SameSite added to cookies that have none.
+    #[serde(default)]
+    pub same_site: SameSite,
+    /// Cookie names left readable by scripts (no HttpOnly). Warned about at start.
+    #[serde(default)]
+    pub http_only_exceptions: Vec<String>,
+}
+
+impl Config {
+    /// Makes relative file paths relative to the config file's directory.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for l in &mut self.listeners {
+            if let Some(tls) = &mut l.tls {
+                for c in &mut tls.certificates {
+                    fix(&mut c.cert);
+                    fix(&mut c.key);
+                }
+            }
+        }
+        for u in &mut self.upstreams {
+            if let Some(ca) = u.tls.as_mut().and_then(|t| t.ca_file.as_mut()) {
+                fix(ca);
+            }
+        }
+        if self.log.access_log != "stdout" {
+            let mut p = PathBuf::from(&self.log.access_log);
+            fix(&mut p);
+            self.log.access_log = p.to_string_lossy().into_owned();
+        }
+    }
+
+    /// Every certificate and key file the listeners use (watched for changes).
+    pub fn tls_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for l in &self.listeners {
+            for c in l.tls.iter().flat_map(|t| &t.certificates) {
+                files.push(c.cert.clone());
+                files.push(c.key.clone());
+            }
+        }
+        files
+    }
+}

@@ -1,0 +1,49 @@
+//! Responses the edge generates itself (400, 404, 502, 503, 504, redirects). Pingora's own
+//! error pages carry `Server: Pingora` and bypass `response_filter`, so every edge response is
+//! built here with the same header policy as proxied ones.
+
+use crate::headers::HeaderPolicy;
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+/// Writes a complete edge response. `location` makes it a redirect.
+pub async fn respond(
+    session: &mut Session,
+    status: u16,
+    policy: &HeaderPolicy,
+    https: bool,
+    request_id: &str,
+    location: Option<&str>,
+) -> pingora_error::Result<()> {
+    if session.response_written().is_some() {
+        // Headers already went out (error mid-body): nothing sensible to add.
+        return Ok(());
+    }
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = Bytes::from(format!("{status} {reason}\n"));
+    let mut resp = ResponseHeader::build(status, Some(8))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    resp.insert_header("x-request-id", request_id)?;
+    if let Some(loc) = location {
+        resp.insert_header(http::header::LOCATION, loc)?;
+    }
+    if status >= 400 {
+        // Error and redirect responses end the connection state cleanly for h1 clients.
+        session.set_keepalive(None);
+    }
+    policy.apply(&mut resp, https);
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}

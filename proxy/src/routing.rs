@@ -1,0 +1,169 @@
+//! Host + path-prefix routing, compiled once per config load.
+//!
+//! Precedence: an exact host beats a wildcard, a longer wildcard suffix beats a shorter one, and
+//! `*` comes last; within the same host match the longest path prefix wins.
+
+use std::sync::Arc;
+
+/// One host pattern from `routes.hosts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Exact(String),
+    /// `*.example.com` stored as `.example.com`: matches any name ending with it.
+    Suffix(String),
+    Any,
+}
+
+impl HostPattern {
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        if s == "*" {
+            return Some(HostPattern::Any);
+        }
+        let (wild, name) = match s.strip_prefix("*.") {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, s.clone()),
+        };
+        let valid = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            });
+        if !valid && name.parse::<std::net::IpAddr>().is_err() {
+            return None;
+        }
+        Some(if wild {
+            HostPattern::Suffix(format!(".{name}"))
+        } else {
+            HostPattern::Exact(name)
+        })
+    }
+
+    /// Match strength (higher wins), or None.
+    fn rank(&self, host: &str) -> Option<usize> {
+        match self {
+            HostPattern::Exact(h) if h == host => Some(usize::MAX),
+            HostPattern::Suffix(s) if host.len() > s.len() && host.ends_with(s.as_str()) => {
+                Some(s.len() + 1)
+            }
+            HostPattern::Any => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// Routes compiled for lookup; `T` is the per-route runtime data.
+pub struct Router<T> {
+    routes: Vec<(Vec<HostPattern>, String, Arc<T>)>,
+}
+
+impl<T> Router<T> {
+    pub fn new() -> Self {
+        Router { routes: Vec::new() }
+    }
+
+    pub fn add(&mut self, hosts: Vec<HostPattern>, prefix: String, value: Arc<T>) {
+        self.routes.push((hosts, prefix, value));
+    }
+
+    /// `host` must already be lowercase and without port.
+    pub fn find(&self, host: &str, path: &str) -> Option<&Arc<T>> {
+        let mut best: Option<((usize, usize), &Arc<T>)> = None;
+        for (hosts, prefix, value) in &self.routes {
+            let Some(rank) = hosts.iter().filter_map(|h| h.rank(host)).max() else {
+                continue;
+            };
+            if !path_has_prefix(path, prefix) {
+                continue;
+            }
+            let key = (rank, prefix.len());
+            if best.as_ref().is_none_or(|(k, _)| key > *k) {
+                best = Some((key, value));
+            }
+        }
+        best.map(|(_, v)| v)
+    }
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `/api` matches `/api`, `/api/x` and `/api?q`, not `/apix`; a prefix ending in `/` matches
+/// anything below it.
+fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// Lowercased host without port, from a Host header or URI authority; None when malformed.
+pub fn normalize_host(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let host = if let Some(rest) = raw.strip_prefix('[') {
+        let end = rest.find(']')?;
+        &rest[..end]
+    } else {
+        match raw.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            Some(_) => return None,
+            None => raw,
+        }
+    };
+    let host = host.trim_end_matches('.');
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
+    {
+        return None;
+    }
+    Some(host.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router<&'static str> {
+        let mut r = Router::new();
+        let p = |s: &str| HostPattern::parse(s).unwrap();
+        r.add(vec![p("*")], "/".into(), Arc::new("any"));
+        r.add(vec![p("*.example.com")], "/".into(), Arc::new("wild"));
+        r.add(vec![p("www.example.com")], "/".into(), Arc::new("www"));
+        r.add(vec![p("www.example.com")], "/api".into(), Arc::new("api"));
+        r
+    }
+
+    #[test]
+    fn precedence() {
+        let r = router();
+        assert_eq!(**r.find("www.example.com", "/api/x").unwrap(), "api");
+        assert_eq!(**r.find("www.example.com", "/apix").unwrap(), "www");
+        assert_eq!(**r.find("a.example.com", "/").unwrap(), "wild");
+        assert_eq!(**r.find("example.com", "/").unwrap(), "any");
+    }
+
+    #[test]
+    fn hosts() {
+        assert_eq!(
+            normalize_host("Example.COM:8443").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(normalize_host("[::1]:80").as_deref(), Some("::1"));
+        assert_eq!(normalize_host("a b"), None);
+        assert_eq!(normalize_host("x:y"), None);
+        assert!(HostPattern::parse("bad host").is_none());
+    }
+}

@@ -1,0 +1,94 @@
+//! The compiled, immutable form of a config: what the request path reads. A reload builds a new
+//! [`Runtime`] off the request path and swaps it in atomically (see `reload`).
+
+use crate::config::{Config, TlsProfile};
+use crate::cookies::CookiePolicy;
+use crate::forwarded::TrustedProxies;
+use crate::headers::HeaderPolicy;
+use crate::routing::{HostPattern, Router};
+use crate::upstream::Upstream;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One route with everything a request on it needs.
+pub struct Route {
+    pub name: String,
+    pub upstream: Arc<Upstream>,
+    pub headers: HeaderPolicy,
+    pub cookies: CookiePolicy,
+}
+
+/// How a listener treats requests (looked up by the connection's local port).
+#[derive(Debug, Clone)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub tls: Option<TlsProfile>,
+    pub insecure_plaintext: bool,
+    pub redirect_https_port: u16,
+}
+
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub router: Router<Route>,
+    pub upstreams: HashMap<String, Arc<Upstream>>,
+    pub listeners: HashMap<u16, Arc<ListenerInfo>>,
+    pub trusted: TrustedProxies,
+    /// For responses with no route (404, redirects, malformed requests).
+    pub default_headers: HeaderPolicy,
+    pub redact_keys: Vec<String>,
+}
+
+impl Runtime {
+    /// Compiles a validated config. Fails only on unreadable upstream CA files.
+    pub fn build(config: Config) -> Result<Self, String> {
+        let mut upstreams = HashMap::new();
+        for u in &config.upstreams {
+            let up = Upstream::build(u).map_err(|e| format!("upstream `{}`: {e}", u.name))?;
+            upstreams.insert(u.name.clone(), Arc::new(up));
+        }
+        let mut router = Router::new();
+        for r in &config.routes {
+            let upstream = upstreams
+                .get(&r.upstream)
+                .cloned()
+                .ok_or_else(|| format!("route `{}`: no upstream `{}`", r.name, r.upstream))?;
+            let hosts = r
+                .hosts
+                .iter()
+                .filter_map(|h| HostPattern::parse(h))
+                .collect();
+            router.add(
+                hosts,
+                r.path_prefix.clone(),
+                Arc::new(Route {
+                    name: r.name.clone(),
+                    upstream,
+                    headers: HeaderPolicy::compile(&r.headers),
+                    cookies: CookiePolicy::compile(&r.cookies),
+                }),
+            );
+        }
+        let listeners = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let info = ListenerInfo {
+                    name: l.name.clone(),
+                    tls: l.tls.as_ref().map(|t| t.profile),
+                    insecure_plaintext: l.insecure_plaintext,
+                    redirect_https_port: l.redirect_https_port,
+                };
+                (l.address.port(), Arc::new(info))
+            })
+            .collect();
+        Ok(Runtime {
+            trusted: TrustedProxies::new(&config.server.trusted_proxies),
+            redact_keys: config.log.redact_query_keys.clone(),
+            default_headers: HeaderPolicy::default(),
+            router,
+            upstreams,
+            listeners,
+            config: Arc::new(config),
+        })
+    }
+}

@@ -1,0 +1,189 @@
+//! Process assembly: load config, build shared state, start the control plane (admin, SIGHUP,
+//! certificate watcher) on its own thread, then hand the listeners to Pingora.
+
+use crate::access_log::AccessLog;
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::proxy::Edge;
+use crate::runtime::Runtime;
+use crate::state::Shared;
+use crate::tls::{self, HandshakeCallbacks, ListenerTlsState};
+use arc_swap::ArcSwap;
+use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::tls::TlsSettings;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::Server;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Loads and checks everything; returns the shared state ready to serve.
+pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String> {
+    tls::install_crypto_provider();
+    for w in config::warnings(&config) {
+        eprintln!("rampart-proxy: warning: {w}");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let mut tls_states = HashMap::new();
+    for l in &config.listeners {
+        if let Some(t) = &l.tls {
+            let set = tls::load_cert_set(&t.certificates)
+                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+            let state = ListenerTlsState::new(l.name.clone(), t.profile, set, metrics.clone());
+            tls_states.insert(l.name.clone(), Arc::new(state));
+        }
+    }
+    let access_log = AccessLog::start(
+        &config.log.access_log,
+        config.log.queue_capacity,
+        metrics.clone(),
+    )
+    .map_err(|e| format!("access log `{}`: {e}", config.log.access_log))?;
+    let runtime = Runtime::build(config)?;
+    Ok(Arc::new(Shared {
+        runtime: ArcSwap::from_pointee(runtime),
+        metrics,
+        tls: tls_states,
+        access_log,
+        config_path: config_path.to_path_buf(),
+        ready: AtomicBool::new(false),
+    }))
+}
+
+/// `rampart-proxy run`: serves until SIGTERM (graceful, bounded) or SIGINT (fast).
+pub fn run(config_path: &Path) -> Result<(), String> {
+    let config = config::load(config_path).map_err(|e| e.to_string())?;
+    for l in &config.listeners {
+        std::net::TcpListener::bind(l.address)
+            .map_err(|e| format!("listener `{}` cannot bind {}: {e}", l.name, l.address))?;
+    }
+    let shared = prepare(config_path, config)?;
+    start_control_plane(shared.clone())?;
+    serve(shared)
+}
+
+/// Starts Pingora with the shared state's listeners; never returns on success.
+pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
+    let config = shared.runtime.load().config.clone();
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace_seconds),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut service = pingora_proxy::http_proxy_service(
+        &server.configuration,
+        Edge {
+            shared: shared.clone(),
+        },
+    );
+    if let Some(app) = service.app_logic_mut() {
+        let mut opts = HttpServerOptions::default();
+        // CONNECT reaches our request_filter, which answers 405 with our headers.
+        opts.allow_connect_method_proxying = true;
+        app.server_options = Some(opts);
+    }
+    for l in &config.listeners {
+        let addr = l.address.to_string();
+        match (&l.tls, shared.tls.get(&l.name)) {
+            (Some(_), Some(state)) => {
+                let callbacks = HandshakeCallbacks {
+                    listener: l.name.clone(),
+                    metrics: shared.metrics.clone(),
+                };
+                let mut settings =
+                    TlsSettings::with_callbacks(Box::new(callbacks)).map_err(|e| e.to_string())?;
+                settings.set_cert_resolver(state.clone());
+                if l.http2 {
+                    settings.enable_h2();
+                }
+                service.add_tls_with_settings(&addr, None, settings);
+            }
+            _ => service.add_tcp(&addr),
+        }
+    }
+    server.add_service(service);
+    eprintln!(
+        "rampart-proxy: starting {} listener(s)",
+        config.listeners.len()
+    );
+    server.run_forever()
+}
+
+/// Admin listener, SIGHUP reload, certificate watcher and readiness, on one thread with its own
+/// tokio runtime (Pingora's runtimes are created later by `run_forever`).
+pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
+    let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    std::thread::Builder::new()
+        .name("control-plane".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("control plane runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let hup =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(format!("SIGHUP handler: {e}")));
+                            return;
+                        }
+                    };
+                let config = shared.runtime.load().config.clone();
+                let admin = if config.admin.enabled {
+                    match tokio::net::TcpListener::bind(config.admin.address).await {
+                        Ok(l) => Some(l),
+                        Err(e) => {
+                            let _ = tx
+                                .send(Err(format!("admin listener {}: {e}", config.admin.address)));
+                            return;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let _ = tx.send(Ok(()));
+                if let Some(admin) = admin {
+                    tokio::spawn(crate::admin::serve(admin, shared.clone()));
+                }
+                tokio::spawn(crate::reload::on_sighup(shared.clone(), hup));
+                tokio::spawn(crate::reload::watch_certificates(shared.clone()));
+                wait_ready(
+                    &shared,
+                    config.listeners.iter().map(|l| l.address).collect(),
+                )
+                .await;
+                std::future::pending::<()>().await;
+            });
+        })
+        .map_err(|e| format!("control plane thread: {e}"))?;
+    rx.recv().map_err(|e| format!("control plane: {e}"))?
+}
+
+/// Marks the process ready once every listener accepts TCP connections.
+async fn wait_ready(shared: &Shared, addrs: Vec<SocketAddr>) {
+    for addr in addrs {
+        let target = match addr.ip().is_unspecified() {
+            true if addr.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+            true => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+            false => addr,
+        };
+        while tokio::net::TcpStream::connect(target).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    shared.ready.store(true, Ordering::Release);
+    eprintln!("rampart-proxy: ready");
+}

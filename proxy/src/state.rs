@@ -1,0 +1,21 @@
+//! State shared by the request path and the control plane (admin, reload).
+
+use crate::access_log::AccessLog;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::tls::ListenerTlsState;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+pub struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub metrics: Arc<Metrics>,
+    /// Listener name → its live certificates and profile.
+    pub tls: HashMap<String, Arc<ListenerTlsState>>,
+    pub access_log: AccessLog,
+    pub config_path: PathBuf,
+    pub ready: AtomicBool,
+}

@@ -1,0 +1,169 @@
+//! Upstream pools: round robin over endpoints, passive health (eject after consecutive connect
+//! failures), timeouts, and verified TLS with per-pool trust.
+//!
+//! Pingora's connection pool key ignores the CA bundle, so a connection verified under one
+//! bundle could be reused for a pool that trusts another. Every pool's trust settings are hashed
+//! into `HttpPeer::group_key`, which is part of the reuse key.
+
+use crate::config::UpstreamConfig;
+use crate::tls::TlsFileError;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::utils::tls::WrappedX509;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type CaList = Arc<[WrappedX509]>;
+
+#[derive(Debug)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    failures: AtomicU32,
+    /// Milliseconds since `Upstream::epoch` until which the endpoint is skipped.
+    ejected_until_ms: AtomicU64,
+}
+
+pub struct UpstreamTls {
+    sni: String,
+    verify_hostname: bool,
+    ca: Option<CaList>,
+    group_key: u64,
+}
+
+pub struct Upstream {
+    pub name: String,
+    pub endpoints: Vec<Endpoint>,
+    next: AtomicUsize,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    max_failures: u32,
+    eject_for: Duration,
+    tls: Option<UpstreamTls>,
+    epoch: Instant,
+}
+
+/// What happened when connecting, fed back for passive health.
+pub enum Outcome {
+    Connected,
+    ConnectFailed,
+}
+
+impl Upstream {
+    pub fn build(c: &UpstreamConfig) -> Result<Self, TlsFileError> {
+        let tls = match &c.tls {
+            None => None,
+            Some(t) => {
+                let (ca, ca_digest) = match &t.ca_file {
+                    Some(path) => {
+                        let certs = crate::tls::load_certs_only(path)?;
+                        let digest = {
+                            let mut h = std::collections::hash_map::DefaultHasher::new();
+                            for c in &certs {
+                                c.as_ref().hash(&mut h);
+                            }
+                            h.finish()
+                        };
+                        let list: Vec<WrappedX509> = certs
+                            .into_iter()
+                            .map(|der| {
+                                WrappedX509::new(der.as_ref().to_vec(), |raw| {
+                                    pingora_core::utils::tls::parse_x509(raw)
+                                })
+                            })
+                            .collect();
+                        (Some(CaList::from(list)), digest)
+                    }
+                    None => (None, 0),
+                };
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                (ca_digest, ca.is_some(), &t.sni, t.verify_hostname).hash(&mut h);
+                Some(UpstreamTls {
+                    sni: t.sni.clone(),
+                    verify_hostname: t.verify_hostname,
+                    ca,
+                    group_key: h.finish(),
+                })
+            }
+        };
+        Ok(Upstream {
+            name: c.name.clone(),
+            endpoints: c
+                .endpoints
+                .iter()
+                .map(|a| Endpoint {
+                    addr: *a,
+                    failures: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+            connect_timeout: Duration::from_millis(c.connect_timeout_ms),
+            read_timeout: Duration::from_millis(c.read_timeout_ms),
+            max_failures: c.health.max_failures,
+            eject_for: Duration::from_secs(c.health.eject_seconds),
+            tls,
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Next healthy endpoint not in `tried` (round robin); None when all are ejected or tried.
+    pub fn pick(&self, tried: &[usize]) -> Option<usize> {
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        (0..n).map(|i| (start + i) % n).find(|i| {
+            !tried.contains(i) && self.endpoints[*i].ejected_until_ms.load(Ordering::Relaxed) <= now
+        })
+    }
+
+    /// Records a connect result; returns true when this failure ejected the endpoint.
+    pub fn record(&self, idx: usize, outcome: Outcome) -> bool {
+        let Some(ep) = self.endpoints.get(idx) else {
+            return false;
+        };
+        match outcome {
+            Outcome::Connected => {
+                ep.failures.store(0, Ordering::Relaxed);
+                false
+            }
+            Outcome::ConnectFailed => {
+                let f = ep.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if f >= self.max_failures {
+                    ep.failures.store(0, Ordering::Relaxed);
+                    let until = self.now_ms() + self.eject_for.as_millis() as u64;
+                    ep.ejected_until_ms.store(until, Ordering::Relaxed);
+                    return true;
+                }
+                false
+            }
+        }
+    }
+
+    /// The Pingora peer for endpoint `idx`.
+    pub fn peer(&self, idx: usize) -> Box<HttpPeer> {
+        let addr = self.endpoints[idx % self.endpoints.len()].addr;
+        let mut peer = match &self.tls {
+            None => HttpPeer::new(addr, false, String::new()),
+            Some(t) => {
+                let mut p = HttpPeer::new(addr, true, t.sni.clone());
+                p.options.verify_cert = true;
+                p.options.verify_hostname = t.verify_hostname;
+                p.options.ca = t.ca.clone();
+                p.group_key = t.group_key;
+                p
+            }
+        };
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.total_connection_timeout = Some(self.connect_timeout * 2);
+        peer.options.read_timeout = Some(self.read_timeout);
+        peer.options.write_timeout = Some(self.read_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Box::new(peer)
+    }
+}
