@@ -14,11 +14,16 @@
 //! - [`client`]: the renewal client used by sidecars and edges.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod ca;
 pub mod csr;
 pub mod error;
 pub mod inspect;
 pub mod keystore;
+pub mod metrics;
+pub mod ratelimit;
 pub mod spiffe;
+pub mod tls;
+pub mod token;
 
 pub use error::{PkiError, Result};
