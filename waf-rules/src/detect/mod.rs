@@ -1,0 +1,34 @@
+//! Native detectors for what regexes do badly.
+
+pub(crate) mod sqli;
+mod sqli_tokens;
+pub(crate) mod xss;
+
+use std::ops::Range;
+
+/// A named detector usable as a rule operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Detector {
+    /// SQL injection by token-sequence shape in string / number context.
+    Sqli,
+    /// HTML/JS injection: tags, event handlers, URL schemes, JS sinks.
+    Xss,
+}
+
+impl Detector {
+    pub(crate) fn parse(name: &str) -> Option<Detector> {
+        match name {
+            "sqli" => Some(Detector::Sqli),
+            "xss" => Some(Detector::Xss),
+            _ => None,
+        }
+    }
+
+    /// The span of the value that convinced the detector, if any.
+    pub(crate) fn detect(self, v: &[u8]) -> Option<Range<usize>> {
+        match self {
+            Detector::Sqli => sqli::detect(v),
+            Detector::Xss => xss::detect(v),
+        }
+    }
+}

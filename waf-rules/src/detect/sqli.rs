@@ -1,0 +1,378 @@
+//! SQL injection by shape: read the value as if it were pasted into a query
+//! after a single quote, after a double quote, and bare (number context).
+//! Injection is a value that *leaves* its context (closes the string, ends
+//! the number) and then continues as SQL: a logic operator with an operand
+//! and comparison, a comment, UNION SELECT, a stacked statement...
+//! Plain text that merely contains SQL words does not have that shape.
+
+use super::sqli_tokens::{tokenize, Kind, Token};
+use std::ops::Range;
+
+/// Whether `v` reads as SQL injection (fuzzing / tooling entry point).
+pub fn is_sqli(v: &[u8]) -> bool {
+    detect(v).is_some()
+}
+
+pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
+    if !could_be_sql(v) {
+        return None;
+    }
+    for quote in [b'\'', b'"'] {
+        if v.contains(&quote) {
+            let toks = tokenize(v, Some(quote));
+            if let Some(Token {
+                kind: Kind::Str { closed: true },
+                ..
+            }) = toks.first()
+            {
+                if let Some(r) = after_breakout(v, &toks[1..]) {
+                    return Some(r);
+                }
+            }
+        }
+    }
+    bare(v, &tokenize(v, None))
+}
+
+/// Cheap precheck: SQL needs punctuation or a space between words.
+fn could_be_sql(v: &[u8]) -> bool {
+    v.len() >= 2
+        && v.iter().any(|&b| {
+            matches!(
+                b,
+                b' ' | b'\''
+                    | b'"'
+                    | b'('
+                    | b')'
+                    | b'='
+                    | b'<'
+                    | b'>'
+                    | b';'
+                    | b'-'
+                    | b'#'
+                    | b'/'
+                    | b'|'
+                    | b'&'
+                    | b'\t'
+                    | b'\n'
+                    | b'`'
+                    | b'@'
+                    | b','
+            )
+        })
+}
+
+/// Tokens that carry meaning: block comments between tokens are spacing
+/// (`union/**/select`); a comment that ends the value is kept (`admin'--`).
+fn meaningful(toks: &[Token]) -> Vec<&Token> {
+    let n = toks.len();
+    toks.iter()
+        .enumerate()
+        .filter(|(i, t)| t.kind != Kind::Comment || *i + 1 == n)
+        .map(|(_, t)| t)
+        .collect()
+}
+
+fn span(toks: &[&Token], from: usize, to: usize) -> Range<usize> {
+    let s = toks.get(from).map_or(0, |t| t.span.start);
+    let e = toks
+        .get(to.min(toks.len()).saturating_sub(1))
+        .map_or(s, |t| t.span.end);
+    s..e.max(s)
+}
+
+/// The value closed a string; `rest` is what follows the closing quote.
+fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
+    let t = meaningful(rest);
+    let _ = v;
+    // Skip closing parens: `') or ('a'='a`.
+    let mut k = 0;
+    while t.get(k).is_some_and(|x| x.kind == Kind::RParen) {
+        k += 1;
+    }
+    let first = t.get(k)?;
+    match first.kind {
+        // admin'-- / admin'#
+        Kind::Comment => return Some(span(&t, 0, k + 1)),
+        // '; drop table x  / ' union select
+        Kind::Semi | Kind::Union => {}
+        // ' or 1=1 / ' and sleep(5) / ' or true--
+        Kind::Logic if logic_operand_ends(&t[k + 1..]) => return Some(span(&t, k, t.len())),
+        // '+(select ...) / '||(select / ' = '1
+        Kind::Op | Kind::Cmp if op_continues(&t[k + 1..]) => return Some(span(&t, k, t.len())),
+        // ' where 1=1 / ' order by 3-- / ' having 1=1
+        Kind::Clause if clause_continues(&t[k..]) => return Some(span(&t, k, t.len())),
+        // ' like 'a / ' in (select / ' rlike (select
+        Kind::CmpWord if operand_at(&t[k + 1..]).is_some() && t.len() > k + 2 => {
+            return Some(span(&t, k, t.len()))
+        }
+        _ => {}
+    }
+    strong_anywhere(&t[k..])
+}
+
+/// Shape of a bare value: number context (`1 or 1=1`) or standalone SQL.
+fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
+    let t = meaningful(toks);
+    let _ = v;
+    let first = t.first()?;
+    match first.kind {
+        Kind::Num | Kind::Var => {
+            let mut k = 1;
+            while t.get(k).is_some_and(|x| x.kind == Kind::RParen) {
+                k += 1;
+            }
+            if let Some(n) = t.get(k) {
+                match n.kind {
+                    Kind::Logic if logic_operand_ends(&t[k + 1..]) => {
+                        return Some(span(&t, 0, t.len()))
+                    }
+                    Kind::Comment if k > 1 || t.len() == 2 => return Some(span(&t, 0, t.len())),
+                    Kind::Clause if clause_continues(&t[k..]) => return Some(span(&t, 0, t.len())),
+                    Kind::CmpWord if matches!(t.get(k + 1).map(|x| x.kind), Some(Kind::LParen)) => {
+                        return Some(span(&t, 0, t.len()))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Kind::Logic if logic_operand_ends(&t[1..]) => return Some(span(&t, 0, t.len())),
+        Kind::Stmt if statement_shape(&t) => return Some(span(&t, 0, t.len())),
+        Kind::Func if func_tautology(&t) => return Some(span(&t, 0, t.len())),
+        Kind::RParen => {
+            let mut k = 0;
+            while t
+                .get(k)
+                .is_some_and(|x| matches!(x.kind, Kind::RParen | Kind::Comma | Kind::Literal))
+            {
+                k += 1;
+            }
+            if let Some(r) = strong_anywhere(&t[k..]) {
+                return Some(r);
+            }
+        }
+        _ => {}
+    }
+    strong_anywhere(&t)
+}
+
+/// An operand: string, number, literal, variable, word, or a function /
+/// parenthesised expression. Returns the index after it.
+fn operand_at(t: &[&Token]) -> Option<usize> {
+    let mut k = 0;
+    while t.get(k).is_some_and(|x| {
+        x.kind == Kind::Not
+            || (x.kind == Kind::Op && matches!(t.get(k + 1).map(|y| y.kind), Some(Kind::Num)))
+    }) {
+        k += 1;
+    }
+    match t.get(k)?.kind {
+        Kind::Str { .. } | Kind::Num | Kind::Literal | Kind::Var | Kind::Word => Some(k + 1),
+        Kind::Func | Kind::LParen => Some(k + 1),
+        _ => None,
+    }
+}
+
+/// After a logic word: `1=1`, `'a'='a'`, `sleep(5)`, `(select`, `true--`, `1#`.
+fn logic_operand_ends(t: &[&Token]) -> bool {
+    let Some(k) = operand_at(t) else { return false };
+    let op = &t[k - 1];
+    match op.kind {
+        Kind::Func => return true,
+        Kind::LParen => {
+            return matches!(
+                t.get(k).map(|x| x.kind),
+                Some(Kind::Stmt)
+                    | Some(Kind::Num)
+                    | Some(Kind::Str { .. })
+                    | Some(Kind::Func)
+                    | Some(Kind::LParen)
+            )
+        }
+        _ => {}
+    }
+    let bare_word = op.kind == Kind::Word;
+    match t.get(k).map(|x| x.kind) {
+        Some(Kind::Cmp) | Some(Kind::CmpWord) => operand_at(&t[k + 1..]).is_some(),
+        Some(Kind::Op) => !bare_word && operand_at(&t[k + 1..]).is_some(),
+        Some(Kind::Comment) | Some(Kind::Semi) => !bare_word,
+        Some(Kind::Logic) => !bare_word,
+        None => matches!(op.kind, Kind::Literal | Kind::Str { closed: false }),
+        _ => false,
+    }
+}
+
+/// After an operator directly behind the break-out: `+(select`, `||(select`, `='1' or`.
+fn op_continues(t: &[&Token]) -> bool {
+    match t.first().map(|x| x.kind) {
+        Some(Kind::LParen) => matches!(
+            t.get(1).map(|x| x.kind),
+            Some(Kind::Stmt) | Some(Kind::Func)
+        ),
+        Some(Kind::Func) => true,
+        Some(Kind::Str { .. }) | Some(Kind::Num) => {
+            matches!(
+                t.get(1).map(|x| x.kind),
+                Some(Kind::Logic) | Some(Kind::Comment) | Some(Kind::Semi)
+            ) && t.len() > 2
+                || strong_anywhere(t).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// `where 1=1`, `order by 1`, `group by x having`, `limit 1,1`, `into outfile`.
+fn clause_continues(t: &[&Token]) -> bool {
+    let word = |i: usize| t.get(i).map(|x| x.kind);
+    match word(1) {
+        Some(Kind::Clause) => true, // order by / group by
+        Some(Kind::Num) => matches!(
+            word(2),
+            Some(Kind::Cmp) | Some(Kind::Comment) | Some(Kind::Comma) | None
+        ),
+        Some(Kind::Str { .. }) | Some(Kind::Word) | Some(Kind::Literal) | Some(Kind::Func) => {
+            matches!(word(2), Some(Kind::Cmp) | Some(Kind::CmpWord))
+        }
+        _ => false,
+    }
+}
+
+/// A statement keyword that actually looks like a statement.
+fn statement_shape(t: &[&Token]) -> bool {
+    let kinds: Vec<Kind> = t.iter().map(|x| x.kind).take(24).collect();
+    let has = |k: Kind| kinds.contains(&k);
+    let text_has_from = t.iter().skip(1).any(|x| x.kind == Kind::Clause);
+    match t.first().map(|x| x.kind) {
+        Some(Kind::Stmt) => {
+            // select * from / select count(*) from / select @@version / drop table / waitfor delay
+            let second = kinds.get(1).copied();
+            matches!(
+                second,
+                Some(Kind::Func) | Some(Kind::Var) | Some(Kind::LParen)
+            ) || (matches!(second, Some(Kind::Op)) && text_has_from)
+                || (matches!(second, Some(Kind::Clause)) && kinds.len() >= 3)
+                || (matches!(
+                    second,
+                    Some(Kind::Num) | Some(Kind::Str { .. }) | Some(Kind::Literal)
+                ) && (has(Kind::Comma)
+                    || text_has_from
+                    || has(Kind::Comment)
+                    || kinds.len() == 2))
+                || (matches!(second, Some(Kind::Word))
+                    && (has(Kind::Comment) || (has(Kind::Func) && text_has_from)))
+        }
+        _ => false,
+    }
+}
+
+/// `make_set(2672=2672,5440)`, `elt(1=1,..)`: a function around a tautology.
+fn func_tautology(t: &[&Token]) -> bool {
+    let k = |i: usize| t.get(i).map(|x| x.kind);
+    k(1) == Some(Kind::LParen)
+        && matches!(k(2), Some(Kind::Num) | Some(Kind::Str { .. }))
+        && k(3) == Some(Kind::Cmp)
+        && matches!(k(4), Some(Kind::Num) | Some(Kind::Str { .. }))
+}
+
+/// Signals strong enough anywhere once the context is left: UNION SELECT,
+/// a stacked statement, logic + tautology, logic + function call.
+fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
+    for i in 0..t.len() {
+        match t[i].kind {
+            Kind::Union => {
+                let mut j = i + 1;
+                while t
+                    .get(j)
+                    .is_some_and(|x| x.kind == Kind::Clause || x.kind == Kind::LParen)
+                {
+                    j += 1;
+                }
+                if t.get(j).is_some_and(|x| x.kind == Kind::Stmt) {
+                    return Some(span(t, i, t.len()));
+                }
+            }
+            Kind::Semi => {
+                let rest = &t[i + 1..];
+                if rest.first().is_some_and(|x| x.kind == Kind::Stmt) && statement_shape(rest) {
+                    return Some(span(t, i, t.len()));
+                }
+                if rest.first().is_some_and(|x| x.kind == Kind::Func)
+                    && rest.iter().any(|x| x.kind == Kind::Stmt)
+                {
+                    return Some(span(t, i, t.len()));
+                }
+            }
+            Kind::Logic if i > 0 => {
+                let rest = &t[i + 1..];
+                if let Some(k) = operand_at(rest) {
+                    let opk = rest[k - 1].kind;
+                    let tautology = opk != Kind::Word
+                        && matches!(rest.get(k).map(|x| x.kind), Some(Kind::Cmp))
+                        && operand_at(&rest[k + 1..]).is_some();
+                    let call = opk == Kind::Func
+                        || (opk == Kind::LParen
+                            && rest.get(k).is_some_and(|x| x.kind == Kind::Stmt));
+                    if tautology || call {
+                        return Some(span(t, i, t.len()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injections_are_found() {
+        for v in [
+            "1' or '1'='1",
+            "admin'--",
+            "1 or 1=1",
+            "-1839\" or \"1\"=\"2",
+            "' union select null,null--",
+            " UNION ALL SELECT 1,2,3",
+            "1)) and (select * from (select(sleep(5)))gcrr)#",
+            "1'||(select 'adiv' from dual where 9842=9842",
+            "make_set(2672=2672,5440)",
+            "1' where 9381=9381;select dbms_pipe.receive_message(chr(66),5) from dual--",
+            "') or true--",
+            " AND 7300=7300 AND 'pKlZ'='pKlY",
+            "1 rlike (select * from (select(sleep(5)))sgvo)-- saxs",
+            "1;drop table users",
+            "x' union/**/select password from users#",
+            "select * from users where id=1",
+            "1' and sleep(5)#",
+            "1 order by 3--",
+        ] {
+            assert!(is_sqli(v.as_bytes()), "missed {v:?}");
+        }
+    }
+
+    #[test]
+    fn text_is_not_sql() {
+        for v in [
+            "O'Reilly",
+            "rock 'n' roll",
+            "l'or et l'argent",
+            "I'm looking for 2 or 3 rooms",
+            "select your size",
+            "don't -- stop",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)",
+            "c/ caridad s/n",
+            "He said \"hi\" and left",
+            "5 and 6",
+            "it's #1",
+            "union of workers",
+            "color: #fff; width: 10px",
+            "2024-01-01",
+            "a=1&b=2",
+        ] {
+            assert!(!is_sqli(v.as_bytes()), "false positive {v:?}");
+        }
+    }
+}

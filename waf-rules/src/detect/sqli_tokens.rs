@@ -1,0 +1,264 @@
+//! A small SQL tokenizer: enough of SQL's lexical shape (strings, numbers,
+//! words, operators, comments) to judge a value, dialect-agnostic.
+
+use std::ops::Range;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Quoted string; `closed` false when the value ends inside it.
+    Str {
+        closed: bool,
+    },
+    Num,
+    /// and, or, xor, &&, ||
+    Logic,
+    Union,
+    /// Statement starters: select, insert, drop, exec...
+    Stmt,
+    /// where, having, order, group, limit, from, into...
+    Clause,
+    /// like, rlike, regexp, in, is, between, sounds...
+    CmpWord,
+    /// null, true, false...
+    Literal,
+    /// not: transparent between a logic word and its operand.
+    Not,
+    /// A word directly followed by '('.
+    Func,
+    Word,
+    /// @var, @@version
+    Var,
+    Op,
+    /// = < > <> != <=> and friends
+    Cmp,
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    /// `--`, `#` or `/* */` comment.
+    Comment,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub kind: Kind,
+    pub span: Range<usize>,
+}
+
+/// Most tokens looked at: injections are short; the rest is not judged.
+const MAX_TOKENS: usize = 64;
+
+/// Tokenizes `v`. With `quote` set, the value is read as if it followed an
+/// opening quote of that kind: the first token is the string it closes.
+pub(crate) fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token> {
+    let mut out = Vec::with_capacity(16);
+    let mut i = 0;
+    if let Some(q) = quote {
+        let (end, closed) = string_end(v, 0, q);
+        out.push(Token {
+            kind: Kind::Str { closed },
+            span: 0..end,
+        });
+        i = end;
+    }
+    while i < v.len() && out.len() < MAX_TOKENS {
+        let b = v[i];
+        let start = i;
+        let kind = match b {
+            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => {
+                i += 1;
+                continue;
+            }
+            b'\'' | b'"' | b'`' => {
+                let (end, closed) = string_end(v, i + 1, b);
+                i = end;
+                if b == b'`' {
+                    Kind::Word
+                } else {
+                    Kind::Str { closed }
+                }
+            }
+            b'0'..=b'9' => {
+                i = number_end(v, i);
+                if i < v.len() && (v[i].is_ascii_alphabetic() || v[i] == b'_') {
+                    i = word_end(v, i);
+                    Kind::Word
+                } else {
+                    Kind::Num
+                }
+            }
+            b'.' if v.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                i = number_end(v, i + 1);
+                Kind::Num
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$' | 0x80..=0xff => {
+                i = word_end(v, i);
+                word_kind(&v[start..i], v, i)
+            }
+            b'@' => {
+                i += 1;
+                while i < v.len() && v[i] == b'@' {
+                    i += 1;
+                }
+                i = word_end(v, i);
+                Kind::Var
+            }
+            b'#' => {
+                i = line_end(v, i);
+                Kind::Comment
+            }
+            b'-' if v.get(i + 1) == Some(&b'-') => {
+                i = line_end(v, i);
+                Kind::Comment
+            }
+            b'/' if v.get(i + 1) == Some(&b'*') => {
+                if v.get(i + 2) == Some(&b'!') {
+                    // MySQL executes /*!...*/: its content is code.
+                    i += 3;
+                    while i < v.len() && v[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    continue;
+                }
+                i = v[i + 2..]
+                    .windows(2)
+                    .position(|w| w == b"*/")
+                    .map_or(v.len(), |p| i + 2 + p + 2);
+                Kind::Comment
+            }
+            b'*' if v.get(i + 1) == Some(&b'/') => {
+                i += 2;
+                continue;
+            }
+            b'(' => {
+                i += 1;
+                Kind::LParen
+            }
+            b')' => {
+                i += 1;
+                Kind::RParen
+            }
+            b',' => {
+                i += 1;
+                Kind::Comma
+            }
+            b';' => {
+                i += 1;
+                Kind::Semi
+            }
+            b'|' | b'&' if v.get(i + 1) == Some(&b) => {
+                i += 2;
+                Kind::Logic
+            }
+            b'=' | b'<' | b'>' | b'!' => {
+                while i < v.len() && matches!(v[i], b'=' | b'<' | b'>' | b'!') && i - start < 3 {
+                    i += 1;
+                }
+                if &v[start..i] == b"!" {
+                    Kind::Op
+                } else {
+                    Kind::Cmp
+                }
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'|' | b'&' | b'~' | b':' => {
+                i += 1;
+                Kind::Op
+            }
+            _ => {
+                i += 1;
+                Kind::Word
+            }
+        };
+        out.push(Token {
+            kind,
+            span: start..i,
+        });
+    }
+    out
+}
+
+/// End of a string starting at `from` (after its opening quote). A doubled
+/// quote or a backslash escapes.
+fn string_end(v: &[u8], from: usize, q: u8) -> (usize, bool) {
+    let mut i = from;
+    while i < v.len() {
+        if v[i] == b'\\' {
+            i += 2;
+            continue;
+        }
+        if v[i] == q {
+            if v.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return (i + 1, true);
+        }
+        i += 1;
+    }
+    (v.len(), false)
+}
+
+fn number_end(v: &[u8], mut i: usize) -> usize {
+    if v[i] == b'0' && matches!(v.get(i + 1), Some(b'x') | Some(b'X') | Some(b'b')) {
+        i += 2;
+        while i < v.len() && v[i].is_ascii_hexdigit() {
+            i += 1;
+        }
+        return i;
+    }
+    while i < v.len() && (v[i].is_ascii_digit() || v[i] == b'.') {
+        i += 1;
+    }
+    if i < v.len()
+        && (v[i] == b'e' || v[i] == b'E')
+        && v.get(i + 1)
+            .is_some_and(|c| c.is_ascii_digit() || *c == b'-' || *c == b'+')
+    {
+        i += 2;
+        while i < v.len() && v[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    i
+}
+
+fn word_end(v: &[u8], mut i: usize) -> usize {
+    while i < v.len()
+        && (v[i].is_ascii_alphanumeric() || matches!(v[i], b'_' | b'$' | b'.') || v[i] >= 0x80)
+    {
+        i += 1;
+    }
+    i
+}
+
+fn line_end(v: &[u8], i: usize) -> usize {
+    v[i..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(v.len(), |p| i + p)
+}
+
+fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
+    let lw = w.to_ascii_lowercase();
+    let kind = match lw.as_slice() {
+        b"and" | b"or" | b"xor" | b"div" => Kind::Logic,
+        b"not" => Kind::Not,
+        b"union" => Kind::Union,
+        b"select" | b"insert" | b"update" | b"delete" | b"drop" | b"create" | b"alter"
+        | b"truncate" | b"exec" | b"execute" | b"declare" | b"waitfor" | b"shutdown" | b"grant"
+        | b"revoke" | b"merge" | b"call" => Kind::Stmt,
+        b"where" | b"having" | b"order" | b"group" | b"limit" | b"offset" | b"procedure"
+        | b"into" | b"from" | b"as" | b"by" | b"case" | b"when" | b"then" | b"else" | b"end"
+        | b"set" | b"values" | b"table" | b"all" | b"distinct" | b"top" | b"delay" => Kind::Clause,
+        b"like" | b"rlike" | b"regexp" | b"in" | b"is" | b"between" | b"sounds" | b"glob"
+        | b"match" | b"against" | b"collate" | b"escape" => Kind::CmpWord,
+        b"null" | b"true" | b"false" | b"current_user" | b"user" | b"version" => Kind::Literal,
+        _ => Kind::Word,
+    };
+    let next = v[end..].iter().copied().find(|b| !b.is_ascii_whitespace());
+    if next == Some(b'(') && matches!(kind, Kind::Word | Kind::Literal) {
+        return Kind::Func;
+    }
+    // "if(" / "char(" / "ascii(" are functions; so are Logic words used as one? no.
+    kind
+}

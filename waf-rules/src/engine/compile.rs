@@ -1,0 +1,232 @@
+//! Builds the automata once, at load time.
+
+use super::prefilter::required_literals;
+use crate::detect::Detector;
+use crate::error::WafError;
+use crate::extract::Class;
+use crate::rules::{Operator, Rule, TargetSel};
+use crate::transform::Transform;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcKind};
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
+use regex_automata::MatchKind;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
+
+/// Byte-oriented, ASCII-class syntax: values are bytes, not always UTF-8.
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+/// One rule's own regex, used to find the fragment once its group matched.
+pub(crate) fn single_regex(pattern: &str) -> Result<Regex, meta::BuildError> {
+    Regex::builder()
+        .syntax(syntax_config())
+        .configure(Regex::config().utf8_empty(false))
+        .build(pattern)
+}
+
+fn multi_regex(patterns: &[&str]) -> Result<Regex, meta::BuildError> {
+    Regex::builder()
+        .syntax(syntax_config())
+        .configure(
+            Regex::config()
+                .match_kind(MatchKind::All)
+                .utf8_empty(false)
+                .nfa_size_limit(Some(64 << 20))
+                .hybrid_cache_capacity(4 << 20),
+        )
+        .build_many(patterns)
+}
+
+/// A rule, compiled: what it matches with and its lazily built fragment finder.
+#[derive(Debug)]
+pub(crate) struct CompiledRule {
+    pub id: u32,
+    pub family: crate::Family,
+    pub message: std::sync::Arc<str>,
+    pub paranoia: u8,
+    pub score: u32,
+    pub pattern: Option<String>,
+    pub finder: OnceLock<Option<Regex>>,
+}
+
+/// A multi-pattern regex with the rule index of each pattern.
+#[derive(Debug)]
+pub(crate) struct RegexSet {
+    pub regex: Regex,
+    pub rules: Vec<usize>,
+}
+
+/// Phrase lists of many rules in one automaton.
+#[derive(Debug)]
+pub(crate) struct PhraseSet {
+    pub ac: AhoCorasick,
+    pub rules: Vec<usize>,
+}
+
+/// Everything run on a field of one target class after one transform chain.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub label: String,
+    pub chain: usize,
+    /// Patterns with required literals, scanned only when a literal occurs.
+    pub filtered: Option<(AhoCorasick, RegexSet)>,
+    /// Patterns without a useful literal, always scanned.
+    pub unfiltered: Option<RegexSet>,
+    pub phrases: Option<PhraseSet>,
+    pub detectors: Vec<(Detector, usize)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub rules: Vec<CompiledRule>,
+    pub chains: Vec<Vec<Transform>>,
+    pub groups: Vec<Group>,
+    /// Group indexes per target class.
+    pub by_class: [Vec<usize>; Class::COUNT],
+    /// Group indexes for one named header.
+    pub by_header: HashMap<String, Vec<usize>>,
+}
+
+#[derive(Default)]
+struct Pending {
+    regexes: Vec<usize>,
+    phrases: Vec<usize>,
+    detectors: Vec<(Detector, usize)>,
+}
+
+impl Compiled {
+    pub(crate) fn new(rules: Vec<Rule>) -> Result<Compiled, WafError> {
+        let mut chains: Vec<Vec<Transform>> = Vec::new();
+        let mut pending: BTreeMap<(TargetSel, usize), Pending> = BTreeMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            let chain = intern(&mut chains, &r.transforms);
+            for t in &r.targets {
+                let p = pending.entry((t.clone(), chain)).or_default();
+                match &r.op {
+                    Operator::Regex(_) => p.regexes.push(i),
+                    Operator::Phrases(_) => p.phrases.push(i),
+                    Operator::Detector(d) => p.detectors.push((*d, i)),
+                }
+            }
+        }
+        let mut groups = Vec::new();
+        let mut by_class: [Vec<usize>; Class::COUNT] = Default::default();
+        let mut by_header: HashMap<String, Vec<usize>> = HashMap::new();
+        for ((target, chain), p) in pending {
+            let label = format!("{target:?} {:?}", chains[chain]);
+            let group = build_group(&rules, label, chain, p)?;
+            let gi = groups.len();
+            groups.push(group);
+            match target {
+                TargetSel::Class(c) => by_class[c.index()].push(gi),
+                TargetSel::Header(h) => by_header.entry(h).or_default().push(gi),
+            }
+        }
+        let rules = rules
+            .into_iter()
+            .map(|r| CompiledRule {
+                id: r.id,
+                family: r.family,
+                message: r.message,
+                paranoia: r.paranoia,
+                score: r.score,
+                pattern: match r.op {
+                    Operator::Regex(p) => Some(p),
+                    _ => None,
+                },
+                finder: OnceLock::new(),
+            })
+            .collect();
+        Ok(Compiled {
+            rules,
+            chains,
+            groups,
+            by_class,
+            by_header,
+        })
+    }
+}
+
+fn intern(chains: &mut Vec<Vec<Transform>>, chain: &[Transform]) -> usize {
+    match chains.iter().position(|c| c == chain) {
+        Some(i) => i,
+        None => {
+            chains.push(chain.to_vec());
+            chains.len() - 1
+        }
+    }
+}
+
+fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Result<Group, WafError> {
+    let err = |e: String| WafError::Compile {
+        group: label.clone(),
+        message: e,
+    };
+    let mut with_lits: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
+    let mut without: Vec<usize> = Vec::new();
+    for &ri in &p.regexes {
+        if let Operator::Regex(pat) = &rules[ri].op {
+            match required_literals(pat) {
+                Some(l) => with_lits.push((ri, l)),
+                None => without.push(ri),
+            }
+        }
+    }
+    let filtered = if with_lits.is_empty() {
+        None
+    } else {
+        let lits: Vec<&Vec<u8>> = with_lits.iter().flat_map(|(_, l)| l.iter()).collect();
+        let ac = ac_builder().build(lits).map_err(|e| err(e.to_string()))?;
+        let set = regex_set(rules, with_lits.iter().map(|(r, _)| *r).collect()).map_err(err)?;
+        Some((ac, set))
+    };
+    let unfiltered = if without.is_empty() {
+        None
+    } else {
+        Some(regex_set(rules, without).map_err(err)?)
+    };
+    let phrases = if p.phrases.is_empty() {
+        None
+    } else {
+        let mut pats = Vec::new();
+        let mut owners = Vec::new();
+        for &ri in &p.phrases {
+            if let Operator::Phrases(ps) = &rules[ri].op {
+                for ph in ps {
+                    pats.push(ph.as_bytes());
+                    owners.push(ri);
+                }
+            }
+        }
+        let ac = ac_builder().build(pats).map_err(|e| err(e.to_string()))?;
+        Some(PhraseSet { ac, rules: owners })
+    };
+    Ok(Group {
+        label,
+        chain,
+        filtered,
+        unfiltered,
+        phrases,
+        detectors: p.detectors,
+    })
+}
+
+fn ac_builder() -> AhoCorasickBuilder {
+    let mut b = AhoCorasickBuilder::new();
+    b.ascii_case_insensitive(true).match_kind(AcKind::Standard);
+    b
+}
+
+fn regex_set(rules: &[Rule], idx: Vec<usize>) -> Result<RegexSet, String> {
+    let pats: Vec<&str> = idx
+        .iter()
+        .map(|&i| match &rules[i].op {
+            Operator::Regex(p) => p.as_str(),
+            _ => "",
+        })
+        .collect();
+    let regex = multi_regex(&pats).map_err(|e| e.to_string())?;
+    Ok(RegexSet { regex, rules: idx })
+}

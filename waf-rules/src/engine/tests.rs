@@ -1,0 +1,133 @@
+use super::*;
+use crate::policy::{Exclusion, Policy};
+use crate::request::Request;
+
+fn rs() -> RuleSet {
+    RuleSet::builtin().unwrap()
+}
+
+fn get<'a>(path: &'a str, query: &'a str, headers: &'a [(&'a str, &'a [u8])]) -> Request<'a> {
+    Request {
+        method: "GET",
+        path,
+        query,
+        headers,
+        body: b"",
+        body_truncated: false,
+    }
+}
+
+#[test]
+fn benign_request_passes() {
+    let h: [(&str, &[u8]); 3] = [
+        ("Host", b"example.com"),
+        ("User-Agent", b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0 Safari/537.36"),
+        ("Cookie", b"sid=abc123; prefs=%7B%22a%22%3A1%7D"),
+    ];
+    let v = rs().inspect(
+        &get("/search", "q=red+shoes&page=2&sort=price", &h),
+        &Policy::default(),
+    );
+    assert!(!v.block, "{v:?}");
+    assert_eq!(v.score, 0);
+}
+
+#[test]
+fn sqli_in_query_blocks_and_explains() {
+    let v = rs().inspect(
+        &get("/item", "id=1%27%20or%20%271%27%3D%271", &[]),
+        &Policy::default(),
+    );
+    assert!(v.block);
+    let m = v.matches.iter().find(|m| m.rule_id == 1001).unwrap();
+    assert_eq!(m.target, "args:id");
+    assert_eq!(m.family.to_string(), "sqli");
+    assert!(m.fragment.contains("or"), "{m:?}");
+}
+
+#[test]
+fn json_body_target_is_a_path() {
+    let h: [(&str, &[u8]); 1] = [("Content-Type", b"application/json")];
+    let req = Request {
+        method: "POST",
+        path: "/api",
+        query: "",
+        headers: &h,
+        body: br#"{"user":{"bio":"<script>alert(1)</script>"}}"#,
+        body_truncated: false,
+    };
+    let v = rs().inspect(&req, &Policy::default());
+    assert!(v.block);
+    assert!(
+        v.matches.iter().any(|m| m.target == "json:$.user.bio"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn exclusions_turn_rules_off_for_a_target_and_path() {
+    let req = get("/admin/sql", "query=select+*+from+users+where+id%3D1", &[]);
+    let p = Policy::default();
+    assert!(rs().inspect(&req, &p).block);
+    let p = Policy {
+        exclusions: vec![Exclusion {
+            rule_id: None,
+            family: Some(crate::Family::Sqli),
+            target: Some("args:query".into()),
+            path_prefix: Some("/admin/".into()),
+        }],
+        ..Policy::default()
+    };
+    let v = rs().inspect(&req, &p);
+    assert!(!v.block, "{v:?}");
+}
+
+#[test]
+fn truncated_body_is_reported() {
+    let req = Request {
+        method: "POST",
+        path: "/",
+        query: "",
+        headers: &[],
+        body: b"abc",
+        body_truncated: true,
+    };
+    assert!(rs().inspect(&req, &Policy::default()).truncated);
+}
+
+#[test]
+fn paranoia_gates_rules() {
+    let req = get("/", "next=%2F%2Fevil.example.com%2F", &[]);
+    assert!(!rs()
+        .inspect(&req, &Policy::default())
+        .matches
+        .iter()
+        .any(|m| m.rule_id == 12003));
+    let p = Policy {
+        paranoia: 2,
+        ..Policy::default()
+    };
+    assert!(rs()
+        .inspect(&req, &p)
+        .matches
+        .iter()
+        .any(|m| m.rule_id == 12003));
+}
+
+#[test]
+fn rule_set_is_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<RuleSet>();
+}
+
+#[test]
+fn load_dir_reports_file_line_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("x.toml"),
+        "family = \"xss\"\n\n[[rule]]\nid = 77\nmessage = \"m\"\nseverity = \"critical\"\ntargets = [\"args\"]\nregex = '(unclosed'\n",
+    )
+    .unwrap();
+    let e = RuleSet::load_dir(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("x.toml:4: rule 77: bad regex"), "{e}");
+}

@@ -1,0 +1,49 @@
+//! Chooses a body parser by content type (sniffing when it is missing).
+
+use super::{json, multipart, query, xml, Class, Fields};
+use crate::policy::Limits;
+use std::borrow::Cow;
+
+pub(crate) fn parse<'a>(
+    content_type: Option<&[u8]>,
+    body: &'a [u8],
+    limits: &Limits,
+    f: &mut Fields<'a>,
+) {
+    let ct = content_type
+        .map(|c| c.to_ascii_lowercase())
+        .unwrap_or_default();
+    let ct = ct.as_slice();
+    let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if contains(ct, b"json") || (ct.is_empty() && matches!(first, Some(b'{') | Some(b'['))) {
+        if json::parse(body, limits, f) {
+            return;
+        }
+    } else if contains(ct, b"x-www-form-urlencoded") {
+        query::pairs(body, "form", f);
+        return;
+    } else if contains(ct, b"multipart/") {
+        if let Some(boundary) = multipart::boundary(ct_original(content_type)) {
+            multipart::parse(body, &boundary, limits, f);
+            return;
+        }
+    } else if contains(ct, b"xml") || (ct.is_empty() && first == Some(b'<')) {
+        f.push(Class::XmlRaw, "xml", Cow::Borrowed(""), Cow::Borrowed(body));
+        xml::parse(body, limits, f);
+        return;
+    }
+    f.push(
+        Class::RawBody,
+        "body",
+        Cow::Borrowed(""),
+        Cow::Borrowed(body),
+    );
+}
+
+fn ct_original(ct: Option<&[u8]>) -> &[u8] {
+    ct.unwrap_or(b"")
+}
+
+pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

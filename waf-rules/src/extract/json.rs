@@ -1,0 +1,217 @@
+//! A small JSON reader that yields every key and leaf value with its path
+//! (`$.user.name`, `$.items[0]`), bounded in depth. Strings without escapes
+//! are borrowed, not copied.
+
+use super::{Class, Fields};
+use crate::policy::Limits;
+use std::borrow::Cow;
+
+struct Reader<'a, 'f> {
+    s: &'a [u8],
+    i: usize,
+    max_depth: usize,
+    out: &'f mut Fields<'a>,
+}
+
+/// Parses `body` as JSON into fields. Returns false (fields may be partial)
+/// when it is not JSON, so the caller can inspect it raw.
+pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) -> bool {
+    let mut r = Reader {
+        s: body,
+        i: 0,
+        max_depth: limits.max_depth,
+        out: f,
+    };
+    let mut path = String::from("$");
+    let ok = r.value(&mut path, 0).is_some();
+    r.ws();
+    ok && r.i == r.s.len()
+}
+
+impl<'a> Reader<'a, '_> {
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn value(&mut self, path: &mut String, depth: usize) -> Option<()> {
+        if depth > self.max_depth {
+            // Too deep: what is left is not inspected field by field.
+            self.out.truncated = true;
+            let rest = &self.s[self.i..];
+            self.out.push(
+                Class::Arg,
+                "json",
+                Cow::Owned(path.clone()),
+                Cow::Borrowed(rest),
+            );
+            self.i = self.s.len();
+            return None;
+        }
+        match self.peek()? {
+            b'{' => self.object(path, depth),
+            b'[' => self.array(path, depth),
+            b'"' => {
+                let v = self.string()?;
+                self.out
+                    .push(Class::Arg, "json", Cow::Owned(path.clone()), v);
+                Some(())
+            }
+            _ => {
+                let start = self.i;
+                while self.i < self.s.len()
+                    && !matches!(self.s[self.i], b',' | b'}' | b']')
+                    && !self.s[self.i].is_ascii_whitespace()
+                {
+                    self.i += 1;
+                }
+                let lit = &self.s[start..self.i];
+                if lit.is_empty() || !is_literal(lit) {
+                    return None;
+                }
+                self.out.push(
+                    Class::Arg,
+                    "json",
+                    Cow::Owned(path.clone()),
+                    Cow::Borrowed(lit),
+                );
+                Some(())
+            }
+        }
+    }
+
+    fn object(&mut self, path: &mut String, depth: usize) -> Option<()> {
+        self.i += 1;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            if self.peek()? != b'"' {
+                return None;
+            }
+            let key = self.string()?;
+            let key_str = String::from_utf8_lossy(&key).into_owned();
+            self.out.push(
+                Class::ArgName,
+                "json",
+                Cow::Owned(format!("{path}.{key_str}")),
+                key,
+            );
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            let len = path.len();
+            path.push('.');
+            path.push_str(&key_str);
+            let r = self.value(path, depth + 1);
+            path.truncate(len);
+            r?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, path: &mut String, depth: usize) -> Option<()> {
+        self.i += 1;
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        let mut n = 0usize;
+        loop {
+            let len = path.len();
+            path.push('[');
+            path.push_str(&n.to_string());
+            path.push(']');
+            let r = self.value(path, depth + 1);
+            path.truncate(len);
+            r?;
+            n += 1;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string at `self.i` (on the opening quote), unescaped.
+    fn string(&mut self) -> Option<Cow<'a, [u8]>> {
+        self.i += 1;
+        let start = self.i;
+        let s = self.s;
+        while self.i < s.len() {
+            match s[self.i] {
+                b'"' => {
+                    self.i += 1;
+                    return Some(Cow::Borrowed(&s[start..self.i - 1]));
+                }
+                b'\\' => return self.escaped_string(start),
+                _ => self.i += 1,
+            }
+        }
+        None
+    }
+
+    fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, [u8]>> {
+        let s = self.s;
+        let mut out = s[start..self.i].to_vec();
+        while self.i < s.len() {
+            match s[self.i] {
+                b'"' => {
+                    self.i += 1;
+                    return Some(Cow::Owned(out));
+                }
+                b'\\' => {
+                    let e = *s.get(self.i + 1)?;
+                    self.i += 2;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b't' => out.push(b'\t'),
+                        b'r' => out.push(b'\r'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'u' => {
+                            let hex = s.get(self.i..self.i + 4)?;
+                            let cp =
+                                u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                            self.i += 4;
+                            crate::transform::push_char(&mut out, cp);
+                        }
+                        other => out.push(other),
+                    }
+                }
+                b => {
+                    out.push(b);
+                    self.i += 1;
+                }
+            }
+        }
+        None
+    }
+}
+
+fn is_literal(v: &[u8]) -> bool {
+    v == b"true"
+        || v == b"false"
+        || v == b"null"
+        || v.iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+}

@@ -1,0 +1,190 @@
+//! Turns a request into the list of fields the rules look at: path, args,
+//! cookies, headers and the body parsed by its content type.
+
+mod body;
+mod json;
+mod multipart;
+mod query;
+mod xml;
+
+use crate::policy::Limits;
+use crate::request::Request;
+use std::borrow::Cow;
+
+/// What kind of field a value is; rules target classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Class {
+    Method,
+    Path,
+    ArgName,
+    Arg,
+    CookieName,
+    Cookie,
+    Header,
+    Filename,
+    /// A body no parser understood, inspected whole.
+    RawBody,
+    /// The whole XML body, for DTD / entity declarations.
+    XmlRaw,
+}
+
+impl Class {
+    pub(crate) const COUNT: usize = 10;
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One inspected value and where it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Field<'a> {
+    pub class: Class,
+    /// Label prefix for the verdict ("args", "json", "cookie", "header"...).
+    pub source: &'static str,
+    /// Name within the source ("q", "$.user.name", "user-agent"); empty for path.
+    pub name: Cow<'a, str>,
+    pub value: Cow<'a, [u8]>,
+}
+
+impl Field<'_> {
+    /// Target as shown in verdicts and matched by exclusions.
+    pub(crate) fn target(&self) -> String {
+        if self.name.is_empty()
+            && matches!(
+                self.class,
+                Class::Path | Class::Method | Class::RawBody | Class::XmlRaw
+            )
+        {
+            self.source.to_string()
+        } else {
+            format!("{}:{}", self.source, self.name)
+        }
+    }
+}
+
+/// Collected fields, plus whether limits cut anything.
+#[derive(Debug, Default)]
+pub(crate) struct Fields<'a> {
+    pub list: Vec<Field<'a>>,
+    pub truncated: bool,
+    max_fields: usize,
+    max_value: usize,
+}
+
+impl<'a> Fields<'a> {
+    fn new(limits: &Limits) -> Self {
+        Fields {
+            list: Vec::with_capacity(48),
+            truncated: false,
+            max_fields: limits.max_fields,
+            max_value: limits.max_value_bytes,
+        }
+    }
+
+    /// Adds a field, cutting its value at the value limit.
+    pub(crate) fn push(
+        &mut self,
+        class: Class,
+        source: &'static str,
+        name: Cow<'a, str>,
+        value: Cow<'a, [u8]>,
+    ) {
+        if self.list.len() >= self.max_fields {
+            self.truncated = true;
+            return;
+        }
+        let value = if value.len() > self.max_value {
+            self.truncated = true;
+            match value {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[..self.max_value]),
+                Cow::Owned(mut v) => {
+                    v.truncate(self.max_value);
+                    Cow::Owned(v)
+                }
+            }
+        } else {
+            value
+        };
+        self.list.push(Field {
+            class,
+            source,
+            name,
+            value,
+        });
+    }
+}
+
+/// Every field of a request, within the limits.
+pub(crate) fn extract<'a>(req: &Request<'a>, limits: &Limits) -> Fields<'a> {
+    let mut f = Fields::new(limits);
+    f.truncated |= req.body_truncated;
+    f.push(
+        Class::Method,
+        "method",
+        Cow::Borrowed(""),
+        Cow::Borrowed(req.method.as_bytes()),
+    );
+    f.push(
+        Class::Path,
+        "path",
+        Cow::Borrowed(""),
+        Cow::Borrowed(req.path.as_bytes()),
+    );
+    query::pairs(req.query.as_bytes(), "args", &mut f);
+    for (name, value) in req.headers {
+        if name.eq_ignore_ascii_case("cookie") {
+            query::cookies(value, &mut f);
+        } else {
+            f.push(Class::Header, "header", lower(name), Cow::Borrowed(value));
+        }
+    }
+    let body = if req.body.len() > limits.max_body_bytes {
+        f.truncated = true;
+        &req.body[..limits.max_body_bytes]
+    } else {
+        req.body
+    };
+    if !body.is_empty() {
+        body::parse(req.header("content-type"), body, limits, &mut f);
+    }
+    f
+}
+
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Parses arbitrary bytes as every body type (fuzzing entry point).
+pub fn fuzz_extract(data: &[u8]) {
+    let limits = Limits::default();
+    for ct in [
+        &b"application/json"[..],
+        b"application/x-www-form-urlencoded",
+        b"multipart/form-data; boundary=XyZ",
+        b"text/xml",
+        b"application/octet-stream",
+    ] {
+        let mut f = Fields::new(&limits);
+        body::parse(Some(ct), data, &limits, &mut f);
+        assert!(f.list.len() <= limits.max_fields);
+    }
+    let q = String::from_utf8_lossy(data);
+    let headers: [(&str, &[u8]); 1] = [("Cookie", data)];
+    let req = Request {
+        method: "GET",
+        path: "/",
+        query: &q,
+        headers: &headers,
+        body: data,
+        body_truncated: false,
+    };
+    let _ = extract(&req, &limits);
+}
+
+#[cfg(test)]
+mod tests;

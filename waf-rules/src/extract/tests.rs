@@ -1,0 +1,90 @@
+use super::*;
+
+fn fields(req: &Request<'_>) -> Vec<(String, String)> {
+    extract(req, &Limits::default())
+        .list
+        .iter()
+        .map(|f| (f.target(), String::from_utf8_lossy(&f.value).into_owned()))
+        .collect()
+}
+
+fn req<'a>(query: &'a str, headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -> Request<'a> {
+    Request {
+        method: "POST",
+        path: "/p",
+        query,
+        headers,
+        body,
+        body_truncated: false,
+    }
+}
+
+#[test]
+fn query_cookies_headers() {
+    let h: [(&str, &[u8]); 2] = [("Cookie", b"sid=abc; theme=dark"), ("User-Agent", b"x")];
+    let f = fields(&req("q=a+b%3C&flag", &h, b""));
+    assert!(f.contains(&("args:q".into(), "a b<".into())));
+    assert!(f.contains(&("args:".into(), "flag".into())));
+    assert!(f.contains(&("cookie:sid".into(), "abc".into())));
+    assert!(f.contains(&("header:user-agent".into(), "x".into())));
+    assert!(f.contains(&("path".into(), "/p".into())));
+}
+
+#[test]
+fn json_paths_and_escapes() {
+    let h: [(&str, &[u8]); 1] = [("Content-Type", b"application/json")];
+    let f = fields(&req(
+        "",
+        &h,
+        br#"{"user":{"name":"a\u003cb","tags":["x",1]},"ok":true}"#,
+    ));
+    assert!(f.contains(&("json:$.user.name".into(), "a<b".into())));
+    assert!(f.contains(&("json:$.user.tags[1]".into(), "1".into())));
+    assert!(f.contains(&("json:$.user.tags".into(), "tags".into())));
+}
+
+#[test]
+fn bad_json_is_inspected_raw() {
+    let h: [(&str, &[u8]); 1] = [("Content-Type", b"application/json")];
+    let f = fields(&req("", &h, b"{\"a\": 1 OR 1=1"));
+    assert!(f.iter().any(|(t, v)| t == "body" && v.contains("OR 1=1")));
+}
+
+#[test]
+fn deep_json_is_cut_and_flagged() {
+    let body = "[".repeat(100) + &"]".repeat(100);
+    let h: [(&str, &[u8]); 1] = [("Content-Type", b"application/json")];
+    let r = req("", &h, body.as_bytes());
+    assert!(extract(&r, &Limits::default()).truncated);
+}
+
+#[test]
+fn multipart_fields_and_filenames() {
+    let h: [(&str, &[u8]); 1] = [("Content-Type", b"multipart/form-data; boundary=XX")];
+    let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../x.php\"\r\n\r\n<?php ?>\r\n--XX--\r\n";
+    let f = fields(&req("", &h, body));
+    assert!(f.contains(&("multipart:a".into(), "hello".into())));
+    assert!(f.contains(&("filename:f".into(), "../x.php".into())));
+}
+
+#[test]
+fn xml_text_and_attributes() {
+    let h: [(&str, &[u8]); 1] = [("Content-Type", b"text/xml")];
+    let f = fields(&req("", &h, b"<a><b id=\"7\">hi</b></a>"));
+    assert!(f.contains(&("xml:/a/b".into(), "hi".into())));
+    assert!(f.contains(&("xml:/a/b@id".into(), "7".into())));
+    assert!(f.iter().any(|(t, _)| t == "xml"));
+}
+
+#[test]
+fn limits_cut_values_and_count() {
+    let limits = Limits {
+        max_value_bytes: 4,
+        max_fields: 3,
+        ..Limits::default()
+    };
+    let r = req("a=123456789&b=2&c=3", &[], b"");
+    let f = extract(&r, &limits);
+    assert!(f.truncated);
+    assert_eq!(f.list.len(), 3);
+}

@@ -1,0 +1,7 @@
+//! Rule files: the TOML format and its loader.
+
+mod format;
+mod load;
+
+pub(crate) use format::{Operator, Rule, Severity, TargetSel};
+pub(crate) use load::{load_builtin, load_dir};

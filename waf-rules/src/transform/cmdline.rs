@@ -1,0 +1,60 @@
+//! Shell de-obfuscation so `c''a"t" /e\tc/pa??wd` reads like `cat /etc/pa??wd`.
+
+pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
+    let needs = v.iter().any(|&b| {
+        matches!(
+            b,
+            b'\'' | b'"' | b'^' | b'\\' | b'$' | b'`' | b',' | b';' | b'\t' | b'\n'
+        ) || b.is_ascii_uppercase()
+    });
+    if !needs {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        let b = v[i];
+        // ${IFS}, $IFS, ${IFS%??}: a space in disguise.
+        if b == b'$' {
+            if let Some(used) = ifs_len(&v[i..]) {
+                push_space(&mut out);
+                i += used;
+                continue;
+            }
+            // $@ and $* expand to nothing in most injected contexts.
+            if matches!(v.get(i + 1), Some(b'@') | Some(b'*')) {
+                i += 2;
+                continue;
+            }
+        }
+        match b {
+            b'\'' | b'"' | b'^' => {}
+            b'\\' => {
+                if v.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            }
+            b'\t' | b'\n' | b'\r' | b' ' => push_space(&mut out),
+            _ => out.push(b.to_ascii_lowercase()),
+        }
+        i += 1;
+    }
+    (out != v).then_some(out)
+}
+
+fn push_space(out: &mut Vec<u8>) {
+    if out.last() != Some(&b' ') {
+        out.push(b' ');
+    }
+}
+
+fn ifs_len(v: &[u8]) -> Option<usize> {
+    if v.len() >= 4 && v[1..4].eq_ignore_ascii_case(b"IFS") {
+        return Some(4);
+    }
+    if v.len() >= 6 && v[1] == b'{' && v[2..5].eq_ignore_ascii_case(b"IFS") {
+        let close = v.iter().take(16).position(|&b| b == b'}')?;
+        return Some(close + 1);
+    }
+    None
+}

@@ -1,0 +1,99 @@
+//! HTML character references: named (common ones), decimal and hex, with or
+//! without the closing ';' as browsers accept.
+
+use super::push_char;
+
+const NAMED: &[(&str, u32)] = &[
+    ("lt", '<' as u32),
+    ("gt", '>' as u32),
+    ("quot", '"' as u32),
+    ("apos", '\'' as u32),
+    ("amp", '&' as u32),
+    ("nbsp", ' ' as u32),
+    ("colon", ':' as u32),
+    ("semi", ';' as u32),
+    ("tab", '\t' as u32),
+    ("newline", '\n' as u32),
+    ("lpar", '(' as u32),
+    ("rpar", ')' as u32),
+    ("sol", '/' as u32),
+    ("bsol", '\\' as u32),
+    ("excl", '!' as u32),
+    ("num", '#' as u32),
+    ("equals", '=' as u32),
+    ("grave", '`' as u32),
+    ("period", '.' as u32),
+    ("comma", ',' as u32),
+    ("lsqb", '[' as u32),
+    ("rsqb", ']' as u32),
+    ("lcub", '{' as u32),
+    ("rcub", '}' as u32),
+    ("plus", '+' as u32),
+    ("dollar", '$' as u32),
+    ("percnt", '%' as u32),
+    ("ast", '*' as u32),
+    ("quest", '?' as u32),
+    ("commat", '@' as u32),
+];
+
+pub(crate) fn decode(v: &[u8]) -> Option<Vec<u8>> {
+    if !v.contains(&b'&') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'&' {
+            if let Some((cp, used)) = reference(&v[i + 1..]) {
+                push_char(&mut out, cp);
+                i += 1 + used;
+                changed = true;
+                continue;
+            }
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    changed.then_some(out)
+}
+
+/// A reference after '&': code point and bytes consumed (including ';').
+fn reference(v: &[u8]) -> Option<(u32, usize)> {
+    if v.first() == Some(&b'#') {
+        let (radix, start) = match v.get(1) {
+            Some(b'x') | Some(b'X') => (16, 2),
+            _ => (10, 1),
+        };
+        let mut cp: u32 = 0;
+        let mut j = start;
+        while j < v.len() && j - start < 8 {
+            let d = match (v[j] as char).to_digit(radix) {
+                Some(d) => d,
+                None => break,
+            };
+            cp = cp.saturating_mul(radix).saturating_add(d);
+            j += 1;
+        }
+        if j == start {
+            return None;
+        }
+        if v.get(j) == Some(&b';') {
+            j += 1;
+        }
+        return Some((cp.min(0x10ffff), j));
+    }
+    let end = v
+        .iter()
+        .take(10)
+        .position(|b| !b.is_ascii_alphabetic())
+        .unwrap_or(v.len().min(10));
+    let name = std::str::from_utf8(&v[..end]).ok()?;
+    let (_, cp) = NAMED.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+    let used = if v.get(end) == Some(&b';') {
+        end + 1
+    } else {
+        end
+    };
+    Some((*cp, used))
+}

@@ -1,0 +1,138 @@
+//! Value normalizations applied before matching. Each returns `None` when it
+//! changes nothing, so the common case allocates nothing.
+
+mod base64;
+mod cmdline;
+mod entities;
+mod escapes;
+mod path;
+mod text;
+pub(crate) mod url;
+
+use std::borrow::Cow;
+
+/// One named normalization step. Chains of them are listed per rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Transform {
+    /// Percent-decoding repeated until stable (bounded), with `%uXXXX` and overlong UTF-8.
+    UrlDecode,
+    HtmlEntities,
+    JsDecode,
+    CssDecode,
+    /// Replaces a value that is plainly base64 by its decoded text.
+    Base64,
+    Lowercase,
+    /// Runs of whitespace become one space.
+    CompressWhitespace,
+    /// SQL and C comments become one space (MySQL `/*! ... */` keeps its content).
+    SqlComments,
+    RemoveNulls,
+    NormalizePath,
+    /// Shell de-obfuscation: quotes, carets, `${IFS}`, backslash-newline.
+    CmdLine,
+}
+
+impl Transform {
+    pub(crate) fn parse(name: &str) -> Option<Transform> {
+        Some(match name {
+            "url_decode" => Transform::UrlDecode,
+            "html_entities" => Transform::HtmlEntities,
+            "js_decode" => Transform::JsDecode,
+            "css_decode" => Transform::CssDecode,
+            "base64" => Transform::Base64,
+            "lowercase" => Transform::Lowercase,
+            "compress_whitespace" => Transform::CompressWhitespace,
+            "sql_comments" => Transform::SqlComments,
+            "remove_nulls" => Transform::RemoveNulls,
+            "normalize_path" => Transform::NormalizePath,
+            "cmdline" => Transform::CmdLine,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Transform::UrlDecode => "url_decode",
+            Transform::HtmlEntities => "html_entities",
+            Transform::JsDecode => "js_decode",
+            Transform::CssDecode => "css_decode",
+            Transform::Base64 => "base64",
+            Transform::Lowercase => "lowercase",
+            Transform::CompressWhitespace => "compress_whitespace",
+            Transform::SqlComments => "sql_comments",
+            Transform::RemoveNulls => "remove_nulls",
+            Transform::NormalizePath => "normalize_path",
+            Transform::CmdLine => "cmdline",
+        }
+    }
+
+    /// The transformed value, or `None` if this step leaves it unchanged.
+    pub(crate) fn apply(self, v: &[u8]) -> Option<Vec<u8>> {
+        match self {
+            Transform::UrlDecode => url::decode_repeated(v),
+            Transform::HtmlEntities => entities::decode(v),
+            Transform::JsDecode => escapes::js_decode(v),
+            Transform::CssDecode => escapes::css_decode(v),
+            Transform::Base64 => base64::decode_plain(v),
+            Transform::Lowercase => text::lowercase(v),
+            Transform::CompressWhitespace => text::compress_whitespace(v),
+            Transform::SqlComments => text::sql_comments(v),
+            Transform::RemoveNulls => text::remove_nulls(v),
+            Transform::NormalizePath => path::normalize(v),
+            Transform::CmdLine => cmdline::normalize(v),
+        }
+    }
+}
+
+/// Applies a chain, borrowing the input until a step changes it.
+pub(crate) fn apply_chain<'v>(chain: &[Transform], v: &'v [u8]) -> Cow<'v, [u8]> {
+    let mut cur: Cow<'v, [u8]> = Cow::Borrowed(v);
+    for t in chain {
+        if let Some(next) = t.apply(&cur) {
+            cur = Cow::Owned(next);
+        }
+    }
+    cur
+}
+
+/// Runs every transform on arbitrary input (fuzzing entry point).
+pub fn fuzz_all_transforms(data: &[u8]) {
+    for t in [
+        Transform::UrlDecode,
+        Transform::HtmlEntities,
+        Transform::JsDecode,
+        Transform::CssDecode,
+        Transform::Base64,
+        Transform::Lowercase,
+        Transform::CompressWhitespace,
+        Transform::SqlComments,
+        Transform::RemoveNulls,
+        Transform::NormalizePath,
+        Transform::CmdLine,
+    ] {
+        if let Some(out) = t.apply(data) {
+            // Decoders only ever shrink or keep size, except lowercase (same size).
+            assert!(out.len() <= data.len() * 4 + 4, "{} grew input", t.name());
+        }
+    }
+}
+
+/// Value of an ASCII hex digit.
+pub(crate) fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Appends a code point as UTF-8 (invalid ones become U+FFFD).
+pub(crate) fn push_char(out: &mut Vec<u8>, cp: u32) {
+    let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+}
+
+#[cfg(test)]
+mod tests;

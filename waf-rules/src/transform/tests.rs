@@ -1,0 +1,76 @@
+use super::*;
+
+fn run(t: Transform, s: &str) -> String {
+    String::from_utf8_lossy(&apply_chain(&[t], s.as_bytes())).into_owned()
+}
+
+#[test]
+fn url_decode_nested_unicode_and_overlong() {
+    assert_eq!(run(Transform::UrlDecode, "%253Cscript%253E"), "<script>");
+    assert_eq!(run(Transform::UrlDecode, "%u003cimg"), "<img");
+    assert_eq!(run(Transform::UrlDecode, "%c0%ae%c0%ae/"), "../");
+    assert_eq!(run(Transform::UrlDecode, "100%"), "100%");
+    assert!(matches!(
+        apply_chain(&[Transform::UrlDecode], b"plain"),
+        Cow::Borrowed(_)
+    ));
+}
+
+#[test]
+fn html_entities() {
+    assert_eq!(
+        run(
+            Transform::HtmlEntities,
+            "&lt;a&#32;href&#x3d;&quot;x&colon;"
+        ),
+        "<a href=\"x:"
+    );
+    assert_eq!(run(Transform::HtmlEntities, "&#106&#97;"), "ja");
+    assert_eq!(run(Transform::HtmlEntities, "fish & chips"), "fish & chips");
+}
+
+#[test]
+fn js_and_css_escapes() {
+    assert_eq!(
+        run(Transform::JsDecode, r"\x61\u006cert\u{28}1)"),
+        "alert(1)"
+    );
+    assert_eq!(run(Transform::CssDecode, r"\6a avascript"), "javascript");
+}
+
+#[test]
+fn base64_only_when_plain() {
+    assert_eq!(
+        run(Transform::Base64, "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="),
+        "<script>alert(1)</script>"
+    );
+    assert_eq!(run(Transform::Base64, "helloworldhello"), "helloworldhello");
+}
+
+#[test]
+fn comments_whitespace_nulls() {
+    assert_eq!(
+        run(Transform::SqlComments, "union/**/select/*!50000 user()*/"),
+        "union select  user() "
+    );
+    assert_eq!(run(Transform::CompressWhitespace, "a \t\n b"), "a b");
+    assert_eq!(run(Transform::RemoveNulls, "a\0b"), "ab");
+    assert_eq!(run(Transform::Lowercase, "SeLeCT"), "select");
+}
+
+#[test]
+fn paths_and_command_lines() {
+    assert_eq!(run(Transform::NormalizePath, "/a/./b//c/../d"), "/a/b/d");
+    assert_eq!(
+        run(Transform::NormalizePath, "..\\..\\windows\\win.ini"),
+        "../../windows/win.ini"
+    );
+    assert_eq!(
+        run(Transform::CmdLine, "c'a'\"t\"${IFS}/e\\tc/pa^sswd"),
+        "cat /etc/passwd"
+    );
+    assert_eq!(
+        run(Transform::CmdLine, "cat$IFS/etc/passwd"),
+        "cat /etc/passwd"
+    );
+}

@@ -1,0 +1,71 @@
+//! Case, whitespace, comment and null-byte folding.
+
+pub(crate) fn lowercase(v: &[u8]) -> Option<Vec<u8>> {
+    v.iter()
+        .any(u8::is_ascii_uppercase)
+        .then(|| v.to_ascii_lowercase())
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0)
+}
+
+pub(crate) fn compress_whitespace(v: &[u8]) -> Option<Vec<u8>> {
+    let needs = v.windows(2).any(|w| is_space(w[0]) && is_space(w[1]))
+        || v.iter().any(|&b| is_space(b) && b != b' ');
+    if !needs {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut prev_space = false;
+    for &b in v {
+        if is_space(b) {
+            if !prev_space {
+                out.push(b' ');
+            }
+            prev_space = true;
+        } else {
+            out.push(b);
+            prev_space = false;
+        }
+    }
+    Some(out)
+}
+
+/// `/* ... */` becomes a space; MySQL `/*!50000 x */` keeps `x` (it runs).
+/// An unterminated comment is dropped to the end.
+pub(crate) fn sql_comments(v: &[u8]) -> Option<Vec<u8>> {
+    if !v.windows(2).any(|w| w == b"/*") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'/' && v.get(i + 1) == Some(&b'*') {
+            let body_start = i + 2;
+            let end = v[body_start..]
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map(|p| body_start + p);
+            if v.get(body_start) == Some(&b'!') {
+                let mut j = body_start + 1;
+                while j < v.len() && v[j].is_ascii_digit() {
+                    j += 1;
+                }
+                out.push(b' ');
+                out.extend_from_slice(&v[j..end.unwrap_or(v.len())]);
+            }
+            out.push(b' ');
+            i = end.map_or(v.len(), |e| e + 2);
+            continue;
+        }
+        out.push(v[i]);
+        i += 1;
+    }
+    Some(out)
+}
+
+pub(crate) fn remove_nulls(v: &[u8]) -> Option<Vec<u8>> {
+    v.contains(&0)
+        .then(|| v.iter().copied().filter(|&b| b != 0).collect())
+}

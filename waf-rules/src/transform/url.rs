@@ -1,0 +1,157 @@
+//! Percent-decoding, repeated until stable, with `%uXXXX` and overlong UTF-8.
+
+use super::{hex_val, push_char};
+
+/// Nested encodings decoded at most this many times.
+const MAX_ROUNDS: usize = 3;
+
+pub(crate) fn decode_repeated(v: &[u8]) -> Option<Vec<u8>> {
+    let mut cur = decode_once(v)?;
+    for _ in 1..MAX_ROUNDS {
+        match decode_once(&cur) {
+            Some(next) => cur = next,
+            None => break,
+        }
+    }
+    Some(cur)
+}
+
+/// One round of `%XX` / `%uXXXX` decoding; `None` if nothing was decoded.
+/// `+` is left alone: the parser already turned form `+` into spaces.
+pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
+    if !v.contains(&b'%') && !has_overlong(v) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut changed = false;
+    let mut i = 0;
+    while i < v.len() {
+        let b = v[i];
+        if b == b'%' {
+            if let Some((cp, used)) = unicode_escape(&v[i + 1..]) {
+                push_char(&mut out, cp);
+                i += 1 + used;
+                changed = true;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (
+                v.get(i + 1).copied().and_then(hex_val),
+                v.get(i + 2).copied().and_then(hex_val),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                changed = true;
+                continue;
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    if let Some(folded) = fold_overlong(&out) {
+        return Some(folded);
+    }
+    changed.then_some(out)
+}
+
+/// `uXXXX` after a '%': the code point and bytes consumed.
+fn unicode_escape(v: &[u8]) -> Option<(u32, usize)> {
+    if v.len() < 5 || !(v[0] == b'u' || v[0] == b'U') {
+        return None;
+    }
+    let mut cp = 0u32;
+    for &b in &v[1..5] {
+        cp = cp << 4 | u32::from(hex_val(b)?);
+    }
+    // Full-width ASCII (U+FF01..FF5E) is folded to ASCII, as IIS does.
+    if (0xff01..=0xff5e).contains(&cp) {
+        cp -= 0xfee0;
+    }
+    // Slash look-alikes (division slash, fraction slash, set minus).
+    cp = match cp {
+        0x2215 | 0x2044 => u32::from(b'/'),
+        0x2216 => u32::from(b'\\'),
+        other => other,
+    };
+    Some((cp, 5))
+}
+
+fn has_overlong(v: &[u8]) -> bool {
+    v.windows(2).any(|w| {
+        matches!(w[0], 0xc0 | 0xc1 | 0xe0 | 0xf0 | 0xf8 | 0xfc) && (0x80..0xc0).contains(&w[1])
+    })
+}
+
+/// An overlong encoding of an ASCII byte at the start of `v`: (byte, length).
+fn overlong_at(v: &[u8]) -> Option<(u8, usize)> {
+    let len = match v.first()? {
+        0xc0 | 0xc1 => 2,
+        0xe0 => 3,
+        0xf0 => 4,
+        0xf8 => 5,
+        0xfc => 6,
+        _ => return None,
+    };
+    let seq = v.get(..len)?;
+    if !seq[1..].iter().all(|b| (0x80..0xc0).contains(b)) {
+        return None;
+    }
+    let mut cp: u32 = u32::from(seq[0]) & (0x7f >> len);
+    for b in &seq[1..] {
+        cp = cp << 6 | u32::from(b & 0x3f);
+    }
+    (cp < 0x80).then_some((cp as u8, len))
+}
+
+/// Overlong two-byte UTF-8 (`C0 AE` = '.') folded to the ASCII it hides.
+fn fold_overlong(v: &[u8]) -> Option<Vec<u8>> {
+    if !has_overlong(v) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if let Some((b, len)) = overlong_at(&v[i..]) {
+            out.push(b);
+            i += len;
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Form/query decoding for the parser: `+` is a space, `%XX` once.
+pub(crate) fn decode_form_component(v: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !v.iter().any(|&b| b == b'%' || b == b'+') {
+        return std::borrow::Cow::Borrowed(v);
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => match (
+                v.get(i + 1).copied().and_then(hex_val),
+                v.get(i + 2).copied().and_then(hex_val),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                }
+                _ => {
+                    out.push(b'%');
+                    i += 1;
+                }
+            },
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
