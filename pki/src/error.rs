@@ -117,6 +117,9 @@ pub enum PkiError {
     /// The CA service could not be reached or answered garbage.
     #[error("CA unavailable: {0}")]
     CaUnavailable(String),
+    /// A request to the CA service was malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
     /// A crypto primitive failed (random source, AEAD).
     #[error("crypto failure: {0}")]
     Crypto(&'static str),
@@ -154,6 +157,7 @@ impl PkiError {
             PkiError::CaRefused { .. } => "ca_refused",
             PkiError::CaUnavailable(_) => "ca_unavailable",
             PkiError::Crypto(_) => "crypto",
+            PkiError::BadRequest(_) => "bad_request",
         }
     }
 

@@ -16,12 +16,15 @@
 
 pub mod audit;
 pub mod ca;
+pub mod client;
+pub mod config;
 pub mod csr;
 pub mod error;
 pub mod inspect;
 pub mod keystore;
 pub mod metrics;
 pub mod ratelimit;
+pub mod server;
 pub mod spiffe;
 pub mod tls;
 pub mod token;

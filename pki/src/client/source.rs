@@ -1,0 +1,292 @@
+//! `SvidSource`: the workload's current SVID and its renewal loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{certs_from_pem, CaClient};
+use crate::csr::new_svid_csr;
+use crate::error::{PkiError, Result};
+use crate::server::api::IssueResponse;
+use crate::spiffe::SpiffeId;
+use crate::tls::{client_config, server_config, BundleHandle, Identity, PeerPolicy};
+
+/// How a workload renews.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// CA service address.
+    pub ca_addr: SocketAddr,
+    /// The workload's identity (must match its join token).
+    pub spiffe_id: SpiffeId,
+    /// Lifetime to ask for (`None`: the CA's default, 24 h).
+    pub ttl: Option<Duration>,
+    /// Renew after this fraction of the lifetime (2/3).
+    pub renew_fraction: f64,
+    /// ± jitter as a fraction of the lifetime, so a fleet does not renew
+    /// in lockstep (0.05).
+    pub jitter_fraction: f64,
+    /// First retry delay while the CA is down.
+    pub backoff_initial: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// How often the trust bundle is fetched between renewals.
+    pub bundle_refresh: Duration,
+    /// Which peers the published TLS configs accept.
+    pub peer_policy: PeerPolicy,
+}
+
+impl SourceSettings {
+    /// Defaults for `spiffe_id` talking to the CA at `ca_addr`.
+    pub fn new(ca_addr: SocketAddr, spiffe_id: SpiffeId) -> Self {
+        SourceSettings {
+            ca_addr,
+            spiffe_id,
+            ttl: None,
+            renew_fraction: 2.0 / 3.0,
+            jitter_fraction: 0.05,
+            backoff_initial: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            bundle_refresh: Duration::from_secs(300),
+            peer_policy: PeerPolicy::AnyInTrustDomain,
+        }
+    }
+}
+
+/// What the renewal loop reports (also for metrics: seconds to expiry).
+#[derive(Debug, Clone)]
+pub struct SvidStatus {
+    /// Our identity.
+    pub spiffe_id: SpiffeId,
+    /// Expiry of the certificate being served.
+    pub not_after: OffsetDateTime,
+    /// Successful renewals so far.
+    pub renewals: u64,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    /// The last failure, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+impl SvidStatus {
+    /// Seconds until the served certificate expires (negative: expired).
+    pub fn seconds_to_expiry(&self) -> f64 {
+        (self.not_after - OffsetDateTime::now_utc()).as_seconds_f64()
+    }
+}
+
+struct Current {
+    identity: Arc<Identity>,
+    received_at: OffsetDateTime,
+}
+
+/// The workload's SVID, kept fresh.
+pub struct SvidSource {
+    settings: SourceSettings,
+    client: CaClient,
+    bundle: BundleHandle,
+    current: ArcSwap<Current>,
+    server_tx: watch::Sender<Arc<ServerConfig>>,
+    client_tx: watch::Sender<Arc<ClientConfig>>,
+    status_tx: watch::Sender<SvidStatus>,
+}
+
+impl SvidSource {
+    /// Gets a first SVID with a join token. `roots` is the trust bundle the
+    /// workload was provisioned with (to authenticate the CA).
+    pub async fn bootstrap(
+        settings: SourceSettings,
+        roots: Vec<CertificateDer<'static>>,
+        token: &str,
+    ) -> Result<Arc<Self>> {
+        let td = crate::spiffe::TrustDomain::parse(settings.spiffe_id.trust_domain_str())?;
+        let bundle = BundleHandle::new(td, roots)?;
+        let client = CaClient::new(settings.ca_addr, bundle.clone());
+        let (csr, key) = new_svid_csr(&settings.spiffe_id)?;
+        let resp = client.bootstrap(token, &csr, settings.ttl).await?;
+        let identity = accept(&settings, &bundle, &resp, key)?;
+        Self::from_identity(settings, bundle, identity)
+    }
+
+    /// Starts from an existing identity (e.g. one kept across restarts).
+    pub fn from_identity(
+        settings: SourceSettings,
+        bundle: BundleHandle,
+        identity: Identity,
+    ) -> Result<Arc<Self>> {
+        let server = server_config(&identity, &bundle, settings.peer_policy.clone())?;
+        let client_cfg = client_config(Some(&identity), &bundle, settings.peer_policy.clone())?;
+        let status = SvidStatus {
+            spiffe_id: identity.spiffe_id.clone(),
+            not_after: identity.not_after,
+            renewals: 0,
+            consecutive_failures: 0,
+            last_error: None,
+        };
+        let current = Current {
+            identity: Arc::new(identity),
+            received_at: OffsetDateTime::now_utc(),
+        };
+        Ok(Arc::new(SvidSource {
+            client: CaClient::new(settings.ca_addr, bundle.clone()),
+            settings,
+            bundle,
+            current: ArcSwap::from_pointee(current),
+            server_tx: watch::channel(server).0,
+            client_tx: watch::channel(client_cfg).0,
+            status_tx: watch::channel(status).0,
+        }))
+    }
+
+    /// New `ServerConfig`s, one per renewal. Take `borrow().clone()` per
+    /// accepted connection: open connections keep theirs.
+    pub fn server_configs(&self) -> watch::Receiver<Arc<ServerConfig>> {
+        self.server_tx.subscribe()
+    }
+
+    /// New `ClientConfig`s, one per renewal.
+    pub fn client_configs(&self) -> watch::Receiver<Arc<ClientConfig>> {
+        self.client_tx.subscribe()
+    }
+
+    /// Renewal status (errors, seconds to expiry).
+    pub fn status(&self) -> watch::Receiver<SvidStatus> {
+        self.status_tx.subscribe()
+    }
+
+    /// The identity being served.
+    pub fn identity(&self) -> Arc<Identity> {
+        Arc::clone(&self.current.load().identity)
+    }
+
+    /// The hot-swappable trust bundle all published configs share.
+    pub fn bundle(&self) -> &BundleHandle {
+        &self.bundle
+    }
+
+    /// Seconds until the served certificate expires.
+    pub fn seconds_to_expiry(&self) -> f64 {
+        self.current.load().identity.seconds_to_expiry()
+    }
+
+    /// Renews once, now.
+    pub async fn renew_now(&self) -> Result<()> {
+        let (csr, key) = new_svid_csr(&self.settings.spiffe_id)?;
+        let current = self.identity();
+        let resp = self.client.renew(&current, &csr, self.settings.ttl).await?;
+        let identity = accept(&self.settings, &self.bundle, &resp, key)?;
+        self.install(identity)
+    }
+
+    /// Fetches the trust bundle now; the verifiers see it at once.
+    pub async fn refresh_bundle(&self) -> Result<bool> {
+        let resp = self.client.bundle().await?;
+        self.bundle.update(certs_from_pem(&resp.bundle_pem)?)
+    }
+
+    /// Runs the renewal loop in a task (abort the handle to stop it).
+    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.run().await })
+    }
+
+    async fn run(&self) {
+        let mut next_bundle = tokio::time::Instant::now() + self.settings.bundle_refresh;
+        loop {
+            let renew_at = tokio::time::Instant::now() + self.until_renewal();
+            tokio::time::sleep_until(renew_at.min(next_bundle)).await;
+            if tokio::time::Instant::now() >= next_bundle {
+                if let Err(e) = self.refresh_bundle().await {
+                    tracing::warn!(error = %e, "trust bundle refresh failed");
+                }
+                next_bundle = tokio::time::Instant::now() + self.settings.bundle_refresh;
+                if tokio::time::Instant::now() < renew_at {
+                    continue;
+                }
+            }
+            self.renew_with_backoff().await;
+        }
+    }
+
+    async fn renew_with_backoff(&self) {
+        let mut backoff = self.settings.backoff_initial;
+        loop {
+            match self.renew_now().await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, seconds_to_expiry = self.seconds_to_expiry(), "SVID renewal failed; serving the current certificate");
+                    self.status_tx.send_modify(|s| {
+                        s.consecutive_failures += 1;
+                        s.last_error = Some(e.to_string());
+                    });
+                    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+                    tokio::time::sleep(backoff.mul_f64(jitter)).await;
+                    backoff = (backoff * 2).min(self.settings.backoff_max);
+                }
+            }
+        }
+    }
+
+    /// Time until the next renewal: `fraction` of the life left when the
+    /// certificate was received, ± jitter.
+    fn until_renewal(&self) -> Duration {
+        let cur = self.current.load();
+        let life = (cur.identity.not_after - cur.received_at)
+            .as_seconds_f64()
+            .max(0.0);
+        let jitter =
+            life * self.settings.jitter_fraction * rand::thread_rng().gen_range(-1.0..=1.0);
+        let at = cur.received_at
+            + time::Duration::seconds_f64(life * self.settings.renew_fraction + jitter);
+        Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
+    }
+
+    fn install(&self, identity: Identity) -> Result<()> {
+        let server = server_config(&identity, &self.bundle, self.settings.peer_policy.clone())?;
+        let client = client_config(
+            Some(&identity),
+            &self.bundle,
+            self.settings.peer_policy.clone(),
+        )?;
+        let not_after = identity.not_after;
+        self.current.store(Arc::new(Current {
+            identity: Arc::new(identity),
+            received_at: OffsetDateTime::now_utc(),
+        }));
+        self.server_tx.send_replace(server);
+        self.client_tx.send_replace(client);
+        self.status_tx.send_modify(|s| {
+            s.not_after = not_after;
+            s.renewals += 1;
+            s.consecutive_failures = 0;
+            s.last_error = None;
+        });
+        Ok(())
+    }
+}
+
+/// Checks an issue response is for us, updates the bundle, builds the identity.
+fn accept(
+    settings: &SourceSettings,
+    bundle: &BundleHandle,
+    resp: &IssueResponse,
+    key: rcgen::KeyPair,
+) -> Result<Identity> {
+    let identity = Identity::new(certs_from_pem(&resp.chain_pem)?, key.serialize_der())?;
+    if identity.spiffe_id != settings.spiffe_id {
+        return Err(PkiError::CsrIdentityMismatch {
+            requested: identity.spiffe_id.to_string(),
+            entitled: settings.spiffe_id.to_string(),
+        });
+    }
+    // The new roots first: a leaf under a new root must verify at once.
+    bundle.update(certs_from_pem(&resp.bundle_pem)?)?;
+    Ok(identity)
+}

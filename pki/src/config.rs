@@ -1,0 +1,237 @@
+//! `rampart-pki serve --config FILE`: the service's TOML configuration,
+//! validated once at load. Errors name the file, line and field.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ca::profiles::MAX_LIFETIME;
+use crate::ca::RotationPolicy;
+use crate::error::{PkiError, Result};
+use crate::keystore::{Kek, KeyProtection, DEFAULT_KEK_ENV};
+
+/// The service configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address to listen on (HTTPS).
+    pub listen: SocketAddr,
+    /// CA directory created by `rampart-pki init`.
+    pub ca_dir: PathBuf,
+    /// Audit log (default `CA_DIR/audit.jsonl`).
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+    /// File holding the key-encryption key.
+    #[serde(default)]
+    pub kek_file: Option<PathBuf>,
+    /// Environment variable holding the key-encryption key.
+    #[serde(default)]
+    pub kek_env: Option<String>,
+    /// Accept unencrypted CA keys. Never in production.
+    #[serde(default)]
+    pub insecure_unencrypted_keys: bool,
+    /// Issuance settings.
+    #[serde(default)]
+    pub issuance: IssuanceConfig,
+    /// Per-identity rate limit.
+    #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    /// Automatic rotation.
+    #[serde(default)]
+    pub rotation: RotationConfig,
+}
+
+/// `[issuance]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssuanceConfig {
+    /// Workload certificate lifetime when the client asks for none (24 h).
+    pub default_ttl_secs: u64,
+    /// Longest lifetime a client may ask for (at most 90 days).
+    pub max_ttl_secs: u64,
+    /// Lifetime of the service's own TLS certificate.
+    pub server_cert_ttl_secs: u64,
+}
+
+impl Default for IssuanceConfig {
+    fn default() -> Self {
+        IssuanceConfig {
+            default_ttl_secs: 24 * 3600,
+            max_ttl_secs: MAX_LIFETIME.as_secs(),
+            server_cert_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+/// `[rate_limit]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Sustained certificates per identity per minute.
+    pub per_minute: u32,
+    /// Certificates an identity may get at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_minute: 6,
+            burst: 5,
+        }
+    }
+}
+
+/// `[rotation]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RotationConfig {
+    /// How often rotation is checked, in milliseconds.
+    pub check_interval_ms: u64,
+    /// Fraction of a CA certificate's life after which it is replaced.
+    pub rotate_at_fraction: f64,
+    /// Seconds a new root is distributed before issuance uses it; must
+    /// exceed the clients' renewal / bundle refresh interval.
+    pub bundle_propagation_secs: u64,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        RotationConfig {
+            check_interval_ms: 60_000,
+            rotate_at_fraction: 2.0 / 3.0,
+            bundle_propagation_secs: 3600,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| PkiError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text (`path` is for messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let cfg: ServeConfig = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(0);
+            PkiError::Config {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().to_string(),
+            }
+        })?;
+        let bad = |field: &str, why: &str| {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(field))
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            Err(PkiError::Config {
+                path: path.to_path_buf(),
+                line,
+                message: format!("{field}: {why}"),
+            })
+        };
+        let i = &cfg.issuance;
+        if i.max_ttl_secs == 0 || i.max_ttl_secs > MAX_LIFETIME.as_secs() {
+            return bad("max_ttl_secs", "must be between 1 and 7776000 (90 days)");
+        }
+        if i.default_ttl_secs == 0 || i.default_ttl_secs > i.max_ttl_secs {
+            return bad("default_ttl_secs", "must be between 1 and max_ttl_secs");
+        }
+        if i.server_cert_ttl_secs == 0 || i.server_cert_ttl_secs > MAX_LIFETIME.as_secs() {
+            return bad("server_cert_ttl_secs", "must be between 1 and 7776000");
+        }
+        let r = &cfg.rotation;
+        if !(0.1..=0.9).contains(&r.rotate_at_fraction) {
+            return bad("rotate_at_fraction", "must be between 0.1 and 0.9");
+        }
+        if r.check_interval_ms == 0 {
+            return bad("check_interval_ms", "must be at least 1");
+        }
+        if cfg.kek_file.is_some() && cfg.kek_env.is_some() {
+            return bad("kek_file", "give kek_file or kek_env, not both");
+        }
+        Ok(cfg)
+    }
+
+    /// How CA keys are protected, from `kek_file` / `kek_env` / the flag.
+    pub fn key_protection(&self) -> Result<KeyProtection> {
+        key_protection(
+            self.kek_file.as_deref(),
+            self.kek_env.as_deref(),
+            self.insecure_unencrypted_keys,
+        )
+    }
+
+    /// The rotation policy.
+    pub fn rotation_policy(&self) -> RotationPolicy {
+        RotationPolicy {
+            rotate_at_fraction: self.rotation.rotate_at_fraction,
+            bundle_propagation: Duration::from_secs(self.rotation.bundle_propagation_secs),
+        }
+    }
+
+    /// The audit log path.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| self.ca_dir.join("audit.jsonl"))
+    }
+}
+
+/// Resolves key protection from the CLI/config choices. Without a KEK
+/// source, `$RAMPART_PKI_KEK` is used if set; unencrypted keys only with
+/// the insecure flag.
+pub fn key_protection(
+    kek_file: Option<&Path>,
+    kek_env: Option<&str>,
+    insecure: bool,
+) -> Result<KeyProtection> {
+    match (kek_file, kek_env) {
+        (Some(f), _) => Ok(KeyProtection::Encrypted(Kek::from_file(f)?)),
+        (None, Some(var)) => Ok(KeyProtection::Encrypted(Kek::from_env(var)?)),
+        (None, None) if std::env::var_os(DEFAULT_KEK_ENV).is_some() => {
+            Ok(KeyProtection::Encrypted(Kek::from_env(DEFAULT_KEK_ENV)?))
+        }
+        (None, None) if insecure => Ok(KeyProtection::InsecureUnencrypted),
+        (None, None) => Err(PkiError::KekMissing(format!(
+            "no key-encryption key: give --kek-file FILE or --kek-env VAR (or set ${DEFAULT_KEK_ENV}); \
+             `rampart-pki kek generate` makes one. Unencrypted keys need --insecure-unencrypted-keys"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n[issuance]\nmax_ttl_sec = 5\n";
+        let err = ServeConfig::parse(text, Path::new("pki.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("pki.toml:4:"), "{err}");
+        assert!(err.contains("max_ttl_sec"), "{err}");
+        let text =
+            "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n[issuance]\nmax_ttl_secs = 99999999\n";
+        let err = ServeConfig::parse(text, Path::new("pki.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("pki.toml:4: max_ttl_secs"), "{err}");
+        let ok = ServeConfig::parse(
+            "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n",
+            Path::new("p"),
+        )
+        .unwrap();
+        assert_eq!(ok.issuance.default_ttl_secs, 86400);
+    }
+}

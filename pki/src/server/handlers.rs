@@ -1,0 +1,239 @@
+//! One connection: TLS handshake, one request, one response. CPU work
+//! (CSR verification, signing) and file I/O (tokens, audit) run on the
+//! blocking pool so the accept loop never stalls.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::api::{BootstrapRequest, BundleResponse, ErrorResponse, IssueResponse, RenewRequest};
+use super::http::{read_request, write_response, HttpError, Request};
+use super::{blocking, CaService};
+use crate::ca::IssuedCert;
+use crate::csr;
+use crate::error::{PkiError, Result};
+use crate::keystore::pem_encode;
+use crate::spiffe::SpiffeId;
+
+type Reply = (u16, &'static str, Vec<u8>);
+
+pub(super) async fn connection(service: &Arc<CaService>, tcp: TcpStream, peer: SocketAddr) {
+    let acceptor = TlsAcceptor::from(service.tls.load_full());
+    let mut tls = match acceptor.accept(tcp).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+    };
+    let peer_id = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .and_then(|leaf| crate::inspect::check_svid(leaf).ok());
+    let (status, ctype, body) = match read_request(&mut tls).await {
+        Ok(req) => route(service, req, peer_id, peer).await,
+        Err(HttpError::TooLarge) => error_reply(413, "too_large", "request too large"),
+        Err(e) => error_reply(400, "bad_request", &e.to_string()),
+    };
+    if let Err(e) = write_response(&mut tls, status, ctype, &body).await {
+        tracing::debug!(%peer, error = %e, "writing response failed");
+    }
+}
+
+async fn route(
+    service: &Arc<CaService>,
+    req: Request,
+    peer_id: Option<SpiffeId>,
+    peer: SocketAddr,
+) -> Reply {
+    match (req.method.as_str(), req.path.as_str()) {
+        ("GET", "/v1/bundle") => {
+            let body = BundleResponse {
+                trust_domain: service.trust_domain.to_string(),
+                bundle_pem: service.bundle_pem().to_string(),
+            };
+            (
+                200,
+                "application/json",
+                serde_json::to_vec(&body).unwrap_or_default(),
+            )
+        }
+        ("GET", "/metrics") => (
+            200,
+            "text/plain; version=0.0.4",
+            service.metrics_text().into_bytes(),
+        ),
+        ("POST", "/v1/bootstrap") => issue(service, "bootstrap", req.body, None, peer).await,
+        ("POST", "/v1/renew") => match peer_id {
+            Some(id) => issue(service, "renew", req.body, Some(id), peer).await,
+            None => {
+                let e = PkiError::CertificateNotValidNow(
+                    "renew needs the current certificate as TLS client certificate".into(),
+                );
+                refuse(service, "renew", None, &e, peer)
+            }
+        },
+        (_, "/v1/bundle" | "/metrics" | "/v1/bootstrap" | "/v1/renew") => {
+            error_reply(405, "method_not_allowed", "wrong method")
+        }
+        _ => error_reply(
+            404,
+            "not_found",
+            "endpoints: POST /v1/bootstrap, POST /v1/renew, GET /v1/bundle, GET /metrics",
+        ),
+    }
+}
+
+async fn issue(
+    service: &Arc<CaService>,
+    kind: &'static str,
+    body: Vec<u8>,
+    renewing: Option<SpiffeId>,
+    peer: SocketAddr,
+) -> Reply {
+    let svc = Arc::clone(service);
+    let claimed = renewing.clone();
+    let result = blocking(move || Ok(issue_blocking(&svc, &body, renewing))).await;
+    let (id, result) = match result {
+        Ok(r) => r,
+        Err(e) => (claimed, Err(e)),
+    };
+    match result {
+        Ok(issued) => {
+            let Some(id) = id else {
+                return error_reply(500, "internal", "no identity");
+            };
+            service.metrics.issued.with_label_values(&[kind]).inc();
+            let _ = service.audit.append(
+                "issued",
+                json!({"kind": kind, "spiffe_id": id.as_str(), "serial": issued.serial, "not_after": issued.not_after.unix_timestamp(), "peer": peer.to_string()}),
+            );
+            let resp = IssueResponse {
+                spiffe_id: id.to_string(),
+                chain_pem: issued
+                    .chain
+                    .iter()
+                    .map(|c| pem_encode("CERTIFICATE", c))
+                    .collect(),
+                bundle_pem: service.bundle_pem().to_string(),
+                not_after: issued.not_after.unix_timestamp(),
+            };
+            (
+                200,
+                "application/json",
+                serde_json::to_vec(&resp).unwrap_or_default(),
+            )
+        }
+        Err(e) => refuse(service, kind, id.as_ref(), &e, peer),
+    }
+}
+
+/// Returns the identity concerned (when known) and the outcome.
+fn issue_blocking(
+    service: &CaService,
+    body: &[u8],
+    renewing: Option<SpiffeId>,
+) -> (Option<SpiffeId>, Result<IssuedCert>) {
+    match renewing {
+        Some(id) => {
+            let r = (|| {
+                let req: RenewRequest = serde_json::from_slice(body)
+                    .map_err(|e| PkiError::BadRequest(e.to_string()))?;
+                let ttl = service.ttl(req.ttl_secs)?;
+                let csr = csr::parse_pem(&req.csr)?;
+                csr.require_svid_for(&id)?;
+                service.rate_check(&id)?;
+                service.issuer.load().issue_svid(&id, &csr.public_key, ttl)
+            })();
+            (Some(id), r)
+        }
+        None => {
+            let req: BootstrapRequest = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return (None, Err(PkiError::BadRequest(e.to_string()))),
+            };
+            let mut bound = None;
+            let mut issued = None;
+            let r = service.tokens.redeem(&req.token, |id| {
+                bound = Some(id.clone());
+                let ttl = service.ttl(req.ttl_secs)?;
+                let csr = csr::parse_pem(&req.csr)?;
+                csr.require_svid_for(id)?;
+                service.rate_check(id)?;
+                // Issue before the token is consumed: a failure here leaves
+                // the token usable; a lost race discards the certificate.
+                issued = Some(service.issuer.load().issue_svid(id, &csr.public_key, ttl)?);
+                Ok(())
+            });
+            match (r, issued) {
+                (Ok(id), Some(cert)) => (Some(id), Ok(cert)),
+                (Ok(id), None) => (Some(id), Err(PkiError::Crypto("issuance lost"))),
+                (Err(e), _) => (bound, Err(e)),
+            }
+        }
+    }
+}
+
+impl CaService {
+    fn ttl(&self, requested: Option<u64>) -> Result<Duration> {
+        let max = self.cfg.issuance.max_ttl_secs;
+        let secs = requested.unwrap_or(self.cfg.issuance.default_ttl_secs);
+        if secs > max {
+            return Err(PkiError::LifetimeOverCap {
+                requested_secs: secs,
+                max_secs: max,
+            });
+        }
+        if secs == 0 {
+            return Err(PkiError::LifetimeZero);
+        }
+        Ok(Duration::from_secs(secs))
+    }
+
+    fn rate_check(&self, id: &SpiffeId) -> Result<()> {
+        self.limiter
+            .check(id.as_str())
+            .map_err(|retry_after_secs| PkiError::RateLimited {
+                id: id.to_string(),
+                retry_after_secs,
+            })
+    }
+}
+
+fn refuse(
+    service: &CaService,
+    kind: &str,
+    id: Option<&SpiffeId>,
+    e: &PkiError,
+    peer: SocketAddr,
+) -> Reply {
+    service
+        .metrics
+        .refused
+        .with_label_values(&[e.reason()])
+        .inc();
+    let _ = service.audit.append(
+        "refused",
+        json!({"kind": kind, "reason": e.reason(), "message": e.to_string(), "spiffe_id": id.map(|i| i.as_str()), "peer": peer.to_string()}),
+    );
+    tracing::info!(kind, reason = e.reason(), %peer, "refused: {e}");
+    error_reply(e.http_status(), e.reason(), &e.to_string())
+}
+
+fn error_reply(status: u16, reason: &str, message: &str) -> Reply {
+    let body = ErrorResponse {
+        error: reason.to_string(),
+        message: message.to_string(),
+    };
+    (
+        status,
+        "application/json",
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}

@@ -1,0 +1,353 @@
+//! `rampart-pki serve`: the CA as an HTTPS service (rustls).
+//!
+//! - `POST /v1/bootstrap`: join token + CSR → SVID for the token's identity.
+//! - `POST /v1/renew`: over mTLS with the current, valid SVID + CSR for the
+//!   same identity → a new SVID.
+//! - `GET /v1/bundle`: every trusted root. `GET /metrics`: Prometheus.
+//!
+//! Issuance reads the active issuer through arc-swap (no lock); rotation
+//! runs in a background task and swaps issuer, bundle and the service's own
+//! TLS certificate atomically. Every issuance and refusal is audited.
+
+pub mod api;
+mod handlers;
+pub mod http;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::audit::AuditLog;
+use crate::ca::{Ca, Issuer, RotationEvent};
+use crate::config::ServeConfig;
+use crate::error::{PkiError, Result};
+use crate::metrics::Metrics;
+use crate::ratelimit::RateLimiter;
+use crate::spiffe::{SpiffeId, TrustDomain};
+use crate::tls::{BundleHandle, Identity, PeerPolicy, RejectHook, SpiffeClientVerifier};
+use crate::token::TokenStore;
+
+const MAX_CONNECTIONS: usize = 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SPIFFE ID the CA service presents: `spiffe://DOMAIN/rampart/pki`.
+pub fn service_id(td: &TrustDomain) -> Result<SpiffeId> {
+    SpiffeId::parse(&format!("{}rampart/pki", td.id_prefix()))
+}
+
+/// Shared state of a running CA service.
+pub struct CaService {
+    cfg: ServeConfig,
+    trust_domain: TrustDomain,
+    ca: Mutex<Ca>,
+    issuer: ArcSwap<Issuer>,
+    bundle_pem: ArcSwap<String>,
+    root_expiry: ArcSwap<Vec<(String, OffsetDateTime)>>,
+    bundle: BundleHandle,
+    tokens: TokenStore,
+    audit: Arc<AuditLog>,
+    limiter: RateLimiter,
+    metrics: Arc<Metrics>,
+    tls: ArcSwap<ServerConfig>,
+    server_cert_renew_at: AtomicI64,
+}
+
+/// A started service: its address and a handle to stop it.
+pub struct RunningServer {
+    /// Bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The service state (rotation controls, metrics).
+    pub service: Arc<CaService>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting and waits for the background tasks.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Opens the CA and starts serving.
+pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
+    let protection = cfg.key_protection()?;
+    let dir = cfg.ca_dir.clone();
+    let ca = blocking(move || Ca::open(&dir, protection)).await?;
+    let trust_domain = ca.trust_domain()?;
+    let bundle = BundleHandle::new(trust_domain.clone(), ca.trust_bundle())?;
+    let metrics = Arc::new(Metrics::new().map_err(|e| PkiError::BadRequest(e.to_string()))?);
+    let audit = Arc::new(AuditLog::open(&cfg.audit_path())?);
+    let tokens = TokenStore::open(&cfg.ca_dir)?;
+    let issuer = ca.issuer();
+    let bundle_pem = ca.trust_bundle_pem();
+    let root_expiry = roots_of(&ca);
+    let limiter = RateLimiter::new(cfg.rate_limit.per_minute, cfg.rate_limit.burst);
+    let (tls, renew_at) = server_tls(&cfg, &trust_domain, &issuer, &bundle, &audit, &metrics)?;
+    let service = Arc::new(CaService {
+        trust_domain,
+        ca: Mutex::new(ca),
+        issuer: ArcSwap::new(issuer),
+        bundle_pem: ArcSwap::from_pointee(bundle_pem),
+        root_expiry: ArcSwap::from_pointee(root_expiry),
+        bundle,
+        tokens,
+        audit,
+        limiter,
+        metrics,
+        tls: ArcSwap::new(tls),
+        server_cert_renew_at: AtomicI64::new(renew_at),
+        cfg,
+    });
+    service.refresh_expiry_metrics();
+    let listener = TcpListener::bind(service.cfg.listen)
+        .await
+        .map_err(|e| PkiError::io(format!("listen {}", service.cfg.listen), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| PkiError::io("listener", e))?;
+    let (shutdown, rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(accept_loop(Arc::clone(&service), listener, rx.clone())),
+        tokio::spawn(rotation_loop(Arc::clone(&service), rx)),
+    ];
+    tracing::info!(%addr, trust_domain = %service.trust_domain, "rampart-pki serving");
+    Ok(RunningServer {
+        addr,
+        service,
+        shutdown,
+        tasks,
+    })
+}
+
+fn roots_of(ca: &Ca) -> Vec<(String, OffsetDateTime)> {
+    ca.roots()
+        .iter()
+        .map(|r| (r.serial.clone(), r.not_after))
+        .collect()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        PkiError::Crypto(if e.is_panic() {
+            "worker panicked"
+        } else {
+            "worker cancelled"
+        })
+    })?
+}
+
+/// Issues the service's own SVID and builds its TLS config (client
+/// certificates optional: bootstrap has none; renew requires one).
+fn server_tls(
+    cfg: &ServeConfig,
+    td: &TrustDomain,
+    issuer: &Issuer,
+    bundle: &BundleHandle,
+    audit: &Arc<AuditLog>,
+    metrics: &Arc<Metrics>,
+) -> Result<(Arc<ServerConfig>, i64)> {
+    let id = service_id(td)?;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let ttl = Duration::from_secs(cfg.issuance.server_cert_ttl_secs);
+    let issued = issuer.issue_svid(&id, &key, ttl)?;
+    let now = OffsetDateTime::now_utc();
+    let renew_at = now.unix_timestamp() + (issued.not_after - now).whole_seconds() / 2;
+    let identity = Identity::new(issued.chain, key.serialize_der())?;
+    let (audit, metrics) = (Arc::clone(audit), Arc::clone(metrics));
+    let hook: RejectHook = Arc::new(move |cert, err| {
+        let reason = match err {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
+            | rustls::Error::InvalidCertificate(rustls::CertificateError::ExpiredContext {
+                ..
+            }) => "certificate_expired",
+            _ => "client_certificate_rejected",
+        };
+        let id = crate::inspect::check_svid(cert).map(|i| i.to_string()).ok();
+        metrics.refused.with_label_values(&[reason]).inc();
+        let _ = audit.append(
+            "refused",
+            json!({"kind": "renew", "reason": reason, "spiffe_id": id, "message": err.to_string()}),
+        );
+    });
+    let verifier = SpiffeClientVerifier::new(bundle.clone(), PeerPolicy::AnyInTrustDomain)
+        .optional()
+        .with_reject_hook(hook);
+    let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let config = ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| PkiError::Tls(e.to_string()))?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(identity.chain.clone(), key_der)
+        .map_err(|e| PkiError::Tls(e.to_string()))?;
+    Ok((Arc::new(config), renew_at))
+}
+
+async fn accept_loop(
+    service: Arc<CaService>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.changed() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            continue; // over the connection cap: drop, the client retries
+        };
+        let service = Arc::clone(&service);
+        tokio::spawn(async move {
+            let _permit = permit;
+            if tokio::time::timeout(REQUEST_TIMEOUT, handlers::connection(&service, tcp, peer))
+                .await
+                .is_err()
+            {
+                tracing::debug!(%peer, "request timed out");
+            }
+        });
+    }
+}
+
+async fn rotation_loop(service: Arc<CaService>, mut shutdown: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(service.cfg.rotation.check_interval_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        let policy = service.cfg.rotation_policy();
+        if let Err(e) = service.with_ca(move |ca| ca.tick(&policy)).await {
+            tracing::error!(error = %e, "rotation failed; will retry");
+        }
+        let due = OffsetDateTime::now_utc().unix_timestamp()
+            >= service.server_cert_renew_at.load(Ordering::Relaxed);
+        if due {
+            if let Err(e) = service.reissue_server_cert() {
+                tracing::error!(error = %e, "renewing the service certificate failed");
+            }
+        }
+        service.refresh_expiry_metrics();
+    }
+}
+
+impl CaService {
+    /// Runs a CA operation under the CA lock (on a blocking thread), then
+    /// publishes the resulting issuer and bundle and audits the events.
+    async fn with_ca<T>(self: &Arc<Self>, op: T) -> Result<Vec<RotationEvent>>
+    where
+        T: FnOnce(&mut Ca) -> Result<Vec<RotationEvent>> + Send + 'static,
+    {
+        let me = Arc::clone(self);
+        let events = blocking(move || {
+            let mut ca = me.ca.lock().unwrap_or_else(|p| p.into_inner());
+            let events = op(&mut ca)?;
+            if !events.is_empty() {
+                me.bundle.update(ca.trust_bundle())?;
+                me.bundle_pem.store(Arc::new(ca.trust_bundle_pem()));
+                me.issuer.store(ca.issuer());
+                me.root_expiry.store(Arc::new(roots_of(&ca)));
+            }
+            Ok(events)
+        })
+        .await?;
+        for ev in &events {
+            tracing::info!(event = ?ev, "CA rotation");
+            let _ = self
+                .audit
+                .append("rotation", json!({"detail": format!("{ev:?}")}));
+        }
+        if events
+            .iter()
+            .any(|e| matches!(e, RotationEvent::IntermediateRotated { .. }))
+        {
+            self.reissue_server_cert()?;
+        }
+        Ok(events)
+    }
+
+    /// Rotates the intermediate now (operators and tests).
+    pub async fn rotate_intermediate(self: &Arc<Self>) -> Result<Vec<RotationEvent>> {
+        self.with_ca(|ca| ca.rotate_intermediate().map(|e| vec![e]))
+            .await
+    }
+
+    /// Starts a root rotation now; issuance switches after `propagation`.
+    pub async fn begin_root_rotation(
+        self: &Arc<Self>,
+        propagation: Duration,
+    ) -> Result<Vec<RotationEvent>> {
+        self.with_ca(move |ca| ca.begin_root_rotation(propagation).map(|e| vec![e]))
+            .await
+    }
+
+    /// The current trust bundle (PEM).
+    pub fn bundle_pem(&self) -> Arc<String> {
+        self.bundle_pem.load_full()
+    }
+
+    /// The trust domain served.
+    pub fn trust_domain(&self) -> &TrustDomain {
+        &self.trust_domain
+    }
+
+    /// Prometheus text.
+    pub fn metrics_text(&self) -> String {
+        self.refresh_expiry_metrics();
+        self.metrics.render()
+    }
+
+    /// Count of certificates issued so far, all kinds.
+    pub fn issued_total(&self) -> u64 {
+        ["bootstrap", "renew"]
+            .iter()
+            .map(|k| self.metrics.issued.with_label_values(&[k]).get())
+            .sum()
+    }
+
+    fn reissue_server_cert(&self) -> Result<()> {
+        let issuer = self.issuer.load_full();
+        let (tls, renew_at) = server_tls(
+            &self.cfg,
+            &self.trust_domain,
+            &issuer,
+            &self.bundle,
+            &self.audit,
+            &self.metrics,
+        )?;
+        self.tls.store(tls);
+        self.server_cert_renew_at.store(renew_at, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn refresh_expiry_metrics(&self) {
+        let issuer = self.issuer.load();
+        let roots = self.root_expiry.load();
+        let mut cas: Vec<(&str, &str, OffsetDateTime)> = roots
+            .iter()
+            .map(|(serial, na)| ("root", serial.as_str(), *na))
+            .collect();
+        cas.push(("intermediate", issuer.serial(), issuer.not_after()));
+        self.metrics.set_ca_expiry(&cas);
+    }
+}
