@@ -155,6 +155,11 @@ impl Ca {
         })
     }
 
+    /// The trust domain of the CA in `dir`, read without touching keys.
+    pub fn trust_domain_of(dir: &Path) -> Result<TrustDomain> {
+        CaState::load(dir)?.trust_domain()
+    }
+
     /// The active issuer (cheap clone; issuance needs no lock).
     pub fn issuer(&self) -> Arc<Issuer> {
         Arc::clone(&self.issuer)

@@ -1,0 +1,397 @@
+//! Subcommands of `rampart-pki`. Each prints what a person needs to act on.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use rampart_pki::ca::{Ca, InitOptions, KeyAlgorithm};
+use rampart_pki::config::{key_protection, ServeConfig};
+use rampart_pki::error::{PkiError, Result};
+use rampart_pki::keystore::{self, pem_encode, KeyProtection};
+use rampart_pki::spiffe::{SpiffeId, TrustDomain};
+use rampart_pki::token::TokenStore;
+use rampart_pki::{audit, csr, inspect};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde_json::json;
+
+/// Rampart's built-in CA: short-lived SPIFFE certificates and their rotation.
+#[derive(Parser)]
+#[command(name = "rampart-pki", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a root and an intermediate CA in DIR.
+    Init(InitArgs),
+    /// Issue a workload SVID (--spiffe-id or --ns/--sa) or an edge server
+    /// certificate (--dns).
+    Issue(IssueArgs),
+    /// Join tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Run the CA as an HTTPS service.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Show a certificate (or each certificate of a PEM chain).
+    Inspect {
+        /// PEM file.
+        file: PathBuf,
+    },
+    /// Print the current trust bundle (every trusted root).
+    Bundle {
+        /// CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Key-encryption key tools.
+    #[command(subcommand)]
+    Kek(KekCommand),
+}
+
+#[derive(Args)]
+struct KeyArgs {
+    /// File holding the key-encryption key (64 hex chars or a passphrase).
+    #[arg(long, conflicts_with = "kek_env")]
+    kek_file: Option<PathBuf>,
+    /// Environment variable holding the key-encryption key
+    /// (default RAMPART_PKI_KEK when set).
+    #[arg(long)]
+    kek_env: Option<String>,
+    /// Store CA keys unencrypted (0600). Unsafe: for throwaway test CAs only.
+    #[arg(long)]
+    insecure_unencrypted_keys: bool,
+}
+
+impl KeyArgs {
+    fn protection(&self) -> Result<KeyProtection> {
+        key_protection(
+            self.kek_file.as_deref(),
+            self.kek_env.as_deref(),
+            self.insecure_unencrypted_keys,
+        )
+    }
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// SPIFFE trust domain, e.g. prod.example.org.
+    #[arg(long)]
+    trust_domain: String,
+    /// CA directory to create.
+    #[arg(long)]
+    dir: PathBuf,
+    /// DNS suffix edge certificates may use (repeatable); becomes a name
+    /// constraint of the intermediate.
+    #[arg(long = "dns-suffix")]
+    dns_suffixes: Vec<String>,
+    /// CA key algorithm.
+    #[arg(long, value_enum, default_value = "p256")]
+    algorithm: KeyAlgorithm,
+    /// Root lifetime (e.g. 365d).
+    #[arg(long, default_value = "365d", value_parser = parse_duration)]
+    root_ttl: Duration,
+    /// Intermediate lifetime (at most 90d).
+    #[arg(long, default_value = "90d", value_parser = parse_duration)]
+    intermediate_ttl: Duration,
+    #[command(flatten)]
+    keys: KeyArgs,
+}
+
+#[derive(Args)]
+struct IssueArgs {
+    /// CA directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Workload SPIFFE ID.
+    #[arg(long, conflicts_with_all = ["ns", "dns"])]
+    spiffe_id: Option<String>,
+    /// Namespace (with --sa): spiffe://DOMAIN/ns/NS/sa/SA.
+    #[arg(long, requires = "sa")]
+    ns: Option<String>,
+    /// Service account (with --ns).
+    #[arg(long, requires = "ns")]
+    sa: Option<String>,
+    /// DNS name of an edge server certificate (repeatable).
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Lifetime (default 24h; at most 90d).
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    ttl: Duration,
+    /// CSR to sign (PEM). Without it a P-256 key is generated.
+    #[arg(long)]
+    csr: Option<PathBuf>,
+    /// Output prefix: writes PREFIX.pem (chain) and PREFIX.key (0600).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    keys: KeyArgs,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a one-time join token bound to one SPIFFE ID.
+    Create {
+        /// CA directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The identity the token grants.
+        #[arg(long)]
+        id: String,
+        /// Token lifetime.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of an audit log.
+    Verify {
+        /// Audit log (JSON lines).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KekCommand {
+    /// Write a new random 256-bit key-encryption key (hex, 0600).
+    Generate {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init(a) => init(a),
+        Command::Issue(a) => issue(a),
+        Command::Token(TokenCommand::Create { dir, id, ttl }) => token_create(&dir, &id, ttl),
+        Command::Serve { config } => serve(&config),
+        Command::Inspect { file } => inspect_file(&file),
+        Command::Bundle { dir } => {
+            let pem = std::fs::read_to_string(dir.join("bundle.pem"))
+                .map_err(|e| PkiError::io(dir.join("bundle.pem"), e))?;
+            print!("{pem}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify { file }) => {
+            let v = audit::verify(&file)?;
+            println!(
+                "OK: {} records, chain intact; last hash {}",
+                v.records, v.last_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kek(KekCommand::Generate { out }) => {
+            keystore::write_file_0600(
+                &out,
+                format!("{}\n", keystore::Kek::generate_hex()?).as_bytes(),
+            )?;
+            println!(
+                "wrote {} (0600); keep it away from the CA directory's backups",
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn init(a: InitArgs) -> Result<ExitCode> {
+    let protection = a.keys.protection()?;
+    let mut opts = InitOptions::new(TrustDomain::parse(&a.trust_domain)?);
+    opts.dns_suffixes = a.dns_suffixes;
+    opts.algorithm = a.algorithm;
+    opts.root_ttl = a.root_ttl;
+    opts.intermediate_ttl = a.intermediate_ttl;
+    if matches!(protection, KeyProtection::InsecureUnencrypted) {
+        eprintln!("warning: CA keys stored UNENCRYPTED (--insecure-unencrypted-keys)");
+    }
+    let ca = Ca::init(&a.dir, &opts, protection)?;
+    let issuer = ca.issuer();
+    println!(
+        "initialised CA for trust domain {} in {}",
+        opts.trust_domain,
+        a.dir.display()
+    );
+    println!(
+        "root:         {} (expires {})",
+        ca.roots()[0].serial,
+        ca.roots()[0].not_after
+    );
+    println!(
+        "intermediate: {} (expires {})",
+        issuer.serial(),
+        issuer.not_after()
+    );
+    println!("trust bundle: {}", a.dir.join("bundle.pem").display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn issue(a: IssueArgs) -> Result<ExitCode> {
+    let ca = Ca::open(&a.dir, a.keys.protection()?)?;
+    let issuer = ca.issuer();
+    let td = ca.trust_domain()?;
+    let given_csr = match &a.csr {
+        Some(p) => Some(csr::parse_pem(
+            &std::fs::read_to_string(p).map_err(|e| PkiError::io(p, e))?,
+        )?),
+        None => None,
+    };
+    let generated = match given_csr {
+        Some(_) => None,
+        None => Some(rcgen::KeyPair::generate_for(
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+        )?),
+    };
+    let log = audit::AuditLog::open(&a.dir.join("audit.jsonl"))?;
+    let (subject, result) = if a.dns.is_empty() {
+        let id = match (&a.spiffe_id, &a.ns, &a.sa) {
+            (Some(id), _, _) => SpiffeId::parse(id)?,
+            (None, Some(ns), Some(sa)) => SpiffeId::workload(&td, ns, sa)?,
+            _ => {
+                return Err(PkiError::BadRequest(
+                    "give --spiffe-id, --ns with --sa, or --dns".into(),
+                ))
+            }
+        };
+        let r = match (&given_csr, &generated) {
+            (Some(c), _) => c
+                .require_svid_for(&id)
+                .and_then(|_| issuer.issue_svid(&id, &c.public_key, a.ttl)),
+            (None, Some(k)) => issuer.issue_svid(&id, k, a.ttl),
+            _ => unreachable_key(),
+        };
+        (id.to_string(), r)
+    } else {
+        let r = match (&given_csr, &generated) {
+            (Some(c), _) => c
+                .require_edge()
+                .and_then(|_| issuer.issue_edge(&a.dns, &c.public_key, a.ttl)),
+            (None, Some(k)) => issuer.issue_edge(&a.dns, k, a.ttl),
+            _ => unreachable_key(),
+        };
+        (a.dns.join(","), r)
+    };
+    let issued = match result {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = log.append("refused", json!({"kind": "cli", "subject": subject, "reason": e.reason(), "message": e.to_string()}));
+            return Err(e);
+        }
+    };
+    let chain: String = issued
+        .chain
+        .iter()
+        .map(|c| pem_encode("CERTIFICATE", c))
+        .collect();
+    let cert_path = with_ext(&a.out, "pem");
+    keystore::write_file_public(&cert_path, chain.as_bytes())?;
+    if let Some(k) = generated {
+        keystore::write_file_0600(&with_ext(&a.out, "key"), k.serialize_pem().as_bytes())?;
+    }
+    log.append("issued", json!({"kind": "cli", "subject": subject, "serial": issued.serial, "not_after": issued.not_after.unix_timestamp()}))?;
+    println!(
+        "issued {subject} serial {} expires {} -> {}",
+        issued.serial,
+        issued.not_after,
+        cert_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unreachable_key() -> Result<rampart_pki::ca::IssuedCert> {
+    Err(PkiError::BadRequest("no key to certify".into()))
+}
+
+fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_os_string();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+fn token_create(dir: &Path, id: &str, ttl: Duration) -> Result<ExitCode> {
+    let id = SpiffeId::parse(id)?;
+    // Refuse tokens for identities this CA cannot issue.
+    let td = Ca::trust_domain_of(dir)?;
+    id.require_member_of(&td)?;
+    let token = TokenStore::open(dir)?.create(&id, ttl)?;
+    let log = audit::AuditLog::open(&dir.join("audit.jsonl"))?;
+    log.append(
+        "token_created",
+        json!({"spiffe_id": id.as_str(), "ttl_secs": ttl.as_secs()}),
+    )?;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{token}");
+    eprintln!(
+        "one-time join token for {id}, valid {}s; it is shown only now",
+        ttl.as_secs()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(config: &Path) -> Result<ExitCode> {
+    let cfg = ServeConfig::load(config)?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| PkiError::io("tokio runtime", e))?;
+    rt.block_on(async {
+        let running = rampart_pki::server::start(cfg).await?;
+        // Integration tests and supervisors wait for this line.
+        println!("ready https://{}", running.addr);
+        let _ = std::io::stdout().flush();
+        let _ = tokio::signal::ctrl_c().await;
+        running.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn inspect_file(file: &Path) -> Result<ExitCode> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
+        .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", file.display())))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", file.display())))?;
+    if certs.is_empty() {
+        return Err(PkiError::BadCertificate(format!(
+            "{}: no certificate",
+            file.display()
+        )));
+    }
+    for (i, der) in certs.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        println!("{}", inspect::inspect(der)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `90d`, `24h`, `30m`, `45s` or plain seconds.
+fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number with unit s, m, h or d"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: too large"))
+}
