@@ -1,5 +1,182 @@
-//! `rampart-proxy demo` (filled in below).
-use std::path::PathBuf;
-pub fn run(_dir: Option<PathBuf>) -> Result<(), String> {
-    Err("demo not built yet".into())
+//! `rampart-proxy demo`: a careless app on loopback behind the edge, with an ephemeral CA, so an
+//! operator sees in one command what the edge changes.
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A CA that signs server certificates (PEM).
+pub struct EphemeralCa {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl EphemeralCa {
+    pub fn new(name: &str) -> Result<Self, rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key)?;
+        Ok(EphemeralCa { cert, key })
+    }
+
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A leaf for `names` (DNS names or IP addresses): (chain PEM, key PEM).
+    pub fn issue(&self, names: &[&str]) -> Result<(String, String), rcgen::Error> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+/// Writes a file readable only by the owner (keys).
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)?.write_all(contents.as_bytes())
+}
+
+/// The careless app: leaks its stack, sets a bare cookie, sends no security headers.
+async fn careless_app(listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else { continue };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16384];
+            let mut len = 0;
+            loop {
+                while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf[len..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => len += n,
+                    }
+                    if len == buf.len() {
+                        return;
+                    }
+                }
+                let end = buf[..len].windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                buf.copy_within(end..len, 0);
+                len -= end;
+                let seen: String = head
+                    .lines()
+                    .filter(|l| {
+                        let l = l.to_ascii_lowercase();
+                        l.starts_with("x-forwarded") || l.starts_with("forwarded") || l.starts_with("x-real-ip") || l.starts_with("x-request-id") || l.starts_with("host")
+                    })
+                    .map(|l| format!("  {l}\n"))
+                    .collect();
+                let body = format!("Hello from the careless demo app.\nForwarding headers it received from the edge:\n{seen}");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nServer: Apache/2.2.15 (CentOS)\r\nX-Powered-By: PHP/5.3.3\r\nX-AspNet-Version: 4.0.30319\r\nSet-Cookie: session=d3m0s3ss10n; Path=/\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Starts the careless app on an ephemeral loopback port; returns its address.
+pub fn start_careless_app() -> Result<std::net::SocketAddr, String> {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("demo app: {e}"))?;
+    std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("demo-app".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                if let Ok(l) = tokio::net::TcpListener::from_std(std_listener) {
+                    careless_app(l).await;
+                }
+            });
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(addr)
+}
+
+pub fn run(dir: Option<PathBuf>) -> Result<(), String> {
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let err = |e: rcgen::Error| format!("demo certificates: {e}");
+    let ca = EphemeralCa::new("Rampart demo CA (ephemeral)").map_err(err)?;
+    let (chain, key) = ca.issue(&["localhost", "127.0.0.1"]).map_err(err)?;
+    let io = |e: std::io::Error| format!("{}: {e}", dir.display());
+    let ca_path = dir.join("demo-ca.pem");
+    std::fs::write(&ca_path, ca.cert_pem()).map_err(io)?;
+    std::fs::write(dir.join("edge.pem"), chain).map_err(io)?;
+    write_private(&dir.join("edge.key"), &key).map_err(io)?;
+    let app = start_careless_app()?;
+    let config = format!(
+        r#"# Generated by `rampart-proxy demo`.
+[admin]
+address = "127.0.0.1:9901"
+
+[log]
+access_log = "access.log"
+
+[[listeners]]
+name = "https"
+address = "127.0.0.1:8443"
+[listeners.tls]
+profile = "intermediate"
+[[listeners.tls.certificates]]
+cert = "edge.pem"
+key = "edge.key"
+
+[[listeners]]
+name = "http"
+address = "127.0.0.1:8080"
+redirect_https_port = 8443
+
+[[upstreams]]
+name = "careless-app"
+endpoints = ["{app}"]
+
+[[routes]]
+name = "app"
+hosts = ["*"]
+upstream = "careless-app"
+"#
+    );
+    let config_path = dir.join("rampart.toml");
+    std::fs::write(&config_path, config).map_err(io)?;
+    let ca = ca_path.display();
+    println!(
+        r#"Rampart demo
+  careless app (direct):  http://{app}/
+  edge (TLS):             https://127.0.0.1:8443/   CA file: {ca}
+  edge (plain, redirect): http://127.0.0.1:8080/
+  admin:                  http://127.0.0.1:9901/metrics
+  config:                 {cfg}
+  access log:             {log}
+
+What the app sends (stack leaks, bare cookie, no security headers):
+  curl -si http://{app}/
+What the edge sends instead:
+  curl -si --cacert {ca} https://127.0.0.1:8443/
+Edge error page (404 from the edge is hardened too), and the https redirect:
+  curl -si --cacert {ca} https://127.0.0.1:8443/ -H 'Host: unknown.example' ; curl -si http://127.0.0.1:8080/x
+Spoofed forwarding headers are replaced:
+  curl -s --cacert {ca} https://127.0.0.1:8443/ -H 'X-Forwarded-For: 6.6.6.6'
+HTTP/2, metrics, and the JSON access log (token value redacted):
+  curl -s --http2 --cacert {ca} -o /dev/null -w '%{{http_version}}\n' 'https://127.0.0.1:8443/?token=s3cret'
+  curl -s http://127.0.0.1:9901/metrics | grep rampart_requests_total ; tail -n1 {log}
+Stop with Ctrl-C.
+"#,
+        cfg = config_path.display(),
+        log = dir.join("access.log").display(),
+    );
+    crate::server::run(&config_path)
 }

@@ -218,7 +218,7 @@ impl ProxyHttp for Edge {
                 .await;
         };
         if listener.tls == Some(TlsProfile::Modern)
-            && tls_info(session).is_some_and(|t| t.version != "TLSv1.3")
+            && tls_info(session).is_some_and(|t| t.version != "1.3")
         {
             // Backstop for the resolver's profile check (see tls module docs).
             return Error::e_explain(

@@ -13,6 +13,8 @@ use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
+use pingora_core::services::listening::Service;
+use crate::parser_errors::HardenedApp;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -76,18 +78,17 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut service = pingora_proxy::http_proxy_service(
-        &server.configuration,
-        Edge {
-            shared: shared.clone(),
-        },
-    );
-    if let Some(app) = service.app_logic_mut() {
-        let mut opts = HttpServerOptions::default();
-        // CONNECT reaches our request_filter, which answers 405 with our headers.
-        opts.allow_connect_method_proxying = true;
-        app.server_options = Some(opts);
-    }
+    let edge = Edge {
+        shared: shared.clone(),
+    };
+    let mut proxy = pingora_proxy::http_proxy(&server.configuration, edge);
+    let mut opts = HttpServerOptions::default();
+    // CONNECT reaches our request_filter, which answers 405 with our headers.
+    opts.allow_connect_method_proxying = true;
+    proxy.server_options = Some(opts);
+    // Pingora's own parse-error responses are replaced by hardened ones (see parser_errors).
+    let app = HardenedApp::new(proxy, shared.clone());
+    let mut service = Service::new("rampart edge".to_string(), app);
     for l in &config.listeners {
         let addr = l.address.to_string();
         match (&l.tls, shared.tls.get(&l.name)) {

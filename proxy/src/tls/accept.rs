@@ -44,7 +44,7 @@ impl TlsAccept for HandshakeCallbacks {
         &self,
         tls: &TlsRef,
     ) -> Option<Arc<dyn Any + Send + Sync>> {
-        let version = tls.version().unwrap_or("unknown");
+        let version = protocol_version(tls.version());
         self.metrics
             .tls_handshakes
             .with_label_values(&[&self.listener, version])
@@ -62,5 +62,15 @@ impl TlsAccept for HandshakeCallbacks {
                 listener: self.listener.clone(),
             },
         }))
+    }
+}
+
+/// OpenTelemetry-style version ("1.2", "1.3") from rustls' name ("TLSv1_3" or "TLSv1.3").
+fn protocol_version(name: Option<&'static str>) -> &'static str {
+    match name {
+        Some(n) if n.ends_with("1_3") || n.ends_with("1.3") => "1.3",
+        Some(n) if n.ends_with("1_2") || n.ends_with("1.2") => "1.2",
+        Some(n) => n,
+        None => "unknown",
     }
 }

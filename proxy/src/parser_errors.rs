@@ -1,0 +1,272 @@
+//! Requests Pingora cannot parse never reach `ProxyHttp`: Pingora answers them itself with a
+//! bare `400` carrying `Server: Pingora`. This wrapper sits between Pingora and each downstream
+//! connection and replaces exactly those banner responses (recognised by Pingora's fixed
+//! `Server: Pingora` line, which no other path emits) with a hardened edge response, and logs and
+//! counts the rejected request.
+
+use crate::access_log::AccessRecord;
+use crate::headers::HeaderPolicy;
+use crate::state::Shared;
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest, SocketDigest, TimingDigest};
+use pingora_core::protocols::tls::{SslDigest, TlsRef};
+use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
+use pingora_core::server::ShutdownWatch;
+use pingora_http::ResponseHeader;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const BANNER_LINE: &[u8] = b"\r\nServer: Pingora\r\n";
+
+/// Wraps the proxy app so every connection's stream is a [`HardenedStream`].
+pub struct HardenedApp<A> {
+    inner: Arc<A>,
+    shared: Arc<Shared>,
+}
+
+impl<A> HardenedApp<A> {
+    pub fn new(inner: A, shared: Arc<Shared>) -> Self {
+        HardenedApp { inner: Arc::new(inner), shared }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for HardenedApp<A> {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        let stream: Stream = if stream.as_any().is::<HardenedStream>() {
+            stream // a kept-alive connection coming back
+        } else {
+            Box::new(HardenedStream { inner: stream, pending: Vec::new(), shared: self.shared.clone() })
+        };
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}
+
+#[derive(Debug)]
+pub struct HardenedStream {
+    inner: Stream,
+    /// Replacement bytes not yet written to `inner`.
+    pending: Vec<u8>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+fn is_banner_response(buf: &[u8]) -> Option<u16> {
+    if !buf.starts_with(b"HTTP/1.") {
+        return None;
+    }
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    if !buf[line_end..].starts_with(BANNER_LINE) {
+        return None;
+    }
+    std::str::from_utf8(buf.get(9..12)?).ok()?.parse().ok()
+}
+
+impl HardenedStream {
+    fn replacement(&self, status: u16) -> Vec<u8> {
+        let https = self.inner.get_ssl_digest().is_some();
+        let request_id = format!("{:032x}", rand::random::<u128>());
+        let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+        let body = format!("{status} {reason}\n");
+        let mut resp = match ResponseHeader::build(status, Some(10)) {
+            Ok(r) => r,
+            Err(_) => return Vec::new(),
+        };
+        let _ = resp.insert_header("content-type", "text/plain; charset=utf-8");
+        let _ = resp.insert_header("content-length", body.len().to_string());
+        let _ = resp.insert_header("cache-control", "no-store");
+        let _ = resp.insert_header("connection", "close");
+        let _ = resp.insert_header("x-request-id", request_id.as_str());
+        HeaderPolicy::default().apply(&mut resp, https);
+        let mut out = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
+        for (k, v) in resp.headers.iter() {
+            out.extend_from_slice(k.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body.as_bytes());
+        self.record(status, request_id, https);
+        out
+    }
+
+    /// Counts and logs a request Pingora refused before our filters saw it.
+    fn record(&self, status: u16, request_id: String, https: bool) {
+        let m = &self.shared.metrics;
+        m.requests.with_label_values(&["", crate::metrics::status_class(status)]).inc();
+        let sock = self.inner.get_socket_digest();
+        let peer = sock.as_ref().and_then(|s| s.peer_addr().and_then(|a| a.as_inet().copied()));
+        let local = sock.as_ref().and_then(|s| s.local_addr().and_then(|a| a.as_inet().copied()));
+        let mut extra = serde_json::Map::new();
+        extra.insert("rampart.denial.by".into(), "edge".into());
+        extra.insert("rampart.denial.reason".into(), "unparsable_request".into());
+        let tls = self.inner.get_ssl_digest();
+        let info = tls.as_ref().and_then(|d| d.extension.get::<crate::tls::TlsInfo>());
+        self.shared.access_log.send(Box::new(AccessRecord {
+            timestamp: Some(std::time::SystemTime::now()),
+            request_id,
+            listener: local
+                .and_then(|l| self.shared.runtime.load().listeners.get(&l.port()).map(|i| i.name.clone()))
+                .unwrap_or_default(),
+            client_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            client_port: peer.map(|p| p.port()),
+            peer_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            peer_port: peer.map(|p| p.port()),
+            server_address: local.map(|l| l.ip().to_string()).unwrap_or_default(),
+            scheme: if https { "https" } else { "http" },
+            protocol: "1.1",
+            status,
+            tls_version: info.map(|i| i.version),
+            tls_cipher: info.map(|i| i.cipher),
+            tls_server_name: info.and_then(|i| i.server_name.clone()),
+            error: Some("InvalidHTTPHeader".into()),
+            extra,
+            ..Default::default()
+        }));
+    }
+
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            let res = Pin::new(&mut self.inner).poll_write(cx, &pending);
+            self.pending = pending;
+            match res {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.pending.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncRead for HardenedStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for HardenedStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|_| 0)),
+        }
+        if let Some(status) = is_banner_response(buf) {
+            self.pending = self.replacement(status);
+            // The bytes are accepted; flush/shutdown finish writing the replacement.
+            let _ = self.drain(cx);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_shutdown(cx),
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl Shutdown for HardenedStream {
+    async fn shutdown(&mut self) {
+        let _ = std::future::poll_fn(|cx| self.drain(cx)).await;
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HardenedStream {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HardenedStream {
+    fn get_ssl(&self) -> Option<&TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HardenedStream {
+    fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HardenedStream {
+    fn get_proxy_digest(&self) -> Option<Arc<ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HardenedStream {
+    fn get_socket_digest(&self) -> Option<Arc<SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, d: SocketDigest) {
+        self.inner.set_socket_digest(d)
+    }
+}
+
+#[async_trait]
+impl Peek for HardenedStream {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> std::io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_only_pingora_banner() {
+        let pingora = b"HTTP/1.1 400 Bad Request\r\nServer: Pingora\r\nDate: x\r\n\r\n";
+        assert_eq!(is_banner_response(pingora), Some(400));
+        assert_eq!(is_banner_response(b"HTTP/1.1 200 OK\r\nServer: Pingora-app\r\n"), None);
+        assert_eq!(is_banner_response(b"HTTP/1.1 200 OK\r\nX: Server: Pingora\r\n"), None);
+        assert_eq!(is_banner_response(b"body bytes"), None);
+    }
+}

@@ -1,0 +1,325 @@
+//! Test harness: free loopback ports, the real binary, a test upstream, TLS clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use rampart_proxy::demo::EphemeralCa;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn install_provider() {
+    rampart_proxy::tls::install_crypto_provider();
+}
+
+/// A running `rampart-proxy run`.
+pub struct Edge {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub stderr: Arc<Mutex<String>>,
+    pub config_path: PathBuf,
+}
+
+impl Edge {
+    /// Writes `config` to a temp dir (with `files`), starts the binary, waits for "ready".
+    pub fn start(config: &str, dir: tempfile::TempDir) -> Edge {
+        let config_path = dir.path().join("rampart.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-proxy"))
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        let buf = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("rampart-proxy: ready") {
+                    let _ = tx.send(());
+                }
+                let mut b = buf.lock().unwrap();
+                b.push_str(&line);
+                b.push('\n');
+            }
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!("edge not ready; stderr:\n{}", stderr.lock().unwrap());
+        }
+        Edge { child, dir, stderr, config_path }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits until stderr contains `needle` (count occurrences >= n).
+    pub fn wait_stderr(&self, needle: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.stderr.lock().unwrap().matches(needle).count() >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no `{needle}` x{n} in stderr:\n{}", self.stderr.lock().unwrap());
+    }
+
+    /// Access log lines (JSON), waiting until at least `n` are present.
+    pub fn access_lines(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(self.path("access.log")).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            if lines.len() >= n || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Test PKI written to `dir`: a CA and leaves; returns paths.
+pub struct Pki {
+    pub ca: EphemeralCa,
+    pub ca_pem: String,
+}
+
+impl Pki {
+    pub fn new(name: &str) -> Pki {
+        let ca = EphemeralCa::new(name).unwrap();
+        let ca_pem = ca.cert_pem();
+        Pki { ca, ca_pem }
+    }
+
+    /// Writes `<stem>.pem` and `<stem>.key` for `names` into `dir`.
+    pub fn leaf(&self, dir: &Path, stem: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let (c, k) = self.ca.issue(names).unwrap();
+        let cp = dir.join(format!("{stem}.pem"));
+        let kp = dir.join(format!("{stem}.key"));
+        std::fs::write(&cp, c).unwrap();
+        std::fs::write(&kp, k).unwrap();
+        (cp, kp)
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+pub fn parse_response(raw: &[u8]) -> Resp {
+    let text = String::from_utf8_lossy(raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or("").split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp { status, headers, body: body.to_string() }
+}
+
+/// Sends raw bytes over plain TCP and reads to EOF.
+pub async fn raw(port: u16, request: &str) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    parse_response(&buf)
+}
+
+pub fn client_config(ca_pem: &str, versions: &[&'static rustls::SupportedProtocolVersion], alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_protocol_versions(versions)
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+/// TLS handshake result: Ok((version, peer leaf DER)) or the error text.
+pub async fn handshake(
+    port: u16,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| e.to_string())
+}
+
+/// One HTTPS/1.1 request with `Connection: close`.
+pub async fn https(port: u16, sni: &str, ca_pem: &str, request: &str) -> Result<Resp, String> {
+    let cfg = client_config(ca_pem, &[&rustls::version::TLS13, &rustls::version::TLS12], &[b"http/1.1"]);
+    let mut s = handshake(port, sni, cfg).await?;
+    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) if !buf.is_empty() && e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("timeout".into()),
+    }
+    Ok(parse_response(&buf))
+}
+
+pub fn get(host: &str, path: &str, extra: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n")
+}
+
+/// The test upstream: careless headers, a bare cookie, echoes forwarding headers in the body.
+/// `/csp` sends its own CSP; `/cookies` sends several cookies.
+pub async fn start_upstream() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { continue };
+            tokio::spawn(serve_upstream_conn(s));
+        }
+    });
+    addr
+}
+
+pub async fn serve_upstream_conn<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) {
+    let mut buf = vec![0u8; 65536];
+    let mut len = 0;
+    loop {
+        let end = loop {
+            if let Some(p) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") {
+                break p + 4;
+            }
+            match s.read(&mut buf[len..]).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => len += n,
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        buf.copy_within(end..len, 0);
+        len -= end;
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let mut extra = String::new();
+        if path.starts_with("/csp") {
+            extra.push_str("Content-Security-Policy: default-src 'self' upstream.example\r\n");
+        }
+        if path.contains("/cookies") {
+            extra.push_str("Set-Cookie: __Host-id=1; Domain=example.com; Path=/x\r\nSet-Cookie: csrf=tok; Path=/\r\nSet-Cookie: strictone=1; SameSite=Strict\r\n");
+        }
+        let body = head.replace("\r\n", "\n");
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nServer: Apache/2.2\r\nX-Powered-By: PHP/5.3\r\nX-AspNet-Version: 4.0\r\nX-Runtime: 0.1\r\nX-Drupal-Cache: HIT\r\nSet-Cookie: session=abc; Path=/\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(resp.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A basic edge config: one intermediate TLS listener, one plain (redirect), admin, a route to
+/// `upstream`.
+pub struct Basic {
+    pub https: u16,
+    pub http: u16,
+    pub admin: u16,
+}
+
+impl Basic {
+    pub fn new() -> Basic {
+        Basic { https: free_port(), http: free_port(), admin: free_port() }
+    }
+
+    pub fn config(&self, upstream: SocketAddr, extra_route: &str) -> String {
+        format!(
+            r#"
+[server]
+threads = 1
+trusted_proxies = ["10.0.0.0/8"]
+[admin]
+address = "127.0.0.1:{admin}"
+[log]
+access_log = "access.log"
+[[listeners]]
+name = "https"
+address = "127.0.0.1:{https}"
+[listeners.tls]
+profile = "intermediate"
+[[listeners.tls.certificates]]
+cert = "edge.pem"
+key = "edge.key"
+[[listeners]]
+name = "http"
+address = "127.0.0.1:{http}"
+redirect_https_port = {https}
+[[upstreams]]
+name = "app"
+endpoints = ["{upstream}"]
+connect_timeout_ms = 500
+[[upstreams]]
+name = "dead"
+endpoints = ["127.0.0.1:1"]
+connect_timeout_ms = 500
+[[routes]]
+name = "app"
+hosts = ["app.test", "*.app.test"]
+upstream = "app"
+[routes.cookies]
+http_only_exceptions = ["csrf"]
+[[routes]]
+name = "dead"
+hosts = ["dead.test"]
+upstream = "dead"
+{extra_route}
+"#,
+            admin = self.admin,
+            https = self.https,
+            http = self.http,
+        )
+    }
+}
+
+/// Admin GET.
+pub async fn admin(port: u16, path: &str) -> Resp {
+    raw(port, &format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n")).await
+}
