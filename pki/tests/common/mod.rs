@@ -1,0 +1,86 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! Shared helpers: a CA directory in a temp dir and an in-process service.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use rampart_pki::ca::{Ca, InitOptions};
+use rampart_pki::client::{certs_from_pem, SourceSettings};
+use rampart_pki::config::ServeConfig;
+use rampart_pki::keystore::{Kek, KeyProtection};
+use rampart_pki::server::{self, RunningServer};
+use rampart_pki::spiffe::{SpiffeId, TrustDomain};
+use rampart_pki::tls::PeerPolicy;
+use rustls_pki_types::CertificateDer;
+
+pub const KEK_HEX: &str = "4242424242424242424242424242424242424242424242424242424242424242";
+
+pub fn protection() -> KeyProtection {
+    KeyProtection::Encrypted(Kek::parse(KEK_HEX, "test").unwrap())
+}
+
+/// Initialises a CA in `dir/ca` and writes the KEK to `dir/kek`.
+pub fn init_ca(dir: &Path) {
+    std::fs::write(dir.join("kek"), KEK_HEX).unwrap();
+    Ca::init(
+        &dir.join("ca"),
+        &InitOptions::new(TrustDomain::parse("example.org").unwrap()),
+        protection(),
+    )
+    .unwrap();
+}
+
+/// Service config for the CA in `dir/ca`; `extra` is appended TOML.
+pub fn config(dir: &Path, listen: &str, extra: &str) -> ServeConfig {
+    let text = format!(
+        "listen = \"{listen}\"\nca_dir = \"{}\"\nkek_file = \"{}\"\n{extra}",
+        dir.join("ca").display(),
+        dir.join("kek").display()
+    );
+    ServeConfig::parse(&text, Path::new("test.toml")).unwrap()
+}
+
+pub async fn start(dir: &Path, extra: &str) -> RunningServer {
+    server::start(config(dir, "127.0.0.1:0", extra))
+        .await
+        .unwrap()
+}
+
+pub fn roots(dir: &Path) -> Vec<CertificateDer<'static>> {
+    certs_from_pem(&std::fs::read_to_string(dir.join("ca/bundle.pem")).unwrap()).unwrap()
+}
+
+pub fn token(dir: &Path, id: &str, ttl: Duration) -> String {
+    rampart_pki::token::TokenStore::open(&dir.join("ca"))
+        .unwrap()
+        .create(&SpiffeId::parse(id).unwrap(), ttl)
+        .unwrap()
+}
+
+pub fn settings(addr: SocketAddr, id: &str, ttl_secs: u64) -> SourceSettings {
+    let mut s = SourceSettings::new(addr, SpiffeId::parse(id).unwrap());
+    s.ttl = Some(Duration::from_secs(ttl_secs));
+    s.backoff_initial = Duration::from_millis(100);
+    s.backoff_max = Duration::from_millis(400);
+    s.bundle_refresh = Duration::from_secs(1);
+    s.peer_policy = PeerPolicy::AnyInTrustDomain;
+    s
+}
+
+/// A CSR PEM built by hand (for refusal tests).
+pub fn csr(uris: &[&str], ca_true: bool) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::default();
+    p.subject_alt_names = uris
+        .iter()
+        .map(|u| rcgen::SanType::URI(rcgen::Ia5String::try_from(*u).unwrap()))
+        .collect();
+    if ca_true {
+        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 19],
+            vec![0x30, 0x03, 0x01, 0x01, 0xff],
+        )];
+    }
+    p.serialize_request(&key).unwrap().pem().unwrap()
+}

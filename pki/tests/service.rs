@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The CA service over real TLS on loopback: bootstrap, renew, and every
+//! refusal path — each a clear error, nothing issued, audited.
+
+mod common;
+
+use std::time::Duration;
+
+use rampart_pki::client::{CaClient, SvidSource};
+use rampart_pki::spiffe::TrustDomain;
+use rampart_pki::tls::BundleHandle;
+use rampart_pki::PkiError;
+
+const ID: &str = "spiffe://example.org/ns/web/sa/api";
+const OTHER: &str = "spiffe://example.org/ns/web/sa/other";
+
+fn refused_reason(e: &PkiError) -> &str {
+    match e {
+        PkiError::CaRefused { reason, .. } => reason,
+        other => panic!("expected a CA refusal, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_renew_and_every_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "[rate_limit]\nper_minute = 600\nburst = 100\n").await;
+    let svc = running.service.clone();
+    let bundle = BundleHandle::new(
+        TrustDomain::parse("example.org").unwrap(),
+        common::roots(dir.path()),
+    )
+    .unwrap();
+    let client = CaClient::new(running.addr, bundle);
+
+    // Bootstrap: wrong identity for the token is refused and does not burn it.
+    let token = common::token(dir.path(), ID, Duration::from_secs(60));
+    let e = client
+        .bootstrap(&token, &common::csr(&[OTHER], false), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "csr_identity_mismatch", "{e}");
+    let e = client
+        .bootstrap(&token, &common::csr(&[ID, OTHER], false), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "csr_refused");
+    assert!(e.to_string().contains("2 URI SANs"), "{e}");
+    let e = client
+        .bootstrap(&token, &common::csr(&[ID], true), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("cA=true"), "{e}");
+    let e = client
+        .bootstrap(
+            &token,
+            &common::csr(&[ID], false),
+            Some(Duration::from_secs(91 * 86400)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "lifetime_over_cap");
+    let e = client
+        .bootstrap("rpt_unknown", &common::csr(&[ID], false), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "token_unknown");
+    let expired = common::token(dir.path(), ID, Duration::ZERO);
+    let e = client
+        .bootstrap(&expired, &common::csr(&[ID], false), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "token_expired");
+    assert_eq!(svc.issued_total(), 0, "nothing issued by refused requests");
+
+    // The real bootstrap, then reuse of the token.
+    let source = SvidSource::bootstrap(
+        common::settings(running.addr, ID, 3600),
+        common::roots(dir.path()),
+        &token,
+    )
+    .await
+    .unwrap();
+    assert_eq!(source.identity().spiffe_id.as_str(), ID);
+    let e = client
+        .bootstrap(&token, &common::csr(&[ID], false), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "token_reused");
+
+    // Renew over mTLS; a CSR for another identity is refused.
+    let before = source.identity().chain[0].clone();
+    source.renew_now().await.unwrap();
+    assert_ne!(source.identity().chain[0], before);
+    let e = client
+        .renew(&source.identity(), &common::csr(&[OTHER], false), None)
+        .await
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "csr_identity_mismatch");
+    assert_eq!(svc.issued_total(), 2);
+
+    // Renewal with an expired certificate: refused at the TLS layer.
+    let short = common::token(dir.path(), OTHER, Duration::from_secs(60));
+    let brief = SvidSource::bootstrap(
+        common::settings(running.addr, OTHER, 1),
+        common::roots(dir.path()),
+        &short,
+    )
+    .await
+    .unwrap();
+    assert_eq!(svc.issued_total(), 3);
+    while brief.seconds_to_expiry() > -1.0 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let e = brief.renew_now().await.unwrap_err();
+    assert!(matches!(e, PkiError::CertificateNotValidNow(_)), "{e}");
+    assert!(e.to_string().contains("expired"), "{e}");
+    assert_eq!(
+        svc.issued_total(),
+        3,
+        "nothing issued for an expired certificate"
+    );
+
+    let metrics = svc.metrics_text();
+    for reason in [
+        "csr_identity_mismatch",
+        "token_reused",
+        "token_expired",
+        "lifetime_over_cap",
+        "certificate_expired",
+    ] {
+        assert!(
+            metrics.contains(&format!("reason=\"{reason}\"")),
+            "metric for {reason} missing:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("rampart_pki_ca_seconds_to_expiry{ca=\"intermediate\""),
+        "{metrics}"
+    );
+    let bundle = client.bundle().await.unwrap();
+    assert_eq!(bundle.trust_domain, "example.org");
+    running.shutdown().await;
+
+    let audit = rampart_pki::audit::verify(&dir.path().join("ca/audit.jsonl")).unwrap();
+    assert!(
+        audit.records >= 12,
+        "every issuance and refusal audited: {}",
+        audit.records
+    );
+    let text = std::fs::read_to_string(dir.path().join("ca/audit.jsonl")).unwrap();
+    assert!(!text.contains(&token), "tokens never reach the audit log");
+}
+
+#[tokio::test]
+async fn issuance_is_rate_limited_per_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "[rate_limit]\nper_minute = 1\nburst = 2\n").await;
+    let token = common::token(dir.path(), ID, Duration::from_secs(60));
+    let source = SvidSource::bootstrap(
+        common::settings(running.addr, ID, 3600),
+        common::roots(dir.path()),
+        &token,
+    )
+    .await
+    .unwrap();
+    source.renew_now().await.unwrap();
+    let e = source.renew_now().await.unwrap_err();
+    assert_eq!(refused_reason(&e), "rate_limited", "{e}");
+    // Another identity has its own budget.
+    let token2 = common::token(dir.path(), OTHER, Duration::from_secs(60));
+    SvidSource::bootstrap(
+        common::settings(running.addr, OTHER, 3600),
+        common::roots(dir.path()),
+        &token2,
+    )
+    .await
+    .unwrap();
+    running.shutdown().await;
+}
