@@ -162,7 +162,9 @@ fn operand_at(t: &[&Token]) -> Option<usize> {
     let mut k = 0;
     while t.get(k).is_some_and(|x| {
         x.kind == Kind::Not
-            || (x.kind == Kind::Op && matches!(t.get(k + 1).map(|y| y.kind), Some(Kind::Num)))
+            || (x.kind == Kind::Op
+                && matches!(x.first, b'-' | b'+')
+                && matches!(t.get(k + 1).map(|y| y.kind), Some(Kind::Num)))
     }) {
         k += 1;
     }
@@ -194,7 +196,7 @@ fn logic_operand_ends(t: &[&Token]) -> bool {
     let bare_word = op.kind == Kind::Word;
     match t.get(k).map(|x| x.kind) {
         Some(Kind::Cmp) | Some(Kind::CmpWord) => operand_at(&t[k + 1..]).is_some(),
-        Some(Kind::Op) => !bare_word && operand_at(&t[k + 1..]).is_some(),
+        Some(Kind::Op) => op.kind == Kind::Num && t.get(k + 1).is_some_and(|x| x.kind == Kind::Num),
         Some(Kind::Comment) | Some(Kind::Semi) => !bare_word,
         Some(Kind::Logic) => !bare_word,
         None => matches!(op.kind, Kind::Literal | Kind::Str { closed: false }),

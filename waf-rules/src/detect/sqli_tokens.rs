@@ -43,6 +43,8 @@ pub(crate) enum Kind {
 pub(crate) struct Token {
     pub kind: Kind,
     pub span: Range<usize>,
+    /// First byte of the token (tells operators apart).
+    pub first: u8,
 }
 
 /// Most tokens looked at: injections are short; the rest is not judged.
@@ -58,6 +60,7 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token> {
         out.push(Token {
             kind: Kind::Str { closed },
             span: 0..end,
+            first: q,
         });
         i = end;
     }
@@ -172,6 +175,7 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token> {
         out.push(Token {
             kind,
             span: start..i,
+            first: b,
         });
     }
     out

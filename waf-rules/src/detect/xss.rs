@@ -211,8 +211,8 @@ fn is_handler_name(name: &[u8]) -> bool {
 fn handler_breakout(v: &[u8]) -> Option<Range<usize>> {
     let mut i = 0;
     while i + 4 < v.len() {
-        let pre_ok = i == 0
-            || matches!(
+        let pre_ok = i > 0
+            && matches!(
                 v[i - 1],
                 b'"' | b'\'' | b'`' | b' ' | b'/' | b'\t' | b'\n' | b';' | 0x0c
             );
@@ -227,10 +227,7 @@ fn handler_breakout(v: &[u8]) -> Option<Range<usize>> {
             }
             if name_len >= 5 && v.get(j) == Some(&b'=') {
                 let rest = &v[j + 1..];
-                let code = rest
-                    .iter()
-                    .take(64)
-                    .any(|&b| matches!(b, b'(' | b'`' | b'=' | b'.' | b'['));
+                let code = rest.iter().take(64).any(|&b| matches!(b, b'(' | b'`'));
                 if code {
                     return Some(i..(j + 1 + rest.len().min(40)));
                 }

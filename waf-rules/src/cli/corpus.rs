@@ -1,0 +1,168 @@
+//! Corpus items: whole requests, bare values in three placements, CRS tests.
+
+use super::owned::OwnedRequest;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+/// What an item is expected to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Label {
+    Benign,
+    Attack(String),
+    /// CRS `no_expect_ids`: a named rule must not fire (weak negative).
+    CrsNegative,
+}
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Corpus name (file stem or "crs").
+    pub corpus: String,
+    /// Site for request corpora, placement for values, family for CRS.
+    pub group: String,
+    pub label: Label,
+    /// False for items that are not an attack on their own (lone `'`...).
+    pub standalone: bool,
+    /// Stable id for held-out splits and for printing.
+    pub key: u64,
+    pub request: OwnedRequest,
+    /// What to show for a miss or false positive.
+    pub show: String,
+}
+
+const BROWSER_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/127.0.0.0 Safari/537.36";
+
+fn base_headers() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("Host".into(), b"shop.example".to_vec()),
+        ("User-Agent".into(), BROWSER_UA.as_bytes().to_vec()),
+        (
+            "Accept".into(),
+            b"text/html,application/xhtml+xml,*/*;q=0.8".to_vec(),
+        ),
+    ]
+}
+
+/// The three placements of a bare value.
+pub fn placements(value: &str) -> [(&'static str, OwnedRequest); 3] {
+    let enc = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    let mut q = OwnedRequest {
+        method: "GET".into(),
+        path: "/search".into(),
+        query: format!("q={enc}"),
+        headers: base_headers(),
+        body: vec![],
+    };
+    q.headers.truncate(3);
+    let mut form = OwnedRequest {
+        method: "POST".into(),
+        path: "/search".into(),
+        query: String::new(),
+        headers: base_headers(),
+        body: format!("q={enc}").into_bytes(),
+    };
+    form.headers.push((
+        "Content-Type".into(),
+        b"application/x-www-form-urlencoded".to_vec(),
+    ));
+    let mut json = OwnedRequest {
+        method: "POST".into(),
+        path: "/search".into(),
+        query: String::new(),
+        headers: base_headers(),
+        body: serde_json::json!({ "q": value }).to_string().into_bytes(),
+    };
+    json.headers
+        .push(("Content-Type".into(), b"application/json".to_vec()));
+    [("query", q), ("form", form), ("json", json)]
+}
+
+/// A value that is an attack on its own: after decoding it has at least
+/// three letters or digits. A lone `'`, `|`, `;`, `%21` or `//` is not.
+pub fn standalone(value: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+    decoded
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .count()
+        >= 3
+}
+
+pub fn hash(s: &[u8]) -> u64 {
+    // FNV-1a: stable across runs and platforms, good enough for splits.
+    s.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Reads a JSONL corpus (optionally gzip) and calls `f` per item.
+/// `keep` filters on the line hash before parsing (cheap sampling).
+pub fn read_jsonl(
+    path: &Path,
+    keep: &dyn Fn(u64) -> bool,
+    f: &mut dyn FnMut(Item),
+) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|x| x == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("corpus");
+    let corpus = name.split('.').next().unwrap_or(name).to_string();
+    for (n, line) in BufReader::new(reader).lines().enumerate() {
+        let line = line.map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let key = hash(line.as_bytes());
+        if line.trim().is_empty() || !keep(key) {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
+        let label = match v.get("label").and_then(|x| x.as_str()) {
+            Some("attack") => Label::Attack(
+                v.get("attack_type")
+                    .and_then(|x| x.as_str())
+                    .unwrap_or("unknown")
+                    .to_string(),
+            ),
+            _ => Label::Benign,
+        };
+        if let Some(value) = v.get("value").and_then(|x| x.as_str()) {
+            let standalone = standalone(value);
+            for (placement, request) in placements(value) {
+                f(Item {
+                    corpus: corpus.clone(),
+                    group: placement.into(),
+                    label: label.clone(),
+                    standalone,
+                    key,
+                    request,
+                    show: value.to_string(),
+                });
+            }
+        } else {
+            let request = OwnedRequest::from_json(&v);
+            let source = v.get("source").and_then(|x| x.as_str()).unwrap_or("");
+            let site = source
+                .rsplit('/')
+                .next()
+                .unwrap_or(source)
+                .trim_end_matches(".json")
+                .to_string();
+            let show = format!("{} {}?{}", request.method, request.path, request.query);
+            f(Item {
+                corpus: corpus.clone(),
+                group: site,
+                label,
+                standalone: true,
+                key,
+                request,
+                show,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! CRS regression tests (go-ftw YAML) as corpus items.
+
+use super::corpus::{hash, Item, Label};
+use super::owned::OwnedRequest;
+use base64::Engine;
+use serde_yaml::Value;
+use std::path::Path;
+
+/// CRS rule-id prefix to our family name.
+pub fn family_of(rule_id: u64) -> &'static str {
+    match rule_id / 1000 {
+        911 | 920 | 921 | 922 => "protocol",
+        913 => "scanner",
+        930 => "lfi",
+        931 => "rfi",
+        932 => "rce",
+        933 => "php",
+        934 => "generic",
+        941 => "xss",
+        942 => "sqli",
+        943 => "session-fixation",
+        944 => "java",
+        _ => "other",
+    }
+}
+
+pub fn read_dir(
+    dir: &Path,
+    keep: &dyn Fn(u64) -> bool,
+    f: &mut dyn FnMut(Item),
+) -> Result<(), String> {
+    let mut files = Vec::new();
+    collect(dir, &mut files)?;
+    files.sort();
+    for file in files {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let doc: Value = match serde_yaml::from_str(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("skipping {}: {e}", file.display());
+                continue;
+            }
+        };
+        let Some(tests) = doc.get("tests").and_then(Value::as_sequence) else {
+            continue;
+        };
+        for t in tests {
+            let tid = t.get("test_id").and_then(Value::as_u64).unwrap_or(0);
+            let Some(stages) = t.get("stages").and_then(Value::as_sequence) else {
+                continue;
+            };
+            for st in stages {
+                let stage = st.get("stage").unwrap_or(st);
+                let (Some(input), Some(output)) = (stage.get("input"), stage.get("output")) else {
+                    continue;
+                };
+                let log = output.get("log").unwrap_or(output);
+                let ids = |k: &str| -> Vec<u64> {
+                    log.get(k)
+                        .and_then(Value::as_sequence)
+                        .map(|s| s.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default()
+                };
+                let (expect, no_expect) = (ids("expect_ids"), ids("no_expect_ids"));
+                let label = match (expect.first(), no_expect.first()) {
+                    (Some(id), _) => Label::Attack(family_of(*id).to_string()),
+                    (None, Some(_)) => Label::CrsNegative,
+                    _ => continue,
+                };
+                let rule = expect.first().or(no_expect.first()).copied().unwrap_or(0);
+                let Some(request) = to_request(input) else {
+                    continue;
+                };
+                let name = format!(
+                    "{}#{tid}",
+                    file.file_name().and_then(|n| n.to_str()).unwrap_or("")
+                );
+                let key = hash(name.as_bytes());
+                if !keep(key) {
+                    continue;
+                }
+                let group = format!("{}", rule / 1000);
+                let show = format!(
+                    "{name} {} {}?{} body={:?}",
+                    request.method,
+                    request.path,
+                    request.query,
+                    String::from_utf8_lossy(&request.body)
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
+                );
+                f(Item {
+                    corpus: "crs".into(),
+                    group,
+                    label,
+                    standalone: true,
+                    key,
+                    request,
+                    show,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), String> {
+    for e in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let p = e.map_err(|e| e.to_string())?.path();
+        if p.is_dir() {
+            // Response-phase tests need a response body: not ours.
+            if !p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("RESPONSE"))
+            {
+                collect(&p, out)?;
+            }
+        } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn to_request(input: &Value) -> Option<OwnedRequest> {
+    if let Some(enc) = input.get("encoded_request").and_then(Value::as_str) {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(enc.trim())
+            .ok()?;
+        return parse_raw(&raw);
+    }
+    let mut r = OwnedRequest {
+        method: input
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("GET")
+            .to_string(),
+        ..Default::default()
+    };
+    r.set_uri(input.get("uri").and_then(Value::as_str).unwrap_or("/"));
+    if let Some(h) = input.get("headers").and_then(Value::as_mapping) {
+        for (k, v) in h {
+            let k = k.as_str().unwrap_or("").to_string();
+            let v = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => String::new(),
+            };
+            r.headers.push((k, v.into_bytes()));
+        }
+    }
+    r.body = match input.get("data") {
+        Some(Value::String(s)) => s.clone().into_bytes(),
+        Some(Value::Sequence(parts)) => parts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join("\r\n")
+            .into_bytes(),
+        _ => Vec::new(),
+    };
+    Some(r)
+}
+
+/// A whole raw HTTP/1 request.
+fn parse_raw(raw: &[u8]) -> Option<OwnedRequest> {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| (p, p + 4))
+        .or_else(|| {
+            raw.windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|p| (p, p + 2))
+        });
+    let (head, body) = match split {
+        Some((h, b)) => (&raw[..h], &raw[b..]),
+        None => (raw, &b""[..]),
+    };
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.lines();
+    let mut first = lines.next()?.split(' ');
+    let mut r = OwnedRequest {
+        method: first.next()?.to_string(),
+        ..Default::default()
+    };
+    r.set_uri(first.next().unwrap_or("/"));
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            r.headers
+                .push((k.trim().to_string(), v.trim().as_bytes().to_vec()));
+        }
+    }
+    r.body = body.to_vec();
+    Some(r)
+}
