@@ -1,0 +1,393 @@
+//! Drives a scenario: legitimate clients (open or closed loop) alongside the
+//! attack, every loop bounded by the deadline and a request count.
+//!
+//! Open loop: request i is due at `start + i / rate`; its latency is measured
+//! from that intended time, so a slow server cannot hide its queueing delay
+//! by slowing the generator down (no coordinated omission).
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::http::{Client, Request};
+use crate::report::Report;
+use crate::slowloris::{self, SlowStats};
+use crate::stats::{ErrorKind, Outcome, Recorder};
+use crate::target::Target;
+use crate::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Legit traffic only (the baseline).
+    Benign,
+    /// Replays corpus requests from the attack sources.
+    Attack,
+    /// Floods from the attack sources at --attack-rate each.
+    Flood,
+    /// Many connections sending their headers slowly.
+    Slowloris,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Benign => "benign",
+            Self::Attack => "attack",
+            Self::Flood => "flood",
+            Self::Slowloris => "slowloris",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadMode {
+    /// Constant arrival rate, requests per second (all sources together).
+    Open { rate: f64 },
+    /// Fixed number of clients, each sending its next request on an answer.
+    Closed { concurrency: usize },
+}
+
+impl std::fmt::Display for LoadMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Open { rate } => write!(f, "open loop {rate} req/s"),
+            Self::Closed { concurrency } => write!(f, "closed loop, {concurrency} clients"),
+        }
+    }
+}
+
+/// Everything a run needs; built by the CLI or a test.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub target: Target,
+    pub scenario: Scenario,
+    /// Hard limit on the run's length.
+    pub duration: Duration,
+    /// Hard limit on requests per class.
+    pub max_requests: u64,
+    pub request_timeout: Duration,
+    /// Connections per source address and class.
+    pub max_connections: usize,
+    pub legit_sources: Vec<IpAddr>,
+    pub legit_mode: LoadMode,
+    pub legit_requests: Vec<Request>,
+    pub attack_sources: Vec<IpAddr>,
+    /// Per attack source, requests per second (flood, attack).
+    pub attack_rate: f64,
+    pub attack_requests: Vec<Request>,
+    pub slowloris_connections: usize,
+    pub slowloris_interval: Duration,
+}
+
+impl Plan {
+    pub fn validate(&self) -> Result<(), Error> {
+        let fail = |m: &str| Err(Error::Plan(m.to_string()));
+        if self.duration.is_zero() || self.duration > Duration::from_secs(3600) {
+            return fail("duration must be between 1 ms and 1 h");
+        }
+        if self.max_requests == 0 || self.max_connections == 0 {
+            return fail("max requests and max connections must be at least 1");
+        }
+        if self.legit_sources.is_empty() || self.legit_requests.is_empty() {
+            return fail("legit traffic needs at least one source and one request");
+        }
+        match self.legit_mode {
+            LoadMode::Open { rate } if !(rate > 0.0 && rate <= 1e6) => {
+                return fail("legit rate must be in (0, 1e6]")
+            }
+            LoadMode::Closed { concurrency } if concurrency == 0 || concurrency > 10_000 => {
+                return fail("legit concurrency must be 1..=10000")
+            }
+            _ => {}
+        }
+        if self.scenario != Scenario::Benign {
+            if self.attack_sources.is_empty() {
+                return fail("the attack needs at least one source address");
+            }
+            if self
+                .attack_sources
+                .iter()
+                .any(|a| self.legit_sources.contains(a))
+            {
+                return fail("attack and legit source addresses must differ");
+            }
+        }
+        if matches!(self.scenario, Scenario::Flood | Scenario::Attack) {
+            if !(self.attack_rate > 0.0 && self.attack_rate <= 1e6) {
+                return fail("attack rate must be in (0, 1e6]");
+            }
+            if self.attack_requests.is_empty() {
+                return fail("the attack needs at least one request");
+            }
+        }
+        if self.scenario == Scenario::Slowloris
+            && (self.slowloris_connections == 0 || self.slowloris_connections > 100_000)
+        {
+            return fail("slowloris connections must be 1..=100000");
+        }
+        Ok(())
+    }
+}
+
+/// Live counters, readable while the run goes (progress bar).
+#[derive(Default)]
+pub struct Live {
+    pub legit: Arc<Recorder>,
+    pub attack: Arc<Recorder>,
+    pub slowloris: Arc<SlowStats>,
+}
+
+/// Runs the plan to its end (deadline or request limits) and reports.
+pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
+    plan.validate()?;
+    let target = Arc::new(plan.target.clone());
+    let start = Instant::now();
+    let deadline = start + plan.duration;
+    let mut set = JoinSet::new();
+
+    let legit = Traffic {
+        target: target.clone(),
+        sources: plan.legit_sources.clone(),
+        requests: encode(&plan.legit_requests, &target),
+        rec: live.legit.clone(),
+        deadline,
+        max: plan.max_requests,
+        timeout: plan.request_timeout,
+        max_conns: plan.max_connections,
+    };
+    match plan.legit_mode {
+        LoadMode::Open { rate } => set.spawn(legit.open_loop(rate)),
+        LoadMode::Closed { concurrency } => set.spawn(legit.closed_loop(concurrency)),
+    };
+    match plan.scenario {
+        Scenario::Benign => {}
+        Scenario::Flood | Scenario::Attack => {
+            let attack = Traffic {
+                target: target.clone(),
+                sources: plan.attack_sources.clone(),
+                requests: encode(&plan.attack_requests, &target),
+                rec: live.attack.clone(),
+                deadline,
+                max: plan.max_requests,
+                timeout: plan.request_timeout,
+                max_conns: plan.max_connections,
+            };
+            set.spawn(attack.open_loop(plan.attack_rate * plan.attack_sources.len() as f64));
+        }
+        Scenario::Slowloris => {
+            set.spawn(slowloris::run(
+                target.clone(),
+                plan.attack_sources.clone(),
+                plan.slowloris_connections,
+                plan.slowloris_interval,
+                deadline,
+                live.slowloris.clone(),
+            ));
+        }
+    }
+    while set.join_next().await.is_some() {}
+    let elapsed = start.elapsed();
+    Ok(Report {
+        scenario: plan.scenario.name().into(),
+        target: format!(
+            "{}://{}",
+            if target.is_tls() { "https" } else { "http" },
+            target.addr
+        ),
+        legit_mode: plan.legit_mode.to_string(),
+        duration_secs: elapsed.as_secs_f64(),
+        legit: live.legit.report(elapsed),
+        attack: matches!(plan.scenario, Scenario::Flood | Scenario::Attack)
+            .then(|| live.attack.report(elapsed)),
+        slowloris: (plan.scenario == Scenario::Slowloris)
+            .then(|| live.slowloris.report(plan.slowloris_connections)),
+    })
+}
+
+/// A request on the wire, and whether it is HEAD (no response body).
+type Wire = Arc<Vec<(Vec<u8>, bool)>>;
+
+fn encode(requests: &[Request], target: &Target) -> Wire {
+    Arc::new(
+        requests
+            .iter()
+            .map(|r| (r.encode(&target.host), r.method == "HEAD"))
+            .collect(),
+    )
+}
+
+/// Idle keep-alive connections of one source address, and a cap on them.
+struct Pool {
+    source: IpAddr,
+    idle: Mutex<Vec<Client>>,
+    slots: Semaphore,
+}
+
+impl Pool {
+    fn take(&self) -> Option<Client> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    fn put(&self, client: Client) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(client);
+    }
+}
+
+/// One class of request traffic.
+struct Traffic {
+    target: Arc<Target>,
+    sources: Vec<IpAddr>,
+    requests: Wire,
+    rec: Arc<Recorder>,
+    deadline: Instant,
+    max: u64,
+    timeout: Duration,
+    max_conns: usize,
+}
+
+impl Traffic {
+    async fn open_loop(self, rate: f64) {
+        let pools: Vec<Arc<Pool>> = self
+            .sources
+            .iter()
+            .map(|&source| {
+                Arc::new(Pool {
+                    source,
+                    idle: Mutex::new(Vec::new()),
+                    slots: Semaphore::new(self.max_conns),
+                })
+            })
+            .collect();
+        let start = Instant::now();
+        let mut tasks = JoinSet::new();
+        for i in 0..self.max {
+            let intended = start + Duration::from_secs_f64(i as f64 / rate);
+            if intended >= self.deadline {
+                break;
+            }
+            tokio::time::sleep_until(intended.into()).await;
+            while tasks.try_join_next().is_some() {}
+            let idx = i as usize;
+            let pool = pools[idx % pools.len()].clone();
+            let requests = self.requests.clone();
+            let (target, rec, timeout) = (self.target.clone(), self.rec.clone(), self.timeout);
+            rec.scheduled();
+            tasks.spawn(async move {
+                let (wire, head) = &requests[idx % requests.len()];
+                let outcome = match pool.slots.acquire().await {
+                    Ok(_permit) => pooled_exchange(&target, &pool, wire, *head, timeout).await,
+                    Err(_) => Outcome::Error(ErrorKind::Io),
+                };
+                rec.record(outcome, intended.elapsed());
+            });
+        }
+        // Every task is bounded by its timeout (plus waiting for a slot,
+        // itself bounded by other tasks' timeouts); cap the drain anyway.
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.timeout * 4 + Duration::from_secs(1), drain)
+            .await
+            .is_err()
+        {
+            tasks.abort_all();
+        }
+    }
+
+    async fn closed_loop(self, concurrency: usize) {
+        let next = Arc::new(AtomicU64::new(0));
+        let mut workers = JoinSet::new();
+        for w in 0..concurrency {
+            let source = self.sources[w % self.sources.len()];
+            let (target, rec, requests, next) = (
+                self.target.clone(),
+                self.rec.clone(),
+                self.requests.clone(),
+                next.clone(),
+            );
+            let (deadline, max, timeout) = (self.deadline, self.max, self.timeout);
+            workers.spawn(async move {
+                let mut client: Option<Client> = None;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= max || Instant::now() >= deadline {
+                        return;
+                    }
+                    let (wire, head) = &requests[i as usize % requests.len()];
+                    rec.scheduled();
+                    let sent_at = Instant::now();
+                    let outcome =
+                        one_exchange(&target, source, &mut client, wire, *head, timeout).await;
+                    rec.record(outcome, sent_at.elapsed());
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+    }
+}
+
+/// One request on a pooled connection (reused if one is idle).
+async fn pooled_exchange(
+    target: &Target,
+    pool: &Pool,
+    wire: &[u8],
+    head: bool,
+    timeout: Duration,
+) -> Outcome {
+    let mut client = pool.take();
+    let outcome = one_exchange(target, pool.source, &mut client, wire, head, timeout).await;
+    if let Some(c) = client {
+        pool.put(c);
+    }
+    outcome
+}
+
+/// Sends on `client` (or a new connection), retrying once on a fresh
+/// connection if a reused one turns out closed. Leaves `client` set only if
+/// the connection can be reused.
+async fn one_exchange(
+    target: &Target,
+    source: IpAddr,
+    client: &mut Option<Client>,
+    wire: &[u8],
+    head: bool,
+    timeout: Duration,
+) -> Outcome {
+    let attempt = async {
+        let reused = client.is_some();
+        for fresh in [false, true] {
+            if fresh && !reused {
+                break;
+            }
+            let mut c = match client.take() {
+                Some(c) if !fresh => c,
+                _ => match target.connect(Some(source)).await {
+                    Ok(conn) => Client::new(conn),
+                    Err(e) => return Outcome::Error(ErrorKind::of(&e)),
+                },
+            };
+            match c.exchange(wire, head).await {
+                Ok(resp) => {
+                    if !resp.close {
+                        *client = Some(c);
+                    }
+                    return Outcome::Status(resp.status);
+                }
+                Err(e) if reused && !fresh && ErrorKind::of(&e) == ErrorKind::Closed => continue,
+                Err(e) => return Outcome::Error(ErrorKind::of(&e)),
+            }
+        }
+        Outcome::Error(ErrorKind::Closed)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            *client = None;
+            Outcome::Error(ErrorKind::Timeout)
+        }
+    }
+}
