@@ -20,6 +20,8 @@ impl Redis {
     fn start_on(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args([
+                "--enable-debug-command",
+                "local",
                 "--port",
                 &port.to_string(),
                 "--bind",
@@ -234,6 +236,44 @@ async fn unreachable_at_start_is_fallback_with_alert() {
     assert!(limiter.check(Some("api"), client).await.is_allow());
     assert!(limiter.check(Some("api"), client).await.is_allow());
     assert!(!limiter.check(Some("api"), client).await.is_allow());
+}
+
+/// Blocks the redis server for `secs` (DEBUG SLEEP) from a side connection.
+fn stall(port: u16, secs: f64) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let cmd = format!("DEBUG SLEEP {secs}\r\n");
+    s.write_all(cmd.as_bytes()).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).unwrap(); // +OK\r\n once the sleep is over
+    })
+}
+
+#[tokio::test]
+async fn slow_redis_falls_back_instead_of_waiting() {
+    let redis = Redis::start();
+    let recorded = Arc::new(Recorded::default());
+    let (limiter, _registry) = start(&config(redis.port, 5), Some(recorded.clone()));
+    wait_until("connected", || !limiter.in_fallback()).await;
+    let client: IpAddr = CLIENT.parse().unwrap();
+    assert!(limiter.check(Some("api"), client).await.is_allow());
+    assert_eq!(limiter.decisions("fallback"), 0);
+
+    let stalled = stall(redis.port, 1.5);
+    // Answered locally after timeout_ms instead of waiting for Redis.
+    assert!(limiter.check(Some("api"), client).await.is_allow());
+    assert_eq!(limiter.decisions("fallback"), 1);
+    wait_until("fallback alert", || {
+        recorded.kinds().contains(&"redis_fallback".to_string())
+    })
+    .await;
+    stalled.join().unwrap();
+    wait_until("recovery", || !limiter.in_fallback()).await;
+    assert_eq!(
+        recorded.kinds().last().map(String::as_str),
+        Some("redis_recovered")
+    );
 }
 
 async fn limiter_checks(limiter: &FleetLimiter, client: IpAddr, n: usize) -> Vec<bool> {
