@@ -115,9 +115,9 @@ pub struct AccessRecord {
         rename = "tls.protocol.version",
         skip_serializing_if = "Option::is_none"
     )]
-    pub tls_version: Option<&'static str>,
+    pub tls_version: Option<String>,
     #[serde(rename = "tls.cipher", skip_serializing_if = "Option::is_none")]
-    pub tls_cipher: Option<&'static str>,
+    pub tls_cipher: Option<String>,
     #[serde(rename = "tls.server_name", skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<String>,
     #[serde(rename = "error.type", skip_serializing_if = "Option::is_none")]
@@ -253,7 +253,7 @@ mod tests {
     #[test]
     fn record_field_names() {
         let rec = AccessRecord {
-            tls_version: Some("TLSv1_3"),
+            tls_version: Some("1.3".into()),
             ..Default::default()
         };
         let v = serde_json::to_value(&rec).unwrap();

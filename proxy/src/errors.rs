@@ -33,10 +33,9 @@ pub async fn respond(
     if let Some(loc) = location {
         resp.insert_header(http::header::LOCATION, loc)?;
     }
-    if status >= 400 {
-        // Error and redirect responses end the connection state cleanly for h1 clients.
-        session.set_keepalive(None);
-    }
+    // Edge-generated responses close the h1 connection: the request may not have been read to
+    // its end (a body we refused), so the connection's framing can't be trusted afterwards.
+    session.set_keepalive(None);
     policy.apply(&mut resp, https);
     let head_only = session.req_header().method == http::Method::HEAD;
     session

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod config;
 pub mod cookies;
 pub mod demo;
+pub mod edge_app;
 pub mod errors;
 pub mod forwarded;
 pub mod headers;

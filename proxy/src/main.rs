@@ -34,7 +34,8 @@ enum Command {
 
 /// Handshake failures from scanners and probes are routine at an edge; they are counted in
 /// metrics rather than logged one by one.
-const DEFAULT_LOG: &str = "warn,pingora_core::services::listening=off,pingora_core::protocols=error";
+const DEFAULT_LOG: &str =
+    "warn,pingora_core::services::listening=off,pingora_core::protocols=error";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -8,12 +8,12 @@ use crate::access_log::AccessRecord;
 use crate::headers::HeaderPolicy;
 use crate::state::Shared;
 use async_trait::async_trait;
-use pingora_core::apps::ServerApp;
 use pingora_core::protocols::raw_connect::ProxyDigest;
-use pingora_core::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest, SocketDigest, TimingDigest};
 use pingora_core::protocols::tls::{SslDigest, TlsRef};
+use pingora_core::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, SocketDigest, TimingDigest,
+};
 use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
-use pingora_core::server::ShutdownWatch;
 use pingora_http::ResponseHeader;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,37 +23,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const BANNER_LINE: &[u8] = b"\r\nServer: Pingora\r\n";
 
-/// Wraps the proxy app so every connection's stream is a [`HardenedStream`].
-pub struct HardenedApp<A> {
-    inner: Arc<A>,
-    shared: Arc<Shared>,
-}
-
-impl<A> HardenedApp<A> {
-    pub fn new(inner: A, shared: Arc<Shared>) -> Self {
-        HardenedApp { inner: Arc::new(inner), shared }
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for HardenedApp<A> {
-    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
-        let stream: Stream = if stream.as_any().is::<HardenedStream>() {
-            stream // a kept-alive connection coming back
-        } else {
-            Box::new(HardenedStream { inner: stream, pending: Vec::new(), shared: self.shared.clone() })
-        };
-        self.inner.process_new(stream, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        self.inner.cleanup().await
-    }
-}
-
 #[derive(Debug)]
 pub struct HardenedStream {
-    inner: Stream,
+    pub(crate) inner: Stream,
     /// Replacement bytes not yet written to `inner`.
     pending: Vec<u8>,
     shared: Arc<Shared>,
@@ -77,10 +49,21 @@ fn is_banner_response(buf: &[u8]) -> Option<u16> {
 }
 
 impl HardenedStream {
+    pub fn new(inner: Stream, shared: Arc<Shared>) -> Self {
+        HardenedStream {
+            inner,
+            pending: Vec::new(),
+            shared,
+        }
+    }
+
     fn replacement(&self, status: u16) -> Vec<u8> {
         let https = self.inner.get_ssl_digest().is_some();
         let request_id = format!("{:032x}", rand::random::<u128>());
-        let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+        let reason = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
         let body = format!("{status} {reason}\n");
         let mut resp = match ResponseHeader::build(status, Some(10)) {
             Ok(r) => r,
@@ -108,20 +91,33 @@ impl HardenedStream {
     /// Counts and logs a request Pingora refused before our filters saw it.
     fn record(&self, status: u16, request_id: String, https: bool) {
         let m = &self.shared.metrics;
-        m.requests.with_label_values(&["", crate::metrics::status_class(status)]).inc();
+        m.requests
+            .with_label_values(&["", crate::metrics::status_class(status)])
+            .inc();
         let sock = self.inner.get_socket_digest();
-        let peer = sock.as_ref().and_then(|s| s.peer_addr().and_then(|a| a.as_inet().copied()));
-        let local = sock.as_ref().and_then(|s| s.local_addr().and_then(|a| a.as_inet().copied()));
+        let peer = sock
+            .as_ref()
+            .and_then(|s| s.peer_addr().and_then(|a| a.as_inet().copied()));
+        let local = sock
+            .as_ref()
+            .and_then(|s| s.local_addr().and_then(|a| a.as_inet().copied()));
         let mut extra = serde_json::Map::new();
         extra.insert("rampart.denial.by".into(), "edge".into());
         extra.insert("rampart.denial.reason".into(), "unparsable_request".into());
         let tls = self.inner.get_ssl_digest();
-        let info = tls.as_ref().and_then(|d| d.extension.get::<crate::tls::TlsInfo>());
+        let info = tls.as_deref().map(crate::tls::TlsInfo::from_digest);
         self.shared.access_log.send(Box::new(AccessRecord {
             timestamp: Some(std::time::SystemTime::now()),
             request_id,
             listener: local
-                .and_then(|l| self.shared.runtime.load().listeners.get(&l.port()).map(|i| i.name.clone()))
+                .and_then(|l| {
+                    self.shared
+                        .runtime
+                        .load()
+                        .listeners
+                        .get(&l.port())
+                        .map(|i| i.name.clone())
+                })
                 .unwrap_or_default(),
             client_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
             client_port: peer.map(|p| p.port()),
@@ -131,9 +127,9 @@ impl HardenedStream {
             scheme: if https { "https" } else { "http" },
             protocol: "1.1",
             status,
-            tls_version: info.map(|i| i.version),
-            tls_cipher: info.map(|i| i.cipher),
-            tls_server_name: info.and_then(|i| i.server_name.clone()),
+            tls_version: info.map(|i| i.version.to_string()),
+            tls_cipher: info.map(|i| i.cipher.to_string()),
+            tls_server_name: info.and_then(|i| i.server_name.map(str::to_string)),
             error: Some("InvalidHTTPHeader".into()),
             extra,
             ..Default::default()
@@ -146,7 +142,9 @@ impl HardenedStream {
             let res = Pin::new(&mut self.inner).poll_write(cx, &pending);
             self.pending = pending;
             match res {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
                 Poll::Ready(Ok(n)) => {
                     self.pending.drain(..n);
                 }
@@ -159,13 +157,21 @@ impl HardenedStream {
 }
 
 impl AsyncRead for HardenedStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for HardenedStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.drain(cx) {
             Poll::Ready(Ok(())) => {}
             other => return other.map(|r| r.map(|_| 0)),
@@ -265,8 +271,14 @@ mod tests {
     fn recognises_only_pingora_banner() {
         let pingora = b"HTTP/1.1 400 Bad Request\r\nServer: Pingora\r\nDate: x\r\n\r\n";
         assert_eq!(is_banner_response(pingora), Some(400));
-        assert_eq!(is_banner_response(b"HTTP/1.1 200 OK\r\nServer: Pingora-app\r\n"), None);
-        assert_eq!(is_banner_response(b"HTTP/1.1 200 OK\r\nX: Server: Pingora\r\n"), None);
+        assert_eq!(
+            is_banner_response(b"HTTP/1.1 200 OK\r\nServer: Pingora-app\r\n"),
+            None
+        );
+        assert_eq!(
+            is_banner_response(b"HTTP/1.1 200 OK\r\nX: Server: Pingora\r\n"),
+            None
+        );
         assert_eq!(is_banner_response(b"body bytes"), None);
     }
 }

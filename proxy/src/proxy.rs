@@ -12,7 +12,6 @@
 //! 6. `logging`: metrics and the JSON access line.
 
 use crate::access_log::{self, AccessRecord};
-use crate::config::TlsProfile;
 use crate::errors;
 use crate::forwarded::{self, ForwardInfo};
 use crate::metrics::status_class;
@@ -107,11 +106,11 @@ fn new_request_id() -> String {
     format!("{v:032x}")
 }
 
-fn tls_info(session: &Session) -> Option<&TlsInfo> {
+fn tls_info(session: &Session) -> Option<TlsInfo<'_>> {
     session
         .digest()
-        .and_then(|d| d.ssl_digest.as_ref())
-        .and_then(|s| s.extension.get::<TlsInfo>())
+        .and_then(|d| d.ssl_digest.as_deref())
+        .map(TlsInfo::from_digest)
 }
 
 fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
@@ -217,15 +216,6 @@ impl ProxyHttp for Edge {
                 .deny(session, ctx, Self::bad_request("unknown_listener"))
                 .await;
         };
-        if listener.tls == Some(TlsProfile::Modern)
-            && tls_info(session).is_some_and(|t| t.version != "1.3")
-        {
-            // Backstop for the resolver's profile check (see tls module docs).
-            return Error::e_explain(
-                ErrorType::HandshakeError,
-                "TLS below 1.3 on a modern listener",
-            );
-        }
         let req = session.req_header();
         let path = req.uri.path();
         if !path.starts_with('/') && !(req.method == http::Method::OPTIONS && path == "*") {
@@ -584,9 +574,9 @@ fn access_record(
         upstream_address: ctx.upstream_addr.map(|a| a.to_string()),
         upstream_connect_ms: ctx.connect_ms,
         upstream_response_ms: ctx.response_ms,
-        tls_version: tls.map(|t| t.version),
-        tls_cipher: tls.map(|t| t.cipher),
-        tls_server_name: tls.and_then(|t| t.server_name.clone()),
+        tls_version: tls.map(|t| t.version.to_string()),
+        tls_cipher: tls.map(|t| t.cipher.to_string()),
+        tls_server_name: tls.and_then(|t| t.server_name.map(str::to_string)),
         error: e.map(|e| e.etype().as_str().to_string()),
         extra,
     }

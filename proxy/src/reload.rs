@@ -5,22 +5,23 @@
 use crate::config::{self, Config};
 use crate::runtime::Runtime;
 use crate::state::Shared;
-use crate::tls::{load_cert_set, CertSet};
+use crate::tls::{load_cert_set, ListenerTlsState, PreparedTls};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// Loads every listener's certificates; all or nothing.
+/// Loads every listener's certificates and builds their configs; all or nothing.
 fn load_all_certs(
+    shared: &Shared,
     config: &Config,
-) -> Result<Vec<(String, crate::config::TlsProfile, CertSet)>, String> {
+) -> Result<Vec<(Arc<ListenerTlsState>, PreparedTls)>, String> {
     let mut out = Vec::new();
     for l in &config.listeners {
-        if let Some(tls) = &l.tls {
+        if let (Some(tls), Some(state)) = (&l.tls, shared.tls.get(&l.name)) {
             let set = load_cert_set(&tls.certificates)
                 .map_err(|e| format!("listener `{}`: {e}", l.name))?;
-            out.push((l.name.clone(), tls.profile, set));
+            out.push((state.clone(), state.prepare(tls.profile, set)?));
         }
     }
     Ok(out)
@@ -47,15 +48,13 @@ pub fn reload_config(shared: &Shared) -> Result<(), String> {
     let result = (|| {
         let config = config::load(&shared.config_path).map_err(|e| e.to_string())?;
         same_listeners(&shared.runtime.load().config, &config)?;
-        let certs = load_all_certs(&config)?;
+        let certs = load_all_certs(shared, &config)?;
         for w in config::warnings(&config) {
             tracing::warn!("{w}");
         }
         let runtime = Runtime::build(config)?;
-        for (name, profile, set) in certs {
-            if let Some(state) = shared.tls.get(&name) {
-                state.swap(profile, set);
-            }
+        for (state, prepared) in certs {
+            state.commit(prepared);
         }
         shared.runtime.store(Arc::new(runtime));
         Ok(())
@@ -67,11 +66,9 @@ pub fn reload_config(shared: &Shared) -> Result<(), String> {
 /// Certificate files changed on disk: reload the certificates of the current config.
 pub fn reload_certs(shared: &Shared) -> Result<(), String> {
     let config = shared.runtime.load().config.clone();
-    let result = load_all_certs(&config).map(|certs| {
-        for (name, profile, set) in certs {
-            if let Some(state) = shared.tls.get(&name) {
-                state.swap(profile, set);
-            }
+    let result = load_all_certs(shared, &config).map(|certs| {
+        for (state, prepared) in certs {
+            state.commit(prepared);
         }
     });
     record(shared, "certificates", &result);
@@ -85,10 +82,6 @@ fn record(shared: &Shared, what: &str, result: &Result<(), String>) {
         .reloads
         .with_label_values(&[what, label])
         .inc();
-    match result {
-        Ok(()) => tracing::info!("{what} reloaded"),
-        Err(e) => tracing::error!("{what} reload refused, previous one keeps serving: {e}"),
-    }
     eprintln!(
         "rampart-proxy: {what} reload {}",
         match result {

@@ -3,18 +3,17 @@
 
 use crate::access_log::AccessLog;
 use crate::config::{self, Config};
+use crate::edge_app::EdgeApp;
 use crate::metrics::Metrics;
 use crate::proxy::Edge;
 use crate::runtime::Runtime;
 use crate::state::Shared;
-use crate::tls::{self, HandshakeCallbacks, ListenerTlsState};
+use crate::tls::{self, ListenerTlsState};
 use arc_swap::ArcSwap;
 use pingora_core::apps::HttpServerOptions;
-use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::services::listening::Service;
-use crate::parser_errors::HardenedApp;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,7 +33,8 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
         if let Some(t) = &l.tls {
             let set = tls::load_cert_set(&t.certificates)
                 .map_err(|e| format!("listener `{}`: {e}", l.name))?;
-            let state = ListenerTlsState::new(l.name.clone(), t.profile, set, metrics.clone());
+            let state =
+                ListenerTlsState::new(l.name.clone(), t.profile, l.http2, set, metrics.clone())?;
             tls_states.insert(l.name.clone(), Arc::new(state));
         }
     }
@@ -87,26 +87,11 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
     opts.allow_connect_method_proxying = true;
     proxy.server_options = Some(opts);
     // Pingora's own parse-error responses are replaced by hardened ones (see parser_errors).
-    let app = HardenedApp::new(proxy, shared.clone());
+    let app = EdgeApp::new(proxy, shared.clone());
     let mut service = Service::new("rampart edge".to_string(), app);
+    // TLS is terminated by EdgeApp with each listener's own config, so Pingora listens on TCP.
     for l in &config.listeners {
-        let addr = l.address.to_string();
-        match (&l.tls, shared.tls.get(&l.name)) {
-            (Some(_), Some(state)) => {
-                let callbacks = HandshakeCallbacks {
-                    listener: l.name.clone(),
-                    metrics: shared.metrics.clone(),
-                };
-                let mut settings =
-                    TlsSettings::with_callbacks(Box::new(callbacks)).map_err(|e| e.to_string())?;
-                settings.set_cert_resolver(state.clone());
-                if l.http2 {
-                    settings.enable_h2();
-                }
-                service.add_tls_with_settings(&addr, None, settings);
-            }
-            _ => service.add_tcp(&addr),
-        }
+        service.add_tcp(&l.address.to_string());
     }
     server.add_service(service);
     eprintln!(

@@ -12,7 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn install_provider() {
@@ -58,7 +62,12 @@ impl Edge {
             let _ = child.kill();
             panic!("edge not ready; stderr:\n{}", stderr.lock().unwrap());
         }
-        Edge { child, dir, stderr, config_path }
+        Edge {
+            child,
+            dir,
+            stderr,
+            config_path,
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -66,7 +75,10 @@ impl Edge {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -79,7 +91,10 @@ impl Edge {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no `{needle}` x{n} in stderr:\n{}", self.stderr.lock().unwrap());
+        panic!(
+            "no `{needle}` x{n} in stderr:\n{}",
+            self.stderr.lock().unwrap()
+        );
     }
 
     /// Access log lines (JSON), waiting until at least `n` are present.
@@ -87,7 +102,10 @@ impl Edge {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let text = std::fs::read_to_string(self.path("access.log")).unwrap_or_default();
-            let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
             if lines.len() >= n || Instant::now() > deadline {
                 return lines;
             }
@@ -137,10 +155,17 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 }
 
@@ -148,12 +173,23 @@ pub fn parse_response(raw: &[u8]) -> Resp {
     let text = String::from_utf8_lossy(raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
-    let status = lines.next().unwrap_or("").split_whitespace().nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let status = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap_or(0);
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    Resp { status, headers, body: body.to_string() }
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// Sends raw bytes over plain TCP and reads to EOF.
@@ -165,7 +201,11 @@ pub async fn raw(port: u16, request: &str) -> Resp {
     parse_response(&buf)
 }
 
-pub fn client_config(ca_pem: &str, versions: &[&'static rustls::SupportedProtocolVersion], alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+pub fn client_config(
+    ca_pem: &str,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -184,16 +224,27 @@ pub async fn handshake(
     sni: &str,
     cfg: Arc<rustls::ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| e.to_string())?;
     let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
-    tokio_rustls::TlsConnector::from(cfg).connect(name, tcp).await.map_err(|e| e.to_string())
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// One HTTPS/1.1 request with `Connection: close`.
 pub async fn https(port: u16, sni: &str, ca_pem: &str, request: &str) -> Result<Resp, String> {
-    let cfg = client_config(ca_pem, &[&rustls::version::TLS13, &rustls::version::TLS12], &[b"http/1.1"]);
+    let cfg = client_config(
+        ca_pem,
+        &[&rustls::version::TLS13, &rustls::version::TLS12],
+        &[b"http/1.1"],
+    );
     let mut s = handshake(port, sni, cfg).await?;
-    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     match tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await {
         Ok(Ok(_)) => {}
@@ -215,14 +266,18 @@ pub async fn start_upstream() -> SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((s, _)) = l.accept().await else { continue };
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
             tokio::spawn(serve_upstream_conn(s));
         }
     });
     addr
 }
 
-pub async fn serve_upstream_conn<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut s: S) {
+pub async fn serve_upstream_conn<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut s: S,
+) {
     let mut buf = vec![0u8; 65536];
     let mut len = 0;
     loop {
@@ -267,7 +322,11 @@ pub struct Basic {
 
 impl Basic {
     pub fn new() -> Basic {
-        Basic { https: free_port(), http: free_port(), admin: free_port() }
+        Basic {
+            https: free_port(),
+            http: free_port(),
+            admin: free_port(),
+        }
     }
 
     pub fn config(&self, upstream: SocketAddr, extra_route: &str) -> String {

@@ -1,0 +1,54 @@
+//! The Pingora app wrapper every downstream connection goes through: TLS termination with the
+//! listener's own rustls config (see `tls`), then the hardened stream (see `parser_errors`),
+//! then Pingora's HTTP proxy.
+
+use crate::parser_errors::HardenedStream;
+use crate::state::Shared;
+use async_trait::async_trait;
+use pingora_core::apps::ServerApp;
+use pingora_core::protocols::Stream;
+use pingora_core::server::ShutdownWatch;
+use std::sync::Arc;
+
+pub struct EdgeApp<A> {
+    inner: Arc<A>,
+    shared: Arc<Shared>,
+}
+
+impl<A> EdgeApp<A> {
+    pub fn new(inner: A, shared: Arc<Shared>) -> Self {
+        EdgeApp {
+            inner: Arc::new(inner),
+            shared,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if stream.as_any().is::<HardenedStream>() {
+            // A kept-alive connection coming back for its next request.
+            return self.inner.process_new(stream, shutdown).await;
+        }
+        let port = stream
+            .get_socket_digest()
+            .and_then(|d| d.local_addr().and_then(|a| a.as_inet().map(|a| a.port())));
+        let listener = port.and_then(|p| self.shared.runtime.load().listeners.get(&p).cloned());
+        let tls_state = listener.and_then(|l| self.shared.tls.get(&l.name).cloned());
+        let stream: Stream = match tls_state {
+            Some(state) => Box::new(crate::tls::accept(&state, stream).await?),
+            None => stream,
+        };
+        let stream = Box::new(HardenedStream::new(stream, self.shared.clone()));
+        self.inner.process_new(stream, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        self.inner.cleanup().await
+    }
+}

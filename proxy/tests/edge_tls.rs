@@ -1,0 +1,304 @@
+//! TLS: SNI selection, per-listener profiles in one process, certificate reload (bad refused,
+//! good applied), upstream TLS pool isolation across trust settings.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use std::sync::Arc;
+
+fn leaf_names(s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Vec<String> {
+    let der = s.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    san.value
+        .general_names
+        .iter()
+        .map(|n| format!("{n}"))
+        .collect()
+}
+
+fn two_listener_config(
+    modern: u16,
+    inter: u16,
+    admin: u16,
+    upstream: std::net::SocketAddr,
+) -> String {
+    format!(
+        r#"
+[server]
+threads = 1
+[admin]
+address = "127.0.0.1:{admin}"
+[log]
+access_log = "access.log"
+[[listeners]]
+name = "modern"
+address = "127.0.0.1:{modern}"
+[listeners.tls]
+profile = "modern"
+[[listeners.tls.certificates]]
+cert = "a.pem"
+key = "a.key"
+default = true
+[[listeners.tls.certificates]]
+cert = "b.pem"
+key = "b.key"
+[[listeners]]
+name = "intermediate"
+address = "127.0.0.1:{inter}"
+[listeners.tls]
+profile = "intermediate"
+[[listeners.tls.certificates]]
+cert = "a.pem"
+key = "a.key"
+[[upstreams]]
+name = "app"
+endpoints = ["{upstream}"]
+[[routes]]
+name = "app"
+hosts = ["*"]
+upstream = "app"
+"#
+    )
+}
+
+struct TwoListeners {
+    edge: Edge,
+    pki: Pki,
+    modern: u16,
+    inter: u16,
+    admin: u16,
+}
+
+async fn two_listeners() -> TwoListeners {
+    install_provider();
+    let upstream = start_upstream().await;
+    let pki = Pki::new("tls-tests");
+    let dir = tempfile::tempdir().unwrap();
+    pki.leaf(dir.path(), "a", &["a.test"]);
+    pki.leaf(dir.path(), "b", &["b.test", "*.b.test"]);
+    let (modern, inter, admin) = (free_port(), free_port(), free_port());
+    let edge = Edge::start(&two_listener_config(modern, inter, admin, upstream), dir);
+    TwoListeners {
+        edge,
+        pki,
+        modern,
+        inter,
+        admin,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_selects_certificate_and_default() {
+    let t = two_listeners().await;
+    let cfg = client_config(&t.pki.ca_pem, &[&rustls::version::TLS13], &[]);
+    let s = handshake(t.modern, "b.test", cfg.clone()).await.unwrap();
+    assert!(
+        leaf_names(&s).iter().any(|n| n.contains("b.test")),
+        "{:?}",
+        leaf_names(&s)
+    );
+    let s = handshake(t.modern, "x.b.test", cfg.clone()).await.unwrap();
+    assert!(leaf_names(&s).iter().any(|n| n.contains("*.b.test")));
+    let s = handshake(t.modern, "a.test", cfg.clone()).await.unwrap();
+    assert!(leaf_names(&s).iter().any(|n| n.contains("a.test")));
+    // Unknown name: the default certificate (which the client then rejects for the name).
+    let err = handshake(t.modern, "unknown.test", cfg).await.unwrap_err();
+    assert!(
+        err.contains("NotValidForName") || err.contains("not valid"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_refused_on_modern_accepted_on_intermediate() {
+    let t = two_listeners().await;
+    let tls12 = client_config(&t.pki.ca_pem, &[&rustls::version::TLS12], &[]);
+    let tls13 = client_config(&t.pki.ca_pem, &[&rustls::version::TLS13], &[]);
+    assert!(
+        handshake(t.modern, "a.test", tls12.clone()).await.is_err(),
+        "TLS 1.2 accepted on modern"
+    );
+    let s = handshake(t.inter, "a.test", tls12).await.unwrap();
+    assert_eq!(
+        s.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let suite = format!(
+        "{:?}",
+        s.get_ref().1.negotiated_cipher_suite().unwrap().suite()
+    );
+    assert!(
+        suite.starts_with("TLS_ECDHE_") && (suite.contains("GCM") || suite.contains("CHACHA")),
+        "{suite}"
+    );
+    for port in [t.modern, t.inter] {
+        let s = handshake(port, "a.test", tls13.clone()).await.unwrap();
+        assert_eq!(
+            s.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
+    }
+    // Requests work on both, and the refusal is counted.
+    for port in [t.modern, t.inter] {
+        let r = https(port, "a.test", &t.pki.ca_pem, &get("a.test", "/", ""))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+    let m = admin(t.admin, "/metrics").await.body;
+    assert!(
+        m.contains(
+            "rampart_tls_handshakes_refused_total{listener=\"modern\",reason=\"incompatible\"} 1"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("rampart_tls_handshakes_total{listener=\"intermediate\",version=\"1.2\"}"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_reload_refuses_bad_files_and_applies_good_ones() {
+    let t = two_listeners().await;
+    let cfg = client_config(&t.pki.ca_pem, &[&rustls::version::TLS13], &[]);
+    // A broken certificate file: refused, the old certificate keeps serving.
+    std::fs::write(
+        t.edge.path("b.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    t.edge.wait_stderr("certificates reload refused", 1);
+    let s = handshake(t.modern, "b.test", cfg.clone()).await.unwrap();
+    assert!(leaf_names(&s).iter().any(|n| n.contains("b.test")));
+    // A key that does not match: refused too.
+    let other = Pki::new("other");
+    let (c2, _k2) = other.ca.issue(&["b.test"]).unwrap();
+    std::fs::write(t.edge.path("b.pem"), c2).unwrap();
+    t.edge.wait_stderr("certificates reload refused", 2);
+    assert!(handshake(t.modern, "b.test", cfg.clone()).await.is_ok());
+    // A good new pair (new name added): applied without restart.
+    t.pki
+        .leaf(t.edge.dir.path(), "b", &["b.test", "new.b2.test"]);
+    t.edge.wait_stderr("certificates reload ok", 1);
+    let s = handshake(t.modern, "new.b2.test", cfg).await.unwrap();
+    assert!(leaf_names(&s).iter().any(|n| n.contains("new.b2.test")));
+    let m = admin(t.admin, "/metrics").await.body;
+    assert!(
+        m.contains("rampart_config_reloads_total{result=\"error\",what=\"certificates\"} 2"),
+        "{m}"
+    );
+}
+
+/// A TLS upstream presenting a certificate from `pki` for `up.test`.
+async fn tls_upstream(pki: &Pki) -> std::net::SocketAddr {
+    use rustls_pki_types::pem::PemObject;
+    let (c, k) = pki.ca.issue(&["up.test"]).unwrap();
+    let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(c.as_bytes())
+        .map(|c| c.unwrap())
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(k.as_bytes()).unwrap();
+    let cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(s).await {
+                    serve_upstream_conn(tls).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_upstream_connections_never_cross_trust_settings() {
+    install_provider();
+    let edge_pki = Pki::new("edge");
+    let up_pki = Pki::new("upstream-ca");
+    let wrong_pki = Pki::new("wrong-ca");
+    let up = tls_upstream(&up_pki).await;
+    let dir = tempfile::tempdir().unwrap();
+    edge_pki.leaf(dir.path(), "edge", &["good.test", "bad.test"]);
+    std::fs::write(dir.path().join("up-ca.pem"), &up_pki.ca_pem).unwrap();
+    std::fs::write(dir.path().join("wrong-ca.pem"), &wrong_pki.ca_pem).unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let config = format!(
+        r#"
+[server]
+threads = 1
+[admin]
+address = "127.0.0.1:{admin_port}"
+[log]
+access_log = "access.log"
+[[listeners]]
+name = "https"
+address = "127.0.0.1:{port}"
+[listeners.tls]
+[[listeners.tls.certificates]]
+cert = "edge.pem"
+key = "edge.key"
+[[upstreams]]
+name = "good"
+endpoints = ["{up}"]
+tls = {{ ca_file = "up-ca.pem", sni = "up.test" }}
+[[upstreams]]
+name = "bad"
+endpoints = ["{up}"]
+tls = {{ ca_file = "wrong-ca.pem", sni = "up.test" }}
+[[routes]]
+name = "good"
+hosts = ["good.test"]
+upstream = "good"
+[[routes]]
+name = "bad"
+hosts = ["bad.test"]
+upstream = "bad"
+"#
+    );
+    let _edge = Edge::start(&config, dir);
+    // Keep-alive request on the good route pools a verified upstream connection.
+    let r = https(
+        port,
+        "good.test",
+        &edge_pki.ca_pem,
+        &get("good.test", "/", ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    for _ in 0..3 {
+        let r = https(
+            port,
+            "bad.test",
+            &edge_pki.ca_pem,
+            &get("bad.test", "/", ""),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r.status, 502,
+            "wrong CA must fail even with a pooled connection: {r:?}"
+        );
+        let r = https(
+            port,
+            "good.test",
+            &edge_pki.ca_pem,
+            &get("good.test", "/", ""),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200);
+    }
+}
