@@ -29,8 +29,11 @@ impl EphemeralCa {
     /// A leaf for `names` (DNS names or IP addresses): (chain PEM, key PEM).
     pub fn issue(&self, names: &[&str]) -> Result<(String, String), rcgen::Error> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
@@ -48,7 +51,9 @@ pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// The careless app: leaks its stack, sets a bare cookie, sends no security headers.
 async fn careless_app(listener: tokio::net::TcpListener) {
     loop {
-        let Ok((mut s, _)) = listener.accept().await else { continue };
+        let Ok((mut s, _)) = listener.accept().await else {
+            continue;
+        };
         tokio::spawn(async move {
             let mut buf = vec![0u8; 16384];
             let mut len = 0;
@@ -62,7 +67,11 @@ async fn careless_app(listener: tokio::net::TcpListener) {
                         return;
                     }
                 }
-                let end = buf[..len].windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                let end = buf[..len]
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .unwrap_or(0)
+                    + 4;
                 let head = String::from_utf8_lossy(&buf[..end]).to_string();
                 buf.copy_within(end..len, 0);
                 len -= end;
@@ -70,7 +79,11 @@ async fn careless_app(listener: tokio::net::TcpListener) {
                     .lines()
                     .filter(|l| {
                         let l = l.to_ascii_lowercase();
-                        l.starts_with("x-forwarded") || l.starts_with("forwarded") || l.starts_with("x-real-ip") || l.starts_with("x-request-id") || l.starts_with("host")
+                        l.starts_with("x-forwarded")
+                            || l.starts_with("forwarded")
+                            || l.starts_with("x-real-ip")
+                            || l.starts_with("x-request-id")
+                            || l.starts_with("host")
                     })
                     .map(|l| format!("  {l}\n"))
                     .collect();
@@ -89,13 +102,21 @@ async fn careless_app(listener: tokio::net::TcpListener) {
 
 /// Starts the careless app on an ephemeral loopback port; returns its address.
 pub fn start_careless_app() -> Result<std::net::SocketAddr, String> {
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("demo app: {e}"))?;
-    std_listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let std_listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("demo app: {e}"))?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
     let addr = std_listener.local_addr().map_err(|e| e.to_string())?;
     std::thread::Builder::new()
         .name("demo-app".into())
         .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
             rt.block_on(async move {
                 if let Ok(l) = tokio::net::TcpListener::from_std(std_listener) {
                     careless_app(l).await;
@@ -107,7 +128,9 @@ pub fn start_careless_app() -> Result<std::net::SocketAddr, String> {
 }
 
 pub fn run(dir: Option<PathBuf>) -> Result<(), String> {
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id())));
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let err = |e: rcgen::Error| format!("demo certificates: {e}");
     let ca = EphemeralCa::new("Rampart demo CA (ephemeral)").map_err(err)?;
