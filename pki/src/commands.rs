@@ -242,7 +242,7 @@ fn init(a: InitArgs) -> Result<ExitCode> {
 }
 
 fn issue(a: IssueArgs) -> Result<ExitCode> {
-    let ca = Ca::open(&a.dir, a.keys.protection()?)?;
+    let mut ca = Ca::open(&a.dir, a.keys.protection()?)?;
     let issuer = ca.issuer();
     let td = ca.trust_domain()?;
     let given_csr = match &a.csr {
@@ -293,6 +293,7 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
             return Err(e);
         }
     };
+    ca.persist_issued()?;
     let chain: String = issued
         .chain
         .iter()

@@ -41,6 +41,8 @@ pub struct Issuer {
     /// Latest `notAfter` handed out, so a root is only retired after every
     /// leaf chaining to it has expired.
     max_issued_not_after: AtomicI64,
+    /// What leaves issued before this process started may live until.
+    assumed_issued_until: i64,
 }
 
 impl Issuer {
@@ -73,7 +75,8 @@ impl Issuer {
             not_after,
             serial,
             root_serial,
-            max_issued_not_after: AtomicI64::new(assume_issued_until.unix_timestamp()),
+            max_issued_not_after: AtomicI64::new(0),
+            assumed_issued_until: assume_issued_until.unix_timestamp(),
         })
     }
 
@@ -89,6 +92,25 @@ impl Issuer {
         let (nb, na) = self.validity(ttl)?;
         let params = profiles::svid(id, serial, nb, na)?;
         self.sign(params, public_key, serial_hex)
+    }
+
+    /// Issues the CA service's own SVID. Not counted towards the old
+    /// root's drain: the service replaces it at every intermediate rotation.
+    pub(crate) fn issue_service_svid(
+        &self,
+        id: &SpiffeId,
+        public_key: &impl PublicKeyData,
+        ttl: Duration,
+    ) -> Result<IssuedCert> {
+        let (serial, serial_hex) = profiles::random_serial()?;
+        let (nb, na) = self.validity(ttl)?;
+        let params = profiles::svid(id, serial, nb, na)?;
+        let cert = params.signed_by(public_key, &self.ca_cert, &self.ca_key)?;
+        Ok(IssuedCert {
+            chain: vec![cert.der().clone(), self.ca_der.clone()],
+            not_after: na,
+            serial: serial_hex,
+        })
     }
 
     /// Issues an edge server certificate for `dns_names`.
@@ -189,6 +211,15 @@ impl Issuer {
 
     /// Latest expiry of any leaf issued (or assumed issued) by this issuer.
     pub fn max_issued_not_after(&self) -> OffsetDateTime {
+        let ts = self
+            .max_issued_not_after
+            .load(Ordering::Relaxed)
+            .max(self.assumed_issued_until);
+        OffsetDateTime::from_unix_timestamp(ts).unwrap_or(self.not_after)
+    }
+
+    /// Latest expiry of the leaves this process issued.
+    pub fn issued_not_after(&self) -> OffsetDateTime {
         let ts = self.max_issued_not_after.load(Ordering::Relaxed);
         OffsetDateTime::from_unix_timestamp(ts).unwrap_or(self.not_after)
     }

@@ -141,11 +141,24 @@ impl Ca {
         Ok(ca)
     }
 
-    /// Opens an existing CA directory, decrypting the active keys.
+    /// Opens an existing CA directory, decrypting the active keys. Leaves
+    /// issued before are assumed to live up to the intermediate's expiry
+    /// (the safe bound when nothing else is known).
     pub fn open(dir: &Path, protection: KeyProtection) -> Result<Ca> {
+        Self::open_with_leaf_bound(dir, protection, MAX_LEAF_BOUND)
+    }
+
+    /// Like [`Ca::open`], for a service whose leaves never outlive
+    /// `max_leaf_ttl`: any leaf issued before now expires by now +
+    /// `max_leaf_ttl`, which bounds how long an old root must stay trusted.
+    pub fn open_with_leaf_bound(
+        dir: &Path,
+        protection: KeyProtection,
+        max_leaf_ttl: Duration,
+    ) -> Result<Ca> {
         let state = CaState::load(dir)?;
         let roots = load_roots(dir, &state)?;
-        let issuer = load_issuer(dir, &state, &protection)?;
+        let issuer = load_issuer(dir, &state, &protection, max_leaf_ttl)?;
         Ok(Ca {
             dir: dir.to_path_buf(),
             protection,
@@ -153,6 +166,18 @@ impl Ca {
             roots,
             issuer: Arc::new(issuer),
         })
+    }
+
+    /// Records what the active issuer handed out in `state.json`, so a
+    /// later root rotation waits for those leaves too (the CLI calls this
+    /// after `issue`).
+    pub fn persist_issued(&mut self) -> Result<()> {
+        let until = self.issuer.issued_not_after().unix_timestamp();
+        if until > self.state.active_root_leaves_until {
+            self.state.active_root_leaves_until = until;
+            self.state.save(&self.dir)?;
+        }
+        Ok(())
     }
 
     /// The trust domain of the CA in `dir`, read without touching keys.
@@ -281,7 +306,15 @@ fn load_roots(dir: &Path, state: &CaState) -> Result<Vec<TrustedRoot>> {
         .collect()
 }
 
-fn load_issuer(dir: &Path, state: &CaState, protection: &KeyProtection) -> Result<Issuer> {
+/// Longer than any lifetime we issue: "bounded only by the intermediate".
+const MAX_LEAF_BOUND: Duration = profiles::MAX_LIFETIME;
+
+fn load_issuer(
+    dir: &Path,
+    state: &CaState,
+    protection: &KeyProtection,
+    max_leaf_ttl: Duration,
+) -> Result<Issuer> {
     let serial = &state.active_intermediate;
     let der = read_cert(&dir.join("intermediates").join(format!("{serial}.pem")))?;
     let key = read_key(
@@ -290,15 +323,18 @@ fn load_issuer(dir: &Path, state: &CaState, protection: &KeyProtection) -> Resul
         protection,
     )?;
     let not_after = crate::inspect::not_after(&der)?;
-    // We cannot know what was issued before this process started, so assume
-    // the worst: leaves up to the intermediate's own expiry.
+    // We cannot know what was issued before this process started (only
+    // what was persisted), so assume the worst the leaf bound allows.
+    let bound = (OffsetDateTime::now_utc() + max_leaf_ttl).min(not_after);
+    let persisted =
+        OffsetDateTime::from_unix_timestamp(state.active_root_leaves_until).unwrap_or(bound);
     Issuer::new(
         state.trust_domain()?,
         state.dns_suffixes.clone(),
         der,
         key,
         state.active_root.clone(),
-        not_after,
+        bound.max(persisted),
     )
 }
 

@@ -60,7 +60,8 @@ pub(crate) struct CaState {
     pub active_intermediate: String,
     pub root_rotation: Option<RootRotation>,
     /// Latest expiry of leaves issued by earlier intermediates of the
-    /// active root (unix seconds).
+    /// active root, and by the active one as of the last save (unix
+    /// seconds).
     pub active_root_leaves_until: i64,
 }
 

@@ -59,6 +59,7 @@ pub struct CaService {
     metrics: Arc<Metrics>,
     tls: ArcSwap<ServerConfig>,
     server_cert_renew_at: AtomicI64,
+    server_cert_issuer: ArcSwap<String>,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -85,13 +86,15 @@ impl RunningServer {
 pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let protection = cfg.key_protection()?;
     let dir = cfg.ca_dir.clone();
-    let ca = blocking(move || Ca::open(&dir, protection)).await?;
+    let leaf_bound = Duration::from_secs(cfg.issuance.max_ttl_secs);
+    let ca = blocking(move || Ca::open_with_leaf_bound(&dir, protection, leaf_bound)).await?;
     let trust_domain = ca.trust_domain()?;
     let bundle = BundleHandle::new(trust_domain.clone(), ca.trust_bundle())?;
     let metrics = Arc::new(Metrics::new().map_err(|e| PkiError::BadRequest(e.to_string()))?);
     let audit = Arc::new(AuditLog::open(&cfg.audit_path())?);
     let tokens = TokenStore::open(&cfg.ca_dir)?;
     let issuer = ca.issuer();
+    let issuer_serial = issuer.serial().to_string();
     let bundle_pem = ca.trust_bundle_pem();
     let root_expiry = roots_of(&ca);
     let limiter = RateLimiter::new(cfg.rate_limit.per_minute, cfg.rate_limit.burst);
@@ -109,6 +112,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         metrics,
         tls: ArcSwap::new(tls),
         server_cert_renew_at: AtomicI64::new(renew_at),
+        server_cert_issuer: ArcSwap::from_pointee(issuer_serial),
         cfg,
     });
     service.refresh_expiry_metrics();
@@ -162,7 +166,7 @@ fn server_tls(
     let id = service_id(td)?;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let ttl = Duration::from_secs(cfg.issuance.server_cert_ttl_secs);
-    let issued = issuer.issue_svid(&id, &key, ttl)?;
+    let issued = issuer.issue_service_svid(&id, &key, ttl)?;
     let now = OffsetDateTime::now_utc();
     let renew_at = now.unix_timestamp() + (issued.not_after - now).whole_seconds() / 2;
     let identity = Identity::new(issued.chain, key.serialize_der())?;
@@ -277,10 +281,9 @@ impl CaService {
                 .audit
                 .append("rotation", json!({"detail": format!("{ev:?}")}));
         }
-        if events
-            .iter()
-            .any(|e| matches!(e, RotationEvent::IntermediateRotated { .. }))
-        {
+        // Any change of issuer (intermediate rotation, root activation)
+        // moves the service's own certificate to the new chain at once.
+        if *self.server_cert_issuer.load_full() != self.issuer.load().serial() {
             self.reissue_server_cert()?;
         }
         Ok(events)
@@ -327,6 +330,8 @@ impl CaService {
 
     fn reissue_server_cert(&self) -> Result<()> {
         let issuer = self.issuer.load_full();
+        self.server_cert_issuer
+            .store(Arc::new(issuer.serial().to_string()));
         let (tls, renew_at) = server_tls(
             &self.cfg,
             &self.trust_domain,

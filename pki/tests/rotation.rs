@@ -1,0 +1,285 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Rotation under load and CA outage, with real mTLS between two
+//! workloads on loopback. Short lifetimes keep each test to seconds.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_pki::client::SvidSource;
+use rampart_pki::tls::peer_spiffe_id;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+const SERVER_ID: &str = "spiffe://example.org/ns/mesh/sa/server";
+const CLIENT_ID: &str = "spiffe://example.org/ns/mesh/sa/client";
+
+/// mTLS echo server: each connection uses the latest published config and
+/// answers with the client's SPIFFE ID. Counts failed handshakes.
+async fn echo_server(source: Arc<SvidSource>, failures: Arc<AtomicU64>) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let configs = source.server_configs();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = tokio_rustls::TlsAcceptor::from(configs.borrow().clone());
+            let failures = failures.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await.map_err(|e| {
+                    eprintln!("server handshake failed: {e}");
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }) else {
+                    return;
+                };
+                let peer = peer_spiffe_id(tls.get_ref().1)
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let mut line = String::new();
+                let mut reader = BufReader::new(&mut tls);
+                if reader.read_line(&mut line).await.is_ok() {
+                    let _ = tls.write_all(format!("{peer}\n").as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// One request with the latest client config; checks both identities.
+async fn request(source: &SvidSource, addr: std::net::SocketAddr) -> Result<(), String> {
+    let config = source.client_configs().borrow().clone();
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("server").unwrap(), tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let server = peer_spiffe_id(tls.get_ref().1).ok_or("no server SPIFFE ID")?;
+    if server.as_str() != SERVER_ID {
+        return Err(format!("wrong server {server}"));
+    }
+    tls.write_all(b"ping\n").await.map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    tls.read_to_string(&mut answer)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    if answer.trim() != CLIENT_ID {
+        return Err(format!("server saw {answer:?}"));
+    }
+    Ok(())
+}
+
+/// A handshake of the workload with itself using its published configs.
+async fn self_handshake(source: &SvidSource) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(source.server_configs().borrow().clone());
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(tcp).await.unwrap();
+        peer_spiffe_id(tls.get_ref().1).unwrap()
+    });
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let config = source.client_configs().borrow().clone();
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from("self").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(peer_spiffe_id(tls.get_ref().1).unwrap().as_str(), SERVER_ID);
+    assert_eq!(server.await.unwrap().as_str(), SERVER_ID);
+}
+
+async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_under_load_has_zero_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(
+        dir.path(),
+        "[issuance]\nmax_ttl_secs = 10\ndefault_ttl_secs = 10\n[rate_limit]\nper_minute = 6000\nburst = 1000\n[rotation]\ncheck_interval_ms = 100\nbundle_propagation_secs = 4\n",
+    )
+    .await;
+    let svc = running.service.clone();
+    let t1 = common::token(dir.path(), SERVER_ID, Duration::from_secs(60));
+    let t2 = common::token(dir.path(), CLIENT_ID, Duration::from_secs(60));
+    let server = SvidSource::bootstrap(
+        common::settings(running.addr, SERVER_ID, 3),
+        common::roots(dir.path()),
+        &t1,
+    )
+    .await
+    .unwrap();
+    let client = SvidSource::bootstrap(
+        common::settings(running.addr, CLIENT_ID, 3),
+        common::roots(dir.path()),
+        &t2,
+    )
+    .await
+    .unwrap();
+    let loops = [server.spawn(), client.spawn()];
+    let failures = Arc::new(AtomicU64::new(0));
+    let addr = echo_server(server.clone(), failures.clone()).await;
+
+    // Continuous requests until told to stop (bounded in count and time).
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (client, failures, stop) = (client.clone(), failures.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, start) = (0u64, Instant::now());
+            while !stop.load(Ordering::Relaxed)
+                && ok < 200_000
+                && start.elapsed() < Duration::from_secs(60)
+            {
+                match request(&client, addr).await {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        eprintln!("request failed: {e}");
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            ok
+        })
+    };
+    let renewals = |s: &SvidSource| s.status().borrow().renewals;
+    wait_for("two leaf renewals", Duration::from_secs(15), || {
+        renewals(&server) >= 2 && renewals(&client) >= 2
+    })
+    .await;
+
+    let first_intermediate = client.identity().chain[1].clone();
+    svc.rotate_intermediate().await.unwrap();
+    let (rs, rc) = (renewals(&server), renewals(&client));
+    wait_for(
+        "renewal under the new intermediate",
+        Duration::from_secs(15),
+        || renewals(&server) >= rs + 2 && renewals(&client) >= rc + 2,
+    )
+    .await;
+    assert_ne!(
+        client.identity().chain[1],
+        first_intermediate,
+        "leaf chains to the new intermediate"
+    );
+
+    let old_root = common::roots(dir.path())[0].clone();
+    svc.begin_root_rotation(Duration::from_secs(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        common::roots(dir.path()).len(),
+        2,
+        "new root enters the bundle first"
+    );
+    // Old root retires after the switch and the drain of old leaves.
+    wait_for("old root retired", Duration::from_secs(30), || {
+        let roots = common::roots(dir.path());
+        roots.len() == 1 && roots[0] != old_root
+    })
+    .await;
+    let (rs, rc) = (renewals(&server), renewals(&client));
+    wait_for(
+        "renewals after the retirement",
+        Duration::from_secs(15),
+        || renewals(&server) >= rs + 2 && renewals(&client) >= rc + 2,
+    )
+    .await;
+    assert_eq!(
+        client.bundle().roots().len(),
+        1,
+        "clients dropped the old root without restarting"
+    );
+    assert_eq!(server.bundle().roots().len(), 1);
+
+    stop.store(true, Ordering::Relaxed);
+    let ok = load.await.unwrap();
+    for l in loops {
+        l.abort();
+    }
+    running.shutdown().await;
+    eprintln!("{ok} mTLS requests across leaf, intermediate and root rotations");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "failed handshakes or requests"
+    );
+    assert!(ok > 50, "load actually ran: {ok}");
+    assert_eq!(client.status().borrow().consecutive_failures, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_down_client_keeps_serving_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "").await;
+    let addr = running.addr;
+    let token = common::token(dir.path(), SERVER_ID, Duration::from_secs(60));
+    let source = SvidSource::bootstrap(
+        common::settings(addr, SERVER_ID, 10),
+        common::roots(dir.path()),
+        &token,
+    )
+    .await
+    .unwrap();
+    let original = source.identity().chain[0].clone();
+    running.shutdown().await; // the CA goes down
+    let renew_loop = source.spawn();
+
+    let status = source.status();
+    wait_for(
+        "failed renewals while the CA is down",
+        Duration::from_secs(15),
+        || status.borrow().consecutive_failures >= 2,
+    )
+    .await;
+    {
+        let s = status.borrow();
+        assert!(
+            s.last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("CA unavailable"),
+            "{:?}",
+            s.last_error
+        );
+        assert!(
+            s.seconds_to_expiry() > 0.0,
+            "still serving a valid certificate"
+        );
+    }
+    assert_eq!(
+        source.identity().chain[0],
+        original,
+        "keeps the current certificate"
+    );
+    self_handshake(&source).await; // mTLS still works on the current certificate
+
+    // The CA comes back on the same address.
+    let back = rampart_pki::server::start(common::config(dir.path(), &addr.to_string(), ""))
+        .await
+        .unwrap();
+    wait_for(
+        "recovery after the CA returns",
+        Duration::from_secs(15),
+        || status.borrow().renewals >= 1,
+    )
+    .await;
+    assert_eq!(status.borrow().consecutive_failures, 0);
+    assert!(status.borrow().last_error.is_none());
+    assert_ne!(source.identity().chain[0], original);
+    renew_loop.abort();
+    back.shutdown().await;
+}
