@@ -1,0 +1,240 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The real `rampart-pki` binary: init, issue, inspect, token, serve (with
+//! a client bootstrapping against it), bundle, audit verify.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use rampart_pki::client::SvidSource;
+
+fn pki(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
+        .current_dir(dir)
+        .env_remove("RAMPART_PKI_KEK")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails_with(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn cli_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(&pki(d, &["kek", "generate", "--out", "kek"]));
+    assert_eq!(mode(&d.join("kek")), 0o600);
+    fails_with(
+        &pki(d, &["init", "--trust-domain", "example.org", "--dir", "ca"]),
+        "no key-encryption key",
+    );
+    let init = [
+        "init",
+        "--trust-domain",
+        "example.org",
+        "--dir",
+        "ca",
+        "--kek-file",
+        "kek",
+        "--dns-suffix",
+        "edge.example.org",
+    ];
+    ok(&pki(d, &init));
+    fails_with(&pki(d, &init), "already holds a CA");
+
+    std::fs::write(d.join("wrong"), "ab".repeat(32)).unwrap();
+    fails_with(
+        &pki(
+            d,
+            &[
+                "issue",
+                "--dir",
+                "ca",
+                "--kek-file",
+                "wrong",
+                "--ns",
+                "web",
+                "--sa",
+                "a",
+                "--out",
+                "w",
+            ],
+        ),
+        "wrong key-encryption key",
+    );
+    ok(&pki(
+        d,
+        &[
+            "issue",
+            "--dir",
+            "ca",
+            "--kek-file",
+            "kek",
+            "--ns",
+            "web",
+            "--sa",
+            "a",
+            "--out",
+            "w",
+        ],
+    ));
+    assert_eq!(mode(&d.join("w.key")), 0o600);
+    let report = ok(&pki(d, &["inspect", "w.pem"]));
+    assert!(
+        report.contains("X.509-SVID:    yes (spiffe://example.org/ns/web/sa/a)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("SHA-256:") && report.contains("rotation due:"),
+        "{report}"
+    );
+    fails_with(
+        &pki(
+            d,
+            &[
+                "issue",
+                "--dir",
+                "ca",
+                "--kek-file",
+                "kek",
+                "--ns",
+                "web",
+                "--sa",
+                "a",
+                "--ttl",
+                "91d",
+                "--out",
+                "x",
+            ],
+        ),
+        "over the cap",
+    );
+    fails_with(
+        &pki(
+            d,
+            &[
+                "issue",
+                "--dir",
+                "ca",
+                "--kek-file",
+                "kek",
+                "--dns",
+                "www.other.com",
+                "--out",
+                "x",
+            ],
+        ),
+        "not under any configured DNS suffix",
+    );
+    ok(&pki(
+        d,
+        &[
+            "issue",
+            "--dir",
+            "ca",
+            "--kek-file",
+            "kek",
+            "--dns",
+            "api.edge.example.org",
+            "--out",
+            "edge",
+        ],
+    ));
+    assert!(ok(&pki(d, &["inspect", "edge.pem"])).contains("DNS:api.edge.example.org"));
+    fails_with(
+        &pki(
+            d,
+            &[
+                "token",
+                "create",
+                "--dir",
+                "ca",
+                "--id",
+                "spiffe://evil.org/ns/a/sa/b",
+            ],
+        ),
+        "outside trust domain",
+    );
+    let token = ok(&pki(
+        d,
+        &[
+            "token",
+            "create",
+            "--dir",
+            "ca",
+            "--id",
+            "spiffe://example.org/ns/web/sa/b",
+        ],
+    ))
+    .trim()
+    .to_string();
+    assert!(token.starts_with("rpt_"));
+
+    std::fs::write(
+        d.join("pki.toml"),
+        "listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
+        .current_dir(d)
+        .args(["serve", "--config", "pki.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("ready https://")
+        .unwrap_or_else(|| panic!("no ready line: {line:?}"));
+    let settings = common::settings(
+        addr.parse().unwrap(),
+        "spiffe://example.org/ns/web/sa/b",
+        3600,
+    );
+    let roots =
+        rampart_pki::client::certs_from_pem(&ok(&pki(d, &["bundle", "--dir", "ca"]))).unwrap();
+    let source = SvidSource::bootstrap(settings, roots, &token).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let source = source.unwrap();
+    assert!(source.seconds_to_expiry() > 3500.0);
+
+    let verified = ok(&pki(d, &["audit", "verify", "ca/audit.jsonl"]));
+    assert!(verified.contains("chain intact"), "{verified}");
+    let log = std::fs::read_to_string(d.join("ca/audit.jsonl")).unwrap();
+    std::fs::write(
+        d.join("ca/audit.jsonl"),
+        log.replacen("web/sa/a", "web/sa/z", 1),
+    )
+    .unwrap();
+    fails_with(&pki(d, &["audit", "verify", "ca/audit.jsonl"]), "line 1");
+}
