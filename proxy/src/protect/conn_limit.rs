@@ -4,15 +4,18 @@
 //! while open; dropping it gives the slots back.
 //!
 //! Pingora 0.9 calls `ConnectionFilter::should_accept(Option<&SocketAddr>)`
-//! right after `accept()` and before the TLS handshake, but has no hook when
-//! a connection closes. [`pingora`] bridges that: the filter parks the guard
-//! under the peer's `SocketAddr` (unique per open TCP connection), and a
-//! `ServerApp` wrapper around the proxy claims it when the connection starts
-//! being served and drops it when the connection ends. Guards of connections
-//! that never reach the app (failed or timed-out handshakes) are dropped by
+//! in `ListenerEndpoint::accept()`, right after `accept(2)` and before the
+//! TLS handshake, but has no hook when a connection closes. [`pingora`]
+//! bridges that: the filter parks the guard under the peer's `SocketAddr`
+//! (unique per open TCP connection to a listener), and a `ServerApp` wrapper
+//! around the proxy app moves it into the stream ([`stream::TrackedStream`])
+//! when the connection reaches the app, so dropping the connection releases
+//! it. Guards of connections that never reach the app (Pingora-side TLS
+//! handshake failed or timed out) are released by
 //! [`pingora::ConnCapFilter::sweep`] after `handshake_grace_secs`.
 
 pub mod pingora;
+pub mod stream;
 
 use serde::Deserialize;
 use std::collections::HashMap;

@@ -1,15 +1,17 @@
 //! The Pingora side of the connection caps: a `ConnectionFilter` that admits
 //! or drops a connection before its TLS handshake, and a `ServerApp` wrapper
-//! that keeps the connection's [`ConnGuard`] for as long as it is served.
+//! that moves the connection's [`ConnGuard`] into the stream itself
+//! ([`TrackedStream`]), so the slots are released when Pingora drops the
+//! connection.
 //!
-//! Wiring (in the proxy's `main`):
+//! Wiring (in the proxy's `main`); `ConnTracked` must be the outermost app,
+//! so it sees the raw TCP stream and its peer address:
 //! ```ignore
-//! let filter = Arc::new(ConnCapFilter::new(limiter, on_denial));
-//! let app = ConnTracked::new(pingora_proxy::http_proxy(&conf, edge), filter.clone());
+//! let filter = Arc::new(ConnCapFilter::new(limiter, grace, on_denial));
+//! let app = ConnTracked::new(EdgeApp::new(pingora_proxy::http_proxy(&conf, edge), shared), filter.clone());
 //! let mut service = Service::new("rampart edge".into(), app);
 //! service.set_connection_filter(filter.clone());
-//! service.add_tls_with_settings(addr, None, tls);
-//! filter.spawn_sweeper(Duration::from_secs(10)); // on a runtime
+//! // and run filter.sweeper() on a runtime (see protect::Protect)
 //! ```
 
 use async_trait::async_trait;
@@ -22,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::stream::TrackedStream;
 use super::{ConnGuard, ConnLimiter};
 use crate::protect::denial::{Denial, DenialReason};
 
@@ -29,17 +32,13 @@ use crate::protect::denial::{Denial, DenialReason};
 /// write its event line (`Denial::event_line`).
 pub type OnDenial = Arc<dyn Fn(Denial) + Send + Sync>;
 
-enum Slot {
-    /// Accepted, handshake not done yet (since when).
-    Pending(Instant, ConnGuard),
-    /// Being served by the app.
-    Active(ConnGuard),
-}
-
-/// The connection filter; also holds the guards of open connections.
+/// The connection filter; parks each admitted connection's guard until the
+/// app claims it.
 pub struct ConnCapFilter {
     limiter: Arc<ConnLimiter>,
-    slots: Mutex<HashMap<SocketAddr, Slot>>,
+    /// Admitted by `should_accept`, not yet handed to the app, keyed by the
+    /// peer address (unique among open TCP connections to one listener).
+    pending: Mutex<HashMap<SocketAddr, (Instant, ConnGuard)>>,
     grace: Duration,
     on_denial: OnDenial,
 }
@@ -58,14 +57,14 @@ impl ConnCapFilter {
     pub fn new(limiter: Arc<ConnLimiter>, handshake_grace: Duration, on_denial: OnDenial) -> Self {
         Self {
             limiter,
-            slots: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             grace: handshake_grace,
             on_denial,
         }
     }
 
-    fn slots(&self) -> MutexGuard<'_, HashMap<SocketAddr, Slot>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    fn pending(&self) -> MutexGuard<'_, HashMap<SocketAddr, (Instant, ConnGuard)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn limiter(&self) -> &Arc<ConnLimiter> {
@@ -76,10 +75,10 @@ impl ConnCapFilter {
     pub fn admit(&self, peer: SocketAddr) -> bool {
         match self.limiter.try_admit(peer.ip()) {
             Ok(guard) => {
-                // A stale slot under the same address (a connection whose
-                // handshake failed, then the port was reused) is dropped here.
-                self.slots()
-                    .insert(peer, Slot::Pending(Instant::now(), guard));
+                // A stale entry under the same address (a connection that
+                // never reached the app, then the port was reused) is
+                // dropped here, releasing its slots.
+                self.pending().insert(peer, (Instant::now(), guard));
                 true
             }
             Err(reason) => {
@@ -94,44 +93,33 @@ impl ConnCapFilter {
         }
     }
 
-    /// The connection from `peer` reached the app: its slot stays until
-    /// [`Self::release`].
-    fn activate(&self, peer: SocketAddr) {
-        let mut slots = self.slots();
-        if let Some(slot) = slots.remove(&peer) {
-            let guard = match slot {
-                Slot::Pending(_, g) | Slot::Active(g) => g,
-            };
-            slots.insert(peer, Slot::Active(guard));
-        }
+    /// Takes the guard parked for `peer`, if any.
+    pub fn claim(&self, peer: SocketAddr) -> Option<ConnGuard> {
+        self.pending().remove(&peer).map(|(_, guard)| guard)
     }
 
-    fn release(&self, peer: SocketAddr) {
-        let slot = self.slots().remove(&peer);
-        drop(slot);
-    }
-
-    /// Reclaims slots of connections that never finished their handshake,
-    /// and idle keys of the new-connection rate limiter. Returns how many
-    /// pending slots were reclaimed.
+    /// Releases guards of connections that never reached the app within the
+    /// grace period (closed before or during the handshake), and idle keys
+    /// of the new-connection rate limiter. Returns how many were released.
     pub fn sweep(&self) -> usize {
         let now = Instant::now();
         let mut expired = 0;
-        self.slots().retain(|_, slot| match slot {
-            Slot::Pending(since, _) if now.duration_since(*since) > self.grace => {
-                expired += 1;
-                false
-            }
-            _ => true,
+        self.pending().retain(|_, (since, _)| {
+            let keep = now.duration_since(*since) <= self.grace;
+            expired += usize::from(!keep);
+            keep
         });
         self.limiter.sweep_rate_keys(100_000);
         expired
     }
 
     /// Runs [`Self::sweep`] every `period` while the filter lives.
-    pub fn spawn_sweeper(self: &Arc<Self>, period: Duration) -> tokio::task::JoinHandle<()> {
+    pub fn sweeper(
+        self: &Arc<Self>,
+        period: Duration,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(period);
             tick.tick().await;
             loop {
@@ -139,12 +127,12 @@ impl ConnCapFilter {
                 let Some(filter) = weak.upgrade() else { return };
                 filter.sweep();
             }
-        })
+        }
     }
 
-    /// Connections admitted and not yet closed (pending + active).
-    pub fn tracked(&self) -> usize {
-        self.slots().len()
+    /// Admitted connections not yet claimed by the app.
+    pub fn pending_count(&self) -> usize {
+        self.pending().len()
     }
 }
 
@@ -156,8 +144,7 @@ impl ConnectionFilter for ConnCapFilter {
     }
 }
 
-/// Wraps the proxy app so a connection's slots are held while it is served
-/// and released when Pingora is done with it (or the task unwinds).
+/// Wraps the proxy app: a new connection's guard moves into its stream.
 pub struct ConnTracked<A> {
     inner: Arc<A>,
     filter: Arc<ConnCapFilter>,
@@ -168,19 +155,6 @@ impl<A> ConnTracked<A> {
         Self {
             inner: Arc::new(inner),
             filter,
-        }
-    }
-}
-
-struct ReleaseOnDrop<'a> {
-    filter: &'a ConnCapFilter,
-    peer: Option<SocketAddr>,
-}
-
-impl Drop for ReleaseOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(peer) = self.peer {
-            self.filter.release(peer);
         }
     }
 }
@@ -196,20 +170,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnTracked<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let peer = peer_of(&stream);
-        if let Some(p) = peer {
-            self.filter.activate(p);
-        }
-        let mut release = ReleaseOnDrop {
-            filter: &self.filter,
-            peer,
+        // A kept-alive stream coming back already carries its guard (deeper
+        // inside), and has nothing parked: it passes through unchanged.
+        let stream: Stream = match peer_of(&stream).and_then(|p| self.filter.claim(p)) {
+            Some(guard) => Box::new(TrackedStream::new(stream, guard)),
+            None => stream,
         };
-        let reused = self.inner.process_new(stream, shutdown).await;
-        if reused.is_some() {
-            // Kept alive: Pingora calls process_new again with this stream.
-            release.peer = None;
-        }
-        reused
+        self.inner.process_new(stream, shutdown).await
     }
 
     async fn cleanup(&self) {

@@ -140,7 +140,7 @@ async fn per_ip_cap_holds_across_keepalive_and_frees_on_close() {
     assert!(round_trip(&mut b).await);
     drop((b, d));
     wait_for("all slots released", || filter.limiter().active() == 0).await;
-    assert_eq!(h.filter.tracked(), 0);
+    assert_eq!(h.filter.pending_count(), 0);
 }
 
 #[tokio::test]
