@@ -13,6 +13,8 @@ pub(crate) enum Detector {
     Sqli,
     /// HTML/JS injection: tags, event handlers, URL schemes, JS sinks.
     Xss,
+    /// A request method outside the standard HTTP set.
+    UnknownMethod,
 }
 
 impl Detector {
@@ -20,6 +22,7 @@ impl Detector {
         match name {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
+            "unknown_method" => Some(Detector::UnknownMethod),
             _ => None,
         }
     }
@@ -29,6 +32,12 @@ impl Detector {
         match self {
             Detector::Sqli => sqli::detect(v),
             Detector::Xss => xss::detect(v),
+            Detector::UnknownMethod => {
+                const KNOWN: &[&[u8]] = &[
+                    b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS",
+                ];
+                (!KNOWN.contains(&v)).then_some(0..v.len())
+            }
         }
     }
 }

@@ -103,9 +103,7 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
         // ' where 1=1 / ' order by 3-- / ' having 1=1
         Kind::Clause if clause_continues(&t[k..]) => return Some(span(&t, k, t.len())),
         // ' like 'a / ' in (select / ' rlike (select
-        Kind::CmpWord if operand_at(&t[k + 1..]).is_some() && t.len() > k + 2 => {
-            return Some(span(&t, k, t.len()))
-        }
+        Kind::CmpWord if cmp_word_continues(&t[k + 1..]) => return Some(span(&t, k, t.len())),
         _ => {}
     }
     strong_anywhere(&t[k..])
@@ -127,7 +125,7 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
                     Kind::Logic if logic_operand_ends(&t[k + 1..]) => {
                         return Some(span(&t, 0, t.len()))
                     }
-                    Kind::Comment if k > 1 || t.len() == 2 => return Some(span(&t, 0, t.len())),
+                    Kind::Comment if k > 1 => return Some(span(&t, 0, t.len())),
                     Kind::Clause if clause_continues(&t[k..]) => return Some(span(&t, 0, t.len())),
                     Kind::CmpWord if matches!(t.get(k + 1).map(|x| x.kind), Some(Kind::LParen)) => {
                         return Some(span(&t, 0, t.len()))
@@ -136,7 +134,9 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
                 }
             }
         }
-        Kind::Logic if logic_operand_ends(&t[1..]) => return Some(span(&t, 0, t.len())),
+        Kind::Logic if first.first.is_ascii_alphabetic() && logic_operand_ends(&t[1..]) => {
+            return Some(span(&t, 0, t.len()))
+        }
         Kind::Stmt if statement_shape(&t) => return Some(span(&t, 0, t.len())),
         Kind::Func if func_tautology(&t) => return Some(span(&t, 0, t.len())),
         Kind::RParen => {
@@ -218,6 +218,24 @@ fn op_continues(t: &[&Token]) -> bool {
                 Some(Kind::Logic) | Some(Kind::Comment) | Some(Kind::Semi)
             ) && t.len() > 2
                 || strong_anywhere(t).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// After `like` / `in` / `rlike`: `(select`, `('a')`, `'a' or`, `1--`.
+fn cmp_word_continues(t: &[&Token]) -> bool {
+    let k = |i: usize| t.get(i).map(|x| x.kind);
+    match k(0) {
+        Some(Kind::LParen) => matches!(
+            k(1),
+            Some(Kind::Stmt) | Some(Kind::Num) | Some(Kind::Str { closed: true })
+        ),
+        Some(Kind::Str { closed: true }) | Some(Kind::Num) | Some(Kind::Literal) => {
+            matches!(
+                k(1),
+                Some(Kind::Logic) | Some(Kind::Comment) | Some(Kind::Semi)
+            )
         }
         _ => false,
     }

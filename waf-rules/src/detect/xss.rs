@@ -20,18 +20,10 @@ const SCRIPT_TAGS: &[&[u8]] = &[
     b"embed",
     b"applet",
     b"base",
-    b"meta",
-    b"style",
     b"isindex",
     b"import",
     b"xss",
-    b"svg",
-    b"math",
-    b"template",
-    b"portal",
-    b"xml",
     b"vmlframe",
-    b"handler",
 ];
 
 /// Attributes whose value is a URL the browser may navigate to or load.
@@ -288,10 +280,7 @@ fn script_scheme(v: &[u8]) -> Option<Range<usize>> {
         {
             if let Some(end) = scheme_start(&v[i..]) {
                 let tail = &v[i + end..];
-                let payload = tail
-                    .iter()
-                    .take(80)
-                    .any(|&c| matches!(c, b'(' | b'`' | b'=' | b'<' | b',' | b'%'))
+                let payload = tail.iter().take(80).any(|&c| matches!(c, b'(' | b'`'))
                     && !starts_with_ci(tail, b"void(0)")
                     && !starts_with_ci(tail, b"void 0");
                 if payload {

@@ -45,6 +45,19 @@ impl RuleSet {
                     &mut st,
                 );
             }
+            if field.class == Class::Arg && field.source == "args" {
+                for &gi in &c.by_class[Class::QueryArg.index()] {
+                    run_group(
+                        c,
+                        &c.groups[gi],
+                        field,
+                        &mut cache,
+                        policy,
+                        req.path,
+                        &mut st,
+                    );
+                }
+            }
             if field.class == Class::Header && !c.by_header.is_empty() {
                 if let Some(gs) = c.by_header.get(field.name.as_ref()) {
                     for &gi in gs {
@@ -73,16 +86,30 @@ struct State {
     scored: Vec<usize>,
 }
 
-/// Plain tokens (ids, numbers, words, dotted names) cannot carry an attack
+/// Plain tokens (ids, numbers, words) cannot carry an attack
 /// in a parameter or cookie: skip all rules for them.
 fn skip_fast(f: &Field<'_>) -> bool {
+    if f.class == Class::RawBody {
+        return is_binary(&f.value);
+    }
     matches!(
         f.class,
         Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
     ) && f
         .value
         .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+/// A body that is mostly not text (images, protobuf, compressed data) is
+/// not matched against text signatures.
+fn is_binary(v: &[u8]) -> bool {
+    let sample = &v[..v.len().min(512)];
+    let control = sample
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+        .count();
+    control * 20 > sample.len()
 }
 
 fn run_group<'v>(

@@ -19,7 +19,9 @@ pub(crate) fn parse<'a>(
         if json::parse(body, limits, f) {
             return;
         }
-    } else if contains(ct, b"x-www-form-urlencoded") {
+    } else if contains(ct, b"x-www-form-urlencoded")
+        || ((ct.is_empty() || ct.starts_with(b"text/plain")) && looks_like_form(body))
+    {
         query::pairs(body, "form", f);
         return;
     } else if contains(ct, b"multipart/") {
@@ -38,6 +40,20 @@ pub(crate) fn parse<'a>(
         Cow::Borrowed(""),
         Cow::Borrowed(body),
     );
+}
+
+/// `a=1&b=2` without a content type: parse it as a form (and the raw body too).
+fn looks_like_form(body: &[u8]) -> bool {
+    if body.contains(&b'\n') {
+        return false;
+    }
+    let first = body.split(|&b| b == b'&').next().unwrap_or(b"");
+    first.iter().position(|&b| b == b'=').is_some_and(|p| {
+        p > 0
+            && first[..p].iter().all(|&b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']' | b'%')
+            })
+    })
 }
 
 fn ct_original(ct: Option<&[u8]>) -> &[u8] {

@@ -26,10 +26,15 @@ pub(crate) enum Class {
     RawBody,
     /// The whole XML body, for DTD / entity declarations.
     XmlRaw,
+    /// One '/'-separated segment of the path, percent-decoded.
+    PathSegment,
+    /// Never produced by extraction: rules for query args only (not body
+    /// fields), looked up for `Arg` fields that came from the query.
+    QueryArg,
 }
 
 impl Class {
-    pub(crate) const COUNT: usize = 10;
+    pub(crate) const COUNT: usize = 12;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -131,6 +136,7 @@ pub(crate) fn extract<'a>(req: &Request<'a>, limits: &Limits) -> Fields<'a> {
         Cow::Borrowed(""),
         Cow::Borrowed(req.path.as_bytes()),
     );
+    path_segments(req.path, &mut f);
     query::pairs(req.query.as_bytes(), "args", &mut f);
     for (name, value) in req.headers {
         if name.eq_ignore_ascii_case("cookie") {
@@ -149,6 +155,28 @@ pub(crate) fn extract<'a>(req: &Request<'a>, limits: &Limits) -> Fields<'a> {
         body::parse(req.header("content-type"), body, limits, &mut f);
     }
     f
+}
+
+/// Path segments that carry more than a plain name (REST ids, slugs and
+/// file names are skipped by the fast path anyway).
+fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
+    if !path.bytes().any(|b| {
+        matches!(
+            b,
+            b'%' | b'\'' | b'"' | b'<' | b'(' | b' ' | b'+' | b';' | b'='
+        )
+    }) {
+        return;
+    }
+    for (i, seg) in path.split('/').enumerate().filter(|(_, s)| !s.is_empty()) {
+        let value = crate::transform::url::decode_form_component(seg.as_bytes());
+        f.push(
+            Class::PathSegment,
+            "path",
+            Cow::Owned(format!("{i}")),
+            value,
+        );
+    }
 }
 
 fn lower(s: &str) -> Cow<'_, str> {

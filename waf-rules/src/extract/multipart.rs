@@ -1,6 +1,5 @@
 //! multipart/form-data: field values, file names and part headers.
 
-use super::body::contains;
 use super::{Class, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
@@ -77,7 +76,8 @@ pub(crate) fn parse<'a>(body: &'a [u8], boundary: &[u8], _limits: &Limits, f: &m
                 Cow::Borrowed(line),
             );
         }
-        if !is_file || !contains(&head.to_ascii_lowercase(), b"octet-stream") {
+        // File contents are data (images, archives), not parameters.
+        if !is_file {
             f.push(Class::Arg, "multipart", name, Cow::Borrowed(content));
         }
     }

@@ -84,8 +84,10 @@ impl TargetSel {
         match s {
             "method" => one(Class::Method),
             "path" => one(Class::Path),
+            "path_segments" => one(Class::PathSegment),
             "args" => one(Class::Arg),
             "args_names" => one(Class::ArgName),
+            "query_args" => one(Class::QueryArg),
             "cookies" => one(Class::Cookie),
             "cookies_names" => one(Class::CookieName),
             "headers" => one(Class::Header),

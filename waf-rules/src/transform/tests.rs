@@ -10,6 +10,7 @@ fn url_decode_nested_unicode_and_overlong() {
     assert_eq!(run(Transform::UrlDecode, "%u003cimg"), "<img");
     assert_eq!(run(Transform::UrlDecode, "%c0%ae%c0%ae/"), "../");
     assert_eq!(run(Transform::UrlDecode, "100%"), "100%");
+    assert_eq!(run(Transform::UrlDecode, "＜script＞"), "<script>");
     assert!(matches!(
         apply_chain(&[Transform::UrlDecode], b"plain"),
         Cow::Borrowed(_)

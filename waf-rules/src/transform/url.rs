@@ -6,14 +6,40 @@ use super::{hex_val, push_char};
 const MAX_ROUNDS: usize = 3;
 
 pub(crate) fn decode_repeated(v: &[u8]) -> Option<Vec<u8>> {
-    let mut cur = decode_once(v)?;
-    for _ in 1..MAX_ROUNDS {
-        match decode_once(&cur) {
-            Some(next) => cur = next,
+    let mut cur: Option<Vec<u8>> = None;
+    for _ in 0..MAX_ROUNDS {
+        match decode_once(cur.as_deref().unwrap_or(v)) {
+            Some(next) => cur = Some(next),
             None => break,
         }
     }
-    Some(cur)
+    if let Some(folded) = fold_fullwidth(cur.as_deref().unwrap_or(v)) {
+        cur = Some(folded);
+    }
+    cur
+}
+
+/// Full-width ASCII (U+FF01..FF5E, e.g. `＜script＞`) folded to ASCII.
+fn fold_fullwidth(v: &[u8]) -> Option<Vec<u8>> {
+    let is_fw = |w: &[u8]| {
+        w[0] == 0xef && ((w[1] == 0xbc && w[2] >= 0x81) || (w[1] == 0xbd && w[2] <= 0x9e))
+    };
+    if !v.windows(3).any(is_fw) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if i + 2 < v.len() && is_fw(&v[i..i + 3]) {
+            let cp = (u32::from(v[i + 1] & 0x3f) << 6 | u32::from(v[i + 2] & 0x3f)) + 0xf000;
+            out.push((cp - 0xfee0) as u8);
+            i += 3;
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 /// One round of `%XX` / `%uXXXX` decoding; `None` if nothing was decoded.
