@@ -218,7 +218,8 @@ impl ProxyHttp for Edge {
         };
         let req = session.req_header();
         let path = req.uri.path();
-        if !path.starts_with('/') && !(req.method == http::Method::OPTIONS && path == "*") {
+        let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
+        if !(path.starts_with('/') || asterisk_form) {
             return self
                 .deny(session, ctx, Self::bad_request("malformed_target"))
                 .await;

@@ -197,9 +197,22 @@ impl AlertSink for AlertHandle {
     }
 }
 
-/// Starts the alert worker on the current tokio runtime. The worker ends when
-/// every handle is dropped.
-pub fn spawn(config: &AlertConfig) -> Result<(AlertHandle, tokio::task::JoinHandle<()>), String> {
+/// The alerter's background half; run it with [`AlertWorker::run`] on any
+/// tokio runtime (a Pingora background service, or `tokio::spawn`).
+pub struct AlertWorker {
+    worker: Worker,
+    rx: mpsc::Receiver<Msg>,
+}
+
+impl AlertWorker {
+    /// Handles events until every [`AlertHandle`] is dropped.
+    pub async fn run(self) {
+        self.worker.run(self.rx).await
+    }
+}
+
+/// Builds the alerter: the handle for the request path and its worker.
+pub fn new(config: &AlertConfig) -> Result<(AlertHandle, AlertWorker), String> {
     config.validate()?;
     let target = match &config.webhook_url {
         Some(url) => Some(
@@ -219,8 +232,13 @@ pub fn spawn(config: &AlertConfig) -> Result<(AlertHandle, tokio::task::JoinHand
         events: HashMap::new(),
         posts: Arc::new(Semaphore::new(4)),
     };
-    let task = tokio::spawn(worker.run(rx));
-    Ok((AlertHandle { tx, stats }, task))
+    Ok((AlertHandle { tx, stats }, AlertWorker { worker, rx }))
+}
+
+/// [`new`], with the worker spawned on the current tokio runtime.
+pub fn spawn(config: &AlertConfig) -> Result<(AlertHandle, tokio::task::JoinHandle<()>), String> {
+    let (handle, worker) = new(config)?;
+    Ok((handle, tokio::spawn(worker.run())))
 }
 
 struct Worker {

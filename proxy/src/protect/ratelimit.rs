@@ -289,13 +289,13 @@ impl RateLimiter {
         self.resets.load(Ordering::Relaxed)
     }
 
-    /// Runs [`Self::sweep`] every `sweep_interval_secs` until the handle is
-    /// aborted or the limiter is dropped (the task holds only a weak ref, so
-    /// a reload that replaces the limiter ends the old sweeper).
-    pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Runs [`Self::sweep`] every `sweep_interval_secs` until the limiter is
+    /// dropped (the future holds only a weak ref, so a reload that replaces
+    /// the limiter ends the old sweeper). Run it on any tokio runtime.
+    pub fn sweeper(self: &Arc<Self>) -> impl std::future::Future<Output = ()> + Send + 'static {
         let weak = Arc::downgrade(self);
         let period = self.sweep_interval;
-        tokio::spawn(async move {
+        async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -312,7 +312,12 @@ impl RateLimiter {
                     );
                 }
             }
-        })
+        }
+    }
+
+    /// [`Self::sweeper`] spawned on the current tokio runtime.
+    pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.sweeper())
     }
 }
 

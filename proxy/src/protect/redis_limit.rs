@@ -153,6 +153,19 @@ pub(crate) struct Shared {
     alerts: Option<Arc<dyn AlertSink>>,
 }
 
+/// The task that owns the Redis connection; ends when the limiter is dropped.
+pub struct FleetWorker {
+    config: RedisLimitConfig,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Job>,
+}
+
+impl FleetWorker {
+    pub async fn run(self) {
+        worker::run(self.config, self.shared, self.rx).await
+    }
+}
+
 /// The fleet-wide limiter; cheap to share (`Arc`).
 pub struct FleetLimiter {
     tx: mpsc::Sender<Job>,
@@ -175,14 +188,24 @@ impl std::fmt::Debug for FleetLimiter {
 }
 
 impl FleetLimiter {
-    /// Validates, registers its metrics in `registry` and starts the Redis
-    /// worker on the current tokio runtime. Until the first connection
-    /// succeeds the limiter is in fallback.
+    /// [`Self::new`], with the worker spawned on the current tokio runtime.
     pub fn start(
         config: &RedisLimitConfig,
         registry: &Registry,
         alerts: Option<Arc<dyn AlertSink>>,
     ) -> Result<Self, String> {
+        let (limiter, worker) = Self::new(config, registry, alerts)?;
+        tokio::spawn(worker.run());
+        Ok(limiter)
+    }
+
+    /// Validates and registers its metrics in `registry`. The limiter is in
+    /// fallback until its worker (run it on any tokio runtime) connects.
+    pub fn new(
+        config: &RedisLimitConfig,
+        registry: &Registry,
+        alerts: Option<Arc<dyn AlertSink>>,
+    ) -> Result<(Self, FleetWorker), String> {
         config.validate()?;
         let gauge = IntGauge::new(
             FALLBACK_METRIC,
@@ -227,8 +250,12 @@ impl FleetLimiter {
             alerts,
         });
         let (tx, rx) = mpsc::channel(config.queue);
-        tokio::spawn(worker::run(config.clone(), shared.clone(), rx));
-        Ok(Self {
+        let worker = FleetWorker {
+            config: config.clone(),
+            shared: shared.clone(),
+            rx,
+        };
+        let limiter = Self {
             tx,
             shared,
             default,
@@ -240,7 +267,8 @@ impl FleetLimiter {
             key_prefix: config.key_prefix.clone(),
             timeout: Duration::from_millis(config.timeout_ms),
             decisions,
-        })
+        };
+        Ok((limiter, worker))
     }
 
     /// True while decisions are made locally (Redis down or slow).

@@ -120,7 +120,7 @@ pub async fn accept(state: &ListenerTlsState, stream: Stream) -> Option<TlsConn>
 
 impl TlsConn {
     fn raw(&self) -> &Stream {
-        &self.tls.get_ref().0
+        self.tls.get_ref().0
     }
 }
 
