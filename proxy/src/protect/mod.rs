@@ -7,10 +7,13 @@
 //! - [`redis_limit`]: fleet-wide GCRA in Redis behind the local limiter.
 //! - [`denial`]: one denial event type, its metric and its event line.
 //! - [`alert`]: webhook alerts when denials of a reason cross a threshold.
+//! - [`defences`]: all of the above from one `[protect]` config, the
+//!   request-path check and one background service for the workers.
 
 pub mod alert;
 pub mod client_key;
 pub mod conn_limit;
+pub mod defences;
 pub mod denial;
 pub mod ratelimit;
 pub mod redis_limit;

@@ -1,0 +1,359 @@
+//! All protect building blocks assembled from one `[protect]` config, with
+//! the request-path check the proxy calls in `request_filter` and one
+//! Pingora background service that runs every worker and sweeper.
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use prometheus::Registry;
+use serde::Deserialize;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::alert::{self, AlertConfig, AlertHandle, AlertSink};
+use super::conn_limit::pingora::{ConnCapFilter, OnDenial};
+use super::conn_limit::{ConnLimitConfig, ConnLimiter};
+use super::denial::{Denial, DenialReason, Denials};
+use super::ratelimit::{Decision, RateLimitConfig, RateLimiter};
+use super::redis_limit::{FleetLimiter, RedisLimitConfig};
+use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
+
+/// `[protect]` in the proxy config.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtectConfig {
+    pub rate_limit: RateLimitConfig,
+    /// Fleet-wide limits in Redis; absent = local limits only.
+    pub fleet: Option<RedisLimitConfig>,
+    pub connections: ConnLimitConfig,
+    pub shed: ShedConfig,
+    pub alerts: AlertConfig,
+}
+
+impl ProtectConfig {
+    /// Checks every section; `routes` are the route names of the config, so
+    /// a limit for a route that does not exist is an error, not a no-op.
+    pub fn validate(&self, routes: &[String]) -> Result<(), String> {
+        self.rate_limit.validate()?;
+        self.connections.validate()?;
+        self.alerts.validate()?;
+        let unknown = |section: &str, name: &String| -> Result<(), String> {
+            if routes.contains(name) {
+                Ok(())
+            } else {
+                Err(format!("{section}.{name}: no route named {name:?}"))
+            }
+        };
+        for name in self.rate_limit.routes.keys() {
+            unknown("rate_limit.routes", name)?;
+        }
+        if let Some(fleet) = &self.fleet {
+            fleet.validate()?;
+            for name in fleet.routes.keys() {
+                unknown("rate_limit.fleet.routes", name)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a request is refused, and what to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: DenialReason,
+    /// 429 or 503.
+    pub status: u16,
+    /// Value of the `Retry-After` header.
+    pub retry_after_secs: u64,
+    /// Which limit: `shed`, `local` or `fleet`.
+    pub scope: &'static str,
+}
+
+impl Refusal {
+    /// Extra access-log fields for this refusal.
+    pub fn log_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("rampart.denial.reason".into(), self.reason.as_str().into());
+        m.insert("rampart.limit.scope".into(), self.scope.into());
+        m.insert(
+            "rampart.limit.retry_after".into(),
+            self.retry_after_secs.into(),
+        );
+        m
+    }
+}
+
+/// The assembled defences, shared by every request (`Arc`).
+pub struct Defences {
+    pub shed: LoadShedder,
+    pub rate: Arc<RateLimiter>,
+    pub fleet: Option<FleetLimiter>,
+    pub conn_filter: Arc<ConnCapFilter>,
+    pub denials: Denials,
+    pub alerts: AlertHandle,
+}
+
+impl std::fmt::Debug for Defences {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Defences")
+            .field("rate", &self.rate)
+            .field("fleet", &self.fleet)
+            .finish()
+    }
+}
+
+/// Writes one connection-level denial event line (the proxy's log sink).
+pub type EventSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs the alert worker, the Redis worker and the sweepers until shutdown.
+/// Add it with `server.add_service(background_service("rampart protect", workers))`.
+pub struct DefenceWorkers {
+    tasks: Mutex<Vec<Task>>,
+}
+
+impl Defences {
+    /// Builds everything once per config load. `routes`: the configured
+    /// route names (bounded metric labels); `events`: where connection-level
+    /// denial event lines go.
+    pub fn new(
+        config: &ProtectConfig,
+        registry: &Registry,
+        routes: Vec<String>,
+        events: EventSink,
+    ) -> Result<(Arc<Self>, DefenceWorkers), String> {
+        config.validate(&routes)?;
+        let (alerts, alert_worker) = alert::new(&config.alerts)?;
+        let denials = Denials::new(registry, routes, Some(alerts.clone()))
+            .map_err(|e| format!("metrics: {e}"))?;
+        let rate = Arc::new(RateLimiter::new(&config.rate_limit)?);
+        let mut tasks: Vec<Task> = vec![Box::pin(alert_worker.run()), Box::pin(rate.sweeper())];
+        let fleet = match &config.fleet {
+            Some(fleet_config) => {
+                let sink: Arc<dyn AlertSink> = Arc::new(alerts.clone());
+                let (fleet, worker) = FleetLimiter::new(fleet_config, registry, Some(sink))?;
+                tasks.push(Box::pin(worker.run()));
+                Some(fleet)
+            }
+            None => None,
+        };
+        let conn_denials = denials.clone();
+        let on_denial: OnDenial = Arc::new(move |denial: Denial| {
+            conn_denials.record(&denial);
+            events(&denial.event_line());
+        });
+        let limiter = Arc::new(ConnLimiter::new(&config.connections)?);
+        let grace = Duration::from_secs(config.connections.handshake_grace_secs);
+        let conn_filter = Arc::new(ConnCapFilter::new(limiter, grace, on_denial));
+        tasks.push(Box::pin(conn_filter.sweeper(Duration::from_secs(10))));
+        let defences = Arc::new(Self {
+            shed: LoadShedder::new(&config.shed),
+            rate,
+            fleet,
+            conn_filter,
+            denials,
+            alerts,
+        });
+        Ok((
+            defences,
+            DefenceWorkers {
+                tasks: Mutex::new(tasks),
+            },
+        ))
+    }
+
+    /// The request-level admission check, for the start of `request_filter`
+    /// (after the route is known): load shedding, then the local per-client
+    /// limit, then the fleet limit. Keep the guard in the request context
+    /// until the request ends. A refusal is already counted and alerted;
+    /// the caller answers `status` with `Retry-After` and logs
+    /// [`Refusal::log_fields`].
+    pub async fn admit_request(
+        &self,
+        route: Option<&str>,
+        client: IpAddr,
+    ) -> Result<InFlightGuard, Refusal> {
+        let guard = match self.shed.try_acquire() {
+            Ok(g) => g,
+            Err(shed) => {
+                return Err(self.refuse(
+                    route,
+                    client,
+                    DenialReason::LoadShed,
+                    503,
+                    shed.retry_after_secs,
+                    "shed",
+                ));
+            }
+        };
+        if let Decision::Deny { retry_after_secs } = self.rate.check(route, client) {
+            return Err(self.refuse(
+                route,
+                client,
+                DenialReason::RateLimit,
+                429,
+                retry_after_secs,
+                "local",
+            ));
+        }
+        if let Some(fleet) = &self.fleet {
+            if let Decision::Deny { retry_after_secs } = fleet.check(route, client).await {
+                return Err(self.refuse(
+                    route,
+                    client,
+                    DenialReason::RateLimit,
+                    429,
+                    retry_after_secs,
+                    "fleet",
+                ));
+            }
+        }
+        Ok(guard)
+    }
+
+    fn refuse(
+        &self,
+        route: Option<&str>,
+        client: IpAddr,
+        reason: DenialReason,
+        status: u16,
+        retry_after_secs: u64,
+        scope: &'static str,
+    ) -> Refusal {
+        let mut denial = Denial::new(reason).detail(format!(
+            "{scope} limit, client key {}",
+            self.rate.key(client)
+        ));
+        denial.route = route.map(str::to_string);
+        self.denials.record(&denial);
+        Refusal {
+            reason,
+            status,
+            retry_after_secs,
+            scope,
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for DefenceWorkers {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut set = tokio::task::JoinSet::new();
+        for task in tasks {
+            set.spawn(task);
+        }
+        // Until shutdown; workers end on their own when the defences drop.
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            _ = async { while set.join_next().await.is_some() {} } => {}
+        }
+        set.abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protect::denial::DenialReason;
+
+    const CONFIG: &str = r#"
+[rate_limit]
+default = { requests = 100, burst = 100 }
+[rate_limit.routes.login]
+requests = 1
+per_seconds = 60
+burst = 2
+[connections]
+max_per_ip = 1
+[shed]
+max_in_flight = 2
+[alerts.rules.rate_limit]
+threshold = 100
+window_secs = 60
+cooldown_secs = 60
+"#;
+
+    fn routes() -> Vec<String> {
+        vec!["login".into(), "api".into()]
+    }
+
+    #[tokio::test]
+    async fn admits_sheds_and_limits_in_order() {
+        let config: ProtectConfig = toml::from_str(CONFIG).unwrap();
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        let registry = Registry::new();
+        let (d, workers) = Defences::new(
+            &config,
+            &registry,
+            routes(),
+            Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())),
+        )
+        .unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let bg = tokio::spawn(async move { workers.start(rx).await });
+
+        let client: IpAddr = "10.1.1.1".parse().unwrap();
+        let g1 = d.admit_request(Some("login"), client).await.unwrap();
+        let _g2 = d.admit_request(Some("login"), client).await.unwrap();
+        // Third in flight: shed before any limit is spent.
+        let shed = d.admit_request(Some("login"), client).await.unwrap_err();
+        assert_eq!(
+            (shed.reason, shed.status, shed.scope),
+            (DenialReason::LoadShed, 503, "shed")
+        );
+        drop(g1);
+        // Burst 2 on login is spent: 429 with Retry-After.
+        let limited = d.admit_request(Some("login"), client).await.unwrap_err();
+        assert_eq!(
+            (limited.reason, limited.status, limited.scope),
+            (DenialReason::RateLimit, 429, "local")
+        );
+        assert!(limited.retry_after_secs >= 1);
+        assert_eq!(limited.log_fields()["rampart.denial.reason"], "rate_limit");
+        assert_eq!(d.denials.count(DenialReason::RateLimit, "login", "none"), 1);
+        assert_eq!(d.denials.count(DenialReason::LoadShed, "login", "none"), 1);
+
+        // Connection-level denial: counted and written as an event line.
+        let peer = "10.1.1.1:1000".parse().unwrap();
+        assert!(d.conn_filter.admit(peer));
+        assert!(!d.conn_filter.admit("10.1.1.1:1001".parse().unwrap()));
+        assert_eq!(
+            d.denials.count(DenialReason::ConnCapPerIp, "none", "none"),
+            1
+        );
+        let line = lines.lock().unwrap()[0].clone();
+        assert!(
+            line.contains(r#""rampart.denial.reason":"conn_cap_per_ip""#),
+            "{line}"
+        );
+
+        tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), bg)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let c: ProtectConfig =
+            toml::from_str("[rate_limit.routes.nosuch]\nrequests = 1\n").unwrap();
+        assert!(c
+            .validate(&routes())
+            .unwrap_err()
+            .contains("rate_limit.routes.nosuch"));
+        assert!(toml::from_str::<ProtectConfig>("[ratelimit]\n").is_err());
+        let c: ProtectConfig = toml::from_str(
+            "[fleet]\naddress = \"127.0.0.1:1\"\n[fleet.routes.api]\nrequests = 5\n",
+        )
+        .unwrap();
+        assert!(c.validate(&routes()).is_ok());
+        assert!(ProtectConfig::default().validate(&[]).is_ok());
+    }
+}
