@@ -86,3 +86,16 @@ impl Issue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotated_example_is_valid() {
+        let text = include_str!("../../../examples/rampart.toml");
+        let c = parse(Path::new("/etc/rampart/rampart.toml"), text).unwrap();
+        assert_eq!(c.listeners.len(), 3);
+        assert!(warnings(&c).iter().any(|w| w.contains("csrf_token")));
+    }
+}
