@@ -94,6 +94,7 @@ impl Ca {
         for sub in ["roots", "intermediates"] {
             fs::create_dir_all(dir.join(sub)).map_err(|e| PkiError::io(dir.join(sub), e))?;
         }
+        restrict_dir(dir)?;
         let now = OffsetDateTime::now_utc();
         let alg = opts.algorithm.rcgen();
         let root_key = KeyPair::generate_for(alg)?;
@@ -249,6 +250,17 @@ impl Ca {
                 why: "active root missing from trusted roots".into(),
             })
     }
+}
+
+/// The CA directory is private to the CA's user (0700).
+fn restrict_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| PkiError::io(dir, e))?;
+    }
+    Ok(())
 }
 
 fn write_ca_files(
