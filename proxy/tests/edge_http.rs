@@ -300,3 +300,74 @@ async fn http2_via_alpn() {
     let s = handshake(b.https, "app.test", cfg).await.unwrap();
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_endpoint_is_retried_then_ejected() {
+    let upstream = start_upstream().await;
+    let pki = Pki::new("t6");
+    let dir = tempfile::tempdir().unwrap();
+    setup(&pki, &dir);
+    let b = Basic::new();
+    let dead = free_port();
+    let config = b.config(upstream, "").replace(
+        &format!("endpoints = [\"{upstream}\"]"),
+        &format!("endpoints = [\"127.0.0.1:{dead}\", \"{upstream}\"]\nhealth = {{ max_failures = 1, eject_seconds = 60 }}"),
+    );
+    let _edge = Edge::start(&config, dir);
+    for _ in 0..6 {
+        let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status, 200,
+            "a dead endpoint must not fail requests while another is up"
+        );
+    }
+    let m = admin(b.admin, "/metrics").await.body;
+    let ep = format!(
+        "rampart_upstream_ejections_total{{endpoint=\"127.0.0.1:{dead}\",upstream=\"app\"}} 1"
+    );
+    assert!(m.contains(&ep), "{m}");
+    // Ejected: no further connect attempts to it.
+    assert!(
+        m.contains("rampart_upstream_errors_total{kind=\"connectrefused\",upstream=\"app\"} 1"),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_request_end_to_end_with_curl() {
+    let upstream = start_upstream().await;
+    let pki = Pki::new("t7");
+    let dir = tempfile::tempdir().unwrap();
+    setup(&pki, &dir);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let b = Basic::new();
+    let _edge = Edge::start(&b.config(upstream, ""), dir);
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "-D", "-", "-o", "/dev/null", "--http2", "--cacert"])
+        .arg(&ca)
+        .args([
+            "--resolve",
+            &format!("app.test:{}:127.0.0.1", b.https),
+            &format!("https://app.test:{}/", b.https),
+        ])
+        .output()
+        .await
+        .expect("curl (installed by scripts/ensure-deps.sh)");
+    let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(head.starts_with("http/2 200"), "{head}");
+    assert!(
+        head.contains("strict-transport-security: max-age=63072000"),
+        "{head}"
+    );
+    assert!(
+        !head.contains("\nserver:") && !head.contains("x-powered-by"),
+        "{head}"
+    );
+    assert!(
+        head.contains("set-cookie: session=abc; path=/; secure; httponly; samesite=lax"),
+        "{head}"
+    );
+}
