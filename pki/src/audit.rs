@@ -104,6 +104,57 @@ impl AuditLog {
     }
 }
 
+enum SinkMsg {
+    Record(String, Value),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+/// Non-blocking front of an [`AuditLog`] for async code: records go over a
+/// channel to one writer thread, so handlers (and TLS handshakes) never wait
+/// on the disk. Order is preserved.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: std::sync::mpsc::Sender<SinkMsg>,
+}
+
+impl AuditSink {
+    /// Moves `log` to a writer thread.
+    pub fn spawn(log: AuditLog) -> Result<Self> {
+        let (tx, rx) = std::sync::mpsc::channel::<SinkMsg>();
+        std::thread::Builder::new()
+            .name("rampart-pki-audit".into())
+            .spawn(move || {
+                for msg in rx {
+                    match msg {
+                        SinkMsg::Record(event, fields) => {
+                            if let Err(e) = log.append(&event, fields) {
+                                tracing::error!(error = %e, "audit record lost");
+                            }
+                        }
+                        SinkMsg::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| PkiError::io("audit writer thread", e))?;
+        Ok(AuditSink { tx })
+    }
+
+    /// Queues one record.
+    pub fn record(&self, event: &str, fields: Value) {
+        let _ = self.tx.send(SinkMsg::Record(event.to_string(), fields));
+    }
+
+    /// Blocks until every record queued before is written.
+    pub fn flush(&self) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.tx.send(SinkMsg::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
 fn chain_hash(prev: &str, record_without_hash: &Map<String, Value>) -> String {
     // serde_json's Map is ordered by key, so this serialisation is canonical.
     let body = Value::Object(record_without_hash.clone()).to_string();

@@ -20,6 +20,7 @@ use crate::keystore;
 use crate::spiffe::SpiffeId;
 
 const PREFIX: &str = "rpt_";
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(30 * 86400);
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +49,11 @@ impl TokenStore {
     /// Creates a token for `id`, valid for `ttl`. The token itself is
     /// returned once and never stored.
     pub fn create(&self, id: &SpiffeId, ttl: Duration) -> Result<String> {
+        if ttl > MAX_TOKEN_TTL {
+            return Err(PkiError::BadRequest(
+                "join tokens live at most 30 days".into(),
+            ));
+        }
         let mut raw = [0u8; 32];
         SystemRandom::new()
             .fill(&mut raw)

@@ -24,6 +24,9 @@ use crate::error::{PkiError, Result};
 use crate::keystore::{self, KeyProtection};
 use crate::spiffe::TrustDomain;
 
+/// Longest root lifetime accepted (10 years).
+pub const MAX_ROOT_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86400);
+
 /// Options for `rampart-pki init`.
 #[derive(Debug, Clone)]
 pub struct InitOptions {
@@ -78,6 +81,12 @@ impl Ca {
         issuer::check_lifetime(opts.intermediate_ttl)?;
         if opts.root_ttl.is_zero() {
             return Err(PkiError::LifetimeZero);
+        }
+        if opts.root_ttl > MAX_ROOT_LIFETIME {
+            return Err(PkiError::LifetimeOverCap {
+                requested_secs: opts.root_ttl.as_secs(),
+                max_secs: MAX_ROOT_LIFETIME.as_secs(),
+            });
         }
         for suffix in &opts.dns_suffixes {
             if suffix.is_empty()

@@ -243,8 +243,10 @@ impl SvidSource {
             .max(0.0);
         let jitter =
             life * self.settings.jitter_fraction * rand::thread_rng().gen_range(-1.0..=1.0);
-        let at = cur.received_at
-            + time::Duration::seconds_f64(life * self.settings.renew_fraction + jitter);
+        let offset =
+            time::Duration::checked_seconds_f64(life * self.settings.renew_fraction + jitter)
+                .unwrap_or(time::Duration::ZERO);
+        let at = cur.received_at + offset;
         Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
     }
 

@@ -110,7 +110,7 @@ async fn issue(
                 return error_reply(500, "internal", "no identity");
             };
             service.metrics.issued.with_label_values(&[kind]).inc();
-            let _ = service.audit.append(
+            service.audit.record(
                 "issued",
                 json!({"kind": kind, "spiffe_id": id.as_str(), "serial": issued.serial, "not_after": issued.not_after.unix_timestamp(), "peer": peer.to_string()}),
             );
@@ -218,7 +218,7 @@ fn refuse(
         .refused
         .with_label_values(&[e.reason()])
         .inc();
-    let _ = service.audit.append(
+    service.audit.record(
         "refused",
         json!({"kind": kind, "reason": e.reason(), "message": e.to_string(), "spiffe_id": id.map(|i| i.as_str()), "peer": peer.to_string()}),
     );

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditSink};
 use crate::ca::{Ca, Issuer, RotationEvent};
 use crate::config::ServeConfig;
 use crate::error::{PkiError, Result};
@@ -54,7 +54,7 @@ pub struct CaService {
     root_expiry: ArcSwap<Vec<(String, OffsetDateTime)>>,
     bundle: BundleHandle,
     tokens: TokenStore,
-    audit: Arc<AuditLog>,
+    audit: AuditSink,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
     tls: ArcSwap<ServerConfig>,
@@ -79,6 +79,8 @@ impl RunningServer {
         for t in self.tasks {
             let _ = t.await;
         }
+        let audit = self.service.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.flush()).await;
     }
 }
 
@@ -91,7 +93,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let trust_domain = ca.trust_domain()?;
     let bundle = BundleHandle::new(trust_domain.clone(), ca.trust_bundle())?;
     let metrics = Arc::new(Metrics::new().map_err(|e| PkiError::BadRequest(e.to_string()))?);
-    let audit = Arc::new(AuditLog::open(&cfg.audit_path())?);
+    let audit = AuditSink::spawn(AuditLog::open(&cfg.audit_path())?)?;
     let tokens = TokenStore::open(&cfg.ca_dir)?;
     let issuer = ca.issuer();
     let issuer_serial = issuer.serial().to_string();
@@ -160,7 +162,7 @@ fn server_tls(
     td: &TrustDomain,
     issuer: &Issuer,
     bundle: &BundleHandle,
-    audit: &Arc<AuditLog>,
+    audit: &AuditSink,
     metrics: &Arc<Metrics>,
 ) -> Result<(Arc<ServerConfig>, i64)> {
     let id = service_id(td)?;
@@ -170,7 +172,7 @@ fn server_tls(
     let now = OffsetDateTime::now_utc();
     let renew_at = now.unix_timestamp() + (issued.not_after - now).whole_seconds() / 2;
     let identity = Identity::new(issued.chain, key.serialize_der())?;
-    let (audit, metrics) = (Arc::clone(audit), Arc::clone(metrics));
+    let (audit, metrics) = (audit.clone(), Arc::clone(metrics));
     let hook: RejectHook = Arc::new(move |cert, err| {
         let reason = match err {
             rustls::Error::InvalidCertificate(rustls::CertificateError::Expired)
@@ -181,7 +183,7 @@ fn server_tls(
         };
         let id = crate::inspect::check_svid(cert).map(|i| i.to_string()).ok();
         metrics.refused.with_label_values(&[reason]).inc();
-        let _ = audit.append(
+        audit.record(
             "refused",
             json!({"kind": "renew", "reason": reason, "spiffe_id": id, "message": err.to_string()}),
         );
@@ -277,9 +279,8 @@ impl CaService {
         .await?;
         for ev in &events {
             tracing::info!(event = ?ev, "CA rotation");
-            let _ = self
-                .audit
-                .append("rotation", json!({"detail": format!("{ev:?}")}));
+            self.audit
+                .record("rotation", json!({"detail": format!("{ev:?}")}));
         }
         // Any change of issuer (intermediate rotation, root activation)
         // moves the service's own certificate to the new chain at once.
