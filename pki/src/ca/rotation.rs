@@ -192,8 +192,12 @@ impl Ca {
         }
     }
 
+    /// When the intermediate was issued (`notBefore` is backdated for
+    /// clock skew; the life that counts starts at issuance).
     fn issuer_not_before(&self) -> OffsetDateTime {
-        crate::inspect::not_before(self.issuer.certificate()).unwrap_or(self.issuer.not_after())
+        crate::inspect::not_before(self.issuer.certificate())
+            .map(|nb| nb + super::issuer::BACKDATE)
+            .unwrap_or(self.issuer.not_after())
     }
 }
 

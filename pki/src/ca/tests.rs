@@ -210,3 +210,33 @@ fn root_rotation_overlaps_then_retires() {
     let reopened = Ca::open(dir.path(), kek()).unwrap();
     assert_eq!(reopened.issuer().serial(), ca.issuer().serial());
 }
+
+#[test]
+fn tick_rotates_automatically_at_two_thirds_of_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = InitOptions::new(td());
+    opts.root_ttl = Duration::from_secs(6);
+    opts.intermediate_ttl = Duration::from_secs(3);
+    let mut ca = Ca::init(dir.path(), &opts, kek()).unwrap();
+    let policy = RotationPolicy {
+        rotate_at_fraction: 2.0 / 3.0,
+        bundle_propagation: Duration::ZERO,
+    };
+    assert!(
+        ca.tick(&policy).unwrap().is_empty(),
+        "nothing due right after init"
+    );
+    let (mut inter, mut root) = (false, false);
+    let start = std::time::Instant::now();
+    while !(inter && root) {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no automatic rotation (inter {inter}, root {root})"
+        );
+        for ev in ca.tick(&policy).unwrap() {
+            inter |= matches!(ev, RotationEvent::IntermediateRotated { .. });
+            root |= matches!(ev, RotationEvent::RootIntroduced { .. });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
