@@ -52,6 +52,7 @@ pub enum RotationEvent {
 impl Ca {
     /// Issues a new intermediate under the active root and makes it the issuer.
     pub fn rotate_intermediate(&mut self) -> Result<RotationEvent> {
+        self.fold_persisted_leaves();
         let now = OffsetDateTime::now_utc();
         let old_until = self.issuer.max_issued_not_after().unix_timestamp();
         let issuer = new_intermediate(&self.dir, &self.state, &self.roots, &self.protection, now)?;
@@ -145,6 +146,7 @@ impl Ca {
     }
 
     fn activate_new_root(&mut self, old_root: String, new_root: String) -> Result<RotationEvent> {
+        self.fold_persisted_leaves();
         let old_leaves_until = self
             .issuer
             .max_issued_not_after()
@@ -189,6 +191,19 @@ impl Ca {
                 )
             }
             Err(_) => false,
+        }
+    }
+
+    /// `rampart-pki issue` may have recorded leaves in `state.json` while
+    /// the service runs: never let our save drop them.
+    fn fold_persisted_leaves(&mut self) {
+        if let Ok(disk) = super::state::CaState::load(&self.dir) {
+            if disk.active_root == self.state.active_root {
+                self.state.active_root_leaves_until = self
+                    .state
+                    .active_root_leaves_until
+                    .max(disk.active_root_leaves_until);
+            }
         }
     }
 
