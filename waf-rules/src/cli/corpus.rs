@@ -77,15 +77,56 @@ pub fn placements(value: &str) -> [(&'static str, OwnedRequest); 3] {
     [("query", q), ("form", form), ("json", json)]
 }
 
-/// A value that is an attack on its own: after decoding it has at least
-/// three letters or digits. A lone `'`, `|`, `;`, `%21` or `//` is not.
-pub fn standalone(value: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-    decoded
+/// Whether a corpus item is an attack on its own (documented in
+/// docs/waf-measurement.md):
+/// - it has at least three letters or digits after decoding: a lone `'`,
+///   `|`, `;`, `%21` or `//` is a probe fragment, not an attack;
+/// - a traversal / LFI item has a path separator (some lists carry
+///   copies with every `/` stripped: `....etcpasswd` reaches no file);
+/// - an XXE item declares a DTD, an entity, XInclude or XSLT (plain XML
+///   or an entity reference alone exploits nothing).
+pub fn standalone(value: &str, attack_type: &str) -> bool {
+    let mut decoded = value.to_string();
+    for _ in 0..3 {
+        let next = percent_encoding::percent_decode_str(&decoded)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    let lower = decoded.to_ascii_lowercase();
+    if decoded
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .count()
-        >= 3
+        < 3
+    {
+        return false;
+    }
+    match attack_type {
+        "path-traversal" | "lfi" => {
+            lower.contains(['/', '\\'])
+                || lower.contains("0x2f")
+                || lower.contains("0x5c")
+                || lower.contains("%c0")
+                || lower.contains("%c1")
+                || lower.contains("%u22")
+        }
+        "xxe" => [
+            "<!entity",
+            "<!doctype",
+            "xinclude",
+            "xi:include",
+            "xsl:",
+            " system ",
+            "xmlns:",
+        ]
+        .iter()
+        .any(|k| lower.contains(k)),
+        _ => true,
+    }
 }
 
 pub fn hash(s: &[u8]) -> u64 {
@@ -131,7 +172,11 @@ pub fn read_jsonl(
             _ => Label::Benign,
         };
         if let Some(value) = v.get("value").and_then(|x| x.as_str()) {
-            let standalone = standalone(value);
+            let attack_type = match &label {
+                Label::Attack(t) => t.as_str(),
+                _ => "",
+            };
+            let standalone = standalone(value, attack_type);
             for (placement, request) in placements(value) {
                 f(Item {
                     corpus: corpus.clone(),

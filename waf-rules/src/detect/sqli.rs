@@ -111,8 +111,14 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
 
 /// Shape of a bare value: number context (`1 or 1=1`) or standalone SQL.
 fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
-    let t = meaningful(toks);
+    let all = meaningful(toks);
     let _ = v;
+    // `-1 or 1=1`: a signed number is a number.
+    let signed = all.len() > 1
+        && all[0].kind == Kind::Op
+        && matches!(all[0].first, b'-' | b'+')
+        && all[1].kind == Kind::Num;
+    let t = if signed { all[1..].to_vec() } else { all };
     let first = t.first()?;
     match first.kind {
         Kind::Num | Kind::Var => {
@@ -122,6 +128,14 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
             }
             if let Some(n) = t.get(k) {
                 match n.kind {
+                    // `1,(select ...)` / `1,iif(1=2,1,1/0)`
+                    Kind::Comma
+                        if (t.get(k + 1).is_some_and(|x| x.kind == Kind::LParen)
+                            && t.get(k + 2).is_some_and(|x| x.kind == Kind::Stmt))
+                            || func_tautology(&t[k + 1..]) =>
+                    {
+                        return Some(span(&t, 0, t.len()))
+                    }
                     Kind::Logic if logic_operand_ends(&t[k + 1..]) => {
                         return Some(span(&t, 0, t.len()))
                     }
@@ -138,6 +152,13 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
             return Some(span(&t, 0, t.len()))
         }
         Kind::Stmt if statement_shape(&t) => return Some(span(&t, 0, t.len())),
+        // `(8266=8266)*9900`, `(select (case when ...`
+        Kind::LParen
+            if paren_tautology(&t)
+                || t.get(1).is_some_and(|x| x.kind == Kind::Stmt) && statement_shape(&t[1..]) =>
+        {
+            return Some(span(&t, 0, t.len()))
+        }
         Kind::Func if func_tautology(&t) => return Some(span(&t, 0, t.len())),
         Kind::RParen => {
             let mut k = 0;
@@ -199,6 +220,8 @@ fn logic_operand_ends(t: &[&Token]) -> bool {
         Some(Kind::Op) => op.kind == Kind::Num && t.get(k + 1).is_some_and(|x| x.kind == Kind::Num),
         Some(Kind::Comment) | Some(Kind::Semi) => !bare_word,
         Some(Kind::Logic) => !bare_word,
+        // `or 1 group by ...` / `and 1 order by 1`
+        Some(Kind::Clause) => !bare_word && clause_continues(&t[k..]),
         None => matches!(op.kind, Kind::Literal | Kind::Str { closed: false }),
         _ => false,
     }
@@ -244,6 +267,10 @@ fn cmp_word_continues(t: &[&Token]) -> bool {
 /// `where 1=1`, `order by 1`, `group by x having`, `limit 1,1`, `into outfile`.
 fn clause_continues(t: &[&Token]) -> bool {
     let word = |i: usize| t.get(i).map(|x| x.kind);
+    // `as alias where ...`
+    if word(1) == Some(Kind::Word) && word(2) == Some(Kind::Clause) {
+        return clause_continues(&t[2..]);
+    }
     match word(1) {
         Some(Kind::Clause) => true, // order by / group by
         Some(Kind::Num) => matches!(
@@ -285,6 +312,16 @@ fn statement_shape(t: &[&Token]) -> bool {
     }
 }
 
+/// `(1=1)`: a parenthesised comparison of two literals.
+fn paren_tautology(t: &[&Token]) -> bool {
+    let k = |i: usize| t.get(i).map(|x| x.kind);
+    k(0) == Some(Kind::LParen)
+        && matches!(k(1), Some(Kind::Num) | Some(Kind::Str { closed: true }))
+        && k(2) == Some(Kind::Cmp)
+        && matches!(k(3), Some(Kind::Num) | Some(Kind::Str { closed: true }))
+        && k(4) == Some(Kind::RParen)
+}
+
 /// `make_set(2672=2672,5440)`, `elt(1=1,..)`: a function around a tautology.
 fn func_tautology(t: &[&Token]) -> bool {
     let k = |i: usize| t.get(i).map(|x| x.kind);
@@ -317,7 +354,7 @@ fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
                     return Some(span(t, i, t.len()));
                 }
                 if rest.first().is_some_and(|x| x.kind == Kind::Func)
-                    && rest.iter().any(|x| x.kind == Kind::Stmt)
+                    && (rest.iter().any(|x| x.kind == Kind::Stmt) || func_tautology(rest))
                 {
                     return Some(span(t, i, t.len()));
                 }
@@ -330,6 +367,7 @@ fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
                         && matches!(rest.get(k).map(|x| x.kind), Some(Kind::Cmp))
                         && operand_at(&rest[k + 1..]).is_some();
                     let call = opk == Kind::Func
+                        || (opk == Kind::LParen && paren_tautology(&rest[k - 1..]))
                         || (opk == Kind::LParen
                             && rest.get(k).is_some_and(|x| x.kind == Kind::Stmt));
                     if tautology || call {

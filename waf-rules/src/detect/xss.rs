@@ -280,9 +280,14 @@ fn script_scheme(v: &[u8]) -> Option<Range<usize>> {
         {
             if let Some(end) = scheme_start(&v[i..]) {
                 let tail = &v[i + end..];
-                let payload = tail.iter().take(80).any(|&c| matches!(c, b'(' | b'`'))
-                    && !starts_with_ci(tail, b"void(0)")
-                    && !starts_with_ci(tail, b"void 0");
+                let data = matches!(
+                    v[i..].iter().find(|b| !b.is_ascii_whitespace()),
+                    Some(b'd') | Some(b'D')
+                );
+                let payload = data
+                    || tail.iter().take(80).any(|&c| matches!(c, b'(' | b'`'))
+                        && !starts_with_ci(tail, b"void(0)")
+                        && !starts_with_ci(tail, b"void 0");
                 if payload {
                     return Some(i..(i + end + tail.len().min(40)));
                 }

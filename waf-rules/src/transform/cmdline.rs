@@ -34,7 +34,7 @@ pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
                     i += 1;
                 }
             }
-            b'\t' | b'\n' | b'\r' | b' ' => push_space(&mut out),
+            b'\t' | b'\r' | b' ' => push_space(&mut out),
             _ => out.push(b.to_ascii_lowercase()),
         }
         i += 1;

@@ -75,3 +75,4 @@ fn paths_and_command_lines() {
         "cat /etc/passwd"
     );
 }
+assert_eq!(run(Transform::CmdLine, "a\nid"), "a\nid");
