@@ -1,6 +1,8 @@
 //! Loads request records from a corpus file (JSONL, optionally gzip), in the
-//! request shape of /work/shared/waf-corpus (see its README):
-//! `{"label", "method", "path", "query", "headers", "body", ...}`.
+//! shapes of /work/shared/waf-corpus (see its README):
+//! - request: `{"label", "method", "path", "query", "headers", "body", ...}`;
+//! - value: `{"label", "value"}`, a bare parameter value, placed in a
+//!   request as the README says: a query arg, a form body or a JSON body.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -14,7 +16,12 @@ use crate::Error;
 struct Record {
     #[serde(default)]
     label: Option<String>,
+    /// Value-shaped records carry only this.
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
     method: String,
+    #[serde(default)]
     path: String,
     #[serde(default)]
     query: Option<String>,
@@ -30,6 +37,17 @@ pub enum LabelFilter {
     Attack,
     Benign,
     All,
+}
+
+/// Where a value-shaped record goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Placement {
+    /// `GET /search?q=<urlencoded>`
+    Query,
+    /// `POST /search`, `application/x-www-form-urlencoded`, `q=<urlencoded>`
+    Form,
+    /// `POST /search`, `application/json`, `{"q": value}`
+    Json,
 }
 
 /// Requests from the corpus, and how many lines were skipped as unusable.
@@ -50,6 +68,16 @@ const OWN_HEADERS: [&str; 6] = [
 ];
 
 pub fn load(path: &Path, filter: LabelFilter, limit: usize) -> Result<Corpus, Error> {
+    load_with(path, filter, Placement::Query, limit)
+}
+
+/// [`load`], choosing where value-shaped records are placed.
+pub fn load_with(
+    path: &Path,
+    filter: LabelFilter,
+    placement: Placement,
+    limit: usize,
+) -> Result<Corpus, Error> {
     let err = |reason: String| Error::Corpus {
         path: path.display().to_string(),
         reason,
@@ -70,7 +98,7 @@ pub fn load(path: &Path, filter: LabelFilter, limit: usize) -> Result<Corpus, Er
         if line.trim().is_empty() {
             continue;
         }
-        let Ok(record) = serde_json::from_str::<Record>(&line) else {
+        let Ok(mut record) = serde_json::from_str::<Record>(&line) else {
             skipped += 1;
             continue;
         };
@@ -82,7 +110,11 @@ pub fn load(path: &Path, filter: LabelFilter, limit: usize) -> Result<Corpus, Er
         if !keep {
             continue;
         }
-        match to_request(record) {
+        let request = match record.value.take() {
+            Some(value) if record.method.is_empty() => Some(place(&value, placement)),
+            _ => to_request(record),
+        };
+        match request {
             Some(r) => requests.push(r),
             None => skipped += 1,
         }
@@ -93,6 +125,39 @@ pub fn load(path: &Path, filter: LabelFilter, limit: usize) -> Result<Corpus, Er
         )));
     }
     Ok(Corpus { requests, skipped })
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn urlencode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn place(value: &str, placement: Placement) -> Request {
+    let post = |content_type: &str, body: String| Request {
+        method: "POST".into(),
+        target: "/search".into(),
+        headers: vec![("Content-Type".into(), content_type.into())],
+        body: body.into_bytes(),
+    };
+    match placement {
+        Placement::Query => Request::get(&format!("/search?q={}", urlencode(value))),
+        Placement::Form => post(
+            "application/x-www-form-urlencoded",
+            format!("q={}", urlencode(value)),
+        ),
+        Placement::Json => post(
+            "application/json",
+            serde_json::json!({ "q": value }).to_string(),
+        ),
+    }
 }
 
 fn is_token(s: &str) -> bool {
@@ -179,6 +244,23 @@ not json
         assert_eq!(load(&gz, LabelFilter::All, 100).unwrap().requests.len(), 2);
 
         let err = load(&dir.path().join("missing"), LabelFilter::All, 1).unwrap_err();
+        assert!(err.to_string().contains("missing"));
+
+        let values = dir.path().join("v.jsonl");
+        std::fs::write(
+            &values,
+            "{\"label\":\"attack\",\"value\":\"1' or 1=1 -- a&b\"}\n",
+        )
+        .unwrap();
+        let q = load_with(&values, LabelFilter::Attack, Placement::Query, 10).unwrap();
+        assert_eq!(
+            q.requests[0].target,
+            "/search?q=1%27%20or%201%3D1%20--%20a%26b"
+        );
+        let f = load_with(&values, LabelFilter::Attack, Placement::Form, 10).unwrap();
+        assert_eq!(f.requests[0].body, b"q=1%27%20or%201%3D1%20--%20a%26b");
+        let j = load_with(&values, LabelFilter::Attack, Placement::Json, 10).unwrap();
+        assert_eq!(j.requests[0].body, br#"{"q":"1' or 1=1 -- a&b"}"#);
         assert!(err.to_string().contains("missing"));
     }
 }

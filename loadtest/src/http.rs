@@ -74,6 +74,19 @@ impl Client {
         }
     }
 
+    /// True if the server sent nothing (no stray bytes, no EOF) since the
+    /// last response, so the connection can carry another request. Catches
+    /// servers that answer an idle keep-alive connection with 408 and close.
+    pub async fn is_idle(&mut self) -> bool {
+        if !self.io.buffer().is_empty() {
+            return false;
+        }
+        // Timeout polls the read once first: Elapsed means "nothing there".
+        tokio::time::timeout(std::time::Duration::ZERO, self.io.fill_buf())
+            .await
+            .is_err()
+    }
+
     /// Sends one encoded request and reads its response.
     pub async fn exchange(&mut self, wire: &[u8], head_request: bool) -> io::Result<Response> {
         self.io.get_mut().write_all(wire).await?;
@@ -250,5 +263,21 @@ mod tests {
             }
         );
         assert!(c.exchange(b"", false).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn stale_keepalive_connection_is_not_idle() {
+        let (client_side, mut server_side) = tokio::io::duplex(1024);
+        let mut c = Client::new(Box::new(client_side));
+        assert!(c.is_idle().await);
+        server_side
+            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(!c.is_idle().await);
+        let (client_side, server_side) = tokio::io::duplex(1024);
+        let mut c = Client::new(Box::new(client_side));
+        drop(server_side);
+        assert!(!c.is_idle().await, "EOF not noticed");
     }
 }

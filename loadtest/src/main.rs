@@ -6,7 +6,7 @@
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use rampart_loadtest::corpus::{self, LabelFilter};
+use rampart_loadtest::corpus::{self, LabelFilter, Placement};
 use rampart_loadtest::http::Request;
 use rampart_loadtest::runner::Live;
 use rampart_loadtest::target::{default_source, parse_sources};
@@ -58,12 +58,15 @@ struct Args {
     /// Requests/s per attack source (flood, attack).
     #[arg(long, default_value_t = 1000.0)]
     attack_rate: f64,
-    /// Corpus (request JSONL, .gz ok) replayed by the `attack` scenario.
+    /// Corpus (request or value JSONL, .gz ok) replayed by the `attack` scenario.
     #[arg(long)]
     corpus: Option<PathBuf>,
     /// Which corpus records the attack replays.
     #[arg(long, value_enum, default_value = "attack")]
     corpus_label: LabelFilter,
+    /// Where value-shaped corpus records go (query arg, form or JSON body).
+    #[arg(long, value_enum, default_value = "query")]
+    value_placement: Placement,
     /// Most corpus records loaded.
     #[arg(long, default_value_t = 100_000)]
     corpus_limit: usize,

@@ -153,6 +153,7 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
         sources: plan.legit_sources.clone(),
         requests: encode(&plan.legit_requests, &target),
         rec: live.legit.clone(),
+        start,
         deadline,
         max: plan.max_requests,
         timeout: plan.request_timeout,
@@ -170,6 +171,7 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
                 sources: plan.attack_sources.clone(),
                 requests: encode(&plan.attack_requests, &target),
                 rec: live.attack.clone(),
+                start,
                 deadline,
                 max: plan.max_requests,
                 timeout: plan.request_timeout,
@@ -245,6 +247,8 @@ struct Traffic {
     sources: Vec<IpAddr>,
     requests: Wire,
     rec: Arc<Recorder>,
+    /// The run's start: both classes schedule from the same instant.
+    start: Instant,
     deadline: Instant,
     max: u64,
     timeout: Duration,
@@ -264,10 +268,9 @@ impl Traffic {
                 })
             })
             .collect();
-        let start = Instant::now();
         let mut tasks = JoinSet::new();
         for i in 0..self.max {
-            let intended = start + Duration::from_secs_f64(i as f64 / rate);
+            let intended = self.start + Duration::from_secs_f64(i as f64 / rate);
             if intended >= self.deadline {
                 break;
             }
@@ -358,6 +361,11 @@ async fn one_exchange(
     timeout: Duration,
 ) -> Outcome {
     let attempt = async {
+        if let Some(c) = client.as_mut() {
+            if !c.is_idle().await {
+                *client = None; // closed or answered while idle: do not reuse
+            }
+        }
         let reused = client.is_some();
         for fresh in [false, true] {
             if fresh && !reused {
