@@ -97,6 +97,10 @@ pub fn standalone(value: &str, attack_type: &str) -> bool {
         decoded = next;
     }
     let lower = decoded.to_ascii_lowercase();
+    // Payload files carry their own comment lines.
+    if lower.starts_with("# ") {
+        return false;
+    }
     if decoded
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -122,6 +126,25 @@ pub fn standalone(value: &str, attack_type: &str) -> bool {
             "xsl:",
             " system ",
             "xmlns:",
+        ]
+        .iter()
+        .any(|k| lower.contains(k)),
+        // A line of a multi-line payload (a closing tag, a comment, plain
+        // markup) runs nothing on its own.
+        "xss" => [
+            "script",
+            "javascript",
+            "vbscript",
+            "data:",
+            "expression",
+            "url(",
+            "import",
+            "href",
+            "src",
+            "action",
+            "(",
+            "`",
+            "on",
         ]
         .iter()
         .any(|k| lower.contains(k)),

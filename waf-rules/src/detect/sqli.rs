@@ -152,6 +152,8 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
             return Some(span(&t, 0, t.len()))
         }
         Kind::Stmt if statement_shape(&t) => return Some(span(&t, 0, t.len())),
+        // ` ORDER BY 6--`, ` HAVING 1=1`: a clause appended to the query.
+        Kind::Clause if appended_clause(&t) => return Some(span(&t, 0, t.len())),
         // `(8266=8266)*9900`, `(select (case when ...`
         Kind::LParen
             if paren_tautology(&t)
@@ -310,6 +312,16 @@ fn statement_shape(t: &[&Token]) -> bool {
         }
         _ => false,
     }
+}
+
+/// `order by 3`, `group by 2--`, `having 1=1`, `where 1=1`.
+fn appended_clause(t: &[&Token]) -> bool {
+    let k = |i: usize| t.get(i).map(|x| x.kind);
+    let by = t.len() >= 3 && k(1) == Some(Kind::Clause) && k(2) == Some(Kind::Num);
+    let cond = matches!(k(1), Some(Kind::Num) | Some(Kind::Str { closed: true }))
+        && k(2) == Some(Kind::Cmp);
+    by && matches!(k(3), None | Some(Kind::Comment) | Some(Kind::Comma))
+        || cond && operand_at(&t[3..]).is_some()
 }
 
 /// `(1=1)`: a parenthesised comparison of two literals.
