@@ -8,7 +8,7 @@
 use crate::metrics::Metrics;
 use serde::Serialize;
 use std::io::Write;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -135,50 +135,72 @@ fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, 
     s.serialize_str(&text)
 }
 
+enum Msg {
+    Record(Box<AccessRecord>),
+    /// Re-open the file (after log rotation; sent on SIGHUP).
+    Reopen,
+}
+
 /// The sending half, cheap to clone into the proxy.
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: SyncSender<Box<AccessRecord>>,
+    tx: SyncSender<Msg>,
     metrics: Arc<Metrics>,
+}
+
+fn open(dest: &str) -> std::io::Result<Box<dyn Write + Send>> {
+    if dest == "stdout" {
+        return Ok(Box::new(std::io::stdout()));
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o640);
+    Ok(Box::new(opts.open(dest)?))
 }
 
 impl AccessLog {
     /// Starts the writer thread. `dest` is "stdout" or a file path (appended to).
     pub fn start(dest: &str, capacity: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
-        let out: Box<dyn Write + Send> = if dest == "stdout" {
-            Box::new(std::io::stdout())
-        } else {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.create(true).append(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o640);
-            Box::new(opts.open(dest)?)
-        };
+        let out = open(dest)?;
         let (tx, rx) = sync_channel(capacity);
+        let dest = dest.to_string();
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || writer(rx, out))?;
+            .spawn(move || writer(rx, out, &dest))?;
         Ok(AccessLog { tx, metrics })
     }
 
     /// Queues a record; never blocks.
     pub fn send(&self, rec: Box<AccessRecord>) {
-        match self.tx.try_send(rec) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.metrics.access_log_dropped.inc()
-            }
+        if self.tx.try_send(Msg::Record(rec)).is_err() {
+            self.metrics.access_log_dropped.inc()
         }
+    }
+
+    /// Asks the writer to re-open its file (log rotation).
+    pub fn reopen(&self) {
+        let _ = self.tx.try_send(Msg::Reopen);
     }
 }
 
-fn writer(rx: Receiver<Box<AccessRecord>>, out: Box<dyn Write + Send>) {
+fn writer(rx: Receiver<Msg>, out: Box<dyn Write + Send>, dest: &str) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(rec) = rx.recv() {
-        write_one(&mut out, &rec);
-        // Drain what is queued, then flush once so a quiet edge still logs promptly.
-        while let Ok(rec) = rx.try_recv() {
-            write_one(&mut out, &rec);
+    while let Ok(msg) = rx.recv() {
+        let mut next = Some(msg);
+        // Handle what is queued, then flush once so a quiet edge still logs promptly.
+        while let Some(msg) = next {
+            match msg {
+                Msg::Record(rec) => write_one(&mut out, &rec),
+                Msg::Reopen => {
+                    let _ = out.flush();
+                    match open(dest) {
+                        Ok(f) => out = std::io::BufWriter::with_capacity(64 * 1024, f),
+                        Err(e) => eprintln!("rampart-proxy: access log `{dest}` re-open failed, keeping the old file: {e}"),
+                    }
+                }
+            }
+            next = rx.try_recv().ok();
         }
         let _ = out.flush();
     }

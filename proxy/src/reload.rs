@@ -133,6 +133,7 @@ pub async fn watch_certificates(shared: Arc<Shared>) {
 /// SIGHUP handler loop; the signal stream must be created before Pingora starts.
 pub async fn on_sighup(shared: Arc<Shared>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
+        shared.access_log.reopen();
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || reload_config(&s)).await;
     }

@@ -167,3 +167,61 @@ impl Upstream {
         Box::new(peer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(n: u16, max_failures: u32) -> Upstream {
+        let toml = format!(
+            "name = \"u\"\nendpoints = [{}]\nhealth = {{ max_failures = {max_failures}, eject_seconds = 60 }}",
+            (0..n).map(|i| format!("\"127.0.0.1:{}\"", 1000 + i)).collect::<Vec<_>>().join(",")
+        );
+        Upstream::build(&toml::from_str(&toml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn round_robin_skips_tried() {
+        let u = pool(3, 3);
+        let a = u.pick(&[]).unwrap();
+        let b = u.pick(&[a]).unwrap();
+        let c = u.pick(&[a, b]).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(b, c);
+        assert_ne!(a, c);
+        assert_eq!(u.pick(&[a, b, c]), None);
+    }
+
+    #[test]
+    fn ejects_after_consecutive_failures_and_success_resets() {
+        let u = pool(2, 2);
+        assert!(!u.record(0, Outcome::ConnectFailed));
+        u.record(0, Outcome::Connected);
+        assert!(!u.record(0, Outcome::ConnectFailed));
+        assert!(u.record(0, Outcome::ConnectFailed));
+        for _ in 0..4 {
+            assert_eq!(u.pick(&[]), Some(1));
+        }
+        assert!(u.record(1, Outcome::ConnectFailed) || u.record(1, Outcome::ConnectFailed));
+        assert_eq!(u.pick(&[]), None, "all ejected: the caller answers 503");
+    }
+
+    #[test]
+    fn trust_settings_change_the_group_key() {
+        let a = pool(1, 1);
+        assert!(a.tls.is_none());
+        let dir = std::env::temp_dir().join(format!("rampart-gk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut keys = Vec::new();
+        for (i, name) in ["ca-one", "ca-two"].iter().enumerate() {
+            let ca = crate::demo::EphemeralCa::new(name).unwrap();
+            let path = dir.join(format!("{i}.pem"));
+            std::fs::write(&path, ca.cert_pem()).unwrap();
+            let toml = format!("name = \"u\"\nendpoints = [\"127.0.0.1:1\"]\ntls = {{ ca_file = {:?}, sni = \"up.test\" }}", path);
+            let u = Upstream::build(&toml::from_str(&toml).unwrap()).unwrap();
+            keys.push(u.peer(0).group_key);
+        }
+        assert_ne!(keys[0], keys[1]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
