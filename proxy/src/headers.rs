@@ -200,6 +200,10 @@ impl Default for HeaderPolicy {
     }
 }
 
+/// The remove list as a set: checked against every response header name.
+static REMOVE_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| REMOVE.iter().copied().collect());
+
 /// Removes every header on the remove list.
 pub fn strip(resp: &mut ResponseHeader) {
     let doomed: Vec<HeaderName> = resp
@@ -207,7 +211,7 @@ pub fn strip(resp: &mut ResponseHeader) {
         .keys()
         .filter(|k| {
             let k = k.as_str();
-            REMOVE.contains(&k) || REMOVE_PREFIXES.iter().any(|p| k.starts_with(p))
+            REMOVE_SET.contains(k) || REMOVE_PREFIXES.iter().any(|p| k.starts_with(p))
         })
         .cloned()
         .collect();
