@@ -170,6 +170,25 @@ impl Edge {
         }
     }
 
+    /// Ambiguous body framing (request smuggling material): refused rather than normalised.
+    fn framing_problem(req: &RequestHeader) -> Option<&'static str> {
+        let te = req.headers.contains_key(http::header::TRANSFER_ENCODING);
+        let mut cls = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
+        let first = cls.next();
+        if te && first.is_some() {
+            return Some("te_and_cl");
+        }
+        if let Some(first) = first {
+            let valid = first
+                .to_str()
+                .is_ok_and(|v| v.trim().parse::<u64>().is_ok());
+            if !valid || cls.any(|v| v != first) {
+                return Some("bad_content_length");
+            }
+        }
+        None
+    }
+
     /// The request's host, or a reason it is malformed.
     fn request_host(req: &RequestHeader) -> std::result::Result<String, &'static str> {
         let mut hosts = req.headers.get_all(http::header::HOST).iter();
@@ -223,6 +242,9 @@ impl ProxyHttp for Edge {
             return self
                 .deny(session, ctx, Self::bad_request("malformed_target"))
                 .await;
+        }
+        if let Some(reason) = Self::framing_problem(req) {
+            return self.deny(session, ctx, Self::bad_request(reason)).await;
         }
         if req.method == http::Method::CONNECT {
             let d = Denial {

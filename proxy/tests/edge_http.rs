@@ -218,6 +218,11 @@ async fn edge_error_pages_are_hardened() {
     .unwrap();
     assert_eq!(r.status, 400);
     assert_hardened(&r, true);
+    // 400: conflicting Content-Length values (smuggling material). (CL + TE is handled by
+    // Pingora per RFC 9112: CL dropped, keep-alive off.)
+    let r = https(b.https, "app.test", &pki.ca_pem, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello").await.unwrap();
+    assert_eq!(r.status, 400);
+    assert_hardened(&r, true);
     // 405 for CONNECT, from the edge.
     let r = https(
         b.https,
@@ -259,8 +264,13 @@ async fn edge_error_pages_are_hardened() {
     assert!(m.contains("rampart_request_duration_seconds_bucket"), "{m}");
     assert_eq!(admin(b.admin, "/healthz").await.status, 200);
     assert_eq!(admin(b.admin, "/readyz").await.status, 200);
-    let log = edge.access_lines(6);
-    assert_eq!(log.len(), 6, "{log:?}");
+    let log = edge.access_lines(7);
+    assert_eq!(log.len(), 7, "{log:?}");
+    assert!(
+        log.iter()
+            .all(|l| l.get("upstream.address").is_none() || l["http.route"] == "dead"),
+        "refused requests never reach an upstream: {log:?}"
+    );
     assert!(log.iter().any(|l| l["rampart.denial.reason"] == "no_route"));
 }
 
