@@ -10,7 +10,7 @@ mod window;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
@@ -231,6 +231,7 @@ pub fn new(config: &AlertConfig) -> Result<(AlertHandle, AlertWorker), String> {
         windows: HashMap::new(),
         events: HashMap::new(),
         posts: Arc::new(Semaphore::new(4)),
+        pending_posts: Arc::new(AtomicUsize::new(0)),
     };
     Ok((AlertHandle { tx, stats }, AlertWorker { worker, rx }))
 }
@@ -248,9 +249,14 @@ struct Worker {
     windows: HashMap<DenialReason, Window>,
     /// Last time each event kind was sent, for its cool-down.
     events: HashMap<String, (Instant, u64)>,
-    /// At most a few POSTs at once, so a dead webhook cannot pile up tasks.
+    /// At most a few POSTs at once.
     posts: Arc<Semaphore>,
+    /// POSTs waiting or running.
+    pending_posts: Arc<AtomicUsize>,
 }
+
+/// Most alert POSTs waiting or running at once.
+const MAX_PENDING_POSTS: usize = 256;
 
 #[derive(Serialize)]
 struct DenialAlertBody<'a> {
@@ -345,16 +351,23 @@ impl Worker {
             tracing::warn!(alert = %body, "alert fired (no webhook_url configured)");
             return;
         };
-        let Ok(permit) = self.posts.clone().try_acquire_owned() else {
+        // Alerts wait for one of a few POST slots; beyond MAX_PENDING_POSTS
+        // waiting (a dead webhook and alerts without cool-down) they are
+        // dropped and counted, so memory stays bounded.
+        if self.pending_posts.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_POSTS {
+            self.pending_posts.fetch_sub(1, Ordering::AcqRel);
             self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("alert webhook busy; alert dropped");
+            tracing::warn!("alert webhook backlog full; alert dropped");
             return;
-        };
+        }
+        let (posts, pending) = (self.posts.clone(), self.pending_posts.clone());
         let stats = self.stats.clone();
         let timeout = Duration::from_millis(self.config.timeout_ms);
         tokio::spawn(async move {
+            let permit = posts.acquire_owned().await;
             let result = tokio::time::timeout(timeout, target.post_json(&body)).await;
             drop(permit);
+            pending.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Ok(Ok(())) => {
                     stats.sent.fetch_add(1, Ordering::Relaxed);
