@@ -17,9 +17,12 @@ use super::alert::{self, AlertConfig, AlertHandle, AlertSink};
 use super::conn_limit::pingora::{ConnCapFilter, OnDenial};
 use super::conn_limit::{ConnLimitConfig, ConnLimiter};
 use super::denial::{Denial, DenialReason, Denials};
+use super::h2_flood::{self, H2Config, ResetGuard};
 use super::ratelimit::{Decision, RateLimitConfig, RateLimiter};
 use super::redis_limit::{FleetLimiter, RedisLimitConfig};
 use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
+use pingora_core::protocols::http::v2::server::H2Options;
+use pingora_core::protocols::Stream;
 
 /// `[protect]` in the proxy config.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -31,6 +34,7 @@ pub struct ProtectConfig {
     pub connections: ConnLimitConfig,
     pub shed: ShedConfig,
     pub alerts: AlertConfig,
+    pub h2: H2Config,
 }
 
 impl ProtectConfig {
@@ -40,6 +44,7 @@ impl ProtectConfig {
         self.rate_limit.validate()?;
         self.connections.validate()?;
         self.alerts.validate()?;
+        self.h2.validate()?;
         let unknown = |section: &str, name: &String| -> Result<(), String> {
             if routes.contains(name) {
                 Ok(())
@@ -94,6 +99,9 @@ pub struct Defences {
     pub conn_filter: Arc<ConnCapFilter>,
     pub denials: Denials,
     pub alerts: AlertHandle,
+    h2: H2Config,
+    /// Counts a connection-level denial and writes its event line.
+    on_conn_denial: OnDenial,
 }
 
 impl std::fmt::Debug for Defences {
@@ -142,13 +150,13 @@ impl Defences {
             None => None,
         };
         let conn_denials = denials.clone();
-        let on_denial: OnDenial = Arc::new(move |denial: Denial| {
+        let on_conn_denial: OnDenial = Arc::new(move |denial: Denial| {
             conn_denials.record(&denial);
             events(&denial.event_line());
         });
         let limiter = Arc::new(ConnLimiter::new(&config.connections)?);
         let grace = Duration::from_secs(config.connections.handshake_grace_secs);
-        let conn_filter = Arc::new(ConnCapFilter::new(limiter, grace, on_denial));
+        let conn_filter = Arc::new(ConnCapFilter::new(limiter, grace, on_conn_denial.clone()));
         tasks.push(Box::pin(conn_filter.sweeper(Duration::from_secs(10))));
         let defences = Arc::new(Self {
             shed: LoadShedder::new(&config.shed),
@@ -157,6 +165,8 @@ impl Defences {
             conn_filter,
             denials,
             alerts,
+            h2: config.h2,
+            on_conn_denial,
         });
         Ok((
             defences,
@@ -213,6 +223,22 @@ impl Defences {
             }
         }
         Ok(guard)
+    }
+
+    /// h2 server settings: set `HttpProxy::h2_options = Some(defences.h2_options())`.
+    pub fn h2_options(&self) -> H2Options {
+        h2_flood::h2_options(&self.h2)
+    }
+
+    /// Wraps a plaintext downstream stream (after TLS, before Pingora's HTTP
+    /// layer) so an HTTP/2 rapid-reset flood closes the connection and is
+    /// counted and logged as `h2_reset_flood`.
+    pub fn guard_h2(&self, stream: Stream) -> Stream {
+        Box::new(ResetGuard::new(
+            stream,
+            self.h2.max_resets_per_sec,
+            self.on_conn_denial.clone(),
+        ))
     }
 
     fn refuse(

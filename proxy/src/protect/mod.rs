@@ -5,6 +5,7 @@
 //! - [`shed`]: load shedding on in-flight requests (`request_filter`, first).
 //! - [`ratelimit`]: per-client GCRA limits per route (`request_filter`).
 //! - [`redis_limit`]: fleet-wide GCRA in Redis behind the local limiter.
+//! - [`h2_flood`]: HTTP/2 stream limits and the rapid-reset defence.
 //! - [`denial`]: one denial event type, its metric and its event line.
 //! - [`alert`]: webhook alerts when denials of a reason cross a threshold.
 //! - [`defences`]: all of the above from one `[protect]` config, the
@@ -15,6 +16,7 @@ pub mod client_key;
 pub mod conn_limit;
 pub mod defences;
 pub mod denial;
+pub mod h2_flood;
 pub mod ratelimit;
 pub mod redis_limit;
 pub mod shed;
