@@ -21,6 +21,7 @@ use super::h2_flood::{self, H2Config, ResetGuard};
 use super::ratelimit::{Decision, RateLimitConfig, RateLimiter};
 use super::redis_limit::{FleetLimiter, RedisLimitConfig};
 use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
+use super::slow_client::{SlowClientConfig, SlowClientGuard};
 use pingora_core::protocols::http::v2::server::H2Options;
 use pingora_core::protocols::Stream;
 
@@ -35,6 +36,7 @@ pub struct ProtectConfig {
     pub shed: ShedConfig,
     pub alerts: AlertConfig,
     pub h2: H2Config,
+    pub slow_clients: SlowClientConfig,
 }
 
 impl ProtectConfig {
@@ -45,6 +47,7 @@ impl ProtectConfig {
         self.connections.validate()?;
         self.alerts.validate()?;
         self.h2.validate()?;
+        self.slow_clients.validate()?;
         let unknown = |section: &str, name: &String| -> Result<(), String> {
             if routes.contains(name) {
                 Ok(())
@@ -100,6 +103,7 @@ pub struct Defences {
     pub denials: Denials,
     pub alerts: AlertHandle,
     h2: H2Config,
+    slow_clients: SlowClientConfig,
     /// Counts a connection-level denial and writes its event line.
     on_conn_denial: OnDenial,
 }
@@ -166,6 +170,7 @@ impl Defences {
             denials,
             alerts,
             h2: config.h2,
+            slow_clients: config.slow_clients,
             on_conn_denial,
         });
         Ok((
@@ -239,6 +244,22 @@ impl Defences {
             self.h2.max_resets_per_sec,
             self.on_conn_denial.clone(),
         ))
+    }
+
+    /// Wraps a plaintext downstream stream with the whole-header deadline
+    /// and minimum body rate (`header_timeout`, `body_rate` denials).
+    pub fn guard_slow_client(&self, stream: Stream) -> Stream {
+        Box::new(SlowClientGuard::new(
+            stream,
+            self.slow_clients,
+            self.on_conn_denial.clone(),
+        ))
+    }
+
+    /// Both stream guards, for the plaintext stream of every new downstream
+    /// connection (after TLS, before Pingora's HTTP layer).
+    pub fn guard_stream(&self, stream: Stream) -> Stream {
+        self.guard_slow_client(self.guard_h2(stream))
     }
 
     fn refuse(

@@ -3,6 +3,7 @@
 //! Self-contained building blocks the proxy wires into its Pingora phases:
 //! - [`conn_limit`]: connection caps before the TLS handshake (`ConnectionFilter`).
 //! - [`shed`]: load shedding on in-flight requests (`request_filter`, first).
+//! - [`slow_client`]: whole-header deadline and minimum body rate (stream wrapper).
 //! - [`ratelimit`]: per-client GCRA limits per route (`request_filter`).
 //! - [`redis_limit`]: fleet-wide GCRA in Redis behind the local limiter.
 //! - [`h2_flood`]: HTTP/2 stream limits and the rapid-reset defence.
@@ -21,3 +22,4 @@ mod io_delegate;
 pub mod ratelimit;
 pub mod redis_limit;
 pub mod shed;
+pub mod slow_client;
