@@ -120,6 +120,8 @@ impl CaClient {
         let unavailable =
             |e: std::io::Error| PkiError::CaUnavailable(format!("{}: {e}", self.addr));
         let tcp = TcpStream::connect(self.addr).await.map_err(unavailable)?;
+        // Small request/response exchanges: never wait on Nagle.
+        let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from("rampart-pki").map_err(|e| PkiError::Tls(e.to_string()))?;
         let mut tls = TlsConnector::from(config)
             .connect(name, tcp)
@@ -129,8 +131,9 @@ impl CaClient {
             "{method} {path} HTTP/1.1\r\nhost: rampart-pki\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
-        tls.write_all(head.as_bytes()).await.map_err(tls_failure)?;
-        tls.write_all(body).await.map_err(tls_failure)?;
+        let mut request = head.into_bytes();
+        request.extend_from_slice(body);
+        tls.write_all(&request).await.map_err(tls_failure)?;
         tls.flush().await.map_err(tls_failure)?;
         read_response(&mut tls, RESPONSE_LIMIT)
             .await

@@ -111,8 +111,11 @@ pub async fn write_response<S: AsyncWrite + Unpin>(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
+    // One write, one TLS record: no Nagle / delayed-ACK stall between
+    // head and body.
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    stream.write_all(&out).await?;
     stream.shutdown().await
 }
 

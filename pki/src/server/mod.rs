@@ -219,6 +219,7 @@ async fn accept_loop(
                 continue;
             }
         };
+        let _ = tcp.set_nodelay(true);
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             continue; // over the connection cap: drop, the client retries
         };

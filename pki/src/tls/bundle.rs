@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
@@ -93,7 +92,3 @@ fn build(ders: Vec<CertificateDer<'static>>) -> Result<BundleState> {
         client_chain,
     })
 }
-
-// Keep the trait in scope for doc links of the verifier module.
-#[allow(dead_code)]
-fn _assert_object_safe(_: &dyn ServerCertVerifier) {}
