@@ -3,7 +3,9 @@
 //! URL scheme where a URL goes, or a call to a JS sink. Benign markup
 //! (`<b>`, `<a href="https://...">`) and prose do not match.
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// Whether `v` reads as script injection (fuzzing / tooling entry point).
 pub fn is_xss(v: &[u8]) -> bool {
@@ -231,33 +233,40 @@ fn handler_breakout(v: &[u8]) -> Option<Range<usize>> {
 }
 
 /// Index after a leading `javascript:` / `vbscript:` / `data:text/html`,
-/// ignoring whitespace and control bytes browsers drop from URLs.
+/// ignoring whitespace, quotes and control bytes browsers drop from URLs.
 fn scheme_start(value: &[u8]) -> Option<usize> {
-    let v: Vec<(usize, u8)> = value
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, b)| {
-            !matches!(
-                b,
-                b'\t' | b'\n' | b'\r' | 0 | b'"' | b'\'' | b'`' | b' ' | 0x0b | 0x0c
-            )
-        })
-        .take(40)
-        .collect();
-    let text: Vec<u8> = v.iter().map(|(_, b)| b.to_ascii_lowercase()).collect();
-    for scheme in [
-        &b"javascript:"[..],
+    const SCHEMES: [&[u8]; 7] = [
+        b"javascript:",
         b"vbscript:",
         b"livescript:",
         b"data:text/html",
         b"data:image/svg",
         b"data:application/",
         b"data:text/xml",
-    ] {
-        if text.starts_with(scheme) {
-            return Some(v[scheme.len() - 1].0 + 1);
+    ];
+    let ignorable = |b: u8| {
+        matches!(
+            b,
+            b'\t' | b'\n' | b'\r' | 0 | b'"' | b'\'' | b'`' | b' ' | 0x0b | 0x0c
+        )
+    };
+    'scheme: for scheme in SCHEMES {
+        let (mut j, mut k) = (0, 0);
+        while k < scheme.len() {
+            let b = *value.get(j)?;
+            if j > 60 {
+                continue 'scheme;
+            }
+            j += 1;
+            if ignorable(b) {
+                continue;
+            }
+            if b.to_ascii_lowercase() != scheme[k] {
+                continue 'scheme;
+            }
+            k += 1;
         }
+        return Some(j);
     }
     None
 }
@@ -298,31 +307,34 @@ fn script_scheme(v: &[u8]) -> Option<Range<usize>> {
     None
 }
 
+/// One automaton for all sink names and properties (built once).
+fn sinks() -> &'static Option<AhoCorasick> {
+    static AC: OnceLock<Option<AhoCorasick>> = OnceLock::new();
+    AC.get_or_init(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(SINK_PROPS.iter().chain(SINKS.iter()))
+            .ok()
+    })
+}
+
 /// `alert(1)`, `';prompt``//`, `document.cookie`: JS reached from a value.
 fn js_sink(v: &[u8]) -> Option<Range<usize>> {
-    let lower = v.to_ascii_lowercase();
-    for p in SINK_PROPS {
-        if let Some(pos) = find(&lower, p) {
-            return Some(pos..pos + p.len());
+    let ac = sinks().as_ref()?;
+    for m in ac.find_overlapping_iter(v) {
+        let (at, end) = (m.start(), m.end());
+        if m.pattern().as_usize() < SINK_PROPS.len() {
+            return Some(at..end);
         }
-    }
-    for s in SINKS {
-        let mut from = 0;
-        while let Some(p) = find(&lower[from..], s) {
-            let at = from + p;
-            let before_ok =
-                at == 0 || !(lower[at - 1].is_ascii_alphanumeric() || lower[at - 1] == b'_');
-            let mut j = at + s.len();
-            while j < lower.len() && matches!(lower[j], b' ' | b'\t' | b'\n') {
-                j += 1;
-            }
-            let call = matches!(lower.get(j), Some(b'(') | Some(b'`'));
-            // A bare `alert(1)` in prose is rare; a call after a quote,
-            // operator or tag-ish context is how injections reach it.
-            if before_ok && call {
-                return Some(at..(j + 1).min(v.len()));
-            }
-            from = at + 1;
+        let before_ok = at == 0 || !(v[at - 1].is_ascii_alphanumeric() || v[at - 1] == b'_');
+        let mut j = end;
+        while j < v.len() && matches!(v[j], b' ' | b'\t' | b'\n') {
+            j += 1;
+        }
+        // A call: the name followed by `(` or a template literal.
+        if before_ok && matches!(v.get(j), Some(b'(') | Some(b'`')) {
+            return Some(at..(j + 1).min(v.len()));
         }
     }
     None

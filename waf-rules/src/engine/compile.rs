@@ -71,7 +71,9 @@ pub(crate) struct Group {
     pub label: String,
     pub chain: usize,
     /// Patterns with required literals, scanned only when a literal occurs.
-    pub filtered: Option<(AhoCorasick, RegexSet)>,
+    pub filtered: Option<RegexSet>,
+    /// Required literals of the filtered patterns (one must occur).
+    pub literals: Vec<Vec<u8>>,
     /// Patterns without a useful literal, always scanned.
     pub unfiltered: Option<RegexSet>,
     pub phrases: Option<PhraseSet>,
@@ -82,7 +84,13 @@ pub(crate) struct Group {
 pub(crate) struct Compiled {
     pub rules: Vec<CompiledRule>,
     pub chains: Vec<Vec<Transform>>,
+    /// For each chain: the chain one step shorter (None for one step) and
+    /// its last step, so a value is decoded once and shared by all chains
+    /// that start the same way.
+    pub chain_parent: Vec<Option<usize>>,
     pub groups: Vec<Group>,
+    /// One automaton over every group's required literals; pattern -> group.
+    pub prefilter: Option<(AhoCorasick, Vec<usize>)>,
     /// Group indexes per target class.
     pub by_class: [Vec<usize>; Class::COUNT],
     /// Group indexes for one named header.
@@ -124,6 +132,31 @@ impl Compiled {
                 TargetSel::Header(h) => by_header.entry(h).or_default().push(gi),
             }
         }
+        let mut lits: Vec<&[u8]> = Vec::new();
+        let mut owners = Vec::new();
+        for (gi, g) in groups.iter().enumerate() {
+            for l in &g.literals {
+                lits.push(l);
+                owners.push(gi);
+            }
+        }
+        let prefilter = if lits.is_empty() {
+            None
+        } else {
+            let ac = ac_builder().build(lits).map_err(|e| WafError::Compile {
+                group: "prefilter".into(),
+                message: e.to_string(),
+            })?;
+            Some((ac, owners))
+        };
+        let chain_parent = chains
+            .iter()
+            .map(|c| {
+                (c.len() > 1)
+                    .then(|| chains.iter().position(|p| p[..] == c[..c.len() - 1]))
+                    .flatten()
+            })
+            .collect();
         let rules = rules
             .into_iter()
             .map(|r| CompiledRule {
@@ -142,6 +175,8 @@ impl Compiled {
         Ok(Compiled {
             rules,
             chains,
+            chain_parent,
+            prefilter,
             groups,
             by_class,
             by_header,
@@ -149,7 +184,15 @@ impl Compiled {
     }
 }
 
+/// Interns a chain and all its prefixes (so every chain's parent exists).
 fn intern(chains: &mut Vec<Vec<Transform>>, chain: &[Transform]) -> usize {
+    for k in 1..chain.len() {
+        intern_one(chains, &chain[..k]);
+    }
+    intern_one(chains, chain)
+}
+
+fn intern_one(chains: &mut Vec<Vec<Transform>>, chain: &[Transform]) -> usize {
     match chains.iter().position(|c| c == chain) {
         Some(i) => i,
         None => {
@@ -174,14 +217,25 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
             }
         }
     }
+    let literals: Vec<Vec<u8>> = with_lits
+        .iter()
+        .flat_map(|(_, l)| l.iter().cloned())
+        .collect();
     let filtered = if with_lits.is_empty() {
         None
     } else {
-        let lits: Vec<&Vec<u8>> = with_lits.iter().flat_map(|(_, l)| l.iter()).collect();
-        let ac = ac_builder().build(lits).map_err(|e| err(e.to_string()))?;
-        let set = regex_set(rules, with_lits.iter().map(|(r, _)| *r).collect()).map_err(err)?;
-        Some((ac, set))
+        Some(regex_set(rules, with_lits.iter().map(|(r, _)| *r).collect()).map_err(err)?)
     };
+    if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
+        let ids: Vec<u32> = without.iter().map(|&i| rules[i].id).collect();
+        eprintln!(
+            "{label}: filtered {} unfiltered {:?} phrases {} detectors {}",
+            with_lits.len(),
+            ids,
+            p.phrases.len(),
+            p.detectors.len()
+        );
+    }
     let unfiltered = if without.is_empty() {
         None
     } else {
@@ -207,6 +261,7 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
         label,
         chain,
         filtered,
+        literals,
         unfiltered,
         phrases,
         detectors: p.detectors,
@@ -215,7 +270,9 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
 
 fn ac_builder() -> AhoCorasickBuilder {
     let mut b = AhoCorasickBuilder::new();
-    b.ascii_case_insensitive(true).match_kind(AcKind::Standard);
+    b.ascii_case_insensitive(true)
+        .match_kind(AcKind::Standard)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA));
     b
 }
 

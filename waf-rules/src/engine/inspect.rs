@@ -6,10 +6,8 @@ use super::RuleSet;
 use crate::extract::{self, Class, Field};
 use crate::policy::Policy;
 use crate::request::Request;
-use crate::transform::apply_chain;
 use crate::verdict::{safe_fragment, RuleMatch, Verdict};
 use regex_automata::{Input, PatternSet};
-use std::borrow::Cow;
 
 /// Matches listed per verdict; scoring continues past it.
 const MAX_LISTED: usize = 64;
@@ -27,57 +25,131 @@ impl RuleSet {
             scored: Vec::new(),
         };
         let c = &self.compiled;
-        let mut cache: Vec<Option<Cow<'_, [u8]>>> = Vec::new();
+        let mut cache: Vec<Slot> = Vec::with_capacity(c.chains.len());
+        let mut memo = Memo::default();
         for field in &fields.list {
             if skip_fast(field) {
                 continue;
             }
             cache.clear();
-            cache.resize_with(c.chains.len(), || None);
-            for &gi in &c.by_class[field.class.index()] {
-                run_group(
-                    c,
-                    &c.groups[gi],
-                    field,
-                    &mut cache,
-                    policy,
-                    req.path,
-                    &mut st,
-                );
-            }
-            if field.class == Class::Arg && field.source == "args" {
-                for &gi in &c.by_class[Class::QueryArg.index()] {
-                    run_group(
-                        c,
-                        &c.groups[gi],
-                        field,
-                        &mut cache,
-                        policy,
-                        req.path,
-                        &mut st,
-                    );
-                }
-            }
-            if field.class == Class::Header && !c.by_header.is_empty() {
-                if let Some(gs) = c.by_header.get(field.name.as_ref()) {
-                    for &gi in gs {
-                        run_group(
-                            c,
-                            &c.groups[gi],
-                            field,
-                            &mut cache,
-                            policy,
-                            req.path,
-                            &mut st,
-                        );
-                    }
-                }
+            cache.resize_with(c.chains.len(), || Slot::Empty);
+            memo.clear();
+            let query = field.class == Class::Arg && field.source == "args";
+            let named = if field.class == Class::Header {
+                c.by_header.get(field.name.as_ref())
+            } else {
+                None
+            };
+            let groups = c.by_class[field.class.index()]
+                .iter()
+                .chain(if query {
+                    &c.by_class[Class::QueryArg.index()][..]
+                } else {
+                    &[]
+                })
+                .chain(named.map_or(&[][..], |g| &g[..]));
+            for &gi in groups {
+                let g = &c.groups[gi];
+                ensure(c, &mut cache, &field.value, g.chain);
+                let value = bytes(c, &cache, &field.value, g.chain);
+                let hit = g.filtered.is_some() && memo.hit(c, value, gi);
+                run_group(c, g, field, value, hit, policy, req.path, &mut st);
             }
         }
         let mut v = st.verdict;
         v.block = v.score >= policy.threshold;
         v
     }
+}
+
+/// Which groups' literals occur in a value, computed once per distinct
+/// value (chains that leave a value unchanged share it).
+#[derive(Default)]
+struct Memo {
+    entries: Vec<(usize, usize, Vec<u64>)>,
+    used: usize,
+}
+
+impl Memo {
+    fn clear(&mut self) {
+        self.used = 0;
+    }
+
+    fn hit(&mut self, c: &Compiled, value: &[u8], group: usize) -> bool {
+        let Some((ac, owners)) = &c.prefilter else {
+            return false;
+        };
+        let key = (value.as_ptr() as usize, value.len());
+        let idx = match self.entries[..self.used]
+            .iter()
+            .position(|e| (e.0, e.1) == key)
+        {
+            Some(i) => i,
+            None => {
+                if self.used == self.entries.len() {
+                    self.entries.push((0, 0, Vec::new()));
+                }
+                let e = &mut self.entries[self.used];
+                e.0 = key.0;
+                e.1 = key.1;
+                e.2.clear();
+                e.2.resize(c.groups.len().div_ceil(64), 0);
+                for m in ac.find_overlapping_iter(value) {
+                    let g = owners[m.pattern().as_usize()];
+                    e.2[g / 64] |= 1 << (g % 64);
+                }
+                self.used += 1;
+                self.used - 1
+            }
+        };
+        self.entries[idx].2[group / 64] & (1 << (group % 64)) != 0
+    }
+}
+
+/// A field value after one transform chain.
+enum Slot {
+    Empty,
+    /// Unchanged from the chain's parent (or the raw value for a root).
+    SameAsParent,
+    Owned(Vec<u8>),
+}
+
+/// Computes the value for `chain`, reusing its parent's.
+fn ensure(c: &Compiled, cache: &mut [Slot], raw: &[u8], chain: usize) {
+    if !matches!(cache[chain], Slot::Empty) {
+        return;
+    }
+    let parent = c.chain_parent[chain];
+    if let Some(p) = parent {
+        ensure(c, cache, raw, p);
+    }
+    let Some(&step) = c.chains[chain].last() else {
+        cache[chain] = Slot::SameAsParent;
+        return;
+    };
+    let out = {
+        let input = match parent {
+            Some(p) => bytes(c, cache, raw, p),
+            None => raw,
+        };
+        step.apply(input)
+    };
+    cache[chain] = match out {
+        Some(v) => Slot::Owned(v),
+        None => Slot::SameAsParent,
+    };
+}
+
+/// The bytes of `chain`'s value: the nearest owned ancestor, else raw.
+fn bytes<'a>(c: &Compiled, cache: &'a [Slot], raw: &'a [u8], chain: usize) -> &'a [u8] {
+    let mut at = Some(chain);
+    while let Some(i) = at {
+        if let Slot::Owned(v) = &cache[i] {
+            return v;
+        }
+        at = c.chain_parent[i];
+    }
+    raw
 }
 
 struct State {
@@ -95,10 +167,13 @@ fn skip_fast(f: &Field<'_>) -> bool {
     matches!(
         f.class,
         Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
-    ) && f
+    ) && (f
         .value
         .iter()
         .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        || f.value
+            .iter()
+            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b',')))
 }
 
 /// A body that is mostly not text (images, protobuf, compressed data) is
@@ -112,22 +187,22 @@ fn is_binary(v: &[u8]) -> bool {
     control * 20 > sample.len()
 }
 
-fn run_group<'v>(
+#[allow(clippy::too_many_arguments)]
+fn run_group(
     c: &Compiled,
     g: &Group,
-    field: &'v Field<'_>,
-    cache: &mut [Option<Cow<'v, [u8]>>],
+    field: &Field<'_>,
+    value: &[u8],
+    lits_hit: bool,
     policy: &Policy,
     path: &str,
     st: &mut State,
 ) {
-    let value: &[u8] =
-        cache[g.chain].get_or_insert_with(|| apply_chain(&c.chains[g.chain], &field.value));
     if value.is_empty() {
         return;
     }
-    if let Some((ac, set)) = &g.filtered {
-        if ac.is_match(value) {
+    if let Some(set) = &g.filtered {
+        if lits_hit {
             scan_regexes(c, set, value, field, policy, path, st);
         }
     }
