@@ -1,15 +1,15 @@
 //! DoS defences, rate limits and denial alerting (S.N.4, S.N.12).
 //!
 //! Self-contained building blocks the proxy wires into its Pingora phases:
-//! - [`conn_limit`]: connection caps before the TLS handshake (`ConnectionFilter`).
-//! - [`slow_client`]: whole-header deadline and minimum body rate (stream wrapper).
-//! - [`h2_flood`]: HTTP/2 stream limits and the rapid-reset defence.
-//! - [`shed`]: load shedding on in-flight requests (`request_filter`, first).
-//! - [`ratelimit`]: per-client GCRA limits per route (`request_filter`).
-//! - [`redis_limit`]: fleet-wide GCRA in Redis behind the local limiter.
-//! - [`denial`]: one denial event type, its metric and its event line.
-//! - [`alert`]: webhook alerts when denials of a reason cross a threshold.
-//! - [`defences`]: all of the above from one `[protect]` config, the
+//! - [`conn_limit`](crate::protect::conn_limit): connection caps before the TLS handshake (`ConnectionFilter`).
+//! - [`slow_client`](crate::protect::slow_client): whole-header deadline and minimum body rate (stream wrapper).
+//! - [`h2_flood`](crate::protect::h2_flood): HTTP/2 stream limits and the rapid-reset defence.
+//! - [`shed`](crate::protect::shed): load shedding on in-flight requests (`request_filter`, first).
+//! - [`ratelimit`](crate::protect::ratelimit): per-client GCRA limits per route (`request_filter`).
+//! - [`redis_limit`](crate::protect::redis_limit): fleet-wide GCRA in Redis behind the local limiter.
+//! - [`denial`](crate::protect::denial): one denial event type, its metric and its event line.
+//! - [`alert`](crate::protect::alert): webhook alerts when denials of a reason cross a threshold.
+//! - [`defences`](crate::protect::defences): all of the above from one `[protect]` config, the
 //!   request-path check and one background service for the workers.
 //!
 //! # Wiring (see `tests/protect_edge.rs` for a working minimal edge)
