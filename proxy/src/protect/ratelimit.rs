@@ -5,7 +5,7 @@
 //! flood), so memory cannot grow without bound.
 
 use arc_swap::ArcSwap;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -177,9 +177,7 @@ impl KeyedLimit {
         match limiter.check_key(key) {
             Ok(()) => Decision::Allow,
             Err(not_until) => Decision::Deny {
-                retry_after_secs: retry_after_secs(
-                    not_until.wait_time_from(DefaultClock::default().now()),
-                ),
+                retry_after_secs: retry_after_secs(not_until.wait_time_from(limiter.clock().now())),
             },
         }
     }
