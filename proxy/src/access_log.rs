@@ -140,6 +140,8 @@ enum Msg {
     Record(Box<AccessRecord>),
     /// Re-open the file (after log rotation; sent on SIGHUP).
     Reopen,
+    /// Flush, then acknowledge.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// The sending half, cheap to clone into the proxy.
@@ -179,6 +181,15 @@ impl AccessLog {
         }
     }
 
+    /// Waits (at most `timeout`) until everything queued so far is written out.
+    pub fn flush(&self, timeout: Duration) {
+        let (ack, done) = std::sync::mpsc::channel();
+        // A blocking send is fine here: only the shutdown path flushes, never a request.
+        if self.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(timeout);
+        }
+    }
+
     /// Asks the writer to re-open its file (log rotation).
     pub fn reopen(&self) {
         let _ = self.tx.try_send(Msg::Reopen);
@@ -202,6 +213,10 @@ fn writer(rx: Receiver<Msg>, out: Box<dyn Write + Send>, dest: &str) {
                         Ok(f) => out = std::io::BufWriter::with_capacity(256 * 1024, f),
                         Err(e) => eprintln!("rampart-proxy: access log `{dest}` re-open failed, keeping the old file: {e}"),
                     }
+                }
+                Ok(Msg::Flush(ack)) => {
+                    let _ = out.flush();
+                    let _ = ack.send(());
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {

@@ -166,6 +166,9 @@ impl Edge {
                 .active_requests
                 .with_label_values(&[&l.name])
                 .inc();
+            self.shared
+                .in_flight
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             ctx.counted_active = true;
         }
     }
@@ -511,6 +514,9 @@ impl ProxyHttp for Edge {
             if let Some(l) = &ctx.listener {
                 m.active_requests.with_label_values(&[&l.name]).dec();
             }
+            self.shared
+                .in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
         }
         self.shared
             .access_log

@@ -17,7 +17,7 @@ use pingora_core::services::listening::Service;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
         access_log,
         config_path: config_path.to_path_buf(),
         ready: AtomicBool::new(false),
+        in_flight: AtomicI64::new(0),
     }))
 }
 
@@ -72,8 +73,11 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
     let config = shared.runtime.load().config.clone();
     let conf = ServerConf {
         threads: config.server.threads,
-        grace_period_seconds: Some(0),
-        graceful_shutdown_timeout_seconds: Some(config.server.shutdown_grace_seconds),
+        // SIGTERM: Pingora stops accepting and closes idle keep-alive connections, then waits
+        // this long before cancelling what is left; `drain_on_sigterm` exits earlier once
+        // nothing is in flight.
+        grace_period_seconds: Some(config.server.shutdown_grace_seconds),
+        graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
@@ -119,14 +123,17 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
                 }
             };
             rt.block_on(async move {
-                let hup =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = tx.send(Err(format!("SIGHUP handler: {e}")));
-                            return;
-                        }
-                    };
+                use tokio::signal::unix::{signal, SignalKind};
+                let (hup, term) = match (
+                    signal(SignalKind::hangup()),
+                    signal(SignalKind::terminate()),
+                ) {
+                    (Ok(h), Ok(t)) => (h, t),
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = tx.send(Err(format!("signal handlers: {e}")));
+                        return;
+                    }
+                };
                 let config = shared.runtime.load().config.clone();
                 let admin = if config.admin.enabled {
                     match tokio::net::TcpListener::bind(config.admin.address).await {
@@ -146,6 +153,7 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
                 }
                 tokio::spawn(crate::reload::on_sighup(shared.clone(), hup));
                 tokio::spawn(crate::reload::watch_certificates(shared.clone()));
+                tokio::spawn(drain_on_sigterm(shared.clone(), term));
                 wait_ready(
                     &shared,
                     config.listeners.iter().map(|l| l.address).collect(),
@@ -172,4 +180,23 @@ async fn wait_ready(shared: &Shared, addrs: Vec<SocketAddr>) {
     }
     shared.ready.store(true, Ordering::Release);
     eprintln!("rampart-proxy: ready");
+}
+
+/// SIGTERM: Pingora stops accepting new connections; once no request is in flight (or the
+/// grace period is over, when Pingora exits on its own) the access log is flushed and the
+/// process exits.
+async fn drain_on_sigterm(shared: Arc<Shared>, mut term: tokio::signal::unix::Signal) {
+    if term.recv().await.is_none() {
+        return;
+    }
+    shared.ready.store(false, Ordering::Release);
+    eprintln!("rampart-proxy: SIGTERM, draining");
+    // Let Pingora see the signal and stop handing out new work first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while shared.in_flight.load(Ordering::Acquire) > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.access_log.flush(Duration::from_secs(2));
+    eprintln!("rampart-proxy: drained, exiting");
+    std::process::exit(0);
 }

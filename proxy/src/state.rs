@@ -7,7 +7,7 @@ use crate::tls::ListenerTlsState;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 
 pub struct Shared {
@@ -18,4 +18,6 @@ pub struct Shared {
     pub access_log: AccessLog,
     pub config_path: PathBuf,
     pub ready: AtomicBool,
+    /// Requests between `request_filter` and `logging` (the SIGTERM drain waits for zero).
+    pub in_flight: AtomicI64,
 }

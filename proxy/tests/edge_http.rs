@@ -381,3 +381,30 @@ async fn http2_request_end_to_end_with_curl() {
         "{head}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insecure_plaintext_listener_proxies_without_hsts() {
+    let upstream = start_upstream().await;
+    let pki = Pki::new("t8");
+    let dir = tempfile::tempdir().unwrap();
+    setup(&pki, &dir);
+    let b = Basic::new();
+    let plain = free_port();
+    let config = b.config(upstream, "").replacen(
+        "[[upstreams]]",
+        &format!("[[listeners]]\nname = \"plain\"\naddress = \"127.0.0.1:{plain}\"\ninsecure_plaintext = true\n\n[[upstreams]]"),
+        1,
+    );
+    let edge = Edge::start(&config, dir);
+    edge.wait_stderr("warning: listener `plain` serves plain HTTP", 1);
+    let r = raw(plain, &get("app.test", "/", "")).await;
+    assert_eq!(r.status, 200);
+    assert_hardened(&r, false);
+    assert!(
+        r.body
+            .to_ascii_lowercase()
+            .contains("x-forwarded-proto: http\n"),
+        "{}",
+        r.body
+    );
+}

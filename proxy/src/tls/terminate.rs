@@ -74,6 +74,11 @@ pub async fn accept(state: &ListenerTlsState, stream: Stream) -> Option<TlsConn>
     let acceptor = tokio_rustls::TlsAcceptor::from(state.config());
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
+        // A peer that connects and closes without a ClientHello (port probes, TCP health
+        // checks) is not a refused handshake.
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && e.get_ref().is_none() => {
+            return None;
+        }
         Ok(Err(e)) => {
             let reason = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                 Some(rustls::Error::PeerIncompatible(_)) => "incompatible",

@@ -294,6 +294,9 @@ pub async fn serve_upstream_conn<S: tokio::io::AsyncRead + tokio::io::AsyncWrite
         buf.copy_within(end..len, 0);
         len -= end;
         let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        if path.starts_with("/slow") {
+            tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        }
         let mut extra = String::new();
         if path.starts_with("/csp") {
             extra.push_str("Content-Security-Policy: default-src 'self' upstream.example\r\n");
