@@ -84,7 +84,12 @@ const SINK_PROPS: &[&[u8]] = &[
 ];
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
-    if v.len() < 4 {
+    // Every vector needs a tag, a scheme, a call or an attribute.
+    if v.len() < 4
+        || !v
+            .iter()
+            .any(|&b| matches!(b, b'<' | b':' | b'(' | b'`' | b'='))
+    {
         return None;
     }
     let mut i = 0;

@@ -1,6 +1,6 @@
 //! Builds the automata once, at load time.
 
-use super::prefilter::required_literals;
+use super::prefilter::{needed_bytes, required_literals, ByteSet};
 use crate::detect::Detector;
 use crate::error::WafError;
 use crate::extract::Class;
@@ -74,8 +74,11 @@ pub(crate) struct Group {
     pub filtered: Option<RegexSet>,
     /// Required literals of the filtered patterns (one must occur).
     pub literals: Vec<Vec<u8>>,
-    /// Patterns without a useful literal, always scanned.
-    pub unfiltered: Option<RegexSet>,
+    /// Patterns without a useful literal, scanned unless the value lacks
+    /// every byte they need.
+    /// With the bytes one of which a value must hold for the set to match
+    /// (None: always scan).
+    pub unfiltered: Vec<(Option<ByteSet>, RegexSet)>,
     pub phrases: Option<PhraseSet>,
     pub detectors: Vec<(Detector, usize)>,
 }
@@ -139,6 +142,15 @@ impl Compiled {
                 lits.push(l);
                 owners.push(gi);
             }
+        }
+        if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
+            let mut l: Vec<String> = lits
+                .iter()
+                .map(|x| String::from_utf8_lossy(x).into_owned())
+                .collect();
+            l.sort();
+            l.dedup();
+            eprintln!("literals ({}): {:?}", l.len(), l);
         }
         let prefilter = if lits.is_empty() {
             None
@@ -226,21 +238,30 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
     } else {
         Some(regex_set(rules, with_lits.iter().map(|(r, _)| *r).collect()).map_err(err)?)
     };
-    if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
-        let ids: Vec<u32> = without.iter().map(|&i| rules[i].id).collect();
-        eprintln!(
-            "{label}: filtered {} unfiltered {:?} phrases {} detectors {}",
-            with_lits.len(),
-            ids,
-            p.phrases.len(),
-            p.detectors.len()
-        );
+    // Patterns without literals are split in two: those that need a byte
+    // plain text never has (punctuation, quotes, brackets, slashes...) run
+    // only on values holding one of those bytes; the rest always run.
+    let mut punct: (ByteSet, Vec<usize>) = (ByteSet::default(), Vec::new());
+    let mut rest: Vec<usize> = Vec::new();
+    for &ri in &without {
+        let Operator::Regex(pat) = &rules[ri].op else {
+            continue;
+        };
+        match needed_bytes(pat).filter(|n| !n.intersects(&ByteSet::plain_text())) {
+            Some(n) => {
+                punct.0.union(&n);
+                punct.1.push(ri);
+            }
+            None => rest.push(ri),
+        }
     }
-    let unfiltered = if without.is_empty() {
-        None
-    } else {
-        Some(regex_set(rules, without).map_err(err)?)
-    };
+    let mut unfiltered = Vec::with_capacity(2);
+    if !punct.1.is_empty() {
+        unfiltered.push((Some(punct.0), regex_set(rules, punct.1).map_err(err)?));
+    }
+    if !rest.is_empty() {
+        unfiltered.push((None, regex_set(rules, rest).map_err(err)?));
+    }
     let phrases = if p.phrases.is_empty() {
         None
     } else {

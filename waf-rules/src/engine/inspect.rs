@@ -2,6 +2,7 @@
 //! each group once, score and explain.
 
 use super::compile::{Compiled, Group};
+use super::prefilter::ByteSet;
 use super::RuleSet;
 use crate::extract::{self, Class, Field};
 use crate::policy::Policy;
@@ -40,7 +41,12 @@ impl RuleSet {
             } else {
                 None
             };
-            let groups = c.by_class[field.class.index()]
+            let generic: &[usize] = if field.class == Class::Header && plain_header(&field.value) {
+                &[]
+            } else {
+                &c.by_class[field.class.index()]
+            };
+            let groups = generic
                 .iter()
                 .chain(if query {
                     &c.by_class[Class::QueryArg.index()][..]
@@ -52,8 +58,20 @@ impl RuleSet {
                 let g = &c.groups[gi];
                 ensure(c, &mut cache, &field.value, g.chain);
                 let value = bytes(c, &cache, &field.value, g.chain);
-                let hit = g.filtered.is_some() && memo.hit(c, value, gi);
-                run_group(c, g, field, value, hit, policy, req.path, &mut st);
+                let entry = memo.entry(c, &cache, &field.value, g.chain);
+                let hit = g.filtered.is_some() && memo.hit(entry, gi);
+                let value_bytes = memo.bytes(entry);
+                run_group(
+                    c,
+                    g,
+                    field,
+                    value,
+                    hit,
+                    value_bytes,
+                    policy,
+                    req.path,
+                    &mut st,
+                );
             }
         }
         let mut v = st.verdict;
@@ -66,43 +84,61 @@ impl RuleSet {
 /// value (chains that leave a value unchanged share it).
 #[derive(Default)]
 struct Memo {
-    entries: Vec<(usize, usize, Vec<u64>)>,
+    /// (value identity: pointer, length, the chain it came from, data index)
+    keys: Vec<(usize, usize, usize, usize)>,
+    /// Literal hits per group, and the value's byte set.
+    data: Vec<(Vec<u64>, ByteSet)>,
     used: usize,
 }
 
 impl Memo {
     fn clear(&mut self) {
+        self.keys.clear();
         self.used = 0;
     }
 
-    fn hit(&mut self, c: &Compiled, value: &[u8], group: usize) -> bool {
-        let Some((ac, owners)) = &c.prefilter else {
-            return false;
-        };
+    /// The memo data for this value, computed on first use. Values equal
+    /// up to ASCII case share it: the literal automaton ignores case and
+    /// the byte sets that gate patterns hold no letters.
+    fn entry(&mut self, c: &Compiled, cache: &[Slot], raw: &[u8], chain: usize) -> usize {
+        let value = bytes(c, cache, raw, chain);
         let key = (value.as_ptr() as usize, value.len());
-        let idx = match self.entries[..self.used]
+        if let Some(k) = self.keys.iter().find(|k| (k.0, k.1) == key) {
+            return k.3;
+        }
+        let same = self
+            .keys
             .iter()
-            .position(|e| (e.0, e.1) == key)
-        {
-            Some(i) => i,
-            None => {
-                if self.used == self.entries.len() {
-                    self.entries.push((0, 0, Vec::new()));
-                }
-                let e = &mut self.entries[self.used];
-                e.0 = key.0;
-                e.1 = key.1;
-                e.2.clear();
-                e.2.resize(c.groups.len().div_ceil(64), 0);
-                for m in ac.find_overlapping_iter(value) {
-                    let g = owners[m.pattern().as_usize()];
-                    e.2[g / 64] |= 1 << (g % 64);
-                }
-                self.used += 1;
-                self.used - 1
+            .find(|k| k.1 == value.len() && bytes(c, cache, raw, k.2).eq_ignore_ascii_case(value));
+        if let Some(&(_, _, _, d)) = same {
+            self.keys.push((key.0, key.1, chain, d));
+            return d;
+        }
+        if self.used == self.data.len() {
+            self.data.push((Vec::new(), ByteSet::default()));
+        }
+        let d = self.used;
+        let e = &mut self.data[d];
+        e.0.clear();
+        e.0.resize(c.groups.len().div_ceil(64), 0);
+        e.1 = ByteSet::of(value);
+        if let Some((ac, owners)) = &c.prefilter {
+            for m in ac.find_overlapping_iter(value) {
+                let g = owners[m.pattern().as_usize()];
+                e.0[g / 64] |= 1 << (g % 64);
             }
-        };
-        self.entries[idx].2[group / 64] & (1 << (group % 64)) != 0
+        }
+        self.used += 1;
+        self.keys.push((key.0, key.1, chain, d));
+        d
+    }
+
+    fn hit(&self, entry: usize, group: usize) -> bool {
+        self.data[entry].0[group / 64] & (1 << (group % 64)) != 0
+    }
+
+    fn bytes(&self, entry: usize) -> ByteSet {
+        self.data[entry].1
     }
 }
 
@@ -176,6 +212,22 @@ fn skip_fast(f: &Field<'_>) -> bool {
             .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b',')))
 }
 
+/// A header value made only of what browsers put in standard headers
+/// (tokens, media types, quality values, dates, user agents). Rules for
+/// all headers look for `${`, `() {`, `%{`, `..`, escapes, quotes and
+/// control bytes; without any of them only the rules for this header
+/// by name run.
+fn plain_header(v: &[u8]) -> bool {
+    !v.iter().any(|&b| {
+        b < 0x20
+            || b >= 0x7f
+            || matches!(
+                b,
+                b'{' | b'}' | b'$' | b'%' | b'\\' | b'<' | b'>' | b'`' | b'|' | b'\'' | b'#' | b'['
+            )
+    }) && !v.windows(2).any(|w| w == b"..")
+}
+
 /// A body that is mostly not text (images, protobuf, compressed data) is
 /// not matched against text signatures.
 fn is_binary(v: &[u8]) -> bool {
@@ -194,6 +246,7 @@ fn run_group(
     field: &Field<'_>,
     value: &[u8],
     lits_hit: bool,
+    value_bytes: ByteSet,
     policy: &Policy,
     path: &str,
     st: &mut State,
@@ -206,8 +259,10 @@ fn run_group(
             scan_regexes(c, set, value, field, policy, path, st);
         }
     }
-    if let Some(set) = &g.unfiltered {
-        scan_regexes(c, set, value, field, policy, path, st);
+    for (need, set) in &g.unfiltered {
+        if need.is_none_or(|need| need.intersects(&value_bytes)) {
+            scan_regexes(c, set, value, field, policy, path, st);
+        }
     }
     if let Some(ph) = &g.phrases {
         for m in ph.ac.find_overlapping_iter(value) {

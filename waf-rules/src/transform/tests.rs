@@ -74,5 +74,5 @@ fn paths_and_command_lines() {
         run(Transform::CmdLine, "cat$IFS/etc/passwd"),
         "cat /etc/passwd"
     );
+    assert_eq!(run(Transform::CmdLine, "a\nid"), "a\nid");
 }
-assert_eq!(run(Transform::CmdLine, "a\nid"), "a\nid");
