@@ -23,7 +23,12 @@ const KEK: &str = "5151515151515151515151515151515151515151515151515151515151515
 fn new_ca(dir: &Path) -> Ca {
     std::fs::write(dir.join("kek"), KEK).unwrap();
     let prot = KeyProtection::Encrypted(Kek::parse(KEK, "bench").unwrap());
-    Ca::init(&dir.join("ca"), &InitOptions::new(TrustDomain::parse("example.org").unwrap()), prot).unwrap()
+    Ca::init(
+        &dir.join("ca"),
+        &InitOptions::new(TrustDomain::parse("example.org").unwrap()),
+        prot,
+    )
+    .unwrap()
 }
 
 fn issuance(c: &mut Criterion) {
@@ -39,7 +44,8 @@ fn issuance(c: &mut Criterion) {
     g.bench_function("p256_sign_only_baseline", |b| {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let tbs = vec![0x5au8; 400]; // about a leaf's TBSCertificate
         b.iter(|| kp.sign(&rng, &tbs).unwrap());
     });
@@ -59,7 +65,11 @@ fn issuance(c: &mut Criterion) {
 fn renewal_round_trip(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     new_ca(dir.path());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let text = format!(
         "listen = \"127.0.0.1:0\"\nca_dir = \"{}\"\nkek_file = \"{}\"\n[rate_limit]\nper_minute = 10000000\nburst = 1000000\n",
         dir.path().join("ca").display(),
@@ -72,8 +82,15 @@ fn renewal_round_trip(c: &mut Criterion) {
         .unwrap()
         .create(&id, Duration::from_secs(600))
         .unwrap();
-    let roots = certs_from_pem(&std::fs::read_to_string(dir.path().join("ca/bundle.pem")).unwrap()).unwrap();
-    let source = rt.block_on(SvidSource::bootstrap(SourceSettings::new(running.addr, id), roots, &token)).unwrap();
+    let roots = certs_from_pem(&std::fs::read_to_string(dir.path().join("ca/bundle.pem")).unwrap())
+        .unwrap();
+    let source = rt
+        .block_on(SvidSource::bootstrap(
+            SourceSettings::new(running.addr, id),
+            roots,
+            &token,
+        ))
+        .unwrap();
 
     let mut g = c.benchmark_group("pki_renew");
     g.throughput(Throughput::Elements(1));
