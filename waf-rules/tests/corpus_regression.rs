@@ -1,0 +1,127 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Runs the real `rampart-waf eval` on a fixed 1-in-20 sample of the shared
+//! corpora and fails when detection or false positives move the wrong way
+//! past the floors below (set a few points under the figures reached; see
+//! docs/waf-measurement.md). The corpora live next to the repository
+//! (`../shared/waf-corpus`, as in CI); a missing corpus is an error.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn corpus_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/waf-corpus");
+    assert!(
+        dir.join("README.md").exists(),
+        "WAF corpus not found at {} (CI checks it out next to the repository)",
+        dir.display()
+    );
+    dir
+}
+
+fn eval(files: &[&str]) -> serde_json::Value {
+    let dir = corpus_dir();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart-waf"));
+    cmd.args(["eval", "--every", "20", "--json", "--corpus"]);
+    for f in files {
+        cmd.arg(dir.join(f));
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn detection(report: &serde_json::Value, corpus: &str, kind: &str) -> f64 {
+    let a = report["attacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["corpus"] == corpus && a["type"] == kind)
+        .unwrap_or_else(|| panic!("no {corpus} {kind} in report"));
+    let total = a["total_standalone"].as_f64().unwrap();
+    assert!(total > 0.0);
+    100.0 * a["detected_standalone"].as_f64().unwrap() / total
+}
+
+fn benign<'a>(report: &'a serde_json::Value, corpus: &str) -> &'a serde_json::Value {
+    report["benign"].as_array().unwrap().iter().find(|b| b["corpus"] == corpus).unwrap()
+}
+
+#[test]
+fn detection_and_false_positives_hold_on_the_corpus_sample() {
+    let r = eval(&[
+        "payloadsallthethings.jsonl",
+        "httpparams.jsonl",
+        "user_agents.jsonl",
+        "legit-dev.jsonl.gz",
+        "crs-regression",
+    ]);
+    // (corpus, attack type, floor % of standalone attacks detected)
+    let floors = [
+        ("httpparams", "sqli", 97.0),
+        ("httpparams", "xss", 85.0),
+        ("payloadsallthethings", "sqli", 95.0),
+        ("payloadsallthethings", "xss", 90.0),
+        ("payloadsallthethings", "lfi", 90.0),
+        ("payloadsallthethings", "path-traversal", 83.0),
+        ("payloadsallthethings", "cmdi", 80.0),
+        ("payloadsallthethings", "ssti", 95.0),
+        ("payloadsallthethings", "xxe", 90.0),
+        ("crs", "sqli", 30.0),
+        ("crs", "java", 25.0),
+    ];
+    let mut failures = Vec::new();
+    for (corpus, kind, floor) in floors {
+        let got = detection(&r, corpus, kind);
+        if got < floor {
+            failures.push(format!("{corpus} {kind}: detected {got:.1}% < {floor}%"));
+        }
+    }
+    for corpus in ["legit-dev", "httpparams", "user_agents"] {
+        let b = benign(&r, corpus);
+        assert!(b["total"].as_u64().unwrap() > 200, "{corpus} sample too small");
+        let pooled = b["fp_pct"].as_f64().unwrap();
+        let per_group = b["per_group_avg_pct"].as_f64().unwrap();
+        if pooled > 0.5 || per_group > 0.5 {
+            failures.push(format!("{corpus}: false positives {pooled:.3}% pooled, {per_group:.3}% per site/placement > 0.5%"));
+        }
+    }
+    assert!(failures.is_empty(), "WAF regression:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn check_prints_an_explained_verdict_and_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = dir.path().join("req.json");
+    std::fs::write(
+        &req,
+        r#"{"method":"GET","path":"/item","query":"id=1%27%20or%20%271%27%3D%271","headers":{"Host":"x"},"body":null}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart-waf")).arg("check").arg(&req).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "blocked requests exit 1");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["block"], true);
+    assert!(v["matches"].as_array().unwrap().iter().any(|m| m["target"] == "args:id" && m["family"] == "sqli"));
+}
+
+#[test]
+fn a_bad_rule_file_is_refused_with_file_line_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "family = \"sqli\"\n[[rule]]\nid = 9\nmessage = \"m\"\nseverity = \"critical\"\ntargets = [\"argz\"]\nregex = 'x'\n",
+    )
+    .unwrap();
+    let req = dir.path().join("req.json");
+    std::fs::write(&req, "{}").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart-waf"))
+        .arg("--rules")
+        .arg(dir.path())
+        .arg("check")
+        .arg(&req)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml:3: rule 9: unknown target \"argz\""), "{err}");
+}
