@@ -31,6 +31,11 @@ pub fn not_after(der: &[u8]) -> Result<OffsetDateTime> {
     to_time(parse(der)?.validity().not_after)
 }
 
+/// The certificate's SubjectPublicKeyInfo (DER).
+pub fn public_key_der(der: &[u8]) -> Result<Vec<u8>> {
+    Ok(parse(der)?.public_key().raw.to_vec())
+}
+
 /// The certificate's `notBefore`.
 pub fn not_before(der: &[u8]) -> Result<OffsetDateTime> {
     to_time(parse(der)?.validity().not_before)

@@ -180,3 +180,48 @@ async fn issuance_is_rate_limited_per_identity() {
     .unwrap();
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn restarted_workload_resumes_without_a_new_token() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "").await;
+    let state = dir.path().join("workload");
+    std::fs::create_dir(&state).unwrap();
+    let mut settings = common::settings(running.addr, ID, 3600);
+    settings.state_dir = Some(state.clone());
+    let e = SvidSource::resume_or_bootstrap(settings.clone(), common::roots(dir.path()), None)
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("no join token"), "{e}");
+    let token = common::token(dir.path(), ID, Duration::from_secs(60));
+    let first =
+        SvidSource::resume_or_bootstrap(settings.clone(), common::roots(dir.path()), Some(&token))
+            .await
+            .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.join("svid.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let leaf = first.identity().chain[0].clone();
+    drop(first);
+    // "Restart": no token needed, same certificate, and it renews.
+    let again = SvidSource::resume_or_bootstrap(settings, common::roots(dir.path()), None)
+        .await
+        .unwrap();
+    assert_eq!(again.identity().chain[0], leaf);
+    again.renew_now().await.unwrap();
+    let stored =
+        rampart_pki::tls::Identity::load(&state.join("svid.pem"), &state.join("svid.key")).unwrap();
+    assert_eq!(
+        stored.chain[0],
+        again.identity().chain[0],
+        "renewed SVID kept on disk"
+    );
+    running.shutdown().await;
+}

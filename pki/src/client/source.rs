@@ -1,6 +1,7 @@
 //! `SvidSource`: the workload's current SVID and its renewal loop.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,9 @@ pub struct SourceSettings {
     pub bundle_refresh: Duration,
     /// Which peers the published TLS configs accept.
     pub peer_policy: PeerPolicy,
+    /// Where the current SVID is kept (`svid.pem`, `svid.key` 0600) so a
+    /// restart renews instead of needing a new join token. `None`: memory only.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl SourceSettings {
@@ -56,6 +60,7 @@ impl SourceSettings {
             backoff_max: Duration::from_secs(60),
             bundle_refresh: Duration::from_secs(300),
             peer_policy: PeerPolicy::AnyInTrustDomain,
+            state_dir: None,
         }
     }
 }
@@ -112,7 +117,43 @@ impl SvidSource {
         let (csr, key) = new_svid_csr(&settings.spiffe_id)?;
         let resp = client.bootstrap(token, &csr, settings.ttl).await?;
         let identity = accept(&settings, &bundle, &resp, key)?;
+        persist(settings.state_dir.as_deref(), &identity).await;
         Self::from_identity(settings, bundle, identity)
+    }
+
+    /// Resumes from the SVID kept in `settings.state_dir` if it is still
+    /// valid and for our identity; otherwise bootstraps with `token`.
+    pub async fn resume_or_bootstrap(
+        settings: SourceSettings,
+        roots: Vec<CertificateDer<'static>>,
+        token: Option<&str>,
+    ) -> Result<Arc<Self>> {
+        if let Some(dir) = settings.state_dir.clone() {
+            let (cert, key) = state_files(&dir);
+            if cert.exists() && key.exists() {
+                match Identity::load(&cert, &key) {
+                    Ok(id)
+                        if id.spiffe_id == settings.spiffe_id && id.seconds_to_expiry() > 0.0 =>
+                    {
+                        let td = crate::spiffe::TrustDomain::parse(
+                            settings.spiffe_id.trust_domain_str(),
+                        )?;
+                        let bundle = BundleHandle::new(td, roots)?;
+                        return Self::from_identity(settings, bundle, id);
+                    }
+                    Ok(id) => {
+                        tracing::warn!(id = %id.spiffe_id, "stored SVID expired or for another identity")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "stored SVID unreadable"),
+                }
+            }
+        }
+        let token = token.ok_or_else(|| {
+            PkiError::BadRequest(
+                "no valid stored SVID and no join token: create one with `rampart-pki token create`".into(),
+            )
+        })?;
+        Self::bootstrap(settings, roots, token).await
     }
 
     /// Starts from an existing identity (e.g. one kept across restarts).
@@ -182,6 +223,7 @@ impl SvidSource {
         let current = self.identity();
         let resp = self.client.renew(&current, &csr, self.settings.ttl).await?;
         let identity = accept(&self.settings, &self.bundle, &resp, key)?;
+        persist(self.settings.state_dir.as_deref(), &identity).await;
         self.install(identity)
     }
 
@@ -291,4 +333,22 @@ fn accept(
     // The new roots first: a leaf under a new root must verify at once.
     bundle.update(certs_from_pem(&resp.bundle_pem)?)?;
     Ok(identity)
+}
+
+fn state_files(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("svid.pem"), dir.join("svid.key"))
+}
+
+/// Saves the identity off the async threads. A failure is logged, not
+/// fatal: serving the new certificate matters more than keeping a copy.
+async fn persist(dir: Option<&Path>, identity: &Identity) {
+    let Some(dir) = dir else { return };
+    let (cert, key) = state_files(dir);
+    let identity = identity.clone();
+    let saved = tokio::task::spawn_blocking(move || identity.save(&cert, &key)).await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not keep the SVID on disk"),
+        Err(e) => tracing::warn!(error = %e, "could not keep the SVID on disk"),
+    }
 }

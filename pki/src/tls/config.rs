@@ -1,5 +1,6 @@
 //! A workload's credential and the rustls configs built from it.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
@@ -10,7 +11,9 @@ use time::OffsetDateTime;
 use super::bundle::BundleHandle;
 use super::verifier::{PeerPolicy, SpiffeClientVerifier, SpiffeServerVerifier};
 use crate::error::{PkiError, Result};
+use crate::keystore::{self, pem_encode};
 use crate::spiffe::SpiffeId;
+use rustls_pki_types::pem::PemObject;
 
 /// The ring crypto provider, built once (one provider across the workspace).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -63,6 +66,41 @@ impl Identity {
             key: PrivatePkcs8KeyDer::from(pkcs8_key),
             not_after,
         })
+    }
+
+    /// Writes the key (PKCS#8 PEM, 0600) then the chain (PEM), each
+    /// atomically, so a restarted workload renews instead of needing a new
+    /// join token.
+    pub fn save(&self, cert_path: &Path, key_path: &Path) -> Result<()> {
+        keystore::write_file_0600(
+            key_path,
+            pem_encode("PRIVATE KEY", self.key.secret_pkcs8_der()).as_bytes(),
+        )?;
+        let chain: String = self
+            .chain
+            .iter()
+            .map(|c| pem_encode("CERTIFICATE", c))
+            .collect();
+        keystore::write_file_public(cert_path, chain.as_bytes())
+    }
+
+    /// Reads an identity written by [`Identity::save`], checking the key
+    /// belongs to the leaf.
+    pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self> {
+        let pem = std::fs::read_to_string(cert_path).map_err(|e| PkiError::io(cert_path, e))?;
+        let chain = crate::client::certs_from_pem(&pem)?;
+        let key = PrivatePkcs8KeyDer::from_pem_file(key_path)
+            .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", key_path.display())))?;
+        let pair = rcgen::KeyPair::try_from(key.secret_pkcs8_der())?;
+        let leaf_spki = crate::inspect::public_key_der(&chain[0])?;
+        if pair.public_key_der() != leaf_spki {
+            return Err(PkiError::BadCertificate(format!(
+                "{} does not hold the key of {}",
+                key_path.display(),
+                cert_path.display()
+            )));
+        }
+        Self::new(chain, key.secret_pkcs8_der().to_vec())
     }
 
     fn key(&self) -> PrivateKeyDer<'static> {
