@@ -26,7 +26,11 @@ fn eval(files: &[&str]) -> serde_json::Value {
         cmd.arg(dir.join(f));
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "eval failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -43,7 +47,12 @@ fn detection(report: &serde_json::Value, corpus: &str, kind: &str) -> f64 {
 }
 
 fn benign<'a>(report: &'a serde_json::Value, corpus: &str) -> &'a serde_json::Value {
-    report["benign"].as_array().unwrap().iter().find(|b| b["corpus"] == corpus).unwrap()
+    report["benign"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["corpus"] == corpus)
+        .unwrap()
 }
 
 #[test]
@@ -78,14 +87,21 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
     }
     for corpus in ["legit-dev", "httpparams", "user_agents"] {
         let b = benign(&r, corpus);
-        assert!(b["total"].as_u64().unwrap() > 200, "{corpus} sample too small");
+        assert!(
+            b["total"].as_u64().unwrap() > 200,
+            "{corpus} sample too small"
+        );
         let pooled = b["fp_pct"].as_f64().unwrap();
         let per_group = b["per_group_avg_pct"].as_f64().unwrap();
         if pooled > 0.5 || per_group > 0.5 {
             failures.push(format!("{corpus}: false positives {pooled:.3}% pooled, {per_group:.3}% per site/placement > 0.5%"));
         }
     }
-    assert!(failures.is_empty(), "WAF regression:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "WAF regression:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -97,11 +113,19 @@ fn check_prints_an_explained_verdict_and_exit_code() {
         r#"{"method":"GET","path":"/item","query":"id=1%27%20or%20%271%27%3D%271","headers":{"Host":"x"},"body":null}"#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rampart-waf")).arg("check").arg(&req).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart-waf"))
+        .arg("check")
+        .arg(&req)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "blocked requests exit 1");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["block"], true);
-    assert!(v["matches"].as_array().unwrap().iter().any(|m| m["target"] == "args:id" && m["family"] == "sqli"));
+    assert!(v["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["target"] == "args:id" && m["family"] == "sqli"));
 }
 
 #[test]
@@ -123,5 +147,8 @@ fn a_bad_rule_file_is_refused_with_file_line_and_rule() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:3: rule 9: unknown target \"argz\""), "{err}");
+    assert!(
+        err.contains("bad.toml:3: rule 9: unknown target \"argz\""),
+        "{err}"
+    );
 }
