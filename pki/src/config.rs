@@ -41,6 +41,18 @@ pub struct ServeConfig {
     /// Automatic rotation.
     #[serde(default)]
     pub rotation: RotationConfig,
+    /// Edge server certificates.
+    #[serde(default)]
+    pub edge: EdgeConfig,
+}
+
+/// `[edge]`: which workloads may obtain DNS server certificates (names
+/// under the CA's DNS suffixes) over `POST /v1/edge`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeConfig {
+    /// SPIFFE IDs of the edge proxies.
+    pub identities: Vec<String>,
 }
 
 /// `[issuance]`
@@ -155,6 +167,11 @@ impl ServeConfig {
         }
         if r.check_interval_ms == 0 {
             return bad("check_interval_ms", "must be at least 1");
+        }
+        for id in &cfg.edge.identities {
+            if let Err(e) = crate::spiffe::SpiffeId::parse(id) {
+                return bad("identities", &e.to_string());
+            }
         }
         if cfg.kek_file.is_some() && cfg.kek_env.is_some() {
             return bad("kek_file", "give kek_file or kek_env, not both");

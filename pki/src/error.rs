@@ -120,6 +120,9 @@ pub enum PkiError {
     /// A request to the CA service was malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The caller's identity may not make this request.
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
     /// A crypto primitive failed (random source, AEAD).
     #[error("crypto failure: {0}")]
     Crypto(&'static str),
@@ -158,6 +161,7 @@ impl PkiError {
             PkiError::CaUnavailable(_) => "ca_unavailable",
             PkiError::Crypto(_) => "crypto",
             PkiError::BadRequest(_) => "bad_request",
+            PkiError::NotAuthorized(_) => "not_authorized",
         }
     }
 
@@ -169,7 +173,9 @@ impl PkiError {
             | PkiError::TokenReused
             | PkiError::TokenExpired
             | PkiError::CertificateNotValidNow(_) => 401,
-            PkiError::CsrIdentityMismatch { .. } | PkiError::ForeignTrustDomain { .. } => 403,
+            PkiError::CsrIdentityMismatch { .. }
+            | PkiError::ForeignTrustDomain { .. }
+            | PkiError::NotAuthorized(_) => 403,
             PkiError::Io { .. } | PkiError::Rcgen(_) | PkiError::Crypto(_) => 500,
             _ => 400,
         }

@@ -68,6 +68,22 @@ impl CaClient {
             .await
     }
 
+    /// An edge server certificate for the DNS names of `csr_pem`, asked
+    /// over mTLS with our SVID (which must be listed in the CA's `[edge]`).
+    pub async fn edge(
+        &self,
+        current: &Identity,
+        csr_pem: &str,
+        ttl: Option<Duration>,
+    ) -> Result<IssueResponse> {
+        let body = RenewRequest {
+            csr: csr_pem.into(),
+            ttl_secs: ttl.map(|t| t.as_secs()),
+        };
+        self.call(Some(current), "POST", "/v1/edge", Some(&body))
+            .await
+    }
+
     /// The current trust bundle.
     pub async fn bundle(&self) -> Result<BundleResponse> {
         self.call::<(), _>(None, "GET", "/v1/bundle", None).await

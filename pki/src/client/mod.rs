@@ -5,9 +5,11 @@
 //! and publishes each new rustls config on a watch channel.
 
 mod ca_client;
+mod edge;
 mod source;
 
 pub use ca_client::CaClient;
+pub use edge::EdgeCertSource;
 pub use source::{SourceSettings, SvidSource, SvidStatus};
 
 use rustls_pki_types::pem::PemObject;

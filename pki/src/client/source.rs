@@ -207,6 +207,11 @@ impl SvidSource {
         Arc::clone(&self.current.load().identity)
     }
 
+    /// A client of the same CA, trusting the same bundle.
+    pub fn ca_client(&self) -> CaClient {
+        self.client.clone()
+    }
+
     /// The hot-swappable trust bundle all published configs share.
     pub fn bundle(&self) -> &BundleHandle {
         &self.bundle
@@ -276,20 +281,15 @@ impl SvidSource {
         }
     }
 
-    /// Time until the next renewal: `fraction` of the life left when the
-    /// certificate was received, ± jitter.
+    /// Time until the next renewal.
     fn until_renewal(&self) -> Duration {
         let cur = self.current.load();
-        let life = (cur.identity.not_after - cur.received_at)
-            .as_seconds_f64()
-            .max(0.0);
-        let jitter =
-            life * self.settings.jitter_fraction * rand::thread_rng().gen_range(-1.0..=1.0);
-        let offset =
-            time::Duration::checked_seconds_f64(life * self.settings.renew_fraction + jitter)
-                .unwrap_or(time::Duration::ZERO);
-        let at = cur.received_at + offset;
-        Duration::try_from(at - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
+        renewal_delay(
+            cur.received_at,
+            cur.identity.not_after,
+            self.settings.renew_fraction,
+            self.settings.jitter_fraction,
+        )
     }
 
     fn install(&self, identity: Identity) -> Result<()> {
@@ -333,6 +333,21 @@ fn accept(
     // The new roots first: a leaf under a new root must verify at once.
     bundle.update(certs_from_pem(&resp.bundle_pem)?)?;
     Ok(identity)
+}
+
+/// Time until `fraction` of the life left at `received_at` has passed,
+/// ± `jitter` of that life.
+pub(crate) fn renewal_delay(
+    received_at: OffsetDateTime,
+    not_after: OffsetDateTime,
+    fraction: f64,
+    jitter: f64,
+) -> Duration {
+    let life = (not_after - received_at).as_seconds_f64().max(0.0);
+    let jitter = life * jitter * rand::thread_rng().gen_range(-1.0..=1.0);
+    let offset = time::Duration::checked_seconds_f64(life * fraction + jitter)
+        .unwrap_or(time::Duration::ZERO);
+    Duration::try_from(received_at + offset - OffsetDateTime::now_utc()).unwrap_or(Duration::ZERO)
 }
 
 fn state_files(dir: &Path) -> (PathBuf, PathBuf) {

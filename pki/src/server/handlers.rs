@@ -69,37 +69,66 @@ async fn route(
             "text/plain; version=0.0.4",
             service.metrics_text().into_bytes(),
         ),
-        ("POST", "/v1/bootstrap") => issue(service, "bootstrap", req.body, None, peer).await,
+        ("POST", "/v1/bootstrap") => issue(service, Caller::Token, req.body, peer).await,
         ("POST", "/v1/renew") => match peer_id {
-            Some(id) => issue(service, "renew", req.body, Some(id), peer).await,
-            None => {
-                let e = PkiError::CertificateNotValidNow(
-                    "renew needs the current certificate as TLS client certificate".into(),
-                );
-                refuse(service, "renew", None, &e, peer)
-            }
+            Some(id) => issue(service, Caller::Renew(id), req.body, peer).await,
+            None => no_client_cert(service, "renew", peer),
         },
-        (_, "/v1/bundle" | "/metrics" | "/v1/bootstrap" | "/v1/renew") => {
+        ("POST", "/v1/edge") => match peer_id {
+            Some(id) => issue(service, Caller::Edge(id), req.body, peer).await,
+            None => no_client_cert(service, "edge", peer),
+        },
+        (_, "/v1/bundle" | "/metrics" | "/v1/bootstrap" | "/v1/renew" | "/v1/edge") => {
             error_reply(405, "method_not_allowed", "wrong method")
         }
         _ => error_reply(
             404,
             "not_found",
-            "endpoints: POST /v1/bootstrap, POST /v1/renew, GET /v1/bundle, GET /metrics",
+            "endpoints: POST /v1/bootstrap, POST /v1/renew, POST /v1/edge, GET /v1/bundle, GET /metrics",
         ),
     }
 }
 
-async fn issue(
-    service: &Arc<CaService>,
-    kind: &'static str,
-    body: Vec<u8>,
-    renewing: Option<SpiffeId>,
-    peer: SocketAddr,
-) -> Reply {
+/// Who is asking, as established by the transport.
+#[derive(Clone)]
+enum Caller {
+    /// Bootstrap: the join token in the body decides.
+    Token,
+    /// Renewal by the holder of this valid SVID.
+    Renew(SpiffeId),
+    /// Edge server certificate requested by this SVID.
+    Edge(SpiffeId),
+}
+
+impl Caller {
+    fn kind(&self) -> &'static str {
+        match self {
+            Caller::Token => "bootstrap",
+            Caller::Renew(_) => "renew",
+            Caller::Edge(_) => "edge",
+        }
+    }
+
+    fn id(&self) -> Option<SpiffeId> {
+        match self {
+            Caller::Token => None,
+            Caller::Renew(id) | Caller::Edge(id) => Some(id.clone()),
+        }
+    }
+}
+
+fn no_client_cert(service: &CaService, kind: &str, peer: SocketAddr) -> Reply {
+    let e = PkiError::CertificateNotValidNow(format!(
+        "{kind} needs the current SVID as TLS client certificate"
+    ));
+    refuse(service, kind, None, &e, peer)
+}
+
+async fn issue(service: &Arc<CaService>, caller: Caller, body: Vec<u8>, peer: SocketAddr) -> Reply {
     let svc = Arc::clone(service);
-    let claimed = renewing.clone();
-    let result = blocking(move || Ok(issue_blocking(&svc, &body, renewing))).await;
+    let kind = caller.kind();
+    let claimed = caller.id();
+    let result = blocking(move || Ok(issue_blocking(&svc, &body, caller))).await;
     let (id, result) = match result {
         Ok(r) => r,
         Err(e) => (claimed, Err(e)),
@@ -138,10 +167,36 @@ async fn issue(
 fn issue_blocking(
     service: &CaService,
     body: &[u8],
-    renewing: Option<SpiffeId>,
+    caller: Caller,
 ) -> (Option<SpiffeId>, Result<IssuedCert>) {
-    match renewing {
-        Some(id) => {
+    match caller {
+        Caller::Edge(id) => {
+            let r = (|| {
+                if !service.cfg.edge.identities.iter().any(|e| e == id.as_str()) {
+                    return Err(PkiError::NotAuthorized(format!(
+                        "{id} is not listed in [edge] identities"
+                    )));
+                }
+                let req: RenewRequest = serde_json::from_slice(body)
+                    .map_err(|e| PkiError::BadRequest(e.to_string()))?;
+                let ttl = service.ttl(req.ttl_secs)?;
+                let csr = csr::parse_pem(&req.csr)?;
+                csr.require_edge()?;
+                service
+                    .limiter
+                    .check(&format!("{id}#edge"))
+                    .map_err(|retry_after_secs| PkiError::RateLimited {
+                        id: id.to_string(),
+                        retry_after_secs,
+                    })?;
+                service
+                    .issuer
+                    .load()
+                    .issue_edge(&csr.dns_names, &csr.public_key, ttl)
+            })();
+            (Some(id), r)
+        }
+        Caller::Renew(id) => {
             let r = (|| {
                 let req: RenewRequest = serde_json::from_slice(body)
                     .map_err(|e| PkiError::BadRequest(e.to_string()))?;
@@ -153,7 +208,7 @@ fn issue_blocking(
             })();
             (Some(id), r)
         }
-        None => {
+        Caller::Token => {
             let req: BootstrapRequest = match serde_json::from_slice(body) {
                 Ok(r) => r,
                 Err(e) => return (None, Err(PkiError::BadRequest(e.to_string()))),

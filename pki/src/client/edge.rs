@@ -1,0 +1,128 @@
+//! `EdgeCertSource`: an edge listener's DNS server certificate from the
+//! built-in CA, renewed like an SVID (2/3 of life, jitter, backoff) and
+//! published as a `rustls::ServerConfig` (no client auth) on a watch channel.
+//! The edge authenticates to the CA with its own SVID.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rand::Rng;
+use rustls::ServerConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{certs_from_pem, CaClient, SvidSource};
+use crate::error::{PkiError, Result};
+use crate::tls::provider;
+
+struct Current {
+    not_after: OffsetDateTime,
+    received_at: OffsetDateTime,
+}
+
+/// A DNS server certificate kept fresh for an edge listener.
+pub struct EdgeCertSource {
+    svid: Arc<SvidSource>,
+    client: CaClient,
+    dns_names: Vec<String>,
+    ttl: Option<Duration>,
+    current: ArcSwap<Current>,
+    tx: watch::Sender<Arc<ServerConfig>>,
+}
+
+impl EdgeCertSource {
+    /// Obtains a first certificate for `dns_names` (each under one of the
+    /// CA's DNS suffixes), authenticating with `svid`.
+    pub async fn obtain(
+        svid: Arc<SvidSource>,
+        dns_names: Vec<String>,
+        ttl: Option<Duration>,
+    ) -> Result<Arc<Self>> {
+        let client = svid.ca_client();
+        let (config, not_after) = fetch(&client, &svid, &dns_names, ttl).await?;
+        let now = OffsetDateTime::now_utc();
+        Ok(Arc::new(EdgeCertSource {
+            svid,
+            client,
+            dns_names,
+            ttl,
+            current: ArcSwap::from_pointee(Current {
+                not_after,
+                received_at: now,
+            }),
+            tx: watch::channel(config).0,
+        }))
+    }
+
+    /// New `ServerConfig`s, one per renewal.
+    pub fn server_configs(&self) -> watch::Receiver<Arc<ServerConfig>> {
+        self.tx.subscribe()
+    }
+
+    /// Seconds until the served certificate expires.
+    pub fn seconds_to_expiry(&self) -> f64 {
+        (self.current.load().not_after - OffsetDateTime::now_utc()).as_seconds_f64()
+    }
+
+    /// Renews now.
+    pub async fn renew_now(&self) -> Result<()> {
+        let (config, not_after) =
+            fetch(&self.client, &self.svid, &self.dns_names, self.ttl).await?;
+        self.current.store(Arc::new(Current {
+            not_after,
+            received_at: OffsetDateTime::now_utc(),
+        }));
+        self.tx.send_replace(config);
+        Ok(())
+    }
+
+    /// Runs the renewal loop in a task (abort the handle to stop it).
+    pub fn spawn(self: &Arc<Self>) -> JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let cur = me.current.load_full();
+                tokio::time::sleep(super::source::renewal_delay(
+                    cur.received_at,
+                    cur.not_after,
+                    2.0 / 3.0,
+                    0.05,
+                ))
+                .await;
+                let mut backoff = Duration::from_secs(1);
+                while let Err(e) = me.renew_now().await {
+                    tracing::warn!(error = %e, seconds_to_expiry = me.seconds_to_expiry(), "edge certificate renewal failed; serving the current one");
+                    let pause = backoff.mul_f64(rand::thread_rng().gen_range(0.8..1.2));
+                    tokio::time::sleep(pause).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                }
+            }
+        })
+    }
+}
+
+async fn fetch(
+    client: &CaClient,
+    svid: &SvidSource,
+    dns_names: &[String],
+    ttl: Option<Duration>,
+) -> Result<(Arc<ServerConfig>, OffsetDateTime)> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(dns_names.to_vec())?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key)?.pem()?;
+    let resp = client.edge(&svid.identity(), &csr, ttl).await?;
+    let chain: Vec<CertificateDer<'static>> = certs_from_pem(&resp.chain_pem)?;
+    let not_after = crate::inspect::not_after(&chain[0])?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| PkiError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| PkiError::Tls(e.to_string()))?;
+    Ok((Arc::new(config), not_after))
+}
