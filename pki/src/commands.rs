@@ -353,10 +353,27 @@ fn serve(config: &Path) -> Result<ExitCode> {
         // Integration tests and supervisors wait for this line.
         println!("ready https://{}", running.addr);
         let _ = std::io::stdout().flush();
-        let _ = tokio::signal::ctrl_c().await;
+        wait_for_stop_signal().await;
+        // Stops accepting and flushes queued audit records before exit.
         running.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// SIGINT or SIGTERM (what supervisors send).
+async fn wait_for_stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn inspect_file(file: &Path) -> Result<ExitCode> {

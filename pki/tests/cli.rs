@@ -223,13 +223,26 @@ async fn cli_end_to_end() {
     let roots =
         rampart_pki::client::certs_from_pem(&ok(&pki(d, &["bundle", "--dir", "ca"]))).unwrap();
     let source = SvidSource::bootstrap(settings, roots, &token).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // SIGTERM: a clean stop that flushes the audit log.
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "serve exits cleanly on SIGTERM: {status:?}"
+    );
     let source = source.unwrap();
     assert!(source.seconds_to_expiry() > 3500.0);
 
     let verified = ok(&pki(d, &["audit", "verify", "ca/audit.jsonl"]));
     assert!(verified.contains("chain intact"), "{verified}");
+    let log = std::fs::read_to_string(d.join("ca/audit.jsonl")).unwrap();
+    assert!(
+        log.contains("\"kind\":\"bootstrap\""),
+        "the service's issuance is in the log"
+    );
     let log = std::fs::read_to_string(d.join("ca/audit.jsonl")).unwrap();
     std::fs::write(
         d.join("ca/audit.jsonl"),
