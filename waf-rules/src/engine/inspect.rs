@@ -194,8 +194,8 @@ struct State {
     scored: Vec<usize>,
 }
 
-/// Plain tokens (ids, numbers, words) cannot carry an attack
-/// in a parameter or cookie: skip all rules for them.
+/// Plain tokens cannot carry an attack in a parameter or cookie: skip all
+/// rules for them (see `extract::plain_token`). Binary raw bodies too.
 fn skip_fast(f: &Field<'_>) -> bool {
     if f.class == Class::RawBody {
         return is_binary(&f.value);
@@ -203,13 +203,7 @@ fn skip_fast(f: &Field<'_>) -> bool {
     matches!(
         f.class,
         Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
-    ) && (f
-        .value
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-        || f.value
-            .iter()
-            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b',')))
+    ) && crate::extract::plain_token(&f.value)
 }
 
 /// A header value made only of what browsers put in standard headers

@@ -2,7 +2,7 @@
 //! (`$.user.name`, `$.items[0]`), bounded in depth. Strings without escapes
 //! are borrowed, not copied.
 
-use super::{Class, Fields};
+use super::{plain_token, Class, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
 
@@ -59,8 +59,10 @@ impl<'a> Reader<'a, '_> {
             b'[' => self.array(path, depth),
             b'"' => {
                 let v = self.string()?;
-                self.out
-                    .push(Class::Arg, "json", Cow::Owned(path.clone()), v);
+                if !plain_token(&v) {
+                    self.out
+                        .push(Class::Arg, "json", Cow::Owned(path.clone()), v);
+                }
                 Some(())
             }
             _ => {
@@ -75,12 +77,7 @@ impl<'a> Reader<'a, '_> {
                 if lit.is_empty() || !is_literal(lit) {
                     return None;
                 }
-                self.out.push(
-                    Class::Arg,
-                    "json",
-                    Cow::Owned(path.clone()),
-                    Cow::Borrowed(lit),
-                );
+                // true / false / null / numbers are plain tokens: nothing to inspect.
                 Some(())
             }
         }
@@ -98,12 +95,14 @@ impl<'a> Reader<'a, '_> {
             }
             let key = self.string()?;
             let key_str = String::from_utf8_lossy(&key).into_owned();
-            self.out.push(
-                Class::ArgName,
-                "json",
-                Cow::Owned(format!("{path}.{key_str}")),
-                key,
-            );
+            if !plain_token(&key) {
+                self.out.push(
+                    Class::ArgName,
+                    "json",
+                    Cow::Owned(format!("{path}.{key_str}")),
+                    key,
+                );
+            }
             if self.peek()? != b':' {
                 return None;
             }

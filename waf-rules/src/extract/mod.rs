@@ -179,6 +179,15 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
     }
 }
 
+/// Ids, words and numbers (`a81f3c9d2e`, `summer-sale`, `41.99`): no rule
+/// can match them, so parsers need not even build a field for them.
+pub(crate) fn plain_token(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+        || v.iter()
+            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
+}
+
 fn lower(s: &str) -> Cow<'_, str> {
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(s.to_ascii_lowercase())
