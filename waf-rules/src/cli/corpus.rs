@@ -22,8 +22,6 @@ pub struct Item {
     pub label: Label,
     /// False for items that are not an attack on their own (lone `'`...).
     pub standalone: bool,
-    /// Stable id for held-out splits and for printing.
-    pub key: u64,
     pub request: OwnedRequest,
     /// What to show for a miss or false positive.
     pub show: String,
@@ -206,7 +204,6 @@ pub fn read_jsonl(
                     group: placement.into(),
                     label: label.clone(),
                     standalone,
-                    key,
                     request,
                     show: value.to_string(),
                 });
@@ -226,7 +223,6 @@ pub fn read_jsonl(
                 group: site,
                 label,
                 standalone: true,
-                key,
                 request,
                 show,
             });

@@ -104,7 +104,6 @@ pub fn read_dir(
                     group,
                     label,
                     standalone,
-                    key,
                     request,
                     show,
                 });

@@ -75,13 +75,13 @@ pub fn run(rules: &RuleSet, policy: &Policy, a: &EvalArgs) -> Result<ExitCode, S
     let split = a.split.clone();
     let every = a.every.max(1);
     let keep = move |k: u64| {
-        let hold = k % 5 == 0;
+        let hold = k.is_multiple_of(5);
         let in_split = match split.as_str() {
             "train" => !hold,
             "holdout" => hold,
             _ => true,
         };
-        in_split && (k / 5) % every == 0
+        in_split && (k / 5).is_multiple_of(every)
     };
     let mut rep = Report::default();
     let mut on_item = |item: Item| {
@@ -235,7 +235,7 @@ impl Report {
         }
         println!("== rules in false positives (corpus, rule: count, example)");
         let mut v: Vec<_> = self.fp_rules.iter().collect();
-        v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+        v.sort_by_key(|e| std::cmp::Reverse(e.1 .0));
         for ((c, id), (n, ex)) in v.iter().take(25) {
             println!(
                 "{c:<22} {id:>6}: {n:>5}  {}",

@@ -7,7 +7,7 @@ use crate::extract::Class;
 use crate::rules::{Operator, Rule, TargetSel};
 use crate::transform::Transform;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcKind};
-use regex_automata::meta::{self, Regex};
+use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::MatchKind;
 use std::collections::{BTreeMap, HashMap};
@@ -19,14 +19,15 @@ fn syntax_config() -> syntax::Config {
 }
 
 /// One rule's own regex, used to find the fragment once its group matched.
-pub(crate) fn single_regex(pattern: &str) -> Result<Regex, meta::BuildError> {
+pub(crate) fn single_regex(pattern: &str) -> Result<Regex, String> {
     Regex::builder()
         .syntax(syntax_config())
         .configure(Regex::config().utf8_empty(false))
         .build(pattern)
+        .map_err(|e| e.to_string())
 }
 
-fn multi_regex(patterns: &[&str]) -> Result<Regex, meta::BuildError> {
+fn multi_regex(patterns: &[&str]) -> Result<Regex, String> {
     Regex::builder()
         .syntax(syntax_config())
         .configure(
@@ -37,6 +38,7 @@ fn multi_regex(patterns: &[&str]) -> Result<Regex, meta::BuildError> {
                 .hybrid_cache_capacity(4 << 20),
         )
         .build_many(patterns)
+        .map_err(|e| e.to_string())
 }
 
 /// A rule, compiled: what it matches with and its lazily built fragment finder.
@@ -68,7 +70,6 @@ pub(crate) struct PhraseSet {
 /// Everything run on a field of one target class after one transform chain.
 #[derive(Debug)]
 pub(crate) struct Group {
-    pub label: String,
     pub chain: usize,
     /// Patterns with required literals, scanned only when a literal occurs.
     pub filtered: Option<RegexSet>,
@@ -279,7 +280,6 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
         Some(PhraseSet { ac, rules: owners })
     };
     Ok(Group {
-        label,
         chain,
         filtered,
         literals,

@@ -213,8 +213,7 @@ fn skip_fast(f: &Field<'_>) -> bool {
 /// by name run.
 fn plain_header(v: &[u8]) -> bool {
     !v.iter().any(|&b| {
-        b < 0x20
-            || b >= 0x7f
+        !(0x20..0x7f).contains(&b)
             || matches!(
                 b,
                 b'{' | b'}' | b'$' | b'%' | b'\\' | b'<' | b'>' | b'`' | b'|' | b'\'' | b'#' | b'['

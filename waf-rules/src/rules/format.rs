@@ -120,6 +120,4 @@ pub(crate) struct Rule {
     pub targets: Vec<TargetSel>,
     pub transforms: Vec<Transform>,
     pub op: Operator,
-    /// "file:line", for error messages.
-    pub origin: String,
 }

@@ -93,7 +93,7 @@ pub(crate) fn parse_file(
             });
         }
         let family = def.family.unwrap_or(parsed.family);
-        let rule = validate(def, family, origin.clone()).map_err(|message| WafError::Rule {
+        let rule = validate(def, family).map_err(|message| WafError::Rule {
             file: file.to_string(),
             line,
             rule_id: id,
@@ -105,7 +105,7 @@ pub(crate) fn parse_file(
     Ok(())
 }
 
-fn validate(def: RuleDef, family: crate::family::Family, origin: String) -> Result<Rule, String> {
+fn validate(def: RuleDef, family: crate::family::Family) -> Result<Rule, String> {
     if !(1..=4).contains(&def.paranoia) {
         return Err(format!("paranoia must be 1 to 4, got {}", def.paranoia));
     }
@@ -146,7 +146,6 @@ fn validate(def: RuleDef, family: crate::family::Family, origin: String) -> Resu
         targets,
         transforms,
         op,
-        origin,
     })
 }
 

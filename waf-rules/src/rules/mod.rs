@@ -3,5 +3,5 @@
 mod format;
 mod load;
 
-pub(crate) use format::{Operator, Rule, Severity, TargetSel};
+pub(crate) use format::{Operator, Rule, TargetSel};
 pub(crate) use load::{load_builtin, load_dir};

@@ -9,6 +9,7 @@ mod path;
 mod text;
 pub(crate) mod url;
 
+#[cfg(test)]
 use std::borrow::Cow;
 
 /// One named normalization step. Chains of them are listed per rule.
@@ -85,6 +86,7 @@ impl Transform {
 }
 
 /// Applies a chain, borrowing the input until a step changes it.
+#[cfg(test)]
 pub(crate) fn apply_chain<'v>(chain: &[Transform], v: &'v [u8]) -> Cow<'v, [u8]> {
     let mut cur: Cow<'v, [u8]> = Cow::Borrowed(v);
     for t in chain {
