@@ -6,7 +6,6 @@
 //! into `HttpPeer::group_key`, which is part of the reuse key.
 
 use crate::config::UpstreamConfig;
-use crate::tls::TlsFileError;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::utils::tls::WrappedX509;
 use std::hash::{Hash, Hasher};
@@ -44,6 +43,26 @@ pub struct Upstream {
     epoch: Instant,
 }
 
+/// Resolves `host:port` endpoints (blocking; only at config load, never per request).
+fn resolve(endpoints: &[String]) -> Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for ep in endpoints {
+        let addrs = ep
+            .to_socket_addrs()
+            .map_err(|e| format!("endpoint `{ep}` does not resolve: {e}"))?;
+        for a in addrs {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no endpoint address resolved".into());
+    }
+    Ok(out)
+}
+
 /// What happened when connecting, fed back for passive health.
 pub enum Outcome {
     Connected,
@@ -51,13 +70,13 @@ pub enum Outcome {
 }
 
 impl Upstream {
-    pub fn build(c: &UpstreamConfig) -> Result<Self, TlsFileError> {
+    pub fn build(c: &UpstreamConfig) -> Result<Self, String> {
         let tls = match &c.tls {
             None => None,
             Some(t) => {
                 let (ca, ca_digest) = match &t.ca_file {
                     Some(path) => {
-                        let certs = crate::tls::load_certs_only(path)?;
+                        let certs = crate::tls::load_certs_only(path).map_err(|e| e.to_string())?;
                         let digest = {
                             let mut h = std::collections::hash_map::DefaultHasher::new();
                             for c in &certs {
@@ -89,11 +108,10 @@ impl Upstream {
         };
         Ok(Upstream {
             name: c.name.clone(),
-            endpoints: c
-                .endpoints
-                .iter()
-                .map(|a| Endpoint {
-                    addr: *a,
+            endpoints: resolve(&c.endpoints)?
+                .into_iter()
+                .map(|addr| Endpoint {
+                    addr,
                     failures: AtomicU32::new(0),
                     ejected_until_ms: AtomicU64::new(0),
                 })
@@ -178,6 +196,20 @@ mod tests {
             (0..n).map(|i| format!("\"127.0.0.1:{}\"", 1000 + i)).collect::<Vec<_>>().join(",")
         );
         Upstream::build(&toml::from_str(&toml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn names_resolve_at_load() {
+        let addrs = resolve(&["localhost:8080".into(), "127.0.0.1:8080".into()]).unwrap();
+        assert!(
+            addrs.contains(&"127.0.0.1:8080".parse().unwrap()),
+            "{addrs:?}"
+        );
+        assert_eq!(
+            addrs.iter().filter(|a| a.is_ipv4()).count(),
+            1,
+            "duplicates folded"
+        );
     }
 
     #[test]

@@ -185,8 +185,9 @@ pub struct CertificateConfig {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub name: String,
-    /// host:port socket addresses, used round robin.
-    pub endpoints: Vec<SocketAddr>,
+    /// `ip:port` or `name:port`, used round robin. Names are resolved when the config is
+    /// loaded (start and SIGHUP); every address a name resolves to becomes an endpoint.
+    pub endpoints: Vec<String>,
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default = "default_read_ms")]

@@ -99,6 +99,17 @@ fn validate_upstreams(c: &Config) -> Result<(), Issue> {
         if u.endpoints.is_empty() {
             return Err(Issue::new(&at("endpoints"), "needs at least one endpoint"));
         }
+        for ep in &u.endpoints {
+            let port_ok = ep
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !port_ok {
+                return Err(Issue::new(
+                    &at("endpoints"),
+                    format!("`{ep}` is not host:port"),
+                ));
+            }
+        }
         if u.connect_timeout_ms == 0 {
             return Err(Issue::new(&at("connect_timeout_ms"), "must be above 0"));
         }
