@@ -179,15 +179,17 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
     }
 }
 
-/// Ids, words and numbers (`a81f3c9d2e`, `summer-sale`, `41.99`): no rule
+/// Ids, words and numbers (`a81f3c9d2e`, `summer-sale`, `41.99`,
+/// `GA1.2.3456.7890`): no rule
 /// can match them, so parsers need not even build a field for them.
 pub(crate) fn plain_token(v: &[u8]) -> bool {
-    v.iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
-        || v.iter()
-            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
+    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    v.iter().all(|&b| word(b))
+        || v.iter().all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
+        // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
+        // names without digits, like `java.lang.Runtime`, are inspected.)
+        || (v.iter().all(|&b| word(b) || b == b'.') && v.iter().any(u8::is_ascii_digit))
 }
-
 fn lower(s: &str) -> Cow<'_, str> {
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(s.to_ascii_lowercase())
