@@ -39,12 +39,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
             .get_socket_digest()
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet().map(|a| a.port())));
         let listener = port.and_then(|p| self.shared.runtime.load().listeners.get(&p).cloned());
-        let tls_state = listener.and_then(|l| self.shared.tls.get(&l.name).cloned());
+        let name = listener.map(|l| l.name.clone()).unwrap_or_default();
+        let tls_state = self.shared.tls.get(&name).cloned();
         let stream: Stream = match tls_state {
             Some(state) => Box::new(crate::tls::accept(&state, stream).await?),
             None => stream,
         };
-        let stream = Box::new(HardenedStream::new(stream, self.shared.clone()));
+        let gauge = self
+            .shared
+            .metrics
+            .active_connections
+            .with_label_values(&[&name]);
+        let stream = Box::new(HardenedStream::new(stream, self.shared.clone(), gauge));
         self.inner.process_new(stream, shutdown).await
     }
 

@@ -77,7 +77,7 @@ impl Metrics {
         );
         let active_connections = gauge(
             "rampart_active_connections",
-            "Open downstream TLS connections",
+            "Open downstream connections (after the TLS handshake on TLS listeners)",
             &["listener"],
         );
         let active_requests = gauge(

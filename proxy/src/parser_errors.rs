@@ -29,6 +29,14 @@ pub struct HardenedStream {
     /// Replacement bytes not yet written to `inner`.
     pending: Vec<u8>,
     shared: Arc<Shared>,
+    /// Open connections on this listener; decremented when the connection is dropped.
+    active: prometheus::IntGauge,
+}
+
+impl Drop for HardenedStream {
+    fn drop(&mut self) {
+        self.active.dec();
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -49,11 +57,13 @@ fn is_banner_response(buf: &[u8]) -> Option<u16> {
 }
 
 impl HardenedStream {
-    pub fn new(inner: Stream, shared: Arc<Shared>) -> Self {
+    pub fn new(inner: Stream, shared: Arc<Shared>, active: prometheus::IntGauge) -> Self {
+        active.inc();
         HardenedStream {
             inner,
             pending: Vec::new(),
             shared,
+            active,
         }
     }
 

@@ -408,3 +408,39 @@ async fn insecure_plaintext_listener_proxies_without_hsts() {
         r.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_connections_gauge_follows_connections() {
+    let upstream = start_upstream().await;
+    let pki = Pki::new("t9");
+    let dir = tempfile::tempdir().unwrap();
+    setup(&pki, &dir);
+    let b = Basic::new();
+    let _edge = Edge::start(&b.config(upstream, ""), dir);
+    let gauge = |m: &str| -> Option<String> {
+        m.lines()
+            .find(|l| l.starts_with("rampart_active_connections{listener=\"https\"}"))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    let cfg = client_config(&pki.ca_pem, &[&rustls::version::TLS13], &[]);
+    let held = handshake(b.https, "app.test", cfg).await.unwrap();
+    let mut seen_one = false;
+    for _ in 0..100 {
+        if gauge(&admin(b.admin, "/metrics").await.body).as_deref() == Some("1") {
+            seen_one = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(seen_one, "open connection not counted");
+    drop(held);
+    let mut back_to_zero = false;
+    for _ in 0..100 {
+        if gauge(&admin(b.admin, "/metrics").await.body).as_deref() == Some("0") {
+            back_to_zero = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(back_to_zero, "closed connection still counted");
+}

@@ -46,17 +46,6 @@ pub struct TlsConn {
     tls: tokio_rustls::server::TlsStream<Stream>,
     digest: Arc<SslDigest>,
     alpn: Option<ALPN>,
-    _guard: ConnGuard,
-}
-
-/// Keeps the active-connections gauge right however the connection ends.
-#[derive(Debug)]
-struct ConnGuard(prometheus::IntGauge);
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// OpenTelemetry-style version ("1.2", "1.3").
@@ -113,13 +102,10 @@ pub async fn accept(state: &ListenerTlsState, stream: Stream) -> Option<TlsConn>
     m.tls_handshakes
         .with_label_values(&[&state.listener, version])
         .inc();
-    let gauge = m.active_connections.with_label_values(&[&state.listener]);
-    gauge.inc();
     Some(TlsConn {
         digest: Arc::new(SslDigest::new(cipher, version, sni, None, Vec::new())),
         tls,
         alpn,
-        _guard: ConnGuard(gauge),
     })
 }
 
