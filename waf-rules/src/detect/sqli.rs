@@ -92,6 +92,8 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
     }
     let first = t.get(k)?;
     match first.kind {
+        // 1',(select ...) / 1',iif(1=1,1,1/0) / 1',(case when ...)
+        Kind::Comma if comma_expression(&t[k + 1..]) => return Some(span(&t, k, t.len())),
         // admin'-- / admin'#
         Kind::Comment => return Some(span(&t, 0, k + 1)),
         // '; drop table x  / ' union select
@@ -129,11 +131,7 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
             if let Some(n) = t.get(k) {
                 match n.kind {
                     // `1,(select ...)` / `1,iif(1=2,1,1/0)`
-                    Kind::Comma
-                        if (t.get(k + 1).is_some_and(|x| x.kind == Kind::LParen)
-                            && t.get(k + 2).is_some_and(|x| x.kind == Kind::Stmt))
-                            || func_tautology(&t[k + 1..]) =>
-                    {
+                    Kind::Comma if comma_expression(&t[k + 1..]) => {
                         return Some(span(&t, 0, t.len()))
                     }
                     Kind::Logic if logic_operand_ends(&t[k + 1..]) => {
@@ -324,6 +322,14 @@ fn appended_clause(t: &[&Token]) -> bool {
         || cond && operand_at(&t[3..]).is_some()
 }
 
+/// After a comma that ends a value: a subquery, a CASE or a function
+/// around a tautology.
+fn comma_expression(t: &[&Token]) -> bool {
+    let k = |i: usize| t.get(i).map(|x| x.kind);
+    (k(0) == Some(Kind::LParen) && matches!(k(1), Some(Kind::Stmt) | Some(Kind::Clause)))
+        || func_tautology(t)
+}
+
 /// `(1=1)`: a parenthesised comparison of two literals.
 fn paren_tautology(t: &[&Token]) -> bool {
     let k = |i: usize| t.get(i).map(|x| x.kind);
@@ -348,6 +354,10 @@ fn func_tautology(t: &[&Token]) -> bool {
 fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
     for i in 0..t.len() {
         match t[i].kind {
+            // `...) order by 1#`: a clause appended after closing parens.
+            Kind::Clause if i > 0 && t[i - 1].kind == Kind::RParen && appended_clause(&t[i..]) => {
+                return Some(span(t, i, t.len()));
+            }
             Kind::Union => {
                 let mut j = i + 1;
                 while t

@@ -249,7 +249,9 @@ fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
         b"not" => Kind::Not,
         b"union" => Kind::Union,
         b"select" | b"insert" | b"update" | b"delete" | b"drop" | b"create" | b"alter"
-        | b"truncate" | b"exec" | b"execute" | b"declare" | b"waitfor" | b"shutdown" => Kind::Stmt,
+        | b"truncate" | b"exec" | b"execute" | b"declare" | b"waitfor" | b"shutdown" | b"call" => {
+            Kind::Stmt
+        }
         b"where" | b"having" | b"order" | b"group" | b"limit" | b"offset" | b"procedure"
         | b"into" | b"from" | b"as" | b"by" | b"case" | b"when" | b"then" | b"else" | b"end"
         | b"set" | b"values" | b"table" | b"all" | b"distinct" | b"top" | b"delay" => Kind::Clause,

@@ -4,7 +4,7 @@ pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
     let needs = v.iter().any(|&b| {
         matches!(
             b,
-            b'\'' | b'"' | b'^' | b'\\' | b'$' | b'`' | b',' | b';' | b'\t' | b'\n'
+            b'\'' | b'"' | b'^' | b'\\' | b'$' | b'`' | b',' | b';' | b'\t' | b'\n' | b'+' | b'\r'
         ) || b.is_ascii_uppercase()
     });
     if !needs {
@@ -34,7 +34,8 @@ pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
                     i += 1;
                 }
             }
-            b'\t' | b'\r' | b' ' => push_space(&mut out),
+            // '+' is a form-encoded space that survived one decode.
+            b'\t' | b'\r' | b' ' | b'+' => push_space(&mut out),
             _ => out.push(b.to_ascii_lowercase()),
         }
         i += 1;
