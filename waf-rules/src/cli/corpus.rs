@@ -80,7 +80,8 @@ pub fn placements(value: &str) -> [(&'static str, OwnedRequest); 3] {
 /// - it has at least three letters or digits after decoding: a lone `'`,
 ///   `|`, `;`, `%21` or `//` is a probe fragment, not an attack;
 /// - a traversal / LFI item has a path separator (some lists carry
-///   copies with every `/` stripped: `....etcpasswd` reaches no file);
+///   copies with every `/` stripped: `....etcpasswd` reaches no file), and
+///   a traversal item climbs with a (possibly encoded) dot-dot;
 /// - an XXE item declares a DTD, an entity, XInclude or XSLT (plain XML
 ///   or an entity reference alone exploits nothing).
 pub fn standalone(value: &str, attack_type: &str) -> bool {
@@ -109,12 +110,20 @@ pub fn standalone(value: &str, attack_type: &str) -> bool {
     }
     match attack_type {
         "path-traversal" | "lfi" => {
-            lower.contains(['/', '\\'])
-                || lower.contains("0x2f")
-                || lower.contains("0x5c")
-                || lower.contains("%c0")
-                || lower.contains("%c1")
-                || lower.contains("%u22")
+            let separator = lower.contains(['/', '\\'])
+                || ["0x2f", "0x5c", "%c0", "%c1", "%u22"]
+                    .iter()
+                    .any(|k| lower.contains(k));
+            // Traversal climbs with a (possibly encoded) dot-dot; fuzzer
+            // skeletons like `//{file}` or `/AAAA...` reach nothing.
+            let raw = value.to_ascii_lowercase();
+            let climbs = [
+                "..", "%2e", "0x2e", "%c0", "%c1", "%u", "%e0", "%f0", "%f8", "?.", ".?",
+                "\u{fffd}",
+            ]
+            .iter()
+            .any(|k| lower.contains(k) || raw.contains(k));
+            separator && (attack_type == "lfi" || climbs)
         }
         "xxe" => [
             "<!entity",
