@@ -61,6 +61,11 @@ fn bench(c: &mut Criterion) {
         body_truncated: false,
     };
     assert!(!rules.inspect(&benign, &policy).block);
+    // Baseline run side by side: parsing the same 1 KB JSON body once with
+    // serde_json. Report inspection as a ratio of it (the machine is shared).
+    c.bench_function("waf/baseline_serde_json_body", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
+    });
     c.bench_function("waf/benign_request", |b| b.iter(|| rules.inspect(black_box(&benign), &policy)));
 
     let attack = Request {

@@ -256,6 +256,18 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
             None => rest.push(ri),
         }
     }
+    if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
+        let ids = |v: &[usize]| v.iter().map(|&i| rules[i].id).collect::<Vec<_>>();
+        eprintln!(
+            "group {label}: literal-gated {:?} punct-gated {:?} always {:?}",
+            with_lits
+                .iter()
+                .map(|(i, _)| rules[*i].id)
+                .collect::<Vec<_>>(),
+            ids(&punct.1),
+            ids(&rest)
+        );
+    }
     let mut unfiltered = Vec::with_capacity(2);
     if !punct.1.is_empty() {
         unfiltered.push((Some(punct.0), regex_set(rules, punct.1).map_err(err)?));

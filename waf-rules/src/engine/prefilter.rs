@@ -98,7 +98,7 @@ impl ByteSet {
     /// How often a set is expected to hit in ordinary text: letters,
     /// digits and spaces are everywhere, punctuation is rarer.
     fn cost(&self) -> u32 {
-        (0u8..=255)
+        let bytes: u32 = (0u8..=255)
             .filter(|&b| self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0)
             .map(|b| {
                 if b.is_ascii_alphanumeric() || b == b' ' {
@@ -107,7 +107,13 @@ impl ByteSet {
                     1
                 }
             })
-            .sum()
+            .sum();
+        // A set plain text can satisfy gates nothing: prefer any other.
+        if self.intersects(&ByteSet::plain_text()) {
+            bytes + 1000
+        } else {
+            bytes
+        }
     }
 }
 
