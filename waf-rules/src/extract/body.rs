@@ -20,7 +20,8 @@ pub(crate) fn parse<'a>(
             return;
         }
     } else if contains(ct, b"x-www-form-urlencoded")
-        || ((ct.is_empty() || ct.starts_with(b"text/plain")) && looks_like_form(body))
+        || (ct.is_empty() && looks_like_form(body))
+        || (ct.starts_with(b"text/plain") && looks_like_pairs(body))
     {
         query::pairs(body, "form", f);
         return;
@@ -42,8 +43,15 @@ pub(crate) fn parse<'a>(
     );
 }
 
-/// `a=1&b=2` without a content type: parse it as a form (and the raw body too).
+/// A body without a content type (or text/plain) that reads like a form.
 fn looks_like_form(body: &[u8]) -> bool {
+    // One line of printable ASCII: what a form (or a hand-made request)
+    // sends. Parsing it as a form decodes `+` and `%XX` like the app will.
+    !body.is_empty() && body.iter().all(|&b| (0x20..0x7f).contains(&b))
+}
+
+/// `name=value&...` with a plain first name: text that is really a form.
+fn looks_like_pairs(body: &[u8]) -> bool {
     if body.contains(&b'\n') {
         return false;
     }
