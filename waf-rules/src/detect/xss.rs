@@ -60,6 +60,8 @@ const SINKS: &[&[u8]] = &[
     b"setinterval",
     b"execscript",
     b"msgbox",
+    b"atob",
+    b"btoa",
 ];
 const SINK_PROPS: &[&[u8]] = &[
     b"document.cookie",
@@ -81,6 +83,13 @@ const SINK_PROPS: &[&[u8]] = &[
     b"globalthis",
     b"new function",
     b"importscripts(",
+    b".sort.call`",
+    b".map.call`",
+    b".apply.call`",
+    b"${alert",
+    b"${eval",
+    b"${prompt",
+    b"${confirm",
 ];
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
@@ -88,7 +97,7 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
     if v.len() < 4
         || !v
             .iter()
-            .any(|&b| matches!(b, b'<' | b':' | b'(' | b'`' | b'='))
+            .any(|&b| matches!(b, b'<' | b':' | b'(' | b'`' | b'=' | b'.' | b'['))
     {
         return None;
     }
@@ -143,7 +152,12 @@ fn tag_at(v: &[u8], at: usize) -> Option<Range<usize>> {
         .iter()
         .position(|&b| b == b'>')
         .map_or(v.len(), |p| j + p + 1);
-    if SCRIPT_TAGS.iter().any(|t| lower_eq(name, t)) {
+    // `<v:vmlframe>`, `<svg:script>`: the local name counts.
+    let local = name.rsplit(|&b| b == b':').next().unwrap_or(name);
+    if SCRIPT_TAGS
+        .iter()
+        .any(|t| lower_eq(name, t) || lower_eq(local, t))
+    {
         return Some(at..end);
     }
     attributes(&v[j..end], j).map(|r| at.min(r.start)..r.end)
@@ -298,7 +312,14 @@ fn script_scheme(v: &[u8]) -> Option<Range<usize>> {
                     v[i..].iter().find(|b| !b.is_ascii_whitespace()),
                     Some(b'd') | Some(b'D')
                 );
+                // `java\tscript:` / `ja&tab;vascript:`: a scheme split by bytes
+                // browsers drop is an evasion whatever follows.
+                let word = v[i..i + end].trim_ascii_start();
+                let obfuscated = word
+                    .iter()
+                    .any(|&c| matches!(c, b'\t' | b'\n' | b'\r' | 0 | 0x0b | 0x0c));
                 let payload = data
+                    || obfuscated
                     || tail.iter().take(80).any(|&c| matches!(c, b'(' | b'`'))
                         && !starts_with_ci(tail, b"void(0)")
                         && !starts_with_ci(tail, b"void 0");
