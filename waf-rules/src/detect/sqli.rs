@@ -31,7 +31,22 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
             }
         }
     }
-    bare(v, &tokenize(v, None))
+    let toks = tokenize(v, None);
+    bare(v, &toks).or_else(|| literal_tautology(v, &toks))
+}
+
+/// `1=1`, `'a'='a'`, `42 like 42`: a comparison of a literal with itself
+/// is a condition forced true; nothing else writes one.
+fn literal_tautology(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
+    let lit = |t: &Token| matches!(t.kind, Kind::Num | Kind::Str { closed: true });
+    toks.windows(3).find_map(|w| {
+        let same = v[w[0].span.clone()].eq_ignore_ascii_case(&v[w[2].span.clone()]);
+        let cmp = w[1].kind == Kind::Cmp
+            && &v[w[1].span.clone()] != b"!="
+            && &v[w[1].span.clone()] != b"<>"
+            || w[1].kind == Kind::CmpWord;
+        (lit(&w[0]) && lit(&w[2]) && cmp && same).then(|| w[0].span.start..w[2].span.end)
+    })
 }
 
 /// Cheap precheck: SQL needs punctuation or a space between words.

@@ -169,7 +169,11 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
         return;
     }
     for (i, seg) in path.split('/').enumerate().filter(|(_, s)| !s.is_empty()) {
-        let value = crate::transform::url::decode_form_component(seg.as_bytes());
+        // In a path '+' is a plus, not a space.
+        let value = match crate::transform::url::decode_once(seg.as_bytes()) {
+            Some(v) => Cow::Owned(v),
+            None => Cow::Borrowed(seg.as_bytes()),
+        };
         f.push(
             Class::PathSegment,
             "path",
