@@ -302,3 +302,24 @@ upstream = "bad"
         assert_eq!(r.status, 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_switches_a_listener_profile() {
+    let t = two_listeners().await;
+    let tls12 = client_config(&t.pki.ca_pem, &[&rustls::version::TLS12], &[]);
+    assert!(handshake(t.inter, "a.test", tls12.clone()).await.is_ok());
+    let text = std::fs::read_to_string(&t.edge.config_path).unwrap();
+    std::fs::write(
+        &t.edge.config_path,
+        text.replace("profile = \"intermediate\"", "profile = \"modern\""),
+    )
+    .unwrap();
+    t.edge.signal("HUP");
+    t.edge.wait_stderr("config reload ok", 1);
+    assert!(
+        handshake(t.inter, "a.test", tls12).await.is_err(),
+        "TLS 1.2 still accepted after switching to modern"
+    );
+    let tls13 = client_config(&t.pki.ca_pem, &[&rustls::version::TLS13], &[]);
+    assert!(handshake(t.inter, "a.test", tls13).await.is_ok());
+}
