@@ -70,7 +70,7 @@ pub struct AccessRecord {
     pub listener: String,
     #[serde(rename = "client.address")]
     pub client_address: String,
-    #[serde(rename = "client.port")]
+    #[serde(rename = "client.port", skip_serializing_if = "Option::is_none")]
     pub client_port: Option<u16>,
     #[serde(rename = "network.peer.address")]
     pub peer_address: String,

@@ -101,6 +101,14 @@ impl RequestCtx {
     }
 }
 
+/// Short, printable, no separators that could confuse logs or headers.
+fn is_sane_request_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 fn new_request_id() -> String {
     let v: u128 = rand::random();
     format!("{v:032x}")
@@ -159,6 +167,18 @@ impl Edge {
         ctx.peer = inet(session.client_addr());
         if let Some(peer) = ctx.peer {
             ctx.client_ip = Some(rt.trusted.client_ip(peer.ip(), session.req_header()));
+            // A trusted proxy's request id is kept so one id follows the request end to end.
+            if rt.trusted.contains(peer.ip()) {
+                if let Some(id) = session
+                    .req_header()
+                    .headers
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| is_sane_request_id(v))
+                {
+                    ctx.request_id = id.to_string();
+                }
+            }
         }
         if let Some(l) = &ctx.listener {
             self.shared

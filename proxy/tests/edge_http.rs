@@ -444,3 +444,33 @@ async fn active_connections_gauge_follows_connections() {
     }
     assert!(back_to_zero, "closed connection still counted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_forwarding_is_believed() {
+    let upstream = start_upstream().await;
+    let pki = Pki::new("t10");
+    let dir = tempfile::tempdir().unwrap();
+    setup(&pki, &dir);
+    let b = Basic::new();
+    let config = b.config(upstream, "").replace(
+        "trusted_proxies = [\"10.0.0.0/8\"]",
+        "trusted_proxies = [\"127.0.0.1/32\"]",
+    );
+    let edge = Edge::start(&config, dir);
+    let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: lb-1234\r\n")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-request-id"), Some("lb-1234"));
+    let seen = r.body.to_ascii_lowercase();
+    assert!(
+        seen.contains("x-forwarded-for: 198.51.100.7, 127.0.0.1\n"),
+        "{seen}"
+    );
+    assert!(seen.contains("x-real-ip: 198.51.100.7\n"), "{seen}");
+    let log = edge.access_lines(1);
+    assert_eq!(log[0]["client.address"], "198.51.100.7");
+    assert_eq!(log[0]["network.peer.address"], "127.0.0.1");
+    assert!(
+        log[0].get("client.port").is_none(),
+        "the client's port is unknown behind a proxy"
+    );
+}
