@@ -474,3 +474,33 @@ async fn trusted_proxy_forwarding_is_believed() {
         "the client's port is unknown behind a proxy"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_upstream_gets_hardened_504() {
+    let upstream = start_upstream().await;
+    let pki = Pki::new("t11");
+    let dir = tempfile::tempdir().unwrap();
+    setup(&pki, &dir);
+    let b = Basic::new();
+    let config = b.config(upstream, "").replacen(
+        "connect_timeout_ms = 500",
+        "connect_timeout_ms = 500\nread_timeout_ms = 200",
+        1,
+    );
+    let _edge = Edge::start(&config, dir);
+    let r = https(
+        b.https,
+        "app.test",
+        &pki.ca_pem,
+        &get("app.test", "/slow", ""),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 504);
+    assert_hardened(&r, true);
+    let m = admin(b.admin, "/metrics").await.body;
+    assert!(
+        m.contains("rampart_upstream_errors_total{kind=\"readtimedout\",upstream=\"app\"} 1"),
+        "{m}"
+    );
+}
