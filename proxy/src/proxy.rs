@@ -193,6 +193,57 @@ impl Edge {
         }
     }
 
+    /// Malformed requests are refused here, before routing, and never forwarded. Returns the
+    /// normalised host.
+    fn validate(req: &RequestHeader) -> std::result::Result<String, Denial> {
+        let path = req.uri.path();
+        let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
+        if !(path.starts_with('/') || asterisk_form) {
+            return Err(Self::bad_request("malformed_target"));
+        }
+        if let Some(reason) = Self::framing_problem(req) {
+            return Err(Self::bad_request(reason));
+        }
+        if req.method == http::Method::CONNECT {
+            return Err(Denial {
+                by: "edge",
+                reason: "connect_method".into(),
+                status: 405,
+            });
+        }
+        Self::request_host(req).map_err(Self::bad_request)
+    }
+
+    /// Plain listeners (without `insecure_plaintext`) only redirect to https.
+    async fn redirect_to_https(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        listener: &ListenerInfo,
+        rt: &Runtime,
+    ) -> Result<bool> {
+        let port = match listener.redirect_https_port {
+            443 => String::new(),
+            p => format!(":{p}"),
+        };
+        let req = session.req_header();
+        let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let host = if ctx.host.contains(':') {
+            format!("[{}]", ctx.host)
+        } else {
+            ctx.host.clone()
+        };
+        let location = format!("https://{host}{port}{target}");
+        let (policy, id) = (&rt.default_headers, &ctx.request_id);
+        errors::respond(session, 308, policy, false, id, Some(&location)).await?;
+        ctx.denial = Some(Denial {
+            by: "edge",
+            reason: "https_redirect".into(),
+            status: 308,
+        });
+        Ok(true)
+    }
+
     /// Ambiguous body framing (request smuggling material): refused rather than normalised.
     fn framing_problem(req: &RequestHeader) -> Option<&'static str> {
         let te = req.headers.contains_key(http::header::TRANSFER_ENCODING);
@@ -258,56 +309,12 @@ impl ProxyHttp for Edge {
                 .deny(session, ctx, Self::bad_request("unknown_listener"))
                 .await;
         };
-        let req = session.req_header();
-        let path = req.uri.path();
-        let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
-        if !(path.starts_with('/') || asterisk_form) {
-            return self
-                .deny(session, ctx, Self::bad_request("malformed_target"))
-                .await;
-        }
-        if let Some(reason) = Self::framing_problem(req) {
-            return self.deny(session, ctx, Self::bad_request(reason)).await;
-        }
-        if req.method == http::Method::CONNECT {
-            let d = Denial {
-                by: "edge",
-                reason: "connect_method".into(),
-                status: 405,
-            };
-            return self.deny(session, ctx, d).await;
-        }
-        ctx.host = match Self::request_host(req) {
-            Ok(h) => h,
-            Err(reason) => return self.deny(session, ctx, Self::bad_request(reason)).await,
+        ctx.host = match Self::validate(session.req_header()) {
+            Ok(host) => host,
+            Err(denial) => return self.deny(session, ctx, denial).await,
         };
         if listener.tls.is_none() && !listener.insecure_plaintext {
-            let port = match listener.redirect_https_port {
-                443 => String::new(),
-                p => format!(":{p}"),
-            };
-            let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            let host = if ctx.host.contains(':') {
-                format!("[{}]", ctx.host)
-            } else {
-                ctx.host.clone()
-            };
-            let location = format!("https://{host}{port}{target}");
-            errors::respond(
-                session,
-                308,
-                &rt.default_headers,
-                false,
-                &ctx.request_id,
-                Some(&location),
-            )
-            .await?;
-            ctx.denial = Some(Denial {
-                by: "edge",
-                reason: "https_redirect".into(),
-                status: 308,
-            });
-            return Ok(true);
+            return self.redirect_to_https(session, ctx, &listener, &rt).await;
         }
         let Some(route) = rt
             .router
