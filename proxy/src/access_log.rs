@@ -138,6 +138,8 @@ fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, 
 
 enum Msg {
     Record(Box<AccessRecord>),
+    /// A ready JSON event line (connection-level denials), written as is.
+    Line(String),
     /// Re-open the file (after log rotation; sent on SIGHUP).
     Reopen,
     /// Flush, then acknowledge.
@@ -181,6 +183,13 @@ impl AccessLog {
         }
     }
 
+    /// Queues a ready JSON event line (no trailing newline); never blocks.
+    pub fn send_line(&self, line: String) {
+        if self.tx.try_send(Msg::Line(line)).is_err() {
+            self.metrics.access_log_dropped.inc()
+        }
+    }
+
     /// Waits (at most `timeout`) until everything queued so far is written out.
     pub fn flush(&self, timeout: Duration) {
         let (ack, done) = std::sync::mpsc::channel();
@@ -207,6 +216,10 @@ fn writer(rx: Receiver<Msg>, out: Box<dyn Write + Send>, dest: &str) {
         loop {
             match rx.try_recv() {
                 Ok(Msg::Record(rec)) => write_one(&mut out, &rec),
+                Ok(Msg::Line(line)) => {
+                    let _ = out.write_all(line.as_bytes());
+                    let _ = out.write_all(b"\n");
+                }
                 Ok(Msg::Reopen) => {
                     let _ = out.flush();
                     match open(dest) {

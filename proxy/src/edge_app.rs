@@ -45,6 +45,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
             Some(state) => Box::new(crate::tls::accept(&state, stream).await?),
             None => stream,
         };
+        // Slow-client deadlines and the h2 reset-flood bound see the decrypted bytes.
+        let stream = self.shared.defences.guard_stream(stream);
         let gauge = self
             .shared
             .metrics

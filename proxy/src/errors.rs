@@ -16,22 +16,62 @@ pub async fn respond(
     request_id: &str,
     location: Option<&str>,
 ) -> pingora_error::Result<()> {
+    let reason = reason_phrase(status);
+    let body = format!("{status} {reason}\n");
+    let extra: Vec<(http::HeaderName, String)> = location
+        .map(|l| (http::header::LOCATION, l.to_string()))
+        .into_iter()
+        .collect();
+    write(session, status, policy, https, request_id, &extra, body).await
+}
+
+/// The response to a refused request: a small body naming the request id (operators find the
+/// log line by it), and `Retry-After` for limits.
+pub async fn respond_denied(
+    session: &mut Session,
+    status: u16,
+    policy: &HeaderPolicy,
+    https: bool,
+    request_id: &str,
+    retry_after: Option<u64>,
+) -> pingora_error::Result<()> {
+    let reason = reason_phrase(status);
+    let body = format!("{status} {reason}\nrequest id: {request_id}\n");
+    let extra: Vec<(http::HeaderName, String)> = retry_after
+        .map(|s| (http::header::RETRY_AFTER, s.to_string()))
+        .into_iter()
+        .collect();
+    write(session, status, policy, https, request_id, &extra, body).await
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+async fn write(
+    session: &mut Session,
+    status: u16,
+    policy: &HeaderPolicy,
+    https: bool,
+    request_id: &str,
+    extra: &[(http::HeaderName, String)],
+    body: String,
+) -> pingora_error::Result<()> {
     if session.response_written().is_some() {
         // Headers already went out (error mid-body): nothing sensible to add.
         return Ok(());
     }
-    let reason = http::StatusCode::from_u16(status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("Error");
-    let body = Bytes::from(format!("{status} {reason}\n"));
+    let body = Bytes::from(body);
     let mut resp = ResponseHeader::build(status, Some(8))?;
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
     resp.insert_header("x-request-id", request_id)?;
-    if let Some(loc) = location {
-        resp.insert_header(http::header::LOCATION, loc)?;
+    for (name, value) in extra {
+        resp.insert_header(name.clone(), value.as_str())?;
     }
     // Edge-generated responses close the h1 connection: the request may not have been read to
     // its end (a body we refused), so the connection's framing can't be trusted afterwards.

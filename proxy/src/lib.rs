@@ -10,6 +10,7 @@ pub mod edge_app;
 pub mod errors;
 pub mod forwarded;
 pub mod headers;
+pub mod inspect;
 pub mod metrics;
 pub mod parser_errors;
 /// DoS defences, rate limits and denial alerting (S.N.4, S.N.12).

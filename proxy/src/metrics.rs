@@ -28,6 +28,8 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     /// upstream, endpoint: ejections by passive health.
     pub ejections: IntCounterVec,
+    /// action (block, detect, pass), family (top rule family, `none` when nothing matched).
+    pub waf_decisions: IntCounterVec,
 }
 
 impl Metrics {
@@ -75,6 +77,11 @@ impl Metrics {
             "Endpoints ejected by passive health checks",
             &["upstream", "endpoint"],
         );
+        let waf_decisions = counter(
+            "rampart_waf_decisions_total",
+            "WAF decisions by action and the family of the highest-scoring rule",
+            &["action", "family"],
+        );
         let active_connections = gauge(
             "rampart_active_connections",
             "Open downstream connections (after the TLS handshake on TLS listeners)",
@@ -115,6 +122,7 @@ impl Metrics {
             reloads,
             access_log_dropped,
             ejections,
+            waf_decisions,
         }
     }
 

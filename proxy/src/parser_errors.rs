@@ -111,6 +111,11 @@ impl HardenedStream {
         let local = sock
             .as_ref()
             .and_then(|s| s.local_addr().and_then(|a| a.as_inet().copied()));
+        let mut denial =
+            crate::protect::denial::Denial::new(crate::protect::denial::DenialReason::BadRequest)
+                .detail("unparsable_request");
+        denial.client = peer;
+        self.shared.defences.denials.record(&denial);
         let mut extra = serde_json::Map::new();
         extra.insert("rampart.denial.by".into(), "edge".into());
         extra.insert("rampart.denial.reason".into(), "unparsable_request".into());

@@ -12,15 +12,20 @@
 //! 6. `logging`: metrics and the JSON access line.
 
 use crate::access_log::{self, AccessRecord};
+use crate::config::WafMode;
 use crate::errors;
 use crate::forwarded::{self, ForwardInfo};
+use crate::inspect::{self, BodyRefused, BodyReplay};
 use crate::metrics::status_class;
+use crate::protect::denial::DenialReason;
+use crate::protect::shed::InFlightGuard;
 use crate::routing::normalize_host;
 use crate::runtime::{ListenerInfo, Route, Runtime};
 use crate::state::Shared;
 use crate::tls::TlsInfo;
 use crate::upstream::Outcome;
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -34,13 +39,49 @@ pub struct Edge {
 }
 
 /// Why the edge answered a request itself (for logs and metrics).
+///
+/// The one denial path: [`Edge::deny`] writes the response; when `counted` names a protect
+/// reason the denial is counted once in `rampart_denials_total{reason,route,family}` and fed
+/// to the alerter; `logging` puts it in the request's access-log line.
 #[derive(Debug, Clone)]
 pub struct Denial {
     /// Stage that decided: "edge", "waf", "limits", ...
     pub by: &'static str,
-    /// Short machine-readable reason, e.g. "no_route", "malformed_host", a rule id.
+    /// Short machine-readable reason, e.g. "no_route", "malformed_host", "waf_block".
     pub reason: String,
     pub status: u16,
+    /// The `rampart_denials_total` reason; `None` for answers that are not refusals
+    /// (redirects, no route).
+    pub counted: Option<DenialReason>,
+    /// WAF rule family (the `family` label).
+    pub family: Option<&'static str>,
+    pub retry_after: Option<u64>,
+}
+
+impl Denial {
+    /// A refusal by a protection stage, counted under `reason`.
+    pub fn protect(by: &'static str, reason: DenialReason, status: u16) -> Self {
+        Denial {
+            by,
+            reason: reason.as_str().to_string(),
+            status,
+            counted: Some(reason),
+            family: None,
+            retry_after: None,
+        }
+    }
+
+    /// An edge answer that is not a refusal (redirect, no route).
+    pub fn answer(reason: &str, status: u16) -> Self {
+        Denial {
+            by: "edge",
+            reason: reason.to_string(),
+            status,
+            counted: None,
+            family: None,
+            retry_after: None,
+        }
+    }
 }
 
 /// Per-request state.
@@ -65,6 +106,10 @@ pub struct RequestCtx {
     /// Extra access-log fields from protection stages (`rampart.waf.*`, `rampart.limit.*`).
     pub log_fields: serde_json::Map<String, serde_json::Value>,
     counted_active: bool,
+    /// Held while the request is in flight (load shedding counts these).
+    _in_flight: Option<InFlightGuard>,
+    /// The body read for inspection, replayed to the upstream.
+    pub body: Option<BodyReplay>,
 }
 
 impl RequestCtx {
@@ -89,6 +134,8 @@ impl RequestCtx {
             denial: None,
             log_fields: serde_json::Map::new(),
             counted_active: false,
+            _in_flight: None,
+            body: None,
         }
     }
 
@@ -138,24 +185,36 @@ impl Edge {
             .runtime
             .clone()
             .unwrap_or_else(|| self.shared.runtime.load_full());
-        errors::respond(
+        self.record_denial(ctx, &denial);
+        ctx.denial = Some(denial.clone());
+        errors::respond_denied(
             session,
             denial.status,
             ctx.policy(&rt),
             ctx.https,
             &ctx.request_id,
-            None,
+            denial.retry_after,
         )
         .await?;
-        ctx.denial = Some(denial);
         Ok(true)
+    }
+
+    /// Counts a refusal once (metric + alerter); `deny` and the body-phase refusals call it.
+    fn record_denial(&self, ctx: &RequestCtx, denial: &Denial) {
+        let Some(reason) = denial.counted else {
+            return;
+        };
+        let mut d = crate::protect::denial::Denial::new(reason).detail(denial.reason.clone());
+        d.route = ctx.route.as_ref().map(|r| r.name.clone());
+        d.family = denial.family.map(str::to_string);
+        d.client = ctx.peer;
+        self.shared.defences.denials.record(&d);
     }
 
     fn bad_request(reason: &str) -> Denial {
         Denial {
-            by: "edge",
             reason: reason.to_string(),
-            status: 400,
+            ..Denial::protect("edge", DenialReason::BadRequest, 400)
         }
     }
 
@@ -206,9 +265,8 @@ impl Edge {
         }
         if req.method == http::Method::CONNECT {
             return Err(Denial {
-                by: "edge",
                 reason: "connect_method".into(),
-                status: 405,
+                ..Denial::protect("edge", DenialReason::BadRequest, 405)
             });
         }
         Self::request_host(req).map_err(Self::bad_request)
@@ -236,12 +294,95 @@ impl Edge {
         let location = format!("https://{host}{port}{target}");
         let (policy, id) = (&rt.default_headers, &ctx.request_id);
         errors::respond(session, 308, policy, false, id, Some(&location)).await?;
-        ctx.denial = Some(Denial {
-            by: "edge",
-            reason: "https_redirect".into(),
-            status: 308,
-        });
+        ctx.denial = Some(Denial::answer("https_redirect", 308));
         Ok(true)
+    }
+
+    /// The protection stages, in order, once the route is known: head limits (414/431), load
+    /// shedding and rate limits (503/429), body size (413) and buffering, the WAF (403).
+    /// `Some(denial)` refuses the request; nothing has been sent upstream yet.
+    async fn protect(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        route: &Route,
+    ) -> Result<Option<Denial>> {
+        if let Some((reason, status)) = inspect::head_limits(session.req_header(), &rt.limits) {
+            return Ok(Some(Denial::protect("limits", reason, status)));
+        }
+        let client = ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let defences = &self.shared.defences;
+        match defences.admit_request(Some(&route.name), client).await {
+            Ok(guard) => ctx._in_flight = Some(guard),
+            Err(refusal) => {
+                ctx.log_fields.extend(refusal.log_fields());
+                ctx.log_fields.remove("rampart.denial.reason");
+                // Counted by admit_request already.
+                return Ok(Some(Denial {
+                    by: "limits",
+                    reason: refusal.reason.as_str().to_string(),
+                    status: refusal.status,
+                    counted: None,
+                    family: None,
+                    retry_after: Some(refusal.retry_after_secs),
+                }));
+            }
+        }
+        let replay = match inspect::buffer_body(session, &route.waf).await? {
+            Ok(replay) => replay,
+            Err(BodyRefused::TooLarge(detail)) => {
+                ctx.log_fields
+                    .insert("rampart.limit.detail".into(), detail.into());
+                return Ok(Some(Denial::protect(
+                    "limits",
+                    DenialReason::BodyTooLarge,
+                    413,
+                )));
+            }
+        };
+        let denial = self.waf(session, ctx, rt, route, &replay);
+        ctx.body = Some(replay);
+        Ok(denial)
+    }
+
+    /// Runs the route's WAF policy; logs and counts the decision.
+    fn waf(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        route: &Route,
+        body: &BodyReplay,
+    ) -> Option<Denial> {
+        let mode = route.waf.mode;
+        if mode == WafMode::Off {
+            ctx.log_fields
+                .insert("rampart.waf.action".into(), "off".into());
+            return None;
+        }
+        let verdict = inspect::inspect(&rt.waf_rules, session.req_header(), body, &route.waf);
+        let action = match (verdict.block, mode) {
+            (true, WafMode::Block) => "block",
+            (true, _) => "detect",
+            (false, _) => "pass",
+        };
+        let family = inspect::top_family(&verdict);
+        self.shared
+            .metrics
+            .waf_decisions
+            .with_label_values(&[action, crate::protect::denial::family_label(family)])
+            .inc();
+        inspect::log_fields(&mut ctx.log_fields, action, &verdict, body);
+        ctx.log_fields
+            .insert("rampart.waf.mode".into(), mode.as_str().into());
+        if action != "block" {
+            return None;
+        }
+        Some(Denial {
+            family,
+            ..Denial::protect("waf", DenialReason::WafBlock, 403)
+        })
     }
 
     /// Ambiguous body framing (request smuggling material): refused rather than normalised.
@@ -321,17 +462,40 @@ impl ProxyHttp for Edge {
             .find(&ctx.host, session.req_header().uri.path())
             .cloned()
         else {
-            let d = Denial {
-                by: "edge",
-                reason: "no_route".into(),
-                status: 404,
-            };
+            let d = Denial::answer("no_route", 404);
             return self.deny(session, ctx, d).await;
         };
-        ctx.route = Some(route);
-        // Protection stages (WAF inspection, rate limits) hook in here: they have the route,
-        // client address and request id, and refuse via `self.deny(..)`.
-        Ok(false)
+        ctx.route = Some(route.clone());
+        match self.protect(session, ctx, &rt, &route).await? {
+            Some(denial) => self.deny(session, ctx, denial).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(replay) = ctx.body.as_mut() else {
+            return Ok(());
+        };
+        replay.emit(body);
+        // A body without a usable Content-Length (chunked, h2) may grow past max_body while
+        // streaming: stop forwarding and fail the request.
+        if session.body_bytes_read() as u64 > replay.max_body {
+            let d = Denial::protect("limits", DenialReason::BodyTooLarge, 413);
+            self.record_denial(ctx, &d);
+            ctx.log_fields.insert(
+                "rampart.limit.detail".into(),
+                "body grew past max_body".into(),
+            );
+            ctx.denial = Some(d);
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -351,6 +515,9 @@ impl ProxyHttp for Edge {
             return Error::e_explain(ErrorType::HTTPStatus(503), "no healthy upstream endpoint");
         };
         ctx.tried.push(idx);
+        if let Some(replay) = ctx.body.as_mut() {
+            replay.restart();
+        }
         ctx.current = Some(idx);
         ctx.upstream_addr = Some(route.upstream.endpoints[idx].addr);
         ctx.upstream_start = Some(Instant::now());

@@ -1,7 +1,7 @@
 //! The compiled, immutable form of a config: what the request path reads. A reload builds a new
 //! [`Runtime`] off the request path and swaps it in atomically (see `reload`).
 
-use crate::config::{Config, TlsProfile};
+use crate::config::{Config, LimitsConfig, TlsProfile, WafMode};
 use crate::cookies::CookiePolicy;
 use crate::forwarded::TrustedProxies;
 use crate::headers::HeaderPolicy;
@@ -16,6 +16,34 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
     pub headers: HeaderPolicy,
     pub cookies: CookiePolicy,
+    pub waf: RouteWaf,
+}
+
+/// A route's compiled WAF policy and body limits.
+pub struct RouteWaf {
+    pub mode: WafMode,
+    pub policy: rampart_waf::Policy,
+    pub inspect_limit: usize,
+    pub max_body: u64,
+}
+
+impl RouteWaf {
+    fn compile(c: &crate::config::RouteWafConfig) -> Self {
+        RouteWaf {
+            mode: c.mode,
+            policy: rampart_waf::Policy {
+                paranoia: c.paranoia,
+                threshold: c.threshold,
+                exclusions: c.exclusions.clone(),
+                limits: rampart_waf::Limits {
+                    max_body_bytes: c.inspect_limit,
+                    ..rampart_waf::Limits::default()
+                },
+            },
+            inspect_limit: c.inspect_limit,
+            max_body: c.max_body,
+        }
+    }
 }
 
 /// How a listener treats requests (looked up by the connection's local port).
@@ -36,11 +64,19 @@ pub struct Runtime {
     /// For responses with no route (404, redirects, malformed requests).
     pub default_headers: HeaderPolicy,
     pub redact_keys: Vec<String>,
+    /// Compiled once per load; swapped with the rest of the runtime on SIGHUP.
+    pub waf_rules: Arc<rampart_waf::RuleSet>,
+    pub limits: LimitsConfig,
 }
 
 impl Runtime {
     /// Compiles a validated config. Fails only on unreadable upstream CA files.
     pub fn build(config: Config) -> Result<Self, String> {
+        let waf_rules = match &config.waf.rules_dir {
+            Some(dir) => rampart_waf::RuleSet::load_dir(dir)
+                .map_err(|e| format!("waf rules `{}`: {e}", dir.display()))?,
+            None => rampart_waf::RuleSet::builtin().map_err(|e| format!("waf rules: {e}"))?,
+        };
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
             let up = Upstream::build(u).map_err(|e| format!("upstream `{}`: {e}", u.name))?;
@@ -65,6 +101,7 @@ impl Runtime {
                     upstream,
                     headers: HeaderPolicy::compile(&r.headers),
                     cookies: CookiePolicy::compile(&r.cookies),
+                    waf: RouteWaf::compile(&r.waf),
                 }),
             );
         }
@@ -85,6 +122,8 @@ impl Runtime {
             trusted: TrustedProxies::new(&config.server.trusted_proxies),
             redact_keys: config.log.redact_query_keys.clone(),
             default_headers: HeaderPolicy::default(),
+            waf_rules: Arc::new(waf_rules),
+            limits: config.limits.clone(),
             router,
             upstreams,
             listeners,

@@ -5,6 +5,7 @@ use crate::access_log::AccessLog;
 use crate::config::{self, Config};
 use crate::edge_app::EdgeApp;
 use crate::metrics::Metrics;
+use crate::protect::conn_limit::pingora::ConnTracked;
 use crate::proxy::Edge;
 use crate::runtime::Runtime;
 use crate::state::Shared;
@@ -13,6 +14,7 @@ use arc_swap::ArcSwap;
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -44,8 +46,19 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
         metrics.clone(),
     )
     .map_err(|e| format!("access log `{}`: {e}", config.log.access_log))?;
+    let routes = config.routes.iter().map(|r| r.name.clone()).collect();
+    let events = access_log.clone();
+    let (defences, workers) = crate::protect::defences::Defences::new(
+        &config.protect,
+        &metrics.registry,
+        routes,
+        Arc::new(move |line: &str| events.send_line(line.to_string())),
+    )
+    .map_err(|e| format!("[protect]: {e}"))?;
     let runtime = Runtime::build(config)?;
     Ok(Arc::new(Shared {
+        defences,
+        defence_workers: std::sync::Mutex::new(Some(workers)),
         runtime: ArcSwap::from_pointee(runtime),
         metrics,
         tls: tls_states,
@@ -86,18 +99,33 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
         shared: shared.clone(),
     };
     let mut proxy = pingora_proxy::http_proxy(&server.configuration, edge);
+    let defences = shared.defences.clone();
+    proxy.h2_options = Some(defences.h2_options());
     let mut opts = HttpServerOptions::default();
     // CONNECT reaches our request_filter, which answers 405 with our headers.
     opts.allow_connect_method_proxying = true;
     proxy.server_options = Some(opts);
     // Pingora's own parse-error responses are replaced by hardened ones (see parser_errors).
-    let app = EdgeApp::new(proxy, shared.clone());
+    // ConnTracked is outermost: connection caps see the raw TCP stream, before TLS.
+    let app = ConnTracked::new(
+        EdgeApp::new(proxy, shared.clone()),
+        defences.conn_filter.clone(),
+    );
     let mut service = Service::new("rampart edge".to_string(), app);
+    service.set_connection_filter(defences.conn_filter.clone());
     // TLS is terminated by EdgeApp with each listener's own config, so Pingora listens on TCP.
     for l in &config.listeners {
         service.add_tcp(&l.address.to_string());
     }
     server.add_service(service);
+    let workers = shared
+        .defence_workers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(workers) = workers {
+        server.add_service(background_service("rampart protect", workers));
+    }
     eprintln!(
         "rampart-proxy: starting {} listener(s)",
         config.listeners.len()

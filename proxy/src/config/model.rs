@@ -20,6 +20,97 @@ pub struct Config {
     pub upstreams: Vec<UpstreamConfig>,
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// WAF rule source (the built-in rules unless `rules_dir` is set).
+    #[serde(default)]
+    pub waf: WafConfig,
+    /// Request head limits (431, 414), checked before anything else reads the request.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// DoS defences: rate limits, connection caps, slow clients, h2, shedding, alerts.
+    #[serde(default)]
+    pub protect: crate::protect::defences::ProtectConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WafConfig {
+    /// Directory of rule files replacing the built-in rules (reloaded on SIGHUP).
+    pub rules_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Total bytes of header names and values (431 above).
+    pub max_header_bytes: usize,
+    /// Number of header fields (431 above).
+    pub max_headers: usize,
+    /// Request-target length in bytes (414 above).
+    pub max_uri_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// What the WAF does with a request whose score reaches the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WafMode {
+    /// Refuse with 403.
+    #[default]
+    Block,
+    /// Log what would have been blocked, forward anyway.
+    Detect,
+    /// No inspection.
+    Off,
+}
+
+impl WafMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WafMode::Block => "block",
+            WafMode::Detect => "detect",
+            WafMode::Off => "off",
+        }
+    }
+}
+
+/// Per-route WAF policy and body limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteWafConfig {
+    pub mode: WafMode,
+    /// 1 (fewest false positives) to 4.
+    pub paranoia: u8,
+    /// Anomaly score at which a request is blocked.
+    pub threshold: u32,
+    /// Rules (by id and/or family, optionally per target / path prefix) not applied here.
+    pub exclusions: Vec<rampart_waf::Exclusion>,
+    /// Body bytes buffered and inspected before anything is forwarded.
+    pub inspect_limit: usize,
+    /// Larger bodies are refused with 413 (also when a chunked body grows past it).
+    pub max_body: u64,
+}
+
+impl Default for RouteWafConfig {
+    fn default() -> Self {
+        let p = rampart_waf::Policy::default();
+        RouteWafConfig {
+            mode: WafMode::Block,
+            paranoia: p.paranoia,
+            threshold: p.threshold,
+            exclusions: Vec::new(),
+            inspect_limit: 128 * 1024,
+            max_body: 10 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,6 +347,8 @@ pub struct RouteConfig {
     pub headers: HeaderOverrides,
     #[serde(default)]
     pub cookies: CookiePolicyConfig,
+    #[serde(default)]
+    pub waf: RouteWafConfig,
 }
 
 fn default_prefix() -> String {
@@ -313,6 +406,9 @@ impl Config {
             if let Some(ca) = u.tls.as_mut().and_then(|t| t.ca_file.as_mut()) {
                 fix(ca);
             }
+        }
+        if let Some(dir) = self.waf.rules_dir.as_mut() {
+            fix(dir);
         }
         if self.log.access_log != "stdout" {
             let mut p = PathBuf::from(&self.log.access_log);

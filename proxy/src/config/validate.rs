@@ -23,7 +23,52 @@ pub fn validate(c: &Config) -> Result<(), Issue> {
     }
     validate_listeners(c)?;
     validate_upstreams(c)?;
-    validate_routes(c)
+    validate_routes(c)?;
+    validate_protection(c)
+}
+
+/// Head limits and `[protect]` (whose route references must name configured routes).
+fn validate_protection(c: &Config) -> Result<(), Issue> {
+    let l = &c.limits;
+    for (key, v, min) in [
+        ("max_header_bytes", l.max_header_bytes, 1024),
+        ("max_headers", l.max_headers, 8),
+        ("max_uri_bytes", l.max_uri_bytes, 256),
+    ] {
+        if v < min {
+            return Err(Issue::new(
+                &["limits", key],
+                format!("must be at least {min}"),
+            ));
+        }
+    }
+    let routes: Vec<String> = c.routes.iter().map(|r| r.name.clone()).collect();
+    c.protect
+        .validate(&routes)
+        .map_err(|e| Issue::new(&["protect"], e))
+}
+
+fn validate_route_waf(r: &super::RouteConfig, at: &[&str]) -> Result<(), Issue> {
+    let w = &r.waf;
+    let policy = rampart_waf::Policy {
+        paranoia: w.paranoia,
+        threshold: w.threshold,
+        exclusions: w.exclusions.clone(),
+        limits: rampart_waf::Limits::default(),
+    };
+    if let Err(e) = policy.validate() {
+        return Err(Issue::new(at, e.to_string()));
+    }
+    if w.max_body == 0 {
+        return Err(Issue::new(at, "max_body must be above 0"));
+    }
+    if w.inspect_limit as u64 > w.max_body {
+        return Err(Issue::new(at, "inspect_limit must not exceed max_body"));
+    }
+    if w.inspect_limit > 16 * 1024 * 1024 {
+        return Err(Issue::new(at, "inspect_limit must be at most 16 MiB"));
+    }
+    Ok(())
 }
 
 fn validate_listeners(c: &Config) -> Result<(), Issue> {
@@ -187,6 +232,7 @@ fn validate_routes(c: &Config) -> Result<(), Issue> {
                 ));
             }
         }
+        validate_route_waf(r, &at("waf"))?;
         for name in &r.cookies.http_only_exceptions {
             if name.is_empty() || name.contains([';', '=', ' ', ',']) {
                 return Err(Issue::new(
@@ -241,6 +287,14 @@ pub fn warnings(c: &Config) -> Vec<String> {
                 "route `{}`: secure header `{name}` is not added",
                 r.name
             ));
+        }
+        match r.waf.mode {
+            super::WafMode::Off => out.push(format!("route `{}`: WAF off", r.name)),
+            super::WafMode::Detect => out.push(format!(
+                "route `{}`: WAF in detect mode (attacks are logged, not blocked)",
+                r.name
+            )),
+            super::WafMode::Block => {}
         }
     }
     out

@@ -315,6 +315,16 @@ pub async fn serve_upstream_conn<S: tokio::io::AsyncRead + tokio::io::AsyncWrite
     }
 }
 
+/// Rate and connection limits far above what the functional tests send from 127.0.0.1 (the
+/// protection tests set their own).
+pub const GENEROUS_LIMITS: &str = r#"
+[protect.rate_limit]
+default = { requests = 100000, burst = 100000 }
+[protect.connections]
+max_per_ip = 100000
+new_per_ip = { requests = 100000, burst = 100000 }
+"#;
+
 /// A basic edge config: one intermediate TLS listener, one plain (redirect), admin, a route to
 /// `upstream`.
 pub struct Basic {
@@ -333,6 +343,12 @@ impl Basic {
     }
 
     pub fn config(&self, upstream: SocketAddr, extra_route: &str) -> String {
+        self.config_with(upstream, extra_route, GENEROUS_LIMITS)
+    }
+
+    /// `config` with `protect` (top-level tables: `[limits]`, `[protect.*]`, `[waf]`) in place
+    /// of the generous limits the functional tests use.
+    pub fn config_with(&self, upstream: SocketAddr, extra_route: &str, protect: &str) -> String {
         format!(
             r#"
 [server]
@@ -342,6 +358,7 @@ trusted_proxies = ["10.0.0.0/8"]
 address = "127.0.0.1:{admin}"
 [log]
 access_log = "access.log"
+{protect}
 [[listeners]]
 name = "https"
 address = "127.0.0.1:{https}"
