@@ -28,6 +28,7 @@ impl RuleSet {
         let c = &self.compiled;
         let mut cache: Vec<Slot> = Vec::with_capacity(c.chains.len());
         let mut memo = Memo::default();
+        let plain_text = ByteSet::plain_text();
         for field in &fields.list {
             if skip_fast(field) {
                 continue;
@@ -35,6 +36,7 @@ impl RuleSet {
             cache.clear();
             cache.resize_with(c.chains.len(), || Slot::Empty);
             memo.clear();
+            let plain = ByteSet::of(&field.value).is_subset(&plain_text);
             let query = field.class == Class::Arg && field.source == "args";
             let named = if field.class == Class::Header {
                 c.by_header.get(field.name.as_ref())
@@ -56,7 +58,7 @@ impl RuleSet {
                 .chain(named.map_or(&[][..], |g| &g[..]));
             for &gi in groups {
                 let g = &c.groups[gi];
-                ensure(c, &mut cache, &field.value, g.chain);
+                ensure(c, &mut cache, &field.value, plain, g.chain);
                 let value = bytes(c, &cache, &field.value, g.chain);
                 let entry = memo.entry(c, &cache, &field.value, g.chain);
                 let hit = g.filtered.is_some() && memo.hit(entry, gi);
@@ -151,18 +153,24 @@ enum Slot {
 }
 
 /// Computes the value for `chain`, reusing its parent's.
-fn ensure(c: &Compiled, cache: &mut [Slot], raw: &[u8], chain: usize) {
+fn ensure(c: &Compiled, cache: &mut [Slot], raw: &[u8], plain: bool, chain: usize) {
     if !matches!(cache[chain], Slot::Empty) {
         return;
     }
     let parent = c.chain_parent[chain];
     if let Some(p) = parent {
-        ensure(c, cache, raw, p);
+        ensure(c, cache, raw, plain, p);
     }
     let Some(&step) = c.chains[chain].last() else {
         cache[chain] = Slot::SameAsParent;
         return;
     };
+    // Plain text (letters, digits, spaces, light punctuation) has nothing to
+    // decode: only case and spacing steps can change it.
+    if plain && !step.changes_plain_text() {
+        cache[chain] = Slot::SameAsParent;
+        return;
+    }
     let out = {
         let input = match parent {
             Some(p) => bytes(c, cache, raw, p),

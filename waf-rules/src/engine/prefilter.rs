@@ -70,17 +70,20 @@ impl ByteSet {
         }
     }
 
+    pub(crate) fn is_subset(&self, o: &ByteSet) -> bool {
+        (0..4).all(|i| self.0[i] & !o.0[i] == 0)
+    }
+
     pub(crate) fn intersects(&self, o: &ByteSet) -> bool {
         (0..4).any(|i| self.0[i] & o.0[i] != 0)
     }
 
-    /// Bytes of ordinary text: letters, digits, space and light punctuation.
+    /// Bytes of ordinary text: letters, digits, space and light punctuation
+    /// (not `.`, which paths and file names need).
     pub(crate) fn plain_text() -> ByteSet {
         let mut s = ByteSet::default();
         for b in 0u8..=127 {
-            if b.is_ascii_alphanumeric()
-                || matches!(b, b' ' | b'_' | b'.' | b',' | b'@' | b'!' | b'?')
-            {
+            if b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b',' | b'@' | b'!' | b'?') {
                 s.insert(b);
             }
         }

@@ -67,6 +67,15 @@ impl Transform {
         }
     }
 
+    /// Whether this step can change text made only of letters, digits,
+    /// spaces and `_ . , @ ! ?` (nothing to decode there).
+    pub(crate) fn changes_plain_text(self) -> bool {
+        matches!(
+            self,
+            Transform::Lowercase | Transform::CompressWhitespace | Transform::CmdLine
+        )
+    }
+
     /// The transformed value, or `None` if this step leaves it unchanged.
     pub(crate) fn apply(self, v: &[u8]) -> Option<Vec<u8>> {
         match self {
