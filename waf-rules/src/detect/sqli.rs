@@ -17,6 +17,32 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
     if !could_be_sql(v) {
         return None;
     }
+    // Without SQL punctuation, only keyword shapes remain (`union select`,
+    // `order by 3`, `1 like 1`): skip text that has none of those words.
+    let punctuated = v.iter().any(|&b| {
+        matches!(
+            b,
+            b'\''
+                | b'"'
+                | b'('
+                | b')'
+                | b'='
+                | b'<'
+                | b'>'
+                | b';'
+                | b'#'
+                | b'-'
+                | b'/'
+                | b'*'
+                | b'|'
+                | b'&'
+                | b'@'
+                | b'`'
+        )
+    });
+    if !punctuated && !keywords().as_ref().is_some_and(|ac| ac.is_match(v)) {
+        return None;
+    }
     for quote in [b'\'', b'"'] {
         if v.contains(&quote) {
             let toks = tokenize(v, Some(quote));
@@ -46,6 +72,47 @@ fn literal_tautology(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
             && &v[w[1].span.clone()] != b"<>"
             || w[1].kind == Kind::CmpWord;
         (lit(&w[0]) && lit(&w[2]) && cmp && same).then(|| w[0].span.start..w[2].span.end)
+    })
+}
+
+/// SQL words that can shape an injection without any punctuation.
+fn keywords() -> &'static Option<aho_corasick::AhoCorasick> {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                "union",
+                "select",
+                "insert",
+                "update",
+                "delete",
+                "drop",
+                "order",
+                "group",
+                "having",
+                "where",
+                "like",
+                "waitfor",
+                "exec",
+                "declare",
+                "shutdown",
+                "truncate",
+                "alter",
+                "create",
+                "call",
+                "sleep",
+                "benchmark",
+                "between",
+                "regexp",
+                "limit",
+                "procedure",
+                "into",
+                "true",
+                "false",
+                "null",
+            ])
+            .ok()
     })
 }
 

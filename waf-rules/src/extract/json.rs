@@ -94,22 +94,17 @@ impl<'a> Reader<'a, '_> {
                 return None;
             }
             let key = self.string()?;
-            let key_str = String::from_utf8_lossy(&key).into_owned();
-            if !plain_token(&key) {
-                self.out.push(
-                    Class::ArgName,
-                    "json",
-                    Cow::Owned(format!("{path}.{key_str}")),
-                    key,
-                );
-            }
             if self.peek()? != b':' {
                 return None;
             }
             self.i += 1;
             let len = path.len();
             path.push('.');
-            path.push_str(&key_str);
+            path.push_str(&String::from_utf8_lossy(&key));
+            if !plain_token(&key) {
+                self.out
+                    .push(Class::ArgName, "json", Cow::Owned(path.clone()), key);
+            }
             let r = self.value(path, depth + 1);
             path.truncate(len);
             r?;
