@@ -133,7 +133,12 @@ pub async fn buffer_body(
                 session.enable_retry_buffering();
             }
         }
-        match session.read_request_body().await? {
+        // A body that breaks its framing is the client's fault (400), not ours.
+        match session
+            .read_request_body()
+            .await
+            .map_err(|e| e.into_down())?
+        {
             None => break,
             Some(chunk) => {
                 buf.extend_from_slice(&chunk);
@@ -143,9 +148,10 @@ pub async fn buffer_body(
             }
         }
     }
-    replay.partial = !session.is_body_done();
+    // One read may go past the limit; the WAF inspects `inspect_limit` bytes of it.
+    replay.partial = !session.is_body_done() || buf.len() > waf.inspect_limit;
     replay.tail_in_retry_buffer = session.get_retry_buffer().is_some();
-    if !replay.partial && !replay.tail_in_retry_buffer && !buf.is_empty() {
+    if session.is_body_done() && !replay.tail_in_retry_buffer && !buf.is_empty() {
         // A chunked body whose last read crossed the 64 KiB replay window: it cannot be
         // forwarded intact, so it is refused rather than truncated.
         return Ok(Err(BodyRefused::TooLarge(
@@ -195,7 +201,11 @@ pub fn log_fields(out: &mut Map<String, Value>, action: &str, v: &Verdict, body:
         .map(|t| crate::access_log::cap(t, 128).into())
         .collect();
     out.insert("rampart.waf.targets".into(), Value::Array(targets));
-    if body.partial || v.truncated {
+    if body.partial {
         out.insert("rampart.waf.body".into(), "partial".into());
+    }
+    if v.truncated {
+        // The engine's own per-value / field limits cut inspection short.
+        out.insert("rampart.waf.truncated".into(), true.into());
     }
 }

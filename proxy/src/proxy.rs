@@ -450,6 +450,11 @@ impl ProxyHttp for Edge {
                 .deny(session, ctx, Self::bad_request("unknown_listener"))
                 .await;
         };
+        if smuggled_content_length(session) {
+            return self
+                .deny(session, ctx, Self::bad_request("te_and_cl"))
+                .await;
+        }
         ctx.host = match Self::validate(session.req_header()) {
             Ok(host) => host,
             Err(denial) => return self.deny(session, ctx, denial).await,
@@ -666,6 +671,12 @@ impl ProxyHttp for Edge {
                 }
             }
         }
+        if code == 400 && ctx.denial.is_none() {
+            // The request body broke its framing (e.g. an invalid chunk size) while we read it.
+            let d = Self::bad_request("malformed_body");
+            self.record_denial(ctx, &d);
+            ctx.denial = Some(d);
+        }
         if code > 0 {
             let rt = ctx
                 .runtime
@@ -721,6 +732,24 @@ impl ProxyHttp for Edge {
         // Every request is already in the access log with its error.
         true
     }
+}
+
+/// Content-Length sent together with Transfer-Encoding (request smuggling material). Pingora
+/// drops the Content-Length before our filters run, so the raw head is checked.
+fn smuggled_content_length(session: &Session) -> bool {
+    if !session
+        .req_header()
+        .headers
+        .contains_key(http::header::TRANSFER_ENCODING)
+    {
+        return false;
+    }
+    let Some(h1) = session.downstream_session.as_http1() else {
+        return false;
+    };
+    let raw = h1.get_headers_raw_bytes();
+    raw.split(|&b| b == b'\n')
+        .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
 }
 
 fn error_kind(e: &Error) -> String {
