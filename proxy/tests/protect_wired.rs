@@ -251,7 +251,7 @@ impl Running {
             let text = std::fs::read_to_string(self.edge.path("access.log")).unwrap_or_default();
             for l in text.lines() {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                if v[field] == value || v[field].to_string() == value {
+                if v[field] == value || value.parse::<u64>().is_ok_and(|n| v[field] == n) {
                     return v;
                 }
             }
