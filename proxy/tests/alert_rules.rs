@@ -58,3 +58,46 @@ fn alert_rules_watch_exported_metrics() {
         );
     }
 }
+
+#[test]
+fn alert_rules_only_use_metrics_the_proxy_exports() {
+    // Names registered by proxy/src/metrics.rs, protect::denial and protect::redis_limit.
+    let exported = [
+        "rampart_requests_total",
+        "rampart_request_duration_seconds",
+        "rampart_upstream_errors_total",
+        "rampart_upstream_ejections_total",
+        "rampart_tls_handshakes_total",
+        "rampart_tls_handshakes_refused_total",
+        "rampart_active_connections",
+        "rampart_active_requests",
+        "rampart_config_reloads_total",
+        "rampart_access_log_dropped_total",
+        "rampart_waf_decisions_total",
+        rampart_proxy::protect::denial::DENIALS_METRIC,
+        rampart_proxy::protect::redis_limit::FALLBACK_METRIC,
+    ];
+    let text = std::fs::read_to_string(rules_file()).unwrap();
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("rampart_") {
+            assert!(
+                exported.contains(&word),
+                "rules use `{word}`, which the proxy does not export"
+            );
+        }
+    }
+    let m = rampart_proxy::metrics::Metrics::new();
+    m.waf_decisions.with_label_values(&["block", "sqli"]).inc();
+    m.upstream_errors
+        .with_label_values(&["app", "connect_refused"])
+        .inc();
+    m.requests.with_label_values(&["app", "2xx"]).inc();
+    let rendered = m.render();
+    for name in [
+        "rampart_waf_decisions_total",
+        "rampart_upstream_errors_total",
+        "rampart_requests_total",
+    ] {
+        assert!(rendered.contains(name), "{name} not rendered");
+    }
+}
