@@ -189,10 +189,12 @@ max_uri_bytes = 8192
 # DoS defences (S.N.4): per-client rate limits (429 + Retry-After), connection caps before
 # TLS, slow-client deadlines, h2 stream limits, load shedding (503).
 [protect.rate_limit]
-default = {{ requests = 50, per_seconds = 1, burst = 100 }}
+# Low so the demo shows a 429 from one curl loop; production: see examples/rampart.toml.
+default = {{ requests = 5, per_seconds = 1, burst = 20 }}
 [protect.connections]
 max_connections = 10000
 max_per_ip = 64
+new_per_ip = {{ requests = 200, burst = 400 }}
 [protect.shed]
 max_in_flight = 4096
 [protect.slow_clients]
@@ -219,8 +221,8 @@ Edge error page (404 from the edge is hardened too), and the https redirect:
   curl -si --cacert {ca} https://127.0.0.1:8443/ -H 'Host: unknown.example' ; curl -si http://127.0.0.1:8080/x
 The WAF blocks an SQL injection (403 naming the request id; the log line says which rule):
   curl -si --cacert {ca} 'https://127.0.0.1:8443/?q=1%27%20OR%201=1--' ; tail -n1 {log}
-Rate limit (burst 100, then 429 with Retry-After):
-  for i in $(seq 120); do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} https://127.0.0.1:8443/; done; echo
+Rate limit (burst 20, then 5/s; over it 429 with Retry-After):
+  for i in $(seq 40); do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} https://127.0.0.1:8443/; done; echo
 Denials by reason, route and rule family:
   curl -s http://127.0.0.1:9901/metrics | grep rampart_denials_total
 Spoofed forwarding headers are replaced:
