@@ -750,3 +750,40 @@ impl Webhook {
         }
     }
 }
+
+#[tokio::test]
+async fn slow_body_is_cut_off_by_the_minimum_rate_and_logged() {
+    let protect = LIMITS.replace(
+        "header_timeout_secs = 1",
+        "header_timeout_secs = 5\nmin_body_rate = 1000\nbody_rate_grace_secs = 1",
+    );
+    let e = start_with(&protect, "block").await;
+    let mut s = TcpStream::connect(("127.0.0.1", e.setup.port))
+        .await
+        .unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100000\r\n\r\nabc")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // Trickle a byte every 200 ms (5 B/s, far under 1000 B/s); bounded to 50 writes.
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if s.write_all(b"a").await.is_err() {
+            break;
+        }
+        if std::fs::read_to_string(e.edge.path("access.log"))
+            .unwrap_or_default()
+            .contains("\"body_rate\"")
+        {
+            break;
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "cut off by the rate guard"
+    );
+    e.up.saw_nothing();
+    let line = e.log_line("rampart.denial.reason", "body_rate");
+    assert_eq!(line["event"], "rampart.denial");
+    assert_eq!(e.denials("body_rate", "none", "none").await, 1);
+}
