@@ -405,18 +405,22 @@ async fn body_over_max_body_is_413_and_not_forwarded() {
 }
 
 #[tokio::test]
-async fn sighup_swaps_waf_mode() {
+async fn sighup_swaps_waf_mode_and_limits() {
     let e = start_with(LIMITS, "off").await;
     let attack = get_req("app.test", "/?q=1%27%20OR%201=1--");
+    let long = get_req("app.test", &format!("/{}", "a".repeat(400)));
     assert_eq!(send(e.setup.port, &attack).await.status, 200);
+    assert_eq!(send(e.setup.port, &long).await.status, 200);
+    let tighter = format!("{LIMITS}[limits]\nmax_uri_bytes = 256\n");
     std::fs::write(
         &e.edge.config_path,
-        e.setup.config(e.up.addr(), LIMITS, "block"),
+        e.setup.config(e.up.addr(), &tighter, "block"),
     )
     .unwrap();
     e.edge.signal("HUP");
     e.edge.wait_stderr("config reload ok", 1);
     assert_eq!(send(e.setup.port, &attack).await.status, 403);
+    assert_eq!(send(e.setup.port, &long).await.status, 414);
 }
 
 // ---- limits -----------------------------------------------------------------------------
