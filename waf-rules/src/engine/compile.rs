@@ -82,6 +82,9 @@ pub(crate) struct Group {
     pub unfiltered: Vec<(Option<ByteSet>, RegexSet)>,
     pub phrases: Option<PhraseSet>,
     pub detectors: Vec<(Detector, usize)>,
+    /// Only literal- or punctuation-gated patterns: plain text can skip it
+    /// unless one of its literals occurs.
+    pub gated_only: bool,
 }
 
 #[derive(Debug)]
@@ -295,6 +298,9 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
         chain,
         filtered,
         literals,
+        gated_only: p.detectors.is_empty()
+            && phrases.is_none()
+            && unfiltered.iter().all(|(need, _)| need.is_some()),
         unfiltered,
         phrases,
         detectors: p.detectors,

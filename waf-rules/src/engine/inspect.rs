@@ -58,9 +58,18 @@ impl RuleSet {
                 .chain(named.map_or(&[][..], |g| &g[..]));
             for &gi in groups {
                 let g = &c.groups[gi];
+                // Plain text only changes case through any chain: a group
+                // that runs nothing but literal- and punctuation-gated
+                // patterns is decided on the raw value, without decoding.
+                if plain && g.gated_only {
+                    let entry = memo.entry(c, &cache, &field.value, None);
+                    if !(g.filtered.is_some() && memo.hit(entry, gi)) {
+                        continue;
+                    }
+                }
                 ensure(c, &mut cache, &field.value, plain, g.chain);
                 let value = bytes(c, &cache, &field.value, g.chain);
-                let entry = memo.entry(c, &cache, &field.value, g.chain);
+                let entry = memo.entry(c, &cache, &field.value, Some(g.chain));
                 let hit = g.filtered.is_some() && memo.hit(entry, gi);
                 let value_bytes = memo.bytes(entry);
                 run_group(
@@ -87,7 +96,7 @@ impl RuleSet {
 #[derive(Default)]
 struct Memo {
     /// (value identity: pointer, length, the chain it came from, data index)
-    keys: Vec<(usize, usize, usize, usize)>,
+    keys: Vec<(usize, usize, Option<usize>, usize)>,
     /// Literal hits per group, and the value's byte set.
     data: Vec<(Vec<u64>, ByteSet)>,
     used: usize,
@@ -102,16 +111,18 @@ impl Memo {
     /// The memo data for this value, computed on first use. Values equal
     /// up to ASCII case share it: the literal automaton ignores case and
     /// the byte sets that gate patterns hold no letters.
-    fn entry(&mut self, c: &Compiled, cache: &[Slot], raw: &[u8], chain: usize) -> usize {
-        let value = bytes(c, cache, raw, chain);
+    fn entry(&mut self, c: &Compiled, cache: &[Slot], raw: &[u8], chain: Option<usize>) -> usize {
+        let value = chain.map_or(raw, |ch| bytes(c, cache, raw, ch));
         let key = (value.as_ptr() as usize, value.len());
         if let Some(k) = self.keys.iter().find(|k| (k.0, k.1) == key) {
             return k.3;
         }
-        let same = self
-            .keys
-            .iter()
-            .find(|k| k.1 == value.len() && bytes(c, cache, raw, k.2).eq_ignore_ascii_case(value));
+        let same = self.keys.iter().find(|k| {
+            k.1 == value.len()
+                && k.2
+                    .map_or(raw, |ch| bytes(c, cache, raw, ch))
+                    .eq_ignore_ascii_case(value)
+        });
         if let Some(&(_, _, _, d)) = same {
             self.keys.push((key.0, key.1, chain, d));
             return d;
