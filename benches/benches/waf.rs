@@ -66,23 +66,32 @@ fn bench(c: &mut Criterion) {
     c.bench_function("waf/baseline_serde_json_body", |b| {
         b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
     });
-    c.bench_function("waf/benign_request", |b| b.iter(|| rules.inspect(black_box(&benign), &policy)));
+    c.bench_function("waf/benign_request", |b| {
+        b.iter(|| rules.inspect(black_box(&benign), &policy))
+    });
 
     let attack = Request {
         query: "step=2&currency=EUR&ref=1%27%20UNION%20SELECT%20password%20FROM%20users--&q=%3Cscript%3Ealert(1)%3C/script%3E&file=../../etc/passwd",
         ..benign
     };
     assert!(rules.inspect(&attack, &policy).block);
-    c.bench_function("waf/attack_request", |b| b.iter(|| rules.inspect(black_box(&attack), &policy)));
+    c.bench_function("waf/attack_request", |b| {
+        b.iter(|| rules.inspect(black_box(&attack), &policy))
+    });
 
     let mut big = String::from("{\"docs\":[");
     while big.len() < 64 * 1024 - 200 {
         big.push_str("{\"title\":\"Quarterly report\",\"text\":\"Revenue grew in all regions; costs were flat.\",\"n\":12345},");
     }
     big.push_str("{}]}");
-    let big_req = Request { body: big.as_bytes(), ..benign };
+    let big_req = Request {
+        body: big.as_bytes(),
+        ..benign
+    };
     assert!(!rules.inspect(&big_req, &policy).block);
-    c.bench_function("waf/json_body_64k", |b| b.iter(|| rules.inspect(black_box(&big_req), &policy)));
+    c.bench_function("waf/json_body_64k", |b| {
+        b.iter(|| rules.inspect(black_box(&big_req), &policy))
+    });
 
     let mut group = c.benchmark_group("waf/compile");
     group.sample_size(10);

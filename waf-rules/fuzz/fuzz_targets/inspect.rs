@@ -11,7 +11,9 @@ fn rules() -> &'static RuleSet {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let ct: &[u8] = match sel % 5 {
         0 => b"application/json",
         1 => b"application/x-www-form-urlencoded",
@@ -21,8 +23,19 @@ fuzz_target!(|data: &[u8]| {
     };
     let third = rest.len() / 3;
     let query = String::from_utf8_lossy(&rest[..third]);
-    let headers: [(&str, &[u8]); 3] = [("Content-Type", ct), ("Cookie", &rest[third..2 * third]), ("User-Agent", &rest[third..2 * third])];
-    let req = Request { method: "POST", path: "/p", query: &query, headers: &headers, body: &rest[2 * third..], body_truncated: false };
+    let headers: [(&str, &[u8]); 3] = [
+        ("Content-Type", ct),
+        ("Cookie", &rest[third..2 * third]),
+        ("User-Agent", &rest[third..2 * third]),
+    ];
+    let req = Request {
+        method: "POST",
+        path: "/p",
+        query: &query,
+        headers: &headers,
+        body: &rest[2 * third..],
+        body_truncated: false,
+    };
     let v = rules().inspect(&req, &Policy::default());
     assert!(v.matches.len() <= 64);
 });
