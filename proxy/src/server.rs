@@ -86,6 +86,10 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
     let config = shared.runtime.load().config.clone();
     let conf = ServerConf {
         threads: config.server.threads,
+        // One worker thread gains nothing from tokio's work-stealing scheduler and pays for its
+        // cross-thread queues and wake-ups; Pingora's no-steal flavour is a plain current-thread
+        // runtime. Several threads keep work stealing so connections spread over the workers.
+        work_stealing: config.server.threads > 1,
         // SIGTERM: Pingora stops accepting and closes idle keep-alive connections, then waits
         // this long before cancelling what is left; `drain_on_sigterm` exits earlier once
         // nothing is in flight.
