@@ -191,7 +191,7 @@ pub fn lone_words(r: &OwnedRequest) -> bool {
     };
     r.path.split('/').all(word)
         && pairs(&r.query, '&')
-        && pairs(&String::from_utf8_lossy(&r.body), '&')
+        && body_words(&String::from_utf8_lossy(&r.body), &word, &pairs)
         && r.headers.iter().all(|(n, v)| {
             let n = n.to_ascii_lowercase();
             let v = String::from_utf8_lossy(v);
@@ -199,6 +199,44 @@ pub fn lone_words(r: &OwnedRequest) -> bool {
                 || (n == "cookie" && pairs(&v, ';'))
                 || (word(&n) && word(v.trim()))
         })
+}
+
+/// The body's names and values are bare words: a form, a JSON document (keys and
+/// string leaves) or XML (text and attribute values; the markup is structure).
+fn body_words(body: &str, word: &dyn Fn(&str) -> bool, pairs: &dyn Fn(&str, char) -> bool) -> bool {
+    let t = body.trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        return serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| json_words(&v, word));
+    }
+    if let Some(rest) = t.strip_prefix("<?xml") {
+        let Some((_, doc)) = rest.split_once("?>") else {
+            return false;
+        };
+        let mut ok = true;
+        for chunk in doc.split('<').skip(1) {
+            let Some((tag, text)) = chunk.split_once('>') else {
+                return false;
+            };
+            let quoted = tag.split('"').skip(1).step_by(2);
+            let unquoted: String = tag.split('"').step_by(2).collect();
+            ok &= word(text.trim())
+                && quoted.into_iter().all(|v| word(v))
+                && unquoted
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b" =/_-".contains(&b));
+        }
+        return ok;
+    }
+    pairs(body, '&')
+}
+
+fn json_words(v: &serde_json::Value, word: &dyn Fn(&str) -> bool) -> bool {
+    match v {
+        serde_json::Value::String(s) => word(s),
+        serde_json::Value::Array(a) => a.iter().all(|x| json_words(x, word)),
+        serde_json::Value::Object(o) => o.iter().all(|(k, x)| word(k) && json_words(x, word)),
+        _ => true,
+    }
 }
 
 /// `%XX` and `+` decoding, lossy, for the word test only.
