@@ -46,12 +46,24 @@ pub(crate) fn parse<'a>(
 /// A body without a content type (or text/plain) that reads like a form.
 fn looks_like_form(body: &[u8]) -> bool {
     // One line of printable ASCII: what a form (or a hand-made request)
-    // sends. Parsing it as a form decodes `+` and `%XX` like the app will.
+    // sends, perhaps ended by a line break. Parsing it as a form decodes `+`
+    // and `%XX` like the app will.
+    let body = trim_line_end(body);
     !body.is_empty() && body.iter().all(|&b| (0x20..0x7f).contains(&b))
+}
+
+/// The body without the line break a hand-made request often ends with.
+fn trim_line_end(body: &[u8]) -> &[u8] {
+    let end = body
+        .iter()
+        .rposition(|&b| b != b'\n' && b != b'\r')
+        .map_or(0, |p| p + 1);
+    &body[..end]
 }
 
 /// `name=value&...` with a plain first name: text that is really a form.
 fn looks_like_pairs(body: &[u8]) -> bool {
+    let body = trim_line_end(body);
     if body.contains(&b'\n') {
         return false;
     }
