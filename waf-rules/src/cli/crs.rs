@@ -167,16 +167,17 @@ const TEST_HEADERS: &[&str] = &[
 /// True when everything the test puts in the request (path segments, query and
 /// body names and values, cookies, its own headers) is a bare word: letters,
 /// digits, `.`, `_`, `-`, starting with a letter or digit, no `..`, at most
-/// followed by an opening parenthesis. A class name
+/// followed by an empty pair of parentheses. A class name
 /// (`java.lang.Runtime`), a database name or a function name alone has no
 /// syntax that could inject or execute anything: such a test checks a CRS
 /// keyword list, it is not an attack on its own.
 pub fn lone_words(r: &OwnedRequest) -> bool {
     fn word(s: &str) -> bool {
         let d = percent_decode(s);
-        // `concat_ws(`, `RAND (`: a function name opened but never called with
-        // anything is still a lone keyword.
+        // `concat_ws(`, `RAND (`, `print_r( )`: a function name opened but
+        // never called with anything is still a lone keyword.
         let d = d.trim_end();
+        let d = d.strip_suffix(')').map_or(d, str::trim_end);
         let d = d.strip_suffix('(').unwrap_or(d).trim_end();
         d.is_empty()
             || (d.as_bytes()[0].is_ascii_alphanumeric()
