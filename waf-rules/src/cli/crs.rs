@@ -143,6 +143,17 @@ const NOT_ATTACKS: &[(u64, &str)] = &[
          requests with `sessionid=`); fixation needs the value to be set as a cookie",
     ),
     (
+        920650,
+        "an HTTP method override parameter (`_method=PUT`): Rails, Laravel and \
+         Symfony forms send it routinely; what the overridden method does is \
+         inspected like any other request",
+    ),
+    (
+        920660,
+        "one byte range in the legacy Request-Range header: the Apache range \
+         attack needs many ranges, which rule 15006 catches",
+    ),
+    (
         943120,
         "a parameter named like a session id without a Referer: same as 943110",
     ),
