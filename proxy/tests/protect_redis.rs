@@ -244,6 +244,22 @@ fn stall(port: u16, secs: f64) -> std::thread::JoinHandle<()> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let cmd = format!("DEBUG SLEEP {secs}\r\n");
     s.write_all(cmd.as_bytes()).unwrap();
+    // Return only once the server is really stalled (a PING goes unanswered): on a loaded
+    // machine the DEBUG SLEEP may not have started yet when the caller's next check runs.
+    let mut probe = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    probe
+        .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+        .unwrap();
+    let mut stalled = false;
+    for _ in 0..100 {
+        probe.write_all(b"PING\r\n").unwrap();
+        let mut pong = [0u8; 7];
+        if probe.read_exact(&mut pong).is_err() {
+            stalled = true;
+            break;
+        }
+    }
+    assert!(stalled, "redis never stalled");
     std::thread::spawn(move || {
         let mut buf = [0u8; 5];
         s.read_exact(&mut buf).unwrap(); // +OK\r\n once the sleep is over
