@@ -81,9 +81,12 @@ pub fn placements(value: &str) -> [(&'static str, OwnedRequest); 3] {
 ///   `|`, `;`, `%21` or `//` is a probe fragment, not an attack;
 /// - a traversal / LFI item has a path separator (some lists carry
 ///   copies with every `/` stripped: `....etcpasswd` reaches no file), and
-///   a traversal item climbs with a (possibly encoded) dot-dot;
+///   a traversal item climbs with a (possibly encoded) dot-dot; an item with
+///   an unfilled `{file}` template placeholder must climb with a dot-dot
+///   segment (`../`), not just hold dots;
 /// - an XXE item declares a DTD, an entity, XInclude or XSLT (plain XML
-///   or an entity reference alone exploits nothing).
+///   or an entity reference alone exploits nothing);
+/// - a command-injection item is more than one bare (maybe quoted) word.
 pub fn standalone(value: &str, attack_type: &str) -> bool {
     let mut decoded = value.to_string();
     for _ in 0..3 {
@@ -123,7 +126,14 @@ pub fn standalone(value: &str, attack_type: &str) -> bool {
             ]
             .iter()
             .any(|k| lower.contains(k) || raw.contains(k));
-            separator && (attack_type == "lfi" || climbs)
+            // A fuzzer template whose `{file}` placeholder was never filled
+            // (`/......{file}`, `/0x2e0x2e{file}`) is an attack only where it
+            // really climbs: a dot-dot segment followed by a separator.
+            let template = lower.contains("{file}");
+            let segment = ["../", "..\\", "..%2f", "..%5c", "..0x2f", "..0x5c"]
+                .iter()
+                .any(|k| lower.contains(k));
+            separator && (!template || segment) && (attack_type == "lfi" || climbs)
         }
         "xxe" => [
             "<!entity",
@@ -155,6 +165,13 @@ pub fn standalone(value: &str, attack_type: &str) -> bool {
         ]
         .iter()
         .any(|k| lower.contains(k)),
+        // One word, perhaps quoted or in backticks (`'uname'`, `` `true` ``,
+        // `asdf3334`), with no separator, argument or redirection: what it
+        // runs, if anything, takes no input and reaches nothing.
+        "cmdi" => !lower
+            .trim_matches(|c: char| c.is_ascii_whitespace() || "'\"`".contains(c))
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'),
         _ => true,
     }
 }
