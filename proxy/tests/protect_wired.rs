@@ -475,13 +475,9 @@ async fn load_shedding_answers_503() {
     );
 }
 
-#[tokio::test]
-async fn per_ip_connection_cap_refuses_before_reading_and_logs_an_event() {
-    let protect =
-        "[protect.connections]\nmax_per_ip = 2\nnew_per_ip = { requests = 1000, burst = 1000 }\n";
-    let e = start_with(protect, "block").await;
-    // Two kept-alive connections, each proven admitted by a served request (the readiness
-    // probe's connection may still hold a slot for a moment: retry until both are in).
+/// Holds two kept-alive connections, each proven admitted by a served request (the readiness
+/// probe's connection may still hold a slot for a moment: retry until both are in).
+async fn hold_two(port: u16) -> Vec<TcpStream> {
     let keep = |port: u16| async move {
         let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         s.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
@@ -494,32 +490,52 @@ async fn per_ip_connection_cap_refuses_before_reading_and_logs_an_event() {
             && &buf == b"HTTP/1.1 200";
         (s, ok)
     };
-    let mut held = Vec::new();
-    let mut admitted = false;
     for _ in 0..100 {
-        held.clear();
-        let (a, a_ok) = keep(e.setup.port).await;
-        let (b, b_ok) = keep(e.setup.port).await;
-        held.push(a);
-        held.push(b);
+        let (a, a_ok) = keep(port).await;
+        let (b, b_ok) = keep(port).await;
         if a_ok && b_ok {
-            admitted = true;
-            break;
+            return vec![a, b];
         }
+        drop((a, b));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    panic!("two connections under a cap of 2 were never both served");
+}
+
+/// With two connections held, a third is closed before any byte is read: an event line and
+/// one more `reason` denial, nothing forwarded.
+async fn third_connection_refused(protect: &str, reason: &str) {
+    let e = start_with(protect, "block").await;
+    let _held = hold_two(e.setup.port).await;
     let upstream_before = e.up.requests.load(Ordering::SeqCst);
-    assert!(admitted, "two connections under the cap of 2 are served");
-    let before = e.denials("conn_cap_per_ip", "none", "none").await;
+    let before = e.denials(reason, "none", "none").await;
     let r = send(e.setup.port, &get_req("app.test", "/")).await;
     assert_eq!(r.status, 0, "third connection closed without a response");
     assert_eq!(e.up.requests.load(Ordering::SeqCst), upstream_before);
-    let line = e.log_line("rampart.denial.reason", "conn_cap_per_ip");
+    let line = e.log_line("rampart.denial.reason", reason);
     assert_eq!(line["event"], "rampart.denial");
-    assert_eq!(
-        e.denials("conn_cap_per_ip", "none", "none").await,
-        before + 1
-    );
+    assert_eq!(e.denials(reason, "none", "none").await, before + 1);
+}
+
+#[tokio::test]
+async fn per_ip_connection_cap_refuses_before_reading_and_logs_an_event() {
+    let protect =
+        "[protect.connections]\nmax_per_ip = 2\nnew_per_ip = { requests = 1000, burst = 1000 }\n";
+    third_connection_refused(protect, "conn_cap_per_ip").await;
+}
+
+#[tokio::test]
+async fn global_connection_cap_refuses_before_reading_and_logs_an_event() {
+    let protect = "[protect.connections]\nmax_connections = 2\nnew_per_ip = { requests = 1000, burst = 1000 }\n";
+    third_connection_refused(protect, "conn_cap_global").await;
+}
+
+#[tokio::test]
+async fn new_connection_rate_refuses_before_reading_and_logs_an_event() {
+    // Burst 3: the readiness probe and two held connections spend it.
+    let protect =
+        "[protect.connections]\nnew_per_ip = { requests = 1, per_seconds = 60, burst = 3 }\n";
+    third_connection_refused(protect, "conn_rate").await;
 }
 
 #[tokio::test]
