@@ -807,3 +807,64 @@ async fn slow_body_is_cut_off_by_the_minimum_rate_and_logged() {
     assert_eq!(line["event"], "rampart.denial");
     assert_eq!(e.denials("body_rate", "none", "none").await, 1);
 }
+
+/// One HTTP/2 frame.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = len.to_be_bytes()[1..].to_vec();
+    f.push(kind);
+    f.push(flags);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn h2_rapid_reset_closes_the_connection_and_logs_an_event() {
+    install_provider();
+    let up = Counting::start().await;
+    let pki = Pki::new("h2-reset");
+    let dir = tempfile::tempdir().unwrap();
+    pki.leaf(dir.path(), "edge", &["app.test"]);
+    let b = Basic::new();
+    let protect = format!("{GENEROUS_LIMITS}[protect.h2]\nmax_resets_per_sec = 10\n");
+    let edge = Edge::start(&b.config_with(up.addr(), "", &protect), dir);
+    let cfg = client_config(&pki.ca_pem, &[&rustls::version::TLS13], &[b"h2"]);
+    let mut s = handshake(b.https, "app.test", cfg).await.unwrap();
+    let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    wire.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
+                                           // HPACK: :method GET, :scheme https, :path /, :authority app.test (literal, indexed name).
+    let mut block = vec![0x82, 0x87, 0x84, 0x41, 8];
+    block.extend_from_slice(b"app.test");
+    for i in 0..100u32 {
+        let id = 2 * i + 1;
+        wire.extend(h2_frame(0x1, 0x5, id, &block)); // HEADERS, END_STREAM | END_HEADERS
+        wire.extend(h2_frame(0x3, 0, id, &8u32.to_be_bytes())); // RST_STREAM CANCEL
+    }
+    let _ = s.write_all(&wire).await;
+    let _ = s.flush().await;
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "connection not closed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let lines = edge.access_lines(1);
+        if let Some(l) = lines
+            .into_iter()
+            .find(|l| l["rampart.denial.reason"] == "h2_reset_flood")
+        {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no h2_reset_flood event");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(line["event"], "rampart.denial");
+    let m = admin(b.admin, "/metrics").await;
+    assert!(
+        m.body.contains(
+            "rampart_denials_total{family=\"none\",reason=\"h2_reset_flood\",route=\"none\"} 1"
+        ),
+        "{}",
+        m.body
+    );
+}
