@@ -868,3 +868,48 @@ async fn h2_rapid_reset_closes_the_connection_and_logs_an_event() {
         m.body
     );
 }
+
+#[tokio::test]
+async fn waf_blocks_over_the_threshold_call_the_webhook() {
+    let hook = Webhook::start().await;
+    let protect = format!(
+        "{LIMITS}[protect.alerts]\nwebhook_url = \"http://{}/alert\"\n[protect.alerts.rules.waf_block]\nthreshold = 2\nwindow_secs = 60\ncooldown_secs = 60\n",
+        hook.addr
+    );
+    let e = start_with(&protect, "block").await;
+    for _ in 0..2 {
+        let r = send(e.setup.port, &get_req("app.test", "/?q=1%27%20OR%201=1--")).await;
+        assert_eq!(r.status, 403);
+    }
+    let alert = hook.wait().await;
+    assert!(alert.contains("waf_block"), "{alert}");
+    e.up.saw_nothing();
+}
+
+#[tokio::test]
+async fn unreachable_redis_falls_back_to_local_limits_and_alerts() {
+    let hook = Webhook::start().await;
+    let dead = free_port(); // nothing listens there
+    let protect = format!(
+        "{LIMITS}[protect.fleet]\naddress = \"127.0.0.1:{dead}\"\n[protect.fleet.routes.limited]\nrequests = 1000\n[protect.alerts]\nwebhook_url = \"http://{}/alert\"\n",
+        hook.addr
+    );
+    let e = start_with(&protect, "block").await;
+    // Never fail open silently, never block everyone: local limits (burst 2) still apply.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            send(e.setup.port, &get_req("limited.test", "/"))
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    let alert = hook.wait().await;
+    assert!(alert.contains("redis_fallback"), "{alert}");
+    assert_eq!(
+        e.metric("rampart_ratelimit_redis_fallback").await,
+        1,
+        "fallback gauge"
+    );
+}
