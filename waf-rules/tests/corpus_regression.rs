@@ -67,16 +67,20 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
     // (corpus, attack type, floor % of standalone attacks detected)
     let floors = [
         ("httpparams", "sqli", 98.0),
-        ("httpparams", "xss", 90.0),
-        ("payloadsallthethings", "sqli", 96.0),
-        ("payloadsallthethings", "xss", 92.0),
-        ("payloadsallthethings", "lfi", 95.0),
-        ("payloadsallthethings", "path-traversal", 92.0),
-        ("payloadsallthethings", "cmdi", 90.0),
+        ("httpparams", "xss", 95.0),
+        ("httpparams", "cmdi", 95.0),
+        ("httpparams", "path-traversal", 95.0),
+        ("payloadsallthethings", "sqli", 97.0),
+        ("payloadsallthethings", "xss", 93.0),
+        ("payloadsallthethings", "lfi", 96.0),
+        ("payloadsallthethings", "path-traversal", 93.0),
+        ("payloadsallthethings", "cmdi", 92.0),
         ("payloadsallthethings", "ssti", 95.0),
         ("payloadsallthethings", "xxe", 95.0),
-        ("crs", "sqli", 33.0),
-        ("crs", "java", 25.0),
+        ("crs", "sqli", 90.0),
+        ("crs", "java", 95.0),
+        ("crs", "php", 80.0),
+        ("crs", "rce", 40.0),
     ];
 
     let mut failures = Vec::new();
