@@ -60,8 +60,12 @@ async fn write(
     extra: &[(http::HeaderName, String)],
     body: String,
 ) -> pingora_error::Result<()> {
-    if session.response_written().is_some() {
-        // Headers already went out (error mid-body): nothing sensible to add.
+    let final_sent = session
+        .response_written()
+        .is_some_and(|r| !r.status.is_informational());
+    if final_sent {
+        // Headers already went out (error mid-body): nothing sensible to add. An interim
+        // `100 Continue` (sent before reading a body we then refuse) does not count.
         return Ok(());
     }
     let body = Bytes::from(body);

@@ -115,6 +115,7 @@ pub async fn buffer_body(
         replay.partial = !session.is_body_done();
         return Ok(Ok(replay));
     }
+    expect_continue(session).await?;
     let limit = match declared {
         Some(_) => waf.inspect_limit as u64,
         // Chunked: the last read must fit Pingora's retry buffer (see the module doc).
@@ -160,6 +161,24 @@ pub async fn buffer_body(
     }
     replay.buf = buf.freeze();
     Ok(Ok(replay))
+}
+
+/// A client waiting for `100 Continue` before it sends the body gets it from us: the body is
+/// read here, before the upstream sees the request. The upstream then gets no `Expect` (it
+/// would answer a second 100).
+async fn expect_continue(session: &mut Session) -> pingora_error::Result<()> {
+    let expects = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects {
+        session
+            .req_header_mut()
+            .remove_header(&http::header::EXPECT);
+        session.downstream_session.write_continue_response().await?;
+    }
+    Ok(())
 }
 
 /// The WAF's view of this request.

@@ -913,3 +913,44 @@ async fn unreachable_redis_falls_back_to_local_limits_and_alerts() {
         "fallback gauge"
     );
 }
+
+#[tokio::test]
+async fn chunked_body_is_inspected_for_its_first_64k_then_streamed_whole() {
+    let e = start().await;
+    let mut req =
+        b"POST /upload HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+    let mut body = Vec::new();
+    for i in 0..6u8 {
+        let chunk = vec![b'a' + i; 16 * 1024];
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(&chunk);
+        req.extend_from_slice(b"\r\n");
+        body.extend_from_slice(&chunk);
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    let r = send(e.setup.port, &req).await;
+    // The interim 100 Continue comes first; the final answer is the upstream's.
+    assert_eq!(r.status, 100, "{}", r.body);
+    assert!(r.body.contains("HTTP/1.1 200"), "{}", r.body);
+    assert_eq!(e.up.bodies.lock().unwrap()[0], body);
+    let line = e.log_line("http.route", "app");
+    assert_eq!(line["rampart.waf.body"], "partial");
+    assert_eq!(line["rampart.waf.action"], "pass");
+}
+
+#[tokio::test]
+async fn body_attack_after_100_continue_still_gets_the_403() {
+    let e = start().await;
+    let body = b"q=1' UNION SELECT password FROM users--";
+    let mut req = format!(
+        "POST /submit HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let r = send(e.setup.port, &req).await;
+    assert_eq!(r.status, 100);
+    assert!(r.body.contains("HTTP/1.1 403"), "{}", r.body);
+    e.up.saw_nothing();
+}
