@@ -232,7 +232,7 @@ fn body_words(body: &str, word: &dyn Fn(&str) -> bool, pairs: &dyn Fn(&str, char
             let quoted = tag.split('"').skip(1).step_by(2);
             let unquoted: String = tag.split('"').step_by(2).collect();
             ok &= word(text.trim())
-                && quoted.into_iter().all(|v| word(v))
+                && quoted.into_iter().all(word)
                 && unquoted
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b" =/_-".contains(&b));
