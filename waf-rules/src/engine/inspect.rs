@@ -43,7 +43,12 @@ impl RuleSet {
             } else {
                 None
             };
-            let generic: &[usize] = if field.class == Class::Header && plain_header(&field.value) {
+            // Multipart part headers are client-made structure, not browser
+            // boilerplate: they always get the all-headers rules.
+            let generic: &[usize] = if field.class == Class::Header
+                && field.source != "part-header"
+                && plain_header(&field.value)
+            {
                 &[]
             } else {
                 &c.by_class[field.class.index()]
