@@ -80,7 +80,9 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
         ("crs", "sqli", 90.0),
         ("crs", "java", 95.0),
         ("crs", "php", 80.0),
-        ("crs", "rce", 40.0),
+        ("crs", "rce", 55.0),
+        ("crs", "generic", 50.0),
+        ("crs", "protocol", 25.0),
     ];
 
     let mut failures = Vec::new();
