@@ -1,7 +1,10 @@
 //! `rampart-proxy demo`: a careless app on loopback behind the edge, with an ephemeral CA, so an
 //! operator sees in one command what the edge changes.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +20,9 @@ impl EphemeralCa {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        set_validity(&mut params, CA_LIFETIME);
         let cert = params.self_signed(&key)?;
         Ok(EphemeralCa { cert, key })
     }
@@ -34,9 +39,25 @@ impl EphemeralCa {
         params
             .distinguished_name
             .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, LEAF_LIFETIME);
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
+}
+
+/// The demo CA lives a quarter at most (S.N.2); its leaves a month, well under the 90 days that
+/// TLS checkers (sslyze's Mozilla profiles) accept, instead of rcgen's default of year 4096.
+const CA_LIFETIME: time::Duration = time::Duration::days(90);
+const LEAF_LIFETIME: time::Duration = time::Duration::days(30);
+
+/// Valid from an hour ago (clock skew) for `lifetime`.
+fn set_validity(params: &mut CertificateParams, lifetime: time::Duration) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + lifetime;
 }
 
 /// Writes a file readable only by the owner (keys).
