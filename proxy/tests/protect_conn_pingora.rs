@@ -33,6 +33,11 @@ impl ServerApp for KeepAlive {
         let mut buf = [0u8; 64];
         match stream.read(&mut buf).await {
             Ok(n) if n > 0 => {
+                // Served: established, so the per-IP cap refuses rather than
+                // evicts it (the slot is reachable on the first request).
+                if let Some(slot) = rampart_proxy::protect::conn_limit::slot::current() {
+                    slot.established();
+                }
                 stream.write_all(b"ok").await.ok()?;
                 stream.flush().await.ok()?;
                 Some(stream)

@@ -538,6 +538,113 @@ async fn new_connection_rate_refuses_before_reading_and_logs_an_event() {
     third_connection_refused(protect, "conn_rate").await;
 }
 
+/// Waits until `cond` holds for the value of the metric `series` (10 s at most).
+async fn wait_metric(e: &Running, series: &str, cond: impl Fn(u64) -> bool) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = e.metric(series).await;
+        if cond(v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{series} stuck at {v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True if the edge closed `s` (EOF or reset, after whatever it wrote) within `wait`.
+async fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = Vec::new();
+    tokio::time::timeout(wait, s.read_to_end(&mut buf))
+        .await
+        .is_ok()
+}
+
+const HELD: &str = "rampart_active_connections{listener=\"plain\"}";
+
+/// Opens `n` connections one by one, each sending `bytes` and then stalling, each proven to
+/// have reached the edge (the open-connections gauge counts it) before the next.
+async fn open_stalled(e: &Running, n: u64, bytes: &[u8]) -> Vec<TcpStream> {
+    let mut held = Vec::new();
+    for i in 1..=n {
+        let mut s = TcpStream::connect(("127.0.0.1", e.setup.port))
+            .await
+            .unwrap();
+        s.write_all(bytes).await.unwrap();
+        wait_metric(e, HELD, |v| v == i).await;
+        held.push(s);
+    }
+    held
+}
+
+/// A slowloris from the same address as real clients: at the per-IP cap of 8, all held by
+/// stalled connections, a normal request is still served; the oldest stalled connection is
+/// closed to make room, the edge never holds more than 8, and the eviction is an event line
+/// and a `conn_evicted_stalled` denial.
+#[tokio::test]
+async fn at_the_per_ip_cap_the_oldest_stalled_connection_is_evicted_for_a_new_one() {
+    let protect = "[protect.connections]\nmax_per_ip = 8\nnew_per_ip = { requests = 1000, burst = 1000 }\n[protect.slow_clients]\nheader_timeout_secs = 60\n";
+    let e = start_with(protect, "block").await;
+    wait_metric(&e, HELD, |v| v == 0).await;
+    let mut stalled = open_stalled(&e, 8, b"GET / HTTP/1.1\r\nHost: app.test\r\n").await;
+    let oldest_port = stalled[0].local_addr().unwrap().port();
+    let before = e.denials("conn_evicted_stalled", "none", "none").await;
+
+    let r = send(e.setup.port, &get_req("app.test", "/")).await;
+    assert_eq!(r.status, 200, "a normal request at the cap was not served");
+    assert_eq!(e.up.requests.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        e.denials("conn_evicted_stalled", "none", "none").await,
+        before + 1
+    );
+    assert!(
+        closed_within(&mut stalled[0], Duration::from_secs(5)).await,
+        "the oldest stalled connection was not closed"
+    );
+    for s in &mut stalled[1..] {
+        assert!(
+            !closed_within(s, Duration::from_millis(100)).await,
+            "only the oldest goes"
+        );
+    }
+    // The served request closed (Connection: close): 7 stalled ones remain, never above 8.
+    assert_eq!(wait_metric(&e, HELD, |v| v <= 7).await, 7);
+    assert_eq!(e.denials("conn_cap_per_ip", "none", "none").await, 0);
+    let line = e.log_line("rampart.denial.reason", "conn_evicted_stalled");
+    assert_eq!(line["event"], "rampart.denial");
+    assert_eq!(line["client.port"], oldest_port);
+    let detail = line["rampart.denial.detail"].as_str().unwrap();
+    assert!(
+        detail.contains("cap 8") && detail.contains("request head"),
+        "{detail}"
+    );
+}
+
+/// A body trickled below the minimum rate counts as stalled too (a slow-body attack), long
+/// before the body-rate grace period would cut it off.
+#[tokio::test]
+async fn a_body_behind_the_minimum_rate_is_evicted_at_the_per_ip_cap() {
+    let protect = "[protect.connections]\nmax_per_ip = 2\nnew_per_ip = { requests = 1000, burst = 1000 }\n[protect.slow_clients]\nmin_body_rate = 1024\nbody_rate_grace_secs = 30\n";
+    let e = start_with(protect, "block").await;
+    wait_metric(&e, HELD, |v| v == 0).await;
+    let head =
+        b"POST /submit HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100000\r\n\r\n0123456789";
+    let mut slow = open_stalled(&e, 2, head).await;
+    // A body counts as stalled once the edge has waited on it (its first read of the body came
+    // back empty), a moment after the head: until then the cap refuses, so poll.
+    let mut tries = 0;
+    while send(e.setup.port, &get_req("app.test", "/")).await.status != 200 {
+        tries += 1;
+        assert!(tries < 100, "a normal request at the cap was never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed_within(&mut slow[0], Duration::from_secs(5)).await);
+    assert!(!closed_within(&mut slow[1], Duration::from_millis(100)).await);
+    let line = e.log_line("rampart.denial.reason", "conn_evicted_stalled");
+    let detail = line["rampart.denial.detail"].as_str().unwrap();
+    assert!(detail.contains("body below the minimum rate"), "{detail}");
+    assert_eq!(e.denials("conn_evicted_stalled", "none", "none").await, 1);
+}
+
 #[tokio::test]
 async fn header_deadline_closes_slow_heads_and_logs_an_event() {
     let e = start().await;

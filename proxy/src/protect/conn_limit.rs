@@ -13,15 +13,29 @@
 //! it. Guards of connections that never reach the app (Pingora-side TLS
 //! handshake failed or timed out) are released by
 //! [`pingora::ConnCapFilter::sweep`] after `handshake_grace_secs`.
+//!
+//! At the per-IP cap a new connection does not simply lose to the ones the
+//! IP already holds: the oldest of them that is *stalled* (see [`slot`]:
+//! waiting on its client for a request head, or for a body below the
+//! minimum rate) is evicted, its slots given back at once and its stream
+//! told to fail, and the new one takes its place (`conn_evicted_stalled`).
+//! Only when every connection of the IP is established is the new one
+//! refused (`conn_cap_per_ip`). So a slowloris from an address shared with
+//! real clients (NAT, a proxy) cannot lock them out, and still never holds
+//! more than the cap.
 
 pub mod pingora;
+pub mod slot;
 pub mod stream;
 
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+pub use slot::ConnSlot;
 
 use super::client_key::{ClientKey, KeyPrefixes};
 use super::denial::DenialReason;
@@ -77,13 +91,22 @@ impl ConnLimitConfig {
     }
 }
 
+/// One client key's open connections, oldest first. `slots` is kept only
+/// when there is a per-IP cap (it is what eviction picks from), so its
+/// length stays bounded by the cap.
+#[derive(Default)]
+struct KeyConns {
+    count: u32,
+    slots: Vec<Arc<ConnSlot>>,
+}
+
 struct Counts {
     global: AtomicUsize,
-    per_key: Mutex<HashMap<ClientKey, u32>>,
+    per_key: Mutex<HashMap<ClientKey, KeyConns>>,
 }
 
 impl Counts {
-    fn per_key(&self) -> MutexGuard<'_, HashMap<ClientKey, u32>> {
+    fn per_key(&self) -> MutexGuard<'_, HashMap<ClientKey, KeyConns>> {
         // A panic while holding this lock cannot leave the map inconsistent
         // (single insert/remove), so a poisoned lock is still usable.
         self.per_key.lock().unwrap_or_else(|p| p.into_inner())
@@ -109,11 +132,28 @@ impl std::fmt::Debug for ConnLimiter {
     }
 }
 
-/// One open connection's slots; released on drop.
+/// One open connection's slots; released on drop (or on eviction).
 #[derive(Debug)]
 pub struct ConnGuard {
     counts: Arc<Counts>,
     key: ClientKey,
+    slot: Arc<ConnSlot>,
+}
+
+/// An admitted connection, and the stalled one it displaced, if any (already
+/// released and signalled; the caller reports it).
+#[derive(Debug)]
+pub struct Admission {
+    pub guard: ConnGuard,
+    pub evicted: Option<Evicted>,
+}
+
+/// A connection evicted to make room under the per-IP cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evicted {
+    pub peer: Option<SocketAddr>,
+    /// What it was stalled on, for the event line.
+    pub stalled_on: &'static str,
 }
 
 impl std::fmt::Debug for Counts {
@@ -124,11 +164,17 @@ impl std::fmt::Debug for Counts {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        if self.slot.released.swap(true, Ordering::AcqRel) {
+            return; // evicted: its slots went to the connection that replaced it
+        }
         self.counts.global.fetch_sub(1, Ordering::AcqRel);
         let mut map = self.counts.per_key();
-        if let Some(n) = map.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(conns) = map.get_mut(&self.key) {
+            conns.count -= 1;
+            if let Some(i) = conns.slots.iter().position(|s| Arc::ptr_eq(s, &self.slot)) {
+                conns.slots.remove(i);
+            }
+            if conns.count == 0 {
                 map.remove(&self.key);
             }
         }
@@ -138,6 +184,11 @@ impl Drop for ConnGuard {
 impl ConnGuard {
     pub fn key(&self) -> ClientKey {
         self.key
+    }
+
+    /// This connection's state and eviction signal.
+    pub fn slot(&self) -> &Arc<ConnSlot> {
+        &self.slot
     }
 }
 
@@ -156,35 +207,103 @@ impl ConnLimiter {
         })
     }
 
-    /// Admits a new connection from `ip`, or names the cap it hit. Checks
+    /// Admits a new connection from `ip` (see [`Self::admit`]).
+    pub fn try_admit(&self, ip: IpAddr) -> Result<ConnGuard, DenialReason> {
+        self.admit(ip, None).map(|a| a.guard)
+    }
+
+    /// Admits a new connection from `ip` (`peer`: its address, for the
+    /// event line if it is evicted later), or names the cap it hit. Checks
     /// the cheap global cap first, then the per-IP cap, then the per-IP
     /// new-connection rate (so a refused connection spends no rate token).
-    pub fn try_admit(&self, ip: IpAddr) -> Result<ConnGuard, DenialReason> {
+    /// At the per-IP cap, the IP's oldest stalled connection is evicted to
+    /// make room, if it has one and the new connection is within its rate.
+    pub fn admit(&self, ip: IpAddr, peer: Option<SocketAddr>) -> Result<Admission, DenialReason> {
         let key = self.prefixes.key(ip);
         let global = self.counts.global.fetch_add(1, Ordering::AcqRel) + 1;
         if self.max_connections != 0 && global > self.max_connections {
             self.counts.global.fetch_sub(1, Ordering::AcqRel);
             return Err(DenialReason::ConnCapGlobal);
         }
-        {
+        let slot = Arc::new(ConnSlot::new(peer));
+        let evicted = {
             let mut map = self.counts.per_key();
-            let n = map.entry(key).or_insert(0);
-            if self.max_per_ip != 0 && *n >= self.max_per_ip {
-                drop(map);
-                self.counts.global.fetch_sub(1, Ordering::AcqRel);
-                return Err(DenialReason::ConnCapPerIp);
+            let conns = map.entry(key).or_default();
+            let evicted = if self.max_per_ip != 0 && conns.count >= self.max_per_ip {
+                match self.evict_for(conns, &key) {
+                    Ok(evicted) => Some(evicted),
+                    Err(reason) => {
+                        drop(map);
+                        self.counts.global.fetch_sub(1, Ordering::AcqRel);
+                        return Err(reason);
+                    }
+                }
+            } else {
+                None
+            };
+            conns.count += 1;
+            if self.max_per_ip != 0 {
+                conns.slots.push(slot.clone());
             }
-            *n += 1;
-        }
+            evicted
+        };
         // From here the guard owns both slots and gives them back on drop.
         let guard = ConnGuard {
             counts: self.counts.clone(),
             key,
+            slot,
         };
-        if let Decision::Deny { .. } = self.new_rate.check(&key) {
+        let evicted = match evicted {
+            Some((old, stalled_on)) => {
+                // Its per-IP slot went to the new connection; the global one is
+                // given back here, so neither count ever exceeds its cap.
+                self.counts.global.fetch_sub(1, Ordering::AcqRel);
+                old.evict();
+                Some(Evicted {
+                    peer: old.peer(),
+                    stalled_on,
+                })
+            }
+            None => {
+                if let Decision::Deny { .. } = self.new_rate.check(&key) {
+                    return Err(DenialReason::ConnRate);
+                }
+                None
+            }
+        };
+        Ok(Admission { guard, evicted })
+    }
+
+    /// At the cap: takes the oldest stalled connection out of `conns`
+    /// (marked released: its guard will not give its slots back again) if
+    /// the new connection is within its rate; else names the refusal.
+    fn evict_for(
+        &self,
+        conns: &mut KeyConns,
+        key: &ClientKey,
+    ) -> Result<(Arc<ConnSlot>, &'static str), DenialReason> {
+        let now = Instant::now();
+        let Some((i, stalled_on)) = conns
+            .slots
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| s.stalled_on(now).map(|why| (i, why)))
+        else {
+            return Err(DenialReason::ConnCapPerIp);
+        };
+        // Checked before evicting: a connection refused for its rate must
+        // not cost another one its place.
+        if let Decision::Deny { .. } = self.new_rate.check(key) {
             return Err(DenialReason::ConnRate);
         }
-        Ok(guard)
+        let old = conns.slots.remove(i);
+        old.released.store(true, Ordering::Release);
+        conns.count -= 1;
+        Ok((old, stalled_on))
+    }
+
+    pub fn max_per_ip(&self) -> u32 {
+        self.max_per_ip
     }
 
     /// Open connections now.
@@ -195,7 +314,7 @@ impl ConnLimiter {
     /// Open connections from the key of `ip` now.
     pub fn active_for(&self, ip: IpAddr) -> u32 {
         let key = self.prefixes.key(ip);
-        self.counts.per_key().get(&key).copied().unwrap_or(0)
+        self.counts.per_key().get(&key).map_or(0, |c| c.count)
     }
 
     /// Client keys with at least one open connection (bounded by `active`).
@@ -221,11 +340,19 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Admits and marks the connection established (served), so it is
+    /// not evictable.
+    fn established(l: &ConnLimiter, ip: IpAddr) -> ConnGuard {
+        let g = l.try_admit(ip).unwrap();
+        g.slot().established();
+        g
+    }
+
     #[test]
     fn per_ip_cap_and_release_on_drop() {
         let l = limiter("max_per_ip = 2\nnew_per_ip = { requests = 100, burst = 100 }");
-        let a = l.try_admit(ip("10.0.0.1")).unwrap();
-        let _b = l.try_admit(ip("10.0.0.1")).unwrap();
+        let a = established(&l, ip("10.0.0.1"));
+        let _b = established(&l, ip("10.0.0.1"));
         assert_eq!(
             l.try_admit(ip("10.0.0.1")).unwrap_err(),
             DenialReason::ConnCapPerIp
@@ -269,11 +396,56 @@ mod tests {
     #[test]
     fn ipv6_per_64() {
         let l = limiter("max_per_ip = 1\nnew_per_ip = { requests = 100, burst = 100 }");
-        let _a = l.try_admit(ip("2001:db8::1")).unwrap();
+        let _a = established(&l, ip("2001:db8::1"));
         assert_eq!(
             l.try_admit(ip("2001:db8::2")).unwrap_err(),
             DenialReason::ConnCapPerIp
         );
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_stalled_connection_is_evicted() {
+        let l = limiter("max_per_ip = 3\nnew_per_ip = { requests = 100, burst = 100 }");
+        let served = established(&l, ip("10.0.0.1"));
+        let stalled_old = l.try_admit(ip("10.0.0.1")).unwrap();
+        let stalled_new = l.try_admit(ip("10.0.0.1")).unwrap();
+        let peer: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let a = l.admit(peer.ip(), Some(peer)).unwrap();
+        let evicted = a.evicted.unwrap();
+        assert!(evicted.stalled_on.contains("request head"));
+        assert!(stalled_old.slot().is_evicted(), "the oldest stalled one");
+        assert!(!stalled_new.slot().is_evicted() && !served.slot().is_evicted());
+        assert_eq!(l.active_for(ip("10.0.0.1")), 3, "never above the cap");
+        assert_eq!(l.active(), 3);
+        drop(stalled_old);
+        assert_eq!(l.active(), 3, "an evicted guard does not release twice");
+        assert_eq!(l.active_for(ip("10.0.0.1")), 3);
+        // The evicted connection's replacement is stalled too: it goes next,
+        // then only established ones are left and the cap refuses.
+        stalled_new.slot().established();
+        let b = l.admit(peer.ip(), Some(peer)).unwrap();
+        assert_eq!(b.evicted.unwrap().peer, Some(peer));
+        a.guard.slot().established();
+        b.guard.slot().established();
+        assert_eq!(
+            l.try_admit(ip("10.0.0.1")).unwrap_err(),
+            DenialReason::ConnCapPerIp
+        );
+        drop((served, stalled_new, a, b));
+        assert_eq!((l.active(), l.tracked_keys()), (0, 0));
+    }
+
+    #[test]
+    fn eviction_does_not_spend_a_place_on_a_rate_refused_connection() {
+        let l =
+            limiter("max_per_ip = 1\nnew_per_ip = { requests = 1, per_seconds = 60, burst = 1 }");
+        let stalled = l.try_admit(ip("10.0.0.1")).unwrap();
+        assert_eq!(
+            l.try_admit(ip("10.0.0.1")).unwrap_err(),
+            DenialReason::ConnRate
+        );
+        assert!(!stalled.slot().is_evicted());
+        assert_eq!(l.active(), 1);
     }
 
     #[test]

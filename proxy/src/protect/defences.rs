@@ -249,11 +249,12 @@ impl Defences {
     /// Wraps a plaintext downstream stream with the whole-header deadline
     /// and minimum body rate (`header_timeout`, `body_rate` denials).
     pub fn guard_slow_client(&self, stream: Stream) -> Stream {
-        Box::new(SlowClientGuard::new(
-            stream,
-            self.slow_clients,
-            self.on_conn_denial.clone(),
-        ))
+        // Inside `ConnTracked`, the guard reports the connection's state to
+        // its slot under the per-IP cap (stalled connections are evicted first).
+        Box::new(
+            SlowClientGuard::new(stream, self.slow_clients, self.on_conn_denial.clone())
+                .with_slot(super::conn_limit::slot::current()),
+        )
     }
 
     /// Both stream guards, for the plaintext stream of every new downstream
@@ -369,6 +370,9 @@ cooldown_secs = 60
         // Connection-level denial: counted and written as an event line.
         let peer = "10.1.1.1:1000".parse().unwrap();
         assert!(d.conn_filter.admit(peer));
+        // Being served: not evictable, so the cap refuses the next one.
+        let served = d.conn_filter.claim(peer).unwrap();
+        served.slot().established();
         assert!(!d.conn_filter.admit("10.1.1.1:1001".parse().unwrap()));
         assert_eq!(
             d.denials.count(DenialReason::ConnCapPerIp, "none", "none"),

@@ -31,10 +31,12 @@ pub enum DenialReason {
     LoadShed,
     H2ResetFlood,
     BadRequest,
+    /// A stalled connection closed to make room under the per-IP cap.
+    ConnEvictedStalled,
 }
 
 impl DenialReason {
-    pub const ALL: [DenialReason; 14] = [
+    pub const ALL: [DenialReason; 15] = [
         Self::WafBlock,
         Self::RateLimit,
         Self::ConnCapGlobal,
@@ -49,6 +51,7 @@ impl DenialReason {
         Self::LoadShed,
         Self::H2ResetFlood,
         Self::BadRequest,
+        Self::ConnEvictedStalled,
     ];
 
     /// The label value and config key for this reason.
@@ -68,6 +71,7 @@ impl DenialReason {
             Self::LoadShed => "load_shed",
             Self::H2ResetFlood => "h2_reset_flood",
             Self::BadRequest => "bad_request",
+            Self::ConnEvictedStalled => "conn_evicted_stalled",
         }
     }
 
@@ -88,7 +92,11 @@ impl DenialReason {
             Self::BodyTooLarge => Some(413),
             Self::LoadShed => Some(503),
             Self::BadRequest => Some(400),
-            Self::ConnCapGlobal | Self::ConnCapPerIp | Self::ConnRate | Self::H2ResetFlood => None,
+            Self::ConnCapGlobal
+            | Self::ConnCapPerIp
+            | Self::ConnRate
+            | Self::H2ResetFlood
+            | Self::ConnEvictedStalled => None,
         }
     }
 }

@@ -11,17 +11,23 @@
 //! never blamed on the client. Chunked bodies are not rated. On a violation
 //! the read fails (`TimedOut`), Pingora closes the connection, and the
 //! denial (`header_timeout` / `body_rate`) is reported once.
+//!
+//! It also tells the connection's [`ConnSlot`] what the connection waits
+//! for (a head, a body behind the rate, or nothing from the client), so the
+//! per-IP cap can evict stalled connections first (see `conn_limit::slot`).
 
 use pingora_core::protocols::Stream;
 use serde::Deserialize;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::Sleep;
 
 use super::conn_limit::pingora::OnDenial;
+use super::conn_limit::ConnSlot;
 use super::denial::{Denial, DenialReason};
 use super::io_delegate::delegate_stream_traits;
 
@@ -93,6 +99,8 @@ pub struct SlowClientGuard {
     timer: Pin<Box<Sleep>>,
     failed: Option<DenialReason>,
     on_denial: OnDenial,
+    /// The connection's place under the per-IP cap, if tracked.
+    slot: Option<Arc<ConnSlot>>,
 }
 
 impl std::fmt::Debug for SlowClientGuard {
@@ -121,6 +129,19 @@ impl SlowClientGuard {
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             failed: None,
             on_denial,
+            slot: None,
+        }
+    }
+
+    /// Reports the connection's state to its slot under the per-IP cap.
+    pub fn with_slot(mut self, slot: Option<Arc<ConnSlot>>) -> Self {
+        self.slot = slot;
+        self
+    }
+
+    fn slot(&self, f: impl FnOnce(&ConnSlot)) {
+        if let Some(slot) = &self.slot {
+            f(slot);
         }
     }
 
@@ -130,6 +151,7 @@ impl SlowClientGuard {
             self.first_bytes = false;
             if bytes.starts_with(b"PRI ") {
                 self.phase = Phase::Off;
+                self.slot(ConnSlot::established);
             }
         }
         while !bytes.is_empty() {
@@ -137,6 +159,7 @@ impl SlowClientGuard {
                 Phase::Off | Phase::Done => return,
                 Phase::Idle => {
                     self.phase = Phase::Head;
+                    self.slot(ConnSlot::waiting_for_head);
                     self.head.clear();
                     self.head_deadline =
                         Some(now + Duration::from_secs(self.config.header_timeout_secs));
@@ -172,6 +195,7 @@ impl SlowClientGuard {
             }
             return &[];
         };
+        self.slot(ConnSlot::established);
         let head_len = scan_from + pos + HEAD_END.len();
         let consumed = head_len - (self.head.len() - take);
         self.head.truncate(head_len);
@@ -213,6 +237,8 @@ impl SlowClientGuard {
         // Waiting time the bytes received so far pay for, at the minimum rate.
         let earned =
             Duration::from_secs_f64(self.body_received as f64 / self.config.min_body_rate as f64);
+        // Behind the rate (inside the grace period) from then on: evictable.
+        self.slot(|s| s.waiting_for_body(now + earned.saturating_sub(waited)));
         let allowed = earned.max(Duration::from_secs(self.config.body_rate_grace_secs));
         if waited >= allowed {
             return Some(DenialReason::BodyRate);
@@ -319,6 +345,9 @@ impl AsyncRead for SlowClientGuard {
                 if n > 0 {
                     let read = buf.filled()[before..].to_vec();
                     this.on_bytes(&read, now);
+                    if matches!(this.phase, Phase::Body { .. }) {
+                        this.slot(ConnSlot::established); // body bytes are arriving
+                    }
                 }
                 Poll::Ready(Ok(()))
             }

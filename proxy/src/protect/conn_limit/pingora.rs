@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::slot;
 use super::stream::TrackedStream;
 use super::{ConnGuard, ConnLimiter};
 use crate::protect::denial::{Denial, DenialReason};
@@ -71,14 +72,27 @@ impl ConnCapFilter {
         &self.limiter
     }
 
-    /// The admission decision, usable without Pingora.
+    /// The admission decision, usable without Pingora. An eviction (the
+    /// IP's oldest stalled connection made room) is reported here.
     pub fn admit(&self, peer: SocketAddr) -> bool {
-        match self.limiter.try_admit(peer.ip()) {
-            Ok(guard) => {
+        match self.limiter.admit(peer.ip(), Some(peer)) {
+            Ok(admission) => {
                 // A stale entry under the same address (a connection that
                 // never reached the app, then the port was reused) is
                 // dropped here, releasing its slots.
-                self.pending().insert(peer, (Instant::now(), guard));
+                self.pending()
+                    .insert(peer, (Instant::now(), admission.guard));
+                if let Some(evicted) = admission.evicted {
+                    let mut denial = Denial::new(DenialReason::ConnEvictedStalled).detail(format!(
+                        "per-IP connection cap {} reached: closed the oldest connection {} to admit a new one",
+                        self.limiter.max_per_ip(),
+                        evicted.stalled_on
+                    ));
+                    if let Some(old) = evicted.peer {
+                        denial = denial.client(old);
+                    }
+                    (self.on_denial)(denial);
+                }
                 true
             }
             Err(reason) => {
@@ -172,11 +186,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnTracked<A> {
     ) -> Option<Stream> {
         // A kept-alive stream coming back already carries its guard (deeper
         // inside), and has nothing parked: it passes through unchanged.
-        let stream: Stream = match peer_of(&stream).and_then(|p| self.filter.claim(p)) {
-            Some(guard) => Box::new(TrackedStream::new(stream, guard)),
-            None => stream,
+        let Some(guard) = peer_of(&stream).and_then(|p| self.filter.claim(p)) else {
+            return self.inner.process_new(stream, shutdown).await;
         };
-        self.inner.process_new(stream, shutdown).await
+        if guard.slot().is_evicted() {
+            return None; // evicted before it reached the app: close it
+        }
+        // The slot is reachable (task-local) while the app sets the
+        // connection up, so the slow-client guard can report its state.
+        let slot = guard.slot().clone();
+        let stream: Stream = Box::new(TrackedStream::new(stream, guard));
+        slot::CURRENT
+            .scope(slot, self.inner.process_new(stream, shutdown))
+            .await
     }
 
     async fn cleanup(&self) {

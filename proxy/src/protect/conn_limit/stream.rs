@@ -1,8 +1,11 @@
 //! A downstream stream that owns its connection's [`ConnGuard`]: the slots
 //! are given back exactly when Pingora drops the connection, wherever that
 //! happens (end of keep-alive, HTTP/2 teardown, error, task unwinding).
+//! When the per-IP cap evicts the connection (see `slot`), the next read
+//! fails, so Pingora closes it (the slots were already given back).
 
 use pingora_core::protocols::Stream;
+use std::io::{Error, ErrorKind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -13,15 +16,12 @@ use crate::protect::io_delegate::{delegate_async_write, delegate_stream_traits};
 #[derive(Debug)]
 pub struct TrackedStream {
     inner: Stream,
-    _guard: ConnGuard,
+    guard: ConnGuard,
 }
 
 impl TrackedStream {
     pub fn new(inner: Stream, guard: ConnGuard) -> Self {
-        Self {
-            inner,
-            _guard: guard,
-        }
+        Self { inner, guard }
     }
 }
 
@@ -31,7 +31,16 @@ impl AsyncRead for TrackedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let evicted = || Error::new(ErrorKind::ConnectionAborted, "evicted: per-IP cap");
+        if self.guard.slot().is_evicted() {
+            return Poll::Ready(Err(evicted()));
+        }
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            // Waiting on the client: be woken by an eviction too (checked
+            // again after registering, so a concurrent one is not missed).
+            Poll::Pending if self.guard.slot().register(cx) => Poll::Ready(Err(evicted())),
+            other => other,
+        }
     }
 }
 

@@ -24,6 +24,11 @@ impl ServerApp for KeepAliveApp {
         let mut buf = [0u8; 64];
         match stream.read(&mut buf).await {
             Ok(n) if n > 0 => {
+                // Served: established, so the per-IP cap will not evict it
+                // (the slot is reachable on the connection's first request).
+                if let Some(slot) = crate::protect::conn_limit::slot::current() {
+                    slot.established();
+                }
                 stream.write_all(b"ok").await.ok()?;
                 stream.flush().await.ok()?;
                 Some(stream)
@@ -150,13 +155,24 @@ async fn slots_of_unfinished_handshakes_are_reclaimed() {
     // handshake fails or times out in Pingora).
     let peer: SocketAddr = "192.0.2.1:5555".parse().unwrap();
     assert!(h.filter.should_accept(Some(&peer)).await);
+    // Not yet at the HTTP layer, so stalled: evicted for the next one, and
+    // the cap of 1 is never exceeded.
     assert!(
-        !h.filter
+        h.filter
             .should_accept(Some(&"192.0.2.1:5556".parse().unwrap()))
             .await
     );
+    assert_eq!(h.filter.limiter().active_for(peer.ip()), 1);
+    assert_eq!(
+        h.denials.lock().unwrap()[0].reason,
+        DenialReason::ConnEvictedStalled
+    );
     let filter = h.filter.clone();
-    wait_for("sweep to reclaim the pending slot", || filter.sweep() == 1).await;
+    wait_for("sweep to reclaim the pending slots", || {
+        filter.sweep();
+        filter.pending_count() == 0
+    })
+    .await;
     assert_eq!(h.filter.limiter().active(), 0);
     assert!(h.filter.should_accept(Some(&peer)).await);
     // Unix-socket peers (no address) are not capped.
