@@ -26,15 +26,18 @@ impl RuleSet {
             scored: Vec::new(),
         };
         let c = &self.compiled;
-        let mut cache: Vec<Slot> = Vec::with_capacity(c.chains.len());
+        // One slot per chain for the whole request: transform outputs reuse
+        // their buffers from field to field instead of allocating.
+        let mut cache: Vec<Slot> = (0..c.chains.len()).map(|_| Slot::default()).collect();
         let mut memo = Memo::default();
         let plain_text = ByteSet::plain_text();
         for field in &fields.list {
             if skip_fast(field) {
                 continue;
             }
-            cache.clear();
-            cache.resize_with(c.chains.len(), || Slot::Empty);
+            for slot in &mut cache {
+                slot.kind = Kind::Empty;
+            }
             memo.clear();
             let plain = ByteSet::of(&field.value).is_subset(&plain_text);
             let query = field.class == Class::Arg && field.source == "args";
@@ -161,16 +164,25 @@ impl Memo {
 }
 
 /// A field value after one transform chain.
-enum Slot {
+#[derive(Default)]
+struct Slot {
+    kind: Kind,
+    /// The value when `kind` is `Owned`; otherwise capacity kept for reuse.
+    buf: Vec<u8>,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    #[default]
     Empty,
     /// Unchanged from the chain's parent (or the raw value for a root).
     SameAsParent,
-    Owned(Vec<u8>),
+    Owned,
 }
 
 /// Computes the value for `chain`, reusing its parent's.
 fn ensure(c: &Compiled, cache: &mut [Slot], raw: &[u8], plain: bool, chain: usize) {
-    if !matches!(cache[chain], Slot::Empty) {
+    if cache[chain].kind != Kind::Empty {
         return;
     }
     let parent = c.chain_parent[chain];
@@ -178,25 +190,31 @@ fn ensure(c: &Compiled, cache: &mut [Slot], raw: &[u8], plain: bool, chain: usiz
         ensure(c, cache, raw, plain, p);
     }
     let Some(&step) = c.chains[chain].last() else {
-        cache[chain] = Slot::SameAsParent;
+        cache[chain].kind = Kind::SameAsParent;
         return;
     };
     // Plain text (letters, digits, spaces, light punctuation) has nothing to
     // decode: only case and spacing steps can change it.
     if plain && !step.changes_plain_text() {
-        cache[chain] = Slot::SameAsParent;
+        cache[chain].kind = Kind::SameAsParent;
         return;
     }
-    let out = {
+    // The parent is another slot, so this one's buffer can be lent out.
+    let mut buf = std::mem::take(&mut cache[chain].buf);
+    let changed = {
         let input = match parent {
             Some(p) => bytes(c, cache, raw, p),
             None => raw,
         };
-        step.apply(input)
+        step.apply_into(input, &mut buf)
     };
-    cache[chain] = match out {
-        Some(v) => Slot::Owned(v),
-        None => Slot::SameAsParent,
+    cache[chain] = Slot {
+        kind: if changed {
+            Kind::Owned
+        } else {
+            Kind::SameAsParent
+        },
+        buf,
     };
 }
 
@@ -204,8 +222,8 @@ fn ensure(c: &Compiled, cache: &mut [Slot], raw: &[u8], plain: bool, chain: usiz
 fn bytes<'a>(c: &Compiled, cache: &'a [Slot], raw: &'a [u8], chain: usize) -> &'a [u8] {
     let mut at = Some(chain);
     while let Some(i) = at {
-        if let Slot::Owned(v) = &cache[i] {
-            return v;
+        if cache[i].kind == Kind::Owned {
+            return &cache[i].buf;
         }
         at = c.chain_parent[i];
     }

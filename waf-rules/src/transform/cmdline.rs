@@ -1,6 +1,13 @@
 //! Shell de-obfuscation so `c''a"t" /e\tc/pa??wd` reads like `cat /etc/pa??wd`.
 
 pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    normalize_into(v, &mut out).then_some(out)
+}
+
+/// As `normalize`, writing into `out` (reused across values); false and
+/// `out` unspecified when the value is unchanged.
+pub(crate) fn normalize_into(v: &[u8], out: &mut Vec<u8>) -> bool {
     let needs = v.iter().any(|&b| {
         matches!(
             b,
@@ -8,16 +15,17 @@ pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
         ) || b.is_ascii_uppercase()
     });
     if !needs {
-        return None;
+        return false;
     }
-    let mut out = Vec::with_capacity(v.len());
+    out.clear();
+    out.reserve(v.len());
     let mut i = 0;
     while i < v.len() {
         let b = v[i];
         // ${IFS}, $IFS, ${IFS%??}: a space in disguise.
         if b == b'$' {
             if let Some(used) = ifs_len(&v[i..]) {
-                push_space(&mut out);
+                push_space(out);
                 i += used;
                 continue;
             }
@@ -35,12 +43,12 @@ pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
                 }
             }
             // '+' is a form-encoded space that survived one decode.
-            b'\t' | b'\r' | b' ' | b'+' => push_space(&mut out),
+            b'\t' | b'\r' | b' ' | b'+' => push_space(out),
             _ => out.push(b.to_ascii_lowercase()),
         }
         i += 1;
     }
-    (out != v).then_some(out)
+    out[..] != v[..]
 }
 
 fn push_space(out: &mut Vec<u8>) {

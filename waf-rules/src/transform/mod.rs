@@ -76,6 +76,24 @@ impl Transform {
         )
     }
 
+    /// Writes the transformed value into `out`, reusing its capacity for
+    /// the steps that change plain text (they run on most values); false,
+    /// with `out` unspecified, if this step leaves the value unchanged.
+    pub(crate) fn apply_into(self, v: &[u8], out: &mut Vec<u8>) -> bool {
+        match self {
+            Transform::Lowercase => text::lowercase_into(v, out),
+            Transform::CompressWhitespace => text::compress_whitespace_into(v, out),
+            Transform::CmdLine => cmdline::normalize_into(v, out),
+            _ => match self.apply(v) {
+                Some(next) => {
+                    *out = next;
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+
     /// The transformed value, or `None` if this step leaves it unchanged.
     pub(crate) fn apply(self, v: &[u8]) -> Option<Vec<u8>> {
         match self {

@@ -1,9 +1,19 @@
 //! Case, whitespace, comment and null-byte folding.
 
 pub(crate) fn lowercase(v: &[u8]) -> Option<Vec<u8>> {
-    v.iter()
-        .any(u8::is_ascii_uppercase)
-        .then(|| v.to_ascii_lowercase())
+    let mut out = Vec::new();
+    lowercase_into(v, &mut out).then_some(out)
+}
+
+/// As `lowercase`, writing into `out` (reused across values).
+pub(crate) fn lowercase_into(v: &[u8], out: &mut Vec<u8>) -> bool {
+    if !v.iter().any(u8::is_ascii_uppercase) {
+        return false;
+    }
+    out.clear();
+    out.extend_from_slice(v);
+    out.make_ascii_lowercase();
+    true
 }
 
 fn is_space(b: u8) -> bool {
@@ -11,12 +21,19 @@ fn is_space(b: u8) -> bool {
 }
 
 pub(crate) fn compress_whitespace(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_whitespace_into(v, &mut out).then_some(out)
+}
+
+/// As `compress_whitespace`, writing into `out` (reused across values).
+pub(crate) fn compress_whitespace_into(v: &[u8], out: &mut Vec<u8>) -> bool {
     let needs = v.windows(2).any(|w| is_space(w[0]) && is_space(w[1]))
         || v.iter().any(|&b| is_space(b) && b != b' ');
     if !needs {
-        return None;
+        return false;
     }
-    let mut out = Vec::with_capacity(v.len());
+    out.clear();
+    out.reserve(v.len());
     let mut prev_space = false;
     for &b in v {
         if is_space(b) {
@@ -29,7 +46,7 @@ pub(crate) fn compress_whitespace(v: &[u8]) -> Option<Vec<u8>> {
             prev_space = false;
         }
     }
-    Some(out)
+    true
 }
 
 /// `/* ... */` becomes a space; MySQL `/*!50000 x */` keeps `x` (it runs).
