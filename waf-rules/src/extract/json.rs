@@ -5,6 +5,7 @@
 use super::{plain_token, Class, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 struct Reader<'a, 'f> {
     s: &'a [u8],
@@ -129,7 +130,8 @@ impl<'a> Reader<'a, '_> {
         loop {
             let len = path.len();
             path.push('[');
-            path.push_str(&n.to_string());
+            // Writing to a String cannot fail; no temporary for the index.
+            let _ = write!(path, "{n}");
             path.push(']');
             let r = self.value(path, depth + 1);
             path.truncate(len);
@@ -151,17 +153,17 @@ impl<'a> Reader<'a, '_> {
         self.i += 1;
         let start = self.i;
         let s = self.s;
-        while self.i < s.len() {
-            match s[self.i] {
-                b'"' => {
-                    self.i += 1;
-                    return Some(Cow::Borrowed(&s[start..self.i - 1]));
-                }
-                b'\\' => return self.escaped_string(start),
-                _ => self.i += 1,
-            }
+        let Some(len) = s[start..].iter().position(|&b| b == b'"' || b == b'\\') else {
+            self.i = s.len();
+            return None;
+        };
+        let at = start + len;
+        self.i = at;
+        if s[at] == b'\\' {
+            return self.escaped_string(start);
         }
-        None
+        self.i += 1;
+        Some(Cow::Borrowed(&s[start..at]))
     }
 
     fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, [u8]>> {

@@ -194,7 +194,40 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
         // names without digits, like `java.lang.Runtime`, are inspected.)
         || (v.iter().all(|&b| word(b) || b == b'.') && v.iter().any(u8::is_ascii_digit))
 }
+/// Header names browsers send, so the usual ones are lowered without
+/// allocating.
+const COMMON_HEADERS: &[&str] = &[
+    "host",
+    "user-agent",
+    "accept",
+    "accept-language",
+    "accept-encoding",
+    "referer",
+    "content-type",
+    "content-length",
+    "origin",
+    "connection",
+    "cache-control",
+    "pragma",
+    "authorization",
+    "sec-fetch-site",
+    "sec-fetch-mode",
+    "sec-fetch-dest",
+    "sec-fetch-user",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "upgrade-insecure-requests",
+    "x-requested-with",
+    "x-forwarded-for",
+    "if-none-match",
+    "if-modified-since",
+];
+
 fn lower(s: &str) -> Cow<'_, str> {
+    if let Some(known) = COMMON_HEADERS.iter().find(|k| k.eq_ignore_ascii_case(s)) {
+        return Cow::Borrowed(known);
+    }
     if s.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(s.to_ascii_lowercase())
     } else {
