@@ -53,7 +53,9 @@ const MAX_TOKENS: usize = 64;
 /// Tokenizes `v`. With `quote` set, the value is read as if it followed an
 /// opening quote of that kind: the first token is the string it closes.
 pub(crate) fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token> {
-    let mut out = Vec::with_capacity(16);
+    // One allocation: a token spans at least one byte, plus the quoted
+    // string that may open the value.
+    let mut out = Vec::with_capacity(MAX_TOKENS.min(v.len()) + 1);
     let mut i = 0;
     if let Some(q) = quote {
         let (end, closed) = string_end(v, 0, q);

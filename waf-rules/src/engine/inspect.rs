@@ -24,6 +24,7 @@ impl RuleSet {
                 ..Verdict::default()
             },
             scored: Vec::new(),
+            pats: PatternSet::new(self.compiled.rules.len()),
         };
         let c = &self.compiled;
         // One slot per chain for the whole request: transform outputs reuse
@@ -234,6 +235,9 @@ struct State {
     verdict: Verdict,
     /// Rules that already scored in this request (each scores once).
     scored: Vec<usize>,
+    /// Scratch for regex scans, shared by all of them: large enough for
+    /// any set, and emptied only after a scan that matched.
+    pats: PatternSet,
 }
 
 /// Plain tokens cannot carry an attack in a parameter or cookie: skip all
@@ -328,9 +332,19 @@ fn scan_regexes(
     path: &str,
     st: &mut State,
 ) {
-    let mut pats = PatternSet::new(set.regex.pattern_len());
+    let n = set.regex.pattern_len();
+    if st.pats.capacity() < n {
+        st.pats = PatternSet::new(n);
+    }
+    if !st.pats.is_empty() {
+        st.pats.clear();
+    }
     set.regex
-        .which_overlapping_matches(&Input::new(value), &mut pats);
+        .which_overlapping_matches(&Input::new(value), &mut st.pats);
+    if st.pats.is_empty() {
+        return;
+    }
+    let pats = std::mem::replace(&mut st.pats, PatternSet::new(0));
     for pid in pats.iter() {
         let ri = set.rules[pid.as_usize()];
         let rule = &c.rules[ri];
@@ -346,6 +360,7 @@ fn scan_regexes(
             .map_or(value, |m| &value[m.range()]);
         record(c, ri, frag, field, policy, path, st);
     }
+    st.pats = pats;
 }
 
 fn record(
