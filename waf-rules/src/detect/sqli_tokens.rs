@@ -245,8 +245,18 @@ fn line_end(v: &[u8], i: usize) -> usize {
 }
 
 fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
-    let lw = w.to_ascii_lowercase();
-    let kind = match lw.as_slice() {
+    // The longest keyword is 12 bytes (`current_user`): longer words are
+    // plain words, shorter ones are lowered on the stack.
+    let mut buf = [0u8; 12];
+    let lw: &[u8] = match buf.get_mut(..w.len()) {
+        Some(dst) => {
+            dst.copy_from_slice(w);
+            dst.make_ascii_lowercase();
+            dst
+        }
+        None => b"",
+    };
+    let kind = match lw {
         b"and" | b"or" | b"xor" | b"div" => Kind::Logic,
         b"not" => Kind::Not,
         b"union" => Kind::Union,
