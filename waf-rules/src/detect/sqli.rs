@@ -148,11 +148,15 @@ fn could_be_sql(v: &[u8]) -> bool {
 /// (`union/**/select`); a comment that ends the value is kept (`admin'--`).
 fn meaningful(toks: &[Token]) -> Vec<&Token> {
     let n = toks.len();
-    toks.iter()
-        .enumerate()
-        .filter(|(i, t)| t.kind != Kind::Comment || *i + 1 == n)
-        .map(|(_, t)| t)
-        .collect()
+    // Sized up front: a filtered collect would regrow the list several times.
+    let mut out = Vec::with_capacity(n);
+    out.extend(
+        toks.iter()
+            .enumerate()
+            .filter(|(i, t)| t.kind != Kind::Comment || *i + 1 == n)
+            .map(|(_, t)| t),
+    );
+    out
 }
 
 fn span(toks: &[&Token], from: usize, to: usize) -> Range<usize> {
