@@ -126,9 +126,7 @@ impl Ca {
             Some(RootRotation::Draining {
                 old_root,
                 retire_at,
-                // A leaf is valid through the whole second of its notAfter
-                // (RFC 5280 times have second precision): retire strictly after.
-            }) if now.unix_timestamp() > retire_at => {
+            }) if now.unix_timestamp() >= retire_at => {
                 events.push(self.retire_root(old_root)?);
             }
             None if self.root_due(now, policy) => {
