@@ -137,12 +137,7 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
+        signatures::tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -151,18 +146,11 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
+        signatures::tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
+        signatures::schemes()
     }
 }
 
@@ -209,6 +197,36 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        signatures::tls12(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        signatures::tls13(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        signatures::schemes()
+    }
+}
+
+/// Handshake signature checks shared by both verifiers: our ring provider's
+/// algorithms, whatever side of the connection we are on.
+mod signatures {
+    use super::provider;
+    use rustls::client::danger::HandshakeSignatureValid;
+    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use rustls_pki_types::CertificateDer;
+
+    pub(super) fn tls12(
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(
             message,
             cert,
@@ -217,8 +235,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         )
     }
 
-    fn verify_tls13_signature(
-        &self,
+    pub(super) fn tls13(
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
@@ -231,7 +248,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         )
     }
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+    pub(super) fn schemes() -> Vec<SignatureScheme> {
         provider()
             .signature_verification_algorithms
             .supported_schemes()
