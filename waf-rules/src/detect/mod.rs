@@ -1,5 +1,6 @@
 //! Native detectors for what regexes do badly.
 
+mod protocol;
 pub(crate) mod sqli;
 mod sqli_tokens;
 pub(crate) mod xss;
@@ -15,6 +16,10 @@ pub(crate) enum Detector {
     Xss,
     /// A request method outside the standard HTTP set.
     UnknownMethod,
+    /// A malformed or parser-confusing request Content-Type.
+    ContentType,
+    /// A Content-Range request header that is not a byte range.
+    ContentRange,
 }
 
 impl Detector {
@@ -23,6 +28,8 @@ impl Detector {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
             "unknown_method" => Some(Detector::UnknownMethod),
+            "content_type" => Some(Detector::ContentType),
+            "content_range" => Some(Detector::ContentRange),
             _ => None,
         }
     }
@@ -38,6 +45,8 @@ impl Detector {
                 ];
                 (!KNOWN.contains(&v)).then_some(0..v.len())
             }
+            Detector::ContentType => protocol::content_type(v),
+            Detector::ContentRange => protocol::content_range(v),
         }
     }
 }

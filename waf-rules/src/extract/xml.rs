@@ -16,12 +16,7 @@ pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) {
                 .map_or(body.len(), |p| i + p);
             let text = &body[i..end];
             if !text.trim_ascii().is_empty() {
-                f.push(
-                    Class::Arg,
-                    "xml",
-                    Cow::Owned(path(&stack)),
-                    Cow::Borrowed(text),
-                );
+                f.push(Class::Arg, "xml", Cow::Owned(path(&stack)), unescape(text));
             }
             i = end;
             continue;
@@ -109,8 +104,21 @@ fn attributes<'a>(mut s: &'a [u8], stack: &[&[u8]], elem: &[u8], f: &mut Fields<
             String::from_utf8_lossy(elem),
             String::from_utf8_lossy(name)
         );
-        f.push(Class::Arg, "xml", Cow::Owned(label), Cow::Borrowed(val));
+        f.push(Class::Arg, "xml", Cow::Owned(label), unescape(val));
         s = next;
+    }
+}
+
+/// Text and attribute values as the application's XML parser sees them:
+/// character and entity references resolved (`&#x7B;` is `{`), so rules
+/// need not chase every spelling.
+fn unescape(v: &[u8]) -> Cow<'_, [u8]> {
+    if !v.contains(&b'&') {
+        return Cow::Borrowed(v);
+    }
+    match crate::transform::entities::decode(v) {
+        Some(d) => Cow::Owned(d),
+        None => Cow::Borrowed(v),
     }
 }
 

@@ -3,7 +3,7 @@
 
 mod base64;
 mod cmdline;
-mod entities;
+pub(crate) mod entities;
 mod escapes;
 mod path;
 mod text;

@@ -1,0 +1,143 @@
+//! Header-syntax checks a regex cannot say well: "anything but the valid forms".
+
+use std::ops::Range;
+
+/// A request `Content-Type` that is malformed or chosen to confuse the body
+/// parser: no `type/subtype`, a parameter without `=`, a boundary on a type
+/// that is not multipart, an unknown multipart subtype, or a charset other
+/// than UTF-8 / ASCII / the single-byte Latin sets. Multibyte legacy charsets
+/// (Shift_JIS, GBK, Big5...) can hide a quote or backslash inside a
+/// multibyte character (the classic escaping bypass), and UTF-7/16/32 or
+/// EBCDIC bodies read differently to the WAF and the application. Browsers
+/// send only UTF-8 (or no charset) on requests.
+pub(crate) fn content_type(v: &[u8]) -> Option<Range<usize>> {
+    let whole = Some(0..v.len());
+    let s = String::from_utf8_lossy(v).to_ascii_lowercase();
+    let mut parts = s.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    let Some((ty, sub)) = media.split_once('/') else {
+        return whole;
+    };
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    if !token(ty) || !token(sub) {
+        return whole;
+    }
+    if ty == "multipart" && !MULTIPART_SUBTYPES.contains(&sub) {
+        return whole;
+    }
+    for p in parts {
+        let p = p.trim();
+        if p.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = p.split_once('=') else {
+            return whole;
+        };
+        let value = value.trim().trim_matches('"');
+        match name.trim() {
+            "boundary" if ty != "multipart" => return whole,
+            "charset" if !safe_charset(value) => return whole,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A `Content-Range` request header that is not `bytes first-last/length`
+/// (or `bytes */length`): resumable uploads send exactly that.
+pub(crate) fn content_range(v: &[u8]) -> Option<Range<usize>> {
+    let s = String::from_utf8_lossy(v);
+    let ok = (|| {
+        let rest = s.trim().strip_prefix("bytes")?.trim_start();
+        let (range, len) = rest.split_once('/')?;
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let range_ok = range == "*"
+            || range
+                .split_once('-')
+                .is_some_and(|(a, b)| digits(a) && digits(b));
+        (range_ok && (len == "*" || digits(len))).then_some(())
+    })()
+    .is_some();
+    (!ok).then_some(0..v.len())
+}
+
+const MULTIPART_SUBTYPES: &[&str] = &[
+    "form-data",
+    "mixed",
+    "alternative",
+    "related",
+    "byteranges",
+    "x-mixed-replace",
+    "signed",
+    "encrypted",
+    "report",
+    "digest",
+    "parallel",
+];
+
+fn safe_charset(cs: &str) -> bool {
+    let cs = cs.trim();
+    if matches!(cs, "utf-8" | "utf8" | "us-ascii" | "ascii" | "latin1") {
+        return true;
+    }
+    let num = |rest: Option<&str>, lo: u32, hi: u32| {
+        rest.and_then(|r| r.parse::<u32>().ok())
+            .is_some_and(|n| (lo..=hi).contains(&n))
+    };
+    num(cs.strip_prefix("iso-8859-"), 1, 16)
+        || num(cs.strip_prefix("iso8859-"), 1, 16)
+        || num(cs.strip_prefix("windows-"), 1250, 1258)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_types_browsers_send_pass() {
+        for ok in [
+            &b"application/json"[..],
+            b"text/plain;charset=UTF-8",
+            b"application/json; charset=utf8",
+            b"application/x-www-form-urlencoded; charset=\"utf-8\"",
+            b"multipart/form-data; boundary=----WebKitFormBoundaryx",
+            b"application/csp-report",
+            b"message/ohttp-req",
+            b"text/html; charset=ISO-8859-1",
+        ] {
+            assert_eq!(content_type(ok), None, "{}", String::from_utf8_lossy(ok));
+        }
+    }
+
+    #[test]
+    fn malformed_or_evasive_content_types_are_flagged() {
+        for bad in [
+            &b"my-new-content-type"[..],
+            b"multipart/",
+            b"multipart/foo; boundary=0000",
+            b"application/foo; boundary=0000",
+            b"text/plain; charset=\"UTF-8\"; garbage",
+            b"application/x-www-form-urlencoded; charset=garbage",
+            b"application/x-www-form-urlencoded; charset=UTF-80",
+            b"text/plain; charset=shift_jis",
+            b"text/plain; charset=utf-7",
+        ] {
+            assert!(
+                content_type(bad).is_some(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn content_ranges() {
+        assert!(content_range(b"bytes 0-36034/36035").is_none());
+        assert!(content_range(b"bytes */100").is_none());
+        assert!(content_range(b"test").is_some());
+    }
+}
