@@ -28,6 +28,8 @@ pub struct HardenedStream {
     pub(crate) inner: Stream,
     /// Replacement bytes not yet written to `inner`.
     pending: Vec<u8>,
+    /// A `408` for an expired header deadline was queued (once per connection).
+    timeout_answered: bool,
     shared: Arc<Shared>,
     /// Open connections on this listener; decremented when the connection is dropped.
     active: prometheus::IntGauge,
@@ -62,6 +64,7 @@ impl HardenedStream {
         HardenedStream {
             inner,
             pending: Vec::new(),
+            timeout_answered: false,
             shared,
             active,
         }
@@ -70,34 +73,59 @@ impl HardenedStream {
     fn replacement(&self, status: u16) -> Vec<u8> {
         let https = self.inner.get_ssl_digest().is_some();
         let request_id = format!("{:032x}", rand::random::<u128>());
-        let reason = http::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("Error");
-        let body = format!("{status} {reason}\n");
-        let mut resp = match ResponseHeader::build(status, Some(10)) {
-            Ok(r) => r,
-            Err(_) => return Vec::new(),
-        };
-        let _ = resp.insert_header("content-type", "text/plain; charset=utf-8");
-        let _ = resp.insert_header("content-length", body.len().to_string());
-        let _ = resp.insert_header("cache-control", "no-store");
-        let _ = resp.insert_header("connection", "close");
-        let _ = resp.insert_header("x-request-id", request_id.as_str());
-        HeaderPolicy::default().apply(&mut resp, https);
-        let mut out = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
-        for (k, v) in resp.headers.iter() {
-            out.extend_from_slice(k.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(body.as_bytes());
+        let out = edge_response(status, Some(&request_id), https);
         self.record(status, request_id, https);
         out
     }
 
+    /// The whole-header deadline expired (the guard below already counted and logged the
+    /// `header_timeout` denial): queue a `408` that `Shutdown::shutdown` writes out before
+    /// Pingora closes the connection. No request id: no request line was logged for it.
+    fn on_read_error(&mut self, e: &std::io::Error, cx: &mut Context<'_>) {
+        if self.timeout_answered || !crate::protect::slow_client::is_header_timeout(e) {
+            return;
+        }
+        self.timeout_answered = true;
+        let https = self.inner.get_ssl_digest().is_some();
+        self.pending = edge_response(408, None, https);
+        // Usually fits the socket buffer at once; the rest goes out in shutdown.
+        let _ = self.drain(cx);
+    }
+}
+
+/// A complete hardened edge response (status line, policy headers, `Connection: close`, short
+/// text body) for answers written below Pingora's HTTP layer.
+fn edge_response(status: u16, request_id: Option<&str>, https: bool) -> Vec<u8> {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let body = format!("{status} {reason}\n");
+    let mut resp = match ResponseHeader::build(status, Some(10)) {
+        Ok(r) => r,
+        Err(_) => return Vec::new(),
+    };
+    let _ = resp.insert_header("content-type", "text/plain; charset=utf-8");
+    let _ = resp.insert_header("content-length", body.len().to_string());
+    let _ = resp.insert_header("cache-control", "no-store");
+    let _ = resp.insert_header("connection", "close");
+    if let Some(id) = request_id {
+        let _ = resp.insert_header("x-request-id", id);
+    }
+    HeaderPolicy::default().apply(&mut resp, https);
+    let mut out = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
+    for (k, v) in resp.headers.iter() {
+        out.extend_from_slice(k.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+impl HardenedStream {
     /// Counts and logs a request Pingora refused before our filters saw it.
     fn record(&self, status: u16, request_id: String, https: bool) {
         let m = &self.shared.metrics;
@@ -177,7 +205,11 @@ impl AsyncRead for HardenedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Err(e)) = &res {
+            self.on_read_error(e, cx);
+        }
+        res
     }
 }
 

@@ -646,7 +646,7 @@ async fn a_body_behind_the_minimum_rate_is_evicted_at_the_per_ip_cap() {
 }
 
 #[tokio::test]
-async fn header_deadline_closes_slow_heads_and_logs_an_event() {
+async fn header_deadline_answers_408_closes_and_logs_an_event() {
     let e = start().await;
     let mut s = TcpStream::connect(("127.0.0.1", e.setup.port))
         .await
@@ -656,11 +656,18 @@ async fn header_deadline_closes_slow_heads_and_logs_an_event() {
         .unwrap();
     let mut buf = Vec::new();
     let started = Instant::now();
+    // Waits on the edge's answer and close (the deadline is 1 s).
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "closed by the 1 s deadline"
     );
+    let r = parse_response(&buf);
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&buf));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert!(r.header("server").is_none(), "{r:?}");
+    assert_eq!(r.body, "408 Request Timeout\n");
     e.up.saw_nothing();
     let line = e.log_line("rampart.denial.reason", "header_timeout");
     assert_eq!(line["event"], "rampart.denial");

@@ -9,8 +9,10 @@
 //! only counts time the server spends waiting on the client (reads that
 //! return `Pending`), so a slow upstream that stops Pingora from reading is
 //! never blamed on the client. Chunked bodies are not rated. On a violation
-//! the read fails (`TimedOut`), Pingora closes the connection, and the
-//! denial (`header_timeout` / `body_rate`) is reported once.
+//! the read fails (`TimedOut`, [`SlowClientError`]), Pingora closes the
+//! connection, and the denial (`header_timeout` / `body_rate`) is reported
+//! once. A header timeout is answered `408 Request Timeout` first (by the
+//! edge's outer stream, which owns the response policy).
 //!
 //! It also tells the connection's [`ConnSlot`] what the connection waits
 //! for (a head, a body behind the rate, or nothing from the client), so the
@@ -276,11 +278,29 @@ impl SlowClientGuard {
             }
             (self.on_denial)(denial);
         }
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("slow client: {}", reason.as_str()),
-        )
+        std::io::Error::new(std::io::ErrorKind::TimedOut, SlowClientError(reason))
     }
+}
+
+/// The read error a violation produces (kind `TimedOut`). The edge's outer stream
+/// (`parser_errors::HardenedStream`) recognises a header timeout by it and answers `408`
+/// before Pingora closes the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlowClientError(pub DenialReason);
+
+impl std::fmt::Display for SlowClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "slow client: {}", self.0.as_str())
+    }
+}
+
+impl std::error::Error for SlowClientError {}
+
+/// True if `e` is the whole-header deadline expiring.
+pub fn is_header_timeout(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<SlowClientError>())
+        .is_some_and(|s| s.0 == DenialReason::HeaderTimeout)
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

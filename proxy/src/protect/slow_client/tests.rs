@@ -82,6 +82,7 @@ async fn slowloris_head_hits_the_whole_header_deadline() {
     });
     let err = read_n(&mut guard, 1 << 20).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(is_header_timeout(&err), "{err}");
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -124,6 +125,7 @@ async fn stalled_body_is_cut_at_the_minimum_rate() {
     client.write_all(&[b'a'; 10]).await.unwrap();
     let err = read_n(&mut guard, 1 << 20).await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(!is_header_timeout(&err), "a body-rate cut is not a 408");
     assert_eq!(reasons(&seen), [DenialReason::BodyRate]);
     drop(client);
 }
