@@ -97,7 +97,10 @@ pub fn read_dir(
                     .unwrap_or("")
                     .to_ascii_lowercase();
                 let family = family_of(rule);
-                let standalone = !desc.contains("false positive")
+                // Spelled `false positive`, `false-positive`, `false-positve`.
+                let documents_fp = desc.contains("false") && desc.contains("posit")
+                    || desc.contains("false-positve");
+                let standalone = !documents_fp
                     && paranoia_level(rule) <= 1
                     && !NOT_ATTACKS.iter().any(|(id, _)| *id == rule)
                     && (matches!(family, "protocol" | "scanner") || !lone_words(&request));

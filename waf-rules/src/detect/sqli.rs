@@ -58,7 +58,56 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
         }
     }
     let toks = tokenize(v, None);
-    bare(v, &toks).or_else(|| literal_tautology(v, &toks))
+    bare(v, &toks)
+        .or_else(|| literal_tautology(v, &toks))
+        .or_else(|| literal_inequality(v, &toks))
+}
+
+/// `11!=1`, `1 is not 2`, `'1' not regexp '2'`: a whole value that only
+/// compares two different literals as unequal, a condition forced true.
+fn literal_inequality(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
+    let t = meaningful(toks);
+    let lit = |t: &Token| matches!(t.kind, Kind::Num | Kind::Str { closed: true });
+    let text = |t: &Token| &v[t.span.clone()];
+    let (first, last) = (t.first()?, t.last()?);
+    // The last string may be left open for the query's own closing quote.
+    let last_ok = lit(last) || last.kind == (Kind::Str { closed: false });
+    if t.len() < 3 || t.len() > 4 || !lit(first) || !last_ok {
+        return None;
+    }
+    let ops = &t[1..t.len() - 1];
+    let kinds: Vec<Kind> = ops.iter().map(|x| x.kind).collect();
+    let unequal = match kinds.as_slice() {
+        [Kind::Cmp] => matches!(text(ops[0]), b"!=" | b"<>"),
+        [Kind::CmpWord, Kind::Not] => text(ops[0]).eq_ignore_ascii_case(b"is"),
+        [Kind::Not, Kind::CmpWord] => true,
+        _ => false,
+    };
+    (unequal && !text(first).eq_ignore_ascii_case(text(last)))
+        .then_some(first.span.start..last.span.end)
+}
+
+/// `'-email--`, `' sounds like rowid--`: an operator expression right
+/// after the break-out, then a comment that cuts off the rest of the query.
+fn operator_then_comment(v: &[u8], t: &[&Token]) -> bool {
+    let n = t.len();
+    (3..=6).contains(&n)
+        && (matches!(t[0].kind, Kind::Cmp | Kind::CmpWord)
+            || t[0].kind == Kind::Op && matches!(t[0].first, b'-' | b'+' | b'*' | b'/' | b'|'))
+        && t[n - 1].kind == Kind::Comment
+        && v[t[n - 1].span.clone()].starts_with(b"--")
+        && t[1..n - 1].iter().all(|x| {
+            matches!(
+                x.kind,
+                Kind::Word
+                    | Kind::Num
+                    | Kind::Str { closed: true }
+                    | Kind::Literal
+                    | Kind::CmpWord
+                    | Kind::Op
+                    | Kind::Cmp
+            )
+        })
 }
 
 /// `1=1`, `'a'='a'`, `42 like 42`: a comparison of a literal with itself
@@ -111,6 +160,7 @@ fn keywords() -> &'static Option<aho_corasick::AhoCorasick> {
                 "true",
                 "false",
                 "null",
+                "is not",
             ])
             .ok()
     })
@@ -194,6 +244,9 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
         Kind::CmpWord if cmp_word_continues(&t[k + 1..]) => return Some(span(&t, k, t.len())),
         _ => {}
     }
+    if operator_then_comment(v, &t[k..]) {
+        return Some(span(&t, k, t.len()));
+    }
     strong_anywhere(&t[k..])
 }
 
@@ -206,7 +259,17 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
         && all[0].kind == Kind::Op
         && matches!(all[0].first, b'-' | b'+')
         && all[1].kind == Kind::Num;
-    let t = if signed { all[1..].to_vec() } else { all };
+    // `/create table x`, `*/drop table x`: a statement behind the end of a
+    // comment or a path-like slash reads the same as a bare one.
+    let slashed = all.len() > 2
+        && all[0].kind == Kind::Op
+        && matches!(all[0].first, b'/' | b'*')
+        && all[1].kind == Kind::Stmt;
+    let t = if signed || slashed {
+        all[1..].to_vec()
+    } else {
+        all
+    };
     let first = t.first()?;
     match first.kind {
         Kind::Num | Kind::Var => {
@@ -514,6 +577,14 @@ mod tests {
             "select * from users where id=1",
             "1' and sleep(5)#",
             "1 order by 3--",
+            "x'-email--",
+            "' sounds like rowid--",
+            "11!=1",
+            "1 is not 2",
+            "'1' not regexp '2'",
+            "'x'!='y",
+            "/create table persons",
+            "select id from users where id=json_extract/**/(/**/'{}'/**/,/**/'$.a'/**/);",
         ] {
             assert!(is_sqli(v.as_bytes()), "missed {v:?}");
         }
@@ -537,6 +608,9 @@ mod tests {
             "color: #fff; width: 10px",
             "2024-01-01",
             "a=1&b=2",
+            "1 != 1",
+            "it's 5 - 3 --",
+            "chapter 1 is not 2",
         ] {
             assert!(!is_sqli(v.as_bytes()), "false positive {v:?}");
         }

@@ -244,6 +244,23 @@ fn line_end(v: &[u8], i: usize) -> usize {
         .map_or(v.len(), |p| i + p)
 }
 
+/// Whether `(` follows, past spaces and block comments (`concat/**/(`).
+fn next_is_paren(v: &[u8], mut i: usize) -> bool {
+    loop {
+        while v.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if v.get(i) == Some(&b'/') && v.get(i + 1) == Some(&b'*') {
+            match v[i + 2..].windows(2).position(|w| w == b"*/") {
+                Some(p) => i += p + 4,
+                None => return false,
+            }
+            continue;
+        }
+        return v.get(i) == Some(&b'(');
+    }
+}
+
 fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
     // The longest keyword is 12 bytes (`current_user`): longer words are
     // plain words, shorter ones are lowered on the stack.
@@ -266,14 +283,14 @@ fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
         }
         b"where" | b"having" | b"order" | b"group" | b"limit" | b"offset" | b"procedure"
         | b"into" | b"from" | b"as" | b"by" | b"case" | b"when" | b"then" | b"else" | b"end"
-        | b"set" | b"values" | b"table" | b"all" | b"distinct" | b"top" | b"delay" => Kind::Clause,
+        | b"set" | b"values" | b"table" | b"all" | b"distinct" | b"distinctrow" | b"top"
+        | b"delay" => Kind::Clause,
         b"like" | b"rlike" | b"regexp" | b"in" | b"is" | b"between" | b"sounds" | b"glob"
         | b"match" | b"against" | b"collate" | b"escape" => Kind::CmpWord,
         b"null" | b"true" | b"false" | b"current_user" | b"user" | b"version" => Kind::Literal,
         _ => Kind::Word,
     };
-    let next = v[end..].iter().copied().find(|b| !b.is_ascii_whitespace());
-    if next == Some(b'(') && matches!(kind, Kind::Word | Kind::Literal) {
+    if next_is_paren(v, end) && matches!(kind, Kind::Word | Kind::Literal) {
         return Kind::Func;
     }
     // "if(" / "char(" / "ascii(" are functions; so are Logic words used as one? no.
