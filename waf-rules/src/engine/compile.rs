@@ -1,6 +1,6 @@
 //! Builds the automata once, at load time.
 
-use super::prefilter::{needed_bytes, required_literals, ByteSet};
+use super::prefilter::{requirement, ByteSet, Need};
 use crate::detect::Detector;
 use crate::error::WafError;
 use crate::extract::Class;
@@ -71,20 +71,29 @@ pub(crate) struct PhraseSet {
 #[derive(Debug)]
 pub(crate) struct Group {
     pub chain: usize,
-    /// Patterns with required literals, scanned only when a literal occurs.
-    pub filtered: Option<RegexSet>,
-    /// Required literals of the filtered patterns (one must occur).
-    pub literals: Vec<Vec<u8>>,
-    /// Patterns without a useful literal, scanned unless the value lacks
-    /// every byte they need.
-    /// With the bytes one of which a value must hold for the set to match
-    /// (None: always scan).
-    pub unfiltered: Vec<(Option<ByteSet>, RegexSet)>,
+    /// Multi-pattern automata, each scanned only when its gate opens.
+    pub sets: Vec<Gated>,
     pub phrases: Option<PhraseSet>,
     pub detectors: Vec<(Detector, usize)>,
-    /// Only literal- or punctuation-gated patterns: plain text can skip it
-    /// unless one of its literals occurs.
+    /// Only gated automata: plain text can skip the group unless one of
+    /// its literals occurs (gate bytes are never plain-text bytes).
     pub gated_only: bool,
+}
+
+/// An automaton and what a value must hold for it to be scanned.
+#[derive(Debug)]
+pub(crate) struct Gated {
+    /// None: always scanned.
+    pub gate: Option<Gate>,
+    pub set: RegexSet,
+}
+
+/// A value opens the gate if it holds one of `bytes` or one of the
+/// literals reported under bit `lits` of the shared literal scan.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    pub bytes: ByteSet,
+    pub lits: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -96,8 +105,10 @@ pub(crate) struct Compiled {
     /// that start the same way.
     pub chain_parent: Vec<Option<usize>>,
     pub groups: Vec<Group>,
-    /// One automaton over every group's required literals; pattern -> group.
+    /// One automaton over every gate's literals; pattern -> gate bit.
     pub prefilter: Option<(AhoCorasick, Vec<usize>)>,
+    /// Number of gate bits the literal scan reports.
+    pub gate_bits: usize,
     /// Group indexes per target class.
     pub by_class: [Vec<usize>; Class::COUNT],
     /// Group indexes for one named header.
@@ -127,11 +138,21 @@ impl Compiled {
             }
         }
         let mut groups = Vec::new();
+        let mut lits: Vec<Vec<u8>> = Vec::new();
+        let mut owners = Vec::new();
+        // What each regex needs, once per rule (a rule sits in several groups).
+        let needs: Vec<Option<Need>> = rules
+            .iter()
+            .map(|r| match &r.op {
+                Operator::Regex(p) => requirement(p),
+                _ => None,
+            })
+            .collect();
         let mut by_class: [Vec<usize>; Class::COUNT] = Default::default();
         let mut by_header: HashMap<String, Vec<usize>> = HashMap::new();
         for ((target, chain), p) in pending {
             let label = format!("{target:?} {:?}", chains[chain]);
-            let group = build_group(&rules, label, chain, p)?;
+            let group = build_group(&rules, &needs, label, chain, p, &mut lits, &mut owners)?;
             let gi = groups.len();
             groups.push(group);
             match target {
@@ -139,14 +160,7 @@ impl Compiled {
                 TargetSel::Header(h) => by_header.entry(h).or_default().push(gi),
             }
         }
-        let mut lits: Vec<&[u8]> = Vec::new();
-        let mut owners = Vec::new();
-        for (gi, g) in groups.iter().enumerate() {
-            for l in &g.literals {
-                lits.push(l);
-                owners.push(gi);
-            }
-        }
+        let gate_bits = owners.last().map_or(0, |m| m + 1);
         if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
             let mut l: Vec<String> = lits
                 .iter()
@@ -159,7 +173,7 @@ impl Compiled {
         let prefilter = if lits.is_empty() {
             None
         } else {
-            let ac = ac_builder().build(lits).map_err(|e| WafError::Compile {
+            let ac = ac_builder().build(&lits).map_err(|e| WafError::Compile {
                 group: "prefilter".into(),
                 message: e.to_string(),
             })?;
@@ -193,6 +207,7 @@ impl Compiled {
             chains,
             chain_parent,
             prefilter,
+            gate_bits,
             groups,
             by_class,
             by_header,
@@ -218,65 +233,72 @@ fn intern_one(chains: &mut Vec<Vec<Transform>>, chain: &[Transform]) -> usize {
     }
 }
 
-fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Result<Group, WafError> {
+fn build_group(
+    rules: &[Rule],
+    needs: &[Option<Need>],
+    label: String,
+    chain: usize,
+    p: Pending,
+    lits: &mut Vec<Vec<u8>>,
+    owners: &mut Vec<usize>,
+) -> Result<Group, WafError> {
     let err = |e: String| WafError::Compile {
         group: label.clone(),
         message: e,
     };
-    let mut with_lits: Vec<(usize, Vec<Vec<u8>>)> = Vec::new();
-    let mut without: Vec<usize> = Vec::new();
+    // Three automata at most: patterns gated by literals only (plain text
+    // holding none of them skips it), patterns gated by punctuation (and
+    // perhaps literals), and patterns that need nothing useful.
+    let (mut by_lits, mut by_bytes) = ((Need::default(), vec![]), (Need::default(), vec![]));
+    let mut always = Vec::new();
     for &ri in &p.regexes {
-        if let Operator::Regex(pat) = &rules[ri].op {
-            match required_literals(pat) {
-                Some(l) => with_lits.push((ri, l)),
-                None => without.push(ri),
+        match needs[ri].clone() {
+            Some(n) if n.bytes == ByteSet::default() => {
+                by_lits.0 = std::mem::take(&mut by_lits.0).union(n);
+                by_lits.1.push(ri);
             }
-        }
-    }
-    let literals: Vec<Vec<u8>> = with_lits
-        .iter()
-        .flat_map(|(_, l)| l.iter().cloned())
-        .collect();
-    let filtered = if with_lits.is_empty() {
-        None
-    } else {
-        Some(regex_set(rules, with_lits.iter().map(|(r, _)| *r).collect()).map_err(err)?)
-    };
-    // Patterns without literals are split in two: those that need a byte
-    // plain text never has (punctuation, quotes, brackets, slashes...) run
-    // only on values holding one of those bytes; the rest always run.
-    let mut punct: (ByteSet, Vec<usize>) = (ByteSet::default(), Vec::new());
-    let mut rest: Vec<usize> = Vec::new();
-    for &ri in &without {
-        let Operator::Regex(pat) = &rules[ri].op else {
-            continue;
-        };
-        match needed_bytes(pat).filter(|n| !n.intersects(&ByteSet::plain_text())) {
             Some(n) => {
-                punct.0.union(&n);
-                punct.1.push(ri);
+                by_bytes.0 = std::mem::take(&mut by_bytes.0).union(n);
+                by_bytes.1.push(ri);
             }
-            None => rest.push(ri),
+            None => always.push(ri),
         }
     }
     if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
         let ids = |v: &[usize]| v.iter().map(|&i| rules[i].id).collect::<Vec<_>>();
         eprintln!(
-            "group {label}: literal-gated {:?} punct-gated {:?} always {:?}",
-            with_lits
-                .iter()
-                .map(|(i, _)| rules[*i].id)
-                .collect::<Vec<_>>(),
-            ids(&punct.1),
-            ids(&rest)
+            "group {label}: literal-gated {:?} byte-gated {:?} always {:?}",
+            ids(&by_lits.1),
+            ids(&by_bytes.1),
+            ids(&always)
         );
     }
-    let mut unfiltered = Vec::with_capacity(2);
-    if !punct.1.is_empty() {
-        unfiltered.push((Some(punct.0), regex_set(rules, punct.1).map_err(err)?));
+    let mut sets = Vec::with_capacity(3);
+    for (need, idx) in [by_lits, by_bytes] {
+        if idx.is_empty() {
+            continue;
+        }
+        let bit = (!need.lits.is_empty()).then(|| {
+            let bit = owners.last().map_or(0, |m| m + 1);
+            for l in need.lits {
+                lits.push(l);
+                owners.push(bit);
+            }
+            bit
+        });
+        sets.push(Gated {
+            gate: Some(Gate {
+                bytes: need.bytes,
+                lits: bit,
+            }),
+            set: regex_set(rules, idx).map_err(err)?,
+        });
     }
-    if !rest.is_empty() {
-        unfiltered.push((None, regex_set(rules, rest).map_err(err)?));
+    if !always.is_empty() {
+        sets.push(Gated {
+            gate: None,
+            set: regex_set(rules, always).map_err(err)?,
+        });
     }
     let phrases = if p.phrases.is_empty() {
         None
@@ -296,12 +318,10 @@ fn build_group(rules: &[Rule], label: String, chain: usize, p: Pending) -> Resul
     };
     Ok(Group {
         chain,
-        filtered,
-        literals,
         gated_only: p.detectors.is_empty()
             && phrases.is_none()
-            && unfiltered.iter().all(|(need, _)| need.is_some()),
-        unfiltered,
+            && sets.iter().all(|s| s.gate.is_some()),
+        sets,
         phrases,
         detectors: p.detectors,
     })

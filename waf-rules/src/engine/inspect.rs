@@ -1,8 +1,8 @@
 //! Per-request inspection: extract fields, normalize once per chain, scan
 //! each group once, score and explain.
 
-use super::compile::{Compiled, Group};
-use super::prefilter::ByteSet;
+use super::compile::{Compiled, Gate, Group};
+use super::prefilter::{ByteSet, PLAIN_TEXT};
 use super::RuleSet;
 use crate::extract::{self, Class, Field};
 use crate::policy::Policy;
@@ -31,7 +31,6 @@ impl RuleSet {
         // their buffers from field to field instead of allocating.
         let mut cache: Vec<Slot> = (0..c.chains.len()).map(|_| Slot::default()).collect();
         let mut memo = Memo::default();
-        let plain_text = ByteSet::plain_text();
         for field in &fields.list {
             if skip_fast(field) {
                 continue;
@@ -40,7 +39,7 @@ impl RuleSet {
                 slot.kind = Kind::Empty;
             }
             memo.clear();
-            let plain = ByteSet::of(&field.value).is_subset(&plain_text);
+            let plain = ByteSet::of(&field.value).is_subset(&PLAIN_TEXT);
             let query = field.class == Class::Arg && field.source == "args";
             let named = if field.class == Class::Header {
                 c.by_header.get(field.name.as_ref())
@@ -72,22 +71,25 @@ impl RuleSet {
                 // patterns is decided on the raw value, without decoding.
                 if plain && g.gated_only {
                     let entry = memo.entry(c, &cache, &field.value, None);
-                    if !(g.filtered.is_some() && memo.hit(entry, gi)) {
+                    let lit_hit = |s: &super::compile::Gated| {
+                        s.gate
+                            .as_ref()
+                            .and_then(|g| g.lits)
+                            .is_some_and(|bit| memo.hit(entry, bit))
+                    };
+                    if !g.sets.iter().any(lit_hit) {
                         continue;
                     }
                 }
                 ensure(c, &mut cache, &field.value, plain, g.chain);
                 let value = bytes(c, &cache, &field.value, g.chain);
                 let entry = memo.entry(c, &cache, &field.value, Some(g.chain));
-                let hit = g.filtered.is_some() && memo.hit(entry, gi);
-                let value_bytes = memo.bytes(entry);
                 run_group(
                     c,
                     g,
                     field,
                     value,
-                    hit,
-                    value_bytes,
+                    (&memo, entry),
                     policy,
                     req.path,
                     &mut st,
@@ -106,7 +108,7 @@ impl RuleSet {
 struct Memo {
     /// (value identity: pointer, length, the chain it came from, data index)
     keys: Vec<(usize, usize, Option<usize>, usize)>,
-    /// Literal hits per group, and the value's byte set.
+    /// Literal hits per gate bit, and the value's byte set.
     data: Vec<(Vec<u64>, ByteSet)>,
     used: usize,
 }
@@ -142,7 +144,7 @@ impl Memo {
         let d = self.used;
         let e = &mut self.data[d];
         e.0.clear();
-        e.0.resize(c.groups.len().div_ceil(64), 0);
+        e.0.resize(c.gate_bits.div_ceil(64), 0);
         e.1 = ByteSet::of(value);
         if let Some((ac, owners)) = &c.prefilter {
             for m in ac.find_overlapping_iter(value) {
@@ -155,12 +157,13 @@ impl Memo {
         d
     }
 
-    fn hit(&self, entry: usize, group: usize) -> bool {
-        self.data[entry].0[group / 64] & (1 << (group % 64)) != 0
+    fn hit(&self, entry: usize, bit: usize) -> bool {
+        self.data[entry].0[bit / 64] & (1 << (bit % 64)) != 0
     }
 
-    fn bytes(&self, entry: usize) -> ByteSet {
-        self.data[entry].1
+    /// Whether a value (by its memo entry) opens a gate.
+    fn opens(&self, entry: usize, gate: &Gate) -> bool {
+        gate.bytes.intersects(&self.data[entry].1) || gate.lits.is_some_and(|b| self.hit(entry, b))
     }
 }
 
@@ -284,8 +287,7 @@ fn run_group(
     g: &Group,
     field: &Field<'_>,
     value: &[u8],
-    lits_hit: bool,
-    value_bytes: ByteSet,
+    (memo, entry): (&Memo, usize),
     policy: &Policy,
     path: &str,
     st: &mut State,
@@ -293,14 +295,9 @@ fn run_group(
     if value.is_empty() {
         return;
     }
-    if let Some(set) = &g.filtered {
-        if lits_hit {
-            scan_regexes(c, set, value, field, policy, path, st);
-        }
-    }
-    for (need, set) in &g.unfiltered {
-        if need.is_none_or(|need| need.intersects(&value_bytes)) {
-            scan_regexes(c, set, value, field, policy, path, st);
+    for s in &g.sets {
+        if s.gate.as_ref().is_none_or(|gate| memo.opens(entry, gate)) {
+            scan_regexes(c, &s.set, value, field, policy, path, st);
         }
     }
     if let Some(ph) = &g.phrases {

@@ -1,58 +1,240 @@
-//! Required-literal extraction: a regex whose every match starts (or ends)
-//! with one of a few literals can be skipped when none of them occurs.
+//! What a pattern needs before it can match: literals one of which every
+//! match contains, or bytes one of which it holds. A value with none of
+//! them skips the pattern's automaton.
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Class, Hir, HirKind};
 
-/// Shorter literals occur everywhere and would not skip anything.
-const MIN_LITERAL: usize = 3;
+/// What every match of a pattern contains: one of `bytes` (never bytes of
+/// plain text) or one of `lits` (matched ASCII-case-insensitively).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Need {
+    pub bytes: ByteSet,
+    pub lits: Vec<Vec<u8>>,
+}
 
-/// Literals one of which every match must contain, if a useful set exists.
-pub(crate) fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new()
+impl Need {
+    fn lit(l: &[u8]) -> Option<Need> {
+        match l {
+            [] => None,
+            [b] => Need::byte(*b),
+            _ => Some(Need {
+                bytes: ByteSet::default(),
+                lits: vec![l.to_vec()],
+            }),
+        }
+    }
+
+    fn byte(b: u8) -> Option<Need> {
+        if PLAIN_TEXT.contains(b) {
+            return None;
+        }
+        let mut bytes = ByteSet::default();
+        bytes.insert(b);
+        Some(Need {
+            bytes,
+            lits: Vec::new(),
+        })
+    }
+
+    pub(crate) fn union(mut self, o: Need) -> Need {
+        self.bytes.union(&o.bytes);
+        for l in o.lits {
+            if !self.lits.contains(&l) {
+                self.lits.push(l);
+            }
+        }
+        self
+    }
+
+    /// How often ordinary values are expected to hold one of the atoms.
+    fn cost(&self) -> u64 {
+        let bytes: u64 = self.bytes.iter().map(byte_cost).sum();
+        let lits: u64 = self
+            .lits
+            .iter()
+            .map(|l| match l.len() {
+                2 if l.iter().all(u8::is_ascii_alphanumeric) => 100,
+                2 => 20,
+                3 if l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b' ') => 10,
+                3 => 5,
+                _ => 3,
+            })
+            .sum();
+        bytes + lits
+    }
+}
+
+fn byte_cost(b: u8) -> u64 {
+    match b {
+        b'.' | b'-' | b'/' | b':' | b'=' | b'&' | b';' | b'%' | b'+' | b'\'' | b'(' | b')'
+        | b'"' | b'#' | b'*' => 150,
+        _ => 30,
+    }
+}
+
+fn parse(pattern: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .build()
         .parse(pattern)
-        .ok()?;
-    let mut best: Option<Vec<Vec<u8>>> = None;
-    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
-        let mut ex = Extractor::new();
-        ex.kind(kind).limit_total(256).limit_class(8);
-        let mut seq = ex.extract(&hir);
-        seq.optimize_for_prefix_by_preference();
-        let Some(lits) = seq.literals() else { continue };
-        if lits.is_empty() {
-            continue;
+        .ok()
+}
+
+/// What every match of `pattern` must contain, if something useful is.
+pub(crate) fn requirement(pattern: &str) -> Option<Need> {
+    let hir = parse(pattern)?;
+    let best = cheaper(need(&hir), extracted(&hir, ExtractKind::Prefix));
+    cheaper(best, extracted(&hir, ExtractKind::Suffix))
+}
+
+fn cheaper(a: Option<Need>, b: Option<Need>) -> Option<Need> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.cost() < a.cost() { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn need(h: &Hir) -> Option<Need> {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => None,
+        HirKind::Literal(lit) => lit
+            .0
+            .iter()
+            .filter_map(|&b| Need::byte(b))
+            .fold(Need::lit(&lit.0), |best, n| cheaper(best, Some(n))),
+        HirKind::Class(c) => class_bytes(c).and_then(|s| {
+            (!s.intersects(&PLAIN_TEXT)).then_some(Need {
+                bytes: s,
+                lits: Vec::new(),
+            })
+        }),
+        HirKind::Repetition(r) if r.min >= 1 => need(&r.sub),
+        HirKind::Repetition(_) => None,
+        HirKind::Capture(c) => need(&c.sub),
+        HirKind::Concat(subs) => {
+            let mut best = subs.iter().map(need).fold(None, cheaper);
+            // Literals spanning several parts (`etc/` then `passwd|shadow`).
+            for i in 0..subs.len().min(4) {
+                let tail = Hir::concat(subs[i..].to_vec());
+                best = cheaper(best, extracted(&tail, ExtractKind::Prefix));
+                let head = Hir::concat(subs[..subs.len() - i].to_vec());
+                best = cheaper(best, extracted(&head, ExtractKind::Suffix));
+            }
+            best
         }
-        let min = lits.iter().map(|l| l.len()).min().unwrap_or(0);
-        if min < MIN_LITERAL {
-            continue;
-        }
-        let set: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
-        let better = best
-            .as_ref()
-            .is_none_or(|b| min > b.iter().map(Vec::len).min().unwrap_or(0));
-        if better {
-            best = Some(set);
+        HirKind::Alternation(subs) => {
+            let mut all = Need::default();
+            for sub in subs {
+                all = all.union(need(sub)?);
+            }
+            Some(all)
         }
     }
-    best
+}
+
+/// Literals one of which every match starts (or ends) with.
+fn extracted(h: &Hir, kind: ExtractKind) -> Option<Need> {
+    let mut ex = Extractor::new();
+    ex.kind(kind.clone()).limit_total(256).limit_class(8);
+    let mut seq = ex.extract(h);
+    match kind {
+        ExtractKind::Suffix => seq.optimize_for_suffix_by_preference(),
+        _ => seq.optimize_for_prefix_by_preference(),
+    }
+    let lits = seq.literals()?;
+    if lits.is_empty() {
+        return None;
+    }
+    let mut all = Need::default();
+    for l in lits {
+        all = all.union(Need::lit(l.as_bytes())?);
+    }
+    Some(all)
+}
+
+fn class_bytes(c: &Class) -> Option<ByteSet> {
+    let mut s = ByteSet::default();
+    match c {
+        Class::Bytes(c) => {
+            for r in c.ranges() {
+                for b in r.start()..=r.end() {
+                    s.insert(b);
+                }
+            }
+        }
+        Class::Unicode(c) => {
+            for r in c.ranges() {
+                if u32::from(r.end()) > 0x7f {
+                    // Non-ASCII code points: any lead byte may start them.
+                    for b in 0xc0..=0xff {
+                        s.insert(b);
+                    }
+                }
+                for b in u32::from(r.start())..=u32::from(r.end()).min(0x7f) {
+                    s.insert(b as u8);
+                }
+            }
+        }
+    }
+    Some(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn finds_prefix_or_suffix_literals() {
-        let l = required_literals(r"(?:union|select)\s+\w").unwrap();
-        assert!(l.iter().any(|x| x == b"union") && l.iter().any(|x| x.starts_with(b"sel")));
-        assert!(required_literals(r"\w+=\d").is_none());
-        assert_eq!(
-            required_literals(r"\d+etc/passwd").unwrap(),
-            vec![b"etc/passwd".to_vec()]
-        );
+    /// Whether a value holding `v` would open the pattern's gate.
+    fn opens(n: &Need, v: &[u8]) -> bool {
+        n.bytes.intersects(&ByteSet::of(v))
+            || n.lits
+                .iter()
+                .any(|l| v.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l)))
     }
+
+    fn lits(p: &str) -> Vec<Vec<u8>> {
+        requirement(p).unwrap().lits
+    }
+
+    #[test]
+    fn finds_literals_anywhere_in_the_pattern() {
+        let l = lits(r"(?:union|select)\s+\w");
+        assert!(l.iter().any(|x| x == b"union") && l.iter().any(|x| x.starts_with(b"sel")));
+        assert!(requirement(r"\w+=\d").is_some_and(|n| n.bytes.contains(b'=')));
+        assert!(requirement(r"\w+\d").is_none());
+        assert!(lits(r"\d+etc/passwd").iter().any(|x| x == b"etc/passwd"));
+        // Inner literals behind an optional or class prefix.
+        let n = requirement(r"(?:^|[;&|(]\s*)(?:iex|iwr|saps)\s+[-(\w]").unwrap();
+        assert!(n.lits.iter().any(|x| x == b"saps"), "{n:?}");
+    }
+
+    #[test]
+    fn needs_never_use_plain_text_bytes() {
+        assert!(requirement(r"a?").is_none());
+        assert!(requirement(r"[a-z_]+").is_none());
+        let n = requirement(r"(?:^|[\s=])\.{2,}[\\/]").unwrap();
+        assert!(opens(&n, b"a=../b") && !opens(&n, b"plain words, and more"));
+        assert!(!n.bytes.intersects(&PLAIN_TEXT));
+        let alt = requirement(r"<\?php|\{php\}").unwrap();
+        assert!(opens(&alt, b"<?PHP") && opens(&alt, b"{php}") && !opens(&alt, b"php"));
+    }
+}
+
+/// Bytes of ordinary text: letters, digits, space and light punctuation
+/// (not `.`, which paths and file names need).
+pub(crate) const PLAIN_TEXT: ByteSet = plain_text_set();
+
+const fn plain_text_set() -> ByteSet {
+    let mut s = [0u64; 4];
+    let mut b = 0u8;
+    while b < 128 {
+        if b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b',' | b'@' | b'!' | b'?') {
+            s[(b >> 6) as usize] |= 1 << (b & 63);
+        }
+        b += 1;
+    }
+    ByteSet(s)
 }
 
 /// A set of bytes.
@@ -78,16 +260,22 @@ impl ByteSet {
         (0..4).any(|i| self.0[i] & o.0[i] != 0)
     }
 
-    /// Bytes of ordinary text: letters, digits, space and light punctuation
-    /// (not `.`, which paths and file names need).
-    pub(crate) fn plain_text() -> ByteSet {
-        let mut s = ByteSet::default();
-        for b in 0u8..=127 {
-            if b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b',' | b'@' | b'!' | b'?') {
-                s.insert(b);
-            }
-        }
-        s
+    /// The bytes in the set, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..4usize).flat_map(move |w| {
+            let mut bits = self.0[w];
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (w as u32 * 64 + b) as u8
+                })
+            })
+        })
+    }
+
+    pub(crate) fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
     }
 
     pub(crate) fn of(v: &[u8]) -> ByteSet {
@@ -96,106 +284,5 @@ impl ByteSet {
             s.insert(b);
         }
         s
-    }
-
-    /// How often a set is expected to hit in ordinary text: letters,
-    /// digits and spaces are everywhere, punctuation is rarer.
-    fn cost(&self) -> u32 {
-        let bytes: u32 = (0u8..=255)
-            .filter(|&b| self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0)
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b == b' ' {
-                    8
-                } else {
-                    1
-                }
-            })
-            .sum();
-        // A set plain text can satisfy gates nothing: prefer any other.
-        if self.intersects(&ByteSet::plain_text()) {
-            bytes + 1000
-        } else {
-            bytes
-        }
-    }
-}
-
-/// Bytes one of which every match of `pattern` must contain, when such a
-/// set can be read off its syntax tree. A value with none of them cannot
-/// match, so the always-run patterns of a group can be skipped.
-pub(crate) fn needed_bytes(pattern: &str) -> Option<ByteSet> {
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()?;
-    need(&hir)
-}
-
-fn need(h: &regex_syntax::hir::Hir) -> Option<ByteSet> {
-    use regex_syntax::hir::{Class, HirKind};
-    match h.kind() {
-        HirKind::Empty | HirKind::Look(_) => None,
-        HirKind::Literal(lit) => lit
-            .0
-            .iter()
-            .map(|&b| {
-                let mut s = ByteSet::default();
-                s.insert(b);
-                s
-            })
-            .min_by_key(ByteSet::cost),
-        HirKind::Class(Class::Bytes(c)) => {
-            let mut s = ByteSet::default();
-            for r in c.ranges() {
-                for b in r.start()..=r.end() {
-                    s.insert(b);
-                }
-            }
-            Some(s)
-        }
-        HirKind::Class(Class::Unicode(c)) => {
-            let mut s = ByteSet::default();
-            for r in c.ranges() {
-                let (lo, hi) = (u32::from(r.start()), u32::from(r.end()).min(0x7f));
-                if u32::from(r.end()) > 0x7f {
-                    // Non-ASCII code points: any lead byte may start them.
-                    for b in 0xc0..=0xff {
-                        s.insert(b);
-                    }
-                }
-                for b in lo..=hi {
-                    s.insert(b as u8);
-                }
-            }
-            Some(s)
-        }
-        HirKind::Repetition(r) if r.min >= 1 => need(&r.sub),
-        HirKind::Repetition(_) => None,
-        HirKind::Capture(c) => need(&c.sub),
-        HirKind::Concat(subs) => subs.iter().filter_map(need).min_by_key(ByteSet::cost),
-        HirKind::Alternation(subs) => {
-            let mut s = ByteSet::default();
-            for sub in subs {
-                s.union(&need(sub)?);
-            }
-            Some(s)
-        }
-    }
-}
-
-#[cfg(test)]
-mod need_tests {
-    use super::*;
-
-    #[test]
-    fn needed_bytes_pick_rare_punctuation() {
-        let s = needed_bytes(r"(?:^|[\s=])\.{2,}[\\/]").unwrap();
-        assert!(s.intersects(&ByteSet::of(b"../")));
-        assert!(!s.intersects(&ByteSet::of(b"plain words, and more")));
-        assert!(needed_bytes(r"a?").is_none());
-        let alt = needed_bytes(r"<\?php|\{php\}").unwrap();
-        assert!(alt.intersects(&ByteSet::of(b"<")) && alt.intersects(&ByteSet::of(b"{")));
     }
 }
