@@ -97,9 +97,11 @@ pub fn read_dir(
                     .unwrap_or("")
                     .to_ascii_lowercase();
                 let family = family_of(rule);
-                // Spelled `false positive`, `false-positive`, `false-positve`.
+                // Spelled `false positive`, `false-positive`, `false-positve`; or the
+                // test says it is "not a real attack".
                 let documents_fp = desc.contains("false") && desc.contains("posit")
-                    || desc.contains("false-positve");
+                    || desc.contains("false-positve")
+                    || desc.contains("not a real attack");
                 let standalone = !documents_fp
                     && paranoia_level(rule) <= 1
                     && !NOT_ATTACKS.iter().any(|(id, _)| *id == rule)
