@@ -43,11 +43,17 @@ fn same_listeners(old: &Config, new: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// SIGHUP: re-read the config file and swap routes, upstreams, headers and certificates.
+/// SIGHUP: re-read the config file and swap routes, upstreams, headers, WAF, certificates and
+/// the `[protect]` defences. Everything is built and checked before anything is swapped.
 pub fn reload_config(shared: &Shared) -> Result<(), String> {
     let result = (|| {
         let config = config::load(&shared.config_path).map_err(|e| e.to_string())?;
         same_listeners(&shared.runtime.load().config, &config)?;
+        let routes = config.routes.iter().map(|r| r.name.clone()).collect();
+        let protect = shared
+            .defences
+            .prepare_reload(&config.protect, routes)
+            .map_err(|e| format!("[protect]: {e}"))?;
         let certs = load_all_certs(shared, &config)?;
         for w in config::warnings(&config) {
             tracing::warn!("{w}");
@@ -57,6 +63,12 @@ pub fn reload_config(shared: &Shared) -> Result<(), String> {
             state.commit(prepared);
         }
         shared.runtime.store(Arc::new(runtime));
+        let tasks = shared.defences.commit(protect);
+        // On the control plane's runtime (reloads run on its blocking pool).
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => tasks.into_iter().for_each(|t| drop(handle.spawn(t))),
+            Err(_) => tracing::warn!("reload outside a runtime: new protect workers not started"),
+        }
         Ok(())
     })();
     record(shared, "config", &result);

@@ -20,7 +20,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Requests between `request_filter` and `logging` (the SIGTERM drain waits for zero).
     pub in_flight: AtomicI64,
-    /// DoS defences and the one denial counter (built once at start; see `server::prepare`).
+    /// DoS defences and the one denial counter (built at start, see `server::prepare`; a SIGHUP
+    /// reloads them in place, see `Defences::prepare_reload`).
     pub defences: Arc<crate::protect::defences::Defences>,
     /// Their background workers, taken once by `server::serve`.
     pub defence_workers: std::sync::Mutex<Option<crate::protect::defences::DefenceWorkers>>,

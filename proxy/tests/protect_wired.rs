@@ -423,6 +423,60 @@ async fn sighup_swaps_waf_mode_and_limits() {
     assert_eq!(send(e.setup.port, &long).await.status, 414);
 }
 
+/// Statuses of `n` requests to the rate-limited route.
+async fn limited_statuses(port: u16, n: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(send(port, &get_req("limited.test", "/")).await.status);
+    }
+    out
+}
+
+#[tokio::test]
+async fn sighup_reloads_protect_limits_and_refuses_a_bad_protect() {
+    let e = start().await;
+    let port = e.setup.port;
+    // Running limit on route `limited`: burst 2 per 60 s.
+    assert_eq!(limited_statuses(port, 3).await, [200, 200, 429]);
+
+    let write = |protect: &str| {
+        std::fs::write(
+            &e.edge.config_path,
+            e.setup.config(e.up.addr(), protect, "block"),
+        )
+        .unwrap()
+    };
+    // Burst 4: a fresh limiter (per-client state starts over) enforcing the new limit.
+    write(&LIMITS.replace("burst = 2", "burst = 4"));
+    e.edge.signal("HUP");
+    e.edge.wait_stderr("config reload ok", 1);
+    assert_eq!(limited_statuses(port, 5).await, [200, 200, 200, 200, 429]);
+
+    // A limit for a route that does not exist: refused, naming the field.
+    write(&format!(
+        "{}[protect.rate_limit.routes.nosuch]\nrequests = 1\n",
+        LIMITS.replace("burst = 2", "burst = 100")
+    ));
+    e.edge.signal("HUP");
+    e.edge.wait_stderr("config reload refused", 1);
+    e.edge.wait_stderr("rate_limit.routes.nosuch", 1);
+    // A setting bound at start: refused, naming it.
+    write(&format!(
+        "{LIMITS}[protect.h2]\nmax_concurrent_streams = 7\n"
+    ));
+    e.edge.signal("HUP");
+    e.edge.wait_stderr("config reload refused", 2);
+    e.edge
+        .wait_stderr("protect.h2.max_concurrent_streams is bound at start", 1);
+    // The burst-4 limiter keeps running with its state: still limited.
+    assert_eq!(limited_statuses(port, 1).await, [429]);
+    assert_eq!(
+        e.metric("rampart_config_reloads_total{result=\"error\",what=\"config\"}")
+            .await,
+        2
+    );
+}
+
 // ---- limits -----------------------------------------------------------------------------
 
 #[tokio::test]

@@ -28,10 +28,11 @@ pub mod pingora;
 pub mod slot;
 pub mod stream;
 
+use arc_swap::ArcSwap;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -115,10 +116,12 @@ impl Counts {
 
 /// Admission control for new connections; one per listener set.
 pub struct ConnLimiter {
-    max_connections: usize,
-    max_per_ip: u32,
+    /// The caps and the rate change in place on reload (`set`); the counts
+    /// of open connections carry over. Key prefixes are bound at start.
+    max_connections: AtomicUsize,
+    max_per_ip: AtomicU32,
     prefixes: KeyPrefixes,
-    new_rate: KeyedLimit,
+    new_rate: ArcSwap<KeyedLimit>,
     counts: Arc<Counts>,
 }
 
@@ -196,15 +199,57 @@ impl ConnLimiter {
     pub fn new(config: &ConnLimitConfig) -> Result<Self, String> {
         config.validate()?;
         Ok(Self {
-            max_connections: config.max_connections,
-            max_per_ip: config.max_per_ip,
+            max_connections: AtomicUsize::new(config.max_connections),
+            max_per_ip: AtomicU32::new(config.max_per_ip),
             prefixes: config.prefixes(),
-            new_rate: KeyedLimit::new(config.new_per_ip, "connections.new_per_ip")?,
+            new_rate: ArcSwap::from_pointee(KeyedLimit::new(
+                config.new_per_ip,
+                "connections.new_per_ip",
+            )?),
             counts: Arc::new(Counts {
                 global: AtomicUsize::new(0),
                 per_key: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Checks a reloaded `[connections]`: the key prefixes and the handshake
+    /// grace are bound at start; returns the new-connection rate to `set`.
+    pub(crate) fn prepare(
+        &self,
+        old: &ConnLimitConfig,
+        new: &ConnLimitConfig,
+    ) -> Result<Option<KeyedLimit>, String> {
+        new.validate()?;
+        for (field, changed) in [
+            ("ipv4_prefix", old.ipv4_prefix != new.ipv4_prefix),
+            ("ipv6_prefix", old.ipv6_prefix != new.ipv6_prefix),
+            (
+                "handshake_grace_secs",
+                old.handshake_grace_secs != new.handshake_grace_secs,
+            ),
+        ] {
+            if changed {
+                return Err(format!(
+                    "protect.connections.{field} is bound at start (open connections are \
+                     counted under it): restart to change it"
+                ));
+            }
+        }
+        if old.new_per_ip == new.new_per_ip {
+            return Ok(None); // keep the per-key state
+        }
+        KeyedLimit::new(new.new_per_ip, "connections.new_per_ip").map(Some)
+    }
+
+    /// Applies a prepared reload; open connections stay counted.
+    pub(crate) fn set(&self, config: &ConnLimitConfig, new_rate: Option<KeyedLimit>) {
+        self.max_connections
+            .store(config.max_connections, Ordering::Relaxed);
+        self.max_per_ip.store(config.max_per_ip, Ordering::Relaxed);
+        if let Some(rate) = new_rate {
+            self.new_rate.store(Arc::new(rate));
+        }
     }
 
     /// Admits a new connection from `ip` (see [`Self::admit`]).
@@ -221,7 +266,9 @@ impl ConnLimiter {
     pub fn admit(&self, ip: IpAddr, peer: Option<SocketAddr>) -> Result<Admission, DenialReason> {
         let key = self.prefixes.key(ip);
         let global = self.counts.global.fetch_add(1, Ordering::AcqRel) + 1;
-        if self.max_connections != 0 && global > self.max_connections {
+        let max_connections = self.max_connections.load(Ordering::Relaxed);
+        let max_per_ip = self.max_per_ip.load(Ordering::Relaxed);
+        if max_connections != 0 && global > max_connections {
             self.counts.global.fetch_sub(1, Ordering::AcqRel);
             return Err(DenialReason::ConnCapGlobal);
         }
@@ -229,7 +276,7 @@ impl ConnLimiter {
         let evicted = {
             let mut map = self.counts.per_key();
             let conns = map.entry(key).or_default();
-            let evicted = if self.max_per_ip != 0 && conns.count >= self.max_per_ip {
+            let evicted = if max_per_ip != 0 && conns.count >= max_per_ip {
                 match self.evict_for(conns, &key) {
                     Ok(evicted) => Some(evicted),
                     Err(reason) => {
@@ -242,7 +289,7 @@ impl ConnLimiter {
                 None
             };
             conns.count += 1;
-            if self.max_per_ip != 0 {
+            if max_per_ip != 0 {
                 conns.slots.push(slot.clone());
             }
             evicted
@@ -265,7 +312,7 @@ impl ConnLimiter {
                 })
             }
             None => {
-                if let Decision::Deny { .. } = self.new_rate.check(&key) {
+                if let Decision::Deny { .. } = self.new_rate.load().check(&key) {
                     return Err(DenialReason::ConnRate);
                 }
                 None
@@ -293,7 +340,7 @@ impl ConnLimiter {
         };
         // Checked before evicting: a connection refused for its rate must
         // not cost another one its place.
-        if let Decision::Deny { .. } = self.new_rate.check(key) {
+        if let Decision::Deny { .. } = self.new_rate.load().check(key) {
             return Err(DenialReason::ConnRate);
         }
         let old = conns.slots.remove(i);
@@ -303,7 +350,7 @@ impl ConnLimiter {
     }
 
     pub fn max_per_ip(&self) -> u32 {
-        self.max_per_ip
+        self.max_per_ip.load(Ordering::Relaxed)
     }
 
     /// Open connections now.
@@ -324,7 +371,7 @@ impl ConnLimiter {
 
     /// Drops idle keys of the new-connection rate limiter.
     pub fn sweep_rate_keys(&self, max_keys: usize) {
-        self.new_rate.sweep(max_keys);
+        self.new_rate.load().sweep(max_keys);
     }
 }
 

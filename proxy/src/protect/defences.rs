@@ -2,6 +2,7 @@
 //! the request-path check the proxy calls in `request_filter` and one
 //! Pingora background service that runs every worker and sweeper.
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
@@ -18,7 +19,7 @@ use super::conn_limit::pingora::{ConnCapFilter, OnDenial};
 use super::conn_limit::{ConnLimitConfig, ConnLimiter};
 use super::denial::{Denial, DenialReason, Denials};
 use super::h2_flood::{self, H2Config, ResetGuard};
-use super::ratelimit::{Decision, RateLimitConfig, RateLimiter};
+use super::ratelimit::{Decision, KeyedLimit, RateLimitConfig, RateLimiter};
 use super::redis_limit::{FleetLimiter, RedisLimitConfig};
 use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
 use super::slow_client::{SlowClientConfig, SlowClientGuard};
@@ -95,17 +96,38 @@ impl Refusal {
 }
 
 /// The assembled defences, shared by every request (`Arc`).
+///
+/// A SIGHUP reloads them ([`Self::prepare_reload`], then [`Self::commit`]):
+/// load shedding and the connection caps change in place (what is in flight
+/// or open stays counted); a changed `[rate_limit]` gets fresh limiters (its
+/// per-client state starts empty; an unchanged one keeps its state); a
+/// changed `new_per_ip` likewise; slow-client limits apply to connections
+/// accepted after the reload; a changed `[alerts]` gets a fresh alerter
+/// (windows and cool-downs start over). `[h2]`, `[fleet]`, and the key
+/// prefixes and handshake grace of `[connections]` are bound at start: a
+/// reload that changes them is refused, naming the field.
 pub struct Defences {
-    pub shed: LoadShedder,
-    pub rate: Arc<RateLimiter>,
+    shed: LoadShedder,
+    rate: ArcSwap<RateLimiter>,
     pub fleet: Option<FleetLimiter>,
     pub conn_filter: Arc<ConnCapFilter>,
     pub denials: Denials,
-    pub alerts: AlertHandle,
     h2: H2Config,
-    slow_clients: SlowClientConfig,
+    slow_clients: ArcSwap<SlowClientConfig>,
     /// Counts a connection-level denial and writes its event line.
     on_conn_denial: OnDenial,
+    /// The running `[protect]`, to tell what a reload changes.
+    config: Mutex<ProtectConfig>,
+}
+
+/// A checked `[protect]` reload, applied all at once by [`Defences::commit`].
+pub struct PreparedProtect {
+    config: ProtectConfig,
+    routes: Vec<String>,
+    /// `None`: unchanged, the running limiters (and their state) stay.
+    rate: Option<Arc<RateLimiter>>,
+    conn_rate: Option<KeyedLimit>,
+    alerts: Option<(AlertHandle, alert::AlertWorker)>,
 }
 
 impl std::fmt::Debug for Defences {
@@ -120,7 +142,8 @@ impl std::fmt::Debug for Defences {
 /// Writes one connection-level denial event line (the proxy's log sink).
 pub type EventSink = Arc<dyn Fn(&str) + Send + Sync>;
 
-type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A background task (worker or sweeper) to run on a tokio runtime.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs the alert worker, the Redis worker and the sweepers until shutdown.
 /// Add it with `server.add_service(background_service("rampart protect", workers))`.
@@ -140,13 +163,13 @@ impl Defences {
     ) -> Result<(Arc<Self>, DefenceWorkers), String> {
         config.validate(&routes)?;
         let (alerts, alert_worker) = alert::new(&config.alerts)?;
-        let denials = Denials::new(registry, routes, Some(alerts.clone()))
-            .map_err(|e| format!("metrics: {e}"))?;
+        let denials =
+            Denials::new(registry, routes, Some(alerts)).map_err(|e| format!("metrics: {e}"))?;
         let rate = Arc::new(RateLimiter::new(&config.rate_limit)?);
         let mut tasks: Vec<Task> = vec![Box::pin(alert_worker.run()), Box::pin(rate.sweeper())];
         let fleet = match &config.fleet {
             Some(fleet_config) => {
-                let sink: Arc<dyn AlertSink> = Arc::new(alerts.clone());
+                let sink: Arc<dyn AlertSink> = denials.alert_sink();
                 let (fleet, worker) = FleetLimiter::new(fleet_config, registry, Some(sink))?;
                 tasks.push(Box::pin(worker.run()));
                 Some(fleet)
@@ -164,14 +187,14 @@ impl Defences {
         tasks.push(Box::pin(conn_filter.sweeper(Duration::from_secs(10))));
         let defences = Arc::new(Self {
             shed: LoadShedder::new(&config.shed),
-            rate,
+            rate: ArcSwap::new(rate),
             fleet,
             conn_filter,
             denials,
-            alerts,
             h2: config.h2,
-            slow_clients: config.slow_clients,
+            slow_clients: ArcSwap::from_pointee(config.slow_clients),
             on_conn_denial,
+            config: Mutex::new(config.clone()),
         });
         Ok((
             defences,
@@ -179,6 +202,77 @@ impl Defences {
                 tasks: Mutex::new(tasks),
             },
         ))
+    }
+
+    /// Checks and builds a reloaded `[protect]` without changing anything;
+    /// `routes` are the new config's route names. A field that is bound at
+    /// start and changed is an error naming it.
+    pub fn prepare_reload(
+        &self,
+        config: &ProtectConfig,
+        routes: Vec<String>,
+    ) -> Result<PreparedProtect, String> {
+        config.validate(&routes)?;
+        let old = self
+            .config
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(field) = h2_flood::changed_field(&old.h2, &config.h2) {
+            return Err(format!(
+                "protect.h2.{field} is bound at start (the listeners' HTTP/2 settings): \
+                 restart to change it"
+            ));
+        }
+        if old.fleet != config.fleet {
+            return Err(
+                "protect.fleet is bound at start (its Redis connection and metrics): \
+                 restart to change it"
+                    .into(),
+            );
+        }
+        let conn_rate = self
+            .conn_filter
+            .limiter()
+            .prepare(&old.connections, &config.connections)?;
+        let rate = match old.rate_limit == config.rate_limit {
+            true => None,
+            false => Some(Arc::new(RateLimiter::new(&config.rate_limit)?)),
+        };
+        let alerts = match old.alerts == config.alerts {
+            true => None,
+            false => Some(alert::new(&config.alerts)?),
+        };
+        Ok(PreparedProtect {
+            config: config.clone(),
+            routes,
+            rate,
+            conn_rate,
+            alerts,
+        })
+    }
+
+    /// Swaps a prepared reload in. Returns the background tasks of what was
+    /// replaced (a new limiter's sweeper, a new alerter's worker) for the
+    /// caller to spawn; the old ones end once the old parts are dropped.
+    pub fn commit(&self, p: PreparedProtect) -> Vec<Task> {
+        let mut tasks: Vec<Task> = Vec::new();
+        if let Some(rate) = p.rate {
+            tasks.push(Box::pin(rate.sweeper()));
+            self.rate.store(rate);
+        }
+        if let Some((handle, worker)) = p.alerts {
+            tasks.push(Box::pin(worker.run()));
+            self.denials.set_alerts(Some(handle));
+        }
+        self.conn_filter
+            .limiter()
+            .set(&p.config.connections, p.conn_rate);
+        self.shed.set(&p.config.shed);
+        self.slow_clients.store(Arc::new(p.config.slow_clients));
+        self.denials.set_routes(p.routes);
+        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = p.config;
+        tasks
     }
 
     /// The request-level admission check, for the start of `request_filter`
@@ -205,7 +299,7 @@ impl Defences {
                 ));
             }
         };
-        if let Decision::Deny { retry_after_secs } = self.rate.check(route, client) {
+        if let Decision::Deny { retry_after_secs } = self.rate.load().check(route, client) {
             return Err(self.refuse(
                 route,
                 client,
@@ -252,8 +346,12 @@ impl Defences {
         // Inside `ConnTracked`, the guard reports the connection's state to
         // its slot under the per-IP cap (stalled connections are evicted first).
         Box::new(
-            SlowClientGuard::new(stream, self.slow_clients, self.on_conn_denial.clone())
-                .with_slot(super::conn_limit::slot::current()),
+            SlowClientGuard::new(
+                stream,
+                **self.slow_clients.load(),
+                self.on_conn_denial.clone(),
+            )
+            .with_slot(super::conn_limit::slot::current()),
         )
     }
 
@@ -274,7 +372,7 @@ impl Defences {
     ) -> Refusal {
         let mut denial = Denial::new(reason).detail(format!(
             "{scope} limit, client key {}",
-            self.rate.key(client)
+            self.rate.load().key(client)
         ));
         denial.route = route.map(str::to_string);
         self.denials.record(&denial);
@@ -389,6 +487,47 @@ cooldown_secs = 60
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn reload_changes_limits_in_place_and_refuses_bound_fields() {
+        let config: ProtectConfig = toml::from_str(CONFIG).unwrap();
+        let registry = Registry::new();
+        let (d, _workers) =
+            Defences::new(&config, &registry, routes(), Arc::new(|_: &str| {})).unwrap();
+        let client: IpAddr = "10.2.2.2".parse().unwrap();
+        let held = d.admit_request(Some("api"), client).await.unwrap();
+
+        // Shedding at 1 in flight, login burst 3: the held request stays counted.
+        let mut next = config.clone();
+        next.shed.max_in_flight = 1;
+        next.rate_limit.routes.get_mut("login").unwrap().burst = Some(3);
+        let tasks = d.commit(d.prepare_reload(&next, routes()).unwrap());
+        assert_eq!(tasks.len(), 1, "the new limiter's sweeper");
+        let shed = d.admit_request(Some("api"), client).await.unwrap_err();
+        assert_eq!(shed.reason, DenialReason::LoadShed);
+        drop(held);
+        for _ in 0..3 {
+            drop(d.admit_request(Some("login"), client).await.unwrap());
+        }
+        let limited = d.admit_request(Some("login"), client).await.unwrap_err();
+        assert_eq!(limited.reason, DenialReason::RateLimit);
+
+        // Unchanged [rate_limit]: the limiter and its state stay.
+        let tasks = d.commit(d.prepare_reload(&next, routes()).unwrap());
+        assert!(tasks.is_empty());
+        assert!(d.admit_request(Some("login"), client).await.is_err());
+
+        let mut bad = next.clone();
+        bad.connections.ipv4_prefix = 24;
+        let err = d.prepare_reload(&bad, routes()).err().unwrap();
+        assert!(err.contains("protect.connections.ipv4_prefix"), "{err}");
+        let mut bad = next.clone();
+        bad.h2.max_resets_per_sec += 1;
+        let err = d.prepare_reload(&bad, routes()).err().unwrap();
+        assert!(err.contains("protect.h2.max_resets_per_sec"), "{err}");
+        let err = d.prepare_reload(&next, vec!["api".into()]).err().unwrap();
+        assert!(err.contains("rate_limit.routes.login"), "{err}");
     }
 
     #[test]

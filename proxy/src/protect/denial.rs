@@ -2,10 +2,12 @@
 //! Prometheus counter with bounded labels, and the JSON event line written for
 //! connection-level denials (request-level ones go into the access-log line).
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::alert::AlertHandle;
 
@@ -218,8 +220,10 @@ fn now_rfc3339() -> String {
 #[derive(Debug, Clone)]
 pub struct Denials {
     counter: IntCounterVec,
-    routes: HashSet<String>,
-    alerts: Option<AlertHandle>,
+    /// Route names and the alerter: shared by every clone and swapped by a
+    /// reload (`set_routes`, `set_alerts`).
+    routes: Arc<ArcSwap<HashSet<String>>>,
+    alerts: Arc<ArcSwapOption<AlertHandle>>,
 }
 
 impl Denials {
@@ -239,15 +243,30 @@ impl Denials {
         registry.register(Box::new(counter.clone()))?;
         Ok(Self {
             counter,
-            routes: routes.into_iter().collect(),
-            alerts,
+            routes: Arc::new(ArcSwap::from_pointee(routes.into_iter().collect())),
+            alerts: Arc::new(ArcSwapOption::from(alerts.map(Arc::new))),
         })
+    }
+
+    /// The route names of a reloaded config (the bounded `route` label).
+    pub fn set_routes(&self, routes: impl IntoIterator<Item = String>) {
+        self.routes.store(Arc::new(routes.into_iter().collect()));
+    }
+
+    /// The alerter of a reloaded config.
+    pub fn set_alerts(&self, alerts: Option<AlertHandle>) {
+        self.alerts.store(alerts.map(Arc::new));
+    }
+
+    /// The current alerter, as a sink that follows reloads (for the fleet limiter).
+    pub fn alert_sink(&self) -> Arc<dyn super::alert::AlertSink> {
+        Arc::new(CurrentAlerts(self.alerts.clone()))
     }
 
     /// The bounded `route` label: a configured route name, else `none`.
     pub fn route_label<'a>(&self, route: Option<&'a str>) -> &'a str {
         match route {
-            Some(r) if self.routes.contains(r) => r,
+            Some(r) if self.routes.load().contains(r) => r,
             _ => "none",
         }
     }
@@ -259,7 +278,7 @@ impl Denials {
         self.counter
             .with_label_values(&[denial.reason.as_str(), route, family])
             .inc();
-        if let Some(alerts) = &self.alerts {
+        if let Some(alerts) = &*self.alerts.load() {
             alerts.observe(denial.reason, route);
         }
     }
@@ -270,6 +289,18 @@ impl Denials {
             .get_metric_with_label_values(&[reason.as_str(), route, family])
             .map(|c| c.get())
             .unwrap_or(0)
+    }
+}
+
+/// Forwards alert events to whichever alerter the running config has.
+#[derive(Debug)]
+struct CurrentAlerts(Arc<ArcSwapOption<AlertHandle>>);
+
+impl super::alert::AlertSink for CurrentAlerts {
+    fn raise(&self, event: super::alert::AlertEvent) {
+        if let Some(alerts) = &*self.0.load() {
+            alerts.raise(event);
+        }
     }
 }
 

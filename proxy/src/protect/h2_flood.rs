@@ -35,6 +35,34 @@ pub struct H2Config {
     pub max_local_error_reset_streams: usize,
 }
 
+/// The first field that differs between two `[h2]` tables (reload check).
+pub fn changed_field(old: &H2Config, new: &H2Config) -> Option<&'static str> {
+    [
+        (
+            "max_concurrent_streams",
+            old.max_concurrent_streams != new.max_concurrent_streams,
+        ),
+        (
+            "max_header_list_size",
+            old.max_header_list_size != new.max_header_list_size,
+        ),
+        (
+            "max_resets_per_sec",
+            old.max_resets_per_sec != new.max_resets_per_sec,
+        ),
+        (
+            "max_pending_accept_reset_streams",
+            old.max_pending_accept_reset_streams != new.max_pending_accept_reset_streams,
+        ),
+        (
+            "max_local_error_reset_streams",
+            old.max_local_error_reset_streams != new.max_local_error_reset_streams,
+        ),
+    ]
+    .into_iter()
+    .find_map(|(name, changed)| changed.then_some(name))
+}
+
 impl Default for H2Config {
     fn default() -> Self {
         Self {

@@ -2,7 +2,7 @@
 //! answers a fast 503 instead of queueing without bound.
 
 use serde::Deserialize;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// `[shed]` in the proxy config.
@@ -29,8 +29,10 @@ impl Default for ShedConfig {
 #[derive(Debug)]
 pub struct LoadShedder {
     in_flight: Arc<AtomicUsize>,
-    max: usize,
-    retry_after_secs: u64,
+    /// Atomics so a SIGHUP changes the limits in place and the in-flight
+    /// count carries over.
+    max: AtomicUsize,
+    retry_after_secs: AtomicU64,
 }
 
 /// Held for the life of one request (store it in the request context);
@@ -57,9 +59,16 @@ impl LoadShedder {
     pub fn new(config: &ShedConfig) -> Self {
         Self {
             in_flight: Arc::new(AtomicUsize::new(0)),
-            max: config.max_in_flight,
-            retry_after_secs: config.retry_after_secs,
+            max: AtomicUsize::new(config.max_in_flight),
+            retry_after_secs: AtomicU64::new(config.retry_after_secs),
         }
+    }
+
+    /// New limits (reload); requests in flight stay counted.
+    pub fn set(&self, config: &ShedConfig) {
+        self.max.store(config.max_in_flight, Ordering::Relaxed);
+        self.retry_after_secs
+            .store(config.retry_after_secs, Ordering::Relaxed);
     }
 
     /// Takes an in-flight slot, or says the request must be shed (503).
@@ -71,11 +80,12 @@ impl LoadShedder {
         let guard = InFlightGuard {
             in_flight: self.in_flight.clone(),
         };
-        if self.max != 0 && now > self.max {
+        let max = self.max.load(Ordering::Relaxed);
+        if max != 0 && now > max {
             drop(guard);
             return Err(Shed {
                 in_flight: now - 1,
-                retry_after_secs: self.retry_after_secs,
+                retry_after_secs: self.retry_after_secs.load(Ordering::Relaxed),
             });
         }
         Ok(guard)
