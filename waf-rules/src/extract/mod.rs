@@ -187,6 +187,10 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
 /// `GA1.2.3456.7890`): no rule
 /// can match them, so parsers need not even build a field for them.
 pub(crate) fn plain_token(v: &[u8]) -> bool {
+    // Words, but the keys of prototype pollution (`{"__proto__": {...}}`).
+    if v == b"__proto__" || v == b"prototype" {
+        return false;
+    }
     let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
     v.iter().all(|&b| word(b))
         || v.iter().all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
