@@ -5,13 +5,20 @@
 use super::{plain_token, Class, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 struct Reader<'a, 'f> {
     s: &'a [u8],
     i: usize,
     max_depth: usize,
     out: &'f mut Fields<'a>,
+    /// Where the reader is: keys and array indexes from the root. The
+    /// `$.a[0].b` label is written only for a value that becomes a field.
+    path: Vec<Seg<'a>>,
+}
+
+enum Seg<'a> {
+    Key(Cow<'a, [u8]>),
+    Index(usize),
 }
 
 /// Parses `body` as JSON into fields. Returns false (fields may be partial)
@@ -22,9 +29,9 @@ pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) -> 
         i: 0,
         max_depth: limits.max_depth,
         out: f,
+        path: Vec::new(),
     };
-    let mut path = String::from("$");
-    let ok = r.value(&mut path, 0).is_some();
+    let ok = r.value(0).is_some();
     r.ws();
     ok && r.i == r.s.len()
 }
@@ -41,28 +48,45 @@ impl<'a> Reader<'a, '_> {
         self.s.get(self.i).copied()
     }
 
-    fn value(&mut self, path: &mut String, depth: usize) -> Option<()> {
+    /// The label of the current position (`$.items[0].name`).
+    fn label(&self) -> Cow<'a, str> {
+        let mut l = String::with_capacity(16);
+        l.push('$');
+        for seg in &self.path {
+            match seg {
+                Seg::Key(k) => {
+                    l.push('.');
+                    l.push_str(&String::from_utf8_lossy(k));
+                }
+                Seg::Index(n) => {
+                    l.push('[');
+                    push_index(&mut l, *n);
+                    l.push(']');
+                }
+            }
+        }
+        Cow::Owned(l)
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
         if depth > self.max_depth {
             // Too deep: what is left is not inspected field by field.
             self.out.truncated = true;
             let rest = &self.s[self.i..];
-            self.out.push(
-                Class::Arg,
-                "json",
-                Cow::Owned(path.clone()),
-                Cow::Borrowed(rest),
-            );
+            let label = self.label();
+            self.out
+                .push(Class::Arg, "json", label, Cow::Borrowed(rest));
             self.i = self.s.len();
             return None;
         }
         match self.peek()? {
-            b'{' => self.object(path, depth),
-            b'[' => self.array(path, depth),
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
             b'"' => {
                 let v = self.string()?;
                 if !plain_token(&v) {
-                    self.out
-                        .push(Class::Arg, "json", Cow::Owned(path.clone()), v);
+                    let label = self.label();
+                    self.out.push(Class::Arg, "json", label, v);
                 }
                 Some(())
             }
@@ -84,7 +108,7 @@ impl<'a> Reader<'a, '_> {
         }
     }
 
-    fn object(&mut self, path: &mut String, depth: usize) -> Option<()> {
+    fn object(&mut self, depth: usize) -> Option<()> {
         self.i += 1;
         if self.peek()? == b'}' {
             self.i += 1;
@@ -99,15 +123,16 @@ impl<'a> Reader<'a, '_> {
                 return None;
             }
             self.i += 1;
-            let len = path.len();
-            path.push('.');
-            path.push_str(&String::from_utf8_lossy(&key));
-            if !plain_token(&key) {
-                self.out
-                    .push(Class::ArgName, "json", Cow::Owned(path.clone()), key);
+            let plain = plain_token(&key);
+            self.path.push(Seg::Key(key));
+            if !plain {
+                let label = self.label();
+                if let Some(Seg::Key(k)) = self.path.last() {
+                    self.out.push(Class::ArgName, "json", label, k.clone());
+                }
             }
-            let r = self.value(path, depth + 1);
-            path.truncate(len);
+            let r = self.value(depth + 1);
+            self.path.pop();
             r?;
             match self.peek()? {
                 b',' => self.i += 1,
@@ -120,7 +145,7 @@ impl<'a> Reader<'a, '_> {
         }
     }
 
-    fn array(&mut self, path: &mut String, depth: usize) -> Option<()> {
+    fn array(&mut self, depth: usize) -> Option<()> {
         self.i += 1;
         if self.peek()? == b']' {
             self.i += 1;
@@ -128,13 +153,9 @@ impl<'a> Reader<'a, '_> {
         }
         let mut n = 0usize;
         loop {
-            let len = path.len();
-            path.push('[');
-            // Writing to a String cannot fail; no temporary for the index.
-            let _ = write!(path, "{n}");
-            path.push(']');
-            let r = self.value(path, depth + 1);
-            path.truncate(len);
+            self.path.push(Seg::Index(n));
+            let r = self.value(depth + 1);
+            self.path.pop();
             r?;
             n += 1;
             match self.peek()? {
@@ -201,6 +222,24 @@ impl<'a> Reader<'a, '_> {
             }
         }
         None
+    }
+}
+
+/// Decimal digits of an array index, without a formatter.
+fn push_index(l: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        l.push(char::from(d));
     }
 }
 

@@ -191,13 +191,53 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
     if v == b"__proto__" || v == b"prototype" {
         return false;
     }
-    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
-    v.iter().all(|&b| word(b))
-        || v.iter().all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
+    // One pass: every byte's classes are and-ed; digits are or-ed.
+    let (mut all, mut digit) = (WORD | NUMBER | DOTTED, false);
+    for &b in v {
+        let c = TOKEN_CLASS[usize::from(b)];
+        all &= c;
+        digit |= c & DIGIT != 0;
+    }
+    all & (WORD | NUMBER) != 0
         // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
         // names without digits, like `java.lang.Runtime`, are inspected.)
-        || (v.iter().all(|&b| word(b) || b == b'.') && v.iter().any(u8::is_ascii_digit))
+        || (all & DOTTED != 0 && digit)
 }
+
+/// Byte classes of `plain_token`: a word byte (letters, digits, `_`, `-`),
+/// a number byte (digits, `.`, `-`, `+`, `,`), a dotted-token byte (word
+/// bytes and `.`), a digit.
+const WORD: u8 = 1;
+const NUMBER: u8 = 2;
+const DOTTED: u8 = 4;
+const DIGIT: u8 = 8;
+const TOKEN_CLASS: [u8; 256] = token_classes();
+
+const fn token_classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let word = c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+        let mut k = 0;
+        if word {
+            k |= WORD | DOTTED;
+        }
+        if c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'+' | b',') {
+            k |= NUMBER;
+        }
+        if c == b'.' {
+            k |= DOTTED;
+        }
+        if c.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        t[b] = k;
+        b += 1;
+    }
+    t
+}
+
 /// Header names browsers send, so the usual ones are lowered without
 /// allocating.
 const COMMON_HEADERS: &[&str] = &[

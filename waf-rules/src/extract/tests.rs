@@ -89,3 +89,27 @@ fn limits_cut_values_and_count() {
     assert!(f.truncated);
     assert_eq!(f.list.len(), 3);
 }
+
+#[test]
+fn plain_token_is_the_three_token_shapes() {
+    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    let reference = |v: &[u8]| {
+        v.iter().all(|&b| word(b))
+            || v.iter()
+                .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
+            || (v.iter().all(|&b| word(b) || b == b'.') && v.iter().any(u8::is_ascii_digit))
+    };
+    let alphabet = b"aZ0_-.+,/ %\x00\xff";
+    let mut v = Vec::new();
+    for a in alphabet {
+        for b in alphabet {
+            for c in alphabet {
+                for len in 0..=3 {
+                    v.clear();
+                    v.extend_from_slice(&[*a, *b, *c][..len]);
+                    assert_eq!(plain_token(&v), reference(&v), "{v:?}");
+                }
+            }
+        }
+    }
+}
