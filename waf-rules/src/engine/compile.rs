@@ -104,6 +104,8 @@ pub(crate) struct Compiled {
     /// its last step, so a value is decoded once and shared by all chains
     /// that start the same way.
     pub chain_parent: Vec<Option<usize>>,
+    /// For each chain: bytes without which its last step changes nothing.
+    pub chain_trigger: Vec<ByteSet>,
     pub groups: Vec<Group>,
     /// One automaton over every gate's literals; pattern -> gate bit.
     pub prefilter: Option<(AhoCorasick, Vec<usize>)>,
@@ -187,6 +189,17 @@ impl Compiled {
                     .flatten()
             })
             .collect();
+        let chain_trigger = chains
+            .iter()
+            .map(|c| {
+                let mut t = ByteSet::default();
+                match c.last().and_then(|s| s.trigger_bytes()) {
+                    Some(bytes) => bytes.iter().for_each(|&b| t.insert(b)),
+                    None => t = ByteSet([u64::MAX; 4]),
+                }
+                t
+            })
+            .collect();
         let rules = rules
             .into_iter()
             .map(|r| CompiledRule {
@@ -206,6 +219,7 @@ impl Compiled {
             rules,
             chains,
             chain_parent,
+            chain_trigger,
             prefilter,
             gate_bits,
             groups,

@@ -1,8 +1,9 @@
 //! Per-request inspection: extract fields, normalize once per chain, scan
 //! each group once, score and explain.
 
-use super::compile::{Compiled, Gate, Group};
-use super::prefilter::{ByteSet, PLAIN_TEXT};
+use super::compile::{Compiled, Group};
+use super::prefilter::ByteSet;
+use super::values::Values;
 use super::RuleSet;
 use crate::extract::{self, Class, Field};
 use crate::policy::Policy;
@@ -27,19 +28,13 @@ impl RuleSet {
             pats: PatternSet::new(self.compiled.rules.len()),
         };
         let c = &self.compiled;
-        // One slot per chain for the whole request: transform outputs reuse
-        // their buffers from field to field instead of allocating.
-        let mut cache: Vec<Slot> = (0..c.chains.len()).map(|_| Slot::default()).collect();
-        let mut memo = Memo::default();
+        let mut values = Values::new(c);
         for field in &fields.list {
             if skip_fast(field) {
                 continue;
             }
-            for slot in &mut cache {
-                slot.kind = Kind::Empty;
-            }
-            memo.clear();
-            let plain = ByteSet::of(&field.value).is_subset(&PLAIN_TEXT);
+            let raw = &field.value[..];
+            values.reset(raw);
             let query = field.class == Class::Arg && field.source == "args";
             let named = if field.class == Class::Header {
                 c.by_header.get(field.name.as_ref())
@@ -50,7 +45,7 @@ impl RuleSet {
             // boilerplate: they always get the all-headers rules.
             let generic: &[usize] = if field.class == Class::Header
                 && field.source != "part-header"
-                && plain_header(&field.value)
+                && plain_header(raw)
             {
                 &[]
             } else {
@@ -69,169 +64,31 @@ impl RuleSet {
                 // Plain text only changes case through any chain: a group
                 // that runs nothing but literal- and punctuation-gated
                 // patterns is decided on the raw value, without decoding.
-                if plain && g.gated_only {
-                    let entry = memo.entry(c, &cache, &field.value, None);
-                    let lit_hit = |s: &super::compile::Gated| {
-                        s.gate
-                            .as_ref()
-                            .and_then(|g| g.lits)
-                            .is_some_and(|bit| memo.hit(entry, bit))
-                    };
-                    if !g.sets.iter().any(lit_hit) {
-                        continue;
+                if values.plain
+                    && g.gated_only
+                    && !values.raw_hits_any(c, raw, g.sets.iter().filter_map(|s| s.gate.as_ref()))
+                {
+                    continue;
+                }
+                let src = values.ensure(c, raw, g.chain);
+                // Which automata the value opens (at most a few per group).
+                let mut open = 0u64;
+                for (k, s) in g.sets.iter().enumerate() {
+                    if s.gate
+                        .as_ref()
+                        .is_none_or(|gate| values.opens(c, raw, g.chain, gate))
+                    {
+                        open |= 1 << k;
                     }
                 }
-                ensure(c, &mut cache, &field.value, plain, g.chain);
-                let value = bytes(c, &cache, &field.value, g.chain);
-                let entry = memo.entry(c, &cache, &field.value, Some(g.chain));
-                run_group(
-                    c,
-                    g,
-                    field,
-                    value,
-                    (&memo, entry),
-                    policy,
-                    req.path,
-                    &mut st,
-                );
+                let value = values.get(raw, src);
+                run_group(c, g, field, value, open, policy, req.path, &mut st);
             }
         }
         let mut v = st.verdict;
         v.block = v.score >= policy.threshold;
         v
     }
-}
-
-/// Which groups' literals occur in a value, computed once per distinct
-/// value (chains that leave a value unchanged share it).
-#[derive(Default)]
-struct Memo {
-    /// (value identity: pointer, length, the chain it came from, data index)
-    keys: Vec<(usize, usize, Option<usize>, usize)>,
-    /// Literal hits per gate bit, and the value's byte set.
-    data: Vec<(Vec<u64>, ByteSet)>,
-    used: usize,
-}
-
-impl Memo {
-    fn clear(&mut self) {
-        self.keys.clear();
-        self.used = 0;
-    }
-
-    /// The memo data for this value, computed on first use. Values equal
-    /// up to ASCII case share it: the literal automaton ignores case and
-    /// the byte sets that gate patterns hold no letters.
-    fn entry(&mut self, c: &Compiled, cache: &[Slot], raw: &[u8], chain: Option<usize>) -> usize {
-        let value = chain.map_or(raw, |ch| bytes(c, cache, raw, ch));
-        let key = (value.as_ptr() as usize, value.len());
-        if let Some(k) = self.keys.iter().find(|k| (k.0, k.1) == key) {
-            return k.3;
-        }
-        let same = self.keys.iter().find(|k| {
-            k.1 == value.len()
-                && k.2
-                    .map_or(raw, |ch| bytes(c, cache, raw, ch))
-                    .eq_ignore_ascii_case(value)
-        });
-        if let Some(&(_, _, _, d)) = same {
-            self.keys.push((key.0, key.1, chain, d));
-            return d;
-        }
-        if self.used == self.data.len() {
-            self.data.push((Vec::new(), ByteSet::default()));
-        }
-        let d = self.used;
-        let e = &mut self.data[d];
-        e.0.clear();
-        e.0.resize(c.gate_bits.div_ceil(64), 0);
-        e.1 = ByteSet::of(value);
-        if let Some((ac, owners)) = &c.prefilter {
-            for m in ac.find_overlapping_iter(value) {
-                let g = owners[m.pattern().as_usize()];
-                e.0[g / 64] |= 1 << (g % 64);
-            }
-        }
-        self.used += 1;
-        self.keys.push((key.0, key.1, chain, d));
-        d
-    }
-
-    fn hit(&self, entry: usize, bit: usize) -> bool {
-        self.data[entry].0[bit / 64] & (1 << (bit % 64)) != 0
-    }
-
-    /// Whether a value (by its memo entry) opens a gate.
-    fn opens(&self, entry: usize, gate: &Gate) -> bool {
-        gate.bytes.intersects(&self.data[entry].1) || gate.lits.is_some_and(|b| self.hit(entry, b))
-    }
-}
-
-/// A field value after one transform chain.
-#[derive(Default)]
-struct Slot {
-    kind: Kind,
-    /// The value when `kind` is `Owned`; otherwise capacity kept for reuse.
-    buf: Vec<u8>,
-}
-
-#[derive(Default, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    #[default]
-    Empty,
-    /// Unchanged from the chain's parent (or the raw value for a root).
-    SameAsParent,
-    Owned,
-}
-
-/// Computes the value for `chain`, reusing its parent's.
-fn ensure(c: &Compiled, cache: &mut [Slot], raw: &[u8], plain: bool, chain: usize) {
-    if cache[chain].kind != Kind::Empty {
-        return;
-    }
-    let parent = c.chain_parent[chain];
-    if let Some(p) = parent {
-        ensure(c, cache, raw, plain, p);
-    }
-    let Some(&step) = c.chains[chain].last() else {
-        cache[chain].kind = Kind::SameAsParent;
-        return;
-    };
-    // Plain text (letters, digits, spaces, light punctuation) has nothing to
-    // decode: only case and spacing steps can change it.
-    if plain && !step.changes_plain_text() {
-        cache[chain].kind = Kind::SameAsParent;
-        return;
-    }
-    // The parent is another slot, so this one's buffer can be lent out.
-    let mut buf = std::mem::take(&mut cache[chain].buf);
-    let changed = {
-        let input = match parent {
-            Some(p) => bytes(c, cache, raw, p),
-            None => raw,
-        };
-        step.apply_into(input, &mut buf)
-    };
-    cache[chain] = Slot {
-        kind: if changed {
-            Kind::Owned
-        } else {
-            Kind::SameAsParent
-        },
-        buf,
-    };
-}
-
-/// The bytes of `chain`'s value: the nearest owned ancestor, else raw.
-fn bytes<'a>(c: &Compiled, cache: &'a [Slot], raw: &'a [u8], chain: usize) -> &'a [u8] {
-    let mut at = Some(chain);
-    while let Some(i) = at {
-        if cache[i].kind == Kind::Owned {
-            return &cache[i].buf;
-        }
-        at = c.chain_parent[i];
-    }
-    raw
 }
 
 struct State {
@@ -261,13 +118,25 @@ fn skip_fast(f: &Field<'_>) -> bool {
 /// control bytes; without any of them only the rules for this header
 /// by name run.
 fn plain_header(v: &[u8]) -> bool {
-    !v.iter().any(|&b| {
-        !(0x20..0x7f).contains(&b)
-            || matches!(
-                b,
-                b'{' | b'}' | b'$' | b'%' | b'\\' | b'<' | b'>' | b'`' | b'|' | b'\'' | b'#' | b'['
-            )
-    }) && !v.windows(2).any(|w| w == b"..")
+    v.iter().all(|&b| HEADER_TEXT.contains(b)) && !v.windows(2).any(|w| w == b"..")
+}
+
+/// Printable ASCII except the bytes rules for all headers look for.
+const HEADER_TEXT: ByteSet = header_text();
+
+const fn header_text() -> ByteSet {
+    let mut s = [0u64; 4];
+    let mut b = 0x20u8;
+    while b < 0x7f {
+        if !matches!(
+            b,
+            b'{' | b'}' | b'$' | b'%' | b'\\' | b'<' | b'>' | b'`' | b'|' | b'\'' | b'#' | b'['
+        ) {
+            s[(b >> 6) as usize] |= 1 << (b & 63);
+        }
+        b += 1;
+    }
+    ByteSet(s)
 }
 
 /// A body that is mostly not text (images, protobuf, compressed data) is
@@ -287,7 +156,7 @@ fn run_group(
     g: &Group,
     field: &Field<'_>,
     value: &[u8],
-    (memo, entry): (&Memo, usize),
+    open: u64,
     policy: &Policy,
     path: &str,
     st: &mut State,
@@ -295,8 +164,8 @@ fn run_group(
     if value.is_empty() {
         return;
     }
-    for s in &g.sets {
-        if s.gate.as_ref().is_none_or(|gate| memo.opens(entry, gate)) {
+    for (k, s) in g.sets.iter().enumerate() {
+        if open & (1 << k) != 0 {
             scan_regexes(c, &s.set, value, field, policy, path, st);
         }
     }

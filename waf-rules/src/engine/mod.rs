@@ -4,6 +4,7 @@
 mod compile;
 mod inspect;
 mod prefilter;
+mod values;
 
 use crate::error::WafError;
 use crate::rules::{self, Rule};

@@ -76,6 +76,26 @@ impl Transform {
         )
     }
 
+    /// Bytes without which this step leaves a value unchanged (`None`: no
+    /// short list), so a value's byte set can rule the step out unread.
+    /// Each list must cover every byte the step's own precheck looks for.
+    pub(crate) fn trigger_bytes(self) -> Option<&'static [u8]> {
+        const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        Some(match self {
+            // '%', overlong UTF-8 lead bytes, full-width forms (0xEF ..).
+            Transform::UrlDecode => b"%\xc0\xc1\xe0\xf0\xf8\xfc\xef",
+            Transform::HtmlEntities => b"&",
+            Transform::JsDecode | Transform::CssDecode => b"\\",
+            Transform::Base64 => return None,
+            Transform::Lowercase => UPPER,
+            Transform::CompressWhitespace => b" \t\n\r\x0b\x0c\xa0",
+            Transform::SqlComments => b"*",
+            Transform::RemoveNulls => b"\0",
+            Transform::NormalizePath => b"/\\",
+            Transform::CmdLine => b"'\"^\\$`,;\t\n+\rABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        })
+    }
+
     /// Writes the transformed value into `out`, reusing its capacity for
     /// the steps that change plain text (they run on most values); false,
     /// with `out` unspecified, if this step leaves the value unchanged.

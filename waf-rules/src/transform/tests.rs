@@ -76,3 +76,43 @@ fn paths_and_command_lines() {
     );
     assert_eq!(run(Transform::CmdLine, "a\nid"), "a\nid");
 }
+
+#[test]
+fn a_step_changes_nothing_without_its_trigger_bytes() {
+    let all = [
+        Transform::UrlDecode,
+        Transform::HtmlEntities,
+        Transform::JsDecode,
+        Transform::CssDecode,
+        Transform::Base64,
+        Transform::Lowercase,
+        Transform::CompressWhitespace,
+        Transform::SqlComments,
+        Transform::RemoveNulls,
+        Transform::NormalizePath,
+        Transform::CmdLine,
+    ];
+    // Deterministic pseudo-random values over every byte.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for t in all {
+        let Some(trigger) = t.trigger_bytes() else {
+            continue;
+        };
+        for _ in 0..3000 {
+            let len = (next() % 24) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|_| next() as u8)
+                .filter(|b| !trigger.contains(b))
+                .collect();
+            assert_eq!(t.apply(&v), None, "{} changed {v:?}", t.name());
+            let mut out = Vec::new();
+            assert!(!t.apply_into(&v, &mut out), "{} changed {v:?}", t.name());
+        }
+    }
+}

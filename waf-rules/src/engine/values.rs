@@ -1,0 +1,174 @@
+//! One field's value after each transform chain, computed on demand and
+//! shared by chains that start the same way, with the literal hits of each
+//! distinct value.
+
+use super::compile::{Compiled, Gate};
+use super::prefilter::{ByteSet, PLAIN_TEXT};
+
+/// Where a chain's value lives: the raw field value or a chain's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Src {
+    Raw,
+    Buf(usize),
+}
+
+/// The values of the field being inspected. Buffers and tables are kept
+/// from field to field (and sized once per request), so the common path
+/// does not allocate.
+pub(super) struct Values {
+    /// Per chain: where its value lives, once computed for this field.
+    at: Vec<Option<Src>>,
+    /// Per chain: the byte set of its value (valid when `at` is set).
+    bytes: Vec<ByteSet>,
+    /// Per chain: its output when the last step changed the value.
+    bufs: Vec<Vec<u8>>,
+    raw_bytes: ByteSet,
+    /// The raw value is plain text (letters, digits, spaces, `_ , @ ! ?`).
+    pub plain: bool,
+    memo: Memo,
+}
+
+impl Values {
+    pub(super) fn new(c: &Compiled) -> Values {
+        let n = c.chains.len();
+        Values {
+            at: vec![None; n],
+            bytes: vec![ByteSet::default(); n],
+            bufs: (0..n).map(|_| Vec::new()).collect(),
+            raw_bytes: ByteSet::default(),
+            plain: false,
+            memo: Memo::default(),
+        }
+    }
+
+    /// Starts on a new field value.
+    pub(super) fn reset(&mut self, raw: &[u8]) {
+        self.at.fill(None);
+        self.memo.clear();
+        self.raw_bytes = ByteSet::of(raw);
+        self.plain = self.raw_bytes.is_subset(&PLAIN_TEXT);
+    }
+
+    pub(super) fn get<'a>(&'a self, raw: &'a [u8], src: Src) -> &'a [u8] {
+        match src {
+            Src::Raw => raw,
+            Src::Buf(k) => &self.bufs[k],
+        }
+    }
+
+    /// Computes the value of `chain`, reusing its parent's.
+    pub(super) fn ensure(&mut self, c: &Compiled, raw: &[u8], chain: usize) -> Src {
+        if let Some(src) = self.at[chain] {
+            return src;
+        }
+        let (parent, parent_bytes) = match c.chain_parent[chain] {
+            Some(p) => (self.ensure(c, raw, p), self.bytes[p]),
+            None => (Src::Raw, self.raw_bytes),
+        };
+        let (src, bytes) = match c.chains[chain].last() {
+            // Plain text (letters, digits, spaces, light punctuation) has
+            // nothing to decode: only case and spacing steps can change it.
+            // A step also leaves alone a value without its trigger bytes.
+            Some(&step)
+                if (!self.plain || step.changes_plain_text())
+                    && c.chain_trigger[chain].intersects(&parent_bytes) =>
+            {
+                let mut buf = std::mem::take(&mut self.bufs[chain]);
+                let changed = step.apply_into(self.get(raw, parent), &mut buf);
+                self.bufs[chain] = buf;
+                if changed {
+                    (Src::Buf(chain), ByteSet::of(&self.bufs[chain]))
+                } else {
+                    (parent, parent_bytes)
+                }
+            }
+            _ => (parent, parent_bytes),
+        };
+        self.at[chain] = Some(src);
+        self.bytes[chain] = bytes;
+        src
+    }
+
+    /// Whether any literal of the groups' gates occurs in the raw value.
+    pub(super) fn raw_hits_any<'g>(
+        &mut self,
+        c: &Compiled,
+        raw: &[u8],
+        mut gates: impl Iterator<Item = &'g Gate>,
+    ) -> bool {
+        let entry = self.memo.entry(c, raw, Src::Raw, &self.bufs);
+        gates.any(|g| g.lits.is_some_and(|bit| self.memo.hit(entry, bit)))
+    }
+
+    /// Whether the value of `chain` (already ensured) opens a gate.
+    pub(super) fn opens(&mut self, c: &Compiled, raw: &[u8], chain: usize, gate: &Gate) -> bool {
+        if gate.bytes.intersects(&self.bytes[chain]) {
+            return true;
+        }
+        let Some(bit) = gate.lits else {
+            return false;
+        };
+        let src = self.at[chain].unwrap_or(Src::Raw);
+        let entry = self.memo.entry(c, raw, src, &self.bufs);
+        self.memo.hit(entry, bit)
+    }
+}
+
+/// Which gates' literals occur in a value, computed once per distinct
+/// value (chains that leave a value unchanged share it).
+#[derive(Default)]
+struct Memo {
+    /// (value, index into `data`)
+    keys: Vec<(Src, usize)>,
+    /// Literal hits per gate bit.
+    data: Vec<Vec<u64>>,
+    used: usize,
+}
+
+impl Memo {
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.used = 0;
+    }
+
+    /// The memo data for this value, computed on first use. Values equal
+    /// up to ASCII case share it: the literal automaton ignores case.
+    fn entry(&mut self, c: &Compiled, raw: &[u8], src: Src, bufs: &[Vec<u8>]) -> usize {
+        if let Some(&(_, d)) = self.keys.iter().find(|k| k.0 == src) {
+            return d;
+        }
+        let get = |s: Src| match s {
+            Src::Raw => raw,
+            Src::Buf(k) => &bufs[k][..],
+        };
+        let value = get(src);
+        let same = self
+            .keys
+            .iter()
+            .find(|k| get(k.0).eq_ignore_ascii_case(value));
+        if let Some(&(_, d)) = same {
+            self.keys.push((src, d));
+            return d;
+        }
+        if self.used == self.data.len() {
+            self.data.push(Vec::new());
+        }
+        let d = self.used;
+        let e = &mut self.data[d];
+        e.clear();
+        e.resize(c.gate_bits.div_ceil(64), 0);
+        if let Some((ac, owners)) = &c.prefilter {
+            for m in ac.find_overlapping_iter(value) {
+                let g = owners[m.pattern().as_usize()];
+                e[g / 64] |= 1 << (g % 64);
+            }
+        }
+        self.used += 1;
+        self.keys.push((src, d));
+        d
+    }
+
+    fn hit(&self, entry: usize, bit: usize) -> bool {
+        self.data[entry][bit / 64] & (1 << (bit % 64)) != 0
+    }
+}
