@@ -41,6 +41,18 @@ pub fn paranoia_level(rule_id: u64) -> u8 {
         .unwrap_or(1)
 }
 
+/// Whether CRS scores the rule below its blocking threshold (severity WARNING
+/// or NOTICE, from the CRS 3.3.4 rule files): CRS never blocks on such a
+/// signal alone (an empty Accept, a numeric Host, `Connection: close,close`),
+/// so a test of it is not an attack on its own, like a level 2-4 test.
+pub fn below_blocking(rule_id: u64) -> bool {
+    include_str!("crs_severity.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .any(|(id, _)| id.parse() == Ok(rule_id))
+}
+
 pub fn read_dir(
     dir: &Path,
     keep: &dyn Fn(u64) -> bool,
@@ -104,6 +116,7 @@ pub fn read_dir(
                     || desc.contains("not a real attack");
                 let standalone = !documents_fp
                     && paranoia_level(rule) <= 1
+                    && !below_blocking(rule)
                     && !NOT_ATTACKS.iter().any(|(id, _)| *id == rule)
                     && (matches!(family, "protocol" | "scanner") || !lone_words(&request));
                 let name = format!(

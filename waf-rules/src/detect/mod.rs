@@ -20,6 +20,8 @@ pub(crate) enum Detector {
     ContentType,
     /// A Content-Range request header that is not a byte range.
     ContentRange,
+    /// An Accept-Encoding naming a coding no client implements.
+    AcceptEncoding,
 }
 
 impl Detector {
@@ -30,6 +32,7 @@ impl Detector {
             "unknown_method" => Some(Detector::UnknownMethod),
             "content_type" => Some(Detector::ContentType),
             "content_range" => Some(Detector::ContentRange),
+            "accept_encoding" => Some(Detector::AcceptEncoding),
             _ => None,
         }
     }
@@ -47,6 +50,7 @@ impl Detector {
             }
             Detector::ContentType => protocol::content_type(v),
             Detector::ContentRange => protocol::content_range(v),
+            Detector::AcceptEncoding => protocol::accept_encoding(v),
         }
     }
 }

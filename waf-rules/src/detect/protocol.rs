@@ -65,6 +65,41 @@ pub(crate) fn content_range(v: &[u8]) -> Option<Range<usize>> {
     (!ok).then_some(0..v.len())
 }
 
+/// An `Accept-Encoding` naming a coding no client implements: browsers send
+/// gzip, deflate, br, zstd (and `identity`, `*`); a made-up coding is a probe.
+pub(crate) fn accept_encoding(v: &[u8]) -> Option<Range<usize>> {
+    let s = String::from_utf8_lossy(v).to_ascii_lowercase();
+    let known = |c: &str| {
+        matches!(
+            c,
+            "" | "gzip"
+                | "x-gzip"
+                | "deflate"
+                | "br"
+                | "zstd"
+                | "compress"
+                | "x-compress"
+                | "identity"
+                | "*"
+                | "dcb"
+                | "dcz"
+                | "sdch"
+                | "bzip2"
+                | "lzma"
+                | "xz"
+                | "exi"
+                | "pack200-gzip"
+                | "aes128gcm"
+                | "chunked"
+                | "trailers"
+        )
+    };
+    s.split(',')
+        .map(|c| c.split(';').next().unwrap_or("").trim())
+        .any(|c| !known(c))
+        .then_some(0..v.len())
+}
+
 const MULTIPART_SUBTYPES: &[&str] = &[
     "form-data",
     "mixed",
@@ -139,5 +174,8 @@ mod tests {
         assert!(content_range(b"bytes 0-36034/36035").is_none());
         assert!(content_range(b"bytes */100").is_none());
         assert!(content_range(b"test").is_some());
+        assert!(accept_encoding(b"gzip, deflate, br, zstd").is_none());
+        assert!(accept_encoding(b"identity;q=1, *;q=0").is_none());
+        assert!(accept_encoding(b"foobar").is_some());
     }
 }
