@@ -3,16 +3,27 @@
 //! `max_body`), and the WAF verdict over request line, headers, cookies, query and body.
 //!
 //! Pingora replays a body read in `request_filter` only through its retry buffer, which stops
-//! at 64 KiB. So the body is read into our own buffer and handed to the upstream from
-//! `request_body_filter` ([`BodyReplay::emit`]). For that phase to run at all when the whole
-//! body was read here, the last bytes read must land in Pingora's retry buffer: with a
-//! Content-Length, retry buffering is switched on once at most 64 KiB remain (that tail is in
-//! our buffer too and is replaced by it); a chunked body is inspected for its first 64 KiB.
+//! at 64 KiB (counted from when it is switched on; it can't be reset). So the body is read into
+//! our own buffer and handed to the upstream from `request_body_filter` ([`BodyReplay::emit`]).
+//! For that phase to run at all when the whole body was read here, Pingora must still have
+//! something to forward:
+//! - Content-Length: retry buffering is switched on once at most 64 KiB remain, so the last
+//!   reads land in the retry buffer, which Pingora sends first (our buffer replaces it);
+//! - HTTP/2 without Content-Length: retry buffering is on from the start and takes the first
+//!   DATA frame only (later frames are read past it), which is enough for the same replacement;
+//! - chunked HTTP/1.1: retry buffering is on from the start; a body that ends within its 64 KiB
+//!   goes the same way, one that ends past it is forwarded by rebuilding the session
+//!   (`h1_rebuild`) once the WAF let it pass.
+//!
+//! A body longer than `inspect_limit` is not done when inspection ends: Pingora reads the rest
+//! and `emit` puts our buffer in front of (or in place of) its first chunk.
 
 use crate::config::{LimitsConfig, WafMode};
 use crate::protect::denial::DenialReason;
 use crate::runtime::RouteWaf;
 use bytes::{Bytes, BytesMut};
+use pingora_core::protocols::http::ServerSession;
+use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use rampart_waf::{RuleSet, Verdict};
@@ -52,11 +63,20 @@ pub struct BodyReplay {
     /// The body continues past the buffer (inspected partially).
     pub partial: bool,
     pub max_body: u64,
+    /// A chunked h1 body read whole that the retry buffer can't replay: forward it with
+    /// `h1_rebuild` ([`Self::take_for_rebuild`]) once the WAF let it pass.
+    pub rebuild: bool,
 }
 
 impl BodyReplay {
     pub fn inspected(&self) -> &[u8] {
         &self.buf
+    }
+
+    /// The buffered body, for a rebuilt session that reads it itself (`emit` then adds nothing).
+    pub fn take_for_rebuild(&mut self) -> Bytes {
+        self.rebuild = false;
+        std::mem::take(&mut self.buf)
     }
 
     /// A retry to another endpoint starts the body over.
@@ -116,32 +136,29 @@ pub async fn buffer_body(
         return Ok(Ok(replay));
     }
     expect_continue(session).await?;
-    let limit = match declared {
-        Some(_) => waf.inspect_limit as u64,
-        // Chunked: the last read must fit Pingora's retry buffer (see the module doc).
-        None => (waf.inspect_limit as u64).min(RETRY_BUFFER),
-    };
+    let limit = waf.inspect_limit as u64;
+    let mut retry = RetryWindow::default();
     if declared.is_none() {
-        session.enable_retry_buffering();
+        retry.enable(session);
     }
+    // h2 without a length: only the first frame goes to the retry buffer (module doc).
+    let h2_unsized = declared.is_none() && session.downstream_session.is_http2();
     let mut buf = BytesMut::new();
-    loop {
-        if buf.len() as u64 >= limit {
-            break;
-        }
+    while (buf.len() as u64) < limit {
         if let Some(total) = declared {
             if total - buf.len() as u64 <= RETRY_BUFFER {
-                session.enable_retry_buffering();
+                retry.enable(session);
             }
         }
+        let past_retry_buffer = h2_unsized && retry.has_data;
         // A body that breaks its framing is the client's fault (400), not ours.
-        match session
-            .read_request_body()
+        match read_chunk(session, past_retry_buffer)
             .await
             .map_err(|e| e.into_down())?
         {
             None => break,
             Some(chunk) => {
+                retry.has_data |= retry.on && !past_retry_buffer && !chunk.is_empty();
                 buf.extend_from_slice(&chunk);
                 if buf.len() as u64 > max_body {
                     return Ok(Err(BodyRefused::TooLarge("body over max_body")));
@@ -149,18 +166,60 @@ pub async fn buffer_body(
             }
         }
     }
+    let done = session.is_body_done();
     // One read may go past the limit; the WAF inspects `inspect_limit` bytes of it.
-    replay.partial = !session.is_body_done() || buf.len() > waf.inspect_limit;
-    replay.tail_in_retry_buffer = session.get_retry_buffer().is_some();
-    if session.is_body_done() && !replay.tail_in_retry_buffer && !buf.is_empty() {
-        // A chunked body whose last read crossed the 64 KiB replay window: it cannot be
-        // forwarded intact, so it is refused rather than truncated.
-        return Ok(Err(BodyRefused::TooLarge(
-            "chunked body over the 64 KiB inspection window; send a Content-Length",
-        )));
+    replay.partial = !done || buf.len() > waf.inspect_limit;
+    replay.tail_in_retry_buffer = retry.on && retry.has_data && !session.retry_buffer_truncated();
+    if done && !replay.tail_in_retry_buffer && !buf.is_empty() {
+        if session.downstream_session.as_http1().is_none() {
+            // Not expected (h2 keeps its first frame in the retry buffer): refuse rather than
+            // forward a truncated body.
+            return Ok(Err(BodyRefused::TooLarge(
+                "body could not be replayed to the upstream",
+            )));
+        }
+        replay.rebuild = true;
     }
     replay.buf = buf.freeze();
     Ok(Ok(replay))
+}
+
+/// What went into Pingora's retry buffer (tracked here: reading it back copies it).
+#[derive(Default)]
+struct RetryWindow {
+    on: bool,
+    has_data: bool,
+}
+
+impl RetryWindow {
+    fn enable(&mut self, session: &mut Session) {
+        if !self.on {
+            session.enable_retry_buffering();
+            self.on = true;
+        }
+    }
+}
+
+/// One read of the request body; `past_retry_buffer` reads an h2 frame without copying it into
+/// Pingora's retry buffer, so that buffer never overflows.
+async fn read_chunk(
+    session: &mut Session,
+    past_retry_buffer: bool,
+) -> pingora_error::Result<Option<Bytes>> {
+    match &mut *session.downstream_session {
+        ServerSession::H2(h2) if past_retry_buffer => {
+            match std::future::poll_fn(|cx| h2.poll_read_body_bytes(cx)).await {
+                None => Ok(None),
+                Some(Ok(bytes)) => Ok(Some(bytes)),
+                Some(Err(e)) => Error::e_because(
+                    ErrorType::ReadError,
+                    "while reading downstream request body",
+                    e,
+                ),
+            }
+        }
+        _ => session.read_request_body().await,
+    }
 }
 
 /// A client waiting for `100 Continue` before it sends the body gets it from us: the body is

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod edge_app;
 pub mod errors;
 pub mod forwarded;
+pub mod h1_rebuild;
 pub mod headers;
 pub mod inspect;
 pub mod metrics;

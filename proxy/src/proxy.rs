@@ -329,7 +329,7 @@ impl Edge {
                 }));
             }
         }
-        let replay = match inspect::buffer_body(session, &route.waf).await? {
+        let mut replay = match inspect::buffer_body(session, &route.waf).await? {
             Ok(replay) => replay,
             Err(BodyRefused::TooLarge(detail)) => {
                 ctx.log_fields
@@ -342,6 +342,11 @@ impl Edge {
             }
         };
         let denial = self.waf(session, ctx, rt, route, &replay);
+        if denial.is_none() && replay.rebuild {
+            // A chunked body read whole past Pingora's replay window: Pingora reads it again
+            // from a rebuilt session (see `h1_rebuild`).
+            crate::h1_rebuild::rebuild(session, replay.take_for_rebuild()).await?;
+        }
         ctx.body = Some(replay);
         Ok(denial)
     }

@@ -1083,7 +1083,7 @@ async fn unreachable_redis_falls_back_to_local_limits_and_alerts() {
 }
 
 #[tokio::test]
-async fn chunked_body_is_inspected_for_its_first_64k_then_streamed_whole() {
+async fn chunked_body_after_100_continue_is_inspected_whole_and_forwarded() {
     let e = start().await;
     let mut req =
         b"POST /upload HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -1102,9 +1102,162 @@ async fn chunked_body_is_inspected_for_its_first_64k_then_streamed_whole() {
     assert_eq!(r.status, 100, "{}", r.body);
     assert!(r.body.contains("HTTP/1.1 200"), "{}", r.body);
     assert_eq!(e.up.bodies.lock().unwrap()[0], body);
+    // 96 KiB: under the 128 KiB inspect_limit, so inspected whole (not partially).
+    let line = e.log_line("http.route", "app");
+    assert!(line.get("rampart.waf.body").is_none(), "{line}");
+    assert_eq!(line["rampart.waf.action"], "pass");
+}
+
+/// A chunked request for `host` carrying `body` in chunks of `chunk` bytes.
+fn chunked_req(host: &str, body: &[u8], chunk: usize) -> Vec<u8> {
+    let mut req = format!(
+        "POST /upload HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    .into_bytes();
+    for part in body.chunks(chunk) {
+        req.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        req.extend_from_slice(part);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    req
+}
+
+/// A benign form body of exactly `len` bytes.
+fn form_body(len: usize) -> Vec<u8> {
+    let mut body = b"data=".to_vec();
+    body.extend((0..len - body.len()).map(|i| b'a' + (i % 26) as u8));
+    body
+}
+
+const BODY_ATTACK: &[u8] = b"&q=1' UNION SELECT password FROM users--&x=";
+
+/// A 100 KiB form body with an SQL injection starting at byte 70,000.
+fn body_with_late_attack() -> Vec<u8> {
+    let mut body = form_body(70_000);
+    body.extend_from_slice(BODY_ATTACK);
+    body.extend(std::iter::repeat_n(b'b', 100 * 1024 - body.len()));
+    body
+}
+
+#[tokio::test]
+async fn chunked_attack_past_64k_is_blocked_before_anything_is_forwarded() {
+    let e = start().await;
+    let r = send(
+        e.setup.port,
+        &chunked_req("app.test", &body_with_late_attack(), 8 * 1024),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    e.up.saw_nothing();
+    let line = e.log_line("http.route", "app");
+    assert_eq!(line["rampart.waf.action"], "block");
+    assert!(line.get("rampart.waf.body").is_none(), "{line}");
+}
+
+#[tokio::test]
+async fn chunked_100k_body_is_inspected_whole_and_arrives_byte_exact() {
+    let e = start().await;
+    let body = form_body(100 * 1024);
+    // Odd chunk sizes: reads don't line up with Pingora's 64 KiB window.
+    let r = send(e.setup.port, &chunked_req("app.test", &body, 7_001)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(e.up.bodies.lock().unwrap()[0], body);
+    let line = e.log_line("http.route", "app");
+    assert_eq!(line["rampart.waf.action"], "pass");
+    assert!(line.get("rampart.waf.body").is_none(), "{line}");
+    assert_eq!(line["http.request.body.size"], 100 * 1024);
+}
+
+#[tokio::test]
+async fn chunked_1mib_body_is_inspected_in_part_and_streams_byte_exact() {
+    let e = start().await;
+    let body = form_body(1024 * 1024);
+    let r = send(e.setup.port, &chunked_req("app.test", &body, 16 * 1024)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(e.up.bodies.lock().unwrap()[0], body);
     let line = e.log_line("http.route", "app");
     assert_eq!(line["rampart.waf.body"], "partial");
     assert_eq!(line["rampart.waf.action"], "pass");
+}
+
+#[tokio::test]
+async fn chunked_body_growing_past_max_body_while_streaming_is_413() {
+    let e = start().await;
+    // Route `small`: 1 KiB inspected, then streaming; 8 KiB max.
+    let r = send(
+        e.setup.port,
+        &chunked_req("small.test", &form_body(20 * 1024), 1024),
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert_eq!(e.up.requests.load(Ordering::SeqCst), 0, "never completed");
+    let line = e.log_line("rampart.denial.reason", "body_too_large");
+    assert_eq!(line["http.route"], "small");
+    assert_eq!(e.denials("body_too_large", "small", "none").await, 1);
+}
+
+/// POSTs `body` over HTTP/2 (TLS, no content-length) and returns the response status.
+async fn h2_post(port: u16, ca_pem: &str, body: &[u8]) -> u16 {
+    let cfg = client_config(ca_pem, &[&rustls::version::TLS13], &[b"h2"]);
+    let tls = handshake(port, "app.test", cfg).await.unwrap();
+    let (mut client, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::post("https://app.test/upload")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(())
+        .unwrap();
+    let (resp, mut stream) = client.send_request(req, false).unwrap();
+    let mut rest = body;
+    while !rest.is_empty() {
+        stream.reserve_capacity(rest.len().min(16 * 1024));
+        let cap = match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
+            Some(Ok(cap)) => cap,
+            _ => break, // the edge answered and reset the stream
+        };
+        let (now, later) = rest.split_at(cap.min(rest.len()));
+        if stream
+            .send_data(bytes::Bytes::copy_from_slice(now), later.is_empty())
+            .is_err()
+        {
+            break;
+        }
+        rest = later;
+    }
+    let resp = tokio::time::timeout(Duration::from_secs(10), resp)
+        .await
+        .unwrap()
+        .unwrap();
+    resp.status().as_u16()
+}
+
+#[tokio::test]
+async fn h2_body_without_length_is_inspected_whole_before_forwarding() {
+    install_provider();
+    let up = Counting::start().await;
+    let pki = Pki::new("h2-body");
+    let dir = tempfile::tempdir().unwrap();
+    pki.leaf(dir.path(), "edge", &["app.test"]);
+    let b = Basic::new();
+    let edge = Edge::start(&b.config_with(up.addr(), "", GENEROUS_LIMITS), dir);
+    // An attack at byte 70,000 of 100 KiB: refused, nothing forwarded.
+    assert_eq!(
+        h2_post(b.https, &pki.ca_pem, &body_with_late_attack()).await,
+        403
+    );
+    up.saw_nothing();
+    // A benign 100 KiB body: forwarded byte-exact, inspected whole.
+    let body = form_body(100 * 1024);
+    assert_eq!(h2_post(b.https, &pki.ca_pem, &body).await, 200);
+    assert_eq!(up.bodies.lock().unwrap()[0], body);
+    let lines = edge.access_lines(2);
+    let ok = lines
+        .iter()
+        .find(|l| l["http.response.status_code"] == 200)
+        .unwrap();
+    assert_eq!(ok["network.protocol.version"], "2", "{ok}");
+    assert_eq!(ok["rampart.waf.action"], "pass");
+    assert!(ok.get("rampart.waf.body").is_none(), "{ok}");
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ pub mod conn_limit;
 pub mod defences;
 pub mod denial;
 pub mod h2_flood;
-mod io_delegate;
+pub(crate) mod io_delegate;
 pub mod ratelimit;
 pub mod redis_limit;
 pub mod shed;
