@@ -113,8 +113,9 @@ pub(crate) struct Compiled {
     pub gate_bits: usize,
     /// Group indexes per target class.
     pub by_class: [Vec<usize>; Class::COUNT],
-    /// Group indexes for one named header.
-    pub by_header: HashMap<String, Vec<usize>>,
+    /// Group indexes for one named header (a short list: a linear search
+    /// beats hashing every header name).
+    pub by_header: Vec<(String, Vec<usize>)>,
 }
 
 #[derive(Default)]
@@ -224,7 +225,7 @@ impl Compiled {
             gate_bits,
             groups,
             by_class,
-            by_header,
+            by_header: by_header.into_iter().collect(),
         })
     }
 }

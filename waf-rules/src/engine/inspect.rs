@@ -34,10 +34,13 @@ impl RuleSet {
                 continue;
             }
             let raw = &field.value[..];
-            values.reset(raw);
             let query = field.class == Class::Arg && field.source == "args";
             let named = if field.class == Class::Header {
-                c.by_header.get(field.name.as_ref())
+                let name = field.name.as_ref();
+                c.by_header
+                    .iter()
+                    .find(|(h, _)| h.len() == name.len() && h == name)
+                    .map(|(_, g)| g)
             } else {
                 None
             };
@@ -51,14 +54,17 @@ impl RuleSet {
             } else {
                 &c.by_class[field.class.index()]
             };
-            let groups = generic
-                .iter()
-                .chain(if query {
-                    &c.by_class[Class::QueryArg.index()][..]
-                } else {
-                    &[]
-                })
-                .chain(named.map_or(&[][..], |g| &g[..]));
+            let query: &[usize] = if query {
+                &c.by_class[Class::QueryArg.index()]
+            } else {
+                &[]
+            };
+            let named: &[usize] = named.map_or(&[], |g| &g[..]);
+            if generic.is_empty() && query.is_empty() && named.is_empty() {
+                continue;
+            }
+            values.reset(raw);
+            let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];
                 // Plain text only changes case through any chain: a group

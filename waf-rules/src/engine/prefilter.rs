@@ -50,18 +50,24 @@ impl Need {
     /// How often ordinary values are expected to hold one of the atoms.
     fn cost(&self) -> u64 {
         let bytes: u64 = self.bytes.iter().map(byte_cost).sum();
-        let lits: u64 = self
-            .lits
-            .iter()
-            .map(|l| match l.len() {
-                2 if l.iter().all(u8::is_ascii_alphanumeric) => 100,
-                2 => 20,
-                3 if l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b' ') => 10,
-                3 => 5,
-                _ => 3,
-            })
-            .sum();
+        let lits: u64 = self.lits.iter().map(|l| lit_cost(l)).sum();
         bytes + lits
+    }
+}
+
+/// Short runs of letters occur inside ordinary words (`at`, `on`, `cat`,
+/// `bin`): such a literal gates little, punctuation gates more.
+fn lit_cost(l: &[u8]) -> u64 {
+    let words = l.iter().all(|b| b.is_ascii_alphanumeric() || *b == b' ');
+    match (l.len(), words) {
+        (0 | 1, _) => 1000,
+        (2, true) => 600,
+        (2, false) => 20,
+        (3, true) => 60,
+        (3, false) => 5,
+        (4, true) => 15,
+        (_, true) => 3,
+        (_, false) => 2,
     }
 }
 

@@ -191,13 +191,14 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
     if v == b"__proto__" || v == b"prototype" {
         return false;
     }
-    // One pass: every byte's classes are and-ed; digits are or-ed.
-    let (mut all, mut digit) = (WORD | NUMBER | DOTTED, false);
+    // One pass: the classes every byte has, and those some byte has.
+    let (mut all, mut any) = (WORD | NUMBER | DOTTED, 0);
     for &b in v {
         let c = TOKEN_CLASS[usize::from(b)];
         all &= c;
-        digit |= c & DIGIT != 0;
+        any |= c;
     }
+    let digit = any & DIGIT != 0;
     all & (WORD | NUMBER) != 0
         // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
         // names without digits, like `java.lang.Runtime`, are inspected.)
