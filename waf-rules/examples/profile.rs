@@ -52,7 +52,11 @@ fn main() {
         body: body.as_bytes(),
         body_truncated: false,
     };
-    let rs = RuleSet::builtin().unwrap();
+    // RULES_DIR=dir profiles another rule set (e.g. an older one) with the same binary.
+    let rs = match std::env::var("RULES_DIR") {
+        Ok(d) => RuleSet::load_dir(std::path::Path::new(&d)).unwrap(),
+        Err(_) => RuleSet::builtin().unwrap(),
+    };
     let p = Policy::default();
     for _ in 0..2000 {
         std::hint::black_box(rs.inspect(&req, &p));

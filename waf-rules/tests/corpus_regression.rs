@@ -79,10 +79,11 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
         ("payloadsallthethings", "xxe", 95.0),
         ("crs", "sqli", 90.0),
         ("crs", "java", 95.0),
-        ("crs", "php", 80.0),
-        ("crs", "rce", 55.0),
-        ("crs", "generic", 50.0),
-        ("crs", "protocol", 25.0),
+        ("crs", "php", 90.0),
+        ("crs", "rce", 75.0),
+        ("crs", "generic", 90.0),
+        ("crs", "xss", 90.0),
+        ("crs", "protocol", 70.0),
     ];
 
     let mut failures = Vec::new();
@@ -100,8 +101,8 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
         );
         let pooled = b["fp_pct"].as_f64().unwrap();
         let per_group = b["per_group_avg_pct"].as_f64().unwrap();
-        if pooled > 0.5 || per_group > 0.5 {
-            failures.push(format!("{corpus}: false positives {pooled:.3}% pooled, {per_group:.3}% per site/placement > 0.5%"));
+        if pooled > 0.2 || per_group > 0.2 {
+            failures.push(format!("{corpus}: false positives {pooled:.3}% pooled, {per_group:.3}% per site/placement > 0.2%"));
         }
     }
     assert!(

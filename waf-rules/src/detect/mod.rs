@@ -22,6 +22,8 @@ pub(crate) enum Detector {
     ContentRange,
     /// An Accept-Encoding naming a coding no client implements.
     AcceptEncoding,
+    /// An Accept asking for a response charset the WAF cannot read.
+    AcceptCharset,
 }
 
 impl Detector {
@@ -33,6 +35,7 @@ impl Detector {
             "content_type" => Some(Detector::ContentType),
             "content_range" => Some(Detector::ContentRange),
             "accept_encoding" => Some(Detector::AcceptEncoding),
+            "accept_charset" => Some(Detector::AcceptCharset),
             _ => None,
         }
     }
@@ -51,6 +54,7 @@ impl Detector {
             Detector::ContentType => protocol::content_type(v),
             Detector::ContentRange => protocol::content_range(v),
             Detector::AcceptEncoding => protocol::accept_encoding(v),
+            Detector::AcceptCharset => protocol::accept_charset(v),
         }
     }
 }

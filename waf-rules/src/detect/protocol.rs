@@ -65,9 +65,37 @@ pub(crate) fn content_range(v: &[u8]) -> Option<Range<usize>> {
     (!ok).then_some(0..v.len())
 }
 
+/// An `Accept` asking for a response charset the WAF cannot read on the way
+/// back (UTF-7/16/32, EBCDIC code pages): browsers send no charset there.
+pub(crate) fn accept_charset(v: &[u8]) -> Option<Range<usize>> {
+    let mut from = 0;
+    while let Some(p) = v[from..]
+        .windows(8)
+        .position(|w| w.eq_ignore_ascii_case(b"charset="))
+    {
+        let at = from + p + 8;
+        let rest = String::from_utf8_lossy(&v[at..]).to_ascii_lowercase();
+        let cs = rest
+            .split([',', ';'])
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
+        if !safe_charset(cs) {
+            return Some(from + p..v.len());
+        }
+        from = at;
+    }
+    None
+}
+
 /// An `Accept-Encoding` naming a coding no client implements: browsers send
-/// gzip, deflate, br, zstd (and `identity`, `*`); a made-up coding is a probe.
+/// gzip, deflate, br, zstd (and `identity`, `*`); a made-up coding or a
+/// malformed list (HTTP.sys CVE-2022-21907 sends `&` and `*` runs) is a probe.
 pub(crate) fn accept_encoding(v: &[u8]) -> Option<Range<usize>> {
+    if v.contains(&b'&') {
+        return Some(0..v.len());
+    }
     let s = String::from_utf8_lossy(v).to_ascii_lowercase();
     let known = |c: &str| {
         matches!(
@@ -177,5 +205,9 @@ mod tests {
         assert!(accept_encoding(b"gzip, deflate, br, zstd").is_none());
         assert!(accept_encoding(b"identity;q=1, *;q=0").is_none());
         assert!(accept_encoding(b"foobar").is_some());
+        assert!(accept_charset(b"text/html;q=0.9;charset=CP1026,*/*;q=0.8").is_some());
+        assert!(accept_charset(b"text/html; charset=\"utf-8\"").is_none());
+        assert!(accept_charset(b"text/html,*/*;q=0.8").is_none());
+        assert!(accept_charset(b"text/html;charset=\"iso-8859-1\",*/*;charset=utf-16").is_some());
     }
 }
