@@ -50,7 +50,15 @@ impl<'a> Reader<'a, '_> {
 
     /// The label of the current position (`$.items[0].name`).
     fn label(&self) -> Cow<'a, str> {
-        let mut l = String::with_capacity(16);
+        let len: usize = self
+            .path
+            .iter()
+            .map(|seg| match seg {
+                Seg::Key(k) => k.len() + 1,
+                Seg::Index(_) => 8,
+            })
+            .sum();
+        let mut l = String::with_capacity(len + 1);
         l.push('$');
         for seg in &self.path {
             match seg {
@@ -174,7 +182,7 @@ impl<'a> Reader<'a, '_> {
         self.i += 1;
         let start = self.i;
         let s = self.s;
-        let Some(len) = s[start..].iter().position(|&b| b == b'"' || b == b'\\') else {
+        let Some(len) = quote_or_backslash(&s[start..]) else {
             self.i = s.len();
             return None;
         };
@@ -223,6 +231,32 @@ impl<'a> Reader<'a, '_> {
         }
         None
     }
+}
+
+/// The first `"` or `\\` in `s`, eight bytes at a time.
+fn quote_or_backslash(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A zero byte of `x` sets its high bit in `(x - ONES) & !x & HIGH`;
+    // bits can also be set above a zero byte, never below the first one.
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        let hits = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(at + hits.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|p| at + p)
 }
 
 /// Decimal digits of an array index, without a formatter.

@@ -113,3 +113,27 @@ fn plain_token_is_the_three_token_shapes() {
         }
     }
 }
+
+#[test]
+fn json_strings_end_at_the_first_quote_or_backslash() {
+    // Every position of the closing quote relative to the 8-byte chunks,
+    // with bytes that differ from '"' and '\' by one bit around it.
+    for len in 0..20 {
+        for (end, esc) in [(b'"', false), (b'\\', true)] {
+            if len == 0 && !esc {
+                continue; // an empty string is a plain token, not a field
+            }
+            let mut body = b"{\"k\":\"".to_vec();
+            body.extend((0..len).map(|i| [b'!', b'#', b'c', b'Z', b']'][i % 5]));
+            body.push(end);
+            if esc {
+                body.extend_from_slice(b"n<x\"");
+            }
+            body.extend_from_slice(b"}");
+            let h: [(&str, &[u8]); 1] = [("Content-Type", b"application/json")];
+            let f = fields(&req("", &h, &body));
+            let (_, v) = f.iter().find(|(t, _)| t == "json:$.k").unwrap();
+            assert_eq!(v.len(), len + usize::from(esc) * 3, "{body:?} -> {v:?}");
+        }
+    }
+}
