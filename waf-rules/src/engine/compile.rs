@@ -108,7 +108,7 @@ pub(crate) struct Compiled {
     pub chain_trigger: Vec<ByteSet>,
     pub groups: Vec<Group>,
     /// One automaton over every gate's literals; pattern -> gate bit.
-    pub prefilter: Option<(AhoCorasick, Vec<usize>)>,
+    pub prefilter: Option<(aho_corasick::dfa::DFA, Vec<usize>)>,
     /// Number of gate bits the literal scan reports.
     pub gate_bits: usize,
     /// Group indexes per target class.
@@ -176,10 +176,16 @@ impl Compiled {
         let prefilter = if lits.is_empty() {
             None
         } else {
-            let ac = ac_builder().build(&lits).map_err(|e| WafError::Compile {
-                group: "prefilter".into(),
-                message: e.to_string(),
-            })?;
+            // A bare DFA: inspection walks it byte by byte (values.rs).
+            let ac = aho_corasick::dfa::DFA::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(AcKind::Standard)
+                .prefilter(false)
+                .build(&lits)
+                .map_err(|e| WafError::Compile {
+                    group: "prefilter".into(),
+                    message: e.to_string(),
+                })?;
             Some((ac, owners))
         };
         let chain_parent = chains

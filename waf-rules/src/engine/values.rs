@@ -4,6 +4,8 @@
 
 use super::compile::{Compiled, Gate};
 use super::prefilter::{ByteSet, PLAIN_TEXT};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::Anchored;
 
 /// Where a chain's value lives: the raw field value or a chain's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,11 +159,8 @@ impl Memo {
         let e = &mut self.data[d];
         e.clear();
         e.resize(c.gate_bits.div_ceil(64), 0);
-        if let Some((ac, owners)) = &c.prefilter {
-            for m in ac.find_overlapping_iter(value) {
-                let g = owners[m.pattern().as_usize()];
-                e[g / 64] |= 1 << (g % 64);
-            }
+        if let Some((dfa, owners)) = &c.prefilter {
+            literal_hits(dfa, owners, value, e);
         }
         self.used += 1;
         self.keys.push((src, d));
@@ -170,5 +169,24 @@ impl Memo {
 
     fn hit(&self, entry: usize, bit: usize) -> bool {
         self.data[entry][bit / 64] & (1 << (bit % 64)) != 0
+    }
+}
+
+/// Sets the gate bit of every literal that occurs in `value`: one walk of
+/// the literal DFA, every match state's patterns (overlapping matches).
+fn literal_hits(dfa: &aho_corasick::dfa::DFA, owners: &[usize], value: &[u8], bits: &mut [u64]) {
+    let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+        // Cannot happen for an unanchored DFA; open every gate if it does.
+        bits.fill(u64::MAX);
+        return;
+    };
+    for &b in value {
+        sid = dfa.next_state(Anchored::No, sid, b);
+        if dfa.is_special(sid) && dfa.is_match(sid) {
+            for i in 0..dfa.match_len(sid) {
+                let g = owners[dfa.match_pattern(sid, i).as_usize()];
+                bits[g / 64] |= 1 << (g % 64);
+            }
+        }
     }
 }
