@@ -64,7 +64,10 @@ impl<'a> Reader<'a, '_> {
             match seg {
                 Seg::Key(k) => {
                     l.push('.');
-                    l.push_str(&String::from_utf8_lossy(k));
+                    match std::str::from_utf8(k) {
+                        Ok(k) => l.push_str(k),
+                        Err(_) => l.push_str(&String::from_utf8_lossy(k)),
+                    }
                 }
                 Seg::Index(n) => {
                     l.push('[');

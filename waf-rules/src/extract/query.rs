@@ -22,7 +22,7 @@ pub(crate) fn pairs<'a>(raw: &'a [u8], source: &'static str, f: &mut Fields<'a>)
                 Class::ArgName,
                 source,
                 name_str.clone(),
-                Cow::Owned(name_str.as_bytes().to_vec()),
+                name_bytes(&name_str),
             );
         }
         f.push(Class::Arg, source, name_str, decode_form_component(value));
@@ -42,21 +42,28 @@ pub(crate) fn cookies<'a>(raw: &'a [u8], f: &mut Fields<'a>) {
         };
         let name = cow_str(Cow::Borrowed(name));
         if !name.is_empty() {
-            f.push(
-                Class::CookieName,
-                "cookie",
-                name.clone(),
-                Cow::Owned(name.as_bytes().to_vec()),
-            );
+            f.push(Class::CookieName, "cookie", name.clone(), name_bytes(&name));
         }
         f.push(Class::Cookie, "cookie", name, Cow::Borrowed(value));
+    }
+}
+
+/// A name as an inspected value: borrowed from the request when it is.
+fn name_bytes<'a>(name: &Cow<'a, str>) -> Cow<'a, [u8]> {
+    match name {
+        Cow::Borrowed(s) => Cow::Borrowed(s.as_bytes()),
+        Cow::Owned(s) => Cow::Owned(s.as_bytes().to_vec()),
     }
 }
 
 /// Bytes as text for a label; invalid UTF-8 is replaced (labels only).
 pub(crate) fn cow_str(b: Cow<'_, [u8]>) -> Cow<'_, str> {
     match b {
-        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        // `from_utf8` checks ASCII a word at a time; lossy only when needed.
+        Cow::Borrowed(b) => match std::str::from_utf8(b) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(b),
+        },
         Cow::Owned(v) => match String::from_utf8(v) {
             Ok(s) => Cow::Owned(s),
             Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
