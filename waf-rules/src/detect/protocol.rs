@@ -11,40 +11,63 @@ use std::ops::Range;
 /// EBCDIC bodies read differently to the WAF and the application. Browsers
 /// send only UTF-8 (or no charset) on requests.
 pub(crate) fn content_type(v: &[u8]) -> Option<Range<usize>> {
+    // Bytes, compared without case: this runs on every request with a body.
     let whole = Some(0..v.len());
-    let s = String::from_utf8_lossy(v).to_ascii_lowercase();
-    let mut parts = s.split(';');
-    let media = parts.next().unwrap_or("").trim();
-    let Some((ty, sub)) = media.split_once('/') else {
+    let mut parts = v.split(|&b| b == b';');
+    let media = parts.next().unwrap_or(b"").trim_ascii();
+    let Some(slash) = media.iter().position(|&b| b == b'/') else {
         return whole;
     };
-    let token = |t: &str| {
+    let (ty, sub) = (&media[..slash], &media[slash + 1..]);
+    let token = |t: &[u8]| {
         !t.is_empty()
-            && t.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+            && t.iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
     };
     if !token(ty) || !token(sub) {
         return whole;
     }
-    if ty == "multipart" && !MULTIPART_SUBTYPES.contains(&sub) {
+    let multipart = ty.eq_ignore_ascii_case(b"multipart");
+    if multipart
+        && !MULTIPART_SUBTYPES
+            .iter()
+            .any(|m| m.as_bytes().eq_ignore_ascii_case(sub))
+    {
         return whole;
     }
     for p in parts {
-        let p = p.trim();
+        let p = p.trim_ascii();
         if p.is_empty() {
             continue;
         }
-        let Some((name, value)) = p.split_once('=') else {
+        let Some(eq) = p.iter().position(|&b| b == b'=') else {
             return whole;
         };
-        let value = value.trim().trim_matches('"');
-        match name.trim() {
-            "boundary" if ty != "multipart" => return whole,
-            "charset" if !safe_charset(value) => return whole,
-            _ => {}
+        let name = p[..eq].trim_ascii();
+        let value = trim_quotes(p[eq + 1..].trim_ascii());
+        if name.eq_ignore_ascii_case(b"boundary") && !multipart
+            || name.eq_ignore_ascii_case(b"charset") && !safe_charset_bytes(value)
+        {
+            return whole;
         }
     }
     None
+}
+
+fn trim_quotes(v: &[u8]) -> &[u8] {
+    let v = v.strip_prefix(b"\"").unwrap_or(v);
+    v.strip_suffix(b"\"").unwrap_or(v)
+}
+
+/// `safe_charset` for raw bytes, lowered on the stack (charset names are short).
+fn safe_charset_bytes(v: &[u8]) -> bool {
+    let mut buf = [0u8; 24];
+    let Some(dst) = buf.get_mut(..v.len()) else {
+        return false;
+    };
+    dst.copy_from_slice(v);
+    dst.make_ascii_lowercase();
+    std::str::from_utf8(dst).is_ok_and(safe_charset)
 }
 
 /// A `Content-Range` request header that is not `bytes first-last/length`
@@ -93,39 +116,34 @@ pub(crate) fn accept_charset(v: &[u8]) -> Option<Range<usize>> {
 /// gzip, deflate, br, zstd (and `identity`, `*`); a made-up coding or a
 /// malformed list (HTTP.sys CVE-2022-21907 sends `&` and `*` runs) is a probe.
 pub(crate) fn accept_encoding(v: &[u8]) -> Option<Range<usize>> {
-    if v.contains(&b'&') {
-        return Some(0..v.len());
-    }
-    let s = String::from_utf8_lossy(v).to_ascii_lowercase();
-    let known = |c: &str| {
-        matches!(
-            c,
-            "" | "gzip"
-                | "x-gzip"
-                | "deflate"
-                | "br"
-                | "zstd"
-                | "compress"
-                | "x-compress"
-                | "identity"
-                | "*"
-                | "dcb"
-                | "dcz"
-                | "sdch"
-                | "bzip2"
-                | "lzma"
-                | "xz"
-                | "exi"
-                | "pack200-gzip"
-                | "aes128gcm"
-                | "chunked"
-                | "trailers"
-        )
+    const KNOWN: &[&[u8]] = &[
+        b"",
+        b"gzip",
+        b"x-gzip",
+        b"deflate",
+        b"br",
+        b"zstd",
+        b"compress",
+        b"x-compress",
+        b"identity",
+        b"*",
+        b"dcb",
+        b"dcz",
+        b"sdch",
+        b"bzip2",
+        b"lzma",
+        b"xz",
+        b"exi",
+        b"pack200-gzip",
+        b"aes128gcm",
+        b"chunked",
+        b"trailers",
+    ];
+    let unknown = |c: &[u8]| {
+        let c = c.split(|&b| b == b';').next().unwrap_or(b"").trim_ascii();
+        !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(c))
     };
-    s.split(',')
-        .map(|c| c.split(';').next().unwrap_or("").trim())
-        .any(|c| !known(c))
-        .then_some(0..v.len())
+    (v.contains(&b'&') || v.split(|&b| b == b',').any(unknown)).then_some(0..v.len())
 }
 
 const MULTIPART_SUBTYPES: &[&str] = &[
