@@ -22,7 +22,7 @@ pub(crate) fn content_type(v: &[u8]) -> Option<Range<usize>> {
     let token = |t: &[u8]| {
         !t.is_empty()
             && t.iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+                .all(|&b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
     };
     if !token(ty) || !token(sub) {
         return whole;
@@ -55,8 +55,13 @@ pub(crate) fn content_type(v: &[u8]) -> Option<Range<usize>> {
 }
 
 fn trim_quotes(v: &[u8]) -> &[u8] {
-    let v = v.strip_prefix(b"\"").unwrap_or(v);
-    v.strip_suffix(b"\"").unwrap_or(v)
+    let v = v
+        .strip_prefix(b"\"")
+        .or_else(|| v.strip_prefix(b"'"))
+        .unwrap_or(v);
+    v.strip_suffix(b"\"")
+        .or_else(|| v.strip_suffix(b"'"))
+        .unwrap_or(v)
 }
 
 /// `safe_charset` for raw bytes, lowered on the stack (charset names are short).
@@ -189,6 +194,8 @@ mod tests {
             b"application/csp-report",
             b"message/ohttp-req",
             b"text/html; charset=ISO-8859-1",
+            b"application/*+json",
+            b"application/x-www-form-urlencoded; charset='utf-8'",
         ] {
             assert_eq!(content_type(ok), None, "{}", String::from_utf8_lossy(ok));
         }
