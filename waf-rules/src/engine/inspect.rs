@@ -10,6 +10,7 @@ use crate::policy::Policy;
 use crate::request::Request;
 use crate::verdict::{safe_fragment, RuleMatch, Verdict};
 use regex_automata::{Input, PatternSet};
+use std::cell::Cell;
 
 /// Matches listed per verdict; scoring continues past it.
 const MAX_LISTED: usize = 64;
@@ -18,17 +19,29 @@ impl RuleSet {
     /// Decides for one request: every matching rule, the score, and whether
     /// the policy would block it.
     pub fn inspect(&self, req: &Request<'_>, policy: &Policy) -> Verdict {
-        let fields = extract::extract(req, &policy.limits);
+        let c = &self.compiled;
+        let mut scratch = SCRATCH.with(Cell::take).unwrap_or_default();
+        let list = relabel(std::mem::take(&mut scratch.fields));
+        let fields = extract::extract_into(req, &policy.limits, list);
+        let pats = match scratch.pats.take() {
+            Some(mut p) if p.capacity() >= c.rules.len() => {
+                p.clear();
+                p
+            }
+            _ => PatternSet::new(c.rules.len()),
+        };
         let mut st = State {
             verdict: Verdict {
                 truncated: fields.truncated,
                 ..Verdict::default()
             },
             scored: Vec::new(),
-            pats: PatternSet::new(self.compiled.rules.len()),
+            pats,
         };
-        let c = &self.compiled;
-        let mut values = Values::new(c);
+        let mut values = match scratch.values.take() {
+            Some(v) if v.fits(c) => v,
+            _ => Values::new(c),
+        };
         for field in &fields.list {
             if skip_fast(field) {
                 continue;
@@ -91,10 +104,45 @@ impl RuleSet {
                 run_group(c, g, field, value, open, policy, req.path, &mut st);
             }
         }
+        // Keep the allocations for this thread's next inspection, unless a
+        // huge request grew them.
+        if fields.list.capacity() <= MAX_KEPT_FIELDS {
+            scratch.fields = relabel(fields.list);
+        }
+        values.trim(MAX_KEPT_BYTES);
+        scratch.values = Some(values);
+        scratch.pats = Some(st.pats);
+        SCRATCH.with(|s| s.set(Some(scratch)));
         let mut v = st.verdict;
         v.block = v.score >= policy.threshold;
         v
     }
+}
+
+/// Allocations an inspection reuses from the previous one on its thread:
+/// the field list, the per-chain value buffers, the regex match set.
+#[derive(Default)]
+struct Scratch {
+    fields: Vec<Field<'static>>,
+    values: Option<Values>,
+    pats: Option<PatternSet>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
+}
+
+/// Field-list capacity and per-chain buffer bytes kept between inspections.
+const MAX_KEPT_FIELDS: usize = 1024;
+const MAX_KEPT_BYTES: usize = 64 << 10;
+
+/// An empty field list with another borrow lifetime, same allocation (an
+/// empty collect into an element type of the same layout reuses it;
+/// `filter_map` is what changes the element type).
+#[allow(clippy::unnecessary_filter_map)]
+fn relabel<'x, 'y>(mut list: Vec<Field<'x>>) -> Vec<Field<'y>> {
+    list.clear();
+    list.into_iter().filter_map(|_| None).collect()
 }
 
 struct State {

@@ -131,3 +131,29 @@ fn load_dir_reports_file_line_rule() {
     let e = RuleSet::load_dir(dir.path()).unwrap_err().to_string();
     assert!(e.contains("x.toml:4: rule 77: bad regex"), "{e}");
 }
+
+#[test]
+fn rule_sets_of_different_shapes_share_a_thread() {
+    // Scratch buffers kept between inspections on a thread are resized
+    // when the next inspection uses another rule set.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("one.toml"),
+        "family = \"sqli\"\n[[rule]]\nid = 1\nmessage = \"m\"\nseverity = \"critical\"\ntargets = [\"args\"]\ntransforms = [\"lowercase\"]\nregex = 'union\\s+select'\n",
+    )
+    .unwrap();
+    let small = RuleSet::load_dir(dir.path()).unwrap();
+    let big = rs();
+    let attack = get("/", "q=1%20UNION%20SELECT%20pw", &[]);
+    for _ in 0..3 {
+        let v = small.inspect(&attack, &Policy::default());
+        assert_eq!(v.matches.len(), 1, "{v:?}");
+        assert_eq!(v.matches[0].rule_id, 1);
+        assert!(big.inspect(&attack, &Policy::default()).block);
+        assert!(
+            !small
+                .inspect(&get("/", "q=hello", &[]), &Policy::default())
+                .block
+        );
+    }
+}

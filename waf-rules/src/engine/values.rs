@@ -43,6 +43,21 @@ impl Values {
         }
     }
 
+    /// Whether these tables are sized for `c` (a value kept from an
+    /// inspection with another rule set may not be).
+    pub(super) fn fits(&self, c: &Compiled) -> bool {
+        self.at.len() == c.chains.len()
+    }
+
+    /// Drops buffers grown past `max` bytes by a large value.
+    pub(super) fn trim(&mut self, max: usize) {
+        for b in &mut self.bufs {
+            if b.capacity() > max {
+                *b = Vec::new();
+            }
+        }
+    }
+
     /// Starts on a new field value.
     pub(super) fn reset(&mut self, raw: &[u8]) {
         self.at.fill(None);

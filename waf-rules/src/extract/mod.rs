@@ -79,8 +79,14 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(limits: &Limits) -> Self {
+        Self::with_list(limits, Vec::with_capacity(48))
+    }
+
+    /// Collects into `list` (emptied first; its allocation is reused).
+    fn with_list(limits: &Limits, mut list: Vec<Field<'a>>) -> Self {
+        list.clear();
         Fields {
-            list: Vec::with_capacity(48),
+            list,
             truncated: false,
             max_fields: limits.max_fields,
             max_value: limits.max_value_bytes,
@@ -121,8 +127,19 @@ impl<'a> Fields<'a> {
 }
 
 /// Every field of a request, within the limits.
+#[cfg(test)]
 pub(crate) fn extract<'a>(req: &Request<'a>, limits: &Limits) -> Fields<'a> {
-    let mut f = Fields::new(limits);
+    extract_into(req, limits, Vec::with_capacity(48))
+}
+
+/// As `extract`, collecting into `list` (emptied first; its allocation is
+/// reused, see `engine::inspect`).
+pub(crate) fn extract_into<'a>(
+    req: &Request<'a>,
+    limits: &Limits,
+    list: Vec<Field<'a>>,
+) -> Fields<'a> {
+    let mut f = Fields::with_list(limits, list);
     f.truncated |= req.body_truncated;
     f.push(
         Class::Method,
@@ -304,7 +321,7 @@ pub fn fuzz_extract(data: &[u8]) {
         body: data,
         body_truncated: false,
     };
-    let _ = extract(&req, &limits);
+    let _ = extract_into(&req, &limits, Vec::new());
 }
 
 #[cfg(test)]
