@@ -1,0 +1,115 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Attack classes the built-in rules must block, each next to the look-alike
+//! real traffic they must let through (the reason a rule has its shape).
+
+use rampart_waf::{Policy, Request, RuleSet};
+
+fn blocked(method: &str, path: &str, query: &str, headers: &[(&str, &[u8])], body: &[u8]) -> bool {
+    // Compiled once for all tests (compiling is the slow part in a debug build).
+    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+    let rs = RULES.get_or_init(|| RuleSet::builtin().unwrap());
+    let req = Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        body_truncated: false,
+    };
+    rs.inspect(&req, &Policy::default()).block
+}
+
+fn query_blocked(query: &str) -> bool {
+    blocked("GET", "/search", query, &[("Host", b"x")], b"")
+}
+
+fn header_blocked(name: &str, value: &[u8]) -> bool {
+    blocked("GET", "/", "", &[("Host", b"x"), (name, value)], b"")
+}
+
+fn form_blocked(body: &str) -> bool {
+    let h: [(&str, &[u8]); 2] = [
+        ("Host", b"x"),
+        ("Content-Type", b"application/x-www-form-urlencoded"),
+    ];
+    blocked("POST", "/post", "", &h, body.as_bytes())
+}
+
+#[test]
+fn content_type_policy() {
+    for bad in [
+        &b"my-new-content-type"[..],
+        b"multipart/foo; boundary=0000",
+        b"application/x-www-form-urlencoded; charset=garbage",
+        b"text/plain; charset=shift_jis",
+    ] {
+        assert!(header_blocked("Content-Type", bad), "{bad:?}");
+    }
+    for good in [
+        &b"application/csp-report"[..],
+        b"text/plain;charset=UTF-8",
+        b"application/*+json",
+        b"application/x-www-form-urlencoded; charset='utf-8'",
+    ] {
+        assert!(!header_blocked("Content-Type", good), "{good:?}");
+    }
+}
+
+#[test]
+fn response_splitting_needs_a_header_of_its_own_shape() {
+    assert!(form_blocked("var=%0d%0aContent-Length:%200"));
+    assert!(form_blocked("to=%0d%0aLocation:%20https://evil.example/"));
+    // A contact form's address block.
+    assert!(!form_blocked(
+        "msg=Hello%0d%0aLocation:%20Berlin%0d%0aPhone:%20123"
+    ));
+}
+
+#[test]
+fn multipart_names_may_hold_entities_but_not_bare_separators() {
+    let part = |name: &str| {
+        format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\nv\r\n--XyZ--\r\n")
+    };
+    let h: [(&str, &[u8]); 2] = [
+        ("Host", b"x"),
+        ("Content-Type", b"multipart/form-data; boundary=XyZ"),
+    ];
+    assert!(!blocked(
+        "POST",
+        "/",
+        "",
+        &h,
+        part("caf&eacute;").as_bytes()
+    ));
+    assert!(blocked("POST", "/", "", &h, part("a;b").as_bytes()));
+}
+
+#[test]
+fn shell_syntax_and_its_look_alikes() {
+    for attack in [
+        "p=%2Fetc%2F%5Bp%5Dasswd",
+        "p=%3C%28cat%20file%29",
+        "p=cd%20%2F%3Bcd%20etc%3Bcolumn%20passwd",
+        "p=%27wh%27oami",
+        "p=ksh%20-c%20%22curl%20x%22",
+    ] {
+        assert!(query_blocked(attack), "{attack}");
+    }
+    // Quantcast's `$qc=..;$ql=..` beacon and a base64 value ending `/onXYZ=`.
+    for benign in [
+        "systgt=%24qc%3D1500029197%3B%24ql%3DHigh%3B%24qpc%3Dec1m",
+        "sign=VGhhbmtz%2Fonafe%3D",
+    ] {
+        assert!(!query_blocked(benign), "{benign}");
+    }
+}
+
+#[test]
+fn restricted_files_in_the_path() {
+    let path_blocked = |p: &str| blocked("GET", p, "", &[("Host", b"x")], b"");
+    assert!(path_blocked("/.cline/rules.md"));
+    assert!(path_blocked("/backup/privkey.pem"));
+    assert!(path_blocked("/index.php~"));
+    assert!(!path_blocked("/.well-known/openid-configuration"));
+    assert!(!path_blocked("/downloads/rds-combined-ca-bundle.pem"));
+}
