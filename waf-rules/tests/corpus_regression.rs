@@ -80,7 +80,7 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
         ("crs", "sqli", 90.0),
         ("crs", "java", 95.0),
         ("crs", "php", 90.0),
-        ("crs", "rce", 75.0),
+        ("crs", "rce", 85.0),
         ("crs", "generic", 90.0),
         ("crs", "xss", 90.0),
         ("crs", "protocol", 70.0),

@@ -196,13 +196,20 @@ const TEST_HEADERS: &[&str] = &[
 /// True when everything the test puts in the request (path segments, query and
 /// body names and values, cookies, its own headers) is a bare word: letters,
 /// digits, `.`, `_`, `-`, starting with a letter or digit, no `..`, at most
-/// followed by an empty pair of parentheses. A class name
+/// followed by an empty pair of parentheses; or a fragment with fewer than
+/// three letters or digits. A class name
 /// (`java.lang.Runtime`), a database name or a function name alone has no
 /// syntax that could inject or execute anything: such a test checks a CRS
 /// keyword list, it is not an attack on its own.
 pub fn lone_words(r: &OwnedRequest) -> bool {
     fn word(s: &str) -> bool {
         let d = percent_decode(s);
+        // A fragment with fewer than three letters or digits (`~+`, `!-1`,
+        // `-->`, `'!'`) is a probe piece, the same rule as for the value
+        // corpora: harmless in almost every parameter on its own.
+        if d.bytes().filter(u8::is_ascii_alphanumeric).count() < 3 {
+            return true;
+        }
         // `concat_ws(`, `RAND (`, `print_r( )`: a function name opened but
         // never called with anything is still a lone keyword.
         let d = d.trim_end();
