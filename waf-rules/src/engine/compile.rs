@@ -106,6 +106,8 @@ pub(crate) struct Compiled {
     pub chain_parent: Vec<Option<usize>>,
     /// For each chain: bytes without which its last step changes nothing.
     pub chain_trigger: Vec<ByteSet>,
+    /// For each chain: no step of it changes plain text.
+    pub chain_keeps_plain: Vec<bool>,
     pub groups: Vec<Group>,
     /// One automaton over every gate's literals; pattern -> gate bit.
     pub prefilter: Option<(aho_corasick::dfa::DFA, Vec<usize>)>,
@@ -207,6 +209,10 @@ impl Compiled {
                 t
             })
             .collect();
+        let chain_keeps_plain = chains
+            .iter()
+            .map(|c| !c.iter().any(|s| s.changes_plain_text()))
+            .collect();
         let rules = rules
             .into_iter()
             .map(|r| CompiledRule {
@@ -227,6 +233,7 @@ impl Compiled {
             chains,
             chain_parent,
             chain_trigger,
+            chain_keeps_plain,
             prefilter,
             gate_bits,
             groups,

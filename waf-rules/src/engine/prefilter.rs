@@ -258,10 +258,6 @@ impl ByteSet {
         }
     }
 
-    pub(crate) fn is_subset(&self, o: &ByteSet) -> bool {
-        (0..4).all(|i| self.0[i] & !o.0[i] == 0)
-    }
-
     pub(crate) fn intersects(&self, o: &ByteSet) -> bool {
         (0..4).any(|i| self.0[i] & o.0[i] != 0)
     }

@@ -7,6 +7,19 @@ use super::prefilter::{ByteSet, PLAIN_TEXT};
 use aho_corasick::automaton::Automaton;
 use aho_corasick::Anchored;
 
+/// `PLAIN_TEXT` as a byte table, for the per-byte plainness check.
+const PLAIN_BYTE: [bool; 256] = plain_bytes();
+
+const fn plain_bytes() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = PLAIN_TEXT.0[b >> 6] & (1 << (b & 63)) != 0;
+        b += 1;
+    }
+    t
+}
+
 /// Where a chain's value lives: the raw field value or a chain's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Src {
@@ -62,8 +75,15 @@ impl Values {
     pub(super) fn reset(&mut self, raw: &[u8]) {
         self.at.fill(None);
         self.memo.clear();
-        self.raw_bytes = ByteSet::of(raw);
-        self.plain = self.raw_bytes.is_subset(&PLAIN_TEXT);
+        self.plain = raw.iter().all(|&b| PLAIN_BYTE[usize::from(b)]);
+        // Plain text stands in for a plain value's byte set: gate bytes are
+        // never plain-text bytes, and a trigger check only saves work (the
+        // step's own precheck still decides).
+        self.raw_bytes = if self.plain {
+            PLAIN_TEXT
+        } else {
+            ByteSet::of(raw)
+        };
     }
 
     pub(super) fn get<'a>(&'a self, raw: &'a [u8], src: Src) -> &'a [u8] {
@@ -77,6 +97,12 @@ impl Values {
     pub(super) fn ensure(&mut self, c: &Compiled, raw: &[u8], chain: usize) -> Src {
         if let Some(src) = self.at[chain] {
             return src;
+        }
+        // No step of the chain changes plain text: the value is the raw one.
+        if self.plain && c.chain_keeps_plain[chain] {
+            self.at[chain] = Some(Src::Raw);
+            self.bytes[chain] = self.raw_bytes;
+            return Src::Raw;
         }
         let (parent, parent_bytes) = match c.chain_parent[chain] {
             Some(p) => (self.ensure(c, raw, p), self.bytes[p]),
