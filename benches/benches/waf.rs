@@ -59,6 +59,7 @@ fn bench(c: &mut Criterion) {
         headers: &h,
         body: &body,
         body_truncated: false,
+        version: "HTTP/1.1",
     };
     assert!(!rules.inspect(&benign, &policy).block);
     // Baseline run side by side: parsing the same 1 KB JSON body once with

@@ -240,6 +240,18 @@ async fn expect_continue(session: &mut Session) -> pingora_error::Result<()> {
     Ok(())
 }
 
+/// The request line's protocol version, as the WAF's rules name it.
+fn http_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "",
+    }
+}
+
 /// The WAF's view of this request.
 pub fn inspect(rules: &RuleSet, req: &RequestHeader, body: &BodyReplay, waf: &RouteWaf) -> Verdict {
     let headers: Vec<(&str, &[u8])> = req
@@ -251,6 +263,7 @@ pub fn inspect(rules: &RuleSet, req: &RequestHeader, body: &BodyReplay, waf: &Ro
         method: req.method.as_str(),
         path: req.uri.path(),
         query: req.uri.query().unwrap_or(""),
+        version: http_version(req.version),
         headers: &headers,
         body: body.inspected(),
         body_truncated: body.partial,

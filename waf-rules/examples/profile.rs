@@ -51,6 +51,7 @@ fn main() {
         headers: &h,
         body: body.as_bytes(),
         body_truncated: false,
+        version: "HTTP/1.1",
     };
     // RULES_DIR=dir profiles another rule set (e.g. an older one) with the same binary.
     let rs = match std::env::var("RULES_DIR") {

@@ -8,6 +8,10 @@ pub struct Request<'a> {
     pub path: &'a str,
     /// Raw query string, without the leading '?'.
     pub query: &'a str,
+    /// The protocol version as the request line names it (`HTTP/1.1`,
+    /// `HTTP/2`; `HTTP/0.9` for a request line without one); empty when
+    /// the caller does not know it (then it is not inspected).
+    pub version: &'a str,
     pub headers: &'a [(&'a str, &'a [u8])],
     pub body: &'a [u8],
     /// The caller cut the body at its inspection limit.

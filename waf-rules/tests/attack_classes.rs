@@ -15,6 +15,7 @@ fn blocked(method: &str, path: &str, query: &str, headers: &[(&str, &[u8])], bod
         headers,
         body,
         body_truncated: false,
+        version: "HTTP/1.1",
     };
     rs.inspect(&req, &Policy::default()).block
 }
@@ -112,4 +113,45 @@ fn restricted_files_in_the_path() {
     assert!(path_blocked("/index.php~"));
     assert!(!path_blocked("/.well-known/openid-configuration"));
     assert!(!path_blocked("/downloads/rds-combined-ca-bundle.pem"));
+}
+
+#[test]
+fn request_framing_facts() {
+    let rs = RuleSet::builtin().unwrap();
+    let verdict = |method: &str, version: &str, body: &[u8]| {
+        let h: [(&str, &[u8]); 2] = [("Host", b"x"), ("Content-Type", b"text/plain")];
+        let req = Request {
+            method,
+            path: "/",
+            query: "",
+            headers: &h,
+            body,
+            body_truncated: false,
+            version,
+        };
+        rs.inspect(&req, &Policy::default()).block
+    };
+    // A body on a GET or HEAD: servers disagree on reading it.
+    assert!(verdict("GET", "HTTP/1.1", b"abc"));
+    assert!(verdict("HEAD", "HTTP/1.1", b"abc"));
+    assert!(!verdict("POST", "HTTP/1.1", b"abc"));
+    assert!(!verdict("GET", "HTTP/1.1", b""));
+    // Versions clients speak pass; HTTP/0.9 and made-up numbers do not;
+    // an unknown version (the caller did not say) is not inspected.
+    for good in ["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/2.0", "HTTP/3", ""] {
+        assert!(!verdict("GET", good, b""), "{good}");
+    }
+    for bad in ["HTTP/0.9", "HTTP/4.0", "HTTP/1.2", "FOO"] {
+        assert!(verdict("GET", bad, b""), "{bad}");
+    }
+}
+
+#[test]
+fn windows_ampersand_command_and_its_look_alikes() {
+    assert!(query_blocked("x=a.jpg%26bcdboot%20/r%20f.txt"));
+    assert!(query_blocked("view%3Da.jpg%26dir%20%3C%20list.txt"));
+    assert!(query_blocked("x=time%20ifconfig"));
+    assert!(!query_blocked("q=R%26D%20department"));
+    assert!(!query_blocked("q=Tom%26Jerry/season"));
+    assert!(!query_blocked("q=time%20zone%20settings"));
 }

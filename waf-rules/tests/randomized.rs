@@ -88,6 +88,7 @@ fn random_inputs_never_panic() {
             headers: &headers,
             body: &data,
             body_truncated: false,
+            version: "HTTP/1.1",
         };
         let v = rules.inspect(&req, &policy);
         assert!(v.matches.len() <= 64);

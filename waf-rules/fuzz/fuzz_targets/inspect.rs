@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         headers: &headers,
         body: &rest[2 * third..],
         body_truncated: false,
+        version: "HTTP/1.1",
     };
     let v = rules().inspect(&req, &Policy::default());
     assert!(v.matches.len() <= 64);

@@ -48,6 +48,7 @@ pub fn placements(value: &str) -> [(&'static str, OwnedRequest); 3] {
         method: "GET".into(),
         path: "/search".into(),
         query: format!("q={enc}"),
+        version: "HTTP/1.1".into(),
         headers: base_headers(),
         body: vec![],
     };
@@ -56,6 +57,7 @@ pub fn placements(value: &str) -> [(&'static str, OwnedRequest); 3] {
         method: "POST".into(),
         path: "/search".into(),
         query: String::new(),
+        version: "HTTP/1.1".into(),
         headers: base_headers(),
         body: format!("q={enc}").into_bytes(),
     };
@@ -67,6 +69,7 @@ pub fn placements(value: &str) -> [(&'static str, OwnedRequest); 3] {
         method: "POST".into(),
         path: "/search".into(),
         query: String::new(),
+        version: "HTTP/1.1".into(),
         headers: base_headers(),
         body: serde_json::json!({ "q": value }).to_string().into_bytes(),
     };

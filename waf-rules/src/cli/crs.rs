@@ -174,6 +174,41 @@ const NOT_ATTACKS: &[(u64, &str)] = &[
     (
         943120,
         "a parameter named like a session id without a Referer: same as 943110",
+    ),    (
+        920360,
+        "an argument name longer than 100 bytes: a size limit CRS applies only when the operator sets it \
+         (crs-setup.conf leaves it commented out), not an attack signature; \
+         Rampart's sizes are the proxy's and the engine's configured limits",
+    ),
+    (
+        920370,
+        "an argument value longer than 400 bytes: a size limit CRS applies only when the operator sets it \
+         (crs-setup.conf leaves it commented out), not an attack signature; \
+         Rampart's sizes are the proxy's and the engine's configured limits",
+    ),
+    (
+        920380,
+        "more than 255 arguments: a size limit CRS applies only when the operator sets it \
+         (crs-setup.conf leaves it commented out), not an attack signature; \
+         Rampart's sizes are the proxy's and the engine's configured limits",
+    ),
+    (
+        920390,
+        "more than 64,000 bytes of arguments in all: a size limit CRS applies only when the operator sets it \
+         (crs-setup.conf leaves it commented out), not an attack signature; \
+         Rampart's sizes are the proxy's and the engine's configured limits",
+    ),
+    (
+        920400,
+        "an uploaded file larger than 1 MiB: a size limit CRS applies only when the operator sets it \
+         (crs-setup.conf leaves it commented out), not an attack signature; \
+         Rampart's sizes are the proxy's and the engine's configured limits",
+    ),
+    (
+        920410,
+        "uploaded files larger than 1 MiB together: a size limit CRS applies only when the operator sets it \
+         (crs-setup.conf leaves it commented out), not an attack signature; \
+         Rampart's sizes are the proxy's and the engine's configured limits",
     ),
 ];
 
@@ -335,6 +370,13 @@ fn to_request(input: &Value) -> Option<OwnedRequest> {
         ..Default::default()
     };
     r.set_uri(input.get("uri").and_then(Value::as_str).unwrap_or("/"));
+    // go-ftw sends HTTP/1.1 unless the test names a version; an empty one
+    // is a request line without a version, which servers read as HTTP/0.9.
+    r.version = match input.get("version").and_then(Value::as_str) {
+        None => "HTTP/1.1".into(),
+        Some("") => "HTTP/0.9".into(),
+        Some(v) => v.to_string(),
+    };
     if let Some(h) = input.get("headers").and_then(Value::as_mapping) {
         for (k, v) in h {
             let k = k.as_str().unwrap_or("").to_string();
@@ -356,6 +398,16 @@ fn to_request(input: &Value) -> Option<OwnedRequest> {
             .into_bytes(),
         _ => Vec::new(),
     };
+    // A test that sets Content-Length itself sends bytes past it that the
+    // server never reads as this request's body.
+    let declared = r
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
+    if let Some(n) = declared {
+        r.body.truncate(n);
+    }
     Some(r)
 }
 
@@ -382,6 +434,7 @@ fn parse_raw(raw: &[u8]) -> Option<OwnedRequest> {
         ..Default::default()
     };
     r.set_uri(first.next().unwrap_or("/"));
+    r.version = first.next().unwrap_or("HTTP/0.9").trim().to_string();
     for l in lines {
         if let Some((k, v)) = l.split_once(':') {
             r.headers

@@ -7,6 +7,8 @@ pub struct OwnedRequest {
     pub method: String,
     pub path: String,
     pub query: String,
+    /// `HTTP/1.1`...; empty when the record does not say (not inspected).
+    pub version: String,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
 }
@@ -37,6 +39,7 @@ impl OwnedRequest {
             method: &self.method,
             path: &self.path,
             query: &self.query,
+            version: &self.version,
             headers: &headers,
             body: &self.body,
             body_truncated: false,
@@ -51,6 +54,7 @@ impl OwnedRequest {
             method: s("method"),
             path: s("path"),
             query: s("query"),
+            version: s("version"),
             ..Default::default()
         };
         if r.method.is_empty() {

@@ -24,6 +24,8 @@ pub(crate) enum Detector {
     AcceptEncoding,
     /// An Accept asking for a response charset the WAF cannot read.
     AcceptCharset,
+    /// A request-line protocol version other than HTTP/1.0, 1.1, 2 or 3.
+    HttpVersion,
 }
 
 impl Detector {
@@ -36,6 +38,7 @@ impl Detector {
             "content_range" => Some(Detector::ContentRange),
             "accept_encoding" => Some(Detector::AcceptEncoding),
             "accept_charset" => Some(Detector::AcceptCharset),
+            "http_version" => Some(Detector::HttpVersion),
             _ => None,
         }
     }
@@ -55,6 +58,19 @@ impl Detector {
             Detector::ContentRange => protocol::content_range(v),
             Detector::AcceptEncoding => protocol::accept_encoding(v),
             Detector::AcceptCharset => protocol::accept_charset(v),
+            Detector::HttpVersion => {
+                // HTTP/0.9 has no headers (no Host, no Content-Type) for
+                // anything to check; other numbers probe the server's parser.
+                const KNOWN: &[&[u8]] = &[
+                    b"HTTP/1.0",
+                    b"HTTP/1.1",
+                    b"HTTP/2",
+                    b"HTTP/2.0",
+                    b"HTTP/3",
+                    b"HTTP/3.0",
+                ];
+                (!KNOWN.contains(&v)).then_some(0..v.len())
+            }
         }
     }
 }

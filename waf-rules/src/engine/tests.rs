@@ -14,6 +14,7 @@ fn get<'a>(path: &'a str, query: &'a str, headers: &'a [(&'a str, &'a [u8])]) ->
         headers,
         body: b"",
         body_truncated: false,
+        version: "HTTP/1.1",
     }
 }
 
@@ -55,6 +56,7 @@ fn json_body_target_is_a_path() {
         headers: &h,
         body: br#"{"user":{"bio":"<script>alert(1)</script>"}}"#,
         body_truncated: false,
+        version: "HTTP/1.1",
     };
     let v = rs().inspect(&req, &Policy::default());
     assert!(v.block);
@@ -91,6 +93,7 @@ fn truncated_body_is_reported() {
         headers: &[],
         body: b"abc",
         body_truncated: true,
+        version: "HTTP/1.1",
     };
     assert!(rs().inspect(&req, &Policy::default()).truncated);
 }

@@ -31,10 +31,15 @@ pub(crate) enum Class {
     /// Never produced by extraction: rules for query args only (not body
     /// fields), looked up for `Arg` fields that came from the query.
     QueryArg,
+    /// The protocol version of the request line, when the caller knows it.
+    Version,
+    /// The method of a request that carries a body (a body on a GET or
+    /// HEAD is ignored by some servers and read by others: smuggling).
+    MethodWithBody,
 }
 
 impl Class {
-    pub(crate) const COUNT: usize = 12;
+    pub(crate) const COUNT: usize = 14;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -58,7 +63,12 @@ impl Field<'_> {
         if self.name.is_empty()
             && matches!(
                 self.class,
-                Class::Path | Class::Method | Class::RawBody | Class::XmlRaw
+                Class::Path
+                    | Class::Method
+                    | Class::RawBody
+                    | Class::XmlRaw
+                    | Class::Version
+                    | Class::MethodWithBody
             )
         {
             self.source.to_string()
@@ -147,6 +157,22 @@ pub(crate) fn extract_into<'a>(
         Cow::Borrowed(""),
         Cow::Borrowed(req.method.as_bytes()),
     );
+    if !req.version.is_empty() {
+        f.push(
+            Class::Version,
+            "version",
+            Cow::Borrowed(""),
+            Cow::Borrowed(req.version.as_bytes()),
+        );
+    }
+    if !req.body.is_empty() {
+        f.push(
+            Class::MethodWithBody,
+            "method_with_body",
+            Cow::Borrowed(""),
+            Cow::Borrowed(req.method.as_bytes()),
+        );
+    }
     f.push(
         Class::Path,
         "path",
@@ -320,6 +346,7 @@ pub fn fuzz_extract(data: &[u8]) {
         headers: &headers,
         body: data,
         body_truncated: false,
+        version: "HTTP/1.1",
     };
     let _ = extract_into(&req, &limits, Vec::new());
 }

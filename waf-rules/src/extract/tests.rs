@@ -16,6 +16,7 @@ fn req<'a>(query: &'a str, headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -
         headers,
         body,
         body_truncated: false,
+        version: "HTTP/1.1",
     }
 }
 

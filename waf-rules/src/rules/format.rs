@@ -83,6 +83,8 @@ impl TargetSel {
         let one = |c| Some(vec![TargetSel::Class(c)]);
         match s {
             "method" => one(Class::Method),
+            "version" => one(Class::Version),
+            "method_with_body" => one(Class::MethodWithBody),
             "path" => one(Class::Path),
             "path_segments" => one(Class::PathSegment),
             "args" => one(Class::Arg),
