@@ -83,7 +83,7 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
         ("crs", "rce", 85.0),
         ("crs", "generic", 90.0),
         ("crs", "xss", 90.0),
-        ("crs", "protocol", 80.0),
+        ("crs", "protocol", 85.0),
     ];
 
     let mut failures = Vec::new();

@@ -114,15 +114,16 @@ pub fn read_dir(
                 let documents_fp = desc.contains("false") && desc.contains("posit")
                     || desc.contains("false-positve")
                     || desc.contains("not a real attack");
-                let standalone = !documents_fp
-                    && paranoia_level(rule) <= 1
-                    && !below_blocking(rule)
-                    && !NOT_ATTACKS.iter().any(|(id, _)| *id == rule)
-                    && (matches!(family, "protocol" | "scanner") || !lone_words(&request));
                 let name = format!(
                     "{}#{tid}",
                     file.file_name().and_then(|n| n.to_str()).unwrap_or("")
                 );
+                let standalone = !documents_fp
+                    && paranoia_level(rule) <= 1
+                    && !below_blocking(rule)
+                    && !NOT_ATTACKS.iter().any(|(id, _)| *id == rule)
+                    && !STANDARD_VALUE_TESTS.iter().any(|(t, _)| *t == name)
+                    && (matches!(family, "protocol" | "scanner") || !lone_words(&request));
                 let key = hash(name.as_bytes());
                 if !keep(key) {
                     continue;
@@ -210,6 +211,51 @@ const NOT_ATTACKS: &[(u64, &str)] = &[
          (crs-setup.conf leaves it commented out), not an attack signature; \
          Rampart's sizes are the proxy's and the engine's configured limits",
     ),
+];
+
+/// Level-1 tests of CRS *policy lists* (allowed methods, allowed content
+/// types, restricted headers, a required Content-Type) whose request differs
+/// from an ordinary one only by a standard value that real clients send,
+/// with a harmless body. Other tests of the same rules (made-up methods and
+/// media types, a GET with a body, an attack in the body) stay counted.
+const STANDARD_VALUE_TESTS: &[(&str, &str)] = &[
+    ("911100.yaml#6", "DELETE: a standard method (RFC 9110) every REST API uses"),
+    (
+        "920420.yaml#18",
+        "multipart/related (RFC 2387): MIME and upload APIs send it; body `foo`",
+    ),
+    (
+        "920420.yaml#19",
+        "application/cloudevents+json (CNCF CloudEvents): event webhooks",
+    ),
+    (
+        "920420.yaml#20",
+        "application/cloudevents-batch+json: the same, batched",
+    ),
+    (
+        "920420.yaml#21",
+        "application/csp-report: browsers send it for CSP violation reports",
+    ),
+    (
+        "920420.yaml#22",
+        "application/reports+json: browsers send it (Reporting API)",
+    ),
+    (
+        "920450.yaml#7",
+        "Content-Encoding: deflate on a GET without a body: a standard coding",
+    ),
+    (
+        "920451.yaml#1",
+        "Accept-Charset: UTF-8: a standard header older browsers send",
+    ),
+    (
+        "920640.yaml#6",
+        "a POST body without Content-Type (RFC 9110: SHOULD, not MUST; \
+         legit-dev has 100 such POST/PUT requests); body `test_data`",
+    ),
+    ("920640.yaml#7", "the same, a plain XML document"),
+    ("920640.yaml#8", "the same, a PUT of a plain JSON object"),
+    ("920640.yaml#10", "the same, a PATCH of a plain JSON patch"),
 ];
 
 /// Headers every CRS test sends with the same ordinary values.
