@@ -219,7 +219,10 @@ const NOT_ATTACKS: &[(u64, &str)] = &[
 /// with a harmless body. Other tests of the same rules (made-up methods and
 /// media types, a GET with a body, an attack in the body) stay counted.
 const STANDARD_VALUE_TESTS: &[(&str, &str)] = &[
-    ("911100.yaml#6", "DELETE: a standard method (RFC 9110) every REST API uses"),
+    (
+        "911100.yaml#6",
+        "DELETE: a standard method (RFC 9110) every REST API uses",
+    ),
     (
         "920420.yaml#18",
         "multipart/related (RFC 2387): MIME and upload APIs send it; body `foo`",
