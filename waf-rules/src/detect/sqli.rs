@@ -6,6 +6,7 @@
 //! Plain text that merely contains SQL words does not have that shape.
 
 use super::sqli_tokens::{tokenize, Kind, Token};
+use std::cell::Cell;
 use std::ops::Range;
 
 /// Whether `v` reads as SQL injection (fuzzing / tooling entry point).
@@ -14,38 +15,36 @@ pub fn is_sqli(v: &[u8]) -> bool {
 }
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
-    if !could_be_sql(v) {
+    // One pass over the bytes answers every "does it contain" question below.
+    let seen = v
+        .iter()
+        .fold(0u8, |acc, &b| acc | BYTE_CLASS[usize::from(b)]);
+    if !could_be_sql(v, seen) {
         return None;
     }
     // Without SQL punctuation, only keyword shapes remain (`union select`,
     // `order by 3`, `1 like 1`): skip text that has none of those words.
-    let punctuated = v.iter().any(|&b| {
-        matches!(
-            b,
-            b'\''
-                | b'"'
-                | b'('
-                | b')'
-                | b'='
-                | b'<'
-                | b'>'
-                | b';'
-                | b'#'
-                | b'-'
-                | b'/'
-                | b'*'
-                | b'|'
-                | b'&'
-                | b'@'
-                | b'`'
-        )
-    });
+    let punctuated = seen & PUNCT != 0;
     if !punctuated && !keywords().as_ref().is_some_and(|ac| ac.is_match(v)) {
         return None;
     }
-    for quote in [b'\'', b'"'] {
-        if v.contains(&quote) {
-            let toks = tokenize(v, Some(quote));
+    let mut toks = TOKENS.with(Cell::take);
+    let found = judge(v, seen, &mut toks);
+    TOKENS.with(|t| t.set(toks));
+    found
+}
+
+thread_local! {
+    /// The token list, reused by every call on this thread (a tokenization
+    /// holds at most `MAX_TOKENS + 1` tokens, so it never grows large).
+    static TOKENS: Cell<Vec<Token>> = const { Cell::new(Vec::new()) };
+}
+
+/// Reads `v` after each quote it contains, then bare.
+fn judge(v: &[u8], seen: u8, toks: &mut Vec<Token>) -> Option<Range<usize>> {
+    for (quote, class) in [(b'\'', SQUOTE), (b'"', DQUOTE)] {
+        if seen & class != 0 {
+            tokenize(v, Some(quote), toks);
             if let Some(Token {
                 kind: Kind::Str { closed: true },
                 ..
@@ -57,16 +56,44 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
             }
         }
     }
-    let toks = tokenize(v, None);
-    bare(v, &toks)
-        .or_else(|| literal_tautology(v, &toks))
-        .or_else(|| literal_inequality(v, &toks))
+    tokenize(v, None, toks);
+    let all = meaningful(toks);
+    bare(v, &all)
+        .or_else(|| literal_tautology(v, toks))
+        .or_else(|| literal_inequality(v, &all))
+}
+
+/// Byte classes for the one-pass scan in `detect`.
+const SPACED: u8 = 1;
+const PUNCT: u8 = 2;
+const SQUOTE: u8 = 4;
+const DQUOTE: u8 = 8;
+static BYTE_CLASS: [u8; 256] = byte_classes();
+
+const fn byte_classes() -> [u8; 256] {
+    // Punctuation or a space between words (`could_be_sql`).
+    const SPACED_BYTES: &[u8] = b" '\"()=<>;-#/|&\t\n`@,";
+    // SQL punctuation (`detect`).
+    const PUNCT_BYTES: &[u8] = b"'\"()=<>;#-/*|&@`";
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < SPACED_BYTES.len() {
+        t[SPACED_BYTES[i] as usize] |= SPACED;
+        i += 1;
+    }
+    i = 0;
+    while i < PUNCT_BYTES.len() {
+        t[PUNCT_BYTES[i] as usize] |= PUNCT;
+        i += 1;
+    }
+    t[b'\'' as usize] |= SQUOTE;
+    t[b'"' as usize] |= DQUOTE;
+    t
 }
 
 /// `11!=1`, `1 is not 2`, `'1' not regexp '2'`: a whole value that only
 /// compares two different literals as unequal, a condition forced true.
-fn literal_inequality(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
-    let t = meaningful(toks);
+fn literal_inequality(v: &[u8], t: &[&Token]) -> Option<Range<usize>> {
     let lit = |t: &Token| matches!(t.kind, Kind::Num | Kind::Str { closed: true });
     let text = |t: &Token| &v[t.span.clone()];
     let (first, last) = (t.first()?, t.last()?);
@@ -167,31 +194,8 @@ fn keywords() -> &'static Option<aho_corasick::AhoCorasick> {
 }
 
 /// Cheap precheck: SQL needs punctuation or a space between words.
-fn could_be_sql(v: &[u8]) -> bool {
-    v.len() >= 2
-        && v.iter().any(|&b| {
-            matches!(
-                b,
-                b' ' | b'\''
-                    | b'"'
-                    | b'('
-                    | b')'
-                    | b'='
-                    | b'<'
-                    | b'>'
-                    | b';'
-                    | b'-'
-                    | b'#'
-                    | b'/'
-                    | b'|'
-                    | b'&'
-                    | b'\t'
-                    | b'\n'
-                    | b'`'
-                    | b'@'
-                    | b','
-            )
-        })
+fn could_be_sql(v: &[u8], seen: u8) -> bool {
+    v.len() >= 2 && seen & SPACED != 0
 }
 
 /// Tokens that carry meaning: block comments between tokens are spacing
@@ -251,8 +255,7 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
 }
 
 /// Shape of a bare value: number context (`1 or 1=1`) or standalone SQL.
-fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
-    let all = meaningful(toks);
+fn bare(v: &[u8], all: &[&Token]) -> Option<Range<usize>> {
     let _ = v;
     // `-1 or 1=1`: a signed number is a number.
     let signed = all.len() > 1
@@ -265,11 +268,7 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
         && all[0].kind == Kind::Op
         && matches!(all[0].first, b'/' | b'*')
         && all[1].kind == Kind::Stmt;
-    let t = if signed || slashed {
-        all[1..].to_vec()
-    } else {
-        all
-    };
+    let t = if signed || slashed { &all[1..] } else { all };
     let first = t.first()?;
     match first.kind {
         Kind::Num | Kind::Var => {
@@ -281,34 +280,34 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
                 match n.kind {
                     // `1,(select ...)` / `1,iif(1=2,1,1/0)`
                     Kind::Comma if comma_expression(&t[k + 1..]) => {
-                        return Some(span(&t, 0, t.len()))
+                        return Some(span(t, 0, t.len()))
                     }
                     Kind::Logic if logic_operand_ends(&t[k + 1..]) => {
-                        return Some(span(&t, 0, t.len()))
+                        return Some(span(t, 0, t.len()))
                     }
-                    Kind::Comment if k > 1 => return Some(span(&t, 0, t.len())),
-                    Kind::Clause if clause_continues(&t[k..]) => return Some(span(&t, 0, t.len())),
+                    Kind::Comment if k > 1 => return Some(span(t, 0, t.len())),
+                    Kind::Clause if clause_continues(&t[k..]) => return Some(span(t, 0, t.len())),
                     Kind::CmpWord if matches!(t.get(k + 1).map(|x| x.kind), Some(Kind::LParen)) => {
-                        return Some(span(&t, 0, t.len()))
+                        return Some(span(t, 0, t.len()))
                     }
                     _ => {}
                 }
             }
         }
         Kind::Logic if first.first.is_ascii_alphabetic() && logic_operand_ends(&t[1..]) => {
-            return Some(span(&t, 0, t.len()))
+            return Some(span(t, 0, t.len()))
         }
-        Kind::Stmt if statement_shape(&t) => return Some(span(&t, 0, t.len())),
+        Kind::Stmt if statement_shape(t) => return Some(span(t, 0, t.len())),
         // ` ORDER BY 6--`, ` HAVING 1=1`: a clause appended to the query.
-        Kind::Clause if appended_clause(&t) => return Some(span(&t, 0, t.len())),
+        Kind::Clause if appended_clause(t) => return Some(span(t, 0, t.len())),
         // `(8266=8266)*9900`, `(select (case when ...`
         Kind::LParen
-            if paren_tautology(&t)
+            if paren_tautology(t)
                 || t.get(1).is_some_and(|x| x.kind == Kind::Stmt) && statement_shape(&t[1..]) =>
         {
-            return Some(span(&t, 0, t.len()))
+            return Some(span(t, 0, t.len()))
         }
-        Kind::Func if func_tautology(&t) => return Some(span(&t, 0, t.len())),
+        Kind::Func if func_tautology(t) => return Some(span(t, 0, t.len())),
         Kind::RParen => {
             let mut k = 0;
             while t
@@ -323,7 +322,7 @@ fn bare(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
         }
         _ => {}
     }
-    strong_anywhere(&t)
+    strong_anywhere(t)
 }
 
 /// An operand: string, number, literal, variable, word, or a function /

@@ -50,12 +50,14 @@ pub(crate) struct Token {
 /// Most tokens looked at: injections are short; the rest is not judged.
 const MAX_TOKENS: usize = 64;
 
-/// Tokenizes `v`. With `quote` set, the value is read as if it followed an
-/// opening quote of that kind: the first token is the string it closes.
-pub(crate) fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token> {
-    // One allocation: a token spans at least one byte, plus the quoted
-    // string that may open the value.
-    let mut out = Vec::with_capacity(MAX_TOKENS.min(v.len()) + 1);
+/// Tokenizes `v` into `out` (emptied first, its allocation reused). With
+/// `quote` set, the value is read as if it followed an opening quote of
+/// that kind: the first token is the string it closes.
+pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
+    // At most one allocation: a token spans at least one byte, plus the
+    // quoted string that may open the value.
+    out.clear();
+    out.reserve(MAX_TOKENS.min(v.len()) + 1);
     let mut i = 0;
     if let Some(q) = quote {
         let (end, closed) = string_end(v, 0, q);
@@ -180,7 +182,6 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>) -> Vec<Token> {
             first: b,
         });
     }
-    out
 }
 
 /// End of a string starting at `from` (after its opening quote). A doubled

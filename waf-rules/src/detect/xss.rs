@@ -94,11 +94,12 @@ const SINK_PROPS: &[&[u8]] = &[
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
     // Every vector needs a tag, a scheme, a call or an attribute.
-    if v.len() < 4
-        || !v
-            .iter()
-            .any(|&b| matches!(b, b'<' | b':' | b'(' | b'`' | b'=' | b'.' | b'['))
-    {
+    if v.len() < 4 {
+        return None;
+    }
+    // One pass over the bytes: which of the marks below the value holds.
+    let seen = v.iter().fold(0u8, |acc, &b| acc | MARKS[usize::from(b)]);
+    if seen == 0 {
         return None;
     }
     let mut i = 0;
@@ -109,13 +110,36 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
         }
         i = at + 1;
     }
-    if let Some(r) = handler_breakout(v) {
-        return Some(r);
+    // A handler needs its `=`; every script scheme has a `:`.
+    if seen & EQ != 0 {
+        if let Some(r) = handler_breakout(v) {
+            return Some(r);
+        }
     }
-    if let Some(r) = script_scheme(v) {
-        return Some(r);
+    if seen & COLON != 0 {
+        if let Some(r) = script_scheme(v) {
+            return Some(r);
+        }
     }
     js_sink(v)
+}
+
+/// Marks for the one-pass scan in `detect`.
+const COLON: u8 = 1;
+const EQ: u8 = 2;
+const OTHER: u8 = 4;
+static MARKS: [u8; 256] = marks();
+
+const fn marks() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    t[b':' as usize] = COLON;
+    t[b'=' as usize] = EQ;
+    t[b'<' as usize] = OTHER;
+    t[b'(' as usize] = OTHER;
+    t[b'`' as usize] = OTHER;
+    t[b'.' as usize] = OTHER;
+    t[b'[' as usize] = OTHER;
+    t
 }
 
 fn lower_eq(a: &[u8], b: &[u8]) -> bool {
