@@ -106,11 +106,15 @@ pub fn standalone(value: &str, attack_type: &str) -> bool {
     if lower.starts_with("# ") {
         return false;
     }
+    // A short probe fragment (`'`, `|`, `;id`, `%21`): fewer than three letters
+    // or digits and at most 8 bytes. Longer payloads without letters (JSFuck,
+    // `' or ''='`) are attacks on their own and stay counted.
     if decoded
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .count()
         < 3
+        && decoded.trim().len() <= 8
     {
         return false;
     }

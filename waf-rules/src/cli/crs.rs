@@ -288,10 +288,11 @@ const TEST_HEADERS: &[&str] = &[
 pub fn lone_words(r: &OwnedRequest) -> bool {
     fn word(s: &str) -> bool {
         let d = percent_decode(s);
-        // A fragment with fewer than three letters or digits (`~+`, `!-1`,
-        // `-->`, `'!'`) is a probe piece, the same rule as for the value
-        // corpora: harmless in almost every parameter on its own.
-        if d.bytes().filter(u8::is_ascii_alphanumeric).count() < 3 {
+        // A short fragment with fewer than three letters or digits (`~+`,
+        // `!-1`, `-->`, `'!'`, at most 8 bytes) is a probe piece, the same
+        // rule as for the value corpora: harmless in almost every parameter
+        // on its own. Longer ones (JSFuck, `$__[$_[1]](7)`) stay attacks.
+        if d.bytes().filter(u8::is_ascii_alphanumeric).count() < 3 && d.trim().len() <= 8 {
             return true;
         }
         // `concat_ws(`, `RAND (`, `print_r( )`: a function name opened but
