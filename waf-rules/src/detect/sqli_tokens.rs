@@ -229,13 +229,26 @@ fn number_end(v: &[u8], mut i: usize) -> usize {
     i
 }
 
-fn word_end(v: &[u8], mut i: usize) -> usize {
-    while i < v.len()
-        && (v[i].is_ascii_alphanumeric() || matches!(v[i], b'_' | b'$' | b'.') || v[i] >= 0x80)
-    {
-        i += 1;
+fn word_end(v: &[u8], i: usize) -> usize {
+    v[i..]
+        .iter()
+        .position(|&b| !WORD_BYTE[usize::from(b)])
+        .map_or(v.len(), |p| i + p)
+}
+
+/// Bytes that continue a word: ASCII letters and digits, `_`, `$`, `.`
+/// and every non-ASCII byte.
+static WORD_BYTE: [bool; 256] = word_bytes();
+
+const fn word_bytes() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'.' || c >= 0x80;
+        b += 1;
     }
-    i
+    t
 }
 
 fn line_end(v: &[u8], i: usize) -> usize {
