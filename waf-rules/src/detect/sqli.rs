@@ -5,7 +5,7 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
-use super::sqli_tokens::{tokenize, Kind, Token};
+use super::sqli_tokens::{tokenize, Kind, Token, MAX_TOKENS};
 use std::cell::Cell;
 use std::ops::Range;
 
@@ -200,18 +200,41 @@ fn could_be_sql(v: &[u8], seen: u8) -> bool {
 
 /// Tokens that carry meaning: block comments between tokens are spacing
 /// (`union/**/select`); a comment that ends the value is kept (`admin'--`).
-fn meaningful(toks: &[Token]) -> Vec<&Token> {
+fn meaningful(toks: &[Token]) -> Meaningful<'_> {
     let n = toks.len();
-    // Sized up front: a filtered collect would regrow the list several times.
-    let mut out = Vec::with_capacity(n);
-    out.extend(
-        toks.iter()
-            .enumerate()
-            .filter(|(i, t)| t.kind != Kind::Comment || *i + 1 == n)
-            .map(|(_, t)| t),
-    );
+    let mut out = Meaningful {
+        list: [&PLACEHOLDER; MAX_TOKENS + 1],
+        len: 0,
+    };
+    for (i, t) in toks.iter().enumerate() {
+        if (t.kind != Kind::Comment || i + 1 == n) && out.len < out.list.len() {
+            out.list[out.len] = t;
+            out.len += 1;
+        }
+    }
     out
 }
+
+/// The meaningful tokens, on the stack: a tokenization holds at most
+/// `MAX_TOKENS + 1` tokens, and a list per reading would allocate.
+struct Meaningful<'t> {
+    list: [&'t Token; MAX_TOKENS + 1],
+    len: usize,
+}
+
+impl<'t> std::ops::Deref for Meaningful<'t> {
+    type Target = [&'t Token];
+    fn deref(&self) -> &[&'t Token] {
+        &self.list[..self.len]
+    }
+}
+
+/// Fills the unused slots of a `Meaningful` list (never read).
+static PLACEHOLDER: Token = Token {
+    kind: Kind::Word,
+    span: 0..0,
+    first: 0,
+};
 
 fn span(toks: &[&Token], from: usize, to: usize) -> Range<usize> {
     let s = toks.get(from).map_or(0, |t| t.span.start);

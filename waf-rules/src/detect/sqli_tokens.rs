@@ -48,7 +48,7 @@ pub(crate) struct Token {
 }
 
 /// Most tokens looked at: injections are short; the rest is not judged.
-const MAX_TOKENS: usize = 64;
+pub(crate) const MAX_TOKENS: usize = 64;
 
 /// Tokenizes `v` into `out` (emptied first, its allocation reused). With
 /// `quote` set, the value is read as if it followed an opening quote of
