@@ -5,7 +5,7 @@ use super::compile::{Compiled, Group};
 use super::prefilter::ByteSet;
 use super::values::Values;
 use super::RuleSet;
-use crate::extract::{self, Class, Field};
+use crate::extract::{self, Class, Field, JsonSeg};
 use crate::policy::Policy;
 use crate::request::Request;
 use crate::verdict::{safe_fragment, RuleMatch, Verdict};
@@ -36,6 +36,7 @@ impl RuleSet {
                 ..Verdict::default()
             },
             scored: Vec::new(),
+            json_path: &fields.json_path,
             pats,
         };
         let mut values = match scratch.values.take() {
@@ -145,8 +146,10 @@ fn relabel<'x, 'y>(mut list: Vec<Field<'x>>) -> Vec<Field<'y>> {
     list.into_iter().filter_map(|_| None).collect()
 }
 
-struct State {
+struct State<'s> {
     verdict: Verdict,
+    /// The request's JSON field paths, for the labels of matched fields.
+    json_path: &'s [JsonSeg<'s>],
     /// Rules that already scored in this request (each scores once).
     scored: Vec<usize>,
     /// Scratch for regex scans, shared by all of them: large enough for
@@ -213,7 +216,7 @@ fn run_group(
     open: u64,
     policy: &Policy,
     path: &str,
-    st: &mut State,
+    st: &mut State<'_>,
 ) {
     if value.is_empty() {
         return;
@@ -250,7 +253,7 @@ fn scan_regexes(
     field: &Field<'_>,
     policy: &Policy,
     path: &str,
-    st: &mut State,
+    st: &mut State<'_>,
 ) {
     let n = set.regex.pattern_len();
     if st.pats.capacity() < n {
@@ -290,13 +293,13 @@ fn record(
     field: &Field<'_>,
     policy: &Policy,
     path: &str,
-    st: &mut State,
+    st: &mut State<'_>,
 ) {
     let rule = &c.rules[ri];
     if rule.paranoia > policy.paranoia {
         return;
     }
-    let target = field.target();
+    let target = field.target(st.json_path);
     if !policy.exclusions.is_empty() && policy.excludes(rule.id, rule.family, &target, path) {
         return;
     }

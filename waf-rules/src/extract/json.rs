@@ -2,7 +2,7 @@
 //! (`$.user.name`, `$.items[0]`), bounded in depth. Strings without escapes
 //! are borrowed, not copied.
 
-use super::{plain_token, Class, Fields};
+use super::{plain_token, Class, Fields, JsonSeg as Seg};
 use crate::policy::Limits;
 use std::borrow::Cow;
 
@@ -12,18 +12,15 @@ struct Reader<'a, 'f> {
     max_depth: usize,
     out: &'f mut Fields<'a>,
     /// Where the reader is: keys and array indexes from the root. The
-    /// `$.a[0].b` label is written only for a value that becomes a field.
+    /// `$.a[0].b` label is written only for a field a rule matches.
     path: Vec<Seg<'a>>,
-}
-
-enum Seg<'a> {
-    Key(Cow<'a, [u8]>),
-    Index(usize),
 }
 
 /// Parses `body` as JSON into fields. Returns false (fields may be partial)
 /// when it is not JSON, so the caller can inspect it raw.
 pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) -> bool {
+    // One allocation for the paths of a typical body's fields.
+    f.json_path.reserve(64);
     let mut r = Reader {
         s: body,
         i: 0,
@@ -48,45 +45,13 @@ impl<'a> Reader<'a, '_> {
         self.s.get(self.i).copied()
     }
 
-    /// The label of the current position (`$.items[0].name`).
-    fn label(&self) -> Cow<'a, str> {
-        let len: usize = self
-            .path
-            .iter()
-            .map(|seg| match seg {
-                Seg::Key(k) => k.len() + 1,
-                Seg::Index(_) => 8,
-            })
-            .sum();
-        let mut l = String::with_capacity(len + 1);
-        l.push('$');
-        for seg in &self.path {
-            match seg {
-                Seg::Key(k) => {
-                    l.push('.');
-                    match std::str::from_utf8(k) {
-                        Ok(k) => l.push_str(k),
-                        Err(_) => l.push_str(&String::from_utf8_lossy(k)),
-                    }
-                }
-                Seg::Index(n) => {
-                    l.push('[');
-                    push_index(&mut l, *n);
-                    l.push(']');
-                }
-            }
-        }
-        Cow::Owned(l)
-    }
-
     fn value(&mut self, depth: usize) -> Option<()> {
         if depth > self.max_depth {
             // Too deep: what is left is not inspected field by field.
             self.out.truncated = true;
             let rest = &self.s[self.i..];
-            let label = self.label();
             self.out
-                .push(Class::Arg, "json", label, Cow::Borrowed(rest));
+                .push_json(Class::Arg, &self.path, Cow::Borrowed(rest));
             self.i = self.s.len();
             return None;
         }
@@ -96,8 +61,7 @@ impl<'a> Reader<'a, '_> {
             b'"' => {
                 let v = self.string()?;
                 if !plain_token(&v) {
-                    let label = self.label();
-                    self.out.push(Class::Arg, "json", label, v);
+                    self.out.push_json(Class::Arg, &self.path, v);
                 }
                 Some(())
             }
@@ -137,9 +101,8 @@ impl<'a> Reader<'a, '_> {
             let plain = plain_token(&key);
             self.path.push(Seg::Key(key));
             if !plain {
-                let label = self.label();
                 if let Some(Seg::Key(k)) = self.path.last() {
-                    self.out.push(Class::ArgName, "json", label, k.clone());
+                    self.out.push_json(Class::ArgName, &self.path, k.clone());
                 }
             }
             let r = self.value(depth + 1);
@@ -263,6 +226,36 @@ fn quote_or_backslash(s: &[u8]) -> Option<usize> {
 }
 
 /// Decimal digits of an array index, without a formatter.
+/// The label of a JSON path (`$.items[0].name`).
+pub(crate) fn label(path: &[Seg<'_>]) -> String {
+    let len: usize = path
+        .iter()
+        .map(|seg| match seg {
+            Seg::Key(k) => k.len() + 1,
+            Seg::Index(_) => 8,
+        })
+        .sum();
+    let mut l = String::with_capacity(len + 1);
+    l.push('$');
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                l.push('.');
+                match std::str::from_utf8(k) {
+                    Ok(k) => l.push_str(k),
+                    Err(_) => l.push_str(&String::from_utf8_lossy(k)),
+                }
+            }
+            Seg::Index(n) => {
+                l.push('[');
+                push_index(&mut l, *n);
+                l.push(']');
+            }
+        }
+    }
+    l
+}
+
 fn push_index(l: &mut String, n: usize) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();

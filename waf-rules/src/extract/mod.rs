@@ -55,11 +55,26 @@ pub(crate) struct Field<'a> {
     /// Name within the source ("q", "$.user.name", "user-agent"); empty for path.
     pub name: Cow<'a, str>,
     pub value: Cow<'a, [u8]>,
+    /// A JSON field's path, as a range of `Fields::json_path`: its
+    /// `$.a[0].b` label is written only when a rule matches it.
+    pub json_path: Option<std::ops::Range<usize>>,
+}
+
+/// One step of a JSON path: an object key or an array index.
+#[derive(Debug, Clone)]
+pub(crate) enum JsonSeg<'a> {
+    Key(Cow<'a, [u8]>),
+    Index(usize),
 }
 
 impl Field<'_> {
-    /// Target as shown in verdicts and matched by exclusions.
-    pub(crate) fn target(&self) -> String {
+    /// Target as shown in verdicts and matched by exclusions; `json_path`
+    /// is the `Fields::json_path` of the request the field came from.
+    pub(crate) fn target(&self, json_path: &[JsonSeg<'_>]) -> String {
+        if let Some(r) = &self.json_path {
+            let segs = json_path.get(r.clone()).unwrap_or(&[]);
+            return format!("{}:{}", self.source, json::label(segs));
+        }
         if self.name.is_empty()
             && matches!(
                 self.class,
@@ -82,6 +97,8 @@ impl Field<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Fields<'a> {
     pub list: Vec<Field<'a>>,
+    /// The paths of JSON fields, one after another (see `Field::json_path`).
+    pub json_path: Vec<JsonSeg<'a>>,
     pub truncated: bool,
     max_fields: usize,
     max_value: usize,
@@ -97,6 +114,7 @@ impl<'a> Fields<'a> {
         list.clear();
         Fields {
             list,
+            json_path: Vec::new(),
             truncated: false,
             max_fields: limits.max_fields,
             max_value: limits.max_value_bytes,
@@ -109,6 +127,29 @@ impl<'a> Fields<'a> {
         class: Class,
         source: &'static str,
         name: Cow<'a, str>,
+        value: Cow<'a, [u8]>,
+    ) {
+        self.push_at(class, source, name, None, value);
+    }
+
+    /// Adds a JSON field at `path`; its label is written only if needed.
+    pub(crate) fn push_json(&mut self, class: Class, path: &[JsonSeg<'a>], value: Cow<'a, [u8]>) {
+        if self.list.len() >= self.max_fields {
+            self.truncated = true;
+            return;
+        }
+        let start = self.json_path.len();
+        self.json_path.extend_from_slice(path);
+        let range = start..self.json_path.len();
+        self.push_at(class, "json", Cow::Borrowed(""), Some(range), value);
+    }
+
+    fn push_at(
+        &mut self,
+        class: Class,
+        source: &'static str,
+        name: Cow<'a, str>,
+        json_path: Option<std::ops::Range<usize>>,
         value: Cow<'a, [u8]>,
     ) {
         if self.list.len() >= self.max_fields {
@@ -132,6 +173,7 @@ impl<'a> Fields<'a> {
             source,
             name,
             value,
+            json_path,
         });
     }
 }

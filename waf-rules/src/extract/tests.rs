@@ -1,10 +1,13 @@
 use super::*;
 
 fn fields(req: &Request<'_>) -> Vec<(String, String)> {
-    extract(req, &Limits::default())
-        .list
+    let f = extract(req, &Limits::default());
+    f.list
         .iter()
-        .map(|f| (f.target(), String::from_utf8_lossy(&f.value).into_owned()))
+        .map(|x| {
+            let v = String::from_utf8_lossy(&x.value).into_owned();
+            (x.target(&f.json_path), v)
+        })
         .collect()
 }
 
