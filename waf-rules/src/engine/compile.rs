@@ -78,6 +78,9 @@ pub(crate) struct Group {
     /// Only gated automata: plain text can skip the group unless one of
     /// its literals occurs (gate bytes are never plain-text bytes).
     pub gated_only: bool,
+    /// The gate bits of its automata's literals, for deciding a plain
+    /// value of a `gated_only` group without walking `sets`.
+    pub lit_bits: Vec<usize>,
 }
 
 /// An automaton and what a value must hold for it to be scanned.
@@ -349,6 +352,10 @@ fn build_group(
         gated_only: p.detectors.is_empty()
             && phrases.is_none()
             && sets.iter().all(|s| s.gate.is_some()),
+        lit_bits: sets
+            .iter()
+            .filter_map(|s| s.gate.as_ref().and_then(|g| g.lits))
+            .collect(),
         sets,
         phrases,
         detectors: p.detectors,

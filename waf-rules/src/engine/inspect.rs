@@ -84,10 +84,7 @@ impl RuleSet {
                 // Plain text only changes case through any chain: a group
                 // that runs nothing but literal- and punctuation-gated
                 // patterns is decided on the raw value, without decoding.
-                if values.plain
-                    && g.gated_only
-                    && !values.raw_hits_any(c, raw, g.sets.iter().filter_map(|s| s.gate.as_ref()))
-                {
+                if values.plain && g.gated_only && !values.raw_hits_any(c, raw, &g.lit_bits) {
                     continue;
                 }
                 let src = values.ensure(c, raw, g.chain);

@@ -40,6 +40,8 @@ pub(super) struct Values {
     raw_bytes: ByteSet,
     /// The raw value is plain text (letters, digits, spaces, `_ , @ ! ?`).
     pub plain: bool,
+    /// The memo entry of the raw value, once computed for this field.
+    raw_entry: Option<usize>,
     memo: Memo,
 }
 
@@ -52,6 +54,7 @@ impl Values {
             bufs: (0..n).map(|_| Vec::new()).collect(),
             raw_bytes: ByteSet::default(),
             plain: false,
+            raw_entry: None,
             memo: Memo::default(),
         }
     }
@@ -75,6 +78,7 @@ impl Values {
     pub(super) fn reset(&mut self, raw: &[u8]) {
         self.at.fill(None);
         self.memo.clear();
+        self.raw_entry = None;
         self.plain = raw.iter().all(|&b| PLAIN_BYTE[usize::from(b)]);
         // Plain text stands in for a plain value's byte set: gate bytes are
         // never plain-text bytes, and a trigger check only saves work (the
@@ -132,15 +136,17 @@ impl Values {
         src
     }
 
-    /// Whether any literal of the groups' gates occurs in the raw value.
-    pub(super) fn raw_hits_any<'g>(
-        &mut self,
-        c: &Compiled,
-        raw: &[u8],
-        mut gates: impl Iterator<Item = &'g Gate>,
-    ) -> bool {
-        let entry = self.memo.entry(c, raw, Src::Raw, &self.bufs);
-        gates.any(|g| g.lits.is_some_and(|bit| self.memo.hit(entry, bit)))
+    /// Whether any of these gate bits' literals occurs in the raw value.
+    pub(super) fn raw_hits_any(&mut self, c: &Compiled, raw: &[u8], bits: &[usize]) -> bool {
+        let entry = match self.raw_entry {
+            Some(e) => e,
+            None => {
+                let e = self.memo.entry(c, raw, Src::Raw, &self.bufs);
+                self.raw_entry = Some(e);
+                e
+            }
+        };
+        bits.iter().any(|&bit| self.memo.hit(entry, bit))
     }
 
     /// Whether the value of `chain` (already ensured) opens a gate.
