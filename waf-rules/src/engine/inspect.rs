@@ -60,9 +60,11 @@ impl RuleSet {
             };
             // Multipart part headers are client-made structure, not browser
             // boilerplate: they always get the all-headers rules.
+            // A header's byte set, read once, answers both plainness checks.
+            let header_bytes = (field.class == Class::Header).then(|| ByteSet::of(raw));
             let generic: &[usize] = if field.class == Class::Header
                 && field.source != "part-header"
-                && plain_header(raw)
+                && header_bytes.is_some_and(|bs| plain_header(raw, &bs))
             {
                 &[]
             } else {
@@ -77,7 +79,7 @@ impl RuleSet {
             if generic.is_empty() && query.is_empty() && named.is_empty() {
                 continue;
             }
-            values.reset(raw);
+            values.reset(raw, header_bytes);
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];
@@ -171,8 +173,8 @@ fn skip_fast(f: &Field<'_>) -> bool {
 /// all headers look for `${`, `() {`, `%{`, `..`, escapes, quotes and
 /// control bytes; without any of them only the rules for this header
 /// by name run.
-fn plain_header(v: &[u8]) -> bool {
-    v.iter().all(|&b| HEADER_TEXT.contains(b)) && !v.windows(2).any(|w| w == b"..")
+fn plain_header(v: &[u8], bytes: &ByteSet) -> bool {
+    bytes.is_subset(&HEADER_TEXT) && !(bytes.contains(b'.') && v.windows(2).any(|w| w == b".."))
 }
 
 /// Printable ASCII except the bytes rules for all headers look for.

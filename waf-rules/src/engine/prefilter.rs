@@ -276,6 +276,11 @@ impl ByteSet {
         })
     }
 
+    /// Every byte of `self` is in `o`.
+    pub(crate) fn is_subset(&self, o: &ByteSet) -> bool {
+        (0..4).all(|i| self.0[i] & !o.0[i] == 0)
+    }
+
     pub(crate) fn contains(&self, b: u8) -> bool {
         self.0[usize::from(b >> 6)] & (1 << (b & 63)) != 0
     }

@@ -74,19 +74,23 @@ impl Values {
         }
     }
 
-    /// Starts on a new field value.
-    pub(super) fn reset(&mut self, raw: &[u8]) {
+    /// Starts on a new field value, whose byte set the caller may already
+    /// know.
+    pub(super) fn reset(&mut self, raw: &[u8], known: Option<ByteSet>) {
         self.at.fill(None);
         self.memo.clear();
         self.raw_entry = None;
-        self.plain = raw.iter().all(|&b| PLAIN_BYTE[usize::from(b)]);
+        self.plain = match &known {
+            Some(bs) => bs.is_subset(&PLAIN_TEXT),
+            None => raw.iter().all(|&b| PLAIN_BYTE[usize::from(b)]),
+        };
         // Plain text stands in for a plain value's byte set: gate bytes are
         // never plain-text bytes, and a trigger check only saves work (the
         // step's own precheck still decides).
-        self.raw_bytes = if self.plain {
-            PLAIN_TEXT
-        } else {
-            ByteSet::of(raw)
+        self.raw_bytes = match known {
+            _ if self.plain => PLAIN_TEXT,
+            Some(bs) => bs,
+            None => ByteSet::of(raw),
         };
     }
 
