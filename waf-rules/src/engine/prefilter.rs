@@ -287,7 +287,15 @@ impl ByteSet {
 
     pub(crate) fn of(v: &[u8]) -> ByteSet {
         let mut s = ByteSet::default();
-        for &b in v {
+        // Four bytes per turn: the loop's own bookkeeping is a third of
+        // the work per byte.
+        let mut quads = v.chunks_exact(4);
+        for q in &mut quads {
+            for &b in q {
+                s.insert(b);
+            }
+        }
+        for &b in quads.remainder() {
             s.insert(b);
         }
         s
