@@ -206,15 +206,15 @@ static REMOVE_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> 
 
 /// Removes every header on the remove list.
 pub fn strip(resp: &mut ResponseHeader) {
-    let doomed: Vec<HeaderName> = resp
-        .headers
-        .keys()
-        .filter(|k| {
-            let k = k.as_str();
-            REMOVE_SET.contains(k) || REMOVE_PREFIXES.iter().any(|p| k.starts_with(p))
-        })
-        .cloned()
-        .collect();
+    let doomed = |k: &&HeaderName| {
+        let k = k.as_str();
+        REMOVE_SET.contains(k) || REMOVE_PREFIXES.iter().any(|p| k.starts_with(p))
+    };
+    // Most responses carry none of these: look before allocating the list to remove.
+    if !resp.headers.keys().any(|k| doomed(&k)) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = resp.headers.keys().filter(doomed).cloned().collect();
     for name in doomed {
         resp.remove_header(&name);
     }

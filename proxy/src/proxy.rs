@@ -781,6 +781,13 @@ fn access_record(
         extra.insert("rampart.denial.by".into(), d.by.into());
         extra.insert("rampart.denial.reason".into(), d.reason.clone().into());
     }
+    let client_address = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
+    // Usually the same address: copy the text rather than format it twice.
+    let peer_address = match ctx.peer {
+        Some(p) if Some(p.ip()) == ctx.client_ip => client_address.clone(),
+        Some(p) => p.ip().to_string(),
+        None => String::new(),
+    };
     AccessRecord {
         timestamp: Some(ctx.started_at),
         request_id: ctx.request_id.clone(),
@@ -789,12 +796,12 @@ fn access_record(
             .as_ref()
             .map(|l| l.name.clone())
             .unwrap_or_default(),
-        client_address: ctx.client_ip.map(|i| i.to_string()).unwrap_or_default(),
+        client_address,
         client_port: ctx
             .peer
             .filter(|p| Some(p.ip()) == ctx.client_ip)
             .map(|p| p.port()),
-        peer_address: ctx.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        peer_address,
         peer_port: ctx.peer.map(|p| p.port()),
         server_address: if ctx.host.is_empty() {
             server.map(|s| s.ip().to_string()).unwrap_or_default()
