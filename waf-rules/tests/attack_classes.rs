@@ -155,3 +155,29 @@ fn windows_ampersand_command_and_its_look_alikes() {
     assert!(!query_blocked("q=Tom%26Jerry/season"));
     assert!(!query_blocked("q=time%20zone%20settings"));
 }
+
+#[test]
+fn remote_url_in_an_include_variable_and_its_look_alikes() {
+    assert!(query_blocked("_CONF[path]=https://foo.example/"));
+    assert!(query_blocked("mosConfig_absolute_path=http://foo.example"));
+    assert!(query_blocked("phpbb_root_path=ftp://foo.example/x"));
+    assert!(query_blocked(
+        "GLOBALS%5Binclude_dir%5D=http://foo.example/"
+    ));
+    assert!(form_blocked("a=1&base_dir=https://foo.example/lib/"));
+    // Page, return and referrer URLs are what real traffic carries.
+    for good in [
+        "page_url=https://shop.example/a",
+        "retpath=https://shop.example/",
+        "return_path=https://shop.example/",
+        "root_referer=https://www.example/",
+        "path=https://cdn.example/x.js",
+        // Words that merely start with "conf" are not config variables.
+        "confirm_url=https://shop.example/done",
+        "conference=https://meet.example/r/1",
+        // A config variable holding a local value is not a remote include.
+        "config=dark-mode",
+    ] {
+        assert!(!query_blocked(good), "{good}");
+    }
+}

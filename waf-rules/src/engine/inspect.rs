@@ -75,7 +75,13 @@ impl RuleSet {
             } else {
                 &[]
             };
-            let named: &[usize] = named.map_or(&[], |g| &g[..]);
+            // A header's rules by name, or an include-like arg's rules (a
+            // field is one or the other): one more list, not two.
+            let named: &[usize] = match named {
+                Some(g) => &g[..],
+                None if field.include_like => &c.by_class[Class::IncludeArg.index()],
+                None => &[],
+            };
             if generic.is_empty() && query.is_empty() && named.is_empty() {
                 continue;
             }

@@ -36,10 +36,14 @@ pub(crate) enum Class {
     /// The method of a request that carries a body (a body on a GET or
     /// HEAD is ignored by some servers and read by others: smuggling).
     MethodWithBody,
+    /// Never produced by extraction: rules for args named like a
+    /// server-side configuration or include variable, looked up for `Arg`
+    /// fields whose `include_like` flag extraction set.
+    IncludeArg,
 }
 
 impl Class {
-    pub(crate) const COUNT: usize = 14;
+    pub(crate) const COUNT: usize = 15;
 
     pub(crate) fn index(self) -> usize {
         self as usize
@@ -58,6 +62,10 @@ pub(crate) struct Field<'a> {
     /// A JSON field's path, as a range of `Fields::json_path`: its
     /// `$.a[0].b` label is written only when a rule matches it.
     pub json_path: Option<std::ops::Range<usize>>,
+    /// An `Arg` whose name looks like a configuration or include variable
+    /// (see `include_like_name`): decided once at extraction, so inspection
+    /// pays a flag test per field.
+    pub include_like: bool,
 }
 
 /// One step of a JSON path: an object key or an array index.
@@ -129,7 +137,20 @@ impl<'a> Fields<'a> {
         name: Cow<'a, str>,
         value: Cow<'a, [u8]>,
     ) {
-        self.push_at(class, source, name, None, value);
+        self.push_at(class, source, name, None, value, false);
+    }
+
+    /// Adds a named argument (query, form or multipart field), flagged
+    /// when its name looks like a configuration or include variable: the
+    /// name is tested here, once, where it is parsed.
+    pub(crate) fn push_arg(
+        &mut self,
+        source: &'static str,
+        name: Cow<'a, str>,
+        value: Cow<'a, [u8]>,
+    ) {
+        let include_like = include_like_name(name.as_bytes());
+        self.push_at(Class::Arg, source, name, None, value, include_like);
     }
 
     /// Adds a JSON field at `path`; its label is written only if needed.
@@ -141,7 +162,7 @@ impl<'a> Fields<'a> {
         let start = self.json_path.len();
         self.json_path.extend_from_slice(path);
         let range = start..self.json_path.len();
-        self.push_at(class, "json", Cow::Borrowed(""), Some(range), value);
+        self.push_at(class, "json", Cow::Borrowed(""), Some(range), value, false);
     }
 
     fn push_at(
@@ -151,6 +172,7 @@ impl<'a> Fields<'a> {
         name: Cow<'a, str>,
         json_path: Option<std::ops::Range<usize>>,
         value: Cow<'a, [u8]>,
+        include_like: bool,
     ) {
         if self.list.len() >= self.max_fields {
             self.truncated = true;
@@ -174,6 +196,7 @@ impl<'a> Fields<'a> {
             name,
             value,
             json_path,
+            include_like,
         });
     }
 }
@@ -240,6 +263,41 @@ pub(crate) fn extract_into<'a>(
         body::parse(req.header("content-type"), body, limits, &mut f);
     }
     f
+}
+
+/// An argument named like a server-side configuration or include variable
+/// (`_CONF[path]`, `mosConfig_absolute_path`, `phpbb_root_path`,
+/// `include_file`, `GLOBALS[...]`): where register_globals-style code and
+/// config overwrites take the base path of an `include`. Page, return and
+/// referrer URLs (`page_url`, `retpath`, `root_referer`) are not named so,
+/// nor are words that merely start with "conf" (`confirm_url`).
+///
+/// One pass over the name: every part starts with one of a few letters,
+/// so most bytes cost one match on the byte and no string compare.
+pub(crate) fn include_like_name(n: &[u8]) -> bool {
+    let at = |i: usize, part: &[u8]| {
+        n.get(i..i + part.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(part))
+    };
+    (0..n.len()).any(|i| match n[i] | 0x20 {
+        b'a' => at(i, b"absolute_path") || at(i, b"abspath"),
+        b'b' => at(i, b"base_path") || at(i, b"basepath") || at(i, b"base_dir"),
+        b'c' => at(i, b"conf") && conf_word(n.get(i + 4..).unwrap_or(&[])),
+        b'g' => at(i, b"globals["),
+        b'i' => at(i, b"include"),
+        b'r' => at(i, b"require") || at(i, b"root_path"),
+        _ => false,
+    })
+}
+
+/// "conf" as its own word or as "config" (`conf_dir`, `_CONF[path]`,
+/// `mosConfig_...`), not the start of `confirm` or `conference`.
+fn conf_word(rest: &[u8]) -> bool {
+    match rest.first() {
+        None => true,
+        Some(b) if !b.is_ascii_alphabetic() => true,
+        Some(_) => rest.get(..2).is_some_and(|w| w.eq_ignore_ascii_case(b"ig")),
+    }
 }
 
 /// Path segments that carry more than a plain name (REST ids, slugs and

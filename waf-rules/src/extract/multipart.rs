@@ -78,7 +78,7 @@ pub(crate) fn parse<'a>(body: &'a [u8], boundary: &[u8], _limits: &Limits, f: &m
         }
         // File contents are data (images, archives), not parameters.
         if !is_file {
-            f.push(Class::Arg, "multipart", name, Cow::Borrowed(content));
+            f.push_arg("multipart", name, Cow::Borrowed(content));
         }
     }
 }

@@ -25,7 +25,7 @@ pub(crate) fn pairs<'a>(raw: &'a [u8], source: &'static str, f: &mut Fields<'a>)
                 name_bytes(&name_str),
             );
         }
-        f.push(Class::Arg, source, name_str, decode_form_component(value));
+        f.push_arg(source, name_str, decode_form_component(value));
     }
 }
 

@@ -141,3 +141,48 @@ fn json_strings_end_at_the_first_quote_or_backslash() {
         }
     }
 }
+
+#[test]
+fn include_like_names_are_config_and_include_variables() {
+    for name in [
+        "_CONF[path]",
+        "conf",
+        "mosConfig_absolute_path",
+        "phpbb_root_path",
+        "GLOBALS[x]",
+        "include_file",
+        "REQUIRE",
+        "base_dir",
+        "abspath",
+        "conf_dir",
+        "included_file",
+    ] {
+        assert!(include_like_name(name.as_bytes()), "{name}");
+    }
+    for name in [
+        "",
+        "q",
+        "path",
+        "retpath",
+        "return_path",
+        "page_url",
+        "root_referer",
+        "confirm",
+        "conference",
+    ] {
+        assert!(!include_like_name(name.as_bytes()), "{name}");
+    }
+    // Query, form and multipart args carry the flag; JSON fields and
+    // headers do not.
+    let f = extract(
+        &req("root_path=x&q=y", &[("Include", b"x")], b""),
+        &Limits::default(),
+    );
+    let flagged: Vec<_> = f
+        .list
+        .iter()
+        .filter(|x| x.include_like)
+        .map(|x| x.name.as_ref())
+        .collect();
+    assert_eq!(flagged, ["root_path"]);
+}

@@ -90,6 +90,7 @@ impl TargetSel {
             "args" => one(Class::Arg),
             "args_names" => one(Class::ArgName),
             "query_args" => one(Class::QueryArg),
+            "include_args" => one(Class::IncludeArg),
             "cookies" => one(Class::Cookie),
             "cookies_names" => one(Class::CookieName),
             "headers" => one(Class::Header),
