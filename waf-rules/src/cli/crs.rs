@@ -121,7 +121,10 @@ pub fn read_dir(
                 let standalone = !documents_fp
                     && paranoia_level(rule) <= 1
                     && !below_blocking(rule)
-                    && !NOT_ATTACKS.iter().any(|(id, _)| *id == rule)
+                    && !NOT_ATTACKS
+                        .iter()
+                        .chain(SIZE_LIMITS)
+                        .any(|(id, _)| *id == rule)
                     && !STANDARD_VALUE_TESTS.iter().any(|(t, _)| *t == name)
                     && (matches!(family, "protocol" | "scanner") || !lone_words(&request));
                 let key = hash(name.as_bytes());
@@ -175,42 +178,20 @@ const NOT_ATTACKS: &[(u64, &str)] = &[
     (
         943120,
         "a parameter named like a session id without a Referer: same as 943110",
-    ),    (
-        920360,
-        "an argument name longer than 100 bytes: a size limit CRS applies only when the operator sets it \
-         (crs-setup.conf leaves it commented out), not an attack signature; \
-         Rampart's sizes are the proxy's and the engine's configured limits",
     ),
-    (
-        920370,
-        "an argument value longer than 400 bytes: a size limit CRS applies only when the operator sets it \
-         (crs-setup.conf leaves it commented out), not an attack signature; \
-         Rampart's sizes are the proxy's and the engine's configured limits",
-    ),
-    (
-        920380,
-        "more than 255 arguments: a size limit CRS applies only when the operator sets it \
-         (crs-setup.conf leaves it commented out), not an attack signature; \
-         Rampart's sizes are the proxy's and the engine's configured limits",
-    ),
-    (
-        920390,
-        "more than 64,000 bytes of arguments in all: a size limit CRS applies only when the operator sets it \
-         (crs-setup.conf leaves it commented out), not an attack signature; \
-         Rampart's sizes are the proxy's and the engine's configured limits",
-    ),
-    (
-        920400,
-        "an uploaded file larger than 1 MiB: a size limit CRS applies only when the operator sets it \
-         (crs-setup.conf leaves it commented out), not an attack signature; \
-         Rampart's sizes are the proxy's and the engine's configured limits",
-    ),
-    (
-        920410,
-        "uploaded files larger than 1 MiB together: a size limit CRS applies only when the operator sets it \
-         (crs-setup.conf leaves it commented out), not an attack signature; \
-         Rampart's sizes are the proxy's and the engine's configured limits",
-    ),
+];
+
+/// CRS size-limit rules (argument name and value length, argument count and total size,
+/// upload sizes). CRS applies them only when the operator sets the limit (crs-setup.conf
+/// leaves every one commented out): size policy, not attack signatures; Rampart's sizes are
+/// the proxy's and the engine's configured limits.
+const SIZE_LIMITS: &[(u64, &str)] = &[
+    (920360, "an argument name longer than 100 bytes"),
+    (920370, "an argument value longer than 400 bytes"),
+    (920380, "more than 255 arguments"),
+    (920390, "more than 64,000 bytes of arguments in all"),
+    (920400, "an uploaded file larger than 1 MiB"),
+    (920410, "uploaded files larger than 1 MiB together"),
 ];
 
 /// Level-1 tests of CRS *policy lists* (allowed methods, allowed content

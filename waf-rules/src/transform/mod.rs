@@ -34,21 +34,24 @@ pub(crate) enum Transform {
 }
 
 impl Transform {
+    /// Every transform, in declaration order.
+    pub(crate) const ALL: [Transform; 11] = [
+        Transform::UrlDecode,
+        Transform::HtmlEntities,
+        Transform::JsDecode,
+        Transform::CssDecode,
+        Transform::Base64,
+        Transform::Lowercase,
+        Transform::CompressWhitespace,
+        Transform::SqlComments,
+        Transform::RemoveNulls,
+        Transform::NormalizePath,
+        Transform::CmdLine,
+    ];
+
+    /// The transform a rule file names (`name()` read backwards).
     pub(crate) fn parse(name: &str) -> Option<Transform> {
-        Some(match name {
-            "url_decode" => Transform::UrlDecode,
-            "html_entities" => Transform::HtmlEntities,
-            "js_decode" => Transform::JsDecode,
-            "css_decode" => Transform::CssDecode,
-            "base64" => Transform::Base64,
-            "lowercase" => Transform::Lowercase,
-            "compress_whitespace" => Transform::CompressWhitespace,
-            "sql_comments" => Transform::SqlComments,
-            "remove_nulls" => Transform::RemoveNulls,
-            "normalize_path" => Transform::NormalizePath,
-            "cmdline" => Transform::CmdLine,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|t| t.name() == name)
     }
 
     pub(crate) fn name(self) -> &'static str {
@@ -146,19 +149,7 @@ pub(crate) fn apply_chain<'v>(chain: &[Transform], v: &'v [u8]) -> Cow<'v, [u8]>
 
 /// Runs every transform on arbitrary input (fuzzing entry point).
 pub fn fuzz_all_transforms(data: &[u8]) {
-    for t in [
-        Transform::UrlDecode,
-        Transform::HtmlEntities,
-        Transform::JsDecode,
-        Transform::CssDecode,
-        Transform::Base64,
-        Transform::Lowercase,
-        Transform::CompressWhitespace,
-        Transform::SqlComments,
-        Transform::RemoveNulls,
-        Transform::NormalizePath,
-        Transform::CmdLine,
-    ] {
+    for t in Transform::ALL {
         if let Some(out) = t.apply(data) {
             // Decoders only ever shrink or keep size, except lowercase (same size).
             assert!(out.len() <= data.len() * 4 + 4, "{} grew input", t.name());

@@ -79,19 +79,7 @@ fn paths_and_command_lines() {
 
 #[test]
 fn a_step_changes_nothing_without_its_trigger_bytes() {
-    let all = [
-        Transform::UrlDecode,
-        Transform::HtmlEntities,
-        Transform::JsDecode,
-        Transform::CssDecode,
-        Transform::Base64,
-        Transform::Lowercase,
-        Transform::CompressWhitespace,
-        Transform::SqlComments,
-        Transform::RemoveNulls,
-        Transform::NormalizePath,
-        Transform::CmdLine,
-    ];
+    let all = Transform::ALL;
     // Deterministic pseudo-random values over every byte.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
