@@ -170,32 +170,10 @@ fn forwarded_value(req: &RequestHeader, info: &ForwardInfo<'_>) -> Option<Header
     HeaderValue::try_from(s).ok()
 }
 
-/// Appends the address as `Display` writes it; IPv4 by hand, as it is the common case and
-/// `core::fmt` showed in profiles.
+/// Appends the address as `Display` writes it.
 fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                push_u8(out, octet);
-            }
-        }
-        IpAddr::V6(v6) => {
-            let _ = write!(out, "{v6}");
-        }
-    }
-}
-
-fn push_u8(out: &mut String, n: u8) {
-    if n >= 100 {
-        out.push(char::from(b'0' + n / 100));
-    }
-    if n >= 10 {
-        out.push(char::from(b'0' + (n / 10) % 10));
-    }
-    out.push(char::from(b'0' + n % 10));
+    // Writing into a String cannot fail.
+    let _ = write!(out, "{ip}");
 }
 
 #[cfg(test)]
