@@ -21,12 +21,13 @@ pub enum Family {
     Xxe,
     Crlf,
     Ldap,
+    Redirect,
     Scanner,
     Protocol,
 }
 
 impl Family {
-    pub const ALL: [Family; 15] = [
+    pub const ALL: [Family; 16] = [
         Family::Sqli,
         Family::Xss,
         Family::Rce,
@@ -40,6 +41,7 @@ impl Family {
         Family::Xxe,
         Family::Crlf,
         Family::Ldap,
+        Family::Redirect,
         Family::Scanner,
         Family::Protocol,
     ];
@@ -59,6 +61,7 @@ impl Family {
             Family::Xxe => "xxe",
             Family::Crlf => "crlf",
             Family::Ldap => "ldap",
+            Family::Redirect => "redirect",
             Family::Scanner => "scanner",
             Family::Protocol => "protocol",
         }

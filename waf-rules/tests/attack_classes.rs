@@ -181,3 +181,60 @@ fn remote_url_in_an_include_variable_and_its_look_alikes() {
         assert!(!query_blocked(good), "{good}");
     }
 }
+
+#[test]
+fn open_redirect_tricks_block_and_plain_redirect_targets_pass() {
+    for bad in [
+        "next=%2F%5Cevil.example",                              // /\evil.example
+        "next=%5C%2F%5C%2Fevil.example%2F",                     // \/\/evil.example/
+        "next=%2F%09%2Fevil.example",                           // /<tab>/evil.example
+        "next=%2F%2F%2Fevil.example%2Fhome",                    // ///evil.example/home
+        "next=https%3A%2F%2F%2Fevil.example",                   // https:///evil.example
+        "next=%2Fhttps%3A%2F%2Fevil.example",                   // /https://evil.example
+        "next=https%3Aevil.example",                            // https:evil.example
+        "next=https%3A%2F%2Fbank.example%40evil.example",       // https://bank.example@evil.example
+        "next=https%3A%2F%2Fevil.example%5Cbank.example",       // https://evil.example\bank.example
+        "next=%2F%2Fevil%E3%80%82example", // //evil<ideographic full stop>example
+        "next=%2F%2Fevil.example%2F%252e%252e", // //evil.example/..
+        "next=%E3%83%BCevil.example",      // <prolonged sound mark>evil.example
+        "u=%2F%3Fnext%3D%2F%5Cevil.example", // /?next=/\evil.example
+    ] {
+        assert!(query_blocked(bad), "{bad}");
+    }
+    for good in [
+        "next=https%3A%2F%2Fshop.example%2Fcart",
+        "next=%2F%2Fcdn.example%2Fa.js",
+        "continue=https%3A%2F%2Fhome.example%3F",
+        "return=%2Faccount%2Forders%3Ftab%3D2",
+        "u=ftp%3A%2F%2Fuser%3Apass%40ftp.example%2Fpub%2F",
+        "redirectTo=https%3A%2F%2Fid.example%2Flogin%3Fcontinue%3Dhttps%253A%252F%252Fstart.example%26token%3Dabc",
+        "file=C%3A%5Cfakepath%5Cphoto.jpg",
+        "share=%5C%5Cfileserver%5Cteam",
+        "q=%62%61%72%63%65%6C%6F%6E%61", // a site that percent-encodes every letter of a word
+    ] {
+        assert!(!query_blocked(good), "{good}");
+    }
+}
+
+#[test]
+fn php_calls_hidden_by_comments_or_concatenated_names_and_chained_recon_commands() {
+    for bad in [
+        "x=%24f%20%23c%0A%5B0%5D%20%2F%2Fd%0A(1)", // $f #c\n[0] //d\n(1)
+        "x=%24f%20%2F*c*%2F%20(1)",                // $f /*c*/ (1)
+        "x=%24%7B'sys'.'tem'%7D",                  // ${'sys'.'tem'}
+        "q=whoami%3Bcat%20x",                      // whoami;cat x
+        "q=uname%7Csh",                            // uname|sh
+        "q=id%26%26ls",                            // id&&ls
+    ] {
+        assert!(query_blocked(bad), "{bad}");
+    }
+    for good in [
+        "q=id%20card",
+        "q=hostname",
+        "q=my%20id%3B%20your%20id",
+        "price=%245%20(approx)",
+        "tpl=Hello%20%24%7Bname%7D",
+    ] {
+        assert!(!query_blocked(good), "{good}");
+    }
+}

@@ -77,6 +77,8 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
         ("payloadsallthethings", "cmdi", 92.0),
         ("payloadsallthethings", "ssti", 95.0),
         ("payloadsallthethings", "xxe", 95.0),
+        ("payloadsallthethings", "open-redirect", 95.0),
+        ("payloadsallthethings", "ldap-injection", 95.0),
         ("crs", "sqli", 90.0),
         ("crs", "java", 95.0),
         ("crs", "php", 90.0),

@@ -113,9 +113,9 @@ impl std::fmt::Display for DenialReason {
 /// scanner, 920/921 protocol, 930 lfi, 931 rfi, 932 rce, 933 php, 934
 /// generic, 941 xss, 942 sqli, 943 session, 944 java). Anything else is
 /// counted as `other`; denials that are not WAF blocks use `none`.
-pub const FAMILIES: [&str; 19] = [
+pub const FAMILIES: [&str; 20] = [
     "none", "scanner", "protocol", "lfi", "rfi", "rce", "php", "generic", "xss", "sqli", "session",
-    "java", "ssrf", "ssti", "nosql", "xxe", "crlf", "ldap", "other",
+    "java", "ssrf", "ssti", "nosql", "xxe", "crlf", "ldap", "redirect", "other",
 ];
 
 /// Bounds the label value a WAF family name may take.

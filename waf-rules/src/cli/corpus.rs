@@ -179,8 +179,60 @@ pub fn standalone(value: &str, attack_type: &str) -> bool {
             .trim_matches(|c: char| c.is_ascii_whitespace() || "'\"`".contains(c))
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-'),
+        // A plain absolute, protocol-relative or site-relative URL is what
+        // every `next=` / `continue=` parameter carries (legit-dev: 4 x
+        // `continue=https://home.atlassian.com?`): only a URL written to
+        // confuse a parser is an attack on its own. A path with a query
+        // string (`/?url=...&next=...`) is judged by its parameter values.
+        "open-redirect" => {
+            let urls: Vec<&str> = match lower.split_once('?') {
+                Some((path, query)) if path.starts_with('/') && query.contains('=') => query
+                    .split('&')
+                    .map(|p| p.split_once('=').map_or(p, |(_, v)| v))
+                    .collect(),
+                _ => vec![lower.as_str()],
+            };
+            !urls.iter().all(|u| plain_url(u))
+        }
+        // A word with a wildcard (`admin*`) is ordinary search syntax: no
+        // parenthesis, operator or attribute that could change a filter.
+        "ldap-injection" => {
+            !(lower.contains('*')
+                && lower.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && lower
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'*' | b'_' | b'.' | b'-')))
+        }
         _ => true,
     }
+}
+
+/// `https://host.example/path`, `//host.example`, `/path`: letters, digits, `.`, `-` in the
+/// host (an optional port), and `.`, `_`, `~`, `:`, `-`, `/` in the path, no `..` segment.
+fn plain_url(u: &str) -> bool {
+    let u = u.trim();
+    let rest = u.strip_prefix("https:").or_else(|| u.strip_prefix("http:"));
+    let path = match rest.unwrap_or(u).strip_prefix("//") {
+        Some(after) => {
+            let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            let (host, port) = authority.split_once(':').unwrap_or((authority, "0"));
+            if host.is_empty()
+                || !host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                || port.is_empty()
+                || !port.bytes().all(|b| b.is_ascii_digit())
+            {
+                return false;
+            }
+            path
+        }
+        None if rest.is_none() && u.starts_with('/') => u,
+        None => return false,
+    };
+    path.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b':' | b'-' | b'/'))
+        && !path.split('/').any(|seg| seg == "..")
 }
 
 pub fn hash(s: &[u8]) -> u64 {

@@ -125,7 +125,10 @@ pub fn read_dir(
                         .iter()
                         .chain(SIZE_LIMITS)
                         .any(|(id, _)| *id == rule)
-                    && !STANDARD_VALUE_TESTS.iter().any(|(t, _)| *t == name)
+                    && !STANDARD_VALUE_TESTS
+                        .iter()
+                        .chain(BENIGN_SHAPE_TESTS)
+                        .any(|(t, _)| *t == name)
                     && (matches!(family, "protocol" | "scanner") || !lone_words(&request));
                 let key = hash(name.as_bytes());
                 if !keep(key) {
@@ -240,6 +243,25 @@ const STANDARD_VALUE_TESTS: &[(&str, &str)] = &[
     ("920640.yaml#7", "the same, a plain XML document"),
     ("920640.yaml#8", "the same, a PUT of a plain JSON object"),
     ("920640.yaml#10", "the same, a PATCH of a plain JSON patch"),
+];
+
+/// Level-1 tests whose whole payload has the shape of what real browsers send, so that
+/// flagging it would block real users: the request is not an attack on its own.
+const BENIGN_SHAPE_TESTS: &[(&str, &str)] = &[
+    (
+        "931120.yaml#1",
+        "`x=file?`: a scheme word and a question mark, no host and no resource to include",
+    ),
+    ("931120.yaml#2", "`x=ftp?`: the same"),
+    ("931120.yaml#3", "`x=ftps?`: the same"),
+    ("931120.yaml#4", "`x=http?`: the same"),
+    ("931120.yaml#5", "`x=https?`: the same"),
+    (
+        "931120.yaml#6",
+        "`x=https://foo.bar?`: a host-only URL with an empty query, the shape real browsing \
+         sends (legit-dev: 4 x `continue=https://home.atlassian.com?`); an inclusion needs a \
+         resource path before the `?` (`http://evil.example/shell.txt?`), which rule 5002 flags",
+    ),
 ];
 
 /// Headers every CRS test sends with the same ordinary values.

@@ -167,7 +167,25 @@ impl Report {
                     }
                 }
             }
-            Label::CrsNegative => self.crs_negative.add(v.block, true),
+            Label::CrsNegative => {
+                self.crs_negative.add(v.block, true);
+                // Listed with the false positives so a rule change that makes
+                // CRS's own "must not fire" tests fire can be read off.
+                let f = self.fps.entry("crs-negatives".into()).or_default();
+                if v.block && f.len() < a.show_fp {
+                    let why: Vec<String> = v
+                        .matches
+                        .iter()
+                        .map(|m| format!("{}@{}:{}", m.rule_id, m.target, m.fragment))
+                        .collect();
+                    f.push(format!(
+                        "[{}] {}\n      -> {}",
+                        item.group,
+                        item.show,
+                        why.join(" | ")
+                    ));
+                }
+            }
         }
     }
 

@@ -23,6 +23,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("xxe.toml", include_str!("../../rules/xxe.toml")),
     ("crlf.toml", include_str!("../../rules/crlf.toml")),
     ("ldap.toml", include_str!("../../rules/ldap.toml")),
+    ("redirect.toml", include_str!("../../rules/redirect.toml")),
     ("scanner.toml", include_str!("../../rules/scanner.toml")),
     ("protocol.toml", include_str!("../../rules/protocol.toml")),
 ];
