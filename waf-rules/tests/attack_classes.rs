@@ -185,19 +185,19 @@ fn remote_url_in_an_include_variable_and_its_look_alikes() {
 #[test]
 fn open_redirect_tricks_block_and_plain_redirect_targets_pass() {
     for bad in [
-        "next=%2F%5Cevil.example",                              // /\evil.example
-        "next=%5C%2F%5C%2Fevil.example%2F",                     // \/\/evil.example/
-        "next=%2F%09%2Fevil.example",                           // /<tab>/evil.example
-        "next=%2F%2F%2Fevil.example%2Fhome",                    // ///evil.example/home
-        "next=https%3A%2F%2F%2Fevil.example",                   // https:///evil.example
-        "next=%2Fhttps%3A%2F%2Fevil.example",                   // /https://evil.example
-        "next=https%3Aevil.example",                            // https:evil.example
-        "next=https%3A%2F%2Fbank.example%40evil.example",       // https://bank.example@evil.example
-        "next=https%3A%2F%2Fevil.example%5Cbank.example",       // https://evil.example\bank.example
-        "next=%2F%2Fevil%E3%80%82example", // //evil<ideographic full stop>example
-        "next=%2F%2Fevil.example%2F%252e%252e", // //evil.example/..
-        "next=%E3%83%BCevil.example",      // <prolonged sound mark>evil.example
-        "u=%2F%3Fnext%3D%2F%5Cevil.example", // /?next=/\evil.example
+        "next=%2F%5Cevil.example",                        // /\evil.example
+        "next=%5C%2F%5C%2Fevil.example%2F",               // \/\/evil.example/
+        "next=%2F%09%2Fevil.example",                     // /<tab>/evil.example
+        "next=%2F%2F%2Fevil.example%2Fhome",              // ///evil.example/home
+        "next=https%3A%2F%2F%2Fevil.example",             // https:///evil.example
+        "next=%2Fhttps%3A%2F%2Fevil.example",             // /https://evil.example
+        "next=https%3Aevil.example",                      // https:evil.example
+        "next=https%3A%2F%2Fbank.example%40evil.example", // https://bank.example@evil.example
+        "next=https%3A%2F%2Fevil.example%5Cbank.example", // https://evil.example\bank.example
+        "next=%2F%2Fevil%E3%80%82example",                // //evil<ideographic full stop>example
+        "next=%2F%2Fevil.example%2F%252e%252e",           // //evil.example/..
+        "next=%E3%83%BCevil.example",                     // <prolonged sound mark>evil.example
+        "u=%2F%3Fnext%3D%2F%5Cevil.example",              // /?next=/\evil.example
     ] {
         assert!(query_blocked(bad), "{bad}");
     }
