@@ -35,6 +35,15 @@ enum Command {
         /// Directory for the demo's CA, certificates, config and logs (a temp dir by default).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Loopback port of the edge's TLS listener.
+        #[arg(long, default_value_t = 8443)]
+        tls_port: u16,
+        /// Loopback port of the plain listener (it redirects to https).
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        /// Loopback port of the admin endpoint (/metrics).
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
     },
 }
 
@@ -55,7 +64,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => rampart_proxy::server::run(&config),
         Command::Check { config } => check(&config),
-        Command::Demo { dir } => rampart_proxy::demo::run(dir),
+        Command::Demo {
+            dir,
+            tls_port,
+            http_port,
+            admin_port,
+        } => rampart_proxy::demo::run(
+            dir,
+            rampart_proxy::demo::Ports {
+                tls: tls_port,
+                http: http_port,
+                admin: admin_port,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
