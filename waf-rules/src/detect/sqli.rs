@@ -554,9 +554,20 @@ fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
             }
             Kind::Logic if i > 0 => {
                 let rest = &t[i + 1..];
+                // `kids aged 3 and 5 > 2`, `I love <b>it</b> and 5 > 3`: words before the
+                // logic word and nothing that closes a string, a bracket or a statement is
+                // prose, not an operand left behind; a comparison there is text.
+                let prose = t[..i].iter().filter(|x| x.kind == Kind::Word).count() >= 2
+                    && t[..i].iter().all(|x| {
+                        matches!(
+                            x.kind,
+                            Kind::Word | Kind::Num | Kind::Cmp | Kind::Op | Kind::Logic
+                        )
+                    });
                 if let Some(k) = operand_at(rest) {
                     let opk = rest[k - 1].kind;
-                    let tautology = opk != Kind::Word
+                    let tautology = !prose
+                        && opk != Kind::Word
                         && matches!(rest.get(k).map(|x| x.kind), Some(Kind::Cmp))
                         && operand_at(&rest[k + 1..]).is_some();
                     let call = opk == Kind::Func
@@ -607,6 +618,8 @@ mod tests {
             "'x'!='y",
             "/create table persons",
             "select id from users where id=json_extract/**/(/**/'{}'/**/,/**/'$.a'/**/);",
+            "admin and 5>3",
+            "foo) and 5>3 and (1=1",
         ] {
             assert!(is_sqli(v.as_bytes()), "missed {v:?}");
         }
@@ -633,6 +646,9 @@ mod tests {
             "1 != 1",
             "it's 5 - 3 --",
             "chapter 1 is not 2",
+            "kids aged 3 and 5 > 2 years",
+            "I love <b>bold</b> text and 5 > 3",
+            "team A or 2 = team B",
         ] {
             assert!(!is_sqli(v.as_bytes()), "false positive {v:?}");
         }
