@@ -266,3 +266,19 @@ fn prose_names_and_regexes_pass_where_the_attack_shapes_block() {
         assert!(json(bad), "{bad}");
     }
 }
+
+#[test]
+fn markup_colors_and_arrows_pass_where_sql_comments_and_here_strings_block() {
+    for good in [
+        "q=%3Cfont%20color%3D%22%23ff0000%22%20face%3D%22Arial%22%3Eold%3C%2Ffont%3E", // <font color="#ff0000" ...>
+        "q=%3C%3C%3C%3C%20look%20here%20%3E%3E%3E%3E", // <<<< look here >>>>
+    ] {
+        assert!(!query_blocked(good), "{good}");
+    }
+    for bad in [
+        "user=admin%22%23",               // admin"#
+        "q=x%3B%20bash%20%3C%3C%3C%20id", // x; bash <<< id
+    ] {
+        assert!(query_blocked(bad), "{bad}");
+    }
+}

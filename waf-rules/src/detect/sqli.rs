@@ -257,8 +257,11 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
     match first.kind {
         // 1',(select ...) / 1',iif(1=1,1,1/0) / 1',(case when ...)
         Kind::Comma if comma_expression(&t[k + 1..]) => return Some(span(&t, k, t.len())),
-        // admin'-- / admin'#
-        Kind::Comment => return Some(span(&t, 0, k + 1)),
+        // admin'-- / admin'#, but not `color="#ff0000"`: a hex color right after an
+        // attribute's quote, then the attribute's closing quote, is markup.
+        Kind::Comment if !hex_color_attribute(&v[first.span.clone()]) => {
+            return Some(span(&t, 0, k + 1))
+        }
         // '; drop table x  / ' union select
         Kind::Semi | Kind::Union => {}
         // ' or 1=1 / ' and sleep(5) / ' or true--
@@ -275,6 +278,15 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
         return Some(span(&t, k, t.len()));
     }
     strong_anywhere(&t[k..])
+}
+
+/// `#fff"`, `#ff0000'`: a `#` comment that is really a 3-8 digit hex color closed by a quote.
+fn hex_color_attribute(comment: &[u8]) -> bool {
+    let Some(rest) = comment.strip_prefix(b"#") else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    (3..=8).contains(&digits) && matches!(rest.get(digits), Some(b'"' | b'\''))
 }
 
 /// Shape of a bare value: number context (`1 or 1=1`) or standalone SQL.
@@ -620,6 +632,8 @@ mod tests {
             "select id from users where id=json_extract/**/(/**/'{}'/**/,/**/'$.a'/**/);",
             "admin and 5>3",
             "foo) and 5>3 and (1=1",
+            "admin\"#",
+            "admin'#comment",
         ] {
             assert!(is_sqli(v.as_bytes()), "missed {v:?}");
         }
@@ -649,6 +663,8 @@ mod tests {
             "kids aged 3 and 5 > 2 years",
             "I love <b>bold</b> text and 5 > 3",
             "team A or 2 = team B",
+            "<font color=\"#ff0000\" face=\"Arial\">old</font>",
+            "<td bgcolor='#fff'>x</td>",
         ] {
             assert!(!is_sqli(v.as_bytes()), "false positive {v:?}");
         }
