@@ -114,6 +114,42 @@ fn detection_and_false_positives_hold_on_the_corpus_sample() {
     );
 }
 
+/// Hand-written requests the rules were not developed on (`tests/data/handwritten-*.jsonl`,
+/// docs/waf-measurement.md): modern attack payloads per family, and benign API / prose / HTML
+/// traffic. The benign files keep their known hard cases (a `$gte` JSON filter, shell commands
+/// in Markdown, `<script>` in a PR title, SQL in a field named `sql`, `hello and 1 = 1 world`,
+/// an escaped `<script>` in `<code>`, a `<style>` block): the counts may only go down.
+#[test]
+fn handwritten_attacks_are_caught_and_benign_api_traffic_passes() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let out = Command::new(env!("CARGO_BIN_EXE_rampart-waf"))
+        .args(["eval", "--json", "--corpus"])
+        .arg(data.join("handwritten-attacks.jsonl"))
+        .arg(data.join("handwritten-benign-values.jsonl"))
+        .arg(data.join("handwritten-benign-requests.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for kind in [
+        "xss", "sqli", "cmdi", "ssti", "java", "lfi", "ssrf", "xxe", "nosql",
+    ] {
+        let got = detection(&r, "handwritten-attacks", kind);
+        assert!(got >= 95.0, "handwritten {kind}: detected {got:.1}% < 95%");
+    }
+    for (corpus, most) in [
+        ("handwritten-benign-values", 15),
+        ("handwritten-benign-requests", 7),
+    ] {
+        let fp = benign(&r, corpus)["fp"].as_u64().unwrap();
+        assert!(fp <= most, "{corpus}: {fp} false positives > {most}");
+    }
+}
+
 #[test]
 fn check_prints_an_explained_verdict_and_exit_code() {
     let dir = tempfile::tempdir().unwrap();
