@@ -98,4 +98,26 @@ mod tests {
         assert_eq!(c.listeners.len(), 3);
         assert!(warnings(&c).iter().any(|w| w.contains("csrf_token")));
     }
+
+    #[test]
+    fn bench_examples_are_valid() {
+        for (name, text) in [
+            (
+                "edge-bench.toml",
+                include_str!("../../../examples/bench/edge-bench.toml"),
+            ),
+            (
+                "edge-flood.toml",
+                include_str!("../../../examples/bench/edge-flood.toml"),
+            ),
+        ] {
+            let c = parse(Path::new(name), text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                c.routes
+                    .iter()
+                    .all(|r| r.waf.mode == model::WafMode::Block && r.waf.paranoia == 1),
+                "{name}: WAF blocks at paranoia 1"
+            );
+        }
+    }
 }
