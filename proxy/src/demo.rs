@@ -156,14 +156,13 @@ pub struct Ports {
     pub admin: u16,
 }
 
-impl Default for Ports {
-    fn default() -> Self {
-        Ports {
-            tls: 8443,
-            http: 8080,
-            admin: 9901,
-        }
-    }
+impl Ports {
+    /// What `rampart-proxy demo` uses unless told otherwise (README, docs/proxy.md).
+    pub const DEFAULT: Ports = Ports {
+        tls: 8443,
+        http: 8080,
+        admin: 9901,
+    };
 }
 
 pub fn run(dir: Option<PathBuf>, ports: Ports) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! `rampart-proxy run|check|demo`.
 
 use clap::{Parser, Subcommand};
+use rampart_proxy::demo::Ports;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,13 +37,13 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Loopback port of the edge's TLS listener.
-        #[arg(long, default_value_t = 8443)]
+        #[arg(long, default_value_t = Ports::DEFAULT.tls)]
         tls_port: u16,
         /// Loopback port of the plain listener (it redirects to https).
-        #[arg(long, default_value_t = 8080)]
+        #[arg(long, default_value_t = Ports::DEFAULT.http)]
         http_port: u16,
         /// Loopback port of the admin endpoint (/metrics).
-        #[arg(long, default_value_t = 9901)]
+        #[arg(long, default_value_t = Ports::DEFAULT.admin)]
         admin_port: u16,
     },
 }
@@ -71,7 +72,7 @@ fn main() -> ExitCode {
             admin_port,
         } => rampart_proxy::demo::run(
             dir,
-            rampart_proxy::demo::Ports {
+            Ports {
                 tls: tls_port,
                 http: http_port,
                 admin: admin_port,

@@ -151,41 +151,38 @@ impl Report {
                             e.1 = format!("{} = {}", m.target, m.fragment);
                         }
                     }
-                    let f = self.fps.entry(item.corpus.clone()).or_default();
-                    if f.len() < a.show_fp {
-                        let why: Vec<String> = v
-                            .matches
-                            .iter()
-                            .map(|m| format!("{}@{}:{}", m.rule_id, m.target, m.fragment))
-                            .collect();
-                        f.push(format!(
-                            "[{}] {}\n      -> {}",
-                            item.group,
-                            item.show.chars().take(300).collect::<String>(),
-                            why.join(" | ")
-                        ));
-                    }
+                    self.keep_fp(&item.corpus, item, v, a.show_fp);
                 }
             }
             Label::CrsNegative => {
                 self.crs_negative.add(v.block, true);
                 // Listed with the false positives so a rule change that makes
                 // CRS's own "must not fire" tests fire can be read off.
-                let f = self.fps.entry("crs-negatives".into()).or_default();
-                if v.block && f.len() < a.show_fp {
-                    let why: Vec<String> = v
-                        .matches
-                        .iter()
-                        .map(|m| format!("{}@{}:{}", m.rule_id, m.target, m.fragment))
-                        .collect();
-                    f.push(format!(
-                        "[{}] {}\n      -> {}",
-                        item.group,
-                        item.show,
-                        why.join(" | ")
-                    ));
+                if v.block {
+                    self.keep_fp("crs-negatives", item, v, a.show_fp);
                 }
             }
+        }
+    }
+
+    /// Keeps up to `cap` blocked benign items of `key`, each with the rules that fired.
+    fn keep_fp(&mut self, key: &str, item: &Item, v: &Verdict, cap: usize) {
+        if cap == 0 {
+            return;
+        }
+        let f = self.fps.entry(key.to_string()).or_default();
+        if f.len() < cap {
+            let why: Vec<String> = v
+                .matches
+                .iter()
+                .map(|m| format!("{}@{}:{}", m.rule_id, m.target, m.fragment))
+                .collect();
+            f.push(format!(
+                "[{}] {}\n      -> {}",
+                item.group,
+                item.show.chars().take(300).collect::<String>(),
+                why.join(" | ")
+            ));
         }
     }
 

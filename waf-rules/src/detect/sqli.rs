@@ -535,7 +535,18 @@ fn func_tautology(t: &[&Token]) -> bool {
 /// Signals strong enough anywhere once the context is left: UNION SELECT,
 /// a stacked statement, logic + tautology, logic + function call.
 fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
+    // What precedes token `i`, kept as the loop goes: plain words, and whether every token
+    // so far is one a sentence has (words, numbers, operators, logic words).
+    let (mut words, mut plain) = (0usize, true);
     for i in 0..t.len() {
+        if i > 0 {
+            let prev = t[i - 1].kind;
+            words += usize::from(prev == Kind::Word);
+            plain &= matches!(
+                prev,
+                Kind::Word | Kind::Num | Kind::Cmp | Kind::Op | Kind::Logic
+            );
+        }
         match t[i].kind {
             // `...) order by 1#`: a clause appended after closing parens.
             Kind::Clause if i > 0 && t[i - 1].kind == Kind::RParen && appended_clause(&t[i..]) => {
@@ -569,13 +580,7 @@ fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
                 // `kids aged 3 and 5 > 2`, `I love <b>it</b> and 5 > 3`: words before the
                 // logic word and nothing that closes a string, a bracket or a statement is
                 // prose, not an operand left behind; a comparison there is text.
-                let prose = t[..i].iter().filter(|x| x.kind == Kind::Word).count() >= 2
-                    && t[..i].iter().all(|x| {
-                        matches!(
-                            x.kind,
-                            Kind::Word | Kind::Num | Kind::Cmp | Kind::Op | Kind::Logic
-                        )
-                    });
+                let prose = words >= 2 && plain;
                 if let Some(k) = operand_at(rest) {
                     let opk = rest[k - 1].kind;
                     let tautology = !prose
