@@ -11,7 +11,6 @@
 #![forbid(unsafe_code)]
 
 pub mod resolver;
-#[cfg(feature = "testlab")]
 pub mod testlab;
 pub mod vet;
 

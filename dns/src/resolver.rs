@@ -167,7 +167,9 @@ pub enum DnsDenial {
     NoAddresses { host: String },
     #[error("{host}: DNSSEC validation failed (bogus): {detail}")]
     Bogus { host: String, detail: String },
-    #[error("{host} is in an unsigned zone (DNSSEC insecure) and the rule says dnssec = \"required\"")]
+    #[error(
+        "{host} is in an unsigned zone (DNSSEC insecure) and the rule says dnssec = \"required\""
+    )]
     Unsigned { host: String },
     #[error("{host}: DNSSEC status could not be determined (indeterminate): {detail}")]
     Indeterminate { host: String, detail: String },
@@ -271,11 +273,10 @@ impl Resolver {
                     path: path.clone(),
                     detail: e.to_string(),
                 })?;
-                let anchors: TrustAnchors =
-                    text.parse().map_err(|e| BuildError::TrustAnchor {
-                        path: path.clone(),
-                        detail: format!("{e}"),
-                    })?;
+                let anchors: TrustAnchors = text.parse().map_err(|e| BuildError::TrustAnchor {
+                    path: path.clone(),
+                    detail: format!("{e}"),
+                })?;
                 anchors
             }
         };
@@ -421,7 +422,13 @@ impl Resolver {
         );
         let a = self.family(host, &name, RecordType::A, a).await;
         let aaaa = self.family(host, &name, RecordType::AAAA, aaaa).await;
-        combine(host, a, aaaa, self.config.cache_floor, self.config.cache_ceiling)
+        combine(
+            host,
+            a,
+            aaaa,
+            self.config.cache_floor,
+            self.config.cache_ceiling,
+        )
     }
 
     /// Classifies one family's outcome; a bogus or SERVFAIL outcome is confirmed by the probe.
@@ -434,7 +441,10 @@ impl Resolver {
     ) -> Family {
         let family = classify_outcome(host, rtype, outcome, &self.upstreams_text());
         match family {
-            Family::Denied(DnsDenial::Bogus { .. }) | Family::ServFail(_) => {}
+            Family::Denied(DnsDenial::Bogus { .. })
+            | Family::ServFail(_)
+            | Family::BogusError(_)
+            | Family::BogusNegative(_) => {}
             other => return other,
         }
         // Is the upstream there at all, and does it hold data that validation refused?
@@ -466,6 +476,15 @@ impl Resolver {
                         reply.answers.len()
                     ),
                 }),
+                Family::BogusError(detail)
+                    if reply.answers.iter().any(|r| r.record_type() == rtype) =>
+                {
+                    Family::Denied(DnsDenial::Bogus {
+                        host: host.to_string(),
+                        detail,
+                    })
+                }
+                Family::BogusError(detail) => Family::BogusNegative(detail),
                 other => other,
             },
         }
@@ -481,9 +500,19 @@ enum Family {
         expires: Instant,
     },
     /// NOERROR without records of this type, or NXDOMAIN (`nx`).
-    Empty { nx: bool },
+    Empty {
+        nx: bool,
+    },
     /// SERVFAIL from the upstream: bogus (a validating upstream) or a real failure; probed.
     ServFail(String),
+    /// hickory's error-form "bogus" (`DnssecBogus`, a bogus NSEC proof): either bogus records
+    /// or a bogus proof that there are none; the probe tells which.
+    BogusError(String),
+    /// A negative answer (no records of this type) whose proof did not validate. Nothing
+    /// from it is dialled. hickory 0.26.3 also reports CNAME → NODATA answers this way (it
+    /// checks the NSEC against the alias, not the target), so a secure answer of the other
+    /// family still stands; alone, it denies as bogus.
+    BogusNegative(String),
     Denied(DnsDenial),
 }
 
@@ -544,25 +573,23 @@ fn classify_outcome(
 fn classify_error(host: &str, rtype: RecordType, e: NetError, upstreams: &str) -> Family {
     let host_s = host.to_string();
     match e {
-        NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => {
-            Family::Empty {
-                nx: response_code == ResponseCode::NXDomain,
-            }
-        }
-        NetError::Dns(DnsError::Nsec { proof, response, .. }) => match proof {
-            Proof::Bogus => Family::Denied(DnsDenial::Bogus {
-                host: host_s,
-                detail: format!("the denial of existence for {rtype} does not validate"),
-            }),
+        NetError::Dns(DnsError::NoRecordsFound(NoRecords { response_code, .. })) => Family::Empty {
+            nx: response_code == ResponseCode::NXDomain,
+        },
+        NetError::Dns(DnsError::Nsec {
+            proof, response, ..
+        }) => match proof {
+            Proof::Bogus => Family::BogusNegative(format!(
+                "the denial of existence for {rtype} does not validate"
+            )),
             // A negative answer whose proof is not secure: there is nothing to dial either way.
             _ => Family::Empty {
                 nx: response.response_code == ResponseCode::NXDomain,
             },
         },
-        NetError::Dns(DnsError::DnssecBogus) => Family::Denied(DnsDenial::Bogus {
-            host: host_s,
-            detail: format!("the {rtype} answer does not validate"),
-        }),
+        NetError::Dns(DnsError::DnssecBogus) => {
+            Family::BogusError(format!("the {rtype} answer does not validate"))
+        }
         NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
             Family::ServFail(format!("SERVFAIL for {rtype}"))
         }
@@ -599,9 +626,14 @@ fn combine(
     let mut security: Option<Security> = None;
     let mut expires: Option<Instant> = None;
     let mut nx = true;
+    let mut bogus_negative = None;
     for f in [a, aaaa] {
         match f {
             Family::Denied(d) => return Err(d),
+            Family::BogusError(detail) | Family::BogusNegative(detail) => {
+                nx = false;
+                bogus_negative = Some(detail);
+            }
             Family::ServFail(detail) => {
                 return Err(DnsDenial::UpstreamFailure {
                     host: host.to_string(),
@@ -623,6 +655,12 @@ fn combine(
         }
     }
     let (Some(security), Some(expires)) = (security, expires) else {
+        if let Some(detail) = bogus_negative {
+            return Err(DnsDenial::Bogus {
+                host: host.to_string(),
+                detail,
+            });
+        }
         return Err(if nx {
             DnsDenial::NoSuchName {
                 host: host.to_string(),
@@ -633,6 +671,13 @@ fn combine(
             }
         });
     };
+    if let Some(detail) = bogus_negative {
+        tracing::warn!(
+            host,
+            %detail,
+            "a negative DNSSEC proof did not validate; using the other family's validated addresses"
+        );
+    }
     let now = Instant::now();
     let ttl = expires.saturating_duration_since(now).clamp(floor, ceiling);
     Ok(Answer {
@@ -741,7 +786,9 @@ async fn probe_one(
     let id = msg.metadata.id;
     let bytes = msg.to_vec().map_err(|e| e.to_string())?;
     let bind: SocketAddr = if upstream.is_ipv4() {
-        "0.0.0.0:0".parse().map_err(|_| "bind address".to_string())?
+        "0.0.0.0:0"
+            .parse()
+            .map_err(|_| "bind address".to_string())?
     } else {
         "[::]:0".parse().map_err(|_| "bind address".to_string())?
     };
@@ -780,8 +827,14 @@ mod tests {
             normalize("127.0.0.1"),
             Err(DnsDenial::InvalidName { .. })
         ));
-        assert!(matches!(normalize("::1"), Err(DnsDenial::InvalidName { .. })));
-        assert!(matches!(normalize("a..b"), Err(DnsDenial::InvalidName { .. })));
+        assert!(matches!(
+            normalize("::1"),
+            Err(DnsDenial::InvalidName { .. })
+        ));
+        assert!(matches!(
+            normalize("a..b"),
+            Err(DnsDenial::InvalidName { .. })
+        ));
         assert!(matches!(normalize(""), Err(DnsDenial::InvalidName { .. })));
         assert!(matches!(
             normalize("a b.com"),
@@ -844,7 +897,10 @@ mod tests {
         assert_eq!(ans.security, Security::Insecure);
         assert_eq!(ans.addrs.len(), 2);
         let ttl = ans.expires.saturating_duration_since(now);
-        assert!(ttl >= Duration::from_secs(5) && ttl <= Duration::from_secs(6), "{ttl:?}");
+        assert!(
+            ttl >= Duration::from_secs(5) && ttl <= Duration::from_secs(6),
+            "{ttl:?}"
+        );
 
         let long = Family::Found {
             addrs: vec!["93.184.216.34".parse().unwrap()],

@@ -271,6 +271,9 @@ mod tests {
         assert_eq!(refused.class, AddressClass::Private);
         assert!(vet("8.8.8.8".parse().unwrap(), &[]).is_ok());
         let r = vet("169.254.169.254".parse().unwrap(), &[]).unwrap_err();
-        assert_eq!(r.to_string(), "169.254.169.254 is a cloud instance-metadata address");
+        assert_eq!(
+            r.to_string(),
+            "169.254.169.254 is a cloud instance-metadata address"
+        );
     }
 }
