@@ -169,28 +169,29 @@ fn inbound_rule(
     let f = |k: &str| format!("{at}.{k}");
     let name = cx.name(rule.name, f("name"))?;
     let sources = cx.list(rule.sources, f("sources"), "source networks")?;
-    let callers =
-        match rule.callers {
-            Some(c) if !c.get_ref().is_empty() => c.into_inner(),
-            Some(c) if sources.is_some() => {
-                return Err(cx.err(c.span(), f("callers"), s_n_10(&name)));
-            }
-            None if sources.is_some() => return Err(cx.err(span, f("callers"), s_n_10(&name))),
-            Some(c) => {
-                return Err(cx.err(
-                    c.span(),
-                    f("callers"),
-                    format!("rule {name} names no callers: an empty list admits nobody"),
-                ))
-            }
-            None => return Err(cx.err(
+    let callers = match rule.callers {
+        Some(c) if !c.get_ref().is_empty() => c.into_inner(),
+        Some(c) if sources.is_some() => {
+            return Err(cx.err(c.span(), f("callers"), s_n_10(&name)));
+        }
+        None if sources.is_some() => return Err(cx.err(span, f("callers"), s_n_10(&name))),
+        Some(c) => {
+            return Err(cx.err(
+                c.span(),
+                f("callers"),
+                format!("rule {name} names no callers: an empty list admits nobody"),
+            ))
+        }
+        None => {
+            return Err(cx.err(
                 span,
                 f("callers"),
                 format!(
                     "rule {name} must name its callers by SPIFFE ID (callers = [\"spiffe://…\"])"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let ports = match rule.ports {
         Some(p) => Some(cx.ports(p, f("ports"))?),
         None => None,
