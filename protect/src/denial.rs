@@ -75,6 +75,28 @@ impl DenialReason {
         Self::ALL.into_iter().find(|r| r.as_str() == name)
     }
 
+    /// The stage that refuses for this reason: `waf`, `limits` (sizes, rates,
+    /// load), `connections` (caps before TLS), `slow_client`, `h2` or `edge`
+    /// (malformed requests).
+    pub fn stage(self) -> &'static str {
+        match self {
+            Self::WafBlock => "waf",
+            Self::RateLimit
+            | Self::HeaderTooLarge
+            | Self::TooManyHeaders
+            | Self::UriTooLong
+            | Self::BodyTooLarge
+            | Self::LoadShed => "limits",
+            Self::ConnCapGlobal
+            | Self::ConnCapPerIp
+            | Self::ConnRate
+            | Self::ConnEvictedStalled => "connections",
+            Self::HeaderTimeout | Self::BodyRate => "slow_client",
+            Self::H2ResetFlood => "h2",
+            Self::BadRequest => "edge",
+        }
+    }
+
     /// The HTTP status a request-level denial answers with; `None` for
     /// connection-level denials, which close the socket without a response.
     pub fn http_status(self) -> Option<u16> {
@@ -123,7 +145,9 @@ pub fn family_label(family: Option<&str>) -> &'static str {
     }
 }
 
-/// One refusal, as logged and counted.
+/// One refusal, as answered, logged and counted: the one denial type of the
+/// edge and the sidecar, for request-level refusals (answered with
+/// [`Self::status`]) and connection-level ones (closed, with an event line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     pub reason: DenialReason,
@@ -132,9 +156,15 @@ pub struct Denial {
     /// WAF rule family for `waf_block`.
     pub family: Option<String>,
     pub client: Option<SocketAddr>,
-    /// A short explanation for the operator (limit hit, rule id, ...).
+    /// A short explanation: a machine-readable sub-reason (`malformed_host`,
+    /// `te_and_cl`) or a sentence for the operator (limit hit, rule id).
     /// Never client-supplied bytes.
     pub detail: String,
+    /// The HTTP status a request-level refusal answers with (by default
+    /// [`DenialReason::http_status`]); `None` closes the connection.
+    pub status: Option<u16>,
+    /// Seconds for the `Retry-After` header (rate limits, load shedding).
+    pub retry_after: Option<u64>,
 }
 
 impl Denial {
@@ -145,6 +175,34 @@ impl Denial {
             family: None,
             client: None,
             detail: String::new(),
+            status: reason.http_status(),
+            retry_after: None,
+        }
+    }
+
+    /// Answers with `status` instead of the reason's usual one (e.g. 405 for
+    /// a `bad_request` on a method the edge does not serve).
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The stage that decided (`rampart.denial.by` in the access log).
+    pub fn stage(&self) -> &'static str {
+        self.reason.stage()
+    }
+
+    /// The machine-readable reason for the log line: the sub-reason in
+    /// `detail` when one was given, else the reason's name.
+    pub fn label(&self) -> &str {
+        match self.detail.is_empty() {
+            true => self.reason.as_str(),
+            false => &self.detail,
         }
     }
 

@@ -145,8 +145,8 @@ impl HardenedStream {
         denial.client = peer;
         self.shared.defences.denials.record(&denial);
         let mut extra = serde_json::Map::new();
-        extra.insert("rampart.denial.by".into(), "edge".into());
-        extra.insert("rampart.denial.reason".into(), "unparsable_request".into());
+        extra.insert("rampart.denial.by".into(), denial.stage().into());
+        extra.insert("rampart.denial.reason".into(), denial.label().into());
         let tls = self.inner.get_ssl_digest();
         let info = tls.as_deref().map(crate::tls::TlsInfo::from_digest);
         self.shared.access_log.send(Box::new(AccessRecord {

@@ -28,7 +28,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
-use rampart_protect::denial::DenialReason;
+use rampart_protect::denial::{Denial, DenialReason};
 use rampart_protect::shed::InFlightGuard;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -38,50 +38,11 @@ pub struct Edge {
     pub shared: Arc<Shared>,
 }
 
-/// Why the edge answered a request itself (for logs and metrics).
-///
-/// The one denial path: [`Edge::deny`] writes the response; when `counted` names a protect
-/// reason the denial is counted once in `rampart_denials_total{reason,route,family}` and fed
-/// to the alerter; `logging` puts it in the request's access-log line.
-#[derive(Debug, Clone)]
-pub struct Denial {
-    /// Stage that decided: "edge", "waf", "limits", ...
-    pub by: &'static str,
-    /// Short machine-readable reason, e.g. "no_route", "malformed_host", "waf_block".
-    pub reason: String,
-    pub status: u16,
-    /// The `rampart_denials_total` reason; `None` for answers that are not refusals
-    /// (redirects, no route).
-    pub counted: Option<DenialReason>,
-    /// WAF rule family (the `family` label).
-    pub family: Option<&'static str>,
-    pub retry_after: Option<u64>,
-}
-
-impl Denial {
-    /// A refusal by a protection stage, counted under `reason`.
-    pub fn protect(by: &'static str, reason: DenialReason, status: u16) -> Self {
-        Denial {
-            by,
-            reason: reason.as_str().to_string(),
-            status,
-            counted: Some(reason),
-            family: None,
-            retry_after: None,
-        }
-    }
-
-    /// An edge answer that is not a refusal (redirect, no route).
-    pub fn answer(reason: &str, status: u16) -> Self {
-        Denial {
-            by: "edge",
-            reason: reason.to_string(),
-            status,
-            counted: None,
-            family: None,
-            retry_after: None,
-        }
-    }
+/// A refusal from the protection stages, to answer: still to be counted, or
+/// counted already (by `Defences::admit_request`).
+enum Refused {
+    Count(Denial),
+    Counted(Denial),
 }
 
 /// Per-request state.
@@ -102,7 +63,11 @@ pub struct RequestCtx {
     upstream_start: Option<Instant>,
     connect_ms: Option<f64>,
     response_ms: Option<f64>,
+    /// The refusal the edge answered (`rampart.denial.*` in the access log).
     pub denial: Option<Denial>,
+    /// An answer the edge made itself that is not a refusal (`https_redirect`,
+    /// `no_route`): logged like one, by `edge`, never counted as a denial.
+    pub answered: Option<&'static str>,
     /// Extra access-log fields from protection stages (`rampart.waf.*`, `rampart.limit.*`).
     pub log_fields: serde_json::Map<String, serde_json::Value>,
     counted_active: bool,
@@ -132,6 +97,7 @@ impl RequestCtx {
             connect_ms: None,
             response_ms: None,
             denial: None,
+            answered: None,
             log_fields: serde_json::Map::new(),
             counted_active: false,
             _in_flight: None,
@@ -173,9 +139,21 @@ fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Optio
 }
 
 impl Edge {
-    /// Writes an edge response for a request the edge refuses, and records why. Protection
+    /// Writes an edge response for a request the edge refuses, and records why (counted once
+    /// in `rampart_denials_total{reason,route,family}` and fed to the alerter). Protection
     /// stages (WAF, limits) call this and then return `Ok(true)` from `request_filter`.
     pub async fn deny(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        denial: Denial,
+    ) -> Result<bool> {
+        let denial = self.record_denial(ctx, denial);
+        self.answer_denial(session, ctx, denial).await
+    }
+
+    /// Writes the response of a refusal already counted, and keeps it for the access log.
+    async fn answer_denial(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -185,37 +163,32 @@ impl Edge {
             .runtime
             .clone()
             .unwrap_or_else(|| self.shared.runtime.load_full());
-        self.record_denial(ctx, &denial);
-        ctx.denial = Some(denial.clone());
+        let status = denial.status.unwrap_or(400);
+        let retry_after = denial.retry_after;
+        ctx.denial = Some(denial);
         errors::respond_denied(
             session,
-            denial.status,
+            status,
             ctx.policy(&rt),
             ctx.https,
             &ctx.request_id,
-            denial.retry_after,
+            retry_after,
         )
         .await?;
         Ok(true)
     }
 
-    /// Counts a refusal once (metric + alerter); `deny` and the body-phase refusals call it.
-    fn record_denial(&self, ctx: &RequestCtx, denial: &Denial) {
-        let Some(reason) = denial.counted else {
-            return;
-        };
-        let mut d = rampart_protect::denial::Denial::new(reason).detail(denial.reason.clone());
-        d.route = ctx.route.as_ref().map(|r| r.name.clone());
-        d.family = denial.family.map(str::to_string);
-        d.client = ctx.peer;
-        self.shared.defences.denials.record(&d);
+    /// Counts a refusal once (metric + alerter) with the request's route and client; `deny`
+    /// and the body-phase refusals call it.
+    fn record_denial(&self, ctx: &RequestCtx, mut denial: Denial) -> Denial {
+        denial.route = ctx.route.as_ref().map(|r| r.name.clone());
+        denial.client = ctx.peer;
+        self.shared.defences.denials.record(&denial);
+        denial
     }
 
     fn bad_request(reason: &str) -> Denial {
-        Denial {
-            reason: reason.to_string(),
-            ..Denial::protect("edge", DenialReason::BadRequest, 400)
-        }
+        Denial::new(DenialReason::BadRequest).detail(reason)
     }
 
     /// Identifies listener, TLS and client; fills the context.
@@ -264,10 +237,7 @@ impl Edge {
             return Err(Self::bad_request(reason));
         }
         if req.method == http::Method::CONNECT {
-            return Err(Denial {
-                reason: "connect_method".into(),
-                ..Denial::protect("edge", DenialReason::BadRequest, 405)
-            });
+            return Err(Self::bad_request("connect_method").status(405));
         }
         Self::request_host(req).map_err(Self::bad_request)
     }
@@ -294,22 +264,22 @@ impl Edge {
         let location = format!("https://{host}{port}{target}");
         let (policy, id) = (&rt.default_headers, &ctx.request_id);
         errors::respond(session, 308, policy, false, id, Some(&location)).await?;
-        ctx.denial = Some(Denial::answer("https_redirect", 308));
+        ctx.answered = Some("https_redirect");
         Ok(true)
     }
 
     /// The protection stages, in order, once the route is known: head limits (414/431), load
     /// shedding and rate limits (503/429), body size (413) and buffering, the WAF (403).
-    /// `Some(denial)` refuses the request; nothing has been sent upstream yet.
+    /// `Some(refused)` refuses the request; nothing has been sent upstream yet.
     async fn protect(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         rt: &Runtime,
         route: &Route,
-    ) -> Result<Option<Denial>> {
+    ) -> Result<Option<Refused>> {
         if let Some((reason, status)) = inspect::head_limits(session.req_header(), &rt.limits) {
-            return Ok(Some(Denial::protect("limits", reason, status)));
+            return Ok(Some(Refused::Count(Denial::new(reason).status(status))));
         }
         let client = ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let defences = &self.shared.defences;
@@ -319,14 +289,10 @@ impl Edge {
                 ctx.log_fields.extend(refusal.log_fields());
                 ctx.log_fields.remove("rampart.denial.reason");
                 // Counted by admit_request already.
-                return Ok(Some(Denial {
-                    by: "limits",
-                    reason: refusal.reason.as_str().to_string(),
-                    status: refusal.status,
-                    counted: None,
-                    family: None,
-                    retry_after: Some(refusal.retry_after_secs),
-                }));
+                let denial = Denial::new(refusal.reason)
+                    .status(refusal.status)
+                    .retry_after(refusal.retry_after_secs);
+                return Ok(Some(Refused::Counted(denial)));
             }
         }
         let mut replay = match inspect::buffer_body(session, &route.waf).await? {
@@ -334,11 +300,9 @@ impl Edge {
             Err(BodyRefused::TooLarge(detail)) => {
                 ctx.log_fields
                     .insert("rampart.limit.detail".into(), detail.into());
-                return Ok(Some(Denial::protect(
-                    "limits",
+                return Ok(Some(Refused::Count(Denial::new(
                     DenialReason::BodyTooLarge,
-                    413,
-                )));
+                ))));
             }
         };
         let denial = self.waf(session, ctx, rt, route, &replay);
@@ -348,7 +312,7 @@ impl Edge {
             crate::h1_rebuild::rebuild(session, replay.take_for_rebuild()).await?;
         }
         ctx.body = Some(replay);
-        Ok(denial)
+        Ok(denial.map(Refused::Count))
     }
 
     /// Runs the route's WAF policy; logs and counts the decision.
@@ -384,10 +348,9 @@ impl Edge {
         if action != "block" {
             return None;
         }
-        Some(Denial {
-            family,
-            ..Denial::protect("waf", DenialReason::WafBlock, 403)
-        })
+        let mut denial = Denial::new(DenialReason::WafBlock);
+        denial.family = family.map(str::to_string);
+        Some(denial)
     }
 
     /// Ambiguous body framing (request smuggling material): refused rather than normalised.
@@ -472,12 +435,15 @@ impl ProxyHttp for Edge {
             .find(&ctx.host, session.req_header().uri.path())
             .cloned()
         else {
-            let d = Denial::answer("no_route", 404);
-            return self.deny(session, ctx, d).await;
+            ctx.answered = Some("no_route");
+            let policy = ctx.policy(&rt);
+            errors::respond_denied(session, 404, policy, ctx.https, &ctx.request_id, None).await?;
+            return Ok(true);
         };
         ctx.route = Some(route.clone());
         match self.protect(session, ctx, &rt, &route).await? {
-            Some(denial) => self.deny(session, ctx, denial).await,
+            Some(Refused::Count(denial)) => self.deny(session, ctx, denial).await,
+            Some(Refused::Counted(denial)) => self.answer_denial(session, ctx, denial).await,
             None => Ok(false),
         }
     }
@@ -496,8 +462,7 @@ impl ProxyHttp for Edge {
         // A body without a usable Content-Length (chunked, h2) may grow past max_body while
         // streaming: stop forwarding and fail the request.
         if session.body_bytes_read() as u64 > replay.max_body {
-            let d = Denial::protect("limits", DenialReason::BodyTooLarge, 413);
-            self.record_denial(ctx, &d);
+            let d = self.record_denial(ctx, Denial::new(DenialReason::BodyTooLarge));
             ctx.log_fields.insert(
                 "rampart.limit.detail".into(),
                 "body grew past max_body".into(),
@@ -678,8 +643,7 @@ impl ProxyHttp for Edge {
         }
         if code == 400 && ctx.denial.is_none() {
             // The request body broke its framing (e.g. an invalid chunk size) while we read it.
-            let d = Self::bad_request("malformed_body");
-            self.record_denial(ctx, &d);
+            let d = self.record_denial(ctx, Self::bad_request("malformed_body"));
             ctx.denial = Some(d);
         }
         if code > 0 {
@@ -778,8 +742,11 @@ fn access_record(
     let server = inet(session.server_addr());
     let mut extra = std::mem::take(&mut ctx.log_fields);
     if let Some(d) = &ctx.denial {
-        extra.insert("rampart.denial.by".into(), d.by.into());
-        extra.insert("rampart.denial.reason".into(), d.reason.clone().into());
+        extra.insert("rampart.denial.by".into(), d.stage().into());
+        extra.insert("rampart.denial.reason".into(), d.label().into());
+    } else if let Some(answer) = ctx.answered {
+        extra.insert("rampart.denial.by".into(), "edge".into());
+        extra.insert("rampart.denial.reason".into(), answer.into());
     }
     let client_address = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
     // Usually the same address: copy the text rather than format it twice.
