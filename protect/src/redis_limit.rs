@@ -1,16 +1,17 @@
 //! Fleet-wide rate limits: GCRA in Redis through one atomic Lua script
-//! (EVALSHA, EVAL when the script cache was flushed), for the routes that
-//! ask for it. The local limiter ([`super::ratelimit`]) stays in front; this
+//! (`redis::Script`: EVALSHA, loaded again when the script cache was
+//! flushed), on one multiplexed connection (`redis::aio::ConnectionManager`:
+//! concurrent checks are pipelined), for the routes that ask for it. The local limiter ([`super::ratelimit`]) stays in front; this
 //! check runs only for requests it allowed.
 //!
 //! Failure policy (never fail open silently, never block everyone): while
 //! Redis is unreachable, slow (no answer within `timeout_ms`) or answers
 //! errors, each node enforces the fleet rate itself with a local keyed
 //! limiter, sets the `rampart_ratelimit_redis_fallback` gauge to 1 and raises
-//! a `redis_fallback` alert; a background worker reconnects with exponential
-//! backoff and raises `redis_recovered` when it is back.
+//! a `redis_fallback` alert; a background worker probes (PING, which makes
+//! the connection manager reconnect) with exponential backoff and raises
+//! `redis_recovered` when it is back.
 
-mod resp;
 mod worker;
 
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
@@ -20,10 +21,14 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, Semaphore};
+
+use arc_swap::ArcSwapOption;
+use redis::aio::ConnectionManager;
+use redis::Script;
 
 use super::alert::AlertSink;
-use super::client_key::KeyPrefixes;
+use super::client_key::{ClientKey, KeyPrefixes};
 use super::ratelimit::{Decision, KeyedLimit, Rate};
 
 /// Gauge set to 1 while the fleet limiter runs on local limits only.
@@ -139,37 +144,38 @@ impl FleetLimit {
     }
 }
 
-pub(crate) struct Job {
-    key: String,
-    interval_us: u64,
-    capacity_us: u64,
-    reply: oneshot::Sender<Decision>,
-}
-
 /// Shared state between the limiter and its worker.
 pub(crate) struct Shared {
     healthy: AtomicBool,
     gauge: IntGauge,
     alerts: Option<Arc<dyn AlertSink>>,
+    /// The connection, once the worker made it (a clone is a handle to the
+    /// same multiplexed connection).
+    conn: ArcSwapOption<ConnectionManager>,
 }
 
-/// The task that owns the Redis connection; ends when the limiter is dropped.
+/// The task that makes the Redis connection, watches its health and brings
+/// it back; ends when the limiter is dropped.
 pub struct FleetWorker {
     config: RedisLimitConfig,
     shared: Arc<Shared>,
-    rx: mpsc::Receiver<Job>,
+    /// Checks that failed on Redis (error or too slow): probe the connection.
+    suspect: mpsc::Receiver<()>,
 }
 
 impl FleetWorker {
     pub async fn run(self) {
-        worker::run(self.config, self.shared, self.rx).await
+        worker::run(self.config, self.shared, self.suspect).await
     }
 }
 
 /// The fleet-wide limiter; cheap to share (`Arc`).
 pub struct FleetLimiter {
-    tx: mpsc::Sender<Job>,
     shared: Arc<Shared>,
+    script: Script,
+    /// Checks waiting on Redis at once (`queue`); more fall back at once.
+    in_flight: Semaphore,
+    suspect: mpsc::Sender<()>,
     default: Option<FleetLimit>,
     routes: HashMap<String, FleetLimit>,
     prefixes: KeyPrefixes,
@@ -248,16 +254,19 @@ impl FleetLimiter {
             healthy: AtomicBool::new(false),
             gauge,
             alerts,
+            conn: ArcSwapOption::empty(),
         });
-        let (tx, rx) = mpsc::channel(config.queue);
+        let (suspect, suspect_rx) = mpsc::channel(1);
         let worker = FleetWorker {
             config: config.clone(),
             shared: shared.clone(),
-            rx,
+            suspect: suspect_rx,
         };
         let limiter = Self {
-            tx,
             shared,
+            script: Script::new(worker::SCRIPT),
+            in_flight: Semaphore::new(config.queue),
+            suspect,
             default,
             routes,
             prefixes: KeyPrefixes {
@@ -294,25 +303,41 @@ impl FleetLimiter {
             return Decision::Allow;
         };
         let key = self.prefixes.key(client);
-        if !self.in_fallback() {
-            let (reply, rx) = oneshot::channel();
-            let job = Job {
-                key: format!("{}{}:{}", self.key_prefix, limit.name, key),
-                interval_us: limit.interval_us,
-                capacity_us: limit.capacity_us,
-                reply,
-            };
-            if self.tx.try_send(job).is_ok() {
-                if let Ok(Ok(decision)) = tokio::time::timeout(self.timeout, rx).await {
-                    self.count("redis", decision);
-                    return decision;
-                }
-            }
-            // Queue full, worker gone, Redis error or too slow: decide locally.
+        if let Some(decision) = self.ask_redis(limit, &key).await {
+            self.count("redis", decision);
+            return decision;
         }
+        // Fallback, too many checks waiting, Redis error or too slow: decide locally.
         let decision = limit.shadow.check(&key);
         self.count("fallback", decision);
         decision
+    }
+
+    /// The fleet decision from Redis, or `None` to decide locally. A failed
+    /// or late answer asks the worker to probe the connection.
+    async fn ask_redis(&self, limit: &FleetLimit, key: &ClientKey) -> Option<Decision> {
+        if self.in_fallback() {
+            return None;
+        }
+        let mut conn = ConnectionManager::clone(self.shared.conn.load().as_deref()?);
+        let _permit = self.in_flight.try_acquire().ok()?;
+        let mut call = self
+            .script
+            .key(format!("{}{}:{}", self.key_prefix, limit.name, key));
+        call.arg(limit.interval_us).arg(limit.capacity_us);
+        let reply = tokio::time::timeout(self.timeout, call.invoke_async::<(i64, i64)>(&mut conn));
+        let failure = match reply.await {
+            Ok(Ok(reply)) => match worker::decision(reply) {
+                Some(decision) => return Some(decision),
+                None => format!("unexpected reply {reply:?} from the rate-limit script"),
+            },
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+        };
+        tracing::debug!(error = %failure, "fleet check decided locally");
+        // Full: a probe is already asked for.
+        let _ = self.suspect.try_send(());
+        None
     }
 
     fn count(&self, source: &str, decision: Decision) {

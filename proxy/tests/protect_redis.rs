@@ -299,3 +299,29 @@ async fn limiter_checks(limiter: &FleetLimiter, client: IpAddr, n: usize) -> Vec
     }
     out
 }
+
+/// Sends one command on a side connection and returns the first reply line.
+fn side_command(port: u16, cmd: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(format!("{cmd}\r\n").as_bytes()).unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    line
+}
+
+#[tokio::test]
+async fn flushed_script_cache_is_reloaded_not_a_fallback() {
+    let redis = Redis::start();
+    let (limiter, _registry) = start(&config(redis.port, 2), None);
+    wait_until("connected", || !limiter.in_fallback()).await;
+    let client: IpAddr = CLIENT.parse().unwrap();
+    assert!(limiter.check(Some("api"), client).await.is_allow());
+    assert_eq!(side_command(redis.port, "SCRIPT FLUSH"), "+OK\r\n");
+    // NOSCRIPT: the script is loaded again and the check still decided by Redis.
+    assert_eq!(limiter_checks(&limiter, client, 2).await, [true, false]);
+    assert_eq!(limiter.decisions("redis"), 3);
+    assert_eq!(limiter.decisions("fallback"), 0);
+    assert!(!limiter.in_fallback());
+}

@@ -1,70 +1,139 @@
-//! The task that owns the Redis connection: pipelines checks, loads the
-//! script, and reconnects with exponential backoff. Health changes flip the
-//! shared flag, the gauge, and raise alerts.
+//! The task that makes the Redis connection (a `redis::aio::ConnectionManager`),
+//! watches its health and brings it back: a PING when a check failed, PINGs
+//! with exponential backoff while it is down (each makes the manager
+//! reconnect). Health changes flip the shared flag and the gauge, and raise
+//! alerts.
 
-use std::io;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use super::resp::{self, Value};
-use super::{Job, RedisLimitConfig, Shared};
+use super::{RedisLimitConfig, Shared};
 use crate::alert::{AlertEvent, Severity};
 use crate::ratelimit::{retry_after_secs, Decision};
 
 pub(super) const SCRIPT: &str = include_str!("gcra.lua");
-/// Most checks sent in one pipelined write.
-const BATCH: usize = 128;
 
-struct Conn {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-    sha: String,
-    /// Read deadline for one batch of replies.
-    timeout: Duration,
+/// The script's reply: `{1, 0}` allowed, `{0, retry_after_ms}` denied.
+pub(super) fn decision((allowed, retry_ms): (i64, i64)) -> Option<Decision> {
+    match allowed {
+        1 => Some(Decision::Allow),
+        0 => Some(Decision::Deny {
+            retry_after_secs: retry_after_secs(Duration::from_millis(retry_ms.max(0) as u64)),
+        }),
+        _ => None,
+    }
+}
+
+/// Why Redis is not usable right now.
+#[derive(Debug, thiserror::Error)]
+enum Trouble {
+    #[error("{0}")]
+    Redis(#[from] RedisError),
+    #[error("no answer within {0} ms")]
+    Slow(u128),
+}
+
+struct Probe {
+    client: Client,
+    config: ConnectionManagerConfig,
+    connect_timeout: Duration,
+    /// Deadline of one PING (and of every command on the connection).
+    deadline: Duration,
+    conn: Option<ConnectionManager>,
+}
+
+impl Probe {
+    /// Makes the connection if there is none yet, then PINGs it.
+    async fn ping(&mut self) -> Result<ConnectionManager, Trouble> {
+        let mut conn = match &self.conn {
+            Some(conn) => conn.clone(),
+            None => {
+                let connect =
+                    ConnectionManager::new_with_config(self.client.clone(), self.config.clone());
+                let conn = tokio::time::timeout(self.connect_timeout, connect)
+                    .await
+                    .map_err(|_| Trouble::Slow(self.connect_timeout.as_millis()))??;
+                self.conn = Some(conn.clone());
+                conn
+            }
+        };
+        let cmd = redis::cmd("PING");
+        tokio::time::timeout(self.deadline, cmd.query_async::<String>(&mut conn))
+            .await
+            .map_err(|_| Trouble::Slow(self.deadline.as_millis()))??;
+        Ok(conn)
+    }
 }
 
 pub(super) async fn run(
     config: RedisLimitConfig,
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Job>,
+    mut suspect: mpsc::Receiver<()>,
 ) {
     let min = Duration::from_millis(config.backoff_min_ms);
     let max = Duration::from_millis(config.backoff_max_ms);
+    let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+    // A command slower than this marks the connection down (one check waits
+    // only `timeout_ms` and then decides locally).
+    let deadline = Duration::from_millis(config.timeout_ms.saturating_mul(4).max(50));
+    let client = match Client::open(format!("redis://{}/", config.address)) {
+        Ok(client) => client,
+        Err(e) => {
+            let why = format!("bad address {}: {e}", config.address);
+            set_healthy(&shared, false, Some(&why));
+            return;
+        }
+    };
+    let mut probe = Probe {
+        client,
+        // Reconnects are driven by the probes below (one attempt each, with our backoff).
+        config: ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            .set_response_timeout(Some(deadline))
+            .set_number_of_retries(0),
+        connect_timeout,
+        deadline,
+        conn: None,
+    };
     let mut backoff = min;
     let mut announced_down = false;
     loop {
-        match connect(&config).await {
+        match probe.ping().await {
             Ok(conn) => {
                 backoff = min;
+                shared.conn.store(Some(Arc::new(conn)));
                 set_healthy(&shared, true, announced_down.then_some("connected again"));
-                let err = serve(conn, &mut rx).await;
-                let Err(e) = err else { return }; // every limiter handle dropped
-                set_healthy(&shared, false, Some(&format!("connection lost: {e}")));
+                // Healthy until a failed check's probe fails too.
+                let why = loop {
+                    if suspect.recv().await.is_none() {
+                        return; // every limiter handle dropped
+                    }
+                    if let Err(e) = probe.ping().await {
+                        break e;
+                    }
+                };
+                set_healthy(&shared, false, Some(&format!("connection lost: {why}")));
                 announced_down = true;
             }
             Err(e) => {
                 if !announced_down {
-                    set_healthy(
-                        &shared,
-                        false,
-                        Some(&format!("cannot connect to {}: {e}", config.address)),
-                    );
+                    let why = format!("cannot connect to {}: {e}", config.address);
+                    set_healthy(&shared, false, Some(&why));
                     announced_down = true;
                 }
             }
         }
-        // Back off, failing queued checks so their callers decide locally.
+        // Back off; checks decide locally meanwhile.
         let sleep = tokio::time::sleep(backoff);
         tokio::pin!(sleep);
         loop {
             tokio::select! {
                 _ = &mut sleep => break,
-                job = rx.recv() => if job.is_none() { return },
+                msg = suspect.recv() => if msg.is_none() { return },
             }
         }
         backoff = (backoff * 2).min(max);
@@ -98,138 +167,20 @@ fn set_healthy(shared: &Shared, healthy: bool, why: Option<&str>) {
     }
 }
 
-async fn connect(config: &RedisLimitConfig) -> io::Result<Conn> {
-    let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
-    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(config.address.as_str()))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-    stream.set_nodelay(true)?;
-    let (r, w) = stream.into_split();
-    let mut conn = Conn {
-        reader: BufReader::new(r),
-        writer: w,
-        sha: String::new(),
-        timeout: connect_timeout,
-    };
-    conn.sha = load_script(&mut conn).await?;
-    conn.timeout = Duration::from_millis(config.timeout_ms.saturating_mul(4).max(50));
-    Ok(conn)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn load_script(conn: &mut Conn) -> io::Result<String> {
-    let mut out = Vec::new();
-    resp::encode(&[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()], &mut out);
-    match round_trip(conn, &out, 1).await?.pop() {
-        Some(Value::Bulk(Some(sha))) => String::from_utf8(sha).map_err(|_| bad("sha")),
-        other => Err(bad(&format!("SCRIPT LOAD answered {other:?}"))),
-    }
-}
-
-fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
-}
-
-/// Writes `out` and reads `replies` values, all within the read deadline.
-async fn round_trip(conn: &mut Conn, out: &[u8], replies: usize) -> io::Result<Vec<Value>> {
-    let timeout = conn.timeout;
-    let io = async {
-        conn.writer.write_all(out).await?;
-        conn.writer.flush().await?;
-        let mut values = Vec::with_capacity(replies);
-        for _ in 0..replies {
-            values.push(resp::read_value(&mut conn.reader).await?);
-        }
-        Ok(values)
-    };
-    tokio::time::timeout(timeout, io)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "redis answered too slowly"))?
-}
-
-fn encode_check(job: &Job, sha_or_script: &str, eval: bool, out: &mut Vec<u8>) {
-    let interval = job.interval_us.to_string();
-    let capacity = job.capacity_us.to_string();
-    let cmd: &[u8] = if eval { b"EVAL" } else { b"EVALSHA" };
-    resp::encode(
-        &[
-            cmd,
-            sha_or_script.as_bytes(),
-            b"1",
-            job.key.as_bytes(),
-            interval.as_bytes(),
-            capacity.as_bytes(),
-        ],
-        out,
-    );
-}
-
-/// Serves checks until the connection fails (Err) or the channel closes (Ok).
-async fn serve(mut conn: Conn, rx: &mut mpsc::Receiver<Job>) -> io::Result<()> {
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        let Some(first) = rx.recv().await else {
-            return Ok(());
-        };
-        batch.push(first);
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let result = run_batch(&mut conn, &mut batch).await;
-        // Jobs still in the batch got no answer; dropping them makes their
-        // callers fall back.
-        batch.clear();
-        result?;
-    }
-}
-
-async fn run_batch(conn: &mut Conn, batch: &mut Vec<Job>) -> io::Result<()> {
-    let mut out = Vec::new();
-    for job in batch.iter() {
-        encode_check(job, &conn.sha, false, &mut out);
-    }
-    let replies = round_trip(conn, &out, batch.len()).await?;
-    let mut retry = Vec::new();
-    for (job, reply) in batch.drain(..).zip(replies) {
-        match reply {
-            Value::Error(e) if e.starts_with("NOSCRIPT") => retry.push(job),
-            other => answer(job, &other),
-        }
-    }
-    if retry.is_empty() {
-        return Ok(());
-    }
-    // The script cache was flushed (restart, SCRIPT FLUSH): EVAL the source,
-    // which also caches it again for the next EVALSHA.
-    let mut out = Vec::new();
-    for job in &retry {
-        encode_check(job, SCRIPT, true, &mut out);
-    }
-    let replies = round_trip(conn, &out, retry.len()).await?;
-    for (job, reply) in retry.into_iter().zip(replies) {
-        answer(job, &reply);
-    }
-    Ok(())
-}
-
-/// Sends the decision; a reply we cannot read sends nothing (caller falls back).
-fn answer(job: Job, reply: &Value) {
-    let decision = match reply {
-        Value::Array(Some(items)) => match items.as_slice() {
-            [Value::Int(1), _] => Some(Decision::Allow),
-            [Value::Int(0), Value::Int(ms)] => Some(Decision::Deny {
-                retry_after_secs: retry_after_secs(Duration::from_millis((*ms).max(0) as u64)),
-            }),
-            _ => None,
-        },
-        _ => None,
-    };
-    match decision {
-        Some(d) => {
-            let _ = job.reply.send(d);
-        }
-        None => tracing::warn!(reply = ?reply, "unexpected reply from the Redis rate-limit script"),
+    #[test]
+    fn script_replies() {
+        assert_eq!(decision((1, 0)), Some(Decision::Allow));
+        assert_eq!(
+            decision((0, 1500)),
+            Some(Decision::Deny {
+                retry_after_secs: 2
+            })
+        );
+        assert_eq!(decision((0, -5)).map(|d| d.is_allow()), Some(false));
+        assert_eq!(decision((7, 0)), None);
     }
 }
