@@ -227,19 +227,20 @@ impl Edge {
 
     /// Malformed requests are refused here, before routing, and never forwarded. Returns the
     /// normalised host.
-    fn validate(req: &RequestHeader) -> std::result::Result<String, Denial> {
+    fn validate(req: &RequestHeader) -> std::result::Result<String, Box<Denial>> {
+        let bad = |reason: &str| Box::new(Self::bad_request(reason));
         let path = req.uri.path();
         let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
         if !(path.starts_with('/') || asterisk_form) {
-            return Err(Self::bad_request("malformed_target"));
+            return Err(bad("malformed_target"));
         }
         if let Some(reason) = Self::framing_problem(req) {
-            return Err(Self::bad_request(reason));
+            return Err(bad(reason));
         }
         if req.method == http::Method::CONNECT {
-            return Err(Self::bad_request("connect_method").status(405));
+            return Err(Box::new(Self::bad_request("connect_method").status(405)));
         }
-        Self::request_host(req).map_err(Self::bad_request)
+        Self::request_host(req).map_err(bad)
     }
 
     /// Plain listeners (without `insecure_plaintext`) only redirect to https.
@@ -425,7 +426,7 @@ impl ProxyHttp for Edge {
         }
         ctx.host = match Self::validate(session.req_header()) {
             Ok(host) => host,
-            Err(denial) => return self.deny(session, ctx, denial).await,
+            Err(denial) => return self.deny(session, ctx, *denial).await,
         };
         if listener.tls.is_none() && !listener.insecure_plaintext {
             return self.redirect_to_https(session, ctx, &listener, &rt).await;
