@@ -178,18 +178,10 @@ impl<'a> Fields<'a> {
             self.truncated = true;
             return;
         }
-        let value = if value.len() > self.max_value {
-            self.truncated = true;
-            match value {
-                Cow::Borrowed(b) => Cow::Borrowed(&b[..self.max_value]),
-                Cow::Owned(mut v) => {
-                    v.truncate(self.max_value);
-                    Cow::Owned(v)
-                }
-            }
-        } else {
-            value
-        };
+        if value.len() > self.max_value {
+            self.push_windows(class, source, name, json_path, value, include_like);
+            return;
+        }
         self.list.push(Field {
             class,
             source,
@@ -199,6 +191,56 @@ impl<'a> Fields<'a> {
             include_like,
         });
     }
+
+    /// A value longer than the value limit, inspected whole as windows of
+    /// at most `max_value` bytes, each overlapping the next by
+    /// `window_overlap` bytes: any stretch up to the overlap long lies
+    /// whole in one window, and the work stays linear in the value's
+    /// length (each byte is read at most twice). Windows count against
+    /// the field limit like fields.
+    fn push_windows(
+        &mut self,
+        class: Class,
+        source: &'static str,
+        name: Cow<'a, str>,
+        json_path: Option<std::ops::Range<usize>>,
+        value: Cow<'a, [u8]>,
+        include_like: bool,
+    ) {
+        let (w, o) = (self.max_value.max(1), window_overlap(self.max_value));
+        let len = value.len();
+        let mut start = 0;
+        loop {
+            if self.list.len() >= self.max_fields {
+                self.truncated = true;
+                return;
+            }
+            let end = (start + w).min(len);
+            let part = match &value {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[start..end]),
+                Cow::Owned(v) => Cow::Owned(v[start..end].to_vec()),
+            };
+            self.list.push(Field {
+                class,
+                source,
+                name: name.clone(),
+                value: part,
+                json_path: json_path.clone(),
+                include_like,
+            });
+            if end == len {
+                return;
+            }
+            start = end - o;
+        }
+    }
+}
+
+/// How much consecutive windows of a long value overlap: a quarter of the
+/// window, at most 2 KiB (longer than any payload the rules need whole),
+/// and always less than the window so each one moves forward.
+fn window_overlap(max_value: usize) -> usize {
+    (max_value / 4).min(2048).min(max_value.saturating_sub(1))
 }
 
 /// Every field of a request, within the limits.

@@ -54,6 +54,12 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
     while i < v.len() {
         let b = v[i];
         if b == b'%' {
+            if let Some((c, used)) = iis_overlong(&v[i + 1..]) {
+                out.push(c);
+                i += 1 + used;
+                changed = true;
+                continue;
+            }
             if let Some((cp, used)) = unicode_escape(&v[i + 1..]) {
                 push_char(&mut out, cp);
                 i += 1 + used;
@@ -69,6 +75,15 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
                 changed = true;
                 continue;
             }
+            // An invalid escape between letters or markup (`un%ion`,
+            // `<%script>`): IIS / classic ASP drop the '%', so a keyword
+            // split by one is read whole behind us. After a digit it is
+            // a percentage (`50%off`) and kept.
+            if invalid_separator(v.get(i.wrapping_sub(1)).copied(), v.get(i + 1).copied()) {
+                i += 1;
+                changed = true;
+                continue;
+            }
         }
         out.push(b);
         i += 1;
@@ -77,6 +92,44 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
         return Some(folded);
     }
     changed.then_some(out)
+}
+
+/// Whether a '%' that starts no escape, between `before` and `after`, is
+/// an IIS separator to drop: a letter follows, and neither a digit nor a
+/// space nor another '%' comes before it (the first byte of a value has
+/// nothing before it).
+fn invalid_separator(before: Option<u8>, after: Option<u8>) -> bool {
+    after.is_some_and(|a| a.is_ascii_alphabetic())
+        && before.is_none_or(|b| !(b.is_ascii_digit() || b.is_ascii_whitespace() || b == b'%'))
+}
+
+/// IIS's loose hex: a letter past `f` still counts, by its distance from
+/// `a` plus ten (`v` = 31), and only the low bits survive.
+fn loose_hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'z' => Some(b - b'a' + 10),
+        b'A'..=b'Z' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `c0%9v`, `c1%1c`, `c0%qf` after a '%': a two-byte overlong lead whose
+/// continuation is written with IIS's loose hex digits (the IIS unicode
+/// traversal, `..%c0%9v..` = `../..`). The ASCII byte and bytes consumed.
+fn iis_overlong(v: &[u8]) -> Option<(u8, usize)> {
+    let lead = hex_val(*v.first()?)? << 4 | hex_val(*v.get(1)?)?;
+    if !matches!(lead, 0xc0 | 0xc1) || v.get(2) != Some(&b'%') {
+        return None;
+    }
+    let (h, l) = (loose_hex(*v.get(3)?)?, loose_hex(*v.get(4)?)?);
+    // Strict hex digits are the ordinary overlong path (`fold_overlong`).
+    if hex_val(v[3]).is_some() && hex_val(v[4]).is_some() {
+        return None;
+    }
+    let cont = (u32::from(h) << 4 | u32::from(l)) & 0x3f;
+    let cp = (u32::from(lead) & 0x1f) << 6 | cont;
+    (cp < 0x80).then_some((cp as u8, 5))
 }
 
 /// `uXXXX` after a '%': the code point and bytes consumed.
