@@ -161,7 +161,7 @@ fn iis_loose_escapes_and_dropped_percent_signs_are_decoded() {
         "file=..%c1%8s..%c1%8s..%c1%8swindows%c1%8swin.ini",
         "file=..%c1%pc..%c1%pc..%c1%pcwindows%c1%pcwin.ini",
         "id=1+un%ion+se%lect+password+fr%om+users--",
-        "q=%3C%script%3Ealert(1)%3C/script%3E",
+        "q=%3C%script%3Ealert(1)%3C/%script%3E",
         "q=<%s%cr%ipt>alert(1)</%s%cr%ipt>",
     ] {
         assert!(query_blocked(q), "query {q}");
@@ -175,4 +175,14 @@ fn iis_loose_escapes_and_dropped_percent_signs_are_decoded() {
     ] {
         assert!(!query_blocked(q), "benign query {q}");
     }
+}
+
+#[test]
+fn iis_loose_hex_lead_bytes_are_decoded() {
+    assert!(query_blocked(
+        "file=%5C..%bg%qf%5C..%bg%qf%5C..%bg%qfetc%bg%qfpasswd"
+    ));
+    assert!(query_blocked(
+        "file=..%bg%qf..%bg%qf..%bg%qfwindows%bg%qfwin.ini"
+    ));
 }

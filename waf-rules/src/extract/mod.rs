@@ -66,6 +66,10 @@ pub(crate) struct Field<'a> {
     /// (see `include_like_name`): decided once at extraction, so inspection
     /// pays a flag test per field.
     pub include_like: bool,
+    /// A window of a long value after its first (see `push_windows`): it
+    /// starts mid-value, so detectors that read a value from its start
+    /// as pasted after a quote (SQL) skip it; patterns still run.
+    pub continued: bool,
 }
 
 /// One step of a JSON path: an object key or an array index.
@@ -189,6 +193,7 @@ impl<'a> Fields<'a> {
             value,
             json_path,
             include_like,
+            continued: false,
         });
     }
 
@@ -227,11 +232,12 @@ impl<'a> Fields<'a> {
                 value: part,
                 json_path: json_path.clone(),
                 include_like,
+                continued: start > 0,
             });
             if end == len {
                 return;
             }
-            start = end - o;
+            start = window_start(&value, end - o, o / 2);
         }
     }
 }
@@ -241,6 +247,25 @@ impl<'a> Fields<'a> {
 /// and always less than the window so each one moves forward.
 fn window_overlap(max_value: usize) -> usize {
     (max_value / 4).min(2048).min(max_value.saturating_sub(1))
+}
+
+/// Where a window after the first starts: at the first letter or digit
+/// within `slack` bytes of `from` that follows a space or neutral
+/// punctuation, so the window does not open inside a quoted string or a
+/// comment (a window starting at `\",\"#15` would read as a SQL break-out
+/// or a `#` comment that the whole value is not). Otherwise at `from`.
+fn window_start(v: &[u8], from: usize, slack: usize) -> usize {
+    let stop = (from + slack).min(v.len());
+    (from.max(1)..stop)
+        .find(|&p| {
+            v[p].is_ascii_alphanumeric()
+                && (v[p - 1].is_ascii_whitespace()
+                    || matches!(
+                        v[p - 1],
+                        b',' | b';' | b'&' | b'=' | b':' | b'(' | b'[' | b'{' | b'>' | b'.'
+                    ))
+        })
+        .unwrap_or(from)
 }
 
 /// Every field of a request, within the limits.

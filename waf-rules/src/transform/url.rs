@@ -95,12 +95,12 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Whether a '%' that starts no escape, between `before` and `after`, is
-/// an IIS separator to drop: a letter follows, and neither a digit nor a
-/// space nor another '%' comes before it (the first byte of a value has
-/// nothing before it).
+/// an IIS separator to drop: inside a word (`un%ion`) or right after the
+/// `<` or `/` of a tag (`<%script>`), before a letter. After a digit or a
+/// space it is a percentage or prose (`50%off`, `100% sure`) and kept.
 fn invalid_separator(before: Option<u8>, after: Option<u8>) -> bool {
     after.is_some_and(|a| a.is_ascii_alphabetic())
-        && before.is_none_or(|b| !(b.is_ascii_digit() || b.is_ascii_whitespace() || b == b'%'))
+        && before.is_some_and(|b| b.is_ascii_alphabetic() || b == b'<' || b == b'/')
 }
 
 /// IIS's loose hex: a letter past `f` still counts, by its distance from
@@ -114,21 +114,27 @@ fn loose_hex(b: u8) -> Option<u8> {
     }
 }
 
-/// `c0%9v`, `c1%1c`, `c0%qf` after a '%': a two-byte overlong lead whose
-/// continuation is written with IIS's loose hex digits (the IIS unicode
-/// traversal, `..%c0%9v..` = `../..`). The ASCII byte and bytes consumed.
+/// `c0%9v`, `c1%1c`, `bg%qf` after a '%': a two-byte overlong lead and
+/// continuation written with IIS's loose hex digits (the IIS unicode
+/// traversal: `..%c0%9v..` and `..%bg%qf..` are `../..`). The ASCII byte
+/// and bytes consumed.
 fn iis_overlong(v: &[u8]) -> Option<(u8, usize)> {
-    let lead = hex_val(*v.first()?)? << 4 | hex_val(*v.get(1)?)?;
-    if !matches!(lead, 0xc0 | 0xc1) || v.get(2) != Some(&b'%') {
+    let digits = v.get(..5)?;
+    if digits[2] != b'%' {
         return None;
     }
-    let (h, l) = (loose_hex(*v.get(3)?)?, loose_hex(*v.get(4)?)?);
-    // Strict hex digits are the ordinary overlong path (`fold_overlong`).
-    if hex_val(v[3]).is_some() && hex_val(v[4]).is_some() {
+    let loose = |i: usize| loose_hex(digits[i]).map(u32::from);
+    // IIS adds the digits (`g` = 16 carries into the high one).
+    let lead = (loose(0)? * 16 + loose(1)?) & 0xff;
+    let second = (loose(3)? * 16 + loose(4)?) & 0xff;
+    let cont = second & 0x3f;
+    // A strict, valid overlong (`%c0%af`) is `fold_overlong`'s; IIS also
+    // reads an invalid second byte by its low six bits (`%c1%1c` = `\`).
+    let strict = [0, 1, 3, 4].iter().all(|&i| hex_val(digits[i]).is_some());
+    if (strict && (0x80..0xc0).contains(&second)) || !matches!(lead, 0xc0 | 0xc1) {
         return None;
     }
-    let cont = (u32::from(h) << 4 | u32::from(l)) & 0x3f;
-    let cp = (u32::from(lead) & 0x1f) << 6 | cont;
+    let cp = (lead & 0x1f) << 6 | cont;
     (cp < 0x80).then_some((cp as u8, 5))
 }
 
