@@ -186,3 +186,13 @@ fn iis_loose_hex_lead_bytes_are_decoded() {
         "file=..%bg%qf..%bg%qf..%bg%qfwindows%bg%qfwin.ini"
     ));
 }
+
+#[test]
+fn overlong_dots_after_a_stray_percent_are_a_traversal() {
+    let json = r#"{"f": "%%c0%6e%c0%6e\\etc\\passwd"}"#;
+    assert!(json_blocked(json));
+    assert!(query_blocked(
+        "f=%25%25c0%256e%25c0%256e%255cetc%255cpasswd"
+    ));
+    assert!(!query_blocked("q=up+50%25...+then+down"));
+}

@@ -117,7 +117,7 @@ fn loose_hex(b: u8) -> Option<u8> {
 /// `c0%9v`, `c1%1c`, `bg%qf` after a '%': a two-byte overlong lead and
 /// continuation written with IIS's loose hex digits (the IIS unicode
 /// traversal: `..%c0%9v..` and `..%bg%qf..` are `../..`). The ASCII byte
-/// and bytes consumed.
+/// and bytes consumed, for `/`, `\` and `.`.
 fn iis_overlong(v: &[u8]) -> Option<(u8, usize)> {
     let digits = v.get(..5)?;
     if digits[2] != b'%' {
@@ -134,8 +134,10 @@ fn iis_overlong(v: &[u8]) -> Option<(u8, usize)> {
     if (strict && (0x80..0xc0).contains(&second)) || !matches!(lead, 0xc0 | 0xc1) {
         return None;
     }
-    let cp = (lead & 0x1f) << 6 | cont;
-    (cp < 0x80).then_some((cp as u8, 5))
+    // Only the path bytes the traversal hides: read plainly, `%c0%5c` is
+    // also a `\` after a stray lead byte, which the path rules see.
+    let b = ((lead & 0x1f) << 6 | cont) as u8;
+    matches!(b, b'/' | b'\\' | b'.').then_some((b, 5))
 }
 
 /// `uXXXX` after a '%': the code point and bytes consumed.
