@@ -127,6 +127,39 @@ fn detection_and_false_positives_hold_on_the_committed_sample() {
         ("crs", "lfi", 85.0),
     ];
     check_floors(&r, &floors, 0.2);
+    // Leave one corpus out: the standalone attacks of each corpus that share no normalised
+    // payload with the other two. A subset of the standalone column, in every family.
+    for a in r["attacks"].as_array().unwrap() {
+        let (held, alone) = (
+            a["total_held_out"].as_u64().unwrap(),
+            a["total_standalone"].as_u64().unwrap(),
+        );
+        assert!(held <= alone, "{a}: more held-out than standalone items");
+    }
+    let family_floors = [
+        ("sqli", 97.0),
+        ("xss", 92.0),
+        ("cmdi", 94.0),
+        ("lfi", 92.0),
+        ("path-traversal", 93.0),
+        ("php", 85.0),
+        ("protocol", 90.0),
+    ];
+    for (family, floor) in family_floors {
+        let f = r["held_out_families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["family"] == family)
+            .unwrap_or_else(|| panic!("no held-out {family} in report"));
+        let total = f["total_held_out"].as_f64().unwrap();
+        assert!(total >= 30.0, "held-out {family}: only {total} items");
+        let got = 100.0 * f["detected_held_out"].as_f64().unwrap() / total;
+        assert!(
+            got >= floor,
+            "held-out {family}: detected {got:.1}% < {floor}%"
+        );
+    }
 }
 
 /// The full shared corpora. Ignored by default (they live outside the repository); `.ci/run`

@@ -23,6 +23,11 @@ pub struct Item {
     /// False for items that are not an attack on their own (lone `'`...).
     pub standalone: bool,
     pub request: OwnedRequest,
+    /// The bare value of a value-corpus item (`None` for whole requests).
+    pub value: Option<String>,
+    /// Where the item comes from inside its corpus: the record's `source` (a payload file of
+    /// PayloadsAllTheThings, a site), or the CRS rule test file.
+    pub source: String,
     /// What to show for a miss or false positive.
     pub show: String,
 }
@@ -277,6 +282,7 @@ pub fn read_jsonl(
             ),
             _ => Label::Benign,
         };
+        let source = v.get("source").and_then(|x| x.as_str()).unwrap_or("");
         if let Some(value) = v.get("value").and_then(|x| x.as_str()) {
             let attack_type = match &label {
                 Label::Attack(t) => t.as_str(),
@@ -290,12 +296,13 @@ pub fn read_jsonl(
                     label: label.clone(),
                     standalone,
                     request,
+                    value: Some(value.to_string()),
+                    source: source.to_string(),
                     show: value.to_string(),
                 });
             }
         } else {
             let request = OwnedRequest::from_json(&v);
-            let source = v.get("source").and_then(|x| x.as_str()).unwrap_or("");
             let site = source
                 .rsplit('/')
                 .next()
@@ -309,6 +316,8 @@ pub fn read_jsonl(
                 label,
                 standalone: true,
                 request,
+                value: None,
+                source: source.to_string(),
                 show,
             });
         }

@@ -151,6 +151,12 @@ pub fn read_dir(
                     label,
                     standalone,
                     request,
+                    value: None,
+                    source: file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("")
+                        .to_string(),
                     show,
                 });
             }

@@ -3,6 +3,7 @@
 
 use super::corpus::{self, Item, Label};
 use super::crs;
+use super::heldout::{self, Owners};
 use rampart_waf::{Policy, RuleSet, Verdict};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +26,11 @@ pub struct EvalArgs {
     /// Print up to N false positives per benign corpus.
     #[arg(long, default_value_t = 0)]
     show_fp: usize,
+    /// The unit left out for the held-out column: `corpus` (an item is held out when no other
+    /// attack corpus of the run carries its payload) or `source` (no other payload file, CRS
+    /// rule file or site, in its own corpus or another, carries it).
+    #[arg(long, default_value = "corpus", value_parser = ["corpus", "source"])]
+    leave_out: String,
     /// Print a JSON summary instead of tables.
     #[arg(long)]
     json: bool,
@@ -69,6 +75,22 @@ struct Report {
     crs_negative: Count,
     misses: BTreeMap<String, Vec<String>>,
     fps: BTreeMap<String, Vec<String>>,
+    /// Attack payload keys per corpus, and one record per standalone attack item.
+    owners: Owners,
+    standalone: Vec<Standalone>,
+    /// Filled by `finish`: (corpus, type) and family -> held-out standalone attacks.
+    held_out: BTreeMap<(String, String), Count>,
+    families: BTreeMap<String, (Count, Vec<String>)>,
+    /// `corpus` or `source`: the unit left out.
+    leave_out: String,
+}
+
+/// A standalone attack item: whether it was blocked and its payload keys.
+struct Standalone {
+    corpus: usize,
+    key: (String, String),
+    hit: bool,
+    keys: Vec<u64>,
 }
 
 pub fn run(rules: &RuleSet, policy: &Policy, a: &EvalArgs) -> Result<ExitCode, String> {
@@ -83,7 +105,10 @@ pub fn run(rules: &RuleSet, policy: &Policy, a: &EvalArgs) -> Result<ExitCode, S
         };
         in_split && (k / 5).is_multiple_of(every)
     };
-    let mut rep = Report::default();
+    let mut rep = Report {
+        leave_out: a.leave_out.clone(),
+        ..Report::default()
+    };
     let mut on_item = |item: Item| {
         let v = item.request.with(|r| rules.inspect(r, policy));
         rep.add(&item, &v, a);
@@ -95,6 +120,7 @@ pub fn run(rules: &RuleSet, policy: &Policy, a: &EvalArgs) -> Result<ExitCode, S
             corpus::read_jsonl(path, &keep, &mut on_item)?;
         }
     }
+    rep.finish();
     if a.json {
         println!("{}", rep.json());
     } else {
@@ -117,6 +143,22 @@ impl Report {
                     .entry((item.corpus.clone(), t.clone()))
                     .or_default()
                     .add(v.block, item.standalone);
+                let keys = heldout::keys(item.value.as_deref(), &item.request);
+                let unit = if a.leave_out == "source" {
+                    format!("{}/{}", item.corpus, item.source)
+                } else {
+                    item.corpus.clone()
+                };
+                let corpus = self.owners.corpus(&unit);
+                self.owners.add(corpus, &keys);
+                if item.standalone {
+                    self.standalone.push(Standalone {
+                        corpus,
+                        key: (item.corpus.clone(), t.clone()),
+                        hit: v.block,
+                        keys,
+                    });
+                }
                 self.attacks_by_placement
                     .entry((item.corpus.clone(), t.clone(), group))
                     .or_default()
@@ -165,6 +207,28 @@ impl Report {
         }
     }
 
+    /// Counts the standalone attacks that share no normalised payload with the other attack
+    /// corpora of the run (leave one corpus out), per (corpus, type) and per family.
+    fn finish(&mut self) {
+        for s in &self.standalone {
+            if !self.owners.held_out(s.corpus, &s.keys) {
+                continue;
+            }
+            self.held_out
+                .entry(s.key.clone())
+                .or_default()
+                .add(s.hit, true);
+            let (n, corpora) = self
+                .families
+                .entry(heldout::family(&s.key.1).to_string())
+                .or_default();
+            n.add(s.hit, true);
+            if !corpora.contains(&s.key.0) {
+                corpora.push(s.key.0.clone());
+            }
+        }
+    }
+
     /// Keeps up to `cap` blocked benign items of `key`, each with the rules that fired.
     fn keep_fp(&mut self, key: &str, item: &Item, v: &Verdict, cap: usize) {
         if cap == 0 {
@@ -206,16 +270,24 @@ impl Report {
     }
 
     fn print(&self) {
-        println!("== attacks: detected (all items) | detected (standalone attacks only)");
+        println!("== attacks: detected (all items) | detected (standalone attacks only) | held out: standalone attacks sharing no normalised payload with the other attack corpora (--leave-out source: sources) of this run");
         for ((c, t), n) in &self.attacks {
+            let h = self
+                .held_out
+                .get(&(c.clone(), t.clone()))
+                .copied()
+                .unwrap_or_default();
             println!(
-                "{c:<22} {t:<18} {:>6}/{:<6} {:>6.2}% | {:>6}/{:<6} {:>6.2}%",
+                "{c:<22} {t:<18} {:>6}/{:<6} {:>6.2}% | {:>6}/{:<6} {:>6.2}% | {:>6}/{:<6} {:>6.2}%",
                 n.hit,
                 n.total,
                 pct(n.hit, n.total),
                 n.hit_alone,
                 n.total_alone,
-                pct(n.hit_alone, n.total_alone)
+                pct(n.hit_alone, n.total_alone),
+                h.hit,
+                h.total,
+                pct(h.hit, h.total)
             );
             for ((c2, t2, p), m) in &self.attacks_by_placement {
                 if c2 == c && t2 == t && p != "request" {
@@ -228,6 +300,19 @@ impl Report {
                     );
                 }
             }
+        }
+        println!(
+            "== held out per family (leave one {} out; value placements counted separately)",
+            self.leave_out
+        );
+        for (f, (n, corpora)) in &self.families {
+            println!(
+                "{f:<22} {:>6}/{:<6} {:>6.2}%  from {}",
+                n.hit,
+                n.total,
+                pct(n.hit, n.total),
+                corpora.join(", ")
+            );
         }
         println!("== benign: false positives pooled | averaged per site (request corpora) or per placement (values)");
         for (c, n) in &self.benign {
@@ -275,7 +360,15 @@ impl Report {
         let attacks: Vec<_> = self
             .attacks
             .iter()
-            .map(|((c, t), n)| serde_json::json!({"corpus": c, "type": t, "total": n.total, "detected": n.hit, "total_standalone": n.total_alone, "detected_standalone": n.hit_alone}))
+            .map(|((c, t), n)| {
+                let h = self.held_out.get(&(c.clone(), t.clone())).copied().unwrap_or_default();
+                serde_json::json!({"corpus": c, "type": t, "total": n.total, "detected": n.hit, "total_standalone": n.total_alone, "detected_standalone": n.hit_alone, "total_held_out": h.total, "detected_held_out": h.hit})
+            })
+            .collect();
+        let families: Vec<_> = self
+            .families
+            .iter()
+            .map(|(f, (n, corpora))| serde_json::json!({"family": f, "total_held_out": n.total, "detected_held_out": n.hit, "corpora": corpora}))
             .collect();
         let benign: Vec<_> = self
             .benign
@@ -285,6 +378,7 @@ impl Report {
                 serde_json::json!({"corpus": c, "total": n.total, "fp": n.hit, "fp_pct": pct(n.hit, n.total), "per_group_avg_pct": avg, "groups": groups})
             })
             .collect();
-        serde_json::json!({"attacks": attacks, "benign": benign}).to_string()
+        serde_json::json!({"attacks": attacks, "leave_out": self.leave_out, "held_out_families": families, "benign": benign})
+            .to_string()
     }
 }

@@ -4,4 +4,5 @@ pub mod check;
 pub mod corpus;
 pub mod crs;
 pub mod eval;
+pub mod heldout;
 pub mod owned;
