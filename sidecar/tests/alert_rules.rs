@@ -14,7 +14,9 @@ fn promtool(args: &[&str]) -> std::process::Output {
         .args(args)
         .current_dir(deploy())
         .output()
-        .expect("promtool not found: install the Debian package `prometheus` (scripts/ensure-deps.sh)")
+        .expect(
+            "promtool not found: install the Debian package `prometheus` (scripts/ensure-deps.sh)",
+        )
 }
 
 #[test]
@@ -38,15 +40,24 @@ fn rules_watch_exported_metrics() {
     let rules = std::fs::read_to_string(deploy().join("sidecar-alerts.yml")).unwrap();
     let metrics = rampart_sidecar::runtime::metrics::Metrics::new();
     // Touch one child of every vector so it appears in the exposition.
-    metrics.denials.with_label_values(&["inbound", "enforce", "caller", "r"]).inc();
-    metrics.handshake_failures.with_label_values(&["inbound", "unknown_ca"]).inc();
+    metrics
+        .denials
+        .with_label_values(&["inbound", "enforce", "caller", "r"])
+        .inc();
+    metrics
+        .handshake_failures
+        .with_label_values(&["inbound", "unknown_ca"])
+        .inc();
     metrics.reloads.with_label_values(&["error"]).inc();
     let exported = metrics.render();
     let mut named = 0;
     for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if word.starts_with("rampart_sidecar_") {
             named += 1;
-            assert!(exported.contains(&format!("\n{word}")) || exported.starts_with(word), "alert rule names {word}, which the sidecar does not export");
+            assert!(
+                exported.contains(&format!("\n{word}")) || exported.starts_with(word),
+                "alert rule names {word}, which the sidecar does not export"
+            );
         }
     }
     assert!(named >= 6, "only {named} metric names found in the rules");
