@@ -174,16 +174,6 @@ impl Issuer {
         })
     }
 
-    /// Signs arbitrary params (tests build non-compliant certificates).
-    #[cfg(test)]
-    pub(crate) fn sign_raw(
-        &self,
-        params: CertificateParams,
-        public_key: &impl PublicKeyData,
-    ) -> Result<IssuedCert> {
-        self.sign(params, public_key, String::new())
-    }
-
     /// The intermediate certificate.
     pub fn certificate(&self) -> &CertificateDer<'static> {
         &self.ca_der
