@@ -7,10 +7,23 @@ use ring::digest::{digest, SHA256};
 use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 
-use crate::error::Result;
+use crate::error::{PkiError, Result};
 
-pub use rampart_tls::svid::{check_svid, not_after, not_before, public_key_der};
+pub use rampart_tls::svid::{check_svid, not_after, not_before, public_key_der, serial_hex};
 use rampart_tls::svid::{parse, to_time};
+
+/// Refuses a key that is not the one certified by `der` (e.g. a root key
+/// placed in an intermediate's file): such a CA would sign certificates
+/// that never verify.
+pub fn require_key_matches(der: &[u8], key: &impl rcgen::PublicKeyData, what: &str) -> Result<()> {
+    if public_key_der(der)? != key.subject_public_key_info() {
+        return Err(PkiError::KeyMismatch(format!(
+            "the {what} key does not belong to the {what} certificate (serial {})",
+            serial_hex(der)?
+        )));
+    }
+    Ok(())
+}
 
 /// What `rampart-pki inspect` shows.
 #[derive(Debug)]

@@ -11,16 +11,15 @@ use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
 pub struct TestCa {
-    key: KeyPair,
-    cert: rcgen::Certificate,
+    ca: rcgen::CertifiedIssuer<'static, KeyPair>,
 }
 
 pub fn uri(u: &str) -> SanType {
-    SanType::URI(rcgen::Ia5String::try_from(u).unwrap())
+    SanType::URI(rcgen::string::Ia5String::try_from(u).unwrap())
 }
 
 pub fn dns(d: &str) -> SanType {
-    SanType::DnsName(rcgen::Ia5String::try_from(d).unwrap())
+    SanType::DnsName(rcgen::string::Ia5String::try_from(d).unwrap())
 }
 
 impl TestCa {
@@ -35,12 +34,13 @@ impl TestCa {
         let now = OffsetDateTime::now_utc();
         p.not_before = now - Duration::hours(1);
         p.not_after = now + Duration::days(30);
-        let cert = p.self_signed(&key).unwrap();
-        TestCa { key, cert }
+        TestCa {
+            ca: rcgen::CertifiedIssuer::self_signed(p, key).unwrap(),
+        }
     }
 
     pub fn root(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
+        self.ca.der().clone()
     }
 
     pub fn bundle(&self, td: &str) -> BundleHandle {
@@ -66,7 +66,7 @@ impl TestCa {
         let now = OffsetDateTime::now_utc();
         p.not_before = now - Duration::minutes(1);
         p.not_after = now + life;
-        let cert = p.signed_by(&key, &self.cert, &self.key).unwrap();
+        let cert = p.signed_by(&key, &self.ca).unwrap();
         (vec![cert.der().clone()], key)
     }
 
