@@ -459,6 +459,9 @@ fn closest(policy: &EgressPolicy, host: &str) -> Option<String> {
     })
 }
 
+/// One protocol's outcome in [`explain`].
+pub type Explained = (Protocol, Result<Decision, Denied>);
+
 /// The offline decision for `HOST:PORT` (`rampart-sidecar policy explain --egress`): a name
 /// is judged as TLS carrying it as SNI and as plain HTTP carrying it as Host (or only the given
 /// `protocol`); an IP literal as a redirected connection to it without SNI or Host. DNS is not
@@ -467,7 +470,7 @@ pub fn explain(
     policy: &EgressPolicy,
     dest: &str,
     protocol: Option<Protocol>,
-) -> Result<Vec<(Protocol, Result<Decision, Denied>)>, String> {
+) -> Result<Vec<Explained>, String> {
     let (target, port) = crate::peek::parse_host_port(dest)
         .ok_or_else(|| format!("{dest:?} is not HOST:PORT (use [v6]:port for IPv6)"))?;
     let protocols = match protocol {
