@@ -5,6 +5,8 @@
 //! path: callers only `try_send` on a bounded channel and never wait.
 
 mod http_post;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 mod window;
 
 use serde::{Deserialize, Serialize};

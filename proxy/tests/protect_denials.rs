@@ -3,56 +3,12 @@
 //! JSON event line, and (at its threshold) one webhook POST to a real local
 //! HTTP listener.
 
+use rampart_protect::alert::testing::webhook_receiver as webhook;
 use rampart_protect::alert::{self, AlertConfig, AlertRule};
 use rampart_protect::denial::{Denial, DenialReason};
 use rampart_protect::report::Denials;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-
-/// Receives webhook POSTs; each JSON body goes to the channel.
-async fn webhook() -> (String, mpsc::UnboundedReceiver<serde_json::Value>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while let Ok(n) = sock.read(&mut chunk).await {
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    if buf.len() < end + 4 + len {
-                        continue;
-                    }
-                    tx.send(serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap())
-                        .unwrap();
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                        .await;
-                    return;
-                }
-            });
-        }
-    });
-    (url, rx)
-}
 
 #[tokio::test]
 async fn every_reason_is_counted_logged_and_alerted() {

@@ -1,11 +1,17 @@
-//! A minimal HTTP/1.1 POST client for the alert webhook: one request per
-//! connection, http or https (rustls + ring, webpki roots or a CA file).
-//! It talks to the one configured URL and follows no redirects.
+//! The alert webhook client: one HTTP/1.1 POST per connection on hyper
+//! (`hyper::client::conn::http1`), http or https (rustls with the workspace's
+//! ring provider through rampart-tls, webpki roots or a CA file). It talks to
+//! the one configured URL and follows no redirects.
 
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST, USER_AGENT};
+use http_body_util::Full;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -18,6 +24,8 @@ pub enum WebhookError {
     CaFile { path: String, reason: String },
     #[error("webhook I/O: {0}")]
     Io(#[from] std::io::Error),
+    #[error("webhook HTTP: {0}")]
+    Http(#[from] hyper::Error),
     #[error("webhook answered {0}")]
     Status(String),
 }
@@ -103,9 +111,8 @@ impl WebhookTarget {
             }
             None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+        let config = rampart_tls::Profile::Intermediate
+            .client_builder()
             .map_err(|e| WebhookError::Url(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
@@ -131,50 +138,38 @@ impl WebhookTarget {
         }
     }
 
-    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-        &self,
-        mut io: S,
-        body: &str,
-    ) -> Result<(), WebhookError> {
+    async fn exchange<S>(&self, io: S, body: &str) -> Result<(), WebhookError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let default_port = if self.https { 443 } else { 80 };
         let host_header = if self.port == default_port {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
         };
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: rampart-proxy-alerts\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            self.path,
-            body.len()
-        );
-        io.write_all(head.as_bytes()).await?;
-        io.write_all(body.as_bytes()).await?;
-        io.flush().await?;
-        // The status line is all we need; read at most 4 KiB of the answer.
-        let mut buf = vec![0u8; 4096];
-        let mut len = 0;
-        while len < buf.len() {
-            let n = io.read(&mut buf[len..]).await?;
-            if n == 0 {
-                break;
+        let request = http::Request::post(self.path.as_str())
+            .header(HOST, host_header)
+            .header(USER_AGENT, "rampart-alerts")
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .map_err(|e| WebhookError::Url(e.to_string()))?;
+        let (mut sender, conn) = http1::handshake(TokioIo::new(io)).await?;
+        tokio::pin!(conn);
+        // Drive the connection while the request is answered; only the status is needed,
+        // so the connection is dropped (closed) once the response head is in.
+        let response = tokio::select! {
+            response = sender.send_request(request) => response?,
+            closed = &mut conn => {
+                closed?;
+                return Err(WebhookError::Status("nothing (connection closed)".into()));
             }
-            len += n;
-            if buf[..len].contains(&b'\n') {
-                break;
-            }
-        }
-        let text = String::from_utf8_lossy(&buf[..len]);
-        let status_line = text.lines().next().unwrap_or("").to_string();
-        let code = status_line.split(' ').nth(1).unwrap_or("");
-        if status_line.starts_with("HTTP/1.") && code.len() == 3 && code.starts_with('2') {
+        };
+        let status = response.status();
+        if status.is_success() {
             Ok(())
         } else {
-            Err(WebhookError::Status(if status_line.is_empty() {
-                "nothing".into()
-            } else {
-                status_line
-            }))
+            Err(WebhookError::Status(status.to_string()))
         }
     }
 }

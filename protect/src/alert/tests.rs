@@ -1,52 +1,7 @@
 //! Alerter tests against a real HTTP listener on loopback.
 
+use super::testing::webhook_receiver as webhook_server;
 use super::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// A webhook receiver: each POST body is sent to the returned channel.
-async fn webhook_server() -> (String, mpsc::UnboundedReceiver<serde_json::Value>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let n = sock.read(&mut chunk).await.unwrap();
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    let Some(end) = text.find("\r\n\r\n") else {
-                        continue;
-                    };
-                    let len: usize = text
-                        .lines()
-                        .find_map(|l| l.strip_prefix("Content-Length: "))
-                        .unwrap()
-                        .parse()
-                        .unwrap();
-                    if buf.len() < end + 4 + len {
-                        continue;
-                    }
-                    assert!(text.starts_with("POST /hook HTTP/1.1\r\n"));
-                    let body = &buf[end + 4..end + 4 + len];
-                    tx.send(serde_json::from_slice(body).unwrap()).unwrap();
-                    sock.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                        .await
-                        .unwrap();
-                    return;
-                }
-            });
-        }
-    });
-    (url, rx)
-}
 
 async fn next(rx: &mut mpsc::UnboundedReceiver<serde_json::Value>) -> serde_json::Value {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
