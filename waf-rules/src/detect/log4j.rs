@@ -10,6 +10,11 @@ use std::ops::Range;
 
 const MAX_DEPTH: usize = 32;
 
+/// Whether `v` holds a lookup resolving to JNDI (fuzzing / tooling entry point).
+pub fn is_log4j(v: &[u8]) -> bool {
+    detect(v).is_some()
+}
+
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
     let first = v.windows(2).position(|w| w == b"${")?;
     let mut stack: Vec<(usize, Vec<u8>)> = vec![(first, Vec::new())];

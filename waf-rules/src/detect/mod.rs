@@ -1,6 +1,6 @@
 //! Native detectors for what regexes do badly.
 
-mod log4j;
+pub(crate) mod log4j;
 mod protocol;
 pub(crate) mod shell;
 pub(crate) mod sqli;

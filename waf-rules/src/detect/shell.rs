@@ -393,11 +393,10 @@ fn command_at(r: &mut Reader<'_>, w: &Word, sep: Sep) -> Option<usize> {
     let spaced = r.skip_blanks();
     let after = r.peek(0);
     let ends = !r.blob
-        && match after {
-            None => true,
-            Some(b';' | b'|' | b'&' | b'`' | b')' | b'\n' | b'}') => true,
-            _ => false,
-        };
+        && matches!(
+            after,
+            None | Some(b';' | b'|' | b'&' | b'`' | b')' | b'\n' | b'}')
+        );
     let arg_shaped = after.is_some_and(|a| {
         matches!(
             a,
