@@ -6,6 +6,8 @@
 //! trust_domain = "mesh.local"
 //! policy = "policy.toml"                # relative to this file
 //! directory = "directory.toml"
+//! identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
+//! admin = { listen = "127.0.0.1:15090" }    # /metrics /healthz /readyz
 //!
 //! [[inbound.port]]
 //! port = 8080                           # the app port peers call (policy names it)
@@ -23,7 +25,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use rampart_pki::spiffe::TrustDomain;
+use rampart_tls::spiffe::TrustDomain;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -51,6 +53,30 @@ struct RawConfig {
     inbound: RawInbound,
     #[serde(default)]
     outbound: RawOutbound,
+    identity: IdentityFiles,
+    #[serde(default)]
+    admin: Option<Admin>,
+}
+
+/// Where the sidecar's SVID and the trust bundle are (files written by `rampart-pki` or by the
+/// identity agent; re-read on reload).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFiles {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM PKCS#8 key (0600).
+    pub key: PathBuf,
+    /// PEM roots of the trust domain.
+    pub bundle: PathBuf,
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Where it listens.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +84,10 @@ struct RawConfig {
 struct RawInbound {
     #[serde(default, rename = "port")]
     ports: Vec<Spanned<InboundPort>>,
+    /// Transparent mode: where redirected peer traffic arrives (`init-redirect` sends every
+    /// inbound port here); the app port is the connection's original destination.
+    #[serde(default)]
+    transparent_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,6 +95,10 @@ struct RawInbound {
 struct RawOutbound {
     #[serde(default, rename = "listener")]
     listeners: Vec<Spanned<OutboundListener>>,
+    /// Transparent mode: where the app's redirected connections arrive; the destination is the
+    /// original one, looked up in the directory.
+    #[serde(default)]
+    transparent_listen: Option<SocketAddr>,
 }
 
 /// One app port fronted by the sidecar.
@@ -77,8 +111,10 @@ pub struct InboundPort {
     pub protocol: Protocol,
     /// The app's own listener (loopback).
     pub app: SocketAddr,
-    /// The sidecar's mTLS listener for this port.
-    pub listen: SocketAddr,
+    /// The sidecar's mTLS listener for this port (explicit mode; optional when
+    /// `inbound.transparent_listen` is set).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// One explicit outbound listener.
@@ -110,6 +146,14 @@ pub struct Config {
     pub inbound: Vec<InboundPort>,
     /// Explicit outbound listeners.
     pub outbound: Vec<OutboundListener>,
+    /// Transparent inbound listener, if any.
+    pub inbound_transparent: Option<SocketAddr>,
+    /// Transparent outbound listener, if any.
+    pub outbound_transparent: Option<SocketAddr>,
+    /// SVID and bundle files (resolved).
+    pub identity: IdentityFiles,
+    /// The admin listener, if any.
+    pub admin: Option<Admin>,
 }
 
 impl Config {
@@ -139,6 +183,7 @@ impl Config {
         let mut ports = HashSet::new();
         let mut listens = HashSet::new();
         let mut inbound = Vec::new();
+        let transparent_in = raw.inbound.transparent_listen;
         for (i, p) in raw.inbound.ports.into_iter().enumerate() {
             let span = p.span();
             let p = p.into_inner();
@@ -157,12 +202,23 @@ impl Config {
                     format!("app address {} must be on loopback: the sidecar forwards plain text only there", p.app),
                 ));
             }
-            if !listens.insert(p.listen) {
-                return Err(err(
-                    span,
-                    &format!("{field}.listen"),
-                    format!("{} is used twice", p.listen),
-                ));
+            match p.listen {
+                Some(l) if l.port() != 0 && !listens.insert(l) => {
+                    return Err(err(
+                        span,
+                        &format!("{field}.listen"),
+                        format!("{l} is used twice"),
+                    ));
+                }
+                None if transparent_in.is_none() => {
+                    return Err(err(
+                        span,
+                        &format!("{field}.listen"),
+                        "give the port a `listen` address, or set inbound.transparent_listen"
+                            .into(),
+                    ));
+                }
+                _ => {}
             }
             inbound.push(p);
         }
@@ -181,7 +237,7 @@ impl Config {
                     ),
                 ));
             }
-            if !listens.insert(l.listen) {
+            if l.listen.port() != 0 && !listens.insert(l.listen) {
                 return Err(err(
                     span,
                     &format!("{field}.listen"),
@@ -198,7 +254,14 @@ impl Config {
             outbound.push(l);
         }
         let base = source.path().parent().unwrap_or(Path::new("."));
+        let identity = IdentityFiles {
+            cert: base.join(&raw.identity.cert),
+            key: base.join(&raw.identity.key),
+            bundle: base.join(&raw.identity.bundle),
+        };
         Ok(Config {
+            identity,
+            admin: raw.admin,
             policy: base.join(&raw.policy),
             directory: base.join(&raw.directory),
             source,
@@ -206,6 +269,8 @@ impl Config {
             trust_domain,
             inbound,
             outbound,
+            inbound_transparent: raw.inbound.transparent_listen,
+            outbound_transparent: raw.outbound.transparent_listen,
         })
     }
 
@@ -231,6 +296,7 @@ service = "payments"
 trust_domain = "mesh.local"
 policy = "policy.toml"
 directory = "/abs/directory.toml"
+identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
 
 [[inbound.port]]
 port = 8080
@@ -260,7 +326,7 @@ port = 9000
         assert_eq!(e.field.as_deref(), Some("inbound.port[0].app"), "{e}");
         assert!(e.message.contains("loopback"), "{e}");
         let e = load(&GOOD.replace("protocol = \"http\"", "protocol = \"grpc\"")).unwrap_err();
-        assert_eq!(e.line, Some(9), "{e}");
+        assert_eq!(e.line, Some(10), "{e}");
         let e = load(&GOOD.replace("trust_domain", "trust_domian")).unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
         let e = load(&GOOD.replace("mesh.local", "Mesh")).unwrap_err();

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use rampart_pki::spiffe::SpiffeId;
+use rampart_tls::spiffe::SpiffeId;
 
 use super::*;
 use crate::source::SourceFile;
@@ -410,6 +410,7 @@ service = "payments"
 trust_domain = "mesh.local"
 policy = "p.toml"
 directory = "d.toml"
+identity = { cert = "c", key = "k", bundle = "b" }
 [[inbound.port]]
 port = 8080
 protocol = "http"
