@@ -1,15 +1,24 @@
-//! A small HTTP/1.1 client: one request at a time on a keep-alive connection,
-//! reading the whole response (Content-Length, chunked, or until close).
+//! Requests, and the HTTP/1.1 client of ordinary traffic on hyper
+//! (`hyper::client::conn::http1`): one request at a time on a keep-alive
+//! connection, reading the whole response. A request the `http` types refuse
+//! (an attack corpus item with bytes no valid URI or header may carry) is
+//! sent by [`crate::malformed`] instead, byte for byte.
 
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
+use http::{HeaderMap, Method, Uri, Version};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use std::io;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::task::JoinHandle;
 
+use crate::malformed::{self, RawClient};
 use crate::target::Conn;
 
-const MAX_HEAD: usize = 64 * 1024;
-const MAX_BODY: u64 = 64 * 1024 * 1024;
+const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// One request, ready to be encoded for a host.
+/// One request, ready to be prepared for a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
@@ -29,31 +38,73 @@ impl Request {
         }
     }
 
-    /// The bytes on the wire. Host and Content-Length are ours.
-    pub fn encode(&self, host: &str) -> Vec<u8> {
-        let mut out = format!(
-            "{} {} HTTP/1.1\r\nHost: {host}\r\n",
-            self.method, self.target
-        )
-        .into_bytes();
+    /// Built once per run: through hyper when the `http` types hold the
+    /// request, else the raw bytes. Host and Content-Length are ours.
+    pub fn prepare(&self, host: &str) -> Prepared {
+        match self.template(host) {
+            Some(template) => Prepared::Hyper(Box::new(template)),
+            None => Prepared::Raw {
+                wire: malformed::encode(self, host),
+                head: self.method == "HEAD",
+            },
+        }
+    }
+
+    fn template(&self, host: &str) -> Option<Template> {
+        let method = Method::from_bytes(self.method.as_bytes()).ok()?;
+        let uri: Uri = self.target.parse().ok()?;
+        if uri.scheme().is_some() || uri.path_and_query().map(|p| p.as_str()) != Some(&self.target)
+        {
+            return None; // not origin-form as given
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_str(host).ok()?);
         for (name, value) in &self.headers {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).ok()?,
+                HeaderValue::from_bytes(value.as_bytes()).ok()?,
+            );
         }
         if !self.body.is_empty() || matches!(self.method.as_str(), "POST" | "PUT" | "PATCH") {
-            out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(self.body.len()));
         }
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(&self.body);
-        out
+        Some(Template {
+            method,
+            uri,
+            headers,
+            body: Bytes::from(self.body.clone()),
+        })
     }
 }
 
-/// A connection with its read buffer.
-pub struct Client {
-    io: BufReader<Conn>,
+/// A request as the `http` types hold it; each send is a cheap copy.
+#[derive(Debug, Clone)]
+pub struct Template {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Template {
+    fn request(&self) -> http::Request<Full<Bytes>> {
+        let mut request = http::Request::new(Full::new(self.body.clone()));
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// A request ready to send.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Hyper(Box<Template>),
+    /// Raw bytes for [`crate::malformed`]; `head`: a HEAD request (no response body).
+    Raw {
+        wire: Vec<u8>,
+        head: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,221 +114,173 @@ pub struct Response {
     pub close: bool,
 }
 
-fn protocol(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+/// A keep-alive connection: hyper's, or the raw sender's for a malformed request.
+pub enum Client {
+    Hyper(HyperClient),
+    Raw(RawClient),
 }
 
 impl Client {
-    pub fn new(conn: Conn) -> Self {
-        Self {
-            io: BufReader::new(conn),
+    /// A new connection for `request`'s kind.
+    pub async fn connect(conn: Conn, request: &Prepared) -> io::Result<Self> {
+        Ok(match request {
+            Prepared::Hyper(_) => Self::Hyper(HyperClient::handshake(conn).await?),
+            Prepared::Raw { .. } => Self::Raw(RawClient::new(conn)),
+        })
+    }
+
+    /// True if the connection can carry `request` now: the same kind, and
+    /// the server neither closed it nor sent anything since the last response.
+    pub async fn is_idle_for(&mut self, request: &Prepared) -> bool {
+        match (self, request) {
+            (Self::Hyper(c), Prepared::Hyper(_)) => c.is_idle(),
+            (Self::Raw(c), Prepared::Raw { .. }) => c.is_idle().await,
+            _ => false,
         }
     }
 
-    /// True if the server sent nothing (no stray bytes, no EOF) since the
-    /// last response, so the connection can carry another request. Catches
-    /// servers that answer an idle keep-alive connection with 408 and close.
-    pub async fn is_idle(&mut self) -> bool {
-        if !self.io.buffer().is_empty() {
-            return false;
+    /// Sends one request and reads its whole response.
+    pub async fn exchange(&mut self, request: &Prepared) -> io::Result<Response> {
+        match (self, request) {
+            (Self::Hyper(c), Prepared::Hyper(t)) => c.exchange(t).await,
+            (Self::Raw(c), Prepared::Raw { wire, head }) => c.exchange(wire, *head).await,
+            _ => Err(io::Error::other("connection of the other kind")),
         }
-        // Timeout polls the read once first: Elapsed means "nothing there".
-        tokio::time::timeout(std::time::Duration::ZERO, self.io.fill_buf())
+    }
+}
+
+/// hyper's HTTP/1.1 client connection; its driver runs as a task, ended when
+/// the client is dropped.
+pub struct HyperClient {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for HyperClient {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// hyper's errors as I/O errors, so they are counted by kind
+/// (`stats::ErrorKind::of`): a connection the server closed is `Closed`.
+fn io_error(e: hyper::Error) -> io::Error {
+    let kind = if e.is_incomplete_message() || e.is_closed() || e.is_canceled() {
+        io::ErrorKind::UnexpectedEof
+    } else if e.is_timeout() {
+        io::ErrorKind::TimedOut
+    } else if e.is_parse() || e.is_parse_status() {
+        io::ErrorKind::InvalidData
+    } else {
+        // An I/O failure underneath keeps its own kind.
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(io) = s.downcast_ref::<io::Error>() {
+                return io::Error::new(io.kind(), e.to_string());
+            }
+            source = s.source();
+        }
+        io::ErrorKind::Other
+    };
+    io::Error::new(kind, e.to_string())
+}
+
+impl HyperClient {
+    pub async fn handshake(conn: Conn) -> io::Result<Self> {
+        let (sender, connection) = http1::handshake(TokioIo::new(conn))
             .await
-            .is_err()
+            .map_err(io_error)?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self { sender, driver })
     }
 
-    /// Sends one encoded request and reads its response.
-    pub async fn exchange(&mut self, wire: &[u8], head_request: bool) -> io::Result<Response> {
-        self.io.get_mut().write_all(wire).await?;
-        self.io.get_mut().flush().await?;
-        loop {
-            let (status, len, chunked, close) = self.read_head().await?;
-            if (100..200).contains(&status) {
-                continue; // interim response; the real one follows
-            }
-            let no_body = head_request || status == 204 || status == 304;
-            let mut close = close;
-            if !no_body {
-                if chunked {
-                    self.skip_chunked().await?;
-                } else if let Some(len) = len {
-                    self.skip(len).await?;
-                } else {
-                    // Delimited by close.
-                    let mut sink = tokio::io::sink();
-                    tokio::io::copy(&mut (&mut self.io).take(MAX_BODY), &mut sink).await?;
-                    close = true;
-                }
-            }
-            return Ok(Response { status, close });
-        }
+    fn is_idle(&self) -> bool {
+        !self.sender.is_closed() && self.sender.is_ready()
     }
 
-    async fn line(&mut self, budget: &mut usize) -> io::Result<String> {
-        let mut buf = Vec::new();
-        let n = (&mut self.io)
-            .take(*budget as u64)
-            .read_until(b'\n', &mut buf)
-            .await?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        *budget = budget.saturating_sub(n);
-        if !buf.ends_with(b"\n") {
-            return Err(protocol("response head too large"));
-        }
-        Ok(String::from_utf8_lossy(&buf)
-            .trim_end_matches(['\r', '\n'])
-            .to_string())
-    }
-
-    async fn read_head(&mut self) -> io::Result<(u16, Option<u64>, bool, bool)> {
-        let mut budget = MAX_HEAD;
-        let status_line = self.line(&mut budget).await?;
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        if !version.starts_with("HTTP/1.") {
-            return Err(protocol("not an HTTP/1.x response"));
-        }
-        let status: u16 = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| protocol("bad status"))?;
-        let mut close = version == "HTTP/1.0";
-        let (mut len, mut chunked) = (None, false);
-        loop {
-            let line = self.line(&mut budget).await?;
-            if line.is_empty() {
-                break;
-            }
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                len = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| protocol("bad Content-Length"))?,
-                );
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().contains("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                let v = value.to_ascii_lowercase();
-                close = v.contains("close") || (close && !v.contains("keep-alive"));
-            }
-        }
-        Ok((status, len, chunked, close))
-    }
-
-    async fn skip(&mut self, len: u64) -> io::Result<()> {
-        if len > MAX_BODY {
-            return Err(protocol("response body too large"));
-        }
-        let copied = tokio::io::copy(&mut (&mut self.io).take(len), &mut tokio::io::sink()).await?;
-        if copied < len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "body cut short",
-            ));
-        }
-        Ok(())
-    }
-
-    async fn skip_chunked(&mut self) -> io::Result<()> {
-        let mut total = 0u64;
-        loop {
-            let mut budget = 1024;
-            let size_line = self.line(&mut budget).await?;
-            let hex = size_line.split(';').next().unwrap_or("").trim();
-            let size = u64::from_str_radix(hex, 16).map_err(|_| protocol("bad chunk size"))?;
-            total = total.saturating_add(size);
-            if total > MAX_BODY {
-                return Err(protocol("response body too large"));
-            }
-            if size == 0 {
-                // Trailers, up to the empty line.
-                let mut budget = MAX_HEAD;
-                while !self.line(&mut budget).await?.is_empty() {}
-                return Ok(());
-            }
-            self.skip(size + 2).await?;
-        }
+    async fn exchange(&mut self, template: &Template) -> io::Result<Response> {
+        let response = self
+            .sender
+            .send_request(template.request())
+            .await
+            .map_err(io_error)?;
+        let status = response.status().as_u16();
+        let connection = response
+            .headers()
+            .get(CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_default();
+        let close = connection.contains("close")
+            || (response.version() == Version::HTTP_10 && !connection.contains("keep-alive"));
+        Limited::new(response.into_body(), MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast::<hyper::Error>() {
+                Ok(e) => io_error(*e),
+                Err(e) => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+            })?;
+        Ok(Response { status, close })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
-    fn encodes_with_host_and_length() {
+    fn well_formed_requests_go_through_hyper_odd_ones_raw() {
         let mut r = Request::get("/a?b=1");
         r.method = "POST".into();
         r.headers
             .push(("Content-Type".into(), "application/json".into()));
         r.body = b"{}".to_vec();
-        let wire = String::from_utf8(r.encode("h:1")).unwrap();
-        assert_eq!(
-            wire,
-            "POST /a?b=1 HTTP/1.1\r\nHost: h:1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
-        );
+        let Prepared::Hyper(t) = r.prepare("h:1") else {
+            panic!("well-formed request not for hyper");
+        };
+        let req = t.request();
+        assert_eq!(req.uri(), "/a?b=1");
+        assert_eq!(req.headers()[HOST], "h:1");
+        assert_eq!(req.headers()[CONTENT_LENGTH], "2");
+        // A payload with bytes no URI may hold is sent as it is.
+        let odd = Request::get("/search?q=<script>\"é\"");
+        let Prepared::Raw { wire, head } = odd.prepare("h") else {
+            panic!("odd request not raw");
+        };
+        assert!(!head);
+        assert!(wire.starts_with("GET /search?q=<script>\"é\" HTTP/1.1\r\n".as_bytes()));
     }
 
+    /// Scripted answers on a duplex pipe: the client reads whole bodies and
+    /// tells a connection the server will close.
     #[tokio::test]
-    async fn reads_length_chunked_and_close_delimited_bodies() {
+    async fn reads_bodies_and_notices_close() {
         let (client_side, mut server_side) = tokio::io::duplex(1 << 16);
-        let mut c = Client::new(Box::new(client_side));
-        server_side
-            .write_all(
-                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc\
-                  HTTP/1.1 429 Too Many\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\nX: y\r\n\r\n\
-                  HTTP/1.0 403 Forbidden\r\n\r\nbye",
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            c.exchange(b"", false).await.unwrap(),
-            Response {
-                status: 200,
-                close: false
+        let get = Request::get("/").prepare("h");
+        let mut c = Client::connect(Box::new(client_side), &get).await.unwrap();
+        let server = tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            for answer in [
+                &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"[..],
+                b"HTTP/1.1 429 Too Many\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+                b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            ] {
+                let _ = server_side.read(&mut buf).await.unwrap();
+                server_side.write_all(answer).await.unwrap();
             }
-        );
-        assert_eq!(
-            c.exchange(b"", false).await.unwrap(),
-            Response {
-                status: 429,
-                close: false
-            }
-        );
-        drop(server_side);
-        assert_eq!(
-            c.exchange(b"", false).await.unwrap(),
-            Response {
-                status: 403,
-                close: true
-            }
-        );
-        assert!(c.exchange(b"", false).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn stale_keepalive_connection_is_not_idle() {
-        let (client_side, mut server_side) = tokio::io::duplex(1024);
-        let mut c = Client::new(Box::new(client_side));
-        assert!(c.is_idle().await);
-        server_side
-            .write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
-            .await
-            .unwrap();
-        assert!(!c.is_idle().await);
-        let (client_side, server_side) = tokio::io::duplex(1024);
-        let mut c = Client::new(Box::new(client_side));
-        drop(server_side);
-        assert!(!c.is_idle().await, "EOF not noticed");
+        });
+        let expect = [(200, false), (429, false), (403, true)];
+        for (status, close) in expect {
+            assert!(c.is_idle_for(&get).await);
+            let r = tokio::time::timeout(std::time::Duration::from_secs(5), c.exchange(&get))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!((r.status, r.close), (status, close));
+        }
+        server.await.unwrap();
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod corpus;
 pub mod http;
+pub mod malformed;
 pub mod mix;
 pub mod report;
 pub mod runner;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::http::{Client, Request};
+use crate::http::{Client, Prepared, Request};
 use crate::report::Report;
 use crate::slowloris::{self, SlowStats};
 use crate::stats::{ErrorKind, Outcome, Recorder};
@@ -209,16 +209,11 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
     })
 }
 
-/// A request on the wire, and whether it is HEAD (no response body).
-type Wire = Arc<Vec<(Vec<u8>, bool)>>;
+/// The requests of a class, prepared once for the target.
+type Wire = Arc<Vec<Prepared>>;
 
 fn encode(requests: &[Request], target: &Target) -> Wire {
-    Arc::new(
-        requests
-            .iter()
-            .map(|r| (r.encode(&target.host), r.method == "HEAD"))
-            .collect(),
-    )
+    Arc::new(requests.iter().map(|r| r.prepare(&target.host)).collect())
 }
 
 /// Idle keep-alive connections of one source address, and a cap on them.
@@ -282,9 +277,9 @@ impl Traffic {
             let (target, rec, timeout) = (self.target.clone(), self.rec.clone(), self.timeout);
             rec.scheduled();
             tasks.spawn(async move {
-                let (wire, head) = &requests[idx % requests.len()];
+                let request = &requests[idx % requests.len()];
                 let outcome = match pool.slots.acquire().await {
-                    Ok(_permit) => pooled_exchange(&target, &pool, wire, *head, timeout).await,
+                    Ok(_permit) => pooled_exchange(&target, &pool, request, timeout).await,
                     Err(_) => Outcome::Error(ErrorKind::Io),
                 };
                 rec.record(outcome, intended.elapsed());
@@ -320,11 +315,11 @@ impl Traffic {
                     if i >= max || Instant::now() >= deadline {
                         return;
                     }
-                    let (wire, head) = &requests[i as usize % requests.len()];
+                    let request = &requests[i as usize % requests.len()];
                     rec.scheduled();
                     let sent_at = Instant::now();
                     let outcome =
-                        one_exchange(&target, source, &mut client, wire, *head, timeout).await;
+                        one_exchange(&target, source, &mut client, request, timeout).await;
                     rec.record(outcome, sent_at.elapsed());
                 }
             });
@@ -337,12 +332,11 @@ impl Traffic {
 async fn pooled_exchange(
     target: &Target,
     pool: &Pool,
-    wire: &[u8],
-    head: bool,
+    request: &Prepared,
     timeout: Duration,
 ) -> Outcome {
     let mut client = pool.take();
-    let outcome = one_exchange(target, pool.source, &mut client, wire, head, timeout).await;
+    let outcome = one_exchange(target, pool.source, &mut client, request, timeout).await;
     if let Some(c) = client {
         pool.put(c);
     }
@@ -356,14 +350,14 @@ async fn one_exchange(
     target: &Target,
     source: IpAddr,
     client: &mut Option<Client>,
-    wire: &[u8],
-    head: bool,
+    request: &Prepared,
     timeout: Duration,
 ) -> Outcome {
     let attempt = async {
         if let Some(c) = client.as_mut() {
-            if !c.is_idle().await {
-                *client = None; // closed or answered while idle: do not reuse
+            if !c.is_idle_for(request).await {
+                // Closed, answered while idle, or of the other kind: do not reuse.
+                *client = None;
             }
         }
         let reused = client.is_some();
@@ -374,11 +368,14 @@ async fn one_exchange(
             let mut c = match client.take() {
                 Some(c) if !fresh => c,
                 _ => match target.connect(Some(source)).await {
-                    Ok(conn) => Client::new(conn),
+                    Ok(conn) => match Client::connect(conn, request).await {
+                        Ok(c) => c,
+                        Err(e) => return Outcome::Error(ErrorKind::of(&e)),
+                    },
                     Err(e) => return Outcome::Error(ErrorKind::of(&e)),
                 },
             };
-            match c.exchange(wire, head).await {
+            match c.exchange(request).await {
                 Ok(resp) => {
                     if !resp.close {
                         *client = Some(c);
