@@ -18,6 +18,7 @@
 //! - [`config`]: mesh `ServerConfig` / `ClientConfig` builders for an identity.
 //! - [`publish`]: those configs published on watch channels, one generation per identity
 //!   ([`MeshConfigs`]), and the acceptor/connector that take the newest for each handshake.
+//! - `test_ca` (feature `test-ca`): an in-memory CA for tests of this and other crates.
 #![forbid(unsafe_code)]
 
 pub mod bundle;
@@ -32,6 +33,8 @@ pub mod revocation;
 pub mod sni;
 pub mod spiffe;
 pub mod svid;
+#[cfg(feature = "test-ca")]
+pub mod test_ca;
 pub mod verifier;
 
 pub use bundle::BundleHandle;

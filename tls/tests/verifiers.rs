@@ -2,12 +2,10 @@
 //! The SPIFFE verifiers over real handshakes and direct calls: SVID rules, trust domain,
 //! chain to the bundle, expiry, and a bundle swap seen by an existing verifier.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{dns, id, uri, TestCa};
+use rampart_tls::test_ca::{dns, id, ip, uri, TestCa};
 use rampart_tls::{
     client_config, peer_spiffe_id, server_config, PeerPolicy, Rejection, RevocationList, Revoked,
     SpiffeClientVerifier, SpiffeServerVerifier,
@@ -274,10 +272,7 @@ fn host_sans_are_checked_when_present() {
     let now = UnixTime::now();
     let svc = "spiffe://example.org/rampart/pki";
     let with_dns = ca.svid_with(vec![uri(svc), dns("ca.example.org")]);
-    let with_ip = ca.svid_with(vec![
-        uri(svc),
-        rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()),
-    ]);
+    let with_ip = ca.svid_with(vec![uri(svc), ip("127.0.0.1")]);
     let without = ca.svid(svc);
     let named = |n: &str| ServerName::try_from(n.to_string()).unwrap();
     sv.verify_server_cert(&with_dns.chain[0], &[], &named("ca.example.org"), &[], now)
