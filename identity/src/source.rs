@@ -49,6 +49,9 @@ pub struct SourceSettings {
     pub on_reject: Option<RejectHook>,
     /// ALPN protocols of the published configs (none by default).
     pub alpn: Vec<Vec<u8>>,
+    /// Whether the published server config lets clients without a certificate in (see
+    /// `rampart_tls::MeshOptions::client_cert_optional`; off by default).
+    pub client_cert_optional: bool,
     /// Where the current SVID is kept (`svid.pem`, `svid.key` 0600) so a
     /// restart renews instead of needing a new join token. `None`: memory only.
     pub state_dir: Option<PathBuf>,
@@ -70,6 +73,7 @@ impl SourceSettings {
             peer_policy: PeerPolicy::AnyInTrustDomain,
             on_reject: None,
             alpn: Vec::new(),
+            client_cert_optional: false,
             state_dir: None,
         }
     }
@@ -80,6 +84,7 @@ impl SourceSettings {
             policy: self.peer_policy.clone(),
             on_reject: self.on_reject.clone(),
             alpn: self.alpn.clone(),
+            client_cert_optional: self.client_cert_optional,
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use rampart_tls::test_ca::{dns, id, ip, uri, TestCa};
 use rampart_tls::{
-    client_config, peer_spiffe_id, server_config, PeerPolicy, Rejection, RevocationList, Revoked,
-    SpiffeClientVerifier, SpiffeServerVerifier,
+    client_config, peer_spiffe_id, server_config, MeshOptions, PeerPolicy, Rejection,
+    RevocationList, Revoked, SpiffeClientVerifier, SpiffeServerVerifier,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
@@ -223,6 +223,10 @@ async fn refused_handshake(
         .unwrap()
 }
 
+fn anonymous_again(b: &rampart_tls::BundleHandle) -> Arc<rustls::ClientConfig> {
+    client_config(None, b, PeerPolicy::AnyInTrustDomain).unwrap()
+}
+
 #[tokio::test]
 async fn handshake_refusals_carry_their_reason() {
     let ca = TestCa::new();
@@ -235,12 +239,27 @@ async fn handshake_refusals_carry_their_reason() {
         refused_handshake(server_cfg.clone(), anonymous).await,
         Some(Rejection::NoClientCertificate)
     );
+    // Client certificates optional: the anonymous client gets through (an authorization layer
+    // refuses it with a reason), a client that sends one is still verified (below).
+    let mut options = MeshOptions::new(PeerPolicy::AnyInTrustDomain);
+    options.client_cert_optional = true;
+    let lenient = rampart_tls::config::mesh_server_config(&server_id, &b, &options).unwrap();
+    assert_eq!(
+        refused_handshake(lenient.clone(), anonymous_again(&b)).await,
+        None
+    );
     let mut list = RevocationList::new();
     list.revoke_id(client_id.spiffe_id.clone());
     b.set_revocations(list);
     let client_cfg = client_config(Some(&client_id), &b, PeerPolicy::AnyInTrustDomain).unwrap();
     assert_eq!(
         refused_handshake(server_cfg.clone(), client_cfg.clone()).await,
+        Some(Rejection::Revoked(Revoked::SpiffeId(
+            client_id.spiffe_id.clone()
+        )))
+    );
+    assert_eq!(
+        refused_handshake(lenient, client_cfg.clone()).await,
         Some(Rejection::Revoked(Revoked::SpiffeId(
             client_id.spiffe_id.clone()
         )))
