@@ -412,3 +412,38 @@ async fn persist(dir: Option<&Path>, identity: &Identity) {
         Err(e) => tracing::warn!(error = %e, "could not keep the SVID on disk"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_tls::test_ca::TestCa;
+
+    #[test]
+    fn bundle_answers_install_roots_and_deny_list_together_or_not_at_all() {
+        let (ca, other) = (TestCa::new(), TestCa::new());
+        let bundle = ca.bundle("example.org");
+        let both = format!("{}{}", ca.root_pem(), other.root_pem());
+        let list = RevokedList {
+            spiffe_ids: vec!["spiffe://example.org/ns/a/sa/gone".into()],
+            serials: vec!["0a:0b".into()],
+        };
+        assert!(install_bundle(&bundle, &both, Some(&list)).unwrap());
+        assert_eq!(bundle.roots().len(), 2);
+        assert_eq!(bundle.revocations().len(), 2);
+        // No list in the answer: the roots change, the current list stays.
+        assert!(install_bundle(&bundle, &ca.root_pem(), None).unwrap());
+        assert_eq!(bundle.roots().len(), 1);
+        assert_eq!(bundle.revocations().len(), 2);
+        // A malformed list refuses the whole answer: neither roots nor list change.
+        let bad = RevokedList {
+            spiffe_ids: vec!["not a spiffe id".into()],
+            serials: vec![],
+        };
+        assert!(install_bundle(&bundle, &both, Some(&bad)).is_err());
+        assert_eq!(bundle.roots().len(), 1);
+        assert_eq!(bundle.revocations().len(), 2);
+        // An empty list lifts every revocation.
+        assert!(install_bundle(&bundle, &ca.root_pem(), Some(&RevokedList::default())).unwrap());
+        assert!(bundle.revocations().is_empty());
+    }
+}
