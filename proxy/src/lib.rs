@@ -2,7 +2,6 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
-pub mod admin;
 pub mod config;
 pub mod cookies;
 pub mod demo;

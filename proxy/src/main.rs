@@ -48,19 +48,14 @@ enum Command {
     },
 }
 
-/// Handshake failures from scanners and probes are routine at an edge; they are counted in
-/// metrics rather than logged one by one.
+/// Warnings, plus reloads and the drain (`rampart_ops`) at INFO. Handshake failures from
+/// scanners and probes are routine at an edge; they are counted in metrics rather than logged
+/// one by one.
 const DEFAULT_LOG: &str =
-    "warn,pingora_core::services::listening=off,pingora_core::protocols=error";
+    "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
-        )
-        .init();
+    rampart_ops::logging::init("RAMPART_LOG", DEFAULT_LOG);
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => rampart_proxy::server::run(&config),

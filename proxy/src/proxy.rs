@@ -245,9 +245,7 @@ impl Edge {
                 .active_requests
                 .with_label_values(&[&l.name])
                 .inc();
-            self.shared
-                .in_flight
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            self.shared.in_flight.enter();
             ctx.counted_active = true;
         }
     }
@@ -724,9 +722,7 @@ impl ProxyHttp for Edge {
             if let Some(l) = &ctx.listener {
                 m.active_requests.with_label_values(&[&l.name]).dec();
             }
-            self.shared
-                .in_flight
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            self.shared.in_flight.leave();
         }
         self.shared
             .access_log
