@@ -4,6 +4,7 @@
 #   cmake              pingora-core builds zlib-ng with it
 #   redis-server       fleet-wide rate-limit integration tests start a real one
 #   prometheus         promtool validates deploy/prometheus/*.yml
+#   knot unbound ldnsutils  rampart-dns/egress tests serve signed, bogus and unsigned zones (Knot behind Unbound)
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -11,6 +12,9 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
+command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ] || need+=(unbound)
+command -v ldns-signzone >/dev/null 2>&1 || need+=(ldnsutils)
 [ ${#need[@]} -eq 0 ] && exit 0
 line="apt-get update && apt-get install -y --no-install-recommends ${need[*]}"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

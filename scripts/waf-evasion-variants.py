@@ -2,11 +2,11 @@
 """Evasion variants of the PayloadsAllTheThings values, to check that detection does not rest
 on one spelling: for each transform, the same random sample (seed 7, 400 values per family)
 is written twice, as sent (`base-NAME.jsonl`) and transformed (`NAME.jsonl`), in the value
-corpus format `rampart-waf eval` reads. Usage:
+corpus format `rampart-waf-lab eval` reads. Usage:
 
     scripts/waf-evasion-variants.py ../shared/waf-corpus/payloadsallthethings.jsonl OUTDIR
     for t in rcase dbl uenc tabs nl cmt; do
-        target/release/rampart-waf eval --corpus OUTDIR/base-$t.jsonl OUTDIR/$t.jsonl
+        target/release/rampart-waf-lab eval --corpus OUTDIR/base-$t.jsonl OUTDIR/$t.jsonl
     done
 """
 import json

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ca::profiles::MAX_LIFETIME;
+use crate::ca::profiles::{ServiceNames, MAX_LIFETIME};
 use crate::ca::RotationPolicy;
 use crate::error::{PkiError, Result};
 use crate::keystore::{Kek, KeyProtection, DEFAULT_KEK_ENV};
@@ -18,6 +18,11 @@ use crate::keystore::{Kek, KeyProtection, DEFAULT_KEK_ENV};
 pub struct ServeConfig {
     /// Address to listen on (HTTPS).
     pub listen: SocketAddr,
+    /// DNS names and IP addresses the service is reached at, put in its
+    /// certificate so `curl --cacert bundle.pem https://NAME:PORT/…`
+    /// verifies it. Default: the listen address when it is a specific IP.
+    #[serde(default)]
+    pub server_names: Option<ServiceNames>,
     /// CA directory created by `rampart-pki init`.
     pub ca_dir: PathBuf,
     /// Audit log (default `CA_DIR/audit.jsonl`).
@@ -193,6 +198,18 @@ impl ServeConfig {
         RotationPolicy {
             rotate_at_fraction: self.rotation.rotate_at_fraction,
             bundle_propagation: Duration::from_secs(self.rotation.bundle_propagation_secs),
+        }
+    }
+
+    /// The names put in the service's certificate.
+    pub fn service_names(&self) -> ServiceNames {
+        match &self.server_names {
+            Some(n) => n.clone(),
+            None if self.listen.ip().is_unspecified() => ServiceNames::default(),
+            None => ServiceNames {
+                dns: Vec::new(),
+                ips: vec![self.listen.ip()],
+            },
         }
     }
 

@@ -32,6 +32,16 @@ pub enum PkiError {
     /// The CSR asks for something a workload certificate may not have.
     #[error("CSR refused: {0}")]
     CsrRefused(String),
+    /// The key of a CA certificate is not the one the certificate certifies.
+    #[error("key/certificate mismatch: {0}")]
+    KeyMismatch(String),
+    /// The identity is reserved (the CA's own, the bare trust domain, or
+    /// listed in `[issuance] reserved_ids`).
+    #[error("{id} is reserved ({why}) and is never issued")]
+    ReservedIdentity { id: String, why: &'static str },
+    /// The CSR's key algorithm is not one the CA certifies.
+    #[error("unsupported key algorithm {0}: use ECDSA P-256, ECDSA P-384 or Ed25519")]
+    UnsupportedKeyAlgorithm(String),
     /// The CSR names another identity than the one the caller is entitled to.
     #[error("CSR is for {requested} but the caller may only obtain {entitled}")]
     CsrIdentityMismatch { requested: String, entitled: String },
@@ -141,6 +151,9 @@ impl PkiError {
             PkiError::BadCsr(_) => "bad_csr",
             PkiError::CsrRefused(_) => "csr_refused",
             PkiError::CsrIdentityMismatch { .. } => "csr_identity_mismatch",
+            PkiError::KeyMismatch(_) => "key_mismatch",
+            PkiError::ReservedIdentity { .. } => "reserved_identity",
+            PkiError::UnsupportedKeyAlgorithm(_) => "unsupported_key_algorithm",
             PkiError::NotSvid(_) => "not_svid",
             PkiError::CertificateNotValidNow(_) => "certificate_expired",
             PkiError::TokenUnknown => "token_unknown",
@@ -175,6 +188,7 @@ impl PkiError {
             | PkiError::CertificateNotValidNow(_) => 401,
             PkiError::CsrIdentityMismatch { .. }
             | PkiError::ForeignTrustDomain { .. }
+            | PkiError::ReservedIdentity { .. }
             | PkiError::NotAuthorized(_) => 403,
             PkiError::Io { .. } | PkiError::Rcgen(_) | PkiError::Crypto(_) => 500,
             _ => 400,

@@ -36,6 +36,24 @@ pub fn public_key_der(der: &[u8]) -> Result<Vec<u8>> {
     Ok(parse(der)?.public_key().raw.to_vec())
 }
 
+/// The certificate's serial number (hex of its content octets).
+pub fn serial_hex(der: &[u8]) -> Result<String> {
+    Ok(hex::encode(parse(der)?.raw_serial()))
+}
+
+/// Refuses a key that is not the one certified by `der` (e.g. a root key
+/// placed in an intermediate's file): such a CA would sign certificates
+/// that never verify.
+pub fn require_key_matches(der: &[u8], key: &impl rcgen::PublicKeyData, what: &str) -> Result<()> {
+    if public_key_der(der)? != key.subject_public_key_info() {
+        return Err(PkiError::KeyMismatch(format!(
+            "the {what} key does not belong to the {what} certificate (serial {})",
+            serial_hex(der)?
+        )));
+    }
+    Ok(())
+}
+
 /// The certificate's `notBefore`.
 pub fn not_before(der: &[u8]) -> Result<OffsetDateTime> {
     to_time(parse(der)?.validity().not_before)

@@ -11,8 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A CA that signs server certificates (PEM).
 pub struct EphemeralCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
+    ca: rcgen::CertifiedIssuer<'static, KeyPair>,
 }
 
 impl EphemeralCa {
@@ -23,12 +22,12 @@ impl EphemeralCa {
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         set_validity(&mut params, CA_LIFETIME);
-        let cert = params.self_signed(&key)?;
-        Ok(EphemeralCa { cert, key })
+        let ca = rcgen::CertifiedIssuer::self_signed(params, key)?;
+        Ok(EphemeralCa { ca })
     }
 
     pub fn cert_pem(&self) -> String {
-        self.cert.pem()
+        self.ca.pem()
     }
 
     /// A leaf for `names` (DNS names or IP addresses): (chain PEM, key PEM).
@@ -43,7 +42,7 @@ impl EphemeralCa {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params, LEAF_LIFETIME);
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let cert = params.signed_by(&key, &self.ca)?;
         Ok((cert.pem(), key.serialize_pem()))
     }
 }

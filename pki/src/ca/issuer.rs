@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use rcgen::{Certificate, CertificateParams, KeyPair, PublicKeyData};
+use rcgen::{CertificateParams, KeyPair, PublicKeyData};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
@@ -32,8 +32,7 @@ pub struct IssuedCert {
 pub struct Issuer {
     trust_domain: TrustDomain,
     dns_suffixes: Vec<String>,
-    ca_cert: Certificate,
-    ca_key: KeyPair,
+    signer: rcgen::Issuer<'static, KeyPair>,
     ca_der: CertificateDer<'static>,
     not_after: OffsetDateTime,
     serial: String,
@@ -55,22 +54,18 @@ impl Issuer {
         root_serial: String,
         assume_issued_until: OffsetDateTime,
     ) -> Result<Self> {
-        // rcgen needs a `Certificate` for the issuer's name and key id. The
-        // params are parsed from the stored certificate so the issuer name in
-        // each leaf is byte-identical to the intermediate's subject.
-        let params = CertificateParams::from_ca_cert_der(&ca_der)?;
-        let not_after = params.not_after;
-        let serial = params
-            .serial_number
-            .as_ref()
-            .map(|s| hex::encode(s.to_bytes()))
-            .unwrap_or_default();
-        let ca_cert = params.self_signed(&ca_key)?;
+        // The issuer's name and key id are parsed from the stored
+        // certificate so the issuer name in each leaf is byte-identical to
+        // the intermediate's subject. A key that is not the certificate's
+        // would sign leaves that never verify: refused here, at load.
+        crate::inspect::require_key_matches(&ca_der, &ca_key, "intermediate")?;
+        let not_after = crate::inspect::not_after(&ca_der)?;
+        let serial = crate::inspect::serial_hex(&ca_der)?;
+        let signer = rcgen::Issuer::from_ca_cert_der(&ca_der, ca_key)?;
         Ok(Issuer {
             trust_domain,
             dns_suffixes,
-            ca_cert,
-            ca_key,
+            signer,
             ca_der,
             not_after,
             serial,
@@ -99,13 +94,24 @@ impl Issuer {
     pub(crate) fn issue_service_svid(
         &self,
         id: &SpiffeId,
+        names: &profiles::ServiceNames,
         public_key: &impl PublicKeyData,
         ttl: Duration,
     ) -> Result<IssuedCert> {
+        for name in &names.dns {
+            if !self.dns_suffixes.is_empty()
+                && !profiles::dns_name_permitted(name, &self.dns_suffixes)
+            {
+                return Err(PkiError::DnsNameNotPermitted {
+                    name: name.clone(),
+                    suffixes: self.dns_suffixes.join(", "),
+                });
+            }
+        }
         let (serial, serial_hex) = profiles::random_serial()?;
         let (nb, na) = self.validity(ttl)?;
-        let params = profiles::svid(id, serial, nb, na)?;
-        let cert = params.signed_by(public_key, &self.ca_cert, &self.ca_key)?;
+        let params = profiles::service(id, names, serial, nb, na)?;
+        let cert = params.signed_by(public_key, &self.signer)?;
         Ok(IssuedCert {
             chain: vec![cert.der().clone(), self.ca_der.clone()],
             not_after: na,
@@ -164,7 +170,7 @@ impl Issuer {
         serial: String,
     ) -> Result<IssuedCert> {
         let not_after = params.not_after;
-        let cert = params.signed_by(public_key, &self.ca_cert, &self.ca_key)?;
+        let cert = params.signed_by(public_key, &self.signer)?;
         self.max_issued_not_after
             .fetch_max(not_after.unix_timestamp(), Ordering::Relaxed);
         Ok(IssuedCert {

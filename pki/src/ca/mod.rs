@@ -168,6 +168,7 @@ impl Ca {
     ) -> Result<Ca> {
         let state = CaState::load(dir)?;
         let roots = load_roots(dir, &state)?;
+        check_active_root_key(dir, &state, &roots, &protection)?;
         let issuer = load_issuer(dir, &state, &protection, max_leaf_ttl)?;
         Ok(Ca {
             dir: dir.to_path_buf(),
@@ -327,6 +328,28 @@ fn load_roots(dir: &Path, state: &CaState) -> Result<Vec<TrustedRoot>> {
         .collect()
 }
 
+/// Decrypts the active root's key only to check it is the root's (a key
+/// swapped between files is found at load, not at the next rotation).
+fn check_active_root_key(
+    dir: &Path,
+    state: &CaState,
+    roots: &[TrustedRoot],
+    protection: &KeyProtection,
+) -> Result<()> {
+    let Some(root) = roots.iter().find(|r| r.serial == state.active_root) else {
+        return Err(PkiError::BadCaDir {
+            path: dir.to_path_buf(),
+            why: "active root missing from trusted roots".into(),
+        });
+    };
+    let key = read_key(
+        &dir.join("roots").join(format!("{}.key", root.serial)),
+        state.algorithm.rcgen(),
+        protection,
+    )?;
+    crate::inspect::require_key_matches(&root.der, &key, "root")
+}
+
 /// Longer than any lifetime we issue: "bounded only by the intermediate".
 const MAX_LEAF_BOUND: Duration = profiles::MAX_LIFETIME;
 
@@ -380,14 +403,14 @@ fn new_intermediate(
         alg,
         protection,
     )?;
-    let root_issuer =
-        rcgen::CertificateParams::from_ca_cert_der(&root.der)?.self_signed(&root_key)?;
+    crate::inspect::require_key_matches(&root.der, &root_key, "root")?;
+    let root_issuer = rcgen::Issuer::from_ca_cert_der(&root.der, &root_key)?;
     let key = KeyPair::generate_for(alg)?;
     let (serial, serial_hex) = profiles::random_serial()?;
     let na = (now + Duration::from_secs(state.intermediate_ttl_secs)).min(root.not_after);
     let td = state.trust_domain()?;
     let cert = profiles::intermediate(&td, &state.dns_suffixes, serial, now - issuer::BACKDATE, na)
-        .signed_by(&key, &root_issuer, &root_key)?;
+        .signed_by(&key, &root_issuer)?;
     write_ca_files(
         dir,
         "intermediates",

@@ -101,12 +101,13 @@ pub fn svid(
 ) -> Result<CertificateParams> {
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
-    let uri = rcgen::Ia5String::try_from(id.as_str()).map_err(|_| PkiError::InvalidSpiffeId {
-        id: id.to_string(),
-        why: "not IA5",
-    })?;
+    let uri =
+        rcgen::string::Ia5String::try_from(id.as_str()).map_err(|_| PkiError::InvalidSpiffeId {
+            id: id.to_string(),
+            why: "not IA5",
+        })?;
     p.subject_alt_names = vec![SanType::URI(uri)];
-    p.is_ca = IsCa::ExplicitNoCa;
+    p.is_ca = IsCa::ExplicitNoCa; // rcgen >= 0.14.10: encoded as an empty SEQUENCE (DER)
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
@@ -115,6 +116,78 @@ pub fn svid(
     p.use_authority_key_identifier_extension = true;
     p.serial_number = Some(serial);
     validity(&mut p, nb, na);
+    Ok(p)
+}
+
+/// The DNS names and IP addresses the CA service is reached at: its own
+/// certificate carries them next to its SPIFFE ID, so standard tools
+/// (`curl --cacert bundle.pem`, `openssl s_client -verify_hostname`) verify
+/// it. Parsed once from `server_names` in the service config.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct ServiceNames {
+    /// DNS names (lower case, no trailing dot).
+    pub dns: Vec<String>,
+    /// IP addresses.
+    pub ips: Vec<std::net::IpAddr>,
+}
+
+impl ServiceNames {
+    /// Each entry is an IP address or a DNS name.
+    pub fn parse(names: &[String]) -> std::result::Result<Self, String> {
+        let mut out = ServiceNames::default();
+        for n in names {
+            if let Ok(ip) = n.parse::<std::net::IpAddr>() {
+                out.ips.push(ip);
+                continue;
+            }
+            let name = n.trim_end_matches('.').to_ascii_lowercase();
+            let label_ok = |l: &str| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            };
+            if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+                return Err(format!("{n:?} is neither an IP address nor a DNS name"));
+            }
+            out.dns.push(name);
+        }
+        Ok(out)
+    }
+
+    /// True when no name is configured.
+    pub fn is_empty(&self) -> bool {
+        self.dns.is_empty() && self.ips.is_empty()
+    }
+}
+
+impl TryFrom<Vec<String>> for ServiceNames {
+    type Error = String;
+    fn try_from(v: Vec<String>) -> std::result::Result<Self, String> {
+        ServiceNames::parse(&v)
+    }
+}
+
+/// The CA service's certificate: its SVID plus the DNS / IP SANs it is
+/// reached at.
+pub fn service(
+    id: &SpiffeId,
+    names: &ServiceNames,
+    serial: SerialNumber,
+    nb: OffsetDateTime,
+    na: OffsetDateTime,
+) -> Result<CertificateParams> {
+    let mut p = svid(id, serial, nb, na)?;
+    for dns in &names.dns {
+        let n = rcgen::string::Ia5String::try_from(dns.as_str())
+            .map_err(|_| PkiError::CsrRefused(format!("DNS name {dns:?} is not IA5")))?;
+        p.subject_alt_names.push(SanType::DnsName(n));
+    }
+    for ip in &names.ips {
+        p.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
     Ok(p)
 }
 
@@ -134,12 +207,12 @@ pub fn edge_server(
     p.subject_alt_names = dns_names
         .iter()
         .map(|n| {
-            rcgen::Ia5String::try_from(n.as_str())
+            rcgen::string::Ia5String::try_from(n.as_str())
                 .map(SanType::DnsName)
                 .map_err(|_| PkiError::CsrRefused(format!("DNS name {n:?} is not IA5")))
         })
         .collect::<Result<_>>()?;
-    p.is_ca = IsCa::ExplicitNoCa;
+    p.is_ca = IsCa::ExplicitNoCa; // rcgen >= 0.14.10: encoded as an empty SEQUENCE (DER)
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.use_authority_key_identifier_extension = true;

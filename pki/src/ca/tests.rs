@@ -26,7 +26,7 @@ fn csr_for(uris: &[&str], ca_true: bool) -> csr::ParsedCsr {
     let mut p = rcgen::CertificateParams::default();
     p.subject_alt_names = uris
         .iter()
-        .map(|u| rcgen::SanType::URI(rcgen::Ia5String::try_from(*u).unwrap()))
+        .map(|u| rcgen::SanType::URI(rcgen::string::Ia5String::try_from(*u).unwrap()))
         .collect();
     if ca_true {
         // basicConstraints { cA TRUE }
@@ -239,4 +239,164 @@ fn tick_rotates_automatically_at_two_thirds_of_life() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Parses DER certificates with pyca/cryptography, a strict DER parser (it
+/// refuses, e.g., a DEFAULT value encoded explicitly). Returns one line per
+/// file: "OK name" or "FAIL name: why".
+fn strict_parse(files: &[(String, Vec<u8>)]) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Vec::new();
+    for (name, der) in files {
+        let p = dir.path().join(format!("{name}.der"));
+        fs::write(&p, der).unwrap();
+        args.push(p);
+    }
+    const SCRIPT: &str = r#"
+import sys, os
+from cryptography import x509
+for path in sys.argv[1:]:
+    name = os.path.basename(path)[:-4]
+    try:
+        c = x509.load_der_x509_certificate(open(path, "rb").read())
+        c.subject; c.issuer; c.public_key(); c.serial_number
+        exts = list(c.extensions)
+        c.extensions.get_extension_for_class(x509.BasicConstraints)
+        print("OK", name, len(exts))
+    except Exception as e:
+        print("FAIL", name + ":", type(e).__name__, e)
+"#;
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .args(&args)
+        .output()
+        .expect("python3 is needed for the strict DER test (apt install python3-cryptography)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "strict parser did not run (apt install python3-cryptography): {stderr}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_certificate_kind_is_strict_der() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = new_ca(dir.path());
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let id = SpiffeId::parse("spiffe://example.org/ns/a/sa/b").unwrap();
+    let issue_all = |ca: &Ca, tag: &str, files: &mut Vec<(String, Vec<u8>)>| {
+        let issuer = ca.issuer();
+        for (i, root) in ca.trust_bundle().into_iter().enumerate() {
+            files.push((format!("{tag}-root{i}"), root.to_vec()));
+        }
+        files.push((format!("{tag}-intermediate"), issuer.certificate().to_vec()));
+        let svid = issuer
+            .issue_svid(&id, &leaf_key, Duration::from_secs(3600))
+            .unwrap();
+        files.push((format!("{tag}-svid"), svid.chain[0].to_vec()));
+        let edge = issuer
+            .issue_edge(
+                &["www.edge.example.org".into()],
+                &leaf_key,
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        files.push((format!("{tag}-edge"), edge.chain[0].to_vec()));
+        let service = issuer
+            .issue_service_svid(
+                &crate::server::service_id(&td()).unwrap(),
+                &profiles::ServiceNames::parse(&[
+                    "ca.edge.example.org".into(),
+                    "127.0.0.1".into(),
+                    "::1".into(),
+                ])
+                .unwrap(),
+                &leaf_key,
+                Duration::from_secs(3600),
+            )
+            .unwrap();
+        files.push((format!("{tag}-service"), service.chain[0].to_vec()));
+    };
+    issue_all(&ca, "init", &mut files);
+    ca.rotate_intermediate().unwrap();
+    ca.begin_root_rotation(Duration::ZERO).unwrap();
+    ca.tick(&RotationPolicy {
+        rotate_at_fraction: 0.66,
+        bundle_propagation: Duration::ZERO,
+    })
+    .unwrap();
+    issue_all(&ca, "rotated", &mut files);
+
+    // The control: the encoding older rcgen releases wrote for a leaf
+    // (basicConstraints { cA FALSE }, the DEFAULT spelled out). A parser
+    // that accepts it proves nothing.
+    let mut p = profiles::svid(
+        &id,
+        profiles::random_serial().unwrap().0,
+        OffsetDateTime::now_utc(),
+        OffsetDateTime::now_utc() + Duration::from_secs(60),
+    )
+    .unwrap();
+    p.is_ca = rcgen::IsCa::NoCa;
+    p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+        &[2, 5, 29, 19],
+        vec![0x30, 0x03, 0x01, 0x01, 0x00],
+    )];
+    let old = ca.issuer().sign_raw(p, &leaf_key).unwrap();
+    files.push(("control-explicit-ca-false".into(), old.chain[0].to_vec()));
+
+    let lines = strict_parse(&files);
+    assert_eq!(lines.len(), files.len(), "{lines:?}");
+    for line in &lines {
+        if line.contains("control-explicit-ca-false") {
+            assert!(
+                line.starts_with("FAIL"),
+                "the strict parser accepted explicit cA FALSE: {line}"
+            );
+        } else {
+            assert!(line.starts_with("OK"), "{line}");
+        }
+    }
+}
+
+#[test]
+fn a_key_in_the_wrong_file_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path());
+    let root = ca.roots()[0].serial.clone();
+    let inter = ca.issuer().serial().to_string();
+    drop(ca);
+    let root_key = dir.path().join("roots").join(format!("{root}.key"));
+    let inter_key = dir
+        .path()
+        .join("intermediates")
+        .join(format!("{inter}.key"));
+    let saved = fs::read(&inter_key).unwrap();
+    // The root's key placed in the intermediate's file.
+    fs::copy(&root_key, &inter_key).unwrap();
+    let err = Ca::open(dir.path(), kek())
+        .err()
+        .expect("mismatch not detected");
+    assert!(matches!(err, PkiError::KeyMismatch(_)), "{err}");
+    assert!(
+        err.to_string().contains("intermediate key does not belong"),
+        "{err}"
+    );
+    // And the intermediate's key in the root's file.
+    fs::write(&inter_key, &saved).unwrap();
+    fs::copy(&inter_key, &root_key).unwrap();
+    let err = Ca::open(dir.path(), kek())
+        .err()
+        .expect("mismatch not detected");
+    assert!(
+        err.to_string().contains("root key does not belong"),
+        "{err}"
+    );
 }

@@ -168,7 +168,7 @@ fn server_tls(
     let id = service_id(td)?;
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let ttl = Duration::from_secs(cfg.issuance.server_cert_ttl_secs);
-    let issued = issuer.issue_service_svid(&id, &key, ttl)?;
+    let issued = issuer.issue_service_svid(&id, &cfg.service_names(), &key, ttl)?;
     let now = OffsetDateTime::now_utc();
     let renew_at = now.unix_timestamp() + (issued.not_after - now).whole_seconds() / 2;
     let identity = Identity::new(issued.chain, key.serialize_der())?;

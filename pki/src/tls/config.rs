@@ -93,7 +93,7 @@ impl Identity {
             .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", key_path.display())))?;
         let pair = rcgen::KeyPair::try_from(key.secret_pkcs8_der())?;
         let leaf_spki = crate::inspect::public_key_der(&chain[0])?;
-        if pair.public_key_der() != leaf_spki {
+        if rcgen::PublicKeyData::subject_public_key_info(&pair) != leaf_spki {
             return Err(PkiError::BadCertificate(format!(
                 "{} does not hold the key of {}",
                 key_path.display(),

@@ -96,7 +96,7 @@ fn verifiers_reject_non_svids_and_foreign_domains() {
         p.subject_alt_names = sans;
         p
     };
-    let uri = |u: &str| rcgen::SanType::URI(rcgen::Ia5String::try_from(u).unwrap());
+    let uri = |u: &str| rcgen::SanType::URI(rcgen::string::Ia5String::try_from(u).unwrap());
     let no_uri = issuer
         .sign_raw(
             base(vec![rcgen::SanType::DnsName(

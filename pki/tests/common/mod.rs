@@ -74,7 +74,7 @@ pub fn csr(uris: &[&str], ca_true: bool) -> String {
     let mut p = rcgen::CertificateParams::default();
     p.subject_alt_names = uris
         .iter()
-        .map(|u| rcgen::SanType::URI(rcgen::Ia5String::try_from(*u).unwrap()))
+        .map(|u| rcgen::SanType::URI(rcgen::string::Ia5String::try_from(*u).unwrap()))
         .collect();
     if ca_true {
         p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(

@@ -1,7 +1,0 @@
-//! The CLI's commands and corpus readers.
-
-pub mod check;
-pub mod corpus;
-pub mod crs;
-pub mod eval;
-pub mod owned;
