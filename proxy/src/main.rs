@@ -1,8 +1,7 @@
 #![forbid(unsafe_code)]
-//! `rampart-proxy run|check|demo`.
+//! `rampart-proxy run|check` (the loopback demo is the `rampart-proxy-demo` binary).
 
 use clap::{Parser, Subcommand};
-use rampart_proxy::demo::Ports;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,48 +30,14 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run a self-contained demo on loopback: a careless upstream behind the edge.
-    Demo {
-        /// Directory for the demo's CA, certificates, config and logs (a temp dir by default).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Loopback port of the edge's TLS listener.
-        #[arg(long, default_value_t = Ports::DEFAULT.tls)]
-        tls_port: u16,
-        /// Loopback port of the plain listener (it redirects to https).
-        #[arg(long, default_value_t = Ports::DEFAULT.http)]
-        http_port: u16,
-        /// Loopback port of the admin endpoint (/metrics).
-        #[arg(long, default_value_t = Ports::DEFAULT.admin)]
-        admin_port: u16,
-    },
 }
 
-/// Warnings, plus reloads and the drain (`rampart_ops`) at INFO. Handshake failures from
-/// scanners and probes are routine at an edge; they are counted in metrics rather than logged
-/// one by one.
-const DEFAULT_LOG: &str =
-    "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error";
-
 fn main() -> ExitCode {
-    rampart_ops::logging::init("RAMPART_LOG", DEFAULT_LOG);
+    rampart_ops::logging::init("RAMPART_LOG", rampart_proxy::control::server::DEFAULT_LOG);
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => rampart_proxy::server::run(&config),
+        Command::Run { config } => rampart_proxy::control::server::run(&config),
         Command::Check { config } => check(&config),
-        Command::Demo {
-            dir,
-            tls_port,
-            http_port,
-            admin_port,
-        } => rampart_proxy::demo::run(
-            dir,
-            Ports {
-                tls: tls_port,
-                http: http_port,
-                admin: admin_port,
-            },
-        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,12 +1,12 @@
 //! Process assembly: load config, build shared state, start the control plane (admin, SIGHUP,
 //! certificate watcher) on its own thread, then hand the listeners to Pingora.
 
-use crate::access_log;
 use crate::config::{self, Config};
-use crate::edge_app::EdgeApp;
+use crate::listener::EdgeApp;
 use crate::metrics::Metrics;
 use crate::protect::conn_limit::pingora::ConnTracked;
 use crate::proxy::Edge;
+use crate::request::access_log;
 use crate::runtime::Runtime;
 use crate::state::Shared;
 use crate::tls::{self, ListenerTlsState};
@@ -22,6 +22,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Warnings, plus reloads and the drain (`rampart_ops`) at INFO. Handshake failures from
+/// scanners and probes are routine at an edge; they are counted in metrics rather than logged
+/// one by one.
+pub const DEFAULT_LOG: &str =
+    "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error";
 
 /// Loads and checks everything; returns the shared state ready to serve.
 pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String> {
@@ -183,8 +189,8 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
                     };
                     tokio::spawn(rampart_ops::admin::serve(listener, admin));
                 }
-                tokio::spawn(crate::reload::on_sighup(shared.clone(), hup));
-                tokio::spawn(crate::reload::watch_certificates(shared.clone()));
+                tokio::spawn(crate::control::reload::on_sighup(shared.clone(), hup));
+                tokio::spawn(crate::control::reload::watch_certificates(shared.clone()));
                 tokio::spawn(drain_on_sigterm(shared.clone(), term));
 
                 wait_ready(
