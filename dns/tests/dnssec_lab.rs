@@ -2,6 +2,8 @@
 //! validating Unbound, all on loopback, generated and started by the test (see
 //! `rampart_dns::testlab`). Skips with a message only when knotd/unbound/ldns are not installed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 

@@ -2,34 +2,88 @@
 //! `prev_hash`, the hash of the record before it, and `hash` =
 //! SHA-256(prev_hash || "\n" || canonical JSON of the record without
 //! `hash`). Editing, deleting, inserting or reordering a record breaks the
-//! chain, which `verify` reports with the line number. Truncating the tail
+//! chain, which [`verify`] reports with the line number. Truncating the tail
 //! cannot be seen from the file alone: anchor the last hash elsewhere
 //! (`audit verify` prints it).
+//!
+//! **One writer at a time.** Every append takes an exclusive `flock` on
+//! `LOG.lock` (a separate file, so it survives sealing), re-reads the tail
+//! of the log if another process appended since, writes, fsyncs, and
+//! unlocks. The running service and the CLI (`token create`, `issue`) both
+//! go through it, so their records interleave on one intact chain.
+//!
+//! **Durability.** A record is on disk (`fdatasync`) before `append`
+//! returns. The service's writer thread writes whatever is queued as one
+//! batch and syncs once per batch (group commit); issuance waits for its
+//! record to be durable before the certificate is returned.
+//!
+//! **A break never stops the CA.** Opening reads only the last record (no
+//! full verification at every start; `audit verify` and the service's
+//! background check do that). When the tail does not verify (a torn write,
+//! an edit), or the background check finds a break anywhere, the log is
+//! *sealed* — renamed to `LOG.sealed-UNIXTIME` and made read-only — and a
+//! new chain starts whose first record, `chain_restarted`, names the sealed
+//! file, its SHA-256, the line where it broke, why, and the last hash that
+//! did verify.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use ring::digest::{digest, SHA256};
-use serde_json::{Map, Value};
+use ring::digest::{digest, Context, SHA256};
+use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::{PkiError, Result};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Longest record accepted when reading the tail (records are < 4 KiB).
+const MAX_TAIL: u64 = 64 * 1024;
 
+/// Where the chain stands after the last record.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Tail {
-    file: File,
+    /// Length of the file this tail was read from (detects other writers).
+    len: u64,
     seq: u64,
     prev_hash: String,
 }
 
-/// An open audit log.
+/// A chain break found in a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// 1-based line of the first record that does not verify.
+    pub line: usize,
+    /// Why it does not verify.
+    pub why: String,
+    /// Hash of the last record that verified (genesis if none).
+    pub last_good_hash: String,
+}
+
+/// Health of the chain as seen by this process (exported as metrics).
+#[derive(Debug, Default)]
+pub struct ChainHealth {
+    /// Breaks found (at open, at append, or by the background check).
+    pub breaks: AtomicU64,
+    /// Logs sealed and restarted.
+    pub restarts: AtomicU64,
+    /// Records appended by this process.
+    pub records: AtomicU64,
+    /// 1 when the last full verification passed, 0 when it failed,
+    /// 2 while none has completed.
+    pub verified: AtomicU64,
+}
+
+/// An audit log. Cheap to share; appends are serialised by a process-local
+/// mutex and, across processes, by the `flock`.
 pub struct AuditLog {
     path: PathBuf,
-    tail: Mutex<Tail>,
+    lock_path: PathBuf,
+    tail: Mutex<Option<Tail>>,
+    health: Arc<ChainHealth>,
 }
 
 /// Summary of a verified log.
@@ -42,108 +96,358 @@ pub struct Verified {
 }
 
 impl AuditLog {
-    /// Opens (creating) the log, verifying the existing chain first: we
-    /// never append to a log that was tampered with.
+    /// Opens (creating) the log. Reads only the last record; a tail that
+    /// does not verify seals the log and starts a new chain.
     pub fn open(path: &Path) -> Result<Self> {
-        let verified = if path.exists() {
-            verify(path)?
-        } else {
-            Verified {
-                records: 0,
-                last_hash: GENESIS.into(),
-            }
-        };
-        let mut options = OpenOptions::new();
-        options.append(true).create(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(path).map_err(|e| PkiError::io(path, e))?;
-        Ok(AuditLog {
+        let mut lock_name = path.as_os_str().to_os_string();
+        lock_name.push(".lock");
+        let log = AuditLog {
             path: path.to_path_buf(),
-            tail: Mutex::new(Tail {
-                file,
-                seq: verified.records,
-                prev_hash: verified.last_hash,
+            lock_path: PathBuf::from(lock_name),
+            tail: Mutex::new(None),
+            health: Arc::new(ChainHealth {
+                verified: AtomicU64::new(2),
+                ..ChainHealth::default()
             }),
-        })
-    }
-
-    /// Appends one record. `fields` must be a JSON object; `seq`, `ts`,
-    /// `event`, `prev_hash` and `hash` are added.
-    pub fn append(&self, event: &str, fields: Value) -> Result<()> {
-        let mut map = match fields {
-            Value::Object(m) => m,
-            _ => Map::new(),
         };
-        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let ts = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
-        map.insert("seq".into(), Value::from(tail.seq + 1));
-        map.insert("ts".into(), Value::from(ts));
-        map.insert("event".into(), Value::from(event));
-        map.insert("prev_hash".into(), Value::from(tail.prev_hash.clone()));
-        let hash = chain_hash(&tail.prev_hash, &map);
-        map.insert("hash".into(), Value::from(hash.clone()));
-        let mut line = Value::Object(map).to_string();
-        line.push('\n');
-        tail.file
-            .write_all(line.as_bytes())
-            .map_err(|e| PkiError::io(&self.path, e))?;
-        tail.seq += 1;
-        tail.prev_hash = hash;
-        Ok(())
+        log.append_batch(&[])?;
+        Ok(log)
     }
 
     /// The log's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Counters for metrics.
+    pub fn health(&self) -> Arc<ChainHealth> {
+        Arc::clone(&self.health)
+    }
+
+    /// Appends one record. `fields` must be a JSON object; `seq`, `ts`,
+    /// `event`, `prev_hash` and `hash` are added. Durable on return.
+    pub fn append(&self, event: &str, fields: Value) -> Result<()> {
+        self.append_batch(&[(event.to_string(), fields)])
+    }
+
+    /// Appends records in order under one lock and one fsync.
+    pub fn append_batch(&self, records: &[(String, Value)]) -> Result<()> {
+        let mut cached = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.lock()?;
+        let mut file = self.open_append()?;
+        let len = file
+            .metadata()
+            .map_err(|e| PkiError::io(&self.path, e))?
+            .len();
+        let mut tail = match cached.take() {
+            Some(t) if t.len == len => t,
+            // First use, or another process appended (or sealed) since.
+            _ => match read_tail(&self.path, &mut file, len)? {
+                Ok(t) => t,
+                Err(brk) => {
+                    drop(file);
+                    let t = self.seal_and_restart(&brk)?;
+                    file = self.open_append()?;
+                    t
+                }
+            },
+        };
+        if records.is_empty() {
+            *cached = Some(tail);
+            return Ok(());
+        }
+        let mut out = String::new();
+        let mut next = tail.clone();
+        for (event, fields) in records {
+            let line = seal_record(&mut next, event, fields.clone());
+            out.push_str(&line);
+        }
+        file.write_all(out.as_bytes())
+            .and_then(|_| file.sync_data())
+            .map_err(|e| PkiError::io(&self.path, e))?;
+        next.len = len + out.len() as u64;
+        tail = next;
+        self.health
+            .records
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        *cached = Some(tail);
+        Ok(())
+    }
+
+    /// Verifies the whole log now (under the lock, so no writer interleaves)
+    /// and, when the chain is broken, seals it and starts a new one.
+    /// Returns the break found, if any.
+    pub fn check_and_repair(&self) -> Result<Option<ChainBreak>> {
+        let mut cached = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let _lock = self.lock()?;
+        let outcome = match verify_chain(&self.path)? {
+            Ok(_) => None,
+            Err(brk) => {
+                let t = self.seal_and_restart(&brk)?;
+                *cached = Some(t);
+                Some(brk)
+            }
+        };
+        self.health
+            .verified
+            .store(u64::from(outcome.is_none()), Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    fn lock(&self) -> Result<File> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let f = options
+            .open(&self.lock_path)
+            .map_err(|e| PkiError::io(&self.lock_path, e))?;
+        f.lock().map_err(|e| PkiError::io(&self.lock_path, e))?;
+        Ok(f) // unlocked when dropped (closed)
+    }
+
+    fn open_append(&self) -> Result<File> {
+        let mut options = OpenOptions::new();
+        options.read(true).append(true).create(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options
+            .open(&self.path)
+            .map_err(|e| PkiError::io(&self.path, e))
+    }
+
+    /// Under the lock: renames the log to `LOG.sealed-UNIXTIME` (read-only)
+    /// and starts a new chain whose first record says where the old broke.
+    fn seal_and_restart(&self, brk: &ChainBreak) -> Result<Tail> {
+        self.health.breaks.fetch_add(1, Ordering::Relaxed);
+        let now = OffsetDateTime::now_utc();
+        let mut sealed = self.path.as_os_str().to_os_string();
+        sealed.push(format!(".sealed-{}", now.unix_timestamp_nanos()));
+        let sealed = PathBuf::from(sealed);
+        let sha = sha256_file(&self.path)?;
+        std::fs::rename(&self.path, &sealed).map_err(|e| PkiError::io(&sealed, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&sealed, std::fs::Permissions::from_mode(0o400));
+        }
+        tracing::error!(
+            log = %self.path.display(),
+            sealed = %sealed.display(),
+            line = brk.line,
+            why = %brk.why,
+            "audit chain broken: log sealed, new chain started"
+        );
+        let mut tail = Tail {
+            len: 0,
+            seq: 0,
+            prev_hash: GENESIS.into(),
+        };
+        let line = seal_record(
+            &mut tail,
+            "chain_restarted",
+            json!({
+                "sealed_log": sealed.file_name().map(|n| n.to_string_lossy().into_owned()),
+                "sealed_sha256": sha,
+                "broken_at_line": brk.line,
+                "why": brk.why,
+                "last_good_hash": brk.last_good_hash,
+            }),
+        );
+        let mut file = self.open_append()?;
+        file.write_all(line.as_bytes())
+            .and_then(|_| file.sync_data())
+            .map_err(|e| PkiError::io(&self.path, e))?;
+        // The rename and the new file are durable too.
+        if let Some(parent) = self.path.parent() {
+            if let Ok(d) = File::open(if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            }) {
+                let _ = d.sync_all();
+            }
+        }
+        tail.len = line.len() as u64;
+        self.health.restarts.fetch_add(1, Ordering::Relaxed);
+        Ok(tail)
+    }
+}
+
+/// Builds one record line (with its newline) on `tail`, advancing it.
+fn seal_record(tail: &mut Tail, event: &str, fields: Value) -> String {
+    let mut map = match fields {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    let ts = OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default();
+    map.insert("seq".into(), Value::from(tail.seq + 1));
+    map.insert("ts".into(), Value::from(ts));
+    map.insert("event".into(), Value::from(event));
+    map.insert("prev_hash".into(), Value::from(tail.prev_hash.clone()));
+    let hash = chain_hash(&tail.prev_hash, &map);
+    map.insert("hash".into(), Value::from(hash.clone()));
+    let mut line = Value::Object(map).to_string();
+    line.push('\n');
+    tail.seq += 1;
+    tail.prev_hash = hash;
+    line
+}
+
+/// Reads and checks the last record of a log of length `len`: Ok(tail) or
+/// the break (a torn last line, a record whose hash does not match).
+fn read_tail(
+    path: &Path,
+    file: &mut File,
+    len: u64,
+) -> Result<std::result::Result<Tail, ChainBreak>> {
+    if len == 0 {
+        return Ok(Ok(Tail {
+            len: 0,
+            seq: 0,
+            prev_hash: GENESIS.into(),
+        }));
+    }
+    let start = len.saturating_sub(MAX_TAIL);
+    let mut buf = Vec::new();
+    file.seek(SeekFrom::Start(start))
+        .and_then(|_| file.take(len - start).read_to_end(&mut buf))
+        .map_err(|e| PkiError::io(path, e))?;
+    // Only on this rare path is the whole log read: the full check names
+    // the first line that does not verify and the last hash that did.
+    let located = |why: &str| -> Result<std::result::Result<Tail, ChainBreak>> {
+        Ok(Err(match verify_chain(path)? {
+            Err(brk) => ChainBreak {
+                why: format!("{}; {why}", brk.why),
+                ..brk
+            },
+            Ok(v) => ChainBreak {
+                line: usize::try_from(v.records).unwrap_or(usize::MAX),
+                why: why.to_string(),
+                last_good_hash: v.last_hash,
+            },
+        }))
+    };
+    if buf.last() != Some(&b'\n') {
+        return located("the last record is incomplete (torn write: no end of line)");
+    }
+    let body = &buf[..buf.len() - 1];
+    let last = match body.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &body[i + 1..],
+        None if start == 0 => body,
+        None => return located("the last record is over 64 KiB"),
+    };
+    let checked = std::str::from_utf8(last)
+        .ok()
+        .and_then(|l| check_record(l).ok());
+    match checked {
+        Some((seq, hash)) => Ok(Ok(Tail {
+            len,
+            seq,
+            prev_hash: hash,
+        })),
+        None => located("the last record does not verify (edited or torn)"),
+    }
+}
+
+/// Checks one record's own hash; returns (seq, hash).
+fn check_record(line: &str) -> std::result::Result<(u64, String), String> {
+    let mut map = match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err("not a JSON object".into()),
+    };
+    let hash = match map.remove("hash") {
+        Some(Value::String(h)) => h,
+        _ => return Err("missing hash".into()),
+    };
+    let prev = map
+        .get("prev_hash")
+        .and_then(Value::as_str)
+        .ok_or("missing prev_hash")?
+        .to_string();
+    let seq = map
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or("missing seq")?;
+    if chain_hash(&prev, &map) != hash {
+        return Err("hash does not match the record's contents (record edited)".into());
+    }
+    Ok((seq, hash))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| PkiError::io(path, e))?;
+    let mut ctx = Context::new(&SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| PkiError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex::encode(ctx.finish()))
 }
 
 enum SinkMsg {
-    Record(String, Value),
+    Record(String, Value, Option<tokio::sync::oneshot::Sender<bool>>),
     Flush(std::sync::mpsc::Sender<()>),
+    Check(std::sync::mpsc::Sender<Option<ChainBreak>>),
 }
 
 /// Non-blocking front of an [`AuditLog`] for async code: records go over a
 /// channel to one writer thread, so handlers (and TLS handshakes) never wait
-/// on the disk. Order is preserved.
+/// on the disk unless they ask to. Order is preserved; queued records are
+/// written and synced as one batch.
 #[derive(Clone)]
 pub struct AuditSink {
     tx: std::sync::mpsc::Sender<SinkMsg>,
+    health: Arc<ChainHealth>,
+    path: PathBuf,
 }
+
+const MAX_BATCH: usize = 256;
 
 impl AuditSink {
     /// Moves `log` to a writer thread.
     pub fn spawn(log: AuditLog) -> Result<Self> {
         let (tx, rx) = std::sync::mpsc::channel::<SinkMsg>();
+        let health = log.health();
+        let path = log.path().to_path_buf();
         std::thread::Builder::new()
             .name("rampart-pki-audit".into())
-            .spawn(move || {
-                for msg in rx {
-                    match msg {
-                        SinkMsg::Record(event, fields) => {
-                            if let Err(e) = log.append(&event, fields) {
-                                tracing::error!(error = %e, "audit record lost");
-                            }
-                        }
-                        SinkMsg::Flush(done) => {
-                            let _ = done.send(());
-                        }
-                    }
-                }
-            })
+            .spawn(move || writer(log, rx))
             .map_err(|e| PkiError::io("audit writer thread", e))?;
-        Ok(AuditSink { tx })
+        Ok(AuditSink { tx, health, path })
     }
 
-    /// Queues one record.
+    /// Queues one record (synced with the next batch).
     pub fn record(&self, event: &str, fields: Value) {
-        let _ = self.tx.send(SinkMsg::Record(event.to_string(), fields));
+        let _ = self
+            .tx
+            .send(SinkMsg::Record(event.to_string(), fields, None));
+    }
+
+    /// Queues one record and waits until it is on disk; false if it could
+    /// not be written.
+    pub async fn record_durable(&self, event: &str, fields: Value) -> bool {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self
+            .tx
+            .send(SinkMsg::Record(event.to_string(), fields, Some(done)))
+            .is_err()
+        {
+            return false;
+        }
+        wait.await.unwrap_or(false)
     }
 
     /// Blocks until every record queued before is written.
@@ -152,6 +456,95 @@ impl AuditSink {
         if self.tx.send(SinkMsg::Flush(tx)).is_ok() {
             let _ = rx.recv();
         }
+    }
+
+    /// Blocks while the whole chain is verified (and repaired if broken).
+    pub fn check_and_repair(&self) -> Option<ChainBreak> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.tx.send(SinkMsg::Check(tx)).is_ok() {
+            return rx.recv().ok().flatten();
+        }
+        None
+    }
+
+    /// Verifies the whole chain on a thread of its own, without holding
+    /// the lock (writers go on); only when it finds a break does it ask the
+    /// writer to re-check under the lock and seal. Returns the thread.
+    pub fn background_check(&self) -> Result<std::thread::JoinHandle<Option<ChainBreak>>> {
+        let sink = self.clone();
+        std::thread::Builder::new()
+            .name("rampart-pki-audit-verify".into())
+            .spawn(move || match verify_chain(&sink.path) {
+                Ok(Ok(v)) => {
+                    tracing::info!(records = v.records, "audit chain verified");
+                    sink.health.verified.store(1, Ordering::Relaxed);
+                    None
+                }
+                Ok(Err(_)) => sink.check_and_repair(),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit verification could not read the log");
+                    None
+                }
+            })
+            .map_err(|e| PkiError::io("audit verify thread", e))
+    }
+
+    /// Counters for metrics.
+    pub fn health(&self) -> &ChainHealth {
+        &self.health
+    }
+}
+
+fn writer(log: AuditLog, rx: std::sync::mpsc::Receiver<SinkMsg>) {
+    let mut batch: Vec<(String, Value)> = Vec::new();
+    let mut waiters: Vec<tokio::sync::oneshot::Sender<bool>> = Vec::new();
+    let write = |batch: &mut Vec<(String, Value)>,
+                 waiters: &mut Vec<tokio::sync::oneshot::Sender<bool>>| {
+        if batch.is_empty() {
+            return;
+        }
+        let ok = match log.append_batch(batch) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, records = batch.len(), "audit records lost");
+                false
+            }
+        };
+        batch.clear();
+        for w in waiters.drain(..) {
+            let _ = w.send(ok);
+        }
+    };
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                SinkMsg::Record(event, fields, done) => {
+                    batch.push((event, fields));
+                    waiters.extend(done);
+                    if batch.len() >= MAX_BATCH {
+                        write(&mut batch, &mut waiters);
+                    }
+                }
+                SinkMsg::Flush(done) => {
+                    write(&mut batch, &mut waiters);
+                    let _ = done.send(());
+                }
+                SinkMsg::Check(done) => {
+                    write(&mut batch, &mut waiters);
+                    let found = match log.check_and_repair() {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!(error = %e, "audit verification failed to run");
+                            None
+                        }
+                    };
+                    let _ = done.send(found);
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        write(&mut batch, &mut waiters);
     }
 }
 
@@ -167,43 +560,62 @@ fn chain_hash(prev: &str, record_without_hash: &Map<String, Value>) -> String {
 
 /// Verifies the whole chain of the log at `path`.
 pub fn verify(path: &Path) -> Result<Verified> {
-    let file = File::open(path).map_err(|e| PkiError::io(path, e))?;
+    verify_chain(path)?.map_err(|brk| PkiError::AuditTampered {
+        path: path.to_path_buf(),
+        line: brk.line,
+        why: brk.why,
+    })
+}
+
+fn verify_chain(path: &Path) -> Result<std::result::Result<Verified, ChainBreak>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Ok(Verified {
+                records: 0,
+                last_hash: GENESIS.into(),
+            }))
+        }
+        Err(e) => return Err(PkiError::io(path, e)),
+    };
     let mut prev = GENESIS.to_string();
     let mut records = 0u64;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let lineno = i + 1;
-        let bad = |why: String| PkiError::AuditTampered {
-            path: path.to_path_buf(),
-            line: lineno,
-            why,
-        };
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.map_err(|e| PkiError::io(path, e))?;
-        let mut map = match serde_json::from_str::<Value>(&line) {
+        let bad = |why: String| ChainBreak {
+            line: i + 1,
+            why,
+            last_good_hash: prev.clone(),
+        };
+        let Ok(line) = std::str::from_utf8(&line) else {
+            return Ok(Err(bad("not UTF-8".into())));
+        };
+        let mut map = match serde_json::from_str::<Value>(line) {
             Ok(Value::Object(m)) => m,
-            _ => return Err(bad("not a JSON object".into())),
+            _ => return Ok(Err(bad("not a JSON object".into()))),
         };
         let hash = match map.remove("hash") {
             Some(Value::String(h)) => h,
-            _ => return Err(bad("missing hash".into())),
+            _ => return Ok(Err(bad("missing hash".into()))),
         };
         if map.get("prev_hash").and_then(Value::as_str) != Some(prev.as_str()) {
-            return Err(bad("prev_hash does not match the previous record (record removed, inserted or reordered)".into()));
+            return Ok(Err(bad("prev_hash does not match the previous record (record removed, inserted or reordered)".into())));
         }
         if map.get("seq").and_then(Value::as_u64) != Some(records + 1) {
-            return Err(bad(format!("sequence number is not {}", records + 1)));
+            return Ok(Err(bad(format!("sequence number is not {}", records + 1))));
         }
         if chain_hash(&prev, &map) != hash {
-            return Err(bad(
+            return Ok(Err(bad(
                 "hash does not match the record's contents (record edited)".into(),
-            ));
+            )));
         }
         prev = hash;
         records += 1;
     }
-    Ok(Verified {
+    Ok(Ok(Verified {
         records,
         last_hash: prev,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -222,6 +634,16 @@ mod tests {
         }
     }
 
+    fn sealed_files(dir: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".sealed-"))
+            .collect();
+        v.sort();
+        v
+    }
+
     #[test]
     fn intact_log_verifies_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
@@ -229,6 +651,7 @@ mod tests {
         write_log(&path);
         write_log(&path); // reopen and continue the chain
         assert_eq!(verify(&path).unwrap().records, 10);
+        assert!(sealed_files(dir.path()).is_empty());
     }
 
     #[test]
@@ -245,19 +668,98 @@ mod tests {
         swapped.swap(1, 2);
         for (name, text) in [
             ("edit", edited),
-            ("remove", removed.join("\n")),
-            ("swap", swapped.join("\n")),
+            ("remove", removed.join("\n") + "\n"),
+            ("swap", swapped.join("\n") + "\n"),
         ] {
             std::fs::write(&path, text).unwrap();
             let err = verify(&path).unwrap_err();
             assert!(
-                matches!(err, PkiError::AuditTampered { .. }),
+                matches!(err, PkiError::AuditTampered { line: 2 | 3, .. }),
                 "{name}: {err}"
             );
-            assert!(
-                AuditLog::open(&path).is_err(),
-                "{name}: must refuse to append"
-            );
         }
+    }
+
+    /// Two independent writers on one log (the service and a CLI command):
+    /// before the lock and tail re-read, each appended from its own cached
+    /// tail and the chain broke at the second writer's next record.
+    #[test]
+    fn two_writers_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let service = AuditLog::open(&path).unwrap();
+        service.append("a", json!({})).unwrap();
+        for i in 0..20 {
+            let cli = AuditLog::open(&path).unwrap();
+            cli.append("token_created", json!({"i": i})).unwrap();
+            service.append("issued", json!({"i": i})).unwrap();
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let log = AuditLog::open(&path).unwrap();
+                    for i in 0..50 {
+                        log.append("x", json!({"t": t, "i": i})).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().records, 41 + 200);
+        assert!(sealed_files(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn torn_tail_seals_and_restarts_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        write_log(&path);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"seq\":6,\"ev"); // a crash mid-write
+        std::fs::write(&path, &text).unwrap();
+        let log = AuditLog::open(&path).unwrap();
+        log.append("issued", json!({"after": "break"})).unwrap();
+        let sealed = sealed_files(dir.path());
+        assert_eq!(sealed.len(), 1);
+        assert_eq!(std::fs::read_to_string(&sealed[0]).unwrap(), text);
+        assert_eq!(verify(&path).unwrap().records, 2);
+        let first: Value = serde_json::from_str(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(first["event"], "chain_restarted");
+        assert_eq!(first["broken_at_line"], 6);
+        assert!(first["why"].as_str().unwrap().contains("torn"));
+        assert_eq!(log.health().restarts.load(Ordering::Relaxed), 1);
+    }
+
+    /// A break in the middle is not seen at open (no full verification on
+    /// every start: appends go on), and the full check seals it naming the
+    /// line and the last hash that verified.
+    #[test]
+    fn a_break_inside_is_found_by_the_full_check_and_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        write_log(&path);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("sa/2", "sa/9", 1)).unwrap();
+        let log = AuditLog::open(&path).unwrap();
+        log.append("issued", json!({})).unwrap();
+        let brk = log.check_and_repair().unwrap().expect("break found");
+        assert_eq!(brk.line, 3);
+        assert_eq!(log.health().verified.load(Ordering::Relaxed), 0);
+        let good: Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(brk.last_good_hash, good["hash"].as_str().unwrap());
+        log.append("issued", json!({})).unwrap();
+        assert_eq!(verify(&path).unwrap().records, 2);
+        assert!(log.check_and_repair().unwrap().is_none());
+        assert_eq!(log.health().verified.load(Ordering::Relaxed), 1);
     }
 }

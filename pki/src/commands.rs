@@ -118,10 +118,10 @@ struct IssueArgs {
     #[arg(long, conflicts_with_all = ["ns", "dns"])]
     spiffe_id: Option<String>,
     /// Namespace (with --sa): spiffe://DOMAIN/ns/NS/sa/SA.
-    #[arg(long, requires = "sa")]
+    #[arg(long, requires = "sa", conflicts_with = "dns")]
     ns: Option<String>,
     /// Service account (with --ns).
-    #[arg(long, requires = "ns")]
+    #[arg(long, requires = "ns", conflicts_with = "dns")]
     sa: Option<String>,
     /// DNS name of an edge server certificate (repeatable).
     #[arg(long)]
@@ -185,8 +185,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bundle { dir } => {
             let pem = std::fs::read_to_string(dir.join("bundle.pem"))
                 .map_err(|e| PkiError::io(dir.join("bundle.pem"), e))?;
-            print!("{pem}");
-            Ok(ExitCode::SUCCESS)
+            write_stdout(&pem)
         }
         Command::Audit(AuditCommand::Verify { file }) => {
             let v = audit::verify(&file)?;
@@ -330,6 +329,7 @@ fn token_create(dir: &Path, id: &str, ttl: Duration) -> Result<ExitCode> {
     // Refuse tokens for identities this CA cannot issue.
     let td = Ca::trust_domain_of(dir)?;
     id.require_member_of(&td)?;
+    rampart_pki::ca::issuer::require_not_reserved(&id)?;
     let token = TokenStore::open(dir)?.create(&id, ttl)?;
     let log = audit::AuditLog::open(&dir.join("audit.jsonl"))?;
     log.append(
@@ -387,13 +387,25 @@ fn inspect_file(file: &Path) -> Result<ExitCode> {
             file.display()
         )));
     }
+    let mut text = String::new();
     for (i, der) in certs.iter().enumerate() {
         if i > 0 {
-            println!();
+            text.push('\n');
         }
-        println!("{}", inspect::inspect(der)?);
+        text.push_str(&format!("{}\n", inspect::inspect(der)?));
     }
-    Ok(ExitCode::SUCCESS)
+    write_stdout(&text)
+}
+
+/// Writes command output; a reader that closed the pipe (`| head`) ends
+/// the command quietly instead of panicking like `println!`.
+fn write_stdout(text: &str) -> Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(PkiError::io("standard output", e)),
+    }
 }
 
 /// Parses `90d`, `24h`, `30m`, `45s` or plain seconds.

@@ -11,6 +11,7 @@ use crate::ca::profiles::{ServiceNames, MAX_LIFETIME};
 use crate::ca::RotationPolicy;
 use crate::error::{PkiError, Result};
 use crate::keystore::{Kek, KeyProtection, DEFAULT_KEK_ENV};
+use crate::spiffe::SpiffeId;
 
 /// The service configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +71,38 @@ pub struct IssuanceConfig {
     pub max_ttl_secs: u64,
     /// Lifetime of the service's own TLS certificate.
     pub server_cert_ttl_secs: u64,
+    /// SPIFFE IDs never issued to anyone (in addition to the built-in
+    /// reservations: the bare trust-domain ID and `/rampart/…`).
+    pub reserved_ids: ReservedIds,
+}
+
+/// `reserved_ids`, parsed into SPIFFE IDs at load.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(try_from = "Vec<String>")]
+pub struct ReservedIds(pub Vec<SpiffeId>);
+
+impl TryFrom<Vec<String>> for ReservedIds {
+    type Error = String;
+    fn try_from(v: Vec<String>) -> std::result::Result<Self, String> {
+        v.iter()
+            .map(|s| SpiffeId::parse(s).map_err(|e| e.to_string()))
+            .collect::<std::result::Result<_, _>>()
+            .map(ReservedIds)
+    }
+}
+
+impl ReservedIds {
+    /// Refuses `id` when it is reserved by the configuration or built in.
+    pub fn check(&self, id: &SpiffeId) -> Result<()> {
+        crate::ca::issuer::require_not_reserved(id)?;
+        if self.0.contains(id) {
+            return Err(PkiError::ReservedIdentity {
+                id: id.to_string(),
+                why: "listed in [issuance] reserved_ids",
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Default for IssuanceConfig {
@@ -78,6 +111,7 @@ impl Default for IssuanceConfig {
             default_ttl_secs: 24 * 3600,
             max_ttl_secs: MAX_LIFETIME.as_secs(),
             server_cert_ttl_secs: 24 * 3600,
+            reserved_ids: ReservedIds::default(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the CA service.
 
-use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use time::OffsetDateTime;
 
 /// The CA's metrics, registered in their own registry.
@@ -12,6 +14,15 @@ pub struct Metrics {
     pub refused: IntCounterVec,
     /// Seconds until each CA certificate expires.
     pub ca_expiry: GaugeVec,
+    /// Audit chain breaks found since start.
+    pub audit_breaks: IntCounter,
+    /// Audit logs sealed and restarted since start.
+    pub audit_restarts: IntCounter,
+    /// 1 when the last full audit verification passed, 0 when it failed,
+    /// 2 while none has completed.
+    pub audit_verified: IntGauge,
+    /// Audit records written by this process.
+    pub audit_records: IntCounter,
 }
 
 impl Metrics {
@@ -39,6 +50,26 @@ impl Metrics {
             ),
             &["ca", "serial"],
         )?;
+        let audit_breaks = IntCounter::new(
+            "rampart_pki_audit_chain_breaks_total",
+            "Audit hash-chain breaks found since start (each sealed the log)",
+        )?;
+        let audit_restarts = IntCounter::new(
+            "rampart_pki_audit_chain_restarts_total",
+            "Audit logs sealed and restarted since start",
+        )?;
+        let audit_verified = IntGauge::new(
+            "rampart_pki_audit_chain_verified",
+            "1: the last full audit verification passed; 0: it failed; 2: none yet",
+        )?;
+        let audit_records = IntCounter::new(
+            "rampart_pki_audit_records_written_total",
+            "Audit records written (fsynced) by this process",
+        )?;
+        for c in [&audit_breaks, &audit_restarts, &audit_records] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(audit_verified.clone()))?;
         registry.register(Box::new(issued.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(ca_expiry.clone()))?;
@@ -47,6 +78,10 @@ impl Metrics {
             issued,
             refused,
             ca_expiry,
+            audit_breaks,
+            audit_restarts,
+            audit_verified,
+            audit_records,
         })
     }
 
@@ -59,6 +94,17 @@ impl Metrics {
                 .with_label_values(&[kind, serial])
                 .set((*not_after - now).as_seconds_f64());
         }
+    }
+
+    /// Copies the audit chain's health into the gauges.
+    pub fn set_audit(&self, h: &crate::audit::ChainHealth) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let up = |c: &IntCounter, v: u64| c.inc_by(v.saturating_sub(c.get()));
+        up(&self.audit_breaks, h.breaks.load(Relaxed));
+        up(&self.audit_restarts, h.restarts.load(Relaxed));
+        up(&self.audit_records, h.records.load(Relaxed));
+        self.audit_verified
+            .set(i64::try_from(h.verified.load(Relaxed)).unwrap_or(0));
     }
 
     /// Text exposition format.

@@ -251,3 +251,87 @@ async fn cli_end_to_end() {
     .unwrap();
     fails_with(&pki(d, &["audit", "verify", "ca/audit.jsonl"]), "line 1");
 }
+
+#[test]
+fn closed_pipe_and_conflicting_flags_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(&pki(d, &["kek", "generate", "--out", "kek"]));
+    ok(&pki(
+        d,
+        &[
+            "init",
+            "--trust-domain",
+            "example.org",
+            "--dir",
+            "ca",
+            "--kek-file",
+            "kek",
+            "--dns-suffix",
+            "edge.example.org",
+        ],
+    ));
+    // `inspect … | head`: the reader is gone before anything is written.
+    for args in [
+        &["inspect", "ca/bundle.pem"][..],
+        &["bundle", "--dir", "ca"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
+            .current_dir(d)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {err}");
+    }
+    // --ns/--sa with --dns: refused, not silently ignored.
+    let out = pki(
+        d,
+        &[
+            "issue",
+            "--dir",
+            "ca",
+            "--kek-file",
+            "kek",
+            "--ns",
+            "web",
+            "--sa",
+            "a",
+            "--dns",
+            "www.edge.example.org",
+            "--out",
+            "x",
+        ],
+    );
+    fails_with(&out, "cannot be used with");
+    assert!(!d.join("x.pem").exists());
+    // Reserved identities: no token, no certificate.
+    for id in ["spiffe://example.org/rampart/pki", "spiffe://example.org"] {
+        fails_with(
+            &pki(d, &["token", "create", "--dir", "ca", "--id", id]),
+            "is reserved",
+        );
+        fails_with(
+            &pki(
+                d,
+                &[
+                    "issue",
+                    "--dir",
+                    "ca",
+                    "--kek-file",
+                    "kek",
+                    "--spiffe-id",
+                    id,
+                    "--out",
+                    "y",
+                ],
+            ),
+            "is reserved",
+        );
+    }
+}

@@ -278,3 +278,35 @@ async fn curl_verifies_the_ca_by_its_bundle() {
     );
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn configured_reserved_ids_are_refused_at_bootstrap() {
+    const RESERVED: &str = "spiffe://example.org/ns/kube-system/sa/admin";
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(
+        dir.path(),
+        &format!("[issuance]\nreserved_ids = [\"{RESERVED}\"]\n"),
+    )
+    .await;
+    let bundle = BundleHandle::new(
+        TrustDomain::parse("example.org").unwrap(),
+        common::roots(dir.path()),
+    )
+    .unwrap();
+    let client = CaClient::new(running.addr, bundle);
+    for id in [RESERVED, "spiffe://example.org/rampart/pki"] {
+        // The CLI refuses tokens for built-in reservations; the store does not know.
+        let token = common::token(dir.path(), id, Duration::from_secs(60));
+        let e = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.bootstrap(&token, &common::csr(&[id], false), None),
+        )
+        .await
+        .expect("bootstrap hung")
+        .unwrap_err();
+        assert_eq!(refused_reason(&e), "reserved_identity", "{id}: {e}");
+    }
+    assert_eq!(running.service.issued_total(), 0);
+    running.shutdown().await;
+}

@@ -8,15 +8,14 @@
 //!
 //! What they read: [`runtime`] (one compiled generation of the [`config`]) and [`state`] (what
 //! the request path shares with the [`control`] plane: the live generation, TLS, defences,
-//! metrics, access log). [`protect`] holds the DoS defences, [`tls`] the listener TLS.
+//! metrics, access log). The DoS defences are the `rampart_protect` crate; [`tls`] is the
+//! listener TLS.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod control;
 pub mod listener;
 pub mod metrics;
-/// DoS defences, rate limits and denial alerting (S.N.4, S.N.12).
-pub mod protect;
 pub mod proxy;
 pub mod request;
 pub mod runtime;

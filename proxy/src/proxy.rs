@@ -12,7 +12,6 @@
 //! 6. `fail_to_proxy`: edge error pages (502/504/400) with the same header policy.
 //! 7. `logging`: metrics and the JSON access line.
 
-use crate::protect::denial::DenialReason;
 use crate::request::body;
 use crate::request::forward::{self, ForwardInfo};
 use crate::request::{h1_rebuild, identify, limits, log, respond, validate, waf};
@@ -26,6 +25,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use rampart_protect::denial::DenialReason;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -83,6 +83,7 @@ impl Issuer {
         ttl: Duration,
     ) -> Result<IssuedCert> {
         id.require_member_of(&self.trust_domain)?;
+        require_not_reserved(id)?;
         let (serial, serial_hex) = profiles::random_serial()?;
         let (nb, na) = self.validity(ttl)?;
         let params = profiles::svid(id, serial, nb, na)?;
@@ -229,6 +230,29 @@ impl Issuer {
         let ts = self.max_issued_not_after.load(Ordering::Relaxed);
         OffsetDateTime::from_unix_timestamp(ts).unwrap_or(self.not_after)
     }
+}
+
+/// Path of the CA service's own identity, `spiffe://DOMAIN/rampart/pki`.
+pub const SERVICE_PATH: &str = "/rampart/pki";
+
+/// Refuses the identities no workload may hold: the bare trust-domain ID
+/// (no path) and anything under the CA's own `/rampart/` namespace (its
+/// service identity `spiffe://DOMAIN/rampart/pki` above all).
+pub fn require_not_reserved(id: &SpiffeId) -> Result<()> {
+    let path = id.path();
+    let why = if path.is_empty() || path == "/" {
+        "the bare trust-domain ID names the whole domain"
+    } else if path == SERVICE_PATH {
+        "the CA's own identity"
+    } else if path.starts_with("/rampart/") {
+        "the /rampart/ path is reserved for Rampart's own services"
+    } else {
+        return Ok(());
+    };
+    Err(PkiError::ReservedIdentity {
+        id: id.to_string(),
+        why,
+    })
 }
 
 /// Refuses zero lifetimes and lifetimes over the 90-day cap.

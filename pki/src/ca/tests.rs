@@ -400,3 +400,35 @@ fn a_key_in_the_wrong_file_is_refused_at_load() {
         "{err}"
     );
 }
+
+#[test]
+fn reserved_identities_are_never_issued() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = new_ca(dir.path());
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    for (id, why) in [
+        ("spiffe://example.org/rampart/pki", "the CA's own identity"),
+        ("spiffe://example.org", "bare trust-domain"),
+        (
+            "spiffe://example.org/rampart/other",
+            "/rampart/ path is reserved",
+        ),
+    ] {
+        let err = ca
+            .issuer()
+            .issue_svid(&SpiffeId::parse(id).unwrap(), &key, Duration::from_secs(60))
+            .unwrap_err();
+        assert!(
+            matches!(err, PkiError::ReservedIdentity { .. }),
+            "{id}: {err}"
+        );
+        assert!(err.to_string().contains(why), "{id}: {err}");
+    }
+    ca.issuer()
+        .issue_svid(
+            &SpiffeId::parse("spiffe://example.org/ns/rampart/sa/pki").unwrap(),
+            &key,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+}

@@ -138,11 +138,19 @@ async fn issue(service: &Arc<CaService>, caller: Caller, body: Vec<u8>, peer: So
             let Some(id) = id else {
                 return error_reply(500, "internal", "no identity");
             };
-            service.metrics.issued.with_label_values(&[kind]).inc();
-            service.audit.record(
+            // No certificate leaves unaudited: the record is on disk first.
+            let durable = service.audit.record_durable(
                 "issued",
                 json!({"kind": kind, "spiffe_id": id.as_str(), "serial": issued.serial, "not_after": issued.not_after.unix_timestamp(), "peer": peer.to_string()}),
-            );
+            ).await;
+            if !durable {
+                return error_reply(
+                    503,
+                    "audit_unavailable",
+                    "the audit log cannot be written; nothing was issued",
+                );
+            }
+            service.metrics.issued.with_label_values(&[kind]).inc();
             let resp = IssueResponse {
                 spiffe_id: id.to_string(),
                 chain_pem: issued
@@ -203,6 +211,7 @@ fn issue_blocking(
                 let ttl = service.ttl(req.ttl_secs)?;
                 let csr = csr::parse_pem(&req.csr)?;
                 csr.require_svid_for(&id)?;
+                service.cfg.issuance.reserved_ids.check(&id)?;
                 service.rate_check(&id)?;
                 service.issuer.load().issue_svid(&id, &csr.public_key, ttl)
             })();
@@ -220,6 +229,7 @@ fn issue_blocking(
                 let ttl = service.ttl(req.ttl_secs)?;
                 let csr = csr::parse_pem(&req.csr)?;
                 csr.require_svid_for(id)?;
+                service.cfg.issuance.reserved_ids.check(id)?;
                 service.rate_check(id)?;
                 // Issue before the token is consumed: a failure here leaves
                 // the token usable; a lost race discards the certificate.

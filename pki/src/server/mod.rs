@@ -93,7 +93,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let trust_domain = ca.trust_domain()?;
     let bundle = BundleHandle::new(trust_domain.clone(), ca.trust_bundle())?;
     let metrics = Arc::new(Metrics::new().map_err(|e| PkiError::BadRequest(e.to_string()))?);
-    let audit = AuditSink::spawn(AuditLog::open(&cfg.audit_path())?)?;
+    let audit_path = cfg.audit_path();
+    let audit = AuditSink::spawn(blocking(move || AuditLog::open(&audit_path)).await?)?;
     let tokens = TokenStore::open(&cfg.ca_dir)?;
     let issuer = ca.issuer();
     let issuer_serial = issuer.serial().to_string();
@@ -118,6 +119,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         cfg,
     });
     service.refresh_expiry_metrics();
+    // The full chain check runs beside the service, never in front of it.
+    service.audit.background_check()?;
     let listener = TcpListener::bind(service.cfg.listen)
         .await
         .map_err(|e| PkiError::io(format!("listen {}", service.cfg.listen), e))?;
@@ -319,6 +322,7 @@ impl CaService {
     /// Prometheus text.
     pub fn metrics_text(&self) -> String {
         self.refresh_expiry_metrics();
+        self.metrics.set_audit(self.audit.health());
         self.metrics.render()
     }
 

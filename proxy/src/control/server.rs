@@ -4,7 +4,6 @@
 use crate::config::{self, Config};
 use crate::listener::EdgeApp;
 use crate::metrics::Metrics;
-use crate::protect::conn_limit::pingora::ConnTracked;
 use crate::proxy::Edge;
 use crate::request::access_log;
 use crate::runtime::Runtime;
@@ -17,6 +16,7 @@ use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use rampart_ops::drain::{InFlight, Readiness};
+use rampart_protect::conn_limit::pingora::ConnTracked;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -50,7 +50,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
         .map_err(|e| format!("access log `{}`: {e}", config.log.access_log))?;
     let routes = config.routes.iter().map(|r| r.name.clone()).collect();
     let events = access_log.clone();
-    let (defences, workers) = crate::protect::defences::Defences::new(
+    let (defences, workers) = rampart_protect::defences::Defences::new(
         &config.protect,
         &metrics.registry,
         routes,

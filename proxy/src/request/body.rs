@@ -19,13 +19,13 @@
 
 use super::denial::Denial;
 use crate::config::WafMode;
-use crate::protect::denial::DenialReason;
 use crate::runtime::RouteWaf;
 use bytes::{Bytes, BytesMut};
 use pingora_core::protocols::http::ServerSession;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
+use rampart_protect::denial::DenialReason;
 use serde_json::{Map, Value};
 
 /// Pingora's retry buffer capacity (`BODY_BUF_LIMIT`); one body read is at most this too.

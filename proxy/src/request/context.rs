@@ -3,8 +3,8 @@
 use super::body::BodyReplay;
 use super::denial::Denial;
 use super::headers::HeaderPolicy;
-use crate::protect::shed::InFlightGuard;
 use crate::runtime::{ListenerInfo, Route, Runtime};
+use rampart_protect::shed::InFlightGuard;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

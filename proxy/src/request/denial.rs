@@ -1,6 +1,6 @@
 //! Why the edge answered a request itself instead of forwarding it.
 
-use crate::protect::denial::DenialReason;
+use rampart_protect::denial::DenialReason;
 
 /// Why the edge answered a request itself (for logs and metrics).
 ///

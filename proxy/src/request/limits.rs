@@ -4,10 +4,10 @@
 use super::context::RequestCtx;
 use super::denial::Denial;
 use crate::config::LimitsConfig;
-use crate::protect::denial::DenialReason;
 use crate::runtime::Route;
 use crate::state::Shared;
 use pingora_http::RequestHeader;
+use rampart_protect::denial::DenialReason;
 use std::net::IpAddr;
 
 /// A request head over a configured limit.

@@ -128,7 +128,7 @@ pub fn record_denial(shared: &Shared, ctx: &RequestCtx, denial: &Denial) {
     let Some(reason) = denial.counted else {
         return;
     };
-    let mut d = crate::protect::denial::Denial::new(reason).detail(denial.reason.clone());
+    let mut d = rampart_protect::denial::Denial::new(reason).detail(denial.reason.clone());
     d.route = ctx.route.as_ref().map(|r| r.name.clone());
     d.family = denial.family.map(str::to_string);
     d.client = ctx.peer;

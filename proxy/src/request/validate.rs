@@ -4,9 +4,9 @@
 
 use super::denial::Denial;
 use super::route::normalize_host;
-use crate::protect::denial::DenialReason;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
+use rampart_protect::denial::DenialReason;
 
 /// Checks the request; returns its normalised host, or the denial.
 pub fn request(session: &Session) -> Result<String, Denial> {

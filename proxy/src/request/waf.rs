@@ -7,11 +7,11 @@ use super::body::BodyReplay;
 use super::context::RequestCtx;
 use super::denial::Denial;
 use crate::config::WafMode;
-use crate::protect::denial::DenialReason;
 use crate::runtime::{Route, RouteWaf, Runtime};
 use crate::state::Shared;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
+use rampart_protect::denial::DenialReason;
 use rampart_waf::{RuleSet, Verdict};
 use serde_json::{Map, Value};
 
@@ -40,7 +40,7 @@ pub fn check(
     shared
         .metrics
         .waf_decisions
-        .with_label_values(&[action, crate::protect::denial::family_label(family)])
+        .with_label_values(&[action, rampart_protect::denial::family_label(family)])
         .inc();
     log_fields(&mut ctx.log_fields, action, &verdict, body);
     ctx.log_fields

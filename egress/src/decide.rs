@@ -1,0 +1,747 @@
+//! The egress decision: from what the sidecar saw and the policy, which rule allows the
+//! connection and what to dial, or why not. Pure and offline (the same function backs
+//! `policy explain --egress`).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use rampart_dns::{DnsDenial, DnssecMode};
+
+use crate::peek::{Seen, Target};
+use crate::policy::{EgressPolicy, HostPattern, Protocol};
+
+/// How the connection reached the sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Redirected by iptables; `original_dst` from SO_ORIGINAL_DST (what the app dialled).
+    Transparent { original_dst: SocketAddr },
+    /// The app uses the sidecar as its HTTP(S) proxy (`CONNECT`, absolute-form requests).
+    ExplicitProxy,
+}
+
+/// What to dial once allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dial {
+    /// Resolve through rampart-dns (DNSSEC per `dnssec`, vetting with `internal`), then dial
+    /// exactly a vetted address.
+    Name {
+        host: String,
+        port: u16,
+        dnssec: DnssecMode,
+        internal: Vec<IpNet>,
+    },
+    /// An address an address rule names; dialled as is.
+    Address(SocketAddr),
+}
+
+/// An allowed connection: the rule, what to dial, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub rule: String,
+    pub protocol: Protocol,
+    pub dial: Dial,
+    pub explanation: String,
+}
+
+/// Why an egress connection was refused. `reason()` is the stable code for logs and metrics,
+/// `rule()` the rule concerned when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    #[error("no egress rule allows {host}:{port} ({protocol}){}", closest.as_ref().map(|c| format!("; closest: {c}")).unwrap_or_default())]
+    NoRule {
+        host: String,
+        port: u16,
+        protocol: Protocol,
+        closest: Option<String>,
+    },
+    #[error("rule {rule} allows {host} on ports {ports}, not {port}")]
+    PortNotAllowed {
+        rule: String,
+        host: String,
+        port: u16,
+        ports: String,
+    },
+    #[error("rule {rule} expects {expected} to {host}:{port}, the client sent {seen}")]
+    ProtocolMismatch {
+        rule: String,
+        host: String,
+        port: u16,
+        expected: Protocol,
+        seen: Protocol,
+    },
+    #[error("TLS without SNI to {dst}, and no address rule names {dst}")]
+    MissingSni { dst: SocketAddr },
+    #[error("plain HTTP without a Host header to {dst}, and no address rule names {dst}")]
+    MissingHost { dst: SocketAddr },
+    #[error("raw IP destination {ip}:{port} is named by no address rule{}", sni.as_ref().map(|s| format!(" (SNI {s:?} does not change that)")).unwrap_or_default())]
+    RawIpNotNamed {
+        ip: IpAddr,
+        port: u16,
+        sni: Option<String>,
+    },
+    #[error("CONNECT to {connect} but the TLS inside names {}", sni.as_deref().map(|s| format!("{s:?}")).unwrap_or_else(|| "no server (no SNI)".into()))]
+    ConnectSniMismatch {
+        connect: String,
+        sni: Option<String>,
+    },
+    #[error("request target {target} but Host header {host_header}")]
+    HostMismatch { target: String, host_header: String },
+    #[error("{0}")]
+    NotAProxyRequest(String),
+    #[error("{0}")]
+    ProxyRequestInTransparentMode(String),
+    #[error("unrecognized protocol: {0}")]
+    Unrecognized(String),
+    #[error("no complete ClientHello or request head within the deadline ({0} bytes seen)")]
+    PeekTimeout(usize),
+    #[error("client closed the connection before a ClientHello or request head ({0} bytes seen)")]
+    ClientClosed(usize),
+    #[error("rule {rule}: {source}")]
+    Dns { rule: String, source: DnsDenial },
+    #[error("rule {rule}: dialling {addr} failed: {detail}")]
+    Dial {
+        rule: String,
+        addr: String,
+        detail: String,
+    },
+}
+
+impl Denied {
+    /// Stable reason code (log field, metric label).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Denied::NoRule { .. } => "no_rule",
+            Denied::PortNotAllowed { .. } => "port_not_allowed",
+            Denied::ProtocolMismatch { .. } => "protocol_mismatch",
+            Denied::MissingSni { .. } => "missing_sni",
+            Denied::MissingHost { .. } => "missing_host",
+            Denied::RawIpNotNamed { .. } => "raw_ip_not_named",
+            Denied::ConnectSniMismatch { .. } => "connect_sni_mismatch",
+            Denied::HostMismatch { .. } => "host_mismatch",
+            Denied::NotAProxyRequest(_) => "not_a_proxy_request",
+            Denied::ProxyRequestInTransparentMode(_) => "proxy_request_in_transparent_mode",
+            Denied::Unrecognized(_) => "unrecognized_protocol",
+            Denied::PeekTimeout(_) => "peek_timeout",
+            Denied::ClientClosed(_) => "client_closed",
+            Denied::Dns { source, .. } => source.reason(),
+            Denied::Dial { .. } => "dial_failed",
+        }
+    }
+
+    /// The rule concerned, if any.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Denied::PortNotAllowed { rule, .. }
+            | Denied::ProtocolMismatch { rule, .. }
+            | Denied::Dns { rule, .. }
+            | Denied::Dial { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+
+    /// A `403 Forbidden` for explicit-proxy clients (before any `200` to a CONNECT), carrying the
+    /// reason code in `X-Rampart-Deny-Reason` and the explanation in the body.
+    pub fn http_response(&self) -> Vec<u8> {
+        let body = format!("egress denied: {self}\n");
+        format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             X-Rampart-Deny-Reason: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.reason(),
+            body.len()
+        )
+        .into_bytes()
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "allowed by {}: {}", self.rule, self.explanation)
+    }
+}
+
+/// Decides one connection. For `Seen::Connect` in explicit mode, `inner` is what came through
+/// the tunnel (the ClientHello, or a plain request); `None` checks the CONNECT target alone
+/// (before answering `200`).
+pub fn decide(
+    policy: &EgressPolicy,
+    mode: Mode,
+    seen: &Seen,
+    inner: Option<&Seen>,
+) -> Result<Decision, Denied> {
+    match (mode, seen) {
+        (Mode::Transparent { original_dst }, Seen::Tls { sni }) => match sni {
+            Some(name) => by_name(policy, name, original_dst.port(), Protocol::Tls),
+            None => by_address(
+                policy,
+                original_dst.ip(),
+                original_dst.port(),
+                Protocol::Tls,
+            )
+            .unwrap_or(Err(Denied::MissingSni { dst: original_dst })),
+        },
+        (
+            Mode::Transparent { original_dst },
+            Seen::Http {
+                host: Some(target), ..
+            },
+        ) => by_target(policy, target, original_dst.port(), Protocol::Http, None),
+        (Mode::Transparent { original_dst }, Seen::Http { host: None, .. }) => by_address(
+            policy,
+            original_dst.ip(),
+            original_dst.port(),
+            Protocol::Http,
+        )
+        .unwrap_or(Err(Denied::MissingHost { dst: original_dst })),
+        (Mode::Transparent { .. }, Seen::Connect { .. } | Seen::Absolute { .. }) => {
+            Err(Denied::ProxyRequestInTransparentMode(
+                "an explicit-proxy request (CONNECT or absolute-form) on a transparently \
+                 redirected connection"
+                    .into(),
+            ))
+        }
+        (Mode::ExplicitProxy, Seen::Connect { target, port, .. }) => {
+            decide_connect(policy, target, *port, inner)
+        }
+        (
+            Mode::ExplicitProxy,
+            Seen::Absolute {
+                target,
+                port,
+                host_header,
+                ..
+            },
+        ) => {
+            if let Some(h) = host_header {
+                if h != target {
+                    return Err(Denied::HostMismatch {
+                        target: target.to_string(),
+                        host_header: h.to_string(),
+                    });
+                }
+            }
+            by_target(policy, target, *port, Protocol::Http, None)
+        }
+        (Mode::ExplicitProxy, Seen::Tls { .. } | Seen::Http { .. }) => {
+            Err(Denied::NotAProxyRequest(
+                "explicit proxy mode expects CONNECT or an absolute-form request".into(),
+            ))
+        }
+    }
+}
+
+fn decide_connect(
+    policy: &EgressPolicy,
+    target: &Target,
+    port: u16,
+    inner: Option<&Seen>,
+) -> Result<Decision, Denied> {
+    match inner {
+        // The CONNECT target alone: some rule must allow it for some protocol.
+        None => by_target(policy, target, port, Protocol::Tls, None)
+            .or_else(|_| by_target(policy, target, port, Protocol::Http, None)),
+        Some(Seen::Tls { sni }) => {
+            if let Target::Ip(ip) = target {
+                // A raw IP is judged by the address rules whatever the SNI says.
+                let d = by_address(policy, *ip, port, Protocol::Tls).unwrap_or(Err(
+                    Denied::RawIpNotNamed {
+                        ip: *ip,
+                        port,
+                        sni: sni.clone(),
+                    },
+                ))?;
+                if sni.is_some() {
+                    return Err(Denied::ConnectSniMismatch {
+                        connect: format!("{ip}:{port}"),
+                        sni: sni.clone(),
+                    });
+                }
+                return Ok(d);
+            }
+            let Target::Name(name) = target else {
+                return Err(Denied::Unrecognized("CONNECT target".into()));
+            };
+            if sni.as_deref() != Some(name.as_str()) {
+                return Err(Denied::ConnectSniMismatch {
+                    connect: format!("{name}:{port}"),
+                    sni: sni.clone(),
+                });
+            }
+            by_name(policy, name, port, Protocol::Tls)
+        }
+        Some(Seen::Http { host, .. }) => {
+            if let Some(h) = host {
+                if h != target {
+                    return Err(Denied::HostMismatch {
+                        target: target.to_string(),
+                        host_header: h.to_string(),
+                    });
+                }
+            }
+            by_target(policy, target, port, Protocol::Http, None)
+        }
+        Some(Seen::Connect { .. } | Seen::Absolute { .. }) => Err(Denied::Unrecognized(
+            "a proxy request inside a CONNECT tunnel".into(),
+        )),
+    }
+}
+
+fn by_target(
+    policy: &EgressPolicy,
+    target: &Target,
+    port: u16,
+    protocol: Protocol,
+    sni: Option<&str>,
+) -> Result<Decision, Denied> {
+    match target {
+        Target::Name(n) => by_name(policy, n, port, protocol),
+        Target::Ip(ip) => {
+            by_address(policy, *ip, port, protocol).unwrap_or(Err(Denied::RawIpNotNamed {
+                ip: *ip,
+                port,
+                sni: sni.map(str::to_string),
+            }))
+        }
+    }
+}
+
+/// Host rules for a name.
+fn by_name(
+    policy: &EgressPolicy,
+    host: &str,
+    port: u16,
+    protocol: Protocol,
+) -> Result<Decision, Denied> {
+    let host = match rampart_dns::normalize(host) {
+        Ok(h) => h,
+        Err(e) => return Err(Denied::Unrecognized(e.to_string())),
+    };
+    let rules = policy.host_rules_for(&host);
+    let mut port_ok_other_protocol = None;
+    for &i in &rules {
+        let Some(r) = policy.hosts.get(i) else {
+            continue;
+        };
+        if !r.ports.contains(port) {
+            continue;
+        }
+        if r.protocol != protocol {
+            port_ok_other_protocol.get_or_insert((i, r.protocol));
+            continue;
+        }
+        return Ok(Decision {
+            rule: policy.host_rule_name(i),
+            protocol,
+            dial: Dial::Name {
+                host: host.clone(),
+                port,
+                dnssec: policy.dnssec_of(r),
+                internal: r.internal.clone(),
+            },
+            explanation: format!(
+                "{host}:{port} ({protocol}) matches {} ports {}; resolved by rampart-dns \
+                 (dnssec {}){}",
+                r.host,
+                r.ports,
+                policy.dnssec_of(r).as_str(),
+                if r.internal.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", internal networks allowed: {}",
+                        r.internal
+                            .iter()
+                            .map(|n| n.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
+        });
+    }
+    if let Some((i, expected)) = port_ok_other_protocol {
+        return Err(Denied::ProtocolMismatch {
+            rule: policy.host_rule_name(i),
+            host,
+            port,
+            expected,
+            seen: protocol,
+        });
+    }
+    if let Some(&i) = rules.first() {
+        return Err(Denied::PortNotAllowed {
+            rule: policy.host_rule_name(i),
+            host,
+            port,
+            ports: policy
+                .hosts
+                .get(i)
+                .map(|r| r.ports.to_string())
+                .unwrap_or_default(),
+        });
+    }
+    Err(Denied::NoRule {
+        closest: closest(policy, &host),
+        host,
+        port,
+        protocol,
+    })
+}
+
+/// Address rules for an IP; `None` when no rule's networks contain it.
+fn by_address(
+    policy: &EgressPolicy,
+    ip: IpAddr,
+    port: u16,
+    protocol: Protocol,
+) -> Option<Result<Decision, Denied>> {
+    let mut named = None;
+    for (i, r) in policy.addresses.iter().enumerate() {
+        let Some(net) = r.networks.iter().find(|n| n.contains(&ip)) else {
+            continue;
+        };
+        named.get_or_insert(i);
+        if r.ports.contains(port) && r.protocol == protocol {
+            return Some(Ok(Decision {
+                rule: policy.address_rule_name(i),
+                protocol,
+                dial: Dial::Address(SocketAddr::new(ip, port)),
+                explanation: format!("{ip}:{port} ({protocol}) is in {net} ports {}", r.ports),
+            }));
+        }
+    }
+    let i = named?;
+    let r = policy.addresses.get(i)?;
+    Some(Err(if r.ports.contains(port) {
+        Denied::ProtocolMismatch {
+            rule: policy.address_rule_name(i),
+            host: ip.to_string(),
+            port,
+            expected: r.protocol,
+            seen: protocol,
+        }
+    } else {
+        Denied::PortNotAllowed {
+            rule: policy.address_rule_name(i),
+            host: ip.to_string(),
+            port,
+            ports: r.ports.to_string(),
+        }
+    }))
+}
+
+/// The nearest rule that did not match, and why.
+fn closest(policy: &EgressPolicy, host: &str) -> Option<String> {
+    for (i, r) in policy.hosts.iter().enumerate() {
+        match &r.host {
+            HostPattern::Wildcard(s) if s == host => {
+                return Some(format!(
+                    "{} ({}) matches names below {s}, never {s} itself: add an exact rule for {s}",
+                    r.host,
+                    policy.host_rule_name(i)
+                ))
+            }
+            HostPattern::Exact(e) if host.ends_with(&format!(".{e}")) => {
+                return Some(format!(
+                    "{e} ({}) is exact and does not cover names below it: use *.{e}",
+                    policy.host_rule_name(i)
+                ))
+            }
+            _ => {}
+        }
+    }
+    // Same parent domain.
+    let parent = host.split_once('.').map(|(_, p)| p)?;
+    policy.hosts.iter().enumerate().find_map(|(i, r)| {
+        let s = r.host.to_string();
+        (s.ends_with(&format!(".{parent}")) || s == parent)
+            .then(|| format!("{s} ({}) is for another name", policy.host_rule_name(i)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::EgressPolicy;
+
+    fn policy() -> EgressPolicy {
+        EgressPolicy::from_toml(
+            r#"
+[[hosts]]
+name = "api"
+host = "api.example.com"
+ports = [443]
+protocol = "tls"
+[[hosts]]
+name = "cdn"
+host = "*.cdn.example.com"
+ports = [443]
+protocol = "tls"
+dnssec = "required"
+[[hosts]]
+name = "plain"
+host = "www.example.org"
+ports = [80]
+protocol = "http"
+[[addresses]]
+name = "legacy"
+networks = ["203.0.113.7/32"]
+ports = [443]
+protocol = "tls"
+"#,
+            "t",
+        )
+        .unwrap()
+    }
+
+    fn dst(s: &str) -> Mode {
+        Mode::Transparent {
+            original_dst: s.parse().unwrap(),
+        }
+    }
+
+    fn tls(sni: Option<&str>) -> Seen {
+        Seen::Tls {
+            sni: sni.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn transparent_tls() {
+        let p = policy();
+        let d = decide(
+            &p,
+            dst("198.51.100.1:443"),
+            &tls(Some("api.example.com")),
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.rule, "api");
+        assert!(
+            matches!(d.dial, Dial::Name { ref host, port: 443, dnssec: DnssecMode::IfSigned, .. } if host == "api.example.com")
+        );
+        // Wildcard: one or more labels, never the apex.
+        let d = decide(
+            &p,
+            dst("198.51.100.1:443"),
+            &tls(Some("a.b.cdn.example.com")),
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.rule, "cdn");
+        assert!(matches!(
+            d.dial,
+            Dial::Name {
+                dnssec: DnssecMode::Required,
+                ..
+            }
+        ));
+        let e = decide(
+            &p,
+            dst("198.51.100.1:443"),
+            &tls(Some("cdn.example.com")),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "no_rule");
+        assert!(
+            e.to_string().contains("never cdn.example.com itself"),
+            "{e}"
+        );
+        let e = decide(
+            &p,
+            dst("198.51.100.1:443"),
+            &tls(Some("x.api.example.com")),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("is exact"), "{e}");
+        let e = decide(
+            &p,
+            dst("198.51.100.1:8443"),
+            &tls(Some("api.example.com")),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!((e.reason(), e.rule()), ("port_not_allowed", Some("api")));
+        let e = decide(
+            &p,
+            dst("198.51.100.1:80"),
+            &Seen::Http {
+                host: Some(Target::Name("api.example.com".into())),
+                host_port: None,
+                head_len: 0,
+            },
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "port_not_allowed");
+        let e = decide(
+            &p,
+            dst("198.51.100.1:443"),
+            &tls(Some("evil.example.net")),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "no_rule");
+        // Missing SNI: only an address rule can allow it.
+        let e = decide(&p, dst("198.51.100.1:443"), &tls(None), None).unwrap_err();
+        assert_eq!(e.reason(), "missing_sni");
+        let d = decide(&p, dst("203.0.113.7:443"), &tls(None), None).unwrap();
+        assert_eq!(
+            (d.rule.as_str(), d.dial),
+            ("legacy", Dial::Address("203.0.113.7:443".parse().unwrap()))
+        );
+        // An address rule does not open other names on that address: the SNI decides.
+        let e = decide(
+            &p,
+            dst("203.0.113.7:443"),
+            &tls(Some("evil.example.net")),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "no_rule");
+    }
+
+    #[test]
+    fn transparent_http() {
+        let p = policy();
+        let http = |h: Option<Target>| Seen::Http {
+            host: h,
+            host_port: None,
+            head_len: 0,
+        };
+        let d = decide(
+            &p,
+            dst("198.51.100.1:80"),
+            &http(Some(Target::Name("www.example.org".into()))),
+            None,
+        )
+        .unwrap();
+        assert_eq!(d.rule, "plain");
+        let e = decide(
+            &p,
+            dst("198.51.100.1:443"),
+            &http(Some(Target::Name("api.example.com".into()))),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!((e.reason(), e.rule()), ("protocol_mismatch", Some("api")));
+        let e = decide(&p, dst("198.51.100.1:80"), &http(None), None).unwrap_err();
+        assert_eq!(e.reason(), "missing_host");
+        let e = decide(
+            &p,
+            dst("198.51.100.1:80"),
+            &http(Some(Target::Ip("10.0.0.1".parse().unwrap()))),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "raw_ip_not_named");
+        let e = decide(
+            &p,
+            dst("198.51.100.1:80"),
+            &Seen::Connect {
+                target: Target::Name("a".into()),
+                port: 1,
+                head_len: 0,
+            },
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "proxy_request_in_transparent_mode");
+    }
+
+    #[test]
+    fn explicit_proxy() {
+        let p = policy();
+        let connect = |t: Target, port| Seen::Connect {
+            target: t,
+            port,
+            head_len: 0,
+        };
+        let api = connect(Target::Name("api.example.com".into()), 443);
+        assert!(decide(&p, Mode::ExplicitProxy, &api, None).is_ok());
+        let d = decide(
+            &p,
+            Mode::ExplicitProxy,
+            &api,
+            Some(&tls(Some("api.example.com"))),
+        )
+        .unwrap();
+        assert_eq!(d.rule, "api");
+        let e = decide(
+            &p,
+            Mode::ExplicitProxy,
+            &api,
+            Some(&tls(Some("evil.example.net"))),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "connect_sni_mismatch");
+        assert_eq!(
+            e.to_string(),
+            "CONNECT to api.example.com:443 but the TLS inside names \"evil.example.net\""
+        );
+        let e = decide(&p, Mode::ExplicitProxy, &api, Some(&tls(None))).unwrap_err();
+        assert_eq!(e.reason(), "connect_sni_mismatch");
+        // Raw IP whatever the SNI.
+        let raw = connect(Target::Ip("198.51.100.9".parse().unwrap()), 443);
+        let e = decide(
+            &p,
+            Mode::ExplicitProxy,
+            &raw,
+            Some(&tls(Some("api.example.com"))),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "raw_ip_not_named");
+        assert!(e.to_string().contains("does not change that"), "{e}");
+        let e = decide(&p, Mode::ExplicitProxy, &raw, None).unwrap_err();
+        assert_eq!(e.reason(), "raw_ip_not_named");
+        let named = connect(Target::Ip("203.0.113.7".parse().unwrap()), 443);
+        assert!(decide(&p, Mode::ExplicitProxy, &named, Some(&tls(None))).is_ok());
+        let e = decide(
+            &p,
+            Mode::ExplicitProxy,
+            &named,
+            Some(&tls(Some("api.example.com"))),
+        )
+        .unwrap_err();
+        assert_eq!(e.reason(), "connect_sni_mismatch");
+        // Absolute form.
+        let abs = Seen::Absolute {
+            target: Target::Name("www.example.org".into()),
+            port: 80,
+            host_header: Some(Target::Name("www.example.org".into())),
+            head_len: 0,
+        };
+        assert_eq!(
+            decide(&p, Mode::ExplicitProxy, &abs, None).unwrap().rule,
+            "plain"
+        );
+        let abs = Seen::Absolute {
+            target: Target::Name("www.example.org".into()),
+            port: 80,
+            host_header: Some(Target::Name("evil.example.net".into())),
+            head_len: 0,
+        };
+        assert_eq!(
+            decide(&p, Mode::ExplicitProxy, &abs, None)
+                .unwrap_err()
+                .reason(),
+            "host_mismatch"
+        );
+        let e = decide(&p, Mode::ExplicitProxy, &tls(Some("api.example.com")), None).unwrap_err();
+        assert_eq!(e.reason(), "not_a_proxy_request");
+    }
+
+    #[test]
+    fn forbidden_response_names_the_reason() {
+        let e = Denied::MissingSni {
+            dst: "198.51.100.1:443".parse().unwrap(),
+        };
+        let r = String::from_utf8(e.http_response()).unwrap();
+        assert!(r.starts_with("HTTP/1.1 403 Forbidden\r\n"));
+        assert!(r.contains("X-Rampart-Deny-Reason: missing_sni\r\n"));
+        let (head, body) = r.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+}

@@ -1,0 +1,236 @@
+//! From an accepted client connection to a connected upstream: read what the client sends first
+//! (bounded in size and time), decide, resolve through rampart-dns, and dial exactly a vetted
+//! address, optionally from a fixed source address (the egress gateway of S.N.8).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_dns::{Resolved, Resolver};
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
+
+use crate::decide::{decide, Decision, Denied, Dial, Mode};
+use crate::peek::{self, Peeked, Seen};
+use crate::policy::EgressPolicy;
+
+/// How to dial.
+#[derive(Debug, Clone, Copy)]
+pub struct DialOptions {
+    /// Source address to bind before connecting (gateway mode); only addresses of the same
+    /// family are dialled then.
+    pub bind: Option<IpAddr>,
+    /// Per-address connect timeout.
+    pub connect_timeout: Duration,
+    /// How long the client may take to send its ClientHello / request head.
+    pub peek_timeout: Duration,
+}
+
+impl Default for DialOptions {
+    fn default() -> Self {
+        DialOptions {
+            bind: None,
+            connect_timeout: Duration::from_secs(5),
+            peek_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An allowed, connected egress.
+#[derive(Debug)]
+pub struct Connected {
+    pub upstream: TcpStream,
+    /// The address dialled (one of `resolved.addrs`, or the address rule's).
+    pub peer: SocketAddr,
+    pub decision: Decision,
+    /// The vetted answer, for name rules.
+    pub resolved: Option<Resolved>,
+    /// Bytes read from the client that the upstream must receive first (the ClientHello or
+    /// request head; for CONNECT, what followed the `200`).
+    pub prefix: Vec<u8>,
+}
+
+/// The egress path of one service: its policy, the resolver, dial options.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    pub policy: Arc<EgressPolicy>,
+    pub resolver: Arc<Resolver>,
+    pub options: DialOptions,
+}
+
+impl Egress {
+    /// Reads the start of `client`, decides, resolves and dials. In explicit-proxy mode a
+    /// CONNECT is answered `200` once its target is allowed, and the tunnel's first bytes are
+    /// then checked too (SNI must equal the target). On denial nothing has been dialled; in
+    /// explicit mode the caller should send [`Denied::http_response`] unless `200` was already
+    /// sent (then just close).
+    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut S,
+        mode: Mode,
+    ) -> Result<Connected, Denied> {
+        let deadline = Instant::now() + self.options.peek_timeout;
+        let mut buf = Vec::with_capacity(2048);
+        let seen = read_seen(client, &mut buf, deadline).await?;
+        let (decision, inner_prefix) = match (&mode, &seen) {
+            (Mode::ExplicitProxy, Seen::Connect { head_len, .. }) => {
+                decide(&self.policy, mode, &seen, None)?;
+                let rest = buf.get(*head_len..).unwrap_or_default().to_vec();
+                client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .await
+                    .map_err(|e| Denied::ClientClosed(e.raw_os_error().unwrap_or(0) as usize))?;
+                let mut inner_buf = rest;
+                let inner = read_seen(client, &mut inner_buf, deadline).await?;
+                (decide(&self.policy, mode, &seen, Some(&inner))?, inner_buf)
+            }
+            _ => (decide(&self.policy, mode, &seen, None)?, buf),
+        };
+        let mut c = self.connect(decision).await?;
+        c.prefix = inner_prefix;
+        Ok(c)
+    }
+
+    /// Resolves (name rules) and dials exactly the vetted address.
+    pub async fn connect(&self, decision: Decision) -> Result<Connected, Denied> {
+        match &decision.dial {
+            Dial::Address(addr) => {
+                let upstream =
+                    dial_one(*addr, &self.options)
+                        .await
+                        .map_err(|detail| Denied::Dial {
+                            rule: decision.rule.clone(),
+                            addr: addr.to_string(),
+                            detail,
+                        })?;
+                Ok(Connected {
+                    upstream,
+                    peer: *addr,
+                    decision,
+                    resolved: None,
+                    prefix: Vec::new(),
+                })
+            }
+            Dial::Name {
+                host,
+                port,
+                dnssec,
+                internal,
+            } => {
+                let resolved = self
+                    .resolver
+                    .resolve(host, *dnssec, internal)
+                    .await
+                    .map_err(|source| Denied::Dns {
+                        rule: decision.rule.clone(),
+                        source,
+                    })?;
+                let (upstream, peer) = dial_vetted(&resolved, *port, &self.options).await.map_err(
+                    |(addr, detail)| Denied::Dial {
+                        rule: decision.rule.clone(),
+                        addr,
+                        detail,
+                    },
+                )?;
+                Ok(Connected {
+                    upstream,
+                    peer,
+                    decision,
+                    resolved: Some(resolved),
+                    prefix: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Dials the vetted addresses of `resolved` in order, first success wins. Nothing else is ever
+/// dialled: no second lookup.
+pub async fn dial_vetted(
+    resolved: &Resolved,
+    port: u16,
+    opts: &DialOptions,
+) -> Result<(TcpStream, SocketAddr), (String, String)> {
+    let mut errors = Vec::new();
+    for ip in &resolved.addrs {
+        if let Some(b) = opts.bind {
+            if b.is_ipv4() != ip.is_ipv4() {
+                errors.push(format!("{ip}: not the family of the source address {b}"));
+                continue;
+            }
+        }
+        let addr = SocketAddr::new(*ip, port);
+        match dial_one(addr, opts).await {
+            Ok(s) => return Ok((s, addr)),
+            Err(e) => errors.push(format!("{addr}: {e}")),
+        }
+    }
+    let addrs: Vec<String> = resolved.addrs.iter().map(|a| a.to_string()).collect();
+    Err((addrs.join(", "), errors.join("; ")))
+}
+
+/// One connect, from `opts.bind` when set (socket2: bind before connect), bounded in time.
+pub async fn dial_one(addr: SocketAddr, opts: &DialOptions) -> Result<TcpStream, String> {
+    let socket = match opts.bind {
+        None => if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .map_err(|e| e.to_string())?,
+        Some(src) => {
+            let domain = if src.is_ipv4() {
+                Domain::IPV4
+            } else {
+                Domain::IPV6
+            };
+            let s = Socket::new(domain, Type::STREAM, Some(SockProtocol::TCP))
+                .map_err(|e| e.to_string())?;
+            s.set_nonblocking(true).map_err(|e| e.to_string())?;
+            s.bind(&SocketAddr::new(src, 0).into())
+                .map_err(|e| format!("binding source address {src}: {e}"))?;
+            TcpSocket::from_std_stream(std::net::TcpStream::from(s))
+        }
+    };
+    match tokio::time::timeout(opts.connect_timeout, socket.connect(addr)).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no connection within {:?}", opts.connect_timeout)),
+    }
+}
+
+/// Reads from `client` into `buf` until the bytes classify, the size cap, EOF or the deadline.
+async fn read_seen<S: AsyncRead + Unpin>(
+    client: &mut S,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> Result<Seen, Denied> {
+    loop {
+        match peek::classify(buf) {
+            Peeked::Seen(s) => return Ok(s),
+            Peeked::Unrecognized(why) => return Err(Denied::Unrecognized(why)),
+            Peeked::Partial => {}
+        }
+        if buf.len() >= peek::MAX_PEEK {
+            return Err(Denied::Unrecognized(format!(
+                "nothing recognizable in the first {} bytes",
+                peek::MAX_PEEK
+            )));
+        }
+        let mut chunk = [0u8; 4096];
+        let want = (peek::MAX_PEEK - buf.len()).min(chunk.len());
+        let Some(dst) = chunk.get_mut(..want) else {
+            return Err(Denied::Unrecognized("buffer".into()));
+        };
+        match tokio::time::timeout_at(deadline, client.read(dst)).await {
+            Err(_) => return Err(Denied::PeekTimeout(buf.len())),
+            Ok(Err(_)) | Ok(Ok(0)) => return Err(Denied::ClientClosed(buf.len())),
+            Ok(Ok(n)) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! rampart-egress: egress control for the sidecar (S.N.7, S.N.8, resolver half of S.N.11).
+//!
+//! - [`policy`]: allowed destinations per service (exact hosts, `*.suffix` wildcards, ports,
+//!   protocol, DNSSEC demand; addresses and CIDRs only explicitly), with warnings on broad rules.
+//! - [`peek`]: what the sidecar sees: the SNI of a ClientHello (rustls `Acceptor`, nothing
+//!   terminated), the Host header of plain HTTP, CONNECT and absolute-form targets (httparse).
+//! - [`decide`]: the decision, with the rule and the reason; pure and offline.
+//! - [`dial`]: read, decide, resolve through rampart-dns, dial exactly the vetted address,
+//!   optionally from a fixed source address.
+#![forbid(unsafe_code)]
+
+pub mod decide;
+pub mod dial;
+pub mod peek;
+pub mod policy;
+
+pub use decide::{decide, Decision, Denied, Dial, Mode};
+pub use dial::{dial_one, dial_vetted, Connected, DialOptions, Egress};
+pub use peek::{classify, Peeked, Seen, Target};
+pub use policy::{
+    AddressRule, EgressPolicy, HostPattern, HostRule, PolicyError, Ports, Protocol, Warning,
+};

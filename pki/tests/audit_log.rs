@@ -1,0 +1,251 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The audit log with the real binaries: `serve` and CLI commands writing
+//! the same log keep one intact chain; a broken chain never stops the CA.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+fn pki(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
+        .current_dir(dir)
+        .env_remove("RAMPART_PKI_KEK")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+struct Serve {
+    child: Child,
+    port: u16,
+}
+
+impl Serve {
+    async fn start(d: &Path) -> Serve {
+        std::fs::write(
+            d.join("pki.toml"),
+            "listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n",
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
+            .current_dir(d)
+            .env_remove("RAMPART_PKI_KEK")
+            .args(["serve", "--config", "pki.toml"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                BufReader::new(stdout).read_line(&mut line).unwrap();
+                line
+            }),
+        )
+        .await
+        .expect("serve did not print its ready line within 30 s")
+        .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("ready https://")
+            .unwrap_or_else(|| panic!("no ready line: {line:?}"));
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        Serve { child, port }
+    }
+
+    /// A request the service refuses and audits (unknown join token).
+    async fn refused_request(&self, d: &Path) -> String {
+        curl(
+            d,
+            &[
+                "-X",
+                "POST",
+                "--data",
+                "{\"token\":\"rpt_unknown\",\"csr\":\"x\"}",
+                &format!("https://127.0.0.1:{}/v1/bootstrap", self.port),
+            ],
+        )
+        .await
+    }
+
+    async fn metrics(&self, d: &Path) -> String {
+        curl(d, &[&format!("https://127.0.0.1:{}/metrics", self.port)]).await
+    }
+
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "serve exits cleanly: {status:?}");
+    }
+}
+
+async fn curl(d: &Path, args: &[&str]) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new("curl")
+            .current_dir(d)
+            .args(["--silent", "--max-time", "10", "--cacert", "ca/bundle.pem"])
+            .args(args)
+            .output(),
+    )
+    .await
+    .expect("curl hung")
+    .expect("curl is needed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sealed(d: &Path) -> Vec<String> {
+    std::fs::read_dir(d.join("ca"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".sealed-"))
+        .collect()
+}
+
+fn init(d: &Path) {
+    ok(&pki(d, &["kek", "generate", "--out", "kek"]));
+    ok(&pki(
+        d,
+        &[
+            "init",
+            "--trust-domain",
+            "example.org",
+            "--dir",
+            "ca",
+            "--kek-file",
+            "kek",
+        ],
+    ));
+}
+
+/// The reported defect: `token create` / `issue` while `serve` runs, then
+/// one more request to the service, broke the chain; afterwards the CLI
+/// and a restarted service refused to work.
+#[tokio::test]
+async fn cli_and_service_share_one_intact_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d);
+    let serve = Serve::start(d).await;
+    let mut expected = 0;
+    for i in 0..4 {
+        let id = format!("spiffe://example.org/ns/web/sa/w{i}");
+        let (body, created) = tokio::join!(
+            serve.refused_request(d),
+            tokio::task::spawn_blocking({
+                let d = d.to_path_buf();
+                move || pki(&d, &["token", "create", "--dir", "ca", "--id", &id])
+            })
+        );
+        assert!(body.contains("token_unknown"), "{body}");
+        ok(&created.unwrap());
+        let out = format!("w{i}");
+        ok(&pki(
+            d,
+            &[
+                "issue",
+                "--dir",
+                "ca",
+                "--kek-file",
+                "kek",
+                "--ns",
+                "web",
+                "--sa",
+                &out,
+                "--out",
+                &out,
+            ],
+        ));
+        expected += 3;
+    }
+    // One more request to the service after the CLI wrote.
+    assert!(serve.refused_request(d).await.contains("token_unknown"));
+    expected += 1;
+    serve.stop();
+    let verified = ok(&pki(d, &["audit", "verify", "ca/audit.jsonl"]));
+    assert!(
+        verified.contains(&format!("OK: {expected} records, chain intact")),
+        "{verified}"
+    );
+    assert!(sealed(d).is_empty(), "nothing was sealed: {:?}", sealed(d));
+}
+
+/// A chain broken inside (an edited record) does not stop the CLI (no full
+/// verification at every start) nor the service: the service reports the
+/// break, seals the log and starts a new chain saying where it broke.
+#[tokio::test]
+async fn a_broken_chain_is_sealed_and_the_ca_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d);
+    for i in 0..3 {
+        let id = format!("spiffe://example.org/ns/web/sa/t{i}");
+        ok(&pki(d, &["token", "create", "--dir", "ca", "--id", &id]));
+    }
+    let log = d.join("ca/audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("sa/t1", "sa/xx", 1)).unwrap();
+    assert!(!pki(d, &["audit", "verify", "ca/audit.jsonl"])
+        .status
+        .success());
+    // The CLI still works: it reads only the (intact) tail.
+    ok(&pki(
+        d,
+        &[
+            "token",
+            "create",
+            "--dir",
+            "ca",
+            "--id",
+            "spiffe://example.org/ns/web/sa/t3",
+        ],
+    ));
+    let serve = Serve::start(d).await;
+    // The background check finds the break; wait for it (bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = serve.metrics(d).await;
+        if m.contains("rampart_pki_audit_chain_restarts_total 1") {
+            assert!(m.contains("rampart_pki_audit_chain_breaks_total 1"), "{m}");
+            assert!(m.contains("rampart_pki_audit_chain_verified 0"), "{m}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service did not report the break: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(serve.refused_request(d).await.contains("token_unknown"));
+    serve.stop();
+    let names = sealed(d);
+    assert_eq!(names.len(), 1, "{names:?}");
+    let verified = ok(&pki(d, &["audit", "verify", "ca/audit.jsonl"]));
+    assert!(verified.contains("chain intact"), "{verified}");
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["event"], "chain_restarted");
+    assert_eq!(first["broken_at_line"], 2);
+    assert_eq!(first["sealed_log"], names[0].as_str());
+}

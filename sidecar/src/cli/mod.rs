@@ -1,0 +1,69 @@
+//! Subcommands of `rampart-sidecar`.
+
+mod check;
+mod explain;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The Rampart mesh sidecar.
+#[derive(Debug, Parser)]
+#[command(name = "rampart-sidecar", version, about)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the sidecar.
+    Run {
+        /// The sidecar config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Work with policy files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Validate a sidecar config with its policy and directory; warn on rules that can never
+    /// match or that admit the whole trust domain. Exit 0 when it would load, 1 with
+    /// `--strict` and warnings, 2 on errors.
+    Check {
+        /// The sidecar config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Treat warnings as failures.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Decide one call and say why. Exit 0 when it passes (allow or audit), 3 when denied.
+    Explain(explain::ExplainArgs),
+}
+
+/// Runs a parsed command line; `Err` is a message for the user (exit 2).
+pub fn run(args: Args) -> Result<ExitCode, String> {
+    match args.command {
+        Command::Policy {
+            command: PolicyCommand::Explain(a),
+        } => explain::run(a),
+        Command::Check { config, strict } => check::run(&config, strict),
+        Command::Run { config } => {
+            let config =
+                rampart_sidecar::config::Config::load(&config).map_err(|e| e.to_string())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            runtime.block_on(rampart_sidecar::runtime::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The sidecar's own config file (`rampart-sidecar run --config FILE`): which workload it
+//! fronts, its policy and directory files, its listeners.
+//!
+//! ```toml
+//! service = "payments"                  # this workload's name in the mesh directory
+//! trust_domain = "mesh.local"
+//! policy = "policy.toml"                # relative to this file
+//! directory = "directory.toml"
+//! identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
+//! admin = { listen = "127.0.0.1:15090" }    # /metrics /healthz /readyz
+//!
+//! [[inbound.port]]
+//! port = 8080                           # the app port peers call (policy names it)
+//! protocol = "http"                     # or "tcp"
+//! app = "127.0.0.1:8080"                # where the app listens, on loopback
+//! listen = "0.0.0.0:18080"              # explicit mode: the sidecar's mTLS listener
+//!
+//! [[outbound.listener]]                 # explicit mode: one local listener per upstream
+//! listen = "127.0.0.1:29000"
+//! service = "ledger"
+//! port = 9000
+//! ```
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rampart_pki::spiffe::TrustDomain;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::directory::valid_name;
+use crate::source::{FileError, SourceFile};
+
+/// Whether a port carries HTTP/1.1 (requests decided one by one) or opaque TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1: per-request policy, `x-forwarded-client-cert` set for the app.
+    Http,
+    /// Opaque TCP: per-connection policy.
+    Tcp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    service: Spanned<String>,
+    trust_domain: Spanned<String>,
+    policy: PathBuf,
+    directory: PathBuf,
+    #[serde(default)]
+    inbound: RawInbound,
+    #[serde(default)]
+    outbound: RawOutbound,
+    identity: IdentityFiles,
+    #[serde(default)]
+    admin: Option<Admin>,
+}
+
+/// Where the sidecar's SVID and the trust bundle are (files written by `rampart-pki` or by the
+/// identity agent; re-read on reload).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFiles {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM PKCS#8 key (0600).
+    pub key: PathBuf,
+    /// PEM roots of the trust domain.
+    pub bundle: PathBuf,
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Where it listens.
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInbound {
+    #[serde(default, rename = "port")]
+    ports: Vec<Spanned<InboundPort>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbound {
+    #[serde(default, rename = "listener")]
+    listeners: Vec<Spanned<OutboundListener>>,
+}
+
+/// One app port fronted by the sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundPort {
+    /// The app port callers address and policy names.
+    pub port: u16,
+    /// HTTP or TCP.
+    pub protocol: Protocol,
+    /// The app's own listener (loopback).
+    pub app: SocketAddr,
+    /// The sidecar's mTLS listener for this port.
+    pub listen: SocketAddr,
+}
+
+/// One explicit outbound listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundListener {
+    /// Where the app connects (loopback).
+    pub listen: SocketAddr,
+    /// The directory service it leads to.
+    pub service: String,
+    /// The service port.
+    pub port: u16,
+}
+
+/// The loaded config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from.
+    pub source: SourceFile,
+    /// This workload's service name.
+    pub service: String,
+    /// The mesh's trust domain.
+    pub trust_domain: TrustDomain,
+    /// The policy file (resolved against the config's folder).
+    pub policy: PathBuf,
+    /// The directory file (resolved).
+    pub directory: PathBuf,
+    /// App ports.
+    pub inbound: Vec<InboundPort>,
+    /// Explicit outbound listeners.
+    pub outbound: Vec<OutboundListener>,
+    /// SVID and bundle files (resolved).
+    pub identity: IdentityFiles,
+    /// The admin listener, if any.
+    pub admin: Option<Admin>,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        Self::from_source(SourceFile::read(path)?)
+    }
+
+    /// Checks a config already read.
+    pub fn from_source(source: SourceFile) -> Result<Self, FileError> {
+        let raw: RawConfig = source.parse()?;
+        let err = |span, field: &str, message: String| {
+            source.error_at(Some(span), Some(field.to_string()), message)
+        };
+        let service_span = raw.service.span();
+        let service = raw.service.into_inner();
+        if !valid_name(&service) {
+            return Err(err(
+                service_span,
+                "service",
+                format!("`{service}` is not a service name (1-63 characters of [a-z0-9-])"),
+            ));
+        }
+        let td_span = raw.trust_domain.span();
+        let trust_domain = TrustDomain::parse(raw.trust_domain.get_ref())
+            .map_err(|e| err(td_span, "trust_domain", e.to_string()))?;
+        let mut ports = HashSet::new();
+        let mut listens = HashSet::new();
+        let mut inbound = Vec::new();
+        for (i, p) in raw.inbound.ports.into_iter().enumerate() {
+            let span = p.span();
+            let p = p.into_inner();
+            let field = format!("inbound.port[{i}]");
+            if p.port == 0 || !ports.insert(p.port) {
+                return Err(err(
+                    span,
+                    &field,
+                    format!("port {} is 0 or listed twice", p.port),
+                ));
+            }
+            if !p.app.ip().is_loopback() {
+                return Err(err(
+                    span,
+                    &format!("{field}.app"),
+                    format!("app address {} must be on loopback: the sidecar forwards plain text only there", p.app),
+                ));
+            }
+            if p.listen.port() != 0 && !listens.insert(p.listen) {
+                return Err(err(
+                    span,
+                    &format!("{field}.listen"),
+                    format!("{} is used twice", p.listen),
+                ));
+            }
+            inbound.push(p);
+        }
+        let mut outbound = Vec::new();
+        for (i, l) in raw.outbound.listeners.into_iter().enumerate() {
+            let span = l.span();
+            let l = l.into_inner();
+            let field = format!("outbound.listener[{i}]");
+            if !l.listen.ip().is_loopback() {
+                return Err(err(
+                    span,
+                    &format!("{field}.listen"),
+                    format!(
+                        "{} must be a loopback address: only the app may use it",
+                        l.listen
+                    ),
+                ));
+            }
+            if l.listen.port() != 0 && !listens.insert(l.listen) {
+                return Err(err(
+                    span,
+                    &format!("{field}.listen"),
+                    format!("{} is used twice", l.listen),
+                ));
+            }
+            if !valid_name(&l.service) || l.port == 0 {
+                return Err(err(
+                    span,
+                    &field,
+                    format!("`{}:{}` is not a service name and port", l.service, l.port),
+                ));
+            }
+            outbound.push(l);
+        }
+        let base = source.path().parent().unwrap_or(Path::new("."));
+        let identity = IdentityFiles {
+            cert: base.join(&raw.identity.cert),
+            key: base.join(&raw.identity.key),
+            bundle: base.join(&raw.identity.bundle),
+        };
+        Ok(Config {
+            identity,
+            admin: raw.admin,
+            policy: base.join(&raw.policy),
+            directory: base.join(&raw.directory),
+            source,
+            service,
+            trust_domain,
+            inbound,
+            outbound,
+        })
+    }
+
+    /// The config of an app port.
+    pub fn inbound_port(&self, port: u16) -> Option<&InboundPort> {
+        self.inbound.iter().find(|p| p.port == port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, FileError> {
+        Config::from_source(SourceFile::from_text(
+            Path::new("/etc/r/sidecar.toml"),
+            text.into(),
+        ))
+    }
+
+    const GOOD: &str = r#"
+service = "payments"
+trust_domain = "mesh.local"
+policy = "policy.toml"
+directory = "/abs/directory.toml"
+identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
+
+[[inbound.port]]
+port = 8080
+protocol = "http"
+app = "127.0.0.1:8080"
+listen = "0.0.0.0:18080"
+
+[[outbound.listener]]
+listen = "127.0.0.1:29000"
+service = "ledger"
+port = 9000
+"#;
+
+    #[test]
+    fn loads_and_resolves_paths() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.policy, Path::new("/etc/r/policy.toml"));
+        assert_eq!(c.directory, Path::new("/abs/directory.toml"));
+        assert_eq!(c.inbound_port(8080).unwrap().protocol, Protocol::Http);
+        assert!(c.inbound_port(1).is_none());
+        assert_eq!(c.outbound[0].service, "ledger");
+    }
+
+    #[test]
+    fn refuses_bad_values_with_their_place() {
+        let e = load(&GOOD.replace("127.0.0.1:8080", "10.0.0.1:8080")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("inbound.port[0].app"), "{e}");
+        assert!(e.message.contains("loopback"), "{e}");
+        let e = load(&GOOD.replace("protocol = \"http\"", "protocol = \"grpc\"")).unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        let e = load(&GOOD.replace("trust_domain", "trust_domian")).unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+        let e = load(&GOOD.replace("mesh.local", "Mesh")).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("trust_domain"), "{e}");
+        let e = load(&GOOD.replace("127.0.0.1:29000", "0.0.0.0:29000")).unwrap_err();
+        assert!(e.message.contains("loopback"), "{e}");
+    }
+}

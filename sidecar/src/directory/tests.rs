@@ -1,0 +1,74 @@
+use super::*;
+
+fn load(text: &str) -> Result<Directory, FileError> {
+    Directory::from_source(SourceFile::from_text(
+        Path::new("dir.toml"),
+        text.to_string(),
+    ))
+}
+
+const GOOD: &str = r#"
+[[service]]
+name = "payments"
+identity = "spiffe://mesh.local/ns/shop/sa/payments"
+endpoints = [{ port = 8080, address = "127.0.0.1:18080" }, { port = 9090, address = "127.0.0.1:19090" }]
+
+[[service]]
+name = "ledger"
+identity = "spiffe://mesh.local/ns/shop/sa/ledger"
+endpoints = [{ port = 9000, address = "127.0.0.1:19000" }]
+"#;
+
+#[test]
+fn loads_services_and_looks_them_up() {
+    let d = load(GOOD).unwrap();
+    assert_eq!(d.services().len(), 2);
+    let p = d.service("payments").unwrap();
+    assert_eq!(
+        p.identity.as_str(),
+        "spiffe://mesh.local/ns/shop/sa/payments"
+    );
+    assert_eq!(
+        p.address_for(9090),
+        Some("127.0.0.1:19090".parse().unwrap())
+    );
+    assert_eq!(p.address_for(1), None);
+    assert_eq!(p.line, 2);
+    let (s, port) = d.by_address(&"127.0.0.1:19000".parse().unwrap()).unwrap();
+    assert_eq!((s.name.as_str(), port), ("ledger", 9000));
+    assert!(d.by_address(&"127.0.0.1:1".parse().unwrap()).is_none());
+    assert!(d.service("nope").is_none());
+}
+
+#[test]
+fn errors_name_line_and_field() {
+    let e = load("[[service]]\nname = \"a\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = []\nport = 3\n").unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
+    assert!(e.message.contains("unknown field"), "{e}");
+
+    let e = load("[[service]]\nname = \"a\"\nidentity = \"spiffe://Mesh/x\"\nendpoints = []\n")
+        .unwrap_err();
+    assert_eq!(e.line, Some(3), "{e}");
+    assert_eq!(e.field.as_deref(), Some("service[0].identity"), "{e}");
+
+    let dup = format!("{GOOD}\n[[service]]\nname = \"ledger\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = [{{ port = 1, address = \"127.0.0.1:1\" }}]\n");
+    let e = load(&dup).unwrap_err();
+    assert!(e.message.contains("listed twice"), "{e}");
+    assert_eq!(e.line, Some(13), "{e}");
+
+    let same_addr = format!("{GOOD}\n[[service]]\nname = \"x\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = [{{ port = 1, address = \"127.0.0.1:19000\" }}]\n");
+    let e = load(&same_addr).unwrap_err();
+    assert!(e.message.contains("already an endpoint of `ledger`"), "{e}");
+
+    let e = load("[[service]]\nname = \"Bad_Name\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = [{ port = 1, address = \"127.0.0.1:1\" }]\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("service[0].name"), "{e}");
+    assert!(
+        e.to_string().starts_with("dir.toml:2:8: service[0].name: "),
+        "{e}"
+    );
+
+    let e =
+        load("[[service]]\nname = \"a\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = []\n")
+            .unwrap_err();
+    assert!(e.message.contains("no endpoints"), "{e}");
+}

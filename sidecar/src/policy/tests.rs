@@ -1,0 +1,471 @@
+use std::path::Path;
+
+use rampart_pki::spiffe::SpiffeId;
+
+use super::*;
+use crate::source::SourceFile;
+
+pub(super) const POLICY: &str = r#"
+[[inbound]]
+name = "payments-api"
+ports = [8080, 9090]
+
+[[inbound.rule]]
+name = "frontend-reads"
+callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+ports = [8080]
+methods = ["GET"]
+paths = ["/v1/payments/*", "/healthz"]
+
+[[inbound.rule]]
+name = "ops-metrics"
+callers = ["spiffe://mesh.local/ns/ops/sa/*"]
+ports = [9090]
+sources = ["10.0.0.0/8", "127.0.0.1"]
+
+[[inbound]]
+name = "tighter-dry-run"
+mode = "audit"
+ports = [8080]
+
+[[inbound.rule]]
+name = "frontend-only-health"
+callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+paths = ["/healthz"]
+
+[[inbound]]
+name = "new-port"
+mode = "audit"
+ports = [7000]
+
+[[inbound.rule]]
+name = "batch-raw"
+callers = ["spiffe://mesh.local/ns/batch/**"]
+
+[[outbound]]
+name = "payments-deps"
+
+[[outbound.rule]]
+name = "to-ledger"
+services = ["ledger"]
+ports = [9000]
+
+[[outbound.rule]]
+name = "to-audit-sinks"
+identities = ["spiffe://mesh.local/ns/audit/sa/*"]
+"#;
+
+pub(super) fn compile(text: &str) -> Result<Policy, FileError> {
+    Policy::from_source(SourceFile::from_text(
+        Path::new("policy.toml"),
+        text.to_string(),
+    ))
+}
+
+fn id(s: &str) -> SpiffeId {
+    SpiffeId::parse(s).unwrap()
+}
+
+fn inbound(
+    p: &Policy,
+    caller: Option<&SpiffeId>,
+    port: u16,
+    http: Option<(&str, &str)>,
+    source: Option<&str>,
+) -> Decision {
+    p.inbound(&InboundRequest {
+        caller,
+        port,
+        source: source.map(|s| s.parse().unwrap()),
+        http: http.map(|(method, path)| HttpRequest { method, path }),
+    })
+}
+
+#[test]
+fn admits_by_identity_method_and_path() {
+    let p = compile(POLICY).unwrap();
+    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
+    let d = inbound(
+        &p,
+        Some(&frontend),
+        8080,
+        Some(("GET", "/v1/payments/42")),
+        None,
+    );
+    assert_eq!(d.verdict, Verdict::Allow, "{d}");
+    assert_eq!(d.rule.as_ref().unwrap().rule.as_ref(), "frontend-reads");
+    assert_eq!(d.rule.as_ref().unwrap().line, 6);
+    assert_eq!(d.policy.version, p.source().version());
+    // The audit set governing 8080 would deny this (not /healthz): noted, traffic passes.
+    let audit = d.audit.as_ref().unwrap();
+    assert_eq!(audit.verdict, Verdict::AuditDeny);
+    assert!(d.to_string().contains("audit set tighter-dry-run would deny: rule frontend-only-health: path /v1/payments/42 matches none of [/healthz]"), "{d}");
+}
+
+#[test]
+fn denial_names_closest_rule_and_exact_reason() {
+    let p = compile(POLICY).unwrap();
+    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
+    let d = inbound(
+        &p,
+        Some(&frontend),
+        8080,
+        Some(("POST", "/v1/payments/42")),
+        None,
+    );
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(
+        d.reason_text().unwrap(),
+        "rule frontend-reads: method POST not in [GET]"
+    );
+    assert_eq!(d.reason.as_ref().unwrap().label(), "method");
+    let shown = d.to_string();
+    assert!(shown.starts_with("inbound deny: rule frontend-reads: method POST not in [GET] (policy policy.toml sha256:"), "{shown}");
+
+    let d = inbound(&p, Some(&frontend), 8080, Some(("GET", "/admin")), None);
+    assert_eq!(
+        d.reason_text().unwrap(),
+        "rule frontend-reads: path /admin matches none of [/v1/payments/*, /healthz]"
+    );
+
+    let d = inbound(
+        &p,
+        Some(&frontend),
+        8080,
+        Some(("GET", "/v1/payments/../admin")),
+        None,
+    );
+    assert_eq!(d.verdict, Verdict::Deny, "dot segments never match");
+
+    let stranger = id("spiffe://mesh.local/ns/shop/sa/checkout");
+    let d = inbound(&p, Some(&stranger), 8080, Some(("GET", "/healthz")), None);
+    assert_eq!(
+        d.reason_text().unwrap(),
+        "rule frontend-reads: caller spiffe://mesh.local/ns/shop/sa/checkout not in [spiffe://mesh.local/ns/shop/sa/frontend]"
+    );
+
+    // Frontend on the metrics port: closest rule is frontend-reads (caller matches) and the
+    // failing dimension is the port.
+    let d = inbound(&p, Some(&frontend), 9090, None, None);
+    assert_eq!(
+        d.reason_text().unwrap(),
+        "rule frontend-reads: port 9090 not in [8080]"
+    );
+}
+
+#[test]
+fn default_deny_on_ports_without_rules_and_callers_without_identity() {
+    let p = compile(POLICY).unwrap();
+    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
+    let d = inbound(&p, Some(&frontend), 5432, None, None);
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(d.reason, Some(DenyReason::NoRuleForPort { port: 5432 }));
+    assert!(d.rule.is_none());
+    let d = inbound(&p, None, 8080, Some(("GET", "/healthz")), None);
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(d.reason, Some(DenyReason::NoClientIdentity));
+    // Even under audit, no identity means no entry.
+    let d = inbound(&p, None, 7000, None, None);
+    assert_eq!(d.verdict, Verdict::Deny);
+    let empty = Policy::deny_all();
+    let d = inbound(&empty, Some(&frontend), 8080, None, None);
+    assert_eq!(d.verdict, Verdict::Deny);
+}
+
+#[test]
+fn sources_narrow_an_identity_rule() {
+    let p = compile(POLICY).unwrap();
+    let prom = id("spiffe://mesh.local/ns/ops/sa/prometheus");
+    assert_eq!(
+        inbound(&p, Some(&prom), 9090, None, Some("10.1.2.3")).verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        inbound(&p, Some(&prom), 9090, None, Some("127.0.0.1")).verdict,
+        Verdict::Allow
+    );
+    let d = inbound(&p, Some(&prom), 9090, None, Some("192.168.1.1"));
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(
+        d.reason_text().unwrap(),
+        "rule ops-metrics: source 192.168.1.1 not in [10.0.0.0/8, 127.0.0.1/32]"
+    );
+    let d = inbound(&p, Some(&prom), 9090, None, None);
+    assert_eq!(
+        d.verdict,
+        Verdict::Deny,
+        "unknown source never matches a source rule"
+    );
+    // The right address with the wrong identity is still denied (S.N.10).
+    let other = id("spiffe://mesh.local/ns/shop/sa/frontend2");
+    assert_eq!(
+        inbound(&p, Some(&other), 9090, None, Some("10.1.2.3")).verdict,
+        Verdict::Deny
+    );
+}
+
+#[test]
+fn audit_only_port_passes_would_be_denials() {
+    let p = compile(POLICY).unwrap();
+    let batch = id("spiffe://mesh.local/ns/batch/sa/nightly");
+    let d = inbound(&p, Some(&batch), 7000, None, None);
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(d.rule.as_ref().unwrap().mode, Mode::Audit);
+    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
+    let d = inbound(&p, Some(&frontend), 7000, None, None);
+    assert_eq!(d.verdict, Verdict::AuditDeny);
+    assert!(d.verdict.passes());
+    assert!(
+        d.to_string().contains("[audit mode: traffic passes]"),
+        "{d}"
+    );
+    assert!(!Verdict::Deny.passes());
+}
+
+#[test]
+fn method_on_tcp_traffic_is_not_http() {
+    let p = compile(POLICY).unwrap();
+    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
+    let d = inbound(&p, Some(&frontend), 8080, None, None);
+    assert_eq!(d.reason, Some(DenyReason::NotHttp));
+}
+
+#[test]
+fn methods_compare_case_sensitively() {
+    let p = compile(POLICY).unwrap();
+    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
+    let d = inbound(&p, Some(&frontend), 8080, Some(("get", "/healthz")), None);
+    assert_eq!(
+        d.verdict,
+        Verdict::Deny,
+        "RFC 9110: methods are case-sensitive"
+    );
+}
+
+#[test]
+fn outbound_by_service_identity_and_port() {
+    let p = compile(POLICY).unwrap();
+    let ledger = id("spiffe://mesh.local/ns/shop/sa/ledger");
+    let to = |name, identity, port| OutboundTarget::Service {
+        name,
+        identity,
+        port,
+    };
+    let d = p.outbound(&to("ledger", &ledger, 9000));
+    assert_eq!(d.verdict, Verdict::Allow);
+    assert_eq!(d.direction, Direction::Outbound);
+    let d = p.outbound(&to("ledger", &ledger, 9001));
+    assert_eq!(
+        d.reason_text().unwrap(),
+        "rule to-ledger: port 9001 not in [9000]"
+    );
+    let sink = id("spiffe://mesh.local/ns/audit/sa/sink");
+    assert_eq!(
+        p.outbound(&to("audit-sink", &sink, 1)).verdict,
+        Verdict::Allow
+    );
+    let other = id("spiffe://mesh.local/ns/shop/sa/cart");
+    let d = p.outbound(&to("cart", &other, 80));
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(d.reason.as_ref().unwrap().label(), "destination");
+    let d = p.outbound(&OutboundTarget::Outside {
+        destination: "1.2.3.4:443",
+    });
+    assert_eq!(d.reason.as_ref().unwrap().label(), "unknown_destination");
+    let none = compile("").unwrap();
+    let d = none.outbound(&to("ledger", &ledger, 9000));
+    assert_eq!(d.reason, Some(DenyReason::NoOutboundRules));
+}
+
+#[test]
+fn outbound_audit_set_alone_lets_traffic_pass() {
+    let p = compile("[[outbound]]\nname = \"dry\"\nmode = \"audit\"\n[[outbound.rule]]\nname = \"r\"\nservices = [\"ledger\"]\n").unwrap();
+    let cart = id("spiffe://mesh.local/ns/shop/sa/cart");
+    let d = p.outbound(&OutboundTarget::Service {
+        name: "cart",
+        identity: &cart,
+        port: 1,
+    });
+    assert_eq!(d.verdict, Verdict::AuditDeny);
+}
+
+fn load_err(text: &str) -> FileError {
+    compile(text).unwrap_err()
+}
+
+#[test]
+fn s_n_10_rule_by_address_alone_is_refused() {
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"by-ip\"\nsources = [\"10.0.0.0/8\"]\n");
+    assert!(e.message.contains("S.N.10"), "{e}");
+    assert_eq!(e.field.as_deref(), Some("inbound[0].rule[0].callers"));
+    assert_eq!(e.line, Some(4), "{e}");
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"by-ip\"\ncallers = []\nsources = [\"10.0.0.0/8\"]\n");
+    assert!(e.message.contains("S.N.10"), "{e}");
+    assert_eq!(e.line, Some(6), "{e}");
+}
+
+#[test]
+fn load_errors_name_file_line_and_field() {
+    // Unknown field (a typo) is an error, not a silently ignored line.
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"r\"\ncallers = [\"spiffe://mesh.local/a\"]\nmethds = [\"GET\"]\n");
+    assert_eq!(e.line, Some(7), "{e}");
+    assert!(e.message.contains("unknown field `methds`"), "{e}");
+    assert!(e.to_string().starts_with("policy.toml:7:1: "), "{e}");
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"r\"\ncallers = [\"spiffe://mesh.local/sa/front*\"]\n");
+    assert_eq!(
+        e.field.as_deref(),
+        Some("inbound[0].rule[0].callers[0]"),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(6), "{e}");
+    assert!(e.message.contains("whole segment"), "{e}");
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"r\"\ncallers = [\"spiffe://mesh.local/a\"]\nmethods = [\"G T\"]\n");
+    assert_eq!(e.line, Some(7), "{e}");
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"s\"\ncallers = [\"spiffe://mesh.local/a\"]\n");
+    assert!(e.message.contains("used twice"), "{e}");
+    assert_eq!(e.line, Some(5), "{e}");
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = []\n");
+    assert_eq!(e.field.as_deref(), Some("inbound[0].ports"), "{e}");
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [70000]\n");
+    assert_eq!(e.line, Some(3), "{e}");
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"r\"\n");
+    assert!(e.message.contains("must name its callers"), "{e}");
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\nmode = \"dry\"\n");
+    assert_eq!(e.line, Some(4), "{e}");
+
+    let e = load_err("[[outbound]]\nname = \"o\"\n[[outbound.rule]]\nname = \"r\"\nports = [1]\n");
+    assert!(
+        e.message
+            .contains("services from the directory or identities"),
+        "{e}"
+    );
+
+    let e = load_err("[[inbound]]\nname = \"s\"\nports = [80]\n[[inbound.rule]]\nname = \"r\"\ncallers = [\"spiffe://mesh.local/a\"]\npaths = []\n");
+    assert!(e.message.contains("empty list"), "{e}");
+
+    let e = load_err("inbound = 3\n");
+    assert_eq!(e.line, Some(1), "{e}");
+    let e = load_err("[[inbound]\n");
+    assert_eq!(e.line, Some(1), "{e}");
+}
+
+#[test]
+fn egress_section_is_reserved_and_reported() {
+    let p = compile("[egress]\nfoo = 1\n").unwrap();
+    let w = lint::lint(&p, lint::Context::default());
+    assert_eq!(w.len(), 1);
+    assert!(w[0].message.contains("egress"), "{}", w[0]);
+}
+
+#[test]
+fn lint_finds_rules_that_never_match_and_whole_domain_callers() {
+    let text = r#"
+[[inbound]]
+name = "s"
+ports = [8080, 5000]
+
+[[inbound.rule]]
+name = "everyone"
+callers = ["spiffe://mesh.local/**"]
+ports = [8080]
+
+[[inbound.rule]]
+name = "foreign"
+callers = ["spiffe://other.org/ns/x/sa/y"]
+
+[[inbound.rule]]
+name = "wrong-port"
+callers = ["spiffe://mesh.local/ns/x/sa/y"]
+ports = [1234]
+
+[[inbound.rule]]
+name = "http-on-tcp"
+callers = ["spiffe://mesh.local/ns/x/sa/y"]
+ports = [5000]
+methods = ["GET"]
+
+[[outbound]]
+name = "o"
+
+[[outbound.rule]]
+name = "ghost"
+services = ["nowhere"]
+
+[[outbound.rule]]
+name = "fine"
+services = ["ledger"]
+"#;
+    let p = compile(text).unwrap();
+    let config = crate::config::Config::from_source(SourceFile::from_text(
+        Path::new("sidecar.toml"),
+        r#"
+service = "payments"
+trust_domain = "mesh.local"
+policy = "p.toml"
+directory = "d.toml"
+identity = { cert = "c", key = "k", bundle = "b" }
+[[inbound.port]]
+port = 8080
+protocol = "http"
+app = "127.0.0.1:1"
+listen = "127.0.0.1:2"
+[[inbound.port]]
+port = 5000
+protocol = "tcp"
+app = "127.0.0.1:3"
+listen = "127.0.0.1:4"
+"#
+        .into(),
+    ))
+    .unwrap();
+    let directory = crate::directory::Directory::from_source(SourceFile::from_text(
+        Path::new("d.toml"),
+        "[[service]]\nname = \"ledger\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/ledger\"\nendpoints = [{ port = 9000, address = \"127.0.0.1:9000\" }]\n[[service]]\nname = \"payments\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/payments\"\nendpoints = [{ port = 8080, address = \"127.0.0.1:8080\" }]\n".into(),
+    ))
+    .unwrap();
+    let warnings = lint::lint(
+        &p,
+        lint::Context {
+            config: Some(&config),
+            directory: Some(&directory),
+        },
+    );
+    let text: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+    let has = |needle: &str| text.iter().any(|w| w.contains(needle));
+    assert!(
+        has("rule everyone: caller spiffe://mesh.local/** admits every workload"),
+        "{text:#?}"
+    );
+    assert!(
+        has("rule foreign: caller spiffe://other.org/ns/x/sa/y is outside the trust domain"),
+        "{text:#?}"
+    );
+    assert!(
+        has("rule wrong-port: ports [1234] are all outside"),
+        "{text:#?}"
+    );
+    assert!(has("rule http-on-tcp: names HTTP methods"), "{text:#?}");
+    assert!(
+        has("rule ghost: service `nowhere` is not in the directory"),
+        "{text:#?}"
+    );
+    assert!(!has("rule fine"), "{text:#?}");
+    assert_eq!(warnings.len(), 6, "{text:#?}");
+    // A clean policy gives no warnings.
+    let clean = compile("[[inbound]]\nname = \"s\"\nports = [8080]\n[[inbound.rule]]\nname = \"r\"\ncallers = [\"spiffe://mesh.local/ns/a/sa/b\"]\n").unwrap();
+    assert!(lint::lint(
+        &clean,
+        lint::Context {
+            config: Some(&config),
+            directory: Some(&directory)
+        }
+    )
+    .is_empty());
+}

@@ -1,0 +1,326 @@
+//! The real `rampart-sidecar` binary: `check` and `policy explain` on files written by the test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is the test failing
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs the binary with a deadline: a hang is a failure with a message.
+fn sidecar(args: &[&str]) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_rampart-sidecar"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rampart-sidecar");
+    let id = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(id.to_string()).status();
+            panic!("rampart-sidecar {args:?} did not finish within {DEADLINE:?}");
+        }
+    }
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write_files(dir: &Path, policy: &str) {
+    std::fs::write(
+        dir.join("sidecar.toml"),
+        r#"
+service = "payments"
+trust_domain = "mesh.local"
+policy = "policy.toml"
+directory = "directory.toml"
+identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
+
+[[inbound.port]]
+port = 8080
+protocol = "http"
+app = "127.0.0.1:8080"
+listen = "127.0.0.1:18080"
+
+[[inbound.port]]
+port = 7000
+protocol = "tcp"
+app = "127.0.0.1:7000"
+listen = "127.0.0.1:17000"
+
+[[outbound.listener]]
+listen = "127.0.0.1:29000"
+service = "ledger"
+port = 9000
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("directory.toml"),
+        r#"
+[[service]]
+name = "payments"
+identity = "spiffe://mesh.local/ns/shop/sa/payments"
+endpoints = [{ port = 8080, address = "127.0.0.1:18080" }, { port = 7000, address = "127.0.0.1:17000" }]
+
+[[service]]
+name = "ledger"
+identity = "spiffe://mesh.local/ns/shop/sa/ledger"
+endpoints = [{ port = 9000, address = "127.0.0.1:19000" }]
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+}
+
+const POLICY: &str = r#"
+[[inbound]]
+name = "payments-api"
+ports = [8080]
+
+[[inbound.rule]]
+name = "frontend-reads"
+callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+methods = ["GET"]
+paths = ["/v1/payments/*"]
+
+[[inbound]]
+name = "raw-dry-run"
+mode = "audit"
+ports = [7000]
+
+[[inbound.rule]]
+name = "batch"
+callers = ["spiffe://mesh.local/ns/batch/sa/nightly"]
+
+[[outbound]]
+name = "deps"
+
+[[outbound.rule]]
+name = "to-ledger"
+services = ["ledger"]
+ports = [9000]
+"#;
+
+#[test]
+fn explain_allow_deny_audit_and_outbound() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), POLICY);
+    let config = dir.path().join("sidecar.toml");
+    let config = config.to_str().unwrap();
+    let frontend = "spiffe://mesh.local/ns/shop/sa/frontend";
+
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--from",
+        frontend,
+        "--to",
+        "payments:8080",
+        "--method",
+        "GET",
+        "--path",
+        "/v1/payments/7?x=1",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("decision: allow"), "{stdout}");
+    assert!(stdout.contains("rule:     frontend-reads"), "{stdout}");
+    assert!(stdout.contains("policy.toml sha256:"), "{stdout}");
+
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--from",
+        frontend,
+        "--to",
+        "payments:8080",
+        "--method",
+        "POST",
+        "--path",
+        "/v1/payments/7",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("reason:   rule frontend-reads: method POST not in [GET]"),
+        "{stdout}"
+    );
+
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--to",
+        "payments:8080",
+        "--method",
+        "GET",
+        "--path",
+        "/v1/payments/7",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out).0.contains("no client certificate"),
+        "{}",
+        text(&out).0
+    );
+
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--from",
+        frontend,
+        "--to",
+        "payments:7000",
+    ]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "audit passes: {stdout}");
+    assert!(stdout.contains("decision: audit_deny"), "{stdout}");
+    assert!(
+        stdout.contains("rule batch: caller spiffe://mesh.local/ns/shop/sa/frontend not in"),
+        "{stdout}"
+    );
+
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--from",
+        frontend,
+        "--to",
+        "payments:8080",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).1.contains("HTTP port: give --method and --path"),
+        "{}",
+        text(&out).1
+    );
+
+    let own = "spiffe://mesh.local/ns/shop/sa/payments";
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--from",
+        own,
+        "--to",
+        "ledger:9000",
+        "--json",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["verdict"], "allow");
+    assert_eq!(json["direction"], "outbound");
+    assert_eq!(json["rule"]["rule"], "to-ledger");
+
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--from",
+        own,
+        "--to",
+        "ledger:9001",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out)
+        .0
+        .contains("rule to-ledger: port 9001 not in [9000]"));
+
+    let out = sidecar(&[
+        "policy",
+        "explain",
+        "--config",
+        config,
+        "--from",
+        "spiffe://Bad",
+        "--to",
+        "payments:8080",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("--from"), "{}", text(&out).1);
+}
+
+#[test]
+fn check_reports_errors_with_place_and_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(dir.path(), POLICY);
+    let config = dir.path().join("sidecar.toml");
+    let config = config.to_str().unwrap();
+    let out = sidecar(&["check", "--config", config]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("ok: config"), "{stdout}");
+    assert!(stdout.contains("0 warning(s)"), "{stdout}");
+
+    let broad = POLICY.replace(
+        "spiffe://mesh.local/ns/batch/sa/nightly",
+        "spiffe://mesh.local/**",
+    );
+    write_files(dir.path(), &broad);
+    let out = sidecar(&["check", "--config", config]);
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout.contains("warning:") && stdout.contains("admits every workload of the trust domain"),
+        "{stdout}"
+    );
+    assert_eq!(
+        sidecar(&["check", "--config", config, "--strict"])
+            .status
+            .code(),
+        Some(1)
+    );
+
+    let by_ip = POLICY.replace(
+        "callers = [\"spiffe://mesh.local/ns/batch/sa/nightly\"]",
+        "sources = [\"10.0.0.0/8\"]",
+    );
+    write_files(dir.path(), &by_ip);
+    let out = sidecar(&["check", "--config", config]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("policy.toml:17:1: inbound[1].rule[0].callers: rule batch admits by source address alone"), "{stderr}");
+
+    let typo = POLICY.replace("methods =", "method =");
+    write_files(dir.path(), &typo);
+    let out = sidecar(&["check", "--config", config]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("policy.toml:9:1") && stderr.contains("unknown field `method`"),
+        "{stderr}"
+    );
+
+    let out = sidecar(&[
+        "check",
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("cannot read"), "{}", text(&out).1);
+}
