@@ -14,6 +14,8 @@
 
 pub mod config;
 pub mod control;
+/// `rampart-proxy audit dnssec` (S.N.11), on rampart-dns.
+pub mod dnssec_audit;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;

@@ -1,5 +1,5 @@
 #![forbid(unsafe_code)]
-//! `rampart-proxy run|check` (the loopback demo is the `rampart-proxy-demo` binary).
+//! `rampart-proxy run|check|audit dnssec` (the loopback demo is the `rampart-proxy-demo` binary).
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,14 +30,54 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Audits of what the edge serves.
+    Audit {
+        #[command(subcommand)]
+        what: Audit,
+    },
+}
+
+#[derive(Subcommand)]
+enum Audit {
+    /// S.N.11: is the zone of every host name the edge serves signed, and does it validate?
+    /// Prints each name secure / insecure / bogus / failed with the reason; fails unless all
+    /// are secure.
+    Dnssec {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Validating resolver(s) to ask, ip:port (default: the nameservers of /etc/resolv.conf).
+        #[arg(long)]
+        resolver: Vec<std::net::SocketAddr>,
+        /// DNSKEY trust anchor file (default: the root KSKs built into hickory).
+        #[arg(long)]
+        trust_anchor: Option<PathBuf>,
+        /// One JSON object per name.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     rampart_ops::logging::init("RAMPART_LOG", rampart_proxy::control::server::DEFAULT_LOG);
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => rampart_proxy::control::server::run(&config),
-        Command::Check { config } => check(&config),
+        Command::Run { config } => {
+            rampart_proxy::control::server::run(&config).map_err(|e| e.to_string())
+        }
+        Command::Check { config } => check(&config).map_err(|e| e.to_string()),
+        Command::Audit {
+            what:
+                Audit::Dnssec {
+                    config,
+                    resolver,
+                    trust_anchor,
+                    json,
+                },
+        } => match rampart_proxy::dnssec_audit::run(&config, resolver, trust_anchor, json) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("not every name is DNSSEC-secure (see above)".to_string()),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

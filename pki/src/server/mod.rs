@@ -9,7 +9,7 @@
 //! runs in a background task and swaps issuer, bundle and the service's own
 //! TLS certificate atomically. Every issuance and refusal is audited.
 
-pub mod api;
+pub use rampart_identity::api;
 mod handlers;
 pub mod http;
 
@@ -41,7 +41,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SPIFFE ID the CA service presents: `spiffe://DOMAIN/rampart/pki`.
 pub fn service_id(td: &TrustDomain) -> Result<SpiffeId> {
-    SpiffeId::parse(&format!("{}rampart/pki", td.id_prefix()))
+    Ok(rampart_identity::api::ca_service_id(td)?)
 }
 
 /// Shared state of a running CA service.

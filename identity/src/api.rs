@@ -57,3 +57,8 @@ pub struct ErrorResponse {
     /// What to fix.
     pub message: String,
 }
+
+/// The SPIFFE ID the CA service presents: `spiffe://DOMAIN/rampart/pki`.
+pub fn ca_service_id(td: &rampart_tls::TrustDomain) -> rampart_tls::Result<rampart_tls::SpiffeId> {
+    rampart_tls::SpiffeId::parse(&format!("{}rampart/pki", td.id_prefix()))
+}
