@@ -57,6 +57,7 @@ async fn route(
             let body = BundleResponse {
                 trust_domain: service.trust_domain.to_string(),
                 bundle_pem: service.bundle_pem().to_string(),
+                revoked: None, // the CA publishes no deny-list yet (#11)
             };
             (
                 200,
@@ -160,6 +161,7 @@ async fn issue(service: &Arc<CaService>, caller: Caller, body: Vec<u8>, peer: So
                     .collect(),
                 bundle_pem: service.bundle_pem().to_string(),
                 not_after: issued.not_after.unix_timestamp(),
+                revoked: None, // the CA publishes no deny-list yet (#11)
             };
             (
                 200,
