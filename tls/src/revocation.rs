@@ -42,7 +42,8 @@ pub fn normalize_serial(serial: &str) -> Result<String> {
         .filter(|c| *c != ':')
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(TlsError::BadCertificate(format!(
             "revoked serial {serial:?} is not an even number of hex digits"
         )));
