@@ -77,6 +77,8 @@ struct RawIdentity {
     state_dir: Option<PathBuf>,
     #[serde(default)]
     ttl_secs: Option<u64>,
+    #[serde(default)]
+    revoked: Option<PathBuf>,
 }
 
 /// Where the sidecar's identity comes from.
@@ -90,6 +92,8 @@ pub enum IdentityConfig {
         key: PathBuf,
         /// PEM roots of the trust domain.
         bundle: PathBuf,
+        /// Revoked identities and serials (`ids = […]`, `serials = […]`), re-read on change.
+        revoked: Option<PathBuf>,
     },
     /// The Rampart CA: bootstrap with a join token, renew at 2/3 of the lifetime, refresh the
     /// bundle; keep serving while the CA is down; fail closed after expiry.
@@ -311,7 +315,15 @@ impl Config {
                     cert: base.join(cert),
                     key: base.join(key),
                     bundle: base.join(&id.bundle),
+                    revoked: id.revoked.map(|r| base.join(r)),
                 }
+            }
+            (None, None, Some(_), Some(_)) if id.revoked.is_some() => {
+                return Err(err(
+                    id_span,
+                    "identity.revoked",
+                    "with the CA, revocations come from the CA; remove `revoked`".into(),
+                ))
             }
             (None, None, Some(endpoint), Some(spiffe_id)) => {
                 let spiffe_id = rampart_tls::spiffe::SpiffeId::parse(&spiffe_id)

@@ -29,11 +29,20 @@ pub fn load_rules(config: &Config) -> Result<(Arc<Policy>, Arc<Directory>), Stri
 
 /// Loads the SVID files (identity from files); `None` when the identity comes from the CA.
 pub fn load_tls_files(config: &Config) -> Option<Result<TlsMaterial, String>> {
-    let IdentityConfig::Files { cert, key, bundle } = &config.identity else {
+    let IdentityConfig::Files {
+        cert,
+        key,
+        bundle,
+        revoked,
+    } = &config.identity
+    else {
         return None;
     };
     Some((|| {
         let bundle = mtls::read_bundle(bundle, &config.trust_domain).map_err(|e| e.to_string())?;
+        if let Some(path) = revoked {
+            bundle.set_revocations(read_revocations(path)?);
+        }
         mtls::from_files(cert, key, &bundle).map_err(|e| e.to_string())
     })())
 }
@@ -50,4 +59,21 @@ pub fn reload(config: &Config, current: &Generation) -> Result<Arc<Generation>, 
         directory,
         tls,
     }))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRevocations {
+    #[serde(default)]
+    ids: Vec<String>,
+    #[serde(default)]
+    serials: Vec<String>,
+}
+
+/// Reads a revocation file (`ids = ["spiffe://…"]`, `serials = ["0a:1b…"]`).
+pub fn read_revocations(path: &std::path::Path) -> Result<rampart_tls::RevocationList, String> {
+    let source = crate::source::SourceFile::read(path).map_err(|e| e.to_string())?;
+    let raw: RawRevocations = source.parse().map_err(|e| e.to_string())?;
+    rampart_tls::RevocationList::from_strings(&raw.ids, &raw.serials)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }

@@ -28,8 +28,15 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 /// Runs until the process ends.
 pub async fn run(ctx: Arc<Ctx>, tx: Arc<watch::Sender<Arc<Generation>>>) {
     let mut files = vec![ctx.config.policy.clone(), ctx.config.directory.clone()];
-    if let crate::config::IdentityConfig::Files { cert, key, bundle } = &ctx.config.identity {
+    if let crate::config::IdentityConfig::Files {
+        cert,
+        key,
+        bundle,
+        revoked,
+    } = &ctx.config.identity
+    {
         files.extend([cert.clone(), key.clone(), bundle.clone()]);
+        files.extend(revoked.clone());
     }
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
