@@ -46,6 +46,10 @@ enum Command {
         /// PEM file.
         file: PathBuf,
     },
+    /// Put an identity or one certificate on the revocation deny-list:
+    /// renewal and bootstrap refuse it at once; verifiers refuse it after
+    /// their next bundle refresh.
+    Revoke(RevokeArgs),
     /// Print the current trust bundle (every trusted root).
     Bundle {
         /// CA directory.
@@ -139,6 +143,23 @@ struct IssueArgs {
     keys: KeyArgs,
 }
 
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["id", "serial"])))]
+struct RevokeArgs {
+    /// CA directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Revoke every certificate of this SPIFFE ID, now and later.
+    #[arg(long)]
+    id: Option<String>,
+    /// Revoke one certificate by serial (hex, as `inspect` prints it).
+    #[arg(long)]
+    serial: Option<String>,
+    /// Why (kept in the list and the audit log).
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Create a one-time join token bound to one SPIFFE ID.
@@ -181,6 +202,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Issue(a) => issue(a),
         Command::Token(TokenCommand::Create { dir, id, ttl }) => token_create(&dir, &id, ttl),
         Command::Serve { config } => serve(&config),
+        Command::Revoke(a) => revoke(a),
         Command::Inspect { file } => inspect_file(&file),
         Command::Bundle { dir } => {
             let pem = std::fs::read_to_string(dir.join("bundle.pem"))
@@ -342,6 +364,36 @@ fn token_create(dir: &Path, id: &str, ttl: Duration) -> Result<ExitCode> {
         "one-time join token for {id}, valid {}s; it is shown only now",
         ttl.as_secs()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(a: RevokeArgs) -> Result<ExitCode> {
+    use rampart_pki::revocation::{self, Target};
+    let td = Ca::trust_domain_of(&a.dir)?;
+    let target = match (&a.id, &a.serial) {
+        (Some(id), None) => {
+            let id = SpiffeId::parse(id)?;
+            id.require_member_of(&td)?;
+            Target::Id(id)
+        }
+        (None, Some(serial)) => Target::Serial(revocation::normalize_serial(serial)?),
+        _ => return Err(PkiError::BadRequest("give --id or --serial".into())),
+    };
+    let added = revocation::revoke(&a.dir, &target, &a.reason)?;
+    let what = match &target {
+        Target::Id(id) => format!("identity {id}"),
+        Target::Serial(s) => format!("certificate serial {s}"),
+    };
+    let log = audit::AuditLog::open(&a.dir.join("audit.jsonl"))?;
+    log.append(
+        "revoked",
+        json!({"target": what, "reason": a.reason, "new": added}),
+    )?;
+    if added {
+        println!("revoked {what}: renewal and bootstrap refuse it now; verifiers refuse it after their next bundle refresh");
+    } else {
+        println!("{what} was already revoked");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

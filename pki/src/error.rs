@@ -39,6 +39,9 @@ pub enum PkiError {
     /// listed in `[issuance] reserved_ids`).
     #[error("{id} is reserved ({why}) and is never issued")]
     ReservedIdentity { id: String, why: &'static str },
+    /// The identity or certificate is on the revocation deny-list.
+    #[error("revoked: {0}")]
+    Revoked(String),
     /// The CSR's key algorithm is not one the CA certifies.
     #[error("unsupported key algorithm {0}: use ECDSA P-256, ECDSA P-384 or Ed25519")]
     UnsupportedKeyAlgorithm(String),
@@ -152,6 +155,7 @@ impl PkiError {
             PkiError::CsrRefused(_) => "csr_refused",
             PkiError::CsrIdentityMismatch { .. } => "csr_identity_mismatch",
             PkiError::KeyMismatch(_) => "key_mismatch",
+            PkiError::Revoked(_) => "revoked",
             PkiError::ReservedIdentity { .. } => "reserved_identity",
             PkiError::UnsupportedKeyAlgorithm(_) => "unsupported_key_algorithm",
             PkiError::NotSvid(_) => "not_svid",
@@ -189,6 +193,7 @@ impl PkiError {
             PkiError::CsrIdentityMismatch { .. }
             | PkiError::ForeignTrustDomain { .. }
             | PkiError::ReservedIdentity { .. }
+            | PkiError::Revoked(_)
             | PkiError::NotAuthorized(_) => 403,
             PkiError::Io { .. } | PkiError::Rcgen(_) | PkiError::Crypto(_) => 500,
             _ => 400,

@@ -8,7 +8,7 @@
 //! - [`keystore`]: private keys encrypted at rest.
 //! - [`ca`]: the CA directory, issuance profiles, rotation.
 //! - [`csr`], [`inspect`]: reading requests and certificates.
-//! - [`token`], [`audit`], [`ratelimit`], [`metrics`]: service building blocks.
+//! - [`token`], [`audit`], [`ratelimit`], [`revocation`], [`metrics`]: service building blocks.
 //! - [`server`]: the HTTPS service (`rampart-pki serve`).
 //! - [`tls`]: hot-swappable SPIFFE verifiers for rustls.
 //! - [`client`]: the renewal client used by sidecars and edges.
@@ -24,6 +24,7 @@ pub mod inspect;
 pub mod keystore;
 pub mod metrics;
 pub mod ratelimit;
+pub mod revocation;
 pub mod server;
 pub mod spiffe;
 pub mod tls;

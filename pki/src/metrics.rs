@@ -1,7 +1,8 @@
 //! Prometheus metrics of the CA service.
 
 use prometheus::{
-    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use time::OffsetDateTime;
 
@@ -14,6 +15,11 @@ pub struct Metrics {
     pub refused: IntCounterVec,
     /// Seconds until each CA certificate expires.
     pub ca_expiry: GaugeVec,
+    /// Entries on the revocation deny-list, by kind (`id`, `serial`).
+    pub revoked: IntGaugeVec,
+    /// Connections closed before a request was answered, by reason
+    /// (`per_ip_cap`, `global_cap`, `handshake_timeout`, `request_timeout`).
+    pub connections_closed: IntCounterVec,
     /// Audit chain breaks found since start.
     pub audit_breaks: IntCounter,
     /// Audit logs sealed and restarted since start.
@@ -70,6 +76,22 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(audit_verified.clone()))?;
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "rampart_pki_connections_closed_total",
+                "Connections closed by the CA before an answer (caps and deadlines)",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(connections_closed.clone()))?;
+        let revoked = IntGaugeVec::new(
+            Opts::new(
+                "rampart_pki_revoked_entries",
+                "Entries on the revocation deny-list published with the bundle",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(revoked.clone()))?;
         registry.register(Box::new(issued.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(ca_expiry.clone()))?;
@@ -78,6 +100,8 @@ impl Metrics {
             issued,
             refused,
             ca_expiry,
+            connections_closed,
+            revoked,
             audit_breaks,
             audit_restarts,
             audit_verified,

@@ -310,3 +310,150 @@ async fn configured_reserved_ids_are_refused_at_bootstrap() {
     assert_eq!(running.service.issued_total(), 0);
     running.shutdown().await;
 }
+
+/// 1,030 idle TCP connections from one address (more than the old global
+/// cap of 1,024) must not stop another client from being served, and the
+/// idle ones are closed at the handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_address_cannot_starve_others() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "[limits]\nhandshake_timeout_ms = 1500\n").await;
+    let addr = running.addr;
+    let mut idle = Vec::new();
+    for i in 0..1030 {
+        let c = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|_| panic!("connect {i} hung"))
+            .unwrap_or_else(|e| panic!("connect {i}: {e}"));
+        idle.push(c);
+    }
+    let bundle = dir.path().join("ca/bundle.pem").display().to_string();
+    let url = format!("https://127.0.0.1:{}/v1/bundle", addr.port());
+    // Another client (another source address on loopback) is served now.
+    let (ok, body, err) = curl(vec![
+        "--interface".into(),
+        "127.0.0.2".into(),
+        "--cacert".into(),
+        bundle.clone(),
+        url.clone(),
+    ])
+    .await;
+    assert!(ok, "a client from 127.0.0.2 was starved: {err}");
+    assert!(body.contains("bundle_pem"), "{body}");
+    // The idle ones hold at most the per-address cap, and those are closed
+    // at the handshake deadline; then the same address is served again.
+    let m = running.service.metrics_text();
+    let capped = metric(
+        &m,
+        "rampart_pki_connections_closed_total{reason=\"per_ip_cap\"}",
+    );
+    assert!(
+        capped >= 1030.0 - 64.0,
+        "per-address cap not applied: {capped}\n{m}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = running.service.metrics_text();
+        if metric(
+            &m,
+            "rampart_pki_connections_closed_total{reason=\"handshake_timeout\"}",
+        ) >= 64.0
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle connections never timed out\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, _, err) = curl(vec!["--cacert".into(), bundle, url]).await;
+    assert!(
+        ok,
+        "127.0.0.1 not served after its idle connections closed: {err}"
+    );
+    drop(idle);
+    running.shutdown().await;
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
+    use rampart_pki::revocation::{revoke, Target};
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "[rate_limit]\nper_minute = 600\nburst = 100\n").await;
+    let token = common::token(dir.path(), ID, Duration::from_secs(60));
+    let source = tokio::time::timeout(
+        Duration::from_secs(10),
+        SvidSource::bootstrap(
+            common::settings(running.addr, ID, 3600),
+            common::roots(dir.path()),
+            &token,
+        ),
+    )
+    .await
+    .expect("bootstrap hung")
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), source.renew_now())
+        .await
+        .expect("renew hung")
+        .unwrap();
+    // Revoke the current certificate: its renewal is refused at once.
+    let serial = rampart_pki::inspect::serial_hex(&source.identity().chain[0]).unwrap();
+    revoke(
+        &dir.path().join("ca"),
+        &Target::Serial(serial.clone()),
+        "key leaked",
+    )
+    .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), source.renew_now())
+        .await
+        .expect("renew hung")
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "revoked", "{e}");
+    assert!(e.to_string().contains(&serial), "{e}");
+    let bundle = tokio::time::timeout(Duration::from_secs(10), source.ca_client().bundle())
+        .await
+        .expect("bundle hung")
+        .unwrap();
+    assert_eq!(bundle.revoked.serials, vec![serial]);
+    // Revoke the identity: a fresh bootstrap for it is refused too.
+    revoke(
+        &dir.path().join("ca"),
+        &Target::Id(rampart_pki::spiffe::SpiffeId::parse(OTHER).unwrap()),
+        "gone",
+    )
+    .unwrap();
+    let token = common::token(dir.path(), OTHER, Duration::from_secs(60));
+    let e = tokio::time::timeout(
+        Duration::from_secs(10),
+        SvidSource::bootstrap(
+            common::settings(running.addr, OTHER, 3600),
+            common::roots(dir.path()),
+            &token,
+        ),
+    )
+    .await
+    .expect("bootstrap hung")
+    .err()
+    .expect("revoked identity bootstrapped");
+    assert_eq!(refused_reason(&e), "revoked", "{e}");
+    let m = running.service.metrics_text();
+    assert!(
+        m.contains("rampart_pki_revoked_entries{kind=\"id\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("rampart_pki_certificates_refused_total{reason=\"revoked\"} 2"),
+        "{m}"
+    );
+    running.shutdown().await;
+}

@@ -38,6 +38,9 @@ pub struct IssueResponse {
     pub bundle_pem: String,
     /// Leaf expiry, unix seconds.
     pub not_after: i64,
+    /// The revocation deny-list published with the bundle.
+    #[serde(default)]
+    pub revoked: crate::revocation::Published,
 }
 
 /// `GET /v1/bundle`
@@ -46,6 +49,10 @@ pub struct IssueResponse {
 pub struct BundleResponse {
     pub trust_domain: String,
     pub bundle_pem: String,
+    /// The revocation deny-list: verifiers refuse certificates whose
+    /// SPIFFE ID or serial is listed.
+    #[serde(default)]
+    pub revoked: crate::revocation::Published,
 }
 
 /// Any refusal.

@@ -1,4 +1,4 @@
-//! `rampart-pki serve`: the CA as an HTTPS service (rustls).
+//! `rampart-pki serve`: the CA as an HTTPS service (rustls + hyper).
 //!
 //! - `POST /v1/bootstrap`: join token + CSR → SVID for the token's identity.
 //! - `POST /v1/renew`: over mTLS with the current, valid SVID + CSR for the
@@ -10,6 +10,7 @@
 //! TLS certificate atomically. Every issuance and refusal is audited.
 
 pub mod api;
+mod conns;
 mod handlers;
 pub mod http;
 
@@ -23,7 +24,7 @@ use rustls::ServerConfig;
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditLog, AuditSink};
@@ -35,9 +36,6 @@ use crate::ratelimit::RateLimiter;
 use crate::spiffe::{SpiffeId, TrustDomain};
 use crate::tls::{BundleHandle, Identity, PeerPolicy, RejectHook, SpiffeClientVerifier};
 use crate::token::TokenStore;
-
-const MAX_CONNECTIONS: usize = 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SPIFFE ID the CA service presents: `spiffe://DOMAIN/rampart/pki`.
 pub fn service_id(td: &TrustDomain) -> Result<SpiffeId> {
@@ -54,6 +52,7 @@ pub struct CaService {
     root_expiry: ArcSwap<Vec<(String, OffsetDateTime)>>,
     bundle: BundleHandle,
     tokens: TokenStore,
+    revocations: crate::revocation::Watch,
     audit: AuditSink,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
@@ -96,6 +95,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let audit_path = cfg.audit_path();
     let audit = AuditSink::spawn(blocking(move || AuditLog::open(&audit_path)).await?)?;
     let tokens = TokenStore::open(&cfg.ca_dir)?;
+    let revocations = crate::revocation::Watch::new(&cfg.ca_dir)?;
     let issuer = ca.issuer();
     let issuer_serial = issuer.serial().to_string();
     let bundle_pem = ca.trust_bundle_pem();
@@ -110,6 +110,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         root_expiry: ArcSwap::from_pointee(root_expiry),
         bundle,
         tokens,
+        revocations,
         audit,
         limiter,
         metrics,
@@ -209,7 +210,8 @@ async fn accept_loop(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = &service.cfg.limits;
+    let conns = conns::ConnTable::new(limits.max_connections, limits.max_connections_per_ip);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -218,23 +220,30 @@ async fn accept_loop(
         let (tcp, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        // Over a cap: close at once (the client retries). One address can
+        // hold at most max_connections_per_ip, so it cannot starve others.
+        let slot = match conns.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                service
+                    .metrics
+                    .connections_closed
+                    .with_label_values(&[reason])
+                    .inc();
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            continue; // over the connection cap: drop, the client retries
-        };
         let service = Arc::clone(&service);
         tokio::spawn(async move {
-            let _permit = permit;
-            if tokio::time::timeout(REQUEST_TIMEOUT, handlers::connection(&service, tcp, peer))
-                .await
-                .is_err()
-            {
-                tracing::debug!(%peer, "request timed out");
-            }
+            let _slot = slot;
+            handlers::connection(service, tcp, peer).await;
         });
     }
 }
@@ -309,6 +318,18 @@ impl CaService {
             .await
     }
 
+    /// The revocation deny-list as published (re-read if the file changed).
+    pub async fn revoked_now(self: &Arc<Self>) -> crate::revocation::Published {
+        let me = Arc::clone(self);
+        match blocking(move || me.revocations.current()).await {
+            Ok(list) => list.published(),
+            Err(e) => {
+                tracing::error!(error = %e, "revocation list unreadable; publishing the last one read");
+                self.revocations.cached().published()
+            }
+        }
+    }
+
     /// The current trust bundle (PEM).
     pub fn bundle_pem(&self) -> Arc<String> {
         self.bundle_pem.load_full()
@@ -323,6 +344,15 @@ impl CaService {
     pub fn metrics_text(&self) -> String {
         self.refresh_expiry_metrics();
         self.metrics.set_audit(self.audit.health());
+        let revoked = self.revocations.cached();
+        self.metrics
+            .revoked
+            .with_label_values(&["id"])
+            .set(revoked.ids.len() as i64);
+        self.metrics
+            .revoked
+            .with_label_values(&["serial"])
+            .set(revoked.serials.len() as i64);
         self.metrics.render()
     }
 
