@@ -13,7 +13,6 @@
 //! Keep-alive is off for a rebuilt request: bytes the old session read past the body (a
 //! pipelined next request) are not reachable, so the connection closes after the response.
 
-use crate::protect::io_delegate::{delegate_async_write, delegate_stream_traits};
 use bytes::{Buf, Bytes};
 use pingora_core::protocols::http::v1::server::HttpSession as SessionV1;
 use pingora_core::protocols::http::ServerSession;
@@ -133,8 +132,8 @@ impl AsyncRead for Replay {
     }
 }
 
-delegate_async_write!(Replay);
-delegate_stream_traits!(Replay);
+rampart_protect::delegate_async_write!(Replay);
+rampart_protect::delegate_stream_traits!(Replay);
 
 /// A stream with nothing behind it: reads end, writes fail.
 #[derive(Debug)]

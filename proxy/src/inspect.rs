@@ -19,13 +19,13 @@
 //! and `emit` puts our buffer in front of (or in place of) its first chunk.
 
 use crate::config::{LimitsConfig, WafMode};
-use crate::protect::denial::DenialReason;
 use crate::runtime::RouteWaf;
 use bytes::{Bytes, BytesMut};
 use pingora_core::protocols::http::ServerSession;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
+use rampart_protect::denial::DenialReason;
 use rampart_waf::{RuleSet, Verdict};
 use serde_json::{Map, Value};
 

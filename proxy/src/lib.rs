@@ -14,8 +14,6 @@ pub mod headers;
 pub mod inspect;
 pub mod metrics;
 pub mod parser_errors;
-/// DoS defences, rate limits and denial alerting (S.N.4, S.N.12).
-pub mod protect;
 pub mod proxy;
 pub mod reload;
 pub mod routing;

@@ -82,7 +82,7 @@ impl HardenedStream {
     /// `header_timeout` denial): queue a `408` that `Shutdown::shutdown` writes out before
     /// Pingora closes the connection. No request id: no request line was logged for it.
     fn on_read_error(&mut self, e: &std::io::Error, cx: &mut Context<'_>) {
-        if self.timeout_answered || !crate::protect::slow_client::is_header_timeout(e) {
+        if self.timeout_answered || !rampart_protect::slow_client::is_header_timeout(e) {
             return;
         }
         self.timeout_answered = true;
@@ -140,7 +140,7 @@ impl HardenedStream {
             .as_ref()
             .and_then(|s| s.local_addr().and_then(|a| a.as_inet().copied()));
         let mut denial =
-            crate::protect::denial::Denial::new(crate::protect::denial::DenialReason::BadRequest)
+            rampart_protect::denial::Denial::new(rampart_protect::denial::DenialReason::BadRequest)
                 .detail("unparsable_request");
         denial.client = peer;
         self.shared.defences.denials.record(&denial);

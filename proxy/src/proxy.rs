@@ -17,8 +17,6 @@ use crate::errors;
 use crate::forwarded::{self, ForwardInfo};
 use crate::inspect::{self, BodyRefused, BodyReplay};
 use crate::metrics::status_class;
-use crate::protect::denial::DenialReason;
-use crate::protect::shed::InFlightGuard;
 use crate::routing::normalize_host;
 use crate::runtime::{ListenerInfo, Route, Runtime};
 use crate::state::Shared;
@@ -30,6 +28,8 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use rampart_protect::denial::DenialReason;
+use rampart_protect::shed::InFlightGuard;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -204,7 +204,7 @@ impl Edge {
         let Some(reason) = denial.counted else {
             return;
         };
-        let mut d = crate::protect::denial::Denial::new(reason).detail(denial.reason.clone());
+        let mut d = rampart_protect::denial::Denial::new(reason).detail(denial.reason.clone());
         d.route = ctx.route.as_ref().map(|r| r.name.clone());
         d.family = denial.family.map(str::to_string);
         d.client = ctx.peer;
@@ -376,7 +376,7 @@ impl Edge {
         self.shared
             .metrics
             .waf_decisions
-            .with_label_values(&[action, crate::protect::denial::family_label(family)])
+            .with_label_values(&[action, rampart_protect::denial::family_label(family)])
             .inc();
         inspect::log_fields(&mut ctx.log_fields, action, &verdict, body);
         ctx.log_fields

@@ -5,7 +5,6 @@ use crate::access_log::AccessLog;
 use crate::config::{self, Config};
 use crate::edge_app::EdgeApp;
 use crate::metrics::Metrics;
-use crate::protect::conn_limit::pingora::ConnTracked;
 use crate::proxy::Edge;
 use crate::runtime::Runtime;
 use crate::state::Shared;
@@ -16,6 +15,7 @@ use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
+use rampart_protect::conn_limit::pingora::ConnTracked;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -48,7 +48,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
     .map_err(|e| format!("access log `{}`: {e}", config.log.access_log))?;
     let routes = config.routes.iter().map(|r| r.name.clone()).collect();
     let events = access_log.clone();
-    let (defences, workers) = crate::protect::defences::Defences::new(
+    let (defences, workers) = rampart_protect::defences::Defences::new(
         &config.protect,
         &metrics.registry,
         routes,

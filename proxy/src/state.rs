@@ -22,7 +22,7 @@ pub struct Shared {
     pub in_flight: AtomicI64,
     /// DoS defences and the one denial counter (built at start, see `server::prepare`; a SIGHUP
     /// reloads them in place, see `Defences::prepare_reload`).
-    pub defences: Arc<crate::protect::defences::Defences>,
+    pub defences: Arc<rampart_protect::defences::Defences>,
     /// Their background workers, taken once by `server::serve`.
-    pub defence_workers: std::sync::Mutex<Option<crate::protect::defences::DefenceWorkers>>,
+    pub defence_workers: std::sync::Mutex<Option<rampart_protect::defences::DefenceWorkers>>,
 }

@@ -47,8 +47,8 @@ fn promtool_rejects_a_broken_rule() {
 #[test]
 fn alert_rules_watch_exported_metrics() {
     let text = std::fs::read_to_string(rules_file()).unwrap();
-    use rampart_proxy::protect::{denial, redis_limit};
-    for metric in [denial::DENIALS_METRIC, redis_limit::FALLBACK_METRIC] {
+    use rampart_protect::{redis_limit, report};
+    for metric in [report::DENIALS_METRIC, redis_limit::FALLBACK_METRIC] {
         assert!(text.contains(metric), "rules do not watch {metric}");
     }
     for reason in ["waf_block", "conn_cap_per_ip", "load_shed"] {
@@ -61,7 +61,7 @@ fn alert_rules_watch_exported_metrics() {
 
 #[test]
 fn alert_rules_only_use_metrics_the_proxy_exports() {
-    // Names registered by proxy/src/metrics.rs, protect::denial and protect::redis_limit.
+    // Names registered by proxy/src/metrics.rs, rampart_protect::report and rampart_protect::redis_limit.
     let exported = [
         "rampart_requests_total",
         "rampart_request_duration_seconds",
@@ -74,8 +74,8 @@ fn alert_rules_only_use_metrics_the_proxy_exports() {
         "rampart_config_reloads_total",
         "rampart_access_log_dropped_total",
         "rampart_waf_decisions_total",
-        rampart_proxy::protect::denial::DENIALS_METRIC,
-        rampart_proxy::protect::redis_limit::FALLBACK_METRIC,
+        rampart_protect::report::DENIALS_METRIC,
+        rampart_protect::redis_limit::FALLBACK_METRIC,
     ];
     let text = std::fs::read_to_string(rules_file()).unwrap();
     for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {

@@ -11,10 +11,10 @@ use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::listening::Service;
 use pingora_core::services::Service as _;
-use rampart_proxy::protect::conn_limit::pingora::{ConnCapFilter, ConnTracked};
-use rampart_proxy::protect::conn_limit::{ConnLimitConfig, ConnLimiter};
-use rampart_proxy::protect::denial::{Denial, DenialReason};
-use rampart_proxy::protect::ratelimit::Rate;
+use rampart_protect::conn_limit::pingora::ConnTracked;
+use rampart_protect::conn_limit::{ConnCapFilter, ConnLimitConfig, ConnLimiter};
+use rampart_protect::denial::{Denial, DenialReason};
+use rampart_protect::ratelimit::Rate;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,7 +35,7 @@ impl ServerApp for KeepAlive {
             Ok(n) if n > 0 => {
                 // Served: established, so the per-IP cap refuses rather than
                 // evicts it (the slot is reachable on the first request).
-                if let Some(slot) = rampart_proxy::protect::conn_limit::slot::current() {
+                if let Some(slot) = rampart_protect::conn_limit::slot::current() {
                     slot.established();
                 }
                 stream.write_all(b"ok").await.ok()?;

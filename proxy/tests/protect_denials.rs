@@ -3,8 +3,9 @@
 //! JSON event line, and (at its threshold) one webhook POST to a real local
 //! HTTP listener.
 
-use rampart_proxy::protect::alert::{self, AlertConfig, AlertRule};
-use rampart_proxy::protect::denial::{Denial, DenialReason, Denials};
+use rampart_protect::alert::{self, AlertConfig, AlertRule};
+use rampart_protect::denial::{Denial, DenialReason};
+use rampart_protect::report::Denials;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -19,11 +19,11 @@ use pingora_proxy::{ProxyHttp, Session};
 use rampart_loadtest::http::Request;
 use rampart_loadtest::runner::Live;
 use rampart_loadtest::{mix, run, LoadMode, Plan, Scenario, Target};
-use rampart_proxy::protect::conn_limit::pingora::ConnTracked;
-use rampart_proxy::protect::defences::{Defences, ProtectConfig};
-use rampart_proxy::protect::denial::DenialReason;
-use rampart_proxy::protect::shed::InFlightGuard;
-use rampart_proxy::protect::slow_client::SlowClientGuard;
+use rampart_protect::conn_limit::pingora::ConnTracked;
+use rampart_protect::defences::{Defences, ProtectConfig};
+use rampart_protect::denial::DenialReason;
+use rampart_protect::shed::InFlightGuard;
+use rampart_protect::slow_client::SlowClientGuard;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -128,7 +128,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let stream = if stream.as_any().is::<SlowClientGuard>() {
+        let stream = if stream.as_any().is::<SlowClientGuard<Stream>>() {
             stream // kept alive: already guarded
         } else {
             self.defences.guard_stream(stream)

@@ -3,9 +3,9 @@
 //! the limit is shared between limiter instances, losing Redis falls back to
 //! local limits and raises an alert, and Redis coming back is picked up.
 
-use rampart_proxy::protect::alert::{AlertEvent, AlertSink};
-use rampart_proxy::protect::ratelimit::{Decision, Rate};
-use rampart_proxy::protect::redis_limit::{FleetLimiter, RedisLimitConfig, FALLBACK_METRIC};
+use rampart_protect::alert::{AlertEvent, AlertSink};
+use rampart_protect::ratelimit::{Decision, Rate};
+use rampart_protect::redis_limit::{FleetLimiter, RedisLimitConfig, FALLBACK_METRIC};
 use std::net::{IpAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

@@ -6,6 +6,8 @@
 //! trust_domain = "mesh.local"
 //! policy = "policy.toml"                # relative to this file
 //! directory = "directory.toml"
+//! identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
+//! admin = { listen = "127.0.0.1:15090" }    # /metrics /healthz /readyz
 //!
 //! [[inbound.port]]
 //! port = 8080                           # the app port peers call (policy names it)
@@ -51,6 +53,30 @@ struct RawConfig {
     inbound: RawInbound,
     #[serde(default)]
     outbound: RawOutbound,
+    identity: IdentityFiles,
+    #[serde(default)]
+    admin: Option<Admin>,
+}
+
+/// Where the sidecar's SVID and the trust bundle are (files written by `rampart-pki` or by the
+/// identity agent; re-read on reload).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFiles {
+    /// PEM chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM PKCS#8 key (0600).
+    pub key: PathBuf,
+    /// PEM roots of the trust domain.
+    pub bundle: PathBuf,
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Where it listens.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +136,10 @@ pub struct Config {
     pub inbound: Vec<InboundPort>,
     /// Explicit outbound listeners.
     pub outbound: Vec<OutboundListener>,
+    /// SVID and bundle files (resolved).
+    pub identity: IdentityFiles,
+    /// The admin listener, if any.
+    pub admin: Option<Admin>,
 }
 
 impl Config {
@@ -157,7 +187,7 @@ impl Config {
                     format!("app address {} must be on loopback: the sidecar forwards plain text only there", p.app),
                 ));
             }
-            if !listens.insert(p.listen) {
+            if p.listen.port() != 0 && !listens.insert(p.listen) {
                 return Err(err(
                     span,
                     &format!("{field}.listen"),
@@ -181,7 +211,7 @@ impl Config {
                     ),
                 ));
             }
-            if !listens.insert(l.listen) {
+            if l.listen.port() != 0 && !listens.insert(l.listen) {
                 return Err(err(
                     span,
                     &format!("{field}.listen"),
@@ -198,7 +228,14 @@ impl Config {
             outbound.push(l);
         }
         let base = source.path().parent().unwrap_or(Path::new("."));
+        let identity = IdentityFiles {
+            cert: base.join(&raw.identity.cert),
+            key: base.join(&raw.identity.key),
+            bundle: base.join(&raw.identity.bundle),
+        };
         Ok(Config {
+            identity,
+            admin: raw.admin,
             policy: base.join(&raw.policy),
             directory: base.join(&raw.directory),
             source,
@@ -231,6 +268,7 @@ service = "payments"
 trust_domain = "mesh.local"
 policy = "policy.toml"
 directory = "/abs/directory.toml"
+identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
 
 [[inbound.port]]
 port = 8080
@@ -260,7 +298,7 @@ port = 9000
         assert_eq!(e.field.as_deref(), Some("inbound.port[0].app"), "{e}");
         assert!(e.message.contains("loopback"), "{e}");
         let e = load(&GOOD.replace("protocol = \"http\"", "protocol = \"grpc\"")).unwrap_err();
-        assert_eq!(e.line, Some(9), "{e}");
+        assert_eq!(e.line, Some(10), "{e}");
         let e = load(&GOOD.replace("trust_domain", "trust_domian")).unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
         let e = load(&GOOD.replace("mesh.local", "Mesh")).unwrap_err();

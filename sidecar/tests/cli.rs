@@ -46,6 +46,7 @@ service = "payments"
 trust_domain = "mesh.local"
 policy = "policy.toml"
 directory = "directory.toml"
+identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
 
 [[inbound.port]]
 port = 8080

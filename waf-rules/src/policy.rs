@@ -46,7 +46,9 @@ pub struct Exclusion {
 pub struct Limits {
     /// Body bytes inspected.
     pub max_body_bytes: usize,
-    /// Bytes of any one value inspected.
+    /// Window size for values: a longer value is inspected whole, as
+    /// windows of this many bytes that overlap by a quarter (at most
+    /// 2 KiB), so nothing within the body limit goes unread.
     pub max_value_bytes: usize,
     /// Fields (args, cookies, headers, JSON leaves...) inspected per request.
     pub max_fields: usize,

@@ -28,7 +28,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// DoS defences: rate limits, connection caps, slow clients, h2, shedding, alerts.
     #[serde(default)]
-    pub protect: crate::protect::defences::ProtectConfig,
+    pub protect: rampart_protect::defences::ProtectConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -18,6 +18,12 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the sidecar.
+    Run {
+        /// The sidecar config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Work with policy files.
     Policy {
         #[command(subcommand)]
@@ -49,5 +55,15 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             command: PolicyCommand::Explain(a),
         } => explain::run(a),
         Command::Check { config, strict } => check::run(&config, strict),
+        Command::Run { config } => {
+            let config =
+                rampart_sidecar::config::Config::load(&config).map_err(|e| e.to_string())?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            runtime.block_on(rampart_sidecar::runtime::run(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -410,6 +410,7 @@ service = "payments"
 trust_domain = "mesh.local"
 policy = "p.toml"
 directory = "d.toml"
+identity = { cert = "c", key = "k", bundle = "b" }
 [[inbound.port]]
 port = 8080
 protocol = "http"

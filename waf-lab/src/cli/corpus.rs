@@ -240,6 +240,31 @@ fn plain_url(u: &str) -> bool {
         && !path.split('/').any(|seg| seg == "..")
 }
 
+/// One round of `%XX` and `+` decoding, lossy (a bad escape stays as it is): for the CRS
+/// word test and the held-out payload keys.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 pub fn hash(s: &[u8]) -> u64 {
     // FNV-1a: stable across runs and platforms, good enough for splits.
     s.iter().fold(0xcbf29ce484222325u64, |h, &b| {

@@ -1,6 +1,6 @@
 //! CRS regression tests (go-ftw YAML) as corpus items.
 
-use super::corpus::{hash, Item, Label};
+use super::corpus::{hash, percent_decode, Item, Label};
 use super::owned::OwnedRequest;
 use base64::Engine;
 use serde_yaml::Value;
@@ -368,30 +368,6 @@ fn json_words(v: &serde_json::Value, word: &dyn Fn(&str) -> bool) -> bool {
         serde_json::Value::Object(o) => o.iter().all(|(k, x)| word(k) && json_words(x, word)),
         _ => true,
     }
-}
-
-/// `%XX` and `+` decoding, lossy, for the word test only.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn collect(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), String> {

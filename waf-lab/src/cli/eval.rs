@@ -73,7 +73,9 @@ struct Report {
     benign_groups: BTreeMap<(String, String), Count>,
     fp_rules: BTreeMap<(String, u32), (u64, String)>,
     crs_negative: Count,
-    misses: BTreeMap<String, Vec<String>>,
+    /// Up to `--show-misses` missed standalone attacks per (corpus, type): the text shown and
+    /// the index of the item's record in `standalone` (to tell held-out misses apart).
+    misses: BTreeMap<String, Vec<(String, usize)>>,
     fps: BTreeMap<String, Vec<String>>,
     /// Attack payload keys per corpus, and one record per standalone attack item.
     owners: Owners,
@@ -164,12 +166,13 @@ impl Report {
                     .or_default()
                     .add(v.block, item.standalone);
                 if !v.block && item.standalone {
+                    let record = self.standalone.len() - 1;
                     let m = self
                         .misses
                         .entry(format!("{} {t}", item.corpus))
                         .or_default();
                     if m.len() < a.show_misses {
-                        m.push(format!("[{}] {}", item.group, item.show));
+                        m.push((format!("[{}] {}", item.group, item.show), record));
                     }
                 }
             }
@@ -343,9 +346,18 @@ impl Report {
             );
         }
         for (k, m) in self.misses.iter().filter(|(_, m)| !m.is_empty()) {
-            println!("== missed {k}");
-            for s in m {
-                println!("   {}", s.chars().take(220).collect::<String>());
+            println!(
+                "== missed {k} (held out: no other {} carries the payload)",
+                self.leave_out
+            );
+            for (s, record) in m {
+                let r = &self.standalone[*record];
+                let tag = if self.owners.held_out(r.corpus, &r.keys) {
+                    "held out"
+                } else {
+                    "shared  "
+                };
+                println!("   {tag} {}", s.chars().take(220).collect::<String>());
             }
         }
         for (k, m) in &self.fps {

@@ -16,7 +16,7 @@
 //! spaces) and fragments with fewer than three letters or digits are not payloads: sharing
 //! `1` or `admin` with another corpus shares no attack.
 
-use super::corpus::hash;
+use super::corpus::{hash, percent_decode};
 use super::owned::OwnedRequest;
 use std::collections::HashMap;
 
@@ -24,7 +24,7 @@ use std::collections::HashMap;
 pub fn normalise(s: &str) -> String {
     let mut cur = s.to_string();
     for _ in 0..3 {
-        let next = decode_once(&cur);
+        let next = percent_decode(&cur);
         if next == cur {
             break;
         }
@@ -38,29 +38,6 @@ pub fn normalise(s: &str) -> String {
         out.push_str(word);
     }
     out.to_ascii_lowercase()
-}
-
-fn decode_once(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    let hex = |c: u8| (c as char).to_digit(16);
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A normalised string that could carry an attack: not a bare word, not a short fragment.

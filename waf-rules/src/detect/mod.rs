@@ -43,6 +43,13 @@ impl Detector {
         }
     }
 
+    /// Whether the detector judges a stretch of text wherever it starts.
+    /// The SQL detector does not: it reads a value as pasted after a
+    /// quote, so a window opening mid-string would read as a break-out.
+    pub(crate) fn reads_anywhere(self) -> bool {
+        self != Detector::Sqli
+    }
+
     /// The span of the value that convinced the detector, if any.
     pub(crate) fn detect(self, v: &[u8]) -> Option<Range<usize>> {
         match self {

@@ -126,6 +126,9 @@ pub(crate) fn accept_encoding(v: &[u8]) -> Option<Range<usize>> {
         b"gzip",
         b"x-gzip",
         b"deflate",
+        // Legacy aliases older clients and many crawlers still send.
+        b"x-deflate",
+        b"x-bzip2",
         b"br",
         b"zstd",
         b"compress",

@@ -289,9 +289,22 @@ fn hex_color_attribute(comment: &[u8]) -> bool {
     (3..=8).contains(&digits) && matches!(rest.get(digits), Some(b'"' | b'\''))
 }
 
+/// `7||1733913600||1733910000||8e4b…` (a WooCommerce session), `1|2|3`,
+/// `4&&5`: numbers and ids joined only by `||` / `&&`, the separators
+/// of structured data. In SQL, `||` is also string concatenation; with no
+/// comparison, call, comment, statement or clause anywhere after it the
+/// chain forces nothing (`1 || 1=1`, `1||sleep(5)`, `1 && 1--` still do).
+fn symbol_chain(v: &[u8], t: &[&Token], logic: usize) -> bool {
+    matches!(v[t[logic].span.clone()].first(), Some(b'|' | b'&'))
+        && t[logic..].iter().all(|x| match x.kind {
+            Kind::Logic => matches!(v[x.span.clone()].first(), Some(b'|' | b'&')),
+            Kind::Num | Kind::Word | Kind::Var => true,
+            _ => false,
+        })
+}
+
 /// Shape of a bare value: number context (`1 or 1=1`) or standalone SQL.
 fn bare(v: &[u8], all: &[&Token]) -> Option<Range<usize>> {
-    let _ = v;
     // `-1 or 1=1`: a signed number is a number.
     let signed = all.len() > 1
         && all[0].kind == Kind::Op
@@ -317,7 +330,7 @@ fn bare(v: &[u8], all: &[&Token]) -> Option<Range<usize>> {
                     Kind::Comma if comma_expression(&t[k + 1..]) => {
                         return Some(span(t, 0, t.len()))
                     }
-                    Kind::Logic if logic_operand_ends(&t[k + 1..]) => {
+                    Kind::Logic if logic_operand_ends(&t[k + 1..]) && !symbol_chain(v, t, k) => {
                         return Some(span(t, 0, t.len()))
                     }
                     Kind::Comment if k > 1 => return Some(span(t, 0, t.len())),

@@ -238,7 +238,7 @@ fn run_group(
         }
     }
     for (det, ri) in &g.detectors {
-        if !applies(c, *ri, policy) {
+        if !applies(c, *ri, policy) || (field.continued && !det.reads_anywhere()) {
             continue;
         }
         if let Some(span) = det.detect(value) {

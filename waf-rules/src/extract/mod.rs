@@ -66,6 +66,10 @@ pub(crate) struct Field<'a> {
     /// (see `include_like_name`): decided once at extraction, so inspection
     /// pays a flag test per field.
     pub include_like: bool,
+    /// A window of a long value after its first (see `push_windows`): it
+    /// starts mid-value, so detectors that read a value from its start
+    /// as pasted after a quote (SQL) skip it; patterns still run.
+    pub continued: bool,
 }
 
 /// One step of a JSON path: an object key or an array index.
@@ -178,18 +182,10 @@ impl<'a> Fields<'a> {
             self.truncated = true;
             return;
         }
-        let value = if value.len() > self.max_value {
-            self.truncated = true;
-            match value {
-                Cow::Borrowed(b) => Cow::Borrowed(&b[..self.max_value]),
-                Cow::Owned(mut v) => {
-                    v.truncate(self.max_value);
-                    Cow::Owned(v)
-                }
-            }
-        } else {
-            value
-        };
+        if value.len() > self.max_value {
+            self.push_windows(class, source, name, json_path, value, include_like);
+            return;
+        }
         self.list.push(Field {
             class,
             source,
@@ -197,8 +193,79 @@ impl<'a> Fields<'a> {
             value,
             json_path,
             include_like,
+            continued: false,
         });
     }
+
+    /// A value longer than the value limit, inspected whole as windows of
+    /// at most `max_value` bytes, each overlapping the next by
+    /// `window_overlap` bytes: any stretch up to the overlap long lies
+    /// whole in one window, and the work stays linear in the value's
+    /// length (each byte is read at most twice). Windows count against
+    /// the field limit like fields.
+    fn push_windows(
+        &mut self,
+        class: Class,
+        source: &'static str,
+        name: Cow<'a, str>,
+        json_path: Option<std::ops::Range<usize>>,
+        value: Cow<'a, [u8]>,
+        include_like: bool,
+    ) {
+        let (w, o) = (self.max_value.max(1), window_overlap(self.max_value));
+        let len = value.len();
+        let mut start = 0;
+        loop {
+            if self.list.len() >= self.max_fields {
+                self.truncated = true;
+                return;
+            }
+            let end = (start + w).min(len);
+            let part = match &value {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[start..end]),
+                Cow::Owned(v) => Cow::Owned(v[start..end].to_vec()),
+            };
+            self.list.push(Field {
+                class,
+                source,
+                name: name.clone(),
+                value: part,
+                json_path: json_path.clone(),
+                include_like,
+                continued: start > 0,
+            });
+            if end == len {
+                return;
+            }
+            start = window_start(&value, end - o, o / 2);
+        }
+    }
+}
+
+/// How much consecutive windows of a long value overlap: a quarter of the
+/// window, at most 2 KiB (longer than any payload the rules need whole),
+/// and always less than the window so each one moves forward.
+fn window_overlap(max_value: usize) -> usize {
+    (max_value / 4).min(2048).min(max_value.saturating_sub(1))
+}
+
+/// Where a window after the first starts: at the first letter or digit
+/// within `slack` bytes of `from` that follows a space or neutral
+/// punctuation, so the window does not open inside a quoted string or a
+/// comment (a window starting at `\",\"#15` would read as a SQL break-out
+/// or a `#` comment that the whole value is not). Otherwise at `from`.
+fn window_start(v: &[u8], from: usize, slack: usize) -> usize {
+    let stop = (from + slack).min(v.len());
+    (from.max(1)..stop)
+        .find(|&p| {
+            v[p].is_ascii_alphanumeric()
+                && (v[p - 1].is_ascii_whitespace()
+                    || matches!(
+                        v[p - 1],
+                        b',' | b';' | b'&' | b'=' | b':' | b'(' | b'[' | b'{' | b'>' | b'.'
+                    ))
+        })
+        .unwrap_or(from)
 }
 
 /// Every field of a request, within the limits.

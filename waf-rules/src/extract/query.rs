@@ -6,7 +6,13 @@ use std::borrow::Cow;
 
 /// `a=1&b=2` pairs: names and values, form-decoded once. A part without '='
 /// is a value with an empty name (`?/etc/passwd` is still inspected).
+///
+/// When a name is not name-shaped (see `odd_name`), the split itself is
+/// suspect: `?' OR '1'='1' --` and `?<meta http-equiv=x content=y>` are one
+/// payload cut at its own `=`, and neither half shows it. The whole
+/// string, form-decoded, is then inspected once more as one value.
 pub(crate) fn pairs<'a>(raw: &'a [u8], source: &'static str, f: &mut Fields<'a>) {
+    let mut odd = false;
     for part in raw.split(|&b| b == b'&') {
         if part.is_empty() {
             continue;
@@ -16,6 +22,7 @@ pub(crate) fn pairs<'a>(raw: &'a [u8], source: &'static str, f: &mut Fields<'a>)
             None => (&b""[..], part),
         };
         let name = decode_form_component(name);
+        odd |= odd_name(&name);
         let name_str = cow_str(name);
         if !name_str.is_empty() {
             f.push(
@@ -27,6 +34,31 @@ pub(crate) fn pairs<'a>(raw: &'a [u8], source: &'static str, f: &mut Fields<'a>)
         }
         f.push_arg(source, name_str, decode_form_component(value));
     }
+    if odd {
+        f.push(
+            super::Class::Arg,
+            source,
+            Cow::Borrowed(WHOLE),
+            decode_form_component(raw),
+        );
+    }
+}
+
+/// The name of the field holding a whole query string or form body.
+pub(crate) const WHOLE: &str = "(whole)";
+
+/// A decoded name no application would choose: one holding a quote,
+/// markup, a parenthesis, a statement or shell separator, a backslash or a
+/// control byte. Names real forms use (`filter[price][gte]`, `utm_source`,
+/// `$top`, `fields.name`, `first name`, `a:b`, `x-y`, `q[]`) are not odd.
+fn odd_name(n: &[u8]) -> bool {
+    n.iter().any(|&b| {
+        matches!(
+            b,
+            b'\'' | b'"' | b'<' | b'>' | b'(' | b')' | b';' | b'`' | b'|' | b'\\' | b'{' | b'}'
+        ) || b < 0x20
+            || b == 0x7f
+    })
 }
 
 /// `Cookie: a=1; b=2`: names and raw values.

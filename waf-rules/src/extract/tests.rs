@@ -95,6 +95,30 @@ fn limits_cut_values_and_count() {
 }
 
 #[test]
+fn long_values_are_inspected_whole_in_overlapping_windows() {
+    let limits = Limits {
+        max_value_bytes: 8,
+        ..Limits::default()
+    };
+    let r = req("a=0123456789abcdefghij", &[], b"");
+    let f = extract(&r, &limits);
+    assert!(!f.truncated);
+    let parts: Vec<&[u8]> = f
+        .list
+        .iter()
+        .filter(|x| x.class == Class::Arg)
+        .map(|x| &x.value[..])
+        .collect();
+    // Windows of 8 overlapping by 2: every byte is in one, every 2-byte
+    // stretch lies whole in one.
+    assert_eq!(
+        parts,
+        [&b"01234567"[..], b"6789abcd", b"cdefghij"],
+        "{parts:?}"
+    );
+}
+
+#[test]
 fn plain_token_is_the_three_token_shapes() {
     let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
     let reference = |v: &[u8]| {

@@ -104,3 +104,12 @@ fn a_step_changes_nothing_without_its_trigger_bytes() {
         }
     }
 }
+
+#[test]
+fn iis_loose_hex_overlongs_decode_to_ascii() {
+    let d = |v: &[u8]| super::url::decode_repeated(v).unwrap_or_else(|| v.to_vec());
+    assert_eq!(d(b"\\..%bg%qf\\..%c0%9vetc"), b"\\../\\../etc");
+    assert_eq!(d(b"..%c1%1c..%c1%pcwin"), b"..\\..\\win");
+    assert_eq!(d(b"un%ion se%lect <%script>"), b"union select <script>");
+    assert_eq!(d(b"50%off 100% sure"), b"50%off 100% sure");
+}

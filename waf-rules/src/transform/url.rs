@@ -54,6 +54,12 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
     while i < v.len() {
         let b = v[i];
         if b == b'%' {
+            if let Some((c, used)) = iis_overlong(&v[i + 1..]) {
+                out.push(c);
+                i += 1 + used;
+                changed = true;
+                continue;
+            }
             if let Some((cp, used)) = unicode_escape(&v[i + 1..]) {
                 push_char(&mut out, cp);
                 i += 1 + used;
@@ -69,6 +75,15 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
                 changed = true;
                 continue;
             }
+            // An invalid escape between letters or markup (`un%ion`,
+            // `<%script>`): IIS / classic ASP drop the '%', so a keyword
+            // split by one is read whole behind us. After a digit it is
+            // a percentage (`50%off`) and kept.
+            if invalid_separator(v.get(i.wrapping_sub(1)).copied(), v.get(i + 1).copied()) {
+                i += 1;
+                changed = true;
+                continue;
+            }
         }
         out.push(b);
         i += 1;
@@ -77,6 +92,52 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
         return Some(folded);
     }
     changed.then_some(out)
+}
+
+/// Whether a '%' that starts no escape, between `before` and `after`, is
+/// an IIS separator to drop: inside a word (`un%ion`) or right after the
+/// `<` or `/` of a tag (`<%script>`), before a letter. After a digit or a
+/// space it is a percentage or prose (`50%off`, `100% sure`) and kept.
+fn invalid_separator(before: Option<u8>, after: Option<u8>) -> bool {
+    after.is_some_and(|a| a.is_ascii_alphabetic())
+        && before.is_some_and(|b| b.is_ascii_alphabetic() || b == b'<' || b == b'/')
+}
+
+/// IIS's loose hex: a letter past `f` still counts, by its distance from
+/// `a` plus ten (`v` = 31), and only the low bits survive.
+fn loose_hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'z' => Some(b - b'a' + 10),
+        b'A'..=b'Z' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// `c0%9v`, `c1%1c`, `bg%qf` after a '%': a two-byte overlong lead and
+/// continuation written with IIS's loose hex digits (the IIS unicode
+/// traversal: `..%c0%9v..` and `..%bg%qf..` are `../..`). The ASCII byte
+/// and bytes consumed, for `/`, `\` and `.`.
+fn iis_overlong(v: &[u8]) -> Option<(u8, usize)> {
+    let digits = v.get(..5)?;
+    if digits[2] != b'%' {
+        return None;
+    }
+    let loose = |i: usize| loose_hex(digits[i]).map(u32::from);
+    // IIS adds the digits (`g` = 16 carries into the high one).
+    let lead = (loose(0)? * 16 + loose(1)?) & 0xff;
+    let second = (loose(3)? * 16 + loose(4)?) & 0xff;
+    let cont = second & 0x3f;
+    // A strict, valid overlong (`%c0%af`) is `fold_overlong`'s; IIS also
+    // reads an invalid second byte by its low six bits (`%c1%1c` = `\`).
+    let strict = [0, 1, 3, 4].iter().all(|&i| hex_val(digits[i]).is_some());
+    if (strict && (0x80..0xc0).contains(&second)) || !matches!(lead, 0xc0 | 0xc1) {
+        return None;
+    }
+    // Only the path bytes the traversal hides: read plainly, `%c0%5c` is
+    // also a `\` after a stray lead byte, which the path rules see.
+    let b = ((lead & 0x1f) << 6 | cont) as u8;
+    matches!(b, b'/' | b'\\' | b'.').then_some((b, 5))
 }
 
 /// `uXXXX` after a '%': the code point and bytes consumed.

@@ -4,28 +4,28 @@
 //! When the per-IP cap evicts the connection (see `slot`), the next read
 //! fails, so Pingora closes it (the slots were already given back).
 
-use pingora_core::protocols::Stream;
 use std::io::{Error, ErrorKind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::ConnGuard;
-use crate::protect::io_delegate::{delegate_async_write, delegate_stream_traits};
 
+/// Generic over the stream it wraps (a Pingora `Stream` in the edge, a TCP
+/// or TLS stream elsewhere).
 #[derive(Debug)]
-pub struct TrackedStream {
-    inner: Stream,
+pub struct TrackedStream<S> {
+    inner: S,
     guard: ConnGuard,
 }
 
-impl TrackedStream {
-    pub fn new(inner: Stream, guard: ConnGuard) -> Self {
+impl<S> TrackedStream<S> {
+    pub fn new(inner: S, guard: ConnGuard) -> Self {
         Self { inner, guard }
     }
 }
 
-impl AsyncRead for TrackedStream {
+impl<S: AsyncRead + Unpin> AsyncRead for TrackedStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -44,5 +44,6 @@ impl AsyncRead for TrackedStream {
     }
 }
 
-delegate_async_write!(TrackedStream);
-delegate_stream_traits!(TrackedStream);
+crate::delegate_async_write!(generic TrackedStream);
+#[cfg(feature = "pingora")]
+crate::delegate_stream_traits!(TrackedStream<pingora_core::protocols::Stream>);

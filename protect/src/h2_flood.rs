@@ -11,12 +11,13 @@
 //! their first bytes and pass through untouched.
 
 mod scanner;
+#[cfg(feature = "pingora")]
 mod stream;
 
-use pingora_core::protocols::http::v2::server::{default_h2_options, H2Options};
 use serde::Deserialize;
 
 pub use scanner::{FrameScanner, Verdict};
+#[cfg(feature = "pingora")]
 pub use stream::ResetGuard;
 
 /// `[h2]` in the proxy config.
@@ -94,7 +95,9 @@ impl H2Config {
 }
 
 /// The h2 server settings for `HttpProxy::h2_options`.
-pub fn h2_options(config: &H2Config) -> H2Options {
+#[cfg(feature = "pingora")]
+pub fn h2_options(config: &H2Config) -> pingora_core::protocols::http::v2::server::H2Options {
+    use pingora_core::protocols::http::v2::server::default_h2_options;
     let mut options = default_h2_options();
     options
         .max_concurrent_streams(config.max_concurrent_streams)
@@ -117,6 +120,7 @@ mod tests {
         assert!(toml::from_str::<H2Config>("max_streams = 5").is_err());
         let bad: H2Config = toml::from_str("max_resets_per_sec = 0").unwrap();
         assert!(bad.validate().unwrap_err().contains("max_resets_per_sec"));
+        #[cfg(feature = "pingora")]
         let _ = h2_options(&c);
     }
 }

@@ -18,20 +18,18 @@
 //! for (a head, a body behind the rate, or nothing from the client), so the
 //! per-IP cap can evict stalled connections first (see `conn_limit::slot`).
 
-use pingora_core::protocols::Stream;
 use serde::Deserialize;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use super::conn_limit::pingora::OnDenial;
 use super::conn_limit::ConnSlot;
-use super::denial::{Denial, DenialReason};
-use super::io_delegate::delegate_stream_traits;
+use super::denial::{Denial, DenialReason, OnDenial};
 
 /// `[slow_clients]` in the proxy config.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -86,8 +84,10 @@ enum Phase {
     Off,
 }
 
-pub struct SlowClientGuard {
-    inner: Stream,
+/// Generic over the stream it wraps (a Pingora `Stream` in the edge, a TCP
+/// or TLS stream elsewhere).
+pub struct SlowClientGuard<S> {
+    inner: S,
     config: SlowClientConfig,
     phase: Phase,
     first_bytes: bool,
@@ -103,9 +103,11 @@ pub struct SlowClientGuard {
     on_denial: OnDenial,
     /// The connection's place under the per-IP cap, if tracked.
     slot: Option<Arc<ConnSlot>>,
+    /// The client, named in the denial.
+    peer: Option<SocketAddr>,
 }
 
-impl std::fmt::Debug for SlowClientGuard {
+impl<S: std::fmt::Debug> std::fmt::Debug for SlowClientGuard<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlowClientGuard")
             .field("inner", &self.inner)
@@ -116,8 +118,8 @@ impl std::fmt::Debug for SlowClientGuard {
 
 const HEAD_END: &[u8] = b"\r\n\r\n";
 
-impl SlowClientGuard {
-    pub fn new(inner: Stream, config: SlowClientConfig, on_denial: OnDenial) -> Self {
+impl<S> SlowClientGuard<S> {
+    pub fn new(inner: S, config: SlowClientConfig, on_denial: OnDenial) -> Self {
         Self {
             inner,
             config,
@@ -132,7 +134,14 @@ impl SlowClientGuard {
             failed: None,
             on_denial,
             slot: None,
+            peer: None,
         }
+    }
+
+    /// Names the client in the denial event.
+    pub fn with_peer(mut self, peer: Option<SocketAddr>) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// Reports the connection's state to its slot under the per-IP cap.
@@ -269,11 +278,7 @@ impl SlowClientGuard {
                 ),
             };
             let mut denial = Denial::new(reason).detail(detail);
-            if let Some(peer) = self
-                .inner
-                .get_socket_digest()
-                .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()))
-            {
+            if let Some(peer) = self.peer {
                 denial = denial.client(peer);
             }
             (self.on_denial)(denial);
@@ -337,7 +342,7 @@ fn framing(head: &[u8]) -> Framing {
     length.map_or(Framing::None, Framing::Length)
 }
 
-impl AsyncRead for SlowClientGuard {
+impl<S: AsyncRead + Unpin> AsyncRead for SlowClientGuard<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -380,7 +385,7 @@ impl AsyncRead for SlowClientGuard {
     }
 }
 
-impl tokio::io::AsyncWrite for SlowClientGuard {
+impl<S: AsyncWrite + Unpin> AsyncWrite for SlowClientGuard<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -415,7 +420,8 @@ impl tokio::io::AsyncWrite for SlowClientGuard {
     }
 }
 
-delegate_stream_traits!(SlowClientGuard);
+#[cfg(feature = "pingora")]
+crate::delegate_stream_traits!(SlowClientGuard<pingora_core::protocols::Stream>);
 
 #[cfg(test)]
 mod tests;

@@ -1,30 +1,28 @@
 //! All protect building blocks assembled from one `[protect]` config, with
-//! the request-path check the proxy calls in `request_filter` and one
-//! Pingora background service that runs every worker and sweeper.
+//! the request-path check the proxy calls in `request_filter` and one set of
+//! background workers and sweepers ([`DefenceWorkers::run`]; a Pingora
+//! background service with feature `pingora`).
 
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
-use pingora_core::server::ShutdownWatch;
-use pingora_core::services::background::BackgroundService;
 use prometheus::Registry;
 use serde::Deserialize;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::alert::{self, AlertConfig, AlertHandle, AlertSink};
-use super::conn_limit::pingora::{ConnCapFilter, OnDenial};
-use super::conn_limit::{ConnLimitConfig, ConnLimiter};
-use super::denial::{Denial, DenialReason, Denials};
-use super::h2_flood::{self, H2Config, ResetGuard};
+use super::conn_limit::{ConnCapFilter, ConnLimitConfig, ConnLimiter};
+use super::denial::{Denial, DenialReason, OnDenial};
+use super::h2_flood::{self, H2Config};
 use super::ratelimit::{Decision, KeyedLimit, RateLimitConfig, RateLimiter};
 use super::redis_limit::{FleetLimiter, RedisLimitConfig};
+use super::report::Denials;
 use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
 use super::slow_client::{SlowClientConfig, SlowClientGuard};
-use pingora_core::protocols::http::v2::server::H2Options;
-use pingora_core::protocols::Stream;
+#[cfg(feature = "pingora")]
+use pingora_core::protocols::{http::v2::server::H2Options, Stream};
 
 /// `[protect]` in the proxy config.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -324,7 +322,13 @@ impl Defences {
         Ok(guard)
     }
 
+    /// The `[h2]` section (bound at start): stream limits and the reset-flood threshold.
+    pub fn h2_config(&self) -> &H2Config {
+        &self.h2
+    }
+
     /// h2 server settings: set `HttpProxy::h2_options = Some(defences.h2_options())`.
+    #[cfg(feature = "pingora")]
     pub fn h2_options(&self) -> H2Options {
         h2_flood::h2_options(&self.h2)
     }
@@ -332,8 +336,9 @@ impl Defences {
     /// Wraps a plaintext downstream stream (after TLS, before Pingora's HTTP
     /// layer) so an HTTP/2 rapid-reset flood closes the connection and is
     /// counted and logged as `h2_reset_flood`.
+    #[cfg(feature = "pingora")]
     pub fn guard_h2(&self, stream: Stream) -> Stream {
-        Box::new(ResetGuard::new(
+        Box::new(h2_flood::ResetGuard::new(
             stream,
             self.h2.max_resets_per_sec,
             self.on_conn_denial.clone(),
@@ -342,21 +347,37 @@ impl Defences {
 
     /// Wraps a plaintext downstream stream with the whole-header deadline
     /// and minimum body rate (`header_timeout`, `body_rate` denials).
+    #[cfg(feature = "pingora")]
     pub fn guard_slow_client(&self, stream: Stream) -> Stream {
-        // Inside `ConnTracked`, the guard reports the connection's state to
-        // its slot under the per-IP cap (stalled connections are evicted first).
-        Box::new(
-            SlowClientGuard::new(
-                stream,
-                **self.slow_clients.load(),
-                self.on_conn_denial.clone(),
-            )
-            .with_slot(super::conn_limit::slot::current()),
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet().copied()));
+        Box::new(self.slow_client_guard(stream, peer))
+    }
+
+    /// The whole-header deadline and minimum body rate around any plaintext
+    /// stream. Inside a tracked connection (`conn_limit::slot::CURRENT`), the
+    /// guard reports the connection's state to its slot under the per-IP cap
+    /// (stalled connections are evicted first).
+    /// `peer` is named in the denial events.
+    pub fn slow_client_guard<S>(&self, stream: S, peer: Option<SocketAddr>) -> SlowClientGuard<S> {
+        SlowClientGuard::new(
+            stream,
+            **self.slow_clients.load(),
+            self.on_conn_denial.clone(),
         )
+        .with_slot(super::conn_limit::slot::current())
+        .with_peer(peer)
+    }
+
+    /// Counts a connection-level denial and writes its event line.
+    pub fn on_conn_denial(&self) -> &OnDenial {
+        &self.on_conn_denial
     }
 
     /// Both stream guards, for the plaintext stream of every new downstream
     /// connection (after TLS, before Pingora's HTTP layer).
+    #[cfg(feature = "pingora")]
     pub fn guard_stream(&self, stream: Stream) -> Stream {
         self.guard_slow_client(self.guard_h2(stream))
     }
@@ -385,9 +406,11 @@ impl Defences {
     }
 }
 
-#[async_trait]
-impl BackgroundService for DefenceWorkers {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+impl DefenceWorkers {
+    /// Runs every worker and sweeper until `shutdown` changes or all of them
+    /// end (they do once the defences are dropped). The tasks run once: a
+    /// second call has none and returns at once.
+    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         let mut set = tokio::task::JoinSet::new();
         for task in tasks {
@@ -402,10 +425,17 @@ impl BackgroundService for DefenceWorkers {
     }
 }
 
+#[cfg(feature = "pingora")]
+#[async_trait::async_trait]
+impl pingora_core::services::background::BackgroundService for DefenceWorkers {
+    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
+        self.run(shutdown).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protect::denial::DenialReason;
 
     const CONFIG: &str = r#"
 [rate_limit]
@@ -442,7 +472,7 @@ cooldown_secs = 60
         )
         .unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let bg = tokio::spawn(async move { workers.start(rx).await });
+        let bg = tokio::spawn(async move { workers.run(rx).await });
 
         let client: IpAddr = "10.1.1.1".parse().unwrap();
         let g1 = d.admit_request(Some("login"), client).await.unwrap();

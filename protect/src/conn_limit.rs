@@ -5,14 +5,14 @@
 //!
 //! Pingora 0.9 calls `ConnectionFilter::should_accept(Option<&SocketAddr>)`
 //! in `ListenerEndpoint::accept()`, right after `accept(2)` and before the
-//! TLS handshake, but has no hook when a connection closes. [`pingora`]
-//! bridges that: the filter parks the guard under the peer's `SocketAddr`
+//! TLS handshake, but has no hook when a connection closes. [`filter`] and
+//! `pingora` (feature `pingora`) bridge that: the filter parks the guard under the peer's `SocketAddr`
 //! (unique per open TCP connection to a listener), and a `ServerApp` wrapper
 //! around the proxy app moves it into the stream ([`stream::TrackedStream`])
 //! when the connection reaches the app, so dropping the connection releases
 //! it. Guards of connections that never reach the app (Pingora-side TLS
 //! handshake failed or timed out) are released by
-//! [`pingora::ConnCapFilter::sweep`] after `handshake_grace_secs`.
+//! [`ConnCapFilter::sweep`] after `handshake_grace_secs`.
 //!
 //! At the per-IP cap a new connection does not simply lose to the ones the
 //! IP already holds: the oldest of them that is *stalled* (see [`slot`]:
@@ -24,6 +24,8 @@
 //! real clients (NAT, a proxy) cannot lock them out, and still never holds
 //! more than the cap.
 
+pub mod filter;
+#[cfg(feature = "pingora")]
 pub mod pingora;
 pub mod slot;
 pub mod stream;
@@ -36,6 +38,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+pub use filter::ConnCapFilter;
 pub use slot::ConnSlot;
 
 use super::client_key::{ClientKey, KeyPrefixes};

@@ -3,22 +3,17 @@
 
 use pingora_core::protocols::Stream;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::scanner::{FrameScanner, Verdict};
-use crate::protect::denial::{Denial, DenialReason};
-use crate::protect::io_delegate::{delegate_async_write, delegate_stream_traits};
-
-/// Called once when a connection is closed for a reset flood.
-pub type OnFlood = Arc<dyn Fn(Denial) + Send + Sync>;
+use crate::denial::{Denial, DenialReason, OnDenial};
 
 pub struct ResetGuard {
     inner: Stream,
     scanner: FrameScanner,
     flooded: bool,
-    on_flood: OnFlood,
+    on_flood: OnDenial,
 }
 
 impl std::fmt::Debug for ResetGuard {
@@ -32,7 +27,7 @@ impl std::fmt::Debug for ResetGuard {
 
 impl ResetGuard {
     /// Wraps the plaintext downstream stream (h2c, or after TLS).
-    pub fn new(inner: Stream, max_resets_per_sec: u32, on_flood: OnFlood) -> Self {
+    pub fn new(inner: Stream, max_resets_per_sec: u32, on_flood: OnDenial) -> Self {
         Self {
             inner,
             scanner: FrameScanner::new(max_resets_per_sec),
@@ -88,14 +83,14 @@ impl AsyncRead for ResetGuard {
     }
 }
 
-delegate_async_write!(ResetGuard);
-delegate_stream_traits!(ResetGuard);
+crate::delegate_async_write!(ResetGuard);
+crate::delegate_stream_traits!(ResetGuard);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protect::h2_flood::scanner::tests::{preface_and_settings, rst};
-    use std::sync::Mutex;
+    use crate::h2_flood::scanner::tests::{preface_and_settings, rst};
+    use std::sync::{Arc, Mutex};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A real loopback connection; returns (server side wrapped, client side).

@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::resp::{self, Value};
 use super::{Job, RedisLimitConfig, Shared};
-use crate::protect::alert::{AlertEvent, Severity};
-use crate::protect::ratelimit::{retry_after_secs, Decision};
+use crate::alert::{AlertEvent, Severity};
+use crate::ratelimit::{retry_after_secs, Decision};
 
 pub(super) const SCRIPT: &str = include_str!("gcra.lua");
 /// Most checks sent in one pipelined write.

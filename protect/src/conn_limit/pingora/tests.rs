@@ -4,10 +4,13 @@
 //! the stream for keep-alive).
 
 use super::*;
-use crate::protect::conn_limit::ConnLimitConfig;
+use crate::conn_limit::{ConnLimitConfig, ConnLimiter};
+use crate::denial::{Denial, DenialReason};
 use pingora_core::protocols::{GetSocketDigest, SocketDigest};
 use pingora_core::services::listening::Service;
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -26,7 +29,7 @@ impl ServerApp for KeepAliveApp {
             Ok(n) if n > 0 => {
                 // Served: established, so the per-IP cap will not evict it
                 // (the slot is reachable on the connection's first request).
-                if let Some(slot) = crate::protect::conn_limit::slot::current() {
+                if let Some(slot) = crate::conn_limit::slot::current() {
                     slot.established();
                 }
                 stream.write_all(b"ok").await.ok()?;
@@ -107,7 +110,7 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 fn config(max_per_ip: u32) -> ConnLimitConfig {
     ConnLimitConfig {
         max_per_ip,
-        new_per_ip: crate::protect::ratelimit::Rate::per_second(1000, 1000),
+        new_per_ip: crate::ratelimit::Rate::per_second(1000, 1000),
         ..ConnLimitConfig::default()
     }
 }

@@ -16,25 +16,26 @@ fn config() -> SlowClientConfig {
     }
 }
 
-async fn pair() -> (SlowClientGuard, TcpStream, Seen) {
+async fn pair() -> (SlowClientGuard<TcpStream>, TcpStream, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap())
         .await
         .unwrap();
     let (server, _) = listener.accept().await.unwrap();
-    let stream: Stream = Box::new(pingora_core::protocols::l4::stream::Stream::from(server));
+    let peer = server.peer_addr().ok();
     let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     let guard = SlowClientGuard::new(
-        stream,
+        server,
         config(),
         Arc::new(move |d| sink.lock().unwrap().push(d)),
-    );
+    )
+    .with_peer(peer);
     (guard, client, seen)
 }
 
 /// Reads until `n` bytes arrived (Ok) or the guard fails (Err).
-async fn read_n(guard: &mut SlowClientGuard, n: usize) -> std::io::Result<usize> {
+async fn read_n(guard: &mut SlowClientGuard<TcpStream>, n: usize) -> std::io::Result<usize> {
     let mut total = 0;
     let mut buf = [0u8; 1024];
     while total < n {
@@ -48,7 +49,7 @@ async fn read_n(guard: &mut SlowClientGuard, n: usize) -> std::io::Result<usize>
 }
 
 /// The next read neither fails nor returns data within `wait`.
-async fn stays_quiet(guard: &mut SlowClientGuard, wait: Duration) -> bool {
+async fn stays_quiet(guard: &mut SlowClientGuard<TcpStream>, wait: Duration) -> bool {
     let mut buf = [0u8; 64];
     tokio::time::timeout(wait, guard.read(&mut buf))
         .await

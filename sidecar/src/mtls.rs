@@ -1,0 +1,186 @@
+//! The sidecar's mutual-TLS material: TLS 1.3 only, our SVID presented, peers verified by
+//! SPIFFE rules against the trust bundle. Server side accepts clients *without* a certificate
+//! at the TLS layer so the policy layer can refuse them with a reason (Linkerd does the same);
+//! a certificate that is sent is fully verified (chain, one URI SAN, our trust domain).
+//!
+//! This module is the one seam to the shared TLS code. Today that code lives in `rampart-pki`
+//! (`pki/src/tls`); it moves to `rampart-tls` (#10) and this module follows it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rampart_pki::inspect;
+use rampart_pki::spiffe::{SpiffeId, TrustDomain};
+use rampart_pki::tls::{
+    provider, BundleHandle, PeerPolicy, SpiffeClientVerifier, SpiffeServerVerifier,
+};
+use rampart_pki::PkiError;
+use rustls::{CertificateError, ClientConfig, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+
+/// Why TLS material could not be loaded or built.
+#[derive(Debug, thiserror::Error)]
+pub enum MtlsError {
+    /// A file could not be read or parsed.
+    #[error("{path}: {why}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The certificate is not a usable SVID of our trust domain.
+    #[error("{0}")]
+    Svid(String),
+    /// rustls refused the material.
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Our identity and the configs built from it, one generation.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    /// Our SPIFFE ID.
+    pub id: SpiffeId,
+    /// When our certificate expires.
+    pub not_after: OffsetDateTime,
+    /// For inbound connections.
+    pub server: Arc<ServerConfig>,
+    /// For outbound connections.
+    pub client: Arc<ClientConfig>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("id", &self.id)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsMaterial {
+    /// Seconds until our certificate expires (negative once expired).
+    pub fn seconds_to_expiry(&self) -> f64 {
+        (self.not_after - OffsetDateTime::now_utc()).as_seconds_f64()
+    }
+}
+
+fn file_err(path: &Path, why: impl std::fmt::Display) -> MtlsError {
+    MtlsError::File {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
+}
+
+/// Reads a PEM certificate list.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, MtlsError> {
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_err(path, e))?
+        .collect();
+    let certs = certs.map_err(|e| file_err(path, e))?;
+    if certs.is_empty() {
+        return Err(file_err(path, "no PEM certificate in the file"));
+    }
+    Ok(certs)
+}
+
+/// The trust bundle of `trust_domain` from a PEM file of roots.
+pub fn read_bundle(path: &Path, trust_domain: &TrustDomain) -> Result<BundleHandle, MtlsError> {
+    BundleHandle::new(trust_domain.clone(), read_certs(path)?).map_err(|e| file_err(path, e))
+}
+
+/// Builds the configs from a certificate chain and key file, checking the leaf is an SVID of
+/// the trust domain.
+pub fn from_files(
+    cert: &Path,
+    key: &Path,
+    bundle: &BundleHandle,
+) -> Result<TlsMaterial, MtlsError> {
+    let chain = read_certs(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
+    build(chain, key, bundle)
+}
+
+/// Builds the configs for one SVID.
+pub fn build(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    bundle: &BundleHandle,
+) -> Result<TlsMaterial, MtlsError> {
+    let leaf = chain
+        .first()
+        .ok_or_else(|| MtlsError::Svid("empty certificate chain".into()))?;
+    let id = inspect::check_svid(leaf).map_err(|e| MtlsError::Svid(e.to_string()))?;
+    id.require_member_of(bundle.trust_domain())
+        .map_err(|e| MtlsError::Svid(e.to_string()))?;
+    let not_after = inspect::not_after(leaf).map_err(|e| MtlsError::Svid(e.to_string()))?;
+    let verifier =
+        SpiffeClientVerifier::new(bundle.clone(), PeerPolicy::AnyInTrustDomain).optional();
+    let server = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(chain.clone(), key.clone_key())?;
+    let client = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous() // the SPIFFE ID is the peer's name, checked after the handshake
+        .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(
+            bundle.clone(),
+            PeerPolicy::AnyInTrustDomain,
+        )))
+        .with_client_auth_cert(chain, key)?;
+    Ok(TlsMaterial {
+        id,
+        not_after,
+        server: Arc::new(server),
+        client: Arc::new(client),
+    })
+}
+
+/// The peer's SPIFFE ID on an established connection (the verifier already checked it).
+pub fn peer_id(conn: &rustls::CommonState) -> Option<SpiffeId> {
+    let leaf = conn.peer_certificates()?.first()?;
+    inspect::check_svid(leaf).ok()
+}
+
+/// Why a handshake failed, as a stable metric label and words for the log.
+pub fn classify_handshake_error(e: &io::Error) -> (&'static str, String) {
+    let text = e.to_string();
+    if e.kind() == io::ErrorKind::TimedOut {
+        return ("timeout", "handshake did not finish in time".into());
+    }
+    let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
+        return match e.kind() {
+            io::ErrorKind::UnexpectedEof => ("eof", "peer closed during the handshake".into()),
+            io::ErrorKind::InvalidData => ("not_tls", format!("not a TLS handshake: {text}")),
+            _ => ("io", text),
+        };
+    };
+    let label = match tls {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::UnknownIssuer => "unknown_ca",
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "not_yet_valid"
+            }
+            CertificateError::Revoked => "revoked",
+            CertificateError::BadSignature => "bad_signature",
+            CertificateError::Other(other) => match other.0.downcast_ref::<PkiError>() {
+                Some(PkiError::ForeignTrustDomain { .. }) => "foreign_trust_domain",
+                Some(PkiError::NotSvid(_)) => "not_svid",
+                Some(PkiError::CertificateNotValidNow(_)) => "expired",
+                _ => "bad_certificate",
+            },
+            _ => "bad_certificate",
+        },
+        rustls::Error::NoCertificatesPresented => "no_client_certificate",
+        rustls::Error::InvalidMessage(_) => "not_tls",
+        rustls::Error::PeerIncompatible(_) => "incompatible",
+        rustls::Error::AlertReceived(_) => "alert_received",
+        _ => "tls",
+    };
+    (label, text)
+}

@@ -1,0 +1,219 @@
+//! Inbound: a peer's sidecar connects to one of our mTLS listeners; we take its SPIFFE ID from
+//! the verified certificate, ask the policy, and forward plain text to the app on loopback.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rampart_pki::spiffe::SpiffeId;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use super::log::Event;
+use super::relay::{relay, Ended};
+use super::{own_cert_expired, Ctx, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
+use crate::config::{InboundPort, Protocol};
+use crate::mtls;
+use crate::policy::{Decision, InboundRequest, Verdict};
+
+/// Accepts connections for one app port until the process ends.
+pub async fn serve(ctx: Arc<Ctx>, port: InboundPort, listener: TcpListener) {
+    let port = Arc::new(port);
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(handle(ctx.clone(), port.clone(), tcp, peer));
+            }
+            Err(e) => {
+                ctx.emit(
+                    Event::new("error")
+                        .with("error.message", format!("accept on {}: {e}", port.listen)),
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// What every inbound log line carries.
+pub(crate) fn base_event(
+    name: &str,
+    port: &InboundPort,
+    peer: SocketAddr,
+    caller: Option<&SpiffeId>,
+    own: &SpiffeId,
+) -> Event {
+    Event::new(name)
+        .with("rampart.direction", "inbound")
+        .with("client.address", peer.ip().to_string())
+        .with("client.port", peer.port())
+        .with("server.port", port.port)
+        .with("network.transport", "tcp")
+        .maybe("rampart.caller.identity", caller.map(|c| c.to_string()))
+        .with("rampart.callee.identity", own.to_string())
+}
+
+async fn handle(ctx: Arc<Ctx>, port: Arc<InboundPort>, tcp: TcpStream, peer: SocketAddr) {
+    let generation = ctx.generation();
+    if own_cert_expired(&generation) {
+        ctx.metrics
+            .handshake_failures
+            .with_label_values(&["inbound", "own_certificate_expired"])
+            .inc();
+        ctx.emit(
+            base_event("handshake_failure", &port, peer, None, &generation.tls.id)
+                .with("rampart.reason.kind", "own_certificate_expired")
+                .with("rampart.reason", "our certificate has expired and no renewed one is loaded: refusing (fail closed)"),
+        );
+        return;
+    }
+    let acceptor = TlsAcceptor::from(generation.tls.server.clone());
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => return handshake_failed(&ctx, &port, peer, &generation.tls.id, &e),
+        Err(_) => {
+            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timeout");
+            return handshake_failed(&ctx, &port, peer, &generation.tls.id, &e);
+        }
+    };
+    let caller = mtls::peer_id(tls.get_ref().1);
+    match port.protocol {
+        Protocol::Tcp => tcp_connection(ctx, port, tls, peer, caller).await,
+        Protocol::Http => super::http::connection(ctx, port, tls, peer, caller).await,
+    }
+}
+
+fn handshake_failed(
+    ctx: &Ctx,
+    port: &InboundPort,
+    peer: SocketAddr,
+    own: &SpiffeId,
+    e: &std::io::Error,
+) {
+    let (label, text) = mtls::classify_handshake_error(e);
+    ctx.metrics
+        .handshake_failures
+        .with_label_values(&["inbound", label])
+        .inc();
+    ctx.metrics
+        .connections
+        .with_label_values(&["inbound", "handshake_failure"])
+        .inc();
+    ctx.emit(
+        base_event("handshake_failure", port, peer, None, own)
+            .with("rampart.reason.kind", label)
+            .with("rampart.reason", text),
+    );
+}
+
+/// Counts a decision (connections or requests, plus denials by reason and rule).
+pub(crate) fn count(ctx: &Ctx, direction: &str, unit: &str, d: &Decision) {
+    let family = if unit == "request" {
+        &ctx.metrics.requests
+    } else {
+        &ctx.metrics.connections
+    };
+    family
+        .with_label_values(&[direction, d.verdict.as_str()])
+        .inc();
+    if d.verdict != Verdict::Allow {
+        let mode = if d.verdict == Verdict::AuditDeny {
+            "audit"
+        } else {
+            "enforce"
+        };
+        let reason = d.reason.as_ref().map(|r| r.label()).unwrap_or("unknown");
+        let rule = d.rule.as_ref().map(|r| r.rule.as_ref()).unwrap_or("");
+        ctx.metrics
+            .denials
+            .with_label_values(&[direction, mode, reason, rule])
+            .inc();
+    }
+}
+
+async fn tcp_connection(
+    ctx: Arc<Ctx>,
+    port: Arc<InboundPort>,
+    mut tls: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    caller: Option<SpiffeId>,
+) {
+    let started = Instant::now();
+    let generation = ctx.generation();
+    let ask = |g: &super::Generation| {
+        g.policy.inbound(&InboundRequest {
+            caller: caller.as_ref(),
+            port: port.port,
+            source: Some(peer.ip()),
+            http: None,
+        })
+    };
+    let decision = ask(&generation);
+    count(&ctx, "inbound", "connection", &decision);
+    let event = base_event(
+        "connection",
+        &port,
+        peer,
+        caller.as_ref(),
+        &generation.tls.id,
+    )
+    .decision(&decision);
+    if !decision.verdict.passes() {
+        let _ = tls.shutdown().await;
+        ctx.emit(event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3));
+        return;
+    }
+    let app = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(port.app)).await {
+        Ok(Ok(app)) => app,
+        Ok(Err(e)) => {
+            ctx.emit(event.with(
+                "error.message",
+                format!("app {} unreachable: {e}", port.app),
+            ));
+            return;
+        }
+        Err(_) => {
+            ctx.emit(event.with(
+                "error.message",
+                format!("app {} did not accept in time", port.app),
+            ));
+            return;
+        }
+    };
+    let _ = app.set_nodelay(true);
+    let mut app = app;
+    let ended = relay(&mut tls, &mut app, ctx.current.clone(), |g| {
+        ask(g).verdict.passes()
+    })
+    .await;
+    let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
+    let event = match ended {
+        Ended::Done(from_peer, to_peer) => {
+            ctx.metrics
+                .bytes
+                .with_label_values(&["inbound", "from_peer"])
+                .inc_by(from_peer);
+            ctx.metrics
+                .bytes
+                .with_label_values(&["inbound", "to_peer"])
+                .inc_by(to_peer);
+            event
+                .with("rampart.bytes.from_peer", from_peer)
+                .with("rampart.bytes.to_peer", to_peer)
+        }
+        Ended::Failed(e) => event.with("error.message", e.to_string()),
+        Ended::Revoked => {
+            ctx.metrics
+                .closed_by_policy
+                .with_label_values(&["inbound"])
+                .inc();
+            let now = ask(&ctx.generation());
+            event
+                .with("rampart.closed_by_policy", true)
+                .with("rampart.closed.reason", now.to_string())
+        }
+    };
+    ctx.emit(event);
+}

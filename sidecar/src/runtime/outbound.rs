@@ -1,0 +1,177 @@
+//! Outbound, explicit mode: the app connects to a loopback listener that stands for one
+//! directory service and port; we ask the policy, dial the address the directory gives,
+//! originate mutual TLS, and check that the peer presents exactly the identity the directory
+//! expects there before relaying a byte.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls_pki_types::ServerName;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsConnector;
+
+use super::inbound::count;
+use super::log::Event;
+use super::relay::{relay, Ended};
+use super::{own_cert_expired, Ctx, Generation, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
+use crate::config::OutboundListener;
+use crate::mtls;
+
+/// Accepts the app's connections on one explicit listener.
+pub async fn serve(ctx: Arc<Ctx>, listener_cfg: OutboundListener, listener: TcpListener) {
+    let cfg = Arc::new(listener_cfg);
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                tokio::spawn(handle(ctx.clone(), cfg.clone(), tcp, peer));
+            }
+            Err(e) => {
+                ctx.emit(
+                    Event::new("error")
+                        .with("error.message", format!("accept on {}: {e}", cfg.listen)),
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle(
+    ctx: Arc<Ctx>,
+    cfg: Arc<OutboundListener>,
+    mut app: TcpStream,
+    app_peer: SocketAddr,
+) {
+    let started = Instant::now();
+    let g = ctx.generation();
+    let ask = |g: &Generation| g.policy.outbound_to(&g.directory, &cfg.service, cfg.port);
+    let decision = ask(&g);
+    count(&ctx, "outbound", "connection", &decision);
+    let expected = g
+        .directory
+        .service(&cfg.service)
+        .map(|s| s.identity.clone());
+    let address = g
+        .directory
+        .service(&cfg.service)
+        .and_then(|s| s.address_for(cfg.port));
+    let event = Event::new("connection")
+        .with("rampart.direction", "outbound")
+        .with("client.address", app_peer.ip().to_string())
+        .with("client.port", app_peer.port())
+        .with("network.transport", "tcp")
+        .with("rampart.service", cfg.service.clone())
+        .with("server.port", cfg.port)
+        .with("rampart.caller.identity", g.tls.id.to_string())
+        .maybe(
+            "rampart.callee.identity",
+            expected.as_ref().map(|e| e.to_string()),
+        )
+        .maybe("server.address", address.map(|a| a.to_string()))
+        .decision(&decision);
+    if !decision.verdict.passes() {
+        ctx.emit(event);
+        return;
+    }
+    if own_cert_expired(&g) {
+        ctx.metrics
+            .handshake_failures
+            .with_label_values(&["outbound", "own_certificate_expired"])
+            .inc();
+        ctx.emit(event.with(
+            "rampart.reason",
+            "our certificate has expired and no renewed one is loaded: refusing (fail closed)",
+        ));
+        return;
+    }
+    let (Some(expected), Some(address)) = (expected, address) else {
+        ctx.emit(event.with("error.message", "service or port not in the directory"));
+        return;
+    };
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            return ctx.emit(event.with("error.message", format!("{address} unreachable: {e}")))
+        }
+        Err(_) => {
+            return ctx
+                .emit(event.with("error.message", format!("{address} did not accept in time")))
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from(cfg.service.clone())
+        .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
+    let connector = TlsConnector::from(g.tls.client.clone());
+    drop(g);
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp)).await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            let (label, text) = mtls::classify_handshake_error(&e);
+            ctx.metrics
+                .handshake_failures
+                .with_label_values(&["outbound", label])
+                .inc();
+            return ctx.emit(
+                event
+                    .with("rampart.reason.kind", label)
+                    .with("error.message", text),
+            );
+        }
+        Err(_) => {
+            ctx.metrics
+                .handshake_failures
+                .with_label_values(&["outbound", "timeout"])
+                .inc();
+            return ctx.emit(event.with("error.message", "handshake did not finish in time"));
+        }
+    };
+    let presented = mtls::peer_id(tls.get_ref().1);
+    if presented.as_ref() != Some(&expected) {
+        ctx.metrics
+            .handshake_failures
+            .with_label_values(&["outbound", "unexpected_peer_identity"])
+            .inc();
+        let shown = presented
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "no identity".into());
+        return ctx.emit(
+            event
+                .with("rampart.reason.kind", "unexpected_peer_identity")
+                .with("error.message", format!("peer at {address} presented {shown}, the directory expects {expected}: refused")),
+        );
+    }
+    let ended = relay(&mut app, &mut tls, ctx.current.clone(), |g| {
+        ask(g).verdict.passes()
+    })
+    .await;
+    let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
+    let event = match ended {
+        Ended::Done(to_peer, from_peer) => {
+            ctx.metrics
+                .bytes
+                .with_label_values(&["outbound", "to_peer"])
+                .inc_by(to_peer);
+            ctx.metrics
+                .bytes
+                .with_label_values(&["outbound", "from_peer"])
+                .inc_by(from_peer);
+            event
+                .with("rampart.bytes.to_peer", to_peer)
+                .with("rampart.bytes.from_peer", from_peer)
+        }
+        Ended::Failed(e) => event.with("error.message", e.to_string()),
+        Ended::Revoked => {
+            ctx.metrics
+                .closed_by_policy
+                .with_label_values(&["outbound"])
+                .inc();
+            event
+                .with("rampart.closed_by_policy", true)
+                .with("rampart.closed.reason", ask(&ctx.generation()).to_string())
+        }
+    };
+    ctx.emit(event);
+}

@@ -1,0 +1,424 @@
+//! The real sidecar on loopback: mutual TLS, per-identity policy with reasons, TLS failures
+//! with reasons, reloads that cut revoked connections, outbound origination with peer identity
+//! checks. Every wait has a deadline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
+const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
+const CHECKOUT: &str = "spiffe://mesh.local/ns/shop/sa/checkout";
+
+const POLICY: &str = r#"
+[[inbound]]
+name = "payments-api"
+ports = [8080]
+
+[[inbound.rule]]
+name = "frontend-reads"
+callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+methods = ["GET"]
+paths = ["/v1/**"]
+
+[[inbound]]
+name = "raw"
+ports = [7000]
+
+[[inbound.rule]]
+name = "frontend-raw"
+callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+"#;
+
+fn write_server(dir: &Path, ca: &TestCa, http_app: SocketAddr, echo: SocketAddr, policy: &str) {
+    let leaf = ca.leaf(&[PAYMENTS]);
+    write_leaf(dir, "svid", &leaf);
+    std::fs::write(dir.join("bundle.pem"), &ca.root_pem).unwrap();
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(
+        dir.join("directory.toml"),
+        format!(
+            "[[service]]\nname = \"payments\"\nidentity = \"{PAYMENTS}\"\nendpoints = [{{ port = 8080, address = \"127.0.0.1:1\" }}]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("sidecar.toml"),
+        format!(
+            r#"
+service = "payments"
+trust_domain = "mesh.local"
+policy = "policy.toml"
+directory = "directory.toml"
+identity = {{ cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }}
+admin = {{ listen = "127.0.0.1:0" }}
+
+[[inbound.port]]
+port = 8080
+protocol = "http"
+app = "{http_app}"
+listen = "127.0.0.1:0"
+
+[[inbound.port]]
+port = 7000
+protocol = "tcp"
+app = "{echo}"
+listen = "127.0.0.1:0"
+"#
+        ),
+    )
+    .unwrap();
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    TlsConnector::from(cfg)
+        .connect(ServerName::try_from("payments").unwrap(), tcp)
+        .await
+}
+
+/// One HTTP request over a fresh mTLS connection: (status, denied header, body).
+async fn get(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+    method: &str,
+    path: &str,
+    xfcc: Option<&str>,
+) -> (u16, String, String) {
+    let tls = tls_connect(addr, cfg).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "payments");
+    if let Some(x) = xfcc {
+        req = req.header("x-forwarded-client-cert", x);
+    }
+    let resp = send
+        .send_request(req.body(Empty::<bytes::Bytes>::new()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let denied = resp
+        .headers()
+        .get("x-rampart-denied")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, denied, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn handshake_reason(sc: &mut Sidecar, reason: &str) {
+    sc.wait_for(
+        |v| {
+            v["event.name"] == "rampart.sidecar.handshake_failure"
+                && v["rampart.reason.kind"] == reason
+        },
+        &format!("handshake_failure {reason}"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_admits_by_identity_and_explains_every_refusal() {
+    timeout(Duration::from_secs(90), async {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("mesh");
+        let (http, echo) = (http_app().await, echo_app().await);
+        write_server(dir.path(), &ca, http, echo, POLICY);
+        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let http_port = sc.addr("inbound:8080");
+        let tcp_port = sc.addr("inbound:7000");
+        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+
+        // Allowed; the caller's own x-forwarded-client-cert is replaced by ours.
+        let (status, _, body) = get(http_port, frontend.clone(), "GET", "/v1/payments/7", Some("By=spiffe://evil;URI=spiffe://mesh.local/ns/admin/sa/root")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, format!("xfcc=By={PAYMENTS};URI={FRONTEND};path=/v1/payments/7"));
+
+        // Wrong method, wrong path: 403 naming the rule and the reason.
+        let (status, denied, body) = get(http_port, frontend.clone(), "POST", "/v1/payments/7", None).await;
+        assert_eq!((status, denied.as_str()), (403, "method"), "{body}");
+        assert!(body.contains("rule frontend-reads: method POST not in [GET]"), "{body}");
+        assert!(body.contains("policy.toml sha256:"), "{body}");
+        let (status, denied, body) = get(http_port, frontend.clone(), "GET", "/admin", None).await;
+        assert_eq!((status, denied.as_str()), (403, "path"), "{body}");
+        // Ambiguous paths never reach policy or the app.
+        let (status, _, _) = get(http_port, frontend.clone(), "GET", "/v1/../admin", None).await;
+        assert_eq!(status, 400);
+        // Another identity: denied by the caller dimension.
+        let checkout = client_config(&ca, Some(&ca.leaf(&[CHECKOUT])));
+        let (status, denied, body) = get(http_port, checkout.clone(), "GET", "/v1/x", None).await;
+        assert_eq!((status, denied.as_str()), (403, "caller"), "{body}");
+        // No client certificate: TLS completes, policy refuses with the reason.
+        let (status, denied, body) = get(http_port, client_config(&ca, None), "GET", "/v1/x", None).await;
+        assert_eq!((status, denied.as_str()), (403, "no_client_identity"), "{body}");
+        let line = sc.wait_for(|v| v["rampart.reason.kind"] == "no_client_identity", "no-identity log line");
+        assert_eq!(line["http.response.status_code"], 403);
+        assert_eq!(line["rampart.decision"], "deny");
+
+        // TLS-layer refusals, each with its reason in the log.
+        let other_ca = TestCa::new("other");
+        assert!(tls_then_use(http_port, client_config(&ca, Some(&other_ca.leaf(&[FRONTEND])))).await.is_err());
+        handshake_reason(&mut sc, "unknown_ca");
+        assert!(tls_then_use(http_port, client_config(&ca, Some(&ca.leaf(&[FRONTEND, CHECKOUT])))).await.is_err());
+        handshake_reason(&mut sc, "not_svid");
+        let foreign = ca.leaf(&["spiffe://other.org/ns/shop/sa/frontend"]);
+        assert!(tls_then_use(http_port, client_config(&ca, Some(&foreign))).await.is_err());
+        handshake_reason(&mut sc, "foreign_trust_domain");
+        let now = time::OffsetDateTime::now_utc();
+        let expired = ca.leaf_valid(&[FRONTEND], now - time::Duration::hours(2), now - time::Duration::hours(1));
+        assert!(tls_then_use(http_port, client_config(&ca, Some(&expired))).await.is_err());
+        handshake_reason(&mut sc, "expired");
+        // Plain text to the mTLS port.
+        let mut plain = TcpStream::connect(http_port).await.unwrap();
+        plain.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let n = timeout(Duration::from_secs(10), plain.read(&mut buf)).await.unwrap().unwrap_or(0);
+        assert!(!String::from_utf8_lossy(&buf[..n]).contains("HTTP/1.1 200"));
+        handshake_reason(&mut sc, "not_tls");
+
+        // TCP port: allowed caller echoes, a denied one is closed without a byte.
+        let mut s = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+        s.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        drop(s);
+        let mut s = tls_connect(tcp_port, checkout.clone()).await.unwrap();
+        let _ = s.write_all(b"ping").await;
+        let mut got = Vec::new();
+        let _ = timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await.unwrap();
+        assert!(got.is_empty(), "a denied caller must get nothing back");
+        let line = sc.wait_for(|v| v["event.name"] == "rampart.sidecar.connection" && v["rampart.caller.identity"] == CHECKOUT, "denied connection line");
+        assert_eq!(line["rampart.reason"], format!("rule frontend-raw: caller {CHECKOUT} not in [{FRONTEND}]"));
+        assert_eq!(line["server.port"], 7000);
+
+        // Metrics name the denials and handshake failures by reason.
+        let metrics = admin_get(sc.addr("admin"), "/metrics").await;
+        for needle in [
+            "rampart_sidecar_denials_total{direction=\"inbound\",mode=\"enforce\",reason=\"method\",rule=\"frontend-reads\"} 1",
+            "rampart_sidecar_handshake_failures_total{direction=\"inbound\",reason=\"unknown_ca\"} 1",
+            "rampart_sidecar_requests_total{direction=\"inbound\",result=\"allow\"} 1",
+            "rampart_sidecar_certificate_expiry_seconds",
+        ] {
+            assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
+        }
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// Handshake, then a read: with TLS 1.3 a refused client certificate shows up at the first read.
+async fn tls_then_use(addr: SocketAddr, cfg: Arc<ClientConfig>) -> std::io::Result<()> {
+    let mut s = tls_connect(addr, cfg).await?;
+    s.write_all(b"GET /v1/x HTTP/1.1\r\nhost: p\r\n\r\n")
+        .await?;
+    let mut buf = [0u8; 16];
+    let n = timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .map_err(|_| std::io::Error::other("timeout"))??;
+    if n == 0 {
+        return Err(std::io::Error::other("closed"));
+    }
+    Ok(())
+}
+
+async fn admin_get(addr: SocketAddr, path: &str) -> String {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "admin")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_cuts_revoked_connections_and_refuses_bad_files() {
+    timeout(Duration::from_secs(90), async {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("mesh");
+        let (http, echo) = (http_app().await, echo_app().await);
+        write_server(dir.path(), &ca, http, echo, POLICY);
+        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let tcp_port = sc.addr("inbound:7000");
+        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+
+        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+        open.write_all(b"one").await.unwrap();
+        let mut got = [0u8; 3];
+        open.read_exact(&mut got).await.unwrap();
+
+        // A bad policy is refused; the old one keeps running and the open connection lives.
+        std::fs::write(
+            dir.path().join("policy.toml"),
+            POLICY.replace("callers", "callers_typo"),
+        )
+        .unwrap();
+        sc.hup();
+        let line = sc.wait_for(|v| v["rampart.reload.result"] == "error", "refused reload");
+        assert!(
+            line["error.message"]
+                .as_str()
+                .unwrap()
+                .contains("unknown field `callers_typo`"),
+            "{line}"
+        );
+        open.write_all(b"two").await.unwrap();
+        open.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"two");
+
+        // A policy without the frontend on port 7000: the open connection is cut within a second.
+        let revoked = POLICY.replace(
+            "name = \"frontend-raw\"\ncallers = [\"spiffe://mesh.local/ns/shop/sa/frontend\"]",
+            "name = \"frontend-raw\"\ncallers = [\"spiffe://mesh.local/ns/shop/sa/batch\"]",
+        );
+        assert_ne!(revoked, POLICY);
+        std::fs::write(dir.path().join("policy.toml"), &revoked).unwrap();
+        sc.hup();
+        sc.wait_for(|v| v["rampart.reload.result"] == "ok", "good reload");
+        let since = Instant::now();
+        let mut rest = Vec::new();
+        let r = timeout(Duration::from_secs(1), open.read_to_end(&mut rest)).await;
+        assert!(
+            r.is_ok(),
+            "the revoked connection was still open 1 s after the reload"
+        );
+        assert!(since.elapsed() < Duration::from_secs(1));
+        let line = sc.wait_for(
+            |v| v["rampart.closed_by_policy"] == true,
+            "closed-by-policy line",
+        );
+        assert!(
+            line["rampart.closed.reason"]
+                .as_str()
+                .unwrap()
+                .contains("rule frontend-raw: caller"),
+            "{line}"
+        );
+        // New connections follow the new policy.
+        let mut s = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+        let _ = s.write_all(b"x").await;
+        let mut got = Vec::new();
+        let _ = timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+    })
+    .await
+    .expect("test deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_originates_mtls_and_checks_the_peer_identity() {
+    timeout(Duration::from_secs(90), async {
+        let ca = TestCa::new("mesh");
+        let server_dir = tempfile::tempdir().unwrap();
+        let (http, echo) = (http_app().await, echo_app().await);
+        write_server(server_dir.path(), &ca, http, echo, POLICY);
+        let server = Sidecar::start(&server_dir.path().join("sidecar.toml"));
+        let payments_tcp = server.addr("inbound:7000");
+
+        let client_dir = tempfile::tempdir().unwrap();
+        let c = client_dir.path();
+        write_leaf(c, "svid", &ca.leaf(&[FRONTEND]));
+        std::fs::write(c.join("bundle.pem"), &ca.root_pem).unwrap();
+        std::fs::write(
+            c.join("policy.toml"),
+            "[[outbound]]\nname = \"deps\"\n[[outbound.rule]]\nname = \"to-payments-raw\"\nservices = [\"payments\", \"impostor\"]\nports = [7000]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            c.join("directory.toml"),
+            format!(
+                "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:2\" }}]\n\
+                 [[service]]\nname = \"payments\"\nidentity = \"{PAYMENTS}\"\nendpoints = [{{ port = 7000, address = \"{payments_tcp}\" }}, {{ port = 7001, address = \"{payments_tcp}0\" }}]\n"
+            )
+            .replace(&format!("{payments_tcp}0"), "127.0.0.1:3"),
+        )
+        .unwrap();
+        // "impostor" is expected to be ledger, but its address is the payments sidecar (its
+        // HTTP listener): the peer presents the payments identity.
+        let dir_text = std::fs::read_to_string(c.join("directory.toml")).unwrap()
+            + &format!("[[service]]\nname = \"impostor\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/ledger\"\nendpoints = [{{ port = 7000, address = \"{}\" }}]\n", server.addr("inbound:8080"));
+        std::fs::write(c.join("directory.toml"), dir_text).unwrap();
+        std::fs::write(
+            c.join("sidecar.toml"),
+            r#"
+service = "frontend"
+trust_domain = "mesh.local"
+policy = "policy.toml"
+directory = "directory.toml"
+identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
+
+[[outbound.listener]]
+listen = "127.0.0.1:0"
+service = "payments"
+port = 7000
+
+[[outbound.listener]]
+listen = "127.0.0.1:0"
+service = "payments"
+port = 7001
+
+[[outbound.listener]]
+listen = "127.0.0.1:0"
+service = "impostor"
+port = 7000
+"#,
+        )
+        .unwrap();
+        let mut client = Sidecar::start(&c.join("sidecar.toml"));
+
+        // App → frontend sidecar → mTLS → payments sidecar → echo app.
+        let mut app = TcpStream::connect(client.addr("outbound:payments:7000")).await.unwrap();
+        app.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        app.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
+        drop(app);
+
+        // Port 7001 is not allowed by the outbound policy: closed, with the reason logged.
+        let mut app = TcpStream::connect(client.addr("outbound:payments:7001")).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = timeout(Duration::from_secs(10), app.read_to_end(&mut rest)).await.unwrap();
+        assert!(rest.is_empty());
+        let line = client.wait_for(|v| v["rampart.direction"] == "outbound" && v["server.port"] == 7001, "outbound denial");
+        assert_eq!(line["rampart.reason"], "rule to-payments-raw: port 7001 not in [7000]");
+
+        // The directory expects ledger at the impostor address; payments answers: refused.
+        let mut app = TcpStream::connect(client.addr("outbound:impostor:7000")).await.unwrap();
+        let _ = app.write_all(b"secret").await;
+        let mut rest = Vec::new();
+        let _ = timeout(Duration::from_secs(10), app.read_to_end(&mut rest)).await.unwrap();
+        assert!(rest.is_empty());
+        let line = client.wait_for(|v| v["rampart.reason.kind"] == "unexpected_peer_identity", "identity mismatch");
+        assert!(line["error.message"].as_str().unwrap().contains(&format!("presented {PAYMENTS}, the directory expects spiffe://mesh.local/ns/shop/sa/ledger")), "{line}");
+    })
+    .await
+    .expect("test deadline");
+}

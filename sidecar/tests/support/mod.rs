@@ -1,0 +1,269 @@
+//! Test kit: a throwaway CA (rcgen), the real sidecar binary with a deadline, apps on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_pki::tls::{provider, BundleHandle, PeerPolicy, SpiffeServerVerifier};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::ClientConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub struct TestCa {
+    pub root_pem: String,
+    pub root_der: CertificateDer<'static>,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+pub struct Leaf {
+    pub chain_pem: String,
+    pub key_pem: String,
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> Self {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("test root {name}"));
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = p.self_signed(&key).unwrap();
+        TestCa {
+            root_pem: cert.pem(),
+            root_der: cert.der().clone(),
+            issuer: Issuer::new(p, key),
+        }
+    }
+
+    pub fn leaf(&self, uris: &[&str]) -> Leaf {
+        self.leaf_valid(
+            uris,
+            OffsetDateTime::now_utc() - time::Duration::minutes(5),
+            OffsetDateTime::now_utc() + time::Duration::hours(1),
+        )
+    }
+
+    pub fn leaf_valid(&self, uris: &[&str], nb: OffsetDateTime, na: OffsetDateTime) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::default();
+        p.distinguished_name = DistinguishedName::new();
+        p.subject_alt_names = uris
+            .iter()
+            .map(|u| SanType::URI(rcgen::string::Ia5String::try_from(*u).unwrap()))
+            .collect();
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        p.use_authority_key_identifier_extension = true;
+        p.not_before = nb;
+        p.not_after = na;
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        Leaf {
+            chain_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
+    }
+
+    pub fn bundle(&self) -> BundleHandle {
+        BundleHandle::new(
+            rampart_pki::spiffe::TrustDomain::parse("mesh.local").unwrap(),
+            vec![self.root_der.clone()],
+        )
+        .unwrap()
+    }
+}
+
+/// A client config presenting `leaf` (any certificate, valid or not) or none.
+pub fn client_config(ca: &TestCa, leaf: Option<&Leaf>) -> Arc<ClientConfig> {
+    let b = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(
+            ca.bundle(),
+            PeerPolicy::AnyInTrustDomain,
+        )));
+    Arc::new(match leaf {
+        Some(l) => b
+            .with_client_auth_cert(l.chain.clone(), l.key.clone_key())
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    })
+}
+
+/// Writes an SVID's files into `dir` (`NAME.pem`, `NAME.key`).
+pub fn write_leaf(dir: &Path, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, &leaf.chain_pem).unwrap();
+    std::fs::write(&key, &leaf.key_pem).unwrap();
+    (cert, key)
+}
+
+/// The real binary, its log lines on a channel, killed on drop.
+pub struct Sidecar {
+    pub child: Child,
+    pub lines: mpsc::Receiver<Value>,
+    pub ready: Value,
+    seen: Vec<Value>,
+}
+
+impl Sidecar {
+    pub fn start(config: &Path) -> Sidecar {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-sidecar"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn rampart-sidecar");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let v: Value = match serde_json::from_str(&line) {
+                    Ok(v) => v,
+                    Err(_) => Value::String(line),
+                };
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Sidecar {
+            child,
+            lines: rx,
+            ready: Value::Null,
+            seen: Vec::new(),
+        };
+        s.ready = s.wait_for(|v| v["event.name"] == "rampart.sidecar.ready", "ready line");
+        s
+    }
+
+    pub fn addr(&self, key: &str) -> SocketAddr {
+        self.ready[format!("rampart.listen.{key}")]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {}", self.ready))
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits (deadline) for a log line matching `pred`; lines seen earlier count too.
+    pub fn wait_for(&mut self, pred: impl Fn(&Value) -> bool, what: &str) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!(
+                        "the sidecar exited before {what}; lines seen: {:#?}",
+                        self.seen
+                    )
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no {what} within {DEADLINE:?}; lines seen: {:#?}",
+                        self.seen
+                    )
+                }
+            }
+        }
+    }
+
+    pub fn hup(&self) {
+        let ok = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP echo app on loopback.
+pub async fn echo_app() -> SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An HTTP app on loopback that answers with what it received: `xfcc=…;path=…`.
+pub async fn http_app() -> SocketAddr {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                    let xfcc: Vec<String> = req
+                        .headers()
+                        .get_all("x-forwarded-client-cert")
+                        .iter()
+                        .map(|v| v.to_str().unwrap_or("").to_string())
+                        .collect();
+                    let body = format!("xfcc={};path={}", xfcc.join("|"), req.uri().path());
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                        bytes::Bytes::from(body),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}

@@ -1,0 +1,198 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The bypasses of issue #14, each closed: an attack hidden past the first
+//! window of a long value, a query or form body that is one whole payload
+//! containing `=`, and encodings servers behind us decode (overlong UTF-8,
+//! `%uXXXX`, invalid escapes as separators). Each next to the benign
+//! traffic of the same shape that must pass.
+
+use rampart_waf::{Policy, Request, RuleSet};
+
+fn rules() -> &'static RuleSet {
+    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| RuleSet::builtin().unwrap())
+}
+
+fn verdict(query: &str, ct: Option<&str>, body: &[u8]) -> rampart_waf::Verdict {
+    let mut headers: Vec<(&str, &[u8])> =
+        vec![("Host", b"shop.example"), ("User-Agent", b"Mozilla/5.0")];
+    if let Some(ct) = ct {
+        headers.push(("Content-Type", ct.as_bytes()));
+    }
+    let req = Request {
+        method: if body.is_empty() { "GET" } else { "POST" },
+        path: "/search",
+        query,
+        headers: &headers,
+        body,
+        body_truncated: false,
+        version: "HTTP/1.1",
+    };
+    rules().inspect(&req, &Policy::default())
+}
+
+fn query_blocked(q: &str) -> bool {
+    verdict(q, None, b"").block
+}
+
+fn form_blocked(body: &str) -> bool {
+    verdict(
+        "",
+        Some("application/x-www-form-urlencoded"),
+        body.as_bytes(),
+    )
+    .block
+}
+
+fn json_blocked(body: &str) -> bool {
+    verdict("", Some("application/json"), body.as_bytes()).block
+}
+
+/// Filler a text field really carries: words and punctuation, no attack.
+fn filler(n: usize) -> String {
+    let words = "the quick brown fox jumps over the lazy dog, and then ";
+    words.chars().cycle().take(n).collect()
+}
+
+#[test]
+fn attack_after_a_long_filler_is_seen_in_form_json_and_raw_bodies() {
+    for pad in [16 * 1024, 16 * 1024 - 7, 40 * 1024 + 3, 100 * 1024] {
+        let f = filler(pad);
+        let attack = "' UNION SELECT password FROM users--";
+        let form = format!(
+            "comment={}{}",
+            f.replace(' ', "+"),
+            attack.replace(' ', "+")
+        );
+        assert!(form_blocked(&form), "form, {pad} bytes of filler");
+        let json = format!("{{\"comment\": \"{f}{attack}\"}}");
+        assert!(json_blocked(&json), "json, {pad} bytes of filler");
+        let raw = format!("{f}<script>alert(document.cookie)</script>");
+        assert!(
+            verdict("", Some("text/plain"), raw.as_bytes()).block,
+            "raw text, {pad} bytes of filler"
+        );
+        // The same long benign text passes, and nothing is reported cut.
+        let v = verdict(
+            "",
+            Some("application/json"),
+            format!("{{\"comment\": \"{f}\"}}").as_bytes(),
+        );
+        assert!(!v.block, "benign long comment");
+        assert!(
+            !v.truncated,
+            "a value within the body limit is inspected whole"
+        );
+    }
+}
+
+#[test]
+fn attack_straddling_a_window_edge_is_seen() {
+    // Place the payload at every offset around the 16 KiB edge.
+    let attack = "<script>alert(1)</script>";
+    for at in (16 * 1024 - 40..16 * 1024 + 8).step_by(3) {
+        let json = format!("{{\"c\": \"{}{attack}{}\"}}", filler(at), filler(64));
+        assert!(json_blocked(&json), "payload at offset {at}");
+    }
+}
+
+#[test]
+fn whole_payload_query_with_equals_is_inspected_raw() {
+    for q in [
+        "'%20OR%20'1'='1'%20--",
+        "'+OR+'1'='1",
+        "1'or'1'='1",
+        "%3Cmeta%20http-equiv=%22refresh%22%20content=%220;url=javascript:alert(1)%22%3E",
+        "<meta http-equiv=refresh content=0;url=javascript:alert(1)>",
+        "<svg/onload=alert(1)>",
+        "<img src=x onerror=alert(1)>",
+        "\"><script>alert(1)</script>=",
+    ] {
+        assert!(query_blocked(q), "query {q}");
+        assert!(form_blocked(q), "form {q}");
+    }
+    // Ordinary queries with odd but real names pass.
+    for q in [
+        "q=shoes&size=42&color=black",
+        "filter[price][gte]=10&filter[price][lte]=50&sort=-created_at",
+        "utm_source=newsletter&utm_medium=email&utm_campaign=spring%20sale",
+        "fields%5Bproduct%5D=name,price&page%5Bnumber%5D=2",
+        "search=a%3Db&x=1",
+        "q=E%3Dmc%C2%B2&lang=en",
+        "redirect_to=%2Fmy-account%2F&reauth=1",
+        "=&a=1",
+        "a==b",
+    ] {
+        assert!(!query_blocked(q), "benign query {q}");
+        assert!(!form_blocked(q), "benign form {q}");
+    }
+}
+
+#[test]
+fn encoded_traversal_is_decoded_as_servers_do() {
+    for q in [
+        "file=..%c0%af..%c0%af..%c0%afetc%c0%afpasswd",
+        "file=..%c1%9c..%c1%9c..%c1%9cwindows%c1%9cwin.ini",
+        "file=%c0%ae%c0%ae/%c0%ae%c0%ae/%c0%ae%c0%ae/etc/passwd",
+        "file=%u002e%u002e%u2215%u002e%u002e%u2215etc%u2215passwd",
+        "file=..%u2216..%u2216..%u2216boot.ini",
+        "file=..%%32%66..%%32%66etc%%32%66passwd",
+        "file=..%%2f..%%2f..%%2fetc%%2fpasswd",
+        "file=..%2%66..%2%66..%2%66etc%2%66passwd",
+        "file=..%e0%80%af..%e0%80%af..%e0%80%afetc/passwd",
+    ] {
+        assert!(query_blocked(q), "query {q}");
+    }
+    for q in [
+        "q=100%25+cotton&page=2",
+        "discount=50%&code=SPRING",
+        "name=Jos%C3%A9+%C3%81lvarez",
+        "q=%E2%80%9Cquoted%E2%80%9D",
+        "path=%2Fcollections%2Fsummer%2Fitems",
+    ] {
+        assert!(!query_blocked(q), "benign query {q}");
+    }
+}
+
+#[test]
+fn iis_loose_escapes_and_dropped_percent_signs_are_decoded() {
+    for q in [
+        "file=..%c0%9v..%c0%9v..%c0%9vetc%c0%9vpasswd",
+        "file=..%c0%qf..%c0%qf..%c0%qfetc%c0%qfpasswd",
+        "file=..%c1%8s..%c1%8s..%c1%8swindows%c1%8swin.ini",
+        "file=..%c1%pc..%c1%pc..%c1%pcwindows%c1%pcwin.ini",
+        "id=1+un%ion+se%lect+password+fr%om+users--",
+        "q=%3C%script%3Ealert(1)%3C/%script%3E",
+        "q=<%s%cr%ipt>alert(1)</%s%cr%ipt>",
+    ] {
+        assert!(query_blocked(q), "query {q}");
+    }
+    for q in [
+        "q=50%off+summer+sale",
+        "q=100%+cotton",
+        "discount=%25&x=5%",
+        "q=growth+of+3%+in+Q2",
+        "msg=We+are+100%+sure",
+    ] {
+        assert!(!query_blocked(q), "benign query {q}");
+    }
+}
+
+#[test]
+fn iis_loose_hex_lead_bytes_are_decoded() {
+    assert!(query_blocked(
+        "file=%5C..%bg%qf%5C..%bg%qf%5C..%bg%qfetc%bg%qfpasswd"
+    ));
+    assert!(query_blocked(
+        "file=..%bg%qf..%bg%qf..%bg%qfwindows%bg%qfwin.ini"
+    ));
+}
+
+#[test]
+fn overlong_dots_after_a_stray_percent_are_a_traversal() {
+    let json = r#"{"f": "%%c0%6e%c0%6e\\etc\\passwd"}"#;
+    assert!(json_blocked(json));
+    assert!(query_blocked(
+        "f=%25%25c0%256e%25c0%256e%255cetc%255cpasswd"
+    ));
+    assert!(!query_blocked("q=up+50%25...+then+down"));
+}
