@@ -7,6 +7,7 @@
 #   knot unbound ldnsutils  rampart-dns/egress tests serve signed, bogus and unsigned zones (Knot behind Unbound)
 #   openssl            the CA's CSR tests make RSA, EC and Ed25519 requests with it
 #   python3-cryptography  the CA's strict-DER test parses every certificate kind with pyca/cryptography
+#   iptables           the sidecar's network-namespace tests install its redirect rules
 set -euo pipefail
 need=()
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
@@ -18,6 +19,7 @@ command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v unbound >/dev/null 2>&1 || [ -x /usr/sbin/unbound ] || need+=(unbound)
 command -v ldns-signzone >/dev/null 2>&1 || need+=(ldnsutils)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need+=(iptables)
 python3 -c 'import cryptography' >/dev/null 2>&1 || need+=(python3-cryptography)
 [ ${#need[@]} -eq 0 ] && exit 0
 line="apt-get update && apt-get install -y --no-install-recommends ${need[*]}"

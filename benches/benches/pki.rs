@@ -36,7 +36,7 @@ fn issuance(c: &mut Criterion) {
     let ca = new_ca(dir.path());
     let issuer = ca.issuer();
     let id = SpiffeId::parse("spiffe://example.org/ns/bench/sa/leaf").unwrap();
-    let (csr_pem, key) = rampart_pki::csr::new_svid_csr(&id).unwrap();
+    let (csr_pem, key) = rampart_pki::client::csr::new_svid_csr(&id).unwrap();
     let ttl = Duration::from_secs(24 * 3600);
 
     let mut g = c.benchmark_group("pki_issue");

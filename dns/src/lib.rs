@@ -10,6 +10,7 @@
 //!   second lookup by anyone, so DNS rebinding cannot swap the target after vetting.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod resolver;
 pub mod testlab;
 pub mod vet;

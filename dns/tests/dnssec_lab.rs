@@ -160,3 +160,32 @@ async fn cache_honours_ttl_and_pins_until_expiry() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_reports_each_name() {
+    use rampart_dns::audit::{audit, Verdict};
+    let Some(lab) = lab() else { return };
+    let r = Resolver::new(lab.resolver_config()).unwrap();
+    let names: Vec<String> = [
+        "www.signed.test",
+        "www.plain.test",
+        "www.bogus.test",
+        "nope.signed.test",
+    ]
+    .map(String::from)
+    .to_vec();
+    let f = within(audit(&r, &names)).await;
+    let got: Vec<(&str, Verdict, &str)> = f
+        .iter()
+        .map(|f| (f.name.as_str(), f.verdict, f.code.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("www.signed.test", Verdict::Secure, "secure"),
+            ("www.plain.test", Verdict::Insecure, "insecure"),
+            ("www.bogus.test", Verdict::Bogus, "dnssec_bogus"),
+            ("nope.signed.test", Verdict::Failed, "dns_nxdomain"),
+        ]
+    );
+}

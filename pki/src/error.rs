@@ -209,5 +209,22 @@ impl PkiError {
     }
 }
 
+impl From<rampart_tls::TlsError> for PkiError {
+    fn from(e: rampart_tls::TlsError) -> Self {
+        use rampart_tls::TlsError as T;
+        match e {
+            T::InvalidSpiffeId { id, why } => PkiError::InvalidSpiffeId { id, why },
+            T::InvalidTrustDomain { domain, why } => PkiError::InvalidTrustDomain { domain, why },
+            T::ForeignTrustDomain { id, trust_domain } => {
+                PkiError::ForeignTrustDomain { id, trust_domain }
+            }
+            T::NotSvid(why) => PkiError::NotSvid(why),
+            T::BadCertificate(why) => PkiError::BadCertificate(why),
+            T::Io { path, source } => PkiError::Io { path, source },
+            other => PkiError::Tls(other.to_string()),
+        }
+    }
+}
+
 /// Result alias for this crate.
 pub type Result<T, E = PkiError> = std::result::Result<T, E>;

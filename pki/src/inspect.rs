@@ -1,45 +1,16 @@
-//! Reading certificates (x509-parser): reports for `inspect`, the SPIFFE
-//! X.509-SVID checks the verifiers apply, and expiry helpers.
+//! Reading certificates (x509-parser): reports for `inspect`. The SPIFFE X.509-SVID checks and
+//! expiry helpers live in `rampart_tls::svid` and are re-exported here.
 
 use std::fmt;
 
 use ring::digest::{digest, SHA256};
 use time::OffsetDateTime;
-use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::FromDer;
 
 use crate::error::{PkiError, Result};
-use crate::spiffe::SpiffeId;
 
-fn parse(der: &[u8]) -> Result<X509Certificate<'_>> {
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(PkiError::BadCertificate("trailing bytes".into()));
-    }
-    Ok(cert)
-}
-
-fn to_time(t: x509_parser::time::ASN1Time) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(t.timestamp())
-        .map_err(|_| PkiError::BadCertificate("time out of range".into()))
-}
-
-/// The certificate's `notAfter`.
-pub fn not_after(der: &[u8]) -> Result<OffsetDateTime> {
-    to_time(parse(der)?.validity().not_after)
-}
-
-/// The certificate's SubjectPublicKeyInfo (DER).
-pub fn public_key_der(der: &[u8]) -> Result<Vec<u8>> {
-    Ok(parse(der)?.public_key().raw.to_vec())
-}
-
-/// The certificate's serial number (hex of its content octets).
-pub fn serial_hex(der: &[u8]) -> Result<String> {
-    Ok(hex::encode(parse(der)?.raw_serial()))
-}
+pub use rampart_tls::svid::{check_svid, not_after, not_before, public_key_der, serial_hex};
+use rampart_tls::svid::{parse, to_time};
 
 /// Refuses a key that is not the one certified by `der` (e.g. a root key
 /// placed in an intermediate's file): such a CA would sign certificates
@@ -52,67 +23,6 @@ pub fn require_key_matches(der: &[u8], key: &impl rcgen::PublicKeyData, what: &s
         )));
     }
     Ok(())
-}
-
-/// The certificate's `notBefore`.
-pub fn not_before(der: &[u8]) -> Result<OffsetDateTime> {
-    to_time(parse(der)?.validity().not_before)
-}
-
-/// Applies the X.509-SVID leaf rules (SPIFFE X509-SVID.md §4-5) and returns
-/// the SPIFFE ID: exactly one URI SAN holding a SPIFFE ID with a path; not
-/// a CA; key usage present, critical, with digitalSignature and without
-/// keyCertSign / cRLSign.
-pub fn check_svid(der: &[u8]) -> Result<SpiffeId> {
-    let cert = parse(der)?;
-    let not_svid = |why: &str| PkiError::NotSvid(why.to_string());
-    let uris: Vec<&str> = match cert.subject_alternative_name() {
-        Ok(Some(san)) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|n| {
-                if let GeneralName::URI(u) = n {
-                    Some(*u)
-                } else {
-                    None
-                }
-            })
-            .collect(),
-        Ok(None) => Vec::new(),
-        Err(_) => return Err(not_svid("unreadable subjectAltName")),
-    };
-    let id = match uris.as_slice() {
-        [] => return Err(not_svid("no URI SAN")),
-        [one] => SpiffeId::parse(one).map_err(|e| PkiError::NotSvid(e.to_string()))?,
-        many => {
-            return Err(PkiError::NotSvid(format!(
-                "{} URI SANs; exactly one is allowed",
-                many.len()
-            )))
-        }
-    };
-    if id.path().is_empty() {
-        return Err(not_svid("leaf SPIFFE ID must have a path"));
-    }
-    if matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca) {
-        return Err(not_svid("cA is true on a leaf"));
-    }
-    match cert.key_usage() {
-        Ok(Some(ku)) => {
-            if !ku.critical {
-                return Err(not_svid("key usage is not critical"));
-            }
-            if !ku.value.digital_signature() {
-                return Err(not_svid("key usage lacks digitalSignature"));
-            }
-            if ku.value.key_cert_sign() || ku.value.crl_sign() {
-                return Err(not_svid("key usage has keyCertSign or cRLSign"));
-            }
-        }
-        _ => return Err(not_svid("no key usage extension")),
-    }
-    Ok(id)
 }
 
 /// What `rampart-pki inspect` shows.

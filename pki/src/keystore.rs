@@ -8,9 +8,8 @@
 //! random salt.
 
 use std::fs;
-use std::io::Write;
 use std::num::NonZeroU32;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -256,47 +255,15 @@ fn decrypt(file: &EncryptedKeyFile, kek: &Kek, path: &Path) -> Result<Vec<u8>> {
 
 /// Creates (or replaces) `path` with mode 0600 from the first byte written.
 pub fn write_file_0600(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(&tmp).map_err(|e| PkiError::io(&tmp, e))?;
-    f.write_all(contents).map_err(|e| PkiError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| PkiError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| PkiError::io(path, e))
+    Ok(rampart_tls::pem::write_file_0600(path, contents)?)
 }
 
 /// Writes a public file atomically (tmp + rename), mode 0644.
 pub fn write_file_public(path: &Path, contents: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    fs::write(&tmp, contents).map_err(|e| PkiError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| PkiError::io(path, e))
+    Ok(rampart_tls::pem::write_file_public(path, contents)?)
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-/// PEM-encodes DER with the given label.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b64 = B64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
+pub use rampart_tls::pem::pem_encode;
 
 fn pem_decode(text: &str) -> Option<Vec<u8>> {
     let body: String = text

@@ -4,19 +4,18 @@
 //! sidecar and the edge embed.
 //!
 //! Map of the crate:
-//! - [`spiffe`]: SPIFFE IDs and trust domains.
+//! - [`spiffe`]: SPIFFE IDs and trust domains (re-exported from `rampart-tls`).
 //! - [`keystore`]: private keys encrypted at rest.
 //! - [`ca`]: the CA directory, issuance profiles, rotation.
 //! - [`csr`], [`inspect`]: reading requests and certificates.
 //! - [`token`], [`audit`], [`ratelimit`], [`revocation`], [`metrics`]: service building blocks.
 //! - [`server`]: the HTTPS service (`rampart-pki serve`).
-//! - [`tls`]: hot-swappable SPIFFE verifiers for rustls.
-//! - [`client`]: the renewal client used by sidecars and edges.
+//! - [`tls`]: the `rampart-tls` crate (SPIFFE verifiers, trust bundle, profiles), re-exported.
+//! - [`client`]: the `rampart-identity` crate (CA client, renewing sources), re-exported.
 #![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod ca;
-pub mod client;
 pub mod config;
 pub mod csr;
 pub mod error;
@@ -26,8 +25,9 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod revocation;
 pub mod server;
-pub mod spiffe;
-pub mod tls;
 pub mod token;
 
 pub use error::{PkiError, Result};
+pub use rampart_identity as client;
+pub use rampart_tls as tls;
+pub use rampart_tls::spiffe;

@@ -46,18 +46,9 @@ pub struct RevocationList {
     pub serials: BTreeMap<String, Entry>,
 }
 
-/// The deny-list as published with the bundle (`GET /v1/bundle`, issue
-/// responses): just the keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Published {
-    /// Revoked SPIFFE IDs.
-    #[serde(default)]
-    pub ids: Vec<String>,
-    /// Revoked serials (lower-case hex).
-    #[serde(default)]
-    pub serials: Vec<String>,
-}
+/// The deny-list as published with the bundle (the wire type lives with
+/// the CA API in `rampart-identity`).
+pub use rampart_identity::api::Revoked as Published;
 
 /// Normalises a serial as printed by `inspect`, openssl (`AB:CD:…`) or the
 /// CA: lower-case hex without separators or a leading `0x`.

@@ -8,10 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rampart_identity::IdentityError;
 use rampart_pki::ca::{Ca, InitOptions};
 use rampart_pki::client::{EdgeCertSource, SvidSource};
 use rampart_pki::spiffe::TrustDomain;
-use rampart_pki::PkiError;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -91,7 +91,7 @@ async fn edge_gets_renewable_dns_certificates() {
         .err()
         .unwrap();
     assert!(
-        matches!(&e, PkiError::CaRefused { reason, .. } if reason == "dns_name_not_permitted"),
+        matches!(&e, IdentityError::CaRefused { reason, .. } if reason == "dns_name_not_permitted"),
         "{e}"
     );
     let t2 = common::token(d, OTHER, Duration::from_secs(60));
@@ -107,7 +107,7 @@ async fn edge_gets_renewable_dns_certificates() {
         .err()
         .unwrap();
     assert!(
-        matches!(&e, PkiError::CaRefused { status: 403, reason, .. } if reason == "not_authorized"),
+        matches!(&e, IdentityError::CaRefused { status: 403, reason, .. } if reason == "not_authorized"),
         "{e}"
     );
     running.shutdown().await;

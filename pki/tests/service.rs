@@ -6,17 +6,17 @@ mod common;
 
 use std::time::Duration;
 
+use rampart_identity::IdentityError;
 use rampart_pki::client::{CaClient, SvidSource};
 use rampart_pki::spiffe::TrustDomain;
 use rampart_pki::tls::BundleHandle;
-use rampart_pki::PkiError;
 
 const ID: &str = "spiffe://example.org/ns/web/sa/api";
 const OTHER: &str = "spiffe://example.org/ns/web/sa/other";
 
-fn refused_reason(e: &PkiError) -> &str {
+fn refused_reason(e: &IdentityError) -> &str {
     match e {
-        PkiError::CaRefused { reason, .. } => reason,
+        IdentityError::CaRefused { reason, .. } => reason,
         other => panic!("expected a CA refusal, got {other}"),
     }
 }
@@ -114,7 +114,7 @@ async fn bootstrap_renew_and_every_refusal() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let e = brief.renew_now().await.unwrap_err();
-    assert!(matches!(e, PkiError::CertificateNotValidNow(_)), "{e}");
+    assert!(matches!(e, IdentityError::CertificateNotValidNow(_)), "{e}");
     assert!(e.to_string().contains("expired"), "{e}");
     assert_eq!(
         svc.issued_total(),

@@ -6,6 +6,8 @@ pub mod admin;
 pub mod config;
 pub mod cookies;
 pub mod demo;
+/// `rampart-proxy audit dnssec` (S.N.11), on rampart-dns.
+pub mod dnssec_audit;
 pub mod edge_app;
 pub mod errors;
 pub mod forwarded;

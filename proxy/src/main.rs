@@ -1,5 +1,5 @@
 #![forbid(unsafe_code)]
-//! `rampart-proxy run|check|demo`.
+//! `rampart-proxy run|check|demo|audit dnssec`.
 
 use clap::{Parser, Subcommand};
 use rampart_proxy::demo::Ports;
@@ -46,6 +46,31 @@ enum Command {
         #[arg(long, default_value_t = Ports::DEFAULT.admin)]
         admin_port: u16,
     },
+    /// Audits of what the edge serves.
+    Audit {
+        #[command(subcommand)]
+        what: Audit,
+    },
+}
+
+#[derive(Subcommand)]
+enum Audit {
+    /// S.N.11: is the zone of every host name the edge serves signed, and does it validate?
+    /// Prints each name secure / insecure / bogus / failed with the reason; fails unless all
+    /// are secure.
+    Dnssec {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Validating resolver(s) to ask, ip:port (default: the nameservers of /etc/resolv.conf).
+        #[arg(long)]
+        resolver: Vec<std::net::SocketAddr>,
+        /// DNSKEY trust anchor file (default: the root KSKs built into hickory).
+        #[arg(long)]
+        trust_anchor: Option<PathBuf>,
+        /// One JSON object per name.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Handshake failures from scanners and probes are routine at an edge; they are counted in
@@ -78,6 +103,19 @@ fn main() -> ExitCode {
                 admin: admin_port,
             },
         ),
+        Command::Audit {
+            what:
+                Audit::Dnssec {
+                    config,
+                    resolver,
+                    trust_anchor,
+                    json,
+                },
+        } => match rampart_proxy::dnssec_audit::run(&config, resolver, trust_anchor, json) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("not every name is DNSSEC-secure (see above)".to_string()),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

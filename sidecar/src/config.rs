@@ -84,6 +84,10 @@ pub struct Admin {
 struct RawInbound {
     #[serde(default, rename = "port")]
     ports: Vec<Spanned<InboundPort>>,
+    /// Transparent mode: where redirected peer traffic arrives (`init-redirect` sends every
+    /// inbound port here); the app port is the connection's original destination.
+    #[serde(default)]
+    transparent_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,6 +95,10 @@ struct RawInbound {
 struct RawOutbound {
     #[serde(default, rename = "listener")]
     listeners: Vec<Spanned<OutboundListener>>,
+    /// Transparent mode: where the app's redirected connections arrive; the destination is the
+    /// original one, looked up in the directory.
+    #[serde(default)]
+    transparent_listen: Option<SocketAddr>,
 }
 
 /// One app port fronted by the sidecar.
@@ -103,8 +111,10 @@ pub struct InboundPort {
     pub protocol: Protocol,
     /// The app's own listener (loopback).
     pub app: SocketAddr,
-    /// The sidecar's mTLS listener for this port.
-    pub listen: SocketAddr,
+    /// The sidecar's mTLS listener for this port (explicit mode; optional when
+    /// `inbound.transparent_listen` is set).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// One explicit outbound listener.
@@ -136,6 +146,10 @@ pub struct Config {
     pub inbound: Vec<InboundPort>,
     /// Explicit outbound listeners.
     pub outbound: Vec<OutboundListener>,
+    /// Transparent inbound listener, if any.
+    pub inbound_transparent: Option<SocketAddr>,
+    /// Transparent outbound listener, if any.
+    pub outbound_transparent: Option<SocketAddr>,
     /// SVID and bundle files (resolved).
     pub identity: IdentityFiles,
     /// The admin listener, if any.
@@ -169,6 +183,7 @@ impl Config {
         let mut ports = HashSet::new();
         let mut listens = HashSet::new();
         let mut inbound = Vec::new();
+        let transparent_in = raw.inbound.transparent_listen;
         for (i, p) in raw.inbound.ports.into_iter().enumerate() {
             let span = p.span();
             let p = p.into_inner();
@@ -187,12 +202,23 @@ impl Config {
                     format!("app address {} must be on loopback: the sidecar forwards plain text only there", p.app),
                 ));
             }
-            if p.listen.port() != 0 && !listens.insert(p.listen) {
-                return Err(err(
-                    span,
-                    &format!("{field}.listen"),
-                    format!("{} is used twice", p.listen),
-                ));
+            match p.listen {
+                Some(l) if l.port() != 0 && !listens.insert(l) => {
+                    return Err(err(
+                        span,
+                        &format!("{field}.listen"),
+                        format!("{l} is used twice"),
+                    ));
+                }
+                None if transparent_in.is_none() => {
+                    return Err(err(
+                        span,
+                        &format!("{field}.listen"),
+                        "give the port a `listen` address, or set inbound.transparent_listen"
+                            .into(),
+                    ));
+                }
+                _ => {}
             }
             inbound.push(p);
         }
@@ -243,6 +269,8 @@ impl Config {
             trust_domain,
             inbound,
             outbound,
+            inbound_transparent: raw.inbound.transparent_listen,
+            outbound_transparent: raw.outbound.transparent_listen,
         })
     }
 

@@ -203,7 +203,7 @@ impl Ca {
 
     /// The trust domain.
     pub fn trust_domain(&self) -> Result<TrustDomain> {
-        TrustDomain::parse(&self.state.trust_domain)
+        Ok(TrustDomain::parse(&self.state.trust_domain)?)
     }
 
     /// Every root currently trusted (two during a root rotation).

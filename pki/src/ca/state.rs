@@ -90,6 +90,6 @@ impl CaState {
     }
 
     pub fn trust_domain(&self) -> Result<TrustDomain> {
-        TrustDomain::parse(&self.trust_domain)
+        Ok(TrustDomain::parse(&self.trust_domain)?)
     }
 }

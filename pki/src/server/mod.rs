@@ -9,10 +9,9 @@
 //! runs in a background task and swaps issuer, bundle and the service's own
 //! TLS certificate atomically. Every issuance and refusal is audited.
 
-pub mod api;
+pub use rampart_identity::api;
 mod conns;
 mod handlers;
-pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -39,7 +38,7 @@ use crate::token::TokenStore;
 
 /// The SPIFFE ID the CA service presents: `spiffe://DOMAIN/rampart/pki`.
 pub fn service_id(td: &TrustDomain) -> Result<SpiffeId> {
-    SpiffeId::parse(&format!("{}rampart/pki", td.id_prefix()))
+    Ok(rampart_identity::api::ca_service_id(td)?)
 }
 
 /// Shared state of a running CA service.

@@ -8,46 +8,50 @@
 //! the decrypted stream to Pingora's HTTP layer. A `modern` listener's config only has TLS 1.3,
 //! so a TLS 1.2 ClientHello fails in the handshake, as a scanner expects.
 
-mod certs;
 mod terminate;
 
-pub use certs::{load_cert_set, load_certified_key, load_certs_only, CertSet, TlsFileError};
+pub use rampart_tls::sni::CertSet;
+pub use rampart_tls::TlsError;
 pub use terminate::{accept, TlsConn, TlsInfo};
 
-use crate::config::TlsProfile;
+use crate::config::{CertificateConfig, TlsProfile};
 use crate::metrics::Metrics;
 use arc_swap::ArcSwap;
-use rustls::crypto::CryptoProvider;
-use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::CertifiedKey;
+use rampart_tls::sni::{CertFiles, SniResolver};
+use rampart_tls::Profile;
 use rustls::ServerConfig;
+use std::path::Path;
 use std::sync::Arc;
 
-/// Installs the process-wide ring provider limited to ECDHE key exchange and AEAD suites. Must
-/// run before Pingora builds any TLS config (it installs ring's full default otherwise).
+/// Installs the workspace's ring provider (ECDHE key exchange, AEAD suites) as the process
+/// default. Must run before Pingora builds any TLS config (it installs ring's full default
+/// otherwise).
 pub fn install_crypto_provider() {
-    // Err only means a provider was already installed (tests, or a second call).
-    let _ = edge_provider().install_default();
+    // False only means a provider was already installed (tests, or a second call).
+    let _ = rampart_tls::install_default_provider();
 }
 
-/// ring with only ECDHE key exchange and AEAD suites.
-pub fn edge_provider() -> CryptoProvider {
-    let base = rustls::crypto::ring::default_provider();
-    let cipher_suites = base
-        .cipher_suites
-        .iter()
-        .copied()
-        .filter(|s| {
-            let name = format!("{:?}", s.suite());
-            // TLS 1.3 suites are all AEAD with (EC)DHE; TLS 1.2 ones must be ECDHE + GCM/ChaCha.
-            name.starts_with("TLS13_")
-                || (name.starts_with("TLS_ECDHE_")
-                    && (name.contains("_GCM_") || name.contains("CHACHA20_POLY1305")))
-        })
-        .collect();
-    CryptoProvider {
-        cipher_suites,
-        ..base
+/// Loads all certificates of a listener; any bad file fails the whole set.
+pub fn load_cert_set(certs: &[CertificateConfig]) -> Result<CertSet, TlsError> {
+    CertSet::load(certs.iter().map(|c| CertFiles {
+        cert: &c.cert,
+        key: &c.key,
+        server_names: &c.server_names,
+        default: c.default,
+    }))
+}
+
+/// Reads a PEM CA bundle (for upstream verification).
+pub fn load_certs_only(
+    path: &Path,
+) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, TlsError> {
+    rampart_tls::pem::load_certs(path)
+}
+
+fn profile(p: TlsProfile) -> Profile {
+    match p {
+        TlsProfile::Modern => Profile::Modern,
+        TlsProfile::Intermediate => Profile::Intermediate,
     }
 }
 
@@ -57,36 +61,19 @@ pub fn edge_provider() -> CryptoProvider {
 pub struct ListenerTlsState {
     pub listener: String,
     config: ArcSwap<ServerConfig>,
-    certs: Arc<CertResolver>,
+    certs: Arc<SniResolver>,
     http2: bool,
     pub metrics: Arc<Metrics>,
 }
 
-/// SNI selection over the current certificate set.
-#[derive(Debug)]
-struct CertResolver {
-    certs: ArcSwap<CertSet>,
-}
-
-impl ResolvesServerCert for CertResolver {
-    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let sni = hello.server_name().map(|s| s.to_ascii_lowercase());
-        Some(self.certs.load().select(sni.as_deref()))
-    }
-}
-
 fn server_config(
-    profile: TlsProfile,
+    p: TlsProfile,
     http2: bool,
-    resolver: Arc<CertResolver>,
+    resolver: Arc<SniResolver>,
 ) -> Result<ServerConfig, String> {
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match profile {
-        TlsProfile::Modern => &[&rustls::version::TLS13],
-        TlsProfile::Intermediate => &[&rustls::version::TLS13, &rustls::version::TLS12],
-    };
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(edge_provider()))
-        .with_protocol_versions(versions)
-        .map_err(|e| format!("TLS config: {e}"))?
+    let mut cfg = profile(p)
+        .server_builder()
+        .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = if http2 {
@@ -111,9 +98,7 @@ impl ListenerTlsState {
         certs: CertSet,
         metrics: Arc<Metrics>,
     ) -> Result<Self, String> {
-        let resolver = Arc::new(CertResolver {
-            certs: ArcSwap::from_pointee(certs),
-        });
+        let resolver = Arc::new(SniResolver::new(certs));
         let config = server_config(profile, http2, resolver.clone())?;
         Ok(ListenerTlsState {
             listener,
@@ -132,7 +117,7 @@ impl ListenerTlsState {
 
     /// Switches to a prepared certificate set and profile; cannot fail.
     pub fn commit(&self, p: PreparedTls) {
-        self.certs.certs.store(Arc::new(p.certs));
+        self.certs.store(p.certs);
         self.config.store(Arc::new(p.config));
     }
 

@@ -18,6 +18,19 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Install the iptables rules of transparent mode in this network namespace (run as root,
+    /// before the app starts). Prints each command; `--dry-run` only prints.
+    InitRedirect {
+        /// The sidecar config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The uid the sidecar runs as: its own connections are not redirected.
+        #[arg(long)]
+        proxy_uid: u32,
+        /// Print the commands without running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the sidecar.
     Run {
         /// The sidecar config file.
@@ -55,6 +68,11 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             command: PolicyCommand::Explain(a),
         } => explain::run(a),
         Command::Check { config, strict } => check::run(&config, strict),
+        Command::InitRedirect {
+            config,
+            proxy_uid,
+            dry_run,
+        } => init_redirect(&config, proxy_uid, dry_run),
         Command::Run { config } => {
             let config =
                 rampart_sidecar::config::Config::load(&config).map_err(|e| e.to_string())?;
@@ -66,4 +84,27 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn init_redirect(config: &std::path::Path, uid: u32, dry_run: bool) -> Result<ExitCode, String> {
+    let config = rampart_sidecar::config::Config::load(config).map_err(|e| e.to_string())?;
+    let steps = rampart_sidecar::redirect::steps(&config, uid)?;
+    for step in steps {
+        println!("iptables {}", step.args.join(" "));
+        if dry_run {
+            continue;
+        }
+        let out = std::process::Command::new("iptables")
+            .args(&step.args)
+            .output()
+            .map_err(|e| format!("cannot run iptables (install the `iptables` package): {e}"))?;
+        if !out.status.success() && !step.may_fail {
+            return Err(format!(
+                "iptables {} failed: {}",
+                step.args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -27,11 +27,64 @@ pub async fn serve(ctx: Arc<Ctx>, port: InboundPort, listener: TcpListener) {
                 tokio::spawn(handle(ctx.clone(), port.clone(), tcp, peer));
             }
             Err(e) => {
-                ctx.emit(
-                    Event::new("error")
-                        .with("error.message", format!("accept on {}: {e}", port.listen)),
-                );
+                ctx.emit(Event::new("error").with(
+                    "error.message",
+                    format!("accept on port {}: {e}", port.port),
+                ));
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Transparent mode: peers' connections to any app port arrive here, redirected; the app
+/// port is the original destination's port.
+pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
+    let ports: Vec<Arc<InboundPort>> = ctx.config.inbound.iter().cloned().map(Arc::new).collect();
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                ctx.emit(Event::new("error").with(
+                    "error.message",
+                    format!("accept (transparent inbound): {e}"),
+                ));
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let original = super::original_destination(&tcp);
+        let port = original
+            .as_ref()
+            .ok()
+            .and_then(|o| ports.iter().find(|p| p.port == o.port()).cloned());
+        match port {
+            Some(port) => {
+                tokio::spawn(handle(ctx.clone(), port, tcp, peer));
+            }
+            None => {
+                let what = match original {
+                    Ok(o) => format!("port {} is not an inbound port of this sidecar", o.port()),
+                    Err(e) => format!("no original destination (not redirected?): {e}"),
+                };
+                ctx.metrics
+                    .connections
+                    .with_label_values(&["inbound", "deny"])
+                    .inc();
+                ctx.metrics
+                    .denials
+                    .with_label_values(&["inbound", "enforce", "no_rule_for_port", ""])
+                    .inc();
+                ctx.emit(
+                    Event::new("connection")
+                        .with("rampart.direction", "inbound")
+                        .with("client.address", peer.ip().to_string())
+                        .with("client.port", peer.port())
+                        .with("rampart.decision", "deny")
+                        .with("rampart.reason.kind", "no_rule_for_port")
+                        .with("rampart.reason", what),
+                );
             }
         }
     }

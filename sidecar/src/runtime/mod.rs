@@ -82,9 +82,20 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let mut bound: Vec<(String, SocketAddr)> = Vec::new();
     for port in &config.inbound {
-        let listener = bind(port.listen).await?;
+        let Some(listen) = port.listen else { continue };
+        let listener = bind(listen).await?;
         bound.push((format!("inbound:{}", port.port), local(&listener)));
         tokio::spawn(inbound::serve(ctx.clone(), port.clone(), listener));
+    }
+    if let Some(listen) = config.inbound_transparent {
+        let listener = bind(listen).await?;
+        bound.push(("inbound:transparent".into(), local(&listener)));
+        tokio::spawn(inbound::serve_transparent(ctx.clone(), listener));
+    }
+    if let Some(listen) = config.outbound_transparent {
+        let listener = bind(listen).await?;
+        bound.push(("outbound:transparent".into(), local(&listener)));
+        tokio::spawn(outbound::serve_transparent(ctx.clone(), listener));
     }
     for l in &config.outbound {
         let listener = bind(l.listen).await?;
@@ -155,6 +166,20 @@ async fn expiry_gauge(ctx: Arc<Ctx>) {
             said = false;
         }
     }
+}
+
+/// The destination a redirected connection was meant for (`SO_ORIGINAL_DST`, set by the
+/// iptables REDIRECT rules `init-redirect` installs).
+pub(crate) fn original_destination(tcp: &tokio::net::TcpStream) -> std::io::Result<SocketAddr> {
+    let sock = socket2::SockRef::from(tcp);
+    let local = tcp.local_addr()?;
+    let addr = if local.is_ipv4() {
+        sock.original_dst_v4()?
+    } else {
+        sock.original_dst_v6()?
+    };
+    addr.as_socket()
+        .ok_or_else(|| std::io::Error::other("original destination is not an IP address"))
 }
 
 /// Refuses when our own certificate has expired (fail closed, with the reason).

@@ -25,7 +25,11 @@ pub async fn serve(ctx: Arc<Ctx>, listener_cfg: OutboundListener, listener: TcpL
         match listener.accept().await {
             Ok((tcp, peer)) => {
                 let _ = tcp.set_nodelay(true);
-                tokio::spawn(handle(ctx.clone(), cfg.clone(), tcp, peer));
+                let target = Target::Service {
+                    service: cfg.service.clone(),
+                    port: cfg.port,
+                };
+                tokio::spawn(handle(ctx.clone(), target, tcp, peer));
             }
             Err(e) => {
                 ctx.emit(
@@ -38,32 +42,86 @@ pub async fn serve(ctx: Arc<Ctx>, listener_cfg: OutboundListener, listener: TcpL
     }
 }
 
-async fn handle(
-    ctx: Arc<Ctx>,
-    cfg: Arc<OutboundListener>,
-    mut app: TcpStream,
-    app_peer: SocketAddr,
-) {
+/// Transparent mode: the app's redirected connections arrive here; the original destination
+/// is looked up in the directory. A destination outside it is egress: denied until the egress
+/// path exists.
+pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                let target = match super::original_destination(&tcp) {
+                    Ok(original) => {
+                        let g = ctx.generation();
+                        match g.directory.by_address(&original) {
+                            Some((service, port)) => Target::Service {
+                                service: service.name.clone(),
+                                port,
+                            },
+                            None => Target::Outside(original.to_string()),
+                        }
+                    }
+                    Err(e) => Target::Outside(format!("unknown (no original destination: {e})")),
+                };
+                tokio::spawn(handle(ctx.clone(), target, tcp, peer));
+            }
+            Err(e) => {
+                ctx.emit(Event::new("error").with(
+                    "error.message",
+                    format!("accept (transparent outbound): {e}"),
+                ));
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Where the app wants to go.
+enum Target {
+    /// A directory service and port.
+    Service { service: String, port: u16 },
+    /// An address outside the directory.
+    Outside(String),
+}
+
+fn decide(g: &Generation, target: &Target) -> crate::policy::Decision {
+    match target {
+        Target::Service { service, port } => g.policy.outbound_to(&g.directory, service, *port),
+        Target::Outside(destination) => g
+            .policy
+            .outbound(&crate::policy::OutboundTarget::Outside { destination }),
+    }
+}
+
+async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: SocketAddr) {
     let started = Instant::now();
     let g = ctx.generation();
-    let ask = |g: &Generation| g.policy.outbound_to(&g.directory, &cfg.service, cfg.port);
+    let ask = |g: &Generation| decide(g, &target);
     let decision = ask(&g);
     count(&ctx, "outbound", "connection", &decision);
+    let (service_name, port, outside) = match &target {
+        Target::Service { service, port } => (service.clone(), *port, None),
+        Target::Outside(d) => (String::new(), 0, Some(d.clone())),
+    };
     let expected = g
         .directory
-        .service(&cfg.service)
+        .service(&service_name)
         .map(|s| s.identity.clone());
     let address = g
         .directory
-        .service(&cfg.service)
-        .and_then(|s| s.address_for(cfg.port));
+        .service(&service_name)
+        .and_then(|s| s.address_for(port));
     let event = Event::new("connection")
         .with("rampart.direction", "outbound")
         .with("client.address", app_peer.ip().to_string())
         .with("client.port", app_peer.port())
         .with("network.transport", "tcp")
-        .with("rampart.service", cfg.service.clone())
-        .with("server.port", cfg.port)
+        .maybe(
+            "rampart.service",
+            (!service_name.is_empty()).then(|| service_name.clone()),
+        )
+        .maybe("server.port", (port != 0).then_some(port))
+        .maybe("rampart.destination", outside)
         .with("rampart.caller.identity", g.tls.id.to_string())
         .maybe(
             "rampart.callee.identity",
@@ -101,7 +159,7 @@ async fn handle(
         }
     };
     let _ = tcp.set_nodelay(true);
-    let name = ServerName::try_from(cfg.service.clone())
+    let name = ServerName::try_from(service_name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
     let connector = TlsConnector::from(g.tls.client.clone());
     drop(g);

@@ -131,8 +131,16 @@ pub struct Sidecar {
 
 impl Sidecar {
     pub fn start(config: &Path) -> Sidecar {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-sidecar"))
-            .args(["run", "--config", config.to_str().unwrap()])
+        Self::start_with(&[], config)
+    }
+
+    /// Starts the sidecar under a command prefix (`ip netns exec NS setpriv …`).
+    pub fn start_with(prefix: &[&str], config: &Path) -> Sidecar {
+        let bin = env!("CARGO_BIN_EXE_rampart-sidecar");
+        let mut argv: Vec<&str> = prefix.to_vec();
+        argv.extend([bin, "run", "--config", config.to_str().unwrap()]);
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -273,7 +273,15 @@ impl Report {
     }
 
     fn print(&self) {
-        println!("== attacks: detected (all items) | detected (standalone attacks only) | held out: standalone attacks sharing no normalised payload with the other attack corpora (--leave-out source: sources) of this run");
+        println!(
+            "== attacks: detected (all items) | detected (standalone attacks only) | held out: \
+             standalone attacks sharing no normalised payload with any other {} of this run",
+            if self.leave_out == "source" {
+                "source (payload file, CRS rule file, site)"
+            } else {
+                "attack corpus"
+            }
+        );
         for ((c, t), n) in &self.attacks {
             let h = self
                 .held_out

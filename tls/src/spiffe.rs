@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::error::{PkiError, Result};
+use crate::error::{Result, TlsError};
 
 const SCHEME: &str = "spiffe://";
 const MAX_ID_LEN: usize = 2048;
@@ -24,7 +24,7 @@ pub struct TrustDomain(String);
 impl TrustDomain {
     /// Parses a bare trust domain name (no scheme).
     pub fn parse(domain: &str) -> Result<Self> {
-        let bad = |why| PkiError::InvalidTrustDomain {
+        let bad = |why| TlsError::InvalidTrustDomain {
             domain: domain.to_string(),
             why,
         };
@@ -72,7 +72,7 @@ pub struct SpiffeId {
 impl SpiffeId {
     /// Parses and validates a SPIFFE ID URI.
     pub fn parse(uri: &str) -> Result<Self> {
-        let bad = |why| PkiError::InvalidSpiffeId {
+        let bad = |why| TlsError::InvalidSpiffeId {
             id: uri.to_string(),
             why,
         };
@@ -147,7 +147,7 @@ impl SpiffeId {
         if self.is_member_of(domain) {
             Ok(())
         } else {
-            Err(PkiError::ForeignTrustDomain {
+            Err(TlsError::ForeignTrustDomain {
                 id: self.uri.clone(),
                 trust_domain: domain.to_string(),
             })

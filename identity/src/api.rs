@@ -40,7 +40,7 @@ pub struct IssueResponse {
     pub not_after: i64,
     /// The revocation deny-list published with the bundle.
     #[serde(default)]
-    pub revoked: crate::revocation::Published,
+    pub revoked: Revoked,
 }
 
 /// `GET /v1/bundle`
@@ -52,7 +52,22 @@ pub struct BundleResponse {
     /// The revocation deny-list: verifiers refuse certificates whose
     /// SPIFFE ID or serial is listed.
     #[serde(default)]
-    pub revoked: crate::revocation::Published,
+    pub revoked: Revoked,
+}
+
+/// The CA's revocation deny-list, published with the trust bundle
+/// (`GET /v1/bundle` and every issue response): verifiers refuse a
+/// certificate whose SPIFFE ID or serial (lower-case hex of the serial's
+/// bytes) is listed. Absent in answers of older CAs (empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoked {
+    /// Revoked SPIFFE IDs.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Revoked certificate serials.
+    #[serde(default)]
+    pub serials: Vec<String>,
 }
 
 /// Any refusal.
@@ -63,4 +78,9 @@ pub struct ErrorResponse {
     pub error: String,
     /// What to fix.
     pub message: String,
+}
+
+/// The SPIFFE ID the CA service presents: `spiffe://DOMAIN/rampart/pki`.
+pub fn ca_service_id(td: &rampart_tls::TrustDomain) -> rampart_tls::Result<rampart_tls::SpiffeId> {
+    rampart_tls::SpiffeId::parse(&format!("{}rampart/pki", td.id_prefix()))
 }

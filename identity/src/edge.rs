@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rampart_tls::pem::certs_from_pem;
+use rampart_tls::Profile;
 use rand::Rng;
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -14,9 +16,10 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{certs_from_pem, CaClient, SvidSource};
-use crate::error::{PkiError, Result};
-use crate::tls::provider;
+use crate::ca_client::CaClient;
+use crate::csr::new_edge_csr;
+use crate::error::Result;
+use crate::source::SvidSource;
 
 struct Current {
     not_after: OffsetDateTime,
@@ -85,7 +88,7 @@ impl EdgeCertSource {
         tokio::spawn(async move {
             loop {
                 let cur = me.current.load_full();
-                tokio::time::sleep(super::source::renewal_delay(
+                tokio::time::sleep(crate::source::renewal_delay(
                     cur.received_at,
                     cur.not_after,
                     2.0 / 3.0,
@@ -110,19 +113,15 @@ async fn fetch(
     dns_names: &[String],
     ttl: Option<Duration>,
 ) -> Result<(Arc<ServerConfig>, OffsetDateTime)> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let mut params = rcgen::CertificateParams::new(dns_names.to_vec())?;
-    params.distinguished_name = rcgen::DistinguishedName::new();
-    let csr = params.serialize_request(&key)?.pem()?;
+    let (csr, key) = new_edge_csr(dns_names)?;
     let resp = client.edge(&svid.identity(), &csr, ttl).await?;
     let chain: Vec<CertificateDer<'static>> = certs_from_pem(&resp.chain_pem)?;
-    let not_after = crate::inspect::not_after(&chain[0])?;
+    let not_after = rampart_tls::svid::not_after(&chain[0])?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| PkiError::Tls(e.to_string()))?
+    let config = Profile::Intermediate
+        .server_builder()?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| PkiError::Tls(e.to_string()))?;
+        .map_err(rampart_tls::TlsError::from)?;
     Ok((Arc::new(config), not_after))
 }

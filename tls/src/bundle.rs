@@ -10,8 +10,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 
-use super::config::provider;
-use crate::error::{PkiError, Result};
+use crate::error::{Result, TlsError};
+use crate::provider::provider;
 use crate::spiffe::TrustDomain;
 
 pub(crate) struct BundleState {
@@ -74,18 +74,18 @@ impl BundleHandle {
 
 fn build(ders: Vec<CertificateDer<'static>>) -> Result<BundleState> {
     if ders.is_empty() {
-        return Err(PkiError::Tls("empty trust bundle".into()));
+        return Err(TlsError::Bundle("no roots".into()));
     }
     let mut store = RootCertStore::empty();
     for der in &ders {
         store
             .add(der.clone())
-            .map_err(|e| PkiError::Tls(format!("bad root in bundle: {e}")))?;
+            .map_err(|e| TlsError::Bundle(format!("bad root: {e}")))?;
     }
     let roots = Arc::new(store);
     let client_chain = WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), provider())
         .build()
-        .map_err(|e| PkiError::Tls(e.to_string()))?;
+        .map_err(|e| TlsError::Bundle(e.to_string()))?;
     Ok(BundleState {
         roots,
         ders,

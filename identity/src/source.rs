@@ -1,6 +1,5 @@
 //! `SvidSource`: the workload's current SVID and its renewal loop.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,18 +12,21 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{certs_from_pem, CaClient};
+use rampart_tls::pem::certs_from_pem;
+use rampart_tls::{
+    client_config, server_config, BundleHandle, Identity, PeerPolicy, SpiffeId, TrustDomain,
+};
+
+use crate::api::IssueResponse;
+use crate::ca_client::{CaClient, CaEndpoint};
 use crate::csr::new_svid_csr;
-use crate::error::{PkiError, Result};
-use crate::server::api::IssueResponse;
-use crate::spiffe::SpiffeId;
-use crate::tls::{client_config, server_config, BundleHandle, Identity, PeerPolicy};
+use crate::error::{IdentityError, Result};
 
 /// How a workload renews.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
-    /// CA service address.
-    pub ca_addr: SocketAddr,
+    /// Where the CA service listens.
+    pub ca: CaEndpoint,
     /// The workload's identity (must match its join token).
     pub spiffe_id: SpiffeId,
     /// Lifetime to ask for (`None`: the CA's default, 24 h).
@@ -48,10 +50,11 @@ pub struct SourceSettings {
 }
 
 impl SourceSettings {
-    /// Defaults for `spiffe_id` talking to the CA at `ca_addr`.
-    pub fn new(ca_addr: SocketAddr, spiffe_id: SpiffeId) -> Self {
+    /// Defaults for `spiffe_id` talking to the CA at `ca` (a `SocketAddr` or a
+    /// [`CaEndpoint`]).
+    pub fn new(ca: impl Into<CaEndpoint>, spiffe_id: SpiffeId) -> Self {
         SourceSettings {
-            ca_addr,
+            ca: ca.into(),
             spiffe_id,
             ttl: None,
             renew_fraction: 2.0 / 3.0,
@@ -111,9 +114,9 @@ impl SvidSource {
         roots: Vec<CertificateDer<'static>>,
         token: &str,
     ) -> Result<Arc<Self>> {
-        let td = crate::spiffe::TrustDomain::parse(settings.spiffe_id.trust_domain_str())?;
+        let td = TrustDomain::parse(settings.spiffe_id.trust_domain_str())?;
         let bundle = BundleHandle::new(td, roots)?;
-        let client = CaClient::new(settings.ca_addr, bundle.clone());
+        let client = CaClient::new(settings.ca.clone(), bundle.clone());
         let (csr, key) = new_svid_csr(&settings.spiffe_id)?;
         let resp = client.bootstrap(token, &csr, settings.ttl).await?;
         let identity = accept(&settings, &bundle, &resp, key)?;
@@ -135,9 +138,7 @@ impl SvidSource {
                     Ok(id)
                         if id.spiffe_id == settings.spiffe_id && id.seconds_to_expiry() > 0.0 =>
                     {
-                        let td = crate::spiffe::TrustDomain::parse(
-                            settings.spiffe_id.trust_domain_str(),
-                        )?;
+                        let td = TrustDomain::parse(settings.spiffe_id.trust_domain_str())?;
                         let bundle = BundleHandle::new(td, roots)?;
                         return Self::from_identity(settings, bundle, id);
                     }
@@ -149,7 +150,7 @@ impl SvidSource {
             }
         }
         let token = token.ok_or_else(|| {
-            PkiError::BadRequest(
+            IdentityError::NoCredential(
                 "no valid stored SVID and no join token: create one with `rampart-pki token create`".into(),
             )
         })?;
@@ -176,7 +177,7 @@ impl SvidSource {
             received_at: OffsetDateTime::now_utc(),
         };
         Ok(Arc::new(SvidSource {
-            client: CaClient::new(settings.ca_addr, bundle.clone()),
+            client: CaClient::new(settings.ca.clone(), bundle.clone()),
             settings,
             bundle,
             current: ArcSwap::from_pointee(current),
@@ -235,7 +236,7 @@ impl SvidSource {
     /// Fetches the trust bundle now; the verifiers see it at once.
     pub async fn refresh_bundle(&self) -> Result<bool> {
         let resp = self.client.bundle().await?;
-        self.bundle.update(certs_from_pem(&resp.bundle_pem)?)
+        Ok(self.bundle.update(certs_from_pem(&resp.bundle_pem)?)?)
     }
 
     /// Runs the renewal loop in a task (abort the handle to stop it).
@@ -325,7 +326,7 @@ fn accept(
 ) -> Result<Identity> {
     let identity = Identity::new(certs_from_pem(&resp.chain_pem)?, key.serialize_der())?;
     if identity.spiffe_id != settings.spiffe_id {
-        return Err(PkiError::CsrIdentityMismatch {
+        return Err(IdentityError::CsrIdentityMismatch {
             requested: identity.spiffe_id.to_string(),
             entitled: settings.spiffe_id.to_string(),
         });

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::verify_server_cert_signed_by_trust_anchor;
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::ParsedCertificate;
 use rustls::{
@@ -12,11 +12,11 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::bundle::BundleHandle;
-use super::config::provider;
-use crate::error::PkiError;
-use crate::inspect::check_svid;
+use crate::bundle::BundleHandle;
+use crate::error::TlsError;
+use crate::provider::provider;
 use crate::spiffe::SpiffeId;
+use crate::svid::{check_svid, host_sans};
 
 /// Which peers are accepted once their chain and SVID verified.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ pub enum PeerPolicy {
 /// rejected (the CA service audits refused renewals with it).
 pub type RejectHook = Arc<dyn Fn(&CertificateDer<'_>, &rustls::Error) + Send + Sync>;
 
-fn reject(e: PkiError) -> rustls::Error {
+fn reject(e: TlsError) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
 }
 
@@ -46,7 +46,7 @@ fn check_peer(
         .map_err(reject)?;
     if let PeerPolicy::OneOf(allowed) = policy {
         if !allowed.contains(&id) {
-            return Err(reject(PkiError::NotSvid(format!(
+            return Err(reject(TlsError::NotSvid(format!(
                 "peer {id} is not an allowed identity"
             ))));
         }
@@ -160,12 +160,25 @@ impl ClientCertVerifier for SpiffeClientVerifier {
 pub struct SpiffeServerVerifier {
     bundle: BundleHandle,
     policy: PeerPolicy,
+    check_host_sans: bool,
 }
 
 impl SpiffeServerVerifier {
     /// Server certificates checked against `bundle` and `policy`.
     pub fn new(bundle: BundleHandle, policy: PeerPolicy) -> Self {
-        SpiffeServerVerifier { bundle, policy }
+        SpiffeServerVerifier {
+            bundle,
+            policy,
+            check_host_sans: false,
+        }
+    }
+
+    /// Also requires, when the server's leaf carries DNS or IP SANs, that the name the client
+    /// connected to (the `ServerName` given to rustls) is one of them. A leaf without host
+    /// SANs is authenticated by its SPIFFE ID alone.
+    pub fn check_host_sans(mut self) -> Self {
+        self.check_host_sans = true;
+        self
     }
 }
 
@@ -174,7 +187,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
@@ -188,6 +201,12 @@ impl ServerCertVerifier for SpiffeServerVerifier {
             provider().signature_verification_algorithms.all,
         )?;
         check_peer(end_entity, &self.bundle, &self.policy)?;
+        if self.check_host_sans {
+            let sans = host_sans(end_entity).map_err(reject)?;
+            if !sans.is_empty() {
+                verify_server_name(&parsed, server_name)?;
+            }
+        }
         Ok(ServerCertVerified::assertion())
     }
 

@@ -1,0 +1,43 @@
+//! Rampart's TLS and identity foundations, shared by the edge proxy, the mesh sidecar and the
+//! built-in CA.
+//!
+//! Map of the crate (each module depends only on those above it; no cycles):
+//! - [`error`]: [`TlsError`], typed, naming the file a problem is in.
+//! - [`provider`]: the workspace's one crypto provider (ring, [`provider()`]) and the TLS
+//!   [`Profile`]s (`modern` and `mesh`: TLS 1.3 only; `intermediate`: TLS 1.3 and TLS 1.2
+//!   ECDHE + AEAD), suites chosen by their IANA values.
+//! - [`spiffe`]: SPIFFE IDs and trust domains, parsed once.
+//! - [`svid`]: the X.509-SVID leaf rules, validity, serials and SANs of certificates.
+//! - [`pem`]: certificates and keys from PEM memory or files, PEM encoding, atomic writes.
+//! - [`sni`]: a listener's certificate set and the SNI resolver a reload swaps.
+//! - [`bundle`]: the hot-swappable trust bundle of one trust domain.
+//! - [`verifier`]: SPIFFE client and server certificate verifiers over the bundle.
+//! - [`identity`]: a workload's SVID chain and key.
+//! - [`config`]: mesh `ServerConfig` / `ClientConfig` builders for an identity.
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod pem;
+pub mod provider;
+pub mod sni;
+pub mod spiffe;
+pub mod svid;
+pub mod verifier;
+
+pub use bundle::BundleHandle;
+pub use config::{client_config, server_config};
+pub use error::{Result, TlsError};
+pub use identity::Identity;
+pub use provider::{install_default_provider, provider, Profile};
+pub use spiffe::{SpiffeId, TrustDomain};
+pub use verifier::{PeerPolicy, RejectHook, SpiffeClientVerifier, SpiffeServerVerifier};
+
+/// The peer's SPIFFE ID on an established connection (rustls already verified it with one of
+/// our verifiers).
+pub fn peer_spiffe_id(conn: &rustls::CommonState) -> Option<SpiffeId> {
+    let leaf = conn.peer_certificates()?.first()?;
+    svid::check_svid(leaf).ok()
+}
