@@ -459,6 +459,49 @@ fn closest(policy: &EgressPolicy, host: &str) -> Option<String> {
     })
 }
 
+/// One protocol's outcome in [`explain`].
+pub type Explained = (Protocol, Result<Decision, Denied>);
+
+/// The offline decision for `HOST:PORT` (`rampart-sidecar policy explain --egress`): a name
+/// is judged as TLS carrying it as SNI and as plain HTTP carrying it as Host (or only the given
+/// `protocol`); an IP literal as a redirected connection to it without SNI or Host. DNS is not
+/// consulted: an allowed name is still resolved, DNSSEC-checked and vetted at connect time.
+pub fn explain(
+    policy: &EgressPolicy,
+    dest: &str,
+    protocol: Option<Protocol>,
+) -> Result<Vec<Explained>, String> {
+    let (target, port) = crate::peek::parse_host_port(dest)
+        .ok_or_else(|| format!("{dest:?} is not HOST:PORT (use [v6]:port for IPv6)"))?;
+    let protocols = match protocol {
+        Some(p) => vec![p],
+        None => vec![Protocol::Tls, Protocol::Http],
+    };
+    Ok(protocols
+        .into_iter()
+        .map(|p| {
+            let d = match &target {
+                Target::Name(n) => by_name(policy, n, port, p),
+                Target::Ip(ip) => {
+                    let mode = Mode::Transparent {
+                        original_dst: SocketAddr::new(*ip, port),
+                    };
+                    let seen = match p {
+                        Protocol::Tls => Seen::Tls { sni: None },
+                        Protocol::Http => Seen::Http {
+                            host: None,
+                            host_port: None,
+                            head_len: 0,
+                        },
+                    };
+                    decide(policy, mode, &seen, None)
+                }
+            };
+            (p, d)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,6 +774,20 @@ protocol = "tls"
         );
         let e = decide(&p, Mode::ExplicitProxy, &tls(Some("api.example.com")), None).unwrap_err();
         assert_eq!(e.reason(), "not_a_proxy_request");
+    }
+
+    #[test]
+    fn explain_offline() {
+        let p = policy();
+        let r = explain(&p, "api.example.com:443", None).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].1.as_ref().unwrap().rule, "api");
+        assert_eq!(r[1].1.as_ref().unwrap_err().reason(), "protocol_mismatch");
+        let r = explain(&p, "203.0.113.7:443", Some(Protocol::Tls)).unwrap();
+        assert_eq!(r[0].1.as_ref().unwrap().rule, "legacy");
+        let r = explain(&p, "[2001:db8::1]:443", Some(Protocol::Tls)).unwrap();
+        assert_eq!(r[0].1.as_ref().unwrap_err().reason(), "missing_sni");
+        assert!(explain(&p, "api.example.com", None).is_err());
     }
 
     #[test]

@@ -204,6 +204,14 @@ pub fn http(bytes: &[u8]) -> Peeked {
     })
 }
 
+/// Parses `HOST:PORT` (`[v6]:port` for IPv6), as given to `policy explain --egress`.
+pub fn parse_host_port(s: &str) -> Option<(Target, u16)> {
+    match split_authority(s, None)? {
+        (t, Some(p)) => Some((t, p)),
+        _ => None,
+    }
+}
+
 /// Splits "host", "host:port", "[v6]:port" into a target and optional port.
 fn split_authority(s: &str, _default: Option<u16>) -> Option<(Target, Option<u16>)> {
     let s = s.trim();

@@ -191,12 +191,25 @@ pub struct HostRule {
 pub struct AddressRule {
     #[serde(default)]
     pub name: Option<String>,
+    #[serde(deserialize_with = "non_empty_networks")]
     pub networks: Vec<IpNet>,
     pub ports: Ports,
     pub protocol: Protocol,
 }
 
-/// One service's egress policy.
+fn non_empty_networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let v = Vec::<IpNet>::deserialize(d)?;
+    if v.is_empty() {
+        return Err(serde::de::Error::custom(
+            "networks must list at least one network",
+        ));
+    }
+    Ok(v)
+}
+
+/// One service's egress policy. Deserializable on its own ([`EgressPolicy::from_toml`]) or
+/// embedded in a larger file (the sidecar's `[egress]` section): every check is part of
+/// deserialization, so toml's errors carry the line and field either way.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgressPolicy {
@@ -235,19 +248,10 @@ impl EgressPolicy {
     /// Parses a standalone egress policy (the body of an `[egress]` section). `origin` names the
     /// file in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, PolicyError> {
-        let p: EgressPolicy = toml::from_str(text).map_err(|e| PolicyError {
+        toml::from_str(text).map_err(|e| PolicyError {
             origin: origin.to_string(),
             detail: e.to_string(),
-        })?;
-        for (i, a) in p.addresses.iter().enumerate() {
-            if a.networks.is_empty() {
-                return Err(PolicyError {
-                    origin: origin.to_string(),
-                    detail: format!("addresses[{i}].networks: list at least one network"),
-                });
-            }
-        }
-        Ok(p)
+        })
     }
 
     /// Name of host rule `i` (its `name`, else `hosts[i]`).
@@ -434,6 +438,30 @@ protocol = "tls"
         assert!(EgressPolicy::from_toml(bad, "svc.toml").is_err());
         let bad = "[[addresses]]\nnetworks = []\nports = [443]\nprotocol = \"tls\"\n";
         assert!(EgressPolicy::from_toml(bad, "svc.toml").is_err());
+    }
+
+    #[test]
+    fn embeds_in_a_larger_file_with_line_numbers() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct ServiceFile {
+            #[allow(dead_code)]
+            inbound: Option<toml::Table>,
+            egress: EgressPolicy,
+        }
+        let ok = "[inbound]\nx = 1\n[egress]\ndnssec = \"required\"\n[[egress.hosts]]\nhost = \"a.example.com\"\nports = [443]\nprotocol = \"tls\"\n";
+        let f: ServiceFile = toml::from_str(ok).unwrap();
+        assert_eq!(f.egress.hosts.len(), 1);
+        let bad =
+            "[egress]\n[[egress.addresses]]\nnetworks = []\nports = [443]\nprotocol = \"tls\"\n";
+        let e = toml::from_str::<ServiceFile>(bad)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("at least one network"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use rampart_pki::spiffe::TrustDomain;
+use rampart_tls::spiffe::TrustDomain;
 use serde::Deserialize;
 use toml::Spanned;
 

@@ -3,19 +3,17 @@
 //! at the TLS layer so the policy layer can refuse them with a reason (Linkerd does the same);
 //! a certificate that is sent is fully verified (chain, one URI SAN, our trust domain).
 //!
-//! This module is the one seam to the shared TLS code. Today that code lives in `rampart-pki`
-//! (`pki/src/tls`); it moves to `rampart-tls` (#10) and this module follows it.
+//! This module is the one seam to the shared TLS code, `rampart-tls` (the `mesh` profile, the
+//! SPIFFE verifiers over the hot-swappable bundle, the X.509-SVID rules).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rampart_pki::inspect;
-use rampart_pki::spiffe::{SpiffeId, TrustDomain};
-use rampart_pki::tls::{
-    provider, BundleHandle, PeerPolicy, SpiffeClientVerifier, SpiffeServerVerifier,
-};
-use rampart_pki::PkiError;
+use rampart_tls::spiffe::{SpiffeId, TrustDomain};
+use rampart_tls::svid as inspect;
+use rampart_tls::TlsError;
+use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeClientVerifier, SpiffeServerVerifier};
 use rustls::{CertificateError, ClientConfig, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -120,12 +118,14 @@ pub fn build(
     let not_after = inspect::not_after(leaf).map_err(|e| MtlsError::Svid(e.to_string()))?;
     let verifier =
         SpiffeClientVerifier::new(bundle.clone(), PeerPolicy::AnyInTrustDomain).optional();
-    let server = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+    let server = Profile::Mesh
+        .server_builder()
+        .map_err(|e| MtlsError::Svid(e.to_string()))?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(chain.clone(), key.clone_key())?;
-    let client = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+    let client = Profile::Mesh
+        .client_builder()
+        .map_err(|e| MtlsError::Svid(e.to_string()))?
         .dangerous() // the SPIFFE ID is the peer's name, checked after the handshake
         .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(
             bundle.clone(),
@@ -168,10 +168,10 @@ pub fn classify_handshake_error(e: &io::Error) -> (&'static str, String) {
             }
             CertificateError::Revoked => "revoked",
             CertificateError::BadSignature => "bad_signature",
-            CertificateError::Other(other) => match other.0.downcast_ref::<PkiError>() {
-                Some(PkiError::ForeignTrustDomain { .. }) => "foreign_trust_domain",
-                Some(PkiError::NotSvid(_)) => "not_svid",
-                Some(PkiError::CertificateNotValidNow(_)) => "expired",
+            CertificateError::Other(other) => match other.0.downcast_ref::<TlsError>() {
+                Some(TlsError::ForeignTrustDomain { .. }) => "foreign_trust_domain",
+                Some(TlsError::NotSvid(why)) if why.contains("URI SANs") => "several_uri_sans",
+                Some(TlsError::NotSvid(_)) => "not_svid",
                 _ => "bad_certificate",
             },
             _ => "bad_certificate",

@@ -181,7 +181,7 @@ async fn inbound_admits_by_identity_and_explains_every_refusal() {
         assert!(tls_then_use(http_port, client_config(&ca, Some(&other_ca.leaf(&[FRONTEND])))).await.is_err());
         handshake_reason(&mut sc, "unknown_ca");
         assert!(tls_then_use(http_port, client_config(&ca, Some(&ca.leaf(&[FRONTEND, CHECKOUT])))).await.is_err());
-        handshake_reason(&mut sc, "not_svid");
+        handshake_reason(&mut sc, "several_uri_sans");
         let foreign = ca.leaf(&["spiffe://other.org/ns/shop/sa/frontend"]);
         assert!(tls_then_use(http_port, client_config(&ca, Some(&foreign))).await.is_err());
         handshake_reason(&mut sc, "foreign_trust_domain");

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use rampart_pki::spiffe::SpiffeId;
 use rampart_sidecar::config::{Config, Protocol};
 use rampart_sidecar::directory::Directory;
 use rampart_sidecar::policy::{Decision, HttpRequest, InboundRequest, Policy, Verdict};
+use rampart_tls::spiffe::SpiffeId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Side {

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rampart_pki::spiffe::SpiffeId;
+use rampart_tls::spiffe::SpiffeId;
 use tokio::net::TcpStream;
 
 use super::inbound::{base_event, count};
