@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use rampart_tls::SpiffeServerVerifier;
 use rampart_tls::{config::client_config_with, BundleHandle, Identity, PeerPolicy};
+use rampart_tls::{Rejection, SpiffeServerVerifier};
 use rustls_pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
@@ -324,9 +324,15 @@ fn hyper_failure(e: hyper::Error) -> IdentityError {
     IdentityError::CaUnavailable(e.to_string())
 }
 
-/// TLS failures: an alert about our own certificate is a refusal the
-/// operator must act on; anything else means the CA is unreachable.
+/// TLS failures: a CA certificate we refused says why; an alert about our own certificate is
+/// a refusal the operator must act on; anything else means the CA is unreachable.
 fn tls_failure(e: std::io::Error) -> IdentityError {
+    if let Some(why) = Rejection::from_io(&e) {
+        return IdentityError::CaUnavailable(format!(
+            "the CA's certificate was refused ({}): {why}",
+            why.reason()
+        ));
+    }
     let text = e.to_string();
     if text.contains("CertificateExpired") {
         IdentityError::CertificateNotValidNow(

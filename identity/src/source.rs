@@ -17,7 +17,7 @@ use rampart_tls::{
     client_config, server_config, BundleHandle, Identity, PeerPolicy, SpiffeId, TrustDomain,
 };
 
-use crate::api::IssueResponse;
+use crate::api::{IssueResponse, RevokedList};
 use crate::ca_client::{CaClient, CaEndpoint};
 use crate::csr::new_svid_csr;
 use crate::error::{IdentityError, Result};
@@ -233,10 +233,11 @@ impl SvidSource {
         self.install(identity)
     }
 
-    /// Fetches the trust bundle now; the verifiers see it at once.
+    /// Fetches the trust bundle (and the revocation deny-list, when the CA publishes one) now;
+    /// the verifiers see both at once.
     pub async fn refresh_bundle(&self) -> Result<bool> {
         let resp = self.client.bundle().await?;
-        Ok(self.bundle.update(certs_from_pem(&resp.bundle_pem)?)?)
+        install_bundle(&self.bundle, &resp.bundle_pem, resp.revoked.as_ref())
     }
 
     /// Runs the renewal loop in a task (abort the handle to stop it).
@@ -332,8 +333,22 @@ fn accept(
         });
     }
     // The new roots first: a leaf under a new root must verify at once.
-    bundle.update(certs_from_pem(&resp.bundle_pem)?)?;
+    install_bundle(bundle, &resp.bundle_pem, resp.revoked.as_ref())?;
     Ok(identity)
+}
+
+/// Installs the roots and, when the CA sent one, the revocation deny-list in one swap. A
+/// malformed answer changes nothing.
+pub(crate) fn install_bundle(
+    bundle: &BundleHandle,
+    bundle_pem: &str,
+    revoked: Option<&RevokedList>,
+) -> Result<bool> {
+    let roots = certs_from_pem(bundle_pem)?;
+    Ok(match revoked {
+        Some(list) => bundle.replace(roots, list.to_list()?)?,
+        None => bundle.update(roots)?,
+    })
 }
 
 /// Time until `fraction` of the life left at `received_at` has passed,

@@ -48,7 +48,7 @@ pub struct RevocationList {
 
 /// The deny-list as published with the bundle (the wire type lives with
 /// the CA API in `rampart-identity`).
-pub use rampart_identity::api::Revoked as Published;
+pub use rampart_identity::api::RevokedList as Published;
 
 /// Normalises a serial as printed by `inspect`, openssl (`AB:CD:…`) or the
 /// CA: lower-case hex without separators or a leading `0x`.
@@ -91,7 +91,7 @@ impl RevocationList {
     /// The published form.
     pub fn published(&self) -> Published {
         Published {
-            ids: self.ids.keys().cloned().collect(),
+            spiffe_ids: self.ids.keys().cloned().collect(),
             serials: self.serials.keys().cloned().collect(),
         }
     }
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(
             watch.current().unwrap().published(),
             Published {
-                ids: vec![id.to_string()],
+                spiffe_ids: vec![id.to_string()],
                 serials: vec!["01ab".into()]
             }
         );

@@ -424,7 +424,19 @@ async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
         .await
         .expect("bundle hung")
         .unwrap();
-    assert_eq!(bundle.revoked.serials, vec![serial]);
+    assert_eq!(
+        bundle.revoked.unwrap_or_default().serials,
+        vec![serial.clone()]
+    );
+    // A workload's bundle refresh installs the list for its verifiers.
+    tokio::time::timeout(Duration::from_secs(10), source.refresh_bundle())
+        .await
+        .expect("bundle refresh hung")
+        .unwrap();
+    assert!(
+        source.bundle().revocations().serials().any(|s| s == serial),
+        "the workload's verifiers did not get the deny-list"
+    );
     // Revoke the identity: a fresh bootstrap for it is refused too.
     revoke(
         &dir.path().join("ca"),

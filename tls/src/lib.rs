@@ -10,7 +10,9 @@
 //! - [`svid`]: the X.509-SVID leaf rules, validity, serials and SANs of certificates.
 //! - [`pem`]: certificates and keys from PEM memory or files, PEM encoding, atomic writes.
 //! - [`sni`]: a listener's certificate set and the SNI resolver a reload swaps.
-//! - [`bundle`]: the hot-swappable trust bundle of one trust domain.
+//! - [`revocation`]: the deny-list of revoked SPIFFE IDs and certificate serials.
+//! - [`bundle`]: the hot-swappable trust bundle of one trust domain (roots + deny-list).
+//! - [`rejection`]: why a peer was refused, typed ([`Rejection`]), with a stable label.
 //! - [`verifier`]: SPIFFE client and server certificate verifiers over the bundle.
 //! - [`identity`]: a workload's SVID chain and key.
 //! - [`config`]: mesh `ServerConfig` / `ClientConfig` builders for an identity.
@@ -22,6 +24,8 @@ pub mod error;
 pub mod identity;
 pub mod pem;
 pub mod provider;
+pub mod rejection;
+pub mod revocation;
 pub mod sni;
 pub mod spiffe;
 pub mod svid;
@@ -32,6 +36,8 @@ pub use config::{client_config, server_config};
 pub use error::{Result, TlsError};
 pub use identity::Identity;
 pub use provider::{install_default_provider, provider, Profile};
+pub use rejection::Rejection;
+pub use revocation::{RevocationList, Revoked};
 pub use spiffe::{SpiffeId, TrustDomain};
 pub use verifier::{PeerPolicy, RejectHook, SpiffeClientVerifier, SpiffeServerVerifier};
 

@@ -151,7 +151,7 @@ async fn route(
             let body = BundleResponse {
                 trust_domain: service.trust_domain.to_string(),
                 bundle_pem: service.bundle_pem().to_string(),
-                revoked,
+                revoked: Some(revoked),
             };
             (
                 200,
@@ -255,7 +255,7 @@ async fn issue(service: &Arc<CaService>, caller: Caller, body: Bytes, peer: Sock
                     .collect(),
                 bundle_pem: service.bundle_pem().to_string(),
                 not_after: issued.not_after.unix_timestamp(),
-                revoked: service.revocations.cached().published(),
+                revoked: Some(service.revocations.cached().published()),
             };
             (
                 200,
