@@ -50,6 +50,9 @@ enum Command {
     /// renewal and bootstrap refuse it at once; verifiers refuse it after
     /// their next bundle refresh.
     Revoke(RevokeArgs),
+    /// Rotate a CA certificate now, through the running service.
+    #[command(subcommand)]
+    Rotate(RotateCommand),
     /// Print the current trust bundle (every trusted root).
     Bundle {
         /// CA directory.
@@ -161,6 +164,33 @@ struct RevokeArgs {
 }
 
 #[derive(Subcommand)]
+enum RotateCommand {
+    /// New intermediate now; the old one's key is destroyed.
+    Intermediate {
+        /// CA directory of the running service.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// New root. Normal: distributed in the bundle for
+    /// bundle_propagation_secs before issuance uses it. --emergency: used
+    /// at once; the old root stays trusted until the leaves it signed
+    /// expire, its key is destroyed at once.
+    Root {
+        /// CA directory of the running service.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Switch issuance to the new root at once.
+        #[arg(long)]
+        emergency: bool,
+        /// With --emergency: drop the old root from the bundle at once.
+        /// Every workload still holding a leaf of the old root fails its
+        /// handshakes until it renews or bootstraps again.
+        #[arg(long, requires = "emergency")]
+        break_workloads_now: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum TokenCommand {
     /// Create a one-time join token bound to one SPIFFE ID.
     Create {
@@ -203,6 +233,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token(TokenCommand::Create { dir, id, ttl }) => token_create(&dir, &id, ttl),
         Command::Serve { config } => serve(&config),
         Command::Revoke(a) => revoke(a),
+        Command::Rotate(r) => rotate(r),
         Command::Inspect { file } => inspect_file(&file),
         Command::Bundle { dir } => {
             let pem = std::fs::read_to_string(dir.join("bundle.pem"))
@@ -393,6 +424,33 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         println!("revoked {what}: renewal and bootstrap refuse it now; verifiers refuse it after their next bundle refresh");
     } else {
         println!("{what} was already revoked");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate(r: RotateCommand) -> Result<ExitCode> {
+    let (dir, path) = match &r {
+        RotateCommand::Intermediate { dir } => (dir, "/v1/admin/rotate/intermediate".to_string()),
+        RotateCommand::Root {
+            dir,
+            emergency,
+            break_workloads_now,
+        } => (
+            dir,
+            match (emergency, break_workloads_now) {
+                (false, _) => "/v1/admin/rotate/root".to_string(),
+                (true, false) => "/v1/admin/rotate/root?emergency".to_string(),
+                (true, true) => "/v1/admin/rotate/root?emergency&break_workloads".to_string(),
+            },
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PkiError::io("tokio runtime", e))?;
+    let answer = rt.block_on(rampart_pki::server::admin::post(dir, &path))?;
+    for ev in answer["events"].as_array().into_iter().flatten() {
+        println!("{}", ev.as_str().unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,11 @@ pub struct Metrics {
     pub refused: IntCounterVec,
     /// Seconds until each CA certificate expires.
     pub ca_expiry: GaugeVec,
+    /// CA rotations done, by event (`intermediate_rotated`,
+    /// `root_introduced`, `root_activated`, `root_retired`).
+    pub rotations: IntCounterVec,
+    /// Rotation steps that failed (retried at the next check).
+    pub rotation_failures: IntCounter,
     /// Entries on the revocation deny-list, by kind (`id`, `serial`).
     pub revoked: IntGaugeVec,
     /// Connections closed before a request was answered, by reason
@@ -92,6 +97,16 @@ impl Metrics {
             &["kind"],
         )?;
         registry.register(Box::new(revoked.clone()))?;
+        let rotations = IntCounterVec::new(
+            Opts::new("rampart_pki_rotations_total", "CA rotation steps done"),
+            &["event"],
+        )?;
+        registry.register(Box::new(rotations.clone()))?;
+        let rotation_failures = IntCounter::new(
+            "rampart_pki_rotation_failures_total",
+            "CA rotation steps that failed (retried at the next check)",
+        )?;
+        registry.register(Box::new(rotation_failures.clone()))?;
         registry.register(Box::new(issued.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(ca_expiry.clone()))?;
@@ -102,6 +117,8 @@ impl Metrics {
             ca_expiry,
             connections_closed,
             revoked,
+            rotations,
+            rotation_failures,
             audit_breaks,
             audit_restarts,
             audit_verified,

@@ -10,6 +10,7 @@
 //! TLS certificate atomically. Every issuance and refusal is audited.
 
 pub use rampart_identity::api;
+pub mod admin;
 mod conns;
 mod handlers;
 
@@ -127,9 +128,15 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let addr = listener
         .local_addr()
         .map_err(|e| PkiError::io("listener", e))?;
+    let admin_listener = admin::bind(&service.cfg.ca_dir).await?;
     let (shutdown, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(accept_loop(Arc::clone(&service), listener, rx.clone())),
+        tokio::spawn(admin::serve(
+            Arc::clone(&service),
+            admin_listener,
+            rx.clone(),
+        )),
         tokio::spawn(rotation_loop(Arc::clone(&service), rx)),
     ];
     tracing::info!(%addr, trust_domain = %service.trust_domain, "rampart-pki serving");
@@ -256,6 +263,7 @@ async fn rotation_loop(service: Arc<CaService>, mut shutdown: watch::Receiver<bo
         }
         let policy = service.cfg.rotation_policy();
         if let Err(e) = service.with_ca(move |ca| ca.tick(&policy)).await {
+            service.metrics.rotation_failures.inc();
             tracing::error!(error = %e, "rotation failed; will retry");
         }
         let due = OffsetDateTime::now_utc().unix_timestamp()
@@ -291,6 +299,13 @@ impl CaService {
         .await?;
         for ev in &events {
             tracing::info!(event = ?ev, "CA rotation");
+            let label = match ev {
+                RotationEvent::IntermediateRotated { .. } => "intermediate_rotated",
+                RotationEvent::RootIntroduced { .. } => "root_introduced",
+                RotationEvent::RootActivated { .. } => "root_activated",
+                RotationEvent::RootRetired { .. } => "root_retired",
+            };
+            self.metrics.rotations.with_label_values(&[label]).inc();
             self.audit
                 .record("rotation", json!({"detail": format!("{ev:?}")}));
         }
@@ -305,6 +320,15 @@ impl CaService {
     /// Rotates the intermediate now (operators and tests).
     pub async fn rotate_intermediate(self: &Arc<Self>) -> Result<Vec<RotationEvent>> {
         self.with_ca(|ca| ca.rotate_intermediate().map(|e| vec![e]))
+            .await
+    }
+
+    /// Emergency root rotation (see [`Ca::emergency_root_rotation`]).
+    pub async fn emergency_root_rotation(
+        self: &Arc<Self>,
+        break_workloads: bool,
+    ) -> Result<Vec<RotationEvent>> {
+        self.with_ca(move |ca| ca.emergency_root_rotation(break_workloads))
             .await
     }
 
