@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use rampart_tls::pem::certs_from_pem;
 use rampart_tls::{
-    client_config, server_config, BundleHandle, Identity, PeerPolicy, SpiffeId, TrustDomain,
+    BundleHandle, Identity, MeshConfigs, MeshOptions, PeerPolicy, RejectHook, SpiffeId, TrustDomain,
 };
 
 use crate::api::{IssueResponse, RevokedList};
@@ -23,7 +23,7 @@ use crate::csr::new_svid_csr;
 use crate::error::{IdentityError, Result};
 
 /// How a workload renews.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceSettings {
     /// Where the CA service listens.
     pub ca: CaEndpoint,
@@ -44,6 +44,11 @@ pub struct SourceSettings {
     pub bundle_refresh: Duration,
     /// Which peers the published TLS configs accept.
     pub peer_policy: PeerPolicy,
+    /// Called on every peer certificate the published configs refuse (read the reason with
+    /// `rampart_tls::Rejection::classify`).
+    pub on_reject: Option<RejectHook>,
+    /// ALPN protocols of the published configs (none by default).
+    pub alpn: Vec<Vec<u8>>,
     /// Where the current SVID is kept (`svid.pem`, `svid.key` 0600) so a
     /// restart renews instead of needing a new join token. `None`: memory only.
     pub state_dir: Option<PathBuf>,
@@ -63,8 +68,31 @@ impl SourceSettings {
             backoff_max: Duration::from_secs(60),
             bundle_refresh: Duration::from_secs(300),
             peer_policy: PeerPolicy::AnyInTrustDomain,
+            on_reject: None,
+            alpn: Vec::new(),
             state_dir: None,
         }
+    }
+
+    /// How the published mesh configs are built.
+    pub fn mesh_options(&self) -> MeshOptions {
+        MeshOptions {
+            policy: self.peer_policy.clone(),
+            on_reject: self.on_reject.clone(),
+            alpn: self.alpn.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSettings")
+            .field("ca", &self.ca)
+            .field("spiffe_id", &self.spiffe_id)
+            .field("ttl", &self.ttl)
+            .field("peer_policy", &self.peer_policy)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,8 +129,7 @@ pub struct SvidSource {
     client: CaClient,
     bundle: BundleHandle,
     current: ArcSwap<Current>,
-    server_tx: watch::Sender<Arc<ServerConfig>>,
-    client_tx: watch::Sender<Arc<ClientConfig>>,
+    mesh: MeshConfigs,
     status_tx: watch::Sender<SvidStatus>,
 }
 
@@ -163,8 +190,7 @@ impl SvidSource {
         bundle: BundleHandle,
         identity: Identity,
     ) -> Result<Arc<Self>> {
-        let server = server_config(&identity, &bundle, settings.peer_policy.clone())?;
-        let client_cfg = client_config(Some(&identity), &bundle, settings.peer_policy.clone())?;
+        let mesh = MeshConfigs::new(&identity, bundle.clone(), settings.mesh_options())?;
         let status = SvidStatus {
             spiffe_id: identity.spiffe_id.clone(),
             not_after: identity.not_after,
@@ -181,8 +207,7 @@ impl SvidSource {
             settings,
             bundle,
             current: ArcSwap::from_pointee(current),
-            server_tx: watch::channel(server).0,
-            client_tx: watch::channel(client_cfg).0,
+            mesh,
             status_tx: watch::channel(status).0,
         }))
     }
@@ -190,12 +215,17 @@ impl SvidSource {
     /// New `ServerConfig`s, one per renewal. Take `borrow().clone()` per
     /// accepted connection: open connections keep theirs.
     pub fn server_configs(&self) -> watch::Receiver<Arc<ServerConfig>> {
-        self.server_tx.subscribe()
+        self.mesh.server_configs()
     }
 
     /// New `ClientConfig`s, one per renewal.
     pub fn client_configs(&self) -> watch::Receiver<Arc<ClientConfig>> {
-        self.client_tx.subscribe()
+        self.mesh.client_configs()
+    }
+
+    /// The published configs, with acceptor and connector that follow them.
+    pub fn mesh(&self) -> &MeshConfigs {
+        &self.mesh
     }
 
     /// Renewal status (errors, seconds to expiry).
@@ -295,19 +325,13 @@ impl SvidSource {
     }
 
     fn install(&self, identity: Identity) -> Result<()> {
-        let server = server_config(&identity, &self.bundle, self.settings.peer_policy.clone())?;
-        let client = client_config(
-            Some(&identity),
-            &self.bundle,
-            self.settings.peer_policy.clone(),
-        )?;
+        // Both configs are built before anything changes: a failure keeps the current ones.
+        self.mesh.install(&identity)?;
         let not_after = identity.not_after;
         self.current.store(Arc::new(Current {
             identity: Arc::new(identity),
             received_at: OffsetDateTime::now_utc(),
         }));
-        self.server_tx.send_replace(server);
-        self.client_tx.send_replace(client);
         self.status_tx.send_modify(|s| {
             s.not_after = not_after;
             s.renewals += 1;

@@ -16,6 +16,8 @@
 //! - [`verifier`]: SPIFFE client and server certificate verifiers over the bundle.
 //! - [`identity`]: a workload's SVID chain and key.
 //! - [`config`]: mesh `ServerConfig` / `ClientConfig` builders for an identity.
+//! - [`publish`]: those configs published on watch channels, one generation per identity
+//!   ([`MeshConfigs`]), and the acceptor/connector that take the newest for each handshake.
 #![forbid(unsafe_code)]
 
 pub mod bundle;
@@ -24,6 +26,7 @@ pub mod error;
 pub mod identity;
 pub mod pem;
 pub mod provider;
+pub mod publish;
 pub mod rejection;
 pub mod revocation;
 pub mod sni;
@@ -32,10 +35,11 @@ pub mod svid;
 pub mod verifier;
 
 pub use bundle::BundleHandle;
-pub use config::{client_config, server_config};
+pub use config::{client_config, server_config, MeshOptions};
 pub use error::{Result, TlsError};
 pub use identity::Identity;
 pub use provider::{install_default_provider, provider, Profile};
+pub use publish::{LatestAcceptor, LatestConnector, MeshConfigs};
 pub use rejection::Rejection;
 pub use revocation::{RevocationList, Revoked};
 pub use spiffe::{SpiffeId, TrustDomain};
