@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use rampart_tls::spiffe::{SpiffeId, TrustDomain};
 use rampart_tls::svid as inspect;
-use rampart_tls::TlsError;
+use rampart_tls::Rejection;
 use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeClientVerifier, SpiffeServerVerifier};
-use rustls::{CertificateError, ClientConfig, ServerConfig};
+use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
@@ -160,23 +160,12 @@ pub fn classify_handshake_error(e: &io::Error) -> (&'static str, String) {
         };
     };
     let label = match tls {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => "unknown_ca",
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "not_yet_valid"
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            match Rejection::classify(tls) {
+                Rejection::Other(_) => "bad_certificate",
+                r => r.reason(),
             }
-            CertificateError::Revoked => "revoked",
-            CertificateError::BadSignature => "bad_signature",
-            CertificateError::Other(other) => match other.0.downcast_ref::<TlsError>() {
-                Some(TlsError::ForeignTrustDomain { .. }) => "foreign_trust_domain",
-                Some(TlsError::NotSvid(why)) if why.contains("URI SANs") => "several_uri_sans",
-                Some(TlsError::NotSvid(_)) => "not_svid",
-                _ => "bad_certificate",
-            },
-            _ => "bad_certificate",
-        },
-        rustls::Error::NoCertificatesPresented => "no_client_certificate",
+        }
         rustls::Error::InvalidMessage(_) => "not_tls",
         rustls::Error::PeerIncompatible(_) => "incompatible",
         rustls::Error::AlertReceived(_) => "alert_received",
