@@ -53,6 +53,9 @@ enum Command {
     /// Rotate a CA certificate now, through the running service.
     #[command(subcommand)]
     Rotate(RotateCommand),
+    /// Keep a workload's SVID in a directory (cert.pem, key.pem 0600,
+    /// bundle.pem, revoked.json), renewed at 2/3 of its life.
+    Agent(AgentArgs),
     /// Print the current trust bundle (every trusted root).
     Bundle {
         /// CA directory.
@@ -163,6 +166,34 @@ struct RevokeArgs {
     reason: String,
 }
 
+#[derive(Args)]
+struct AgentArgs {
+    /// The CA service, HOST:PORT.
+    #[arg(long)]
+    ca: String,
+    /// The workload's SPIFFE ID.
+    #[arg(long)]
+    id: String,
+    /// File with a one-time join token (only needed without a valid SVID in --out).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Trust bundle to authenticate the CA at first start (`rampart-pki bundle`).
+    #[arg(long)]
+    bundle_file: Option<PathBuf>,
+    /// Output directory (a tmpfs in Kubernetes).
+    #[arg(long)]
+    out: PathBuf,
+    /// Requested certificate lifetime (the CA caps it).
+    #[arg(long, value_parser = parse_duration)]
+    ttl: Option<Duration>,
+    /// Trust bundle refresh interval.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    bundle_refresh: Duration,
+    /// Serve /metrics (SVID seconds to expiry) on this address, e.g. 127.0.0.1:9405.
+    #[arg(long)]
+    metrics_listen: Option<String>,
+}
+
 #[derive(Subcommand)]
 enum RotateCommand {
     /// New intermediate now; the old one's key is destroyed.
@@ -234,6 +265,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve { config } => serve(&config),
         Command::Revoke(a) => revoke(a),
         Command::Rotate(r) => rotate(r),
+        Command::Agent(a) => agent(a),
         Command::Inspect { file } => inspect_file(&file),
         Command::Bundle { dir } => {
             let pem = std::fs::read_to_string(dir.join("bundle.pem"))
@@ -453,6 +485,54 @@ fn rotate(r: RotateCommand) -> Result<ExitCode> {
         println!("{}", ev.as_str().unwrap_or_default());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn agent(a: AgentArgs) -> Result<ExitCode> {
+    use rampart_pki::agent;
+    let opts = agent::AgentOptions {
+        ca: a.ca,
+        spiffe_id: SpiffeId::parse(&a.id)?,
+        token_file: a.token_file,
+        bundle_file: a.bundle_file,
+        out: a.out.clone(),
+        ttl: a.ttl,
+        bundle_refresh: a.bundle_refresh,
+    };
+    let metrics_addr = a
+        .metrics_listen
+        .as_deref()
+        .map(agent::parse_listen)
+        .transpose()?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| PkiError::io("tokio runtime", e))?;
+    rt.block_on(async {
+        let source = agent::start(&opts).await?;
+        let renewal = source.spawn();
+        let writer = tokio::spawn(agent::keep_files_current(a.out.clone(), source.clone()));
+        let mut ready = format!("ready {}", a.out.display());
+        let metrics = match metrics_addr {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| PkiError::io(format!("listen {addr}"), e))?;
+                let bound = l
+                    .local_addr()
+                    .map_err(|e| PkiError::io("metrics listener", e))?;
+                ready.push_str(&format!(" metrics http://{bound}/metrics"));
+                Some(tokio::spawn(agent::serve_metrics(l, source.clone())))
+            }
+            None => None,
+        };
+        // Supervisors and tests wait for this line.
+        println!("{ready}");
+        let _ = std::io::stdout().flush();
+        wait_for_stop_signal().await;
+        renewal.abort();
+        writer.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn serve(config: &Path) -> Result<ExitCode> {

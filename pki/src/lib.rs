@@ -10,10 +10,12 @@
 //! - [`csr`], [`inspect`]: reading requests and certificates.
 //! - [`token`], [`audit`], [`ratelimit`], [`revocation`], [`metrics`]: service building blocks.
 //! - [`server`]: the HTTPS service (`rampart-pki serve`).
+//! - [`agent`]: `rampart-pki agent`, SVID files for workloads in any language.
 //! - [`tls`]: the `rampart-tls` crate (SPIFFE verifiers, trust bundle, profiles), re-exported.
 //! - [`client`]: the `rampart-identity` crate (CA client, renewing sources), re-exported.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod audit;
 pub mod ca;
 pub mod config;

@@ -110,6 +110,27 @@ impl Metrics {
         registry.register(Box::new(issued.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(ca_expiry.clone()))?;
+        // Every label value alerts look at exists from the start (0), so a
+        // rate() over it is defined before the first event.
+        for r in [
+            "per_ip_cap",
+            "global_cap",
+            "handshake_timeout",
+            "request_timeout",
+        ] {
+            connections_closed.with_label_values(&[r]);
+        }
+        for e in [
+            "intermediate_rotated",
+            "root_introduced",
+            "root_activated",
+            "root_retired",
+        ] {
+            rotations.with_label_values(&[e]);
+        }
+        for k in ["id", "serial"] {
+            revoked.with_label_values(&[k]);
+        }
         Ok(Metrics {
             registry,
             issued,

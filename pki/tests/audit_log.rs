@@ -32,9 +32,13 @@ struct Serve {
 
 impl Serve {
     async fn start(d: &Path) -> Serve {
+        Self::start_with(d, "").await
+    }
+
+    async fn start_with(d: &Path, extra: &str) -> Serve {
         std::fs::write(
             d.join("pki.toml"),
-            "listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n",
+            format!("listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n{extra}"),
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
@@ -362,4 +366,149 @@ async fn rotate_commands_drive_the_running_service() {
     );
     serve.stop();
     assert!(!d.join("ca/admin.sock").exists(), "socket removed at exit");
+}
+
+/// Waits (bounded) for a line from a child's stdout.
+async fn first_line(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        }),
+    )
+    .await
+    .expect("no line within 30 s")
+    .unwrap()
+}
+
+fn agent(d: &Path, port: u16, with_token: bool) -> Child {
+    let ca = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "agent",
+        "--ca",
+        &ca,
+        "--id",
+        "spiffe://example.org/ns/web/sa/py",
+        "--bundle-file",
+        "ca/bundle.pem",
+        "--out",
+        "out",
+        "--ttl",
+        "6s",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    if with_token {
+        args.extend(["--token-file", "token"]);
+    }
+    Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
+        .current_dir(d)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The agent: files a workload in any language can use, renewed at 2/3 of
+/// life, verifiable with openssl, expiry as a metric, resumed after a
+/// restart without a new token.
+#[tokio::test]
+async fn agent_keeps_files_for_any_workload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d);
+    let serve = Serve::start_with(d, "[issuance]\nmax_ttl_secs = 6\ndefault_ttl_secs = 6\n").await;
+    let token = ok(&pki(
+        d,
+        &[
+            "token",
+            "create",
+            "--dir",
+            "ca",
+            "--id",
+            "spiffe://example.org/ns/web/sa/py",
+        ],
+    ));
+    std::fs::write(d.join("token"), token.trim()).unwrap();
+    let mut child = agent(d, serve.port, true);
+    let line = first_line(&mut child).await;
+    assert!(line.starts_with("ready out"), "{line:?}");
+    let metrics_url = line.trim().rsplit(' ').next().unwrap().to_string();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("out/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let verify = || {
+        Command::new("openssl")
+            .current_dir(d.join("out"))
+            .args([
+                "verify",
+                "-CAfile",
+                "bundle.pem",
+                "-untrusted",
+                "cert.pem",
+                "cert.pem",
+            ])
+            .output()
+            .unwrap()
+    };
+    let v = verify();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let key_matches = || {
+        let pubkey = |args: &[&str]| {
+            Command::new("openssl")
+                .current_dir(d.join("out"))
+                .args(args)
+                .output()
+                .unwrap()
+                .stdout
+        };
+        pubkey(&["x509", "-in", "cert.pem", "-noout", "-pubkey"])
+            == pubkey(&["pkey", "-in", "key.pem", "-pubout"])
+    };
+    assert!(key_matches());
+    let first = std::fs::read(d.join("out/cert.pem")).unwrap();
+    // Renewed at about 2/3 of the 6 s life.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read(d.join("out/cert.pem")).unwrap() == first {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no renewal written within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(key_matches(), "key and certificate written as a pair");
+    let m = curl(d, &[&metrics_url]).await;
+    let expiry: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_pki_agent_svid_seconds_to_expiry "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no expiry metric: {m}"));
+    assert!(expiry > 0.0 && expiry <= 6.0, "{expiry}");
+    stop(child);
+    // Restart without a token: resumes from the files.
+    std::fs::remove_file(d.join("token")).unwrap();
+    let mut child = agent(d, serve.port, false);
+    let line = first_line(&mut child).await;
+    assert!(
+        line.starts_with("ready out"),
+        "resumed without a token: {line:?}"
+    );
+    stop(child);
+    serve.stop();
 }
