@@ -53,6 +53,18 @@ pub struct ServeConfig {
     /// Connection caps and deadlines.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Workload attestation beyond join tokens.
+    #[serde(default)]
+    pub attestation: AttestationConfig,
+}
+
+/// `[attestation]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// Kubernetes projected service-account tokens (`POST /v1/attest/k8s`).
+    #[serde(default)]
+    pub kubernetes: Option<crate::attest::KubernetesConfig>,
 }
 
 /// `[limits]`: what one client may hold, so none can starve the others.

@@ -39,6 +39,9 @@ pub enum PkiError {
     /// listed in `[issuance] reserved_ids`).
     #[error("{id} is reserved ({why}) and is never issued")]
     ReservedIdentity { id: String, why: &'static str },
+    /// A workload attestation (service-account token) did not verify.
+    #[error("attestation refused: {0}")]
+    AttestationRefused(String),
     /// The identity or certificate is on the revocation deny-list.
     #[error("revoked: {0}")]
     Revoked(String),
@@ -156,6 +159,7 @@ impl PkiError {
             PkiError::CsrIdentityMismatch { .. } => "csr_identity_mismatch",
             PkiError::KeyMismatch(_) => "key_mismatch",
             PkiError::Revoked(_) => "revoked",
+            PkiError::AttestationRefused(_) => "attestation_refused",
             PkiError::ReservedIdentity { .. } => "reserved_identity",
             PkiError::UnsupportedKeyAlgorithm(_) => "unsupported_key_algorithm",
             PkiError::NotSvid(_) => "not_svid",
@@ -189,6 +193,7 @@ impl PkiError {
             PkiError::TokenUnknown
             | PkiError::TokenReused
             | PkiError::TokenExpired
+            | PkiError::AttestationRefused(_)
             | PkiError::CertificateNotValidNow(_) => 401,
             PkiError::CsrIdentityMismatch { .. }
             | PkiError::ForeignTrustDomain { .. }

@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod attest;
 pub mod audit;
 pub mod ca;
 pub mod config;

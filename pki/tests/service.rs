@@ -469,3 +469,102 @@ async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
     );
     running.shutdown().await;
 }
+
+/// Kubernetes projected service-account tokens: keys and JWKS made here.
+#[tokio::test]
+async fn kubernetes_service_account_tokens_attest_workloads() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let cluster = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let point = cluster.public_key_raw();
+    assert_eq!(point.len(), 65);
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+    }]});
+    std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
+    let running = common::start(
+        dir.path(),
+        &format!(
+            "[attestation.kubernetes]\njwks_file = \"{}\"\nissuer = \"https://kubernetes.default.svc\"\naudience = \"rampart-pki\"\n",
+            dir.path().join("jwks.json").display()
+        ),
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = |key: &rcgen::KeyPair, aud: &str, exp: i64, sub: &str| {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("k1".into());
+        let claims = serde_json::json!({
+            "iss": "https://kubernetes.default.svc", "aud": [aud], "exp": exp, "iat": now,
+            "sub": sub,
+            "kubernetes.io": {"namespace": "shop", "serviceaccount": {"name": "cart", "uid": "u"}},
+        });
+        encode(&h, &claims, &EncodingKey::from_ec_der(&key.serialize_der())).unwrap()
+    };
+    const SUB: &str = "system:serviceaccount:shop:cart";
+    const WANT: &str = "spiffe://example.org/ns/shop/sa/cart";
+    let url = format!("https://127.0.0.1:{}/v1/attest/k8s", running.addr.port());
+    let bundle = dir.path().join("ca/bundle.pem").display().to_string();
+    let post = |jwt: String, csr: String| {
+        let body = dir.path().join("body.json");
+        std::fs::write(
+            &body,
+            serde_json::json!({"token": jwt, "csr": csr}).to_string(),
+        )
+        .unwrap();
+        let args = vec![
+            "--cacert".to_string(),
+            bundle.clone(),
+            "-X".into(),
+            "POST".into(),
+            "--data".into(),
+            format!("@{}", body.display()),
+            url.clone(),
+        ];
+        curl(args)
+    };
+    let (ok, body, err) = post(
+        token(&cluster, "rampart-pki", now + 600, SUB),
+        common::csr(&[WANT], false),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let resp: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp["spiffe_id"], WANT, "{body}");
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    for (jwt, csr, want) in [
+        (token(&cluster, "someone-else", now + 600, SUB), WANT, "InvalidAudience"),
+        (token(&cluster, "rampart-pki", now - 600, SUB), WANT, "ExpiredSignature"),
+        (token(&other, "rampart-pki", now + 600, SUB), WANT, "InvalidSignature"),
+        (token(&cluster, "rampart-pki", now + 600, "system:serviceaccount:shop:other"), WANT, "disagree"),
+        (token(&cluster, "rampart-pki", now + 600, SUB), "spiffe://example.org/ns/shop/sa/admin", "csr_identity_mismatch"),
+        // alg none: header {"alg":"none"} with an empty signature.
+        (
+            format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#),
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"https://kubernetes.default.svc","aud":"rampart-pki","exp":{},"sub":"{SUB}"}}"#, now + 600))
+            ),
+            WANT,
+            "attestation_refused",
+        ),
+    ] {
+        let (_, body, _) = post(jwt, common::csr(&[csr], false)).await;
+        assert!(body.contains(want), "expected {want}: {body}");
+        assert!(!body.contains("chain_pem"), "{body}");
+    }
+    assert_eq!(
+        running
+            .service
+            .metrics_text()
+            .lines()
+            .find(|l| l.starts_with("rampart_pki_certificates_issued_total{kind=\"k8s\"}")),
+        Some("rampart_pki_certificates_issued_total{kind=\"k8s\"} 1")
+    );
+    running.shutdown().await;
+}

@@ -165,6 +165,7 @@ async fn route(
             service.metrics_text().into_bytes(),
         ),
         ("POST", "/v1/bootstrap") => issue(service, Caller::Token, body, peer).await,
+        ("POST", "/v1/attest/k8s") => issue(service, Caller::Kubernetes, body, peer).await,
         ("POST", "/v1/renew") => match peer_id {
             Some(p) => issue(service, Caller::Renew(p.id, p.serial), body, peer).await,
             None => no_client_cert(service, "renew", peer),
@@ -173,7 +174,11 @@ async fn route(
             Some(p) => issue(service, Caller::Edge(p.id, p.serial), body, peer).await,
             None => no_client_cert(service, "edge", peer),
         },
-        (_, "/v1/bundle" | "/metrics" | "/v1/bootstrap" | "/v1/renew" | "/v1/edge") => {
+        (
+            _,
+            "/v1/bundle" | "/metrics" | "/v1/bootstrap" | "/v1/renew" | "/v1/edge"
+            | "/v1/attest/k8s",
+        ) => {
             error_reply(405, "method_not_allowed", "wrong method")
         }
         _ => error_reply(
@@ -189,6 +194,8 @@ async fn route(
 enum Caller {
     /// Bootstrap: the join token in the body decides.
     Token,
+    /// Bootstrap with a Kubernetes service-account token (JWT).
+    Kubernetes,
     /// Renewal by the holder of this valid SVID (identity, serial).
     Renew(SpiffeId, String),
     /// Edge server certificate requested by this SVID (identity, serial).
@@ -199,6 +206,7 @@ impl Caller {
     fn kind(&self) -> &'static str {
         match self {
             Caller::Token => "bootstrap",
+            Caller::Kubernetes => "k8s",
             Caller::Renew(..) => "renew",
             Caller::Edge(..) => "edge",
         }
@@ -206,7 +214,7 @@ impl Caller {
 
     fn id(&self) -> Option<SpiffeId> {
         match self {
-            Caller::Token => None,
+            Caller::Token | Caller::Kubernetes => None,
             Caller::Renew(id, _) | Caller::Edge(id, _) => Some(id.clone()),
         }
     }
@@ -310,6 +318,35 @@ fn issue_blocking(
                 let csr = csr::parse_pem(&req.csr)?;
                 csr.require_svid_for(&id)?;
                 service.cfg.issuance.reserved_ids.check(&id)?;
+                service.rate_check(&id)?;
+                service.issuer.load().issue_svid(&id, &csr.public_key, ttl)
+            })();
+            (Some(id), r)
+        }
+        Caller::Kubernetes => {
+            let Some(attestor) = &service.k8s else {
+                return (
+                    None,
+                    Err(PkiError::NotAuthorized(
+                        "Kubernetes attestation is not configured ([attestation.kubernetes])"
+                            .into(),
+                    )),
+                );
+            };
+            let req: BootstrapRequest = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return (None, Err(PkiError::BadRequest(e.to_string()))),
+            };
+            let id = match attestor.attest(&req.token) {
+                Ok(id) => id,
+                Err(e) => return (None, Err(e)),
+            };
+            let r = (|| {
+                let ttl = service.ttl(req.ttl_secs)?;
+                let csr = csr::parse_pem(&req.csr)?;
+                csr.require_svid_for(&id)?;
+                service.cfg.issuance.reserved_ids.check(&id)?;
+                service.revocations.current()?.check(&id, None)?;
                 service.rate_check(&id)?;
                 service.issuer.load().issue_svid(&id, &csr.public_key, ttl)
             })();

@@ -53,6 +53,7 @@ pub struct CaService {
     bundle: BundleHandle,
     tokens: TokenStore,
     revocations: crate::revocation::Watch,
+    k8s: Option<crate::attest::KubernetesAttestor>,
     audit: AuditSink,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
@@ -96,6 +97,13 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let audit = AuditSink::spawn(blocking(move || AuditLog::open(&audit_path)).await?)?;
     let tokens = TokenStore::open(&cfg.ca_dir)?;
     let revocations = crate::revocation::Watch::new(&cfg.ca_dir)?;
+    let k8s = match &cfg.attestation.kubernetes {
+        Some(k) => Some(crate::attest::KubernetesAttestor::load(
+            k,
+            trust_domain.clone(),
+        )?),
+        None => None,
+    };
     let issuer = ca.issuer();
     let issuer_serial = issuer.serial().to_string();
     let bundle_pem = ca.trust_bundle_pem();
@@ -111,6 +119,7 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         bundle,
         tokens,
         revocations,
+        k8s,
         audit,
         limiter,
         metrics,
