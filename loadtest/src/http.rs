@@ -11,7 +11,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use std::io;
-use tokio::task::JoinHandle;
+use std::pin::Pin;
+use std::time::Duration;
 
 use crate::malformed::{self, RawClient};
 use crate::target::Conn;
@@ -133,7 +134,7 @@ impl Client {
     /// the server neither closed it nor sent anything since the last response.
     pub async fn is_idle_for(&mut self, request: &Prepared) -> bool {
         match (self, request) {
-            (Self::Hyper(c), Prepared::Hyper(_)) => c.is_idle(),
+            (Self::Hyper(c), Prepared::Hyper(_)) => c.is_idle().await,
             (Self::Raw(c), Prepared::Raw { .. }) => c.is_idle().await,
             _ => false,
         }
@@ -149,17 +150,15 @@ impl Client {
     }
 }
 
-/// hyper's HTTP/1.1 client connection; its driver runs as a task, ended when
-/// the client is dropped.
+type Connection = http1::Connection<TokioIo<Conn>, Full<Bytes>>;
+
+/// hyper's HTTP/1.1 client connection, driven in the caller's task while a
+/// request is on it (no task hop per request); dropped, it closes.
 pub struct HyperClient {
     sender: http1::SendRequest<Full<Bytes>>,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for HyperClient {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
+    connection: Pin<Box<Connection>>,
+    /// The connection future ended (the server closed it, or an error).
+    ended: bool,
 }
 
 /// hyper's errors as I/O errors, so they are counted by kind
@@ -190,19 +189,59 @@ impl HyperClient {
         let (sender, connection) = http1::handshake(TokioIo::new(conn))
             .await
             .map_err(io_error)?;
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(Self { sender, driver })
+        Ok(Self {
+            sender,
+            connection: Box::pin(connection),
+            ended: false,
+        })
     }
 
-    fn is_idle(&self) -> bool {
-        !self.sender.is_closed() && self.sender.is_ready()
+    async fn is_idle(&mut self) -> bool {
+        // Poll the connection once: a close or stray bytes since the last response end it.
+        if !self.ended
+            && tokio::time::timeout(Duration::ZERO, self.connection.as_mut())
+                .await
+                .is_ok()
+        {
+            self.ended = true;
+        }
+        !self.ended && !self.sender.is_closed() && self.sender.is_ready()
     }
 
     async fn exchange(&mut self, template: &Template) -> io::Result<Response> {
-        let response = self
-            .sender
+        if self.ended {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        let Self {
+            sender,
+            connection,
+            ended,
+        } = self;
+        let exchange = Self::round_trip(sender, template);
+        tokio::pin!(exchange);
+        tokio::select! {
+            biased;
+            result = &mut exchange => return result,
+            done = connection.as_mut() => {
+                *ended = true;
+                if let Err(e) = done {
+                    return Err(io_error(e));
+                }
+            }
+        }
+        // The connection ended cleanly (e.g. `Connection: close` after the response):
+        // what it delivered is buffered; a request it never answered fails as closed.
+        exchange.await
+    }
+
+    async fn round_trip(
+        sender: &mut http1::SendRequest<Full<Bytes>>,
+        template: &Template,
+    ) -> io::Result<Response> {
+        let response = sender
             .send_request(template.request())
             .await
             .map_err(io_error)?;
