@@ -1,6 +1,7 @@
 //! Stage 2: malformed or ambiguous requests are refused here, before routing, and never
 //! forwarded: a request target that is not origin-form, ambiguous body framing (request
-//! smuggling material), CONNECT, and a missing, repeated, malformed or contradicting host.
+//! smuggling material), spaces inside the request target, CONNECT, and a missing, repeated,
+//! malformed or contradicting host.
 
 use super::denial::Denial;
 use super::route::normalize_host;
@@ -10,10 +11,39 @@ use rampart_protect::denial::DenialReason;
 
 /// Checks the request; returns its normalised host, or the denial.
 pub fn request(session: &Session) -> Result<String, Denial> {
-    if smuggled_content_length(session) {
-        return Err(Denial::bad_request("te_and_cl"));
+    if let Some(raw) = session
+        .downstream_session
+        .as_http1()
+        .map(|h1| h1.get_headers_raw_bytes())
+    {
+        if let Some(reason) = raw_head_problem(&raw) {
+            return Err(Denial::bad_request(reason));
+        }
     }
     head(session.req_header())
+}
+
+/// What only the raw HTTP/1 head shows, since Pingora normalises it before our filters run:
+/// - a request line with more than two spaces, or a tab (`GET /a /b HTTP/1.1`: Pingora would
+///   re-encode the target as `/a%20/b`; a second request line can hide that way), refused as
+///   `space_in_target` (RFC 9112 §3: exactly one SP between the three parts);
+/// - Content-Length sent together with Transfer-Encoding (request smuggling material; Pingora
+///   drops the Content-Length), refused as `te_and_cl`.
+fn raw_head_problem(raw: &[u8]) -> Option<&'static str> {
+    let mut lines = raw.split(|&b| b == b'\n');
+    let request_line = lines.next().unwrap_or_default();
+    let request_line = request_line.strip_suffix(b"\r").unwrap_or(request_line);
+    let spaces = request_line.iter().filter(|&&b| b == b' ').count();
+    if spaces != 2 || request_line.contains(&b'\t') {
+        return Some("space_in_target");
+    }
+    let mut te = false;
+    let mut cl = false;
+    for line in lines {
+        te |= line.len() >= 18 && line[..18].eq_ignore_ascii_case(b"transfer-encoding:");
+        cl |= line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:");
+    }
+    (te && cl).then_some("te_and_cl")
 }
 
 /// The checks on the parsed head.
@@ -47,8 +77,13 @@ fn framing_problem(req: &RequestHeader) -> Option<&'static str> {
         let valid = first
             .to_str()
             .is_ok_and(|v| v.trim().parse::<u64>().is_ok());
-        if !valid || cls.any(|v| v != first) {
+        if !valid {
             return Some("bad_content_length");
+        }
+        // Two Content-Length headers, even equal ones, would reach the upstream as two
+        // (RFC 9110 §8.6 lets a recipient reject them; nginx does).
+        if cls.next().is_some() {
+            return Some("duplicate_content_length");
         }
     }
     None
@@ -82,20 +117,26 @@ fn request_host(req: &RequestHeader) -> Result<String, &'static str> {
     }
 }
 
-/// Content-Length sent together with Transfer-Encoding (request smuggling material). Pingora
-/// drops the Content-Length before our filters run, so the raw head is checked.
-fn smuggled_content_length(session: &Session) -> bool {
-    if !session
-        .req_header()
-        .headers
-        .contains_key(http::header::TRANSFER_ENCODING)
-    {
-        return false;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_head_checks() {
+        assert_eq!(raw_head_problem(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), None);
+        assert_eq!(
+            raw_head_problem(b"GET /a /b HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some("space_in_target")
+        );
+        assert_eq!(
+            raw_head_problem(b"GET /a\t/b HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some("space_in_target")
+        );
+        assert_eq!(
+            raw_head_problem(
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            Some("te_and_cl")
+        );
     }
-    let Some(h1) = session.downstream_session.as_http1() else {
-        return false;
-    };
-    let raw = h1.get_headers_raw_bytes();
-    raw.split(|&b| b == b'\n')
-        .any(|line| line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
 }
