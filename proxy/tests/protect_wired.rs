@@ -848,23 +848,6 @@ async fn host_with_two_ports_is_400_and_not_forwarded() {
 }
 
 #[tokio::test]
-async fn space_or_tab_inside_the_request_target_is_400_and_not_forwarded() {
-    let e = start().await;
-    e.refused(b"GET /a /b HTTP/1.1\r\nHost: app.test\r\n\r\n", 400)
-        .await;
-    e.refused(b"GET /a\t/b HTTP/1.1\r\nHost: app.test\r\n\r\n", 400)
-        .await;
-    // A second request line hidden in the target.
-    e.refused(
-        b"GET /x HTTP/1.1 /y HTTP/1.1\r\nHost: app.test\r\n\r\n",
-        400,
-    )
-    .await;
-    let log = e.log_line("rampart.denial.reason", "space_in_target");
-    assert_eq!(log["http.response.status_code"], 400);
-}
-
-#[tokio::test]
 async fn obs_fold_is_400() {
     let e = start().await;
     let req = b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Folded: a\r\n  b\r\n\r\n";
