@@ -38,6 +38,10 @@ pub struct IssueResponse {
     pub bundle_pem: String,
     /// Leaf expiry, unix seconds.
     pub not_after: i64,
+    /// The trust domain's revocation deny-list, replaced with the bundle (absent: the CA does
+    /// not publish one, the workload keeps its current list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<RevokedList>,
 }
 
 /// `GET /v1/bundle`
@@ -46,6 +50,35 @@ pub struct IssueResponse {
 pub struct BundleResponse {
     pub trust_domain: String,
     pub bundle_pem: String,
+    /// The trust domain's revocation deny-list (as in [`IssueResponse::revoked`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<RevokedList>,
+}
+
+/// Revoked SPIFFE IDs and certificate serials (lower-case hex of the serial's content
+/// octets, colons allowed), always the full list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedList {
+    #[serde(default)]
+    pub spiffe_ids: Vec<String>,
+    #[serde(default)]
+    pub serials: Vec<String>,
+}
+
+impl RevokedList {
+    /// The wire form of a deny-list.
+    pub fn from_list(list: &rampart_tls::RevocationList) -> Self {
+        RevokedList {
+            spiffe_ids: list.ids().map(|i| i.to_string()).collect(),
+            serials: list.serials().map(str::to_string).collect(),
+        }
+    }
+
+    /// Parses the deny-list; one malformed entry refuses the whole list.
+    pub fn to_list(&self) -> rampart_tls::Result<rampart_tls::RevocationList> {
+        rampart_tls::RevocationList::from_strings(&self.spiffe_ids, &self.serials)
+    }
 }
 
 /// Any refusal.

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use rampart_tls::SpiffeServerVerifier;
 use rampart_tls::{config::client_config_with, BundleHandle, Identity, PeerPolicy};
+use rampart_tls::{Rejection, SpiffeServerVerifier};
 use rustls_pki_types::ServerName;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
@@ -196,12 +196,7 @@ impl CaClient {
         csr_pem: &str,
         ttl: Option<Duration>,
     ) -> Result<IssueResponse> {
-        let body = RenewRequest {
-            csr: csr_pem.into(),
-            ttl_secs: ttl.map(|t| t.as_secs()),
-        };
-        self.call(Some(current), Method::POST, "/v1/renew", Some(&body))
-            .await
+        self.issue(current, "/v1/renew", csr_pem, ttl).await
     }
 
     /// An edge server certificate for the DNS names of `csr_pem`, asked
@@ -212,11 +207,22 @@ impl CaClient {
         csr_pem: &str,
         ttl: Option<Duration>,
     ) -> Result<IssueResponse> {
+        self.issue(current, "/v1/edge", csr_pem, ttl).await
+    }
+
+    /// A CSR sent over mTLS with our current certificate to `path`.
+    async fn issue(
+        &self,
+        current: &Identity,
+        path: &str,
+        csr_pem: &str,
+        ttl: Option<Duration>,
+    ) -> Result<IssueResponse> {
         let body = RenewRequest {
             csr: csr_pem.into(),
             ttl_secs: ttl.map(|t| t.as_secs()),
         };
-        self.call(Some(current), Method::POST, "/v1/edge", Some(&body))
+        self.call(Some(current), Method::POST, path, Some(&body))
             .await
     }
 
@@ -324,9 +330,15 @@ fn hyper_failure(e: hyper::Error) -> IdentityError {
     IdentityError::CaUnavailable(e.to_string())
 }
 
-/// TLS failures: an alert about our own certificate is a refusal the
-/// operator must act on; anything else means the CA is unreachable.
+/// TLS failures: a CA certificate we refused says why; an alert about our own certificate is
+/// a refusal the operator must act on; anything else means the CA is unreachable.
 fn tls_failure(e: std::io::Error) -> IdentityError {
+    if let Some(why) = Rejection::from_io(&e) {
+        return IdentityError::CaUnavailable(format!(
+            "the CA's certificate was refused ({}): {why}",
+            why.reason()
+        ));
+    }
     let text = e.to_string();
     if text.contains("CertificateExpired") {
         IdentityError::CertificateNotValidNow(

@@ -14,16 +14,16 @@ use tokio::task::JoinHandle;
 
 use rampart_tls::pem::certs_from_pem;
 use rampart_tls::{
-    client_config, server_config, BundleHandle, Identity, PeerPolicy, SpiffeId, TrustDomain,
+    BundleHandle, Identity, MeshConfigs, MeshOptions, PeerPolicy, RejectHook, SpiffeId, TrustDomain,
 };
 
-use crate::api::IssueResponse;
+use crate::api::{IssueResponse, RevokedList};
 use crate::ca_client::{CaClient, CaEndpoint};
 use crate::csr::new_svid_csr;
 use crate::error::{IdentityError, Result};
 
 /// How a workload renews.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceSettings {
     /// Where the CA service listens.
     pub ca: CaEndpoint,
@@ -44,6 +44,14 @@ pub struct SourceSettings {
     pub bundle_refresh: Duration,
     /// Which peers the published TLS configs accept.
     pub peer_policy: PeerPolicy,
+    /// Called on every peer certificate the published configs refuse (read the reason with
+    /// `rampart_tls::Rejection::classify`).
+    pub on_reject: Option<RejectHook>,
+    /// ALPN protocols of the published configs (none by default).
+    pub alpn: Vec<Vec<u8>>,
+    /// Whether the published server config lets clients without a certificate in (see
+    /// `rampart_tls::MeshOptions::client_cert_optional`; off by default).
+    pub client_cert_optional: bool,
     /// Where the current SVID is kept (`svid.pem`, `svid.key` 0600) so a
     /// restart renews instead of needing a new join token. `None`: memory only.
     pub state_dir: Option<PathBuf>,
@@ -63,8 +71,33 @@ impl SourceSettings {
             backoff_max: Duration::from_secs(60),
             bundle_refresh: Duration::from_secs(300),
             peer_policy: PeerPolicy::AnyInTrustDomain,
+            on_reject: None,
+            alpn: Vec::new(),
+            client_cert_optional: false,
             state_dir: None,
         }
+    }
+
+    /// How the published mesh configs are built.
+    pub fn mesh_options(&self) -> MeshOptions {
+        MeshOptions {
+            policy: self.peer_policy.clone(),
+            on_reject: self.on_reject.clone(),
+            alpn: self.alpn.clone(),
+            client_cert_optional: self.client_cert_optional,
+        }
+    }
+}
+
+impl std::fmt::Debug for SourceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceSettings")
+            .field("ca", &self.ca)
+            .field("spiffe_id", &self.spiffe_id)
+            .field("ttl", &self.ttl)
+            .field("peer_policy", &self.peer_policy)
+            .field("state_dir", &self.state_dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -101,8 +134,7 @@ pub struct SvidSource {
     client: CaClient,
     bundle: BundleHandle,
     current: ArcSwap<Current>,
-    server_tx: watch::Sender<Arc<ServerConfig>>,
-    client_tx: watch::Sender<Arc<ClientConfig>>,
+    mesh: MeshConfigs,
     status_tx: watch::Sender<SvidStatus>,
 }
 
@@ -163,8 +195,7 @@ impl SvidSource {
         bundle: BundleHandle,
         identity: Identity,
     ) -> Result<Arc<Self>> {
-        let server = server_config(&identity, &bundle, settings.peer_policy.clone())?;
-        let client_cfg = client_config(Some(&identity), &bundle, settings.peer_policy.clone())?;
+        let mesh = MeshConfigs::new(&identity, bundle.clone(), settings.mesh_options())?;
         let status = SvidStatus {
             spiffe_id: identity.spiffe_id.clone(),
             not_after: identity.not_after,
@@ -181,8 +212,7 @@ impl SvidSource {
             settings,
             bundle,
             current: ArcSwap::from_pointee(current),
-            server_tx: watch::channel(server).0,
-            client_tx: watch::channel(client_cfg).0,
+            mesh,
             status_tx: watch::channel(status).0,
         }))
     }
@@ -190,12 +220,17 @@ impl SvidSource {
     /// New `ServerConfig`s, one per renewal. Take `borrow().clone()` per
     /// accepted connection: open connections keep theirs.
     pub fn server_configs(&self) -> watch::Receiver<Arc<ServerConfig>> {
-        self.server_tx.subscribe()
+        self.mesh.server_configs()
     }
 
     /// New `ClientConfig`s, one per renewal.
     pub fn client_configs(&self) -> watch::Receiver<Arc<ClientConfig>> {
-        self.client_tx.subscribe()
+        self.mesh.client_configs()
+    }
+
+    /// The published configs, with acceptor and connector that follow them.
+    pub fn mesh(&self) -> &MeshConfigs {
+        &self.mesh
     }
 
     /// Renewal status (errors, seconds to expiry).
@@ -233,10 +268,11 @@ impl SvidSource {
         self.install(identity)
     }
 
-    /// Fetches the trust bundle now; the verifiers see it at once.
+    /// Fetches the trust bundle (and the revocation deny-list, when the CA publishes one) now;
+    /// the verifiers see both at once.
     pub async fn refresh_bundle(&self) -> Result<bool> {
         let resp = self.client.bundle().await?;
-        Ok(self.bundle.update(certs_from_pem(&resp.bundle_pem)?)?)
+        install_bundle(&self.bundle, &resp.bundle_pem, resp.revoked.as_ref())
     }
 
     /// Runs the renewal loop in a task (abort the handle to stop it).
@@ -294,19 +330,13 @@ impl SvidSource {
     }
 
     fn install(&self, identity: Identity) -> Result<()> {
-        let server = server_config(&identity, &self.bundle, self.settings.peer_policy.clone())?;
-        let client = client_config(
-            Some(&identity),
-            &self.bundle,
-            self.settings.peer_policy.clone(),
-        )?;
+        // Both configs are built before anything changes: a failure keeps the current ones.
+        self.mesh.install(&identity)?;
         let not_after = identity.not_after;
         self.current.store(Arc::new(Current {
             identity: Arc::new(identity),
             received_at: OffsetDateTime::now_utc(),
         }));
-        self.server_tx.send_replace(server);
-        self.client_tx.send_replace(client);
         self.status_tx.send_modify(|s| {
             s.not_after = not_after;
             s.renewals += 1;
@@ -332,8 +362,22 @@ fn accept(
         });
     }
     // The new roots first: a leaf under a new root must verify at once.
-    bundle.update(certs_from_pem(&resp.bundle_pem)?)?;
+    install_bundle(bundle, &resp.bundle_pem, resp.revoked.as_ref())?;
     Ok(identity)
+}
+
+/// Installs the roots and, when the CA sent one, the revocation deny-list in one swap. A
+/// malformed answer changes nothing.
+pub(crate) fn install_bundle(
+    bundle: &BundleHandle,
+    bundle_pem: &str,
+    revoked: Option<&RevokedList>,
+) -> Result<bool> {
+    let roots = certs_from_pem(bundle_pem)?;
+    Ok(match revoked {
+        Some(list) => bundle.replace(roots, list.to_list()?)?,
+        None => bundle.update(roots)?,
+    })
 }
 
 /// Time until `fraction` of the life left at `received_at` has passed,
@@ -366,5 +410,40 @@ async fn persist(dir: Option<&Path>, identity: &Identity) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "could not keep the SVID on disk"),
         Err(e) => tracing::warn!(error = %e, "could not keep the SVID on disk"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_tls::test_ca::TestCa;
+
+    #[test]
+    fn bundle_answers_install_roots_and_deny_list_together_or_not_at_all() {
+        let (ca, other) = (TestCa::new(), TestCa::new());
+        let bundle = ca.bundle("example.org");
+        let both = format!("{}{}", ca.root_pem(), other.root_pem());
+        let list = RevokedList {
+            spiffe_ids: vec!["spiffe://example.org/ns/a/sa/gone".into()],
+            serials: vec!["0a:0b".into()],
+        };
+        assert!(install_bundle(&bundle, &both, Some(&list)).unwrap());
+        assert_eq!(bundle.roots().len(), 2);
+        assert_eq!(bundle.revocations().len(), 2);
+        // No list in the answer: the roots change, the current list stays.
+        assert!(install_bundle(&bundle, &ca.root_pem(), None).unwrap());
+        assert_eq!(bundle.roots().len(), 1);
+        assert_eq!(bundle.revocations().len(), 2);
+        // A malformed list refuses the whole answer: neither roots nor list change.
+        let bad = RevokedList {
+            spiffe_ids: vec!["not a spiffe id".into()],
+            serials: vec![],
+        };
+        assert!(install_bundle(&bundle, &both, Some(&bad)).is_err());
+        assert_eq!(bundle.roots().len(), 1);
+        assert_eq!(bundle.revocations().len(), 2);
+        // An empty list lifts every revocation.
+        assert!(install_bundle(&bundle, &ca.root_pem(), Some(&RevokedList::default())).unwrap());
+        assert!(bundle.revocations().is_empty());
     }
 }

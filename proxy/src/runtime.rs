@@ -2,10 +2,10 @@
 //! [`Runtime`] off the request path and swaps it in atomically (see `reload`).
 
 use crate::config::{Config, LimitsConfig, TlsProfile, WafMode};
-use crate::cookies::CookiePolicy;
-use crate::forwarded::TrustedProxies;
-use crate::headers::HeaderPolicy;
-use crate::routing::{HostPattern, Router};
+use crate::request::cookies::CookiePolicy;
+use crate::request::forward::TrustedProxies;
+use crate::request::headers::HeaderPolicy;
+use crate::request::route::{HostPattern, Router};
 use crate::upstream::Upstream;
 use std::collections::HashMap;
 use std::sync::Arc;

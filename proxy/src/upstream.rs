@@ -246,7 +246,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let mut keys = Vec::new();
         for (i, name) in ["ca-one", "ca-two"].iter().enumerate() {
-            let ca = crate::demo::EphemeralCa::new(name).unwrap();
+            let ca = super::demo_ca::EphemeralCa::new(name).unwrap();
             let path = dir.join(format!("{i}.pem"));
             std::fs::write(&path, ca.cert_pem()).unwrap();
             let toml = format!("name = \"u\"\nendpoints = [\"127.0.0.1:1\"]\ntls = {{ ca_file = {:?}, sni = \"up.test\" }}", path);
@@ -257,3 +257,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The demo binary's CA, for the TLS pool tests above.
+#[cfg(test)]
+#[path = "bin/rampart-proxy-demo/ca.rs"]
+mod demo_ca;

@@ -3,20 +3,18 @@
 //! at the TLS layer so the policy layer can refuse them with a reason (Linkerd does the same);
 //! a certificate that is sent is fully verified (chain, one URI SAN, our trust domain).
 //!
-//! This module is the one seam to the shared TLS code. Today that code lives in `rampart-pki`
-//! (`pki/src/tls`); it moves to `rampart-tls` (#10) and this module follows it.
+//! This module is the one seam to the shared TLS code, `rampart-tls` (the `mesh` profile, the
+//! SPIFFE verifiers over the hot-swappable bundle, the X.509-SVID rules).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rampart_pki::inspect;
-use rampart_pki::spiffe::{SpiffeId, TrustDomain};
-use rampart_pki::tls::{
-    provider, BundleHandle, PeerPolicy, SpiffeClientVerifier, SpiffeServerVerifier,
-};
-use rampart_pki::PkiError;
-use rustls::{CertificateError, ClientConfig, ServerConfig};
+use rampart_tls::spiffe::{SpiffeId, TrustDomain};
+use rampart_tls::svid as inspect;
+use rampart_tls::Rejection;
+use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeClientVerifier, SpiffeServerVerifier};
+use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
@@ -51,6 +49,8 @@ pub struct TlsMaterial {
     pub server: Arc<ServerConfig>,
     /// For outbound connections.
     pub client: Arc<ClientConfig>,
+    /// The trust bundle (roots and revocations) the configs verify peers against.
+    pub bundle: BundleHandle,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -63,6 +63,12 @@ impl std::fmt::Debug for TlsMaterial {
 }
 
 impl TlsMaterial {
+    /// True when the bundle's deny-list revokes `id` (open connections of that peer are cut
+    /// on the reload that revokes it).
+    pub fn is_revoked(&self, id: &SpiffeId) -> bool {
+        self.bundle.revocations().is_id_revoked(id)
+    }
+
     /// Seconds until our certificate expires (negative once expired).
     pub fn seconds_to_expiry(&self) -> f64 {
         (self.not_after - OffsetDateTime::now_utc()).as_seconds_f64()
@@ -120,12 +126,14 @@ pub fn build(
     let not_after = inspect::not_after(leaf).map_err(|e| MtlsError::Svid(e.to_string()))?;
     let verifier =
         SpiffeClientVerifier::new(bundle.clone(), PeerPolicy::AnyInTrustDomain).optional();
-    let server = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+    let server = Profile::Mesh
+        .server_builder()
+        .map_err(|e| MtlsError::Svid(e.to_string()))?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(chain.clone(), key.clone_key())?;
-    let client = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+    let client = Profile::Mesh
+        .client_builder()
+        .map_err(|e| MtlsError::Svid(e.to_string()))?
         .dangerous() // the SPIFFE ID is the peer's name, checked after the handshake
         .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(
             bundle.clone(),
@@ -137,6 +145,7 @@ pub fn build(
         not_after,
         server: Arc::new(server),
         client: Arc::new(client),
+        bundle: bundle.clone(),
     })
 }
 
@@ -160,23 +169,10 @@ pub fn classify_handshake_error(e: &io::Error) -> (&'static str, String) {
         };
     };
     let label = match tls {
-        rustls::Error::InvalidCertificate(c) => match c {
-            CertificateError::UnknownIssuer => "unknown_ca",
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => "expired",
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                "not_yet_valid"
-            }
-            CertificateError::Revoked => "revoked",
-            CertificateError::BadSignature => "bad_signature",
-            CertificateError::Other(other) => match other.0.downcast_ref::<PkiError>() {
-                Some(PkiError::ForeignTrustDomain { .. }) => "foreign_trust_domain",
-                Some(PkiError::NotSvid(_)) => "not_svid",
-                Some(PkiError::CertificateNotValidNow(_)) => "expired",
-                _ => "bad_certificate",
-            },
-            _ => "bad_certificate",
-        },
-        rustls::Error::NoCertificatesPresented => "no_client_certificate",
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            let rejection = Rejection::classify(tls);
+            return (rejection.reason(), rejection.to_string());
+        }
         rustls::Error::InvalidMessage(_) => "not_tls",
         rustls::Error::PeerIncompatible(_) => "incompatible",
         rustls::Error::AlertReceived(_) => "alert_received",

@@ -1,5 +1,5 @@
-//! rustls configs for a workload's identity: mTLS server and client configs whose peers are
-//! checked by the SPIFFE verifiers against a hot-swappable bundle.
+//! rustls configs for a workload's identity: mesh server and client configs (TLS 1.3) whose
+//! peers are checked by the SPIFFE verifiers against a hot-swappable bundle.
 
 use std::sync::Arc;
 
@@ -9,7 +9,83 @@ use crate::bundle::BundleHandle;
 use crate::error::Result;
 use crate::identity::Identity;
 use crate::provider::Profile;
-use crate::verifier::{PeerPolicy, SpiffeClientVerifier, SpiffeServerVerifier};
+use crate::verifier::{PeerPolicy, RejectHook, SpiffeClientVerifier, SpiffeServerVerifier};
+
+/// How the mesh configs of a workload are built.
+#[derive(Clone)]
+pub struct MeshOptions {
+    /// Which peers are admitted at the TLS layer (an authorization layer may narrow it).
+    pub policy: PeerPolicy,
+    /// Called on every refused peer certificate, on either side.
+    pub on_reject: Option<RejectHook>,
+    /// ALPN protocols offered, most preferred first (none by default).
+    pub alpn: Vec<Vec<u8>>,
+    /// Server side: let a client without a certificate finish the handshake (anonymous), so an
+    /// authorization layer can refuse it with a reason; a certificate that is sent is still
+    /// fully verified. Off by default: the handshake itself refuses such a client.
+    pub client_cert_optional: bool,
+}
+
+impl MeshOptions {
+    /// Peers admitted by `policy`, no hook, no ALPN.
+    pub fn new(policy: PeerPolicy) -> Self {
+        MeshOptions {
+            policy,
+            on_reject: None,
+            alpn: Vec::new(),
+            client_cert_optional: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for MeshOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshOptions")
+            .field("policy", &self.policy)
+            .field("on_reject", &self.on_reject.is_some())
+            .field("alpn", &self.alpn.len())
+            .field("client_cert_optional", &self.client_cert_optional)
+            .finish()
+    }
+}
+
+/// Builds the mesh server config (TLS 1.3, client SVIDs required) for `identity`.
+pub fn mesh_server_config(
+    identity: &Identity,
+    bundle: &BundleHandle,
+    options: &MeshOptions,
+) -> Result<Arc<ServerConfig>> {
+    let mut verifier = SpiffeClientVerifier::new(bundle.clone(), options.policy.clone());
+    if options.client_cert_optional {
+        verifier = verifier.optional();
+    }
+    if let Some(hook) = &options.on_reject {
+        verifier = verifier.with_reject_hook(Arc::clone(hook));
+    }
+    let mut cfg = Profile::Mesh
+        .server_builder()?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(identity.chain.clone(), identity.key())?;
+    cfg.alpn_protocols = options.alpn.clone();
+    Ok(Arc::new(cfg))
+}
+
+/// Builds the mesh client config (TLS 1.3, presenting `identity`, server SVIDs verified).
+pub fn mesh_client_config(
+    identity: &Identity,
+    bundle: &BundleHandle,
+    options: &MeshOptions,
+) -> Result<Arc<ClientConfig>> {
+    let mut verifier = SpiffeServerVerifier::new(bundle.clone(), options.policy.clone());
+    if let Some(hook) = &options.on_reject {
+        verifier = verifier.with_reject_hook(Arc::clone(hook));
+    }
+    let mut cfg = client_config_with(Some(identity), Arc::new(verifier))?;
+    if !options.alpn.is_empty() {
+        Arc::make_mut(&mut cfg).alpn_protocols = options.alpn.clone();
+    }
+    Ok(cfg)
+}
 
 /// Mesh server config (TLS 1.3) presenting `identity`, requiring SVID client certificates
 /// that `policy` admits.
@@ -18,12 +94,7 @@ pub fn server_config(
     bundle: &BundleHandle,
     policy: PeerPolicy,
 ) -> Result<Arc<ServerConfig>> {
-    let verifier = SpiffeClientVerifier::new(bundle.clone(), policy);
-    let cfg = Profile::Mesh
-        .server_builder()?
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(identity.chain.clone(), identity.key())?;
-    Ok(Arc::new(cfg))
+    mesh_server_config(identity, bundle, &MeshOptions::new(policy))
 }
 
 /// Mesh client config (TLS 1.3) presenting `identity` (if any), verifying the server's SVID

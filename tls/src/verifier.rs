@@ -1,5 +1,11 @@
-//! `ClientCertVerifier` and `ServerCertVerifier` that enforce SPIFFE rules
-//! on top of webpki chain validation against a hot-swappable bundle.
+//! `ClientCertVerifier` and `ServerCertVerifier` that enforce SPIFFE rules on top of webpki
+//! chain validation against a hot-swappable bundle.
+//!
+//! Order of checks, the same on both sides: the chain must lead to a root of the bundle and be
+//! valid now (webpki), the leaf must be an X.509-SVID of the bundle's trust domain, no
+//! certificate of the chain nor the SPIFFE ID may be on the bundle's revocation list, and the
+//! ID must be admitted by the [`PeerPolicy`]. Every refusal is a [`Rejection`] (see
+//! [`Rejection::classify`]) and is passed to the verifier's [`RejectHook`] if it has one.
 
 use std::sync::Arc;
 
@@ -7,16 +13,54 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::ParsedCertificate;
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, OtherError, SignatureScheme,
-};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::bundle::BundleHandle;
-use crate::error::TlsError;
+use crate::bundle::{BundleHandle, BundleState};
 use crate::provider::provider;
+use crate::rejection::Rejection;
 use crate::spiffe::SpiffeId;
-use crate::svid::{check_svid, host_sans};
+use crate::svid::{host_sans, svid_id};
+
+/// Handshake signature checks shared by both verifiers: our ring provider's
+/// algorithms, whatever side of the connection we are on.
+macro_rules! signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &provider().signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &provider().signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            provider()
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
 
 /// Which peers are accepted once their chain and SVID verified.
 #[derive(Debug, Clone)]
@@ -27,58 +71,89 @@ pub enum PeerPolicy {
     OneOf(Vec<SpiffeId>),
 }
 
-/// Called with the peer's leaf and the error when a client certificate is
-/// rejected (the CA service audits refused renewals with it).
+/// Called with the peer's leaf and the rustls error when a peer certificate is rejected (the
+/// CA service audits refused renewals with it; a sidecar counts denials). Read the typed
+/// reason with [`Rejection::classify`].
 pub type RejectHook = Arc<dyn Fn(&CertificateDer<'_>, &rustls::Error) + Send + Sync>;
 
-fn reject(e: TlsError) -> rustls::Error {
-    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(e))))
-}
-
-/// SVID rules + trust domain + policy, after the chain verified.
-fn check_peer(
-    leaf: &CertificateDer<'_>,
-    bundle: &BundleHandle,
-    policy: &PeerPolicy,
-) -> Result<SpiffeId, rustls::Error> {
-    let id = check_svid(leaf).map_err(reject)?;
-    id.require_member_of(bundle.trust_domain())
-        .map_err(reject)?;
-    if let PeerPolicy::OneOf(allowed) = policy {
-        if !allowed.contains(&id) {
-            return Err(reject(TlsError::NotSvid(format!(
-                "peer {id} is not an allowed identity"
-            ))));
-        }
-    }
-    Ok(id)
-}
-
-/// Verifies client certificates (server side of mTLS).
-pub struct SpiffeClientVerifier {
+/// What both verifiers check a peer against, and whom they tell of a refusal.
+struct PeerChecks {
     bundle: BundleHandle,
     policy: PeerPolicy,
-    mandatory: bool,
     on_reject: Option<RejectHook>,
 }
 
-impl std::fmt::Debug for SpiffeClientVerifier {
+impl std::fmt::Debug for PeerChecks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpiffeClientVerifier")
+        f.debug_struct("PeerChecks")
             .field("bundle", &self.bundle)
             .field("policy", &self.policy)
+            .field("on_reject", &self.on_reject.is_some())
             .finish()
     }
+}
+
+impl PeerChecks {
+    fn new(bundle: BundleHandle, policy: PeerPolicy) -> Self {
+        PeerChecks {
+            bundle,
+            policy,
+            on_reject: None,
+        }
+    }
+
+    /// SVID rules, trust domain, revocation and policy, after the chain verified.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        state: &BundleState,
+    ) -> Result<SpiffeId, Rejection> {
+        let id = svid_id(end_entity).map_err(Rejection::from_defect)?;
+        let trust_domain = self.bundle.trust_domain();
+        if !id.is_member_of(trust_domain) {
+            return Err(Rejection::ForeignTrustDomain {
+                id,
+                trust_domain: trust_domain.to_string(),
+            });
+        }
+        let chain: Vec<&[u8]> = std::iter::once(end_entity.as_ref())
+            .chain(intermediates.iter().map(|c| c.as_ref()))
+            .collect();
+        state
+            .revoked
+            .check(&id, &chain)
+            .map_err(Rejection::Revoked)?;
+        if let PeerPolicy::OneOf(allowed) = &self.policy {
+            if !allowed.contains(&id) {
+                return Err(Rejection::NotAllowed(id));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Runs the hook on a refusal and hands the error back.
+    fn report(&self, leaf: &CertificateDer<'_>, e: rustls::Error) -> rustls::Error {
+        if let Some(hook) = &self.on_reject {
+            hook(leaf, &e);
+        }
+        e
+    }
+}
+
+/// Verifies client certificates (server side of mTLS).
+#[derive(Debug)]
+pub struct SpiffeClientVerifier {
+    checks: PeerChecks,
+    mandatory: bool,
 }
 
 impl SpiffeClientVerifier {
     /// Client certificates required and checked against `bundle`.
     pub fn new(bundle: BundleHandle, policy: PeerPolicy) -> Self {
         SpiffeClientVerifier {
-            bundle,
-            policy,
+            checks: PeerChecks::new(bundle, policy),
             mandatory: true,
-            on_reject: None,
         }
     }
 
@@ -91,7 +166,7 @@ impl SpiffeClientVerifier {
 
     /// Calls `hook` on every rejected client certificate.
     pub fn with_reject_hook(mut self, hook: RejectHook) -> Self {
-        self.on_reject = Some(hook);
+        self.checks.on_reject = Some(hook);
         self
     }
 }
@@ -117,49 +192,27 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let state = self.bundle.load();
-        let result = state
+        let state = self.checks.bundle.load();
+        state
             .client_chain
             .verify_client_cert(end_entity, intermediates, now)
             .and_then(|_| {
-                check_peer(end_entity, &self.bundle, &self.policy)
-                    .map(|_| ClientCertVerified::assertion())
-            });
-        if let (Err(e), Some(hook)) = (&result, &self.on_reject) {
-            hook(end_entity, e);
-        }
-        result
+                self.checks
+                    .check(end_entity, intermediates, &state)
+                    .map_err(Rejection::into_rustls)
+            })
+            .map(|_| ClientCertVerified::assertion())
+            .map_err(|e| self.checks.report(end_entity, e))
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        signatures::tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        signatures::tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        signatures::schemes()
-    }
+    signature_checks!();
 }
 
 /// Verifies server certificates (client side of mTLS) by SPIFFE ID, not
 /// by DNS name.
 #[derive(Debug)]
 pub struct SpiffeServerVerifier {
-    bundle: BundleHandle,
-    policy: PeerPolicy,
+    checks: PeerChecks,
     check_host_sans: bool,
 }
 
@@ -167,8 +220,7 @@ impl SpiffeServerVerifier {
     /// Server certificates checked against `bundle` and `policy`.
     pub fn new(bundle: BundleHandle, policy: PeerPolicy) -> Self {
         SpiffeServerVerifier {
-            bundle,
-            policy,
+            checks: PeerChecks::new(bundle, policy),
             check_host_sans: false,
         }
     }
@@ -179,6 +231,40 @@ impl SpiffeServerVerifier {
     pub fn check_host_sans(mut self) -> Self {
         self.check_host_sans = true;
         self
+    }
+
+    /// Calls `hook` on every rejected server certificate.
+    pub fn with_reject_hook(mut self, hook: RejectHook) -> Self {
+        self.checks.on_reject = Some(hook);
+        self
+    }
+
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        let state = self.checks.bundle.load();
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &state.roots,
+            intermediates,
+            now,
+            provider().signature_verification_algorithms.all,
+        )?;
+        self.checks
+            .check(end_entity, intermediates, &state)
+            .map_err(Rejection::into_rustls)?;
+        if self.check_host_sans {
+            let names_hosts = host_sans(end_entity).is_ok_and(|s| !s.is_empty());
+            if names_hosts && verify_server_name(&parsed, server_name).is_err() {
+                return Err(Rejection::HostMismatch.into_rustls());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -191,85 +277,10 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let state = self.bundle.load();
-        let parsed = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &state.roots,
-            intermediates,
-            now,
-            provider().signature_verification_algorithms.all,
-        )?;
-        check_peer(end_entity, &self.bundle, &self.policy)?;
-        if self.check_host_sans {
-            let sans = host_sans(end_entity).map_err(reject)?;
-            if !sans.is_empty() {
-                verify_server_name(&parsed, server_name)?;
-            }
-        }
-        Ok(ServerCertVerified::assertion())
+        self.verify(end_entity, intermediates, server_name, now)
+            .map(|_| ServerCertVerified::assertion())
+            .map_err(|e| self.checks.report(end_entity, e))
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        signatures::tls12(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        signatures::tls13(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        signatures::schemes()
-    }
-}
-
-/// Handshake signature checks shared by both verifiers: our ring provider's
-/// algorithms, whatever side of the connection we are on.
-mod signatures {
-    use super::provider;
-    use rustls::client::danger::HandshakeSignatureValid;
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-    use rustls_pki_types::CertificateDer;
-
-    pub(super) fn tls12(
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-
-    pub(super) fn tls13(
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &provider().signature_verification_algorithms,
-        )
-    }
-
-    pub(super) fn schemes() -> Vec<SignatureScheme> {
-        provider()
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    signature_checks!();
 }

@@ -26,7 +26,9 @@ pub use verdict::{RuleMatch, Verdict};
 /// Decoders and body parsers, exposed for fuzzing and tooling. Not a stable API.
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::detect::{sqli::is_sqli, xss::is_xss};
+    pub use crate::detect::{
+        log4j::is_log4j, shell::is_shell_injection, sqli::is_sqli, xss::is_xss,
+    };
     pub use crate::extract::fuzz_extract;
     pub use crate::transform::fuzz_all_transforms;
 }

@@ -31,6 +31,9 @@ impl Rng {
             b"*/",
             b"--",
             b"${IFS}",
+            b"${::-",
+            b"$((",
+            b"<!--#",
             b"../",
             b"..\\",
             b"<![CDATA[",
@@ -72,6 +75,8 @@ fn random_inputs_never_panic() {
         fuzzing::fuzz_all_transforms(&data);
         let _ = fuzzing::is_sqli(&data);
         let _ = fuzzing::is_xss(&data);
+        let _ = fuzzing::is_shell_injection(&data);
+        let _ = fuzzing::is_log4j(&data);
         fuzzing::fuzz_extract(&data);
         let ct: &[u8] = [
             &b"application/json"[..],

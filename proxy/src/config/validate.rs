@@ -13,7 +13,7 @@ pub fn validate(c: &Config) -> Result<(), Issue> {
         return Err(Issue::new(&["log", "queue_capacity"], "must be at least 1"));
     }
     for (i, cidr) in c.server.trusted_proxies.iter().enumerate() {
-        if crate::forwarded::parse_cidr(cidr).is_none() {
+        if crate::request::forward::parse_cidr(cidr).is_none() {
             let _ = i;
             return Err(Issue::new(
                 &["server", "trusted_proxies"],
@@ -194,7 +194,7 @@ fn validate_routes(c: &Config) -> Result<(), Issue> {
             ));
         }
         for h in &r.hosts {
-            if crate::routing::HostPattern::parse(h).is_none() {
+            if crate::request::route::HostPattern::parse(h).is_none() {
                 return Err(Issue::new(
                     &at("hosts"),
                     format!("`{h}` is not a host name, `*.domain` or `*`"),
@@ -260,7 +260,7 @@ pub fn warnings(c: &Config) -> Vec<String> {
         ));
     }
     for cidr in &c.server.trusted_proxies {
-        if let Some(net) = crate::forwarded::parse_cidr(cidr) {
+        if let Some(net) = crate::request::forward::parse_cidr(cidr) {
             if net.prefix_len() == 0 {
                 out.push(format!(
                     "trusted_proxies contains `{cidr}`: every client can forge its address"

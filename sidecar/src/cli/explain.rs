@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use rampart_pki::spiffe::SpiffeId;
 use rampart_sidecar::config::{Config, Protocol};
 use rampart_sidecar::directory::Directory;
 use rampart_sidecar::policy::{Decision, HttpRequest, InboundRequest, Policy, Verdict};
+use rampart_tls::spiffe::SpiffeId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Side {
@@ -156,12 +156,18 @@ fn print_human(d: &Decision) {
     println!("policy:   {} {}", d.policy.file, d.policy.version);
     match (&d.rule, d.verdict) {
         (Some(r), Verdict::Allow) => println!(
-            "rule:     {} (set {}, {:?} mode, line {})",
-            r.rule, r.set, r.mode, r.line
+            "rule:     {} (set {}, {} mode, line {})",
+            r.rule,
+            r.set,
+            mode_name(r.mode),
+            r.line
         ),
         (Some(r), _) => println!(
-            "closest:  {} (set {}, {:?} mode, line {})",
-            r.rule, r.set, r.mode, r.line
+            "closest:  {} (set {}, {} mode, line {})",
+            r.rule,
+            r.set,
+            mode_name(r.mode),
+            r.line
         ),
         (None, _) => {}
     }
@@ -187,4 +193,11 @@ fn print_human(d: &Decision) {
         }
     }
     println!("summary:  {d}");
+}
+
+fn mode_name(mode: rampart_sidecar::policy::Mode) -> &'static str {
+    match mode {
+        rampart_sidecar::policy::Mode::Enforce => "enforce",
+        rampart_sidecar::policy::Mode::Audit => "audit",
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use rampart_pki::spiffe::SpiffeId;
+use rampart_tls::spiffe::SpiffeId;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use rampart_pki::spiffe::TrustDomain;
+use rampart_tls::spiffe::TrustDomain;
 
 use super::Policy;
 use crate::config::{Config, Protocol};

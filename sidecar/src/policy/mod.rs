@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use rampart_pki::spiffe::SpiffeId;
+use rampart_tls::spiffe::SpiffeId;
 
 pub use decision::{
     AuditOutcome, Decision, DenyReason, Direction, PolicyVersion, RuleRef, Verdict,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rampart_pki::spiffe::SpiffeId;
+use rampart_tls::spiffe::SpiffeId;
 
 use super::decision::{DenyReason, RuleRef};
 use super::file::Mode;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use rampart_pki::spiffe::{SpiffeId, TrustDomain};
+use rampart_tls::spiffe::{SpiffeId, TrustDomain};
 use serde::Deserialize;
 
 const SCHEME: &str = "spiffe://";

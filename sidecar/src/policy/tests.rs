@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use rampart_pki::spiffe::SpiffeId;
+use rampart_tls::spiffe::SpiffeId;
 
 use super::*;
 use crate::source::SourceFile;

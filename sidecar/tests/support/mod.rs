@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_pki::tls::{provider, BundleHandle, PeerPolicy, SpiffeServerVerifier};
+use rampart_tls::{provider, BundleHandle, PeerPolicy, SpiffeServerVerifier};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -87,7 +87,7 @@ impl TestCa {
 
     pub fn bundle(&self) -> BundleHandle {
         BundleHandle::new(
-            rampart_pki::spiffe::TrustDomain::parse("mesh.local").unwrap(),
+            rampart_tls::spiffe::TrustDomain::parse("mesh.local").unwrap(),
             vec![self.root_der.clone()],
         )
         .unwrap()

@@ -8,4 +8,6 @@ fuzz_target!(|data: &[u8]| {
     rampart_waf::fuzzing::fuzz_all_transforms(data);
     let _ = rampart_waf::fuzzing::is_sqli(data);
     let _ = rampart_waf::fuzzing::is_xss(data);
+    let _ = rampart_waf::fuzzing::is_shell_injection(data);
+    let _ = rampart_waf::fuzzing::is_log4j(data);
 });

@@ -1,6 +1,8 @@
 //! Native detectors for what regexes do badly.
 
+pub(crate) mod log4j;
 mod protocol;
+pub(crate) mod shell;
 pub(crate) mod sqli;
 mod sqli_tokens;
 pub(crate) mod xss;
@@ -14,6 +16,10 @@ pub(crate) enum Detector {
     Sqli,
     /// HTML/JS injection: tags, event handlers, URL schemes, JS sinks.
     Xss,
+    /// Command injection: a separator, then a command word, read as a shell would.
+    Shell,
+    /// Log4Shell: a Log4j lookup that resolves to `jndi:` however nested.
+    Log4j,
     /// A request method outside the standard HTTP set.
     UnknownMethod,
     /// A malformed or parser-confusing request Content-Type.
@@ -33,6 +39,8 @@ impl Detector {
         match name {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
+            "shell" => Some(Detector::Shell),
+            "log4j" => Some(Detector::Log4j),
             "unknown_method" => Some(Detector::UnknownMethod),
             "content_type" => Some(Detector::ContentType),
             "content_range" => Some(Detector::ContentRange),
@@ -55,6 +63,8 @@ impl Detector {
         match self {
             Detector::Sqli => sqli::detect(v),
             Detector::Xss => xss::detect(v),
+            Detector::Shell => shell::detect(v),
+            Detector::Log4j => log4j::detect(v),
             Detector::UnknownMethod => {
                 const KNOWN: &[&[u8]] = &[
                     b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS",

@@ -6,10 +6,7 @@ use crate::config::{self, Config};
 use crate::runtime::Runtime;
 use crate::state::Shared;
 use crate::tls::{load_cert_set, ListenerTlsState, PreparedTls};
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 /// Loads every listener's certificates and builds their configs; all or nothing.
 fn load_all_certs(
@@ -88,65 +85,26 @@ pub fn reload_certs(shared: &Shared) -> Result<(), String> {
 }
 
 fn record(shared: &Shared, what: &str, result: &Result<(), String>) {
-    let label = if result.is_ok() { "ok" } else { "error" };
-    shared
-        .metrics
-        .reloads
-        .with_label_values(&[what, label])
-        .inc();
-    eprintln!(
-        "rampart-proxy: {what} reload {}",
-        match result {
-            Ok(()) => "ok".to_string(),
-            Err(e) => format!("refused (previous one keeps serving): {e}"),
-        }
-    );
+    shared.metrics.reloads.record(what, result);
 }
 
-fn mtimes(files: &[PathBuf]) -> HashMap<PathBuf, Option<SystemTime>> {
-    files
-        .iter()
-        .map(|f| {
-            (
-                f.clone(),
-                std::fs::metadata(f).and_then(|m| m.modified()).ok(),
-            )
-        })
-        .collect()
+/// Polls the certificate and key files every second; reloads certificates when their content
+/// changes (a failed reload is retried only when the files change again).
+pub fn watch_certificates(shared: Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
+    let files = shared.clone();
+    rampart_ops::reload::watch_files(
+        move || files.runtime.load().config.tls_files(),
+        rampart_ops::reload::WatchTiming::default(),
+        move || reload_certs(&shared).is_ok(),
+    )
 }
 
-/// Polls certificate and key mtimes every second; reloads certificates on change.
-pub async fn watch_certificates(shared: Arc<Shared>) {
-    let mut last = mtimes(&shared.runtime.load().config.tls_files());
-    let mut failed_at: Option<HashMap<PathBuf, Option<SystemTime>>> = None;
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = mtimes(&shared.runtime.load().config.tls_files());
-        if now == last || failed_at.as_ref() == Some(&now) {
-            continue;
-        }
-        // Wait one more tick so a cert and key written one after the other are both complete.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let now = mtimes(&shared.runtime.load().config.tls_files());
-        let s = shared.clone();
-        let ok = tokio::task::spawn_blocking(move || reload_certs(&s).is_ok())
-            .await
-            .unwrap_or(false);
-        if ok {
-            last = now;
-            failed_at = None;
-        } else {
-            // Don't retry the same broken files every second; retry when they change again.
-            failed_at = Some(now);
-        }
-    }
-}
-
-/// SIGHUP handler loop; the signal stream must be created before Pingora starts.
-pub async fn on_sighup(shared: Arc<Shared>, mut hup: tokio::signal::unix::Signal) {
-    while hup.recv().await.is_some() {
+/// SIGHUP: re-open the access log (rotation) and reload the config; the signal stream must be
+/// created before Pingora starts.
+pub async fn on_sighup(shared: Arc<Shared>, hup: tokio::signal::unix::Signal) {
+    rampart_ops::reload::on_signal(hup, move || {
         shared.access_log.reopen();
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || reload_config(&s)).await;
-    }
+        let _ = reload_config(&shared);
+    })
+    .await
 }

