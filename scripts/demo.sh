@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
-exec cargo run --release -p rampart-proxy -- demo "$@"
+exec cargo run --release -p rampart-proxy --bin rampart-proxy-demo -- "$@"

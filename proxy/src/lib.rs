@@ -1,26 +1,27 @@
-//! rampart-proxy: the ingress edge reverse proxy.
+//! rampart-proxy: the ingress edge reverse proxy, on Pingora.
+//!
+//! Read it in the order a request meets it:
+//! - [`listener`]: a connection is admitted, TLS is accepted, the stream is hardened;
+//! - [`proxy`]: the `ProxyHttp` phases, each a few lines calling the stages of [`request`]
+//!   (identify, validate, route, limits, body, waf, forward, headers, cookies, respond, log);
+//! - [`upstream`]: the pools a route forwards to (round robin, passive health, verified TLS).
+//!
+//! What they read: [`runtime`] (one compiled generation of the [`config`]) and [`state`] (what
+//! the request path shares with the [`control`] plane: the live generation, TLS, defences,
+//! metrics, access log). The DoS defences are the `rampart_protect` crate; [`tls`] is the
+//! listener TLS.
 #![forbid(unsafe_code)]
 
-pub mod access_log;
-pub mod admin;
 pub mod config;
-pub mod cookies;
-pub mod demo;
+pub mod control;
 /// `rampart-proxy audit dnssec` (S.N.11), on rampart-dns.
 pub mod dnssec_audit;
-pub mod edge_app;
-pub mod errors;
-pub mod forwarded;
-pub mod h1_rebuild;
-pub mod headers;
-pub mod inspect;
+pub mod error;
+pub mod listener;
 pub mod metrics;
-pub mod parser_errors;
 pub mod proxy;
-pub mod reload;
-pub mod routing;
+pub mod request;
 pub mod runtime;
-pub mod server;
 pub mod state;
 pub mod tls;
 pub mod upstream;

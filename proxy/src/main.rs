@@ -1,8 +1,8 @@
 #![forbid(unsafe_code)]
-//! `rampart-proxy run|check|demo|audit dnssec`.
+//! `rampart-proxy run|check|audit dnssec` (the loopback demo is the `rampart-proxy-demo` binary).
 
 use clap::{Parser, Subcommand};
-use rampart_proxy::demo::Ports;
+use rampart_proxy::error::EdgeError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,21 +31,6 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Run a self-contained demo on loopback: a careless upstream behind the edge.
-    Demo {
-        /// Directory for the demo's CA, certificates, config and logs (a temp dir by default).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-        /// Loopback port of the edge's TLS listener.
-        #[arg(long, default_value_t = Ports::DEFAULT.tls)]
-        tls_port: u16,
-        /// Loopback port of the plain listener (it redirects to https).
-        #[arg(long, default_value_t = Ports::DEFAULT.http)]
-        http_port: u16,
-        /// Loopback port of the admin endpoint (/metrics).
-        #[arg(long, default_value_t = Ports::DEFAULT.admin)]
-        admin_port: u16,
-    },
     /// Audits of what the edge serves.
     Audit {
         #[command(subcommand)]
@@ -73,36 +58,14 @@ enum Audit {
     },
 }
 
-/// Handshake failures from scanners and probes are routine at an edge; they are counted in
-/// metrics rather than logged one by one.
-const DEFAULT_LOG: &str =
-    "warn,pingora_core::services::listening=off,pingora_core::protocols=error";
-
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
-        )
-        .init();
+    rampart_ops::logging::init("RAMPART_LOG", rampart_proxy::control::server::DEFAULT_LOG);
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => rampart_proxy::server::run(&config),
-        Command::Check { config } => check(&config),
-        Command::Demo {
-            dir,
-            tls_port,
-            http_port,
-            admin_port,
-        } => rampart_proxy::demo::run(
-            dir,
-            Ports {
-                tls: tls_port,
-                http: http_port,
-                admin: admin_port,
-            },
-        ),
+        Command::Run { config } => {
+            rampart_proxy::control::server::run(&config).map_err(|e| e.to_string())
+        }
+        Command::Check { config } => check(&config).map_err(|e| e.to_string()),
         Command::Audit {
             what:
                 Audit::Dnssec {
@@ -126,13 +89,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> Result<(), String> {
-    let config = rampart_proxy::config::load(path).map_err(|e| e.to_string())?;
+fn check(path: &std::path::Path) -> Result<(), EdgeError> {
+    let config = rampart_proxy::config::load(path)?;
     rampart_proxy::tls::install_crypto_provider();
     for l in &config.listeners {
         if let Some(t) = &l.tls {
-            rampart_proxy::tls::load_cert_set(&t.certificates)
-                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+            rampart_proxy::tls::load_cert_set(&t.certificates).map_err(|e| {
+                EdgeError::ListenerTls {
+                    listener: l.name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
         }
     }
     rampart_proxy::runtime::Runtime::build(config.clone())?;

@@ -1,10 +1,8 @@
 //! Prometheus metrics, registered once and shared by the proxy, TLS callbacks, reload and the
 //! admin listener.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
+use rampart_ops::reload::ReloadLog;
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -23,8 +21,9 @@ pub struct Metrics {
     pub active_connections: IntGaugeVec,
     /// listener.
     pub active_requests: IntGaugeVec,
-    /// what (config, certificates), result (ok, error).
-    pub reloads: IntCounterVec,
+    /// `rampart_config_reloads_total{what (config, certificates), result (ok, error)}`, and
+    /// the log line of each reload.
+    pub reloads: ReloadLog,
     pub access_log_dropped: IntCounter,
     /// upstream, endpoint: ejections by passive health.
     pub ejections: IntCounterVec,
@@ -34,103 +33,80 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        use rampart_ops::metrics::{
+            counter, counter_vec, gauge_vec, histogram_vec, latency_buckets,
+        };
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)
-                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-            let _ = registry.register(Box::new(c.clone()));
-            c
-        };
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels)
-                .unwrap_or_else(|e| panic!("metric {name}: {e}"));
-            let _ = registry.register(Box::new(g.clone()));
-            g
-        };
-        let requests = counter(
-            "rampart_requests_total",
-            "Client requests by route and status class",
-            &["route", "status_class"],
-        );
-        let upstream_errors = counter(
-            "rampart_upstream_errors_total",
-            "Upstream failures by kind",
-            &["upstream", "kind"],
-        );
-        let tls_handshakes = counter(
-            "rampart_tls_handshakes_total",
-            "Completed downstream TLS handshakes by version",
-            &["listener", "version"],
-        );
-        let tls_refused = counter(
-            "rampart_tls_handshakes_refused_total",
-            "Handshakes refused by the listener profile",
-            &["listener", "reason"],
-        );
-        let reloads = counter(
-            "rampart_config_reloads_total",
-            "Reloads by what was reloaded and result",
-            &["what", "result"],
-        );
-        let ejections = counter(
-            "rampart_upstream_ejections_total",
-            "Endpoints ejected by passive health checks",
-            &["upstream", "endpoint"],
-        );
-        let waf_decisions = counter(
-            "rampart_waf_decisions_total",
-            "WAF decisions by action and the family of the highest-scoring rule",
-            &["action", "family"],
-        );
-        let active_connections = gauge(
-            "rampart_active_connections",
-            "Open downstream connections (after the TLS handshake on TLS listeners)",
-            &["listener"],
-        );
-        let active_requests = gauge(
-            "rampart_active_requests",
-            "Requests in flight",
-            &["listener"],
-        );
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
+        let r = &registry;
+        Metrics {
+            requests: counter_vec(
+                r,
+                "rampart_requests_total",
+                "Client requests by route and status class",
+                &["route", "status_class"],
+            ),
+            duration: histogram_vec(
+                r,
                 "rampart_request_duration_seconds",
                 "Time from request to end of response",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["route"],
-        )
-        .unwrap_or_else(|e| panic!("histogram: {e}"));
-        let _ = registry.register(Box::new(duration.clone()));
-        let access_log_dropped = IntCounter::new(
-            "rampart_access_log_dropped_total",
-            "Access log lines dropped because the writer queue was full",
-        )
-        .unwrap_or_else(|e| panic!("counter: {e}"));
-        let _ = registry.register(Box::new(access_log_dropped.clone()));
-        Metrics {
+                &["route"],
+                latency_buckets(),
+            ),
+            upstream_errors: counter_vec(
+                r,
+                "rampart_upstream_errors_total",
+                "Upstream failures by kind",
+                &["upstream", "kind"],
+            ),
+            tls_handshakes: counter_vec(
+                r,
+                "rampart_tls_handshakes_total",
+                "Completed downstream TLS handshakes by version",
+                &["listener", "version"],
+            ),
+            tls_refused: counter_vec(
+                r,
+                "rampart_tls_handshakes_refused_total",
+                "Handshakes refused by the listener profile",
+                &["listener", "reason"],
+            ),
+            active_connections: gauge_vec(
+                r,
+                "rampart_active_connections",
+                "Open downstream connections (after the TLS handshake on TLS listeners)",
+                &["listener"],
+            ),
+            active_requests: gauge_vec(
+                r,
+                "rampart_active_requests",
+                "Requests in flight",
+                &["listener"],
+            ),
+            reloads: ReloadLog::register(r, "rampart_config_reloads_total", "rampart-proxy"),
+            access_log_dropped: counter(
+                r,
+                "rampart_access_log_dropped_total",
+                "Access log lines dropped because the writer queue was full",
+            ),
+            ejections: counter_vec(
+                r,
+                "rampart_upstream_ejections_total",
+                "Endpoints ejected by passive health checks",
+                &["upstream", "endpoint"],
+            ),
+            waf_decisions: counter_vec(
+                r,
+                "rampart_waf_decisions_total",
+                "WAF decisions by action and the family of the highest-scoring rule",
+                &["action", "family"],
+            ),
             registry,
-            requests,
-            duration,
-            upstream_errors,
-            tls_handshakes,
-            tls_refused,
-            active_connections,
-            active_requests,
-            reloads,
-            access_log_dropped,
-            ejections,
-            waf_decisions,
         }
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        rampart_ops::metrics::render(&self.registry)
     }
 }
 
@@ -140,13 +116,4 @@ impl Default for Metrics {
     }
 }
 
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
-    }
-}
+pub use rampart_ops::metrics::status_class;

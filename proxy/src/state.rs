@@ -1,13 +1,13 @@
 //! State shared by the request path and the control plane (admin, reload).
 
-use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
+use crate::request::access_log::AccessLog;
 use crate::runtime::Runtime;
 use crate::tls::ListenerTlsState;
 use arc_swap::ArcSwap;
+use rampart_ops::drain::{InFlight, Readiness};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::Arc;
 
 pub struct Shared {
@@ -17,9 +17,10 @@ pub struct Shared {
     pub tls: HashMap<String, Arc<ListenerTlsState>>,
     pub access_log: AccessLog,
     pub config_path: PathBuf,
-    pub ready: AtomicBool,
+    /// `/readyz`: set once every listener accepts, cleared by the SIGTERM drain.
+    pub ready: Readiness,
     /// Requests between `request_filter` and `logging` (the SIGTERM drain waits for zero).
-    pub in_flight: AtomicI64,
+    pub in_flight: InFlight,
     /// DoS defences and the one denial counter (built at start, see `server::prepare`; a SIGHUP
     /// reloads them in place, see `Defences::prepare_reload`).
     pub defences: Arc<rampart_protect::defences::Defences>,

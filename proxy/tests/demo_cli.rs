@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! `rampart-proxy demo` as an operator meets it: the real binary on loopback, and the curl
+//! `rampart-proxy-demo` as an operator meets it: the real binary on loopback, and the curl
 //! commands it prints run as printed (through `sh`). The block command must give a 403 whose
 //! log line names the WAF rule, the rate-limit loop must reach 429, and the edge's own
 //! response must carry the security headers the app leaves out.
@@ -42,8 +42,8 @@ fn demo_prints_commands_that_show_a_block_a_rate_limit_and_hardened_responses() 
         common::free_port(),
         common::free_port(),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-proxy"))
-        .args(["demo", "--dir"])
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-proxy-demo"))
+        .arg("--dir")
         .arg(dir.path())
         .args(["--tls-port", &tls.to_string()])
         .args(["--http-port", &http.to_string()])

@@ -105,7 +105,16 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
     .unwrap();
     edge.signal("HUP");
     edge.wait_stderr("config reload refused", 1);
-    assert!(edge.stderr.lock().unwrap().contains("bogus_key"));
+    let stderr = edge.stderr.lock().unwrap().clone();
+    assert!(
+        stderr.contains(".toml:") && stderr.contains("`routes.0.bogus_key`"),
+        "the refusal names file, line and field: {stderr}"
+    );
+    // stderr is a pipe here, not a terminal: plain text, no ANSI colour codes.
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in piped stderr: {stderr:?}"
+    );
     let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
         .await
         .unwrap();

@@ -53,22 +53,73 @@ struct RawConfig {
     inbound: RawInbound,
     #[serde(default)]
     outbound: RawOutbound,
-    identity: IdentityFiles,
+    identity: Spanned<RawIdentity>,
     #[serde(default)]
     admin: Option<Admin>,
 }
 
-/// Where the sidecar's SVID and the trust bundle are (files written by `rampart-pki` or by the
-/// identity agent; re-read on reload).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[identity]` as written: either SVID files, or the CA to bootstrap and renew from.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IdentityFiles {
-    /// PEM chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM PKCS#8 key (0600).
-    pub key: PathBuf,
-    /// PEM roots of the trust domain.
-    pub bundle: PathBuf,
+struct RawIdentity {
+    bundle: PathBuf,
+    #[serde(default)]
+    cert: Option<PathBuf>,
+    #[serde(default)]
+    key: Option<PathBuf>,
+    #[serde(default)]
+    ca: Option<String>,
+    #[serde(default)]
+    spiffe_id: Option<String>,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+    #[serde(default)]
+    revoked: Option<PathBuf>,
+}
+
+/// Where the sidecar's identity comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityConfig {
+    /// SVID files written by someone else (an agent, `rampart-pki`), re-read when they change.
+    Files {
+        /// PEM chain, leaf first.
+        cert: PathBuf,
+        /// PEM PKCS#8 key (0600).
+        key: PathBuf,
+        /// PEM roots of the trust domain.
+        bundle: PathBuf,
+        /// Revoked identities and serials (`ids = […]`, `serials = […]`), re-read on change.
+        revoked: Option<PathBuf>,
+    },
+    /// The Rampart CA: bootstrap with a join token, renew at 2/3 of the lifetime, refresh the
+    /// bundle; keep serving while the CA is down; fail closed after expiry.
+    Ca {
+        /// `https://HOST:PORT` of the CA service.
+        endpoint: String,
+        /// Our SPIFFE ID (must match the join token).
+        spiffe_id: rampart_tls::spiffe::SpiffeId,
+        /// PEM roots the workload was provisioned with (authenticate the CA).
+        bundle: PathBuf,
+        /// One-time join token (not needed when `state_dir` holds a valid SVID).
+        token_file: Option<PathBuf>,
+        /// Where the SVID is kept across restarts (key 0600).
+        state_dir: Option<PathBuf>,
+        /// Lifetime to ask for (default: the CA's, 24 h).
+        ttl_secs: Option<u64>,
+    },
+}
+
+impl IdentityConfig {
+    /// The bundle file.
+    pub fn bundle(&self) -> &Path {
+        match self {
+            IdentityConfig::Files { bundle, .. } | IdentityConfig::Ca { bundle, .. } => bundle,
+        }
+    }
 }
 
 /// The admin listener: `/metrics`, `/healthz`, `/readyz`.
@@ -151,7 +202,7 @@ pub struct Config {
     /// Transparent outbound listener, if any.
     pub outbound_transparent: Option<SocketAddr>,
     /// SVID and bundle files (resolved).
-    pub identity: IdentityFiles,
+    pub identity: IdentityConfig,
     /// The admin listener, if any.
     pub admin: Option<Admin>,
 }
@@ -254,10 +305,59 @@ impl Config {
             outbound.push(l);
         }
         let base = source.path().parent().unwrap_or(Path::new("."));
-        let identity = IdentityFiles {
-            cert: base.join(&raw.identity.cert),
-            key: base.join(&raw.identity.key),
-            bundle: base.join(&raw.identity.bundle),
+        let id_span = raw.identity.span();
+        let id = raw.identity.into_inner();
+        let identity = match (id.cert, id.key, id.ca, id.spiffe_id) {
+            (Some(cert), Some(key), None, None)
+                if id.token_file.is_none() && id.state_dir.is_none() && id.ttl_secs.is_none() =>
+            {
+                IdentityConfig::Files {
+                    cert: base.join(cert),
+                    key: base.join(key),
+                    bundle: base.join(&id.bundle),
+                    revoked: id.revoked.map(|r| base.join(r)),
+                }
+            }
+            (None, None, Some(_), Some(_)) if id.revoked.is_some() => {
+                return Err(err(
+                    id_span,
+                    "identity.revoked",
+                    "with the CA, revocations come from the CA; remove `revoked`".into(),
+                ))
+            }
+            (None, None, Some(endpoint), Some(spiffe_id)) => {
+                let spiffe_id = rampart_tls::spiffe::SpiffeId::parse(&spiffe_id)
+                    .map_err(|e| err(id_span.clone(), "identity.spiffe_id", e.to_string()))?;
+                if !spiffe_id.is_member_of(&trust_domain) {
+                    return Err(err(
+                        id_span,
+                        "identity.spiffe_id",
+                        format!("{spiffe_id} is outside the trust domain {trust_domain}"),
+                    ));
+                }
+                if id.token_file.is_none() && id.state_dir.is_none() {
+                    return Err(err(
+                        id_span,
+                        "identity.token_file",
+                        "give a join token file, or a state_dir holding an SVID from an earlier run".into(),
+                    ));
+                }
+                IdentityConfig::Ca {
+                    endpoint,
+                    spiffe_id,
+                    bundle: base.join(&id.bundle),
+                    token_file: id.token_file.map(|t| base.join(t)),
+                    state_dir: id.state_dir.map(|d| base.join(d)),
+                    ttl_secs: id.ttl_secs,
+                }
+            }
+            _ => {
+                return Err(err(
+                    id_span,
+                    "identity",
+                    "give either cert + key (SVID files), or ca + spiffe_id (+ token_file / state_dir, ttl_secs) to use the CA; bundle in both cases".into(),
+                ))
+            }
         };
         Ok(Config {
             identity,

@@ -49,6 +49,8 @@ pub struct TlsMaterial {
     pub server: Arc<ServerConfig>,
     /// For outbound connections.
     pub client: Arc<ClientConfig>,
+    /// The trust bundle (roots and revocations) the configs verify peers against.
+    pub bundle: BundleHandle,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -61,6 +63,12 @@ impl std::fmt::Debug for TlsMaterial {
 }
 
 impl TlsMaterial {
+    /// True when the bundle's deny-list revokes `id` (open connections of that peer are cut
+    /// on the reload that revokes it).
+    pub fn is_revoked(&self, id: &SpiffeId) -> bool {
+        self.bundle.revocations().is_id_revoked(id)
+    }
+
     /// Seconds until our certificate expires (negative once expired).
     pub fn seconds_to_expiry(&self) -> f64 {
         (self.not_after - OffsetDateTime::now_utc()).as_seconds_f64()
@@ -137,6 +145,7 @@ pub fn build(
         not_after,
         server: Arc::new(server),
         client: Arc::new(client),
+        bundle: bundle.clone(),
     })
 }
 
@@ -161,10 +170,8 @@ pub fn classify_handshake_error(e: &io::Error) -> (&'static str, String) {
     };
     let label = match tls {
         rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-            match Rejection::classify(tls) {
-                Rejection::Other(_) => "bad_certificate",
-                r => r.reason(),
-            }
+            let rejection = Rejection::classify(tls);
+            return (rejection.reason(), rejection.to_string());
         }
         rustls::Error::InvalidMessage(_) => "not_tls",
         rustls::Error::PeerIncompatible(_) => "incompatible",

@@ -49,6 +49,7 @@ fn rules_watch_exported_metrics() {
         .with_label_values(&["inbound", "unknown_ca"])
         .inc();
     metrics.reloads.with_label_values(&["error"]).inc();
+    metrics.renewals.with_label_values(&["error"]).inc();
     let exported = metrics.render();
     let mut named = 0;
     for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {

@@ -49,6 +49,7 @@ fn write_server(dir: &Path, ca: &TestCa, http_app: SocketAddr, echo: SocketAddr,
     write_leaf(dir, "svid", &leaf);
     std::fs::write(dir.join("bundle.pem"), &ca.root_pem).unwrap();
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(dir.join("revoked.toml"), "ids = []\n").unwrap();
     std::fs::write(
         dir.join("directory.toml"),
         format!(
@@ -64,7 +65,7 @@ service = "payments"
 trust_domain = "mesh.local"
 policy = "policy.toml"
 directory = "directory.toml"
-identity = {{ cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }}
+identity = {{ cert = "svid.pem", key = "svid.key", bundle = "bundle.pem", revoked = "revoked.toml" }}
 admin = {{ listen = "127.0.0.1:0" }}
 
 [[inbound.port]]
@@ -418,6 +419,53 @@ port = 7000
         assert!(rest.is_empty());
         let line = client.wait_for(|v| v["rampart.reason.kind"] == "unexpected_peer_identity", "identity mismatch");
         assert!(line["error.message"].as_str().unwrap().contains(&format!("presented {PAYMENTS}, the directory expects spiffe://mesh.local/ns/shop/sa/ledger")), "{line}");
+    })
+    .await
+    .expect("test deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
+    timeout(Duration::from_secs(90), async {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("mesh");
+        let (http, echo) = (http_app().await, echo_app().await);
+        write_server(dir.path(), &ca, http, echo, POLICY);
+        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let tcp_port = sc.addr("inbound:7000");
+        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+        open.write_all(b"one").await.unwrap();
+        let mut got = [0u8; 3];
+        open.read_exact(&mut got).await.unwrap();
+
+        std::fs::write(
+            dir.path().join("revoked.toml"),
+            format!("ids = [\"{FRONTEND}\"]\n"),
+        )
+        .unwrap();
+        sc.hup();
+        sc.wait_for(
+            |v| v["rampart.reload.result"] == "ok",
+            "reload with the revocation",
+        );
+        let mut rest = Vec::new();
+        let r = timeout(Duration::from_secs(1), open.read_to_end(&mut rest)).await;
+        assert!(
+            r.is_ok(),
+            "the revoked caller's connection was still open 1 s after the reload"
+        );
+        let line = sc.wait_for(|v| v["rampart.closed_by_policy"] == true, "cut line");
+        assert!(
+            line["rampart.closed.reason"]
+                .as_str()
+                .unwrap()
+                .contains("revoked"),
+            "{line}"
+        );
+
+        assert!(tls_then_use(tcp_port, frontend.clone()).await.is_err());
+        handshake_reason(&mut sc, "revoked");
     })
     .await
     .expect("test deadline");

@@ -4,38 +4,18 @@
 //! The model is extended per route by adding optional tables to [`RouteConfig`] (issue 4 adds
 //! `waf` and `limits` there); every table uses `deny_unknown_fields` so a typo is an error.
 
-mod locate;
 mod model;
+mod types;
 mod validate;
 
-pub use locate::line_of_path;
 pub use model::*;
+pub use rampart_ops::config::line_of_path;
+pub use types::{Cidr, HostPattern, HostPort};
 pub use validate::{validate, warnings};
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// A configuration error that names the file, the line and the offending key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}: {message}")]
-    Parse {
-        file: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{file}:{line}: `{key}`: {message}")]
-    Invalid {
-        file: PathBuf,
-        line: usize,
-        key: String,
-        message: String,
-    },
-}
+pub use rampart_ops::config::ConfigError;
 
 /// Reads, parses and validates a config file. Relative paths inside it are resolved against the
 /// file's directory.
@@ -49,25 +29,11 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Parses and validates config text; `path` is used for error messages and relative paths.
 pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let mut config: Config = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-            .unwrap_or(0);
-        ConfigError::Parse {
-            file: path.to_path_buf(),
-            line,
-            message: e.message().to_string(),
-        }
-    })?;
+    let mut config: Config = rampart_ops::config::parse_toml(path, text)?;
     let base = path.parent().unwrap_or(Path::new("."));
     config.resolve_paths(base);
-    validate(&config).map_err(|issue| ConfigError::Invalid {
-        file: path.to_path_buf(),
-        line: line_of_path(text, &issue.path),
-        key: issue.path.join("."),
-        message: issue.message,
-    })?;
+    validate(&config)
+        .map_err(|issue| rampart_ops::config::invalid(path, text, &issue.path, issue.message))?;
     Ok(config)
 }
 
@@ -97,6 +63,30 @@ mod tests {
         let c = parse(Path::new("/etc/rampart/rampart.toml"), text).unwrap();
         assert_eq!(c.listeners.len(), 3);
         assert!(warnings(&c).iter().any(|w| w.contains("csrf_token")));
+    }
+
+    #[test]
+    fn typed_values_are_refused_at_their_line() {
+        let text = include_str!("../../../examples/rampart.toml");
+        for (from, to, field) in [
+            ("hosts = [", "hosts = [\"bad host\", ", "routes.0.hosts.0"),
+            (
+                "endpoints = [",
+                "endpoints = [\"app\", ",
+                "upstreams.0.endpoints.0",
+            ),
+            (
+                "trusted_proxies = [",
+                "trusted_proxies = [\"10.0.0/8\", ",
+                "server.trusted_proxies.0",
+            ),
+        ] {
+            assert!(text.contains(from), "the example has `{from}`");
+            let bad = text.replacen(from, to, 1);
+            let line = bad.lines().position(|l| l.contains(to)).unwrap() + 1;
+            let e = parse(Path::new("r.toml"), &bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("r.toml:{line}: `{field}`: ")), "{e}");
+        }
     }
 
     #[test]

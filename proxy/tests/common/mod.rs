@@ -1,7 +1,10 @@
 //! Test harness: free loopback ports, the real binary, a test upstream, TLS clients.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use rampart_proxy::demo::EphemeralCa;
+/// The demo binary's CA: test certificates come from the code the demo runs.
+#[path = "../../src/bin/rampart-proxy-demo/ca.rs"]
+mod demo_ca;
+use demo_ca::EphemeralCa;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

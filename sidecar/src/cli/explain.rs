@@ -156,12 +156,18 @@ fn print_human(d: &Decision) {
     println!("policy:   {} {}", d.policy.file, d.policy.version);
     match (&d.rule, d.verdict) {
         (Some(r), Verdict::Allow) => println!(
-            "rule:     {} (set {}, {:?} mode, line {})",
-            r.rule, r.set, r.mode, r.line
+            "rule:     {} (set {}, {} mode, line {})",
+            r.rule,
+            r.set,
+            mode_name(r.mode),
+            r.line
         ),
         (Some(r), _) => println!(
-            "closest:  {} (set {}, {:?} mode, line {})",
-            r.rule, r.set, r.mode, r.line
+            "closest:  {} (set {}, {} mode, line {})",
+            r.rule,
+            r.set,
+            mode_name(r.mode),
+            r.line
         ),
         (None, _) => {}
     }
@@ -187,4 +193,11 @@ fn print_human(d: &Decision) {
         }
     }
     println!("summary:  {d}");
+}
+
+fn mode_name(mode: rampart_sidecar::policy::Mode) -> &'static str {
+    match mode {
+        rampart_sidecar::policy::Mode::Enforce => "enforce",
+        rampart_sidecar::policy::Mode::Audit => "audit",
+    }
 }

@@ -1,6 +1,7 @@
 //! Subcommands of `rampart-sidecar`.
 
 mod check;
+mod demo;
 mod explain;
 
 use std::path::PathBuf;
@@ -30,6 +31,14 @@ enum Command {
         /// Print the commands without running them.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// The CA and three workloads (frontend -> payments -> ledger) behind their sidecars on
+    /// loopback, with the commands that show an allowed call, a denial and its explanation, a
+    /// caller without a certificate, a dry-run denial and a reload cutting a connection.
+    Demo {
+        /// An empty or new folder for the CA, configs and logs (default: a new temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// Run the sidecar.
     Run {
@@ -73,6 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             proxy_uid,
             dry_run,
         } => init_redirect(&config, proxy_uid, dry_run),
+        Command::Demo { dir } => demo::run(dir),
         Command::Run { config } => {
             let config =
                 rampart_sidecar::config::Config::load(&config).map_err(|e| e.to_string())?;

@@ -126,8 +126,15 @@ pub async fn connection(
 impl Conn {
     /// `Some(explanation)` when the new policy denies the last request of this connection.
     fn revoked(&self) -> Option<String> {
-        let last = self.last.lock().ok()?.clone()?;
         let g = self.ctx.generation();
+        if let Some(caller) = &self.caller {
+            if g.tls.is_revoked(caller) {
+                return Some(format!(
+                    "caller {caller} is revoked (trust bundle deny-list)"
+                ));
+            }
+        }
+        let last = self.last.lock().ok()?.clone()?;
         let d = g.policy.inbound(&InboundRequest {
             caller: self.caller.as_ref(),
             port: self.port.port,

@@ -237,8 +237,9 @@ async fn tcp_connection(
     };
     let _ = app.set_nodelay(true);
     let mut app = app;
+    let revoked = |g: &super::Generation| caller.as_ref().is_some_and(|c| g.tls.is_revoked(c));
     let ended = relay(&mut tls, &mut app, ctx.current.clone(), |g| {
-        ask(g).verdict.passes()
+        ask(g).verdict.passes() && !revoked(g)
     })
     .await;
     let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
@@ -262,7 +263,12 @@ async fn tcp_connection(
                 .closed_by_policy
                 .with_label_values(&["inbound"])
                 .inc();
-            let now = ask(&ctx.generation());
+            let g = ctx.generation();
+            let now = if revoked(&g) {
+                "the caller's identity is revoked (trust bundle deny-list)".to_string()
+            } else {
+                ask(&g).to_string()
+            };
             event
                 .with("rampart.closed_by_policy", true)
                 .with("rampart.closed.reason", now.to_string())

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub cert_expiry: Gauge,
     /// Policy/directory/identity reloads by result.
     pub reloads: IntCounterVec,
+    /// Certificate renewals from the CA by result.
+    pub renewals: IntCounterVec,
     /// Bytes relayed by direction and flow (from_peer, to_peer).
     pub bytes: IntCounterVec,
     /// Log lines dropped because the writer fell behind.
@@ -76,6 +78,12 @@ impl Metrics {
             "Reloads of policy, directory and identity files by result (ok, error).",
             &["result"],
         );
+        let renewals = counter_vec(
+            &registry,
+            &format!("{p}certificate_renewals_total"),
+            "Certificate renewals from the CA by result (ok, error).",
+            &["result"],
+        );
         let bytes = counter_vec(
             &registry,
             &format!("{p}bytes_total"),
@@ -106,6 +114,7 @@ impl Metrics {
             closed_by_policy,
             cert_expiry,
             reloads,
+            renewals,
             bytes,
             log_lines_dropped,
         }

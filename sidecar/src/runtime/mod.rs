@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod generation;
 mod http;
+pub mod identity;
 pub mod inbound;
 pub mod log;
 pub mod metrics;
@@ -61,17 +62,29 @@ impl Ctx {
 /// Starts the sidecar and runs until SIGINT/SIGTERM. `Err` is a message for the operator.
 pub async fn run(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
-    let first = generation::load(&config)?;
-    if first.tls.seconds_to_expiry() <= 0.0 {
+    let (policy, directory) = generation::load_rules(&config)?;
+    let source = identity::start(&config.identity, &config.trust_domain).await?;
+    let tls = match (&source, generation::load_tls_files(&config)) {
+        (Some(source), _) => identity::material(source)?,
+        (None, Some(tls)) => tls?,
+        (None, None) => return Err("no identity configured".into()),
+    };
+    if tls.seconds_to_expiry() <= 0.0 {
         return Err(format!(
-            "{}: the certificate expired {:.0} s ago: renew it before starting",
-            config.identity.cert.display(),
-            -first.tls.seconds_to_expiry()
+            "our certificate ({}) expired {:.0} s ago: renew it before starting",
+            tls.id,
+            -tls.seconds_to_expiry()
         ));
     }
+    let first = Arc::new(Generation {
+        policy,
+        directory,
+        tls,
+    });
     let metrics = Arc::new(Metrics::new());
     metrics.cert_expiry.set(first.tls.seconds_to_expiry());
     let (tx, rx) = watch::channel(first.clone());
+    let tx = Arc::new(tx);
     let log = LogSink::stdout().map_err(|e| format!("cannot start the log writer: {e}"))?;
     let ctx = Arc::new(Ctx {
         config: config.clone(),
@@ -109,6 +122,9 @@ pub async fn run(config: Config) -> Result<(), String> {
         let listener = bind(a.listen).await?;
         bound.push(("admin".into(), local(&listener)));
         tokio::spawn(admin::serve(ctx.clone(), listener));
+    }
+    if let Some(source) = source {
+        tokio::spawn(identity::follow(ctx.clone(), source, tx.clone()));
     }
     tokio::spawn(reload::run(ctx.clone(), tx));
     tokio::spawn(expiry_gauge(ctx.clone()));

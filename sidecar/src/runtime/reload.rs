@@ -26,14 +26,18 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 }
 
 /// Runs until the process ends.
-pub async fn run(ctx: Arc<Ctx>, tx: watch::Sender<Arc<Generation>>) {
-    let files = vec![
-        ctx.config.policy.clone(),
-        ctx.config.directory.clone(),
-        ctx.config.identity.cert.clone(),
-        ctx.config.identity.key.clone(),
-        ctx.config.identity.bundle.clone(),
-    ];
+pub async fn run(ctx: Arc<Ctx>, tx: Arc<watch::Sender<Arc<Generation>>>) {
+    let mut files = vec![ctx.config.policy.clone(), ctx.config.directory.clone()];
+    if let crate::config::IdentityConfig::Files {
+        cert,
+        key,
+        bundle,
+        revoked,
+    } = &ctx.config.identity
+    {
+        files.extend([cert.clone(), key.clone(), bundle.clone()]);
+        files.extend(revoked.clone());
+    }
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
@@ -64,7 +68,8 @@ pub async fn run(ctx: Arc<Ctx>, tx: watch::Sender<Arc<Generation>>) {
 
 async fn reload(ctx: &Ctx, tx: &watch::Sender<Arc<Generation>>, cause: &str) {
     let config = ctx.config.clone();
-    let loaded = tokio::task::spawn_blocking(move || generation::load(&config)).await;
+    let current = ctx.generation();
+    let loaded = tokio::task::spawn_blocking(move || generation::reload(&config, &current)).await;
     let loaded = loaded.unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
     match loaded {
         Ok(next) => {
@@ -79,7 +84,22 @@ async fn reload(ctx: &Ctx, tx: &watch::Sender<Arc<Generation>>, cause: &str) {
                 .with("rampart.identity", next.tls.id.to_string());
             ctx.metrics.reloads.with_label_values(&["ok"]).inc();
             ctx.metrics.cert_expiry.set(next.tls.seconds_to_expiry());
-            tx.send_replace(next);
+            // Keep a certificate renewed while the files were read (CA mode).
+            tx.send_modify(|g| {
+                let tls = if matches!(
+                    ctx.config.identity,
+                    crate::config::IdentityConfig::Ca { .. }
+                ) {
+                    g.tls.clone()
+                } else {
+                    next.tls.clone()
+                };
+                *g = Arc::new(Generation {
+                    policy: next.policy.clone(),
+                    directory: next.directory.clone(),
+                    tls,
+                });
+            });
             ctx.emit(event);
         }
         Err(why) => {

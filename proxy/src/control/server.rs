@@ -1,11 +1,12 @@
 //! Process assembly: load config, build shared state, start the control plane (admin, SIGHUP,
 //! certificate watcher) on its own thread, then hand the listeners to Pingora.
 
-use crate::access_log::AccessLog;
 use crate::config::{self, Config};
-use crate::edge_app::EdgeApp;
+use crate::error::EdgeError;
+use crate::listener::EdgeApp;
 use crate::metrics::Metrics;
 use crate::proxy::Edge;
+use crate::request::access_log;
 use crate::runtime::Runtime;
 use crate::state::Shared;
 use crate::tls::{self, ListenerTlsState};
@@ -15,16 +16,22 @@ use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
+use rampart_ops::drain::{InFlight, Readiness};
 use rampart_protect::conn_limit::pingora::ConnTracked;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Warnings, plus reloads and the drain (`rampart_ops`) at INFO. Handshake failures from
+/// scanners and probes are routine at an edge; they are counted in metrics rather than logged
+/// one by one.
+pub const DEFAULT_LOG: &str =
+    "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error";
+
 /// Loads and checks everything; returns the shared state ready to serve.
-pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String> {
+pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeError> {
     tls::install_crypto_provider();
     for w in config::warnings(&config) {
         eprintln!("rampart-proxy: warning: {w}");
@@ -33,19 +40,22 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
     let mut tls_states = HashMap::new();
     for l in &config.listeners {
         if let Some(t) = &l.tls {
-            let set = tls::load_cert_set(&t.certificates)
-                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+            let tls_error = |message: String| EdgeError::ListenerTls {
+                listener: l.name.clone(),
+                message,
+            };
+            let set = tls::load_cert_set(&t.certificates).map_err(|e| tls_error(e.to_string()))?;
             let state =
-                ListenerTlsState::new(l.name.clone(), t.profile, l.http2, set, metrics.clone())?;
+                ListenerTlsState::new(l.name.clone(), t.profile, l.http2, set, metrics.clone())
+                    .map_err(tls_error)?;
             tls_states.insert(l.name.clone(), Arc::new(state));
         }
     }
-    let access_log = AccessLog::start(
-        &config.log.access_log,
-        config.log.queue_capacity,
-        metrics.clone(),
-    )
-    .map_err(|e| format!("access log `{}`: {e}", config.log.access_log))?;
+    let access_log = access_log::start(&config.log.access_log, config.log.queue_capacity, &metrics)
+        .map_err(|source| EdgeError::AccessLog {
+            dest: config.log.access_log.clone(),
+            source,
+        })?;
     let routes = config.routes.iter().map(|r| r.name.clone()).collect();
     let events = access_log.clone();
     let (defences, workers) = rampart_protect::defences::Defences::new(
@@ -54,7 +64,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
         routes,
         Arc::new(move |line: &str| events.send_line(line.to_string())),
     )
-    .map_err(|e| format!("[protect]: {e}"))?;
+    .map_err(|e| EdgeError::Protect(e.to_string()))?;
     let runtime = Runtime::build(config)?;
     Ok(Arc::new(Shared {
         defences,
@@ -64,17 +74,20 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
         tls: tls_states,
         access_log,
         config_path: config_path.to_path_buf(),
-        ready: AtomicBool::new(false),
-        in_flight: AtomicI64::new(0),
+        ready: Readiness::new(),
+        in_flight: InFlight::new(),
     }))
 }
 
 /// `rampart-proxy run`: serves until SIGTERM (graceful, bounded) or SIGINT (fast).
-pub fn run(config_path: &Path) -> Result<(), String> {
-    let config = config::load(config_path).map_err(|e| e.to_string())?;
+pub fn run(config_path: &Path) -> Result<(), EdgeError> {
+    let config = config::load(config_path)?;
     for l in &config.listeners {
-        std::net::TcpListener::bind(l.address)
-            .map_err(|e| format!("listener `{}` cannot bind {}: {e}", l.name, l.address))?;
+        std::net::TcpListener::bind(l.address).map_err(|source| EdgeError::Bind {
+            listener: l.name.clone(),
+            address: l.address,
+            source,
+        })?;
     }
     let shared = prepare(config_path, config)?;
     start_control_plane(shared.clone())?;
@@ -82,7 +95,7 @@ pub fn run(config_path: &Path) -> Result<(), String> {
 }
 
 /// Starts Pingora with the shared state's listeners; never returns on success.
-pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
+pub fn serve(shared: Arc<Shared>) -> Result<(), EdgeError> {
     let config = shared.runtime.load().config.clone();
     let conf = ServerConf {
         threads: config.server.threads,
@@ -139,7 +152,7 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
 
 /// Admin listener, SIGHUP reload, certificate watcher and readiness, on one thread with its own
 /// tokio runtime (Pingora's runtimes are created later by `run_forever`).
-pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
+pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
     std::thread::Builder::new()
         .name("control-plane".into())
@@ -180,12 +193,17 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
                     None
                 };
                 let _ = tx.send(Ok(()));
-                if let Some(admin) = admin {
-                    tokio::spawn(crate::admin::serve(admin, shared.clone()));
+                if let Some(listener) = admin {
+                    let admin = rampart_ops::admin::Admin {
+                        registry: shared.metrics.registry.clone(),
+                        ready: shared.ready.clone(),
+                    };
+                    tokio::spawn(rampart_ops::admin::serve(listener, admin));
                 }
-                tokio::spawn(crate::reload::on_sighup(shared.clone(), hup));
-                tokio::spawn(crate::reload::watch_certificates(shared.clone()));
+                tokio::spawn(crate::control::reload::on_sighup(shared.clone(), hup));
+                tokio::spawn(crate::control::reload::watch_certificates(shared.clone()));
                 tokio::spawn(drain_on_sigterm(shared.clone(), term));
+
                 wait_ready(
                     &shared,
                     config.listeners.iter().map(|l| l.address).collect(),
@@ -194,8 +212,10 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
                 std::future::pending::<()>().await;
             });
         })
-        .map_err(|e| format!("control plane thread: {e}"))?;
-    rx.recv().map_err(|e| format!("control plane: {e}"))?
+        .map_err(|e| EdgeError::ControlPlane(format!("thread: {e}")))?;
+    rx.recv()
+        .map_err(|e| EdgeError::ControlPlane(e.to_string()))?
+        .map_err(EdgeError::ControlPlane)
 }
 
 /// Marks the process ready once every listener accepts TCP connections.
@@ -210,25 +230,21 @@ async fn wait_ready(shared: &Shared, addrs: Vec<SocketAddr>) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    shared.ready.store(true, Ordering::Release);
+    shared.ready.set(true);
     eprintln!("rampart-proxy: ready");
 }
 
 /// SIGTERM: Pingora stops accepting new connections; once no request is in flight (or the
 /// grace period is over, when Pingora exits on its own) the access log is flushed and the
 /// process exits.
-async fn drain_on_sigterm(shared: Arc<Shared>, mut term: tokio::signal::unix::Signal) {
-    if term.recv().await.is_none() {
-        return;
-    }
-    shared.ready.store(false, Ordering::Release);
-    eprintln!("rampart-proxy: SIGTERM, draining");
-    // Let Pingora see the signal and stop handing out new work first.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    while shared.in_flight.load(Ordering::Acquire) > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    shared.access_log.flush(Duration::from_secs(2));
-    eprintln!("rampart-proxy: drained, exiting");
-    std::process::exit(0);
+async fn drain_on_sigterm(shared: Arc<Shared>, term: tokio::signal::unix::Signal) {
+    let drain = rampart_ops::drain::Drain {
+        ready: shared.ready.clone(),
+        in_flight: shared.in_flight.clone(),
+        // Let Pingora see the signal and stop handing out new work first.
+        settle: Duration::from_millis(200),
+        name: "rampart-proxy",
+    };
+    let log = shared.access_log.clone();
+    rampart_ops::drain::on_sigterm(term, drain, move || log.flush(Duration::from_secs(2))).await
 }

@@ -4,8 +4,8 @@
 //! `Server: Pingora` line, which no other path emits) with a hardened edge response, and logs and
 //! counts the rejected request.
 
-use crate::access_log::AccessRecord;
-use crate::headers::HeaderPolicy;
+use crate::request::access_log::AccessRecord;
+use crate::request::headers::HeaderPolicy;
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora_core::protocols::raw_connect::ProxyDigest;

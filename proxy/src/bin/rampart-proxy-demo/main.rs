@@ -1,71 +1,52 @@
-//! `rampart-proxy demo`: a careless app on loopback behind the edge, with an ephemeral CA, so an
-//! operator sees in one command what the edge changes.
+//! `rampart-proxy-demo`: a careless app on loopback behind the edge, with an ephemeral CA, so an
+//! operator sees in one command what the edge changes. A binary of its own: none of this is in
+//! the production library.
+#![forbid(unsafe_code)]
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod ca;
+
+use ca::{write_private, EphemeralCa};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A CA that signs server certificates (PEM).
-pub struct EphemeralCa {
-    ca: rcgen::CertifiedIssuer<'static, KeyPair>,
+#[derive(Parser)]
+#[command(
+    name = "rampart-proxy-demo",
+    version,
+    about = "Run the Rampart edge on loopback in front of a careless app"
+)]
+struct Cli {
+    /// Directory for the demo's CA, certificates, config and logs (a temp dir by default).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Loopback port of the edge's TLS listener.
+    #[arg(long, default_value_t = Ports::DEFAULT.tls)]
+    tls_port: u16,
+    /// Loopback port of the plain listener (it redirects to https).
+    #[arg(long, default_value_t = Ports::DEFAULT.http)]
+    http_port: u16,
+    /// Loopback port of the admin endpoint (/metrics).
+    #[arg(long, default_value_t = Ports::DEFAULT.admin)]
+    admin_port: u16,
 }
 
-impl EphemeralCa {
-    pub fn new(name: &str) -> Result<Self, rcgen::Error> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        set_validity(&mut params, CA_LIFETIME);
-        let ca = rcgen::CertifiedIssuer::self_signed(params, key)?;
-        Ok(EphemeralCa { ca })
+fn main() -> ExitCode {
+    rampart_ops::logging::init("RAMPART_LOG", rampart_proxy::control::server::DEFAULT_LOG);
+    let cli = Cli::parse();
+    let ports = Ports {
+        tls: cli.tls_port,
+        http: cli.http_port,
+        admin: cli.admin_port,
+    };
+    match run(cli.dir, ports) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rampart-proxy-demo: error: {e}");
+            ExitCode::FAILURE
+        }
     }
-
-    pub fn cert_pem(&self) -> String {
-        self.ca.pem()
-    }
-
-    /// A leaf for `names` (DNS names or IP addresses): (chain PEM, key PEM).
-    pub fn issue(&self, names: &[&str]) -> Result<(String, String), rcgen::Error> {
-        let key = KeyPair::generate()?;
-        let mut params =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("leaf"));
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, LEAF_LIFETIME);
-        let cert = params.signed_by(&key, &self.ca)?;
-        Ok((cert.pem(), key.serialize_pem()))
-    }
-}
-
-/// The demo CA lives a quarter at most (S.N.2); its leaves a month, well under the 90 days that
-/// TLS checkers (sslyze's Mozilla profiles) accept, instead of rcgen's default of year 4096.
-const CA_LIFETIME: time::Duration = time::Duration::days(90);
-const LEAF_LIFETIME: time::Duration = time::Duration::days(30);
-
-/// Valid from an hour ago (clock skew) for `lifetime`.
-fn set_validity(params: &mut CertificateParams, lifetime: time::Duration) {
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::hours(1);
-    params.not_after = now + lifetime;
-}
-
-/// Writes a file readable only by the owner (keys).
-pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).write(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    opts.open(path)?.write_all(contents.as_bytes())
 }
 
 /// The careless app: leaks its stack, sets a bare cookie, sends no security headers.
@@ -121,7 +102,7 @@ async fn careless_app(listener: tokio::net::TcpListener) {
 }
 
 /// Starts the careless app on an ephemeral loopback port; returns its address.
-pub fn start_careless_app() -> Result<std::net::SocketAddr, String> {
+fn start_careless_app() -> Result<std::net::SocketAddr, String> {
     let std_listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("demo app: {e}"))?;
     std_listener
@@ -149,22 +130,22 @@ pub fn start_careless_app() -> Result<std::net::SocketAddr, String> {
 
 /// Where the demo's edge listens, all on 127.0.0.1.
 #[derive(Debug, Clone, Copy)]
-pub struct Ports {
-    pub tls: u16,
-    pub http: u16,
-    pub admin: u16,
+struct Ports {
+    tls: u16,
+    http: u16,
+    admin: u16,
 }
 
 impl Ports {
-    /// What `rampart-proxy demo` uses unless told otherwise (README, docs/proxy.md).
-    pub const DEFAULT: Ports = Ports {
+    /// What the demo uses unless told otherwise (README, docs/proxy.md).
+    const DEFAULT: Ports = Ports {
         tls: 8443,
         http: 8080,
         admin: 9901,
     };
 }
 
-pub fn run(dir: Option<PathBuf>, ports: Ports) -> Result<(), String> {
+fn run(dir: Option<PathBuf>, ports: Ports) -> Result<(), String> {
     let Ports { tls, http, admin } = ports;
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id()))
@@ -180,7 +161,7 @@ pub fn run(dir: Option<PathBuf>, ports: Ports) -> Result<(), String> {
     write_private(&dir.join("edge.key"), &key).map_err(io)?;
     let app = start_careless_app()?;
     let config = format!(
-        r#"# Generated by `rampart-proxy demo`.
+        r#"# Generated by `rampart-proxy-demo`.
 [admin]
 address = "127.0.0.1:{admin}"
 
@@ -227,8 +208,8 @@ max_uri_bytes = 8192
 # DoS defences (S.N.4): per-client rate limits (429 + Retry-After), connection caps before
 # TLS, slow-client deadlines, h2 stream limits, load shedding (503).
 [protect.rate_limit]
-# Low so the demo shows a 429 from one curl loop; production: see examples/rampart.toml.
-default = {{ requests = 5, per_seconds = 1, burst = 20 }}
+# Low so one curl loop shows a 429 even on a slow machine; production: see examples/rampart.toml.
+default = {{ requests = 1, per_seconds = 1, burst = 20 }}
 [protect.connections]
 max_connections = 10000
 max_per_ip = 64
@@ -259,7 +240,7 @@ Edge error page (404 from the edge is hardened too), and the https redirect:
   curl -si --cacert {ca} https://127.0.0.1:{tls}/ -H 'Host: unknown.example' ; curl -si http://127.0.0.1:{http}/x
 The WAF blocks an SQL injection (403 naming the request id; the log line says which rule):
   curl -si --cacert {ca} 'https://127.0.0.1:{tls}/?q=1%27%20OR%201=1--' ; sleep 0.5 ; tail -n1 {log}
-Rate limit (burst 20, then 5/s; over it 429 with Retry-After):
+Rate limit (burst 20, then 1/s; over it 429 with Retry-After):
   for i in $(seq 40); do curl -s -o /dev/null -w '%{{http_code}} ' --cacert {ca} https://127.0.0.1:{tls}/; done; echo
 Denials by reason, route and rule family:
   curl -s http://127.0.0.1:{admin}/metrics | grep rampart_denials_total
@@ -273,5 +254,5 @@ Stop with Ctrl-C.
         cfg = config_path.display(),
         log = dir.join("access.log").display(),
     );
-    crate::server::run(&config_path)
+    rampart_proxy::control::server::run(&config_path).map_err(|e| e.to_string())
 }

@@ -1,6 +1,5 @@
-//! The request inspection stage of `request_filter`: head limits (414, 431), the request body
-//! buffered up to the route's `inspect_limit` before anything is forwarded (413 above
-//! `max_body`), and the WAF verdict over request line, headers, cookies, query and body.
+//! Stage 5: the request body buffered up to the route's `inspect_limit` before anything is
+//! forwarded (413 above `max_body`), so the WAF (stage 6) sees it, then replayed upstream.
 //!
 //! Pingora replays a body read in `request_filter` only through its retry buffer, which stops
 //! at 64 KiB (counted from when it is switched on; it can't be reset). So the body is read into
@@ -18,7 +17,8 @@
 //! A body longer than `inspect_limit` is not done when inspection ends: Pingora reads the rest
 //! and `emit` puts our buffer in front of (or in place of) its first chunk.
 
-use crate::config::{LimitsConfig, WafMode};
+use super::denial::Denial;
+use crate::config::WafMode;
 use crate::runtime::RouteWaf;
 use bytes::{Bytes, BytesMut};
 use pingora_core::protocols::http::ServerSession;
@@ -26,31 +26,10 @@ use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use rampart_protect::denial::DenialReason;
-use rampart_waf::{RuleSet, Verdict};
 use serde_json::{Map, Value};
 
 /// Pingora's retry buffer capacity (`BODY_BUF_LIMIT`); one body read is at most this too.
 const RETRY_BUFFER: u64 = 64 * 1024;
-
-/// A request head over a configured limit: the reason and its status.
-pub fn head_limits(req: &RequestHeader, limits: &LimitsConfig) -> Option<(DenialReason, u16)> {
-    let uri_len = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
-    if uri_len > limits.max_uri_bytes {
-        return Some((DenialReason::UriTooLong, 414));
-    }
-    if req.headers.len() > limits.max_headers {
-        return Some((DenialReason::TooManyHeaders, 431));
-    }
-    let bytes: usize = req
-        .headers
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if bytes > limits.max_header_bytes {
-        return Some((DenialReason::HeaderTooLarge, 431));
-    }
-    None
-}
 
 /// The body bytes read before forwarding, to be replayed to the upstream.
 #[derive(Debug, Default)]
@@ -106,6 +85,18 @@ impl BodyReplay {
 pub enum BodyRefused {
     /// Over `max_body` (413).
     TooLarge(&'static str),
+}
+
+impl BodyRefused {
+    /// The denial; the detail goes to the access-log fields.
+    pub fn into_denial(self, log_fields: &mut Map<String, Value>) -> Denial {
+        match self {
+            BodyRefused::TooLarge(detail) => {
+                log_fields.insert("rampart.limit.detail".into(), detail.into());
+                Denial::protect("limits", DenialReason::BodyTooLarge, 413)
+            }
+        }
+    }
 }
 
 fn content_length(req: &RequestHeader) -> Option<u64> {
@@ -238,65 +229,4 @@ async fn expect_continue(session: &mut Session) -> pingora_error::Result<()> {
         session.downstream_session.write_continue_response().await?;
     }
     Ok(())
-}
-
-/// The request line's protocol version, as the WAF's rules name it.
-fn http_version(v: http::Version) -> &'static str {
-    match v {
-        http::Version::HTTP_09 => "HTTP/0.9",
-        http::Version::HTTP_10 => "HTTP/1.0",
-        http::Version::HTTP_11 => "HTTP/1.1",
-        http::Version::HTTP_2 => "HTTP/2",
-        http::Version::HTTP_3 => "HTTP/3",
-        _ => "",
-    }
-}
-
-/// The WAF's view of this request.
-pub fn inspect(rules: &RuleSet, req: &RequestHeader, body: &BodyReplay, waf: &RouteWaf) -> Verdict {
-    let headers: Vec<(&str, &[u8])> = req
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
-    let request = rampart_waf::Request {
-        method: req.method.as_str(),
-        path: req.uri.path(),
-        query: req.uri.query().unwrap_or(""),
-        version: http_version(req.version),
-        headers: &headers,
-        body: body.inspected(),
-        body_truncated: body.partial,
-    };
-    rules.inspect(&request, &waf.policy)
-}
-
-/// The family of the highest-scoring match (the denial's `family` label).
-pub fn top_family(v: &Verdict) -> Option<&'static str> {
-    v.matches
-        .iter()
-        .max_by_key(|m| m.score)
-        .map(|m| m.family.as_str())
-}
-
-/// `rampart.waf.*` access-log fields.
-pub fn log_fields(out: &mut Map<String, Value>, action: &str, v: &Verdict, body: &BodyReplay) {
-    out.insert("rampart.waf.action".into(), action.into());
-    out.insert("rampart.waf.score".into(), v.score.into());
-    let ids: Vec<Value> = v.matches.iter().map(|m| m.rule_id.into()).collect();
-    out.insert("rampart.waf.rule_ids".into(), Value::Array(ids));
-    let mut targets: Vec<&str> = v.matches.iter().map(|m| m.target.as_str()).collect();
-    targets.dedup();
-    let targets: Vec<Value> = targets
-        .into_iter()
-        .map(|t| crate::access_log::cap(t, 128).into())
-        .collect();
-    out.insert("rampart.waf.targets".into(), Value::Array(targets));
-    if body.partial {
-        out.insert("rampart.waf.body".into(), "partial".into());
-    }
-    if v.truncated {
-        // The engine's own per-value / field limits cut inspection short.
-        out.insert("rampart.waf.truncated".into(), true.into());
-    }
 }

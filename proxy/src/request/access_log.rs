@@ -1,16 +1,12 @@
-//! One JSON line per client request (S.N.5), written by a dedicated thread so the request path
-//! never waits on I/O: records go through a bounded queue and are dropped (and counted) when the
-//! writer falls behind.
+//! One JSON line per client request (S.N.5): the record, its redaction, and the writer (the
+//! shared `rampart_ops::json_log` thread, so the request path never waits on I/O: records go
+//! through a bounded queue and are dropped, and counted, when the writer falls behind).
 //!
 //! Never logged: Cookie, Authorization and Set-Cookie values; sensitive query values are
 //! replaced by `REDACTED`.
 
 use crate::metrics::Metrics;
 use serde::Serialize;
-use std::io::Write;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-use std::sync::Arc;
-use std::time::Duration;
 use std::time::SystemTime;
 
 /// Query keys (case-insensitive, after percent-decoding) whose values are never logged.
@@ -136,116 +132,14 @@ fn rfc3339<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, 
     s.serialize_str(&text)
 }
 
-enum Msg {
-    Record(Box<AccessRecord>),
-    /// A ready JSON event line (connection-level denials), written as is.
-    Line(String),
-    /// Re-open the file (after log rotation; sent on SIGHUP).
-    Reopen,
-    /// Flush, then acknowledge.
-    Flush(std::sync::mpsc::Sender<()>),
-}
+/// The access log: the shared JSON-lines writer thread carrying [`AccessRecord`]s (and ready
+/// JSON event lines for connection-level denials).
+pub type AccessLog = rampart_ops::json_log::JsonLog<AccessRecord>;
 
-/// The sending half, cheap to clone into the proxy.
-#[derive(Clone)]
-pub struct AccessLog {
-    tx: SyncSender<Msg>,
-    metrics: Arc<Metrics>,
-}
-
-fn open(dest: &str) -> std::io::Result<Box<dyn Write + Send>> {
-    if dest == "stdout" {
-        return Ok(Box::new(std::io::stdout()));
-    }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o640);
-    Ok(Box::new(opts.open(dest)?))
-}
-
-impl AccessLog {
-    /// Starts the writer thread. `dest` is "stdout" or a file path (appended to).
-    pub fn start(dest: &str, capacity: usize, metrics: Arc<Metrics>) -> std::io::Result<Self> {
-        let out = open(dest)?;
-        let (tx, rx) = sync_channel(capacity);
-        let dest = dest.to_string();
-        std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || writer(rx, out, &dest))?;
-        Ok(AccessLog { tx, metrics })
-    }
-
-    /// Queues a record; never blocks.
-    pub fn send(&self, rec: Box<AccessRecord>) {
-        if self.tx.try_send(Msg::Record(rec)).is_err() {
-            self.metrics.access_log_dropped.inc()
-        }
-    }
-
-    /// Queues a ready JSON event line (no trailing newline); never blocks.
-    pub fn send_line(&self, line: String) {
-        if self.tx.try_send(Msg::Line(line)).is_err() {
-            self.metrics.access_log_dropped.inc()
-        }
-    }
-
-    /// Waits (at most `timeout`) until everything queued so far is written out.
-    pub fn flush(&self, timeout: Duration) {
-        let (ack, done) = std::sync::mpsc::channel();
-        // A blocking send is fine here: only the shutdown path flushes, never a request.
-        if self.tx.send(Msg::Flush(ack)).is_ok() {
-            let _ = done.recv_timeout(timeout);
-        }
-    }
-
-    /// Asks the writer to re-open its file (log rotation).
-    pub fn reopen(&self) {
-        let _ = self.tx.try_send(Msg::Reopen);
-    }
-}
-
-/// How often the writer wakes to drain the queue. The writer never blocks in `recv`, so a
-/// request never pays for waking it (a futex wake per line cost ~20% of edge CPU under load).
-const DRAIN_EVERY: Duration = Duration::from_millis(20);
-
-fn writer(rx: Receiver<Msg>, out: Box<dyn Write + Send>, dest: &str) {
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
-    loop {
-        std::thread::sleep(DRAIN_EVERY);
-        loop {
-            match rx.try_recv() {
-                Ok(Msg::Record(rec)) => write_one(&mut out, &rec),
-                Ok(Msg::Line(line)) => {
-                    let _ = out.write_all(line.as_bytes());
-                    let _ = out.write_all(b"\n");
-                }
-                Ok(Msg::Reopen) => {
-                    let _ = out.flush();
-                    match open(dest) {
-                        Ok(f) => out = std::io::BufWriter::with_capacity(256 * 1024, f),
-                        Err(e) => eprintln!("rampart-proxy: access log `{dest}` re-open failed, keeping the old file: {e}"),
-                    }
-                }
-                Ok(Msg::Flush(ack)) => {
-                    let _ = out.flush();
-                    let _ = ack.send(());
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    let _ = out.flush();
-                    return;
-                }
-            }
-        }
-        let _ = out.flush();
-    }
-}
-
-fn write_one(out: &mut impl Write, rec: &AccessRecord) {
-    if serde_json::to_writer(&mut *out, rec).is_ok() {
-        let _ = out.write_all(b"\n");
-    }
+/// Starts the access log writer on `dest` ("stdout" or a file path, appended to); records
+/// refused by a full queue are counted in `rampart_access_log_dropped_total`.
+pub fn start(dest: &str, capacity: usize, metrics: &Metrics) -> std::io::Result<AccessLog> {
+    AccessLog::start(dest, capacity, metrics.access_log_dropped.clone())
 }
 
 /// The query string with values of sensitive keys replaced by REDACTED.

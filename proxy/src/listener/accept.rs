@@ -2,7 +2,7 @@
 //! listener's own rustls config (see `tls`), then the hardened stream (see `parser_errors`),
 //! then Pingora's HTTP proxy.
 
-use crate::parser_errors::HardenedStream;
+use super::hardened::HardenedStream;
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;

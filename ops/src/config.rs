@@ -1,0 +1,292 @@
+//! Config and policy files: TOML read into `serde` types (with `deny_unknown_fields`, so a typo
+//! is an error), with every error naming the file, the line and the field.
+//!
+//! Parse errors (the text does not fit the types: unknown key, wrong type, bad value rejected by
+//! a newtype's `Deserialize`) carry the line of the offending text and the field path found by
+//! `serde_path_to_error`. Checks that need the whole value (cross-references: a route naming an
+//! upstream that does not exist) run after parsing and report through [`invalid`], which finds
+//! the line of a key path in the text.
+//!
+//! ```
+//! #[derive(serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct Conf { port: u16 }
+//! let e = rampart_ops::config::parse_toml::<Conf>("a.toml".as_ref(), "port = 1\nprot = 2\n")
+//!     .err().unwrap();
+//! assert!(e.to_string().starts_with("a.toml:2: `prot`: unknown field `prot`"), "{e}");
+//! ```
+
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a config file was refused. The `Display` form is `file:line: `field`: message`, ready to
+/// print for the person who has to fix the file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}", file = file.display())]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML or does not fit the config's types.
+    #[error("{}", Located { file, line: *line, field, message })]
+    Parse {
+        file: PathBuf,
+        line: usize,
+        /// Dotted key path, array items by index (`routes.2.upstream`); empty at the top level.
+        field: String,
+        message: String,
+    },
+    /// The values parsed but do not fit together (checked after parsing).
+    #[error("{}", Located { file, line: *line, field, message })]
+    Invalid {
+        file: PathBuf,
+        line: usize,
+        field: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The file the error is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            ConfigError::Read { file, .. }
+            | ConfigError::Parse { file, .. }
+            | ConfigError::Invalid { file, .. } => file,
+        }
+    }
+}
+
+struct Located<'a> {
+    file: &'a Path,
+    line: usize,
+    field: &'a str,
+    message: &'a str,
+}
+
+impl fmt::Display for Located<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if !self.field.is_empty() {
+            write!(f, "`{}`: ", self.field)?;
+        }
+        f.write_str(self.message)
+    }
+}
+
+/// Reads `path` and parses it as `T`. Returns the text too, for [`invalid`] errors found later.
+pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let value = parse_toml(path, &text)?;
+    Ok((value, text))
+}
+
+/// Parses TOML `text` as `T`; `path` only names the file in errors.
+pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::new(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = dotted(e.path());
+        let inner = e.into_inner();
+        let line = match inner.span() {
+            Some(span) => line_at(text, span.start),
+            None if field.is_empty() => 1,
+            None => line_of_path(text, &split_path(&field)),
+        };
+        ConfigError::Parse {
+            file: path.to_path_buf(),
+            line,
+            field,
+            message: inner.message().trim_end().to_string(),
+        }
+    })
+}
+
+/// An error for a value that parsed but is refused by a check done afterwards. `key` is the key
+/// path (`["routes", "0", "upstream"]`); the line is found in `text`.
+pub fn invalid(path: &Path, text: &str, key: &[String], message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: path.to_path_buf(),
+        line: line_of_path(text, key),
+        field: key.join("."),
+        message: message.into(),
+    }
+}
+
+/// 1-based line of byte offset `at` in `text`.
+fn line_at(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        let part = match seg {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } => key.clone(),
+            Segment::Enum { variant } => variant.clone(),
+            Segment::Unknown => continue,
+        };
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&part);
+    }
+    out
+}
+
+fn split_path(dotted: &str) -> Vec<String> {
+    dotted.split('.').map(str::to_string).collect()
+}
+
+/// Best-effort line number (1-based) of `path` in `text`; falls back to the table's header line,
+/// then to 1.
+pub fn line_of_path(text: &str, path: &[String]) -> usize {
+    let mut table = String::new();
+    let mut index: Option<usize> = None;
+    let mut key: Option<&str> = None;
+    for part in path {
+        if let Ok(i) = part.parse::<usize>() {
+            index = Some(i);
+        } else if index.is_none() && key.is_none() && table.is_empty() {
+            table = part.clone();
+        } else if key.is_none() {
+            key = Some(part.as_str());
+        }
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    // Find the start of the table (the n-th `[[table]]` or the `[table]` header).
+    let mut start = 0;
+    let mut seen = 0;
+    let mut found = false;
+    for (n, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        let is_array = t == format!("[[{table}]]");
+        let is_table = t == format!("[{table}]");
+        if is_array && Some(seen) == index || is_table {
+            start = n;
+            found = true;
+            break;
+        }
+        if is_array {
+            seen += 1;
+        }
+    }
+    if !found {
+        return 1;
+    }
+    if let Some(key) = key {
+        for (n, line) in lines.iter().enumerate().skip(start + 1) {
+            let t = line.trim_start();
+            if t.starts_with("[[") && !t.contains(&format!("[[{table}.")) {
+                break;
+            }
+            if t.starts_with(&format!("[{table}.{key}"))
+                || t.starts_with(&format!("[[{table}.{key}"))
+            {
+                return n + 1;
+            }
+            if let Some(rest) = t.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    return n + 1;
+                }
+            }
+        }
+    }
+    start + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_key_in_nth_array_table() {
+        let text = "[[routes]]\nname = \"a\"\nupstream = \"x\"\n\n[[routes]]\nname = \"b\"\nupstream = \"y\"\n";
+        let path = vec!["routes".to_string(), "1".into(), "upstream".into()];
+        assert_eq!(line_of_path(text, &path), 7);
+        let path = vec!["routes".to_string(), "0".into(), "name".into()];
+        assert_eq!(line_of_path(text, &path), 2);
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Conf {
+        name: String,
+        #[serde(default)]
+        routes: Vec<Route>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Route {
+        name: String,
+        port: u16,
+    }
+
+    fn err(text: &str) -> String {
+        parse_toml::<Conf>(Path::new("conf.toml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let e = err("name = \"x\"\n[[routes]]\nname = \"a\"\nport = 1\n[[routes]]\nname = \"b\"\nprot = 2\n");
+        assert!(
+            e.starts_with("conf.toml:7: `routes.1.prot`: unknown field `prot`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_the_field_path() {
+        let e = err("name = \"x\"\n[[routes]]\nname = \"a\"\nport = 70000\n");
+        assert!(e.starts_with("conf.toml:4: `routes.0.port`: "), "{e}");
+    }
+
+    #[test]
+    fn missing_field_names_the_table() {
+        let e = err("name = \"x\"\n[[routes]]\nname = \"a\"\n");
+        assert!(e.contains("missing field `port`"), "{e}");
+        assert!(e.starts_with("conf.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_file() {
+        let e = load_toml::<Conf>(Path::new("/nonexistent/conf.toml")).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }));
+        assert_eq!(e.file(), Path::new("/nonexistent/conf.toml"));
+    }
+
+    #[test]
+    fn invalid_finds_the_key_line() {
+        let text = "name = \"x\"\n[[routes]]\nname = \"a\"\nport = 1\n";
+        let e = invalid(
+            Path::new("c.toml"),
+            text,
+            &["routes".into(), "0".into(), "port".into()],
+            "no such port",
+        );
+        assert_eq!(e.to_string(), "c.toml:4: `routes.0.port`: no such port");
+    }
+}

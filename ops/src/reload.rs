@@ -1,0 +1,273 @@
+//! Reloads, all or nothing. A reload builds one complete new generation of what it reloads
+//! (config, certificates, policies) from the files, and swaps it in with one store; if anything
+//! fails to load or check, nothing is swapped, the running generation keeps serving, and the
+//! refusal is counted and logged with its reason.
+//!
+//! Triggers: [`on_signal`] (SIGHUP) and [`watch_files`] (polls the files' fingerprints, so it
+//! also sees a Kubernetes secret's symlink swap that inotify-style watches miss).
+//! Connections already open keep the generation they loaded; new work sees the new one.
+
+use arc_swap::{ArcSwap, Guard};
+use prometheus::{IntCounterVec, Registry};
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Display;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Counts reloads by what was reloaded and result (`ok`, `error`) and logs each one.
+#[derive(Clone, Debug)]
+pub struct ReloadLog {
+    counter: IntCounterVec,
+    process: &'static str,
+}
+
+impl ReloadLog {
+    /// Registers `metric` (labels `what`, `result`) in `registry`. `process` names the binary in
+    /// the log lines (target `rampart_ops::reload`: ok at INFO, refused at ERROR).
+    pub fn register(registry: &Registry, metric: &str, process: &'static str) -> Self {
+        let counter = crate::metrics::counter_vec(
+            registry,
+            metric,
+            "Reloads by what was reloaded and result",
+            &["what", "result"],
+        );
+        ReloadLog { counter, process }
+    }
+
+    /// Counts and logs the outcome of one reload of `what`.
+    pub fn record<E: Display>(&self, what: &str, result: &Result<(), E>) {
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.counter.with_label_values(&[what, label]).inc();
+        match result {
+            Ok(()) => tracing::info!(process = self.process, "{what} reload ok"),
+            Err(e) => tracing::error!(
+                process = self.process,
+                "{what} reload refused (the previous one keeps serving): {e}"
+            ),
+        }
+    }
+
+    /// The count of `what` reloads with `result`.
+    pub fn count(&self, what: &str, result: &str) -> u64 {
+        self.counter.with_label_values(&[what, result]).get()
+    }
+}
+
+/// The live generation of something reloadable. Readers [`load`](Generations::load) it (a
+/// lock-free atomic load); [`reload`](Generations::reload) builds the next generation and swaps
+/// it in one store, or keeps the current one.
+pub struct Generations<T> {
+    live: ArcSwap<T>,
+    log: ReloadLog,
+}
+
+impl<T> Generations<T> {
+    pub fn new(first: T, log: ReloadLog) -> Self {
+        Generations {
+            live: ArcSwap::from_pointee(first),
+            log,
+        }
+    }
+
+    /// The current generation (cheap; hold it for one unit of work, not across reloads).
+    pub fn load(&self) -> Guard<Arc<T>> {
+        self.live.load()
+    }
+
+    /// The current generation as an owned `Arc` (for work that outlives a guard).
+    pub fn load_full(&self) -> Arc<T> {
+        self.live.load_full()
+    }
+
+    /// Builds the next generation from the current one with `build`; on success swaps it in,
+    /// on error keeps the current one. Either way the outcome is counted and logged as `what`.
+    /// Reloads are expected from one task at a time (the control plane); two concurrent ones
+    /// both build from the generation they saw and the later store wins.
+    pub fn reload<E: Display>(
+        &self,
+        what: &str,
+        build: impl FnOnce(&T) -> Result<T, E>,
+    ) -> Result<(), E> {
+        let current = self.live.load_full();
+        let result = build(&current).map(|next| self.live.store(Arc::new(next)));
+        self.log.record(what, &result);
+        result
+    }
+
+    pub fn reload_log(&self) -> &ReloadLog {
+        &self.log
+    }
+}
+
+/// Runs `reload` on tokio's blocking pool at each signal received on `signal` (create the
+/// stream before the server starts, so an early SIGHUP is not lost). One reload at a time.
+pub async fn on_signal<F>(mut signal: tokio::signal::unix::Signal, reload: F)
+where
+    F: Fn() + Send + Sync + 'static,
+{
+    let reload = Arc::new(reload);
+    while signal.recv().await.is_some() {
+        let r = reload.clone();
+        let _ = tokio::task::spawn_blocking(move || r()).await;
+    }
+}
+
+/// What identifies a file's content: modification time, length and a hash of the bytes.
+/// `None` when the file cannot be read.
+pub type Fingerprint = Option<(Option<SystemTime>, u64, u64)>;
+
+/// The fingerprints of `files`, in order.
+pub fn fingerprints(files: &[PathBuf]) -> Vec<Fingerprint> {
+    files
+        .iter()
+        .map(|f| {
+            let meta = std::fs::metadata(f).ok()?;
+            let bytes = std::fs::read(f).ok()?;
+            let mut h = DefaultHasher::new();
+            bytes.hash(&mut h);
+            Some((meta.modified().ok(), meta.len(), h.finish()))
+        })
+        .collect()
+}
+
+/// How [`watch_files`] polls.
+#[derive(Clone, Copy, Debug)]
+pub struct WatchTiming {
+    /// Time between two looks at the files.
+    pub every: Duration,
+    /// After a change is seen, wait this long and look again before reloading, so files
+    /// written one after the other (a certificate, then its key) are read together.
+    pub settle: Duration,
+}
+
+impl Default for WatchTiming {
+    fn default() -> Self {
+        WatchTiming {
+            every: Duration::from_secs(1),
+            settle: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Watches the files `files()` names (asked again at each look, since a reload may change the
+/// list) and calls `reload` on the blocking pool when their content changes; `reload` returns
+/// whether it succeeded. A failed reload is not retried until the files change again.
+///
+/// The files are fingerprinted when this is called (not when the future is first polled), so a
+/// change made between the call and the spawn is seen.
+pub fn watch_files<L, F>(
+    files: L,
+    timing: WatchTiming,
+    reload: F,
+) -> impl std::future::Future<Output = ()> + Send
+where
+    L: Fn() -> Vec<PathBuf> + Send + Sync + 'static,
+    F: Fn() -> bool + Send + Sync + 'static,
+{
+    let files = Arc::new(files);
+    let reload = Arc::new(reload);
+    let first = {
+        let list = files();
+        let prints = fingerprints(&list);
+        (list, prints)
+    };
+    async move {
+        let look = || {
+            let files = files.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let list = files();
+                    let prints = fingerprints(&list);
+                    (list, prints)
+                })
+                .await
+                .unwrap_or_default()
+            }
+        };
+        let mut last = first;
+        let mut failed: Option<(Vec<PathBuf>, Vec<Fingerprint>)> = None;
+        loop {
+            tokio::time::sleep(timing.every).await;
+            let now = look().await;
+            if now == last || failed.as_ref() == Some(&now) {
+                continue;
+            }
+            tokio::time::sleep(timing.settle).await;
+            let now = look().await;
+            let r = reload.clone();
+            let ok = tokio::task::spawn_blocking(move || r())
+                .await
+                .unwrap_or(false);
+            if ok {
+                last = now;
+                failed = None;
+            } else {
+                failed = Some(now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn log() -> ReloadLog {
+        ReloadLog::register(&Registry::new(), "t_reloads_total", "test")
+    }
+
+    #[test]
+    fn a_refused_generation_keeps_the_old_one() {
+        let g = Generations::new(1u32, log());
+        g.reload("config", |n| Ok::<_, String>(n + 1)).unwrap();
+        assert_eq!(**g.load(), 2);
+        let err = g.reload("config", |_| Err::<u32, _>("line 3: bad".to_string()));
+        assert_eq!(err.unwrap_err(), "line 3: bad");
+        assert_eq!(**g.load(), 2, "the old generation keeps serving");
+        assert_eq!(g.reload_log().count("config", "ok"), 1);
+        assert_eq!(g.reload_log().count("config", "error"), 1);
+    }
+
+    #[tokio::test]
+    async fn file_change_triggers_one_reload_and_a_failure_is_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cert.pem");
+        std::fs::write(&path, "one").unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let timing = WatchTiming {
+            every: Duration::from_millis(20),
+            settle: Duration::from_millis(10),
+        };
+        let p = path.clone();
+        let (c, o) = (calls.clone(), ok.clone());
+        let task = tokio::spawn(watch_files(
+            move || vec![p.clone()],
+            timing,
+            move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send(());
+                o.load(Ordering::SeqCst)
+            },
+        ));
+        let deadline = Duration::from_secs(10);
+        // Same length, same second: only the content hash differs.
+        std::fs::write(&path, "two").unwrap();
+        tokio::time::timeout(deadline, rx.recv())
+            .await
+            .expect("reload on change");
+        // The failed files are not retried: no call while they stay the same. Change them and a
+        // successful reload follows.
+        ok.store(true, Ordering::SeqCst);
+        std::fs::write(&path, "three").unwrap();
+        tokio::time::timeout(deadline, rx.recv())
+            .await
+            .expect("reload on second change");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one call per change");
+        task.abort();
+    }
+}

@@ -1,0 +1,101 @@
+//! The per-request state the stages share (Pingora's `CTX`).
+
+use super::body::BodyReplay;
+use super::denial::Denial;
+use super::headers::HeaderPolicy;
+use crate::runtime::{ListenerInfo, Route, Runtime};
+use rampart_protect::shed::InFlightGuard;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Per-request state.
+pub struct RequestCtx {
+    pub start: Instant,
+    pub started_at: SystemTime,
+    pub request_id: String,
+    /// The config generation this request runs under, loaded once in `request_filter`.
+    pub runtime: Option<Arc<Runtime>>,
+    pub listener: Option<Arc<ListenerInfo>>,
+    pub route: Option<Arc<Route>>,
+    pub https: bool,
+    pub host: String,
+    pub peer: Option<SocketAddr>,
+    pub client_ip: Option<IpAddr>,
+    /// Upstream endpoints tried so far (by index), and the current one.
+    pub tried: Vec<usize>,
+    pub current: Option<usize>,
+    pub upstream_addr: Option<SocketAddr>,
+    pub upstream_start: Option<Instant>,
+    pub connect_ms: Option<f64>,
+    pub response_ms: Option<f64>,
+    pub denial: Option<Denial>,
+    /// Extra access-log fields from protection stages (`rampart.waf.*`, `rampart.limit.*`).
+    pub log_fields: serde_json::Map<String, serde_json::Value>,
+    /// Counted in `rampart_active_requests` and the drain's in-flight count.
+    pub counted_active: bool,
+    /// Held while the request is in flight (load shedding counts these).
+    pub in_flight: Option<InFlightGuard>,
+    /// The body read for inspection, replayed to the upstream.
+    pub body: Option<BodyReplay>,
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            start: Instant::now(),
+            started_at: SystemTime::now(),
+            request_id: new_request_id(),
+            runtime: None,
+            listener: None,
+            route: None,
+            https: false,
+            host: String::new(),
+            peer: None,
+            client_ip: None,
+            tried: Vec::new(),
+            current: None,
+            upstream_addr: None,
+            upstream_start: None,
+            connect_ms: None,
+            response_ms: None,
+            denial: None,
+            log_fields: serde_json::Map::new(),
+            counted_active: false,
+            in_flight: None,
+            body: None,
+        }
+    }
+
+    /// The header policy for edge responses to this request.
+    pub fn policy<'a>(&'a self, rt: &'a Runtime) -> &'a HeaderPolicy {
+        self.route
+            .as_ref()
+            .map(|r| &r.headers)
+            .unwrap_or(&rt.default_headers)
+    }
+}
+
+/// Short, printable, no separators that could confuse logs or headers.
+pub fn is_sane_request_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn new_request_id() -> String {
+    let v: u128 = rand::random();
+    format!("{v:032x}")
+}
+
+/// A Pingora socket address as an inet address (`None` for unix sockets).
+pub fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
+    addr.and_then(|a| a.as_inet()).copied()
+}

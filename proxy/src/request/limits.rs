@@ -1,0 +1,61 @@
+//! Stage 4: limits once the route is known: the request head's size (414, 431), then load
+//! shedding and the route's rate limits (503, 429, counted by the defences).
+
+use super::context::RequestCtx;
+use super::denial::Denial;
+use crate::config::LimitsConfig;
+use crate::runtime::Route;
+use crate::state::Shared;
+use pingora_http::RequestHeader;
+use rampart_protect::denial::DenialReason;
+use std::net::IpAddr;
+
+/// A request head over a configured limit.
+pub fn head(req: &RequestHeader, limits: &LimitsConfig) -> Option<Denial> {
+    let refuse = |reason, status| Some(Denial::protect("limits", reason, status));
+    let uri_len = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return refuse(DenialReason::UriTooLong, 414);
+    }
+    if req.headers.len() > limits.max_headers {
+        return refuse(DenialReason::TooManyHeaders, 431);
+    }
+    let bytes: usize = req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if bytes > limits.max_header_bytes {
+        return refuse(DenialReason::HeaderTooLarge, 431);
+    }
+    None
+}
+
+/// Load shedding and rate limits. On admission the in-flight slot is held in the context until
+/// the request ends.
+pub async fn admit(shared: &Shared, ctx: &mut RequestCtx, route: &Route) -> Option<Denial> {
+    let client = ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    match shared
+        .defences
+        .admit_request(Some(&route.name), client)
+        .await
+    {
+        Ok(guard) => {
+            ctx.in_flight = Some(guard);
+            None
+        }
+        Err(refusal) => {
+            ctx.log_fields.extend(refusal.log_fields());
+            ctx.log_fields.remove("rampart.denial.reason");
+            // Counted by admit_request already.
+            Some(Denial {
+                by: "limits",
+                reason: refusal.reason.as_str().to_string(),
+                status: refusal.status,
+                counted: None,
+                family: None,
+                retry_after: Some(refusal.retry_after_secs),
+            })
+        }
+    }
+}

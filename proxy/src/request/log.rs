@@ -1,0 +1,129 @@
+//! Stage 10: the end of a request: its metrics and its JSON access-log line (the record and
+//! its redaction are in [`access_log`](super::access_log)).
+
+use super::access_log::{cap, redact_query, AccessRecord, MAX_PATH, MAX_UA};
+use super::context::{inet, RequestCtx};
+use crate::metrics::status_class;
+use crate::state::Shared;
+use crate::tls::TlsInfo;
+use pingora_error::Error;
+use pingora_proxy::Session;
+
+/// The end of a request: request count and duration metrics, the active gauges, and its
+/// access-log line.
+pub fn finish(shared: &Shared, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    let m = &shared.metrics;
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .unwrap_or(0);
+    let route = ctx.route.as_ref().map(|r| r.name.as_str()).unwrap_or("");
+    let elapsed = ctx.start.elapsed();
+    m.requests
+        .with_label_values(&[route, status_class(status)])
+        .inc();
+    m.duration
+        .with_label_values(&[route])
+        .observe(elapsed.as_secs_f64());
+    if ctx.counted_active {
+        if let Some(l) = &ctx.listener {
+            m.active_requests.with_label_values(&[&l.name]).dec();
+        }
+        shared.in_flight.leave();
+    }
+    shared
+        .access_log
+        .send(Box::new(access_record(session, e, ctx, status, elapsed)));
+}
+
+fn tls_info(session: &Session) -> Option<TlsInfo<'_>> {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_deref())
+        .map(TlsInfo::from_digest)
+}
+
+fn access_record(
+    session: &Session,
+    e: Option<&Error>,
+    ctx: &mut RequestCtx,
+    status: u16,
+    elapsed: std::time::Duration,
+) -> AccessRecord {
+    let req = session.req_header();
+    let redact: &[String] = ctx
+        .runtime
+        .as_ref()
+        .map(|r| r.redact_keys.as_slice())
+        .unwrap_or(&[]);
+    let tls = tls_info(session);
+    let server = inet(session.server_addr());
+    let mut extra = std::mem::take(&mut ctx.log_fields);
+    if let Some(d) = &ctx.denial {
+        extra.insert("rampart.denial.by".into(), d.by.into());
+        extra.insert("rampart.denial.reason".into(), d.reason.clone().into());
+    }
+    let client_address = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
+    // Usually the same address: copy the text rather than format it twice.
+    let peer_address = match ctx.peer {
+        Some(p) if Some(p.ip()) == ctx.client_ip => client_address.clone(),
+        Some(p) => p.ip().to_string(),
+        None => String::new(),
+    };
+    AccessRecord {
+        timestamp: Some(ctx.started_at),
+        request_id: ctx.request_id.clone(),
+        listener: ctx
+            .listener
+            .as_ref()
+            .map(|l| l.name.clone())
+            .unwrap_or_default(),
+        client_address,
+        client_port: ctx
+            .peer
+            .filter(|p| Some(p.ip()) == ctx.client_ip)
+            .map(|p| p.port()),
+        peer_address,
+        peer_port: ctx.peer.map(|p| p.port()),
+        server_address: if ctx.host.is_empty() {
+            server.map(|s| s.ip().to_string()).unwrap_or_default()
+        } else {
+            ctx.host.clone()
+        },
+        method: cap(req.method.as_str(), 32),
+        scheme: if ctx.https { "https" } else { "http" },
+        path: cap(req.uri.path(), MAX_PATH),
+        query: req
+            .uri
+            .query()
+            .map(|q| cap(&redact_query(q, redact), MAX_PATH)),
+        route: ctx
+            .route
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
+        protocol: match req.version {
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_10 => "1.0",
+            http::Version::HTTP_09 => "0.9",
+            _ => "1.1",
+        },
+        user_agent: req
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|v| cap(&String::from_utf8_lossy(v.as_bytes()), MAX_UA))
+            .unwrap_or_default(),
+        status,
+        request_body_size: session.body_bytes_read(),
+        response_body_size: session.body_bytes_sent(),
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        upstream_address: ctx.upstream_addr.map(|a| a.to_string()),
+        upstream_connect_ms: ctx.connect_ms,
+        upstream_response_ms: ctx.response_ms,
+        tls_version: tls.map(|t| t.version.to_string()),
+        tls_cipher: tls.map(|t| t.cipher.to_string()),
+        tls_server_name: tls.and_then(|t| t.server_name.map(str::to_string)),
+        error: e.map(|e| e.etype().as_str().to_string()),
+        extra,
+    }
+}

@@ -1,0 +1,185 @@
+//! Stage 9: answers the edge writes itself (denials, redirects, error pages: 400, 404, 413, 429,
+//! 502, 503, 504, 308) and the one place a denial is recorded. Pingora's own
+//! error pages carry `Server: Pingora` and bypass `response_filter`, so every edge response is
+//! built here with the same header policy as proxied ones.
+
+use super::context::RequestCtx;
+use super::denial::Denial;
+use super::headers::HeaderPolicy;
+use crate::runtime::{ListenerInfo, Runtime};
+use crate::state::Shared;
+use bytes::Bytes;
+use pingora_error::{Error, ErrorSource, ErrorType};
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+
+/// Writes a complete edge response. `location` makes it a redirect.
+pub async fn respond(
+    session: &mut Session,
+    status: u16,
+    policy: &HeaderPolicy,
+    https: bool,
+    request_id: &str,
+    location: Option<&str>,
+) -> pingora_error::Result<()> {
+    let reason = reason_phrase(status);
+    let body = format!("{status} {reason}\n");
+    let extra: Vec<(http::HeaderName, String)> = location
+        .map(|l| (http::header::LOCATION, l.to_string()))
+        .into_iter()
+        .collect();
+    write(session, status, policy, https, request_id, &extra, body).await
+}
+
+/// The response to a refused request: a small body naming the request id (operators find the
+/// log line by it), and `Retry-After` for limits.
+pub async fn respond_denied(
+    session: &mut Session,
+    status: u16,
+    policy: &HeaderPolicy,
+    https: bool,
+    request_id: &str,
+    retry_after: Option<u64>,
+) -> pingora_error::Result<()> {
+    let reason = reason_phrase(status);
+    let body = format!("{status} {reason}\nrequest id: {request_id}\n");
+    let extra: Vec<(http::HeaderName, String)> = retry_after
+        .map(|s| (http::header::RETRY_AFTER, s.to_string()))
+        .into_iter()
+        .collect();
+    write(session, status, policy, https, request_id, &extra, body).await
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
+}
+
+async fn write(
+    session: &mut Session,
+    status: u16,
+    policy: &HeaderPolicy,
+    https: bool,
+    request_id: &str,
+    extra: &[(http::HeaderName, String)],
+    body: String,
+) -> pingora_error::Result<()> {
+    let final_sent = session
+        .response_written()
+        .is_some_and(|r| !r.status.is_informational());
+    if final_sent {
+        // Headers already went out (error mid-body): nothing sensible to add. An interim
+        // `100 Continue` (sent before reading a body we then refuse) does not count.
+        return Ok(());
+    }
+    let body = Bytes::from(body);
+    let mut resp = ResponseHeader::build(status, Some(8))?;
+    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    resp.insert_header("x-request-id", request_id)?;
+    for (name, value) in extra {
+        resp.insert_header(name.clone(), value.as_str())?;
+    }
+    // Edge-generated responses close the h1 connection: the request may not have been read to
+    // its end (a body we refused), so the connection's framing can't be trusted afterwards.
+    session.set_keepalive(None);
+    policy.apply(&mut resp, https);
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+/// Writes the edge's answer to a request it refuses (or answers itself), and records why.
+/// Returns `Ok(true)`: `request_filter`'s "response already written".
+pub async fn deny(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    denial: Denial,
+) -> pingora_error::Result<bool> {
+    let rt = ctx
+        .runtime
+        .clone()
+        .unwrap_or_else(|| shared.runtime.load_full());
+    record_denial(shared, ctx, &denial);
+    ctx.denial = Some(denial.clone());
+    respond_denied(
+        session,
+        denial.status,
+        ctx.policy(&rt),
+        ctx.https,
+        &ctx.request_id,
+        denial.retry_after,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Counts a refusal once (metric + alerter); [`deny`] and the body-phase refusals call it.
+pub fn record_denial(shared: &Shared, ctx: &RequestCtx, denial: &Denial) {
+    let Some(reason) = denial.counted else {
+        return;
+    };
+    let mut d = rampart_protect::denial::Denial::new(reason).detail(denial.reason.clone());
+    d.route = ctx.route.as_ref().map(|r| r.name.clone());
+    d.family = denial.family.map(str::to_string);
+    d.client = ctx.peer;
+    shared.defences.denials.record(&d);
+}
+
+/// Plain listeners (without `insecure_plaintext`) only redirect to https (308).
+pub async fn redirect_to_https(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    listener: &ListenerInfo,
+    rt: &Runtime,
+) -> pingora_error::Result<bool> {
+    let port = match listener.redirect_https_port {
+        443 => String::new(),
+        p => format!(":{p}"),
+    };
+    let req = session.req_header();
+    let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let host = if ctx.host.contains(':') {
+        format!("[{}]", ctx.host)
+    } else {
+        ctx.host.clone()
+    };
+    let location = format!("https://{host}{port}{target}");
+    let (policy, id) = (&rt.default_headers, &ctx.request_id);
+    respond(session, 308, policy, false, id, Some(&location)).await?;
+    ctx.denial = Some(Denial::answer("https_redirect", 308));
+    Ok(true)
+}
+
+/// The status of the edge's error page for a request Pingora could not proxy; 0 when the
+/// client is gone and nothing can be sent.
+pub fn error_status(e: &Error) -> u16 {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+            if e.esource() == &ErrorSource::Upstream =>
+        {
+            504
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError
+                | ErrorType::ReadError
+                | ErrorType::ConnectionClosed
+                | ErrorType::HandshakeError => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    }
+}

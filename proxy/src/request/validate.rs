@@ -1,0 +1,126 @@
+//! Stage 2: malformed or ambiguous requests are refused here, before routing, and never
+//! forwarded: a request target that is not origin-form, ambiguous body framing (request
+//! smuggling material), CONNECT, and a missing, repeated, malformed or contradicting host.
+
+use super::denial::Denial;
+use super::route::normalize_host;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+use rampart_protect::denial::DenialReason;
+
+/// Checks the request; returns its normalised host, or the denial.
+pub fn request(session: &Session) -> Result<String, Denial> {
+    if let Some(raw) = session
+        .downstream_session
+        .as_http1()
+        .map(|h1| h1.get_headers_raw_bytes())
+    {
+        if let Some(reason) = raw_head_problem(&raw) {
+            return Err(Denial::bad_request(reason));
+        }
+    }
+    head(session.req_header())
+}
+
+/// What only the raw HTTP/1 head shows, since Pingora normalises it before our filters run:
+/// Content-Length sent together with Transfer-Encoding (request smuggling material; Pingora
+/// drops the Content-Length), refused as `te_and_cl`.
+///
+/// A space or tab inside the request target cannot be seen here: Pingora percent-encodes it
+/// (`/a /b` becomes `/a%20/b`) and rewrites its buffer before any filter runs.
+fn raw_head_problem(raw: &[u8]) -> Option<&'static str> {
+    let mut te = false;
+    let mut cl = false;
+    for line in raw.split(|&b| b == b'\n').skip(1) {
+        te |= line.len() >= 18 && line[..18].eq_ignore_ascii_case(b"transfer-encoding:");
+        cl |= line.len() >= 15 && line[..15].eq_ignore_ascii_case(b"content-length:");
+    }
+    (te && cl).then_some("te_and_cl")
+}
+
+/// The checks on the parsed head.
+pub fn head(req: &RequestHeader) -> Result<String, Denial> {
+    let path = req.uri.path();
+    let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
+    if !(path.starts_with('/') || asterisk_form) {
+        return Err(Denial::bad_request("malformed_target"));
+    }
+    if let Some(reason) = framing_problem(req) {
+        return Err(Denial::bad_request(reason));
+    }
+    if req.method == http::Method::CONNECT {
+        return Err(Denial {
+            reason: "connect_method".into(),
+            ..Denial::protect("edge", DenialReason::BadRequest, 405)
+        });
+    }
+    request_host(req).map_err(Denial::bad_request)
+}
+
+/// Ambiguous body framing (request smuggling material): refused rather than normalised.
+fn framing_problem(req: &RequestHeader) -> Option<&'static str> {
+    let te = req.headers.contains_key(http::header::TRANSFER_ENCODING);
+    let mut cls = req.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let first = cls.next();
+    if te && first.is_some() {
+        return Some("te_and_cl");
+    }
+    if let Some(first) = first {
+        let valid = first
+            .to_str()
+            .is_ok_and(|v| v.trim().parse::<u64>().is_ok());
+        if !valid {
+            return Some("bad_content_length");
+        }
+        // Two Content-Length headers, even equal ones, would reach the upstream as two
+        // (RFC 9110 §8.6 lets a recipient reject them; nginx does).
+        if cls.next().is_some() {
+            return Some("duplicate_content_length");
+        }
+    }
+    None
+}
+
+/// The request's host, or a reason it is malformed.
+fn request_host(req: &RequestHeader) -> Result<String, &'static str> {
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err("multiple_host");
+    }
+    let from_header = match header {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(normalize_host)
+                .ok_or("malformed_host")?,
+        ),
+        None => None,
+    };
+    let from_uri = match req.uri.authority() {
+        Some(a) => Some(normalize_host(a.as_str()).ok_or("malformed_host")?),
+        None => None,
+    };
+    match (from_header, from_uri) {
+        (Some(h), Some(u)) if h != u => Err("host_mismatch"),
+        (_, Some(u)) => Ok(u),
+        (Some(h), None) => Ok(h),
+        (None, None) => Err("missing_host"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_head_checks() {
+        assert_eq!(raw_head_problem(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), None);
+        assert_eq!(
+            raw_head_problem(
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ),
+            Some("te_and_cl")
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Stage 6: the route's WAF policy over request line, headers, cookies, query and the body read
+//! in stage 5; the decision is counted (`rampart_waf_decisions_total`) and logged
+//! (`rampart.waf.*`), and a block in `block` mode is a 403.
+
+use super::access_log::cap;
+use super::body::BodyReplay;
+use super::context::RequestCtx;
+use super::denial::Denial;
+use crate::config::WafMode;
+use crate::runtime::{Route, RouteWaf, Runtime};
+use crate::state::Shared;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+use rampart_protect::denial::DenialReason;
+use rampart_waf::{RuleSet, Verdict};
+use serde_json::{Map, Value};
+
+/// Runs the route's WAF policy; logs and counts the decision. `Some` blocks the request.
+pub fn check(
+    shared: &Shared,
+    session: &Session,
+    ctx: &mut RequestCtx,
+    rt: &Runtime,
+    route: &Route,
+    body: &BodyReplay,
+) -> Option<Denial> {
+    let mode = route.waf.mode;
+    if mode == WafMode::Off {
+        ctx.log_fields
+            .insert("rampart.waf.action".into(), "off".into());
+        return None;
+    }
+    let verdict = inspect(&rt.waf_rules, session.req_header(), body, &route.waf);
+    let action = match (verdict.block, mode) {
+        (true, WafMode::Block) => "block",
+        (true, _) => "detect",
+        (false, _) => "pass",
+    };
+    let family = top_family(&verdict);
+    shared
+        .metrics
+        .waf_decisions
+        .with_label_values(&[action, rampart_protect::denial::family_label(family)])
+        .inc();
+    log_fields(&mut ctx.log_fields, action, &verdict, body);
+    ctx.log_fields
+        .insert("rampart.waf.mode".into(), mode.as_str().into());
+    if action != "block" {
+        return None;
+    }
+    Some(Denial {
+        family,
+        ..Denial::protect("waf", DenialReason::WafBlock, 403)
+    })
+}
+
+/// The request line's protocol version, as the WAF's rules name it.
+fn http_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "",
+    }
+}
+
+/// The WAF's view of this request.
+pub fn inspect(rules: &RuleSet, req: &RequestHeader, body: &BodyReplay, waf: &RouteWaf) -> Verdict {
+    let headers: Vec<(&str, &[u8])> = req
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_bytes()))
+        .collect();
+    let request = rampart_waf::Request {
+        method: req.method.as_str(),
+        path: req.uri.path(),
+        query: req.uri.query().unwrap_or(""),
+        version: http_version(req.version),
+        headers: &headers,
+        body: body.inspected(),
+        body_truncated: body.partial,
+    };
+    rules.inspect(&request, &waf.policy)
+}
+
+/// The family of the highest-scoring match (the denial's `family` label).
+pub fn top_family(v: &Verdict) -> Option<&'static str> {
+    v.matches
+        .iter()
+        .max_by_key(|m| m.score)
+        .map(|m| m.family.as_str())
+}
+
+/// `rampart.waf.*` access-log fields.
+pub fn log_fields(out: &mut Map<String, Value>, action: &str, v: &Verdict, body: &BodyReplay) {
+    out.insert("rampart.waf.action".into(), action.into());
+    out.insert("rampart.waf.score".into(), v.score.into());
+    let ids: Vec<Value> = v.matches.iter().map(|m| m.rule_id.into()).collect();
+    out.insert("rampart.waf.rule_ids".into(), Value::Array(ids));
+    let mut targets: Vec<&str> = v.matches.iter().map(|m| m.target.as_str()).collect();
+    targets.dedup();
+    let targets: Vec<Value> = targets.into_iter().map(|t| cap(t, 128).into()).collect();
+    out.insert("rampart.waf.targets".into(), Value::Array(targets));
+    if body.partial {
+        out.insert("rampart.waf.body".into(), "partial".into());
+    }
+    if v.truncated {
+        // The engine's own per-value / field limits cut inspection short.
+        out.insert("rampart.waf.truncated".into(), true.into());
+    }
+}

@@ -1,0 +1,132 @@
+//! Identity from the real Rampart CA (in-process `rampart-pki` service on loopback): the
+//! sidecar bootstraps with a join token, serves its SVID, renews at 2/3 of a short lifetime
+//! (new handshakes see the new certificate), keeps serving while the CA is down, and fails
+//! closed with the reason once its certificate has expired.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_pki::ca::{Ca, InitOptions};
+use rampart_pki::config::ServeConfig;
+use rampart_pki::keystore::{Kek, KeyProtection};
+use rampart_tls::spiffe::{SpiffeId, TrustDomain};
+use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeServerVerifier};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use support::Sidecar;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+use tokio_rustls::TlsConnector;
+
+const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
+const KEK_HEX: &str = "4242424242424242424242424242424242424242424242424242424242424242";
+
+/// Handshakes (no client certificate) and returns the serial of the sidecar's certificate.
+async fn served_serial(
+    addr: std::net::SocketAddr,
+    cfg: Arc<ClientConfig>,
+) -> std::io::Result<String> {
+    let tcp = TcpStream::connect(addr).await?;
+    let tls = TlsConnector::from(cfg)
+        .connect(ServerName::try_from("payments").unwrap(), tcp)
+        .await?;
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    assert_eq!(
+        rampart_tls::svid::check_svid(&leaf).unwrap().as_str(),
+        PAYMENTS
+    );
+    Ok(rampart_tls::svid::serial_hex(&leaf).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstraps_renews_survives_ca_outage_then_fails_closed() {
+    timeout(Duration::from_secs(120), async {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("kek"), KEK_HEX).unwrap();
+        let protection = KeyProtection::Encrypted(Kek::parse(KEK_HEX, "test").unwrap());
+        Ca::init(&d.join("ca"), &InitOptions::new(TrustDomain::parse("mesh.local").unwrap()), protection).unwrap();
+        let cfg = ServeConfig::parse(
+            &format!("listen = \"127.0.0.1:0\"\nca_dir = \"{}\"\nkek_file = \"{}\"\n", d.join("ca").display(), d.join("kek").display()),
+            Path::new("pki.toml"),
+        )
+        .unwrap();
+        let ca = rampart_pki::server::start(cfg).await.unwrap();
+        let token = rampart_pki::token::TokenStore::open(&d.join("ca"))
+            .unwrap()
+            .create(&SpiffeId::parse(PAYMENTS).unwrap(), Duration::from_secs(600))
+            .unwrap();
+        std::fs::write(d.join("token"), token).unwrap();
+        std::fs::write(d.join("policy.toml"), "").unwrap();
+        std::fs::write(d.join("directory.toml"), "").unwrap();
+        std::fs::write(
+            d.join("sidecar.toml"),
+            format!(
+                r#"
+service = "payments"
+trust_domain = "mesh.local"
+policy = "policy.toml"
+directory = "directory.toml"
+identity = {{ ca = "https://{}", spiffe_id = "{PAYMENTS}", bundle = "ca/bundle.pem", token_file = "token", state_dir = "state", ttl_secs = 6 }}
+
+[[inbound.port]]
+port = 8080
+protocol = "tcp"
+app = "127.0.0.1:9"
+listen = "127.0.0.1:0"
+"#,
+                ca.addr
+            ),
+        )
+        .unwrap();
+        let mut sc = Sidecar::start(&d.join("sidecar.toml"));
+        assert_eq!(sc.ready["rampart.identity"], PAYMENTS);
+        let addr = sc.addr("inbound:8080");
+
+        let roots = rampart_identity::certs_from_pem(&std::fs::read_to_string(d.join("ca/bundle.pem")).unwrap()).unwrap();
+        let bundle = BundleHandle::new(TrustDomain::parse("mesh.local").unwrap(), roots).unwrap();
+        let client = Arc::new(
+            Profile::Mesh
+                .client_builder()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(bundle, PeerPolicy::AnyInTrustDomain)))
+                .with_no_client_auth(),
+        );
+        let first = served_serial(addr, client.clone()).await.unwrap();
+        // The SVID is kept for restarts, key 0600.
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(d.join("state/svid.key")).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600);
+
+        // Renewal at 2/3 of 6 s: new handshakes present the new certificate.
+        let renewed = sc.wait_for(|v| v["event.name"] == "rampart.sidecar.certificate_renewed", "renewal");
+        assert_eq!(renewed["rampart.identity"], PAYMENTS);
+        let second = served_serial(addr, client.clone()).await.unwrap();
+        assert_ne!(first, second, "a renewed certificate must be served to new handshakes");
+
+        // The CA goes away: renewals fail, traffic goes on with the current certificate…
+        ca.shutdown().await;
+        let failed = sc.wait_for(|v| v["event.name"] == "rampart.sidecar.renewal_failed", "failed renewal");
+        assert!(failed["error.message"].as_str().unwrap().contains("serving the current certificate"), "{failed}");
+        served_serial(addr, client.clone()).await.expect("still served while the CA is down and the certificate valid");
+
+        // …until it expires (6 s lifetime): then every connection is refused, and the log says why.
+        let mut refused = false;
+        for _ in 0..40 {
+            if served_serial(addr, client.clone()).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert!(refused, "an expired sidecar must refuse connections");
+        let line = sc.wait_for(|v| v["rampart.reason.kind"] == "own_certificate_expired", "fail-closed refusal");
+        assert!(line["rampart.reason"].as_str().unwrap().contains("fail closed"), "{line}");
+    })
+    .await
+    .expect("test deadline");
+}
