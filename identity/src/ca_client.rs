@@ -196,12 +196,7 @@ impl CaClient {
         csr_pem: &str,
         ttl: Option<Duration>,
     ) -> Result<IssueResponse> {
-        let body = RenewRequest {
-            csr: csr_pem.into(),
-            ttl_secs: ttl.map(|t| t.as_secs()),
-        };
-        self.call(Some(current), Method::POST, "/v1/renew", Some(&body))
-            .await
+        self.issue(current, "/v1/renew", csr_pem, ttl).await
     }
 
     /// An edge server certificate for the DNS names of `csr_pem`, asked
@@ -212,11 +207,22 @@ impl CaClient {
         csr_pem: &str,
         ttl: Option<Duration>,
     ) -> Result<IssueResponse> {
+        self.issue(current, "/v1/edge", csr_pem, ttl).await
+    }
+
+    /// A CSR sent over mTLS with our current certificate to `path`.
+    async fn issue(
+        &self,
+        current: &Identity,
+        path: &str,
+        csr_pem: &str,
+        ttl: Option<Duration>,
+    ) -> Result<IssueResponse> {
         let body = RenewRequest {
             csr: csr_pem.into(),
             ttl_secs: ttl.map(|t| t.as_secs()),
         };
-        self.call(Some(current), Method::POST, "/v1/edge", Some(&body))
+        self.call(Some(current), Method::POST, path, Some(&body))
             .await
     }
 

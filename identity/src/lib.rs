@@ -9,6 +9,30 @@
 //!   and publishes each new rustls config on a watch channel.
 //! - [`EdgeCertSource`] does the same for an edge listener's DNS server certificate.
 //! - [`csr`]: fresh keys and CSRs.
+//! - [`api`]: the CA's JSON wire types, shared with the CA service.
+//!
+//! Errors are [`IdentityError`]s with a stable [`IdentityError::reason`] label.
+//!
+//! # A workload's identity
+//!
+//! ```no_run
+//! use rampart_identity::{CaEndpoint, SourceSettings, SvidSource};
+//! use rampart_tls::SpiffeId;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let ca: CaEndpoint = "https://ca.mesh.example.org:8443".parse()?;
+//! let mut settings = SourceSettings::new(ca, SpiffeId::parse("spiffe://example.org/ns/web/sa/api")?);
+//! settings.state_dir = Some("/var/lib/rampart/svid".into()); // resume after a restart
+//! let roots = rampart_tls::pem::load_certs("/etc/rampart/bundle.pem".as_ref())?;
+//! let token = std::fs::read_to_string("/etc/rampart/join-token")?;
+//! let source = SvidSource::resume_or_bootstrap(settings, roots, Some(token.trim())).await?;
+//! source.spawn(); // renews at 2/3 of the lifetime, refreshes the bundle and its deny-list
+//! let acceptor = source.mesh().acceptor(); // inbound mTLS with the newest SVID
+//! let connector = source.mesh().connector(); // outbound mTLS
+//! # let _ = (acceptor, connector);
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod api;

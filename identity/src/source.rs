@@ -49,6 +49,9 @@ pub struct SourceSettings {
     pub on_reject: Option<RejectHook>,
     /// ALPN protocols of the published configs (none by default).
     pub alpn: Vec<Vec<u8>>,
+    /// Whether the published server config lets clients without a certificate in (see
+    /// `rampart_tls::MeshOptions::client_cert_optional`; off by default).
+    pub client_cert_optional: bool,
     /// Where the current SVID is kept (`svid.pem`, `svid.key` 0600) so a
     /// restart renews instead of needing a new join token. `None`: memory only.
     pub state_dir: Option<PathBuf>,
@@ -70,6 +73,7 @@ impl SourceSettings {
             peer_policy: PeerPolicy::AnyInTrustDomain,
             on_reject: None,
             alpn: Vec::new(),
+            client_cert_optional: false,
             state_dir: None,
         }
     }
@@ -80,6 +84,7 @@ impl SourceSettings {
             policy: self.peer_policy.clone(),
             on_reject: self.on_reject.clone(),
             alpn: self.alpn.clone(),
+            client_cert_optional: self.client_cert_optional,
         }
     }
 }
@@ -405,5 +410,40 @@ async fn persist(dir: Option<&Path>, identity: &Identity) {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "could not keep the SVID on disk"),
         Err(e) => tracing::warn!(error = %e, "could not keep the SVID on disk"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_tls::test_ca::TestCa;
+
+    #[test]
+    fn bundle_answers_install_roots_and_deny_list_together_or_not_at_all() {
+        let (ca, other) = (TestCa::new(), TestCa::new());
+        let bundle = ca.bundle("example.org");
+        let both = format!("{}{}", ca.root_pem(), other.root_pem());
+        let list = RevokedList {
+            spiffe_ids: vec!["spiffe://example.org/ns/a/sa/gone".into()],
+            serials: vec!["0a:0b".into()],
+        };
+        assert!(install_bundle(&bundle, &both, Some(&list)).unwrap());
+        assert_eq!(bundle.roots().len(), 2);
+        assert_eq!(bundle.revocations().len(), 2);
+        // No list in the answer: the roots change, the current list stays.
+        assert!(install_bundle(&bundle, &ca.root_pem(), None).unwrap());
+        assert_eq!(bundle.roots().len(), 1);
+        assert_eq!(bundle.revocations().len(), 2);
+        // A malformed list refuses the whole answer: neither roots nor list change.
+        let bad = RevokedList {
+            spiffe_ids: vec!["not a spiffe id".into()],
+            serials: vec![],
+        };
+        assert!(install_bundle(&bundle, &both, Some(&bad)).is_err());
+        assert_eq!(bundle.roots().len(), 1);
+        assert_eq!(bundle.revocations().len(), 2);
+        // An empty list lifts every revocation.
+        assert!(install_bundle(&bundle, &ca.root_pem(), Some(&RevokedList::default())).unwrap());
+        assert!(bundle.revocations().is_empty());
     }
 }

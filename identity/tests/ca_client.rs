@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The CA client against a stand-in CA on loopback (hyper server, rustls, an rcgen test root):
+//! The CA client against a stand-in CA on loopback (hyper server, rustls, rampart-tls's test CA):
 //! the CA is authenticated by chain, SPIFFE ID and, when its certificate names hosts, by the
 //! endpoint's host; the bundle's revocation list reaches the workload's verifiers.
 
@@ -13,51 +13,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rampart_identity::api::{BundleResponse, RevokedList};
 use rampart_identity::{CaClient, CaEndpoint, IdentityError};
+use rampart_tls::test_ca::{dns, ip, uri, TestCa};
 use rampart_tls::{BundleHandle, Identity, TrustDomain};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, IsCa, KeyPair, KeyUsagePurpose, SanType,
-};
-use rustls_pki_types::CertificateDer;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-struct Root(rcgen::CertifiedIssuer<'static, KeyPair>);
-
-impl Root {
-    fn new() -> Self {
-        let mut p = CertificateParams::default();
-        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        Root(rcgen::CertifiedIssuer::self_signed(p, key).unwrap())
-    }
-
-    fn der(&self) -> CertificateDer<'static> {
-        self.0.der().clone()
-    }
-
-    fn pem(&self) -> String {
-        self.0.pem()
-    }
-
-    fn leaf(&self, sans: Vec<SanType>) -> Identity {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut p = CertificateParams::default();
-        p.distinguished_name = DistinguishedName::new();
-        p.subject_alt_names = sans;
-        p.is_ca = IsCa::ExplicitNoCa;
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let now = time::OffsetDateTime::now_utc();
-        p.not_before = now - time::Duration::minutes(1);
-        p.not_after = now + time::Duration::hours(1);
-        let cert = p.signed_by(&key, &self.0).unwrap();
-        Identity::new(vec![cert.der().clone()], key.serialize_der()).unwrap()
-    }
-}
-
-fn uri(u: &str) -> SanType {
-    SanType::URI(rcgen::string::Ia5String::try_from(u).unwrap())
-}
 
 /// Serves `GET /v1/bundle` over TLS with `identity` until the test ends.
 async fn fake_ca(identity: Identity, body: BundleResponse) -> SocketAddr {
@@ -96,39 +55,42 @@ async fn fake_ca(identity: Identity, body: BundleResponse) -> SocketAddr {
     addr
 }
 
-fn bundle_response(root: &Root, revoked: Option<RevokedList>) -> BundleResponse {
+fn bundle_response(root: &TestCa, revoked: Option<RevokedList>) -> BundleResponse {
     BundleResponse {
         trust_domain: "example.org".into(),
-        bundle_pem: root.pem(),
+        bundle_pem: root.root_pem(),
         revoked,
     }
 }
 
-fn client(endpoint: impl Into<CaEndpoint>, root: &Root) -> CaClient {
-    let bundle =
-        BundleHandle::new(TrustDomain::parse("example.org").unwrap(), vec![root.der()]).unwrap();
+fn client(endpoint: impl Into<CaEndpoint>, root: &TestCa) -> CaClient {
+    let bundle = BundleHandle::new(
+        TrustDomain::parse("example.org").unwrap(),
+        vec![root.root()],
+    )
+    .unwrap();
     CaClient::new(endpoint, bundle).with_timeout(DEADLINE)
 }
 
 #[tokio::test]
 async fn ca_is_authenticated_by_chain_id_and_host() {
-    let root = Root::new();
+    let root = TestCa::new();
     let revoked = RevokedList {
         spiffe_ids: vec!["spiffe://example.org/ns/a/sa/gone".into()],
         serials: vec!["0a0b".into()],
     };
     // The CA's ID and the IP connected to: accepted, and the deny-list comes through.
-    let ca_ip = root.leaf(vec![
+    let ca_ip = root.svid_with(vec![
         uri("spiffe://example.org/rampart/pki"),
-        SanType::IpAddress("127.0.0.1".parse().unwrap()),
+        ip("127.0.0.1"),
     ]);
     let addr = fake_ca(ca_ip, bundle_response(&root, Some(revoked.clone()))).await;
     let got = client(addr, &root).bundle().await.unwrap();
     assert_eq!(got.revoked, Some(revoked));
     // A certificate naming only another host: refused, though ID and chain are right.
-    let ca_dns = root.leaf(vec![
+    let ca_dns = root.svid_with(vec![
         uri("spiffe://example.org/rampart/pki"),
-        SanType::DnsName("ca.example.org".try_into().unwrap()),
+        dns("ca.example.org"),
     ]);
     let addr = fake_ca(ca_dns, bundle_response(&root, None)).await;
     let e = client(addr, &root).bundle().await.unwrap_err();
@@ -136,21 +98,21 @@ async fn ca_is_authenticated_by_chain_id_and_host() {
     assert!(e.to_string().contains("(host_mismatch)"), "{e}");
     // The same certificate reached by its DNS name: accepted (host names resolve through the
     // system resolver, so use one that maps to loopback in the CA's certificate).
-    let ca_localhost = root.leaf(vec![
+    let ca_localhost = root.svid_with(vec![
         uri("spiffe://example.org/rampart/pki"),
-        SanType::DnsName("localhost".try_into().unwrap()),
+        dns("localhost"),
     ]);
     let addr = fake_ca(ca_localhost, bundle_response(&root, None)).await;
     let endpoint = CaEndpoint::parse(&format!("https://localhost:{}", addr.port())).unwrap();
     client(endpoint, &root).bundle().await.unwrap();
     // A workload SVID, not the CA's ID: refused.
-    let impostor = root.leaf(vec![uri("spiffe://example.org/ns/a/sa/b")]);
+    let impostor = root.svid_with(vec![uri("spiffe://example.org/ns/a/sa/b")]);
     let addr = fake_ca(impostor, bundle_response(&root, None)).await;
     let e = client(addr, &root).bundle().await.unwrap_err();
     assert!(e.to_string().contains("(not_allowed)"), "{e}");
     // Another root: refused.
-    let other = Root::new();
-    let foreign = other.leaf(vec![uri("spiffe://example.org/rampart/pki")]);
+    let other = TestCa::new();
+    let foreign = other.svid_with(vec![uri("spiffe://example.org/rampart/pki")]);
     let addr = fake_ca(foreign, bundle_response(&other, None)).await;
     let e = client(addr, &root).bundle().await.unwrap_err();
     assert!(e.to_string().contains("(unknown_ca)"), "{e}");

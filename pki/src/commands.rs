@@ -46,6 +46,16 @@ enum Command {
         /// PEM file.
         file: PathBuf,
     },
+    /// Put an identity or one certificate on the revocation deny-list:
+    /// renewal and bootstrap refuse it at once; verifiers refuse it after
+    /// their next bundle refresh.
+    Revoke(RevokeArgs),
+    /// Rotate a CA certificate now, through the running service.
+    #[command(subcommand)]
+    Rotate(RotateCommand),
+    /// Keep a workload's SVID in a directory (cert.pem, key.pem 0600,
+    /// bundle.pem, revoked.json), renewed at 2/3 of its life.
+    Agent(AgentArgs),
     /// Print the current trust bundle (every trusted root).
     Bundle {
         /// CA directory.
@@ -139,6 +149,78 @@ struct IssueArgs {
     keys: KeyArgs,
 }
 
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["id", "serial"])))]
+struct RevokeArgs {
+    /// CA directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Revoke every certificate of this SPIFFE ID, now and later.
+    #[arg(long)]
+    id: Option<String>,
+    /// Revoke one certificate by serial (hex, as `inspect` prints it).
+    #[arg(long)]
+    serial: Option<String>,
+    /// Why (kept in the list and the audit log).
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// The CA service, HOST:PORT.
+    #[arg(long)]
+    ca: String,
+    /// The workload's SPIFFE ID.
+    #[arg(long)]
+    id: String,
+    /// File with a one-time join token (only needed without a valid SVID in --out).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Trust bundle to authenticate the CA at first start (`rampart-pki bundle`).
+    #[arg(long)]
+    bundle_file: Option<PathBuf>,
+    /// Output directory (a tmpfs in Kubernetes).
+    #[arg(long)]
+    out: PathBuf,
+    /// Requested certificate lifetime (the CA caps it).
+    #[arg(long, value_parser = parse_duration)]
+    ttl: Option<Duration>,
+    /// Trust bundle refresh interval.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    bundle_refresh: Duration,
+    /// Serve /metrics (SVID seconds to expiry) on this address, e.g. 127.0.0.1:9405.
+    #[arg(long)]
+    metrics_listen: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RotateCommand {
+    /// New intermediate now; the old one's key is destroyed.
+    Intermediate {
+        /// CA directory of the running service.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// New root. Normal: distributed in the bundle for
+    /// bundle_propagation_secs before issuance uses it. --emergency: used
+    /// at once; the old root stays trusted until the leaves it signed
+    /// expire, its key is destroyed at once.
+    Root {
+        /// CA directory of the running service.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Switch issuance to the new root at once.
+        #[arg(long)]
+        emergency: bool,
+        /// With --emergency: drop the old root from the bundle at once.
+        /// Every workload still holding a leaf of the old root fails its
+        /// handshakes until it renews or bootstraps again.
+        #[arg(long, requires = "emergency")]
+        break_workloads_now: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Create a one-time join token bound to one SPIFFE ID.
@@ -181,6 +263,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Issue(a) => issue(a),
         Command::Token(TokenCommand::Create { dir, id, ttl }) => token_create(&dir, &id, ttl),
         Command::Serve { config } => serve(&config),
+        Command::Revoke(a) => revoke(a),
+        Command::Rotate(r) => rotate(r),
+        Command::Agent(a) => agent(a),
         Command::Inspect { file } => inspect_file(&file),
         Command::Bundle { dir } => {
             let pem = std::fs::read_to_string(dir.join("bundle.pem"))
@@ -343,6 +428,111 @@ fn token_create(dir: &Path, id: &str, ttl: Duration) -> Result<ExitCode> {
         ttl.as_secs()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(a: RevokeArgs) -> Result<ExitCode> {
+    use rampart_pki::revocation::{self, Target};
+    let td = Ca::trust_domain_of(&a.dir)?;
+    let target = match (&a.id, &a.serial) {
+        (Some(id), None) => {
+            let id = SpiffeId::parse(id)?;
+            id.require_member_of(&td)?;
+            Target::Id(id)
+        }
+        (None, Some(serial)) => Target::Serial(revocation::normalize_serial(serial)?),
+        _ => return Err(PkiError::BadRequest("give --id or --serial".into())),
+    };
+    let added = revocation::revoke(&a.dir, &target, &a.reason)?;
+    let what = match &target {
+        Target::Id(id) => format!("identity {id}"),
+        Target::Serial(s) => format!("certificate serial {s}"),
+    };
+    let log = audit::AuditLog::open(&a.dir.join("audit.jsonl"))?;
+    log.append(
+        "revoked",
+        json!({"target": what, "reason": a.reason, "new": added}),
+    )?;
+    if added {
+        println!("revoked {what}: renewal and bootstrap refuse it now; verifiers refuse it after their next bundle refresh");
+    } else {
+        println!("{what} was already revoked");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate(r: RotateCommand) -> Result<ExitCode> {
+    let (dir, path) = match &r {
+        RotateCommand::Intermediate { dir } => (dir, "/v1/admin/rotate/intermediate".to_string()),
+        RotateCommand::Root {
+            dir,
+            emergency,
+            break_workloads_now,
+        } => (
+            dir,
+            match (emergency, break_workloads_now) {
+                (false, _) => "/v1/admin/rotate/root".to_string(),
+                (true, false) => "/v1/admin/rotate/root?emergency".to_string(),
+                (true, true) => "/v1/admin/rotate/root?emergency&break_workloads".to_string(),
+            },
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PkiError::io("tokio runtime", e))?;
+    let answer = rt.block_on(rampart_pki::server::admin::post(dir, &path))?;
+    for ev in answer["events"].as_array().into_iter().flatten() {
+        println!("{}", ev.as_str().unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn agent(a: AgentArgs) -> Result<ExitCode> {
+    use rampart_pki::agent;
+    let opts = agent::AgentOptions {
+        ca: a.ca,
+        spiffe_id: SpiffeId::parse(&a.id)?,
+        token_file: a.token_file,
+        bundle_file: a.bundle_file,
+        out: a.out.clone(),
+        ttl: a.ttl,
+        bundle_refresh: a.bundle_refresh,
+    };
+    let metrics_addr = a
+        .metrics_listen
+        .as_deref()
+        .map(agent::parse_listen)
+        .transpose()?;
+    let rt = tokio::runtime::Runtime::new().map_err(|e| PkiError::io("tokio runtime", e))?;
+    rt.block_on(async {
+        let source = agent::start(&opts).await?;
+        let renewal = source.spawn();
+        let writer = tokio::spawn(agent::keep_files_current(a.out.clone(), source.clone()));
+        let mut ready = format!("ready {}", a.out.display());
+        let metrics = match metrics_addr {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| PkiError::io(format!("listen {addr}"), e))?;
+                let bound = l
+                    .local_addr()
+                    .map_err(|e| PkiError::io("metrics listener", e))?;
+                ready.push_str(&format!(" metrics http://{bound}/metrics"));
+                Some(tokio::spawn(agent::serve_metrics(l, source.clone())))
+            }
+            None => None,
+        };
+        // Supervisors and tests wait for this line.
+        println!("{ready}");
+        let _ = std::io::stdout().flush();
+        wait_for_stop_signal().await;
+        renewal.abort();
+        writer.abort();
+        if let Some(m) = metrics {
+            m.abort();
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn serve(config: &Path) -> Result<ExitCode> {

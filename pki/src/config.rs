@@ -50,6 +50,46 @@ pub struct ServeConfig {
     /// Edge server certificates.
     #[serde(default)]
     pub edge: EdgeConfig,
+    /// Connection caps and deadlines.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Workload attestation beyond join tokens.
+    #[serde(default)]
+    pub attestation: AttestationConfig,
+}
+
+/// `[attestation]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationConfig {
+    /// Kubernetes projected service-account tokens (`POST /v1/attest/k8s`).
+    #[serde(default)]
+    pub kubernetes: Option<crate::attest::KubernetesConfig>,
+}
+
+/// `[limits]`: what one client may hold, so none can starve the others.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open connections in total.
+    pub max_connections: usize,
+    /// Open connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Deadline for the TLS handshake, and then for the request head.
+    pub handshake_timeout_ms: u64,
+    /// Deadline for a whole connection (handshake excluded).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 1024,
+            max_connections_per_ip: 64,
+            handshake_timeout_ms: 3000,
+            request_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// `[edge]`: which workloads may obtain DNS server certificates (names
@@ -211,6 +251,19 @@ impl ServeConfig {
             if let Err(e) = crate::spiffe::SpiffeId::parse(id) {
                 return bad("identities", &e.to_string());
             }
+        }
+        let l = &cfg.limits;
+        if l.max_connections == 0 {
+            return bad("max_connections", "must be at least 1");
+        }
+        if l.max_connections_per_ip == 0 || l.max_connections_per_ip > l.max_connections {
+            return bad(
+                "max_connections_per_ip",
+                "must be between 1 and max_connections",
+            );
+        }
+        if l.handshake_timeout_ms == 0 || l.request_timeout_ms == 0 {
+            return bad("handshake_timeout_ms", "deadlines must be at least 1 ms");
         }
         if cfg.kek_file.is_some() && cfg.kek_env.is_some() {
             return bad("kek_file", "give kek_file or kek_env, not both");

@@ -39,6 +39,12 @@ pub enum PkiError {
     /// listed in `[issuance] reserved_ids`).
     #[error("{id} is reserved ({why}) and is never issued")]
     ReservedIdentity { id: String, why: &'static str },
+    /// A workload attestation (service-account token) did not verify.
+    #[error("attestation refused: {0}")]
+    AttestationRefused(String),
+    /// The identity or certificate is on the revocation deny-list.
+    #[error("revoked: {0}")]
+    Revoked(String),
     /// The CSR's key algorithm is not one the CA certifies.
     #[error("unsupported key algorithm {0}: use ECDSA P-256, ECDSA P-384 or Ed25519")]
     UnsupportedKeyAlgorithm(String),
@@ -152,6 +158,8 @@ impl PkiError {
             PkiError::CsrRefused(_) => "csr_refused",
             PkiError::CsrIdentityMismatch { .. } => "csr_identity_mismatch",
             PkiError::KeyMismatch(_) => "key_mismatch",
+            PkiError::Revoked(_) => "revoked",
+            PkiError::AttestationRefused(_) => "attestation_refused",
             PkiError::ReservedIdentity { .. } => "reserved_identity",
             PkiError::UnsupportedKeyAlgorithm(_) => "unsupported_key_algorithm",
             PkiError::NotSvid(_) => "not_svid",
@@ -185,10 +193,12 @@ impl PkiError {
             PkiError::TokenUnknown
             | PkiError::TokenReused
             | PkiError::TokenExpired
+            | PkiError::AttestationRefused(_)
             | PkiError::CertificateNotValidNow(_) => 401,
             PkiError::CsrIdentityMismatch { .. }
             | PkiError::ForeignTrustDomain { .. }
             | PkiError::ReservedIdentity { .. }
+            | PkiError::Revoked(_)
             | PkiError::NotAuthorized(_) => 403,
             PkiError::Io { .. } | PkiError::Rcgen(_) | PkiError::Crypto(_) => 500,
             _ => 400,

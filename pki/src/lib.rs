@@ -8,12 +8,15 @@
 //! - [`keystore`]: private keys encrypted at rest.
 //! - [`ca`]: the CA directory, issuance profiles, rotation.
 //! - [`csr`], [`inspect`]: reading requests and certificates.
-//! - [`token`], [`audit`], [`ratelimit`], [`metrics`]: service building blocks.
+//! - [`token`], [`audit`], [`ratelimit`], [`revocation`], [`metrics`]: service building blocks.
 //! - [`server`]: the HTTPS service (`rampart-pki serve`).
+//! - [`agent`]: `rampart-pki agent`, SVID files for workloads in any language.
 //! - [`tls`]: the `rampart-tls` crate (SPIFFE verifiers, trust bundle, profiles), re-exported.
 //! - [`client`]: the `rampart-identity` crate (CA client, renewing sources), re-exported.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod attest;
 pub mod audit;
 pub mod ca;
 pub mod config;
@@ -23,6 +26,7 @@ pub mod inspect;
 pub mod keystore;
 pub mod metrics;
 pub mod ratelimit;
+pub mod revocation;
 pub mod server;
 pub mod token;
 

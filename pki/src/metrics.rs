@@ -1,7 +1,8 @@
 //! Prometheus metrics of the CA service.
 
 use prometheus::{
-    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use time::OffsetDateTime;
 
@@ -14,6 +15,16 @@ pub struct Metrics {
     pub refused: IntCounterVec,
     /// Seconds until each CA certificate expires.
     pub ca_expiry: GaugeVec,
+    /// CA rotations done, by event (`intermediate_rotated`,
+    /// `root_introduced`, `root_activated`, `root_retired`).
+    pub rotations: IntCounterVec,
+    /// Rotation steps that failed (retried at the next check).
+    pub rotation_failures: IntCounter,
+    /// Entries on the revocation deny-list, by kind (`id`, `serial`).
+    pub revoked: IntGaugeVec,
+    /// Connections closed before a request was answered, by reason
+    /// (`per_ip_cap`, `global_cap`, `handshake_timeout`, `request_timeout`).
+    pub connections_closed: IntCounterVec,
     /// Audit chain breaks found since start.
     pub audit_breaks: IntCounter,
     /// Audit logs sealed and restarted since start.
@@ -70,14 +81,65 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(audit_verified.clone()))?;
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "rampart_pki_connections_closed_total",
+                "Connections closed by the CA before an answer (caps and deadlines)",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(connections_closed.clone()))?;
+        let revoked = IntGaugeVec::new(
+            Opts::new(
+                "rampart_pki_revoked_entries",
+                "Entries on the revocation deny-list published with the bundle",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(revoked.clone()))?;
+        let rotations = IntCounterVec::new(
+            Opts::new("rampart_pki_rotations_total", "CA rotation steps done"),
+            &["event"],
+        )?;
+        registry.register(Box::new(rotations.clone()))?;
+        let rotation_failures = IntCounter::new(
+            "rampart_pki_rotation_failures_total",
+            "CA rotation steps that failed (retried at the next check)",
+        )?;
+        registry.register(Box::new(rotation_failures.clone()))?;
         registry.register(Box::new(issued.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(ca_expiry.clone()))?;
+        // Every label value alerts look at exists from the start (0), so a
+        // rate() over it is defined before the first event.
+        for r in [
+            "per_ip_cap",
+            "global_cap",
+            "handshake_timeout",
+            "request_timeout",
+        ] {
+            connections_closed.with_label_values(&[r]);
+        }
+        for e in [
+            "intermediate_rotated",
+            "root_introduced",
+            "root_activated",
+            "root_retired",
+        ] {
+            rotations.with_label_values(&[e]);
+        }
+        for k in ["id", "serial"] {
+            revoked.with_label_values(&[k]);
+        }
         Ok(Metrics {
             registry,
             issued,
             refused,
             ca_expiry,
+            connections_closed,
+            revoked,
+            rotations,
+            rotation_failures,
             audit_breaks,
             audit_restarts,
             audit_verified,

@@ -32,9 +32,13 @@ struct Serve {
 
 impl Serve {
     async fn start(d: &Path) -> Serve {
+        Self::start_with(d, "").await
+    }
+
+    async fn start_with(d: &Path, extra: &str) -> Serve {
         std::fs::write(
             d.join("pki.toml"),
-            "listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n",
+            format!("listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n{extra}"),
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
@@ -248,4 +252,263 @@ async fn a_broken_chain_is_sealed_and_the_ca_keeps_serving() {
     assert_eq!(first["event"], "chain_restarted");
     assert_eq!(first["broken_at_line"], 2);
     assert_eq!(first["sealed_log"], names[0].as_str());
+}
+
+fn files(d: &Path, sub: &str, ext: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d.join("ca").join(sub))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(ext))
+        .collect();
+    v.sort();
+    v
+}
+
+fn roots_in_bundle(d: &Path) -> usize {
+    std::fs::read_to_string(d.join("ca/bundle.pem"))
+        .unwrap()
+        .matches("BEGIN CERTIFICATE")
+        .count()
+}
+
+/// Manual and emergency rotation against the running service, through
+/// its admin socket; retired keys are destroyed; the service keeps
+/// answering with a certificate that verifies against the new bundle.
+#[tokio::test]
+async fn rotate_commands_drive_the_running_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d);
+    let out = pki(d, &["rotate", "intermediate", "--dir", "ca"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no running service answers"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let serve = Serve::start(d).await;
+    let keys_before = files(d, "intermediates", ".key");
+    let out = ok(&pki(d, &["rotate", "intermediate", "--dir", "ca"]));
+    assert!(out.contains("IntermediateRotated"), "{out}");
+    let keys_after = files(d, "intermediates", ".key");
+    assert_eq!(
+        keys_after.len(),
+        1,
+        "old intermediate key destroyed: {keys_after:?}"
+    );
+    assert_ne!(keys_before, keys_after);
+    assert_eq!(
+        files(d, "intermediates", ".pem").len(),
+        2,
+        "certificates stay"
+    );
+
+    let root_keys = files(d, "roots", ".key");
+    let out = ok(&pki(d, &["rotate", "root", "--dir", "ca", "--emergency"]));
+    assert!(
+        out.contains("RootIntroduced") && out.contains("RootActivated"),
+        "{out}"
+    );
+    assert_eq!(
+        roots_in_bundle(d),
+        2,
+        "old root stays trusted while its leaves live"
+    );
+    let now_keys = files(d, "roots", ".key");
+    assert_eq!(now_keys.len(), 1, "{now_keys:?}");
+    assert!(
+        !root_keys.contains(&now_keys[0]),
+        "the old root's key is destroyed"
+    );
+    // The service answers under the new root, verified by curl.
+    assert!(serve
+        .metrics(d)
+        .await
+        .contains("rampart_pki_rotations_total{event=\"root_activated\"} 1"));
+
+    let out = pki(
+        d,
+        &["rotate", "root", "--dir", "ca", "--break-workloads-now"],
+    );
+    assert!(
+        !out.status.success(),
+        "--break-workloads-now needs --emergency"
+    );
+    let out = ok(&pki(
+        d,
+        &[
+            "rotate",
+            "root",
+            "--dir",
+            "ca",
+            "--emergency",
+            "--break-workloads-now",
+        ],
+    ));
+    assert!(out.contains("RootRetired"), "{out}");
+    assert_eq!(roots_in_bundle(d), 1, "every older root retired at once");
+    assert!(serve
+        .metrics(d)
+        .await
+        .contains("rampart_pki_rotations_total{event=\"root_retired\"} 2"));
+    // Without the flag, a draining root is not cut short.
+    let out = pki(d, &["rotate", "root", "--dir", "ca", "--emergency"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = pki(d, &["rotate", "root", "--dir", "ca", "--emergency"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("still draining"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serve.stop();
+    assert!(!d.join("ca/admin.sock").exists(), "socket removed at exit");
+}
+
+/// Waits (bounded) for a line from a child's stdout.
+async fn first_line(child: &mut Child) -> String {
+    let stdout = child.stdout.take().unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        }),
+    )
+    .await
+    .expect("no line within 30 s")
+    .unwrap()
+}
+
+fn agent(d: &Path, port: u16, with_token: bool) -> Child {
+    let ca = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "agent",
+        "--ca",
+        &ca,
+        "--id",
+        "spiffe://example.org/ns/web/sa/py",
+        "--bundle-file",
+        "ca/bundle.pem",
+        "--out",
+        "out",
+        "--ttl",
+        "6s",
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    if with_token {
+        args.extend(["--token-file", "token"]);
+    }
+    Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
+        .current_dir(d)
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn stop(mut child: Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The agent: files a workload in any language can use, renewed at 2/3 of
+/// life, verifiable with openssl, expiry as a metric, resumed after a
+/// restart without a new token.
+#[tokio::test]
+async fn agent_keeps_files_for_any_workload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    init(d);
+    let serve = Serve::start_with(d, "[issuance]\nmax_ttl_secs = 6\ndefault_ttl_secs = 6\n").await;
+    let token = ok(&pki(
+        d,
+        &[
+            "token",
+            "create",
+            "--dir",
+            "ca",
+            "--id",
+            "spiffe://example.org/ns/web/sa/py",
+        ],
+    ));
+    std::fs::write(d.join("token"), token.trim()).unwrap();
+    let mut child = agent(d, serve.port, true);
+    let line = first_line(&mut child).await;
+    assert!(line.starts_with("ready out"), "{line:?}");
+    let metrics_url = line.trim().rsplit(' ').next().unwrap().to_string();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(d.join("out/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let verify = || {
+        Command::new("openssl")
+            .current_dir(d.join("out"))
+            .args([
+                "verify",
+                "-CAfile",
+                "bundle.pem",
+                "-untrusted",
+                "cert.pem",
+                "cert.pem",
+            ])
+            .output()
+            .unwrap()
+    };
+    let v = verify();
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let key_matches = || {
+        let pubkey = |args: &[&str]| {
+            Command::new("openssl")
+                .current_dir(d.join("out"))
+                .args(args)
+                .output()
+                .unwrap()
+                .stdout
+        };
+        pubkey(&["x509", "-in", "cert.pem", "-noout", "-pubkey"])
+            == pubkey(&["pkey", "-in", "key.pem", "-pubout"])
+    };
+    assert!(key_matches());
+    let first = std::fs::read(d.join("out/cert.pem")).unwrap();
+    // Renewed at about 2/3 of the 6 s life.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read(d.join("out/cert.pem")).unwrap() == first {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no renewal written within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(key_matches(), "key and certificate written as a pair");
+    let m = curl(d, &[&metrics_url]).await;
+    let expiry: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("rampart_pki_agent_svid_seconds_to_expiry "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no expiry metric: {m}"));
+    assert!(expiry > 0.0 && expiry <= 6.0, "{expiry}");
+    stop(child);
+    // Restart without a token: resumes from the files.
+    std::fs::remove_file(d.join("token")).unwrap();
+    let mut child = agent(d, serve.port, false);
+    let line = first_line(&mut child).await;
+    assert!(
+        line.starts_with("ready out"),
+        "resumed without a token: {line:?}"
+    );
+    stop(child);
+    serve.stop();
 }

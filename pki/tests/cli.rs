@@ -310,6 +310,49 @@ fn closed_pipe_and_conflicting_flags_are_clear() {
     );
     fails_with(&out, "cannot be used with");
     assert!(!d.join("x.pem").exists());
+    // revoke: one of --id / --serial; listed in revoked.json and audited.
+    fails_with(&pki(d, &["revoke", "--dir", "ca"]), "--id");
+    let out = ok(&pki(
+        d,
+        &[
+            "revoke",
+            "--dir",
+            "ca",
+            "--serial",
+            "01:AB:CD",
+            "--reason",
+            "key leaked",
+        ],
+    ));
+    assert!(out.contains("revoked certificate serial 01abcd"), "{out}");
+    let out = ok(&pki(
+        d,
+        &[
+            "revoke",
+            "--dir",
+            "ca",
+            "--id",
+            "spiffe://example.org/ns/web/sa/old",
+        ],
+    ));
+    assert!(out.contains("renewal and bootstrap refuse it now"), "{out}");
+    fails_with(
+        &pki(
+            d,
+            &[
+                "revoke",
+                "--dir",
+                "ca",
+                "--id",
+                "spiffe://other.org/ns/a/sa/b",
+            ],
+        ),
+        "outside trust domain",
+    );
+    let list = std::fs::read_to_string(d.join("ca/revoked.json")).unwrap();
+    assert!(list.contains("01abcd") && list.contains("sa/old"), "{list}");
+    let verified = ok(&pki(d, &["audit", "verify", "ca/audit.jsonl"]));
+    assert!(verified.contains("OK: 2 records"), "{verified}");
     // Reserved identities: no token, no certificate.
     for id in ["spiffe://example.org/rampart/pki", "spiffe://example.org"] {
         fails_with(

@@ -35,10 +35,13 @@ async fn echo_server(source: Arc<SvidSource>, failures: Arc<AtomicU64>) -> std::
             let acceptor = tokio_rustls::TlsAcceptor::from(configs.borrow().clone());
             let failures = failures.clone();
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await.map_err(|e| {
-                    eprintln!("server handshake failed: {e}");
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }) else {
+                let Ok(mut tls) = step("server handshake", acceptor.accept(tcp))
+                    .await
+                    .map_err(|e| {
+                        eprintln!("{e}");
+                        failures.fetch_add(1, Ordering::Relaxed);
+                    })
+                else {
                     return;
                 };
                 let peer = peer_spiffe_id(tls.get_ref().1)
@@ -46,7 +49,10 @@ async fn echo_server(source: Arc<SvidSource>, failures: Arc<AtomicU64>) -> std::
                     .unwrap_or_default();
                 let mut line = String::new();
                 let mut reader = BufReader::new(&mut tls);
-                if reader.read_line(&mut line).await.is_ok() {
+                if step("server read", reader.read_line(&mut line))
+                    .await
+                    .is_ok()
+                {
                     let _ = tls.write_all(format!("{peer}\n").as_bytes()).await;
                     let _ = tls.shutdown().await;
                 }
@@ -56,23 +62,38 @@ async fn echo_server(source: Arc<SvidSource>, failures: Arc<AtomicU64>) -> std::
     addr
 }
 
+/// Every step of a test request has this deadline: a hang becomes a
+/// failure that names the step.
+const STEP: Duration = Duration::from_secs(5);
+
+async fn step<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(STEP, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("{what}: {e}")),
+        Err(_) => Err(format!("{what}: no progress within {STEP:?}")),
+    }
+}
+
 /// One request with the latest client config; checks both identities.
 async fn request(source: &SvidSource, addr: std::net::SocketAddr) -> Result<(), String> {
     let config = source.client_configs().borrow().clone();
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let mut tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("server").unwrap(), tcp)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
+    let tcp = step("connect", TcpStream::connect(addr)).await?;
+    let mut tls = step(
+        "handshake",
+        tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("server").unwrap(), tcp),
+    )
+    .await?;
     let server = peer_spiffe_id(tls.get_ref().1).ok_or("no server SPIFFE ID")?;
     if server.as_str() != SERVER_ID {
         return Err(format!("wrong server {server}"));
     }
-    tls.write_all(b"ping\n").await.map_err(|e| e.to_string())?;
+    step("write", tls.write_all(b"ping\n")).await?;
     let mut answer = String::new();
-    tls.read_to_string(&mut answer)
-        .await
-        .map_err(|e| format!("read: {e}"))?;
+    step("read", tls.read_to_string(&mut answer)).await?;
     if answer.trim() != CLIENT_ID {
         return Err(format!("server saw {answer:?}"));
     }
@@ -85,18 +106,31 @@ async fn self_handshake(source: &SvidSource) {
     let addr = listener.local_addr().unwrap();
     let acceptor = tokio_rustls::TlsAcceptor::from(source.server_configs().borrow().clone());
     let server = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let tls = acceptor.accept(tcp).await.unwrap();
+        let (tcp, _) = step("accept", listener.accept()).await.unwrap();
+        let tls = step("server handshake", acceptor.accept(tcp))
+            .await
+            .unwrap();
         peer_spiffe_id(tls.get_ref().1).unwrap()
     });
-    let tcp = TcpStream::connect(addr).await.unwrap();
+    let tcp = step("connect", TcpStream::connect(addr)).await.unwrap();
     let config = source.client_configs().borrow().clone();
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(ServerName::try_from("self").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = step(
+        "client handshake",
+        tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("self").unwrap(), tcp),
+    )
+    .await
+    .unwrap();
     assert_eq!(peer_spiffe_id(tls.get_ref().1).unwrap().as_str(), SERVER_ID);
-    assert_eq!(server.await.unwrap().as_str(), SERVER_ID);
+    assert_eq!(
+        step("server side", async {
+            server.await.map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap()
+        .as_str(),
+        SERVER_ID
+    );
 }
 
 async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
@@ -209,11 +243,16 @@ async fn rotation_under_load_has_zero_failures() {
     assert_eq!(server.bundle().roots().len(), 1);
 
     stop.store(true, Ordering::Relaxed);
-    let ok = load.await.unwrap();
+    let ok = tokio::time::timeout(Duration::from_secs(30), load)
+        .await
+        .expect("the load loop did not stop")
+        .unwrap();
     for l in loops {
         l.abort();
     }
-    running.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(30), running.shutdown())
+        .await
+        .expect("CA shutdown hung");
     eprintln!("{ok} mTLS requests across leaf, intermediate and root rotations");
     assert_eq!(
         failures.load(Ordering::Relaxed),
@@ -239,7 +278,9 @@ async fn ca_down_client_keeps_serving_then_recovers() {
     .await
     .unwrap();
     let original = source.identity().chain[0].clone();
-    running.shutdown().await; // the CA goes down
+    tokio::time::timeout(Duration::from_secs(30), running.shutdown())
+        .await
+        .expect("CA shutdown hung"); // the CA goes down
     let renew_loop = source.spawn();
 
     let status = source.status();
@@ -285,5 +326,7 @@ async fn ca_down_client_keeps_serving_then_recovers() {
     assert!(status.borrow().last_error.is_none());
     assert_ne!(source.identity().chain[0], original);
     renew_loop.abort();
-    back.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(30), back.shutdown())
+        .await
+        .expect("CA shutdown hung");
 }

@@ -310,3 +310,261 @@ async fn configured_reserved_ids_are_refused_at_bootstrap() {
     assert_eq!(running.service.issued_total(), 0);
     running.shutdown().await;
 }
+
+/// 1,030 idle TCP connections from one address (more than the old global
+/// cap of 1,024) must not stop another client from being served, and the
+/// idle ones are closed at the handshake deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_from_one_address_cannot_starve_others() {
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "[limits]\nhandshake_timeout_ms = 1500\n").await;
+    let addr = running.addr;
+    let mut idle = Vec::new();
+    for i in 0..1030 {
+        let c = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|_| panic!("connect {i} hung"))
+            .unwrap_or_else(|e| panic!("connect {i}: {e}"));
+        idle.push(c);
+    }
+    let bundle = dir.path().join("ca/bundle.pem").display().to_string();
+    let url = format!("https://127.0.0.1:{}/v1/bundle", addr.port());
+    // Another client (another source address on loopback) is served now.
+    let (ok, body, err) = curl(vec![
+        "--interface".into(),
+        "127.0.0.2".into(),
+        "--cacert".into(),
+        bundle.clone(),
+        url.clone(),
+    ])
+    .await;
+    assert!(ok, "a client from 127.0.0.2 was starved: {err}");
+    assert!(body.contains("bundle_pem"), "{body}");
+    // The idle ones hold at most the per-address cap, and those are closed
+    // at the handshake deadline; then the same address is served again.
+    let m = running.service.metrics_text();
+    let capped = metric(
+        &m,
+        "rampart_pki_connections_closed_total{reason=\"per_ip_cap\"}",
+    );
+    assert!(
+        capped >= 1030.0 - 64.0,
+        "per-address cap not applied: {capped}\n{m}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = running.service.metrics_text();
+        if metric(
+            &m,
+            "rampart_pki_connections_closed_total{reason=\"handshake_timeout\"}",
+        ) >= 64.0
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "idle connections never timed out\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, _, err) = curl(vec!["--cacert".into(), bundle, url]).await;
+    assert!(
+        ok,
+        "127.0.0.1 not served after its idle connections closed: {err}"
+    );
+    drop(idle);
+    running.shutdown().await;
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
+    use rampart_pki::revocation::{revoke, Target};
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let running = common::start(dir.path(), "[rate_limit]\nper_minute = 600\nburst = 100\n").await;
+    let token = common::token(dir.path(), ID, Duration::from_secs(60));
+    let source = tokio::time::timeout(
+        Duration::from_secs(10),
+        SvidSource::bootstrap(
+            common::settings(running.addr, ID, 3600),
+            common::roots(dir.path()),
+            &token,
+        ),
+    )
+    .await
+    .expect("bootstrap hung")
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), source.renew_now())
+        .await
+        .expect("renew hung")
+        .unwrap();
+    // Revoke the current certificate: its renewal is refused at once.
+    let serial = rampart_pki::inspect::serial_hex(&source.identity().chain[0]).unwrap();
+    revoke(
+        &dir.path().join("ca"),
+        &Target::Serial(serial.clone()),
+        "key leaked",
+    )
+    .unwrap();
+    let e = tokio::time::timeout(Duration::from_secs(10), source.renew_now())
+        .await
+        .expect("renew hung")
+        .unwrap_err();
+    assert_eq!(refused_reason(&e), "revoked", "{e}");
+    assert!(e.to_string().contains(&serial), "{e}");
+    let bundle = tokio::time::timeout(Duration::from_secs(10), source.ca_client().bundle())
+        .await
+        .expect("bundle hung")
+        .unwrap();
+    assert_eq!(
+        bundle.revoked.unwrap_or_default().serials,
+        vec![serial.clone()]
+    );
+    // A workload's bundle refresh installs the list for its verifiers.
+    tokio::time::timeout(Duration::from_secs(10), source.refresh_bundle())
+        .await
+        .expect("bundle refresh hung")
+        .unwrap();
+    assert!(
+        source.bundle().revocations().serials().any(|s| s == serial),
+        "the workload's verifiers did not get the deny-list"
+    );
+    // Revoke the identity: a fresh bootstrap for it is refused too.
+    revoke(
+        &dir.path().join("ca"),
+        &Target::Id(rampart_pki::spiffe::SpiffeId::parse(OTHER).unwrap()),
+        "gone",
+    )
+    .unwrap();
+    let token = common::token(dir.path(), OTHER, Duration::from_secs(60));
+    let e = tokio::time::timeout(
+        Duration::from_secs(10),
+        SvidSource::bootstrap(
+            common::settings(running.addr, OTHER, 3600),
+            common::roots(dir.path()),
+            &token,
+        ),
+    )
+    .await
+    .expect("bootstrap hung")
+    .err()
+    .expect("revoked identity bootstrapped");
+    assert_eq!(refused_reason(&e), "revoked", "{e}");
+    let m = running.service.metrics_text();
+    assert!(
+        m.contains("rampart_pki_revoked_entries{kind=\"id\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("rampart_pki_certificates_refused_total{reason=\"revoked\"} 2"),
+        "{m}"
+    );
+    running.shutdown().await;
+}
+
+/// Kubernetes projected service-account tokens: keys and JWKS made here.
+#[tokio::test]
+async fn kubernetes_service_account_tokens_attest_workloads() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let cluster = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let point = cluster.public_key_raw();
+    assert_eq!(point.len(), 65);
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+    }]});
+    std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
+    let running = common::start(
+        dir.path(),
+        &format!(
+            "[attestation.kubernetes]\njwks_file = \"{}\"\nissuer = \"https://kubernetes.default.svc\"\naudience = \"rampart-pki\"\n",
+            dir.path().join("jwks.json").display()
+        ),
+    )
+    .await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = |key: &rcgen::KeyPair, aud: &str, exp: i64, sub: &str| {
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some("k1".into());
+        let claims = serde_json::json!({
+            "iss": "https://kubernetes.default.svc", "aud": [aud], "exp": exp, "iat": now,
+            "sub": sub,
+            "kubernetes.io": {"namespace": "shop", "serviceaccount": {"name": "cart", "uid": "u"}},
+        });
+        encode(&h, &claims, &EncodingKey::from_ec_der(&key.serialize_der())).unwrap()
+    };
+    const SUB: &str = "system:serviceaccount:shop:cart";
+    const WANT: &str = "spiffe://example.org/ns/shop/sa/cart";
+    let url = format!("https://127.0.0.1:{}/v1/attest/k8s", running.addr.port());
+    let bundle = dir.path().join("ca/bundle.pem").display().to_string();
+    let post = |jwt: String, csr: String| {
+        let body = dir.path().join("body.json");
+        std::fs::write(
+            &body,
+            serde_json::json!({"token": jwt, "csr": csr}).to_string(),
+        )
+        .unwrap();
+        let args = vec![
+            "--cacert".to_string(),
+            bundle.clone(),
+            "-X".into(),
+            "POST".into(),
+            "--data".into(),
+            format!("@{}", body.display()),
+            url.clone(),
+        ];
+        curl(args)
+    };
+    let (ok, body, err) = post(
+        token(&cluster, "rampart-pki", now + 600, SUB),
+        common::csr(&[WANT], false),
+    )
+    .await;
+    assert!(ok, "{err}");
+    let resp: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(resp["spiffe_id"], WANT, "{body}");
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    for (jwt, csr, want) in [
+        (token(&cluster, "someone-else", now + 600, SUB), WANT, "InvalidAudience"),
+        (token(&cluster, "rampart-pki", now - 600, SUB), WANT, "ExpiredSignature"),
+        (token(&other, "rampart-pki", now + 600, SUB), WANT, "InvalidSignature"),
+        (token(&cluster, "rampart-pki", now + 600, "system:serviceaccount:shop:other"), WANT, "disagree"),
+        (token(&cluster, "rampart-pki", now + 600, SUB), "spiffe://example.org/ns/shop/sa/admin", "csr_identity_mismatch"),
+        // alg none: header {"alg":"none"} with an empty signature.
+        (
+            format!(
+                "{}.{}.",
+                URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k1"}"#),
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"https://kubernetes.default.svc","aud":"rampart-pki","exp":{},"sub":"{SUB}"}}"#, now + 600))
+            ),
+            WANT,
+            "attestation_refused",
+        ),
+    ] {
+        let (_, body, _) = post(jwt, common::csr(&[csr], false)).await;
+        assert!(body.contains(want), "expected {want}: {body}");
+        assert!(!body.contains("chain_pem"), "{body}");
+    }
+    assert_eq!(
+        running
+            .service
+            .metrics_text()
+            .lines()
+            .find(|l| l.starts_with("rampart_pki_certificates_issued_total{kind=\"k8s\"}")),
+        Some("rampart_pki_certificates_issued_total{kind=\"k8s\"} 1")
+    );
+    running.shutdown().await;
+}

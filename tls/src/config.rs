@@ -20,6 +20,10 @@ pub struct MeshOptions {
     pub on_reject: Option<RejectHook>,
     /// ALPN protocols offered, most preferred first (none by default).
     pub alpn: Vec<Vec<u8>>,
+    /// Server side: let a client without a certificate finish the handshake (anonymous), so an
+    /// authorization layer can refuse it with a reason; a certificate that is sent is still
+    /// fully verified. Off by default: the handshake itself refuses such a client.
+    pub client_cert_optional: bool,
 }
 
 impl MeshOptions {
@@ -29,6 +33,7 @@ impl MeshOptions {
             policy,
             on_reject: None,
             alpn: Vec::new(),
+            client_cert_optional: false,
         }
     }
 }
@@ -39,6 +44,7 @@ impl std::fmt::Debug for MeshOptions {
             .field("policy", &self.policy)
             .field("on_reject", &self.on_reject.is_some())
             .field("alpn", &self.alpn.len())
+            .field("client_cert_optional", &self.client_cert_optional)
             .finish()
     }
 }
@@ -50,6 +56,9 @@ pub fn mesh_server_config(
     options: &MeshOptions,
 ) -> Result<Arc<ServerConfig>> {
     let mut verifier = SpiffeClientVerifier::new(bundle.clone(), options.policy.clone());
+    if options.client_cert_optional {
+        verifier = verifier.optional();
+    }
     if let Some(hook) = &options.on_reject {
         verifier = verifier.with_reject_hook(Arc::clone(hook));
     }

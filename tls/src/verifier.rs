@@ -76,70 +76,84 @@ pub enum PeerPolicy {
 /// reason with [`Rejection::classify`].
 pub type RejectHook = Arc<dyn Fn(&CertificateDer<'_>, &rustls::Error) + Send + Sync>;
 
-/// SVID rules, trust domain, revocation and policy, after the chain verified.
-fn check_peer(
-    end_entity: &CertificateDer<'_>,
-    intermediates: &[CertificateDer<'_>],
-    bundle: &BundleHandle,
-    state: &BundleState,
-    policy: &PeerPolicy,
-) -> Result<SpiffeId, Rejection> {
-    let id = svid_id(end_entity).map_err(Rejection::from_defect)?;
-    if !id.is_member_of(bundle.trust_domain()) {
-        return Err(Rejection::ForeignTrustDomain {
-            id,
-            trust_domain: bundle.trust_domain().to_string(),
-        });
-    }
-    let chain: Vec<&[u8]> = std::iter::once(end_entity.as_ref())
-        .chain(intermediates.iter().map(|c| c.as_ref()))
-        .collect();
-    state
-        .revoked
-        .check(&id, &chain)
-        .map_err(Rejection::Revoked)?;
-    if let PeerPolicy::OneOf(allowed) = policy {
-        if !allowed.contains(&id) {
-            return Err(Rejection::NotAllowed(id));
-        }
-    }
-    Ok(id)
-}
-
-/// Runs the hook on a refusal and hands the error back.
-fn report(hook: &Option<RejectHook>, leaf: &CertificateDer<'_>, e: rustls::Error) -> rustls::Error {
-    if let Some(hook) = hook {
-        hook(leaf, &e);
-    }
-    e
-}
-
-/// Verifies client certificates (server side of mTLS).
-pub struct SpiffeClientVerifier {
+/// What both verifiers check a peer against, and whom they tell of a refusal.
+struct PeerChecks {
     bundle: BundleHandle,
     policy: PeerPolicy,
-    mandatory: bool,
     on_reject: Option<RejectHook>,
 }
 
-impl std::fmt::Debug for SpiffeClientVerifier {
+impl std::fmt::Debug for PeerChecks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpiffeClientVerifier")
+        f.debug_struct("PeerChecks")
             .field("bundle", &self.bundle)
             .field("policy", &self.policy)
-            .field("mandatory", &self.mandatory)
+            .field("on_reject", &self.on_reject.is_some())
             .finish()
     }
+}
+
+impl PeerChecks {
+    fn new(bundle: BundleHandle, policy: PeerPolicy) -> Self {
+        PeerChecks {
+            bundle,
+            policy,
+            on_reject: None,
+        }
+    }
+
+    /// SVID rules, trust domain, revocation and policy, after the chain verified.
+    fn check(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        state: &BundleState,
+    ) -> Result<SpiffeId, Rejection> {
+        let id = svid_id(end_entity).map_err(Rejection::from_defect)?;
+        let trust_domain = self.bundle.trust_domain();
+        if !id.is_member_of(trust_domain) {
+            return Err(Rejection::ForeignTrustDomain {
+                id,
+                trust_domain: trust_domain.to_string(),
+            });
+        }
+        let chain: Vec<&[u8]> = std::iter::once(end_entity.as_ref())
+            .chain(intermediates.iter().map(|c| c.as_ref()))
+            .collect();
+        state
+            .revoked
+            .check(&id, &chain)
+            .map_err(Rejection::Revoked)?;
+        if let PeerPolicy::OneOf(allowed) = &self.policy {
+            if !allowed.contains(&id) {
+                return Err(Rejection::NotAllowed(id));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Runs the hook on a refusal and hands the error back.
+    fn report(&self, leaf: &CertificateDer<'_>, e: rustls::Error) -> rustls::Error {
+        if let Some(hook) = &self.on_reject {
+            hook(leaf, &e);
+        }
+        e
+    }
+}
+
+/// Verifies client certificates (server side of mTLS).
+#[derive(Debug)]
+pub struct SpiffeClientVerifier {
+    checks: PeerChecks,
+    mandatory: bool,
 }
 
 impl SpiffeClientVerifier {
     /// Client certificates required and checked against `bundle`.
     pub fn new(bundle: BundleHandle, policy: PeerPolicy) -> Self {
         SpiffeClientVerifier {
-            bundle,
-            policy,
+            checks: PeerChecks::new(bundle, policy),
             mandatory: true,
-            on_reject: None,
         }
     }
 
@@ -152,7 +166,7 @@ impl SpiffeClientVerifier {
 
     /// Calls `hook` on every rejected client certificate.
     pub fn with_reject_hook(mut self, hook: RejectHook) -> Self {
-        self.on_reject = Some(hook);
+        self.checks.on_reject = Some(hook);
         self
     }
 }
@@ -178,22 +192,17 @@ impl ClientCertVerifier for SpiffeClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let state = self.bundle.load();
+        let state = self.checks.bundle.load();
         state
             .client_chain
             .verify_client_cert(end_entity, intermediates, now)
             .and_then(|_| {
-                check_peer(
-                    end_entity,
-                    intermediates,
-                    &self.bundle,
-                    &state,
-                    &self.policy,
-                )
-                .map_err(Rejection::into_rustls)
+                self.checks
+                    .check(end_entity, intermediates, &state)
+                    .map_err(Rejection::into_rustls)
             })
             .map(|_| ClientCertVerified::assertion())
-            .map_err(|e| report(&self.on_reject, end_entity, e))
+            .map_err(|e| self.checks.report(end_entity, e))
     }
 
     signature_checks!();
@@ -201,31 +210,18 @@ impl ClientCertVerifier for SpiffeClientVerifier {
 
 /// Verifies server certificates (client side of mTLS) by SPIFFE ID, not
 /// by DNS name.
+#[derive(Debug)]
 pub struct SpiffeServerVerifier {
-    bundle: BundleHandle,
-    policy: PeerPolicy,
+    checks: PeerChecks,
     check_host_sans: bool,
-    on_reject: Option<RejectHook>,
-}
-
-impl std::fmt::Debug for SpiffeServerVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpiffeServerVerifier")
-            .field("bundle", &self.bundle)
-            .field("policy", &self.policy)
-            .field("check_host_sans", &self.check_host_sans)
-            .finish()
-    }
 }
 
 impl SpiffeServerVerifier {
     /// Server certificates checked against `bundle` and `policy`.
     pub fn new(bundle: BundleHandle, policy: PeerPolicy) -> Self {
         SpiffeServerVerifier {
-            bundle,
-            policy,
+            checks: PeerChecks::new(bundle, policy),
             check_host_sans: false,
-            on_reject: None,
         }
     }
 
@@ -239,7 +235,7 @@ impl SpiffeServerVerifier {
 
     /// Calls `hook` on every rejected server certificate.
     pub fn with_reject_hook(mut self, hook: RejectHook) -> Self {
-        self.on_reject = Some(hook);
+        self.checks.on_reject = Some(hook);
         self
     }
 
@@ -250,7 +246,7 @@ impl SpiffeServerVerifier {
         server_name: &ServerName<'_>,
         now: UnixTime,
     ) -> Result<(), rustls::Error> {
-        let state = self.bundle.load();
+        let state = self.checks.bundle.load();
         let parsed = ParsedCertificate::try_from(end_entity)?;
         verify_server_cert_signed_by_trust_anchor(
             &parsed,
@@ -259,14 +255,9 @@ impl SpiffeServerVerifier {
             now,
             provider().signature_verification_algorithms.all,
         )?;
-        check_peer(
-            end_entity,
-            intermediates,
-            &self.bundle,
-            &state,
-            &self.policy,
-        )
-        .map_err(Rejection::into_rustls)?;
+        self.checks
+            .check(end_entity, intermediates, &state)
+            .map_err(Rejection::into_rustls)?;
         if self.check_host_sans {
             let names_hosts = host_sans(end_entity).is_ok_and(|s| !s.is_empty());
             if names_hosts && verify_server_name(&parsed, server_name).is_err() {
@@ -288,7 +279,7 @@ impl ServerCertVerifier for SpiffeServerVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         self.verify(end_entity, intermediates, server_name, now)
             .map(|_| ServerCertVerified::assertion())
-            .map_err(|e| report(&self.on_reject, end_entity, e))
+            .map_err(|e| self.checks.report(end_entity, e))
     }
 
     signature_checks!();

@@ -2,11 +2,9 @@
 //! Configs published on watch channels: a new identity reaches new handshakes at once, open
 //! connections keep the config they started with, and a bad identity changes nothing.
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestCa;
+use rampart_tls::test_ca::TestCa;
 use rampart_tls::{MeshConfigs, MeshOptions, PeerPolicy};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

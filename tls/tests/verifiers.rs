@@ -2,15 +2,13 @@
 //! The SPIFFE verifiers over real handshakes and direct calls: SVID rules, trust domain,
 //! chain to the bundle, expiry, and a bundle swap seen by an existing verifier.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{dns, id, uri, TestCa};
+use rampart_tls::test_ca::{dns, id, ip, uri, TestCa};
 use rampart_tls::{
-    client_config, peer_spiffe_id, server_config, PeerPolicy, Rejection, RevocationList, Revoked,
-    SpiffeClientVerifier, SpiffeServerVerifier,
+    client_config, peer_spiffe_id, server_config, MeshOptions, PeerPolicy, Rejection,
+    RevocationList, Revoked, SpiffeClientVerifier, SpiffeServerVerifier,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::server::danger::ClientCertVerifier;
@@ -225,6 +223,10 @@ async fn refused_handshake(
         .unwrap()
 }
 
+fn anonymous_again(b: &rampart_tls::BundleHandle) -> Arc<rustls::ClientConfig> {
+    client_config(None, b, PeerPolicy::AnyInTrustDomain).unwrap()
+}
+
 #[tokio::test]
 async fn handshake_refusals_carry_their_reason() {
     let ca = TestCa::new();
@@ -237,12 +239,27 @@ async fn handshake_refusals_carry_their_reason() {
         refused_handshake(server_cfg.clone(), anonymous).await,
         Some(Rejection::NoClientCertificate)
     );
+    // Client certificates optional: the anonymous client gets through (an authorization layer
+    // refuses it with a reason), a client that sends one is still verified (below).
+    let mut options = MeshOptions::new(PeerPolicy::AnyInTrustDomain);
+    options.client_cert_optional = true;
+    let lenient = rampart_tls::config::mesh_server_config(&server_id, &b, &options).unwrap();
+    assert_eq!(
+        refused_handshake(lenient.clone(), anonymous_again(&b)).await,
+        None
+    );
     let mut list = RevocationList::new();
     list.revoke_id(client_id.spiffe_id.clone());
     b.set_revocations(list);
     let client_cfg = client_config(Some(&client_id), &b, PeerPolicy::AnyInTrustDomain).unwrap();
     assert_eq!(
         refused_handshake(server_cfg.clone(), client_cfg.clone()).await,
+        Some(Rejection::Revoked(Revoked::SpiffeId(
+            client_id.spiffe_id.clone()
+        )))
+    );
+    assert_eq!(
+        refused_handshake(lenient, client_cfg.clone()).await,
         Some(Rejection::Revoked(Revoked::SpiffeId(
             client_id.spiffe_id.clone()
         )))
@@ -274,10 +291,7 @@ fn host_sans_are_checked_when_present() {
     let now = UnixTime::now();
     let svc = "spiffe://example.org/rampart/pki";
     let with_dns = ca.svid_with(vec![uri(svc), dns("ca.example.org")]);
-    let with_ip = ca.svid_with(vec![
-        uri(svc),
-        rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()),
-    ]);
+    let with_ip = ca.svid_with(vec![uri(svc), ip("127.0.0.1")]);
     let without = ca.svid(svc);
     let named = |n: &str| ServerName::try_from(n.to_string()).unwrap();
     sv.verify_server_cert(&with_dns.chain[0], &[], &named("ca.example.org"), &[], now)

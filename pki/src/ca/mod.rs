@@ -262,6 +262,26 @@ impl Ca {
     }
 }
 
+/// Destroys a retired private key: overwritten with zeros, synced, then
+/// removed. (On copy-on-write or journaling filesystems the old blocks may
+/// survive; the key was also encrypted at rest with the KEK.)
+pub(crate) fn destroy_key(path: &Path) -> Result<()> {
+    use std::io::Write;
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(PkiError::io(path, e)),
+    };
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| PkiError::io(path, e))?;
+    f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])
+        .and_then(|_| f.sync_all())
+        .map_err(|e| PkiError::io(path, e))?;
+    fs::remove_file(path).map_err(|e| PkiError::io(path, e))
+}
+
 /// The CA directory is private to the CA's user (0700).
 fn restrict_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]

@@ -56,12 +56,21 @@ impl Ca {
         let now = OffsetDateTime::now_utc();
         let old_until = self.issuer.max_issued_not_after().unix_timestamp();
         let issuer = new_intermediate(&self.dir, &self.state, &self.roots, &self.protection, now)?;
+        let old_serial = self.state.active_intermediate.clone();
         let mut state = self.state.clone();
         state.active_intermediate = issuer.serial().to_string();
         state.active_root_leaves_until = state.active_root_leaves_until.max(old_until);
         state.save(&self.dir)?;
         self.state = state;
         self.issuer = Arc::new(issuer);
+        // The retired intermediate never signs again: its key is destroyed
+        // (its certificate stays, leaves still chain through it).
+        super::destroy_key(
+            &self
+                .dir
+                .join("intermediates")
+                .join(format!("{old_serial}.key")),
+        )?;
         Ok(RotationEvent::IntermediateRotated {
             serial: self.issuer.serial().to_string(),
             root: self.state.active_root.clone(),
@@ -162,8 +171,13 @@ impl Ca {
         // Persist the phase before the new intermediate so a crash in
         // between never loses the retire time.
         state.save(&self.dir)?;
+        let old_root = self.state.active_root.clone();
         self.state = state;
         self.rotate_intermediate()?;
+        // The old root signs nothing more (intermediates now come from the
+        // new one): its key is destroyed; its certificate stays in the
+        // bundle until the drain ends.
+        super::destroy_key(&self.dir.join("roots").join(format!("{old_root}.key")))?;
         Ok(RotationEvent::RootActivated { serial: new_root })
     }
 
@@ -177,6 +191,59 @@ impl Ca {
         self.roots = roots;
         self.write_bundle()?;
         Ok(RotationEvent::RootRetired { serial: old_root })
+    }
+
+    /// Emergency root rotation: a new root is created and used at once (no
+    /// distribution phase); the old root stays in the bundle until the
+    /// leaves it signed expire — or, with `break_workloads`, leaves it now,
+    /// so every workload still holding an old leaf fails until it renews.
+    pub fn emergency_root_rotation(&mut self, break_workloads: bool) -> Result<Vec<RotationEvent>> {
+        let mut events = Vec::new();
+        match self.state.root_rotation.clone() {
+            // A root still draining: only breaking workloads may cut it short.
+            Some(RootRotation::Draining {
+                old_root,
+                retire_at,
+            }) => {
+                if !break_workloads {
+                    return Err(PkiError::BadCaDir {
+                        path: self.dir.clone(),
+                        why: format!(
+                            "root {old_root} is still draining until {retire_at} (unix); \
+                             --break-workloads-now retires it at once"
+                        ),
+                    });
+                }
+                events.push(self.retire_root(old_root)?);
+            }
+            // A normal rotation under way: its new root is used at once.
+            Some(RootRotation::Distributing {
+                old_root, new_root, ..
+            }) => {
+                events.push(self.activate_new_root(old_root.clone(), new_root)?);
+                if break_workloads {
+                    events.push(self.retire_root(old_root)?);
+                }
+                return Ok(events);
+            }
+            None => {}
+        }
+        let old_root = self.state.active_root.clone();
+        events.push(self.begin_root_rotation(Duration::ZERO)?);
+        let new_root = match &self.state.root_rotation {
+            Some(RootRotation::Distributing { new_root, .. }) => new_root.clone(),
+            _ => {
+                return Err(PkiError::BadCaDir {
+                    path: self.dir.clone(),
+                    why: "root rotation did not start".into(),
+                })
+            }
+        };
+        events.push(self.activate_new_root(old_root.clone(), new_root)?);
+        if break_workloads {
+            events.push(self.retire_root(old_root)?);
+        }
+        Ok(events)
     }
 
     fn root_due(&self, now: OffsetDateTime, policy: &RotationPolicy) -> bool {

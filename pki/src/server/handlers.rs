@@ -1,17 +1,26 @@
-//! One connection: TLS handshake, one request, one response. CPU work
-//! (CSR verification, signing) and file I/O (tokens, audit) run on the
-//! blocking pool so the accept loop never stalls.
+//! One connection: TLS handshake (bounded by the handshake deadline), then
+//! HTTP/1.1 over hyper, one request per connection (`connection: close`,
+//! as the wire API always was). CPU work (CSR verification, signing) and
+//! file I/O (tokens) run on the blocking pool so the accept loop never
+//! stalls.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::api::{BootstrapRequest, BundleResponse, ErrorResponse, IssueResponse, RenewRequest};
-use super::http::{read_request, write_response, HttpError, Request};
 use super::{blocking, CaService};
 use crate::ca::IssuedCert;
 use crate::csr;
@@ -21,12 +30,39 @@ use crate::spiffe::SpiffeId;
 
 type Reply = (u16, &'static str, Vec<u8>);
 
-pub(super) async fn connection(service: &Arc<CaService>, tcp: TcpStream, peer: SocketAddr) {
+/// The client certificate's identity and serial (mTLS callers).
+#[derive(Clone)]
+struct Peer {
+    id: SpiffeId,
+    serial: String,
+}
+
+/// Largest request body accepted (a CSR is about 500 bytes).
+pub const MAX_BODY: usize = 64 * 1024;
+/// Largest request head (hyper's minimum buffer).
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Serves one accepted TCP connection to its end.
+pub(super) async fn connection(service: Arc<CaService>, tcp: TcpStream, peer: SocketAddr) {
+    let limits = service.cfg.limits.clone();
     let acceptor = TlsAcceptor::from(service.tls.load_full());
-    let mut tls = match acceptor.accept(tcp).await {
-        Ok(t) => t,
-        Err(e) => {
+    let handshake = tokio::time::timeout(
+        Duration::from_millis(limits.handshake_timeout_ms),
+        acceptor.accept(tcp),
+    );
+    let tls = match handshake.await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            service
+                .metrics
+                .connections_closed
+                .with_label_values(&["handshake_timeout"])
+                .inc();
+            tracing::debug!(%peer, "TLS handshake deadline passed");
             return;
         }
     };
@@ -35,29 +71,87 @@ pub(super) async fn connection(service: &Arc<CaService>, tcp: TcpStream, peer: S
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|leaf| crate::inspect::check_svid(leaf).ok());
-    let (status, ctype, body) = match read_request(&mut tls).await {
-        Ok(req) => route(service, req, peer_id, peer).await,
-        Err(HttpError::TooLarge) => error_reply(413, "too_large", "request too large"),
+        .and_then(|leaf| {
+            let id = crate::inspect::check_svid(leaf).ok()?;
+            let serial = crate::inspect::serial_hex(leaf).ok()?;
+            Some(Peer { id, serial })
+        });
+    let svc = {
+        let service = Arc::clone(&service);
+        service_fn(move |req: Request<Incoming>| {
+            let (service, peer_id) = (Arc::clone(&service), peer_id.clone());
+            async move { Ok::<_, Infallible>(handle(&service, req, peer_id, peer).await) }
+        })
+    };
+    let conn = http1::Builder::new()
+        .keep_alive(false)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.handshake_timeout_ms))
+        .max_buf_size(MAX_HEAD)
+        .serve_connection(TokioIo::new(tls), svc);
+    match tokio::time::timeout(Duration::from_millis(limits.request_timeout_ms), conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection error"),
+        Err(_) => {
+            service
+                .metrics
+                .connections_closed
+                .with_label_values(&["request_timeout"])
+                .inc();
+            tracing::debug!(%peer, "request deadline passed");
+        }
+    }
+}
+
+async fn handle(
+    service: &Arc<CaService>,
+    req: Request<Incoming>,
+    peer_id: Option<Peer>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let (status, ctype, body) = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => {
+            route(
+                service,
+                parts.method.as_str(),
+                parts.uri.path(),
+                b.to_bytes(),
+                peer_id,
+                peer,
+            )
+            .await
+        }
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            error_reply(413, "too_large", "request body over 64 KiB")
+        }
         Err(e) => error_reply(400, "bad_request", &e.to_string()),
     };
-    if let Err(e) = write_response(&mut tls, status, ctype, &body).await {
-        tracing::debug!(%peer, error = %e, "writing response failed");
-    }
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    resp
 }
 
 async fn route(
     service: &Arc<CaService>,
-    req: Request,
-    peer_id: Option<SpiffeId>,
+    method: &str,
+    path: &str,
+    body: Bytes,
+    peer_id: Option<Peer>,
     peer: SocketAddr,
 ) -> Reply {
-    match (req.method.as_str(), req.path.as_str()) {
+    match (method, path) {
         ("GET", "/v1/bundle") => {
+            let revoked = service.revoked_now().await;
             let body = BundleResponse {
                 trust_domain: service.trust_domain.to_string(),
                 bundle_pem: service.bundle_pem().to_string(),
-                revoked: None, // the CA publishes no deny-list yet (#11)
+                revoked: Some(revoked),
             };
             (
                 200,
@@ -70,16 +164,21 @@ async fn route(
             "text/plain; version=0.0.4",
             service.metrics_text().into_bytes(),
         ),
-        ("POST", "/v1/bootstrap") => issue(service, Caller::Token, req.body, peer).await,
+        ("POST", "/v1/bootstrap") => issue(service, Caller::Token, body, peer).await,
+        ("POST", "/v1/attest/k8s") => issue(service, Caller::Kubernetes, body, peer).await,
         ("POST", "/v1/renew") => match peer_id {
-            Some(id) => issue(service, Caller::Renew(id), req.body, peer).await,
+            Some(p) => issue(service, Caller::Renew(p.id, p.serial), body, peer).await,
             None => no_client_cert(service, "renew", peer),
         },
         ("POST", "/v1/edge") => match peer_id {
-            Some(id) => issue(service, Caller::Edge(id), req.body, peer).await,
+            Some(p) => issue(service, Caller::Edge(p.id, p.serial), body, peer).await,
             None => no_client_cert(service, "edge", peer),
         },
-        (_, "/v1/bundle" | "/metrics" | "/v1/bootstrap" | "/v1/renew" | "/v1/edge") => {
+        (
+            _,
+            "/v1/bundle" | "/metrics" | "/v1/bootstrap" | "/v1/renew" | "/v1/edge"
+            | "/v1/attest/k8s",
+        ) => {
             error_reply(405, "method_not_allowed", "wrong method")
         }
         _ => error_reply(
@@ -95,25 +194,28 @@ async fn route(
 enum Caller {
     /// Bootstrap: the join token in the body decides.
     Token,
-    /// Renewal by the holder of this valid SVID.
-    Renew(SpiffeId),
-    /// Edge server certificate requested by this SVID.
-    Edge(SpiffeId),
+    /// Bootstrap with a Kubernetes service-account token (JWT).
+    Kubernetes,
+    /// Renewal by the holder of this valid SVID (identity, serial).
+    Renew(SpiffeId, String),
+    /// Edge server certificate requested by this SVID (identity, serial).
+    Edge(SpiffeId, String),
 }
 
 impl Caller {
     fn kind(&self) -> &'static str {
         match self {
             Caller::Token => "bootstrap",
-            Caller::Renew(_) => "renew",
-            Caller::Edge(_) => "edge",
+            Caller::Kubernetes => "k8s",
+            Caller::Renew(..) => "renew",
+            Caller::Edge(..) => "edge",
         }
     }
 
     fn id(&self) -> Option<SpiffeId> {
         match self {
-            Caller::Token => None,
-            Caller::Renew(id) | Caller::Edge(id) => Some(id.clone()),
+            Caller::Token | Caller::Kubernetes => None,
+            Caller::Renew(id, _) | Caller::Edge(id, _) => Some(id.clone()),
         }
     }
 }
@@ -125,7 +227,7 @@ fn no_client_cert(service: &CaService, kind: &str, peer: SocketAddr) -> Reply {
     refuse(service, kind, None, &e, peer)
 }
 
-async fn issue(service: &Arc<CaService>, caller: Caller, body: Vec<u8>, peer: SocketAddr) -> Reply {
+async fn issue(service: &Arc<CaService>, caller: Caller, body: Bytes, peer: SocketAddr) -> Reply {
     let svc = Arc::clone(service);
     let kind = caller.kind();
     let claimed = caller.id();
@@ -161,7 +263,7 @@ async fn issue(service: &Arc<CaService>, caller: Caller, body: Vec<u8>, peer: So
                     .collect(),
                 bundle_pem: service.bundle_pem().to_string(),
                 not_after: issued.not_after.unix_timestamp(),
-                revoked: None, // the CA publishes no deny-list yet (#11)
+                revoked: Some(service.revocations.cached().published()),
             };
             (
                 200,
@@ -180,8 +282,9 @@ fn issue_blocking(
     caller: Caller,
 ) -> (Option<SpiffeId>, Result<IssuedCert>) {
     match caller {
-        Caller::Edge(id) => {
+        Caller::Edge(id, serial) => {
             let r = (|| {
+                service.revocations.current()?.check(&id, Some(&serial))?;
                 if !service.cfg.edge.identities.iter().any(|e| e == id.as_str()) {
                     return Err(PkiError::NotAuthorized(format!(
                         "{id} is not listed in [edge] identities"
@@ -206,14 +309,44 @@ fn issue_blocking(
             })();
             (Some(id), r)
         }
-        Caller::Renew(id) => {
+        Caller::Renew(id, serial) => {
             let r = (|| {
+                service.revocations.current()?.check(&id, Some(&serial))?;
                 let req: RenewRequest = serde_json::from_slice(body)
                     .map_err(|e| PkiError::BadRequest(e.to_string()))?;
                 let ttl = service.ttl(req.ttl_secs)?;
                 let csr = csr::parse_pem(&req.csr)?;
                 csr.require_svid_for(&id)?;
                 service.cfg.issuance.reserved_ids.check(&id)?;
+                service.rate_check(&id)?;
+                service.issuer.load().issue_svid(&id, &csr.public_key, ttl)
+            })();
+            (Some(id), r)
+        }
+        Caller::Kubernetes => {
+            let Some(attestor) = &service.k8s else {
+                return (
+                    None,
+                    Err(PkiError::NotAuthorized(
+                        "Kubernetes attestation is not configured ([attestation.kubernetes])"
+                            .into(),
+                    )),
+                );
+            };
+            let req: BootstrapRequest = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return (None, Err(PkiError::BadRequest(e.to_string()))),
+            };
+            let id = match attestor.attest(&req.token) {
+                Ok(id) => id,
+                Err(e) => return (None, Err(e)),
+            };
+            let r = (|| {
+                let ttl = service.ttl(req.ttl_secs)?;
+                let csr = csr::parse_pem(&req.csr)?;
+                csr.require_svid_for(&id)?;
+                service.cfg.issuance.reserved_ids.check(&id)?;
+                service.revocations.current()?.check(&id, None)?;
                 service.rate_check(&id)?;
                 service.issuer.load().issue_svid(&id, &csr.public_key, ttl)
             })();
@@ -232,6 +365,7 @@ fn issue_blocking(
                 let csr = csr::parse_pem(&req.csr)?;
                 csr.require_svid_for(id)?;
                 service.cfg.issuance.reserved_ids.check(id)?;
+                service.revocations.current()?.check(id, None)?;
                 service.rate_check(id)?;
                 // Issue before the token is consumed: a failure here leaves
                 // the token usable; a lost race discards the certificate.

@@ -1,4 +1,4 @@
-//! `rampart-pki serve`: the CA as an HTTPS service (rustls).
+//! `rampart-pki serve`: the CA as an HTTPS service (rustls + hyper).
 //!
 //! - `POST /v1/bootstrap`: join token + CSR → SVID for the token's identity.
 //! - `POST /v1/renew`: over mTLS with the current, valid SVID + CSR for the
@@ -10,8 +10,9 @@
 //! TLS certificate atomically. Every issuance and refusal is audited.
 
 pub use rampart_identity::api;
+pub mod admin;
+mod conns;
 mod handlers;
-pub mod http;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -23,7 +24,7 @@ use rustls::ServerConfig;
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::audit::{AuditLog, AuditSink};
@@ -35,9 +36,6 @@ use crate::ratelimit::RateLimiter;
 use crate::spiffe::{SpiffeId, TrustDomain};
 use crate::tls::{BundleHandle, Identity, PeerPolicy, RejectHook, SpiffeClientVerifier};
 use crate::token::TokenStore;
-
-const MAX_CONNECTIONS: usize = 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SPIFFE ID the CA service presents: `spiffe://DOMAIN/rampart/pki`.
 pub fn service_id(td: &TrustDomain) -> Result<SpiffeId> {
@@ -54,6 +52,8 @@ pub struct CaService {
     root_expiry: ArcSwap<Vec<(String, OffsetDateTime)>>,
     bundle: BundleHandle,
     tokens: TokenStore,
+    revocations: crate::revocation::Watch,
+    k8s: Option<crate::attest::KubernetesAttestor>,
     audit: AuditSink,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
@@ -96,6 +96,14 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let audit_path = cfg.audit_path();
     let audit = AuditSink::spawn(blocking(move || AuditLog::open(&audit_path)).await?)?;
     let tokens = TokenStore::open(&cfg.ca_dir)?;
+    let revocations = crate::revocation::Watch::new(&cfg.ca_dir)?;
+    let k8s = match &cfg.attestation.kubernetes {
+        Some(k) => Some(crate::attest::KubernetesAttestor::load(
+            k,
+            trust_domain.clone(),
+        )?),
+        None => None,
+    };
     let issuer = ca.issuer();
     let issuer_serial = issuer.serial().to_string();
     let bundle_pem = ca.trust_bundle_pem();
@@ -110,6 +118,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         root_expiry: ArcSwap::from_pointee(root_expiry),
         bundle,
         tokens,
+        revocations,
+        k8s,
         audit,
         limiter,
         metrics,
@@ -127,9 +137,15 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let addr = listener
         .local_addr()
         .map_err(|e| PkiError::io("listener", e))?;
+    let admin_listener = admin::bind(&service.cfg.ca_dir).await?;
     let (shutdown, rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(accept_loop(Arc::clone(&service), listener, rx.clone())),
+        tokio::spawn(admin::serve(
+            Arc::clone(&service),
+            admin_listener,
+            rx.clone(),
+        )),
         tokio::spawn(rotation_loop(Arc::clone(&service), rx)),
     ];
     tracing::info!(%addr, trust_domain = %service.trust_domain, "rampart-pki serving");
@@ -209,7 +225,8 @@ async fn accept_loop(
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = &service.cfg.limits;
+    let conns = conns::ConnTable::new(limits.max_connections, limits.max_connections_per_ip);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -218,23 +235,30 @@ async fn accept_loop(
         let (tcp, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        // Over a cap: close at once (the client retries). One address can
+        // hold at most max_connections_per_ip, so it cannot starve others.
+        let slot = match conns.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                service
+                    .metrics
+                    .connections_closed
+                    .with_label_values(&[reason])
+                    .inc();
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            continue; // over the connection cap: drop, the client retries
-        };
         let service = Arc::clone(&service);
         tokio::spawn(async move {
-            let _permit = permit;
-            if tokio::time::timeout(REQUEST_TIMEOUT, handlers::connection(&service, tcp, peer))
-                .await
-                .is_err()
-            {
-                tracing::debug!(%peer, "request timed out");
-            }
+            let _slot = slot;
+            handlers::connection(service, tcp, peer).await;
         });
     }
 }
@@ -248,6 +272,7 @@ async fn rotation_loop(service: Arc<CaService>, mut shutdown: watch::Receiver<bo
         }
         let policy = service.cfg.rotation_policy();
         if let Err(e) = service.with_ca(move |ca| ca.tick(&policy)).await {
+            service.metrics.rotation_failures.inc();
             tracing::error!(error = %e, "rotation failed; will retry");
         }
         let due = OffsetDateTime::now_utc().unix_timestamp()
@@ -283,6 +308,13 @@ impl CaService {
         .await?;
         for ev in &events {
             tracing::info!(event = ?ev, "CA rotation");
+            let label = match ev {
+                RotationEvent::IntermediateRotated { .. } => "intermediate_rotated",
+                RotationEvent::RootIntroduced { .. } => "root_introduced",
+                RotationEvent::RootActivated { .. } => "root_activated",
+                RotationEvent::RootRetired { .. } => "root_retired",
+            };
+            self.metrics.rotations.with_label_values(&[label]).inc();
             self.audit
                 .record("rotation", json!({"detail": format!("{ev:?}")}));
         }
@@ -300,6 +332,15 @@ impl CaService {
             .await
     }
 
+    /// Emergency root rotation (see [`Ca::emergency_root_rotation`]).
+    pub async fn emergency_root_rotation(
+        self: &Arc<Self>,
+        break_workloads: bool,
+    ) -> Result<Vec<RotationEvent>> {
+        self.with_ca(move |ca| ca.emergency_root_rotation(break_workloads))
+            .await
+    }
+
     /// Starts a root rotation now; issuance switches after `propagation`.
     pub async fn begin_root_rotation(
         self: &Arc<Self>,
@@ -307,6 +348,18 @@ impl CaService {
     ) -> Result<Vec<RotationEvent>> {
         self.with_ca(move |ca| ca.begin_root_rotation(propagation).map(|e| vec![e]))
             .await
+    }
+
+    /// The revocation deny-list as published (re-read if the file changed).
+    pub async fn revoked_now(self: &Arc<Self>) -> crate::revocation::Published {
+        let me = Arc::clone(self);
+        match blocking(move || me.revocations.current()).await {
+            Ok(list) => list.published(),
+            Err(e) => {
+                tracing::error!(error = %e, "revocation list unreadable; publishing the last one read");
+                self.revocations.cached().published()
+            }
+        }
     }
 
     /// The current trust bundle (PEM).
@@ -323,6 +376,15 @@ impl CaService {
     pub fn metrics_text(&self) -> String {
         self.refresh_expiry_metrics();
         self.metrics.set_audit(self.audit.health());
+        let revoked = self.revocations.cached();
+        self.metrics
+            .revoked
+            .with_label_values(&["id"])
+            .set(revoked.ids.len() as i64);
+        self.metrics
+            .revoked
+            .with_label_values(&["serial"])
+            .set(revoked.serials.len() as i64);
         self.metrics.render()
     }
 

@@ -1,8 +1,9 @@
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
-//! A small test CA built with rcgen: a root, and leaves signed by it with whatever SANs and
-//! validity a test needs (including ones that break the X.509-SVID rules).
+//! A small CA for tests (feature `test-ca`), built with rcgen: a root, and leaves signed by it
+//! with whatever SANs and validity a test needs, including ones that break the X.509-SVID
+//! rules. Test code only: it panics on failure, and its keys live in memory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use rampart_tls::{BundleHandle, Identity, SpiffeId, TrustDomain};
+use crate::{BundleHandle, Identity, SpiffeId, TrustDomain};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
@@ -10,19 +11,24 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
 
+/// A root CA and the leaves it signs.
 pub struct TestCa {
     ca: rcgen::CertifiedIssuer<'static, KeyPair>,
 }
 
+/// A URI SAN.
 pub fn uri(u: &str) -> SanType {
     SanType::URI(rcgen::string::Ia5String::try_from(u).unwrap())
 }
 
+/// A DNS SAN.
 pub fn dns(d: &str) -> SanType {
     SanType::DnsName(rcgen::string::Ia5String::try_from(d).unwrap())
 }
 
 impl TestCa {
+    /// A fresh root (P-256), valid from an hour ago for 30 days.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         let mut p = CertificateParams::default();
@@ -39,10 +45,17 @@ impl TestCa {
         }
     }
 
+    /// The root certificate.
     pub fn root(&self) -> CertificateDer<'static> {
         self.ca.der().clone()
     }
 
+    /// The root certificate, PEM.
+    pub fn root_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    /// A trust bundle of this root for `td`.
     pub fn bundle(&self, td: &str) -> BundleHandle {
         BundleHandle::new(TrustDomain::parse(td).unwrap(), vec![self.root()]).unwrap()
     }
@@ -82,6 +95,12 @@ impl TestCa {
     }
 }
 
+/// Parses a SPIFFE ID.
 pub fn id(s: &str) -> SpiffeId {
     SpiffeId::parse(s).unwrap()
+}
+
+/// An IP address SAN.
+pub fn ip(addr: &str) -> SanType {
+    SanType::IpAddress(addr.parse().unwrap())
 }
