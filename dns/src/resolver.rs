@@ -409,8 +409,21 @@ impl Resolver {
             .join(", ")
     }
 
-    /// One A and one AAAA lookup, classified.
+    /// One A and one AAAA lookup, classified. A bogus verdict is confirmed by a second,
+    /// fresh lookup: hickory reports a DNSKEY/DS fetch that timed out as bogus (hickory
+    /// #3932/#3964) and does not cache such a failure, so a transient loss validates the
+    /// second time while real bogus data stays bogus.
     async fn lookup(&self, host: &str) -> Result<Answer, DnsDenial> {
+        match self.lookup_once(host).await {
+            Err(DnsDenial::Bogus { detail, .. }) => {
+                tracing::warn!(host, %detail, "bogus DNSSEC verdict; confirming with a second lookup");
+                self.lookup_once(host).await
+            }
+            other => other,
+        }
+    }
+
+    async fn lookup_once(&self, host: &str) -> Result<Answer, DnsDenial> {
         let fqdn = format!("{host}.");
         let name = Name::from_ascii(&fqdn).map_err(|e| DnsDenial::InvalidName {
             host: host.to_string(),

@@ -81,7 +81,7 @@ impl Egress {
                 client
                     .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
                     .await
-                    .map_err(|e| Denied::ClientClosed(e.raw_os_error().unwrap_or(0) as usize))?;
+                    .map_err(|_| Denied::ClientClosed(buf.len()))?;
                 let mut inner_buf = rest;
                 let inner = read_seen(client, &mut inner_buf, deadline).await?;
                 (decide(&self.policy, mode, &seen, Some(&inner))?, inner_buf)

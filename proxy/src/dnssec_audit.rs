@@ -39,7 +39,7 @@ pub fn served_names(config: &Config) -> (Vec<ServedName>, Vec<(String, String)>)
     };
     for r in &config.routes {
         for h in &r.hosts {
-            add(h, format!("route {}", r.name));
+            add(&h.to_string(), format!("route {}", r.name));
         }
     }
     for l in &config.listeners {

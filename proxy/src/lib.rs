@@ -16,6 +16,7 @@ pub mod config;
 pub mod control;
 /// `rampart-proxy audit dnssec` (S.N.11), on rampart-dns.
 pub mod dnssec_audit;
+pub mod error;
 pub mod listener;
 pub mod metrics;
 pub mod proxy;

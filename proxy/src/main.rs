@@ -2,6 +2,7 @@
 //! `rampart-proxy run|check|audit dnssec` (the loopback demo is the `rampart-proxy-demo` binary).
 
 use clap::{Parser, Subcommand};
+use rampart_proxy::error::EdgeError;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -88,13 +89,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> Result<(), String> {
-    let config = rampart_proxy::config::load(path).map_err(|e| e.to_string())?;
+fn check(path: &std::path::Path) -> Result<(), EdgeError> {
+    let config = rampart_proxy::config::load(path)?;
     rampart_proxy::tls::install_crypto_provider();
     for l in &config.listeners {
         if let Some(t) = &l.tls {
-            rampart_proxy::tls::load_cert_set(&t.certificates)
-                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+            rampart_proxy::tls::load_cert_set(&t.certificates).map_err(|e| {
+                EdgeError::ListenerTls {
+                    listener: l.name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
         }
     }
     rampart_proxy::runtime::Runtime::build(config.clone())?;

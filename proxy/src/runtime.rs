@@ -2,10 +2,11 @@
 //! [`Runtime`] off the request path and swaps it in atomically (see `reload`).
 
 use crate::config::{Config, LimitsConfig, TlsProfile, WafMode};
+use crate::error::EdgeError;
 use crate::request::cookies::CookiePolicy;
 use crate::request::forward::TrustedProxies;
 use crate::request::headers::HeaderPolicy;
-use crate::request::route::{HostPattern, Router};
+use crate::request::route::Router;
 use crate::upstream::Upstream;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,31 +71,39 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles a validated config. Fails only on unreadable upstream CA files.
-    pub fn build(config: Config) -> Result<Self, String> {
+    /// Compiles a validated config: WAF rules, upstream pools (names resolved, CA files read),
+    /// routes, header and cookie policies.
+    pub fn build(config: Config) -> Result<Self, EdgeError> {
         let waf_rules = match &config.waf.rules_dir {
-            Some(dir) => rampart_waf::RuleSet::load_dir(dir)
-                .map_err(|e| format!("waf rules `{}`: {e}", dir.display()))?,
-            None => rampart_waf::RuleSet::builtin().map_err(|e| format!("waf rules: {e}"))?,
+            Some(dir) => rampart_waf::RuleSet::load_dir(dir).map_err(|e| EdgeError::WafRules {
+                dir: Some(dir.clone()),
+                message: e.to_string(),
+            })?,
+            None => rampart_waf::RuleSet::builtin().map_err(|e| EdgeError::WafRules {
+                dir: None,
+                message: e.to_string(),
+            })?,
         };
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
-            let up = Upstream::build(u).map_err(|e| format!("upstream `{}`: {e}", u.name))?;
+            let up = Upstream::build(u).map_err(|message| EdgeError::Upstream {
+                upstream: u.name.clone(),
+                message,
+            })?;
             upstreams.insert(u.name.clone(), Arc::new(up));
         }
         let mut router = Router::new();
         for r in &config.routes {
-            let upstream = upstreams
-                .get(&r.upstream)
-                .cloned()
-                .ok_or_else(|| format!("route `{}`: no upstream `{}`", r.name, r.upstream))?;
-            let hosts = r
-                .hosts
-                .iter()
-                .filter_map(|h| HostPattern::parse(h))
-                .collect();
+            let upstream =
+                upstreams
+                    .get(&r.upstream)
+                    .cloned()
+                    .ok_or_else(|| EdgeError::RouteUpstream {
+                        route: r.name.clone(),
+                        upstream: r.upstream.clone(),
+                    })?;
             router.add(
-                hosts,
+                r.hosts.clone(),
                 r.path_prefix.clone(),
                 Arc::new(Route {
                     name: r.name.clone(),

@@ -5,7 +5,7 @@
 //! bundle could be reused for a pool that trusts another. Every pool's trust settings are hashed
 //! into `HttpPeer::group_key`, which is part of the reuse key.
 
-use crate::config::UpstreamConfig;
+use crate::config::{HostPort, UpstreamConfig};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::utils::tls::WrappedX509;
 use std::hash::{Hash, Hasher};
@@ -44,11 +44,11 @@ pub struct Upstream {
 }
 
 /// Resolves `host:port` endpoints (blocking; only at config load, never per request).
-fn resolve(endpoints: &[String]) -> Result<Vec<SocketAddr>, String> {
+fn resolve(endpoints: &[HostPort]) -> Result<Vec<SocketAddr>, String> {
     use std::net::ToSocketAddrs;
     let mut out = Vec::new();
     for ep in endpoints {
-        let addrs = ep
+        let addrs = (ep.host.as_str(), ep.port)
             .to_socket_addrs()
             .map_err(|e| format!("endpoint `{ep}` does not resolve: {e}"))?;
         for a in addrs {
@@ -200,7 +200,8 @@ mod tests {
 
     #[test]
     fn names_resolve_at_load() {
-        let addrs = resolve(&["localhost:8080".into(), "127.0.0.1:8080".into()]).unwrap();
+        let ep = |s: &str| HostPort::try_from(s.to_string()).unwrap();
+        let addrs = resolve(&[ep("localhost:8080"), ep("127.0.0.1:8080")]).unwrap();
         assert!(
             addrs.contains(&"127.0.0.1:8080".parse().unwrap()),
             "{addrs:?}"

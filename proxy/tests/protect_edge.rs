@@ -259,8 +259,11 @@ async fn flood_at_10x_is_limited_and_legit_traffic_flows() {
     assert!(flood.legit.success_rate >= 0.99, "{:?}", flood.legit);
     let attack = flood.attack.as_ref().unwrap();
     let limited = attack.statuses.get("429").copied().unwrap_or(0);
-    // 2 s at 1000/s against 100/s with burst 100: about 300 allowed.
-    assert!(attack.allowed <= 400, "{attack:?}");
+    // 2 s at 1000/s against 100/s with burst 100: about 300 allowed. On a loaded machine the
+    // run stretches (the limiter refills for as long as it lasts): the bound follows the
+    // measured duration.
+    let bound = 100 + (100.0 * flood.duration_secs).ceil() as u64 + 100;
+    assert!(attack.allowed <= bound, "{attack:?} (bound {bound})");
     assert!(limited >= 1500, "{attack:?}");
     assert_eq!(
         edge.defences

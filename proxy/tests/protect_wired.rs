@@ -831,6 +831,23 @@ async fn duplicate_content_length_is_400() {
 }
 
 #[tokio::test]
+async fn two_equal_content_lengths_are_400_and_not_forwarded() {
+    let e = start().await;
+    let req =
+        b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
+    e.refused(req, 400).await;
+    e.log_line("rampart.denial.reason", "duplicate_content_length");
+    assert_eq!(e.denials("bad_request", "none", "none").await, 1);
+}
+
+#[tokio::test]
+async fn host_with_two_ports_is_400_and_not_forwarded() {
+    let e = start().await;
+    e.refused(&get_req("app.test:80:81", "/"), 400).await;
+    e.log_line("rampart.denial.reason", "malformed_host");
+}
+
+#[tokio::test]
 async fn obs_fold_is_400() {
     let e = start().await;
     let req = b"GET / HTTP/1.1\r\nHost: app.test\r\nX-Folded: a\r\n  b\r\n\r\n";

@@ -3,7 +3,7 @@
 //!
 //! Map of the crate (each module depends only on those above it; no cycles):
 //! - [`error`]: [`TlsError`], typed, naming the file a problem is in.
-//! - [`provider`]: the workspace's one crypto provider (ring, [`provider()`]) and the TLS
+//! - [`provider`](mod@provider): the workspace's one crypto provider (ring, [`provider()`]) and the TLS
 //!   [`Profile`]s (`modern` and `mesh`: TLS 1.3 only; `intermediate`: TLS 1.3 and TLS 1.2
 //!   ECDHE + AEAD), suites chosen by their IANA values.
 //! - [`spiffe`]: SPIFFE IDs and trust domains, parsed once.

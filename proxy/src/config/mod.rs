@@ -5,10 +5,12 @@
 //! `waf` and `limits` there); every table uses `deny_unknown_fields` so a typo is an error.
 
 mod model;
+mod types;
 mod validate;
 
 pub use model::*;
 pub use rampart_ops::config::line_of_path;
+pub use types::{Cidr, HostPattern, HostPort};
 pub use validate::{validate, warnings};
 
 use std::path::Path;
@@ -61,6 +63,30 @@ mod tests {
         let c = parse(Path::new("/etc/rampart/rampart.toml"), text).unwrap();
         assert_eq!(c.listeners.len(), 3);
         assert!(warnings(&c).iter().any(|w| w.contains("csrf_token")));
+    }
+
+    #[test]
+    fn typed_values_are_refused_at_their_line() {
+        let text = include_str!("../../../examples/rampart.toml");
+        for (from, to, field) in [
+            ("hosts = [", "hosts = [\"bad host\", ", "routes.0.hosts.0"),
+            (
+                "endpoints = [",
+                "endpoints = [\"app\", ",
+                "upstreams.0.endpoints.0",
+            ),
+            (
+                "trusted_proxies = [",
+                "trusted_proxies = [\"10.0.0/8\", ",
+                "server.trusted_proxies.0",
+            ),
+        ] {
+            assert!(text.contains(from), "the example has `{from}`");
+            let bad = text.replacen(from, to, 1);
+            let line = bad.lines().position(|l| l.contains(to)).unwrap() + 1;
+            let e = parse(Path::new("r.toml"), &bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("r.toml:{line}: `{field}`: ")), "{e}");
+        }
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub struct ServerConfig {
     pub shutdown_grace_seconds: u64,
     /// Peers (CIDRs) whose X-Forwarded-For / Forwarded / X-Real-IP are believed.
     #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: Vec<super::Cidr>,
 }
 
 impl Default for ServerConfig {
@@ -278,7 +278,7 @@ pub struct UpstreamConfig {
     pub name: String,
     /// `ip:port` or `name:port`, used round robin. Names are resolved when the config is
     /// loaded (start and SIGHUP); every address a name resolves to becomes an endpoint.
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<super::HostPort>,
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default = "default_read_ms")]
@@ -339,7 +339,7 @@ pub struct UpstreamTls {
 pub struct RouteConfig {
     pub name: String,
     /// Exact host names, `*.example.com` wildcards, or `*` for any host.
-    pub hosts: Vec<String>,
+    pub hosts: Vec<super::HostPattern>,
     #[serde(default = "default_prefix")]
     pub path_prefix: String,
     pub upstream: String,

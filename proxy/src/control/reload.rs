@@ -3,6 +3,7 @@
 //! new state swapped in, so a bad file changes nothing and the old state keeps serving.
 
 use crate::config::{self, Config};
+use crate::error::EdgeError;
 use crate::runtime::Runtime;
 use crate::state::Shared;
 use crate::tls::{load_cert_set, ListenerTlsState, PreparedTls};
@@ -12,20 +13,24 @@ use std::sync::Arc;
 fn load_all_certs(
     shared: &Shared,
     config: &Config,
-) -> Result<Vec<(Arc<ListenerTlsState>, PreparedTls)>, String> {
+) -> Result<Vec<(Arc<ListenerTlsState>, PreparedTls)>, EdgeError> {
     let mut out = Vec::new();
     for l in &config.listeners {
         if let (Some(tls), Some(state)) = (&l.tls, shared.tls.get(&l.name)) {
-            let set = load_cert_set(&tls.certificates)
-                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
-            out.push((state.clone(), state.prepare(tls.profile, set)?));
+            let tls_error = |message: String| EdgeError::ListenerTls {
+                listener: l.name.clone(),
+                message,
+            };
+            let set = load_cert_set(&tls.certificates).map_err(|e| tls_error(e.to_string()))?;
+            let prepared = state.prepare(tls.profile, set).map_err(tls_error)?;
+            out.push((state.clone(), prepared));
         }
     }
     Ok(out)
 }
 
 /// Listeners are bound at start; a reload may change everything else.
-fn same_listeners(old: &Config, new: &Config) -> Result<(), String> {
+fn same_listeners(old: &Config, new: &Config) -> Result<(), EdgeError> {
     let shape = |c: &Config| {
         c.listeners
             .iter()
@@ -33,24 +38,22 @@ fn same_listeners(old: &Config, new: &Config) -> Result<(), String> {
             .collect::<Vec<_>>()
     };
     if shape(old) != shape(new) {
-        return Err(
-            "listener names, addresses, tls on/off or http2 changed: these need a restart".into(),
-        );
+        return Err(EdgeError::ListenersChanged);
     }
     Ok(())
 }
 
 /// SIGHUP: re-read the config file and swap routes, upstreams, headers, WAF, certificates and
 /// the `[protect]` defences. Everything is built and checked before anything is swapped.
-pub fn reload_config(shared: &Shared) -> Result<(), String> {
+pub fn reload_config(shared: &Shared) -> Result<(), EdgeError> {
     let result = (|| {
-        let config = config::load(&shared.config_path).map_err(|e| e.to_string())?;
+        let config = config::load(&shared.config_path)?;
         same_listeners(&shared.runtime.load().config, &config)?;
         let routes = config.routes.iter().map(|r| r.name.clone()).collect();
         let protect = shared
             .defences
             .prepare_reload(&config.protect, routes)
-            .map_err(|e| format!("[protect]: {e}"))?;
+            .map_err(|e| EdgeError::Protect(e.to_string()))?;
         let certs = load_all_certs(shared, &config)?;
         for w in config::warnings(&config) {
             tracing::warn!("{w}");
@@ -73,7 +76,7 @@ pub fn reload_config(shared: &Shared) -> Result<(), String> {
 }
 
 /// Certificate files changed on disk: reload the certificates of the current config.
-pub fn reload_certs(shared: &Shared) -> Result<(), String> {
+pub fn reload_certs(shared: &Shared) -> Result<(), EdgeError> {
     let config = shared.runtime.load().config.clone();
     let result = load_all_certs(shared, &config).map(|certs| {
         for (state, prepared) in certs {
@@ -84,7 +87,7 @@ pub fn reload_certs(shared: &Shared) -> Result<(), String> {
     result
 }
 
-fn record(shared: &Shared, what: &str, result: &Result<(), String>) {
+fn record(shared: &Shared, what: &str, result: &Result<(), EdgeError>) {
     shared.metrics.reloads.record(what, result);
 }
 

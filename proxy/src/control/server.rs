@@ -2,6 +2,7 @@
 //! certificate watcher) on its own thread, then hand the listeners to Pingora.
 
 use crate::config::{self, Config};
+use crate::error::EdgeError;
 use crate::listener::EdgeApp;
 use crate::metrics::Metrics;
 use crate::proxy::Edge;
@@ -30,7 +31,7 @@ pub const DEFAULT_LOG: &str =
     "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error";
 
 /// Loads and checks everything; returns the shared state ready to serve.
-pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String> {
+pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeError> {
     tls::install_crypto_provider();
     for w in config::warnings(&config) {
         eprintln!("rampart-proxy: warning: {w}");
@@ -39,15 +40,22 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
     let mut tls_states = HashMap::new();
     for l in &config.listeners {
         if let Some(t) = &l.tls {
-            let set = tls::load_cert_set(&t.certificates)
-                .map_err(|e| format!("listener `{}`: {e}", l.name))?;
+            let tls_error = |message: String| EdgeError::ListenerTls {
+                listener: l.name.clone(),
+                message,
+            };
+            let set = tls::load_cert_set(&t.certificates).map_err(|e| tls_error(e.to_string()))?;
             let state =
-                ListenerTlsState::new(l.name.clone(), t.profile, l.http2, set, metrics.clone())?;
+                ListenerTlsState::new(l.name.clone(), t.profile, l.http2, set, metrics.clone())
+                    .map_err(tls_error)?;
             tls_states.insert(l.name.clone(), Arc::new(state));
         }
     }
     let access_log = access_log::start(&config.log.access_log, config.log.queue_capacity, &metrics)
-        .map_err(|e| format!("access log `{}`: {e}", config.log.access_log))?;
+        .map_err(|source| EdgeError::AccessLog {
+            dest: config.log.access_log.clone(),
+            source,
+        })?;
     let routes = config.routes.iter().map(|r| r.name.clone()).collect();
     let events = access_log.clone();
     let (defences, workers) = rampart_protect::defences::Defences::new(
@@ -56,7 +64,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
         routes,
         Arc::new(move |line: &str| events.send_line(line.to_string())),
     )
-    .map_err(|e| format!("[protect]: {e}"))?;
+    .map_err(|e| EdgeError::Protect(e.to_string()))?;
     let runtime = Runtime::build(config)?;
     Ok(Arc::new(Shared {
         defences,
@@ -72,11 +80,14 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, String
 }
 
 /// `rampart-proxy run`: serves until SIGTERM (graceful, bounded) or SIGINT (fast).
-pub fn run(config_path: &Path) -> Result<(), String> {
-    let config = config::load(config_path).map_err(|e| e.to_string())?;
+pub fn run(config_path: &Path) -> Result<(), EdgeError> {
+    let config = config::load(config_path)?;
     for l in &config.listeners {
-        std::net::TcpListener::bind(l.address)
-            .map_err(|e| format!("listener `{}` cannot bind {}: {e}", l.name, l.address))?;
+        std::net::TcpListener::bind(l.address).map_err(|source| EdgeError::Bind {
+            listener: l.name.clone(),
+            address: l.address,
+            source,
+        })?;
     }
     let shared = prepare(config_path, config)?;
     start_control_plane(shared.clone())?;
@@ -84,7 +95,7 @@ pub fn run(config_path: &Path) -> Result<(), String> {
 }
 
 /// Starts Pingora with the shared state's listeners; never returns on success.
-pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
+pub fn serve(shared: Arc<Shared>) -> Result<(), EdgeError> {
     let config = shared.runtime.load().config.clone();
     let conf = ServerConf {
         threads: config.server.threads,
@@ -141,7 +152,7 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), String> {
 
 /// Admin listener, SIGHUP reload, certificate watcher and readiness, on one thread with its own
 /// tokio runtime (Pingora's runtimes are created later by `run_forever`).
-pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
+pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
     std::thread::Builder::new()
         .name("control-plane".into())
@@ -201,8 +212,10 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), String> {
                 std::future::pending::<()>().await;
             });
         })
-        .map_err(|e| format!("control plane thread: {e}"))?;
-    rx.recv().map_err(|e| format!("control plane: {e}"))?
+        .map_err(|e| EdgeError::ControlPlane(format!("thread: {e}")))?;
+    rx.recv()
+        .map_err(|e| EdgeError::ControlPlane(e.to_string()))?
+        .map_err(EdgeError::ControlPlane)
 }
 
 /// Marks the process ready once every listener accepts TCP connections.

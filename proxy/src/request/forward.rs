@@ -3,26 +3,20 @@
 //! Only a peer inside `trusted_proxies` may tell us who the client is; for everyone else the
 //! client is the TCP peer and whatever forwarding headers it sent are replaced.
 
+use crate::config::Cidr;
 use http::HeaderValue;
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-pub fn parse_cidr(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
-
 /// Compiled list of trusted proxy networks.
 #[derive(Debug, Default, Clone)]
 pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
-    pub fn new(cidrs: &[String]) -> Self {
-        TrustedProxies(cidrs.iter().filter_map(|c| parse_cidr(c)).collect())
+    pub fn new(cidrs: &[Cidr]) -> Self {
+        TrustedProxies(cidrs.iter().map(|c| c.0).collect())
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -182,7 +176,7 @@ mod tests {
 
     #[test]
     fn untrusted_peer_headers_replaced() {
-        let tp = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let tp = TrustedProxies::new(&[Cidr::try_from("10.0.0.0/8".to_string()).unwrap()]);
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("x-forwarded-for", "1.2.3.4").unwrap();
         req.insert_header("x-real-ip", "1.2.3.4").unwrap();
@@ -209,7 +203,7 @@ mod tests {
 
     #[test]
     fn trusted_peer_chain_believed() {
-        let tp = TrustedProxies::new(&["10.0.0.0/8".into()]);
+        let tp = TrustedProxies::new(&[Cidr::try_from("10.0.0.0/8".to_string()).unwrap()]);
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("x-forwarded-for", "198.51.100.1, 10.1.1.1")
             .unwrap();

@@ -3,56 +3,8 @@
 //! Precedence: an exact host beats a wildcard, a longer wildcard suffix beats a shorter one, and
 //! `*` comes last; within the same host match the longest path prefix wins.
 
+pub use crate::config::HostPattern;
 use std::sync::Arc;
-
-/// One host pattern from `routes.hosts`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostPattern {
-    Exact(String),
-    /// `*.example.com` stored as `.example.com`: matches any name ending with it.
-    Suffix(String),
-    Any,
-}
-
-impl HostPattern {
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        if s == "*" {
-            return Some(HostPattern::Any);
-        }
-        let (wild, name) = match s.strip_prefix("*.") {
-            Some(rest) => (true, rest.to_string()),
-            None => (false, s.clone()),
-        };
-        let valid = !name.is_empty()
-            && name.len() <= 253
-            && name.split('.').all(|l| {
-                !l.is_empty()
-                    && l.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            });
-        if !valid && name.parse::<std::net::IpAddr>().is_err() {
-            return None;
-        }
-        Some(if wild {
-            HostPattern::Suffix(format!(".{name}"))
-        } else {
-            HostPattern::Exact(name)
-        })
-    }
-
-    /// Match strength (higher wins), or None.
-    fn rank(&self, host: &str) -> Option<usize> {
-        match self {
-            HostPattern::Exact(h) if h == host => Some(usize::MAX),
-            HostPattern::Suffix(s) if host.len() > s.len() && host.ends_with(s.as_str()) => {
-                Some(s.len() + 1)
-            }
-            HostPattern::Any => Some(0),
-            _ => None,
-        }
-    }
-}
 
 /// Routes compiled for lookup; `T` is the per-route runtime data.
 pub struct Router<T> {
@@ -116,7 +68,9 @@ pub fn normalize_host(raw: &str) -> Option<String> {
         &rest[..end]
     } else {
         match raw.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+            // Unbracketed, a colon only separates the port: `name:80:81` is malformed, not a
+            // host `name:80` (which the upstream and our forwarding headers would disagree on).
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.contains(':') => h,
             Some(_) => return None,
             None => raw,
         }
@@ -164,6 +118,7 @@ mod tests {
         assert_eq!(normalize_host("[::1]:80").as_deref(), Some("::1"));
         assert_eq!(normalize_host("a b"), None);
         assert_eq!(normalize_host("x:y"), None);
+        assert_eq!(normalize_host("name:80:81"), None);
         assert!(HostPattern::parse("bad host").is_none());
     }
 }
