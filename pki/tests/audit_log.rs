@@ -98,6 +98,16 @@ impl Serve {
     }
 }
 
+/// A failing test must not leave the service running.
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 async fn curl(d: &Path, args: &[&str]) -> String {
     let out = tokio::time::timeout(
         Duration::from_secs(20),

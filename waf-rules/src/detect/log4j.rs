@@ -16,6 +16,10 @@ pub fn is_log4j(v: &[u8]) -> bool {
 }
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
+    // `contains` on bytes is a memchr: most values have no `$` at all.
+    if !v.contains(&b'$') {
+        return None;
+    }
     let first = v.windows(2).position(|w| w == b"${")?;
     let mut stack: Vec<(usize, Vec<u8>)> = vec![(first, Vec::new())];
     let mut i = first;

@@ -51,6 +51,15 @@ impl Detector {
         }
     }
 
+    /// Whether the detector can only fire on a value holding a byte plain
+    /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
+    /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`. A
+    /// group of such detectors and gated patterns skips plain values
+    /// unread, as a group of gated patterns alone does.
+    pub(crate) fn needs_punctuation(self) -> bool {
+        matches!(self, Detector::Shell | Detector::Log4j)
+    }
+
     /// Whether the detector judges a stretch of text wherever it starts.
     /// The SQL detector does not: it reads a value as pasted after a
     /// quote, so a window opening mid-string would read as a break-out.

@@ -349,7 +349,7 @@ fn build_group(
     };
     Ok(Group {
         chain,
-        gated_only: p.detectors.is_empty()
+        gated_only: p.detectors.iter().all(|(d, _)| d.needs_punctuation())
             && phrases.is_none()
             && sets.iter().all(|s| s.gate.is_some()),
         lit_bits: sets

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A client sidecar -> server sidecar pair on loopback in front of the peer kit's upstream, for
+# ../shared/peers/bench.sh side by side with the HAProxy (38511) and stunnel (38501) pairs.
+#   usage: sidecar/bench/pair.sh start [tcp|http] | stop
+#   start prints the plain-in URL of the pair (the client sidecar's outbound listener).
+# Both sidecars are pinned to CPU ${BENCH_SERVER_CPU:-0}, like the peers. Certificates are made
+# here with openssl (P-256 SVIDs: one URI SAN, CA:FALSE, keyUsage critical digitalSignature).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${SIDECAR_BIN:-$root/target/release/rampart-sidecar}
+dir=${SIDECAR_BENCH_DIR:-/var/tmp/rampart-sidecar-bench}
+base=${PEERS_PORT_BASE:-38000}
+upstream=127.0.0.1:$((base + 80))
+cpu=${BENCH_SERVER_CPU:-0}
+mode=${2:-tcp}
+
+stop() {
+  for p in "$dir"/*.pid; do
+    [[ -f $p ]] || continue
+    kill "$(cat "$p")" 2>/dev/null || true
+    rm -f "$p"
+  done
+}
+
+leaf() { # name spiffe-id
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/$1.key" \
+    -subj "/O=bench" -out "$dir/$1.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=URI:%s\n' "$2" >"$dir/$1.ext"
+  openssl x509 -req -in "$dir/$1.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/$1.ext" -out "$dir/$1.pem" 2>/dev/null
+  openssl pkcs8 -topk8 -nocrypt -in "$dir/$1.key" -out "$dir/$1.p8" && mv "$dir/$1.p8" "$dir/$1.key"
+}
+
+case ${1:-} in
+stop) stop; exit 0 ;;
+start) ;;
+*) sed -n '2,6p' "$0"; exit 2 ;;
+esac
+stop
+mkdir -p "$dir"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/ca.key" \
+  -subj "/CN=bench root" -days 2 -addext "basicConstraints=critical,CA:TRUE" \
+  -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$dir/ca.pem" 2>/dev/null
+leaf client spiffe://mesh.local/ns/bench/sa/client
+leaf server spiffe://mesh.local/ns/bench/sa/server
+cat >"$dir/directory.toml" <<EOT
+[[service]]
+name = "client"
+identity = "spiffe://mesh.local/ns/bench/sa/client"
+endpoints = [{ port = 1, address = "127.0.0.1:1" }]
+
+[[service]]
+name = "server"
+identity = "spiffe://mesh.local/ns/bench/sa/server"
+endpoints = [{ port = 8080, address = "127.0.0.1:$((base + 520))" }]
+EOT
+printf '[[outbound]]\nname = "deps"\n[[outbound.rule]]\nname = "to-server"\nservices = ["server"]\n' >"$dir/client-policy.toml"
+printf '[[inbound]]\nname = "api"\nports = [8080]\n[[inbound.rule]]\nname = "client"\ncallers = ["spiffe://mesh.local/ns/bench/sa/client"]\n' >"$dir/server-policy.toml"
+for side in client server; do
+  {
+    printf 'service = "%s"\ntrust_domain = "mesh.local"\npolicy = "%s-policy.toml"\ndirectory = "directory.toml"\n' "$side" "$side"
+    printf 'identity = { cert = "%s.pem", key = "%s.key", bundle = "ca.pem" }\n' "$side" "$side"
+    if [[ $side == client ]]; then
+      printf '[[outbound.listener]]\nlisten = "127.0.0.1:%s"\nservice = "server"\nport = 8080\n' "$((base + 521))"
+    else
+      printf '[[inbound.port]]\nport = 8080\nprotocol = "%s"\napp = "%s"\nlisten = "127.0.0.1:%s"\n' "$mode" "$upstream" "$((base + 520))"
+    fi
+  } >"$dir/$side.toml"
+  taskset -c "$cpu" "$bin" run --config "$dir/$side.toml" >"$dir/$side.log" 2>&1 &
+  echo $! >"$dir/$side.pid"
+done
+for _ in $(seq 100); do
+  grep -q '"rampart.sidecar.ready"' "$dir/client.log" 2>/dev/null && grep -q '"rampart.sidecar.ready"' "$dir/server.log" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q '"rampart.sidecar.ready"' "$dir/server.log" || { cat "$dir/server.log" "$dir/client.log" >&2; exit 1; }
+echo "http://127.0.0.1:$((base + 521))/"
