@@ -14,8 +14,8 @@
 
 use crate::request::body;
 use crate::request::forward::{self, ForwardInfo};
+use crate::request::RequestCtx;
 use crate::request::{h1_rebuild, identify, limits, log, respond, validate, waf};
-use crate::request::{Denial, RequestCtx};
 use crate::runtime::{Route, Runtime};
 use crate::state::Shared;
 use crate::upstream::Outcome;
@@ -25,7 +25,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
-use rampart_protect::denial::DenialReason;
+use rampart_protect::denial::{Denial, DenialReason};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,24 +44,27 @@ impl Edge {
         respond::deny(&self.shared, session, ctx, d).await
     }
 
-    /// The protection stages, in order, once the route is known. `Some(denial)` refuses the
-    /// request; nothing has been sent upstream yet.
+    /// The protection stages, in order, once the route is known; `Ok(true)` when one refused
+    /// the request (answered, nothing sent upstream).
     async fn protect(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         rt: &Runtime,
         route: &Route,
-    ) -> Result<Option<Denial>> {
+    ) -> Result<bool> {
         if let Some(denial) = limits::head(session.req_header(), &rt.limits) {
-            return Ok(Some(denial));
+            return self.deny(session, ctx, denial).await;
         }
-        if let Some(denial) = limits::admit(&self.shared, ctx, route).await {
-            return Ok(Some(denial));
+        if let Some(counted) = limits::admit(&self.shared, ctx, route).await {
+            return respond::refuse(&self.shared, session, ctx, counted).await;
         }
         let mut replay = match body::buffer_body(session, &route.waf).await? {
             Ok(replay) => replay,
-            Err(refused) => return Ok(Some(refused.into_denial(&mut ctx.log_fields))),
+            Err(refused) => {
+                let denial = refused.into_denial(&mut ctx.log_fields);
+                return self.deny(session, ctx, denial).await;
+            }
         };
         let denial = waf::check(&self.shared, session, ctx, rt, route, &replay);
         if denial.is_none() && replay.rebuild {
@@ -70,7 +73,10 @@ impl Edge {
             h1_rebuild::rebuild(session, replay.take_for_rebuild()).await?;
         }
         ctx.body = Some(replay);
-        Ok(denial)
+        match denial {
+            Some(denial) => self.deny(session, ctx, denial).await,
+            None => Ok(false),
+        }
     }
 }
 
@@ -87,7 +93,7 @@ impl ProxyHttp for Edge {
         ctx.runtime = Some(rt.clone());
         identify::identify(&self.shared, session, ctx, &rt);
         let Some(listener) = ctx.listener.clone() else {
-            let d = Denial::bad_request("unknown_listener");
+            let d = validate::bad_request("unknown_listener");
             return self.deny(session, ctx, d).await;
         };
         ctx.host = match validate::request(session) {
@@ -99,14 +105,10 @@ impl ProxyHttp for Edge {
         }
         let path = session.req_header().uri.path();
         let Some(route) = rt.router.find(&ctx.host, path).cloned() else {
-            let d = Denial::answer("no_route", 404);
-            return self.deny(session, ctx, d).await;
+            return respond::no_route(&self.shared, session, ctx).await;
         };
         ctx.route = Some(route.clone());
-        match self.protect(session, ctx, &rt, &route).await? {
-            Some(denial) => self.deny(session, ctx, denial).await,
-            None => Ok(false),
-        }
+        self.protect(session, ctx, &rt, &route).await
     }
 
     async fn request_body_filter(
@@ -123,13 +125,12 @@ impl ProxyHttp for Edge {
         // A body without a usable Content-Length (chunked, h2) may grow past max_body while
         // streaming: stop forwarding and fail the request.
         if session.body_bytes_read() as u64 > replay.max_body {
-            let d = Denial::protect("limits", DenialReason::BodyTooLarge, 413);
-            respond::record_denial(&self.shared, ctx, &d);
+            let d = Denial::new(DenialReason::BodyTooLarge);
+            respond::record_denial(&self.shared, ctx, d);
             ctx.log_fields.insert(
                 "rampart.limit.detail".into(),
                 "body grew past max_body".into(),
             );
-            ctx.denial = Some(d);
             return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
         }
         Ok(())
@@ -278,9 +279,8 @@ impl ProxyHttp for Edge {
         }
         if code == 400 && ctx.denial.is_none() {
             // The request body broke its framing (e.g. an invalid chunk size) while we read it.
-            let d = Denial::bad_request("malformed_body");
-            respond::record_denial(&self.shared, ctx, &d);
-            ctx.denial = Some(d);
+            let d = validate::bad_request("malformed_body");
+            respond::record_denial(&self.shared, ctx, d);
         }
         if code > 0 {
             let rt = self.runtime(ctx);

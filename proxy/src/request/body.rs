@@ -17,7 +17,6 @@
 //! A body longer than `inspect_limit` is not done when inspection ends: Pingora reads the rest
 //! and `emit` puts our buffer in front of (or in place of) its first chunk.
 
-use super::denial::Denial;
 use crate::config::WafMode;
 use crate::runtime::RouteWaf;
 use bytes::{Bytes, BytesMut};
@@ -25,7 +24,7 @@ use pingora_core::protocols::http::ServerSession;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
-use rampart_protect::denial::DenialReason;
+use rampart_protect::denial::{Denial, DenialReason};
 use serde_json::{Map, Value};
 
 /// Pingora's retry buffer capacity (`BODY_BUF_LIMIT`); one body read is at most this too.
@@ -93,7 +92,7 @@ impl BodyRefused {
         match self {
             BodyRefused::TooLarge(detail) => {
                 log_fields.insert("rampart.limit.detail".into(), detail.into());
-                Denial::protect("limits", DenialReason::BodyTooLarge, 413)
+                Denial::new(DenialReason::BodyTooLarge)
             }
         }
     }

@@ -1,9 +1,9 @@
 //! The per-request state the stages share (Pingora's `CTX`).
 
 use super::body::BodyReplay;
-use super::denial::Denial;
 use super::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
+use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -29,7 +29,10 @@ pub struct RequestCtx {
     pub upstream_start: Option<Instant>,
     pub connect_ms: Option<f64>,
     pub response_ms: Option<f64>,
+    /// The refusal the edge answered with (counted once, logged as `rampart.denial.*`).
     pub denial: Option<Denial>,
+    /// An answer of the edge's own that is not a refusal (`https_redirect`, `no_route`).
+    pub answered: Option<&'static str>,
     /// Extra access-log fields from protection stages (`rampart.waf.*`, `rampart.limit.*`).
     pub log_fields: serde_json::Map<String, serde_json::Value>,
     /// Counted in `rampart_active_requests` and the drain's in-flight count.
@@ -66,6 +69,7 @@ impl RequestCtx {
             connect_ms: None,
             response_ms: None,
             denial: None,
+            answered: None,
             log_fields: serde_json::Map::new(),
             counted_active: false,
             in_flight: None,

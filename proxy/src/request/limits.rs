@@ -2,23 +2,22 @@
 //! shedding and the route's rate limits (503, 429, counted by the defences).
 
 use super::context::RequestCtx;
-use super::denial::Denial;
 use crate::config::LimitsConfig;
 use crate::runtime::Route;
 use crate::state::Shared;
 use pingora_http::RequestHeader;
-use rampart_protect::denial::DenialReason;
+use rampart_protect::denial::{Denial, DenialReason};
 use std::net::IpAddr;
 
 /// A request head over a configured limit.
 pub fn head(req: &RequestHeader, limits: &LimitsConfig) -> Option<Denial> {
-    let refuse = |reason, status| Some(Denial::protect("limits", reason, status));
+    let refuse = |reason| Some(Denial::new(reason));
     let uri_len = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
     if uri_len > limits.max_uri_bytes {
-        return refuse(DenialReason::UriTooLong, 414);
+        return refuse(DenialReason::UriTooLong);
     }
     if req.headers.len() > limits.max_headers {
-        return refuse(DenialReason::TooManyHeaders, 431);
+        return refuse(DenialReason::TooManyHeaders);
     }
     let bytes: usize = req
         .headers
@@ -26,13 +25,13 @@ pub fn head(req: &RequestHeader, limits: &LimitsConfig) -> Option<Denial> {
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum();
     if bytes > limits.max_header_bytes {
-        return refuse(DenialReason::HeaderTooLarge, 431);
+        return refuse(DenialReason::HeaderTooLarge);
     }
     None
 }
 
-/// Load shedding and rate limits. On admission the in-flight slot is held in the context until
-/// the request ends.
+/// Load shedding and rate limits; a refusal is already counted by `admit_request`. On
+/// admission the in-flight slot is held in the context until the request ends.
 pub async fn admit(shared: &Shared, ctx: &mut RequestCtx, route: &Route) -> Option<Denial> {
     let client = ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     match shared
@@ -47,15 +46,12 @@ pub async fn admit(shared: &Shared, ctx: &mut RequestCtx, route: &Route) -> Opti
         Err(refusal) => {
             ctx.log_fields.extend(refusal.log_fields());
             ctx.log_fields.remove("rampart.denial.reason");
-            // Counted by admit_request already.
-            Some(Denial {
-                by: "limits",
-                reason: refusal.reason.as_str().to_string(),
-                status: refusal.status,
-                counted: None,
-                family: None,
-                retry_after: Some(refusal.retry_after_secs),
-            })
+            // Counted by admit_request already: the caller only answers it.
+            Some(
+                Denial::new(refusal.reason)
+                    .status(refusal.status)
+                    .retry_after(refusal.retry_after_secs),
+            )
         }
     }
 }

@@ -59,9 +59,14 @@ fn access_record(
     let tls = tls_info(session);
     let server = inet(session.server_addr());
     let mut extra = std::mem::take(&mut ctx.log_fields);
-    if let Some(d) = &ctx.denial {
-        extra.insert("rampart.denial.by".into(), d.by.into());
-        extra.insert("rampart.denial.reason".into(), d.reason.clone().into());
+    let answer = match (&ctx.denial, ctx.answered) {
+        (Some(d), _) => Some((d.stage(), d.label())),
+        (None, Some(answered)) => Some(("edge", answered)),
+        (None, None) => None,
+    };
+    if let Some((by, reason)) = answer {
+        extra.insert("rampart.denial.by".into(), by.into());
+        extra.insert("rampart.denial.reason".into(), reason.into());
     }
     let client_address = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
     // Usually the same address: copy the text rather than format it twice.

@@ -13,13 +13,13 @@
 //! 9. [`respond`]: answers the edge writes itself (denials, redirects, error pages);
 //! 10. [`log`]: metrics and the JSON access-log line ([`access_log`]: the record, redaction).
 //!
-//! [`context`] holds the per-request state the stages share; [`denial`] why the edge answered.
+//! [`context`] holds the per-request state the stages share, including the refusal
+//! ([`rampart_protect::denial::Denial`]) or the other answer the edge gave itself.
 
 pub mod access_log;
 pub mod body;
 pub mod context;
 pub mod cookies;
-pub mod denial;
 pub mod forward;
 pub mod h1_rebuild;
 pub mod headers;
@@ -32,4 +32,3 @@ pub mod validate;
 pub mod waf;
 
 pub use context::RequestCtx;
-pub use denial::Denial;

@@ -4,7 +4,6 @@
 //! built here with the same header policy as proxied ones.
 
 use super::context::RequestCtx;
-use super::denial::Denial;
 use super::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Runtime};
 use crate::state::Shared;
@@ -12,6 +11,7 @@ use bytes::Bytes;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
+use rampart_protect::denial::Denial;
 
 /// Writes a complete edge response. `location` makes it a redirect.
 pub async fn respond(
@@ -97,42 +97,71 @@ async fn write(
     Ok(())
 }
 
-/// Writes the edge's answer to a request it refuses (or answers itself), and records why.
-/// Returns `Ok(true)`: `request_filter`'s "response already written".
+/// Writes the edge's answer to a request it refuses, counts the refusal once and keeps it for
+/// the access log. Returns `Ok(true)`: `request_filter`'s "response already written".
 pub async fn deny(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    mut denial: Denial,
+) -> pingora_error::Result<bool> {
+    count(shared, ctx, &mut denial);
+    refuse(shared, session, ctx, denial).await
+}
+
+/// Writes the answer to a refusal already counted where it was decided (`admit_request`) and
+/// keeps it for the access log.
+pub async fn refuse(
     shared: &Shared,
     session: &mut Session,
     ctx: &mut RequestCtx,
     denial: Denial,
 ) -> pingora_error::Result<bool> {
+    // Request-level denials always carry a status; 400 only guards a connection-level reason.
+    let (status, retry_after) = (denial.status.unwrap_or(400), denial.retry_after);
+    ctx.denial = Some(denial);
+    answer(shared, session, ctx, status, retry_after).await
+}
+
+/// Counts a refusal decided while the body streams (no answer of ours goes out then: Pingora
+/// fails the request) and keeps it for the access log.
+pub fn record_denial(shared: &Shared, ctx: &mut RequestCtx, mut denial: Denial) {
+    count(shared, ctx, &mut denial);
+    ctx.denial = Some(denial);
+}
+
+/// The one place a refusal is counted: `rampart_denials_total{reason,route,family}` and the
+/// alerter.
+fn count(shared: &Shared, ctx: &RequestCtx, denial: &mut Denial) {
+    denial.route = ctx.route.as_ref().map(|r| r.name.clone());
+    denial.client = ctx.peer;
+    shared.defences.denials.record(denial);
+}
+
+/// A request no route matches: 404, not a refusal (not counted).
+pub async fn no_route(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> pingora_error::Result<bool> {
+    ctx.answered = Some("no_route");
+    answer(shared, session, ctx, 404, None).await
+}
+
+async fn answer(
+    shared: &Shared,
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    retry_after: Option<u64>,
+) -> pingora_error::Result<bool> {
     let rt = ctx
         .runtime
         .clone()
         .unwrap_or_else(|| shared.runtime.load_full());
-    record_denial(shared, ctx, &denial);
-    ctx.denial = Some(denial.clone());
-    respond_denied(
-        session,
-        denial.status,
-        ctx.policy(&rt),
-        ctx.https,
-        &ctx.request_id,
-        denial.retry_after,
-    )
-    .await?;
+    let (policy, id) = (ctx.policy(&rt), &ctx.request_id);
+    respond_denied(session, status, policy, ctx.https, id, retry_after).await?;
     Ok(true)
-}
-
-/// Counts a refusal once (metric + alerter); [`deny`] and the body-phase refusals call it.
-pub fn record_denial(shared: &Shared, ctx: &RequestCtx, denial: &Denial) {
-    let Some(reason) = denial.counted else {
-        return;
-    };
-    let mut d = rampart_protect::denial::Denial::new(reason).detail(denial.reason.clone());
-    d.route = ctx.route.as_ref().map(|r| r.name.clone());
-    d.family = denial.family.map(str::to_string);
-    d.client = ctx.peer;
-    shared.defences.denials.record(&d);
 }
 
 /// Plain listeners (without `insecure_plaintext`) only redirect to https (308).
@@ -156,7 +185,7 @@ pub async fn redirect_to_https(
     let location = format!("https://{host}{port}{target}");
     let (policy, id) = (&rt.default_headers, &ctx.request_id);
     respond(session, 308, policy, false, id, Some(&location)).await?;
-    ctx.denial = Some(Denial::answer("https_redirect", 308));
+    ctx.answered = Some("https_redirect");
     Ok(true)
 }
 

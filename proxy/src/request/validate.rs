@@ -2,11 +2,16 @@
 //! forwarded: a request target that is not origin-form, ambiguous body framing (request
 //! smuggling material), CONNECT, and a missing, repeated, malformed or contradicting host.
 
-use super::denial::Denial;
 use super::route::normalize_host;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
-use rampart_protect::denial::DenialReason;
+use rampart_protect::denial::{Denial, DenialReason};
+
+/// A malformed request (400), with the reason it is malformed (the access log's
+/// `rampart.denial.reason`).
+pub fn bad_request(reason: &'static str) -> Denial {
+    Denial::new(DenialReason::BadRequest).detail(reason)
+}
 
 /// Checks the request; returns its normalised host, or the denial.
 pub fn request(session: &Session) -> Result<String, Denial> {
@@ -16,7 +21,7 @@ pub fn request(session: &Session) -> Result<String, Denial> {
         .map(|h1| h1.get_headers_raw_bytes())
     {
         if let Some(reason) = raw_head_problem(&raw) {
-            return Err(Denial::bad_request(reason));
+            return Err(bad_request(reason));
         }
     }
     head(session.req_header())
@@ -43,18 +48,15 @@ pub fn head(req: &RequestHeader) -> Result<String, Denial> {
     let path = req.uri.path();
     let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
     if !(path.starts_with('/') || asterisk_form) {
-        return Err(Denial::bad_request("malformed_target"));
+        return Err(bad_request("malformed_target"));
     }
     if let Some(reason) = framing_problem(req) {
-        return Err(Denial::bad_request(reason));
+        return Err(bad_request(reason));
     }
     if req.method == http::Method::CONNECT {
-        return Err(Denial {
-            reason: "connect_method".into(),
-            ..Denial::protect("edge", DenialReason::BadRequest, 405)
-        });
+        return Err(bad_request("connect_method").status(405));
     }
-    request_host(req).map_err(Denial::bad_request)
+    request_host(req).map_err(bad_request)
 }
 
 /// Ambiguous body framing (request smuggling material): refused rather than normalised.

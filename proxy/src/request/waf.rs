@@ -5,13 +5,12 @@
 use super::access_log::cap;
 use super::body::BodyReplay;
 use super::context::RequestCtx;
-use super::denial::Denial;
 use crate::config::WafMode;
 use crate::runtime::{Route, RouteWaf, Runtime};
 use crate::state::Shared;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
-use rampart_protect::denial::DenialReason;
+use rampart_protect::denial::{Denial, DenialReason};
 use rampart_waf::{RuleSet, Verdict};
 use serde_json::{Map, Value};
 
@@ -48,10 +47,9 @@ pub fn check(
     if action != "block" {
         return None;
     }
-    Some(Denial {
-        family,
-        ..Denial::protect("waf", DenialReason::WafBlock, 403)
-    })
+    let mut denial = Denial::new(DenialReason::WafBlock);
+    denial.family = family.map(str::to_string);
+    Some(denial)
 }
 
 /// The request line's protocol version, as the WAF's rules name it.
