@@ -98,7 +98,10 @@ impl ProxyHttp for Edge {
         };
         ctx.host = match validate::request(session) {
             Ok(host) => host,
-            Err(denial) => return self.deny(session, ctx, denial).await,
+            Err(reason) => {
+                let denial = validate::bad_request(reason);
+                return self.deny(session, ctx, denial).await;
+            }
         };
         if listener.tls.is_none() && !listener.insecure_plaintext {
             return respond::redirect_to_https(session, ctx, &listener, &rt).await;

@@ -7,21 +7,26 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use rampart_protect::denial::{Denial, DenialReason};
 
-/// A malformed request (400), with the reason it is malformed (the access log's
-/// `rampart.denial.reason`).
+/// A malformed request (400; 405 for CONNECT), with the reason it is malformed (the access
+/// log's `rampart.denial.reason`).
 pub fn bad_request(reason: &'static str) -> Denial {
-    Denial::new(DenialReason::BadRequest).detail(reason)
+    let denial = Denial::new(DenialReason::BadRequest).detail(reason);
+    match reason {
+        "connect_method" => denial.status(405),
+        _ => denial,
+    }
 }
 
-/// Checks the request; returns its normalised host, or the denial.
-pub fn request(session: &Session) -> Result<String, Denial> {
+/// Checks the request; returns its normalised host, or why it is malformed (for
+/// [`bad_request`]).
+pub fn request(session: &Session) -> Result<String, &'static str> {
     if let Some(raw) = session
         .downstream_session
         .as_http1()
         .map(|h1| h1.get_headers_raw_bytes())
     {
         if let Some(reason) = raw_head_problem(&raw) {
-            return Err(bad_request(reason));
+            return Err(reason);
         }
     }
     head(session.req_header())
@@ -44,19 +49,19 @@ fn raw_head_problem(raw: &[u8]) -> Option<&'static str> {
 }
 
 /// The checks on the parsed head.
-pub fn head(req: &RequestHeader) -> Result<String, Denial> {
+pub fn head(req: &RequestHeader) -> Result<String, &'static str> {
     let path = req.uri.path();
     let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
     if !(path.starts_with('/') || asterisk_form) {
-        return Err(bad_request("malformed_target"));
+        return Err("malformed_target");
     }
     if let Some(reason) = framing_problem(req) {
-        return Err(bad_request(reason));
+        return Err(reason);
     }
     if req.method == http::Method::CONNECT {
-        return Err(bad_request("connect_method").status(405));
+        return Err("connect_method");
     }
-    request_host(req).map_err(bad_request)
+    request_host(req)
 }
 
 /// Ambiguous body framing (request smuggling material): refused rather than normalised.
