@@ -5,6 +5,8 @@
 //! Map of the crate:
 //! - [`config`]: the sidecar's own config file.
 //! - [`directory`]: the mesh directory (services, addresses, expected identities).
+//! - [`egress`]: connections to destinations outside the mesh (rampart-egress), decided by
+//!   the policy's `[egress]` section; [`gateway`]: the egress gateway mode.
 //! - [`policy`]: the policy file and the engine that decides and explains.
 //! - [`mtls`]: TLS 1.3 mutual-TLS configs from our SVID, peer identities, handshake reasons.
 //! - [`redirect`]: the iptables rules of `init-redirect` (transparent mode).
@@ -14,6 +16,8 @@
 
 pub mod config;
 pub mod directory;
+pub mod egress;
+pub mod gateway;
 pub mod mtls;
 pub mod policy;
 pub mod redirect;

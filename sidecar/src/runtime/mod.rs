@@ -15,7 +15,7 @@ pub mod inbound;
 pub mod log;
 pub mod metrics;
 pub mod outbound;
-mod relay;
+pub(crate) mod relay;
 pub mod reload;
 
 use std::net::SocketAddr;
@@ -45,6 +45,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Log lines.
     pub log: LogSink,
+    /// The egress path (`[egress]` in the config), if configured.
+    pub egress: Option<Arc<crate::egress::EgressRuntime>>,
 }
 
 impl Ctx {
@@ -86,11 +88,18 @@ pub async fn run(config: Config) -> Result<(), String> {
     let (tx, rx) = watch::channel(first.clone());
     let tx = Arc::new(tx);
     let log = LogSink::stdout().map_err(|e| format!("cannot start the log writer: {e}"))?;
+    let egress = config
+        .egress
+        .as_ref()
+        .map(|e| crate::egress::EgressRuntime::start(e, config.gateway.as_ref().map(|g| g.source)))
+        .transpose()?
+        .map(Arc::new);
     let ctx = Arc::new(Ctx {
         config: config.clone(),
         current: rx,
         metrics,
         log,
+        egress,
     });
 
     let mut bound: Vec<(String, SocketAddr)> = Vec::new();
@@ -118,6 +127,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         ));
         tokio::spawn(outbound::serve(ctx.clone(), l.clone(), listener));
     }
+    bound.extend(crate::egress::start_listeners(&ctx).await?);
     if let Some(a) = &config.admin {
         let listener = bind(a.listen).await?;
         bound.push(("admin".into(), local(&listener)));
