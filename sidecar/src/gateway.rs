@@ -238,6 +238,7 @@ fn caller_policy(
 }
 
 async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer: SocketAddr) {
+    let _in_flight = ctx.in_flight.guard();
     let started = Instant::now();
     let g = ctx.generation();
     let event =

@@ -205,6 +205,7 @@ pub async fn handle(
     app_peer: SocketAddr,
     mode: Mode,
 ) {
+    let _in_flight = ctx.in_flight.guard();
     let started = Instant::now();
     let g = ctx.generation();
     let (mode_name, original) = match mode {

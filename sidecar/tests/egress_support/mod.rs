@@ -85,6 +85,8 @@ pub struct Proxied {
     pub head: String,
     /// Everything after the head until the connection closed.
     pub rest: Vec<u8>,
+    /// The client's port (`client.port` in the sidecar's log line).
+    pub local_port: u16,
 }
 
 impl Proxied {
@@ -107,6 +109,7 @@ impl Proxied {
 /// tunnel; reads until the connection closes.
 pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
     let mut s = TcpStream::connect(proxy).unwrap();
+    let local_port = s.local_addr().unwrap().port();
     s.set_read_timeout(Some(IO)).unwrap();
     write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").unwrap();
     let mut buf = Vec::new();
@@ -120,6 +123,7 @@ pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
             return Proxied {
                 head: String::from_utf8_lossy(&buf).into_owned(),
                 rest: Vec::new(),
+                local_port,
             };
         }
         buf.extend_from_slice(&chunk[..n]);
@@ -130,7 +134,11 @@ pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
         let _ = s.write_all(then);
     }
     let _ = s.read_to_end(&mut rest);
-    Proxied { head, rest }
+    Proxied {
+        head,
+        rest,
+        local_port,
+    }
 }
 
 /// Sends raw bytes to `addr` and reads until close (absolute-form requests through the proxy).
