@@ -185,3 +185,65 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The serial of the certificate the edge serves to a new handshake.
+async fn served_serial(port: u16, ca_pem: &str) -> String {
+    let cfg = client_config(ca_pem, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let tls = handshake(port, "app.test", cfg).await.unwrap();
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    rampart_tls::svid::serial_hex(&leaf).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests_keep_theirs() {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        install_provider();
+        let upstream = start_upstream().await;
+        let pki = Pki::new("generation");
+        let dir = tempfile::tempdir().unwrap();
+        pki.leaf(dir.path(), "edge", &["app.test"]);
+        let b = Basic::new();
+        let edge = Edge::start(&config(&b, upstream, "g1"), dir);
+        let first = served_serial(b.https, &pki.ca_pem).await;
+
+        // A request in flight (the upstream answers /slow after 800 ms) across the reload.
+        let (ca, port) = (pki.ca_pem.clone(), b.https);
+        let in_flight = tokio::spawn(async move {
+            https(port, "app.test", &ca, &get("app.test", "/slow", "")).await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The next generation: another route header and another certificate, in one reload.
+        pki.leaf(edge.dir.path(), "edge2", &["app.test"]);
+        std::fs::write(
+            &edge.config_path,
+            config(&b, upstream, "g2")
+                .replace("cert = \"edge.pem\"", "cert = \"edge2.pem\"")
+                .replace("key = \"edge.key\"", "key = \"edge2.key\""),
+        )
+        .unwrap();
+        edge.signal("HUP");
+        edge.wait_stderr("config reload ok", 1);
+
+        let r = in_flight.await.unwrap().unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("x-config-generation"),
+            Some("g1"),
+            "a request in flight keeps the generation it started in"
+        );
+        // A new connection: the new certificate and the new routes, from the same generation.
+        let second = served_serial(b.https, &pki.ca_pem).await;
+        assert_ne!(first, second, "the reload published the new certificate");
+        let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
+            .await
+            .unwrap();
+        assert_eq!(r.header("x-config-generation"), Some("g2"));
+        let m = admin(b.admin, "/metrics").await.body;
+        assert!(
+            m.contains("rampart_config_reloads_total{result=\"ok\",what=\"config\"} 1"),
+            "{m}"
+        );
+    })
+    .await
+    .expect("test deadline");
+}
