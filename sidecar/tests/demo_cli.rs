@@ -78,7 +78,13 @@ fn printed_commands_show_the_mesh_at_work() {
         audited.starts_with("app=ledger;"),
         "the audit-mode denial must pass: {audited}"
     );
-    let count = sh(&commands[5]);
+    // The log writer drains its queue every few milliseconds: poll for the line, with a deadline.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut count = sh(&commands[5]);
+    while count.trim() != "1" && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+        count = sh(&commands[5]);
+    }
     assert_eq!(count.trim(), "1", "one audit_deny line in ledger's log");
     let cut = sh(&commands[6]);
     assert!(
