@@ -331,7 +331,7 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
 async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
     timeout(Duration::from_secs(120), async {
         let Setup {
-            ca: _ca,
+            ca,
             edge,
             b,
             bundle,
@@ -418,6 +418,25 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         .await
         .unwrap();
         assert_eq!(r.status, 502, "{r:?}");
+
+        // `rampart-pki revoke --id` on the upstream: the deny-list reaches the edge with its
+        // next renewal, and the upstream's (still valid, already verified) certificate is
+        // refused from then on.
+        let target = rampart_pki::revocation::Target::Id(
+            rampart_pki::spiffe::SpiffeId::parse(PAYMENTS).unwrap(),
+        );
+        let ca_dir = ca.dir.path().join("ca");
+        assert!(rampart_pki::revocation::revoke(&ca_dir, &target, "test").unwrap());
+        eventually(20, "the revoked upstream refused", || async {
+            let get = get("pay.edge.test", "/", "");
+            let r = https(b.https, "pay.edge.test", &bundle, &get).await.ok()?;
+            (r.status == 502).then_some(())
+        })
+        .await;
+        let m = admin(b.admin, "/metrics").await.body;
+        let revoked =
+            "rampart_upstream_mtls_refused_total{reason=\"revoked\",upstream=\"payments\"}";
+        assert!(metric(&m, revoked).is_some_and(|v| v >= 1.0), "{m}");
     })
     .await
     .expect("test deadline");
