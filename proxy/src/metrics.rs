@@ -37,6 +37,9 @@ pub struct Metrics {
     /// upstream, reason: upstream mTLS connections refused because the peer's certificate
     /// failed the SPIFFE checks (not_allowed, revoked, foreign_trust_domain, ...).
     pub upstream_mtls_refused: IntCounterVec,
+    /// route, cause (inspect_limit, waf_limits), action (refused, passed, detect): requests
+    /// the WAF could not inspect whole.
+    pub waf_uninspected: IntCounterVec,
 }
 
 impl Metrics {
@@ -125,6 +128,12 @@ impl Metrics {
                 "rampart_upstream_mtls_refused_total",
                 "Upstream mTLS connections refused by the SPIFFE checks, by reason",
                 &["upstream", "reason"],
+            ),
+            waf_uninspected: counter_vec(
+                r,
+                "rampart_waf_uninspected_total",
+                "Requests the WAF could not inspect whole, by route, cause and what was done",
+                &["route", "cause", "action"],
             ),
             registry,
         }
