@@ -195,18 +195,7 @@ impl AuditLog {
     }
 
     fn lock(&self) -> Result<File> {
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let f = options
-            .open(&self.lock_path)
-            .map_err(|e| PkiError::io(&self.lock_path, e))?;
-        f.lock().map_err(|e| PkiError::io(&self.lock_path, e))?;
-        Ok(f) // unlocked when dropped (closed)
+        crate::keystore::lock_exclusive(&self.lock_path)
     }
 
     fn open_append(&self) -> Result<File> {
