@@ -179,6 +179,20 @@ impl Workloads {
     }
 }
 
+/// Creates the empty, complete registry of a new CA in `ca_dir`.
+pub(crate) fn create(ca_dir: &Path) -> Result<()> {
+    let path = path(ca_dir);
+    with_lock(&path, |_| {
+        write(
+            &path,
+            &File {
+                clean: true,
+                workloads: HashMap::new(),
+            },
+        )
+    })
+}
+
 /// Records one leaf issued outside the service (`rampart-pki issue`)
 /// straight into the file of the CA in `ca_dir`.
 pub fn record_offline(ca_dir: &Path, identity: &str, leaf: LiveLeaf) -> Result<()> {
