@@ -528,8 +528,8 @@ fn rooted_system_dir(comps: &Comps, backslash_root: bool) -> Option<usize> {
     while comps.get(k).is_some_and(|c| c.is_empty()) {
         k += 1;
     }
-    let windows = comps.get(k).is_some_and(|c| drive(c)) || drive(first) || backslash_root;
-    if comps.get(k).is_some_and(|c| drive(c)) {
+    let windows = comps.get(k).is_some_and(drive) || drive(first) || backslash_root;
+    if comps.get(k).is_some_and(drive) {
         k += 1;
     }
     let root = comps.get(k)?;
