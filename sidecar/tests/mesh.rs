@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_rustls::TlsConnector;
 
 const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
 const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
@@ -83,16 +81,6 @@ listen = "127.0.0.1:0"
         ),
     )
     .unwrap();
-}
-
-async fn tls_connect(
-    addr: SocketAddr,
-    cfg: Arc<ClientConfig>,
-) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(cfg)
-        .connect(ServerName::try_from("payments").unwrap(), tcp)
-        .await
 }
 
 /// One HTTP request over a fresh mTLS connection: (status, denied header, body).
@@ -242,20 +230,6 @@ async fn tls_then_use(addr: SocketAddr, cfg: Arc<ClientConfig>) -> std::io::Resu
         return Err(std::io::Error::other("closed"));
     }
     Ok(())
-}
-
-async fn admin_get(addr: SocketAddr, path: &str) -> String {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::get(path)
-        .header("host", "admin")
-        .body(Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

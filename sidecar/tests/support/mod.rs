@@ -340,3 +340,137 @@ pub async fn http_app() -> SocketAddr {
     });
     addr
 }
+
+/// A TLS connection to a sidecar's inbound port with `cfg` (the server name is not checked:
+/// mesh peers are authenticated by SPIFFE ID).
+pub async fn tls_connect(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(
+            rustls_pki_types::ServerName::try_from("payments").unwrap(),
+            tcp,
+        )
+        .await
+}
+
+/// The body of a GET on the admin listener.
+pub async fn admin_get(addr: SocketAddr, path: &str) -> String {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "admin")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    String::from_utf8_lossy(
+        &http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .into_owned()
+}
+
+/// Writes a sidecar fronting `id` with SVID files from `ca` into `dir` (`svid.pem`/`.key`,
+/// `bundle.pem`, `policy.toml`, `directory.toml`) and its `sidecar.toml`: service `service`,
+/// admin on a free loopback port, then `body` (ports, limits, outbound listeners). Returns the
+/// config's path.
+pub fn write_files_sidecar(
+    dir: &Path,
+    ca: &TestCa,
+    (service, id): (&str, &str),
+    policy: &str,
+    directory: &str,
+    body: &str,
+) -> PathBuf {
+    write_leaf(dir, "svid", &ca.leaf(&[id]));
+    std::fs::write(dir.join("bundle.pem"), &ca.root_pem).unwrap();
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(dir.join("directory.toml"), directory).unwrap();
+    let config = dir.join("sidecar.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "service = \"{service}\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\n\
+             identity = {{ cert = \"svid.pem\", key = \"svid.key\", bundle = \"bundle.pem\" }}\n\
+             admin = {{ listen = \"127.0.0.1:0\" }}\n\n{body}"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// An inbound TCP port section (`[[inbound.port]]`) for app port `port` on a free listener.
+pub fn tcp_port(port: u16, app: SocketAddr) -> String {
+    format!("[[inbound.port]]\nport = {port}\nprotocol = \"tcp\"\napp = \"{app}\"\nlisten = \"127.0.0.1:0\"\n\n")
+}
+
+/// A policy admitting `callers` on TCP port `port` (rule set `api`, rule `allowed`).
+pub fn allow_policy(port: u16, callers: &[&str]) -> String {
+    let callers: Vec<String> = callers.iter().map(|c| format!("\"{c}\"")).collect();
+    format!(
+        "[[inbound]]\nname = \"api\"\nports = [{port}]\n\n[[inbound.rule]]\nname = \"allowed\"\ncallers = [{}]\n",
+        callers.join(", ")
+    )
+}
+
+/// Waits (deadline) until the admin `/metrics` holds `needle`; returns the text.
+pub async fn wait_metric(admin: SocketAddr, needle: &str) -> String {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let text = admin_get(admin, "/metrics").await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < end,
+            "no `{needle}` in /metrics within {DEADLINE:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes `msg` on an established connection and expects it echoed back (deadline).
+pub async fn echo_roundtrip<S>(s: &mut S, msg: &[u8]) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(msg).await?;
+    s.flush().await?;
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(DEADLINE, s.read_exact(&mut back))
+        .await
+        .map_err(|_| std::io::Error::other("no echo in time"))??;
+    if back != msg {
+        return Err(std::io::Error::other("echo differs"));
+    }
+    Ok(())
+}
+
+/// Reads until the peer closes (or fails); `Err` if it is still open after `within`.
+pub async fn closed_within<S>(s: &mut S, within: Duration) -> Result<Duration, String>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("still open after {within:?}"))?;
+    Ok(start.elapsed())
+}
