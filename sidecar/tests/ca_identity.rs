@@ -39,6 +39,8 @@ async fn served_serial(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstraps_renews_survives_ca_outage_then_fails_closed() {
+    // Built (or found) before the test's own deadline starts: a cold build takes minutes.
+    support::pki_bin();
     timeout(Duration::from_secs(120), async {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();

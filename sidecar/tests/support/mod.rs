@@ -128,10 +128,11 @@ pub fn write_leaf(dir: &Path, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
 /// How long building `rampart-pki` may take on a cold, loaded machine.
 const BUILD_DEADLINE: Duration = Duration::from_secs(900);
 
-/// The `rampart-pki` binary: `RAMPART_PKI_BIN` when set, else built once per test binary with
-/// `cargo build -p rampart-pki --bin rampart-pki` into the target folder that holds
-/// rampart-sidecar (a no-op when it is fresh), so `cargo test -p rampart-sidecar` works on a
-/// clean checkout. A build that fails or outlasts its deadline fails the test with the reason.
+/// The `rampart-pki` binary: `RAMPART_PKI_BIN` when set, else the one beside rampart-sidecar in
+/// the target folder, else built there once with `cargo build -p rampart-pki --bin rampart-pki`,
+/// so `cargo test -p rampart-sidecar` works on a clean checkout. (After changing pki/, rebuild
+/// it: `cargo build -p rampart-pki --bin rampart-pki`.) A build that fails or outlasts its
+/// deadline fails the test with the reason.
 pub fn pki_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -249,6 +250,11 @@ impl Sidecar {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return v.clone();
         }
+        self.wait_next(pred, what)
+    }
+
+    /// Waits (deadline) for a log line matching `pred` among the lines not read yet.
+    pub fn wait_next(&mut self, pred: impl Fn(&Value) -> bool, what: &str) -> Value {
         let end = Instant::now() + DEADLINE;
         loop {
             let left = end.saturating_duration_since(Instant::now());
