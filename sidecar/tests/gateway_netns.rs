@@ -22,7 +22,7 @@ use support::{write_leaf, Sidecar, TestCa};
 
 const SIDECAR_UID: &str = "1337";
 
-/// The "internet" server: TCP on 8080-8082 answers `pong`; UDP on 5353; one line per
+/// The "internet" server: TCP on 8080-8082 and 8443 answers `pong`; UDP on 5353; one line per
 /// connection or datagram: `tcp PORT SOURCE` / `udp SOURCE`.
 const SERVER: &str = r#"
 import socket, threading
@@ -36,7 +36,7 @@ def tcp(port):
             c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 4\r\n\r\npong")
         except Exception: pass
         c.close()
-for p in (8080, 8081, 8082): threading.Thread(target=tcp, args=(p,), daemon=True).start()
+for p in (8080, 8081, 8082, 8443): threading.Thread(target=tcp, args=(p,), daemon=True).start()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 5353))
 print("ready", flush=True)
 while True:
@@ -236,6 +236,40 @@ fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
         "{line}"
     );
 
+    // Transparent TLS: the SNI decides, not the address dialled. A name no rule allows, sent to
+    // the server's address, is refused before anything is dialled.
+    let out = app(&format!(
+        "curl -sk --max-time 10 -w '%{{http_code}}' --resolve evil.example:8443:{inet_ip} https://evil.example:8443/"
+    ));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "000", "{out:?}");
+    let line = sidecar.wait_for(
+        |v| v["event.name"] == "rampart.sidecar.egress" && v["rampart.reason.kind"] == "no_rule",
+        "the SNI refusal in the pod's sidecar",
+    );
+    assert!(
+        line["rampart.reason"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example:8443 (tls)"),
+        "{line}"
+    );
+    assert_eq!(
+        line["rampart.destination"],
+        format!("{inet_ip}:8443"),
+        "{line}"
+    );
+    // TLS without SNI (an IP literal) to an address no rule names.
+    let out = app(&format!(
+        "curl -sk --max-time 10 -w '%{{http_code}}' https://{gw_pod_ip}:8443/"
+    ));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "000", "{out:?}");
+    sidecar.wait_for(
+        |v| {
+            v["event.name"] == "rampart.sidecar.egress" && v["rampart.reason.kind"] == "missing_sni"
+        },
+        "the missing-SNI refusal in the pod's sidecar",
+    );
+
     // Allowed: through the sidecar, over mTLS to the gateway, out from the fixed address.
     let out = app(&format!(
         "curl -s --max-time 10 http://{inet_ip}:8080/hello"
@@ -282,9 +316,14 @@ fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
     assert_eq!(line["rampart.reason.kind"], "port_not_allowed", "{line}");
     assert_eq!(line["rampart.rule"], "fe-partner", "{line}");
 
-    // The server saw nothing but the gateway's fixed address once the rules were in.
+    // The server saw nothing but the gateway's fixed address once the rules were in (and
+    // nothing on 8443).
     let after = seen.lines()[before..].to_vec();
     assert!(!after.is_empty());
+    assert!(
+        !after.iter().any(|l| l.starts_with("tcp 8443")),
+        "{after:?}"
+    );
     for l in &after {
         assert!(
             l.ends_with(&format!(" {fixed_ip}")),
