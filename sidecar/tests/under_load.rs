@@ -201,11 +201,7 @@ async fn renewals_root_rotation_and_reloads_under_load_fail_no_request() {
         put(&d.join("directory.toml"), "");
         put(
             &d.join("sidecar.toml"),
-            &format!(
-                "service = \"payments\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\n\
-                 identity = {{ cert = \"svid.pem\", key = \"svid.key\", bundle = \"bundle.pem\" }}\n\n\
-                 [[inbound.port]]\nport = 8080\nprotocol = \"http\"\napp = \"{app}\"\nlisten = \"127.0.0.1:0\"\n"
-            ),
+            &sidecar_toml("payments", SVID_FILES, &http_port(8080, app)),
         );
         let mut sc = Sidecar::start(&d.join("sidecar.toml"));
         let addr = sc.addr("inbound:8080");
@@ -294,12 +290,7 @@ async fn intermediate_rotation_under_load_fails_no_request() {
         put(&d.join("directory.toml"), "");
         put(
             &d.join("sidecar.toml"),
-            &format!(
-                "service = \"payments\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\n\
-                 identity = {{ ca = \"https://{}\", spiffe_id = \"{PAYMENTS}\", bundle = \"ca/bundle.pem\", token_file = \"token\", state_dir = \"state\", ttl_secs = 6 }}\n\n\
-                 [[inbound.port]]\nport = 8080\nprotocol = \"http\"\napp = \"{app}\"\nlisten = \"127.0.0.1:0\"\n",
-                ca.addr
-            ),
+            &sidecar_toml("payments", &ca_identity(&ca.addr, PAYMENTS, 6), &http_port(8080, app)),
         );
         let mut sc = Sidecar::start(&d.join("sidecar.toml"));
         let addr = sc.addr("inbound:8080");

@@ -402,16 +402,31 @@ pub fn write_files_sidecar(
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
     std::fs::write(dir.join("directory.toml"), directory).unwrap();
     let config = dir.join("sidecar.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "service = \"{service}\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\n\
-             identity = {{ cert = \"svid.pem\", key = \"svid.key\", bundle = \"bundle.pem\" }}\n\
-             admin = {{ listen = \"127.0.0.1:0\" }}\n\n{body}"
-        ),
-    )
-    .unwrap();
+    let body = format!("admin = {{ listen = \"127.0.0.1:0\" }}\n\n{body}");
+    std::fs::write(&config, sidecar_toml(service, SVID_FILES, &body)).unwrap();
     config
+}
+
+/// The identity of SVID files beside the config (`svid.pem`, `svid.key`, `bundle.pem`).
+pub const SVID_FILES: &str = r#"{ cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }"#;
+
+/// The identity of `id` from the CA at `addr` (`ca/bundle.pem`, join token in `token`, state in
+/// `state`), asking for SVIDs of `ttl_secs`.
+pub fn ca_identity(addr: &str, id: &str, ttl_secs: u64) -> String {
+    format!("{{ ca = \"https://{addr}\", spiffe_id = \"{id}\", bundle = \"ca/bundle.pem\", token_file = \"token\", state_dir = \"state\", ttl_secs = {ttl_secs} }}")
+}
+
+/// A `sidecar.toml` for `service` in trust domain mesh.local (`policy.toml` and
+/// `directory.toml` beside it) with `identity` (an inline table), then `body`.
+pub fn sidecar_toml(service: &str, identity: &str, body: &str) -> String {
+    format!(
+        "service = \"{service}\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\nidentity = {identity}\n{body}"
+    )
+}
+
+/// An inbound HTTP port section (`[[inbound.port]]`) for app port `port` on a free listener.
+pub fn http_port(port: u16, app: SocketAddr) -> String {
+    tcp_port(port, app).replace("\"tcp\"", "\"http\"")
 }
 
 /// An inbound TCP port section (`[[inbound.port]]`) for app port `port` on a free listener.
