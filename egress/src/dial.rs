@@ -52,6 +52,9 @@ pub struct Connected {
     pub prefix: Vec<u8>,
 }
 
+/// The answer to an allowed CONNECT.
+pub const CONNECT_OK: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
+
 /// A connection the policy allows, read and decided but not yet dialled.
 #[derive(Debug, Clone)]
 pub struct Admitted {
@@ -172,10 +175,25 @@ pub async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut S,
     mode: Mode,
 ) -> Result<Admitted, (Denied, bool)> {
+    admit_with(policy, peek_timeout, client, mode, true).await
+}
+
+/// [`admit`], choosing whether a CONNECT is answered `200` before its tunnel's first bytes are
+/// read (`answer_connect`). A client that sends its first bytes right after the CONNECT without
+/// waiting (the sidecar talking to the egress gateway) is best served with `false`: nothing is
+/// answered, so the caller can resolve and dial first and answer [`CONNECT_OK`] — or a `403`
+/// with the reason — once it knows.
+pub async fn admit_with<S: AsyncRead + AsyncWrite + Unpin>(
+    policy: &EgressPolicy,
+    peek_timeout: Duration,
+    client: &mut S,
+    mode: Mode,
+    answer_connect: bool,
+) -> Result<Admitted, (Denied, bool)> {
     let deadline = Instant::now() + peek_timeout;
     let mut buf = Vec::with_capacity(2048);
     let before = |d: Denied| (d, false);
-    let after = |d: Denied| (d, true);
+    let after = |d: Denied| (d, answer_connect);
     let seen = read_seen(client, &mut buf, deadline)
         .await
         .map_err(before)?;
@@ -183,10 +201,12 @@ pub async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
         (Mode::ExplicitProxy, Seen::Connect { head_len, .. }) => {
             decide(policy, mode, &seen, None).map_err(before)?;
             let rest = buf.get(*head_len..).unwrap_or_default().to_vec();
-            client
-                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-                .await
-                .map_err(|_| before(Denied::ClientClosed(buf.len())))?;
+            if answer_connect {
+                client
+                    .write_all(CONNECT_OK)
+                    .await
+                    .map_err(|_| before(Denied::ClientClosed(buf.len())))?;
+            }
             let mut inner_buf = rest;
             let inner = read_seen(client, &mut inner_buf, deadline)
                 .await
@@ -198,7 +218,7 @@ pub async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
                 seen,
                 inner: Some(inner),
                 prefix: inner_buf,
-                answered: true,
+                answered: answer_connect,
             })
         }
         _ => Ok(Admitted {

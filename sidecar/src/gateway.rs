@@ -13,8 +13,9 @@
 //! 3. resolves and vets through its own resolver, and dials exactly the vetted address with
 //!    the socket bound to `gateway.source` before connecting.
 //!
-//! A denial before `200` is answered `403` with `X-Rampart-Deny-Reason`/`-Rule`, which the
-//! sidecar logs as the gateway's reason.
+//! The gateway answers `200` only once the destination is dialled (the sidecar does not wait
+//! for it before sending the first bytes); every refusal, DNSSEC and vetting included, is a
+//! `403` with `X-Rampart-Deny-Reason`/`-Rule`, which the sidecar logs as the gateway's reason.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -292,7 +293,17 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             "the gateway has no resolver".into(),
         );
     };
-    let admitted = match egress.admit(&mut tls, Mode::ExplicitProxy).await {
+    // The calling sidecar sends its first bytes right after the CONNECT: nothing is answered
+    // until the destination is dialled, so every refusal reaches it as a 403 with the reason.
+    let admitted = match rampart_egress::admit_with(
+        &egress.policy,
+        egress.options.peek_timeout,
+        &mut tls,
+        Mode::ExplicitProxy,
+        false,
+    )
+    .await
+    {
         Ok(a) => a,
         Err((d, answered)) => {
             if !answered {
@@ -324,6 +335,11 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         )
         .with("rampart.decision", "allow");
     let mut upstream = c.upstream;
+    if matches!(admitted.seen, Seen::Connect { .. }) {
+        if let Err(e) = tls.write_all(rampart_egress::CONNECT_OK).await {
+            return ctx.emit(event.with("error.message", format!("answering the caller: {e}")));
+        }
+    }
     if !admitted.prefix.is_empty() {
         if let Err(e) = upstream.write_all(&admitted.prefix).await {
             return ctx

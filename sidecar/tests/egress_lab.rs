@@ -32,7 +32,8 @@ fn policy(port: u16, port2: u16, www_allowed: bool) -> String {
          [[egress.hosts]]\nname = \"plain-if-signed\"\nhost = \"www.plain.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.10/32\"]\n\
          [[egress.hosts]]\nname = \"plain-required\"\nhost = \"www.plain.test\"\nports = [{port2}]\nprotocol = \"tls\"\ndnssec = \"required\"\ninternal = [\"127.0.0.10/32\"]\n\
          [[egress.hosts]]\nname = \"loopback-name\"\nhost = \"lo.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\n\
-         [[egress.hosts]]\nname = \"metadata-name\"\nhost = \"meta.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\n"
+         [[egress.hosts]]\nname = \"metadata-name\"\nhost = \"meta.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\n\
+         [[egress.hosts]]\nname = \"asked-last\"\nhost = \"private.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\n"
     )
 }
 
@@ -64,7 +65,7 @@ fn denied_line(sc: &mut Sidecar, reason: &str, rule: Option<&str>) -> Value {
 
 #[test]
 fn egress_through_the_sidecar_against_the_dnssec_lab() {
-    let lab = match DnsLab::start() {
+    let mut lab = match DnsLab::start() {
         Ok(lab) => lab,
         Err(e) => {
             eprintln!("SKIPPED egress_through_the_sidecar_against_the_dnssec_lab: {e}");
@@ -269,6 +270,22 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
     );
     let out = send_raw(proxy, req.as_bytes());
     assert_eq!(out, b"pong", "the running policy stays");
+
+    // Resolver down: told apart from a bogus answer in the log and the metrics.
+    lab.stop_resolver();
+    let got = connect_via(
+        proxy,
+        &format!("private.signed.test:{port}"),
+        &client_hello("private.signed.test"),
+    );
+    assert!(got.rest.is_empty(), "{got:?}");
+    let line = egress_line(&mut sc, "resolver down", |v| {
+        v["rampart.rule"] == "asked-last"
+    });
+    assert_eq!(
+        line["rampart.reason.kind"], "resolver_unreachable",
+        "{line}"
+    );
 }
 
 /// The ClientHello the unsigned if-signed case sent (for the destination's record).
