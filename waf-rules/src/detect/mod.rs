@@ -71,10 +71,12 @@ impl Detector {
     /// Whether the detector can only fire on a value holding a byte plain
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
     /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`; the
-    /// path reader a dot, a slash or a non-ASCII look-alike; the name-less
-    /// line break a control byte (or the `%` escaping one). A
-    /// group of such detectors and gated patterns skips plain values
-    /// unread, as a group of gated patterns alone does.
+    /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
+    /// one of `: = < ( ` . [` (its first check); the name-less line break a
+    /// control byte (or the `%` escaping one). A group of such detectors
+    /// and gated patterns skips plain values unread, as a group of gated
+    /// patterns alone does, and the engine does not call them on a plain
+    /// value (`engine::tests::punctuation_detectors_find_nothing_in_plain_text`).
     pub(crate) fn needs_punctuation(self) -> bool {
         matches!(
             self,
@@ -82,6 +84,7 @@ impl Detector {
                 | Detector::Log4j
                 | Detector::Path
                 | Detector::PathClimb
+                | Detector::Xss
                 | Detector::NamelessLineBreak
         )
     }
@@ -93,7 +96,6 @@ impl Detector {
         self != Detector::Sqli
     }
 
-    /// The span of the value that convinced the detector, if any.
     /// `detect` for a value of `field`: the detectors that judge a value
     /// by the field it came in read the field's name and source.
     pub(crate) fn detect_field(self, field: &Field<'_>, v: &[u8]) -> Option<Range<usize>> {
@@ -104,6 +106,7 @@ impl Detector {
         }
     }
 
+    /// The span of the value that convinced the detector, if any.
     pub(crate) fn detect(self, v: &[u8]) -> Option<Range<usize>> {
         match self {
             Detector::Sqli => sqli::detect(v),
