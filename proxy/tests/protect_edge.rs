@@ -241,6 +241,7 @@ fn plan(addr: SocketAddr, scenario: Scenario) -> Plan {
         attack_requests: vec![Request::get("/")],
         slowloris_connections: 30,
         slowloris_interval: Duration::from_millis(200),
+        change: None,
     }
 }
 
