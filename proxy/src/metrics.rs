@@ -36,6 +36,9 @@ pub struct Metrics {
     /// kind (`ip_address_sni`, `invalid_sni`, `duplicate_sni`): ClientHellos rustls warned
     /// about (see `listener::client_hello_log`, which counts into the first one registered).
     pub client_hello_warnings: IntCounterVec,
+    /// route, cause (inspect_limit, waf_limits), action (refused, passed, detect): requests
+    /// the WAF could not inspect whole.
+    pub waf_uninspected: IntCounterVec,
 }
 
 impl Metrics {
@@ -120,6 +123,12 @@ impl Metrics {
                 "rampart_malformed_requests_total",
                 "Malformed requests refused (400) by reason",
                 &["reason"],
+            ),
+            waf_uninspected: counter_vec(
+                r,
+                "rampart_waf_uninspected_total",
+                "Requests the WAF could not inspect whole, by route, cause and what was done",
+                &["route", "cause", "action"],
             ),
             registry,
         }
