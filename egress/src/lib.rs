@@ -13,6 +13,8 @@ pub mod decide;
 pub mod dial;
 pub mod peek;
 pub mod policy;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use decide::{decide, explain, forbidden_response, Decision, Denied, Dial, Mode};
 pub use dial::{

@@ -36,6 +36,14 @@ pub struct Metrics {
     /// kind (`ip_address_sni`, `invalid_sni`, `duplicate_sni`): ClientHellos rustls warned
     /// about (see `listener::client_hello_log`, which counts into the first one registered).
     pub client_hello_warnings: IntCounterVec,
+    /// spiffe_id: seconds until the edge's SVID (from the built-in CA) expires.
+    pub identity_expiry: IntGaugeVec,
+    /// names: seconds until a listener certificate from the built-in CA expires (it keeps
+    /// being served while the CA is down; this is how close that gets to the end).
+    pub ca_certificate_expiry: IntGaugeVec,
+    /// upstream, reason: upstream mTLS connections refused because the peer's certificate
+    /// failed the SPIFFE checks (not_allowed, revoked, foreign_trust_domain, ...).
+    pub upstream_mtls_refused: IntCounterVec,
     /// route, cause (inspect_limit, waf_limits), action (refused, passed, detect): requests
     /// the WAF could not inspect whole.
     pub waf_uninspected: IntCounterVec,
@@ -123,6 +131,24 @@ impl Metrics {
                 "rampart_malformed_requests_total",
                 "Malformed requests refused (400) by reason",
                 &["reason"],
+            ),
+            identity_expiry: gauge_vec(
+                r,
+                "rampart_identity_expiry_seconds",
+                "Seconds until the edge's SVID from the built-in CA expires",
+                &["spiffe_id"],
+            ),
+            ca_certificate_expiry: gauge_vec(
+                r,
+                "rampart_ca_certificate_expiry_seconds",
+                "Seconds until a listener certificate from the built-in CA expires",
+                &["names"],
+            ),
+            upstream_mtls_refused: counter_vec(
+                r,
+                "rampart_upstream_mtls_refused_total",
+                "Upstream mTLS connections refused by the SPIFFE checks, by reason",
+                &["upstream", "reason"],
             ),
             waf_uninspected: counter_vec(
                 r,

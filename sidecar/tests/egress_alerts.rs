@@ -1,33 +1,12 @@
-//! deploy/prometheus/egress-alerts.yml is valid, its promtool unit tests pass (each alert fires
-//! on the series it is meant for, and only those), and every metric it names is exported with
-//! the labels it selects on.
+//! deploy/prometheus/egress-alerts.yml names only metrics the sidecar exports, and only reason
+//! codes the egress path reports. (`promtool check rules` and its unit tests,
+//! egress-alerts.test.yml, run in sidecar/tests/alert_rules.rs with the sidecar's rules.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus")
-}
-
-#[test]
-fn egress_rules_pass_promtool_check_and_unit_tests() {
-    for args in [
-        &["check", "rules", "egress-alerts.yml"][..],
-        &["test", "rules", "egress-alerts.test.yml"][..],
-    ] {
-        let out = Command::new("promtool")
-            .args(args)
-            .current_dir(deploy())
-            .output()
-            .expect("promtool not found: install the Debian package `prometheus` (scripts/ensure-deps.sh)");
-        assert!(
-            out.status.success(),
-            "promtool {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 #[test]

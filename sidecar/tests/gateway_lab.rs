@@ -14,6 +14,9 @@ use egress_support::*;
 use rampart_dns::testlab::DnsLab;
 use support::Sidecar;
 
+/// An identity of the trust domain that no directory service has.
+const ROGUE: &str = "spiffe://mesh.local/ns/shop/sa/rogue";
+
 #[test]
 fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
     let lab = match DnsLab::start() {
@@ -31,7 +34,7 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
         .unwrap()
         .port();
     let mesh = MeshDir::new(
-        &[("frontend", FRONTEND), ("gateway", GATEWAY)],
+        &[("frontend", FRONTEND), ("gateway", GATEWAY), ("rogue", ROGUE)],
         &format!(
             "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n\
              [[service]]\nname = \"egress-gateway\"\nidentity = \"{GATEWAY}\"\nendpoints = [{{ port = 15443, address = \"127.0.0.1:{gw_port}\" }}]\n"
@@ -50,12 +53,26 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
             host("api.signed.test", "api"),
         ),
     );
-    mesh.write(
-        "gateway-policy.toml",
-        &format!(
-            "[gateway.frontend]\ndnssec = \"required\"\n[[gateway.frontend.hosts]]\n{}[[gateway.frontend.hosts]]\n{}",
-            host("www.signed.test", "gw-www"),
+    let gateway_policy = |www: bool| {
+        format!(
+            "[gateway.frontend]\ndnssec = \"required\"\n{}[[gateway.frontend.hosts]]\n{}",
+            if www {
+                format!(
+                    "[[gateway.frontend.hosts]]\n{}",
+                    host("www.signed.test", "gw-www")
+                )
+            } else {
+                String::new()
+            },
             host("www.bogus.test", "gw-bogus"),
+        )
+    };
+    let gateway_policy_path = mesh.write("gateway-policy.toml", &gateway_policy(true));
+    mesh.write(
+        "rogue-policy.toml",
+        &format!(
+            "[egress]\n[[egress.hosts]]\n{}",
+            host("www.signed.test", "www")
         ),
     );
     let gateway_cfg = mesh.config(
@@ -142,8 +159,56 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
         line["rampart.reason"]
             .as_str()
             .unwrap()
-            .contains("api.signed.test"),
+            .contains("no egress rule allows api.signed.test"),
         "{line}"
+    );
+    assert_eq!(
+        dest.seen().len(),
+        1,
+        "nothing refused reached the destination"
+    );
+
+    // A caller whose identity no directory service has is refused by the gateway.
+    let rogue_cfg = mesh.config(
+        "rogue",
+        "rogue",
+        "[egress]\nproxy_listen = \"127.0.0.1:0\"\ngateway = { service = \"egress-gateway\", port = 15443 }\n",
+    );
+    let mut rogue = Sidecar::start(&rogue_cfg);
+    let got = connect_via(
+        rogue.addr("egress:proxy"),
+        &format!("www.signed.test:{port}"),
+        &hello,
+    );
+    assert!(got.rest.is_empty(), "{got:?}");
+    let line = rogue.wait_for(
+        |v| v["rampart.egress.denied_by"] == "gateway",
+        "the gateway's refusal of an unknown caller",
+    );
+    assert_eq!(line["rampart.reason.kind"], "unknown_caller", "{line}");
+    gateway.wait_for(
+        |v| v["rampart.reason.kind"] == "unknown_caller" && v["rampart.caller.identity"] == ROGUE,
+        "the unknown caller in the gateway's log",
+    );
+
+    // The gateway's policy reloads like any policy: without gw-www, frontend's call is refused.
+    std::fs::write(&gateway_policy_path, gateway_policy(false)).unwrap();
+    gateway.hup();
+    gateway.wait_for(
+        |v| v["event.name"] == "rampart.sidecar.reload" && v["rampart.reload.result"] == "ok",
+        "the gateway's reload",
+    );
+    let got = connect_via(proxy, &format!("www.signed.test:{port}"), &hello);
+    assert!(got.rest.is_empty(), "{got:?}");
+    sidecar.wait_for(
+        |v| {
+            v["rampart.egress.denied_by"] == "gateway"
+                && v["rampart.reason.kind"] == "no_rule"
+                && v["rampart.reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("no egress rule allows www.signed.test"))
+        },
+        "the reloaded gateway policy's refusal",
     );
     assert_eq!(
         dest.seen().len(),

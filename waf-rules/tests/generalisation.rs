@@ -219,6 +219,26 @@ fn markup_that_loads_or_relinks_and_sinks_passed_as_values() {
 }
 
 #[test]
+fn php_open_tags_however_short() {
+    check(
+        &[
+            "test<?",
+            "name=<? ",
+            "<?xml (); system('id');",
+            "<?xml\t\t$x=1;",
+            "somePhpWouldGoHere[\\php]",
+        ],
+        &[
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><order id=\"7\"/>",
+            "Is a<b? Yes, if a is 1 and b is 2.",
+            "Why? <b>Because</b>",
+            "[code]php artisan migrate[/code]",
+        ],
+        1,
+    );
+}
+
+#[test]
 fn server_side_includes() {
     check(
         &[

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rustls_pki_types::ServerName;
-
 use crate::support::{write_leaf, TestCa};
 
 pub const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
@@ -61,21 +59,9 @@ impl Recorder {
     }
 }
 
-/// The ClientHello a TLS client sends first, with `sni` (or none, for an IP server name).
+/// The ClientHello a TLS client sends first, with `sni`.
 pub fn client_hello(sni: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = ServerName::try_from(sni.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
+    rampart_egress::testkit::client_hello(sni).unwrap()
 }
 
 /// What an explicit-proxy client got.

@@ -68,6 +68,7 @@ const SINK_PROPS: &[&[u8]] = &[
     b"document.domain",
     b"document.write",
     b"document.location",
+    b"window.open(",
     b"window.location",
     b"location.href",
     b".innerhtml",
@@ -111,7 +112,7 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
         i = at + 1;
     }
     if i > 0 {
-        if let Some(r) = declaration(v) {
+        if let Some(r) = declaration(v).or_else(|| breakout(v)) {
             return Some(r);
         }
     }
@@ -230,6 +231,26 @@ fn animates_link(attrs: &[u8]) -> bool {
         .iter()
         .any(|p| lower.windows(p.len()).any(|w| w == *p));
     names_link && (has_attr(attrs, b"to") || has_attr(attrs, b"values") || has_attr(attrs, b"from"))
+}
+
+/// A context-closing polyglot: the ends of an HTML comment and of a
+/// CDATA section, neither opened in the value (`"'`-->]]>]</div>`).
+/// Pasted markup closes what it opened; a break-out closes contexts it
+/// expects to be in, so that what follows lands in page markup.
+fn breakout(v: &[u8]) -> Option<Range<usize>> {
+    let find = |p: &[u8]| v.windows(p.len()).position(|w| w == p);
+    let comment_end = find(b"-->")?;
+    let cdata_end = find(b"]]>")?;
+    let opened = |open: &[u8], end: usize| {
+        v[..end]
+            .windows(open.len())
+            .any(|w| w.eq_ignore_ascii_case(open))
+    };
+    if opened(b"<!--", comment_end) || opened(b"<![cdata[", cdata_end) {
+        return None;
+    }
+    let at = comment_end.min(cdata_end);
+    Some(at..v.len().min(at + 40))
 }
 
 /// Markup declarations that change how the document is read: an
@@ -517,6 +538,8 @@ mod tests {
             "a=alert,a(1)",
             "[1].find(alert)",
             "setTimeout(confirm,0)",
+            "\"'`-->]]>]</div><svg>",
+            "window.open('//evil.example')",
         ] {
             assert!(is_xss(v.as_bytes()), "missed {v:?}");
         }
@@ -541,6 +564,8 @@ mod tests {
             "<xml>config</xml>",
             "<?xml version=\"1.0\"?><order/>",
             "Set a reminder, then (prompt) me later",
+            "<![CDATA[ a ]]> and <!-- note --> in a feed",
+            "an arrow --> and a bracket ]]> in prose",
         ] {
             assert!(!is_xss(v.as_bytes()), "false positive {v:?}");
         }
