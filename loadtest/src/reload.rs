@@ -18,8 +18,11 @@ use std::time::{Duration, Instant};
 /// drain and stops [`DRAIN_WINDOW`] later.
 pub type Terminated = Arc<OnceLock<Instant>>;
 
-/// How long legit traffic goes on after the SIGTERM.
-pub const DRAIN_WINDOW: Duration = Duration::from_secs(2);
+/// How long legit traffic goes on after the drain mark (the SIGTERM is 1 s after it).
+pub const DRAIN_WINDOW: Duration = Duration::from_secs(3);
+
+/// Time between marking the drain and sending the SIGTERM.
+const SIGTERM_AFTER_MARK: Duration = Duration::from_secs(1);
 
 /// Most time one reload may take to be reported by the edge.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(30);
@@ -170,7 +173,10 @@ pub async fn drive(
     }
     if plan.sigterm {
         tokio::time::sleep(plan.interval).await;
+        // From here requests count as the drain; the SIGTERM follows a second later, so every
+        // `legit` request was started (connected, sent) before it, even on a loaded machine.
         let _ = terminated.set(Instant::now());
+        tokio::time::sleep(SIGTERM_AFTER_MARK).await;
         report.sigterm_at_secs = Some(start.elapsed().as_secs_f64());
         if let Err(e) = signal(plan.pid, "TERM") {
             report.problems.push(e);
