@@ -265,15 +265,13 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
             .await
             .unwrap();
         assert_eq!(r.status, 200, "{r:?}");
-        let first = served_serial(b.https, "www.edge.test", &bundle).await.unwrap();
         // A connection opened now keeps its certificate across the renewal.
         let cfg = client_config(&bundle, &[&rustls::version::TLS13], &[b"http/1.1"]);
         let mut open = handshake(b.https, "www.edge.test", cfg).await.unwrap();
-        let open_serial = rampart_tls::svid::serial_hex(
+        let first = rampart_tls::svid::serial_hex(
             &open.get_ref().1.peer_certificates().unwrap()[0].clone(),
         )
         .unwrap();
-        assert_eq!(open_serial, first);
 
         // Renewed at about 2/3 of 6 s: new handshakes get the new certificate.
         let second = eventually(20, "a renewed listener certificate", || async {
@@ -300,6 +298,28 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
         assert!(expiry > 0.0 && expiry <= 7.0, "{expiry}");
         assert!(
             metric(&m, &format!("rampart_identity_expiry_seconds{{spiffe_id=\"{EDGE}\"}}"))
+                .is_some(),
+            "{m}"
+        );
+
+        // A reload that adds a certificate from the CA obtains it before the new generation is
+        // published; the running one keeps its renewal.
+        let config = std::fs::read_to_string(&edge.config_path).unwrap();
+        let added = config.replacen(
+            "[[upstreams]]",
+            "[[listeners.tls.certificates]]\nfrom_ca = { dns_names = [\"new.edge.test\"] }\n[[upstreams]]",
+            1,
+        );
+        std::fs::write(&edge.config_path, added).unwrap();
+        edge.signal("HUP");
+        edge.wait_stderr_within("config reload ok", 1, Duration::from_secs(90));
+        let cfg = client_config(&bundle, &[&rustls::version::TLS13], &[b"http/1.1"]);
+        let tls = handshake(b.https, "new.edge.test", cfg).await.unwrap();
+        let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+        assert_eq!(rampart_tls::svid::dns_names(&leaf), vec!["new.edge.test".to_string()]);
+        let m = admin(b.admin, "/metrics").await.body;
+        assert!(
+            metric(&m, "rampart_ca_certificate_expiry_seconds{names=\"new.edge.test\"}")
                 .is_some(),
             "{m}"
         );

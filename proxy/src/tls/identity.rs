@@ -170,17 +170,20 @@ impl EdgeIdentity {
                 CertSource::Files { .. } => None,
             })
             .collect();
-        let mut map = self.lock();
-        map.retain(|k, _| used.contains(&k));
-        let names: Vec<String> = map.keys().map(|k| k.dns_names.join(",")).collect();
-        drop(map);
-        // Forget the gauges of certificates no longer served.
-        self.metrics.ca_certificate_expiry.reset();
-        for n in names {
-            self.metrics
+        let mut gone = Vec::new();
+        self.lock().retain(|k, _| {
+            let keep = used.contains(&k);
+            if !keep {
+                gone.push(k.dns_names.join(","));
+            }
+            keep
+        });
+        // Forget the gauges of certificates no longer served (the others keep their values).
+        for names in gone {
+            let _ = self
+                .metrics
                 .ca_certificate_expiry
-                .with_label_values(&[&n])
-                .set(0);
+                .remove_label_values(&[&names]);
         }
     }
 
