@@ -107,7 +107,8 @@ impl RuleSet {
                     }
                 }
                 let value = values.get(raw, src);
-                run_group(c, g, field, value, open, policy, req.path, &mut st);
+                let plain = values.is_plain(g.chain);
+                run_group(c, g, field, value, open, plain, policy, req.path, &mut st);
             }
         }
         // Keep the allocations for this thread's next inspection, unless a
@@ -172,6 +173,8 @@ fn skip_fast(f: &Field<'_>) -> bool {
         f.class,
         Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
     ) && crate::extract::plain_token(&f.value)
+        // `_charset_=utf-7` is a plain word that re-decodes the whole body.
+        && !crate::extract::charset_field(f)
 }
 
 /// A header value made only of what browsers put in standard headers
@@ -219,6 +222,7 @@ fn run_group(
     field: &Field<'_>,
     value: &[u8],
     open: u64,
+    plain: bool,
     policy: &Policy,
     path: &str,
     st: &mut State<'_>,
@@ -238,10 +242,15 @@ fn run_group(
         }
     }
     for (det, ri) in &g.detectors {
-        if !applies(c, *ri, policy) || (field.continued && !det.reads_anywhere()) {
+        // A plain value (its byte set, read once) holds none of the bytes
+        // such a detector starts from.
+        if !applies(c, *ri, policy)
+            || (field.continued && !det.reads_anywhere())
+            || (plain && det.needs_punctuation())
+        {
             continue;
         }
-        if let Some(span) = det.detect(value) {
+        if let Some(span) = det.detect_field(field, value) {
             record(c, *ri, &value[span], field, policy, path, st);
         }
     }
