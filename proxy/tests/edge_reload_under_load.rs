@@ -101,8 +101,11 @@ async fn reloads_and_a_sigterm_under_load_fail_no_request() {
     assert_eq!(changes.reloads_refused, 0, "{table}");
     assert!(changes.sigterm_at_secs.is_some(), "{table}");
     let legit = &report.legit;
+    // Traffic crosses every reload: at 50 req/s, 20 per reload is 0.4 s of requests per reload
+    // interval. (A fixed total would depend on how long the reloads take: the SIGTERM follows
+    // the last one, so a fast machine sends fewer requests in all.)
     assert!(
-        legit.sent > 500,
+        legit.sent >= 20 * u64::from(RELOADS),
         "too little traffic to mean anything: {table}"
     );
     assert_eq!(
