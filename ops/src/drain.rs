@@ -81,8 +81,20 @@ pub struct Drain {
 /// Waits for SIGTERM on `term` (create it before the server starts so no signal is missed), then
 /// drains as [`Drain`] says, runs `finish` (flush logs) and exits the process with status 0.
 pub async fn on_sigterm(
+    term: tokio::signal::unix::Signal,
+    drain: Drain,
+    finish: impl FnOnce() + Send,
+) {
+    on_sigterm_within(term, drain, None, finish).await
+}
+
+/// [`on_sigterm`], waiting for the in-flight work at most `limit` (for servers whose
+/// connections are long-lived, e.g. a sidecar's keep-alive and streaming connections): what is
+/// still open then is cut when the process exits, and the log says how many.
+pub async fn on_sigterm_within(
     mut term: tokio::signal::unix::Signal,
     drain: Drain,
+    limit: Option<Duration>,
     finish: impl FnOnce() + Send,
 ) {
     if term.recv().await.is_none() {
@@ -91,7 +103,21 @@ pub async fn on_sigterm(
     drain.ready.set(false);
     tracing::info!(process = drain.name, "SIGTERM, draining");
     tokio::time::sleep(drain.settle).await;
-    drain.in_flight.idle().await;
+    match limit {
+        None => drain.in_flight.idle().await,
+        Some(limit) => {
+            if tokio::time::timeout(limit, drain.in_flight.idle())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    process = drain.name,
+                    open = drain.in_flight.count(),
+                    "drain limit of {limit:?} reached, closing what is still open"
+                );
+            }
+        }
+    }
     finish();
     tracing::info!(process = drain.name, "drained, exiting");
     std::process::exit(0);

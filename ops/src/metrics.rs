@@ -6,7 +6,7 @@
 //! logged and the returned metric still counts (but is not scraped).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -48,6 +48,11 @@ pub fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -
 /// A gauge without labels.
 pub fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     register(registry, defined(name, IntGauge::new(name, help)))
+}
+
+/// A floating-point gauge without labels (seconds to a deadline, ratios).
+pub fn gauge_f64(registry: &Registry, name: &str, help: &str) -> Gauge {
+    register(registry, defined(name, Gauge::new(name, help)))
 }
 
 /// A histogram with labels and the given bucket bounds (seconds, bytes, ...).

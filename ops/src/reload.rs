@@ -13,8 +13,9 @@ use std::collections::hash_map::DefaultHasher;
 use std::fmt::Display;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use tokio::sync::watch;
 
 /// Counts reloads by what was reloaded and result (`ok`, `error`) and logs each one.
 #[derive(Clone, Debug)]
@@ -57,16 +58,24 @@ impl ReloadLog {
 
 /// The live generation of something reloadable. Readers [`load`](Generations::load) it (a
 /// lock-free atomic load); [`reload`](Generations::reload) builds the next generation and swaps
-/// it in one store, or keeps the current one.
+/// it in one store, or keeps the current one. Long-lived work that must react to a new
+/// generation (close a connection the new policy denies) [`subscribe`](Generations::subscribe)s.
 pub struct Generations<T> {
     live: ArcSwap<T>,
+    changes: watch::Sender<Arc<T>>,
+    /// Serialises writers (a reload and an [`update`](Generations::update)), so neither builds
+    /// from a generation the other is replacing.
+    writer: Mutex<()>,
     log: ReloadLog,
 }
 
 impl<T> Generations<T> {
     pub fn new(first: T, log: ReloadLog) -> Self {
+        let first = Arc::new(first);
         Generations {
-            live: ArcSwap::from_pointee(first),
+            live: ArcSwap::new(first.clone()),
+            changes: watch::channel(first).0,
+            writer: Mutex::new(()),
             log,
         }
     }
@@ -81,19 +90,45 @@ impl<T> Generations<T> {
         self.live.load_full()
     }
 
+    /// Every new generation, as it is swapped in (the receiver starts at the current one).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<T>> {
+        self.changes.subscribe()
+    }
+
+    fn store(&self, next: T) {
+        let next = Arc::new(next);
+        self.live.store(next.clone());
+        self.changes.send_replace(next);
+    }
+
+    fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panicking writer leaves nothing inconsistent.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Builds the next generation from the current one with `build`; on success swaps it in,
     /// on error keeps the current one. Either way the outcome is counted and logged as `what`.
-    /// Reloads are expected from one task at a time (the control plane); two concurrent ones
-    /// both build from the generation they saw and the later store wins.
+    /// Writers take turns: a concurrent [`update`](Generations::update) waits, so neither
+    /// loses the other's change. `build` may block (it reads files): call this off the async
+    /// workers (the triggers below run it on the blocking pool).
     pub fn reload<E: Display>(
         &self,
         what: &str,
         build: impl FnOnce(&T) -> Result<T, E>,
     ) -> Result<(), E> {
+        let _writer = self.write_lock();
         let current = self.live.load_full();
-        let result = build(&current).map(|next| self.live.store(Arc::new(next)));
+        let result = build(&current).map(|next| self.store(next));
         self.log.record(what, &result);
         result
+    }
+
+    /// Swaps in a generation derived from the current one, not counted as a reload (e.g. a
+    /// renewed certificate replacing only the TLS part). `next` must not block.
+    pub fn update(&self, next: impl FnOnce(&T) -> T) {
+        let _writer = self.write_lock();
+        let current = self.live.load_full();
+        self.store(next(&current));
     }
 
     pub fn reload_log(&self) -> &ReloadLog {
@@ -229,6 +264,29 @@ mod tests {
         assert_eq!(**g.load(), 2, "the old generation keeps serving");
         assert_eq!(g.reload_log().count("config", "ok"), 1);
         assert_eq!(g.reload_log().count("config", "error"), 1);
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_reloads_and_updates_but_not_refusals() {
+        let g = Generations::new(1u32, log());
+        let mut rx = g.subscribe();
+        assert_eq!(**rx.borrow_and_update(), 1);
+        g.reload("config", |n| Ok::<_, String>(n + 1)).unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(**rx.borrow_and_update(), 2);
+        let _ = g.reload("config", |_| Err::<u32, _>("bad".to_string()));
+        assert!(
+            !rx.has_changed().unwrap(),
+            "a refused reload publishes nothing"
+        );
+        g.update(|n| n * 10);
+        assert_eq!(**rx.borrow_and_update(), 20);
+        assert_eq!(**g.load(), 20);
+        assert_eq!(
+            g.reload_log().count("config", "ok"),
+            1,
+            "an update is not a reload"
+        );
     }
 
     #[tokio::test]

@@ -29,7 +29,6 @@ use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, Gauge, IntGauge, Registry, TextEncoder};
 use rampart_identity::{CaEndpoint, SourceSettings, SvidSource};
 use rampart_tls::{BundleHandle, Identity, SpiffeId, TrustDomain};
-use rustls_pki_types::CertificateDer;
 
 use crate::error::{PkiError, Result};
 use crate::keystore::{pem_encode, write_file_0600, write_file_public};
@@ -63,19 +62,6 @@ pub fn paths(out: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     )
 }
 
-fn read_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read_to_string(path).map_err(|e| PkiError::io(path, e))?;
-    let roots = rampart_identity::certs_from_pem(&pem)
-        .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", path.display())))?;
-    if roots.is_empty() {
-        return Err(PkiError::BadCertificate(format!(
-            "{}: no certificate",
-            path.display()
-        )));
-    }
-    Ok(roots)
-}
-
 /// Starts the agent: resumes or bootstraps, writes the files once, and
 /// returns the source (its renewal loop not yet spawned).
 pub async fn start(opts: &AgentOptions) -> Result<Arc<SvidSource>> {
@@ -90,8 +76,8 @@ pub async fn start(opts: &AgentOptions) -> Result<Arc<SvidSource>> {
     // The persisted bundle (kept current by this agent) wins over the
     // provisioning one, which may predate a root rotation.
     let roots = match (bundle.exists(), &opts.bundle_file) {
-        (true, _) => read_roots(&bundle)?,
-        (false, Some(f)) => read_roots(f)?,
+        (true, _) => rampart_tls::pem::load_certs(&bundle)?,
+        (false, Some(f)) => rampart_tls::pem::load_certs(f)?,
         (false, None) => {
             return Err(PkiError::BadRequest(format!(
                 "no trust bundle: give --bundle-file (e.g. the output of `rampart-pki bundle`); {} does not exist yet",
@@ -118,8 +104,7 @@ pub async fn start(opts: &AgentOptions) -> Result<Arc<SvidSource>> {
         Some(id) => {
             let td = TrustDomain::parse(opts.spiffe_id.trust_domain_str())?;
             let handle = BundleHandle::new(td, roots)?;
-            SvidSource::from_identity(settings, handle, id)
-                .map_err(|e| PkiError::CaUnavailable(e.to_string()))?
+            SvidSource::from_identity(settings, handle, id)?
         }
         None => {
             let token_file = opts.token_file.as_ref().ok_or_else(|| {
@@ -129,17 +114,11 @@ pub async fn start(opts: &AgentOptions) -> Result<Arc<SvidSource>> {
             })?;
             let token =
                 std::fs::read_to_string(token_file).map_err(|e| PkiError::io(token_file, e))?;
-            SvidSource::bootstrap(settings, roots, token.trim())
-                .await
-                .map_err(identity_error)?
+            SvidSource::bootstrap(settings, roots, token.trim()).await?
         }
     };
     write_files(&opts.out, &source)?;
     Ok(source)
-}
-
-fn identity_error(e: rampart_identity::IdentityError) -> PkiError {
-    PkiError::CaUnavailable(e.to_string())
 }
 
 /// Writes key, then certificate, bundle and deny-list, each atomically.

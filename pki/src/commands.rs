@@ -13,8 +13,6 @@ use rampart_pki::keystore::{self, pem_encode, KeyProtection};
 use rampart_pki::spiffe::{SpiffeId, TrustDomain};
 use rampart_pki::token::TokenStore;
 use rampart_pki::{audit, csr, inspect};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use serde_json::json;
 
 /// Rampart's built-in CA: short-lived SPIFFE certificates and their rotation.
@@ -378,9 +376,27 @@ fn issue(a: IssueArgs) -> Result<ExitCode> {
         }
     };
     ca.persist_issued()?;
+    let key = if a.dns.is_empty() {
+        subject.clone()
+    } else {
+        format!("{subject}#edge")
+    };
+    rampart_pki::workloads::record_offline(
+        &a.dir,
+        &key,
+        rampart_pki::workloads::LiveLeaf {
+            serial: issued.serial.clone(),
+            root: issued.root_serial.clone(),
+            not_after: issued.not_after.unix_timestamp(),
+            issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+        },
+    )?;
+    // During an emergency root drain the chain ends with the new root
+    // certified by the old one (peers that trust only the old root verify it).
     let chain: String = issued
         .chain
         .iter()
+        .chain(ca.cross_certificate())
         .map(|c| pem_encode("CERTIFICATE", c))
         .collect();
     let cert_path = with_ext(&a.out, "pem");
@@ -481,8 +497,25 @@ fn rotate(r: RotateCommand) -> Result<ExitCode> {
         .build()
         .map_err(|e| PkiError::io("tokio runtime", e))?;
     let answer = rt.block_on(rampart_pki::server::admin::post(dir, &path))?;
-    for ev in answer["events"].as_array().into_iter().flatten() {
-        println!("{}", ev.as_str().unwrap_or_default());
+    let events: Vec<&str> = answer["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.as_str())
+        .collect();
+    for ev in &events {
+        println!("{ev}");
+    }
+    if let RotateCommand::Root { .. } = r {
+        let (old, live) = (
+            answer["workloads_on_old_root"].as_u64().unwrap_or(0),
+            answer["live_workloads"].as_u64().unwrap_or(0),
+        );
+        if events.iter().any(|e| e.starts_with("RootRetired")) {
+            println!("old root retired; {live} live workloads, {old} of them on an old root (they must bootstrap again)");
+        } else {
+            println!("{old} of {live} live workloads still hold a leaf under the old root; it leaves the bundle once they have renewed or their leaves expired (rampart_pki_workloads_on_old_root)");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -567,16 +600,7 @@ async fn wait_for_stop_signal() {
 }
 
 fn inspect_file(file: &Path) -> Result<ExitCode> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file)
-        .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", file.display())))?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| PkiError::BadCertificate(format!("{}: {e}", file.display())))?;
-    if certs.is_empty() {
-        return Err(PkiError::BadCertificate(format!(
-            "{}: no certificate",
-            file.display()
-        )));
-    }
+    let certs = rampart_tls::pem::load_certs(file)?;
     let mut text = String::new();
     for (i, der) in certs.iter().enumerate() {
         if i > 0 {

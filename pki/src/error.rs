@@ -8,15 +8,6 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PkiError {
-    /// A SPIFFE ID did not follow the SPIFFE ID rules.
-    #[error("invalid SPIFFE ID {id:?}: {why}")]
-    InvalidSpiffeId { id: String, why: &'static str },
-    /// A trust domain name did not follow the SPIFFE rules.
-    #[error("invalid trust domain {domain:?}: {why}")]
-    InvalidTrustDomain { domain: String, why: &'static str },
-    /// The SPIFFE ID belongs to another trust domain than this CA's.
-    #[error("SPIFFE ID {id} is outside trust domain {trust_domain}")]
-    ForeignTrustDomain { id: String, trust_domain: String },
     /// The requested lifetime is over the CA's cap (90 days at most).
     #[error("requested lifetime {requested_secs}s is over the cap of {max_secs}s")]
     LifetimeOverCap { requested_secs: u64, max_secs: u64 },
@@ -51,9 +42,6 @@ pub enum PkiError {
     /// The CSR names another identity than the one the caller is entitled to.
     #[error("CSR is for {requested} but the caller may only obtain {entitled}")]
     CsrIdentityMismatch { requested: String, entitled: String },
-    /// A certificate did not meet the SPIFFE X.509-SVID rules.
-    #[error("not a valid X.509-SVID: {0}")]
-    NotSvid(String),
     /// A certificate is expired (or not yet valid).
     #[error("certificate is not valid now: {0}")]
     CertificateNotValidNow(String),
@@ -117,22 +105,14 @@ pub enum PkiError {
     /// Certificate generation failed inside rcgen.
     #[error("certificate generation failed: {0}")]
     Rcgen(#[from] rcgen::Error),
-    /// A certificate could not be parsed.
-    #[error("cannot parse certificate: {0}")]
-    BadCertificate(String),
-    /// TLS failure (configuration or handshake).
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// The CA service answered with an error.
-    #[error("CA refused ({status} {reason}): {message}")]
-    CaRefused {
-        status: u16,
-        reason: String,
-        message: String,
-    },
-    /// The CA service could not be reached or answered garbage.
-    #[error("CA unavailable: {0}")]
-    CaUnavailable(String),
+    /// A SPIFFE ID, certificate, key, bundle or TLS configuration refused
+    /// by `rampart-tls` (the shared checks; its message is kept as is).
+    #[error(transparent)]
+    Tls(#[from] rampart_tls::TlsError),
+    /// The CA service (or its admin socket) could not be reached, refused,
+    /// or answered garbage: the workload side's error, kept as is.
+    #[error(transparent)]
+    Identity(#[from] rampart_identity::IdentityError),
     /// A request to the CA service was malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -148,9 +128,6 @@ impl PkiError {
     /// Short stable reason label for metrics and audit records.
     pub fn reason(&self) -> &'static str {
         match self {
-            PkiError::InvalidSpiffeId { .. } => "invalid_spiffe_id",
-            PkiError::InvalidTrustDomain { .. } => "invalid_trust_domain",
-            PkiError::ForeignTrustDomain { .. } => "foreign_trust_domain",
             PkiError::LifetimeOverCap { .. } => "lifetime_over_cap",
             PkiError::LifetimeZero => "lifetime_zero",
             PkiError::DnsNameNotPermitted { .. } => "dns_name_not_permitted",
@@ -162,7 +139,6 @@ impl PkiError {
             PkiError::AttestationRefused(_) => "attestation_refused",
             PkiError::ReservedIdentity { .. } => "reserved_identity",
             PkiError::UnsupportedKeyAlgorithm(_) => "unsupported_key_algorithm",
-            PkiError::NotSvid(_) => "not_svid",
             PkiError::CertificateNotValidNow(_) => "certificate_expired",
             PkiError::TokenUnknown => "token_unknown",
             PkiError::TokenReused => "token_reused",
@@ -176,10 +152,8 @@ impl PkiError {
             PkiError::AuditTampered { .. } => "audit_tampered",
             PkiError::Io { .. } => "io",
             PkiError::Rcgen(_) => "internal",
-            PkiError::BadCertificate(_) => "bad_certificate",
-            PkiError::Tls(_) => "tls",
-            PkiError::CaRefused { .. } => "ca_refused",
-            PkiError::CaUnavailable(_) => "ca_unavailable",
+            PkiError::Tls(e) => tls_reason(e),
+            PkiError::Identity(e) => e.reason(),
             PkiError::Crypto(_) => "crypto",
             PkiError::BadRequest(_) => "bad_request",
             PkiError::NotAuthorized(_) => "not_authorized",
@@ -196,11 +170,14 @@ impl PkiError {
             | PkiError::AttestationRefused(_)
             | PkiError::CertificateNotValidNow(_) => 401,
             PkiError::CsrIdentityMismatch { .. }
-            | PkiError::ForeignTrustDomain { .. }
+            | PkiError::Tls(rampart_tls::TlsError::ForeignTrustDomain { .. })
             | PkiError::ReservedIdentity { .. }
             | PkiError::Revoked(_)
             | PkiError::NotAuthorized(_) => 403,
-            PkiError::Io { .. } | PkiError::Rcgen(_) | PkiError::Crypto(_) => 500,
+            PkiError::Io { .. }
+            | PkiError::Tls(rampart_tls::TlsError::Io { .. })
+            | PkiError::Rcgen(_)
+            | PkiError::Crypto(_) => 500,
             _ => 400,
         }
     }
@@ -214,20 +191,17 @@ impl PkiError {
     }
 }
 
-impl From<rampart_tls::TlsError> for PkiError {
-    fn from(e: rampart_tls::TlsError) -> Self {
-        use rampart_tls::TlsError as T;
-        match e {
-            T::InvalidSpiffeId { id, why } => PkiError::InvalidSpiffeId { id, why },
-            T::InvalidTrustDomain { domain, why } => PkiError::InvalidTrustDomain { domain, why },
-            T::ForeignTrustDomain { id, trust_domain } => {
-                PkiError::ForeignTrustDomain { id, trust_domain }
-            }
-            T::NotSvid(why) => PkiError::NotSvid(why),
-            T::BadCertificate(why) => PkiError::BadCertificate(why),
-            T::Io { path, source } => PkiError::Io { path, source },
-            other => PkiError::Tls(other.to_string()),
-        }
+/// The stable reason label of a `rampart-tls` refusal.
+fn tls_reason(e: &rampart_tls::TlsError) -> &'static str {
+    use rampart_tls::TlsError as T;
+    match e {
+        T::InvalidSpiffeId { .. } => "invalid_spiffe_id",
+        T::InvalidTrustDomain { .. } => "invalid_trust_domain",
+        T::ForeignTrustDomain { .. } => "foreign_trust_domain",
+        T::NotSvid(_) => "not_svid",
+        T::BadCertificate(_) => "bad_certificate",
+        T::Io { .. } | T::File { .. } => "io",
+        _ => "tls",
     }
 }
 

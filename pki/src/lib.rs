@@ -8,7 +8,8 @@
 //! - [`keystore`]: private keys encrypted at rest.
 //! - [`ca`]: the CA directory, issuance profiles, rotation.
 //! - [`csr`], [`inspect`]: reading requests and certificates.
-//! - [`token`], [`audit`], [`ratelimit`], [`revocation`], [`metrics`]: service building blocks.
+//! - [`token`], [`audit`], [`ratelimit`], [`revocation`], [`metrics`], [`workloads`]: service
+//!   building blocks.
 //! - [`server`]: the HTTPS service (`rampart-pki serve`).
 //! - [`agent`]: `rampart-pki agent`, SVID files for workloads in any language.
 //! - [`tls`]: the `rampart-tls` crate (SPIFFE verifiers, trust bundle, profiles), re-exported.
@@ -29,6 +30,7 @@ pub mod ratelimit;
 pub mod revocation;
 pub mod server;
 pub mod token;
+pub mod workloads;
 
 pub use error::{PkiError, Result};
 pub use rampart_identity as client;

@@ -34,6 +34,12 @@ pub struct Metrics {
     pub audit_verified: IntGauge,
     /// Audit records written by this process.
     pub audit_records: IntCounter,
+    /// Live workloads (unexpired newest leaf), by the root their leaf
+    /// chains to.
+    pub live_workloads: IntGaugeVec,
+    /// During a root rotation: live workloads whose newest leaf still
+    /// chains to the old root (0 otherwise).
+    pub workloads_on_old_root: IntGauge,
 }
 
 impl Metrics {
@@ -81,6 +87,19 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(audit_verified.clone()))?;
+        let live_workloads = IntGaugeVec::new(
+            Opts::new(
+                "rampart_pki_live_workloads",
+                "Workloads holding an unexpired leaf, by the root it chains to",
+            ),
+            &["root"],
+        )?;
+        registry.register(Box::new(live_workloads.clone()))?;
+        let workloads_on_old_root = IntGauge::new(
+            "rampart_pki_workloads_on_old_root",
+            "During a root rotation: live workloads whose newest leaf still chains to the old root",
+        )?;
+        registry.register(Box::new(workloads_on_old_root.clone()))?;
         let connections_closed = IntCounterVec::new(
             Opts::new(
                 "rampart_pki_connections_closed_total",
@@ -144,6 +163,8 @@ impl Metrics {
             audit_restarts,
             audit_verified,
             audit_records,
+            live_workloads,
+            workloads_on_old_root,
         })
     }
 

@@ -131,6 +131,26 @@ fn sealed(d: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A leaf issued offline (`rampart-pki issue`) for `spiffe://example.org/ns/jobs/sa/SA`.
+fn offline_leaf(d: &Path, sa: &str) {
+    ok(&pki(
+        d,
+        &[
+            "issue",
+            "--dir",
+            "ca",
+            "--kek-file",
+            "kek",
+            "--ns",
+            "jobs",
+            "--sa",
+            sa,
+            "--out",
+            sa,
+        ],
+    ));
+}
+
 fn init(d: &Path) {
     ok(&pki(d, &["kek", "generate", "--out", "kek"]));
     ok(&pki(
@@ -314,15 +334,21 @@ async fn rotate_commands_drive_the_running_service() {
     );
 
     let root_keys = files(d, "roots", ".key");
+    // One live workload (an offline leaf): the old root waits for it.
+    offline_leaf(d, "batch");
     let out = ok(&pki(d, &["rotate", "root", "--dir", "ca", "--emergency"]));
     assert!(
         out.contains("RootIntroduced") && out.contains("RootActivated"),
         "{out}"
     );
+    assert!(
+        out.contains("1 of 1 live workloads still hold a leaf under the old root"),
+        "{out}"
+    );
     assert_eq!(
         roots_in_bundle(d),
         2,
-        "old root stays trusted while its leaves live"
+        "old root stays trusted while a live workload holds a leaf under it"
     );
     let now_keys = files(d, "roots", ".key");
     assert_eq!(now_keys.len(), 1, "{now_keys:?}");
@@ -356,12 +382,14 @@ async fn rotate_commands_drive_the_running_service() {
         ],
     ));
     assert!(out.contains("RootRetired"), "{out}");
+    assert!(out.contains("1 of them on an old root"), "{out}");
     assert_eq!(roots_in_bundle(d), 1, "every older root retired at once");
     assert!(serve
         .metrics(d)
         .await
         .contains("rampart_pki_rotations_total{event=\"root_retired\"} 2"));
     // Without the flag, a draining root is not cut short.
+    offline_leaf(d, "batch2");
     let out = pki(d, &["rotate", "root", "--dir", "ca", "--emergency"]);
     assert!(
         out.status.success(),

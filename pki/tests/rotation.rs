@@ -141,8 +141,15 @@ async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_under_load_has_zero_failures() {
+#[test]
+fn rotation_under_load_has_zero_failures() {
+    common::run(
+        Duration::from_secs(180),
+        rotation_under_load_has_zero_failures_body(),
+    );
+}
+
+async fn rotation_under_load_has_zero_failures_body() {
     let dir = tempfile::tempdir().unwrap();
     common::init_ca(dir.path());
     let running = common::start(
@@ -199,7 +206,9 @@ async fn rotation_under_load_has_zero_failures() {
     .await;
 
     let first_intermediate = client.identity().chain[1].clone();
-    svc.rotate_intermediate().await.unwrap();
+    step("intermediate rotation", svc.rotate_intermediate())
+        .await
+        .unwrap();
     let (rs, rc) = (renewals(&server), renewals(&client));
     wait_for(
         "renewal under the new intermediate",
@@ -214,9 +223,12 @@ async fn rotation_under_load_has_zero_failures() {
     );
 
     let old_root = common::roots(dir.path())[0].clone();
-    svc.begin_root_rotation(Duration::from_secs(4))
-        .await
-        .unwrap();
+    step(
+        "root rotation",
+        svc.begin_root_rotation(Duration::from_secs(4)),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         common::roots(dir.path()).len(),
         2,
@@ -263,8 +275,15 @@ async fn rotation_under_load_has_zero_failures() {
     assert_eq!(client.status().borrow().consecutive_failures, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ca_down_client_keeps_serving_then_recovers() {
+#[test]
+fn ca_down_client_keeps_serving_then_recovers() {
+    common::run(
+        Duration::from_secs(180),
+        ca_down_client_keeps_serving_then_recovers_body(),
+    );
+}
+
+async fn ca_down_client_keeps_serving_then_recovers_body() {
     let dir = tempfile::tempdir().unwrap();
     common::init_ca(dir.path());
     let running = common::start(dir.path(), "").await;
@@ -329,4 +348,135 @@ async fn ca_down_client_keeps_serving_then_recovers() {
     tokio::time::timeout(Duration::from_secs(30), back.shutdown())
         .await
         .expect("CA shutdown hung");
+}
+
+/// Emergency root rotation follows the live workloads: the old root leaves
+/// the bundle once every workload holding an unexpired leaf has one under
+/// the new root — long before the old leaves expire — and the registry of
+/// live workloads survives a restart of the CA.
+#[test]
+fn emergency_root_rotation_waits_for_live_workloads_only() {
+    common::run(
+        Duration::from_secs(180),
+        emergency_root_rotation_waits_for_live_workloads_only_body(),
+    );
+}
+
+async fn emergency_root_rotation_waits_for_live_workloads_only_body() {
+    const SLOW_ID: &str = "spiffe://example.org/ns/mesh/sa/batch";
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let extra = "[issuance]\nmax_ttl_secs = 120\ndefault_ttl_secs = 120\n[rotation]\ncheck_interval_ms = 100\n";
+    let running = common::start(dir.path(), extra).await;
+    let addr = running.addr;
+    let mut workloads = Vec::new();
+    for (id, ttl) in [
+        (SERVER_ID, LEAF_TTL_SECS),
+        (CLIENT_ID, LEAF_TTL_SECS),
+        (SLOW_ID, 120),
+    ] {
+        let token = common::token(dir.path(), id, Duration::from_secs(60));
+        let source = step(
+            "bootstrap",
+            SvidSource::bootstrap(
+                common::settings(addr, id, ttl),
+                common::roots(dir.path()),
+                &token,
+            ),
+        )
+        .await
+        .unwrap();
+        workloads.push(source);
+    }
+    // Two workloads renew on their own; the third holds a 120 s leaf.
+    let loops = [workloads[0].spawn(), workloads[1].spawn()];
+    let slow = Arc::clone(&workloads[2]);
+    let old_root = common::roots(dir.path())[0].clone();
+
+    let events = step(
+        "emergency rotation",
+        running.service.emergency_root_rotation(false),
+    )
+    .await
+    .unwrap();
+    assert_eq!(events.len(), 2, "introduced and activated: {events:?}");
+    assert_eq!(running.service.workloads_on_old_root(), (3, 3));
+    assert!(running
+        .service
+        .metrics_text()
+        .contains("rampart_pki_workloads_on_old_root 3"));
+    assert_eq!(common::roots(dir.path()).len(), 2);
+
+    wait_for(
+        "the renewing workloads to move to the new root",
+        Duration::from_secs(20),
+        || running.service.workloads_on_old_root().0 == 1,
+    )
+    .await;
+    assert_eq!(
+        common::roots(dir.path()).len(),
+        2,
+        "one live workload still holds a leaf under the old root"
+    );
+
+    // A restart keeps the registry (the CA comes back on the same address).
+    step("CA shutdown", async {
+        running.shutdown().await;
+        Ok::<_, String>(())
+    })
+    .await
+    .unwrap();
+    let back = step(
+        "CA restart",
+        rampart_pki::server::start(common::config(dir.path(), &addr.to_string(), extra)),
+    )
+    .await
+    .unwrap();
+    let (on_old, live) = back.service.workloads_on_old_root();
+    assert_eq!(
+        (on_old, live),
+        (1, 3),
+        "registry persisted across the restart"
+    );
+
+    // The last workload renews: the old root retires at the next check,
+    // while its old leaf would still be valid for about two minutes.
+    let old_leaf_expiry = slow.identity().not_after;
+    step("renewal of the last workload", slow.renew_now())
+        .await
+        .unwrap();
+    wait_for("the old root to retire", Duration::from_secs(10), || {
+        let roots = common::roots(dir.path());
+        roots.len() == 1 && roots[0] != old_root
+    })
+    .await;
+    assert!(
+        (old_leaf_expiry - time::OffsetDateTime::now_utc()).whole_seconds() > 60,
+        "retired long before the old leaves expired"
+    );
+    assert_eq!(back.service.workloads_on_old_root(), (0, 3));
+    let metrics = back.service.metrics_text();
+    assert!(
+        metrics.contains("rampart_pki_workloads_on_old_root 0")
+            && metrics.contains("rampart_pki_rotations_total{event=\"root_retired\"} 1"),
+        "{metrics}"
+    );
+    // The renewing workloads drop the old root at their next bundle refresh
+    // (the third one has no renewal loop: it refreshes once, by hand).
+    step("bundle refresh", slow.refresh_bundle()).await.unwrap();
+    wait_for(
+        "workloads to drop the old root",
+        Duration::from_secs(10),
+        || workloads.iter().all(|w| w.bundle().roots().len() == 1),
+    )
+    .await;
+    for l in loops {
+        l.abort();
+    }
+    step("CA shutdown", async {
+        back.shutdown().await;
+        Ok::<_, String>(())
+    })
+    .await
+    .unwrap();
 }

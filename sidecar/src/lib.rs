@@ -7,6 +7,7 @@
 //! - [`directory`]: the mesh directory (services, addresses, expected identities).
 //! - [`policy`]: the policy file and the engine that decides and explains.
 //! - [`mtls`]: TLS 1.3 mutual-TLS configs from our SVID, peer identities, handshake reasons.
+//! - [`pki_process`]: the Rampart CA (`rampart-pki`) as a child process, for the demo and tests.
 //! - [`redirect`]: the iptables rules of `init-redirect` (transparent mode).
 //! - [`runtime`]: the data plane (inbound, outbound, reload, logs, metrics, admin).
 //! - [`source`]: TOML files with file:line:field errors and a version hash.
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod directory;
 pub mod mtls;
+pub mod pki_process;
 pub mod policy;
 pub mod redirect;
 pub mod runtime;

@@ -48,7 +48,9 @@ fn rules_watch_exported_metrics() {
         .handshake_failures
         .with_label_values(&["inbound", "unknown_ca"])
         .inc();
-    metrics.reloads.with_label_values(&["error"]).inc();
+    metrics
+        .reloads
+        .record("policy", &Err::<(), _>("test: a refused reload"));
     metrics.renewals.with_label_values(&["error"]).inc();
     let exported = metrics.render();
     let mut named = 0;

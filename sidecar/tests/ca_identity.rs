@@ -1,4 +1,4 @@
-//! Identity from the real Rampart CA (in-process `rampart-pki` service on loopback): the
+//! Identity from the real Rampart CA (the `rampart-pki` binary serving on loopback): the
 //! sidecar bootstraps with a join token, serves its SVID, renews at 2/3 of a short lifetime
 //! (new handshakes see the new certificate), keeps serving while the CA is down, and fails
 //! closed with the reason once its certificate has expired.
@@ -6,24 +6,19 @@
 
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_pki::ca::{Ca, InitOptions};
-use rampart_pki::config::ServeConfig;
-use rampart_pki::keystore::{Kek, KeyProtection};
-use rampart_tls::spiffe::{SpiffeId, TrustDomain};
+use rampart_tls::spiffe::TrustDomain;
 use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeServerVerifier};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use support::Sidecar;
+use support::{start_pki, Sidecar};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tokio_rustls::TlsConnector;
 
 const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
-const KEK_HEX: &str = "4242424242424242424242424242424242424242424242424242424242424242";
 
 /// Handshakes (no client certificate) and returns the serial of the sidecar's certificate.
 async fn served_serial(
@@ -47,20 +42,9 @@ async fn bootstraps_renews_survives_ca_outage_then_fails_closed() {
     timeout(Duration::from_secs(120), async {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("kek"), KEK_HEX).unwrap();
-        let protection = KeyProtection::Encrypted(Kek::parse(KEK_HEX, "test").unwrap());
-        Ca::init(&d.join("ca"), &InitOptions::new(TrustDomain::parse("mesh.local").unwrap()), protection).unwrap();
-        let cfg = ServeConfig::parse(
-            &format!("listen = \"127.0.0.1:0\"\nca_dir = \"{}\"\nkek_file = \"{}\"\n", d.join("ca").display(), d.join("kek").display()),
-            Path::new("pki.toml"),
-        )
-        .unwrap();
-        let ca = rampart_pki::server::start(cfg).await.unwrap();
-        let token = rampart_pki::token::TokenStore::open(&d.join("ca"))
-            .unwrap()
-            .create(&SpiffeId::parse(PAYMENTS).unwrap(), Duration::from_secs(600))
-            .unwrap();
-        std::fs::write(d.join("token"), token).unwrap();
+        let d2 = d.to_path_buf();
+        let mut ca = tokio::task::spawn_blocking(move || start_pki(&d2, "mesh.local")).await.unwrap();
+        std::fs::write(d.join("token"), ca.token(PAYMENTS, "10m").unwrap()).unwrap();
         std::fs::write(d.join("policy.toml"), "").unwrap();
         std::fs::write(d.join("directory.toml"), "").unwrap();
         std::fs::write(
@@ -109,7 +93,7 @@ listen = "127.0.0.1:0"
         assert_ne!(first, second, "a renewed certificate must be served to new handshakes");
 
         // The CA goes away: renewals fail, traffic goes on with the current certificate…
-        ca.shutdown().await;
+        ca.stop();
         let failed = sc.wait_for(|v| v["event.name"] == "rampart.sidecar.renewal_failed", "failed renewal");
         assert!(failed["error.message"].as_str().unwrap().contains("serving the current certificate"), "{failed}");
         served_serial(addr, client.clone()).await.expect("still served while the CA is down and the certificate valid");

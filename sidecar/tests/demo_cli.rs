@@ -3,6 +3,8 @@
 //! caller without a certificate, the dry-run denial, the reload cutting a stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -32,6 +34,7 @@ fn printed_commands_show_the_mesh_at_work() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-sidecar"))
         .args(["demo", "--dir"])
         .arg(dir.path().join("demo"))
+        .env(rampart_sidecar::pki_process::ENV, support::pki_bin())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -78,7 +81,13 @@ fn printed_commands_show_the_mesh_at_work() {
         audited.starts_with("app=ledger;"),
         "the audit-mode denial must pass: {audited}"
     );
-    let count = sh(&commands[5]);
+    // The log writer drains its queue every few milliseconds: poll for the line, with a deadline.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut count = sh(&commands[5]);
+    while count.trim() != "1" && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+        count = sh(&commands[5]);
+    }
     assert_eq!(count.trim(), "1", "one audit_deny line in ledger's log");
     let cut = sh(&commands[6]);
     assert!(
@@ -91,4 +100,33 @@ fn printed_commands_show_the_mesh_at_work() {
     );
     assert!(!cut.contains("tick 100"), "{cut}");
     drop(demo);
+}
+
+#[test]
+fn without_the_ca_binary_the_demo_says_how_to_build_it() {
+    // A copy of the sidecar alone in a folder, nothing on PATH, no RAMPART_PKI_BIN.
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("rampart-sidecar");
+    std::fs::copy(env!("CARGO_BIN_EXE_rampart-sidecar"), &lone).unwrap();
+    let mut cmd = Command::new(&lone);
+    cmd.args(["demo", "--dir"])
+        .arg(dir.path().join("demo"))
+        .env_remove(rampart_sidecar::pki_process::ENV)
+        .env("PATH", dir.path().join("empty"))
+        .stdin(Stdio::null());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(cmd.output().unwrap()));
+    let out = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the demo must fail at once without the CA binary");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("rampart-pki") && err.contains("cargo build -p rampart-pki --bin rampart-pki"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("demo").exists(),
+        "nothing started, nothing written"
+    );
 }

@@ -188,8 +188,15 @@ async fn renewals_root_rotation_and_reloads_under_load_fail_no_request() {
         // A bad policy in the middle of traffic changes nothing.
         put(&d.join("policy.toml"), "[[inbound]]\nname = \"api\"\nports = [8080]\n[[inbound.rule]]\nname = \"by-ip\"\nsources = [\"127.0.0.1\"]\n");
         sc.hup();
-        let refused = sc.wait_for(|v| v["rampart.reload.result"] == "error", "refused reload");
-        assert!(refused["error.message"].as_str().unwrap().contains("S.N.10"), "{refused}");
+        // (The file watch may also have refused a half-written key/certificate pair on the
+        // way: that refusal is right too and kept the running SVID.)
+        sc.wait_for(
+            |v| {
+                v["rampart.reload.result"] == "error"
+                    && v["error.message"].as_str().is_some_and(|m| m.contains("S.N.10"))
+            },
+            "reload refused for S.N.10",
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, Ordering::Relaxed);
         for w in workers {

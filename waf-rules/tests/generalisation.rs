@@ -3,7 +3,7 @@
 //! command injection through every splicing trick a shell resolves,
 //! server-side includes, JavaScript calls without parentheses,
 //! entity-encoded markup, Log4Shell lookups nested any way, GraphQL
-//! introspection at paranoia 2. Each list sits next to the real traffic
+//! introspection at paranoia 2, path traversal read by path grammar. Each list sits next to the real traffic
 //! that shares its characters and must pass.
 
 use rampart_waf::{Policy, Request, RuleSet};
@@ -126,6 +126,56 @@ fn shell_injection_by_tokenizer() {
             "Bring: passport; ID card; echo of the past",
             "rock|pop|jazz",
             "Q&A: who we are; where we work",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn path_traversal_by_path_grammar() {
+    check(
+        &[
+            // Climbs, however the dot and the separator are spelled.
+            "..0x2f..0x2fetc0x2fpasswd",
+            "0x2e0x2e0x5c0x2e0x2e0x5cboot.ini",
+            "..\u{2216}..\u{2216}windows\u{2216}win.ini",
+            "..%u2216..%u2216etc%u2216shadow",
+            "\\..%uEFC8..%uEFC8inetpub%uEFC8wwwroot%uEFC8web.config",
+            "/..%uF025..%uF025etc%uF025group",
+            "?.\\?.\\?.\\etc\\hosts",
+            ".?/.?/var/log/auth.log",
+            "..%01/..%01/..%01/etc/motd",
+            "..%%32%%66..%%32%%66windows/win.ini",
+            // A system file named by its path, or a rooted system folder.
+            "etc\\shadow",
+            "....web-inf/classes/app.properties",
+            "C:\\Windows\\System32\\config\\SAM",
+            "c:/inetpub/logs/LogFiles/W3SVC1/u_ex240101.log",
+            "D:\\xampp\\apache\\conf\\extra\\httpd-vhosts.conf",
+            "\\wamp64\\bin\\mysql\\my.ini",
+            "C:/Users/Public/../Administrator/AppData/Roaming/x",
+            "C:\\Documents and Settings\\All Users\\ntuser.ini",
+            "/var/spool/cron/crontabs/root",
+            "file:///proc/self/cmdline",
+            "/private/etc/master.passwd",
+        ],
+        &[
+            // File names and paths real forms and APIs carry.
+            "C:\\fakepath\\IMG_2041.jpg",
+            "C:\\Users\\anna\\Documents\\Lebenslauf 2024.pdf",
+            "D:\\Projects\\site\\src\\index.html",
+            "/library/books/978-0-14-044913-6",
+            "/windows/download/setup",
+            "docs/windows/system-requirements",
+            "/users/42/settings",
+            "/dev/docs/api",
+            "/etc",
+            "src/components/Header.tsx",
+            "wp-content/uploads/2024/05/team.png",
+            "Loading.../please wait",
+            "What?/Why? A FAQ",
+            "version 2.10.3 / build 0x2f3e4d",
+            "It's in ~/Downloads/etc. folder, isn't it?",
         ],
         1,
     );

@@ -36,6 +36,11 @@ impl Rng {
             b"<!--#",
             b"../",
             b"..\\",
+            b"0x2f",
+            b"%2%e",
+            b"?.",
+            b"\xe2\x88\x96",
+            b"c:\\",
             b"<![CDATA[",
             b"<!DOCTYPE",
             b"\"a\":",
@@ -77,6 +82,7 @@ fn random_inputs_never_panic() {
         let _ = fuzzing::is_xss(&data);
         let _ = fuzzing::is_shell_injection(&data);
         let _ = fuzzing::is_log4j(&data);
+        let _ = fuzzing::is_path_attack(&data);
         fuzzing::fuzz_extract(&data);
         let ct: &[u8] = [
             &b"application/json"[..],

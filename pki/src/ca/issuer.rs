@@ -26,6 +26,8 @@ pub struct IssuedCert {
     pub not_after: OffsetDateTime,
     /// Serial number (hex).
     pub serial: String,
+    /// Serial of the root the chain leads to.
+    pub root_serial: String,
 }
 
 /// The signing half of an intermediate CA.
@@ -117,6 +119,7 @@ impl Issuer {
             chain: vec![cert.der().clone(), self.ca_der.clone()],
             not_after: na,
             serial: serial_hex,
+            root_serial: self.root_serial.clone(),
         })
     }
 
@@ -178,6 +181,7 @@ impl Issuer {
             chain: vec![cert.der().clone(), self.ca_der.clone()],
             not_after,
             serial,
+            root_serial: self.root_serial.clone(),
         })
     }
 

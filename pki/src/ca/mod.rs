@@ -73,6 +73,8 @@ pub struct Ca {
     state: CaState,
     roots: Vec<TrustedRoot>,
     issuer: Arc<Issuer>,
+    /// During an emergency drain: the new root certified by the old one.
+    cross: Option<CertificateDer<'static>>,
 }
 
 impl Ca {
@@ -146,8 +148,13 @@ impl Ca {
             state,
             roots,
             issuer: Arc::new(issuer),
+            cross: None,
         };
         ca.write_bundle()?;
+        // A new CA has issued nothing: its registry of live workloads starts
+        // complete (a CA directory without one may have issued leaves the
+        // registry never saw, see `crate::workloads`).
+        crate::workloads::Workloads::open(dir, Duration::ZERO)?.close()?;
         Ok(ca)
     }
 
@@ -170,12 +177,22 @@ impl Ca {
         let roots = load_roots(dir, &state)?;
         check_active_root_key(dir, &state, &roots, &protection)?;
         let issuer = load_issuer(dir, &state, &protection, max_leaf_ttl)?;
+        let cross = match &state.root_rotation {
+            Some(RootRotation::Draining {
+                emergency: true, ..
+            }) => {
+                let path = cross_path(dir, &state.active_root);
+                path.exists().then(|| read_cert(&path)).transpose()?
+            }
+            _ => None,
+        };
         Ok(Ca {
             dir: dir.to_path_buf(),
             protection,
             state,
             roots,
             issuer: Arc::new(issuer),
+            cross,
         })
     }
 
@@ -222,6 +239,14 @@ impl Ca {
             .iter()
             .map(|r| keystore::pem_encode("CERTIFICATE", &r.der))
             .collect()
+    }
+
+    /// During the drain of an emergency root rotation: the new root
+    /// certified by the old one. Appended to every chain the CA hands out
+    /// (its own server certificate included), so a workload that still
+    /// trusts only the old root verifies the CA and its renewed peers.
+    pub fn cross_certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.cross.as_ref()
     }
 
     /// The root rotation in progress, if any.
@@ -310,6 +335,11 @@ fn write_ca_files(
         &dir.join(sub).join(format!("{serial}.pem")),
         keystore::pem_encode("CERTIFICATE", der).as_bytes(),
     )
+}
+
+/// Where the cross-certificate of `root` (by the root it replaced) is kept.
+fn cross_path(dir: &Path, root: &str) -> PathBuf {
+    dir.join("roots").join(format!("{root}.cross.pem"))
 }
 
 fn read_cert(path: &Path) -> Result<CertificateDer<'static>> {

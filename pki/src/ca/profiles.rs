@@ -101,11 +101,12 @@ pub fn svid(
 ) -> Result<CertificateParams> {
     let mut p = CertificateParams::default();
     p.distinguished_name = DistinguishedName::new();
-    let uri =
-        rcgen::string::Ia5String::try_from(id.as_str()).map_err(|_| PkiError::InvalidSpiffeId {
+    let uri = rcgen::string::Ia5String::try_from(id.as_str()).map_err(|_| {
+        rampart_tls::TlsError::InvalidSpiffeId {
             id: id.to_string(),
             why: "not IA5",
-        })?;
+        }
+    })?;
     p.subject_alt_names = vec![SanType::URI(uri)];
     p.is_ca = IsCa::ExplicitNoCa; // rcgen >= 0.14.10: encoded as an empty SEQUENCE (DER)
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];

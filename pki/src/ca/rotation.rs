@@ -130,11 +130,12 @@ impl Ca {
                 new_root,
                 switch_at,
             }) if now.unix_timestamp() >= switch_at => {
-                events.push(self.activate_new_root(old_root, new_root)?);
+                events.push(self.activate_new_root(old_root, new_root, false)?);
             }
             Some(RootRotation::Draining {
                 old_root,
                 retire_at,
+                ..
             }) if now.unix_timestamp() >= retire_at => {
                 events.push(self.retire_root(old_root)?);
             }
@@ -154,8 +155,17 @@ impl Ca {
         Ok(events)
     }
 
-    fn activate_new_root(&mut self, old_root: String, new_root: String) -> Result<RotationEvent> {
+    fn activate_new_root(
+        &mut self,
+        old_root: String,
+        new_root: String,
+        emergency: bool,
+    ) -> Result<RotationEvent> {
         self.fold_persisted_leaves();
+        if emergency {
+            // Before the old root's key is destroyed below.
+            self.cross = Some(self.cross_certify(&old_root, &new_root)?);
+        }
         let old_leaves_until = self
             .issuer
             .max_issued_not_after()
@@ -167,6 +177,7 @@ impl Ca {
         state.root_rotation = Some(RootRotation::Draining {
             old_root,
             retire_at: old_leaves_until,
+            emergency,
         });
         // Persist the phase before the new intermediate so a crash in
         // between never loses the retire time.
@@ -181,6 +192,50 @@ impl Ca {
         Ok(RotationEvent::RootActivated { serial: new_root })
     }
 
+    /// Certifies `new_root`'s key with `old_root`'s (same subject, new
+    /// serial) and keeps it beside the new root.
+    fn cross_certify(
+        &self,
+        old_root: &str,
+        new_root: &str,
+    ) -> Result<rustls_pki_types::CertificateDer<'static>> {
+        let find = |serial: &str| {
+            self.roots
+                .iter()
+                .find(|r| r.serial == serial)
+                .ok_or_else(|| PkiError::BadCaDir {
+                    path: self.dir.clone(),
+                    why: format!("root {serial} missing from trusted roots"),
+                })
+        };
+        let (old, new) = (find(old_root)?, find(new_root)?);
+        let alg = self.state.algorithm.rcgen();
+        let key = |serial: &str| {
+            super::read_key(
+                &self.dir.join("roots").join(format!("{serial}.key")),
+                alg,
+                &self.protection,
+            )
+        };
+        let old_key = key(old_root)?;
+        let new_key = key(new_root)?;
+        let old_issuer = rcgen::Issuer::from_ca_cert_der(&old.der, &old_key)?;
+        // The new root's own profile and validity (its subject embeds its
+        // notBefore), so the subject is byte-identical; a new serial.
+        let params = profiles::root(
+            &self.trust_domain()?,
+            profiles::random_serial()?.0,
+            crate::inspect::not_before(&new.der)?,
+            new.not_after,
+        );
+        let cert = params.signed_by(&new_key, &old_issuer)?;
+        crate::keystore::write_file_public(
+            &super::cross_path(&self.dir, new_root),
+            crate::keystore::pem_encode("CERTIFICATE", cert.der()).as_bytes(),
+        )?;
+        Ok(cert.der().clone())
+    }
+
     fn retire_root(&mut self, old_root: String) -> Result<RotationEvent> {
         let mut state = self.state.clone();
         state.trusted_roots.retain(|s| *s != old_root);
@@ -190,13 +245,18 @@ impl Ca {
         self.state = state;
         self.roots = roots;
         self.write_bundle()?;
+        if self.cross.take().is_some() {
+            let _ = std::fs::remove_file(super::cross_path(&self.dir, &self.state.active_root));
+        }
         Ok(RotationEvent::RootRetired { serial: old_root })
     }
 
     /// Emergency root rotation: a new root is created and used at once (no
     /// distribution phase); the old root stays in the bundle until the
-    /// leaves it signed expire — or, with `break_workloads`, leaves it now,
-    /// so every workload still holding an old leaf fails until it renews.
+    /// leaves it signed expire, or until the service sees that no live
+    /// workload holds one any more ([`Ca::retire_emergency_root`]) — or,
+    /// with `break_workloads`, leaves it now, so every workload still
+    /// holding an old leaf fails until it bootstraps again.
     pub fn emergency_root_rotation(&mut self, break_workloads: bool) -> Result<Vec<RotationEvent>> {
         let mut events = Vec::new();
         match self.state.root_rotation.clone() {
@@ -204,6 +264,7 @@ impl Ca {
             Some(RootRotation::Draining {
                 old_root,
                 retire_at,
+                ..
             }) => {
                 if !break_workloads {
                     return Err(PkiError::BadCaDir {
@@ -220,7 +281,7 @@ impl Ca {
             Some(RootRotation::Distributing {
                 old_root, new_root, ..
             }) => {
-                events.push(self.activate_new_root(old_root.clone(), new_root)?);
+                events.push(self.activate_new_root(old_root.clone(), new_root, true)?);
                 if break_workloads {
                     events.push(self.retire_root(old_root)?);
                 }
@@ -239,11 +300,35 @@ impl Ca {
                 })
             }
         };
-        events.push(self.activate_new_root(old_root.clone(), new_root)?);
+        events.push(self.activate_new_root(old_root.clone(), new_root, true)?);
         if break_workloads {
             events.push(self.retire_root(old_root)?);
         }
         Ok(events)
+    }
+
+    /// The old root of an emergency rotation still in the bundle, if any.
+    pub fn emergency_draining_root(&self) -> Option<&str> {
+        match &self.state.root_rotation {
+            Some(RootRotation::Draining {
+                old_root,
+                emergency: true,
+                ..
+            }) => Some(old_root),
+            _ => None,
+        }
+    }
+
+    /// Retires the old root of an emergency rotation now: the service calls
+    /// this once no live workload holds a leaf under it.
+    pub fn retire_emergency_root(&mut self) -> Result<Vec<RotationEvent>> {
+        match self.emergency_draining_root() {
+            Some(old) => {
+                let old = old.to_string();
+                Ok(vec![self.retire_root(old)?])
+            }
+            None => Ok(Vec::new()),
+        }
     }
 
     fn root_due(&self, now: OffsetDateTime, policy: &RotationPolicy) -> bool {

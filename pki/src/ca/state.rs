@@ -42,8 +42,15 @@ pub enum RootRotation {
         switch_at: i64,
     },
     /// Issuance chains to the new root; the old root stays trusted until
-    /// `retire_at`, the expiry of the last leaf chaining to it.
-    Draining { old_root: String, retire_at: i64 },
+    /// `retire_at`, the expiry of the last leaf chaining to it — or, after
+    /// an emergency rotation, until no live workload holds a leaf under it
+    /// (the service checks its registry of live workloads).
+    Draining {
+        old_root: String,
+        retire_at: i64,
+        #[serde(default)]
+        emergency: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

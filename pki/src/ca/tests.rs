@@ -122,7 +122,9 @@ fn refusals_issue_nothing() {
     let foreign = SpiffeId::parse("spiffe://evil.org/ns/web/sa/frontend").unwrap();
     assert!(matches!(
         issuer.issue_svid(&foreign, &good.public_key, Duration::from_secs(60)),
-        Err(PkiError::ForeignTrustDomain { .. })
+        Err(PkiError::Tls(
+            rampart_tls::TlsError::ForeignTrustDomain { .. }
+        ))
     ));
     let two = csr_for(&[id.as_str(), "spiffe://example.org/ns/x/sa/y"], false);
     let err = two.require_svid_for(&id).unwrap_err();

@@ -24,6 +24,8 @@ use serde_json::json;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use rampart_identity::IdentityError;
+
 use super::CaService;
 use crate::error::{PkiError, Result};
 
@@ -110,10 +112,17 @@ async fn handle(service: &Arc<CaService>, req: Request<Incoming>) -> Response<Fu
     };
     let _ = req.into_body().collect().await;
     match result {
-        Ok(events) => reply(
-            StatusCode::OK,
-            json!({"events": events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>()}),
-        ),
+        Ok(events) => {
+            let (on_old_root, live) = service.workloads_on_old_root();
+            reply(
+                StatusCode::OK,
+                json!({
+                    "events": events.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+                    "live_workloads": live,
+                    "workloads_on_old_root": on_old_root,
+                }),
+            )
+        }
         Err(e) => reply(
             StatusCode::CONFLICT,
             json!({"error": e.reason(), "message": e.to_string()}),
@@ -128,42 +137,55 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
 }
 
 /// Client side (the CLI): one POST to the admin socket of `ca_dir`;
-/// returns the answer's JSON.
+/// returns the answer's JSON. The whole exchange has one deadline (90 s:
+/// a rotation generates keys and syncs several files).
 pub async fn post(ca_dir: &Path, path_and_query: &str) -> Result<serde_json::Value> {
     let sock = socket_path(ca_dir);
-    let stream = UnixStream::connect(&sock).await.map_err(|e| {
-        PkiError::CaUnavailable(format!(
-            "no running service answers on {} ({e}); rotation runs against `rampart-pki serve`",
-            sock.display()
-        ))
-    })?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let exchange = async {
+        let stream = UnixStream::connect(&sock).await.map_err(|e| {
+            unavailable(format!(
+                "no running service answers on {} ({e}); rotation runs against `rampart-pki serve`",
+                sock.display()
+            ))
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let driver = tokio::spawn(conn);
+        let req = Request::post(path_and_query)
+            .header(hyper::header::HOST, "rampart-pki-admin")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| PkiError::BadRequest(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?
+            .to_bytes();
+        driver.abort();
+        Ok::<_, PkiError>((status, body))
+    };
+    let (status, body) = tokio::time::timeout(Duration::from_secs(90), exchange)
         .await
-        .map_err(|e| PkiError::CaUnavailable(e.to_string()))?;
-    tokio::spawn(conn);
-    let req = Request::post(path_and_query)
-        .header(hyper::header::HOST, "rampart-pki-admin")
-        .body(Full::new(Bytes::new()))
-        .map_err(|e| PkiError::BadRequest(e.to_string()))?;
-    let resp = tokio::time::timeout(Duration::from_secs(90), sender.send_request(req))
-        .await
-        .map_err(|_| PkiError::CaUnavailable("the service did not answer within 90 s".into()))?
-        .map_err(|e| PkiError::CaUnavailable(e.to_string()))?;
-    let status = resp.status();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| PkiError::CaUnavailable(e.to_string()))?
-        .to_bytes();
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| PkiError::CaUnavailable(format!("bad admin answer: {e}")))?;
+        .map_err(|_| unavailable("the service did not answer within 90 s".into()))??;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| unavailable(format!("bad admin answer: {e}")))?;
     if !status.is_success() {
-        return Err(PkiError::CaRefused {
+        return Err(IdentityError::CaRefused {
             status: status.as_u16(),
             reason: value["error"].as_str().unwrap_or("unknown").to_string(),
             message: value["message"].as_str().unwrap_or_default().to_string(),
-        });
+        }
+        .into());
     }
     Ok(value)
+}
+
+fn unavailable(why: String) -> PkiError {
+    IdentityError::CaUnavailable(why).into()
 }

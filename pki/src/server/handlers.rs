@@ -25,7 +25,6 @@ use super::{blocking, CaService};
 use crate::ca::IssuedCert;
 use crate::csr;
 use crate::error::{PkiError, Result};
-use crate::keystore::pem_encode;
 use crate::spiffe::SpiffeId;
 
 type Reply = (u16, &'static str, Vec<u8>);
@@ -254,13 +253,19 @@ async fn issue(service: &Arc<CaService>, caller: Caller, body: Bytes, peer: Sock
                 );
             }
             service.metrics.issued.with_label_values(&[kind]).inc();
+            let leaf = crate::workloads::LiveLeaf {
+                serial: issued.serial.clone(),
+                root: issued.root_serial.clone(),
+                not_after: issued.not_after.unix_timestamp(),
+                issued_at: time::OffsetDateTime::now_utc().unix_timestamp(),
+            };
+            match kind {
+                "edge" => service.workloads.record(&format!("{id}#edge"), leaf),
+                _ => service.workloads.record(id.as_str(), leaf),
+            }
             let resp = IssueResponse {
                 spiffe_id: id.to_string(),
-                chain_pem: issued
-                    .chain
-                    .iter()
-                    .map(|c| pem_encode("CERTIFICATE", c))
-                    .collect(),
+                chain_pem: service.chain_pem(&issued.chain),
                 bundle_pem: service.bundle_pem().to_string(),
                 not_after: issued.not_after.unix_timestamp(),
                 revoked: Some(service.revocations.cached().published()),

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -60,6 +61,11 @@ pub struct CaService {
     tls: ArcSwap<ServerConfig>,
     server_cert_renew_at: AtomicI64,
     server_cert_issuer: ArcSwap<String>,
+    workloads: crate::workloads::Workloads,
+    /// During an emergency root drain: the new root certified by the old
+    /// one, appended to every chain handed out (see
+    /// [`Ca::cross_certificate`]).
+    cross: ArcSwap<Option<CertificateDer<'static>>>,
 }
 
 /// A started service: its address and a handle to stop it.
@@ -79,8 +85,14 @@ impl RunningServer {
         for t in self.tasks {
             let _ = t.await;
         }
-        let audit = self.service.audit.clone();
-        let _ = tokio::task::spawn_blocking(move || audit.flush()).await;
+        let service = Arc::clone(&self.service);
+        let _ = tokio::task::spawn_blocking(move || {
+            service.audit.flush();
+            if let Err(e) = service.workloads.close() {
+                tracing::error!(error = %e, "saving the live workloads failed");
+            }
+        })
+        .await;
     }
 }
 
@@ -96,6 +108,9 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let audit_path = cfg.audit_path();
     let audit = AuditSink::spawn(blocking(move || AuditLog::open(&audit_path)).await?)?;
     let tokens = TokenStore::open(&cfg.ca_dir)?;
+    let ca_dir = cfg.ca_dir.clone();
+    let workloads =
+        blocking(move || crate::workloads::Workloads::open(&ca_dir, leaf_bound)).await?;
     let revocations = crate::revocation::Watch::new(&cfg.ca_dir)?;
     let k8s = match &cfg.attestation.kubernetes {
         Some(k) => Some(crate::attest::KubernetesAttestor::load(
@@ -109,7 +124,16 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
     let bundle_pem = ca.trust_bundle_pem();
     let root_expiry = roots_of(&ca);
     let limiter = RateLimiter::new(cfg.rate_limit.per_minute, cfg.rate_limit.burst);
-    let (tls, renew_at) = server_tls(&cfg, &trust_domain, &issuer, &bundle, &audit, &metrics)?;
+    let cross = ca.cross_certificate().cloned();
+    let (tls, renew_at) = server_tls(
+        &cfg,
+        &trust_domain,
+        &issuer,
+        cross.as_ref(),
+        &bundle,
+        &audit,
+        &metrics,
+    )?;
     let service = Arc::new(CaService {
         trust_domain,
         ca: Mutex::new(ca),
@@ -126,6 +150,8 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         tls: ArcSwap::new(tls),
         server_cert_renew_at: AtomicI64::new(renew_at),
         server_cert_issuer: ArcSwap::from_pointee(issuer_serial),
+        workloads,
+        cross: ArcSwap::from_pointee(cross),
         cfg,
     });
     service.refresh_expiry_metrics();
@@ -180,6 +206,7 @@ fn server_tls(
     cfg: &ServeConfig,
     td: &TrustDomain,
     issuer: &Issuer,
+    cross: Option<&CertificateDer<'static>>,
     bundle: &BundleHandle,
     audit: &AuditSink,
     metrics: &Arc<Metrics>,
@@ -190,7 +217,9 @@ fn server_tls(
     let issued = issuer.issue_service_svid(&id, &cfg.service_names(), &key, ttl)?;
     let now = OffsetDateTime::now_utc();
     let renew_at = now.unix_timestamp() + (issued.not_after - now).whole_seconds() / 2;
-    let identity = Identity::new(issued.chain, key.serialize_der())?;
+    let mut chain = issued.chain;
+    chain.extend(cross.cloned());
+    let identity = Identity::new(chain, key.serialize_der())?;
     let (audit, metrics) = (audit.clone(), Arc::clone(metrics));
     let hook: RejectHook = Arc::new(move |cert, err| {
         let reason = match err {
@@ -211,12 +240,12 @@ fn server_tls(
         .optional()
         .with_reject_hook(hook);
     let key_der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
-    let config = ServerConfig::builder_with_provider(crate::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| PkiError::Tls(e.to_string()))?
+    // TLS 1.3, and TLS 1.2 for standard tools (curl, openssl s_client).
+    let config = rampart_tls::Profile::Intermediate
+        .server_builder()?
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(identity.chain.clone(), key_der)
-        .map_err(|e| PkiError::Tls(e.to_string()))?;
+        .map_err(rampart_tls::TlsError::from)?;
     Ok((Arc::new(config), renew_at))
 }
 
@@ -271,7 +300,13 @@ async fn rotation_loop(service: Arc<CaService>, mut shutdown: watch::Receiver<bo
             _ = shutdown.changed() => return,
         }
         let policy = service.cfg.rotation_policy();
-        if let Err(e) = service.with_ca(move |ca| ca.tick(&policy)).await {
+        let me = Arc::clone(&service);
+        let step = service.with_ca(move |ca| {
+            let mut events = ca.tick(&policy)?;
+            events.extend(me.retire_root_left_by_workloads(ca)?);
+            Ok(events)
+        });
+        if let Err(e) = step.await {
             service.metrics.rotation_failures.inc();
             tracing::error!(error = %e, "rotation failed; will retry");
         }
@@ -302,6 +337,7 @@ impl CaService {
                 me.bundle_pem.store(Arc::new(ca.trust_bundle_pem()));
                 me.issuer.store(ca.issuer());
                 me.root_expiry.store(Arc::new(roots_of(&ca)));
+                me.cross.store(Arc::new(ca.cross_certificate().cloned()));
             }
             Ok(events)
         })
@@ -320,7 +356,10 @@ impl CaService {
         }
         // Any change of issuer (intermediate rotation, root activation)
         // moves the service's own certificate to the new chain at once.
-        if *self.server_cert_issuer.load_full() != self.issuer.load().serial() {
+        let retired = events
+            .iter()
+            .any(|e| matches!(e, RotationEvent::RootRetired { .. }));
+        if retired || *self.server_cert_issuer.load_full() != self.issuer.load().serial() {
             self.reissue_server_cert()?;
         }
         Ok(events)
@@ -332,13 +371,69 @@ impl CaService {
             .await
     }
 
-    /// Emergency root rotation (see [`Ca::emergency_root_rotation`]).
+    /// Emergency root rotation (see [`Ca::emergency_root_rotation`]); the
+    /// old root leaves the bundle once no live workload holds a leaf under
+    /// it (checked now and at every rotation check).
     pub async fn emergency_root_rotation(
         self: &Arc<Self>,
         break_workloads: bool,
     ) -> Result<Vec<RotationEvent>> {
-        self.with_ca(move |ca| ca.emergency_root_rotation(break_workloads))
-            .await
+        let me = Arc::clone(self);
+        self.with_ca(move |ca| {
+            let mut events = ca.emergency_root_rotation(break_workloads)?;
+            events.extend(me.retire_root_left_by_workloads(ca)?);
+            Ok(events)
+        })
+        .await
+    }
+
+    /// Live workloads whose newest leaf chains to a root other than the
+    /// active one (those an old root still waits for), and the total.
+    pub fn workloads_on_old_root(&self) -> (usize, usize) {
+        let active = self.issuer.load().root_serial().to_string();
+        let (total, per_root) = self.workloads.count();
+        let old = per_root
+            .iter()
+            .filter(|(root, _)| **root != active)
+            .map(|(_, n)| n)
+            .sum();
+        (old, total)
+    }
+
+    /// Updates the workload gauges; retires the old root of an emergency
+    /// rotation once no live workload holds a leaf under it (the registry
+    /// must be complete: see [`crate::workloads`]).
+    fn retire_root_left_by_workloads(&self, ca: &mut Ca) -> Result<Vec<RotationEvent>> {
+        if let Err(e) = self.workloads.sync() {
+            // Counting goes on from memory; the next check saves again.
+            tracing::error!(error = %e, "saving the live workloads failed");
+        }
+        let (total, per_root) = self.workloads.count();
+        self.metrics.live_workloads.reset();
+        for (root, n) in &per_root {
+            self.metrics
+                .live_workloads
+                .with_label_values(&[root])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        let old_root = match ca.root_rotation() {
+            Some(crate::ca::RootRotation::Draining { old_root, .. }) => Some(old_root.clone()),
+            _ => None,
+        };
+        let left = old_root
+            .as_deref()
+            .map_or(0, |r| per_root.get(r).copied().unwrap_or(0));
+        self.metrics
+            .workloads_on_old_root
+            .set(i64::try_from(left).unwrap_or(i64::MAX));
+        if left == 0 && self.workloads.complete() && ca.emergency_draining_root().is_some() {
+            tracing::info!(
+                live_workloads = total,
+                "every live workload holds a leaf under the new root: the old root leaves the bundle"
+            );
+            return ca.retire_emergency_root();
+        }
+        Ok(Vec::new())
     }
 
     /// Starts a root rotation now; issuance switches after `propagation`.
@@ -360,6 +455,17 @@ impl CaService {
                 self.revocations.cached().published()
             }
         }
+    }
+
+    /// The chain handed out with a leaf of the active issuer: the leaf's
+    /// own chain, then the cross-certificate during an emergency drain.
+    pub(crate) fn chain_pem(&self, chain: &[CertificateDer<'static>]) -> String {
+        let cross = self.cross.load();
+        chain
+            .iter()
+            .chain(cross.as_ref().as_ref())
+            .map(|c| crate::keystore::pem_encode("CERTIFICATE", c))
+            .collect()
     }
 
     /// The current trust bundle (PEM).
@@ -404,6 +510,7 @@ impl CaService {
             &self.cfg,
             &self.trust_domain,
             &issuer,
+            self.cross.load().as_ref().as_ref(),
             &self.bundle,
             &self.audit,
             &self.metrics,

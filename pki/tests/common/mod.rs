@@ -14,6 +14,40 @@ use rampart_pki::spiffe::{SpiffeId, TrustDomain};
 use rampart_pki::tls::PeerPolicy;
 use rustls_pki_types::CertificateDer;
 
+/// Runs an async test on its own 2-worker runtime with a deadline for the
+/// whole test *and* for the runtime's teardown: dropping a runtime waits
+/// for every blocking task, so a blocking task that never returns would
+/// hang the test after its last assertion; here it fails with a message.
+/// `RUST_LOG` turns on the library's logs.
+pub fn run(deadline: Duration, test: impl std::future::Future<Output = ()>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // A failing assertion must not skip the bounded teardown below.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async { tokio::time::timeout(deadline, test).await })
+    }));
+    let (done, teardown) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(rt);
+        let _ = done.send(());
+    });
+    teardown
+        .recv_timeout(Duration::from_secs(15))
+        .expect("runtime teardown hung: a blocking task never returned");
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("test did not finish within {deadline:?}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 pub const KEK_HEX: &str = "4242424242424242424242424242424242424242424242424242424242424242";
 
 pub fn protection() -> KeyProtection {

@@ -1,6 +1,7 @@
-//! `rampart-sidecar demo`: the CA, three workloads (frontend → payments → ledger) each behind
-//! its own sidecar, on loopback, and the commands that show the mesh at work. Runs until
-//! Ctrl-C; everything lives in one folder (printed), logs included.
+//! `rampart-sidecar demo`: the CA (the `rampart-pki` binary, see [`super::pki`]), three
+//! workloads (frontend → payments → ledger) each behind its own sidecar, on loopback, and the
+//! commands that show the mesh at work. Runs until Ctrl-C; everything lives in one folder
+//! (printed), logs included.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -12,10 +13,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rampart_pki::ca::{Ca, InitOptions};
-use rampart_pki::config::ServeConfig;
-use rampart_pki::keystore::{Kek, KeyProtection};
-use rampart_tls::spiffe::{SpiffeId, TrustDomain};
+
+use rampart_sidecar::pki_process::{self, write_file as write, write_private, Pki};
 
 const TD: &str = "mesh.local";
 
@@ -54,19 +53,17 @@ pub fn run(dir: Option<PathBuf>) -> Result<ExitCode, String> {
             dir.display()
         ));
     }
+    // Before anything starts: a missing CA binary is the likeliest failure, say so at once.
+    let pki = pki_process::find()?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(demo(dir))
+    runtime.block_on(demo(dir, pki))
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-async fn demo(dir: PathBuf) -> Result<ExitCode, String> {
+async fn demo(dir: PathBuf, pki: PathBuf) -> Result<ExitCode, String> {
     let ports = Ports {
         payments_app: free_port()?,
         ledger_app: free_port()?,
@@ -76,31 +73,14 @@ async fn demo(dir: PathBuf) -> Result<ExitCode, String> {
         payments_to_ledger: free_port()?,
     };
 
-    // The CA, in this process, keys encrypted under a random KEK kept in the demo folder.
-    let kek_hex = hex::encode(rand::random::<[u8; 32]>());
-    write(&dir.join("kek"), &kek_hex)?;
-    let kek = Kek::parse(&kek_hex, "demo").map_err(|e| e.to_string())?;
-    let td = TrustDomain::parse(TD).map_err(|e| e.to_string())?;
-    Ca::init(
-        &dir.join("ca"),
-        &InitOptions::new(td),
-        KeyProtection::Encrypted(kek),
-    )
-    .map_err(|e| e.to_string())?;
-    let cfg = ServeConfig::parse(
-        &format!(
-            "listen = \"127.0.0.1:0\"\nca_dir = \"{}\"\nkek_file = \"{}\"\n",
-            dir.join("ca").display(),
-            dir.join("kek").display()
-        ),
-        Path::new("demo-pki.toml"),
-    )
-    .map_err(|e| e.to_string())?;
-    let ca = rampart_pki::server::start(cfg)
-        .await
-        .map_err(|e| format!("CA: {e}"))?;
-    let tokens =
-        rampart_pki::token::TokenStore::open(&dir.join("ca")).map_err(|e| e.to_string())?;
+    // The CA: `rampart-pki init` then `serve`, keys encrypted under a random KEK kept in the
+    // demo folder. Blocking steps (child processes), off the async workers.
+    let ca = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Pki::start(pki, &dir, TD))
+            .await
+            .map_err(|e| format!("CA start: {e}"))??
+    };
 
     // The apps: payments and ledger answer with what they learned about the caller.
     spawn_app(ports.payments_app, "payments").await?;
@@ -131,13 +111,8 @@ async fn demo(dir: PathBuf) -> Result<ExitCode, String> {
         std::fs::create_dir_all(&wd).map_err(|e| e.to_string())?;
         write(&wd.join("policy.toml"), policy)?;
         write(&wd.join("directory.toml"), &directory)?;
-        let token = tokens
-            .create(
-                &SpiffeId::parse(&id(name)).map_err(|e| e.to_string())?,
-                Duration::from_secs(600),
-            )
-            .map_err(|e| e.to_string())?;
-        write(&wd.join("join-token"), &token)?;
+        let token = ca.token(&id(name), "10m")?;
+        write_private(&wd.join("join-token"), &token)?;
         let ports_toml = match *name {
             "frontend" => format!("[[outbound.listener]]\nlisten = \"127.0.0.1:{}\"\nservice = \"payments\"\nport = 8080\n", ports.frontend_to_payments),
             "payments" => format!(
@@ -167,7 +142,8 @@ async fn demo(dir: PathBuf) -> Result<ExitCode, String> {
     let d = dir.display();
     let pay_pid = pids.get("payments").copied().unwrap_or(0);
     println!(
-        "rampart-sidecar demo: CA at https://{}, folder {d}",
+        "rampart-sidecar demo: CA ({}) at https://{}, folder {d}",
+        ca.bin().display(),
         ca.addr
     );
     println!("  frontend (no app; your curl is the frontend app) -> payments -> ledger, each behind its sidecar");
@@ -220,7 +196,7 @@ async fn demo(dir: PathBuf) -> Result<ExitCode, String> {
         let _ = c.kill();
         let _ = c.wait();
     }
-    ca.shutdown().await;
+    drop(ca);
     Ok(ExitCode::SUCCESS)
 }
 

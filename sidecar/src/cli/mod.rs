@@ -84,6 +84,9 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
         } => init_redirect(&config, proxy_uid, dry_run),
         Command::Demo { dir } => demo::run(dir),
         Command::Run { config } => {
+            // Diagnostics (reloads, drain) on stderr, colour only on a terminal; the JSON
+            // connection log is on stdout.
+            rampart_ops::logging::init("RAMPART_LOG", "info");
             let config =
                 rampart_sidecar::config::Config::load(&config).map_err(|e| e.to_string())?;
             let runtime =

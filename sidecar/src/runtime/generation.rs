@@ -1,5 +1,5 @@
 //! One generation of everything a reload can change: policy, directory, our TLS material.
-//! A reload builds a whole new generation and publishes it at once on a watch channel; a
+//! A reload builds a whole new generation and swaps it in at once (`rampart_ops::reload::Generations`); a
 //! bad file refuses the whole generation and the running one stays.
 
 use std::sync::Arc;
@@ -48,17 +48,17 @@ pub fn load_tls_files(config: &Config) -> Option<Result<TlsMaterial, String>> {
 }
 
 /// A whole new generation: rules from their files, TLS from files or else the current one.
-pub fn reload(config: &Config, current: &Generation) -> Result<Arc<Generation>, String> {
+pub fn reload(config: &Config, current: &Generation) -> Result<Generation, String> {
     let (policy, directory) = load_rules(config)?;
     let tls = match load_tls_files(config) {
         Some(tls) => tls?,
         None => current.tls.clone(),
     };
-    Ok(Arc::new(Generation {
+    Ok(Generation {
         policy,
         directory,
         tls,
-    }))
+    })
 }
 
 #[derive(serde::Deserialize)]

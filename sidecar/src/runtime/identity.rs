@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_identity::{SourceSettings, SvidSource};
-use tokio::sync::watch;
 
 use super::generation::Generation;
 use super::log::Event;
@@ -67,11 +66,7 @@ pub fn material(source: &SvidSource) -> Result<TlsMaterial, String> {
 }
 
 /// Follows renewals until the process ends.
-pub async fn follow(
-    ctx: Arc<Ctx>,
-    source: Arc<SvidSource>,
-    tx: Arc<watch::Sender<Arc<Generation>>>,
-) {
+pub async fn follow(ctx: Arc<Ctx>, source: Arc<SvidSource>) {
     let _renewer = source.spawn();
     let mut status = source.status();
     let mut served = source.identity().not_after;
@@ -105,13 +100,16 @@ pub async fn follow(
                 served = s.not_after;
                 ctx.metrics.renewals.with_label_values(&["ok"]).inc();
                 ctx.metrics.cert_expiry.set(tls.seconds_to_expiry());
-                tx.send_modify(|g| {
-                    *g = Arc::new(Generation {
+                let c = ctx.clone();
+                // Off the async workers: a file reload may hold the writer's turn briefly.
+                let _ = tokio::task::spawn_blocking(move || {
+                    c.generations.update(|g| Generation {
                         policy: g.policy.clone(),
                         directory: g.directory.clone(),
                         tls,
                     })
-                });
+                })
+                .await;
                 ctx.emit(
                     Event::new("certificate_renewed")
                         .with("rampart.identity", s.spiffe_id.to_string())

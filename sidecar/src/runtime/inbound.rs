@@ -109,6 +109,7 @@ pub(crate) fn base_event(
 }
 
 async fn handle(ctx: Arc<Ctx>, port: Arc<InboundPort>, tcp: TcpStream, peer: SocketAddr) {
+    let _in_flight = ctx.in_flight.guard();
     let generation = ctx.generation();
     if own_cert_expired(&generation) {
         ctx.metrics

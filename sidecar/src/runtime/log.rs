@@ -1,11 +1,8 @@
 //! One JSON line per connection (TCP ports) or request (HTTP ports), with OpenTelemetry
 //! attribute names where they exist (`client.address`, `server.port`, `http.request.method`,
 //! `url.path`, `http.response.status_code`) and `rampart.*` for the rest. Lines go through a
-//! bounded queue to a writer thread, so a slow stdout never blocks a connection; when the
+//! bounded queue to a writer thread (`rampart_ops::json_log`), so a slow stdout never blocks a connection; when the
 //! queue is full the line is dropped and counted.
-
-use std::io::Write;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
@@ -14,47 +11,20 @@ use time::OffsetDateTime;
 use super::metrics::Metrics;
 use crate::policy::Decision;
 
+/// Lines queued for the writer before new ones are dropped (and counted).
 const QUEUE: usize = 8192;
 
-/// Where log lines go.
-#[derive(Clone)]
-pub struct LogSink {
-    tx: SyncSender<String>,
+/// Where log lines go: `rampart-ops`'s JSON-lines writer thread on stdout.
+pub type LogSink = rampart_ops::json_log::JsonLog<Event>;
+
+/// Starts the writer thread on stdout; dropped lines count in `metrics`.
+pub fn stdout(metrics: &Metrics) -> std::io::Result<LogSink> {
+    LogSink::start("stdout", QUEUE, metrics.log_lines_dropped.clone())
 }
 
-impl LogSink {
-    /// Starts the writer thread on stdout.
-    pub fn stdout() -> std::io::Result<Self> {
-        let (tx, rx) = sync_channel::<String>(QUEUE);
-        std::thread::Builder::new()
-            .name("rampart-sidecar-log".into())
-            .spawn(move || {
-                let stdout = std::io::stdout();
-                while let Ok(line) = rx.recv() {
-                    let mut out = stdout.lock();
-                    let _ = out.write_all(line.as_bytes());
-                    let _ = out.write_all(b"\n");
-                    // Drain what is queued before flushing once.
-                    while let Ok(more) = rx.try_recv() {
-                        let _ = out.write_all(more.as_bytes());
-                        let _ = out.write_all(b"\n");
-                    }
-                    let _ = out.flush();
-                }
-            })?;
-        Ok(LogSink { tx })
-    }
-
-    /// Queues an event.
-    pub fn emit(&self, event: Event, metrics: &Metrics) {
-        let line = Value::Object(event.0).to_string();
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
-            metrics.log_lines_dropped.inc();
-        }
-    }
-}
-
-/// A log event under construction.
+/// A log event under construction (serialised by the writer thread, off the connection's task).
+#[derive(Debug, serde::Serialize)]
+#[serde(transparent)]
 pub struct Event(Map<String, Value>);
 
 impl Event {

@@ -5,9 +5,9 @@
 //!   whose identity must be the one the directory expects.
 //! - [`reload`]: SIGHUP and file changes build a new [`generation::Generation`]; connections the
 //!   new policy denies are closed at once.
-//! - [`log`], [`metrics`], [`admin`]: what operators see.
+//! - [`log`], [`metrics`]: what operators see; the admin listener (`/metrics`, `/healthz`,
+//!   `/readyz`), the reload driver, the log writer and the SIGTERM drain are `rampart-ops`'s.
 
-pub mod admin;
 pub mod generation;
 mod http;
 pub mod identity;
@@ -22,6 +22,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rampart_ops::drain::{InFlight, Readiness};
+use rampart_ops::reload::Generations;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -34,28 +36,36 @@ use metrics::Metrics;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long dialling the app or a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// On SIGTERM, how long open connections are given to finish before the process exits.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 /// What every connection task shares.
 pub struct Ctx {
     /// The config (fixed for the life of the process).
     pub config: Arc<Config>,
-    /// The current generation.
+    /// The live generation; reloads and renewals swap it.
+    pub generations: Generations<Generation>,
+    /// Every new generation (open connections re-check their policy on each).
     pub current: watch::Receiver<Arc<Generation>>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Log lines.
     pub log: LogSink,
+    /// `/readyz`: our certificate is valid and we are not draining.
+    pub ready: Readiness,
+    /// Open connections, waited for on SIGTERM.
+    pub in_flight: InFlight,
 }
 
 impl Ctx {
-    /// The current generation (cheap: an `Arc` clone).
+    /// The current generation (cheap: an atomic load and an `Arc` clone).
     pub fn generation(&self) -> Arc<Generation> {
-        self.current.borrow().clone()
+        self.generations.load_full()
     }
 
     /// Emits a log event.
     pub fn emit(&self, event: Event) {
-        self.log.emit(event, &self.metrics);
+        self.log.send(Box::new(event));
     }
 }
 
@@ -76,21 +86,26 @@ pub async fn run(config: Config) -> Result<(), String> {
             -tls.seconds_to_expiry()
         ));
     }
-    let first = Arc::new(Generation {
-        policy,
-        directory,
-        tls,
-    });
     let metrics = Arc::new(Metrics::new());
-    metrics.cert_expiry.set(first.tls.seconds_to_expiry());
-    let (tx, rx) = watch::channel(first.clone());
-    let tx = Arc::new(tx);
-    let log = LogSink::stdout().map_err(|e| format!("cannot start the log writer: {e}"))?;
+    metrics.cert_expiry.set(tls.seconds_to_expiry());
+    let generations = Generations::new(
+        Generation {
+            policy,
+            directory,
+            tls,
+        },
+        metrics.reloads.clone(),
+    );
+    let first = generations.load_full();
+    let log = log::stdout(&metrics).map_err(|e| format!("cannot start the log writer: {e}"))?;
     let ctx = Arc::new(Ctx {
         config: config.clone(),
-        current: rx,
+        current: generations.subscribe(),
+        generations,
         metrics,
         log,
+        ready: Readiness::new(),
+        in_flight: InFlight::new(),
     });
 
     let mut bound: Vec<(String, SocketAddr)> = Vec::new();
@@ -121,12 +136,19 @@ pub async fn run(config: Config) -> Result<(), String> {
     if let Some(a) = &config.admin {
         let listener = bind(a.listen).await?;
         bound.push(("admin".into(), local(&listener)));
-        tokio::spawn(admin::serve(ctx.clone(), listener));
+        tokio::spawn(rampart_ops::admin::serve(
+            listener,
+            rampart_ops::admin::Admin {
+                registry: ctx.metrics.registry().clone(),
+                ready: ctx.ready.clone(),
+            },
+        ));
     }
     if let Some(source) = source {
-        tokio::spawn(identity::follow(ctx.clone(), source, tx.clone()));
+        tokio::spawn(identity::follow(ctx.clone(), source));
     }
-    tokio::spawn(reload::run(ctx.clone(), tx));
+    reload::start(&ctx);
+    ctx.ready.set(true);
     tokio::spawn(expiry_gauge(ctx.clone()));
 
     let mut ready = Event::new("ready")
@@ -141,15 +163,30 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     ctx.emit(ready);
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let drain = rampart_ops::drain::Drain {
+        ready: ctx.ready.clone(),
+        in_flight: ctx.in_flight.clone(),
+        settle: Duration::from_millis(100),
+        name: "rampart-sidecar",
+    };
+    let stop = |ctx: &Ctx, signal: &str| {
+        ctx.emit(
+            Event::new("stop")
+                .with("rampart.stop.signal", signal.to_string())
+                .with("rampart.stop.open_connections", ctx.in_flight.count()),
+        );
+        ctx.log.flush(Duration::from_secs(2));
+    };
+    let on_term = {
+        let ctx = ctx.clone();
+        move || stop(&ctx, "SIGTERM")
+    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => stop(&ctx, "SIGINT"),
+        _ = rampart_ops::drain::on_sigterm_within(term, drain, Some(DRAIN_LIMIT), on_term) => {}
     }
-    ctx.emit(Event::new("stop"));
-    // Give the log writer a moment to drain the last lines.
-    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
 }
 
@@ -166,7 +203,7 @@ fn local(l: &TcpListener) -> SocketAddr {
 
 /// Keeps the expiry gauge current and says, once, when our certificate has expired.
 async fn expiry_gauge(ctx: Arc<Ctx>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut said = false;
     loop {
         tick.tick().await;
@@ -174,12 +211,15 @@ async fn expiry_gauge(ctx: Arc<Ctx>) {
         ctx.metrics.cert_expiry.set(secs);
         if secs <= 0.0 && !said {
             said = true;
+            ctx.ready.set(false);
             ctx.emit(Event::new("certificate_expired").with(
                 "error.message",
                 "our certificate has expired: every connection is refused until a renewed one is loaded",
             ));
-        } else if secs > 0.0 {
+        } else if secs > 0.0 && said {
+            // A renewed certificate arrived after expiry: ready again.
             said = false;
+            ctx.ready.set(true);
         }
     }
 }

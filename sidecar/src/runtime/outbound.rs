@@ -94,6 +94,7 @@ fn decide(g: &Generation, target: &Target) -> crate::policy::Decision {
 }
 
 async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: SocketAddr) {
+    let _in_flight = ctx.in_flight.guard();
     let started = Instant::now();
     let g = ctx.generation();
     let ask = |g: &Generation| decide(g, &target);

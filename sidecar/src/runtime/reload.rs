@@ -1,118 +1,99 @@
-//! Reloads on SIGHUP and when a watched file changes (checked every second by size and
-//! modification time): policy, directory, SVID and bundle. All or nothing.
+//! Reloads on SIGHUP and when a watched file's content changes (`rampart-ops`'s reload driver:
+//! fingerprints polled every half second): policy, directory, SVID, bundle and deny-list. All or
+//! nothing: one new [`Generation`] is built and swapped in, or the running one stays and the
+//! refusal is logged and counted (`rampart_sidecar_policy_reloads_total{result="error"}`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use rampart_ops::reload::{on_signal, watch_files, WatchTiming};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
 
 use super::generation::{self, Generation};
 use super::log::Event;
 use super::Ctx;
+use crate::config::{Config, IdentityConfig};
 
-type Stamp = Vec<Option<(u64, SystemTime)>>;
+/// How often the files are looked at, and how long a change is left to settle (a certificate
+/// and its key written one after the other are read together).
+const WATCH: WatchTiming = WatchTiming {
+    every: Duration::from_millis(500),
+    settle: Duration::from_millis(150),
+};
 
-fn stamp(files: &[PathBuf]) -> Stamp {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)))
-        })
-        .collect()
-}
-
-/// Runs until the process ends.
-pub async fn run(ctx: Arc<Ctx>, tx: Arc<watch::Sender<Arc<Generation>>>) {
-    let mut files = vec![ctx.config.policy.clone(), ctx.config.directory.clone()];
-    if let crate::config::IdentityConfig::Files {
+/// The files a reload reads.
+fn files(config: &Config) -> Vec<PathBuf> {
+    let mut files = vec![config.policy.clone(), config.directory.clone()];
+    if let IdentityConfig::Files {
         cert,
         key,
         bundle,
         revoked,
-    } = &ctx.config.identity
+    } = &config.identity
     {
         files.extend([cert.clone(), key.clone(), bundle.clone()]);
         files.extend(revoked.clone());
     }
-    let mut hup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            ctx.emit(
-                Event::new("error").with("error.message", format!("cannot watch SIGHUP: {e}")),
-            );
-            None
-        }
-    };
-    let mut last = stamp(&files);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let cause = tokio::select! {
-            _ = tick.tick() => {
-                let now = stamp(&files);
-                if now == last { continue; }
-                last = now;
-                "file_changed"
-            }
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
-                last = stamp(&files);
-                "sighup"
-            }
-        };
-        reload(&ctx, &tx, cause).await;
-    }
+    files
 }
 
-async fn reload(ctx: &Ctx, tx: &watch::Sender<Arc<Generation>>, cause: &str) {
-    let config = ctx.config.clone();
-    let current = ctx.generation();
-    let loaded = tokio::task::spawn_blocking(move || generation::reload(&config, &current)).await;
-    let loaded = loaded.unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
-    match loaded {
-        Ok(next) => {
-            let event = Event::new("reload")
-                .with("rampart.reload.cause", cause)
-                .with("rampart.reload.result", "ok")
+/// Starts both triggers (SIGHUP and the file watch); they run until the process ends.
+pub fn start(ctx: &Arc<Ctx>) {
+    match signal(SignalKind::hangup()) {
+        Ok(hup) => {
+            let c = ctx.clone();
+            tokio::spawn(on_signal(hup, move || {
+                reload(&c, "sighup");
+            }));
+        }
+        Err(e) => {
+            ctx.emit(Event::new("error").with("error.message", format!("cannot watch SIGHUP: {e}")))
+        }
+    }
+    let listed = files(&ctx.config);
+    let c = ctx.clone();
+    tokio::spawn(watch_files(
+        move || listed.clone(),
+        WATCH,
+        move || reload(&c, "file_changed"),
+    ));
+}
+
+/// One reload (blocking: runs on tokio's blocking pool); true when the new generation is live.
+fn reload(ctx: &Ctx, cause: &str) -> bool {
+    let mut next_event = None;
+    // Identity from the CA: its renewals own the TLS part and a file reload keeps the live one
+    // (the writers take turns, so a renewal is never lost to a reload built before it).
+    let result = ctx.generations.reload("policy", |current| {
+        let next = generation::reload(&ctx.config, current)?;
+        next_event = Some(
+            Event::new("reload")
                 .with("rampart.policy.file", next.policy.version().file.clone())
                 .with(
                     "rampart.policy.version",
                     next.policy.version().version.clone(),
                 )
-                .with("rampart.identity", next.tls.id.to_string());
-            ctx.metrics.reloads.with_label_values(&["ok"]).inc();
-            ctx.metrics.cert_expiry.set(next.tls.seconds_to_expiry());
-            // Keep a certificate renewed while the files were read (CA mode).
-            tx.send_modify(|g| {
-                let tls = if matches!(
-                    ctx.config.identity,
-                    crate::config::IdentityConfig::Ca { .. }
-                ) {
-                    g.tls.clone()
-                } else {
-                    next.tls.clone()
-                };
-                *g = Arc::new(Generation {
-                    policy: next.policy.clone(),
-                    directory: next.directory.clone(),
-                    tls,
-                });
-            });
-            ctx.emit(event);
-        }
-        Err(why) => {
-            ctx.metrics.reloads.with_label_values(&["error"]).inc();
-            ctx.emit(
-                Event::new("reload")
-                    .with("rampart.reload.cause", cause)
-                    .with("rampart.reload.result", "error")
-                    .with(
-                        "error.message",
-                        format!("{why}; the running configuration stays"),
-                    ),
-            );
-        }
-    }
+                .with("rampart.identity", next.tls.id.to_string()),
+        );
+        ctx.metrics.cert_expiry.set(next.tls.seconds_to_expiry());
+        Ok::<Generation, String>(next)
+    });
+    let event = match (&result, next_event) {
+        (Ok(()), Some(event)) => event.with("rampart.reload.result", "ok"),
+        (_, _) => Event::new("reload")
+            .with("rampart.reload.result", "error")
+            .with(
+                "error.message",
+                format!(
+                    "{}; the running configuration stays",
+                    result
+                        .as_ref()
+                        .err()
+                        .map_or("reload failed", |e| e.as_str())
+                ),
+            ),
+    };
+    ctx.emit(event.with("rampart.reload.cause", cause));
+    result.is_ok()
 }

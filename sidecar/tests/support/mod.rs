@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+pub use rampart_sidecar::pki_process::Pki;
 
 use rampart_tls::{provider, BundleHandle, PeerPolicy, SpiffeServerVerifier};
 use rcgen::{
@@ -119,6 +121,69 @@ pub fn write_leaf(dir: &Path, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
     std::fs::write(&cert, &leaf.chain_pem).unwrap();
     std::fs::write(&key, &leaf.key_pem).unwrap();
     (cert, key)
+}
+
+/// How long building `rampart-pki` may take on a cold, loaded machine.
+const BUILD_DEADLINE: Duration = Duration::from_secs(900);
+
+/// The `rampart-pki` binary: `RAMPART_PKI_BIN` when set, else built once per test binary with
+/// `cargo build -p rampart-pki --bin rampart-pki` into the target folder that holds
+/// rampart-sidecar (a no-op when it is fresh), so `cargo test -p rampart-sidecar` works on a
+/// clean checkout. A build that fails or outlasts its deadline fails the test with the reason.
+pub fn pki_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os(rampart_sidecar::pki_process::ENV) {
+            return PathBuf::from(p);
+        }
+        let out_dir = Path::new(env!("CARGO_BIN_EXE_rampart-sidecar"))
+            .parent()
+            .unwrap();
+        let target_dir = out_dir.parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "rampart-pki",
+            "--bin",
+            "rampart-pki",
+        ])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdin(Stdio::null());
+        if out_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let mut child = cmd.spawn().expect("run cargo to build rampart-pki");
+        let end = Instant::now() + BUILD_DEADLINE;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                panic!("building rampart-pki took more than {BUILD_DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(
+            status.success(),
+            "cargo build -p rampart-pki failed: {status}"
+        );
+        let bin = out_dir.join("rampart-pki");
+        assert!(bin.is_file(), "no {} after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A CA for `trust_domain` from the real `rampart-pki` binary, in `work/ca`, serving on loopback.
+pub fn start_pki(work: &Path, trust_domain: &str) -> Pki {
+    Pki::start(pki_bin(), work, trust_domain).unwrap_or_else(|e| panic!("CA: {e}"))
 }
 
 /// The real binary, its log lines on a channel, killed on drop.

@@ -10,4 +10,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = rampart_waf::fuzzing::is_xss(data);
     let _ = rampart_waf::fuzzing::is_shell_injection(data);
     let _ = rampart_waf::fuzzing::is_log4j(data);
+    let _ = rampart_waf::fuzzing::is_path_attack(data);
 });

@@ -1,6 +1,7 @@
 //! Native detectors for what regexes do badly.
 
 pub(crate) mod log4j;
+pub(crate) mod path;
 mod protocol;
 pub(crate) mod shell;
 pub(crate) mod sqli;
@@ -20,6 +21,11 @@ pub(crate) enum Detector {
     Shell,
     /// Log4Shell: a Log4j lookup that resolves to `jndi:` however nested.
     Log4j,
+    /// Path traversal / file inclusion by path grammar, every spelling of
+    /// dot and separator folded.
+    Path,
+    /// The climbing part of `Path` only (for the request path).
+    PathClimb,
     /// A request method outside the standard HTTP set.
     UnknownMethod,
     /// A malformed or parser-confusing request Content-Type.
@@ -41,6 +47,8 @@ impl Detector {
             "xss" => Some(Detector::Xss),
             "shell" => Some(Detector::Shell),
             "log4j" => Some(Detector::Log4j),
+            "path" => Some(Detector::Path),
+            "path_climb" => Some(Detector::PathClimb),
             "unknown_method" => Some(Detector::UnknownMethod),
             "content_type" => Some(Detector::ContentType),
             "content_range" => Some(Detector::ContentRange),
@@ -53,11 +61,15 @@ impl Detector {
 
     /// Whether the detector can only fire on a value holding a byte plain
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
-    /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`. A
+    /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`; the
+    /// path reader a dot, a slash or a non-ASCII look-alike. A
     /// group of such detectors and gated patterns skips plain values
     /// unread, as a group of gated patterns alone does.
     pub(crate) fn needs_punctuation(self) -> bool {
-        matches!(self, Detector::Shell | Detector::Log4j)
+        matches!(
+            self,
+            Detector::Shell | Detector::Log4j | Detector::Path | Detector::PathClimb
+        )
     }
 
     /// Whether the detector judges a stretch of text wherever it starts.
@@ -74,6 +86,8 @@ impl Detector {
             Detector::Xss => xss::detect(v),
             Detector::Shell => shell::detect(v),
             Detector::Log4j => log4j::detect(v),
+            Detector::Path => path::detect(v),
+            Detector::PathClimb => path::detect_climb(v),
             Detector::UnknownMethod => {
                 const KNOWN: &[&[u8]] = &[
                     b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS",

@@ -411,8 +411,21 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
     let digit = any & DIGIT != 0;
     all & (WORD | NUMBER) != 0
         // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
-        // names without digits, like `java.lang.Runtime`, are inspected.)
-        || (all & DOTTED != 0 && digit)
+        // names without digits, like `java.lang.Runtime`, are inspected;
+        // so is a path spelled with a dot-dot or with hex-literal dots and
+        // slashes, which no version has: `..0x2fetc`, `0x2e0x2e0x2fboot.ini`.)
+        || (all & DOTTED != 0 && digit && !dotted_path(v))
+}
+
+/// A dotted token that spells a path: a dot-dot, or a fuzzer's hex
+/// literal for a dot or a separator (`0x2e`, `0x2f`, `0x5c`).
+fn dotted_path(v: &[u8]) -> bool {
+    v.windows(2).any(|w| w == b"..")
+        || v.windows(4).any(|w| {
+            w[0] == b'0'
+                && (w[1] | 0x20) == b'x'
+                && matches!((w[2], w[3] | 0x20), (b'2', b'e' | b'f') | (b'5', b'c'))
+        })
 }
 
 /// Byte classes of `plain_token`: a word byte (letters, digits, `_`, `-`),
