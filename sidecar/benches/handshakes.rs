@@ -33,6 +33,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+mod common;
+use common::{clock_ticks, cpu_seconds};
+
 /// Bounds on one connection (a hang is a failure, not a stall of the run).
 const STEP: Duration = Duration::from_secs(5);
 const MAX_SECONDS: u64 = 60;
@@ -140,36 +143,6 @@ fn client_config(args: &Args) -> Result<(Arc<ClientConfig>, ServerName<'static>)
         .map_err(|e| e.to_string())?;
     config.resumption = Resumption::disabled();
     Ok((Arc::new(config), name))
-}
-
-/// utime + stime of a process in seconds (`/proc/PID/stat`, fields 14 and 15).
-fn cpu_seconds(pid: u32, ticks: f64) -> Result<f64, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-    // The command name (field 2) may hold spaces; the fields after it follow its `)`.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or("unreadable /proc stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| -> Result<f64, String> {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .ok_or_else(|| format!("/proc/{pid}/stat: no field {}", i + 3))
-    };
-    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
-    Ok((field(11)? + field(12)?) / ticks)
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// One connection: handshake, one request, the answer to its end.

@@ -2,9 +2,12 @@
 //! connection per target, and the requests *alternate* between the targets (direct, our pair,
 //! the HAProxy pair, …) one by one, so every target sees the same moments of load. Prints each
 //! target's p50 / p90 / p99 and its p50 minus the first target's (the direct upstream).
+//! With `NAME=ADDR=PID[,PID…]`, also the CPU those processes spent per request over the run
+//! (utime + stime from `/proc`): a figure the load of a shared machine moves much less than
+//! latency does.
 //!
 //! ```text
-//! cargo bench -p rampart-sidecar --bench latency -- [--seconds 10] NAME=127.0.0.1:PORT ...
+//! cargo bench -p rampart-sidecar --bench latency -- [--seconds 10] NAME=127.0.0.1:PORT[=PID,…] ...
 //! ```
 //! Run it pinned to the core the servers are not on (`taskset -c 1`); see
 //! `sidecar/bench/latency.sh`.
@@ -12,6 +15,9 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::{clock_ticks, cpu_seconds};
 
 const MAX_SECONDS: u64 = 120;
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +28,13 @@ struct Target {
     conn: TcpStream,
     buf: Vec<u8>,
     samples: Vec<u32>,
+    /// Processes whose CPU is counted for this target.
+    pids: Vec<u32>,
+    cpu_before: f64,
+}
+
+fn cpu_of(pids: &[u32], ticks: f64) -> Result<f64, String> {
+    pids.iter().map(|&p| cpu_seconds(p, ticks)).sum()
 }
 
 fn main() {
@@ -53,8 +66,14 @@ fn run() -> Result<(), String> {
                     .ok_or("--seconds N")?
             }
             t => {
-                let (name, addr) = t.split_once('=').ok_or(format!("{t}: NAME=ADDR"))?;
+                let (name, rest) = t.split_once('=').ok_or(format!("{t}: NAME=ADDR"))?;
+                let (addr, pids) = rest.split_once('=').unwrap_or((rest, ""));
                 let addr: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+                let pids = pids
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| p.parse::<u32>().map_err(|e| format!("pid {p}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
                 if !addr.ip().is_loopback() {
                     return Err(format!("{addr}: loopback only"));
                 }
@@ -64,6 +83,8 @@ fn run() -> Result<(), String> {
                     conn: connect(addr)?,
                     buf: vec![0; 64 * 1024],
                     samples: Vec::new(),
+                    pids,
+                    cpu_before: 0.0,
                 });
             }
         }
@@ -81,6 +102,10 @@ fn run() -> Result<(), String> {
             exchange(t, request)?;
         }
     }
+    let ticks = clock_ticks();
+    for t in &mut targets {
+        t.cpu_before = cpu_of(&t.pids, ticks)?;
+    }
     let end = Instant::now() + Duration::from_secs(seconds);
     while Instant::now() < end {
         for t in &mut targets {
@@ -89,6 +114,10 @@ fn run() -> Result<(), String> {
             let us = started.elapsed().as_nanos() / 1000;
             t.samples.push(u32::try_from(us).unwrap_or(u32::MAX));
         }
+    }
+    let mut cpu = Vec::new();
+    for t in &targets {
+        cpu.push(cpu_of(&t.pids, ticks)? - t.cpu_before);
     }
     let base = p(&mut targets[0].samples.clone(), 50.0);
     println!(
@@ -101,14 +130,22 @@ fn run() -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(" ")
     );
-    for t in &mut targets {
+    for (t, cpu) in targets.iter_mut().zip(cpu) {
         let (p50, p90, p99) = (
             p(&mut t.samples, 50.0),
             p(&mut t.samples, 90.0),
             p(&mut t.samples, 99.0),
         );
+        let cpu = if t.pids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " cpu_per_request_us={:.1}",
+                cpu / t.samples.len().max(1) as f64 * 1e6
+            )
+        };
         println!(
-            "LATENCY name={} p50_us={p50} p90_us={p90} p99_us={p99} added_p50_us={}",
+            "LATENCY name={} p50_us={p50} p90_us={p90} p99_us={p99} added_p50_us={}{cpu}",
             t.name,
             i64::from(p50) - i64::from(base)
         );

@@ -89,27 +89,14 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             rampart_ops::logging::init("RAMPART_LOG", "info");
             let config =
                 rampart_sidecar::config::Config::load(&config).map_err(|e| e.to_string())?;
-            let runtime =
-                sidecar_runtime().map_err(|e| format!("cannot start the runtime: {e}"))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
             runtime.block_on(rampart_sidecar::runtime::run(config))?;
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The sidecar's tokio runtime. With one CPU to run on (`taskset`, a cgroup CPU quota of one
-/// core: what `available_parallelism` reports) a current-thread runtime: every wake-up stays on
-/// the one thread, with no work-stealing hand-offs (5 % less CPU per relayed request than a
-/// one-worker multi-thread runtime, docs/measurements/sidecar.md). With more CPUs, the
-/// multi-thread runtime with one worker per CPU.
-fn sidecar_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut builder = if cpus <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder.enable_all().build()
 }
 
 fn init_redirect(config: &std::path::Path, uid: u32, dry_run: bool) -> Result<ExitCode, String> {
