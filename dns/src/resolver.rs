@@ -470,37 +470,80 @@ impl Resolver {
                      query either: {detail}"
                 ),
             }),
-            Ok(reply) => match family {
-                Family::ServFail(detail) if reply.response_code == ResponseCode::ServFail => {
-                    Family::Denied(DnsDenial::UpstreamFailure {
+            Ok(reply) => {
+                let verdict = confirmed(host, rtype, family, &reply);
+                if !matches!(verdict, Family::Denied(DnsDenial::Bogus { .. })) {
+                    return verdict;
+                }
+                // hickory also says "bogus" when a record of the chain (a DS, DNSKEY or NS it
+                // fetched to prove the answer secure or insecure) never came back. Only call
+                // it bogus if the resolver answers every one of them.
+                match self.chain_answers(name).await {
+                    Ok(()) => verdict,
+                    Err(detail) => Family::Denied(DnsDenial::ResolverUnreachable {
                         host: host.to_string(),
-                        rcode: "SERVFAIL".to_string(),
+                        upstreams: self.upstreams_text(),
                         detail: format!(
-                            "{detail}; SERVFAIL with checking disabled too, so not a DNSSEC failure"
+                            "validation failed, but the resolver did not answer {detail}: the \
+                             DNSSEC chain could not be fetched, so this is not a bogus verdict"
                         ),
-                    })
+                    }),
                 }
-                Family::ServFail(_) => Family::Denied(DnsDenial::Bogus {
-                    host: host.to_string(),
-                    detail: format!(
-                        "the validating upstream answered SERVFAIL for {rtype} and, with checking \
-                         disabled, {} ({} records): its signatures do not validate",
-                        reply.response_code,
-                        reply.answers.len()
-                    ),
-                }),
-                Family::BogusError(detail)
-                    if reply.answers.iter().any(|r| r.record_type() == rtype) =>
-                {
-                    Family::Denied(DnsDenial::Bogus {
-                        host: host.to_string(),
-                        detail,
-                    })
-                }
-                Family::BogusError(detail) => Family::BogusNegative(detail),
-                other => other,
-            },
+            }
         }
+    }
+}
+
+/// The probe's reply decides between bogus and an upstream failure.
+fn confirmed(host: &str, rtype: RecordType, family: Family, reply: &Message) -> Family {
+    match family {
+        Family::ServFail(detail) if reply.response_code == ResponseCode::ServFail => {
+            Family::Denied(DnsDenial::UpstreamFailure {
+                host: host.to_string(),
+                rcode: "SERVFAIL".to_string(),
+                detail: format!(
+                    "{detail}; SERVFAIL with checking disabled too, so not a DNSSEC failure"
+                ),
+            })
+        }
+        Family::ServFail(_) => Family::Denied(DnsDenial::Bogus {
+            host: host.to_string(),
+            detail: format!(
+                "the validating upstream answered SERVFAIL for {rtype} and, with checking \
+                         disabled, {} ({} records): its signatures do not validate",
+                reply.response_code,
+                reply.answers.len()
+            ),
+        }),
+        Family::BogusError(detail) if reply.answers.iter().any(|r| r.record_type() == rtype) => {
+            Family::Denied(DnsDenial::Bogus {
+                host: host.to_string(),
+                detail,
+            })
+        }
+        Family::BogusError(detail) => Family::BogusNegative(detail),
+        other => other,
+    }
+}
+
+impl Resolver {
+    /// Asks the upstream (checking disabled) for the DS and NS records of `name` and each of
+    /// its ancestors below the root: `Err` names the first one it did not answer at all.
+    async fn chain_answers(&self, name: &Name) -> Result<(), String> {
+        let mut zone = name.clone();
+        while !zone.is_root() {
+            for rtype in [RecordType::DS, RecordType::NS] {
+                // Any reply counts (a SERVFAIL too: above a trust anchor there may be no chain
+                // at all); only silence means the chain could not be fetched.
+                if let Err(e) =
+                    probe(&self.config.upstreams, &zone, rtype, self.config.timeout).await
+                {
+                    return Err(format!("{zone} {rtype} ({e})"));
+                }
+            }
+            zone = zone.base_name();
+        }
+        Ok(())
     }
 }
 

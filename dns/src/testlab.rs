@@ -336,9 +336,24 @@ impl Drop for DnsLab {
 
 /// One blocking UDP query with DO set (and RD), 500 ms timeout.
 pub fn query_sync(server: SocketAddr, name: &str, rtype: RecordType) -> Option<Message> {
+    query_sync_flags(server, name, rtype, false)
+}
+
+/// [`query_sync`] with Checking Disabled: the resolver answers even data that does not validate.
+pub fn query_sync_cd(server: SocketAddr, name: &str, rtype: RecordType) -> Option<Message> {
+    query_sync_flags(server, name, rtype, true)
+}
+
+fn query_sync_flags(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    checking_disabled: bool,
+) -> Option<Message> {
     let mut msg = Message::query();
     msg.add_query(Query::query(Name::from_ascii(name).ok()?, rtype));
     msg.metadata.recursion_desired = true;
+    msg.metadata.checking_disabled = checking_disabled;
     let mut edns = Edns::new();
     edns.enable_dnssec();
     edns.set_max_payload(1232);
@@ -440,13 +455,18 @@ fn unbound_conf(d: &Path, listen: SocketAddr, auth: SocketAddr, anchor_ds: &str)
     format!(
         "server:\n    interface: {ip}@{port}\n    port: {port}\n    do-ip6: no\n    username: \"\"\n    chroot: \"\"\n\
          \x20   directory: \"{d}\"\n    pidfile: \"{d}/unbound.pid\"\n    logfile: \"{d}/unbound.log\"\n    use-syslog: no\n\
-         \x20   verbosity: 1\n    val-log-level: 2\n    num-threads: 1\n    so-reuseport: no\n\
+         \x20   verbosity: {verbosity}\n    val-log-level: 2\n    num-threads: 1\n    so-reuseport: no\n\
          \x20   access-control: 127.0.0.0/8 allow\n    do-not-query-localhost: no\n\
          \x20   module-config: \"validator iterator\"\n    trust-anchor: \"{anchor}\"\n\
          \x20   local-zone: \"test.\" nodefault\n    cache-max-ttl: 1\n    cache-max-negative-ttl: 1\n\
          \x20   qname-minimisation: no\n    ede: yes\n\
          remote-control:\n    control-enable: no\n\
          stub-zone:\n    name: \"test.\"\n    stub-addr: {aip}@{aport}\n\
+         # one stub per child zone too: Knot hosts them all, so a referral names ns.test, whose\n\
+         # address Unbound would then ask on port 53 (nothing there) until the delegation expires\n\
+         stub-zone:\n    name: \"signed.test.\"\n    stub-addr: {aip}@{aport}\n\
+         stub-zone:\n    name: \"bogus.test.\"\n    stub-addr: {aip}@{aport}\n\
+         stub-zone:\n    name: \"plain.test.\"\n    stub-addr: {aip}@{aport}\n\
          # everything else goes to Knot too (which refuses it): nothing leaves loopback\n\
          stub-zone:\n    name: \".\"\n    stub-addr: {aip}@{aport}\n",
         ip = listen.ip(),
@@ -454,6 +474,10 @@ fn unbound_conf(d: &Path, listen: SocketAddr, auth: SocketAddr, anchor_ds: &str)
         anchor = anchor_ds.trim(),
         aip = auth.ip(),
         aport = auth.port(),
+        verbosity = std::env::var("RAMPART_DNSLAB_UNBOUND_VERBOSITY")
+            .ok()
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(1),
     )
 }
 

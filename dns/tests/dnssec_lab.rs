@@ -189,3 +189,36 @@ async fn audit_reports_each_name() {
         ]
     );
 }
+
+/// The lab's own regression (the session-4 flake): once the validating resolver has cached a
+/// child zone's NS set (hickory asks for it while proving a name insecure), every later query
+/// for that zone must still reach Knot. Without a stub per child zone, Unbound sent them to
+/// `ns.test` on port 53, where nothing listens, and `www.plain.test` went unanswered (then
+/// denied as bogus or unreachable) until the delegation expired.
+#[test]
+fn child_zones_answer_after_their_delegation_is_cached() {
+    use hickory_resolver::proto::op::ResponseCode;
+    use hickory_resolver::proto::rr::RecordType;
+    use rampart_dns::testlab::{query_sync, query_sync_cd};
+    let Some(lab) = lab() else { return };
+    for zone in ["plain.test.", "signed.test.", "bogus.test."] {
+        for round in 0..3 {
+            let ns = query_sync(lab.resolver, zone, RecordType::NS);
+            assert!(
+                ns.is_some_and(|m| m.metadata.response_code == ResponseCode::NoError),
+                "{zone} NS unanswered (round {round})"
+            );
+            let www = format!("www.{zone}");
+            // CD: the bogus zone must answer too; what is tested is reachability, not validation.
+            let reply = query_sync_cd(lab.resolver, &www, RecordType::A);
+            let addrs: Vec<IpAddr> = reply
+                .iter()
+                .flat_map(|m| m.answers.iter().filter_map(|r| r.data.ip_addr()))
+                .collect();
+            assert!(
+                !addrs.is_empty(),
+                "{www} A got no answer right after {zone} NS was cached (round {round}): {reply:?}"
+            );
+        }
+    }
+}

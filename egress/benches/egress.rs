@@ -23,19 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 const LO10: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
 
 fn client_hello(server: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = rustls_pki_types::ServerName::try_from(server.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
+    rampart_egress::testkit::client_hello(server).unwrap()
 }
 
 /// One connection: send the hello, wait for the one-byte reply.

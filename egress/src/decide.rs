@@ -107,6 +107,34 @@ pub enum Denied {
     },
 }
 
+/// Every reason code [`Denied::reason`] returns (rampart-dns's included), for docs, alert
+/// rules and their tests.
+pub const REASONS: &[&str] = &[
+    "no_rule",
+    "port_not_allowed",
+    "protocol_mismatch",
+    "missing_sni",
+    "missing_host",
+    "raw_ip_not_named",
+    "connect_sni_mismatch",
+    "host_mismatch",
+    "not_a_proxy_request",
+    "proxy_request_in_transparent_mode",
+    "unrecognized_protocol",
+    "peek_timeout",
+    "client_closed",
+    "dial_failed",
+    "dns_invalid_name",
+    "dns_nxdomain",
+    "dns_no_addresses",
+    "dnssec_bogus",
+    "dnssec_unsigned",
+    "dnssec_indeterminate",
+    "resolver_unreachable",
+    "resolver_failure",
+    "address_refused",
+];
+
 impl Denied {
     /// Stable reason code (log field, metric label).
     pub fn reason(&self) -> &'static str {
@@ -143,15 +171,26 @@ impl Denied {
     /// A `403 Forbidden` for explicit-proxy clients (before any `200` to a CONNECT), carrying the
     /// reason code in `X-Rampart-Deny-Reason` and the explanation in the body.
     pub fn http_response(&self) -> Vec<u8> {
-        let body = format!("egress denied: {self}\n");
-        format!(
-            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             X-Rampart-Deny-Reason: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.reason(),
-            body.len()
-        )
-        .into_bytes()
+        forbidden_response(self.reason(), self.rule(), &self.to_string())
     }
+}
+
+/// A `403 Forbidden` naming a denial: `X-Rampart-Deny-Reason` (and `X-Rampart-Deny-Rule` when a
+/// rule is concerned), the explanation in the body. Also used by the egress gateway's callers.
+pub fn forbidden_response(reason: &str, rule: Option<&str>, text: &str) -> Vec<u8> {
+    let body = format!("egress denied: {text}\n");
+    let header = |v: &str| v.chars().all(|c| c.is_ascii_graphic());
+    let rule = rule
+        .filter(|r| header(r))
+        .map(|r| format!("X-Rampart-Deny-Rule: {r}\r\n"))
+        .unwrap_or_default();
+    let reason = if header(reason) { reason } else { "denied" };
+    format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         X-Rampart-Deny-Reason: {reason}\r\n{rule}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }
 
 impl fmt::Display for Decision {

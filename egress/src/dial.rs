@@ -52,6 +52,32 @@ pub struct Connected {
     pub prefix: Vec<u8>,
 }
 
+/// The answer to an allowed CONNECT.
+pub const CONNECT_OK: &[u8] = b"HTTP/1.1 200 Connection Established\r\n\r\n";
+
+/// A connection the policy allows, read and decided but not yet dialled.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub decision: Decision,
+    pub mode: Mode,
+    /// What the client sent first (for CONNECT: the CONNECT request).
+    pub seen: Seen,
+    /// For CONNECT: what came through the tunnel.
+    pub inner: Option<Seen>,
+    /// Bytes read from the client that the upstream must receive first (the ClientHello or
+    /// request head; for CONNECT, what followed the `200`).
+    pub prefix: Vec<u8>,
+    /// Whether a `200 Connection Established` was sent to the client.
+    pub answered: bool,
+}
+
+impl Admitted {
+    /// Decides the same connection again under another policy (after a reload).
+    pub fn still_allowed(&self, policy: &EgressPolicy) -> bool {
+        decide(policy, self.mode, &self.seen, self.inner.as_ref()).is_ok()
+    }
+}
+
 /// The egress path of one service: its policy, the resolver, dial options.
 #[derive(Debug, Clone)]
 pub struct Egress {
@@ -61,36 +87,27 @@ pub struct Egress {
 }
 
 impl Egress {
-    /// Reads the start of `client`, decides, resolves and dials. In explicit-proxy mode a
-    /// CONNECT is answered `200` once its target is allowed, and the tunnel's first bytes are
-    /// then checked too (SNI must equal the target). On denial nothing has been dialled; in
-    /// explicit mode the caller should send [`Denied::http_response`] unless `200` was already
-    /// sent (then just close).
+    /// Reads the start of `client`, decides, resolves and dials: [`Egress::admit`] then
+    /// [`Egress::connect`]. On denial nothing has been dialled; in explicit mode the caller
+    /// should send [`Denied::http_response`] unless `200` was already sent (then just close).
     pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         client: &mut S,
         mode: Mode,
     ) -> Result<Connected, Denied> {
-        let deadline = Instant::now() + self.options.peek_timeout;
-        let mut buf = Vec::with_capacity(2048);
-        let seen = read_seen(client, &mut buf, deadline).await?;
-        let (decision, inner_prefix) = match (&mode, &seen) {
-            (Mode::ExplicitProxy, Seen::Connect { head_len, .. }) => {
-                decide(&self.policy, mode, &seen, None)?;
-                let rest = buf.get(*head_len..).unwrap_or_default().to_vec();
-                client
-                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-                    .await
-                    .map_err(|_| Denied::ClientClosed(buf.len()))?;
-                let mut inner_buf = rest;
-                let inner = read_seen(client, &mut inner_buf, deadline).await?;
-                (decide(&self.policy, mode, &seen, Some(&inner))?, inner_buf)
-            }
-            _ => (decide(&self.policy, mode, &seen, None)?, buf),
-        };
-        let mut c = self.connect(decision).await?;
-        c.prefix = inner_prefix;
+        let admitted = self.admit(client, mode).await.map_err(|(d, _)| d)?;
+        let mut c = self.connect(admitted.decision).await?;
+        c.prefix = admitted.prefix;
         Ok(c)
+    }
+
+    /// [`admit`] with this path's policy and peek timeout.
+    pub async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut S,
+        mode: Mode,
+    ) -> Result<Admitted, (Denied, bool)> {
+        admit(&self.policy, self.options.peek_timeout, client, mode).await
     }
 
     /// Resolves (name rules) and dials exactly the vetted address.
@@ -143,6 +160,75 @@ impl Egress {
                 })
             }
         }
+    }
+}
+
+/// Reads the start of `client` (bounded in size and time) and decides, without resolving
+/// or dialling anything. In explicit-proxy mode a CONNECT is answered `200` once its
+/// target is allowed, and the tunnel's first bytes are then checked too (SNI must equal
+/// the target); [`Admitted::answered`] says whether that `200` went out.
+/// On denial, the flag says whether that `200` was already sent (then the client can only
+/// be closed; otherwise an explicit-proxy client should get [`Denied::http_response`]).
+pub async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
+    policy: &EgressPolicy,
+    peek_timeout: Duration,
+    client: &mut S,
+    mode: Mode,
+) -> Result<Admitted, (Denied, bool)> {
+    admit_with(policy, peek_timeout, client, mode, true).await
+}
+
+/// [`admit`], choosing whether a CONNECT is answered `200` before its tunnel's first bytes are
+/// read (`answer_connect`). A client that sends its first bytes right after the CONNECT without
+/// waiting (the sidecar talking to the egress gateway) is best served with `false`: nothing is
+/// answered, so the caller can resolve and dial first and answer [`CONNECT_OK`] — or a `403`
+/// with the reason — once it knows.
+pub async fn admit_with<S: AsyncRead + AsyncWrite + Unpin>(
+    policy: &EgressPolicy,
+    peek_timeout: Duration,
+    client: &mut S,
+    mode: Mode,
+    answer_connect: bool,
+) -> Result<Admitted, (Denied, bool)> {
+    let deadline = Instant::now() + peek_timeout;
+    let mut buf = Vec::with_capacity(2048);
+    let before = |d: Denied| (d, false);
+    let after = |d: Denied| (d, answer_connect);
+    let seen = read_seen(client, &mut buf, deadline)
+        .await
+        .map_err(before)?;
+    match (&mode, &seen) {
+        (Mode::ExplicitProxy, Seen::Connect { head_len, .. }) => {
+            decide(policy, mode, &seen, None).map_err(before)?;
+            let rest = buf.get(*head_len..).unwrap_or_default().to_vec();
+            if answer_connect {
+                client
+                    .write_all(CONNECT_OK)
+                    .await
+                    .map_err(|_| before(Denied::ClientClosed(buf.len())))?;
+            }
+            let mut inner_buf = rest;
+            let inner = read_seen(client, &mut inner_buf, deadline)
+                .await
+                .map_err(after)?;
+            let decision = decide(policy, mode, &seen, Some(&inner)).map_err(after)?;
+            Ok(Admitted {
+                decision,
+                mode,
+                seen,
+                inner: Some(inner),
+                prefix: inner_buf,
+                answered: answer_connect,
+            })
+        }
+        _ => Ok(Admitted {
+            decision: decide(policy, mode, &seen, None).map_err(before)?,
+            mode,
+            seen,
+            inner: None,
+            prefix: buf,
+            answered: false,
+        }),
     }
 }
 

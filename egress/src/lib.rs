@@ -13,9 +13,13 @@ pub mod decide;
 pub mod dial;
 pub mod peek;
 pub mod policy;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
-pub use decide::{decide, explain, Decision, Denied, Dial, Mode};
-pub use dial::{dial_one, dial_vetted, Connected, DialOptions, Egress};
+pub use decide::{decide, explain, forbidden_response, Decision, Denied, Dial, Mode};
+pub use dial::{
+    admit, admit_with, dial_one, dial_vetted, Admitted, Connected, DialOptions, Egress, CONNECT_OK,
+};
 pub use peek::{classify, parse_host_port, Peeked, Seen, Target};
 pub use policy::{
     AddressRule, EgressPolicy, HostPattern, HostRule, PolicyError, Ports, Protocol, Warning,

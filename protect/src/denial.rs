@@ -28,10 +28,13 @@ pub enum DenialReason {
     BadRequest,
     /// A stalled connection closed to make room under the per-IP cap.
     ConnEvictedStalled,
+    /// Part of the request (a body past the route's inspect limit, fields
+    /// past the WAF's field limit) would reach the upstream uninspected.
+    BodyUninspected,
 }
 
 impl DenialReason {
-    pub const ALL: [DenialReason; 15] = [
+    pub const ALL: [DenialReason; 16] = [
         Self::WafBlock,
         Self::RateLimit,
         Self::ConnCapGlobal,
@@ -47,6 +50,7 @@ impl DenialReason {
         Self::H2ResetFlood,
         Self::BadRequest,
         Self::ConnEvictedStalled,
+        Self::BodyUninspected,
     ];
 
     /// The label value and config key for this reason.
@@ -67,6 +71,7 @@ impl DenialReason {
             Self::H2ResetFlood => "h2_reset_flood",
             Self::BadRequest => "bad_request",
             Self::ConnEvictedStalled => "conn_evicted_stalled",
+            Self::BodyUninspected => "body_uninspected",
         }
     }
 
@@ -80,7 +85,7 @@ impl DenialReason {
     /// (malformed requests).
     pub fn stage(self) -> &'static str {
         match self {
-            Self::WafBlock => "waf",
+            Self::WafBlock | Self::BodyUninspected => "waf",
             Self::RateLimit
             | Self::HeaderTooLarge
             | Self::TooManyHeaders
@@ -106,7 +111,7 @@ impl DenialReason {
             Self::HeaderTimeout | Self::BodyRate => Some(408),
             Self::HeaderTooLarge | Self::TooManyHeaders => Some(431),
             Self::UriTooLong => Some(414),
-            Self::BodyTooLarge => Some(413),
+            Self::BodyTooLarge | Self::BodyUninspected => Some(413),
             Self::LoadShed => Some(503),
             Self::BadRequest => Some(400),
             Self::ConnCapGlobal

@@ -29,6 +29,9 @@ pub struct Metrics {
     pub ejections: IntCounterVec,
     /// action (block, detect, pass), family (top rule family, `none` when nothing matched).
     pub waf_decisions: IntCounterVec,
+    /// route, cause (inspect_limit, waf_limits), action (refused, passed, detect): requests
+    /// the WAF could not inspect whole.
+    pub waf_uninspected: IntCounterVec,
 }
 
 impl Metrics {
@@ -99,6 +102,12 @@ impl Metrics {
                 "rampart_waf_decisions_total",
                 "WAF decisions by action and the family of the highest-scoring rule",
                 &["action", "family"],
+            ),
+            waf_uninspected: counter_vec(
+                r,
+                "rampart_waf_uninspected_total",
+                "Requests the WAF could not inspect whole, by route, cause and what was done",
+                &["route", "cause", "action"],
             ),
             registry,
         }

@@ -26,6 +26,8 @@ pub struct RouteWaf {
     pub policy: rampart_waf::Policy,
     pub inspect_limit: usize,
     pub max_body: u64,
+    /// `insecure_pass_uninspected_body`: forward what the WAF could not inspect whole.
+    pub pass_uninspected: bool,
 }
 
 impl RouteWaf {
@@ -43,6 +45,7 @@ impl RouteWaf {
             },
             inspect_limit: c.inspect_limit,
             max_body: c.max_body,
+            pass_uninspected: c.insecure_pass_uninspected_body,
         }
     }
 }

@@ -7,7 +7,6 @@ use std::process::Command;
 use rampart_dns::testlab::{DnsLab, LabError};
 
 #[test]
-#[ignore = "DNSSEC lab (Knot + Unbound): scripts/test.sh runs it with the lab crates, up to three attempts"]
 fn reports_each_served_name() {
     let lab = match DnsLab::start() {
         Ok(l) => l,

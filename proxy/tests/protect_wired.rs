@@ -168,6 +168,20 @@ upstream = "app"
 inspect_limit = 1024
 max_body = 8192
 [[routes]]
+name = "stream"
+hosts = ["stream.test"]
+upstream = "app"
+[routes.waf]
+inspect_limit = 1024
+max_body = 8192
+insecure_pass_uninspected_body = true
+[[routes]]
+name = "bulk"
+hosts = ["bulk.test"]
+upstream = "app"
+[routes.waf]
+insecure_pass_uninspected_body = true
+[[routes]]
 name = "tight"
 hosts = ["tight.test"]
 upstream = "app"
@@ -234,8 +248,12 @@ fn get_req(host: &str, target: &str) -> Vec<u8> {
 }
 
 fn post_req(host: &str, body: &[u8]) -> Vec<u8> {
+    post_typed(host, "application/octet-stream", body)
+}
+
+fn post_typed(host: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
     let mut r = format!(
-        "POST /submit HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        "POST /submit HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -270,6 +288,14 @@ impl Running {
             .lines()
             .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
             .unwrap_or(0)
+    }
+
+    /// `rampart_waf_uninspected_total` for one route, cause and action.
+    async fn uninspected(&self, route: &str, cause: &str, action: &str) -> u64 {
+        self.metric(&format!(
+            "rampart_waf_uninspected_total{{action=\"{action}\",cause=\"{cause}\",route=\"{route}\"}}"
+        ))
+        .await
     }
 
     async fn denials(&self, reason: &str, route: &str, family: &str) -> u64 {
@@ -379,16 +405,28 @@ async fn body_above_pingora_retry_buffer_is_inspected_and_forwarded_whole() {
 }
 
 #[tokio::test]
-async fn body_over_inspect_limit_is_partially_inspected_and_streamed() {
+async fn body_over_inspect_limit_is_413_unless_the_route_passes_it_uninspected() {
     let e = start().await;
-    // Route `small`: inspect 1 KiB, max 8 KiB. The attack sits past the inspected part.
+    // Routes `small` and `stream`: inspect 1 KiB, max 8 KiB. The attack sits past the
+    // inspected part.
     let mut body = vec![b'a'; 3000];
     body.extend_from_slice(b"&q=1' UNION SELECT password FROM users--");
-    let r = send(e.setup.port, &post_req("small.test", &body)).await;
+    let r = e.refused(&post_req("small.test", &body), 413).await;
+    let id = r.header("x-request-id").unwrap().to_string();
+    let line = e.log_line("http.request.id", &id);
+    assert_eq!(line["rampart.denial.reason"], "body_uninspected");
+    assert_eq!(line["rampart.waf.uninspected"], "inspect_limit");
+    assert_eq!(line["rampart.waf.uninspected_action"], "refused");
+    assert_eq!(e.denials("body_uninspected", "small", "none").await, 1);
+    assert_eq!(e.uninspected("small", "inspect_limit", "refused").await, 1);
+    // `insecure_pass_uninspected_body = true`: forwarded whole, logged and counted.
+    let r = send(e.setup.port, &post_req("stream.test", &body)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(e.up.bodies.lock().unwrap()[0], body);
-    let line = e.log_line("http.route", "small");
+    let line = e.log_line("http.route", "stream");
     assert_eq!(line["rampart.waf.body"], "partial");
+    assert_eq!(line["rampart.waf.uninspected_action"], "passed");
+    assert_eq!(e.uninspected("stream", "inspect_limit", "passed").await, 1);
 }
 
 #[tokio::test]
@@ -1187,31 +1225,147 @@ async fn chunked_100k_body_is_inspected_whole_and_arrives_byte_exact() {
 }
 
 #[tokio::test]
-async fn chunked_1mib_body_is_inspected_in_part_and_streams_byte_exact() {
+async fn chunked_1mib_body_is_inspected_in_part_and_streams_byte_exact_where_allowed() {
     let e = start().await;
     let body = form_body(1024 * 1024);
-    let r = send(e.setup.port, &chunked_req("app.test", &body, 16 * 1024)).await;
+    // Route `bulk` passes what it could not inspect (`insecure_pass_uninspected_body`).
+    let r = send(e.setup.port, &chunked_req("bulk.test", &body, 16 * 1024)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(e.up.bodies.lock().unwrap()[0], body);
-    let line = e.log_line("http.route", "app");
+    let line = e.log_line("http.route", "bulk");
     assert_eq!(line["rampart.waf.body"], "partial");
     assert_eq!(line["rampart.waf.action"], "pass");
+    assert_eq!(e.uninspected("bulk", "inspect_limit", "passed").await, 1);
+}
+
+// ---- Bodies the WAF cannot inspect whole (#14 "Size") ------------------------------------
+
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
+
+/// A benign form or JSON body of `total` bytes with an SQL injection (a field of its own)
+/// starting near byte `at`.
+fn body_with_attack_at(content_type: &str, at: usize, total: usize) -> Vec<u8> {
+    let filler = |n: usize| (0..n).map(|i| b'a' + (i % 26) as u8);
+    let (head, attack, tail): (&[u8], &[u8], &[u8]) = if content_type == JSON {
+        (
+            b"{\"a\":\"",
+            b"\",\"q\":\"1' UNION SELECT password FROM users--\",\"b\":\"",
+            b"\"}",
+        )
+    } else {
+        (b"data=", BODY_ATTACK, b"")
+    };
+    let mut body = head.to_vec();
+    body.extend(filler(at.saturating_sub(head.len())));
+    body.extend_from_slice(attack);
+    let rest = total.saturating_sub(body.len() + tail.len());
+    body.extend(filler(rest));
+    body.extend_from_slice(tail);
+    body
+}
+
+/// 130 KiB of benign filler, then the attack: past the default 128 KiB inspect_limit.
+fn late_attacks() -> [(&'static str, Vec<u8>); 2] {
+    [FORM, JSON].map(|t| (t, body_with_attack_at(t, 130 * 1024, 131 * 1024)))
+}
+
+#[tokio::test]
+async fn attack_past_inspect_limit_is_413_by_default_and_never_forwarded() {
+    let e = start().await;
+    for (content_type, body) in late_attacks() {
+        // Content-Length over the limit (refused unread) and chunked (refused once the
+        // inspected part is read): neither reaches the upstream.
+        let r = e
+            .refused(&post_typed("app.test", content_type, &body), 413)
+            .await;
+        let id = r.header("x-request-id").unwrap().to_string();
+        let line = e.log_line("http.request.id", &id);
+        assert_eq!(line["rampart.denial.reason"], "body_uninspected", "{line}");
+        assert_eq!(line["rampart.waf.uninspected"], "inspect_limit");
+        let chunked = chunked_req("app.test", &body, 16 * 1024);
+        e.refused(&chunked, 413).await;
+    }
+    assert_eq!(e.denials("body_uninspected", "app", "none").await, 4);
+    assert_eq!(e.uninspected("app", "inspect_limit", "refused").await, 4);
+}
+
+#[tokio::test]
+async fn attack_past_inspect_limit_is_forwarded_only_where_the_route_says_so() {
+    let e = start().await;
+    let mut sent = Vec::new();
+    for (content_type, body) in late_attacks() {
+        let r = send(e.setup.port, &post_typed("bulk.test", content_type, &body)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        sent.push(body);
+    }
+    assert_eq!(*e.up.bodies.lock().unwrap(), sent);
+    assert_eq!(e.uninspected("bulk", "inspect_limit", "passed").await, 2);
+    let line = e.log_line("http.route", "bulk");
+    assert_eq!(line["rampart.waf.uninspected_action"], "passed");
+    assert_eq!(e.denials("body_uninspected", "bulk", "none").await, 0);
+    // Detect mode refuses nothing: the uninspected tail is logged and counted as `detect`.
+    let (content_type, body) = &late_attacks()[0];
+    let r = send(e.setup.port, &post_typed("detect.test", content_type, body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(e.uninspected("detect", "inspect_limit", "detect").await, 1);
+}
+
+#[tokio::test]
+async fn attack_anywhere_within_inspect_limit_is_403() {
+    let e = start().await;
+    let total = 128 * 1024;
+    // Start, either side of the engine's 16 KiB value windows, middle, last bytes.
+    let offsets = [0, 16 * 1024 - 20, 16 * 1024 + 5, 64 * 1024, total - 200];
+    let mut n = 0;
+    for content_type in [FORM, JSON] {
+        for at in offsets {
+            let body = body_with_attack_at(content_type, at, total);
+            assert!(body.len() <= total, "{}", body.len());
+            let r = send(e.setup.port, &post_typed("app.test", content_type, &body)).await;
+            assert_eq!(r.status, 403, "{content_type} attack at {at}: {}", r.body);
+            n += 1;
+        }
+    }
+    e.up.saw_nothing();
+    assert_eq!(e.denials("waf_block", "app", "sqli").await, n);
+    assert_eq!(e.uninspected("app", "inspect_limit", "refused").await, 0);
+}
+
+#[tokio::test]
+async fn fields_past_the_waf_field_limit_are_413_unless_passed() {
+    let e = start().await;
+    // 1,100 benign JSON leaves: the WAF inspects 1,024 fields, the rest would pass unread.
+    let items: Vec<String> = (0..1100)
+        .map(|i| format!("\"Blue shoe {i}, size 42\""))
+        .collect();
+    let body = format!("{{\"items\":[{}]}}", items.join(",")).into_bytes();
+    let r = e.refused(&post_typed("app.test", JSON, &body), 413).await;
+    let id = r.header("x-request-id").unwrap().to_string();
+    let line = e.log_line("http.request.id", &id);
+    assert_eq!(line["rampart.denial.reason"], "body_uninspected");
+    assert_eq!(line["rampart.waf.uninspected"], "waf_limits");
+    assert_eq!(e.uninspected("app", "waf_limits", "refused").await, 1);
+    let r = send(e.setup.port, &post_typed("bulk.test", JSON, &body)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(e.uninspected("bulk", "waf_limits", "passed").await, 1);
 }
 
 #[tokio::test]
 async fn chunked_body_growing_past_max_body_while_streaming_is_413() {
     let e = start().await;
-    // Route `small`: 1 KiB inspected, then streaming; 8 KiB max.
+    // Route `stream`: 1 KiB inspected, then streaming (insecure_pass_uninspected_body); 8 KiB
+    // max.
     let r = send(
         e.setup.port,
-        &chunked_req("small.test", &form_body(20 * 1024), 1024),
+        &chunked_req("stream.test", &form_body(20 * 1024), 1024),
     )
     .await;
     assert_eq!(r.status, 413, "{}", r.body);
     assert_eq!(e.up.requests.load(Ordering::SeqCst), 0, "never completed");
     let line = e.log_line("rampart.denial.reason", "body_too_large");
-    assert_eq!(line["http.route"], "small");
-    assert_eq!(e.denials("body_too_large", "small", "none").await, 1);
+    assert_eq!(line["http.route"], "stream");
+    assert_eq!(e.denials("body_too_large", "stream", "none").await, 1);
 }
 
 /// POSTs `body` over HTTP/2 (TLS, no content-length) and returns the response status.

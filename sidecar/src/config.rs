@@ -56,6 +56,12 @@ struct RawConfig {
     identity: Spanned<RawIdentity>,
     #[serde(default)]
     admin: Option<Admin>,
+    /// How egress leaves (crate::egress::config).
+    #[serde(default)]
+    egress: Option<Spanned<crate::egress::config::RawEgressConfig>>,
+    /// Gateway mode (crate::egress::config).
+    #[serde(default)]
+    gateway: Option<Spanned<crate::egress::config::GatewayConfig>>,
 }
 
 /// `[identity]` as written: either SVID files, or the CA to bootstrap and renew from.
@@ -205,6 +211,10 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// The admin listener, if any.
     pub admin: Option<Admin>,
+    /// `[egress]`: resolvers, explicit proxy, gateway to use (docs/egress.md).
+    pub egress: Option<crate::egress::config::EgressConfig>,
+    /// `[gateway]`: this process is the egress gateway.
+    pub gateway: Option<crate::egress::config::GatewayConfig>,
 }
 
 impl Config {
@@ -359,7 +369,11 @@ impl Config {
                 ))
             }
         };
+        let (egress, gateway) =
+            crate::egress::config::sections(raw.egress, raw.gateway, base, &source)?;
         Ok(Config {
+            egress,
+            gateway,
             identity,
             admin: raw.admin,
             policy: base.join(&raw.policy),

@@ -5,6 +5,8 @@
 //! Map of the crate:
 //! - [`config`]: the sidecar's own config file.
 //! - [`directory`]: the mesh directory (services, addresses, expected identities).
+//! - [`egress`]: connections to destinations outside the mesh (rampart-egress), decided by
+//!   the policy's `[egress]` section; [`gateway`]: the egress gateway mode.
 //! - [`policy`]: the policy file and the engine that decides and explains.
 //! - [`mtls`]: TLS 1.3 mutual-TLS configs from our SVID, peer identities, handshake reasons.
 //! - [`pki_process`]: the Rampart CA (`rampart-pki`) as a child process, for the demo and tests.
@@ -15,6 +17,8 @@
 
 pub mod config;
 pub mod directory;
+pub mod egress;
+pub mod gateway;
 pub mod mtls;
 pub mod pki_process;
 pub mod policy;

@@ -19,6 +19,9 @@ use crate::config::Config;
 pub const INBOUND_CHAIN: &str = "RAMPART_INBOUND";
 /// The outbound chain.
 pub const OUTBOUND_CHAIN: &str = "RAMPART_OUTBOUND";
+/// The egress filter chain (filter OUTPUT): with `[egress]` configured, whatever the
+/// redirect does not capture (UDP, ICMP, other protocols) may not leave the workload.
+pub const EGRESS_CHAIN: &str = "RAMPART_EGRESS";
 
 /// One iptables invocation (arguments after `iptables`), and whether a failure is expected
 /// when the thing already exists.
@@ -172,6 +175,88 @@ pub fn steps(config: &Config, proxy_uid: u32) -> Result<Vec<Step>, String> {
             false,
         ));
     }
+    if config.egress.is_some() {
+        out.extend(egress_steps(config, proxy_uid)?);
+    }
+    Ok(out)
+}
+
+/// The egress filter (`[egress]` configured): every TCP connection of the workload is already
+/// redirected to the sidecar (nat OUTPUT), which decides it as egress (or mesh traffic); this
+/// chain drops what the redirect cannot capture, so the workload cannot go around its sidecar
+/// (or the egress gateway behind it) with UDP, ICMP or raw sockets. It lets through the
+/// sidecar's own traffic (by uid), loopback destinations (where redirected connections go), and plain DNS
+/// to the configured resolvers, so the app can still look names up.
+fn egress_steps(config: &Config, proxy_uid: u32) -> Result<Vec<Step>, String> {
+    if config.outbound_transparent.is_none() {
+        return Err(
+            "[egress] with transparent capture needs outbound.transparent_listen: without the redirect, the workload's egress does not reach the sidecar"
+                .into(),
+        );
+    }
+    let uid = proxy_uid.to_string();
+    let mut out = vec![
+        step(&["-t", "filter", "-N", EGRESS_CHAIN], true),
+        step(&["-t", "filter", "-F", EGRESS_CHAIN], false),
+        step(
+            &[
+                "-t",
+                "filter",
+                "-A",
+                EGRESS_CHAIN,
+                "-m",
+                "owner",
+                "--uid-owner",
+                &uid,
+                "-j",
+                "RETURN",
+            ],
+            false,
+        ),
+        // Redirected connections: the filter hook still sees the pre-redirect output device
+        // (`-o lo` does not match them), but their destination is already the loopback one.
+        step(
+            &[
+                "-t",
+                "filter",
+                "-A",
+                EGRESS_CHAIN,
+                "-d",
+                "127.0.0.0/8",
+                "-j",
+                "RETURN",
+            ],
+            false,
+        ),
+    ];
+    for r in config.egress.iter().flat_map(|e| &e.resolvers) {
+        if !r.is_ipv4() || r.ip().is_loopback() {
+            continue;
+        }
+        let (ip, port) = (r.ip().to_string(), r.port().to_string());
+        out.push(step(
+            &[
+                "-t",
+                "filter",
+                "-A",
+                EGRESS_CHAIN,
+                "-p",
+                "udp",
+                "-d",
+                &ip,
+                "--dport",
+                &port,
+                "-j",
+                "RETURN",
+            ],
+            false,
+        ));
+    }
+    out.extend([
+        step(&["-t", "filter", "-A", EGRESS_CHAIN, "-j", "REJECT"], false),
+        step(&["-t", "filter", "-D", "OUTPUT", "-j", EGRESS_CHAIN], true),
+        step(&["-t", "filter", "-A", "OUTPUT", "-j", EGRESS_CHAIN], false),
+    ]);
     Ok(out)
 }
 
@@ -222,6 +307,37 @@ mod tests {
             "the sidecar's own traffic must be skipped before the redirect"
         );
         assert!(lines.contains(&"-t nat -A OUTPUT -p tcp -j RAMPART_OUTBOUND".to_string()));
+    }
+
+    #[test]
+    fn egress_filters_what_the_redirect_cannot_capture() {
+        let c = config(
+            "[outbound]\ntransparent_listen = \"127.0.0.1:15001\"\n[egress]\nresolvers = [\"10.0.0.53:53\", \"127.0.0.1:53\"]\n",
+        );
+        let lines: Vec<String> = steps(&c, 1337)
+            .unwrap()
+            .iter()
+            .map(|s| s.args.join(" "))
+            .collect();
+        let at = |l: &str| {
+            lines
+                .iter()
+                .position(|x| x == l)
+                .unwrap_or_else(|| panic!("{l} not in {lines:#?}"))
+        };
+        let uid = at("-t filter -A RAMPART_EGRESS -m owner --uid-owner 1337 -j RETURN");
+        let lo = at("-t filter -A RAMPART_EGRESS -d 127.0.0.0/8 -j RETURN");
+        let dns = at("-t filter -A RAMPART_EGRESS -p udp -d 10.0.0.53 --dport 53 -j RETURN");
+        let reject = at("-t filter -A RAMPART_EGRESS -j REJECT");
+        assert!(uid < reject && lo < reject && dns < reject);
+        assert!(reject < at("-t filter -A OUTPUT -j RAMPART_EGRESS"));
+        assert!(!lines.iter().any(|l| l.contains("127.0.0.1 --dport 53")));
+        // Without egress, no filter rules (the mesh-only setup is unchanged).
+        let c = config("[outbound]\ntransparent_listen = \"127.0.0.1:15001\"\n");
+        assert!(!steps(&c, 1337)
+            .unwrap()
+            .iter()
+            .any(|s| s.args.contains(&"filter".to_string())));
     }
 
     #[test]

@@ -24,6 +24,9 @@ fn rules_pass_promtool_check_and_unit_tests() {
     for args in [
         &["check", "rules", "sidecar-alerts.yml"][..],
         &["test", "rules", "sidecar-alerts.test.yml"][..],
+        // The egress path's rules (sidecar/tests/egress_alerts.rs checks their metrics).
+        &["check", "rules", "egress-alerts.yml"][..],
+        &["test", "rules", "egress-alerts.test.yml"][..],
     ] {
         let out = promtool(args);
         assert!(

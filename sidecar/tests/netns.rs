@@ -8,74 +8,14 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use support::netns::*;
 use support::*;
 
 const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
 const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
 const SIDECAR_UID: &str = "1337";
-
-fn can_run() -> Result<(), String> {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map_err(|e| e.to_string())?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Err("not root".into());
-    }
-    for tool in ["ip", "iptables", "setpriv", "curl", "python3"] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !ok {
-            return Err(format!("`{tool}` is missing (scripts/ensure-deps.sh)"));
-        }
-    }
-    Ok(())
-}
-
-/// Runs a command with a deadline; returns its output.
-fn sh(cmd: &str) -> Output {
-    let child = Command::new("timeout")
-        .args(["20", "sh", "-c", cmd])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn must(cmd: &str) {
-    let out = sh(cmd);
-    assert!(
-        out.status.success(),
-        "`{cmd}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Netns {
-    names: Vec<String>,
-    apps: Vec<std::process::Child>,
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for app in &mut self.apps {
-            let _ = app.kill();
-            let _ = app.wait();
-        }
-        for n in &self.names {
-            let _ = sh(&format!(
-                "ip netns pids {n} | xargs -r kill -9; ip netns del {n}"
-            ));
-        }
-    }
-}
 
 const APP: &str = r#"
 import http.server, socketserver, sys, threading

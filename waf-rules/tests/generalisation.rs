@@ -3,7 +3,8 @@
 //! command injection through every splicing trick a shell resolves,
 //! server-side includes, JavaScript calls without parentheses,
 //! entity-encoded markup, Log4Shell lookups nested any way, GraphQL
-//! introspection at paranoia 2, path traversal read by path grammar. Each list sits next to the real traffic
+//! introspection at paranoia 2, path traversal read by path grammar,
+//! markup that loads or rewrites links and sinks passed as values. Each list sits next to the real traffic
 //! that shares its characters and must pass.
 
 use rampart_waf::{Policy, Request, RuleSet};
@@ -176,6 +177,62 @@ fn path_traversal_by_path_grammar() {
             "What?/Why? A FAQ",
             "version 2.10.3 / build 0x2f3e4d",
             "It's in ~/Downloads/etc. folder, isn't it?",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn markup_that_loads_or_relinks_and_sinks_passed_as_values() {
+    check(
+        &[
+            "<layer src=\"https://evil.example/scriptlet.html\"></layer>",
+            "<ilayer SRC=//evil.example/x>",
+            "<xml id=i src=\"https://evil.example/island.xml\"></xml>",
+            "<bgsound src=\"javascript-free.example/a.wav\">",
+            "<svg><a><set attributeName=\"xlink:href\" to=\"//evil.example/\"/><text>go</text></a></svg>",
+            "<svg><a><animate attributeName=href values=\"https://evil.example/\"/></a></svg>",
+            "<?xml-stylesheet type=\"text/xsl\" href=\"https://evil.example/x.xsl\"?>",
+            "<!ATTLIST a href CDATA \"https://evil.example/\">",
+            "<div style=\"binding: url(https://evil.example/x.xml#b)\">",
+            "(confirm)(document.domain)",
+            "x=prompt;x(1)",
+            "[document.cookie].map(alert)",
+            "setInterval(alert,9)",
+        ],
+        &[
+            // CMS posts and comments: prose, apostrophes, code, SVG icons.
+            "<p>It's the <em>alert</em> level (red) today, isn't it?</p>",
+            "<p>Use <code>items.find(x =&gt; x.id === id)</code> to look one up.</p>",
+            "<svg viewBox=\"0 0 24 24\"><path d=\"M0 0h24v24H0z\"/></svg>",
+            "<svg><circle r=\"4\"><animate attributeName=\"opacity\" values=\"0;1\" dur=\"1s\"/></circle></svg>",
+            "<p>The <code>&lt;set&gt;</code> element animates one attribute.</p>",
+            "<img src=\"/uploads/2024/05/bobs-cat.jpg\" alt=\"Bob's cat\">",
+            "<a href=\"https://example.org/docs\">the docs</a> (alert) for new replies",
+            "Don't panic: the (prompt) field is optional, we'll fill it later",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><feed/>",
+            "We'll set an alert; you'll get an email, that's all",
+            "<xml>legacy config</xml> and a <layer>cake</layer>",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn php_open_tags_however_short() {
+    check(
+        &[
+            "test<?",
+            "name=<? ",
+            "<?xml (); system('id');",
+            "<?xml\t\t$x=1;",
+            "somePhpWouldGoHere[\\php]",
+        ],
+        &[
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><order id=\"7\"/>",
+            "Is a<b? Yes, if a is 1 and b is 2.",
+            "Why? <b>Because</b>",
+            "[code]php artisan migrate[/code]",
         ],
         1,
     );

@@ -1,8 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Realistic traffic of common platforms (WordPress/WooCommerce with a
 //! logged-in shopper, Shopify, Magento, Sitecore, SAP Commerce, Salesforce,
-//! GA4 / GTM / Segment / RUM beacons, legacy Accept-Encoding tokens) must
-//! pass, with no exclusion for any host: `data/platform-benign-requests.jsonl`.
+//! GA4 / GTM / Segment / RUM beacons, legacy Accept-Encoding tokens,
+//! Google / OData batch bodies with request lines, a block-editor post with
+//! prose, an SVG icon and a code block, uploads named by a Windows drive
+//! path, a help-desk ticket quoting paths) must pass, with no exclusion for any host: `data/platform-benign-requests.jsonl`.
 //! The attacks that share a shape with it (a SQL break-out after `||`, an
 //! encoding header with `&`) stay blocked.
 

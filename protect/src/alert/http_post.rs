@@ -55,29 +55,36 @@ impl WebhookTarget {
     /// Parses `http[s]://host[:port][/path]`. No user-info, no fragment.
     pub fn parse(url: &str) -> Result<Self, WebhookError> {
         let bad = |why: &str| WebhookError::Url(format!("{url}: {why}"));
-        let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(bad("must start with http:// or https://"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.contains('@') || path.contains('#') {
-            return Err(bad("user-info and fragments are not allowed"));
+        if url.contains('#') {
+            return Err(bad("fragments are not allowed"));
         }
-        if path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return Err(bad("path has spaces or control characters"));
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(bad("must start with http:// or https://")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("user-info is not allowed"));
         }
-        let default_port = if https { 443 } else { 80 };
-        let (host, port) =
-            split_host_port(authority, default_port).ok_or_else(|| bad("bad host or port"))?;
+        let host = authority.host().to_string();
         if host.is_empty() {
             return Err(bad("no host"));
         }
+        // The port text itself: `http` leaves an out-of-range port unparsed rather than refused.
+        let port = match authority.as_str().get(host.len()..).unwrap_or("") {
+            "" if https => 443,
+            "" => 80,
+            p => p
+                .strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
+                .ok_or_else(|| bad("bad port"))?,
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let path = if path.is_empty() { "/" } else { path };
         Ok(Self {
             host,
             port,
@@ -174,24 +181,6 @@ impl WebhookTarget {
     }
 }
 
-fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = format!("[{}]", &rest[..end]);
-        let after = &rest[end + 1..];
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host, port));
-    }
-    match authority.rsplit_once(':') {
-        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
-        None => Some((authority.to_string(), default_port)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +202,7 @@ mod tests {
             "http://x:99999/",
             "http:///a",
             "http://x/a b",
+            "http://x/a#frag",
         ] {
             assert!(WebhookTarget::parse(bad).is_err(), "{bad}");
         }

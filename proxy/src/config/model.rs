@@ -97,6 +97,11 @@ pub struct RouteWafConfig {
     pub inspect_limit: usize,
     /// Larger bodies are refused with 413 (also when a chunked body grows past it).
     pub max_body: u64,
+    /// A request the WAF could not inspect whole (a body past `inspect_limit`, or more fields
+    /// than the WAF's field limit) is forwarded with its uninspected part instead of being
+    /// refused with 413 `body_uninspected`. Logged (`rampart.waf.uninspected`) and counted
+    /// (`rampart_waf_uninspected_total`) either way.
+    pub insecure_pass_uninspected_body: bool,
 }
 
 impl Default for RouteWafConfig {
@@ -109,6 +114,7 @@ impl Default for RouteWafConfig {
             exclusions: Vec::new(),
             inspect_limit: 128 * 1024,
             max_body: 10 * 1024 * 1024,
+            insecure_pass_uninspected_body: false,
         }
     }
 }

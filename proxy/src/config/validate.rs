@@ -267,6 +267,12 @@ pub fn warnings(c: &Config) -> Vec<String> {
             )),
             super::WafMode::Block => {}
         }
+        if r.waf.insecure_pass_uninspected_body && r.waf.mode != super::WafMode::Off {
+            out.push(format!(
+                "route `{}`: insecure_pass_uninspected_body = true, body bytes past inspect_limit ({}) and fields past the WAF's field limit reach the upstream uninspected",
+                r.name, r.waf.inspect_limit
+            ));
+        }
     }
     out
 }

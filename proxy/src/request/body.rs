@@ -14,8 +14,10 @@
 //!   goes the same way, one that ends past it is forwarded by rebuilding the session
 //!   (`h1_rebuild`) once the WAF let it pass.
 //!
-//! A body longer than `inspect_limit` is not done when inspection ends: Pingora reads the rest
-//! and `emit` puts our buffer in front of (or in place of) its first chunk.
+//! A body longer than `inspect_limit` is refused by the WAF stage with 413 `body_uninspected`
+//! (one whose Content-Length says so is not read at all), unless the route sets
+//! `insecure_pass_uninspected_body`: then it is not done when inspection ends, Pingora reads the
+//! rest and `emit` puts our buffer in front of (or in place of) its first chunk.
 
 use crate::config::WafMode;
 use crate::runtime::RouteWaf;
@@ -125,6 +127,13 @@ pub async fn buffer_body(
         replay.partial = !session.is_body_done();
         return Ok(Ok(replay));
     }
+    if declared.is_some_and(|n| n > waf.inspect_limit as u64) && refuses_uninspected(waf) {
+        // Declared past what the WAF inspects, on a route that refuses uninspected bodies: the
+        // WAF stage answers 413 `body_uninspected` (after inspecting the head), so reading the
+        // body first would only cost time and memory.
+        replay.partial = true;
+        return Ok(Ok(replay));
+    }
     expect_continue(session).await?;
     let limit = waf.inspect_limit as u64;
     let mut retry = RetryWindow::default();
@@ -172,6 +181,11 @@ pub async fn buffer_body(
     }
     replay.buf = buf.freeze();
     Ok(Ok(replay))
+}
+
+/// The route answers 413 rather than forward body bytes the WAF did not inspect.
+pub fn refuses_uninspected(waf: &RouteWaf) -> bool {
+    waf.mode == WafMode::Block && !waf.pass_uninspected
 }
 
 /// What went into Pingora's retry buffer (tracked here: reading it back copies it).

@@ -1,6 +1,9 @@
 //! Stage 6: the route's WAF policy over request line, headers, cookies, query and the body read
 //! in stage 5; the decision is counted (`rampart_waf_decisions_total`) and logged
-//! (`rampart.waf.*`), and a block in `block` mode is a 403.
+//! (`rampart.waf.*`), and a block in `block` mode is a 403. A request the WAF could not inspect
+//! whole (body past `inspect_limit`, fields past the WAF's limits) is refused with 413
+//! `body_uninspected` in `block` mode unless the route sets `insecure_pass_uninspected_body`;
+//! logged (`rampart.waf.uninspected`) and counted (`rampart_waf_uninspected_total`) either way.
 
 use super::access_log::cap;
 use super::body::BodyReplay;
@@ -44,12 +47,40 @@ pub fn check(
     log_fields(&mut ctx.log_fields, action, &verdict, body);
     ctx.log_fields
         .insert("rampart.waf.mode".into(), mode.as_str().into());
-    if action != "block" {
-        return None;
+    if action == "block" {
+        let mut denial = Denial::new(DenialReason::WafBlock);
+        denial.family = family.map(str::to_string);
+        return Some(denial);
     }
-    let mut denial = Denial::new(DenialReason::WafBlock);
-    denial.family = family.map(str::to_string);
-    Some(denial)
+    let cause = uninspected(body, &verdict)?;
+    let action = match (route.waf.pass_uninspected, mode) {
+        (true, _) => "passed",
+        (false, WafMode::Block) => "refused",
+        (false, _) => "detect",
+    };
+    shared
+        .metrics
+        .waf_uninspected
+        .with_label_values(&[route.name.as_str(), cause, action])
+        .inc();
+    ctx.log_fields
+        .insert("rampart.waf.uninspected".into(), cause.into());
+    ctx.log_fields
+        .insert("rampart.waf.uninspected_action".into(), action.into());
+    (action == "refused").then(|| Denial::new(DenialReason::BodyUninspected))
+}
+
+/// Why part of the request would reach the upstream uninspected: `inspect_limit` (the body
+/// goes on past the bytes read for inspection) or `waf_limits` (the WAF's own limits cut
+/// inspection short: more fields than `max_fields`, nesting deeper than `max_depth`).
+fn uninspected(body: &BodyReplay, verdict: &Verdict) -> Option<&'static str> {
+    if body.partial {
+        Some("inspect_limit")
+    } else if verdict.truncated {
+        Some("waf_limits")
+    } else {
+        None
+    }
 }
 
 /// The request line's protocol version, as the WAF's rules name it.

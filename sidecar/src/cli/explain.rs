@@ -31,8 +31,12 @@ pub struct ExplainArgs {
     #[arg(long)]
     from: Option<String>,
     /// The callee: SERVICE:PORT.
+    #[arg(long, required_unless_present = "egress", conflicts_with = "egress")]
+    to: Option<String>,
+    /// An egress destination HOST:PORT: decided by the `[egress]` section (or, with `--from
+    /// SERVICE`, by the gateway's `[gateway.SERVICE]`), offline, as the data path decides.
     #[arg(long)]
-    to: String,
+    egress: Option<String>,
     /// HTTP method (HTTP ports).
     #[arg(long)]
     method: Option<String>,
@@ -52,10 +56,14 @@ pub struct ExplainArgs {
 }
 
 pub fn run(a: ExplainArgs) -> Result<ExitCode, String> {
-    let (service, port) =
-        a.to.rsplit_once(':')
-            .and_then(|(s, p)| Some((s.to_string(), p.parse::<u16>().ok()?)))
-            .ok_or_else(|| format!("--to {}: expected SERVICE:PORT", a.to))?;
+    if let Some(dest) = &a.egress {
+        return egress(&a, dest);
+    }
+    let to = a.to.clone().unwrap_or_default();
+    let (service, port) = to
+        .rsplit_once(':')
+        .and_then(|(s, p)| Some((s.to_string(), p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("--to {to}: expected SERVICE:PORT"))?;
     let caller = a
         .from
         .as_deref()
@@ -144,6 +152,34 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode, String> {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// `--egress HOST:PORT [--from SERVICE]`.
+fn egress(a: &ExplainArgs, dest: &str) -> Result<ExitCode, String> {
+    let config = a
+        .config
+        .as_deref()
+        .map(Config::load)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let path = match &config {
+        Some(c) => c.policy.clone(),
+        None => a.policy.clone().unwrap_or_default(),
+    };
+    let policy = Policy::load(&path).map_err(|e| e.to_string())?;
+    let (allowed, text) = rampart_sidecar::egress::explain::run(
+        &policy,
+        config.as_ref(),
+        a.from.as_deref(),
+        dest,
+        a.json,
+    )?;
+    print!("{text}");
+    Ok(if allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
     })
 }
 

@@ -130,7 +130,26 @@ pub(super) fn compile(source: SourceFile) -> Result<Policy, FileError> {
             line: set_line,
         });
     }
-    let has_egress_section = raw.egress.as_ref().map(|e| cx.line(&e.span()));
+    let mut egress = super::egress::EgressRules {
+        own: raw
+            .egress
+            .map(|e| (cx.line(&e.span()), e.into_inner()))
+            .map(|(line, p)| (Arc::new(p), line)),
+        by_service: Default::default(),
+    };
+    for (service, p) in raw.gateway {
+        let line = cx.line(&p.span());
+        if !valid_name(&service) {
+            return Err(cx.err(
+                p.span(),
+                format!("gateway.{service}"),
+                format!("`{service}` is not a service name (1-63 characters of [a-z0-9-])"),
+            ));
+        }
+        egress
+            .by_service
+            .insert(service, (Arc::new(p.into_inner()), line));
+    }
     let mut by_port: HashMap<u16, PortSets> = HashMap::new();
     for (i, set) in inbound.iter().enumerate() {
         for &port in &set.ports {
@@ -154,7 +173,7 @@ pub(super) fn compile(source: SourceFile) -> Result<Policy, FileError> {
         inbound,
         by_port,
         outbound,
-        has_egress_section,
+        egress: Arc::new(egress),
     })
 }
 

@@ -46,10 +46,12 @@ pub(crate) struct RawPolicy {
     pub inbound: Vec<Spanned<RawInboundSet>>,
     #[serde(default)]
     pub outbound: Vec<Spanned<RawOutboundSet>>,
-    /// Per-service egress rules. Reserved: their types come from rampart-egress. Until then
-    /// the section is accepted, reported by `check`, and egress stays denied.
+    /// This service's egress (rampart-egress's one policy type; see `policy::egress`).
     #[serde(default)]
-    pub egress: Option<Spanned<toml::Table>>,
+    pub egress: Option<Spanned<rampart_egress::EgressPolicy>>,
+    /// The egress gateway's rules: each calling service's egress, by directory name.
+    #[serde(default)]
+    pub gateway: std::collections::BTreeMap<String, Spanned<rampart_egress::EgressPolicy>>,
 }
 
 #[derive(Debug, Deserialize)]

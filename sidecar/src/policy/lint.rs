@@ -206,13 +206,7 @@ pub fn lint(policy: &Policy, cx: Context<'_>) -> Vec<Warning> {
             }
         }
     }
-    if let Some(line) = policy.has_egress_section {
-        warn(
-            line,
-            "[egress]".into(),
-            "egress rules are not enforced by this build yet: all egress stays denied".into(),
-        );
-    }
+    policy.egress.lint(cx.config, cx.directory, &mut warn);
     if let (Some(config), Some(directory)) = (cx.config, cx.directory) {
         match directory.service(&config.service) {
             None => warn(

@@ -9,7 +9,8 @@
 //!   govern it, the enforce sets decide and the audit verdict rides along (a dry run of a
 //!   tighter policy).
 //! - Outbound rule sets govern every destination of the mesh directory; a destination outside
-//!   the directory is egress, denied until the egress path exists.
+//!   the directory is egress, decided by the `[egress]` section (`egress`, rampart-egress's
+//!   policy type); no section, no egress.
 //! - A denial names the closest rule (the one that matched on the most dimensions, first in
 //!   the file on a tie) and the first dimension it failed on.
 //! - A caller without a client certificate is denied even under audit: audit dry-runs rules,
@@ -17,6 +18,7 @@
 
 mod compile;
 pub mod decision;
+pub mod egress;
 pub mod file;
 mod inbound;
 pub mod lint;
@@ -90,7 +92,7 @@ pub struct Policy {
     /// Port → indexes of enforce sets and of audit sets governing it.
     by_port: HashMap<u16, PortSets>,
     outbound: Vec<OutboundSet>,
-    has_egress_section: Option<usize>,
+    egress: Arc<egress::EgressRules>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -293,7 +295,7 @@ fn unreachable_empty() -> Policy {
         inbound: Vec::new(),
         by_port: HashMap::new(),
         outbound: Vec::new(),
-        has_egress_section: None,
+        egress: Default::default(),
     }
 }
 

@@ -357,11 +357,39 @@ fn load_errors_name_file_line_and_field() {
 }
 
 #[test]
-fn egress_section_is_reserved_and_reported() {
-    let p = compile("[egress]\nfoo = 1\n").unwrap();
+fn egress_section_parses_into_rampart_egress_types_and_is_linted() {
+    let p = compile(
+        "[egress]\ndnssec = \"required\"\n[[egress.hosts]]\nname = \"stripe\"\nhost = \"api.stripe.com\"\nports = [443]\nprotocol = \"tls\"\n[[egress.addresses]]\nname = \"wide\"\nnetworks = [\"198.51.0.0/16\"]\nports = [443]\nprotocol = \"tls\"\n[gateway.frontend]\n[[gateway.frontend.hosts]]\nhost = \"*.example.com\"\nports = [443]\nprotocol = \"tls\"\n",
+    )
+    .unwrap();
+    let own = p.egress().unwrap();
+    assert_eq!(own.hosts.len(), 1);
+    assert_eq!(own.dnssec, rampart_dns::DnssecMode::Required);
+    assert_eq!(p.gateway_egress("frontend").unwrap().hosts.len(), 1);
+    assert!(p.gateway_egress("ledger").is_none());
     let w = lint::lint(&p, lint::Context::default());
-    assert_eq!(w.len(), 1);
-    assert!(w[0].message.contains("egress"), "{}", w[0]);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].subject == "[egress] wide"
+            && w[0].message.contains("198.51.0.0/16")
+            && w[0].line == Some(1),
+        "{}",
+        w[0]
+    );
+    // Errors name the line and the field inside the section.
+    let e = compile("[egress]\n[[egress.hosts]]\nhost = \"api.stripe.com\"\nports = [443]\nprotocol = \"tls\"\nport = 1\n").unwrap_err();
+    assert_eq!(e.line, Some(6), "{e}");
+    assert!(e.to_string().contains("unknown field"), "{e}");
+    let e = compile(
+        "[egress]\n[[egress.hosts]]\nhost = \"10.0.0.1\"\nports = [443]\nprotocol = \"tls\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("egress.hosts[0].host"), "{e}");
+    assert!(e.message.contains("IP address"), "{e}");
+    let e = compile("[gateway.Front]\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("gateway.Front"), "{e}");
+    // No section: no egress.
+    assert!(compile("").unwrap().egress().is_none());
 }
 
 #[test]

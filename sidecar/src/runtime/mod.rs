@@ -15,7 +15,7 @@ pub mod inbound;
 pub mod log;
 pub mod metrics;
 pub mod outbound;
-mod relay;
+pub(crate) mod relay;
 pub mod reload;
 
 use std::net::SocketAddr;
@@ -51,6 +51,8 @@ pub struct Ctx {
     pub metrics: Arc<Metrics>,
     /// Log lines.
     pub log: LogSink,
+    /// The egress path (`[egress]` in the config), if configured.
+    pub egress: Option<Arc<crate::egress::EgressRuntime>>,
     /// `/readyz`: our certificate is valid and we are not draining.
     pub ready: Readiness,
     /// Open connections, waited for on SIGTERM.
@@ -98,12 +100,19 @@ pub async fn run(config: Config) -> Result<(), String> {
     );
     let first = generations.load_full();
     let log = log::stdout(&metrics).map_err(|e| format!("cannot start the log writer: {e}"))?;
+    let egress = config
+        .egress
+        .as_ref()
+        .map(|e| crate::egress::EgressRuntime::start(e, config.gateway.as_ref().map(|g| g.source)))
+        .transpose()?
+        .map(Arc::new);
     let ctx = Arc::new(Ctx {
         config: config.clone(),
         current: generations.subscribe(),
         generations,
         metrics,
         log,
+        egress,
         ready: Readiness::new(),
         in_flight: InFlight::new(),
     });
@@ -133,6 +142,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         ));
         tokio::spawn(outbound::serve(ctx.clone(), l.clone(), listener));
     }
+    bound.extend(crate::egress::start_listeners(&ctx).await?);
     if let Some(a) = &config.admin {
         let listener = bind(a.listen).await?;
         bound.push(("admin".into(), local(&listener)));

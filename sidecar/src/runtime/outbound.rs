@@ -43,8 +43,8 @@ pub async fn serve(ctx: Arc<Ctx>, listener_cfg: OutboundListener, listener: TcpL
 }
 
 /// Transparent mode: the app's redirected connections arrive here; the original destination
-/// is looked up in the directory. A destination outside it is egress: denied until the egress
-/// path exists.
+/// is looked up in the directory. A destination outside it is egress: handed to the egress
+/// path (`crate::egress`) when `[egress]` is configured, denied otherwise.
 pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
     loop {
         match listener.accept().await {
@@ -58,7 +58,17 @@ pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
                                 service: service.name.clone(),
                                 port,
                             },
-                            None => Target::Outside(original.to_string()),
+                            None => match &ctx.egress {
+                                Some(rt) => {
+                                    let mode = rampart_egress::Mode::Transparent {
+                                        original_dst: original,
+                                    };
+                                    let (ctx, rt) = (ctx.clone(), rt.clone());
+                                    tokio::spawn(crate::egress::handle(ctx, rt, tcp, peer, mode));
+                                    continue;
+                                }
+                                None => Target::Outside(original.to_string()),
+                            },
                         }
                     }
                     Err(e) => Target::Outside(format!("unknown (no original destination: {e})")),

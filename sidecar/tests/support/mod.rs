@@ -1,6 +1,8 @@
 //! Test kit: a throwaway CA (rcgen), the real sidecar binary with a deadline, apps on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

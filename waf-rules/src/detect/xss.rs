@@ -68,6 +68,7 @@ const SINK_PROPS: &[&[u8]] = &[
     b"document.domain",
     b"document.write",
     b"document.location",
+    b"window.open(",
     b"window.location",
     b"location.href",
     b".innerhtml",
@@ -109,6 +110,11 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
             return Some(r);
         }
         i = at + 1;
+    }
+    if i > 0 {
+        if let Some(r) = declaration(v).or_else(|| breakout(v)) {
+            return Some(r);
+        }
     }
     // A handler needs its `=`; every script scheme has a `:`.
     if seen & EQ != 0 {
@@ -184,7 +190,83 @@ fn tag_at(v: &[u8], at: usize) -> Option<Range<usize>> {
     {
         return Some(at..end);
     }
-    attributes(&v[j..end], j).map(|r| at.min(r.start)..r.end)
+    let attrs = &v[j..end];
+    // Legacy tags that fetch a document or scriptlet into the page
+    // (Netscape layers, IE data islands, background sound) do so by `src`.
+    if LOADER_TAGS.iter().any(|t| lower_eq(local, t)) && has_attr(attrs, b"src") {
+        return Some(at..end);
+    }
+    // SVG animation rewriting a link: `<set attributeName=xlink:href
+    // to=…>` / `<animate attributeName=href values=…>` point an existing
+    // link wherever the attacker wants, whatever the scheme.
+    if ANIMATION_TAGS.iter().any(|t| lower_eq(local, t)) && animates_link(attrs) {
+        return Some(at..end);
+    }
+    attributes(attrs, j).map(|r| at.min(r.start)..r.end)
+}
+
+/// Tags that load a document or scriptlet from their `src`.
+const LOADER_TAGS: &[&[u8]] = &[b"layer", b"ilayer", b"xml", b"bgsound"];
+
+/// SVG animation elements that can set any attribute of their target.
+const ANIMATION_TAGS: &[&[u8]] = &[b"set", b"animate", b"animatemotion"];
+
+/// Whether a tag's attribute text has the attribute `name` (`name=`, any case).
+fn has_attr(attrs: &[u8], name: &[u8]) -> bool {
+    attrs.windows(name.len() + 1).enumerate().any(|(k, w)| {
+        lower_eq(&w[..name.len()], name)
+            && matches!(w[name.len()], b'=' | b' ' | b'\t')
+            && (k == 0 || is_sep(attrs[k - 1]) || matches!(attrs[k - 1], b'"' | b'\''))
+    })
+}
+
+/// `attributeName="href"` / `"xlink:href"` with a `to` / `values` / `from`.
+fn animates_link(attrs: &[u8]) -> bool {
+    let lower: Vec<u8> = attrs
+        .iter()
+        .filter(|b| !matches!(b, b'"' | b'\'' | b' ' | b'\t' | b'\n'))
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    let names_link = [&b"attributename=href"[..], b"attributename=xlink:href"]
+        .iter()
+        .any(|p| lower.windows(p.len()).any(|w| w == *p));
+    names_link && (has_attr(attrs, b"to") || has_attr(attrs, b"values") || has_attr(attrs, b"from"))
+}
+
+/// A context-closing polyglot: the ends of an HTML comment and of a
+/// CDATA section, neither opened in the value (`"'`-->]]>]</div>`).
+/// Pasted markup closes what it opened; a break-out closes contexts it
+/// expects to be in, so that what follows lands in page markup.
+fn breakout(v: &[u8]) -> Option<Range<usize>> {
+    let find = |p: &[u8]| v.windows(p.len()).position(|w| w == p);
+    let comment_end = find(b"-->")?;
+    let cdata_end = find(b"]]>")?;
+    let opened = |open: &[u8], end: usize| {
+        v[..end]
+            .windows(open.len())
+            .any(|w| w.eq_ignore_ascii_case(open))
+    };
+    if opened(b"<!--", comment_end) || opened(b"<![cdata[", cdata_end) {
+        return None;
+    }
+    let at = comment_end.min(cdata_end);
+    Some(at..v.len().min(at + 40))
+}
+
+/// Markup declarations that change how the document is read: an
+/// `<?xml-stylesheet?>` runs an XSLT (which may script), an `<!ATTLIST>`
+/// or `<!ENTITY>` rewrites attributes and text.
+fn declaration(v: &[u8]) -> Option<Range<usize>> {
+    const DECLS: [&[u8]; 3] = [b"<?xml-stylesheet", b"<!attlist", b"<!entity"];
+    let mut i = 0;
+    while let Some(p) = v[i..].iter().position(|&b| b == b'<') {
+        let at = i + p;
+        if DECLS.iter().any(|d| starts_with_ci(&v[at..], d)) {
+            return Some(at..v.len().min(at + 40));
+        }
+        i = at + 1;
+    }
+    None
 }
 
 /// Scans `name=value` pairs inside a tag for handlers and script URLs.
@@ -386,8 +468,46 @@ fn js_sink(v: &[u8]) -> Option<Range<usize>> {
         if before_ok && matches!(v.get(j), Some(b'(') | Some(b'`')) {
             return Some(at..(j + 1).min(v.len()));
         }
+        if before_ok && passed_as_value(v, at, j) {
+            return Some(at..(j + 1).min(v.len()));
+        }
     }
     None
+}
+
+/// A sink handed over as a function value rather than called by name:
+/// an argument of a call (`[1].find(alert)`, `setTimeout(alert,0)`), a
+/// parenthesized reference called at once (`(alert)(1)`), or assigned
+/// and called later (`a=alert,a(1)`). Prose has `(alert)` after a space
+/// and no call after it.
+fn passed_as_value(v: &[u8], at: usize, after: usize) -> bool {
+    let prev = at.checked_sub(1).map(|k| v[k]);
+    let next = v.get(after).copied();
+    let callee = |k: usize| {
+        k.checked_sub(1)
+            .and_then(|p| v.get(p))
+            .is_some_and(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b')' | b']'))
+    };
+    match (prev, next) {
+        (Some(b'('), Some(b')')) => {
+            callee(at - 1) || matches!(v.get(after + 1), Some(b'(') | Some(b'`'))
+        }
+        (Some(b'('), Some(b',')) => callee(at - 1),
+        (Some(b'='), Some(b',' | b';')) => {
+            // `a=alert,a(1)`: the name it was given is called after.
+            let lhs_end = at - 1;
+            let lhs_start = v[..lhs_end]
+                .iter()
+                .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$')))
+                .map_or(0, |p| p + 1);
+            let lhs = &v[lhs_start..lhs_end];
+            !lhs.is_empty()
+                && v[after..]
+                    .windows(lhs.len() + 1)
+                    .any(|w| &w[..lhs.len()] == lhs && matches!(w[lhs.len()], b'(' | b'`'))
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +528,18 @@ mod tests {
             "<body onload=confirm`1`>",
             "<a href=\"data:text/html;base64,PHNjcmlwdD4=\">",
             "<div style=\"x\" onpointerenter=x>",
+            "<layer src=\"//evil.example/s.html\"></layer>",
+            "<XML ID=I SRC=\"x.xml\"></XML>",
+            "<svg><set attributeName=\"xlink:href\" begin=\"accessKey(a)\" to=\"//evil.example/\" />",
+            "<animate attributename=href values=//evil.example/ />",
+            "<?xml-stylesheet type=\"text/xsl\" href=\"#x\"?>",
+            "<!ATTLIST img src CDATA \"x:x\">",
+            "(alert)(1)",
+            "a=alert,a(1)",
+            "[1].find(alert)",
+            "setTimeout(confirm,0)",
+            "\"'`-->]]>]</div><svg>",
+            "window.open('//evil.example')",
         ] {
             assert!(is_xss(v.as_bytes()), "missed {v:?}");
         }
@@ -425,6 +557,15 @@ mod tests {
             "Mozilla/5.0 (Windows NT 10.0; Win64; x64)",
             "turn on the light",
             "question=online shopping",
+            "Click the bell (alert) icon to subscribe",
+            "price alert, stock alert; eval results",
+            "<set>a set of items</set>",
+            "<layer>top</layer> of the cake",
+            "<xml>config</xml>",
+            "<?xml version=\"1.0\"?><order/>",
+            "Set a reminder, then (prompt) me later",
+            "<![CDATA[ a ]]> and <!-- note --> in a feed",
+            "an arrow --> and a bracket ]]> in prose",
         ] {
             assert!(!is_xss(v.as_bytes()), "false positive {v:?}");
         }

@@ -1,18 +1,16 @@
-//! The filter + wrapper on real loopback sockets, driven the way Pingora's
-//! listener drives them: `should_accept` after `accept()`, then
-//! `Service::handle_event` (which loops `process_new` while the app returns
-//! the stream for keep-alive).
+//! The filter + wrapper on real loopback sockets behind Pingora's own listening
+//! `Service`: `should_accept` after `accept()`, then the app, which loops
+//! `process_new` while it returns the stream for keep-alive.
 
 use super::*;
 use crate::conn_limit::{ConnLimitConfig, ConnLimiter};
 use crate::denial::{Denial, DenialReason};
-use pingora_core::protocols::{GetSocketDigest, SocketDigest};
 use pingora_core::services::listening::Service;
-use std::os::fd::AsRawFd;
+use pingora_core::services::Service as _;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Stands in for the HTTP app: one "request" per read, keep-alive until EOF.
 struct KeepAliveApp;
@@ -56,28 +54,43 @@ async fn harness(config: &ConnLimitConfig) -> Harness {
         Duration::from_millis(50),
         Arc::new(move |d| seen.lock().unwrap().push(d)),
     ));
-    let app = Arc::new(ConnTracked::new(KeepAliveApp, filter.clone()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let accept_filter = filter.clone();
-    let (_tx, shutdown) = tokio::sync::watch::channel(false);
+    // Pingora's own listener stack: the filter is called with the peer address after
+    // `accept()`, then the app (looping `process_new` for keep-alive).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut service = Service::new(
+        "protect-test".into(),
+        ConnTracked::new(KeepAliveApp, filter.clone()),
+    );
+    service.add_tcp(&addr.to_string());
+    service.set_connection_filter(filter.clone());
+    let (tx, shutdown) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let _keep = _tx;
-        while let Ok((tcp, peer)) = listener.accept().await {
-            if !accept_filter.should_accept(Some(&peer)).await {
-                continue; // dropped: the client sees the close
-            }
-            let fd = tcp.as_raw_fd();
-            let mut stream = pingora_core::protocols::l4::stream::Stream::from(tcp);
-            stream.set_socket_digest(SocketDigest::from_raw_fd(fd));
-            let stream: Stream = Box::new(stream);
-            tokio::spawn(Service::<ConnTracked<KeepAliveApp>>::handle_event(
-                stream,
-                app.clone(),
-                shutdown.clone(),
-            ));
-        }
+        let _keep = tx;
+        service.start_service(None, shutdown, 1).await
     });
+    // Readiness: the listener is up once a connection is served (and closed again).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut c) = TcpStream::connect(addr).await {
+            if round_trip(&mut c).await {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pingora listener never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for("the readiness probe's slot to come back", || {
+        filter.limiter().active() == 0 && filter.pending_count() == 0
+    })
+    .await;
     Harness {
         addr,
         filter,

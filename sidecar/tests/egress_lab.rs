@@ -1,0 +1,299 @@
+//! The sidecar's egress path end to end, through the real binary, against the DNSSEC lab
+//! (Knot + validating Unbound on loopback, zones made by rampart_dns::testlab): the app uses
+//! the sidecar as its explicit proxy (HTTPS_PROXY); every case is checked by what the client
+//! gets, what the destination saw, and the reason in the sidecar's log. Skips with a message
+//! when the lab's tools are missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod egress_support;
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use egress_support::*;
+use rampart_dns::testlab::DnsLab;
+use serde_json::Value;
+use support::Sidecar;
+
+const LO10: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
+
+fn policy(port: u16, port2: u16, www_allowed: bool) -> String {
+    let www = if www_allowed {
+        format!(
+            "[[egress.hosts]]\nname = \"signed-www\"\nhost = \"www.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.10/32\"]\n"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "[egress]\ndnssec = \"if-signed\"\n{www}\
+         [[egress.hosts]]\nname = \"signed-http\"\nhost = \"api.signed.test\"\nports = [{port}]\nprotocol = \"http\"\ninternal = [\"127.0.0.10/32\"]\n\
+         [[egress.hosts]]\nname = \"bogus\"\nhost = \"www.bogus.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.0/8\"]\n\
+         [[egress.hosts]]\nname = \"plain-if-signed\"\nhost = \"www.plain.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.10/32\"]\n\
+         [[egress.hosts]]\nname = \"plain-required\"\nhost = \"www.plain.test\"\nports = [{port2}]\nprotocol = \"tls\"\ndnssec = \"required\"\ninternal = [\"127.0.0.10/32\"]\n\
+         [[egress.hosts]]\nname = \"loopback-name\"\nhost = \"lo.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\n\
+         [[egress.hosts]]\nname = \"metadata-name\"\nhost = \"meta.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\n\
+         [[egress.hosts]]\nname = \"asked-last\"\nhost = \"private.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\n"
+    )
+}
+
+/// The egress line of the sidecar's log matching `pred`.
+fn egress_line(sc: &mut Sidecar, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    sc.wait_for(
+        |v| v["event.name"] == "rampart.sidecar.egress" && pred(v),
+        what,
+    )
+}
+
+fn denied_line(sc: &mut Sidecar, reason: &str, rule: Option<&str>) -> Value {
+    let line = egress_line(sc, &format!("egress denial {reason}"), |v| {
+        v["rampart.reason.kind"] == reason
+    });
+    assert_eq!(line["rampart.decision"], "deny", "{line}");
+    assert_eq!(line["rampart.direction"], "egress", "{line}");
+    assert!(
+        line["rampart.reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{line}"
+    );
+    if let Some(rule) = rule {
+        assert_eq!(line["rampart.rule"], rule, "{line}");
+    }
+    line
+}
+
+#[test]
+fn egress_through_the_sidecar_against_the_dnssec_lab() {
+    let mut lab = match DnsLab::start() {
+        Ok(lab) => lab,
+        Err(e) => {
+            eprintln!("SKIPPED egress_through_the_sidecar_against_the_dnssec_lab: {e}");
+            return;
+        }
+    };
+    let dest = Recorder::start(LO10);
+    let port = dest.addr.port();
+    let port2 = port.checked_add(1).unwrap_or(port - 1);
+    let mesh = MeshDir::new(
+        &[("frontend", FRONTEND)],
+        &format!("[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n"),
+    );
+    let policy_path = mesh.write("frontend-policy.toml", &policy(port, port2, true));
+    let config = mesh.config(
+        "frontend",
+        "frontend",
+        &format!(
+            "[egress]\nresolvers = [\"{}\"]\ntrust_anchor = \"{}\"\nproxy_listen = \"127.0.0.1:0\"\ncache_floor_secs = 0\n",
+            lab.resolver,
+            toml_path(&lab.anchor_file)
+        ),
+    );
+    let mut sc = Sidecar::start(&config);
+    let proxy = sc.addr("egress:proxy");
+
+    // Allowed name: resolved by our resolver (secure), the vetted address dialled, the
+    // ClientHello delivered as sent.
+    let hello = client_hello("www.signed.test");
+    let got = connect_via(proxy, &format!("www.signed.test:{port}"), &hello);
+    assert_eq!(got.status(), 200, "{got:?}");
+    assert_eq!(got.rest, b"pong", "{got:?}");
+    assert!(dest.seen().iter().any(|(_, b)| *b == hello));
+    let line = egress_line(&mut sc, "allowed egress", |v| {
+        v["rampart.rule"] == "signed-www" && v["rampart.decision"] == "allow"
+    });
+    assert_eq!(line["rampart.dns.security"], "secure", "{line}");
+    assert_eq!(line["network.peer.address"], "127.0.0.10", "{line}");
+    assert_eq!(line["server.address"], "www.signed.test", "{line}");
+    assert_eq!(line["rampart.egress.mode"], "proxy", "{line}");
+
+    // Plain HTTP in absolute form to an allowed http rule.
+    let req = format!(
+        "GET http://api.signed.test:{port}/v1 HTTP/1.1\r\nHost: api.signed.test:{port}\r\n\r\n"
+    );
+    let out = send_raw(proxy, req.as_bytes());
+    assert_eq!(out, b"pong");
+    assert!(dest.seen().iter().any(|(_, b)| *b == req.as_bytes()));
+
+    // Unlisted name: 403 before anything is dialled, with the reason.
+    let before = dest.seen().len();
+    let got = connect_via(proxy, &format!("deep.api.signed.test:{port}"), &hello);
+    assert_eq!(got.status(), 403, "{got:?}");
+    assert_eq!(
+        got.header("x-rampart-deny-reason").as_deref(),
+        Some("no_rule")
+    );
+    denied_line(&mut sc, "no_rule", None);
+
+    // IP literal, even carrying an allowed SNI inside.
+    let got = connect_via(proxy, &format!("127.0.0.10:{port}"), &hello);
+    assert_eq!(got.status(), 403, "{got:?}");
+    assert_eq!(
+        got.header("x-rampart-deny-reason").as_deref(),
+        Some("raw_ip_not_named")
+    );
+    denied_line(&mut sc, "raw_ip_not_named", None);
+
+    // SNI spoofing: CONNECT to an allowed name, a ClientHello for another inside.
+    let got = connect_via(
+        proxy,
+        &format!("www.signed.test:{port}"),
+        &client_hello("evil.example"),
+    );
+    assert_eq!(
+        got.status(),
+        200,
+        "the CONNECT target alone is allowed: {got:?}"
+    );
+    assert!(got.rest.is_empty(), "{got:?}");
+    let line = denied_line(&mut sc, "connect_sni_mismatch", None);
+    assert!(
+        line["rampart.reason"]
+            .as_str()
+            .unwrap()
+            .contains("evil.example"),
+        "{line}"
+    );
+
+    // Bogus zone: signatures that do not validate.
+    let got = connect_via(
+        proxy,
+        &format!("www.bogus.test:{port}"),
+        &client_hello("www.bogus.test"),
+    );
+    assert!(got.rest.is_empty(), "{got:?}");
+    denied_line(&mut sc, "dnssec_bogus", Some("bogus"));
+
+    // Unsigned zone: allowed under if-signed, denied under required. The lab's unsigned zone
+    // sometimes goes unanswered on a loaded machine (the known lab flake of #13: hickory's
+    // insecurity proof times out and fails closed), so this one case gets three tries, each
+    // failure printed with its reason; a real defect fails all three.
+    let mut tries = 0;
+    let line = loop {
+        tries += 1;
+        let got = connect_via(
+            proxy,
+            &format!("www.plain.test:{port}"),
+            &client_hello("www.plain.test"),
+        );
+        let line = egress_line(&mut sc, &format!("unsigned try {tries}"), |v| {
+            v["client.port"] == got.local_port
+        });
+        if got.rest == b"pong" || tries == 3 {
+            assert_eq!(got.rest, b"pong", "{got:?} {line}");
+            assert_eq!(line["rampart.rule"], "plain-if-signed", "{line}");
+            assert_eq!(line["rampart.decision"], "allow", "{line}");
+            break line;
+        }
+        eprintln!("unsigned zone try {tries} refused (lab flake?): {line}");
+        // The refused answer may sit in the resolver's cache for its TTL (2 s).
+        std::thread::sleep(std::time::Duration::from_millis(2500));
+    };
+    assert_eq!(line["rampart.dns.security"], "insecure", "{line}");
+    let got = connect_via(
+        proxy,
+        &format!("www.plain.test:{port2}"),
+        &client_hello("www.plain.test"),
+    );
+    assert!(got.rest.is_empty(), "{got:?}");
+    denied_line(&mut sc, "dnssec_unsigned", Some("plain-required"));
+
+    // An allowed name resolving to loopback or the metadata address is refused (vetting).
+    for (name, rule) in [
+        ("lo.signed.test", "loopback-name"),
+        ("meta.signed.test", "metadata-name"),
+    ] {
+        let got = connect_via(proxy, &format!("{name}:{port}"), &client_hello(name));
+        assert!(got.rest.is_empty(), "{name}: {got:?}");
+        let line = egress_line(&mut sc, &format!("{name} refused"), |v| {
+            v["rampart.reason.kind"] == "address_refused" && v["rampart.rule"] == rule
+        });
+        assert_eq!(line["rampart.decision"], "deny");
+    }
+    // Nothing denied ever reached the destination.
+    let after: Vec<Vec<u8>> = dest.seen()[before..]
+        .iter()
+        .map(|(_, b)| b.clone())
+        .collect();
+    assert_eq!(
+        after,
+        vec![client_hello_for_plain(&dest)],
+        "only the unsigned if-signed case connected"
+    );
+
+    // Metrics by reason and rule.
+    let metrics = admin_get(sc.addr("admin"), "/metrics");
+    for needle in [
+        "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_bogus\",rule=\"bogus\"",
+        "direction=\"egress\",mode=\"enforce\",reason=\"no_rule\",rule=\"\"",
+        "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_unsigned\",rule=\"plain-required\"",
+        "rampart_sidecar_connections_total{direction=\"egress\",result=\"allow\"} 3",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
+
+    // Hot reload: the rule goes away with the rest of the policy; new connections are denied.
+    std::fs::write(&policy_path, policy(port, port2, false)).unwrap();
+    sc.hup();
+    sc.wait_for(
+        |v| v["event.name"] == "rampart.sidecar.reload" && v["rampart.reload.result"] == "ok",
+        "reload",
+    );
+    let got = connect_via(proxy, &format!("www.signed.test:{port}"), &hello);
+    assert_eq!(got.status(), 403, "{got:?}");
+    let line = egress_line(&mut sc, "denied after reload", |v| {
+        v["rampart.reason.kind"] == "no_rule"
+            && v["rampart.reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("www.signed.test"))
+    });
+    assert_ne!(
+        line["rampart.policy.version"],
+        sc.ready["rampart.policy.version"]
+    );
+    // A bad egress section is refused at reload, naming file, line and field; the running
+    // policy stays.
+    std::fs::write(
+        &policy_path,
+        "[egress]\n[[egress.hosts]]\nhost = \"*.*.example\"\nports = [443]\nprotocol = \"tls\"\n",
+    )
+    .unwrap();
+    sc.hup();
+    let line = sc.wait_for(
+        |v| v["event.name"] == "rampart.sidecar.reload" && v["rampart.reload.result"] == "error",
+        "refused reload",
+    );
+    let msg = line["error.message"].as_str().unwrap();
+    assert!(
+        msg.contains("frontend-policy.toml:3:") && msg.contains("egress.hosts[0].host"),
+        "{msg}"
+    );
+    let out = send_raw(proxy, req.as_bytes());
+    assert_eq!(out, b"pong", "the running policy stays");
+
+    // Resolver down: told apart from a bogus answer in the log and the metrics.
+    lab.stop_resolver();
+    let got = connect_via(
+        proxy,
+        &format!("private.signed.test:{port}"),
+        &client_hello("private.signed.test"),
+    );
+    assert!(got.rest.is_empty(), "{got:?}");
+    let line = egress_line(&mut sc, "resolver down", |v| {
+        v["rampart.rule"] == "asked-last"
+    });
+    assert_eq!(
+        line["rampart.reason.kind"], "resolver_unreachable",
+        "{line}"
+    );
+}
+
+/// The ClientHello the unsigned if-signed case sent (for the destination's record).
+fn client_hello_for_plain(dest: &Recorder) -> Vec<u8> {
+    // ClientHellos carry random values: take the one the destination saw for www.plain.test.
+    dest.seen()
+        .iter()
+        .map(|(_, b)| b.clone())
+        .find(|b| b.windows(14).any(|w| w == b"www.plain.test"))
+        .unwrap()
+}

@@ -1,0 +1,195 @@
+//! Shared by the egress and gateway tests: a destination that records who connected and what
+//! it sent first, ClientHellos with a chosen SNI, an explicit-proxy client, a mesh folder with
+//! one workload's identity, and the admin `/metrics`.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::support::{write_leaf, TestCa};
+
+pub const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
+pub const GATEWAY: &str = "spiffe://mesh.local/ns/infra/sa/egress-gateway";
+const IO: Duration = Duration::from_secs(10);
+
+/// Connections a [`Recorder`] saw: (peer, first bytes).
+type Seen = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
+
+/// A TCP destination on `ip` that records each connection's peer address and first bytes,
+/// answers `pong` and closes.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    seen: Seen,
+}
+
+impl Recorder {
+    pub fn start(ip: IpAddr) -> Recorder {
+        Self::start_at(SocketAddr::new(ip, 0))
+    }
+
+    pub fn start_at(at: SocketAddr) -> Recorder {
+        let l = TcpListener::bind(at).unwrap();
+        let addr = l.local_addr().unwrap();
+        let seen: Seen = Arc::default();
+        let record = seen.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let record = record.clone();
+                std::thread::spawn(move || {
+                    let peer = s.peer_addr().unwrap();
+                    s.set_read_timeout(Some(IO)).unwrap();
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let n = s.read(&mut buf).unwrap_or(0);
+                    buf.truncate(n);
+                    record.lock().unwrap().push((peer, buf));
+                    let _ = s.write_all(b"pong");
+                });
+            }
+        });
+        Recorder { addr, seen }
+    }
+
+    /// Every connection so far: (peer, first bytes).
+    pub fn seen(&self) -> Vec<(SocketAddr, Vec<u8>)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// The ClientHello a TLS client sends first, with `sni`.
+pub fn client_hello(sni: &str) -> Vec<u8> {
+    rampart_egress::testkit::client_hello(sni).unwrap()
+}
+
+/// What an explicit-proxy client got.
+#[derive(Debug)]
+pub struct Proxied {
+    /// The proxy's answer head (`HTTP/1.1 200 …` or `HTTP/1.1 403 …` with its headers).
+    pub head: String,
+    /// Everything after the head until the connection closed.
+    pub rest: Vec<u8>,
+    /// The client's port (`client.port` in the sidecar's log line).
+    pub local_port: u16,
+}
+
+impl Proxied {
+    pub fn status(&self) -> u16 {
+        self.head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// `CONNECT target` through the proxy at `proxy`, then (after a `200`) `then` inside the
+/// tunnel; reads until the connection closes.
+pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
+    let mut s = TcpStream::connect(proxy).unwrap();
+    let local_port = s.local_addr().unwrap().port();
+    s.set_read_timeout(Some(IO)).unwrap();
+    write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            return Proxied {
+                head: String::from_utf8_lossy(&buf).into_owned(),
+                rest: Vec::new(),
+                local_port,
+            };
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut rest = buf[head_end..].to_vec();
+    if head.starts_with("HTTP/1.1 200") {
+        let _ = s.write_all(then);
+    }
+    let _ = s.read_to_end(&mut rest);
+    Proxied {
+        head,
+        rest,
+        local_port,
+    }
+}
+
+/// Sends raw bytes to `addr` and reads until close (absolute-form requests through the proxy).
+pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO)).unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// GET `path` on an admin listener.
+pub fn admin_get(addr: SocketAddr, path: &str) -> String {
+    let out = send_raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A folder holding a CA bundle and SVID files for the given workloads, plus `directory.toml`.
+pub struct MeshDir {
+    pub dir: tempfile::TempDir,
+    pub ca: TestCa,
+}
+
+impl MeshDir {
+    /// `ids`: (file stem, SPIFFE ID).
+    pub fn new(ids: &[(&str, &str)], directory: &str) -> MeshDir {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("mesh");
+        std::fs::write(dir.path().join("bundle.pem"), &ca.root_pem).unwrap();
+        for (stem, id) in ids {
+            write_leaf(dir.path(), stem, &ca.leaf(&[id]));
+        }
+        std::fs::write(dir.path().join("directory.toml"), directory).unwrap();
+        MeshDir { dir, ca }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// A sidecar config for `service` with SVID files `STEM.pem`/`STEM.key`, policy
+    /// `STEM-policy.toml`, and `extra` appended.
+    pub fn config(&self, stem: &str, service: &str, extra: &str) -> PathBuf {
+        self.write(
+            &format!("{stem}.toml"),
+            &format!(
+                "service = \"{service}\"\ntrust_domain = \"mesh.local\"\npolicy = \"{stem}-policy.toml\"\n\
+                 directory = \"directory.toml\"\nidentity = {{ cert = \"{stem}.pem\", key = \"{stem}.key\", bundle = \"bundle.pem\" }}\n\
+                 admin = {{ listen = \"127.0.0.1:0\" }}\n{extra}"
+            ),
+        )
+    }
+}
+
+/// Path as a TOML string value.
+pub fn toml_path(p: &Path) -> String {
+    p.to_str().unwrap().replace('\\', "\\\\")
+}
