@@ -825,20 +825,27 @@ pub async fn probe(
     Err(last)
 }
 
+/// A recursive query for `name rtype` with the DO bit (DNSSEC records wanted), optionally with
+/// Checking Disabled.
+pub(crate) fn dnssec_query(name: Name, rtype: RecordType, checking_disabled: bool) -> Message {
+    let mut msg = Message::query();
+    msg.add_query(Query::query(name, rtype));
+    msg.metadata.recursion_desired = true;
+    msg.metadata.checking_disabled = checking_disabled;
+    let mut edns = Edns::new();
+    edns.enable_dnssec();
+    edns.set_max_payload(1232);
+    msg.set_edns(edns);
+    msg
+}
+
 async fn probe_one(
     upstream: SocketAddr,
     name: &Name,
     rtype: RecordType,
     timeout: Duration,
 ) -> Result<Message, String> {
-    let mut msg = Message::query();
-    msg.add_query(Query::query(name.clone(), rtype));
-    msg.metadata.recursion_desired = true;
-    msg.metadata.checking_disabled = true;
-    let mut edns = Edns::new();
-    edns.enable_dnssec();
-    edns.set_max_payload(1232);
-    msg.set_edns(edns);
+    let msg = dnssec_query(name.clone(), rtype, true);
     let id = msg.metadata.id;
     let bytes = msg.to_vec().map_err(|e| e.to_string())?;
     let bind: SocketAddr = if upstream.is_ipv4() {

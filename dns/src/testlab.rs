@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hickory_resolver::proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::{Name, RecordType};
 
 use crate::resolver::{ResolverConfig, TrustAnchor};
@@ -350,14 +350,7 @@ fn query_sync_flags(
     rtype: RecordType,
     checking_disabled: bool,
 ) -> Option<Message> {
-    let mut msg = Message::query();
-    msg.add_query(Query::query(Name::from_ascii(name).ok()?, rtype));
-    msg.metadata.recursion_desired = true;
-    msg.metadata.checking_disabled = checking_disabled;
-    let mut edns = Edns::new();
-    edns.enable_dnssec();
-    edns.set_max_payload(1232);
-    msg.set_edns(edns);
+    let msg = crate::resolver::dnssec_query(Name::from_ascii(name).ok()?, rtype, checking_disabled);
     let bytes = msg.to_vec().ok()?;
     let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).ok()?;
     sock.set_read_timeout(Some(Duration::from_millis(500)))

@@ -1,6 +1,7 @@
 //! `EdgeCertSource`: an edge listener's DNS server certificate from the
 //! built-in CA, renewed like an SVID (2/3 of life, jitter, backoff) and
-//! published as a `rustls::ServerConfig` (no client auth) on a watch channel.
+//! published as a `rustls::ServerConfig` (no client auth) on a watch channel, and as the
+//! `CertifiedKey` alone for a server that picks certificates by SNI itself.
 //! The edge authenticates to the CA with its own SVID.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use arc_swap::ArcSwap;
 use rampart_tls::pem::certs_from_pem;
 use rampart_tls::Profile;
 use rand::Rng;
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
@@ -34,6 +36,7 @@ pub struct EdgeCertSource {
     ttl: Option<Duration>,
     current: ArcSwap<Current>,
     tx: watch::Sender<Arc<ServerConfig>>,
+    keys: watch::Sender<Arc<CertifiedKey>>,
 }
 
 impl EdgeCertSource {
@@ -45,7 +48,7 @@ impl EdgeCertSource {
         ttl: Option<Duration>,
     ) -> Result<Arc<Self>> {
         let client = svid.ca_client();
-        let (config, not_after) = fetch(&client, &svid, &dns_names, ttl).await?;
+        let (config, key, not_after) = fetch(&client, &svid, &dns_names, ttl).await?;
         let now = OffsetDateTime::now_utc();
         Ok(Arc::new(EdgeCertSource {
             svid,
@@ -57,12 +60,18 @@ impl EdgeCertSource {
                 received_at: now,
             }),
             tx: watch::channel(config).0,
+            keys: watch::channel(key).0,
         }))
     }
 
     /// New `ServerConfig`s, one per renewal.
     pub fn server_configs(&self) -> watch::Receiver<Arc<ServerConfig>> {
         self.tx.subscribe()
+    }
+
+    /// New certificates with their keys, one per renewal (for an SNI resolver).
+    pub fn certified_keys(&self) -> watch::Receiver<Arc<CertifiedKey>> {
+        self.keys.subscribe()
     }
 
     /// Seconds until the served certificate expires.
@@ -72,13 +81,14 @@ impl EdgeCertSource {
 
     /// Renews now.
     pub async fn renew_now(&self) -> Result<()> {
-        let (config, not_after) =
+        let (config, key, not_after) =
             fetch(&self.client, &self.svid, &self.dns_names, self.ttl).await?;
         self.current.store(Arc::new(Current {
             not_after,
             received_at: OffsetDateTime::now_utc(),
         }));
         self.tx.send_replace(config);
+        self.keys.send_replace(key);
         Ok(())
     }
 
@@ -112,16 +122,18 @@ async fn fetch(
     svid: &SvidSource,
     dns_names: &[String],
     ttl: Option<Duration>,
-) -> Result<(Arc<ServerConfig>, OffsetDateTime)> {
+) -> Result<(Arc<ServerConfig>, Arc<CertifiedKey>, OffsetDateTime)> {
     let (csr, key) = new_edge_csr(dns_names)?;
     let resp = client.edge(&svid.identity(), &csr, ttl).await?;
     let chain: Vec<CertificateDer<'static>> = certs_from_pem(&resp.chain_pem)?;
     let not_after = rampart_tls::svid::not_after(&chain[0])?;
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let certified = rampart_tls::pem::certified_key(chain.clone(), &key)
+        .map_err(rampart_tls::TlsError::from)?;
     let config = Profile::Intermediate
         .server_builder()?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(rampart_tls::TlsError::from)?;
-    Ok((Arc::new(config), not_after))
+    Ok((Arc::new(config), Arc::new(certified), not_after))
 }

@@ -265,6 +265,22 @@ pub fn write_file_public(path: &Path, contents: &[u8]) -> Result<()> {
 
 pub use rampart_tls::pem::pem_encode;
 
+/// Opens (creating, 0600) the lock file `path` and takes an exclusive
+/// `flock` on it: writers of one CA file (service and CLI) take turns.
+/// Released when the returned file is dropped.
+pub fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let f = options.open(path).map_err(|e| PkiError::io(path, e))?;
+    f.lock().map_err(|e| PkiError::io(path, e))?;
+    Ok(f)
+}
+
 fn pem_decode(text: &str) -> Option<Vec<u8>> {
     let body: String = text
         .lines()

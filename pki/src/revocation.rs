@@ -11,7 +11,7 @@
 //! without a restart or a signal.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -126,15 +126,7 @@ pub enum Target {
 /// Adds `target` to the list under the lock; returns false when it was
 /// already listed.
 pub fn revoke(ca_dir: &Path, target: &Target, reason: &str) -> Result<bool> {
-    let lock_path = ca_dir.join("revoked.json.lock");
-    let lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| PkiError::io(&lock_path, e))?;
-    lock.lock().map_err(|e| PkiError::io(&lock_path, e))?;
+    let _lock = crate::keystore::lock_exclusive(&ca_dir.join("revoked.json.lock"))?;
     let mut list = load(ca_dir)?;
     let entry = Entry {
         revoked_at: OffsetDateTime::now_utc().unix_timestamp(),

@@ -18,7 +18,6 @@
 //! root's leaves to expire, as it did before the CA tracked workloads.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -180,6 +179,20 @@ impl Workloads {
     }
 }
 
+/// Creates the empty, complete registry of a new CA in `ca_dir`.
+pub(crate) fn create(ca_dir: &Path) -> Result<()> {
+    let path = path(ca_dir);
+    with_lock(&path, |_| {
+        write(
+            &path,
+            &File {
+                clean: true,
+                workloads: HashMap::new(),
+            },
+        )
+    })
+}
+
 /// Records one leaf issued outside the service (`rampart-pki issue`)
 /// straight into the file of the CA in `ca_dir`.
 pub fn record_offline(ca_dir: &Path, identity: &str, leaf: LiveLeaf) -> Result<()> {
@@ -221,15 +234,7 @@ fn prune(live: &mut HashMap<String, LiveLeaf>) {
 }
 
 fn with_lock<T>(path: &Path, f: impl FnOnce(Option<File>) -> Result<T>) -> Result<T> {
-    let lock_path = path.with_extension("json.lock");
-    let lock = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|e| PkiError::io(&lock_path, e))?;
-    lock.lock().map_err(|e| PkiError::io(&lock_path, e))?;
+    let _lock = keystore::lock_exclusive(&path.with_extension("json.lock"))?;
     let disk = match std::fs::read_to_string(path) {
         Ok(text) => Some(serde_json::from_str(&text).map_err(|e| PkiError::Config {
             path: path.to_path_buf(),

@@ -2,126 +2,13 @@
 //! The audit log with the real binaries: `serve` and CLI commands writing
 //! the same log keep one intact chain; a broken chain never stops the CA.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-fn pki(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
-        .current_dir(dir)
-        .env_remove("RAMPART_PKI_KEK")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-struct Serve {
-    child: Child,
-    port: u16,
-}
-
-impl Serve {
-    async fn start(d: &Path) -> Serve {
-        Self::start_with(d, "").await
-    }
-
-    async fn start_with(d: &Path, extra: &str) -> Serve {
-        std::fs::write(
-            d.join("pki.toml"),
-            format!("listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n{extra}"),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
-            .current_dir(d)
-            .env_remove("RAMPART_PKI_KEK")
-            .args(["serve", "--config", "pki.toml"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let line = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || {
-                let mut line = String::new();
-                BufReader::new(stdout).read_line(&mut line).unwrap();
-                line
-            }),
-        )
-        .await
-        .expect("serve did not print its ready line within 30 s")
-        .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("ready https://")
-            .unwrap_or_else(|| panic!("no ready line: {line:?}"));
-        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        Serve { child, port }
-    }
-
-    /// A request the service refuses and audits (unknown join token).
-    async fn refused_request(&self, d: &Path) -> String {
-        curl(
-            d,
-            &[
-                "-X",
-                "POST",
-                "--data",
-                "{\"token\":\"rpt_unknown\",\"csr\":\"x\"}",
-                &format!("https://127.0.0.1:{}/v1/bootstrap", self.port),
-            ],
-        )
-        .await
-    }
-
-    async fn metrics(&self, d: &Path) -> String {
-        curl(d, &[&format!("https://127.0.0.1:{}/metrics", self.port)]).await
-    }
-
-    fn stop(mut self) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "serve exits cleanly: {status:?}");
-    }
-}
-
-/// A failing test must not leave the service running.
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-async fn curl(d: &Path, args: &[&str]) -> String {
-    let out = tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::process::Command::new("curl")
-            .current_dir(d)
-            .args(["--silent", "--max-time", "10", "--cacert", "ca/bundle.pem"])
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("curl hung")
-    .expect("curl is needed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::cli::{curl, first_line, init, issue, ok, pki, stop, token, Serve};
 
 fn sealed(d: &Path) -> Vec<String> {
     std::fs::read_dir(d.join("ca"))
@@ -133,38 +20,7 @@ fn sealed(d: &Path) -> Vec<String> {
 
 /// A leaf issued offline (`rampart-pki issue`) for `spiffe://example.org/ns/jobs/sa/SA`.
 fn offline_leaf(d: &Path, sa: &str) {
-    ok(&pki(
-        d,
-        &[
-            "issue",
-            "--dir",
-            "ca",
-            "--kek-file",
-            "kek",
-            "--ns",
-            "jobs",
-            "--sa",
-            sa,
-            "--out",
-            sa,
-        ],
-    ));
-}
-
-fn init(d: &Path) {
-    ok(&pki(d, &["kek", "generate", "--out", "kek"]));
-    ok(&pki(
-        d,
-        &[
-            "init",
-            "--trust-domain",
-            "example.org",
-            "--dir",
-            "ca",
-            "--kek-file",
-            "kek",
-        ],
-    ));
+    ok(&issue(d, "kek", &["--ns", "jobs", "--sa", sa, "--out", sa]));
 }
 
 /// The reported defect: `token create` / `issue` while `serve` runs, then
@@ -189,21 +45,10 @@ async fn cli_and_service_share_one_intact_chain() {
         assert!(body.contains("token_unknown"), "{body}");
         ok(&created.unwrap());
         let out = format!("w{i}");
-        ok(&pki(
+        ok(&issue(
             d,
-            &[
-                "issue",
-                "--dir",
-                "ca",
-                "--kek-file",
-                "kek",
-                "--ns",
-                "web",
-                "--sa",
-                &out,
-                "--out",
-                &out,
-            ],
+            "kek",
+            &["--ns", "web", "--sa", &out, "--out", &out],
         ));
         expected += 3;
     }
@@ -406,22 +251,6 @@ async fn rotate_commands_drive_the_running_service() {
     assert!(!d.join("ca/admin.sock").exists(), "socket removed at exit");
 }
 
-/// Waits (bounded) for a line from a child's stdout.
-async fn first_line(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-            line
-        }),
-    )
-    .await
-    .expect("no line within 30 s")
-    .unwrap()
-}
-
 fn agent(d: &Path, port: u16, with_token: bool) -> Child {
     let ca = format!("127.0.0.1:{port}");
     let mut args = vec![
@@ -451,14 +280,6 @@ fn agent(d: &Path, port: u16, with_token: bool) -> Child {
         .unwrap()
 }
 
-fn stop(mut child: Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-}
-
 /// The agent: files a workload in any language can use, renewed at 2/3 of
 /// life, verifiable with openssl, expiry as a metric, resumed after a
 /// restart without a new token.
@@ -468,18 +289,8 @@ async fn agent_keeps_files_for_any_workload() {
     let d = tmp.path();
     init(d);
     let serve = Serve::start_with(d, "[issuance]\nmax_ttl_secs = 6\ndefault_ttl_secs = 6\n").await;
-    let token = ok(&pki(
-        d,
-        &[
-            "token",
-            "create",
-            "--dir",
-            "ca",
-            "--id",
-            "spiffe://example.org/ns/web/sa/py",
-        ],
-    ));
-    std::fs::write(d.join("token"), token.trim()).unwrap();
+    let token = token(d, "spiffe://example.org/ns/web/sa/py");
+    std::fs::write(d.join("token"), token).unwrap();
     let mut child = agent(d, serve.port, true);
     let line = first_line(&mut child).await;
     assert!(line.starts_with("ready out"), "{line:?}");

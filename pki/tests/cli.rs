@@ -4,40 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
+use common::cli::{fails_with, issue, mode, ok, pki, token, Serve, INIT};
 use rampart_pki::client::SvidSource;
-
-fn pki(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
-        .current_dir(dir)
-        .env_remove("RAMPART_PKI_KEK")
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn fails_with(out: &Output, needle: &str) {
-    assert!(!out.status.success(), "should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-}
-
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
 
 #[tokio::test]
 async fn cli_end_to_end() {
@@ -49,55 +19,19 @@ async fn cli_end_to_end() {
         &pki(d, &["init", "--trust-domain", "example.org", "--dir", "ca"]),
         "no key-encryption key",
     );
-    let init = [
-        "init",
-        "--trust-domain",
-        "example.org",
-        "--dir",
-        "ca",
-        "--kek-file",
-        "kek",
-        "--dns-suffix",
-        "edge.example.org",
-    ];
+    let init = INIT;
     ok(&pki(d, &init));
     fails_with(&pki(d, &init), "already holds a CA");
 
     std::fs::write(d.join("wrong"), "ab".repeat(32)).unwrap();
     fails_with(
-        &pki(
-            d,
-            &[
-                "issue",
-                "--dir",
-                "ca",
-                "--kek-file",
-                "wrong",
-                "--ns",
-                "web",
-                "--sa",
-                "a",
-                "--out",
-                "w",
-            ],
-        ),
+        &issue(d, "wrong", &["--ns", "web", "--sa", "a", "--out", "w"]),
         "wrong key-encryption key",
     );
-    ok(&pki(
+    ok(&issue(
         d,
-        &[
-            "issue",
-            "--dir",
-            "ca",
-            "--kek-file",
-            "kek",
-            "--ns",
-            "web",
-            "--sa",
-            "a",
-            "--out",
-            "w",
-        ],
+        "kek",
+        &["--ns", "web", "--sa", "a", "--out", "w"],
     ));
     assert_eq!(mode(&d.join("w.key")), 0o600);
     let report = ok(&pki(d, &["inspect", "w.pem"]));
@@ -110,56 +44,21 @@ async fn cli_end_to_end() {
         "{report}"
     );
     fails_with(
-        &pki(
+        &issue(
             d,
-            &[
-                "issue",
-                "--dir",
-                "ca",
-                "--kek-file",
-                "kek",
-                "--ns",
-                "web",
-                "--sa",
-                "a",
-                "--ttl",
-                "91d",
-                "--out",
-                "x",
-            ],
+            "kek",
+            &["--ns", "web", "--sa", "a", "--ttl", "91d", "--out", "x"],
         ),
         "over the cap",
     );
     fails_with(
-        &pki(
-            d,
-            &[
-                "issue",
-                "--dir",
-                "ca",
-                "--kek-file",
-                "kek",
-                "--dns",
-                "www.other.com",
-                "--out",
-                "x",
-            ],
-        ),
+        &issue(d, "kek", &["--dns", "www.other.com", "--out", "x"]),
         "not under any configured DNS suffix",
     );
-    ok(&pki(
+    ok(&issue(
         d,
-        &[
-            "issue",
-            "--dir",
-            "ca",
-            "--kek-file",
-            "kek",
-            "--dns",
-            "api.edge.example.org",
-            "--out",
-            "edge",
-        ],
+        "kek",
+        &["--dns", "api.edge.example.org", "--out", "edge"],
     ));
     assert!(ok(&pki(d, &["inspect", "edge.pem"])).contains("DNS:api.edge.example.org"));
     fails_with(
@@ -176,45 +75,11 @@ async fn cli_end_to_end() {
         ),
         "outside trust domain",
     );
-    let token = ok(&pki(
-        d,
-        &[
-            "token",
-            "create",
-            "--dir",
-            "ca",
-            "--id",
-            "spiffe://example.org/ns/web/sa/b",
-        ],
-    ))
-    .trim()
-    .to_string();
+    let token = token(d, "spiffe://example.org/ns/web/sa/b");
     assert!(token.starts_with("rpt_"));
 
-    std::fs::write(
-        d.join("pki.toml"),
-        "listen = \"127.0.0.1:0\"\nca_dir = \"ca\"\nkek_file = \"kek\"\n",
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-pki"))
-        .current_dir(d)
-        .args(["serve", "--config", "pki.toml"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("ready https://")
-        .unwrap_or_else(|| panic!("no ready line: {line:?}"));
+    let serve = Serve::start(d).await;
+    let addr = format!("127.0.0.1:{}", serve.port);
     let settings = common::settings(
         addr.parse().unwrap(),
         "spiffe://example.org/ns/web/sa/b",
@@ -224,15 +89,7 @@ async fn cli_end_to_end() {
         rampart_pki::client::certs_from_pem(&ok(&pki(d, &["bundle", "--dir", "ca"]))).unwrap();
     let source = SvidSource::bootstrap(settings, roots, &token).await;
     // SIGTERM: a clean stop that flushes the audit log.
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(
-        status.success(),
-        "serve exits cleanly on SIGTERM: {status:?}"
-    );
+    serve.stop();
     let source = source.unwrap();
     assert!(source.seconds_to_expiry() > 3500.0);
 
@@ -256,21 +113,7 @@ async fn cli_end_to_end() {
 fn closed_pipe_and_conflicting_flags_are_clear() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    ok(&pki(d, &["kek", "generate", "--out", "kek"]));
-    ok(&pki(
-        d,
-        &[
-            "init",
-            "--trust-domain",
-            "example.org",
-            "--dir",
-            "ca",
-            "--kek-file",
-            "kek",
-            "--dns-suffix",
-            "edge.example.org",
-        ],
-    ));
+    common::cli::init(d);
     // `inspect … | head`: the reader is gone before anything is written.
     for args in [
         &["inspect", "ca/bundle.pem"][..],
@@ -290,14 +133,10 @@ fn closed_pipe_and_conflicting_flags_are_clear() {
         assert!(out.status.success(), "{args:?}: {err}");
     }
     // --ns/--sa with --dns: refused, not silently ignored.
-    let out = pki(
+    let out = issue(
         d,
+        "kek",
         &[
-            "issue",
-            "--dir",
-            "ca",
-            "--kek-file",
-            "kek",
             "--ns",
             "web",
             "--sa",
@@ -360,20 +199,7 @@ fn closed_pipe_and_conflicting_flags_are_clear() {
             "is reserved",
         );
         fails_with(
-            &pki(
-                d,
-                &[
-                    "issue",
-                    "--dir",
-                    "ca",
-                    "--kek-file",
-                    "kek",
-                    "--spiffe-id",
-                    id,
-                    "--out",
-                    "y",
-                ],
-            ),
+            &issue(d, "kek", &["--spiffe-id", id, "--out", "y"]),
             "is reserved",
         );
     }

@@ -455,12 +455,18 @@ async fn emergency_root_rotation_waits_for_live_workloads_only_body() {
         "retired long before the old leaves expired"
     );
     assert_eq!(back.service.workloads_on_old_root(), (0, 3));
-    let metrics = back.service.metrics_text();
-    assert!(
-        metrics.contains("rampart_pki_workloads_on_old_root 0")
-            && metrics.contains("rampart_pki_rotations_total{event=\"root_retired\"} 1"),
-        "{metrics}"
-    );
+    // The bundle file is written inside the rotation step, the metrics
+    // just after it.
+    wait_for(
+        "the retirement in the metrics",
+        Duration::from_secs(5),
+        || {
+            let metrics = back.service.metrics_text();
+            metrics.contains("rampart_pki_workloads_on_old_root 0")
+                && metrics.contains("rampart_pki_rotations_total{event=\"root_retired\"} 1")
+        },
+    )
+    .await;
     // The renewing workloads drop the old root at their next bundle refresh
     // (the third one has no renewal loop: it refreshes once, by hand).
     step("bundle refresh", slow.refresh_bundle()).await.unwrap();

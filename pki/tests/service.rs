@@ -101,14 +101,9 @@ async fn bootstrap_renew_and_every_refusal() {
     assert_eq!(svc.issued_total(), 2);
 
     // Renewal with an expired certificate: refused at the TLS layer.
-    let short = common::token(dir.path(), OTHER, Duration::from_secs(60));
-    let brief = SvidSource::bootstrap(
-        common::settings(running.addr, OTHER, 1),
-        common::roots(dir.path()),
-        &short,
-    )
-    .await
-    .unwrap();
+    let brief = common::bootstrap(dir.path(), running.addr, OTHER, 1)
+        .await
+        .unwrap();
     assert_eq!(svc.issued_total(), 3);
     while brief.seconds_to_expiry() > -1.0 {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -158,14 +153,9 @@ async fn issuance_is_rate_limited_per_identity() {
     let dir = tempfile::tempdir().unwrap();
     common::init_ca(dir.path());
     let running = common::start(dir.path(), "[rate_limit]\nper_minute = 1\nburst = 2\n").await;
-    let token = common::token(dir.path(), ID, Duration::from_secs(60));
-    let source = SvidSource::bootstrap(
-        common::settings(running.addr, ID, 3600),
-        common::roots(dir.path()),
-        &token,
-    )
-    .await
-    .unwrap();
+    let source = common::bootstrap(dir.path(), running.addr, ID, 3600)
+        .await
+        .unwrap();
     source.renew_now().await.unwrap();
     let e = source.renew_now().await.unwrap_err();
     assert_eq!(refused_reason(&e), "rate_limited", "{e}");
@@ -390,18 +380,9 @@ async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
     let dir = tempfile::tempdir().unwrap();
     common::init_ca(dir.path());
     let running = common::start(dir.path(), "[rate_limit]\nper_minute = 600\nburst = 100\n").await;
-    let token = common::token(dir.path(), ID, Duration::from_secs(60));
-    let source = tokio::time::timeout(
-        Duration::from_secs(10),
-        SvidSource::bootstrap(
-            common::settings(running.addr, ID, 3600),
-            common::roots(dir.path()),
-            &token,
-        ),
-    )
-    .await
-    .expect("bootstrap hung")
-    .unwrap();
+    let source = common::bootstrap(dir.path(), running.addr, ID, 3600)
+        .await
+        .unwrap();
     tokio::time::timeout(Duration::from_secs(10), source.renew_now())
         .await
         .expect("renew hung")
@@ -444,19 +425,10 @@ async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
         "gone",
     )
     .unwrap();
-    let token = common::token(dir.path(), OTHER, Duration::from_secs(60));
-    let e = tokio::time::timeout(
-        Duration::from_secs(10),
-        SvidSource::bootstrap(
-            common::settings(running.addr, OTHER, 3600),
-            common::roots(dir.path()),
-            &token,
-        ),
-    )
-    .await
-    .expect("bootstrap hung")
-    .err()
-    .expect("revoked identity bootstrapped");
+    let e = common::bootstrap(dir.path(), running.addr, OTHER, 3600)
+        .await
+        .err()
+        .expect("revoked identity bootstrapped");
     assert_eq!(refused_reason(&e), "revoked", "{e}");
     let m = running.service.metrics_text();
     assert!(

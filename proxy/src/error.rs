@@ -49,6 +49,14 @@ pub enum EdgeError {
     /// The control plane (admin listener, signal handlers, its thread) could not start.
     #[error("control plane: {0}")]
     ControlPlane(String),
+    /// The edge's `[identity]` (its SVID from the built-in CA) or a certificate from the CA.
+    #[error("[identity]: {0}")]
+    Identity(String),
+    /// A reload changed the `[identity]` table, which is bound at start.
+    #[error(
+        "[identity] changed: it is bound at start (its SVID and renewals), restart to change it"
+    )]
+    IdentityChanged,
 }
 
 impl EdgeError {
@@ -64,6 +72,7 @@ impl EdgeError {
             EdgeError::Protect(_) => "protect",
             EdgeError::ListenersChanged => "listeners_changed",
             EdgeError::ControlPlane(_) => "control_plane",
+            EdgeError::Identity(_) | EdgeError::IdentityChanged => "identity",
         }
     }
 }

@@ -29,6 +29,14 @@ pub struct Metrics {
     pub ejections: IntCounterVec,
     /// action (block, detect, pass), family (top rule family, `none` when nothing matched).
     pub waf_decisions: IntCounterVec,
+    /// spiffe_id: seconds until the edge's SVID (from the built-in CA) expires.
+    pub identity_expiry: IntGaugeVec,
+    /// names: seconds until a listener certificate from the built-in CA expires (it keeps
+    /// being served while the CA is down; this is how close that gets to the end).
+    pub ca_certificate_expiry: IntGaugeVec,
+    /// upstream, reason: upstream mTLS connections refused because the peer's certificate
+    /// failed the SPIFFE checks (not_allowed, revoked, foreign_trust_domain, ...).
+    pub upstream_mtls_refused: IntCounterVec,
     /// route, cause (inspect_limit, waf_limits), action (refused, passed, detect): requests
     /// the WAF could not inspect whole.
     pub waf_uninspected: IntCounterVec,
@@ -102,6 +110,24 @@ impl Metrics {
                 "rampart_waf_decisions_total",
                 "WAF decisions by action and the family of the highest-scoring rule",
                 &["action", "family"],
+            ),
+            identity_expiry: gauge_vec(
+                r,
+                "rampart_identity_expiry_seconds",
+                "Seconds until the edge's SVID from the built-in CA expires",
+                &["spiffe_id"],
+            ),
+            ca_certificate_expiry: gauge_vec(
+                r,
+                "rampart_ca_certificate_expiry_seconds",
+                "Seconds until a listener certificate from the built-in CA expires",
+                &["names"],
+            ),
+            upstream_mtls_refused: counter_vec(
+                r,
+                "rampart_upstream_mtls_refused_total",
+                "Upstream mTLS connections refused by the SPIFFE checks, by reason",
+                &["upstream", "reason"],
             ),
             waf_uninspected: counter_vec(
                 r,

@@ -176,6 +176,9 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
+            // A mesh upstream must present its SPIFFE ID before a request byte is sent.
+            crate::upstream::admit_connection(&self.shared, route, idx, _digest, ctx.tried.len())
+                .await?;
             route.upstream.record(idx, Outcome::Connected);
         }
         ctx.connect_ms = ctx

@@ -1,5 +1,9 @@
-//! The compiled, immutable form of a config: what the request path reads. A reload builds a new
-//! [`Runtime`] off the request path and swaps it in atomically (see `reload`).
+//! The compiled, immutable form of a config: what the request path reads, one generation.
+//! A generation holds the routes, upstreams, policies, WAF rules and every TLS listener's
+//! rustls config together. A reload builds a whole new [`Runtime`] off the request path and
+//! publishes it with one store (`rampart_ops::reload::Generations`, see `control::reload`); a
+//! connection takes the TLS config of the generation current at its handshake, a request the
+//! generation current when it starts, and both keep theirs to the end.
 
 use crate::config::{Config, LimitsConfig, TlsProfile, WafMode};
 use crate::error::EdgeError;
@@ -7,7 +11,9 @@ use crate::request::cookies::CookiePolicy;
 use crate::request::forward::TrustedProxies;
 use crate::request::headers::HeaderPolicy;
 use crate::request::route::Router;
+use crate::tls::EdgeIdentity;
 use crate::upstream::Upstream;
+use rustls::ServerConfig;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -59,9 +65,10 @@ pub struct ListenerInfo {
     pub redirect_https_port: u16,
 }
 
+#[derive(Clone)]
 pub struct Runtime {
     pub config: Arc<Config>,
-    pub router: Router<Route>,
+    pub router: Arc<Router<Route>>,
     pub upstreams: HashMap<String, Arc<Upstream>>,
     pub listeners: HashMap<u16, Arc<ListenerInfo>>,
     pub trusted: TrustedProxies,
@@ -71,12 +78,16 @@ pub struct Runtime {
     /// Compiled once per load; swapped with the rest of the runtime on SIGHUP.
     pub waf_rules: Arc<rampart_waf::RuleSet>,
     pub limits: LimitsConfig,
+    /// TLS listener name → its rustls config (profile, ALPN, certificates by SNI).
+    pub tls: HashMap<String, Arc<ServerConfig>>,
 }
 
 impl Runtime {
     /// Compiles a validated config: WAF rules, upstream pools (names resolved, CA files read),
-    /// routes, header and cookie policies.
-    pub fn build(config: Config) -> Result<Self, EdgeError> {
+    /// routes, header and cookie policies, the listeners' TLS configs (certificate files read,
+    /// certificates from the CA through `identity`).
+    pub fn build(config: Config, identity: Option<&Arc<EdgeIdentity>>) -> Result<Self, EdgeError> {
+        let tls = crate::tls::build_listener_configs(&config, identity.map(|i| &**i))?;
         let waf_rules = match &config.waf.rules_dir {
             Some(dir) => rampart_waf::RuleSet::load_dir(dir).map_err(|e| EdgeError::WafRules {
                 dir: Some(dir.clone()),
@@ -89,7 +100,7 @@ impl Runtime {
         };
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
-            let up = Upstream::build(u).map_err(|message| EdgeError::Upstream {
+            let up = Upstream::build(u, identity).map_err(|message| EdgeError::Upstream {
                 upstream: u.name.clone(),
                 message,
             })?;
@@ -136,10 +147,19 @@ impl Runtime {
             default_headers: HeaderPolicy::default(),
             waf_rules: Arc::new(waf_rules),
             limits: config.limits.clone(),
-            router,
+            router: Arc::new(router),
             upstreams,
             listeners,
+            tls,
             config: Arc::new(config),
         })
+    }
+
+    /// This generation with other TLS listener configs (certificate files changed on disk).
+    pub fn with_tls(&self, tls: HashMap<String, Arc<ServerConfig>>) -> Self {
+        Runtime {
+            tls,
+            ..self.clone()
+        }
     }
 }

@@ -3,18 +3,19 @@
 use crate::metrics::Metrics;
 use crate::request::access_log::AccessLog;
 use crate::runtime::Runtime;
-use crate::tls::ListenerTlsState;
-use arc_swap::ArcSwap;
+use crate::tls::EdgeIdentity;
 use rampart_ops::drain::{InFlight, Readiness};
-use std::collections::HashMap;
+use rampart_ops::reload::Generations;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub struct Shared {
-    pub runtime: ArcSwap<Runtime>,
+    /// The live generation: routes, upstreams, policies, WAF rules and the listeners' TLS
+    /// configs, published together by one swap (see `control::reload`).
+    pub runtime: Generations<Runtime>,
     pub metrics: Arc<Metrics>,
-    /// Listener name → its live certificates and profile.
-    pub tls: HashMap<String, Arc<ListenerTlsState>>,
+    /// The edge's SVID and its certificates from the built-in CA, when `[identity]` is set.
+    pub identity: Option<Arc<EdgeIdentity>>,
     pub access_log: AccessLog,
     pub config_path: PathBuf,
     /// `/readyz`: set once every listener accepts, cleared by the SIGTERM drain.

@@ -4,6 +4,9 @@
 //! Pingora's connection pool key ignores the CA bundle, so a connection verified under one
 //! bundle could be reused for a pool that trusts another. Every pool's trust settings are hashed
 //! into `HttpPeer::group_key`, which is part of the reuse key.
+//!
+//! A mesh upstream (`mtls`) is reached with the edge's own SVID and must present one SPIFFE ID;
+//! see [`mesh`] for how that is enforced on top of Pingora's connector.
 
 use crate::config::{HostPort, UpstreamConfig};
 use pingora_core::upstreams::peer::HttpPeer;
@@ -40,6 +43,7 @@ pub struct Upstream {
     max_failures: u32,
     eject_for: Duration,
     tls: Option<UpstreamTls>,
+    mesh: Option<mesh::MeshUpstream>,
     epoch: Instant,
 }
 
@@ -70,7 +74,21 @@ pub enum Outcome {
 }
 
 impl Upstream {
-    pub fn build(c: &UpstreamConfig) -> Result<Self, String> {
+    /// Compiles one upstream pool; an `mtls` upstream needs the edge's `identity` (without it,
+    /// in an offline `check`, its mTLS is not set up).
+    pub fn build(
+        c: &UpstreamConfig,
+        identity: Option<&Arc<crate::tls::EdgeIdentity>>,
+    ) -> Result<Self, String> {
+        let connect_timeout = Duration::from_millis(c.connect_timeout_ms);
+        let mesh = match (&c.mtls, identity) {
+            (Some(m), Some(identity)) => Some(mesh::MeshUpstream::new(
+                m,
+                identity.svid().clone(),
+                connect_timeout,
+            )),
+            _ => None,
+        };
         let tls = match &c.tls {
             None => None,
             Some(t) => {
@@ -117,11 +135,12 @@ impl Upstream {
                 })
                 .collect(),
             next: AtomicUsize::new(0),
-            connect_timeout: Duration::from_millis(c.connect_timeout_ms),
+            connect_timeout,
             read_timeout: Duration::from_millis(c.read_timeout_ms),
             max_failures: c.health.max_failures,
             eject_for: Duration::from_secs(c.health.eject_seconds),
             tls,
+            mesh,
             epoch: Instant::now(),
         })
     }
@@ -166,9 +185,10 @@ impl Upstream {
     /// The Pingora peer for endpoint `idx`.
     pub fn peer(&self, idx: usize) -> Box<HttpPeer> {
         let addr = self.endpoints[idx % self.endpoints.len()].addr;
-        let mut peer = match &self.tls {
-            None => HttpPeer::new(addr, false, String::new()),
-            Some(t) => {
+        let mut peer = match (&self.tls, &self.mesh) {
+            (_, Some(m)) => m.peer(addr),
+            (None, None) => HttpPeer::new(addr, false, String::new()),
+            (Some(t), None) => {
                 let mut p = HttpPeer::new(addr, true, t.sni.clone());
                 p.options.verify_cert = true;
                 p.options.verify_hostname = t.verify_hostname;
@@ -184,6 +204,26 @@ impl Upstream {
         peer.options.idle_timeout = Some(Duration::from_secs(60));
         Box::new(peer)
     }
+
+    /// Right after a connection to endpoint `idx` is made (or taken from the pool): a mesh
+    /// upstream's certificate must carry the expected SPIFFE ID; `Err` holds the reason.
+    pub async fn check_connected(
+        &self,
+        idx: usize,
+        digest: Option<&pingora_core::protocols::Digest>,
+    ) -> Result<(), rampart_tls::Rejection> {
+        match &self.mesh {
+            None => Ok(()),
+            Some(m) => {
+                let addr = self.endpoints[idx % self.endpoints.len()].addr;
+                let leaf_sha256 = digest
+                    .and_then(|d| d.ssl_digest.as_ref())
+                    .map(|d| d.cert_digest.as_slice())
+                    .unwrap_or_default();
+                m.check(addr, leaf_sha256).await
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -195,7 +235,7 @@ mod tests {
             "name = \"u\"\nendpoints = [{}]\nhealth = {{ max_failures = {max_failures}, eject_seconds = 60 }}",
             (0..n).map(|i| format!("\"127.0.0.1:{}\"", 1000 + i)).collect::<Vec<_>>().join(",")
         );
-        Upstream::build(&toml::from_str(&toml).unwrap()).unwrap()
+        Upstream::build(&toml::from_str(&toml).unwrap(), None).unwrap()
     }
 
     #[test]
@@ -251,7 +291,7 @@ mod tests {
             let path = dir.join(format!("{i}.pem"));
             std::fs::write(&path, ca.cert_pem()).unwrap();
             let toml = format!("name = \"u\"\nendpoints = [\"127.0.0.1:1\"]\ntls = {{ ca_file = {:?}, sni = \"up.test\" }}", path);
-            let u = Upstream::build(&toml::from_str(&toml).unwrap()).unwrap();
+            let u = Upstream::build(&toml::from_str(&toml).unwrap(), None).unwrap();
             keys.push(u.peer(0).group_key);
         }
         assert_ne!(keys[0], keys[1]);
@@ -259,7 +299,47 @@ mod tests {
     }
 }
 
+mod mesh;
+
 /// The demo binary's CA, for the TLS pool tests above.
 #[cfg(test)]
 #[path = "bin/rampart-proxy-demo/ca.rs"]
 mod demo_ca;
+
+/// `connected_to_upstream` for every upstream: a mesh upstream whose certificate fails the
+/// SPIFFE checks is refused with 502 (`upstream_identity_refused` in the access log), the
+/// reason logged and counted, the endpoint's failure fed to passive health, and another
+/// endpoint tried while untried ones remain. Other upstreams pass.
+pub async fn admit_connection(
+    shared: &crate::state::Shared,
+    route: &crate::runtime::Route,
+    idx: usize,
+    digest: Option<&pingora_core::protocols::Digest>,
+    tried: usize,
+) -> pingora_error::Result<()> {
+    let up = &route.upstream;
+    let Err(rejection) = up.check_connected(idx, digest).await else {
+        return Ok(());
+    };
+    let endpoint = up.endpoints[idx % up.endpoints.len()].addr;
+    shared
+        .metrics
+        .upstream_mtls_refused
+        .with_label_values(&[&up.name, rejection.reason()])
+        .inc();
+    tracing::warn!(
+        upstream = %up.name,
+        endpoint = %endpoint,
+        reason = rejection.reason(),
+        "upstream refused: its certificate failed the SPIFFE checks: {rejection}"
+    );
+    up.record(idx, Outcome::ConnectFailed);
+    let mut e = pingora_error::Error::create(
+        pingora_error::ErrorType::Custom("upstream_identity_refused"),
+        pingora_error::ErrorSource::Upstream,
+        Some(format!("upstream {}: {rejection}", up.name).into()),
+        None,
+    );
+    e.set_retry(tried < up.endpoints.len());
+    Err(e)
+}

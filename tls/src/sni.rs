@@ -1,6 +1,6 @@
 //! Choosing a server certificate by SNI: a listener's certificate set, loaded from PEM files
-//! (a bad file is an error naming it, never a panic), and a rustls resolver over the current
-//! set that a reload swaps atomically.
+//! (a bad file is an error naming it, never a panic) or renewed in place ([`LiveKey`], e.g. from
+//! the built-in CA), and a rustls resolver over the current set that a reload swaps atomically.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,13 +26,47 @@ pub struct CertFiles<'a> {
     pub default: bool,
 }
 
+/// A certificate renewed in place (e.g. by the built-in CA): every handshake is served what it
+/// holds at that moment; connections already open keep the certificate they were given.
+pub type LiveKey = Arc<ArcSwap<CertifiedKey>>;
+
+/// Where one certificate of a set comes from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// Loaded once (from files); a new one comes with a new set.
+    Fixed(Arc<CertifiedKey>),
+    /// Renewed in place by its owner.
+    Live(LiveKey),
+}
+
+impl KeySource {
+    /// The certificate to serve now.
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        match self {
+            KeySource::Fixed(k) => k.clone(),
+            KeySource::Live(k) => k.load_full(),
+        }
+    }
+}
+
+/// One certificate of a set, with the names it is served for.
+#[derive(Debug, Clone)]
+pub struct CertEntry {
+    /// The certificate and key.
+    pub key: KeySource,
+    /// Names to serve it for; empty means the leaf's own DNS names.
+    pub server_names: Vec<String>,
+    /// Served when no name matches (else the first certificate is).
+    pub default: bool,
+}
+
 /// The certificates of one listener, indexed by name.
 #[derive(Debug)]
 pub struct CertSet {
-    exact: HashMap<String, Arc<CertifiedKey>>,
+    exact: HashMap<String, KeySource>,
     /// `*.example.com` stored under `example.com`.
-    wildcard: HashMap<String, Arc<CertifiedKey>>,
-    default: Arc<CertifiedKey>,
+    wildcard: HashMap<String, KeySource>,
+    default: KeySource,
 }
 
 impl CertSet {
@@ -41,7 +75,7 @@ impl CertSet {
         CertSet {
             exact: HashMap::new(),
             wildcard: HashMap::new(),
-            default: key,
+            default: KeySource::Fixed(key),
         }
     }
 
@@ -49,30 +83,43 @@ impl CertSet {
     /// the default.
     pub fn select(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
         let Some(name) = sni else {
-            return self.default.clone();
+            return self.default.current();
         };
         if let Some(k) = self.exact.get(name) {
-            return k.clone();
+            return k.current();
         }
         if let Some((_, parent)) = name.split_once('.') {
             if let Some(k) = self.wildcard.get(parent) {
-                return k.clone();
+                return k.current();
             }
         }
-        self.default.clone()
+        self.default.current()
     }
 
     /// Loads all certificates of a listener; any bad file fails the whole set.
     pub fn load<'a>(certs: impl IntoIterator<Item = CertFiles<'a>>) -> Result<Self> {
-        let certs: Vec<CertFiles<'a>> = certs.into_iter().collect();
-        let any_default = certs.iter().any(|c| c.default);
+        let mut entries = Vec::new();
+        for c in certs {
+            entries.push(CertEntry {
+                key: KeySource::Fixed(Arc::new(load_certified_key(c.cert, c.key)?)),
+                server_names: c.server_names.to_vec(),
+                default: c.default,
+            });
+        }
+        Self::build(entries)
+    }
+
+    /// A set of certificates from any source; the first is the default unless one says so.
+    pub fn build(entries: Vec<CertEntry>) -> Result<Self> {
+        let any_default = entries.iter().any(|c| c.default);
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         let mut default = None;
-        for (i, c) in certs.iter().enumerate() {
-            let ck = Arc::new(load_certified_key(c.cert, c.key)?);
+        for (i, c) in entries.into_iter().enumerate() {
             let names = if c.server_names.is_empty() {
-                ck.cert
+                c.key
+                    .current()
+                    .cert
                     .first()
                     .map(|leaf| crate::svid::dns_names(leaf))
                     .unwrap_or_default()
@@ -86,12 +133,12 @@ impl CertSet {
                 match n.strip_prefix("*.") {
                     Some(parent) => wildcard
                         .entry(parent.to_string())
-                        .or_insert_with(|| ck.clone()),
-                    None => exact.entry(n).or_insert_with(|| ck.clone()),
+                        .or_insert_with(|| c.key.clone()),
+                    None => exact.entry(n).or_insert_with(|| c.key.clone()),
                 };
             }
             if c.default || (i == 0 && !any_default) {
-                default = Some(ck);
+                default = Some(c.key);
             }
         }
         let default = default.ok_or_else(|| TlsError::file("<listener>", "no certificates"))?;

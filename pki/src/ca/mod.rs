@@ -154,7 +154,7 @@ impl Ca {
         // A new CA has issued nothing: its registry of live workloads starts
         // complete (a CA directory without one may have issued leaves the
         // registry never saw, see `crate::workloads`).
-        crate::workloads::Workloads::open(dir, Duration::ZERO)?.close()?;
+        crate::workloads::create(dir)?;
         Ok(ca)
     }
 

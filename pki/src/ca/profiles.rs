@@ -37,15 +37,27 @@ pub fn root(
     nb: OffsetDateTime,
     na: OffsetDateTime,
 ) -> CertificateParams {
+    ca_params(format!("Rampart root CA {td}"), 1, serial, nb, na)
+}
+
+/// A CA certificate: subject `O=Rampart, CN=NAME NOTBEFORE`, path length
+/// `path_len`, key usage keyCertSign + cRLSign.
+fn ca_params(
+    name: String,
+    path_len: u8,
+    serial: SerialNumber,
+    nb: OffsetDateTime,
+    na: OffsetDateTime,
+) -> CertificateParams {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::OrganizationName, "Rampart");
     dn.push(
         DnType::CommonName,
-        format!("Rampart root CA {td} {}", nb.unix_timestamp()),
+        format!("{name} {}", nb.unix_timestamp()),
     );
     p.distinguished_name = dn;
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     p.serial_number = Some(serial);
     validity(&mut p, nb, na);
@@ -65,16 +77,7 @@ pub fn intermediate(
     nb: OffsetDateTime,
     na: OffsetDateTime,
 ) -> CertificateParams {
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::OrganizationName, "Rampart");
-    dn.push(
-        DnType::CommonName,
-        format!("Rampart issuing CA {td} {}", nb.unix_timestamp()),
-    );
-    p.distinguished_name = dn;
-    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let mut p = ca_params(format!("Rampart issuing CA {td}"), 0, serial, nb, na);
     if !dns_suffixes.is_empty() {
         p.name_constraints = Some(NameConstraints {
             permitted_subtrees: dns_suffixes
@@ -85,8 +88,6 @@ pub fn intermediate(
         });
     }
     p.use_authority_key_identifier_extension = true;
-    p.serial_number = Some(serial);
-    validity(&mut p, nb, na);
     p
 }
 

@@ -1,5 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
-//! Shared helpers: a CA directory in a temp dir and an in-process service.
+//! Shared helpers: a CA directory in a temp dir and an in-process service;
+//! [`cli`]: the real binary.
+
+pub mod cli;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -90,6 +93,27 @@ pub fn token(dir: &Path, id: &str, ttl: Duration) -> String {
         .unwrap()
         .create(&SpiffeId::parse(id).unwrap(), ttl)
         .unwrap()
+}
+
+/// Bootstraps `id` (a fresh join token, `ttl_secs` leaves) against the CA
+/// at `addr` serving `dir/ca`, within 10 s.
+pub async fn bootstrap(
+    dir: &Path,
+    addr: SocketAddr,
+    id: &str,
+    ttl_secs: u64,
+) -> Result<std::sync::Arc<rampart_pki::client::SvidSource>, rampart_pki::client::IdentityError> {
+    let token = token(dir, id, Duration::from_secs(60));
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        rampart_pki::client::SvidSource::bootstrap(
+            settings(addr, id, ttl_secs),
+            roots(dir),
+            &token,
+        ),
+    )
+    .await
+    .expect("bootstrap hung")
 }
 
 pub fn settings(addr: SocketAddr, id: &str, ttl_secs: u64) -> SourceSettings {

@@ -10,7 +10,7 @@ mod validate;
 
 pub use model::*;
 pub use rampart_ops::config::line_of_path;
-pub use types::{Cidr, HostPattern, HostPort};
+pub use types::{CaUrl, Cidr, HostPattern, HostPort, SpiffeIdValue};
 pub use validate::{validate, warnings};
 
 use std::path::Path;
@@ -109,5 +109,93 @@ mod tests {
                 "{name}: WAF blocks at paranoia 1"
             );
         }
+    }
+
+    #[test]
+    fn certificates_from_the_ca_and_mesh_upstreams_are_checked_at_load() {
+        let base = r#"
+[identity]
+ca = "https://127.0.0.1:8443"
+spiffe_id = "spiffe://example.org/edge/front"
+bundle = "bundle.pem"
+[[listeners]]
+name = "https"
+address = "127.0.0.1:8443"
+[listeners.tls]
+[[listeners.tls.certificates]]
+CERT
+[[upstreams]]
+name = "pay"
+endpoints = ["127.0.0.1:9000"]
+UPSTREAM
+"#;
+        let text =
+            |cert: &str, upstream: &str| base.replace("CERT", cert).replace("UPSTREAM", upstream);
+        let ok = text(
+            "from_ca = { dns_names = [\"www.example.org\"] }",
+            "mtls = { spiffe_id = \"spiffe://example.org/ns/shop/sa/pay\" }",
+        );
+        let c = parse(Path::new("/etc/r.toml"), &ok).unwrap();
+        let cert = &c.listeners[0].tls.as_ref().unwrap().certificates[0];
+        assert!(matches!(cert.source, CertSource::Ca(_)));
+        assert_eq!(c.identity.unwrap().bundle, Path::new("/etc/bundle.pem"));
+        for (cert, upstream, says) in [
+            (
+                "cert = \"a.pem\"\nkey = \"a.key\"\nfrom_ca = { dns_names = [\"a.org\"] }",
+                "",
+                "not both",
+            ),
+            ("cert = \"a.pem\"", "", "`cert` needs its `key`"),
+            (
+                "default = true",
+                "",
+                "needs `cert` + `key` files or `from_ca",
+            ),
+            ("from_ca = { dns_names = [] }", "", "at least one name"),
+            (
+                "from_ca = { dns_names = [\"a.org\"], bogus = 1 }",
+                "",
+                "unknown field",
+            ),
+            (
+                "cert = \"a.pem\"\nkey = \"a.key\"",
+                "mtls = { spiffe_id = \"https://x\" }",
+                "is not a SPIFFE ID",
+            ),
+            (
+                "cert = \"a.pem\"\nkey = \"a.key\"",
+                "mtls = { spiffe_id = \"spiffe://other.org/a\" }",
+                "trust domain `other.org`",
+            ),
+            (
+                "cert = \"a.pem\"\nkey = \"a.key\"",
+                "mtls = { spiffe_id = \"spiffe://example.org/a\" }\ntls = { sni = \"a\" }",
+                "either `tls` or `mtls`",
+            ),
+        ] {
+            let e = parse(Path::new("r.toml"), &text(cert, upstream))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("r.toml:") && e.contains(says), "{says}: {e}");
+        }
+        let no_identity = text(
+            "cert = \"a.pem\"\nkey = \"a.key\"",
+            "mtls = { spiffe_id = \"spiffe://example.org/a\" }",
+        )
+        .replace("[identity]", "[unused]");
+        let no_identity = no_identity.replacen("[unused]\n", "", 1);
+        let no_identity: String = no_identity
+            .lines()
+            .filter(|l| {
+                !l.starts_with("ca =")
+                    && !l.starts_with("spiffe_id =")
+                    && !l.starts_with("bundle =")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let e = parse(Path::new("r.toml"), &no_identity)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs the edge's [identity]"), "{e}");
     }
 }

@@ -29,6 +29,29 @@ pub struct Config {
     /// DoS defences: rate limits, connection caps, slow clients, h2, shedding, alerts.
     #[serde(default)]
     pub protect: rampart_protect::defences::ProtectConfig,
+    /// The edge's own SPIFFE identity from the built-in CA (for listener certificates taken
+    /// from the CA and for upstreams reached over mTLS). Bound at start.
+    pub identity: Option<IdentityConfig>,
+}
+
+/// `[identity]`: the edge's SVID from the built-in CA, bootstrapped with a join token (or
+/// resumed from `state_dir`) and renewed at 2/3 of its life.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The CA service, e.g. `https://ca.internal:8443`.
+    pub ca: super::CaUrl,
+    /// The edge's SPIFFE ID (the join token must be for it).
+    pub spiffe_id: super::SpiffeIdValue,
+    /// PEM roots the CA is authenticated with (provisioned with the edge).
+    pub bundle: PathBuf,
+    /// File holding a join token (`rampart-pki token create`); not needed while `state_dir`
+    /// holds a valid SVID.
+    pub token_file: Option<PathBuf>,
+    /// Where the SVID is kept across restarts (key 0600); memory only when absent.
+    pub state_dir: Option<PathBuf>,
+    /// Lifetime asked for (the CA's default when absent).
+    pub ttl_seconds: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -264,18 +287,84 @@ fn default_profile() -> TlsProfile {
     TlsProfile::Intermediate
 }
 
+/// One certificate of a listener: from files (`cert` + `key`) or from the built-in CA
+/// (`from_ca`), never both.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawCertificateConfig")]
 pub struct CertificateConfig {
-    /// PEM chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub key: PathBuf,
-    #[serde(default)]
+    pub source: CertSource,
     pub default: bool,
     /// Names to serve this certificate for; empty means the certificate's own DNS names.
-    #[serde(default)]
     pub server_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CertSource {
+    /// PEM chain (leaf first) and private key (PKCS#8, PKCS#1 or SEC1), reloaded when they
+    /// change on disk.
+    Files { cert: PathBuf, key: PathBuf },
+    /// Issued by the built-in CA to the edge's `[identity]`, renewed live at 2/3 of its life.
+    Ca(CaCertificateConfig),
+}
+
+/// `from_ca = { dns_names = [...], ttl_seconds = ... }`
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaCertificateConfig {
+    /// DNS names of the certificate (under the CA's DNS suffixes).
+    pub dns_names: Vec<String>,
+    /// Lifetime asked for (the CA's default when absent).
+    pub ttl_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificateConfig {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    from_ca: Option<CaCertificateConfig>,
+    #[serde(default)]
+    default: bool,
+    #[serde(default)]
+    server_names: Vec<String>,
+}
+
+impl TryFrom<RawCertificateConfig> for CertificateConfig {
+    type Error = String;
+    fn try_from(r: RawCertificateConfig) -> Result<Self, String> {
+        let source = match (r.cert, r.key, r.from_ca) {
+            (Some(cert), Some(key), None) => CertSource::Files { cert, key },
+            (None, None, Some(ca)) if ca.dns_names.is_empty() => {
+                return Err("from_ca.dns_names: at least one name is needed".into())
+            }
+            (None, None, Some(ca)) => CertSource::Ca(ca),
+            (_, _, Some(_)) => {
+                return Err("either `cert` + `key` or `from_ca`, not both".into());
+            }
+            (Some(_), None, None) => return Err("`cert` needs its `key`".into()),
+            (None, Some(_), None) => return Err("`key` needs its `cert`".into()),
+            (None, None, None) => {
+                return Err(
+                    "needs `cert` + `key` files or `from_ca = { dns_names = [...] }`".into(),
+                )
+            }
+        };
+        Ok(CertificateConfig {
+            source,
+            default: r.default,
+            server_names: r.server_names,
+        })
+    }
+}
+
+impl CertificateConfig {
+    /// The certificate and key files, when it comes from files.
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        match &self.source {
+            CertSource::Files { cert, key } => Some((cert, key)),
+            CertSource::Ca(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +382,19 @@ pub struct UpstreamConfig {
     pub health: HealthConfig,
     /// TLS to the upstream, verified against `ca_file`.
     pub tls: Option<UpstreamTls>,
+    /// mTLS to a mesh upstream with the edge's own SVID (`[identity]`); the upstream must
+    /// present `spiffe_id` under the CA's bundle (revocations honoured). Not with `tls`.
+    pub mtls: Option<UpstreamMtls>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamMtls {
+    /// The SPIFFE ID the upstream must present.
+    pub spiffe_id: super::SpiffeIdValue,
+    /// Server name sent in the handshake (default: the ID's trust domain); the upstream is
+    /// authenticated by its SPIFFE ID, not by this name.
+    pub sni: Option<String>,
 }
 
 fn default_connect_ms() -> u64 {
@@ -403,8 +505,10 @@ impl Config {
         for l in &mut self.listeners {
             if let Some(tls) = &mut l.tls {
                 for c in &mut tls.certificates {
-                    fix(&mut c.cert);
-                    fix(&mut c.key);
+                    if let CertSource::Files { cert, key } = &mut c.source {
+                        fix(cert);
+                        fix(key);
+                    }
                 }
             }
         }
@@ -415,6 +519,15 @@ impl Config {
         }
         if let Some(dir) = self.waf.rules_dir.as_mut() {
             fix(dir);
+        }
+        if let Some(id) = self.identity.as_mut() {
+            fix(&mut id.bundle);
+            for p in [id.token_file.as_mut(), id.state_dir.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                fix(p);
+            }
         }
         if self.log.access_log != "stdout" {
             let mut p = PathBuf::from(&self.log.access_log);
@@ -427,9 +540,14 @@ impl Config {
     pub fn tls_files(&self) -> Vec<PathBuf> {
         let mut files = Vec::new();
         for l in &self.listeners {
-            for c in l.tls.iter().flat_map(|t| &t.certificates) {
-                files.push(c.cert.clone());
-                files.push(c.key.clone());
+            for (cert, key) in l
+                .tls
+                .iter()
+                .flat_map(|t| &t.certificates)
+                .filter_map(|c| c.files())
+            {
+                files.push(cert.to_path_buf());
+                files.push(key.to_path_buf());
             }
         }
         files

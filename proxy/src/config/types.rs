@@ -169,3 +169,43 @@ mod tests {
         assert!(HostPort::try_from(":80".to_string()).is_err());
     }
 }
+
+/// A SPIFFE ID (`spiffe://trust.domain/path`), parsed at load.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SpiffeIdValue(pub rampart_tls::SpiffeId);
+
+impl TryFrom<String> for SpiffeIdValue {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        rampart_tls::SpiffeId::parse(&s)
+            .map(SpiffeIdValue)
+            .map_err(|e| format!("`{s}` is not a SPIFFE ID: {e}"))
+    }
+}
+
+impl fmt::Display for SpiffeIdValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The built-in CA's address, `https://host:port` (or `host:port`), parsed at load.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CaUrl(pub rampart_identity::CaEndpoint);
+
+impl TryFrom<String> for CaUrl {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        rampart_identity::CaEndpoint::parse(&s)
+            .map(CaUrl)
+            .map_err(|e| format!("`{s}` is not a CA address: {e}"))
+    }
+}
+
+impl PartialEq for CaUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}

@@ -107,6 +107,16 @@ fn validate_listeners(c: &Config) -> Result<(), Issue> {
                     "only one certificate can be the default",
                 ));
             }
+            let from_ca = tls
+                .certificates
+                .iter()
+                .any(|c| matches!(c.source, super::CertSource::Ca(_)));
+            if from_ca && c.identity.is_none() {
+                return Err(Issue::new(
+                    &at("tls"),
+                    "a certificate `from_ca` needs the edge's [identity]",
+                ));
+            }
         }
     }
     if c.admin.enabled
@@ -151,6 +161,32 @@ fn validate_upstreams(c: &Config) -> Result<(), Issue> {
                     &at("tls"),
                     format!("sni `{}` is not a valid server name", tls.sni),
                 ));
+            }
+        }
+        if let Some(mtls) = &u.mtls {
+            if u.tls.is_some() {
+                return Err(Issue::new(&at("mtls"), "either `tls` or `mtls`, not both"));
+            }
+            let Some(identity) = &c.identity else {
+                return Err(Issue::new(&at("mtls"), "needs the edge's [identity]"));
+            };
+            let (want, ours) = (
+                mtls.spiffe_id.0.trust_domain_str(),
+                identity.spiffe_id.0.trust_domain_str(),
+            );
+            if want != ours {
+                return Err(Issue::new(
+                    &at("mtls"),
+                    format!("spiffe_id is in trust domain `{want}`, the edge's identity in `{ours}` (one bundle)"),
+                ));
+            }
+            if let Some(sni) = &mtls.sni {
+                if rustls_pki_types::ServerName::try_from(sni.as_str()).is_err() || sni.is_empty() {
+                    return Err(Issue::new(
+                        &at("mtls"),
+                        format!("sni `{sni}` is not a valid server name"),
+                    ));
+                }
             }
         }
     }

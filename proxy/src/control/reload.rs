@@ -1,33 +1,15 @@
 //! Atomic reloads: SIGHUP re-reads the whole config; a watcher re-reads certificate files when
-//! their modification time changes. Everything is loaded and checked first; only then is the
-//! new state swapped in, so a bad file changes nothing and the old state keeps serving.
+//! their content changes. Each builds one complete new generation ([`Runtime`]: routes,
+//! upstreams, policies, WAF rules and every listener's TLS config) and publishes it with one
+//! store (`Generations::reload`); a bad file changes nothing and the old generation keeps
+//! serving. Connections keep the TLS config they were accepted with, requests the generation
+//! they started in.
 
 use crate::config::{self, Config};
 use crate::error::EdgeError;
 use crate::runtime::Runtime;
 use crate::state::Shared;
-use crate::tls::{load_cert_set, ListenerTlsState, PreparedTls};
 use std::sync::Arc;
-
-/// Loads every listener's certificates and builds their configs; all or nothing.
-fn load_all_certs(
-    shared: &Shared,
-    config: &Config,
-) -> Result<Vec<(Arc<ListenerTlsState>, PreparedTls)>, EdgeError> {
-    let mut out = Vec::new();
-    for l in &config.listeners {
-        if let (Some(tls), Some(state)) = (&l.tls, shared.tls.get(&l.name)) {
-            let tls_error = |message: String| EdgeError::ListenerTls {
-                listener: l.name.clone(),
-                message,
-            };
-            let set = load_cert_set(&tls.certificates).map_err(|e| tls_error(e.to_string()))?;
-            let prepared = state.prepare(tls.profile, set).map_err(tls_error)?;
-            out.push((state.clone(), prepared));
-        }
-    }
-    Ok(out)
-}
 
 /// Listeners are bound at start; a reload may change everything else.
 fn same_listeners(old: &Config, new: &Config) -> Result<(), EdgeError> {
@@ -43,52 +25,59 @@ fn same_listeners(old: &Config, new: &Config) -> Result<(), EdgeError> {
     Ok(())
 }
 
-/// SIGHUP: re-read the config file and swap routes, upstreams, headers, WAF, certificates and
-/// the `[protect]` defences. Everything is built and checked before anything is swapped.
+/// The edge's SVID is bound at start.
+fn same_identity(shared: &Shared, new: &Config) -> Result<(), EdgeError> {
+    let same = match &shared.identity {
+        Some(identity) => identity.is(new.identity.as_ref()),
+        None => new.identity.is_none(),
+    };
+    match same {
+        true => Ok(()),
+        false => Err(EdgeError::IdentityChanged),
+    }
+}
+
+/// SIGHUP: re-read the config file and publish a new generation: routes, upstreams, headers,
+/// WAF, listener certificates, and the `[protect]` defences. Everything is built and checked
+/// before anything changes.
 pub fn reload_config(shared: &Shared) -> Result<(), EdgeError> {
-    let result = (|| {
+    shared.runtime.reload("config", |current| {
         let config = config::load(&shared.config_path)?;
-        same_listeners(&shared.runtime.load().config, &config)?;
+        same_listeners(&current.config, &config)?;
+        same_identity(shared, &config)?;
         let routes = config.routes.iter().map(|r| r.name.clone()).collect();
         let protect = shared
             .defences
             .prepare_reload(&config.protect, routes)
             .map_err(|e| EdgeError::Protect(e.to_string()))?;
-        let certs = load_all_certs(shared, &config)?;
         for w in config::warnings(&config) {
             tracing::warn!("{w}");
         }
-        let runtime = Runtime::build(config)?;
-        for (state, prepared) in certs {
-            state.commit(prepared);
-        }
-        shared.runtime.store(Arc::new(runtime));
+        let next = Runtime::build(config, shared.identity.as_ref())?;
+        // Nothing can fail from here on. The defences live outside the generation (their
+        // connection counts and limiter state outlast it): their settings change in place now,
+        // and the generation is stored right after this closure returns.
         let tasks = shared.defences.commit(protect);
         // On the control plane's runtime (reloads run on its blocking pool).
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => tasks.into_iter().for_each(|t| drop(handle.spawn(t))),
             Err(_) => tracing::warn!("reload outside a runtime: new protect workers not started"),
         }
-        Ok(())
-    })();
-    record(shared, "config", &result);
-    result
+        Ok::<_, EdgeError>(next)
+    })?;
+    if let Some(identity) = &shared.identity {
+        identity.retain_used(&shared.runtime.load().config);
+    }
+    Ok(())
 }
 
-/// Certificate files changed on disk: reload the certificates of the current config.
+/// Certificate files changed on disk: the current generation with its listeners' certificates
+/// read again.
 pub fn reload_certs(shared: &Shared) -> Result<(), EdgeError> {
-    let config = shared.runtime.load().config.clone();
-    let result = load_all_certs(shared, &config).map(|certs| {
-        for (state, prepared) in certs {
-            state.commit(prepared);
-        }
-    });
-    record(shared, "certificates", &result);
-    result
-}
-
-fn record(shared: &Shared, what: &str, result: &Result<(), EdgeError>) {
-    shared.metrics.reloads.record(what, result);
+    shared.runtime.reload("certificates", |current| {
+        let tls = crate::tls::build_listener_configs(&current.config, shared.identity.as_deref())?;
+        Ok::<_, EdgeError>(current.with_tls(tls))
+    })
 }
 
 /// Polls the certificate and key files every second; reloads certificates when their content

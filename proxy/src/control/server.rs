@@ -9,16 +9,15 @@ use crate::proxy::Edge;
 use crate::request::access_log;
 use crate::runtime::Runtime;
 use crate::state::Shared;
-use crate::tls::{self, ListenerTlsState};
-use arc_swap::ArcSwap;
+use crate::tls::{self, EdgeIdentity};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use rampart_ops::drain::{InFlight, Readiness};
+use rampart_ops::reload::Generations;
 use rampart_protect::conn_limit::pingora::ConnTracked;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -37,20 +36,10 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
         eprintln!("rampart-proxy: warning: {w}");
     }
     let metrics = Arc::new(Metrics::new());
-    let mut tls_states = HashMap::new();
-    for l in &config.listeners {
-        if let Some(t) = &l.tls {
-            let tls_error = |message: String| EdgeError::ListenerTls {
-                listener: l.name.clone(),
-                message,
-            };
-            let set = tls::load_cert_set(&t.certificates).map_err(|e| tls_error(e.to_string()))?;
-            let state =
-                ListenerTlsState::new(l.name.clone(), t.profile, l.http2, set, metrics.clone())
-                    .map_err(tls_error)?;
-            tls_states.insert(l.name.clone(), Arc::new(state));
-        }
-    }
+    let identity = match &config.identity {
+        Some(c) => Some(EdgeIdentity::start(c, metrics.clone())?),
+        None => None,
+    };
     let access_log = access_log::start(&config.log.access_log, config.log.queue_capacity, &metrics)
         .map_err(|source| EdgeError::AccessLog {
             dest: config.log.access_log.clone(),
@@ -65,13 +54,16 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
         Arc::new(move |line: &str| events.send_line(line.to_string())),
     )
     .map_err(|e| EdgeError::Protect(e.to_string()))?;
-    let runtime = Runtime::build(config)?;
+    let runtime = Runtime::build(config, identity.as_ref())?;
+    if let Some(identity) = &identity {
+        identity.export_expiry_now();
+    }
     Ok(Arc::new(Shared {
         defences,
         defence_workers: std::sync::Mutex::new(Some(workers)),
-        runtime: ArcSwap::from_pointee(runtime),
+        runtime: Generations::new(runtime, metrics.reloads.clone()),
         metrics,
-        tls: tls_states,
+        identity,
         access_log,
         config_path: config_path.to_path_buf(),
         ready: Readiness::new(),

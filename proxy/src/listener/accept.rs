@@ -38,11 +38,17 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
         let port = stream
             .get_socket_digest()
             .and_then(|d| d.local_addr().and_then(|a| a.as_inet().map(|a| a.port())));
-        let listener = port.and_then(|p| self.shared.runtime.load().listeners.get(&p).cloned());
-        let name = listener.map(|l| l.name.clone()).unwrap_or_default();
-        let tls_state = self.shared.tls.get(&name).cloned();
-        let stream: Stream = match tls_state {
-            Some(state) => Box::new(crate::tls::accept(&state, stream).await?),
+        // The TLS config of the generation current now; the connection keeps it.
+        let (name, tls) = {
+            let rt = self.shared.runtime.load();
+            let listener = port.and_then(|p| rt.listeners.get(&p).cloned());
+            let name = listener.map(|l| l.name.clone()).unwrap_or_default();
+            let tls = rt.tls.get(&name).cloned();
+            (name, tls)
+        };
+        let metrics = &self.shared.metrics;
+        let stream: Stream = match tls {
+            Some(config) => Box::new(crate::tls::accept(&name, config, metrics, stream).await?),
             None => stream,
         };
         // Slow-client deadlines and the h2 reset-flood bound see the decrypted bytes.

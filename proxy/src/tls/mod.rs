@@ -8,18 +8,20 @@
 //! the decrypted stream to Pingora's HTTP layer. A `modern` listener's config only has TLS 1.3,
 //! so a TLS 1.2 ClientHello fails in the handshake, as a scanner expects.
 
+mod identity;
 mod terminate;
 
+pub use identity::EdgeIdentity;
 pub use rampart_tls::sni::CertSet;
 pub use rampart_tls::TlsError;
 pub use terminate::{accept, TlsConn, TlsInfo};
 
-use crate::config::{CertificateConfig, TlsProfile};
-use crate::metrics::Metrics;
-use arc_swap::ArcSwap;
-use rampart_tls::sni::{CertFiles, SniResolver};
+use crate::config::{CertSource, CertificateConfig, Config, ListenerConfig, TlsProfile};
+use crate::error::EdgeError;
+use rampart_tls::sni::{CertEntry, KeySource, SniResolver};
 use rampart_tls::Profile;
 use rustls::ServerConfig;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,14 +33,39 @@ pub fn install_crypto_provider() {
     let _ = rampart_tls::install_default_provider();
 }
 
-/// Loads all certificates of a listener; any bad file fails the whole set.
-pub fn load_cert_set(certs: &[CertificateConfig]) -> Result<CertSet, TlsError> {
-    CertSet::load(certs.iter().map(|c| CertFiles {
-        cert: &c.cert,
-        key: &c.key,
-        server_names: &c.server_names,
-        default: c.default,
-    }))
+/// The certificates of a listener: files are read now (any bad file fails the whole set),
+/// certificates from the CA are its live ones (obtained now if new). Without `identity`
+/// (`rampart-proxy check`, offline) certificates from the CA are left out.
+pub fn load_cert_set(
+    certs: &[CertificateConfig],
+    identity: Option<&EdgeIdentity>,
+) -> Result<CertSet, String> {
+    let mut entries = Vec::new();
+    for c in certs {
+        let (key, names) = match &c.source {
+            CertSource::Files { cert, key } => (
+                KeySource::Fixed(Arc::new(
+                    rampart_tls::pem::load_certified_key(cert, key).map_err(|e| e.to_string())?,
+                )),
+                c.server_names.clone(),
+            ),
+            CertSource::Ca(ca) => {
+                let Some(identity) = identity else { continue };
+                let live = identity.ca_certificate(ca).map_err(|e| e.to_string())?;
+                let names = match c.server_names.is_empty() {
+                    true => ca.dns_names.clone(),
+                    false => c.server_names.clone(),
+                };
+                (KeySource::Live(live), names)
+            }
+        };
+        entries.push(CertEntry {
+            key,
+            server_names: names,
+            default: c.default,
+        });
+    }
+    CertSet::build(entries).map_err(|e| e.to_string())
 }
 
 /// Reads a PEM CA bundle (for upstream verification).
@@ -55,73 +82,51 @@ fn profile(p: TlsProfile) -> Profile {
     }
 }
 
-/// The live TLS state of one listener: its rustls config (profile, ALPN) and certificates,
-/// swapped on reload. Handshakes in progress keep what they started with.
-#[derive(Debug)]
-pub struct ListenerTlsState {
-    pub listener: String,
-    config: ArcSwap<ServerConfig>,
-    certs: Arc<SniResolver>,
-    http2: bool,
-    pub metrics: Arc<Metrics>,
-}
-
+/// One listener's rustls config (profile, ALPN, certificates chosen by SNI) for one generation.
+/// A reload builds a new one beside it; handshakes take the config of the generation current
+/// when they start.
 fn server_config(
+    l: &ListenerConfig,
     p: TlsProfile,
-    http2: bool,
-    resolver: Arc<SniResolver>,
-) -> Result<ServerConfig, String> {
+    certs: CertSet,
+) -> Result<Arc<ServerConfig>, String> {
     let mut cfg = profile(p)
         .server_builder()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    cfg.alpn_protocols = if http2 {
+        .with_cert_resolver(Arc::new(SniResolver::new(certs)));
+    cfg.alpn_protocols = if l.http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
         vec![b"http/1.1".to_vec()]
     };
-    Ok(cfg)
+    Ok(Arc::new(cfg))
 }
 
-/// A validated certificate set + config, ready to be committed.
-pub struct PreparedTls {
-    config: ServerConfig,
-    certs: CertSet,
-}
-
-impl ListenerTlsState {
-    pub fn new(
-        listener: String,
-        profile: TlsProfile,
-        http2: bool,
-        certs: CertSet,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, String> {
-        let resolver = Arc::new(SniResolver::new(certs));
-        let config = server_config(profile, http2, resolver.clone())?;
-        Ok(ListenerTlsState {
-            listener,
-            config: ArcSwap::from_pointee(config),
-            certs: resolver,
-            http2,
-            metrics,
-        })
+/// Every TLS listener's config (listener name → config); all or nothing. Without `identity`
+/// (offline check) a listener whose certificates all come from the CA is left out.
+pub fn build_listener_configs(
+    config: &Config,
+    identity: Option<&EdgeIdentity>,
+) -> Result<HashMap<String, Arc<ServerConfig>>, EdgeError> {
+    let mut out = HashMap::new();
+    for l in &config.listeners {
+        if let Some(tls) = &l.tls {
+            let all_from_ca = tls
+                .certificates
+                .iter()
+                .all(|c| matches!(c.source, CertSource::Ca(_)));
+            if identity.is_none() && all_from_ca {
+                continue;
+            }
+            let built = load_cert_set(&tls.certificates, identity)
+                .and_then(|set| server_config(l, tls.profile, set));
+            let cfg = built.map_err(|message| EdgeError::ListenerTls {
+                listener: l.name.clone(),
+                message,
+            })?;
+            out.insert(l.name.clone(), cfg);
+        }
     }
-
-    /// Builds what a reload would switch to, without switching (this is where it can fail).
-    pub fn prepare(&self, profile: TlsProfile, certs: CertSet) -> Result<PreparedTls, String> {
-        let config = server_config(profile, self.http2, self.certs.clone())?;
-        Ok(PreparedTls { config, certs })
-    }
-
-    /// Switches to a prepared certificate set and profile; cannot fail.
-    pub fn commit(&self, p: PreparedTls) {
-        self.certs.store(p.certs);
-        self.config.store(Arc::new(p.config));
-    }
-
-    pub fn config(&self) -> Arc<ServerConfig> {
-        self.config.load_full()
-    }
+    Ok(out)
 }

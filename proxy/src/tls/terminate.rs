@@ -1,7 +1,7 @@
 //! Our own TLS termination: the rustls handshake with the listener's `ServerConfig`, and the
 //! decrypted stream presented to Pingora as one of its `IO` streams.
 
-use super::ListenerTlsState;
+use crate::metrics::Metrics;
 use async_trait::async_trait;
 use pingora_core::protocols::raw_connect::ProxyDigest;
 use pingora_core::protocols::tls::{SslDigest, TlsRef};
@@ -57,10 +57,15 @@ fn version_name(v: Option<rustls::ProtocolVersion>) -> &'static str {
     }
 }
 
-/// Runs the handshake for `listener`. Failures are counted and end the connection.
-pub async fn accept(state: &ListenerTlsState, stream: Stream) -> Option<TlsConn> {
-    let m = &state.metrics;
-    let acceptor = tokio_rustls::TlsAcceptor::from(state.config());
+/// Runs the handshake for `listener` with its config of the current generation. Failures are
+/// counted and end the connection.
+pub async fn accept(
+    listener: &str,
+    config: Arc<rustls::ServerConfig>,
+    m: &Metrics,
+    stream: Stream,
+) -> Option<TlsConn> {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
         // A peer that connects and closes without a ClientHello (port probes, TCP health
@@ -75,14 +80,12 @@ pub async fn accept(state: &ListenerTlsState, stream: Stream) -> Option<TlsConn>
                 Some(_) => "other",
                 None => "io",
             };
-            m.tls_refused
-                .with_label_values(&[&state.listener, reason])
-                .inc();
+            m.tls_refused.with_label_values(&[listener, reason]).inc();
             return None;
         }
         Err(_) => {
             m.tls_refused
-                .with_label_values(&[&state.listener, "timeout"])
+                .with_label_values(&[listener, "timeout"])
                 .inc();
             return None;
         }
@@ -100,7 +103,7 @@ pub async fn accept(state: &ListenerTlsState, stream: Stream) -> Option<TlsConn>
         _ => None,
     };
     m.tls_handshakes
-        .with_label_values(&[&state.listener, version])
+        .with_label_values(&[listener, version])
         .inc();
     Some(TlsConn {
         digest: Arc::new(SslDigest::new(cipher, version, sni, None, Vec::new())),

@@ -98,7 +98,13 @@ impl Edge {
 
     /// Waits until stderr contains `needle` (count occurrences >= n).
     pub fn wait_stderr(&self, needle: &str, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.wait_stderr_within(needle, n, Duration::from_secs(15))
+    }
+
+    /// `wait_stderr` with its own deadline (a reload compiles the WAF rules: seconds of CPU in
+    /// a debug build on a loaded machine).
+    pub fn wait_stderr_within(&self, needle: &str, n: usize, within: Duration) {
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if self.stderr.lock().unwrap().matches(needle).count() >= n {
                 return;

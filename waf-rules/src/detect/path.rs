@@ -29,6 +29,7 @@
 //! Linear and bounded: one pass to read units, components capped in count
 //! and length.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 /// Components kept for the target check; a deeper path keeps its first ones.
@@ -129,9 +130,32 @@ fn opens_path(b: u8) -> bool {
     )
 }
 
+/// The folded components of a path, in one buffer (no allocation per
+/// component; the buffers are reused across calls on a thread).
+#[derive(Default)]
+struct Comps {
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Comps {
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn get(&self, k: usize) -> Option<&[u8]> {
+        self.spans.get(k).map(|&(a, b)| &self.buf[a..b])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.spans.iter().map(|&(a, b)| &self.buf[a..b])
+    }
+}
+
 /// One folded path: its components and whether and how it climbs.
+#[derive(Default)]
 struct Reading {
-    comps: Vec<Vec<u8>>,
+    comps: Comps,
     /// Byte offset where each component starts.
     starts: Vec<usize>,
     /// Segments of two or more dots followed by a separator.
@@ -143,16 +167,13 @@ struct Reading {
     backslash_root: bool,
 }
 
-fn read(v: &[u8]) -> Reading {
-    let mut r = Reading {
-        comps: Vec::new(),
-        starts: Vec::new(),
-        strong: 0,
-        weak: 0,
-        first_climb: None,
-        backslash_root: false,
-    };
-    let mut comp: Vec<u8> = Vec::new();
+fn read(v: &[u8], r: &mut Reading) {
+    r.comps.buf.clear();
+    r.comps.spans.clear();
+    r.starts.clear();
+    (r.strong, r.weak, r.first_climb, r.backslash_root) = (0, 0, None, false);
+    // The component being read is `r.comps.buf[cur..]`.
+    let mut cur = 0usize;
     let mut comp_start = 0usize;
     // The trailing run of dot / wildcard / junk units of the current
     // component, and whether it began at a path boundary.
@@ -173,14 +194,16 @@ fn read(v: &[u8]) -> Reading {
                     }
                     r.first_climb.get_or_insert(run_start);
                 }
-                if r.comps.is_empty() && comp.is_empty() {
+                let buf = &mut r.comps.buf;
+                if r.comps.spans.is_empty() && buf.len() == cur {
                     r.backslash_root = v[i] == b'\\';
                 }
-                if r.comps.len() < MAX_COMPONENTS {
-                    r.comps.push(std::mem::take(&mut comp));
+                if r.comps.spans.len() < MAX_COMPONENTS {
+                    r.comps.spans.push((cur, buf.len()));
                     r.starts.push(comp_start);
+                    cur = buf.len();
                 } else {
-                    comp.clear();
+                    buf.truncate(cur);
                 }
                 comp_start = i + len;
                 (dots, wild, units) = (0, 0, 0);
@@ -200,14 +223,14 @@ fn read(v: &[u8]) -> Reading {
                 match u {
                     Unit::Dot => {
                         dots += 1;
-                        if comp.len() < MAX_COMPONENT {
-                            comp.push(b'.');
+                        if r.comps.buf.len() - cur < MAX_COMPONENT {
+                            r.comps.buf.push(b'.');
                         }
                     }
                     Unit::Wild => {
                         wild += 1;
-                        if comp.len() < MAX_COMPONENT {
-                            comp.push(v[i]);
+                        if r.comps.buf.len() - cur < MAX_COMPONENT {
+                            r.comps.buf.push(v[i]);
                         }
                     }
                     _ => {}
@@ -220,32 +243,112 @@ fn read(v: &[u8]) -> Reading {
                     b'=' | b'\'' | b'"' | b'(' | b',' | b';' | b'|' | b'>' | b'&'
                 ) {
                     // `file=/etc/passwd`, `"C:\…`: a new path may start here.
-                    comp.clear();
+                    r.comps.buf.truncate(cur);
                     comp_start = i + 1;
-                } else if comp.len() < MAX_COMPONENT {
-                    comp.push(b);
+                } else if r.comps.buf.len() - cur < MAX_COMPONENT {
+                    r.comps.buf.push(b);
                 }
             }
         }
         prev = Some(u);
         i += len;
     }
-    if r.comps.len() < MAX_COMPONENTS {
-        r.comps.push(comp);
+    if r.comps.spans.len() < MAX_COMPONENTS {
+        r.comps.spans.push((cur, r.comps.buf.len()));
         r.starts.push(comp_start);
     }
-    r
+}
+
+thread_local! {
+    /// Buffers of `read`, reused: the detector runs on most punctuated values.
+    static SCRATCH: RefCell<Reading> = RefCell::new(Reading::default());
+}
+
+/// Reads `v` into this thread's buffers and asks `f` about it.
+fn with_reading<T>(v: &[u8], f: impl Fn(&Reading) -> T) -> T {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut r) => {
+            read(v, &mut r);
+            f(&r)
+        }
+        Err(_) => {
+            let mut r = Reading::default();
+            read(v, &mut r);
+            f(&r)
+        }
+    })
 }
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
-    let r = read(v);
-    climb(v, &r).or_else(|| target(v, &r))
+    if !worth_reading(v) {
+        return None;
+    }
+    with_reading(v, |r| climb(v, r).or_else(|| target(v, r)))
+}
+
+/// One cheap pass deciding whether `read` can find anything: most values
+/// with a slash (user agents, media types, URLs) have no run of two dots
+/// or wildcards, no root and no system name, and are not read further.
+/// Any escape, hex literal or non-ASCII byte (a look-alike dot or
+/// separator) sends the value to `read`.
+fn worth_reading(v: &[u8]) -> bool {
+    let (mut sep, mut pair, mut prev_dot) = (false, false, false);
+    for (k, &b) in v.iter().enumerate() {
+        let dot = matches!(b, b'.' | b'?' | b'*' | 0..=0x1f | 0x7f);
+        match b {
+            b'/' | b'\\' => sep = true,
+            b'%' | 0x80..=0xff => return true,
+            b'0' if matches!(v.get(k + 1), Some(b'x' | b'X')) => return true,
+            _ => {}
+        }
+        pair |= dot && prev_dot;
+        prev_dot = dot;
+    }
+    if !sep {
+        return false;
+    }
+    let rooted = matches!(v.first(), Some(b'/' | b'\\'))
+        || v.get(1) == Some(&b':')
+        || v.starts_with(b"file:");
+    pair || rooted || system_words().is_some_and(|ac| ac.is_match(v))
+}
+
+/// Names `system_file` and `rooted_system_dir` look for after a separator
+/// or as a file (the value is lowercased by the rule's transforms).
+fn system_words() -> Option<&'static aho_corasick::AhoCorasick> {
+    static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
+    AC.get_or_init(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build([
+                "etc/",
+                "etc\\",
+                "proc/",
+                "proc\\",
+                "windows/",
+                "windows\\",
+                "winnt/",
+                "winnt\\",
+                "web-inf/",
+                "web-inf\\",
+                "meta-inf/",
+                "meta-inf\\",
+                ".ini",
+                ".dat",
+                ".sys",
+                ".bat",
+                "unattend",
+                "sysprep",
+            ])
+            .ok()
+    })
+    .as_ref()
 }
 
 /// Only a climb, for the request path: a site's own path may well start
 /// with `/var/` or `/boot/` (a shoe shop), a parameter's may not.
 pub(crate) fn detect_climb(v: &[u8]) -> Option<Range<usize>> {
-    climb(v, &read(v))
+    with_reading(v, |r| climb(v, r))
 }
 
 fn climb(v: &[u8], r: &Reading) -> Option<Range<usize>> {
@@ -329,9 +432,9 @@ fn one_of(c: &[u8], set: &[&[u8]]) -> bool {
 
 /// The index of the component where a system file's path begins: `etc/passwd`,
 /// `proc/self/…`, `windows/system32`, `web-inf/web.xml`, `boot.ini`.
-fn system_file(comps: &[Vec<u8>]) -> Option<usize> {
+fn system_file(comps: &Comps) -> Option<usize> {
     for (k, c) in comps.iter().enumerate() {
-        let next = comps.get(k + 1).map(Vec::as_slice);
+        let next = comps.get(k + 1);
         // `....web-inf/web.xml`: dots left where a fuzzer stripped the slashes.
         let c = c.trim_ascii_start();
         let c = &c[c.iter().take_while(|&&b| b == b'.').count()..];
@@ -408,13 +511,13 @@ const WINDOWS_ROOTS: &[&[u8]] = &[
 
 /// A path from a root that enters a system directory: the index of its
 /// first component.
-fn rooted_system_dir(comps: &[Vec<u8>], backslash_root: bool) -> Option<usize> {
+fn rooted_system_dir(comps: &Comps, backslash_root: bool) -> Option<usize> {
     // Rooted: the value's path starts with a separator (first component
     // empty) or with a drive (`c:`), perhaps behind a `file:` scheme.
     let mut k = 0;
-    let first = comps.first()?;
+    let first = comps.get(0)?;
     let drive = |c: &[u8]| c.len() == 2 && c[0].is_ascii_alphabetic() && c[1] == b':';
-    if drive(first) || first.as_slice() == b"file:" {
+    if drive(first) || first == b"file:" {
         k = 1;
     } else if !first.is_empty() {
         return None;
@@ -425,19 +528,19 @@ fn rooted_system_dir(comps: &[Vec<u8>], backslash_root: bool) -> Option<usize> {
     while comps.get(k).is_some_and(|c| c.is_empty()) {
         k += 1;
     }
-    let windows = comps.get(k).is_some_and(|c| drive(c)) || drive(first) || backslash_root;
-    if comps.get(k).is_some_and(|c| drive(c)) {
+    let windows = comps.get(k).is_some_and(drive) || drive(first) || backslash_root;
+    if comps.get(k).is_some_and(drive) {
         k += 1;
     }
-    let root = comps.get(k)?.as_slice();
-    let next = comps.get(k + 1).map(Vec::as_slice);
+    let root = comps.get(k)?;
+    let next = comps.get(k + 1);
     let has_next = next.is_some_and(|n| !n.is_empty());
     if windows && (one_of(root, WINDOWS_ROOTS) || one_of(root, WINDOWS_FILES)) {
         return Some(k);
     }
     if windows && root == b"users" {
         // Another user's profile data, not an upload path under Documents.
-        let deep = comps[k..].iter().any(|c| {
+        let deep = comps.iter().skip(k).any(|c| {
             one_of(
                 c,
                 &[
