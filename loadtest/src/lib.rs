@@ -11,6 +11,7 @@ pub mod corpus;
 pub mod http;
 pub mod malformed;
 pub mod mix;
+pub mod reload;
 pub mod report;
 pub mod runner;
 pub mod slowloris;

@@ -8,6 +8,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rampart_loadtest::corpus::{self, LabelFilter, Placement};
 use rampart_loadtest::http::Request;
+use rampart_loadtest::reload::ChangePlan;
 use rampart_loadtest::runner::Live;
 use rampart_loadtest::target::{default_source, parse_sources};
 use rampart_loadtest::{mix, run, LoadMode, Plan, Scenario, Target};
@@ -79,6 +80,24 @@ struct Args {
     /// Seconds between two header lines of a slowloris connection.
     #[arg(long, default_value_t = 1.0)]
     slowloris_interval: f64,
+    /// reload: the edge's process id (gets SIGHUP per reload, SIGTERM at the end).
+    #[arg(long)]
+    reload_pid: Option<u32>,
+    /// reload: the config file the edge runs from (each variant is copied over it).
+    #[arg(long)]
+    reload_config: Option<PathBuf>,
+    /// reload: config variants used in turn (comma-separated files).
+    #[arg(long, value_delimiter = ',')]
+    reload_variants: Vec<PathBuf>,
+    /// reload: how many reloads.
+    #[arg(long, default_value_t = 20)]
+    reloads: u32,
+    /// reload: the edge's admin listener (ip:port), to confirm each reload.
+    #[arg(long, default_value = "127.0.0.1:9901")]
+    reload_admin: std::net::SocketAddr,
+    /// reload: do not send SIGTERM after the last reload.
+    #[arg(long)]
+    no_sigterm: bool,
     /// CA (PEM) for https targets.
     #[arg(long)]
     ca: Option<PathBuf>,
@@ -136,10 +155,35 @@ fn plan(args: &Args) -> Result<Plan, String> {
         }
         _ => vec![Request::get(&args.flood_path)],
     };
+    let duration = secs(args.duration, "duration")?;
+    let change = match args.scenario {
+        Scenario::Reload => {
+            let pid = args
+                .reload_pid
+                .ok_or("the reload scenario needs --reload-pid")?;
+            let config_path = args
+                .reload_config
+                .clone()
+                .ok_or("the reload scenario needs --reload-config FILE")?;
+            // Spread the reloads over the run, leaving a tenth (at least 1 s) for the drain.
+            let tail = (duration / 10).max(Duration::from_secs(1));
+            let interval = duration.saturating_sub(tail) / (args.reloads.max(1) + 1);
+            Some(ChangePlan {
+                pid,
+                config_path,
+                variants: args.reload_variants.clone(),
+                reloads: args.reloads,
+                interval,
+                admin: args.reload_admin,
+                sigterm: !args.no_sigterm,
+            })
+        }
+        _ => None,
+    };
     Ok(Plan {
         target,
         scenario: args.scenario,
-        duration: secs(args.duration, "duration")?,
+        duration,
         max_requests: args.max_requests,
         request_timeout: Duration::from_millis(args.timeout_ms.max(1)),
         max_connections: args.max_connections,
@@ -156,6 +200,7 @@ fn plan(args: &Args) -> Result<Plan, String> {
         attack_requests,
         slowloris_connections: args.slowloris_connections,
         slowloris_interval: secs(args.slowloris_interval, "slowloris-interval")?,
+        change,
     })
 }
 

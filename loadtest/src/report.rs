@@ -63,6 +63,10 @@ pub struct Report {
     pub legit: ClassReport,
     pub attack: Option<ClassReport>,
     pub slowloris: Option<SlowlorisReport>,
+    /// `reload`: legit requests sent after the SIGTERM (`legit` holds those sent before).
+    pub drain: Option<ClassReport>,
+    /// `reload`: what the change driver did.
+    pub changes: Option<crate::reload::ChangeReport>,
 }
 
 fn row(out: &mut String, name: &str, c: &ClassReport) {
@@ -135,9 +139,32 @@ impl Report {
         if let Some(a) = &self.attack {
             row(&mut out, "attack", a);
         }
+        if let Some(d) = &self.drain {
+            row(&mut out, "drain", d);
+        }
         breakdown(&mut out, "legit", &self.legit);
         if let Some(a) = &self.attack {
             breakdown(&mut out, "attack", a);
+        }
+        if let Some(d) = &self.drain {
+            breakdown(&mut out, "drain", d);
+        }
+        if let Some(c) = &self.changes {
+            let _ = writeln!(
+                out,
+                "reloads: sent {}, applied {}, refused {}, slowest {:.0} ms; SIGTERM at {}; problems: {}",
+                c.reloads_sent,
+                c.reloads_applied,
+                c.reloads_refused,
+                c.max_confirm_ms,
+                c.sigterm_at_secs
+                    .map_or("-".into(), |s| format!("{s:.1} s")),
+                if c.problems.is_empty() {
+                    "-".into()
+                } else {
+                    c.problems.join("; ")
+                }
+            );
         }
         if let Some(s) = &self.slowloris {
             let _ = writeln!(

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::http::{Client, Prepared, Request};
+use crate::reload::ChangePlan;
 use crate::report::Report;
 use crate::slowloris::{self, SlowStats};
 use crate::stats::{ErrorKind, Outcome, Recorder};
@@ -29,6 +30,9 @@ pub enum Scenario {
     Flood,
     /// Many connections sending their headers slowly.
     Slowloris,
+    /// Legit traffic while the edge's config is replaced and reloaded (SIGHUP) again and again,
+    /// then SIGTERM: see [`crate::reload`].
+    Reload,
 }
 
 impl Scenario {
@@ -38,6 +42,7 @@ impl Scenario {
             Self::Attack => "attack",
             Self::Flood => "flood",
             Self::Slowloris => "slowloris",
+            Self::Reload => "reload",
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct Plan {
     pub attack_requests: Vec<Request>,
     pub slowloris_connections: usize,
     pub slowloris_interval: Duration,
+    /// The changes of the `reload` scenario.
+    pub change: Option<ChangePlan>,
 }
 
 impl Plan {
@@ -103,7 +110,16 @@ impl Plan {
             }
             _ => {}
         }
-        if self.scenario != Scenario::Benign {
+        if self.scenario == Scenario::Reload {
+            match &self.change {
+                None => return fail("the reload scenario needs a change plan"),
+                Some(c) if c.variants.is_empty() || c.reloads == 0 || c.reloads > 10_000 => {
+                    return fail("the reload scenario needs config variants and 1..=10000 reloads")
+                }
+                Some(_) => {}
+            }
+        }
+        if !matches!(self.scenario, Scenario::Benign | Scenario::Reload) {
             if self.attack_sources.is_empty() {
                 return fail("the attack needs at least one source address");
             }
@@ -138,6 +154,8 @@ pub struct Live {
     pub legit: Arc<Recorder>,
     pub attack: Arc<Recorder>,
     pub slowloris: Arc<SlowStats>,
+    /// Legit requests sent after the SIGTERM of the `reload` scenario (the drain).
+    pub drain: Arc<Recorder>,
 }
 
 /// Runs the plan to its end (deadline or request limits) and reports.
@@ -147,6 +165,15 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
     let start = Instant::now();
     let deadline = start + plan.duration;
     let mut set = JoinSet::new();
+    let terminated = crate::reload::Terminated::default();
+    let changes = plan.change.clone().map(|change| {
+        tokio::spawn(crate::reload::drive(
+            change,
+            start,
+            deadline,
+            terminated.clone(),
+        ))
+    });
 
     let legit = Traffic {
         target: target.clone(),
@@ -158,13 +185,16 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
         max: plan.max_requests,
         timeout: plan.request_timeout,
         max_conns: plan.max_connections,
+        after_term: changes
+            .is_some()
+            .then(|| (terminated.clone(), live.drain.clone())),
     };
     match plan.legit_mode {
         LoadMode::Open { rate } => set.spawn(legit.open_loop(rate)),
         LoadMode::Closed { concurrency } => set.spawn(legit.closed_loop(concurrency)),
     };
     match plan.scenario {
-        Scenario::Benign => {}
+        Scenario::Benign | Scenario::Reload => {}
         Scenario::Flood | Scenario::Attack => {
             let attack = Traffic {
                 target: target.clone(),
@@ -176,6 +206,7 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
                 max: plan.max_requests,
                 timeout: plan.request_timeout,
                 max_conns: plan.max_connections,
+                after_term: None,
             };
             set.spawn(attack.open_loop(plan.attack_rate * plan.attack_sources.len() as f64));
         }
@@ -191,6 +222,13 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
         }
     }
     while set.join_next().await.is_some() {}
+    let changes = match changes {
+        Some(task) => Some(task.await.unwrap_or_else(|e| crate::reload::ChangeReport {
+            problems: vec![format!("change driver: {e}")],
+            ..Default::default()
+        })),
+        None => None,
+    };
     let elapsed = start.elapsed();
     Ok(Report {
         scenario: plan.scenario.name().into(),
@@ -206,6 +244,11 @@ pub async fn run(plan: Plan, live: &Live) -> Result<Report, Error> {
             .then(|| live.attack.report(elapsed)),
         slowloris: (plan.scenario == Scenario::Slowloris)
             .then(|| live.slowloris.report(plan.slowloris_connections)),
+        drain: changes
+            .as_ref()
+            .filter(|c| c.sigterm_at_secs.is_some())
+            .map(|_| live.drain.report(elapsed)),
+        changes,
     })
 }
 
@@ -248,9 +291,17 @@ struct Traffic {
     max: u64,
     timeout: Duration,
     max_conns: usize,
+    /// Requests sent once this is set go to this recorder instead (the drain), for
+    /// [`crate::reload::DRAIN_WINDOW`].
+    after_term: Option<(crate::reload::Terminated, Arc<Recorder>)>,
 }
 
 impl Traffic {
+    /// The recorder for a request sent now; `None` once the drain window is over.
+    fn recorder(&self) -> Option<Arc<Recorder>> {
+        drain_recorder(&self.rec, &self.after_term).cloned()
+    }
+
     async fn open_loop(self, rate: f64) {
         let pools: Vec<Arc<Pool>> = self
             .sources
@@ -274,7 +325,8 @@ impl Traffic {
             let idx = i as usize;
             let pool = pools[idx % pools.len()].clone();
             let requests = self.requests.clone();
-            let (target, rec, timeout) = (self.target.clone(), self.rec.clone(), self.timeout);
+            let Some(rec) = self.recorder() else { break };
+            let (target, timeout) = (self.target.clone(), self.timeout);
             rec.scheduled();
             tasks.spawn(async move {
                 let request = &requests[idx % requests.len()];
@@ -301,12 +353,9 @@ impl Traffic {
         let mut workers = JoinSet::new();
         for w in 0..concurrency {
             let source = self.sources[w % self.sources.len()];
-            let (target, rec, requests, next) = (
-                self.target.clone(),
-                self.rec.clone(),
-                self.requests.clone(),
-                next.clone(),
-            );
+            let (target, requests, next) =
+                (self.target.clone(), self.requests.clone(), next.clone());
+            let (rec, after_term) = (self.rec.clone(), self.after_term.clone());
             let (deadline, max, timeout) = (self.deadline, self.max, self.timeout);
             workers.spawn(async move {
                 let mut client: Option<Client> = None;
@@ -316,6 +365,9 @@ impl Traffic {
                         return;
                     }
                     let request = &requests[i as usize % requests.len()];
+                    let Some(rec) = drain_recorder(&rec, &after_term) else {
+                        return;
+                    };
                     rec.scheduled();
                     let sent_at = Instant::now();
                     let outcome =
@@ -325,6 +377,21 @@ impl Traffic {
             });
         }
         while workers.join_next().await.is_some() {}
+    }
+}
+
+/// `rec`, or the drain's recorder after the SIGTERM, or `None` once the drain window is over.
+fn drain_recorder<'a>(
+    rec: &'a Arc<Recorder>,
+    after_term: &'a Option<(crate::reload::Terminated, Arc<Recorder>)>,
+) -> Option<&'a Arc<Recorder>> {
+    match after_term {
+        Some((term, drain)) => match term.get() {
+            Some(at) if at.elapsed() > crate::reload::DRAIN_WINDOW => None,
+            Some(_) => Some(drain),
+            None => Some(rec),
+        },
+        None => Some(rec),
     }
 }
 

@@ -136,6 +136,7 @@ fn plan(addr: SocketAddr, scenario: Scenario) -> Plan {
         attack_requests: vec![Request::get("/")],
         slowloris_connections: 20,
         slowloris_interval: Duration::from_millis(100),
+        change: None,
     }
 }
 

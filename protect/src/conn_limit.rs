@@ -68,8 +68,10 @@ impl Default for ConnLimitConfig {
         let p = KeyPrefixes::default();
         Self {
             max_connections: 20_000,
-            max_per_ip: 64,
-            new_per_ip: Rate::per_second(20, 40),
+            // A NATed office or a TLS scanner is one address: see the proxy's docs,
+            // "Connection limits".
+            max_per_ip: 1024,
+            new_per_ip: Rate::per_second(50, 1000),
             ipv4_prefix: p.ipv4_prefix,
             ipv6_prefix: p.ipv6_prefix,
             handshake_grace_secs: 65,

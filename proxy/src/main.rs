@@ -59,7 +59,11 @@ enum Audit {
 }
 
 fn main() -> ExitCode {
-    rampart_ops::logging::init("RAMPART_LOG", rampart_proxy::control::server::DEFAULT_LOG);
+    rampart_ops::logging::init_with(
+        "RAMPART_LOG",
+        rampart_proxy::control::server::DEFAULT_LOG,
+        vec![rampart_proxy::listener::client_hello_log::ClientHelloWarnings::layer()],
+    );
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => {

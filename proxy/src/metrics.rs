@@ -29,6 +29,13 @@ pub struct Metrics {
     pub ejections: IntCounterVec,
     /// action (block, detect, pass), family (top rule family, `none` when nothing matched).
     pub waf_decisions: IntCounterVec,
+    /// reason: malformed requests refused with 400 by their own reason (`space_in_target`,
+    /// `bare_lf_in_chunk`, `malformed_host`, ...), so scanners and broken clients show apart
+    /// from attacks (which `rampart_denials_total` counts with them as `bad_request`).
+    pub malformed_requests: IntCounterVec,
+    /// kind (`ip_address_sni`, `invalid_sni`, `duplicate_sni`): ClientHellos rustls warned
+    /// about (see `listener::client_hello_log`, which counts into the first one registered).
+    pub client_hello_warnings: IntCounterVec,
     /// spiffe_id: seconds until the edge's SVID (from the built-in CA) expires.
     pub identity_expiry: IntGaugeVec,
     /// names: seconds until a listener certificate from the built-in CA expires (it keeps
@@ -49,7 +56,15 @@ impl Metrics {
         };
         let registry = Registry::new();
         let r = &registry;
+        let client_hello_warnings = counter_vec(
+            r,
+            "rampart_tls_client_hello_warnings_total",
+            "TLS ClientHellos with an unusable SNI (IP address, invalid or duplicate name), ignored",
+            &["kind"],
+        );
+        crate::listener::client_hello_log::count_into(&client_hello_warnings);
         Metrics {
+            client_hello_warnings,
             requests: counter_vec(
                 r,
                 "rampart_requests_total",
@@ -111,6 +126,12 @@ impl Metrics {
                 "WAF decisions by action and the family of the highest-scoring rule",
                 &["action", "family"],
             ),
+            malformed_requests: counter_vec(
+                r,
+                "rampart_malformed_requests_total",
+                "Malformed requests refused (400) by reason",
+                &["reason"],
+            ),
             identity_expiry: gauge_vec(
                 r,
                 "rampart_identity_expiry_seconds",
@@ -136,6 +157,15 @@ impl Metrics {
                 &["route", "cause", "action"],
             ),
             registry,
+        }
+    }
+
+    /// Counts a refusal in `rampart_malformed_requests_total` when it is a malformed request.
+    pub fn count_malformed(&self, denial: &rampart_protect::denial::Denial) {
+        if denial.reason == rampart_protect::denial::DenialReason::BadRequest {
+            self.malformed_requests
+                .with_label_values(&[denial.label()])
+                .inc();
         }
     }
 

@@ -12,6 +12,7 @@
 //! 6. `fail_to_proxy`: edge error pages (502/504/400) with the same header policy.
 //! 7. `logging`: metrics and the JSON access line.
 
+use crate::listener::hardened::framing_of;
 use crate::request::body;
 use crate::request::forward::{self, ForwardInfo};
 use crate::request::RequestCtx;
@@ -41,7 +42,23 @@ impl Edge {
     }
 
     async fn deny(&self, session: &mut Session, ctx: &mut RequestCtx, d: Denial) -> Result<bool> {
+        self.shared.metrics.count_malformed(&d);
         respond::deny(&self.shared, session, ctx, d).await
+    }
+
+    /// A chunked body about to be streamed (nothing read it for inspection) whose first chunk
+    /// line has not arrived: read it before the head leaves, so a broken first chunk is refused
+    /// with nothing forwarded. The bytes go to Pingora's retry buffer, which it sends first.
+    async fn first_chunk(&self, session: &mut Session) -> Result<()> {
+        let pending = framing_of(session).is_some_and(|s| s.first_chunk_pending());
+        if pending && !session.is_body_done() {
+            session.enable_retry_buffering();
+            session
+                .read_request_body()
+                .await
+                .map_err(|e| e.into_down())?;
+        }
+        Ok(())
     }
 
     /// The protection stages, in order, once the route is known; `Ok(true)` when one refused
@@ -92,6 +109,9 @@ impl ProxyHttp for Edge {
         let rt = self.shared.runtime.load_full();
         ctx.runtime = Some(rt.clone());
         identify::identify(&self.shared, session, ctx, &rt);
+        if let Some(stream) = framing_of(session) {
+            stream.begin_request();
+        }
         let Some(listener) = ctx.listener.clone() else {
             let d = validate::bad_request("unknown_listener");
             return self.deny(session, ctx, d).await;
@@ -103,6 +123,9 @@ impl ProxyHttp for Edge {
                 return self.deny(session, ctx, denial).await;
             }
         };
+        if let Some(denial) = framing_problem(session) {
+            return self.deny(session, ctx, denial).await;
+        }
         if listener.tls.is_none() && !listener.insecure_plaintext {
             return respond::redirect_to_https(session, ctx, &listener, &rt).await;
         }
@@ -111,7 +134,15 @@ impl ProxyHttp for Edge {
             return respond::no_route(&self.shared, session, ctx).await;
         };
         ctx.route = Some(route.clone());
-        self.protect(session, ctx, &rt, &route).await
+        if self.protect(session, ctx, &rt, &route).await? {
+            return Ok(true);
+        }
+        self.first_chunk(session).await?;
+        // Everything read so far, body included, before the head leaves.
+        match framing_problem(session) {
+            Some(denial) => self.deny(session, ctx, denial).await,
+            None => Ok(false),
+        }
     }
 
     async fn request_body_filter(
@@ -251,10 +282,19 @@ impl ProxyHttp for Edge {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if session
+            .req_header()
+            .headers
+            .contains_key(http::header::UPGRADE)
+        {
+            if let Some(stream) = framing_of(session) {
+                stream.responded(resp.status.as_u16());
+            }
+        }
         match &ctx.route {
             Some(route) => {
                 route.headers.apply(resp, ctx.https);
@@ -272,7 +312,7 @@ impl ProxyHttp for Edge {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let code = respond::error_status(e);
+        let mut code = respond::error_status(e);
         if e.esource() == &ErrorSource::Upstream && !matches!(e.etype(), ErrorType::HTTPStatus(_)) {
             // Connect failures were counted in fail_to_connect.
             if let (Some(route), Some(_)) = (&ctx.route, ctx.connect_ms) {
@@ -283,9 +323,13 @@ impl ProxyHttp for Edge {
                     .inc();
             }
         }
-        if code == 400 && ctx.denial.is_none() {
-            // The request body broke its framing (e.g. an invalid chunk size) while we read it.
-            let d = validate::bad_request("malformed_body");
+        let malformed = framing_of(session).and_then(|s| s.malformed());
+        if ctx.denial.is_none() && (code == 400 || code == 0 && malformed.is_some()) {
+            // The request body broke its framing while it was read: the hardened stream names
+            // how (a read it failed), else Pingora's own parser found it.
+            code = 400;
+            let d = validate::bad_request(malformed.map_or("malformed_body", |m| m.reason()));
+            self.shared.metrics.count_malformed(&d);
             respond::record_denial(&self.shared, ctx, d);
         }
         if code > 0 {
@@ -309,6 +353,12 @@ impl ProxyHttp for Edge {
         // Every request is already in the access log with its error.
         true
     }
+}
+
+/// The framing the client sent, as the hardened stream read it (see `listener::framing`).
+fn framing_problem(session: &Session) -> Option<Denial> {
+    let problem = framing_of(session)?.request_problem()?;
+    Some(validate::bad_request(problem.reason()))
 }
 
 fn error_kind(e: &Error) -> String {

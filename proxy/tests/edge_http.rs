@@ -504,3 +504,48 @@ async fn slow_upstream_gets_hardened_504() {
         "{m}"
     );
 }
+
+/// A ClientHello whose SNI is an IP address (openssl sends one; rustls clients do not): rustls
+/// ignores the name and warns; the edge counts it and logs one summary line, not one per client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_address_sni_is_counted_and_logged_once() {
+    let upstream = start_upstream().await;
+    let pki = Pki::new("ipsni");
+    let dir = tempfile::tempdir().unwrap();
+    setup(&pki, &dir);
+    let b = Basic::new();
+    let edge = Edge::start(&b.config(upstream, ""), dir);
+    let series = "rampart_tls_client_hello_warnings_total{kind=\"ip_address_sni\"}";
+    for _ in 0..3 {
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            tokio::process::Command::new("openssl")
+                .args(["s_client", "-connect", &format!("127.0.0.1:{}", b.https)])
+                .args(["-servername", "127.0.0.1", "-brief"])
+                .stdin(std::process::Stdio::null())
+                .output(),
+        )
+        .await
+        .expect("openssl s_client hung")
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("CONNECTION ESTABLISHED"), "{text}");
+    }
+    let metrics = admin(b.admin, "/metrics").await.body;
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .map(|v| v.trim().to_string());
+    assert_eq!(count.as_deref(), Some("3"), "{metrics}");
+    edge.wait_stderr("TLS clients sent an unusable SNI", 1);
+    let stderr = edge.stderr.lock().unwrap().clone();
+    assert!(
+        !stderr.contains("Illegal SNI"),
+        "rustls warning on stderr:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("TLS clients sent an unusable SNI").count(),
+        1,
+        "{stderr}"
+    );
+}

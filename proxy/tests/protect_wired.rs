@@ -290,12 +290,29 @@ impl Running {
             .unwrap_or(0)
     }
 
+    async fn malformed(&self, reason: &str) -> u64 {
+        self.metric(&format!(
+            "rampart_malformed_requests_total{{reason=\"{reason}\"}}"
+        ))
+        .await
+    }
+
     /// `rampart_waf_uninspected_total` for one route, cause and action.
     async fn uninspected(&self, route: &str, cause: &str, action: &str) -> u64 {
         self.metric(&format!(
             "rampart_waf_uninspected_total{{action=\"{action}\",cause=\"{cause}\",route=\"{route}\"}}"
         ))
         .await
+    }
+
+    /// The sum over every series of one metric.
+    async fn metric_sum(&self, name: &str) -> u64 {
+        let m = admin(self.setup.admin, "/metrics").await;
+        m.body
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+            .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<u64>().ok()))
+            .sum()
     }
 
     async fn denials(&self, reason: &str, route: &str, family: &str) -> u64 {
@@ -841,11 +858,152 @@ async fn invalid_chunk_size_is_400() {
     let e = start().await;
     let req = b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n";
     e.refused(req, 400).await;
-    assert_eq!(e.denials("bad_request", "app", "none").await, 1);
+    assert_eq!(e.denials("bad_request", "none", "none").await, 1);
+    e.log_line("rampart.denial.reason", "bad_chunk_size");
+    assert_eq!(e.malformed("bad_chunk_size").await, 1);
+}
+
+// ---- Framing as sent (the hardened stream reads the raw bytes) ------------------------------
+
+const CHUNKED_HEAD: &str = "POST /submit HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+fn chunked(host: &str, body: &[u8]) -> Vec<u8> {
+    let mut r = CHUNKED_HEAD.replace("{host}", host).into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// Sends `first`, waits until the edge has read it, then sends `rest`; reads the answer.
+async fn send_in_two(port: u16, first: &[u8], rest: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(first).await.unwrap();
+    // The edge holds the head until the first chunk line: nothing comes back meanwhile.
+    let mut probe = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), s.peek(&mut probe)).await;
+    assert!(early.is_err(), "the edge answered before the body came");
+    let _ = s.write_all(rest).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    parse_response(&buf)
+}
+
+#[tokio::test]
+async fn space_or_tab_in_the_target_is_400_never_re_encoded() {
+    let e = start().await;
+    for target in ["/a /b", "/a\t/b", "/a /b?c d"] {
+        let r = e.refused(&get_req("app.test", target), 400).await;
+        assert!(r.header("x-request-id").is_some());
+    }
+    e.log_line("rampart.denial.reason", "space_in_target");
+    assert_eq!(e.malformed("space_in_target").await, 3);
+    assert_eq!(e.denials("bad_request", "none", "none").await, 3);
+    // Behind a good request on the same connection, a malformed one does not break the good
+    // one, and never goes up (Pingora does not serve pipelined requests: the connection closes).
+    let mut two = b"GET /ok HTTP/1.1\r\nHost: app.test\r\n\r\n".to_vec();
+    two.extend_from_slice(&get_req("app.test", "/a /b"));
+    let mut s = TcpStream::connect(("127.0.0.1", e.setup.port))
+        .await
+        .unwrap();
+    s.write_all(&two).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 1, "{text}");
     assert_eq!(
-        e.log_line("http.route", "app")["rampart.denial.reason"],
-        "malformed_body"
+        e.up.requests.load(Ordering::SeqCst),
+        1,
+        "only the good one went up"
     );
+}
+
+#[tokio::test]
+async fn bare_lf_after_a_chunk_extension_is_400_at_once() {
+    let e = start().await;
+    for host in ["app.test", "detect.test", "off.test"] {
+        let started = Instant::now();
+        e.refused(&chunked(host, b"5;a\nhello\r\n0\r\n\r\n"), 400)
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{host}: {:?}",
+            started.elapsed()
+        );
+    }
+    e.log_line("rampart.denial.reason", "bare_lf_in_chunk");
+    assert_eq!(e.malformed("bare_lf_in_chunk").await, 3);
+}
+
+#[tokio::test]
+async fn chunk_sizes_with_leading_zeros_are_accepted_and_forwarded_normalised() {
+    let e = start().await;
+    let body = b"005\r\nhello\r\n00000000000000000000006\r\n world\r\n000\r\n\r\n";
+    for host in ["app.test", "detect.test", "off.test"] {
+        let r = send(e.setup.port, &chunked(host, body)).await;
+        assert_eq!(r.status, 200, "{host}: {}", r.body);
+    }
+    let bodies = e.up.bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 3);
+    for b in bodies {
+        assert_eq!(b, b"hello world");
+    }
+}
+
+/// Chunked framing broken in the first chunk line or right after it: with the WAF off (body
+/// streamed) or on, in one write or with the head first, refused before the head leaves.
+#[tokio::test]
+async fn broken_first_chunks_are_refused_before_the_head_leaves_in_every_body_mode() {
+    let e = start().await;
+    let cases: [(&[u8], &str); 9] = [
+        (b"zz\r\nhello\r\n0\r\n\r\n", "bad_chunk_size"),
+        (b"\r\nhello\r\n0\r\n\r\n", "bad_chunk_size"),
+        (b"-5\r\nhello\r\n0\r\n\r\n", "bad_chunk_size"),
+        (b"5\nhello\r\n0\r\n\r\n", "bare_lf_in_chunk"),
+        (b"5\rhello\r\n0\r\n\r\n", "bad_chunk_size"),
+        (b"5 5\r\nhello\r\n0\r\n\r\n", "bad_chunk_size"),
+        (b"3\r\nhello\r\n0\r\n\r\n", "bad_chunk_terminator"),
+        (b"5\r\nhello\n0\r\n\r\n", "bare_lf_in_chunk"),
+        (
+            b"fffffffffffffffff\r\nhello\r\n0\r\n\r\n",
+            "chunk_size_too_large",
+        ),
+    ];
+    let mut refused = 0;
+    for (body, reason) in cases {
+        for host in ["off.test", "detect.test", "app.test"] {
+            let r = send(e.setup.port, &chunked(host, body)).await;
+            assert_eq!(r.status, 400, "{host} {reason}: {}", r.body);
+            let head = chunked(host, b"");
+            let r = send_in_two(e.setup.port, &head, body).await;
+            assert_eq!(r.status, 400, "{host} {reason} (head first): {}", r.body);
+            refused += 2;
+        }
+        assert!(e.malformed(reason).await >= 1, "{reason} not counted");
+    }
+    e.up.saw_nothing();
+    let total: u64 = e.metric_sum("rampart_malformed_requests_total").await;
+    assert_eq!(total, refused);
+    // The same head followed by a good first chunk streams on.
+    let r = send_in_two(
+        e.setup.port,
+        &chunked("off.test", b""),
+        b"5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(e.up.bodies.lock().unwrap().as_slice(), [b"hello".to_vec()]);
+}
+
+#[tokio::test]
+async fn transfer_encoding_not_ending_in_one_chunked_is_400() {
+    let e = start().await;
+    for te in ["chunked, chunked", "gzip", "chunked, gzip"] {
+        let req = format!(
+            "POST / HTTP/1.1\r\nHost: off.test\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n"
+        );
+        e.refused(req.as_bytes(), 400).await;
+    }
+    assert_eq!(e.malformed("bad_transfer_encoding").await, 3);
 }
 
 #[tokio::test]

@@ -24,6 +24,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rampart_tls::spiffe::TrustDomain;
 use serde::Deserialize;
@@ -145,6 +146,80 @@ struct RawInbound {
     /// inbound port here); the app port is the connection's original destination.
     #[serde(default)]
     transparent_listen: Option<SocketAddr>,
+    #[serde(default)]
+    limits: Option<Spanned<RawLimits>>,
+}
+
+/// `[inbound.limits]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<usize>,
+    max_per_ip: Option<u32>,
+    new_per_ip_per_second: Option<u32>,
+    handshake_timeout_ms: Option<u64>,
+}
+
+/// Caps on the inbound listeners (`rampart-protect`'s connection limiter), checked when a
+/// connection is accepted, before its TLS handshake; and the handshake's deadline.
+///
+/// ```toml
+/// [inbound.limits]
+/// max_connections = 4096        # open inbound connections from all peers; 0 = no cap
+/// max_per_ip = 256              # open connections from one address (IPv4 /32, IPv6 /64); 0 = no cap
+/// new_per_ip_per_second = 1000  # new connections per second from one address, burst twice that
+/// handshake_timeout_ms = 5000   # a TLS handshake must finish within this (100 ms to 60 s)
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundLimits {
+    /// Open inbound connections, all peers together (0: no cap).
+    pub max_connections: usize,
+    /// Open inbound connections from one address (0: no cap).
+    pub max_per_ip: u32,
+    /// New connections per second from one address (burst: twice this).
+    pub new_per_ip_per_second: u32,
+    /// How long a peer's TLS handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for InboundLimits {
+    /// Safe defaults: room for a busy workload's peers (connection pools of many callers),
+    /// not for one address holding the listener; a handshake on a mesh link takes
+    /// milliseconds, so 5 s is generous and still short for a stalled client.
+    fn default() -> Self {
+        InboundLimits {
+            max_connections: 4096,
+            max_per_ip: 256,
+            new_per_ip_per_second: 1000,
+            handshake_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl InboundLimits {
+    const HANDSHAKE_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
+
+    fn from_raw(raw: RawLimits) -> Result<Self, String> {
+        let d = InboundLimits::default();
+        let handshake_ms = raw
+            .handshake_timeout_ms
+            .unwrap_or(d.handshake_timeout.as_millis() as u64);
+        if !Self::HANDSHAKE_MS.contains(&handshake_ms) {
+            return Err(format!(
+                "handshake_timeout_ms = {handshake_ms}: give 100 to 60000 (a mesh handshake takes milliseconds)"
+            ));
+        }
+        let rate = raw.new_per_ip_per_second.unwrap_or(d.new_per_ip_per_second);
+        if rate == 0 {
+            return Err("new_per_ip_per_second = 0 would refuse every connection".into());
+        }
+        Ok(InboundLimits {
+            max_connections: raw.max_connections.unwrap_or(d.max_connections),
+            max_per_ip: raw.max_per_ip.unwrap_or(d.max_per_ip),
+            new_per_ip_per_second: rate,
+            handshake_timeout: Duration::from_millis(handshake_ms),
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +282,8 @@ pub struct Config {
     pub inbound_transparent: Option<SocketAddr>,
     /// Transparent outbound listener, if any.
     pub outbound_transparent: Option<SocketAddr>,
+    /// Caps and the handshake deadline of the inbound listeners.
+    pub inbound_limits: InboundLimits,
     /// SVID and bundle files (resolved).
     pub identity: IdentityConfig,
     /// The admin listener, if any.
@@ -245,6 +322,14 @@ impl Config {
         let mut listens = HashSet::new();
         let mut inbound = Vec::new();
         let transparent_in = raw.inbound.transparent_listen;
+        let inbound_limits = match raw.inbound.limits {
+            None => InboundLimits::default(),
+            Some(l) => {
+                let span = l.span();
+                InboundLimits::from_raw(l.into_inner())
+                    .map_err(|m| err(span, "inbound.limits", m))?
+            }
+        };
         for (i, p) in raw.inbound.ports.into_iter().enumerate() {
             let span = p.span();
             let p = p.into_inner();
@@ -384,6 +469,7 @@ impl Config {
             inbound,
             outbound,
             inbound_transparent: raw.inbound.transparent_listen,
+            inbound_limits,
             outbound_transparent: raw.outbound.transparent_listen,
         })
     }
@@ -447,5 +533,31 @@ port = 9000
         assert_eq!(e.field.as_deref(), Some("trust_domain"), "{e}");
         let e = load(&GOOD.replace("127.0.0.1:29000", "0.0.0.0:29000")).unwrap_err();
         assert!(e.message.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn inbound_limits_have_safe_defaults_and_are_checked() {
+        assert_eq!(load(GOOD).unwrap().inbound_limits, InboundLimits::default());
+        let with = |limits: &str| {
+            load(&GOOD.replace(
+                "[[outbound.listener]]",
+                &format!("[inbound.limits]\n{limits}\n\n[[outbound.listener]]"),
+            ))
+        };
+        let c = with("max_per_ip = 8\nhandshake_timeout_ms = 750").unwrap();
+        assert_eq!(c.inbound_limits.max_per_ip, 8);
+        assert_eq!(
+            c.inbound_limits.handshake_timeout,
+            Duration::from_millis(750)
+        );
+        assert_eq!(c.inbound_limits.max_connections, 4096);
+        let e = with("handshake_timeout_ms = 0").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("inbound.limits"), "{e}");
+        assert!(e.message.contains("100 to 60000"), "{e}");
+        assert_eq!(e.line, Some(14), "{e}");
+        let e = with("new_per_ip_per_second = 0").unwrap_err();
+        assert!(e.message.contains("refuse every connection"), "{e}");
+        let e = with("max_per_pi = 3").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
     }
 }

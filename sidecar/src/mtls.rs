@@ -158,8 +158,12 @@ pub fn peer_id(conn: &rustls::CommonState) -> Option<SpiffeId> {
 /// Why a handshake failed, as a stable metric label and words for the log.
 pub fn classify_handshake_error(e: &io::Error) -> (&'static str, String) {
     let text = e.to_string();
-    if e.kind() == io::ErrorKind::TimedOut {
-        return ("timeout", "handshake did not finish in time".into());
+    match e.kind() {
+        io::ErrorKind::TimedOut => return ("timeout", text),
+        io::ErrorKind::ConnectionAborted if text == crate::runtime::limits::EVICTED => {
+            return ("evicted_stalled", text)
+        }
+        _ => {}
     }
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return match e.kind() {

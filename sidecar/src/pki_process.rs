@@ -77,6 +77,7 @@ pub struct Pki {
     bin: PathBuf,
     /// The CA directory.
     pub dir: PathBuf,
+    kek: PathBuf,
     /// `HOST:PORT` of its HTTPS service.
     pub addr: String,
     child: Child,
@@ -144,6 +145,7 @@ impl Pki {
         let mut pki = Pki {
             bin,
             dir,
+            kek,
             addr: String::new(),
             child,
         };
@@ -193,6 +195,28 @@ impl Pki {
             ],
         )?;
         Ok(out.trim().to_string())
+    }
+
+    /// `rampart-pki issue`: an SVID for `id` valid `ttl`, written to `PREFIX.pem` (chain) and
+    /// `PREFIX.key` (0600), signed by the current intermediate.
+    pub fn issue(&self, id: &str, ttl: &str, prefix: &Path) -> Result<(), String> {
+        run(
+            &self.bin,
+            &[
+                "issue".as_ref(),
+                "--dir".as_ref(),
+                self.dir.as_os_str(),
+                "--spiffe-id".as_ref(),
+                id.as_ref(),
+                "--ttl".as_ref(),
+                ttl.as_ref(),
+                "--out".as_ref(),
+                prefix.as_os_str(),
+                "--kek-file".as_ref(),
+                self.kek.as_os_str(),
+            ],
+        )
+        .map(drop)
     }
 
     /// `rampart-pki rotate intermediate`: a new intermediate now, through the running

@@ -114,155 +114,105 @@ services = ["ledger"]
 ports = [9000]
 "#;
 
+/// `policy explain --config CONFIG [--from FROM] --to TO EXTRA…`: (exit code, stdout, stderr).
+fn explain(
+    config: &str,
+    from: Option<&str>,
+    to: &str,
+    extra: &[&str],
+) -> (Option<i32>, String, String) {
+    let mut args = vec!["policy", "explain", "--config", config];
+    if let Some(from) = from {
+        args.extend(["--from", from]);
+    }
+    args.extend(["--to", to]);
+    args.extend(extra);
+    let out = sidecar(&args);
+    let (stdout, stderr) = text(&out);
+    (out.status.code(), stdout, stderr)
+}
+
+/// (from, to, extra arguments, exit code, what the output must hold).
+type Case<'a> = (Option<&'a str>, &'a str, &'a [&'a str], i32, &'a [&'a str]);
+
 #[test]
 fn explain_allow_deny_audit_and_outbound() {
     let dir = tempfile::tempdir().unwrap();
     write_files(dir.path(), POLICY);
     let config = dir.path().join("sidecar.toml");
     let config = config.to_str().unwrap();
-    let frontend = "spiffe://mesh.local/ns/shop/sa/frontend";
-
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--from",
-        frontend,
-        "--to",
-        "payments:8080",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/payments/7?x=1",
-    ]);
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("decision: allow"), "{stdout}");
-    assert!(stdout.contains("rule:     frontend-reads"), "{stdout}");
-    assert!(stdout.contains("policy.toml sha256:"), "{stdout}");
-
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--from",
-        frontend,
-        "--to",
-        "payments:8080",
-        "--method",
-        "POST",
-        "--path",
-        "/v1/payments/7",
-    ]);
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
-    assert!(
-        stdout.contains("reason:   rule frontend-reads: method POST not in [GET]"),
-        "{stdout}"
-    );
-
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--to",
-        "payments:8080",
-        "--method",
-        "GET",
-        "--path",
-        "/v1/payments/7",
-    ]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        text(&out).0.contains("no client certificate"),
-        "{}",
-        text(&out).0
-    );
-
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--from",
-        frontend,
-        "--to",
-        "payments:7000",
-    ]);
-    let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "audit passes: {stdout}");
-    assert!(stdout.contains("decision: audit_deny"), "{stdout}");
-    assert!(
-        stdout.contains("rule batch: caller spiffe://mesh.local/ns/shop/sa/frontend not in"),
-        "{stdout}"
-    );
-
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--from",
-        frontend,
-        "--to",
-        "payments:8080",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out).1.contains("HTTP port: give --method and --path"),
-        "{}",
-        text(&out).1
-    );
-
-    let own = "spiffe://mesh.local/ns/shop/sa/payments";
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--from",
-        own,
-        "--to",
-        "ledger:9000",
-        "--json",
-    ]);
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let frontend = Some("spiffe://mesh.local/ns/shop/sa/frontend");
+    let own = Some("spiffe://mesh.local/ns/shop/sa/payments");
+    let get = ["--method", "GET", "--path", "/v1/payments/7?x=1"];
+    // (from, to, extra arguments, exit code, what stdout (0-3) or stderr (2) must hold)
+    let cases: [Case; 7] = [
+        (
+            frontend,
+            "payments:8080",
+            &get,
+            0,
+            &[
+                "decision: allow",
+                "rule:     frontend-reads",
+                "policy.toml sha256:",
+            ],
+        ),
+        (
+            frontend,
+            "payments:8080",
+            &["--method", "POST", "--path", "/v1/payments/7"],
+            3,
+            &["reason:   rule frontend-reads: method POST not in [GET]"],
+        ),
+        (None, "payments:8080", &get, 3, &["no client certificate"]),
+        // Audit mode passes (exit 0) and says what it would have denied.
+        (
+            frontend,
+            "payments:7000",
+            &[],
+            0,
+            &[
+                "decision: audit_deny",
+                "rule batch: caller spiffe://mesh.local/ns/shop/sa/frontend not in",
+            ],
+        ),
+        (
+            frontend,
+            "payments:8080",
+            &[],
+            2,
+            &["HTTP port: give --method and --path"],
+        ),
+        (
+            own,
+            "ledger:9001",
+            &[],
+            3,
+            &["rule to-ledger: port 9001 not in [9000]"],
+        ),
+        (Some("spiffe://Bad"), "payments:8080", &[], 2, &["--from"]),
+    ];
+    for (from, to, extra, code, needles) in cases {
+        let (got, stdout, stderr) = explain(config, from, to, extra);
+        assert_eq!(
+            got,
+            Some(code),
+            "{from:?} -> {to} {extra:?}: {stdout}{stderr}"
+        );
+        let shown = if code == 2 { &stderr } else { &stdout };
+        for needle in needles {
+            assert!(
+                shown.contains(needle),
+                "{from:?} -> {to} {extra:?}: no `{needle}` in {shown}"
+            );
+        }
+    }
+    let (code, stdout, stderr) = explain(config, own, "ledger:9000", &["--json"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["verdict"], "allow");
     assert_eq!(json["direction"], "outbound");
     assert_eq!(json["rule"]["rule"], "to-ledger");
-
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--from",
-        own,
-        "--to",
-        "ledger:9001",
-    ]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out)
-        .0
-        .contains("rule to-ledger: port 9001 not in [9000]"));
-
-    let out = sidecar(&[
-        "policy",
-        "explain",
-        "--config",
-        config,
-        "--from",
-        "spiffe://Bad",
-        "--to",
-        "payments:8080",
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("--from"), "{}", text(&out).1);
 }
 
 #[test]

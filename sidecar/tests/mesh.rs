@@ -13,12 +13,10 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
-use tokio_rustls::TlsConnector;
 
 const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
 const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
@@ -85,14 +83,14 @@ listen = "127.0.0.1:0"
     .unwrap();
 }
 
-async fn tls_connect(
-    addr: SocketAddr,
-    cfg: Arc<ClientConfig>,
-) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(cfg)
-        .connect(ServerName::try_from("payments").unwrap(), tcp)
-        .await
+/// The payments sidecar of [`write_server`] running with `policy`, its apps, CA and folder.
+async fn served(policy: &str) -> (tempfile::TempDir, TestCa, Sidecar) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("mesh");
+    let (http, echo) = (http_app().await, echo_app().await);
+    write_server(dir.path(), &ca, http, echo, policy);
+    let sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+    (dir, ca, sc)
 }
 
 /// One HTTP request over a fresh mTLS connection: (status, denied header, body).
@@ -142,11 +140,7 @@ fn handshake_reason(sc: &mut Sidecar, reason: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbound_admits_by_identity_and_explains_every_refusal() {
     timeout(Duration::from_secs(90), async {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = TestCa::new("mesh");
-        let (http, echo) = (http_app().await, echo_app().await);
-        write_server(dir.path(), &ca, http, echo, POLICY);
-        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let (_dir, ca, mut sc) = served(POLICY).await;
         let http_port = sc.addr("inbound:8080");
         let tcp_port = sc.addr("inbound:7000");
         let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
@@ -244,35 +238,15 @@ async fn tls_then_use(addr: SocketAddr, cfg: Arc<ClientConfig>) -> std::io::Resu
     Ok(())
 }
 
-async fn admin_get(addr: SocketAddr, path: &str) -> String {
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let req = http::Request::get(path)
-        .header("host", "admin")
-        .body(Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_cuts_revoked_connections_and_refuses_bad_files() {
     timeout(Duration::from_secs(90), async {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = TestCa::new("mesh");
-        let (http, echo) = (http_app().await, echo_app().await);
-        write_server(dir.path(), &ca, http, echo, POLICY);
-        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let (dir, ca, mut sc) = served(POLICY).await;
         let tcp_port = sc.addr("inbound:7000");
         let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
 
         let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
-        open.write_all(b"one").await.unwrap();
-        let mut got = [0u8; 3];
-        open.read_exact(&mut got).await.unwrap();
+        echo_roundtrip(&mut open, b"one").await.unwrap();
 
         // A bad policy is refused; the old one keeps running and the open connection lives.
         std::fs::write(
@@ -289,9 +263,7 @@ async fn reload_cuts_revoked_connections_and_refuses_bad_files() {
                 .contains("unknown field `callers_typo`"),
             "{line}"
         );
-        open.write_all(b"two").await.unwrap();
-        open.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"two");
+        echo_roundtrip(&mut open, b"two").await.unwrap();
 
         // A policy without the frontend on port 7000: the open connection is cut within a second.
         let revoked = POLICY.replace(
@@ -427,17 +399,11 @@ port = 7000
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
     timeout(Duration::from_secs(90), async {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = TestCa::new("mesh");
-        let (http, echo) = (http_app().await, echo_app().await);
-        write_server(dir.path(), &ca, http, echo, POLICY);
-        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let (dir, ca, mut sc) = served(POLICY).await;
         let tcp_port = sc.addr("inbound:7000");
         let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
         let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
-        open.write_all(b"one").await.unwrap();
-        let mut got = [0u8; 3];
-        open.read_exact(&mut got).await.unwrap();
+        echo_roundtrip(&mut open, b"one").await.unwrap();
 
         std::fs::write(
             dir.path().join("revoked.toml"),

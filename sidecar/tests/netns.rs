@@ -205,6 +205,23 @@ fn pods_in_namespaces_talk_through_their_sidecars() {
         |v| v["rampart.reason.kind"] == "not_tls",
         "plain text refused in b's log",
     );
+    // A caller presenting a certificate from another CA (our trust domain, a known ID) is
+    // refused at b's handshake, with the reason, from pod a's address.
+    let other = TestCa::new("other");
+    let forged = other.leaf(&[FRONTEND]);
+    write("other.pem", &forged.chain_pem);
+    write("other.key", &forged.key_pem);
+    let out = sh(&format!(
+        "ip netns exec {a} setpriv --reuid {SIDECAR_UID} --regid {SIDECAR_UID} --clear-groups curl -sk --tlsv1.3 --max-time 10 --cert {} --key {} -w '%{{http_code}}' https://{ip_b}:8080/v1/x",
+        cfg("other.pem"),
+        cfg("other.key")
+    ));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "000", "{out:?}");
+    let line = sidecar_b.wait_for(
+        |v| v["rampart.reason.kind"] == "unknown_ca",
+        "another CA's certificate refused in b's log",
+    );
+    assert_eq!(line["client.address"], ip_a.as_str(), "{line}");
     drop(sidecar_a);
     drop(sidecar_b);
     drop(ns);

@@ -63,6 +63,66 @@ fn client(old: &TestCa, new: &TestCa) -> Arc<ClientConfig> {
     )
 }
 
+/// Four workers sending requests (see [`worker`]) until [`Load::finish`].
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    started: Instant,
+}
+
+impl Load {
+    fn start(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let workers = (0..4)
+            .map(|_| {
+                let w = worker(
+                    addr,
+                    cfg.clone(),
+                    stop.clone(),
+                    ok.clone(),
+                    failed.clone(),
+                    errors.clone(),
+                );
+                tokio::spawn(w)
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            errors,
+            workers,
+            started: Instant::now(),
+        }
+    }
+
+    /// Stops the workers; asserts no request failed and enough went through. Returns the count.
+    async fn finish(self, during: &str) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            w.await.unwrap();
+        }
+        let (ok, failed) = (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        let errors = self.errors.lock().unwrap().clone();
+        assert_eq!(
+            failed,
+            0,
+            "{failed} failed attempts over {:?} and {during}: {errors:?}",
+            self.started.elapsed()
+        );
+        assert!(ok > 200, "only {ok} requests went through");
+        ok
+    }
+}
+
 /// Keeps sending requests until `stop`: each worker opens a connection, sends up to 20
 /// keep-alive requests, then opens a new one (so handshakes see each new certificate).
 async fn worker(
@@ -141,24 +201,13 @@ async fn renewals_root_rotation_and_reloads_under_load_fail_no_request() {
         put(&d.join("directory.toml"), "");
         put(
             &d.join("sidecar.toml"),
-            &format!(
-                "service = \"payments\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\n\
-                 identity = {{ cert = \"svid.pem\", key = \"svid.key\", bundle = \"bundle.pem\" }}\n\n\
-                 [[inbound.port]]\nport = 8080\nprotocol = \"http\"\napp = \"{app}\"\nlisten = \"127.0.0.1:0\"\n"
-            ),
+            &sidecar_toml("payments", SVID_FILES, &http_port(8080, app)),
         );
         let mut sc = Sidecar::start(&d.join("sidecar.toml"));
         let addr = sc.addr("inbound:8080");
         let cfg = client(&old, &new);
 
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let workers: Vec<_> = (0..4)
-            .map(|_| tokio::spawn(worker(addr, cfg.clone(), stop.clone(), ok.clone(), failed.clone(), errors.clone())))
-            .collect();
-
-        let started = Instant::now();
+        let load = Load::start(addr, cfg.clone());
         let mut reloads = 0;
         for step in 0..12u32 {
             match step {
@@ -198,14 +247,7 @@ async fn renewals_root_rotation_and_reloads_under_load_fail_no_request() {
             "reload refused for S.N.10",
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        stop.store(true, Ordering::Relaxed);
-        for w in workers {
-            w.await.unwrap();
-        }
-        let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
-        let errors = errors.lock().unwrap().clone();
-        assert_eq!(failed, 0, "{failed} failed attempts over {:?} and {reloads} changes: {errors:?}", started.elapsed());
-        assert!(ok > 200, "only {ok} requests went through");
+        let ok = load.finish(&format!("{reloads} changes")).await;
         // The new root's leaf is what new handshakes see now.
         let tcp = TcpStream::connect(addr).await.unwrap();
         let tls = TlsConnector::from(cfg.clone()).connect(ServerName::try_from("payments").unwrap(), tcp).await.unwrap();
@@ -213,6 +255,71 @@ async fn renewals_root_rotation_and_reloads_under_load_fail_no_request() {
         let parsed = rampart_tls::svid::parse(&leaf).unwrap();
         assert!(parsed.issuer().to_string().contains("new-root"), "{}", parsed.issuer());
         eprintln!("under load: {ok} requests, 0 failed, {reloads} changes (leaf renewals, root rotation, policy reloads)");
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// The intermediate of the chain a fresh handshake is served.
+async fn served_intermediate(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> Vec<u8> {
+    let tls = tls_connect(addr, cfg).await.unwrap();
+    let chain = tls.get_ref().1.peer_certificates().unwrap();
+    assert!(chain.len() >= 2, "the sidecar must send its intermediate");
+    chain[1].to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intermediate_rotation_under_load_fails_no_request() {
+    // Built (or found) before the test's own deadline starts: a cold build takes minutes.
+    support::pki_bin();
+    timeout(Duration::from_secs(300), async {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        // The real CA (rampart-pki serve), a caller SVID it issued, the sidecar on 6 s SVIDs.
+        let ca = tokio::task::spawn_blocking(move || {
+            let ca = start_pki(&d, "mesh.local");
+            ca.issue(FRONTEND, "1h", &d.join("frontend")).unwrap();
+            std::fs::write(d.join("token"), ca.token(PAYMENTS, "10m").unwrap()).unwrap();
+            ca
+        })
+        .await
+        .unwrap();
+        let d = dir.path();
+        let app = http_app().await;
+        put(&d.join("policy.toml"), &policy(false));
+        put(&d.join("directory.toml"), "");
+        put(
+            &d.join("sidecar.toml"),
+            &sidecar_toml("payments", &ca_identity(&ca.addr, PAYMENTS, 6), &http_port(8080, app)),
+        );
+        let mut sc = Sidecar::start(&d.join("sidecar.toml"));
+        let addr = sc.addr("inbound:8080");
+        let me = rampart_tls::Identity::load(&d.join("frontend.pem"), &d.join("frontend.key")).unwrap();
+        let roots = rampart_identity::certs_from_pem(&std::fs::read_to_string(d.join("ca/bundle.pem")).unwrap()).unwrap();
+        let bundle = BundleHandle::new(TrustDomain::parse("mesh.local").unwrap(), roots).unwrap();
+        let cfg = rampart_tls::client_config(Some(&me), &bundle, PeerPolicy::AnyInTrustDomain).unwrap();
+        let before = served_intermediate(addr, cfg.clone()).await;
+
+        let load = Load::start(addr, cfg.clone());
+        let said = ca.rotate_intermediate().unwrap();
+        // The sidecar's next renewal (at 2/3 of 6 s) comes from the new intermediate; new
+        // handshakes are served it while the callers' leaves of the old one still verify.
+        let rotated_at = Instant::now();
+        let renewed = |v: &serde_json::Value| v["event.name"] == "rampart.sidecar.certificate_renewed";
+        let mut renewals = 0;
+        loop {
+            tokio::task::block_in_place(|| sc.wait_next(renewed, "renewal"));
+            renewals += 1;
+            if served_intermediate(addr, cfg.clone()).await != before {
+                break;
+            }
+            assert!(rotated_at.elapsed() < Duration::from_secs(60), "no SVID from the new intermediate within 60 s ({said})");
+        }
+        // Keep the load on across one more renewal, from the new intermediate.
+        tokio::task::block_in_place(|| sc.wait_next(renewed, "renewal after the rotation"));
+        let ok = load.finish("an intermediate rotation").await;
+        eprintln!("intermediate rotation under load: {ok} requests, 0 failed ({renewals} renewals before the new intermediate was served)");
+        drop(ca);
     })
     .await
     .expect("test deadline");

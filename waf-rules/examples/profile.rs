@@ -27,10 +27,14 @@ fn main() {
         Err(_) => RuleSet::builtin().unwrap(),
     };
     let p = Policy::default();
-    for _ in 0..2000 {
+    // PROFILE_RUNS=n: fewer runs (e.g. under callgrind); warm-up is min(n, 2000) more.
+    let n: u32 = std::env::var("PROFILE_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    for _ in 0..n.min(2000) {
         std::hint::black_box(rs.inspect(&req, &p));
     }
-    let n = 50_000;
     let (t, c) = (Instant::now(), on_cpu_ns());
     for _ in 0..n {
         std::hint::black_box(rs.inspect(&req, &p));

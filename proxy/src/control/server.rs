@@ -27,7 +27,7 @@ use std::time::Duration;
 /// scanners and probes are routine at an edge; they are counted in metrics rather than logged
 /// one by one.
 pub const DEFAULT_LOG: &str =
-    "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error";
+    "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error,rustls::msgs::handshake=error";
 
 /// Loads and checks everything; returns the shared state ready to serve.
 pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeError> {

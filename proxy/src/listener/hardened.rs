@@ -3,7 +3,12 @@
 //! connection and replaces exactly those banner responses (recognised by Pingora's fixed
 //! `Server: Pingora` line, which no other path emits) with a hardened edge response, and logs and
 //! counts the rejected request.
+//!
+//! It also follows the HTTP/1 framing of every request as read off the wire ([`Framing`]):
+//! what Pingora would normalise or wait on (a space in the target, a bare-LF chunk line) is
+//! latched with its reason, which the filters read through [`framing_of`].
 
+use super::framing::{Framing, Malformed};
 use crate::request::access_log::AccessRecord;
 use crate::request::headers::HeaderPolicy;
 use crate::state::Shared;
@@ -16,7 +21,8 @@ use pingora_core::protocols::{
 use pingora_core::protocols::{Peek, Shutdown, Ssl, Stream, UniqueID, UniqueIDType, ALPN};
 use pingora_http::ResponseHeader;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -33,6 +39,11 @@ pub struct HardenedStream {
     shared: Arc<Shared>,
     /// Open connections on this listener; decremented when the connection is dropped.
     active: prometheus::IntGauge,
+    /// The request framing read so far (locked only by the filters' queries: reads use
+    /// `get_mut`).
+    framing: Mutex<Framing>,
+    /// Requests the filters have asked about: the index of the one in `request_filter`.
+    asked: AtomicU64,
 }
 
 impl Drop for HardenedStream {
@@ -61,13 +72,51 @@ fn is_banner_response(buf: &[u8]) -> Option<u16> {
 impl HardenedStream {
     pub fn new(inner: Stream, shared: Arc<Shared>, active: prometheus::IntGauge) -> Self {
         active.inc();
+        let h2 = inner.selected_alpn_proto() == Some(ALPN::H2);
         HardenedStream {
             inner,
             pending: Vec::new(),
             timeout_answered: false,
             shared,
             active,
+            framing: Mutex::new(Framing::new(h2)),
+            asked: AtomicU64::new(0),
         }
+    }
+
+    fn framing(&self) -> std::sync::MutexGuard<'_, Framing> {
+        self.framing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// For `request_filter`, once per request, first: the connection's next request begins.
+    pub fn begin_request(&self) {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The framing malformation of the request in `request_filter` (or of an earlier one on
+    /// the connection), if the bytes read so far show one.
+    pub fn request_problem(&self) -> Option<Malformed> {
+        let index = self.asked.load(Ordering::Relaxed).saturating_sub(1);
+        self.framing()
+            .error()
+            .filter(|(at, _)| *at <= index)
+            .map(|(_, m)| m)
+    }
+
+    /// Any malformation latched on this connection (a body read that failed because of it).
+    pub fn malformed(&self) -> Option<Malformed> {
+        self.framing().error().map(|(_, m)| m)
+    }
+
+    /// The request in `request_filter` is chunked and its first chunk line is not read yet.
+    pub fn first_chunk_pending(&self) -> bool {
+        let index = self.asked.load(Ordering::Relaxed).saturating_sub(1);
+        self.framing().first_chunk_pending(index)
+    }
+
+    /// The status answered to the current request (an upgrade leaves HTTP on `101`).
+    pub fn responded(&self, status: u16) {
+        self.framing().response(status);
     }
 
     fn replacement(&self, status: u16) -> Vec<u8> {
@@ -141,9 +190,13 @@ impl HardenedStream {
             .and_then(|s| s.local_addr().and_then(|a| a.as_inet().copied()));
         let mut denial =
             rampart_protect::denial::Denial::new(rampart_protect::denial::DenialReason::BadRequest)
-                .detail("unparsable_request");
+                .detail(
+                    self.malformed()
+                        .map_or("unparsable_request", Malformed::reason),
+                );
         denial.client = peer;
         self.shared.defences.denials.record(&denial);
+        m.count_malformed(&denial);
         let mut extra = serde_json::Map::new();
         extra.insert("rampart.denial.by".into(), denial.stage().into());
         extra.insert("rampart.denial.reason".into(), denial.label().into());
@@ -205,12 +258,55 @@ impl AsyncRead for HardenedStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Err(e)) = &res {
-            self.on_read_error(e, cx);
+        let this = &mut *self;
+        loop {
+            let begun = this.asked.load(Ordering::Relaxed);
+            let framing = this.framing.get_mut().unwrap_or_else(|p| p.into_inner());
+            // A malformation of the request being served (or an earlier one) fails the read, so
+            // Pingora never waits on bytes that will not come. One of a later, pipelined request
+            // waits: its head is already with Pingora, which refuses it when it gets there;
+            // until then more bytes are read and dropped.
+            let failed = framing.failed();
+            let ahead = failed && framing.error().is_some_and(|(at, _)| at >= begun);
+            if failed && !ahead {
+                return Poll::Ready(Err(framing_error(framing)));
+            }
+            let before = buf.filled().len();
+            let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+            match &res {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    this.on_read_error(e, cx);
+                    return res;
+                }
+                Poll::Pending => return res,
+            }
+            let after = buf.filled().len();
+            if after == before {
+                return res; // end of stream
+            }
+            let kept = match ahead {
+                true => 0,
+                false => framing.scan(&mut buf.filled_mut()[before..after]),
+            };
+            buf.set_filled(before + kept);
+            if kept > 0 {
+                return res;
+            }
+            // Nothing to deliver (dropped, or redundant chunk-size zeros): read on.
         }
-        res
     }
+}
+
+fn framing_error(framing: &Framing) -> std::io::Error {
+    let reason = framing.error().map_or("malformed", |(_, m)| m.reason());
+    std::io::Error::new(std::io::ErrorKind::InvalidData, reason)
+}
+
+/// The hardened stream under an HTTP/1 session (`None` for h2 and rebuilt sessions).
+pub fn framing_of(session: &pingora_proxy::Session) -> Option<&HardenedStream> {
+    let stream = session.downstream_session.as_http1()?.stream();
+    (**stream).as_any().downcast_ref::<HardenedStream>()
 }
 
 impl AsyncWrite for HardenedStream {

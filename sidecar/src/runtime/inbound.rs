@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::log::Event;
 use super::relay::{relay, Ended};
-use super::{own_cert_expired, Ctx, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
+use super::{own_cert_expired, Ctx, CONNECT_TIMEOUT};
 use crate::config::{InboundPort, Protocol};
 use crate::mtls;
 use crate::policy::{Decision, InboundRequest, Verdict};
@@ -123,14 +123,14 @@ async fn handle(ctx: Arc<Ctx>, port: Arc<InboundPort>, tcp: TcpStream, peer: Soc
         );
         return;
     }
+    // The caps (rampart-protect) before the handshake; the place is held until the end.
+    let Some(admitted) = ctx.limits.admit(&ctx, peer, port.port) else {
+        return;
+    };
     let acceptor = TlsAcceptor::from(generation.tls.server.clone());
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => return handshake_failed(&ctx, &port, peer, &generation.tls.id, &e),
-        Err(_) => {
-            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake timeout");
-            return handshake_failed(&ctx, &port, peer, &generation.tls.id, &e);
-        }
+    let tls = match admitted.handshake(acceptor.accept(tcp)).await {
+        Ok(tls) => tls,
+        Err(e) => return handshake_failed(&ctx, &port, peer, &generation.tls.id, &e),
     };
     let caller = mtls::peer_id(tls.get_ref().1);
     match port.protocol {

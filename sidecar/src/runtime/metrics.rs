@@ -1,8 +1,8 @@
 //! The sidecar's Prometheus metrics (docs/sidecar.md lists them), registered through
 //! `rampart-ops`.
 
-use prometheus::{Gauge, IntCounter, IntCounterVec, Registry};
-use rampart_ops::metrics::{counter, counter_vec, gauge_f64};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Registry};
+use rampart_ops::metrics::{counter, counter_vec, gauge, gauge_f64};
 use rampart_ops::reload::ReloadLog;
 
 /// All metrics, registered once.
@@ -18,6 +18,8 @@ pub struct Metrics {
     pub handshake_failures: IntCounterVec,
     /// Connections refused before the handshake by the connection caps, by reason.
     pub connections_refused: IntCounterVec,
+    /// Inbound connections open now (admitted by the caps, until closed).
+    pub inbound_open: IntGauge,
     /// Open connections closed because a new policy no longer allows them.
     pub closed_by_policy: IntCounterVec,
     /// Seconds until our certificate expires.
@@ -69,6 +71,11 @@ impl Metrics {
                 &name("connections_refused_total"),
                 "Inbound connections refused before the TLS handshake by a connection cap, by reason.",
                 &["reason"],
+            ),
+            inbound_open: gauge(
+                &r,
+                &name("inbound_connections_open"),
+                "Inbound connections open now (admitted by the connection caps).",
             ),
             closed_by_policy: counter_vec(
                 &r,

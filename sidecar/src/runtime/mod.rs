@@ -12,6 +12,7 @@ pub mod generation;
 mod http;
 pub mod identity;
 pub mod inbound;
+pub mod limits;
 pub mod log;
 pub mod metrics;
 pub mod outbound;
@@ -32,7 +33,8 @@ use generation::Generation;
 use log::{Event, LogSink};
 use metrics::Metrics;
 
-/// How long a TLS handshake may take (slow or stalled handshakes are cut).
+/// How long an outbound TLS handshake to a peer may take (inbound:
+/// `inbound.limits.handshake_timeout_ms`).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long dialling the app or a peer may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +59,8 @@ pub struct Ctx {
     pub ready: Readiness,
     /// Open connections, waited for on SIGTERM.
     pub in_flight: InFlight,
+    /// Caps and the handshake deadline of the inbound listeners.
+    pub limits: limits::Limits,
 }
 
 impl Ctx {
@@ -115,6 +119,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         egress,
         ready: Readiness::new(),
         in_flight: InFlight::new(),
+        limits: limits::Limits::new(&config.inbound_limits)?,
     });
 
     let mut bound: Vec<(String, SocketAddr)> = Vec::new();

@@ -128,10 +128,11 @@ pub fn write_leaf(dir: &Path, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
 /// How long building `rampart-pki` may take on a cold, loaded machine.
 const BUILD_DEADLINE: Duration = Duration::from_secs(900);
 
-/// The `rampart-pki` binary: `RAMPART_PKI_BIN` when set, else built once per test binary with
-/// `cargo build -p rampart-pki --bin rampart-pki` into the target folder that holds
-/// rampart-sidecar (a no-op when it is fresh), so `cargo test -p rampart-sidecar` works on a
-/// clean checkout. A build that fails or outlasts its deadline fails the test with the reason.
+/// The `rampart-pki` binary: `RAMPART_PKI_BIN` when set, else the one beside rampart-sidecar in
+/// the target folder, else built there once with `cargo build -p rampart-pki --bin rampart-pki`,
+/// so `cargo test -p rampart-sidecar` works on a clean checkout. (After changing pki/, rebuild
+/// it: `cargo build -p rampart-pki --bin rampart-pki`.) A build that fails or outlasts its
+/// deadline fails the test with the reason.
 pub fn pki_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -249,6 +250,11 @@ impl Sidecar {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return v.clone();
         }
+        self.wait_next(pred, what)
+    }
+
+    /// Waits (deadline) for a log line matching `pred` among the lines not read yet.
+    pub fn wait_next(&mut self, pred: impl Fn(&Value) -> bool, what: &str) -> Value {
         let end = Instant::now() + DEADLINE;
         loop {
             let left = end.saturating_duration_since(Instant::now());
@@ -341,4 +347,153 @@ pub async fn http_app() -> SocketAddr {
         }
     });
     addr
+}
+
+/// A TLS connection to a sidecar's inbound port with `cfg` (the server name is not checked:
+/// mesh peers are authenticated by SPIFFE ID).
+pub async fn tls_connect(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tokio_rustls::TlsConnector::from(cfg)
+        .connect(
+            rustls_pki_types::ServerName::try_from("payments").unwrap(),
+            tcp,
+        )
+        .await
+}
+
+/// The body of a GET on the admin listener.
+pub async fn admin_get(addr: SocketAddr, path: &str) -> String {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", "admin")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    String::from_utf8_lossy(
+        &http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes(),
+    )
+    .into_owned()
+}
+
+/// Writes a sidecar fronting `id` with SVID files from `ca` into `dir` (`svid.pem`/`.key`,
+/// `bundle.pem`, `policy.toml`, `directory.toml`) and its `sidecar.toml`: service `service`,
+/// admin on a free loopback port, then `body` (ports, limits, outbound listeners). Returns the
+/// config's path.
+pub fn write_files_sidecar(
+    dir: &Path,
+    ca: &TestCa,
+    (service, id): (&str, &str),
+    policy: &str,
+    directory: &str,
+    body: &str,
+) -> PathBuf {
+    write_leaf(dir, "svid", &ca.leaf(&[id]));
+    std::fs::write(dir.join("bundle.pem"), &ca.root_pem).unwrap();
+    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+    std::fs::write(dir.join("directory.toml"), directory).unwrap();
+    let config = dir.join("sidecar.toml");
+    let body = format!("admin = {{ listen = \"127.0.0.1:0\" }}\n\n{body}");
+    std::fs::write(&config, sidecar_toml(service, SVID_FILES, &body)).unwrap();
+    config
+}
+
+/// The identity of SVID files beside the config (`svid.pem`, `svid.key`, `bundle.pem`).
+pub const SVID_FILES: &str = r#"{ cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }"#;
+
+/// The identity of `id` from the CA at `addr` (`ca/bundle.pem`, join token in `token`, state in
+/// `state`), asking for SVIDs of `ttl_secs`.
+pub fn ca_identity(addr: &str, id: &str, ttl_secs: u64) -> String {
+    format!("{{ ca = \"https://{addr}\", spiffe_id = \"{id}\", bundle = \"ca/bundle.pem\", token_file = \"token\", state_dir = \"state\", ttl_secs = {ttl_secs} }}")
+}
+
+/// A `sidecar.toml` for `service` in trust domain mesh.local (`policy.toml` and
+/// `directory.toml` beside it) with `identity` (an inline table), then `body`.
+pub fn sidecar_toml(service: &str, identity: &str, body: &str) -> String {
+    format!(
+        "service = \"{service}\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\nidentity = {identity}\n{body}"
+    )
+}
+
+/// An inbound HTTP port section (`[[inbound.port]]`) for app port `port` on a free listener.
+pub fn http_port(port: u16, app: SocketAddr) -> String {
+    tcp_port(port, app).replace("\"tcp\"", "\"http\"")
+}
+
+/// An inbound TCP port section (`[[inbound.port]]`) for app port `port` on a free listener.
+pub fn tcp_port(port: u16, app: SocketAddr) -> String {
+    format!("[[inbound.port]]\nport = {port}\nprotocol = \"tcp\"\napp = \"{app}\"\nlisten = \"127.0.0.1:0\"\n\n")
+}
+
+/// A policy admitting `callers` on TCP port `port` (rule set `api`, rule `allowed`).
+pub fn allow_policy(port: u16, callers: &[&str]) -> String {
+    let callers: Vec<String> = callers.iter().map(|c| format!("\"{c}\"")).collect();
+    format!(
+        "[[inbound]]\nname = \"api\"\nports = [{port}]\n\n[[inbound.rule]]\nname = \"allowed\"\ncallers = [{}]\n",
+        callers.join(", ")
+    )
+}
+
+/// Waits (deadline) until the admin `/metrics` holds `needle`; returns the text.
+pub async fn wait_metric(admin: SocketAddr, needle: &str) -> String {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let text = admin_get(admin, "/metrics").await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < end,
+            "no `{needle}` in /metrics within {DEADLINE:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Writes `msg` on an established connection and expects it echoed back (deadline).
+pub async fn echo_roundtrip<S>(s: &mut S, msg: &[u8]) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(msg).await?;
+    s.flush().await?;
+    let mut back = vec![0u8; msg.len()];
+    tokio::time::timeout(DEADLINE, s.read_exact(&mut back))
+        .await
+        .map_err(|_| std::io::Error::other("no echo in time"))??;
+    if back != msg {
+        return Err(std::io::Error::other("echo differs"));
+    }
+    Ok(())
+}
+
+/// Reads until the peer closes (or fails); `Err` if it is still open after `within`.
+pub async fn closed_within<S>(s: &mut S, within: Duration) -> Result<Duration, String>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("still open after {within:?}"))?;
+    Ok(start.elapsed())
 }

@@ -62,13 +62,19 @@ impl Detector {
     /// Whether the detector can only fire on a value holding a byte plain
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
     /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`; the
-    /// path reader a dot, a slash or a non-ASCII look-alike. A
-    /// group of such detectors and gated patterns skips plain values
-    /// unread, as a group of gated patterns alone does.
+    /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
+    /// one of `: = < ( ` . [` (its first check). A group of such detectors
+    /// and gated patterns skips plain values unread, as a group of gated
+    /// patterns alone does, and the engine does not call them on a plain
+    /// value (`engine::tests::punctuation_detectors_find_nothing_in_plain_text`).
     pub(crate) fn needs_punctuation(self) -> bool {
         matches!(
             self,
-            Detector::Shell | Detector::Log4j | Detector::Path | Detector::PathClimb
+            Detector::Shell
+                | Detector::Log4j
+                | Detector::Path
+                | Detector::PathClimb
+                | Detector::Xss
         )
     }
 

@@ -107,7 +107,8 @@ impl RuleSet {
                     }
                 }
                 let value = values.get(raw, src);
-                run_group(c, g, field, value, open, policy, req.path, &mut st);
+                let plain = values.is_plain(g.chain);
+                run_group(c, g, field, value, open, plain, policy, req.path, &mut st);
             }
         }
         // Keep the allocations for this thread's next inspection, unless a
@@ -219,6 +220,7 @@ fn run_group(
     field: &Field<'_>,
     value: &[u8],
     open: u64,
+    plain: bool,
     policy: &Policy,
     path: &str,
     st: &mut State<'_>,
@@ -238,7 +240,12 @@ fn run_group(
         }
     }
     for (det, ri) in &g.detectors {
-        if !applies(c, *ri, policy) || (field.continued && !det.reads_anywhere()) {
+        // A plain value (its byte set, read once) holds none of the bytes
+        // such a detector starts from.
+        if !applies(c, *ri, policy)
+            || (field.continued && !det.reads_anywhere())
+            || (plain && det.needs_punctuation())
+        {
             continue;
         }
         if let Some(span) = det.detect(value) {

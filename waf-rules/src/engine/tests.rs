@@ -160,3 +160,71 @@ fn rule_sets_of_different_shapes_share_a_thread() {
         );
     }
 }
+
+/// The engine does not call a detector that `needs_punctuation` on a
+/// plain value (letters, digits, spaces, `_ , @ ! ?`): each must find
+/// nothing there. Seeded random plain text plus prose and keywords.
+#[test]
+fn punctuation_detectors_find_nothing_in_plain_text() {
+    use crate::detect::Detector;
+    use crate::engine::prefilter::PLAIN_TEXT;
+    let names = [
+        "sqli",
+        "xss",
+        "shell",
+        "log4j",
+        "path",
+        "path_climb",
+        "unknown_method",
+        "content_type",
+        "content_range",
+        "accept_encoding",
+        "accept_charset",
+        "http_version",
+    ];
+    let dets: Vec<Detector> = names
+        .iter()
+        .filter_map(|n| Detector::parse(n))
+        .filter(|d| d.needs_punctuation())
+        .collect();
+    assert!(dets.contains(&Detector::Xss) && dets.contains(&Detector::Shell));
+    let alphabet: Vec<u8> = (0..=255u8).filter(|&b| PLAIN_TEXT.contains(b)).collect();
+    let mut values: Vec<Vec<u8>> = [
+        "Please leave at the door, thanks!",
+        "cat etc passwd and ls la",
+        "alert 1 onerror javascript script img src",
+        "jndi ldap evil com a x",
+        "union select password from users where 1 1",
+        "sleep 5 wget http evil sh bash i",
+        "",
+        "a",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 48) as usize;
+        let v = (0..len)
+            .map(|i| {
+                let r = x.rotate_left(i as u32 * 5) ^ (i as u64).wrapping_mul(0x2545_f491);
+                alphabet[(r % alphabet.len() as u64) as usize]
+            })
+            .collect();
+        values.push(v);
+    }
+    for v in &values {
+        assert!(v.iter().all(|&b| PLAIN_TEXT.contains(b)));
+        for d in &dets {
+            assert_eq!(
+                d.detect(v),
+                None,
+                "{d:?} fired on plain text {:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
+    }
+}

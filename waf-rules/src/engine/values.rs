@@ -4,6 +4,7 @@
 
 use super::compile::{Compiled, Gate};
 use super::prefilter::{ByteSet, PLAIN_TEXT};
+use crate::transform::Transform;
 use aho_corasick::automaton::Automaton;
 use aho_corasick::Anchored;
 
@@ -32,7 +33,11 @@ pub(super) enum Src {
 /// does not allocate.
 pub(super) struct Values {
     /// Per chain: where its value lives, once computed for this field.
-    at: Vec<Option<Src>>,
+    /// Set for this field when its stamp is `field` (resetting is one
+    /// increment, not a pass over every chain).
+    at: Vec<(u32, Src)>,
+    /// The stamp of the current field.
+    field: u32,
     /// Per chain: the byte set of its value (valid when `at` is set).
     bytes: Vec<ByteSet>,
     /// Per chain: its output when the last step changed the value.
@@ -42,6 +47,10 @@ pub(super) struct Values {
     pub plain: bool,
     /// The memo entry of the raw value, once computed for this field.
     raw_entry: Option<usize>,
+    /// (parent value, step) -> value, for this field: chains that reach the
+    /// same value and end in the same step share that step's output (most
+    /// chains end in `lowercase` after steps that changed nothing).
+    derived: Vec<(Src, Transform, Src, ByteSet)>,
     memo: Memo,
 }
 
@@ -49,12 +58,14 @@ impl Values {
     pub(super) fn new(c: &Compiled) -> Values {
         let n = c.chains.len();
         Values {
-            at: vec![None; n],
+            at: vec![(0, Src::Raw); n],
+            field: 1,
             bytes: vec![ByteSet::default(); n],
             bufs: (0..n).map(|_| Vec::new()).collect(),
             raw_bytes: ByteSet::default(),
             plain: false,
             raw_entry: None,
+            derived: Vec::new(),
             memo: Memo::default(),
         }
     }
@@ -77,7 +88,13 @@ impl Values {
     /// Starts on a new field value, whose byte set the caller may already
     /// know.
     pub(super) fn reset(&mut self, raw: &[u8], known: Option<ByteSet>) {
-        self.at.fill(None);
+        self.field = self.field.wrapping_add(1);
+        if self.field == 0 {
+            // Wrapped: stamps from 2^32 fields ago would read as current.
+            self.at.fill((0, Src::Raw));
+            self.field = 1;
+        }
+        self.derived.clear();
         self.memo.clear();
         self.raw_entry = None;
         self.plain = match &known {
@@ -94,6 +111,17 @@ impl Values {
         };
     }
 
+    /// Where the value of `chain` lives, once computed for this field.
+    fn src(&self, chain: usize) -> Option<Src> {
+        let (stamp, src) = self.at[chain];
+        (stamp == self.field).then_some(src)
+    }
+
+    /// Whether the value of `chain` (already ensured) is plain text.
+    pub(super) fn is_plain(&self, chain: usize) -> bool {
+        self.bytes[chain].is_subset(&PLAIN_TEXT)
+    }
+
     pub(super) fn get<'a>(&'a self, raw: &'a [u8], src: Src) -> &'a [u8] {
         match src {
             Src::Raw => raw,
@@ -103,12 +131,12 @@ impl Values {
 
     /// Computes the value of `chain`, reusing its parent's.
     pub(super) fn ensure(&mut self, c: &Compiled, raw: &[u8], chain: usize) -> Src {
-        if let Some(src) = self.at[chain] {
+        if let Some(src) = self.src(chain) {
             return src;
         }
         // No step of the chain changes plain text: the value is the raw one.
         if self.plain && c.chain_keeps_plain[chain] {
-            self.at[chain] = Some(Src::Raw);
+            self.at[chain] = (self.field, Src::Raw);
             self.bytes[chain] = self.raw_bytes;
             return Src::Raw;
         }
@@ -124,18 +152,25 @@ impl Values {
                 if (!self.plain || step.changes_plain_text())
                     && c.chain_trigger[chain].intersects(&parent_bytes) =>
             {
-                let mut buf = std::mem::take(&mut self.bufs[chain]);
-                let changed = step.apply_into(self.get(raw, parent), &mut buf);
-                self.bufs[chain] = buf;
-                if changed {
-                    (Src::Buf(chain), ByteSet::of(&self.bufs[chain]))
-                } else {
-                    (parent, parent_bytes)
+                match self.derived.iter().find(|d| d.0 == parent && d.1 == step) {
+                    Some(&(_, _, src, bytes)) => (src, bytes),
+                    None => {
+                        let mut buf = std::mem::take(&mut self.bufs[chain]);
+                        let changed = step.apply_into(self.get(raw, parent), &mut buf);
+                        self.bufs[chain] = buf;
+                        let out = if changed {
+                            (Src::Buf(chain), ByteSet::of(&self.bufs[chain]))
+                        } else {
+                            (parent, parent_bytes)
+                        };
+                        self.derived.push((parent, step, out.0, out.1));
+                        out
+                    }
                 }
             }
             _ => (parent, parent_bytes),
         };
-        self.at[chain] = Some(src);
+        self.at[chain] = (self.field, src);
         self.bytes[chain] = bytes;
         src
     }
@@ -161,7 +196,7 @@ impl Values {
         let Some(bit) = gate.lits else {
             return false;
         };
-        let src = self.at[chain].unwrap_or(Src::Raw);
+        let src = self.src(chain).unwrap_or(Src::Raw);
         let entry = self.memo.entry(c, raw, src, &self.bufs);
         self.memo.hit(entry, bit)
     }

@@ -401,12 +401,17 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
     if v == b"__proto__" || v == b"prototype" {
         return false;
     }
-    // One pass: the classes every byte has, and those some byte has.
+    // One pass: the classes every byte has, and those some byte has. Eight
+    // bytes at a time, stopping once no class is left (prose, markup).
     let (mut all, mut any) = (WORD | NUMBER | DOTTED, 0);
-    for &b in v {
-        let c = TOKEN_CLASS[usize::from(b)];
-        all &= c;
-        any |= c;
+    let mut chunks = v.chunks(8);
+    while all != 0 {
+        let Some(chunk) = chunks.next() else { break };
+        for &b in chunk {
+            let c = TOKEN_CLASS[usize::from(b)];
+            all &= c;
+            any |= c;
+        }
     }
     let digit = any & DIGIT != 0;
     all & (WORD | NUMBER) != 0
@@ -420,12 +425,17 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
 /// A dotted token that spells a path: a dot-dot, or a fuzzer's hex
 /// literal for a dot or a separator (`0x2e`, `0x2f`, `0x5c`).
 fn dotted_path(v: &[u8]) -> bool {
-    v.windows(2).any(|w| w == b"..")
-        || v.windows(4).any(|w| {
-            w[0] == b'0'
-                && (w[1] | 0x20) == b'x'
-                && matches!((w[2], w[3] | 0x20), (b'2', b'e' | b'f') | (b'5', b'c'))
-        })
+    // One pass, looking further only at a dot or a zero (most bytes are
+    // neither): a dot-dot or `0x2e` / `0x2f` / `0x5c`.
+    (0..v.len()).any(|i| match v[i] {
+        b'.' => v.get(i + 1) == Some(&b'.'),
+        b'0' => matches!(
+            v.get(i + 1..i + 4),
+            Some(&[x, a, b]) if (x | 0x20) == b'x'
+                && matches!((a, b | 0x20), (b'2', b'e' | b'f') | (b'5', b'c'))
+        ),
+        _ => false,
+    })
 }
 
 /// Byte classes of `plain_token`: a word byte (letters, digits, `_`, `-`),

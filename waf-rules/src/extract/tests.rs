@@ -210,3 +210,28 @@ fn include_like_names_are_config_and_include_variables() {
         .collect();
     assert_eq!(flagged, ["root_path"]);
 }
+
+/// `dotted_path`'s one pass answers as the two window scans it replaced.
+#[test]
+fn dotted_path_matches_window_scans() {
+    let reference = |v: &[u8]| {
+        v.windows(2).any(|w| w == b"..")
+            || v.windows(4).any(|w| {
+                w[0] == b'0'
+                    && (w[1] | 0x20) == b'x'
+                    && matches!((w[2], w[3] | 0x20), (b'2', b'e' | b'f') | (b'5', b'c'))
+            })
+    };
+    let alphabet = b"0x2e5cfF.X/a";
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    for _ in 0..50_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let len = (x % 9) as usize;
+        let v: Vec<u8> = (0..len)
+            .map(|i| alphabet[((x >> (i * 4)) % alphabet.len() as u64) as usize])
+            .collect();
+        assert_eq!(super::dotted_path(&v), reference(&v), "{:?}", v);
+    }
+}
