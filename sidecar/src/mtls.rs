@@ -10,13 +10,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rampart_tls::config::{mesh_client_config, mesh_server_config};
 use rampart_tls::spiffe::{SpiffeId, TrustDomain};
 use rampart_tls::svid as inspect;
 use rampart_tls::Rejection;
-use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeClientVerifier, SpiffeServerVerifier};
+use rampart_tls::{BundleHandle, Identity, MeshOptions, PeerPolicy};
 use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 /// Why TLS material could not be loaded or built.
@@ -33,9 +34,9 @@ pub enum MtlsError {
     /// The certificate is not a usable SVID of our trust domain.
     #[error("{0}")]
     Svid(String),
-    /// rustls refused the material.
-    #[error("TLS: {0}")]
-    Tls(#[from] rustls::Error),
+    /// The certificate, key or configs could not be loaded or built (names the file).
+    #[error("{0}")]
+    Tls(#[from] rampart_tls::TlsError),
 }
 
 /// Our identity and the configs built from it, one generation.
@@ -99,52 +100,31 @@ pub fn read_bundle(path: &Path, trust_domain: &TrustDomain) -> Result<BundleHand
     BundleHandle::new(trust_domain.clone(), read_certs(path)?).map_err(|e| file_err(path, e))
 }
 
-/// Builds the configs from a certificate chain and key file, checking the leaf is an SVID of
-/// the trust domain.
+/// Builds the configs from a certificate chain and PKCS#8 key file, checking the key belongs
+/// to the leaf and the leaf is an SVID of the trust domain.
 pub fn from_files(
     cert: &Path,
     key: &Path,
     bundle: &BundleHandle,
 ) -> Result<TlsMaterial, MtlsError> {
-    let chain = read_certs(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| file_err(key, e))?;
-    build(chain, key, bundle)
+    build(&Identity::load(cert, key)?, bundle)
 }
 
-/// Builds the configs for one SVID.
-pub fn build(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    bundle: &BundleHandle,
-) -> Result<TlsMaterial, MtlsError> {
-    let leaf = chain
-        .first()
-        .ok_or_else(|| MtlsError::Svid("empty certificate chain".into()))?;
-    let id = inspect::check_svid(leaf).map_err(|e| MtlsError::Svid(e.to_string()))?;
-    id.require_member_of(bundle.trust_domain())
+/// Builds the configs for one SVID with `rampart-tls`'s mesh builders: TLS 1.3, peers of our
+/// trust domain verified against `bundle`, a client without a certificate let through the
+/// handshake (the policy refuses it with a reason).
+pub fn build(identity: &Identity, bundle: &BundleHandle) -> Result<TlsMaterial, MtlsError> {
+    identity
+        .spiffe_id
+        .require_member_of(bundle.trust_domain())
         .map_err(|e| MtlsError::Svid(e.to_string()))?;
-    let not_after = inspect::not_after(leaf).map_err(|e| MtlsError::Svid(e.to_string()))?;
-    let verifier =
-        SpiffeClientVerifier::new(bundle.clone(), PeerPolicy::AnyInTrustDomain).optional();
-    let server = Profile::Mesh
-        .server_builder()
-        .map_err(|e| MtlsError::Svid(e.to_string()))?
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(chain.clone(), key.clone_key())?;
-    let client = Profile::Mesh
-        .client_builder()
-        .map_err(|e| MtlsError::Svid(e.to_string()))?
-        .dangerous() // the SPIFFE ID is the peer's name, checked after the handshake
-        .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(
-            bundle.clone(),
-            PeerPolicy::AnyInTrustDomain,
-        )))
-        .with_client_auth_cert(chain, key)?;
+    let mut options = MeshOptions::new(PeerPolicy::AnyInTrustDomain);
+    options.client_cert_optional = true;
     Ok(TlsMaterial {
-        id,
-        not_after,
-        server: Arc::new(server),
-        client: Arc::new(client),
+        id: identity.spiffe_id.clone(),
+        not_after: identity.not_after,
+        server: mesh_server_config(identity, bundle, &options)?,
+        client: mesh_client_config(identity, bundle, &options)?,
         bundle: bundle.clone(),
     })
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_tls::spiffe::TrustDomain;
-use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeServerVerifier};
+use rampart_tls::{BundleHandle, PeerPolicy};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use support::{ca_identity, sidecar_toml, start_pki, tcp_port, Sidecar};
@@ -66,17 +66,8 @@ async fn bootstraps_renews_survives_ca_outage_then_fails_closed() {
         )
         .unwrap();
         let bundle = BundleHandle::new(TrustDomain::parse("mesh.local").unwrap(), roots).unwrap();
-        let client = Arc::new(
-            Profile::Mesh
-                .client_builder()
-                .unwrap()
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(
-                    bundle,
-                    PeerPolicy::AnyInTrustDomain,
-                )))
-                .with_no_client_auth(),
-        );
+        let client =
+            rampart_tls::client_config(None, &bundle, PeerPolicy::AnyInTrustDomain).unwrap();
         let first = served_serial(addr, client.clone()).await.unwrap();
         // The SVID is kept for restarts, key 0600.
         let mode = std::os::unix::fs::PermissionsExt::mode(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
-use rampart_tls::{BundleHandle, PeerPolicy, Profile, SpiffeServerVerifier, TrustDomain};
+use rampart_tls::{BundleHandle, PeerPolicy, TrustDomain};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use support::*;
@@ -49,18 +49,9 @@ fn client(old: &TestCa, new: &TestCa) -> Arc<ClientConfig> {
         vec![old.root_der.clone(), new.root_der.clone()],
     )
     .unwrap();
-    Arc::new(
-        Profile::Mesh
-            .client_builder()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier::new(
-                bundle,
-                PeerPolicy::AnyInTrustDomain,
-            )))
-            .with_client_auth_cert(leaf.chain.clone(), leaf.key.clone_key())
-            .unwrap(),
-    )
+    let me =
+        rampart_tls::Identity::new(leaf.chain.clone(), leaf.key.secret_der().to_vec()).unwrap();
+    rampart_tls::client_config(Some(&me), &bundle, PeerPolicy::AnyInTrustDomain).unwrap()
 }
 
 /// Four workers sending requests (see [`worker`]) until [`Load::finish`].

@@ -282,3 +282,100 @@ fn markup_colors_and_arrows_pass_where_sql_comments_and_here_strings_block() {
         assert!(query_blocked(bad), "{bad}");
     }
 }
+
+/// A multipart/form-data body of `(name, value)` fields.
+fn multipart_blocked(fields: &[(&str, &str)]) -> bool {
+    let mut body = String::new();
+    for (name, value) in fields {
+        body.push_str(&format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str("--XyZ--\r\n");
+    let h: [(&str, &[u8]); 2] = [
+        ("Host", b"x"),
+        ("Content-Type", b"multipart/form-data; boundary=XyZ"),
+    ];
+    blocked("POST", "/post", "", &h, body.as_bytes())
+}
+
+#[test]
+fn line_break_in_a_part_without_a_name_blocks_textareas_and_flags_pass() {
+    for bad in [
+        "variableX=bar&variable2=Y&%0d%0restofdata",
+        "%0d%0aX-Injected:1",
+        "a=1&%0a",
+        "%250d%250aSet-Cookie",
+        "x&foo%0Dbar",
+    ] {
+        assert!(query_blocked(bad), "{bad}");
+    }
+    assert!(form_blocked("a=1&%0d%0aLocation"));
+    // `?flag` parts, and line breaks in named fields (a textarea).
+    for good in [
+        "flag",
+        "a=1&debug&b=2",
+        "amp&utm_source=x",
+        "q=a%0d%0ab",
+        "q=%0a",
+    ] {
+        assert!(!query_blocked(good), "{good}");
+    }
+    for good in [
+        "comment=first+line%0d%0asecond+line%0d%0a%0d%0athird&send",
+        "a=1&b=2\n",
+        "a=1&remember\r\n",
+    ] {
+        assert!(!form_blocked(good), "{good}");
+    }
+    assert!(!multipart_blocked(&[(
+        "message",
+        "line one\r\nline two\nthree"
+    )]));
+}
+
+#[test]
+fn form_charset_field_naming_a_re_decoding_charset_blocks() {
+    for bad in [
+        "utf-7",
+        "UTF-7",
+        "utf-",
+        "utf-16",
+        "UTF-16LE",
+        "utf-32be",
+        "ibm037",
+        "IBM1047",
+        "cp037",
+        "cp1026",
+        "ebcdic-cp-us",
+        "ucs-2",
+        "x-utf7",
+    ] {
+        assert!(
+            multipart_blocked(&[("_charset_", bad), ("q", "hello")]),
+            "{bad}"
+        );
+        assert!(form_blocked(&format!("_charset_={bad}&q=hello")), "{bad}");
+        assert!(query_blocked(&format!("_charset_={bad}")), "{bad}");
+    }
+    for good in [
+        "utf-8",
+        "UTF-8",
+        "windows-1252",
+        "ISO-8859-1",
+        "Shift_JIS",
+        "EUC-KR",
+    ] {
+        assert!(
+            !multipart_blocked(&[("_charset_", good), ("q", "hello")]),
+            "{good}"
+        );
+        assert!(
+            !form_blocked(&format!("_charset_={good}&q=hello")),
+            "{good}"
+        );
+    }
+    // The same words in fields of other names are data (a converter's form).
+    assert!(!form_blocked("charset=utf-16&to=utf-8"));
+    assert!(!multipart_blocked(&[("encoding", "utf-7")]));
+}

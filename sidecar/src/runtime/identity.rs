@@ -61,8 +61,7 @@ pub async fn start(
 
 /// The TLS material of the source's current SVID.
 pub fn material(source: &SvidSource) -> Result<TlsMaterial, String> {
-    let identity = source.identity();
-    mtls::build(identity.chain.clone(), identity.key(), source.bundle()).map_err(|e| e.to_string())
+    mtls::build(&source.identity(), source.bundle()).map_err(|e| e.to_string())
 }
 
 /// Follows renewals until the process ends.

@@ -8,6 +8,7 @@ pub(crate) mod sqli;
 mod sqli_tokens;
 pub(crate) mod xss;
 
+use crate::extract::Field;
 use std::ops::Range;
 
 /// A named detector usable as a rule operator.
@@ -38,6 +39,12 @@ pub(crate) enum Detector {
     AcceptCharset,
     /// A request-line protocol version other than HTTP/1.0, 1.1, 2 or 3.
     HttpVersion,
+    /// A line break in a query or form part without `=`: the part is read
+    /// as a value with an empty name, but it is as much a name as a value.
+    NamelessLineBreak,
+    /// A `_charset_` field declaring an encoding a browser never submits a
+    /// form in (UTF-7/16/32, EBCDIC, a malformed name).
+    FormCharset,
 }
 
 impl Detector {
@@ -55,6 +62,8 @@ impl Detector {
             "accept_encoding" => Some(Detector::AcceptEncoding),
             "accept_charset" => Some(Detector::AcceptCharset),
             "http_version" => Some(Detector::HttpVersion),
+            "nameless_line_break" => Some(Detector::NamelessLineBreak),
+            "form_charset" => Some(Detector::FormCharset),
             _ => None,
         }
     }
@@ -63,7 +72,8 @@ impl Detector {
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
     /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`; the
     /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
-    /// one of `: = < ( ` . [` (its first check). A group of such detectors
+    /// one of `: = < ( ` . [` (its first check); the name-less line break a
+    /// control byte (or the `%` escaping one). A group of such detectors
     /// and gated patterns skips plain values unread, as a group of gated
     /// patterns alone does, and the engine does not call them on a plain
     /// value (`engine::tests::punctuation_detectors_find_nothing_in_plain_text`).
@@ -75,6 +85,7 @@ impl Detector {
                 | Detector::Path
                 | Detector::PathClimb
                 | Detector::Xss
+                | Detector::NamelessLineBreak
         )
     }
 
@@ -83,6 +94,16 @@ impl Detector {
     /// quote, so a window opening mid-string would read as a break-out.
     pub(crate) fn reads_anywhere(self) -> bool {
         self != Detector::Sqli
+    }
+
+    /// `detect` for a value of `field`: the detectors that judge a value
+    /// by the field it came in read the field's name and source.
+    pub(crate) fn detect_field(self, field: &Field<'_>, v: &[u8]) -> Option<Range<usize>> {
+        match self {
+            Detector::NamelessLineBreak => protocol::nameless_line_break(field, v),
+            Detector::FormCharset => protocol::form_charset(field, v),
+            _ => self.detect(v),
+        }
     }
 
     /// The span of the value that convinced the detector, if any.
@@ -104,6 +125,8 @@ impl Detector {
             Detector::ContentRange => protocol::content_range(v),
             Detector::AcceptEncoding => protocol::accept_encoding(v),
             Detector::AcceptCharset => protocol::accept_charset(v),
+            // Nothing without the field: see `detect_field`.
+            Detector::NamelessLineBreak | Detector::FormCharset => None,
             Detector::HttpVersion => {
                 // HTTP/0.9 has no headers (no Host, no Content-Type) for
                 // anything to check; other numbers probe the server's parser.

@@ -1,6 +1,81 @@
 //! Header-syntax checks a regex cannot say well: "anything but the valid forms".
 
+use crate::extract::{charset_field, Class, Field};
 use std::ops::Range;
+
+/// A CR or LF in a query or form part that has no `=` (`?%0d%0aSet-Cookie:x`,
+/// `&%0d%0restofdata`): the parser reads the part as a value with an empty
+/// name, but an application (and a header it echoes the raw query into)
+/// reads it as a name, and a name never holds a line break. Named fields
+/// (textareas) and JSON, XML and multipart values are not judged here; the
+/// line break a hand-made form body ends with is not one.
+pub(crate) fn nameless_line_break(field: &Field<'_>, v: &[u8]) -> Option<Range<usize>> {
+    if field.class != Class::Arg
+        || !field.name.is_empty()
+        || field.json_path.is_some()
+        || !matches!(field.source, "args" | "form")
+    {
+        return None;
+    }
+    let v = if field.source == "form" {
+        let end = v
+            .iter()
+            .rposition(|&b| b != b'\n' && b != b'\r')
+            .map_or(0, |p| p + 1);
+        &v[..end]
+    } else {
+        v
+    };
+    let at = v.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    Some(at..v.len())
+}
+
+/// A form's `_charset_` field (HTML fills it with the encoding the form is
+/// submitted in) naming an encoding the servers behind us would re-decode
+/// the body with, unseen by the WAF: UTF-7, UTF-16/32 and UCS variants,
+/// EBCDIC code pages (IBM037, CP1026...), or a name no browser writes
+/// (`utf-`). Browsers submit forms in UTF-8 or an ASCII-compatible legacy
+/// encoding (WHATWG Encoding: UTF-16 pages submit UTF-8), which pass.
+pub(crate) fn form_charset(field: &Field<'_>, v: &[u8]) -> Option<Range<usize>> {
+    if !charset_field(field) {
+        return None;
+    }
+    let name = trim_quotes(v.trim_ascii());
+    let ok = name.len() <= 32
+        && std::str::from_utf8(name).is_ok_and(|n| browser_form_charset(&n.to_ascii_lowercase()));
+    (!ok).then_some(0..v.len())
+}
+
+/// An encoding a browser submits a form in: the single-byte sets of
+/// `safe_charset` and the ASCII-compatible multibyte legacy encodings.
+fn browser_form_charset(cs: &str) -> bool {
+    const LEGACY: &[&str] = &[
+        "unicode-1-1-utf-8",
+        "ibm866",
+        "koi8-r",
+        "koi8-u",
+        "koi8r",
+        "macintosh",
+        "x-mac-cyrillic",
+        "windows-874",
+        "tis-620",
+        "gbk",
+        "gb2312",
+        "gb18030",
+        "x-gbk",
+        "big5",
+        "big5-hkscs",
+        "euc-jp",
+        "shift_jis",
+        "shift-jis",
+        "sjis",
+        "windows-31j",
+        "ms932",
+        "euc-kr",
+        "ks_c_5601-1987",
+    ];
+    safe_charset(cs) || LEGACY.contains(&cs)
+}
 
 /// A request `Content-Type` that is malformed or chosen to confuse the body
 /// parser: no `type/subtype`, a parameter without `=`, a boundary on a type

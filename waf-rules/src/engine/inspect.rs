@@ -173,6 +173,8 @@ fn skip_fast(f: &Field<'_>) -> bool {
         f.class,
         Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
     ) && crate::extract::plain_token(&f.value)
+        // `_charset_=utf-7` is a plain word that re-decodes the whole body.
+        && !crate::extract::charset_field(f)
 }
 
 /// A header value made only of what browsers put in standard headers
@@ -248,7 +250,7 @@ fn run_group(
         {
             continue;
         }
-        if let Some(span) = det.detect(value) {
+        if let Some(span) = det.detect_field(field, value) {
             record(c, *ri, &value[span], field, policy, path, st);
         }
     }

@@ -396,6 +396,15 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
 /// Ids, words and numbers (`a81f3c9d2e`, `summer-sale`, `41.99`,
 /// `GA1.2.3456.7890`): no rule
 /// can match them, so parsers need not even build a field for them.
+/// The `_charset_` field of a form (HTML): its value names the encoding
+/// the whole submission is decoded in, so even a plain word there matters.
+pub(crate) fn charset_field(f: &Field<'_>) -> bool {
+    f.class == Class::Arg && f.name.eq_ignore_ascii_case(CHARSET_FIELD)
+}
+
+/// The name HTML gives the field a browser fills with the form's encoding.
+pub(crate) const CHARSET_FIELD: &str = "_charset_";
+
 pub(crate) fn plain_token(v: &[u8]) -> bool {
     // Words, but the keys of prototype pollution (`{"__proto__": {...}}`).
     if v == b"__proto__" || v == b"prototype" {
