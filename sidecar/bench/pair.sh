@@ -20,7 +20,10 @@ offset=${SIDECAR_PAIR_OFFSET:-520}
 stop() {
   for p in "$dir"/*.pid; do
     [[ -f $p ]] || continue
-    kill "$(cat "$p")" 2>/dev/null || true
+    pid=$(cat "$p")
+    kill "$pid" 2>/dev/null || true
+    # The sidecar drains before it exits: wait (bounded) so a new pair can take the ports.
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$p"
   done
 }
