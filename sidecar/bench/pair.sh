@@ -13,11 +13,17 @@ base=${PEERS_PORT_BASE:-38000}
 upstream=127.0.0.1:$((base + 80))
 cpu=${BENCH_SERVER_CPU:-0}
 mode=${2:-tcp}
+# Ports: the server sidecar's inbound at base+OFFSET, the client's outbound listener at +1, so a
+# second pair (e.g. a baseline binary, with its own SIDECAR_BENCH_DIR) can run beside the first.
+offset=${SIDECAR_PAIR_OFFSET:-520}
 
 stop() {
   for p in "$dir"/*.pid; do
     [[ -f $p ]] || continue
-    kill "$(cat "$p")" 2>/dev/null || true
+    pid=$(cat "$p")
+    kill "$pid" 2>/dev/null || true
+    # The sidecar drains before it exits: wait (bounded) so a new pair can take the ports.
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     rm -f "$p"
   done
 }
@@ -52,7 +58,7 @@ endpoints = [{ port = 1, address = "127.0.0.1:1" }]
 [[service]]
 name = "server"
 identity = "spiffe://mesh.local/ns/bench/sa/server"
-endpoints = [{ port = 8080, address = "127.0.0.1:$((base + 520))" }]
+endpoints = [{ port = 8080, address = "127.0.0.1:$((base + offset))" }]
 EOT
 printf '[[outbound]]\nname = "deps"\n[[outbound.rule]]\nname = "to-server"\nservices = ["server"]\n' >"$dir/client-policy.toml"
 printf '[[inbound]]\nname = "api"\nports = [8080]\n[[inbound.rule]]\nname = "client"\ncallers = ["spiffe://mesh.local/ns/bench/sa/client"]\n' >"$dir/server-policy.toml"
@@ -61,9 +67,9 @@ for side in client server; do
     printf 'service = "%s"\ntrust_domain = "mesh.local"\npolicy = "%s-policy.toml"\ndirectory = "directory.toml"\n' "$side" "$side"
     printf 'identity = { cert = "%s.pem", key = "%s.key", bundle = "ca.pem" }\n' "$side" "$side"
     if [[ $side == client ]]; then
-      printf '[[outbound.listener]]\nlisten = "127.0.0.1:%s"\nservice = "server"\nport = 8080\n' "$((base + 521))"
+      printf '[[outbound.listener]]\nlisten = "127.0.0.1:%s"\nservice = "server"\nport = 8080\n' "$((base + offset + 1))"
     else
-      printf '[[inbound.port]]\nport = 8080\nprotocol = "%s"\napp = "%s"\nlisten = "127.0.0.1:%s"\n' "$mode" "$upstream" "$((base + 520))"
+      printf '[[inbound.port]]\nport = 8080\nprotocol = "%s"\napp = "%s"\nlisten = "127.0.0.1:%s"\n' "$mode" "$upstream" "$((base + offset))"
     fi
   } >"$dir/$side.toml"
   taskset -c "$cpu" "$bin" run --config "$dir/$side.toml" >"$dir/$side.log" 2>&1 &
@@ -74,4 +80,4 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 grep -q '"rampart.sidecar.ready"' "$dir/server.log" || { cat "$dir/server.log" "$dir/client.log" >&2; exit 1; }
-echo "http://127.0.0.1:$((base + 521))/"
+echo "http://127.0.0.1:$((base + offset + 1))/"

@@ -229,11 +229,14 @@ impl PathPattern {
 /// True when a path (without its leading '/') has no dot segments and no empty segment other
 /// than a trailing one (`/a/` is normal, `/a//b` is not).
 pub fn is_normal_path(path: &str) -> bool {
-    let parts: Vec<&str> = path.split('/').collect();
-    parts
-        .iter()
-        .enumerate()
-        .all(|(i, p)| *p != "." && *p != ".." && (!p.is_empty() || i + 1 == parts.len()))
+    // Per request on HTTP ports: no allocation.
+    let mut parts = path.split('/').peekable();
+    while let Some(p) = parts.next() {
+        if p == "." || p == ".." || (p.is_empty() && parts.peek().is_some()) {
+            return false;
+        }
+    }
+    true
 }
 
 impl TryFrom<String> for PathPattern {

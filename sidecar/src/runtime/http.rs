@@ -46,12 +46,15 @@ struct Conn {
     peer: SocketAddr,
     caller: Option<SpiffeId>,
     own: SpiffeId,
+    /// The `x-forwarded-client-cert` value the app gets (`By=…;URI=…`), made once per
+    /// connection: the caller and we do not change while it lasts.
+    xfcc: Option<HeaderValue>,
     /// The connection to the app, reused request after request (HTTP/1.1 serves one request
     /// at a time per connection, so it is taken out and put back; no lock is held across an
     /// await).
     app: Mutex<Option<SendRequest<Incoming>>>,
     /// The last request's method and path, re-checked when the policy changes.
-    last: Mutex<Option<(String, String)>>,
+    last: Mutex<Option<(http::Method, String)>>,
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
@@ -77,12 +80,16 @@ pub async fn connection(
     caller: Option<SpiffeId>,
 ) {
     let own = ctx.generation().tls.id.clone();
+    let xfcc = caller
+        .as_ref()
+        .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
     let conn = Arc::new(Conn {
         ctx: ctx.clone(),
         port: port.clone(),
         peer,
         caller,
         own,
+        xfcc,
         app: Mutex::new(None),
         last: Mutex::new(None),
     });
@@ -140,7 +147,7 @@ impl Conn {
             port: self.port.port,
             source: Some(self.peer.ip()),
             http: Some(HttpRequest {
-                method: &last.0,
+                method: last.0.as_str(),
                 path: &last.1,
             }),
         });
@@ -149,7 +156,7 @@ impl Conn {
 
     async fn request(&self, mut req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
-        let method = req.method().as_str().to_owned();
+        let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let event = base_event(
             "request",
@@ -159,7 +166,7 @@ impl Conn {
             &self.own,
         )
         .with("network.protocol.name", "http")
-        .with("http.request.method", method.clone())
+        .with("http.request.method", method.as_str())
         .with("url.path", path.clone());
         if !path_is_unambiguous(&path) {
             self.ctx
@@ -184,14 +191,20 @@ impl Conn {
             port: self.port.port,
             source: Some(self.peer.ip()),
             http: Some(HttpRequest {
-                method: &method,
+                method: method.as_str(),
                 path: &path,
             }),
         });
         drop(g);
         count(&self.ctx, "inbound", "request", &decision);
         if let Ok(mut last) = self.last.lock() {
-            *last = Some((method, path));
+            // Most connections repeat one request: keep the stored copy when it is the same.
+            if last
+                .as_ref()
+                .is_none_or(|(m, p)| *m != method || *p != path)
+            {
+                *last = Some((method, path));
+            }
         }
         let event = event.decision(&decision);
         if !decision.verdict.passes() {
@@ -215,10 +228,8 @@ impl Conn {
         let headers = req.headers_mut();
         while headers.remove(&XFCC).is_some() {}
         strip_hop_by_hop(headers);
-        if let Some(caller) = &self.caller {
-            if let Ok(v) = HeaderValue::from_str(&format!("By={};URI={}", self.own, caller)) {
-                headers.insert(XFCC, v);
-            }
+        if let Some(v) = &self.xfcc {
+            headers.insert(XFCC, v.clone());
         }
         if req.uri().authority().is_some() {
             let origin = req
@@ -321,11 +332,14 @@ fn path_is_unambiguous(path: &str) -> bool {
     if path.contains('\\') {
         return false;
     }
-    let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"]
-        .iter()
-        .any(|e| lower.contains(e))
-    {
+    let encoded_separator = path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'e' | b'f') | (b'5', b'c') | (b'0', b'0')
+            )
+    });
+    if encoded_separator {
         return false;
     }
     is_normal_path(rest)
@@ -337,7 +351,7 @@ mod tests {
 
     #[test]
     fn ambiguous_paths_are_refused() {
-        for ok in ["/", "/a", "/a/b/", "/v1/payments/42"] {
+        for ok in ["/", "/a", "/a/b/", "/v1/payments/42", "/50%25off", "/a%20b"] {
             assert!(path_is_unambiguous(ok), "{ok}");
         }
         for bad in [
@@ -349,6 +363,9 @@ mod tests {
             "/a\\b",
             "a",
             "/x%00",
+            "/%2E%2E/x",
+            "/a%5Cb",
+            "/a%5cb",
         ] {
             assert!(!path_is_unambiguous(bad), "{bad}");
         }
