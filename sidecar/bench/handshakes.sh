@@ -4,7 +4,7 @@
 #   usage: sidecar/bench/handshakes.sh [rounds] [seconds] [conns]
 # Needs: the peer kit's haproxy peer running (PEERS_HOME, PEERS_PORT_BASE), our pair started with
 # `sidecar/bench/pair.sh start tcp`, and the bench client built:
-#   cargo build --release -p rampart-sidecar --bench handshakes   (target/release/deps/handshakes-*)
+#   cargo build --release -p rampart-sidecar --example handshakes   (target/release/examples/handshakes)
 # The client runs on CPU ${BENCH_CLIENT_CPU:-1}; the servers are pinned to the other core.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +13,7 @@ base=${PEERS_PORT_BASE:-38000}
 peers=${PEERS_HOME:-/var/tmp/rampart-peers}
 dir=${SIDECAR_BENCH_DIR:-/var/tmp/rampart-sidecar-bench}
 cpu=${BENCH_CLIENT_CPU:-1}
-client=${HANDSHAKES_BIN:-$(ls -t "$root"/target/release/deps/handshakes-* 2>/dev/null | grep -v '\.d$' | head -1)}
+client=${HANDSHAKES_BIN:-$root/target/release/examples/handshakes}
 [[ -x $client ]] || { echo "handshakes.sh: build the client first (see the header)" >&2; exit 2; }
 ours_pid=$(cat "$dir/server.pid")
 haproxy_port=$((base + 510))

@@ -10,7 +10,7 @@
 //! connections served.
 //!
 //! ```text
-//! cargo bench -p rampart-sidecar --bench handshakes -- ADDR --ca CA.pem --cert C.pem \
+//! cargo run --release -p rampart-sidecar --example handshakes -- ADDR --ca CA.pem --cert C.pem \
 //!     --key K.pem (--spiffe TRUST_DOMAIN | --name localhost) [--conns 16] [--seconds 10] \
 //!     [--server-pid PID]
 //! ```

@@ -7,7 +7,7 @@
 //! latency does.
 //!
 //! ```text
-//! cargo bench -p rampart-sidecar --bench latency -- [--seconds 10] NAME=127.0.0.1:PORT[=PID,…] ...
+//! cargo run --release -p rampart-sidecar --example latency -- [--seconds 10] NAME=127.0.0.1:PORT[=PID,…] ...
 //! ```
 //! Run it pinned to the core the servers are not on (`taskset -c 1`); see
 //! `sidecar/bench/latency.sh`.
