@@ -28,10 +28,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{client, TlsAcceptor, TlsConnector};
 
 use crate::egress::config::GatewayRef;
-use crate::egress::{admitted_fields, denied, deny, destination, ended_fields, EgressRuntime};
+use crate::egress::{admitted_fields, denied, deny, destination, EgressRuntime};
 use crate::mtls;
 use crate::runtime::generation::Generation;
 use crate::runtime::log::Event;
+use crate::runtime::relay::ended_fields;
 use crate::runtime::relay::relay;
 use crate::runtime::{Ctx, HANDSHAKE_TIMEOUT};
 
@@ -354,7 +355,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         caller_policy(g, &caller).is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
     };
     let ended = relay(&mut tls, &mut upstream, ctx.current.clone(), still).await;
-    let event = ended_fields(&ctx, event, started, ended, || {
+    let event = ended_fields(&ctx, "egress", event, started, ended, || {
         "the reloaded gateway policy no longer allows this caller and destination".into()
     });
     ctx.emit(event);

@@ -29,7 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::runtime::generation::Generation;
 use crate::runtime::log::Event;
-use crate::runtime::relay::{relay, Ended};
+use crate::runtime::relay::{ended_fields, relay};
 use crate::runtime::Ctx;
 use config::EgressConfig;
 
@@ -324,6 +324,7 @@ async fn finish<U: AsyncRead + AsyncWrite + Unpin>(
     .await;
     let event = ended_fields(
         ctx,
+        "egress",
         event.with("rampart.decision", "allow"),
         started,
         ended,
@@ -338,40 +339,4 @@ async fn finish<U: AsyncRead + AsyncWrite + Unpin>(
         },
     );
     ctx.emit(event);
-}
-
-/// How a relay ended, as log fields (and metrics).
-pub(crate) fn ended_fields(
-    ctx: &Ctx,
-    event: Event,
-    started: Instant,
-    ended: Ended,
-    why_revoked: impl FnOnce() -> String,
-) -> Event {
-    let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
-    match ended {
-        Ended::Done(to_peer, from_peer) => {
-            ctx.metrics
-                .bytes
-                .with_label_values(&["egress", "to_peer"])
-                .inc_by(to_peer);
-            ctx.metrics
-                .bytes
-                .with_label_values(&["egress", "from_peer"])
-                .inc_by(from_peer);
-            event
-                .with("rampart.bytes.to_peer", to_peer)
-                .with("rampart.bytes.from_peer", from_peer)
-        }
-        Ended::Failed(e) => event.with("error.message", e.to_string()),
-        Ended::Revoked => {
-            ctx.metrics
-                .closed_by_policy
-                .with_label_values(&["egress"])
-                .inc();
-            event
-                .with("rampart.closed_by_policy", true)
-                .with("rampart.closed.reason", why_revoked())
-        }
-    }
 }

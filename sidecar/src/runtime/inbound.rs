@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use super::log::Event;
-use super::relay::{relay, Ended};
+use super::relay::{ended_fields, relay};
 use super::{own_cert_expired, Ctx, CONNECT_TIMEOUT};
 use crate::config::{InboundPort, Protocol};
 use crate::mtls;
@@ -239,41 +239,18 @@ async fn tcp_connection(
     let _ = app.set_nodelay(true);
     let mut app = app;
     let revoked = |g: &super::Generation| caller.as_ref().is_some_and(|c| g.tls.is_revoked(c));
-    let ended = relay(&mut tls, &mut app, ctx.current.clone(), |g| {
+    // app first: `Done` then counts (to the peer, from the peer), like every direction.
+    let ended = relay(&mut app, &mut tls, ctx.current.clone(), |g| {
         ask(g).verdict.passes() && !revoked(g)
     })
     .await;
-    let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
-    let event = match ended {
-        Ended::Done(from_peer, to_peer) => {
-            ctx.metrics
-                .bytes
-                .with_label_values(&["inbound", "from_peer"])
-                .inc_by(from_peer);
-            ctx.metrics
-                .bytes
-                .with_label_values(&["inbound", "to_peer"])
-                .inc_by(to_peer);
-            event
-                .with("rampart.bytes.from_peer", from_peer)
-                .with("rampart.bytes.to_peer", to_peer)
+    let event = ended_fields(&ctx, "inbound", event, started, ended, || {
+        let g = ctx.generation();
+        if revoked(&g) {
+            "the caller's identity is revoked (trust bundle deny-list)".to_string()
+        } else {
+            ask(&g).to_string()
         }
-        Ended::Failed(e) => event.with("error.message", e.to_string()),
-        Ended::Revoked => {
-            ctx.metrics
-                .closed_by_policy
-                .with_label_values(&["inbound"])
-                .inc();
-            let g = ctx.generation();
-            let now = if revoked(&g) {
-                "the caller's identity is revoked (trust bundle deny-list)".to_string()
-            } else {
-                ask(&g).to_string()
-            };
-            event
-                .with("rampart.closed_by_policy", true)
-                .with("rampart.closed.reason", now.to_string())
-        }
-    };
+    });
     ctx.emit(event);
 }

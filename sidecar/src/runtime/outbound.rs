@@ -13,7 +13,7 @@ use tokio_rustls::TlsConnector;
 
 use super::inbound::count;
 use super::log::Event;
-use super::relay::{relay, Ended};
+use super::relay::{ended_fields, relay};
 use super::{own_cert_expired, Ctx, Generation, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::config::OutboundListener;
 use crate::mtls;
@@ -216,31 +216,8 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
         ask(g).verdict.passes()
     })
     .await;
-    let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
-    let event = match ended {
-        Ended::Done(to_peer, from_peer) => {
-            ctx.metrics
-                .bytes
-                .with_label_values(&["outbound", "to_peer"])
-                .inc_by(to_peer);
-            ctx.metrics
-                .bytes
-                .with_label_values(&["outbound", "from_peer"])
-                .inc_by(from_peer);
-            event
-                .with("rampart.bytes.to_peer", to_peer)
-                .with("rampart.bytes.from_peer", from_peer)
-        }
-        Ended::Failed(e) => event.with("error.message", e.to_string()),
-        Ended::Revoked => {
-            ctx.metrics
-                .closed_by_policy
-                .with_label_values(&["outbound"])
-                .inc();
-            event
-                .with("rampart.closed_by_policy", true)
-                .with("rampart.closed.reason", ask(&ctx.generation()).to_string())
-        }
-    };
+    let event = ended_fields(&ctx, "outbound", event, started, ended, || {
+        ask(&ctx.generation()).to_string()
+    });
     ctx.emit(event);
 }

@@ -54,3 +54,40 @@ where
         }
     }
 }
+
+/// How a relay ended, as log fields and metrics (`direction`: inbound, outbound, egress).
+/// `Done` counts bytes as (to the peer, from the peer); `why_revoked` is asked only when the
+/// policy cut the connection.
+pub(crate) fn ended_fields(
+    ctx: &super::Ctx,
+    direction: &str,
+    event: super::log::Event,
+    started: std::time::Instant,
+    ended: Ended,
+    why_revoked: impl FnOnce() -> String,
+) -> super::log::Event {
+    let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
+    match ended {
+        Ended::Done(to_peer, from_peer) => {
+            for (way, n) in [("to_peer", to_peer), ("from_peer", from_peer)] {
+                ctx.metrics
+                    .bytes
+                    .with_label_values(&[direction, way])
+                    .inc_by(n);
+            }
+            event
+                .with("rampart.bytes.to_peer", to_peer)
+                .with("rampart.bytes.from_peer", from_peer)
+        }
+        Ended::Failed(e) => event.with("error.message", e.to_string()),
+        Ended::Revoked => {
+            ctx.metrics
+                .closed_by_policy
+                .with_label_values(&[direction])
+                .inc();
+            event
+                .with("rampart.closed_by_policy", true)
+                .with("rampart.closed.reason", why_revoked())
+        }
+    }
+}
