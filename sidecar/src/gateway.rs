@@ -25,7 +25,7 @@ use rampart_egress::{forbidden_response, Admitted, DialOptions, Mode, Seen};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{client, TlsAcceptor, TlsConnector};
+use tokio_rustls::{client, TlsAcceptor};
 
 use crate::egress::config::GatewayRef;
 use crate::egress::{admitted_fields, denied, deny, destination, EgressRuntime};
@@ -114,26 +114,32 @@ pub async fn open(
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(service.name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
-    let connector = TlsConnector::from(g.tls.client.clone());
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp)).await
+    let mut tls = match mtls::connect_peer(
+        g.tls.client.clone(),
+        tcp,
+        name,
+        &service.identity,
+        HANDSHAKE_TIMEOUT,
+    )
+    .await
     {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            let (label, text) = mtls::classify_handshake_error(&e);
-            return Err(unavailable(format!("{address}: handshake {label}: {text}")));
+        Ok(t) => t,
+        Err(mtls::PeerFailure::Handshake(label, text)) => {
+            return Err(unavailable(format!("{address}: handshake {label}: {text}")))
         }
-        Err(_) => return Err(unavailable(format!("{address}: handshake timed out"))),
+        Err(mtls::PeerFailure::Timeout) => {
+            return Err(unavailable(format!("{address}: handshake timed out")))
+        }
+        Err(mtls::PeerFailure::Unexpected(presented)) => {
+            return Err(GatewayRefusal::Identity(format!(
+                "{address} presented {}, the directory expects {}",
+                presented
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "no identity".into()),
+                service.identity
+            )))
+        }
     };
-    let presented = mtls::peer_id(tls.get_ref().1);
-    if presented.as_ref() != Some(&service.identity) {
-        return Err(GatewayRefusal::Identity(format!(
-            "{address} presented {}, the directory expects {}",
-            presented
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "no identity".into()),
-            service.identity
-        )));
-    }
     let io = |e: std::io::Error| unavailable(format!("{address}: {e}"));
     if matches!(admitted.seen, Seen::Absolute { .. }) {
         // The absolute-form request goes as is; the gateway's answer is the origin's (or a 403

@@ -129,6 +129,41 @@ pub fn build(identity: &Identity, bundle: &BundleHandle) -> Result<TlsMaterial, 
     })
 }
 
+/// Why an mTLS connection to a peer sidecar (or the gateway) was not made.
+pub enum PeerFailure {
+    /// The handshake failed: its reason label and text (see [`classify_handshake_error`]).
+    Handshake(&'static str, String),
+    /// The handshake did not finish within the deadline.
+    Timeout,
+    /// The peer proved another identity than the directory expects (`None`: none at all).
+    Unexpected(Option<SpiffeId>),
+}
+
+/// Originates mTLS over `tcp` with `config` and refuses a peer that does not prove `expected`.
+pub async fn connect_peer(
+    config: Arc<ClientConfig>,
+    tcp: tokio::net::TcpStream,
+    name: rustls_pki_types::ServerName<'static>,
+    expected: &SpiffeId,
+    deadline: std::time::Duration,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, PeerFailure> {
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let tls = match tokio::time::timeout(deadline, connector.connect(name, tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            let (label, text) = classify_handshake_error(&e);
+            return Err(PeerFailure::Handshake(label, text));
+        }
+        Err(_) => return Err(PeerFailure::Timeout),
+    };
+    let presented = peer_id(tls.get_ref().1);
+    if presented.as_ref() == Some(expected) {
+        Ok(tls)
+    } else {
+        Err(PeerFailure::Unexpected(presented))
+    }
+}
+
 /// The peer's SPIFFE ID on an established connection (the verifier already checked it).
 pub fn peer_id(conn: &rustls::CommonState) -> Option<SpiffeId> {
     let leaf = conn.peer_certificates()?.first()?;

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsConnector;
 
 use super::inbound::count;
 use super::log::Event;
@@ -172,46 +171,40 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(service_name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
-    let connector = TlsConnector::from(g.tls.client.clone());
+    let config = g.tls.client.clone();
     drop(g);
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, tcp)).await
-    {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            let (label, text) = mtls::classify_handshake_error(&e);
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["outbound", label])
-                .inc();
+    let fail = |label: &str| {
+        ctx.metrics
+            .handshake_failures
+            .with_label_values(&["outbound", label])
+            .inc();
+    };
+    let mut tls = match mtls::connect_peer(config, tcp, name, &expected, HANDSHAKE_TIMEOUT).await {
+        Ok(tls) => tls,
+        Err(mtls::PeerFailure::Handshake(label, text)) => {
+            fail(label);
             return ctx.emit(
                 event
                     .with("rampart.reason.kind", label)
                     .with("error.message", text),
             );
         }
-        Err(_) => {
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["outbound", "timeout"])
-                .inc();
+        Err(mtls::PeerFailure::Timeout) => {
+            fail("timeout");
             return ctx.emit(event.with("error.message", "handshake did not finish in time"));
         }
+        Err(mtls::PeerFailure::Unexpected(presented)) => {
+            fail("unexpected_peer_identity");
+            let shown = presented
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "no identity".into());
+            return ctx.emit(
+                event
+                    .with("rampart.reason.kind", "unexpected_peer_identity")
+                    .with("error.message", format!("peer at {address} presented {shown}, the directory expects {expected}: refused")),
+            );
+        }
     };
-    let presented = mtls::peer_id(tls.get_ref().1);
-    if presented.as_ref() != Some(&expected) {
-        ctx.metrics
-            .handshake_failures
-            .with_label_values(&["outbound", "unexpected_peer_identity"])
-            .inc();
-        let shown = presented
-            .map(|p| p.to_string())
-            .unwrap_or_else(|| "no identity".into());
-        return ctx.emit(
-            event
-                .with("rampart.reason.kind", "unexpected_peer_identity")
-                .with("error.message", format!("peer at {address} presented {shown}, the directory expects {expected}: refused")),
-        );
-    }
     let ended = relay(&mut app, &mut tls, ctx.current.clone(), |g| {
         ask(g).verdict.passes()
     })
