@@ -19,20 +19,14 @@ use crate::error::Result;
 use crate::identity::Identity;
 
 /// A workload's mesh configs, one generation per identity, published on watch channels.
+#[derive(derive_more::Debug)]
 pub struct MeshConfigs {
     bundle: BundleHandle,
     options: MeshOptions,
+    #[debug(skip)]
     server_tx: watch::Sender<Arc<ServerConfig>>,
+    #[debug(skip)]
     client_tx: watch::Sender<Arc<ClientConfig>>,
-}
-
-impl std::fmt::Debug for MeshConfigs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeshConfigs")
-            .field("bundle", &self.bundle)
-            .field("options", &self.options)
-            .finish()
-    }
 }
 
 impl MeshConfigs {
