@@ -32,8 +32,11 @@ const BANNER_LINE: &[u8] = b"\r\nServer: Pingora\r\n";
 #[derive(Debug)]
 pub struct HardenedStream {
     pub(crate) inner: Stream,
-    /// Replacement bytes not yet written to `inner`.
+    /// Bytes accepted but not yet written to `inner`: a replacement answer, or a small write
+    /// held back to go out in one TLS record with the next write (see `poll_write`).
     pending: Vec<u8>,
+    /// The next write is the first since a flush (a response head): it may be held.
+    hold_next: bool,
     /// A `408` for an expired header deadline was queued (once per connection).
     timeout_answered: bool,
     shared: Arc<Shared>,
@@ -76,6 +79,7 @@ impl HardenedStream {
         HardenedStream {
             inner,
             pending: Vec::new(),
+            hold_next: true,
             timeout_answered: false,
             shared,
             active,
@@ -136,7 +140,7 @@ impl HardenedStream {
         }
         self.timeout_answered = true;
         let https = self.inner.get_ssl_digest().is_some();
-        self.pending = edge_response(408, None, https);
+        self.pending.extend(edge_response(408, None, https));
         // Usually fits the socket buffer at once; the rest goes out in shutdown.
         let _ = self.drain(cx);
     }
@@ -309,26 +313,53 @@ pub fn framing_of(session: &pingora_proxy::Session) -> Option<&HardenedStream> {
     (**stream).as_any().downcast_ref::<HardenedStream>()
 }
 
+/// A write at most this long is held back until the next write or flush, so a response head and
+/// a small body leave as one TLS record (and one syscall) instead of two.
+const HOLD_MAX: usize = 4096;
+/// Held bytes and the next write are joined up to one full TLS record's plaintext.
+const JOIN_MAX: usize = 16 * 1024;
+
 impl AsyncWrite for HardenedStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        match self.drain(cx) {
-            Poll::Ready(Ok(())) => {}
-            other => return other.map(|r| r.map(|_| 0)),
-        }
         if let Some(status) = is_banner_response(buf) {
-            self.pending = self.replacement(status);
+            if let Poll::Ready(Err(e)) = self.drain(cx) {
+                return Poll::Ready(Err(e));
+            }
+            let answer = self.replacement(status);
+            self.pending.extend(answer);
             // The bytes are accepted; flush/shutdown finish writing the replacement.
             let _ = self.drain(cx);
             return Poll::Ready(Ok(buf.len()));
+        }
+        // Pingora writes a response head, then its body, then flushes: the head (the first
+        // write since a flush) is held and goes out joined with the body's first write. It
+        // waits for nothing else: the next write or flush sends it.
+        let hold = std::mem::take(&mut self.hold_next);
+        let held = self.pending.len();
+        if (hold && held == 0 && buf.len() <= HOLD_MAX)
+            || (held > 0 && held + buf.len() <= JOIN_MAX)
+        {
+            self.pending.extend_from_slice(buf);
+            if held > 0 {
+                if let Poll::Ready(Err(e)) = self.drain(cx) {
+                    return Poll::Ready(Err(e));
+                }
+            }
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match self.drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|_| 0)),
         }
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.hold_next = true;
         match self.drain(cx) {
             Poll::Ready(Ok(())) => Pin::new(&mut self.inner).poll_flush(cx),
             other => other,

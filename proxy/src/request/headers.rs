@@ -4,6 +4,7 @@
 //! map operations on each response, upstream responses and edge error pages alike.
 
 use crate::config::HeaderOverrides;
+use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora_http::ResponseHeader;
 
@@ -115,11 +116,28 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("cross-origin-resource-policy", "same-origin"),
 ];
 
+/// The names the defaults go out under: Pingora allocates a case-preserving copy of a custom
+/// `HeaderName` on every insert, not of a name given as (shared) bytes.
+fn wire_name(name: &'static str) -> Bytes {
+    Bytes::from_static(
+        match name {
+            "x-content-type-options" => "X-Content-Type-Options",
+            "x-frame-options" => "X-Frame-Options",
+            "referrer-policy" => "Referrer-Policy",
+            "permissions-policy" => "Permissions-Policy",
+            "cross-origin-opener-policy" => "Cross-Origin-Opener-Policy",
+            "cross-origin-resource-policy" => "Cross-Origin-Resource-Policy",
+            other => other,
+        }
+        .as_bytes(),
+    )
+}
+
 /// The headers one route adds, compiled.
 #[derive(Debug, Clone)]
 pub struct HeaderPolicy {
-    /// Always set (replacing an upstream value).
-    set: Vec<(HeaderName, HeaderValue)>,
+    /// Always set (replacing an upstream value): checked names, as the bytes sent.
+    set: Vec<(Bytes, HeaderValue)>,
     /// HTTPS responses only.
     hsts: Option<HeaderValue>,
     /// Only when the upstream sent no CSP.
@@ -154,7 +172,7 @@ impl HeaderPolicy {
             match *name {
                 "strict-transport-security" => policy.hsts = Some(v),
                 "content-security-policy" => policy.csp = Some(v),
-                _ => policy.set.push((HeaderName::from_static(name), v)),
+                _ => policy.set.push((wire_name(name), v)),
             }
         }
         for (name, value) in &overrides.set {
@@ -162,8 +180,8 @@ impl HeaderPolicy {
             if DEFAULTS.iter().any(|(n, _)| *n == lower) {
                 continue;
             }
-            if let (Ok(n), Ok(v)) = (HeaderName::try_from(lower), HeaderValue::from_str(value)) {
-                policy.set.push((n, v));
+            if let (Ok(_), Ok(v)) = (HeaderName::try_from(&lower), HeaderValue::from_str(value)) {
+                policy.set.push((Bytes::from(lower), v));
             }
         }
         policy

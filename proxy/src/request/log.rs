@@ -77,7 +77,8 @@ fn access_record(
     };
     AccessRecord {
         timestamp: Some(ctx.started_at),
-        request_id: ctx.request_id.clone(),
+        // The last stage: the record takes what the context no longer needs.
+        request_id: std::mem::take(&mut ctx.request_id),
         listener: ctx
             .listener
             .as_ref()
@@ -93,7 +94,7 @@ fn access_record(
         server_address: if ctx.host.is_empty() {
             server.map(|s| s.ip().to_string()).unwrap_or_default()
         } else {
-            ctx.host.clone()
+            std::mem::take(&mut ctx.host)
         },
         method: cap(req.method.as_str(), 32),
         scheme: if ctx.https { "https" } else { "http" },
