@@ -202,102 +202,44 @@ pub fn steps(config: &Config, proxy_uid: u32) -> Result<Vec<Step>, String> {
 /// One family's rules (the same for both: only the loopback network and the resolvers of the
 /// family differ, and IPv6 lets neighbour discovery out).
 fn family_steps(config: &Config, proxy_uid: u32, family: Family, out: &mut Vec<Step>) {
-    let mut add = |args: &[&str], may_fail: bool| {
+    // One rule per line; `-N` fails when the chain exists (a re-run) and `-D` when the jump is
+    // absent (a first run): both are expected, the `-F` and `-A` after them are not.
+    let mut add = |line: &str| {
+        let args: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        let may_fail = matches!(args.get(2).map(String::as_str), Some("-N" | "-D"));
         out.push(Step {
             family,
-            args: args.iter().map(|a| a.to_string()).collect(),
+            args,
             may_fail,
         })
     };
-    let uid = proxy_uid.to_string();
-    // `-N` fails when the chain exists (a re-run); `-D` when the jump is absent (a first run):
-    // both are expected, the `-F` and `-A` after them are not.
-    let chain = |add: &mut dyn FnMut(&[&str], bool), table: &str, chain: &str| {
-        add(&["-t", table, "-N", chain], true);
-        add(&["-t", table, "-F", chain], false);
-    };
-    let jump =
-        |add: &mut dyn FnMut(&[&str], bool), table: &str, from: &str, tcp: bool, to: &str| {
-            let proto: &[&str] = if tcp { &["-p", "tcp"] } else { &[] };
-            for (op, may_fail) in [("-D", true), ("-A", false)] {
-                let mut args = vec!["-t", table, op, from];
-                args.extend_from_slice(proto);
-                args.extend_from_slice(&["-j", to]);
-                add(&args, may_fail);
-            }
-        };
+    let uid = proxy_uid;
     if let Some(listen) = config.inbound_transparent {
-        let to = listen.port().to_string();
-        chain(&mut add, "nat", INBOUND_CHAIN);
+        let to = listen.port();
+        add(&format!("-t nat -N {INBOUND_CHAIN}"));
+        add(&format!("-t nat -F {INBOUND_CHAIN}"));
         for p in &config.inbound {
-            let port = p.port.to_string();
-            add(
-                &[
-                    "-t",
-                    "nat",
-                    "-A",
-                    INBOUND_CHAIN,
-                    "-p",
-                    "tcp",
-                    "--dport",
-                    &port,
-                    "-j",
-                    "REDIRECT",
-                    "--to-ports",
-                    &to,
-                ],
-                false,
-            );
+            add(&format!(
+                "-t nat -A {INBOUND_CHAIN} -p tcp --dport {} -j REDIRECT --to-ports {to}",
+                p.port
+            ));
         }
-        jump(&mut add, "nat", "PREROUTING", true, INBOUND_CHAIN);
+        add(&format!("-t nat -D PREROUTING -p tcp -j {INBOUND_CHAIN}"));
+        add(&format!("-t nat -A PREROUTING -p tcp -j {INBOUND_CHAIN}"));
     }
     if let Some(listen) = config.outbound_transparent {
-        let to = listen.port().to_string();
-        chain(&mut add, "nat", OUTBOUND_CHAIN);
-        add(
-            &[
-                "-t",
-                "nat",
-                "-A",
-                OUTBOUND_CHAIN,
-                "-m",
-                "owner",
-                "--uid-owner",
-                &uid,
-                "-j",
-                "RETURN",
-            ],
-            false,
-        );
-        add(
-            &[
-                "-t",
-                "nat",
-                "-A",
-                OUTBOUND_CHAIN,
-                "-o",
-                "lo",
-                "-j",
-                "RETURN",
-            ],
-            false,
-        );
-        add(
-            &[
-                "-t",
-                "nat",
-                "-A",
-                OUTBOUND_CHAIN,
-                "-p",
-                "tcp",
-                "-j",
-                "REDIRECT",
-                "--to-ports",
-                &to,
-            ],
-            false,
-        );
-        jump(&mut add, "nat", "OUTPUT", true, OUTBOUND_CHAIN);
+        let to = listen.port();
+        add(&format!("-t nat -N {OUTBOUND_CHAIN}"));
+        add(&format!("-t nat -F {OUTBOUND_CHAIN}"));
+        add(&format!(
+            "-t nat -A {OUTBOUND_CHAIN} -m owner --uid-owner {uid} -j RETURN"
+        ));
+        add(&format!("-t nat -A {OUTBOUND_CHAIN} -o lo -j RETURN"));
+        add(&format!(
+            "-t nat -A {OUTBOUND_CHAIN} -p tcp -j REDIRECT --to-ports {to}"
+        ));
+        add(&format!("-t nat -D OUTPUT -p tcp -j {OUTBOUND_CHAIN}"));
+        add(&format!("-t nat -A OUTPUT -p tcp -j {OUTBOUND_CHAIN}"));
     }
     let Some(egress) = &config.egress else {
         return;
@@ -311,83 +253,39 @@ fn family_steps(config: &Config, proxy_uid: u32, family: Family, out: &mut Vec<S
     // does not match them, but their destination is already the loopback one), plain DNS to
     // the configured resolvers of the family, and for IPv6 neighbour and router discovery
     // (what ARP does for IPv4, which iptables does not see).
-    chain(&mut add, "filter", EGRESS_CHAIN);
-    add(
-        &[
-            "-t",
-            "filter",
-            "-A",
-            EGRESS_CHAIN,
-            "-m",
-            "owner",
-            "--uid-owner",
-            &uid,
-            "-j",
-            "RETURN",
-        ],
-        false,
-    );
-    add(
-        &[
-            "-t",
-            "filter",
-            "-A",
-            EGRESS_CHAIN,
-            "-d",
-            family.loopback(),
-            "-j",
-            "RETURN",
-        ],
-        false,
-    );
+    add(&format!("-t filter -N {EGRESS_CHAIN}"));
+    add(&format!("-t filter -F {EGRESS_CHAIN}"));
+    add(&format!(
+        "-t filter -A {EGRESS_CHAIN} -m owner --uid-owner {uid} -j RETURN"
+    ));
+    add(&format!(
+        "-t filter -A {EGRESS_CHAIN} -d {} -j RETURN",
+        family.loopback()
+    ));
     if family == Family::V6 {
         for kind in [
             "neighbour-solicitation",
             "neighbour-advertisement",
             "router-solicitation",
         ] {
-            add(
-                &[
-                    "-t",
-                    "filter",
-                    "-A",
-                    EGRESS_CHAIN,
-                    "-p",
-                    "ipv6-icmp",
-                    "--icmpv6-type",
-                    kind,
-                    "-j",
-                    "RETURN",
-                ],
-                false,
-            );
+            add(&format!(
+                "-t filter -A {EGRESS_CHAIN} -p ipv6-icmp --icmpv6-type {kind} -j RETURN"
+            ));
         }
     }
     for r in &egress.resolvers {
         if r.is_ipv4() != (family == Family::V4) || r.ip().is_loopback() {
             continue;
         }
-        let (ip, port) = (r.ip().to_string(), r.port().to_string());
-        add(
-            &[
-                "-t",
-                "filter",
-                "-A",
-                EGRESS_CHAIN,
-                "-p",
-                "udp",
-                "-d",
-                &ip,
-                "--dport",
-                &port,
-                "-j",
-                "RETURN",
-            ],
-            false,
-        );
+        add(&format!(
+            "-t filter -A {EGRESS_CHAIN} -p udp -d {} --dport {} -j RETURN",
+            r.ip(),
+            r.port()
+        ));
     }
-    add(&["-t", "filter", "-A", EGRESS_CHAIN, "-j", "REJECT"], false);
-    jump(&mut add, "filter", "OUTPUT", false, EGRESS_CHAIN);
+    add(&format!("-t filter -A {EGRESS_CHAIN} -j REJECT"));
+    add(&format!("-t filter -D OUTPUT -j {EGRESS_CHAIN}"));
+    add(&format!("-t filter -A OUTPUT -j {EGRESS_CHAIN}"));
 }
 
 #[cfg(test)]

@@ -377,27 +377,66 @@ impl Pods {
     }
 }
 
+/// Whether the namespace tests can run here (root and the tools); says why not.
+fn runnable(test: &str) -> bool {
+    match can_run() {
+        Ok(()) => true,
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}; CI runs it as root");
+            false
+        }
+    }
+}
+
+/// An address rule (`[[TABLE.addresses]]`) for `net`, plain HTTP.
+fn address_rule(table: &str, name: &str, net: &str, ports: &str) -> String {
+    format!("[[{table}.addresses]]\nname = \"{name}\"\nnetworks = [\"{net}\"]\nports = [{ports}]\nprotocol = \"http\"\n")
+}
+
 /// The gateway's `[egress]` body when it never resolves (address rules); a resolver must be
 /// configured all the same.
 const NO_RESOLVER: &str = "resolvers = [\"127.0.0.1:53\"]\n";
 
-#[test]
-fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
-    if let Err(why) = can_run() {
-        eprintln!("SKIPPED egress_leaves_only_through_the_gateway_from_its_fixed_address: {why}; CI runs it as root");
-        return;
-    }
-    let pods = Pods::new(0);
-    let v = &pods.v4;
+/// Namespaces for `case`, the direct route checked (IPv6 with `v6`), then the rules and both
+/// sidecars: the pod may reach the internet server's address on `pod_ports`, the gateway lets
+/// frontend use 8080 only; the gateway leaves from its fixed address of that family. Returns
+/// the pods, how many connections the server had seen before the rules, the gateway and the
+/// pod's sidecar.
+fn address_case(case: u32, v6: bool, pod_ports: &str) -> (Pods, usize, Sidecar, Sidecar) {
+    let pods = Pods::new(case);
+    let (v, len, suffix) = if v6 {
+        (&pods.v6, 128, "6")
+    } else {
+        (&pods.v4, 32, "")
+    };
     pods.check_direct_route(v);
     let before = pods.seen.lines().len();
-    // The pod may reach the server on 8080 and 8081; the gateway lets frontend use 8080 only.
-    let (mut gateway, mut sidecar) = pods.start(
-        &format!("[[egress.addresses]]\nname = \"partner\"\nnetworks = [\"{}/32\"]\nports = [8080, 8081]\nprotocol = \"http\"\n", v.inet),
-        &format!("[gateway.frontend]\n[[gateway.frontend.addresses]]\nname = \"fe-partner\"\nnetworks = [\"{}/32\"]\nports = [8080]\nprotocol = \"http\"\n", v.inet),
+    let net = format!("{}/{len}", v.inet);
+    let (gateway, sidecar) = pods.start(
+        &address_rule("egress", &format!("partner{suffix}"), &net, pod_ports),
+        &format!(
+            "[gateway.frontend]\n{}",
+            address_rule(
+                "gateway.frontend",
+                &format!("fe-partner{suffix}"),
+                &net,
+                "8080"
+            )
+        ),
         NO_RESOLVER,
         &v.fixed,
     );
+    (pods, before, gateway, sidecar)
+}
+
+#[test]
+fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
+    if !runnable("egress_leaves_only_through_the_gateway_from_its_fixed_address") {
+        return;
+    }
+    // The pod may reach the server on 8080 and 8081; the gateway lets frontend use 8080 only.
+    let (pods, before, mut gateway, mut sidecar) = address_case(0, false, "8080, 8081");
+    let v = &pods.v4;
 
     // Going around, by UDP: dropped by the egress filter.
     pods.check_udp_blocked(v);
@@ -493,20 +532,11 @@ fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
 
 #[test]
 fn ipv6_is_captured_and_leaves_only_through_the_gateway() {
-    if let Err(why) = can_run() {
-        eprintln!("SKIPPED ipv6_is_captured_and_leaves_only_through_the_gateway: {why}; CI runs it as root");
+    if !runnable("ipv6_is_captured_and_leaves_only_through_the_gateway") {
         return;
     }
-    let pods = Pods::new(1);
+    let (pods, before, mut gateway, mut sidecar) = address_case(1, true, "8080");
     let v = &pods.v6;
-    pods.check_direct_route(v);
-    let before = pods.seen.lines().len();
-    let (mut gateway, mut sidecar) = pods.start(
-        &format!("[[egress.addresses]]\nname = \"partner6\"\nnetworks = [\"{}/128\"]\nports = [8080]\nprotocol = \"http\"\n", v.inet),
-        &format!("[gateway.frontend]\n[[gateway.frontend.addresses]]\nname = \"fe-partner6\"\nnetworks = [\"{}/128\"]\nports = [8080]\nprotocol = \"http\"\n", v.inet),
-        NO_RESOLVER,
-        &v.fixed,
-    );
     assert!(
         sidecar.ready["rampart.listen.outbound:transparent6"]
             .as_str()
@@ -551,8 +581,7 @@ fn ipv6_is_captured_and_leaves_only_through_the_gateway() {
 
 #[test]
 fn names_resolve_and_validate_at_the_gateway() {
-    if let Err(why) = can_run() {
-        eprintln!("SKIPPED names_resolve_and_validate_at_the_gateway: {why}; CI runs it as root");
+    if !runnable("names_resolve_and_validate_at_the_gateway") {
         return;
     }
     let missing = DnsLab::missing_tools();
@@ -628,10 +657,7 @@ fn names_resolve_and_validate_at_the_gateway() {
 
 #[test]
 fn init_redirect_fails_closed_without_ip6tables() {
-    if let Err(why) = can_run() {
-        eprintln!(
-            "SKIPPED init_redirect_fails_closed_without_ip6tables: {why}; CI runs it as root"
-        );
+    if !runnable("init_redirect_fails_closed_without_ip6tables") {
         return;
     }
     let tag = (std::process::id() * 3 + 3) % 10000;
