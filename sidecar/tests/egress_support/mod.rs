@@ -155,8 +155,9 @@ pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
     }
 }
 
-/// A kept-alive client connection: one request, one response (bodies by Content-Length).
-pub struct KeepAlive(TcpStream);
+/// A kept-alive client connection (plain TCP, or any stream such as a rustls one): one
+/// request, one response (bodies by Content-Length).
+pub struct KeepAlive<S: Read + Write = TcpStream>(pub S);
 
 impl KeepAlive {
     pub fn connect(addr: SocketAddr) -> KeepAlive {
@@ -165,6 +166,22 @@ impl KeepAlive {
         KeepAlive(s)
     }
 
+    /// Mutual TLS to `addr` presenting `leaf` (the server must be of `ca`'s trust domain).
+    pub fn mtls(
+        addr: SocketAddr,
+        ca: &TestCa,
+        leaf: &crate::support::Leaf,
+    ) -> KeepAlive<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(IO)).unwrap();
+        let config = crate::support::client_config(ca, Some(leaf));
+        let name = rustls_pki_types::ServerName::try_from("egress-gateway").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        KeepAlive(rustls::StreamOwned::new(conn, tcp))
+    }
+}
+
+impl<S: Read + Write> KeepAlive<S> {
     /// Sends `request` (a head without body) and reads one response: (status, head, body).
     pub fn exchange(&mut self, request: &str) -> (u16, String, Vec<u8>) {
         self.0.write_all(request.as_bytes()).unwrap();
