@@ -11,7 +11,6 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr};
 
 use egress_support::*;
-use rampart_dns::testlab::DnsLab;
 use support::Sidecar;
 
 /// An identity of the trust domain that no directory service has.
@@ -19,29 +18,15 @@ const ROGUE: &str = "spiffe://mesh.local/ns/shop/sa/rogue";
 
 #[test]
 fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
-    let lab = match DnsLab::start() {
-        Ok(lab) => lab,
-        Err(e) => {
-            eprintln!("SKIPPED the_gateway_resolves_checks_and_leaves_from_its_fixed_address: {e}");
-            return;
-        }
+    let Some(s) = GatewaySetup::start(
+        "the_gateway_resolves_checks_and_leaves_from_its_fixed_address",
+        &[("rogue", ROGUE)],
+    ) else {
+        return;
     };
-    let dest = Recorder::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
-    let port = dest.addr.port();
+    let (lab, dest, port, gw_port, mesh) = (s.lab, s.dest, s.port, s.gw_port, s.mesh);
     let web = Recorder::start_http(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
     let web_port = web.addr.port();
-    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mesh = MeshDir::new(
-        &[("frontend", FRONTEND), ("gateway", GATEWAY), ("rogue", ROGUE)],
-        &format!(
-            "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n\
-             [[service]]\nname = \"egress-gateway\"\nidentity = \"{GATEWAY}\"\nendpoints = [{{ port = 15443, address = \"127.0.0.1:{gw_port}\" }}]\n"
-        ),
-    );
     let host = |name: &str, rule: &str| {
         format!("name = \"{rule}\"\nhost = \"{name}\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.0/8\"]\n")
     };
@@ -83,9 +68,8 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
         "gateway",
         "egress-gateway",
         &format!(
-            "[egress]\nresolvers = [\"{}\"]\ntrust_anchor = \"{}\"\ncache_floor_secs = 0\n[gateway]\nlisten = \"127.0.0.1:{gw_port}\"\nsource = \"127.0.0.2\"\n",
-            lab.resolver,
-            toml_path(&lab.anchor_file)
+            "[egress]\n{}[gateway]\nlisten = \"127.0.0.1:{gw_port}\"\nsource = \"127.0.0.2\"\n",
+            lab_resolver(&lab, "cache_floor_secs = 0\n")
         ),
     );
     let frontend_cfg = mesh.config(

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rampart_dns::testlab::DnsLab;
 
 use crate::support::{write_leaf, TestCa};
 
@@ -273,6 +275,61 @@ impl MeshDir {
             ),
         )
     }
+}
+
+/// The set-up of the gateway tests on loopback: the DNSSEC lab, a destination on 127.0.0.10,
+/// a free port for the gateway, and a mesh folder with frontend's and the gateway's identities
+/// (and `more`), whose directory names both services.
+pub struct GatewaySetup {
+    pub lab: DnsLab,
+    pub dest: Recorder,
+    pub port: u16,
+    pub gw_port: u16,
+    pub mesh: MeshDir,
+}
+
+impl GatewaySetup {
+    /// `None` (after saying why) when the DNS lab cannot start here.
+    pub fn start(test: &str, more: &[(&str, &str)]) -> Option<GatewaySetup> {
+        let lab = match DnsLab::start() {
+            Ok(lab) => lab,
+            Err(e) => {
+                eprintln!("SKIPPED {test}: {e}");
+                return None;
+            }
+        };
+        let dest = Recorder::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
+        let gw_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut ids = vec![("frontend", FRONTEND), ("gateway", GATEWAY)];
+        ids.extend_from_slice(more);
+        let mesh = MeshDir::new(
+            &ids,
+            &format!(
+                "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n\
+                 [[service]]\nname = \"egress-gateway\"\nidentity = \"{GATEWAY}\"\nendpoints = [{{ port = 15443, address = \"127.0.0.1:{gw_port}\" }}]\n"
+            ),
+        );
+        Some(GatewaySetup {
+            port: dest.addr.port(),
+            lab,
+            dest,
+            gw_port,
+            mesh,
+        })
+    }
+}
+
+/// The `[egress]` lines of a config resolving through `lab`, then `extra`.
+pub fn lab_resolver(lab: &DnsLab, extra: &str) -> String {
+    format!(
+        "resolvers = [\"{}\"]\ntrust_anchor = \"{}\"\n{extra}",
+        lab.resolver,
+        toml_path(&lab.anchor_file)
+    )
 }
 
 /// Path as a TOML string value.
