@@ -25,7 +25,7 @@ use rampart_egress::{forbidden_response, Admitted, DialOptions, Mode, Seen};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{client, TlsAcceptor};
+use tokio_rustls::client;
 
 use crate::egress::config::GatewayRef;
 use crate::egress::{admitted_fields, denied, deny, destination, EgressRuntime};
@@ -90,6 +90,7 @@ impl GatewayRefusal {
 /// gateway's address.
 pub async fn open(
     g: &Generation,
+    connector: &rampart_tls::LatestConnector,
     gw: &GatewayRef,
     admitted: &Admitted,
     options: &DialOptions,
@@ -115,7 +116,7 @@ pub async fn open(
     let name = ServerName::try_from(service.name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
     let mut tls = match mtls::connect_peer(
-        g.tls.client.clone(),
+        connector,
         tcp,
         name,
         &service.identity,
@@ -226,10 +227,11 @@ pub async fn serve(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, listener: TcpListener)
 /// The egress policy for a caller, by its service in the directory (`None`: not a caller of
 /// this mesh, or revoked).
 fn caller_policy(
+    ctx: &Ctx,
     g: &Generation,
     caller: &rampart_tls::spiffe::SpiffeId,
 ) -> Option<(String, Arc<rampart_egress::EgressPolicy>)> {
-    if g.tls.is_revoked(caller) {
+    if ctx.tls.is_revoked(caller) {
         return None;
     }
     let service = g
@@ -249,32 +251,32 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
     let _in_flight = ctx.in_flight.guard();
     let started = Instant::now();
     let g = ctx.generation();
-    let event =
-        crate::egress::event("gateway", peer, &g).with("rampart.identity", g.tls.id.to_string());
-    let acceptor = TlsAcceptor::from(g.tls.server.clone());
+    let event = crate::egress::event("gateway", peer, &g)
+        .with("rampart.identity", ctx.tls.id().to_string());
     drop(g);
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            let (label, text) = mtls::classify_handshake_error(&e);
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["gateway", label])
-                .inc();
-            return ctx.emit(
-                event
-                    .with("rampart.reason.kind", label)
-                    .with("error.message", text),
-            );
-        }
-        Err(_) => {
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["gateway", "timeout"])
-                .inc();
-            return ctx.emit(event.with("error.message", "handshake did not finish in time"));
-        }
-    };
+    let mut tls =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.tls.acceptor().accept(tcp)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                let (label, text) = mtls::classify_handshake_error(&e);
+                ctx.metrics
+                    .handshake_failures
+                    .with_label_values(&["gateway", label])
+                    .inc();
+                return ctx.emit(
+                    event
+                        .with("rampart.reason.kind", label)
+                        .with("error.message", text),
+                );
+            }
+            Err(_) => {
+                ctx.metrics
+                    .handshake_failures
+                    .with_label_values(&["gateway", "timeout"])
+                    .inc();
+                return ctx.emit(event.with("error.message", "handshake did not finish in time"));
+            }
+        };
     let Some(caller) = mtls::peer_id(tls.get_ref().1) else {
         let text = "no client certificate: the gateway carries only mesh workloads' traffic";
         let _ = tls
@@ -283,7 +285,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         return deny(&ctx, event, "no_client_identity", None, text.into());
     };
     let event = event.with("rampart.caller.identity", caller.to_string());
-    let Some((service, policy)) = caller_policy(&ctx.generation(), &caller) else {
+    let Some((service, policy)) = caller_policy(&ctx, &ctx.generation(), &caller) else {
         let text = format!("{caller} is no service of the directory (or is revoked)");
         let _ = tls
             .write_all(&forbidden_response("unknown_caller", None, &text))
@@ -358,7 +360,8 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         .with_label_values(&["egress", "allow"])
         .inc();
     let still = |g: &Generation| {
-        caller_policy(g, &caller).is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
+        caller_policy(&ctx, g, &caller)
+            .is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
     };
     let ended = relay(&mut tls, &mut upstream, ctx.current.clone(), still).await;
     let event = ended_fields(&ctx, "egress", event, started, ended, || {

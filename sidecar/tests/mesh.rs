@@ -436,3 +436,41 @@ async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
     .await
     .expect("test deadline");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_svid_reaches_new_handshakes_while_open_connections_keep_theirs() {
+    timeout(Duration::from_secs(90), async {
+        let (dir, ca, mut sc) = served(POLICY).await;
+        let tcp_port = sc.addr("inbound:7000");
+        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+        let served_leaf = |s: &tokio_rustls::client::TlsStream<TcpStream>| {
+            s.get_ref().1.peer_certificates().unwrap()[0].clone()
+        };
+        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+        echo_roundtrip(&mut open, b"before").await.unwrap();
+        let first = served_leaf(&open);
+
+        // The SVID files are renewed (same identity, new certificate and key).
+        let renewed = ca.leaf(&[PAYMENTS]);
+        write_leaf(dir.path(), "svid", &renewed);
+        sc.hup();
+        sc.wait_for(
+            |v| v["rampart.reload.result"] == "ok",
+            "reload with the renewed SVID",
+        );
+
+        let mut new = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+        echo_roundtrip(&mut new, b"new").await.unwrap();
+        assert_eq!(
+            served_leaf(&new),
+            renewed.chain[0],
+            "a new handshake gets the renewed SVID"
+        );
+        assert_ne!(first, renewed.chain[0]);
+        // The connection opened before the renewal goes on, on the certificate it started with.
+        echo_roundtrip(&mut open, b"after").await.unwrap();
+        assert_eq!(served_leaf(&open), first);
+    })
+    .await
+    .expect("test deadline");
+}

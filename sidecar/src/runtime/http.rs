@@ -79,7 +79,7 @@ pub async fn connection(
     peer: SocketAddr,
     caller: Option<SpiffeId>,
 ) {
-    let own = ctx.generation().tls.id.clone();
+    let own = ctx.tls.id();
     let xfcc = caller
         .as_ref()
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
@@ -135,7 +135,7 @@ impl Conn {
     fn revoked(&self) -> Option<String> {
         let g = self.ctx.generation();
         if let Some(caller) = &self.caller {
-            if g.tls.is_revoked(caller) {
+            if self.ctx.tls.is_revoked(caller) {
                 return Some(format!(
                     "caller {caller} is revoked (trust bundle deny-list)"
                 ));
