@@ -323,14 +323,17 @@ pub fn peer_id(conn: &rustls::CommonState) -> Option<SpiffeId> {
     inspect::check_svid(leaf).ok()
 }
 
+/// What the handshake error says when a stalled handshake was evicted (by the inbound
+/// connection caps, to make room for a new caller from the same address).
+pub const EVICTED: &str =
+    "evicted: stalled in its handshake while its address was at the per-address cap";
+
 /// Why a handshake failed, as a stable metric label and words for the log.
 pub fn classify_handshake_error(e: &io::Error) -> (&'static str, String) {
     let text = e.to_string();
     match e.kind() {
         io::ErrorKind::TimedOut => return ("timeout", text),
-        io::ErrorKind::ConnectionAborted if text == crate::runtime::limits::EVICTED => {
-            return ("evicted_stalled", text)
-        }
+        io::ErrorKind::ConnectionAborted if text == EVICTED => return ("evicted_stalled", text),
         _ => {}
     }
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {

@@ -20,7 +20,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rampart_tls::spiffe::SpiffeId;
 use tokio::net::TcpStream;
 
-use super::inbound::{base_event, count};
+use super::log::base_event;
+use super::metrics::count;
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;

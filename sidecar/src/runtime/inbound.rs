@@ -9,12 +9,13 @@ use rampart_tls::spiffe::SpiffeId;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::log::Event;
+use super::log::{base_event, Event};
+use super::metrics::count;
 use super::relay::{ended_fields, relay};
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::{InboundPort, Protocol};
 use crate::mtls;
-use crate::policy::{Decision, InboundRequest, Verdict};
+use crate::policy::InboundRequest;
 
 /// Accepts connections for one app port until the process ends.
 pub async fn serve(ctx: Arc<Ctx>, port: InboundPort, listener: TcpListener) {
@@ -89,24 +90,6 @@ pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
     }
 }
 
-/// What every inbound log line carries.
-pub(crate) fn base_event(
-    name: &str,
-    port: &InboundPort,
-    peer: SocketAddr,
-    caller: Option<&SpiffeId>,
-    own: &SpiffeId,
-) -> Event {
-    Event::new(name)
-        .with("rampart.direction", "inbound")
-        .with("client.address", peer.ip().to_string())
-        .with("client.port", peer.port())
-        .with("server.port", port.port)
-        .with("network.transport", "tcp")
-        .maybe("rampart.caller.identity", caller.map(|c| c.to_string()))
-        .with("rampart.callee.identity", own.to_string())
-}
-
 async fn handle(ctx: Arc<Ctx>, port: Arc<InboundPort>, tcp: TcpStream, peer: SocketAddr) {
     let _in_flight = ctx.in_flight.guard();
     let own = ctx.tls.id();
@@ -158,31 +141,6 @@ fn handshake_failed(
             .with("rampart.reason.kind", label)
             .with("rampart.reason", text),
     );
-}
-
-/// Counts a decision (connections or requests, plus denials by reason and rule).
-pub(crate) fn count(ctx: &Ctx, direction: &str, unit: &str, d: &Decision) {
-    let family = if unit == "request" {
-        &ctx.metrics.requests
-    } else {
-        &ctx.metrics.connections
-    };
-    family
-        .with_label_values(&[direction, d.verdict.as_str()])
-        .inc();
-    if d.verdict != Verdict::Allow {
-        let mode = if d.verdict == Verdict::AuditDeny {
-            "audit"
-        } else {
-            "enforce"
-        };
-        let reason = d.reason.as_ref().map(|r| r.label()).unwrap_or("unknown");
-        let rule = d.rule.as_ref().map(|r| r.rule.as_ref()).unwrap_or("");
-        ctx.metrics
-            .denials
-            .with_label_values(&[direction, mode, reason, rule])
-            .inc();
-    }
 }
 
 async fn tcp_connection(

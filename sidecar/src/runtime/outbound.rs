@@ -10,8 +10,8 @@ use std::time::Instant;
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::inbound::count;
 use super::log::Event;
+use super::metrics::count;
 use super::relay::{ended_fields, relay};
 use super::{Ctx, Generation, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::config::OutboundListener;
