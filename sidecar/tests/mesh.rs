@@ -93,6 +93,24 @@ async fn served(policy: &str) -> (tempfile::TempDir, TestCa, Sidecar) {
     (dir, ca, sc)
 }
 
+/// The sidecar of [`served`] with [`POLICY`] and a frontend connection to its TCP port that
+/// has echoed once: (folder, CA, sidecar, TCP port, frontend's config, the connection).
+async fn frontend_connected() -> (
+    tempfile::TempDir,
+    TestCa,
+    Sidecar,
+    SocketAddr,
+    Arc<ClientConfig>,
+    tokio_rustls::client::TlsStream<TcpStream>,
+) {
+    let (dir, ca, sc) = served(POLICY).await;
+    let tcp_port = sc.addr("inbound:7000");
+    let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+    let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+    echo_roundtrip(&mut open, b"one").await.unwrap();
+    (dir, ca, sc, tcp_port, frontend, open)
+}
+
 /// One HTTP request over a fresh mTLS connection: (status, denied header, body).
 async fn get(
     addr: SocketAddr,
@@ -241,12 +259,7 @@ async fn tls_then_use(addr: SocketAddr, cfg: Arc<ClientConfig>) -> std::io::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_cuts_revoked_connections_and_refuses_bad_files() {
     timeout(Duration::from_secs(90), async {
-        let (dir, ca, mut sc) = served(POLICY).await;
-        let tcp_port = sc.addr("inbound:7000");
-        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
-
-        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
-        echo_roundtrip(&mut open, b"one").await.unwrap();
+        let (dir, _ca, mut sc, tcp_port, frontend, mut open) = frontend_connected().await;
 
         // A bad policy is refused; the old one keeps running and the open connection lives.
         std::fs::write(
@@ -399,11 +412,7 @@ port = 7000
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
     timeout(Duration::from_secs(90), async {
-        let (dir, ca, mut sc) = served(POLICY).await;
-        let tcp_port = sc.addr("inbound:7000");
-        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
-        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
-        echo_roundtrip(&mut open, b"one").await.unwrap();
+        let (dir, _ca, mut sc, tcp_port, frontend, mut open) = frontend_connected().await;
 
         std::fs::write(
             dir.path().join("revoked.toml"),
@@ -440,14 +449,10 @@ async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_renewed_svid_reaches_new_handshakes_while_open_connections_keep_theirs() {
     timeout(Duration::from_secs(90), async {
-        let (dir, ca, mut sc) = served(POLICY).await;
-        let tcp_port = sc.addr("inbound:7000");
-        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+        let (dir, ca, mut sc, tcp_port, frontend, mut open) = frontend_connected().await;
         let served_leaf = |s: &tokio_rustls::client::TlsStream<TcpStream>| {
             s.get_ref().1.peer_certificates().unwrap()[0].clone()
         };
-        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
-        echo_roundtrip(&mut open, b"before").await.unwrap();
         let first = served_leaf(&open);
 
         // The SVID files are renewed (same identity, new certificate and key).
