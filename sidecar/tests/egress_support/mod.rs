@@ -19,11 +19,16 @@ const IO: Duration = Duration::from_secs(10);
 type Seen = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
 
 /// A TCP destination on `ip` that records each connection's peer address and first bytes,
-/// answers `pong` and closes.
+/// answers `pong` and closes ([`Recorder::start`]); or an HTTP/1.1 origin that records each
+/// request head with its connection's peer and answers `200 pong`, keeping the connection
+/// open ([`Recorder::start_http`]).
 pub struct Recorder {
     pub addr: SocketAddr,
     seen: Seen,
 }
+
+/// The answer of an HTTP recorder.
+pub const PONG: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npong";
 
 impl Recorder {
     pub fn start(ip: IpAddr) -> Recorder {
@@ -31,6 +36,15 @@ impl Recorder {
     }
 
     pub fn start_at(at: SocketAddr) -> Recorder {
+        Self::serve(at, false)
+    }
+
+    /// An HTTP/1.1 origin (requests without bodies), one record per request.
+    pub fn start_http(ip: IpAddr) -> Recorder {
+        Self::serve(SocketAddr::new(ip, 0), true)
+    }
+
+    fn serve(at: SocketAddr, http: bool) -> Recorder {
         let l = TcpListener::bind(at).unwrap();
         let addr = l.local_addr().unwrap();
         let seen: Seen = Arc::default();
@@ -42,11 +56,25 @@ impl Recorder {
                 std::thread::spawn(move || {
                     let peer = s.peer_addr().unwrap();
                     s.set_read_timeout(Some(IO)).unwrap();
-                    let mut buf = vec![0u8; 16 * 1024];
-                    let n = s.read(&mut buf).unwrap_or(0);
-                    buf.truncate(n);
-                    record.lock().unwrap().push((peer, buf));
-                    let _ = s.write_all(b"pong");
+                    let mut buf = Vec::new();
+                    let mut chunk = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = s.read(&mut chunk).unwrap_or(0);
+                        buf.extend_from_slice(&chunk[..n]);
+                        if !http {
+                            record.lock().unwrap().push((peer, buf));
+                            let _ = s.write_all(b"pong");
+                            return;
+                        }
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head: Vec<u8> = buf.drain(..end + 4).collect();
+                            record.lock().unwrap().push((peer, head));
+                            let _ = s.write_all(PONG);
+                        }
+                        if n == 0 {
+                            return;
+                        }
+                    }
                 });
             }
         });
@@ -124,6 +152,47 @@ pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
         head,
         rest,
         local_port,
+    }
+}
+
+/// A kept-alive client connection: one request, one response (bodies by Content-Length).
+pub struct KeepAlive(TcpStream);
+
+impl KeepAlive {
+    pub fn connect(addr: SocketAddr) -> KeepAlive {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(IO)).unwrap();
+        KeepAlive(s)
+    }
+
+    /// Sends `request` (a head without body) and reads one response: (status, head, body).
+    pub fn exchange(&mut self, request: &str) -> (u16, String, Vec<u8>) {
+        self.0.write_all(request.as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(n)) = resp.parse(&buf) {
+                let len: usize = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= n + len {
+                    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    return (resp.code.unwrap(), head, buf[n..n + len].to_vec());
+                }
+            }
+            let got = self.0.read(&mut chunk).unwrap();
+            assert!(
+                got > 0,
+                "closed before a whole response: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..got]);
+        }
     }
 }
 
