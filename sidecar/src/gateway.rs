@@ -300,13 +300,8 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
     };
     let event = event.with("rampart.caller.service", service.clone());
     let Some(egress) = rt.egress(policy) else {
-        return deny(
-            &ctx,
-            event,
-            "resolver_unconfigured",
-            None,
-            "the gateway has no resolver".into(),
-        );
+        crate::egress::no_resolver(&ctx, event);
+        return;
     };
     // The calling sidecar sends its first bytes right after the CONNECT: nothing is answered
     // until the destination is dialled, so every refusal reaches it as a 403 with the reason.

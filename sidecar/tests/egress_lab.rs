@@ -65,6 +65,13 @@ fn denied_line(sc: &mut Sidecar, reason: &str, rule: Option<&str>) -> Value {
     line
 }
 
+/// A CONNECT refused before anything was dialled: a 403 naming `reason`, and the log line.
+fn refused_before_dial(sc: &mut Sidecar, got: Proxied, reason: &str) {
+    assert_eq!(got.status(), 403, "{got:?}");
+    assert_eq!(got.header("x-rampart-deny-reason").as_deref(), Some(reason));
+    denied_line(sc, reason, None);
+}
+
 #[test]
 fn egress_through_the_sidecar_against_the_dnssec_lab() {
     let mut lab = match DnsLab::start() {
@@ -88,9 +95,11 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
         "frontend",
         "frontend",
         &format!(
-            "[egress]\nresolvers = [\"{}\"]\ntrust_anchor = \"{}\"\nproxy_listen = \"127.0.0.1:0\"\ncache_floor_secs = 0\n",
-            lab.resolver,
-            toml_path(&lab.anchor_file)
+            "[egress]\n{}",
+            lab_resolver(
+                &lab,
+                "proxy_listen = \"127.0.0.1:0\"\ncache_floor_secs = 0\n"
+            )
         ),
     );
     let mut sc = Sidecar::start(&config);
@@ -180,22 +189,18 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
 
     // Unlisted name: 403 before anything is dialled, with the reason.
     let before = dest.seen().len();
-    let got = connect_via(proxy, &format!("deep.api.signed.test:{port}"), &hello);
-    assert_eq!(got.status(), 403, "{got:?}");
-    assert_eq!(
-        got.header("x-rampart-deny-reason").as_deref(),
-        Some("no_rule")
+    refused_before_dial(
+        &mut sc,
+        connect_via(proxy, &format!("deep.api.signed.test:{port}"), &hello),
+        "no_rule",
     );
-    denied_line(&mut sc, "no_rule", None);
 
     // IP literal, even carrying an allowed SNI inside.
-    let got = connect_via(proxy, &format!("127.0.0.10:{port}"), &hello);
-    assert_eq!(got.status(), 403, "{got:?}");
-    assert_eq!(
-        got.header("x-rampart-deny-reason").as_deref(),
-        Some("raw_ip_not_named")
+    refused_before_dial(
+        &mut sc,
+        connect_via(proxy, &format!("127.0.0.10:{port}"), &hello),
+        "raw_ip_not_named",
     );
-    denied_line(&mut sc, "raw_ip_not_named", None);
 
     // SNI spoofing: CONNECT to an allowed name, a ClientHello for another inside.
     let got = connect_via(

@@ -177,6 +177,14 @@ pub(crate) fn deny(ctx: &Ctx, event: Event, reason: &str, rule: Option<&str>, te
     );
 }
 
+/// Logs and counts a refusal for want of a resolver (no `egress.resolvers`, and no gateway to
+/// leave through); returns the explanation.
+pub(crate) fn no_resolver(ctx: &Ctx, event: Event) -> String {
+    let text = "no resolver configured (egress.resolvers) and no gateway".to_string();
+    deny(ctx, event, "resolver_unconfigured", None, text.clone());
+    text
+}
+
 /// Logs and counts a rampart-egress denial.
 pub(crate) fn denied(ctx: &Ctx, event: Event, d: &Denied) {
     deny(ctx, event, d.reason(), d.rule(), d.to_string());
@@ -320,13 +328,8 @@ pub async fn handle(
         return;
     }
     let Some(egress) = rt.egress(policy) else {
-        return deny(
-            &ctx,
-            event,
-            "resolver_unconfigured",
-            None,
-            "no resolver configured (egress.resolvers) and no gateway".into(),
-        );
+        no_resolver(&ctx, event);
+        return;
     };
     match egress.connect(admitted.decision.clone()).await {
         Ok(c) => {

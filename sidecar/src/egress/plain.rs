@@ -219,11 +219,12 @@ impl HttpEgress {
         let (sender, event) = match &self.via {
             Via::Direct => {
                 let Some(egress) = self.rt.egress(policy) else {
-                    return Err(refuse(
-                        event,
+                    let text = super::no_resolver(ctx, event);
+                    return Err(forbidden(
+                        StatusCode::FORBIDDEN,
                         "resolver_unconfigured",
                         None,
-                        "no resolver configured (egress.resolvers) and no gateway".into(),
+                        &text,
                     ));
                 };
                 let c = match egress.connect(decision.clone()).await {

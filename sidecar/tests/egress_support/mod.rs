@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rampart_dns::testlab::DnsLab;
 
 use crate::support::{write_leaf, TestCa};
 
@@ -155,8 +157,9 @@ pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
     }
 }
 
-/// A kept-alive client connection: one request, one response (bodies by Content-Length).
-pub struct KeepAlive(TcpStream);
+/// A kept-alive client connection (plain TCP, or any stream such as a rustls one): one
+/// request, one response (bodies by Content-Length).
+pub struct KeepAlive<S: Read + Write = TcpStream>(pub S);
 
 impl KeepAlive {
     pub fn connect(addr: SocketAddr) -> KeepAlive {
@@ -165,6 +168,22 @@ impl KeepAlive {
         KeepAlive(s)
     }
 
+    /// Mutual TLS to `addr` presenting `leaf` (the server must be of `ca`'s trust domain).
+    pub fn mtls(
+        addr: SocketAddr,
+        ca: &TestCa,
+        leaf: &crate::support::Leaf,
+    ) -> KeepAlive<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(IO)).unwrap();
+        let config = crate::support::client_config(ca, Some(leaf));
+        let name = rustls_pki_types::ServerName::try_from("egress-gateway").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        KeepAlive(rustls::StreamOwned::new(conn, tcp))
+    }
+}
+
+impl<S: Read + Write> KeepAlive<S> {
     /// Sends `request` (a head without body) and reads one response: (status, head, body).
     pub fn exchange(&mut self, request: &str) -> (u16, String, Vec<u8>) {
         self.0.write_all(request.as_bytes()).unwrap();
@@ -256,6 +275,61 @@ impl MeshDir {
             ),
         )
     }
+}
+
+/// The set-up of the gateway tests on loopback: the DNSSEC lab, a destination on 127.0.0.10,
+/// a free port for the gateway, and a mesh folder with frontend's and the gateway's identities
+/// (and `more`), whose directory names both services.
+pub struct GatewaySetup {
+    pub lab: DnsLab,
+    pub dest: Recorder,
+    pub port: u16,
+    pub gw_port: u16,
+    pub mesh: MeshDir,
+}
+
+impl GatewaySetup {
+    /// `None` (after saying why) when the DNS lab cannot start here.
+    pub fn start(test: &str, more: &[(&str, &str)]) -> Option<GatewaySetup> {
+        let lab = match DnsLab::start() {
+            Ok(lab) => lab,
+            Err(e) => {
+                eprintln!("SKIPPED {test}: {e}");
+                return None;
+            }
+        };
+        let dest = Recorder::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
+        let gw_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut ids = vec![("frontend", FRONTEND), ("gateway", GATEWAY)];
+        ids.extend_from_slice(more);
+        let mesh = MeshDir::new(
+            &ids,
+            &format!(
+                "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n\
+                 [[service]]\nname = \"egress-gateway\"\nidentity = \"{GATEWAY}\"\nendpoints = [{{ port = 15443, address = \"127.0.0.1:{gw_port}\" }}]\n"
+            ),
+        );
+        Some(GatewaySetup {
+            port: dest.addr.port(),
+            lab,
+            dest,
+            gw_port,
+            mesh,
+        })
+    }
+}
+
+/// The `[egress]` lines of a config resolving through `lab`, then `extra`.
+pub fn lab_resolver(lab: &DnsLab, extra: &str) -> String {
+    format!(
+        "resolvers = [\"{}\"]\ntrust_anchor = \"{}\"\n{extra}",
+        lab.resolver,
+        toml_path(&lab.anchor_file)
+    )
 }
 
 /// Path as a TOML string value.
