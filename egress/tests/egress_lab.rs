@@ -8,26 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_dns::testlab::{DnsLab, LabError};
+use rampart_dns::testlab::DnsLab;
 use rampart_dns::{AddressClass, DnsDenial, Resolver};
 use rampart_egress::{Connected, Denied, DialOptions, Egress, EgressPolicy, Mode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const LO10: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
-
-fn lab() -> Option<DnsLab> {
-    match DnsLab::start() {
-        Ok(l) => Some(l),
-        Err(LabError::Missing(tools)) => {
-            eprintln!(
-                "SKIP: DNS lab tools not installed: {tools:?} (run scripts/ensure-deps.sh as root)"
-            );
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
 
 /// A ClientHello as rustls sends it; an IP server name means no SNI.
 fn client_hello(server: &str) -> Vec<u8> {
@@ -164,7 +151,9 @@ fn denied(r: Result<Connected, Denied>) -> Denied {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_cases() {
-    let Some(mut lab) = lab() else { return };
+    let Some(mut lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let fx = fixture(&lab, port, "", DialOptions::default());
     // The app "dialled" some address; transparently redirected, the SNI decides.
@@ -351,7 +340,9 @@ async fn egress_cases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebinding_cannot_move_a_pinned_connection() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let fx = fixture(&lab, port, "", DialOptions::default());
     let dst = transparent(Ipv4Addr::new(203, 0, 113, 50), port);
@@ -404,7 +395,9 @@ async fn rebinding_cannot_move_a_pinned_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_dials_from_the_fixed_source_address() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
     let fx = fixture(
