@@ -142,6 +142,12 @@ fn transparent(ip: Ipv4Addr, port: u16) -> Mode {
     }
 }
 
+/// The refusal of a transparent connection that sends a ClientHello for `sni`.
+async fn refused(egress: &Egress, dst: Mode, sni: &str) -> Denied {
+    let (out, _) = run(egress, dst, client_hello(sni), None).await;
+    denied(out)
+}
+
 fn denied(r: Result<Connected, Denied>) -> Denied {
     match r {
         Ok(c) => panic!("expected a denial, got {} to {}", c.decision, c.peer),
@@ -192,8 +198,7 @@ async fn egress_cases() {
         let (out, _) = run(&fx.egress, spoofed_dst, client_hello(name), None).await;
         assert_eq!(out.unwrap().decision.rule, "wild", "{name}");
     }
-    let (out, _) = run(&fx.egress, spoofed_dst, client_hello("signed.test"), None).await;
-    let e = denied(out);
+    let e = refused(&fx.egress, spoofed_dst, "signed.test").await;
     assert_eq!(e.reason(), "no_rule");
     assert!(e.to_string().contains("never signed.test itself"), "{e}");
 
@@ -306,14 +311,7 @@ async fn egress_cases() {
     // Bogus zone. (After the unsigned zone: the lab serves every zone from one Knot address,
     // and Unbound's retries against it after a validation failure can briefly delay other
     // lookups through it.)
-    let (out, _) = run(
-        &fx.egress,
-        spoofed_dst,
-        client_hello("www.bogus.test"),
-        None,
-    )
-    .await;
-    let e = denied(out);
+    let e = refused(&fx.egress, spoofed_dst, "www.bogus.test").await;
     assert_eq!(
         (e.reason(), e.rule()),
         ("dnssec_bogus", Some("bogus")),
@@ -323,14 +321,7 @@ async fn egress_cases() {
     // Resolver down: a fresh resolver (nothing cached) cannot reach it.
     lab.stop_resolver();
     let down = fixture(&lab, port, "", DialOptions::default());
-    let (out, _) = run(
-        &down.egress,
-        spoofed_dst,
-        client_hello("www.signed.test"),
-        None,
-    )
-    .await;
-    let e = denied(out);
+    let e = refused(&down.egress, spoofed_dst, "www.signed.test").await;
     assert_eq!(
         (e.reason(), e.rule()),
         ("resolver_unreachable", Some("www")),
