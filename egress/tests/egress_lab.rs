@@ -8,43 +8,17 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_dns::testlab::{DnsLab, LabError};
+use rampart_dns::testlab::DnsLab;
 use rampart_dns::{AddressClass, DnsDenial, Resolver};
 use rampart_egress::{Connected, Denied, DialOptions, Egress, EgressPolicy, Mode};
-use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const LO10: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
 
-fn lab() -> Option<DnsLab> {
-    match DnsLab::start() {
-        Ok(l) => Some(l),
-        Err(LabError::Missing(tools)) => {
-            eprintln!(
-                "SKIP: DNS lab tools not installed: {tools:?} (run scripts/ensure-deps.sh as root)"
-            );
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
-
 /// A ClientHello as rustls sends it; an IP server name means no SNI.
 fn client_hello(server: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = ServerName::try_from(server.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
+    rampart_egress::testkit::client_hello(server).unwrap()
 }
 
 /// An upstream on 127.0.0.10 that reports each connection's peer and first bytes.
@@ -70,47 +44,42 @@ async fn upstream() -> (u16, tokio::sync::mpsc::Receiver<(SocketAddr, Vec<u8>)>)
 }
 
 fn policy(port: u16, extra: &str) -> EgressPolicy {
-    let text = format!(
-        r#"
-[[hosts]]
-name = "www"
-host = "www.signed.test"
-ports = [{port}]
-protocol = "tls"
-internal = ["127.0.0.10/32"]
-
-[[hosts]]
-name = "wild"
-host = "*.signed.test"
-ports = [{port}]
-protocol = "tls"
-dnssec = "required"
-internal = ["127.0.0.10/32"]
-
-[[hosts]]
-name = "bogus"
-host = "www.bogus.test"
-ports = [{port}]
-protocol = "tls"
-internal = ["127.0.0.0/8"]
-
-[[hosts]]
-name = "plain-if-signed"
-host = "www.plain.test"
-ports = [{port}]
-protocol = "tls"
-internal = ["127.0.0.10/32"]
-
-[[hosts]]
-name = "plain-http"
-host = "www.plain.test"
-ports = [{port}]
-protocol = "http"
-dnssec = "required"
-internal = ["127.0.0.10/32"]
-{extra}
-"#
-    );
+    // (name, host, protocol, dnssec, internal network)
+    let rules = [
+        ("www", "www.signed.test", "tls", None, "127.0.0.10/32"),
+        (
+            "wild",
+            "*.signed.test",
+            "tls",
+            Some("required"),
+            "127.0.0.10/32",
+        ),
+        ("bogus", "www.bogus.test", "tls", None, "127.0.0.0/8"),
+        (
+            "plain-if-signed",
+            "www.plain.test",
+            "tls",
+            None,
+            "127.0.0.10/32",
+        ),
+        (
+            "plain-http",
+            "www.plain.test",
+            "http",
+            Some("required"),
+            "127.0.0.10/32",
+        ),
+    ];
+    let mut text = String::new();
+    for (name, host, protocol, dnssec, internal) in rules {
+        let dnssec = dnssec
+            .map(|d| format!("dnssec = \"{d}\"\n"))
+            .unwrap_or_default();
+        text += &format!(
+            "[[hosts]]\nname = \"{name}\"\nhost = \"{host}\"\nports = [{port}]\nprotocol = \"{protocol}\"\n{dnssec}internal = [\"{internal}\"]\n\n"
+        );
+    }
+    text += extra;
     EgressPolicy::from_toml(&text, "egress_lab.toml").unwrap()
 }
 
@@ -173,6 +142,12 @@ fn transparent(ip: Ipv4Addr, port: u16) -> Mode {
     }
 }
 
+/// The refusal of a transparent connection that sends a ClientHello for `sni`.
+async fn refused(egress: &Egress, dst: Mode, sni: &str) -> Denied {
+    let (out, _) = run(egress, dst, client_hello(sni), None).await;
+    denied(out)
+}
+
 fn denied(r: Result<Connected, Denied>) -> Denied {
     match r {
         Ok(c) => panic!("expected a denial, got {} to {}", c.decision, c.peer),
@@ -182,7 +157,9 @@ fn denied(r: Result<Connected, Denied>) -> Denied {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_cases() {
-    let Some(mut lab) = lab() else { return };
+    let Some(mut lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let fx = fixture(&lab, port, "", DialOptions::default());
     // The app "dialled" some address; transparently redirected, the SNI decides.
@@ -221,8 +198,7 @@ async fn egress_cases() {
         let (out, _) = run(&fx.egress, spoofed_dst, client_hello(name), None).await;
         assert_eq!(out.unwrap().decision.rule, "wild", "{name}");
     }
-    let (out, _) = run(&fx.egress, spoofed_dst, client_hello("signed.test"), None).await;
-    let e = denied(out);
+    let e = refused(&fx.egress, spoofed_dst, "signed.test").await;
     assert_eq!(e.reason(), "no_rule");
     assert!(e.to_string().contains("never signed.test itself"), "{e}");
 
@@ -335,14 +311,7 @@ async fn egress_cases() {
     // Bogus zone. (After the unsigned zone: the lab serves every zone from one Knot address,
     // and Unbound's retries against it after a validation failure can briefly delay other
     // lookups through it.)
-    let (out, _) = run(
-        &fx.egress,
-        spoofed_dst,
-        client_hello("www.bogus.test"),
-        None,
-    )
-    .await;
-    let e = denied(out);
+    let e = refused(&fx.egress, spoofed_dst, "www.bogus.test").await;
     assert_eq!(
         (e.reason(), e.rule()),
         ("dnssec_bogus", Some("bogus")),
@@ -352,14 +321,7 @@ async fn egress_cases() {
     // Resolver down: a fresh resolver (nothing cached) cannot reach it.
     lab.stop_resolver();
     let down = fixture(&lab, port, "", DialOptions::default());
-    let (out, _) = run(
-        &down.egress,
-        spoofed_dst,
-        client_hello("www.signed.test"),
-        None,
-    )
-    .await;
-    let e = denied(out);
+    let e = refused(&down.egress, spoofed_dst, "www.signed.test").await;
     assert_eq!(
         (e.reason(), e.rule()),
         ("resolver_unreachable", Some("www")),
@@ -369,7 +331,9 @@ async fn egress_cases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebinding_cannot_move_a_pinned_connection() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let fx = fixture(&lab, port, "", DialOptions::default());
     let dst = transparent(Ipv4Addr::new(203, 0, 113, 50), port);
@@ -422,7 +386,9 @@ async fn rebinding_cannot_move_a_pinned_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_dials_from_the_fixed_source_address() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
     let fx = fixture(
