@@ -244,7 +244,25 @@ pub async fn handshake(
     sni: &str,
     cfg: Arc<rustls::ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
+    handshake_from(LOOPBACK, port, sni, cfg).await
+}
+
+/// The client address of the tests' connections.
+pub const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// [`handshake`] from another loopback address (`127.0.0.2`: another client for per-IP limits).
+pub async fn handshake_from(
+    source: std::net::IpAddr,
+    port: u16,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| e.to_string())?;
+    let tcp = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .map_err(|e| e.to_string())?;
     let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
@@ -256,12 +274,23 @@ pub async fn handshake(
 
 /// One HTTPS/1.1 request with `Connection: close`.
 pub async fn https(port: u16, sni: &str, ca_pem: &str, request: &str) -> Result<Resp, String> {
+    https_from(LOOPBACK, port, sni, ca_pem, request).await
+}
+
+/// [`https`] from another loopback address.
+pub async fn https_from(
+    source: std::net::IpAddr,
+    port: u16,
+    sni: &str,
+    ca_pem: &str,
+    request: &str,
+) -> Result<Resp, String> {
     let cfg = client_config(
         ca_pem,
         &[&rustls::version::TLS13, &rustls::version::TLS12],
         &[b"http/1.1"],
     );
-    let mut s = handshake(port, sni, cfg).await?;
+    let mut s = handshake_from(source, port, sni, cfg).await?;
     s.write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
