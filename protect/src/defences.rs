@@ -607,12 +607,11 @@ cooldown_secs = 60
         let open = d.conn_filter.claim(peer).unwrap();
         open.slot().established();
 
-        // Shedding at 1 in flight, login burst 3, and one connection per IP.
+        // Shedding at 1 in flight, login burst 3, and two connections per IP (was one).
         let mut next = config.clone();
         next.shed.max_in_flight = 1;
         next.rate_limit.routes.get_mut("login").unwrap().burst = Some(3);
-        next.connections.max_per_ip = 1;
-        next.connections.max_connections = 5;
+        next.connections.max_per_ip = 2;
         let (new, tasks) = DefenceSettings::build(&next, routes(), Some(&old)).unwrap();
         assert_eq!(
             tasks.len(),
@@ -620,8 +619,14 @@ cooldown_secs = 60
             "the new limiter's sweeper, the alerter kept"
         );
         // Not in force yet: the defences read nothing of it.
-        assert!(d.conn_filter.admit("10.2.2.2:1001".parse().unwrap()));
+        assert!(!d.conn_filter.admit("10.2.2.2:1001".parse().unwrap()));
         store.store(new.clone());
+        // The open connection counts under the new cap: one more, not two.
+        let second: std::net::SocketAddr = "10.2.2.2:1001".parse().unwrap();
+        assert!(d.conn_filter.admit(second));
+        let second = d.conn_filter.claim(second).unwrap();
+        second.slot().established();
+        assert!(!d.conn_filter.admit("10.2.2.2:1002".parse().unwrap()));
         // The held request stays counted under the new shedding limit...
         let shed = d
             .admit_request(&new, Some("api"), client)
@@ -639,14 +644,12 @@ cooldown_secs = 60
             .await
             .unwrap_err();
         assert_eq!(limited.reason, DenialReason::RateLimit);
-        // The open connection stays counted under the new per-IP cap of 1.
-        assert!(!d.conn_filter.admit("10.2.2.2:1002".parse().unwrap()));
 
         // Unchanged [rate_limit]: its buckets carry over (login is spent).
         let (same, tasks) = DefenceSettings::build(&next, routes(), Some(&new)).unwrap();
         assert_eq!(tasks.len(), 1, "the sweeper of the new generation");
         assert!(d.admit_request(&same, Some("login"), client).await.is_err());
-        drop(open);
+        drop((open, second));
     }
 
     #[test]
