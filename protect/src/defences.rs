@@ -321,42 +321,25 @@ impl Defences {
         route: Option<&str>,
         client: IpAddr,
     ) -> Result<InFlightGuard, Refusal> {
+        let refuse = |reason, status, retry_after_secs, scope| {
+            let refusal = Refusal {
+                reason,
+                status,
+                retry_after_secs,
+                scope,
+            };
+            Err(self.refuse(settings, route, client, refusal))
+        };
         let guard = match self.shed.try_acquire(&settings.config.shed) {
             Ok(g) => g,
-            Err(shed) => {
-                return Err(self.refuse(
-                    settings,
-                    route,
-                    client,
-                    DenialReason::LoadShed,
-                    503,
-                    shed.retry_after_secs,
-                    "shed",
-                ));
-            }
+            Err(shed) => return refuse(DenialReason::LoadShed, 503, shed.retry_after_secs, "shed"),
         };
         if let Decision::Deny { retry_after_secs } = settings.rate.check(route, client) {
-            return Err(self.refuse(
-                settings,
-                route,
-                client,
-                DenialReason::RateLimit,
-                429,
-                retry_after_secs,
-                "local",
-            ));
+            return refuse(DenialReason::RateLimit, 429, retry_after_secs, "local");
         }
         if let Some(fleet) = &self.fleet {
             if let Decision::Deny { retry_after_secs } = fleet.check(route, client).await {
-                return Err(self.refuse(
-                    settings,
-                    route,
-                    client,
-                    DenialReason::RateLimit,
-                    429,
-                    retry_after_secs,
-                    "fleet",
-                ));
+                return refuse(DenialReason::RateLimit, 429, retry_after_secs, "fleet");
             }
         }
         Ok(guard)
@@ -422,28 +405,22 @@ impl Defences {
         self.guard_slow_client(self.guard_h2(stream))
     }
 
+    /// Counts and alerts a refusal; returns it for the caller to answer.
     fn refuse(
         &self,
         settings: &DefenceSettings,
         route: Option<&str>,
         client: IpAddr,
-        reason: DenialReason,
-        status: u16,
-        retry_after_secs: u64,
-        scope: &'static str,
+        refusal: Refusal,
     ) -> Refusal {
-        let mut denial = Denial::new(reason).detail(format!(
-            "{scope} limit, client key {}",
+        let mut denial = Denial::new(refusal.reason).detail(format!(
+            "{} limit, client key {}",
+            refusal.scope,
             settings.rate.key(client)
         ));
         denial.route = route.map(str::to_string);
         self.denials.record(&denial);
-        Refusal {
-            reason,
-            status,
-            retry_after_secs,
-            scope,
-        }
+        refusal
     }
 }
 

@@ -30,11 +30,7 @@ fn config(b: &Basic, upstream: std::net::SocketAddr, value: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
     install_provider();
-    let upstream = start_upstream().await;
-    let pki = Pki::new("reload");
-    let dir = tempfile::tempdir().unwrap();
-    pki.leaf(dir.path(), "edge", &["app.test"]);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("reload", &["app.test"]).await;
     let edge = Edge::start(&config(&b, upstream, "g0"), dir);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -119,9 +115,7 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
         !stderr.contains('\u{1b}'),
         "colour codes in piped stderr: {stderr:?}"
     );
-    let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
-        .await
-        .unwrap();
+    let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-config-generation"), Some("g5"));
     // A config whose certificate is broken: refused as a whole.
@@ -133,9 +127,7 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
     .unwrap();
     edge.signal("HUP");
     edge.wait_stderr_within("config reload refused", 2, RELOAD_WAIT);
-    let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
-        .await
-        .unwrap();
+    let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "")).await;
     assert_eq!(r.header("x-config-generation"), Some("g5"));
     let m = admin(b.admin, "/metrics").await.body;
     assert!(
@@ -153,11 +145,7 @@ use std::sync::Mutex;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     install_provider();
-    let upstream = start_upstream().await;
-    let pki = Pki::new("term");
-    let dir = tempfile::tempdir().unwrap();
-    pki.leaf(dir.path(), "edge", &["app.test"]);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("term", &["app.test"]).await;
     let mut edge = Edge::start(
         &config(&b, upstream, "x")
             .replace("threads = 1", "threads = 1\nshutdown_grace_seconds = 5"),
@@ -296,9 +284,7 @@ async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests
         // A new connection: the new certificate and the new routes, from the same generation.
         let second = served_serial(b.https, &pki.ca_pem).await;
         assert_ne!(first, second, "the reload published the new certificate");
-        let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
-            .await
-            .unwrap();
+        let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "")).await;
         assert_eq!(r.header("x-config-generation"), Some("g2"));
         let m = admin(b.admin, "/metrics").await.body;
         assert!(

@@ -128,13 +128,7 @@ impl Setup {
     fn config(&self, upstream: SocketAddr, protect: &str, app_mode: &str) -> String {
         format!(
             r#"
-[server]
-threads = 1
-[admin]
-address = "127.0.0.1:{admin}"
-[log]
-access_log = "access.log"
-{protect}
+{head}{protect}
 [[listeners]]
 name = "plain"
 address = "127.0.0.1:{port}"
@@ -193,7 +187,7 @@ name = "limited"
 hosts = ["limited.test"]
 upstream = "app"
 "#,
-            admin = self.admin,
+            head = config_head(self.admin, ""),
             port = self.port,
         )
     }

@@ -277,6 +277,13 @@ pub async fn https(port: u16, sni: &str, ca_pem: &str, request: &str) -> Result<
     https_from(LOOPBACK, port, sni, ca_pem, request).await
 }
 
+/// [`https`] that must get a response: a transport error fails the test, naming the request.
+pub async fn https_response(port: u16, sni: &str, ca_pem: &str, request: &str) -> Resp {
+    https(port, sni, ca_pem, request)
+        .await
+        .unwrap_or_else(|e| panic!("{sni}: {request:?}: {e}"))
+}
+
 /// [`https`] from another loopback address.
 pub async fn https_from(
     source: std::net::IpAddr,
@@ -421,14 +428,7 @@ impl Basic {
     pub fn config_with(&self, upstream: SocketAddr, extra_route: &str, protect: &str) -> String {
         format!(
             r#"
-[server]
-threads = 1
-trusted_proxies = ["10.0.0.0/8"]
-[admin]
-address = "127.0.0.1:{admin}"
-[log]
-access_log = "access.log"
-{protect}
+{head}{protect}
 [[listeners]]
 name = "https"
 address = "127.0.0.1:{https}"
@@ -461,11 +461,31 @@ hosts = ["dead.test"]
 upstream = "dead"
 {extra_route}
 "#,
-            admin = self.admin,
+            head = config_head(self.admin, "trusted_proxies = [\"10.0.0.0/8\"]"),
             https = self.https,
             http = self.http,
         )
     }
+}
+
+/// What most edge tests start from: the test upstream, a CA with the edge's leaf
+/// (`edge.pem`/`edge.key`, for `names`) in a fresh folder, and a [`Basic`] config's ports.
+pub async fn bench(name: &str, names: &[&str]) -> (SocketAddr, Pki, tempfile::TempDir, Basic) {
+    let upstream = start_upstream().await;
+    let pki = Pki::new(name);
+    let dir = tempfile::tempdir().unwrap();
+    pki.leaf(dir.path(), "edge", names);
+    (upstream, pki, dir, Basic::new())
+}
+
+/// The sections every test edge starts with: `[server]` with one worker thread (and `server`,
+/// more `[server]` lines), `[admin]` on loopback port `admin`, the access log in the config's
+/// folder.
+pub fn config_head(admin: u16, server: &str) -> String {
+    format!(
+        "[server]\nthreads = 1\n{server}\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\
+         [log]\naccess_log = \"access.log\"\n"
+    )
 }
 
 /// Admin GET.
