@@ -255,7 +255,7 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
             bundle,
         } = setup().await;
         // Served under the CA's bundle, for its name, and the request goes through.
-        let r = https_response(b.https, "www.edge.test", &bundle, &get("www.edge.test", "/", "")).await;
+        let r = b.send(&bundle, "www.edge.test", &get("www.edge.test", "/", "")).await;
         assert_eq!(r.status, 200, "{r:?}");
         // A connection opened now keeps its certificate across the renewal.
         let cfg = client_config(&bundle, &[&rustls::version::TLS13], &[b"http/1.1"]);
@@ -349,13 +349,9 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
             bundle,
         } = setup().await;
         // Allowed: the upstream sees the edge's SPIFFE ID.
-        let r = https_response(
-            b.https,
-            "pay.edge.test",
-            &bundle,
-            &get("pay.edge.test", "/", ""),
-        )
-        .await;
+        let r = b
+            .send(&bundle, "pay.edge.test", &get("pay.edge.test", "/", ""))
+            .await;
         assert_eq!(r.status, 200, "{r:?}");
         assert!(r.body.contains(&format!("caller={EDGE}\n")), "{}", r.body);
         let serial = |body: &str| {
@@ -367,13 +363,9 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         let first = serial(&r.body);
 
         // An upstream presenting another SPIFFE ID (same CA, valid chain): 502, nothing sent.
-        let r = https_response(
-            b.https,
-            "bad.edge.test",
-            &bundle,
-            &get("bad.edge.test", "/", ""),
-        )
-        .await;
+        let r = b
+            .send(&bundle, "bad.edge.test", &get("bad.edge.test", "/", ""))
+            .await;
         assert_eq!(r.status, 502, "{r:?}");
         edge.wait_stderr(
             "upstream refused: its certificate failed the SPIFFE checks",
@@ -419,13 +411,9 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         .await;
         assert_ne!(renewed, first);
         // The imposter is still refused afterwards (its leaf is not cached as good).
-        let r = https_response(
-            b.https,
-            "bad.edge.test",
-            &bundle,
-            &get("bad.edge.test", "/", ""),
-        )
-        .await;
+        let r = b
+            .send(&bundle, "bad.edge.test", &get("bad.edge.test", "/", ""))
+            .await;
         assert_eq!(r.status, 502, "{r:?}");
 
         // `rampart-pki revoke --id` on the upstream: the deny-list reaches the edge with its

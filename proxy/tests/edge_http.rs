@@ -52,7 +52,7 @@ async fn proxied_response_is_hardened_and_forwarding_replaced() {
     let (upstream, pki, dir, b) = bench("t1", NAMES).await;
     let edge = Edge::start(&b.config(upstream, ""), dir);
 
-    let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/?token=s3cr3t&q=1", "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nCookie: sid=cookiesecret\r\nAuthorization: Bearer authsecret\r\nUser-Agent: tester\r\n")).await;
+    let r = b.send(&pki.ca_pem, "app.test", &get("app.test", "/?token=s3cr3t&q=1", "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nCookie: sid=cookiesecret\r\nAuthorization: Bearer authsecret\r\nUser-Agent: tester\r\n")).await;
     assert_eq!(r.status, 200);
     assert_hardened(&r, true);
     let csp = r.header("content-security-policy").unwrap();
@@ -123,13 +123,13 @@ async fn proxied_response_is_hardened_and_forwarding_replaced() {
 async fn upstream_csp_kept_cookies_rules() {
     let (upstream, pki, dir, b) = bench("t2", NAMES).await;
     let _edge = Edge::start(&b.config(upstream, ""), dir);
-    let r = https_response(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        &get("app.test", "/csp/cookies", ""),
-    )
-    .await;
+    let r = b
+        .send(
+            &pki.ca_pem,
+            "app.test",
+            &get("app.test", "/csp/cookies", ""),
+        )
+        .await;
     assert_eq!(
         r.header("content-security-policy"),
         Some("default-src 'self' upstream.example")
@@ -154,63 +154,44 @@ async fn edge_error_pages_are_hardened() {
     let (upstream, pki, dir, b) = bench("t3", NAMES).await;
     let edge = Edge::start(&b.config(upstream, ""), dir);
 
-    // 404: no route.
-    let r = https_response(
-        b.https,
-        "other.test",
-        &pki.ca_pem,
-        &get("other.test", "/", ""),
-    )
-    .await;
-    assert_eq!(r.status, 404);
-    assert_hardened(&r, true);
-    // 502: unreachable upstream, fast.
-    let t = std::time::Instant::now();
-    let r = https_response(
-        b.https,
-        "dead.test",
-        &pki.ca_pem,
-        &get("dead.test", "/", ""),
-    )
-    .await;
-    assert!(r.status == 502 || r.status == 503, "{r:?}");
-    assert!(t.elapsed() < std::time::Duration::from_secs(2));
-    assert_hardened(&r, true);
-    // 400: Host header that is not a host.
-    let r = https_response(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(r.status, 400);
-    assert_hardened(&r, true);
-    // 400: two Host headers; never forwarded.
-    let r = https_response(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "GET / HTTP/1.1\r\nHost: app.test\r\nHost: evil.test\r\nConnection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(r.status, 400);
-    assert_hardened(&r, true);
-    // 400: conflicting Content-Length values (smuggling material). (CL + TE is handled by
-    // Pingora per RFC 9112: CL dropped, keep-alive off.)
-    let r = https_response(b.https, "app.test", &pki.ca_pem, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello").await;
-    assert_eq!(r.status, 400);
-    assert_hardened(&r, true);
-    // 405 for CONNECT, from the edge.
-    let r = https_response(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n",
-    )
-    .await;
-    assert_eq!(r.status, 405);
-    assert_hardened(&r, true);
+    // Every answer of the edge's own is hardened: (SNI, request, acceptable statuses).
+    let cases: [(&str, String, &[u16]); 6] = [
+        // No route.
+        ("other.test", get("other.test", "/", ""), &[404]),
+        // Unreachable upstream, answered fast (checked below).
+        ("dead.test", get("dead.test", "/", ""), &[502, 503]),
+        // A Host header that is not a host.
+        ("app.test", "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n".into(), &[400]),
+        // Two Host headers; never forwarded.
+        (
+            "app.test",
+            "GET / HTTP/1.1\r\nHost: app.test\r\nHost: evil.test\r\nConnection: close\r\n\r\n".into(),
+            &[400],
+        ),
+        // Conflicting Content-Length values (smuggling material). (CL + TE is handled by
+        // Pingora per RFC 9112: CL dropped, keep-alive off.)
+        (
+            "app.test",
+            "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello"
+                .into(),
+            &[400],
+        ),
+        // CONNECT: 405 from the edge.
+        (
+            "app.test",
+            "CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n".into(),
+            &[405],
+        ),
+    ];
+    for (sni, request, statuses) in cases {
+        let t = std::time::Instant::now();
+        let r = b.send(&pki.ca_pem, sni, &request).await;
+        assert!(statuses.contains(&r.status), "{request:?}: {r:?}");
+        if sni == "dead.test" {
+            assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        }
+        assert_hardened(&r, true);
+    }
     // Plain listener: redirect to https, hardened, no HSTS.
     let r = raw(b.http, &get("app.test", "/a?b=1", "")).await;
     assert_eq!(r.status, 308);
@@ -255,13 +236,13 @@ async fn edge_error_pages_are_hardened() {
 async fn garbage_request_gets_400_without_pingora_banner() {
     let (upstream, pki, dir, b) = bench("t4", NAMES).await;
     let _edge = Edge::start(&b.config(upstream, ""), dir);
-    let r = https_response(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n",
-    )
-    .await;
+    let r = b
+        .send(
+            &pki.ca_pem,
+            "app.test",
+            "GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n",
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.header("server").is_none(), "{r:?}");
 }
@@ -289,7 +270,9 @@ async fn dead_endpoint_is_retried_then_ejected() {
     );
     let _edge = Edge::start(&config, dir);
     for _ in 0..6 {
-        let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "")).await;
+        let r = b
+            .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+            .await;
         assert_eq!(
             r.status, 200,
             "a dead endpoint must not fail requests while another is up"
@@ -403,7 +386,7 @@ async fn trusted_proxy_forwarding_is_believed() {
         "trusted_proxies = [\"127.0.0.1/32\"]",
     );
     let edge = Edge::start(&config, dir);
-    let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: lb-1234\r\n")).await;
+    let r = b.send(&pki.ca_pem, "app.test", &get("app.test", "/", "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: lb-1234\r\n")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-request-id"), Some("lb-1234"));
     let seen = r.body.to_ascii_lowercase();
@@ -430,13 +413,9 @@ async fn slow_upstream_gets_hardened_504() {
         1,
     );
     let _edge = Edge::start(&config, dir);
-    let r = https_response(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        &get("app.test", "/slow", ""),
-    )
-    .await;
+    let r = b
+        .send(&pki.ca_pem, "app.test", &get("app.test", "/slow", ""))
+        .await;
     assert_eq!(r.status, 504);
     assert_hardened(&r, true);
     let m = admin(b.admin, "/metrics").await.body;

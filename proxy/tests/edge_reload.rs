@@ -115,7 +115,9 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
         !stderr.contains('\u{1b}'),
         "colour codes in piped stderr: {stderr:?}"
     );
-    let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "")).await;
+    let r = b
+        .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-config-generation"), Some("g5"));
     // A config whose certificate is broken: refused as a whole.
@@ -127,7 +129,9 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
     .unwrap();
     edge.signal("HUP");
     edge.wait_stderr_within("config reload refused", 2, RELOAD_WAIT);
-    let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "")).await;
+    let r = b
+        .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+        .await;
     assert_eq!(r.header("x-config-generation"), Some("g5"));
     let m = admin(b.admin, "/metrics").await.body;
     assert!(
@@ -284,7 +288,9 @@ async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests
         // A new connection: the new certificate and the new routes, from the same generation.
         let second = served_serial(b.https, &pki.ca_pem).await;
         assert_ne!(first, second, "the reload published the new certificate");
-        let r = https_response(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "")).await;
+        let r = b
+            .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+            .await;
         assert_eq!(r.header("x-config-generation"), Some("g2"));
         let m = admin(b.admin, "/metrics").await.body;
         assert!(

@@ -45,15 +45,9 @@ profile = "intermediate"
 [[listeners.tls.certificates]]
 cert = "a.pem"
 key = "a.key"
-[[upstreams]]
-name = "app"
-endpoints = ["{upstream}"]
-[[routes]]
-name = "app"
-hosts = ["*"]
-upstream = "app"
-"#,
-        head = config_head(admin, "")
+{route}"#,
+        head = config_head(admin, ""),
+        route = route_to("app", "app", &upstream.to_string(), r#"["*"]"#),
     )
 }
 

@@ -133,14 +133,7 @@ impl Setup {
 name = "plain"
 address = "127.0.0.1:{port}"
 insecure_plaintext = true
-[[upstreams]]
-name = "app"
-endpoints = ["{upstream}"]
-[[routes]]
-name = "app"
-hosts = ["app.test"]
-upstream = "app"
-[routes.waf]
+{route}[routes.waf]
 mode = "{app_mode}"
 [[routes]]
 name = "detect"
@@ -188,6 +181,7 @@ hosts = ["limited.test"]
 upstream = "app"
 "#,
             head = config_head(self.admin, ""),
+            route = route_to("app", "app", &upstream.to_string(), r#"["app.test"]"#),
             port = self.port,
         )
     }

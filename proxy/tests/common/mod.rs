@@ -4,7 +4,12 @@
 /// The demo binary's CA: test certificates come from the code the demo runs.
 #[path = "../../src/bin/rampart-proxy-demo/ca.rs"]
 mod demo_ca;
+/// The demo's config sections: test configs are built from them.
+#[path = "../../src/bin/rampart-proxy-demo/config.rs"]
+mod demo_config;
 use demo_ca::EphemeralCa;
+#[allow(unused_imports)] // each test file uses some of them
+pub use demo_config::{edge_listeners, route_to};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -419,6 +424,11 @@ impl Basic {
         }
     }
 
+    /// One request to the TLS listener, trusting `ca_pem` (see [`https_response`]).
+    pub async fn send(&self, ca_pem: &str, sni: &str, request: &str) -> Resp {
+        https_response(self.https, sni, ca_pem, request).await
+    }
+
     pub fn config(&self, upstream: SocketAddr, extra_route: &str) -> String {
         self.config_with(upstream, extra_route, GENEROUS_LIMITS)
     }
@@ -429,19 +439,7 @@ impl Basic {
         format!(
             r#"
 {head}{protect}
-[[listeners]]
-name = "https"
-address = "127.0.0.1:{https}"
-[listeners.tls]
-profile = "intermediate"
-[[listeners.tls.certificates]]
-cert = "edge.pem"
-key = "edge.key"
-[[listeners]]
-name = "http"
-address = "127.0.0.1:{http}"
-redirect_https_port = {https}
-[[upstreams]]
+{listeners}[[upstreams]]
 name = "app"
 endpoints = ["{upstream}"]
 connect_timeout_ms = 500
@@ -462,8 +460,7 @@ upstream = "dead"
 {extra_route}
 "#,
             head = config_head(self.admin, "trusted_proxies = [\"10.0.0.0/8\"]"),
-            https = self.https,
-            http = self.http,
+            listeners = edge_listeners(self.https, self.http),
         )
     }
 }

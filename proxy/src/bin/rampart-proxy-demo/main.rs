@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod ca;
+mod config;
 
 use ca::{write_private, EphemeralCa};
 use clap::Parser;
@@ -168,29 +169,8 @@ address = "127.0.0.1:{admin}"
 [log]
 access_log = "access.log"
 
-[[listeners]]
-name = "https"
-address = "127.0.0.1:{tls}"
-[listeners.tls]
-profile = "intermediate"
-[[listeners.tls.certificates]]
-cert = "edge.pem"
-key = "edge.key"
-
-[[listeners]]
-name = "http"
-address = "127.0.0.1:{http}"
-redirect_https_port = {tls}
-
-[[upstreams]]
-name = "careless-app"
-endpoints = ["{app}"]
-
-[[routes]]
-name = "app"
-hosts = ["*"]
-upstream = "careless-app"
-# The WAF inspects request line, headers, cookies, query and the first 128 KiB of the body
+{listeners}
+{route}# The WAF inspects request line, headers, cookies, query and the first 128 KiB of the body
 # before anything is forwarded; at paranoia 1 a score of 5 blocks with 403.
 [routes.waf]
 mode = "block"
@@ -218,7 +198,9 @@ new_per_ip = {{ requests = 200, burst = 400 }}
 max_in_flight = 4096
 [protect.slow_clients]
 header_timeout_secs = 10
-"#
+"#,
+        listeners = config::edge_listeners(tls, http),
+        route = config::route_to("app", "careless-app", &app.to_string(), r#"["*"]"#),
     );
     let config_path = dir.join("rampart.toml");
     std::fs::write(&config_path, config).map_err(io)?;
