@@ -4,8 +4,9 @@
 //!
 //! Wire: the sidecar opens mutual TLS to the gateway (the directory gives its address and the
 //! identity it must present), then speaks explicit-proxy HTTP/1.1 inside it: `CONNECT
-//! host:port` followed at once by the app's first bytes (ClientHello or request head), or the
-//! app's absolute-form request as is. The gateway:
+//! host:port` followed at once by the app's first bytes (a ClientHello), or — for plain HTTP —
+//! the app's requests in absolute form, one by one on a kept-alive connection, each decided
+//! again here (see `crate::egress::plain`). The gateway:
 //! 1. takes the caller's SPIFFE ID from its client certificate and finds its service in the
 //!    directory (unknown callers are refused);
 //! 2. decides with that service's `[gateway.SERVICE]` egress policy, from what it sees itself
@@ -85,15 +86,14 @@ impl GatewayRefusal {
     }
 }
 
-/// Sidecar side: opens mTLS to the gateway and asks it to carry `admitted`. Returns the
-/// stream, bytes that followed the gateway's `200` (already the destination's), and the
-/// gateway's address.
-pub async fn open(
+/// Sidecar side: opens mutual TLS to the gateway the directory names (checking its identity).
+/// Plain HTTP is then sent as absolute-form requests (see [`crate::egress`]); everything else
+/// through [`open`].
+pub async fn tunnel(
     g: &Generation,
     gw: &GatewayRef,
-    admitted: &Admitted,
     options: &DialOptions,
-) -> Result<(client::TlsStream<TcpStream>, Vec<u8>, SocketAddr), GatewayRefusal> {
+) -> Result<(client::TlsStream<TcpStream>, SocketAddr), GatewayRefusal> {
     let unavailable = GatewayRefusal::Unavailable;
     let service = g
         .directory
@@ -114,7 +114,7 @@ pub async fn open(
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(service.name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
-    let mut tls = match mtls::connect_peer(
+    let tls = match mtls::connect_peer(
         g.tls.client.clone(),
         tcp,
         name,
@@ -140,13 +140,21 @@ pub async fn open(
             )))
         }
     };
+    Ok((tls, address))
+}
+
+/// Sidecar side: opens mTLS to the gateway and asks it to carry `admitted`. Returns the
+/// stream, bytes that followed the gateway's `200` (already the destination's), and the
+/// gateway's address.
+pub async fn open(
+    g: &Generation,
+    gw: &GatewayRef,
+    admitted: &Admitted,
+    options: &DialOptions,
+) -> Result<(client::TlsStream<TcpStream>, Vec<u8>, SocketAddr), GatewayRefusal> {
+    let unavailable = GatewayRefusal::Unavailable;
+    let (mut tls, address) = tunnel(g, gw, options).await?;
     let io = |e: std::io::Error| unavailable(format!("{address}: {e}"));
-    if matches!(admitted.seen, Seen::Absolute { .. }) {
-        // The absolute-form request goes as is; the gateway's answer is the origin's (or a 403
-        // the app reads as its proxy's).
-        tls.write_all(&admitted.prefix).await.map_err(io)?;
-        return Ok((tls, Vec::new(), address));
-    }
     let (host, port) = destination(admitted);
     let target = match host.parse::<std::net::Ipv6Addr>() {
         Ok(v6) => format!("[{v6}]:{port}"),
@@ -292,13 +300,8 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
     };
     let event = event.with("rampart.caller.service", service.clone());
     let Some(egress) = rt.egress(policy) else {
-        return deny(
-            &ctx,
-            event,
-            "resolver_unconfigured",
-            None,
-            "the gateway has no resolver".into(),
-        );
+        crate::egress::no_resolver(&ctx, event);
+        return;
     };
     // The calling sidecar sends its first bytes right after the CONNECT: nothing is answered
     // until the destination is dialled, so every refusal reaches it as a 403 with the reason.
@@ -319,6 +322,28 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             return denied(&ctx, event, &d);
         }
     };
+    if let Some(connect) = crate::egress::plain_http(&admitted) {
+        // Plain HTTP: every request is decided again with the caller's policy.
+        if connect.is_some() && tls.write_all(rampart_egress::CONNECT_OK).await.is_err() {
+            return;
+        }
+        let text = format!("{caller} is no longer a service of the directory (or is revoked)");
+        let engine = crate::egress::plain::HttpEgress {
+            ctx: ctx.clone(),
+            rt: rt.clone(),
+            via: crate::egress::plain::Via::Direct,
+            mode: Mode::ExplicitProxy,
+            tunnel: connect,
+            policy: Box::new(move |g| {
+                caller_policy(g, &caller)
+                    .filter(|(s, _)| *s == service)
+                    .map(|(_, p)| p)
+                    .ok_or(("unknown_caller", text.clone()))
+            }),
+            event,
+        };
+        return engine.serve(tls, admitted.prefix).await;
+    }
     let event = admitted_fields(event, &admitted);
     let c = match egress.connect(admitted.decision.clone()).await {
         Ok(c) => c,
@@ -329,18 +354,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             return denied(&ctx, event, &d);
         }
     };
-    let event = event
-        .with("network.peer.address", c.peer.ip().to_string())
-        .with("network.peer.port", c.peer.port())
-        .maybe(
-            "network.local.address",
-            c.upstream.local_addr().ok().map(|a| a.ip().to_string()),
-        )
-        .maybe(
-            "rampart.dns.security",
-            c.resolved.as_ref().map(|r| r.security.as_str()),
-        )
-        .with("rampart.decision", "allow");
+    let event = crate::egress::resolved_fields(event, &c).with("rampart.decision", "allow");
     let mut upstream = c.upstream;
     if matches!(admitted.seen, Seen::Connect { .. }) {
         if let Err(e) = tls.write_all(rampart_egress::CONNECT_OK).await {

@@ -23,7 +23,7 @@ pub fn stdout(metrics: &Metrics) -> std::io::Result<LogSink> {
 }
 
 /// A log event under construction (serialised by the writer thread, off the connection's task).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[serde(transparent)]
 pub struct Event(Map<String, Value>);
 

@@ -96,12 +96,33 @@ impl Detector {
         self != Detector::Sqli
     }
 
+    /// Literals (ASCII case ignored) the engine adds to its shared literal
+    /// scan for this detector: `detect_field` is then told whether the
+    /// value holds one of them, at no cost when the value was scanned
+    /// anyway. A detector plugs in by listing its anchors here and reading
+    /// `anchored` in `detect_field` (how it uses them is its own: the SQL
+    /// detector needs one of its keywords only in a value without SQL
+    /// punctuation).
+    pub(crate) fn anchors(self) -> &'static [&'static str] {
+        match self {
+            Detector::Sqli => sqli::KEYWORDS,
+            _ => &[],
+        }
+    }
+
     /// `detect` for a value of `field`: the detectors that judge a value
-    /// by the field it came in read the field's name and source.
-    pub(crate) fn detect_field(self, field: &Field<'_>, v: &[u8]) -> Option<Range<usize>> {
+    /// by the field it came in read the field's name and source; those
+    /// with `anchors` may ask `anchored` whether the value holds one.
+    pub(crate) fn detect_field(
+        self,
+        field: &Field<'_>,
+        v: &[u8],
+        anchored: impl FnOnce() -> bool,
+    ) -> Option<Range<usize>> {
         match self {
             Detector::NamelessLineBreak => protocol::nameless_line_break(field, v),
             Detector::FormCharset => protocol::form_charset(field, v),
+            Detector::Sqli => sqli::detect_with(v, anchored),
             _ => self.detect(v),
         }
     }

@@ -15,6 +15,13 @@ pub fn is_sqli(v: &[u8]) -> bool {
 }
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
+    detect_with(v, || keywords().as_ref().is_some_and(|ac| ac.is_match(v)))
+}
+
+/// `detect`, told by `has_keyword` whether `v` holds one of `KEYWORDS`
+/// (ASCII case ignored): the engine answers from its shared literal scan
+/// (`Detector::anchors`), asked only for a value without SQL punctuation.
+pub(crate) fn detect_with(v: &[u8], has_keyword: impl FnOnce() -> bool) -> Option<Range<usize>> {
     // One pass over the bytes answers every "does it contain" question below.
     let seen = v
         .iter()
@@ -25,7 +32,7 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
     // Without SQL punctuation, only keyword shapes remain (`union select`,
     // `order by 3`, `1 like 1`): skip text that has none of those words.
     let punctuated = seen & PUNCT != 0;
-    if !punctuated && !keywords().as_ref().is_some_and(|ac| ac.is_match(v)) {
+    if !punctuated && !has_keyword() {
         return None;
     }
     let mut toks = TOKENS.with(Cell::take);
@@ -152,43 +159,46 @@ fn literal_tautology(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
 }
 
 /// SQL words that can shape an injection without any punctuation.
+pub(crate) const KEYWORDS: &[&str] = &[
+    "union",
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "drop",
+    "order",
+    "group",
+    "having",
+    "where",
+    "like",
+    "waitfor",
+    "exec",
+    "declare",
+    "shutdown",
+    "truncate",
+    "alter",
+    "create",
+    "call",
+    "sleep",
+    "benchmark",
+    "between",
+    "regexp",
+    "limit",
+    "procedure",
+    "into",
+    "true",
+    "false",
+    "null",
+    "is not",
+];
+
+/// `KEYWORDS` in one automaton, for callers without the engine's scan.
 fn keywords() -> &'static Option<aho_corasick::AhoCorasick> {
     static AC: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> = std::sync::OnceLock::new();
     AC.get_or_init(|| {
         aho_corasick::AhoCorasick::builder()
             .ascii_case_insensitive(true)
-            .build([
-                "union",
-                "select",
-                "insert",
-                "update",
-                "delete",
-                "drop",
-                "order",
-                "group",
-                "having",
-                "where",
-                "like",
-                "waitfor",
-                "exec",
-                "declare",
-                "shutdown",
-                "truncate",
-                "alter",
-                "create",
-                "call",
-                "sleep",
-                "benchmark",
-                "between",
-                "regexp",
-                "limit",
-                "procedure",
-                "into",
-                "true",
-                "false",
-                "null",
-                "is not",
-            ])
+            .build(KEYWORDS)
             .ok()
     })
 }
