@@ -190,6 +190,23 @@ async fn served_serial(port: u16, ca_pem: &str) -> String {
     rampart_tls::svid::serial_hex(&leaf).unwrap()
 }
 
+/// A TLS connection from `source` with a `GET /hold` for `host` sent on it (see
+/// [`holding_upstream`]).
+async fn send_hold(
+    source: std::net::IpAddr,
+    port: u16,
+    host: &str,
+    ca: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let cfg = client_config(ca, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let mut s = handshake_from(source, port, host, cfg).await.unwrap();
+    s.write_all(get(host, "/hold", "").as_bytes())
+        .await
+        .unwrap();
+    s
+}
+
 /// An upstream that tells `arrived` when a `/hold` request reaches it and answers it only once
 /// `release` is notified; anything else at once.
 async fn holding_upstream(
@@ -248,12 +265,9 @@ async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests
         // A request in flight (held by the upstream) across the reload.
         let (ca, port) = (pki.ca_pem.clone(), b.https);
         let in_flight = tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            use tokio::io::AsyncReadExt;
             // Not `https`: its 10 s read deadline is shorter than a reload on a loaded machine.
-            let cfg = client_config(&ca, &[&rustls::version::TLS13], &[b"http/1.1"]);
-            let mut s = handshake(port, "app.test", cfg).await.unwrap();
-            let req = get("app.test", "/hold", "");
-            s.write_all(req.as_bytes()).await.unwrap();
+            let mut s = send_hold(LOOPBACK, port, "app.test", &ca).await;
             let mut buf = Vec::new();
             let _ = s.read_to_end(&mut buf).await;
             parse_response(&buf)
@@ -320,18 +334,10 @@ new_per_ip = {{ requests = 100000, burst = 100000 }}
     )
 }
 
-/// A `hold` route whose upstream waits for the test (long read timeout): its requests keep
+/// A `hold` route to the app upstream (which waits for the test on `/hold`): its requests keep
 /// their connections open and established.
-const HOLD_ROUTE: &str = r#"
-[[routes]]
-name = "hold"
-hosts = ["hold.test"]
-upstream = "hold"
-[[upstreams]]
-name = "hold"
-endpoints = ["UPSTREAM"]
-read_timeout_ms = 600000
-"#;
+const HOLD_ROUTE: &str =
+    "[[routes]]\nname = \"hold\"\nhosts = [\"hold.test\"]\nupstream = \"app\"\n";
 
 /// The defence-reload test's config: `app` adds X-Config-Generation = `generation`.
 fn defence_config(
@@ -340,14 +346,20 @@ fn defence_config(
     generation: &str,
     protect: &str,
 ) -> String {
-    let hold = HOLD_ROUTE.replace("UPSTREAM", &upstream.to_string());
-    b.config_with(upstream, &hold, protect).replace(
-        "[routes.cookies]\nhttp_only_exceptions = [\"csrf\"]\n",
-        &format!(
-            "{}[routes.cookies]\nhttp_only_exceptions = [\"csrf\"]\n",
-            route_with_header(generation)
-        ),
-    )
+    // Long enough for held requests to outlast a reload on a loaded machine.
+    b.config_with(upstream, HOLD_ROUTE, protect)
+        .replacen(
+            "connect_timeout_ms = 500",
+            "connect_timeout_ms = 500\nread_timeout_ms = 600000",
+            1,
+        )
+        .replace(
+            "[routes.cookies]\nhttp_only_exceptions = [\"csrf\"]\n",
+            &format!(
+                "{}[routes.cookies]\nhttp_only_exceptions = [\"csrf\"]\n",
+                route_with_header(generation)
+            ),
+        )
 }
 
 /// What one probe saw: its start and end on a counter shared by all probes (`end` < another's
@@ -398,14 +410,8 @@ async fn a_reload_swaps_headers_rate_limits_and_connection_caps_together() {
         // so never evicted as stalled): it is at its cap.
         let mut holders = Vec::new();
         for _ in 0..4 {
-            let cfg = client_config(&pki.ca_pem, &[&rustls::version::TLS13], &[b"http/1.1"]);
-            let mut s = handshake_from(other, b.https, "hold.test", cfg).await.unwrap();
-            use tokio::io::AsyncWriteExt;
-            s.write_all(get("hold.test", "/hold", "").as_bytes())
-                .await
-                .unwrap();
+            holders.push(send_hold(other, b.https, "hold.test", &pki.ca_pem).await);
             arrivals.recv().await.unwrap();
-            holders.push(s);
         }
         let clock = Arc::new(AtomicUsize::new(0));
         let before = vec![
