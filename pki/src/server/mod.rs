@@ -291,19 +291,16 @@ async fn accept_loop(
         let slot = match conns.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(reason) => {
-                service
-                    .metrics
-                    .connections_closed
-                    .with_label_values(&[reason])
-                    .inc();
+                service.metrics.connection_closed(reason);
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
         let service = Arc::clone(&service);
+        let expected = service.audit.expect();
         tokio::spawn(async move {
             let _slot = slot;
-            handlers::connection(service, tcp, peer).await;
+            handlers::connection(service, tcp, peer, expected).await;
         });
     }
 }
