@@ -4,7 +4,7 @@
 //! refused with 400 before policy: policy must not guess how the app would read them.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,14 +17,16 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::IntCounter;
 use rampart_tls::spiffe::SpiffeId;
 use tokio::net::TcpStream;
 
 use super::inbound::{base_event, count};
+use super::log::{DecisionFields, Now};
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
-use crate::policy::{HttpRequest, InboundRequest};
+use crate::policy::{Decision, HttpRequest, InboundRequest, Verdict};
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -40,8 +42,55 @@ const HOP_BY_HOP: [&str; 6] = [
     "upgrade",
 ];
 
+/// One line per request: the inbound connection's fields, the request's, the decision's.
+#[derive(serde::Serialize)]
+struct RequestLine<'a> {
+    timestamp: Now,
+    #[serde(rename = "event.name")]
+    event: &'static str,
+    #[serde(rename = "rampart.direction")]
+    direction: &'static str,
+    #[serde(rename = "client.address")]
+    client_address: IpAddr,
+    #[serde(rename = "client.port")]
+    client_port: u16,
+    #[serde(rename = "server.port")]
+    server_port: u16,
+    #[serde(rename = "network.transport")]
+    transport: &'static str,
+    #[serde(
+        rename = "rampart.caller.identity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    caller: Option<&'a str>,
+    #[serde(rename = "rampart.callee.identity")]
+    callee: &'a str,
+    #[serde(rename = "network.protocol.name")]
+    protocol: &'static str,
+    #[serde(rename = "http.request.method")]
+    method: &'a str,
+    #[serde(rename = "url.path")]
+    path: &'a str,
+    #[serde(flatten)]
+    decision: Option<DecisionFields<'a>>,
+    #[serde(rename = "http.response.status_code")]
+    status: u16,
+    /// Why a request was refused before policy (the decision has its own reason).
+    #[serde(rename = "rampart.reason", skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(rename = "error.message", skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(
+        rename = "rampart.duration_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    duration_ms: Option<f64>,
+}
+
 struct Conn {
     ctx: Arc<Ctx>,
+    /// `rampart_sidecar_requests_total{direction="inbound",result="allow"}`, looked up once.
+    allowed: IntCounter,
     port: Arc<InboundPort>,
     peer: SocketAddr,
     caller: Option<SpiffeId>,
@@ -90,6 +139,10 @@ pub async fn connection(
         caller,
         own,
         xfcc,
+        allowed: ctx
+            .metrics
+            .requests
+            .with_label_values(&["inbound", Verdict::Allow.as_str()]),
         app: Mutex::new(None),
         last: Mutex::new(None),
     });
@@ -157,28 +210,19 @@ impl Conn {
     async fn request(&self, mut req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let event = base_event(
-            "request",
-            &self.port,
-            self.peer,
-            self.caller.as_ref(),
-            &self.own,
-        )
-        .with("network.protocol.name", "http")
-        .with("http.request.method", method.as_str())
-        .with("url.path", path.clone());
-        if !path_is_unambiguous(&path) {
+        // A clone of the URI shares hyper's buffer (a reference count, no copy).
+        let uri = req.uri().clone();
+        let path = uri.path();
+        if !path_is_unambiguous(path) {
             self.ctx
                 .metrics
                 .requests
                 .with_label_values(&["inbound", "bad_request"])
                 .inc();
-            self.ctx.emit(
-                event
-                    .with("http.response.status_code", 400)
-                    .with("rampart.reason", "path not in normal form"),
-            );
+            let mut line = self.line(&method, path, None, 400, started);
+            line.reason = Some("path not in normal form");
+            line.duration_ms = None;
+            self.ctx.log.send_now(&line);
             return text(
                 StatusCode::BAD_REQUEST,
                 "bad request: the path has dot segments, empty segments or encoded separators\n"
@@ -192,21 +236,16 @@ impl Conn {
             source: Some(self.peer.ip()),
             http: Some(HttpRequest {
                 method: method.as_str(),
-                path: &path,
+                path,
             }),
         });
         drop(g);
-        count(&self.ctx, "inbound", "request", &decision);
-        if let Ok(mut last) = self.last.lock() {
-            // Most connections repeat one request: keep the stored copy when it is the same.
-            if last
-                .as_ref()
-                .is_none_or(|(m, p)| *m != method || *p != path)
-            {
-                *last = Some((method, path));
-            }
+        self.remember(&method, path);
+        if decision.verdict == Verdict::Allow {
+            self.allowed.inc();
+        } else {
+            count(&self.ctx, "inbound", "request", &decision);
         }
-        let event = event.decision(&decision);
         if !decision.verdict.passes() {
             let mut resp = text(
                 StatusCode::FORBIDDEN,
@@ -216,11 +255,8 @@ impl Conn {
                 resp.headers_mut()
                     .insert(DENIED, HeaderValue::from_static(reason.label()));
             }
-            self.ctx.emit(
-                event
-                    .with("http.response.status_code", 403)
-                    .with("rampart.duration_ms", ms(started)),
-            );
+            let line = self.line(&method, path, Some(&decision), 403, started);
+            self.ctx.log.send_now(&line);
             return resp;
         }
 
@@ -242,27 +278,64 @@ impl Conn {
             }
         }
 
-        let resp = match self.forward(req).await {
-            Ok(resp) => resp.map(|b| b.boxed()),
-            Err(why) => {
-                self.ctx.emit(
-                    event
-                        .with("http.response.status_code", 502)
-                        .with("error.message", why)
-                        .with("rampart.duration_ms", ms(started)),
-                );
-                return text(
+        let (resp, status, error) = match self.forward(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (resp.map(|b| b.boxed()), status, None)
+            }
+            Err(why) => (
+                text(
                     StatusCode::BAD_GATEWAY,
                     "bad gateway: the app did not answer\n".into(),
-                );
-            }
+                ),
+                502,
+                Some(why),
+            ),
         };
-        self.ctx.emit(
-            event
-                .with("http.response.status_code", resp.status().as_u16())
-                .with("rampart.duration_ms", ms(started)),
-        );
+        let mut line = self.line(&method, path, Some(&decision), status, started);
+        line.error = error.as_deref();
+        self.ctx.log.send_now(&line);
         resp
+    }
+
+    /// Keeps the request for policy re-checks; most connections repeat one request, so the
+    /// stored copy stays when it is the same.
+    fn remember(&self, method: &http::Method, path: &str) {
+        if let Ok(mut last) = self.last.lock() {
+            if last.as_ref().is_none_or(|(m, p)| m != method || p != path) {
+                *last = Some((method.clone(), path.to_owned()));
+            }
+        }
+    }
+
+    /// The request's log line (typed, borrowed: serialised without copies or a map).
+    fn line<'a>(
+        &'a self,
+        method: &'a http::Method,
+        path: &'a str,
+        decision: Option<&'a Decision>,
+        status: u16,
+        started: Instant,
+    ) -> RequestLine<'a> {
+        RequestLine {
+            timestamp: Now::utc(),
+            event: "rampart.sidecar.request",
+            direction: "inbound",
+            client_address: self.peer.ip(),
+            client_port: self.peer.port(),
+            server_port: self.port.port,
+            transport: "tcp",
+            caller: self.caller.as_ref().map(SpiffeId::as_str),
+            callee: self.own.as_str(),
+            protocol: "http",
+            method: method.as_str(),
+            path,
+            decision: decision.map(DecisionFields::of),
+            status,
+            reason: None,
+            error: None,
+            duration_ms: Some(ms(started)),
+        }
     }
 
     async fn forward(&self, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
@@ -369,6 +442,72 @@ mod tests {
         ] {
             assert!(!path_is_unambiguous(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn request_line_has_the_decision_and_request_fields() {
+        use crate::policy::{AuditOutcome, DenyReason, Direction, Mode, PolicyVersion, RuleRef};
+        let rule = |set: &str, name: &str| RuleRef {
+            set: set.into(),
+            rule: name.into(),
+            mode: Mode::Enforce,
+            line: 3,
+        };
+        let decision = Decision {
+            direction: Direction::Inbound,
+            verdict: Verdict::Allow,
+            policy: Arc::new(PolicyVersion {
+                file: "/etc/p.toml".into(),
+                version: "sha256:00".into(),
+            }),
+            rule: Some(rule("api", "reads")),
+            reason: None,
+            audit: Some(AuditOutcome {
+                verdict: Verdict::AuditDeny,
+                rule: Some(rule("next", "strict")),
+                reason: Some(DenyReason::NoClientIdentity),
+            }),
+        };
+        let line = RequestLine {
+            timestamp: Now::utc(),
+            event: "rampart.sidecar.request",
+            direction: "inbound",
+            client_address: "127.0.0.1".parse().unwrap(),
+            client_port: 40000,
+            server_port: 8080,
+            transport: "tcp",
+            caller: Some("spiffe://mesh.local/a\"b"),
+            callee: "spiffe://mesh.local/me",
+            protocol: "http",
+            method: "GET",
+            path: "/v1/x",
+            decision: Some(DecisionFields::of(&decision)),
+            status: 200,
+            reason: None,
+            error: None,
+            duration_ms: Some(0.25),
+        };
+        let v: serde_json::Value = serde_json::to_value(&line).unwrap();
+        for (key, want) in [
+            ("event.name", "rampart.sidecar.request"),
+            ("client.address", "127.0.0.1"),
+            ("rampart.caller.identity", "spiffe://mesh.local/a\"b"),
+            ("http.request.method", "GET"),
+            ("url.path", "/v1/x"),
+            ("rampart.decision", "allow"),
+            ("rampart.rule", "reads"),
+            ("rampart.rule_set", "api"),
+            ("rampart.policy.version", "sha256:00"),
+        ] {
+            assert_eq!(v[key], want, "{key} in {v}");
+        }
+        assert_eq!(v["http.response.status_code"], 200);
+        assert_eq!(v["rampart.duration_ms"], 0.25);
+        let would = v["rampart.audit.would_deny"].as_str().unwrap();
+        assert!(would.starts_with("rule strict: "), "{would}");
+        assert!(v.get("rampart.reason").is_none() && v.get("error.message").is_none());
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(ts.len() >= 20 && ts.ends_with('Z'), "{ts}");
     }
 
     #[test]
