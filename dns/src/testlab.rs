@@ -51,6 +51,8 @@ pub struct DnsLab {
     pub anchor_file: PathBuf,
     knot: Option<Child>,
     unbound: Option<Child>,
+    /// The network namespace the servers run in ([`DnsLab::start_in_netns`]).
+    netns: Option<String>,
 }
 
 const TOOLS: [&str; 6] = [
@@ -87,6 +89,17 @@ impl DnsLab {
             }
         }
         Err(LabError::Start(last))
+    }
+
+    /// [`DnsLab::start`] inside the network namespace `name` (an `ip netns` name, made by the
+    /// caller with `lo` up): Knot and Unbound listen on that namespace's loopback, so a process
+    /// started in it (`ip netns exec`) resolves through [`DnsLab::resolver`]; from anywhere else
+    /// they cannot be reached. Needs root. The lab's own queries (readiness, [`DnsLab::set_a`])
+    /// run in that namespace too.
+    pub fn start_in_netns(name: &str) -> Result<DnsLab, LabError> {
+        let mut lab = in_netns(name, Self::start)??;
+        lab.netns = Some(name.to_string());
+        Ok(lab)
     }
 
     fn try_start() -> Result<DnsLab, LabError> {
@@ -198,6 +211,7 @@ impl DnsLab {
             anchor_file,
             knot: Some(knot),
             unbound: None,
+            netns: None,
         };
         let signed = lab.wait(auth, "signed.test.", RecordType::SOA, |m| {
             m.answers
@@ -306,19 +320,46 @@ impl DnsLab {
         server: SocketAddr,
         name: &str,
         rtype: RecordType,
-        ok: impl Fn(&Message) -> bool,
+        ok: impl Fn(&Message) -> bool + Send,
     ) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(m) = query_sync(server, name, rtype) {
-                if ok(&m) {
-                    return true;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if let Some(ns) = &self.netns {
+            // A thread of our own enters the namespace, so the query reaches its loopback.
+            return in_netns(ns, || poll(server, name, rtype, ok)).unwrap_or(false);
         }
-        false
+        poll(server, name, rtype, ok)
     }
+}
+
+/// Runs `f` on a thread of its own that first enters the network namespace `ns`
+/// (`/var/run/netns/NAME`, as `ip netns` makes them); processes it spawns live in that
+/// namespace too.
+fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+    let path = Path::new("/var/run/netns").join(ns);
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let fd = std::fs::File::open(&path).map_err(|e| err("open netns", e))?;
+                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| err("setns", e))?;
+                Ok(f())
+            })
+            .join()
+            .map_err(|_| LabError::Start(format!("the thread in netns {ns} panicked")))?
+    })
+}
+
+/// Polls `server` (at most 20 s) until `ok` holds for its answer to `name type`.
+fn poll(server: SocketAddr, name: &str, rtype: RecordType, ok: impl Fn(&Message) -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(m) = query_sync(server, name, rtype) {
+            if ok(&m) {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 impl Drop for DnsLab {

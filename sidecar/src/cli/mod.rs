@@ -19,7 +19,7 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Install the iptables rules of transparent mode in this network namespace (run as root,
+    /// Install the iptables and ip6tables rules of transparent mode in this network namespace (run as root,
     /// before the app starts). Prints each command; `--dry-run` only prints.
     InitRedirect {
         /// The sidecar config file.
@@ -102,22 +102,6 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
 fn init_redirect(config: &std::path::Path, uid: u32, dry_run: bool) -> Result<ExitCode, String> {
     let config = rampart_sidecar::config::Config::load(config).map_err(|e| e.to_string())?;
     let steps = rampart_sidecar::redirect::steps(&config, uid)?;
-    for step in steps {
-        println!("iptables {}", step.args.join(" "));
-        if dry_run {
-            continue;
-        }
-        let out = std::process::Command::new("iptables")
-            .args(&step.args)
-            .output()
-            .map_err(|e| format!("cannot run iptables (install the `iptables` package): {e}"))?;
-        if !out.status.success() && !step.may_fail {
-            return Err(format!(
-                "iptables {} failed: {}",
-                step.args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
+    rampart_sidecar::redirect::install(&steps, dry_run)?;
     Ok(ExitCode::SUCCESS)
 }

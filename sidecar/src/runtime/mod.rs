@@ -131,13 +131,24 @@ pub async fn run(config: Config) -> Result<(), String> {
     }
     if let Some(listen) = config.inbound_transparent {
         let listener = bind(listen).await?;
-        bound.push(("inbound:transparent".into(), local(&listener)));
+        let at = local(&listener);
+        bound.push(("inbound:transparent".into(), at));
         tokio::spawn(inbound::serve_transparent(ctx.clone(), listener));
+        if let Some(v6) = crate::redirect::bind_ipv6_counterpart(at)? {
+            bound.push(("inbound:transparent6".into(), local(&v6)));
+            tokio::spawn(inbound::serve_transparent(ctx.clone(), v6));
+        }
     }
     if let Some(listen) = config.outbound_transparent {
         let listener = bind(listen).await?;
-        bound.push(("outbound:transparent".into(), local(&listener)));
+        let at = local(&listener);
+        bound.push(("outbound:transparent".into(), at));
         tokio::spawn(outbound::serve_transparent(ctx.clone(), listener));
+        // ip6tables redirects the app's IPv6 connections to [::1] on the same port.
+        if let Some(v6) = crate::redirect::bind_ipv6_counterpart(at)? {
+            bound.push(("outbound:transparent6".into(), local(&v6)));
+            tokio::spawn(outbound::serve_transparent(ctx.clone(), v6));
+        }
     }
     for l in &config.outbound {
         let listener = bind(l.listen).await?;
