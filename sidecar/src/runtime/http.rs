@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
@@ -28,7 +27,8 @@ use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
 use crate::policy::{Decision, HttpRequest, InboundRequest, Verdict};
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// The app's answer streamed as it comes, or our own short answer (no box per response).
+type Body = Either<Incoming, Full<Bytes>>;
 
 const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 const DENIED: HeaderName = HeaderName::from_static("x-rampart-denied");
@@ -107,11 +107,7 @@ struct Conn {
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -281,7 +277,7 @@ impl Conn {
         let (resp, status, error) = match self.forward(req).await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                (resp.map(|b| b.boxed()), status, None)
+                (resp.map(Either::Left), status, None)
             }
             Err(why) => (
                 text(
