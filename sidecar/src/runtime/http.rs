@@ -26,6 +26,7 @@ use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
 use crate::policy::{Decision, HttpRequest, InboundRequest, Verdict};
+use rampart_ops::json_log::Fixed;
 
 /// The app's answer streamed as it comes, or our own short answer (no box per response).
 type Body = Either<Incoming, Full<Bytes>>;
@@ -42,10 +43,9 @@ const HOP_BY_HOP: [&str; 6] = [
     "upgrade",
 ];
 
-/// One line per request: the inbound connection's fields, the request's, the decision's.
+/// A request line's fields that its connection fixes, serialised once per connection.
 #[derive(serde::Serialize)]
-struct RequestLine<'a> {
-    timestamp: Now,
+struct ConnFields<'a> {
     #[serde(rename = "event.name")]
     event: &'static str,
     #[serde(rename = "rampart.direction")]
@@ -67,6 +67,13 @@ struct RequestLine<'a> {
     callee: &'a str,
     #[serde(rename = "network.protocol.name")]
     protocol: &'static str,
+}
+
+/// A request line's own fields (after its connection's [`ConnFields`]): typed and borrowed,
+/// serialised without copies or a map.
+#[derive(serde::Serialize)]
+struct RequestLine<'a> {
+    timestamp: Now,
     #[serde(rename = "http.request.method")]
     method: &'a str,
     #[serde(rename = "url.path")]
@@ -91,6 +98,8 @@ struct Conn {
     ctx: Arc<Ctx>,
     /// `rampart_sidecar_requests_total{direction="inbound",result="allow"}`, looked up once.
     allowed: IntCounter,
+    /// The request lines' connection fields ([`ConnFields`]), serialised once.
+    fixed: Fixed,
     port: Arc<InboundPort>,
     peer: SocketAddr,
     caller: Option<SpiffeId>,
@@ -128,7 +137,20 @@ pub async fn connection(
     let xfcc = caller
         .as_ref()
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
+    let fixed = Fixed::new(&ConnFields {
+        event: "rampart.sidecar.request",
+        direction: "inbound",
+        client_address: peer.ip(),
+        client_port: peer.port(),
+        server_port: port.port,
+        transport: "tcp",
+        caller: caller.as_ref().map(SpiffeId::as_str),
+        callee: own.as_str(),
+        protocol: "http",
+    })
+    .unwrap_or_default();
     let conn = Arc::new(Conn {
+        fixed,
         ctx: ctx.clone(),
         port: port.clone(),
         peer,
@@ -218,7 +240,7 @@ impl Conn {
             let mut line = self.line(&method, path, None, 400, started);
             line.reason = Some("path not in normal form");
             line.duration_ms = None;
-            self.ctx.log.send_now(&line);
+            self.ctx.log.send_now_with(&self.fixed, &line);
             return text(
                 StatusCode::BAD_REQUEST,
                 "bad request: the path has dot segments, empty segments or encoded separators\n"
@@ -252,7 +274,7 @@ impl Conn {
                     .insert(DENIED, HeaderValue::from_static(reason.label()));
             }
             let line = self.line(&method, path, Some(&decision), 403, started);
-            self.ctx.log.send_now(&line);
+            self.ctx.log.send_now_with(&self.fixed, &line);
             return resp;
         }
 
@@ -290,7 +312,7 @@ impl Conn {
         };
         let mut line = self.line(&method, path, Some(&decision), status, started);
         line.error = error.as_deref();
-        self.ctx.log.send_now(&line);
+        self.ctx.log.send_now_with(&self.fixed, &line);
         resp
     }
 
@@ -315,15 +337,6 @@ impl Conn {
     ) -> RequestLine<'a> {
         RequestLine {
             timestamp: Now::utc(),
-            event: "rampart.sidecar.request",
-            direction: "inbound",
-            client_address: self.peer.ip(),
-            client_port: self.peer.port(),
-            server_port: self.port.port,
-            transport: "tcp",
-            caller: self.caller.as_ref().map(SpiffeId::as_str),
-            callee: self.own.as_str(),
-            protocol: "http",
             method: method.as_str(),
             path,
             decision: decision.map(DecisionFields::of),
@@ -377,6 +390,11 @@ fn ms(started: Instant) -> f64 {
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Most requests carry none: one pass over the names, no lookups.
+    let hop_by_hop = |name: &HeaderName| *name == CONNECTION || HOP_BY_HOP.contains(&name.as_str());
+    if !headers.keys().any(hop_by_hop) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -464,8 +482,7 @@ mod tests {
                 reason: Some(DenyReason::NoClientIdentity),
             }),
         };
-        let line = RequestLine {
-            timestamp: Now::utc(),
+        let fixed = Fixed::new(&ConnFields {
             event: "rampart.sidecar.request",
             direction: "inbound",
             client_address: "127.0.0.1".parse().unwrap(),
@@ -475,6 +492,10 @@ mod tests {
             caller: Some("spiffe://mesh.local/a\"b"),
             callee: "spiffe://mesh.local/me",
             protocol: "http",
+        })
+        .unwrap();
+        let line = RequestLine {
+            timestamp: Now::utc(),
             method: "GET",
             path: "/v1/x",
             decision: Some(DecisionFields::of(&decision)),
@@ -483,7 +504,8 @@ mod tests {
             error: None,
             duration_ms: Some(0.25),
         };
-        let v: serde_json::Value = serde_json::to_value(&line).unwrap();
+        let line = fixed.line(&line).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         for (key, want) in [
             ("event.name", "rampart.sidecar.request"),
             ("client.address", "127.0.0.1"),
