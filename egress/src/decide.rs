@@ -588,231 +588,260 @@ protocol = "tls"
         }
     }
 
-    #[test]
-    fn transparent_tls() {
+    fn http(host: Option<&str>) -> Seen {
+        Seen::Http {
+            host: host.and_then(Target::parse),
+            host_port: None,
+            head_len: 0,
+        }
+    }
+
+    fn connect(target: &str, port: u16) -> Seen {
+        Seen::Connect {
+            target: Target::parse(target).unwrap(),
+            port,
+            head_len: 0,
+        }
+    }
+
+    fn absolute(target: &str, host_header: &str) -> Seen {
+        Seen::Absolute {
+            target: Target::parse(target).unwrap(),
+            port: 80,
+            host_header: Target::parse(host_header),
+            head_len: 0,
+        }
+    }
+
+    /// One case: (mode, what was seen, what came through the tunnel, the rule that allows it or
+    /// the reason code that refuses it, text the decision or refusal must say).
+    type Case = (
+        Mode,
+        Seen,
+        Option<Seen>,
+        Result<&'static str, &'static str>,
+        &'static str,
+    );
+
+    /// Decides each case.
+    fn check(cases: Vec<Case>) {
         let p = policy();
-        let d = decide(
-            &p,
-            dst("198.51.100.1:443"),
-            &tls(Some("api.example.com")),
-            None,
-        )
-        .unwrap();
-        assert_eq!(d.rule, "api");
-        assert!(
-            matches!(d.dial, Dial::Name { ref host, port: 443, dnssec: DnssecMode::IfSigned, .. } if host == "api.example.com")
-        );
-        // Wildcard: one or more labels, never the apex.
-        let d = decide(
-            &p,
-            dst("198.51.100.1:443"),
-            &tls(Some("a.b.cdn.example.com")),
-            None,
-        )
-        .unwrap();
-        assert_eq!(d.rule, "cdn");
-        assert!(matches!(
-            d.dial,
-            Dial::Name {
-                dnssec: DnssecMode::Required,
-                ..
-            }
-        ));
-        let e = decide(
-            &p,
-            dst("198.51.100.1:443"),
-            &tls(Some("cdn.example.com")),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "no_rule");
-        assert!(
-            e.to_string().contains("never cdn.example.com itself"),
-            "{e}"
-        );
-        let e = decide(
-            &p,
-            dst("198.51.100.1:443"),
-            &tls(Some("x.api.example.com")),
-            None,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("is exact"), "{e}");
-        let e = decide(
-            &p,
-            dst("198.51.100.1:8443"),
-            &tls(Some("api.example.com")),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!((e.reason(), e.rule()), ("port_not_allowed", Some("api")));
-        let e = decide(
-            &p,
-            dst("198.51.100.1:80"),
-            &Seen::Http {
-                host: Some(Target::Name("api.example.com".into())),
-                host_port: None,
-                head_len: 0,
-            },
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "port_not_allowed");
-        let e = decide(
-            &p,
-            dst("198.51.100.1:443"),
-            &tls(Some("evil.example.net")),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "no_rule");
-        // Missing SNI: only an address rule can allow it.
-        let e = decide(&p, dst("198.51.100.1:443"), &tls(None), None).unwrap_err();
-        assert_eq!(e.reason(), "missing_sni");
-        let d = decide(&p, dst("203.0.113.7:443"), &tls(None), None).unwrap();
-        assert_eq!(
-            (d.rule.as_str(), d.dial),
-            ("legacy", Dial::Address("203.0.113.7:443".parse().unwrap()))
-        );
-        // An address rule does not open other names on that address: the SNI decides.
-        let e = decide(
-            &p,
-            dst("203.0.113.7:443"),
-            &tls(Some("evil.example.net")),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "no_rule");
+        for (mode, seen, inner, want, text) in cases {
+            let got = decide(&p, mode, &seen, inner.as_ref());
+            let (outcome, said) = match &got {
+                Ok(d) => (Ok(d.rule.as_str()), d.to_string()),
+                Err(e) => (Err(e.reason()), e.to_string()),
+            };
+            assert_eq!(outcome, want, "{seen:?} (inside: {inner:?}): {said}");
+            assert!(said.contains(text), "{said:?} does not say {text:?}");
+        }
     }
 
     #[test]
-    fn transparent_http() {
-        let p = policy();
-        let http = |h: Option<Target>| Seen::Http {
-            host: h,
-            host_port: None,
-            head_len: 0,
-        };
+    fn transparent_tls_and_http() {
+        let web = dst("198.51.100.1:443");
+        check(vec![
+            (
+                web,
+                tls(Some("api.example.com")),
+                None,
+                Ok("api"),
+                "(dnssec if-signed)",
+            ),
+            // Wildcard: one or more labels, never the apex.
+            (
+                web,
+                tls(Some("a.b.cdn.example.com")),
+                None,
+                Ok("cdn"),
+                "(dnssec required)",
+            ),
+            (
+                web,
+                tls(Some("cdn.example.com")),
+                None,
+                Err("no_rule"),
+                "never cdn.example.com itself",
+            ),
+            (
+                web,
+                tls(Some("x.api.example.com")),
+                None,
+                Err("no_rule"),
+                "is exact",
+            ),
+            (
+                dst("198.51.100.1:8443"),
+                tls(Some("api.example.com")),
+                None,
+                Err("port_not_allowed"),
+                "rule api allows",
+            ),
+            (
+                web,
+                tls(Some("evil.example.net")),
+                None,
+                Err("no_rule"),
+                "evil.example.net:443 (tls)",
+            ),
+            // Missing SNI: only an address rule can allow it.
+            (web, tls(None), None, Err("missing_sni"), "198.51.100.1:443"),
+            (
+                dst("203.0.113.7:443"),
+                tls(None),
+                None,
+                Ok("legacy"),
+                "203.0.113.7:443 (tls) is in 203.0.113.7/32",
+            ),
+            // An address rule does not open other names on that address: the SNI decides.
+            (
+                dst("203.0.113.7:443"),
+                tls(Some("evil.example.net")),
+                None,
+                Err("no_rule"),
+                "",
+            ),
+            (
+                dst("198.51.100.1:80"),
+                http(Some("api.example.com")),
+                None,
+                Err("port_not_allowed"),
+                "",
+            ),
+            (
+                dst("198.51.100.1:80"),
+                http(Some("www.example.org")),
+                None,
+                Ok("plain"),
+                "",
+            ),
+            (
+                web,
+                http(Some("api.example.com")),
+                None,
+                Err("protocol_mismatch"),
+                "rule api expects tls",
+            ),
+            (
+                dst("198.51.100.1:80"),
+                http(None),
+                None,
+                Err("missing_host"),
+                "",
+            ),
+            (
+                dst("198.51.100.1:80"),
+                http(Some("10.0.0.1")),
+                None,
+                Err("raw_ip_not_named"),
+                "",
+            ),
+            (
+                web,
+                connect("a", 1),
+                None,
+                Err("proxy_request_in_transparent_mode"),
+                "",
+            ),
+        ]);
         let d = decide(
-            &p,
-            dst("198.51.100.1:80"),
-            &http(Some(Target::Name("www.example.org".into()))),
+            &policy(),
+            dst("198.51.100.1:443"),
+            &tls(Some("api.example.com")),
             None,
         )
         .unwrap();
-        assert_eq!(d.rule, "plain");
-        let e = decide(
-            &p,
-            dst("198.51.100.1:443"),
-            &http(Some(Target::Name("api.example.com".into()))),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!((e.reason(), e.rule()), ("protocol_mismatch", Some("api")));
-        let e = decide(&p, dst("198.51.100.1:80"), &http(None), None).unwrap_err();
-        assert_eq!(e.reason(), "missing_host");
-        let e = decide(
-            &p,
-            dst("198.51.100.1:80"),
-            &http(Some(Target::Ip("10.0.0.1".parse().unwrap()))),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "raw_ip_not_named");
-        let e = decide(
-            &p,
-            dst("198.51.100.1:80"),
-            &Seen::Connect {
-                target: Target::Name("a".into()),
-                port: 1,
-                head_len: 0,
-            },
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "proxy_request_in_transparent_mode");
+        assert!(
+            matches!(d.dial, Dial::Name { ref host, port: 443, dnssec: DnssecMode::IfSigned, .. } if host == "api.example.com")
+        );
+        let d = decide(&policy(), dst("203.0.113.7:443"), &tls(None), None).unwrap();
+        assert_eq!(d.dial, Dial::Address("203.0.113.7:443".parse().unwrap()));
     }
 
     #[test]
     fn explicit_proxy() {
-        let p = policy();
-        let connect = |t: Target, port| Seen::Connect {
-            target: t,
-            port,
-            head_len: 0,
-        };
-        let api = connect(Target::Name("api.example.com".into()), 443);
-        assert!(decide(&p, Mode::ExplicitProxy, &api, None).is_ok());
-        let d = decide(
-            &p,
-            Mode::ExplicitProxy,
-            &api,
-            Some(&tls(Some("api.example.com"))),
-        )
-        .unwrap();
-        assert_eq!(d.rule, "api");
-        let e = decide(
-            &p,
-            Mode::ExplicitProxy,
-            &api,
-            Some(&tls(Some("evil.example.net"))),
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "connect_sni_mismatch");
-        assert_eq!(
-            e.to_string(),
-            "CONNECT to api.example.com:443 but the TLS inside names \"evil.example.net\""
-        );
-        let e = decide(&p, Mode::ExplicitProxy, &api, Some(&tls(None))).unwrap_err();
-        assert_eq!(e.reason(), "connect_sni_mismatch");
-        // Raw IP whatever the SNI.
-        let raw = connect(Target::Ip("198.51.100.9".parse().unwrap()), 443);
-        let e = decide(
-            &p,
-            Mode::ExplicitProxy,
-            &raw,
-            Some(&tls(Some("api.example.com"))),
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "raw_ip_not_named");
-        assert!(e.to_string().contains("does not change that"), "{e}");
-        let e = decide(&p, Mode::ExplicitProxy, &raw, None).unwrap_err();
-        assert_eq!(e.reason(), "raw_ip_not_named");
-        let named = connect(Target::Ip("203.0.113.7".parse().unwrap()), 443);
-        assert!(decide(&p, Mode::ExplicitProxy, &named, Some(&tls(None))).is_ok());
-        let e = decide(
-            &p,
-            Mode::ExplicitProxy,
-            &named,
-            Some(&tls(Some("api.example.com"))),
-        )
-        .unwrap_err();
-        assert_eq!(e.reason(), "connect_sni_mismatch");
-        // Absolute form.
-        let abs = Seen::Absolute {
-            target: Target::Name("www.example.org".into()),
-            port: 80,
-            host_header: Some(Target::Name("www.example.org".into())),
-            head_len: 0,
-        };
-        assert_eq!(
-            decide(&p, Mode::ExplicitProxy, &abs, None).unwrap().rule,
-            "plain"
-        );
-        let abs = Seen::Absolute {
-            target: Target::Name("www.example.org".into()),
-            port: 80,
-            host_header: Some(Target::Name("evil.example.net".into())),
-            head_len: 0,
-        };
-        assert_eq!(
-            decide(&p, Mode::ExplicitProxy, &abs, None)
-                .unwrap_err()
-                .reason(),
-            "host_mismatch"
-        );
-        let e = decide(&p, Mode::ExplicitProxy, &tls(Some("api.example.com")), None).unwrap_err();
-        assert_eq!(e.reason(), "not_a_proxy_request");
+        let proxy = Mode::ExplicitProxy;
+        let api = connect("api.example.com", 443);
+        let raw = connect("198.51.100.9", 443);
+        let named = connect("203.0.113.7", 443);
+        check(vec![
+            (proxy, api.clone(), None, Ok("api"), ""),
+            (
+                proxy,
+                api.clone(),
+                Some(tls(Some("api.example.com"))),
+                Ok("api"),
+                "",
+            ),
+            (
+                proxy,
+                api.clone(),
+                Some(tls(Some("evil.example.net"))),
+                Err("connect_sni_mismatch"),
+                "CONNECT to api.example.com:443 but the TLS inside names \"evil.example.net\"",
+            ),
+            (
+                proxy,
+                api.clone(),
+                Some(tls(None)),
+                Err("connect_sni_mismatch"),
+                "no SNI",
+            ),
+            // Raw IP whatever the SNI.
+            (
+                proxy,
+                raw.clone(),
+                Some(tls(Some("api.example.com"))),
+                Err("raw_ip_not_named"),
+                "does not change that",
+            ),
+            (proxy, raw, None, Err("raw_ip_not_named"), ""),
+            (proxy, named.clone(), Some(tls(None)), Ok("legacy"), ""),
+            (
+                proxy,
+                named,
+                Some(tls(Some("api.example.com"))),
+                Err("connect_sni_mismatch"),
+                "",
+            ),
+            // Plain HTTP through a tunnel: every request must name the CONNECT target.
+            (
+                proxy,
+                connect("www.example.org", 80),
+                Some(http(Some("www.example.org"))),
+                Ok("plain"),
+                "",
+            ),
+            (
+                proxy,
+                connect("www.example.org", 80),
+                Some(http(Some("api.example.com"))),
+                Err("host_mismatch"),
+                "",
+            ),
+            // Absolute form.
+            (
+                proxy,
+                absolute("www.example.org", "www.example.org"),
+                None,
+                Ok("plain"),
+                "",
+            ),
+            (
+                proxy,
+                absolute("www.example.org", "evil.example.net"),
+                None,
+                Err("host_mismatch"),
+                "",
+            ),
+            (
+                proxy,
+                tls(Some("api.example.com")),
+                None,
+                Err("not_a_proxy_request"),
+                "",
+            ),
+        ]);
     }
 
     #[test]

@@ -134,13 +134,29 @@ pub fn http(bytes: &[u8]) -> Peeked {
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Peeked::Unrecognized("HTTP request without method or target".into());
     };
-    let mut host_values = req
+    let hosts = req
         .headers
         .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("host"));
-    let host_raw = host_values.next().map(|h| h.value);
-    if host_values.next().is_some() {
-        return Peeked::Unrecognized("more than one Host header".into());
+        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| h.value);
+    match request(method, path, hosts, head_len) {
+        Ok(seen) => Peeked::Seen(seen),
+        Err(why) => Peeked::Unrecognized(why),
+    }
+}
+
+/// What one HTTP/1.x request says about its destination, from its method, request target and
+/// Host header values (as parsed by httparse from the first bytes, or by hyper for every
+/// request of a kept-alive connection). `Err` says why the request is not one we forward.
+pub fn request<'a>(
+    method: &str,
+    path: &str,
+    mut hosts: impl Iterator<Item = &'a [u8]>,
+    head_len: usize,
+) -> Result<Seen, String> {
+    let host_raw = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host header".into());
     }
     let host_hdr = match host_raw {
         None => None,
@@ -149,18 +165,18 @@ pub fn http(bytes: &[u8]) -> Peeked {
             .and_then(|s| split_authority(s, None))
         {
             Some(x) => Some(x),
-            None => return Peeked::Unrecognized("malformed Host header".into()),
+            None => return Err("malformed Host header".into()),
         },
     };
     if method == "CONNECT" {
         // authority-form: host:port, port required.
         return match split_authority(path, None) {
-            Some((target, Some(port))) => Peeked::Seen(Seen::Connect {
+            Some((target, Some(port))) => Ok(Seen::Connect {
                 target,
                 port,
                 head_len,
             }),
-            _ => Peeked::Unrecognized(format!("CONNECT target {path:?} is not host:port")),
+            _ => Err(format!("CONNECT target {path:?} is not host:port")),
         };
     }
     if path.starts_with('/') || path == "*" {
@@ -168,7 +184,7 @@ pub fn http(bytes: &[u8]) -> Peeked {
             Some((h, p)) => (Some(h), p),
             None => (None, None),
         };
-        return Peeked::Seen(Seen::Http {
+        return Ok(Seen::Http {
             host,
             host_port,
             head_len,
@@ -176,27 +192,27 @@ pub fn http(bytes: &[u8]) -> Peeked {
     }
     // absolute-form
     let Ok(uri) = path.parse::<http::Uri>() else {
-        return Peeked::Unrecognized(format!("request target {path:?} is not a URI"));
+        return Err(format!("request target {path:?} is not a URI"));
     };
     let default_port = match uri.scheme_str() {
         Some("http") => 80,
         Some(other) => {
-            return Peeked::Unrecognized(format!(
+            return Err(format!(
                 "absolute-form scheme {other:?}: only http:// is proxied in the clear (use CONNECT for https)"
             ))
         }
-        None => return Peeked::Unrecognized(format!("request target {path:?} has no scheme")),
+        None => return Err(format!("request target {path:?} has no scheme")),
     };
     let Some(auth) = uri.authority() else {
-        return Peeked::Unrecognized(format!("request target {path:?} has no host"));
+        return Err(format!("request target {path:?} has no host"));
     };
     if auth.as_str().contains('@') {
-        return Peeked::Unrecognized("userinfo in the request target".into());
+        return Err("userinfo in the request target".into());
     }
     let Some(target) = Target::parse(auth.host()) else {
-        return Peeked::Unrecognized(format!("bad host in {path:?}"));
+        return Err(format!("bad host in {path:?}"));
     };
-    Peeked::Seen(Seen::Absolute {
+    Ok(Seen::Absolute {
         target,
         port: auth.port_u16().unwrap_or(default_port),
         host_header: host_hdr.map(|(h, _)| h),

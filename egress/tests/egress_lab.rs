@@ -11,7 +11,6 @@ use std::time::Duration;
 use rampart_dns::testlab::{DnsLab, LabError};
 use rampart_dns::{AddressClass, DnsDenial, Resolver};
 use rampart_egress::{Connected, Denied, DialOptions, Egress, EgressPolicy, Mode};
-use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -32,19 +31,7 @@ fn lab() -> Option<DnsLab> {
 
 /// A ClientHello as rustls sends it; an IP server name means no SNI.
 fn client_hello(server: &str) -> Vec<u8> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    let name = ServerName::try_from(server.to_string()).unwrap();
-    let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut out = Vec::new();
-    while conn.wants_write() {
-        conn.write_tls(&mut out).unwrap();
-    }
-    out
+    rampart_egress::testkit::client_hello(server).unwrap()
 }
 
 /// An upstream on 127.0.0.10 that reports each connection's peer and first bytes.
@@ -70,47 +57,42 @@ async fn upstream() -> (u16, tokio::sync::mpsc::Receiver<(SocketAddr, Vec<u8>)>)
 }
 
 fn policy(port: u16, extra: &str) -> EgressPolicy {
-    let text = format!(
-        r#"
-[[hosts]]
-name = "www"
-host = "www.signed.test"
-ports = [{port}]
-protocol = "tls"
-internal = ["127.0.0.10/32"]
-
-[[hosts]]
-name = "wild"
-host = "*.signed.test"
-ports = [{port}]
-protocol = "tls"
-dnssec = "required"
-internal = ["127.0.0.10/32"]
-
-[[hosts]]
-name = "bogus"
-host = "www.bogus.test"
-ports = [{port}]
-protocol = "tls"
-internal = ["127.0.0.0/8"]
-
-[[hosts]]
-name = "plain-if-signed"
-host = "www.plain.test"
-ports = [{port}]
-protocol = "tls"
-internal = ["127.0.0.10/32"]
-
-[[hosts]]
-name = "plain-http"
-host = "www.plain.test"
-ports = [{port}]
-protocol = "http"
-dnssec = "required"
-internal = ["127.0.0.10/32"]
-{extra}
-"#
-    );
+    // (name, host, protocol, dnssec, internal network)
+    let rules = [
+        ("www", "www.signed.test", "tls", None, "127.0.0.10/32"),
+        (
+            "wild",
+            "*.signed.test",
+            "tls",
+            Some("required"),
+            "127.0.0.10/32",
+        ),
+        ("bogus", "www.bogus.test", "tls", None, "127.0.0.0/8"),
+        (
+            "plain-if-signed",
+            "www.plain.test",
+            "tls",
+            None,
+            "127.0.0.10/32",
+        ),
+        (
+            "plain-http",
+            "www.plain.test",
+            "http",
+            Some("required"),
+            "127.0.0.10/32",
+        ),
+    ];
+    let mut text = String::new();
+    for (name, host, protocol, dnssec, internal) in rules {
+        let dnssec = dnssec
+            .map(|d| format!("dnssec = \"{d}\"\n"))
+            .unwrap_or_default();
+        text += &format!(
+            "[[hosts]]\nname = \"{name}\"\nhost = \"{host}\"\nports = [{port}]\nprotocol = \"{protocol}\"\n{dnssec}internal = [\"{internal}\"]\n\n"
+        );
+    }
+    text += extra;
     EgressPolicy::from_toml(&text, "egress_lab.toml").unwrap()
 }
 

@@ -276,6 +276,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 "OK: {} records, chain intact; last hash {}",
                 v.records, v.last_hash
             );
+            if let Some(r) = &v.restarted {
+                println!(
+                    "this chain was started after a break: {} broke at line {} ({}); last hash that verified there {}",
+                    r["sealed_log"].as_str().unwrap_or("the sealed log"),
+                    r["broken_at_line"],
+                    r["why"].as_str().unwrap_or("unknown"),
+                    r["last_good_hash"].as_str().unwrap_or("unknown"),
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Kek(KekCommand::Generate { out }) => {
@@ -570,7 +579,15 @@ fn agent(a: AgentArgs) -> Result<ExitCode> {
 
 fn serve(config: &Path) -> Result<ExitCode> {
     let cfg = ServeConfig::load(config)?;
-    let rt = tokio::runtime::Runtime::new().map_err(|e| PkiError::io("tokio runtime", e))?;
+    // One thread serves every connection: a renewal is CPU-bound from its
+    // handshake to its signature, so a work-stealing pool only adds
+    // cross-thread wake-ups (measured in docs/measurements/pki.md); one core
+    // signs ~1,700 renewals a second. Token redemption, rotation and the
+    // audit writer still run on threads of their own.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PkiError::io("tokio runtime", e))?;
     rt.block_on(async {
         let running = rampart_pki::server::start(cfg).await?;
         // Integration tests and supervisors wait for this line.

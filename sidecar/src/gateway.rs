@@ -4,8 +4,9 @@
 //!
 //! Wire: the sidecar opens mutual TLS to the gateway (the directory gives its address and the
 //! identity it must present), then speaks explicit-proxy HTTP/1.1 inside it: `CONNECT
-//! host:port` followed at once by the app's first bytes (ClientHello or request head), or the
-//! app's absolute-form request as is. The gateway:
+//! host:port` followed at once by the app's first bytes (a ClientHello), or — for plain HTTP —
+//! the app's requests in absolute form, one by one on a kept-alive connection, each decided
+//! again here (see `crate::egress::plain`). The gateway:
 //! 1. takes the caller's SPIFFE ID from its client certificate and finds its service in the
 //!    directory (unknown callers are refused);
 //! 2. decides with that service's `[gateway.SERVICE]` egress policy, from what it sees itself
@@ -25,7 +26,7 @@ use rampart_egress::{forbidden_response, Admitted, DialOptions, Mode, Seen};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{client, TlsAcceptor};
+use tokio_rustls::client;
 
 use crate::egress::config::GatewayRef;
 use crate::egress::{admitted_fields, denied, deny, destination, EgressRuntime};
@@ -85,15 +86,15 @@ impl GatewayRefusal {
     }
 }
 
-/// Sidecar side: opens mTLS to the gateway and asks it to carry `admitted`. Returns the
-/// stream, bytes that followed the gateway's `200` (already the destination's), and the
-/// gateway's address.
-pub async fn open(
+/// Sidecar side: opens mutual TLS to the gateway the directory names (checking its identity).
+/// Plain HTTP is then sent as absolute-form requests (see [`crate::egress`]); everything else
+/// through [`open`].
+pub async fn tunnel(
     g: &Generation,
+    connector: &rampart_tls::LatestConnector,
     gw: &GatewayRef,
-    admitted: &Admitted,
     options: &DialOptions,
-) -> Result<(client::TlsStream<TcpStream>, Vec<u8>, SocketAddr), GatewayRefusal> {
+) -> Result<(client::TlsStream<TcpStream>, SocketAddr), GatewayRefusal> {
     let unavailable = GatewayRefusal::Unavailable;
     let service = g
         .directory
@@ -114,14 +115,8 @@ pub async fn open(
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(service.name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
-    let mut tls = match mtls::connect_peer(
-        g.tls.client.clone(),
-        tcp,
-        name,
-        &service.identity,
-        HANDSHAKE_TIMEOUT,
-    )
-    .await
+    let tls = match mtls::connect_peer(connector, tcp, name, &service.identity, HANDSHAKE_TIMEOUT)
+        .await
     {
         Ok(t) => t,
         Err(mtls::PeerFailure::Handshake(label, text)) => {
@@ -140,13 +135,22 @@ pub async fn open(
             )))
         }
     };
+    Ok((tls, address))
+}
+
+/// Sidecar side: opens mTLS to the gateway and asks it to carry `admitted`. Returns the
+/// stream, bytes that followed the gateway's `200` (already the destination's), and the
+/// gateway's address.
+pub async fn open(
+    g: &Generation,
+    connector: &rampart_tls::LatestConnector,
+    gw: &GatewayRef,
+    admitted: &Admitted,
+    options: &DialOptions,
+) -> Result<(client::TlsStream<TcpStream>, Vec<u8>, SocketAddr), GatewayRefusal> {
+    let unavailable = GatewayRefusal::Unavailable;
+    let (mut tls, address) = tunnel(g, connector, gw, options).await?;
     let io = |e: std::io::Error| unavailable(format!("{address}: {e}"));
-    if matches!(admitted.seen, Seen::Absolute { .. }) {
-        // The absolute-form request goes as is; the gateway's answer is the origin's (or a 403
-        // the app reads as its proxy's).
-        tls.write_all(&admitted.prefix).await.map_err(io)?;
-        return Ok((tls, Vec::new(), address));
-    }
     let (host, port) = destination(admitted);
     let target = match host.parse::<std::net::Ipv6Addr>() {
         Ok(v6) => format!("[{v6}]:{port}"),
@@ -226,10 +230,11 @@ pub async fn serve(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, listener: TcpListener)
 /// The egress policy for a caller, by its service in the directory (`None`: not a caller of
 /// this mesh, or revoked).
 fn caller_policy(
+    ctx: &Ctx,
     g: &Generation,
     caller: &rampart_tls::spiffe::SpiffeId,
 ) -> Option<(String, Arc<rampart_egress::EgressPolicy>)> {
-    if g.tls.is_revoked(caller) {
+    if ctx.tls.is_revoked(caller) {
         return None;
     }
     let service = g
@@ -249,32 +254,32 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
     let _in_flight = ctx.in_flight.guard();
     let started = Instant::now();
     let g = ctx.generation();
-    let event =
-        crate::egress::event("gateway", peer, &g).with("rampart.identity", g.tls.id.to_string());
-    let acceptor = TlsAcceptor::from(g.tls.server.clone());
+    let event = crate::egress::event("gateway", peer, &g)
+        .with("rampart.identity", ctx.tls.id().to_string());
     drop(g);
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            let (label, text) = mtls::classify_handshake_error(&e);
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["gateway", label])
-                .inc();
-            return ctx.emit(
-                event
-                    .with("rampart.reason.kind", label)
-                    .with("error.message", text),
-            );
-        }
-        Err(_) => {
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["gateway", "timeout"])
-                .inc();
-            return ctx.emit(event.with("error.message", "handshake did not finish in time"));
-        }
-    };
+    let mut tls =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.tls.acceptor().accept(tcp)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                let (label, text) = mtls::classify_handshake_error(&e);
+                ctx.metrics
+                    .handshake_failures
+                    .with_label_values(&["gateway", label])
+                    .inc();
+                return ctx.emit(
+                    event
+                        .with("rampart.reason.kind", label)
+                        .with("error.message", text),
+                );
+            }
+            Err(_) => {
+                ctx.metrics
+                    .handshake_failures
+                    .with_label_values(&["gateway", "timeout"])
+                    .inc();
+                return ctx.emit(event.with("error.message", "handshake did not finish in time"));
+            }
+        };
     let Some(caller) = mtls::peer_id(tls.get_ref().1) else {
         let text = "no client certificate: the gateway carries only mesh workloads' traffic";
         let _ = tls
@@ -283,7 +288,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         return deny(&ctx, event, "no_client_identity", None, text.into());
     };
     let event = event.with("rampart.caller.identity", caller.to_string());
-    let Some((service, policy)) = caller_policy(&ctx.generation(), &caller) else {
+    let Some((service, policy)) = caller_policy(&ctx, &ctx.generation(), &caller) else {
         let text = format!("{caller} is no service of the directory (or is revoked)");
         let _ = tls
             .write_all(&forbidden_response("unknown_caller", None, &text))
@@ -292,13 +297,8 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
     };
     let event = event.with("rampart.caller.service", service.clone());
     let Some(egress) = rt.egress(policy) else {
-        return deny(
-            &ctx,
-            event,
-            "resolver_unconfigured",
-            None,
-            "the gateway has no resolver".into(),
-        );
+        crate::egress::no_resolver(&ctx, event);
+        return;
     };
     // The calling sidecar sends its first bytes right after the CONNECT: nothing is answered
     // until the destination is dialled, so every refusal reaches it as a 403 with the reason.
@@ -319,6 +319,29 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             return denied(&ctx, event, &d);
         }
     };
+    if let Some(connect) = crate::egress::plain_http(&admitted) {
+        // Plain HTTP: every request is decided again with the caller's policy.
+        if connect.is_some() && tls.write_all(rampart_egress::CONNECT_OK).await.is_err() {
+            return;
+        }
+        let text = format!("{caller} is no longer a service of the directory (or is revoked)");
+        let for_policy = ctx.clone();
+        let engine = crate::egress::plain::HttpEgress {
+            ctx: ctx.clone(),
+            rt: rt.clone(),
+            via: crate::egress::plain::Via::Direct,
+            mode: Mode::ExplicitProxy,
+            tunnel: connect,
+            policy: Box::new(move |g| {
+                caller_policy(&for_policy, g, &caller)
+                    .filter(|(s, _)| *s == service)
+                    .map(|(_, p)| p)
+                    .ok_or(("unknown_caller", text.clone()))
+            }),
+            event,
+        };
+        return engine.serve(tls, admitted.prefix).await;
+    }
     let event = admitted_fields(event, &admitted);
     let c = match egress.connect(admitted.decision.clone()).await {
         Ok(c) => c,
@@ -329,18 +352,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             return denied(&ctx, event, &d);
         }
     };
-    let event = event
-        .with("network.peer.address", c.peer.ip().to_string())
-        .with("network.peer.port", c.peer.port())
-        .maybe(
-            "network.local.address",
-            c.upstream.local_addr().ok().map(|a| a.ip().to_string()),
-        )
-        .maybe(
-            "rampart.dns.security",
-            c.resolved.as_ref().map(|r| r.security.as_str()),
-        )
-        .with("rampart.decision", "allow");
+    let event = crate::egress::resolved_fields(event, &c).with("rampart.decision", "allow");
     let mut upstream = c.upstream;
     if matches!(admitted.seen, Seen::Connect { .. }) {
         if let Err(e) = tls.write_all(rampart_egress::CONNECT_OK).await {
@@ -358,7 +370,8 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         .with_label_values(&["egress", "allow"])
         .inc();
     let still = |g: &Generation| {
-        caller_policy(g, &caller).is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
+        caller_policy(&ctx, g, &caller)
+            .is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
     };
     let ended = relay(&mut tls, &mut upstream, ctx.current.clone(), still).await;
     let event = ended_fields(&ctx, "egress", event, started, ended, || {

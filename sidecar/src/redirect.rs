@@ -302,16 +302,22 @@ mod tests {
         Config::from_source(SourceFile::from_text(Path::new("c.toml"), text)).unwrap()
     }
 
+    /// The rules of one family, one line each (arguments only).
+    fn lines(c: &Config, family: Family) -> Vec<String> {
+        steps(c, 1337)
+            .unwrap()
+            .iter()
+            .filter(|s| s.family == family)
+            .map(|s| s.args.join(" "))
+            .collect()
+    }
+
     #[test]
     fn redirects_app_ports_in_and_everything_but_the_sidecar_out() {
         let c = config(
             "[inbound]\ntransparent_listen = \"0.0.0.0:15006\"\n[[inbound.port]]\nport = 8080\nprotocol = \"http\"\napp = \"127.0.0.1:8080\"\n[outbound]\ntransparent_listen = \"127.0.0.1:15001\"\n",
         );
-        let lines: Vec<String> = steps(&c, 1337)
-            .unwrap()
-            .iter()
-            .map(|s| s.args.join(" "))
-            .collect();
+        let lines = lines(&c, Family::V4);
         assert!(
             lines.contains(
                 &"-t nat -A RAMPART_INBOUND -p tcp --dport 8080 -j REDIRECT --to-ports 15006"
@@ -342,11 +348,7 @@ mod tests {
         let c = config(
             "[outbound]\ntransparent_listen = \"127.0.0.1:15001\"\n[egress]\nresolvers = [\"10.0.0.53:53\", \"127.0.0.1:53\"]\n",
         );
-        let lines: Vec<String> = steps(&c, 1337)
-            .unwrap()
-            .iter()
-            .map(|s| s.args.join(" "))
-            .collect();
+        let lines = lines(&c, Family::V4);
         let at = |l: &str| {
             lines
                 .iter()
@@ -374,13 +376,7 @@ mod tests {
             "[inbound]\ntransparent_listen = \"0.0.0.0:15006\"\n[[inbound.port]]\nport = 8080\nprotocol = \"http\"\napp = \"127.0.0.1:8080\"\n[outbound]\ntransparent_listen = \"127.0.0.1:15001\"\n[egress]\nresolvers = [\"10.0.0.53:53\", \"[fd00::53]:53\"]\n",
         );
         let all = steps(&c, 1337).unwrap();
-        let lines = |family: Family| -> Vec<String> {
-            all.iter()
-                .filter(|s| s.family == family)
-                .map(|s| s.args.join(" "))
-                .collect()
-        };
-        let (v4, v6) = (lines(Family::V4), lines(Family::V6));
+        let (v4, v6) = (lines(&c, Family::V4), lines(&c, Family::V6));
         // The same rules for both families, but for loopback, resolvers and neighbour discovery.
         let common =
             |l: &&String| !l.contains("-d ") && !l.contains("icmpv6") && !l.contains("--dport 53");

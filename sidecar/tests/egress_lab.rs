@@ -8,7 +8,7 @@
 mod egress_support;
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use egress_support::*;
 use rampart_dns::testlab::DnsLab;
@@ -17,7 +17,8 @@ use support::Sidecar;
 
 const LO10: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
 
-fn policy(port: u16, port2: u16, www_allowed: bool) -> String {
+/// `port`: the TLS destination; `web`: the HTTP origin; `port2`: nothing listens.
+fn policy(port: u16, web: u16, port2: u16, www_allowed: bool) -> String {
     let www = if www_allowed {
         format!(
             "[[egress.hosts]]\nname = \"signed-www\"\nhost = \"www.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.10/32\"]\n"
@@ -27,7 +28,8 @@ fn policy(port: u16, port2: u16, www_allowed: bool) -> String {
     };
     format!(
         "[egress]\ndnssec = \"if-signed\"\n{www}\
-         [[egress.hosts]]\nname = \"signed-http\"\nhost = \"api.signed.test\"\nports = [{port}]\nprotocol = \"http\"\ninternal = [\"127.0.0.10/32\"]\n\
+         [[egress.hosts]]\nname = \"signed-http\"\nhost = \"api.signed.test\"\nports = [{web}]\nprotocol = \"http\"\ninternal = [\"127.0.0.10/32\"]\n\
+         [[egress.hosts]]\nname = \"apex-http\"\nhost = \"signed.test\"\nports = [{web}]\nprotocol = \"http\"\ninternal = [\"127.0.0.10/32\"]\n\
          [[egress.hosts]]\nname = \"bogus\"\nhost = \"www.bogus.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.0/8\"]\n\
          [[egress.hosts]]\nname = \"plain-if-signed\"\nhost = \"www.plain.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.10/32\"]\n\
          [[egress.hosts]]\nname = \"plain-required\"\nhost = \"www.plain.test\"\nports = [{port2}]\nprotocol = \"tls\"\ndnssec = \"required\"\ninternal = [\"127.0.0.10/32\"]\n\
@@ -63,6 +65,13 @@ fn denied_line(sc: &mut Sidecar, reason: &str, rule: Option<&str>) -> Value {
     line
 }
 
+/// A CONNECT refused before anything was dialled: a 403 naming `reason`, and the log line.
+fn refused_before_dial(sc: &mut Sidecar, got: Proxied, reason: &str) {
+    assert_eq!(got.status(), 403, "{got:?}");
+    assert_eq!(got.header("x-rampart-deny-reason").as_deref(), Some(reason));
+    denied_line(sc, reason, None);
+}
+
 #[test]
 fn egress_through_the_sidecar_against_the_dnssec_lab() {
     let mut lab = match DnsLab::start() {
@@ -74,19 +83,23 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
     };
     let dest = Recorder::start(LO10);
     let port = dest.addr.port();
+    let web = Recorder::start_http(LO10);
+    let web_port = web.addr.port();
     let port2 = port.checked_add(1).unwrap_or(port - 1);
     let mesh = MeshDir::new(
         &[("frontend", FRONTEND)],
         &format!("[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n"),
     );
-    let policy_path = mesh.write("frontend-policy.toml", &policy(port, port2, true));
+    let policy_path = mesh.write("frontend-policy.toml", &policy(port, web_port, port2, true));
     let config = mesh.config(
         "frontend",
         "frontend",
         &format!(
-            "[egress]\nresolvers = [\"{}\"]\ntrust_anchor = \"{}\"\nproxy_listen = \"127.0.0.1:0\"\ncache_floor_secs = 0\n",
-            lab.resolver,
-            toml_path(&lab.anchor_file)
+            "[egress]\n{}",
+            lab_resolver(
+                &lab,
+                "proxy_listen = \"127.0.0.1:0\"\ncache_floor_secs = 0\n"
+            )
         ),
     );
     let mut sc = Sidecar::start(&config);
@@ -107,32 +120,87 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
     assert_eq!(line["server.address"], "www.signed.test", "{line}");
     assert_eq!(line["rampart.egress.mode"], "proxy", "{line}");
 
-    // Plain HTTP in absolute form to an allowed http rule.
-    let req = format!(
-        "GET http://api.signed.test:{port}/v1 HTTP/1.1\r\nHost: api.signed.test:{port}\r\n\r\n"
+    // Plain HTTP, request by request on one kept-alive connection (absolute form): an allowed
+    // name; an unlisted one → 403 with the reason, the origin never sees it; another allowed
+    // name → a decision and a connection of its own.
+    let get = |host: &str, path: &str| {
+        format!("GET http://{host}:{web_port}{path} HTTP/1.1\r\nHost: {host}:{web_port}\r\n\r\n")
+    };
+    let mut app = KeepAlive::connect(proxy);
+    let (status, head, body) = app.exchange(&get("api.signed.test", "/v1"));
+    assert_eq!((status, body.as_slice()), (200, &b"pong"[..]), "{head}");
+    let (status, head, _) = app.exchange(&get("deep.api.signed.test", "/unlisted"));
+    assert_eq!(status, 403, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-rampart-deny-reason: no_rule"),
+        "{head}"
     );
-    let out = send_raw(proxy, req.as_bytes());
-    assert_eq!(out, b"pong");
-    assert!(dest.seen().iter().any(|(_, b)| *b == req.as_bytes()));
+    let line = egress_line(&mut sc, "the second request's denial", |v| {
+        v["url.path"] == "/unlisted"
+    });
+    assert_eq!(line["rampart.reason.kind"], "no_rule", "{line}");
+    assert_eq!(line["rampart.decision"], "deny", "{line}");
+    let (status, head, _) = app.exchange(&get("signed.test", "/apex"));
+    assert_eq!(status, 200, "{head}");
+    egress_line(&mut sc, "the third request's own decision", |v| {
+        v["rampart.rule"] == "apex-http" && v["rampart.decision"] == "allow"
+    });
+    // The same inside a CONNECT tunnel, by Host header: every request must name the target.
+    let mut tunnel = KeepAlive::connect(proxy);
+    let target = format!("api.signed.test:{web_port}");
+    let (status, head, _) = tunnel.exchange(&format!(
+        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
+    ));
+    assert_eq!(status, 200, "{head}");
+    let origin =
+        |host: &str, path: &str| format!("GET {path} HTTP/1.1\r\nHost: {host}:{web_port}\r\n\r\n");
+    let (status, head, _) = tunnel.exchange(&origin("api.signed.test", "/in-tunnel"));
+    assert_eq!(status, 200, "{head}");
+    let (status, head, _) = tunnel.exchange(&origin("signed.test", "/other-host"));
+    assert_eq!(status, 403, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-rampart-deny-reason: host_mismatch"),
+        "{head}"
+    );
+    let heads: Vec<(SocketAddr, String)> = web
+        .seen()
+        .into_iter()
+        .map(|(peer, h)| (peer, String::from_utf8_lossy(&h).into_owned()))
+        .collect();
+    let first = |line: &str| {
+        heads
+            .iter()
+            .find(|(_, h)| h.starts_with(line))
+            .unwrap_or_else(|| panic!("the origin never saw {line}: {heads:?}"))
+            .0
+    };
+    // Origin form towards the origin; the denied requests never arrived; each allowed name
+    // had a connection of its own.
+    assert!(
+        heads
+            .iter()
+            .all(|(_, h)| !h.contains("/unlisted") && !h.contains("/other-host")),
+        "{heads:?}"
+    );
+    assert_ne!(first("GET /v1 HTTP/1.1"), first("GET /apex HTTP/1.1"));
+    first("GET /in-tunnel HTTP/1.1");
 
     // Unlisted name: 403 before anything is dialled, with the reason.
     let before = dest.seen().len();
-    let got = connect_via(proxy, &format!("deep.api.signed.test:{port}"), &hello);
-    assert_eq!(got.status(), 403, "{got:?}");
-    assert_eq!(
-        got.header("x-rampart-deny-reason").as_deref(),
-        Some("no_rule")
+    refused_before_dial(
+        &mut sc,
+        connect_via(proxy, &format!("deep.api.signed.test:{port}"), &hello),
+        "no_rule",
     );
-    denied_line(&mut sc, "no_rule", None);
 
     // IP literal, even carrying an allowed SNI inside.
-    let got = connect_via(proxy, &format!("127.0.0.10:{port}"), &hello);
-    assert_eq!(got.status(), 403, "{got:?}");
-    assert_eq!(
-        got.header("x-rampart-deny-reason").as_deref(),
-        Some("raw_ip_not_named")
+    refused_before_dial(
+        &mut sc,
+        connect_via(proxy, &format!("127.0.0.10:{port}"), &hello),
+        "raw_ip_not_named",
     );
-    denied_line(&mut sc, "raw_ip_not_named", None);
 
     // SNI spoofing: CONNECT to an allowed name, a ClientHello for another inside.
     let got = connect_via(
@@ -214,13 +282,13 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
         "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_bogus\",rule=\"bogus\"",
         "direction=\"egress\",mode=\"enforce\",reason=\"no_rule\",rule=\"\"",
         "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_unsigned\",rule=\"plain-required\"",
-        "rampart_sidecar_connections_total{direction=\"egress\",result=\"allow\"} 3",
+        "rampart_sidecar_connections_total{direction=\"egress\",result=\"allow\"} 5",
     ] {
         assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
     }
 
     // Hot reload: the rule goes away with the rest of the policy; new connections are denied.
-    std::fs::write(&policy_path, policy(port, port2, false)).unwrap();
+    std::fs::write(&policy_path, policy(port, web_port, port2, false)).unwrap();
     sc.hup();
     sc.wait_for(
         |v| v["event.name"] == "rampart.sidecar.reload" && v["rampart.reload.result"] == "ok",
@@ -255,8 +323,8 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
         msg.contains("frontend-policy.toml:3:") && msg.contains("egress.hosts[0].host"),
         "{msg}"
     );
-    let out = send_raw(proxy, req.as_bytes());
-    assert_eq!(out, b"pong", "the running policy stays");
+    let (status, head, _) = KeepAlive::connect(proxy).exchange(&get("api.signed.test", "/v2"));
+    assert_eq!(status, 200, "the running policy stays: {head}");
 
     // Resolver down: told apart from a bogus answer in the log and the metrics.
     lab.stop_resolver();

@@ -21,7 +21,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use egress_support::*;
-use rampart_dns::testlab::DnsLab;
 use support::Sidecar;
 
 const ROUNDS: usize = 7;
@@ -50,27 +49,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[test]
 #[ignore = "a measurement: run with --ignored --nocapture (release build)"]
 fn egress_connections_per_second_vs_direct() {
-    let lab = match DnsLab::start() {
-        Ok(lab) => lab,
-        Err(e) => {
-            eprintln!("SKIPPED egress_connections_per_second_vs_direct: {e}");
-            return;
-        }
+    let Some(s) = GatewaySetup::start("egress_connections_per_second_vs_direct", &[]) else {
+        return;
     };
-    let dest = Recorder::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
-    let port = dest.addr.port();
-    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mesh = MeshDir::new(
-        &[("frontend", FRONTEND), ("gateway", GATEWAY)],
-        &format!(
-            "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n\
-             [[service]]\nname = \"egress-gateway\"\nidentity = \"{GATEWAY}\"\nendpoints = [{{ port = 15443, address = \"127.0.0.1:{gw_port}\" }}]\n"
-        ),
-    );
+    let (lab, dest, port, gw_port, mesh) = (s.lab, s.dest, s.port, s.gw_port, s.mesh);
     let rule = format!("host = \"www.signed.test\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.10/32\"]\n");
     mesh.write(
         "frontend-policy.toml",
@@ -80,11 +62,7 @@ fn egress_connections_per_second_vs_direct() {
         "gateway-policy.toml",
         &format!("[gateway.frontend]\n[[gateway.frontend.hosts]]\n{rule}"),
     );
-    let resolver = format!(
-        "resolvers = [\"{}\"]\ntrust_anchor = \"{}\"\ncache_floor_secs = 600\ncache_ceiling_secs = 600\n",
-        lab.resolver,
-        toml_path(&lab.anchor_file)
-    );
+    let resolver = lab_resolver(&lab, "cache_floor_secs = 600\ncache_ceiling_secs = 600\n");
     let gateway_cfg = mesh.config(
         "gateway",
         "egress-gateway",

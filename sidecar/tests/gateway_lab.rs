@@ -11,7 +11,6 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr};
 
 use egress_support::*;
-use rampart_dns::testlab::DnsLab;
 use support::Sidecar;
 
 /// An identity of the trust domain that no directory service has.
@@ -19,27 +18,15 @@ const ROGUE: &str = "spiffe://mesh.local/ns/shop/sa/rogue";
 
 #[test]
 fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
-    let lab = match DnsLab::start() {
-        Ok(lab) => lab,
-        Err(e) => {
-            eprintln!("SKIPPED the_gateway_resolves_checks_and_leaves_from_its_fixed_address: {e}");
-            return;
-        }
+    let Some(s) = GatewaySetup::start(
+        "the_gateway_resolves_checks_and_leaves_from_its_fixed_address",
+        &[("rogue", ROGUE)],
+    ) else {
+        return;
     };
-    let dest = Recorder::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
-    let port = dest.addr.port();
-    let gw_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mesh = MeshDir::new(
-        &[("frontend", FRONTEND), ("gateway", GATEWAY), ("rogue", ROGUE)],
-        &format!(
-            "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n\
-             [[service]]\nname = \"egress-gateway\"\nidentity = \"{GATEWAY}\"\nendpoints = [{{ port = 15443, address = \"127.0.0.1:{gw_port}\" }}]\n"
-        ),
-    );
+    let (lab, dest, port, gw_port, mesh) = (s.lab, s.dest, s.port, s.gw_port, s.mesh);
+    let web = Recorder::start_http(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
+    let web_port = web.addr.port();
     let host = |name: &str, rule: &str| {
         format!("name = \"{rule}\"\nhost = \"{name}\"\nports = [{port}]\nprotocol = \"tls\"\ninternal = [\"127.0.0.0/8\"]\n")
     };
@@ -65,6 +52,8 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
                 String::new()
             },
             host("www.bogus.test", "gw-bogus"),
+        ) + &format!(
+            "[[gateway.frontend.hosts]]\nname = \"gw-web\"\nhost = \"signed.test\"\nports = [{web_port}]\nprotocol = \"http\"\ninternal = [\"127.0.0.10/32\"]\n"
         )
     };
     let gateway_policy_path = mesh.write("gateway-policy.toml", &gateway_policy(true));
@@ -79,9 +68,8 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
         "gateway",
         "egress-gateway",
         &format!(
-            "[egress]\nresolvers = [\"{}\"]\ntrust_anchor = \"{}\"\ncache_floor_secs = 0\n[gateway]\nlisten = \"127.0.0.1:{gw_port}\"\nsource = \"127.0.0.2\"\n",
-            lab.resolver,
-            toml_path(&lab.anchor_file)
+            "[egress]\n{}[gateway]\nlisten = \"127.0.0.1:{gw_port}\"\nsource = \"127.0.0.2\"\n",
+            lab_resolver(&lab, "cache_floor_secs = 0\n")
         ),
     );
     let frontend_cfg = mesh.config(
@@ -166,6 +154,43 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
         dest.seen().len(),
         1,
         "nothing refused reached the destination"
+    );
+
+    // The gateway decides every plain-HTTP request itself, whatever the caller does: a caller
+    // speaking to it directly (frontend's certificate) sends an allowed request, then one for
+    // a name the gateway does not allow, on the same connection.
+    let mut caller = KeepAlive::mtls(
+        format!("127.0.0.1:{gw_port}").parse().unwrap(),
+        &mesh.ca,
+        &mesh.ca.leaf(&[FRONTEND]),
+    );
+    let get = |host: &str, path: &str| {
+        format!("GET http://{host}:{web_port}{path} HTTP/1.1\r\nHost: {host}:{web_port}\r\n\r\n")
+    };
+    let (status, head, body) = caller.exchange(&get("signed.test", "/one"));
+    assert_eq!((status, body.as_slice()), (200, &b"pong"[..]), "{head}");
+    let (status, head, _) = caller.exchange(&get("deep.api.signed.test", "/two"));
+    assert_eq!(status, 403, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-rampart-deny-reason: no_rule"),
+        "{head}"
+    );
+    gateway.wait_for(
+        |v| v["url.path"] == "/two" && v["rampart.reason.kind"] == "no_rule",
+        "the second request's denial in the gateway's log",
+    );
+    let heads: Vec<String> = web
+        .seen()
+        .iter()
+        .map(|(peer, h)| {
+            assert_eq!(peer.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
+            String::from_utf8_lossy(h).into_owned()
+        })
+        .collect();
+    assert!(
+        heads.len() == 1 && heads[0].starts_with("GET /one HTTP/1.1"),
+        "{heads:?}"
     );
 
     // A caller whose identity no directory service has is refused by the gateway.

@@ -502,8 +502,42 @@ fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
     assert_eq!(line["rampart.rule"], "fe-partner", "{line}");
     assert_eq!(line["network.local.address"], v.fixed, "{line}");
 
+    // Plain HTTP is decided request by request: on the same kept-alive connection, a request
+    // for a host no rule names gets a 403 with the reason and never leaves the pod.
+    let out = pods.app(&format!(
+        "python3 -c \"import socket\ns = socket.create_connection(('{ip}', 8080), timeout=10)\n\
+         for host, path in (('{ip}:8080', '/first'), ('evil.example:8080', '/second')):\n\
+         \x20s.sendall(('GET %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n' % (path, host)).encode())\n\
+         \x20print(s.recv(4096).split(b'\\r\\n')[0].decode(), flush=True)\"",
+        ip = v.inet
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["HTTP/1.0 200 OK", "HTTP/1.1 403 Forbidden"],
+        "{out:?}"
+    );
+    let line = sidecar.wait_for(
+        |v| egress(v, "deny") && v["url.path"] == "/second",
+        "the second request's denial in the pod's sidecar",
+    );
+    assert_eq!(line["rampart.reason.kind"], "no_rule", "{line}");
+    assert_eq!(
+        pods.seen
+            .lines()
+            .iter()
+            .filter(|l| l.starts_with("tcp 8080"))
+            .count(),
+        2,
+        "the allowed curl and the first kept-alive request, nothing else"
+    );
+
     // The gateway re-checks: the pod's policy allows 8081, the gateway's does not for frontend.
-    assert_eq!(pods.curl(&format!("http://{}/", at(&v.inet, 8081))), " 000");
+    let out = pods.curl(&format!("http://{}/", at(&v.inet, 8081)));
+    assert!(
+        out.ends_with(" 403") && out.contains("rule fe-partner"),
+        "the gateway's refusal reaches the app: {out}"
+    );
     let line = gateway.wait_for(|v| egress(v, "deny"), "denial in the gateway");
     assert_eq!(line["rampart.reason.kind"], "port_not_allowed", "{line}");
     assert_eq!(line["rampart.caller.service"], "frontend", "{line}");
@@ -634,14 +668,13 @@ fn names_resolve_and_validate_at_the_gateway() {
     let line = sidecar.wait_for(|v| egress(v, "allow"), "the named egress in the pod");
     assert_eq!(line["server.address"], "api.signed.test", "{line}");
 
-    // A name whose signatures do not validate: refused at the gateway, nothing dialled.
-    assert_eq!(
-        pods.curl(&format!(
-            "--resolve www.bogus.test:8080:{} http://www.bogus.test:8080/",
-            v.inet
-        )),
-        " 000"
-    );
+    // A name whose signatures do not validate: refused at the gateway (a 403 the app reads,
+    // with the reason), nothing dialled.
+    let out = pods.curl(&format!(
+        "--resolve www.bogus.test:8080:{} http://www.bogus.test:8080/",
+        v.inet
+    ));
+    assert!(out.ends_with(" 403") && out.contains("DNSSEC"), "{out}");
     let line = gateway.wait_for(|v| egress(v, "deny"), "the bogus name in the gateway");
     assert_eq!(line["rampart.reason.kind"], "dnssec_bogus", "{line}");
     assert_eq!(line["rampart.rule"], "bogus", "{line}");

@@ -17,6 +17,16 @@ fn on_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The timed loop, apart so callgrind can count it alone (without the
+/// warm-up's one-time initialisation):
+/// `valgrind --tool=callgrind --toggle-collect='profile::measured' …`.
+#[inline(never)]
+fn measured(rs: &RuleSet, req: &rampart_waf::Request<'_>, p: &Policy, n: u32) {
+    for _ in 0..n {
+        std::hint::black_box(rs.inspect(req, p));
+    }
+}
+
 fn main() {
     let h = typical_request::headers();
     let body = typical_request::json_body();
@@ -36,9 +46,7 @@ fn main() {
         std::hint::black_box(rs.inspect(&req, &p));
     }
     let (t, c) = (Instant::now(), on_cpu_ns());
-    for _ in 0..n {
-        std::hint::black_box(rs.inspect(&req, &p));
-    }
+    measured(&rs, &req, &p, n);
     let wall = t.elapsed().as_secs_f64() * 1e6 / f64::from(n);
     let cpu = (on_cpu_ns() - c) as f64 / 1e3 / f64::from(n);
     println!("benign request: {wall:.2} us wall, {cpu:.2} us on CPU per inspection ({n} runs)");

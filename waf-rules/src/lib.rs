@@ -13,6 +13,8 @@ mod family;
 mod policy;
 mod request;
 mod rules;
+#[cfg(test)]
+mod test_support;
 mod transform;
 mod verdict;
 

@@ -17,13 +17,16 @@
 
 pub mod config;
 pub mod explain;
+pub(crate) mod plain;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rampart_dns::Resolver;
-use rampart_egress::{Admitted, Denied, Dial, DialOptions, Egress, EgressPolicy, Mode};
+use rampart_egress::{
+    Admitted, Connected, Decision, Denied, Dial, DialOptions, Egress, EgressPolicy, Mode, Seen,
+};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -174,6 +177,14 @@ pub(crate) fn deny(ctx: &Ctx, event: Event, reason: &str, rule: Option<&str>, te
     );
 }
 
+/// Logs and counts a refusal for want of a resolver (no `egress.resolvers`, and no gateway to
+/// leave through); returns the explanation.
+pub(crate) fn no_resolver(ctx: &Ctx, event: Event) -> String {
+    let text = "no resolver configured (egress.resolvers) and no gateway".to_string();
+    deny(ctx, event, "resolver_unconfigured", None, text.clone());
+    text
+}
+
 /// Logs and counts a rampart-egress denial.
 pub(crate) fn denied(ctx: &Ctx, event: Event, d: &Denied) {
     deny(ctx, event, d.reason(), d.rule(), d.to_string());
@@ -181,19 +192,59 @@ pub(crate) fn denied(ctx: &Ctx, event: Event, d: &Denied) {
 
 /// The fields of an admitted connection.
 pub(crate) fn admitted_fields(event: Event, a: &Admitted) -> Event {
-    let (host, port) = destination(a);
+    decision_fields(event, &a.decision)
+}
+
+/// The fields of an allowed decision: destination, protocol, rule.
+pub(crate) fn decision_fields(event: Event, d: &Decision) -> Event {
+    let (host, port) = destination_of(d);
     event
         .with("server.address", host)
         .with("server.port", port)
-        .with("network.protocol.name", a.decision.protocol.as_str())
-        .with("rampart.rule", a.decision.rule.clone())
+        .with("network.protocol.name", d.protocol.as_str())
+        .with("rampart.rule", d.rule.clone())
+}
+
+/// The fields of a dialled destination: the address, and the DNS verdict for names.
+pub(crate) fn resolved_fields(event: Event, c: &Connected) -> Event {
+    event
+        .with("network.peer.address", c.peer.ip().to_string())
+        .with("network.peer.port", c.peer.port())
+        .maybe(
+            "network.local.address",
+            c.upstream.local_addr().ok().map(|a| a.ip().to_string()),
+        )
+        .maybe(
+            "rampart.dns.security",
+            c.resolved.as_ref().map(|r| r.security.as_str()),
+        )
+        .maybe(
+            "rampart.dns.from_cache",
+            c.resolved.as_ref().map(|r| r.from_cache),
+        )
+}
+
+/// `host`, `port` of an allowed connection.
+pub(crate) fn destination(a: &Admitted) -> (String, u16) {
+    destination_of(&a.decision)
 }
 
 /// `host`, `port` of an allowed decision.
-pub(crate) fn destination(a: &Admitted) -> (String, u16) {
-    match &a.decision.dial {
+pub(crate) fn destination_of(d: &Decision) -> (String, u16) {
+    match &d.dial {
         Dial::Name { host, port, .. } => (host.clone(), *port),
         Dial::Address(sa) => (sa.ip().to_string(), sa.port()),
+    }
+}
+
+/// Whether a connection carries plain HTTP (served request by request, [`plain`]): a Host-led
+/// request (transparent), an absolute-form one (explicit proxy), or a CONNECT tunnel whose
+/// first bytes are a request. Returns the CONNECT the requests must stay inside.
+pub(crate) fn plain_http(a: &Admitted) -> Option<Option<Seen>> {
+    match (&a.seen, &a.inner) {
+        (Seen::Http { .. } | Seen::Absolute { .. }, _) => Some(None),
+        (Seen::Connect { .. }, Some(Seen::Http { .. })) => Some(Some(a.seen.clone())),
+        _ => None,
     }
 }
 
@@ -213,7 +264,7 @@ pub async fn handle(
         Mode::ExplicitProxy => ("proxy", None),
     };
     let event = event(mode_name, app_peer, &g)
-        .with("rampart.identity", g.tls.id.to_string())
+        .with("rampart.identity", ctx.tls.id().to_string())
         .maybe("rampart.destination", original);
     let policy = own_policy(&g);
     drop(g);
@@ -227,11 +278,27 @@ pub async fn handle(
                 return denied(&ctx, event, &d);
             }
         };
+    if let Some(tunnel) = plain_http(&admitted) {
+        let via = match &rt.config.gateway {
+            Some(gw) => plain::Via::Gateway(gw.clone()),
+            None => plain::Via::Direct,
+        };
+        let engine = plain::HttpEgress {
+            ctx: ctx.clone(),
+            rt: rt.clone(),
+            via,
+            mode,
+            tunnel,
+            policy: Box::new(|g| Ok(own_policy(g))),
+            event,
+        };
+        return engine.serve(app, admitted.prefix).await;
+    }
     let event = admitted_fields(event, &admitted);
     let explicit_unanswered = mode == Mode::ExplicitProxy && !admitted.answered;
     if let Some(gw) = rt.config.gateway.clone() {
         let g = ctx.generation();
-        match crate::gateway::open(&g, &gw, &admitted, &rt.options).await {
+        match crate::gateway::open(&g, ctx.tls.connector(), &gw, &admitted, &rt.options).await {
             Ok((mut tls, leftover, via)) => {
                 drop(g);
                 if !leftover.is_empty() && app.write_all(&leftover).await.is_err() {
@@ -261,27 +328,12 @@ pub async fn handle(
         return;
     }
     let Some(egress) = rt.egress(policy) else {
-        return deny(
-            &ctx,
-            event,
-            "resolver_unconfigured",
-            None,
-            "no resolver configured (egress.resolvers) and no gateway".into(),
-        );
+        no_resolver(&ctx, event);
+        return;
     };
     match egress.connect(admitted.decision.clone()).await {
         Ok(c) => {
-            let event = event
-                .with("network.peer.address", c.peer.ip().to_string())
-                .with("network.peer.port", c.peer.port())
-                .maybe(
-                    "rampart.dns.security",
-                    c.resolved.as_ref().map(|r| r.security.as_str()),
-                )
-                .maybe(
-                    "rampart.dns.from_cache",
-                    c.resolved.as_ref().map(|r| r.from_cache),
-                );
+            let event = resolved_fields(event, &c);
             let mut upstream = c.upstream;
             finish(&ctx, event, started, app, &mut upstream, admitted, true).await;
         }

@@ -11,7 +11,12 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use std::net::SocketAddr;
+
+use rampart_tls::spiffe::SpiffeId;
+
 use super::metrics::Metrics;
+use crate::config::InboundPort;
 use crate::policy::{AuditOutcome, Decision, Verdict};
 
 /// Lines queued for the writer before new ones are dropped (and counted).
@@ -26,7 +31,7 @@ pub fn stdout(metrics: &Metrics) -> std::io::Result<LogSink> {
 }
 
 /// A log event under construction (serialised by the writer thread, off the connection's task).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[serde(transparent)]
 pub struct Event(Map<String, Value>);
 
@@ -175,4 +180,22 @@ impl fmt::Display for WouldDeny<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// What every inbound log line carries.
+pub(crate) fn base_event(
+    name: &str,
+    port: &InboundPort,
+    peer: SocketAddr,
+    caller: Option<&SpiffeId>,
+    own: &SpiffeId,
+) -> Event {
+    Event::new(name)
+        .with("rampart.direction", "inbound")
+        .with("client.address", peer.ip().to_string())
+        .with("client.port", peer.port())
+        .with("server.port", port.port)
+        .with("network.transport", "tcp")
+        .maybe("rampart.caller.identity", caller.map(|c| c.to_string()))
+        .with("rampart.callee.identity", own.to_string())
 }

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use rampart_dns::testlab::DnsLab;
 
 use crate::support::{write_leaf, TestCa};
 
@@ -19,11 +21,16 @@ const IO: Duration = Duration::from_secs(10);
 type Seen = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
 
 /// A TCP destination on `ip` that records each connection's peer address and first bytes,
-/// answers `pong` and closes.
+/// answers `pong` and closes ([`Recorder::start`]); or an HTTP/1.1 origin that records each
+/// request head with its connection's peer and answers `200 pong`, keeping the connection
+/// open ([`Recorder::start_http`]).
 pub struct Recorder {
     pub addr: SocketAddr,
     seen: Seen,
 }
+
+/// The answer of an HTTP recorder.
+pub const PONG: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npong";
 
 impl Recorder {
     pub fn start(ip: IpAddr) -> Recorder {
@@ -31,6 +38,15 @@ impl Recorder {
     }
 
     pub fn start_at(at: SocketAddr) -> Recorder {
+        Self::serve(at, false)
+    }
+
+    /// An HTTP/1.1 origin (requests without bodies), one record per request.
+    pub fn start_http(ip: IpAddr) -> Recorder {
+        Self::serve(SocketAddr::new(ip, 0), true)
+    }
+
+    fn serve(at: SocketAddr, http: bool) -> Recorder {
         let l = TcpListener::bind(at).unwrap();
         let addr = l.local_addr().unwrap();
         let seen: Seen = Arc::default();
@@ -42,11 +58,25 @@ impl Recorder {
                 std::thread::spawn(move || {
                     let peer = s.peer_addr().unwrap();
                     s.set_read_timeout(Some(IO)).unwrap();
-                    let mut buf = vec![0u8; 16 * 1024];
-                    let n = s.read(&mut buf).unwrap_or(0);
-                    buf.truncate(n);
-                    record.lock().unwrap().push((peer, buf));
-                    let _ = s.write_all(b"pong");
+                    let mut buf = Vec::new();
+                    let mut chunk = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = s.read(&mut chunk).unwrap_or(0);
+                        buf.extend_from_slice(&chunk[..n]);
+                        if !http {
+                            record.lock().unwrap().push((peer, buf));
+                            let _ = s.write_all(b"pong");
+                            return;
+                        }
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head: Vec<u8> = buf.drain(..end + 4).collect();
+                            record.lock().unwrap().push((peer, head));
+                            let _ = s.write_all(PONG);
+                        }
+                        if n == 0 {
+                            return;
+                        }
+                    }
                 });
             }
         });
@@ -127,6 +157,64 @@ pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {
     }
 }
 
+/// A kept-alive client connection (plain TCP, or any stream such as a rustls one): one
+/// request, one response (bodies by Content-Length).
+pub struct KeepAlive<S: Read + Write = TcpStream>(pub S);
+
+impl KeepAlive {
+    pub fn connect(addr: SocketAddr) -> KeepAlive {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(IO)).unwrap();
+        KeepAlive(s)
+    }
+
+    /// Mutual TLS to `addr` presenting `leaf` (the server must be of `ca`'s trust domain).
+    pub fn mtls(
+        addr: SocketAddr,
+        ca: &TestCa,
+        leaf: &crate::support::Leaf,
+    ) -> KeepAlive<rustls::StreamOwned<rustls::ClientConnection, TcpStream>> {
+        let tcp = TcpStream::connect(addr).unwrap();
+        tcp.set_read_timeout(Some(IO)).unwrap();
+        let config = crate::support::client_config(ca, Some(leaf));
+        let name = rustls_pki_types::ServerName::try_from("egress-gateway").unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
+        KeepAlive(rustls::StreamOwned::new(conn, tcp))
+    }
+}
+
+impl<S: Read + Write> KeepAlive<S> {
+    /// Sends `request` (a head without body) and reads one response: (status, head, body).
+    pub fn exchange(&mut self, request: &str) -> (u16, String, Vec<u8>) {
+        self.0.write_all(request.as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(n)) = resp.parse(&buf) {
+                let len: usize = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= n + len {
+                    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    return (resp.code.unwrap(), head, buf[n..n + len].to_vec());
+                }
+            }
+            let got = self.0.read(&mut chunk).unwrap();
+            assert!(
+                got > 0,
+                "closed before a whole response: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
+            buf.extend_from_slice(&chunk[..got]);
+        }
+    }
+}
+
 /// Sends raw bytes to `addr` and reads until close (absolute-form requests through the proxy).
 pub fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -187,6 +275,61 @@ impl MeshDir {
             ),
         )
     }
+}
+
+/// The set-up of the gateway tests on loopback: the DNSSEC lab, a destination on 127.0.0.10,
+/// a free port for the gateway, and a mesh folder with frontend's and the gateway's identities
+/// (and `more`), whose directory names both services.
+pub struct GatewaySetup {
+    pub lab: DnsLab,
+    pub dest: Recorder,
+    pub port: u16,
+    pub gw_port: u16,
+    pub mesh: MeshDir,
+}
+
+impl GatewaySetup {
+    /// `None` (after saying why) when the DNS lab cannot start here.
+    pub fn start(test: &str, more: &[(&str, &str)]) -> Option<GatewaySetup> {
+        let lab = match DnsLab::start() {
+            Ok(lab) => lab,
+            Err(e) => {
+                eprintln!("SKIPPED {test}: {e}");
+                return None;
+            }
+        };
+        let dest = Recorder::start(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10)));
+        let gw_port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut ids = vec![("frontend", FRONTEND), ("gateway", GATEWAY)];
+        ids.extend_from_slice(more);
+        let mesh = MeshDir::new(
+            &ids,
+            &format!(
+                "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:80\" }}]\n\
+                 [[service]]\nname = \"egress-gateway\"\nidentity = \"{GATEWAY}\"\nendpoints = [{{ port = 15443, address = \"127.0.0.1:{gw_port}\" }}]\n"
+            ),
+        );
+        Some(GatewaySetup {
+            port: dest.addr.port(),
+            lab,
+            dest,
+            gw_port,
+            mesh,
+        })
+    }
+}
+
+/// The `[egress]` lines of a config resolving through `lab`, then `extra`.
+pub fn lab_resolver(lab: &DnsLab, extra: &str) -> String {
+    format!(
+        "resolvers = [\"{}\"]\ntrust_anchor = \"{}\"\n{extra}",
+        lab.resolver,
+        toml_path(&lab.anchor_file)
+    )
 }
 
 /// Path as a TOML string value.

@@ -20,6 +20,9 @@ pub(crate) enum Detector {
     Xss,
     /// Command injection: a separator, then a command word, read as a shell would.
     Shell,
+    /// `Shell` on the value with its C / JS escapes decoded (`\nid`,
+    /// `\x0auname -a`); only values holding a backslash are read.
+    ShellEscaped,
     /// Log4Shell: a Log4j lookup that resolves to `jndi:` however nested.
     Log4j,
     /// Path traversal / file inclusion by path grammar, every spelling of
@@ -53,6 +56,7 @@ impl Detector {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
             "shell" => Some(Detector::Shell),
+            "shell_escaped" => Some(Detector::ShellEscaped),
             "log4j" => Some(Detector::Log4j),
             "path" => Some(Detector::Path),
             "path_climb" => Some(Detector::PathClimb),
@@ -81,6 +85,7 @@ impl Detector {
         matches!(
             self,
             Detector::Shell
+                | Detector::ShellEscaped
                 | Detector::Log4j
                 | Detector::Path
                 | Detector::PathClimb
@@ -96,12 +101,33 @@ impl Detector {
         self != Detector::Sqli
     }
 
+    /// Literals (ASCII case ignored) the engine adds to its shared literal
+    /// scan for this detector: `detect_field` is then told whether the
+    /// value holds one of them, at no cost when the value was scanned
+    /// anyway. A detector plugs in by listing its anchors here and reading
+    /// `anchored` in `detect_field` (how it uses them is its own: the SQL
+    /// detector needs one of its keywords only in a value without SQL
+    /// punctuation).
+    pub(crate) fn anchors(self) -> &'static [&'static str] {
+        match self {
+            Detector::Sqli => sqli::KEYWORDS,
+            _ => &[],
+        }
+    }
+
     /// `detect` for a value of `field`: the detectors that judge a value
-    /// by the field it came in read the field's name and source.
-    pub(crate) fn detect_field(self, field: &Field<'_>, v: &[u8]) -> Option<Range<usize>> {
+    /// by the field it came in read the field's name and source; those
+    /// with `anchors` may ask `anchored` whether the value holds one.
+    pub(crate) fn detect_field(
+        self,
+        field: &Field<'_>,
+        v: &[u8],
+        anchored: impl FnOnce() -> bool,
+    ) -> Option<Range<usize>> {
         match self {
             Detector::NamelessLineBreak => protocol::nameless_line_break(field, v),
             Detector::FormCharset => protocol::form_charset(field, v),
+            Detector::Sqli => sqli::detect_with(v, anchored),
             _ => self.detect(v),
         }
     }
@@ -112,6 +138,7 @@ impl Detector {
             Detector::Sqli => sqli::detect(v),
             Detector::Xss => xss::detect(v),
             Detector::Shell => shell::detect(v),
+            Detector::ShellEscaped => shell::detect_escaped(v),
             Detector::Log4j => log4j::detect(v),
             Detector::Path => path::detect(v),
             Detector::PathClimb => path::detect_climb(v),
@@ -141,5 +168,20 @@ impl Detector {
                 (!KNOWN.contains(&v)).then_some(0..v.len())
             }
         }
+    }
+}
+
+/// Test support shared by the detectors' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Asserts that `found` answers `expect` for every case; names every case that does not.
+    pub(crate) fn assert_each(found: impl Fn(&[u8]) -> bool, expect: bool, cases: &[&str]) {
+        let wrong: Vec<&str> = cases
+            .iter()
+            .copied()
+            .filter(|v| found(v.as_bytes()) != expect)
+            .collect();
+        let what = if expect { "missed" } else { "false positive" };
+        assert!(wrong.is_empty(), "{what}: {wrong:?}");
     }
 }

@@ -73,7 +73,9 @@ pub(crate) struct Group {
     pub chain: usize,
     /// Multi-pattern automata, each scanned only when its gate opens.
     pub sets: Vec<Gated>,
-    pub phrases: Option<PhraseSet>,
+    /// The phrases and their gate bit in the shared literal scan (the
+    /// same phrases: a value holding none of them is not scanned).
+    pub phrases: Option<(PhraseSet, usize)>,
     pub detectors: Vec<(Detector, usize)>,
     /// Only gated automata: plain text can skip the group unless one of
     /// its literals occurs (gate bytes are never plain-text bytes).
@@ -116,6 +118,8 @@ pub(crate) struct Compiled {
     pub prefilter: Option<(aho_corasick::dfa::DFA, Vec<usize>)>,
     /// Number of gate bits the literal scan reports.
     pub gate_bits: usize,
+    /// The gate bit of each detector's anchors (`Detector::anchors`).
+    pub anchor_bits: Vec<(Detector, usize)>,
     /// Group indexes per target class.
     pub by_class: [Vec<usize>; Class::COUNT],
     /// Group indexes for one named header (a short list: a linear search
@@ -168,7 +172,22 @@ impl Compiled {
                 TargetSel::Header(h) => by_header.entry(h).or_default().push(gi),
             }
         }
-        let gate_bits = owners.last().map_or(0, |m| m + 1);
+        // Each detector's anchors under one bit of the same scan.
+        let mut anchor_bits = Vec::new();
+        for g in &groups {
+            for &(d, _) in &g.detectors {
+                if d.anchors().is_empty() || anchor_bits.iter().any(|&(x, _)| x == d) {
+                    continue;
+                }
+                let bit = next_bit(&owners);
+                for a in d.anchors() {
+                    lits.push(a.as_bytes().to_vec());
+                    owners.push(bit);
+                }
+                anchor_bits.push((d, bit));
+            }
+        }
+        let gate_bits = next_bit(&owners);
         if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
             let mut l: Vec<String> = lits
                 .iter()
@@ -239,11 +258,17 @@ impl Compiled {
             chain_keeps_plain,
             prefilter,
             gate_bits,
+            anchor_bits,
             groups,
             by_class,
             by_header: by_header.into_iter().collect(),
         })
     }
+}
+
+/// The next free gate bit of the literal scan.
+fn next_bit(owners: &[usize]) -> usize {
+    owners.last().map_or(0, |m| m + 1)
 }
 
 /// Interns a chain and all its prefixes (so every chain's parent exists).
@@ -310,7 +335,7 @@ fn build_group(
             continue;
         }
         let bit = (!need.lits.is_empty()).then(|| {
-            let bit = owners.last().map_or(0, |m| m + 1);
+            let bit = next_bit(owners);
             for l in need.lits {
                 lits.push(l);
                 owners.push(bit);
@@ -335,17 +360,23 @@ fn build_group(
         None
     } else {
         let mut pats = Vec::new();
-        let mut owners = Vec::new();
+        let mut rule_of = Vec::new();
         for &ri in &p.phrases {
             if let Operator::Phrases(ps) = &rules[ri].op {
                 for ph in ps {
                     pats.push(ph.as_bytes());
-                    owners.push(ri);
+                    rule_of.push(ri);
                 }
             }
         }
-        let ac = ac_builder().build(pats).map_err(|e| err(e.to_string()))?;
-        Some(PhraseSet { ac, rules: owners })
+        let ac = ac_builder().build(&pats).map_err(|e| err(e.to_string()))?;
+        // The same phrases gate the scan (both ignore ASCII case).
+        let gate = next_bit(owners);
+        for ph in pats {
+            lits.push(ph.to_vec());
+            owners.push(gate);
+        }
+        Some((PhraseSet { ac, rules: rule_of }, gate))
     };
     Ok(Group {
         chain,

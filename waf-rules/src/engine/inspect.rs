@@ -15,6 +15,20 @@ use std::cell::Cell;
 /// Matches listed per verdict; scoring continues past it.
 const MAX_LISTED: usize = 64;
 
+/// The bit of a group's open mask (one bit per gated automaton) that says
+/// its phrases may occur.
+const PHRASES_OPEN: u64 = 1 << 63;
+
+/// A field's value after a group's chain, and where it lives (to answer
+/// detectors' anchor questions from the value's literal scan).
+struct Value<'v> {
+    src: super::values::Src,
+    bytes: &'v [u8],
+    /// Plain text (see `Values::is_plain`).
+    plain: bool,
+    values: &'v Values,
+}
+
 impl RuleSet {
     /// Decides for one request: every matching rule, the score, and whether
     /// the policy would block it.
@@ -106,9 +120,20 @@ impl RuleSet {
                         open |= 1 << k;
                     }
                 }
-                let value = values.get(raw, src);
-                let plain = values.is_plain(g.chain);
-                run_group(c, g, field, value, open, plain, policy, req.path, &mut st);
+                // Phrases are scanned only in a value holding one of them.
+                if g.phrases
+                    .as_ref()
+                    .is_some_and(|&(_, gate)| values.lit_hit(c, raw, g.chain, gate))
+                {
+                    open |= PHRASES_OPEN;
+                }
+                let value = Value {
+                    src,
+                    bytes: values.get(raw, src),
+                    plain: values.is_plain(g.chain),
+                    values: &values,
+                };
+                run_group(c, g, field, &value, open, policy, req.path, &mut st);
             }
         }
         // Keep the allocations for this thread's next inspection, unless a
@@ -220,13 +245,13 @@ fn run_group(
     c: &Compiled,
     g: &Group,
     field: &Field<'_>,
-    value: &[u8],
+    v: &Value<'_>,
     open: u64,
-    plain: bool,
     policy: &Policy,
     path: &str,
     st: &mut State<'_>,
 ) {
+    let (value, plain) = (v.bytes, v.plain);
     if value.is_empty() {
         return;
     }
@@ -235,7 +260,7 @@ fn run_group(
             scan_regexes(c, &s.set, value, field, policy, path, st);
         }
     }
-    if let Some(ph) = &g.phrases {
+    if let Some((ph, _)) = g.phrases.as_ref().filter(|_| open & PHRASES_OPEN != 0) {
         for m in ph.ac.find_overlapping_iter(value) {
             let ri = ph.rules[m.pattern().as_usize()];
             record(c, ri, &value[m.start()..m.end()], field, policy, path, st);
@@ -250,7 +275,13 @@ fn run_group(
         {
             continue;
         }
-        if let Some(span) = det.detect_field(field, value) {
+        let anchored = || {
+            c.anchor_bits
+                .iter()
+                .find(|&&(d, _)| d == *det)
+                .is_none_or(|&(_, bit)| v.values.lit_hit_in(c, v.src, value, bit))
+        };
+        if let Some(span) = det.detect_field(field, value, anchored) {
             record(c, *ri, &value[span], field, policy, path, st);
         }
     }

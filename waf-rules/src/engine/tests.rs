@@ -125,27 +125,31 @@ fn rule_set_is_send_sync() {
 
 #[test]
 fn load_dir_reports_file_line_rule() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("x.toml"),
+    let e = load_file(
+        "x.toml",
         "family = \"xss\"\n\n[[rule]]\nid = 77\nmessage = \"m\"\nseverity = \"critical\"\ntargets = [\"args\"]\nregex = '(unclosed'\n",
     )
-    .unwrap();
-    let e = RuleSet::load_dir(dir.path()).unwrap_err().to_string();
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("x.toml:4: rule 77: bad regex"), "{e}");
+}
+
+/// A rule set loaded from a directory holding one rule file.
+fn load_file(name: &str, toml: &str) -> Result<RuleSet, crate::WafError> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(name), toml).unwrap();
+    RuleSet::load_dir(dir.path())
 }
 
 #[test]
 fn rule_sets_of_different_shapes_share_a_thread() {
     // Scratch buffers kept between inspections on a thread are resized
     // when the next inspection uses another rule set.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("one.toml"),
+    let small = load_file(
+        "one.toml",
         "family = \"sqli\"\n[[rule]]\nid = 1\nmessage = \"m\"\nseverity = \"critical\"\ntargets = [\"args\"]\ntransforms = [\"lowercase\"]\nregex = 'union\\s+select'\n",
     )
     .unwrap();
-    let small = RuleSet::load_dir(dir.path()).unwrap();
     let big = rs();
     let attack = get("/", "q=1%20UNION%20SELECT%20pw", &[]);
     for _ in 0..3 {
@@ -204,9 +208,7 @@ fn punctuation_detectors_find_nothing_in_plain_text() {
     .collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for _ in 0..20_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = crate::test_support::xorshift(&mut x);
         let len = (x % 48) as usize;
         let v = (0..len)
             .map(|i| {
@@ -227,4 +229,54 @@ fn punctuation_detectors_find_nothing_in_plain_text() {
             );
         }
     }
+}
+
+/// Detectors told by the shared literal scan whether their anchors occur
+/// (`Detector::anchors`) decide as they do on their own: the SQL
+/// detector's keyword check through the engine and through its own
+/// automaton, on values without SQL punctuation (the only ones it asks
+/// about), in a query arg and in a JSON field.
+#[test]
+fn anchored_detectors_agree_with_their_own_check() {
+    use crate::detect::Detector;
+    let rs = rs();
+    let values = [
+        "1 union select password from users",
+        "1 or true",
+        "x is not null",
+        "1 and sleep 5",
+        "order by 3",
+        "Please leave at the door, thanks!",
+        "Trail running shoe, model 4",
+        "union",
+        "true",
+        "a UNION b SELECT c",
+    ];
+    let h: [(&str, &[u8]); 1] = [("Content-Type", b"application/json")];
+    for v in values {
+        let own = Detector::Sqli.detect(v.as_bytes()).is_some();
+        let q = format!("q={}", v.replace(' ', "+"));
+        let body = format!("{{\"q\":\"{v}\"}}");
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query: &q,
+            headers: &h,
+            body: body.as_bytes(),
+            body_truncated: false,
+            version: "HTTP/1.1",
+        };
+        let verdict = rs.inspect(&req, &Policy::default());
+        for target in ["args:q", "json:$.q"] {
+            let engine = verdict
+                .matches
+                .iter()
+                .any(|m| m.rule_id == 1001 && m.target == target);
+            assert_eq!(engine, own, "{v:?} in {target}: {verdict:?}");
+        }
+    }
+    // Phrases are gated by the same scan: a scanner's name still matches.
+    let ua: [(&str, &[u8]); 1] = [("User-Agent", b"Mozilla/5.0 (compatible; SQLMap/1.7)")];
+    let v = rs.inspect(&get("/", "", &ua), &Policy::default());
+    assert!(v.matches.iter().any(|m| m.rule_id == 14001), "{v:?}");
 }

@@ -193,12 +193,29 @@ impl Values {
         if gate.bytes.intersects(&self.bytes[chain]) {
             return true;
         }
-        let Some(bit) = gate.lits else {
-            return false;
-        };
+        gate.lits
+            .is_some_and(|bit| self.lit_hit(c, raw, chain, bit))
+    }
+
+    /// Whether a literal of gate `bit` occurs in the value of `chain`
+    /// (already ensured), by the value's memoized literal scan.
+    pub(super) fn lit_hit(&mut self, c: &Compiled, raw: &[u8], chain: usize, bit: usize) -> bool {
         let src = self.src(chain).unwrap_or(Src::Raw);
         let entry = self.memo.entry(c, raw, src, &self.bufs);
         self.memo.hit(entry, bit)
+    }
+
+    /// As `lit_hit` for a value read through `&self` (while a detector
+    /// holds it): from the memo when the value was scanned, else by one
+    /// walk of the literal automaton over it.
+    pub(super) fn lit_hit_in(&self, c: &Compiled, src: Src, value: &[u8], bit: usize) -> bool {
+        match self.memo.keys.iter().find(|k| k.0 == src) {
+            Some(&(_, entry)) => self.memo.hit(entry, bit),
+            None => c
+                .prefilter
+                .as_ref()
+                .is_some_and(|(dfa, owners)| literal_hit(dfa, owners, value, bit)),
+        }
     }
 }
 
@@ -256,6 +273,24 @@ impl Memo {
     fn hit(&self, entry: usize, bit: usize) -> bool {
         self.data[entry][bit / 64] & (1 << (bit % 64)) != 0
     }
+}
+
+/// Whether a literal of gate `bit` occurs in `value`: a walk of the
+/// literal DFA that stops at the first such literal.
+fn literal_hit(dfa: &aho_corasick::dfa::DFA, owners: &[usize], value: &[u8], bit: usize) -> bool {
+    let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+        return true;
+    };
+    for &b in value {
+        sid = dfa.next_state(Anchored::No, sid, b);
+        if dfa.is_special(sid)
+            && dfa.is_match(sid)
+            && (0..dfa.match_len(sid)).any(|i| owners[dfa.match_pattern(sid, i).as_usize()] == bit)
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Sets the gate bit of every literal that occurs in `value`: one walk of

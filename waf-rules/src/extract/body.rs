@@ -2,7 +2,6 @@
 
 use super::{json, multipart, query, xml, Class, Fields};
 use crate::policy::Limits;
-use std::borrow::Cow;
 
 pub(crate) fn parse<'a>(
     content_type: Option<&[u8]>,
@@ -31,16 +30,11 @@ pub(crate) fn parse<'a>(
             return;
         }
     } else if contains(ct, b"xml") || (ct.is_empty() && first == Some(b'<')) {
-        f.push(Class::XmlRaw, "xml", Cow::Borrowed(""), Cow::Borrowed(body));
+        f.push_unnamed(Class::XmlRaw, "xml", body);
         xml::parse(body, limits, f);
         return;
     }
-    f.push(
-        Class::RawBody,
-        "body",
-        Cow::Borrowed(""),
-        Cow::Borrowed(body),
-    );
+    f.push_unnamed(Class::RawBody, "body", body);
 }
 
 /// A body without a content type (or text/plain) that reads like a form.

@@ -108,15 +108,21 @@ impl<'a> Reader<'a, '_> {
             let r = self.value(depth + 1);
             self.path.pop();
             r?;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if !self.next_or_close(b'}')? {
+                return Some(());
             }
         }
+    }
+
+    /// After a member or element: true past a `,` (another follows),
+    /// false past the container's `close`; None on anything else.
+    fn next_or_close(&mut self, close: u8) -> Option<bool> {
+        let b = self.peek()?;
+        if b != b',' && b != close {
+            return None;
+        }
+        self.i += 1;
+        Some(b == b',')
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
@@ -132,13 +138,8 @@ impl<'a> Reader<'a, '_> {
             self.path.pop();
             r?;
             n += 1;
-            match self.peek()? {
-                b',' => self.i += 1,
-                b']' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if !self.next_or_close(b']')? {
+                return Some(());
             }
         }
     }

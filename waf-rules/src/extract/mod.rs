@@ -144,6 +144,12 @@ impl<'a> Fields<'a> {
         self.push_at(class, source, name, None, value, false);
     }
 
+    /// Adds a field without a name (the method, version and path of the
+    /// request line, a whole body), borrowed from the request.
+    pub(crate) fn push_unnamed(&mut self, class: Class, source: &'static str, value: &'a [u8]) {
+        self.push(class, source, Cow::Borrowed(""), Cow::Borrowed(value));
+    }
+
     /// Adds a named argument (query, form or multipart field), flagged
     /// when its name looks like a configuration or include variable: the
     /// name is tested here, once, where it is parsed.
@@ -182,11 +188,7 @@ impl<'a> Fields<'a> {
             self.truncated = true;
             return;
         }
-        if value.len() > self.max_value {
-            self.push_windows(class, source, name, json_path, value, include_like);
-            return;
-        }
-        self.list.push(Field {
+        let field = Field {
             class,
             source,
             name,
@@ -194,7 +196,12 @@ impl<'a> Fields<'a> {
             json_path,
             include_like,
             continued: false,
-        });
+        };
+        if field.value.len() > self.max_value {
+            self.push_windows(field);
+        } else {
+            self.list.push(field);
+        }
     }
 
     /// A value longer than the value limit, inspected whole as windows of
@@ -203,16 +210,9 @@ impl<'a> Fields<'a> {
     /// whole in one window, and the work stays linear in the value's
     /// length (each byte is read at most twice). Windows count against
     /// the field limit like fields.
-    fn push_windows(
-        &mut self,
-        class: Class,
-        source: &'static str,
-        name: Cow<'a, str>,
-        json_path: Option<std::ops::Range<usize>>,
-        value: Cow<'a, [u8]>,
-        include_like: bool,
-    ) {
+    fn push_windows(&mut self, whole: Field<'a>) {
         let (w, o) = (self.max_value.max(1), window_overlap(self.max_value));
+        let value = &whole.value;
         let len = value.len();
         let mut start = 0;
         loop {
@@ -221,23 +221,21 @@ impl<'a> Fields<'a> {
                 return;
             }
             let end = (start + w).min(len);
-            let part = match &value {
+            let part = match value {
                 Cow::Borrowed(b) => Cow::Borrowed(&b[start..end]),
                 Cow::Owned(v) => Cow::Owned(v[start..end].to_vec()),
             };
             self.list.push(Field {
-                class,
-                source,
-                name: name.clone(),
+                name: whole.name.clone(),
                 value: part,
-                json_path: json_path.clone(),
-                include_like,
+                json_path: whole.json_path.clone(),
                 continued: start > 0,
+                ..whole
             });
             if end == len {
                 return;
             }
-            start = window_start(&value, end - o, o / 2);
+            start = window_start(value, end - o, o / 2);
         }
     }
 }
@@ -283,34 +281,18 @@ pub(crate) fn extract_into<'a>(
 ) -> Fields<'a> {
     let mut f = Fields::with_list(limits, list);
     f.truncated |= req.body_truncated;
-    f.push(
-        Class::Method,
-        "method",
-        Cow::Borrowed(""),
-        Cow::Borrowed(req.method.as_bytes()),
-    );
+    f.push_unnamed(Class::Method, "method", req.method.as_bytes());
     if !req.version.is_empty() {
-        f.push(
-            Class::Version,
-            "version",
-            Cow::Borrowed(""),
-            Cow::Borrowed(req.version.as_bytes()),
-        );
+        f.push_unnamed(Class::Version, "version", req.version.as_bytes());
     }
     if !req.body.is_empty() {
-        f.push(
+        f.push_unnamed(
             Class::MethodWithBody,
             "method_with_body",
-            Cow::Borrowed(""),
-            Cow::Borrowed(req.method.as_bytes()),
+            req.method.as_bytes(),
         );
     }
-    f.push(
-        Class::Path,
-        "path",
-        Cow::Borrowed(""),
-        Cow::Borrowed(req.path.as_bytes()),
-    );
+    f.push_unnamed(Class::Path, "path", req.path.as_bytes());
     path_segments(req.path, &mut f);
     query::pairs(req.query.as_bytes(), "args", &mut f);
     for (name, value) in req.headers {

@@ -225,9 +225,7 @@ fn dotted_path_matches_window_scans() {
     let alphabet = b"0x2e5cfF.X/a";
     let mut x: u64 = 0x1234_5678_9abc_def1;
     for _ in 0..50_000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = crate::test_support::xorshift(&mut x);
         let len = (x % 9) as usize;
         let v: Vec<u8> = (0..len)
             .map(|i| alphabet[((x >> (i * 4)) % alphabet.len() as u64) as usize])

@@ -2,8 +2,11 @@
 
 use super::{hex_val, push_char};
 
-/// `\xHH`, `\uHHHH`, `\u{H..}`, octal `\ooo` and single-char escapes.
-pub(crate) fn js_decode(v: &[u8]) -> Option<Vec<u8>> {
+/// Decodes a value's backslash escapes (None without a backslash):
+/// `escape` reads what follows a backslash (never empty), writes what it
+/// stands for and returns how many bytes of it the escape used. A
+/// backslash that ends the value is kept.
+fn unescape(v: &[u8], escape: impl Fn(&[u8], &mut Vec<u8>) -> usize) -> Option<Vec<u8>> {
     if !v.contains(&b'\\') {
         return None;
     }
@@ -15,7 +18,14 @@ pub(crate) fn js_decode(v: &[u8]) -> Option<Vec<u8>> {
             i += 1;
             continue;
         }
-        let rest = &v[i + 1..];
+        i += 1 + escape(&v[i + 1..], &mut out);
+    }
+    Some(out)
+}
+
+/// `\xHH`, `\uHHHH`, `\u{H..}`, octal `\ooo` and single-char escapes.
+pub(crate) fn js_decode(v: &[u8]) -> Option<Vec<u8>> {
+    unescape(v, |rest, out| {
         let (cp, used) = match rest[0] {
             b'x' => match hex_n(&rest[1..], 2) {
                 Some(cp) => (cp, 3),
@@ -51,26 +61,14 @@ pub(crate) fn js_decode(v: &[u8]) -> Option<Vec<u8>> {
             b'b' => (8, 1),
             other => (u32::from(other), 1),
         };
-        push_char(&mut out, cp);
-        i += 1 + used;
-    }
-    Some(out)
+        push_char(out, cp);
+        used
+    })
 }
 
 /// CSS: `\` followed by 1-6 hex digits and an optional space, or any char.
 pub(crate) fn css_decode(v: &[u8]) -> Option<Vec<u8>> {
-    if !v.contains(&b'\\') {
-        return None;
-    }
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    while i < v.len() {
-        if v[i] != b'\\' || i + 1 >= v.len() {
-            out.push(v[i]);
-            i += 1;
-            continue;
-        }
-        let rest = &v[i + 1..];
+    unescape(v, |rest, out| {
         let n = rest
             .iter()
             .take(6)
@@ -80,19 +78,17 @@ pub(crate) fn css_decode(v: &[u8]) -> Option<Vec<u8>> {
             let cp = rest[..n]
                 .iter()
                 .fold(0u32, |a, &b| a * 16 + u32::from(hex_val(b).unwrap_or(0)));
-            push_char(&mut out, cp);
-            i += 1 + n;
-            if v.get(i).is_some_and(|b| b.is_ascii_whitespace()) {
-                i += 1;
-            }
+            push_char(out, cp);
+            // One space after the hex digits ends the escape.
+            n + usize::from(rest.get(n).is_some_and(|b| b.is_ascii_whitespace()))
         } else if rest[0] == b'\n' {
-            i += 2;
+            // A line continuation.
+            1
         } else {
             out.push(rest[0]);
-            i += 2;
+            1
         }
-    }
-    Some(out)
+    })
 }
 
 fn hex_n(v: &[u8], n: usize) -> Option<u32> {

@@ -17,64 +17,36 @@ fn url_decode_nested_unicode_and_overlong() {
     ));
 }
 
+/// Each step on its own: (step, input, expected output).
 #[test]
-fn html_entities() {
-    assert_eq!(
-        run(
-            Transform::HtmlEntities,
-            "&lt;a&#32;href&#x3d;&quot;x&colon;"
-        ),
-        "<a href=\"x:"
-    );
-    assert_eq!(run(Transform::HtmlEntities, "&#106&#97;"), "ja");
-    assert_eq!(run(Transform::HtmlEntities, "fish & chips"), "fish & chips");
-}
-
-#[test]
-fn js_and_css_escapes() {
-    assert_eq!(
-        run(Transform::JsDecode, r"\x61\u006cert\u{28}1)"),
-        "alert(1)"
-    );
-    assert_eq!(run(Transform::CssDecode, r"\6a avascript"), "javascript");
-}
-
-#[test]
-fn base64_only_when_plain() {
-    assert_eq!(
-        run(Transform::Base64, "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="),
-        "<script>alert(1)</script>"
-    );
-    assert_eq!(run(Transform::Base64, "helloworldhello"), "helloworldhello");
-}
-
-#[test]
-fn comments_whitespace_nulls() {
-    assert_eq!(
-        run(Transform::SqlComments, "union/**/select/*!50000 user()*/"),
-        "union select  user() "
-    );
-    assert_eq!(run(Transform::CompressWhitespace, "a \t\n b"), "a b");
-    assert_eq!(run(Transform::RemoveNulls, "a\0b"), "ab");
-    assert_eq!(run(Transform::Lowercase, "SeLeCT"), "select");
-}
-
-#[test]
-fn paths_and_command_lines() {
-    assert_eq!(run(Transform::NormalizePath, "/a/./b//c/../d"), "/a/b/d");
-    assert_eq!(
-        run(Transform::NormalizePath, "..\\..\\windows\\win.ini"),
-        "../../windows/win.ini"
-    );
-    assert_eq!(
-        run(Transform::CmdLine, "c'a'\"t\"${IFS}/e\\tc/pa^sswd"),
-        "cat /etc/passwd"
-    );
-    assert_eq!(
-        run(Transform::CmdLine, "cat$IFS/etc/passwd"),
-        "cat /etc/passwd"
-    );
-    assert_eq!(run(Transform::CmdLine, "a\nid"), "a\nid");
+fn single_steps() {
+    use Transform::*;
+    const ENTITIES: &str = "&lt;a&#32;href&#x3d;&quot;x&colon;";
+    const SCRIPT_B64: &str = "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==";
+    const MYSQL_COMMENTS: &str = "union/**/select/*!50000 user()*/";
+    const WINDOWS_CLIMB: &str = r"..\..\windows\win.ini";
+    let cases: &[(Transform, &str, &str)] = &[
+        (HtmlEntities, ENTITIES, "<a href=\"x:"),
+        (HtmlEntities, "&#106&#97;", "ja"),
+        (HtmlEntities, "fish & chips", "fish & chips"),
+        (JsDecode, r"\x61\u006cert\u{28}1)", "alert(1)"),
+        (CssDecode, r"\6a avascript", "javascript"),
+        // Base64 only when the whole value is plain base64 of text.
+        (Base64, SCRIPT_B64, "<script>alert(1)</script>"),
+        (Base64, "helloworldhello", "helloworldhello"),
+        (SqlComments, MYSQL_COMMENTS, "union select  user() "),
+        (CompressWhitespace, "a \t\n b", "a b"),
+        (RemoveNulls, "a\0b", "ab"),
+        (Lowercase, "SeLeCT", "select"),
+        (NormalizePath, "/a/./b//c/../d", "/a/b/d"),
+        (NormalizePath, WINDOWS_CLIMB, "../../windows/win.ini"),
+        (CmdLine, "c'a'\"t\"${IFS}/e\\tc/pa^sswd", "cat /etc/passwd"),
+        (CmdLine, "cat$IFS/etc/passwd", "cat /etc/passwd"),
+        (CmdLine, "a\nid", "a\nid"),
+    ];
+    for &(t, input, want) in cases {
+        assert_eq!(run(t, input), want, "{} of {input:?}", t.name());
+    }
 }
 
 #[test]
@@ -82,12 +54,7 @@ fn a_step_changes_nothing_without_its_trigger_bytes() {
     let all = Transform::ALL;
     // Deterministic pseudo-random values over every byte.
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = || crate::test_support::xorshift(&mut seed);
     for t in all {
         let Some(trigger) = t.trigger_bytes() else {
             continue;
