@@ -25,7 +25,7 @@ use super::metrics::count;
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
-use crate::policy::{Decision, HttpRequest, InboundRequest, Verdict};
+use crate::policy::{Decision, HttpRequest, InboundRequest, PolicyVersion, Verdict};
 use rampart_ops::json_log::Fixed;
 
 /// The app's answer streamed as it comes, or our own short answer (no box per response).
@@ -69,6 +69,25 @@ struct ConnFields<'a> {
     protocol: &'static str,
 }
 
+fn conn_fields<'a>(
+    peer: SocketAddr,
+    port: u16,
+    caller: Option<&'a SpiffeId>,
+    own: &'a SpiffeId,
+) -> ConnFields<'a> {
+    ConnFields {
+        event: "rampart.sidecar.request",
+        direction: "inbound",
+        client_address: peer.ip(),
+        client_port: peer.port(),
+        server_port: port,
+        transport: "tcp",
+        caller: caller.map(SpiffeId::as_str),
+        callee: own.as_str(),
+        protocol: "http",
+    }
+}
+
 /// A request line's own fields (after its connection's [`ConnFields`]): typed and borrowed,
 /// serialised without copies or a map.
 #[derive(serde::Serialize)]
@@ -94,12 +113,33 @@ struct RequestLine<'a> {
     duration_ms: Option<f64>,
 }
 
+/// [`ConnFields`] and an admitting decision's fields (see `Conn::admitted_head`).
+#[derive(serde::Serialize)]
+struct HeadFields<'a> {
+    #[serde(flatten)]
+    conn: ConnFields<'a>,
+    #[serde(flatten)]
+    decision: DecisionFields<'a>,
+}
+
+/// The serialised [`HeadFields`] of one admitting rule; the `Arc`s identify it (and, held,
+/// keep its address from being reused by another).
+struct AdmittedHead {
+    policy: Arc<PolicyVersion>,
+    set: Arc<str>,
+    rule: Arc<str>,
+    head: Fixed,
+}
+
 struct Conn {
     ctx: Arc<Ctx>,
     /// `rampart_sidecar_requests_total{direction="inbound",result="allow"}`, looked up once.
     allowed: IntCounter,
     /// The request lines' connection fields ([`ConnFields`]), serialised once.
     fixed: Fixed,
+    /// The head of the lines of requests one rule admits: [`ConnFields`] and the decision's
+    /// fields, serialised once and kept while the same rule of the same policy admits.
+    admitted_head: Mutex<Option<AdmittedHead>>,
     port: Arc<InboundPort>,
     peer: SocketAddr,
     caller: Option<SpiffeId>,
@@ -137,20 +177,11 @@ pub async fn connection(
     let xfcc = caller
         .as_ref()
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
-    let fixed = Fixed::new(&ConnFields {
-        event: "rampart.sidecar.request",
-        direction: "inbound",
-        client_address: peer.ip(),
-        client_port: peer.port(),
-        server_port: port.port,
-        transport: "tcp",
-        caller: caller.as_ref().map(SpiffeId::as_str),
-        callee: own.as_str(),
-        protocol: "http",
-    })
-    .unwrap_or_default();
+    let fixed =
+        Fixed::new(&conn_fields(peer, port.port, caller.as_ref(), &own)).unwrap_or_default();
     let conn = Arc::new(Conn {
         fixed,
+        admitted_head: Mutex::new(None),
         ctx: ctx.clone(),
         port: port.clone(),
         peer,
@@ -237,10 +268,10 @@ impl Conn {
                 .requests
                 .with_label_values(&["inbound", "bad_request"])
                 .inc();
-            let mut line = self.line(&method, path, None, 400, started);
+            let mut line = self.line(&method, path, 400, started);
             line.reason = Some("path not in normal form");
             line.duration_ms = None;
-            self.ctx.log.send_now_with(&self.fixed, &line);
+            self.log(None, line);
             return text(
                 StatusCode::BAD_REQUEST,
                 "bad request: the path has dot segments, empty segments or encoded separators\n"
@@ -273,8 +304,8 @@ impl Conn {
                 resp.headers_mut()
                     .insert(DENIED, HeaderValue::from_static(reason.label()));
             }
-            let line = self.line(&method, path, Some(&decision), 403, started);
-            self.ctx.log.send_now_with(&self.fixed, &line);
+            let line = self.line(&method, path, 403, started);
+            self.log(Some(&decision), line);
             return resp;
         }
 
@@ -310,9 +341,9 @@ impl Conn {
                 Some(why),
             ),
         };
-        let mut line = self.line(&method, path, Some(&decision), status, started);
+        let mut line = self.line(&method, path, status, started);
         line.error = error.as_deref();
-        self.ctx.log.send_now_with(&self.fixed, &line);
+        self.log(Some(&decision), line);
         resp
     }
 
@@ -331,7 +362,6 @@ impl Conn {
         &'a self,
         method: &'a http::Method,
         path: &'a str,
-        decision: Option<&'a Decision>,
         status: u16,
         started: Instant,
     ) -> RequestLine<'a> {
@@ -339,12 +369,60 @@ impl Conn {
             timestamp: Now::utc(),
             method: method.as_str(),
             path,
-            decision: decision.map(DecisionFields::of),
+            decision: None,
             status,
             reason: None,
             error: None,
             duration_ms: Some(ms(started)),
         }
+    }
+
+    /// Queues the request's line with the decision's fields: those of an admitting rule come
+    /// ready-made with the connection's (most requests), the others are serialised each time.
+    fn log<'a>(&'a self, decision: Option<&'a Decision>, mut line: RequestLine<'a>) {
+        let admitted = decision.and_then(|d| match d {
+            Decision {
+                verdict: Verdict::Allow,
+                rule: Some(rule),
+                reason: None,
+                audit: None,
+                ..
+            } => Some((d, rule)),
+            _ => None,
+        });
+        let (Some((d, rule)), Ok(mut cached)) = (admitted, self.admitted_head.lock()) else {
+            line.decision = decision.map(DecisionFields::of);
+            return self.ctx.log.send_now_with(&self.fixed, &line);
+        };
+        let same = cached.as_ref().is_some_and(|c| {
+            Arc::ptr_eq(&c.policy, &d.policy)
+                && Arc::ptr_eq(&c.set, &rule.set)
+                && Arc::ptr_eq(&c.rule, &rule.rule)
+        });
+        if !same {
+            let head = HeadFields {
+                conn: self.conn_fields(),
+                decision: DecisionFields::of(d),
+            };
+            *cached = Fixed::new(&head).ok().map(|head| AdmittedHead {
+                policy: d.policy.clone(),
+                set: rule.set.clone(),
+                rule: rule.rule.clone(),
+                head,
+            });
+        }
+        match cached.as_ref() {
+            Some(c) => self.ctx.log.send_now_with(&c.head, &line),
+            None => {
+                line.decision = decision.map(DecisionFields::of);
+                self.ctx.log.send_now_with(&self.fixed, &line)
+            }
+        }
+    }
+
+    /// The fields every request line of this connection carries.
+    fn conn_fields(&self) -> ConnFields<'_> {
+        conn_fields(self.peer, self.port.port, self.caller.as_ref(), &self.own)
     }
 
     async fn forward(&self, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
@@ -482,34 +560,38 @@ mod tests {
                 reason: Some(DenyReason::NoClientIdentity),
             }),
         };
-        let fixed = Fixed::new(&ConnFields {
-            event: "rampart.sidecar.request",
-            direction: "inbound",
-            client_address: "127.0.0.1".parse().unwrap(),
-            client_port: 40000,
-            server_port: 8080,
-            transport: "tcp",
-            caller: Some("spiffe://mesh.local/a\"b"),
-            callee: "spiffe://mesh.local/me",
-            protocol: "http",
-        })
-        .unwrap();
-        let line = RequestLine {
-            timestamp: Now::utc(),
+        let caller = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/b").unwrap();
+        let own = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/me").unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let fields = || conn_fields(peer, 8080, Some(&caller), &own);
+        let request = |decision| RequestLine {
+            timestamp: Now(time::OffsetDateTime::UNIX_EPOCH),
             method: "GET",
             path: "/v1/x",
-            decision: Some(DecisionFields::of(&decision)),
+            decision,
             status: 200,
             reason: None,
             error: None,
             duration_ms: Some(0.25),
         };
-        let line = fixed.line(&line).unwrap();
+        let fixed = Fixed::new(&fields()).unwrap();
+        let line = fixed
+            .line(&request(Some(DecisionFields::of(&decision))))
+            .unwrap();
+        // The ready-made head of an admitting rule gives the same object.
+        let head = HeadFields {
+            conn: fields(),
+            decision: DecisionFields::of(&decision),
+        };
+        let with_head = Fixed::new(&head).unwrap().line(&request(None)).unwrap();
+        let parse = |line: &[u8]| serde_json::from_slice::<serde_json::Value>(line).unwrap();
+        assert_eq!(parse(&with_head), parse(&line));
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         for (key, want) in [
             ("event.name", "rampart.sidecar.request"),
             ("client.address", "127.0.0.1"),
-            ("rampart.caller.identity", "spiffe://mesh.local/a\"b"),
+            ("rampart.caller.identity", "spiffe://mesh.local/ns/a/sa/b"),
+            ("timestamp", "1970-01-01T00:00:00Z"),
             ("http.request.method", "GET"),
             ("url.path", "/v1/x"),
             ("rampart.decision", "allow"),
@@ -524,8 +606,6 @@ mod tests {
         let would = v["rampart.audit.would_deny"].as_str().unwrap();
         assert!(would.starts_with("rule strict: "), "{would}");
         assert!(v.get("rampart.reason").is_none() && v.get("error.message").is_none());
-        let ts = v["timestamp"].as_str().unwrap();
-        assert!(ts.len() >= 20 && ts.ends_with('Z'), "{ts}");
     }
 
     #[test]
