@@ -91,6 +91,21 @@ impl DnsLab {
         Err(LabError::Start(last))
     }
 
+    /// [`DnsLab::start`] for a test: `None` (after printing `SKIP:` and what to install) when
+    /// the lab's tools are missing; any other failure to start panics with the reason.
+    pub fn start_or_skip() -> Option<DnsLab> {
+        match Self::start() {
+            Ok(l) => Some(l),
+            Err(LabError::Missing(tools)) => {
+                eprintln!(
+                    "SKIP: DNS lab tools not installed: {tools:?} (run scripts/ensure-deps.sh as root)"
+                );
+                None
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// [`DnsLab::start`] inside the network namespace `name` (an `ip netns` name, made by the
     /// caller with `lo` up): Knot and Unbound listen on that namespace's loopback, so a process
     /// started in it (`ip netns exec`) resolves through [`DnsLab::resolver`]; from anywhere else

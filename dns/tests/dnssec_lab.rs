@@ -7,21 +7,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use rampart_dns::testlab::{DnsLab, LabError};
+use rampart_dns::testlab::DnsLab;
 use rampart_dns::{AddressClass, DnsDenial, DnssecMode, Resolver, Security};
-
-fn lab() -> Option<DnsLab> {
-    match DnsLab::start() {
-        Ok(l) => Some(l),
-        Err(LabError::Missing(tools)) => {
-            eprintln!(
-                "SKIP: DNS lab tools not installed: {tools:?} (run scripts/ensure-deps.sh as root)"
-            );
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
 
 async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
     match tokio::time::timeout(Duration::from_secs(30), f).await {
@@ -32,7 +19,9 @@ async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classifies_signed_unsigned_bogus_and_down() {
-    let Some(mut lab) = lab() else { return };
+    let Some(mut lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let r = Resolver::new(lab.resolver_config()).unwrap();
     let lo10: Vec<IpAddr> = vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10))];
     let named = ["127.0.0.10/32".parse().unwrap()];
@@ -117,7 +106,9 @@ async fn classifies_signed_unsigned_bogus_and_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_honours_ttl_and_pins_until_expiry() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let mut cfg = lab.resolver_config();
     cfg.cache_floor = Duration::from_secs(3600);
     cfg.cache_ceiling = Duration::from_secs(3600);
@@ -164,7 +155,9 @@ async fn cache_honours_ttl_and_pins_until_expiry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_reports_each_name() {
     use rampart_dns::audit::{audit, Verdict};
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let r = Resolver::new(lab.resolver_config()).unwrap();
     let names: Vec<String> = [
         "www.signed.test",
@@ -200,7 +193,9 @@ fn child_zones_answer_after_their_delegation_is_cached() {
     use hickory_resolver::proto::op::ResponseCode;
     use hickory_resolver::proto::rr::RecordType;
     use rampart_dns::testlab::{query_sync, query_sync_cd};
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     for zone in ["plain.test.", "signed.test.", "bogus.test."] {
         for round in 0..3 {
             let ns = query_sync(lab.resolver, zone, RecordType::NS);

@@ -8,26 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rampart_dns::testlab::{DnsLab, LabError};
+use rampart_dns::testlab::DnsLab;
 use rampart_dns::{AddressClass, DnsDenial, Resolver};
 use rampart_egress::{Connected, Denied, DialOptions, Egress, EgressPolicy, Mode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const LO10: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
-
-fn lab() -> Option<DnsLab> {
-    match DnsLab::start() {
-        Ok(l) => Some(l),
-        Err(LabError::Missing(tools)) => {
-            eprintln!(
-                "SKIP: DNS lab tools not installed: {tools:?} (run scripts/ensure-deps.sh as root)"
-            );
-            None
-        }
-        Err(e) => panic!("{e}"),
-    }
-}
 
 /// A ClientHello as rustls sends it; an IP server name means no SNI.
 fn client_hello(server: &str) -> Vec<u8> {
@@ -155,6 +142,12 @@ fn transparent(ip: Ipv4Addr, port: u16) -> Mode {
     }
 }
 
+/// The refusal of a transparent connection that sends a ClientHello for `sni`.
+async fn refused(egress: &Egress, dst: Mode, sni: &str) -> Denied {
+    let (out, _) = run(egress, dst, client_hello(sni), None).await;
+    denied(out)
+}
+
 fn denied(r: Result<Connected, Denied>) -> Denied {
     match r {
         Ok(c) => panic!("expected a denial, got {} to {}", c.decision, c.peer),
@@ -164,7 +157,9 @@ fn denied(r: Result<Connected, Denied>) -> Denied {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn egress_cases() {
-    let Some(mut lab) = lab() else { return };
+    let Some(mut lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let fx = fixture(&lab, port, "", DialOptions::default());
     // The app "dialled" some address; transparently redirected, the SNI decides.
@@ -203,8 +198,7 @@ async fn egress_cases() {
         let (out, _) = run(&fx.egress, spoofed_dst, client_hello(name), None).await;
         assert_eq!(out.unwrap().decision.rule, "wild", "{name}");
     }
-    let (out, _) = run(&fx.egress, spoofed_dst, client_hello("signed.test"), None).await;
-    let e = denied(out);
+    let e = refused(&fx.egress, spoofed_dst, "signed.test").await;
     assert_eq!(e.reason(), "no_rule");
     assert!(e.to_string().contains("never signed.test itself"), "{e}");
 
@@ -317,14 +311,7 @@ async fn egress_cases() {
     // Bogus zone. (After the unsigned zone: the lab serves every zone from one Knot address,
     // and Unbound's retries against it after a validation failure can briefly delay other
     // lookups through it.)
-    let (out, _) = run(
-        &fx.egress,
-        spoofed_dst,
-        client_hello("www.bogus.test"),
-        None,
-    )
-    .await;
-    let e = denied(out);
+    let e = refused(&fx.egress, spoofed_dst, "www.bogus.test").await;
     assert_eq!(
         (e.reason(), e.rule()),
         ("dnssec_bogus", Some("bogus")),
@@ -334,14 +321,7 @@ async fn egress_cases() {
     // Resolver down: a fresh resolver (nothing cached) cannot reach it.
     lab.stop_resolver();
     let down = fixture(&lab, port, "", DialOptions::default());
-    let (out, _) = run(
-        &down.egress,
-        spoofed_dst,
-        client_hello("www.signed.test"),
-        None,
-    )
-    .await;
-    let e = denied(out);
+    let e = refused(&down.egress, spoofed_dst, "www.signed.test").await;
     assert_eq!(
         (e.reason(), e.rule()),
         ("resolver_unreachable", Some("www")),
@@ -351,7 +331,9 @@ async fn egress_cases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebinding_cannot_move_a_pinned_connection() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let fx = fixture(&lab, port, "", DialOptions::default());
     let dst = transparent(Ipv4Addr::new(203, 0, 113, 50), port);
@@ -404,7 +386,9 @@ async fn rebinding_cannot_move_a_pinned_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_dials_from_the_fixed_source_address() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = DnsLab::start_or_skip() else {
+        return;
+    };
     let (port, mut seen_upstream) = upstream().await;
     let src = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5));
     let fx = fixture(

@@ -331,7 +331,7 @@ impl SvidSource {
 
     fn install(&self, identity: Identity) -> Result<()> {
         // Both configs are built before anything changes: a failure keeps the current ones.
-        self.mesh.install(&identity)?;
+        self.mesh.publish(&identity)?;
         let not_after = identity.not_after;
         self.current.store(Arc::new(Current {
             identity: Arc::new(identity),

@@ -26,7 +26,7 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use prometheus::{Encoder, Gauge, IntGauge, Registry, TextEncoder};
+use prometheus::{Gauge, IntGauge, Registry};
 use rampart_identity::{CaEndpoint, SourceSettings, SvidSource};
 use rampart_tls::{BundleHandle, Identity, SpiffeId, TrustDomain};
 
@@ -157,30 +157,27 @@ pub struct AgentMetrics {
 }
 
 impl AgentMetrics {
-    fn new() -> prometheus::Result<Self> {
+    fn new() -> Self {
+        use rampart_ops::metrics::{gauge, gauge_f64};
         let registry = Registry::new();
-        let expiry = Gauge::new(
-            "rampart_pki_agent_svid_seconds_to_expiry",
-            "Seconds until the SVID in the output directory expires",
-        )?;
-        let renewals = IntGauge::new(
-            "rampart_pki_agent_renewals",
-            "Renewals since the agent started",
-        )?;
-        let failures = IntGauge::new(
-            "rampart_pki_agent_consecutive_renewal_failures",
-            "Renewal attempts failed in a row (0 after a success)",
-        )?;
-        for g in [&renewals, &failures] {
-            registry.register(Box::new(g.clone()))?;
-        }
-        registry.register(Box::new(expiry.clone()))?;
-        Ok(AgentMetrics {
+        AgentMetrics {
+            expiry: gauge_f64(
+                &registry,
+                "rampart_pki_agent_svid_seconds_to_expiry",
+                "Seconds until the SVID in the output directory expires",
+            ),
+            renewals: gauge(
+                &registry,
+                "rampart_pki_agent_renewals",
+                "Renewals since the agent started",
+            ),
+            failures: gauge(
+                &registry,
+                "rampart_pki_agent_consecutive_renewal_failures",
+                "Renewal attempts failed in a row (0 after a success)",
+            ),
             registry,
-            expiry,
-            renewals,
-            failures,
-        })
+        }
     }
 
     fn render(&self, source: &SvidSource) -> String {
@@ -189,9 +186,7 @@ impl AgentMetrics {
         self.renewals
             .set(i64::try_from(st.renewals).unwrap_or(i64::MAX));
         self.failures.set(i64::from(st.consecutive_failures));
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        rampart_ops::metrics::render(&self.registry)
     }
 }
 
@@ -200,7 +195,7 @@ pub async fn serve_metrics(
     listener: tokio::net::TcpListener,
     source: Arc<SvidSource>,
 ) -> Result<()> {
-    let metrics = Arc::new(AgentMetrics::new().map_err(|e| PkiError::BadRequest(e.to_string()))?);
+    let metrics = Arc::new(AgentMetrics::new());
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -15,8 +15,9 @@
 //! **Durability.** A record is on disk (`fdatasync`) before `append`
 //! returns. The service's writer thread writes whatever is queued as one
 //! batch and syncs once per batch (group commit: a record that must be
-//! durable waits up to 1 ms for others to share its `fdatasync`); issuance
-//! waits for its record to be durable before the certificate is returned.
+//! durable waits, up to 2 ms and only while other connections may still
+//! queue one, for them to share its `fdatasync`); issuance waits for its
+//! record to be durable before the certificate is returned.
 //!
 //! **A break never stops the CA.** Opening reads only the last record (no
 //! full verification at every start; `audit verify` and the service's
@@ -94,6 +95,10 @@ pub struct Verified {
     pub records: u64,
     /// Hash of the last record (anchor it to detect truncation).
     pub last_hash: String,
+    /// When this chain was started after a break: its first record
+    /// (`chain_restarted`: the sealed log, its SHA-256, the line where it
+    /// broke, why, the last hash that verified).
+    pub restarted: Option<Value>,
 }
 
 impl AuditLog {
@@ -111,7 +116,7 @@ impl AuditLog {
                 ..ChainHealth::default()
             }),
         };
-        log.append_batch(&[])?;
+        log.append_batch(Vec::new())?;
         Ok(log)
     }
 
@@ -128,11 +133,11 @@ impl AuditLog {
     /// Appends one record. `fields` must be a JSON object; `seq`, `ts`,
     /// `event`, `prev_hash` and `hash` are added. Durable on return.
     pub fn append(&self, event: &str, fields: Value) -> Result<()> {
-        self.append_batch(&[(event.to_string(), fields)])
+        self.append_batch(vec![(event.to_string(), fields)])
     }
 
-    /// Appends records in order under one lock and one fsync.
-    pub fn append_batch(&self, records: &[(String, Value)]) -> Result<()> {
+    /// Appends records in order under one lock, one write and one fsync.
+    pub fn append_batch(&self, records: Vec<(String, Value)>) -> Result<()> {
         let mut cached = self.tail.lock().unwrap_or_else(|p| p.into_inner());
         let _lock = self.lock()?;
         let mut file = self.open_append()?;
@@ -157,20 +162,18 @@ impl AuditLog {
             *cached = Some(tail);
             return Ok(());
         }
-        let mut out = String::new();
+        let count = records.len() as u64;
+        let mut out = String::with_capacity(records.len() * 512);
         let mut next = tail.clone();
         for (event, fields) in records {
-            let line = seal_record(&mut next, event, fields.clone());
-            out.push_str(&line);
+            out.push_str(&seal_record(&mut next, &event, fields));
         }
         file.write_all(out.as_bytes())
             .and_then(|_| file.sync_data())
             .map_err(|e| PkiError::io(&self.path, e))?;
         next.len = len + out.len() as u64;
         tail = next;
-        self.health
-            .records
-            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        self.health.records.fetch_add(count, Ordering::Relaxed);
         *cached = Some(tail);
         Ok(())
     }
@@ -285,7 +288,7 @@ fn seal_record(tail: &mut Tail, event: &str, fields: Value) -> String {
     map.insert("prev_hash".into(), Value::from(tail.prev_hash.clone()));
     let hash = chain_hash(&tail.prev_hash, &map);
     map.insert("hash".into(), Value::from(hash.clone()));
-    let mut line = Value::Object(map).to_string();
+    let mut line = serde_json::to_string(&map).unwrap_or_default();
     line.push('\n');
     tail.seq += 1;
     tail.prev_hash = hash;
@@ -388,6 +391,8 @@ fn sha256_file(path: &Path) -> Result<String> {
 }
 
 enum SinkMsg {
+    /// Wakes the lingering writer to re-check (never sent).
+    Nothing,
     Record(String, Value, Option<tokio::sync::oneshot::Sender<bool>>),
     Flush(std::sync::mpsc::Sender<()>),
     Check(std::sync::mpsc::Sender<Option<ChainBreak>>),
@@ -402,11 +407,30 @@ pub struct AuditSink {
     tx: std::sync::mpsc::Sender<SinkMsg>,
     health: Arc<ChainHealth>,
     path: PathBuf,
+    expected: Arc<AtomicU64>,
+}
+
+/// A caller (a connection to the service) that may soon queue a durable
+/// record: while any exist, the writer holds a batch that has a waiter up
+/// to [`GROUP_COMMIT_MAX`] so that one `fdatasync` covers theirs too. When
+/// none is expected the batch is synced at once (no added latency when the
+/// CA is idle). Dropping it (or [`AuditSink::record_durable`]) ends it.
+#[derive(Debug)]
+pub struct Expected(Arc<AtomicU64>);
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 const MAX_BATCH: usize = 256;
-/// How long a durable record waits for others before its batch is synced.
-const GROUP_COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(1000);
+/// Longest a durable record waits for expected others before its batch is
+/// synced (group commit).
+const GROUP_COMMIT_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+/// How often a lingering writer re-reads the expected count (callers that
+/// leave without a record do not wake it).
+const GROUP_COMMIT_POLL: std::time::Duration = std::time::Duration::from_micros(250);
 
 impl AuditSink {
     /// Moves `log` to a writer thread.
@@ -414,11 +438,25 @@ impl AuditSink {
         let (tx, rx) = std::sync::mpsc::channel::<SinkMsg>();
         let health = log.health();
         let path = log.path().to_path_buf();
+        let expected = Arc::new(AtomicU64::new(0));
+        let waiting_for = Arc::clone(&expected);
         std::thread::Builder::new()
             .name("rampart-pki-audit".into())
-            .spawn(move || writer(log, rx))
+            .spawn(move || writer(log, rx, &waiting_for))
             .map_err(|e| PkiError::io("audit writer thread", e))?;
-        Ok(AuditSink { tx, health, path })
+        Ok(AuditSink {
+            tx,
+            health,
+            path,
+            expected,
+        })
+    }
+
+    /// Announces a caller that may soon queue a durable record (see
+    /// [`Expected`]).
+    pub fn expect(&self) -> Expected {
+        self.expected.fetch_add(1, Ordering::Relaxed);
+        Expected(Arc::clone(&self.expected))
     }
 
     /// Queues one record (synced with the next batch).
@@ -429,14 +467,20 @@ impl AuditSink {
     }
 
     /// Queues one record and waits until it is on disk; false if it could
-    /// not be written.
-    pub async fn record_durable(&self, event: &str, fields: Value) -> bool {
+    /// not be written. `expected` (this caller's announcement, if any)
+    /// ends once the record is queued.
+    pub async fn record_durable(
+        &self,
+        event: &str,
+        fields: Value,
+        expected: Option<Expected>,
+    ) -> bool {
         let (done, wait) = tokio::sync::oneshot::channel();
-        if self
+        let sent = self
             .tx
-            .send(SinkMsg::Record(event.to_string(), fields, Some(done)))
-            .is_err()
-        {
+            .send(SinkMsg::Record(event.to_string(), fields, Some(done)));
+        drop(expected);
+        if sent.is_err() {
             return false;
         }
         wait.await.unwrap_or(false)
@@ -487,7 +531,7 @@ impl AuditSink {
     }
 }
 
-fn writer(log: AuditLog, rx: std::sync::mpsc::Receiver<SinkMsg>) {
+fn writer(log: AuditLog, rx: std::sync::mpsc::Receiver<SinkMsg>, expected: &AtomicU64) {
     let mut batch: Vec<(String, Value)> = Vec::new();
     let mut waiters: Vec<tokio::sync::oneshot::Sender<bool>> = Vec::new();
     let write = |batch: &mut Vec<(String, Value)>,
@@ -495,23 +539,27 @@ fn writer(log: AuditLog, rx: std::sync::mpsc::Receiver<SinkMsg>) {
         if batch.is_empty() {
             return;
         }
-        let ok = match log.append_batch(batch) {
+        let records = batch.len();
+        let ok = match log.append_batch(std::mem::take(batch)) {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(error = %e, records = batch.len(), "audit records lost");
+                tracing::error!(error = %e, records, "audit records lost");
                 false
             }
         };
-        batch.clear();
         for w in waiters.drain(..) {
             let _ = w.send(ok);
         }
     };
     while let Ok(first) = rx.recv() {
-        let mut batch_started = Some(std::time::Instant::now());
+        let mut batch_started = std::time::Instant::now();
         let mut next = Some(first);
         while let Some(msg) = next.take() {
+            if batch.is_empty() {
+                batch_started = std::time::Instant::now();
+            }
             match msg {
+                SinkMsg::Nothing => {}
                 SinkMsg::Record(event, fields, done) => {
                     batch.push((event, fields));
                     waiters.extend(done);
@@ -535,33 +583,45 @@ fn writer(log: AuditLog, rx: std::sync::mpsc::Receiver<SinkMsg>) {
                     let _ = done.send(found);
                 }
             }
-            // Group commit: a record that waits to be durable lingers up to
-            // GROUP_COMMIT_DELAY for others, so one fdatasync covers them
-            // all (each sync is a disk flush: the costliest step of an
-            // issuance after the signatures).
-            next = match batch_started {
-                Some(t) if !waiters.is_empty() => rx
-                    .recv_timeout(GROUP_COMMIT_DELAY.saturating_sub(t.elapsed()))
-                    .ok(),
-                _ => rx.try_recv().ok(),
+            // Group commit: everything already queued joins the batch; a
+            // batch with a waiter then lingers, up to GROUP_COMMIT_MAX, only
+            // while other callers are expected to queue a durable record
+            // soon, so one fdatasync (a disk flush: the costliest step of an
+            // issuance after the signatures) covers them all.
+            next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(_) if waiters.is_empty() => None,
+                Err(_) => {
+                    let left = GROUP_COMMIT_MAX.saturating_sub(batch_started.elapsed());
+                    if left.is_zero() || expected.load(Ordering::Relaxed) == 0 {
+                        None
+                    } else {
+                        match rx.recv_timeout(left.min(GROUP_COMMIT_POLL)) {
+                            Ok(m) => Some(m),
+                            // Re-check the deadline and the expected count.
+                            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                                Some(SinkMsg::Nothing)
+                            }
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+                        }
+                    }
+                }
             };
-            if batch.is_empty() {
-                batch_started = None;
-            } else if batch_started.is_none() {
-                batch_started = Some(std::time::Instant::now());
-            }
         }
         write(&mut batch, &mut waiters);
     }
 }
 
 fn chain_hash(prev: &str, record_without_hash: &Map<String, Value>) -> String {
-    // serde_json's Map is ordered by key, so this serialisation is canonical.
-    let body = Value::Object(record_without_hash.clone()).to_string();
-    let mut input = Vec::with_capacity(prev.len() + 1 + body.len());
+    // serde_json's Map is ordered by key, so this serialisation is canonical
+    // (the same bytes as `Value::Object(map).to_string()`).
+    let mut input = Vec::with_capacity(prev.len() + 1 + 512);
     input.extend_from_slice(prev.as_bytes());
     input.push(b'\n');
-    input.extend_from_slice(body.as_bytes());
+    if serde_json::to_writer(&mut input, record_without_hash).is_err() {
+        // Writing a Map of JSON values to a Vec cannot fail.
+        input.truncate(prev.len() + 1);
+    }
     hex::encode(digest(&SHA256, &input))
 }
 
@@ -581,12 +641,14 @@ fn verify_chain(path: &Path) -> Result<std::result::Result<Verified, ChainBreak>
             return Ok(Ok(Verified {
                 records: 0,
                 last_hash: GENESIS.into(),
+                restarted: None,
             }))
         }
         Err(e) => return Err(PkiError::io(path, e)),
     };
     let mut prev = GENESIS.to_string();
     let mut records = 0u64;
+    let mut restarted = None;
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.map_err(|e| PkiError::io(path, e))?;
         let bad = |why: String| ChainBreak {
@@ -616,12 +678,16 @@ fn verify_chain(path: &Path) -> Result<std::result::Result<Verified, ChainBreak>
                 "hash does not match the record's contents (record edited)".into(),
             )));
         }
+        if records == 0 && map.get("event").and_then(Value::as_str) == Some("chain_restarted") {
+            restarted = Some(Value::Object(map));
+        }
         prev = hash;
         records += 1;
     }
     Ok(Ok(Verified {
         records,
         last_hash: prev,
+        restarted,
     }))
 }
 
@@ -732,16 +798,11 @@ mod tests {
         let sealed = sealed_files(dir.path());
         assert_eq!(sealed.len(), 1);
         assert_eq!(std::fs::read_to_string(&sealed[0]).unwrap(), text);
-        assert_eq!(verify(&path).unwrap().records, 2);
-        let first: Value = serde_json::from_str(
-            std::fs::read_to_string(&path)
-                .unwrap()
-                .lines()
-                .next()
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(first["event"], "chain_restarted");
+        let verified = verify(&path).unwrap();
+        assert_eq!(verified.records, 2);
+        let first = verified
+            .restarted
+            .expect("the new chain starts with chain_restarted");
         assert_eq!(first["broken_at_line"], 6);
         assert!(first["why"].as_str().unwrap().contains("torn"));
         assert_eq!(log.health().restarts.load(Ordering::Relaxed), 1);

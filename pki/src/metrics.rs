@@ -1,9 +1,6 @@
 //! Prometheus metrics of the CA service.
 
-use prometheus::{
-    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 use time::OffsetDateTime;
 
 /// The CA's metrics, registered in their own registry.
@@ -45,21 +42,21 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> prometheus::Result<Self> {
+        use rampart_ops::metrics::{counter, counter_vec, gauge, gauge_vec};
         let registry = Registry::new();
-        let issued = IntCounterVec::new(
-            Opts::new(
-                "rampart_pki_certificates_issued_total",
-                "Certificates issued",
-            ),
+        let r = &registry;
+        let issued = counter_vec(
+            r,
+            "rampart_pki_certificates_issued_total",
+            "Certificates issued",
             &["kind"],
-        )?;
-        let refused = IntCounterVec::new(
-            Opts::new(
-                "rampart_pki_certificates_refused_total",
-                "Issuance requests refused",
-            ),
+        );
+        let refused = counter_vec(
+            r,
+            "rampart_pki_certificates_refused_total",
+            "Issuance requests refused",
             &["reason"],
-        )?;
+        );
         let ca_expiry = GaugeVec::new(
             Opts::new(
                 "rampart_pki_ca_seconds_to_expiry",
@@ -67,68 +64,61 @@ impl Metrics {
             ),
             &["ca", "serial"],
         )?;
-        let audit_breaks = IntCounter::new(
+        registry.register(Box::new(ca_expiry.clone()))?;
+        let audit_breaks = counter(
+            r,
             "rampart_pki_audit_chain_breaks_total",
             "Audit hash-chain breaks found since start (each sealed the log)",
-        )?;
-        let audit_restarts = IntCounter::new(
+        );
+        let audit_restarts = counter(
+            r,
             "rampart_pki_audit_chain_restarts_total",
             "Audit logs sealed and restarted since start",
-        )?;
-        let audit_verified = IntGauge::new(
+        );
+        let audit_verified = gauge(
+            r,
             "rampart_pki_audit_chain_verified",
             "1: the last full audit verification passed; 0: it failed; 2: none yet",
-        )?;
-        let audit_records = IntCounter::new(
+        );
+        let audit_records = counter(
+            r,
             "rampart_pki_audit_records_written_total",
             "Audit records written (fsynced) by this process",
-        )?;
-        for c in [&audit_breaks, &audit_restarts, &audit_records] {
-            registry.register(Box::new(c.clone()))?;
-        }
-        registry.register(Box::new(audit_verified.clone()))?;
-        let live_workloads = IntGaugeVec::new(
-            Opts::new(
-                "rampart_pki_live_workloads",
-                "Workloads holding an unexpired leaf, by the root it chains to",
-            ),
+        );
+        let live_workloads = gauge_vec(
+            r,
+            "rampart_pki_live_workloads",
+            "Workloads holding an unexpired leaf, by the root it chains to",
             &["root"],
-        )?;
-        registry.register(Box::new(live_workloads.clone()))?;
-        let workloads_on_old_root = IntGauge::new(
+        );
+        let workloads_on_old_root = gauge(
+            r,
             "rampart_pki_workloads_on_old_root",
             "During a root rotation: live workloads whose newest leaf still chains to the old root",
-        )?;
-        registry.register(Box::new(workloads_on_old_root.clone()))?;
-        let connections_closed = IntCounterVec::new(
-            Opts::new(
-                "rampart_pki_connections_closed_total",
-                "Connections closed by the CA before an answer (caps and deadlines)",
-            ),
+        );
+        let connections_closed = counter_vec(
+            r,
+            "rampart_pki_connections_closed_total",
+            "Connections closed by the CA before an answer (caps and deadlines)",
             &["reason"],
-        )?;
-        registry.register(Box::new(connections_closed.clone()))?;
-        let revoked = IntGaugeVec::new(
-            Opts::new(
-                "rampart_pki_revoked_entries",
-                "Entries on the revocation deny-list published with the bundle",
-            ),
+        );
+        let revoked = gauge_vec(
+            r,
+            "rampart_pki_revoked_entries",
+            "Entries on the revocation deny-list published with the bundle",
             &["kind"],
-        )?;
-        registry.register(Box::new(revoked.clone()))?;
-        let rotations = IntCounterVec::new(
-            Opts::new("rampart_pki_rotations_total", "CA rotation steps done"),
+        );
+        let rotations = counter_vec(
+            r,
+            "rampart_pki_rotations_total",
+            "CA rotation steps done",
             &["event"],
-        )?;
-        registry.register(Box::new(rotations.clone()))?;
-        let rotation_failures = IntCounter::new(
+        );
+        let rotation_failures = counter(
+            r,
             "rampart_pki_rotation_failures_total",
             "CA rotation steps that failed (retried at the next check)",
-        )?;
-        registry.register(Box::new(rotation_failures.clone()))?;
-        registry.register(Box::new(issued.clone()))?;
-        registry.register(Box::new(refused.clone()))?;
-        registry.register(Box::new(ca_expiry.clone()))?;
+        );
         // Every label value alerts look at exists from the start (0), so a
         // rate() over it is defined before the first event.
         for r in [
@@ -192,8 +182,6 @@ impl Metrics {
 
     /// Text exposition format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        rampart_ops::metrics::render(&self.registry)
     }
 }

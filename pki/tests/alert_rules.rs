@@ -41,9 +41,7 @@ async fn every_metric_in_the_rules_is_exported() {
     names.sort();
     names.dedup();
     assert!(names.len() >= 5, "{names:?}");
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
-    let running = common::start(dir.path(), "").await;
+    let (_dir, running) = common::serving("").await;
     let text = running.service.metrics_text();
     for n in names {
         assert!(

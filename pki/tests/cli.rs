@@ -111,9 +111,8 @@ async fn cli_end_to_end() {
 
 #[test]
 fn closed_pipe_and_conflicting_flags_are_clear() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = common::cli::initialised();
     let d = tmp.path();
-    common::cli::init(d);
     // `inspect … | head`: the reader is gone before anything is written.
     for args in [
         &["inspect", "ca/bundle.pem"][..],

@@ -6,11 +6,10 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rampart_identity::IdentityError;
 use rampart_pki::ca::{Ca, InitOptions};
-use rampart_pki::client::{EdgeCertSource, SvidSource};
+use rampart_pki::client::EdgeCertSource;
 use rampart_pki::spiffe::TrustDomain;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,14 +33,9 @@ async fn edge_gets_renewable_dns_certificates() {
     .await
     .unwrap();
 
-    let t = common::token(d, EDGE, Duration::from_secs(60));
-    let svid = SvidSource::bootstrap(
-        common::settings(running.addr, EDGE, 3600),
-        common::roots(d),
-        &t,
-    )
-    .await
-    .unwrap();
+    let svid = common::bootstrap(d, running.addr, EDGE, 3600)
+        .await
+        .unwrap();
     let names = vec!["api.edge.example.org".to_string()];
     let edge = EdgeCertSource::obtain(svid.clone(), names, None)
         .await
@@ -94,14 +88,9 @@ async fn edge_gets_renewable_dns_certificates() {
         matches!(&e, IdentityError::CaRefused { reason, .. } if reason == "dns_name_not_permitted"),
         "{e}"
     );
-    let t2 = common::token(d, OTHER, Duration::from_secs(60));
-    let other = SvidSource::bootstrap(
-        common::settings(running.addr, OTHER, 3600),
-        common::roots(d),
-        &t2,
-    )
-    .await
-    .unwrap();
+    let other = common::bootstrap(d, running.addr, OTHER, 3600)
+        .await
+        .unwrap();
     let e = EdgeCertSource::obtain(other, vec!["api.edge.example.org".into()], None)
         .await
         .err()

@@ -141,39 +141,47 @@ async fn wait_for(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool
     }
 }
 
-#[test]
-fn rotation_under_load_has_zero_failures() {
-    common::run(
-        Duration::from_secs(180),
-        rotation_under_load_has_zero_failures_body(),
-    );
+/// `#[test] fn NAME()` running `BODY(ca_dir)` with a fresh CA on its own
+/// runtime: 180 s for the whole test, then a bounded teardown
+/// ([`common::run_with_ca`]).
+macro_rules! bounded_ca_test {
+    ($(#[$doc:meta])* $name:ident, $body:ident) => {
+        $(#[$doc])*
+        #[test]
+        fn $name() {
+            common::run_with_ca(Duration::from_secs(180), $body);
+        }
+    };
 }
 
-async fn rotation_under_load_has_zero_failures_body() {
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
+/// Waits (30 s at most) until both workloads have renewed twice more.
+async fn two_more_renewals(what: &str, server: &SvidSource, client: &SvidSource) {
+    let renewals = |s: &SvidSource| s.status().borrow().renewals;
+    let (rs, rc) = (renewals(server), renewals(client));
+    wait_for(what, Duration::from_secs(30), || {
+        renewals(server) >= rs + 2 && renewals(client) >= rc + 2
+    })
+    .await;
+}
+
+bounded_ca_test!(
+    rotation_under_load_has_zero_failures,
+    rotation_under_load_has_zero_failures_body
+);
+
+async fn rotation_under_load_has_zero_failures_body(dir: tempfile::TempDir) {
     let running = common::start(
         dir.path(),
         "[issuance]\nmax_ttl_secs = 10\ndefault_ttl_secs = 10\n[rate_limit]\nper_minute = 6000\nburst = 1000\n[rotation]\ncheck_interval_ms = 100\nbundle_propagation_secs = 4\n",
     )
     .await;
     let svc = running.service.clone();
-    let t1 = common::token(dir.path(), SERVER_ID, Duration::from_secs(60));
-    let t2 = common::token(dir.path(), CLIENT_ID, Duration::from_secs(60));
-    let server = SvidSource::bootstrap(
-        common::settings(running.addr, SERVER_ID, LEAF_TTL_SECS),
-        common::roots(dir.path()),
-        &t1,
-    )
-    .await
-    .unwrap();
-    let client = SvidSource::bootstrap(
-        common::settings(running.addr, CLIENT_ID, LEAF_TTL_SECS),
-        common::roots(dir.path()),
-        &t2,
-    )
-    .await
-    .unwrap();
+    let server = common::bootstrap(dir.path(), running.addr, SERVER_ID, LEAF_TTL_SECS)
+        .await
+        .unwrap();
+    let client = common::bootstrap(dir.path(), running.addr, CLIENT_ID, LEAF_TTL_SECS)
+        .await
+        .unwrap();
     let loops = [server.spawn(), client.spawn()];
     let failures = Arc::new(AtomicU64::new(0));
     let addr = echo_server(server.clone(), failures.clone()).await;
@@ -199,23 +207,13 @@ async fn rotation_under_load_has_zero_failures_body() {
             ok
         })
     };
-    let renewals = |s: &SvidSource| s.status().borrow().renewals;
-    wait_for("two leaf renewals", Duration::from_secs(30), || {
-        renewals(&server) >= 2 && renewals(&client) >= 2
-    })
-    .await;
+    two_more_renewals("two leaf renewals", &server, &client).await;
 
     let first_intermediate = client.identity().chain[1].clone();
     step("intermediate rotation", svc.rotate_intermediate())
         .await
         .unwrap();
-    let (rs, rc) = (renewals(&server), renewals(&client));
-    wait_for(
-        "renewal under the new intermediate",
-        Duration::from_secs(30),
-        || renewals(&server) >= rs + 2 && renewals(&client) >= rc + 2,
-    )
-    .await;
+    two_more_renewals("renewal under the new intermediate", &server, &client).await;
     assert_ne!(
         client.identity().chain[1],
         first_intermediate,
@@ -240,13 +238,7 @@ async fn rotation_under_load_has_zero_failures_body() {
         roots.len() == 1 && roots[0] != old_root
     })
     .await;
-    let (rs, rc) = (renewals(&server), renewals(&client));
-    wait_for(
-        "renewals after the retirement",
-        Duration::from_secs(30),
-        || renewals(&server) >= rs + 2 && renewals(&client) >= rc + 2,
-    )
-    .await;
+    two_more_renewals("renewals after the retirement", &server, &client).await;
     assert_eq!(
         client.bundle().roots().len(),
         1,
@@ -275,27 +267,17 @@ async fn rotation_under_load_has_zero_failures_body() {
     assert_eq!(client.status().borrow().consecutive_failures, 0);
 }
 
-#[test]
-fn ca_down_client_keeps_serving_then_recovers() {
-    common::run(
-        Duration::from_secs(180),
-        ca_down_client_keeps_serving_then_recovers_body(),
-    );
-}
+bounded_ca_test!(
+    ca_down_client_keeps_serving_then_recovers,
+    ca_down_client_keeps_serving_then_recovers_body
+);
 
-async fn ca_down_client_keeps_serving_then_recovers_body() {
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
+async fn ca_down_client_keeps_serving_then_recovers_body(dir: tempfile::TempDir) {
     let running = common::start(dir.path(), "").await;
     let addr = running.addr;
-    let token = common::token(dir.path(), SERVER_ID, Duration::from_secs(60));
-    let source = SvidSource::bootstrap(
-        common::settings(addr, SERVER_ID, 10),
-        common::roots(dir.path()),
-        &token,
-    )
-    .await
-    .unwrap();
+    let source = common::bootstrap(dir.path(), addr, SERVER_ID, 10)
+        .await
+        .unwrap();
     let original = source.identity().chain[0].clone();
     tokio::time::timeout(Duration::from_secs(30), running.shutdown())
         .await
@@ -350,22 +332,17 @@ async fn ca_down_client_keeps_serving_then_recovers_body() {
         .expect("CA shutdown hung");
 }
 
-/// Emergency root rotation follows the live workloads: the old root leaves
-/// the bundle once every workload holding an unexpired leaf has one under
-/// the new root — long before the old leaves expire — and the registry of
-/// live workloads survives a restart of the CA.
-#[test]
-fn emergency_root_rotation_waits_for_live_workloads_only() {
-    common::run(
-        Duration::from_secs(180),
-        emergency_root_rotation_waits_for_live_workloads_only_body(),
-    );
-}
+bounded_ca_test!(
+    /// Emergency root rotation follows the live workloads: the old root leaves
+    /// the bundle once every workload holding an unexpired leaf has one under
+    /// the new root — long before the old leaves expire — and the registry of
+    /// live workloads survives a restart of the CA.
+    emergency_root_rotation_waits_for_live_workloads_only,
+    emergency_root_rotation_waits_for_live_workloads_only_body
+);
 
-async fn emergency_root_rotation_waits_for_live_workloads_only_body() {
+async fn emergency_root_rotation_waits_for_live_workloads_only_body(dir: tempfile::TempDir) {
     const SLOW_ID: &str = "spiffe://example.org/ns/mesh/sa/batch";
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
     let extra = "[issuance]\nmax_ttl_secs = 120\ndefault_ttl_secs = 120\n[rotation]\ncheck_interval_ms = 100\n";
     let running = common::start(dir.path(), extra).await;
     let addr = running.addr;
@@ -375,17 +352,7 @@ async fn emergency_root_rotation_waits_for_live_workloads_only_body() {
         (CLIENT_ID, LEAF_TTL_SECS),
         (SLOW_ID, 120),
     ] {
-        let token = common::token(dir.path(), id, Duration::from_secs(60));
-        let source = step(
-            "bootstrap",
-            SvidSource::bootstrap(
-                common::settings(addr, id, ttl),
-                common::roots(dir.path()),
-                &token,
-            ),
-        )
-        .await
-        .unwrap();
+        let source = common::bootstrap(dir.path(), addr, id, ttl).await.unwrap();
         workloads.push(source);
     }
     // Two workloads renew on their own; the third holds a 120 s leaf.

@@ -23,9 +23,7 @@ fn refused_reason(e: &IdentityError) -> &str {
 
 #[tokio::test]
 async fn bootstrap_renew_and_every_refusal() {
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
-    let running = common::start(dir.path(), "[rate_limit]\nper_minute = 600\nburst = 100\n").await;
+    let (dir, running) = common::serving("[rate_limit]\nper_minute = 600\nburst = 100\n").await;
     let svc = running.service.clone();
     let bundle = BundleHandle::new(
         TrustDomain::parse("example.org").unwrap(),
@@ -150,9 +148,7 @@ async fn bootstrap_renew_and_every_refusal() {
 
 #[tokio::test]
 async fn issuance_is_rate_limited_per_identity() {
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
-    let running = common::start(dir.path(), "[rate_limit]\nper_minute = 1\nburst = 2\n").await;
+    let (dir, running) = common::serving("[rate_limit]\nper_minute = 1\nburst = 2\n").await;
     let source = common::bootstrap(dir.path(), running.addr, ID, 3600)
         .await
         .unwrap();
@@ -173,9 +169,7 @@ async fn issuance_is_rate_limited_per_identity() {
 
 #[tokio::test]
 async fn restarted_workload_resumes_without_a_new_token() {
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
-    let running = common::start(dir.path(), "").await;
+    let (dir, running) = common::serving("").await;
     let state = dir.path().join("workload");
     std::fs::create_dir(&state).unwrap();
     let mut settings = common::settings(running.addr, ID, 3600);
@@ -237,10 +231,8 @@ async fn curl(args: Vec<String>) -> (bool, String, String) {
 
 #[tokio::test]
 async fn curl_verifies_the_ca_by_its_bundle() {
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
     // The default names: the listen IP. Configured names add DNS and IPs.
-    let running = common::start(dir.path(), "server_names = [\"127.0.0.1\", \"::1\"]\n").await;
+    let (dir, running) = common::serving("server_names = [\"127.0.0.1\", \"::1\"]\n").await;
     let port = running.addr.port();
     let bundle = dir.path().join("ca/bundle.pem").display().to_string();
     let (ok, body, err) = curl(vec![
@@ -306,9 +298,7 @@ async fn configured_reserved_ids_are_refused_at_bootstrap() {
 /// idle ones are closed at the handshake deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_from_one_address_cannot_starve_others() {
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
-    let running = common::start(dir.path(), "[limits]\nhandshake_timeout_ms = 1500\n").await;
+    let (dir, running) = common::serving("[limits]\nhandshake_timeout_ms = 1500\n").await;
     let addr = running.addr;
     let mut idle = Vec::new();
     for i in 0..1030 {
@@ -377,9 +367,7 @@ fn metric(text: &str, name: &str) -> f64 {
 #[tokio::test]
 async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
     use rampart_pki::revocation::{revoke, Target};
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
-    let running = common::start(dir.path(), "[rate_limit]\nper_minute = 600\nburst = 100\n").await;
+    let (dir, running) = common::serving("[rate_limit]\nper_minute = 600\nburst = 100\n").await;
     let source = common::bootstrap(dir.path(), running.addr, ID, 3600)
         .await
         .unwrap();

@@ -26,7 +26,7 @@ use rampart_egress::{forbidden_response, Admitted, DialOptions, Mode, Seen};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{client, TlsAcceptor};
+use tokio_rustls::client;
 
 use crate::egress::config::GatewayRef;
 use crate::egress::{admitted_fields, denied, deny, destination, EgressRuntime};
@@ -91,6 +91,7 @@ impl GatewayRefusal {
 /// through [`open`].
 pub async fn tunnel(
     g: &Generation,
+    connector: &rampart_tls::LatestConnector,
     gw: &GatewayRef,
     options: &DialOptions,
 ) -> Result<(client::TlsStream<TcpStream>, SocketAddr), GatewayRefusal> {
@@ -114,14 +115,8 @@ pub async fn tunnel(
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(service.name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
-    let tls = match mtls::connect_peer(
-        g.tls.client.clone(),
-        tcp,
-        name,
-        &service.identity,
-        HANDSHAKE_TIMEOUT,
-    )
-    .await
+    let tls = match mtls::connect_peer(connector, tcp, name, &service.identity, HANDSHAKE_TIMEOUT)
+        .await
     {
         Ok(t) => t,
         Err(mtls::PeerFailure::Handshake(label, text)) => {
@@ -148,12 +143,13 @@ pub async fn tunnel(
 /// gateway's address.
 pub async fn open(
     g: &Generation,
+    connector: &rampart_tls::LatestConnector,
     gw: &GatewayRef,
     admitted: &Admitted,
     options: &DialOptions,
 ) -> Result<(client::TlsStream<TcpStream>, Vec<u8>, SocketAddr), GatewayRefusal> {
     let unavailable = GatewayRefusal::Unavailable;
-    let (mut tls, address) = tunnel(g, gw, options).await?;
+    let (mut tls, address) = tunnel(g, connector, gw, options).await?;
     let io = |e: std::io::Error| unavailable(format!("{address}: {e}"));
     let (host, port) = destination(admitted);
     let target = match host.parse::<std::net::Ipv6Addr>() {
@@ -234,10 +230,11 @@ pub async fn serve(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, listener: TcpListener)
 /// The egress policy for a caller, by its service in the directory (`None`: not a caller of
 /// this mesh, or revoked).
 fn caller_policy(
+    ctx: &Ctx,
     g: &Generation,
     caller: &rampart_tls::spiffe::SpiffeId,
 ) -> Option<(String, Arc<rampart_egress::EgressPolicy>)> {
-    if g.tls.is_revoked(caller) {
+    if ctx.tls.is_revoked(caller) {
         return None;
     }
     let service = g
@@ -257,32 +254,32 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
     let _in_flight = ctx.in_flight.guard();
     let started = Instant::now();
     let g = ctx.generation();
-    let event =
-        crate::egress::event("gateway", peer, &g).with("rampart.identity", g.tls.id.to_string());
-    let acceptor = TlsAcceptor::from(g.tls.server.clone());
+    let event = crate::egress::event("gateway", peer, &g)
+        .with("rampart.identity", ctx.tls.id().to_string());
     drop(g);
-    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(t)) => t,
-        Ok(Err(e)) => {
-            let (label, text) = mtls::classify_handshake_error(&e);
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["gateway", label])
-                .inc();
-            return ctx.emit(
-                event
-                    .with("rampart.reason.kind", label)
-                    .with("error.message", text),
-            );
-        }
-        Err(_) => {
-            ctx.metrics
-                .handshake_failures
-                .with_label_values(&["gateway", "timeout"])
-                .inc();
-            return ctx.emit(event.with("error.message", "handshake did not finish in time"));
-        }
-    };
+    let mut tls =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, ctx.tls.acceptor().accept(tcp)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                let (label, text) = mtls::classify_handshake_error(&e);
+                ctx.metrics
+                    .handshake_failures
+                    .with_label_values(&["gateway", label])
+                    .inc();
+                return ctx.emit(
+                    event
+                        .with("rampart.reason.kind", label)
+                        .with("error.message", text),
+                );
+            }
+            Err(_) => {
+                ctx.metrics
+                    .handshake_failures
+                    .with_label_values(&["gateway", "timeout"])
+                    .inc();
+                return ctx.emit(event.with("error.message", "handshake did not finish in time"));
+            }
+        };
     let Some(caller) = mtls::peer_id(tls.get_ref().1) else {
         let text = "no client certificate: the gateway carries only mesh workloads' traffic";
         let _ = tls
@@ -291,7 +288,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         return deny(&ctx, event, "no_client_identity", None, text.into());
     };
     let event = event.with("rampart.caller.identity", caller.to_string());
-    let Some((service, policy)) = caller_policy(&ctx.generation(), &caller) else {
+    let Some((service, policy)) = caller_policy(&ctx, &ctx.generation(), &caller) else {
         let text = format!("{caller} is no service of the directory (or is revoked)");
         let _ = tls
             .write_all(&forbidden_response("unknown_caller", None, &text))
@@ -328,6 +325,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             return;
         }
         let text = format!("{caller} is no longer a service of the directory (or is revoked)");
+        let for_policy = ctx.clone();
         let engine = crate::egress::plain::HttpEgress {
             ctx: ctx.clone(),
             rt: rt.clone(),
@@ -335,7 +333,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             mode: Mode::ExplicitProxy,
             tunnel: connect,
             policy: Box::new(move |g| {
-                caller_policy(g, &caller)
+                caller_policy(&for_policy, g, &caller)
                     .filter(|(s, _)| *s == service)
                     .map(|(_, p)| p)
                     .ok_or(("unknown_caller", text.clone()))
@@ -372,7 +370,8 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         .with_label_values(&["egress", "allow"])
         .inc();
     let still = |g: &Generation| {
-        caller_policy(g, &caller).is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
+        caller_policy(&ctx, g, &caller)
+            .is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
     };
     let ended = relay(&mut tls, &mut upstream, ctx.current.clone(), still).await;
     let event = ended_fields(&ctx, "egress", event, started, ended, || {

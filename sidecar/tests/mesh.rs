@@ -93,6 +93,24 @@ async fn served(policy: &str) -> (tempfile::TempDir, TestCa, Sidecar) {
     (dir, ca, sc)
 }
 
+/// The sidecar of [`served`] with [`POLICY`] and a frontend connection to its TCP port that
+/// has echoed once: (folder, CA, sidecar, TCP port, frontend's config, the connection).
+async fn frontend_connected() -> (
+    tempfile::TempDir,
+    TestCa,
+    Sidecar,
+    SocketAddr,
+    Arc<ClientConfig>,
+    tokio_rustls::client::TlsStream<TcpStream>,
+) {
+    let (dir, ca, sc) = served(POLICY).await;
+    let tcp_port = sc.addr("inbound:7000");
+    let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+    let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+    echo_roundtrip(&mut open, b"one").await.unwrap();
+    (dir, ca, sc, tcp_port, frontend, open)
+}
+
 /// One HTTP request over a fresh mTLS connection: (status, denied header, body).
 async fn get(
     addr: SocketAddr,
@@ -241,12 +259,7 @@ async fn tls_then_use(addr: SocketAddr, cfg: Arc<ClientConfig>) -> std::io::Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_cuts_revoked_connections_and_refuses_bad_files() {
     timeout(Duration::from_secs(90), async {
-        let (dir, ca, mut sc) = served(POLICY).await;
-        let tcp_port = sc.addr("inbound:7000");
-        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
-
-        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
-        echo_roundtrip(&mut open, b"one").await.unwrap();
+        let (dir, _ca, mut sc, tcp_port, frontend, mut open) = frontend_connected().await;
 
         // A bad policy is refused; the old one keeps running and the open connection lives.
         std::fs::write(
@@ -399,11 +412,7 @@ port = 7000
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
     timeout(Duration::from_secs(90), async {
-        let (dir, ca, mut sc) = served(POLICY).await;
-        let tcp_port = sc.addr("inbound:7000");
-        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
-        let mut open = tls_connect(tcp_port, frontend.clone()).await.unwrap();
-        echo_roundtrip(&mut open, b"one").await.unwrap();
+        let (dir, _ca, mut sc, tcp_port, frontend, mut open) = frontend_connected().await;
 
         std::fs::write(
             dir.path().join("revoked.toml"),
@@ -432,6 +441,40 @@ async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
 
         assert!(tls_then_use(tcp_port, frontend.clone()).await.is_err());
         handshake_reason(&mut sc, "revoked");
+    })
+    .await
+    .expect("test deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_svid_reaches_new_handshakes_while_open_connections_keep_theirs() {
+    timeout(Duration::from_secs(90), async {
+        let (dir, ca, mut sc, tcp_port, frontend, mut open) = frontend_connected().await;
+        let served_leaf = |s: &tokio_rustls::client::TlsStream<TcpStream>| {
+            s.get_ref().1.peer_certificates().unwrap()[0].clone()
+        };
+        let first = served_leaf(&open);
+
+        // The SVID files are renewed (same identity, new certificate and key).
+        let renewed = ca.leaf(&[PAYMENTS]);
+        write_leaf(dir.path(), "svid", &renewed);
+        sc.hup();
+        sc.wait_for(
+            |v| v["rampart.reload.result"] == "ok",
+            "reload with the renewed SVID",
+        );
+
+        let mut new = tls_connect(tcp_port, frontend.clone()).await.unwrap();
+        echo_roundtrip(&mut new, b"new").await.unwrap();
+        assert_eq!(
+            served_leaf(&new),
+            renewed.chain[0],
+            "a new handshake gets the renewed SVID"
+        );
+        assert_ne!(first, renewed.chain[0]);
+        // The connection opened before the renewal goes on, on the certificate it started with.
+        echo_roundtrip(&mut open, b"after").await.unwrap();
+        assert_eq!(served_leaf(&open), first);
     })
     .await
     .expect("test deadline");

@@ -51,7 +51,7 @@
 //! assert_eq!(Rejection::classify(&err).reason(), "revoked");
 //!
 //! // Renewal: a new generation for new handshakes; open connections keep theirs.
-//! mesh.install(&ca.svid("spiffe://example.org/ns/web/sa/api"))?;
+//! mesh.publish(&ca.svid("spiffe://example.org/ns/web/sa/api"))?;
 //! # let _ = acceptor;
 //! # Ok::<(), rampart_tls::TlsError>(())
 //! ```
@@ -78,7 +78,7 @@ pub use config::{client_config, server_config, MeshOptions};
 pub use error::{Result, TlsError};
 pub use identity::Identity;
 pub use provider::{install_default_provider, provider, Profile};
-pub use publish::{LatestAcceptor, LatestConnector, MeshConfigs};
+pub use publish::{LatestAcceptor, LatestConnector, MeshConfigs, Prepared};
 pub use rejection::Rejection;
 pub use revocation::{RevocationList, Revoked};
 pub use spiffe::{SpiffeId, TrustDomain};

@@ -5,6 +5,10 @@
 //!
 //! The trust bundle is not part of a generation: configs share the bundle's verifiers, so a
 //! bundle or revocation update reaches every config at once without a rebuild.
+//!
+//! Publishing is two steps when a caller must change other state all or nothing (a reload of
+//! a policy and an SVID together): [`MeshConfigs::prepare`] builds and checks, fallibly;
+//! [`MeshConfigs::publish_prepared`] sends, and cannot fail.
 
 use std::sync::Arc;
 
@@ -27,30 +31,64 @@ pub struct MeshConfigs {
     server_tx: watch::Sender<Arc<ServerConfig>>,
     #[debug(skip)]
     client_tx: watch::Sender<Arc<ClientConfig>>,
+    #[debug(skip)]
+    identity_tx: watch::Sender<Arc<Identity>>,
+}
+
+/// One generation built from an identity and checked, not yet published.
+#[derive(derive_more::Debug)]
+pub struct Prepared {
+    identity: Arc<Identity>,
+    #[debug(skip)]
+    server: Arc<ServerConfig>,
+    #[debug(skip)]
+    client: Arc<ClientConfig>,
+}
+
+impl Prepared {
+    /// The identity the configs present.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
 }
 
 impl MeshConfigs {
     /// The first generation, for `identity`.
     pub fn new(identity: &Identity, bundle: BundleHandle, options: MeshOptions) -> Result<Self> {
-        let server = mesh_server_config(identity, &bundle, &options)?;
-        let client = mesh_client_config(identity, &bundle, &options)?;
+        let first = build(identity, &bundle, &options)?;
         Ok(MeshConfigs {
             bundle,
             options,
-            server_tx: watch::channel(server).0,
-            client_tx: watch::channel(client).0,
+            server_tx: watch::channel(first.server).0,
+            client_tx: watch::channel(first.client).0,
+            identity_tx: watch::channel(first.identity).0,
         })
     }
 
+    /// Builds both configs for `identity` (the bundle and options of this workload) without
+    /// publishing them.
+    pub fn prepare(&self, identity: &Identity) -> Result<Prepared> {
+        build(identity, &self.bundle, &self.options)
+    }
+
+    /// Publishes a prepared generation: every handshake that starts from now on uses it.
+    pub fn publish_prepared(&self, prepared: Prepared) {
+        self.server_tx.send_replace(prepared.server);
+        self.client_tx.send_replace(prepared.client);
+        self.identity_tx.send_replace(prepared.identity);
+    }
+
     /// Builds both configs for `identity`, then publishes them. If either cannot be built
-    /// (e.g. the key does not match the certificate) nothing is published and the current
-    /// generation stays.
-    pub fn install(&self, identity: &Identity) -> Result<()> {
-        let server = mesh_server_config(identity, &self.bundle, &self.options)?;
-        let client = mesh_client_config(identity, &self.bundle, &self.options)?;
-        self.server_tx.send_replace(server);
-        self.client_tx.send_replace(client);
+    /// nothing is published and the current generation stays.
+    pub fn publish(&self, identity: &Identity) -> Result<()> {
+        let prepared = self.prepare(identity)?;
+        self.publish_prepared(prepared);
         Ok(())
+    }
+
+    /// The identity of the newest generation (its SPIFFE ID, expiry, chain).
+    pub fn identity(&self) -> Arc<Identity> {
+        Arc::clone(&self.identity_tx.borrow())
     }
 
     /// New `ServerConfig`s, one per installed identity.
@@ -77,6 +115,14 @@ impl MeshConfigs {
     pub fn bundle(&self) -> &BundleHandle {
         &self.bundle
     }
+}
+
+fn build(identity: &Identity, bundle: &BundleHandle, options: &MeshOptions) -> Result<Prepared> {
+    Ok(Prepared {
+        server: mesh_server_config(identity, bundle, options)?,
+        client: mesh_client_config(identity, bundle, options)?,
+        identity: Arc::new(identity.clone()),
+    })
 }
 
 /// Accepts TLS with whatever server config is newest on a watch channel.

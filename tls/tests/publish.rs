@@ -71,7 +71,7 @@ async fn new_identity_reaches_new_handshakes_and_spares_open_ones() {
 
         // Renewal: same SPIFFE ID, new certificate and key.
         let second = ca.svid(id);
-        server.install(&second).unwrap();
+        server.publish(&second).unwrap();
         assert!(
             server_updates.has_changed().unwrap(),
             "a new generation is announced"
@@ -100,7 +100,7 @@ async fn new_identity_reaches_new_handshakes_and_spares_open_ones() {
             ca.svid(id).key().secret_der().to_vec(),
         )
         .unwrap();
-        assert!(server.install(&mismatched).is_err());
+        assert!(server.publish(&mismatched).is_err());
         assert!(!server_updates.has_changed().unwrap());
         assert_eq!(leaf(&connect().await), second.chain[0]);
     };

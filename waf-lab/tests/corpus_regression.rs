@@ -19,6 +19,13 @@ const CORPORA: [&str; 5] = [
     "crs-regression",
 ];
 
+/// The corpora of `CORPORA` that hold attacks (httpparams holds benign values too).
+const ATTACK_CORPORA: [&str; 3] = [
+    "payloadsallthethings.jsonl",
+    "httpparams.jsonl",
+    "crs-regression",
+];
+
 /// `rampart-waf-lab eval --json [options] --corpus PATHS`, its JSON report.
 fn run_eval(options: &[&str], paths: &[PathBuf]) -> serde_json::Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rampart-waf-lab"));
@@ -108,10 +115,10 @@ fn detection_and_false_positives_hold_on_the_committed_sample() {
         ("httpparams", "cmdi", 95.0),
         ("httpparams", "path-traversal", 95.0),
         ("payloadsallthethings", "sqli", 93.0),
-        ("payloadsallthethings", "xss", 93.0),
+        ("payloadsallthethings", "xss", 95.0),
         ("payloadsallthethings", "lfi", 95.0),
         ("payloadsallthethings", "path-traversal", 96.0),
-        ("payloadsallthethings", "cmdi", 90.0),
+        ("payloadsallthethings", "cmdi", 94.0),
         ("payloadsallthethings", "ssti", 95.0),
         ("payloadsallthethings", "xxe", 95.0),
         ("payloadsallthethings", "open-redirect", 95.0),
@@ -119,7 +126,7 @@ fn detection_and_false_positives_hold_on_the_committed_sample() {
         ("payloadsallthethings", "nosql-injection", 95.0),
         ("crs", "sqli", 93.0),
         ("crs", "java", 90.0),
-        ("crs", "php", 90.0),
+        ("crs", "php", 95.0),
         ("crs", "rce", 93.0),
         ("crs", "generic", 93.0),
         ("crs", "xss", 93.0),
@@ -131,11 +138,11 @@ fn detection_and_false_positives_hold_on_the_committed_sample() {
         &r,
         &[
             ("sqli", 97.0),
-            ("xss", 94.0),
-            ("cmdi", 94.0),
+            ("xss", 96.0),
+            ("cmdi", 96.0),
             ("lfi", 95.0),
             ("path-traversal", 96.0),
-            ("php", 90.0),
+            ("php", 96.0),
             ("protocol", 92.0),
         ],
     );
@@ -189,42 +196,62 @@ fn full_corpora_hold_their_floors() {
         dir.display()
     );
     let r = eval_dir(&dir);
+    // Floors just under the figures reached (docs/waf-measurement.md).
     let floors = [
-        ("httpparams", "sqli", 98.0),
-        ("httpparams", "xss", 97.0),
-        ("httpparams", "cmdi", 95.0),
-        ("httpparams", "path-traversal", 98.0),
-        ("payloadsallthethings", "sqli", 95.0),
-        ("payloadsallthethings", "xss", 97.0),
-        ("payloadsallthethings", "lfi", 98.5),
-        ("payloadsallthethings", "path-traversal", 98.5),
-        ("payloadsallthethings", "cmdi", 95.0),
-        ("payloadsallthethings", "ssti", 97.0),
-        ("payloadsallthethings", "xxe", 97.0),
-        ("payloadsallthethings", "open-redirect", 97.0),
-        ("payloadsallthethings", "ldap-injection", 95.0),
-        ("payloadsallthethings", "nosql-injection", 97.0),
-        ("crs", "sqli", 93.0),
-        ("crs", "java", 95.0),
-        ("crs", "php", 97.0),
-        ("crs", "rce", 92.0),
-        ("crs", "generic", 95.0),
-        ("crs", "xss", 95.0),
-        ("crs", "protocol", 97.0),
-        ("crs", "lfi", 93.0),
-        ("crs", "rfi", 95.0),
+        ("httpparams", "sqli", 99.9),
+        ("httpparams", "xss", 97.5),
+        ("httpparams", "cmdi", 99.0),
+        ("httpparams", "path-traversal", 99.0),
+        ("payloadsallthethings", "sqli", 96.5),
+        ("payloadsallthethings", "xss", 98.0),
+        ("payloadsallthethings", "lfi", 99.0),
+        ("payloadsallthethings", "path-traversal", 99.0),
+        ("payloadsallthethings", "cmdi", 99.0),
+        ("payloadsallthethings", "ssti", 99.0),
+        ("payloadsallthethings", "xxe", 99.0),
+        ("payloadsallthethings", "open-redirect", 99.0),
+        ("payloadsallthethings", "ldap-injection", 99.0),
+        ("payloadsallthethings", "nosql-injection", 99.0),
+        ("crs", "sqli", 96.0),
+        ("crs", "java", 99.0),
+        ("crs", "php", 99.0),
+        ("crs", "rce", 95.0),
+        ("crs", "generic", 98.0),
+        ("crs", "xss", 97.5),
+        ("crs", "protocol", 99.0),
+        ("crs", "lfi", 97.0),
+        ("crs", "rfi", 99.0),
     ];
     check_floors(&r, &floors, 0.1);
     check_held_out(
         &r,
         &[
-            ("sqli", 98.0),
-            ("xss", 97.0),
-            ("cmdi", 95.0),
-            ("lfi", 98.5),
-            ("path-traversal", 98.5),
-            ("php", 97.0),
-            ("protocol", 97.0),
+            ("sqli", 99.5),
+            ("xss", 98.0),
+            ("cmdi", 98.2),
+            ("lfi", 99.2),
+            ("path-traversal", 99.0),
+            ("php", 99.0),
+            ("protocol", 99.0),
+        ],
+    );
+    // Leave one source out: no other payload file, CRS rule file or site carries the item.
+    let attacks: Vec<PathBuf> = CORPORA
+        .iter()
+        .filter(|f| ATTACK_CORPORA.contains(f))
+        .map(|f| dir.join(f))
+        .collect();
+    let by_source = run_eval(&["--leave-out", "source"], &attacks);
+    check_held_out(
+        &by_source,
+        &[
+            ("sqli", 99.5),
+            ("xss", 98.0),
+            ("cmdi", 99.2),
+            ("lfi", 99.1),
+            ("path-traversal", 99.0),
+            ("php", 99.0),
+            ("protocol", 99.0),
         ],
     );
 }

@@ -5,47 +5,9 @@
 //! `%uXXXX`, invalid escapes as separators). Each next to the benign
 //! traffic of the same shape that must pass.
 
-use rampart_waf::{Policy, Request, RuleSet};
+mod common;
 
-fn rules() -> &'static RuleSet {
-    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
-    RULES.get_or_init(|| RuleSet::builtin().unwrap())
-}
-
-fn verdict(query: &str, ct: Option<&str>, body: &[u8]) -> rampart_waf::Verdict {
-    let mut headers: Vec<(&str, &[u8])> =
-        vec![("Host", b"shop.example"), ("User-Agent", b"Mozilla/5.0")];
-    if let Some(ct) = ct {
-        headers.push(("Content-Type", ct.as_bytes()));
-    }
-    let req = Request {
-        method: if body.is_empty() { "GET" } else { "POST" },
-        path: "/search",
-        query,
-        headers: &headers,
-        body,
-        body_truncated: false,
-        version: "HTTP/1.1",
-    };
-    rules().inspect(&req, &Policy::default())
-}
-
-fn query_blocked(q: &str) -> bool {
-    verdict(q, None, b"").block
-}
-
-fn form_blocked(body: &str) -> bool {
-    verdict(
-        "",
-        Some("application/x-www-form-urlencoded"),
-        body.as_bytes(),
-    )
-    .block
-}
-
-fn json_blocked(body: &str) -> bool {
-    verdict("", Some("application/json"), body.as_bytes()).block
-}
+use common::{form_blocked, json_blocked, query_blocked, verdict};
 
 /// Filler a text field really carries: words and punctuation, no attack.
 fn filler(n: usize) -> String {

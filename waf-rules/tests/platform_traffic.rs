@@ -8,31 +8,9 @@
 //! The attacks that share a shape with it (a SQL break-out after `||`, an
 //! encoding header with `&`) stay blocked.
 
-use rampart_waf::{Policy, Request, RuleSet, Verdict};
+mod common;
 
-fn rules() -> &'static RuleSet {
-    static RULES: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
-    RULES.get_or_init(|| RuleSet::builtin().unwrap())
-}
-
-fn inspect(
-    method: &str,
-    path: &str,
-    query: &str,
-    headers: &[(&str, &[u8])],
-    body: &[u8],
-) -> Verdict {
-    let req = Request {
-        method,
-        path,
-        query,
-        headers,
-        body,
-        body_truncated: false,
-        version: "HTTP/1.1",
-    };
-    rules().inspect(&req, &Policy::default())
-}
+use rampart_waf::Policy;
 
 #[test]
 fn platform_traffic_passes() {
@@ -50,7 +28,14 @@ fn platform_traffic_passes() {
             .collect();
         let h: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (k.as_str(), &v[..])).collect();
         let (method, path, query, body) = (s("method"), s("path"), s("query"), s("body"));
-        let v = inspect(&method, &path, &query, &h, body.as_bytes());
+        let v = common::inspect_with(
+            &Policy::default(),
+            &method,
+            &path,
+            &query,
+            &h,
+            body.as_bytes(),
+        );
         n += 1;
         if v.block {
             let why: Vec<String> = v
@@ -71,25 +56,12 @@ fn platform_traffic_passes() {
 }
 
 fn cookie_blocked(cookie: &str) -> bool {
-    inspect(
-        "GET",
-        "/",
-        "",
-        &[("Host", b"shop.example"), ("Cookie", cookie.as_bytes())],
-        b"",
-    )
-    .block
+    let h: [(&str, &[u8]); 2] = [("Host", b"shop.example"), ("Cookie", cookie.as_bytes())];
+    common::blocked("GET", "/", "", &h, b"")
 }
 
 fn header_blocked(name: &str, value: &str) -> bool {
-    inspect(
-        "GET",
-        "/",
-        "",
-        &[("Host", b"shop.example"), (name, value.as_bytes())],
-        b"",
-    )
-    .block
+    common::header_blocked(name, value.as_bytes())
 }
 
 #[test]

@@ -21,21 +21,11 @@ fn new_ca(dir: &Path) -> Ca {
     Ca::init(dir, &opts, kek()).unwrap()
 }
 
+#[path = "../../tests/common/csr.rs"]
+mod test_csr;
+
 fn csr_for(uris: &[&str], ca_true: bool) -> csr::ParsedCsr {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = rcgen::CertificateParams::default();
-    p.subject_alt_names = uris
-        .iter()
-        .map(|u| rcgen::SanType::URI(rcgen::string::Ia5String::try_from(*u).unwrap()))
-        .collect();
-    if ca_true {
-        // basicConstraints { cA TRUE }
-        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
-            &[2, 5, 29, 19],
-            vec![0x30, 0x03, 0x01, 0x01, 0xff],
-        )];
-    }
-    csr::parse_pem(&p.serialize_request(&key).unwrap().pem().unwrap()).unwrap()
+    csr::parse_pem(&test_csr::csr(uris, ca_true)).unwrap()
 }
 
 #[test]

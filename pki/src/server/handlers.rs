@@ -24,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::api::{BootstrapRequest, BundleResponse, ErrorResponse, IssueResponse, RenewRequest};
 use super::{blocking, CaService};
+use crate::audit::Expected;
 use crate::ca::IssuedCert;
 use crate::csr;
 use crate::error::{PkiError, Result};
@@ -43,8 +44,17 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Largest request head (hyper's minimum buffer).
 const MAX_HEAD: usize = 16 * 1024;
 
+/// This connection's announcement to the audit writer that it may soon
+/// queue an issuance record (group commit), taken by the issuance.
+type Announced = Arc<std::sync::Mutex<Option<Expected>>>;
+
 /// Serves one accepted TCP connection to its end.
-pub(super) async fn connection(service: Arc<CaService>, tcp: TcpStream, peer: SocketAddr) {
+pub(super) async fn connection(
+    service: Arc<CaService>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    expected: Expected,
+) {
     let limits = service.cfg.limits.clone();
     let acceptor = TlsAcceptor::from(service.tls.load_full());
     let handshake = tokio::time::timeout(
@@ -77,11 +87,13 @@ pub(super) async fn connection(service: Arc<CaService>, tcp: TcpStream, peer: So
             let serial = crate::inspect::serial_hex(leaf).ok()?;
             Some(Peer { id, serial })
         });
+    let expected: Announced = Arc::new(std::sync::Mutex::new(Some(expected)));
     let svc = {
         let service = Arc::clone(&service);
         service_fn(move |req: Request<Incoming>| {
             let (service, peer_id) = (Arc::clone(&service), peer_id.clone());
-            async move { Ok::<_, Infallible>(handle(&service, req, peer_id, peer).await) }
+            let expected = Arc::clone(&expected);
+            async move { Ok::<_, Infallible>(handle(&service, req, peer_id, peer, &expected).await) }
         })
     };
     let conn = http1::Builder::new()
@@ -109,6 +121,7 @@ async fn handle(
     req: Request<Incoming>,
     peer_id: Option<Peer>,
     peer: SocketAddr,
+    expected: &Announced,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
     let (status, ctype, body) = match Limited::new(body, MAX_BODY).collect().await {
@@ -120,6 +133,7 @@ async fn handle(
                 b.to_bytes(),
                 peer_id,
                 peer,
+                expected,
             )
             .await
         }
@@ -145,7 +159,11 @@ async fn route(
     body: Bytes,
     peer_id: Option<Peer>,
     peer: SocketAddr,
+    expected: &Announced,
 ) -> Reply {
+    // Only an issuance queues a durable record; anything else ends the
+    // announcement now.
+    let expected = expected.lock().unwrap_or_else(|p| p.into_inner()).take();
     match (method, path) {
         ("GET", "/v1/bundle") => {
             let revoked = service.revoked_now().await;
@@ -165,14 +183,14 @@ async fn route(
             "text/plain; version=0.0.4",
             service.metrics_text().into_bytes(),
         ),
-        ("POST", "/v1/bootstrap") => issue(service, Caller::Token, body, peer).await,
-        ("POST", "/v1/attest/k8s") => issue(service, Caller::Kubernetes, body, peer).await,
+        ("POST", "/v1/bootstrap") => issue(service, Caller::Token, body, peer, expected).await,
+        ("POST", "/v1/attest/k8s") => issue(service, Caller::Kubernetes, body, peer, expected).await,
         ("POST", "/v1/renew") => match peer_id {
-            Some(p) => issue(service, Caller::Renew(p.id, p.serial), body, peer).await,
+            Some(p) => issue(service, Caller::Renew(p.id, p.serial), body, peer, expected).await,
             None => no_client_cert(service, "renew", peer),
         },
         ("POST", "/v1/edge") => match peer_id {
-            Some(p) => issue(service, Caller::Edge(p.id, p.serial), body, peer).await,
+            Some(p) => issue(service, Caller::Edge(p.id, p.serial), body, peer, expected).await,
             None => no_client_cert(service, "edge", peer),
         },
         (
@@ -228,7 +246,13 @@ fn no_client_cert(service: &CaService, kind: &str, peer: SocketAddr) -> Reply {
     refuse(service, kind, None, &e, peer)
 }
 
-async fn issue(service: &Arc<CaService>, caller: Caller, body: Bytes, peer: SocketAddr) -> Reply {
+async fn issue(
+    service: &Arc<CaService>,
+    caller: Caller,
+    body: Bytes,
+    peer: SocketAddr,
+    expected: Option<Expected>,
+) -> Reply {
     let svc = Arc::clone(service);
     let kind = caller.kind();
     let claimed = caller.id();
@@ -253,6 +277,7 @@ async fn issue(service: &Arc<CaService>, caller: Caller, body: Bytes, peer: Sock
             let durable = service.audit.record_durable(
                 "issued",
                 json!({"kind": kind, "spiffe_id": id.as_str(), "serial": issued.serial, "not_after": issued.not_after.unix_timestamp(), "peer": peer.to_string()}),
+                expected,
             ).await;
             if !durable {
                 return error_reply(

@@ -301,9 +301,10 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let service = Arc::clone(&service);
+        let expected = service.audit.expect();
         tokio::spawn(async move {
             let _slot = slot;
-            handlers::connection(service, tcp, peer).await;
+            handlers::connection(service, tcp, peer, expected).await;
         });
     }
 }

@@ -71,6 +71,13 @@ pub fn init(d: &Path) {
     ok(&pki(d, &INIT));
 }
 
+/// A temporary directory with a KEK and a CA made by the binary ([`init`]).
+pub fn initialised() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    init(tmp.path());
+    tmp
+}
+
 /// `rampart-pki serve` on the CA in `d/ca` (127.0.0.1, port 0).
 pub struct Serve {
     pub child: Child,

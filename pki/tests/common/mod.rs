@@ -3,6 +3,11 @@
 //! [`cli`]: the real binary.
 
 pub mod cli;
+#[path = "csr.rs"]
+mod csr_pem;
+
+#[allow(unused_imports)]
+pub use csr_pem::csr;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -51,6 +56,17 @@ pub fn run(deadline: Duration, test: impl std::future::Future<Output = ()>) {
     }
 }
 
+/// [`run`] with a fresh CA (`init_ca`) in a temporary directory that the
+/// test owns.
+pub fn run_with_ca<F: std::future::Future<Output = ()>>(
+    deadline: Duration,
+    test: impl FnOnce(tempfile::TempDir) -> F,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    init_ca(dir.path());
+    run(deadline, test(dir));
+}
+
 pub const KEK_HEX: &str = "4242424242424242424242424242424242424242424242424242424242424242";
 
 pub fn protection() -> KeyProtection {
@@ -82,6 +98,15 @@ pub async fn start(dir: &Path, extra: &str) -> RunningServer {
     server::start(config(dir, "127.0.0.1:0", extra))
         .await
         .unwrap()
+}
+
+/// A fresh CA in a temporary directory, served in-process with `extra`
+/// appended to its config.
+pub async fn serving(extra: &str) -> (tempfile::TempDir, RunningServer) {
+    let dir = tempfile::tempdir().unwrap();
+    init_ca(dir.path());
+    let running = start(dir.path(), extra).await;
+    (dir, running)
 }
 
 pub fn roots(dir: &Path) -> Vec<CertificateDer<'static>> {
@@ -124,21 +149,4 @@ pub fn settings(addr: SocketAddr, id: &str, ttl_secs: u64) -> SourceSettings {
     s.bundle_refresh = Duration::from_secs(1);
     s.peer_policy = PeerPolicy::AnyInTrustDomain;
     s
-}
-
-/// A CSR PEM built by hand (for refusal tests).
-pub fn csr(uris: &[&str], ca_true: bool) -> String {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = rcgen::CertificateParams::default();
-    p.subject_alt_names = uris
-        .iter()
-        .map(|u| rcgen::SanType::URI(rcgen::string::Ia5String::try_from(*u).unwrap()))
-        .collect();
-    if ca_true {
-        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
-            &[2, 5, 29, 19],
-            vec![0x30, 0x03, 0x01, 0x01, 0xff],
-        )];
-    }
-    p.serialize_request(&key).unwrap().pem().unwrap()
 }

@@ -264,7 +264,7 @@ pub async fn handle(
         Mode::ExplicitProxy => ("proxy", None),
     };
     let event = event(mode_name, app_peer, &g)
-        .with("rampart.identity", g.tls.id.to_string())
+        .with("rampart.identity", ctx.tls.id().to_string())
         .maybe("rampart.destination", original);
     let policy = own_policy(&g);
     drop(g);
@@ -298,7 +298,7 @@ pub async fn handle(
     let explicit_unanswered = mode == Mode::ExplicitProxy && !admitted.answered;
     if let Some(gw) = rt.config.gateway.clone() {
         let g = ctx.generation();
-        match crate::gateway::open(&g, &gw, &admitted, &rt.options).await {
+        match crate::gateway::open(&g, ctx.tls.connector(), &gw, &admitted, &rt.options).await {
             Ok((mut tls, leftover, via)) => {
                 drop(g);
                 if !leftover.is_empty() && app.write_all(&leftover).await.is_err() {

@@ -236,7 +236,7 @@ impl HttpEgress {
             }
             Via::Gateway(gw) => {
                 let g = ctx.generation();
-                match crate::gateway::tunnel(&g, gw, &self.rt.options).await {
+                match crate::gateway::tunnel(&g, ctx.tls.connector(), gw, &self.rt.options).await {
                     Ok((tls, via)) => (
                         client(tls).await,
                         event.with("rampart.egress.gateway", via.to_string()),

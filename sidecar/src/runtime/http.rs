@@ -20,7 +20,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rampart_tls::spiffe::SpiffeId;
 use tokio::net::TcpStream;
 
-use super::inbound::{base_event, count};
+use super::log::base_event;
+use super::metrics::count;
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
@@ -79,7 +80,7 @@ pub async fn connection(
     peer: SocketAddr,
     caller: Option<SpiffeId>,
 ) {
-    let own = ctx.generation().tls.id.clone();
+    let own = ctx.tls.id();
     let xfcc = caller
         .as_ref()
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
@@ -135,7 +136,7 @@ impl Conn {
     fn revoked(&self) -> Option<String> {
         let g = self.ctx.generation();
         if let Some(caller) = &self.caller {
-            if g.tls.is_revoked(caller) {
+            if self.ctx.tls.is_revoked(caller) {
                 return Some(format!(
                     "caller {caller} is revoked (trust bundle deny-list)"
                 ));

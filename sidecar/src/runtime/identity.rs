@@ -1,7 +1,8 @@
 //! Identity from the Rampart CA (`[identity] ca = …`): bootstrap with a join token (or resume
 //! from `state_dir`), renew at 2/3 of the lifetime, refresh the trust bundle — all done by
-//! `rampart-identity`'s `SvidSource`. Each new SVID becomes new TLS configs in a new
-//! generation; open connections keep theirs. While the CA is down the current certificate is
+//! `rampart-identity`'s `SvidSource`. The source publishes each new SVID through its
+//! `MeshConfigs` ([`crate::mtls::MeshTls`]): new handshakes take it, open connections keep
+//! theirs. While the CA is down the current certificate is
 //! served and each failed renewal is logged and counted; after expiry the sidecar fails closed.
 
 use std::sync::Arc;
@@ -13,13 +14,10 @@ use super::generation::Generation;
 use super::log::Event;
 use super::Ctx;
 use crate::config::IdentityConfig;
-use crate::mtls::{self, TlsMaterial};
+use crate::mtls;
 
 /// Starts the source (bootstrap or resume). `Err` is a message for the operator.
-pub async fn start(
-    identity: &IdentityConfig,
-    trust_domain: &rampart_tls::TrustDomain,
-) -> Result<Option<Arc<SvidSource>>, String> {
+pub async fn start(identity: &IdentityConfig) -> Result<Option<Arc<SvidSource>>, String> {
     let IdentityConfig::Ca {
         endpoint,
         spiffe_id,
@@ -37,6 +35,9 @@ pub async fn start(
     let mut settings = SourceSettings::new(endpoint, spiffe_id.clone());
     settings.ttl = ttl_secs.map(Duration::from_secs);
     settings.state_dir = state_dir.clone();
+    let options = mtls::mesh_options();
+    settings.peer_policy = options.policy;
+    settings.client_cert_optional = options.client_cert_optional;
     let token = match token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -45,7 +46,6 @@ pub async fn start(
         ),
         None => None,
     };
-    let _ = trust_domain;
     if let Some(dir) = state_dir {
         // The SVID's key is kept here: the folder is ours alone.
         std::fs::create_dir_all(dir)
@@ -57,11 +57,6 @@ pub async fn start(
         .await
         .map_err(|e| format!("identity from the CA: {e}"))?;
     Ok(Some(source))
-}
-
-/// The TLS material of the source's current SVID.
-pub fn material(source: &SvidSource) -> Result<TlsMaterial, String> {
-    mtls::build(&source.identity(), source.bundle()).map_err(|e| e.to_string())
 }
 
 /// Follows renewals until the process ends.
@@ -94,32 +89,19 @@ pub async fn follow(ctx: Arc<Ctx>, source: Arc<SvidSource>) {
         if s.not_after == served {
             continue;
         }
-        match material(&source) {
-            Ok(tls) => {
-                served = s.not_after;
-                ctx.metrics.renewals.with_label_values(&["ok"]).inc();
-                ctx.metrics.cert_expiry.set(tls.seconds_to_expiry());
-                let c = ctx.clone();
-                // Off the async workers: a file reload may hold the writer's turn briefly.
-                let _ = tokio::task::spawn_blocking(move || {
-                    c.generations.update(|g| Generation {
-                        policy: g.policy.clone(),
-                        directory: g.directory.clone(),
-                        tls,
-                    })
-                })
-                .await;
-                ctx.emit(
-                    Event::new("certificate_renewed")
-                        .with("rampart.identity", s.spiffe_id.to_string())
-                        .with("rampart.certificate.expiry_seconds", s.seconds_to_expiry())
-                        .with("rampart.renewals", s.renewals),
-                );
-            }
-            Err(e) => {
-                ctx.metrics.renewals.with_label_values(&["error"]).inc();
-                ctx.emit(Event::new("renewal_failed").with("error.message", e));
-            }
-        }
+        served = s.not_after;
+        ctx.metrics.renewals.with_label_values(&["ok"]).inc();
+        ctx.metrics.cert_expiry.set(s.seconds_to_expiry());
+        // The renewal also brought the CA's bundle and deny-list: open connections re-check
+        // their caller against it on a new generation (the rules themselves are unchanged).
+        let c = ctx.clone();
+        // Off the async workers: a file reload may hold the writer's turn briefly.
+        let _ = tokio::task::spawn_blocking(move || c.generations.update(Generation::clone)).await;
+        ctx.emit(
+            Event::new("certificate_renewed")
+                .with("rampart.identity", s.spiffe_id.to_string())
+                .with("rampart.certificate.expiry_seconds", s.seconds_to_expiry())
+                .with("rampart.renewals", s.renewals),
+        );
     }
 }

@@ -8,14 +8,14 @@ use std::time::Instant;
 use rampart_tls::spiffe::SpiffeId;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
 
-use super::log::Event;
+use super::log::{base_event, Event};
+use super::metrics::count;
 use super::relay::{ended_fields, relay};
-use super::{own_cert_expired, Ctx, CONNECT_TIMEOUT};
+use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::{InboundPort, Protocol};
 use crate::mtls;
-use crate::policy::{Decision, InboundRequest, Verdict};
+use crate::policy::InboundRequest;
 
 /// Accepts connections for one app port until the process ends.
 pub async fn serve(ctx: Arc<Ctx>, port: InboundPort, listener: TcpListener) {
@@ -90,34 +90,16 @@ pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
     }
 }
 
-/// What every inbound log line carries.
-pub(crate) fn base_event(
-    name: &str,
-    port: &InboundPort,
-    peer: SocketAddr,
-    caller: Option<&SpiffeId>,
-    own: &SpiffeId,
-) -> Event {
-    Event::new(name)
-        .with("rampart.direction", "inbound")
-        .with("client.address", peer.ip().to_string())
-        .with("client.port", peer.port())
-        .with("server.port", port.port)
-        .with("network.transport", "tcp")
-        .maybe("rampart.caller.identity", caller.map(|c| c.to_string()))
-        .with("rampart.callee.identity", own.to_string())
-}
-
 async fn handle(ctx: Arc<Ctx>, port: Arc<InboundPort>, tcp: TcpStream, peer: SocketAddr) {
     let _in_flight = ctx.in_flight.guard();
-    let generation = ctx.generation();
-    if own_cert_expired(&generation) {
+    let own = ctx.tls.id();
+    if ctx.tls.expired() {
         ctx.metrics
             .handshake_failures
             .with_label_values(&["inbound", "own_certificate_expired"])
             .inc();
         ctx.emit(
-            base_event("handshake_failure", &port, peer, None, &generation.tls.id)
+            base_event("handshake_failure", &port, peer, None, &own)
                 .with("rampart.reason.kind", "own_certificate_expired")
                 .with("rampart.reason", "our certificate has expired and no renewed one is loaded: refusing (fail closed)"),
         );
@@ -127,10 +109,9 @@ async fn handle(ctx: Arc<Ctx>, port: Arc<InboundPort>, tcp: TcpStream, peer: Soc
     let Some(admitted) = ctx.limits.admit(&ctx, peer, port.port) else {
         return;
     };
-    let acceptor = TlsAcceptor::from(generation.tls.server.clone());
-    let tls = match admitted.handshake(acceptor.accept(tcp)).await {
+    let tls = match admitted.handshake(ctx.tls.acceptor().accept(tcp)).await {
         Ok(tls) => tls,
-        Err(e) => return handshake_failed(&ctx, &port, peer, &generation.tls.id, &e),
+        Err(e) => return handshake_failed(&ctx, &port, peer, &own, &e),
     };
     let caller = mtls::peer_id(tls.get_ref().1);
     match port.protocol {
@@ -162,31 +143,6 @@ fn handshake_failed(
     );
 }
 
-/// Counts a decision (connections or requests, plus denials by reason and rule).
-pub(crate) fn count(ctx: &Ctx, direction: &str, unit: &str, d: &Decision) {
-    let family = if unit == "request" {
-        &ctx.metrics.requests
-    } else {
-        &ctx.metrics.connections
-    };
-    family
-        .with_label_values(&[direction, d.verdict.as_str()])
-        .inc();
-    if d.verdict != Verdict::Allow {
-        let mode = if d.verdict == Verdict::AuditDeny {
-            "audit"
-        } else {
-            "enforce"
-        };
-        let reason = d.reason.as_ref().map(|r| r.label()).unwrap_or("unknown");
-        let rule = d.rule.as_ref().map(|r| r.rule.as_ref()).unwrap_or("");
-        ctx.metrics
-            .denials
-            .with_label_values(&[direction, mode, reason, rule])
-            .inc();
-    }
-}
-
 async fn tcp_connection(
     ctx: Arc<Ctx>,
     port: Arc<InboundPort>,
@@ -206,14 +162,8 @@ async fn tcp_connection(
     };
     let decision = ask(&generation);
     count(&ctx, "inbound", "connection", &decision);
-    let event = base_event(
-        "connection",
-        &port,
-        peer,
-        caller.as_ref(),
-        &generation.tls.id,
-    )
-    .decision(&decision);
+    let event =
+        base_event("connection", &port, peer, caller.as_ref(), &ctx.tls.id()).decision(&decision);
     if !decision.verdict.passes() {
         let _ = tls.shutdown().await;
         ctx.emit(event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3));
@@ -238,7 +188,7 @@ async fn tcp_connection(
     };
     let _ = app.set_nodelay(true);
     let mut app = app;
-    let revoked = |g: &super::Generation| caller.as_ref().is_some_and(|c| g.tls.is_revoked(c));
+    let revoked = |_: &super::Generation| caller.as_ref().is_some_and(|c| ctx.tls.is_revoked(c));
     // app first: `Done` then counts (to the peer, from the peer), like every direction.
     let ended = relay(&mut app, &mut tls, ctx.current.clone(), |g| {
         ask(g).verdict.passes() && !revoked(g)

@@ -21,16 +21,13 @@ use rampart_protect::ratelimit::Rate;
 use super::log::Event;
 use super::Ctx;
 use crate::config::InboundLimits;
+use crate::mtls;
 
 /// The inbound listeners' limiter.
 pub struct Limits {
     limiter: ConnLimiter,
     handshake_timeout: Duration,
 }
-
-/// What the handshake error says when a stalled handshake was evicted.
-pub const EVICTED: &str =
-    "evicted: stalled in its handshake while its address was at the per-address cap";
 
 impl Limits {
     /// The limiter for `config`. `Err` is a message for the operator.
@@ -101,7 +98,7 @@ fn refused(ctx: &Ctx, reason: DenialReason, peer: Option<SocketAddr>, port: u16)
         DenialReason::ConnRate => {
             "this address opens connections faster than inbound.limits.new_per_ip_per_second"
         }
-        DenialReason::ConnEvictedStalled => EVICTED,
+        DenialReason::ConnEvictedStalled => mtls::EVICTED,
         _ => "connection limit",
     };
     Event::new("connection_refused")
@@ -129,7 +126,7 @@ impl Drop for Admitted {
 
 impl Admitted {
     /// Runs the TLS handshake `accept` under the deadline; an eviction (see the module doc)
-    /// ends it too. Errors are `TimedOut` (deadline) or `ConnectionAborted` ([`EVICTED`]), as
+    /// ends it too. Errors are `TimedOut` (deadline) or `ConnectionAborted` ([`mtls::EVICTED`]), as
     /// `mtls::classify_handshake_error` labels them. Once it is done the connection counts as
     /// established and is never evicted.
     pub async fn handshake<T>(&self, accept: impl Future<Output = io::Result<T>>) -> io::Result<T> {
@@ -149,7 +146,7 @@ impl Admitted {
                     format!("handshake did not finish within {:?}", self.handshake_timeout),
                 )),
             },
-            () = evicted => Err(io::Error::new(io::ErrorKind::ConnectionAborted, EVICTED)),
+            () = evicted => Err(io::Error::new(io::ErrorKind::ConnectionAborted, mtls::EVICTED)),
         };
         if result.is_ok() {
             self.guard.slot().established();

@@ -8,7 +8,12 @@ use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use std::net::SocketAddr;
+
+use rampart_tls::spiffe::SpiffeId;
+
 use super::metrics::Metrics;
+use crate::config::InboundPort;
 use crate::policy::Decision;
 
 /// Lines queued for the writer before new ones are dropped (and counted).
@@ -82,4 +87,22 @@ impl Event {
                     }),
             )
     }
+}
+
+/// What every inbound log line carries.
+pub(crate) fn base_event(
+    name: &str,
+    port: &InboundPort,
+    peer: SocketAddr,
+    caller: Option<&SpiffeId>,
+    own: &SpiffeId,
+) -> Event {
+    Event::new(name)
+        .with("rampart.direction", "inbound")
+        .with("client.address", peer.ip().to_string())
+        .with("client.port", peer.port())
+        .with("server.port", port.port)
+        .with("network.transport", "tcp")
+        .maybe("rampart.caller.identity", caller.map(|c| c.to_string()))
+        .with("rampart.callee.identity", own.to_string())
 }

@@ -5,6 +5,9 @@ use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Registry};
 use rampart_ops::metrics::{counter, counter_vec, gauge, gauge_f64};
 use rampart_ops::reload::ReloadLog;
 
+use super::Ctx;
+use crate::policy::{Decision, Verdict};
+
 /// All metrics, registered once.
 pub struct Metrics {
     registry: Registry,
@@ -124,5 +127,30 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Counts a decision (connections or requests, plus denials by reason and rule).
+pub(crate) fn count(ctx: &Ctx, direction: &str, unit: &str, d: &Decision) {
+    let family = if unit == "request" {
+        &ctx.metrics.requests
+    } else {
+        &ctx.metrics.connections
+    };
+    family
+        .with_label_values(&[direction, d.verdict.as_str()])
+        .inc();
+    if d.verdict != Verdict::Allow {
+        let mode = if d.verdict == Verdict::AuditDeny {
+            "audit"
+        } else {
+            "enforce"
+        };
+        let reason = d.reason.as_ref().map(|r| r.label()).unwrap_or("unknown");
+        let rule = d.rule.as_ref().map(|r| r.rule.as_ref()).unwrap_or("");
+        ctx.metrics
+            .denials
+            .with_label_values(&[direction, mode, reason, rule])
+            .inc();
     }
 }

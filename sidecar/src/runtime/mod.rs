@@ -3,8 +3,10 @@
 //! - [`inbound`]: peers → mTLS (TLS 1.3) → policy → the app on loopback; HTTP ports per request.
 //! - [`outbound`]: the app → an explicit loopback listener → policy → mTLS to the peer sidecar,
 //!   whose identity must be the one the directory expects.
-//! - [`reload`]: SIGHUP and file changes build a new [`generation::Generation`]; connections the
-//!   new policy denies are closed at once.
+//! - [`reload`]: SIGHUP and file changes build a new [`generation::Generation`] of rules (and,
+//!   identity from files, publish the SVID files' new TLS configs); connections the new policy
+//!   denies are closed at once.
+//! - [`identity`]: identity from the CA, whose renewals publish new TLS configs.
 //! - [`log`], [`metrics`]: what operators see; the admin listener (`/metrics`, `/healthz`,
 //!   `/readyz`), the reload driver, the log writer and the SIGTERM drain are `rampart-ops`'s.
 
@@ -29,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::mtls::{MeshTls, SvidFiles};
 use generation::Generation;
 use log::{Event, LogSink};
 use metrics::Metrics;
@@ -45,7 +48,9 @@ pub const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 pub struct Ctx {
     /// The config (fixed for the life of the process).
     pub config: Arc<Config>,
-    /// The live generation; reloads and renewals swap it.
+    /// Our SVID's TLS configs: every new handshake takes the newest.
+    pub tls: MeshTls,
+    /// The live generation of rules; reloads swap it.
     pub generations: Generations<Generation>,
     /// Every new generation (open connections re-check their policy on each).
     pub current: watch::Receiver<Arc<Generation>>,
@@ -78,31 +83,28 @@ impl Ctx {
 /// Starts the sidecar and runs until SIGINT/SIGTERM. `Err` is a message for the operator.
 pub async fn run(config: Config) -> Result<(), String> {
     let config = Arc::new(config);
-    let (policy, directory) = generation::load_rules(&config)?;
-    let source = identity::start(&config.identity, &config.trust_domain).await?;
-    let tls = match (&source, generation::load_tls_files(&config)) {
-        (Some(source), _) => identity::material(source)?,
-        (None, Some(tls)) => tls?,
-        (None, None) => return Err("no identity configured".into()),
+    let first = Generation::load(&config)?;
+    let tls = match identity::start(&config.identity).await? {
+        Some(source) => MeshTls::from_source(source),
+        None => match SvidFiles::of(&config.identity) {
+            Some(files) => {
+                MeshTls::from_files(&files, &config.trust_domain).map_err(|e| e.to_string())?
+            }
+            None => return Err("no identity configured".into()),
+        },
     };
-    if tls.seconds_to_expiry() <= 0.0 {
+    if tls.expired() {
         return Err(format!(
             "our certificate ({}) expired {:.0} s ago: renew it before starting",
-            tls.id,
+            tls.id(),
             -tls.seconds_to_expiry()
         ));
     }
     let metrics = Arc::new(Metrics::new());
     metrics.cert_expiry.set(tls.seconds_to_expiry());
-    let generations = Generations::new(
-        Generation {
-            policy,
-            directory,
-            tls,
-        },
-        metrics.reloads.clone(),
-    );
+    let generations = Generations::new(first, metrics.reloads.clone());
     let first = generations.load_full();
+    let source = tls.source().cloned();
     let log = log::stdout(&metrics).map_err(|e| format!("cannot start the log writer: {e}"))?;
     let egress = config
         .egress
@@ -112,6 +114,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map(Arc::new);
     let ctx = Arc::new(Ctx {
         config: config.clone(),
+        tls,
         current: generations.subscribe(),
         generations,
         metrics,
@@ -179,7 +182,7 @@ pub async fn run(config: Config) -> Result<(), String> {
 
     let mut ready = Event::new("ready")
         .with("rampart.service", config.service.clone())
-        .with("rampart.identity", first.tls.id.to_string())
+        .with("rampart.identity", ctx.tls.id().to_string())
         .with(
             "rampart.policy.version",
             first.policy.version().version.clone(),
@@ -233,7 +236,7 @@ async fn expiry_gauge(ctx: Arc<Ctx>) {
     let mut said = false;
     loop {
         tick.tick().await;
-        let secs = ctx.generation().tls.seconds_to_expiry();
+        let secs = ctx.tls.seconds_to_expiry();
         ctx.metrics.cert_expiry.set(secs);
         if secs <= 0.0 && !said {
             said = true;
@@ -262,9 +265,4 @@ pub(crate) fn original_destination(tcp: &tokio::net::TcpStream) -> std::io::Resu
     };
     addr.as_socket()
         .ok_or_else(|| std::io::Error::other("original destination is not an IP address"))
-}
-
-/// Refuses when our own certificate has expired (fail closed, with the reason).
-pub(crate) fn own_cert_expired(g: &Generation) -> bool {
-    g.tls.seconds_to_expiry() <= 0.0
 }

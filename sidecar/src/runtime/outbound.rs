@@ -10,10 +10,10 @@ use std::time::Instant;
 use rustls_pki_types::ServerName;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::inbound::count;
 use super::log::Event;
+use super::metrics::count;
 use super::relay::{ended_fields, relay};
-use super::{own_cert_expired, Ctx, Generation, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
+use super::{Ctx, Generation, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::config::OutboundListener;
 use crate::mtls;
 
@@ -132,7 +132,7 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
         )
         .maybe("server.port", (port != 0).then_some(port))
         .maybe("rampart.destination", outside)
-        .with("rampart.caller.identity", g.tls.id.to_string())
+        .with("rampart.caller.identity", ctx.tls.id().to_string())
         .maybe(
             "rampart.callee.identity",
             expected.as_ref().map(|e| e.to_string()),
@@ -143,7 +143,7 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
         ctx.emit(event);
         return;
     }
-    if own_cert_expired(&g) {
+    if ctx.tls.expired() {
         ctx.metrics
             .handshake_failures
             .with_label_values(&["outbound", "own_certificate_expired"])
@@ -171,7 +171,6 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from(service_name.clone())
         .unwrap_or_else(|_| ServerName::IpAddress(address.ip().into()));
-    let config = g.tls.client.clone();
     drop(g);
     let fail = |label: &str| {
         ctx.metrics
@@ -179,7 +178,15 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
             .with_label_values(&["outbound", label])
             .inc();
     };
-    let mut tls = match mtls::connect_peer(config, tcp, name, &expected, HANDSHAKE_TIMEOUT).await {
+    let mut tls = match mtls::connect_peer(
+        ctx.tls.connector(),
+        tcp,
+        name,
+        &expected,
+        HANDSHAKE_TIMEOUT,
+    )
+    .await
+    {
         Ok(tls) => tls,
         Err(mtls::PeerFailure::Handshake(label, text)) => {
             fail(label);

@@ -10,10 +10,11 @@ use std::time::Duration;
 use rampart_ops::reload::{on_signal, watch_files, WatchTiming};
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::generation::{self, Generation};
+use super::generation::Generation;
 use super::log::Event;
 use super::Ctx;
-use crate::config::{Config, IdentityConfig};
+use crate::config::Config;
+use crate::mtls::SvidFiles;
 
 /// How often the files are looked at, and how long a change is left to settle (a certificate
 /// and its key written one after the other are read together).
@@ -25,15 +26,9 @@ const WATCH: WatchTiming = WatchTiming {
 /// The files a reload reads.
 fn files(config: &Config) -> Vec<PathBuf> {
     let mut files = vec![config.policy.clone(), config.directory.clone()];
-    if let IdentityConfig::Files {
-        cert,
-        key,
-        bundle,
-        revoked,
-    } = &config.identity
-    {
-        files.extend([cert.clone(), key.clone(), bundle.clone()]);
-        files.extend(revoked.clone());
+    if let Some(svid) = SvidFiles::of(&config.identity) {
+        files.extend([svid.cert, svid.key, svid.bundle].map(PathBuf::from));
+        files.extend(svid.revoked.map(PathBuf::from));
     }
     files
 }
@@ -63,10 +58,18 @@ pub fn start(ctx: &Arc<Ctx>) {
 /// One reload (blocking: runs on tokio's blocking pool); true when the new generation is live.
 fn reload(ctx: &Ctx, cause: &str) -> bool {
     let mut next_event = None;
-    // Identity from the CA: its renewals own the TLS part and a file reload keeps the live one
-    // (the writers take turns, so a renewal is never lost to a reload built before it).
-    let result = ctx.generations.reload("policy", |current| {
-        let next = generation::reload(&ctx.config, current)?;
+    // Identity from the CA: its renewals publish the TLS configs and a file reload leaves them.
+    let result = ctx.generations.reload("policy", |_current| {
+        let next = Generation::load(&ctx.config)?;
+        let svid = SvidFiles::of(&ctx.config.identity);
+        let staged = svid
+            .and_then(|files| ctx.tls.stage_files(&files))
+            .transpose();
+        // Everything is read and checked: the SVID, bundle and deny-list go live now, just
+        // before the rules (open connections re-check their caller on the new generation).
+        if let Some(staged) = staged.map_err(|e| e.to_string())? {
+            staged.publish().map_err(|e| e.to_string())?;
+        }
         next_event = Some(
             Event::new("reload")
                 .with("rampart.policy.file", next.policy.version().file.clone())
@@ -74,9 +77,9 @@ fn reload(ctx: &Ctx, cause: &str) -> bool {
                     "rampart.policy.version",
                     next.policy.version().version.clone(),
                 )
-                .with("rampart.identity", next.tls.id.to_string()),
+                .with("rampart.identity", ctx.tls.id().to_string()),
         );
-        ctx.metrics.cert_expiry.set(next.tls.seconds_to_expiry());
+        ctx.metrics.cert_expiry.set(ctx.tls.seconds_to_expiry());
         Ok::<Generation, String>(next)
     });
     let event = match (&result, next_event) {

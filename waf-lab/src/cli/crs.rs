@@ -1,6 +1,7 @@
 //! CRS regression tests (go-ftw YAML) as corpus items.
 
 use super::corpus::{hash, percent_decode, Item, Label};
+use super::heldout::ORDINARY_HEADERS;
 use super::owned::OwnedRequest;
 use base64::Engine;
 use serde_yaml::Value;
@@ -32,13 +33,18 @@ pub fn family_of(rule_id: u64) -> &'static str {
 /// not treat as an attack on its own (`SUBSTR(`, a numeric Host, a lone keyword):
 /// such tests are excluded from the standalone column, like a lone `'`.
 pub fn paranoia_level(rule_id: u64) -> u8 {
-    include_str!("crs_paranoia.txt")
-        .lines()
+    rule_table(include_str!("crs_paranoia.txt"), rule_id)
+        .and_then(|pl| pl.trim().parse().ok())
+        .unwrap_or(1)
+}
+
+/// The rest of the line of `rule_id` in a `ID VALUE` table (`#` comments).
+fn rule_table(text: &str, rule_id: u64) -> Option<&str> {
+    text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once(' '))
         .find(|(id, _)| id.parse() == Ok(rule_id))
-        .and_then(|(_, pl)| pl.trim().parse().ok())
-        .unwrap_or(1)
+        .map(|(_, rest)| rest)
 }
 
 /// Whether CRS scores the rule below its blocking threshold (severity WARNING
@@ -46,11 +52,7 @@ pub fn paranoia_level(rule_id: u64) -> u8 {
 /// signal alone (an empty Accept, a numeric Host, `Connection: close,close`),
 /// so a test of it is not an attack on its own, like a level 2-4 test.
 pub fn below_blocking(rule_id: u64) -> bool {
-    include_str!("crs_severity.txt")
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once(' '))
-        .any(|(id, _)| id.parse() == Ok(rule_id))
+    rule_table(include_str!("crs_severity.txt"), rule_id).is_some()
 }
 
 pub fn read_dir(
@@ -270,22 +272,6 @@ const BENIGN_SHAPE_TESTS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Headers every CRS test sends with the same ordinary values.
-const TEST_HEADERS: &[&str] = &[
-    "host",
-    "user-agent",
-    "accept",
-    "accept-encoding",
-    "accept-language",
-    "accept-charset",
-    "content-type",
-    "content-length",
-    "connection",
-    "cache-control",
-    "keep-alive",
-    "proxy-connection",
-];
-
 /// True when everything the test puts in the request (path segments, query and
 /// body names and values, cookies, its own headers) is a bare word: letters,
 /// digits, `.`, `_`, `-`, starting with a letter or digit, no `..`, at most
@@ -326,7 +312,8 @@ pub fn lone_words(r: &OwnedRequest) -> bool {
         && r.headers.iter().all(|(n, v)| {
             let n = n.to_ascii_lowercase();
             let v = String::from_utf8_lossy(v);
-            TEST_HEADERS.contains(&n.as_str())
+            n == "user-agent"
+                || ORDINARY_HEADERS.contains(&n.as_str())
                 || (n == "cookie" && pairs(&v, ';'))
                 || (word(&n) && word(v.trim()))
         })

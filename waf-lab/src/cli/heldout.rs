@@ -68,8 +68,9 @@ pub fn keys(value: Option<&str>, request: &OwnedRequest) -> Vec<u64> {
     keys
 }
 
-/// Headers every test client sends with ordinary values: not where a payload is put.
-const ORDINARY_HEADERS: &[&str] = &[
+/// Headers every test client sends with ordinary values: not where a payload is put
+/// (CRS tests also all send the same `User-Agent`).
+pub const ORDINARY_HEADERS: &[&str] = &[
     "host",
     "accept",
     "accept-encoding",

@@ -20,6 +20,9 @@ pub(crate) enum Detector {
     Xss,
     /// Command injection: a separator, then a command word, read as a shell would.
     Shell,
+    /// `Shell` on the value with its C / JS escapes decoded (`\nid`,
+    /// `\x0auname -a`); only values holding a backslash are read.
+    ShellEscaped,
     /// Log4Shell: a Log4j lookup that resolves to `jndi:` however nested.
     Log4j,
     /// Path traversal / file inclusion by path grammar, every spelling of
@@ -53,6 +56,7 @@ impl Detector {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
             "shell" => Some(Detector::Shell),
+            "shell_escaped" => Some(Detector::ShellEscaped),
             "log4j" => Some(Detector::Log4j),
             "path" => Some(Detector::Path),
             "path_climb" => Some(Detector::PathClimb),
@@ -81,6 +85,7 @@ impl Detector {
         matches!(
             self,
             Detector::Shell
+                | Detector::ShellEscaped
                 | Detector::Log4j
                 | Detector::Path
                 | Detector::PathClimb
@@ -133,6 +138,7 @@ impl Detector {
             Detector::Sqli => sqli::detect(v),
             Detector::Xss => xss::detect(v),
             Detector::Shell => shell::detect(v),
+            Detector::ShellEscaped => shell::detect_escaped(v),
             Detector::Log4j => log4j::detect(v),
             Detector::Path => path::detect(v),
             Detector::PathClimb => path::detect_climb(v),
@@ -162,5 +168,20 @@ impl Detector {
                 (!KNOWN.contains(&v)).then_some(0..v.len())
             }
         }
+    }
+}
+
+/// Test support shared by the detectors' unit tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Asserts that `found` answers `expect` for every case; names every case that does not.
+    pub(crate) fn assert_each(found: impl Fn(&[u8]) -> bool, expect: bool, cases: &[&str]) {
+        let wrong: Vec<&str> = cases
+            .iter()
+            .copied()
+            .filter(|v| found(v.as_bytes()) != expect)
+            .collect();
+        let what = if expect { "missed" } else { "false positive" };
+        assert!(wrong.is_empty(), "{what}: {wrong:?}");
     }
 }

@@ -593,49 +593,54 @@ fn rooted_system_dir(comps: &Comps, backslash_root: bool) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::test_support::assert_each;
 
     #[test]
     fn traversal_in_any_spelling_is_found() {
-        for v in [
-            "../../etc/passwd",
-            "..\\..\\windows\\win.ini",
-            "..0x2f..0x2fetc0x2fpasswd",
-            "0x2e0x2e0x5cboot.ini",
-            "?.\\?.\\etc\\passwd",
-            ".?/etc/issue",
-            "??\u{2216}??\u{2216}etc\u{2216}passwd",
-            "..\u{2216}..\u{2216}etc\u{2216}passwd",
-            "/..\u{efc8}boot.ini",
-            "\\..\u{f025}etc\u{f025}passwd",
-            "%2%e%2%e%2%fetc%2%fpasswd",
-            "\\..%5%c..%5%cboot.ini",
-            "..\x01\\etc\\passwd",
-            "file=..\x01/..\x01/x",
-            "etc\\passwd",
-            "....web-inf/web.xml",
-            "/proc/self/environ",
-        ] {
-            assert!(is_path_attack(v.as_bytes()), "missed {v:?}");
-        }
+        assert_each(
+            is_path_attack,
+            true,
+            &[
+                "../../etc/passwd",
+                "..\\..\\windows\\win.ini",
+                "..0x2f..0x2fetc0x2fpasswd",
+                "0x2e0x2e0x5cboot.ini",
+                "?.\\?.\\etc\\passwd",
+                ".?/etc/issue",
+                "??\u{2216}??\u{2216}etc\u{2216}passwd",
+                "..\u{2216}..\u{2216}etc\u{2216}passwd",
+                "/..\u{efc8}boot.ini",
+                "\\..\u{f025}etc\u{f025}passwd",
+                "%2%e%2%e%2%fetc%2%fpasswd",
+                "\\..%5%c..%5%cboot.ini",
+                "..\x01\\etc\\passwd",
+                "file=..\x01/..\x01/x",
+                "etc\\passwd",
+                "....web-inf/web.xml",
+                "/proc/self/environ",
+            ],
+        );
     }
 
     #[test]
     fn rooted_system_paths_are_found() {
-        for v in [
-            "C:/documents and settings/administrator/ntuser.dat",
-            "C:\\MySQL\\data\\mysql.err",
-            "C:\\ProgramFiles\\MySQL\\data\\mysql.log",
-            "\\xampp\\phpMyAdmin\\config.inc.php",
-            "C:/sysprep.inf",
-            "C:/$recycle.bin/s-1-5-18/desktop.ini",
-            "C:/users/administrator/desktop/desktop.ini",
-            "/var/cpanel/cpanel.config",
-            "/private/var/log/appstore.log",
-            "file:///etc/hosts",
-            "/C:\\Program Files\\",
-        ] {
-            assert!(is_path_attack(v.as_bytes()), "missed {v:?}");
-        }
+        assert_each(
+            is_path_attack,
+            true,
+            &[
+                "C:/documents and settings/administrator/ntuser.dat",
+                "C:\\MySQL\\data\\mysql.err",
+                "C:\\ProgramFiles\\MySQL\\data\\mysql.log",
+                "\\xampp\\phpMyAdmin\\config.inc.php",
+                "C:/sysprep.inf",
+                "C:/$recycle.bin/s-1-5-18/desktop.ini",
+                "C:/users/administrator/desktop/desktop.ini",
+                "/var/cpanel/cpanel.config",
+                "/private/var/log/appstore.log",
+                "file:///etc/hosts",
+                "/C:\\Program Files\\",
+            ],
+        );
     }
 
     #[test]

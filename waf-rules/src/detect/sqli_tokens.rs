@@ -137,21 +137,14 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
                 i += 2;
                 continue;
             }
-            b'(' => {
+            b'(' | b')' | b',' | b';' => {
                 i += 1;
-                Kind::LParen
-            }
-            b')' => {
-                i += 1;
-                Kind::RParen
-            }
-            b',' => {
-                i += 1;
-                Kind::Comma
-            }
-            b';' => {
-                i += 1;
-                Kind::Semi
+                match b {
+                    b'(' => Kind::LParen,
+                    b')' => Kind::RParen,
+                    b',' => Kind::Comma,
+                    _ => Kind::Semi,
+                }
             }
             b'|' | b'&' if v.get(i + 1) == Some(&b) => {
                 i += 2;
