@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use rampart_tls::pem::certs_from_pem;
 use rampart_tls::{
-    BundleHandle, Identity, MeshConfigs, MeshOptions, PeerPolicy, RejectHook, SpiffeId, TrustDomain,
+    BundleHandle, Identity, MeshConfigs, MeshOptions, PeerPolicy, SpiffeId, TrustDomain,
 };
 
 use crate::api::{IssueResponse, RevokedList};
@@ -23,7 +23,7 @@ use crate::csr::new_svid_csr;
 use crate::error::{IdentityError, Result};
 
 /// How a workload renews.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SourceSettings {
     /// Where the CA service listens.
     pub ca: CaEndpoint,
@@ -42,16 +42,10 @@ pub struct SourceSettings {
     pub backoff_max: Duration,
     /// How often the trust bundle is fetched between renewals.
     pub bundle_refresh: Duration,
-    /// Which peers the published TLS configs accept.
-    pub peer_policy: PeerPolicy,
-    /// Called on every peer certificate the published configs refuse (read the reason with
-    /// `rampart_tls::Rejection::classify`).
-    pub on_reject: Option<RejectHook>,
-    /// ALPN protocols of the published configs (none by default).
-    pub alpn: Vec<Vec<u8>>,
-    /// Whether the published server config lets clients without a certificate in (see
-    /// `rampart_tls::MeshOptions::client_cert_optional`; off by default).
-    pub client_cert_optional: bool,
+    /// How the published TLS configs are built: which peers they accept, the hook called on
+    /// each refused peer certificate, ALPN, whether clients without a certificate get in
+    /// (default: any peer of the trust domain, no hook, no ALPN, client certificate required).
+    pub mesh: MeshOptions,
     /// Where the current SVID is kept (`svid.pem`, `svid.key` 0600) so a
     /// restart renews instead of needing a new join token. `None`: memory only.
     pub state_dir: Option<PathBuf>,
@@ -70,34 +64,9 @@ impl SourceSettings {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             bundle_refresh: Duration::from_secs(300),
-            peer_policy: PeerPolicy::AnyInTrustDomain,
-            on_reject: None,
-            alpn: Vec::new(),
-            client_cert_optional: false,
+            mesh: MeshOptions::new(PeerPolicy::AnyInTrustDomain),
             state_dir: None,
         }
-    }
-
-    /// How the published mesh configs are built.
-    pub fn mesh_options(&self) -> MeshOptions {
-        MeshOptions {
-            policy: self.peer_policy.clone(),
-            on_reject: self.on_reject.clone(),
-            alpn: self.alpn.clone(),
-            client_cert_optional: self.client_cert_optional,
-        }
-    }
-}
-
-impl std::fmt::Debug for SourceSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceSettings")
-            .field("ca", &self.ca)
-            .field("spiffe_id", &self.spiffe_id)
-            .field("ttl", &self.ttl)
-            .field("peer_policy", &self.peer_policy)
-            .field("state_dir", &self.state_dir)
-            .finish_non_exhaustive()
     }
 }
 
@@ -195,7 +164,7 @@ impl SvidSource {
         bundle: BundleHandle,
         identity: Identity,
     ) -> Result<Arc<Self>> {
-        let mesh = MeshConfigs::new(&identity, bundle.clone(), settings.mesh_options())?;
+        let mesh = MeshConfigs::new(&identity, bundle.clone(), settings.mesh.clone())?;
         let status = SvidStatus {
             spiffe_id: identity.spiffe_id.clone(),
             not_after: identity.not_after,

@@ -24,3 +24,5 @@ pub mod json_log;
 pub mod logging;
 pub mod metrics;
 pub mod reload;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -707,6 +707,14 @@ mod tests {
         }
     }
 
+    /// A temporary directory holding `audit.jsonl` with five records.
+    fn written_log() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        write_log(&path);
+        (dir, path)
+    }
+
     fn sealed_files(dir: &Path) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
             .unwrap()
@@ -719,9 +727,7 @@ mod tests {
 
     #[test]
     fn intact_log_verifies_and_reopens() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        write_log(&path);
+        let (dir, path) = written_log();
         write_log(&path); // reopen and continue the chain
         assert_eq!(verify(&path).unwrap().records, 10);
         assert!(sealed_files(dir.path()).is_empty());
@@ -729,9 +735,7 @@ mod tests {
 
     #[test]
     fn tampering_is_detected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        write_log(&path);
+        let (_dir, path) = written_log();
         let original = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = original.lines().collect();
         let edited = original.replacen("sa/2", "sa/9", 1);
@@ -787,9 +791,7 @@ mod tests {
 
     #[test]
     fn torn_tail_seals_and_restarts_the_chain() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        write_log(&path);
+        let (dir, path) = written_log();
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("{\"seq\":6,\"ev"); // a crash mid-write
         std::fs::write(&path, &text).unwrap();
@@ -813,9 +815,7 @@ mod tests {
     /// line and the last hash that verified.
     #[test]
     fn a_break_inside_is_found_by_the_full_check_and_sealed() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
-        write_log(&path);
+        let (_dir, path) = written_log();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, text.replacen("sa/2", "sa/9", 1)).unwrap();
         let log = AuditLog::open(&path).unwrap();

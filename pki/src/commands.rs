@@ -564,10 +564,11 @@ fn agent(a: AgentArgs) -> Result<ExitCode> {
             }
             None => None,
         };
+        let stop = stop_signal();
         // Supervisors and tests wait for this line.
         println!("{ready}");
         let _ = std::io::stdout().flush();
-        wait_for_stop_signal().await;
+        stop.await;
         renewal.abort();
         writer.abort();
         if let Some(m) = metrics {
@@ -586,30 +587,35 @@ fn serve(config: &Path) -> Result<ExitCode> {
     let rt = tokio::runtime::Runtime::new().map_err(|e| PkiError::io("tokio runtime", e))?;
     rt.block_on(async {
         let running = rampart_pki::server::start(cfg).await?;
+        let stop = stop_signal();
         // Integration tests and supervisors wait for this line.
         println!("ready https://{}", running.addr);
         let _ = std::io::stdout().flush();
-        wait_for_stop_signal().await;
+        stop.await;
         // Stops accepting and flushes queued audit records before exit.
         running.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// SIGINT or SIGTERM (what supervisors send).
-async fn wait_for_stop_signal() {
+/// SIGINT or SIGTERM (what supervisors send). SIGTERM is caught from the
+/// moment this is called (inside the runtime): call it *before* printing
+/// the ready line, or a supervisor's SIGTERM right after that line meets the
+/// default action and kills the process (exit by signal, nothing flushed).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn inspect_file(file: &Path) -> Result<ExitCode> {

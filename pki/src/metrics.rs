@@ -169,6 +169,12 @@ impl Metrics {
         }
     }
 
+    /// Counts a connection closed before an answer (`per_ip_cap`,
+    /// `global_cap`, `handshake_timeout`, `request_timeout`).
+    pub fn connection_closed(&self, reason: &str) {
+        self.connections_closed.with_label_values(&[reason]).inc();
+    }
+
     /// Copies the audit chain's health into the gauges.
     pub fn set_audit(&self, h: &crate::audit::ChainHealth) {
         use std::sync::atomic::Ordering::Relaxed;

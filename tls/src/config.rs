@@ -12,11 +12,12 @@ use crate::provider::Profile;
 use crate::verifier::{PeerPolicy, RejectHook, SpiffeClientVerifier, SpiffeServerVerifier};
 
 /// How the mesh configs of a workload are built.
-#[derive(Clone)]
+#[derive(Clone, derive_more::Debug)]
 pub struct MeshOptions {
     /// Which peers are admitted at the TLS layer (an authorization layer may narrow it).
     pub policy: PeerPolicy,
     /// Called on every refused peer certificate, on either side.
+    #[debug("{}", on_reject.is_some())]
     pub on_reject: Option<RejectHook>,
     /// ALPN protocols offered, most preferred first (none by default).
     pub alpn: Vec<Vec<u8>>,
@@ -35,17 +36,6 @@ impl MeshOptions {
             alpn: Vec::new(),
             client_cert_optional: false,
         }
-    }
-}
-
-impl std::fmt::Debug for MeshOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeshOptions")
-            .field("policy", &self.policy)
-            .field("on_reject", &self.on_reject.is_some())
-            .field("alpn", &self.alpn.len())
-            .field("client_cert_optional", &self.client_cert_optional)
-            .finish()
     }
 }
 

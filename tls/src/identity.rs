@@ -10,24 +10,18 @@ use crate::pem::{certified_key, certs_from_pem, pem_encode, write_file_0600, wri
 use crate::spiffe::SpiffeId;
 use rustls_pki_types::pem::PemObject;
 
-/// A certificate chain (leaf first) with its private key.
+/// A certificate chain (leaf first) with its private key (never printed).
+#[derive(derive_more::Debug)]
 pub struct Identity {
     /// The SPIFFE ID in the leaf.
     pub spiffe_id: SpiffeId,
     /// Leaf, then intermediates.
+    #[debug(skip)]
     pub chain: Vec<CertificateDer<'static>>,
+    #[debug(skip)]
     key: PrivatePkcs8KeyDer<'static>,
     /// Leaf expiry.
     pub not_after: OffsetDateTime,
-}
-
-impl std::fmt::Debug for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Identity")
-            .field("spiffe_id", &self.spiffe_id)
-            .field("not_after", &self.not_after)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Clone for Identity {

@@ -78,7 +78,7 @@ pub use config::{client_config, server_config, MeshOptions};
 pub use error::{Result, TlsError};
 pub use identity::Identity;
 pub use provider::{install_default_provider, provider, Profile};
-pub use publish::{LatestAcceptor, LatestConnector, MeshConfigs, Prepared};
+pub use publish::{Latest, LatestAcceptor, LatestConnector, MeshConfigs, Prepared};
 pub use rejection::Rejection;
 pub use revocation::{RevocationList, Revoked};
 pub use spiffe::{SpiffeId, TrustDomain};

@@ -125,23 +125,32 @@ fn build(identity: &Identity, bundle: &BundleHandle, options: &MeshOptions) -> R
     })
 }
 
-/// Accepts TLS with whatever server config is newest on a watch channel.
+/// Whatever config is newest on a watch channel: [`LatestAcceptor`] (server configs) and
+/// [`LatestConnector`] (client configs) run each handshake with it.
 #[derive(Debug, Clone)]
-pub struct LatestAcceptor {
-    configs: watch::Receiver<Arc<ServerConfig>>,
+pub struct Latest<C> {
+    configs: watch::Receiver<Arc<C>>,
 }
 
-impl LatestAcceptor {
+/// Accepts TLS with whatever server config is newest on a watch channel.
+pub type LatestAcceptor = Latest<ServerConfig>;
+
+/// Connects over TLS with whatever client config is newest on a watch channel.
+pub type LatestConnector = Latest<ClientConfig>;
+
+impl<C> Latest<C> {
     /// Follows `configs`.
-    pub fn new(configs: watch::Receiver<Arc<ServerConfig>>) -> Self {
-        LatestAcceptor { configs }
+    pub fn new(configs: watch::Receiver<Arc<C>>) -> Self {
+        Latest { configs }
     }
 
     /// The config the next handshake uses.
-    pub fn current(&self) -> Arc<ServerConfig> {
+    pub fn current(&self) -> Arc<C> {
         Arc::clone(&self.configs.borrow())
     }
+}
 
+impl Latest<ServerConfig> {
     /// Runs the server handshake on `stream` with the newest config.
     pub async fn accept<IO>(
         &self,
@@ -156,23 +165,7 @@ impl LatestAcceptor {
     }
 }
 
-/// Connects over TLS with whatever client config is newest on a watch channel.
-#[derive(Debug, Clone)]
-pub struct LatestConnector {
-    configs: watch::Receiver<Arc<ClientConfig>>,
-}
-
-impl LatestConnector {
-    /// Follows `configs`.
-    pub fn new(configs: watch::Receiver<Arc<ClientConfig>>) -> Self {
-        LatestConnector { configs }
-    }
-
-    /// The config the next handshake uses.
-    pub fn current(&self) -> Arc<ClientConfig> {
-        Arc::clone(&self.configs.borrow())
-    }
-
+impl Latest<ClientConfig> {
     /// Runs the client handshake on `stream` with the newest config. `name` is what the peer
     /// is checked against when its certificate names hosts and the verifier checks them;
     /// mesh peers are authenticated by SPIFFE ID.

@@ -77,20 +77,12 @@ pub enum PeerPolicy {
 pub type RejectHook = Arc<dyn Fn(&CertificateDer<'_>, &rustls::Error) + Send + Sync>;
 
 /// What both verifiers check a peer against, and whom they tell of a refusal.
+#[derive(derive_more::Debug)]
 struct PeerChecks {
     bundle: BundleHandle,
     policy: PeerPolicy,
+    #[debug("{}", on_reject.is_some())]
     on_reject: Option<RejectHook>,
-}
-
-impl std::fmt::Debug for PeerChecks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PeerChecks")
-            .field("bundle", &self.bundle)
-            .field("policy", &self.policy)
-            .field("on_reject", &self.on_reject.is_some())
-            .finish()
-    }
 }
 
 impl PeerChecks {

@@ -68,11 +68,7 @@ pub(super) async fn connection(
             return;
         }
         Err(_) => {
-            service
-                .metrics
-                .connections_closed
-                .with_label_values(&["handshake_timeout"])
-                .inc();
+            service.metrics.connection_closed("handshake_timeout");
             tracing::debug!(%peer, "TLS handshake deadline passed");
             return;
         }
@@ -106,11 +102,7 @@ pub(super) async fn connection(
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTP connection error"),
         Err(_) => {
-            service
-                .metrics
-                .connections_closed
-                .with_label_values(&["request_timeout"])
-                .inc();
+            service.metrics.connection_closed("request_timeout");
             tracing::debug!(%peer, "request deadline passed");
         }
     }

@@ -291,11 +291,7 @@ async fn accept_loop(
         let slot = match conns.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(reason) => {
-                service
-                    .metrics
-                    .connections_closed
-                    .with_label_values(&[reason])
-                    .inc();
+                service.metrics.connection_closed(reason);
                 continue;
             }
         };

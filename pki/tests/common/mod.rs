@@ -147,6 +147,6 @@ pub fn settings(addr: SocketAddr, id: &str, ttl_secs: u64) -> SourceSettings {
     s.backoff_initial = Duration::from_millis(100);
     s.backoff_max = Duration::from_millis(400);
     s.bundle_refresh = Duration::from_secs(1);
-    s.peer_policy = PeerPolicy::AnyInTrustDomain;
+    s.mesh.policy = PeerPolicy::AnyInTrustDomain;
     s
 }

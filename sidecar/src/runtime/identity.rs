@@ -35,9 +35,7 @@ pub async fn start(identity: &IdentityConfig) -> Result<Option<Arc<SvidSource>>,
     let mut settings = SourceSettings::new(endpoint, spiffe_id.clone());
     settings.ttl = ttl_secs.map(Duration::from_secs);
     settings.state_dir = state_dir.clone();
-    let options = mtls::mesh_options();
-    settings.peer_policy = options.policy;
-    settings.client_cert_optional = options.client_cert_optional;
+    settings.mesh = mtls::mesh_options();
     let token = match token_file {
         Some(path) => Some(
             std::fs::read_to_string(path)
