@@ -4,50 +4,22 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
+use rampart_ops::testing::AlertRules;
 
-fn rules_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus")
-}
-
-fn promtool(args: &[&str]) {
-    let out = Command::new("promtool")
-        .current_dir(rules_dir())
-        .args(args)
-        .output()
-        .expect("promtool is needed (apt install prometheus)");
-    assert!(
-        out.status.success(),
-        "promtool {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn rules() -> AlertRules {
+    AlertRules::new(env!("CARGO_MANIFEST_DIR"), "pki-alerts.yml")
 }
 
 #[test]
 fn rules_are_valid_and_their_unit_tests_pass() {
-    promtool(&["check", "rules", "pki-alerts.yml"]);
-    promtool(&["test", "rules", "pki-alerts.test.yml"]);
+    let rules = rules();
+    rules.promtool(&["check", "rules", "pki-alerts.yml"]);
+    rules.promtool(&["test", "rules", "pki-alerts.test.yml"]);
 }
 
 #[tokio::test]
 async fn every_metric_in_the_rules_is_exported() {
-    let rules = std::fs::read_to_string(rules_dir().join("pki-alerts.yml")).unwrap();
-    let mut names: Vec<&str> = rules
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("rampart_pki_"))
-        .collect();
-    names.sort();
-    names.dedup();
-    assert!(names.len() >= 5, "{names:?}");
     let (_dir, running) = common::serving("").await;
-    let text = running.service.metrics_text();
-    for n in names {
-        assert!(
-            text.lines().any(|l| l.starts_with(n)),
-            "{n} is not exported:\n{text}"
-        );
-    }
+    rules().assert_exported("rampart_pki_", &running.service.metrics_text(), 5);
     running.shutdown().await;
 }

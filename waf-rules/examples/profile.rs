@@ -28,9 +28,24 @@ fn measured(rs: &RuleSet, req: &rampart_waf::Request<'_>, p: &Policy, n: u32) {
 }
 
 fn main() {
-    let h = typical_request::headers();
-    let body = typical_request::json_body();
-    let req = typical_request::request(&h, &body);
+    let mut h = typical_request::headers();
+    let mut body = typical_request::json_body();
+    // PROFILE_PART=headers|query|body: only that part of the request (the
+    // request line always), to see what each part costs.
+    let part = std::env::var("PROFILE_PART").unwrap_or_default();
+    if !part.is_empty() && part != "body" {
+        body.clear();
+    }
+    if !part.is_empty() && part != "headers" {
+        h.retain(|(name, _)| *name == "Content-Type");
+    }
+    if let Ok(b) = std::env::var("PROFILE_BODY") {
+        body = b.into_bytes();
+    }
+    let mut req = typical_request::request(&h, &body);
+    if !part.is_empty() && part != "query" {
+        req.query = "";
+    }
     // RULES_DIR=dir profiles another rule set (e.g. an older one) with the same binary.
     let rs = match std::env::var("RULES_DIR") {
         Ok(d) => RuleSet::load_dir(std::path::Path::new(&d)).unwrap(),

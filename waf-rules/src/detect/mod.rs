@@ -171,6 +171,17 @@ impl Detector {
     }
 }
 
+/// `table` with `mark` or-ed into the entry of every byte of `bytes`: the
+/// detectors' one-pass byte-class tables are built with it at compile time.
+pub(crate) const fn mark_bytes(mut table: [u8; 256], bytes: &[u8], mark: u8) -> [u8; 256] {
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] |= mark;
+        i += 1;
+    }
+    table
+}
+
 /// Test support shared by the detectors' unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {

@@ -61,6 +61,10 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
 /// A value without a backslash is not decoded (nor read again). The span
 /// runs from the first escape, in the value as received.
 pub(crate) fn detect_escaped(v: &[u8]) -> Option<Range<usize>> {
+    // `contains` on bytes is a memchr: most values have no backslash.
+    if !v.contains(&b'\\') {
+        return None;
+    }
     let first = v.iter().position(|&b| b == b'\\')?;
     let decoded = Transform::JsDecode.apply(v)?;
     detect(&decoded)?;

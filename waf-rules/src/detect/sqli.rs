@@ -5,6 +5,7 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
+use super::mark_bytes;
 use super::sqli_tokens::{tokenize, Kind, Token, MAX_TOKENS};
 use std::cell::Cell;
 use std::ops::Range;
@@ -82,20 +83,10 @@ const fn byte_classes() -> [u8; 256] {
     const SPACED_BYTES: &[u8] = b" '\"()=<>;-#/|&\t\n`@,";
     // SQL punctuation (`detect`).
     const PUNCT_BYTES: &[u8] = b"'\"()=<>;#-/*|&@`";
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < SPACED_BYTES.len() {
-        t[SPACED_BYTES[i] as usize] |= SPACED;
-        i += 1;
-    }
-    i = 0;
-    while i < PUNCT_BYTES.len() {
-        t[PUNCT_BYTES[i] as usize] |= PUNCT;
-        i += 1;
-    }
-    t[b'\'' as usize] |= SQUOTE;
-    t[b'"' as usize] |= DQUOTE;
-    t
+    let t = mark_bytes([0u8; 256], SPACED_BYTES, SPACED);
+    let t = mark_bytes(t, PUNCT_BYTES, PUNCT);
+    let t = mark_bytes(t, b"'", SQUOTE);
+    mark_bytes(t, b"\"", DQUOTE)
 }
 
 /// `11!=1`, `1 is not 2`, `'1' not regexp '2'`: a whole value that only

@@ -3,6 +3,7 @@
 //! URL scheme where a URL goes, or a call to a JS sink. Benign markup
 //! (`<b>`, `<a href="https://...">`) and prose do not match.
 
+use super::mark_bytes;
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -143,21 +144,25 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
 fn location_assignment(v: &[u8]) -> Option<Range<usize>> {
     const NAME: &[u8] = b"location";
     let mut from = 0;
-    while let Some(p) = v[from..]
-        .windows(NAME.len())
-        .position(|w| w.eq_ignore_ascii_case(NAME))
-    {
-        let at = from + p;
-        from = at + 1;
-        let before_ok = at == 0 || !(v[at - 1].is_ascii_alphanumeric() || v[at - 1] == b'_');
-        let rest = v[at + NAME.len()..].trim_ascii_start();
-        let Some(rhs) = rest.strip_prefix(b"=") else {
-            continue;
-        };
-        if !before_ok || rhs.first() == Some(&b'=') {
+    // Read from each `=` (one byte compare per byte), not from each name.
+    while let Some(p) = v[from..].iter().position(|&b| b == b'=') {
+        let eq = from + p;
+        from = eq + 1;
+        // `==`, `!=`, `<=`, `>=` compare.
+        if v.get(eq + 1) == Some(&b'=') || eq > 0 && matches!(v[eq - 1], b'=' | b'!' | b'<' | b'>')
+        {
             continue;
         }
-        let rhs = rhs.trim_ascii_start();
+        let lhs = v[..eq].trim_ascii_end();
+        let Some(at) = lhs.len().checked_sub(NAME.len()) else {
+            continue;
+        };
+        let named = lhs[at..].eq_ignore_ascii_case(NAME)
+            && (at == 0 || !(v[at - 1].is_ascii_alphanumeric() || v[at - 1] == b'_'));
+        if !named {
+            continue;
+        }
+        let rhs = v[eq + 1..].trim_ascii_start();
         let Some((&q, url)) = rhs.split_first() else {
             continue;
         };
@@ -179,15 +184,9 @@ const OTHER: u8 = 4;
 static MARKS: [u8; 256] = marks();
 
 const fn marks() -> [u8; 256] {
-    let mut t = [0u8; 256];
-    t[b':' as usize] = COLON;
-    t[b'=' as usize] = EQ;
-    t[b'<' as usize] = OTHER;
-    t[b'(' as usize] = OTHER;
-    t[b'`' as usize] = OTHER;
-    t[b'.' as usize] = OTHER;
-    t[b'[' as usize] = OTHER;
-    t
+    let t = mark_bytes([0u8; 256], b":", COLON);
+    let t = mark_bytes(t, b"=", EQ);
+    mark_bytes(t, b"<(`.[", OTHER)
 }
 
 fn lower_eq(a: &[u8], b: &[u8]) -> bool {

@@ -111,6 +111,10 @@ pub(crate) struct Compiled {
     pub chain_parent: Vec<Option<usize>>,
     /// For each chain: bytes without which its last step changes nothing.
     pub chain_trigger: Vec<ByteSet>,
+    /// For each chain: bytes without which no step of it changes anything
+    /// (the union of its steps' triggers): a value holding none of them
+    /// is its own result, undecoded.
+    pub chain_any_trigger: Vec<ByteSet>,
     /// For each chain: no step of it changes plain text.
     pub chain_keeps_plain: Vec<bool>,
     pub groups: Vec<Group>,
@@ -122,6 +126,13 @@ pub(crate) struct Compiled {
     pub anchor_bits: Vec<(Detector, usize)>,
     /// Group indexes per target class.
     pub by_class: [Vec<usize>; Class::COUNT],
+    /// Per target class, for a plain value: the gate bits of all its
+    /// `gated_only` groups' literals (one word test instead of a visit per
+    /// group), and its groups that are not `gated_only`, in order — all a
+    /// plain value holding none of those literals needs visiting.
+    /// (None: the class has no such literal.)
+    pub plain_lits: [Option<Vec<u64>>; Class::COUNT],
+    pub plain_groups: [Vec<usize>; Class::COUNT],
     /// Group indexes for one named header (a short list: a linear search
     /// beats hashing every header name).
     pub by_header: Vec<(String, Vec<usize>)>,
@@ -231,6 +242,35 @@ impl Compiled {
                 t
             })
             .collect();
+        let chain_any_trigger = chains
+            .iter()
+            .map(|c| {
+                let mut t = ByteSet::default();
+                for s in c {
+                    match s.trigger_bytes() {
+                        Some(bytes) => bytes.iter().for_each(|&b| t.insert(b)),
+                        None => t = ByteSet([u64::MAX; 4]),
+                    }
+                }
+                t
+            })
+            .collect();
+        let mut plain_lits: [Option<Vec<u64>>; Class::COUNT] = Default::default();
+        let mut plain_groups: [Vec<usize>; Class::COUNT] = Default::default();
+        for (k, list) in by_class.iter().enumerate() {
+            let mut mask = vec![0u64; gate_bits.div_ceil(64)];
+            for &gi in list {
+                let g = &groups[gi];
+                if g.gated_only {
+                    for &bit in &g.lit_bits {
+                        mask[bit / 64] |= 1 << (bit % 64);
+                    }
+                } else {
+                    plain_groups[k].push(gi);
+                }
+            }
+            plain_lits[k] = mask.iter().any(|&m| m != 0).then_some(mask);
+        }
         let chain_keeps_plain = chains
             .iter()
             .map(|c| !c.iter().any(|s| s.changes_plain_text()))
@@ -255,12 +295,15 @@ impl Compiled {
             chains,
             chain_parent,
             chain_trigger,
+            chain_any_trigger,
             chain_keeps_plain,
             prefilter,
             gate_bits,
             anchor_bits,
             groups,
             by_class,
+            plain_lits,
+            plain_groups,
             by_header: by_header.into_iter().collect(),
         })
     }

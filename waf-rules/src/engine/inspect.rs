@@ -84,6 +84,7 @@ impl RuleSet {
             } else {
                 &c.by_class[field.class.index()]
             };
+
             let query: &[usize] = if query {
                 &c.by_class[Class::QueryArg.index()]
             } else {
@@ -100,6 +101,19 @@ impl RuleSet {
                 continue;
             }
             values.reset(raw, header_bytes);
+            // A plain value holding none of the class's gated literals
+            // skips every `gated_only` group at once (each would skip it).
+            let k = field.class.index();
+            let generic: &[usize] = if !generic.is_empty()
+                && values.plain
+                && !c.plain_lits[k]
+                    .as_ref()
+                    .is_some_and(|lits| values.raw_hits_mask(c, raw, lits))
+            {
+                &c.plain_groups[k]
+            } else {
+                generic
+            };
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];

@@ -280,3 +280,30 @@ fn anchored_detectors_agree_with_their_own_check() {
     let v = rs.inspect(&get("/", "", &ua), &Policy::default());
     assert!(v.matches.iter().any(|m| m.rule_id == 14001), "{v:?}");
 }
+
+/// A value holding no byte of a chain's `chain_any_trigger` is taken as
+/// the chain's value undecoded: every chain of the built-in rules leaves
+/// such values (seeded, over every other byte) unchanged.
+#[test]
+fn chains_leave_values_without_their_trigger_bytes_alone() {
+    let rs = rs();
+    let c = &rs.compiled;
+    let mut x = 0x5eed_1234_abcd_ef01u64;
+    for (chain, trigger) in c.chains.iter().zip(&c.chain_any_trigger) {
+        let allowed: Vec<u8> = (0..=255u8).filter(|&b| !trigger.contains(b)).collect();
+        if allowed.is_empty() {
+            continue;
+        }
+        for _ in 0..500 {
+            let len = (crate::test_support::xorshift(&mut x) % 40) as usize;
+            let v: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = crate::test_support::xorshift(&mut x);
+                    allowed[(r % allowed.len() as u64) as usize]
+                })
+                .collect();
+            let out = crate::transform::apply_chain(chain, &v);
+            assert_eq!(&out[..], &v[..], "{chain:?} changed {v:?}");
+        }
+    }
+}

@@ -134,8 +134,11 @@ impl Values {
         if let Some(src) = self.src(chain) {
             return src;
         }
-        // No step of the chain changes plain text: the value is the raw one.
-        if self.plain && c.chain_keeps_plain[chain] {
+        // No step of the chain changes plain text, or the value holds no
+        // byte that starts any of its steps: the value is the raw one.
+        if (self.plain && c.chain_keeps_plain[chain])
+            || !c.chain_any_trigger[chain].intersects(&self.raw_bytes)
+        {
             self.at[chain] = (self.field, Src::Raw);
             self.bytes[chain] = self.raw_bytes;
             return Src::Raw;
@@ -177,15 +180,26 @@ impl Values {
 
     /// Whether any of these gate bits' literals occurs in the raw value.
     pub(super) fn raw_hits_any(&mut self, c: &Compiled, raw: &[u8], bits: &[usize]) -> bool {
-        let entry = match self.raw_entry {
+        let entry = self.raw_entry(c, raw);
+        bits.iter().any(|&bit| self.memo.hit(entry, bit))
+    }
+
+    /// Whether a literal of any gate bit set in `mask` occurs in the raw value.
+    pub(super) fn raw_hits_mask(&mut self, c: &Compiled, raw: &[u8], mask: &[u64]) -> bool {
+        let entry = self.raw_entry(c, raw);
+        let bits = &self.memo.data[entry];
+        bits.iter().zip(mask).any(|(b, m)| b & m != 0)
+    }
+
+    fn raw_entry(&mut self, c: &Compiled, raw: &[u8]) -> usize {
+        match self.raw_entry {
             Some(e) => e,
             None => {
                 let e = self.memo.entry(c, raw, Src::Raw, &self.bufs);
                 self.raw_entry = Some(e);
                 e
             }
-        };
-        bits.iter().any(|&bit| self.memo.hit(entry, bit))
+        }
     }
 
     /// Whether the value of `chain` (already ensured) opens a gate.

@@ -69,6 +69,17 @@ pub fn json_blocked(body: &str) -> bool {
     verdict("", Some("application/json"), body.as_bytes()).block
 }
 
+/// Asserts that every query is blocked (`expect`) or passes; names every one that is not.
+pub fn assert_queries(expect: bool, queries: &[&str]) {
+    let wrong: Vec<&str> = queries
+        .iter()
+        .copied()
+        .filter(|q| query_blocked(q) != expect)
+        .collect();
+    let what = if expect { "passed" } else { "blocked" };
+    assert!(wrong.is_empty(), "{what}: {wrong:?}");
+}
+
 /// A GET of `/` carrying one extra header.
 pub fn header_blocked(name: &str, value: &[u8]) -> bool {
     blocked(
