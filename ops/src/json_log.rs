@@ -6,6 +6,12 @@
 //! sender never pays for waking it (a futex wake per line cost ~20% of the edge's CPU under
 //! load). The destination is `stdout` or a file opened for append with mode 0640; [`JsonLog::reopen`]
 //! re-opens the file after log rotation.
+//!
+//! Two ways to log a record: [`JsonLog::send`] queues an owned `R` that the writer serialises;
+//! [`JsonLog::send_now`] serialises any `Serialize` value on the caller's thread (a struct of
+//! borrowed fields: no owned copies, no map) and queues only the bytes of the line;
+//! [`JsonLog::send_now_with`] also starts the line with [`Fixed`] fields serialised once (a
+//! connection's, for the lines of its requests).
 
 use prometheus::IntCounter;
 use serde::Serialize;
@@ -17,10 +23,12 @@ use std::time::Duration;
 /// How often the writer thread wakes to drain its queue.
 pub const DRAIN_EVERY: Duration = Duration::from_millis(20);
 const BUFFER: usize = 256 * 1024;
+/// First capacity of a line serialised by [`JsonLog::send_now`] (most lines fit).
+const LINE: usize = 768;
 
 enum Msg<R> {
     Record(Box<R>),
-    Line(String),
+    Line(Vec<u8>),
     Reopen,
     Flush(std::sync::mpsc::Sender<()>),
 }
@@ -80,6 +88,30 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
 
     /// Queues a ready JSON line (without its newline), written as is; never blocks.
     pub fn send_line(&self, line: String) {
+        self.queue_line(line.into_bytes())
+    }
+
+    /// Serialises `record` now, on the caller's thread, and queues the line; never blocks. For
+    /// a record of borrowed fields (`#[derive(Serialize)] struct Line<'a> { path: &'a str, … }`):
+    /// one buffer per line, nothing copied into owned values first. A record that fails to
+    /// serialise is dropped and counted.
+    pub fn send_now<T: Serialize + ?Sized>(&self, record: &T) {
+        let mut line = Vec::with_capacity(LINE);
+        match serde_json::to_writer(&mut line, record) {
+            Ok(()) => self.queue_line(line),
+            Err(_) => self.dropped.inc(),
+        }
+    }
+
+    /// [`JsonLog::send_now`] for a line that starts with `fixed`'s fields, then `record`'s.
+    pub fn send_now_with<T: Serialize + ?Sized>(&self, fixed: &Fixed, record: &T) {
+        match fixed.line(record) {
+            Some(line) => self.queue_line(line),
+            None => self.dropped.inc(),
+        }
+    }
+
+    fn queue_line(&self, line: Vec<u8>) {
         if self.tx.try_send(Msg::Line(line)).is_err() {
             self.dropped.inc()
         }
@@ -101,6 +133,55 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
     }
 }
 
+/// Fields that many lines share (a connection's: addresses, identities), serialised once: the
+/// opening of a JSON object, continued by [`JsonLog::send_now_with`] with each line's own fields.
+#[derive(Debug, Clone)]
+pub struct Fixed(Box<[u8]>);
+
+impl Fixed {
+    /// Serialises `fields`, which must serialise as a JSON object (a struct or a map).
+    pub fn new<T: Serialize + ?Sized>(fields: &T) -> Result<Self, serde_json::Error> {
+        let mut head = serde_json::to_vec(fields)?;
+        if head.first() != Some(&b'{') || head.pop() != Some(b'}') {
+            return Err(serde::ser::Error::custom(
+                "fixed log fields must be an object",
+            ));
+        }
+        Ok(Fixed(head.into_boxed_slice()))
+    }
+
+    /// The line (no newline) of these fields followed by `record`'s, which must serialise as
+    /// an object; `None` if it does not.
+    pub fn line<T: Serialize + ?Sized>(&self, record: &T) -> Option<Vec<u8>> {
+        let mut line = Vec::with_capacity(LINE);
+        line.extend_from_slice(&self.0);
+        let start = line.len();
+        serde_json::to_writer(&mut line, record).ok()?;
+        // `record` wrote `{…}`: its opening brace continues this object instead (a comma
+        // after fixed fields; nothing when either side has no field).
+        let record_empty = line.len() == start + 2;
+        match (line.get(start), self.0.len() > 1) {
+            (Some(b'{'), true) if record_empty => {
+                line.truncate(start);
+                line.push(b'}');
+            }
+            (Some(b'{'), true) => line.splice(start..=start, [b',']).for_each(drop),
+            (Some(b'{'), false) => {
+                line.remove(start);
+            }
+            _ => return None,
+        }
+        Some(line)
+    }
+}
+
+impl Default for Fixed {
+    /// No fixed fields.
+    fn default() -> Self {
+        Fixed(Box::new(*b"{"))
+    }
+}
+
 fn writer<R: Serialize>(rx: Receiver<Msg<R>>, out: Box<dyn Write + Send>, dest: &str) {
     let mut out = std::io::BufWriter::with_capacity(BUFFER, out);
     loop {
@@ -113,7 +194,7 @@ fn writer<R: Serialize>(rx: Receiver<Msg<R>>, out: Box<dyn Write + Send>, dest: 
                     }
                 }
                 Ok(Msg::Line(line)) => {
-                    let _ = out.write_all(line.as_bytes());
+                    let _ = out.write_all(&line);
                     let _ = out.write_all(b"\n");
                 }
                 Ok(Msg::Reopen) => {
@@ -157,14 +238,63 @@ mod tests {
         let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 4, dropped.clone()).unwrap();
         log.send(Box::new(Rec { n: 1 }));
         log.send_line("{\"event\":\"x\"}".into());
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            path: &'a str,
+        }
+        let path_text = String::from("/a\"b");
+        log.send_now(&Borrowed { path: &path_text });
         log.flush(Duration::from_secs(5));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "{\"n\":1}\n{\"event\":\"x\"}\n");
+        assert_eq!(
+            text,
+            "{\"n\":1}\n{\"event\":\"x\"}\n{\"path\":\"/a\\\"b\"}\n"
+        );
         // The writer sleeps between drains: a burst larger than the queue is partly dropped.
         for n in 0..100 {
             log.send(Box::new(Rec { n }));
         }
         assert!(dropped.get() > 0, "a full queue drops and counts");
+    }
+
+    #[test]
+    fn fixed_fields_then_the_record_s_make_one_object() {
+        #[derive(Serialize)]
+        struct Conn<'a> {
+            peer: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Req {
+            status: u16,
+        }
+        #[derive(Serialize)]
+        struct Nothing {}
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let dropped = IntCounter::new("d", "d").unwrap();
+        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 16, dropped.clone()).unwrap();
+        let fixed = Fixed::new(&Conn { peer: "a\"b" }).unwrap();
+        log.send_now_with(&fixed, &Req { status: 200 });
+        log.send_now_with(&fixed, &Nothing {});
+        let empty = Fixed::new(&Nothing {}).unwrap();
+        assert_eq!(
+            empty.line(&Req { status: 1 }),
+            Fixed::default().line(&Req { status: 1 })
+        );
+        assert_eq!(fixed.line(&7), None);
+        log.send_now_with(&empty, &Req { status: 403 });
+        log.send_now_with(&empty, &Nothing {});
+        log.flush(Duration::from_secs(5));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "{\"peer\":\"a\\\"b\",\"status\":200}\n{\"peer\":\"a\\\"b\"}\n{\"status\":403}\n{}\n"
+        );
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+        assert!(Fixed::new(&7).is_err() && Fixed::new("x").is_err());
+        assert_eq!(dropped.get(), 0);
     }
 
     #[test]

@@ -4,30 +4,32 @@
 //! refused with 400 before policy: policy must not guess how the app would read them.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus::IntCounter;
 use rampart_tls::spiffe::SpiffeId;
 use tokio::net::TcpStream;
 
-use super::log::base_event;
+use super::log::{base_event, DecisionFields, Now};
 use super::metrics::count;
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
-use crate::policy::{HttpRequest, InboundRequest};
+use crate::policy::{Decision, HttpRequest, InboundRequest, PolicyVersion, Verdict};
+use rampart_ops::json_log::Fixed;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+/// The app's answer streamed as it comes, or our own short answer (no box per response).
+type Body = Either<Incoming, Full<Bytes>>;
 
 const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 const DENIED: HeaderName = HeaderName::from_static("x-rampart-denied");
@@ -41,8 +43,103 @@ const HOP_BY_HOP: [&str; 6] = [
     "upgrade",
 ];
 
+/// A request line's fields that its connection fixes, serialised once per connection.
+#[derive(serde::Serialize)]
+struct ConnFields<'a> {
+    #[serde(rename = "event.name")]
+    event: &'static str,
+    #[serde(rename = "rampart.direction")]
+    direction: &'static str,
+    #[serde(rename = "client.address")]
+    client_address: IpAddr,
+    #[serde(rename = "client.port")]
+    client_port: u16,
+    #[serde(rename = "server.port")]
+    server_port: u16,
+    #[serde(rename = "network.transport")]
+    transport: &'static str,
+    #[serde(
+        rename = "rampart.caller.identity",
+        skip_serializing_if = "Option::is_none"
+    )]
+    caller: Option<&'a str>,
+    #[serde(rename = "rampart.callee.identity")]
+    callee: &'a str,
+    #[serde(rename = "network.protocol.name")]
+    protocol: &'static str,
+}
+
+fn conn_fields<'a>(
+    peer: SocketAddr,
+    port: u16,
+    caller: Option<&'a SpiffeId>,
+    own: &'a SpiffeId,
+) -> ConnFields<'a> {
+    ConnFields {
+        event: "rampart.sidecar.request",
+        direction: "inbound",
+        client_address: peer.ip(),
+        client_port: peer.port(),
+        server_port: port,
+        transport: "tcp",
+        caller: caller.map(SpiffeId::as_str),
+        callee: own.as_str(),
+        protocol: "http",
+    }
+}
+
+/// A request line's own fields (after its connection's [`ConnFields`]): typed and borrowed,
+/// serialised without copies or a map.
+#[derive(serde::Serialize)]
+struct RequestLine<'a> {
+    timestamp: Now,
+    #[serde(rename = "http.request.method")]
+    method: &'a str,
+    #[serde(rename = "url.path")]
+    path: &'a str,
+    #[serde(flatten)]
+    decision: Option<DecisionFields<'a>>,
+    #[serde(rename = "http.response.status_code")]
+    status: u16,
+    /// Why a request was refused before policy (the decision has its own reason).
+    #[serde(rename = "rampart.reason", skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(rename = "error.message", skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(
+        rename = "rampart.duration_ms",
+        skip_serializing_if = "Option::is_none"
+    )]
+    duration_ms: Option<f64>,
+}
+
+/// [`ConnFields`] and an admitting decision's fields (see `Conn::admitted_head`).
+#[derive(serde::Serialize)]
+struct HeadFields<'a> {
+    #[serde(flatten)]
+    conn: ConnFields<'a>,
+    #[serde(flatten)]
+    decision: DecisionFields<'a>,
+}
+
+/// The serialised [`HeadFields`] of one admitting rule; the `Arc`s identify it (and, held,
+/// keep its address from being reused by another).
+struct AdmittedHead {
+    policy: Arc<PolicyVersion>,
+    set: Arc<str>,
+    rule: Arc<str>,
+    head: Fixed,
+}
+
 struct Conn {
     ctx: Arc<Ctx>,
+    /// `rampart_sidecar_requests_total{direction="inbound",result="allow"}`, looked up once.
+    allowed: IntCounter,
+    /// The request lines' connection fields ([`ConnFields`]), serialised once.
+    fixed: Fixed,
+    /// The head of the lines of requests one rule admits: [`ConnFields`] and the decision's
+    /// fields, serialised once and kept while the same rule of the same policy admits.
+    admitted_head: Mutex<Option<AdmittedHead>>,
     port: Arc<InboundPort>,
     peer: SocketAddr,
     caller: Option<SpiffeId>,
@@ -59,11 +156,7 @@ struct Conn {
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -84,13 +177,21 @@ pub async fn connection(
     let xfcc = caller
         .as_ref()
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
+    let fixed =
+        Fixed::new(&conn_fields(peer, port.port, caller.as_ref(), &own)).unwrap_or_default();
     let conn = Arc::new(Conn {
+        fixed,
+        admitted_head: Mutex::new(None),
         ctx: ctx.clone(),
         port: port.clone(),
         peer,
         caller,
         own,
         xfcc,
+        allowed: ctx
+            .metrics
+            .requests
+            .with_label_values(&["inbound", Verdict::Allow.as_str()]),
         app: Mutex::new(None),
         last: Mutex::new(None),
     });
@@ -158,28 +259,19 @@ impl Conn {
     async fn request(&self, mut req: Request<Incoming>) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let event = base_event(
-            "request",
-            &self.port,
-            self.peer,
-            self.caller.as_ref(),
-            &self.own,
-        )
-        .with("network.protocol.name", "http")
-        .with("http.request.method", method.as_str())
-        .with("url.path", path.clone());
-        if !path_is_unambiguous(&path) {
+        // A clone of the URI shares hyper's buffer (a reference count, no copy).
+        let uri = req.uri().clone();
+        let path = uri.path();
+        if !path_is_unambiguous(path) {
             self.ctx
                 .metrics
                 .requests
                 .with_label_values(&["inbound", "bad_request"])
                 .inc();
-            self.ctx.emit(
-                event
-                    .with("http.response.status_code", 400)
-                    .with("rampart.reason", "path not in normal form"),
-            );
+            let mut line = self.line(&method, path, 400, started);
+            line.reason = Some("path not in normal form");
+            line.duration_ms = None;
+            self.log(None, line);
             return text(
                 StatusCode::BAD_REQUEST,
                 "bad request: the path has dot segments, empty segments or encoded separators\n"
@@ -193,21 +285,16 @@ impl Conn {
             source: Some(self.peer.ip()),
             http: Some(HttpRequest {
                 method: method.as_str(),
-                path: &path,
+                path,
             }),
         });
         drop(g);
-        count(&self.ctx, "inbound", "request", &decision);
-        if let Ok(mut last) = self.last.lock() {
-            // Most connections repeat one request: keep the stored copy when it is the same.
-            if last
-                .as_ref()
-                .is_none_or(|(m, p)| *m != method || *p != path)
-            {
-                *last = Some((method, path));
-            }
+        self.remember(&method, path);
+        if decision.verdict == Verdict::Allow {
+            self.allowed.inc();
+        } else {
+            count(&self.ctx, "inbound", "request", &decision);
         }
-        let event = event.decision(&decision);
         if !decision.verdict.passes() {
             let mut resp = text(
                 StatusCode::FORBIDDEN,
@@ -217,11 +304,8 @@ impl Conn {
                 resp.headers_mut()
                     .insert(DENIED, HeaderValue::from_static(reason.label()));
             }
-            self.ctx.emit(
-                event
-                    .with("http.response.status_code", 403)
-                    .with("rampart.duration_ms", ms(started)),
-            );
+            let line = self.line(&method, path, 403, started);
+            self.log(Some(&decision), line);
             return resp;
         }
 
@@ -243,27 +327,102 @@ impl Conn {
             }
         }
 
-        let resp = match self.forward(req).await {
-            Ok(resp) => resp.map(|b| b.boxed()),
-            Err(why) => {
-                self.ctx.emit(
-                    event
-                        .with("http.response.status_code", 502)
-                        .with("error.message", why)
-                        .with("rampart.duration_ms", ms(started)),
-                );
-                return text(
+        let (resp, status, error) = match self.forward(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                (resp.map(Either::Left), status, None)
+            }
+            Err(why) => (
+                text(
                     StatusCode::BAD_GATEWAY,
                     "bad gateway: the app did not answer\n".into(),
-                );
-            }
+                ),
+                502,
+                Some(why),
+            ),
         };
-        self.ctx.emit(
-            event
-                .with("http.response.status_code", resp.status().as_u16())
-                .with("rampart.duration_ms", ms(started)),
-        );
+        let mut line = self.line(&method, path, status, started);
+        line.error = error.as_deref();
+        self.log(Some(&decision), line);
         resp
+    }
+
+    /// Keeps the request for policy re-checks; most connections repeat one request, so the
+    /// stored copy stays when it is the same.
+    fn remember(&self, method: &http::Method, path: &str) {
+        if let Ok(mut last) = self.last.lock() {
+            if last.as_ref().is_none_or(|(m, p)| m != method || p != path) {
+                *last = Some((method.clone(), path.to_owned()));
+            }
+        }
+    }
+
+    /// The request's log line (typed, borrowed: serialised without copies or a map).
+    fn line<'a>(
+        &'a self,
+        method: &'a http::Method,
+        path: &'a str,
+        status: u16,
+        started: Instant,
+    ) -> RequestLine<'a> {
+        RequestLine {
+            timestamp: Now::utc(),
+            method: method.as_str(),
+            path,
+            decision: None,
+            status,
+            reason: None,
+            error: None,
+            duration_ms: Some(ms(started)),
+        }
+    }
+
+    /// Queues the request's line with the decision's fields: those of an admitting rule come
+    /// ready-made with the connection's (most requests), the others are serialised each time.
+    fn log<'a>(&'a self, decision: Option<&'a Decision>, mut line: RequestLine<'a>) {
+        let admitted = decision.and_then(|d| match d {
+            Decision {
+                verdict: Verdict::Allow,
+                rule: Some(rule),
+                reason: None,
+                audit: None,
+                ..
+            } => Some((d, rule)),
+            _ => None,
+        });
+        let (Some((d, rule)), Ok(mut cached)) = (admitted, self.admitted_head.lock()) else {
+            line.decision = decision.map(DecisionFields::of);
+            return self.ctx.log.send_now_with(&self.fixed, &line);
+        };
+        let same = cached.as_ref().is_some_and(|c| {
+            Arc::ptr_eq(&c.policy, &d.policy)
+                && Arc::ptr_eq(&c.set, &rule.set)
+                && Arc::ptr_eq(&c.rule, &rule.rule)
+        });
+        if !same {
+            let head = HeadFields {
+                conn: self.conn_fields(),
+                decision: DecisionFields::of(d),
+            };
+            *cached = Fixed::new(&head).ok().map(|head| AdmittedHead {
+                policy: d.policy.clone(),
+                set: rule.set.clone(),
+                rule: rule.rule.clone(),
+                head,
+            });
+        }
+        match cached.as_ref() {
+            Some(c) => self.ctx.log.send_now_with(&c.head, &line),
+            None => {
+                line.decision = decision.map(DecisionFields::of);
+                self.ctx.log.send_now_with(&self.fixed, &line)
+            }
+        }
+    }
+
+    /// The fields every request line of this connection carries.
+    fn conn_fields(&self) -> ConnFields<'_> {
+        conn_fields(self.peer, self.port.port, self.caller.as_ref(), &self.own)
     }
 
     async fn forward(&self, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
@@ -309,6 +468,11 @@ fn ms(started: Instant) -> f64 {
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Most requests carry none: one pass over the names, no lookups.
+    let hop_by_hop = |name: &HeaderName| *name == CONNECTION || HOP_BY_HOP.contains(&name.as_str());
+    if !headers.keys().any(hop_by_hop) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -370,6 +534,78 @@ mod tests {
         ] {
             assert!(!path_is_unambiguous(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn request_line_has_the_decision_and_request_fields() {
+        use crate::policy::{AuditOutcome, DenyReason, Direction, Mode, PolicyVersion, RuleRef};
+        let rule = |set: &str, name: &str| RuleRef {
+            set: set.into(),
+            rule: name.into(),
+            mode: Mode::Enforce,
+            line: 3,
+        };
+        let decision = Decision {
+            direction: Direction::Inbound,
+            verdict: Verdict::Allow,
+            policy: Arc::new(PolicyVersion {
+                file: "/etc/p.toml".into(),
+                version: "sha256:00".into(),
+            }),
+            rule: Some(rule("api", "reads")),
+            reason: None,
+            audit: Some(AuditOutcome {
+                verdict: Verdict::AuditDeny,
+                rule: Some(rule("next", "strict")),
+                reason: Some(DenyReason::NoClientIdentity),
+            }),
+        };
+        let caller = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/b").unwrap();
+        let own = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/me").unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let fields = || conn_fields(peer, 8080, Some(&caller), &own);
+        let request = |decision| RequestLine {
+            timestamp: Now(time::OffsetDateTime::UNIX_EPOCH),
+            method: "GET",
+            path: "/v1/x",
+            decision,
+            status: 200,
+            reason: None,
+            error: None,
+            duration_ms: Some(0.25),
+        };
+        let fixed = Fixed::new(&fields()).unwrap();
+        let line = fixed
+            .line(&request(Some(DecisionFields::of(&decision))))
+            .unwrap();
+        // The ready-made head of an admitting rule gives the same object.
+        let head = HeadFields {
+            conn: fields(),
+            decision: DecisionFields::of(&decision),
+        };
+        let with_head = Fixed::new(&head).unwrap().line(&request(None)).unwrap();
+        let parse = |line: &[u8]| serde_json::from_slice::<serde_json::Value>(line).unwrap();
+        assert_eq!(parse(&with_head), parse(&line));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        for (key, want) in [
+            ("event.name", "rampart.sidecar.request"),
+            ("client.address", "127.0.0.1"),
+            ("rampart.caller.identity", "spiffe://mesh.local/ns/a/sa/b"),
+            ("timestamp", "1970-01-01T00:00:00Z"),
+            ("http.request.method", "GET"),
+            ("url.path", "/v1/x"),
+            ("rampart.decision", "allow"),
+            ("rampart.rule", "reads"),
+            ("rampart.rule_set", "api"),
+            ("rampart.policy.version", "sha256:00"),
+        ] {
+            assert_eq!(v[key], want, "{key} in {v}");
+        }
+        assert_eq!(v["http.response.status_code"], 200);
+        assert_eq!(v["rampart.duration_ms"], 0.25);
+        let would = v["rampart.audit.would_deny"].as_str().unwrap();
+        assert!(would.starts_with("rule strict: "), "{would}");
+        assert!(v.get("rampart.reason").is_none() && v.get("error.message").is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::log::{base_event, Event};
 use super::metrics::count;
-use super::relay::{ended_fields, relay};
+use super::relay::{accept_each, ended_fields, relay};
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::{InboundPort, Protocol};
 use crate::mtls;
@@ -20,40 +20,19 @@ use crate::policy::InboundRequest;
 /// Accepts connections for one app port until the process ends.
 pub async fn serve(ctx: Arc<Ctx>, port: InboundPort, listener: TcpListener) {
     let port = Arc::new(port);
-    loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                tokio::spawn(handle(ctx.clone(), port.clone(), tcp, peer));
-            }
-            Err(e) => {
-                ctx.emit(Event::new("error").with(
-                    "error.message",
-                    format!("accept on port {}: {e}", port.port),
-                ));
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let what = || format!("on port {}", port.port);
+    accept_each(&ctx, &listener, what, |tcp, peer| {
+        tokio::spawn(handle(ctx.clone(), port.clone(), tcp, peer));
+    })
+    .await
 }
 
 /// Transparent mode: peers' connections to any app port arrive here, redirected; the app
 /// port is the original destination's port.
 pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
     let ports: Vec<Arc<InboundPort>> = ctx.config.inbound.iter().cloned().map(Arc::new).collect();
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                ctx.emit(Event::new("error").with(
-                    "error.message",
-                    format!("accept (transparent inbound): {e}"),
-                ));
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
+    let what = || "(transparent inbound)".to_string();
+    accept_each(&ctx, &listener, what, |tcp, peer| {
         let original = super::original_destination(&tcp);
         let port = original
             .as_ref()
@@ -87,7 +66,8 @@ pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
                 );
             }
         }
-    }
+    })
+    .await
 }
 
 async fn handle(ctx: Arc<Ctx>, port: Arc<InboundPort>, tcp: TcpStream, peer: SocketAddr) {

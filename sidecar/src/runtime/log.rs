@@ -4,6 +4,9 @@
 //! bounded queue to a writer thread (`rampart_ops::json_log`), so a slow stdout never blocks a connection; when the
 //! queue is full the line is dropped and counted.
 
+use std::fmt;
+
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -14,7 +17,7 @@ use rampart_tls::spiffe::SpiffeId;
 
 use super::metrics::Metrics;
 use crate::config::InboundPort;
-use crate::policy::Decision;
+use crate::policy::{AuditOutcome, Decision, Verdict};
 
 /// Lines queued for the writer before new ones are dropped (and counted).
 const QUEUE: usize = 8192;
@@ -61,31 +64,121 @@ impl Event {
         }
     }
 
-    /// The decision's fields: verdict, rule, reason, policy version.
-    pub fn decision(self, d: &Decision) -> Self {
+    /// The decision's fields: verdict, rule, reason, policy version ([`DecisionFields`]).
+    pub fn decision(mut self, d: &Decision) -> Self {
+        if let Ok(Value::Object(fields)) = serde_json::to_value(DecisionFields::of(d)) {
+            self.0.extend(fields);
+        }
+        self
+    }
+}
+
+/// The current time as an RFC 3339 string, formatted on a stack buffer when serialised (the
+/// `timestamp` of typed records).
+#[derive(Debug, Clone, Copy)]
+pub struct Now(pub OffsetDateTime);
+
+impl Now {
+    /// The current time (UTC).
+    pub fn utc() -> Self {
+        Now(OffsetDateTime::now_utc())
+    }
+}
+
+impl Serialize for Now {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        let mut rest = &mut buf[..];
+        let ok = self.0.format_into(&mut rest, &Rfc3339).is_ok();
+        // What was written is what the cursor moved past.
+        let n = if ok { 64 - rest.len() } else { 0 };
+        s.serialize_str(std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default())
+    }
+}
+
+/// A decision's log fields, typed and borrowed (serialised without building a map): verdict,
+/// rule, reason, policy file and version, and what an audit set would have denied.
+#[derive(Serialize)]
+pub struct DecisionFields<'a> {
+    #[serde(rename = "rampart.decision")]
+    verdict: &'static str,
+    #[serde(rename = "rampart.rule", skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    #[serde(rename = "rampart.rule_set", skip_serializing_if = "Option::is_none")]
+    rule_set: Option<&'a str>,
+    #[serde(rename = "rampart.reason", skip_serializing_if = "Option::is_none")]
+    reason: Option<Shown<ReasonText<'a>>>,
+    #[serde(
+        rename = "rampart.reason.kind",
+        skip_serializing_if = "Option::is_none"
+    )]
+    kind: Option<&'static str>,
+    #[serde(rename = "rampart.policy.file")]
+    policy_file: &'a str,
+    #[serde(rename = "rampart.policy.version")]
+    policy_version: &'a str,
+    #[serde(
+        rename = "rampart.audit.would_deny",
+        skip_serializing_if = "Option::is_none"
+    )]
+    would_deny: Option<Shown<WouldDeny<'a>>>,
+}
+
+impl<'a> DecisionFields<'a> {
+    /// The fields of `d`.
+    pub fn of(d: &'a Decision) -> Self {
         let rule = d.rule.as_ref();
-        self.with("rampart.decision", d.verdict.as_str())
-            .maybe("rampart.rule", rule.map(|r| r.rule.to_string()))
-            .maybe("rampart.rule_set", rule.map(|r| r.set.to_string()))
-            .maybe("rampart.reason", d.reason_text())
-            .maybe("rampart.reason.kind", d.reason.as_ref().map(|r| r.label()))
-            .with("rampart.policy.file", d.policy.file.clone())
-            .with("rampart.policy.version", d.policy.version.clone())
-            .maybe(
-                "rampart.audit.would_deny",
-                d.audit
-                    .as_ref()
-                    .filter(|a| a.verdict == crate::policy::Verdict::AuditDeny)
-                    .map(|a| {
-                        let rule = a
-                            .rule
-                            .as_ref()
-                            .map(|r| format!("rule {}: ", r.rule))
-                            .unwrap_or_default();
-                        let reason = a.reason.as_ref().map(|r| r.to_string()).unwrap_or_default();
-                        format!("{rule}{reason}")
-                    }),
-            )
+        DecisionFields {
+            verdict: d.verdict.as_str(),
+            rule: rule.map(|r| &*r.rule),
+            rule_set: rule.map(|r| &*r.set),
+            reason: d.reason.is_some().then_some(Shown(ReasonText(d))),
+            kind: d.reason.as_ref().map(|r| r.label()),
+            policy_file: &d.policy.file,
+            policy_version: &d.policy.version,
+            would_deny: d
+                .audit
+                .as_ref()
+                .filter(|a| a.verdict == Verdict::AuditDeny)
+                .map(|a| Shown(WouldDeny(a))),
+        }
+    }
+}
+
+/// Serialises a `Display` value as a string, without an intermediate `String`.
+struct Shown<T>(T);
+
+impl<T: fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+/// [`Decision::reason_text`], written straight into the line.
+struct ReasonText<'a>(&'a Decision);
+
+impl fmt::Display for ReasonText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.0.reason, &self.0.rule) {
+            (Some(reason), Some(rule)) => write!(f, "rule {}: {reason}", rule.rule),
+            (Some(reason), None) => write!(f, "{reason}"),
+            (None, _) => Ok(()),
+        }
+    }
+}
+
+/// What the audit set would have denied: `rule NAME: reason`.
+struct WouldDeny<'a>(&'a AuditOutcome);
+
+impl fmt::Display for WouldDeny<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(rule) = &self.0.rule {
+            write!(f, "rule {}: ", rule.rule)?;
+        }
+        match &self.0.reason {
+            Some(reason) => write!(f, "{reason}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::log::Event;
 use super::metrics::count;
-use super::relay::{ended_fields, relay};
+use super::relay::{accept_each, ended_fields, relay};
 use super::{Ctx, Generation, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::config::OutboundListener;
 use crate::mtls;
@@ -20,69 +20,49 @@ use crate::mtls;
 /// Accepts the app's connections on one explicit listener.
 pub async fn serve(ctx: Arc<Ctx>, listener_cfg: OutboundListener, listener: TcpListener) {
     let cfg = Arc::new(listener_cfg);
-    loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                let target = Target::Service {
-                    service: cfg.service.clone(),
-                    port: cfg.port,
-                };
-                tokio::spawn(handle(ctx.clone(), target, tcp, peer));
-            }
-            Err(e) => {
-                ctx.emit(
-                    Event::new("error")
-                        .with("error.message", format!("accept on {}: {e}", cfg.listen)),
-                );
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let what = || format!("on {}", cfg.listen);
+    accept_each(&ctx, &listener, what, |tcp, peer| {
+        let target = Target::Service {
+            service: cfg.service.clone(),
+            port: cfg.port,
+        };
+        tokio::spawn(handle(ctx.clone(), target, tcp, peer));
+    })
+    .await
 }
 
 /// Transparent mode: the app's redirected connections arrive here; the original destination
 /// is looked up in the directory. A destination outside it is egress: handed to the egress
 /// path (`crate::egress`) when `[egress]` is configured, denied otherwise.
 pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
-    loop {
-        match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
-                let target = match super::original_destination(&tcp) {
-                    Ok(original) => {
-                        let g = ctx.generation();
-                        match g.directory.by_address(&original) {
-                            Some((service, port)) => Target::Service {
-                                service: service.name.clone(),
-                                port,
-                            },
-                            None => match &ctx.egress {
-                                Some(rt) => {
-                                    let mode = rampart_egress::Mode::Transparent {
-                                        original_dst: original,
-                                    };
-                                    let (ctx, rt) = (ctx.clone(), rt.clone());
-                                    tokio::spawn(crate::egress::handle(ctx, rt, tcp, peer, mode));
-                                    continue;
-                                }
-                                None => Target::Outside(original.to_string()),
-                            },
+    let what = || "(transparent outbound)".to_string();
+    accept_each(&ctx, &listener, what, |tcp, peer| {
+        let target = match super::original_destination(&tcp) {
+            Ok(original) => {
+                let g = ctx.generation();
+                match g.directory.by_address(&original) {
+                    Some((service, port)) => Target::Service {
+                        service: service.name.clone(),
+                        port,
+                    },
+                    None => match &ctx.egress {
+                        Some(rt) => {
+                            let mode = rampart_egress::Mode::Transparent {
+                                original_dst: original,
+                            };
+                            let (ctx, rt) = (ctx.clone(), rt.clone());
+                            tokio::spawn(crate::egress::handle(ctx, rt, tcp, peer, mode));
+                            return;
                         }
-                    }
-                    Err(e) => Target::Outside(format!("unknown (no original destination: {e})")),
-                };
-                tokio::spawn(handle(ctx.clone(), target, tcp, peer));
+                        None => Target::Outside(original.to_string()),
+                    },
+                }
             }
-            Err(e) => {
-                ctx.emit(Event::new("error").with(
-                    "error.message",
-                    format!("accept (transparent outbound): {e}"),
-                ));
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+            Err(e) => Target::Outside(format!("unknown (no original destination: {e})")),
+        };
+        tokio::spawn(handle(ctx.clone(), target, tcp, peer));
+    })
+    .await
 }
 
 /// Where the app wants to go.

@@ -1,10 +1,13 @@
 //! Copies bytes both ways until either side ends, and stops at once when a new generation's
-//! policy no longer allows the connection.
+//! policy no longer allows the connection; and the accept loop every listener runs.
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::generation::Generation;
 
@@ -88,6 +91,32 @@ pub(crate) fn ended_fields(
             event
                 .with("rampart.closed_by_policy", true)
                 .with("rampart.closed.reason", why_revoked())
+        }
+    }
+}
+
+/// Accepts connections on `listener` until the process ends: `TCP_NODELAY` on each (a relayed
+/// request must not wait for Nagle), then `on_accept`. An accept error (e.g. out of file
+/// descriptors) is logged with `what` naming the listener and retried after 50 ms.
+pub(crate) async fn accept_each(
+    ctx: &super::Ctx,
+    listener: &TcpListener,
+    what: impl Fn() -> String,
+    mut on_accept: impl FnMut(TcpStream, SocketAddr),
+) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let _ = tcp.set_nodelay(true);
+                on_accept(tcp, peer);
+            }
+            Err(e) => {
+                ctx.emit(
+                    super::log::Event::new("error")
+                        .with("error.message", format!("accept {}: {e}", what())),
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }
