@@ -19,26 +19,9 @@ use crate::target::Conn;
 
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// One request, ready to be prepared for a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
-    /// Origin-form target: path and query.
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+pub use crate::message::{Request, Response};
 
 impl Request {
-    pub fn get(target: &str) -> Self {
-        Self {
-            method: "GET".into(),
-            target: target.into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
     /// Built once per run: through hyper when the `http` types hold the
     /// request, else the raw bytes. Host and Content-Length are ours.
     pub fn prepare(&self, host: &str) -> Prepared {
@@ -106,13 +89,6 @@ pub enum Prepared {
         wire: Vec<u8>,
         head: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    /// The server will close (or closed) the connection.
-    pub close: bool,
 }
 
 /// A keep-alive connection: hyper's, or the raw sender's for a malformed request.

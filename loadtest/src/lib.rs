@@ -10,6 +10,7 @@
 pub mod corpus;
 pub mod http;
 pub mod malformed;
+pub mod message;
 pub mod mix;
 pub mod reload;
 pub mod report;

@@ -8,7 +8,7 @@
 use std::io;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-use crate::http::{Request, Response};
+use crate::message::{Request, Response};
 use crate::target::Conn;
 
 const MAX_HEAD: usize = 64 * 1024;

@@ -30,11 +30,10 @@ pub mod pingora;
 pub mod slot;
 pub mod stream;
 
-use arc_swap::ArcSwap;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -119,30 +118,65 @@ impl Counts {
     }
 }
 
-/// Admission control for new connections; one per listener set.
-pub struct ConnLimiter {
-    /// The caps and the rate change in place on reload (`set`); the counts
-    /// of open connections carry over. Key prefixes are bound at start.
-    max_connections: AtomicUsize,
-    max_per_ip: AtomicU32,
-    prefixes: KeyPrefixes,
-    new_rate: ArcSwap<KeyedLimit>,
-    counts: Arc<Counts>,
+/// The caps of one config generation (`[connections]` without the key
+/// prefixes and handshake grace, which are bound at start): what
+/// [`ConnLimiter::admit`] checks a new connection against.
+#[derive(derive_more::Debug)]
+pub struct ConnLimits {
+    /// Open connections for the whole process; 0 = no cap.
+    pub max_connections: usize,
+    /// Concurrent connections from one client key; 0 = no cap.
+    pub max_per_ip: u32,
+    /// New connections per client key; its per-key buckets carry over a
+    /// reload that leaves the rate unchanged.
+    #[debug("{:?}", new_rate.rate())]
+    new_rate: Arc<KeyedLimit>,
 }
 
-impl std::fmt::Debug for ConnLimiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnLimiter")
-            .field("max_connections", &self.max_connections)
-            .field("max_per_ip", &self.max_per_ip)
-            .field("active", &self.active())
-            .finish()
+impl ConnLimits {
+    pub fn new(config: &ConnLimitConfig) -> Result<Self, String> {
+        Self::carry(config, None)
+    }
+
+    /// The caps of `config`; the new-connection buckets of `previous` are
+    /// kept when its rate is the same.
+    pub fn carry(config: &ConnLimitConfig, previous: Option<&ConnLimits>) -> Result<Self, String> {
+        config.validate()?;
+        let new_rate = match previous {
+            Some(p) if p.new_rate.rate() == config.new_per_ip => p.new_rate.clone(),
+            _ => Arc::new(KeyedLimit::new(
+                config.new_per_ip,
+                "connections.new_per_ip",
+            )?),
+        };
+        Ok(Self {
+            max_connections: config.max_connections,
+            max_per_ip: config.max_per_ip,
+            new_rate,
+        })
     }
 }
 
+/// Where a limiter reads the caps in force: a fixed set, or the running
+/// generation of the process that embeds it.
+pub type LimitsSource = Arc<dyn Fn() -> Arc<ConnLimits> + Send + Sync>;
+
+/// Admission control for new connections; one per listener set. The counts
+/// of open connections live here and outlast reloads; the caps are read from
+/// [`LimitsSource`] once per new connection.
+#[derive(derive_more::Debug)]
+pub struct ConnLimiter {
+    #[debug(skip)]
+    limits: LimitsSource,
+    prefixes: KeyPrefixes,
+    #[debug("{}", counts.global.load(Ordering::Relaxed))]
+    counts: Arc<Counts>,
+}
+
 /// One open connection's slots; released on drop (or on eviction).
-#[derive(Debug)]
+#[derive(derive_more::Debug)]
 pub struct ConnGuard {
+    #[debug("{}", counts.global.load(Ordering::Relaxed))]
     counts: Arc<Counts>,
     key: ClientKey,
     slot: Arc<ConnSlot>,
@@ -162,12 +196,6 @@ pub struct Evicted {
     pub peer: Option<SocketAddr>,
     /// What it was stalled on, for the event line.
     pub stalled_on: &'static str,
-}
-
-impl std::fmt::Debug for Counts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Counts({})", self.global.load(Ordering::Relaxed))
-    }
 }
 
 impl Drop for ConnGuard {
@@ -200,38 +228,17 @@ impl ConnGuard {
     }
 }
 
-impl ConnLimiter {
-    pub fn new(config: &ConnLimitConfig) -> Result<Self, String> {
-        config.validate()?;
-        Ok(Self {
-            max_connections: AtomicUsize::new(config.max_connections),
-            max_per_ip: AtomicU32::new(config.max_per_ip),
-            prefixes: config.prefixes(),
-            new_rate: ArcSwap::from_pointee(KeyedLimit::new(
-                config.new_per_ip,
-                "connections.new_per_ip",
-            )?),
-            counts: Arc::new(Counts {
-                global: AtomicUsize::new(0),
-                per_key: Mutex::new(HashMap::new()),
-            }),
-        })
-    }
-
-    /// Checks a reloaded `[connections]`: the key prefixes and the handshake
-    /// grace are bound at start; returns the new-connection rate to `set`.
-    pub(crate) fn prepare(
-        &self,
-        old: &ConnLimitConfig,
-        new: &ConnLimitConfig,
-    ) -> Result<Option<KeyedLimit>, String> {
-        new.validate()?;
+impl ConnLimitConfig {
+    /// A reload may change the caps and the rate; the key prefixes and the
+    /// handshake grace are bound at start (open connections are counted
+    /// under them): an error names the changed one.
+    pub fn check_bound_fields(&self, old: &ConnLimitConfig) -> Result<(), String> {
         for (field, changed) in [
-            ("ipv4_prefix", old.ipv4_prefix != new.ipv4_prefix),
-            ("ipv6_prefix", old.ipv6_prefix != new.ipv6_prefix),
+            ("ipv4_prefix", old.ipv4_prefix != self.ipv4_prefix),
+            ("ipv6_prefix", old.ipv6_prefix != self.ipv6_prefix),
             (
                 "handshake_grace_secs",
-                old.handshake_grace_secs != new.handshake_grace_secs,
+                old.handshake_grace_secs != self.handshake_grace_secs,
             ),
         ] {
             if changed {
@@ -241,20 +248,36 @@ impl ConnLimiter {
                 ));
             }
         }
-        if old.new_per_ip == new.new_per_ip {
-            return Ok(None); // keep the per-key state
-        }
-        KeyedLimit::new(new.new_per_ip, "connections.new_per_ip").map(Some)
+        Ok(())
+    }
+}
+
+impl ConnLimiter {
+    /// A limiter with the fixed caps of `config`.
+    pub fn new(config: &ConnLimitConfig) -> Result<Self, String> {
+        let limits = Arc::new(ConnLimits::new(config)?);
+        Ok(Self::following(
+            config.prefixes(),
+            Arc::new(move || limits.clone()),
+        ))
     }
 
-    /// Applies a prepared reload; open connections stay counted.
-    pub(crate) fn set(&self, config: &ConnLimitConfig, new_rate: Option<KeyedLimit>) {
-        self.max_connections
-            .store(config.max_connections, Ordering::Relaxed);
-        self.max_per_ip.store(config.max_per_ip, Ordering::Relaxed);
-        if let Some(rate) = new_rate {
-            self.new_rate.store(Arc::new(rate));
+    /// A limiter that reads its caps from `limits` (the embedding process's
+    /// current generation) for every new connection.
+    pub fn following(prefixes: KeyPrefixes, limits: LimitsSource) -> Self {
+        Self {
+            limits,
+            prefixes,
+            counts: Arc::new(Counts {
+                global: AtomicUsize::new(0),
+                per_key: Mutex::new(HashMap::new()),
+            }),
         }
+    }
+
+    /// The caps in force now.
+    pub fn limits(&self) -> Arc<ConnLimits> {
+        (self.limits)()
     }
 
     /// Admits a new connection from `ip` (see [`Self::admit`]).
@@ -270,9 +293,9 @@ impl ConnLimiter {
     /// make room, if it has one and the new connection is within its rate.
     pub fn admit(&self, ip: IpAddr, peer: Option<SocketAddr>) -> Result<Admission, DenialReason> {
         let key = self.prefixes.key(ip);
+        let limits = self.limits();
         let global = self.counts.global.fetch_add(1, Ordering::AcqRel) + 1;
-        let max_connections = self.max_connections.load(Ordering::Relaxed);
-        let max_per_ip = self.max_per_ip.load(Ordering::Relaxed);
+        let (max_connections, max_per_ip) = (limits.max_connections, limits.max_per_ip);
         if max_connections != 0 && global > max_connections {
             self.counts.global.fetch_sub(1, Ordering::AcqRel);
             return Err(DenialReason::ConnCapGlobal);
@@ -282,7 +305,7 @@ impl ConnLimiter {
             let mut map = self.counts.per_key();
             let conns = map.entry(key).or_default();
             let evicted = if max_per_ip != 0 && conns.count >= max_per_ip {
-                match self.evict_for(conns, &key) {
+                match Self::evict_for(&limits, conns, &key) {
                     Ok(evicted) => Some(evicted),
                     Err(reason) => {
                         drop(map);
@@ -317,7 +340,7 @@ impl ConnLimiter {
                 })
             }
             None => {
-                if let Decision::Deny { .. } = self.new_rate.load().check(&key) {
+                if let Decision::Deny { .. } = limits.new_rate.check(&key) {
                     return Err(DenialReason::ConnRate);
                 }
                 None
@@ -330,7 +353,7 @@ impl ConnLimiter {
     /// (marked released: its guard will not give its slots back again) if
     /// the new connection is within its rate; else names the refusal.
     fn evict_for(
-        &self,
+        limits: &ConnLimits,
         conns: &mut KeyConns,
         key: &ClientKey,
     ) -> Result<(Arc<ConnSlot>, &'static str), DenialReason> {
@@ -345,7 +368,7 @@ impl ConnLimiter {
         };
         // Checked before evicting: a connection refused for its rate must
         // not cost another one its place.
-        if let Decision::Deny { .. } = self.new_rate.load().check(key) {
+        if let Decision::Deny { .. } = limits.new_rate.check(key) {
             return Err(DenialReason::ConnRate);
         }
         let old = conns.slots.remove(i);
@@ -355,7 +378,7 @@ impl ConnLimiter {
     }
 
     pub fn max_per_ip(&self) -> u32 {
-        self.max_per_ip.load(Ordering::Relaxed)
+        self.limits().max_per_ip
     }
 
     /// Open connections now.
@@ -376,7 +399,7 @@ impl ConnLimiter {
 
     /// Drops idle keys of the new-connection rate limiter.
     pub fn sweep_rate_keys(&self, max_keys: usize) {
-        self.new_rate.load().sweep(max_keys);
+        self.limits().new_rate.sweep(max_keys);
     }
 }
 

@@ -2,8 +2,15 @@
 //! the request-path check the proxy calls in `request_filter` and one set of
 //! background workers and sweepers ([`DefenceWorkers::run`]; a Pingora
 //! background service with feature `pingora`).
+//!
+//! Settings and state are apart: [`DefenceSettings`] (limits, caps,
+//! slow-client and alert settings) is built per config load and held by the
+//! embedding process's config generation, so a reload swaps it with the rest
+//! of the generation in one store; [`Defences`] holds what outlasts a reload
+//! (counts of open connections and requests in flight, the Redis limiter,
+//! the denial counter) and reads the settings of the request's generation,
+//! or of the current one for a new connection.
 
-use arc_swap::ArcSwap;
 use prometheus::Registry;
 use serde::Deserialize;
 use std::future::Future;
@@ -12,13 +19,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::alert::{self, AlertConfig, AlertHandle, AlertSink};
-use super::conn_limit::{ConnCapFilter, ConnLimitConfig, ConnLimiter};
+use super::alert::{self, AlertConfig, AlertSink};
+use super::conn_limit::{ConnCapFilter, ConnLimitConfig, ConnLimiter, ConnLimits};
 use super::denial::{Denial, DenialReason, OnDenial};
 use super::h2_flood::{self, H2Config};
-use super::ratelimit::{Decision, KeyedLimit, RateLimitConfig, RateLimiter};
+use super::ratelimit::{Decision, RateLimitConfig, RateLimiter};
 use super::redis_limit::{FleetLimiter, RedisLimitConfig};
-use super::report::Denials;
+use super::report::{Denials, Reporting};
 use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
 use super::slow_client::{SlowClientConfig, SlowClientGuard};
 #[cfg(feature = "pingora")]
@@ -93,48 +100,122 @@ impl Refusal {
     }
 }
 
-/// The assembled defences, shared by every request (`Arc`).
+/// The settings of one `[protect]` config: limits, caps, slow-client and
+/// alert settings, compiled once per load. They belong to the embedding
+/// process's config generation (the edge's `Runtime`), so a reload changes
+/// them together with everything else in one swap, and a request or
+/// connection keeps the settings of the generation it started with.
 ///
-/// A SIGHUP reloads them ([`Self::prepare_reload`], then [`Self::commit`]):
-/// load shedding and the connection caps change in place (what is in flight
-/// or open stays counted); a changed `[rate_limit]` gets fresh limiters (its
-/// per-client state starts empty; an unchanged one keeps its state); a
-/// changed `new_per_ip` likewise; slow-client limits apply to connections
-/// accepted after the reload; a changed `[alerts]` gets a fresh alerter
-/// (windows and cool-downs start over). `[h2]`, `[fleet]`, and the key
-/// prefixes and handshake grace of `[connections]` are bound at start: a
-/// reload that changes them is refused, naming the field.
+/// The state the defences keep across reloads lives in [`Defences`] (open
+/// connections, requests in flight, pending connection guards) or is shared
+/// with the previous generation when the setting it belongs to is unchanged
+/// (see [`Self::build`]).
+#[derive(Debug)]
+pub struct DefenceSettings {
+    config: ProtectConfig,
+    rate: Arc<RateLimiter>,
+    conn: Arc<ConnLimits>,
+    reporting: Arc<Reporting>,
+}
+
+impl DefenceSettings {
+    /// Checks and compiles `config`; `routes` are the config's route names.
+    /// With `previous` (a reload): `[h2]`, `[fleet]`, and the key prefixes
+    /// and handshake grace of `[connections]` are bound at start (a change is
+    /// an error naming the field); a rate limit whose rate is unchanged keeps
+    /// its per-client buckets, a changed one starts fresh under its new rate
+    /// (the same for the new-connection rate); an unchanged `[alerts]` keeps
+    /// its alerter, a changed one gets a fresh one (windows and cool-downs
+    /// start over). Returns the tasks to run once these settings are in force
+    /// (the rate limiter's sweeper, a new alerter's worker); they end by
+    /// themselves once the settings are dropped.
+    pub fn build(
+        config: &ProtectConfig,
+        routes: Vec<String>,
+        previous: Option<&DefenceSettings>,
+    ) -> Result<(Arc<Self>, Vec<Task>), String> {
+        config.validate(&routes)?;
+        if let Some(old) = previous.map(|p| &p.config) {
+            if let Some(field) = h2_flood::changed_field(&old.h2, &config.h2) {
+                return Err(format!(
+                    "protect.h2.{field} is bound at start (the listeners' HTTP/2 settings): \
+                     restart to change it"
+                ));
+            }
+            if old.fleet != config.fleet {
+                return Err(
+                    "protect.fleet is bound at start (its Redis connection and metrics): \
+                     restart to change it"
+                        .into(),
+                );
+            }
+            config.connections.check_bound_fields(&old.connections)?;
+        }
+        let rate = Arc::new(RateLimiter::carry(
+            &config.rate_limit,
+            previous.map(|p| &*p.rate),
+        )?);
+        let conn = Arc::new(ConnLimits::carry(
+            &config.connections,
+            previous.map(|p| &*p.conn),
+        )?);
+        let mut tasks: Vec<Task> = vec![Box::pin(rate.sweeper())];
+        let kept = previous.filter(|p| p.config.alerts == config.alerts);
+        let alerts = match kept.and_then(|p| p.reporting.alerts.clone()) {
+            Some(alerts) => alerts,
+            None => {
+                let (alerts, worker) = alert::new(&config.alerts)?;
+                tasks.push(Box::pin(worker.run()));
+                alerts
+            }
+        };
+        let settings = Self {
+            config: config.clone(),
+            rate,
+            conn,
+            reporting: Arc::new(Reporting::new(routes, Some(alerts))),
+        };
+        Ok((Arc::new(settings), tasks))
+    }
+
+    /// The `[protect]` these settings were built from.
+    pub fn config(&self) -> &ProtectConfig {
+        &self.config
+    }
+
+    /// The connection caps in force.
+    pub fn conn_limits(&self) -> &Arc<ConnLimits> {
+        &self.conn
+    }
+
+    /// Route names and alerter, for denial reporting.
+    pub fn reporting(&self) -> &Arc<Reporting> {
+        &self.reporting
+    }
+}
+
+/// Where the defences read the settings in force for what has no request of
+/// its own (a new connection, a denial to report): the embedding process's
+/// current generation.
+pub type SettingsSource = Arc<dyn Fn() -> Arc<DefenceSettings> + Send + Sync>;
+
+/// The defences' state, shared by every request (`Arc`): in-flight and
+/// open-connection counts, the Redis limiter, the denial counter. Their
+/// settings are not held here but read from a [`DefenceSettings`]: the
+/// request's own (`admit_request`) or the current one ([`SettingsSource`]).
+#[derive(derive_more::Debug)]
 pub struct Defences {
+    #[debug(skip)]
+    current: SettingsSource,
     shed: LoadShedder,
-    rate: ArcSwap<RateLimiter>,
     pub fleet: Option<FleetLimiter>,
     pub conn_filter: Arc<ConnCapFilter>,
     pub denials: Denials,
+    /// Bound at start: the listeners' HTTP/2 settings.
     h2: H2Config,
-    slow_clients: ArcSwap<SlowClientConfig>,
     /// Counts a connection-level denial and writes its event line.
+    #[debug(skip)]
     on_conn_denial: OnDenial,
-    /// The running `[protect]`, to tell what a reload changes.
-    config: Mutex<ProtectConfig>,
-}
-
-/// A checked `[protect]` reload, applied all at once by [`Defences::commit`].
-pub struct PreparedProtect {
-    config: ProtectConfig,
-    routes: Vec<String>,
-    /// `None`: unchanged, the running limiters (and their state) stay.
-    rate: Option<Arc<RateLimiter>>,
-    conn_rate: Option<KeyedLimit>,
-    alerts: Option<(AlertHandle, alert::AlertWorker)>,
-}
-
-impl std::fmt::Debug for Defences {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Defences")
-            .field("rate", &self.rate)
-            .field("fleet", &self.fleet)
-            .finish()
-    }
 }
 
 /// Writes one connection-level denial event line (the proxy's log sink).
@@ -150,21 +231,22 @@ pub struct DefenceWorkers {
 }
 
 impl Defences {
-    /// Builds everything once per config load. `routes`: the configured
-    /// route names (bounded metric labels); `events`: where connection-level
-    /// denial event lines go.
+    /// Builds the defences' state once per process. `first`: the settings of
+    /// the first generation (binds `[h2]`, `[fleet]` and the connection key
+    /// prefixes); `current`: the settings in force from then on (the
+    /// process's generation store); `events`: where connection-level denial
+    /// event lines go. Run `first`'s tasks with the returned workers.
     pub fn new(
-        config: &ProtectConfig,
+        first: &DefenceSettings,
         registry: &Registry,
-        routes: Vec<String>,
         events: EventSink,
+        current: SettingsSource,
     ) -> Result<(Arc<Self>, DefenceWorkers), String> {
-        config.validate(&routes)?;
-        let (alerts, alert_worker) = alert::new(&config.alerts)?;
-        let denials =
-            Denials::new(registry, routes, Some(alerts)).map_err(|e| format!("metrics: {e}"))?;
-        let rate = Arc::new(RateLimiter::new(&config.rate_limit)?);
-        let mut tasks: Vec<Task> = vec![Box::pin(alert_worker.run()), Box::pin(rate.sweeper())];
+        let config = &first.config;
+        let reporting = current.clone();
+        let denials = Denials::new(registry, Arc::new(move || reporting().reporting.clone()))
+            .map_err(|e| format!("metrics: {e}"))?;
+        let mut tasks: Vec<Task> = Vec::new();
         let fleet = match &config.fleet {
             Some(fleet_config) => {
                 let sink: Arc<dyn AlertSink> = denials.alert_sink();
@@ -179,20 +261,22 @@ impl Defences {
             conn_denials.record(&denial);
             events(&denial.event_line());
         });
-        let limiter = Arc::new(ConnLimiter::new(&config.connections)?);
+        let caps = current.clone();
+        let limiter = Arc::new(ConnLimiter::following(
+            config.connections.prefixes(),
+            Arc::new(move || caps().conn.clone()),
+        ));
         let grace = Duration::from_secs(config.connections.handshake_grace_secs);
         let conn_filter = Arc::new(ConnCapFilter::new(limiter, grace, on_conn_denial.clone()));
         tasks.push(Box::pin(conn_filter.sweeper(Duration::from_secs(10))));
         let defences = Arc::new(Self {
-            shed: LoadShedder::new(&config.shed),
-            rate: ArcSwap::new(rate),
+            current,
+            shed: LoadShedder::new(),
             fleet,
             conn_filter,
             denials,
             h2: config.h2,
-            slow_clients: ArcSwap::from_pointee(config.slow_clients),
             on_conn_denial,
-            config: Mutex::new(config.clone()),
         });
         Ok((
             defences,
@@ -202,75 +286,25 @@ impl Defences {
         ))
     }
 
-    /// Checks and builds a reloaded `[protect]` without changing anything;
-    /// `routes` are the new config's route names. A field that is bound at
-    /// start and changed is an error naming it.
-    pub fn prepare_reload(
-        &self,
+    /// Defences with one fixed `[protect]` for the life of the process (tests,
+    /// tools without reloads): its settings and their tasks included.
+    pub fn fixed(
         config: &ProtectConfig,
+        registry: &Registry,
         routes: Vec<String>,
-    ) -> Result<PreparedProtect, String> {
-        config.validate(&routes)?;
-        let old = self
-            .config
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(field) = h2_flood::changed_field(&old.h2, &config.h2) {
-            return Err(format!(
-                "protect.h2.{field} is bound at start (the listeners' HTTP/2 settings): \
-                 restart to change it"
-            ));
-        }
-        if old.fleet != config.fleet {
-            return Err(
-                "protect.fleet is bound at start (its Redis connection and metrics): \
-                 restart to change it"
-                    .into(),
-            );
-        }
-        let conn_rate = self
-            .conn_filter
-            .limiter()
-            .prepare(&old.connections, &config.connections)?;
-        let rate = match old.rate_limit == config.rate_limit {
-            true => None,
-            false => Some(Arc::new(RateLimiter::new(&config.rate_limit)?)),
-        };
-        let alerts = match old.alerts == config.alerts {
-            true => None,
-            false => Some(alert::new(&config.alerts)?),
-        };
-        Ok(PreparedProtect {
-            config: config.clone(),
-            routes,
-            rate,
-            conn_rate,
-            alerts,
-        })
+        events: EventSink,
+    ) -> Result<(Arc<Self>, DefenceWorkers), String> {
+        let (settings, tasks) = DefenceSettings::build(config, routes, None)?;
+        let fixed = settings.clone();
+        let (defences, workers) =
+            Self::new(&settings, registry, events, Arc::new(move || fixed.clone()))?;
+        workers.add(tasks);
+        Ok((defences, workers))
     }
 
-    /// Swaps a prepared reload in. Returns the background tasks of what was
-    /// replaced (a new limiter's sweeper, a new alerter's worker) for the
-    /// caller to spawn; the old ones end once the old parts are dropped.
-    pub fn commit(&self, p: PreparedProtect) -> Vec<Task> {
-        let mut tasks: Vec<Task> = Vec::new();
-        if let Some(rate) = p.rate {
-            tasks.push(Box::pin(rate.sweeper()));
-            self.rate.store(rate);
-        }
-        if let Some((handle, worker)) = p.alerts {
-            tasks.push(Box::pin(worker.run()));
-            self.denials.set_alerts(Some(handle));
-        }
-        self.conn_filter
-            .limiter()
-            .set(&p.config.connections, p.conn_rate);
-        self.shed.set(&p.config.shed);
-        self.slow_clients.store(Arc::new(p.config.slow_clients));
-        self.denials.set_routes(p.routes);
-        *self.config.lock().unwrap_or_else(|e| e.into_inner()) = p.config;
-        tasks
+    /// The settings in force now (for what has no request of its own).
+    pub fn current(&self) -> Arc<DefenceSettings> {
+        (self.current)()
     }
 
     /// The request-level admission check, for the start of `request_filter`
@@ -279,44 +313,33 @@ impl Defences {
     /// until the request ends. A refusal is already counted and alerted;
     /// the caller answers `status` with `Retry-After` and logs
     /// [`Refusal::log_fields`].
+    ///
+    /// `settings`: those of the generation the request runs under.
     pub async fn admit_request(
         &self,
+        settings: &DefenceSettings,
         route: Option<&str>,
         client: IpAddr,
     ) -> Result<InFlightGuard, Refusal> {
-        let guard = match self.shed.try_acquire() {
-            Ok(g) => g,
-            Err(shed) => {
-                return Err(self.refuse(
-                    route,
-                    client,
-                    DenialReason::LoadShed,
-                    503,
-                    shed.retry_after_secs,
-                    "shed",
-                ));
-            }
-        };
-        if let Decision::Deny { retry_after_secs } = self.rate.load().check(route, client) {
-            return Err(self.refuse(
-                route,
-                client,
-                DenialReason::RateLimit,
-                429,
+        let refuse = |reason, status, retry_after_secs, scope| {
+            let refusal = Refusal {
+                reason,
+                status,
                 retry_after_secs,
-                "local",
-            ));
+                scope,
+            };
+            Err(self.refuse(settings, route, client, refusal))
+        };
+        let guard = match self.shed.try_acquire(&settings.config.shed) {
+            Ok(g) => g,
+            Err(shed) => return refuse(DenialReason::LoadShed, 503, shed.retry_after_secs, "shed"),
+        };
+        if let Decision::Deny { retry_after_secs } = settings.rate.check(route, client) {
+            return refuse(DenialReason::RateLimit, 429, retry_after_secs, "local");
         }
         if let Some(fleet) = &self.fleet {
             if let Decision::Deny { retry_after_secs } = fleet.check(route, client).await {
-                return Err(self.refuse(
-                    route,
-                    client,
-                    DenialReason::RateLimit,
-                    429,
-                    retry_after_secs,
-                    "fleet",
-                ));
+                return refuse(DenialReason::RateLimit, 429, retry_after_secs, "fleet");
             }
         }
         Ok(guard)
@@ -363,7 +386,7 @@ impl Defences {
     pub fn slow_client_guard<S>(&self, stream: S, peer: Option<SocketAddr>) -> SlowClientGuard<S> {
         SlowClientGuard::new(
             stream,
-            **self.slow_clients.load(),
+            self.current().config.slow_clients,
             self.on_conn_denial.clone(),
         )
         .with_slot(super::conn_limit::slot::current())
@@ -382,31 +405,34 @@ impl Defences {
         self.guard_slow_client(self.guard_h2(stream))
     }
 
+    /// Counts and alerts a refusal; returns it for the caller to answer.
     fn refuse(
         &self,
+        settings: &DefenceSettings,
         route: Option<&str>,
         client: IpAddr,
-        reason: DenialReason,
-        status: u16,
-        retry_after_secs: u64,
-        scope: &'static str,
+        refusal: Refusal,
     ) -> Refusal {
-        let mut denial = Denial::new(reason).detail(format!(
-            "{scope} limit, client key {}",
-            self.rate.load().key(client)
+        let mut denial = Denial::new(refusal.reason).detail(format!(
+            "{} limit, client key {}",
+            refusal.scope,
+            settings.rate.key(client)
         ));
         denial.route = route.map(str::to_string);
         self.denials.record(&denial);
-        Refusal {
-            reason,
-            status,
-            retry_after_secs,
-            scope,
-        }
+        refusal
     }
 }
 
 impl DefenceWorkers {
+    /// More tasks to run (a generation's, see [`DefenceSettings::build`]).
+    pub fn add(&self, tasks: Vec<Task>) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(tasks);
+    }
+
     /// Runs every worker and sweeper until `shutdown` changes or all of them
     /// end (they do once the defences are dropped). The tasks run once: a
     /// second call has none and returns at once.
@@ -436,6 +462,7 @@ impl pingora_core::services::background::BackgroundService for DefenceWorkers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arc_swap::ArcSwap;
 
     const CONFIG: &str = r#"
 [rate_limit]
@@ -458,34 +485,60 @@ cooldown_secs = 60
         vec!["login".into(), "api".into()]
     }
 
+    /// Defences following a settings store of the test's own (the edge's is
+    /// its generation), with the first settings' tasks among the workers.
+    fn following(
+        config: &ProtectConfig,
+        events: EventSink,
+    ) -> (Arc<Defences>, Arc<ArcSwap<DefenceSettings>>, DefenceWorkers) {
+        let (first, tasks) = DefenceSettings::build(config, routes(), None).unwrap();
+        let store = Arc::new(ArcSwap::new(first.clone()));
+        let current = store.clone();
+        let (d, workers) = Defences::new(
+            &first,
+            &Registry::new(),
+            events,
+            Arc::new(move || current.load_full()),
+        )
+        .unwrap();
+        workers.add(tasks);
+        (d, store, workers)
+    }
+
     #[tokio::test]
     async fn admits_sheds_and_limits_in_order() {
         let config: ProtectConfig = toml::from_str(CONFIG).unwrap();
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let sink = lines.clone();
-        let registry = Registry::new();
-        let (d, workers) = Defences::new(
+        let (d, workers) = Defences::fixed(
             &config,
-            &registry,
+            &Registry::new(),
             routes(),
             Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())),
         )
         .unwrap();
         let (tx, rx) = tokio::sync::watch::channel(false);
         let bg = tokio::spawn(async move { workers.run(rx).await });
+        let s = d.current();
 
         let client: IpAddr = "10.1.1.1".parse().unwrap();
-        let g1 = d.admit_request(Some("login"), client).await.unwrap();
-        let _g2 = d.admit_request(Some("login"), client).await.unwrap();
+        let g1 = d.admit_request(&s, Some("login"), client).await.unwrap();
+        let _g2 = d.admit_request(&s, Some("login"), client).await.unwrap();
         // Third in flight: shed before any limit is spent.
-        let shed = d.admit_request(Some("login"), client).await.unwrap_err();
+        let shed = d
+            .admit_request(&s, Some("login"), client)
+            .await
+            .unwrap_err();
         assert_eq!(
             (shed.reason, shed.status, shed.scope),
             (DenialReason::LoadShed, 503, "shed")
         );
         drop(g1);
         // Burst 2 on login is spent: 429 with Retry-After.
-        let limited = d.admit_request(Some("login"), client).await.unwrap_err();
+        let limited = d
+            .admit_request(&s, Some("login"), client)
+            .await
+            .unwrap_err();
         assert_eq!(
             (limited.reason, limited.status, limited.scope),
             (DenialReason::RateLimit, 429, "local")
@@ -520,43 +573,78 @@ cooldown_secs = 60
     }
 
     #[tokio::test]
-    async fn reload_changes_limits_in_place_and_refuses_bound_fields() {
+    async fn a_request_keeps_its_generations_limits_and_state_carries_over() {
         let config: ProtectConfig = toml::from_str(CONFIG).unwrap();
-        let registry = Registry::new();
-        let (d, _workers) =
-            Defences::new(&config, &registry, routes(), Arc::new(|_: &str| {})).unwrap();
+        let (d, store, _workers) = following(&config, Arc::new(|_: &str| {}));
+        let old = d.current();
         let client: IpAddr = "10.2.2.2".parse().unwrap();
-        let held = d.admit_request(Some("api"), client).await.unwrap();
+        let held = d.admit_request(&old, Some("api"), client).await.unwrap();
+        let peer: std::net::SocketAddr = "10.2.2.2:1000".parse().unwrap();
+        assert!(d.conn_filter.admit(peer));
+        let open = d.conn_filter.claim(peer).unwrap();
+        open.slot().established();
 
-        // Shedding at 1 in flight, login burst 3: the held request stays counted.
+        // Shedding at 1 in flight, login burst 3, and two connections per IP (was one).
         let mut next = config.clone();
         next.shed.max_in_flight = 1;
         next.rate_limit.routes.get_mut("login").unwrap().burst = Some(3);
-        let tasks = d.commit(d.prepare_reload(&next, routes()).unwrap());
-        assert_eq!(tasks.len(), 1, "the new limiter's sweeper");
-        let shed = d.admit_request(Some("api"), client).await.unwrap_err();
+        next.connections.max_per_ip = 2;
+        let (new, tasks) = DefenceSettings::build(&next, routes(), Some(&old)).unwrap();
+        assert_eq!(
+            tasks.len(),
+            1,
+            "the new limiter's sweeper, the alerter kept"
+        );
+        // Not in force yet: the defences read nothing of it.
+        assert!(!d.conn_filter.admit("10.2.2.2:1001".parse().unwrap()));
+        store.store(new.clone());
+        // The open connection counts under the new cap: one more, not two.
+        let second: std::net::SocketAddr = "10.2.2.2:1001".parse().unwrap();
+        assert!(d.conn_filter.admit(second));
+        let second = d.conn_filter.claim(second).unwrap();
+        second.slot().established();
+        assert!(!d.conn_filter.admit("10.2.2.2:1002".parse().unwrap()));
+        // The held request stays counted under the new shedding limit...
+        let shed = d
+            .admit_request(&new, Some("api"), client)
+            .await
+            .unwrap_err();
         assert_eq!(shed.reason, DenialReason::LoadShed);
+        // ...while a request of the old generation still runs under its limit.
+        drop(d.admit_request(&old, Some("api"), client).await.unwrap());
         drop(held);
         for _ in 0..3 {
-            drop(d.admit_request(Some("login"), client).await.unwrap());
+            drop(d.admit_request(&new, Some("login"), client).await.unwrap());
         }
-        let limited = d.admit_request(Some("login"), client).await.unwrap_err();
+        let limited = d
+            .admit_request(&new, Some("login"), client)
+            .await
+            .unwrap_err();
         assert_eq!(limited.reason, DenialReason::RateLimit);
 
-        // Unchanged [rate_limit]: the limiter and its state stay.
-        let tasks = d.commit(d.prepare_reload(&next, routes()).unwrap());
-        assert!(tasks.is_empty());
-        assert!(d.admit_request(Some("login"), client).await.is_err());
+        // Unchanged [rate_limit]: its buckets carry over (login is spent).
+        let (same, tasks) = DefenceSettings::build(&next, routes(), Some(&new)).unwrap();
+        assert_eq!(tasks.len(), 1, "the sweeper of the new generation");
+        assert!(d.admit_request(&same, Some("login"), client).await.is_err());
+        drop((open, second));
+    }
 
-        let mut bad = next.clone();
+    #[test]
+    fn a_reload_that_changes_a_bound_field_is_refused() {
+        let config: ProtectConfig = toml::from_str(CONFIG).unwrap();
+        let (old, _) = DefenceSettings::build(&config, routes(), None).unwrap();
+        let build = |c: &ProtectConfig, routes: Vec<String>| {
+            DefenceSettings::build(c, routes, Some(&old)).err().unwrap()
+        };
+        let mut bad = config.clone();
         bad.connections.ipv4_prefix = 24;
-        let err = d.prepare_reload(&bad, routes()).err().unwrap();
+        let err = build(&bad, routes());
         assert!(err.contains("protect.connections.ipv4_prefix"), "{err}");
-        let mut bad = next.clone();
+        let mut bad = config.clone();
         bad.h2.max_resets_per_sec += 1;
-        let err = d.prepare_reload(&bad, routes()).err().unwrap();
+        let err = build(&bad, routes());
         assert!(err.contains("protect.h2.max_resets_per_sec"), "{err}");
-        let err = d.prepare_reload(&next, vec!["api".into()]).err().unwrap();
+        let err = build(&config, vec!["api".into()]);
         assert!(err.contains("rate_limit.routes.login"), "{err}");
     }
 

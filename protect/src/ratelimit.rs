@@ -210,41 +210,52 @@ pub struct SweepReport {
     pub resets: usize,
 }
 
-/// Per-client limits for the whole process; built once per config load.
+/// Per-client limits for the whole process: the settings of one config
+/// generation. The per-client buckets of each limit are shared with the
+/// generation before it when that limit is unchanged ([`Self::carry`]).
+#[derive(derive_more::Debug)]
 pub struct RateLimiter {
     enabled: bool,
     prefixes: KeyPrefixes,
-    default: KeyedLimit,
-    routes: HashMap<String, KeyedLimit>,
+    #[debug("{:?}", default.rate())]
+    default: Arc<KeyedLimit>,
+    #[debug("{:?}", routes.keys().collect::<Vec<_>>())]
+    routes: HashMap<String, Arc<KeyedLimit>>,
     max_keys: usize,
     sweep_interval: Duration,
+    #[debug(skip)]
     resets: AtomicU64,
-}
-
-impl std::fmt::Debug for RateLimiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("enabled", &self.enabled)
-            .field("default", &self.default.rate())
-            .field("routes", &self.routes.keys().collect::<Vec<_>>())
-            .finish()
-    }
 }
 
 impl RateLimiter {
     pub fn new(config: &RateLimitConfig) -> Result<Self, String> {
+        Self::carry(config, None)
+    }
+
+    /// The limits of `config`; a limit whose rate (and the key prefixes) is
+    /// the same in `previous` keeps its per-client buckets, a changed one
+    /// starts with fresh buckets under its new rate.
+    pub fn carry(config: &RateLimitConfig, previous: Option<&RateLimiter>) -> Result<Self, String> {
         config.validate()?;
+        let previous = previous.filter(|p| p.prefixes == config.prefixes());
+        let limit = |rate: Rate, old: Option<&Arc<KeyedLimit>>, what: &str| match old {
+            Some(old) if old.rate() == rate => Ok(old.clone()),
+            _ => KeyedLimit::new(rate, what).map(Arc::new),
+        };
         let mut routes = HashMap::new();
         for (name, rate) in &config.routes {
-            routes.insert(
-                name.clone(),
-                KeyedLimit::new(*rate, &format!("rate_limit.routes.{name}"))?,
-            );
+            let old = previous.and_then(|p| p.routes.get(name));
+            let what = format!("rate_limit.routes.{name}");
+            routes.insert(name.clone(), limit(*rate, old, &what)?);
         }
         Ok(Self {
             enabled: config.enabled,
             prefixes: config.prefixes(),
-            default: KeyedLimit::new(config.default, "rate_limit.default")?,
+            default: limit(
+                config.default,
+                previous.map(|p| &p.default),
+                "rate_limit.default",
+            )?,
             routes,
             max_keys: config.max_keys,
             sweep_interval: Duration::from_secs(config.sweep_interval_secs),
@@ -427,6 +438,24 @@ mod tests {
         assert!(RateLimiter::new(&bad).unwrap_err().contains("ipv6_prefix"));
         let bad = config("default = { requests = 5, burst = 0 }");
         assert!(RateLimiter::new(&bad).unwrap_err().contains("burst"));
+    }
+
+    #[test]
+    fn carry_keeps_the_buckets_of_unchanged_limits_only() {
+        let text = "default = { requests = 1, per_seconds = 60, burst = 1 }\n\
+                    [routes.login]\nrequests = 1\nper_seconds = 60\nburst = 1\n";
+        let old = RateLimiter::new(&config(text)).unwrap();
+        assert!(old.check(None, ip("10.0.0.1")).is_allow());
+        assert!(old.check(Some("login"), ip("10.0.0.1")).is_allow());
+        let mut next = config(text);
+        next.routes.get_mut("login").unwrap().burst = Some(2);
+        let new = RateLimiter::carry(&next, Some(&old)).unwrap();
+        // Default unchanged: its spent bucket carries over.
+        assert!(!new.check(None, ip("10.0.0.1")).is_allow());
+        // Login changed: fresh buckets under the new burst of 2.
+        assert!(new.check(Some("login"), ip("10.0.0.1")).is_allow());
+        assert!(new.check(Some("login"), ip("10.0.0.1")).is_allow());
+        assert!(!new.check(Some("login"), ip("10.0.0.1")).is_allow());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Reporting a denial: the `rampart_denials_total{reason,route,family}`
 //! counter with bounded labels, and the alerter every denial is fed to.
 
-use arc_swap::{ArcSwap, ArcSwapOption};
 use prometheus::{IntCounterVec, Opts, Registry};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,24 +11,48 @@ use crate::denial::{family_label, Denial, DenialReason};
 /// Name of the denial counter; deploy/prometheus/rampart-alerts.yml uses it.
 pub const DENIALS_METRIC: &str = "rampart_denials_total";
 
-/// Counts denials and forwards them to the alerter. Built once at load with
-/// the route names of the config (bounded `route` label).
-#[derive(Debug, Clone)]
+/// What a denial is reported against, a setting of the running generation:
+/// the configured route names (the bounded `route` label) and the alerter.
+#[derive(Debug, Default)]
+pub struct Reporting {
+    pub routes: HashSet<String>,
+    pub alerts: Option<AlertHandle>,
+}
+
+impl Reporting {
+    pub fn new(routes: impl IntoIterator<Item = String>, alerts: Option<AlertHandle>) -> Self {
+        Self {
+            routes: routes.into_iter().collect(),
+            alerts,
+        }
+    }
+
+    /// The bounded `route` label: a configured route name, else `none`.
+    pub fn route_label<'a>(&self, route: Option<&'a str>) -> &'a str {
+        match route {
+            Some(r) if self.routes.contains(r) => r,
+            _ => "none",
+        }
+    }
+}
+
+/// Where [`Denials`] reads the [`Reporting`] in force: a fixed one, or the
+/// running generation of the process that embeds it.
+pub type ReportingSource = Arc<dyn Fn() -> Arc<Reporting> + Send + Sync>;
+
+/// Counts denials and forwards them to the alerter of the running
+/// generation.
+#[derive(derive_more::Debug, Clone)]
 pub struct Denials {
     counter: IntCounterVec,
-    /// Route names and the alerter: shared by every clone and swapped by a
-    /// reload (`set_routes`, `set_alerts`).
-    routes: Arc<ArcSwap<HashSet<String>>>,
-    alerts: Arc<ArcSwapOption<AlertHandle>>,
+    #[debug(skip)]
+    current: ReportingSource,
 }
 
 impl Denials {
-    /// Registers `rampart_denials_total{reason,route,family}` in `registry`.
-    pub fn new(
-        registry: &Registry,
-        routes: impl IntoIterator<Item = String>,
-        alerts: Option<AlertHandle>,
-    ) -> Result<Self, prometheus::Error> {
+    /// Registers `rampart_denials_total{reason,route,family}` in `registry`;
+    /// route names and alerter from `current`.
+    pub fn new(registry: &Registry, current: ReportingSource) -> Result<Self, prometheus::Error> {
         let counter = IntCounterVec::new(
             Opts::new(
                 DENIALS_METRIC,
@@ -38,44 +61,33 @@ impl Denials {
             &["reason", "route", "family"],
         )?;
         registry.register(Box::new(counter.clone()))?;
-        Ok(Self {
-            counter,
-            routes: Arc::new(ArcSwap::from_pointee(routes.into_iter().collect())),
-            alerts: Arc::new(ArcSwapOption::from(alerts.map(Arc::new))),
-        })
+        Ok(Self { counter, current })
     }
 
-    /// The route names of a reloaded config (the bounded `route` label).
-    pub fn set_routes(&self, routes: impl IntoIterator<Item = String>) {
-        self.routes.store(Arc::new(routes.into_iter().collect()));
+    /// With fixed route names and alerter.
+    pub fn fixed(
+        registry: &Registry,
+        routes: impl IntoIterator<Item = String>,
+        alerts: Option<AlertHandle>,
+    ) -> Result<Self, prometheus::Error> {
+        let reporting = Arc::new(Reporting::new(routes, alerts));
+        Self::new(registry, Arc::new(move || reporting.clone()))
     }
 
-    /// The alerter of a reloaded config.
-    pub fn set_alerts(&self, alerts: Option<AlertHandle>) {
-        self.alerts.store(alerts.map(Arc::new));
-    }
-
-    /// The current alerter, as a sink that follows reloads (for the fleet limiter).
+    /// The alerter in force at each event, as a sink (for the fleet limiter).
     pub fn alert_sink(&self) -> Arc<dyn AlertSink> {
-        Arc::new(CurrentAlerts(self.alerts.clone()))
-    }
-
-    /// The bounded `route` label: a configured route name, else `none`.
-    pub fn route_label<'a>(&self, route: Option<&'a str>) -> &'a str {
-        match route {
-            Some(r) if self.routes.load().contains(r) => r,
-            _ => "none",
-        }
+        Arc::new(CurrentAlerts(self.current.clone()))
     }
 
     /// Counts one denial and tells the alerter (never blocks).
     pub fn record(&self, denial: &Denial) {
-        let route = self.route_label(denial.route.as_deref());
+        let reporting = (self.current)();
+        let route = reporting.route_label(denial.route.as_deref());
         let family = family_label(denial.family.as_deref());
         self.counter
             .with_label_values(&[denial.reason.as_str(), route, family])
             .inc();
-        if let Some(alerts) = &*self.alerts.load() {
+        if let Some(alerts) = &reporting.alerts {
             alerts.observe(denial.reason, route);
         }
     }
@@ -90,12 +102,12 @@ impl Denials {
 }
 
 /// Forwards alert events to whichever alerter the running config has.
-#[derive(Debug)]
-struct CurrentAlerts(Arc<ArcSwapOption<AlertHandle>>);
+#[derive(derive_more::Debug)]
+struct CurrentAlerts(#[debug(skip)] ReportingSource);
 
 impl AlertSink for CurrentAlerts {
     fn raise(&self, event: AlertEvent) {
-        if let Some(alerts) = &*self.0.load() {
+        if let Some(alerts) = &(self.0)().alerts {
             alerts.raise(event);
         }
     }
@@ -109,7 +121,7 @@ mod tests {
     #[test]
     fn labels_are_bounded() {
         let reg = Registry::new();
-        let d = Denials::new(&reg, ["api".to_string()], None).unwrap();
+        let d = Denials::fixed(&reg, ["api".to_string()], None).unwrap();
         d.record(&Denial::new(DenialReason::RateLimit).route("api"));
         d.record(&Denial::new(DenialReason::RateLimit).route("attacker-chosen-/x"));
         d.record(

@@ -2,7 +2,7 @@
 //! answers a fast 503 instead of queueing without bound.
 
 use serde::Deserialize;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// `[shed]` in the proxy config.
@@ -25,14 +25,13 @@ impl Default for ShedConfig {
     }
 }
 
-/// Counts requests in flight; shared by every request of the process.
-#[derive(Debug)]
+/// Counts requests in flight; shared by every request of the process. The
+/// limit is a setting of the running generation ([`ShedConfig`], passed to
+/// [`Self::try_acquire`]), so a reload changes it while the in-flight count
+/// carries over.
+#[derive(Debug, Default)]
 pub struct LoadShedder {
     in_flight: Arc<AtomicUsize>,
-    /// Atomics so a SIGHUP changes the limits in place and the in-flight
-    /// count carries over.
-    max: AtomicUsize,
-    retry_after_secs: AtomicU64,
 }
 
 /// Held for the life of one request (store it in the request context);
@@ -56,23 +55,12 @@ pub struct Shed {
 }
 
 impl LoadShedder {
-    pub fn new(config: &ShedConfig) -> Self {
-        Self {
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            max: AtomicUsize::new(config.max_in_flight),
-            retry_after_secs: AtomicU64::new(config.retry_after_secs),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// New limits (reload); requests in flight stay counted.
-    pub fn set(&self, config: &ShedConfig) {
-        self.max.store(config.max_in_flight, Ordering::Relaxed);
-        self.retry_after_secs
-            .store(config.retry_after_secs, Ordering::Relaxed);
-    }
-
-    /// Takes an in-flight slot, or says the request must be shed (503).
-    pub fn try_acquire(&self) -> Result<InFlightGuard, Shed> {
+    /// Takes an in-flight slot, or says the request must be shed (503) under `limits`.
+    pub fn try_acquire(&self, limits: &ShedConfig) -> Result<InFlightGuard, Shed> {
         let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         // Take the slot first and give it back when over: a compare loop would
         // be exact but slower under contention; overshoot is at most the
@@ -80,12 +68,12 @@ impl LoadShedder {
         let guard = InFlightGuard {
             in_flight: self.in_flight.clone(),
         };
-        let max = self.max.load(Ordering::Relaxed);
+        let max = limits.max_in_flight;
         if max != 0 && now > max {
             drop(guard);
             return Err(Shed {
                 in_flight: now - 1,
-                retry_after_secs: self.retry_after_secs.load(Ordering::Relaxed),
+                retry_after_secs: limits.retry_after_secs,
             });
         }
         Ok(guard)
@@ -101,31 +89,33 @@ impl LoadShedder {
 mod tests {
     use super::*;
 
-    fn shedder(max: usize) -> LoadShedder {
-        LoadShedder::new(&ShedConfig {
+    fn limits(max: usize) -> ShedConfig {
+        ShedConfig {
             max_in_flight: max,
             retry_after_secs: 2,
-        })
+        }
     }
 
     #[test]
     fn sheds_above_max_and_recovers_when_guards_drop() {
-        let s = shedder(2);
-        let a = s.try_acquire().unwrap();
-        let _b = s.try_acquire().unwrap();
-        let shed = s.try_acquire().unwrap_err();
+        let (s, two) = (LoadShedder::new(), limits(2));
+        let a = s.try_acquire(&two).unwrap();
+        let _b = s.try_acquire(&two).unwrap();
+        let shed = s.try_acquire(&two).unwrap_err();
         assert_eq!(shed.retry_after_secs, 2);
         assert_eq!(shed.in_flight, 2);
         assert_eq!(s.in_flight(), 2, "a refused request holds no slot");
         drop(a);
         assert_eq!(s.in_flight(), 1);
-        assert!(s.try_acquire().is_ok());
+        assert!(s.try_acquire(&two).is_ok());
+        // A reload to a lower limit: the two in flight stay counted.
+        assert!(s.try_acquire(&limits(1)).is_err());
     }
 
     #[test]
     fn zero_disables_shedding() {
-        let s = shedder(0);
-        let guards: Vec<_> = (0..1000).map(|_| s.try_acquire().unwrap()).collect();
+        let (s, off) = (LoadShedder::new(), limits(0));
+        let guards: Vec<_> = (0..1000).map(|_| s.try_acquire(&off).unwrap()).collect();
         assert_eq!(s.in_flight(), 1000);
         drop(guards);
         assert_eq!(s.in_flight(), 0);

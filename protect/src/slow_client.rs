@@ -319,22 +319,24 @@ enum Framing {
     Unrated,
 }
 
-/// Body framing from a request head (RFC 9112 §6.3, simplified: any
-/// Transfer-Encoding or a bad/duplicate Content-Length is not followed).
+/// Body framing from a request head parsed by httparse (RFC 9112 §6.3, simplified: any
+/// Transfer-Encoding, a bad or duplicate Content-Length, or a head httparse refuses is not
+/// followed).
 fn framing(head: &[u8]) -> Framing {
-    let text = String::from_utf8_lossy(head);
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut request = httparse::Request::new(&mut headers);
+    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
+        return Framing::Unrated;
+    }
     let mut length = None;
-    for line in text.split("\r\n").skip(1) {
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim();
-        if name.eq_ignore_ascii_case("transfer-encoding") {
+    for h in request.headers.iter() {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Framing::Unrated;
         }
-        if name.eq_ignore_ascii_case("content-length") {
-            match (length, value.trim().parse::<u64>()) {
-                (None, Ok(n)) => length = Some(n),
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(h.value).ok().map(str::trim);
+            match (length, value.and_then(|v| v.parse::<u64>().ok())) {
+                (None, Some(n)) => length = Some(n),
                 _ => return Framing::Unrated,
             }
         }

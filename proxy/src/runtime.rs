@@ -13,6 +13,7 @@ use crate::request::headers::HeaderPolicy;
 use crate::request::route::Router;
 use crate::tls::EdgeIdentity;
 use crate::upstream::Upstream;
+use rampart_protect::defences::{DefenceSettings, Task};
 use rustls::ServerConfig;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +81,9 @@ pub struct Runtime {
     pub limits: LimitsConfig,
     /// TLS listener name → its rustls config (profile, ALPN, certificates by SNI).
     pub tls: HashMap<String, Arc<ServerConfig>>,
+    /// The `[protect]` settings: rate limits, connection caps, load shedding, slow-client and
+    /// alert settings (their counts and buckets live in `Shared::defences`).
+    pub protect: Arc<DefenceSettings>,
 }
 
 impl Runtime {
@@ -87,6 +91,21 @@ impl Runtime {
     /// routes, header and cookie policies, the listeners' TLS configs (certificate files read,
     /// certificates from the CA through `identity`).
     pub fn build(config: Config, identity: Option<&Arc<EdgeIdentity>>) -> Result<Self, EdgeError> {
+        Self::next(config, identity, None).map(|(runtime, _)| runtime)
+    }
+
+    /// [`Self::build`] for the generation after `previous` (a reload: the defences' settings
+    /// carry over their state where unchanged, see `DefenceSettings::build`). Also returns the
+    /// defences' tasks to run once this generation is in force.
+    pub fn next(
+        config: Config,
+        identity: Option<&Arc<EdgeIdentity>>,
+        previous: Option<&Runtime>,
+    ) -> Result<(Self, Vec<Task>), EdgeError> {
+        let routes = config.routes.iter().map(|r| r.name.clone()).collect();
+        let (protect, tasks) =
+            DefenceSettings::build(&config.protect, routes, previous.map(|p| &*p.protect))
+                .map_err(EdgeError::Protect)?;
         let tls = crate::tls::build_listener_configs(&config, identity.map(|i| &**i))?;
         let waf_rules = match &config.waf.rules_dir {
             Some(dir) => rampart_waf::RuleSet::load_dir(dir).map_err(|e| EdgeError::WafRules {
@@ -141,7 +160,8 @@ impl Runtime {
                 (l.address.port(), Arc::new(info))
             })
             .collect();
-        Ok(Runtime {
+        let runtime = Runtime {
+            protect,
             trusted: TrustedProxies::new(&config.server.trusted_proxies),
             redact_keys: config.log.redact_query_keys.clone(),
             default_headers: HeaderPolicy::default(),
@@ -152,7 +172,8 @@ impl Runtime {
             listeners,
             tls,
             config: Arc::new(config),
-        })
+        };
+        Ok((runtime, tasks))
     }
 
     /// This generation with other TLS listener configs (certificate files changed on disk).

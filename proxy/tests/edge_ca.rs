@@ -142,13 +142,7 @@ fn edge_config(
 ) -> String {
     format!(
         r#"
-[server]
-threads = 1
-[admin]
-address = "127.0.0.1:{admin}"
-[log]
-access_log = "access.log"
-{GENEROUS_LIMITS}
+{head}{GENEROUS_LIMITS}
 [identity]
 ca = "https://{ca}"
 spiffe_id = "{EDGE}"
@@ -185,7 +179,7 @@ name = "imposter"
 hosts = ["bad.edge.test"]
 upstream = "imposter"
 "#,
-        admin = b.admin,
+        head = config_head(b.admin, ""),
         https = b.https,
         ca = ca.addr,
         bundle = ca.bundle_path().display(),
@@ -261,9 +255,7 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
             bundle,
         } = setup().await;
         // Served under the CA's bundle, for its name, and the request goes through.
-        let r = https(b.https, "www.edge.test", &bundle, &get("www.edge.test", "/", ""))
-            .await
-            .unwrap();
+        let r = b.send(&bundle, "www.edge.test", &get("www.edge.test", "/", "")).await;
         assert_eq!(r.status, 200, "{r:?}");
         // A connection opened now keeps its certificate across the renewal.
         let cfg = client_config(&bundle, &[&rustls::version::TLS13], &[b"http/1.1"]);
@@ -357,14 +349,9 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
             bundle,
         } = setup().await;
         // Allowed: the upstream sees the edge's SPIFFE ID.
-        let r = https(
-            b.https,
-            "pay.edge.test",
-            &bundle,
-            &get("pay.edge.test", "/", ""),
-        )
-        .await
-        .unwrap();
+        let r = b
+            .send(&bundle, "pay.edge.test", &get("pay.edge.test", "/", ""))
+            .await;
         assert_eq!(r.status, 200, "{r:?}");
         assert!(r.body.contains(&format!("caller={EDGE}\n")), "{}", r.body);
         let serial = |body: &str| {
@@ -376,14 +363,9 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         let first = serial(&r.body);
 
         // An upstream presenting another SPIFFE ID (same CA, valid chain): 502, nothing sent.
-        let r = https(
-            b.https,
-            "bad.edge.test",
-            &bundle,
-            &get("bad.edge.test", "/", ""),
-        )
-        .await
-        .unwrap();
+        let r = b
+            .send(&bundle, "bad.edge.test", &get("bad.edge.test", "/", ""))
+            .await;
         assert_eq!(r.status, 502, "{r:?}");
         edge.wait_stderr(
             "upstream refused: its certificate failed the SPIFFE checks",
@@ -429,14 +411,9 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         .await;
         assert_ne!(renewed, first);
         // The imposter is still refused afterwards (its leaf is not cached as good).
-        let r = https(
-            b.https,
-            "bad.edge.test",
-            &bundle,
-            &get("bad.edge.test", "/", ""),
-        )
-        .await
-        .unwrap();
+        let r = b
+            .send(&bundle, "bad.edge.test", &get("bad.edge.test", "/", ""))
+            .await;
         assert_eq!(r.status, 502, "{r:?}");
 
         // `rampart-pki revoke --id` on the upstream: the deny-list reaches the edge with its

@@ -44,24 +44,15 @@ fn assert_hardened(r: &Resp, https: bool) {
     }
 }
 
-fn setup(pki: &Pki, dir: &tempfile::TempDir) {
-    pki.leaf(
-        dir.path(),
-        "edge",
-        &["app.test", "*.app.test", "dead.test", "other.test"],
-    );
-}
+/// The edge certificate's names.
+const NAMES: &[&str] = &["app.test", "*.app.test", "dead.test", "other.test"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxied_response_is_hardened_and_forwarding_replaced() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t1");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t1", NAMES).await;
     let edge = Edge::start(&b.config(upstream, ""), dir);
 
-    let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/?token=s3cr3t&q=1", "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nCookie: sid=cookiesecret\r\nAuthorization: Bearer authsecret\r\nUser-Agent: tester\r\n")).await.unwrap();
+    let r = b.send(&pki.ca_pem, "app.test", &get("app.test", "/?token=s3cr3t&q=1", "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nCookie: sid=cookiesecret\r\nAuthorization: Bearer authsecret\r\nUser-Agent: tester\r\n")).await;
     assert_eq!(r.status, 200);
     assert_hardened(&r, true);
     let csp = r.header("content-security-policy").unwrap();
@@ -130,20 +121,15 @@ async fn proxied_response_is_hardened_and_forwarding_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_csp_kept_cookies_rules() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t2");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t2", NAMES).await;
     let _edge = Edge::start(&b.config(upstream, ""), dir);
-    let r = https(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        &get("app.test", "/csp/cookies", ""),
-    )
-    .await
-    .unwrap();
+    let r = b
+        .send(
+            &pki.ca_pem,
+            "app.test",
+            &get("app.test", "/csp/cookies", ""),
+        )
+        .await;
     assert_eq!(
         r.header("content-security-policy"),
         Some("default-src 'self' upstream.example")
@@ -165,75 +151,47 @@ async fn upstream_csp_kept_cookies_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_error_pages_are_hardened() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t3");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t3", NAMES).await;
     let edge = Edge::start(&b.config(upstream, ""), dir);
 
-    // 404: no route.
-    let r = https(
-        b.https,
-        "other.test",
-        &pki.ca_pem,
-        &get("other.test", "/", ""),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 404);
-    assert_hardened(&r, true);
-    // 502: unreachable upstream, fast.
-    let t = std::time::Instant::now();
-    let r = https(
-        b.https,
-        "dead.test",
-        &pki.ca_pem,
-        &get("dead.test", "/", ""),
-    )
-    .await
-    .unwrap();
-    assert!(r.status == 502 || r.status == 503, "{r:?}");
-    assert!(t.elapsed() < std::time::Duration::from_secs(2));
-    assert_hardened(&r, true);
-    // 400: Host header that is not a host.
-    let r = https(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 400);
-    assert_hardened(&r, true);
-    // 400: two Host headers; never forwarded.
-    let r = https(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "GET / HTTP/1.1\r\nHost: app.test\r\nHost: evil.test\r\nConnection: close\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 400);
-    assert_hardened(&r, true);
-    // 400: conflicting Content-Length values (smuggling material). (CL + TE is handled by
-    // Pingora per RFC 9112: CL dropped, keep-alive off.)
-    let r = https(b.https, "app.test", &pki.ca_pem, "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello").await.unwrap();
-    assert_eq!(r.status, 400);
-    assert_hardened(&r, true);
-    // 405 for CONNECT, from the edge.
-    let r = https(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status, 405);
-    assert_hardened(&r, true);
+    // Every answer of the edge's own is hardened: (SNI, request, acceptable statuses).
+    let cases: [(&str, String, &[u16]); 6] = [
+        // No route.
+        ("other.test", get("other.test", "/", ""), &[404]),
+        // Unreachable upstream, answered fast (checked below).
+        ("dead.test", get("dead.test", "/", ""), &[502, 503]),
+        // A Host header that is not a host.
+        ("app.test", "GET / HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n".into(), &[400]),
+        // Two Host headers; never forwarded.
+        (
+            "app.test",
+            "GET / HTTP/1.1\r\nHost: app.test\r\nHost: evil.test\r\nConnection: close\r\n\r\n".into(),
+            &[400],
+        ),
+        // Conflicting Content-Length values (smuggling material). (CL + TE is handled by
+        // Pingora per RFC 9112: CL dropped, keep-alive off.)
+        (
+            "app.test",
+            "POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello"
+                .into(),
+            &[400],
+        ),
+        // CONNECT: 405 from the edge.
+        (
+            "app.test",
+            "CONNECT app.test:443 HTTP/1.1\r\nHost: app.test:443\r\n\r\n".into(),
+            &[405],
+        ),
+    ];
+    for (sni, request, statuses) in cases {
+        let t = std::time::Instant::now();
+        let r = b.send(&pki.ca_pem, sni, &request).await;
+        assert!(statuses.contains(&r.status), "{request:?}: {r:?}");
+        if sni == "dead.test" {
+            assert!(t.elapsed() < std::time::Duration::from_secs(2));
+        }
+        assert_hardened(&r, true);
+    }
     // Plain listener: redirect to https, hardened, no HSTS.
     let r = raw(b.http, &get("app.test", "/a?b=1", "")).await;
     assert_eq!(r.status, 308);
@@ -276,31 +234,22 @@ async fn edge_error_pages_are_hardened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_request_gets_400_without_pingora_banner() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t4");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t4", NAMES).await;
     let _edge = Edge::start(&b.config(upstream, ""), dir);
-    let r = https(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        "GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n",
-    )
-    .await
-    .unwrap();
+    let r = b
+        .send(
+            &pki.ca_pem,
+            "app.test",
+            "GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n",
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.header("server").is_none(), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_via_alpn() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t5");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t5", NAMES).await;
     let _edge = Edge::start(&b.config(upstream, ""), dir);
     let cfg = client_config(
         &pki.ca_pem,
@@ -313,11 +262,7 @@ async fn http2_via_alpn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_endpoint_is_retried_then_ejected() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t6");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t6", NAMES).await;
     let dead = free_port();
     let config = b.config(upstream, "").replace(
         &format!("endpoints = [\"{upstream}\"]"),
@@ -325,9 +270,9 @@ async fn dead_endpoint_is_retried_then_ejected() {
     );
     let _edge = Edge::start(&config, dir);
     for _ in 0..6 {
-        let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
-            .await
-            .unwrap();
+        let r = b
+            .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+            .await;
         assert_eq!(
             r.status, 200,
             "a dead endpoint must not fail requests while another is up"
@@ -347,13 +292,9 @@ async fn dead_endpoint_is_retried_then_ejected() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_request_end_to_end_with_curl() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t7");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
+    let (upstream, pki, dir, b) = bench("t7", NAMES).await;
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
-    let b = Basic::new();
     let _edge = Edge::start(&b.config(upstream, ""), dir);
     let out = tokio::process::Command::new("curl")
         .args(["-sS", "-D", "-", "-o", "/dev/null", "--http2", "--cacert"])
@@ -384,11 +325,7 @@ async fn http2_request_end_to_end_with_curl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insecure_plaintext_listener_proxies_without_hsts() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t8");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, _, dir, b) = bench("t8", NAMES).await;
     let plain = free_port();
     let config = b.config(upstream, "").replacen(
         "[[upstreams]]",
@@ -411,11 +348,7 @@ async fn insecure_plaintext_listener_proxies_without_hsts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_connections_gauge_follows_connections() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t9");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t9", NAMES).await;
     let _edge = Edge::start(&b.config(upstream, ""), dir);
     let gauge = |m: &str| -> Option<String> {
         m.lines()
@@ -447,17 +380,13 @@ async fn active_connections_gauge_follows_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_proxy_forwarding_is_believed() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t10");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t10", NAMES).await;
     let config = b.config(upstream, "").replace(
         "trusted_proxies = [\"10.0.0.0/8\"]",
         "trusted_proxies = [\"127.0.0.1/32\"]",
     );
     let edge = Edge::start(&config, dir);
-    let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: lb-1234\r\n")).await.unwrap();
+    let r = b.send(&pki.ca_pem, "app.test", &get("app.test", "/", "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: lb-1234\r\n")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-request-id"), Some("lb-1234"));
     let seen = r.body.to_ascii_lowercase();
@@ -477,25 +406,16 @@ async fn trusted_proxy_forwarding_is_believed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_upstream_gets_hardened_504() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("t11");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("t11", NAMES).await;
     let config = b.config(upstream, "").replacen(
         "connect_timeout_ms = 500",
         "connect_timeout_ms = 500\nread_timeout_ms = 200",
         1,
     );
     let _edge = Edge::start(&config, dir);
-    let r = https(
-        b.https,
-        "app.test",
-        &pki.ca_pem,
-        &get("app.test", "/slow", ""),
-    )
-    .await
-    .unwrap();
+    let r = b
+        .send(&pki.ca_pem, "app.test", &get("app.test", "/slow", ""))
+        .await;
     assert_eq!(r.status, 504);
     assert_hardened(&r, true);
     let m = admin(b.admin, "/metrics").await.body;
@@ -509,11 +429,7 @@ async fn slow_upstream_gets_hardened_504() {
 /// ignores the name and warns; the edge counts it and logs one summary line, not one per client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ip_address_sni_is_counted_and_logged_once() {
-    let upstream = start_upstream().await;
-    let pki = Pki::new("ipsni");
-    let dir = tempfile::tempdir().unwrap();
-    setup(&pki, &dir);
-    let b = Basic::new();
+    let (upstream, _, dir, b) = bench("ipsni", NAMES).await;
     let edge = Edge::start(&b.config(upstream, ""), dir);
     let series = "rampart_tls_client_hello_warnings_total{kind=\"ip_address_sni\"}";
     for _ in 0..3 {

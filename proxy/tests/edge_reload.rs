@@ -30,11 +30,7 @@ fn config(b: &Basic, upstream: std::net::SocketAddr, value: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
     install_provider();
-    let upstream = start_upstream().await;
-    let pki = Pki::new("reload");
-    let dir = tempfile::tempdir().unwrap();
-    pki.leaf(dir.path(), "edge", &["app.test"]);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("reload", &["app.test"]).await;
     let edge = Edge::start(&config(&b, upstream, "g0"), dir);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -119,9 +115,9 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
         !stderr.contains('\u{1b}'),
         "colour codes in piped stderr: {stderr:?}"
     );
-    let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
-        .await
-        .unwrap();
+    let r = b
+        .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-config-generation"), Some("g5"));
     // A config whose certificate is broken: refused as a whole.
@@ -133,9 +129,9 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
     .unwrap();
     edge.signal("HUP");
     edge.wait_stderr_within("config reload refused", 2, RELOAD_WAIT);
-    let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
-        .await
-        .unwrap();
+    let r = b
+        .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+        .await;
     assert_eq!(r.header("x-config-generation"), Some("g5"));
     let m = admin(b.admin, "/metrics").await.body;
     assert!(
@@ -153,11 +149,7 @@ use std::sync::Mutex;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_requests_then_exits() {
     install_provider();
-    let upstream = start_upstream().await;
-    let pki = Pki::new("term");
-    let dir = tempfile::tempdir().unwrap();
-    pki.leaf(dir.path(), "edge", &["app.test"]);
-    let b = Basic::new();
+    let (upstream, pki, dir, b) = bench("term", &["app.test"]).await;
     let mut edge = Edge::start(
         &config(&b, upstream, "x")
             .replace("threads = 1", "threads = 1\nshutdown_grace_seconds = 5"),
@@ -198,10 +190,27 @@ async fn served_serial(port: u16, ca_pem: &str) -> String {
     rampart_tls::svid::serial_hex(&leaf).unwrap()
 }
 
+/// A TLS connection from `source` with a `GET /hold` for `host` sent on it (see
+/// [`holding_upstream`]).
+async fn send_hold(
+    source: std::net::IpAddr,
+    port: u16,
+    host: &str,
+    ca: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let cfg = client_config(ca, &[&rustls::version::TLS13], &[b"http/1.1"]);
+    let mut s = handshake_from(source, port, host, cfg).await.unwrap();
+    s.write_all(get(host, "/hold", "").as_bytes())
+        .await
+        .unwrap();
+    s
+}
+
 /// An upstream that tells `arrived` when a `/hold` request reaches it and answers it only once
 /// `release` is notified; anything else at once.
 async fn holding_upstream(
-    arrived: Arc<tokio::sync::Notify>,
+    arrived: tokio::sync::mpsc::UnboundedSender<()>,
     release: Arc<tokio::sync::Notify>,
 ) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -224,7 +233,7 @@ async fn holding_upstream(
                         }
                     }
                     if String::from_utf8_lossy(&buf[..len]).starts_with("GET /hold") {
-                        arrived.notify_one();
+                        let _ = arrived.send(());
                         release.notified().await;
                     }
                     len = 0;
@@ -243,9 +252,9 @@ async fn holding_upstream(
 async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests_keep_theirs() {
     tokio::time::timeout(Duration::from_secs(180), async {
         install_provider();
-        let arrived = Arc::new(tokio::sync::Notify::new());
+        let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
         let release = Arc::new(tokio::sync::Notify::new());
-        let upstream = holding_upstream(arrived.clone(), release.clone()).await;
+        let upstream = holding_upstream(arrived, release.clone()).await;
         let pki = Pki::new("generation");
         let dir = tempfile::tempdir().unwrap();
         pki.leaf(dir.path(), "edge", &["app.test"]);
@@ -256,18 +265,15 @@ async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests
         // A request in flight (held by the upstream) across the reload.
         let (ca, port) = (pki.ca_pem.clone(), b.https);
         let in_flight = tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            use tokio::io::AsyncReadExt;
             // Not `https`: its 10 s read deadline is shorter than a reload on a loaded machine.
-            let cfg = client_config(&ca, &[&rustls::version::TLS13], &[b"http/1.1"]);
-            let mut s = handshake(port, "app.test", cfg).await.unwrap();
-            let req = get("app.test", "/hold", "");
-            s.write_all(req.as_bytes()).await.unwrap();
+            let mut s = send_hold(LOOPBACK, port, "app.test", &ca).await;
             let mut buf = Vec::new();
             let _ = s.read_to_end(&mut buf).await;
             parse_response(&buf)
         });
         let lines = edge.access_lines(0).len();
-        arrived.notified().await;
+        arrivals.recv().await.unwrap();
         // The next generation: another route header and another certificate, in one reload.
         pki.leaf(edge.dir.path(), "edge2", &["app.test"]);
         std::fs::write(
@@ -296,15 +302,224 @@ async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests
         // A new connection: the new certificate and the new routes, from the same generation.
         let second = served_serial(b.https, &pki.ca_pem).await;
         assert_ne!(first, second, "the reload published the new certificate");
-        let r = https(b.https, "app.test", &pki.ca_pem, &get("app.test", "/", ""))
-            .await
-            .unwrap();
+        let r = b
+            .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
+            .await;
         assert_eq!(r.header("x-config-generation"), Some("g2"));
         let m = admin(b.admin, "/metrics").await.body;
         assert!(
             m.contains("rampart_config_reloads_total{result=\"ok\",what=\"config\"} 1"),
             "{m}"
         );
+    })
+    .await
+    .expect("test deadline");
+}
+
+/// `[protect]` of the defence-reload test: the `app` route limited to `app_burst` requests per
+/// hour, `max_per_ip` concurrent connections per client address.
+fn defences(app_burst: u32, max_per_ip: u32) -> String {
+    format!(
+        r#"
+[protect.rate_limit]
+default = {{ requests = 100000, burst = 100000 }}
+[protect.rate_limit.routes.app]
+requests = {app_burst}
+per_seconds = 3600
+burst = {app_burst}
+[protect.connections]
+max_per_ip = {max_per_ip}
+new_per_ip = {{ requests = 100000, burst = 100000 }}
+"#
+    )
+}
+
+/// A `hold` route to the app upstream (which waits for the test on `/hold`): its requests keep
+/// their connections open and established.
+const HOLD_ROUTE: &str =
+    "[[routes]]\nname = \"hold\"\nhosts = [\"hold.test\"]\nupstream = \"app\"\n";
+
+/// The defence-reload test's config: `app` adds X-Config-Generation = `generation`.
+fn defence_config(
+    b: &Basic,
+    upstream: std::net::SocketAddr,
+    generation: &str,
+    protect: &str,
+) -> String {
+    // Long enough for held requests to outlast a reload on a loaded machine.
+    b.config_with(upstream, HOLD_ROUTE, protect)
+        .replacen(
+            "connect_timeout_ms = 500",
+            "connect_timeout_ms = 500\nread_timeout_ms = 600000",
+            1,
+        )
+        .replace(
+            "[routes.cookies]\nhttp_only_exceptions = [\"csrf\"]\n",
+            &format!(
+                "{}[routes.cookies]\nhttp_only_exceptions = [\"csrf\"]\n",
+                route_with_header(generation)
+            ),
+        )
+}
+
+/// What one probe saw: its start and end on a counter shared by all probes (`end` < another's
+/// `start` means it had its answer before the other was sent), and the answer.
+#[derive(Debug, Clone)]
+struct Seen {
+    start: usize,
+    end: usize,
+    /// `None`: the connection was refused (closed before a response).
+    answer: Option<(u16, String)>,
+}
+
+/// One request on a new connection from `source` to `app.test`.
+async fn probe(clock: &AtomicUsize, source: std::net::IpAddr, port: u16, ca: &str) -> Seen {
+    let start = clock.fetch_add(1, Ordering::SeqCst);
+    let answer = match https_from(source, port, "app.test", ca, &get("app.test", "/", "")).await {
+        Ok(r) if r.status != 0 => Some((
+            r.status,
+            r.header("x-config-generation").unwrap_or("").to_string(),
+        )),
+        _ => None,
+    };
+    let end = clock.fetch_add(1, Ordering::SeqCst);
+    Seen { start, end, answer }
+}
+
+/// One reload changes a route header, a route's rate limit and the per-IP connection cap, and
+/// they take effect together: every request sees either the old header with the old limit or
+/// the new header with the new one, a connection refused under the old cap was sent before any
+/// request saw the new header, and one admitted over the old cap only sees the new header.
+/// A bad reload that would change all three changes none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_swaps_headers_rate_limits_and_connection_caps_together() {
+    tokio::time::timeout(Duration::from_secs(240), async {
+        install_provider();
+        let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let upstream = holding_upstream(arrived, release.clone()).await;
+        let pki = Pki::new("defences");
+        let dir = tempfile::tempdir().unwrap();
+        pki.leaf(dir.path(), "edge", &["app.test", "hold.test"]);
+        let b = Basic::new();
+        // Old: app limited to 1 request an hour, 4 connections per address.
+        let edge = Edge::start(&defence_config(&b, upstream, "a", &defences(1, 4)), dir);
+        let other: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+
+        // 127.0.0.2 holds 4 connections, each with a request waiting at the upstream (served,
+        // so never evicted as stalled): it is at its cap.
+        let mut holders = Vec::new();
+        for _ in 0..4 {
+            holders.push(send_hold(other, b.https, "hold.test", &pki.ca_pem).await);
+            arrivals.recv().await.unwrap();
+        }
+        let clock = Arc::new(AtomicUsize::new(0));
+        let before = vec![
+            probe(&clock, LOOPBACK, b.https, &pki.ca_pem).await,
+            probe(&clock, LOOPBACK, b.https, &pki.ca_pem).await,
+            probe(&clock, other, b.https, &pki.ca_pem).await,
+        ];
+        let answers: Vec<_> = before.iter().map(|s| s.answer.clone()).collect();
+        assert_eq!(
+            answers,
+            vec![Some((200, "a".into())), Some((429, "a".into())), None],
+            "old generation: one request an hour, 127.0.0.2 at its cap"
+        );
+
+        // Probes from both addresses while the reload happens.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for source in [LOOPBACK, other] {
+            let (stop, clock, ca, port) = (stop.clone(), clock.clone(), pki.ca_pem.clone(), b.https);
+            tasks.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                // Bounded: at most 3000 probes per address, or until told to stop.
+                for _ in 0..3000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    seen.push(probe(&clock, source, port, &ca).await);
+                }
+                seen
+            }));
+        }
+        // New: another header, app unlimited, 64 connections per address.
+        std::fs::write(
+            &edge.config_path,
+            defence_config(&b, upstream, "b", &defences(100_000, 64)),
+        )
+        .unwrap();
+        edge.signal("HUP");
+        edge.wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
+        // Let both addresses see the new generation, then stop.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut seen = before.clone();
+        for t in tasks {
+            seen.extend(t.await.unwrap());
+        }
+
+        // The first answer with the new header; nothing sent after it may see the old
+        // generation (header, limit or cap).
+        let first_new = seen
+            .iter()
+            .filter(|s| matches!(&s.answer, Some((_, g)) if g == "b"))
+            .map(|s| s.end)
+            .min()
+            .expect("no request saw the new generation");
+        let mut old_pass = 0;
+        for s in &seen {
+            match &s.answer {
+                Some((200, g)) if g == "a" => old_pass += 1,
+                Some((429, g)) if g == "a" => {}
+                Some((200, g)) if g == "b" => {}
+                None => {} // refused under the old cap: checked below
+                other => panic!("answer {other:?}: not the old header with the old limit, nor the new with the new ({s:?})"),
+            }
+            if s.start > first_new {
+                assert!(
+                    matches!(&s.answer, Some((200, g)) if g == "b"),
+                    "sent after a request saw the new header, yet answered {:?}",
+                    s.answer
+                );
+            }
+        }
+        assert_eq!(old_pass, 1, "the old limit let exactly one request through");
+        assert!(
+            seen.iter().filter(|s| s.answer.is_none()).count() > 1,
+            "no probe met the old cap during the reload"
+        );
+        assert!(
+            seen.iter().filter(|s| s.start > first_new).count() > 1,
+            "too few probes after the reload to mean anything"
+        );
+
+        // A bad reload: the old header, limit and cap again, but a broken certificate. Refused
+        // as a whole: the new header, limit and cap stay.
+        std::fs::write(edge.path("edge2.pem"), "garbage").unwrap();
+        std::fs::write(
+            &edge.config_path,
+            defence_config(&b, upstream, "c", &defences(1, 4))
+                .replace("cert = \"edge.pem\"", "cert = \"edge2.pem\""),
+        )
+        .unwrap();
+        edge.signal("HUP");
+        edge.wait_stderr_within("config reload refused", 1, RELOAD_WAIT);
+        for source in [LOOPBACK, LOOPBACK, LOOPBACK, other] {
+            let s = probe(&clock, source, b.https, &pki.ca_pem).await;
+            assert_eq!(
+                s.answer,
+                Some((200, "b".into())),
+                "after the refused reload, from {source}"
+            );
+        }
+        let m = admin(b.admin, "/metrics").await.body;
+        assert!(
+            m.contains("rampart_config_reloads_total{result=\"ok\",what=\"config\"} 1")
+                && m.contains("rampart_config_reloads_total{result=\"error\",what=\"config\"} 1"),
+            "{m}"
+        );
+        drop(holders);
     })
     .await
     .expect("test deadline");

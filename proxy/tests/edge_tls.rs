@@ -25,13 +25,7 @@ fn two_listener_config(
 ) -> String {
     format!(
         r#"
-[server]
-threads = 1
-[admin]
-address = "127.0.0.1:{admin}"
-[log]
-access_log = "access.log"
-[[listeners]]
+{head}[[listeners]]
 name = "modern"
 address = "127.0.0.1:{modern}"
 [listeners.tls]
@@ -51,14 +45,9 @@ profile = "intermediate"
 [[listeners.tls.certificates]]
 cert = "a.pem"
 key = "a.key"
-[[upstreams]]
-name = "app"
-endpoints = ["{upstream}"]
-[[routes]]
-name = "app"
-hosts = ["*"]
-upstream = "app"
-"#
+{route}"#,
+        head = config_head(admin, ""),
+        route = route_to("app", "app", &upstream.to_string(), r#"["*"]"#),
     )
 }
 
@@ -141,9 +130,7 @@ async fn tls12_refused_on_modern_accepted_on_intermediate() {
     }
     // Requests work on both, and the refusal is counted.
     for port in [t.modern, t.inter] {
-        let r = https(port, "a.test", &t.pki.ca_pem, &get("a.test", "/", ""))
-            .await
-            .unwrap();
+        let r = https_response(port, "a.test", &t.pki.ca_pem, &get("a.test", "/", "")).await;
         assert_eq!(r.status, 200);
     }
     let m = admin(t.admin, "/metrics").await.body;
@@ -236,13 +223,7 @@ async fn pooled_upstream_connections_never_cross_trust_settings() {
     let (port, admin_port) = (free_port(), free_port());
     let config = format!(
         r#"
-[server]
-threads = 1
-[admin]
-address = "127.0.0.1:{admin_port}"
-[log]
-access_log = "access.log"
-[[listeners]]
+{head}[[listeners]]
 name = "https"
 address = "127.0.0.1:{port}"
 [listeners.tls]
@@ -265,40 +246,38 @@ upstream = "good"
 name = "bad"
 hosts = ["bad.test"]
 upstream = "bad"
-"#
+"#,
+        head = config_head(admin_port, "")
     );
     let _edge = Edge::start(&config, dir);
     // Keep-alive request on the good route pools a verified upstream connection.
-    let r = https(
+    let r = https_response(
         port,
         "good.test",
         &edge_pki.ca_pem,
         &get("good.test", "/", ""),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     for _ in 0..3 {
-        let r = https(
+        let r = https_response(
             port,
             "bad.test",
             &edge_pki.ca_pem,
             &get("bad.test", "/", ""),
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(
             r.status, 502,
             "wrong CA must fail even with a pooled connection: {r:?}"
         );
-        let r = https(
+        let r = https_response(
             port,
             "good.test",
             &edge_pki.ca_pem,
             &get("good.test", "/", ""),
         )
-        .await
-        .unwrap();
+        .await;
         assert_eq!(r.status, 200);
     }
 }

@@ -24,7 +24,7 @@ async fn every_reason_is_counted_logged_and_alerted() {
     };
     let (alerts, _worker) = alert::spawn(&config).unwrap();
     let registry = prometheus::Registry::new();
-    let denials = Denials::new(&registry, ["api".to_string()], Some(alerts)).unwrap();
+    let denials = Denials::fixed(&registry, ["api".to_string()], Some(alerts)).unwrap();
 
     for reason in DenialReason::ALL {
         for _ in 0..2 {

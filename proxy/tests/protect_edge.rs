@@ -90,7 +90,12 @@ impl ProxyHttp for Edge {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        match self.defences.admit_request(Some("api"), client).await {
+        let settings = self.defences.current();
+        match self
+            .defences
+            .admit_request(&settings, Some("api"), client)
+            .await
+        {
             Ok(guard) => {
                 *ctx = Some(guard);
                 Ok(false)
@@ -162,7 +167,7 @@ async fn start_edge() -> Running {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     let registry = prometheus::Registry::new();
-    let (defences, workers) = Defences::new(
+    let (defences, workers) = Defences::fixed(
         &config,
         &registry,
         vec!["api".into()],

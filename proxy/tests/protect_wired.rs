@@ -128,25 +128,12 @@ impl Setup {
     fn config(&self, upstream: SocketAddr, protect: &str, app_mode: &str) -> String {
         format!(
             r#"
-[server]
-threads = 1
-[admin]
-address = "127.0.0.1:{admin}"
-[log]
-access_log = "access.log"
-{protect}
+{head}{protect}
 [[listeners]]
 name = "plain"
 address = "127.0.0.1:{port}"
 insecure_plaintext = true
-[[upstreams]]
-name = "app"
-endpoints = ["{upstream}"]
-[[routes]]
-name = "app"
-hosts = ["app.test"]
-upstream = "app"
-[routes.waf]
+{route}[routes.waf]
 mode = "{app_mode}"
 [[routes]]
 name = "detect"
@@ -193,7 +180,8 @@ name = "limited"
 hosts = ["limited.test"]
 upstream = "app"
 "#,
-            admin = self.admin,
+            head = config_head(self.admin, ""),
+            route = route_to("app", "app", &upstream.to_string(), r#"["app.test"]"#),
             port = self.port,
         )
     }

@@ -55,30 +55,12 @@ fn write_server(dir: &Path, ca: &TestCa, http_app: SocketAddr, echo: SocketAddr,
         ),
     )
     .unwrap();
+    let identity = SVID_FILES.replace(" }", r#", revoked = "revoked.toml" }"#);
+    let ports = http_port(8080, http_app) + &tcp_port(7000, echo);
+    let body = format!("admin = {{ listen = \"127.0.0.1:0\" }}\n\n{ports}");
     std::fs::write(
         dir.join("sidecar.toml"),
-        format!(
-            r#"
-service = "payments"
-trust_domain = "mesh.local"
-policy = "policy.toml"
-directory = "directory.toml"
-identity = {{ cert = "svid.pem", key = "svid.key", bundle = "bundle.pem", revoked = "revoked.toml" }}
-admin = {{ listen = "127.0.0.1:0" }}
-
-[[inbound.port]]
-port = 8080
-protocol = "http"
-app = "{http_app}"
-listen = "127.0.0.1:0"
-
-[[inbound.port]]
-port = 7000
-protocol = "tcp"
-app = "{echo}"
-listen = "127.0.0.1:0"
-"#
-        ),
+        sidecar_toml("payments", &identity, &body),
     )
     .unwrap();
 }

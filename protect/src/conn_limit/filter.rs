@@ -16,22 +16,16 @@ use crate::denial::{Denial, DenialReason, OnDenial};
 
 /// The connection filter; parks each admitted connection's guard until the
 /// app claims it.
+#[derive(derive_more::Debug)]
 pub struct ConnCapFilter {
     limiter: Arc<ConnLimiter>,
     /// Admitted by `should_accept`, not yet handed to the app, keyed by the
     /// peer address (unique among open TCP connections to one listener).
+    #[debug(skip)]
     pending: Mutex<HashMap<SocketAddr, (Instant, ConnGuard)>>,
     grace: Duration,
+    #[debug(skip)]
     on_denial: OnDenial,
-}
-
-impl std::fmt::Debug for ConnCapFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnCapFilter")
-            .field("limiter", &self.limiter)
-            .field("grace", &self.grace)
-            .finish()
-    }
 }
 
 impl ConnCapFilter {

@@ -9,20 +9,14 @@ use tokio::io::{AsyncRead, ReadBuf};
 use super::scanner::{FrameScanner, Verdict};
 use crate::denial::{Denial, DenialReason, OnDenial};
 
+#[derive(derive_more::Debug)]
 pub struct ResetGuard {
     inner: Stream,
+    #[debug(skip)]
     scanner: FrameScanner,
     flooded: bool,
+    #[debug(skip)]
     on_flood: OnDenial,
-}
-
-impl std::fmt::Debug for ResetGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResetGuard")
-            .field("inner", &self.inner)
-            .field("flooded", &self.flooded)
-            .finish()
-    }
 }
 
 impl ResetGuard {

@@ -38,27 +38,21 @@ fn same_identity(shared: &Shared, new: &Config) -> Result<(), EdgeError> {
 }
 
 /// SIGHUP: re-read the config file and publish a new generation: routes, upstreams, headers,
-/// WAF, listener certificates, and the `[protect]` defences. Everything is built and checked
-/// before anything changes.
+/// WAF, listener certificates, and the `[protect]` settings (rate limits, connection caps,
+/// shedding, slow-client and alert settings). Everything is built and checked before anything
+/// changes, and all of it changes in the one store of the generation.
 pub fn reload_config(shared: &Shared) -> Result<(), EdgeError> {
     shared.runtime.reload("config", |current| {
         let config = config::load(&shared.config_path)?;
         same_listeners(&current.config, &config)?;
         same_identity(shared, &config)?;
-        let routes = config.routes.iter().map(|r| r.name.clone()).collect();
-        let protect = shared
-            .defences
-            .prepare_reload(&config.protect, routes)
-            .map_err(|e| EdgeError::Protect(e.to_string()))?;
         for w in config::warnings(&config) {
             tracing::warn!("{w}");
         }
-        let next = Runtime::build(config, shared.identity.as_ref())?;
-        // Nothing can fail from here on. The defences live outside the generation (their
-        // connection counts and limiter state outlast it): their settings change in place now,
-        // and the generation is stored right after this closure returns.
-        let tasks = shared.defences.commit(protect);
-        // On the control plane's runtime (reloads run on its blocking pool).
+        let (next, tasks) = Runtime::next(config, shared.identity.as_ref(), Some(current))?;
+        // Nothing can fail from here on: the generation is stored right after this closure
+        // returns. The new settings' tasks (limiter sweeper, a new alerter's worker) run on the
+        // control plane's runtime (reloads run on its blocking pool).
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => tasks.into_iter().for_each(|t| drop(handle.spawn(t))),
             Err(_) => tracing::warn!("reload outside a runtime: new protect workers not started"),

@@ -45,23 +45,26 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
             dest: config.log.access_log.clone(),
             source,
         })?;
-    let routes = config.routes.iter().map(|r| r.name.clone()).collect();
+    let (runtime, tasks) = Runtime::next(config, identity.as_ref(), None)?;
+    let first = runtime.protect.clone();
+    let runtime = Arc::new(Generations::new(runtime, metrics.reloads.clone()));
     let events = access_log.clone();
+    let generation = runtime.clone();
     let (defences, workers) = rampart_protect::defences::Defences::new(
-        &config.protect,
+        &first,
         &metrics.registry,
-        routes,
         Arc::new(move |line: &str| events.send_line(line.to_string())),
+        Arc::new(move || generation.load().protect.clone()),
     )
-    .map_err(|e| EdgeError::Protect(e.to_string()))?;
-    let runtime = Runtime::build(config, identity.as_ref())?;
+    .map_err(EdgeError::Protect)?;
+    workers.add(tasks);
     if let Some(identity) = &identity {
         identity.export_expiry_now();
     }
     Ok(Arc::new(Shared {
         defences,
         defence_workers: std::sync::Mutex::new(Some(workers)),
-        runtime: Generations::new(runtime, metrics.reloads.clone()),
+        runtime,
         metrics,
         identity,
         access_log,

@@ -32,7 +32,7 @@ const MAX_UPGRADE_STASH: usize = 64 * 1024;
 const MAX_HEADERS: usize = 256;
 /// Significant hex digits of a chunk size (Pingora's parser takes 16 digits, one of which may
 /// be the zero kept in front).
-const MAX_SIZE_DIGITS: u32 = 15;
+const MAX_SIZE_DIGITS: usize = 15;
 
 /// Why a request's framing is refused: the access log's `rampart.denial.reason` and the
 /// `reason` label of `rampart_malformed_requests_total`.
@@ -94,26 +94,13 @@ enum State {
     Head,
     /// A Content-Length body with this many bytes left.
     Body(u64),
-    /// In a chunk-size line (the size so far in `Framing::size`): significant digits, a digit
-    /// was seen, white space after the digits was seen.
-    ChunkSize {
-        digits: u32,
-        any: bool,
-        ws: bool,
-    },
-    ChunkExt,
-    /// A CR ended a chunk line; LF must follow.
-    ChunkLf,
+    /// In a chunk line (size and extensions), kept in `Framing::line` until it ends.
+    ChunkLine,
     ChunkData(u64),
     ChunkDataCr,
     ChunkDataLf,
-    /// After the last chunk: trailer lines (`line` bytes into the current one).
-    Trailer {
-        line: usize,
-    },
-    TrailerLf {
-        line: usize,
-    },
+    /// After the last chunk: the trailer section, kept in `Framing::line` until it ends.
+    Trailers,
     /// An upgrade request was read: later bytes are stashed until its answer is known.
     AwaitUpgrade,
     /// Not followed any more (HTTP/2, upgraded, or a head Pingora refuses itself).
@@ -145,10 +132,9 @@ pub struct Framing {
     upgrade: bool,
     /// A request-line problem, latched when the head ends.
     head_problem: Option<Malformed>,
-    /// Bytes in the current chunk line or trailer section (bounds).
-    line_len: usize,
-    /// The size of the current chunk.
-    size: u64,
+    /// The current chunk line or trailer section as received (redundant leading zeros of a
+    /// chunk size dropped), parsed by httparse once it ends.
+    line: Vec<u8>,
     /// The first malformation and the request (0-based) it belongs to.
     error: Option<(u64, Malformed)>,
     stash: Vec<u8>,
@@ -164,8 +150,7 @@ impl Framing {
             chunked: false,
             upgrade: false,
             head_problem: None,
-            line_len: 0,
-            size: 0,
+            line: Vec::new(),
             error: None,
             stash: Vec::new(),
         }
@@ -186,10 +171,7 @@ impl Framing {
         self.requests == index + 1
             && self.chunked
             && !self.first_chunk_done
-            && matches!(
-                self.state,
-                State::ChunkSize { .. } | State::ChunkExt | State::ChunkLf
-            )
+            && self.state == State::ChunkLine
     }
 
     /// The response status of the current request: an upgrade request answered `101` leaves
@@ -266,21 +248,125 @@ impl Framing {
                         return w;
                     }
                 }
-                _ => {
-                    let b = data[r];
-                    match self.chunk_byte(b) {
-                        Ok(true) => {
-                            data[w] = b;
-                            w += 1;
-                        }
-                        Ok(false) => {}
-                        Err(m) => return self.fail(m, w),
+                State::ChunkLine | State::Trailers => {
+                    let start = w;
+                    let end = self.line_bytes(data, &mut r, &mut w);
+                    let verdict = match self.state {
+                        State::ChunkLine => self.chunk_line(end),
+                        _ => self.trailers(end),
+                    };
+                    if let Err(m) = verdict {
+                        // Nothing of the broken line is delivered.
+                        return self.fail(m, start);
                     }
-                    r += 1;
+                }
+                State::ChunkDataCr | State::ChunkDataLf => {
+                    if let Err(m) = self.chunk_end(data[r]) {
+                        return self.fail(m, w);
+                    }
+                    compact(data, &mut r, &mut w, 1);
                 }
             }
         }
         w
+    }
+
+    /// Moves the bytes of the current chunk line or trailer section (up to and including the
+    /// next LF, or all of `data`) into `self.line` and keeps them for delivery, dropping the
+    /// redundant leading zeros of a chunk size (`0005` → `05`: Pingora's chunk parser takes at
+    /// most 16 digits). Returns whether an LF ended them.
+    fn line_bytes(&mut self, data: &mut [u8], r: &mut usize, w: &mut usize) -> bool {
+        let rest = &data[*r..];
+        let (n, ended) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (rest.len(), false),
+        };
+        let chunk_size = self.state == State::ChunkLine;
+        for i in *r..*r + n {
+            let b = data[i];
+            if chunk_size && b == b'0' && self.line == b"0" {
+                continue;
+            }
+            self.line.push(b);
+            data[*w] = b;
+            *w += 1;
+        }
+        *r += n;
+        ended
+    }
+
+    /// Checks the chunk line so far with httparse (`parse_chunk_size`) and the strictness
+    /// checks it lacks: an LF without CR, a size with no digit, a control byte in an extension,
+    /// more than 15 significant digits. A complete line moves on to its data or the trailers.
+    fn chunk_line(&mut self, ended: bool) -> Result<(), Malformed> {
+        let line = &self.line;
+        if line.len() > MAX_CHUNK_LINE {
+            return Err(Malformed::ChunkLineTooLong);
+        }
+        if ended && !line.ends_with(b"\r\n") {
+            return Err(Malformed::BareLfInChunk);
+        }
+        let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let significant = line[..digits].iter().skip_while(|&&b| b == b'0').count();
+        if significant > MAX_SIZE_DIGITS {
+            return Err(Malformed::ChunkSizeTooLarge);
+        }
+        let ctl = |&b: &u8| (b < 0x20 && !matches!(b, b'\t' | b'\r' | b'\n')) || b == 0x7f;
+        if line.iter().any(ctl) || (digits == 0 && !line.is_empty() && !line[0].is_ascii_hexdigit())
+        {
+            return Err(Malformed::ChunkSize);
+        }
+        match httparse::parse_chunk_size(line) {
+            Ok(httparse::Status::Complete((_, size))) if digits > 0 => {
+                self.first_chunk_done = true;
+                self.line.clear();
+                self.state = match size {
+                    0 => State::Trailers,
+                    n => State::ChunkData(n),
+                };
+                Ok(())
+            }
+            Ok(httparse::Status::Partial) if !ended => Ok(()),
+            _ => Err(Malformed::ChunkSize),
+        }
+    }
+
+    /// Checks the trailer section so far with httparse (`parse_headers`), and that every line
+    /// ends with CRLF (httparse also takes a bare LF). The empty line ends the request.
+    fn trailers(&mut self, ended: bool) -> Result<(), Malformed> {
+        if self.line.len() > MAX_TRAILERS {
+            return Err(Malformed::Trailer);
+        }
+        if !ended {
+            return Ok(());
+        }
+        if !self.line.ends_with(b"\r\n") {
+            return Err(Malformed::BareLfInChunk);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        match httparse::parse_headers(&self.line, &mut headers) {
+            Ok(httparse::Status::Complete(_)) => {
+                self.line.clear();
+                self.state = self.request_done();
+                Ok(())
+            }
+            Ok(httparse::Status::Partial) => Ok(()),
+            Err(_) => Err(Malformed::Trailer),
+        }
+    }
+
+    /// The CRLF after a chunk's data.
+    fn chunk_end(&mut self, b: u8) -> Result<(), Malformed> {
+        self.state = match (self.state, b) {
+            (State::ChunkDataCr, b'\r') => State::ChunkDataLf,
+            (State::ChunkDataCr, b'\n') => return Err(Malformed::BareLfInChunk),
+            (State::ChunkDataLf, b'\n') => {
+                self.line.clear();
+                State::ChunkLine
+            }
+            _ => return Err(Malformed::ChunkTerminator),
+        };
+        Ok(())
     }
 
     fn fail(&mut self, m: Malformed, delivered: usize) -> usize {
@@ -289,6 +375,7 @@ impl Framing {
         self.state = State::Failed;
         self.stash = Vec::new();
         self.head = Vec::new();
+        self.line = Vec::new();
         delivered
     }
 
@@ -341,9 +428,8 @@ impl Framing {
                             BodyKind::Length(n) => State::Body(n),
                             BodyKind::Chunked => {
                                 self.chunked = true;
-                                self.line_len = 0;
-                                self.size = 0;
-                                chunk_size_start()
+                                self.line.clear();
+                                State::ChunkLine
                             }
                         };
                     }
@@ -351,112 +437,6 @@ impl Framing {
                 Some(n)
             }
         }
-    }
-
-    /// One byte of a chunk line, chunk terminator or trailer; `Ok(false)` drops it.
-    fn chunk_byte(&mut self, b: u8) -> Result<bool, Malformed> {
-        let in_line = matches!(
-            self.state,
-            State::ChunkSize { .. } | State::ChunkExt | State::ChunkLf
-        );
-        if in_line {
-            self.line_len += 1;
-            if self.line_len > MAX_CHUNK_LINE {
-                return Err(Malformed::ChunkLineTooLong);
-            }
-        }
-        match self.state {
-            State::ChunkSize { digits, any, ws } => match b {
-                b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' if !ws => {
-                    let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-                    if any && self.size == 0 && d == 0 {
-                        return Ok(false); // a redundant leading zero
-                    }
-                    let digits = digits + u32::from(self.size != 0 || d != 0);
-                    if digits > MAX_SIZE_DIGITS {
-                        return Err(Malformed::ChunkSizeTooLarge);
-                    }
-                    self.size = self.size * 16 + d;
-                    self.state = State::ChunkSize {
-                        digits,
-                        any: true,
-                        ws,
-                    };
-                }
-                b' ' | b'\t' if any => {
-                    self.state = State::ChunkSize {
-                        digits,
-                        any,
-                        ws: true,
-                    }
-                }
-                b';' if any => self.state = State::ChunkExt,
-                b'\r' if any => self.state = State::ChunkLf,
-                b'\n' => return Err(Malformed::BareLfInChunk),
-                _ => return Err(Malformed::ChunkSize),
-            },
-            State::ChunkExt => match b {
-                b'\r' => self.state = State::ChunkLf,
-                b'\n' => return Err(Malformed::BareLfInChunk),
-                b'\t' => {}
-                c if c < 0x20 || c == 0x7f => return Err(Malformed::ChunkSize),
-                _ => {}
-            },
-            State::ChunkLf => {
-                if b != b'\n' {
-                    return Err(Malformed::ChunkSize);
-                }
-                self.first_chunk_done = true;
-                self.line_len = 0;
-                self.state = match self.size {
-                    0 => State::Trailer { line: 0 },
-                    n => State::ChunkData(n),
-                };
-            }
-            State::ChunkDataCr => match b {
-                b'\r' => self.state = State::ChunkDataLf,
-                b'\n' => return Err(Malformed::BareLfInChunk),
-                _ => return Err(Malformed::ChunkTerminator),
-            },
-            State::ChunkDataLf => match b {
-                b'\n' => {
-                    self.line_len = 0;
-                    self.size = 0;
-                    self.state = chunk_size_start();
-                }
-                _ => return Err(Malformed::ChunkTerminator),
-            },
-            State::Trailer { line } => {
-                self.line_len += 1;
-                if self.line_len > MAX_TRAILERS {
-                    return Err(Malformed::Trailer);
-                }
-                match b {
-                    b'\r' => self.state = State::TrailerLf { line },
-                    b'\n' => return Err(Malformed::BareLfInChunk),
-                    _ => self.state = State::Trailer { line: line + 1 },
-                }
-            }
-            State::TrailerLf { line } => {
-                if b != b'\n' {
-                    return Err(Malformed::Trailer);
-                }
-                self.state = match line {
-                    0 => self.request_done(),
-                    _ => State::Trailer { line: 0 },
-                };
-            }
-            _ => {}
-        }
-        Ok(true)
-    }
-}
-
-fn chunk_size_start() -> State {
-    State::ChunkSize {
-        digits: 0,
-        any: false,
-        ws: false,
     }
 }
 
@@ -482,8 +462,25 @@ enum Head {
     },
 }
 
+/// Parses a request head with httparse. A request line httparse refuses is named by
+/// [`request_line_problem`] and latched once the head ends (found by httparse from the header
+/// lines); a header line it refuses leaves the head to Pingora, which refuses it itself.
 fn parse_head(buf: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            return Head::Complete {
+                len,
+                problem: None,
+                body: body_kind(request.headers),
+            }
+        }
+        Ok(httparse::Status::Partial) => return Head::Partial(None),
+        Err(_) => {}
+    }
     let Some(lf) = buf.iter().position(|&b| b == b'\n') else {
+        // Refused inside the request line: latched once its head ends.
         return Head::Partial(None);
     };
     let line = &buf[..lf];
@@ -491,7 +488,16 @@ fn parse_head(buf: &[u8]) -> Head {
     if line == b"PRI * HTTP/2.0" {
         return Head::Opaque;
     }
-    let problem = request_line_problem(line);
+    let mut no_headers = [httparse::EMPTY_HEADER; 0];
+    let alone = [line, b"\r\n\r\n"].concat();
+    if httparse::Request::new(&mut no_headers)
+        .parse(&alone)
+        .is_ok()
+    {
+        // The request line is fine: httparse refused a header line.
+        return Head::Opaque;
+    }
+    let problem = Some(request_line_problem(line));
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     match httparse::parse_headers(&buf[lf + 1..], &mut headers) {
         Ok(httparse::Status::Complete((n, headers))) => Head::Complete {
@@ -504,22 +510,19 @@ fn parse_head(buf: &[u8]) -> Head {
     }
 }
 
-/// `method SP request-target SP HTTP-version`, no other white space, no control bytes.
-fn request_line_problem(line: &[u8]) -> Option<Malformed> {
-    let spaces = line.iter().filter(|&&b| b == b' ' || b == b'\t').count();
+/// Names a request line httparse refused: a space or tab inside the target of an otherwise
+/// complete line (`GET /a /b HTTP/1.1`) is `space_in_target`, anything else
+/// `malformed_request_line`.
+fn request_line_problem(line: &[u8]) -> Malformed {
     let has_version = line
         .rsplit(|&b| b == b' ')
         .next()
         .is_some_and(|v| v.starts_with(b"HTTP/"));
-    if spaces > 2 && has_version {
-        return Some(Malformed::SpaceInTarget);
+    let blanks = line.iter().filter(|&&b| b == b' ' || b == b'\t').count();
+    match has_version && (blanks > 2 || line.contains(&b'\t')) {
+        true => Malformed::SpaceInTarget,
+        false => Malformed::RequestLine,
     }
-    let ctl = line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
-    let tab = line.contains(&b'\t');
-    if tab && has_version {
-        return Some(Malformed::SpaceInTarget);
-    }
-    (spaces != 2 || ctl).then_some(Malformed::RequestLine)
 }
 
 /// The body framing the headers declare, and whether an upgrade is asked for.

@@ -30,13 +30,18 @@ pub fn head(req: &RequestHeader, limits: &LimitsConfig) -> Option<Denial> {
     None
 }
 
-/// Load shedding and rate limits; a refusal is already counted by `admit_request`. On
-/// admission the in-flight slot is held in the context until the request ends.
+/// Load shedding and rate limits, under the settings of the request's generation; a refusal
+/// is already counted by `admit_request`. On admission the in-flight slot is held in the
+/// context until the request ends.
 pub async fn admit(shared: &Shared, ctx: &mut RequestCtx, route: &Route) -> Option<Denial> {
     let client = ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let settings = match &ctx.runtime {
+        Some(runtime) => runtime.protect.clone(),
+        None => shared.runtime.load().protect.clone(),
+    };
     match shared
         .defences
-        .admit_request(Some(&route.name), client)
+        .admit_request(&settings, Some(&route.name), client)
         .await
     {
         Ok(guard) => {

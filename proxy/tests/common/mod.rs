@@ -4,7 +4,12 @@
 /// The demo binary's CA: test certificates come from the code the demo runs.
 #[path = "../../src/bin/rampart-proxy-demo/ca.rs"]
 mod demo_ca;
+/// The demo's config sections: test configs are built from them.
+#[path = "../../src/bin/rampart-proxy-demo/config.rs"]
+mod demo_config;
 use demo_ca::EphemeralCa;
+#[allow(unused_imports)] // each test file uses some of them
+pub use demo_config::{edge_listeners, route_to};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -244,7 +249,25 @@ pub async fn handshake(
     sni: &str,
     cfg: Arc<rustls::ClientConfig>,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
-    let tcp = TcpStream::connect(("127.0.0.1", port))
+    handshake_from(LOOPBACK, port, sni, cfg).await
+}
+
+/// The client address of the tests' connections.
+pub const LOOPBACK: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// [`handshake`] from another loopback address (`127.0.0.2`: another client for per-IP limits).
+pub async fn handshake_from(
+    source: std::net::IpAddr,
+    port: u16,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| e.to_string())?;
+    let tcp = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
         .map_err(|e| e.to_string())?;
     let name = rustls_pki_types::ServerName::try_from(sni.to_string()).unwrap();
@@ -256,12 +279,30 @@ pub async fn handshake(
 
 /// One HTTPS/1.1 request with `Connection: close`.
 pub async fn https(port: u16, sni: &str, ca_pem: &str, request: &str) -> Result<Resp, String> {
+    https_from(LOOPBACK, port, sni, ca_pem, request).await
+}
+
+/// [`https`] that must get a response: a transport error fails the test, naming the request.
+pub async fn https_response(port: u16, sni: &str, ca_pem: &str, request: &str) -> Resp {
+    https(port, sni, ca_pem, request)
+        .await
+        .unwrap_or_else(|e| panic!("{sni}: {request:?}: {e}"))
+}
+
+/// [`https`] from another loopback address.
+pub async fn https_from(
+    source: std::net::IpAddr,
+    port: u16,
+    sni: &str,
+    ca_pem: &str,
+    request: &str,
+) -> Result<Resp, String> {
     let cfg = client_config(
         ca_pem,
         &[&rustls::version::TLS13, &rustls::version::TLS12],
         &[b"http/1.1"],
     );
-    let mut s = handshake(port, sni, cfg).await?;
+    let mut s = handshake_from(source, port, sni, cfg).await?;
     s.write_all(request.as_bytes())
         .await
         .map_err(|e| e.to_string())?;
@@ -383,6 +424,11 @@ impl Basic {
         }
     }
 
+    /// One request to the TLS listener, trusting `ca_pem` (see [`https_response`]).
+    pub async fn send(&self, ca_pem: &str, sni: &str, request: &str) -> Resp {
+        https_response(self.https, sni, ca_pem, request).await
+    }
+
     pub fn config(&self, upstream: SocketAddr, extra_route: &str) -> String {
         self.config_with(upstream, extra_route, GENEROUS_LIMITS)
     }
@@ -392,27 +438,8 @@ impl Basic {
     pub fn config_with(&self, upstream: SocketAddr, extra_route: &str, protect: &str) -> String {
         format!(
             r#"
-[server]
-threads = 1
-trusted_proxies = ["10.0.0.0/8"]
-[admin]
-address = "127.0.0.1:{admin}"
-[log]
-access_log = "access.log"
-{protect}
-[[listeners]]
-name = "https"
-address = "127.0.0.1:{https}"
-[listeners.tls]
-profile = "intermediate"
-[[listeners.tls.certificates]]
-cert = "edge.pem"
-key = "edge.key"
-[[listeners]]
-name = "http"
-address = "127.0.0.1:{http}"
-redirect_https_port = {https}
-[[upstreams]]
+{head}{protect}
+{listeners}[[upstreams]]
 name = "app"
 endpoints = ["{upstream}"]
 connect_timeout_ms = 500
@@ -432,11 +459,30 @@ hosts = ["dead.test"]
 upstream = "dead"
 {extra_route}
 "#,
-            admin = self.admin,
-            https = self.https,
-            http = self.http,
+            head = config_head(self.admin, "trusted_proxies = [\"10.0.0.0/8\"]"),
+            listeners = edge_listeners(self.https, self.http),
         )
     }
+}
+
+/// What most edge tests start from: the test upstream, a CA with the edge's leaf
+/// (`edge.pem`/`edge.key`, for `names`) in a fresh folder, and a [`Basic`] config's ports.
+pub async fn bench(name: &str, names: &[&str]) -> (SocketAddr, Pki, tempfile::TempDir, Basic) {
+    let upstream = start_upstream().await;
+    let pki = Pki::new(name);
+    let dir = tempfile::tempdir().unwrap();
+    pki.leaf(dir.path(), "edge", names);
+    (upstream, pki, dir, Basic::new())
+}
+
+/// The sections every test edge starts with: `[server]` with one worker thread (and `server`,
+/// more `[server]` lines), `[admin]` on loopback port `admin`, the access log in the config's
+/// folder.
+pub fn config_head(admin: u16, server: &str) -> String {
+    format!(
+        "[server]\nthreads = 1\n{server}\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\
+         [log]\naccess_log = \"access.log\"\n"
+    )
 }
 
 /// Admin GET.

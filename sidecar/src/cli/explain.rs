@@ -70,12 +70,7 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode, String> {
         .map(SpiffeId::parse)
         .transpose()
         .map_err(|e| format!("--from: {e}"))?;
-    let config = a
-        .config
-        .as_deref()
-        .map(Config::load)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let config = config(&a)?;
     let (policy_path, directory_path) = match &config {
         Some(c) => (c.policy.clone(), Some(c.directory.clone())),
         None => (a.policy.clone().unwrap_or_default(), a.directory.clone()),
@@ -157,12 +152,7 @@ pub fn run(a: ExplainArgs) -> Result<ExitCode, String> {
 
 /// `--egress HOST:PORT [--from SERVICE]`.
 fn egress(a: &ExplainArgs, dest: &str) -> Result<ExitCode, String> {
-    let config = a
-        .config
-        .as_deref()
-        .map(Config::load)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let config = config(a)?;
     let path = match &config {
         Some(c) => c.policy.clone(),
         None => a.policy.clone().unwrap_or_default(),
@@ -236,4 +226,13 @@ fn mode_name(mode: rampart_sidecar::policy::Mode) -> &'static str {
         rampart_sidecar::policy::Mode::Enforce => "enforce",
         rampart_sidecar::policy::Mode::Audit => "audit",
     }
+}
+
+/// The `--config` file, loaded, if one was given.
+fn config(a: &ExplainArgs) -> Result<Option<Config>, String> {
+    a.config
+        .as_deref()
+        .map(Config::load)
+        .transpose()
+        .map_err(|e| e.to_string())
 }

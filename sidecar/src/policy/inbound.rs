@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use rampart_tls::spiffe::SpiffeId;
 
-use super::decision::{DenyReason, RuleRef};
+use super::decision::DenyReason;
 use super::file::Mode;
 use super::pattern::{IdPattern, Method, PathPattern, SourceNet};
-use super::{closest, InboundRequest, Judgement};
+use super::{judge_sets, InboundRequest, Judgement};
 
 #[derive(Debug, Clone)]
 pub(crate) struct InboundSet {
@@ -31,15 +31,6 @@ pub(crate) struct InboundRule {
 }
 
 impl InboundRule {
-    fn rule_ref(&self, set: &InboundSet) -> RuleRef {
-        RuleRef {
-            set: set.name.clone(),
-            rule: self.name.clone(),
-            mode: set.mode,
-            line: self.line,
-        }
-    }
-
     /// `Ok` when the rule admits; else how many dimensions matched and the first that failed.
     fn check(
         &self,
@@ -112,27 +103,15 @@ pub(crate) fn judge<'s>(
     caller: &SpiffeId,
     req: &InboundRequest<'_>,
 ) -> Judgement {
-    let mut misses = Vec::new();
-    for set in sets {
-        for rule in &set.rules {
-            match rule.check(caller, req) {
-                Ok(()) => return Judgement::Admitted(rule.rule_ref(set)),
-                Err((score, reason)) => misses.push((score, rule.rule_ref(set), reason)),
-            }
-        }
-    }
-    match closest(misses.into_iter()) {
-        Some((rule, reason)) => Judgement::Refused {
-            closest: Some(rule),
-            reason,
-        },
+    judge_sets(
+        sets,
+        |set| (&set.name, set.mode, &set.rules[..]),
+        |rule| (&rule.name, rule.line),
+        |rule| rule.check(caller, req),
         // Sets govern the port but hold no rules: nobody is admitted.
-        None => Judgement::Refused {
-            closest: None,
-            reason: DenyReason::Caller {
-                caller: caller.to_string(),
-                allowed: Vec::new(),
-            },
+        || DenyReason::Caller {
+            caller: caller.to_string(),
+            allowed: Vec::new(),
         },
-    }
+    )
 }

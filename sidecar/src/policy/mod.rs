@@ -269,6 +269,46 @@ impl Judgement {
     }
 }
 
+/// Judges against rule sets in file order: the first rule that admits, else the closest miss
+/// (`empty`: the reason when the sets hold no rule at all). `rules` gives a set's name, mode
+/// and rules; `rule` a rule's name and line; `check` matches one rule (`Err`: how many
+/// dimensions matched and the first that failed).
+pub(crate) fn judge_sets<'s, S: 's, R: 's>(
+    sets: impl Iterator<Item = &'s S>,
+    rules: impl Fn(&'s S) -> (&'s Arc<str>, Mode, &'s [R]),
+    rule: impl Fn(&R) -> (&Arc<str>, usize),
+    check: impl Fn(&R) -> Result<(), (usize, DenyReason)>,
+    empty: impl FnOnce() -> DenyReason,
+) -> Judgement {
+    let mut misses = Vec::new();
+    for set in sets {
+        let (set_name, mode, set_rules) = rules(set);
+        for r in set_rules {
+            let (name, line) = rule(r);
+            let at = RuleRef {
+                set: set_name.clone(),
+                rule: name.clone(),
+                mode,
+                line,
+            };
+            match check(r) {
+                Ok(()) => return Judgement::Admitted(at),
+                Err((score, reason)) => misses.push((score, at, reason)),
+            }
+        }
+    }
+    match closest(misses.into_iter()) {
+        Some((rule, reason)) => Judgement::Refused {
+            closest: Some(rule),
+            reason,
+        },
+        None => Judgement::Refused {
+            closest: None,
+            reason: empty(),
+        },
+    }
+}
+
 /// Picks the closest of several near misses: the most dimensions matched, first on a tie.
 pub(crate) fn closest(
     misses: impl Iterator<Item = (usize, RuleRef, DenyReason)>,

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use rampart_tls::spiffe::SpiffeId;
 
-use super::decision::{DenyReason, RuleRef};
+use super::decision::DenyReason;
 use super::file::Mode;
 use super::pattern::IdPattern;
-use super::{closest, Judgement};
+use super::{judge_sets, Judgement};
 
 #[derive(Debug, Clone)]
 pub(crate) struct OutboundSet {
@@ -28,15 +28,6 @@ pub(crate) struct OutboundRule {
 }
 
 impl OutboundRule {
-    fn rule_ref(&self, set: &OutboundSet) -> RuleRef {
-        RuleRef {
-            set: set.name.clone(),
-            rule: self.name.clone(),
-            mode: set.mode,
-            line: self.line,
-        }
-    }
-
     fn check(
         &self,
         service: &str,
@@ -78,23 +69,11 @@ pub(crate) fn judge<'s>(
     identity: &SpiffeId,
     port: u16,
 ) -> Judgement {
-    let mut misses = Vec::new();
-    for set in sets {
-        for rule in &set.rules {
-            match rule.check(service, identity, port) {
-                Ok(()) => return Judgement::Admitted(rule.rule_ref(set)),
-                Err((score, reason)) => misses.push((score, rule.rule_ref(set), reason)),
-            }
-        }
-    }
-    match closest(misses.into_iter()) {
-        Some((rule, reason)) => Judgement::Refused {
-            closest: Some(rule),
-            reason,
-        },
-        None => Judgement::Refused {
-            closest: None,
-            reason: DenyReason::NoOutboundRules,
-        },
-    }
+    judge_sets(
+        sets,
+        |set| (&set.name, set.mode, &set.rules[..]),
+        |rule| (&rule.name, rule.line),
+        |rule| rule.check(service, identity, port),
+        || DenyReason::NoOutboundRules,
+    )
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod ca;
+mod config;
 
 use ca::{write_private, EphemeralCa};
 use clap::Parser;
@@ -59,35 +60,24 @@ async fn careless_app(listener: tokio::net::TcpListener) {
             let mut buf = vec![0u8; 16384];
             let mut len = 0;
             loop {
-                while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                // The request head, parsed by httparse once complete.
+                let (end, seen) = loop {
+                    let mut headers = [httparse::EMPTY_HEADER; 64];
+                    let mut request = httparse::Request::new(&mut headers);
+                    match request.parse(&buf[..len]) {
+                        Ok(httparse::Status::Complete(end)) => {
+                            break (end, forwarding_headers(request.headers));
+                        }
+                        Ok(httparse::Status::Partial) if len < buf.len() => {}
+                        _ => return,
+                    }
                     match s.read(&mut buf[len..]).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => len += n,
                     }
-                    if len == buf.len() {
-                        return;
-                    }
-                }
-                let end = buf[..len]
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .unwrap_or(0)
-                    + 4;
-                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                };
                 buf.copy_within(end..len, 0);
                 len -= end;
-                let seen: String = head
-                    .lines()
-                    .filter(|l| {
-                        let l = l.to_ascii_lowercase();
-                        l.starts_with("x-forwarded")
-                            || l.starts_with("forwarded")
-                            || l.starts_with("x-real-ip")
-                            || l.starts_with("x-request-id")
-                            || l.starts_with("host")
-                    })
-                    .map(|l| format!("  {l}\n"))
-                    .collect();
                 let body = format!("Hello from the careless demo app.\nForwarding headers it received from the edge:\n{seen}");
                 let resp = format!(
                     "HTTP/1.1 200 OK\r\nServer: Apache/2.2.15 (CentOS)\r\nX-Powered-By: PHP/5.3.3\r\nX-AspNet-Version: 4.0.30319\r\nSet-Cookie: session=d3m0s3ss10n; Path=/\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
@@ -99,6 +89,26 @@ async fn careless_app(listener: tokio::net::TcpListener) {
             }
         });
     }
+}
+
+/// The forwarding headers (and Host) the edge sent, one indented line each.
+fn forwarding_headers(headers: &[httparse::Header<'_>]) -> String {
+    headers
+        .iter()
+        .filter(|h| {
+            let name = h.name.to_ascii_lowercase();
+            [
+                "x-forwarded",
+                "forwarded",
+                "x-real-ip",
+                "x-request-id",
+                "host",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+        })
+        .map(|h| format!("  {}: {}\n", h.name, String::from_utf8_lossy(h.value)))
+        .collect()
 }
 
 /// Starts the careless app on an ephemeral loopback port; returns its address.
@@ -168,29 +178,8 @@ address = "127.0.0.1:{admin}"
 [log]
 access_log = "access.log"
 
-[[listeners]]
-name = "https"
-address = "127.0.0.1:{tls}"
-[listeners.tls]
-profile = "intermediate"
-[[listeners.tls.certificates]]
-cert = "edge.pem"
-key = "edge.key"
-
-[[listeners]]
-name = "http"
-address = "127.0.0.1:{http}"
-redirect_https_port = {tls}
-
-[[upstreams]]
-name = "careless-app"
-endpoints = ["{app}"]
-
-[[routes]]
-name = "app"
-hosts = ["*"]
-upstream = "careless-app"
-# The WAF inspects request line, headers, cookies, query and the first 128 KiB of the body
+{listeners}
+{route}# The WAF inspects request line, headers, cookies, query and the first 128 KiB of the body
 # before anything is forwarded; at paranoia 1 a score of 5 blocks with 403.
 [routes.waf]
 mode = "block"
@@ -218,7 +207,9 @@ new_per_ip = {{ requests = 200, burst = 400 }}
 max_in_flight = 4096
 [protect.slow_clients]
 header_timeout_secs = 10
-"#
+"#,
+        listeners = config::edge_listeners(tls, http),
+        route = config::route_to("app", "careless-app", &app.to_string(), r#"["*"]"#),
     );
     let config_path = dir.join("rampart.toml");
     std::fs::write(&config_path, config).map_err(io)?;
