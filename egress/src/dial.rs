@@ -167,8 +167,9 @@ impl Egress {
 /// or dialling anything. In explicit-proxy mode a CONNECT is answered `200` once its
 /// target is allowed, and the tunnel's first bytes are then checked too (SNI must equal
 /// the target); [`Admitted::answered`] says whether that `200` went out.
-/// On denial, the flag says whether that `200` was already sent (then the client can only
-/// be closed; otherwise an explicit-proxy client should get [`Denied::http_response`]).
+/// On denial, the flag says whether the client already has its answer: the `200` of a CONNECT
+/// (then it can only be closed) or, for a refused origin-form plain-HTTP request, the `403`
+/// written here; otherwise an explicit-proxy client should get [`Denied::http_response`].
 pub async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
     policy: &EgressPolicy,
     peek_timeout: Duration,
@@ -221,14 +222,26 @@ pub async fn admit_with<S: AsyncRead + AsyncWrite + Unpin>(
                 answered: answer_connect,
             })
         }
-        _ => Ok(Admitted {
-            decision: decide(policy, mode, &seen, None).map_err(before)?,
-            mode,
-            seen,
-            inner: None,
-            prefix: buf,
-            answered: false,
-        }),
+        _ => {
+            let decision = match decide(policy, mode, &seen, None) {
+                Ok(decision) => decision,
+                // An origin-form request (a redirected plain-HTTP connection) is answered like
+                // every later request of that connection: a 403 naming reason and rule.
+                Err(d) if matches!(seen, Seen::Http { .. }) => {
+                    let answered = client.write_all(&d.http_response()).await.is_ok();
+                    return Err((d, answered));
+                }
+                Err(d) => return Err(before(d)),
+            };
+            Ok(Admitted {
+                decision,
+                mode,
+                seen,
+                inner: None,
+                prefix: buf,
+                answered: false,
+            })
+        }
     }
 }
 

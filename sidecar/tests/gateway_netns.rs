@@ -378,6 +378,11 @@ impl Pods {
 }
 
 /// Whether the namespace tests can run here (root and the tools); says why not.
+/// A plain-HTTP request the pod's sidecar refused: curl's body and status, a 403 naming why.
+fn refused_by_sidecar(curl_out: &str) -> bool {
+    curl_out.starts_with("egress denied: ") && curl_out.ends_with(" 403")
+}
+
 fn runnable(test: &str) -> bool {
     match can_run() {
         Ok(()) => true,
@@ -442,7 +447,8 @@ fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
     pods.check_udp_blocked(v);
     // Going around, by TCP to a port the policy does not allow: redirected to the sidecar,
     // which refuses it.
-    assert_eq!(pods.curl(&format!("http://{}/", at(&v.inet, 8082))), " 000");
+    let out = pods.curl(&format!("http://{}/", at(&v.inet, 8082)));
+    assert!(refused_by_sidecar(&out), "{out}");
     let line = sidecar.wait_for(|v| egress(v, "deny"), "egress denial in the pod's sidecar");
     assert_eq!(line["rampart.reason.kind"], "port_not_allowed", "{line}");
     assert_eq!(line["rampart.destination"], at(&v.inet, 8082), "{line}");
@@ -532,6 +538,33 @@ fn egress_leaves_only_through_the_gateway_from_its_fixed_address() {
         "the allowed curl and the first kept-alive request, nothing else"
     );
 
+    // A refused first request is answered the same way: a 403 naming the reason (then the
+    // connection closes), not a bare close.
+    let out = pods.app(&format!(
+        "python3 -c \"import socket\ns = socket.create_connection(('{ip}', 8080), timeout=10)\n\
+         s.sendall(b'GET /first-denied HTTP/1.1\\r\\nHost: evil.example:8080\\r\\n\\r\\n')\n\
+         print(s.recv(4096).decode(), flush=True)\"",
+        ip = v.inet
+    ));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.1 403 Forbidden")
+            && text
+                .to_ascii_lowercase()
+                .contains("x-rampart-deny-reason: no_rule"),
+        "{out:?}"
+    );
+    sidecar.wait_next(
+        |v| {
+            egress(v, "deny")
+                && v["rampart.reason.kind"] == "no_rule"
+                && v["rampart.reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("evil.example"))
+        },
+        "the refused first request's denial in the pod's sidecar",
+    );
+
     // The gateway re-checks: the pod's policy allows 8081, the gateway's does not for frontend.
     let out = pods.curl(&format!("http://{}/", at(&v.inet, 8081)));
     assert!(
@@ -582,15 +615,14 @@ fn ipv6_is_captured_and_leaves_only_through_the_gateway() {
     // Around the gateway: UDP over IPv6 is dropped by the ip6tables filter.
     pods.check_udp_blocked(v);
     // No rule for the address: captured by the sidecar over IPv6 and denied.
-    assert_eq!(
-        pods.curl(&format!("http://{}/", at(&v.gw_pod, 8080))),
-        " 000"
-    );
+    let out = pods.curl(&format!("http://{}/", at(&v.gw_pod, 8080)));
+    assert!(refused_by_sidecar(&out), "{out}");
     let line = sidecar.wait_for(|v| egress(v, "deny"), "IPv6 denial in the pod's sidecar");
     assert_eq!(line["rampart.reason.kind"], "raw_ip_not_named", "{line}");
     assert_eq!(line["rampart.destination"], at(&v.gw_pod, 8080), "{line}");
     // A port the rule does not allow.
-    assert_eq!(pods.curl(&format!("http://{}/", at(&v.inet, 8082))), " 000");
+    let out = pods.curl(&format!("http://{}/", at(&v.inet, 8082)));
+    assert!(refused_by_sidecar(&out), "{out}");
     let line = sidecar.wait_for(
         |v| egress(v, "deny") && v["rampart.reason.kind"] == "port_not_allowed",
         "IPv6 port denial in the pod's sidecar",
