@@ -111,3 +111,28 @@ mod tests {
         assert!(missing.is_err(), "an unexported name must fail");
     }
 }
+
+/// Serves every connection accepted on a fresh loopback port (`127.0.0.1:0`) with `handle`,
+/// each on its own task, until the runtime ends; returns the address. The test servers of the
+/// workspace (echo apps, upstreams, held requests) differ only in `handle`.
+pub async fn serve_loopback<F, Fut>(handle: F) -> std::net::SocketAddr
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("binding a loopback test server: {e}"));
+    let addr = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("the loopback test server's address: {e}"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(handle(stream));
+        }
+    });
+    addr
+}

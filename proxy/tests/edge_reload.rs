@@ -214,38 +214,31 @@ async fn holding_upstream(
     release: Arc<tokio::sync::Notify>,
 ) -> std::net::SocketAddr {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                continue;
-            };
-            let (arrived, release) = (arrived.clone(), release.clone());
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16384];
-                let mut len = 0;
-                loop {
-                    while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                        match s.read(&mut buf[len..]).await {
-                            Ok(n) if n > 0 => len += n,
-                            _ => return,
-                        }
-                    }
-                    if String::from_utf8_lossy(&buf[..len]).starts_with("GET /hold") {
-                        let _ = arrived.send(());
-                        release.notified().await;
-                    }
-                    len = 0;
-                    let resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                    if s.write_all(resp.as_bytes()).await.is_err() {
-                        return;
+    rampart_ops::testing::serve_loopback(move |mut s| {
+        let (arrived, release) = (arrived.clone(), release.clone());
+        async move {
+            let mut buf = vec![0u8; 16384];
+            let mut len = 0;
+            loop {
+                while !buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf[len..]).await {
+                        Ok(n) if n > 0 => len += n,
+                        _ => return,
                     }
                 }
-            });
+                if String::from_utf8_lossy(&buf[..len]).starts_with("GET /hold") {
+                    let _ = arrived.send(());
+                    release.notified().await;
+                }
+                len = 0;
+                let resp = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                if s.write_all(resp.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

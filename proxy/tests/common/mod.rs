@@ -323,17 +323,7 @@ pub fn get(host: &str, path: &str, extra: &str) -> String {
 /// The test upstream: careless headers, a bare cookie, echoes forwarding headers in the body.
 /// `/csp` sends its own CSP; `/cookies` sends several cookies.
 pub async fn start_upstream() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(serve_upstream_conn(s));
-        }
-    });
-    addr
+    rampart_ops::testing::serve_loopback(serve_upstream_conn).await
 }
 
 pub async fn serve_upstream_conn<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(

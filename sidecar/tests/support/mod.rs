@@ -299,20 +299,11 @@ impl Drop for Sidecar {
 
 /// A TCP echo app on loopback.
 pub async fn echo_app() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
+    rampart_ops::testing::serve_loopback(|mut s| async move {
+        let (mut r, mut w) = s.split();
+        let _ = tokio::io::copy(&mut r, &mut w).await;
+    })
+    .await
 }
 
 /// An HTTP app on loopback that answers with what it received: `xfcc=…;path=…`.
@@ -320,33 +311,24 @@ pub async fn http_app() -> SocketAddr {
     use http_body_util::Full;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = l.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                    let xfcc: Vec<String> = req
-                        .headers()
-                        .get_all("x-forwarded-client-cert")
-                        .iter()
-                        .map(|v| v.to_str().unwrap_or("").to_string())
-                        .collect();
-                    let body = format!("xfcc={};path={}", xfcc.join("|"), req.uri().path());
-                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                        bytes::Bytes::from(body),
-                    )))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(s), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    rampart_ops::testing::serve_loopback(|s| async move {
+        let svc = service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+            let xfcc: Vec<String> = req
+                .headers()
+                .get_all("x-forwarded-client-cert")
+                .iter()
+                .map(|v| v.to_str().unwrap_or("").to_string())
+                .collect();
+            let body = format!("xfcc={};path={}", xfcc.join("|"), req.uri().path());
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(bytes::Bytes::from(
+                body,
+            ))))
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(s), svc)
+            .await;
+    })
+    .await
 }
 
 /// A TLS connection to a sidecar's inbound port with `cfg` (the server name is not checked:
