@@ -90,28 +90,6 @@ impl AlertRules {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rules(text: &str) -> AlertRules {
-        AlertRules {
-            dir: PathBuf::from("."),
-            file: "x.yml".into(),
-            text: text.into(),
-        }
-    }
-
-    #[test]
-    fn names_are_found_once_each_and_must_be_exported() {
-        let r = rules("expr: rate(app_a_total[5m]) > 0 and app_b > app_a_total");
-        assert_eq!(r.metric_names("app_"), ["app_a_total", "app_b"]);
-        r.assert_exported("app_", "# HELP app_a_total x\napp_a_total 1\napp_b 2\n", 2);
-        let missing = std::panic::catch_unwind(|| r.assert_exported("app_", "app_a_total 1\n", 1));
-        assert!(missing.is_err(), "an unexported name must fail");
-    }
-}
-
 /// Serves every connection accepted on a fresh loopback port (`127.0.0.1:0`) with `handle`,
 /// each on its own task, until the runtime ends; returns the address. The test servers of the
 /// workspace (echo apps, upstreams, held requests) differ only in `handle`.
@@ -135,4 +113,26 @@ where
         }
     });
     addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(text: &str) -> AlertRules {
+        AlertRules {
+            dir: PathBuf::from("."),
+            file: "x.yml".into(),
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn names_are_found_once_each_and_must_be_exported() {
+        let r = rules("expr: rate(app_a_total[5m]) > 0 and app_b > app_a_total");
+        assert_eq!(r.metric_names("app_"), ["app_a_total", "app_b"]);
+        r.assert_exported("app_", "# HELP app_a_total x\napp_a_total 1\napp_b 2\n", 2);
+        let missing = std::panic::catch_unwind(|| r.assert_exported("app_", "app_a_total 1\n", 1));
+        assert!(missing.is_err(), "an unexported name must fail");
+    }
 }

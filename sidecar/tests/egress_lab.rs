@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use egress_support::*;
 use rampart_dns::testlab::DnsLab;
 use serde_json::Value;
-use support::Sidecar;
+use support::{assert_contains_all, Sidecar};
 
 const LO10: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10));
 
@@ -278,14 +278,15 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
 
     // Metrics by reason and rule.
     let metrics = admin_get(sc.addr("admin"), "/metrics");
-    for needle in [
-        "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_bogus\",rule=\"bogus\"",
-        "direction=\"egress\",mode=\"enforce\",reason=\"no_rule\",rule=\"\"",
-        "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_unsigned\",rule=\"plain-required\"",
-        "rampart_sidecar_connections_total{direction=\"egress\",result=\"allow\"} 5",
-    ] {
-        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
-    }
+    assert_contains_all(
+        &metrics,
+        &[
+            "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_bogus\",rule=\"bogus\"",
+            "direction=\"egress\",mode=\"enforce\",reason=\"no_rule\",rule=\"\"",
+            "direction=\"egress\",mode=\"enforce\",reason=\"dnssec_unsigned\",rule=\"plain-required\"",
+            "rampart_sidecar_connections_total{direction=\"egress\",result=\"allow\"} 5",
+        ],
+    );
 
     // Hot reload: the rule goes away with the rest of the policy; new connections are denied.
     std::fs::write(&policy_path, policy(port, web_port, port2, false)).unwrap();

@@ -140,14 +140,15 @@ async fn caps_evict_a_stalled_handshake_then_refuse_with_reasons() {
         assert!(line["rampart.reason"].as_str().unwrap().contains("max_connections"), "{line}");
 
         let metrics = wait_metric(admin, "rampart_sidecar_connections_refused_total{reason=\"conn_cap_global\"} 1").await;
-        for needle in [
-            "rampart_sidecar_connections_refused_total{reason=\"conn_cap_per_ip\"} 1",
-            "rampart_sidecar_connections_refused_total{reason=\"conn_evicted_stalled\"} 1",
-            "rampart_sidecar_handshake_failures_total{direction=\"inbound\",reason=\"evicted_stalled\"} 1",
-            "rampart_sidecar_inbound_connections_open 3",
-        ] {
-            assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
-        }
+        assert_contains_all(
+            &metrics,
+            &[
+                "rampart_sidecar_connections_refused_total{reason=\"conn_cap_per_ip\"} 1",
+                "rampart_sidecar_connections_refused_total{reason=\"conn_evicted_stalled\"} 1",
+                "rampart_sidecar_handshake_failures_total{direction=\"inbound\",reason=\"evicted_stalled\"} 1",
+                "rampart_sidecar_inbound_connections_open 3",
+            ],
+        );
         // The admitted ones were never disturbed.
         for (s, m) in [(&mut a, b"a2"), (&mut c, b"c2"), (&mut e, b"e2")] {
             echo_roundtrip(s, m).await.unwrap();

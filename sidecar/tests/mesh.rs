@@ -210,14 +210,15 @@ async fn inbound_admits_by_identity_and_explains_every_refusal() {
 
         // Metrics name the denials and handshake failures by reason.
         let metrics = admin_get(sc.addr("admin"), "/metrics").await;
-        for needle in [
-            "rampart_sidecar_denials_total{direction=\"inbound\",mode=\"enforce\",reason=\"method\",rule=\"frontend-reads\"} 1",
-            "rampart_sidecar_handshake_failures_total{direction=\"inbound\",reason=\"unknown_ca\"} 1",
-            "rampart_sidecar_requests_total{direction=\"inbound\",result=\"allow\"} 1",
-            "rampart_sidecar_certificate_expiry_seconds",
-        ] {
-            assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
-        }
+        assert_contains_all(
+            &metrics,
+            &[
+                "rampart_sidecar_denials_total{direction=\"inbound\",mode=\"enforce\",reason=\"method\",rule=\"frontend-reads\"} 1",
+                "rampart_sidecar_handshake_failures_total{direction=\"inbound\",reason=\"unknown_ca\"} 1",
+                "rampart_sidecar_requests_total{direction=\"inbound\",result=\"allow\"} 1",
+                "rampart_sidecar_certificate_expiry_seconds",
+            ],
+        );
     })
     .await
     .expect("test deadline");

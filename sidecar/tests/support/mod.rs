@@ -479,3 +479,10 @@ where
     .map_err(|_| format!("still open after {within:?}"))?;
     Ok(start.elapsed())
 }
+
+/// Fails, showing `text` (e.g. a `/metrics` exposition), unless every one of `needles` is in it.
+pub fn assert_contains_all(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}
