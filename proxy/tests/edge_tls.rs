@@ -24,29 +24,10 @@ fn two_listener_config(
     upstream: std::net::SocketAddr,
 ) -> String {
     format!(
-        r#"
-{head}[[listeners]]
-name = "modern"
-address = "127.0.0.1:{modern}"
-[listeners.tls]
-profile = "modern"
-[[listeners.tls.certificates]]
-cert = "a.pem"
-key = "a.key"
-default = true
-[[listeners.tls.certificates]]
-cert = "b.pem"
-key = "b.key"
-[[listeners]]
-name = "intermediate"
-address = "127.0.0.1:{inter}"
-[listeners.tls]
-profile = "intermediate"
-[[listeners.tls.certificates]]
-cert = "a.pem"
-key = "a.key"
-{route}"#,
+        "\n{head}{modern}{inter}{route}",
         head = config_head(admin, ""),
+        modern = tls_listener("modern", modern, "modern", &["a", "b"]),
+        inter = tls_listener("intermediate", inter, "intermediate", &["a"]),
         route = route_to("app", "app", &upstream.to_string(), r#"["*"]"#),
     )
 }
@@ -216,14 +197,7 @@ async fn pooled_upstream_connections_never_cross_trust_settings() {
     let (port, admin_port) = (free_port(), free_port());
     let config = format!(
         r#"
-{head}[[listeners]]
-name = "https"
-address = "127.0.0.1:{port}"
-[listeners.tls]
-[[listeners.tls.certificates]]
-cert = "edge.pem"
-key = "edge.key"
-[[upstreams]]
+{head}{https}[[upstreams]]
 name = "good"
 endpoints = ["{up}"]
 tls = {{ ca_file = "up-ca.pem", sni = "up.test" }}
@@ -240,7 +214,8 @@ name = "bad"
 hosts = ["bad.test"]
 upstream = "bad"
 "#,
-        head = config_head(admin_port, "")
+        head = config_head(admin_port, ""),
+        https = tls_listener("https", port, "intermediate", &["edge"]),
     );
     let _edge = Edge::start(&config, dir);
     // Keep-alive request on the good route pools a verified upstream connection.

@@ -9,7 +9,7 @@ mod demo_ca;
 mod demo_config;
 use demo_ca::EphemeralCa;
 #[allow(unused_imports)] // each test file uses some of them
-pub use demo_config::{edge_listeners, route_to};
+pub use demo_config::{edge_listeners, route_to, tls_listener};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

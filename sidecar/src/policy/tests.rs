@@ -62,8 +62,15 @@ pub(super) fn compile(text: &str) -> Result<Policy, FileError> {
     ))
 }
 
+const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
+
 fn id(s: &str) -> SpiffeId {
     SpiffeId::parse(s).unwrap()
+}
+
+/// An inbound request from `…/sa/frontend` (no source address).
+fn from_frontend(p: &Policy, port: u16, http: Option<(&str, &str)>) -> Decision {
+    inbound(p, Some(&id(FRONTEND)), port, http, None)
 }
 
 fn inbound(
@@ -84,14 +91,7 @@ fn inbound(
 #[test]
 fn admits_by_identity_method_and_path() {
     let p = compile(POLICY).unwrap();
-    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
-    let d = inbound(
-        &p,
-        Some(&frontend),
-        8080,
-        Some(("GET", "/v1/payments/42")),
-        None,
-    );
+    let d = from_frontend(&p, 8080, Some(("GET", "/v1/payments/42")));
     assert_eq!(d.verdict, Verdict::Allow, "{d}");
     assert_eq!(d.rule.as_ref().unwrap().rule.as_ref(), "frontend-reads");
     assert_eq!(d.rule.as_ref().unwrap().line, 6);
@@ -105,14 +105,7 @@ fn admits_by_identity_method_and_path() {
 #[test]
 fn denial_names_closest_rule_and_exact_reason() {
     let p = compile(POLICY).unwrap();
-    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
-    let d = inbound(
-        &p,
-        Some(&frontend),
-        8080,
-        Some(("POST", "/v1/payments/42")),
-        None,
-    );
+    let d = from_frontend(&p, 8080, Some(("POST", "/v1/payments/42")));
     assert_eq!(d.verdict, Verdict::Deny);
     assert_eq!(
         d.reason_text().unwrap(),
@@ -122,19 +115,13 @@ fn denial_names_closest_rule_and_exact_reason() {
     let shown = d.to_string();
     assert!(shown.starts_with("inbound deny: rule frontend-reads: method POST not in [GET] (policy policy.toml sha256:"), "{shown}");
 
-    let d = inbound(&p, Some(&frontend), 8080, Some(("GET", "/admin")), None);
+    let d = from_frontend(&p, 8080, Some(("GET", "/admin")));
     assert_eq!(
         d.reason_text().unwrap(),
         "rule frontend-reads: path /admin matches none of [/v1/payments/*, /healthz]"
     );
 
-    let d = inbound(
-        &p,
-        Some(&frontend),
-        8080,
-        Some(("GET", "/v1/payments/../admin")),
-        None,
-    );
+    let d = from_frontend(&p, 8080, Some(("GET", "/v1/payments/../admin")));
     assert_eq!(d.verdict, Verdict::Deny, "dot segments never match");
 
     let stranger = id("spiffe://mesh.local/ns/shop/sa/checkout");
@@ -146,7 +133,7 @@ fn denial_names_closest_rule_and_exact_reason() {
 
     // Frontend on the metrics port: closest rule is frontend-reads (caller matches) and the
     // failing dimension is the port.
-    let d = inbound(&p, Some(&frontend), 9090, None, None);
+    let d = from_frontend(&p, 9090, None);
     assert_eq!(
         d.reason_text().unwrap(),
         "rule frontend-reads: port 9090 not in [8080]"
@@ -156,8 +143,7 @@ fn denial_names_closest_rule_and_exact_reason() {
 #[test]
 fn default_deny_on_ports_without_rules_and_callers_without_identity() {
     let p = compile(POLICY).unwrap();
-    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
-    let d = inbound(&p, Some(&frontend), 5432, None, None);
+    let d = from_frontend(&p, 5432, None);
     assert_eq!(d.verdict, Verdict::Deny);
     assert_eq!(d.reason, Some(DenyReason::NoRuleForPort { port: 5432 }));
     assert!(d.rule.is_none());
@@ -168,7 +154,7 @@ fn default_deny_on_ports_without_rules_and_callers_without_identity() {
     let d = inbound(&p, None, 7000, None, None);
     assert_eq!(d.verdict, Verdict::Deny);
     let empty = Policy::deny_all();
-    let d = inbound(&empty, Some(&frontend), 8080, None, None);
+    let d = from_frontend(&empty, 8080, None);
     assert_eq!(d.verdict, Verdict::Deny);
 }
 
@@ -211,8 +197,7 @@ fn audit_only_port_passes_would_be_denials() {
     let d = inbound(&p, Some(&batch), 7000, None, None);
     assert_eq!(d.verdict, Verdict::Allow);
     assert_eq!(d.rule.as_ref().unwrap().mode, Mode::Audit);
-    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
-    let d = inbound(&p, Some(&frontend), 7000, None, None);
+    let d = from_frontend(&p, 7000, None);
     assert_eq!(d.verdict, Verdict::AuditDeny);
     assert!(d.verdict.passes());
     assert!(
@@ -225,16 +210,14 @@ fn audit_only_port_passes_would_be_denials() {
 #[test]
 fn method_on_tcp_traffic_is_not_http() {
     let p = compile(POLICY).unwrap();
-    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
-    let d = inbound(&p, Some(&frontend), 8080, None, None);
+    let d = from_frontend(&p, 8080, None);
     assert_eq!(d.reason, Some(DenyReason::NotHttp));
 }
 
 #[test]
 fn methods_compare_case_sensitively() {
     let p = compile(POLICY).unwrap();
-    let frontend = id("spiffe://mesh.local/ns/shop/sa/frontend");
-    let d = inbound(&p, Some(&frontend), 8080, Some(("get", "/healthz")), None);
+    let d = from_frontend(&p, 8080, Some(("get", "/healthz")));
     assert_eq!(
         d.verdict,
         Verdict::Deny,

@@ -2,24 +2,32 @@
 //! them too (`#[path]`-included), so the listeners and routes the demo runs are the ones tested.
 #![allow(dead_code)]
 
+/// A TLS listener `name` on loopback `port` with TLS `profile`, serving `certs` (each `C` is
+/// `C.pem`/`C.key`; with several, the first is the default).
+pub fn tls_listener(name: &str, port: u16, profile: &str, certs: &[&str]) -> String {
+    let mut text = format!(
+        "[[listeners]]\nname = \"{name}\"\naddress = \"127.0.0.1:{port}\"\n[listeners.tls]\nprofile = \"{profile}\"\n"
+    );
+    for (i, c) in certs.iter().enumerate() {
+        text += &format!("[[listeners.tls.certificates]]\ncert = \"{c}.pem\"\nkey = \"{c}.key\"\n");
+        if i == 0 && certs.len() > 1 {
+            text += "default = true\n";
+        }
+    }
+    text
+}
+
 /// An `https` listener (intermediate profile, `edge.pem`/`edge.key`) and an `http` listener
 /// that redirects to it, on loopback.
 pub fn edge_listeners(https: u16, http: u16) -> String {
     format!(
-        r#"[[listeners]]
-name = "https"
-address = "127.0.0.1:{https}"
-[listeners.tls]
-profile = "intermediate"
-[[listeners.tls.certificates]]
-cert = "edge.pem"
-key = "edge.key"
-
+        r#"{tls}
 [[listeners]]
 name = "http"
 address = "127.0.0.1:{http}"
 redirect_https_port = {https}
-"#
+"#,
+        tls = tls_listener("https", https, "intermediate", &["edge"]),
     )
 }
 
