@@ -88,8 +88,10 @@ pub struct Egress {
 
 impl Egress {
     /// Reads the start of `client`, decides, resolves and dials: [`Egress::admit`] then
-    /// [`Egress::connect`]. On denial nothing has been dialled; in explicit mode the caller
-    /// should send [`Denied::http_response`] unless `200` was already sent (then just close).
+    /// [`Egress::connect`]. On denial nothing has been dialled; a refused origin-form
+    /// plain-HTTP request has already been answered `403` (see [`admit`]). Callers that must
+    /// answer other refusals themselves (explicit mode) use [`Egress::admit`], whose flag says
+    /// whether the client already has its answer.
     pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         client: &mut S,
