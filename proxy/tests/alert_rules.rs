@@ -24,6 +24,8 @@ fn promtool_rejects_a_broken_rule() {
     )
     .unwrap();
     let bad = bad.to_str().unwrap();
+    // promtool itself must run (a missing promtool panics here, not inside the catch below).
+    rules().promtool(&["--version"]);
     let checked = std::panic::catch_unwind(|| rules().promtool(&["check", "rules", bad]));
     assert!(checked.is_err(), "promtool accepted a broken rule");
 }
