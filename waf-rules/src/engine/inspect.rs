@@ -66,7 +66,8 @@ impl RuleSet {
             }
             let raw = &field.value[..];
             // A browser header value seen clean on this thread (cache.rs).
-            let cache_key = (field.class == Class::Header
+            let cache_key = (shortcuts()
+                && field.class == Class::Header
                 && field.source == "header"
                 && !field.continued)
                 .then(|| HeaderCache::key(&field.name, raw))
@@ -129,7 +130,7 @@ impl RuleSet {
             };
             // A quiet value skips every group its literals decide (one mask
             // test each). A `_charset_` field's plain word still matters.
-            let quiet = values.quiet && !crate::extract::charset_field(field);
+            let quiet = shortcuts() && values.quiet && !crate::extract::charset_field(field);
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];
@@ -204,6 +205,23 @@ struct Scratch {
 
 thread_local! {
     static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests turn the quiet-value skip and the header cache off on their
+    /// thread to compare verdicts with and without them.
+    pub(super) static NO_SHORTCUTS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the quiet-value skip and the header cache are on (always,
+/// outside tests).
+fn shortcuts() -> bool {
+    #[cfg(test)]
+    if NO_SHORTCUTS.with(Cell::get) {
+        return false;
+    }
+    true
 }
 
 /// Field-list capacity and per-chain buffer bytes kept between inspections.
