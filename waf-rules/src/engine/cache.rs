@@ -100,9 +100,9 @@ impl HeaderCache {
 
     /// Whether this value was seen clean at this paranoia level.
     pub(super) fn clean(&self, key: Key, paranoia: u8, value: &[u8]) -> bool {
-        self.slots.get(key.slot).is_some_and(|s| {
-            s.name == key.name && s.paranoia == paranoia && s.value == value
-        })
+        self.slots
+            .get(key.slot)
+            .is_some_and(|s| s.name == key.name && s.paranoia == paranoia && s.value == value)
     }
 
     /// Remembers a value no rule fired on.
@@ -160,7 +160,13 @@ mod tests {
 
     #[test]
     fn secrets_and_long_values_are_never_cached() {
-        for name in ["cookie", "authorization", "referer", "x-forwarded-for", "x-api-key"] {
+        for name in [
+            "cookie",
+            "authorization",
+            "referer",
+            "x-forwarded-for",
+            "x-api-key",
+        ] {
             assert!(HeaderCache::key(name, b"x").is_none(), "{name}");
         }
         assert!(HeaderCache::key("user-agent", &[b'a'; MAX_VALUE + 1]).is_none());

@@ -59,3 +59,5 @@ impl RuleSet {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod worst_case;

@@ -317,10 +317,10 @@ fn chains_leave_values_without_their_trigger_bytes_alone() {
 fn shortcuts_change_no_verdict() {
     use super::inspect::NO_SHORTCUTS;
     let words = [
-        "union", "SELECT", "from", "where", "or", "and", "1", "sleep", "cat", "etc",
-        "passwd", "script", "alert", "onerror", "jndi", "ldap", "order", "by", "Having",
-        "like", "null", "true", "id", "ls", "bash", "wget", "drop", "table", "x",
-        "Trail", "running", "shoe,", "model", "thanks!", "what?", "a_b", "10", "999",
+        "union", "SELECT", "from", "where", "or", "and", "1", "sleep", "cat", "etc", "passwd",
+        "script", "alert", "onerror", "jndi", "ldap", "order", "by", "Having", "like", "null",
+        "true", "id", "ls", "bash", "wget", "drop", "table", "x", "Trail", "running", "shoe,",
+        "model", "thanks!", "what?", "a_b", "10", "999",
     ];
     let rules = rs();
     let mut x: u64 = 0x51ed_2701_aa55_0f0f;
@@ -413,6 +413,10 @@ fn header_cache_never_hides_a_hit() {
         let plain = rules.inspect(&req, &p);
         NO_SHORTCUTS.with(|s| s.set(false));
         let _ = rules.inspect(&req, &p);
-        assert_eq!(rules.inspect(&req, &p).score, plain.score, "paranoia {paranoia}");
+        assert_eq!(
+            rules.inspect(&req, &p).score,
+            plain.score,
+            "paranoia {paranoia}"
+        );
     }
 }
