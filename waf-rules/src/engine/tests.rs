@@ -331,7 +331,7 @@ fn shortcuts_change_no_verdict() {
         for i in 0..n {
             let r = crate::test_support::xorshift(&mut x);
             if i > 0 {
-                v.push_str(if r % 13 == 0 { "  " } else { " " });
+                v.push_str(if r.is_multiple_of(13) { "  " } else { " " });
             }
             v.push_str(words[(r >> 8) as usize % words.len()]);
         }
