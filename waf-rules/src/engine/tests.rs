@@ -308,6 +308,20 @@ fn chains_leave_values_without_their_trigger_bytes_alone() {
     }
 }
 
+/// The policy of `paranoia`, and the verdict on `req` without the
+/// quiet-value skip and the header cache.
+fn without_shortcuts(rules: &RuleSet, req: &Request<'_>, paranoia: u8) -> (Policy, crate::Verdict) {
+    use super::inspect::NO_SHORTCUTS;
+    let p = Policy {
+        paranoia,
+        ..Policy::default()
+    };
+    NO_SHORTCUTS.with(|s| s.set(true));
+    let v = rules.inspect(req, &p);
+    NO_SHORTCUTS.with(|s| s.set(false));
+    (p, v)
+}
+
 /// The quiet-value skip and the header cache change no verdict: seeded
 /// values of plain words (SQL, shell and script words among them, in any
 /// case, with `,` `!` `?` `_` and digits) in a query arg, a JSON field, a
@@ -315,7 +329,6 @@ fn chains_leave_values_without_their_trigger_bytes_alone() {
 /// them, twice (the second time from the cache).
 #[test]
 fn shortcuts_change_no_verdict() {
-    use super::inspect::NO_SHORTCUTS;
     let words = [
         "union", "SELECT", "from", "where", "or", "and", "1", "sleep", "cat", "etc", "passwd",
         "script", "alert", "onerror", "jndi", "ldap", "order", "by", "Having", "like", "null",
@@ -355,13 +368,7 @@ fn shortcuts_change_no_verdict() {
             version: "HTTP/1.1",
         };
         let paranoia = 1 + (round % 4) as u8;
-        let p = Policy {
-            paranoia,
-            ..Policy::default()
-        };
-        NO_SHORTCUTS.with(|s| s.set(true));
-        let plain = rules.inspect(&req, &p);
-        NO_SHORTCUTS.with(|s| s.set(false));
+        let (p, plain) = without_shortcuts(&rules, &req, paranoia);
         for _ in 0..2 {
             let fast = rules.inspect(&req, &p);
             let key = |v: &crate::Verdict| {
@@ -383,7 +390,6 @@ fn shortcuts_change_no_verdict() {
 /// and a hit removed by an exclusion is not remembered as clean.
 #[test]
 fn header_cache_never_hides_a_hit() {
-    use super::inspect::NO_SHORTCUTS;
     let rules = rs();
     let shellshock: &[u8] = b"() { :; }; /bin/bash -c 'cat /etc/passwd'";
     let h: [(&str, &[u8]); 1] = [("User-Agent", shellshock)];
@@ -405,13 +411,7 @@ fn header_cache_never_hides_a_hit() {
     let h: [(&str, &[u8]); 1] = [("User-Agent", ua)];
     let req = get("/", "", &h);
     for paranoia in [1, 2, 3, 4, 1] {
-        let p = Policy {
-            paranoia,
-            ..Policy::default()
-        };
-        NO_SHORTCUTS.with(|s| s.set(true));
-        let plain = rules.inspect(&req, &p);
-        NO_SHORTCUTS.with(|s| s.set(false));
+        let (p, plain) = without_shortcuts(&rules, &req, paranoia);
         let _ = rules.inspect(&req, &p);
         assert_eq!(
             rules.inspect(&req, &p).score,
