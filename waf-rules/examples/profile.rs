@@ -48,6 +48,18 @@ fn main() {
         body = b.into_bytes();
     }
     let mut req = typical_request::request(&h, &body);
+    // PROFILE_GET=1: the edge benchmark's request instead (`GET /`, Host only).
+    let get_headers: [(&str, &[u8]); 1] = [("Host", b"localhost:8443")];
+    if std::env::var_os("PROFILE_GET").is_some() {
+        req = rampart_waf::Request {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &get_headers,
+            body: b"",
+            ..req
+        };
+    }
     if !part.is_empty() && part != "query" {
         req.query = "";
     }
