@@ -46,30 +46,40 @@ impl Family {
         Family::Protocol,
     ];
 
+    /// The family's name in rule files, policies and verdicts (serde's
+    /// lowercase name; `names_are_serde_names` holds them equal).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Sqli => "sqli",
-            Family::Xss => "xss",
-            Family::Rce => "rce",
-            Family::Lfi => "lfi",
-            Family::Rfi => "rfi",
-            Family::Php => "php",
-            Family::Java => "java",
-            Family::Ssrf => "ssrf",
-            Family::Ssti => "ssti",
-            Family::Nosql => "nosql",
-            Family::Xxe => "xxe",
-            Family::Crlf => "crlf",
-            Family::Ldap => "ldap",
-            Family::Redirect => "redirect",
-            Family::Scanner => "scanner",
-            Family::Protocol => "protocol",
-        }
+        NAMES[self as usize]
     }
 }
+
+/// Names in declaration order (`Family as usize` indexes it).
+const NAMES: [&str; Family::ALL.len()] = [
+    "sqli", "xss", "rce", "lfi", "rfi", "php", "java", "ssrf", "ssti", "nosql", "xxe", "crlf",
+    "ldap", "redirect", "scanner", "protocol",
+];
 
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Family;
+
+    #[test]
+    fn names_are_serde_names() {
+        #[derive(serde::Deserialize)]
+        struct One {
+            family: Family,
+        }
+        for (k, f) in Family::ALL.into_iter().enumerate() {
+            assert_eq!(f as usize, k, "ALL is in declaration order");
+            let parsed: One = toml::from_str(&format!("family = \"{}\"", f.as_str())).unwrap();
+            assert_eq!(parsed.family, f);
+            assert_eq!(f.as_str(), format!("{f:?}").to_lowercase());
+        }
     }
 }
