@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 
 use super::log::{base_event, DecisionFields};
 use super::metrics::count;
-use super::{Ctx, CONNECT_TIMEOUT};
+use super::{Ctx, Generation, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
 use crate::policy::{Decision, HttpRequest, InboundRequest, PolicyVersion, Verdict};
@@ -163,6 +163,10 @@ struct Conn {
     app: Mutex<Option<SendRequest<Incoming>>>,
     /// The last request's method and path, re-checked when the policy changes.
     last: Mutex<Option<(http::Method, String)>>,
+    /// The decision for every request of this connection, while the generation that made it
+    /// is current, when that generation's rules for this port read neither methods nor paths
+    /// (`Policy::inbound_reads_http`): caller, port and source are the connection's.
+    decided: Mutex<Option<(Arc<Generation>, Arc<Decision>)>>,
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
@@ -204,6 +208,7 @@ pub async fn connection(
             .with_label_values(&["inbound", Verdict::Allow.as_str()]),
         app: Mutex::new(None),
         last: Mutex::new(None),
+        decided: Mutex::new(None),
     });
     let service = {
         let conn = conn.clone();
@@ -232,6 +237,10 @@ pub async fn connection(
                 if changed.is_err() {
                     let _ = (&mut server).await;
                     return;
+                }
+                // Decided again under the new generation (and the old one not kept alive).
+                if let Ok(mut decided) = conn.decided.lock() {
+                    *decided = None;
                 }
                 if let Some(reason) = conn.revoked() {
                     ctx.metrics.closed_by_policy.with_label_values(&["inbound"]).inc();
@@ -293,17 +302,7 @@ impl Conn {
                     .into(),
             );
         }
-        let g = self.ctx.generation();
-        let decision = g.policy.inbound(&InboundRequest {
-            caller: self.caller.as_ref(),
-            port: self.port.port,
-            source: Some(self.peer.ip()),
-            http: Some(HttpRequest {
-                method: method.as_str(),
-                path,
-            }),
-        });
-        drop(g);
+        let decision = self.decide(method.as_str(), path);
         self.remember(&method, path);
         if decision.verdict == Verdict::Allow {
             self.allowed.inc();
@@ -320,7 +319,7 @@ impl Conn {
                     .insert(DENIED, HeaderValue::from_static(reason.label()));
             }
             let line = self.line(&method, path, 403, started);
-            self.log(Some(&decision), line);
+            self.log(Some(&*decision), line);
             return resp;
         }
 
@@ -358,8 +357,30 @@ impl Conn {
         };
         let mut line = self.line(&method, path, status, started);
         line.error = error.as_deref();
-        self.log(Some(&decision), line);
+        self.log(Some(&*decision), line);
         resp
+    }
+
+    /// The current policy's decision on a request (see `Conn::decided`).
+    fn decide(&self, method: &str, path: &str) -> Arc<Decision> {
+        let g = self.ctx.generation();
+        if let Some((at, decision)) = self.decided.lock().ok().as_deref().and_then(Option::as_ref) {
+            if Arc::ptr_eq(at, &g) {
+                return decision.clone();
+            }
+        }
+        let decision = Arc::new(g.policy.inbound(&InboundRequest {
+            caller: self.caller.as_ref(),
+            port: self.port.port,
+            source: Some(self.peer.ip()),
+            http: Some(HttpRequest { method, path }),
+        }));
+        if !g.policy.inbound_reads_http(self.port.port) {
+            if let Ok(mut decided) = self.decided.lock() {
+                *decided = Some((g, decision.clone()));
+            }
+        }
+        decision
     }
 
     /// Keeps the request for policy re-checks; most connections repeat one request, so the
@@ -621,6 +642,51 @@ mod tests {
         let would = v["rampart.audit.would_deny"].as_str().unwrap();
         assert!(would.starts_with("rule strict: "), "{would}");
         assert!(v.get("rampart.reason").is_none() && v.get("error.message").is_none());
+    }
+
+    #[test]
+    fn one_decision_per_connection_only_where_no_rule_reads_methods_or_paths() {
+        let text = r#"
+[[inbound]]
+name = "api"
+ports = [8080, 9090]
+[[inbound.rule]]
+name = "any-request"
+callers = ["spiffe://mesh.local/ns/a/sa/b"]
+ports = [8080]
+[[inbound.rule]]
+name = "reads"
+callers = ["spiffe://mesh.local/ns/a/sa/b"]
+ports = [9090]
+methods = ["GET"]
+
+[[inbound]]
+name = "audit-paths"
+mode = "audit"
+ports = [7070]
+[[inbound.rule]]
+name = "health"
+callers = ["spiffe://mesh.local/ns/a/sa/*"]
+paths = ["/health"]
+"#;
+        let source =
+            crate::source::SourceFile::from_text(std::path::Path::new("p.toml"), text.into());
+        let policy = crate::policy::Policy::from_source(source).unwrap();
+        // 8080 and 9090 share a set whose rule for 9090 reads the method: both per request
+        // (the set's rules are judged together); an audit set's paths count too.
+        assert!(policy.inbound_reads_http(8080));
+        assert!(policy.inbound_reads_http(9090));
+        assert!(policy.inbound_reads_http(7070));
+        // No rule at all: denied whatever the request.
+        assert!(!policy.inbound_reads_http(6060));
+        let simple = text
+            .replace("methods = [\"GET\"]\n", "")
+            .replace("paths = [\"/health\"]\n", "");
+        let source = crate::source::SourceFile::from_text(std::path::Path::new("p.toml"), simple);
+        let policy = crate::policy::Policy::from_source(source).unwrap();
+        for port in [8080, 9090, 7070] {
+            assert!(!policy.inbound_reads_http(port), "{port}");
+        }
     }
 
     #[test]
