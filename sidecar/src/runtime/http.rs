@@ -645,51 +645,6 @@ mod tests {
     }
 
     #[test]
-    fn one_decision_per_connection_only_where_no_rule_reads_methods_or_paths() {
-        let text = r#"
-[[inbound]]
-name = "api"
-ports = [8080, 9090]
-[[inbound.rule]]
-name = "any-request"
-callers = ["spiffe://mesh.local/ns/a/sa/b"]
-ports = [8080]
-[[inbound.rule]]
-name = "reads"
-callers = ["spiffe://mesh.local/ns/a/sa/b"]
-ports = [9090]
-methods = ["GET"]
-
-[[inbound]]
-name = "audit-paths"
-mode = "audit"
-ports = [7070]
-[[inbound.rule]]
-name = "health"
-callers = ["spiffe://mesh.local/ns/a/sa/*"]
-paths = ["/health"]
-"#;
-        let source =
-            crate::source::SourceFile::from_text(std::path::Path::new("p.toml"), text.into());
-        let policy = crate::policy::Policy::from_source(source).unwrap();
-        // 8080 and 9090 share a set whose rule for 9090 reads the method: both per request
-        // (the set's rules are judged together); an audit set's paths count too.
-        assert!(policy.inbound_reads_http(8080));
-        assert!(policy.inbound_reads_http(9090));
-        assert!(policy.inbound_reads_http(7070));
-        // No rule at all: denied whatever the request.
-        assert!(!policy.inbound_reads_http(6060));
-        let simple = text
-            .replace("methods = [\"GET\"]\n", "")
-            .replace("paths = [\"/health\"]\n", "");
-        let source = crate::source::SourceFile::from_text(std::path::Path::new("p.toml"), simple);
-        let policy = crate::policy::Policy::from_source(source).unwrap();
-        for port in [8080, 9090, 7070] {
-            assert!(!policy.inbound_reads_http(port), "{port}");
-        }
-    }
-
-    #[test]
     fn hop_by_hop_and_connection_listed_headers_go() {
         let mut h = http::HeaderMap::new();
         h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
