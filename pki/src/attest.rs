@@ -40,19 +40,15 @@ use crate::spiffe::{SpiffeId, TrustDomain};
 pub struct KubernetesConfig {
     /// The cluster's JWKS in a file (`kubectl get --raw /openid/v1/jwks`),
     /// re-read when it changes.
-    #[serde(default)]
     pub jwks_file: Option<PathBuf>,
     /// The cluster's JWKS URL (`https://…/openid/v1/jwks`), https only.
-    #[serde(default)]
     pub jwks_url: Option<JwksUrl>,
     /// PEM bundle of the CAs that may sign the JWKS server's certificate
     /// (in a pod: `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`).
     /// Without it, the public web roots.
-    #[serde(default)]
     pub jwks_ca_file: Option<PathBuf>,
     /// A bearer token sent with the JWKS request (re-read at each fetch),
     /// for API servers that do not serve the JWKS anonymously.
-    #[serde(default)]
     pub jwks_bearer_token_file: Option<PathBuf>,
     /// Refresh period.
     #[serde(default = "default_refresh_ms")]
