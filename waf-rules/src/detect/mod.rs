@@ -18,6 +18,9 @@ pub(crate) enum Detector {
     Sqli,
     /// HTML/JS injection: tags, event handlers, URL schemes, JS sinks.
     Xss,
+    /// HTML injection: markup that links to, loads from or posts to a URL
+    /// (`<a href=…>`, `<img src=…>`, `<form action=…>`, CSS `url(…)`).
+    HtmlInjection,
     /// Command injection: a separator, then a command word, read as a shell would.
     Shell,
     /// `Shell` on the value with its C / JS escapes decoded (`\nid`,
@@ -55,6 +58,7 @@ impl Detector {
         match name {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
+            "html_injection" => Some(Detector::HtmlInjection),
             "shell" => Some(Detector::Shell),
             "shell_escaped" => Some(Detector::ShellEscaped),
             "log4j" => Some(Detector::Log4j),
@@ -76,7 +80,8 @@ impl Detector {
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
     /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`; the
     /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
-    /// one of `: = < ( ` . [` (its first check); the name-less line break a
+    /// one of `: = < ( ` . [` (its first check), the HTML-injection reader a
+    /// `<` or a `(`; the name-less line break a
     /// control byte (or the `%` escaping one). A group of such detectors
     /// and gated patterns skips plain values unread, as a group of gated
     /// patterns alone does, and the engine does not call them on a plain
@@ -90,6 +95,7 @@ impl Detector {
                 | Detector::Path
                 | Detector::PathClimb
                 | Detector::Xss
+                | Detector::HtmlInjection
                 | Detector::NamelessLineBreak
         )
     }
@@ -137,6 +143,7 @@ impl Detector {
         match self {
             Detector::Sqli => sqli::detect(v),
             Detector::Xss => xss::detect(v),
+            Detector::HtmlInjection => xss::detect_html_injection(v),
             Detector::Shell => shell::detect(v),
             Detector::ShellEscaped => shell::detect_escaped(v),
             Detector::Log4j => log4j::detect(v),
