@@ -23,6 +23,9 @@ pub(crate) enum Detector {
     HtmlInjection,
     /// Command injection: a separator, then a command word, read as a shell would.
     Shell,
+    /// A value that is, as a whole, one command line (`nc -e /bin/sh …`,
+    /// `wget http://…`, `ansible all -m ping`): no separator needed.
+    CommandLine,
     /// `Shell` on the value with its C / JS escapes decoded (`\nid`,
     /// `\x0auname -a`); only values holding a backslash are read.
     ShellEscaped,
@@ -61,6 +64,7 @@ impl Detector {
             "html_injection" => Some(Detector::HtmlInjection),
             "shell" => Some(Detector::Shell),
             "shell_escaped" => Some(Detector::ShellEscaped),
+            "command_line" => Some(Detector::CommandLine),
             "log4j" => Some(Detector::Log4j),
             "path" => Some(Detector::Path),
             "path_climb" => Some(Detector::PathClimb),
@@ -78,7 +82,8 @@ impl Detector {
 
     /// Whether the detector can only fire on a value holding a byte plain
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
-    /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`; the
+    /// reader needs a separator, `$` or `{`, the command-line reader an
+    /// option's `-` or a path's `/`; the Log4j resolver a `$`; the
     /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
     /// one of `: = < ( ` . [` (its first check), the HTML-injection reader a
     /// `<` or a `(`; the name-less line break a
@@ -91,6 +96,7 @@ impl Detector {
             self,
             Detector::Shell
                 | Detector::ShellEscaped
+                | Detector::CommandLine
                 | Detector::Log4j
                 | Detector::Path
                 | Detector::PathClimb
@@ -146,6 +152,7 @@ impl Detector {
             Detector::HtmlInjection => xss::detect_html_injection(v),
             Detector::Shell => shell::detect(v),
             Detector::ShellEscaped => shell::detect_escaped(v),
+            Detector::CommandLine => shell::detect_command_line(v),
             Detector::Log4j => log4j::detect(v),
             Detector::Path => path::detect(v),
             Detector::PathClimb => path::detect_climb(v),
