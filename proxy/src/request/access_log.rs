@@ -357,7 +357,7 @@ mod tests {
     #[test]
     fn record_field_names() {
         let rec = AccessRecord {
-            tls_version: Some("1.3".into()),
+            tls_version: Some("1.3"),
             ..Default::default()
         };
         let v = serde_json::to_value(&rec).unwrap();

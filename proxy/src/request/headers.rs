@@ -156,7 +156,7 @@ impl HeaderPolicy {
             match *name {
                 "strict-transport-security" => policy.hsts = Some(v),
                 "content-security-policy" => policy.csp = Some(v),
-                _ => policy.set.push((HeaderName::from_static(*name), v)),
+                _ => policy.set.push((HeaderName::from_static(name), v)),
             }
         }
         for (name, value) in &overrides.set {
