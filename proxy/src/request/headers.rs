@@ -243,12 +243,11 @@ fn doomed(name: &HeaderName) -> bool {
 
 /// Removes every header on the remove list.
 pub fn strip(headers: &mut HeaderMap) {
-    let doomed = |k: &&HeaderName| doomed(k);
     // Most responses carry none of these: look before allocating the list to remove.
-    if !headers.keys().any(|k| doomed(&k)) {
+    if !headers.keys().any(doomed) {
         return;
     }
-    let doomed: Vec<HeaderName> = headers.keys().filter(doomed).cloned().collect();
+    let doomed: Vec<HeaderName> = headers.keys().filter(|k| doomed(k)).cloned().collect();
     for name in doomed {
         headers.remove(name);
     }
