@@ -9,7 +9,8 @@
 //!    (with [`h1_rebuild`] for long chunked bodies);
 //! 6. [`waf`]: the route's WAF policy (403);
 //! 7. [`forward`]: the client address and forwarding headers sent upstream;
-//! 8. [`headers`], [`cookies`]: the response's secure headers and hardened cookies;
+//! 8. [`headers`], [`cookies`]: the response's secure headers and hardened cookies
+//!    ([`header_edit`]: how the edge edits Pingora's heads);
 //! 9. [`respond`]: answers the edge writes itself (denials, redirects, error pages);
 //! 10. [`log`]: metrics and the JSON access-log line ([`access_log`]: the record, redaction).
 //!
@@ -22,6 +23,7 @@ pub mod context;
 pub mod cookies;
 pub mod forward;
 pub mod h1_rebuild;
+pub mod header_edit;
 pub mod headers;
 pub mod identify;
 pub mod limits;
