@@ -6,6 +6,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+use fixtures::{payments_directory, payments_sidecar, PAYMENTS_POLICY};
+
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Runs the binary with a deadline: a hang is a failure with a message.
@@ -38,81 +42,12 @@ fn text(out: &Output) -> (String, String) {
     )
 }
 
+/// The payments fixture (`sidecar.toml`, `directory.toml`) with `policy` as `policy.toml`.
 fn write_files(dir: &Path, policy: &str) {
-    std::fs::write(
-        dir.join("sidecar.toml"),
-        r#"
-service = "payments"
-trust_domain = "mesh.local"
-policy = "policy.toml"
-directory = "directory.toml"
-identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
-
-[[inbound.port]]
-port = 8080
-protocol = "http"
-app = "127.0.0.1:8080"
-listen = "127.0.0.1:18080"
-
-[[inbound.port]]
-port = 7000
-protocol = "tcp"
-app = "127.0.0.1:7000"
-listen = "127.0.0.1:17000"
-
-[[outbound.listener]]
-listen = "127.0.0.1:29000"
-service = "ledger"
-port = 9000
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("directory.toml"),
-        r#"
-[[service]]
-name = "payments"
-identity = "spiffe://mesh.local/ns/shop/sa/payments"
-endpoints = [{ port = 8080, address = "127.0.0.1:18080" }, { port = 7000, address = "127.0.0.1:17000" }]
-
-[[service]]
-name = "ledger"
-identity = "spiffe://mesh.local/ns/shop/sa/ledger"
-endpoints = [{ port = 9000, address = "127.0.0.1:19000" }]
-"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("sidecar.toml"), payments_sidecar()).unwrap();
+    std::fs::write(dir.join("directory.toml"), payments_directory()).unwrap();
     std::fs::write(dir.join("policy.toml"), policy).unwrap();
 }
-
-const POLICY: &str = r#"
-[[inbound]]
-name = "payments-api"
-ports = [8080]
-
-[[inbound.rule]]
-name = "frontend-reads"
-callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
-methods = ["GET"]
-paths = ["/v1/payments/*"]
-
-[[inbound]]
-name = "raw-dry-run"
-mode = "audit"
-ports = [7000]
-
-[[inbound.rule]]
-name = "batch"
-callers = ["spiffe://mesh.local/ns/batch/sa/nightly"]
-
-[[outbound]]
-name = "deps"
-
-[[outbound.rule]]
-name = "to-ledger"
-services = ["ledger"]
-ports = [9000]
-"#;
 
 /// `policy explain --config CONFIG [--from FROM] --to TO EXTRA…`: (exit code, stdout, stderr).
 fn explain(
@@ -138,7 +73,7 @@ type Case<'a> = (Option<&'a str>, &'a str, &'a [&'a str], i32, &'a [&'a str]);
 #[test]
 fn explain_allow_deny_audit_and_outbound() {
     let dir = tempfile::tempdir().unwrap();
-    write_files(dir.path(), POLICY);
+    write_files(dir.path(), PAYMENTS_POLICY);
     let config = dir.path().join("sidecar.toml");
     let config = config.to_str().unwrap();
     let frontend = Some("spiffe://mesh.local/ns/shop/sa/frontend");
@@ -218,7 +153,7 @@ fn explain_allow_deny_audit_and_outbound() {
 #[test]
 fn check_reports_errors_with_place_and_warnings() {
     let dir = tempfile::tempdir().unwrap();
-    write_files(dir.path(), POLICY);
+    write_files(dir.path(), PAYMENTS_POLICY);
     let config = dir.path().join("sidecar.toml");
     let config = config.to_str().unwrap();
     let out = sidecar(&["check", "--config", config]);
@@ -227,7 +162,7 @@ fn check_reports_errors_with_place_and_warnings() {
     assert!(stdout.contains("ok: config"), "{stdout}");
     assert!(stdout.contains("0 warning(s)"), "{stdout}");
 
-    let broad = POLICY.replace(
+    let broad = PAYMENTS_POLICY.replace(
         "spiffe://mesh.local/ns/batch/sa/nightly",
         "spiffe://mesh.local/**",
     );
@@ -246,7 +181,7 @@ fn check_reports_errors_with_place_and_warnings() {
         Some(1)
     );
 
-    let by_ip = POLICY.replace(
+    let by_ip = PAYMENTS_POLICY.replace(
         "callers = [\"spiffe://mesh.local/ns/batch/sa/nightly\"]",
         "sources = [\"10.0.0.0/8\"]",
     );
@@ -256,7 +191,7 @@ fn check_reports_errors_with_place_and_warnings() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("policy.toml:17:1: inbound[1].rule[0].callers: rule batch admits by source address alone"), "{stderr}");
 
-    let typo = POLICY.replace("methods =", "method =");
+    let typo = PAYMENTS_POLICY.replace("methods =", "method =");
     write_files(dir.path(), &typo);
     let out = sidecar(&["check", "--config", config]);
     let (_, stderr) = text(&out);

@@ -380,7 +380,7 @@ fn lint_finds_rules_that_never_match_and_whole_domain_callers() {
     let text = r#"
 [[inbound]]
 name = "s"
-ports = [8080, 5000]
+ports = [8080, 7000]
 
 [[inbound.rule]]
 name = "everyone"
@@ -399,7 +399,7 @@ ports = [1234]
 [[inbound.rule]]
 name = "http-on-tcp"
 callers = ["spiffe://mesh.local/ns/x/sa/y"]
-ports = [5000]
+ports = [7000]
 methods = ["GET"]
 
 [[outbound]]
@@ -416,29 +416,12 @@ services = ["ledger"]
     let p = compile(text).unwrap();
     let config = crate::config::Config::from_source(SourceFile::from_text(
         Path::new("sidecar.toml"),
-        r#"
-service = "payments"
-trust_domain = "mesh.local"
-policy = "p.toml"
-directory = "d.toml"
-identity = { cert = "c", key = "k", bundle = "b" }
-[[inbound.port]]
-port = 8080
-protocol = "http"
-app = "127.0.0.1:1"
-listen = "127.0.0.1:2"
-[[inbound.port]]
-port = 5000
-protocol = "tcp"
-app = "127.0.0.1:3"
-listen = "127.0.0.1:4"
-"#
-        .into(),
+        crate::fixtures::payments_sidecar(),
     ))
     .unwrap();
     let directory = crate::directory::Directory::from_source(SourceFile::from_text(
-        Path::new("d.toml"),
-        "[[service]]\nname = \"ledger\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/ledger\"\nendpoints = [{ port = 9000, address = \"127.0.0.1:9000\" }]\n[[service]]\nname = \"payments\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/payments\"\nendpoints = [{ port = 8080, address = \"127.0.0.1:8080\" }]\n".into(),
+        Path::new("directory.toml"),
+        crate::fixtures::payments_directory(),
     ))
     .unwrap();
     let warnings = lint::lint(
