@@ -1,7 +1,7 @@
 //! The per-request state the stages share (Pingora's `CTX`).
 
 use super::body::BodyReplay;
-use super::headers::HeaderPolicy;
+use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
 use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
