@@ -5,4 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
+python3 scripts/check-cycles-test.py  # the import-cycle checker on its fixture crates (<1 s)
 cargo test --workspace --all-targets "$@"
