@@ -37,6 +37,11 @@ pub struct Metrics {
     /// During a root rotation: live workloads whose newest leaf still
     /// chains to the old root (0 otherwise).
     pub workloads_on_old_root: IntGauge,
+    /// Kubernetes JWKS refreshes, by result (`ok`, `unchanged`, `failed`);
+    /// a failed one keeps the last good key set.
+    pub jwks_refreshes: IntCounterVec,
+    /// Keys in the Kubernetes JWKS in use.
+    pub jwks_keys: IntGauge,
 }
 
 impl Metrics {
@@ -102,6 +107,17 @@ impl Metrics {
             "Connections closed by the CA before an answer (caps and deadlines)",
             &["reason"],
         );
+        let jwks_refreshes = counter_vec(
+            r,
+            "rampart_pki_jwks_refreshes_total",
+            "Kubernetes JWKS refreshes by result (failed: the last good key set stays)",
+            &["result"],
+        );
+        let jwks_keys = gauge(
+            r,
+            "rampart_pki_jwks_keys",
+            "Keys in the Kubernetes JWKS in use",
+        );
         let revoked = gauge_vec(
             r,
             "rampart_pki_revoked_entries",
@@ -140,6 +156,9 @@ impl Metrics {
         for k in ["id", "serial"] {
             revoked.with_label_values(&[k]);
         }
+        for k in ["ok", "unchanged", "failed"] {
+            jwks_refreshes.with_label_values(&[k]);
+        }
         Ok(Metrics {
             registry,
             issued,
@@ -153,6 +172,8 @@ impl Metrics {
             audit_restarts,
             audit_verified,
             audit_records,
+            jwks_refreshes,
+            jwks_keys,
             live_workloads,
             workloads_on_old_root,
         })

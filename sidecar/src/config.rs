@@ -30,6 +30,8 @@ use rampart_tls::spiffe::TrustDomain;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub mod egress;
+
 use crate::directory::valid_name;
 use crate::source::{FileError, SourceFile};
 
@@ -57,12 +59,12 @@ struct RawConfig {
     identity: Spanned<RawIdentity>,
     #[serde(default)]
     admin: Option<Admin>,
-    /// How egress leaves (crate::egress::config).
+    /// How egress leaves ([`egress`]).
     #[serde(default)]
-    egress: Option<Spanned<crate::egress::config::RawEgressConfig>>,
-    /// Gateway mode (crate::egress::config).
+    egress: Option<Spanned<egress::RawEgressConfig>>,
+    /// Gateway mode ([`egress`]).
     #[serde(default)]
-    gateway: Option<Spanned<crate::egress::config::GatewayConfig>>,
+    gateway: Option<Spanned<egress::GatewayConfig>>,
 }
 
 /// `[identity]` as written: either SVID files, or the CA to bootstrap and renew from.
@@ -289,9 +291,9 @@ pub struct Config {
     /// The admin listener, if any.
     pub admin: Option<Admin>,
     /// `[egress]`: resolvers, explicit proxy, gateway to use (docs/egress.md).
-    pub egress: Option<crate::egress::config::EgressConfig>,
+    pub egress: Option<egress::EgressConfig>,
     /// `[gateway]`: this process is the egress gateway.
-    pub gateway: Option<crate::egress::config::GatewayConfig>,
+    pub gateway: Option<egress::GatewayConfig>,
 }
 
 impl Config {
@@ -454,8 +456,7 @@ impl Config {
                 ))
             }
         };
-        let (egress, gateway) =
-            crate::egress::config::sections(raw.egress, raw.gateway, base, &source)?;
+        let (egress, gateway) = egress::sections(raw.egress, raw.gateway, base, &source)?;
         Ok(Config {
             egress,
             gateway,

@@ -47,7 +47,7 @@ fn egress_rules_watch_exported_metrics_and_reasons() {
     // Every reason the rules select on is one the egress path reports.
     let known: Vec<&str> = rampart_egress::decide::REASONS
         .iter()
-        .chain(rampart_sidecar::egress::REASONS)
+        .chain(rampart_sidecar::runtime::egress::REASONS)
         .copied()
         .collect();
     for line in rules.lines().filter(|l| l.contains("reason=")) {

@@ -39,6 +39,11 @@ fn main() {
     if !part.is_empty() && part != "headers" {
         h.retain(|(name, _)| *name == "Content-Type");
     }
+    // PROFILE_DROP=name,name: leave these headers out (the cost of one
+    // header is the difference).
+    if let Ok(drop) = std::env::var("PROFILE_DROP") {
+        h.retain(|(name, _)| !drop.split(',').any(|d| d.eq_ignore_ascii_case(name)));
+    }
     if let Ok(b) = std::env::var("PROFILE_BODY") {
         body = b.into_bytes();
     }

@@ -12,7 +12,8 @@
 //! 7. forward: the client address and forwarding headers sent upstream
 //!    ([`crate::policy::forward`]);
 //! 8. the response's secure headers and hardened cookies ([`crate::policy::headers`],
-//!    [`crate::policy::cookies`]);
+//!    [`crate::policy::cookies`]; [`crate::policy::header_edit`]: how the edge edits
+//!    Pingora's heads);
 //! 9. [`respond`]: answers the edge writes itself (denials, redirects, error pages);
 //! 10. [`log`]: metrics and the JSON access-log line ([`crate::access_log`]: the record,
 //!     redaction).

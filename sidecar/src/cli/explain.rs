@@ -158,7 +158,7 @@ fn egress(a: &ExplainArgs, dest: &str) -> Result<ExitCode, String> {
         None => a.policy.clone().unwrap_or_default(),
     };
     let policy = Policy::load(&path).map_err(|e| e.to_string())?;
-    let (allowed, text) = rampart_sidecar::egress::explain::run(
+    let (allowed, text) = rampart_sidecar::policy::explain_egress::run(
         &policy,
         config.as_ref(),
         a.from.as_deref(),

@@ -19,6 +19,7 @@
 mod compile;
 pub mod decision;
 pub mod egress;
+pub mod explain_egress;
 pub mod file;
 mod inbound;
 pub mod lint;

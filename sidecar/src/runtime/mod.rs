@@ -10,6 +10,7 @@
 //! - [`log`], [`metrics`]: what operators see; the admin listener (`/metrics`, `/healthz`,
 //!   `/readyz`), the reload driver, the log writer and the SIGTERM drain are `rampart-ops`'s.
 
+pub mod egress;
 pub mod generation;
 mod http;
 pub mod identity;
@@ -59,7 +60,7 @@ pub struct Ctx {
     /// Log lines.
     pub log: LogSink,
     /// The egress path (`[egress]` in the config), if configured.
-    pub egress: Option<Arc<crate::egress::EgressRuntime>>,
+    pub egress: Option<Arc<egress::EgressRuntime>>,
     /// `/readyz`: our certificate is valid and we are not draining.
     pub ready: Readiness,
     /// Open connections, waited for on SIGTERM.
@@ -109,7 +110,7 @@ pub async fn run(config: Config) -> Result<(), String> {
     let egress = config
         .egress
         .as_ref()
-        .map(|e| crate::egress::EgressRuntime::start(e, config.gateway.as_ref().map(|g| g.source)))
+        .map(|e| egress::EgressRuntime::start(e, config.gateway.as_ref().map(|g| g.source)))
         .transpose()?
         .map(Arc::new);
     let ctx = Arc::new(Ctx {
@@ -161,7 +162,7 @@ pub async fn run(config: Config) -> Result<(), String> {
         ));
         tokio::spawn(outbound::serve(ctx.clone(), l.clone(), listener));
     }
-    bound.extend(crate::egress::start_listeners(&ctx).await?);
+    bound.extend(egress::start_listeners(&ctx).await?);
     if let Some(a) = &config.admin {
         let listener = bind(a.listen).await?;
         bound.push(("admin".into(), local(&listener)));

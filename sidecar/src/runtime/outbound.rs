@@ -33,7 +33,7 @@ pub async fn serve(ctx: Arc<Ctx>, listener_cfg: OutboundListener, listener: TcpL
 
 /// Transparent mode: the app's redirected connections arrive here; the original destination
 /// is looked up in the directory. A destination outside it is egress: handed to the egress
-/// path (`crate::egress`) when `[egress]` is configured, denied otherwise.
+/// path (`super::egress`) when `[egress]` is configured, denied otherwise.
 pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
     let what = || "(transparent outbound)".to_string();
     accept_each(&ctx, &listener, what, |tcp, peer| {
@@ -51,7 +51,7 @@ pub async fn serve_transparent(ctx: Arc<Ctx>, listener: TcpListener) {
                                 original_dst: original,
                             };
                             let (ctx, rt) = (ctx.clone(), rt.clone());
-                            tokio::spawn(crate::egress::handle(ctx, rt, tcp, peer, mode));
+                            tokio::spawn(super::egress::handle(ctx, rt, tcp, peer, mode));
                             return;
                         }
                         None => Target::Outside(original.to_string()),

@@ -1,6 +1,6 @@
 //! Builds the automata once, at load time.
 
-use super::prefilter::{requirement, ByteSet, Need};
+use super::prefilter::{requirement, ByteSet, Need, PLAIN_TEXT};
 use crate::detect::Detector;
 use crate::error::WafError;
 use crate::extract::Class;
@@ -11,6 +11,7 @@ use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 use regex_automata::MatchKind;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Byte-oriented, ASCII-class syntax: values are bytes, not always UTF-8.
@@ -83,6 +84,12 @@ pub(crate) struct Group {
     /// The gate bits of its automata's literals, for deciding a plain
     /// value of a `gated_only` group without walking `sets`.
     pub lit_bits: Vec<usize>,
+    /// For a quiet value (see `Values::quiet`): the gate bits that decide
+    /// the whole group — its automata's, its phrases' and its anchored
+    /// detectors' literals. A quiet value holding none of them cannot
+    /// open an automaton or the phrases, and no detector of the group
+    /// can fire on it. None: something in the group runs on any value.
+    pub quiet: Option<Vec<u64>>,
 }
 
 /// An automaton and what a value must hold for it to be scanned.
@@ -103,6 +110,8 @@ pub(crate) struct Gate {
 
 #[derive(Debug)]
 pub(crate) struct Compiled {
+    /// Unique per compiled rule set (per-thread caches belong to one).
+    pub id: u64,
     pub rules: Vec<CompiledRule>,
     pub chains: Vec<Vec<Transform>>,
     /// For each chain: the chain one step shorter (None for one step) and
@@ -199,6 +208,9 @@ impl Compiled {
             }
         }
         let gate_bits = next_bit(&owners);
+        for g in &mut groups {
+            g.quiet = quiet_mask(g, &anchor_bits, gate_bits);
+        }
         if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
             let mut l: Vec<String> = lits
                 .iter()
@@ -290,7 +302,9 @@ impl Compiled {
                 finder: OnceLock::new(),
             })
             .collect();
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Ok(Compiled {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             rules,
             chains,
             chain_parent,
@@ -307,6 +321,38 @@ impl Compiled {
             by_header: by_header.into_iter().collect(),
         })
     }
+}
+
+/// The gate bits that decide `g` for a quiet value (`Group::quiet`), if
+/// its literals alone decide it: every automaton gated, by bytes plain
+/// text never has and by literals; detectors that need punctuation (not
+/// called on plain values), the SQL detector (a value without SQL
+/// punctuation needs one of its anchors) and the form-charset check (only
+/// a `_charset_` field, which is never quiet: `Values::reset`).
+fn quiet_mask(g: &Group, anchor_bits: &[(Detector, usize)], gate_bits: usize) -> Option<Vec<u64>> {
+    let mut mask = vec![0u64; gate_bits.div_ceil(64)];
+    let mut set = |bit: usize| mask[bit / 64] |= 1 << (bit % 64);
+    for s in &g.sets {
+        let gate = s.gate.as_ref()?;
+        if gate.bytes.intersects(&PLAIN_TEXT) {
+            return None;
+        }
+        if let Some(bit) = gate.lits {
+            set(bit);
+        }
+    }
+    if let Some((_, bit)) = &g.phrases {
+        set(*bit);
+    }
+    for &(d, _) in &g.detectors {
+        match d {
+            Detector::Sqli => set(anchor_bits.iter().find(|a| a.0 == d)?.1),
+            Detector::FormCharset => {}
+            d if d.needs_punctuation() => {}
+            _ => return None,
+        }
+    }
+    Some(mask)
 }
 
 /// The next free gate bit of the literal scan.
@@ -433,6 +479,7 @@ fn build_group(
         sets,
         phrases,
         detectors: p.detectors,
+        quiet: None,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Per-request inspection: extract fields, normalize once per chain, scan
 //! each group once, score and explain.
 
+use super::cache::HeaderCache;
 use super::compile::{Compiled, Group};
 use super::prefilter::ByteSet;
 use super::values::Values;
@@ -50,6 +51,7 @@ impl RuleSet {
                 ..Verdict::default()
             },
             scored: Vec::new(),
+            fired: 0,
             json_path: &fields.json_path,
             pats,
         };
@@ -57,11 +59,23 @@ impl RuleSet {
             Some(v) if v.fits(c) => v,
             _ => Values::new(c),
         };
+        scratch.headers.for_ruleset(c.id);
         for field in &fields.list {
             if skip_fast(field) {
                 continue;
             }
             let raw = &field.value[..];
+            // A browser header value seen clean on this thread (cache.rs).
+            let cache_key = (shortcuts()
+                && field.class == Class::Header
+                && field.source == "header"
+                && !field.continued)
+                .then(|| HeaderCache::key(&field.name, raw))
+                .flatten();
+            if cache_key.is_some_and(|k| scratch.headers.clean(k, policy.paranoia, raw)) {
+                continue;
+            }
+            let fired = st.fired;
             let query = field.class == Class::Arg && field.source == "args";
             let named = if field.class == Class::Header {
                 let name = field.name.as_ref();
@@ -114,9 +128,19 @@ impl RuleSet {
             } else {
                 generic
             };
+            // A quiet value skips every group its literals decide (one mask
+            // test each). A `_charset_` field's plain word still matters.
+            let quiet = shortcuts() && values.quiet && !crate::extract::charset_field(field);
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];
+                if quiet
+                    && g.quiet
+                        .as_ref()
+                        .is_some_and(|m| !values.raw_hits_mask(c, raw, m))
+                {
+                    continue;
+                }
                 // Plain text only changes case through any chain: a group
                 // that runs nothing but literal- and punctuation-gated
                 // patterns is decided on the raw value, without decoding.
@@ -149,6 +173,9 @@ impl RuleSet {
                 };
                 run_group(c, g, field, &value, open, policy, req.path, &mut st);
             }
+            if let Some(k) = cache_key.filter(|_| st.fired == fired) {
+                scratch.headers.insert(k, policy.paranoia, raw);
+            }
         }
         // Keep the allocations for this thread's next inspection, unless a
         // huge request grew them.
@@ -166,16 +193,35 @@ impl RuleSet {
 }
 
 /// Allocations an inspection reuses from the previous one on its thread:
-/// the field list, the per-chain value buffers, the regex match set.
+/// the field list, the per-chain value buffers, the regex match set; and
+/// the thread's cache of clean browser-header values.
 #[derive(Default)]
 struct Scratch {
     fields: Vec<Field<'static>>,
     values: Option<Values>,
     pats: Option<PatternSet>,
+    headers: HeaderCache,
 }
 
 thread_local! {
     static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests turn the quiet-value skip and the header cache off on their
+    /// thread to compare verdicts with and without them.
+    pub(super) static NO_SHORTCUTS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the quiet-value skip and the header cache are on (always,
+/// outside tests).
+fn shortcuts() -> bool {
+    #[cfg(test)]
+    if NO_SHORTCUTS.with(Cell::get) {
+        return false;
+    }
+    true
 }
 
 /// Field-list capacity and per-chain buffer bytes kept between inspections.
@@ -197,6 +243,8 @@ struct State<'s> {
     json_path: &'s [JsonSeg<'s>],
     /// Rules that already scored in this request (each scores once).
     scored: Vec<usize>,
+    /// Rule hits at the policy's paranoia level, before exclusions.
+    fired: u32,
     /// Scratch for regex scans, shared by all of them: large enough for
     /// any set, and emptied only after a scan that matched.
     pats: PatternSet,
@@ -358,6 +406,7 @@ fn record(
     if rule.paranoia > policy.paranoia {
         return;
     }
+    st.fired += 1;
     let target = field.target(st.json_path);
     if !policy.exclusions.is_empty() && policy.excludes(rule.id, rule.family, &target, path) {
         return;

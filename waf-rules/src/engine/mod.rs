@@ -1,6 +1,7 @@
 //! The compiled rule set: rules grouped by (target, transform chain), each
 //! group one multi-pattern automaton behind an aho-corasick prefilter.
 
+mod cache;
 mod compile;
 mod inspect;
 mod prefilter;
@@ -58,3 +59,5 @@ impl RuleSet {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod worst_case;

@@ -307,3 +307,116 @@ fn chains_leave_values_without_their_trigger_bytes_alone() {
         }
     }
 }
+
+/// The policy of `paranoia`, and the verdict on `req` without the
+/// quiet-value skip and the header cache.
+fn without_shortcuts(rules: &RuleSet, req: &Request<'_>, paranoia: u8) -> (Policy, crate::Verdict) {
+    use super::inspect::NO_SHORTCUTS;
+    let p = Policy {
+        paranoia,
+        ..Policy::default()
+    };
+    NO_SHORTCUTS.with(|s| s.set(true));
+    let v = rules.inspect(req, &p);
+    NO_SHORTCUTS.with(|s| s.set(false));
+    (p, v)
+}
+
+/// The quiet-value skip and the header cache change no verdict: seeded
+/// values of plain words (SQL, shell and script words among them, in any
+/// case, with `,` `!` `?` `_` and digits) in a query arg, a JSON field, a
+/// cookie and cached headers, each decided with the shortcuts and without
+/// them, twice (the second time from the cache).
+#[test]
+fn shortcuts_change_no_verdict() {
+    let words = [
+        "union", "SELECT", "from", "where", "or", "and", "1", "sleep", "cat", "etc", "passwd",
+        "script", "alert", "onerror", "jndi", "ldap", "order", "by", "Having", "like", "null",
+        "true", "id", "ls", "bash", "wget", "drop", "table", "x", "Trail", "running", "shoe,",
+        "model", "thanks!", "what?", "a_b", "10", "999",
+    ];
+    let rules = rs();
+    let mut x: u64 = 0x51ed_2701_aa55_0f0f;
+    let mut fired = 0;
+    for round in 0..3_000 {
+        let n = 1 + (crate::test_support::xorshift(&mut x) % 6) as usize;
+        let mut v = String::new();
+        for i in 0..n {
+            let r = crate::test_support::xorshift(&mut x);
+            if i > 0 {
+                v.push_str(if r.is_multiple_of(13) { "  " } else { " " });
+            }
+            v.push_str(words[(r >> 8) as usize % words.len()]);
+        }
+        let form = v.replace(' ', "+");
+        let query = format!("q={form}&next={form}");
+        let cookie = format!("pref={form}");
+        let body = format!("{{\"note\":\"{v}\"}}");
+        let h: [(&str, &[u8]); 4] = [
+            ("User-Agent", v.as_bytes()),
+            ("Accept-Language", v.as_bytes()),
+            ("Cookie", cookie.as_bytes()),
+            ("Content-Type", b"application/json"),
+        ];
+        let req = Request {
+            method: "POST",
+            path: "/p",
+            query: &query,
+            headers: &h,
+            body: body.as_bytes(),
+            body_truncated: false,
+            version: "HTTP/1.1",
+        };
+        let paranoia = 1 + (round % 4) as u8;
+        let (p, plain) = without_shortcuts(&rules, &req, paranoia);
+        for _ in 0..2 {
+            let fast = rules.inspect(&req, &p);
+            let key = |v: &crate::Verdict| {
+                v.matches
+                    .iter()
+                    .map(|m| (m.rule_id, m.target.clone(), m.fragment.clone(), m.score))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(key(&fast), key(&plain), "{v:?} at paranoia {paranoia}");
+            assert_eq!(fast.score, plain.score);
+        }
+        fired += usize::from(!plain.matches.is_empty());
+    }
+    // The values reach rules at all (the comparison is not vacuous).
+    assert!(fired > 20, "{fired}");
+}
+
+/// A cached clean header value is clean only for its own paranoia level,
+/// and a hit removed by an exclusion is not remembered as clean.
+#[test]
+fn header_cache_never_hides_a_hit() {
+    let rules = rs();
+    let shellshock: &[u8] = b"() { :; }; /bin/bash -c 'cat /etc/passwd'";
+    let h: [(&str, &[u8]); 1] = [("User-Agent", shellshock)];
+    let req = get("/", "", &h);
+    let excluded = Policy {
+        exclusions: vec![Exclusion {
+            rule_id: None,
+            family: None,
+            target: Some("header:user-agent".into()),
+            path_prefix: None,
+        }],
+        ..Policy::default()
+    };
+    for _ in 0..2 {
+        assert!(!rules.inspect(&req, &excluded).block);
+    }
+    assert!(rules.inspect(&req, &Policy::default()).block);
+    let ua: &[u8] = b"Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let h: [(&str, &[u8]); 1] = [("User-Agent", ua)];
+    let req = get("/", "", &h);
+    for paranoia in [1, 2, 3, 4, 1] {
+        let (p, plain) = without_shortcuts(&rules, &req, paranoia);
+        let _ = rules.inspect(&req, &p);
+        assert_eq!(
+            rules.inspect(&req, &p).score,
+            plain.score,
+            "paranoia {paranoia}"
+        );
+    }
+}

@@ -21,6 +21,18 @@ const fn plain_bytes() -> [bool; 256] {
     t
 }
 
+/// Plain text that is also quiet (see `Values::quiet`).
+fn quiet_text(v: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for &b in v {
+        if b == b'@' || (b == b' ' && prev == b' ') {
+            return false;
+        }
+        prev = b;
+    }
+    true
+}
+
 /// Where a chain's value lives: the raw field value or a chain's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Src {
@@ -45,6 +57,12 @@ pub(super) struct Values {
     raw_bytes: ByteSet,
     /// The raw value is plain text (letters, digits, spaces, `_ , @ ! ?`).
     pub plain: bool,
+    /// The raw value is quiet: plain text without `@` (SQL punctuation,
+    /// dropped by the command-line fold) and without two spaces in a row
+    /// (folded by whitespace steps). Every chain's value of a quiet value
+    /// is the raw value up to ASCII case (plain values are not decoded),
+    /// so the raw value's literal scan answers every gate of every chain.
+    pub quiet: bool,
     /// The memo entry of the raw value, once computed for this field.
     raw_entry: Option<usize>,
     /// (parent value, step) -> value, for this field: chains that reach the
@@ -64,6 +82,7 @@ impl Values {
             bufs: (0..n).map(|_| Vec::new()).collect(),
             raw_bytes: ByteSet::default(),
             plain: false,
+            quiet: false,
             raw_entry: None,
             derived: Vec::new(),
             memo: Memo::default(),
@@ -101,6 +120,7 @@ impl Values {
             Some(bs) => bs.is_subset(&PLAIN_TEXT),
             None => raw.iter().all(|&b| PLAIN_BYTE[usize::from(b)]),
         };
+        self.quiet = self.plain && quiet_text(raw);
         // Plain text stands in for a plain value's byte set: gate bytes are
         // never plain-text bytes, and a trigger check only saves work (the
         // step's own precheck still decides).

@@ -9,15 +9,15 @@
 //! A raw IP no address rule names is denied whatever the SNI says; an allowed name is resolved
 //! by our own DNSSEC-validating resolver (rampart-dns), vetted, and exactly the vetted address
 //! is dialled — or, with `egress.gateway`, the connection goes over mTLS to the egress gateway
-//! ([`crate::gateway`]), which checks it again and dials from its fixed source address.
+//! ([`gateway`]; the sidecar's side of it is [`via_gateway`]), which checks it again and dials from its fixed source address.
 //!
 //! Every decision is one JSON line (`rampart.sidecar.egress`) and counted in
 //! `rampart_sidecar_connections_total{direction="egress"}` and, for denials,
 //! `rampart_sidecar_denials_total{direction="egress",reason,rule}`.
 
-pub mod config;
-pub mod explain;
+mod gateway;
 pub(crate) mod plain;
+pub mod via_gateway;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,11 +30,11 @@ use rampart_egress::{
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::config::egress::EgressConfig;
 use crate::runtime::generation::Generation;
 use crate::runtime::log::Event;
 use crate::runtime::relay::{ended_fields, relay};
 use crate::runtime::Ctx;
-use config::EgressConfig;
 
 /// Every reason code an egress denial is logged and counted with: rampart-egress's (and
 /// rampart-dns's), and those of the sidecar and the gateway themselves.
@@ -116,7 +116,7 @@ pub async fn start_listeners(ctx: &Arc<Ctx>) -> Result<Vec<(String, SocketAddr)>
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", gw.listen))?;
         bound.push(("gateway".to_string(), l.local_addr().unwrap_or(gw.listen)));
-        tokio::spawn(crate::gateway::serve(ctx.clone(), rt, l));
+        tokio::spawn(gateway::serve(ctx.clone(), rt, l));
     }
     Ok(bound)
 }
@@ -298,7 +298,7 @@ pub async fn handle(
     let explicit_unanswered = mode == Mode::ExplicitProxy && !admitted.answered;
     if let Some(gw) = rt.config.gateway.clone() {
         let g = ctx.generation();
-        match crate::gateway::open(&g, ctx.tls.connector(), &gw, &admitted, &rt.options).await {
+        match via_gateway::open(&g, ctx.tls.connector(), &gw, &admitted, &rt.options).await {
             Ok((mut tls, leftover, via)) => {
                 drop(g);
                 if !leftover.is_empty() && app.write_all(&leftover).await.is_err() {

@@ -27,8 +27,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use rampart_egress::{decide, Decision, Denied, Dial, EgressPolicy, Mode, Seen};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::config::GatewayRef;
 use super::{decision_fields, deny, destination_of, resolved_fields, EgressRuntime};
+use crate::config::egress::GatewayRef;
 use crate::runtime::generation::Generation;
 use crate::runtime::log::Event;
 use crate::runtime::Ctx;
@@ -236,7 +236,9 @@ impl HttpEgress {
             }
             Via::Gateway(gw) => {
                 let g = ctx.generation();
-                match crate::gateway::tunnel(&g, ctx.tls.connector(), gw, &self.rt.options).await {
+                match super::via_gateway::tunnel(&g, ctx.tls.connector(), gw, &self.rt.options)
+                    .await
+                {
                     Ok((tls, via)) => (
                         client(tls).await,
                         event.with("rampart.egress.gateway", via.to_string()),
