@@ -31,11 +31,11 @@ const ATTACK_CORPORA: [&str; 3] = [
 /// full corpora (just under the figures reached).
 const FLOORS: [(&str, &str, f64, f64); 23] = [
     ("httpparams", "sqli", 98.0, 99.9),
-    ("httpparams", "xss", 95.0, 97.5),
+    ("httpparams", "xss", 95.0, 98.0),
     ("httpparams", "cmdi", 95.0, 99.0),
     ("httpparams", "path-traversal", 95.0, 99.0),
     ("payloadsallthethings", "sqli", 93.0, 96.5),
-    ("payloadsallthethings", "xss", 95.0, 98.0),
+    ("payloadsallthethings", "xss", 95.0, 99.5),
     ("payloadsallthethings", "lfi", 95.0, 99.0),
     ("payloadsallthethings", "path-traversal", 96.0, 99.0),
     ("payloadsallthethings", "cmdi", 94.0, 99.0),
@@ -47,7 +47,7 @@ const FLOORS: [(&str, &str, f64, f64); 23] = [
     ("crs", "sqli", 93.0, 96.0),
     ("crs", "java", 90.0, 99.0),
     ("crs", "php", 95.0, 99.0),
-    ("crs", "rce", 93.0, 95.0),
+    ("crs", "rce", 93.0, 95.5),
     ("crs", "generic", 93.0, 98.0),
     ("crs", "xss", 93.0, 97.5),
     ("crs", "protocol", 90.0, 99.0),
@@ -150,8 +150,8 @@ fn detection_and_false_positives_hold_on_the_committed_sample() {
         &r,
         &[
             ("sqli", 97.0),
-            ("xss", 96.0),
-            ("cmdi", 96.0),
+            ("xss", 97.0),
+            ("cmdi", 97.0),
             ("lfi", 95.0),
             ("path-traversal", 96.0),
             ("php", 96.0),
@@ -213,8 +213,8 @@ fn full_corpora_hold_their_floors() {
         &r,
         &[
             ("sqli", 99.5),
-            ("xss", 98.0),
-            ("cmdi", 98.2),
+            ("xss", 99.2),
+            ("cmdi", 99.0),
             ("lfi", 99.2),
             ("path-traversal", 99.0),
             ("php", 99.0),
@@ -232,8 +232,8 @@ fn full_corpora_hold_their_floors() {
         &by_source,
         &[
             ("sqli", 99.5),
-            ("xss", 98.0),
-            ("cmdi", 99.2),
+            ("xss", 99.2),
+            ("cmdi", 99.5),
             ("lfi", 99.1),
             ("path-traversal", 99.0),
             ("php", 99.0),
@@ -247,7 +247,10 @@ fn full_corpora_hold_their_floors() {
 /// traffic. The benign files keep their known hard cases (a `$gte` JSON filter, shell commands
 /// in Markdown, `<script>` in a PR title, SQL in a field named `sql`, Mongo operators in a query
 /// string, `hello and 1 = 1 world`, `size 10 or 12 < 14`, `note: 1 and 2 = 3`, an escaped
-/// `<script>` in `<code>`, a `<style>` block): the counts may only go down.
+/// `<script>` in `<code>`, a `<style>` block, and — since HTML injection (rule 2013) — a lone
+/// link and a lone image to another host, `<a href="https://x.example" …>x</a>` and
+/// `<img src="https://cdn.example/x.png" …>`, the very shape of the injected link: 6 value
+/// placements, the ceiling went from 15 to 21 for them): the counts may only go down.
 #[test]
 fn handwritten_attacks_are_caught_and_benign_api_traffic_passes() {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../waf-rules/tests/data");
@@ -266,7 +269,7 @@ fn handwritten_attacks_are_caught_and_benign_api_traffic_passes() {
         assert!(got >= 95.0, "handwritten {kind}: detected {got:.1}% < 95%");
     }
     for (corpus, most) in [
-        ("handwritten-benign-values", 15),
+        ("handwritten-benign-values", 21),
         ("handwritten-benign-requests", 7),
     ] {
         let fp = benign(&r, corpus)["fp"].as_u64().unwrap();
