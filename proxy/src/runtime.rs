@@ -7,10 +7,10 @@
 
 use crate::config::{Config, LimitsConfig, TlsProfile, WafMode};
 use crate::error::EdgeError;
-use crate::request::cookies::CookiePolicy;
-use crate::request::forward::TrustedProxies;
-use crate::request::headers::HeaderPolicy;
-use crate::request::route::Router;
+use crate::policy::cookies::CookiePolicy;
+use crate::policy::forward::TrustedProxies;
+use crate::policy::headers::HeaderPolicy;
+use crate::policy::route::Router;
 use crate::tls::EdgeIdentity;
 use crate::upstream::Upstream;
 use rampart_protect::defences::{DefenceSettings, Task};
