@@ -7,7 +7,7 @@ fn load(text: &str) -> Result<Directory, FileError> {
     ))
 }
 
-/// The payments fixture: payments (8080, 7000) and the ledger (9000).
+/// The payments fixture: payments (8080, 7000), the ledger (9000), an audit sink.
 fn good() -> String {
     crate::fixtures::payments_directory()
 }
@@ -15,7 +15,7 @@ fn good() -> String {
 #[test]
 fn loads_services_and_looks_them_up() {
     let d = load(&good()).unwrap();
-    assert_eq!(d.services().len(), 2);
+    assert_eq!(d.services().len(), 3);
     let p = d.service("payments").unwrap();
     assert_eq!(
         p.identity.as_str(),
@@ -48,7 +48,8 @@ fn errors_name_line_and_field() {
     let dup = format!("{good}\n[[service]]\nname = \"ledger\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = [{{ port = 1, address = \"127.0.0.1:1\" }}]\n");
     let e = load(&dup).unwrap_err();
     assert!(e.message.contains("listed twice"), "{e}");
-    assert_eq!(e.line, Some(12), "{e}"); // the second ledger's name
+    // The second ledger's name: after the fixture, a blank line and `[[service]]`.
+    assert_eq!(e.line, Some(good.lines().count() + 3), "{e}");
 
     let same_addr = format!("{good}\n[[service]]\nname = \"x\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = [{{ port = 1, address = \"127.0.0.1:19000\" }}]\n");
     let e = load(&same_addr).unwrap_err();

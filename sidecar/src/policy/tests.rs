@@ -5,55 +5,8 @@ use rampart_tls::spiffe::SpiffeId;
 use super::*;
 use crate::source::SourceFile;
 
-pub(super) const POLICY: &str = r#"
-[[inbound]]
-name = "payments-api"
-ports = [8080, 9090]
-
-[[inbound.rule]]
-name = "frontend-reads"
-callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
-ports = [8080]
-methods = ["GET"]
-paths = ["/v1/payments/*", "/healthz"]
-
-[[inbound.rule]]
-name = "ops-metrics"
-callers = ["spiffe://mesh.local/ns/ops/sa/*"]
-ports = [9090]
-sources = ["10.0.0.0/8", "127.0.0.1"]
-
-[[inbound]]
-name = "tighter-dry-run"
-mode = "audit"
-ports = [8080]
-
-[[inbound.rule]]
-name = "frontend-only-health"
-callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
-paths = ["/healthz"]
-
-[[inbound]]
-name = "new-port"
-mode = "audit"
-ports = [7000]
-
-[[inbound.rule]]
-name = "batch-raw"
-callers = ["spiffe://mesh.local/ns/batch/**"]
-
-[[outbound]]
-name = "payments-deps"
-
-[[outbound.rule]]
-name = "to-ledger"
-services = ["ledger"]
-ports = [9000]
-
-[[outbound.rule]]
-name = "to-audit-sinks"
-identities = ["spiffe://mesh.local/ns/audit/sa/*"]
-"#;
+/// The payments policy every policy test starts from (shared with the integration tests).
+pub(super) use crate::fixtures::PAYMENTS_POLICY as POLICY;
 
 pub(super) fn compile(text: &str) -> Result<Policy, FileError> {
     Policy::from_source(SourceFile::from_text(

@@ -68,16 +68,18 @@ pub const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
 pub const LEDGER: &str = "spiffe://mesh.local/ns/shop/sa/ledger";
 pub const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
 
-/// The payments workload's `sidecar.toml` (SVID files): HTTP app port 8080, TCP app port 7000,
-/// an outbound listener to the ledger's port 9000.
+/// The payments workload's `sidecar.toml` (SVID files): HTTP app ports 8080 and 9090
+/// (metrics), TCP app port 7000, an outbound listener to the ledger's port 9000.
 pub fn payments_sidecar() -> String {
     let body = inbound_port(8080, "http", "127.0.0.1:8080", "127.0.0.1:18080")
+        + &inbound_port(9090, "http", "127.0.0.1:9090", "127.0.0.1:19090")
         + &inbound_port(7000, "tcp", "127.0.0.1:7000", "127.0.0.1:17000")
         + &outbound_listener("127.0.0.1:29000", "ledger", 9000);
     sidecar_toml("payments", SVID_FILES, &format!("\n{body}"))
 }
 
-/// The directory payments sees: itself (8080, 7000) and the ledger (9000).
+/// The directory payments sees: itself (8080, 7000), the ledger (9000) and an audit sink
+/// (6514).
 pub fn payments_directory() -> String {
     directory_service(
         "payments",
@@ -85,38 +87,66 @@ pub fn payments_directory() -> String {
         &[(8080, "127.0.0.1:18080"), (7000, "127.0.0.1:17000")],
     ) + "\n"
         + &directory_service("ledger", LEDGER, &[(9000, "127.0.0.1:19000")])
+        + "\n"
+        + &directory_service(
+            "audit-sink",
+            "spiffe://mesh.local/ns/audit/sa/sink",
+            &[(6514, "127.0.0.1:16514")],
+        )
 }
 
-/// The payments policy: the frontend may GET `/v1/payments/*` on 8080; port 7000 admits
-/// `…/batch/sa/nightly` in audit mode (line 17 holds its callers); outbound to the ledger's
-/// port 9000 only.
+/// The payments policy: the frontend may GET `/v1/payments/*` and `/healthz` on 8080, ops
+/// workloads read metrics on 9090 from 10/8 or loopback; audit sets: a tighter one on 8080
+/// (frontend, `/healthz` only) and port 7000 for `…/ns/batch/**`; outbound to the ledger's
+/// port 9000 and to the audit sinks by identity.
 pub const PAYMENTS_POLICY: &str = r#"
 [[inbound]]
 name = "payments-api"
-ports = [8080]
+ports = [8080, 9090]
 
 [[inbound.rule]]
 name = "frontend-reads"
 callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+ports = [8080]
 methods = ["GET"]
-paths = ["/v1/payments/*"]
+paths = ["/v1/payments/*", "/healthz"]
+
+[[inbound.rule]]
+name = "ops-metrics"
+callers = ["spiffe://mesh.local/ns/ops/sa/*"]
+ports = [9090]
+sources = ["10.0.0.0/8", "127.0.0.1"]
 
 [[inbound]]
-name = "raw-dry-run"
+name = "tighter-dry-run"
+mode = "audit"
+ports = [8080]
+
+[[inbound.rule]]
+name = "frontend-only-health"
+callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+paths = ["/healthz"]
+
+[[inbound]]
+name = "new-port"
 mode = "audit"
 ports = [7000]
 
 [[inbound.rule]]
-name = "batch"
-callers = ["spiffe://mesh.local/ns/batch/sa/nightly"]
+name = "batch-raw"
+callers = ["spiffe://mesh.local/ns/batch/**"]
 
 [[outbound]]
-name = "deps"
+name = "payments-deps"
 
 [[outbound.rule]]
 name = "to-ledger"
 services = ["ledger"]
 ports = [9000]
+
+[[outbound.rule]]
+name = "to-audit-sinks"
+identities = ["spiffe://mesh.local/ns/audit/sa/*"]
 "#;
 
 /// The 1-based line of `text` that starts with `prefix` (for asserting error positions).
