@@ -13,7 +13,7 @@ use rampart_dns::testlab::DnsLab;
 
 use crate::support::{write_leaf, TestCa};
 
-pub const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
+pub use crate::support::FRONTEND;
 pub const GATEWAY: &str = "spiffe://mesh.local/ns/infra/sa/egress-gateway";
 const IO: Duration = Duration::from_secs(10);
 
