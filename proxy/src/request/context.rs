@@ -1,8 +1,8 @@
 //! The per-request state the stages share (Pingora's `CTX`).
 
-use super::access_log::WafLog;
 use super::body::BodyReplay;
-use super::headers::HeaderPolicy;
+use crate::access_log::WafLog;
+use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
 use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
