@@ -265,6 +265,11 @@ impl ServeConfig {
         if l.handshake_timeout_ms == 0 || l.request_timeout_ms == 0 {
             return bad("handshake_timeout_ms", "deadlines must be at least 1 ms");
         }
+        if let Some(k) = &cfg.attestation.kubernetes {
+            if let Err((field, why)) = k.check() {
+                return bad(field, why);
+            }
+        }
         if cfg.kek_file.is_some() && cfg.kek_env.is_some() {
             return bad("kek_file", "give kek_file or kek_env, not both");
         }
@@ -354,5 +359,57 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.issuance.default_ttl_secs, 86400);
+    }
+
+    #[test]
+    fn kubernetes_jwks_sources_are_checked_at_load() {
+        let k8s = |source: &str| {
+            format!(
+                "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n[attestation.kubernetes]\nissuer = \"i\"\naudience = \"a\"\n{source}"
+            )
+        };
+        for (source, want) in [
+            ("", "pki.toml:3: [attestation.kubernetes]: give exactly one"),
+            (
+                "jwks_file = \"/j\"\njwks_url = \"https://k/openid/v1/jwks\"\n",
+                "pki.toml:6: jwks_file: give exactly one",
+            ),
+            ("jwks_url = \"http://k/jwks\"\n", "pki.toml:6:"),
+            (
+                "jwks_url = \"https://k/jwks\"\njwks_refresh_ms = 0\n",
+                "pki.toml:7: jwks_refresh_ms",
+            ),
+            (
+                "jwks_file = \"/j\"\njwks_ca_file = \"/c\"\n",
+                "pki.toml:7: jwks_ca_file",
+            ),
+            (
+                "jwks_url = \"https://k/jwks\"\njwks_typo = 1\n",
+                "pki.toml:7:",
+            ),
+        ] {
+            let err = ServeConfig::parse(&k8s(source), Path::new("pki.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(want), "{source:?}: {err}");
+        }
+        let err = ServeConfig::parse(
+            &k8s("jwks_url = \"http://k/jwks\"\n"),
+            Path::new("pki.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("https only"), "{err}");
+        let ok = ServeConfig::parse(
+            &k8s("jwks_url = \"https://[::1]:6443/openid/v1/jwks\"\n"),
+            Path::new("p"),
+        )
+        .unwrap();
+        let k = ok.attestation.kubernetes.unwrap();
+        assert_eq!(k.jwks_refresh_ms, 300_000);
+        assert_eq!(
+            k.jwks_url.unwrap().to_string(),
+            "https://[::1]:6443/openid/v1/jwks"
+        );
     }
 }

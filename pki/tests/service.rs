@@ -14,6 +14,21 @@ use rampart_pki::tls::BundleHandle;
 const ID: &str = "spiffe://example.org/ns/web/sa/api";
 const OTHER: &str = "spiffe://example.org/ns/web/sa/other";
 
+/// A CA serving with `extra` config, and `ID` bootstrapped for an hour.
+async fn serving_with_source(
+    extra: &str,
+) -> (
+    tempfile::TempDir,
+    rampart_pki::server::RunningServer,
+    std::sync::Arc<SvidSource>,
+) {
+    let (dir, running) = common::serving(extra).await;
+    let source = common::bootstrap(dir.path(), running.addr, ID, 3600)
+        .await
+        .unwrap();
+    (dir, running, source)
+}
+
 fn refused_reason(e: &IdentityError) -> &str {
     match e {
         IdentityError::CaRefused { reason, .. } => reason,
@@ -148,10 +163,8 @@ async fn bootstrap_renew_and_every_refusal() {
 
 #[tokio::test]
 async fn issuance_is_rate_limited_per_identity() {
-    let (dir, running) = common::serving("[rate_limit]\nper_minute = 1\nburst = 2\n").await;
-    let source = common::bootstrap(dir.path(), running.addr, ID, 3600)
-        .await
-        .unwrap();
+    let (dir, running, source) =
+        serving_with_source("[rate_limit]\nper_minute = 1\nburst = 2\n").await;
     source.renew_now().await.unwrap();
     let e = source.renew_now().await.unwrap_err();
     assert_eq!(refused_reason(&e), "rate_limited", "{e}");
@@ -367,10 +380,8 @@ fn metric(text: &str, name: &str) -> f64 {
 #[tokio::test]
 async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
     use rampart_pki::revocation::{revoke, Target};
-    let (dir, running) = common::serving("[rate_limit]\nper_minute = 600\nburst = 100\n").await;
-    let source = common::bootstrap(dir.path(), running.addr, ID, 3600)
-        .await
-        .unwrap();
+    let (dir, running, source) =
+        serving_with_source("[rate_limit]\nper_minute = 600\nburst = 100\n").await;
     tokio::time::timeout(Duration::from_secs(10), source.renew_now())
         .await
         .expect("renew hung")
@@ -431,68 +442,106 @@ async fn revocation_is_honoured_at_once_and_published_with_the_bundle() {
 }
 
 /// Kubernetes projected service-account tokens: keys and JWKS made here.
-#[tokio::test]
-async fn kubernetes_service_account_tokens_attest_workloads() {
+mod k8s {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-    let dir = tempfile::tempdir().unwrap();
-    common::init_ca(dir.path());
-    let cluster = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let point = cluster.public_key_raw();
-    assert_eq!(point.len(), 65);
-    let jwks = serde_json::json!({"keys": [{
-        "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256",
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
-        "y": URL_SAFE_NO_PAD.encode(&point[33..]),
-    }]});
-    std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).unwrap();
-    let running = common::start(
-        dir.path(),
-        &format!(
-            "[attestation.kubernetes]\njwks_file = \"{}\"\nissuer = \"https://kubernetes.default.svc\"\naudience = \"rampart-pki\"\n",
-            dir.path().join("jwks.json").display()
-        ),
-    )
-    .await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let token = |key: &rcgen::KeyPair, aud: &str, exp: i64, sub: &str| {
+
+    pub const ISSUER: &str = "https://kubernetes.default.svc";
+    pub const SUB: &str = "system:serviceaccount:shop:cart";
+    pub const WANT: &str = "spiffe://example.org/ns/shop/sa/cart";
+
+    /// A cluster signing key (P-256).
+    pub fn key() -> rcgen::KeyPair {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+    }
+
+    /// The JWKS of `keys` (kid, key).
+    pub fn jwks(keys: &[(&str, &rcgen::KeyPair)]) -> String {
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|(kid, key)| {
+                let point = key.public_key_raw();
+                assert_eq!(point.len(), 65);
+                serde_json::json!({
+                    "kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+                    "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+                    "y": URL_SAFE_NO_PAD.encode(&point[33..]),
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    /// A projected service-account token signed by `key` under `kid`.
+    pub fn token(key: &rcgen::KeyPair, kid: &str, aud: &str, exp_in: i64, sub: &str) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut h = Header::new(Algorithm::ES256);
-        h.kid = Some("k1".into());
+        h.kid = Some(kid.into());
         let claims = serde_json::json!({
-            "iss": "https://kubernetes.default.svc", "aud": [aud], "exp": exp, "iat": now,
+            "iss": ISSUER, "aud": [aud], "exp": now + exp_in, "iat": now,
             "sub": sub,
             "kubernetes.io": {"namespace": "shop", "serviceaccount": {"name": "cart", "uid": "u"}},
         });
         encode(&h, &claims, &EncodingKey::from_ec_der(&key.serialize_der())).unwrap()
-    };
-    const SUB: &str = "system:serviceaccount:shop:cart";
-    const WANT: &str = "spiffe://example.org/ns/shop/sa/cart";
-    let url = format!("https://127.0.0.1:{}/v1/attest/k8s", running.addr.port());
-    let bundle = dir.path().join("ca/bundle.pem").display().to_string();
-    let post = |jwt: String, csr: String| {
-        let body = dir.path().join("body.json");
-        std::fs::write(
-            &body,
-            serde_json::json!({"token": jwt, "csr": csr}).to_string(),
+    }
+
+    /// `[attestation.kubernetes]` with the given JWKS source lines.
+    pub fn config(source: &str) -> String {
+        format!(
+            "[attestation.kubernetes]\n{source}issuer = \"{ISSUER}\"\naudience = \"rampart-pki\"\n"
         )
-        .unwrap();
-        let args = vec![
+    }
+
+    /// POSTs `jwt` and a CSR for `csr_id` to `/v1/attest/k8s` with curl
+    /// (verifying the CA by its bundle); returns (ok, body, stderr).
+    pub async fn attest(
+        dir: &std::path::Path,
+        port: u16,
+        jwt: String,
+        csr_id: &str,
+    ) -> (bool, String, String) {
+        let body = dir.join(format!("body-{}.json", rand::random::<u64>()));
+        let request =
+            serde_json::json!({"token": jwt, "csr": super::common::csr(&[csr_id], false)});
+        std::fs::write(&body, request.to_string()).unwrap();
+        super::curl(vec![
             "--cacert".to_string(),
-            bundle.clone(),
+            dir.join("ca/bundle.pem").display().to_string(),
             "-X".into(),
             "POST".into(),
             "--data".into(),
             format!("@{}", body.display()),
-            url.clone(),
-        ];
-        curl(args)
-    };
-    let (ok, body, err) = post(
-        token(&cluster, "rampart-pki", now + 600, SUB),
-        common::csr(&[WANT], false),
+            format!("https://127.0.0.1:{port}/v1/attest/k8s"),
+        ])
+        .await
+    }
+}
+
+#[tokio::test]
+async fn kubernetes_service_account_tokens_attest_workloads() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use k8s::{SUB, WANT};
+    let dir = tempfile::tempdir().unwrap();
+    common::init_ca(dir.path());
+    let cluster = k8s::key();
+    std::fs::write(dir.path().join("jwks.json"), k8s::jwks(&[("k1", &cluster)])).unwrap();
+    let running = common::start(
+        dir.path(),
+        &k8s::config(&format!(
+            "jwks_file = \"{}\"\n",
+            dir.path().join("jwks.json").display()
+        )),
     )
     .await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token = |key: &rcgen::KeyPair, aud: &str, exp: i64, sub: &str| {
+        k8s::token(key, "k1", aud, exp - now, sub)
+    };
+    let port = running.addr.port();
+    let post = |jwt: String, csr: &'static str| k8s::attest(dir.path(), port, jwt, csr);
+    let (ok, body, err) = post(token(&cluster, "rampart-pki", now + 600, SUB), WANT).await;
     assert!(ok, "{err}");
     let resp: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(resp["spiffe_id"], WANT, "{body}");
@@ -514,7 +563,7 @@ async fn kubernetes_service_account_tokens_attest_workloads() {
             "attestation_refused",
         ),
     ] {
-        let (_, body, _) = post(jwt, common::csr(&[csr], false)).await;
+        let (_, body, _) = post(jwt, csr).await;
         assert!(body.contains(want), "expected {want}: {body}");
         assert!(!body.contains("chain_pem"), "{body}");
     }
@@ -527,4 +576,172 @@ async fn kubernetes_service_account_tokens_attest_workloads() {
         Some("rampart_pki_certificates_issued_total{kind=\"k8s\"} 1")
     );
     running.shutdown().await;
+}
+
+/// Where a test publishes the cluster's JWKS: a file, or an https server
+/// (its own test CA) that answers 500 while failing.
+enum JwksSource {
+    File(std::path::PathBuf),
+    Url {
+        served: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+        config: String,
+    },
+}
+
+impl JwksSource {
+    async fn url(dir: &std::path::Path) -> Self {
+        use http_body_util::Full;
+        use rampart_tls::test_ca::{ip, TestCa};
+        let ca = TestCa::new();
+        let (chain, key) = ca.leaf(vec![ip("127.0.0.1")], time::Duration::hours(1));
+        let ca_file = dir.join("jwks-ca.pem");
+        std::fs::write(&ca_file, ca.root_pem()).unwrap();
+        let tls = rustls::ServerConfig::builder_with_provider(rampart_tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                chain,
+                rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+        let served = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let state = served.clone();
+        let addr = rampart_ops::testing::serve_loopback(move |tcp| {
+            let (acceptor, state) = (acceptor.clone(), state.clone());
+            async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let answer = state.lock().unwrap().clone();
+                        async move {
+                            let (status, body) = match answer {
+                                Some(jwks) if req.uri().path() == "/openid/v1/jwks" => (200, jwks),
+                                _ => (500, "failing".to_string()),
+                            };
+                            hyper::Response::builder()
+                                .status(status)
+                                .body(Full::new(bytes::Bytes::from(body)))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            }
+        })
+        .await;
+        let config = format!(
+            "jwks_url = \"https://127.0.0.1:{}/openid/v1/jwks\"\njwks_ca_file = \"{}\"\n",
+            addr.port(),
+            ca_file.display()
+        );
+        JwksSource::Url { served, config }
+    }
+
+    /// Serves `jwks`, or fails (500 / a file that is not a JWKS) on `None`.
+    fn publish(&self, jwks: Option<String>) {
+        match self {
+            JwksSource::File(path) => {
+                std::fs::write(path, jwks.unwrap_or_else(|| "{not json".into())).unwrap()
+            }
+            JwksSource::Url { served, .. } => *served.lock().unwrap() = jwks,
+        }
+    }
+
+    fn config(&self) -> String {
+        match self {
+            JwksSource::File(path) => format!("jwks_file = \"{}\"\n", path.display()),
+            JwksSource::Url { config, .. } => config.clone(),
+        }
+    }
+}
+
+/// The value of one sample in the CA's metrics (0 when absent).
+fn sample(running: &rampart_pki::server::RunningServer, name: &str) -> u64 {
+    metric(&running.service.metrics_text(), name) as u64
+}
+
+/// Waits (bounded) until the JWKS refresh counter `result` passes `above`.
+async fn refreshed(running: &rampart_pki::server::RunningServer, result: &str, above: u64) -> u64 {
+    let name = format!("rampart_pki_jwks_refreshes_total{{result=\"{result}\"}}");
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let n = sample(running, &name);
+            if n > above {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no JWKS refresh with result {result} within 20 s"))
+}
+
+/// The cluster's keys change after start, from a file and from an https URL
+/// alike: a key added later verifies at once (unknown kid → refresh), a
+/// failing source keeps the last good key set (logged, counted), and a key
+/// removed from the JWKS is refused after the next refresh.
+#[test]
+fn kubernetes_jwks_follows_the_cluster_keys_from_a_file_or_a_url() {
+    common::run(Duration::from_secs(120), async {
+        for url in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            common::init_ca(dir.path());
+            let source = if url {
+                JwksSource::url(dir.path()).await
+            } else {
+                JwksSource::File(dir.path().join("jwks.json"))
+            };
+            let (k1, k2) = (k8s::key(), k8s::key());
+            source.publish(Some(k8s::jwks(&[("k1", &k1)])));
+            let extra = format!(
+                "{}jwks_refresh_ms = 300\njwks_unknown_kid_refresh_ms = 0\n",
+                source.config()
+            );
+            let running = common::start(dir.path(), &k8s::config(&extra)).await;
+            let port = running.addr.port();
+            let attest = |key: &rcgen::KeyPair, kid: &str| {
+                let jwt = k8s::token(key, kid, "rampart-pki", 600, k8s::SUB);
+                k8s::attest(dir.path(), port, jwt, k8s::WANT)
+            };
+            let issued = |(ok, body, err): (bool, String, String), what: &str| {
+                assert!(
+                    ok && body.contains("chain_pem"),
+                    "{what} (url: {url}): {body} {err}"
+                );
+            };
+            issued(attest(&k1, "k1").await, "a token of the key at start");
+
+            source.publish(Some(k8s::jwks(&[("k1", &k1), ("k2", &k2)])));
+            issued(
+                attest(&k2, "k2").await,
+                "a token of a key added after start",
+            );
+
+            let failed = sample(
+                &running,
+                "rampart_pki_jwks_refreshes_total{result=\"failed\"}",
+            );
+            source.publish(None);
+            refreshed(&running, "failed", failed).await;
+            issued(attest(&k1, "k1").await, "k1 after a failed refresh");
+            issued(attest(&k2, "k2").await, "k2 after a failed refresh");
+            assert_eq!(sample(&running, "rampart_pki_jwks_keys"), 2);
+
+            let ok = sample(&running, "rampart_pki_jwks_refreshes_total{result=\"ok\"}");
+            source.publish(Some(k8s::jwks(&[("k2", &k2)])));
+            refreshed(&running, "ok", ok).await;
+            let (_, body, _) = attest(&k1, "k1").await;
+            assert!(
+                body.contains("attestation_refused") && body.contains("no key with kid \\\"k1\\\""),
+                "a removed key must be refused (url: {url}): {body}"
+            );
+            issued(attest(&k2, "k2").await, "k2 after k1 was removed");
+            running.shutdown().await;
+        }
+    });
 }

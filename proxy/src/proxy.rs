@@ -13,8 +13,9 @@
 //! 7. `logging`: metrics and the JSON access line.
 
 use crate::listener::hardened::framing_of;
+use crate::policy::forward::{self, ForwardInfo};
+use crate::policy::header_edit::{self, X_REQUEST_ID};
 use crate::request::body;
-use crate::request::forward::{self, ForwardInfo};
 use crate::request::RequestCtx;
 use crate::request::{h1_rebuild, identify, limits, log, respond, validate, waf};
 use crate::runtime::{Route, Runtime};
@@ -208,8 +209,15 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
             // A mesh upstream must present its SPIFFE ID before a request byte is sent.
-            crate::upstream::admit_connection(&self.shared, route, idx, _digest, ctx.tried.len())
-                .await?;
+            let metrics = &self.shared.metrics;
+            crate::upstream::admit_connection(
+                metrics,
+                &route.upstream,
+                idx,
+                _digest,
+                ctx.tried.len(),
+            )
+            .await?;
             route.upstream.record(idx, Outcome::Connected);
         }
         ctx.connect_ms = ctx
@@ -254,6 +262,7 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = self.runtime(ctx);
+        let id = ctx.request_id_value();
         if let (Some(peer), Some(client)) = (ctx.peer, ctx.client_ip) {
             let info = ForwardInfo {
                 peer: peer.ip(),
@@ -262,9 +271,14 @@ impl ProxyHttp for Edge {
                 proto: if ctx.https { "https" } else { "http" },
                 host: &ctx.host,
             };
-            forward::apply(req, &info);
+            header_edit::request(req, |h| {
+                let _ = h.try_reserve(forward::ADDED + 1);
+                forward::apply(h, &info);
+                header_edit::set(h, &X_REQUEST_ID, id);
+            });
+        } else {
+            header_edit::request(req, |h| header_edit::set(h, &X_REQUEST_ID, id));
         }
-        req.insert_header("x-request-id", ctx.request_id.as_str())?;
         Ok(())
     }
 
@@ -295,14 +309,22 @@ impl ProxyHttp for Edge {
                 stream.responded(resp.status.as_u16());
             }
         }
-        match &ctx.route {
-            Some(route) => {
-                route.headers.apply(resp, ctx.https);
-                route.cookies.apply(resp);
+        let id = ctx.request_id_value();
+        let rt;
+        let (policy, cookies) = match &ctx.route {
+            Some(route) => (&route.headers, Some(&route.cookies)),
+            None => {
+                rt = self.runtime(ctx);
+                (&rt.default_headers, None)
             }
-            None => self.runtime(ctx).default_headers.apply(resp, ctx.https),
-        }
-        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        };
+        header_edit::response(resp, |h| {
+            policy.apply_with(h, ctx.https, 1);
+            if let Some(cookies) = cookies {
+                cookies.apply(h);
+            }
+            header_edit::set(h, &X_REQUEST_ID, id);
+        });
         Ok(())
     }
 

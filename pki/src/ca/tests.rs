@@ -24,6 +24,12 @@ fn new_ca(dir: &Path) -> Ca {
 #[path = "../../tests/common/csr.rs"]
 mod test_csr;
 
+/// One rotation check; asserts it produced an event `want` accepts.
+fn tick_expecting(ca: &mut Ca, policy: &RotationPolicy, want: fn(&RotationEvent) -> bool) {
+    let events = ca.tick(policy).unwrap();
+    assert!(events.iter().any(want), "{events:?}");
+}
+
 fn csr_for(uris: &[&str], ca_true: bool) -> csr::ParsedCsr {
     csr::parse_pem(&test_csr::csr(uris, ca_true)).unwrap()
 }
@@ -180,24 +186,16 @@ fn root_rotation_overlaps_then_retires() {
         rotate_at_fraction: 2.0 / 3.0,
         bundle_propagation: Duration::ZERO,
     };
-    let events = ca.tick(&policy).unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, RotationEvent::RootActivated { .. })),
-        "{events:?}"
-    );
+    tick_expecting(&mut ca, &policy, |e| {
+        matches!(e, RotationEvent::RootActivated { .. })
+    });
     assert_ne!(ca.issuer().root_serial(), first_root);
     // Leaves of the old chain may live until the old intermediate's expiry
     // (we opened nothing, so only what was issued counts: nothing).
     assert_eq!(ca.trust_bundle().len(), 2);
-    let events = ca.tick(&policy).unwrap();
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, RotationEvent::RootRetired { .. })),
-        "{events:?}"
-    );
+    tick_expecting(&mut ca, &policy, |e| {
+        matches!(e, RotationEvent::RootRetired { .. })
+    });
     assert_eq!(ca.trust_bundle().len(), 1);
     let reopened = Ca::open(dir.path(), kek()).unwrap();
     assert_eq!(reopened.issuer().serial(), ca.issuer().serial());

@@ -252,9 +252,16 @@ async fn issue(
     // (CSR check and one signature, ~100 us): signed inline on the runtime,
     // no hop to the blocking pool and back. A join token is redeemed under
     // a file lock with a write: that path stays on the blocking pool.
+    let attested = match caller {
+        Caller::Kubernetes => match attest_kubernetes(service, &body).await {
+            Ok(attested) => Some(attested),
+            Err(e) => return refuse(service, kind, None, &e, peer),
+        },
+        _ => None,
+    };
     let result = match caller {
-        Caller::Token => blocking(move || Ok(issue_blocking(&svc, &body, caller))).await,
-        _ => Ok(issue_blocking(&svc, &body, caller)),
+        Caller::Token => blocking(move || Ok(issue_blocking(&svc, &body, caller, None))).await,
+        _ => Ok(issue_blocking(&svc, &body, caller, attested)),
     };
     let (id, result) = match result {
         Ok(r) => r,
@@ -306,11 +313,28 @@ async fn issue(
     }
 }
 
+/// Verifies a Kubernetes service-account token (which may wait for a JWKS
+/// refresh when it names a new key) and returns the identity it proves.
+async fn attest_kubernetes(
+    service: &CaService,
+    body: &[u8],
+) -> Result<(SpiffeId, BootstrapRequest)> {
+    let Some(attestor) = &service.k8s else {
+        return Err(PkiError::NotAuthorized(
+            "Kubernetes attestation is not configured ([attestation.kubernetes])".into(),
+        ));
+    };
+    let req: BootstrapRequest =
+        serde_json::from_slice(body).map_err(|e| PkiError::BadRequest(e.to_string()))?;
+    Ok((attestor.attest(&req.token).await?, req))
+}
+
 /// Returns the identity concerned (when known) and the outcome.
 fn issue_blocking(
     service: &CaService,
     body: &[u8],
     caller: Caller,
+    attested: Option<(SpiffeId, BootstrapRequest)>,
 ) -> (Option<SpiffeId>, Result<IssuedCert>) {
     match caller {
         Caller::Edge(id, serial) => {
@@ -355,22 +379,11 @@ fn issue_blocking(
             (Some(id), r)
         }
         Caller::Kubernetes => {
-            let Some(attestor) = &service.k8s else {
+            let Some((id, req)) = attested else {
                 return (
                     None,
-                    Err(PkiError::NotAuthorized(
-                        "Kubernetes attestation is not configured ([attestation.kubernetes])"
-                            .into(),
-                    )),
+                    Err(PkiError::NotAuthorized("no attested identity".into())),
                 );
-            };
-            let req: BootstrapRequest = match serde_json::from_slice(body) {
-                Ok(r) => r,
-                Err(e) => return (None, Err(PkiError::BadRequest(e.to_string()))),
-            };
-            let id = match attestor.attest(&req.token) {
-                Ok(id) => id,
-                Err(e) => return (None, Err(e)),
             };
             let r = (|| {
                 let ttl = service.ttl(req.ttl_secs)?;

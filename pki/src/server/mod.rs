@@ -54,7 +54,7 @@ pub struct CaService {
     bundle: BundleHandle,
     tokens: TokenStore,
     revocations: crate::revocation::Watch,
-    k8s: Option<crate::attest::KubernetesAttestor>,
+    k8s: Option<Arc<crate::attest::KubernetesAttestor>>,
     audit: AuditSink,
     limiter: RateLimiter,
     metrics: Arc<Metrics>,
@@ -113,10 +113,10 @@ pub async fn start(cfg: ServeConfig) -> Result<RunningServer> {
         blocking(move || crate::workloads::Workloads::open(&ca_dir, leaf_bound)).await?;
     let revocations = crate::revocation::Watch::new(&cfg.ca_dir)?;
     let k8s = match &cfg.attestation.kubernetes {
-        Some(k) => Some(crate::attest::KubernetesAttestor::load(
-            k,
-            trust_domain.clone(),
-        )?),
+        Some(k) => Some(
+            crate::attest::KubernetesAttestor::start(k, trust_domain.clone(), Arc::clone(&metrics))
+                .await?,
+        ),
         None => None,
     };
     let issuer = ca.issuer();

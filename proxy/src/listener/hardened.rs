@@ -9,8 +9,8 @@
 //! latched with its reason, which the filters read through [`framing_of`].
 
 use super::framing::{Framing, Malformed};
-use crate::request::access_log::AccessRecord;
-use crate::request::headers::HeaderPolicy;
+use crate::access_log::{AccessRecord, Addr, ServerAddr, Timestamp};
+use crate::policy::headers::HeaderPolicy;
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora_core::protocols::raw_connect::ProxyDigest;
@@ -206,34 +206,28 @@ impl HardenedStream {
         extra.insert("rampart.denial.reason".into(), denial.label().into());
         let tls = self.inner.get_ssl_digest();
         let info = tls.as_deref().map(crate::tls::TlsInfo::from_digest);
-        self.shared.access_log.send(Box::new(AccessRecord {
-            timestamp: Some(std::time::SystemTime::now()),
-            request_id,
-            listener: local
-                .and_then(|l| {
-                    self.shared
-                        .runtime
-                        .load()
-                        .listeners
-                        .get(&l.port())
-                        .map(|i| i.name.clone())
-                })
-                .unwrap_or_default(),
-            client_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+        let rt = self.shared.runtime.load();
+        let listener = local.and_then(|l| rt.listeners.get(&l.port()));
+        let ip = |a: Option<std::net::SocketAddr>| Addr(a.map(|a| a.ip()));
+        self.shared.access_log.send_now(&AccessRecord {
+            timestamp: Timestamp(std::time::SystemTime::now()),
+            request_id: &request_id,
+            listener: listener.map_or("", |l| l.name.as_str()),
+            client_address: ip(peer),
             client_port: peer.map(|p| p.port()),
-            peer_address: peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+            peer_address: ip(peer),
             peer_port: peer.map(|p| p.port()),
-            server_address: local.map(|l| l.ip().to_string()).unwrap_or_default(),
+            server_address: ServerAddr::Local(ip(local)),
             scheme: if https { "https" } else { "http" },
             protocol: "1.1",
             status,
-            tls_version: info.map(|i| i.version.to_string()),
-            tls_cipher: info.map(|i| i.cipher.to_string()),
-            tls_server_name: info.and_then(|i| i.server_name.map(str::to_string)),
-            error: Some("InvalidHTTPHeader".into()),
-            extra,
+            tls_version: info.map(|i| i.version),
+            tls_cipher: info.map(|i| i.cipher),
+            tls_server_name: info.and_then(|i| i.server_name),
+            error: Some("InvalidHTTPHeader"),
+            extra: Some(&extra),
             ..Default::default()
-        }));
+        });
     }
 
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

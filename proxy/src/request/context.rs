@@ -1,7 +1,8 @@
 //! The per-request state the stages share (Pingora's `CTX`).
 
 use super::body::BodyReplay;
-use super::headers::HeaderPolicy;
+use crate::access_log::WafLog;
+use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
 use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
@@ -14,6 +15,8 @@ pub struct RequestCtx {
     pub start: Instant,
     pub started_at: SystemTime,
     pub request_id: String,
+    /// `request_id` as a header value, made on first use (a clone shares its bytes).
+    request_id_value: Option<http::HeaderValue>,
     /// The config generation this request runs under, loaded once in `request_filter`.
     pub runtime: Option<Arc<Runtime>>,
     pub listener: Option<Arc<ListenerInfo>>,
@@ -35,6 +38,8 @@ pub struct RequestCtx {
     pub answered: Option<&'static str>,
     /// Extra access-log fields from protection stages (`rampart.waf.*`, `rampart.limit.*`).
     pub log_fields: serde_json::Map<String, serde_json::Value>,
+    /// The WAF's decision, for the access log.
+    pub waf_log: Option<WafLog>,
     /// Counted in `rampart_active_requests` and the drain's in-flight count.
     pub counted_active: bool,
     /// Held while the request is in flight (load shedding counts these).
@@ -55,6 +60,7 @@ impl RequestCtx {
             start: Instant::now(),
             started_at: SystemTime::now(),
             request_id: new_request_id(),
+            request_id_value: None,
             runtime: None,
             listener: None,
             route: None,
@@ -71,6 +77,7 @@ impl RequestCtx {
             denial: None,
             answered: None,
             log_fields: serde_json::Map::new(),
+            waf_log: None,
             counted_active: false,
             in_flight: None,
             body: None,
@@ -78,6 +85,24 @@ impl RequestCtx {
     }
 
     /// The header policy for edge responses to this request.
+    /// Adopts a request id (a trusted proxy's).
+    pub fn set_request_id(&mut self, id: String) {
+        self.request_id = id;
+        self.request_id_value = None;
+    }
+
+    /// The request id as a header value (for the upstream request and the response).
+    pub fn request_id_value(&mut self) -> http::HeaderValue {
+        if let Some(v) = &self.request_id_value {
+            return v.clone();
+        }
+        // A generated id is hex, an adopted one passed `is_sane_request_id`: always valid.
+        let v = http::HeaderValue::from_str(&self.request_id)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
+        self.request_id_value = Some(v.clone());
+        v
+    }
+
     pub fn policy<'a>(&'a self, rt: &'a Runtime) -> &'a HeaderPolicy {
         self.route
             .as_ref()
@@ -95,8 +120,12 @@ pub fn is_sane_request_id(v: &str) -> bool {
 }
 
 fn new_request_id() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let v: u128 = rand::random();
-    format!("{v:032x}")
+    (0..32)
+        .rev()
+        .map(|i| char::from(HEX[(v >> (i * 4)) as usize & 0xf]))
+        .collect()
 }
 
 /// A Pingora socket address as an inet address (`None` for unix sockets).

@@ -23,7 +23,7 @@ pub fn identify(shared: &Shared, session: &Session, ctx: &mut RequestCtx, rt: &R
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| is_sane_request_id(v))
             {
-                ctx.request_id = id.to_string();
+                ctx.set_request_id(id.to_string());
             }
         }
     }

@@ -1,8 +1,10 @@
 //! Stage 10: the end of a request: its metrics and its JSON access-log line (the record and
-//! its redaction are in [`access_log`](super::access_log)).
+//! its redaction are in [`access_log`](crate::access_log)).
 
-use super::access_log::{cap, redact_query, AccessRecord, MAX_PATH, MAX_UA};
 use super::context::{inet, RequestCtx};
+use crate::access_log::{
+    cap, cap_cow, redact_query, AccessRecord, Addr, ServerAddr, Timestamp, MAX_PATH, MAX_UA,
+};
 use crate::metrics::status_class;
 use crate::state::Shared;
 use crate::tls::TlsInfo;
@@ -31,9 +33,8 @@ pub fn finish(shared: &Shared, session: &Session, e: Option<&Error>, ctx: &mut R
         }
         shared.in_flight.leave();
     }
-    shared
-        .access_log
-        .send(Box::new(access_record(session, e, ctx, status, elapsed)));
+    let record = access_record(session, e, ctx, status, elapsed);
+    shared.access_log.send_now(&record);
 }
 
 fn tls_info(session: &Session) -> Option<TlsInfo<'_>> {
@@ -43,13 +44,24 @@ fn tls_info(session: &Session) -> Option<TlsInfo<'_>> {
         .map(TlsInfo::from_digest)
 }
 
-fn access_record(
-    session: &Session,
+fn access_record<'a>(
+    session: &'a Session,
     e: Option<&Error>,
-    ctx: &mut RequestCtx,
+    ctx: &'a mut RequestCtx,
     status: u16,
     elapsed: std::time::Duration,
-) -> AccessRecord {
+) -> AccessRecord<'a> {
+    let answer = match (&ctx.denial, ctx.answered) {
+        (Some(d), _) => Some((d.stage(), d.label())),
+        (None, Some(answered)) => Some(("edge", answered)),
+        (None, None) => None,
+    };
+    if let Some((by, reason)) = answer {
+        let extra = &mut ctx.log_fields;
+        extra.insert("rampart.denial.by".into(), by.into());
+        extra.insert("rampart.denial.reason".into(), reason.into());
+    }
+    let ctx = &*ctx;
     let req = session.req_header();
     let redact: &[String] = ctx
         .runtime
@@ -57,44 +69,21 @@ fn access_record(
         .map(|r| r.redact_keys.as_slice())
         .unwrap_or(&[]);
     let tls = tls_info(session);
-    let server = inet(session.server_addr());
-    let mut extra = std::mem::take(&mut ctx.log_fields);
-    let answer = match (&ctx.denial, ctx.answered) {
-        (Some(d), _) => Some((d.stage(), d.label())),
-        (None, Some(answered)) => Some(("edge", answered)),
-        (None, None) => None,
-    };
-    if let Some((by, reason)) = answer {
-        extra.insert("rampart.denial.by".into(), by.into());
-        extra.insert("rampart.denial.reason".into(), reason.into());
-    }
-    let client_address = ctx.client_ip.map(|i| i.to_string()).unwrap_or_default();
-    // Usually the same address: copy the text rather than format it twice.
-    let peer_address = match ctx.peer {
-        Some(p) if Some(p.ip()) == ctx.client_ip => client_address.clone(),
-        Some(p) => p.ip().to_string(),
-        None => String::new(),
-    };
     AccessRecord {
-        timestamp: Some(ctx.started_at),
-        // The last stage: the record takes what the context no longer needs.
-        request_id: std::mem::take(&mut ctx.request_id),
-        listener: ctx
-            .listener
-            .as_ref()
-            .map(|l| l.name.clone())
-            .unwrap_or_default(),
-        client_address,
+        timestamp: Timestamp(ctx.started_at),
+        request_id: &ctx.request_id,
+        listener: ctx.listener.as_ref().map_or("", |l| l.name.as_str()),
+        client_address: Addr(ctx.client_ip),
         client_port: ctx
             .peer
             .filter(|p| Some(p.ip()) == ctx.client_ip)
             .map(|p| p.port()),
-        peer_address,
+        peer_address: Addr(ctx.peer.map(|p| p.ip())),
         peer_port: ctx.peer.map(|p| p.port()),
         server_address: if ctx.host.is_empty() {
-            server.map(|s| s.ip().to_string()).unwrap_or_default()
+            ServerAddr::Local(Addr(inet(session.server_addr()).map(|s| s.ip())))
         } else {
-            std::mem::take(&mut ctx.host)
+            ServerAddr::Host(&ctx.host)
         },
         method: cap(req.method.as_str(), 32),
         scheme: if ctx.https { "https" } else { "http" },
@@ -102,12 +91,8 @@ fn access_record(
         query: req
             .uri
             .query()
-            .map(|q| cap(&redact_query(q, redact), MAX_PATH)),
-        route: ctx
-            .route
-            .as_ref()
-            .map(|r| r.name.clone())
-            .unwrap_or_default(),
+            .map(|q| cap_cow(redact_query(q, redact), MAX_PATH)),
+        route: ctx.route.as_ref().map_or("", |r| r.name.as_str()),
         protocol: match req.version {
             http::Version::HTTP_2 => "2",
             http::Version::HTTP_10 => "1.0",
@@ -117,19 +102,20 @@ fn access_record(
         user_agent: req
             .headers
             .get(http::header::USER_AGENT)
-            .map(|v| cap(&String::from_utf8_lossy(v.as_bytes()), MAX_UA))
+            .map(|v| cap_cow(String::from_utf8_lossy(v.as_bytes()), MAX_UA))
             .unwrap_or_default(),
         status,
         request_body_size: session.body_bytes_read(),
         response_body_size: session.body_bytes_sent(),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
-        upstream_address: ctx.upstream_addr.map(|a| a.to_string()),
+        upstream_address: ctx.upstream_addr,
         upstream_connect_ms: ctx.connect_ms,
         upstream_response_ms: ctx.response_ms,
-        tls_version: tls.map(|t| t.version.to_string()),
-        tls_cipher: tls.map(|t| t.cipher.to_string()),
-        tls_server_name: tls.and_then(|t| t.server_name.map(str::to_string)),
-        error: e.map(|e| e.etype().as_str().to_string()),
-        extra,
+        tls_version: tls.map(|t| t.version),
+        tls_cipher: tls.map(|t| t.cipher),
+        tls_server_name: tls.and_then(|t| t.server_name),
+        error: e.map(|e| e.etype().as_str()),
+        waf: ctx.waf_log.as_ref(),
+        extra: (!ctx.log_fields.is_empty()).then_some(&ctx.log_fields),
     }
 }

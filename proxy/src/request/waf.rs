@@ -5,9 +5,9 @@
 //! `body_uninspected` in `block` mode unless the route sets `insecure_pass_uninspected_body`;
 //! logged (`rampart.waf.uninspected`) and counted (`rampart_waf_uninspected_total`) either way.
 
-use super::access_log::cap;
 use super::body::BodyReplay;
 use super::context::RequestCtx;
+use crate::access_log::{cap, WafLog};
 use crate::config::WafMode;
 use crate::runtime::{Route, RouteWaf, Runtime};
 use crate::state::Shared;
@@ -15,7 +15,6 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use rampart_protect::denial::{Denial, DenialReason};
 use rampart_waf::{RuleSet, Verdict};
-use serde_json::{Map, Value};
 
 /// Runs the route's WAF policy; logs and counts the decision. `Some` blocks the request.
 pub fn check(
@@ -28,8 +27,10 @@ pub fn check(
 ) -> Option<Denial> {
     let mode = route.waf.mode;
     if mode == WafMode::Off {
-        ctx.log_fields
-            .insert("rampart.waf.action".into(), "off".into());
+        ctx.waf_log = Some(WafLog {
+            action: "off",
+            ..WafLog::default()
+        });
         return None;
     }
     let verdict = inspect(&rt.waf_rules, session.req_header(), body, &route.waf);
@@ -44,9 +45,8 @@ pub fn check(
         .waf_decisions
         .with_label_values(&[action, rampart_protect::denial::family_label(family)])
         .inc();
-    log_fields(&mut ctx.log_fields, action, &verdict, body);
-    ctx.log_fields
-        .insert("rampart.waf.mode".into(), mode.as_str().into());
+    let log = ctx.waf_log.insert(log_fields(action, &verdict, body));
+    log.mode = Some(mode.as_str());
     if action == "block" {
         let mut denial = Denial::new(DenialReason::WafBlock);
         denial.family = family.map(str::to_string);
@@ -63,10 +63,8 @@ pub fn check(
         .waf_uninspected
         .with_label_values(&[route.name.as_str(), cause, action])
         .inc();
-    ctx.log_fields
-        .insert("rampart.waf.uninspected".into(), cause.into());
-    ctx.log_fields
-        .insert("rampart.waf.uninspected_action".into(), action.into());
+    log.uninspected = Some(cause);
+    log.uninspected_action = Some(action);
     (action == "refused").then(|| Denial::new(DenialReason::BodyUninspected))
 }
 
@@ -122,21 +120,23 @@ pub fn top_family(v: &Verdict) -> Option<&'static str> {
         .map(|m| m.family.as_str())
 }
 
-/// `rampart.waf.*` access-log fields.
-pub fn log_fields(out: &mut Map<String, Value>, action: &str, v: &Verdict, body: &BodyReplay) {
-    out.insert("rampart.waf.action".into(), action.into());
-    out.insert("rampart.waf.score".into(), v.score.into());
-    let ids: Vec<Value> = v.matches.iter().map(|m| m.rule_id.into()).collect();
-    out.insert("rampart.waf.rule_ids".into(), Value::Array(ids));
+/// `rampart.waf.*` access-log fields (mode and uninspected parts are the caller's).
+pub fn log_fields(action: &'static str, v: &Verdict, body: &BodyReplay) -> WafLog {
     let mut targets: Vec<&str> = v.matches.iter().map(|m| m.target.as_str()).collect();
     targets.dedup();
-    let targets: Vec<Value> = targets.into_iter().map(|t| cap(t, 128).into()).collect();
-    out.insert("rampart.waf.targets".into(), Value::Array(targets));
-    if body.partial {
-        out.insert("rampart.waf.body".into(), "partial".into());
-    }
-    if v.truncated {
+    WafLog {
+        action,
+        score: Some(v.score),
+        rule_ids: Some(v.matches.iter().map(|m| m.rule_id).collect()),
+        targets: Some(
+            targets
+                .into_iter()
+                .map(|t| cap(t, 128).to_owned())
+                .collect(),
+        ),
+        body: body.partial.then_some("partial"),
         // The engine's own per-value / field limits cut inspection short.
-        out.insert("rampart.waf.truncated".into(), true.into());
+        truncated: v.truncated,
+        ..WafLog::default()
     }
 }

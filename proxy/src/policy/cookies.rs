@@ -2,8 +2,7 @@
 //! and the `__Host-` / `__Secure-` prefix rules enforced.
 
 use crate::config::{CookiePolicyConfig, SameSite};
-use http::HeaderValue;
-use pingora_http::ResponseHeader;
+use http::{HeaderMap, HeaderValue};
 
 #[derive(Debug, Clone, Default)]
 pub struct CookiePolicy {
@@ -20,21 +19,20 @@ impl CookiePolicy {
     }
 
     /// Rewrites every Set-Cookie of the response.
-    pub fn apply(&self, resp: &mut ResponseHeader) {
+    pub fn apply(&self, headers: &mut HeaderMap) {
         let name = http::header::SET_COOKIE;
-        if !resp.headers.contains_key(&name) {
+        if !headers.contains_key(&name) {
             return;
         }
-        let cookies: Vec<String> = resp
-            .headers
+        let cookies: Vec<String> = headers
             .get_all(&name)
             .iter()
             .map(|v| self.harden(&String::from_utf8_lossy(v.as_bytes())))
             .collect();
-        resp.remove_header(&name);
+        headers.remove(&name);
         for c in cookies {
             if let Ok(v) = HeaderValue::from_str(&c) {
-                let _ = resp.append_header(name.clone(), v);
+                let _ = headers.try_append(name.clone(), v);
             }
         }
     }

@@ -3,9 +3,10 @@
 //! A [`HeaderPolicy`] is compiled once per route at load; applying it is a handful of header
 //! map operations on each response, upstream responses and edge error pages alike.
 
+use super::header_edit;
 use crate::config::HeaderOverrides;
-use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::header::{CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora_http::ResponseHeader;
 
 /// Headers the OWASP Secure Headers Project lists for removal (headers_remove.json), plus
@@ -116,28 +117,11 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("cross-origin-resource-policy", "same-origin"),
 ];
 
-/// The names the defaults go out under: Pingora allocates a case-preserving copy of a custom
-/// `HeaderName` on every insert, not of a name given as (shared) bytes.
-fn wire_name(name: &'static str) -> Bytes {
-    Bytes::from_static(
-        match name {
-            "x-content-type-options" => "X-Content-Type-Options",
-            "x-frame-options" => "X-Frame-Options",
-            "referrer-policy" => "Referrer-Policy",
-            "permissions-policy" => "Permissions-Policy",
-            "cross-origin-opener-policy" => "Cross-Origin-Opener-Policy",
-            "cross-origin-resource-policy" => "Cross-Origin-Resource-Policy",
-            other => other,
-        }
-        .as_bytes(),
-    )
-}
-
-/// The headers one route adds, compiled.
+/// The headers one route adds, compiled: names parsed and values checked once at load.
 #[derive(Debug, Clone)]
 pub struct HeaderPolicy {
-    /// Always set (replacing an upstream value): checked names, as the bytes sent.
-    set: Vec<(Bytes, HeaderValue)>,
+    /// Always set (replacing an upstream value).
+    set: Vec<(HeaderName, HeaderValue)>,
     /// HTTPS responses only.
     hsts: Option<HeaderValue>,
     /// Only when the upstream sent no CSP.
@@ -172,7 +156,7 @@ impl HeaderPolicy {
             match *name {
                 "strict-transport-security" => policy.hsts = Some(v),
                 "content-security-policy" => policy.csp = Some(v),
-                _ => policy.set.push((wire_name(name), v)),
+                _ => policy.set.push((HeaderName::from_static(name), v)),
             }
         }
         for (name, value) in &overrides.set {
@@ -180,33 +164,42 @@ impl HeaderPolicy {
             if DEFAULTS.iter().any(|(n, _)| *n == lower) {
                 continue;
             }
-            if let (Ok(_), Ok(v)) = (HeaderName::try_from(&lower), HeaderValue::from_str(value)) {
-                policy.set.push((Bytes::from(lower), v));
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(&lower), HeaderValue::from_str(value)) {
+                policy.set.push((n, v));
             }
         }
         policy
     }
 
-    /// Strips the remove list and adds the secure headers.
+    /// Strips the remove list and adds the secure headers (see [`HeaderPolicy::apply_to`]).
     pub fn apply(&self, resp: &mut ResponseHeader, https: bool) {
-        strip(resp);
+        header_edit::response(resp, |h| self.apply_to(h, https));
+    }
+
+    /// Strips the remove list and adds the secure headers to a response's header map, room for
+    /// them (and `extra` more) reserved at once.
+    pub fn apply_to(&self, headers: &mut HeaderMap, https: bool) {
+        self.apply_with(headers, https, 0)
+    }
+
+    /// [`HeaderPolicy::apply_to`] with room reserved for `extra` more headers the caller adds.
+    pub fn apply_with(&self, headers: &mut HeaderMap, https: bool, extra: usize) {
+        strip(headers);
+        let _ = headers.try_reserve(self.set.len() + 2 + extra);
         for (name, value) in &self.set {
-            let _ = resp.insert_header(name.clone(), value.clone());
+            header_edit::set(headers, name, value.clone());
         }
         if https {
             if let Some(v) = &self.hsts {
-                let _ = resp.insert_header(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+                header_edit::set(headers, &STRICT_TRANSPORT_SECURITY, v.clone());
             }
         } else {
             // HSTS over plain HTTP is ignored by browsers and misleading in scans.
-            resp.remove_header(&http::header::STRICT_TRANSPORT_SECURITY);
+            headers.remove(STRICT_TRANSPORT_SECURITY);
         }
         if let Some(v) = &self.csp {
-            if !resp
-                .headers
-                .contains_key(http::header::CONTENT_SECURITY_POLICY)
-            {
-                let _ = resp.insert_header(http::header::CONTENT_SECURITY_POLICY, v.clone());
+            if !headers.contains_key(CONTENT_SECURITY_POLICY) {
+                header_edit::set(headers, &CONTENT_SECURITY_POLICY, v.clone());
             }
         }
     }
@@ -218,23 +211,45 @@ impl Default for HeaderPolicy {
     }
 }
 
-/// The remove list as a set: checked against every response header name.
-static REMOVE_SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
-    std::sync::LazyLock::new(|| REMOVE.iter().copied().collect());
+/// The remove list's `x-` names as a set: checked against a response's `x-` header names.
+static REMOVE_X: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        REMOVE
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with("x-"))
+            .collect()
+    });
+/// The few others (`server`, ...): compared one by one.
+static REMOVE_OTHER: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    REMOVE
+        .iter()
+        .copied()
+        .filter(|n| !n.starts_with("x-"))
+        .collect()
+});
+
+/// Whether a response header is on the remove list (a name or a family). Most names a response
+/// carries (`content-type`, `date`, ...) do not start with `x-`: they are compared with the few
+/// others only, never hashed.
+fn doomed(name: &HeaderName) -> bool {
+    let k = name.as_str();
+    if k.starts_with("x-") {
+        REMOVE_X.contains(k) || REMOVE_PREFIXES.iter().any(|p| k.starts_with(p))
+    } else {
+        REMOVE_OTHER.contains(&k)
+    }
+}
 
 /// Removes every header on the remove list.
-pub fn strip(resp: &mut ResponseHeader) {
-    let doomed = |k: &&HeaderName| {
-        let k = k.as_str();
-        REMOVE_SET.contains(k) || REMOVE_PREFIXES.iter().any(|p| k.starts_with(p))
-    };
+pub fn strip(headers: &mut HeaderMap) {
     // Most responses carry none of these: look before allocating the list to remove.
-    if !resp.headers.keys().any(|k| doomed(&k)) {
+    if !headers.keys().any(doomed) {
         return;
     }
-    let doomed: Vec<HeaderName> = resp.headers.keys().filter(doomed).cloned().collect();
+    let doomed: Vec<HeaderName> = headers.keys().filter(|k| doomed(k)).cloned().collect();
     for name in doomed {
-        resp.remove_header(&name);
+        headers.remove(name);
     }
 }
 
@@ -249,6 +264,21 @@ mod tests {
         r.insert_header("x-powered-by", "PHP").unwrap();
         r.insert_header("x-drupal-foo", "1").unwrap();
         r
+    }
+
+    #[test]
+    fn remove_list_and_families_are_doomed() {
+        for name in REMOVE
+            .iter()
+            .chain(["x-drupal-foo", "x-envoy-bar", "server"].iter())
+        {
+            assert!(doomed(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["content-type", "date", "x-request-id", "serverx", "etag"] {
+            assert!(!doomed(&HeaderName::from_static(name)), "{name}");
+        }
+        // Every family starts with `x-`: the fast path never skips one.
+        assert!(REMOVE_PREFIXES.iter().all(|p| p.starts_with("x-")));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! Only a peer inside `trusted_proxies` may tell us who the client is; for everyone else the
 //! client is the TCP peer and whatever forwarding headers it sent are replaced.
 
+use super::header_edit::set;
 use crate::config::Cidr;
-use http::HeaderValue;
+use http::header::FORWARDED;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
 use std::fmt::Write as _;
@@ -61,16 +63,24 @@ pub struct ForwardInfo<'a> {
     pub host: &'a str,
 }
 
-/// Rewrites the forwarding headers on the upstream request.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// How many headers [`apply`] may add.
+pub const ADDED: usize = 5;
+
+/// Rewrites the forwarding headers on the upstream request's header map (see
+/// [`header_edit`](super::header_edit)); room for them is the caller's to reserve.
 ///
 /// Runs on every proxied request, so the values are written into one buffer each and the peer's
 /// text is built once and shared (a `HeaderValue` clone is a reference count) rather than
 /// formatted per header.
-pub fn apply(req: &mut RequestHeader, info: &ForwardInfo<'_>) {
+pub fn apply(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
     let mut peer_text = String::with_capacity(48);
     push_ip(&mut peer_text, info.peer);
     let chain = if info.trusted_peer {
-        prior_chain(req, &peer_text)
+        prior_chain(headers, &peer_text)
     } else {
         None
     };
@@ -79,7 +89,7 @@ pub fn apply(req: &mut RequestHeader, info: &ForwardInfo<'_>) {
         Some(text) => HeaderValue::try_from(text).ok(),
         None => peer_value.clone(),
     };
-    let forwarded = forwarded_value(req, info);
+    let forwarded = forwarded_value(headers, info);
     let real_ip = if info.client == info.peer {
         peer_value
     } else {
@@ -87,37 +97,40 @@ pub fn apply(req: &mut RequestHeader, info: &ForwardInfo<'_>) {
         push_ip(&mut s, info.client);
         HeaderValue::try_from(s).ok()
     };
-    let keep_proto = info.trusted_peer && req.headers.contains_key("x-forwarded-proto");
-    let keep_host = info.trusted_peer && req.headers.contains_key("x-forwarded-host");
-    for name in ["x-forwarded-for", "forwarded", "x-real-ip"] {
-        // Clients rarely send these: a lookup is cheaper than a remove on the case map.
-        if req.headers.contains_key(name) {
-            req.remove_header(name);
-        }
+    let keep_proto = info.trusted_peer && headers.contains_key(&X_FORWARDED_PROTO);
+    let keep_host = info.trusted_peer && headers.contains_key(&X_FORWARDED_HOST);
+    for name in [&X_FORWARDED_FOR, &FORWARDED, &X_REAL_IP] {
+        headers.remove(name);
     }
     if let Some(v) = xff {
-        let _ = req.insert_header("x-forwarded-for", v);
+        set(headers, &X_FORWARDED_FOR, v);
     }
     if let Some(v) = forwarded {
-        let _ = req.insert_header("forwarded", v);
+        set(headers, &FORWARDED, v);
     }
     if let Some(v) = real_ip {
-        let _ = req.insert_header("x-real-ip", v);
+        set(headers, &X_REAL_IP, v);
     }
     if !keep_proto {
-        let _ = req.insert_header("x-forwarded-proto", info.proto);
+        set(
+            headers,
+            &X_FORWARDED_PROTO,
+            HeaderValue::from_static(info.proto),
+        );
     }
     if !keep_host {
-        let _ = req.insert_header("x-forwarded-host", info.host);
+        if let Ok(v) = HeaderValue::from_str(info.host) {
+            set(headers, &X_FORWARDED_HOST, v);
+        }
     }
 }
 
 /// A trusted peer's X-Forwarded-For values (those that are text) joined with ", ", then the
 /// peer; `None` when it sent none.
-fn prior_chain(req: &RequestHeader, peer: &str) -> Option<String> {
+fn prior_chain(headers: &HeaderMap, peer: &str) -> Option<String> {
     let mut out = String::new();
     let mut any = false;
-    for v in req.headers.get_all("x-forwarded-for") {
+    for v in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(s) = v.to_str() {
             if any {
                 out.push_str(", ");
@@ -135,9 +148,9 @@ fn prior_chain(req: &RequestHeader, peer: &str) -> Option<String> {
 }
 
 /// `for=<node>;proto=<proto>;host="<host>"`, after a trusted peer's own Forwarded value.
-fn forwarded_value(req: &RequestHeader, info: &ForwardInfo<'_>) -> Option<HeaderValue> {
+fn forwarded_value(headers: &HeaderMap, info: &ForwardInfo<'_>) -> Option<HeaderValue> {
     let prior = if info.trusted_peer {
-        req.headers.get("forwarded").and_then(|v| v.to_str().ok())
+        headers.get(&FORWARDED).and_then(|v| v.to_str().ok())
     } else {
         None
     };
@@ -183,16 +196,18 @@ mod tests {
         let peer: IpAddr = "192.0.2.7".parse().unwrap();
         let client = tp.client_ip(peer, &req);
         assert_eq!(client, peer);
-        apply(
-            &mut req,
-            &ForwardInfo {
-                peer,
-                client,
-                trusted_peer: false,
-                proto: "https",
-                host: "a.test",
-            },
-        );
+        super::super::header_edit::request(&mut req, |h| {
+            apply(
+                h,
+                &ForwardInfo {
+                    peer,
+                    client,
+                    trusted_peer: false,
+                    proto: "https",
+                    host: "a.test",
+                },
+            )
+        });
         assert_eq!(req.headers.get("x-forwarded-for").unwrap(), "192.0.2.7");
         assert_eq!(req.headers.get("x-real-ip").unwrap(), "192.0.2.7");
         assert_eq!(
@@ -212,16 +227,18 @@ mod tests {
             tp.client_ip(peer, &req),
             "198.51.100.1".parse::<IpAddr>().unwrap()
         );
-        apply(
-            &mut req,
-            &ForwardInfo {
-                peer,
-                client: "198.51.100.1".parse().unwrap(),
-                trusted_peer: true,
-                proto: "https",
-                host: "a",
-            },
-        );
+        super::super::header_edit::request(&mut req, |h| {
+            apply(
+                h,
+                &ForwardInfo {
+                    peer,
+                    client: "198.51.100.1".parse().unwrap(),
+                    trusted_peer: true,
+                    proto: "https",
+                    host: "a",
+                },
+            )
+        });
         assert_eq!(
             req.headers.get("x-forwarded-for").unwrap(),
             "198.51.100.1, 10.1.1.1, 10.0.0.2"
