@@ -110,8 +110,24 @@ impl Bound {
         line
     }
 
-    /// The sockets not yet taken (each is taken once).
-    pub fn take(&self) -> BoundSockets {
-        std::mem::take(&mut *self.sockets.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The listeners' sockets (`(bound address, socket)`, in config order), for Pingora; taken
+    /// once.
+    pub fn take_listeners(&self) -> Vec<(SocketAddr, TcpListener)> {
+        std::mem::take(
+            &mut self
+                .sockets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .listeners,
+        )
+    }
+
+    /// The admin socket, for the control plane; taken once.
+    pub fn take_admin(&self) -> Option<TcpListener> {
+        self.sockets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admin
+            .take()
     }
 }

@@ -133,12 +133,7 @@ async fn mesh_upstream(ca: &TestCa, id: &str) -> SocketAddr {
     addr
 }
 
-fn edge_config(
-    ca: &TestCa,
-    app: SocketAddr,
-    pay: SocketAddr,
-    bad: SocketAddr,
-) -> String {
+fn edge_config(ca: &TestCa, app: SocketAddr, pay: SocketAddr, bad: SocketAddr) -> String {
     format!(
         r#"
 {head}{GENEROUS_LIMITS}
@@ -165,20 +160,11 @@ mtls = {{ spiffe_id = "{PAYMENTS}" }}
 name = "imposter"
 endpoints = ["{bad}"]
 mtls = {{ spiffe_id = "{PAYMENTS}" }}
-[[routes]]
-name = "app"
-hosts = ["www.edge.test"]
-upstream = "app"
-[[routes]]
-name = "payments"
-hosts = ["pay.edge.test"]
-upstream = "payments"
-[[routes]]
-name = "imposter"
-hosts = ["bad.edge.test"]
-upstream = "imposter"
-"#,
+{app_route}{payments_route}{imposter_route}"#,
         head = config_head(""),
+        app_route = route_table("app", r#"["www.edge.test"]"#, "app"),
+        payments_route = route_table("payments", r#"["pay.edge.test"]"#, "payments"),
+        imposter_route = route_table("imposter", r#"["bad.edge.test"]"#, "imposter"),
         ca = ca.addr,
         bundle = ca.bundle_path().display(),
     )
@@ -233,11 +219,7 @@ async fn setup() -> Setup {
     std::fs::write(dir.path().join("token"), ca.token(EDGE)).unwrap();
     let edge = Edge::start(&edge_config(&ca, app, pay, bad), dir);
     let bundle = ca.bundle_pem();
-    Setup {
-        ca,
-        edge,
-        bundle,
-    }
+    Setup { ca, edge, bundle }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,11 +318,7 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
     timeout(Duration::from_secs(120), async {
-        let Setup {
-            ca,
-            edge,
-            bundle,
-        } = setup().await;
+        let Setup { ca, edge, bundle } = setup().await;
         // Allowed: the upstream sees the edge's SPIFFE ID.
         let r = edge
             .send(&bundle, "pay.edge.test", &get("pay.edge.test", "/", ""))
@@ -419,7 +397,9 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         assert!(rampart_pki::revocation::revoke(&ca_dir, &target, "test").unwrap());
         eventually(20, "the revoked upstream refused", || async {
             let get = get("pay.edge.test", "/", "");
-            let r = https(edge.port("https"), "pay.edge.test", &bundle, &get).await.ok()?;
+            let r = https(edge.port("https"), "pay.edge.test", &bundle, &get)
+                .await
+                .ok()?;
             (r.status == 502).then_some(())
         })
         .await;

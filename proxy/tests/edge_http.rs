@@ -257,7 +257,9 @@ async fn http2_via_alpn() {
         &[&rustls::version::TLS13],
         &[b"h2", b"http/1.1"],
     );
-    let s = handshake(edge.port("https"), "app.test", cfg).await.unwrap();
+    let s = handshake(edge.port("https"), "app.test", cfg)
+        .await
+        .unwrap();
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 }
 
@@ -357,7 +359,9 @@ async fn active_connections_gauge_follows_connections() {
             .map(|l| l.rsplit(' ').next().unwrap().to_string())
     };
     let cfg = client_config(&pki.ca_pem, &[&rustls::version::TLS13], &[]);
-    let held = handshake(edge.port("https"), "app.test", cfg).await.unwrap();
+    let held = handshake(edge.port("https"), "app.test", cfg)
+        .await
+        .unwrap();
     let mut seen_one = false;
     for _ in 0..100 {
         if gauge(&admin(edge.admin(), "/metrics").await.body).as_deref() == Some("1") {
@@ -437,7 +441,11 @@ async fn ip_address_sni_is_counted_and_logged_once() {
         let out = tokio::time::timeout(
             std::time::Duration::from_secs(20),
             tokio::process::Command::new("openssl")
-                .args(["s_client", "-connect", &format!("127.0.0.1:{}", edge.port("https"))])
+                .args([
+                    "s_client",
+                    "-connect",
+                    &format!("127.0.0.1:{}", edge.port("https")),
+                ])
                 .args(["-servername", "127.0.0.1", "-brief"])
                 .stdin(std::process::Stdio::null())
                 .output(),

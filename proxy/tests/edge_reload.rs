@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-
 fn route_with_header(value: &str) -> String {
     format!("[routes.headers]\nset = {{ \"X-Config-Generation\" = \"{value}\" }}\n")
 }

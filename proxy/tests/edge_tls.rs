@@ -198,48 +198,28 @@ tls = {{ ca_file = "up-ca.pem", sni = "up.test" }}
 name = "bad"
 endpoints = ["{up}"]
 tls = {{ ca_file = "wrong-ca.pem", sni = "up.test" }}
-[[routes]]
-name = "good"
-hosts = ["good.test"]
-upstream = "good"
-[[routes]]
-name = "bad"
-hosts = ["bad.test"]
-upstream = "bad"
-"#,
+{good}{bad}"#,
         head = config_head(""),
+        good = route_table("good", r#"["good.test"]"#, "good"),
+        bad = route_table("bad", r#"["bad.test"]"#, "bad"),
         https = tls_listener("https", 0, "intermediate", &["edge"]),
     );
     let edge = Edge::start(&config, dir);
     let port = edge.port("https");
+    let ca = edge_pki.ca_pem.as_str();
+    let send = |host: &'static str| async move {
+        https_response(port, host, ca, &get(host, "/", "")).await
+    };
     // Keep-alive request on the good route pools a verified upstream connection.
-    let r = https_response(
-        port,
-        "good.test",
-        &edge_pki.ca_pem,
-        &get("good.test", "/", ""),
-    )
-    .await;
+    let r = send("good.test").await;
     assert_eq!(r.status, 200, "{r:?}");
     for _ in 0..3 {
-        let r = https_response(
-            port,
-            "bad.test",
-            &edge_pki.ca_pem,
-            &get("bad.test", "/", ""),
-        )
-        .await;
+        let r = send("bad.test").await;
         assert_eq!(
             r.status, 502,
             "wrong CA must fail even with a pooled connection: {r:?}"
         );
-        let r = https_response(
-            port,
-            "good.test",
-            &edge_pki.ca_pem,
-            &get("good.test", "/", ""),
-        )
-        .await;
+        let r = send("good.test").await;
         assert_eq!(r.status, 200);
     }
 }
@@ -256,7 +236,8 @@ async fn sighup_switches_a_listener_profile() {
     )
     .unwrap();
     t.edge.signal("HUP");
-    t.edge.wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
+    t.edge
+        .wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
     assert!(
         handshake(t.inter, "a.test", tls12).await.is_err(),
         "TLS 1.2 still accepted after switching to modern"

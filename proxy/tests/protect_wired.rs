@@ -462,7 +462,8 @@ async fn sighup_swaps_waf_mode_and_limits() {
     )
     .unwrap();
     e.edge.signal("HUP");
-    e.edge.wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
+    e.edge
+        .wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
     assert_eq!(send(e.setup.port, &attack).await.status, 403);
     assert_eq!(send(e.setup.port, &long).await.status, 414);
 }
@@ -493,7 +494,8 @@ async fn sighup_reloads_protect_limits_and_refuses_a_bad_protect() {
     // Burst 4: a fresh limiter (per-client state starts over) enforcing the new limit.
     write(&LIMITS.replace("burst = 2", "burst = 4"));
     e.edge.signal("HUP");
-    e.edge.wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
+    e.edge
+        .wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
     assert_eq!(limited_statuses(port, 5).await, [200, 200, 200, 200, 429]);
 
     // A limit for a route that does not exist: refused, naming the field.
@@ -502,14 +504,16 @@ async fn sighup_reloads_protect_limits_and_refuses_a_bad_protect() {
         LIMITS.replace("burst = 2", "burst = 100")
     ));
     e.edge.signal("HUP");
-    e.edge.wait_stderr_within("config reload refused", 1, RELOAD_WAIT);
+    e.edge
+        .wait_stderr_within("config reload refused", 1, RELOAD_WAIT);
     e.edge.wait_stderr("rate_limit.routes.nosuch", 1);
     // A setting bound at start: refused, naming it.
     write(&format!(
         "{LIMITS}[protect.h2]\nmax_concurrent_streams = 7\n"
     ));
     e.edge.signal("HUP");
-    e.edge.wait_stderr_within("config reload refused", 2, RELOAD_WAIT);
+    e.edge
+        .wait_stderr_within("config reload refused", 2, RELOAD_WAIT);
     e.edge
         .wait_stderr("protect.h2.max_concurrent_streams is bound at start", 1);
     // The burst-4 limiter keeps running with its state: still limited.
@@ -1200,7 +1204,9 @@ async fn h2_rapid_reset_closes_the_connection_and_logs_an_event() {
     let protect = format!("{GENEROUS_LIMITS}[protect.h2]\nmax_resets_per_sec = 10\n");
     let edge = Edge::start(&b.config_with(up.addr(), "", &protect), dir);
     let cfg = client_config(&pki.ca_pem, &[&rustls::version::TLS13], &[b"h2"]);
-    let mut s = handshake(edge.port("https"), "app.test", cfg).await.unwrap();
+    let mut s = handshake(edge.port("https"), "app.test", cfg)
+        .await
+        .unwrap();
     let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     wire.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
                                            // HPACK: :method GET, :scheme https, :path /, :authority app.test (literal, indexed name).

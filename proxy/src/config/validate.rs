@@ -174,8 +174,8 @@ fn validate_upstreams(c: &Config) -> Result<(), Issue> {
                 return Err(Issue::new(&at("mtls"), "needs the edge's [identity]"));
             };
             let (want, ours) = (
-                mtls.spiffe_id.0.trust_domain_str(),
-                identity.spiffe_id.0.trust_domain_str(),
+                mtls.spiffe_id.trust_domain_str(),
+                identity.spiffe_id.trust_domain_str(),
             );
             if want != ours {
                 return Err(Issue::new(

@@ -13,8 +13,8 @@ use crate::tls::{self, EdgeIdentity};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
-use pingora_core::services::background::background_service;
 use pingora_core::server::{Fds, ListenFds, ShutdownWatch};
+use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use pingora_core::services::{ServiceReadyNotifier, ServiceWithDependents};
 use rampart_ops::drain::{InFlight, Readiness};
@@ -133,7 +133,7 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), EdgeError> {
     service.set_connection_filter(defences.conn_filter.clone());
     // TLS is terminated by EdgeApp with each listener's own config, so Pingora listens on TCP,
     // on the sockets `prepare` bound.
-    let sockets = shared.bound.take().listeners;
+    let sockets = shared.bound.take_listeners();
     for (addr, _) in &sockets {
         service.add_tcp(&addr.to_string());
     }
@@ -246,7 +246,11 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
                         return;
                     }
                 };
-                let admin = match shared.bound.take().admin.map(tokio::net::TcpListener::from_std) {
+                let admin = match shared
+                    .bound
+                    .take_admin()
+                    .map(tokio::net::TcpListener::from_std)
+                {
                     Some(Ok(l)) => Some(l),
                     Some(Err(e)) => {
                         let _ = tx.send(Err(format!("admin listener: {e}")));

@@ -10,7 +10,7 @@ mod demo_ca;
 mod demo_config;
 use demo_ca::EphemeralCa;
 #[allow(unused_imports)] // each test file uses some of them
-pub use demo_config::{edge_listeners, route_to, tls_listener};
+pub use demo_config::{edge_listeners, route_table, route_to, tls_listener};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -47,6 +47,24 @@ pub fn install_provider() {
 /// How long a reload may take to be reported: it compiles the WAF rules, seconds of CPU in a
 /// debug build on a loaded machine.
 pub const RELOAD_WAIT: Duration = Duration::from_secs(90);
+
+/// The config head `config check` and `audit dnssec` tests start from (a plain listener `web`
+/// and an upstream `app`; never run), as a literal for `concat!`.
+#[macro_export]
+macro_rules! web_and_app {
+    () => {
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:18080"
+insecure_plaintext = true
+
+[[upstreams]]
+name = "app"
+endpoints = ["127.0.0.1:9000"]
+"#
+    };
+}
 
 /// A running `rampart-proxy run`.
 pub struct Edge {

@@ -39,13 +39,13 @@ address = "127.0.0.1:{http}"
 /// it; ends inside the route, so the caller may add its `[routes.*]` tables.
 pub fn route_to(route: &str, upstream: &str, endpoint: &str, hosts: &str) -> String {
     format!(
-        r#"[[upstreams]]
-name = "{upstream}"
-endpoints = ["{endpoint}"]
-[[routes]]
-name = "{route}"
-hosts = {hosts}
-upstream = "{upstream}"
-"#
+        "[[upstreams]]\nname = \"{upstream}\"\nendpoints = [\"{endpoint}\"]\n{}",
+        route_table(route, hosts, upstream)
     )
+}
+
+/// A route `route` for `hosts` (a TOML array) to `upstream`; the caller may add its
+/// `[routes.*]` tables.
+pub fn route_table(route: &str, hosts: &str, upstream: &str) -> String {
+    format!("[[routes]]\nname = \"{route}\"\nhosts = {hosts}\nupstream = \"{upstream}\"\n")
 }

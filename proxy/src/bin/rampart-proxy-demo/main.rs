@@ -220,7 +220,10 @@ header_timeout_secs = 10
     let shared = server::prepare(&config_path, loaded).map_err(|e| e.to_string())?;
     let port = |name: &str| {
         let bound = &shared.bound.listeners;
-        bound.iter().find(|(n, _)| n == name).map_or(0, |(_, a)| a.port())
+        bound
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, a)| a.port())
     };
     let (tls, http) = (port("https"), port("http"));
     let admin = shared.bound.admin.map_or(admin, |a| a.port());
