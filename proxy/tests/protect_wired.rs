@@ -118,7 +118,8 @@ impl Counting {
 }
 
 /// Plain listener (insecure_plaintext: raw bytes on the wire), admin, routes with each WAF
-/// mode and body limits, and `protect` tables.
+/// mode and body limits, and `protect` tables; every address on port 0 in the config, `port` and
+/// `admin` the bound ones (from the ready line).
 struct Setup {
     port: u16,
     admin: u16,
@@ -131,7 +132,7 @@ impl Setup {
 {head}{protect}
 [[listeners]]
 name = "plain"
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 insecure_plaintext = true
 {route}[routes.waf]
 mode = "{app_mode}"
@@ -182,7 +183,6 @@ upstream = "app"
 "#,
             head = config_head(""),
             route = route_to("app", "app", &upstream.to_string(), r#"["app.test"]"#),
-            port = self.port,
         )
     }
 }
@@ -634,9 +634,10 @@ async fn global_connection_cap_refuses_before_reading_and_logs_an_event() {
 
 #[tokio::test]
 async fn new_connection_rate_refuses_before_reading_and_logs_an_event() {
-    // Burst 3: the readiness probe and two held connections spend it.
+    // Burst 2: the two held connections spend it (the edge no longer probes its own listeners
+    // to become ready: it binds them itself).
     let protect =
-        "[protect.connections]\nnew_per_ip = { requests = 1, per_seconds = 60, burst = 3 }\n";
+        "[protect.connections]\nnew_per_ip = { requests = 1, per_seconds = 60, burst = 2 }\n";
     third_connection_refused(protect, "conn_rate").await;
 }
 
