@@ -62,7 +62,7 @@ fn main() -> ExitCode {
     rampart_ops::logging::init_with(
         "RAMPART_LOG",
         rampart_proxy::control::server::DEFAULT_LOG,
-        vec![rampart_proxy::listener::client_hello_log::ClientHelloWarnings::layer()],
+        vec![rampart_proxy::tls::client_hello_log::ClientHelloWarnings::layer()],
     );
     let cli = Cli::parse();
     let result = match cli.command {

@@ -34,7 +34,7 @@ pub struct Metrics {
     /// from attacks (which `rampart_denials_total` counts with them as `bad_request`).
     pub malformed_requests: IntCounterVec,
     /// kind (`ip_address_sni`, `invalid_sni`, `duplicate_sni`): ClientHellos rustls warned
-    /// about (see `listener::client_hello_log`, which counts into the first one registered).
+    /// about (see `tls::client_hello_log`: `control::server::prepare` hands it this counter).
     pub client_hello_warnings: IntCounterVec,
     /// spiffe_id: seconds until the edge's SVID (from the built-in CA) expires.
     pub identity_expiry: IntGaugeVec,
@@ -62,7 +62,6 @@ impl Metrics {
             "TLS ClientHellos with an unusable SNI (IP address, invalid or duplicate name), ignored",
             &["kind"],
         );
-        crate::listener::client_hello_log::count_into(&client_hello_warnings);
         Metrics {
             client_hello_warnings,
             requests: counter_vec(

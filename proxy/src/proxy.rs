@@ -13,9 +13,9 @@
 //! 7. `logging`: metrics and the JSON access line.
 
 use crate::listener::hardened::framing_of;
+use crate::policy::forward::{self, ForwardInfo};
+use crate::policy::header_edit::{self, X_REQUEST_ID};
 use crate::request::body;
-use crate::request::forward::{self, ForwardInfo};
-use crate::request::header_edit::{self, X_REQUEST_ID};
 use crate::request::RequestCtx;
 use crate::request::{h1_rebuild, identify, limits, log, respond, validate, waf};
 use crate::runtime::{Route, Runtime};
@@ -209,8 +209,15 @@ impl ProxyHttp for Edge {
     ) -> Result<()> {
         if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
             // A mesh upstream must present its SPIFFE ID before a request byte is sent.
-            crate::upstream::admit_connection(&self.shared, route, idx, _digest, ctx.tried.len())
-                .await?;
+            let metrics = &self.shared.metrics;
+            crate::upstream::admit_connection(
+                metrics,
+                &route.upstream,
+                idx,
+                _digest,
+                ctx.tried.len(),
+            )
+            .await?;
             route.upstream.record(idx, Outcome::Connected);
         }
         ctx.connect_ms = ctx

@@ -1,7 +1,7 @@
 //! State shared by the request path and the control plane (admin, reload).
 
+use crate::access_log::AccessLog;
 use crate::metrics::Metrics;
-use crate::request::access_log::AccessLog;
 use crate::runtime::Runtime;
 use crate::tls::EdgeIdentity;
 use rampart_ops::drain::{InFlight, Readiness};

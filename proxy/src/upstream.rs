@@ -311,19 +311,17 @@ mod demo_ca;
 /// reason logged and counted, the endpoint's failure fed to passive health, and another
 /// endpoint tried while untried ones remain. Other upstreams pass.
 pub async fn admit_connection(
-    shared: &crate::state::Shared,
-    route: &crate::runtime::Route,
+    metrics: &crate::metrics::Metrics,
+    up: &Upstream,
     idx: usize,
     digest: Option<&pingora_core::protocols::Digest>,
     tried: usize,
 ) -> pingora_error::Result<()> {
-    let up = &route.upstream;
     let Err(rejection) = up.check_connected(idx, digest).await else {
         return Ok(());
     };
     let endpoint = up.endpoints[idx % up.endpoints.len()].addr;
-    shared
-        .metrics
+    metrics
         .upstream_mtls_refused
         .with_label_values(&[&up.name, rejection.reason()])
         .inc();

@@ -492,28 +492,17 @@ mod tests {
         ))
     }
 
-    const GOOD: &str = r#"
-service = "payments"
-trust_domain = "mesh.local"
-policy = "policy.toml"
-directory = "/abs/directory.toml"
-identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
-
-[[inbound.port]]
-port = 8080
-protocol = "http"
-app = "127.0.0.1:8080"
-listen = "0.0.0.0:18080"
-
-[[outbound.listener]]
-listen = "127.0.0.1:29000"
-service = "ledger"
-port = 9000
-"#;
+    /// The payments fixture with its directory at an absolute path.
+    fn good() -> String {
+        crate::fixtures::payments_sidecar().replace(
+            "directory = \"directory.toml\"",
+            "directory = \"/abs/directory.toml\"",
+        )
+    }
 
     #[test]
     fn loads_and_resolves_paths() {
-        let c = load(GOOD).unwrap();
+        let c = load(&good()).unwrap();
         assert_eq!(c.policy, Path::new("/etc/r/policy.toml"));
         assert_eq!(c.directory, Path::new("/abs/directory.toml"));
         assert_eq!(c.inbound_port(8080).unwrap().protocol, Protocol::Http);
@@ -523,24 +512,28 @@ port = 9000
 
     #[test]
     fn refuses_bad_values_with_their_place() {
-        let e = load(&GOOD.replace("127.0.0.1:8080", "10.0.0.1:8080")).unwrap_err();
+        let e = load(&good().replace("127.0.0.1:8080", "10.0.0.1:8080")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("inbound.port[0].app"), "{e}");
         assert!(e.message.contains("loopback"), "{e}");
-        let e = load(&GOOD.replace("protocol = \"http\"", "protocol = \"grpc\"")).unwrap_err();
-        assert_eq!(e.line, Some(10), "{e}");
-        let e = load(&GOOD.replace("trust_domain", "trust_domian")).unwrap_err();
+        let e = load(&good().replace("protocol = \"http\"", "protocol = \"grpc\"")).unwrap_err();
+        let protocol = crate::fixtures::line_of(&good(), "protocol = \"http\"");
+        assert_eq!(e.line, Some(protocol), "{e}");
+        let e = load(&good().replace("trust_domain", "trust_domian")).unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
-        let e = load(&GOOD.replace("mesh.local", "Mesh")).unwrap_err();
+        let e = load(&good().replace("mesh.local", "Mesh")).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("trust_domain"), "{e}");
-        let e = load(&GOOD.replace("127.0.0.1:29000", "0.0.0.0:29000")).unwrap_err();
+        let e = load(&good().replace("127.0.0.1:29000", "0.0.0.0:29000")).unwrap_err();
         assert!(e.message.contains("loopback"), "{e}");
     }
 
     #[test]
     fn inbound_limits_have_safe_defaults_and_are_checked() {
-        assert_eq!(load(GOOD).unwrap().inbound_limits, InboundLimits::default());
+        assert_eq!(
+            load(&good()).unwrap().inbound_limits,
+            InboundLimits::default()
+        );
         let with = |limits: &str| {
-            load(&GOOD.replace(
+            load(&good().replace(
                 "[[outbound.listener]]",
                 &format!("[inbound.limits]\n{limits}\n\n[[outbound.listener]]"),
             ))
@@ -555,7 +548,15 @@ port = 9000
         let e = with("handshake_timeout_ms = 0").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("inbound.limits"), "{e}");
         assert!(e.message.contains("100 to 60000"), "{e}");
-        assert_eq!(e.line, Some(14), "{e}");
+        let text = good().replace(
+            "[[outbound.listener]]",
+            "[inbound.limits]\n[[outbound.listener]]",
+        );
+        assert_eq!(
+            e.line,
+            Some(crate::fixtures::line_of(&text, "[inbound.limits]")),
+            "{e}"
+        );
         let e = with("new_per_ip_per_second = 0").unwrap_err();
         assert!(e.message.contains("refuse every connection"), "{e}");
         let e = with("max_per_pi = 3").unwrap_err();

@@ -24,3 +24,8 @@ pub mod policy;
 pub mod redirect;
 pub mod runtime;
 pub mod source;
+
+/// The TOML fixtures the integration tests use too (one payments workload, section builders).
+#[cfg(test)]
+#[path = "../tests/support/fixtures.rs"]
+mod fixtures;

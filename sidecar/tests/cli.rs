@@ -1,10 +1,13 @@
 //! The real `rampart-sidecar` binary: `check` and `policy explain` on files written by the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a failure is the test failing
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+#[path = "support/fixtures.rs"]
+mod fixtures;
+use fixtures::{line_of, payments_directory, payments_sidecar, PAYMENTS_POLICY};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -31,88 +34,45 @@ fn sidecar(args: &[&str]) -> Output {
     }
 }
 
-fn text(out: &Output) -> (String, String) {
+/// Runs the binary: (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = sidecar(args);
     (
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
-fn write_files(dir: &Path, policy: &str) {
-    std::fs::write(
-        dir.join("sidecar.toml"),
-        r#"
-service = "payments"
-trust_domain = "mesh.local"
-policy = "policy.toml"
-directory = "directory.toml"
-identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
-
-[[inbound.port]]
-port = 8080
-protocol = "http"
-app = "127.0.0.1:8080"
-listen = "127.0.0.1:18080"
-
-[[inbound.port]]
-port = 7000
-protocol = "tcp"
-app = "127.0.0.1:7000"
-listen = "127.0.0.1:17000"
-
-[[outbound.listener]]
-listen = "127.0.0.1:29000"
-service = "ledger"
-port = 9000
-"#,
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("directory.toml"),
-        r#"
-[[service]]
-name = "payments"
-identity = "spiffe://mesh.local/ns/shop/sa/payments"
-endpoints = [{ port = 8080, address = "127.0.0.1:18080" }, { port = 7000, address = "127.0.0.1:17000" }]
-
-[[service]]
-name = "ledger"
-identity = "spiffe://mesh.local/ns/shop/sa/ledger"
-endpoints = [{ port = 9000, address = "127.0.0.1:19000" }]
-"#,
-    )
-    .unwrap();
-    std::fs::write(dir.join("policy.toml"), policy).unwrap();
+/// A folder with the payments fixture (`sidecar.toml`, `directory.toml`, `policy.toml`).
+struct Payments {
+    dir: tempfile::TempDir,
+    config: String,
 }
 
-const POLICY: &str = r#"
-[[inbound]]
-name = "payments-api"
-ports = [8080]
+impl Payments {
+    fn new() -> Payments {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("sidecar.toml"), payments_sidecar()).unwrap();
+        std::fs::write(dir.path().join("directory.toml"), payments_directory()).unwrap();
+        std::fs::write(dir.path().join("policy.toml"), PAYMENTS_POLICY).unwrap();
+        let config = dir
+            .path()
+            .join("sidecar.toml")
+            .to_str()
+            .unwrap()
+            .to_string();
+        Payments { dir, config }
+    }
 
-[[inbound.rule]]
-name = "frontend-reads"
-callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
-methods = ["GET"]
-paths = ["/v1/payments/*"]
-
-[[inbound]]
-name = "raw-dry-run"
-mode = "audit"
-ports = [7000]
-
-[[inbound.rule]]
-name = "batch"
-callers = ["spiffe://mesh.local/ns/batch/sa/nightly"]
-
-[[outbound]]
-name = "deps"
-
-[[outbound.rule]]
-name = "to-ledger"
-services = ["ledger"]
-ports = [9000]
-"#;
+    /// `check --config … EXTRA…` with `policy` as `policy.toml`.
+    fn check(&self, policy: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+        std::fs::write(self.dir.path().join("policy.toml"), policy).unwrap();
+        let mut args = vec!["check", "--config", &self.config];
+        args.extend(extra);
+        run(&args)
+    }
+}
 
 /// `policy explain --config CONFIG [--from FROM] --to TO EXTRA…`: (exit code, stdout, stderr).
 fn explain(
@@ -127,9 +87,7 @@ fn explain(
     }
     args.extend(["--to", to]);
     args.extend(extra);
-    let out = sidecar(&args);
-    let (stdout, stderr) = text(&out);
-    (out.status.code(), stdout, stderr)
+    run(&args)
 }
 
 /// (from, to, extra arguments, exit code, what the output must hold).
@@ -137,10 +95,8 @@ type Case<'a> = (Option<&'a str>, &'a str, &'a [&'a str], i32, &'a [&'a str]);
 
 #[test]
 fn explain_allow_deny_audit_and_outbound() {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(dir.path(), POLICY);
-    let config = dir.path().join("sidecar.toml");
-    let config = config.to_str().unwrap();
+    let files = Payments::new();
+    let config = files.config.as_str();
     let frontend = Some("spiffe://mesh.local/ns/shop/sa/frontend");
     let own = Some("spiffe://mesh.local/ns/shop/sa/payments");
     let get = ["--method", "GET", "--path", "/v1/payments/7?x=1"];
@@ -173,7 +129,7 @@ fn explain_allow_deny_audit_and_outbound() {
             0,
             &[
                 "decision: audit_deny",
-                "rule batch: caller spiffe://mesh.local/ns/shop/sa/frontend not in",
+                "rule batch-raw: caller spiffe://mesh.local/ns/shop/sa/frontend not in",
             ],
         ),
         (
@@ -217,60 +173,53 @@ fn explain_allow_deny_audit_and_outbound() {
 
 #[test]
 fn check_reports_errors_with_place_and_warnings() {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(dir.path(), POLICY);
-    let config = dir.path().join("sidecar.toml");
-    let config = config.to_str().unwrap();
-    let out = sidecar(&["check", "--config", config]);
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("ok: config"), "{stdout}");
-    assert!(stdout.contains("0 warning(s)"), "{stdout}");
-
-    let broad = POLICY.replace(
-        "spiffe://mesh.local/ns/batch/sa/nightly",
-        "spiffe://mesh.local/**",
-    );
-    write_files(dir.path(), &broad);
-    let out = sidecar(&["check", "--config", config]);
-    let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(0));
-    assert!(
-        stdout.contains("warning:") && stdout.contains("admits every workload of the trust domain"),
-        "{stdout}"
-    );
-    assert_eq!(
-        sidecar(&["check", "--config", config, "--strict"])
-            .status
-            .code(),
-        Some(1)
-    );
-
-    let by_ip = POLICY.replace(
-        "callers = [\"spiffe://mesh.local/ns/batch/sa/nightly\"]",
+    let files = Payments::new();
+    let broad =
+        PAYMENTS_POLICY.replace("spiffe://mesh.local/ns/batch/**", "spiffe://mesh.local/**");
+    let by_ip = PAYMENTS_POLICY.replace(
+        "callers = [\"spiffe://mesh.local/ns/batch/**\"]",
         "sources = [\"10.0.0.0/8\"]",
     );
-    write_files(dir.path(), &by_ip);
-    let out = sidecar(&["check", "--config", config]);
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("policy.toml:17:1: inbound[1].rule[0].callers: rule batch admits by source address alone"), "{stderr}");
-
-    let typo = POLICY.replace("methods =", "method =");
-    write_files(dir.path(), &typo);
-    let out = sidecar(&["check", "--config", config]);
-    let (_, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr.contains("policy.toml:9:1") && stderr.contains("unknown field `method`"),
-        "{stderr}"
+    // An error points at the rule's `[[inbound.rule]]` line (just above its name), a field's
+    // at its own line.
+    let by_ip_error = format!(
+        "policy.toml:{}:1: inbound[2].rule[0].callers: rule batch-raw admits by source address alone",
+        line_of(PAYMENTS_POLICY, "name = \"batch-raw\"") - 1
     );
+    let typo_at = format!("policy.toml:{}:1", line_of(PAYMENTS_POLICY, "methods ="));
+    let typo = PAYMENTS_POLICY.replace("methods =", "method =");
+    // (policy, extra arguments, exit code, what stdout (0, 1) or stderr (2) must hold)
+    let cases: [(&str, &[&str], i32, &[&str]); 5] = [
+        (PAYMENTS_POLICY, &[], 0, &["ok: config", "0 warning(s)"]),
+        (
+            &broad,
+            &[],
+            0,
+            &["warning:", "admits every workload of the trust domain"],
+        ),
+        (
+            &broad,
+            &["--strict"],
+            1,
+            &["admits every workload of the trust domain"],
+        ),
+        (&by_ip, &[], 2, &[&by_ip_error]),
+        (&typo, &[], 2, &[&typo_at, "unknown field `method`"]),
+    ];
+    for (policy, extra, code, needles) in cases {
+        let (got, stdout, stderr) = files.check(policy, extra);
+        assert_eq!(got, Some(code), "{extra:?}: {stdout}{stderr}");
+        let shown = if code == 2 { &stderr } else { &stdout };
+        for needle in needles {
+            assert!(
+                shown.contains(needle),
+                "{extra:?}: no `{needle}` in {shown}"
+            );
+        }
+    }
 
-    let out = sidecar(&[
-        "check",
-        "--config",
-        dir.path().join("missing.toml").to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("cannot read"), "{}", text(&out).1);
+    let missing = files.dir.path().join("missing.toml");
+    let (code, _, stderr) = run(&["check", "--config", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("cannot read"), "{stderr}");
 }

@@ -18,8 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
-const PAYMENTS: &str = "spiffe://mesh.local/ns/shop/sa/payments";
 const CHECKOUT: &str = "spiffe://mesh.local/ns/shop/sa/checkout";
 
 const POLICY: &str = r#"
@@ -50,9 +48,7 @@ fn write_server(dir: &Path, ca: &TestCa, http_app: SocketAddr, echo: SocketAddr,
     std::fs::write(dir.join("revoked.toml"), "ids = []\n").unwrap();
     std::fs::write(
         dir.join("directory.toml"),
-        format!(
-            "[[service]]\nname = \"payments\"\nidentity = \"{PAYMENTS}\"\nendpoints = [{{ port = 8080, address = \"127.0.0.1:1\" }}]\n"
-        ),
+        directory_service("payments", PAYMENTS, &[(8080, "127.0.0.1:1")]),
     )
     .unwrap();
     let identity = SVID_FILES.replace(" }", r#", revoked = "revoked.toml" }"#);
@@ -321,44 +317,26 @@ async fn outbound_originates_mtls_and_checks_the_peer_identity() {
             "[[outbound]]\nname = \"deps\"\n[[outbound.rule]]\nname = \"to-payments-raw\"\nservices = [\"payments\", \"impostor\"]\nports = [7000]\n",
         )
         .unwrap();
-        std::fs::write(
-            c.join("directory.toml"),
-            format!(
-                "[[service]]\nname = \"frontend\"\nidentity = \"{FRONTEND}\"\nendpoints = [{{ port = 80, address = \"127.0.0.1:2\" }}]\n\
-                 [[service]]\nname = \"payments\"\nidentity = \"{PAYMENTS}\"\nendpoints = [{{ port = 7000, address = \"{payments_tcp}\" }}, {{ port = 7001, address = \"{payments_tcp}0\" }}]\n"
-            )
-            .replace(&format!("{payments_tcp}0"), "127.0.0.1:3"),
-        )
-        .unwrap();
         // "impostor" is expected to be ledger, but its address is the payments sidecar (its
         // HTTP listener): the peer presents the payments identity.
-        let dir_text = std::fs::read_to_string(c.join("directory.toml")).unwrap()
-            + &format!("[[service]]\nname = \"impostor\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/ledger\"\nendpoints = [{{ port = 7000, address = \"{}\" }}]\n", server.addr("inbound:8080"));
-        std::fs::write(c.join("directory.toml"), dir_text).unwrap();
+        let directory = directory_service("frontend", FRONTEND, &[(80, "127.0.0.1:2")])
+            + &directory_service(
+                "payments",
+                PAYMENTS,
+                &[(7000, &payments_tcp.to_string()), (7001, "127.0.0.1:3")],
+            )
+            + &directory_service(
+                "impostor",
+                "spiffe://mesh.local/ns/shop/sa/ledger",
+                &[(7000, &server.addr("inbound:8080").to_string())],
+            );
+        std::fs::write(c.join("directory.toml"), directory).unwrap();
+        let listeners = outbound_listener("127.0.0.1:0", "payments", 7000)
+            + &outbound_listener("127.0.0.1:0", "payments", 7001)
+            + &outbound_listener("127.0.0.1:0", "impostor", 7000);
         std::fs::write(
             c.join("sidecar.toml"),
-            r#"
-service = "frontend"
-trust_domain = "mesh.local"
-policy = "policy.toml"
-directory = "directory.toml"
-identity = { cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }
-
-[[outbound.listener]]
-listen = "127.0.0.1:0"
-service = "payments"
-port = 7000
-
-[[outbound.listener]]
-listen = "127.0.0.1:0"
-service = "payments"
-port = 7001
-
-[[outbound.listener]]
-listen = "127.0.0.1:0"
-service = "impostor"
-port = 7000
-"#,
+            sidecar_toml("frontend", SVID_FILES, &listeners),
         )
         .unwrap();
         let mut client = Sidecar::start(&c.join("sidecar.toml"));

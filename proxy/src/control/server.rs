@@ -1,12 +1,12 @@
 //! Process assembly: load config, build shared state, start the control plane (admin, SIGHUP,
 //! certificate watcher) on its own thread, then hand the listeners to Pingora.
 
+use crate::access_log;
 use crate::config::{self, Config};
 use crate::error::EdgeError;
 use crate::listener::EdgeApp;
 use crate::metrics::Metrics;
 use crate::proxy::Edge;
-use crate::request::access_log;
 use crate::runtime::Runtime;
 use crate::state::Shared;
 use crate::tls::{self, EdgeIdentity};
@@ -36,6 +36,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
         eprintln!("rampart-proxy: warning: {w}");
     }
     let metrics = Arc::new(Metrics::new());
+    tls::client_hello_log::count_into(&metrics.client_hello_warnings);
     let identity = match &config.identity {
         Some(c) => Some(EdgeIdentity::start(c, metrics.clone())?),
         None => None,

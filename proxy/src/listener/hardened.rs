@@ -9,8 +9,8 @@
 //! latched with its reason, which the filters read through [`framing_of`].
 
 use super::framing::{Framing, Malformed};
-use crate::request::access_log::{AccessRecord, ServerAddr, Timestamp};
-use crate::request::headers::HeaderPolicy;
+use crate::access_log::{AccessRecord, ServerAddr, Timestamp};
+use crate::policy::headers::HeaderPolicy;
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora_core::protocols::raw_connect::ProxyDigest;

@@ -4,7 +4,6 @@
 //! ([`hardened`]) that replaces Pingora's own parse-error answers with the edge's.
 
 pub mod accept;
-pub mod client_hello_log;
 pub mod framing;
 pub mod hardened;
 

@@ -1,8 +1,8 @@
 //! The per-request state the stages share (Pingora's `CTX`).
 
-use super::access_log::WafLog;
 use super::body::BodyReplay;
-use super::headers::HeaderPolicy;
+use crate::access_log::WafLog;
+use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
 use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
@@ -129,54 +129,6 @@ fn new_request_id() -> String {
 }
 
 /// A Pingora socket address as an inet address (`None` for unix sockets).
-/// Appends the address as `Display` writes it; an IPv4 address (the usual case) without the
-/// formatting machinery.
-pub fn push_ip(out: &mut String, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
-                }
-                if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
-                }
-                out.push(char::from(b'0' + octet % 10));
-            }
-        }
-        IpAddr::V6(v6) => {
-            use std::fmt::Write as _;
-            // Writing into a String cannot fail.
-            let _ = write!(out, "{v6}");
-        }
-    }
-}
-
 pub fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
     addr.and_then(|a| a.as_inet()).copied()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_text_is_display() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.20.100.255",
-            "192.0.2.9",
-            "::1",
-            "2001:db8::7",
-        ] {
-            let ip: IpAddr = ip.parse().unwrap();
-            let mut out = String::from("x");
-            push_ip(&mut out, ip);
-            assert_eq!(out, format!("x{ip}"));
-        }
-    }
 }

@@ -1,10 +1,10 @@
 //! Stage 10: the end of a request: its metrics and its JSON access-log line (the record and
-//! its redaction are in [`access_log`](super::access_log)).
+//! its redaction are in [`access_log`](crate::access_log)).
 
-use super::access_log::{
+use super::context::{inet, RequestCtx};
+use crate::access_log::{
     cap, cap_cow, redact_query, AccessRecord, ServerAddr, Timestamp, MAX_PATH, MAX_UA,
 };
-use super::context::{inet, RequestCtx};
 use crate::metrics::status_class;
 use crate::state::Shared;
 use crate::tls::TlsInfo;

@@ -4,7 +4,7 @@
 //! built here with the same header policy as proxied ones.
 
 use super::context::RequestCtx;
-use super::headers::HeaderPolicy;
+use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Runtime};
 use crate::state::Shared;
 use bytes::Bytes;

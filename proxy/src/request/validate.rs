@@ -2,7 +2,7 @@
 //! forwarded: a request target that is not origin-form, ambiguous body framing (request
 //! smuggling material), CONNECT, and a missing, repeated, malformed or contradicting host.
 
-use super::route::normalize_host;
+use crate::policy::route::normalize_host;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use rampart_protect::denial::{Denial, DenialReason};

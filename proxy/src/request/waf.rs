@@ -5,9 +5,9 @@
 //! `body_uninspected` in `block` mode unless the route sets `insecure_pass_uninspected_body`;
 //! logged (`rampart.waf.uninspected`) and counted (`rampart_waf_uninspected_total`) either way.
 
-use super::access_log::{cap, WafLog};
 use super::body::BodyReplay;
 use super::context::RequestCtx;
+use crate::access_log::{cap, WafLog};
 use crate::config::WafMode;
 use crate::runtime::{Route, RouteWaf, Runtime};
 use crate::state::Shared;

@@ -8,6 +8,7 @@
 //! the decrypted stream to Pingora's HTTP layer. A `modern` listener's config only has TLS 1.3,
 //! so a TLS 1.2 ClientHello fails in the handshake, as a scanner expects.
 
+pub mod client_hello_log;
 mod identity;
 mod terminate;
 

@@ -5,55 +5,8 @@ use rampart_tls::spiffe::SpiffeId;
 use super::*;
 use crate::source::SourceFile;
 
-pub(super) const POLICY: &str = r#"
-[[inbound]]
-name = "payments-api"
-ports = [8080, 9090]
-
-[[inbound.rule]]
-name = "frontend-reads"
-callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
-ports = [8080]
-methods = ["GET"]
-paths = ["/v1/payments/*", "/healthz"]
-
-[[inbound.rule]]
-name = "ops-metrics"
-callers = ["spiffe://mesh.local/ns/ops/sa/*"]
-ports = [9090]
-sources = ["10.0.0.0/8", "127.0.0.1"]
-
-[[inbound]]
-name = "tighter-dry-run"
-mode = "audit"
-ports = [8080]
-
-[[inbound.rule]]
-name = "frontend-only-health"
-callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
-paths = ["/healthz"]
-
-[[inbound]]
-name = "new-port"
-mode = "audit"
-ports = [7000]
-
-[[inbound.rule]]
-name = "batch-raw"
-callers = ["spiffe://mesh.local/ns/batch/**"]
-
-[[outbound]]
-name = "payments-deps"
-
-[[outbound.rule]]
-name = "to-ledger"
-services = ["ledger"]
-ports = [9000]
-
-[[outbound.rule]]
-name = "to-audit-sinks"
-identities = ["spiffe://mesh.local/ns/audit/sa/*"]
-"#;
+/// The payments policy every policy test starts from (shared with the integration tests).
+pub(super) use crate::fixtures::PAYMENTS_POLICY as POLICY;
 
 pub(super) fn compile(text: &str) -> Result<Policy, FileError> {
     Policy::from_source(SourceFile::from_text(
@@ -86,6 +39,21 @@ fn inbound(
         source: source.map(|s| s.parse().unwrap()),
         http: http.map(|(method, path)| HttpRequest { method, path }),
     })
+}
+
+#[test]
+fn ports_whose_rules_read_no_method_or_path_decide_once_per_connection() {
+    let p = compile(POLICY).unwrap();
+    // 9090's set also holds 8080's method and path rule (a denial names the closest rule of
+    // the set, which reads them): per request on both.
+    assert!(p.inbound_reads_http(8080) && p.inbound_reads_http(9090));
+    // 7000: its only set names callers alone; 6000: no rule at all.
+    assert!(!p.inbound_reads_http(7000) && !p.inbound_reads_http(6000));
+    let d = from_frontend(&p, 7000, Some(("POST", "/x")));
+    assert_eq!(
+        d.to_string(),
+        from_frontend(&p, 7000, Some(("GET", "/"))).to_string()
+    );
 }
 
 #[test]
@@ -380,7 +348,7 @@ fn lint_finds_rules_that_never_match_and_whole_domain_callers() {
     let text = r#"
 [[inbound]]
 name = "s"
-ports = [8080, 5000]
+ports = [8080, 7000]
 
 [[inbound.rule]]
 name = "everyone"
@@ -399,7 +367,7 @@ ports = [1234]
 [[inbound.rule]]
 name = "http-on-tcp"
 callers = ["spiffe://mesh.local/ns/x/sa/y"]
-ports = [5000]
+ports = [7000]
 methods = ["GET"]
 
 [[outbound]]
@@ -416,29 +384,12 @@ services = ["ledger"]
     let p = compile(text).unwrap();
     let config = crate::config::Config::from_source(SourceFile::from_text(
         Path::new("sidecar.toml"),
-        r#"
-service = "payments"
-trust_domain = "mesh.local"
-policy = "p.toml"
-directory = "d.toml"
-identity = { cert = "c", key = "k", bundle = "b" }
-[[inbound.port]]
-port = 8080
-protocol = "http"
-app = "127.0.0.1:1"
-listen = "127.0.0.1:2"
-[[inbound.port]]
-port = 5000
-protocol = "tcp"
-app = "127.0.0.1:3"
-listen = "127.0.0.1:4"
-"#
-        .into(),
+        crate::fixtures::payments_sidecar(),
     ))
     .unwrap();
     let directory = crate::directory::Directory::from_source(SourceFile::from_text(
-        Path::new("d.toml"),
-        "[[service]]\nname = \"ledger\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/ledger\"\nendpoints = [{ port = 9000, address = \"127.0.0.1:9000\" }]\n[[service]]\nname = \"payments\"\nidentity = \"spiffe://mesh.local/ns/shop/sa/payments\"\nendpoints = [{ port = 8080, address = \"127.0.0.1:8080\" }]\n".into(),
+        Path::new("directory.toml"),
+        crate::fixtures::payments_directory(),
     ))
     .unwrap();
     let warnings = lint::lint(

@@ -13,7 +13,7 @@ use rampart_dns::testlab::DnsLab;
 
 use crate::support::{write_leaf, TestCa};
 
-pub const FRONTEND: &str = "spiffe://mesh.local/ns/shop/sa/frontend";
+pub use crate::support::FRONTEND;
 pub const GATEWAY: &str = "spiffe://mesh.local/ns/infra/sa/egress-gateway";
 const IO: Duration = Duration::from_secs(10);
 
@@ -119,6 +119,29 @@ impl Proxied {
             k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
     }
+}
+
+/// What an app does for TLS to `name:port` through the explicit proxy: `CONNECT`, then a
+/// ClientHello for `name`.
+pub fn tls_via(proxy: SocketAddr, name: &str, port: u16) -> Proxied {
+    connect_via(proxy, &format!("{name}:{port}"), &client_hello(name))
+}
+
+/// [`tls_via`], expecting it carried: `200` and the test destination's `pong`. Returns the
+/// ClientHello the destination must have received.
+pub fn carried_tls_via(proxy: SocketAddr, name: &str, port: u16) -> Vec<u8> {
+    let hello = client_hello(name); // random fields: keep the one sent
+    let got = connect_via(proxy, &format!("{name}:{port}"), &hello);
+    assert_eq!(got.status(), 200, "{name}: {got:?}");
+    assert_eq!(got.rest, b"pong", "{name}: {got:?}");
+    hello
+}
+
+/// [`tls_via`], expecting it refused: nothing of a destination comes back.
+pub fn refused_tls_via(proxy: SocketAddr, name: &str, port: u16) -> Proxied {
+    let got = tls_via(proxy, name, port);
+    assert!(got.rest.is_empty(), "{name}: {got:?}");
+    got
 }
 
 /// `CONNECT target` through the proxy at `proxy`, then (after a `200`) `then` inside the

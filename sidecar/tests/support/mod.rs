@@ -1,7 +1,10 @@
 //! Test kit: a throwaway CA (rcgen), the real sidecar binary with a deadline, apps on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod fixtures;
 pub mod netns;
+
+pub use fixtures::*;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -389,40 +392,10 @@ pub fn write_files_sidecar(
     config
 }
 
-/// The identity of SVID files beside the config (`svid.pem`, `svid.key`, `bundle.pem`).
-pub const SVID_FILES: &str = r#"{ cert = "svid.pem", key = "svid.key", bundle = "bundle.pem" }"#;
-
 /// The identity of `id` from the CA at `addr` (`ca/bundle.pem`, join token in `token`, state in
 /// `state`), asking for SVIDs of `ttl_secs`.
 pub fn ca_identity(addr: &str, id: &str, ttl_secs: u64) -> String {
     format!("{{ ca = \"https://{addr}\", spiffe_id = \"{id}\", bundle = \"ca/bundle.pem\", token_file = \"token\", state_dir = \"state\", ttl_secs = {ttl_secs} }}")
-}
-
-/// A `sidecar.toml` for `service` in trust domain mesh.local (`policy.toml` and
-/// `directory.toml` beside it) with `identity` (an inline table), then `body`.
-pub fn sidecar_toml(service: &str, identity: &str, body: &str) -> String {
-    format!(
-        "service = \"{service}\"\ntrust_domain = \"mesh.local\"\npolicy = \"policy.toml\"\ndirectory = \"directory.toml\"\nidentity = {identity}\n{body}"
-    )
-}
-
-/// An inbound HTTP port section (`[[inbound.port]]`) for app port `port` on a free listener.
-pub fn http_port(port: u16, app: SocketAddr) -> String {
-    tcp_port(port, app).replace("\"tcp\"", "\"http\"")
-}
-
-/// An inbound TCP port section (`[[inbound.port]]`) for app port `port` on a free listener.
-pub fn tcp_port(port: u16, app: SocketAddr) -> String {
-    format!("[[inbound.port]]\nport = {port}\nprotocol = \"tcp\"\napp = \"{app}\"\nlisten = \"127.0.0.1:0\"\n\n")
-}
-
-/// A policy admitting `callers` on TCP port `port` (rule set `api`, rule `allowed`).
-pub fn allow_policy(port: u16, callers: &[&str]) -> String {
-    let callers: Vec<String> = callers.iter().map(|c| format!("\"{c}\"")).collect();
-    format!(
-        "[[inbound]]\nname = \"api\"\nports = [{port}]\n\n[[inbound.rule]]\nname = \"allowed\"\ncallers = [{}]\n",
-        callers.join(", ")
-    )
 }
 
 /// Waits (deadline) until the admin `/metrics` holds `needle`; returns the text.

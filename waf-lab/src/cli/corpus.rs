@@ -272,6 +272,94 @@ pub fn hash(s: &[u8]) -> u64 {
     })
 }
 
+/// A payload file of html5sec's vectors (PayloadsAllTheThings'
+/// `MarioXSSVectors.txt`) writes each vector as `<div id="N">…`, usually
+/// up to the terminator `//["'`-->]]>]</div>`, over one or several lines;
+/// the corpus has one record per line (and lost some terminators). A
+/// client sends a vector whole, so the lines of a vector are joined into
+/// one item (`Vectors`).
+const VECTOR_HEAD: &str = "<div id=\"";
+const VECTOR_END: &str = "-->]]>]</div>";
+/// The payload files written in that format (other files carry one-line
+/// payloads that may start with `<div id="`).
+const VECTOR_FILES: &[&str] = &["MarioXSSVectors.txt"];
+
+/// Joins the lines of html5sec vectors (see `VECTOR_HEAD`): from a line
+/// opening a vector to the line holding its terminator, or to the line
+/// before the next vector's head or a record of another source or label.
+/// Lines outside a vector are given back as they are. (In the committed
+/// sample, which kept 1 line in 12, the lines joined after a head are
+/// the sample's next lines of that file, not always the same vector's.)
+#[derive(Default)]
+struct Vectors {
+    source: String,
+    label: Option<Label>,
+    lines: Vec<String>,
+}
+
+impl Vectors {
+    /// Takes one value record; gives back the values to emit now.
+    fn push(&mut self, value: &str, label: &Label, source: &str) -> Vec<(String, Label, String)> {
+        let vector_file = VECTOR_FILES
+            .iter()
+            .any(|f| source.rsplit('/').next() == Some(f));
+        let head = vector_file && value.starts_with(VECTOR_HEAD);
+        let continues = !self.lines.is_empty()
+            && self.source == source
+            && self.label.as_ref() == Some(label)
+            && !head;
+        let mut out = Vec::new();
+        if !continues {
+            out.extend(self.flush());
+        }
+        if continues || head {
+            if self.lines.is_empty() {
+                self.source = source.to_string();
+                self.label = Some(label.clone());
+            }
+            self.lines.push(value.to_string());
+            if value.contains(VECTOR_END) {
+                out.extend(self.flush());
+            }
+        } else {
+            out.push((value.to_string(), label.clone(), source.to_string()));
+        }
+        out
+    }
+
+    /// The vector read so far, joined as a client sends it.
+    fn flush(&mut self) -> Option<(String, Label, String)> {
+        if self.lines.is_empty() {
+            return None;
+        }
+        let whole = self.lines.join("\n");
+        self.lines.clear();
+        let label = self.label.take().unwrap_or(Label::Benign);
+        Some((whole, label, std::mem::take(&mut self.source)))
+    }
+}
+
+/// The three placements of one value, as items.
+fn value_items(corpus: &str, value: &str, label: &Label, source: &str, f: &mut dyn FnMut(Item)) {
+    let attack_type = match label {
+        Label::Attack(t) => t.as_str(),
+        _ => "",
+    };
+    let standalone = standalone(value, attack_type);
+    for (placement, request) in placements(value) {
+        f(Item {
+            corpus: corpus.to_string(),
+            group: placement.into(),
+            label: label.clone(),
+            standalone,
+            request,
+            value: Some(value.to_string()),
+            source: source.to_string(),
+            show: value.to_string(),
+        });
+    }
+}
+
 /// Reads a JSONL corpus (optionally gzip) and calls `f` per item.
 /// `keep` filters on the line hash before parsing (cheap sampling).
 pub fn read_jsonl(
@@ -290,6 +378,7 @@ pub fn read_jsonl(
         .and_then(|n| n.to_str())
         .unwrap_or("corpus");
     let corpus = name.split('.').next().unwrap_or(name).to_string();
+    let mut vectors = Vectors::default();
     for (n, line) in BufReader::new(reader).lines().enumerate() {
         let line = line.map_err(|e| format!("{}:{}: {e}", path.display(), n + 1))?;
         let key = hash(line.as_bytes());
@@ -309,22 +398,8 @@ pub fn read_jsonl(
         };
         let source = v.get("source").and_then(|x| x.as_str()).unwrap_or("");
         if let Some(value) = v.get("value").and_then(|x| x.as_str()) {
-            let attack_type = match &label {
-                Label::Attack(t) => t.as_str(),
-                _ => "",
-            };
-            let standalone = standalone(value, attack_type);
-            for (placement, request) in placements(value) {
-                f(Item {
-                    corpus: corpus.clone(),
-                    group: placement.into(),
-                    label: label.clone(),
-                    standalone,
-                    request,
-                    value: Some(value.to_string()),
-                    source: source.to_string(),
-                    show: value.to_string(),
-                });
+            for (value, label, source) in vectors.push(value, &label, source) {
+                value_items(&corpus, &value, &label, &source, f);
             }
         } else {
             let request = OwnedRequest::from_json(&v);
@@ -347,5 +422,54 @@ pub fn read_jsonl(
             });
         }
     }
+    if let Some((value, label, source)) = vectors.flush() {
+        value_items(&corpus, &value, &label, &source, f);
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `(source, value)` records, returns the values emitted.
+    fn joined(records: &[(&str, &str)]) -> Vec<String> {
+        let label = Label::Attack("xss".into());
+        let mut v = Vectors::default();
+        let mut out: Vec<String> = records
+            .iter()
+            .flat_map(|(src, val)| v.push(val, &label, src))
+            .map(|(val, _, _)| val)
+            .collect();
+        out.extend(v.flush().map(|(val, _, _)| val));
+        out
+    }
+
+    #[test]
+    fn html5sec_vectors_are_sent_whole() {
+        let mario = "PayloadsAllTheThings/XSS Injection/Intruders/MarioXSSVectors.txt";
+        let other = "PayloadsAllTheThings/XSS Injection/Intruders/other.txt";
+        let got = joined(&[
+            (mario, "<div id=\"1\"><svg>//[\"'`-->]]>]</div>"),
+            (mario, "<div id=\"2\"><script>"),
+            (mario, "alert(1)"),
+            (mario, "</script>//[\"'`-->]]>]</div>"),
+            (mario, "<div id=\"3\"><svg>"),
+            (mario, "<a xlink:href=\"javascript:alert(3)\">"),
+            (mario, "<div id=\"4\"><b>x</b>"),
+            (other, "<div id=\"5\"><b>one line</b>"),
+            (other, "plain second line"),
+        ]);
+        assert_eq!(
+            got,
+            [
+                "<div id=\"1\"><svg>//[\"'`-->]]>]</div>",
+                "<div id=\"2\"><script>\nalert(1)\n</script>//[\"'`-->]]>]</div>",
+                "<div id=\"3\"><svg>\n<a xlink:href=\"javascript:alert(3)\">",
+                "<div id=\"4\"><b>x</b>",
+                "<div id=\"5\"><b>one line</b>",
+                "plain second line",
+            ]
+        );
+    }
 }

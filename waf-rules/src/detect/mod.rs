@@ -18,8 +18,17 @@ pub(crate) enum Detector {
     Sqli,
     /// HTML/JS injection: tags, event handlers, URL schemes, JS sinks.
     Xss,
+    /// HTML injection: markup that links to, loads from or posts to a URL
+    /// (`<a href=…>`, `<img src=…>`, `<form action=…>`, CSS `url(…)`).
+    HtmlInjection,
+    /// `HtmlInjection` for any linking element, wherever it sits in the
+    /// value (paranoia 2).
+    HtmlLinks,
     /// Command injection: a separator, then a command word, read as a shell would.
     Shell,
+    /// A value that is, as a whole, one command line (`nc -e /bin/sh …`,
+    /// `wget http://…`, `ansible all -m ping`): no separator needed.
+    CommandLine,
     /// `Shell` on the value with its C / JS escapes decoded (`\nid`,
     /// `\x0auname -a`); only values holding a backslash are read.
     ShellEscaped,
@@ -55,8 +64,11 @@ impl Detector {
         match name {
             "sqli" => Some(Detector::Sqli),
             "xss" => Some(Detector::Xss),
+            "html_injection" => Some(Detector::HtmlInjection),
+            "html_links" => Some(Detector::HtmlLinks),
             "shell" => Some(Detector::Shell),
             "shell_escaped" => Some(Detector::ShellEscaped),
+            "command_line" => Some(Detector::CommandLine),
             "log4j" => Some(Detector::Log4j),
             "path" => Some(Detector::Path),
             "path_climb" => Some(Detector::PathClimb),
@@ -74,9 +86,11 @@ impl Detector {
 
     /// Whether the detector can only fire on a value holding a byte plain
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
-    /// reader needs a separator, `$` or `{`; the Log4j resolver a `$`; the
+    /// reader needs a separator, `$` or `{`, the command-line reader an
+    /// option's `-` or a path's `/`; the Log4j resolver a `$`; the
     /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
-    /// one of `: = < ( ` . [` (its first check); the name-less line break a
+    /// one of `: = < ( ` . [` (its first check), the HTML-injection reader a
+    /// `<` or a `(`; the name-less line break a
     /// control byte (or the `%` escaping one). A group of such detectors
     /// and gated patterns skips plain values unread, as a group of gated
     /// patterns alone does, and the engine does not call them on a plain
@@ -86,10 +100,13 @@ impl Detector {
             self,
             Detector::Shell
                 | Detector::ShellEscaped
+                | Detector::CommandLine
                 | Detector::Log4j
                 | Detector::Path
                 | Detector::PathClimb
                 | Detector::Xss
+                | Detector::HtmlInjection
+                | Detector::HtmlLinks
                 | Detector::NamelessLineBreak
         )
     }
@@ -137,8 +154,11 @@ impl Detector {
         match self {
             Detector::Sqli => sqli::detect(v),
             Detector::Xss => xss::detect(v),
+            Detector::HtmlInjection => xss::detect_html_injection(v),
+            Detector::HtmlLinks => xss::detect_html_links(v),
             Detector::Shell => shell::detect(v),
             Detector::ShellEscaped => shell::detect_escaped(v),
+            Detector::CommandLine => shell::detect_command_line(v),
             Detector::Log4j => log4j::detect(v),
             Detector::Path => path::detect(v),
             Detector::PathClimb => path::detect_climb(v),

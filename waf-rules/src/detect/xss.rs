@@ -201,8 +201,10 @@ fn is_sep(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c | b'/' | 0x0b | 0)
 }
 
-/// A tag starting at `v[at] == '<'`: script-running tag, handler, or a script URL.
-fn tag_at(v: &[u8], at: usize) -> Option<Range<usize>> {
+/// The tag opened (or closed) at `v[at] == '<'`: its name, where its
+/// attribute text starts and where the tag ends (after its `>`, or the
+/// value's end). `<3`, `a < b`, `<john@example.com>` are not tags.
+fn open_tag(v: &[u8], at: usize) -> Option<(&[u8], usize, usize)> {
     let mut j = at + 1;
     if v.get(j) == Some(&b'/') {
         j += 1;
@@ -223,6 +225,12 @@ fn tag_at(v: &[u8], at: usize) -> Option<Range<usize>> {
         .iter()
         .position(|&b| b == b'>')
         .map_or(v.len(), |p| j + p + 1);
+    Some((name, j, end))
+}
+
+/// A tag starting at `v[at] == '<'`: script-running tag, handler, or a script URL.
+fn tag_at(v: &[u8], at: usize) -> Option<Range<usize>> {
+    let (name, j, end) = open_tag(v, at)?;
     // `<v:vmlframe>`, `<svg:script>`: the local name counts.
     let local = name.rsplit(|&b| b == b':').next().unwrap_or(name);
     if SCRIPT_TAGS
@@ -310,59 +318,83 @@ fn declaration(v: &[u8]) -> Option<Range<usize>> {
     None
 }
 
-/// Scans `name=value` pairs inside a tag for handlers and script URLs.
-fn attributes(s: &[u8], offset: usize) -> Option<Range<usize>> {
+/// One `name=value` pair of a tag's attribute text: the name, the value
+/// (from its opening quote, if any, to before its closing one) and where
+/// the pair starts and ends in that text.
+struct Attr<'s> {
+    name: &'s [u8],
+    value: &'s [u8],
+    start: usize,
+    end: usize,
+}
+
+/// The `name=value` pairs of a tag's attribute text (quoted or bare
+/// values; names without `=` skipped). A bare value ends at a blank or
+/// `>`, as the HTML tokenizer reads it, when `html_values`; otherwise also
+/// at a `/`, which is where a filter-evading `<img src=x/onerror=…>` puts
+/// its next attribute.
+fn attr_pairs(s: &[u8], html_values: bool) -> impl Iterator<Item = Attr<'_>> {
     let mut i = 0;
-    while i < s.len() {
-        while i < s.len() && (is_sep(s[i]) || s[i] == b'"' || s[i] == b'\'') {
-            i += 1;
-        }
-        let ns = i;
-        while i < s.len() && !is_sep(s[i]) && !matches!(s[i], b'=' | b'>') {
-            i += 1;
-        }
-        let name = &s[ns..i];
-        while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
-            i += 1;
-        }
-        if s.get(i) != Some(&b'=') {
-            if i == ns {
+    std::iter::from_fn(move || {
+        while i < s.len() {
+            while i < s.len() && (is_sep(s[i]) || s[i] == b'"' || s[i] == b'\'') {
                 i += 1;
             }
-            continue;
-        }
-        i += 1;
-        let value_start = i;
-        let quote = s
-            .get(i)
-            .copied()
-            .filter(|&b| b == b'"' || b == b'\'' || b == b'`');
-        if quote.is_some() {
-            i += 1;
-        }
-        while i < s.len()
-            && match quote {
-                Some(q) => s[i] != q,
-                None => !is_sep(s[i]) && s[i] != b'>',
+            let ns = i;
+            while i < s.len() && !is_sep(s[i]) && !matches!(s[i], b'=' | b'>') {
+                i += 1;
             }
-        {
+            let name = &s[ns..i];
+            while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\r') {
+                i += 1;
+            }
+            if s.get(i) != Some(&b'=') {
+                if i == ns {
+                    i += 1;
+                }
+                continue;
+            }
             i += 1;
+            let value_start = i;
+            let quote = s
+                .get(i)
+                .copied()
+                .filter(|&b| b == b'"' || b == b'\'' || b == b'`');
+            if quote.is_some() {
+                i += 1;
+            }
+            while i < s.len()
+                && match quote {
+                    Some(q) => s[i] != q,
+                    None => !(is_sep(s[i]) && (!html_values || s[i] != b'/')) && s[i] != b'>',
+                }
+            {
+                i += 1;
+            }
+            let value = &s[value_start..i.min(s.len())];
+            let end = i;
+            i += 1;
+            return Some(Attr {
+                name,
+                value,
+                start: ns,
+                end,
+            });
         }
-        let value = &s[value_start..i.min(s.len())];
-        if is_handler_name(name) {
-            return Some(offset + ns..offset + i);
-        }
-        if URL_ATTRS.iter().any(|a| lower_eq(name, a))
-            && (scheme_start(value).is_some() || split_scheme(value))
-        {
-            return Some(offset + ns..offset + i);
-        }
-        if lower_eq(name, b"style") && style_breakout(value) {
-            return Some(offset + ns..offset + i);
-        }
-        i += 1;
-    }
-    None
+        None
+    })
+}
+
+/// Scans `name=value` pairs inside a tag for handlers and script URLs.
+fn attributes(s: &[u8], offset: usize) -> Option<Range<usize>> {
+    attr_pairs(s, false)
+        .find(|a| {
+            is_handler_name(a.name)
+                || URL_ATTRS.iter().any(|u| lower_eq(a.name, u))
+                    && (scheme_start(a.value).is_some() || split_scheme(a.value))
+                || lower_eq(a.name, b"style") && style_breakout(a.value)
+        })
+        .map(|a| offset + a.start..offset + a.end)
 }
 
 /// A URL whose scheme is split by a tab or line break (`htt\tp://`):
@@ -646,6 +678,198 @@ fn passed_as_value(v: &[u8], at: usize, after: usize) -> bool {
     }
 }
 
+/// Attributes that make the browser fetch a URL as the page loads
+/// (`src`, `background`, `poster`…) or send the user to one (`href`,
+/// `action`, `formaction`).
+const LINK_ATTRS: &[&[u8]] = &[
+    b"href",
+    b"xlink:href",
+    b"src",
+    b"srcset",
+    b"lowsrc",
+    b"dynsrc",
+    b"background",
+    b"poster",
+    b"data",
+    b"codebase",
+    b"action",
+    b"formaction",
+    b"ping",
+];
+
+/// Whether `v` is HTML injection (fuzzing / tooling entry point).
+pub fn is_html_injection(v: &[u8]) -> bool {
+    detect_html_injection(v).is_some()
+}
+
+/// HTML injection (content injection, the first step of XSS and of
+/// phishing through a trusted page), in the shape of a probe or a
+/// planted link: a value whose markup is one element that links to,
+/// loads from or posts to another host — `<a href="http://…">text</a>`,
+/// `<IMG SRC="//…">`, `<math><a xlink:href=//…>`, `<form action=https://…>`,
+/// a `style` loading `url(//…)` — perhaps after a context break-out
+/// (`">`, `'>`) and wrapper tags without attributes, followed only by
+/// text and closing tags; or a value that is CSS loading a resource from
+/// another host (`background:url(//…)`). Page markup that real traffic
+/// carries (consent texts, analytics beacons describing the page) is
+/// several elements with structure (`<p>By clicking… <a href=…>Terms</a>
+/// and <a href=…>Privacy</a></p>`, `<div class=…><picture><source
+/// srcset=…>`) and is left to paranoia 2 (`detect_html_links`); a
+/// site-relative link, a fragment, `mailto:`, `tel:` and inline
+/// `data:image/…` fetch nothing from elsewhere. Bounded: one pass to the
+/// first tag, one tag read, one scan for a further `<`.
+pub(crate) fn detect_html_injection(v: &[u8]) -> Option<Range<usize>> {
+    let lead = v
+        .iter()
+        .take_while(|&&b| matches!(b, b'"' | b'\'' | b'`' | b'>' | b' ' | b'\t' | b'\n' | b'\r'))
+        .count();
+    if v.get(lead) == Some(&b'<') {
+        return lone_linking_element(v, lead);
+    }
+    css_declaration(&v[lead..]).map(|r| lead + r.start..lead + r.end)
+}
+
+/// Any element of a value that links to, loads from or posts to a URL,
+/// wherever it sits (`<p>… <a href=…>…</a></p>`), or CSS loading a
+/// resource: `detect_html_injection` without its lone-element shape, for
+/// paranoia 2 (real pages' consent texts and analytics beacons carry such
+/// markup).
+pub(crate) fn detect_html_links(v: &[u8]) -> Option<Range<usize>> {
+    let mut i = 0;
+    while let Some(p) = v[i..].iter().position(|&b| b == b'<') {
+        let at = i + p;
+        i = at + 1;
+        if let Some(r) = linking_tag(v, at) {
+            return Some(r);
+        }
+    }
+    detect_html_injection(v)
+}
+
+/// The element at `v[at] == '<'` (after wrapper tags without attributes)
+/// if it links, and nothing but text and closing tags follows it.
+fn lone_linking_element(v: &[u8], mut at: usize) -> Option<Range<usize>> {
+    loop {
+        let (_, j, end) = open_tag(v, at)?;
+        if v.get(at + 1) == Some(&b'/') {
+            return None;
+        }
+        let bare = v[j..end]
+            .iter()
+            .all(|&b| b == b'>' || b == b'/' || is_sep(b));
+        if bare && v.get(end) == Some(&b'<') {
+            at = end;
+            continue;
+        }
+        let rest = &v[end..];
+        let another = rest
+            .windows(2)
+            .any(|w| w[0] == b'<' && w[1].is_ascii_alphabetic());
+        return (!another).then(|| linking_tag(v, at)).flatten();
+    }
+}
+
+/// A value that is CSS loading a resource: it opens with a declaration
+/// (`background:url(//x/p.png)`) or with a rule whose block opens with
+/// one (`*{background:url(…)}`, `@font-face {src:url(…)}`), and a
+/// declaration in it is `property:url(…)`. GraphQL (`query Q($a:T) {
+/// img: url(size: 64) }`) opens with neither.
+fn css_declaration(v: &[u8]) -> Option<Range<usize>> {
+    let head = v.iter().take(64).position(|&b| b == b'{').unwrap_or(0);
+    if v[..head]
+        .iter()
+        .any(|&b| matches!(b, b'(' | b')' | b';' | b'}' | b'"'))
+    {
+        return None;
+    }
+    let decl = if head > 0 { &v[head + 1..] } else { v }.trim_ascii_start();
+    let name = decl
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic() || **b == b'-')
+        .count();
+    if name < 3 || decl[name..].trim_ascii_start().first() != Some(&b':') {
+        return None;
+    }
+    css_url_in(v).then_some(0..v.len().min(64))
+}
+
+/// A tag at `v[at] == '<'` with a link attribute holding a URL, a style
+/// loading a resource, or a form that submits.
+fn linking_tag(v: &[u8], at: usize) -> Option<Range<usize>> {
+    if v.get(at + 1) == Some(&b'/') {
+        return None;
+    }
+    let (_, j, end) = open_tag(v, at)?;
+    attr_pairs(&v[j..end], true)
+        .any(|a| {
+            LINK_ATTRS.iter().any(|n| lower_eq(a.name, n)) && off_site(a.value)
+                || lower_eq(a.name, b"style") && css_url_in(a.value)
+        })
+        .then_some(at..end)
+}
+
+/// Whether a URL (perhaps quoted) points to another host: `scheme://…`
+/// or scheme-relative `//…` (browsers read `\` as `/` there). A
+/// site-relative link (`/docs#install`, `x.png`), a fragment, `mailto:`,
+/// `tel:` and an inline `data:image/…` fetch nothing from elsewhere.
+fn off_site(url: &[u8]) -> bool {
+    let url = url.trim_ascii();
+    let url = url
+        .strip_prefix(b"\"")
+        .or_else(|| url.strip_prefix(b"'"))
+        .unwrap_or(url)
+        .trim_ascii_start();
+    let scheme = url
+        .iter()
+        .take(16)
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-'))
+        .count();
+    let rest = match url.get(scheme) {
+        Some(b':') if scheme > 0 && url[0].is_ascii_alphabetic() => &url[scheme + 1..],
+        _ => url,
+    };
+    rest.len() > 2 && rest[..2].iter().all(|&b| b == b'/' || b == b'\\')
+}
+
+/// Whether a style text loads a resource from another host (`url(//…)`).
+fn css_url_in(style: &[u8]) -> bool {
+    style
+        .iter()
+        .enumerate()
+        .any(|(k, &b)| b == b'(' && css_resource(style, k).is_some())
+}
+
+/// A CSS declaration loading a resource from another host, `v[paren] ==
+/// '('`: `url(` right before it, and before that (blanks skipped) the `:`
+/// of a declaration or the `,` of a value list, after a property name
+/// (`background:url(//x/p.png)`, `src: url("https://x/f.svg#x")`,
+/// `mask:url(#a), url(//x/m.svg)`).
+fn css_resource(v: &[u8], paren: usize) -> Option<Range<usize>> {
+    let start = paren.checked_sub(3)?;
+    if !lower_eq(&v[start..paren], b"url") {
+        return None;
+    }
+    let before = v[..start].trim_ascii_end();
+    let (&punct, head) = before.split_last()?;
+    let declared = match punct {
+        b':' => {
+            let prop = head.trim_ascii_end();
+            let n = prop
+                .iter()
+                .rev()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+                .count();
+            n >= 3 && prop[prop.len() - n..].iter().any(u8::is_ascii_alphabetic)
+        }
+        // `mask:url(#a), url(b)`: a list after a first `url(…)`.
+        b',' => head.trim_ascii_end().ends_with(b")"),
+        _ => false,
+    };
+    let close = v[paren..].iter().position(|&b| b == b')')?;
+    let url = &v[paren + 1..paren + close];
+    (declared && off_site(url)).then_some(start..paren + close + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,6 +940,66 @@ mod tests {
                 "location=Paris",
                 "setTimeout(function () { go() }, 10)",
                 "setInterval(() => tick(), 1000)",
+            ],
+        );
+    }
+
+    #[test]
+    fn html_injection_is_found() {
+        assert_each(
+            is_html_injection,
+            true,
+            &[
+                "<a href=\"http://attacker.example/login\">Sign in again</a>",
+                "<A HREF=\"http://66.102.7.147/\">XSS</A>",
+                "<IMG SRC=\"http://evil.example/track.php?c=1\">",
+                "<math><a xlink:href=\"//evil.example/\">click",
+                "<form action=\"https://evil.example/c\" method=\"post\">",
+                "<link rel=stylesheet href=\"//evil.example/x.css\">",
+                "<div style=content:url(http://evil.example/x.svg)></div>",
+                "<p style=\"background-image: URL('//evil.example/p.png')\">",
+                "*{background:url(//evil.example/p.png)}",
+                "@font-face {font-family: y; src: url(\"https://evil.example/f.svg#x\")}",
+                "mask:url(#a), url(//evil.example/m.svg)",
+                "<video poster=//evil.example/p.png>",
+                "\"><a href=//evil.example/>log in again</a>",
+                "<a href=\"http://server.example/\">click</a> here",
+            ],
+        );
+    }
+
+    #[test]
+    fn text_and_inert_markup_are_not_html_injection() {
+        assert_each(
+            is_html_injection,
+            false,
+            &[
+                "<b>bold</b> and <i>it</i>",
+                "John <john@example.com>",
+                "a < b and c > d",
+                "<a href=\"#top\">back to top</a>",
+                "<img src=x>",
+                "<ul><li><a href=\"/docs#install\">Install</a></li></ul>",
+                "<a href=\"mailto:bob@example.com\">mail</a>",
+                "<a href=\"tel:+15551234567\">call</a>",
+                "<img src=\"data:image/png;base64,iVBORw0KGgo=\" alt=\"dot\">",
+                "<div style=\"background:url(/img/hero.jpg)\">banner</div>",
+                "@font-face {font-family: y; src: url(\"font.svg#x\")}",
+                "<a href=\"\">empty</a>",
+                "</a>",
+                "<div class=\"note\">hi</div>",
+                "see the url (below)",
+                "https://example.com/path?q=url(1)",
+                "curl(1) man page",
+                "url('x')",
+                "Homepage: my url (ask me)",
+                "price <3 usd",
+                "<p>By clicking below, you agree to the <a href=\"https://example.com/terms\">Terms</a> and <a href=\"https://example.com/privacy\">Privacy Policy</a></p>",
+                "<div><div class=\"tile\"><picture><source srcset=\"https://cdn.example/p.jpg\">",
+                "Read <a href=\"https://example.com/\">this</a>",
+                "{ id, url(transform:{maxWidth:64}) }",
+                "image{altText,url(transform:{maxWidth:64})}",
+                "query Q($c:Currency) { image { src: url(transform:{maxWidth:64}) } }",
             ],
         );
     }

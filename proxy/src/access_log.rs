@@ -5,7 +5,6 @@
 //! Never logged: Cookie, Authorization and Set-Cookie values; sensitive query values are
 //! replaced by `REDACTED`.
 
-use super::context::push_ip;
 use crate::metrics::Metrics;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -212,6 +211,32 @@ impl Line {
             push_ip(&mut self.0, ip);
         }
         self.0.push('"');
+    }
+}
+
+/// Appends the address as `Display` writes it; an IPv4 address (the usual case) without the
+/// formatting machinery.
+pub fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -540,6 +565,23 @@ mod tests {
             text(1_796_000_001_500_000),
             "\"2026-11-30T00:53:21.500000Z\""
         );
+    }
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.0.2.9",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::from("x");
+            push_ip(&mut out, ip);
+            assert_eq!(out, format!("x{ip}"));
+        }
     }
 
     #[test]

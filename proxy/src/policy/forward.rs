@@ -3,8 +3,8 @@
 //! Only a peer inside `trusted_proxies` may tell us who the client is; for everyone else the
 //! client is the TCP peer and whatever forwarding headers it sent are replaced.
 
-use super::context::push_ip;
 use super::header_edit::set;
+use crate::access_log::push_ip;
 use crate::config::Cidr;
 use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName, HeaderValue};
