@@ -13,12 +13,15 @@ mod family;
 mod policy;
 mod request;
 mod rules;
+mod syntax;
 #[cfg(test)]
 mod test_support;
 mod transform;
 mod verdict;
 
-pub use engine::RuleSet;
+#[doc(hidden)]
+pub use engine::MemoryPart;
+pub use engine::{RuleSet, RuleSource};
 pub use error::WafError;
 pub use family::Family;
 pub use policy::{Exclusion, Limits, Policy, PolicyError};

@@ -62,6 +62,9 @@ pub fn reload_config(shared: &Shared) -> Result<(), EdgeError> {
     })?;
     if let Some(identity) = &shared.identity {
         identity.retain_used(&shared.runtime.load().config);
+        // Certificates the new generation obtained from the CA report their expiry from the
+        // moment they are served, not from the exporter's next tick.
+        identity.export_expiry_now();
     }
     Ok(())
 }
