@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 python3 scripts/check-cycles-test.py  # the import-cycle checker on its fixture crates (<1 s)
+scripts/check-cycles                 # no import cycle between modules in any workspace crate (a few s)
 cargo test --workspace --all-targets "$@"

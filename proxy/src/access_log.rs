@@ -6,7 +6,6 @@
 //! replaced by `REDACTED`.
 
 use crate::metrics::Metrics;
-use serde::Serialize;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -57,131 +56,265 @@ const SENSITIVE_PARTS: &[&str] = &[
 pub const MAX_UA: usize = 256;
 pub const MAX_PATH: usize = 2048;
 
-/// One access log line, of borrowed fields: serialised on the request's thread straight into
-/// the line's buffer (`JsonLog::send_now`), no owned copies. Field names follow OpenTelemetry
-/// semantic conventions. Addresses serialise through `serde`'s stack-buffer `Display` (no
-/// `String`); a missing one is `""`.
-#[derive(Debug, Default, Serialize)]
+/// One access log line, of borrowed fields, written by [`AccessRecord::line`] straight into
+/// the line's text on the request's thread: no owned copies, no serializer. Field names follow
+/// OpenTelemetry semantic conventions.
+#[derive(Debug, Default)]
 pub struct AccessRecord<'a> {
-    #[serde(rename = "@timestamp")]
     pub timestamp: Timestamp,
-    #[serde(rename = "http.request.id")]
     pub request_id: &'a str,
-    #[serde(rename = "rampart.listener")]
     pub listener: &'a str,
-    #[serde(rename = "client.address")]
-    pub client_address: Addr,
-    #[serde(rename = "client.port", skip_serializing_if = "Option::is_none")]
+    /// `""` when unknown.
+    pub client_address: Option<IpAddr>,
+    /// Left out when the client is not the TCP peer.
     pub client_port: Option<u16>,
-    #[serde(rename = "network.peer.address")]
-    pub peer_address: Addr,
-    #[serde(rename = "network.peer.port")]
+    pub peer_address: Option<IpAddr>,
+    /// `null` when unknown.
     pub peer_port: Option<u16>,
-    #[serde(rename = "server.address")]
     pub server_address: ServerAddr<'a>,
-    #[serde(rename = "http.request.method")]
     pub method: &'a str,
-    #[serde(rename = "url.scheme")]
     pub scheme: &'static str,
-    #[serde(rename = "url.path")]
     pub path: &'a str,
-    #[serde(rename = "url.query", skip_serializing_if = "Option::is_none")]
     pub query: Option<Cow<'a, str>>,
-    #[serde(rename = "http.route")]
     pub route: &'a str,
-    #[serde(rename = "network.protocol.version")]
     pub protocol: &'static str,
-    #[serde(rename = "user_agent.original")]
     pub user_agent: Cow<'a, str>,
-    #[serde(rename = "http.response.status_code")]
     pub status: u16,
-    #[serde(rename = "http.request.body.size")]
     pub request_body_size: usize,
-    #[serde(rename = "http.response.body.size")]
     pub response_body_size: usize,
-    #[serde(rename = "event.duration_ms")]
     pub duration_ms: f64,
-    #[serde(rename = "upstream.address", skip_serializing_if = "Option::is_none")]
     pub upstream_address: Option<SocketAddr>,
-    #[serde(
-        rename = "upstream.connect_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub upstream_connect_ms: Option<f64>,
-    #[serde(
-        rename = "upstream.response_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub upstream_response_ms: Option<f64>,
-    #[serde(
-        rename = "tls.protocol.version",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub tls_version: Option<&'a str>,
-    #[serde(rename = "tls.cipher", skip_serializing_if = "Option::is_none")]
     pub tls_cipher: Option<&'a str>,
-    #[serde(rename = "tls.server_name", skip_serializing_if = "Option::is_none")]
     pub tls_server_name: Option<&'a str>,
-    #[serde(rename = "error.type", skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
     /// The WAF's decision.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub waf: Option<&'a WafLog>,
     /// Fields added by other stages, e.g. `rampart.limit.policy`.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub extra: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
+impl AccessRecord<'_> {
+    /// The JSON line (without its newline).
+    pub fn line(&self) -> String {
+        let mut l = Line(String::with_capacity(LINE));
+        l.key("@timestamp");
+        self.timestamp.push(&mut l.0);
+        l.str("http.request.id", self.request_id);
+        l.str("rampart.listener", self.listener);
+        l.ip("client.address", self.client_address);
+        if let Some(port) = self.client_port {
+            l.uint("client.port", port.into());
+        }
+        l.ip("network.peer.address", self.peer_address);
+        match self.peer_port {
+            Some(port) => l.uint("network.peer.port", port.into()),
+            None => l.raw("network.peer.port", "null"),
+        }
+        match self.server_address {
+            ServerAddr::Host(host) => l.str("server.address", host),
+            ServerAddr::Local(ip) => l.ip("server.address", ip),
+        }
+        l.str("http.request.method", self.method);
+        l.str("url.scheme", self.scheme);
+        l.str("url.path", self.path);
+        l.opt_str("url.query", self.query.as_deref());
+        l.str("http.route", self.route);
+        l.str("network.protocol.version", self.protocol);
+        l.str("user_agent.original", &self.user_agent);
+        l.uint("http.response.status_code", self.status.into());
+        l.uint("http.request.body.size", self.request_body_size as u64);
+        l.uint("http.response.body.size", self.response_body_size as u64);
+        l.float("event.duration_ms", self.duration_ms);
+        if let Some(addr) = self.upstream_address {
+            l.key("upstream.address");
+            l.0.push('"');
+            push_socket_addr(&mut l.0, addr);
+            l.0.push('"');
+        }
+        if let Some(ms) = self.upstream_connect_ms {
+            l.float("upstream.connect_ms", ms);
+        }
+        if let Some(ms) = self.upstream_response_ms {
+            l.float("upstream.response_ms", ms);
+        }
+        l.opt_str("tls.protocol.version", self.tls_version);
+        l.opt_str("tls.cipher", self.tls_cipher);
+        l.opt_str("tls.server_name", self.tls_server_name);
+        l.opt_str("error.type", self.error);
+        if let Some(waf) = self.waf {
+            waf.push(&mut l);
+        }
+        for (key, value) in self.extra.into_iter().flatten() {
+            // Names chosen by the stages: escaped all the same.
+            l.0.push(',');
+            push_json_str(&mut l.0, key);
+            l.0.push(':');
+            l.0.push_str(&value.to_string());
+        }
+        l.0.push('}');
+        l.0
+    }
+}
+
+/// First capacity of a line (most fit).
+const LINE: usize = 1024;
+
+/// A JSON object being written. Keys are the constants above, written as they are (a test
+/// checks none holds a character JSON escapes); string values are copied as they are unless
+/// they hold a byte JSON must escape (`"`, `\`, control bytes), which `serde_json` then writes.
+struct Line(String);
+
+impl Line {
+    fn key(&mut self, key: &str) {
+        self.0.push(if self.0.is_empty() { '{' } else { ',' });
+        self.0.push('"');
+        self.0.push_str(key);
+        self.0.push_str("\":");
+    }
+
+    fn raw(&mut self, key: &str, json: &str) {
+        self.key(key);
+        self.0.push_str(json);
+    }
+
+    fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        push_json_str(&mut self.0, value);
+    }
+
+    fn opt_str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.str(key, v);
+        }
+    }
+
+    fn uint(&mut self, key: &str, value: u64) {
+        self.raw(key, itoa::Buffer::new().format(value));
+    }
+
+    fn float(&mut self, key: &str, value: f64) {
+        if value.is_finite() {
+            self.raw(key, ryu::Buffer::new().format_finite(value));
+        } else {
+            self.raw(key, "null");
+        }
+    }
+
+    /// An address as a string, `""` when unknown.
+    fn ip(&mut self, key: &str, ip: Option<IpAddr>) {
+        self.key(key);
+        self.0.push('"');
+        if let Some(ip) = ip {
+            push_ip(&mut self.0, ip);
+        }
+        self.0.push('"');
+    }
+}
+
+/// Appends the address as `Display` writes it; an IPv4 address (the usual case) without the
+/// formatting machinery.
+pub fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// `value` as a JSON string.
+fn push_json_str(out: &mut String, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else {
+        // A `str` always serialises.
+        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+}
+
+/// `ip:port`, `[ip6]:port`.
+fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+    if addr.is_ipv6() {
+        out.push('[');
+        push_ip(out, addr.ip());
+        out.push(']');
+    } else {
+        push_ip(out, addr.ip());
+    }
+    out.push(':');
+    out.push_str(itoa::Buffer::new().format(addr.port()));
+}
+
 /// The WAF's `rampart.waf.*` fields of a request's line.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default)]
 pub struct WafLog {
-    #[serde(rename = "rampart.waf.action")]
     pub action: &'static str,
-    #[serde(rename = "rampart.waf.score", skip_serializing_if = "Option::is_none")]
     pub score: Option<u32>,
-    #[serde(
-        rename = "rampart.waf.rule_ids",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub rule_ids: Option<Vec<u32>>,
-    #[serde(
-        rename = "rampart.waf.targets",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub targets: Option<Vec<String>>,
     /// `partial` when the body went on past what was read for inspection.
-    #[serde(rename = "rampart.waf.body", skip_serializing_if = "Option::is_none")]
     pub body: Option<&'static str>,
-    #[serde(rename = "rampart.waf.truncated", skip_serializing_if = "is_false")]
     pub truncated: bool,
-    #[serde(rename = "rampart.waf.mode", skip_serializing_if = "Option::is_none")]
     pub mode: Option<&'static str>,
-    #[serde(
-        rename = "rampart.waf.uninspected",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub uninspected: Option<&'static str>,
-    #[serde(
-        rename = "rampart.waf.uninspected_action",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub uninspected_action: Option<&'static str>,
 }
 
-fn is_false(b: &bool) -> bool {
-    !b
-}
-
-/// An address, `""` when unknown.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Addr(pub Option<IpAddr>);
-
-impl Serialize for Addr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Some(ip) => ip.serialize(s),
-            None => s.serialize_str(""),
+impl WafLog {
+    fn push(&self, l: &mut Line) {
+        l.str("rampart.waf.action", self.action);
+        if let Some(score) = self.score {
+            l.uint("rampart.waf.score", score.into());
         }
+        if let Some(ids) = &self.rule_ids {
+            l.key("rampart.waf.rule_ids");
+            l.0.push('[');
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    l.0.push(',');
+                }
+                l.0.push_str(itoa::Buffer::new().format(*id));
+            }
+            l.0.push(']');
+        }
+        if let Some(targets) = &self.targets {
+            l.key("rampart.waf.targets");
+            l.0.push('[');
+            for (i, t) in targets.iter().enumerate() {
+                if i > 0 {
+                    l.0.push(',');
+                }
+                push_json_str(&mut l.0, t);
+            }
+            l.0.push(']');
+        }
+        l.opt_str("rampart.waf.body", self.body);
+        if self.truncated {
+            l.raw("rampart.waf.truncated", "true");
+        }
+        l.opt_str("rampart.waf.mode", self.mode);
+        l.opt_str("rampart.waf.uninspected", self.uninspected);
+        l.opt_str("rampart.waf.uninspected_action", self.uninspected_action);
     }
 }
 
@@ -189,26 +322,17 @@ impl Serialize for Addr {
 #[derive(Debug, Clone, Copy)]
 pub enum ServerAddr<'a> {
     Host(&'a str),
-    Local(Addr),
+    Local(Option<IpAddr>),
 }
 
 impl Default for ServerAddr<'_> {
     fn default() -> Self {
-        ServerAddr::Local(Addr(None))
+        ServerAddr::Local(None)
     }
 }
 
-impl Serialize for ServerAddr<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            ServerAddr::Host(h) => s.serialize_str(h),
-            ServerAddr::Local(a) => a.serialize(s),
-        }
-    }
-}
-
-/// A point in time, serialised as RFC 3339 UTC with microseconds
-/// (`2026-12-06T12:47:00.123456Z`). The date and time of day are formatted once per second
+/// A point in time, written as an RFC 3339 UTC string with microseconds
+/// (`"2026-12-06T12:47:00.123456Z"`). The date and time of day are formatted once per second
 /// per thread; each line only writes its microseconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Timestamp(pub SystemTime);
@@ -250,28 +374,31 @@ fn second_text(secs: u64) -> [u8; SECOND_TEXT] {
     text
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl Timestamp {
+    /// Appends the quoted timestamp.
+    fn push(&self, out: &mut String) {
         let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let mut out = [0u8; SECOND_TEXT + 8];
-        out[..SECOND_TEXT].copy_from_slice(&second_text(since.as_secs()));
-        out[SECOND_TEXT] = b'.';
+        let mut text = [0u8; SECOND_TEXT + 10];
+        text[0] = b'"';
+        text[1..=SECOND_TEXT].copy_from_slice(&second_text(since.as_secs()));
+        text[SECOND_TEXT + 1] = b'.';
         let mut micros = since.subsec_micros();
-        for d in out[SECOND_TEXT + 1..SECOND_TEXT + 7].iter_mut().rev() {
+        for d in text[SECOND_TEXT + 2..SECOND_TEXT + 8].iter_mut().rev() {
             *d = b'0' + (micros % 10) as u8;
             micros /= 10;
         }
-        out[SECOND_TEXT + 7] = b'Z';
+        text[SECOND_TEXT + 8..].copy_from_slice(b"Z\"");
         // ASCII digits and punctuation only.
-        s.serialize_str(std::str::from_utf8(&out).unwrap_or_default())
+        out.push_str(std::str::from_utf8(&text).unwrap_or_default());
     }
 }
 
 /// The access log: the shared JSON-lines writer thread carrying [`AccessRecord`]s (and ready
 /// JSON event lines for connection-level denials).
 ///
-/// Lines are serialised on the caller's thread (`send_now`); the writer thread only writes them.
-pub type AccessLog = rampart_ops::json_log::JsonLog<AccessRecord<'static>>;
+/// Lines are written on the request's thread ([`AccessRecord::line`], queued with `send_line`):
+/// the writer thread only writes them, so its record type is unused.
+pub type AccessLog = rampart_ops::json_log::JsonLog<()>;
 
 /// Starts the access log writer on `dest` ("stdout" or a file path, appended to); records
 /// refused by a full queue are counted in `rampart_access_log_dropped_total`.
@@ -355,29 +482,106 @@ mod tests {
     }
 
     #[test]
-    fn record_field_names() {
+    fn line_is_json_with_every_field() {
+        let waf = WafLog {
+            action: "block",
+            score: Some(7),
+            rule_ids: Some(vec![942100, 941100]),
+            targets: Some(vec!["args:q".into(), "header:x-\"odd\"".into()]),
+            truncated: true,
+            mode: Some("block"),
+            ..WafLog::default()
+        };
+        let mut extra = serde_json::Map::new();
+        extra.insert("rampart.limit.policy".into(), "per_ip".into());
         let rec = AccessRecord {
+            request_id: "id1",
+            listener: "tls",
+            client_address: Some("192.0.2.7".parse().unwrap()),
+            client_port: Some(4711),
+            peer_address: Some("2001:db8::1".parse().unwrap()),
+            server_address: ServerAddr::Host("a.test"),
+            method: "GET",
+            scheme: "https",
+            path: "/p\"q\\r\u{1}é",
+            query: Some(Cow::Borrowed("a=1")),
+            user_agent: Cow::Borrowed("curl/8"),
+            status: 403,
+            duration_ms: 1.25,
+            upstream_address: Some("[2001:db8::2]:8443".parse().unwrap()),
+            upstream_connect_ms: Some(f64::NAN),
             tls_version: Some("1.3"),
+            waf: Some(&waf),
+            extra: Some(&extra),
             ..Default::default()
         };
-        let v = serde_json::to_value(&rec).unwrap();
-        assert!(v.get("tls.protocol.version").is_some());
+        let line = rec.line();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["http.request.id"], "id1");
+        assert_eq!(v["client.address"], "192.0.2.7");
+        assert_eq!(v["client.port"], 4711);
+        assert_eq!(v["network.peer.address"], "2001:db8::1");
+        assert!(v["network.peer.port"].is_null());
+        assert_eq!(v["server.address"], "a.test");
+        assert_eq!(v["url.path"], "/p\"q\\r\u{1}é");
+        assert_eq!(v["url.query"], "a=1");
+        assert_eq!(v["http.response.status_code"], 403);
+        assert_eq!(v["event.duration_ms"], 1.25);
+        assert_eq!(v["upstream.address"], "[2001:db8::2]:8443");
+        assert!(v["upstream.connect_ms"].is_null());
+        assert!(v.get("upstream.response_ms").is_none());
+        assert_eq!(v["tls.protocol.version"], "1.3");
+        assert!(v.get("tls.cipher").is_none());
+        assert_eq!(
+            v["rampart.waf.rule_ids"],
+            serde_json::json!([942100, 941100])
+        );
+        assert_eq!(v["rampart.waf.targets"][1], "header:x-\"odd\"");
+        assert_eq!(v["rampart.waf.truncated"], true);
+        assert_eq!(v["rampart.limit.policy"], "per_ip");
         let t = v["@timestamp"].as_str().unwrap();
         assert!(
             t.len() == 27 && t.as_bytes()[10] == b'T' && t.ends_with('Z'),
             "{t}"
         );
-        let at = |secs| Timestamp(UNIX_EPOCH + std::time::Duration::from_micros(secs));
-        let text = |t: Timestamp| serde_json::to_value(t).unwrap();
+        // An empty record is still an object with every always-present field.
+        let v: serde_json::Value = serde_json::from_str(&AccessRecord::default().line()).unwrap();
+        assert_eq!(v["client.address"], "");
+        assert_eq!(v["server.address"], "");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_and_the_cached_second_moves() {
+        let text = |micros| {
+            let mut out = String::new();
+            Timestamp(UNIX_EPOCH + std::time::Duration::from_micros(micros)).push(&mut out);
+            out
+        };
         assert_eq!(
-            text(at(1_796_000_000_000_042)),
-            "2026-11-30T00:53:20.000042Z"
+            text(1_796_000_000_000_042),
+            "\"2026-11-30T00:53:20.000042Z\""
         );
-        // The cached second is replaced when the second changes.
         assert_eq!(
-            text(at(1_796_000_001_500_000)),
-            "2026-11-30T00:53:21.500000Z"
+            text(1_796_000_001_500_000),
+            "\"2026-11-30T00:53:21.500000Z\""
         );
+    }
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.0.2.9",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = String::from("x");
+            push_ip(&mut out, ip);
+            assert_eq!(out, format!("x{ip}"));
+        }
     }
 
     #[test]

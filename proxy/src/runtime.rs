@@ -16,6 +16,7 @@ use crate::upstream::Upstream;
 use rampart_protect::defences::{DefenceSettings, Task};
 use rustls::ServerConfig;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// One route with everything a request on it needs.
@@ -149,19 +150,7 @@ impl Runtime {
                 }),
             );
         }
-        let listeners = config
-            .listeners
-            .iter()
-            .map(|l| {
-                let info = ListenerInfo {
-                    name: l.name.clone(),
-                    tls: l.tls.as_ref().map(|t| t.profile),
-                    insecure_plaintext: l.insecure_plaintext,
-                    redirect_https_port: l.redirect_https_port,
-                };
-                (l.address.port(), Arc::new(info))
-            })
-            .collect();
+        let listeners = listeners_by_port(&config, &[]);
         let runtime = Runtime {
             protect,
             trusted: TrustedProxies::new(&config.server.trusted_proxies),
@@ -178,6 +167,14 @@ impl Runtime {
         Ok((runtime, tasks))
     }
 
+    /// This generation with its listeners known by the ports bound at start (`bound`: listener
+    /// name → address; a listener configured with port 0 is served on the port the kernel
+    /// chose, which only the bound socket knows).
+    pub fn on_ports(mut self, bound: &[(String, SocketAddr)]) -> Self {
+        self.listeners = listeners_by_port(&self.config, bound);
+        self
+    }
+
     /// This generation with other TLS listener configs (certificate files changed on disk).
     pub fn with_tls(&self, tls: HashMap<String, Arc<ServerConfig>>) -> Self {
         Runtime {
@@ -185,6 +182,31 @@ impl Runtime {
             ..self.clone()
         }
     }
+}
+
+/// Each listener by the local port its connections arrive on: the bound one from `bound` (by
+/// name), else the configured one.
+fn listeners_by_port(
+    config: &Config,
+    bound: &[(String, SocketAddr)],
+) -> HashMap<u16, Arc<ListenerInfo>> {
+    config
+        .listeners
+        .iter()
+        .map(|l| {
+            let info = ListenerInfo {
+                name: l.name.clone(),
+                tls: l.tls.as_ref().map(|t| t.profile),
+                insecure_plaintext: l.insecure_plaintext,
+                redirect_https_port: l.redirect_https_port,
+            };
+            let port = bound
+                .iter()
+                .find(|(name, _)| *name == l.name)
+                .map_or(l.address.port(), |(_, a)| a.port());
+            (port, Arc::new(info))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! bogus and unsigned zones behind a validating Unbound on loopback, started by the test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::Command;
 
 use rampart_dns::testlab::{DnsLab, LabError};
@@ -22,16 +24,9 @@ fn reports_each_served_name() {
     let config = dir.path().join("edge.toml");
     std::fs::write(
         &config,
-        r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:18080"
-insecure_plaintext = true
-
-[[upstreams]]
-name = "app"
-endpoints = ["127.0.0.1:9000"]
-
+        concat!(
+            web_and_app!(),
+            r#"
 [[routes]]
 name = "shop"
 hosts = ["www.signed.test", "www.plain.test", "*.signed.test"]
@@ -41,7 +36,8 @@ upstream = "app"
 name = "legacy"
 hosts = ["www.bogus.test", "WWW.Signed.test"]
 upstream = "app"
-"#,
+"#
+        ),
     )
     .unwrap();
     let run = |json: bool| {

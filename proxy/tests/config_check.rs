@@ -23,23 +23,17 @@ fn check(dir: &std::path::Path, text: &str) -> (bool, String) {
     )
 }
 
-const BASE: &str = r#"
-[[listeners]]
-name = "web"
-address = "127.0.0.1:18080"
-insecure_plaintext = true
-
-[[upstreams]]
-name = "app"
-endpoints = ["127.0.0.1:9000"]
-
+const BASE: &str = concat!(
+    web_and_app!(),
+    r#"
 [[routes]]
 name = "app"
 hosts = ["*"]
 upstream = "app"
 [routes.cookies]
 http_only_exceptions = ["csrf_token"]
-"#;
+"#
+);
 
 #[test]
 fn valid_config_passes_with_warnings() {

@@ -37,17 +37,11 @@ fn sh(cmd: &str) -> String {
 #[test]
 fn demo_prints_commands_that_show_a_block_a_rate_limit_and_hardened_responses() {
     let dir = tempfile::tempdir().unwrap();
-    let (tls, http, admin) = (
-        common::free_port(),
-        common::free_port(),
-        common::free_port(),
-    );
+    // Port 0 everywhere: the demo prints the ports it was given by the kernel.
     let mut child = Command::new(env!("CARGO_BIN_EXE_rampart-proxy-demo"))
         .arg("--dir")
         .arg(dir.path())
-        .args(["--tls-port", &tls.to_string()])
-        .args(["--http-port", &http.to_string()])
-        .args(["--admin-port", &admin.to_string()])
+        .args(["--tls-port", "0", "--http-port", "0", "--admin-port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -63,7 +57,7 @@ fn demo_prints_commands_that_show_a_block_a_rate_limit_and_hardened_responses() 
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
             if line.contains("rampart-proxy: ready") {
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(common::ready_addresses(&line)));
             }
             seen.push_str(&line);
             seen.push('\n');
@@ -82,11 +76,13 @@ fn demo_prints_commands_that_show_a_block_a_rate_limit_and_hardened_responses() 
             }
         }
     });
-    match ready_rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(())) => {}
+    let bound = match ready_rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(bound)) => bound,
         Ok(Err(stderr)) => panic!("demo exited before ready:\n{stderr}"),
         Err(_) => panic!("demo not ready within 60 s"),
-    }
+    };
+    let tls = bound["listener.https"].port();
+    assert_ne!(tls, 0);
     let out = lines_rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(
         out.iter()

@@ -133,13 +133,7 @@ async fn mesh_upstream(ca: &TestCa, id: &str) -> SocketAddr {
     addr
 }
 
-fn edge_config(
-    ca: &TestCa,
-    b: &Basic,
-    app: SocketAddr,
-    pay: SocketAddr,
-    bad: SocketAddr,
-) -> String {
+fn edge_config(ca: &TestCa, app: SocketAddr, pay: SocketAddr, bad: SocketAddr) -> String {
     format!(
         r#"
 {head}{GENEROUS_LIMITS}
@@ -151,7 +145,7 @@ token_file = "token"
 ttl_seconds = 6
 [[listeners]]
 name = "https"
-address = "127.0.0.1:{https}"
+address = "127.0.0.1:0"
 [listeners.tls]
 [[listeners.tls.certificates]]
 from_ca = {{ dns_names = {NAMES}, ttl_seconds = 6 }}
@@ -166,21 +160,11 @@ mtls = {{ spiffe_id = "{PAYMENTS}" }}
 name = "imposter"
 endpoints = ["{bad}"]
 mtls = {{ spiffe_id = "{PAYMENTS}" }}
-[[routes]]
-name = "app"
-hosts = ["www.edge.test"]
-upstream = "app"
-[[routes]]
-name = "payments"
-hosts = ["pay.edge.test"]
-upstream = "payments"
-[[routes]]
-name = "imposter"
-hosts = ["bad.edge.test"]
-upstream = "imposter"
-"#,
-        head = config_head(b.admin, ""),
-        https = b.https,
+{app_route}{payments_route}{imposter_route}"#,
+        head = config_head(""),
+        app_route = route_table("app", r#"["www.edge.test"]"#, "app"),
+        payments_route = route_table("payments", r#"["pay.edge.test"]"#, "payments"),
+        imposter_route = route_table("imposter", r#"["bad.edge.test"]"#, "imposter"),
         ca = ca.addr,
         bundle = ca.bundle_path().display(),
     )
@@ -222,7 +206,6 @@ where
 struct Setup {
     ca: TestCa,
     edge: Edge,
-    b: Basic,
     bundle: String,
 }
 
@@ -232,17 +215,11 @@ async fn setup() -> Setup {
     let app = start_upstream().await;
     let pay = mesh_upstream(&ca, PAYMENTS).await;
     let bad = mesh_upstream(&ca, OTHER).await;
-    let b = Basic::new();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), ca.token(EDGE)).unwrap();
-    let edge = Edge::start(&edge_config(&ca, &b, app, pay, bad), dir);
+    let edge = Edge::start(&edge_config(&ca, app, pay, bad), dir);
     let bundle = ca.bundle_pem();
-    Setup {
-        ca,
-        edge,
-        b,
-        bundle,
-    }
+    Setup { ca, edge, bundle }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,15 +228,14 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
         let Setup {
             mut ca,
             edge,
-            b,
             bundle,
         } = setup().await;
         // Served under the CA's bundle, for its name, and the request goes through.
-        let r = b.send(&bundle, "www.edge.test", &get("www.edge.test", "/", "")).await;
+        let r = edge.send(&bundle, "www.edge.test", &get("www.edge.test", "/", "")).await;
         assert_eq!(r.status, 200, "{r:?}");
         // A connection opened now keeps its certificate across the renewal.
         let cfg = client_config(&bundle, &[&rustls::version::TLS13], &[b"http/1.1"]);
-        let mut open = handshake(b.https, "www.edge.test", cfg).await.unwrap();
+        let mut open = handshake(edge.port("https"), "www.edge.test", cfg).await.unwrap();
         let first = rampart_tls::svid::serial_hex(
             &open.get_ref().1.peer_certificates().unwrap()[0].clone(),
         )
@@ -267,7 +243,7 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
 
         // Renewed at about 2/3 of 6 s: new handshakes get the new certificate.
         let second = eventually(20, "a renewed listener certificate", || async {
-            let s = served_serial(b.https, "www.edge.test", &bundle).await.ok()?;
+            let s = served_serial(edge.port("https"), "www.edge.test", &bundle).await.ok()?;
             (s != first).then_some(s)
         })
         .await;
@@ -281,7 +257,7 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
             "the open connection still works with its first certificate"
         );
 
-        let m = admin(b.admin, "/metrics").await.body;
+        let m = admin(edge.admin(), "/metrics").await.body;
         let expiry = metric(
             &m,
             "rampart_ca_certificate_expiry_seconds{names=\"www.edge.test,pay.edge.test,bad.edge.test\"}",
@@ -304,12 +280,12 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
         );
         std::fs::write(&edge.config_path, added).unwrap();
         edge.signal("HUP");
-        edge.wait_stderr_within("config reload ok", 1, Duration::from_secs(90));
+        edge.wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
         let cfg = client_config(&bundle, &[&rustls::version::TLS13], &[b"http/1.1"]);
-        let tls = handshake(b.https, "new.edge.test", cfg).await.unwrap();
+        let tls = handshake(edge.port("https"), "new.edge.test", cfg).await.unwrap();
         let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
         assert_eq!(rampart_tls::svid::dns_names(&leaf), vec!["new.edge.test".to_string()]);
-        let m = admin(b.admin, "/metrics").await.body;
+        let m = admin(edge.admin(), "/metrics").await.body;
         assert!(
             metric(&m, "rampart_ca_certificate_expiry_seconds{names=\"new.edge.test\"}")
                 .is_some(),
@@ -320,11 +296,11 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
         // its seconds-to-expiry keep being reported (going down).
         ca.stop().await;
         edge.wait_stderr("edge certificate renewal failed; serving the current one", 1);
-        let served = served_serial(b.https, "www.edge.test", &bundle).await;
+        let served = served_serial(edge.port("https"), "www.edge.test", &bundle).await;
         let still = served.expect("still served while the CA is down and the certificate valid");
         assert_ne!(still, first);
         let later = eventually(10, "the expiry gauge going down", || async {
-            let m = admin(b.admin, "/metrics").await.body;
+            let m = admin(edge.admin(), "/metrics").await.body;
             let v = metric(
                 &m,
                 "rampart_ca_certificate_expiry_seconds{names=\"www.edge.test,pay.edge.test,bad.edge.test\"}",
@@ -342,14 +318,9 @@ async fn listener_certificate_from_the_ca_renews_live_and_outlives_a_ca_outage()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
     timeout(Duration::from_secs(120), async {
-        let Setup {
-            ca,
-            edge,
-            b,
-            bundle,
-        } = setup().await;
+        let Setup { ca, edge, bundle } = setup().await;
         // Allowed: the upstream sees the edge's SPIFFE ID.
-        let r = b
+        let r = edge
             .send(&bundle, "pay.edge.test", &get("pay.edge.test", "/", ""))
             .await;
         assert_eq!(r.status, 200, "{r:?}");
@@ -363,7 +334,7 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         let first = serial(&r.body);
 
         // An upstream presenting another SPIFFE ID (same CA, valid chain): 502, nothing sent.
-        let r = b
+        let r = edge
             .send(&bundle, "bad.edge.test", &get("bad.edge.test", "/", ""))
             .await;
         assert_eq!(r.status, 502, "{r:?}");
@@ -376,7 +347,7 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
             stderr.contains("not_allowed") && stderr.contains(OTHER),
             "the log names the reason and the identity seen: {stderr}"
         );
-        let m = admin(b.admin, "/metrics").await.body;
+        let m = admin(edge.admin(), "/metrics").await.body;
         assert_eq!(
             metric(
                 &m,
@@ -396,7 +367,7 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         // The edge's SVID (6 s) is renewed: new upstream connections present the new one.
         let renewed = eventually(20, "the upstream seeing a renewed edge SVID", || async {
             let r = https(
-                b.https,
+                edge.port("https"),
                 "pay.edge.test",
                 &bundle,
                 &get("pay.edge.test", "/", ""),
@@ -411,7 +382,7 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         .await;
         assert_ne!(renewed, first);
         // The imposter is still refused afterwards (its leaf is not cached as good).
-        let r = b
+        let r = edge
             .send(&bundle, "bad.edge.test", &get("bad.edge.test", "/", ""))
             .await;
         assert_eq!(r.status, 502, "{r:?}");
@@ -426,11 +397,13 @@ async fn mesh_upstream_gets_the_edge_svid_and_must_present_its_spiffe_id() {
         assert!(rampart_pki::revocation::revoke(&ca_dir, &target, "test").unwrap());
         eventually(20, "the revoked upstream refused", || async {
             let get = get("pay.edge.test", "/", "");
-            let r = https(b.https, "pay.edge.test", &bundle, &get).await.ok()?;
+            let r = https(edge.port("https"), "pay.edge.test", &bundle, &get)
+                .await
+                .ok()?;
             (r.status == 502).then_some(())
         })
         .await;
-        let m = admin(b.admin, "/metrics").await.body;
+        let m = admin(edge.admin(), "/metrics").await.body;
         let revoked =
             "rampart_upstream_mtls_refused_total{reason=\"revoked\",upstream=\"payments\"}";
         assert!(metric(&m, revoked).is_some_and(|v| v >= 1.0), "{m}");

@@ -52,7 +52,7 @@ async fn proxied_response_is_hardened_and_forwarding_replaced() {
     let (upstream, pki, dir, b) = bench("t1", NAMES).await;
     let edge = Edge::start(&b.config(upstream, ""), dir);
 
-    let r = b.send(&pki.ca_pem, "app.test", &get("app.test", "/?token=s3cr3t&q=1", "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nCookie: sid=cookiesecret\r\nAuthorization: Bearer authsecret\r\nUser-Agent: tester\r\n")).await;
+    let r = edge.send(&pki.ca_pem, "app.test", &get("app.test", "/?token=s3cr3t&q=1", "X-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nCookie: sid=cookiesecret\r\nAuthorization: Bearer authsecret\r\nUser-Agent: tester\r\n")).await;
     assert_eq!(r.status, 200);
     assert_hardened(&r, true);
     let csp = r.header("content-security-policy").unwrap();
@@ -122,8 +122,8 @@ async fn proxied_response_is_hardened_and_forwarding_replaced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_csp_kept_cookies_rules() {
     let (upstream, pki, dir, b) = bench("t2", NAMES).await;
-    let _edge = Edge::start(&b.config(upstream, ""), dir);
-    let r = b
+    let edge = Edge::start(&b.config(upstream, ""), dir);
+    let r = edge
         .send(
             &pki.ca_pem,
             "app.test",
@@ -185,7 +185,7 @@ async fn edge_error_pages_are_hardened() {
     ];
     for (sni, request, statuses) in cases {
         let t = std::time::Instant::now();
-        let r = b.send(&pki.ca_pem, sni, &request).await;
+        let r = edge.send(&pki.ca_pem, sni, &request).await;
         assert!(statuses.contains(&r.status), "{request:?}: {r:?}");
         if sni == "dead.test" {
             assert!(t.elapsed() < std::time::Duration::from_secs(2));
@@ -193,16 +193,17 @@ async fn edge_error_pages_are_hardened() {
         assert_hardened(&r, true);
     }
     // Plain listener: redirect to https, hardened, no HSTS.
-    let r = raw(b.http, &get("app.test", "/a?b=1", "")).await;
+    let r = raw(edge.port("http"), &get("app.test", "/a?b=1", "")).await;
     assert_eq!(r.status, 308);
     assert_eq!(
         r.header("location"),
-        Some(format!("https://app.test:{}/a?b=1", b.https).as_str())
+        Some("https://app.test/a?b=1"),
+        "redirect_https_port defaults to 443, left out of the URL"
     );
     assert_hardened(&r, false);
 
     // Metrics moved: 4xx and 5xx counted, upstream error recorded.
-    let m = admin(b.admin, "/metrics").await.body;
+    let m = admin(edge.admin(), "/metrics").await.body;
     assert!(
         m.contains("rampart_requests_total{route=\"\",status_class=\"4xx\"}"),
         "{m}"
@@ -220,8 +221,8 @@ async fn edge_error_pages_are_hardened() {
         "{m}"
     );
     assert!(m.contains("rampart_request_duration_seconds_bucket"), "{m}");
-    assert_eq!(admin(b.admin, "/healthz").await.status, 200);
-    assert_eq!(admin(b.admin, "/readyz").await.status, 200);
+    assert_eq!(admin(edge.admin(), "/healthz").await.status, 200);
+    assert_eq!(admin(edge.admin(), "/readyz").await.status, 200);
     let log = edge.access_lines(7);
     assert_eq!(log.len(), 7, "{log:?}");
     assert!(
@@ -235,8 +236,8 @@ async fn edge_error_pages_are_hardened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_request_gets_400_without_pingora_banner() {
     let (upstream, pki, dir, b) = bench("t4", NAMES).await;
-    let _edge = Edge::start(&b.config(upstream, ""), dir);
-    let r = b
+    let edge = Edge::start(&b.config(upstream, ""), dir);
+    let r = edge
         .send(
             &pki.ca_pem,
             "app.test",
@@ -250,27 +251,30 @@ async fn garbage_request_gets_400_without_pingora_banner() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_via_alpn() {
     let (upstream, pki, dir, b) = bench("t5", NAMES).await;
-    let _edge = Edge::start(&b.config(upstream, ""), dir);
+    let edge = Edge::start(&b.config(upstream, ""), dir);
     let cfg = client_config(
         &pki.ca_pem,
         &[&rustls::version::TLS13],
         &[b"h2", b"http/1.1"],
     );
-    let s = handshake(b.https, "app.test", cfg).await.unwrap();
+    let s = handshake(edge.port("https"), "app.test", cfg)
+        .await
+        .unwrap();
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_endpoint_is_retried_then_ejected() {
     let (upstream, pki, dir, b) = bench("t6", NAMES).await;
-    let dead = free_port();
+    let refused = RefusedPort::new();
+    let dead = refused.port;
     let config = b.config(upstream, "").replace(
         &format!("endpoints = [\"{upstream}\"]"),
         &format!("endpoints = [\"127.0.0.1:{dead}\", \"{upstream}\"]\nhealth = {{ max_failures = 1, eject_seconds = 60 }}"),
     );
-    let _edge = Edge::start(&config, dir);
+    let edge = Edge::start(&config, dir);
     for _ in 0..6 {
-        let r = b
+        let r = edge
             .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
             .await;
         assert_eq!(
@@ -278,7 +282,7 @@ async fn dead_endpoint_is_retried_then_ejected() {
             "a dead endpoint must not fail requests while another is up"
         );
     }
-    let m = admin(b.admin, "/metrics").await.body;
+    let m = admin(edge.admin(), "/metrics").await.body;
     let ep = format!(
         "rampart_upstream_ejections_total{{endpoint=\"127.0.0.1:{dead}\",upstream=\"app\"}} 1"
     );
@@ -295,14 +299,14 @@ async fn http2_request_end_to_end_with_curl() {
     let (upstream, pki, dir, b) = bench("t7", NAMES).await;
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca_pem).unwrap();
-    let _edge = Edge::start(&b.config(upstream, ""), dir);
+    let edge = Edge::start(&b.config(upstream, ""), dir);
     let out = tokio::process::Command::new("curl")
         .args(["-sS", "-D", "-", "-o", "/dev/null", "--http2", "--cacert"])
         .arg(&ca)
         .args([
             "--resolve",
-            &format!("app.test:{}:127.0.0.1", b.https),
-            &format!("https://app.test:{}/", b.https),
+            &format!("app.test:{}:127.0.0.1", edge.port("https")),
+            &format!("https://app.test:{}/", edge.port("https")),
         ])
         .output()
         .await
@@ -326,15 +330,14 @@ async fn http2_request_end_to_end_with_curl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insecure_plaintext_listener_proxies_without_hsts() {
     let (upstream, _, dir, b) = bench("t8", NAMES).await;
-    let plain = free_port();
     let config = b.config(upstream, "").replacen(
         "[[upstreams]]",
-        &format!("[[listeners]]\nname = \"plain\"\naddress = \"127.0.0.1:{plain}\"\ninsecure_plaintext = true\n\n[[upstreams]]"),
+        "[[listeners]]\nname = \"plain\"\naddress = \"127.0.0.1:0\"\ninsecure_plaintext = true\n\n[[upstreams]]",
         1,
     );
     let edge = Edge::start(&config, dir);
     edge.wait_stderr("warning: listener `plain` serves plain HTTP", 1);
-    let r = raw(plain, &get("app.test", "/", "")).await;
+    let r = raw(edge.port("plain"), &get("app.test", "/", "")).await;
     assert_eq!(r.status, 200);
     assert_hardened(&r, false);
     assert!(
@@ -349,17 +352,19 @@ async fn insecure_plaintext_listener_proxies_without_hsts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_connections_gauge_follows_connections() {
     let (upstream, pki, dir, b) = bench("t9", NAMES).await;
-    let _edge = Edge::start(&b.config(upstream, ""), dir);
+    let edge = Edge::start(&b.config(upstream, ""), dir);
     let gauge = |m: &str| -> Option<String> {
         m.lines()
             .find(|l| l.starts_with("rampart_active_connections{listener=\"https\"}"))
             .map(|l| l.rsplit(' ').next().unwrap().to_string())
     };
     let cfg = client_config(&pki.ca_pem, &[&rustls::version::TLS13], &[]);
-    let held = handshake(b.https, "app.test", cfg).await.unwrap();
+    let held = handshake(edge.port("https"), "app.test", cfg)
+        .await
+        .unwrap();
     let mut seen_one = false;
     for _ in 0..100 {
-        if gauge(&admin(b.admin, "/metrics").await.body).as_deref() == Some("1") {
+        if gauge(&admin(edge.admin(), "/metrics").await.body).as_deref() == Some("1") {
             seen_one = true;
             break;
         }
@@ -369,7 +374,7 @@ async fn active_connections_gauge_follows_connections() {
     drop(held);
     let mut back_to_zero = false;
     for _ in 0..100 {
-        if gauge(&admin(b.admin, "/metrics").await.body).as_deref() == Some("0") {
+        if gauge(&admin(edge.admin(), "/metrics").await.body).as_deref() == Some("0") {
             back_to_zero = true;
             break;
         }
@@ -386,7 +391,7 @@ async fn trusted_proxy_forwarding_is_believed() {
         "trusted_proxies = [\"127.0.0.1/32\"]",
     );
     let edge = Edge::start(&config, dir);
-    let r = b.send(&pki.ca_pem, "app.test", &get("app.test", "/", "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: lb-1234\r\n")).await;
+    let r = edge.send(&pki.ca_pem, "app.test", &get("app.test", "/", "X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Request-Id: lb-1234\r\n")).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-request-id"), Some("lb-1234"));
     let seen = r.body.to_ascii_lowercase();
@@ -412,13 +417,13 @@ async fn slow_upstream_gets_hardened_504() {
         "connect_timeout_ms = 500\nread_timeout_ms = 200",
         1,
     );
-    let _edge = Edge::start(&config, dir);
-    let r = b
+    let edge = Edge::start(&config, dir);
+    let r = edge
         .send(&pki.ca_pem, "app.test", &get("app.test", "/slow", ""))
         .await;
     assert_eq!(r.status, 504);
     assert_hardened(&r, true);
-    let m = admin(b.admin, "/metrics").await.body;
+    let m = admin(edge.admin(), "/metrics").await.body;
     assert!(
         m.contains("rampart_upstream_errors_total{kind=\"readtimedout\",upstream=\"app\"} 1"),
         "{m}"
@@ -436,7 +441,11 @@ async fn ip_address_sni_is_counted_and_logged_once() {
         let out = tokio::time::timeout(
             std::time::Duration::from_secs(20),
             tokio::process::Command::new("openssl")
-                .args(["s_client", "-connect", &format!("127.0.0.1:{}", b.https)])
+                .args([
+                    "s_client",
+                    "-connect",
+                    &format!("127.0.0.1:{}", edge.port("https")),
+                ])
                 .args(["-servername", "127.0.0.1", "-brief"])
                 .stdin(std::process::Stdio::null())
                 .output(),
@@ -447,7 +456,7 @@ async fn ip_address_sni_is_counted_and_logged_once() {
         let text = String::from_utf8_lossy(&out.stderr);
         assert!(text.contains("CONNECTION ESTABLISHED"), "{text}");
     }
-    let metrics = admin(b.admin, "/metrics").await.body;
+    let metrics = admin(edge.admin(), "/metrics").await.body;
     let count = metrics
         .lines()
         .find_map(|l| l.strip_prefix(series))

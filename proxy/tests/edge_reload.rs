@@ -8,10 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a reload may take to be reported: it compiles the WAF rules, seconds of CPU in a
-/// debug build on a loaded machine.
-const RELOAD_WAIT: Duration = Duration::from_secs(90);
-
 fn route_with_header(value: &str) -> String {
     format!("[routes.headers]\nset = {{ \"X-Config-Generation\" = \"{value}\" }}\n")
 }
@@ -46,7 +42,7 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
             seen_last.clone(),
             pki.ca_pem.clone(),
         );
-        let port = b.https;
+        let port = edge.port("https");
         tasks.push(tokio::spawn(async move {
             // Bounded: at most 2000 requests per task, or until told to stop.
             for _ in 0..2000 {
@@ -115,7 +111,7 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
         !stderr.contains('\u{1b}'),
         "colour codes in piped stderr: {stderr:?}"
     );
-    let r = b
+    let r = edge
         .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
         .await;
     assert_eq!(r.status, 200);
@@ -129,11 +125,11 @@ async fn reload_under_load_drops_nothing_and_bad_config_is_refused() {
     .unwrap();
     edge.signal("HUP");
     edge.wait_stderr_within("config reload refused", 2, RELOAD_WAIT);
-    let r = b
+    let r = edge
         .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
         .await;
     assert_eq!(r.header("x-config-generation"), Some("g5"));
-    let m = admin(b.admin, "/metrics").await.body;
+    let m = admin(edge.admin(), "/metrics").await.body;
     assert!(
         m.contains("rampart_config_reloads_total{result=\"ok\",what=\"config\"} 5"),
         "{m}"
@@ -157,7 +153,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
     );
     // A request in flight (the upstream answers /slow after 800 ms) when SIGTERM arrives.
     let ca = pki.ca_pem.clone();
-    let port = b.https;
+    let port = edge.port("https");
     let in_flight =
         tokio::spawn(
             async move { https(port, "app.test", &ca, &get("app.test", "/slow", "")).await },
@@ -253,10 +249,10 @@ async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests
         pki.leaf(dir.path(), "edge", &["app.test"]);
         let b = Basic::new();
         let edge = Edge::start(&config(&b, upstream, "g1"), dir);
-        let first = served_serial(b.https, &pki.ca_pem).await;
+        let first = served_serial(edge.port("https"), &pki.ca_pem).await;
 
         // A request in flight (held by the upstream) across the reload.
-        let (ca, port) = (pki.ca_pem.clone(), b.https);
+        let (ca, port) = (pki.ca_pem.clone(), edge.port("https"));
         let in_flight = tokio::spawn(async move {
             use tokio::io::AsyncReadExt;
             // Not `https`: its 10 s read deadline is shorter than a reload on a loaded machine.
@@ -293,13 +289,13 @@ async fn one_generation_publishes_routes_and_certificates_and_in_flight_requests
             "a request in flight keeps the generation it started in"
         );
         // A new connection: the new certificate and the new routes, from the same generation.
-        let second = served_serial(b.https, &pki.ca_pem).await;
+        let second = served_serial(edge.port("https"), &pki.ca_pem).await;
         assert_ne!(first, second, "the reload published the new certificate");
-        let r = b
+        let r = edge
             .send(&pki.ca_pem, "app.test", &get("app.test", "/", ""))
             .await;
         assert_eq!(r.header("x-config-generation"), Some("g2"));
-        let m = admin(b.admin, "/metrics").await.body;
+        let m = admin(edge.admin(), "/metrics").await.body;
         assert!(
             m.contains("rampart_config_reloads_total{result=\"ok\",what=\"config\"} 1"),
             "{m}"
@@ -403,14 +399,14 @@ async fn a_reload_swaps_headers_rate_limits_and_connection_caps_together() {
         // so never evicted as stalled): it is at its cap.
         let mut holders = Vec::new();
         for _ in 0..4 {
-            holders.push(send_hold(other, b.https, "hold.test", &pki.ca_pem).await);
+            holders.push(send_hold(other, edge.port("https"), "hold.test", &pki.ca_pem).await);
             arrivals.recv().await.unwrap();
         }
         let clock = Arc::new(AtomicUsize::new(0));
         let before = vec![
-            probe(&clock, LOOPBACK, b.https, &pki.ca_pem).await,
-            probe(&clock, LOOPBACK, b.https, &pki.ca_pem).await,
-            probe(&clock, other, b.https, &pki.ca_pem).await,
+            probe(&clock, LOOPBACK, edge.port("https"), &pki.ca_pem).await,
+            probe(&clock, LOOPBACK, edge.port("https"), &pki.ca_pem).await,
+            probe(&clock, other, edge.port("https"), &pki.ca_pem).await,
         ];
         let answers: Vec<_> = before.iter().map(|s| s.answer.clone()).collect();
         assert_eq!(
@@ -423,7 +419,7 @@ async fn a_reload_swaps_headers_rate_limits_and_connection_caps_together() {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for source in [LOOPBACK, other] {
-            let (stop, clock, ca, port) = (stop.clone(), clock.clone(), pki.ca_pem.clone(), b.https);
+            let (stop, clock, ca, port) = (stop.clone(), clock.clone(), pki.ca_pem.clone(), edge.port("https"));
             tasks.push(tokio::spawn(async move {
                 let mut seen = Vec::new();
                 // Bounded: at most 3000 probes per address, or until told to stop.
@@ -499,14 +495,14 @@ async fn a_reload_swaps_headers_rate_limits_and_connection_caps_together() {
         edge.signal("HUP");
         edge.wait_stderr_within("config reload refused", 1, RELOAD_WAIT);
         for source in [LOOPBACK, LOOPBACK, LOOPBACK, other] {
-            let s = probe(&clock, source, b.https, &pki.ca_pem).await;
+            let s = probe(&clock, source, edge.port("https"), &pki.ca_pem).await;
             assert_eq!(
                 s.answer,
                 Some((200, "b".into())),
                 "after the refused reload, from {source}"
             );
         }
-        let m = admin(b.admin, "/metrics").await.body;
+        let m = admin(edge.admin(), "/metrics").await.body;
         assert!(
             m.contains("rampart_config_reloads_total{result=\"ok\",what=\"config\"} 1")
                 && m.contains("rampart_config_reloads_total{result=\"error\",what=\"config\"} 1"),

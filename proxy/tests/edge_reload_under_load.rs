@@ -56,7 +56,7 @@ async fn reloads_and_a_sigterm_under_load_fail_no_request() {
     }
     let mut edge = Edge::start(&variants[0], dir);
     let target = Target::parse(
-        &format!("https://127.0.0.1:{}", b.https),
+        &format!("https://127.0.0.1:{}", edge.port("https")),
         Some(&ca),
         Some("app.test"),
     )
@@ -83,7 +83,7 @@ async fn reloads_and_a_sigterm_under_load_fail_no_request() {
             variants: files,
             reloads: RELOADS,
             interval: Duration::from_millis(400),
-            admin: SocketAddr::from(([127, 0, 0, 1], b.admin)),
+            admin: SocketAddr::from(([127, 0, 0, 1], edge.admin())),
             sigterm: true,
         }),
     };

@@ -17,17 +17,12 @@ fn leaf_names(s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> Vec
         .collect()
 }
 
-fn two_listener_config(
-    modern: u16,
-    inter: u16,
-    admin: u16,
-    upstream: std::net::SocketAddr,
-) -> String {
+fn two_listener_config(upstream: std::net::SocketAddr) -> String {
     format!(
         "\n{head}{modern}{inter}{route}",
-        head = config_head(admin, ""),
-        modern = tls_listener("modern", modern, "modern", &["a", "b"]),
-        inter = tls_listener("intermediate", inter, "intermediate", &["a"]),
+        head = config_head(""),
+        modern = tls_listener("modern", 0, "modern", &["a", "b"]),
+        inter = tls_listener("intermediate", 0, "intermediate", &["a"]),
         route = route_to("app", "app", &upstream.to_string(), r#"["*"]"#),
     )
 }
@@ -47,14 +42,13 @@ async fn two_listeners() -> TwoListeners {
     let dir = tempfile::tempdir().unwrap();
     pki.leaf(dir.path(), "a", &["a.test"]);
     pki.leaf(dir.path(), "b", &["b.test", "*.b.test"]);
-    let (modern, inter, admin) = (free_port(), free_port(), free_port());
-    let edge = Edge::start(&two_listener_config(modern, inter, admin, upstream), dir);
+    let edge = Edge::start(&two_listener_config(upstream), dir);
     TwoListeners {
+        modern: edge.port("modern"),
+        inter: edge.port("intermediate"),
+        admin: edge.admin(),
         edge,
         pki,
-        modern,
-        inter,
-        admin,
     }
 }
 
@@ -194,7 +188,6 @@ async fn pooled_upstream_connections_never_cross_trust_settings() {
     edge_pki.leaf(dir.path(), "edge", &["good.test", "bad.test"]);
     std::fs::write(dir.path().join("up-ca.pem"), &up_pki.ca_pem).unwrap();
     std::fs::write(dir.path().join("wrong-ca.pem"), &wrong_pki.ca_pem).unwrap();
-    let (port, admin_port) = (free_port(), free_port());
     let config = format!(
         r#"
 {head}{https}[[upstreams]]
@@ -205,47 +198,28 @@ tls = {{ ca_file = "up-ca.pem", sni = "up.test" }}
 name = "bad"
 endpoints = ["{up}"]
 tls = {{ ca_file = "wrong-ca.pem", sni = "up.test" }}
-[[routes]]
-name = "good"
-hosts = ["good.test"]
-upstream = "good"
-[[routes]]
-name = "bad"
-hosts = ["bad.test"]
-upstream = "bad"
-"#,
-        head = config_head(admin_port, ""),
-        https = tls_listener("https", port, "intermediate", &["edge"]),
+{good}{bad}"#,
+        head = config_head(""),
+        good = route_table("good", r#"["good.test"]"#, "good"),
+        bad = route_table("bad", r#"["bad.test"]"#, "bad"),
+        https = tls_listener("https", 0, "intermediate", &["edge"]),
     );
-    let _edge = Edge::start(&config, dir);
+    let edge = Edge::start(&config, dir);
+    let port = edge.port("https");
+    let ca = edge_pki.ca_pem.as_str();
+    let send = |host: &'static str| async move {
+        https_response(port, host, ca, &get(host, "/", "")).await
+    };
     // Keep-alive request on the good route pools a verified upstream connection.
-    let r = https_response(
-        port,
-        "good.test",
-        &edge_pki.ca_pem,
-        &get("good.test", "/", ""),
-    )
-    .await;
+    let r = send("good.test").await;
     assert_eq!(r.status, 200, "{r:?}");
     for _ in 0..3 {
-        let r = https_response(
-            port,
-            "bad.test",
-            &edge_pki.ca_pem,
-            &get("bad.test", "/", ""),
-        )
-        .await;
+        let r = send("bad.test").await;
         assert_eq!(
             r.status, 502,
             "wrong CA must fail even with a pooled connection: {r:?}"
         );
-        let r = https_response(
-            port,
-            "good.test",
-            &edge_pki.ca_pem,
-            &get("good.test", "/", ""),
-        )
-        .await;
+        let r = send("good.test").await;
         assert_eq!(r.status, 200);
     }
 }
@@ -262,7 +236,8 @@ async fn sighup_switches_a_listener_profile() {
     )
     .unwrap();
     t.edge.signal("HUP");
-    t.edge.wait_stderr("config reload ok", 1);
+    t.edge
+        .wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
     assert!(
         handshake(t.inter, "a.test", tls12).await.is_err(),
         "TLS 1.2 still accepted after switching to modern"

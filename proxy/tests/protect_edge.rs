@@ -196,16 +196,15 @@ async fn start_edge() -> Running {
         },
         defences.conn_filter.clone(),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Bound here and handed to Pingora: the port stays ours from bind to serve.
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let fds = rampart_proxy::control::server::listen_fds(vec![(addr, socket)]);
     let mut service = Service::new("protect-edge".into(), app);
     service.add_tcp(&addr.to_string());
     service.set_connection_filter(defences.conn_filter.clone());
-    tokio::spawn(async move { service.start_service(None, shutdown, 1).await });
+    tokio::spawn(async move { service.start_service(Some(fds), shutdown, 1).await });
 
     // Ready when a request goes through.
     let deadline = Instant::now() + Duration::from_secs(10);

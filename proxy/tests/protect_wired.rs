@@ -118,7 +118,8 @@ impl Counting {
 }
 
 /// Plain listener (insecure_plaintext: raw bytes on the wire), admin, routes with each WAF
-/// mode and body limits, and `protect` tables.
+/// mode and body limits, and `protect` tables; every address on port 0 in the config, `port` and
+/// `admin` the bound ones (from the ready line).
 struct Setup {
     port: u16,
     admin: u16,
@@ -131,7 +132,7 @@ impl Setup {
 {head}{protect}
 [[listeners]]
 name = "plain"
-address = "127.0.0.1:{port}"
+address = "127.0.0.1:0"
 insecure_plaintext = true
 {route}[routes.waf]
 mode = "{app_mode}"
@@ -180,9 +181,8 @@ name = "limited"
 hosts = ["limited.test"]
 upstream = "app"
 "#,
-            head = config_head(self.admin, ""),
+            head = config_head(""),
             route = route_to("app", "app", &upstream.to_string(), r#"["app.test"]"#),
-            port = self.port,
         )
     }
 }
@@ -209,12 +209,13 @@ struct Running {
 
 async fn start_with(protect: &str, app_mode: &str) -> Running {
     let up = Counting::start().await;
-    let setup = Setup {
-        port: free_port(),
-        admin: free_port(),
-    };
     let dir = tempfile::tempdir().unwrap();
-    let edge = Edge::start(&setup.config(up.addr(), protect, app_mode), dir);
+    let unbound = Setup { port: 0, admin: 0 };
+    let edge = Edge::start(&unbound.config(up.addr(), protect, app_mode), dir);
+    let setup = Setup {
+        port: edge.port("plain"),
+        admin: edge.admin(),
+    };
     Running { edge, up, setup }
 }
 
@@ -461,7 +462,8 @@ async fn sighup_swaps_waf_mode_and_limits() {
     )
     .unwrap();
     e.edge.signal("HUP");
-    e.edge.wait_stderr("config reload ok", 1);
+    e.edge
+        .wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
     assert_eq!(send(e.setup.port, &attack).await.status, 403);
     assert_eq!(send(e.setup.port, &long).await.status, 414);
 }
@@ -492,7 +494,8 @@ async fn sighup_reloads_protect_limits_and_refuses_a_bad_protect() {
     // Burst 4: a fresh limiter (per-client state starts over) enforcing the new limit.
     write(&LIMITS.replace("burst = 2", "burst = 4"));
     e.edge.signal("HUP");
-    e.edge.wait_stderr("config reload ok", 1);
+    e.edge
+        .wait_stderr_within("config reload ok", 1, RELOAD_WAIT);
     assert_eq!(limited_statuses(port, 5).await, [200, 200, 200, 200, 429]);
 
     // A limit for a route that does not exist: refused, naming the field.
@@ -501,14 +504,16 @@ async fn sighup_reloads_protect_limits_and_refuses_a_bad_protect() {
         LIMITS.replace("burst = 2", "burst = 100")
     ));
     e.edge.signal("HUP");
-    e.edge.wait_stderr("config reload refused", 1);
+    e.edge
+        .wait_stderr_within("config reload refused", 1, RELOAD_WAIT);
     e.edge.wait_stderr("rate_limit.routes.nosuch", 1);
     // A setting bound at start: refused, naming it.
     write(&format!(
         "{LIMITS}[protect.h2]\nmax_concurrent_streams = 7\n"
     ));
     e.edge.signal("HUP");
-    e.edge.wait_stderr("config reload refused", 2);
+    e.edge
+        .wait_stderr_within("config reload refused", 2, RELOAD_WAIT);
     e.edge
         .wait_stderr("protect.h2.max_concurrent_streams is bound at start", 1);
     // The burst-4 limiter keeps running with its state: still limited.
@@ -629,9 +634,10 @@ async fn global_connection_cap_refuses_before_reading_and_logs_an_event() {
 
 #[tokio::test]
 async fn new_connection_rate_refuses_before_reading_and_logs_an_event() {
-    // Burst 3: the readiness probe and two held connections spend it.
+    // Burst 2: the two held connections spend it (the edge no longer probes its own listeners
+    // to become ready: it binds them itself).
     let protect =
-        "[protect.connections]\nnew_per_ip = { requests = 1, per_seconds = 60, burst = 3 }\n";
+        "[protect.connections]\nnew_per_ip = { requests = 1, per_seconds = 60, burst = 2 }\n";
     third_connection_refused(protect, "conn_rate").await;
 }
 
@@ -1199,7 +1205,9 @@ async fn h2_rapid_reset_closes_the_connection_and_logs_an_event() {
     let protect = format!("{GENEROUS_LIMITS}[protect.h2]\nmax_resets_per_sec = 10\n");
     let edge = Edge::start(&b.config_with(up.addr(), "", &protect), dir);
     let cfg = client_config(&pki.ca_pem, &[&rustls::version::TLS13], &[b"h2"]);
-    let mut s = handshake(b.https, "app.test", cfg).await.unwrap();
+    let mut s = handshake(edge.port("https"), "app.test", cfg)
+        .await
+        .unwrap();
     let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     wire.extend(h2_frame(0x4, 0, 0, &[])); // SETTINGS
                                            // HPACK: :method GET, :scheme https, :path /, :authority app.test (literal, indexed name).
@@ -1228,7 +1236,7 @@ async fn h2_rapid_reset_closes_the_connection_and_logs_an_event() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(line["event"], "rampart.denial");
-    let m = admin(b.admin, "/metrics").await;
+    let m = admin(edge.admin(), "/metrics").await;
     assert!(
         m.body.contains(
             "rampart_denials_total{family=\"none\",reason=\"h2_reset_flood\",route=\"none\"} 1"
@@ -1258,10 +1266,10 @@ async fn waf_blocks_over_the_threshold_call_the_webhook() {
 #[tokio::test]
 async fn unreachable_redis_falls_back_to_local_limits_and_alerts() {
     let hook = Webhook::start().await;
-    let dead = free_port(); // nothing listens there
+    let dead = RefusedPort::new(); // nothing listens there
     let protect = format!(
-        "{LIMITS}[protect.fleet]\naddress = \"127.0.0.1:{dead}\"\n[protect.fleet.routes.limited]\nrequests = 1000\n[protect.alerts]\nwebhook_url = \"http://{}/alert\"\n",
-        hook.addr
+        "{LIMITS}[protect.fleet]\naddress = \"127.0.0.1:{}\"\n[protect.fleet.routes.limited]\nrequests = 1000\n[protect.alerts]\nwebhook_url = \"http://{}/alert\"\n",
+        dead.port, hook.addr
     );
     let e = start_with(&protect, "block").await;
     // Never fail open silently, never block everyone: local limits (burst 2) still apply.
@@ -1559,13 +1567,13 @@ async fn h2_body_without_length_is_inspected_whole_before_forwarding() {
     let edge = Edge::start(&b.config_with(up.addr(), "", GENEROUS_LIMITS), dir);
     // An attack at byte 70,000 of 100 KiB: refused, nothing forwarded.
     assert_eq!(
-        h2_post(b.https, &pki.ca_pem, &body_with_late_attack()).await,
+        h2_post(edge.port("https"), &pki.ca_pem, &body_with_late_attack()).await,
         403
     );
     up.saw_nothing();
     // A benign 100 KiB body: forwarded byte-exact, inspected whole.
     let body = form_body(100 * 1024);
-    assert_eq!(h2_post(b.https, &pki.ca_pem, &body).await, 200);
+    assert_eq!(h2_post(edge.port("https"), &pki.ca_pem, &body).await, 200);
     assert_eq!(up.bodies.lock().unwrap()[0], body);
     let lines = edge.access_lines(2);
     let ok = lines

@@ -63,7 +63,15 @@ impl fmt::Display for TrustDomain {
 }
 
 /// A valid SPIFFE ID such as `spiffe://prod.example.org/ns/web/sa/frontend`.
+///
+/// With the `serde` feature it deserialises from a string through [`SpiffeId::parse`]: a
+/// refused value fails with `invalid SPIFFE ID "<value>": <the rule it breaks>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Deserialize),
+    serde(try_from = "String")
+)]
 pub struct SpiffeId {
     uri: String,
     domain_len: usize,
@@ -155,6 +163,13 @@ impl SpiffeId {
     }
 }
 
+impl TryFrom<String> for SpiffeId {
+    type Error = TlsError;
+    fn try_from(uri: String) -> Result<Self> {
+        Self::parse(&uri)
+    }
+}
+
 impl fmt::Display for SpiffeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.uri)
@@ -196,5 +211,27 @@ mod tests {
         }
         let long = format!("spiffe://example.org/{}", "a".repeat(2100));
         assert!(SpiffeId::parse(&long).is_err());
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn deserialises_through_parse_naming_a_refused_value() {
+        use serde::de::value::{Error, StringDeserializer};
+        use serde::Deserialize;
+        let read = |s: &str| SpiffeId::deserialize(StringDeserializer::<Error>::new(s.into()));
+        let id = read("spiffe://prod.example.org/ns/web/sa/frontend").unwrap();
+        assert_eq!(id.path(), "/ns/web/sa/frontend");
+        let e = read("spiffe://prod.example.org/ns//sa")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "invalid SPIFFE ID \"spiffe://prod.example.org/ns//sa\": path segments must not be empty (no '//' or trailing '/')"
+        );
+        let e = read("https://x.test/a").unwrap_err().to_string();
+        assert!(
+            e.contains("\"https://x.test/a\"") && e.contains("scheme must be spiffe://"),
+            "{e}"
+        );
     }
 }

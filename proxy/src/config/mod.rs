@@ -10,7 +10,7 @@ mod validate;
 
 pub use model::*;
 pub use rampart_ops::config::line_of_path;
-pub use types::{CaUrl, Cidr, HostPattern, HostPort, SpiffeIdValue};
+pub use types::{CaUrl, Cidr, HostPattern, HostPort};
 pub use validate::{validate, warnings};
 
 use std::path::Path;
@@ -160,7 +160,7 @@ UPSTREAM
             (
                 "cert = \"a.pem\"\nkey = \"a.key\"",
                 "mtls = { spiffe_id = \"https://x\" }",
-                "is not a SPIFFE ID",
+                "invalid SPIFFE ID \"https://x\": scheme must be spiffe://",
             ),
             (
                 "cert = \"a.pem\"\nkey = \"a.key\"",

@@ -42,7 +42,7 @@ pub struct IdentityConfig {
     /// The CA service, e.g. `https://ca.internal:8443`.
     pub ca: super::CaUrl,
     /// The edge's SPIFFE ID (the join token must be for it).
-    pub spiffe_id: super::SpiffeIdValue,
+    pub spiffe_id: rampart_tls::SpiffeId,
     /// PEM roots the CA is authenticated with (provisioned with the edge).
     pub bundle: PathBuf,
     /// File holding a join token (`rampart-pki token create`); not needed while `state_dir`
@@ -391,7 +391,7 @@ pub struct UpstreamConfig {
 #[serde(deny_unknown_fields)]
 pub struct UpstreamMtls {
     /// The SPIFFE ID the upstream must present.
-    pub spiffe_id: super::SpiffeIdValue,
+    pub spiffe_id: rampart_tls::SpiffeId,
     /// Server name sent in the handshake (default: the ID's trust domain); the upstream is
     /// authenticated by its SPIFFE ID, not by this name.
     pub sni: Option<String>,

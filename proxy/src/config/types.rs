@@ -170,26 +170,6 @@ mod tests {
     }
 }
 
-/// A SPIFFE ID (`spiffe://trust.domain/path`), parsed at load.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct SpiffeIdValue(pub rampart_tls::SpiffeId);
-
-impl TryFrom<String> for SpiffeIdValue {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        rampart_tls::SpiffeId::parse(&s)
-            .map(SpiffeIdValue)
-            .map_err(|e| format!("`{s}` is not a SPIFFE ID: {e}"))
-    }
-}
-
-impl fmt::Display for SpiffeIdValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// The built-in CA's address, `https://host:port` (or `host:port`), parsed at load.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "String")]

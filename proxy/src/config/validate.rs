@@ -81,8 +81,9 @@ fn validate_listeners(c: &Config) -> Result<(), Issue> {
                 format!("duplicate listener name `{}`", l.name),
             ));
         }
-        // Requests are attributed to listeners by local port.
-        if !ports.insert(l.address.port()) {
+        // Requests are attributed to listeners by local port (port 0: the kernel picks a free
+        // one for each at start, printed in the ready line).
+        if l.address.port() != 0 && !ports.insert(l.address.port()) {
             return Err(Issue::new(
                 &at("address"),
                 "each listener needs its own port",
@@ -121,7 +122,9 @@ fn validate_listeners(c: &Config) -> Result<(), Issue> {
     }
     if c.admin.enabled
         && c.listeners.iter().any(|l| {
-            l.address.port() == c.admin.address.port() && l.address.ip() == c.admin.address.ip()
+            l.address.port() != 0
+                && l.address.port() == c.admin.address.port()
+                && l.address.ip() == c.admin.address.ip()
         })
     {
         return Err(Issue::new(
@@ -171,8 +174,8 @@ fn validate_upstreams(c: &Config) -> Result<(), Issue> {
                 return Err(Issue::new(&at("mtls"), "needs the edge's [identity]"));
             };
             let (want, ours) = (
-                mtls.spiffe_id.0.trust_domain_str(),
-                identity.spiffe_id.0.trust_domain_str(),
+                mtls.spiffe_id.trust_domain_str(),
+                identity.spiffe_id.trust_domain_str(),
             );
             if want != ours {
                 return Err(Issue::new(

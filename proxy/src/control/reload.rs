@@ -50,6 +50,7 @@ pub fn reload_config(shared: &Shared) -> Result<(), EdgeError> {
             tracing::warn!("{w}");
         }
         let (next, tasks) = Runtime::next(config, shared.identity.as_ref(), Some(current))?;
+        let next = next.on_ports(&shared.bound.listeners);
         // Nothing can fail from here on: the generation is stored right after this closure
         // returns. The new settings' tasks (limiter sweeper, a new alerter's worker) run on the
         // control plane's runtime (reloads run on its blocking pool).
@@ -61,6 +62,9 @@ pub fn reload_config(shared: &Shared) -> Result<(), EdgeError> {
     })?;
     if let Some(identity) = &shared.identity {
         identity.retain_used(&shared.runtime.load().config);
+        // Certificates the new generation obtained from the CA report their expiry from the
+        // moment they are served, not from the exporter's next tick.
+        identity.export_expiry_now();
     }
     Ok(())
 }

@@ -8,17 +8,20 @@ use crate::listener::EdgeApp;
 use crate::metrics::Metrics;
 use crate::proxy::Edge;
 use crate::runtime::Runtime;
-use crate::state::Shared;
+use crate::state::{Bound, Shared};
 use crate::tls::{self, EdgeIdentity};
 use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
+use pingora_core::server::{Fds, ListenFds, ShutdownWatch};
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
+use pingora_core::services::{ServiceReadyNotifier, ServiceWithDependents};
 use rampart_ops::drain::{InFlight, Readiness};
 use rampart_ops::reload::Generations;
 use rampart_protect::conn_limit::pingora::ConnTracked;
 use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +32,14 @@ use std::time::Duration;
 pub const DEFAULT_LOG: &str =
     "warn,rampart_ops=info,pingora_core::services::listening=off,pingora_core::protocols=error,rustls::msgs::handshake=error";
 
-/// Loads and checks everything; returns the shared state ready to serve.
+/// Binds the listeners and the admin address, loads and checks everything; returns the shared
+/// state ready to serve.
 pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeError> {
     tls::install_crypto_provider();
     for w in config::warnings(&config) {
         eprintln!("rampart-proxy: warning: {w}");
     }
+    let bound = Bound::bind(&config)?;
     let metrics = Arc::new(Metrics::new());
     tls::client_hello_log::count_into(&metrics.client_hello_warnings);
     let identity = match &config.identity {
@@ -47,6 +52,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
             source,
         })?;
     let (runtime, tasks) = Runtime::next(config, identity.as_ref(), None)?;
+    let runtime = runtime.on_ports(&bound.listeners);
     let first = runtime.protect.clone();
     let runtime = Arc::new(Generations::new(runtime, metrics.reloads.clone()));
     let events = access_log.clone();
@@ -70,6 +76,8 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
         identity,
         access_log,
         config_path: config_path.to_path_buf(),
+        bound,
+        serving: tokio::sync::Notify::new(),
         ready: Readiness::new(),
         in_flight: InFlight::new(),
     }))
@@ -78,14 +86,11 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
 /// `rampart-proxy run`: serves until SIGTERM (graceful, bounded) or SIGINT (fast).
 pub fn run(config_path: &Path) -> Result<(), EdgeError> {
     let config = config::load(config_path)?;
-    for l in &config.listeners {
-        std::net::TcpListener::bind(l.address).map_err(|source| EdgeError::Bind {
-            listener: l.name.clone(),
-            address: l.address,
-            source,
-        })?;
-    }
-    let shared = prepare(config_path, config)?;
+    run_prepared(prepare(config_path, config)?)
+}
+
+/// [`run`] from the state [`prepare`] returned (its sockets already bound: `shared.bound`).
+pub fn run_prepared(shared: Arc<Shared>) -> Result<(), EdgeError> {
     start_control_plane(shared.clone())?;
     serve(shared)
 }
@@ -126,11 +131,17 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), EdgeError> {
     );
     let mut service = Service::new("rampart edge".to_string(), app);
     service.set_connection_filter(defences.conn_filter.clone());
-    // TLS is terminated by EdgeApp with each listener's own config, so Pingora listens on TCP.
-    for l in &config.listeners {
-        service.add_tcp(&l.address.to_string());
+    // TLS is terminated by EdgeApp with each listener's own config, so Pingora listens on TCP,
+    // on the sockets `prepare` bound.
+    let sockets = shared.bound.take_listeners();
+    for (addr, _) in &sockets {
+        service.add_tcp(&addr.to_string());
     }
-    server.add_service(service);
+    server.add_service(OnBound {
+        inner: service,
+        sockets,
+        shared: shared.clone(),
+    });
     let workers = shared
         .defence_workers
         .lock()
@@ -144,6 +155,66 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), EdgeError> {
         config.listeners.len()
     );
     server.run_forever()
+}
+
+/// Puts bound, non-blocking listening sockets into a table of Pingora's listening file
+/// descriptors under their address: a Pingora listener for that address takes the socket
+/// instead of binding one (Pingora's documented path for sockets passed in an upgrade).
+pub fn hand_over(table: &ListenFds, sockets: Vec<(SocketAddr, std::net::TcpListener)>) {
+    let mut table = table.lock();
+    for (addr, socket) in sockets {
+        table.add(addr.to_string(), socket.into_raw_fd());
+    }
+}
+
+/// A table holding only `sockets`, for a Pingora service started on its own
+/// (`start_service(Some(table), ..)`) rather than by a `Server`.
+pub fn listen_fds(sockets: Vec<(SocketAddr, std::net::TcpListener)>) -> ListenFds {
+    let table = ListenFds::new(Fds::new().into());
+    hand_over(&table, sockets);
+    table
+}
+
+/// A Pingora service that listens on sockets bound before it starts: Pingora's listeners take
+/// a socket from the table of listening file descriptors (`ListenFds`, the one it passes on in
+/// a graceful upgrade) when one is there for their address, and bind only otherwise. So the
+/// sockets `prepare` bound (port 0 resolved) are put in that table under their address, then
+/// the service starts.
+struct OnBound<S> {
+    inner: S,
+    sockets: Vec<(SocketAddr, std::net::TcpListener)>,
+    shared: Arc<Shared>,
+}
+
+#[async_trait::async_trait]
+impl<S: ServiceWithDependents> ServiceWithDependents for OnBound<S> {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+        ready: ServiceReadyNotifier,
+    ) {
+        if let Some(fds) = &fds {
+            hand_over(fds, std::mem::take(&mut self.sockets));
+        }
+        self.shared.serving.notify_one();
+        self.inner
+            .start_service(fds, shutdown, listeners_per_fd, ready)
+            .await
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        self.inner.listen_addresses()
+    }
 }
 
 /// Admin listener, SIGHUP reload, certificate watcher and readiness, on one thread with its own
@@ -175,18 +246,17 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
                         return;
                     }
                 };
-                let config = shared.runtime.load().config.clone();
-                let admin = if config.admin.enabled {
-                    match tokio::net::TcpListener::bind(config.admin.address).await {
-                        Ok(l) => Some(l),
-                        Err(e) => {
-                            let _ = tx
-                                .send(Err(format!("admin listener {}: {e}", config.admin.address)));
-                            return;
-                        }
+                let admin = match shared
+                    .bound
+                    .take_admin()
+                    .map(tokio::net::TcpListener::from_std)
+                {
+                    Some(Ok(l)) => Some(l),
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(format!("admin listener: {e}")));
+                        return;
                     }
-                } else {
-                    None
+                    None => None,
                 };
                 let _ = tx.send(Ok(()));
                 if let Some(listener) = admin {
@@ -200,11 +270,11 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
                 tokio::spawn(crate::control::reload::watch_certificates(shared.clone()));
                 tokio::spawn(drain_on_sigterm(shared.clone(), term));
 
-                wait_ready(
-                    &shared,
-                    config.listeners.iter().map(|l| l.address).collect(),
-                )
-                .await;
+                // Connections that arrive before Pingora's accept loops run wait in the bound
+                // sockets' backlog: ready once Pingora has taken the sockets.
+                shared.serving.notified().await;
+                shared.ready.set(true);
+                eprintln!("{}", shared.bound.ready_line());
                 std::future::pending::<()>().await;
             });
         })
@@ -212,22 +282,6 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
     rx.recv()
         .map_err(|e| EdgeError::ControlPlane(e.to_string()))?
         .map_err(EdgeError::ControlPlane)
-}
-
-/// Marks the process ready once every listener accepts TCP connections.
-async fn wait_ready(shared: &Shared, addrs: Vec<SocketAddr>) {
-    for addr in addrs {
-        let target = match addr.ip().is_unspecified() {
-            true if addr.is_ipv4() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
-            true => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
-            false => addr,
-        };
-        while tokio::net::TcpStream::connect(target).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    shared.ready.set(true);
-    eprintln!("rampart-proxy: ready");
 }
 
 /// SIGTERM: Pingora stops accepting new connections; once no request is in flight (or the

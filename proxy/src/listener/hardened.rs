@@ -9,7 +9,7 @@
 //! latched with its reason, which the filters read through [`framing_of`].
 
 use super::framing::{Framing, Malformed};
-use crate::access_log::{AccessRecord, Addr, ServerAddr, Timestamp};
+use crate::access_log::{AccessRecord, ServerAddr, Timestamp};
 use crate::policy::headers::HeaderPolicy;
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -208,8 +208,8 @@ impl HardenedStream {
         let info = tls.as_deref().map(crate::tls::TlsInfo::from_digest);
         let rt = self.shared.runtime.load();
         let listener = local.and_then(|l| rt.listeners.get(&l.port()));
-        let ip = |a: Option<std::net::SocketAddr>| Addr(a.map(|a| a.ip()));
-        self.shared.access_log.send_now(&AccessRecord {
+        let ip = |a: Option<std::net::SocketAddr>| a.map(|a| a.ip());
+        let record = AccessRecord {
             timestamp: Timestamp(std::time::SystemTime::now()),
             request_id: &request_id,
             listener: listener.map_or("", |l| l.name.as_str()),
@@ -227,7 +227,8 @@ impl HardenedStream {
             error: Some("InvalidHTTPHeader"),
             extra: Some(&extra),
             ..Default::default()
-        });
+        };
+        self.shared.access_log.send_line(record.line());
     }
 
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -4,6 +4,7 @@
 //! client is the TCP peer and whatever forwarding headers it sent are replaced.
 
 use super::header_edit::set;
+use crate::access_log::push_ip;
 use crate::config::Cidr;
 use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -99,18 +100,10 @@ pub fn apply(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
     };
     let keep_proto = info.trusted_peer && headers.contains_key(&X_FORWARDED_PROTO);
     let keep_host = info.trusted_peer && headers.contains_key(&X_FORWARDED_HOST);
-    for name in [&X_FORWARDED_FOR, &FORWARDED, &X_REAL_IP] {
-        headers.remove(name);
-    }
-    if let Some(v) = xff {
-        set(headers, &X_FORWARDED_FOR, v);
-    }
-    if let Some(v) = forwarded {
-        set(headers, &FORWARDED, v);
-    }
-    if let Some(v) = real_ip {
-        set(headers, &X_REAL_IP, v);
-    }
+    // An insert replaces every value the client sent under the name.
+    replace(headers, &X_FORWARDED_FOR, xff);
+    replace(headers, &FORWARDED, forwarded);
+    replace(headers, &X_REAL_IP, real_ip);
     if !keep_proto {
         set(
             headers,
@@ -119,8 +112,20 @@ pub fn apply(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
         );
     }
     if !keep_host {
-        if let Ok(v) = HeaderValue::from_str(info.host) {
-            set(headers, &X_FORWARDED_HOST, v);
+        replace(
+            headers,
+            &X_FORWARDED_HOST,
+            HeaderValue::from_str(info.host).ok(),
+        );
+    }
+}
+
+/// Sets `name` to `value`, or removes what the client sent under it when there is no value.
+fn replace(headers: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue>) {
+    match value {
+        Some(v) => set(headers, name, v),
+        None => {
+            headers.remove(name);
         }
     }
 }
@@ -175,12 +180,6 @@ fn forwarded_value(headers: &HeaderMap, info: &ForwardInfo<'_>) -> Option<Header
     s.push_str(info.host);
     s.push('"');
     HeaderValue::try_from(s).ok()
-}
-
-/// Appends the address as `Display` writes it.
-fn push_ip(out: &mut String, ip: IpAddr) {
-    // Writing into a String cannot fail.
-    let _ = write!(out, "{ip}");
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::context::{inet, RequestCtx};
 use crate::access_log::{
-    cap, cap_cow, redact_query, AccessRecord, Addr, ServerAddr, Timestamp, MAX_PATH, MAX_UA,
+    cap, cap_cow, redact_query, AccessRecord, ServerAddr, Timestamp, MAX_PATH, MAX_UA,
 };
 use crate::metrics::status_class;
 use crate::state::Shared;
@@ -34,7 +34,7 @@ pub fn finish(shared: &Shared, session: &Session, e: Option<&Error>, ctx: &mut R
         shared.in_flight.leave();
     }
     let record = access_record(session, e, ctx, status, elapsed);
-    shared.access_log.send_now(&record);
+    shared.access_log.send_line(record.line());
 }
 
 fn tls_info(session: &Session) -> Option<TlsInfo<'_>> {
@@ -73,15 +73,15 @@ fn access_record<'a>(
         timestamp: Timestamp(ctx.started_at),
         request_id: &ctx.request_id,
         listener: ctx.listener.as_ref().map_or("", |l| l.name.as_str()),
-        client_address: Addr(ctx.client_ip),
+        client_address: ctx.client_ip,
         client_port: ctx
             .peer
             .filter(|p| Some(p.ip()) == ctx.client_ip)
             .map(|p| p.port()),
-        peer_address: Addr(ctx.peer.map(|p| p.ip())),
+        peer_address: ctx.peer.map(|p| p.ip()),
         peer_port: ctx.peer.map(|p| p.port()),
         server_address: if ctx.host.is_empty() {
-            ServerAddr::Local(Addr(inet(session.server_addr()).map(|s| s.ip())))
+            ServerAddr::Local(inet(session.server_addr()).map(|s| s.ip()))
         } else {
             ServerAddr::Host(&ctx.host)
         },

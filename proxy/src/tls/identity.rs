@@ -77,7 +77,7 @@ impl EdgeIdentity {
             ),
             None => None,
         };
-        let mut settings = SourceSettings::new(config.ca.0.clone(), config.spiffe_id.0.clone());
+        let mut settings = SourceSettings::new(config.ca.0.clone(), config.spiffe_id.clone());
         settings.state_dir = config.state_dir.clone();
         settings.ttl = config.ttl_seconds.map(Duration::from_secs);
         let svid = rt
@@ -195,7 +195,7 @@ impl EdgeIdentity {
     pub fn export_expiry_now(&self) {
         let m = &self.metrics;
         m.identity_expiry
-            .with_label_values(&[self.config.spiffe_id.0.as_str()])
+            .with_label_values(&[self.config.spiffe_id.as_str()])
             .set(self.svid.seconds_to_expiry() as i64);
         for (k, c) in self.lock().iter() {
             m.ca_certificate_expiry

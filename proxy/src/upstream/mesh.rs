@@ -63,7 +63,7 @@ impl MeshUpstream {
         svid: Arc<SvidSource>,
         handshake_timeout: Duration,
     ) -> Self {
-        let expected = c.spiffe_id.0.clone();
+        let expected = c.spiffe_id.clone();
         MeshUpstream {
             sni: c
                 .sni

@@ -1,4 +1,5 @@
-//! Test harness: free loopback ports, the real binary, a test upstream, TLS clients.
+//! Test harness: the real binary on loopback port 0 (its ready line names the bound ports), a
+//! test upstream, TLS clients.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
 /// The demo binary's CA: test certificates come from the code the demo runs.
@@ -9,7 +10,8 @@ mod demo_ca;
 mod demo_config;
 use demo_ca::EphemeralCa;
 #[allow(unused_imports)] // each test file uses some of them
-pub use demo_config::{edge_listeners, route_to, tls_listener};
+pub use demo_config::{edge_listeners, route_table, route_to, tls_listener};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,21 +21,21 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// An ephemeral port nobody listens on, never the same twice in this process: the kernel
-/// may hand a just-released port out again, and two sockets of one config (a listener and
-/// the admin address) must not get the same one.
-pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut given = GIVEN.lock().unwrap();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
+/// A loopback port that refuses connections for as long as this lives: bound, never listening
+/// (nobody else can take it meanwhile; a connect gets a reset).
+pub struct RefusedPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+impl RefusedPort {
+    pub fn new() -> RefusedPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        RefusedPort {
+            _socket: socket,
+            port,
         }
     }
 }
@@ -42,15 +44,75 @@ pub fn install_provider() {
     rampart_proxy::tls::install_crypto_provider();
 }
 
+/// How long a reload may take to be reported: it compiles the WAF rules, seconds of CPU in a
+/// debug build on a loaded machine.
+pub const RELOAD_WAIT: Duration = Duration::from_secs(90);
+
+/// The config head `config check` and `audit dnssec` tests start from (a plain listener `web`
+/// and an upstream `app`; never run), as a literal for `concat!`.
+#[macro_export]
+macro_rules! web_and_app {
+    () => {
+        r#"
+[[listeners]]
+name = "web"
+address = "127.0.0.1:18080"
+insecure_plaintext = true
+
+[[upstreams]]
+name = "app"
+endpoints = ["127.0.0.1:9000"]
+"#
+    };
+}
+
 /// A running `rampart-proxy run`.
 pub struct Edge {
     pub child: Child,
     pub dir: tempfile::TempDir,
     pub stderr: Arc<Mutex<String>>,
     pub config_path: PathBuf,
+    /// The bound addresses from the ready line: `listener.<name>` and `admin`.
+    pub bound: HashMap<String, SocketAddr>,
+}
+
+/// The bound addresses a ready line names (`rampart-proxy: ready listener.https=127.0.0.1:41443
+/// … admin=127.0.0.1:41911`), by key.
+pub fn ready_addresses(line: &str) -> HashMap<String, SocketAddr> {
+    line.split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .map(|(key, addr)| {
+            let addr = addr
+                .parse()
+                .unwrap_or_else(|e| panic!("ready line: `{key}={addr}`: {e}: {line}"));
+            (key.to_string(), addr)
+        })
+        .collect()
 }
 
 impl Edge {
+    /// The port the listener `name` was bound to (configs give port 0).
+    pub fn port(&self, name: &str) -> u16 {
+        self.address(&format!("listener.{name}")).port()
+    }
+
+    /// The admin listener's port.
+    pub fn admin(&self) -> u16 {
+        self.address("admin").port()
+    }
+
+    fn address(&self, key: &str) -> SocketAddr {
+        *self
+            .bound
+            .get(key)
+            .unwrap_or_else(|| panic!("no `{key}` in the ready line: {:?}", self.bound))
+    }
+
+    /// One request to the `https` listener, trusting `ca_pem` (see [`https_response`]).
+    pub async fn send(&self, ca_pem: &str, sni: &str, request: &str) -> Resp {
+        https_response(self.port("https"), sni, ca_pem, request).await
+    }
+
     /// Writes `config` to a temp dir (with `files`), starts the binary, waits for "ready".
     pub fn start(config: &str, dir: tempfile::TempDir) -> Edge {
         let config_path = dir.path().join("rampart.toml");
@@ -70,22 +132,23 @@ impl Edge {
             for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
                 if line.contains("rampart-proxy: ready") {
-                    let _ = tx.send(());
+                    let _ = tx.send(ready_addresses(&line));
                 }
                 let mut b = buf.lock().unwrap();
                 b.push_str(&line);
                 b.push('\n');
             }
         });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let Ok(bound) = rx.recv_timeout(Duration::from_secs(30)) else {
             let _ = child.kill();
             panic!("edge not ready; stderr:\n{}", stderr.lock().unwrap());
-        }
+        };
         Edge {
             child,
             dir,
             stderr,
             config_path,
+            bound,
         }
     }
 
@@ -397,26 +460,13 @@ max_per_ip = 100000
 new_per_ip = { requests = 100000, burst = 100000 }
 "#;
 
-/// A basic edge config: one intermediate TLS listener, one plain (redirect), admin, a route to
-/// `upstream`.
-pub struct Basic {
-    pub https: u16,
-    pub http: u16,
-    pub admin: u16,
-}
+/// A basic edge config: one intermediate TLS listener `https`, one plain `http` (redirect to
+/// port 443), admin, each on loopback port 0; a route to `upstream`.
+pub struct Basic;
 
 impl Basic {
     pub fn new() -> Basic {
-        Basic {
-            https: free_port(),
-            http: free_port(),
-            admin: free_port(),
-        }
-    }
-
-    /// One request to the TLS listener, trusting `ca_pem` (see [`https_response`]).
-    pub async fn send(&self, ca_pem: &str, sni: &str, request: &str) -> Resp {
-        https_response(self.https, sni, ca_pem, request).await
+        Basic
     }
 
     pub fn config(&self, upstream: SocketAddr, extra_route: &str) -> String {
@@ -449,14 +499,14 @@ hosts = ["dead.test"]
 upstream = "dead"
 {extra_route}
 "#,
-            head = config_head(self.admin, "trusted_proxies = [\"10.0.0.0/8\"]"),
-            listeners = edge_listeners(self.https, self.http),
+            head = config_head("trusted_proxies = [\"10.0.0.0/8\"]"),
+            listeners = edge_listeners(0, 0),
         )
     }
 }
 
 /// What most edge tests start from: the test upstream, a CA with the edge's leaf
-/// (`edge.pem`/`edge.key`, for `names`) in a fresh folder, and a [`Basic`] config's ports.
+/// (`edge.pem`/`edge.key`, for `names`) in a fresh folder, and a [`Basic`] config.
 pub async fn bench(name: &str, names: &[&str]) -> (SocketAddr, Pki, tempfile::TempDir, Basic) {
     let upstream = start_upstream().await;
     let pki = Pki::new(name);
@@ -466,11 +516,10 @@ pub async fn bench(name: &str, names: &[&str]) -> (SocketAddr, Pki, tempfile::Te
 }
 
 /// The sections every test edge starts with: `[server]` with one worker thread (and `server`,
-/// more `[server]` lines), `[admin]` on loopback port `admin`, the access log in the config's
-/// folder.
-pub fn config_head(admin: u16, server: &str) -> String {
+/// more `[server]` lines), `[admin]` on loopback port 0, the access log in the config's folder.
+pub fn config_head(server: &str) -> String {
     format!(
-        "[server]\nthreads = 1\n{server}\n[admin]\naddress = \"127.0.0.1:{admin}\"\n\
+        "[server]\nthreads = 1\n{server}\n[admin]\naddress = \"127.0.0.1:0\"\n\
          [log]\naccess_log = \"access.log\"\n"
     )
 }

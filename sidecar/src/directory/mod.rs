@@ -34,7 +34,7 @@ struct RawDirectory {
 #[serde(deny_unknown_fields)]
 struct RawService {
     name: Spanned<String>,
-    identity: ExactId,
+    identity: SpiffeId,
     endpoints: Vec<RawEndpoint>,
 }
 
@@ -43,20 +43,6 @@ struct RawService {
 struct RawEndpoint {
     port: u16,
     address: SocketAddr,
-}
-
-/// A SPIFFE ID written in a file (no wildcards).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "String")]
-pub struct ExactId(pub SpiffeId);
-
-impl TryFrom<String> for ExactId {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        SpiffeId::parse(&value)
-            .map(ExactId)
-            .map_err(|e| e.to_string())
-    }
 }
 
 /// One port of a service and where to reach it.
@@ -174,7 +160,7 @@ impl Directory {
             let (line, _) = line_of(&source, line_span.start);
             services.push(Service {
                 name,
-                identity: raw.identity.0,
+                identity: raw.identity,
                 endpoints,
                 line,
             });

@@ -44,6 +44,11 @@ fn errors_name_line_and_field() {
         .unwrap_err();
     assert_eq!(e.line, Some(3), "{e}");
     assert_eq!(e.field.as_deref(), Some("service[0].identity"), "{e}");
+    assert!(
+        e.message
+            .contains("invalid SPIFFE ID \"spiffe://Mesh/x\": trust domain must be lowercase"),
+        "{e}"
+    );
 
     let dup = format!("{good}\n[[service]]\nname = \"ledger\"\nidentity = \"spiffe://mesh.local/x\"\nendpoints = [{{ port = 1, address = \"127.0.0.1:1\" }}]\n");
     let e = load(&dup).unwrap_err();

@@ -18,15 +18,19 @@ pub fn tls_listener(name: &str, port: u16, profile: &str, certs: &[&str]) -> Str
 }
 
 /// An `https` listener (intermediate profile, `edge.pem`/`edge.key`) and an `http` listener
-/// that redirects to it, on loopback.
+/// that redirects to it, on loopback. With `https` 0 (a port the kernel picks) the redirect
+/// goes to the default port 443.
 pub fn edge_listeners(https: u16, http: u16) -> String {
+    let redirect = match https {
+        0 => String::new(),
+        port => format!("redirect_https_port = {port}\n"),
+    };
     format!(
         r#"{tls}
 [[listeners]]
 name = "http"
 address = "127.0.0.1:{http}"
-redirect_https_port = {https}
-"#,
+{redirect}"#,
         tls = tls_listener("https", https, "intermediate", &["edge"]),
     )
 }
@@ -35,13 +39,13 @@ redirect_https_port = {https}
 /// it; ends inside the route, so the caller may add its `[routes.*]` tables.
 pub fn route_to(route: &str, upstream: &str, endpoint: &str, hosts: &str) -> String {
     format!(
-        r#"[[upstreams]]
-name = "{upstream}"
-endpoints = ["{endpoint}"]
-[[routes]]
-name = "{route}"
-hosts = {hosts}
-upstream = "{upstream}"
-"#
+        "[[upstreams]]\nname = \"{upstream}\"\nendpoints = [\"{endpoint}\"]\n{}",
+        route_table(route, hosts, upstream)
     )
+}
+
+/// A route `route` for `hosts` (a TOML array) to `upstream`; the caller may add its
+/// `[routes.*]` tables.
+pub fn route_table(route: &str, hosts: &str, upstream: &str) -> String {
+    format!("[[routes]]\nname = \"{route}\"\nhosts = {hosts}\nupstream = \"{upstream}\"\n")
 }

@@ -8,6 +8,7 @@ mod config;
 
 use ca::{write_private, EphemeralCa};
 use clap::Parser;
+use rampart_proxy::control::server;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +23,8 @@ struct Cli {
     /// Directory for the demo's CA, certificates, config and logs (a temp dir by default).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Loopback port of the edge's TLS listener.
+    /// Loopback port of the edge's TLS listener (each port: 0 for one the kernel picks; the
+    /// printed commands use the bound ports).
     #[arg(long, default_value_t = Ports::DEFAULT.tls)]
     tls_port: u16,
     /// Loopback port of the plain listener (it redirects to https).
@@ -213,6 +215,18 @@ header_timeout_secs = 10
     );
     let config_path = dir.join("rampart.toml");
     std::fs::write(&config_path, config).map_err(io)?;
+    // Bound before the commands are printed: a port given as 0 is the kernel's choice.
+    let loaded = rampart_proxy::config::load(&config_path).map_err(|e| e.to_string())?;
+    let shared = server::prepare(&config_path, loaded).map_err(|e| e.to_string())?;
+    let port = |name: &str| {
+        let bound = &shared.bound.listeners;
+        bound
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, a)| a.port())
+    };
+    let (tls, http) = (port("https"), port("http"));
+    let admin = shared.bound.admin.map_or(admin, |a| a.port());
     let ca = ca_path.display();
     println!(
         r#"Rampart demo
@@ -245,5 +259,5 @@ Stop with Ctrl-C.
         cfg = config_path.display(),
         log = dir.join("access.log").display(),
     );
-    rampart_proxy::control::server::run(&config_path).map_err(|e| e.to_string())
+    server::run_prepared(shared).map_err(|e| e.to_string())
 }
