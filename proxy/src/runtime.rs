@@ -107,16 +107,18 @@ impl Runtime {
             DefenceSettings::build(&config.protect, routes, previous.map(|p| &*p.protect))
                 .map_err(EdgeError::Protect)?;
         let tls = crate::tls::build_listener_configs(&config, identity.map(|i| &**i))?;
-        let waf_rules = match &config.waf.rules_dir {
-            Some(dir) => rampart_waf::RuleSet::load_dir(dir).map_err(|e| EdgeError::WafRules {
-                dir: Some(dir.clone()),
-                message: e.to_string(),
-            })?,
-            None => rampart_waf::RuleSet::builtin().map_err(|e| EdgeError::WafRules {
-                dir: None,
-                message: e.to_string(),
-            })?,
+        // Unchanged rule files: the previous generation's compiled rules, shared.
+        let source = match &config.waf.rules_dir {
+            Some(dir) => rampart_waf::RuleSource::Dir(dir.clone()),
+            None => rampart_waf::RuleSource::Builtin,
         };
+        let waf_rules =
+            rampart_waf::RuleSet::load_or_reuse(&source, previous.map(|p| &p.waf_rules)).map_err(
+                |e| EdgeError::WafRules {
+                    dir: config.waf.rules_dir.clone(),
+                    message: e.to_string(),
+                },
+            )?;
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
             let up = Upstream::build(u, identity).map_err(|message| EdgeError::Upstream {
@@ -165,7 +167,7 @@ impl Runtime {
             trusted: TrustedProxies::new(&config.server.trusted_proxies),
             redact_keys: config.log.redact_query_keys.clone(),
             default_headers: HeaderPolicy::default(),
-            waf_rules: Arc::new(waf_rules),
+            waf_rules,
             limits: config.limits.clone(),
             router: Arc::new(router),
             upstreams,
@@ -182,5 +184,50 @@ impl Runtime {
             tls,
             ..self.clone()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Runtime;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn config(extra: &str) -> crate::config::Config {
+        let text = format!(
+            "{extra}\n[[listeners]]\nname = \"plain\"\naddress = \"127.0.0.1:0\"\n\
+             insecure_plaintext = true\n[[upstreams]]\nname = \"up\"\n\
+             endpoints = [\"127.0.0.1:9\"]\n[[routes]]\nname = \"app\"\nhosts = [\"*\"]\n\
+             upstream = \"up\"\n"
+        );
+        crate::config::parse(Path::new("edge.toml"), &text).expect("test config")
+    }
+
+    /// A reload leaves the compiled WAF rules shared when the rules are unchanged (whatever else
+    /// changed), and compiles them when the rule files change.
+    #[test]
+    fn a_reload_shares_the_compiled_waf_rules_unless_the_rules_change() {
+        let first = Runtime::build(config(""), None).expect("first generation");
+        let (same, _) = Runtime::next(config("[server]\nthreads = 3"), None, Some(&first))
+            .expect("reload with other server settings");
+        assert!(
+            Arc::ptr_eq(&first.waf_rules, &same.waf_rules),
+            "rules compiled again"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("own.toml"),
+            "family = \"sqli\"\n[[rule]]\nid = 1\nmessage = \"m\"\nseverity = \"critical\"\n\
+             targets = [\"args\"]\nregex = 'a+b'\n",
+        )
+        .expect("rule file");
+        let waf = format!("[waf]\nrules_dir = {:?}", dir.path());
+        let (own, _) = Runtime::next(config(&waf), None, Some(&same)).expect("own rules");
+        assert!(!Arc::ptr_eq(&same.waf_rules, &own.waf_rules));
+        assert_eq!(own.waf_rules.len(), 1);
+        let (back, _) = Runtime::next(config(""), None, Some(&own)).expect("builtin again");
+        assert!(!Arc::ptr_eq(&own.waf_rules, &back.waf_rules));
+        assert!(back.waf_rules.len() > 100, "the builtin rules");
     }
 }

@@ -18,7 +18,9 @@ mod test_support;
 mod transform;
 mod verdict;
 
-pub use engine::RuleSet;
+#[doc(hidden)]
+pub use engine::MemoryPart;
+pub use engine::{RuleSet, RuleSource};
 pub use error::WafError;
 pub use family::Family;
 pub use policy::{Exclusion, Limits, Policy, PolicyError};

@@ -1,6 +1,7 @@
 //! Builds the automata once, at load time.
 
 use super::prefilter::{requirement, ByteSet, Need, PLAIN_TEXT};
+use super::regex_set::MultiRegex;
 use crate::detect::Detector;
 use crate::error::WafError;
 use crate::extract::Class;
@@ -9,13 +10,12 @@ use crate::transform::Transform;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcKind};
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
-use regex_automata::MatchKind;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// Byte-oriented, ASCII-class syntax: values are bytes, not always UTF-8.
-fn syntax_config() -> syntax::Config {
+pub(crate) fn syntax_config() -> syntax::Config {
     syntax::Config::new().unicode(false).utf8(false)
 }
 
@@ -28,18 +28,8 @@ pub(crate) fn single_regex(pattern: &str) -> Result<Regex, String> {
         .map_err(|e| e.to_string())
 }
 
-fn multi_regex(patterns: &[&str]) -> Result<Regex, String> {
-    Regex::builder()
-        .syntax(syntax_config())
-        .configure(
-            Regex::config()
-                .match_kind(MatchKind::All)
-                .utf8_empty(false)
-                .nfa_size_limit(Some(64 << 20))
-                .hybrid_cache_capacity(4 << 20),
-        )
-        .build_many(patterns)
-        .map_err(|e| e.to_string())
+fn multi_regex(patterns: &[&str]) -> Result<MultiRegex, String> {
+    MultiRegex::new(patterns, syntax_config())
 }
 
 /// A rule, compiled: what it matches with and its lazily built fragment finder.
@@ -57,7 +47,7 @@ pub(crate) struct CompiledRule {
 /// A multi-pattern regex with the rule index of each pattern.
 #[derive(Debug)]
 pub(crate) struct RegexSet {
-    pub regex: Regex,
+    pub regex: MultiRegex,
     pub rules: Vec<usize>,
 }
 

@@ -4,37 +4,46 @@
 mod cache;
 mod compile;
 mod inspect;
+mod memory;
 mod prefilter;
+mod regex_set;
+mod source;
 mod values;
 
 use crate::error::WafError;
-use crate::rules::{self, Rule};
+use crate::rules;
 use std::path::Path;
 
 pub(crate) use compile::single_regex;
 use compile::Compiled;
+#[doc(hidden)]
+pub use memory::MemoryPart;
+pub use source::RuleSource;
 
 /// A compiled, immutable rule set. `Send + Sync`: share it in an `Arc` and
 /// swap the `Arc` on reload.
 #[derive(Debug)]
 pub struct RuleSet {
     compiled: Compiled,
+    /// Fingerprint of the rule texts it was compiled from (`RuleSet::load_or_reuse`).
+    digest: u64,
 }
 
 impl RuleSet {
     /// The default rules shipped inside the binary.
     pub fn builtin() -> Result<RuleSet, WafError> {
-        Self::from_rules(rules::load_builtin()?)
+        Self::from_texts(&rules::builtin_texts())
     }
 
     /// Every `*.toml` rule file in `dir`. Errors name the file, line and rule id.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, WafError> {
-        Self::from_rules(rules::load_dir(dir)?)
+        Self::from_texts(&rules::read_dir(dir)?)
     }
 
-    fn from_rules(rules: Vec<Rule>) -> Result<RuleSet, WafError> {
+    fn from_texts(texts: &rules::Texts) -> Result<RuleSet, WafError> {
         Ok(RuleSet {
-            compiled: Compiled::new(rules)?,
+            compiled: Compiled::new(rules::parse_all(texts)?)?,
+            digest: source::digest(texts),
         })
     }
 

@@ -5,6 +5,7 @@ use super::format::{Operator, Rule, RuleDef, RuleFile, TargetSel};
 use crate::detect::Detector;
 use crate::error::WafError;
 use crate::transform::Transform;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -28,16 +29,19 @@ const BUILTIN: &[(&str, &str)] = &[
     ("protocol.toml", include_str!("../../rules/protocol.toml")),
 ];
 
-pub(crate) fn load_builtin() -> Result<Vec<Rule>, WafError> {
-    let mut all = Vec::new();
-    let mut seen = HashMap::new();
-    for (name, text) in BUILTIN {
-        parse_file(&format!("builtin:{name}"), text, &mut seen, &mut all)?;
-    }
-    Ok(all)
+/// Rule files' names (as errors name them) and texts, in load order.
+pub(crate) type Texts = Vec<(String, Cow<'static, str>)>;
+
+/// The built-in rule files.
+pub(crate) fn builtin_texts() -> Texts {
+    BUILTIN
+        .iter()
+        .map(|(name, text)| (format!("builtin:{name}"), Cow::Borrowed(*text)))
+        .collect()
 }
 
-pub(crate) fn load_dir(dir: &Path) -> Result<Vec<Rule>, WafError> {
+/// Every `*.toml` file in `dir`, by name.
+pub(crate) fn read_dir(dir: &Path) -> Result<Texts, WafError> {
     let io = |source| WafError::Io {
         path: dir.to_path_buf(),
         source,
@@ -51,14 +55,21 @@ pub(crate) fn load_dir(dir: &Path) -> Result<Vec<Rule>, WafError> {
     if files.is_empty() {
         return Err(WafError::NoRules(dir.to_path_buf()));
     }
+    files
+        .into_iter()
+        .map(|path| match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((path.display().to_string(), Cow::Owned(text))),
+            Err(source) => Err(WafError::Io { path, source }),
+        })
+        .collect()
+}
+
+/// Parses rule files in order; a rule id may appear once across all of them.
+pub(crate) fn parse_all(texts: &Texts) -> Result<Vec<Rule>, WafError> {
     let mut all = Vec::new();
     let mut seen = HashMap::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|source| WafError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        parse_file(&path.display().to_string(), &text, &mut seen, &mut all)?;
+    for (name, text) in texts {
+        parse_file(name, text, &mut seen, &mut all)?;
     }
     Ok(all)
 }
@@ -219,7 +230,7 @@ mod tests {
 
     #[test]
     fn builtin_rules_all_load() {
-        let rules = load_builtin().unwrap();
+        let rules = parse_all(&builtin_texts()).unwrap();
         assert!(rules.len() > 50, "{}", rules.len());
     }
 }

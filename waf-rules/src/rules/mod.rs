@@ -4,4 +4,4 @@ mod format;
 mod load;
 
 pub(crate) use format::{Operator, Rule, TargetSel};
-pub(crate) use load::{load_builtin, load_dir};
+pub(crate) use load::{builtin_texts, parse_all, read_dir, Texts};
