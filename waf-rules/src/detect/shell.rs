@@ -698,20 +698,10 @@ pub(crate) fn detect_command_line(v: &[u8]) -> Option<Range<usize>> {
     if line.len() < 4 || line.len() > 256 {
         return None;
     }
-    let cli_byte = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b' ' | b'\t' | b'.' | b'_' | b'/' | b':' | b'=' | b'@' | b',' | b'+' | b'-' | b'~'
-            )
-    };
-    if !line.iter().all(|&b| cli_byte(b)) {
-        return None;
-    }
-    let mut words = line
-        .split(|&b| b == b' ' || b == b'\t')
-        .filter(|w| !w.is_empty());
-    let program = words.next()?;
+    // The program name first (most values fail here, on their first
+    // bytes): a lower-case name, perhaps behind a path, then a blank.
+    let name_end = line.iter().position(|&b| b == b' ' || b == b'\t')?;
+    let program = &line[..name_end];
     let base = program.rsplit(|&b| b == b'/').next()?;
     let name_ok = base.len() <= 32
         && base.first().is_some_and(u8::is_ascii_lowercase)
@@ -722,6 +712,20 @@ pub(crate) fn detect_command_line(v: &[u8]) -> Option<Range<usize>> {
     if !name_ok || program.contains(&b':') {
         return None;
     }
+    let cli_byte = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b' ' | b'\t' | b'.' | b'_' | b'/' | b':' | b'=' | b'@' | b',' | b'+' | b'-' | b'~'
+            )
+    };
+    let args = &line[name_end..];
+    if !args.iter().all(|&b| cli_byte(b)) {
+        return None;
+    }
+    let words = args
+        .split(|&b| b == b' ' || b == b'\t')
+        .filter(|w| !w.is_empty());
     let strong = matches!(command_word(base), Some((Strength::Strong, _)));
     let mut after_short = false;
     for (n, w) in words.enumerate() {
