@@ -544,36 +544,14 @@ pub fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::EgressPolicy;
+    use crate::policy::{host_rule, EgressPolicy};
 
     fn policy() -> EgressPolicy {
-        EgressPolicy::from_toml(
-            r#"
-[[hosts]]
-name = "api"
-host = "api.example.com"
-ports = [443]
-protocol = "tls"
-[[hosts]]
-name = "cdn"
-host = "*.cdn.example.com"
-ports = [443]
-protocol = "tls"
-dnssec = "required"
-[[hosts]]
-name = "plain"
-host = "www.example.org"
-ports = [80]
-protocol = "http"
-[[addresses]]
-name = "legacy"
-networks = ["203.0.113.7/32"]
-ports = [443]
-protocol = "tls"
-"#,
-            "t",
-        )
-        .unwrap()
+        let text = host_rule("api", "api.example.com", 443, "tls", "")
+            + &host_rule("cdn", "*.cdn.example.com", 443, "tls", "dnssec = \"required\"\n")
+            + &host_rule("plain", "www.example.org", 80, "http", "")
+            + "[[addresses]]\nname = \"legacy\"\nnetworks = [\"203.0.113.7/32\"]\nports = [443]\nprotocol = \"tls\"\n";
+        EgressPolicy::from_toml(&text, "t").unwrap()
     }
 
     fn dst(s: &str) -> Mode {

@@ -351,6 +351,20 @@ fn broad(net: &IpNet) -> Option<String> {
     }
 }
 
+/// A `[[hosts]]` rule for tests: `name` (omitted when empty) may reach `host` on `port` with
+/// `protocol`; `extra` lines (e.g. `dnssec = "required"\n`) follow.
+#[cfg(test)]
+pub(crate) fn host_rule(name: &str, host: &str, port: u16, protocol: &str, extra: &str) -> String {
+    let name = if name.is_empty() {
+        String::new()
+    } else {
+        format!("name = \"{name}\"\n")
+    };
+    format!(
+        "[[hosts]]\n{name}host = \"{host}\"\nports = [{port}]\nprotocol = \"{protocol}\"\n{extra}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,21 +507,10 @@ protocol = "tls"
 
     #[test]
     fn most_specific_rule_first() {
-        let text = r#"
-[[hosts]]
-host = "*.example.com"
-ports = [443]
-protocol = "tls"
-[[hosts]]
-host = "*.api.example.com"
-ports = [443]
-protocol = "tls"
-[[hosts]]
-host = "v1.api.example.com"
-ports = [8443]
-protocol = "tls"
-"#;
-        let p = EgressPolicy::from_toml(text, "t").unwrap();
+        let text = host_rule("", "*.example.com", 443, "tls", "")
+            + &host_rule("", "*.api.example.com", 443, "tls", "")
+            + &host_rule("", "v1.api.example.com", 8443, "tls", "");
+        let p = EgressPolicy::from_toml(&text, "t").unwrap();
         assert_eq!(p.host_rules_for("v1.api.example.com"), vec![2, 1, 0]);
         assert_eq!(p.host_rules_for("x.api.example.com"), vec![1, 0]);
         assert_eq!(p.host_rules_for("example.com"), Vec::<usize>::new());

@@ -14,11 +14,12 @@
 //! connection's, for the lines of its requests).
 
 use prometheus::IntCounter;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use std::cell::Cell;
 use std::io::Write;
 use std::marker::PhantomData;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How often the writer thread wakes to drain its queue.
 pub const DRAIN_EVERY: Duration = Duration::from_millis(20);
@@ -111,6 +112,13 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
         }
     }
 
+    /// [`JsonLog::send_now_with`] for the hottest lines: after `fixed`'s fields, `write` puts
+    /// the line's own fields straight into its buffer through [`Fields`] (static keys copied as
+    /// they are, values escaped only where they are text), no `Serialize` pass over a record.
+    pub fn send_fields(&self, fixed: &Fixed, write: impl FnOnce(&mut Fields<'_>)) {
+        self.queue_line(fixed.line_fields(write))
+    }
+
     fn queue_line(&self, line: Vec<u8>) {
         if self.tx.try_send(Msg::Line(line)).is_err() {
             self.dropped.inc()
@@ -175,10 +183,166 @@ impl Fixed {
     }
 }
 
+impl Fixed {
+    /// The line (no newline) of these fields followed by those `write` adds.
+    pub fn line_fields(&self, write: impl FnOnce(&mut Fields<'_>)) -> Vec<u8> {
+        let mut line = Vec::with_capacity(LINE);
+        line.extend_from_slice(&self.0);
+        let mut fields = Fields {
+            first: self.0.len() <= 1,
+            line: &mut line,
+        };
+        write(&mut fields);
+        line.push(b'}');
+        line
+    }
+}
+
+/// A JSON object's members written in place (see [`JsonLog::send_fields`]). Keys are static
+/// names (OTel attribute names: letters, digits, `.` and `_`), copied without escaping.
+pub struct Fields<'b> {
+    line: &'b mut Vec<u8>,
+    first: bool,
+}
+
+impl Fields<'_> {
+    fn key(&mut self, key: &'static str) {
+        debug_assert!(key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
+        if !std::mem::take(&mut self.first) {
+            self.line.push(b',');
+        }
+        self.line.push(b'"');
+        self.line.extend_from_slice(key.as_bytes());
+        self.line.extend_from_slice(b"\":");
+    }
+
+    /// A text value (escaped).
+    pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
+        self.value(key, value)
+    }
+
+    /// A [`Timestamp`].
+    pub fn timestamp(&mut self, key: &'static str, at: Timestamp) -> &mut Self {
+        self.key(key);
+        self.line.push(b'"');
+        self.line
+            .extend_from_slice(at.format(&mut [0; 27]).as_bytes());
+        self.line.push(b'"');
+        self
+    }
+
+    /// Any value (a number, a bool, an `Option`, a struct): serde_json writes it.
+    pub fn value<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> &mut Self {
+        self.key(key);
+        if serde_json::to_writer(&mut *self.line, value).is_err() {
+            self.line.extend_from_slice(b"null");
+        }
+        self
+    }
+
+    /// The members of `object` (a struct or a map, as in `#[serde(flatten)]`), after these.
+    pub fn flatten<T: Serialize + ?Sized>(&mut self, object: &T) -> &mut Self {
+        let Ok(text) = serde_json::to_vec(object) else {
+            return self;
+        };
+        // `{…}`: its members without the braces; `{}` adds nothing.
+        if let Some(members) = text.get(1..text.len().saturating_sub(1)) {
+            if text.first() == Some(&b'{') && !members.is_empty() {
+                if !std::mem::take(&mut self.first) {
+                    self.line.push(b',');
+                }
+                self.line.extend_from_slice(members);
+            }
+        }
+        self
+    }
+}
+
 impl Default for Fixed {
     /// No fixed fields.
     fn default() -> Self {
         Fixed(Box::new(*b"{"))
+    }
+}
+
+/// A line's `timestamp`: RFC 3339, UTC, microseconds (`2026-12-06T13:20:01.123456Z`). Cheap
+/// enough for a line per request: the calendar date and time of day are formatted once per
+/// second per thread, each line writes only its microseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Timestamp(SystemTime);
+
+/// `YYYY-MM-DDTHH:MM:SS` of the last second formatted on this thread, and that second.
+type SecondText = (u64, [u8; 19]);
+
+thread_local! {
+    static LAST_SECOND: Cell<SecondText> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
+impl Timestamp {
+    /// Now.
+    pub fn now() -> Self {
+        Timestamp(SystemTime::now())
+    }
+
+    /// A given moment (tests, replays).
+    pub fn at(time: SystemTime) -> Self {
+        Timestamp(time)
+    }
+
+    /// The text, in `buf`.
+    pub fn format<'b>(&self, buf: &'b mut [u8; 27]) -> &'b str {
+        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since.as_secs();
+        let second = LAST_SECOND.with(|last| {
+            let (at, text) = last.get();
+            if at == secs {
+                return text;
+            }
+            let text = second_text(secs);
+            last.set((secs, text));
+            text
+        });
+        buf[..19].copy_from_slice(&second);
+        buf[19] = b'.';
+        let mut micros = since.subsec_micros();
+        for digit in buf[20..26].iter_mut().rev() {
+            // `micros % 10` < 10: the cast cannot truncate.
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        buf[26] = b'Z';
+        std::str::from_utf8(&buf[..]).unwrap_or_default()
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a Unix second (all zeros past year 9999, where RFC 3339 ends).
+fn second_text(secs: u64) -> [u8; 19] {
+    let mut text = [b'0'; 19];
+    let t = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .filter(|t| t.year() <= 9999);
+    if let Some(t) = t {
+        let mut cursor = &mut text[..];
+        let _ = write!(
+            cursor,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+    }
+    text
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.format(&mut [0; 27]))
     }
 }
 
@@ -224,6 +388,60 @@ fn writer<R: Serialize>(rx: Receiver<Msg<R>>, out: Box<dyn Write + Send>, dest: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_continue_the_fixed_ones_as_one_object() {
+        #[derive(Serialize)]
+        struct Decision {
+            verdict: &'static str,
+            rule: Option<&'static str>,
+        }
+        let fixed = Fixed::new(&Rec { n: 1 }).unwrap();
+        let line = fixed.line_fields(|f| {
+            f.str("url.path", "/a\"b\\c\n")
+                .value("http.response.status_code", &200u16)
+                .value("rampart.duration_ms", &0.25f64)
+                .value("none", &None::<u8>)
+                .timestamp("timestamp", Timestamp::at(UNIX_EPOCH))
+                .flatten(&Decision {
+                    verdict: "allow",
+                    rule: Some("r"),
+                });
+        });
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "n": 1, "url.path": "/a\"b\\c\n", "http.response.status_code": 200,
+                "rampart.duration_ms": 0.25, "none": null,
+                "timestamp": "1970-01-01T00:00:00.000000Z", "verdict": "allow", "rule": "r"
+            })
+        );
+        // No fixed fields, and an empty object flattened: still one well-formed object.
+        let line = Fixed::default().line_fields(|f| {
+            f.flatten(&serde_json::Map::new()).value("k", &1);
+        });
+        assert_eq!(line, br#"{"k":1}"#);
+        assert_eq!(Fixed::default().line_fields(|_| {}), b"{}");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        let at = |secs: u64, micros: u64| {
+            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
+            Timestamp::at(t).format(&mut [0; 27]).to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        // The same second again (cached) and the next one, then back: each line its own.
+        assert_eq!(at(1_796_563_201, 5), "2026-12-06T13:20:01.000005Z");
+        assert_eq!(at(1_796_563_201, 999_999), "2026-12-06T13:20:01.999999Z");
+        assert_eq!(at(1_796_563_202, 120_000), "2026-12-06T13:20:02.120000Z");
+        assert_eq!(at(951_825_600, 1), "2000-02-29T12:00:00.000001Z");
+        let json = serde_json::to_string(&Timestamp::at(UNIX_EPOCH)).unwrap();
+        assert_eq!(json, "\"1970-01-01T00:00:00.000000Z\"");
+        let now = Timestamp::now().format(&mut [0; 27]).to_string();
+        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
 
     #[derive(Serialize)]
     struct Rec {

@@ -50,18 +50,6 @@ impl Metrics {
         use rampart_ops::metrics::{counter, counter_vec, gauge, gauge_vec};
         let registry = Registry::new();
         let r = &registry;
-        let issued = counter_vec(
-            r,
-            "rampart_pki_certificates_issued_total",
-            "Certificates issued",
-            &["kind"],
-        );
-        let refused = counter_vec(
-            r,
-            "rampart_pki_certificates_refused_total",
-            "Issuance requests refused",
-            &["reason"],
-        );
         let ca_expiry = GaugeVec::new(
             Opts::new(
                 "rampart_pki_ca_seconds_to_expiry",
@@ -70,71 +58,72 @@ impl Metrics {
             &["ca", "serial"],
         )?;
         registry.register(Box::new(ca_expiry.clone()))?;
-        let audit_breaks = counter(
-            r,
-            "rampart_pki_audit_chain_breaks_total",
-            "Audit hash-chain breaks found since start (each sealed the log)",
-        );
-        let audit_restarts = counter(
-            r,
-            "rampart_pki_audit_chain_restarts_total",
-            "Audit logs sealed and restarted since start",
-        );
-        let audit_verified = gauge(
-            r,
-            "rampart_pki_audit_chain_verified",
-            "1: the last full audit verification passed; 0: it failed; 2: none yet",
-        );
-        let audit_records = counter(
-            r,
-            "rampart_pki_audit_records_written_total",
-            "Audit records written (fsynced) by this process",
-        );
-        let live_workloads = gauge_vec(
-            r,
-            "rampart_pki_live_workloads",
-            "Workloads holding an unexpired leaf, by the root it chains to",
-            &["root"],
-        );
-        let workloads_on_old_root = gauge(
-            r,
-            "rampart_pki_workloads_on_old_root",
-            "During a root rotation: live workloads whose newest leaf still chains to the old root",
-        );
-        let connections_closed = counter_vec(
-            r,
-            "rampart_pki_connections_closed_total",
-            "Connections closed by the CA before an answer (caps and deadlines)",
-            &["reason"],
-        );
-        let jwks_refreshes = counter_vec(
-            r,
-            "rampart_pki_jwks_refreshes_total",
-            "Kubernetes JWKS refreshes by result (failed: the last good key set stays)",
-            &["result"],
-        );
-        let jwks_keys = gauge(
-            r,
-            "rampart_pki_jwks_keys",
-            "Keys in the Kubernetes JWKS in use",
-        );
-        let revoked = gauge_vec(
-            r,
-            "rampart_pki_revoked_entries",
-            "Entries on the revocation deny-list published with the bundle",
-            &["kind"],
-        );
-        let rotations = counter_vec(
-            r,
-            "rampart_pki_rotations_total",
-            "CA rotation steps done",
-            &["event"],
-        );
-        let rotation_failures = counter(
-            r,
-            "rampart_pki_rotation_failures_total",
-            "CA rotation steps that failed (retried at the next check)",
-        );
+        let [issued, refused, connections_closed, jwks_refreshes, rotations] = [
+            (
+                "rampart_pki_certificates_issued_total",
+                "Certificates issued",
+                "kind",
+            ),
+            (
+                "rampart_pki_certificates_refused_total",
+                "Issuance requests refused",
+                "reason",
+            ),
+            (
+                "rampart_pki_connections_closed_total",
+                "Connections closed by the CA before an answer (caps and deadlines)",
+                "reason",
+            ),
+            (
+                "rampart_pki_jwks_refreshes_total",
+                "Kubernetes JWKS refreshes by result (failed: the last good key set stays)",
+                "result",
+            ),
+            (
+                "rampart_pki_rotations_total",
+                "CA rotation steps done",
+                "event",
+            ),
+        ]
+        .map(|(name, help, label)| counter_vec(r, name, help, &[label]));
+        let [live_workloads, revoked] = [
+            (
+                "rampart_pki_live_workloads",
+                "Workloads holding an unexpired leaf, by the root it chains to",
+                "root",
+            ),
+            (
+                "rampart_pki_revoked_entries",
+                "Entries on the revocation deny-list published with the bundle",
+                "kind",
+            ),
+        ]
+        .map(|(name, help, label)| gauge_vec(r, name, help, &[label]));
+        let [audit_breaks, audit_restarts, audit_records, rotation_failures] = [
+            (
+                "rampart_pki_audit_chain_breaks_total",
+                "Audit hash-chain breaks found since start (each sealed the log)",
+            ),
+            (
+                "rampart_pki_audit_chain_restarts_total",
+                "Audit logs sealed and restarted since start",
+            ),
+            (
+                "rampart_pki_audit_records_written_total",
+                "Audit records written (fsynced) by this process",
+            ),
+            (
+                "rampart_pki_rotation_failures_total",
+                "CA rotation steps that failed (retried at the next check)",
+            ),
+        ]
+        .map(|(name, help)| counter(r, name, help));
+        let [audit_verified, workloads_on_old_root, jwks_keys] = [
+            ("rampart_pki_audit_chain_verified", "1: the last full audit verification passed; 0: it failed; 2: none yet"),
+            ("rampart_pki_workloads_on_old_root", "During a root rotation: live workloads whose newest leaf still chains to the old root"),
+            ("rampart_pki_jwks_keys", "Keys in the Kubernetes JWKS in use"),
+        ]
+        .map(|(name, help)| gauge(r, name, help));
         // Every label value alerts look at exists from the start (0), so a
         // rate() over it is defined before the first event.
         for r in [

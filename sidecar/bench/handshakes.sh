@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # New mTLS connections per second and server CPU per full handshake: our server sidecar (TCP
-# port) and the peer kit's HAProxy mTLS inbound listener, interleaved, several rounds.
+# port), the peer kit's HAProxy mTLS inbound listener and, when it runs, Envoy's mTLS TCP
+# listener (its pair's inbound side), interleaved, several rounds.
 #   usage: sidecar/bench/handshakes.sh [rounds] [seconds] [conns]
 # Needs: the peer kit's haproxy peer running (PEERS_HOME, PEERS_PORT_BASE), our pair started with
 # `sidecar/bench/pair.sh start tcp`, and the bench client built:
@@ -19,6 +20,10 @@ ours_pid=$(cat "$dir/server.pid")
 haproxy_port=$((base + 510))
 haproxy_pid=$(ss -Htlnp "sport = :$haproxy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 [[ -n $haproxy_pid ]] || { echo "handshakes.sh: nothing listens on $haproxy_port (start the haproxy peer)" >&2; exit 2; }
+envoy_port=$((base + 512))
+envoy_pid=$(ss -Htlnp "sport = :$envoy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+sides=(ours haproxy)
+[[ -n $envoy_pid ]] && sides+=(envoy)
 
 ours() {
   timeout $((secs + 40)) taskset -c "$cpu" "$client" "127.0.0.1:$((base + 520))" --ca "$dir/ca.pem" \
@@ -30,13 +35,18 @@ haproxy() {
     --cert "$peers/pki/client.crt" --key "$peers/pki/client.key" --name localhost \
     --conns "$conns" --seconds "$secs" --server-pid "$haproxy_pid"
 }
+envoy() {
+  timeout $((secs + 40)) taskset -c "$cpu" "$client" "127.0.0.1:$envoy_port" --ca "$peers/pki/ca.crt" \
+    --cert "$peers/pki/client.crt" --key "$peers/pki/client.key" --name localhost \
+    --conns "$conns" --seconds "$secs" --server-pid "$envoy_pid"
+}
 field() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "# $conns concurrent clients on CPU $cpu, ${secs}s × $rounds rounds interleaved; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A rate cpu_us
 for ((r = 1; r <= rounds; r++)); do
-  for side in ours haproxy; do
+  for side in "${sides[@]}"; do
     line=$($side | grep '^HANDSHAKES')
     echo "round $r $side: ${line#HANDSHAKES }"
     rate[$side]+="$(field per_second "$line") "
@@ -44,10 +54,14 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 echo "# loadavg at end $(cut -d' ' -f1-3 /proc/loadavg)"
-for side in ours haproxy; do
+for side in "${sides[@]}"; do
   printf 'median %-8s connections/s %7.0f  server CPU per connection %6.0f µs\n' "$side" \
     "$(median <<<"${rate[$side]}")" "$(median <<<"${cpu_us[$side]}")"
 done
 awk -v a="$(median <<<"${cpu_us[ours]}")" -v b="$(median <<<"${cpu_us[haproxy]}")" \
   -v c="$(median <<<"${rate[ours]}")" -v d="$(median <<<"${rate[haproxy]}")" 'BEGIN {
   printf "ratio ours/haproxy: connections/s %.3f   server CPU per connection %.3f (< 1 favours ours)\n", c / d, a / b }'
+if [[ -n $envoy_pid ]]; then
+  awk -v a="$(median <<<"${cpu_us[ours]}")" -v b="$(median <<<"${cpu_us[envoy]}")" 'BEGIN {
+    printf "ratio ours/envoy: server CPU per connection %.3f (< 1 favours ours)\n", a / b }'
+fi

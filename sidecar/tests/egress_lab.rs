@@ -107,10 +107,7 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
 
     // Allowed name: resolved by our resolver (secure), the vetted address dialled, the
     // ClientHello delivered as sent.
-    let hello = client_hello("www.signed.test");
-    let got = connect_via(proxy, &format!("www.signed.test:{port}"), &hello);
-    assert_eq!(got.status(), 200, "{got:?}");
-    assert_eq!(got.rest, b"pong", "{got:?}");
+    let hello = carried_tls_via(proxy, "www.signed.test", port);
     assert!(dest.seen().iter().any(|(_, b)| *b == hello));
     let line = egress_line(&mut sc, "allowed egress", |v| {
         v["rampart.rule"] == "signed-www" && v["rampart.decision"] == "allow"
@@ -224,20 +221,11 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
     );
 
     // Bogus zone: signatures that do not validate.
-    let got = connect_via(
-        proxy,
-        &format!("www.bogus.test:{port}"),
-        &client_hello("www.bogus.test"),
-    );
-    assert!(got.rest.is_empty(), "{got:?}");
+    refused_tls_via(proxy, "www.bogus.test", port);
     denied_line(&mut sc, "dnssec_bogus", Some("bogus"));
 
     // Unsigned zone: allowed under if-signed, denied under required.
-    let got = connect_via(
-        proxy,
-        &format!("www.plain.test:{port}"),
-        &client_hello("www.plain.test"),
-    );
+    let got = tls_via(proxy, "www.plain.test", port);
     assert_eq!(got.rest, b"pong", "{got:?}");
     let line = egress_line(&mut sc, "unsigned allowed", |v| {
         v["client.port"] == got.local_port
@@ -245,12 +233,7 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
     assert_eq!(line["rampart.rule"], "plain-if-signed", "{line}");
     assert_eq!(line["rampart.decision"], "allow", "{line}");
     assert_eq!(line["rampart.dns.security"], "insecure", "{line}");
-    let got = connect_via(
-        proxy,
-        &format!("www.plain.test:{port2}"),
-        &client_hello("www.plain.test"),
-    );
-    assert!(got.rest.is_empty(), "{got:?}");
+    refused_tls_via(proxy, "www.plain.test", port2);
     denied_line(&mut sc, "dnssec_unsigned", Some("plain-required"));
 
     // An allowed name resolving to loopback or the metadata address is refused (vetting).
@@ -258,8 +241,7 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
         ("lo.signed.test", "loopback-name"),
         ("meta.signed.test", "metadata-name"),
     ] {
-        let got = connect_via(proxy, &format!("{name}:{port}"), &client_hello(name));
-        assert!(got.rest.is_empty(), "{name}: {got:?}");
+        refused_tls_via(proxy, name, port);
         let line = egress_line(&mut sc, &format!("{name} refused"), |v| {
             v["rampart.reason.kind"] == "address_refused" && v["rampart.rule"] == rule
         });
@@ -329,12 +311,7 @@ fn egress_through_the_sidecar_against_the_dnssec_lab() {
 
     // Resolver down: told apart from a bogus answer in the log and the metrics.
     lab.stop_resolver();
-    let got = connect_via(
-        proxy,
-        &format!("private.signed.test:{port}"),
-        &client_hello("private.signed.test"),
-    );
-    assert!(got.rest.is_empty(), "{got:?}");
+    refused_tls_via(proxy, "private.signed.test", port);
     let line = egress_line(&mut sc, "resolver down", |v| {
         v["rampart.rule"] == "asked-last"
     });

@@ -82,10 +82,7 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
     let proxy = sidecar.addr("egress:proxy");
 
     // Allowed by both: the destination sees the gateway's fixed address, never the workload's.
-    let hello = client_hello("www.signed.test");
-    let got = connect_via(proxy, &format!("www.signed.test:{port}"), &hello);
-    assert_eq!(got.status(), 200, "{got:?}");
-    assert_eq!(got.rest, b"pong", "{got:?}");
+    let hello = carried_tls_via(proxy, "www.signed.test", port);
     let seen = dest.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].0.ip(), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)));
@@ -111,12 +108,7 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
 
     // DNSSEC is the gateway's to check: a bogus answer is refused there, with its reason, and
     // the sidecar logs the gateway's reason and rule.
-    let got = connect_via(
-        proxy,
-        &format!("www.bogus.test:{port}"),
-        &client_hello("www.bogus.test"),
-    );
-    assert!(got.rest.is_empty(), "{got:?}");
+    refused_tls_via(proxy, "www.bogus.test", port);
     let line = sidecar.wait_for(
         |v| {
             v["event.name"] == "rampart.sidecar.egress"
@@ -133,12 +125,7 @@ fn the_gateway_resolves_checks_and_leaves_from_its_fixed_address() {
 
     // The gateway re-checks the caller's policy: the workload allows api.signed.test, the
     // gateway does not for frontend.
-    let got = connect_via(
-        proxy,
-        &format!("api.signed.test:{port}"),
-        &client_hello("api.signed.test"),
-    );
-    assert!(got.rest.is_empty(), "{got:?}");
+    refused_tls_via(proxy, "api.signed.test", port);
     let line = sidecar.wait_for(
         |v| v["rampart.egress.denied_by"] == "gateway" && v["rampart.reason.kind"] == "no_rule",
         "the gateway's policy refusal in the sidecar's log",

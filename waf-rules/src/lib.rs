@@ -13,6 +13,7 @@ mod family;
 mod policy;
 mod request;
 mod rules;
+mod syntax;
 #[cfg(test)]
 mod test_support;
 mod transform;

@@ -179,6 +179,20 @@ impl Policy {
         }
     }
 
+    /// Whether inbound decisions on `port` read the request's method or path: `false` when no
+    /// rule of the sets governing the port names methods or paths, so that the decision made
+    /// for one request of a connection (caller, port and source fixed) holds for all of them.
+    pub fn inbound_reads_http(&self, port: u16) -> bool {
+        self.by_port.get(&port).is_some_and(|sets| {
+            sets.enforce
+                .iter()
+                .chain(&sets.audit)
+                .filter_map(|&i| self.inbound.get(i))
+                .flat_map(|set| &set.rules)
+                .any(|rule| rule.methods.is_some() || rule.paths.is_some())
+        })
+    }
+
     /// Decides a connection this workload makes.
     pub fn outbound(&self, target: &OutboundTarget<'_>) -> Decision {
         let decision = |verdict, rule, reason, audit| Decision {

@@ -42,6 +42,21 @@ fn inbound(
 }
 
 #[test]
+fn ports_whose_rules_read_no_method_or_path_decide_once_per_connection() {
+    let p = compile(POLICY).unwrap();
+    // 9090's set also holds 8080's method and path rule (a denial names the closest rule of
+    // the set, which reads them): per request on both.
+    assert!(p.inbound_reads_http(8080) && p.inbound_reads_http(9090));
+    // 7000: its only set names callers alone; 6000: no rule at all.
+    assert!(!p.inbound_reads_http(7000) && !p.inbound_reads_http(6000));
+    let d = from_frontend(&p, 7000, Some(("POST", "/x")));
+    assert_eq!(
+        d.to_string(),
+        from_frontend(&p, 7000, Some(("GET", "/"))).to_string()
+    );
+}
+
+#[test]
 fn admits_by_identity_method_and_path() {
     let p = compile(POLICY).unwrap();
     let d = from_frontend(&p, 8080, Some(("GET", "/v1/payments/42")));

@@ -20,13 +20,13 @@ use prometheus::IntCounter;
 use rampart_tls::spiffe::SpiffeId;
 use tokio::net::TcpStream;
 
-use super::log::{base_event, DecisionFields, Now};
+use super::log::{base_event, DecisionFields};
 use super::metrics::count;
-use super::{Ctx, CONNECT_TIMEOUT};
+use super::{Ctx, Generation, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
 use crate::policy::{Decision, HttpRequest, InboundRequest, PolicyVersion, Verdict};
-use rampart_ops::json_log::Fixed;
+use rampart_ops::json_log::{Fields, Fixed, Timestamp};
 
 /// The app's answer streamed as it comes, or our own short answer (no box per response).
 type Body = Either<Incoming, Full<Bytes>>;
@@ -88,29 +88,39 @@ fn conn_fields<'a>(
     }
 }
 
-/// A request line's own fields (after its connection's [`ConnFields`]): typed and borrowed,
-/// serialised without copies or a map.
-#[derive(serde::Serialize)]
+/// A request line's own fields (after its connection's [`ConnFields`]): borrowed, written
+/// straight into the line ([`RequestLine::write`]), no map and no `Serialize` pass.
 struct RequestLine<'a> {
-    timestamp: Now,
-    #[serde(rename = "http.request.method")]
+    timestamp: Timestamp,
     method: &'a str,
-    #[serde(rename = "url.path")]
     path: &'a str,
-    #[serde(flatten)]
     decision: Option<DecisionFields<'a>>,
-    #[serde(rename = "http.response.status_code")]
     status: u16,
     /// Why a request was refused before policy (the decision has its own reason).
-    #[serde(rename = "rampart.reason", skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
-    #[serde(rename = "error.message", skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
-    #[serde(
-        rename = "rampart.duration_ms",
-        skip_serializing_if = "Option::is_none"
-    )]
     duration_ms: Option<f64>,
+}
+
+impl RequestLine<'_> {
+    fn write(&self, f: &mut Fields<'_>) {
+        f.timestamp("timestamp", self.timestamp)
+            .str("http.request.method", self.method)
+            .str("url.path", self.path);
+        if let Some(decision) = &self.decision {
+            f.flatten(decision);
+        }
+        f.value("http.response.status_code", &self.status);
+        if let Some(reason) = self.reason {
+            f.str("rampart.reason", reason);
+        }
+        if let Some(error) = self.error {
+            f.str("error.message", error);
+        }
+        if let Some(ms) = self.duration_ms {
+            f.value("rampart.duration_ms", &ms);
+        }
+    }
 }
 
 /// [`ConnFields`] and an admitting decision's fields (see `Conn::admitted_head`).
@@ -153,6 +163,10 @@ struct Conn {
     app: Mutex<Option<SendRequest<Incoming>>>,
     /// The last request's method and path, re-checked when the policy changes.
     last: Mutex<Option<(http::Method, String)>>,
+    /// The decision for every request of this connection, while the generation that made it
+    /// is current, when that generation's rules for this port read neither methods nor paths
+    /// (`Policy::inbound_reads_http`): caller, port and source are the connection's.
+    decided: Mutex<Option<(Arc<Generation>, Arc<Decision>)>>,
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
@@ -194,6 +208,7 @@ pub async fn connection(
             .with_label_values(&["inbound", Verdict::Allow.as_str()]),
         app: Mutex::new(None),
         last: Mutex::new(None),
+        decided: Mutex::new(None),
     });
     let service = {
         let conn = conn.clone();
@@ -202,10 +217,15 @@ pub async fn connection(
             async move { Ok::<_, Infallible>(conn.request(req).await) }
         })
     };
+    // `half_close`: while a request is with the app, hyper would otherwise try a read on the
+    // caller's connection at every poll to notice an early close (a few per request, each
+    // through rustls and tokio's readiness); a caller that has gone is noticed when its
+    // answer is written, and a caller that only shut its sending side still gets the answer.
     let server = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .max_buf_size(64 * 1024)
+        .half_close(true)
         .serve_connection(TokioIo::new(tls), service);
     tokio::pin!(server);
     let mut current = ctx.current.clone();
@@ -217,6 +237,10 @@ pub async fn connection(
                 if changed.is_err() {
                     let _ = (&mut server).await;
                     return;
+                }
+                // Decided again under the new generation (and the old one not kept alive).
+                if let Ok(mut decided) = conn.decided.lock() {
+                    *decided = None;
                 }
                 if let Some(reason) = conn.revoked() {
                     ctx.metrics.closed_by_policy.with_label_values(&["inbound"]).inc();
@@ -278,17 +302,7 @@ impl Conn {
                     .into(),
             );
         }
-        let g = self.ctx.generation();
-        let decision = g.policy.inbound(&InboundRequest {
-            caller: self.caller.as_ref(),
-            port: self.port.port,
-            source: Some(self.peer.ip()),
-            http: Some(HttpRequest {
-                method: method.as_str(),
-                path,
-            }),
-        });
-        drop(g);
+        let decision = self.decide(method.as_str(), path);
         self.remember(&method, path);
         if decision.verdict == Verdict::Allow {
             self.allowed.inc();
@@ -305,7 +319,7 @@ impl Conn {
                     .insert(DENIED, HeaderValue::from_static(reason.label()));
             }
             let line = self.line(&method, path, 403, started);
-            self.log(Some(&decision), line);
+            self.log(Some(&*decision), line);
             return resp;
         }
 
@@ -343,8 +357,30 @@ impl Conn {
         };
         let mut line = self.line(&method, path, status, started);
         line.error = error.as_deref();
-        self.log(Some(&decision), line);
+        self.log(Some(&*decision), line);
         resp
+    }
+
+    /// The current policy's decision on a request (see `Conn::decided`).
+    fn decide(&self, method: &str, path: &str) -> Arc<Decision> {
+        let g = self.ctx.generation();
+        if let Some((at, decision)) = self.decided.lock().ok().as_deref().and_then(Option::as_ref) {
+            if Arc::ptr_eq(at, &g) {
+                return decision.clone();
+            }
+        }
+        let decision = Arc::new(g.policy.inbound(&InboundRequest {
+            caller: self.caller.as_ref(),
+            port: self.port.port,
+            source: Some(self.peer.ip()),
+            http: Some(HttpRequest { method, path }),
+        }));
+        if !g.policy.inbound_reads_http(self.port.port) {
+            if let Ok(mut decided) = self.decided.lock() {
+                *decided = Some((g, decision.clone()));
+            }
+        }
+        decision
     }
 
     /// Keeps the request for policy re-checks; most connections repeat one request, so the
@@ -366,7 +402,7 @@ impl Conn {
         started: Instant,
     ) -> RequestLine<'a> {
         RequestLine {
-            timestamp: Now::utc(),
+            timestamp: Timestamp::now(),
             method: method.as_str(),
             path,
             decision: None,
@@ -392,7 +428,7 @@ impl Conn {
         });
         let (Some((d, rule)), Ok(mut cached)) = (admitted, self.admitted_head.lock()) else {
             line.decision = decision.map(DecisionFields::of);
-            return self.ctx.log.send_now_with(&self.fixed, &line);
+            return self.ctx.log.send_fields(&self.fixed, |f| line.write(f));
         };
         let same = cached.as_ref().is_some_and(|c| {
             Arc::ptr_eq(&c.policy, &d.policy)
@@ -412,10 +448,10 @@ impl Conn {
             });
         }
         match cached.as_ref() {
-            Some(c) => self.ctx.log.send_now_with(&c.head, &line),
+            Some(c) => self.ctx.log.send_fields(&c.head, |f| line.write(f)),
             None => {
                 line.decision = decision.map(DecisionFields::of);
-                self.ctx.log.send_now_with(&self.fixed, &line)
+                self.ctx.log.send_fields(&self.fixed, |f| line.write(f))
             }
         }
     }
@@ -565,7 +601,7 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
         let fields = || conn_fields(peer, 8080, Some(&caller), &own);
         let request = |decision| RequestLine {
-            timestamp: Now(time::OffsetDateTime::UNIX_EPOCH),
+            timestamp: Timestamp::at(std::time::UNIX_EPOCH),
             method: "GET",
             path: "/v1/x",
             decision,
@@ -575,15 +611,15 @@ mod tests {
             duration_ms: Some(0.25),
         };
         let fixed = Fixed::new(&fields()).unwrap();
-        let line = fixed
-            .line(&request(Some(DecisionFields::of(&decision))))
-            .unwrap();
+        let line = fixed.line_fields(|f| request(Some(DecisionFields::of(&decision))).write(f));
         // The ready-made head of an admitting rule gives the same object.
         let head = HeadFields {
             conn: fields(),
             decision: DecisionFields::of(&decision),
         };
-        let with_head = Fixed::new(&head).unwrap().line(&request(None)).unwrap();
+        let with_head = Fixed::new(&head)
+            .unwrap()
+            .line_fields(|f| request(None).write(f));
         let parse = |line: &[u8]| serde_json::from_slice::<serde_json::Value>(line).unwrap();
         assert_eq!(parse(&with_head), parse(&line));
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
@@ -591,7 +627,7 @@ mod tests {
             ("event.name", "rampart.sidecar.request"),
             ("client.address", "127.0.0.1"),
             ("rampart.caller.identity", "spiffe://mesh.local/ns/a/sa/b"),
-            ("timestamp", "1970-01-01T00:00:00Z"),
+            ("timestamp", "1970-01-01T00:00:00.000000Z"),
             ("http.request.method", "GET"),
             ("url.path", "/v1/x"),
             ("rampart.decision", "allow"),

@@ -121,6 +121,29 @@ impl Proxied {
     }
 }
 
+/// What an app does for TLS to `name:port` through the explicit proxy: `CONNECT`, then a
+/// ClientHello for `name`.
+pub fn tls_via(proxy: SocketAddr, name: &str, port: u16) -> Proxied {
+    connect_via(proxy, &format!("{name}:{port}"), &client_hello(name))
+}
+
+/// [`tls_via`], expecting it carried: `200` and the test destination's `pong`. Returns the
+/// ClientHello the destination must have received.
+pub fn carried_tls_via(proxy: SocketAddr, name: &str, port: u16) -> Vec<u8> {
+    let hello = client_hello(name); // random fields: keep the one sent
+    let got = connect_via(proxy, &format!("{name}:{port}"), &hello);
+    assert_eq!(got.status(), 200, "{name}: {got:?}");
+    assert_eq!(got.rest, b"pong", "{name}: {got:?}");
+    hello
+}
+
+/// [`tls_via`], expecting it refused: nothing of a destination comes back.
+pub fn refused_tls_via(proxy: SocketAddr, name: &str, port: u16) -> Proxied {
+    let got = tls_via(proxy, name, port);
+    assert!(got.rest.is_empty(), "{name}: {got:?}");
+    got
+}
+
 /// `CONNECT target` through the proxy at `proxy`, then (after a `200`) `then` inside the
 /// tunnel; reads until the connection closes.
 pub fn connect_via(proxy: SocketAddr, target: &str, then: &[u8]) -> Proxied {

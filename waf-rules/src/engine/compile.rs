@@ -6,27 +6,13 @@ use crate::detect::Detector;
 use crate::error::WafError;
 use crate::extract::Class;
 use crate::rules::{Operator, Rule, TargetSel};
+use crate::syntax::syntax_config;
 use crate::transform::Transform;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcKind};
 use regex_automata::meta::Regex;
-use regex_automata::util::syntax;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-
-/// Byte-oriented, ASCII-class syntax: values are bytes, not always UTF-8.
-pub(crate) fn syntax_config() -> syntax::Config {
-    syntax::Config::new().unicode(false).utf8(false)
-}
-
-/// One rule's own regex, used to find the fragment once its group matched.
-pub(crate) fn single_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::builder()
-        .syntax(syntax_config())
-        .configure(Regex::config().utf8_empty(false))
-        .build(pattern)
-        .map_err(|e| e.to_string())
-}
 
 fn multi_regex(patterns: &[&str]) -> Result<MultiRegex, String> {
     MultiRegex::new(patterns, syntax_config())

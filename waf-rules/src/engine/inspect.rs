@@ -383,7 +383,7 @@ fn scan_regexes(
             .get_or_init(|| {
                 rule.pattern
                     .as_deref()
-                    .and_then(|p| super::compile::single_regex(p).ok())
+                    .and_then(|p| crate::syntax::single_regex(p).ok())
             })
             .as_ref()
             .and_then(|re| re.find(value))

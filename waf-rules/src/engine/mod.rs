@@ -14,7 +14,6 @@ use crate::error::WafError;
 use crate::rules;
 use std::path::Path;
 
-pub(crate) use compile::single_regex;
 use compile::Compiled;
 #[doc(hidden)]
 pub use memory::MemoryPart;

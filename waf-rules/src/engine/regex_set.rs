@@ -147,7 +147,7 @@ mod tests {
                     .map(|&ri| c.rules[ri].pattern.as_deref().unwrap())
                     .collect();
                 let meta = Regex::builder()
-                    .syntax(super::super::compile::syntax_config())
+                    .syntax(crate::syntax::syntax_config())
                     .configure(Regex::config().match_kind(MatchKind::All).utf8_empty(false))
                     .build_many(&pats)
                     .unwrap();

@@ -163,7 +163,7 @@ fn validate(def: RuleDef, family: crate::family::Family) -> Result<Rule, String>
 
 /// Parses a regex alone so a bad one is reported against its rule.
 fn check_regex(r: &str) -> Result<(), String> {
-    crate::engine::single_regex(r)
+    crate::syntax::single_regex(r)
         .map(|_| ())
         .map_err(|e| format!("bad regex: {e}"))
 }
