@@ -104,7 +104,7 @@ pub(crate) struct Compiled {
     pub chain_keeps_plain: Vec<bool>,
     pub groups: Vec<Group>,
     /// One automaton over every gate's literals; pattern -> gate bit.
-    pub prefilter: Option<(aho_corasick::dfa::DFA, Vec<usize>)>,
+    pub prefilter: Option<(aho_corasick::nfa::contiguous::NFA, Vec<usize>)>,
     /// Number of gate bits the literal scan reports.
     pub gate_bits: usize,
     /// The gate bit of each detector's anchors (`Detector::anchors`).
@@ -199,8 +199,10 @@ impl Compiled {
         let prefilter = if lits.is_empty() {
             None
         } else {
-            // A bare DFA: inspection walks it byte by byte (values.rs).
-            let ac = aho_corasick::dfa::DFA::builder()
+            // Walked byte by byte (values.rs). A contiguous NFA, not a DFA: 0.37 instead of
+            // 1.9 MB for the ~3,400 literals, and no slower (fewer instructions per
+            // inspection: its dense root states serve most bytes).
+            let ac = aho_corasick::nfa::contiguous::NFA::builder()
                 .ascii_case_insensitive(true)
                 .match_kind(AcKind::Standard)
                 .prefilter(false)
