@@ -1,19 +1,25 @@
 //! Where the edge's idle memory goes: resident anonymous memory of this process (`/proc/self/
 //! smaps_rollup`) after each part of the edge's start-up is built and kept alive, with the same
-//! allocator and build profile as `rampart-proxy`. Each line is the part's own growth.
+//! allocator and build profile as `rampart-proxy`. Each line is the part's own growth; for the
+//! WAF rules also the automata's own heap (`RuleSet::memory_parts`), so the difference is what
+//! the compile left behind in the heap.
 //!
 //! ```sh
-//! cargo build --release -p rampart-proxy --example memory_parts
-//! target/release/examples/memory_parts examples/bench/edge-bench.toml
+//! cargo build --profile dist -p rampart-proxy --example memory_parts
+//! target/dist/examples/memory_parts examples/bench/edge-bench.toml          # as the edge does
+//! target/dist/examples/memory_parts examples/bench/edge-bench.toml inline   # rules compiled on
+//!                                                                          # the main thread
 //! ```
-//! The parts: the compiled WAF rules (one `RuleSet`, as each config generation holds), one
-//! whole config generation (`Runtime`: rules, routes, upstreams, TLS configs), and the shared
-//! state `rampart-proxy run` builds before Pingora starts (metrics, access-log thread,
-//! defences, the first generation). What Pingora adds (its runtimes and threads) is the rest of
-//! `rampart-proxy run`'s idle figure.
+//! The parts: the compiled WAF rules (one `RuleSet`, as each config generation holds: compiled
+//! on a scratch thread as `Runtime` does, or with `inline` on this thread), one whole config
+//! generation (`Runtime`: routes, upstreams, TLS configs; the rules shared with the first), and
+//! the shared state `rampart-proxy run` builds before Pingora starts (metrics, access-log
+//! thread, defences, its own first generation). What Pingora adds (its runtimes and threads) is
+//! the rest of `rampart-proxy run`'s idle figure.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -35,7 +41,7 @@ fn step<T>(name: &str, last: &mut u64, build: impl FnOnce() -> T) -> T {
     let value = build();
     let (anon, file) = resident();
     println!(
-        "{name:<34} anonymous {:>6} KiB (+{:>6})   file-backed {file:>6} KiB",
+        "{name:<40} anonymous {:>6} KiB (+{:>6})   file-backed {file:>6} KiB",
         anon,
         anon.saturating_sub(*last)
     );
@@ -44,10 +50,12 @@ fn step<T>(name: &str, last: &mut u64, build: impl FnOnce() -> T) -> T {
 }
 
 fn main() {
-    let Some(path) = std::env::args().nth(1).map(PathBuf::from) else {
-        eprintln!("usage: memory_parts CONFIG.toml");
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next().map(PathBuf::from) else {
+        eprintln!("usage: memory_parts CONFIG.toml [inline]");
         std::process::exit(2);
     };
+    let inline = args.next().as_deref() == Some("inline");
     let config = match rampart_proxy::config::load(&path) {
         Ok(c) => c,
         Err(e) => {
@@ -57,10 +65,38 @@ fn main() {
     };
     rampart_proxy::tls::install_crypto_provider();
     let mut last = resident().0;
-    println!("{:<34} anonymous {last:>6} KiB", "start (config read)");
-    let rules = step("WAF rules (RuleSet::builtin)", &mut last, || {
-        rampart_waf::RuleSet::builtin()
+    println!("{:<40} anonymous {last:>6} KiB", "start (config read)");
+    let how = if inline {
+        "this thread"
+    } else {
+        "scratch thread"
+    };
+    let rules = step(&format!("WAF rules (compiled on {how})"), &mut last, || {
+        if inline {
+            rampart_waf::RuleSet::builtin()
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        } else {
+            rampart_proxy::runtime::compile_waf_rules(&config, None).map_err(|e| e.to_string())
+        }
     });
+    let rules = match rules {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("memory_parts: {e}");
+            std::process::exit(1);
+        }
+    };
+    let automata: usize = rules
+        .memory_parts(false)
+        .iter()
+        .filter(|p| !p.what.contains("caches"))
+        .map(|p| p.bytes)
+        .sum();
+    println!(
+        "  of which the automata's own heap       {:>6} KiB",
+        automata / 1024
+    );
     let runtime = step("one config generation (Runtime)", &mut last, || {
         rampart_proxy::runtime::Runtime::build(config.clone(), None)
     });

@@ -67,6 +67,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => {
+            rampart_proxy::control::allocator::exec_with_defaults();
             rampart_proxy::control::server::run(&config).map_err(|e| e.to_string())
         }
         Command::Check { config } => check(&config).map_err(|e| e.to_string()),

@@ -108,18 +108,7 @@ impl Runtime {
             DefenceSettings::build(&config.protect, routes, previous.map(|p| &*p.protect))
                 .map_err(EdgeError::Protect)?;
         let tls = crate::tls::build_listener_configs(&config, identity.map(|i| &**i))?;
-        // Unchanged rule files: the previous generation's compiled rules, shared.
-        let source = match &config.waf.rules_dir {
-            Some(dir) => rampart_waf::RuleSource::Dir(dir.clone()),
-            None => rampart_waf::RuleSource::Builtin,
-        };
-        let waf_rules =
-            rampart_waf::RuleSet::load_or_reuse(&source, previous.map(|p| &p.waf_rules)).map_err(
-                |e| EdgeError::WafRules {
-                    dir: config.waf.rules_dir.clone(),
-                    message: e.to_string(),
-                },
-            )?;
+        let waf_rules = compile_waf_rules(&config, previous)?;
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
             let up = Upstream::build(u, identity).map_err(|message| EdgeError::Upstream {
@@ -182,6 +171,41 @@ impl Runtime {
             ..self.clone()
         }
     }
+}
+
+/// The WAF rules of the generation built from `config`: the previous generation's own when the
+/// rule files are unchanged (`RuleSet::load_or_reuse`), else compiled on a thread of its own.
+/// The compile allocates and frees several times what the rules keep (parsed patterns, NFA
+/// builders, byte-class and state tables); mimalloc gives each thread its own heap, so what it
+/// frees there goes back to the allocator's arena when the thread ends, instead of staying as
+/// half-used pages of the long-lived thread that loaded the config (docs/measurements/proxy.md,
+/// memory).
+pub fn compile_waf_rules(
+    config: &Config,
+    previous: Option<&Runtime>,
+) -> Result<Arc<rampart_waf::RuleSet>, EdgeError> {
+    let source = match &config.waf.rules_dir {
+        Some(dir) => rampart_waf::RuleSource::Dir(dir.clone()),
+        None => rampart_waf::RuleSource::Builtin,
+    };
+    let previous = previous.map(|p| &p.waf_rules);
+    let load = || rampart_waf::RuleSet::load_or_reuse(&source, previous);
+    let rules = std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("waf-compile".into())
+            .spawn_scoped(s, load)
+        {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: compile here.
+            Err(_) => load(),
+        }
+    });
+    rules.map_err(|e| EdgeError::WafRules {
+        dir: config.waf.rules_dir.clone(),
+        message: e.to_string(),
+    })
 }
 
 /// Each listener by the local port its connections arrive on: the bound one from `bound` (by

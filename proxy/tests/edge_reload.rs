@@ -158,6 +158,15 @@ async fn sigterm_drains_in_flight_requests_then_exits() {
         tokio::spawn(
             async move { https(port, "app.test", &ca, &get("app.test", "/slow", "")).await },
         );
+    // `run` started itself again with the allocator's settings (control::allocator): the same
+    // process, which the signal below still reaches.
+    let environ = std::fs::read(format!("/proc/{}/environ", edge.child.id())).unwrap();
+    for var in ["MIMALLOC_PURGE_DELAY=0", "MIMALLOC_ALLOW_THP=0"] {
+        assert!(
+            environ.split(|&b| b == 0).any(|v| v == var.as_bytes()),
+            "{var} is not in the edge's environment"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(200)).await;
     edge.signal("TERM");
     let r = in_flight.await.unwrap().unwrap();
