@@ -270,16 +270,12 @@ impl FileWatch {
     }
 
     /// [`watch_files`], counting into this watch.
-    pub fn run<L, F>(
+    pub fn run(
         self,
-        files: L,
+        files: impl Fn() -> Vec<PathBuf> + Send + Sync + 'static,
         timing: WatchTiming,
-        reload: F,
-    ) -> impl std::future::Future<Output = ()> + Send
-    where
-        L: Fn() -> Vec<PathBuf> + Send + Sync + 'static,
-        F: Fn() -> bool + Send + Sync + 'static,
-    {
+        reload: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> impl std::future::Future<Output = ()> + Send {
         let files: Arc<dyn Fn() -> Vec<PathBuf> + Send + Sync> = Arc::new(files);
         let reload = Arc::new(reload);
         let first = Look::take(&*files);
@@ -451,6 +447,25 @@ mod tests {
         }
     }
 
+    /// A folder with `files` (name, content) written, watched with `settle_ms`, the kernel
+    /// notification set up: (folder, paths, the watch).
+    async fn watching(
+        files: &[(&str, &str)],
+        settle_ms: u64,
+    ) -> (tempfile::TempDir, Vec<PathBuf>, Running) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = files.iter().map(|(n, _)| dir.path().join(n)).collect();
+        for (path, (_, text)) in paths.iter().zip(files) {
+            write(path, text);
+        }
+        let mut w = start(paths.clone(), timing(settle_ms));
+        w.until("kernel notification set up", |c| {
+            c.mode == WatchMode::Notified
+        })
+        .await;
+        (dir, paths, w)
+    }
+
     fn timing(settle_ms: u64) -> WatchTiming {
         WatchTiming {
             settle: Duration::from_millis(settle_ms),
@@ -490,6 +505,13 @@ mod tests {
             );
             assert!(self.reloads.try_recv().is_err(), "{what}: no reload");
         }
+
+        /// [`Running::assert_idle`], then the counts are (notices, looks, reloads).
+        async fn assert_idle_at(&mut self, what: &str, want: (u64, u64, u64)) {
+            self.assert_idle(what).await;
+            let c = *self.counts.borrow();
+            assert_eq!((c.notices, c.looks, c.reloads), want, "{what}: {c:?}");
+        }
     }
 
     fn write(path: &Path, text: &str) {
@@ -505,15 +527,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_watch_reads_nothing_and_ignores_other_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        write(&cert, "cert 1");
-        write(&key, "key 1");
-        let mut w = start(vec![cert, key], timing(50));
-        w.until("kernel notification set up", |c| {
-            c.mode == WatchMode::Notified
-        })
-        .await;
+        let (dir, _, mut w) = watching(&[("cert.pem", "cert 1"), ("key.pem", "key 1")], 50).await;
         assert_eq!(w.counts.borrow().looks, 1, "read once at start");
         // Another file of the same directory changes: not ours.
         write(&dir.path().join("unrelated.txt"), "x");
@@ -522,28 +536,22 @@ mod tests {
             dir.path().join("other.txt"),
         )
         .unwrap();
-        w.assert_idle("idle with other files changing").await;
-        let c = *w.counts.borrow();
-        assert_eq!((c.notices, c.looks, c.reloads), (0, 1, 0), "{c:?}");
+        w.assert_idle_at("idle with other files changing", (0, 1, 0))
+            .await;
         w.task.abort();
     }
 
     #[tokio::test]
     async fn a_rename_into_place_reloads_once_and_the_reload_reads_notify_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let policy = dir.path().join("policy.toml");
-        write(&policy, "version = 1");
-        let mut w = start(vec![policy.clone()], timing(50));
-        w.until("set up", |c| c.mode == WatchMode::Notified).await;
+        let (dir, paths, mut w) = watching(&[("policy.toml", "version = 1")], 50).await;
+        let policy = &paths[0];
         // The way editors and `install` replace a file: write a temporary, rename it over.
         let tmp = dir.path().join(".policy.toml.swp");
         write(&tmp, "version = 2");
-        std::fs::rename(&tmp, &policy).unwrap();
+        std::fs::rename(&tmp, policy).unwrap();
         assert_eq!(w.next_reload().await, ["version = 2"]);
         // Reading the files for the look and the reload must not notify the watch itself.
-        w.assert_idle("after the reload").await;
-        let c = *w.counts.borrow();
-        assert_eq!((c.notices, c.looks, c.reloads), (1, 2, 1), "{c:?}");
+        w.assert_idle_at("after the reload", (1, 2, 1)).await;
         w.task.abort();
     }
 
@@ -589,40 +597,33 @@ mod tests {
 
     #[tokio::test]
     async fn a_cert_then_its_key_within_the_settle_window_is_one_reload() {
-        let dir = tempfile::tempdir().unwrap();
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        write(&cert, "cert 1");
-        write(&key, "key 1");
-        let mut w = start(vec![cert.clone(), key.clone()], timing(1000));
-        w.until("set up", |c| c.mode == WatchMode::Notified).await;
-        write(&cert, "cert 2");
+        let (_dir, paths, mut w) =
+            watching(&[("cert.pem", "cert 1"), ("key.pem", "key 1")], 1000).await;
+        let (cert, key) = (&paths[0], &paths[1]);
+        write(cert, "cert 2");
         // The key is written after the watch has noticed the certificate, inside its window.
         w.until("the certificate noticed", |c| c.notices == 1).await;
-        write(&key, "key 2");
+        write(key, "key 2");
         assert_eq!(w.next_reload().await, ["cert 2", "key 2"], "read together");
-        w.assert_idle("after the reload").await;
-        let c = *w.counts.borrow();
-        assert_eq!((c.notices, c.reloads), (1, 1), "one reload for both: {c:?}");
+        // One notice, one look after the window, one reload for both files.
+        w.assert_idle_at("after the reload", (1, 2, 1)).await;
         w.task.abort();
     }
 
     #[tokio::test]
     async fn a_failed_reload_is_not_retried_until_the_files_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cert.pem");
-        write(&path, "one");
-        let mut w = start(vec![path.clone()], timing(20));
-        w.until("set up", |c| c.mode == WatchMode::Notified).await;
+        let (_dir, paths, mut w) = watching(&[("cert.pem", "one")], 20).await;
+        let path = &paths[0];
         w.succeed.store(false, Ordering::SeqCst);
         // Same length, same second: only the content hash differs. (Whole replacements: a
         // notification left from one write could otherwise start a look between the
         // truncation and the write of the next.)
-        replace(&path, "two");
+        replace(path, "two");
         assert_eq!(w.next_reload().await, ["two"]);
         // Not retried while the files stay as they are.
         w.assert_idle("after the failed reload").await;
         w.succeed.store(true, Ordering::SeqCst);
-        replace(&path, "three");
+        replace(path, "three");
         assert_eq!(w.next_reload().await, ["three"]);
         assert_eq!(
             w.counts.borrow().reloads,
