@@ -204,7 +204,7 @@ mod tests {
                 let mut v = Vec::new();
                 for _ in 0..len {
                     let r = crate::test_support::xorshift(&mut x);
-                    if r % 3 == 0 {
+                    if r.is_multiple_of(3) {
                         v.extend_from_slice(words[(r >> 8) as usize % words.len()]);
                     } else {
                         v.push(allowed[(r >> 8) as usize % allowed.len()]);
