@@ -87,14 +87,16 @@ impl Detector {
     /// Whether the detector can only fire on a value holding a byte plain
     /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
     /// reader needs a separator, `$` or `{`, the command-line reader an
-    /// option's `-` or a path's `/`; the Log4j resolver a `$`; the
-    /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
+    /// option's `-`, a path's `/` or an address's `.`; the Log4j resolver
+    /// a `$`; the XSS reader
     /// one of `: = < ( ` . [` (its first check), the HTML-injection reader a
     /// `<` or a `(`; the name-less line break a
     /// control byte (or the `%` escaping one). A group of such detectors
     /// and gated patterns skips plain values unread, as a group of gated
     /// patterns alone does, and the engine does not call them on a plain
     /// value (`engine::tests::punctuation_detectors_find_nothing_in_plain_text`).
+    /// The path reader is not one: `0x2e0x2e0x2fetc0x2fpasswd` is plain
+    /// text and a climb (its trigger bytes hold the digit `0`).
     pub(crate) fn needs_punctuation(self) -> bool {
         matches!(
             self,
@@ -102,13 +104,40 @@ impl Detector {
                 | Detector::ShellEscaped
                 | Detector::CommandLine
                 | Detector::Log4j
-                | Detector::Path
-                | Detector::PathClimb
                 | Detector::Xss
                 | Detector::HtmlInjection
                 | Detector::HtmlLinks
                 | Detector::NamelessLineBreak
         )
+    }
+
+    /// The bytes without one of which the detector never reports on a
+    /// value (`None`: it can report on a value of any bytes — the protocol
+    /// checks reject all but the valid forms). Each set sits next to its
+    /// detector and is the one its own first check reads, so the two cannot
+    /// drift; `detect::triggers::tests` fails if a value holding none of a
+    /// detector's trigger bytes ever yields a hit. A rule group whose
+    /// detectors, gates and decoding steps all have trigger bytes can skip
+    /// a value holding none of them.
+    pub(crate) fn triggers(self) -> Option<Triggers> {
+        match self {
+            Detector::Sqli => Some(sqli::TRIGGERS),
+            Detector::Xss => Some(xss::TRIGGERS),
+            Detector::HtmlInjection | Detector::HtmlLinks => Some(xss::HTML_INJECTION_TRIGGERS),
+            Detector::Shell => Some(shell::TRIGGERS),
+            Detector::ShellEscaped => Some(shell::ESCAPED_TRIGGERS),
+            Detector::CommandLine => Some(shell::COMMAND_LINE_TRIGGERS),
+            Detector::Log4j => Some(log4j::TRIGGERS),
+            Detector::Path | Detector::PathClimb => Some(path::TRIGGERS),
+            Detector::AcceptCharset => Some(protocol::ACCEPT_CHARSET_TRIGGERS),
+            Detector::NamelessLineBreak => Some(protocol::LINE_BREAK_TRIGGERS),
+            Detector::UnknownMethod
+            | Detector::ContentType
+            | Detector::ContentRange
+            | Detector::AcceptEncoding
+            | Detector::HttpVersion
+            | Detector::FormCharset => None,
+        }
     }
 
     /// Whether the detector judges a stretch of text wherever it starts.
@@ -191,6 +220,57 @@ impl Detector {
     }
 }
 
+/// A detector's trigger bytes (`Detector::triggers`): a value holding
+/// none of them never yields a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Triggers {
+    /// The bytes, one by one.
+    pub bytes: &'static [u8],
+    /// Every byte from 0x80 up is a trigger too (Unicode look-alikes).
+    pub non_ascii: bool,
+}
+
+impl Triggers {
+    pub(crate) const fn new(bytes: &'static [u8]) -> Triggers {
+        Triggers {
+            bytes,
+            non_ascii: false,
+        }
+    }
+
+    pub(crate) const fn contains(&self, b: u8) -> bool {
+        if self.non_ascii && b >= 0x80 {
+            return true;
+        }
+        let mut i = 0;
+        while i < self.bytes.len() {
+            if self.bytes[i] == b {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// The set as 256 bits, bit `b & 63` of word `b >> 6` for byte `b`.
+    pub(crate) const fn bits(&self) -> [u64; 4] {
+        let mut s = [0u64; 4];
+        let mut b = 0usize;
+        while b < 256 {
+            if self.contains(b as u8) {
+                s[b >> 6] |= 1 << (b & 63);
+            }
+            b += 1;
+        }
+        s
+    }
+
+    /// Whether `v` holds one of the bytes.
+    pub(crate) fn hit_by(&self, v: &[u8]) -> bool {
+        v.iter().any(|&b| self.contains(b))
+    }
+}
+
 /// `table` with `mark` or-ed into the entry of every byte of `bytes`: the
 /// detectors' one-pass byte-class tables are built with it at compile time.
 pub(crate) const fn mark_bytes(mut table: [u8; 256], bytes: &[u8], mark: u8) -> [u8; 256] {
@@ -201,6 +281,9 @@ pub(crate) const fn mark_bytes(mut table: [u8; 256], bytes: &[u8], mark: u8) -> 
     }
     table
 }
+
+#[cfg(test)]
+mod triggers;
 
 /// Test support shared by the detectors' unit tests.
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! URL scheme where a URL goes, or a call to a JS sink. Benign markup
 //! (`<b>`, `<a href="https://...">`) and prose do not match.
 
-use super::mark_bytes;
+use super::{mark_bytes, Triggers};
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -183,10 +183,19 @@ const EQ: u8 = 2;
 const OTHER: u8 = 4;
 static MARKS: [u8; 256] = marks();
 
+/// A tag's `<`, a scheme's `:`, an attribute's `=`, a call's `(` or
+/// backtick, a property's `.` or `[`: every check of `detect` needs one
+/// (the one-pass scan below returns at once without).
+pub(crate) const TRIGGERS: Triggers = Triggers::new(b":=<(`.[");
+
+/// A tag's `<` (`detect_html_injection`, `detect_html_links`) or CSS
+/// `url(`'s parenthesis.
+pub(crate) const HTML_INJECTION_TRIGGERS: Triggers = Triggers::new(b"<(");
+
 const fn marks() -> [u8; 256] {
-    let t = mark_bytes([0u8; 256], b":", COLON);
-    let t = mark_bytes(t, b"=", EQ);
-    mark_bytes(t, b"<(`.[", OTHER)
+    let t = mark_bytes([0u8; 256], TRIGGERS.bytes, OTHER);
+    let t = mark_bytes(t, b":", COLON);
+    mark_bytes(t, b"=", EQ)
 }
 
 fn lower_eq(a: &[u8], b: &[u8]) -> bool {
