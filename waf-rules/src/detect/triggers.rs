@@ -5,32 +5,9 @@
 //! nothing) and, as a control that the fragments are attacks, kept (every
 //! detector with trigger bytes must find something).
 
+use super::test_support::{all, hit};
 use super::{Detector, Triggers};
-use crate::extract::{Class, Field};
 use crate::test_support::xorshift;
-use std::borrow::Cow;
-
-/// Every detector the rule files can name.
-const NAMES: &[&str] = &[
-    "sqli",
-    "xss",
-    "html_injection",
-    "html_links",
-    "shell",
-    "shell_escaped",
-    "command_line",
-    "log4j",
-    "path",
-    "path_climb",
-    "unknown_method",
-    "content_type",
-    "content_range",
-    "accept_encoding",
-    "accept_charset",
-    "http_version",
-    "nameless_line_break",
-    "form_charset",
-];
 
 /// Attack fragments of every family (each, whole, is a hit for at least
 /// one detector) and words and bytes they are built from.
@@ -106,40 +83,23 @@ fn value(x: &mut u64) -> Vec<u8> {
     let mut v = Vec::new();
     for k in 0..1 + r % 5 {
         let r = xorshift(x);
-        if (r >> 8) % 4 == 0 {
+        if (r >> 8).is_multiple_of(4) {
             v.extend((0..1 + r % 4).map(|i| (r >> (16 + 8 * i)) as u8));
         } else {
             let f = FRAGMENTS[(r >> 16) as usize % FRAGMENTS.len()];
             v.extend_from_slice(f.as_bytes());
         }
-        if (r >> 40) % 3 == 0 && k > 0 {
+        if (r >> 40).is_multiple_of(3) && k > 0 {
             v.push(b' ');
         }
     }
     v
 }
 
-/// The detector's answer for `v` as a name-less query part (the field
-/// the field-reading detectors judge most), the SQL detector told that a
-/// keyword is present (the more it reads, the stronger the check).
-fn hit(d: Detector, v: &[u8]) -> bool {
-    let field = Field {
-        class: Class::Arg,
-        source: "args",
-        name: Cow::Borrowed(""),
-        value: Cow::Borrowed(v),
-        json_path: None,
-        include_like: false,
-        continued: false,
-    };
-    d.detect_field(&field, v, || true).is_some() || d.detect(v).is_some()
-}
-
 #[test]
 fn a_value_without_trigger_bytes_yields_no_hit() {
-    let dets: Vec<(Detector, Triggers)> = NAMES
-        .iter()
-        .map(|n| Detector::parse(n).unwrap_or_else(|| panic!("unknown detector {n}")))
+    let dets: Vec<(Detector, Triggers)> = all()
+        .into_iter()
         .filter_map(|d| Some((d, d.triggers()?)))
         .collect();
     assert!(dets.len() >= 12, "detectors with trigger bytes: {dets:?}");
@@ -168,8 +128,7 @@ fn a_value_without_trigger_bytes_yields_no_hit() {
 
 #[test]
 fn trigger_sets_agree_with_their_bits_and_the_plain_text_shortcut() {
-    for n in NAMES {
-        let d = Detector::parse(n).unwrap_or_else(|| panic!("unknown detector {n}"));
+    for d in all() {
         let Some(t) = d.triggers() else {
             assert!(
                 !d.needs_punctuation(),
@@ -182,16 +141,12 @@ fn trigger_sets_agree_with_their_bits_and_the_plain_text_shortcut() {
             let bit = bits[usize::from(b >> 6)] >> (b & 63) & 1 == 1;
             assert_eq!(bit, t.contains(b), "{d:?} byte {b:#04x}");
         }
-        assert!(t.hit_by(t.bytes) || t.bytes.is_empty());
+        assert!(t.bytes.iter().all(|&b| t.contains(b)));
         // A detector the engine skips on plain text (letters, digits,
         // space, `_ , @ ! ?`) must have no such trigger byte.
-        if d.needs_punctuation() {
-            let plain = t
-                .bytes
-                .iter()
-                .filter(|b| b.is_ascii_alphanumeric() || b" _,@!?".contains(b))
-                .count();
-            assert_eq!(plain, 0, "{d:?} skipped on plain text, yet triggered by it");
-        }
+        let plain = (0..=255u8)
+            .filter(|&b| t.contains(b) && (b.is_ascii_alphanumeric() || b" _,@!?".contains(&b)))
+            .count();
+        assert_eq!(d.needs_punctuation(), plain == 0, "{d:?}");
     }
 }
