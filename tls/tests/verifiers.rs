@@ -314,3 +314,32 @@ fn host_sans_are_checked_when_present() {
     sv.verify_server_cert(&without.chain[0], &[], &named("anything"), &[], now)
         .unwrap();
 }
+
+/// Every mesh connection is a full handshake: a resumed TLS 1.3 session would skip the
+/// verifiers, so a caller revoked (or expired, or of a removed root) after its first connection
+/// could come back on the stored session.
+#[tokio::test]
+async fn a_revoked_caller_cannot_resume_its_session() {
+    let ca = TestCa::new();
+    let b = ca.bundle("example.org");
+    let server_id = ca.svid("spiffe://example.org/ns/web/sa/server");
+    let client_id = ca.svid("spiffe://example.org/ns/web/sa/client");
+    let options = MeshOptions::new(PeerPolicy::AnyInTrustDomain);
+    let server_cfg = rampart_tls::config::mesh_server_config(&server_id, &b, &options).unwrap();
+    let client_cfg = rampart_tls::config::mesh_client_config(&client_id, &b, &options).unwrap();
+    // First connection: admitted (and, were resumption on, a session ticket stored).
+    assert_eq!(
+        refused_handshake(server_cfg.clone(), client_cfg.clone()).await,
+        None
+    );
+    let mut list = RevocationList::new();
+    list.revoke_id(client_id.spiffe_id.clone());
+    b.set_revocations(list);
+    assert_eq!(
+        refused_handshake(server_cfg.clone(), client_cfg.clone()).await,
+        Some(Rejection::Revoked(Revoked::SpiffeId(
+            client_id.spiffe_id.clone()
+        ))),
+        "the revoked caller got in on its first connection's session"
+    );
+}
