@@ -106,6 +106,8 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
     }
 
     /// Queues a record (serialised now, on the caller's thread); never blocks.
+    // The box is the callers' (records used to travel to the writer in it).
+    #[allow(clippy::boxed_local)]
     pub fn send(&self, record: Box<R>) {
         self.send_now(&*record)
     }
@@ -551,12 +553,26 @@ mod tests {
         n: u32,
     }
 
-    #[test]
-    fn writes_records_and_lines_then_counts_drops() {
+    /// A log to a file in a new directory (kept alive by the caller), at most `capacity` lines
+    /// waiting.
+    fn started(
+        capacity: usize,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        IntCounter,
+        JsonLog<Rec>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.jsonl");
         let dropped = IntCounter::new("d", "d").unwrap();
-        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 4, dropped.clone()).unwrap();
+        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), capacity, dropped.clone()).unwrap();
+        (dir, path, dropped, log)
+    }
+
+    #[test]
+    fn writes_records_and_lines_then_counts_drops() {
+        let (_dir, path, dropped, log) = started(4);
         log.send(Box::new(Rec { n: 1 }));
         log.send_line("{\"event\":\"x\"}".into());
         #[derive(Serialize)]
@@ -590,10 +606,7 @@ mod tests {
         }
         #[derive(Serialize)]
         struct Nothing {}
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.jsonl");
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 16, dropped.clone()).unwrap();
+        let (_dir, path, dropped, log) = started(16);
         let fixed = Fixed::new(&Conn { peer: "a\"b" }).unwrap();
         log.send_now_with(&fixed, &Req { status: 200 });
         log.send_now_with(&fixed, &Nothing {});
@@ -620,10 +633,7 @@ mod tests {
 
     #[test]
     fn a_line_logged_while_another_is_built_and_lines_from_threads_all_arrive() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.jsonl");
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 1024, dropped.clone()).unwrap();
+        let (_dir, path, dropped, log) = started(1024);
         struct Logs<'a>(&'a JsonLog<Rec>);
         impl Serialize for Logs<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -668,10 +678,7 @@ mod tests {
 
     #[test]
     fn reopen_follows_rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.jsonl");
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 64, dropped).unwrap();
+        let (dir, path, _dropped, log) = started(64);
         log.send(Box::new(Rec { n: 1 }));
         log.flush(Duration::from_secs(5));
         std::fs::rename(&path, dir.path().join("log.1")).unwrap();
