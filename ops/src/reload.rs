@@ -3,19 +3,21 @@
 //! fails to load or check, nothing is swapped, the running generation keeps serving, and the
 //! refusal is counted and logged with its reason.
 //!
-//! Triggers: [`on_signal`] (SIGHUP) and [`watch_files`] (polls the files' fingerprints, so it
-//! also sees a Kubernetes secret's symlink swap that inotify-style watches miss).
+//! Triggers: [`on_signal`] (SIGHUP) and [`watch_files`] (kernel notification on the files'
+//! directories, so a rename into place and a Kubernetes `..data` symlink swap are seen too; a
+//! slow poll only when the notification cannot be set up).
 //! Connections already open keep the generation they loaded; new work sees the new one.
 
 use arc_swap::{ArcSwap, Guard};
 use prometheus::{IntCounterVec, Registry};
-use std::collections::hash_map::DefaultHasher;
 use std::fmt::Display;
-use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
+
+mod files;
+pub use files::{
+    fingerprints, watch_files, FileWatch, Fingerprint, WatchCounts, WatchMode, WatchTiming,
+};
 
 /// Counts reloads by what was reloaded and result (`ok`, `error`) and logs each one.
 #[derive(Clone, Debug)]
@@ -149,106 +151,9 @@ where
     }
 }
 
-/// What identifies a file's content: modification time, length and a hash of the bytes.
-/// `None` when the file cannot be read.
-pub type Fingerprint = Option<(Option<SystemTime>, u64, u64)>;
-
-/// The fingerprints of `files`, in order.
-pub fn fingerprints(files: &[PathBuf]) -> Vec<Fingerprint> {
-    files
-        .iter()
-        .map(|f| {
-            let meta = std::fs::metadata(f).ok()?;
-            let bytes = std::fs::read(f).ok()?;
-            let mut h = DefaultHasher::new();
-            bytes.hash(&mut h);
-            Some((meta.modified().ok(), meta.len(), h.finish()))
-        })
-        .collect()
-}
-
-/// How [`watch_files`] polls.
-#[derive(Clone, Copy, Debug)]
-pub struct WatchTiming {
-    /// Time between two looks at the files.
-    pub every: Duration,
-    /// After a change is seen, wait this long and look again before reloading, so files
-    /// written one after the other (a certificate, then its key) are read together.
-    pub settle: Duration,
-}
-
-impl Default for WatchTiming {
-    fn default() -> Self {
-        WatchTiming {
-            every: Duration::from_secs(1),
-            settle: Duration::from_millis(300),
-        }
-    }
-}
-
-/// Watches the files `files()` names (asked again at each look, since a reload may change the
-/// list) and calls `reload` on the blocking pool when their content changes; `reload` returns
-/// whether it succeeded. A failed reload is not retried until the files change again.
-///
-/// The files are fingerprinted when this is called (not when the future is first polled), so a
-/// change made between the call and the spawn is seen.
-pub fn watch_files<L, F>(
-    files: L,
-    timing: WatchTiming,
-    reload: F,
-) -> impl std::future::Future<Output = ()> + Send
-where
-    L: Fn() -> Vec<PathBuf> + Send + Sync + 'static,
-    F: Fn() -> bool + Send + Sync + 'static,
-{
-    let files = Arc::new(files);
-    let reload = Arc::new(reload);
-    let first = {
-        let list = files();
-        let prints = fingerprints(&list);
-        (list, prints)
-    };
-    async move {
-        let look = || {
-            let files = files.clone();
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    let list = files();
-                    let prints = fingerprints(&list);
-                    (list, prints)
-                })
-                .await
-                .unwrap_or_default()
-            }
-        };
-        let mut last = first;
-        let mut failed: Option<(Vec<PathBuf>, Vec<Fingerprint>)> = None;
-        loop {
-            tokio::time::sleep(timing.every).await;
-            let now = look().await;
-            if now == last || failed.as_ref() == Some(&now) {
-                continue;
-            }
-            tokio::time::sleep(timing.settle).await;
-            let now = look().await;
-            let r = reload.clone();
-            let ok = tokio::task::spawn_blocking(move || r())
-                .await
-                .unwrap_or(false);
-            if ok {
-                last = now;
-                failed = None;
-            } else {
-                failed = Some(now);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn log() -> ReloadLog {
         ReloadLog::register(&Registry::new(), "t_reloads_total", "test")
@@ -287,45 +192,5 @@ mod tests {
             1,
             "an update is not a reload"
         );
-    }
-
-    #[tokio::test]
-    async fn file_change_triggers_one_reload_and_a_failure_is_not_retried() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cert.pem");
-        std::fs::write(&path, "one").unwrap();
-        let calls = Arc::new(AtomicUsize::new(0));
-        let ok = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let timing = WatchTiming {
-            every: Duration::from_millis(20),
-            settle: Duration::from_millis(10),
-        };
-        let p = path.clone();
-        let (c, o) = (calls.clone(), ok.clone());
-        let task = tokio::spawn(watch_files(
-            move || vec![p.clone()],
-            timing,
-            move || {
-                c.fetch_add(1, Ordering::SeqCst);
-                let _ = tx.send(());
-                o.load(Ordering::SeqCst)
-            },
-        ));
-        let deadline = Duration::from_secs(10);
-        // Same length, same second: only the content hash differs.
-        std::fs::write(&path, "two").unwrap();
-        tokio::time::timeout(deadline, rx.recv())
-            .await
-            .expect("reload on change");
-        // The failed files are not retried: no call while they stay the same. Change them and a
-        // successful reload follows.
-        ok.store(true, Ordering::SeqCst);
-        std::fs::write(&path, "three").unwrap();
-        tokio::time::timeout(deadline, rx.recv())
-            .await
-            .expect("reload on second change");
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "one call per change");
-        task.abort();
     }
 }

@@ -453,3 +453,146 @@ async fn emergency_root_rotation_waits_for_live_workloads_only_body(dir: tempfil
     .await
     .unwrap();
 }
+
+bounded_ca_test!(
+    renewals_survive_retimed_bytes_across_rotations,
+    renewals_survive_retimed_bytes_across_rotations_body
+);
+
+/// The rotation-test hang of #11, session 8 (docs/measurements/pki.md):
+/// renewals through a relay that re-times the bytes — every message split
+/// at chosen offsets with a pause, a handshake held half-way across an
+/// intermediate and a root rotation, the TLS close of a complete answer
+/// held for 12 s. The hand-written client of e482a02 read each answer
+/// until the close and failed that last case at its 10 s deadline; on
+/// hyper the answer ends at its Content-Length.
+async fn renewals_survive_retimed_bytes_across_rotations_body(dir: tempfile::TempDir) {
+    use common::relay::{self, Plan, Shape};
+    use std::sync::atomic::Ordering::Relaxed;
+    let plan = Arc::new(std::sync::Mutex::new(Plan::default()));
+    let unlimited = "[issuance]\nmax_ttl_secs = 600\ndefault_ttl_secs = 600\n[rate_limit]\nper_minute = 60000\nburst = 10000\n";
+    let running = common::start(dir.path(), unlimited).await;
+    let svc = &running.service;
+    let relay = relay::start(running.addr, {
+        let plan = Arc::clone(&plan);
+        move || plan.lock().unwrap().clone()
+    })
+    .await;
+    let source = common::bootstrap(dir.path(), relay.addr, CLIENT_ID, 600)
+        .await
+        .unwrap();
+    let (up, down) = (relay.up_bytes.load(Relaxed), relay.down_bytes.load(Relaxed));
+    let renew = |shape: Plan| {
+        *plan.lock().unwrap() = shape;
+        let source = Arc::clone(&source);
+        async move {
+            let start = Instant::now();
+            step("renewal through the relay", source.renew_now()).await?;
+            Ok::<_, String>(start.elapsed())
+        }
+    };
+    let split = |at| Shape {
+        splits: vec![at],
+        pause: Duration::from_millis(15),
+        ..Shape::default()
+    };
+
+    // Every 37th offset of both directions; the intermediate rotates after
+    // the first third, a root rotation begins after the second.
+    let offsets: Vec<_> = (1..up)
+        .step_by(37)
+        .map(|at| (true, at))
+        .chain((1..down).step_by(37).map(|at| (false, at)))
+        .collect();
+    let mut slowest = Duration::ZERO;
+    for (i, &(upward, at)) in offsets.iter().enumerate() {
+        if i == offsets.len() / 3 {
+            step("intermediate rotation", svc.rotate_intermediate())
+                .await
+                .unwrap();
+        }
+        if i == 2 * offsets.len() / 3 {
+            step(
+                "root rotation",
+                svc.begin_root_rotation(Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
+        }
+        let shape = match upward {
+            true => Plan {
+                up: split(at),
+                ..Plan::default()
+            },
+            false => Plan {
+                down: split(at),
+                ..Plan::default()
+            },
+        };
+        let took = renew(shape)
+            .await
+            .unwrap_or_else(|e| panic!("split {} at {at}: {e}", ["down", "up"][upward as usize]));
+        slowest = slowest.max(took);
+    }
+    assert!(
+        slowest < Duration::from_secs(3),
+        "slowest split renewal {slowest:?}"
+    );
+
+    // A handshake held half-way through the ClientHello while the
+    // intermediate rotates again: the connection keeps the service config it
+    // was accepted with and completes.
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = renew(Plan {
+        up: Shape {
+            hold_at: Some((100, Arc::clone(&release))),
+            ..Shape::default()
+        },
+        ..Plan::default()
+    });
+    let held = tokio::spawn(held);
+    wait_for("the held connection", Duration::from_secs(5), || {
+        relay.connections.load(Relaxed) > offsets.len() + 1
+    })
+    .await;
+    step("intermediate rotation", svc.rotate_intermediate())
+        .await
+        .unwrap();
+    release.notify_one();
+    held.await.unwrap().expect("renewal held across a rotation");
+
+    // The whole answer arrives; its TLS close (close_notify, the last 24
+    // bytes, and the FIN) is held for 12 s. A client that reads until the
+    // close waits for it; the answer's length ends it.
+    let ended = relay.down_streams.lock().unwrap().len();
+    renew(Plan::default()).await.unwrap();
+    wait_for(
+        "the renewal's connection to end",
+        Duration::from_secs(5),
+        || relay.down_streams.lock().unwrap().len() > ended,
+    )
+    .await;
+    let down = relay.down_streams.lock().unwrap()[ended];
+    eprintln!("a renewal's answer: {down} bytes");
+    let took = renew(Plan {
+        down: Shape {
+            hold_at: Some((down - 12, Arc::new(tokio::sync::Notify::new()))),
+            fin_delay: Duration::from_secs(12),
+            ..Shape::default()
+        },
+        ..Plan::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        took < Duration::from_secs(3),
+        "the renewal waited {took:?} for the close of a complete answer"
+    );
+    eprintln!(
+        "{} re-timed renewals across rotations, slowest {slowest:?}; complete answer with its close held: {took:?}",
+        offsets.len() + 2
+    );
+    tokio::time::timeout(Duration::from_secs(30), running.shutdown())
+        .await
+        .expect("CA shutdown hung");
+}

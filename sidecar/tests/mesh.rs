@@ -298,6 +298,50 @@ async fn reload_cuts_revoked_connections_and_refuses_bad_files() {
     .expect("test deadline");
 }
 
+/// Puts `policy` into `dir` the way a Kubernetes ConfigMap volume updates it: a new timestamped
+/// folder, a new `..data` link to it renamed over the old one (`policy.toml` itself is a link
+/// to `..data/policy.toml`).
+fn configmap_update(dir: &Path, version: u32, policy: &str) {
+    let folder = format!("..2026_12_06_{version:02}");
+    std::fs::create_dir(dir.join(&folder)).unwrap();
+    std::fs::write(dir.join(&folder).join("policy.toml"), policy).unwrap();
+    std::os::unix::fs::symlink(&folder, dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_style_policy_update_reloads_without_a_signal() {
+    timeout(Duration::from_secs(90), async {
+        let (dir, _ca, mut sc, _tcp_port, _frontend, mut open) = frontend_connected().await;
+        let d = dir.path();
+        // The policy becomes a ConfigMap volume's link (same rules), put in place by rename.
+        configmap_update(d, 1, POLICY);
+        std::os::unix::fs::symlink("..data/policy.toml", d.join("policy.toml.new")).unwrap();
+        std::fs::rename(d.join("policy.toml.new"), d.join("policy.toml")).unwrap();
+        sc.wait_next(
+            |v| v["rampart.reload.result"] == "ok" && v["rampart.reload.cause"] == "file_changed",
+            "reload after the rename into place",
+        );
+        echo_roundtrip(&mut open, b"two").await.unwrap();
+        // The update that revokes the frontend: only `..data` changes.
+        let revoked = POLICY.replace(
+            "name = \"frontend-raw\"\ncallers = [\"spiffe://mesh.local/ns/shop/sa/frontend\"]",
+            "name = \"frontend-raw\"\ncallers = [\"spiffe://mesh.local/ns/shop/sa/batch\"]",
+        );
+        assert_ne!(revoked, POLICY);
+        configmap_update(d, 2, &revoked);
+        sc.wait_next(
+            |v| v["rampart.reload.result"] == "ok" && v["rampart.reload.cause"] == "file_changed",
+            "reload after the ..data swap",
+        );
+        closed_within(&mut open, Duration::from_secs(1))
+            .await
+            .expect("the revoked connection is closed within a second");
+    })
+    .await
+    .expect("test deadline");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_originates_mtls_and_checks_the_peer_identity() {
     timeout(Duration::from_secs(90), async {

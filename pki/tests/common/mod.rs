@@ -5,6 +5,7 @@
 pub mod cli;
 #[path = "csr.rs"]
 mod csr_pem;
+pub mod relay;
 
 #[allow(unused_imports)]
 pub use csr_pem::csr;

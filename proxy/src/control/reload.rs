@@ -78,8 +78,9 @@ pub fn reload_certs(shared: &Shared) -> Result<(), EdgeError> {
     })
 }
 
-/// Polls the certificate and key files every second; reloads certificates when their content
-/// changes (a failed reload is retried only when the files change again).
+/// Watches the certificate and key files (kernel notification on their directories, see
+/// `rampart_ops::reload::watch_files`); reloads certificates when their content changes (a
+/// failed reload is retried only when the files change again).
 pub fn watch_certificates(shared: Arc<Shared>) -> impl std::future::Future<Output = ()> + Send {
     let files = shared.clone();
     rampart_ops::reload::watch_files(

@@ -1,6 +1,7 @@
 //! Reloads on SIGHUP and when a watched file's content changes (`rampart-ops`'s reload driver:
-//! fingerprints polled every half second): policy, directory, SVID, bundle and deny-list. All or
-//! nothing: one new [`Generation`] is built and swapped in, or the running one stays and the
+//! kernel notification on the files' directories, so a rename into place and a Kubernetes
+//! ConfigMap/Secret `..data` swap are seen; nothing runs while nothing changes): policy,
+//! directory, SVID, bundle and deny-list. All or nothing: one new [`Generation`] is built and swapped in, or the running one stays and the
 //! refusal is logged and counted (`rampart_sidecar_policy_reloads_total{result="error"}`).
 
 use std::path::PathBuf;
@@ -16,11 +17,11 @@ use super::Ctx;
 use crate::config::Config;
 use crate::mtls::SvidFiles;
 
-/// How often the files are looked at, and how long a change is left to settle (a certificate
-/// and its key written one after the other are read together).
+/// How long a change is left to settle (a certificate and its key written one after the other
+/// are read together), and how often the files are read if the kernel cannot notify.
 const WATCH: WatchTiming = WatchTiming {
-    every: Duration::from_millis(500),
     settle: Duration::from_millis(150),
+    fallback_poll: Duration::from_secs(5),
 };
 
 /// The files a reload reads.

@@ -1,6 +1,7 @@
 //! Builds the automata once, at load time.
 
-use super::prefilter::{requirement, ByteSet, Need, PLAIN_TEXT};
+use super::prefilter::{requirement, ByteSet, Need};
+use super::quiet::{detector_trigger, group_skip, Skip, TriggerLits};
 use super::regex_set::MultiRegex;
 use crate::detect::Detector;
 use crate::error::WafError;
@@ -60,12 +61,10 @@ pub(crate) struct Group {
     /// The gate bits of its automata's literals, for deciding a plain
     /// value of a `gated_only` group without walking `sets`.
     pub lit_bits: Vec<usize>,
-    /// For a quiet value (see `Values::quiet`): the gate bits that decide
-    /// the whole group — its automata's, its phrases' and its anchored
-    /// detectors' literals. A quiet value holding none of them cannot
-    /// open an automaton or the phrases, and no detector of the group
-    /// can fire on it. None: something in the group runs on any value.
-    pub quiet: Option<Vec<u64>>,
+    /// What a value must hold for the group to run at all (`quiet.rs`):
+    /// a value holding none of it is skipped with one byte-set test and
+    /// one mask test. None: something in the group runs on any value.
+    pub skip: Option<Skip>,
 }
 
 /// An automaton and what a value must hold for it to be scanned.
@@ -183,9 +182,36 @@ impl Compiled {
                 anchor_bits.push((d, bit));
             }
         }
+        // Each detector's own trigger literals (`quiet::detector_trigger`)
+        // under one bit of the same scan.
+        let mut trigger_bits: Vec<(Detector, usize)> = Vec::new();
+        for g in &groups {
+            for &(d, _) in &g.detectors {
+                let Some((_, TriggerLits::Own(own))) = detector_trigger(d) else {
+                    continue;
+                };
+                if trigger_bits.iter().any(|&(x, _)| x == d) {
+                    continue;
+                }
+                let bit = next_bit(&owners);
+                for l in own {
+                    lits.push(l.as_bytes().to_vec());
+                    owners.push(bit);
+                }
+                trigger_bits.push((d, bit));
+            }
+        }
         let gate_bits = next_bit(&owners);
         for g in &mut groups {
-            g.quiet = quiet_mask(g, &anchor_bits, gate_bits);
+            let bit_of = |d: Detector, l: TriggerLits| {
+                let bits = match l {
+                    TriggerLits::Anchors => &anchor_bits,
+                    TriggerLits::Own(_) => &trigger_bits,
+                    TriggerLits::None => return None,
+                };
+                bits.iter().find(|b| b.0 == d).map(|b| b.1)
+            };
+            g.skip = group_skip(g, &chains[g.chain], gate_bits, bit_of);
         }
         if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
             let mut l: Vec<String> = lits
@@ -299,38 +325,6 @@ impl Compiled {
             by_header: by_header.into_iter().collect(),
         })
     }
-}
-
-/// The gate bits that decide `g` for a quiet value (`Group::quiet`), if
-/// its literals alone decide it: every automaton gated, by bytes plain
-/// text never has and by literals; detectors that need punctuation (not
-/// called on plain values), the SQL detector (a value without SQL
-/// punctuation needs one of its anchors) and the form-charset check (only
-/// a `_charset_` field, which is never quiet: `Values::reset`).
-fn quiet_mask(g: &Group, anchor_bits: &[(Detector, usize)], gate_bits: usize) -> Option<Vec<u64>> {
-    let mut mask = vec![0u64; gate_bits.div_ceil(64)];
-    let mut set = |bit: usize| mask[bit / 64] |= 1 << (bit % 64);
-    for s in &g.sets {
-        let gate = s.gate.as_ref()?;
-        if gate.bytes.intersects(&PLAIN_TEXT) {
-            return None;
-        }
-        if let Some(bit) = gate.lits {
-            set(bit);
-        }
-    }
-    if let Some((_, bit)) = &g.phrases {
-        set(*bit);
-    }
-    for &(d, _) in &g.detectors {
-        match d {
-            Detector::Sqli => set(anchor_bits.iter().find(|a| a.0 == d)?.1),
-            Detector::FormCharset => {}
-            d if d.needs_punctuation() => {}
-            _ => return None,
-        }
-    }
-    Some(mask)
 }
 
 /// The next free gate bit of the literal scan.
@@ -457,7 +451,7 @@ fn build_group(
         sets,
         phrases,
         detectors: p.detectors,
-        quiet: None,
+        skip: None,
     })
 }
 

@@ -128,16 +128,17 @@ impl RuleSet {
             } else {
                 generic
             };
-            // A quiet value skips every group its literals decide (one mask
-            // test each). A `_charset_` field's plain word still matters.
-            let quiet = shortcuts() && values.quiet && !crate::extract::charset_field(field);
+            // A value holding nothing a group needs skips it (one byte-set
+            // and one mask test, `quiet.rs`). A `_charset_` field's plain
+            // word still matters.
+            let skips = shortcuts() && !crate::extract::charset_field(field);
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];
-                if quiet
-                    && g.quiet
+                if skips
+                    && g.skip
                         .as_ref()
-                        .is_some_and(|m| !values.raw_hits_mask(c, raw, m))
+                        .is_some_and(|s| values.cannot_match(c, raw, s))
                 {
                     continue;
                 }

@@ -6,6 +6,7 @@ mod compile;
 mod inspect;
 mod memory;
 mod prefilter;
+mod quiet;
 mod regex_set;
 mod source;
 mod values;

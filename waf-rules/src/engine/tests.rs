@@ -322,18 +322,96 @@ fn without_shortcuts(rules: &RuleSet, req: &Request<'_>, paranoia: u8) -> (Polic
     (p, v)
 }
 
-/// The quiet-value skip and the header cache change no verdict: seeded
+/// The per-group skip and the header cache change no verdict: seeded
 /// values of plain words (SQL, shell and script words among them, in any
-/// case, with `,` `!` `?` `_` and digits) in a query arg, a JSON field, a
-/// cookie and cached headers, each decided with the shortcuts and without
+/// case, with `,` `!` `?` `_` and digits) mixed with punctuation, escapes
+/// and encodings, in a query arg, a JSON field, a cookie, a referer and
+/// cached headers, each decided with the shortcuts and without
 /// them, twice (the second time from the cache).
 #[test]
 fn shortcuts_change_no_verdict() {
     let words = [
-        "union", "SELECT", "from", "where", "or", "and", "1", "sleep", "cat", "etc", "passwd",
-        "script", "alert", "onerror", "jndi", "ldap", "order", "by", "Having", "like", "null",
-        "true", "id", "ls", "bash", "wget", "drop", "table", "x", "Trail", "running", "shoe,",
-        "model", "thanks!", "what?", "a_b", "10", "999",
+        "union",
+        "SELECT",
+        "from",
+        "where",
+        "or",
+        "and",
+        "1",
+        "sleep",
+        "cat",
+        "etc",
+        "passwd",
+        "script",
+        "alert",
+        "onerror",
+        "jndi",
+        "ldap",
+        "order",
+        "by",
+        "Having",
+        "like",
+        "null",
+        "true",
+        "id",
+        "ls",
+        "bash",
+        "wget",
+        "drop",
+        "table",
+        "x",
+        "Trail",
+        "running",
+        "shoe,",
+        "model",
+        "thanks!",
+        "what?",
+        "a_b",
+        "10",
+        "999",
+        // Punctuation, escapes and encodings (the per-group skip of
+        // non-plain values: `quiet.rs`).
+        "alice@example.com",
+        "O'Neil",
+        "a.b",
+        "x-y",
+        "/etc/passwd",
+        "../",
+        "%41",
+        "%2e%2E",
+        "&amp;",
+        "&#x3c;",
+        "\\x41",
+        "a*b",
+        "/*",
+        "(1)",
+        "<b>",
+        "<svg",
+        "=",
+        ";",
+        "|",
+        "`",
+        "$x",
+        "${IFS}",
+        "0x2e",
+        "0X2f",
+        "\t",
+        "https://shop.example.com/a?b=c&d=e",
+        "SKU-00001",
+        "{\"ads\":false}",
+        "\\u00e9",
+        "caf\u{e9}",
+        "javascript:",
+        "--",
+        "#",
+        "+",
+        "^",
+        "[x]",
+        "%3Csvg%20onload%3Dalert%281%29%3E",
+        "%27%20OR%20%271%27%3D%271",
+        "%3Bcat%20%2Fetc%2Fpasswd",
+        "&lt;script&gt;alert&#40;1&#41;",
+        "\\x3cscript\\x3e",
     ];
     let rules = rs();
     let mut x: u64 = 0x51ed_2701_aa55_0f0f;
@@ -351,10 +429,12 @@ fn shortcuts_change_no_verdict() {
         let form = v.replace(' ', "+");
         let query = format!("q={form}&next={form}");
         let cookie = format!("pref={form}");
-        let body = format!("{{\"note\":\"{v}\"}}");
-        let h: [(&str, &[u8]); 4] = [
+        let json = v.replace('\\', "\\\\").replace('"', "\\\"");
+        let body = format!("{{\"note\":\"{json}\"}}");
+        let h: [(&str, &[u8]); 5] = [
             ("User-Agent", v.as_bytes()),
             ("Accept-Language", v.as_bytes()),
+            ("Referer", v.as_bytes()),
             ("Cookie", cookie.as_bytes()),
             ("Content-Type", b"application/json"),
         ];

@@ -4,34 +4,10 @@
 
 use super::compile::{Compiled, Gate};
 use super::prefilter::{ByteSet, PLAIN_TEXT};
+use super::quiet::Skip;
 use crate::transform::Transform;
 use aho_corasick::automaton::Automaton;
 use aho_corasick::Anchored;
-
-/// `PLAIN_TEXT` as a byte table, for the per-byte plainness check.
-const PLAIN_BYTE: [bool; 256] = plain_bytes();
-
-const fn plain_bytes() -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = PLAIN_TEXT.0[b >> 6] & (1 << (b & 63)) != 0;
-        b += 1;
-    }
-    t
-}
-
-/// Plain text that is also quiet (see `Values::quiet`).
-fn quiet_text(v: &[u8]) -> bool {
-    let mut prev = 0u8;
-    for &b in v {
-        if b == b'@' || (b == b' ' && prev == b' ') {
-            return false;
-        }
-        prev = b;
-    }
-    true
-}
 
 /// Where a chain's value lives: the raw field value or a chain's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +33,8 @@ pub(super) struct Values {
     raw_bytes: ByteSet,
     /// The raw value is plain text (letters, digits, spaces, `_ , @ ! ?`).
     pub plain: bool,
-    /// The raw value is quiet: plain text without `@` (SQL punctuation,
-    /// dropped by the command-line fold) and without two spaces in a row
-    /// (folded by whitespace steps). Every chain's value of a quiet value
-    /// is the raw value up to ASCII case (plain values are not decoded),
-    /// so the raw value's literal scan answers every gate of every chain.
-    pub quiet: bool,
+    /// Whether the raw value holds two blanks in a row, once asked.
+    double_space: Option<bool>,
     /// The memo entry of the raw value, once computed for this field.
     raw_entry: Option<usize>,
     /// (parent value, step) -> value, for this field: chains that reach the
@@ -82,7 +54,7 @@ impl Values {
             bufs: (0..n).map(|_| Vec::new()).collect(),
             raw_bytes: ByteSet::default(),
             plain: false,
-            quiet: false,
+            double_space: None,
             raw_entry: None,
             derived: Vec::new(),
             memo: Memo::default(),
@@ -116,19 +88,28 @@ impl Values {
         self.derived.clear();
         self.memo.clear();
         self.raw_entry = None;
-        self.plain = match &known {
-            Some(bs) => bs.is_subset(&PLAIN_TEXT),
-            None => raw.iter().all(|&b| PLAIN_BYTE[usize::from(b)]),
-        };
-        self.quiet = self.plain && quiet_text(raw);
-        // Plain text stands in for a plain value's byte set: gate bytes are
-        // never plain-text bytes, and a trigger check only saves work (the
-        // step's own precheck still decides).
-        self.raw_bytes = match known {
-            _ if self.plain => PLAIN_TEXT,
-            Some(bs) => bs,
-            None => ByteSet::of(raw),
-        };
+        self.double_space = None;
+        self.raw_bytes = known.unwrap_or_else(|| ByteSet::of(raw));
+        self.plain = self.raw_bytes.is_subset(&PLAIN_TEXT);
+    }
+
+    /// Whether a group needing `skip` cannot match this field's value
+    /// (`quiet.rs`): it holds none of the bytes, no two blanks in a row
+    /// if they matter, and none of the literals (by the raw value's one
+    /// literal scan, read only when the bytes did not decide).
+    pub(super) fn cannot_match(&mut self, c: &Compiled, raw: &[u8], skip: &Skip) -> bool {
+        if skip.bytes.intersects(&self.raw_bytes) {
+            return false;
+        }
+        if skip.spaces && self.raw_bytes.contains(b' ') {
+            let twice = *self
+                .double_space
+                .get_or_insert_with(|| raw.windows(2).any(|w| w == b"  "));
+            if twice {
+                return false;
+            }
+        }
+        !self.raw_hits_mask(c, raw, &skip.lits)
     }
 
     /// Where the value of `chain` lives, once computed for this field.

