@@ -323,9 +323,20 @@ enum Framing {
 /// Transfer-Encoding, a bad or duplicate Content-Length, or a head httparse refuses is not
 /// followed).
 fn framing(head: &[u8]) -> Framing {
-    let mut headers = [httparse::EMPTY_HEADER; 128];
-    let mut request = httparse::Request::new(&mut headers);
-    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
+    // No header line can be Content-Length or Transfer-Encoding: whatever httparse says (no
+    // length, or a head it refuses), nothing is followed.
+    if !head
+        .windows(2)
+        .any(|w| w[0] == b'\n' && matches!(w[1] | 0x20, b'c' | b't'))
+    {
+        return Framing::None;
+    }
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; 128];
+    let mut request = httparse::Request::new(&mut []);
+    if !matches!(
+        request.parse_with_uninit_headers(head, &mut headers),
+        Ok(httparse::Status::Complete(_))
+    ) {
         return Framing::Unrated;
     }
     let mut length = None;
@@ -370,8 +381,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SlowClientGuard<S> {
                 }
                 let n = buf.filled().len() - before;
                 if n > 0 {
-                    let read = buf.filled()[before..].to_vec();
-                    this.on_bytes(&read, now);
+                    this.on_bytes(&buf.filled()[before..], now);
                     if matches!(this.phase, Phase::Body { .. }) {
                         this.slot(ConnSlot::established); // body bytes are arriving
                     }

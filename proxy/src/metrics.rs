@@ -1,8 +1,11 @@
 //! Prometheus metrics, registered once and shared by the proxy, TLS callbacks, reload and the
 //! admin listener.
 
-use prometheus::{HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Registry};
+use prometheus::{
+    Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Registry,
+};
 use rampart_ops::reload::ReloadLog;
+use std::sync::OnceLock;
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -47,6 +50,9 @@ pub struct Metrics {
     /// route, cause (inspect_limit, waf_limits), action (refused, passed, detect): requests
     /// the WAF could not inspect whole.
     pub waf_uninspected: IntCounterVec,
+    /// `rampart_waf_decisions_total{action="pass",family="none"}`, the decision of nearly every
+    /// request, resolved on first use.
+    waf_pass: OnceLock<IntCounter>,
 }
 
 impl Metrics {
@@ -155,7 +161,21 @@ impl Metrics {
                 "Requests the WAF could not inspect whole, by route, cause and what was done",
                 &["route", "cause", "action"],
             ),
+            waf_pass: OnceLock::new(),
             registry,
+        }
+    }
+
+    /// Counts a WAF decision (`action`, family label).
+    pub fn count_waf_decision(&self, action: &str, family: &str) {
+        if action == "pass" && family == "none" {
+            self.waf_pass
+                .get_or_init(|| self.waf_decisions.with_label_values(&["pass", "none"]))
+                .inc();
+        } else {
+            self.waf_decisions
+                .with_label_values(&[action, family])
+                .inc();
         }
     }
 
@@ -181,3 +201,54 @@ impl Default for Metrics {
 }
 
 pub use rampart_ops::metrics::status_class;
+
+/// The status classes of `rampart_requests_total`, in the order of [`RouteMetrics`]' slots.
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+/// One route's series of `rampart_requests_total` (by status class) and
+/// `rampart_request_duration_seconds`, each resolved on its first use and kept with the route:
+/// a request counts through an atomic instead of hashing its labels. A series still appears in
+/// the exposition only once something was counted in it, as with `with_label_values`.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    requests: [OnceLock<IntCounter>; STATUS_CLASSES.len()],
+    duration: OnceLock<Histogram>,
+}
+
+impl RouteMetrics {
+    /// Counts one request of `route` that ended with `status` after `seconds`.
+    pub fn finish(&self, m: &Metrics, route: &str, status: u16, seconds: f64) {
+        let class = status_class(status);
+        let slot = STATUS_CLASSES
+            .iter()
+            .position(|c| *c == class)
+            .unwrap_or(STATUS_CLASSES.len() - 1);
+        self.requests[slot]
+            .get_or_init(|| m.requests.with_label_values(&[route, class]))
+            .inc();
+        self.duration
+            .get_or_init(|| m.duration.with_label_values(&[route]))
+            .observe(seconds);
+    }
+}
+
+/// A listener's `rampart_active_requests` gauge, resolved on first use and kept with the
+/// listener.
+#[derive(Debug, Default)]
+pub struct ListenerMetrics {
+    active_requests: OnceLock<IntGauge>,
+}
+
+impl ListenerMetrics {
+    pub fn active_requests(&self, m: &Metrics, listener: &str) -> &IntGauge {
+        self.active_requests
+            .get_or_init(|| m.active_requests.with_label_values(&[listener]))
+    }
+}
+
+impl Clone for ListenerMetrics {
+    /// A copy resolves its gauge again (the same series).
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}

@@ -26,6 +26,8 @@ pub struct Route {
     pub headers: HeaderPolicy,
     pub cookies: CookiePolicy,
     pub waf: RouteWaf,
+    /// Its request counters and duration histogram (`request::log`).
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 /// A route's compiled WAF policy and body limits.
@@ -65,6 +67,8 @@ pub struct ListenerInfo {
     pub tls: Option<TlsProfile>,
     pub insecure_plaintext: bool,
     pub redirect_https_port: u16,
+    /// Its `rampart_active_requests` gauge (`request::identify`, `request::log`).
+    pub metrics: crate::metrics::ListenerMetrics,
 }
 
 #[derive(Clone)]
@@ -147,6 +151,7 @@ impl Runtime {
                     headers: HeaderPolicy::compile(&r.headers),
                     cookies: CookiePolicy::compile(&r.cookies),
                     waf: RouteWaf::compile(&r.waf),
+                    metrics: Default::default(),
                 }),
             );
         }
@@ -199,6 +204,7 @@ fn listeners_by_port(
                 tls: l.tls.as_ref().map(|t| t.profile),
                 insecure_plaintext: l.insecure_plaintext,
                 redirect_https_port: l.redirect_https_port,
+                metrics: Default::default(),
             };
             let port = bound
                 .iter()

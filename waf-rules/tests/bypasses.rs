@@ -103,6 +103,10 @@ fn encoded_traversal_is_decoded_as_servers_do() {
             "file=..%%2f..%%2f..%%2fetc%%2fpasswd",
             "file=..%2%66..%2%66..%2%66etc%2%66passwd",
             "file=..%e0%80%af..%e0%80%af..%e0%80%afetc/passwd",
+            // Hex-literal dots and slashes: letters and digits only, so
+            // the plain-text shortcut must not skip the path reader.
+            "file=0x2e0x2e0x2fetc0x2fpasswd",
+            "file=0x2e0x2e0x5c0x2e0x2e0x5cboot.ini",
         ],
     );
     assert_queries(

@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -73,6 +74,15 @@ pub(super) async fn connection(
             return;
         }
     };
+    // Corked once the request is in (`handle`), so that the answer, its
+    // close_notify and the FIN leave in one segment.
+    let socket = tls
+        .get_ref()
+        .0
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .map(Arc::new);
     let peer_id = tls
         .get_ref()
         .1
@@ -88,8 +98,18 @@ pub(super) async fn connection(
         let service = Arc::clone(&service);
         service_fn(move |req: Request<Incoming>| {
             let (service, peer_id) = (Arc::clone(&service), peer_id.clone());
-            let expected = Arc::clone(&expected);
-            async move { Ok::<_, Infallible>(handle(&service, req, peer_id, peer, &expected).await) }
+            let (expected, socket) = (Arc::clone(&expected), socket.clone());
+            async move {
+                let resp = handle(&service, req, peer_id, peer, &expected).await;
+                // The request is read and one request is all a connection
+                // carries: from here the kernel holds what is written (the
+                // answer, then close_notify) until the shutdown that follows
+                // (or 200 ms at most).
+                if let Some(socket) = socket {
+                    let _ = socket2::SockRef::from(socket.as_ref()).set_tcp_cork(true);
+                }
+                Ok::<_, Infallible>(resp)
+            }
         })
     };
     let conn = http1::Builder::new()

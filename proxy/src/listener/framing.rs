@@ -466,9 +466,11 @@ enum Head {
 /// [`request_line_problem`] and latched once the head ends (found by httparse from the header
 /// lines); a header line it refuses leaves the head to Pingora, which refuses it itself.
 fn parse_head(buf: &[u8]) -> Head {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    match request.parse(buf) {
+    // Uninitialised slots: httparse writes only the headers it finds (no 8 KiB of zeroing
+    // per request).
+    let mut headers = [const { std::mem::MaybeUninit::<httparse::Header>::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    match request.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => {
             return Head::Complete {
                 len,

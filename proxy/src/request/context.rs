@@ -122,10 +122,12 @@ pub fn is_sane_request_id(v: &str) -> bool {
 fn new_request_id() -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let v: u128 = rand::random();
-    (0..32)
-        .rev()
-        .map(|i| char::from(HEX[(v >> (i * 4)) as usize & 0xf]))
-        .collect()
+    let mut id = [0u8; 32];
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = HEX[(v >> ((31 - i) * 4)) as usize & 0xf];
+    }
+    // Hex digits only.
+    String::from_utf8(id.to_vec()).unwrap_or_default()
 }
 
 /// A Pingora socket address as an inet address (`None` for unix sockets).

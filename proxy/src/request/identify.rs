@@ -28,11 +28,7 @@ pub fn identify(shared: &Shared, session: &Session, ctx: &mut RequestCtx, rt: &R
         }
     }
     if let Some(l) = &ctx.listener {
-        shared
-            .metrics
-            .active_requests
-            .with_label_values(&[&l.name])
-            .inc();
+        l.metrics.active_requests(&shared.metrics, &l.name).inc();
         shared.in_flight.enter();
         ctx.counted_active = true;
     }

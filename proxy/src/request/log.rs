@@ -19,17 +19,21 @@ pub fn finish(shared: &Shared, session: &Session, e: Option<&Error>, ctx: &mut R
         .response_written()
         .map(|r| r.status.as_u16())
         .unwrap_or(0);
-    let route = ctx.route.as_ref().map(|r| r.name.as_str()).unwrap_or("");
     let elapsed = ctx.start.elapsed();
-    m.requests
-        .with_label_values(&[route, status_class(status)])
-        .inc();
-    m.duration
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
+    match &ctx.route {
+        Some(r) => r.metrics.finish(m, &r.name, status, elapsed.as_secs_f64()),
+        None => {
+            m.requests
+                .with_label_values(&["", status_class(status)])
+                .inc();
+            m.duration
+                .with_label_values(&[""])
+                .observe(elapsed.as_secs_f64());
+        }
+    }
     if ctx.counted_active {
         if let Some(l) = &ctx.listener {
-            m.active_requests.with_label_values(&[&l.name]).dec();
+            l.metrics.active_requests(m, &l.name).dec();
         }
         shared.in_flight.leave();
     }

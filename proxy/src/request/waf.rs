@@ -42,9 +42,7 @@ pub fn check(
     let family = top_family(&verdict);
     shared
         .metrics
-        .waf_decisions
-        .with_label_values(&[action, rampart_protect::denial::family_label(family)])
-        .inc();
+        .count_waf_decision(action, rampart_protect::denial::family_label(family));
     let log = ctx.waf_log.insert(log_fields(action, &verdict, body));
     log.mode = Some(mode.as_str());
     if action == "block" {

@@ -10,6 +10,9 @@ use std::ops::Range;
 
 const MAX_DEPTH: usize = 32;
 
+/// Every lookup opens with `${`.
+pub(crate) const TRIGGERS: super::Triggers = super::Triggers::new(b"$");
+
 /// Whether `v` holds a lookup resolving to JNDI (fuzzing / tooling entry point).
 pub fn is_log4j(v: &[u8]) -> bool {
     detect(v).is_some()

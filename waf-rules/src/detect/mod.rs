@@ -85,30 +85,51 @@ impl Detector {
     }
 
     /// Whether the detector can only fire on a value holding a byte plain
-    /// text (letters, digits, spaces, `_ , @ ! ?`) never has: the shell
-    /// reader needs a separator, `$` or `{`, the command-line reader an
-    /// option's `-` or a path's `/`; the Log4j resolver a `$`; the
-    /// path reader a dot, a slash or a non-ASCII look-alike; the XSS reader
-    /// one of `: = < ( ` . [` (its first check), the HTML-injection reader a
-    /// `<` or a `(`; the name-less line break a
-    /// control byte (or the `%` escaping one). A group of such detectors
-    /// and gated patterns skips plain values unread, as a group of gated
-    /// patterns alone does, and the engine does not call them on a plain
-    /// value (`engine::tests::punctuation_detectors_find_nothing_in_plain_text`).
+    /// text (letters, digits, spaces, `_ , @ ! ?`) never has: its trigger
+    /// bytes (`triggers`) hold none of them. The shell reader needs a
+    /// separator, `$` or `{`, the command-line reader an option's `-`, a
+    /// path's `/` or an address's `.`, the Log4j resolver a `$`, the XSS
+    /// reader one of `: = < ( ` . [`, the HTML-injection reader a `<` or a
+    /// `(`, the name-less line break a line break, the `Accept` charset
+    /// check a `=`; the SQL reader a space among others, the path reader
+    /// the digit `0` of `0x2e0x2e0x2f…` among others (it is not one). A
+    /// group of such detectors and gated patterns skips plain values
+    /// unread, as a group of gated patterns alone does, and the engine does
+    /// not call them on a plain value
+    /// (`engine::tests::punctuation_detectors_find_nothing_in_plain_text`).
     pub(crate) fn needs_punctuation(self) -> bool {
-        matches!(
-            self,
-            Detector::Shell
-                | Detector::ShellEscaped
-                | Detector::CommandLine
-                | Detector::Log4j
-                | Detector::Path
-                | Detector::PathClimb
-                | Detector::Xss
-                | Detector::HtmlInjection
-                | Detector::HtmlLinks
-                | Detector::NamelessLineBreak
-        )
+        let plain = PLAIN_TEXT.bits();
+        self.triggers()
+            .is_some_and(|t| t.bits().iter().zip(plain).all(|(t, p)| t & p == 0))
+    }
+
+    /// The bytes without one of which the detector never reports on a
+    /// value (`None`: it can report on a value of any bytes — the protocol
+    /// checks reject all but the valid forms). Each set sits next to its
+    /// detector and is the one its own first check reads, so the two cannot
+    /// drift; `detect::triggers::tests` fails if a value holding none of a
+    /// detector's trigger bytes ever yields a hit. A rule group whose
+    /// detectors, gates and decoding steps all have trigger bytes can skip
+    /// a value holding none of them.
+    pub(crate) fn triggers(self) -> Option<Triggers> {
+        match self {
+            Detector::Sqli => Some(sqli::TRIGGERS),
+            Detector::Xss => Some(xss::TRIGGERS),
+            Detector::HtmlInjection | Detector::HtmlLinks => Some(xss::HTML_INJECTION_TRIGGERS),
+            Detector::Shell => Some(shell::TRIGGERS),
+            Detector::ShellEscaped => Some(shell::ESCAPED_TRIGGERS),
+            Detector::CommandLine => Some(shell::COMMAND_LINE_TRIGGERS),
+            Detector::Log4j => Some(log4j::TRIGGERS),
+            Detector::Path | Detector::PathClimb => Some(path::TRIGGERS),
+            Detector::AcceptCharset => Some(protocol::ACCEPT_CHARSET_TRIGGERS),
+            Detector::NamelessLineBreak => Some(protocol::LINE_BREAK_TRIGGERS),
+            Detector::UnknownMethod
+            | Detector::ContentType
+            | Detector::ContentRange
+            | Detector::AcceptEncoding
+            | Detector::HttpVersion
+            | Detector::FormCharset => None,
+        }
     }
 
     /// Whether the detector judges a stretch of text wherever it starts.
@@ -191,6 +212,57 @@ impl Detector {
     }
 }
 
+/// A detector's trigger bytes (`Detector::triggers`): a value holding
+/// none of them never yields a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Triggers {
+    /// The bytes, one by one.
+    pub bytes: &'static [u8],
+    /// Every byte from 0x80 up is a trigger too (Unicode look-alikes).
+    pub non_ascii: bool,
+}
+
+impl Triggers {
+    pub(crate) const fn new(bytes: &'static [u8]) -> Triggers {
+        Triggers {
+            bytes,
+            non_ascii: false,
+        }
+    }
+
+    pub(crate) const fn contains(&self, b: u8) -> bool {
+        if self.non_ascii && b >= 0x80 {
+            return true;
+        }
+        let mut i = 0;
+        while i < self.bytes.len() {
+            if self.bytes[i] == b {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// The set as 256 bits, bit `b & 63` of word `b >> 6` for byte `b`.
+    pub(crate) const fn bits(&self) -> [u64; 4] {
+        let mut s = [0u64; 4];
+        let mut b = 0usize;
+        while b < 256 {
+            if self.contains(b as u8) {
+                s[b >> 6] |= 1 << (b & 63);
+            }
+            b += 1;
+        }
+        s
+    }
+}
+
+/// Bytes of ordinary text: letters, digits, space and `_ , @ ! ?` (as the
+/// engine's `prefilter::PLAIN_TEXT`: a plain value holds only these).
+const PLAIN_TEXT: Triggers =
+    Triggers::new(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _,@!?");
+
 /// `table` with `mark` or-ed into the entry of every byte of `bytes`: the
 /// detectors' one-pass byte-class tables are built with it at compile time.
 pub(crate) const fn mark_bytes(mut table: [u8; 256], bytes: &[u8], mark: u8) -> [u8; 256] {
@@ -202,9 +274,64 @@ pub(crate) const fn mark_bytes(mut table: [u8; 256], bytes: &[u8], mark: u8) -> 
     table
 }
 
+#[cfg(test)]
+mod triggers;
+#[cfg(test)]
+mod worst_case;
+
 /// Test support shared by the detectors' unit tests.
 #[cfg(test)]
 pub(crate) mod test_support {
+    use super::Detector;
+    use crate::extract::{Class, Field};
+    use std::borrow::Cow;
+
+    /// Every detector the rule files can name.
+    pub(crate) const NAMES: &[&str] = &[
+        "sqli",
+        "xss",
+        "html_injection",
+        "html_links",
+        "shell",
+        "shell_escaped",
+        "command_line",
+        "log4j",
+        "path",
+        "path_climb",
+        "unknown_method",
+        "content_type",
+        "content_range",
+        "accept_encoding",
+        "accept_charset",
+        "http_version",
+        "nameless_line_break",
+        "form_charset",
+    ];
+
+    /// Every detector of `NAMES`.
+    pub(crate) fn all() -> Vec<Detector> {
+        NAMES
+            .iter()
+            .map(|n| Detector::parse(n).unwrap_or_else(|| panic!("unknown detector {n}")))
+            .collect()
+    }
+
+    /// The detector's answer for `v` as a name-less query part (the field
+    /// the field-reading detectors judge most) and on its own, the SQL
+    /// detector told that a keyword is present (so it reads the most).
+    pub(crate) fn hit(d: Detector, v: &[u8]) -> bool {
+        let field = Field {
+            class: Class::Arg,
+            source: "args",
+            name: Cow::Borrowed(""),
+            value: Cow::Borrowed(v),
+            json_path: None,
+            include_like: false,
+            continued: false,
+        };
+        d.detect_field(&field, v, || true).is_some() || d.detect(v).is_some()
+    }
+
     /// Asserts that `found` answers `expect` for every case; names every case that does not.
     pub(crate) fn assert_each(found: impl Fn(&[u8]) -> bool, expect: bool, cases: &[&str]) {
         let wrong: Vec<&str> = cases

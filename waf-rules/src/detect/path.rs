@@ -39,6 +39,14 @@ const MAX_COMPONENT: usize = 48;
 /// Units of one climbing segment (`.%01.%01.?` …).
 const MAX_CLIMB_UNITS: usize = 16;
 
+/// What `worth_reading` (and, for `detect_climb`, a separator unit)
+/// needs: a slash or backslash, a `%` (`%%32%%66`), the `0` of `0x2f` /
+/// `0x2e`, or a non-ASCII look-alike dot or separator.
+pub(crate) const TRIGGERS: super::Triggers = super::Triggers {
+    bytes: b"/\\%0",
+    non_ascii: true,
+};
+
 /// Whether `v` reads as path traversal or a system-file path (fuzzing entry point).
 pub fn is_path_attack(v: &[u8]) -> bool {
     detect(v).is_some()

@@ -1,7 +1,14 @@
 //! Header-syntax checks a regex cannot say well: "anything but the valid forms".
 
+use super::Triggers;
 use crate::extract::{charset_field, Class, Field};
 use std::ops::Range;
+
+/// The line break `nameless_line_break` looks for.
+pub(crate) const LINE_BREAK_TRIGGERS: Triggers = Triggers::new(b"\r\n");
+
+/// `accept_charset` reads only after a `charset=`.
+pub(crate) const ACCEPT_CHARSET_TRIGGERS: Triggers = Triggers::new(b"=");
 
 /// A CR or LF in a query or form part that has no `=` (`?%0d%0aSet-Cookie:x`,
 /// `&%0d%0restofdata`): the parser reads the part as a value with an empty

@@ -17,6 +17,7 @@
 //! end of the value. One pass, bounded: at most `MAX_WORDS` words are read
 //! and a word keeps at most `MAX_WORD` bytes.
 
+use super::Triggers;
 use crate::transform::Transform;
 use std::ops::Range;
 
@@ -72,10 +73,20 @@ pub(crate) fn detect_escaped(v: &[u8]) -> Option<Range<usize>> {
 }
 
 /// Bytes that can start a command position (`;`, `|`, `&`, a line
-/// break, a backtick, `$(`, `{`), as a table for the one-pass precheck.
+/// break, a backtick, `$(`, `{`): `detect` reads nothing without one.
+pub(crate) const TRIGGERS: Triggers = Triggers::new(b";|&\n`${");
+
+/// `detect_escaped` decodes only a value holding a backslash.
+pub(crate) const ESCAPED_TRIGGERS: Triggers = Triggers::new(b"\\");
+
+/// A command line needs an option (`-m`, `--out`), a path or URL (`/`)
+/// or an IPv4 address (`.`) after its program name.
+pub(crate) const COMMAND_LINE_TRIGGERS: Triggers = Triggers::new(b"-./");
+
+/// `TRIGGERS` as a table for the one-pass precheck.
 static SEPARATOR: [bool; 256] = {
     let mut t = [false; 256];
-    let list = b";|&\n`${";
+    let list = TRIGGERS.bytes;
     let mut i = 0;
     while i < list.len() {
         t[list[i] as usize] = true;

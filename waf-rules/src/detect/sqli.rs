@@ -5,8 +5,8 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
-use super::mark_bytes;
 use super::sqli_tokens::{tokenize, Kind, Token, MAX_TOKENS};
+use super::{mark_bytes, Triggers};
 use std::cell::Cell;
 use std::ops::Range;
 
@@ -78,9 +78,12 @@ const SQUOTE: u8 = 4;
 const DQUOTE: u8 = 8;
 static BYTE_CLASS: [u8; 256] = byte_classes();
 
+/// Punctuation or a space between words (`could_be_sql`): without one
+/// of them a value is one bare word, never an injection.
+pub(crate) const TRIGGERS: Triggers = Triggers::new(SPACED_BYTES);
+const SPACED_BYTES: &[u8] = b" '\"()=<>;-#/|&\t\n`@,";
+
 const fn byte_classes() -> [u8; 256] {
-    // Punctuation or a space between words (`could_be_sql`).
-    const SPACED_BYTES: &[u8] = b" '\"()=<>;-#/|&\t\n`@,";
     // SQL punctuation (`detect`).
     const PUNCT_BYTES: &[u8] = b"'\"()=<>;#-/*|&@`";
     let t = mark_bytes([0u8; 256], SPACED_BYTES, SPACED);

@@ -3,7 +3,7 @@
 //! URL scheme where a URL goes, or a call to a JS sink. Benign markup
 //! (`<b>`, `<a href="https://...">`) and prose do not match.
 
-use super::mark_bytes;
+use super::{mark_bytes, Triggers};
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -105,9 +105,10 @@ pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
         return None;
     }
     let mut i = 0;
+    let mut tags = Tags::new(v, true);
     while let Some(p) = v[i..].iter().position(|&b| b == b'<') {
         let at = i + p;
-        if let Some(r) = tag_at(v, at) {
+        if let Some(r) = tag_at(&mut tags, at) {
             return Some(r);
         }
         i = at + 1;
@@ -183,10 +184,19 @@ const EQ: u8 = 2;
 const OTHER: u8 = 4;
 static MARKS: [u8; 256] = marks();
 
+/// A tag's `<`, a scheme's `:`, an attribute's `=`, a call's `(` or
+/// backtick, a property's `.` or `[`: every check of `detect` needs one
+/// (the one-pass scan below returns at once without).
+pub(crate) const TRIGGERS: Triggers = Triggers::new(b":=<(`.[");
+
+/// A tag's `<` (`detect_html_injection`, `detect_html_links`) or CSS
+/// `url(`'s parenthesis.
+pub(crate) const HTML_INJECTION_TRIGGERS: Triggers = Triggers::new(b"<(");
+
 const fn marks() -> [u8; 256] {
-    let t = mark_bytes([0u8; 256], b":", COLON);
-    let t = mark_bytes(t, b"=", EQ);
-    mark_bytes(t, b"<(`.[", OTHER)
+    let t = mark_bytes([0u8; 256], TRIGGERS.bytes, OTHER);
+    let t = mark_bytes(t, b":", COLON);
+    mark_bytes(t, b"=", EQ)
 }
 
 fn lower_eq(a: &[u8], b: &[u8]) -> bool {
@@ -205,6 +215,17 @@ fn is_sep(b: u8) -> bool {
 /// attribute text starts and where the tag ends (after its `>`, or the
 /// value's end). `<3`, `a < b`, `<john@example.com>` are not tags.
 fn open_tag(v: &[u8], at: usize) -> Option<(&[u8], usize, usize)> {
+    let (name, j) = tag_name(v, at)?;
+    let end = v[j..]
+        .iter()
+        .position(|&b| b == b'>')
+        .map_or(v.len(), |p| j + p + 1);
+    Some((name, j, end))
+}
+
+/// The name of the tag opened (or closed) at `v[at] == '<'` and where its
+/// attribute text starts (`open_tag` without the search for its end).
+fn tag_name(v: &[u8], at: usize) -> Option<(&[u8], usize)> {
     let mut j = at + 1;
     if v.get(j) == Some(&b'/') {
         j += 1;
@@ -221,16 +242,93 @@ fn open_tag(v: &[u8], at: usize) -> Option<(&[u8], usize, usize)> {
     if j < v.len() && !is_sep(v[j]) && v[j] != b'>' {
         return None;
     }
-    let end = v[j..]
-        .iter()
-        .position(|&b| b == b'>')
-        .map_or(v.len(), |p| j + p + 1);
-    Some((name, j, end))
+    Some((name, j))
+}
+
+/// The first position at or after a point where a byte test holds,
+/// remembered: asked at increasing points, it reads each byte of the
+/// value once in all (the answer for `p` stands while `from <= p <= at`).
+#[derive(Default)]
+struct NextWhere {
+    from: usize,
+    /// The position found, or the value's length for none.
+    at: Option<usize>,
+}
+
+impl NextWhere {
+    fn find(&mut self, v: &[u8], p: usize, hit: impl Fn(usize) -> bool) -> usize {
+        if let Some(at) = self.at.filter(|&at| self.from <= p && p <= at) {
+            return at;
+        }
+        let at = (p..v.len()).find(|&k| hit(k)).unwrap_or(v.len());
+        (self.from, self.at) = (p, Some(at));
+        at
+    }
+}
+
+/// The tags of a value, asked about left to right. A tag's attribute
+/// text runs to its `>`, as the HTML tokenizer reads it, but is read
+/// only up to the next tag start (a closing tag's too when
+/// `closing_bounds`), whose own reading covers what follows: a run of
+/// unclosed tags (`<a <a <a …`, `<x on<x on…`) costs each byte a constant
+/// number of reads, not one scan to the value's end per tag. The ends of
+/// the tags and the next tag starts are found by `NextWhere`.
+struct Tags<'v> {
+    v: &'v [u8],
+    closing_bounds: bool,
+    gt: NextWhere,
+    next: NextWhere,
+}
+
+/// One tag of `Tags`: its name, where its attribute text starts and
+/// where its reading stops, and where the tag ends (after its `>`, or
+/// the value's end).
+struct Tag<'v> {
+    name: &'v [u8],
+    attrs: Range<usize>,
+    end: usize,
+}
+
+impl<'v> Tags<'v> {
+    fn new(v: &'v [u8], closing_bounds: bool) -> Self {
+        Tags {
+            v,
+            closing_bounds,
+            gt: NextWhere::default(),
+            next: NextWhere::default(),
+        }
+    }
+
+    fn at(&mut self, at: usize) -> Option<Tag<'v>> {
+        let v = self.v;
+        let (name, j) = tag_name(v, at)?;
+        let gt = self.gt.find(v, j, |k| v[k] == b'>');
+        let end = (gt + 1).min(v.len());
+        let closing_bounds = self.closing_bounds;
+        let next = self.next.find(v, j, |k| {
+            v[k] == b'<'
+                && (closing_bounds || v.get(k + 1) != Some(&b'/'))
+                && tag_name(v, k).is_some()
+        });
+        Some(Tag {
+            name,
+            attrs: j..end.min(next),
+            end,
+        })
+    }
 }
 
 /// A tag starting at `v[at] == '<'`: script-running tag, handler, or a script URL.
-fn tag_at(v: &[u8], at: usize) -> Option<Range<usize>> {
-    let (name, j, end) = open_tag(v, at)?;
+fn tag_at(tags: &mut Tags<'_>, at: usize) -> Option<Range<usize>> {
+    let v = tags.v;
+    let Tag {
+        name,
+        attrs: Range {
+            start: j,
+            end: attrs_end,
+        },
+        end,
+    } = tags.at(at)?;
     // `<v:vmlframe>`, `<svg:script>`: the local name counts.
     let local = name.rsplit(|&b| b == b':').next().unwrap_or(name);
     if SCRIPT_TAGS
@@ -239,7 +337,7 @@ fn tag_at(v: &[u8], at: usize) -> Option<Range<usize>> {
     {
         return Some(at..end);
     }
-    let attrs = &v[j..end];
+    let attrs = &v[j..attrs_end];
     // Legacy tags that fetch a document or scriptlet into the page
     // (Netscape layers, IE data islands, background sound) do so by `src`.
     if LOADER_TAGS.iter().any(|t| lower_eq(local, t)) && has_attr(attrs, b"src") {
@@ -428,13 +526,15 @@ fn split_scheme(value: &[u8]) -> bool {
 /// name) becomes once read as a JS octal escape.
 fn style_breakout(value: &[u8]) -> bool {
     let mut quote: Option<u8> = None;
+    // The first non-blank after a line break, found once per blank run.
+    let mut after_blanks = NextWhere::default();
     for (k, &b) in value.iter().enumerate() {
         let next = value.get(k + 1).copied();
         match b {
             b'{' | b'}' => return true,
             b'\n' | b'\r' | 0x0c if quote.is_some() => {
-                let after = value[k + 1..].iter().find(|c| !c.is_ascii_whitespace());
-                if matches!(after, Some(b';' | b'}')) {
+                let after = after_blanks.find(value, k + 1, |c| !value[c].is_ascii_whitespace());
+                if matches!(value.get(after), Some(b';' | b'}')) {
                     return true;
                 }
             }
@@ -587,6 +687,11 @@ fn sinks() -> &'static Option<AhoCorasick> {
 /// `alert(1)`, `';prompt``//`, `document.cookie`: JS reached from a value.
 fn js_sink(v: &[u8]) -> Option<Range<usize>> {
     let ac = sinks().as_ref()?;
+    // Searches of the rest of the value for a call of a name a sink was
+    // assigned to (`passed_as_value`), each linear: a value has a few
+    // such assignments, a run of them (`a=alert,` repeated) is read this
+    // many times at most, not once per assignment.
+    let mut searches = 16;
     for m in ac.find_overlapping_iter(v) {
         let (at, end) = (m.start(), m.end());
         if m.pattern().as_usize() < SINK_PROPS.len() {
@@ -606,7 +711,7 @@ fn js_sink(v: &[u8]) -> Option<Range<usize>> {
         {
             return Some(at..(j + 1).min(v.len()));
         }
-        if before_ok && passed_as_value(v, at, j) {
+        if before_ok && passed_as_value(v, at, j, &mut searches) {
             return Some(at..(j + 1).min(v.len()));
         }
     }
@@ -631,8 +736,13 @@ fn function_literal_first(args: &[u8]) -> bool {
         return true;
     }
     // An arrow: a parameter list or one name, then `=>`.
+    // A parameter list longer than any written by hand (its `)` is not
+    // searched past that: `setTimeout((` repeated stays linear) is not one.
     let params_end = if rest.first() == Some(&b'(') {
-        rest.iter().position(|&b| b == b')').map(|p| p + 1)
+        rest.iter()
+            .take(256)
+            .position(|&b| b == b')')
+            .map(|p| p + 1)
     } else {
         let n = rest
             .iter()
@@ -648,7 +758,7 @@ fn function_literal_first(args: &[u8]) -> bool {
 /// parenthesized reference called at once (`(alert)(1)`), or assigned
 /// and called later (`a=alert,a(1)`). Prose has `(alert)` after a space
 /// and no call after it.
-fn passed_as_value(v: &[u8], at: usize, after: usize) -> bool {
+fn passed_as_value(v: &[u8], at: usize, after: usize, searches: &mut usize) -> bool {
     let prev = at.checked_sub(1).map(|k| v[k]);
     let next = v.get(after).copied();
     let callee = |k: usize| {
@@ -661,7 +771,8 @@ fn passed_as_value(v: &[u8], at: usize, after: usize) -> bool {
             callee(at - 1) || matches!(v.get(after + 1), Some(b'(') | Some(b'`'))
         }
         (Some(b'('), Some(b',')) => callee(at - 1),
-        (Some(b'='), Some(b',' | b';')) => {
+        (Some(b'='), Some(b',' | b';')) if *searches > 0 => {
+            *searches -= 1;
             // `a=alert,a(1)`: the name it was given is called after.
             let lhs_end = at - 1;
             let lhs_start = v[..lhs_end]
@@ -736,11 +847,18 @@ pub(crate) fn detect_html_injection(v: &[u8]) -> Option<Range<usize>> {
 /// markup).
 pub(crate) fn detect_html_links(v: &[u8]) -> Option<Range<usize>> {
     let mut i = 0;
+    // Closing tags are not read (they link nothing): they bound no reading.
+    let mut tags = Tags::new(v, false);
     while let Some(p) = v[i..].iter().position(|&b| b == b'<') {
         let at = i + p;
         i = at + 1;
-        if let Some(r) = linking_tag(v, at) {
-            return Some(r);
+        if v.get(at + 1) == Some(&b'/') {
+            continue;
+        }
+        if let Some(tag) = tags.at(at) {
+            if let Some(r) = linking_tag(v, at, tag.attrs, tag.end) {
+                return Some(r);
+            }
         }
     }
     detect_html_injection(v)
@@ -765,7 +883,9 @@ fn lone_linking_element(v: &[u8], mut at: usize) -> Option<Range<usize>> {
         let another = rest
             .windows(2)
             .any(|w| w[0] == b'<' && w[1].is_ascii_alphabetic());
-        return (!another).then(|| linking_tag(v, at)).flatten();
+        return (!another)
+            .then(|| linking_tag(v, at, j..end, end))
+            .flatten();
     }
 }
 
@@ -793,14 +913,11 @@ fn css_declaration(v: &[u8]) -> Option<Range<usize>> {
     css_url_in(v).then_some(0..v.len().min(64))
 }
 
-/// A tag at `v[at] == '<'` with a link attribute holding a URL, a style
-/// loading a resource, or a form that submits.
-fn linking_tag(v: &[u8], at: usize) -> Option<Range<usize>> {
-    if v.get(at + 1) == Some(&b'/') {
-        return None;
-    }
-    let (_, j, end) = open_tag(v, at)?;
-    attr_pairs(&v[j..end], true)
+/// A tag at `v[at] == '<'` (not a closing one) whose attribute text
+/// `attrs` holds a link attribute with a URL to another host or a style
+/// loading a resource from one; the tag ends at `end`.
+fn linking_tag(v: &[u8], at: usize, attrs: Range<usize>, end: usize) -> Option<Range<usize>> {
+    attr_pairs(&v[attrs], true)
         .any(|a| {
             LINK_ATTRS.iter().any(|n| lower_eq(a.name, n)) && off_site(a.value)
                 || lower_eq(a.name, b"style") && css_url_in(a.value)
@@ -813,7 +930,9 @@ fn linking_tag(v: &[u8], at: usize) -> Option<Range<usize>> {
 /// site-relative link (`/docs#install`, `x.png`), a fragment, `mailto:`,
 /// `tel:` and an inline `data:image/…` fetch nothing from elsewhere.
 fn off_site(url: &[u8]) -> bool {
-    let url = url.trim_ascii();
+    // Its end is not trimmed (the URLs of a run of `url(` share their
+    // `)` and so the blanks before it): a host is a non-blank after `//`.
+    let url = url.trim_ascii_start();
     let url = url
         .strip_prefix(b"\"")
         .or_else(|| url.strip_prefix(b"'"))
@@ -828,15 +947,18 @@ fn off_site(url: &[u8]) -> bool {
         Some(b':') if scheme > 0 && url[0].is_ascii_alphabetic() => &url[scheme + 1..],
         _ => url,
     };
-    rest.len() > 2 && rest[..2].iter().all(|&b| b == b'/' || b == b'\\')
+    rest.len() > 2
+        && rest[..2].iter().all(|&b| b == b'/' || b == b'\\')
+        && rest[2..].iter().any(|b| !b.is_ascii_whitespace())
 }
 
 /// Whether a style text loads a resource from another host (`url(//…)`).
 fn css_url_in(style: &[u8]) -> bool {
+    let mut close = NextWhere::default();
     style
         .iter()
         .enumerate()
-        .any(|(k, &b)| b == b'(' && css_resource(style, k).is_some())
+        .any(|(k, &b)| b == b'(' && css_resource(style, k, &mut close).is_some())
 }
 
 /// A CSS declaration loading a resource from another host, `v[paren] ==
@@ -844,7 +966,7 @@ fn css_url_in(style: &[u8]) -> bool {
 /// of a declaration or the `,` of a value list, after a property name
 /// (`background:url(//x/p.png)`, `src: url("https://x/f.svg#x")`,
 /// `mask:url(#a), url(//x/m.svg)`).
-fn css_resource(v: &[u8], paren: usize) -> Option<Range<usize>> {
+fn css_resource(v: &[u8], paren: usize, close: &mut NextWhere) -> Option<Range<usize>> {
     let start = paren.checked_sub(3)?;
     if !lower_eq(&v[start..paren], b"url") {
         return None;
@@ -865,9 +987,13 @@ fn css_resource(v: &[u8], paren: usize) -> Option<Range<usize>> {
         b',' => head.trim_ascii_end().ends_with(b")"),
         _ => false,
     };
-    let close = v[paren..].iter().position(|&b| b == b')')?;
-    let url = &v[paren + 1..paren + close];
-    (declared && off_site(url)).then_some(start..paren + close + 1)
+    if !declared {
+        return None;
+    }
+    // The `)` is found once for a run of `url(` it closes.
+    let close = close.find(v, paren, |k| v[k] == b')');
+    let url = v.get(paren + 1..close)?;
+    off_site(url).then_some(start..close + 1)
 }
 
 #[cfg(test)]

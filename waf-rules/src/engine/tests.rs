@@ -172,23 +172,8 @@ fn rule_sets_of_different_shapes_share_a_thread() {
 fn punctuation_detectors_find_nothing_in_plain_text() {
     use crate::detect::Detector;
     use crate::engine::prefilter::PLAIN_TEXT;
-    let names = [
-        "sqli",
-        "xss",
-        "shell",
-        "log4j",
-        "path",
-        "path_climb",
-        "unknown_method",
-        "content_type",
-        "content_range",
-        "accept_encoding",
-        "accept_charset",
-        "http_version",
-    ];
-    let dets: Vec<Detector> = names
-        .iter()
-        .filter_map(|n| Detector::parse(n))
+    let dets: Vec<Detector> = crate::detect::test_support::all()
+        .into_iter()
         .filter(|d| d.needs_punctuation())
         .collect();
     assert!(dets.contains(&Detector::Xss) && dets.contains(&Detector::Shell));

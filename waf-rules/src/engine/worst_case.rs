@@ -38,6 +38,17 @@ const UNITS: &[&str] = &[
     "..\\",
     "0x2e",
     "<a ",
+    "<svg ",
+    "<x on",
+    "=\"",
+    "'\"`",
+    "/*",
+    "&#",
+    "&#x",
+    "j\ta\tv\ta\ts\tc\tr\ti\tp\tt:",
+    "color:url(",
+    "a=alert,",
+    "setTimeout((",
     "<!--#",
     "union select ",
     "' or ",
@@ -55,15 +66,6 @@ const UNITS: &[&str] = &[
     "é",
     "\u{ff0f}",
 ];
-
-/// Inputs known to be worse than linear, each with where it is reported:
-/// `runs_of_every_trigger_byte_and_unit_stay_linear` skips them and the
-/// ignored `known_quadratic_inputs` runs only them, so it fails until the
-/// cause is fixed (then the unit moves back).
-/// `<a ` repeated without `>`: every unclosed tag's attribute scan runs to
-/// the end of the value in `detect::xss` (reported to its owner, see
-/// docs/waf.md "Worst cases").
-const KNOWN_QUADRATIC: &[&str] = &["<a "];
 
 fn inspect_time(rules: &RuleSet, req: &Request<'_>, p: &Policy) -> Duration {
     let t = Instant::now();
@@ -167,15 +169,7 @@ fn runs_of_every_trigger_byte_and_unit_stay_linear() {
         .iter()
         .map(|&b| char::from(b).to_string())
         .chain(UNITS.iter().map(|u| u.to_string()))
-        .filter(|u| !KNOWN_QUADRATIC.contains(&u.as_str()))
         .collect();
-    runs_stay_linear(&units);
-}
-
-#[test]
-#[ignore = "fails until detect::xss is linear on unclosed tags"]
-fn known_quadratic_inputs() {
-    let units: Vec<String> = KNOWN_QUADRATIC.iter().map(|u| u.to_string()).collect();
     runs_stay_linear(&units);
 }
 
@@ -259,6 +253,45 @@ fn deep_nesting_huge_keys_and_many_fields_stay_linear() {
             t[k] = inspect_time(&rules, &req, &p);
         }
         check_linear(what, t[0], t[1], &mut failures);
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// Seeded random mixes of the trigger bytes and the units (decoders,
+/// gates and detectors meeting each other's inputs), each mix repeated
+/// to ≈ 6 and 24 KiB in a query value and a JSON string, at paranoia 4.
+#[test]
+fn seeded_random_mixes_of_triggers_and_units_stay_linear() {
+    let rules = RuleSet::builtin().unwrap();
+    let p = Policy {
+        paranoia: 4,
+        ..Policy::default()
+    };
+    let (mut buf, mut hbuf) = (Vec::new(), Vec::new());
+    let mut failures = Vec::new();
+    let mut x: u64 = 0x6a09_e667_f3bc_c908;
+    for seed in 0..6 {
+        let mut mix = String::new();
+        while mix.len() < 1536 {
+            let r = crate::test_support::xorshift(&mut x);
+            if r.is_multiple_of(2) {
+                mix.push_str(UNITS[(r >> 8) as usize % UNITS.len()]);
+            } else {
+                mix.push(char::from(TRIGGERS[(r >> 8) as usize % TRIGGERS.len()]));
+            }
+        }
+        for place in ["query", "json"] {
+            let mut t = [Duration::ZERO; 2];
+            for (k, n) in [4, 16].into_iter().enumerate() {
+                let place = request_with(place, &mix, n, &mut buf, &mut hbuf);
+                let mut headers = Vec::new();
+                let req = build(place, &buf, &hbuf, &mut headers);
+                t[k] = inspect_time(&rules, &req, &p);
+            }
+            let head: String = mix.chars().take(40).collect();
+            let what = format!("mix {seed} ({head:?}…) in {place}");
+            check_linear(&what, t[0], t[1], &mut failures);
+        }
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }

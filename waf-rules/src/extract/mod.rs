@@ -405,7 +405,10 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
         }
     }
     let digit = any & DIGIT != 0;
-    all & (WORD | NUMBER) != 0
+    // A word spelling a path with hex-literal dots and slashes
+    // (`0x2e0x2e0x2fetc0x2fpasswd`) is inspected.
+    all & WORD != 0 && !(digit && dotted_path(v))
+        || all & NUMBER != 0
         // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
         // names without digits, like `java.lang.Runtime`, are inspected;
         // so is a path spelled with a dot-dot or with hex-literal dots and
