@@ -65,6 +65,9 @@ struct RawConfig {
     /// Gateway mode ([`egress`]).
     #[serde(default)]
     gateway: Option<Spanned<egress::GatewayConfig>>,
+    /// Threads that run connections ([`Config::threads`]).
+    #[serde(default)]
+    threads: Option<Spanned<u16>>,
 }
 
 /// `[identity]` as written: either SVID files, or the CA to bootstrap and renew from.
@@ -294,7 +297,15 @@ pub struct Config {
     pub egress: Option<egress::EgressConfig>,
     /// `[gateway]`: this process is the egress gateway.
     pub gateway: Option<egress::GatewayConfig>,
+    /// Threads that run connections: 1 (the default) runs every connection on one thread (tokio's
+    /// current-thread runtime: no hand-off between threads, the lowest CPU per request and
+    /// latency measured, docs/measurements/sidecar.md); more for a workload whose sidecar needs
+    /// more than one core (a multi-thread runtime with that many workers).
+    pub threads: u16,
 }
+
+/// The most threads `threads` may ask for.
+pub const MAX_THREADS: u16 = 64;
 
 impl Config {
     /// Reads and checks a config file.
@@ -457,7 +468,19 @@ impl Config {
             }
         };
         let (egress, gateway) = egress::sections(raw.egress, raw.gateway, base, &source)?;
+        let threads = match raw.threads {
+            None => 1,
+            Some(t) if (1..=MAX_THREADS).contains(t.get_ref()) => t.into_inner(),
+            Some(t) => {
+                return Err(err(
+                    t.span(),
+                    "threads",
+                    format!("{} threads: 1 to {MAX_THREADS}", t.get_ref()),
+                ))
+            }
+        };
         Ok(Config {
+            threads,
             egress,
             gateway,
             identity,
@@ -561,5 +584,17 @@ mod tests {
         assert!(e.message.contains("refuse every connection"), "{e}");
         let e = with("max_per_pi = 3").unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn threads_default_to_one_and_are_checked() {
+        assert_eq!(load(&good()).unwrap().threads, 1);
+        let with = |n: &str| load(&format!("threads = {n}\n{}", good()));
+        assert_eq!(with("4").unwrap().threads, 4);
+        let e = with("0").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("threads"), "{e}");
+        assert_eq!(e.line, Some(1), "{e}");
+        assert!(e.message.contains("1 to 64"), "{e}");
+        assert!(with("65").is_err());
     }
 }

@@ -89,7 +89,7 @@ pub fn run(args: Args) -> Result<ExitCode, String> {
             rampart_ops::logging::init("RAMPART_LOG", "info");
             let config =
                 rampart_sidecar::config::Config::load(&config).map_err(|e| e.to_string())?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let runtime = runtime_builder(config.threads)
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -104,4 +104,15 @@ fn init_redirect(config: &std::path::Path, uid: u32, dry_run: bool) -> Result<Ex
     let steps = rampart_sidecar::redirect::steps(&config, uid)?;
     rampart_sidecar::redirect::install(&steps, dry_run)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `threads = 1`: tokio's current-thread runtime (every connection on the thread that waits for
+/// the sockets: no hand-off between threads); more: a multi-thread runtime with that many workers.
+fn runtime_builder(threads: u16) -> tokio::runtime::Builder {
+    if threads <= 1 {
+        return tokio::runtime::Builder::new_current_thread();
+    }
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(usize::from(threads));
+    b
 }
