@@ -11,7 +11,7 @@ use crate::policy::Policy;
 use crate::request::Request;
 use crate::verdict::{safe_fragment, RuleMatch, Verdict};
 use regex_automata::{Input, PatternSet};
-use std::cell::Cell;
+use std::cell::RefCell;
 
 /// Matches listed per verdict; scoring continues past it.
 const MAX_LISTED: usize = 64;
@@ -34,8 +34,17 @@ impl RuleSet {
     /// Decides for one request: every matching rule, the score, and whether
     /// the policy would block it.
     pub fn inspect(&self, req: &Request<'_>, policy: &Policy) -> Verdict {
+        // The thread's scratch, borrowed in place (not moved out and back:
+        // two copies of it per request); a fresh one should an inspection
+        // ever run inside another on this thread.
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => self.inspect_with(req, policy, &mut scratch),
+            Err(_) => self.inspect_with(req, policy, &mut Scratch::default()),
+        })
+    }
+
+    fn inspect_with(&self, req: &Request<'_>, policy: &Policy, scratch: &mut Scratch) -> Verdict {
         let c = &self.compiled;
-        let mut scratch = SCRATCH.with(Cell::take).unwrap_or_default();
         let list = relabel(std::mem::take(&mut scratch.fields));
         let fields = extract::extract_into(req, &policy.limits, list);
         let pats = match scratch.pats.take() {
@@ -55,10 +64,10 @@ impl RuleSet {
             json_path: &fields.json_path,
             pats,
         };
-        let mut values = match scratch.values.take() {
-            Some(v) if v.fits(c) => v,
-            _ => Values::new(c),
-        };
+        if scratch.values.as_ref().is_some_and(|v| !v.fits(c)) {
+            scratch.values = None;
+        }
+        let values = scratch.values.get_or_insert_with(|| Values::new(c));
         scratch.headers.for_ruleset(c.id);
         for field in &fields.list {
             if skip_fast(field) {
@@ -170,7 +179,7 @@ impl RuleSet {
                     src,
                     bytes: values.get(raw, src),
                     plain: values.is_plain(g.chain),
-                    values: &values,
+                    values,
                 };
                 run_group(c, g, field, &value, open, policy, req.path, &mut st);
             }
@@ -184,9 +193,7 @@ impl RuleSet {
             scratch.fields = relabel(fields.list);
         }
         values.trim(MAX_KEPT_BYTES);
-        scratch.values = Some(values);
         scratch.pats = Some(st.pats);
-        SCRATCH.with(|s| s.set(Some(scratch)));
         let mut v = st.verdict;
         v.block = v.score >= policy.threshold;
         v
@@ -205,21 +212,21 @@ struct Scratch {
 }
 
 thread_local! {
-    static SCRATCH: Cell<Option<Scratch>> = const { Cell::new(None) };
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 #[cfg(test)]
 thread_local! {
     /// Tests turn the quiet-value skip and the header cache off on their
     /// thread to compare verdicts with and without them.
-    pub(super) static NO_SHORTCUTS: Cell<bool> = const { Cell::new(false) };
+    pub(super) static NO_SHORTCUTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Whether the quiet-value skip and the header cache are on (always,
 /// outside tests).
 fn shortcuts() -> bool {
     #[cfg(test)]
-    if NO_SHORTCUTS.with(Cell::get) {
+    if NO_SHORTCUTS.with(std::cell::Cell::get) {
         return false;
     }
     true
@@ -329,12 +336,12 @@ fn run_group(
             record(c, ri, &value[m.start()..m.end()], field, policy, path, st);
         }
     }
-    for (det, ri) in &g.detectors {
+    for ((det, ri), &needs_punctuation) in g.detectors.iter().zip(&g.needs_punctuation) {
         // A plain value (its byte set, read once) holds none of the bytes
         // such a detector starts from.
         if !applies(c, *ri, policy)
             || (field.continued && !det.reads_anywhere())
-            || (plain && det.needs_punctuation())
+            || (plain && needs_punctuation)
         {
             continue;
         }

@@ -292,12 +292,7 @@ impl Memo {
 
 /// Whether a literal of gate `bit` occurs in `value`: a walk of the
 /// literal DFA that stops at the first such literal.
-fn literal_hit(
-    dfa: &aho_corasick::nfa::contiguous::NFA,
-    owners: &[usize],
-    value: &[u8],
-    bit: usize,
-) -> bool {
+fn literal_hit(dfa: &aho_corasick::dfa::DFA, owners: &[usize], value: &[u8], bit: usize) -> bool {
     let Ok(mut sid) = dfa.start_state(Anchored::No) else {
         return true;
     };
@@ -315,12 +310,7 @@ fn literal_hit(
 
 /// Sets the gate bit of every literal that occurs in `value`: one walk of
 /// the literal DFA, every match state's patterns (overlapping matches).
-fn literal_hits(
-    dfa: &aho_corasick::nfa::contiguous::NFA,
-    owners: &[usize],
-    value: &[u8],
-    bits: &mut [u64],
-) {
+fn literal_hits(dfa: &aho_corasick::dfa::DFA, owners: &[usize], value: &[u8], bits: &mut [u64]) {
     let Ok(mut sid) = dfa.start_state(Anchored::No) else {
         // Cannot happen for an unanchored DFA; open every gate if it does.
         bits.fill(u64::MAX);
