@@ -1,43 +1,56 @@
 //! A JSON-lines log written by a dedicated thread, generic over the record type, so a request
-//! path never waits on I/O: records go through a bounded queue and are dropped (and counted)
+//! path never waits on I/O: lines are appended to a shared buffer and dropped (and counted)
 //! when the writer falls behind.
 //!
-//! The writer wakes every [`DRAIN_EVERY`] and drains the queue without blocking in `recv`, so a
-//! sender never pays for waking it (a futex wake per line cost ~20% of the edge's CPU under
-//! load). The destination is `stdout` or a file opened for append with mode 0640; [`JsonLog::reopen`]
-//! re-opens the file after log rotation.
+//! Every line is serialised on the caller's thread, into a per-thread scratch buffer (no
+//! allocation per line), and appended to the pending batch under a lock held only for the
+//! copy. The writer wakes every [`DRAIN_EVERY`], swaps the batch for an empty one and writes it
+//! with one `write`: a sender never wakes it (a futex wake per line cost ~20% of the edge's CPU
+//! under load), and no line crosses threads as its own allocation. The destination is `stdout`
+//! or a file opened for append with mode 0640; [`JsonLog::reopen`] re-opens the file after log
+//! rotation.
 //!
-//! Two ways to log a record: [`JsonLog::send`] queues an owned `R` that the writer serialises;
-//! [`JsonLog::send_now`] serialises any `Serialize` value on the caller's thread (a struct of
-//! borrowed fields: no owned copies, no map) and queues only the bytes of the line;
-//! [`JsonLog::send_now_with`] also starts the line with [`Fixed`] fields serialised once (a
-//! connection's, for the lines of its requests).
+//! Ways to log a record: [`JsonLog::send`] an owned `R`; [`JsonLog::send_now`] any `Serialize`
+//! value (a struct of borrowed fields: no owned copies, no map); [`JsonLog::send_now_with`]
+//! also starts the line with [`Fixed`] fields serialised once (a connection's, for the lines
+//! of its requests); [`JsonLog::send_fields`] writes the line's own fields in place.
 
 use prometheus::IntCounter;
 use serde::{Serialize, Serializer};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::marker::PhantomData;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How often the writer thread wakes to drain its queue.
+/// How often the writer thread wakes to write the pending lines.
 pub const DRAIN_EVERY: Duration = Duration::from_millis(20);
-const BUFFER: usize = 256 * 1024;
-/// First capacity of a line serialised by [`JsonLog::send_now`] (most lines fit).
+/// A batch buffer larger than this after a burst is given back (RSS stays small).
+const KEEP: usize = 256 * 1024;
+/// First capacity of a line built on its own ([`Fixed::line`], [`Fixed::line_fields`]).
 const LINE: usize = 768;
 
-enum Msg<R> {
-    Record(Box<R>),
-    Line(Vec<u8>),
-    Reopen,
+/// The lines queued since the writer's last wake.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    lines: usize,
+}
+
+enum Control {
+    /// Re-open the file; the lines queued before the request (written to the old file first).
+    Reopen(Vec<u8>),
     Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// The sending half, cheap to clone. Dropping every clone stops the writer after it has
 /// written what was queued.
 pub struct JsonLog<R> {
-    tx: SyncSender<Msg<R>>,
+    pending: Arc<Mutex<Pending>>,
+    control: SyncSender<Control>,
+    /// At most this many lines wait for the writer; more are dropped and counted.
+    capacity: usize,
     dropped: IntCounter,
     _record: PhantomData<fn(R)>,
 }
@@ -45,11 +58,18 @@ pub struct JsonLog<R> {
 impl<R> Clone for JsonLog<R> {
     fn clone(&self) -> Self {
         JsonLog {
-            tx: self.tx.clone(),
+            pending: self.pending.clone(),
+            control: self.control.clone(),
+            capacity: self.capacity,
             dropped: self.dropped.clone(),
             _record: PhantomData,
         }
     }
+}
+
+thread_local! {
+    /// Where this thread serialises a line before it is copied into the pending batch.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(LINE));
 }
 
 fn open(dest: &str) -> std::io::Result<Box<dyn Write + Send>> {
@@ -65,79 +85,132 @@ fn open(dest: &str) -> std::io::Result<Box<dyn Write + Send>> {
 
 impl<R: Serialize + Send + 'static> JsonLog<R> {
     /// Opens `dest` ("stdout" or a file path, appended to) and starts the writer thread.
-    /// `capacity` bounds the queue; `dropped` counts records refused because it was full.
+    /// `capacity` bounds the lines waiting for it; `dropped` counts lines refused because it
+    /// was reached (and records that failed to serialise).
     pub fn start(dest: &str, capacity: usize, dropped: IntCounter) -> std::io::Result<Self> {
         let out = open(dest)?;
-        let (tx, rx) = sync_channel(capacity);
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let (control, rx) = sync_channel(64);
         let dest = dest.to_string();
+        let batch = pending.clone();
         std::thread::Builder::new()
             .name("json-log".into())
-            .spawn(move || writer(rx, out, &dest))?;
+            .spawn(move || writer(&batch, rx, out, &dest))?;
         Ok(JsonLog {
-            tx,
+            pending,
+            control,
+            capacity,
             dropped,
             _record: PhantomData,
         })
     }
 
-    /// Queues a record; never blocks.
+    /// Queues a record (serialised now, on the caller's thread); never blocks.
+    // The box is the callers' (records used to travel to the writer in it).
+    #[allow(clippy::boxed_local)]
     pub fn send(&self, record: Box<R>) {
-        if self.tx.try_send(Msg::Record(record)).is_err() {
-            self.dropped.inc()
-        }
+        self.send_now(&*record)
     }
 
     /// Queues a ready JSON line (without its newline), written as is; never blocks.
     pub fn send_line(&self, line: String) {
-        self.queue_line(line.into_bytes())
+        self.queue(|buf| {
+            buf.extend_from_slice(line.as_bytes());
+            true
+        })
     }
 
     /// Serialises `record` now, on the caller's thread, and queues the line; never blocks. For
     /// a record of borrowed fields (`#[derive(Serialize)] struct Line<'a> { path: &'a str, … }`):
-    /// one buffer per line, nothing copied into owned values first. A record that fails to
-    /// serialise is dropped and counted.
+    /// nothing copied into owned values first. A record that fails to serialise is dropped and
+    /// counted.
     pub fn send_now<T: Serialize + ?Sized>(&self, record: &T) {
-        let mut line = Vec::with_capacity(LINE);
-        match serde_json::to_writer(&mut line, record) {
-            Ok(()) => self.queue_line(line),
-            Err(_) => self.dropped.inc(),
-        }
+        self.queue(|buf| serde_json::to_writer(buf, record).is_ok())
     }
 
     /// [`JsonLog::send_now`] for a line that starts with `fixed`'s fields, then `record`'s.
     pub fn send_now_with<T: Serialize + ?Sized>(&self, fixed: &Fixed, record: &T) {
-        match fixed.line(record) {
-            Some(line) => self.queue_line(line),
-            None => self.dropped.inc(),
-        }
+        self.queue(|buf| fixed.write_line(buf, record))
     }
 
     /// [`JsonLog::send_now_with`] for the hottest lines: after `fixed`'s fields, `write` puts
     /// the line's own fields straight into its buffer through [`Fields`] (static keys copied as
     /// they are, values escaped only where they are text), no `Serialize` pass over a record.
     pub fn send_fields(&self, fixed: &Fixed, write: impl FnOnce(&mut Fields<'_>)) {
-        self.queue_line(fixed.line_fields(write))
+        self.queue(|buf| {
+            fixed.write_fields(buf, write);
+            true
+        })
     }
 
-    fn queue_line(&self, line: Vec<u8>) {
-        if self.tx.try_send(Msg::Line(line)).is_err() {
-            self.dropped.inc()
+    /// Builds a line with `write` in this thread's scratch buffer (`false`: no line, counted
+    /// as dropped) and appends it to the pending batch.
+    fn queue(&self, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let mut write = Some(write);
+        let _ = SCRATCH.try_with(|scratch| {
+            // Taken unless this is a line built while building another (a `Serialize` impl
+            // that logs); then, as while the thread ends, the line gets its own buffer below.
+            let Ok(mut buf) = scratch.try_borrow_mut() else {
+                return;
+            };
+            let Some(write) = write.take() else {
+                return;
+            };
+            buf.clear();
+            let ok = write(&mut buf);
+            self.append(ok.then_some(&buf[..]));
+            if buf.capacity() > KEEP {
+                *buf = Vec::with_capacity(LINE);
+            }
+        });
+        if let Some(write) = write {
+            let mut buf = Vec::with_capacity(LINE);
+            let ok = write(&mut buf);
+            self.append(ok.then_some(&buf[..]));
         }
+    }
+
+    fn append(&self, line: Option<&[u8]>) {
+        let Some(line) = line else {
+            return self.dropped.inc();
+        };
+        // Held for the copy only; nothing in it can panic but an allocation failure.
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.lines >= self.capacity {
+            drop(pending);
+            return self.dropped.inc();
+        }
+        pending.bytes.extend_from_slice(line);
+        pending.bytes.push(b'\n');
+        pending.lines += 1;
     }
 
     /// Waits (at most `timeout`) until everything queued so far is written out. Blocks: for
     /// shutdown paths and tests, never for a request.
     pub fn flush(&self, timeout: Duration) {
         let (ack, done) = std::sync::mpsc::channel();
-        if self.tx.send(Msg::Flush(ack)).is_ok() {
+        if self.control.send(Control::Flush(ack)).is_ok() {
             let _ = done.recv_timeout(timeout);
         }
     }
 
-    /// Asks the writer to re-open its file (after log rotation). If the re-open fails the old
-    /// file is kept and the failure is logged.
+    /// Asks the writer to re-open its file (after log rotation): the lines queued so far go
+    /// to the old file, the later ones to the new. If the re-open fails the old file is kept
+    /// and the failure is logged.
     pub fn reopen(&self) {
-        let _ = self.tx.try_send(Msg::Reopen);
+        let before = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            pending.lines = 0;
+            std::mem::take(&mut pending.bytes)
+        };
+        if let Err(std::sync::mpsc::TrySendError::Full(Control::Reopen(before))) =
+            self.control.try_send(Control::Reopen(before))
+        {
+            // The writer is that far behind: keep the lines for its next batch.
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let later = std::mem::replace(&mut pending.bytes, before);
+            pending.bytes.extend_from_slice(&later);
+        }
     }
 }
 
@@ -162,39 +235,55 @@ impl Fixed {
     /// an object; `None` if it does not.
     pub fn line<T: Serialize + ?Sized>(&self, record: &T) -> Option<Vec<u8>> {
         let mut line = Vec::with_capacity(LINE);
-        line.extend_from_slice(&self.0);
-        let start = line.len();
-        serde_json::to_writer(&mut line, record).ok()?;
+        self.write_line(&mut line, record).then_some(line)
+    }
+
+    /// [`Fixed::line`] appended to `buf`; `false` (and `buf` as it was) if `record` does not
+    /// serialise as an object.
+    fn write_line<T: Serialize + ?Sized>(&self, buf: &mut Vec<u8>, record: &T) -> bool {
+        let base = buf.len();
+        buf.extend_from_slice(&self.0);
+        let start = buf.len();
+        if serde_json::to_writer(&mut *buf, record).is_err() {
+            buf.truncate(base);
+            return false;
+        }
         // `record` wrote `{…}`: its opening brace continues this object instead (a comma
         // after fixed fields; nothing when either side has no field).
-        let record_empty = line.len() == start + 2;
-        match (line.get(start), self.0.len() > 1) {
+        let record_empty = buf.len() == start + 2;
+        match (buf.get(start), self.0.len() > 1) {
             (Some(b'{'), true) if record_empty => {
-                line.truncate(start);
-                line.push(b'}');
+                buf.truncate(start);
+                buf.push(b'}');
             }
-            (Some(b'{'), true) => line.splice(start..=start, [b',']).for_each(drop),
+            (Some(b'{'), true) => buf[start] = b',',
             (Some(b'{'), false) => {
-                line.remove(start);
+                buf.remove(start);
             }
-            _ => return None,
+            _ => {
+                buf.truncate(base);
+                return false;
+            }
         }
-        Some(line)
+        true
     }
-}
 
-impl Fixed {
     /// The line (no newline) of these fields followed by those `write` adds.
     pub fn line_fields(&self, write: impl FnOnce(&mut Fields<'_>)) -> Vec<u8> {
         let mut line = Vec::with_capacity(LINE);
-        line.extend_from_slice(&self.0);
+        self.write_fields(&mut line, write);
+        line
+    }
+
+    /// [`Fixed::line_fields`] appended to `buf`.
+    fn write_fields(&self, buf: &mut Vec<u8>, write: impl FnOnce(&mut Fields<'_>)) {
+        buf.extend_from_slice(&self.0);
         let mut fields = Fields {
             first: self.0.len() <= 1,
-            line: &mut line,
+            line: buf,
         };
         write(&mut fields);
-        line.push(b'}');
-        line
+        buf.push(b'}');
     }
 }
 
@@ -346,41 +435,57 @@ impl Serialize for Timestamp {
     }
 }
 
-fn writer<R: Serialize>(rx: Receiver<Msg<R>>, out: Box<dyn Write + Send>, dest: &str) {
-    let mut out = std::io::BufWriter::with_capacity(BUFFER, out);
+fn writer(
+    pending: &Mutex<Pending>,
+    control: Receiver<Control>,
+    mut out: Box<dyn Write + Send>,
+    dest: &str,
+) {
+    let mut batch = Vec::new();
     loop {
         std::thread::sleep(DRAIN_EVERY);
-        loop {
-            match rx.try_recv() {
-                Ok(Msg::Record(rec)) => {
-                    if serde_json::to_writer(&mut out, &rec).is_ok() {
-                        let _ = out.write_all(b"\n");
-                    }
-                }
-                Ok(Msg::Line(line)) => {
-                    let _ = out.write_all(&line);
-                    let _ = out.write_all(b"\n");
-                }
-                Ok(Msg::Reopen) => {
-                    let _ = out.flush();
+        // Requests first: a flush asked for after its lines were queued finds them in the
+        // batch taken below; a re-open brings the lines queued before it.
+        let mut acks = Vec::new();
+        let gone = loop {
+            match control.try_recv() {
+                Ok(Control::Reopen(before)) => {
+                    write_out(&mut out, &before);
                     match open(dest) {
-                        Ok(f) => out = std::io::BufWriter::with_capacity(BUFFER, f),
+                        Ok(f) => out = f,
                         Err(e) => tracing::error!(
                             "log `{dest}`: re-open failed, keeping the old file: {e}"
                         ),
                     }
                 }
-                Ok(Msg::Flush(ack)) => {
-                    let _ = out.flush();
-                    let _ = ack.send(());
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    let _ = out.flush();
-                    return;
-                }
+                Ok(Control::Flush(ack)) => acks.push(ack),
+                Err(TryRecvError::Empty) => break false,
+                // Every sender is gone: what they queued is in the last batch.
+                Err(TryRecvError::Disconnected) => break true,
             }
+        };
+        {
+            let mut pending = pending.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut pending.bytes, &mut batch);
+            pending.lines = 0;
         }
+        write_out(&mut out, &batch);
+        batch.clear();
+        if batch.capacity() > KEEP {
+            batch = Vec::new();
+        }
+        for ack in acks {
+            let _ = ack.send(());
+        }
+        if gone {
+            return;
+        }
+    }
+}
+
+fn write_out(out: &mut Box<dyn Write + Send>, bytes: &[u8]) {
+    if !bytes.is_empty() {
+        let _ = out.write_all(bytes);
         let _ = out.flush();
     }
 }
@@ -448,12 +553,26 @@ mod tests {
         n: u32,
     }
 
-    #[test]
-    fn writes_records_and_lines_then_counts_drops() {
+    /// A log to a file in a new directory (kept alive by the caller), at most `capacity` lines
+    /// waiting.
+    fn started(
+        capacity: usize,
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        IntCounter,
+        JsonLog<Rec>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log.jsonl");
         let dropped = IntCounter::new("d", "d").unwrap();
-        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 4, dropped.clone()).unwrap();
+        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), capacity, dropped.clone()).unwrap();
+        (dir, path, dropped, log)
+    }
+
+    #[test]
+    fn writes_records_and_lines_then_counts_drops() {
+        let (_dir, path, dropped, log) = started(4);
         log.send(Box::new(Rec { n: 1 }));
         log.send_line("{\"event\":\"x\"}".into());
         #[derive(Serialize)]
@@ -487,10 +606,7 @@ mod tests {
         }
         #[derive(Serialize)]
         struct Nothing {}
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.jsonl");
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 16, dropped.clone()).unwrap();
+        let (_dir, path, dropped, log) = started(16);
         let fixed = Fixed::new(&Conn { peer: "a\"b" }).unwrap();
         log.send_now_with(&fixed, &Req { status: 200 });
         log.send_now_with(&fixed, &Nothing {});
@@ -516,11 +632,53 @@ mod tests {
     }
 
     #[test]
+    fn a_line_logged_while_another_is_built_and_lines_from_threads_all_arrive() {
+        let (_dir, path, dropped, log) = started(1024);
+        struct Logs<'a>(&'a JsonLog<Rec>);
+        impl Serialize for Logs<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.send(Box::new(Rec { n: 7 }));
+                s.serialize_str("outer")
+            }
+        }
+        log.send_now(&Logs(&log));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for n in 0..50 {
+                        log.send(Box::new(Rec { n: 100 * t + n }));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        log.flush(Duration::from_secs(5));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // The inner line is complete before the outer one; then 200 whole lines.
+        assert_eq!(&lines[..2], ["{\"n\":7}", "\"outer\""]);
+        let mut ns: Vec<u64> = lines[2..]
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        ns.sort_unstable();
+        let want: Vec<u64> = (0..4)
+            .flat_map(|t| (0..50).map(move |n| 100 * t + n))
+            .collect();
+        assert_eq!(ns, want);
+        assert_eq!(dropped.get(), 0);
+    }
+
+    #[test]
     fn reopen_follows_rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("log.jsonl");
-        let dropped = IntCounter::new("d", "d").unwrap();
-        let log = JsonLog::<Rec>::start(path.to_str().unwrap(), 64, dropped).unwrap();
+        let (dir, path, _dropped, log) = started(64);
         log.send(Box::new(Rec { n: 1 }));
         log.flush(Duration::from_secs(5));
         std::fs::rename(&path, dir.path().join("log.1")).unwrap();

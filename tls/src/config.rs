@@ -57,6 +57,13 @@ pub fn mesh_server_config(
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(identity.chain.clone(), identity.key())?;
     cfg.alpn_protocols = options.alpn.clone();
+    // Our order of suites (AES-128-GCM first), whatever the client prefers.
+    cfg.ignore_client_order = true;
+    // No session resumption: a resumed session skips the verifiers, so a caller revoked,
+    // expired or of a removed root after its first connection would get in on it. No tickets
+    // sent (rustls sends two per handshake and keeps them in a locked cache), none stored.
+    cfg.send_tls13_tickets = 0;
+    cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(Arc::new(cfg))
 }
 
@@ -110,9 +117,11 @@ pub fn client_config_with(
         .client_builder()?
         .dangerous() // custom verifier: SPIFFE ID instead of DNS name
         .with_custom_certificate_verifier(verifier);
-    let cfg = match identity {
+    let mut cfg = match identity {
         Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key())?,
         None => builder.with_no_client_auth(),
     };
+    // Every connection verifies the server's SVID anew (see `mesh_server_config`).
+    cfg.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(cfg))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rampart_tls::test_ca::{dns, id, ip, uri, TestCa};
 use rampart_tls::{
-    client_config, peer_spiffe_id, server_config, MeshOptions, PeerPolicy, Rejection,
+    client_config, peer_spiffe_id, server_config, Identity, MeshOptions, PeerPolicy, Rejection,
     RevocationList, Revoked, SpiffeClientVerifier, SpiffeServerVerifier,
 };
 use rustls::client::danger::ServerCertVerifier;
@@ -17,12 +17,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-#[tokio::test]
-async fn mtls_handshake_both_directions_yields_spiffe_ids() {
+/// A CA, its bundle for `example.org`, and the SVIDs of a server and a client workload.
+fn web_pki() -> (TestCa, rampart_tls::BundleHandle, Identity, Identity) {
     let ca = TestCa::new();
+    let b = ca.bundle("example.org");
     let server_id = ca.svid("spiffe://example.org/ns/web/sa/server");
     let client_id = ca.svid("spiffe://example.org/ns/web/sa/client");
-    let b = ca.bundle("example.org");
+    (ca, b, server_id, client_id)
+}
+
+#[tokio::test]
+async fn mtls_handshake_both_directions_yields_spiffe_ids() {
+    let (_ca, b, server_id, client_id) = web_pki();
     let server_cfg = server_config(&server_id, &b, PeerPolicy::AnyInTrustDomain).unwrap();
     let client_cfg = client_config(
         Some(&client_id),
@@ -229,10 +235,7 @@ fn anonymous_again(b: &rampart_tls::BundleHandle) -> Arc<rustls::ClientConfig> {
 
 #[tokio::test]
 async fn handshake_refusals_carry_their_reason() {
-    let ca = TestCa::new();
-    let b = ca.bundle("example.org");
-    let server_id = ca.svid("spiffe://example.org/ns/web/sa/server");
-    let client_id = ca.svid("spiffe://example.org/ns/web/sa/client");
+    let (_ca, b, server_id, client_id) = web_pki();
     let server_cfg = server_config(&server_id, &b, PeerPolicy::AnyInTrustDomain).unwrap();
     let anonymous = client_config(None, &b, PeerPolicy::AnyInTrustDomain).unwrap();
     assert_eq!(
@@ -313,4 +316,30 @@ fn host_sans_are_checked_when_present() {
     // No host SANs: the SPIFFE ID alone authenticates.
     sv.verify_server_cert(&without.chain[0], &[], &named("anything"), &[], now)
         .unwrap();
+}
+
+/// Every mesh connection is a full handshake: a resumed TLS 1.3 session would skip the
+/// verifiers, so a caller revoked (or expired, or of a removed root) after its first connection
+/// could come back on the stored session.
+#[tokio::test]
+async fn a_revoked_caller_cannot_resume_its_session() {
+    let (_ca, b, server_id, client_id) = web_pki();
+    let options = MeshOptions::new(PeerPolicy::AnyInTrustDomain);
+    let server_cfg = rampart_tls::config::mesh_server_config(&server_id, &b, &options).unwrap();
+    let client_cfg = rampart_tls::config::mesh_client_config(&client_id, &b, &options).unwrap();
+    // First connection: admitted (and, were resumption on, a session ticket stored).
+    assert_eq!(
+        refused_handshake(server_cfg.clone(), client_cfg.clone()).await,
+        None
+    );
+    let mut list = RevocationList::new();
+    list.revoke_id(client_id.spiffe_id.clone());
+    b.set_revocations(list);
+    assert_eq!(
+        refused_handshake(server_cfg.clone(), client_cfg.clone()).await,
+        Some(Rejection::Revoked(Revoked::SpiffeId(
+            client_id.spiffe_id.clone()
+        ))),
+        "the revoked caller got in on its first connection's session"
+    );
 }

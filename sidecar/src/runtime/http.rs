@@ -5,17 +5,20 @@
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use prometheus::IntCounter;
 use rampart_tls::spiffe::SpiffeId;
 use tokio::net::TcpStream;
@@ -30,6 +33,91 @@ use rampart_ops::json_log::{Fields, Fixed, Timestamp};
 
 /// The app's answer streamed as it comes, or our own short answer (no box per response).
 type Body = Either<Incoming, Full<Bytes>>;
+
+/// How long a connection may wait for a request head while none of its requests is in
+/// flight: an idle keep-alive connection, or a head that trickles in (slowloris), is closed
+/// after between `HEAD_TIMEOUT` and `HEAD_TIMEOUT + HEAD_CHECK`.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a connection checks that (one timer per connection: hyper's own header-read
+/// timeout arms one for every request, ~1.8k instructions of the ~36k a request costs).
+const HEAD_CHECK: Duration = Duration::from_secs(10);
+
+/// A connection's requests, for its idle check.
+#[derive(Default)]
+struct Activity {
+    /// Request heads received.
+    heads: AtomicU64,
+    /// Requests whose response body has not ended (or been dropped).
+    in_flight: AtomicUsize,
+}
+
+/// The idle check, ticked every [`HEAD_CHECK`].
+#[derive(Default)]
+struct IdleCheck {
+    heads: u64,
+    idle_ticks: u32,
+}
+
+impl IdleCheck {
+    /// True when the connection has waited for a head, with no request in flight, for at
+    /// least [`HEAD_TIMEOUT`]: no new head and nothing in flight at each of the last
+    /// `HEAD_TIMEOUT / HEAD_CHECK + 1` ticks (the first of them may come just after a request
+    /// ended, hence the one more).
+    fn expired(&mut self, activity: &Activity) -> bool {
+        let heads = activity.heads.load(Relaxed);
+        if heads != self.heads || activity.in_flight.load(Relaxed) > 0 {
+            self.heads = heads;
+            self.idle_ticks = 0;
+            return false;
+        }
+        self.idle_ticks += 1;
+        HEAD_CHECK * (self.idle_ticks - 1) >= HEAD_TIMEOUT
+    }
+}
+
+/// A request of the connection in flight, from its head until its response body ends or is
+/// dropped.
+struct InFlight(Arc<Conn>);
+
+impl InFlight {
+    fn start(conn: Arc<Conn>) -> Self {
+        conn.activity.heads.fetch_add(1, Relaxed);
+        conn.activity.in_flight.fetch_add(1, Relaxed);
+        InFlight(conn)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.activity.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A response body that keeps its request in flight.
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = <Body as hyper::body::Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 const DENIED: HeaderName = HeaderName::from_static("x-rampart-denied");
@@ -143,6 +231,8 @@ struct AdmittedHead {
 
 struct Conn {
     ctx: Arc<Ctx>,
+    /// Requests received and in flight, for the idle check.
+    activity: Activity,
     /// `rampart_sidecar_requests_total{direction="inbound",result="allow"}`, looked up once.
     allowed: IntCounter,
     /// The request lines' connection fields ([`ConnFields`]), serialised once.
@@ -194,6 +284,7 @@ pub async fn connection(
     let fixed =
         Fixed::new(&conn_fields(peer, port.port, caller.as_ref(), &own)).unwrap_or_default();
     let conn = Arc::new(Conn {
+        activity: Activity::default(),
         fixed,
         admitted_head: Mutex::new(None),
         ctx: ctx.clone(),
@@ -213,26 +304,44 @@ pub async fn connection(
     let service = {
         let conn = conn.clone();
         service_fn(move |req| {
-            let conn = conn.clone();
-            async move { Ok::<_, Infallible>(conn.request(req).await) }
+            let in_flight = InFlight::start(conn.clone());
+            async move {
+                let resp = in_flight.0.request(req).await;
+                Ok::<_, Infallible>(resp.map(|body| Tracked {
+                    body,
+                    _in_flight: in_flight,
+                }))
+            }
         })
     };
     // `half_close`: while a request is with the app, hyper would otherwise try a read on the
     // caller's connection at every poll to notice an early close (a few per request, each
     // through rustls and tokio's readiness); a caller that has gone is noticed when its
     // answer is written, and a caller that only shut its sending side still gets the answer.
+    // `writev(false)`: a response's head and body are copied into one buffer and leave as one
+    // plain write into one TLS record (rustls's vectored write gathers the slices itself).
+    // No header-read timeout of hyper's: `IdleCheck` below does its work per connection.
     let server = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
         .max_buf_size(64 * 1024)
         .half_close(true)
+        .writev(false)
         .serve_connection(TokioIo::new(tls), service);
     tokio::pin!(server);
     let mut current = ctx.current.clone();
     current.mark_unchanged();
+    let mut idle = IdleCheck::default();
+    let check = tokio::time::sleep(HEAD_CHECK);
+    tokio::pin!(check);
     loop {
         tokio::select! {
+            biased;
             _ = &mut server => return,
+            () = &mut check => {
+                if idle.expired(&conn.activity) {
+                    return;
+                }
+                check.as_mut().reset(tokio::time::Instant::now() + HEAD_CHECK);
+            }
             changed = current.changed() => {
                 if changed.is_err() {
                     let _ = (&mut server).await;
@@ -323,12 +432,17 @@ impl Conn {
             return resp;
         }
 
-        // The caller's own x-forwarded-client-cert is never trusted.
+        // The caller's own x-forwarded-client-cert is never trusted: `insert` replaces every
+        // value it sent, `remove` takes them all.
         let headers = req.headers_mut();
-        while headers.remove(&XFCC).is_some() {}
         strip_hop_by_hop(headers);
-        if let Some(v) = &self.xfcc {
-            headers.insert(XFCC, v.clone());
+        match &self.xfcc {
+            Some(v) => {
+                headers.insert(XFCC, v.clone());
+            }
+            None => {
+                headers.remove(&XFCC);
+            }
         }
         if req.uri().authority().is_some() {
             let origin = req
@@ -489,7 +603,10 @@ impl Conn {
             .map_err(|_| format!("app {} did not accept in time", self.port.app))?
             .map_err(|e| format!("app {} unreachable: {e}", self.port.app))?;
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        // `writev(false)`: a request's head and body leave in one plain write.
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .writev(false)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("app {}: {e}", self.port.app))?;
         tokio::spawn(async move {
@@ -642,6 +759,31 @@ mod tests {
         let would = v["rampart.audit.would_deny"].as_str().unwrap();
         assert!(would.starts_with("rule strict: "), "{would}");
         assert!(v.get("rampart.reason").is_none() && v.get("error.message").is_none());
+    }
+
+    #[test]
+    fn idle_connections_expire_after_the_head_timeout_and_busy_ones_never() {
+        let ticks_to_expire =
+            |activity: &Activity, idle: &mut IdleCheck| (1..=10).find(|_| idle.expired(activity));
+        // Nothing ever comes: closed at the 4th tick (30 s of waiting at least, 40 at most).
+        let quiet = Activity::default();
+        assert_eq!(ticks_to_expire(&quiet, &mut IdleCheck::default()), Some(4));
+        assert_eq!(HEAD_CHECK * 3, HEAD_TIMEOUT);
+        // A head between two ticks starts the count again.
+        let mut idle = IdleCheck::default();
+        assert!(!idle.expired(&quiet) && !idle.expired(&quiet) && !idle.expired(&quiet));
+        quiet.heads.fetch_add(1, Relaxed);
+        assert!(!idle.expired(&quiet));
+        assert_eq!(ticks_to_expire(&quiet, &mut idle), Some(4));
+        // A request in flight (the app is slow, or its long body still streams) is never
+        // idle, however long it lasts; once it ends, the count starts.
+        let busy = Activity::default();
+        busy.heads.fetch_add(1, Relaxed);
+        busy.in_flight.fetch_add(1, Relaxed);
+        let mut idle = IdleCheck::default();
+        assert_eq!(ticks_to_expire(&busy, &mut idle), None);
+        busy.in_flight.fetch_sub(1, Relaxed);
+        assert_eq!(ticks_to_expire(&busy, &mut idle), Some(4));
     }
 
     #[test]
