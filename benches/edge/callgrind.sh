@@ -6,6 +6,8 @@
 # subtracted. Output file: $CG_DIR/cg-NAME.out.1 (CG_DIR defaults to /var/tmp).
 # usage: benches/edge/callgrind.sh NAME PORT CMD...
 set -u
+lua=${WRK_STATS_LUA:-$(dirname "$0")/../../../shared/peers/lib/wrk-stats.lua}
+[[ -f $lua ]] || { echo "$0: $lua not found (set WRK_STATS_LUA to the peers' lib/wrk-stats.lua)" >&2; exit 2; }
 name=$1 port=$2; shift 2
 out=${CG_DIR:-/var/tmp}/cg-$name.out
 rm -f $out*
@@ -15,7 +17,7 @@ for i in $(seq 1 600); do curl -sk -o /dev/null --max-time 5 -H 'Host: localhost
 sleep 1
 taskset -c 1 wrk -t1 -c10 -d3s -H 'Host: localhost' https://127.0.0.1:$port/ > /dev/null 2>&1
 callgrind_control -i on $vp > /dev/null
-r=$(taskset -c 1 wrk -t1 -c10 -d${CG_SECS:-15}s -H 'Host: localhost' -s ${WRK_STATS_LUA:-$(dirname "$0")/../../../shared/peers/lib/wrk-stats.lua} https://127.0.0.1:$port/ | grep WRKSTATS)
+r=$(taskset -c 1 wrk -t1 -c10 -d${CG_SECS:-15}s -H 'Host: localhost' -s "$lua" https://127.0.0.1:$port/ | grep WRKSTATS)
 callgrind_control -d $vp > /dev/null
 callgrind_control -i off $vp > /dev/null
 kill -INT $vp; sleep 2; kill -TERM $vp 2>/dev/null; wait $vp 2>/dev/null

@@ -7,6 +7,7 @@
 #            nginx=https://127.0.0.1:40443/=PID edge=https://127.0.0.1:41443/=PID ...
 set -euo pipefail
 lua=${WRK_STATS_LUA:-$(dirname "$0")/../../../shared/peers/lib/wrk-stats.lua}
+[[ -f $lua ]] || { echo "$0: $lua not found (set WRK_STATS_LUA to the peers' lib/wrk-stats.lua)" >&2; exit 2; }
 declare -A opt=([--conns]=50 [--duration]=5 [--rounds]=5)
 hdr=() names=() urls=() pids=()
 while (($#)); do

@@ -58,6 +58,8 @@ pub(crate) struct Group {
     /// same phrases: a value holding none of them is not scanned).
     pub phrases: Option<(PhraseSet, usize)>,
     pub detectors: Vec<(Detector, usize)>,
+    /// Per detector: `Detector::needs_punctuation`, read once at load.
+    pub needs_punctuation: Vec<bool>,
     /// Only gated automata: plain text can skip the group unless one of
     /// its literals occurs (gate bytes are never plain-text bytes).
     pub gated_only: bool,
@@ -468,6 +470,11 @@ fn build_group(
             .collect(),
         sets,
         phrases,
+        needs_punctuation: p
+            .detectors
+            .iter()
+            .map(|d| d.0.needs_punctuation())
+            .collect(),
         detectors: p.detectors,
         skip: None,
     })

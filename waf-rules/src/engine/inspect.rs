@@ -336,12 +336,12 @@ fn run_group(
             record(c, ri, &value[m.start()..m.end()], field, policy, path, st);
         }
     }
-    for (det, ri) in &g.detectors {
+    for ((det, ri), &needs_punctuation) in g.detectors.iter().zip(&g.needs_punctuation) {
         // A plain value (its byte set, read once) holds none of the bytes
         // such a detector starts from.
         if !applies(c, *ri, policy)
             || (field.continued && !det.reads_anywhere())
-            || (plain && det.needs_punctuation())
+            || (plain && needs_punctuation)
         {
             continue;
         }
