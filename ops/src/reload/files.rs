@@ -37,6 +37,9 @@ pub struct WatchTiming {
     /// Only when the kernel's file notification cannot be set up (no inotify instance or watch
     /// left, a directory that cannot be watched): time between two looks at the files.
     pub fallback_poll: Duration,
+    /// How often the list of files is asked again (`files()`, no file system call): a reload
+    /// may name other files (a new certificate), which are then watched too.
+    pub list_check: Duration,
 }
 
 impl Default for WatchTiming {
@@ -44,6 +47,7 @@ impl Default for WatchTiming {
         WatchTiming {
             settle: Duration::from_millis(300),
             fallback_poll: Duration::from_secs(5),
+            list_check: Duration::from_secs(5),
         }
     }
 }
@@ -91,7 +95,8 @@ impl Default for FileWatch {
 
 /// Watches the files `files()` names and calls `reload` on the blocking pool when their content
 /// changes; `reload` returns whether it succeeded. A failed reload is not retried until the files
-/// change again. `files` is asked again after each change, since a reload may change the list.
+/// change again. `files` is asked again after each change and every [`WatchTiming::list_check`]
+/// (it must not block: it is called on the runtime), since a reload may change the list.
 ///
 /// The kernel notifies (inotify, through the `notify` crate) about every file's **directory**,
 /// not the file, and every link of a symbolic-link chain is followed to its own directory: so a
@@ -299,7 +304,17 @@ impl FileWatch {
             loop {
                 match notified.as_mut() {
                     Some(n) => {
-                        if n.changed(&last.names).await.is_none() {
+                        let changed = tokio::select! {
+                            c = n.changed(&last.names) => c,
+                            _ = tokio::time::sleep(timing.list_check) => {
+                                // Memory only: the list a reload may have changed.
+                                if files() == last.files {
+                                    continue;
+                                }
+                                Some(())
+                            }
+                        };
+                        if changed.is_none() {
                             tracing::warn!(
                                 "file watch: the kernel notification stopped; reading the files every {:?}",
                                 timing.fallback_poll
@@ -417,21 +432,24 @@ mod tests {
         counts: watch::Receiver<WatchCounts>,
         reloads: mpsc::UnboundedReceiver<Vec<String>>,
         succeed: Arc<AtomicBool>,
+        /// What `files()` answers (a test may add to it, as a reload would).
+        list: Arc<std::sync::Mutex<Vec<PathBuf>>>,
         task: tokio::task::JoinHandle<()>,
     }
 
     fn start(files: Vec<PathBuf>, timing: WatchTiming) -> Running {
         let (tx, reloads) = mpsc::unbounded_channel();
         let succeed = Arc::new(AtomicBool::new(true));
-        let ok = succeed.clone();
-        let read = files.clone();
+        let list = Arc::new(std::sync::Mutex::new(files));
+        let (ok, listed, read) = (succeed.clone(), list.clone(), list.clone());
         let watch = FileWatch::default();
         let counts = watch.counts();
         let task = tokio::spawn(watch.run(
-            move || files.clone(),
+            move || listed.lock().unwrap().clone(),
             timing,
             move || {
-                let seen = read
+                let files = read.lock().unwrap().clone();
+                let seen = files
                     .iter()
                     .map(|f| std::fs::read_to_string(f).unwrap_or_default())
                     .collect();
@@ -443,6 +461,7 @@ mod tests {
             counts,
             reloads,
             succeed,
+            list,
             task,
         }
     }
@@ -470,6 +489,7 @@ mod tests {
         WatchTiming {
             settle: Duration::from_millis(settle_ms),
             fallback_poll: Duration::from_millis(100),
+            list_check: Duration::from_millis(200),
         }
     }
 
@@ -651,6 +671,29 @@ mod tests {
         write(&tmp, "version = 2");
         std::fs::rename(&tmp, &file).unwrap();
         assert_eq!(w.next_reload().await, ["version = 2"]);
+        w.task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_file_a_reload_adds_to_the_list_is_watched_too() {
+        let (_dir, _, mut w) = watching(&[("a.pem", "a 1")], 20).await;
+        let other = tempfile::tempdir().unwrap();
+        let b = other.path().join("b.pem");
+        write(&b, "b 1");
+        // As a config reload naming a new certificate in another folder would.
+        w.list.lock().unwrap().push(b.clone());
+        assert_eq!(
+            w.next_reload().await,
+            ["a 1", "b 1"],
+            "the new list is read"
+        );
+        replace(&b, "b 2");
+        assert_eq!(
+            w.next_reload().await,
+            ["a 1", "b 2"],
+            "and its folder watched"
+        );
+        w.assert_idle("after").await;
         w.task.abort();
     }
 }

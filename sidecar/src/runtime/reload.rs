@@ -22,6 +22,7 @@ use crate::mtls::SvidFiles;
 const WATCH: WatchTiming = WatchTiming {
     settle: Duration::from_millis(150),
     fallback_poll: Duration::from_secs(5),
+    list_check: Duration::from_secs(5),
 };
 
 /// The files a reload reads.
