@@ -42,19 +42,11 @@ pub(crate) fn detector_trigger(d: Detector) -> Option<(ByteSet, TriggerLits)> {
     // `0x2e`, `0x2f`, `0x5c` spell a dot or a separator to the path reader.
     const HEX: TriggerLits = TriggerLits::Own(&["0x"]);
     Some(match d {
-        // SQL punctuation, else one of its keywords (`sqli::detect_with`).
+        // SQL punctuation, else one of its keywords (`sqli::detect_with`):
+        // tighter than its trigger set, which holds the blanks too.
         Detector::Sqli => (set(b"'\"()=<>;#-/*|&@`", false), TriggerLits::Anchors),
-        // Its one-pass marks (`xss::detect`).
-        Detector::Xss => (set(b":=<(`.[", false), TriggerLits::None),
-        // A tag's `<`, or CSS `url(`.
-        Detector::HtmlInjection | Detector::HtmlLinks => (set(b"<(", false), TriggerLits::None),
-        // A separator that starts a command position.
-        Detector::Shell => (set(b";|&\n`${", false), TriggerLits::None),
-        Detector::ShellEscaped => (set(b"\\", false), TriggerLits::None),
-        // An option's `-`, an absolute path or URL's `/`, an address's `.`.
-        Detector::CommandLine => (set(b"-/.", false), TriggerLits::None),
-        Detector::Log4j => (set(b"$", false), TriggerLits::None),
-        // A separator, an escape or a non-ASCII look-alike (`worth_reading`).
+        // A separator, an escape or a non-ASCII look-alike (`worth_reading`),
+        // or the hex spelling `0x` (its trigger set holds the digit `0`).
         Detector::Path => (set(b"/\\%", true), HEX),
         // A climb needs dot, wildcard or junk units.
         Detector::PathClimb => {
@@ -62,15 +54,10 @@ pub(crate) fn detector_trigger(d: Detector) -> Option<(ByteSet, TriggerLits)> {
             (0..0x20).for_each(|b| s.insert(b));
             (s, HEX)
         }
-        Detector::NamelessLineBreak => (set(b"\r\n", false), TriggerLits::None),
         // Only a `_charset_` field, which the engine never skips.
         Detector::FormCharset => (ByteSet::default(), TriggerLits::None),
-        Detector::UnknownMethod
-        | Detector::ContentType
-        | Detector::ContentRange
-        | Detector::AcceptEncoding
-        | Detector::AcceptCharset
-        | Detector::HttpVersion => return None,
+        // The detector's own trigger set (`Detector::triggers`).
+        other => (ByteSet(other.triggers()?.bits()), TriggerLits::None),
     })
 }
 
