@@ -1,7 +1,7 @@
 //! Builds the automata once, at load time.
 
 use super::prefilter::{requirement, ByteSet, Need};
-use super::quiet::{detector_trigger, group_skip, Skip, TriggerLits};
+use super::quiet::{detector_trigger, group_skip, GroupParts, Skip, TriggerLits};
 use super::regex_set::MultiRegex;
 use crate::detect::Detector;
 use crate::error::WafError;
@@ -216,7 +216,15 @@ impl Compiled {
                 };
                 bits.iter().find(|b| b.0 == d).map(|b| b.1)
             };
-            g.skip = group_skip(g, &chains[g.chain], gate_bits, bit_of);
+            let parts = GroupParts {
+                gates: g
+                    .sets
+                    .iter()
+                    .map(|set| set.gate.as_ref().map(|gate| (&gate.bytes, gate.lits))),
+                phrase_bit: g.phrases.as_ref().map(|(_, b)| *b),
+                detectors: &g.detectors,
+            };
+            g.skip = group_skip(parts, &chains[g.chain], gate_bits, bit_of);
         }
         if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
             let mut l: Vec<String> = lits

@@ -6,7 +6,6 @@
 //! the raw value up to case, and the raw value's one byte set and one
 //! literal scan answer every question the group would ask.
 
-use super::compile::Group;
 use super::prefilter::ByteSet;
 use crate::detect::Detector;
 use crate::transform::Transform;
@@ -85,12 +84,22 @@ fn set(bytes: &[u8], high: bool) -> ByteSet {
     s
 }
 
+/// What `group_skip` reads of a rule group (`compile::Group`), passed in
+/// parts so that this module does not import the compiler that calls it:
+/// each rule set's gate (its bytes and literal bit; `None` for an ungated
+/// set), the phrases' literal bit, and the group's detectors.
+pub(super) struct GroupParts<'a, G> {
+    pub gates: G,
+    pub phrase_bit: Option<usize>,
+    pub detectors: &'a [(Detector, usize)],
+}
+
 /// `Group::skip` for `g` after `chain`: `None` when something of the group
 /// may run on any value (an ungated automaton, a detector without a
 /// trigger set, a chain step without a short trigger list).
 /// `lit_bit(d, lits)` is the gate bit of a detector's trigger literals.
-pub(super) fn group_skip(
-    g: &Group,
+pub(super) fn group_skip<'a>(
+    g: GroupParts<'a, impl Iterator<Item = Option<(&'a ByteSet, Option<usize>)>>>,
     chain: &[Transform],
     gate_bits: usize,
     lit_bit: impl Fn(Detector, TriggerLits) -> Option<usize>,
@@ -106,17 +115,17 @@ pub(super) fn group_skip(
         s.bytes.union(&bytes);
         s.spaces |= spaces;
     }
-    for set in &g.sets {
-        let gate = set.gate.as_ref()?;
-        s.bytes.union(&gate.bytes);
-        if let Some(b) = gate.lits {
+    for gate in g.gates {
+        let (bytes, lits) = gate?;
+        s.bytes.union(bytes);
+        if let Some(b) = lits {
             bit(&mut s.lits, b);
         }
     }
-    if let Some((_, b)) = &g.phrases {
-        bit(&mut s.lits, *b);
+    if let Some(b) = g.phrase_bit {
+        bit(&mut s.lits, b);
     }
-    for &(d, _) in &g.detectors {
+    for &(d, _) in g.detectors {
         let (bytes, lits) = detector_trigger(d)?;
         s.bytes.union(&bytes);
         if lits != TriggerLits::None {
