@@ -34,16 +34,41 @@ def pick(stratum, n, share, floor):
     return set(random.Random(f"{SEED}:{stratum}").sample(range(n), k))
 
 
+# html5sec's vectors (waf-lab/src/cli/corpus.rs `VECTOR_HEAD`, `Vectors`): a vector spans the
+# lines from one opening `<div id="` to its terminator, and the lab joins them into one item as
+# a client sends it, so the sample keeps or drops a vector whole.
+VECTOR_FILES = ("MarioXSSVectors.txt",)
+VECTOR_HEAD = '<div id="'
+VECTOR_END = "-->]]>]</div>"
+
+
 def sample_lines(lines, key, share, floor):
-    """`lines` are the corpus split at b"\\n" only (JSON strings may hold U+2028 and the like)."""
+    """`lines` are the corpus split at b"\\n" only (JSON strings may hold U+2028 and the like).
+    Items are lines, except that the lines of one html5sec vector are one item."""
     strata = {}
+    open_vector = {}  # stratum -> the vector still open in it (a list of line indexes)
+    prev = None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        strata.setdefault(key(json.loads(line)), []).append(i)
+        d = json.loads(line)
+        stratum = key(d)
+        value = d.get("value") or ""
+        vector_file = d.get("source", "").rsplit("/", 1)[-1] in VECTOR_FILES
+        head = vector_file and value.startswith(VECTOR_HEAD)
+        vector = open_vector.pop(stratum, None)
+        if vector is not None and not head and prev == (stratum, i - 1):
+            vector.append(i)
+        else:
+            vector = [i] if head else None
+            strata.setdefault(stratum, []).append(vector or [i])
+        if vector is not None and VECTOR_END not in value:
+            open_vector[stratum] = vector
+        prev = (stratum, i)
     keep = set()
-    for stratum, idx in sorted(strata.items(), key=lambda kv: json.dumps(kv[0])):
-        keep |= {idx[j] for j in pick(json.dumps(stratum), len(idx), share, floor)}
+    for stratum, units in sorted(strata.items(), key=lambda kv: json.dumps(kv[0])):
+        for j in pick(json.dumps(stratum), len(units), share, floor):
+            keep.update(units[j])
     return [line for i, line in enumerate(lines) if i in keep]
 
 

@@ -287,9 +287,8 @@ const VECTOR_FILES: &[&str] = &["MarioXSSVectors.txt"];
 /// Joins the lines of html5sec vectors (see `VECTOR_HEAD`): from a line
 /// opening a vector to the line holding its terminator, or to the line
 /// before the next vector's head or a record of another source or label.
-/// Lines outside a vector are given back as they are. (In the committed
-/// sample, which kept 1 line in 12, the lines joined after a head are
-/// the sample's next lines of that file, not always the same vector's.)
+/// Lines outside a vector are given back as they are. (The committed
+/// sample keeps or drops a vector whole: scripts/waf-corpus-sample.py.)
 #[derive(Default)]
 struct Vectors {
     source: String,
