@@ -436,20 +436,22 @@ impl KubernetesAttestor {
     }
 
     async fn fetch(&self) -> std::result::Result<Fetched, String> {
-        let text = match &self.source {
+        match &self.source {
             Source::File { path, seen } => {
-                let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+                let meta = tokio::fs::metadata(path).await.map_err(|e| e.to_string())?;
                 let state = (meta.len(), meta.modified().map_err(|e| e.to_string())?);
                 if seen.lock().map_err(|_| "poisoned")?.as_ref() == Some(&state) {
                     return Ok(Fetched::Unchanged);
                 }
-                let text = std::fs::read(path).map_err(|e| e.to_string())?;
+                let text = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
+                let set = KeySet::parse(&text)?;
+                // Only a file that parsed counts as seen: a bad file stays a failed refresh
+                // (and keeps the alert firing) until it is fixed.
                 *seen.lock().map_err(|_| "poisoned")? = Some(state);
-                Bytes::from(text)
+                Ok(Fetched::New(set))
             }
-            Source::Url(fetcher) => fetcher.fetch().await?,
-        };
-        KeySet::parse(&text).map(Fetched::New)
+            Source::Url(fetcher) => KeySet::parse(&fetcher.fetch().await?).map(Fetched::New),
+        }
     }
 
     /// Fetches the key set once; on failure the last good set stays.

@@ -683,8 +683,9 @@ async fn refreshed(running: &rampart_pki::server::RunningServer, result: &str, a
 
 /// The cluster's keys change after start, from a file and from an https URL
 /// alike: a key added later verifies at once (unknown kid → refresh), a
-/// failing source keeps the last good key set (logged, counted), and a key
-/// removed from the JWKS is refused after the next refresh.
+/// failing source keeps the last good key set (logged, counted at every refresh
+/// while it stays bad), and a key removed from the JWKS is refused after the
+/// next refresh.
 #[test]
 fn kubernetes_jwks_follows_the_cluster_keys_from_a_file_or_a_url() {
     common::run(Duration::from_secs(120), async {
@@ -727,6 +728,8 @@ fn kubernetes_jwks_follows_the_cluster_keys_from_a_file_or_a_url() {
                 "rampart_pki_jwks_refreshes_total{result=\"failed\"}",
             );
             source.publish(None);
+            let failed = refreshed(&running, "failed", failed).await;
+            // A source that stays bad fails every refresh (the alert keeps firing), not once.
             refreshed(&running, "failed", failed).await;
             issued(attest(&k1, "k1").await, "k1 after a failed refresh");
             issued(attest(&k2, "k2").await, "k2 after a failed refresh");
