@@ -5,6 +5,7 @@
 
 use super::{mark_bytes, Triggers};
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::OnceLock;
 
@@ -271,13 +272,18 @@ impl NextWhere {
 /// only up to the next tag start (a closing tag's too when
 /// `closing_bounds`), whose own reading covers what follows: a run of
 /// unclosed tags (`<a <a <a …`, `<x on<x on…`) costs each byte a constant
-/// number of reads, not one scan to the value's end per tag. The ends of
-/// the tags and the next tag starts are found by `NextWhere`.
+/// number of reads, not one scan to the value's end per tag. A next tag
+/// start inside a quoted attribute value (`<a title='<b c="' href=…>`) is
+/// text, as the browser reads it: then the tag is read to its `>` and the
+/// tag starts before that are not tags (`skip_until`), so each byte is
+/// still read a constant number of times. The ends of the tags and the
+/// next tag starts are found by `NextWhere`.
 struct Tags<'v> {
     v: &'v [u8],
     closing_bounds: bool,
     gt: NextWhere,
     next: NextWhere,
+    skip_until: usize,
 }
 
 /// One tag of `Tags`: its name, where its attribute text starts and
@@ -296,11 +302,15 @@ impl<'v> Tags<'v> {
             closing_bounds,
             gt: NextWhere::default(),
             next: NextWhere::default(),
+            skip_until: 0,
         }
     }
 
     fn at(&mut self, at: usize) -> Option<Tag<'v>> {
         let v = self.v;
+        if at < self.skip_until {
+            return None;
+        }
         let (name, j) = tag_name(v, at)?;
         let gt = self.gt.find(v, j, |k| v[k] == b'>');
         let end = (gt + 1).min(v.len());
@@ -310,12 +320,40 @@ impl<'v> Tags<'v> {
                 && (closing_bounds || v.get(k + 1) != Some(&b'/'))
                 && tag_name(v, k).is_some()
         });
+        let mut cut = end.min(next);
+        if cut < end && ends_in_open_quote(&v[j..cut]) {
+            (cut, self.skip_until) = (end, end);
+        }
         Some(Tag {
             name,
-            attrs: j..end.min(next),
+            attrs: j..cut,
             end,
         })
     }
+}
+
+/// Whether attribute text ends inside a quoted value (`title='<b`): a
+/// quote right after an attribute's `=` opens a value that only the same
+/// quote closes.
+fn ends_in_open_quote(a: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(p) = a[i..].iter().position(|&b| b == b'=') {
+        let k = i
+            + p
+            + 1
+            + a[i + p + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_whitespace())
+                .count();
+        match a.get(k) {
+            Some(&q @ (b'"' | b'\'')) => match a[k + 1..].iter().position(|&b| b == q) {
+                Some(close) => i = k + 1 + close + 1,
+                None => return true,
+            },
+            _ => i = k,
+        }
+    }
+    false
 }
 
 /// A tag starting at `v[at] == '<'`: script-running tag, handler, or a script URL.
@@ -687,11 +725,10 @@ fn sinks() -> &'static Option<AhoCorasick> {
 /// `alert(1)`, `';prompt``//`, `document.cookie`: JS reached from a value.
 fn js_sink(v: &[u8]) -> Option<Range<usize>> {
     let ac = sinks().as_ref()?;
-    // Searches of the rest of the value for a call of a name a sink was
-    // assigned to (`passed_as_value`), each linear: a value has a few
-    // such assignments, a run of them (`a=alert,` repeated) is read this
-    // many times at most, not once per assignment.
-    let mut searches = 16;
+    // Where each name is last called (`passed_as_value`), read once, at the
+    // first assignment of a sink: any number of assignments (`a=alert,`
+    // repeated) then costs one lookup each.
+    let mut calls = None;
     for m in ac.find_overlapping_iter(v) {
         let (at, end) = (m.start(), m.end());
         if m.pattern().as_usize() < SINK_PROPS.len() {
@@ -711,7 +748,7 @@ fn js_sink(v: &[u8]) -> Option<Range<usize>> {
         {
             return Some(at..(j + 1).min(v.len()));
         }
-        if before_ok && passed_as_value(v, at, j, &mut searches) {
+        if before_ok && passed_as_value(v, at, j, &mut calls) {
             return Some(at..(j + 1).min(v.len()));
         }
     }
@@ -758,7 +795,12 @@ fn function_literal_first(args: &[u8]) -> bool {
 /// parenthesized reference called at once (`(alert)(1)`), or assigned
 /// and called later (`a=alert,a(1)`). Prose has `(alert)` after a space
 /// and no call after it.
-fn passed_as_value(v: &[u8], at: usize, after: usize, searches: &mut usize) -> bool {
+fn passed_as_value<'v>(
+    v: &'v [u8],
+    at: usize,
+    after: usize,
+    calls: &mut Option<HashMap<&'v [u8], usize>>,
+) -> bool {
     let prev = at.checked_sub(1).map(|k| v[k]);
     let next = v.get(after).copied();
     let callee = |k: usize| {
@@ -771,22 +813,38 @@ fn passed_as_value(v: &[u8], at: usize, after: usize, searches: &mut usize) -> b
             callee(at - 1) || matches!(v.get(after + 1), Some(b'(') | Some(b'`'))
         }
         (Some(b'('), Some(b',')) => callee(at - 1),
-        (Some(b'='), Some(b',' | b';')) if *searches > 0 => {
-            *searches -= 1;
+        (Some(b'='), Some(b',' | b';')) => {
             // `a=alert,a(1)`: the name it was given is called after.
             let lhs_end = at - 1;
-            let lhs_start = v[..lhs_end]
-                .iter()
-                .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$')))
-                .map_or(0, |p| p + 1);
-            let lhs = &v[lhs_start..lhs_end];
-            !lhs.is_empty()
-                && v[after..]
-                    .windows(lhs.len() + 1)
-                    .any(|w| &w[..lhs.len()] == lhs && matches!(w[lhs.len()], b'(' | b'`'))
+            let lhs = &v[name_start(v, lhs_end)..lhs_end];
+            let calls = calls.get_or_insert_with(|| last_calls(v));
+            !lhs.is_empty() && calls.get(lhs).is_some_and(|&p| p >= after)
         }
         _ => false,
     }
+}
+
+/// Where the name ending at `end` starts (letters, digits, `_`, `$`).
+fn name_start(v: &[u8], end: usize) -> usize {
+    v[..end]
+        .iter()
+        .rposition(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$')))
+        .map_or(0, |p| p + 1)
+}
+
+/// Each name called in `v` (followed by `(` or a template literal) and
+/// where its last call starts: one pass.
+fn last_calls(v: &[u8]) -> HashMap<&[u8], usize> {
+    let mut calls = HashMap::new();
+    for (p, &b) in v.iter().enumerate() {
+        if matches!(b, b'(' | b'`') {
+            let start = name_start(v, p);
+            if start < p {
+                calls.insert(&v[start..p], start);
+            }
+        }
+    }
+    calls
 }
 
 /// Attributes that make the browser fetch a URL as the page loads
@@ -1026,6 +1084,14 @@ mod tests {
                 "<!ATTLIST img src CDATA \"x:x\">",
                 "(alert)(1)",
                 "a=alert,a(1)",
+                // A tag start inside a quoted value is text: the tag is
+                // read to its `>`.
+                "<a title='<b c=\"' href=javascript:alert(1)>x</a>",
+                "<svg><set title=\"<b c\" attributename=href to=//evil.example/>",
+                "<bgsound x=\"<b y\" src=//evil.example/a.wav>",
+                // Decoy assignments before the one that is called: no cap
+                // on how many are read.
+                &format!("{}b=alert,b(1)", "a=alert,".repeat(40)),
                 "[1].find(alert)",
                 "setTimeout(confirm,0)",
                 "\"'`-->]]>]</div><svg>",
