@@ -339,10 +339,17 @@ impl FileWatch {
                 if let Some(n) = notified.as_mut() {
                     n.drain();
                 }
-                let now = look().await;
-                // A name may now lead to another directory (a new `..data`): watch again.
+                // A name may now lead to another directory (a new `..data`): watch again,
+                // before the files are read, so that a change landing after the read is
+                // queued for the next turn instead of falling between the read and the watch.
+                let names = {
+                    let files = files.clone();
+                    tokio::task::spawn_blocking(move || WatchedNames::of(&files()))
+                        .await
+                        .unwrap_or_default()
+                };
                 notified = match notified.take() {
-                    Some(mut n) => match n.arm(&now.names) {
+                    Some(mut n) => match n.arm(&names) {
                         Ok(()) => Some(n),
                         Err(e) => {
                             tracing::warn!(
@@ -354,13 +361,14 @@ impl FileWatch {
                         }
                     },
                     None => {
-                        let n = Self::start_with(&counts, &now.names, timing);
+                        let n = Self::start_with(&counts, &names, timing);
                         if n.is_some() {
                             tracing::info!("file watch: kernel notification set up again");
                         }
                         n
                     }
                 };
+                let now = look().await;
                 if now.same_content(&last) || failed.as_ref().is_some_and(|f| f.same_content(&now))
                 {
                     last.names = now.names;
