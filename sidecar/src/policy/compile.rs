@@ -161,6 +161,10 @@ pub(super) fn compile(source: SourceFile) -> Result<Policy, FileError> {
             if !list.contains(&i) {
                 list.push(i);
             }
+            entry.reads_http |= set
+                .rules
+                .iter()
+                .any(|rule| rule.methods.is_some() || rule.paths.is_some());
         }
     }
     let version = Arc::new(PolicyVersion {

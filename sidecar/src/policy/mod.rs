@@ -100,6 +100,9 @@ pub struct Policy {
 struct PortSets {
     enforce: Vec<usize>,
     audit: Vec<usize>,
+    /// Whether a rule of these sets names methods or paths (`Policy::inbound_reads_http`),
+    /// known once the policy is compiled.
+    reads_http: bool,
 }
 
 impl Policy {
@@ -183,14 +186,7 @@ impl Policy {
     /// rule of the sets governing the port names methods or paths, so that the decision made
     /// for one request of a connection (caller, port and source fixed) holds for all of them.
     pub fn inbound_reads_http(&self, port: u16) -> bool {
-        self.by_port.get(&port).is_some_and(|sets| {
-            sets.enforce
-                .iter()
-                .chain(&sets.audit)
-                .filter_map(|&i| self.inbound.get(i))
-                .flat_map(|set| &set.rules)
-                .any(|rule| rule.methods.is_some() || rule.paths.is_some())
-        })
+        self.by_port.get(&port).is_some_and(|sets| sets.reads_http)
     }
 
     /// Decides a connection this workload makes.
