@@ -106,10 +106,8 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
     }
 
     /// Queues a record (serialised now, on the caller's thread); never blocks.
-    // The box is the callers' (records used to travel to the writer in it).
-    #[allow(clippy::boxed_local)]
-    pub fn send(&self, record: Box<R>) {
-        self.send_now(&*record)
+    pub fn send(&self, record: &R) {
+        self.send_now(record)
     }
 
     /// Queues a ready JSON line (without its newline), written as is; never blocks.
@@ -573,7 +571,7 @@ mod tests {
     #[test]
     fn writes_records_and_lines_then_counts_drops() {
         let (_dir, path, dropped, log) = started(4);
-        log.send(Box::new(Rec { n: 1 }));
+        log.send(&Rec { n: 1 });
         log.send_line("{\"event\":\"x\"}".into());
         #[derive(Serialize)]
         struct Borrowed<'a> {
@@ -589,7 +587,7 @@ mod tests {
         );
         // The writer sleeps between drains: a burst larger than the queue is partly dropped.
         for n in 0..100 {
-            log.send(Box::new(Rec { n }));
+            log.send(&Rec { n });
         }
         assert!(dropped.get() > 0, "a full queue drops and counts");
     }
@@ -637,7 +635,7 @@ mod tests {
         struct Logs<'a>(&'a JsonLog<Rec>);
         impl Serialize for Logs<'_> {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.0.send(Box::new(Rec { n: 7 }));
+                self.0.send(&Rec { n: 7 });
                 s.serialize_str("outer")
             }
         }
@@ -647,7 +645,7 @@ mod tests {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     for n in 0..50 {
-                        log.send(Box::new(Rec { n: 100 * t + n }));
+                        log.send(&Rec { n: 100 * t + n });
                     }
                 })
             })
@@ -679,11 +677,11 @@ mod tests {
     #[test]
     fn reopen_follows_rotation() {
         let (dir, path, _dropped, log) = started(64);
-        log.send(Box::new(Rec { n: 1 }));
+        log.send(&Rec { n: 1 });
         log.flush(Duration::from_secs(5));
         std::fs::rename(&path, dir.path().join("log.1")).unwrap();
         log.reopen();
-        log.send(Box::new(Rec { n: 2 }));
+        log.send(&Rec { n: 2 });
         log.flush(Duration::from_secs(5));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":2}\n");
         assert_eq!(

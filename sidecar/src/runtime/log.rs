@@ -8,8 +8,6 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use std::net::SocketAddr;
 
@@ -30,7 +28,7 @@ pub fn stdout(metrics: &Metrics) -> std::io::Result<LogSink> {
     LogSink::start("stdout", QUEUE, metrics.log_lines_dropped.clone())
 }
 
-/// A log event under construction (serialised by the writer thread, off the connection's task).
+/// A log event under construction (serialised on the caller's thread into the log's batch).
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(transparent)]
 pub struct Event(Map<String, Value>);
@@ -39,10 +37,9 @@ impl Event {
     /// A new event named `rampart.sidecar.<name>`.
     pub fn new(name: &str) -> Self {
         let mut map = Map::new();
-        let now = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
-        map.insert("timestamp".into(), now.into());
+        // The same format as the request lines' (`json_log::Timestamp`).
+        let now = rampart_ops::json_log::Timestamp::now();
+        map.insert("timestamp".into(), now.format(&mut [0; 27]).into());
         map.insert(
             "event.name".into(),
             format!("rampart.sidecar.{name}").into(),
@@ -70,29 +67,6 @@ impl Event {
             self.0.extend(fields);
         }
         self
-    }
-}
-
-/// The current time as an RFC 3339 string, formatted on a stack buffer when serialised (the
-/// `timestamp` of typed records).
-#[derive(Debug, Clone, Copy)]
-pub struct Now(pub OffsetDateTime);
-
-impl Now {
-    /// The current time (UTC).
-    pub fn utc() -> Self {
-        Now(OffsetDateTime::now_utc())
-    }
-}
-
-impl Serialize for Now {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = [0u8; 64];
-        let mut rest = &mut buf[..];
-        let ok = self.0.format_into(&mut rest, &Rfc3339).is_ok();
-        // What was written is what the cursor moved past.
-        let n = if ok { 64 - rest.len() } else { 0 };
-        s.serialize_str(std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default())
     }
 }
 

@@ -77,7 +77,7 @@ impl Ctx {
 
     /// Emits a log event.
     pub fn emit(&self, event: Event) {
-        self.log.send(Box::new(event));
+        self.log.send(&event);
     }
 }
 
