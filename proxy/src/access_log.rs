@@ -8,7 +8,7 @@
 use crate::metrics::Metrics;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// Query keys (case-insensitive, after percent-decoding) whose values are never logged.
 pub const SENSITIVE_KEYS: &[&str] = &[
@@ -162,13 +162,18 @@ impl AccessRecord<'_> {
 /// First capacity of a line (most fit).
 const LINE: usize = 1024;
 
-/// A JSON object being written. Keys are the constants above, written as they are (a test
-/// checks none holds a character JSON escapes); string values are copied as they are unless
+/// A JSON object being written. Keys are the constants above, written as they are (checked in
+/// debug builds to hold no character JSON escapes: every test line goes through it); string values are copied as they are unless
 /// they hold a byte JSON must escape (`"`, `\`, control bytes), which `serde_json` then writes.
 struct Line(String);
 
 impl Line {
     fn key(&mut self, key: &str) {
+        debug_assert!(
+            key.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@')),
+            "access log key {key:?} would need escaping"
+        );
         self.0.push(if self.0.is_empty() { '{' } else { ',' });
         self.0.push('"');
         self.0.push_str(key);
@@ -343,53 +348,13 @@ impl Default for Timestamp {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS`
-const SECOND_TEXT: usize = 19;
-
-thread_local! {
-    /// The last second formatted on this thread, and its text.
-    static SECOND: std::cell::Cell<(u64, [u8; SECOND_TEXT])> =
-        const { std::cell::Cell::new((u64::MAX, [0; SECOND_TEXT])) };
-}
-
-fn second_text(secs: u64) -> [u8; SECOND_TEXT] {
-    let (cached, text) = SECOND.get();
-    if cached == secs {
-        return text;
-    }
-    let mut text = [b'0'; SECOND_TEXT];
-    let formatted = i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second]"
-            ))
-            .ok()
-        });
-    if let Some(f) = formatted.filter(|f| f.len() == SECOND_TEXT) {
-        text.copy_from_slice(f.as_bytes());
-        SECOND.set((secs, text));
-    }
-    text
-}
-
 impl Timestamp {
-    /// Appends the quoted timestamp.
+    /// Appends the quoted timestamp (`rampart_ops::json_log::Timestamp`: the date and time of
+    /// day formatted once per second per thread, each line writing only its microseconds).
     fn push(&self, out: &mut String) {
-        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let mut text = [0u8; SECOND_TEXT + 10];
-        text[0] = b'"';
-        text[1..=SECOND_TEXT].copy_from_slice(&second_text(since.as_secs()));
-        text[SECOND_TEXT + 1] = b'.';
-        let mut micros = since.subsec_micros();
-        for d in text[SECOND_TEXT + 2..SECOND_TEXT + 8].iter_mut().rev() {
-            *d = b'0' + (micros % 10) as u8;
-            micros /= 10;
-        }
-        text[SECOND_TEXT + 8..].copy_from_slice(b"Z\"");
-        // ASCII digits and punctuation only.
-        out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+        out.push('"');
+        out.push_str(rampart_ops::json_log::Timestamp::at(self.0).format(&mut [0; 27]));
+        out.push('"');
     }
 }
 
@@ -554,7 +519,8 @@ mod tests {
     fn timestamps_are_rfc3339_and_the_cached_second_moves() {
         let text = |micros| {
             let mut out = String::new();
-            Timestamp(UNIX_EPOCH + std::time::Duration::from_micros(micros)).push(&mut out);
+            Timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros))
+                .push(&mut out);
             out
         };
         assert_eq!(
