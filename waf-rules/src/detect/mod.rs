@@ -259,8 +259,10 @@ impl Triggers {
 }
 
 /// Bytes of ordinary text: letters, digits, space and `_ , @ ! ?` (as the
-/// engine's `prefilter::PLAIN_TEXT`: a plain value holds only these).
-const PLAIN_TEXT: Triggers =
+/// engine's `prefilter::PLAIN_TEXT`: a plain value holds only these;
+/// `engine::tests::punctuation_detectors_find_nothing_in_plain_text`
+/// checks the two sets are the same).
+pub(crate) const PLAIN_TEXT: Triggers =
     Triggers::new(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 _,@!?");
 
 /// `table` with `mark` or-ed into the entry of every byte of `bytes`: the
@@ -320,6 +322,12 @@ pub(crate) mod test_support {
     /// the field-reading detectors judge most) and on its own, the SQL
     /// detector told that a keyword is present (so it reads the most).
     pub(crate) fn hit(d: Detector, v: &[u8]) -> bool {
+        hit_when(d, v, true)
+    }
+
+    /// `hit`, with the engine's answer to "does the value hold one of the
+    /// detector's keyword anchors" given as `anchored`.
+    pub(crate) fn hit_when(d: Detector, v: &[u8], anchored: bool) -> bool {
         let field = Field {
             class: Class::Arg,
             source: "args",
@@ -329,7 +337,7 @@ pub(crate) mod test_support {
             include_like: false,
             continued: false,
         };
-        d.detect_field(&field, v, || true).is_some() || d.detect(v).is_some()
+        d.detect_field(&field, v, || anchored).is_some() || d.detect(v).is_some()
     }
 
     /// Asserts that `found` answers `expect` for every case; names every case that does not.

@@ -177,6 +177,15 @@ fn punctuation_detectors_find_nothing_in_plain_text() {
         .filter(|d| d.needs_punctuation())
         .collect();
     assert!(dets.contains(&Detector::Xss) && dets.contains(&Detector::Shell));
+    // The detectors' own idea of plain text (`needs_punctuation`) is the
+    // engine's: a value the engine treats as plain never reaches them.
+    for b in 0..=255u8 {
+        assert_eq!(
+            PLAIN_TEXT.contains(b),
+            crate::detect::PLAIN_TEXT.contains(b),
+            "plain text sets differ at {b:#04x}"
+        );
+    }
     let alphabet: Vec<u8> = (0..=255u8).filter(|&b| PLAIN_TEXT.contains(b)).collect();
     let mut values: Vec<Vec<u8>> = [
         "Please leave at the door, thanks!",
