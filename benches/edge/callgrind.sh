@@ -20,6 +20,9 @@ name=$1 port=$2; shift 2
 dir=${CG_DIR:-/var/tmp}
 out=$dir/cg-$name.out
 rm -f $out*
+# The edge's allocator settings, given to every server alike (the edge would otherwise re-execute
+# itself to set them, and valgrind does not follow that exec).
+export MIMALLOC_PURGE_DELAY=0 MIMALLOC_ALLOW_THP=0
 taskset -c 0 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$out "$@" > $dir/cg-$name.log 2>&1 &
 vp=$!
 for i in $(seq 1 600); do curl -sk -o /dev/null --max-time 5 -H 'Host: localhost' https://127.0.0.1:$port/ && break; sleep 0.5; done

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Per-request inclusive instructions of each function matching PATTERN (a regex), from the two
+"""Per-request inclusive instructions (summed over the source files callgrind splits a function
+into when code of other files is inlined into it) of each function matching PATTERN (a regex), from the two
 callgrind dumps of benches/edge/callgrind.sh: (Ir in the long run - Ir in the short run) /
 (requests long - requests short), so connection set-up and handshakes cancel out.
 
@@ -12,12 +13,13 @@ import sys
 
 def inclusive(path):
     text = subprocess.run(
-        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", path],
+        ["callgrind_annotate", "--inclusive=yes", "--threshold=100", "--auto=no", path],
         check=True, capture_output=True, text=True).stdout
     costs = {}
     for line in text.splitlines():
         m = re.match(r"^\s*([\d,]+)\s+(?:\([\d.]+%\)\s+)?(\S.*?)(?:\s+\[[^\]]*\])?$", line)
-        if m and ":" in m.group(2):
+        # A function's rows per source file (its own, and each file inlined into it) add up.
+        if m and ":" in m.group(2) and "=>" not in line:
             fn = m.group(2).split(":", 1)[1]
             costs[fn] = costs.get(fn, 0) + int(m.group(1).replace(",", ""))
     return costs
