@@ -41,6 +41,8 @@ pub struct WebUrl {
     /// As written: an IPv6 address keeps its brackets (for the `Host` header).
     host: String,
     port: u16,
+    /// Whether the URL names its port.
+    port_given: bool,
     path: String,
     server_name: ServerName<'static>,
 }
@@ -72,7 +74,8 @@ impl WebUrl {
             return Err(bad("no host"));
         }
         // The port text itself: `http` leaves an out-of-range port unparsed rather than refused.
-        let port = match authority.as_str().get(host.len()..).unwrap_or("") {
+        let port_text = authority.as_str().get(host.len()..).unwrap_or("");
+        let port = match port_text {
             "" if https => 443,
             "" => 80,
             p => p
@@ -91,6 +94,7 @@ impl WebUrl {
             https,
             host,
             port,
+            port_given: !port_text.is_empty(),
             path: path.to_string(),
             server_name,
         })
@@ -109,6 +113,11 @@ impl WebUrl {
     /// The port to connect to.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the URL names its port (else [`port`](Self::port) is the scheme's default).
+    pub fn port_given(&self) -> bool {
+        self.port_given
     }
 
     /// The request target: path and query (`/` when the URL has none).
@@ -268,8 +277,10 @@ mod tests {
             ("127.0.0.1", 9000, "/hooks/x?a=1", false)
         );
         assert_eq!(u.host_header(), "127.0.0.1:9000");
+        assert!(u.port_given());
         let u = WebUrl::parse("https://[::1]/a").unwrap();
         assert_eq!((u.host(), u.port(), u.is_https()), ("::1", 443, true));
+        assert!(!u.port_given());
         assert_eq!(u.host_header(), "[::1]");
         assert_eq!(u.to_string(), "https://[::1]/a");
         let u = WebUrl::parse("http://example.test").unwrap();
