@@ -47,16 +47,16 @@ impl CaEndpoint {
     /// Parses `https://HOST:PORT` (or `HOST:PORT`); IPv6 literals in brackets. The URL rules
     /// are `rampart_tls::web`'s; the CA's own: https, a port, no path or query.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why: &str| IdentityError::BadEndpoint {
+        let bad = |why: &'static str| IdentityError::BadEndpoint {
             endpoint: s.to_string(),
-            why: why.to_string(),
+            why,
         };
         let url = match s.split_once("://") {
             Some(("https", _)) => WebUrl::parse(s),
             Some(_) => return Err(bad("the CA is reached over https only")),
             None => WebUrl::parse(&format!("https://{s}")),
         }
-        .map_err(|e| bad(&e.why))?;
+        .map_err(|e| bad(e.why))?;
         if url.path_and_query() != "/" {
             return Err(bad(
                 "no path, query, fragment or user info; only https://HOST:PORT",
@@ -85,7 +85,7 @@ impl CaEndpoint {
             Host::Dns(d) => {
                 ServerName::try_from(d.clone()).map_err(|_| IdentityError::BadEndpoint {
                     endpoint: self.to_string(),
-                    why: "host is not a DNS name".into(),
+                    why: "host is not a DNS name",
                 })
             }
         }

@@ -28,7 +28,7 @@ pub enum IdentityError {
     CsrIdentityMismatch { requested: String, entitled: String },
     /// The CA endpoint is not a valid `https://HOST:PORT` URL.
     #[error("bad CA endpoint {endpoint:?}: {why}")]
-    BadEndpoint { endpoint: String, why: String },
+    BadEndpoint { endpoint: String, why: &'static str },
     /// Nothing to start from: no stored certificate and no join token.
     #[error("{0}")]
     NoCredential(String),
