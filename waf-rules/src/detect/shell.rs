@@ -114,12 +114,44 @@ fn read_from(v: &[u8], from: usize, blob: bool) -> Option<Range<usize>> {
                     if let Some(end) = command_at(&mut r, &w, sep) {
                         return Some(at..end.max(at + 1).min(v.len()));
                     }
+                    // `;eval id`, `;exec id`, `|sudo id`: a prefix runs
+                    // the next word, which stays in command position.
+                    if command_prefix(&w.text) {
+                        after_sep = Some((sep, at));
+                    }
                 }
+            }
+            // `;! id`: a negation keeps the command position; `;(id)`, a
+            // subshell, opens one as weak as a lone `|` (prose writes
+            // `; (id est)`).
+            Tok::Other if r.v.get(r.i.wrapping_sub(1)) == Some(&b'!') => {}
+            Tok::Other if r.v.get(r.i.wrapping_sub(1)) == Some(&b'(') => {
+                after_sep = after_sep.map(|(_, at)| (Sep::Weak, at));
             }
             Tok::Other => after_sep = None,
         }
     }
     None
+}
+
+/// Words that run the command named by the next word (`eval id`,
+/// `exec id`, `command id`, `sudo id`, `nohup id`, `time id`).
+fn command_prefix(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"eval"
+            | b"exec"
+            | b"command"
+            | b"builtin"
+            | b"sudo"
+            | b"doas"
+            | b"nohup"
+            | b"setsid"
+            | b"time"
+            | b"nice"
+            | b"env"
+            | b"xargs"
+    )
 }
 
 /// What put the next word in command position.

@@ -173,7 +173,8 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
                     i += 1;
                 }
                 if &v[start..i] == b"!" {
-                    Kind::Op
+                    // MySQL's `!` is NOT: `1 and !(1=2)`.
+                    Kind::Not
                 } else {
                     Kind::Cmp
                 }
