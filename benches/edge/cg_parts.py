@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Per-request inclusive instructions (summed over the source files callgrind splits a function
-into when code of other files is inlined into it) of each function matching PATTERN (a regex), from the two
+"""Per-request inclusive instructions (the largest of the rows callgrind splits a function into,
+one per source file of the code inlined into it) of each function matching PATTERN (a regex), from the two
 callgrind dumps of benches/edge/callgrind.sh: (Ir in the long run - Ir in the short run) /
 (requests long - requests short), so connection set-up and handshakes cancel out.
 
@@ -18,10 +18,12 @@ def inclusive(path):
     costs = {}
     for line in text.splitlines():
         m = re.match(r"^\s*([\d,]+)\s+(?:\([\d.]+%\)\s+)?(\S.*?)(?:\s+\[[^\]]*\])?$", line)
-        # A function's rows per source file (its own, and each file inlined into it) add up.
+        # callgrind splits a function into a row per source file of the code inlined into it;
+        # the rows overlap (the function's own row counts the calls made from inlined code), so
+        # the largest row is the function's inclusive cost.
         if m and ":" in m.group(2) and "=>" not in line:
             fn = m.group(2).split(":", 1)[1]
-            costs[fn] = costs.get(fn, 0) + int(m.group(1).replace(",", ""))
+            costs[fn] = max(costs.get(fn, 0), int(m.group(1).replace(",", "")))
     return costs
 
 
