@@ -29,6 +29,12 @@ async fn serving_with_source(
     (dir, running, source)
 }
 
+/// A CA client of the CA serving `dir/ca` at `addr`, trusting its roots.
+fn ca_client(dir: &std::path::Path, addr: std::net::SocketAddr) -> CaClient {
+    let td = TrustDomain::parse("example.org").unwrap();
+    CaClient::new(addr, BundleHandle::new(td, common::roots(dir)).unwrap())
+}
+
 fn refused_reason(e: &IdentityError) -> &str {
     match e {
         IdentityError::CaRefused { reason, .. } => reason,
@@ -40,12 +46,7 @@ fn refused_reason(e: &IdentityError) -> &str {
 async fn bootstrap_renew_and_every_refusal() {
     let (dir, running) = common::serving("[rate_limit]\nper_minute = 600\nburst = 100\n").await;
     let svc = running.service.clone();
-    let bundle = BundleHandle::new(
-        TrustDomain::parse("example.org").unwrap(),
-        common::roots(dir.path()),
-    )
-    .unwrap();
-    let client = CaClient::new(running.addr, bundle);
+    let client = ca_client(dir.path(), running.addr);
 
     // Bootstrap: wrong identity for the token is refused and does not burn it.
     let token = common::token(dir.path(), ID, Duration::from_secs(60));
@@ -159,6 +160,48 @@ async fn bootstrap_renew_and_every_refusal() {
     );
     let text = std::fs::read_to_string(dir.path().join("ca/audit.jsonl")).unwrap();
     assert!(!text.contains(&token), "tokens never reach the audit log");
+}
+
+/// Every connection to the CA is a full handshake: a renewal on a resumed
+/// session would skip the client-certificate verifier (a revoked or
+/// superseded leaf would renew). A client that would resume (rustls's
+/// default session cache) and reads a whole answer (so any ticket sent
+/// reaches it) gets no session to resume.
+#[test]
+fn the_ca_listener_never_resumes_a_session() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    common::run(Duration::from_secs(60), async {
+        let (dir, running) = common::serving("").await;
+        let mut roots = rustls::RootCertStore::empty();
+        for r in common::roots(dir.path()) {
+            roots.add(r).unwrap();
+        }
+        let mut client = rampart_pki::tls::Profile::Intermediate
+            .client_builder()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // A client that resumes whenever the server lets it.
+        client.resumption = rustls::client::Resumption::in_memory_sessions(16);
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+        for attempt in ["first", "second"] {
+            let tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::IpAddress(running.addr.ip().into());
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            tls.write_all(b"GET /v1/bundle HTTP/1.1\r\nHost: ca\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            tls.read_to_end(&mut answer).await.unwrap();
+            assert!(answer.starts_with(b"HTTP/1.1 200"), "{attempt}: {answer:?}");
+            assert_eq!(
+                tls.get_ref().1.handshake_kind(),
+                Some(rustls::HandshakeKind::Full),
+                "{attempt} connection"
+            );
+        }
+        running.shutdown().await;
+    });
 }
 
 #[tokio::test]
@@ -284,12 +327,7 @@ async fn configured_reserved_ids_are_refused_at_bootstrap() {
         &format!("[issuance]\nreserved_ids = [\"{RESERVED}\"]\n"),
     )
     .await;
-    let bundle = BundleHandle::new(
-        TrustDomain::parse("example.org").unwrap(),
-        common::roots(dir.path()),
-    )
-    .unwrap();
-    let client = CaClient::new(running.addr, bundle);
+    let client = ca_client(dir.path(), running.addr);
     for id in [RESERVED, "spiffe://example.org/rampart/pki"] {
         // The CLI refuses tokens for built-in reservations; the store does not know.
         let token = common::token(dir.path(), id, Duration::from_secs(60));
