@@ -218,7 +218,7 @@ mod tests {
         let side_polls = AtomicUsize::new(0);
         let main = async {
             let mut n = 0;
-            while let Some(_) = main_rx.recv().await {
+            while main_rx.recv().await.is_some() {
                 n += 1;
             }
             n
