@@ -49,9 +49,12 @@ impl<'a> Reader<'a, '_> {
         if depth > self.max_depth {
             // Too deep: what is left is not inspected field by field.
             self.out.truncated = true;
+            // Every JSON field is a checked non-token (`Field::not_token`).
             let rest = &self.s[self.i..];
-            self.out
-                .push_json(Class::Arg, &self.path, Cow::Borrowed(rest));
+            if !plain_token(rest) {
+                self.out
+                    .push_json(Class::Arg, &self.path, Cow::Borrowed(rest));
+            }
             self.i = self.s.len();
             return None;
         }

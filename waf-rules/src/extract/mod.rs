@@ -70,6 +70,11 @@ pub(crate) struct Field<'a> {
     /// starts mid-value, so detectors that read a value from its start
     /// as pasted after a quote (SQL) skip it; patterns still run.
     pub continued: bool,
+    /// Known not to be a plain token (`plain_token`): the JSON reader
+    /// decided it while reading the string, so inspection does not read
+    /// the value again to skip it. False for windows (a window of a value
+    /// may be a token).
+    pub not_token: bool,
 }
 
 /// One step of a JSON path: an object key or an array index.
@@ -164,6 +169,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Adds a JSON field at `path`; its label is written only if needed.
+    /// The reader pushes no plain token (`Field::not_token`).
     pub(crate) fn push_json(&mut self, class: Class, path: &[JsonSeg<'a>], value: Cow<'a, [u8]>) {
         if self.list.len() >= self.max_fields {
             self.truncated = true;
@@ -172,7 +178,11 @@ impl<'a> Fields<'a> {
         let start = self.json_path.len();
         self.json_path.extend_from_slice(path);
         let range = start..self.json_path.len();
+        let (at, whole) = (self.list.len(), value.len() <= self.max_value);
         self.push_at(class, "json", Cow::Borrowed(""), Some(range), value, false);
+        if let Some(f) = self.list.get_mut(at).filter(|_| whole) {
+            f.not_token = true;
+        }
     }
 
     fn push_at(
@@ -196,6 +206,7 @@ impl<'a> Fields<'a> {
             json_path,
             include_like,
             continued: false,
+            not_token: false,
         };
         if field.value.len() > self.max_value {
             self.push_windows(field);
@@ -230,6 +241,7 @@ impl<'a> Fields<'a> {
                 value: part,
                 json_path: whole.json_path.clone(),
                 continued: start > 0,
+                not_token: false,
                 ..whole
             });
             if end == len {
