@@ -27,7 +27,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rustls_pki_types::ServerName;
+use rampart_tls::web::{WebClient, WebUrl};
 use serde::Deserialize;
 
 use crate::error::{PkiError, Result};
@@ -117,39 +117,26 @@ impl KubernetesConfig {
     }
 }
 
-/// An `https://HOST[:PORT]/PATH` URL, parsed at load.
+/// An `https://HOST[:PORT]/PATH` URL, parsed at load (`rampart_tls::web`'s
+/// URL rules, https only).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct JwksUrl {
-    uri: http::Uri,
-    host: String,
-    port: u16,
-}
+pub struct JwksUrl(WebUrl);
 
 impl TryFrom<String> for JwksUrl {
     type Error = String;
     fn try_from(s: String) -> std::result::Result<Self, String> {
-        let uri: http::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
-        if uri.scheme_str() != Some("https") {
+        let url = WebUrl::parse(&s).map_err(|e| e.to_string())?;
+        if !url.is_https() {
             return Err(format!("{s:?}: the JWKS is fetched over https only"));
         }
-        let host = uri
-            .host()
-            .ok_or_else(|| format!("{s:?} has no host"))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(format!("{s:?}: no user info in the URL"));
-        }
-        let port = uri.port_u16().unwrap_or(443);
-        Ok(JwksUrl { uri, host, port })
+        Ok(JwksUrl(url))
     }
 }
 
 impl std::fmt::Display for JwksUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.uri.fmt(f)
+        self.0.fmt(f)
     }
 }
 
@@ -227,11 +214,11 @@ enum Source {
     Url(Fetcher),
 }
 
-/// Fetches the JWKS over https with hyper, bounded in time and size.
+/// Fetches the JWKS over https with hyper, bounded in time and size. The
+/// URL rules, roots and TLS settings are `rampart_tls::web`'s (shared with
+/// the alert webhook).
 struct Fetcher {
-    url: JwksUrl,
-    server_name: ServerName<'static>,
-    tls: Arc<rustls::ClientConfig>,
+    client: WebClient,
     bearer_token_file: Option<PathBuf>,
     timeout: Duration,
     max_bytes: usize,
@@ -239,30 +226,8 @@ struct Fetcher {
 
 impl Fetcher {
     fn new(cfg: &KubernetesConfig, url: &JwksUrl) -> Result<Self> {
-        let mut roots = rustls::RootCertStore::empty();
-        match &cfg.jwks_ca_file {
-            Some(path) => {
-                for cert in rampart_tls::pem::load_certs(path)? {
-                    roots.add(cert).map_err(|e| PkiError::Config {
-                        path: path.clone(),
-                        line: 0,
-                        message: format!("jwks_ca_file: {e}"),
-                    })?;
-                }
-            }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(rampart_tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| PkiError::BadRequest(format!("JWKS client TLS: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let server_name = ServerName::try_from(url.host.clone())
-            .map_err(|e| PkiError::BadRequest(format!("jwks_url host {:?}: {e}", url.host)))?;
         Ok(Fetcher {
-            url: url.clone(),
-            server_name,
-            tls: Arc::new(tls),
+            client: WebClient::new(url.0.clone(), cfg.jwks_ca_file.as_deref())?,
             bearer_token_file: cfg.jwks_bearer_token_file.clone(),
             timeout: Duration::from_millis(cfg.jwks_fetch_timeout_ms),
             max_bytes: cfg.jwks_max_bytes,
@@ -277,34 +242,29 @@ impl Fetcher {
 
     async fn exchange(&self) -> std::result::Result<Bytes, String> {
         use http::header;
-        let tcp = tokio::net::TcpStream::connect((self.url.host.as_str(), self.url.port))
+        // Read before connecting: an unreadable token opens no connection.
+        let token = match &self.bearer_token_file {
+            Some(file) => Some(
+                tokio::fs::read_to_string(file)
+                    .await
+                    .map_err(|e| format!("bearer token file {}: {e}", file.display()))?,
+            ),
+            None => None,
+        };
+        let url = self.client.url();
+        let tls = self
+            .client
+            .connect()
             .await
-            .map_err(|e| format!("connect: {e}"))?;
-        let _ = tcp.set_nodelay(true);
-        let tls = tokio_rustls::TlsConnector::from(Arc::clone(&self.tls))
-            .connect(self.server_name.clone(), tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
+            .map_err(|e| format!("connecting to {}:{}: {e}", url.host(), url.port()))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| format!("HTTP: {e}"))?;
         let driver = tokio::spawn(conn);
-        let path = self
-            .url
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_string();
-        let mut request = http::Request::get(path)
-            .header(
-                header::HOST,
-                self.url.uri.authority().map_or("", |a| a.as_str()),
-            )
+        let mut request = http::Request::get(url.path_and_query())
+            .header(header::HOST, url.host_header())
             .header(header::ACCEPT, "application/json");
-        if let Some(file) = &self.bearer_token_file {
-            let token = tokio::fs::read_to_string(file)
-                .await
-                .map_err(|e| format!("bearer token file {}: {e}", file.display()))?;
+        if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {}", token.trim()));
         }
         let request = request
@@ -431,7 +391,7 @@ impl KubernetesAttestor {
     fn source_name(&self) -> String {
         match &self.source {
             Source::File { path, .. } => path.display().to_string(),
-            Source::Url(f) => f.url.to_string(),
+            Source::Url(f) => f.client.url().to_string(),
         }
     }
 

@@ -161,6 +161,48 @@ async fn bootstrap_renew_and_every_refusal() {
     assert!(!text.contains(&token), "tokens never reach the audit log");
 }
 
+/// Every connection to the CA is a full handshake: a renewal on a resumed
+/// session would skip the client-certificate verifier (a revoked or
+/// superseded leaf would renew). A client that would resume (rustls's
+/// default session cache) and reads a whole answer (so any ticket sent
+/// reaches it) gets no session to resume.
+#[test]
+fn the_ca_listener_never_resumes_a_session() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    common::run(Duration::from_secs(60), async {
+        let (dir, running) = common::serving("").await;
+        let mut roots = rustls::RootCertStore::empty();
+        for r in common::roots(dir.path()) {
+            roots.add(r).unwrap();
+        }
+        let mut client = rampart_pki::tls::Profile::Intermediate
+            .client_builder()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // A client that resumes whenever the server lets it.
+        client.resumption = rustls::client::Resumption::in_memory_sessions(16);
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client));
+        for attempt in ["first", "second"] {
+            let tcp = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+            let name = rustls_pki_types::ServerName::IpAddress(running.addr.ip().into());
+            let mut tls = connector.connect(name, tcp).await.unwrap();
+            tls.write_all(b"GET /v1/bundle HTTP/1.1\r\nHost: ca\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut answer = Vec::new();
+            tls.read_to_end(&mut answer).await.unwrap();
+            assert!(answer.starts_with(b"HTTP/1.1 200"), "{attempt}: {answer:?}");
+            assert_eq!(
+                tls.get_ref().1.handshake_kind(),
+                Some(rustls::HandshakeKind::Full),
+                "{attempt} connection"
+            );
+        }
+        running.shutdown().await;
+    });
+}
+
 #[tokio::test]
 async fn issuance_is_rate_limited_per_identity() {
     let (dir, running, source) =

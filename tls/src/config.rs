@@ -59,12 +59,18 @@ pub fn mesh_server_config(
     cfg.alpn_protocols = options.alpn.clone();
     // Our order of suites (AES-128-GCM first), whatever the client prefers.
     cfg.ignore_client_order = true;
-    // No session resumption: a resumed session skips the verifiers, so a caller revoked,
-    // expired or of a removed root after its first connection would get in on it. No tickets
-    // sent (rustls sends two per handshake and keeps them in a locked cache), none stored.
+    full_handshakes_only(&mut cfg);
+    Ok(Arc::new(cfg))
+}
+
+/// Turns session resumption off on a server that verifies client certificates (the mesh
+/// server, the CA's listener): a resumed session skips the verifiers, so a caller revoked,
+/// expired or of a removed root after its first connection would get in on it. No TLS 1.3
+/// tickets are sent (rustls sends two per handshake and keeps them in a locked cache) and no
+/// TLS 1.2 session is stored: every connection is a full handshake.
+pub fn full_handshakes_only(cfg: &mut ServerConfig) {
     cfg.send_tls13_tickets = 0;
     cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    Ok(Arc::new(cfg))
 }
 
 /// Builds the mesh client config (TLS 1.3, presenting `identity`, server SVIDs verified).

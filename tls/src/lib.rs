@@ -18,6 +18,8 @@
 //! - [`config`]: mesh `ServerConfig` / `ClientConfig` builders for an identity.
 //! - [`publish`]: those configs published on watch channels, one generation per identity
 //!   ([`MeshConfigs`]), and the acceptor/connector that take the newest for each handshake.
+//! - [`web`]: clients of ordinary web servers (alert webhook, JWKS URL): the URL parsed once,
+//!   public web roots or a CA file, the `intermediate` profile.
 //! - `test_ca` (feature `test-ca`): an in-memory CA for tests of this and other crates.
 //!
 //! # A workload's mTLS in a few lines
@@ -72,6 +74,7 @@ pub mod svid;
 #[cfg(feature = "test-ca")]
 pub mod test_ca;
 pub mod verifier;
+pub mod web;
 
 pub use bundle::BundleHandle;
 pub use config::{client_config, server_config, MeshOptions};

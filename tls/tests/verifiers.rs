@@ -334,12 +334,27 @@ async fn a_revoked_caller_cannot_resume_its_session() {
     );
     let mut list = RevocationList::new();
     list.revoke_id(client_id.spiffe_id.clone());
-    b.set_revocations(list);
+    b.set_revocations(list.clone());
     assert_eq!(
         refused_handshake(server_cfg.clone(), client_cfg.clone()).await,
         Some(Rejection::Revoked(Revoked::SpiffeId(
             client_id.spiffe_id.clone()
         ))),
         "the revoked caller got in on its first connection's session"
+    );
+    // The server alone holds it: a client that resumes whenever it may gets no session either.
+    let mut resuming = (*client_cfg).clone();
+    resuming.resumption = rustls::client::Resumption::in_memory_sessions(16);
+    let resuming = Arc::new(resuming);
+    b.set_revocations(RevocationList::new());
+    assert_eq!(
+        refused_handshake(server_cfg.clone(), resuming.clone()).await,
+        None
+    );
+    b.set_revocations(list);
+    assert_eq!(
+        refused_handshake(server_cfg, resuming).await,
+        Some(Rejection::Revoked(Revoked::SpiffeId(client_id.spiffe_id))),
+        "the revoked caller resumed a session the server kept"
     );
 }

@@ -256,12 +256,11 @@ fn server_tls(
         .with_client_cert_verifier(Arc::new(verifier))
         .with_single_cert(identity.chain.clone(), key_der)
         .map_err(rampart_tls::TlsError::from)?;
-    // One request per connection and a new client config per call: no
-    // client ever resumes, so no session tickets (rustls sends two by
-    // default and stores each in a locked cache).
-    config.send_tls13_tickets = 0;
     config.ignore_client_order = true;
-    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    // A renewal authenticated by a resumed session would skip the verifier
+    // (a revoked or superseded leaf would renew); one request per
+    // connection gains nothing from resuming anyway.
+    rampart_tls::config::full_handshakes_only(&mut config);
     Ok((Arc::new(config), renew_at))
 }
 

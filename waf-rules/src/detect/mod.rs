@@ -60,28 +60,33 @@ pub(crate) enum Detector {
 }
 
 impl Detector {
+    /// Every detector by the name the rule files give it.
+    pub(crate) const BY_NAME: &'static [(&'static str, Detector)] = &[
+        ("sqli", Detector::Sqli),
+        ("xss", Detector::Xss),
+        ("html_injection", Detector::HtmlInjection),
+        ("html_links", Detector::HtmlLinks),
+        ("shell", Detector::Shell),
+        ("shell_escaped", Detector::ShellEscaped),
+        ("command_line", Detector::CommandLine),
+        ("log4j", Detector::Log4j),
+        ("path", Detector::Path),
+        ("path_climb", Detector::PathClimb),
+        ("unknown_method", Detector::UnknownMethod),
+        ("content_type", Detector::ContentType),
+        ("content_range", Detector::ContentRange),
+        ("accept_encoding", Detector::AcceptEncoding),
+        ("accept_charset", Detector::AcceptCharset),
+        ("http_version", Detector::HttpVersion),
+        ("nameless_line_break", Detector::NamelessLineBreak),
+        ("form_charset", Detector::FormCharset),
+    ];
+
     pub(crate) fn parse(name: &str) -> Option<Detector> {
-        match name {
-            "sqli" => Some(Detector::Sqli),
-            "xss" => Some(Detector::Xss),
-            "html_injection" => Some(Detector::HtmlInjection),
-            "html_links" => Some(Detector::HtmlLinks),
-            "shell" => Some(Detector::Shell),
-            "shell_escaped" => Some(Detector::ShellEscaped),
-            "command_line" => Some(Detector::CommandLine),
-            "log4j" => Some(Detector::Log4j),
-            "path" => Some(Detector::Path),
-            "path_climb" => Some(Detector::PathClimb),
-            "unknown_method" => Some(Detector::UnknownMethod),
-            "content_type" => Some(Detector::ContentType),
-            "content_range" => Some(Detector::ContentRange),
-            "accept_encoding" => Some(Detector::AcceptEncoding),
-            "accept_charset" => Some(Detector::AcceptCharset),
-            "http_version" => Some(Detector::HttpVersion),
-            "nameless_line_break" => Some(Detector::NamelessLineBreak),
-            "form_charset" => Some(Detector::FormCharset),
-            _ => None,
-        }
+        Self::BY_NAME
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, d)| d)
     }
 
     /// Whether the detector can only fire on a value holding a byte plain
@@ -288,34 +293,13 @@ pub(crate) mod test_support {
     use crate::extract::{Class, Field};
     use std::borrow::Cow;
 
-    /// Every detector the rule files can name.
-    pub(crate) const NAMES: &[&str] = &[
-        "sqli",
-        "xss",
-        "html_injection",
-        "html_links",
-        "shell",
-        "shell_escaped",
-        "command_line",
-        "log4j",
-        "path",
-        "path_climb",
-        "unknown_method",
-        "content_type",
-        "content_range",
-        "accept_encoding",
-        "accept_charset",
-        "http_version",
-        "nameless_line_break",
-        "form_charset",
-    ];
-
-    /// Every detector of `NAMES`.
+    /// Every detector the rule files can name (`Detector::BY_NAME`).
     pub(crate) fn all() -> Vec<Detector> {
-        NAMES
-            .iter()
-            .map(|n| Detector::parse(n).unwrap_or_else(|| panic!("unknown detector {n}")))
-            .collect()
+        // A name given twice would hide the second detector from the rule files.
+        for &(name, d) in Detector::BY_NAME {
+            assert_eq!(Detector::parse(name), Some(d), "{name}");
+        }
+        Detector::BY_NAME.iter().map(|&(_, d)| d).collect()
     }
 
     /// The detector's answer for `v` as a name-less query part (the field
