@@ -148,6 +148,7 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// A string at `self.i` (on the opening quote), unescaped.
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, [u8]>> {
         self.i += 1;
         let start = self.i;
@@ -165,6 +166,8 @@ impl<'a> Reader<'a, '_> {
         Some(Cow::Borrowed(&s[start..at]))
     }
 
+    #[cold]
+    #[inline(never)]
     fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, [u8]>> {
         let s = self.s;
         let mut out = s[start..self.i].to_vec();
