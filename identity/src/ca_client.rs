@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
+use rampart_tls::web::WebUrl;
 use rampart_tls::{config::client_config_with, BundleHandle, Identity, PeerPolicy};
 use rampart_tls::{Rejection, SpiffeServerVerifier};
 use rustls_pki_types::ServerName;
@@ -43,51 +44,38 @@ enum Host {
 }
 
 impl CaEndpoint {
-    /// Parses `https://HOST:PORT` (or `HOST:PORT`); IPv6 literals in brackets.
+    /// Parses `https://HOST:PORT` (or `HOST:PORT`); IPv6 literals in brackets. The URL rules
+    /// are `rampart_tls::web`'s; the CA's own: https, a port, no path or query.
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = |why| IdentityError::BadEndpoint {
+        let bad = |why: &'static str| IdentityError::BadEndpoint {
             endpoint: s.to_string(),
             why,
         };
-        let rest = match s.split_once("://") {
-            Some(("https", rest)) => rest,
+        let url = match s.split_once("://") {
+            Some(("https", _)) => WebUrl::parse(s),
             Some(_) => return Err(bad("the CA is reached over https only")),
-            None => s,
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#', '@']) {
+            None => WebUrl::parse(&format!("https://{s}")),
+        }
+        .map_err(|e| bad(e.why))?;
+        if url.path_and_query() != "/" {
             return Err(bad(
                 "no path, query, fragment or user info; only https://HOST:PORT",
             ));
         }
-        let (host, port) = match rest.strip_prefix('[') {
-            Some(v6) => {
-                let (ip, port) = v6
-                    .split_once("]:")
-                    .ok_or_else(|| bad("expected [IPv6]:PORT"))?;
-                let ip = ip
-                    .parse::<std::net::Ipv6Addr>()
-                    .map_err(|_| bad("bad IPv6 address"))?;
-                (Host::Ip(IpAddr::V6(ip)), port)
-            }
-            None => {
-                let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("no :PORT"))?;
-                let host = match host.parse::<IpAddr>() {
-                    Ok(ip) => Host::Ip(ip),
-                    Err(_) => {
-                        ServerName::try_from(host.to_string())
-                            .map_err(|_| bad("host is neither an IP address nor a DNS name"))?;
-                        Host::Dns(host.to_ascii_lowercase())
-                    }
-                };
-                (host, port)
-            }
-        };
-        let port = port.parse::<u16>().map_err(|_| bad("bad port"))?;
-        if port == 0 {
+        if !url.port_given() {
+            return Err(bad("no :PORT"));
+        }
+        if url.port() == 0 {
             return Err(bad("port 0"));
         }
-        Ok(CaEndpoint { host, port })
+        let host = match url.host().parse::<IpAddr>() {
+            Ok(ip) => Host::Ip(ip),
+            Err(_) => Host::Dns(url.host().to_ascii_lowercase()),
+        };
+        Ok(CaEndpoint {
+            host,
+            port: url.port(),
+        })
     }
 
     /// The name the CA's certificate is checked against (when it names hosts).

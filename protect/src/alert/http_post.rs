@@ -99,18 +99,9 @@ mod tests {
             (url.host(), url.port(), url.path_and_query()),
             ("127.0.0.1", 9000, "/hooks/x?a=1")
         );
-        for bad in [
-            "ftp://x/",
-            "http://user@x/",
-            "http://x:99999/",
-            "http://x/a#frag",
-        ] {
-            let err = WebhookTarget::parse(bad).unwrap_err();
-            assert!(
-                err.to_string().starts_with("invalid webhook URL"),
-                "{bad}: {err}"
-            );
-        }
+        let err = WebhookTarget::parse("http://user@x/").unwrap_err();
+        assert!(matches!(err, WebhookError::Url(_)), "{err}");
+        assert!(err.to_string().starts_with("invalid webhook URL"), "{err}");
     }
 
     #[test]

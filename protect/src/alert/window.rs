@@ -11,7 +11,8 @@ pub(super) struct Window {
     hits: VecDeque<Instant>,
     /// Denials per route since the last alert (bounded: route labels are).
     routes: BTreeMap<String, u64>,
-    quiet_until: Option<Instant>,
+    /// When the last alert fired (the cool-down runs from there).
+    fired_at: Option<Instant>,
     suppressed: u64,
 }
 
@@ -34,7 +35,7 @@ impl Window {
             cooldown,
             hits: VecDeque::new(),
             routes: BTreeMap::new(),
-            quiet_until: None,
+            fired_at: None,
             suppressed: 0,
         }
     }
@@ -55,15 +56,17 @@ impl Window {
         if self.hits.len() < self.threshold {
             return Outcome::Quiet;
         }
-        if let Some(until) = self.quiet_until {
-            if now < until {
+        // Measured from the firing, never `now + cooldown`: any configured
+        // cool-down, however long, is a valid one.
+        if let Some(fired_at) = self.fired_at {
+            if now.duration_since(fired_at) < self.cooldown {
                 // One suppressed alert per threshold's worth of denials.
                 self.hits.clear();
                 self.suppressed += 1;
                 return Outcome::Suppressed;
             }
         }
-        self.quiet_until = Some(now + self.cooldown);
+        self.fired_at = Some(now);
         let denials = self.hits.len();
         // Start counting afresh: the next alert needs a new threshold's worth.
         self.hits.clear();
@@ -72,5 +75,31 @@ impl Window {
             suppressed: std::mem::take(&mut self.suppressed),
             routes: std::mem::take(&mut self.routes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_cooldown_is_kept_without_overflow() {
+        let mut w = Window::new(1, Duration::from_secs(60), Duration::MAX);
+        let now = Instant::now();
+        assert!(matches!(w.hit(now, "r".into()), Outcome::Fire { .. }));
+        assert!(matches!(
+            w.hit(now + Duration::from_secs(3600), "r".into()),
+            Outcome::Suppressed
+        ));
+        let mut w = Window::new(1, Duration::from_secs(60), Duration::from_secs(10));
+        assert!(matches!(w.hit(now, "r".into()), Outcome::Fire { .. }));
+        assert!(matches!(
+            w.hit(now + Duration::from_secs(5), "r".into()),
+            Outcome::Suppressed
+        ));
+        assert!(matches!(
+            w.hit(now + Duration::from_secs(10), "r".into()),
+            Outcome::Fire { suppressed: 1, .. }
+        ));
     }
 }

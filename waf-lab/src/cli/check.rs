@@ -2,6 +2,7 @@
 
 use super::owned::OwnedRequest;
 use rampart_waf::{Policy, RuleSet};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -25,7 +26,12 @@ pub fn run(rules: &RuleSet, policy: &Policy, path: &Path) -> Result<ExitCode, St
         "block": verdict.block, "score": verdict.score, "threshold": policy.threshold,
         "paranoia": policy.paranoia, "truncated": verdict.truncated, "matches": matches,
     });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    // A closed pipe (`check r.json | head`) is not an error worth a panic.
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&out).unwrap_or_default()
+    );
     Ok(if verdict.block {
         ExitCode::from(1)
     } else {

@@ -114,12 +114,44 @@ fn read_from(v: &[u8], from: usize, blob: bool) -> Option<Range<usize>> {
                     if let Some(end) = command_at(&mut r, &w, sep) {
                         return Some(at..end.max(at + 1).min(v.len()));
                     }
+                    // `;eval id`, `;exec id`, `|sudo id`: a prefix runs
+                    // the next word, which stays in command position.
+                    if command_prefix(&w.text) {
+                        after_sep = Some((sep, at));
+                    }
                 }
+            }
+            // `;! id`: a negation keeps the command position; `;(id)`, a
+            // subshell, opens one as weak as a lone `|` (prose writes
+            // `; (id est)`).
+            Tok::Other if r.v.get(r.i.wrapping_sub(1)) == Some(&b'!') => {}
+            Tok::Other if r.v.get(r.i.wrapping_sub(1)) == Some(&b'(') => {
+                after_sep = after_sep.map(|(_, at)| (Sep::Weak, at));
             }
             Tok::Other => after_sep = None,
         }
     }
     None
+}
+
+/// Words that run the command named by the next word (`eval id`,
+/// `exec id`, `command id`, `sudo id`, `nohup id`, `time id`).
+fn command_prefix(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"eval"
+            | b"exec"
+            | b"command"
+            | b"builtin"
+            | b"sudo"
+            | b"doas"
+            | b"nohup"
+            | b"setsid"
+            | b"time"
+            | b"nice"
+            | b"env"
+            | b"xargs"
+    )
 }
 
 /// What put the next word in command position.
@@ -440,7 +472,7 @@ fn command_at(r: &mut Reader<'_>, w: &Word, sep: Sep) -> Option<usize> {
             a,
             b'-' | b'/' | b'.' | b'~' | b'$' | b'\'' | b'"' | b'<' | b'>' | b'%' | b'\\'
         ) || (a.is_ascii_digit() && numeric_arg(name))
-    });
+    }) || host_arg(r, name, spaced, strength, sep);
     // A brace expansion needs its comma: `{cat,/etc/passwd}`.
     let brace_arg = sep == Sep::Brace && !spaced && after == Some(b',');
     let hit = match strength {
@@ -611,6 +643,75 @@ fn numeric_arg(name: &str) -> bool {
         name,
         "sleep" | "ping" | "timeout" | "kill" | "wait" | "head" | "tail"
     )
+}
+
+/// Tools that resolve or reach a host named by their first argument:
+/// out-of-band probes (`& nslookup x.collaborator.example &`) need no
+/// option or path, the host name is their shell-shaped argument.
+fn network_tool(name: &str) -> bool {
+    matches!(
+        name,
+        "nslookup"
+            | "dig"
+            | "host"
+            | "ping"
+            | "curl"
+            | "wget"
+            | "nc"
+            | "ncat"
+            | "netcat"
+            | "telnet"
+            | "traceroute"
+            | "tracert"
+            | "whois"
+            | "ssh"
+            | "ftp"
+            | "tftp"
+    )
+}
+
+/// A host name as the argument of a network tool: for a command no
+/// sentence uses (`& nslookup x.oast.example &`) or after a separator prose
+/// does not write (`;host evil.example`); not an English word after a lone
+/// `&` / `|` (`web & host example.com`).
+fn host_arg(r: &Reader<'_>, name: &str, spaced: bool, strength: Strength, sep: Sep) -> bool {
+    spaced
+        && (strength == Strength::Strong || sep != Sep::Weak)
+        && network_tool(name)
+        && host_name_at(&r.v[r.i..])
+}
+
+/// Whether `r` starts with a host name or IPv4 address as one shell word
+/// (`evil.example`, `a.b.oastify.com`, `10.0.0.1`): dot-separated labels of
+/// letters, digits and `-`, the last one letters (a top-level domain) or
+/// all four digits. Prose words after these commands (`host parties`)
+/// have no dot.
+fn host_name_at(r: &[u8]) -> bool {
+    let end = r
+        .iter()
+        .take(254)
+        .position(|&c| !(c.is_ascii_alphanumeric() || c == b'-' || c == b'.'))
+        .unwrap_or(r.len().min(254));
+    if r.get(end).is_some_and(|c| {
+        !matches!(
+            c,
+            b' ' | b'\t' | b'\n' | b'\r' | b';' | b'|' | b'&' | b'`' | b')' | b'\'' | b'"'
+        )
+    }) {
+        return false;
+    }
+    let word = r[..end].strip_suffix(b".").unwrap_or(&r[..end]);
+    let labels = word.split(|&c| c == b'.');
+    let (mut n, mut last_alpha, mut all_digits) = (0usize, false, true);
+    for l in labels {
+        if l.is_empty() || l.len() > 63 {
+            return false;
+        }
+        n += 1;
+        last_alpha = l.len() >= 2 && l.iter().all(u8::is_ascii_alphabetic);
+        all_digits &= l.iter().all(u8::is_ascii_digit);
+    }
+    n >= 2 && last_alpha || n == 4 && all_digits
 }
 
 /// The command a word names: `cat`, `/bin/cat`, `/???/c?t`, `C:\…\cmd.exe`.

@@ -266,6 +266,8 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
         Kind::Comment if !hex_color_attribute(&v[first.span.clone()]) => {
             return Some(span(&t, 0, k + 1))
         }
+        // ' union table users-- (MySQL 8's TABLE statement)
+        Kind::Union if union_table(&t[k + 1..]) => return Some(span(&t, k, t.len())),
         // '; drop table x  / ' union select
         Kind::Semi | Kind::Union => {}
         // ' or 1=1 / ' and sleep(5) / ' or true--
@@ -282,6 +284,23 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
         return Some(span(&t, k, t.len()));
     }
     strong_anywhere(&t[k..])
+}
+
+/// After UNION, MySQL 8's `VALUES (1,2)` / `VALUES ROW(1,2)` statement:
+/// the only clause word starting with `v`, then a parenthesis or `row(`.
+fn union_values(t: &[&Token]) -> bool {
+    t.first()
+        .is_some_and(|x| x.kind == Kind::Clause && matches!(x.first, b'v' | b'V'))
+        && t.get(1)
+            .is_some_and(|x| matches!(x.kind, Kind::LParen | Kind::Func))
+}
+
+/// After a break-out and UNION, MySQL 8's `TABLE name` statement (the only
+/// five-letter clause word starting with `t`), then a name.
+fn union_table(t: &[&Token]) -> bool {
+    t.first().is_some_and(|x| {
+        x.kind == Kind::Clause && x.span.len() == 5 && matches!(x.first, b't' | b'T')
+    }) && t.get(1).is_some_and(|x| x.kind == Kind::Word)
 }
 
 /// `#fff"`, `#ff0000'`: a `#` comment that is really a 3-8 digit hex color closed by a quote.
@@ -577,7 +596,7 @@ fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
                 {
                     j += 1;
                 }
-                if t.get(j).is_some_and(|x| x.kind == Kind::Stmt) {
+                if t.get(j).is_some_and(|x| x.kind == Kind::Stmt) || union_values(&t[i + 1..]) {
                     return Some(span(t, i, t.len()));
                 }
             }

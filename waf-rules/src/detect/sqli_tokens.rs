@@ -87,12 +87,30 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
             }
             b'0'..=b'9' => {
                 i = number_end(v, i);
-                if i < v.len() && (v[i].is_ascii_alphabetic() || v[i] == b'_') {
+                if i < v.len()
+                    && (v[i].is_ascii_alphabetic() || v[i] == b'_')
+                    && !ends_before_word(v, start, i)
+                {
                     i = word_end(v, i);
                     Kind::Word
                 } else {
                     Kind::Num
                 }
+            }
+            // MySQL's `\N` is NULL, and ends like a number: `\Nunion select`.
+            b'\\' if v.get(i + 1) == Some(&b'N') => {
+                i += 2;
+                Kind::Literal
+            }
+            // `x'50'`, `b'01'`, `n'abc'`: a hex, bit or national string
+            // literal is one string, its prefix glued to the quote.
+            b'x' | b'X' | b'b' | b'B' | b'n' | b'N'
+                if v.get(i + 1) == Some(&b'\'')
+                    && (i == 0 || !WORD_BYTE[usize::from(v[i - 1])]) =>
+            {
+                let (end, closed) = string_end(v, i + 2, b'\'');
+                i = end;
+                Kind::Str { closed }
             }
             b'.' if v.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 i = number_end(v, i + 1);
@@ -155,7 +173,8 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
                     i += 1;
                 }
                 if &v[start..i] == b"!" {
-                    Kind::Op
+                    // MySQL's `!` is NOT: `1 and !(1=2)`.
+                    Kind::Not
                 } else {
                     Kind::Cmp
                 }
@@ -220,6 +239,27 @@ fn number_end(v: &[u8], mut i: usize) -> usize {
         }
     }
     i
+}
+
+/// Whether the number `v[start..end]`, followed by letters, ends there as
+/// a database's lexer ends it: a decimal or exponent literal always ends
+/// before letters (MySQL reads `1e0union`, `1.0union`, `.1union` as a
+/// number then `union`); an integer ends before a keyword that continues a
+/// query (SQL Server and PostgreSQL before 15 read `1union`, `1or` so),
+/// and otherwise is part of a word (`3rd`, `10px`, `0x1f`, `4x4`).
+fn ends_before_word(v: &[u8], start: usize, end: usize) -> bool {
+    let num = &v[start..end];
+    if num.starts_with(b"0x") || num.starts_with(b"0X") || num.starts_with(b"0b") {
+        return false;
+    }
+    if num.iter().any(|&c| matches!(c, b'.' | b'e' | b'E')) {
+        return true;
+    }
+    let w = &v[end..word_end(v, end)];
+    matches!(
+        word_kind(w, v, end + w.len()),
+        Kind::Union | Kind::Logic | Kind::Stmt
+    )
 }
 
 fn word_end(v: &[u8], i: usize) -> usize {

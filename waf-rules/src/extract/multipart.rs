@@ -58,6 +58,11 @@ pub(crate) fn parse<'a>(body: &'a [u8], boundary: &[u8], _limits: &Limits, f: &m
             if lower.starts_with(b"content-disposition:") {
                 if let Some(n) = param(line, b"name") {
                     name = Cow::Owned(String::from_utf8_lossy(n).into_owned());
+                    // A field's name is attack surface like a query's
+                    // (`args_names`); plain words can match nothing.
+                    if !n.is_empty() && !super::plain_token(n) {
+                        f.push(Class::ArgName, "multipart", name.clone(), Cow::Borrowed(n));
+                    }
                 }
                 if let Some(fname) = param(line, b"filename") {
                     is_file = true;
