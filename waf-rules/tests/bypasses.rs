@@ -371,3 +371,41 @@ fn union_values_table_and_bang_not() {
         ],
     );
 }
+
+/// Session 9: a cookie's *name* is read like a query name (CRS reads
+/// REQUEST_COOKIES_NAMES for SQL, command, traversal and Java rules):
+/// applications iterate their cookies and log them. Before: score 0 each.
+#[test]
+fn cookie_names_are_inspected() {
+    for c in [
+        "a=b; 1' union select password from users--=1",
+        "a=b; ../../../etc/passwd=1",
+        "a=b; ${jndi:ldap://x.example/a}=1",
+        "a=b; $(id)=1",
+    ] {
+        assert!(header_blocked("Cookie", c.as_bytes()), "{c}");
+    }
+    for c in [
+        "_ga=GA1.2.3; _ga_ABC123=GS1.1.1; wp_woocommerce_session_0a1b=7||1733913600||1733910000||8e4b",
+        "AMCV_1234%40AdobeOrg=x; __Secure-3PSID=abc; OptanonConsent=isIABGlobal=false&datestamp=Mon",
+        "cart.items=2; user-prefs=dark; _dd_s=rum=0&expire=1",
+    ] {
+        assert!(!header_blocked("Cookie", c.as_bytes()), "{c}");
+    }
+}
+
+/// Session 9: SQL Server takes the control bytes 0x01-0x0f as blanks
+/// (sqlmap's `space2mssqlblank` tamper); the tokenizer does too. (0x10-0x1f
+/// stay word bytes: a scrambled legit-dev cookie holds `"\x1e#`, which read
+/// as blank would be a quote then a comment.) Before: score 0 each.
+#[test]
+fn control_bytes_as_sql_blanks() {
+    assert_queries(
+        true,
+        &[
+            "id=1%27%01union%01select%01password%01from%01users--",
+            "id=1%27%0funion%0fselect%0fpassword%0ffrom%0fusers--",
+            "id=1%27%08or%0e1=1--",
+        ],
+    );
+}
