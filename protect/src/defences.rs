@@ -54,6 +54,7 @@ impl ProtectConfig {
         self.alerts.validate()?;
         self.h2.validate()?;
         self.slow_clients.validate()?;
+        self.shed.validate()?;
         let unknown = |section: &str, name: &String| -> Result<(), String> {
             if routes.contains(name) {
                 Ok(())
@@ -663,5 +664,91 @@ cooldown_secs = 60
         .unwrap();
         assert!(c.validate(&routes()).is_ok());
         assert!(ProtectConfig::default().validate(&[]).is_ok());
+    }
+
+    /// Every number of `[protect]` at its extremes (0, i64::MAX, u64::MAX): accepted (0
+    /// where it means "off") or refused with a message naming the field — never kept to
+    /// overflow a deadline, a tokio interval or a semaphore later.
+    #[test]
+    fn every_number_at_its_extremes_is_refused_by_name_or_accepted() {
+        // `[name]` with `base` (its required fields), `kv` replacing the one it names.
+        fn table(name: &'static str, base: &'static [&'static str]) -> impl Fn(&str) -> String {
+            move |kv: &str| {
+                let key = kv.split(' ').next().unwrap_or_default();
+                let mut fields: Vec<&str> = base
+                    .iter()
+                    .copied()
+                    .filter(|f| f.split(' ').next() != Some(key))
+                    .collect();
+                fields.push(kv);
+                format!("[{name}]\n{}\n", fields.join("\n"))
+            }
+        }
+        let rule = || {
+            table(
+                "alerts.default_rule",
+                &["threshold = 5", "window_secs = 60", "cooldown_secs = 60"],
+            )
+        };
+        let section = |name: &'static str| table(name, &[]);
+        let rate = |name: &'static str| table(name, &["requests = 10"]);
+        let fleet = || table("fleet", &["address = \"127.0.0.1:6379\""]);
+        type Place = Box<dyn Fn(&str) -> String>;
+        let cases: Vec<(&str, Place)> = vec![
+            ("requests", Box::new(rate("rate_limit.default"))),
+            ("per_seconds", Box::new(rate("rate_limit.default"))),
+            ("burst", Box::new(rate("rate_limit.default"))),
+            ("ipv4_prefix", Box::new(section("rate_limit"))),
+            ("ipv6_prefix", Box::new(section("rate_limit"))),
+            ("max_keys", Box::new(section("rate_limit"))),
+            ("sweep_interval_secs", Box::new(section("rate_limit"))),
+            ("timeout_ms", Box::new(fleet())),
+            ("connect_timeout_ms", Box::new(fleet())),
+            ("backoff_min_ms", Box::new(fleet())),
+            ("backoff_max_ms", Box::new(fleet())),
+            ("queue", Box::new(fleet())),
+            ("max_connections", Box::new(section("connections"))),
+            ("max_per_ip", Box::new(section("connections"))),
+            ("handshake_grace_secs", Box::new(section("connections"))),
+            ("requests", Box::new(rate("connections.new_per_ip"))),
+            ("burst", Box::new(rate("connections.new_per_ip"))),
+            ("max_in_flight", Box::new(section("shed"))),
+            ("retry_after_secs", Box::new(section("shed"))),
+            ("timeout_ms", Box::new(section("alerts"))),
+            ("queue", Box::new(section("alerts"))),
+            ("event_cooldown_secs", Box::new(section("alerts"))),
+            ("threshold", Box::new(rule())),
+            ("window_secs", Box::new(rule())),
+            ("cooldown_secs", Box::new(rule())),
+            ("max_concurrent_streams", Box::new(section("h2"))),
+            ("max_header_list_size", Box::new(section("h2"))),
+            ("max_resets_per_sec", Box::new(section("h2"))),
+            ("max_pending_accept_reset_streams", Box::new(section("h2"))),
+            ("max_local_error_reset_streams", Box::new(section("h2"))),
+            ("header_timeout_secs", Box::new(section("slow_clients"))),
+            ("min_body_rate", Box::new(section("slow_clients"))),
+            ("body_rate_grace_secs", Box::new(section("slow_clients"))),
+            ("max_head_bytes", Box::new(section("slow_clients"))),
+        ];
+        for (key, place) in &cases {
+            for value in ["0", "9223372036854775807", "18446744073709551615"] {
+                let text = place(&format!("{key} = {value}"));
+                let result = toml::from_str::<ProtectConfig>(&text)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| c.validate(&[]));
+                match result {
+                    Ok(()) => assert_eq!(value, "0", "{text} was accepted"),
+                    Err(e) => assert!(e.contains(key), "{text}: {e}"),
+                }
+            }
+        }
+        // The bucket that would overflow the limiter's arithmetic (a year per token, a burst
+        // of a billion) is refused by name, not built.
+        let c: ProtectConfig = toml::from_str(
+            "[rate_limit.default]\nrequests = 1\nper_seconds = 86400\nburst = 1000000000\n",
+        )
+        .unwrap();
+        let e = c.validate(&[]).unwrap_err();
+        assert!(e.contains("rate_limit.default.burst"), "{e}");
     }
 }
