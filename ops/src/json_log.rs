@@ -11,9 +11,10 @@
 //! rotation.
 //!
 //! Ways to log a record: [`JsonLog::send`] an owned `R`; [`JsonLog::send_now`] any `Serialize`
-//! value (a struct of borrowed fields: no owned copies, no map); [`JsonLog::send_now_with`]
-//! also starts the line with [`Fixed`] fields serialised once (a connection's, for the lines
-//! of its requests); [`JsonLog::send_fields`] writes the line's own fields in place.
+//! value (a struct of borrowed fields: no owned copies, no map); [`JsonLog::send_fields`]
+//! starts the line with [`Fixed`] fields serialised once (a connection's, for the lines of its
+//! requests) and writes the line's own fields in place; [`JsonLog::send_with`] lets the caller
+//! write the whole line in place (a line it formats by hand).
 
 use prometheus::IntCounter;
 use serde::{Serialize, Serializer};
@@ -28,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const DRAIN_EVERY: Duration = Duration::from_millis(20);
 /// A batch buffer larger than this after a burst is given back (RSS stays small).
 const KEEP: usize = 256 * 1024;
-/// First capacity of a line built on its own ([`Fixed::line`], [`Fixed::line_fields`]).
+/// First capacity of a line built on its own ([`Fixed::line_fields`]).
 const LINE: usize = 768;
 
 /// The lines queued since the writer's last wake.
@@ -126,14 +127,20 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
         self.queue(|buf| serde_json::to_writer(buf, record).is_ok())
     }
 
-    /// [`JsonLog::send_now`] for a line that starts with `fixed`'s fields, then `record`'s.
-    pub fn send_now_with<T: Serialize + ?Sized>(&self, fixed: &Fixed, record: &T) {
-        self.queue(|buf| fixed.write_line(buf, record))
+    /// Queues the line `write` puts into an empty buffer (one JSON value, no newline), written
+    /// as is; never blocks. The buffer is this thread's scratch: no allocation per line, the
+    /// line copied once, into the pending batch.
+    pub fn send_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.queue(|buf| {
+            write(buf);
+            true
+        })
     }
 
-    /// [`JsonLog::send_now_with`] for the hottest lines: after `fixed`'s fields, `write` puts
-    /// the line's own fields straight into its buffer through [`Fields`] (static keys copied as
-    /// they are, values escaped only where they are text), no `Serialize` pass over a record.
+    /// For the hottest serialised lines: a line that starts with `fixed`'s fields, after which
+    /// `write` puts the line's own fields straight into its buffer through [`Fields`] (static
+    /// keys copied as they are, values escaped only where they are text), no `Serialize` pass
+    /// over a record.
     pub fn send_fields(&self, fixed: &Fixed, write: impl FnOnce(&mut Fields<'_>)) {
         self.queue(|buf| {
             fixed.write_fields(buf, write);
@@ -213,7 +220,7 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
 }
 
 /// Fields that many lines share (a connection's: addresses, identities), serialised once: the
-/// opening of a JSON object, continued by [`JsonLog::send_now_with`] with each line's own fields.
+/// opening of a JSON object, continued by [`JsonLog::send_fields`] with each line's own fields.
 #[derive(Debug, Clone)]
 pub struct Fixed(Box<[u8]>);
 
@@ -227,43 +234,6 @@ impl Fixed {
             ));
         }
         Ok(Fixed(head.into_boxed_slice()))
-    }
-
-    /// The line (no newline) of these fields followed by `record`'s, which must serialise as
-    /// an object; `None` if it does not.
-    pub fn line<T: Serialize + ?Sized>(&self, record: &T) -> Option<Vec<u8>> {
-        let mut line = Vec::with_capacity(LINE);
-        self.write_line(&mut line, record).then_some(line)
-    }
-
-    /// [`Fixed::line`] appended to `buf`; `false` (and `buf` as it was) if `record` does not
-    /// serialise as an object.
-    fn write_line<T: Serialize + ?Sized>(&self, buf: &mut Vec<u8>, record: &T) -> bool {
-        let base = buf.len();
-        buf.extend_from_slice(&self.0);
-        let start = buf.len();
-        if serde_json::to_writer(&mut *buf, record).is_err() {
-            buf.truncate(base);
-            return false;
-        }
-        // `record` wrote `{…}`: its opening brace continues this object instead (a comma
-        // after fixed fields; nothing when either side has no field).
-        let record_empty = buf.len() == start + 2;
-        match (buf.get(start), self.0.len() > 1) {
-            (Some(b'{'), true) if record_empty => {
-                buf.truncate(start);
-                buf.push(b'}');
-            }
-            (Some(b'{'), true) => buf[start] = b',',
-            (Some(b'{'), false) => {
-                buf.remove(start);
-            }
-            _ => {
-                buf.truncate(base);
-                return false;
-            }
-        }
-        true
     }
 
     /// The line (no newline) of these fields followed by those `write` adds.
@@ -593,34 +563,30 @@ mod tests {
     }
 
     #[test]
-    fn fixed_fields_then_the_record_s_make_one_object() {
+    fn fixed_fields_then_the_line_s_make_one_object_and_lines_written_in_place_arrive() {
         #[derive(Serialize)]
         struct Conn<'a> {
             peer: &'a str,
         }
         #[derive(Serialize)]
-        struct Req {
-            status: u16,
-        }
-        #[derive(Serialize)]
         struct Nothing {}
         let (_dir, path, dropped, log) = started(16);
         let fixed = Fixed::new(&Conn { peer: "a\"b" }).unwrap();
-        log.send_now_with(&fixed, &Req { status: 200 });
-        log.send_now_with(&fixed, &Nothing {});
+        log.send_fields(&fixed, |f| {
+            f.value("status", &200);
+        });
+        log.send_fields(&fixed, |_| {});
         let empty = Fixed::new(&Nothing {}).unwrap();
-        assert_eq!(
-            empty.line(&Req { status: 1 }),
-            Fixed::default().line(&Req { status: 1 })
-        );
-        assert_eq!(fixed.line(&7), None);
-        log.send_now_with(&empty, &Req { status: 403 });
-        log.send_now_with(&empty, &Nothing {});
+        log.send_fields(&empty, |f| {
+            f.value("status", &403);
+        });
+        log.send_fields(&empty, |_| {});
+        log.send_with(|buf| buf.extend_from_slice(br#"{"in":"place"}"#));
         log.flush(Duration::from_secs(5));
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text,
-            "{\"peer\":\"a\\\"b\",\"status\":200}\n{\"peer\":\"a\\\"b\"}\n{\"status\":403}\n{}\n"
+            "{\"peer\":\"a\\\"b\",\"status\":200}\n{\"peer\":\"a\\\"b\"}\n{\"status\":403}\n{}\n{\"in\":\"place\"}\n"
         );
         for line in text.lines() {
             serde_json::from_str::<serde_json::Value>(line).unwrap();

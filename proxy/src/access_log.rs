@@ -56,8 +56,9 @@ const SENSITIVE_PARTS: &[&str] = &[
 pub const MAX_UA: usize = 256;
 pub const MAX_PATH: usize = 2048;
 
-/// One access log line, of borrowed fields, written by [`AccessRecord::line`] straight into
-/// the line's text on the request's thread: no owned copies, no serializer. Field names follow
+/// One access log line, of borrowed fields, written by [`AccessRecord::write`] straight into
+/// the log's per-thread buffer on the request's thread: no owned copies, no serializer, no
+/// allocation. Field names follow
 /// OpenTelemetry semantic conventions.
 #[derive(Debug, Default)]
 pub struct AccessRecord<'a> {
@@ -97,9 +98,24 @@ pub struct AccessRecord<'a> {
 }
 
 impl AccessRecord<'_> {
-    /// The JSON line (without its newline).
+    /// Writes the JSON line (without its newline) into `out`, which must be empty: the access
+    /// log's own buffer (`JsonLog::send_with`), so a line costs no allocation and one copy.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        debug_assert!(out.is_empty(), "an access-log line starts an empty buffer");
+        // Empty, hence UTF-8: taken as the line's `String` and given back, nothing copied.
+        let text = String::from_utf8(std::mem::take(out)).unwrap_or_default();
+        *out = self.write_text(text).into_bytes();
+    }
+
+    /// The JSON line (without its newline) as a `String`.
+    #[cfg(test)]
     pub fn line(&self) -> String {
-        let mut l = Line(String::with_capacity(LINE));
+        self.write_text(String::with_capacity(LINE))
+    }
+
+    /// The line written into `text` (empty).
+    fn write_text(&self, text: String) -> String {
+        let mut l = Line(text);
         l.key("@timestamp");
         self.timestamp.push(&mut l.0);
         l.str("http.request.id", self.request_id);
@@ -159,7 +175,8 @@ impl AccessRecord<'_> {
     }
 }
 
-/// First capacity of a line (most fit).
+/// First capacity of a line built on its own (most fit).
+#[cfg(test)]
 const LINE: usize = 1024;
 
 /// A JSON object being written. Keys are the constants above, written as they are (checked in
@@ -245,9 +262,35 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
     }
 }
 
+/// Whether JSON must escape a byte of `text` (`"`, `\\`, a control byte below 0x20): eight bytes
+/// at a time (the classic "has a byte less than n / equal to c" word tests, exact for whether
+/// any byte is one), the tail one by one.
+fn needs_escape(text: &[u8]) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut words = text.chunks_exact(8);
+    for word in &mut words {
+        let Ok(bytes) = <[u8; 8]>::try_from(word) else {
+            return true;
+        };
+        let x = u64::from_le_bytes(bytes);
+        if below(x, 0x20) | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 /// `value` as a JSON string.
 fn push_json_str(out: &mut String, value: &str) {
-    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(value.as_bytes()) {
         out.push('"');
         out.push_str(value);
         out.push('"');
@@ -361,7 +404,7 @@ impl Timestamp {
 /// The access log: the shared JSON-lines writer thread carrying [`AccessRecord`]s (and ready
 /// JSON event lines for connection-level denials).
 ///
-/// Lines are written on the request's thread ([`AccessRecord::line`], queued with `send_line`):
+/// Lines are written on the request's thread ([`AccessRecord::write`], through `send_with`):
 /// the writer thread only writes them, so its record type is unused.
 pub type AccessLog = rampart_ops::json_log::JsonLog<()>;
 
@@ -548,6 +591,26 @@ mod tests {
             push_ip(&mut out, ip);
             assert_eq!(out, format!("x{ip}"));
         }
+    }
+
+    #[test]
+    fn escape_check_is_the_byte_rule() {
+        let naive = |t: &[u8]| t.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        // Every byte value at every position of texts of 0..=19 bytes around it, on a plain
+        // and on a UTF-8 background (high bytes next to the probe must not hide or fake one).
+        for background in [b'a', 0xc3] {
+            for len in 0..20 {
+                for at in 0..len {
+                    for probe in 0..=255u8 {
+                        let mut text = vec![background; len];
+                        text[at] = probe;
+                        assert_eq!(needs_escape(&text), naive(&text), "{text:?}");
+                    }
+                }
+            }
+        }
+        assert!(!needs_escape(b"/index.html?q=1&r=\xc3\xa9"));
+        assert!(needs_escape(b"/index.html?q=1&r=\xc3\xa9\"") && needs_escape(b"/a\tb"));
     }
 
     #[test]

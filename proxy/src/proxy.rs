@@ -356,7 +356,7 @@ impl ProxyHttp for Edge {
         }
         if code > 0 {
             let rt = self.runtime(ctx);
-            let (policy, id) = (ctx.policy(&rt), &ctx.request_id);
+            let (policy, id) = (ctx.policy(&rt), ctx.request_id());
             if let Err(err) = respond::respond(session, code, policy, ctx.https, id, None).await {
                 tracing::debug!("could not send error response: {err}");
             }

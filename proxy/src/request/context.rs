@@ -14,9 +14,9 @@ use std::time::{Instant, SystemTime};
 pub struct RequestCtx {
     pub start: Instant,
     pub started_at: SystemTime,
-    pub request_id: String,
-    /// `request_id` as a header value, made on first use (a clone shares its bytes).
-    request_id_value: Option<http::HeaderValue>,
+    /// The request id, kept as the header value it is sent as (a clone shares its bytes): one
+    /// allocation per request, the text read from it.
+    request_id: http::HeaderValue,
     /// The config generation this request runs under, loaded once in `request_filter`.
     pub runtime: Option<Arc<Runtime>>,
     pub listener: Option<Arc<ListenerInfo>>,
@@ -60,7 +60,6 @@ impl RequestCtx {
             start: Instant::now(),
             started_at: SystemTime::now(),
             request_id: new_request_id(),
-            request_id_value: None,
             runtime: None,
             listener: None,
             route: None,
@@ -84,25 +83,22 @@ impl RequestCtx {
         }
     }
 
-    /// The header policy for edge responses to this request.
-    /// Adopts a request id (a trusted proxy's).
-    pub fn set_request_id(&mut self, id: String) {
+    /// Adopts a request id (a trusted proxy's, already checked by `is_sane_request_id`).
+    pub fn set_request_id(&mut self, id: http::HeaderValue) {
         self.request_id = id;
-        self.request_id_value = None;
+    }
+
+    /// The request id (hex digits, or an adopted id of `is_sane_request_id`'s characters).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
     }
 
     /// The request id as a header value (for the upstream request and the response).
-    pub fn request_id_value(&mut self) -> http::HeaderValue {
-        if let Some(v) = &self.request_id_value {
-            return v.clone();
-        }
-        // A generated id is hex, an adopted one passed `is_sane_request_id`: always valid.
-        let v = http::HeaderValue::from_str(&self.request_id)
-            .unwrap_or_else(|_| http::HeaderValue::from_static("invalid"));
-        self.request_id_value = Some(v.clone());
-        v
+    pub fn request_id_value(&self) -> http::HeaderValue {
+        self.request_id.clone()
     }
 
+    /// The header policy for edge responses to this request.
     pub fn policy<'a>(&'a self, rt: &'a Runtime) -> &'a HeaderPolicy {
         self.route
             .as_ref()
@@ -119,15 +115,15 @@ pub fn is_sane_request_id(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-fn new_request_id() -> String {
+fn new_request_id() -> http::HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let v: u128 = rand::random();
     let mut id = [0u8; 32];
     for (i, b) in id.iter_mut().enumerate() {
         *b = HEX[(v >> ((31 - i) * 4)) as usize & 0xf];
     }
-    // Hex digits only.
-    String::from_utf8(id.to_vec()).unwrap_or_default()
+    // Hex digits are always a valid value.
+    http::HeaderValue::from_bytes(&id).unwrap_or_else(|_| http::HeaderValue::from_static("0"))
 }
 
 /// A Pingora socket address as an inet address (`None` for unix sockets).

@@ -2,6 +2,7 @@
 //! trusted proxy may say), and its request id.
 
 use super::context::{inet, is_sane_request_id, RequestCtx};
+use crate::policy::header_edit::X_REQUEST_ID;
 use crate::runtime::Runtime;
 use crate::state::Shared;
 use pingora_proxy::Session;
@@ -19,11 +20,10 @@ pub fn identify(shared: &Shared, session: &Session, ctx: &mut RequestCtx, rt: &R
             if let Some(id) = session
                 .req_header()
                 .headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| is_sane_request_id(v))
+                .get(&X_REQUEST_ID)
+                .filter(|v| v.to_str().is_ok_and(is_sane_request_id))
             {
-                ctx.set_request_id(id.to_string());
+                ctx.set_request_id(id.clone());
             }
         }
     }

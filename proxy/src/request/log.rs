@@ -38,7 +38,7 @@ pub fn finish(shared: &Shared, session: &Session, e: Option<&Error>, ctx: &mut R
         shared.in_flight.leave();
     }
     let record = access_record(session, e, ctx, status, elapsed);
-    shared.access_log.send_line(record.line());
+    shared.access_log.send_with(|buf| record.write(buf));
 }
 
 fn tls_info(session: &Session) -> Option<TlsInfo<'_>> {
@@ -75,7 +75,7 @@ fn access_record<'a>(
     let tls = tls_info(session);
     AccessRecord {
         timestamp: Timestamp(ctx.started_at),
-        request_id: &ctx.request_id,
+        request_id: ctx.request_id(),
         listener: ctx.listener.as_ref().map_or("", |l| l.name.as_str()),
         client_address: ctx.client_ip,
         client_port: ctx

@@ -159,7 +159,7 @@ async fn answer(
         .runtime
         .clone()
         .unwrap_or_else(|| shared.runtime.load_full());
-    let (policy, id) = (ctx.policy(&rt), &ctx.request_id);
+    let (policy, id) = (ctx.policy(&rt), ctx.request_id());
     respond_denied(session, status, policy, ctx.https, id, retry_after).await?;
     Ok(true)
 }
@@ -183,7 +183,7 @@ pub async fn redirect_to_https(
         ctx.host.clone()
     };
     let location = format!("https://{host}{port}{target}");
-    let (policy, id) = (&rt.default_headers, &ctx.request_id);
+    let (policy, id) = (&rt.default_headers, ctx.request_id());
     respond(session, 308, policy, false, id, Some(&location)).await?;
     ctx.answered = Some("https_redirect");
     Ok(true)

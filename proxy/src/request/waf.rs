@@ -93,17 +93,28 @@ fn http_version(v: http::Version) -> &'static str {
 
 /// The WAF's view of this request.
 pub fn inspect(rules: &RuleSet, req: &RequestHeader, body: &BodyReplay, waf: &RouteWaf) -> Verdict {
-    let headers: Vec<(&str, &[u8])> = req
-        .headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_bytes()))
-        .collect();
+    // The WAF reads the header map's own names and values; the list of them lives on the stack
+    // for the usual head (no allocation per request), in a `Vec` past that.
+    let mut small: [(&str, &[u8]); 24] = [("", &[]); 24];
+    let large: Vec<(&str, &[u8])>;
+    let pairs = req.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
+    let headers: &[(&str, &[u8])] = if req.headers.len() <= small.len() {
+        let mut n = 0;
+        for (slot, pair) in small.iter_mut().zip(pairs) {
+            *slot = pair;
+            n += 1;
+        }
+        &small[..n]
+    } else {
+        large = pairs.collect();
+        &large
+    };
     let request = rampart_waf::Request {
         method: req.method.as_str(),
         path: req.uri.path(),
         query: req.uri.query().unwrap_or(""),
         version: http_version(req.version),
-        headers: &headers,
+        headers,
         body: body.inspected(),
         body_truncated: body.partial,
     };

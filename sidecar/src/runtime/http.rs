@@ -25,6 +25,7 @@ use tokio::net::TcpStream;
 
 use super::log::{base_event, DecisionFields};
 use super::metrics::count;
+use super::relay::{first_of, First};
 use super::{Ctx, Generation, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
@@ -329,39 +330,46 @@ pub async fn connection(
     tokio::pin!(server);
     let mut current = ctx.current.clone();
     current.mark_unchanged();
-    let mut idle = IdleCheck::default();
-    let check = tokio::time::sleep(HEAD_CHECK);
-    tokio::pin!(check);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut server => return,
-            () = &mut check => {
-                if idle.expired(&conn.activity) {
-                    return;
+    // The connection's rare events, polled only when they fire (`first_of`), not at each of
+    // the wake-ups its requests cause: the idle check and a new generation.
+    let watch = async {
+        let mut idle = IdleCheck::default();
+        let check = tokio::time::sleep(HEAD_CHECK);
+        tokio::pin!(check);
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut check => {
+                    if idle.expired(&conn.activity) {
+                        return true;
+                    }
+                    check.as_mut().reset(tokio::time::Instant::now() + HEAD_CHECK);
                 }
-                check.as_mut().reset(tokio::time::Instant::now() + HEAD_CHECK);
-            }
-            changed = current.changed() => {
-                if changed.is_err() {
-                    let _ = (&mut server).await;
-                    return;
-                }
-                // Decided again under the new generation (and the old one not kept alive).
-                if let Ok(mut decided) = conn.decided.lock() {
-                    *decided = None;
-                }
-                if let Some(reason) = conn.revoked() {
-                    ctx.metrics.closed_by_policy.with_label_values(&["inbound"]).inc();
-                    ctx.emit(
-                        base_event("connection_closed", &port, peer, conn.caller.as_ref(), &conn.own)
-                            .with("rampart.closed_by_policy", true)
-                            .with("rampart.closed.reason", reason),
-                    );
-                    return;
+                changed = current.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                    // Decided again under the new generation (and the old one not kept alive).
+                    if let Ok(mut decided) = conn.decided.lock() {
+                        *decided = None;
+                    }
+                    if let Some(reason) = conn.revoked() {
+                        ctx.metrics.closed_by_policy.with_label_values(&["inbound"]).inc();
+                        ctx.emit(
+                            base_event("connection_closed", &port, peer, conn.caller.as_ref(), &conn.own)
+                                .with("rampart.closed_by_policy", true)
+                                .with("rampart.closed.reason", reason),
+                        );
+                        return true;
+                    }
                 }
             }
         }
+    };
+    // Closed (idle or revoked): the connection is dropped. The sender gone (shutting down):
+    // the connection finishes what it serves.
+    if let First::Side(false) = first_of(server.as_mut(), watch).await {
+        let _ = server.await;
     }
 }
 

@@ -72,7 +72,9 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
         let b = v[i];
         let start = i;
         let kind = match b {
-            b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 => {
+            // Blanks: SQL Server also takes the control bytes 0x01-0x0f
+            // (sqlmap's space2mssqlblank), MySQL latin1 0xa0.
+            b' ' | 0x01..=0x0f | 0xa0 => {
                 i += 1;
                 continue;
             }

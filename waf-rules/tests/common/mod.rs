@@ -80,6 +80,18 @@ pub fn assert_queries(expect: bool, queries: &[&str]) {
     assert!(wrong.is_empty(), "{what}: {wrong:?}");
 }
 
+/// Asserts that `name: value` is blocked (`expect`) or passes for every
+/// value; names every one that is not.
+pub fn assert_header(name: &str, expect: bool, values: &[&str]) {
+    let wrong: Vec<&str> = values
+        .iter()
+        .copied()
+        .filter(|v| header_blocked(name, v.as_bytes()) != expect)
+        .collect();
+    let what = if expect { "passed" } else { "blocked" };
+    assert!(wrong.is_empty(), "{name}: {what}: {wrong:?}");
+}
+
 /// A GET of `/` carrying one extra header.
 pub fn header_blocked(name: &str, value: &[u8]) -> bool {
     blocked(
