@@ -126,6 +126,14 @@ impl Bounds {
         Ok(value)
     }
 
+    /// Checks each `(field, value, range)` of `section`; the first out of range is the error
+    /// (`section.field = value is out of range: …`).
+    pub fn check_all(section: &str, checks: &[(&str, u64, Bounds)]) -> Result<(), String> {
+        checks.iter().try_for_each(|(field, value, range)| {
+            range.check(&format!("{section}.{field}"), *value).map(drop)
+        })
+    }
+
     /// [`Bounds::check`] of a number of seconds, as a `Duration`.
     pub fn secs(&self, field: &str, value: u64) -> Result<Duration, String> {
         self.check(field, value).map(Duration::from_secs)

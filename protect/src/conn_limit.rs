@@ -95,13 +95,18 @@ impl ConnLimitConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.new_per_ip.validate("connections.new_per_ip")?;
         self.prefixes().validate("connections")?;
-        CONNECTIONS.check("connections.max_connections", self.max_connections)?;
-        CONNECTIONS.check("connections.max_per_ip", self.max_per_ip)?;
-        GRACE_SECS.check(
-            "connections.handshake_grace_secs",
-            self.handshake_grace_secs,
-        )?;
-        Ok(())
+        Bounds::check_all(
+            "connections",
+            &[
+                ("max_connections", self.max_connections as u64, CONNECTIONS),
+                ("max_per_ip", self.max_per_ip.into(), CONNECTIONS),
+                (
+                    "handshake_grace_secs",
+                    self.handshake_grace_secs,
+                    GRACE_SECS,
+                ),
+            ],
+        )
     }
 }
 

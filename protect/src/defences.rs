@@ -694,43 +694,22 @@ cooldown_secs = 60
         let rate = |name: &'static str| table(name, &["requests = 10"]);
         let fleet = || table("fleet", &["address = \"127.0.0.1:6379\""]);
         type Place = Box<dyn Fn(&str) -> String>;
-        let cases: Vec<(&str, Place)> = vec![
-            ("requests", Box::new(rate("rate_limit.default"))),
-            ("per_seconds", Box::new(rate("rate_limit.default"))),
-            ("burst", Box::new(rate("rate_limit.default"))),
-            ("ipv4_prefix", Box::new(section("rate_limit"))),
-            ("ipv6_prefix", Box::new(section("rate_limit"))),
-            ("max_keys", Box::new(section("rate_limit"))),
-            ("sweep_interval_secs", Box::new(section("rate_limit"))),
-            ("timeout_ms", Box::new(fleet())),
-            ("connect_timeout_ms", Box::new(fleet())),
-            ("backoff_min_ms", Box::new(fleet())),
-            ("backoff_max_ms", Box::new(fleet())),
-            ("queue", Box::new(fleet())),
-            ("max_connections", Box::new(section("connections"))),
-            ("max_per_ip", Box::new(section("connections"))),
-            ("handshake_grace_secs", Box::new(section("connections"))),
-            ("requests", Box::new(rate("connections.new_per_ip"))),
-            ("burst", Box::new(rate("connections.new_per_ip"))),
-            ("max_in_flight", Box::new(section("shed"))),
-            ("retry_after_secs", Box::new(section("shed"))),
-            ("timeout_ms", Box::new(section("alerts"))),
-            ("queue", Box::new(section("alerts"))),
-            ("event_cooldown_secs", Box::new(section("alerts"))),
-            ("threshold", Box::new(rule())),
-            ("window_secs", Box::new(rule())),
-            ("cooldown_secs", Box::new(rule())),
-            ("max_concurrent_streams", Box::new(section("h2"))),
-            ("max_header_list_size", Box::new(section("h2"))),
-            ("max_resets_per_sec", Box::new(section("h2"))),
-            ("max_pending_accept_reset_streams", Box::new(section("h2"))),
-            ("max_local_error_reset_streams", Box::new(section("h2"))),
-            ("header_timeout_secs", Box::new(section("slow_clients"))),
-            ("min_body_rate", Box::new(section("slow_clients"))),
-            ("body_rate_grace_secs", Box::new(section("slow_clients"))),
-            ("max_head_bytes", Box::new(section("slow_clients"))),
+        let groups: [(Place, &str); 10] = [
+            (Box::new(rate("rate_limit.default")), "requests per_seconds burst"),
+            (Box::new(section("rate_limit")), "ipv4_prefix ipv6_prefix max_keys sweep_interval_secs"),
+            (Box::new(fleet()), "timeout_ms connect_timeout_ms backoff_min_ms backoff_max_ms queue"),
+            (Box::new(section("connections")), "max_connections max_per_ip handshake_grace_secs"),
+            (Box::new(rate("connections.new_per_ip")), "requests burst"),
+            (Box::new(section("shed")), "max_in_flight retry_after_secs"),
+            (Box::new(section("alerts")), "timeout_ms queue event_cooldown_secs"),
+            (Box::new(rule()), "threshold window_secs cooldown_secs"),
+            (Box::new(section("h2")), "max_concurrent_streams max_header_list_size max_resets_per_sec max_pending_accept_reset_streams max_local_error_reset_streams"),
+            (Box::new(section("slow_clients")), "header_timeout_secs min_body_rate body_rate_grace_secs max_head_bytes"),
         ];
-        for (key, place) in &cases {
+        let cases = groups
+            .iter()
+            .flat_map(|(place, keys)| keys.split(' ').map(move |k| (k, place)));
+        for (key, place) in cases {
             for value in ["0", "9223372036854775807", "18446744073709551615"] {
                 let text = place(&format!("{key} = {value}"));
                 let result = toml::from_str::<ProtectConfig>(&text)

@@ -85,18 +85,37 @@ pub const HEADER_LIST_BYTES: rampart_ops::config::Bounds =
 
 impl H2Config {
     pub fn validate(&self) -> Result<(), String> {
-        STREAMS.check("h2.max_concurrent_streams", self.max_concurrent_streams)?;
-        HEADER_LIST_BYTES.check("h2.max_header_list_size", self.max_header_list_size)?;
-        STREAMS.check("h2.max_resets_per_sec", self.max_resets_per_sec)?;
-        STREAMS.check(
-            "h2.max_pending_accept_reset_streams",
-            self.max_pending_accept_reset_streams,
-        )?;
-        STREAMS.check(
-            "h2.max_local_error_reset_streams",
-            self.max_local_error_reset_streams,
-        )?;
-        Ok(())
+        let streams = |v: usize| v as u64;
+        rampart_ops::config::Bounds::check_all(
+            "h2",
+            &[
+                (
+                    "max_concurrent_streams",
+                    self.max_concurrent_streams.into(),
+                    STREAMS,
+                ),
+                (
+                    "max_header_list_size",
+                    self.max_header_list_size.into(),
+                    HEADER_LIST_BYTES,
+                ),
+                (
+                    "max_resets_per_sec",
+                    self.max_resets_per_sec.into(),
+                    STREAMS,
+                ),
+                (
+                    "max_pending_accept_reset_streams",
+                    streams(self.max_pending_accept_reset_streams),
+                    STREAMS,
+                ),
+                (
+                    "max_local_error_reset_streams",
+                    streams(self.max_local_error_reset_streams),
+                    STREAMS,
+                ),
+            ],
+        )
     }
 }
 

@@ -69,15 +69,24 @@ impl Default for SlowClientConfig {
 
 impl SlowClientConfig {
     pub fn validate(&self) -> Result<(), String> {
-        HEADER_TIMEOUT_SECS.check("slow_clients.header_timeout_secs", self.header_timeout_secs)?;
-        BODY_RATE.check("slow_clients.min_body_rate", self.min_body_rate)?;
-        // Added to the time of a read: bounded, the deadline cannot overflow.
-        GRACE_SECS.check(
-            "slow_clients.body_rate_grace_secs",
-            self.body_rate_grace_secs,
-        )?;
-        HEAD_BYTES.check("slow_clients.max_head_bytes", self.max_head_bytes)?;
-        Ok(())
+        // body_rate_grace_secs is added to the time of a read: bounded, it cannot overflow.
+        Bounds::check_all(
+            "slow_clients",
+            &[
+                (
+                    "header_timeout_secs",
+                    self.header_timeout_secs,
+                    HEADER_TIMEOUT_SECS,
+                ),
+                ("min_body_rate", self.min_body_rate, BODY_RATE),
+                (
+                    "body_rate_grace_secs",
+                    self.body_rate_grace_secs,
+                    GRACE_SECS,
+                ),
+                ("max_head_bytes", self.max_head_bytes as u64, HEAD_BYTES),
+            ],
+        )
     }
 }
 
