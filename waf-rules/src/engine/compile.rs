@@ -13,7 +13,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind as AcKind};
 use regex_automata::meta::Regex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+/// The sets compiled so far, by their rules' indexes (`RegexSet::regex`).
+type SharedSets = HashMap<Vec<usize>, Arc<MultiRegex>>;
 
 /// Gate and phrase literals are cut to this many bytes in the shared scan.
 const GATE_PREFIX: usize = 5;
@@ -37,7 +40,10 @@ pub(crate) struct CompiledRule {
 /// A multi-pattern regex with the rule index of each pattern.
 #[derive(Debug)]
 pub(crate) struct RegexSet {
-    pub regex: MultiRegex,
+    /// Shared by every group whose set holds the same rules in the same order (one rule
+    /// targets several classes and headers, so the same list recurs: 115 sets were 39 distinct
+    /// lists): compiled once, one automaton and one search cache per thread for all of them.
+    pub regex: Arc<MultiRegex>,
     pub rules: Vec<usize>,
 }
 
@@ -166,9 +172,11 @@ impl Compiled {
             .collect();
         let mut by_class: [Vec<usize>; Class::COUNT] = Default::default();
         let mut by_header: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut shared = SharedSets::new();
         for ((target, chain), p) in pending {
             let label = format!("{target:?} {:?}", chains[chain]);
-            let group = build_group(&rules, &needs, label, chain, p, &mut lits, &mut owners)?;
+            let out = (&mut lits, &mut owners, &mut shared);
+            let group = build_group(&rules, &needs, label, chain, p, out)?;
             let gi = groups.len();
             groups.push(group);
             match target {
@@ -420,15 +428,16 @@ fn intern_one(chains: &mut Vec<Vec<Transform>>, chain: &[Transform]) -> usize {
     }
 }
 
+/// `out`: the shared scan's literals and their gate bits, and the sets compiled so far.
 fn build_group(
     rules: &[Rule],
     needs: &[Option<Need>],
     label: String,
     chain: usize,
     p: Pending,
-    lits: &mut Vec<Vec<u8>>,
-    owners: &mut Vec<usize>,
+    out: (&mut Vec<Vec<u8>>, &mut Vec<usize>, &mut SharedSets),
 ) -> Result<Group, WafError> {
+    let (lits, owners, shared) = out;
     let err = |e: String| WafError::Compile {
         group: label.clone(),
         message: e,
@@ -478,13 +487,13 @@ fn build_group(
                 bytes: need.bytes,
                 lits: bit,
             }),
-            set: regex_set(rules, idx).map_err(err)?,
+            set: regex_set(rules, idx, shared).map_err(err)?,
         });
     }
     if !always.is_empty() {
         sets.push(Gated {
             gate: None,
-            set: regex_set(rules, always).map_err(err)?,
+            set: regex_set(rules, always, shared).map_err(err)?,
         });
     }
     let phrases = if p.phrases.is_empty() {
@@ -539,7 +548,13 @@ fn ac_builder() -> AhoCorasickBuilder {
     b
 }
 
-fn regex_set(rules: &[Rule], idx: Vec<usize>) -> Result<RegexSet, String> {
+fn regex_set(rules: &[Rule], idx: Vec<usize>, shared: &mut SharedSets) -> Result<RegexSet, String> {
+    if let Some(regex) = shared.get(&idx) {
+        return Ok(RegexSet {
+            regex: Arc::clone(regex),
+            rules: idx,
+        });
+    }
     let pats: Vec<&str> = idx
         .iter()
         .map(|&i| match &rules[i].op {
@@ -547,6 +562,31 @@ fn regex_set(rules: &[Rule], idx: Vec<usize>) -> Result<RegexSet, String> {
             _ => "",
         })
         .collect();
-    let regex = multi_regex(&pats).map_err(|e| e.to_string())?;
+    let regex = Arc::new(multi_regex(&pats).map_err(|e| e.to_string())?);
+    shared.insert(idx.clone(), Arc::clone(&regex));
     Ok(RegexSet { regex, rules: idx })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    /// Two sets share one compiled regex exactly when they hold the same rules in the same
+    /// order, and the builtin rules have such sets.
+    #[test]
+    fn sets_with_the_same_rules_share_one_regex() {
+        let rules = super::super::RuleSet::builtin().unwrap();
+        let sets: Vec<_> = (rules.compiled.groups.iter())
+            .flat_map(|g| g.sets.iter().map(|s| &s.set))
+            .collect();
+        let mut shared = 0;
+        for (i, a) in sets.iter().enumerate() {
+            for b in &sets[i + 1..] {
+                let same = Arc::ptr_eq(&a.regex, &b.regex);
+                assert_eq!(same, a.rules == b.rules, "{:?} / {:?}", a.rules, b.rules);
+                shared += usize::from(same);
+            }
+        }
+        assert!(shared > 0, "no set shared");
+    }
 }
