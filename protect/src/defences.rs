@@ -29,7 +29,7 @@ use super::report::{Denials, Reporting};
 use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
 use super::slow_client::{SlowClientConfig, SlowClientGuard};
 #[cfg(feature = "pingora")]
-use pingora_core::protocols::{http::v2::server::H2Options, Stream};
+use pingora_core::protocols::{http::v2::server::H2Options, Stream, ALPN};
 
 /// `[protect]` in the proxy config.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -399,11 +399,19 @@ impl Defences {
         &self.on_conn_denial
     }
 
-    /// Both stream guards, for the plaintext stream of every new downstream
-    /// connection (after TLS, before Pingora's HTTP layer).
+    /// The stream guards for the plaintext stream of every new downstream
+    /// connection (after TLS, before Pingora's HTTP layer): the slow-client
+    /// guard always, the h2 reset-flood guard when ALPN chose h2. Pingora
+    /// serves HTTP/2 only there unless h2c is turned on (the edge leaves it
+    /// off; a server that turns it on adds `guard_h2` itself), and the flood
+    /// watch follows HTTP/2 frames alone, so every other connection's reads
+    /// and writes cross one stream layer fewer.
     #[cfg(feature = "pingora")]
     pub fn guard_stream(&self, stream: Stream) -> Stream {
-        self.guard_slow_client(self.guard_h2(stream))
+        match stream.selected_alpn_proto() {
+            Some(ALPN::H2) => self.guard_slow_client(self.guard_h2(stream)),
+            _ => self.guard_slow_client(stream),
+        }
     }
 
     /// Counts and alerts a refusal; returns it for the caller to answer.
