@@ -223,61 +223,74 @@ fn split_path(dotted: &str) -> Vec<String> {
     dotted.split('.').map(str::to_string).collect()
 }
 
-/// Best-effort line number (1-based) of `path` in `text`; falls back to the table's header line,
-/// then to 1.
+/// Best-effort line number (1-based) of `path` in `text`: follows the path down nested tables
+/// and arrays of tables (`listeners.0.tls.certificates.1.from_ca`: the second
+/// `[[listeners.tls.certificates]]` of the first `[[listeners]]`), then a `key = …` line of the
+/// table reached; falls back to that table's header line, then to 1.
 pub fn line_of_path(text: &str, path: &[String]) -> usize {
-    let mut table = String::new();
-    let mut index: Option<usize> = None;
-    let mut key: Option<&str> = None;
-    for part in path {
-        if let Ok(i) = part.parse::<usize>() {
-            index = Some(i);
-        } else if index.is_none() && key.is_none() && table.is_empty() {
-            table = part.clone();
-        } else if key.is_none() {
-            key = Some(part.as_str());
-        }
-    }
     let lines: Vec<&str> = text.lines().collect();
-    // Find the start of the table (the n-th `[[table]]` or the `[table]` header).
-    let mut start = 0;
-    let mut seen = 0;
-    let mut found = false;
-    for (n, line) in lines.iter().enumerate() {
-        let t = line.trim();
-        let is_array = t == format!("[[{table}]]");
-        let is_table = t == format!("[{table}]");
-        if is_array && Some(seen) == index || is_table {
-            start = n;
-            found = true;
-            break;
+    // A table header's dotted name, and whether it is an array-of-tables header.
+    let header = |n: usize| -> Option<(&str, bool)> {
+        let t = lines[n].trim();
+        let array = t.starts_with("[[");
+        let name = t.strip_prefix('[')?.trim_start_matches('[');
+        let name = name.split(']').next()?.trim();
+        let plain = |c: char| c.is_ascii_alphanumeric() || "_-.\" ".contains(c);
+        (!name.is_empty() && name.chars().all(plain)).then_some((name, array))
+    };
+    let mut table = String::new();
+    // The reached table's header line, the first line to search in it, and its end.
+    let (mut line, mut from, mut end) = (None::<usize>, 0, lines.len());
+    let mut parts = path.iter().peekable();
+    while let Some(part) = parts.next() {
+        if part.parse::<usize>().is_ok() {
+            continue; // an index into an inline array: its table's line stands
         }
-        if is_array {
-            seen += 1;
-        }
-    }
-    if !found {
-        return 1;
-    }
-    if let Some(key) = key {
-        for (n, line) in lines.iter().enumerate().skip(start + 1) {
-            let t = line.trim_start();
-            if t.starts_with("[[") && !t.contains(&format!("[[{table}.")) {
-                break;
+        let name = match table.is_empty() {
+            true => part.clone(),
+            false => format!("{table}.{part}"),
+        };
+        let index = parts.next_if(|p| p.parse::<usize>().is_ok());
+        let index = index.and_then(|p| p.parse::<usize>().ok());
+        let sub = format!("{name}.");
+        let mut seen = 0;
+        let exact = (from..end).find(|&n| match header(n) {
+            Some((h, array)) if h == name && array == index.is_some() => {
+                seen += 1;
+                index.map_or(true, |i| i + 1 == seen)
             }
-            if t.starts_with(&format!("[{table}.{key}"))
-                || t.starts_with(&format!("[[{table}.{key}"))
-            {
-                return n + 1;
+            _ => false,
+        });
+        // A table only implied by its sub-tables' headers (`[protect.h2]` without `[protect]`).
+        let implied = || {
+            let n = (from..end).find(|&n| header(n).is_some_and(|(h, _)| h.starts_with(&sub)))?;
+            Some((n, n))
+        };
+        match exact
+            .map(|n| (n, n + 1))
+            .or_else(|| index.is_none().then(implied).flatten())
+        {
+            Some((n, first)) => {
+                let next =
+                    (n + 1..end).find(|&m| header(m).is_some_and(|(h, _)| !h.starts_with(&sub)));
+                (line, from, end) = (Some(n), first, next.unwrap_or(end));
+                table = name;
             }
-            if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
+            None => {
+                // A key of the table reached, among its own lines (before its first sub-table).
+                let own = (from..end).find(|&m| header(m).is_some()).unwrap_or(end);
+                let key = (from..own).find(|&n| {
+                    let rest = lines[n].trim_start().strip_prefix(part.as_str());
+                    rest.is_some_and(|r| r.trim_start().starts_with('='))
+                });
+                if let Some(n) = key {
                     return n + 1;
                 }
+                break;
             }
         }
     }
-    start + 1
+    line.map_or(1, |n| n + 1)
 }
 
 #[cfg(test)]
@@ -291,6 +304,21 @@ mod tests {
         assert_eq!(line_of_path(text, &path), 7);
         let path = vec!["routes".to_string(), "0".into(), "name".into()];
         assert_eq!(line_of_path(text, &path), 2);
+    }
+
+    #[test]
+    fn follows_nested_arrays_of_tables_and_implied_tables() {
+        let text = "[[l]]\nname = \"a\"\n[l.tls]\n[[l.tls.c]]\nk = { t = 1 }\n[[l.tls.c]]\nk = { t = 2 }\n\
+                    [[l]]\nname = \"b\"\n[l.tls]\n[[l.tls.c]]\nk = { t = 3 }\n[p.h2]\nmax = 1\n";
+        let at = |p: &str| line_of_path(text, &split_path(p));
+        assert_eq!(at("l.0.tls.c.1.k.t"), 7);
+        assert_eq!(at("l.0.tls.c.0.k"), 5);
+        assert_eq!(at("l.1.tls.c.0.k"), 12);
+        assert_eq!(at("l.1.name"), 9);
+        assert_eq!(at("l.0.tls.c.2.k"), 3); // no third: the table reached
+        assert_eq!(at("p.h2.max"), 14);
+        assert_eq!(at("p.h2"), 13);
+        assert_eq!(at("nowhere.x"), 1);
     }
 }
 

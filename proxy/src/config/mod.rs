@@ -249,4 +249,33 @@ UPSTREAM
             .to_string();
         assert!(e.contains("needs the edge's [identity]"), "{e}");
     }
+
+    /// Several certificates `from_ca` on one listener: a bad TTL names which one, at its line.
+    #[test]
+    fn a_from_ca_ttl_out_of_range_names_its_certificate() {
+        let two = r#"
+[identity]
+ca = "https://127.0.0.1:8443"
+spiffe_id = "spiffe://example.org/edge/front"
+bundle = "bundle.pem"
+[[listeners]]
+name = "https"
+address = "127.0.0.1:8443"
+[listeners.tls]
+[[listeners.tls.certificates]]
+from_ca = { dns_names = ["a.example.org"], ttl_seconds = 3600 }
+[[listeners.tls.certificates]]
+from_ca = { dns_names = ["b.example.org"], ttl_seconds = TTL }
+"#;
+        assert!(parse(Path::new("r.toml"), &two.replace("TTL", "7200")).is_ok());
+        let bad = two.replace("TTL", "0");
+        let line = bad
+            .lines()
+            .position(|l| l.contains("ttl_seconds = 0"))
+            .unwrap()
+            + 1;
+        let e = parse(Path::new("r.toml"), &bad).unwrap_err().to_string();
+        let field = "listeners.0.tls.certificates.1.from_ca.ttl_seconds";
+        assert!(e.starts_with(&format!("r.toml:{line}: `{field}`: ")), "{e}");
+    }
 }

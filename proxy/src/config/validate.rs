@@ -144,18 +144,14 @@ fn validate_listeners(c: &Config) -> Result<(), Issue> {
                     "only one certificate can be the default",
                 ));
             }
-            let from_ca = tls
-                .certificates
-                .iter()
-                .any(|c| matches!(c.source, super::CertSource::Ca(_)));
-            for cert in &tls.certificates {
+            let mut from_ca = false;
+            for (j, cert) in tls.certificates.iter().enumerate() {
                 if let super::CertSource::Ca(ca) = &cert.source {
+                    from_ca = true;
                     if let Some(ttl) = ca.ttl_seconds {
-                        bounded(
-                            &[&at("tls")[..], &["from_ca", "ttl_seconds"]].concat(),
-                            ttl,
-                            SVID_TTL_SECS,
-                        )?;
+                        let j = j.to_string();
+                        let field = ["certificates", &j, "from_ca", "ttl_seconds"];
+                        bounded(&[&at("tls")[..], &field[..]].concat(), ttl, SVID_TTL_SECS)?;
                     }
                 }
             }
