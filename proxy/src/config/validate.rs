@@ -69,10 +69,10 @@ fn validate_protection(c: &Config) -> Result<(), Issue> {
     }
     let routes: Vec<String> = c.routes.iter().map(|r| r.name.clone()).collect();
     c.protect.validate(&routes).map_err(|e| {
-        // Its messages start with the field's dotted path (`rate_limit.max_keys = 0 …`).
-        let field = e.split([' ', ':']).next().unwrap_or_default();
-        let path: Vec<&str> = std::iter::once("protect").chain(field.split('.')).collect();
-        Issue::new(&path, e.as_str())
+        let path: Vec<&str> = std::iter::once("protect")
+            .chain(e.path.iter().map(String::as_str))
+            .collect();
+        Issue::new(&path, e.message)
     })
 }
 
