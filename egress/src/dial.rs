@@ -24,9 +24,13 @@ pub struct DialOptions {
     pub bind: Option<IpAddr>,
     /// Per-address connect timeout.
     pub connect_timeout: Duration,
-    /// How long the client may take to send its ClientHello / request head.
+    /// How long the client may take to send its ClientHello / request head (at most
+    /// [`MAX_PEEK_TIMEOUT`] is waited, whatever is given).
     pub peek_timeout: Duration,
 }
+
+/// The longest a client is waited for its first bytes, whatever `peek_timeout` says.
+pub const MAX_PEEK_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 impl Default for DialOptions {
     fn default() -> Self {
@@ -193,7 +197,8 @@ pub async fn admit_with<S: AsyncRead + AsyncWrite + Unpin>(
     mode: Mode,
     answer_connect: bool,
 ) -> Result<Admitted, (Denied, bool)> {
-    let deadline = Instant::now() + peek_timeout;
+    // Any wait is a valid one: past a day it is a day (`Instant + Duration` must not overflow).
+    let deadline = Instant::now() + peek_timeout.min(MAX_PEEK_TIMEOUT);
     let mut buf = Vec::with_capacity(2048);
     let before = |d: Denied| (d, false);
     let after = |d: Denied| (d, answer_connect);

@@ -19,6 +19,7 @@
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Why a config file was refused. The `Display` form is `file:line: `field`: message`, ready to
 /// print for the person who has to fix the file.
@@ -77,6 +78,77 @@ impl fmt::Display for Located<'_> {
         f.write_str(self.message)
     }
 }
+
+/// The range a number read from a config file may take, so that no value a file can hold
+/// reaches arithmetic that overflows (`Instant + Duration`, `Duration + Duration`, a counter
+/// times two), an allocation sized by the file, or a rate of zero. Each field names its range
+/// where it is checked at load; an out-of-range value is refused there, with the field.
+///
+/// ```
+/// use rampart_ops::config::Bounds;
+/// const PEEK: Bounds = Bounds::new(1, 3600, "s");
+/// assert_eq!(PEEK.secs("peek_timeout_secs", 10).unwrap().as_secs(), 10);
+/// let e = PEEK.check("peek_timeout_secs", u64::MAX).unwrap_err();
+/// assert_eq!(e, "peek_timeout_secs = 18446744073709551615 is out of range: give 1 to 3600 s");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Smallest value accepted.
+    pub min: u64,
+    /// Largest value accepted.
+    pub max: u64,
+    /// Unit named in the error (`"s"`, `"ms"`, `"bytes"`, `""`).
+    pub unit: &'static str,
+}
+
+impl Bounds {
+    /// `min..=max`, in `unit`.
+    pub const fn new(min: u64, max: u64, unit: &'static str) -> Self {
+        Bounds { min, max, unit }
+    }
+
+    /// `value` if it is in range, else a message naming `field`, the value and the range.
+    pub fn check<T: Copy + TryInto<u64> + fmt::Display>(
+        &self,
+        field: &str,
+        value: T,
+    ) -> Result<T, String> {
+        let fits = value
+            .try_into()
+            .is_ok_and(|v: u64| (self.min..=self.max).contains(&v));
+        if !fits {
+            let unit = if self.unit.is_empty() { "" } else { " " };
+            return Err(format!(
+                "{field} = {value} is out of range: give {} to {}{unit}{}",
+                self.min, self.max, self.unit
+            ));
+        }
+        Ok(value)
+    }
+
+    /// Checks each `(field, value, range)` of `section`; the first out of range is the error
+    /// (`section.field = value is out of range: …`).
+    pub fn check_all(section: &str, checks: &[(&str, u64, Bounds)]) -> Result<(), String> {
+        checks.iter().try_for_each(|(field, value, range)| {
+            range.check(&format!("{section}.{field}"), *value).map(drop)
+        })
+    }
+
+    /// [`Bounds::check`] of a number of seconds, as a `Duration`.
+    pub fn secs(&self, field: &str, value: u64) -> Result<Duration, String> {
+        self.check(field, value).map(Duration::from_secs)
+    }
+
+    /// [`Bounds::check`] of a number of milliseconds, as a `Duration`.
+    pub fn millis(&self, field: &str, value: u64) -> Result<Duration, String> {
+        self.check(field, value).map(Duration::from_millis)
+    }
+}
+
+/// The certificate lifetime a sidecar or the edge may ask the CA for (`ttl_secs`,
+/// `ttl_seconds`): 1 s (tests renew every few seconds) to 90 days, the CA's longest
+/// (`rampart-pki` checks they agree).
+pub const SVID_TTL_SECS: Bounds = Bounds::new(1, 90 * 86_400, "s");
 
 /// Reads `path` and parses it as `T`. Returns the text too, for [`invalid`] errors found later.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<(T, String), ConfigError> {

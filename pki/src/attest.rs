@@ -17,6 +17,7 @@
 //! key set stays in use; a key removed from the JWKS stops verifying at the
 //! first refresh that no longer lists it.
 
+use rampart_ops::config::Bounds;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -81,37 +82,57 @@ fn default_max_bytes() -> usize {
     1 << 20
 }
 
+/// `jwks_refresh_ms`: 1 ms to one day.
+pub const JWKS_REFRESH_MS: Bounds = Bounds::new(1, 86_400_000, "ms");
+/// `jwks_unknown_kid_refresh_ms`: 0 to one day.
+pub const JWKS_UNKNOWN_KID_REFRESH_MS: Bounds = Bounds::new(0, 86_400_000, "ms");
+/// `jwks_fetch_timeout_ms`: 1 ms to one minute.
+pub const JWKS_FETCH_TIMEOUT_MS: Bounds = Bounds::new(1, 60_000, "ms");
+/// `jwks_max_bytes`: 1 byte to 16 MiB.
+pub const JWKS_MAX_BYTES: Bounds = Bounds::new(1, 16 << 20, "bytes");
+
 impl KubernetesConfig {
     /// Cross-field checks: `(field, why)` of the first one that fails.
-    pub fn check(&self) -> std::result::Result<(), (&'static str, &'static str)> {
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
         match (&self.jwks_file, &self.jwks_url) {
             (None, None) => {
                 return Err((
                     "[attestation.kubernetes]",
-                    "give exactly one of jwks_file and jwks_url",
+                    "give exactly one of jwks_file and jwks_url".into(),
                 ))
             }
             (Some(_), Some(_)) => {
-                return Err(("jwks_file", "give exactly one of jwks_file and jwks_url"))
+                return Err((
+                    "jwks_file",
+                    "give exactly one of jwks_file and jwks_url".into(),
+                ))
             }
             (Some(_), None)
                 if self.jwks_ca_file.is_some() || self.jwks_bearer_token_file.is_some() =>
             {
                 return Err((
                     "jwks_ca_file",
-                    "jwks_ca_file and jwks_bearer_token_file go with jwks_url",
+                    "jwks_ca_file and jwks_bearer_token_file go with jwks_url".into(),
                 ))
             }
             _ => {}
         }
-        if self.jwks_refresh_ms == 0 {
-            return Err(("jwks_refresh_ms", "must be at least 1"));
-        }
-        if self.jwks_fetch_timeout_ms == 0 {
-            return Err(("jwks_fetch_timeout_ms", "must be at least 1"));
-        }
-        if self.jwks_max_bytes == 0 {
-            return Err(("jwks_max_bytes", "must be at least 1"));
+        let ranges = [
+            ("jwks_refresh_ms", self.jwks_refresh_ms, JWKS_REFRESH_MS),
+            (
+                "jwks_unknown_kid_refresh_ms",
+                self.jwks_unknown_kid_refresh_ms,
+                JWKS_UNKNOWN_KID_REFRESH_MS,
+            ),
+            (
+                "jwks_fetch_timeout_ms",
+                self.jwks_fetch_timeout_ms,
+                JWKS_FETCH_TIMEOUT_MS,
+            ),
+            ("jwks_max_bytes", self.jwks_max_bytes as u64, JWKS_MAX_BYTES),
+        ];
+        for (field, value, range) in ranges {
+            range.check(field, value).map_err(|m| (field, m))?;
         }
         Ok(())
     }

@@ -8,6 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ca::profiles::{ServiceNames, MAX_LIFETIME};
+use rampart_ops::config::Bounds;
+
+// What sidecars and the edge may ask for is what this CA may issue.
+const _: () = assert!(rampart_ops::config::SVID_TTL_SECS.max == MAX_LIFETIME.as_secs());
 use crate::ca::RotationPolicy;
 use crate::error::{PkiError, Result};
 use crate::keystore::{Kek, KeyProtection, DEFAULT_KEK_ENV};
@@ -66,6 +70,18 @@ pub struct AttestationConfig {
     #[serde(default)]
     pub kubernetes: Option<crate::attest::KubernetesConfig>,
 }
+
+/// `max_connections` (and `max_connections_per_ip`, at most it): 1 to a million.
+pub const CONNECTIONS: Bounds = Bounds::new(1, 1_000_000, "");
+/// `handshake_timeout_ms` (also the request head's deadline, added to the time it starts):
+/// 1 ms to ten minutes.
+pub const HANDSHAKE_MS: Bounds = Bounds::new(1, 600_000, "ms");
+/// `request_timeout_ms`: 1 ms to one hour.
+pub const REQUEST_MS: Bounds = Bounds::new(1, 3_600_000, "ms");
+/// `[rate_limit]` `per_minute` and `burst`: 1 to a billion (a benchmark asks for ten million).
+pub const RATE: Bounds = Bounds::new(1, 1_000_000_000, "");
+/// `[rotation]` `check_interval_ms`: 1 ms to one day.
+pub const CHECK_INTERVAL_MS: Bounds = Bounds::new(1, 86_400_000, "ms");
 
 /// `[limits]`: what one client may hold, so none can starve the others.
 #[derive(Debug, Clone, Deserialize)]
@@ -207,17 +223,29 @@ impl ServeConfig {
 
     /// Parses and validates config text (`path` is for messages).
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let cfg: ServeConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1)
-                .unwrap_or(0);
-            PkiError::Config {
-                path: path.to_path_buf(),
-                line,
-                message: e.message().to_string(),
-            }
-        })?;
+        // The shared reader names the field (`limits.burst: …`) as well as the line.
+        let cfg: ServeConfig =
+            rampart_ops::config::parse_toml(path, text).map_err(|e| match e {
+                rampart_ops::config::ConfigError::Parse {
+                    line,
+                    field,
+                    message,
+                    ..
+                } => PkiError::Config {
+                    path: path.to_path_buf(),
+                    line,
+                    message: if field.is_empty() {
+                        message
+                    } else {
+                        format!("{field}: {message}")
+                    },
+                },
+                other => PkiError::Config {
+                    path: path.to_path_buf(),
+                    line: 0,
+                    message: other.to_string(),
+                },
+            })?;
         let bad = |field: &str, why: &str| {
             let line = text
                 .lines()
@@ -244,8 +272,8 @@ impl ServeConfig {
         if !(0.1..=0.9).contains(&r.rotate_at_fraction) {
             return bad("rotate_at_fraction", "must be between 0.1 and 0.9");
         }
-        if r.check_interval_ms == 0 {
-            return bad("check_interval_ms", "must be at least 1");
+        if let Err(why) = CHECK_INTERVAL_MS.check("check_interval_ms", r.check_interval_ms) {
+            return bad("check_interval_ms", &why);
         }
         // The switch time is the rotation's start plus this: a value past any
         // root's life would overflow the date (and panic the rotation).
@@ -261,8 +289,17 @@ impl ServeConfig {
             }
         }
         let l = &cfg.limits;
-        if l.max_connections == 0 {
-            return bad("max_connections", "must be at least 1");
+        let rl = &cfg.rate_limit;
+        for (field, value, range) in [
+            ("max_connections", l.max_connections as u64, CONNECTIONS),
+            ("handshake_timeout_ms", l.handshake_timeout_ms, HANDSHAKE_MS),
+            ("request_timeout_ms", l.request_timeout_ms, REQUEST_MS),
+            ("per_minute", rl.per_minute.into(), RATE),
+            ("burst", rl.burst.into(), RATE),
+        ] {
+            if let Err(why) = range.check(field, value) {
+                return bad(field, &why);
+            }
         }
         if l.max_connections_per_ip == 0 || l.max_connections_per_ip > l.max_connections {
             return bad(
@@ -270,12 +307,9 @@ impl ServeConfig {
                 "must be between 1 and max_connections",
             );
         }
-        if l.handshake_timeout_ms == 0 || l.request_timeout_ms == 0 {
-            return bad("handshake_timeout_ms", "deadlines must be at least 1 ms");
-        }
         if let Some(k) = &cfg.attestation.kubernetes {
             if let Err((field, why)) = k.check() {
-                return bad(field, why);
+                return bad(field, &why);
             }
         }
         if cfg.kek_file.is_some() && cfg.kek_env.is_some() {
@@ -346,6 +380,49 @@ pub fn key_protection(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every number of the file at its extremes (0, i64::MAX, u64::MAX): accepted (0 where it
+    /// means "none") or refused at its line with its field — never kept to overflow a date,
+    /// a deadline or a connection count later.
+    #[test]
+    fn every_number_at_its_extremes_is_refused_by_name_or_accepted() {
+        let k8s = "[attestation.kubernetes]\nissuer = \"i\"\naudience = \"a\"\njwks_file = \"/j\"";
+        let cases = [
+            ("[issuance]", "default_ttl_secs"),
+            ("[issuance]", "max_ttl_secs"),
+            ("[issuance]", "server_cert_ttl_secs"),
+            ("[limits]", "max_connections"),
+            ("[limits]", "max_connections_per_ip"),
+            ("[limits]", "handshake_timeout_ms"),
+            ("[limits]", "request_timeout_ms"),
+            ("[rate_limit]", "per_minute"),
+            ("[rate_limit]", "burst"),
+            ("[rotation]", "check_interval_ms"),
+            ("[rotation]", "bundle_propagation_secs"),
+            (k8s, "jwks_refresh_ms"),
+            (k8s, "jwks_unknown_kid_refresh_ms"),
+            (k8s, "jwks_fetch_timeout_ms"),
+            (k8s, "jwks_max_bytes"),
+        ];
+        for (table, key) in cases {
+            for value in ["0", "9223372036854775807", "18446744073709551615"] {
+                let text = format!(
+                    "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n{table}\n{key} = {value}\n"
+                );
+                let line = text.lines().count();
+                match ServeConfig::parse(&text, Path::new("pki.toml")) {
+                    Ok(_) => assert_eq!(value, "0", "{key} = {value} was accepted"),
+                    Err(e) => {
+                        let e = e.to_string();
+                        assert!(e.starts_with(&format!("pki.toml:{line}:")), "{e}");
+                        // Past TOML's integers (i64) the reader refuses the number itself.
+                        let past_toml = value.len() > 19 && e.contains("too large");
+                        assert!(e.contains(key) || past_toml, "{e}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn errors_name_line_and_field() {

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::denial::DenialReason;
 pub use http_post::{WebhookError, WebhookTarget};
+use rampart_ops::config::Bounds;
 use window::Window;
 
 /// Thresholds for one denial reason.
@@ -32,14 +33,22 @@ pub struct AlertRule {
     pub cooldown_secs: u64,
 }
 
+/// `threshold`: 1 to a million denials (each is kept until the window passes).
+pub const THRESHOLD: Bounds = Bounds::new(1, 1_000_000, "");
+/// `window_secs`: 1 s to one day.
+pub const WINDOW_SECS: Bounds = Bounds::new(1, 86_400, "s");
+/// `cooldown_secs` and `event_cooldown_secs`: 0 to 30 days.
+pub const COOLDOWN_SECS: Bounds = Bounds::new(0, 30 * 86_400, "s");
+/// `timeout_ms`: 1 ms to one minute.
+pub const TIMEOUT_MS: Bounds = Bounds::new(1, 60_000, "ms");
+/// `queue`: 1 to a million pending events.
+pub const QUEUE: Bounds = Bounds::new(1, 1_000_000, "");
+
 impl AlertRule {
     fn validate(&self, what: &str) -> Result<(), String> {
-        if self.threshold == 0 {
-            return Err(format!("{what}.threshold must be at least 1"));
-        }
-        if self.window_secs == 0 {
-            return Err(format!("{what}.window_secs must be at least 1"));
-        }
+        THRESHOLD.check(&format!("{what}.threshold"), self.threshold)?;
+        WINDOW_SECS.check(&format!("{what}.window_secs"), self.window_secs)?;
+        COOLDOWN_SECS.check(&format!("{what}.cooldown_secs"), self.cooldown_secs)?;
         Ok(())
     }
 
@@ -99,9 +108,9 @@ impl AlertConfig {
             }
             rule.validate(&format!("alerts.rules.{name}"))?;
         }
-        if self.queue == 0 {
-            return Err("alerts.queue must be at least 1".into());
-        }
+        TIMEOUT_MS.check("alerts.timeout_ms", self.timeout_ms)?;
+        QUEUE.check("alerts.queue", self.queue)?;
+        COOLDOWN_SECS.check("alerts.event_cooldown_secs", self.event_cooldown_secs)?;
         if let Some(url) = &self.webhook_url {
             WebhookTarget::parse(url).map_err(|e| format!("alerts.webhook_url: {e}"))?;
         }

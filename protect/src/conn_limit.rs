@@ -43,6 +43,12 @@ pub use slot::ConnSlot;
 use super::client_key::{ClientKey, KeyPrefixes};
 use super::denial::DenialReason;
 use super::ratelimit::{Decision, KeyedLimit, Rate};
+use rampart_ops::config::Bounds;
+
+/// `max_connections`, `max_per_ip`: 0 (no cap) to ten million.
+pub const CONNECTIONS: Bounds = Bounds::new(0, 10_000_000, "");
+/// `handshake_grace_secs`: 1 s to one hour.
+pub const GRACE_SECS: Bounds = Bounds::new(1, 3_600, "s");
 
 /// `[connections]` in the proxy config.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -89,10 +95,18 @@ impl ConnLimitConfig {
     pub fn validate(&self) -> Result<(), String> {
         self.new_per_ip.validate("connections.new_per_ip")?;
         self.prefixes().validate("connections")?;
-        if self.handshake_grace_secs == 0 {
-            return Err("connections.handshake_grace_secs must be at least 1".into());
-        }
-        Ok(())
+        Bounds::check_all(
+            "connections",
+            &[
+                ("max_connections", self.max_connections as u64, CONNECTIONS),
+                ("max_per_ip", self.max_per_ip.into(), CONNECTIONS),
+                (
+                    "handshake_grace_secs",
+                    self.handshake_grace_secs,
+                    GRACE_SECS,
+                ),
+            ],
+        )
     }
 }
 

@@ -54,6 +54,7 @@ impl ProtectConfig {
         self.alerts.validate()?;
         self.h2.validate()?;
         self.slow_clients.validate()?;
+        self.shed.validate()?;
         let unknown = |section: &str, name: &String| -> Result<(), String> {
             if routes.contains(name) {
                 Ok(())
@@ -663,5 +664,70 @@ cooldown_secs = 60
         .unwrap();
         assert!(c.validate(&routes()).is_ok());
         assert!(ProtectConfig::default().validate(&[]).is_ok());
+    }
+
+    /// Every number of `[protect]` at its extremes (0, i64::MAX, u64::MAX): accepted (0
+    /// where it means "off") or refused with a message naming the field — never kept to
+    /// overflow a deadline, a tokio interval or a semaphore later.
+    #[test]
+    fn every_number_at_its_extremes_is_refused_by_name_or_accepted() {
+        // `[name]` with `base` (its required fields), `kv` replacing the one it names.
+        fn table(name: &'static str, base: &'static [&'static str]) -> impl Fn(&str) -> String {
+            move |kv: &str| {
+                let key = kv.split(' ').next().unwrap_or_default();
+                let mut fields: Vec<&str> = base
+                    .iter()
+                    .copied()
+                    .filter(|f| f.split(' ').next() != Some(key))
+                    .collect();
+                fields.push(kv);
+                format!("[{name}]\n{}\n", fields.join("\n"))
+            }
+        }
+        let rule = || {
+            table(
+                "alerts.default_rule",
+                &["threshold = 5", "window_secs = 60", "cooldown_secs = 60"],
+            )
+        };
+        let section = |name: &'static str| table(name, &[]);
+        let rate = |name: &'static str| table(name, &["requests = 10"]);
+        let fleet = || table("fleet", &["address = \"127.0.0.1:6379\""]);
+        type Place = Box<dyn Fn(&str) -> String>;
+        let groups: [(Place, &str); 10] = [
+            (Box::new(rate("rate_limit.default")), "requests per_seconds burst"),
+            (Box::new(section("rate_limit")), "ipv4_prefix ipv6_prefix max_keys sweep_interval_secs"),
+            (Box::new(fleet()), "timeout_ms connect_timeout_ms backoff_min_ms backoff_max_ms queue"),
+            (Box::new(section("connections")), "max_connections max_per_ip handshake_grace_secs"),
+            (Box::new(rate("connections.new_per_ip")), "requests burst"),
+            (Box::new(section("shed")), "max_in_flight retry_after_secs"),
+            (Box::new(section("alerts")), "timeout_ms queue event_cooldown_secs"),
+            (Box::new(rule()), "threshold window_secs cooldown_secs"),
+            (Box::new(section("h2")), "max_concurrent_streams max_header_list_size max_resets_per_sec max_pending_accept_reset_streams max_local_error_reset_streams"),
+            (Box::new(section("slow_clients")), "header_timeout_secs min_body_rate body_rate_grace_secs max_head_bytes"),
+        ];
+        let cases = groups
+            .iter()
+            .flat_map(|(place, keys)| keys.split(' ').map(move |k| (k, place)));
+        for (key, place) in cases {
+            for value in ["0", "9223372036854775807", "18446744073709551615"] {
+                let text = place(&format!("{key} = {value}"));
+                let result = toml::from_str::<ProtectConfig>(&text)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| c.validate(&[]));
+                match result {
+                    Ok(()) => assert_eq!(value, "0", "{text} was accepted"),
+                    Err(e) => assert!(e.contains(key), "{text}: {e}"),
+                }
+            }
+        }
+        // The bucket that would overflow the limiter's arithmetic (a year per token, a burst
+        // of a billion) is refused by name, not built.
+        let c: ProtectConfig = toml::from_str(
+            "[rate_limit.default]\nrequests = 1\nper_seconds = 86400\nburst = 1000000000\n",
+        )
+        .unwrap();
+        let e = c.validate(&[]).unwrap_err();
+        assert!(e.contains("rate_limit.default.burst"), "{e}");
     }
 }

@@ -76,21 +76,46 @@ impl Default for H2Config {
     }
 }
 
+/// `max_concurrent_streams`, `max_resets_per_sec`, `max_pending_accept_reset_streams`,
+/// `max_local_error_reset_streams`: 1 to 100,000.
+pub const STREAMS: rampart_ops::config::Bounds = rampart_ops::config::Bounds::new(1, 100_000, "");
+/// `max_header_list_size`: 1 KiB to 16 MiB.
+pub const HEADER_LIST_BYTES: rampart_ops::config::Bounds =
+    rampart_ops::config::Bounds::new(1024, 16 << 20, "bytes");
+
 impl H2Config {
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_concurrent_streams == 0 {
-            return Err("h2.max_concurrent_streams must be at least 1".into());
-        }
-        if self.max_header_list_size < 1024 {
-            return Err("h2.max_header_list_size must be at least 1024".into());
-        }
-        if self.max_resets_per_sec == 0 {
-            return Err("h2.max_resets_per_sec must be at least 1".into());
-        }
-        if self.max_pending_accept_reset_streams == 0 || self.max_local_error_reset_streams == 0 {
-            return Err("h2.max_pending_accept_reset_streams and max_local_error_reset_streams must be at least 1".into());
-        }
-        Ok(())
+        let streams = |v: usize| v as u64;
+        rampart_ops::config::Bounds::check_all(
+            "h2",
+            &[
+                (
+                    "max_concurrent_streams",
+                    self.max_concurrent_streams.into(),
+                    STREAMS,
+                ),
+                (
+                    "max_header_list_size",
+                    self.max_header_list_size.into(),
+                    HEADER_LIST_BYTES,
+                ),
+                (
+                    "max_resets_per_sec",
+                    self.max_resets_per_sec.into(),
+                    STREAMS,
+                ),
+                (
+                    "max_pending_accept_reset_streams",
+                    streams(self.max_pending_accept_reset_streams),
+                    STREAMS,
+                ),
+                (
+                    "max_local_error_reset_streams",
+                    streams(self.max_local_error_reset_streams),
+                    STREAMS,
+                ),
+            ],
+        )
     }
 }
 

@@ -7,6 +7,7 @@
 use arc_swap::ArcSwap;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
+use rampart_ops::config::Bounds;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -54,14 +55,19 @@ impl Rate {
 
     /// `what` names the config field in the error message.
     pub fn validate(&self, what: &str) -> Result<(), String> {
-        if self.requests == 0 {
-            return Err(format!("{what}.requests must be at least 1"));
-        }
-        if self.per_seconds == 0 || self.per_seconds > 86_400 {
-            return Err(format!("{what}.per_seconds must be 1..=86400"));
-        }
-        if self.burst() == 0 {
-            return Err(format!("{what}.burst must be at least 1"));
+        REQUESTS.check(&format!("{what}.requests"), self.requests)?;
+        PER_SECONDS.check(&format!("{what}.per_seconds"), self.per_seconds)?;
+        REQUESTS.check(&format!("{what}.burst"), self.burst())?;
+        // The limiter's bucket holds `burst` emission intervals (governor multiplies them in
+        // nanoseconds): refilling it may take at most a year.
+        let refill = u128::from(self.per_seconds) * u128::from(self.burst());
+        if refill > u128::from(MAX_REFILL_SECS) * u128::from(self.requests) {
+            return Err(format!(
+                "{what}.burst = {}: a full bucket would take over a year to refill at {} per {} s",
+                self.burst(),
+                self.requests,
+                self.per_seconds
+            ));
         }
         Ok(())
     }
@@ -71,6 +77,17 @@ impl Rate {
         Some(Quota::with_period(self.emission_interval())?.allow_burst(burst))
     }
 }
+
+/// `requests` and `burst`: 1 to a billion.
+pub const REQUESTS: Bounds = Bounds::new(1, 1_000_000_000, "");
+/// `per_seconds`: 1 s to one day.
+pub const PER_SECONDS: Bounds = Bounds::new(1, 86_400, "s");
+/// The longest a full bucket may take to refill (`burst` × `per_seconds` ÷ `requests`).
+pub const MAX_REFILL_SECS: u64 = 365 * 86_400;
+/// `max_keys`: 1 to ten million client keys.
+pub const MAX_KEYS: Bounds = Bounds::new(1, 10_000_000, "");
+/// `sweep_interval_secs`: 1 s to one hour.
+pub const SWEEP_SECS: Bounds = Bounds::new(1, 3_600, "s");
 
 /// `[rate_limit]` in the proxy config.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -120,12 +137,9 @@ impl RateLimitConfig {
             rate.validate(&format!("rate_limit.routes.{name}"))?;
         }
         self.prefixes().validate("rate_limit")?;
-        if self.max_keys == 0 {
-            return Err("rate_limit.max_keys must be at least 1".into());
-        }
-        if self.sweep_interval_secs == 0 {
-            return Err("rate_limit.sweep_interval_secs must be at least 1".into());
-        }
+        MAX_KEYS.check("rate_limit.max_keys", self.max_keys)?;
+        // A tokio interval adds its period to each tick's time: bounded, it cannot overflow.
+        SWEEP_SECS.check("rate_limit.sweep_interval_secs", self.sweep_interval_secs)?;
         Ok(())
     }
 }

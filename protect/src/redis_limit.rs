@@ -15,6 +15,7 @@
 mod worker;
 
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use rampart_ops::config::Bounds;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -78,6 +79,13 @@ impl Default for RedisLimitConfig {
     }
 }
 
+/// `timeout_ms`, `connect_timeout_ms`: 1 ms to one minute.
+pub const TIMEOUT_MS: Bounds = Bounds::new(1, 60_000, "ms");
+/// `backoff_min_ms`, `backoff_max_ms`: 1 ms to one hour (the backoff doubles up to the maximum).
+pub const BACKOFF_MS: Bounds = Bounds::new(1, 3_600_000, "ms");
+/// `queue`: 1 to a million checks in flight (a semaphore's permits).
+pub const QUEUE: Bounds = Bounds::new(1, 1_000_000, "");
+
 impl RedisLimitConfig {
     pub fn validate(&self) -> Result<(), String> {
         let what = "rate_limit.fleet";
@@ -88,12 +96,14 @@ impl RedisLimitConfig {
         {
             return Err(format!("{what}.address must be host:port"));
         }
-        if self.timeout_ms == 0 || self.connect_timeout_ms == 0 {
-            return Err(format!(
-                "{what}.timeout_ms and connect_timeout_ms must be at least 1"
-            ));
-        }
-        if self.backoff_min_ms == 0 || self.backoff_max_ms < self.backoff_min_ms {
+        TIMEOUT_MS.check(&format!("{what}.timeout_ms"), self.timeout_ms)?;
+        TIMEOUT_MS.check(
+            &format!("{what}.connect_timeout_ms"),
+            self.connect_timeout_ms,
+        )?;
+        BACKOFF_MS.check(&format!("{what}.backoff_min_ms"), self.backoff_min_ms)?;
+        BACKOFF_MS.check(&format!("{what}.backoff_max_ms"), self.backoff_max_ms)?;
+        if self.backoff_max_ms < self.backoff_min_ms {
             return Err(format!(
                 "{what}.backoff_min_ms must be >= 1 and <= backoff_max_ms"
             ));
@@ -107,9 +117,7 @@ impl RedisLimitConfig {
                 "{what}.key_prefix must not contain spaces or control characters"
             ));
         }
-        if self.queue == 0 {
-            return Err(format!("{what}.queue must be at least 1"));
-        }
+        QUEUE.check(&format!("{what}.queue"), self.queue)?;
         if let Some(rate) = &self.default {
             rate.validate(&format!("{what}.default"))?;
         }

@@ -1,6 +1,7 @@
 //! Load shedding: above a configured number of in-flight requests the edge
 //! answers a fast 503 instead of queueing without bound.
 
+use rampart_ops::config::Bounds;
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +15,19 @@ pub struct ShedConfig {
     pub max_in_flight: usize,
     /// `Retry-After` seconds sent with the 503.
     pub retry_after_secs: u64,
+}
+
+/// `max_in_flight`: 0 (off) to ten million requests.
+pub const MAX_IN_FLIGHT: Bounds = Bounds::new(0, 10_000_000, "");
+/// `retry_after_secs`: 0 to one day.
+pub const RETRY_AFTER_SECS: Bounds = Bounds::new(0, 86_400, "s");
+
+impl ShedConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        MAX_IN_FLIGHT.check("shed.max_in_flight", self.max_in_flight)?;
+        RETRY_AFTER_SECS.check("shed.retry_after_secs", self.retry_after_secs)?;
+        Ok(())
+    }
 }
 
 impl Default for ShedConfig {

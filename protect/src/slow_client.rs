@@ -18,6 +18,7 @@
 //! for (a head, a body behind the rate, or nothing from the client), so the
 //! per-IP cap can evict stalled connections first (see `conn_limit::slot`).
 
+use rampart_ops::config::Bounds;
 use serde::Deserialize;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,6 +47,15 @@ pub struct SlowClientConfig {
     pub max_head_bytes: usize,
 }
 
+/// `header_timeout_secs`: 1 s to one hour.
+pub const HEADER_TIMEOUT_SECS: Bounds = Bounds::new(1, 3_600, "s");
+/// `min_body_rate`: 0 (off) to 1 GB/s.
+pub const BODY_RATE: Bounds = Bounds::new(0, 1_000_000_000, "bytes/s");
+/// `body_rate_grace_secs`: 0 to one hour.
+pub const GRACE_SECS: Bounds = Bounds::new(0, 3_600, "s");
+/// `max_head_bytes`: 1 KiB to 16 MiB.
+pub const HEAD_BYTES: Bounds = Bounds::new(1024, 16 << 20, "bytes");
+
 impl Default for SlowClientConfig {
     fn default() -> Self {
         Self {
@@ -59,13 +69,24 @@ impl Default for SlowClientConfig {
 
 impl SlowClientConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.header_timeout_secs == 0 || self.header_timeout_secs > 3600 {
-            return Err("slow_clients.header_timeout_secs must be 1..=3600".into());
-        }
-        if self.max_head_bytes < 1024 {
-            return Err("slow_clients.max_head_bytes must be at least 1024".into());
-        }
-        Ok(())
+        // body_rate_grace_secs is added to the time of a read: bounded, it cannot overflow.
+        Bounds::check_all(
+            "slow_clients",
+            &[
+                (
+                    "header_timeout_secs",
+                    self.header_timeout_secs,
+                    HEADER_TIMEOUT_SECS,
+                ),
+                ("min_body_rate", self.min_body_rate, BODY_RATE),
+                (
+                    "body_rate_grace_secs",
+                    self.body_rate_grace_secs,
+                    GRACE_SECS,
+                ),
+                ("max_head_bytes", self.max_head_bytes as u64, HEAD_BYTES),
+            ],
+        )
     }
 }
 

@@ -95,17 +95,22 @@ impl Runtime {
     /// Compiles a validated config: WAF rules, upstream pools (names resolved, CA files read),
     /// routes, header and cookie policies, the listeners' TLS configs (certificate files read,
     /// certificates from the CA through `identity`).
+    /// Listeners are known by their configured ports (see [`Self::next`] for bound ones).
     pub fn build(config: Config, identity: Option<&Arc<EdgeIdentity>>) -> Result<Self, EdgeError> {
-        Self::next(config, identity, None).map(|(runtime, _)| runtime)
+        Self::next(config, identity, None, &[]).map(|(runtime, _)| runtime)
     }
 
     /// [`Self::build`] for the generation after `previous` (a reload: the defences' settings
-    /// carry over their state where unchanged, see `DefenceSettings::build`). Also returns the
+    /// carry over their state where unchanged, see `DefenceSettings::build`), with its
+    /// listeners known by the ports bound at start (`bound`: listener name → address; a
+    /// listener configured with port 0 is served on the port the kernel chose, which only the
+    /// bound socket knows; one not in `bound` by its configured port). Also returns the
     /// defences' tasks to run once this generation is in force.
     pub fn next(
         config: Config,
         identity: Option<&Arc<EdgeIdentity>>,
         previous: Option<&Runtime>,
+        bound: &[(String, SocketAddr)],
     ) -> Result<(Self, Vec<Task>), EdgeError> {
         let routes = config.routes.iter().map(|r| r.name.clone()).collect();
         let (protect, tasks) =
@@ -144,7 +149,7 @@ impl Runtime {
                 }),
             );
         }
-        let listeners = listeners_by_port(&config, &[]);
+        let listeners = listeners_by_port(&config, bound);
         let runtime = Runtime {
             protect,
             trusted: TrustedProxies::new(&config.server.trusted_proxies),
@@ -159,14 +164,6 @@ impl Runtime {
             config: Arc::new(config),
         };
         Ok((runtime, tasks))
-    }
-
-    /// This generation with its listeners known by the ports bound at start (`bound`: listener
-    /// name → address; a listener configured with port 0 is served on the port the kernel
-    /// chose, which only the bound socket knows).
-    pub fn on_ports(mut self, bound: &[(String, SocketAddr)]) -> Self {
-        self.listeners = listeners_by_port(&self.config, bound);
-        self
     }
 
     /// This generation with other TLS listener configs (certificate files changed on disk).
@@ -260,7 +257,7 @@ mod tests {
     #[test]
     fn a_reload_shares_the_compiled_waf_rules_unless_the_rules_change() {
         let first = Runtime::build(config(""), None).expect("first generation");
-        let (same, _) = Runtime::next(config("[server]\nthreads = 3"), None, Some(&first))
+        let (same, _) = Runtime::next(config("[server]\nthreads = 3"), None, Some(&first), &[])
             .expect("reload with other server settings");
         assert!(
             Arc::ptr_eq(&first.waf_rules, &same.waf_rules),
@@ -275,10 +272,10 @@ mod tests {
         )
         .expect("rule file");
         let waf = format!("[waf]\nrules_dir = {:?}", dir.path());
-        let (own, _) = Runtime::next(config(&waf), None, Some(&same)).expect("own rules");
+        let (own, _) = Runtime::next(config(&waf), None, Some(&same), &[]).expect("own rules");
         assert!(!Arc::ptr_eq(&same.waf_rules, &own.waf_rules));
         assert_eq!(own.waf_rules.len(), 1);
-        let (back, _) = Runtime::next(config(""), None, Some(&own)).expect("builtin again");
+        let (back, _) = Runtime::next(config(""), None, Some(&own), &[]).expect("builtin again");
         assert!(!Arc::ptr_eq(&own.waf_rules, &back.waf_rules));
         assert!(back.waf_rules.len() > 100, "the builtin rules");
     }

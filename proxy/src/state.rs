@@ -34,7 +34,7 @@ pub struct Shared {
     /// generation's (`Runtime::protect`): a request reads those of its own generation, a new
     /// connection those of the current one.
     pub defences: Arc<rampart_protect::defences::Defences>,
-    /// Their background workers, taken once by `server::serve`.
+    /// Their background workers, taken once by `server::start_control_plane`.
     pub defence_workers: std::sync::Mutex<Option<rampart_protect::defences::DefenceWorkers>>,
 }
 

@@ -34,6 +34,7 @@ pub mod egress;
 
 use crate::directory::valid_name;
 use crate::source::{FileError, SourceFile};
+use rampart_ops::config::{Bounds, SVID_TTL_SECS};
 
 /// Whether a port carries HTTP/1.1 (requests decided one by one) or opaque TCP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -170,9 +171,9 @@ struct RawLimits {
 ///
 /// ```toml
 /// [inbound.limits]
-/// max_connections = 4096        # open inbound connections from all peers; 0 = no cap
-/// max_per_ip = 256              # open connections from one address (IPv4 /32, IPv6 /64); 0 = no cap
-/// new_per_ip_per_second = 1000  # new connections per second from one address, burst twice that
+/// max_connections = 4096        # open inbound connections from all peers; 0 = no cap (to 10,000,000)
+/// max_per_ip = 256              # open connections from one address (IPv4 /32, IPv6 /64); 0 = no cap (to 10,000,000)
+/// new_per_ip_per_second = 1000  # new connections per second from one address, burst twice that (1 to 1,000,000)
 /// handshake_timeout_ms = 5000   # a TLS handshake must finish within this (100 ms to 60 s)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,27 +203,33 @@ impl Default for InboundLimits {
 }
 
 impl InboundLimits {
-    const HANDSHAKE_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
+    /// `handshake_timeout_ms`: 100 ms to 60 s (a mesh handshake takes milliseconds).
+    pub const HANDSHAKE_MS: Bounds = Bounds::new(100, 60_000, "ms");
+    /// `max_connections`, `max_per_ip`: 0 (no cap) to ten million.
+    pub const CONNECTIONS: Bounds = Bounds::new(0, 10_000_000, "");
+    /// `new_per_ip_per_second`: 1 (0 would refuse every connection) to a million.
+    pub const NEW_PER_SECOND: Bounds = Bounds::new(1, 1_000_000, "");
 
     fn from_raw(raw: RawLimits) -> Result<Self, String> {
         let d = InboundLimits::default();
-        let handshake_ms = raw
-            .handshake_timeout_ms
-            .unwrap_or(d.handshake_timeout.as_millis() as u64);
-        if !Self::HANDSHAKE_MS.contains(&handshake_ms) {
-            return Err(format!(
-                "handshake_timeout_ms = {handshake_ms}: give 100 to 60000 (a mesh handshake takes milliseconds)"
-            ));
-        }
-        let rate = raw.new_per_ip_per_second.unwrap_or(d.new_per_ip_per_second);
-        if rate == 0 {
-            return Err("new_per_ip_per_second = 0 would refuse every connection".into());
-        }
+        let handshake_timeout = Self::HANDSHAKE_MS.millis(
+            "handshake_timeout_ms",
+            raw.handshake_timeout_ms
+                .unwrap_or(d.handshake_timeout.as_millis() as u64),
+        )?;
+        let rate = Self::NEW_PER_SECOND.check(
+            "new_per_ip_per_second",
+            raw.new_per_ip_per_second.unwrap_or(d.new_per_ip_per_second),
+        )?;
         Ok(InboundLimits {
-            max_connections: raw.max_connections.unwrap_or(d.max_connections),
-            max_per_ip: raw.max_per_ip.unwrap_or(d.max_per_ip),
+            max_connections: Self::CONNECTIONS.check(
+                "max_connections",
+                raw.max_connections.unwrap_or(d.max_connections),
+            )?,
+            max_per_ip: Self::CONNECTIONS
+                .check("max_per_ip", raw.max_per_ip.unwrap_or(d.max_per_ip))?,
             new_per_ip_per_second: rate,
-            handshake_timeout: Duration::from_millis(handshake_ms),
+            handshake_timeout,
         })
     }
 }
@@ -450,6 +457,11 @@ impl Config {
                         "give a join token file, or a state_dir holding an SVID from an earlier run".into(),
                     ));
                 }
+                if let Some(ttl) = id.ttl_secs {
+                    SVID_TTL_SECS
+                        .check("ttl_secs", ttl)
+                        .map_err(|m| err(id_span.clone(), "identity.ttl_secs", m))?;
+                }
                 IdentityConfig::Ca {
                     endpoint,
                     spiffe_id,
@@ -581,7 +593,7 @@ mod tests {
             "{e}"
         );
         let e = with("new_per_ip_per_second = 0").unwrap_err();
-        assert!(e.message.contains("refuse every connection"), "{e}");
+        assert!(e.message.contains("new_per_ip_per_second = 0"), "{e}");
         let e = with("max_per_pi = 3").unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
     }
@@ -596,5 +608,85 @@ mod tests {
         assert_eq!(e.line, Some(1), "{e}");
         assert!(e.message.contains("1 to 64"), "{e}");
         assert!(with("65").is_err());
+    }
+
+    /// Every number of the file at its extremes: accepted (0 where it means "off") or refused
+    /// with an error naming the field, never a panic and never a value that overflows later.
+    #[test]
+    fn every_number_at_its_extremes_is_refused_by_name_or_accepted() {
+        let egress = |kv: &str| {
+            format!(
+                "{}\n[egress]\nresolvers = [\"127.0.0.1:53\"]\n{kv}\n",
+                good()
+            )
+        };
+        let limits = |kv: &str| {
+            good().replace(
+                "[[outbound.listener]]",
+                &format!("[inbound.limits]\n{kv}\n\n[[outbound.listener]]"),
+            )
+        };
+        let ca_identity = |kv: &str| {
+            good().replace(
+                crate::fixtures::SVID_FILES,
+                &format!("{{ ca = \"https://ca.mesh.local:8443\", spiffe_id = \"{}\", bundle = \"b.pem\", state_dir = \"s\", {kv} }}", crate::fixtures::PAYMENTS),
+            )
+        };
+        let top = |kv: &str| format!("{kv}\n{}", good());
+        type Place<'a> = &'a dyn Fn(&str) -> String;
+        let cases: [(&str, &str, Place); 10] = [
+            ("cache_floor_secs", "egress.cache_floor_secs", &egress),
+            ("cache_ceiling_secs", "egress.cache_ceiling_secs", &egress),
+            (
+                "connect_timeout_secs",
+                "egress.connect_timeout_secs",
+                &egress,
+            ),
+            ("peek_timeout_secs", "egress.peek_timeout_secs", &egress),
+            ("max_connections", "inbound.limits", &limits),
+            ("max_per_ip", "inbound.limits", &limits),
+            ("new_per_ip_per_second", "inbound.limits", &limits),
+            ("handshake_timeout_ms", "inbound.limits", &limits),
+            ("ttl_secs", "identity", &ca_identity),
+            ("threads", "threads", &top),
+        ];
+        for (key, field, place) in cases {
+            for value in ["0", "9223372036854775807", "18446744073709551615"] {
+                let text = place(&format!("{key} = {value}"));
+                let Err(e) = load(&text) else {
+                    assert_eq!(value, "0", "{key} = {value} was accepted");
+                    continue;
+                };
+                let written = format!("{key} = {value}");
+                let at = text
+                    .lines()
+                    .position(|l| l.contains(&written))
+                    .map(|i| i + 1);
+                // At the value's line, or (a table checked whole) at its header's.
+                assert!(e.line.is_some() && e.line <= at, "{key} = {value}: {e}");
+                if field.starts_with("egress") && e.message.contains("out of range") {
+                    assert_eq!(e.line, at, "{key} = {value}: {e}");
+                }
+                if value == "18446744073709551615" {
+                    // Past TOML's integers (i64): refused by the TOML reader, at its line.
+                    assert!(e.message.contains("too large"), "{key} = {value}: {e}");
+                    continue;
+                }
+                let named = e.field.as_deref().unwrap_or_default();
+                assert!(
+                    named.starts_with(field.split('.').next().unwrap_or_default())
+                        && (named.ends_with(key) || e.message.contains(key)),
+                    "{key} = {value}: {e}"
+                );
+            }
+        }
+        // In range, the egress values are taken as written.
+        let c = load(&egress(
+            "peek_timeout_secs = 3600\nconnect_timeout_secs = 1",
+        ))
+        .unwrap();
+        let e = c.egress.unwrap();
+        assert_eq!(e.peek_timeout, Duration::from_secs(3600));
+        assert_eq!(e.connect_timeout, Duration::from_secs(1));
     }
 }

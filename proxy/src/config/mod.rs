@@ -89,6 +89,57 @@ mod tests {
         }
     }
 
+    /// Every number of the annotated example, set to 0, i64::MAX and u64::MAX: accepted (0
+    /// where it means "off") or refused with the file, a line at or above it (its own, or its
+    /// table's) and the field named — never kept to overflow a deadline or size a buffer.
+    #[test]
+    fn every_number_at_its_extremes_is_refused_by_name_or_accepted() {
+        let text = include_str!("../../../examples/rampart.toml");
+        let numbers: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .filter_map(|(n, l)| {
+                let (key, value) = l.split_once('=')?;
+                let value = value.split('#').next()?.trim();
+                (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                    .then_some((n, key.trim()))
+            })
+            .collect();
+        assert!(numbers.len() >= 25, "{numbers:?}");
+        for (n, key) in numbers {
+            for value in ["0", "9223372036854775807", "18446744073709551615"] {
+                let bad: Vec<String> = text
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| {
+                        if i == n {
+                            format!("{key} = {value}")
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect();
+                let bad = bad.join("\n");
+                let e = match parse(Path::new("r.toml"), &bad) {
+                    Ok(_) => {
+                        assert_eq!(value, "0", "line {}: {key} = {value} was accepted", n + 1);
+                        continue;
+                    }
+                    Err(e) => e.to_string(),
+                };
+                let line: usize = e
+                    .strip_prefix("r.toml:")
+                    .and_then(|r| r.split(':').next())
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or_else(|| panic!("no line in {e}"));
+                assert!(line >= 1 && line <= n + 1, "{key} = {value}: {e}");
+                // Past TOML's integers (i64) the reader refuses the number itself, at its line.
+                let past_toml = value.len() > 19 && line == n + 1 && e.contains("too large");
+                assert!(e.contains(key) || past_toml, "{key} = {value}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn bench_examples_are_valid() {
         for (name, text) in [

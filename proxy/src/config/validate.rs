@@ -3,15 +3,53 @@
 //! by the types at parse (`types.rs`).
 
 use super::{Config, Issue};
+use rampart_ops::config::{Bounds, SVID_TTL_SECS};
 use std::collections::HashSet;
+
+/// `[server] threads`: 1 to 1024 (each is an OS thread per listener).
+pub const THREADS: Bounds = Bounds::new(1, 1024, "");
+/// `[server] shutdown_grace_seconds`: 0 to one hour.
+pub const GRACE_SECONDS: Bounds = Bounds::new(0, 3_600, "s");
+/// `[log] queue_capacity`: 1 to a million lines.
+pub const QUEUE: Bounds = Bounds::new(1, 1_000_000, "");
+/// `[limits] max_header_bytes`: 1 KiB to 1 MiB (Pingora's own ceiling).
+pub const HEADER_BYTES: Bounds = Bounds::new(1024, 1 << 20, "bytes");
+/// `[limits] max_headers`: 8 to 10,000.
+pub const HEADERS: Bounds = Bounds::new(8, 10_000, "");
+/// `[limits] max_uri_bytes`: 256 bytes to 1 MiB.
+pub const URI_BYTES: Bounds = Bounds::new(256, 1 << 20, "bytes");
+/// Upstream `connect_timeout_ms`: 1 ms to one minute.
+pub const CONNECT_MS: Bounds = Bounds::new(1, 60_000, "ms");
+/// Upstream `read_timeout_ms`: 1 ms to one hour.
+pub const READ_MS: Bounds = Bounds::new(1, 3_600_000, "ms");
+/// Upstream `health.max_failures`: 1 to 1,000.
+pub const MAX_FAILURES: Bounds = Bounds::new(1, 1_000, "");
+/// Upstream `health.eject_seconds`: 1 s to one day (added to the time of the failure).
+pub const EJECT_SECONDS: Bounds = Bounds::new(1, 86_400, "s");
+/// Route `waf.max_body`: 1 byte to 1 TiB.
+pub const MAX_BODY: Bounds = Bounds::new(1, 1 << 40, "bytes");
+
+/// A number outside its range, as an issue at `path`.
+fn bounded<T: Copy + TryInto<u64> + std::fmt::Display>(
+    path: &[&str],
+    value: T,
+    range: Bounds,
+) -> Result<T, Issue> {
+    let field = path.last().copied().unwrap_or_default();
+    range.check(field, value).map_err(|m| Issue::new(path, m))
+}
 
 /// The first problem found, with the key path it concerns.
 pub fn validate(c: &Config) -> Result<(), Issue> {
-    if c.server.threads == 0 {
-        return Err(Issue::new(&["server", "threads"], "must be at least 1"));
-    }
-    if c.log.queue_capacity == 0 {
-        return Err(Issue::new(&["log", "queue_capacity"], "must be at least 1"));
+    bounded(&["server", "threads"], c.server.threads, THREADS)?;
+    bounded(
+        &["server", "shutdown_grace_seconds"],
+        c.server.shutdown_grace_seconds,
+        GRACE_SECONDS,
+    )?;
+    bounded(&["log", "queue_capacity"], c.log.queue_capacity, QUEUE)?;
+    if let Some(ttl) = c.identity.as_ref().and_then(|i| i.ttl_seconds) {
+        bounded(&["identity", "ttl_seconds"], ttl, SVID_TTL_SECS)?;
     }
     validate_listeners(c)?;
     validate_upstreams(c)?;
@@ -22,22 +60,20 @@ pub fn validate(c: &Config) -> Result<(), Issue> {
 /// Head limits and `[protect]` (whose route references must name configured routes).
 fn validate_protection(c: &Config) -> Result<(), Issue> {
     let l = &c.limits;
-    for (key, v, min) in [
-        ("max_header_bytes", l.max_header_bytes, 1024),
-        ("max_headers", l.max_headers, 8),
-        ("max_uri_bytes", l.max_uri_bytes, 256),
+    for (key, v, range) in [
+        ("max_header_bytes", l.max_header_bytes, HEADER_BYTES),
+        ("max_headers", l.max_headers, HEADERS),
+        ("max_uri_bytes", l.max_uri_bytes, URI_BYTES),
     ] {
-        if v < min {
-            return Err(Issue::new(
-                &["limits", key],
-                format!("must be at least {min}"),
-            ));
-        }
+        bounded(&["limits", key], v, range)?;
     }
     let routes: Vec<String> = c.routes.iter().map(|r| r.name.clone()).collect();
-    c.protect
-        .validate(&routes)
-        .map_err(|e| Issue::new(&["protect"], e))
+    c.protect.validate(&routes).map_err(|e| {
+        // Its messages start with the field's dotted path (`rate_limit.max_keys = 0 …`).
+        let field = e.split([' ', ':']).next().unwrap_or_default();
+        let path: Vec<&str> = std::iter::once("protect").chain(field.split('.')).collect();
+        Issue::new(&path, e.as_str())
+    })
 }
 
 fn validate_route_waf(r: &super::RouteConfig, at: &[&str]) -> Result<(), Issue> {
@@ -51,8 +87,8 @@ fn validate_route_waf(r: &super::RouteConfig, at: &[&str]) -> Result<(), Issue> 
     if let Err(e) = policy.validate() {
         return Err(Issue::new(at, e.to_string()));
     }
-    if w.max_body == 0 {
-        return Err(Issue::new(at, "max_body must be above 0"));
+    if let Err(m) = MAX_BODY.check("max_body", w.max_body) {
+        return Err(Issue::new(at, m));
     }
     if w.inspect_limit as u64 > w.max_body {
         return Err(Issue::new(at, "inspect_limit must not exceed max_body"));
@@ -112,6 +148,17 @@ fn validate_listeners(c: &Config) -> Result<(), Issue> {
                 .certificates
                 .iter()
                 .any(|c| matches!(c.source, super::CertSource::Ca(_)));
+            for cert in &tls.certificates {
+                if let super::CertSource::Ca(ca) = &cert.source {
+                    if let Some(ttl) = ca.ttl_seconds {
+                        bounded(
+                            &[&at("tls")[..], &["from_ca", "ttl_seconds"]].concat(),
+                            ttl,
+                            SVID_TTL_SECS,
+                        )?;
+                    }
+                }
+            }
             if from_ca && c.identity.is_none() {
                 return Err(Issue::new(
                     &at("tls"),
@@ -149,15 +196,15 @@ fn validate_upstreams(c: &Config) -> Result<(), Issue> {
         if u.endpoints.is_empty() {
             return Err(Issue::new(&at("endpoints"), "needs at least one endpoint"));
         }
-        if u.connect_timeout_ms == 0 {
-            return Err(Issue::new(&at("connect_timeout_ms"), "must be above 0"));
-        }
-        if u.read_timeout_ms == 0 {
-            return Err(Issue::new(&at("read_timeout_ms"), "must be above 0"));
-        }
-        if u.health.max_failures == 0 {
-            return Err(Issue::new(&at("health"), "max_failures must be at least 1"));
-        }
+        bounded(&at("connect_timeout_ms"), u.connect_timeout_ms, CONNECT_MS)?;
+        bounded(&at("read_timeout_ms"), u.read_timeout_ms, READ_MS)?;
+        let health = |k: &'static str| ["upstreams", i.as_str(), "health", k];
+        bounded(&health("max_failures"), u.health.max_failures, MAX_FAILURES)?;
+        bounded(
+            &health("eject_seconds"),
+            u.health.eject_seconds,
+            EJECT_SECONDS,
+        )?;
         if let Some(tls) = &u.tls {
             if rustls_pki_types::ServerName::try_from(tls.sni.as_str()).is_err() {
                 return Err(Issue::new(

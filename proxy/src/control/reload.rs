@@ -49,8 +49,12 @@ pub fn reload_config(shared: &Shared) -> Result<(), EdgeError> {
         for w in config::warnings(&config) {
             tracing::warn!("{w}");
         }
-        let (next, tasks) = Runtime::next(config, shared.identity.as_ref(), Some(current))?;
-        let next = next.on_ports(&shared.bound.listeners);
+        let (next, tasks) = Runtime::next(
+            config,
+            shared.identity.as_ref(),
+            Some(current),
+            &shared.bound.listeners,
+        )?;
         // Nothing can fail from here on: the generation is stored right after this closure
         // returns. The new settings' tasks (limiter sweeper, a new alerter's worker) run on the
         // control plane's runtime (reloads run on its blocking pool).

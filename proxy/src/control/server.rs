@@ -14,7 +14,6 @@ use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::server::{Fds, ListenFds, ShutdownWatch};
-use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use pingora_core::services::{ServiceReadyNotifier, ServiceWithDependents};
 use rampart_ops::drain::{InFlight, Readiness};
@@ -51,8 +50,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
             dest: config.log.access_log.clone(),
             source,
         })?;
-    let (runtime, tasks) = Runtime::next(config, identity.as_ref(), None)?;
-    let runtime = runtime.on_ports(&bound.listeners);
+    let (runtime, tasks) = Runtime::next(config, identity.as_ref(), None, &bound.listeners)?;
     let first = runtime.protect.clone();
     let runtime = Arc::new(Generations::new(runtime, metrics.reloads.clone()));
     let events = access_log.clone();
@@ -142,14 +140,6 @@ pub fn serve(shared: Arc<Shared>) -> Result<(), EdgeError> {
         sockets,
         shared: shared.clone(),
     });
-    let workers = shared
-        .defence_workers
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    if let Some(workers) = workers {
-        server.add_service(background_service("rampart protect", workers));
-    }
     eprintln!(
         "rampart-proxy: starting {} listener(s)",
         config.listeners.len()
@@ -265,6 +255,18 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
                         ready: shared.ready.clone(),
                     };
                     tokio::spawn(rampart_ops::admin::serve(listener, admin));
+                }
+                // The defences' workers (limiter sweepers, the alert and Redis workers) run
+                // here, where a reload starts the new ones, rather than on a Pingora
+                // background service of their own: one thread and one runtime less.
+                let workers = (shared.defence_workers.lock())
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                if let Some(workers) = workers {
+                    tokio::spawn(async move {
+                        let (_until_exit, never) = tokio::sync::watch::channel(false);
+                        workers.run(never).await
+                    });
                 }
                 tokio::spawn(crate::control::reload::on_sighup(shared.clone(), hup));
                 tokio::spawn(crate::control::reload::watch_certificates(shared.clone()));

@@ -7,10 +7,10 @@
 //! trust_anchor = "anchor.keys"          # optional DNSKEY file; default: the DNS root's KSKs
 //! proxy_listen = "127.0.0.1:15080"      # optional explicit proxy (HTTPS_PROXY=http://…)
 //! gateway = { service = "egress-gateway", port = 15443 }   # optional: leave through it
-//! cache_floor_secs = 5                  # optional TTL floor / ceiling of the answer cache
+//! cache_floor_secs = 5                  # optional TTL floor / ceiling of the answer cache (0 to 86400)
 //! cache_ceiling_secs = 300
-//! connect_timeout_secs = 5
-//! peek_timeout_secs = 10                # time for the ClientHello / request head
+//! connect_timeout_secs = 5              # 1 to 3600
+//! peek_timeout_secs = 10                # time for the ClientHello / request head (1 to 3600)
 //!
 //! [gateway]                             # this process is the egress gateway
 //! listen = "0.0.0.0:15443"              # mTLS from the mesh's sidecars
@@ -25,6 +25,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::source::{FileError, SourceFile};
+use rampart_ops::config::Bounds;
+
+/// `cache_floor_secs` and `cache_ceiling_secs`: 0 s to one day (a DNS TTL is rarely longer,
+/// and the resolver adds them to the time of the answer).
+pub const CACHE_SECS: Bounds = Bounds::new(0, 86_400, "s");
+/// `connect_timeout_secs` and `peek_timeout_secs`: 1 s to one hour (added to the time a
+/// connection starts, and to each other for the gateway's answer).
+pub const TIMEOUT_SECS: Bounds = Bounds::new(1, 3_600, "s");
 
 /// `[egress]` as written.
 #[derive(Debug, Deserialize)]
@@ -39,13 +47,13 @@ pub struct RawEgressConfig {
     #[serde(default)]
     gateway: Option<GatewayRef>,
     #[serde(default)]
-    cache_floor_secs: Option<u64>,
+    cache_floor_secs: Option<Spanned<u64>>,
     #[serde(default)]
-    cache_ceiling_secs: Option<u64>,
+    cache_ceiling_secs: Option<Spanned<u64>>,
     #[serde(default)]
-    connect_timeout_secs: Option<u64>,
+    connect_timeout_secs: Option<Spanned<u64>>,
     #[serde(default)]
-    peek_timeout_secs: Option<u64>,
+    peek_timeout_secs: Option<Spanned<u64>>,
 }
 
 /// The egress gateway a sidecar sends its allowed egress to: a directory service and port
@@ -133,20 +141,36 @@ impl EgressConfig {
                 ));
             }
         }
-        let secs = |v: Option<u64>, default: u64| Duration::from_secs(v.unwrap_or(default));
-        let cache_floor = secs(raw.cache_floor_secs, 5);
-        let cache_ceiling = secs(raw.cache_ceiling_secs, 300);
+        // Refused at the value's own line when it is written.
+        let secs = |field: &str, v: Option<Spanned<u64>>, default: u64, range: Bounds| {
+            let (at, v) = match v {
+                Some(v) => (v.span(), v.into_inner()),
+                None => (span.clone(), default),
+            };
+            range
+                .secs(field, v)
+                .map_err(|m| source.error_at(Some(at), Some(format!("egress.{field}")), m))
+        };
+        let cache_floor = secs("cache_floor_secs", raw.cache_floor_secs, 5, CACHE_SECS)?;
+        let cache_ceiling = secs(
+            "cache_ceiling_secs",
+            raw.cache_ceiling_secs,
+            300,
+            CACHE_SECS,
+        )?;
         if cache_floor > cache_ceiling {
             return Err(err(
                 "egress.cache_floor_secs",
-                format!("the floor {cache_floor:?} is above the ceiling {cache_ceiling:?}"),
+                format!("the floor {cache_floor:?} is above cache_ceiling_secs, {cache_ceiling:?}"),
             ));
         }
-        let connect_timeout = secs(raw.connect_timeout_secs, 5);
-        let peek_timeout = secs(raw.peek_timeout_secs, 10);
-        if connect_timeout.is_zero() || peek_timeout.is_zero() {
-            return Err(err("egress", "timeouts must be at least 1 s".into()));
-        }
+        let connect_timeout = secs(
+            "connect_timeout_secs",
+            raw.connect_timeout_secs,
+            5,
+            TIMEOUT_SECS,
+        )?;
+        let peek_timeout = secs("peek_timeout_secs", raw.peek_timeout_secs, 10, TIMEOUT_SECS)?;
         Ok(EgressConfig {
             resolvers: raw.resolvers,
             trust_anchor: raw.trust_anchor.map(|p| base.join(p)),

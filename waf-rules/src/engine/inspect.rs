@@ -27,6 +27,8 @@ struct Value<'v> {
     bytes: &'v [u8],
     /// Plain text (see `Values::is_plain`).
     plain: bool,
+    /// The value's byte set.
+    byte_set: ByteSet,
     values: &'v Values,
 }
 
@@ -179,6 +181,7 @@ impl RuleSet {
                     src,
                     bytes: values.get(raw, src),
                     plain: values.is_plain(g.chain),
+                    byte_set: values.byte_set(g.chain),
                     values,
                 };
                 run_group(c, g, field, &value, open, policy, req.path, &mut st);
@@ -260,6 +263,7 @@ struct State<'s> {
 
 /// Plain tokens cannot carry an attack in a parameter or cookie: skip all
 /// rules for them (see `extract::plain_token`). Binary raw bodies too.
+/// (The JSON reader pushes no plain token: its fields are not read again.)
 fn skip_fast(f: &Field<'_>) -> bool {
     if f.class == Class::RawBody {
         return is_binary(&f.value);
@@ -267,7 +271,8 @@ fn skip_fast(f: &Field<'_>) -> bool {
     matches!(
         f.class,
         Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
-    ) && crate::extract::plain_token(&f.value)
+    ) && !f.not_token
+        && crate::extract::plain_token(&f.value)
         // `_charset_=utf-7` is a plain word that re-decodes the whole body.
         && !crate::extract::charset_field(f)
 }
@@ -336,12 +341,26 @@ fn run_group(
             record(c, ri, &value[m.start()..m.end()], field, policy, path, st);
         }
     }
-    for ((det, ri), &needs_punctuation) in g.detectors.iter().zip(&g.needs_punctuation) {
+    let gates = g.detector_gates.iter();
+    for (((det, ri), &needs_punctuation), gate) in
+        g.detectors.iter().zip(&g.needs_punctuation).zip(gates)
+    {
         // A plain value (its byte set, read once) holds none of the bytes
         // such a detector starts from.
         if !applies(c, *ri, policy)
             || (field.continued && !det.reads_anywhere())
             || (plain && needs_punctuation)
+        {
+            continue;
+        }
+        // Nor does a chain value holding none of its trigger bytes and
+        // literals (`quiet::detector_trigger`): the decoded consent cookie
+        // `{"ads":false}` is not read for paths, markup or shell.
+        if shortcuts()
+            && gate.as_ref().is_some_and(|(bytes, lits)| {
+                !bytes.intersects(&v.byte_set)
+                    && lits.is_none_or(|bit| !v.values.lit_hit_in(c, v.src, value, bit))
+            })
         {
             continue;
         }

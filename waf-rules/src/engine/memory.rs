@@ -25,8 +25,13 @@ impl RuleSet {
         let (mut regex_n, mut regex_b) = (0, 0);
         let (mut cache_b, mut slow) = (0, 0);
         let (mut phrase_n, mut phrase_b) = (0, 0);
+        // A set shared by several groups (`RegexSet::regex`) is counted once.
+        let mut seen = std::collections::HashSet::new();
         for (gi, g) in c.groups.iter().enumerate() {
             for s in &g.sets {
+                if !seen.insert(std::sync::Arc::as_ptr(&s.set.regex)) {
+                    continue;
+                }
                 let b = s.set.regex.memory_usage();
                 let (cb, lazy) = s.set.regex.fresh_cache();
                 cache_b += cb;

@@ -19,6 +19,36 @@ pub(crate) struct Skip {
     pub lits: Vec<u64>,
     /// A step of the chain folds runs of blanks.
     pub spaces: bool,
+    /// A step of the chain (`base64`) may change a value made only of
+    /// its alphabet: the group is skipped only for a value holding one of
+    /// these bytes (`BASE64_BLOCKERS`). None: no such step.
+    pub unless_blocked: Option<ByteSet>,
+}
+
+/// Bytes no value `base64` decodes holds: anything but its two alphabets,
+/// padding and the blanks trimmed from the ends (`transform::base64::
+/// decode_plain` reads a value only when every byte between the trimmed
+/// ends is one of those).
+pub(crate) const BASE64_BLOCKERS: ByteSet = base64_blockers();
+
+const fn base64_blockers() -> ByteSet {
+    let mut s = [0u64; 4];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let kept = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'+' | b'/' | b'-' | b'_' | b'=' | b' ' | b'\t' | b'\n' | b'\r'
+            )
+            || c == 0x0b
+            || c == 0x0c;
+        if !kept {
+            s[b >> 6] |= 1 << (b & 63);
+        }
+        b += 1;
+    }
+    ByteSet(s)
 }
 
 /// Literals a detector needs (one of them, ASCII case ignored), besides
@@ -108,9 +138,17 @@ pub(super) fn group_skip<'a>(
         bytes: ByteSet::default(),
         lits: vec![0u64; gate_bits.div_ceil(64)],
         spaces: false,
+        unless_blocked: None,
     };
     let bit = |lits: &mut Vec<u64>, b: usize| lits[b / 64] |= 1 << (b % 64);
     for &step in chain {
+        if step == Transform::Base64 {
+            // Unchanged on a value holding a blocker; the steps before it
+            // leave such a value as it is up to case (their changing bytes
+            // are in `bytes`), and case does not make a blocker.
+            s.unless_blocked = Some(BASE64_BLOCKERS);
+            continue;
+        }
         let (bytes, spaces) = step_changes(step)?;
         s.bytes.union(&bytes);
         s.spaces |= spaces;
@@ -249,13 +287,19 @@ mod tests {
 
     /// A value holding none of a chain's changing bytes (nor two blanks in
     /// a row when a step folds them) comes out of every chain of the
-    /// built-in rules equal to itself up to ASCII case.
+    /// built-in rules equal to itself up to ASCII case; with a `base64`
+    /// step, when it also holds one of `BASE64_BLOCKERS`.
     #[test]
     fn chains_change_only_case_without_their_changing_bytes() {
         let rs = crate::RuleSet::builtin().unwrap();
+        let blockers: Vec<u8> = BASE64_BLOCKERS.iter().collect();
+        let mut base64_chains = 0;
         for (k, chain) in rs.compiled.chains.iter().enumerate() {
+            let base64 = chain.contains(&Transform::Base64);
+            base64_chains += usize::from(base64);
             let Some(steps) = chain
                 .iter()
+                .filter(|&&t| t != Transform::Base64)
                 .map(|&t| step_changes(t))
                 .collect::<Option<Vec<_>>>()
             else {
@@ -264,8 +308,31 @@ mod tests {
             let mut bytes = ByteSet::default();
             steps.iter().for_each(|(b, _)| bytes.union(b));
             let spaces = steps.iter().any(|s| s.1);
-            for v in values_without(&bytes, 0xc4a1_0000 + k as u64, 3_000) {
+            let mut x = 0xb10c_0000 + k as u64;
+            let mut values = values_without(&bytes, 0xc4a1_0000 + k as u64, 3_000);
+            if base64 {
+                // Base64 text and its decodings, then one blocker put in.
+                for w in [
+                    &b"PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg=="[..],
+                    b"JyBPUiAnMSc9JzE=",
+                    b"Y2F0IC9ldGMvcGFzc3dk",
+                    b"dW5pb24gc2VsZWN0IDEsMiwz",
+                ] {
+                    values.push(w.to_vec());
+                }
+                for v in &mut values {
+                    let r = crate::test_support::xorshift(&mut x) as usize;
+                    let b = blockers[r % blockers.len()];
+                    if !bytes.contains(b) {
+                        v.insert((r >> 16) % (v.len() + 1), b);
+                    }
+                }
+            }
+            for v in values {
                 if spaces && v.windows(2).any(|w| w == b"  ") {
+                    continue;
+                }
+                if base64 && !BASE64_BLOCKERS.intersects(&ByteSet::of(&v)) {
                     continue;
                 }
                 let out = apply_chain(chain, &v);
@@ -274,6 +341,27 @@ mod tests {
                     "{chain:?} changed {v:?} to {out:?}"
                 );
             }
+        }
+        assert!(base64_chains > 0);
+    }
+
+    /// Base64 text without a blocker is decoded (the blockers are what
+    /// keeps a value as it is, not its length or alphabet alone).
+    #[test]
+    fn base64_blockers_are_the_bytes_that_stop_decoding() {
+        let text = b"PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==";
+        assert!(Transform::Base64.apply(text).is_some());
+        for b in 0..=255u8 {
+            let mut v = text.to_vec();
+            v.insert(8, b);
+            let decoded = Transform::Base64.apply(&v).is_some();
+            if BASE64_BLOCKERS.contains(b) {
+                assert!(!decoded, "{b:#x}");
+            }
+        }
+        // Not blockers: the alphabets, padding, blanks.
+        for b in b"aZ09+/-_= \t" {
+            assert!(!BASE64_BLOCKERS.contains(*b));
         }
     }
 }

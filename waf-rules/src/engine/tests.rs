@@ -406,6 +406,11 @@ fn shortcuts_change_no_verdict() {
         "%3Bcat%20%2Fetc%2Fpasswd",
         "&lt;script&gt;alert&#40;1&#41;",
         "\\x3cscript\\x3e",
+        // Base64 (decoded by some chains) and base64 with a blocker.
+        "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
+        "JyBPUiAnMSc9JzE=",
+        "Y2F0IC9ldGMvcGFzc3dk,",
+        "dW5pb24gc2VsZWN0IDEsMiwz.",
     ];
     let rules = rs();
     let mut x: u64 = 0x51ed_2701_aa55_0f0f;
@@ -419,6 +424,11 @@ fn shortcuts_change_no_verdict() {
                 v.push_str(if r.is_multiple_of(13) { "  " } else { " " });
             }
             v.push_str(words[(r >> 8) as usize % words.len()]);
+        }
+        // The base64 words alone (joined to others by blanks they are
+        // never read as base64).
+        if round < 4 {
+            v = words[words.len() - 4 + round].to_string();
         }
         let form = v.replace(' ', "+");
         let query = format!("q={form}&next={form}");

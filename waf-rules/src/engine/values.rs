@@ -98,7 +98,11 @@ impl Values {
     /// if they matter, and none of the literals (by the raw value's one
     /// literal scan, read only when the bytes did not decide).
     pub(super) fn cannot_match(&mut self, c: &Compiled, raw: &[u8], skip: &Skip) -> bool {
-        if skip.bytes.intersects(&self.raw_bytes) {
+        if skip.bytes.intersects(&self.raw_bytes)
+            || skip
+                .unless_blocked
+                .is_some_and(|b| !b.intersects(&self.raw_bytes))
+        {
             return false;
         }
         if skip.spaces && self.raw_bytes.contains(b' ') {
@@ -121,6 +125,11 @@ impl Values {
     /// Whether the value of `chain` (already ensured) is plain text.
     pub(super) fn is_plain(&self, chain: usize) -> bool {
         self.bytes[chain].is_subset(&PLAIN_TEXT)
+    }
+
+    /// The byte set of the value of `chain` (already ensured).
+    pub(super) fn byte_set(&self, chain: usize) -> ByteSet {
+        self.bytes[chain]
     }
 
     pub(super) fn get<'a>(&'a self, raw: &'a [u8], src: Src) -> &'a [u8] {

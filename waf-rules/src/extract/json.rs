@@ -49,9 +49,12 @@ impl<'a> Reader<'a, '_> {
         if depth > self.max_depth {
             // Too deep: what is left is not inspected field by field.
             self.out.truncated = true;
+            // Every JSON field is a checked non-token (`Field::not_token`).
             let rest = &self.s[self.i..];
-            self.out
-                .push_json(Class::Arg, &self.path, Cow::Borrowed(rest));
+            if !plain_token(rest) {
+                self.out
+                    .push_json(Class::Arg, &self.path, Cow::Borrowed(rest));
+            }
             self.i = self.s.len();
             return None;
         }
@@ -145,6 +148,7 @@ impl<'a> Reader<'a, '_> {
     }
 
     /// A string at `self.i` (on the opening quote), unescaped.
+    #[inline(always)]
     fn string(&mut self) -> Option<Cow<'a, [u8]>> {
         self.i += 1;
         let start = self.i;
@@ -162,6 +166,8 @@ impl<'a> Reader<'a, '_> {
         Some(Cow::Borrowed(&s[start..at]))
     }
 
+    #[cold]
+    #[inline(never)]
     fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, [u8]>> {
         let s = self.s;
         let mut out = s[start..self.i].to_vec();

@@ -70,6 +70,11 @@ pub(crate) struct Field<'a> {
     /// starts mid-value, so detectors that read a value from its start
     /// as pasted after a quote (SQL) skip it; patterns still run.
     pub continued: bool,
+    /// Known not to be a plain token (`plain_token`): decided where the
+    /// field was parsed (plain tokens are counted, not listed), so
+    /// inspection does not read the value again to skip it. False for
+    /// windows (a window of a value may be a token).
+    pub not_token: bool,
 }
 
 /// One step of a JSON path: an object key or an array index.
@@ -112,6 +117,10 @@ pub(crate) struct Fields<'a> {
     /// The paths of JSON fields, one after another (see `Field::json_path`).
     pub json_path: Vec<JsonSeg<'a>>,
     pub truncated: bool,
+    /// Plain-token args and cookies (and their names) not listed: no rule
+    /// reads them (`plain_token`), but they count against `max_fields`
+    /// as they did when listed and skipped at inspection.
+    pub skipped: usize,
     max_fields: usize,
     max_value: usize,
 }
@@ -128,6 +137,7 @@ impl<'a> Fields<'a> {
             list,
             json_path: Vec::new(),
             truncated: false,
+            skipped: 0,
             max_fields: limits.max_fields,
             max_value: limits.max_value_bytes,
         }
@@ -164,15 +174,32 @@ impl<'a> Fields<'a> {
     }
 
     /// Adds a JSON field at `path`; its label is written only if needed.
+    /// The reader pushes no plain token (`Field::not_token`).
     pub(crate) fn push_json(&mut self, class: Class, path: &[JsonSeg<'a>], value: Cow<'a, [u8]>) {
-        if self.list.len() >= self.max_fields {
-            self.truncated = true;
+        if self.full() {
             return;
         }
         let start = self.json_path.len();
         self.json_path.extend_from_slice(path);
         let range = start..self.json_path.len();
-        self.push_at(class, "json", Cow::Borrowed(""), Some(range), value, false);
+        let field = Field {
+            class,
+            source: "json",
+            name: Cow::Borrowed(""),
+            value,
+            json_path: Some(range),
+            include_like: false,
+            continued: false,
+            not_token: true,
+        };
+        self.push_field(field);
+    }
+
+    /// Whether the field limit is reached (and so the request truncated).
+    fn full(&mut self) -> bool {
+        let full = self.list.len() + self.skipped >= self.max_fields;
+        self.truncated |= full;
+        full
     }
 
     fn push_at(
@@ -184,11 +211,10 @@ impl<'a> Fields<'a> {
         value: Cow<'a, [u8]>,
         include_like: bool,
     ) {
-        if self.list.len() >= self.max_fields {
-            self.truncated = true;
+        if self.full() {
             return;
         }
-        let field = Field {
+        let mut field = Field {
             class,
             source,
             name,
@@ -196,7 +222,27 @@ impl<'a> Fields<'a> {
             json_path,
             include_like,
             continued: false,
+            not_token: false,
         };
+        // A plain-token arg or cookie (or name) is counted, not listed: no
+        // rule reads it (`_charset_=utf-7` excepted). Read once, here.
+        if matches!(
+            class,
+            Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
+        ) && field.value.len() <= self.max_value
+            && !charset_field(&field)
+        {
+            if plain_token(&field.value) {
+                self.skipped += 1;
+                return;
+            }
+            field.not_token = true;
+        }
+        self.push_field(field);
+    }
+
+    /// Lists a field, as windows if its value is longer than the limit.
+    fn push_field(&mut self, field: Field<'a>) {
         if field.value.len() > self.max_value {
             self.push_windows(field);
         } else {
@@ -216,8 +262,7 @@ impl<'a> Fields<'a> {
         let len = value.len();
         let mut start = 0;
         loop {
-            if self.list.len() >= self.max_fields {
-                self.truncated = true;
+            if self.full() {
                 return;
             }
             let end = (start + w).min(len);
@@ -230,6 +275,7 @@ impl<'a> Fields<'a> {
                 value: part,
                 json_path: whole.json_path.clone(),
                 continued: start > 0,
+                not_token: false,
                 ..whole
             });
             if end == len {
@@ -519,7 +565,7 @@ pub fn fuzz_extract(data: &[u8]) {
     ] {
         let mut f = Fields::new(&limits);
         body::parse(Some(ct), data, &limits, &mut f);
-        assert!(f.list.len() <= limits.max_fields);
+        assert!(f.list.len() + f.skipped <= limits.max_fields);
     }
     let q = String::from_utf8_lossy(data);
     let headers: [(&str, &[u8]); 1] = [("Cookie", data)];

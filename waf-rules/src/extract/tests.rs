@@ -25,11 +25,23 @@ fn req<'a>(query: &'a str, headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -
 
 #[test]
 fn query_cookies_headers() {
-    let h: [(&str, &[u8]); 2] = [("Cookie", b"sid=abc; theme=dark"), ("User-Agent", b"x")];
-    let f = fields(&req("q=a+b%3C&flag", &h, b""));
+    let h: [(&str, &[u8]); 2] = [("Cookie", b"sid=a:b; theme=dark"), ("User-Agent", b"x")];
+    let f = fields(&req("q=a+b%3C&/flag", &h, b""));
     assert!(f.contains(&("args:q".into(), "a b<".into())));
-    assert!(f.contains(&("args:".into(), "flag".into())));
-    assert!(f.contains(&("cookie:sid".into(), "abc".into())));
+    assert!(f.contains(&("args:".into(), "/flag".into())));
+    assert!(f.contains(&("cookie:sid".into(), "a:b".into())));
+    // Plain tokens (`theme`, `dark`, `q`) are counted, not listed.
+    assert!(!f
+        .iter()
+        .any(|(_, v)| v == "dark" || v == "q" || v == "theme"));
+    let h: [(&str, &[u8]); 1] = [("Cookie", b"sid=abc; theme=dark")];
+    let r = req("flag&_charset_=utf-7&a=b", &h, b"");
+    let x = extract(&r, &Limits::default());
+    // `flag`, the names `_charset_`, `a`, `sid`, `theme`, the values `b`,
+    // `abc`, `dark`.
+    assert_eq!(x.skipped, 8, "{:?}", x.list);
+    // A `_charset_` value re-decodes the body: listed though plain.
+    assert!(x.list.iter().any(|f| &f.value[..] == b"utf-7"));
     assert!(f.contains(&("header:user-agent".into(), "x".into())));
     assert!(f.contains(&("path".into(), "/p".into())));
 }
@@ -66,18 +78,18 @@ fn deep_json_is_cut_and_flagged() {
 #[test]
 fn multipart_fields_and_filenames() {
     let h: [(&str, &[u8]); 1] = [("Content-Type", b"multipart/form-data; boundary=XX")];
-    let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../x.php\"\r\n\r\n<?php ?>\r\n--XX--\r\n";
+    let body = b"--XX\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nhello there\r\n--XX\r\nContent-Disposition: form-data; name=\"f\"; filename=\"../x.php\"\r\n\r\n<?php ?>\r\n--XX--\r\n";
     let f = fields(&req("", &h, body));
-    assert!(f.contains(&("multipart:a".into(), "hello".into())));
+    assert!(f.contains(&("multipart:a".into(), "hello there".into())));
     assert!(f.contains(&("filename:f".into(), "../x.php".into())));
 }
 
 #[test]
 fn xml_text_and_attributes() {
     let h: [(&str, &[u8]); 1] = [("Content-Type", b"text/xml")];
-    let f = fields(&req("", &h, b"<a><b id=\"7\">hi</b></a>"));
-    assert!(f.contains(&("xml:/a/b".into(), "hi".into())));
-    assert!(f.contains(&("xml:/a/b@id".into(), "7".into())));
+    let f = fields(&req("", &h, b"<a><b id=\"7 8\">hi there</b></a>"));
+    assert!(f.contains(&("xml:/a/b".into(), "hi there".into())));
+    assert!(f.contains(&("xml:/a/b@id".into(), "7 8".into())));
     assert!(f.iter().any(|(t, _)| t == "xml"));
 }
 
@@ -92,6 +104,15 @@ fn limits_cut_values_and_count() {
     let f = extract(&r, &limits);
     assert!(f.truncated);
     assert_eq!(f.list.len(), 3);
+    // Plain tokens count against the limit though they are not listed:
+    // after the method, version and path, `a` and `1` fill it.
+    let limits = Limits {
+        max_fields: 5,
+        ..Limits::default()
+    };
+    let f = extract(&req("a=1&c=%3C", &[], b""), &limits);
+    assert!(f.truncated);
+    assert_eq!((f.list.len(), f.skipped), (3, 2));
 }
 
 #[test]
@@ -199,7 +220,7 @@ fn include_like_names_are_config_and_include_variables() {
     // Query, form and multipart args carry the flag; JSON fields and
     // headers do not.
     let f = extract(
-        &req("root_path=x&q=y", &[("Include", b"x")], b""),
+        &req("root_path=x/y&q=y/z", &[("Include", b"x")], b""),
         &Limits::default(),
     );
     let flagged: Vec<_> = f

@@ -139,7 +139,7 @@ pub async fn open(
     let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").into_bytes();
     request.extend_from_slice(&admitted.prefix);
     tls.write_all(&request).await.map_err(io)?;
-    let deadline = options.connect_timeout + options.peek_timeout;
+    let deadline = options.connect_timeout.saturating_add(options.peek_timeout);
     let mut buf = Vec::with_capacity(512);
     let head_len = loop {
         let mut headers = [httparse::EMPTY_HEADER; 16];
