@@ -14,6 +14,8 @@
 set -euo pipefail
 if (($# < 4)); then sed -n '2,13p' "$0"; exit 2; fi
 url=$1 secs=$2 conns=$3
+[[ $url == http://127.0.0.1:* ]] || { echo "segments.sh: loopback URLs only" >&2; exit 2; }
+[[ $conns =~ ^[0-9]+$ ]] && ((conns >= 1 && conns <= 1000)) || { echo "segments.sh: conns 1..1000" >&2; exit 2; }
 shift 3
 filter=$(printf 'sport = :%s or dport = :%s or ' "$@")
 filter="( ${filter% or } )"

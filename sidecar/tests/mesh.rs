@@ -418,6 +418,24 @@ async fn outbound_originates_mtls_and_checks_the_peer_identity() {
 async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
     timeout(Duration::from_secs(90), async {
         let (dir, _ca, mut sc, tcp_port, frontend, mut open) = frontend_connected().await;
+        // An HTTP keep-alive connection too: the HTTP port's cut runs on its own path.
+        let mut open_http = tls_connect(sc.addr("inbound:8080"), frontend.clone())
+            .await
+            .unwrap();
+        open_http
+            .write_all(b"GET /v1/payments/7 HTTP/1.1\r\nhost: payments\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 512];
+        let n = timeout(Duration::from_secs(10), open_http.read(&mut head))
+            .await
+            .expect("HTTP answer before the revocation")
+            .unwrap();
+        assert!(
+            head[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&head[..n])
+        );
 
         std::fs::write(
             dir.path().join("revoked.toml"),
@@ -434,6 +452,12 @@ async fn revoking_a_caller_cuts_its_open_connection_and_refuses_new_ones() {
         assert!(
             r.is_ok(),
             "the revoked caller's connection was still open 1 s after the reload"
+        );
+        let mut rest = Vec::new();
+        let r = timeout(Duration::from_secs(1), open_http.read_to_end(&mut rest)).await;
+        assert!(
+            r.is_ok(),
+            "the revoked caller's HTTP keep-alive connection was still open 1 s after the reload"
         );
         let line = sc.wait_for(|v| v["rampart.closed_by_policy"] == true, "cut line");
         assert!(
