@@ -236,6 +236,11 @@ fn network_tool_with_a_host_name_after_a_separator() {
             "q=web+%26+host+example.com",
             "q=Tom+%26+ping+pong.com",
             "q=Shop+%7C+host.example.com",
+            // Review of session 9: support text goes on after the host.
+            "msg=Our+site+is+down.%0APing+example.com+times+out",
+            "q=site+down;+ping+example.com+fails",
+            "msg=Steps:%0Assh+build.example.org+then+deploy",
+            "msg=%0Adig+example.com+returns+NXDOMAIN",
         ],
     );
 }
@@ -373,6 +378,12 @@ fn union_values_table_and_bang_not() {
             "q=union+values+and+rights",
             "q=it's+the+union+table+at+noon",
             "q=wow!+(great)",
+            // Review of session 9: prose with `union values (`, `union table`, `!`.
+            "q=European+Union+values+(democracy,+rule+of+law)",
+            "q=The+credit+union+values+(and+protects)+your+savings",
+            "q=Workers'+Union+table+tennis+league",
+            "q=Students'+Union+table+bookings",
+            "q=Hello!+kids+aged+3+and+5+%3E+2+years",
         ],
     );
 }
@@ -445,4 +456,88 @@ fn short_loopback_urls_and_yaml_object_tags() {
             "q=Great!!+python/django+job",
         ],
     );
+}
+
+/// Review of session 9: a number glued to control-byte blanks, no quote
+/// and no comma (`1\x01union\x01select…`): the SQL detector's trigger set
+/// now holds every byte its tokenizer takes as a blank (SQL Server's
+/// 0x01-0x0f, MySQL's 0xa0), so the value reaches it. Before: score 0 each.
+/// (`1\xa0union\xa0select…` was already caught, by rule 1005.)
+#[test]
+fn control_byte_blanks_in_a_number_context() {
+    assert_queries(
+        true,
+        &[
+            "id=1%01union%01select%01password%01from%01users",
+            "id=1%0eunion%0eselect%0epassword%0efrom%0eusers",
+            "id=1%07union%07all%07select%07null",
+        ],
+    );
+    assert_queries(false, &["q=caf%C3%A9%C2%A0cr%C3%A8me", "q=voil%C3%A0"]);
+}
+
+/// Review of session 9: MySQL's `\N` (NULL) glued to UNION is read by rule
+/// 1005 (rule 1001's js_decode reads `\N` as `N`); every placement of the
+/// literal before the keyword.
+#[test]
+fn mysql_null_literal_glued_to_union() {
+    assert_queries(
+        true,
+        &[
+            "id=%5CNunion+select+1,2",
+            "id=%5CNunion+all+select+1,2",
+            "id=%5CNunion(select+1,2)",
+            "id=%5CN,%5CNunion+distinct+select+1,2",
+        ],
+    );
+}
+
+/// Review of session 9: YAML tags spelled in full (`!<tag:yaml.org,2002:…>`)
+/// or through a `%TAG` directive, and every ESI element (`<esi:choose>`,
+/// `<esi:try>`…), not a list of spellings. Before: score 0 each.
+#[test]
+fn yaml_tags_in_full_and_every_esi_element() {
+    assert_queries(
+        true,
+        &[
+            "doc=!%3Ctag:yaml.org,2002:python/object/apply:os.system%3E+[%22id%22]",
+            "doc=%25TAG+!p!+tag:yaml.org,2002:python/%0A---%0A!p!object/apply:os.system+[%22id%22]",
+            "doc=---+!%3Ctag:ruby.yaml.org,2002:object:Gem::Installer%3E%0Ai:+x",
+            "doc=%25TAG+!r!+tag:ruby.yaml.org,2002:%0A---%0A!r!object:Gem::Installer%0Ai:+x",
+            "q=%3Cesi:choose%3E%3Cesi:when+test=%221==1%22%3Ex%3C/esi:when%3E%3C/esi:choose%3E",
+            "q=%3Cesi:try%3E%3Cesi:attempt%3Ex%3C/esi:attempt%3E%3C/esi:try%3E",
+            "q=a%3Cesi:remove%3Ex%3C/esi:remove%3E",
+        ],
+    );
+    assert_queries(
+        false,
+        &[
+            "doc=%25YAML+1.2%0A---%0A!!str+hello",
+            "doc=!%3Ctag:yaml.org,2002:str%3E+hello",
+            "q=esi+choose+when+try+tags",
+        ],
+    );
+}
+
+/// Prototype pollution through nested JSON keys: `constructor` then
+/// `prototype`, each a plain word on its own, reach `Object.prototype` as
+/// `constructor[prototype]` does in a query. Before: score 0. The same words
+/// elsewhere (a `prototype` key under another parent, prose) pass.
+#[test]
+fn prototype_pollution_by_nested_json_keys() {
+    for body in [
+        r#"{"constructor": {"prototype": {"isAdmin": true}}}"#,
+        r#"{"user": {"constructor": {"prototype": {"role": "admin"}}}}"#,
+        r#"[{"constructor":{"prototype":{"polluted":1}}}]"#,
+    ] {
+        assert!(json_blocked(body), "passed: {body}");
+    }
+    assert!(query_blocked("constructor[prototype][isAdmin]=1"));
+    for body in [
+        r#"{"design": {"prototype": {"stage": "v2"}}}"#,
+        r#"{"constructor": "Acme Builders", "prototype": "ready"}"#,
+        r#"{"constructor": {"name": "Acme"}, "notes": "the prototype is ready"}"#,
+    ] {
+        assert!(!json_blocked(body), "blocked: {body}");
+    }
 }

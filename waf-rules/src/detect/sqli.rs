@@ -78,10 +78,12 @@ const SQUOTE: u8 = 4;
 const DQUOTE: u8 = 8;
 static BYTE_CLASS: [u8; 256] = byte_classes();
 
-/// Punctuation or a space between words (`could_be_sql`): without one
-/// of them a value is one bare word, never an injection.
+/// Punctuation or a blank between words (`could_be_sql`): without one
+/// of them a value is one bare word, never an injection. The blanks are
+/// the tokenizer's: SQL Server's control bytes 0x01-0x0f, MySQL's 0xa0.
 pub(crate) const TRIGGERS: Triggers = Triggers::new(SPACED_BYTES);
-const SPACED_BYTES: &[u8] = b" '\"()=<>;-#/|&\t\n`@,";
+const SPACED_BYTES: &[u8] =
+    b" '\"()=<>;-#/|&\t\n`@,\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0d\x0e\x0f\xa0";
 
 const fn byte_classes() -> [u8; 256] {
     // SQL punctuation (`detect`).
@@ -251,7 +253,6 @@ fn span(toks: &[&Token], from: usize, to: usize) -> Range<usize> {
 /// The value closed a string; `rest` is what follows the closing quote.
 fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
     let t = meaningful(rest);
-    let _ = v;
     // Skip closing parens: `') or ('a'='a`.
     let mut k = 0;
     while t.get(k).is_some_and(|x| x.kind == Kind::RParen) {
@@ -267,13 +268,13 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
             return Some(span(&t, 0, k + 1))
         }
         // ' union table users-- (MySQL 8's TABLE statement)
-        Kind::Union if union_table(&t[k + 1..]) => return Some(span(&t, k, t.len())),
+        Kind::Union if union_table(v, &t[k + 1..]) => return Some(span(&t, k, t.len())),
         // '; drop table x  / ' union select
         Kind::Semi | Kind::Union => {}
         // ' or 1=1 / ' and sleep(5) / ' or true--
         Kind::Logic if logic_operand_ends(&t[k + 1..]) => return Some(span(&t, k, t.len())),
         // '+(select ...) / '||(select / ' = '1
-        Kind::Op | Kind::Cmp if op_continues(&t[k + 1..]) => return Some(span(&t, k, t.len())),
+        Kind::Op | Kind::Cmp if op_continues(v, &t[k + 1..]) => return Some(span(&t, k, t.len())),
         // ' where 1=1 / ' order by 3-- / ' having 1=1
         Kind::Clause if clause_continues(&t[k..]) => return Some(span(&t, k, t.len())),
         // ' like 'a / ' in (select / ' rlike (select
@@ -283,24 +284,61 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
     if operator_then_comment(v, &t[k..]) {
         return Some(span(&t, k, t.len()));
     }
-    strong_anywhere(&t[k..])
+    strong_anywhere(v, &t[k..])
 }
 
-/// After UNION, MySQL 8's `VALUES (1,2)` / `VALUES ROW(1,2)` statement:
-/// the only clause word starting with `v`, then a parenthesis or `row(`.
-fn union_values(t: &[&Token]) -> bool {
+/// Whether token `x` is the keyword `word` (lower case), in any case.
+fn is_keyword(v: &[u8], x: &Token, word: &[u8]) -> bool {
+    v[x.span.clone()].eq_ignore_ascii_case(word)
+}
+
+/// After UNION (and one ALL / DISTINCT), MySQL 8's `VALUES` statement as a
+/// row of SQL: `VALUES ROW(1,2)`, or `VALUES (` opening a value — a number,
+/// string, literal, variable or nested parenthesis (`values (1)`,
+/// `values ('a')`). Prose has words there: `Union values (democracy, …)`.
+fn union_values(v: &[u8], t: &[&Token]) -> bool {
+    let t = skip_set_quantifier(v, t);
+    let k = |i: usize| t.get(i).map(|x| x.kind);
     t.first()
-        .is_some_and(|x| x.kind == Kind::Clause && matches!(x.first, b'v' | b'V'))
-        && t.get(1)
-            .is_some_and(|x| matches!(x.kind, Kind::LParen | Kind::Func))
+        .is_some_and(|x| x.kind == Kind::Clause && is_keyword(v, x, b"values"))
+        && match k(1) {
+            Some(Kind::Func) => true,
+            Some(Kind::LParen) => matches!(
+                k(2),
+                Some(Kind::Num | Kind::Str { .. } | Kind::Literal | Kind::Var | Kind::LParen)
+            ),
+            _ => false,
+        }
 }
 
-/// After a break-out and UNION, MySQL 8's `TABLE name` statement (the only
-/// five-letter clause word starting with `t`), then a name.
-fn union_table(t: &[&Token]) -> bool {
-    t.first().is_some_and(|x| {
-        x.kind == Kind::Clause && x.span.len() == 5 && matches!(x.first, b't' | b'T')
-    }) && t.get(1).is_some_and(|x| x.kind == Kind::Word)
+/// `t` past one leading `ALL` / `DISTINCT` (`union all values row(1,2)`).
+fn skip_set_quantifier<'a, 't>(v: &[u8], t: &'a [&'t Token]) -> &'a [&'t Token] {
+    match t.first() {
+        Some(x)
+            if x.kind == Kind::Clause
+                && (is_keyword(v, x, b"all") || is_keyword(v, x, b"distinct")) =>
+        {
+            &t[1..]
+        }
+        _ => t,
+    }
+}
+
+/// After a break-out and UNION, MySQL 8's `TABLE name` statement, then
+/// what cuts the rest of the query off or continues it as SQL: a comment,
+/// `;`, or a clause of SQL shape (`' union table users--`, `… order by 1`,
+/// `… where 1=1`). Prose goes on with words: `Workers' Union table tennis
+/// league`, `Students' union table bookings where members sign up`.
+fn union_table(v: &[u8], t: &[&Token]) -> bool {
+    let t = skip_set_quantifier(v, t);
+    t.first()
+        .is_some_and(|x| x.kind == Kind::Clause && is_keyword(v, x, b"table"))
+        && t.get(1).is_some_and(|x| x.kind == Kind::Word)
+        && match t.get(2).map(|x| x.kind) {
+            Some(Kind::Comment | Kind::Semi) => true,
+            Some(Kind::Clause) => clause_continues(&t[2..]),
+            _ => false,
+        }
 }
 
 /// `#fff"`, `#ff0000'`: a `#` comment that is really a 3-8 digit hex color closed by a quote.
@@ -387,13 +425,13 @@ fn bare(v: &[u8], all: &[&Token]) -> Option<Range<usize>> {
             {
                 k += 1;
             }
-            if let Some(r) = strong_anywhere(&t[k..]) {
+            if let Some(r) = strong_anywhere(v, &t[k..]) {
                 return Some(r);
             }
         }
         _ => {}
     }
-    strong_anywhere(t)
+    strong_anywhere(v, t)
 }
 
 /// An operand: string, number, literal, variable, word, or a function /
@@ -447,7 +485,7 @@ fn logic_operand_ends(t: &[&Token]) -> bool {
 }
 
 /// After an operator directly behind the break-out: `+(select`, `||(select`, `='1' or`.
-fn op_continues(t: &[&Token]) -> bool {
+fn op_continues(v: &[u8], t: &[&Token]) -> bool {
     match t.first().map(|x| x.kind) {
         Some(Kind::LParen) => matches!(
             t.get(1).map(|x| x.kind),
@@ -459,7 +497,7 @@ fn op_continues(t: &[&Token]) -> bool {
                 t.get(1).map(|x| x.kind),
                 Some(Kind::Logic) | Some(Kind::Comment) | Some(Kind::Semi)
             ) && t.len() > 2
-                || strong_anywhere(t).is_some()
+                || strong_anywhere(v, t).is_some()
         }
         _ => false,
     }
@@ -570,7 +608,7 @@ fn func_tautology(t: &[&Token]) -> bool {
 
 /// Signals strong enough anywhere once the context is left: UNION SELECT,
 /// a stacked statement, logic + tautology, logic + function call.
-fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
+fn strong_anywhere(v: &[u8], t: &[&Token]) -> Option<Range<usize>> {
     // What precedes token `i`, kept as the loop goes: plain words, and whether every token
     // so far is one a sentence has (words, numbers, operators, logic words).
     let (mut words, mut plain) = (0usize, true);
@@ -580,7 +618,7 @@ fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
             words += usize::from(prev == Kind::Word);
             plain &= matches!(
                 prev,
-                Kind::Word | Kind::Num | Kind::Cmp | Kind::Op | Kind::Logic
+                Kind::Word | Kind::Num | Kind::Cmp | Kind::Op | Kind::Logic | Kind::Not
             );
         }
         match t[i].kind {
@@ -596,7 +634,7 @@ fn strong_anywhere(t: &[&Token]) -> Option<Range<usize>> {
                 {
                     j += 1;
                 }
-                if t.get(j).is_some_and(|x| x.kind == Kind::Stmt) || union_values(&t[i + 1..]) {
+                if t.get(j).is_some_and(|x| x.kind == Kind::Stmt) || union_values(v, &t[i + 1..]) {
                     return Some(span(t, i, t.len()));
                 }
             }
@@ -679,6 +717,13 @@ mod tests {
                 "foo) and 5>3 and (1=1",
                 "admin\"#",
                 "admin'#comment",
+                "1 union all values row(1,2)",
+                "1 union distinct values (1,2)",
+                "' union values ('a','b')--",
+                "' union table users--",
+                "' union table users order by 1",
+                "' union all table users where 1=1",
+                "1 and !(1=2)",
             ],
         );
     }
@@ -712,6 +757,18 @@ mod tests {
                 "team A or 2 = team B",
                 "<font color=\"#ff0000\" face=\"Arial\">old</font>",
                 "<td bgcolor='#fff'>x</td>",
+                // `union values (`, `union table` and `!` in prose (review of session 9).
+                "European Union values (democracy, rule of law)",
+                "The credit union values (and protects) your savings",
+                "Trade union values (fair pay, safe work) matter",
+                "Our union values (all of them) its members",
+                "Hello! kids aged 3 and 5 > 2 years",
+                "Wow! I love <b>bold</b> text and 5 > 3",
+                "Great news! team A or 2 = team B",
+                "Workers' Union table tennis league",
+                "Students' Union table bookings",
+                "Students' union table bookings where members sign up",
+                "the workers' union table: book by Friday",
             ],
         );
     }
