@@ -257,7 +257,7 @@ pub fn line_of_path(text: &str, path: &[String]) -> usize {
         let exact = (from..end).find(|&n| match header(n) {
             Some((h, array)) if h == name && array == index.is_some() => {
                 seen += 1;
-                index.map_or(true, |i| i + 1 == seen)
+                index.is_none_or(|i| i + 1 == seen)
             }
             _ => false,
         });
