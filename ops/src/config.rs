@@ -223,74 +223,26 @@ fn split_path(dotted: &str) -> Vec<String> {
     dotted.split('.').map(str::to_string).collect()
 }
 
-/// Best-effort line number (1-based) of `path` in `text`: follows the path down nested tables
-/// and arrays of tables (`listeners.0.tls.certificates.1.from_ca`: the second
-/// `[[listeners.tls.certificates]]` of the first `[[listeners]]`), then a `key = …` line of the
-/// table reached; falls back to that table's header line, then to 1.
+/// Line number (1-based) of `path` in `text`: the line of the value the path names, found by
+/// walking the parsed document's spans (a number indexes an array or an array of tables; dotted
+/// keys, `[a.b]` sub-tables and inline tables all resolve). A path only partly written (a field
+/// left at its default) falls back to the deepest table or value that is written, then to 1.
 pub fn line_of_path(text: &str, path: &[String]) -> usize {
-    let lines: Vec<&str> = text.lines().collect();
-    // A table header's dotted name, and whether it is an array-of-tables header.
-    let header = |n: usize| -> Option<(&str, bool)> {
-        let t = lines[n].trim();
-        let array = t.starts_with("[[");
-        let name = t.strip_prefix('[')?.trim_start_matches('[');
-        let name = name.split(']').next()?.trim();
-        let plain = |c: char| c.is_ascii_alphanumeric() || "_-.\" ".contains(c);
-        (!name.is_empty() && name.chars().all(plain)).then_some((name, array))
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
+        return 1;
     };
-    let mut table = String::new();
-    // The reached table's header line, the first line to search in it, and its end.
-    let (mut line, mut from, mut end) = (None::<usize>, 0, lines.len());
-    let mut parts = path.iter().peekable();
-    while let Some(part) = parts.next() {
-        if part.parse::<usize>().is_ok() {
-            continue; // an index into an inline array: its table's line stands
-        }
-        let name = match table.is_empty() {
-            true => part.clone(),
-            false => format!("{table}.{part}"),
+    let mut item = doc.as_item();
+    let mut at = None;
+    for part in path {
+        let next = match part.parse::<usize>() {
+            Ok(i) => item.get(i).or_else(|| item.get(part)),
+            Err(_) => item.get(part),
         };
-        let index = parts.next_if(|p| p.parse::<usize>().is_ok());
-        let index = index.and_then(|p| p.parse::<usize>().ok());
-        let sub = format!("{name}.");
-        let mut seen = 0;
-        let exact = (from..end).find(|&n| match header(n) {
-            Some((h, array)) if h == name && array == index.is_some() => {
-                seen += 1;
-                index.is_none_or(|i| i + 1 == seen)
-            }
-            _ => false,
-        });
-        // A table only implied by its sub-tables' headers (`[protect.h2]` without `[protect]`).
-        let implied = || {
-            let n = (from..end).find(|&n| header(n).is_some_and(|(h, _)| h.starts_with(&sub)))?;
-            Some((n, n))
-        };
-        match exact
-            .map(|n| (n, n + 1))
-            .or_else(|| index.is_none().then(implied).flatten())
-        {
-            Some((n, first)) => {
-                let next =
-                    (n + 1..end).find(|&m| header(m).is_some_and(|(h, _)| !h.starts_with(&sub)));
-                (line, from, end) = (Some(n), first, next.unwrap_or(end));
-                table = name;
-            }
-            None => {
-                // A key of the table reached, among its own lines (before its first sub-table).
-                let own = (from..end).find(|&m| header(m).is_some()).unwrap_or(end);
-                let key = (from..own).find(|&n| {
-                    let rest = lines[n].trim_start().strip_prefix(part.as_str());
-                    rest.is_some_and(|r| r.trim_start().starts_with('='))
-                });
-                if let Some(n) = key {
-                    return n + 1;
-                }
-                break;
-            }
-        }
+        let Some(next) = next else { break };
+        item = next;
+        at = item.span().map(|s| s.start).or(at);
     }
-    line.map_or(1, |n| n + 1)
+    at.map_or(1, |at| line_at(text, at))
 }
 
 #[cfg(test)]
@@ -306,19 +258,82 @@ mod tests {
         assert_eq!(line_of_path(text, &path), 2);
     }
 
+    fn at(text: &str, dotted: &str) -> usize {
+        line_of_path(text, &split_path(dotted))
+    }
+
+    /// Each value at its own line, however the file nests it (sub-table headers that name a
+    /// prefix of the path, arrays of tables inside arrays of tables, dotted keys, inline
+    /// tables); a longer key sharing the field's prefix is not taken for it.
+    #[test]
+    fn finds_the_value_line_of_nested_paths() {
+        let text = "\
+name = \"x\"                       # 1
+[protect.connections]              # 2
+max_per_ip_connections = 5         # 3
+max_connections = 10               # 4
+[protect.rate_limit]               # 5
+burst = 2                          # 6
+max_keys = 100                     # 7
+[protect.rate_limit.routes.api]    # 8
+rps = 3                            # 9
+[[upstreams]]                      # 10
+name = \"a\"                       # 11
+[upstreams.health]                 # 12
+eject_after = 3                    # 13
+[[upstreams]]                      # 14
+name = \"b\"                       # 15
+health = { eject_after = 4, eject_seconds = 9 }  # 16
+[[routes]]                         # 17
+waf.mode = \"block\"               # 18
+[[routes]]                         # 19
+[routes.waf]                       # 20
+paranoia = 2                       # 21
+[[routes.waf.exclusions]]          # 22
+rule = 1                           # 23
+[[routes.waf.exclusions]]          # 24
+rule = 2                           # 25
+ports = [                          # 26
+  80,                              # 27
+  443,                             # 28
+]                                  # 29
+";
+        assert_eq!(at(text, "protect.connections.max_connections"), 4);
+        assert_eq!(at(text, "protect.connections.max_per_ip_connections"), 3);
+        assert_eq!(at(text, "protect.rate_limit.max_keys"), 7);
+        assert_eq!(at(text, "protect.rate_limit.routes.api.rps"), 9);
+        assert_eq!(at(text, "upstreams.0.health.eject_after"), 13);
+        assert_eq!(at(text, "upstreams.1.health.eject_seconds"), 16);
+        assert_eq!(at(text, "upstreams.1.name"), 15);
+        assert_eq!(at(text, "routes.0.waf.mode"), 18);
+        assert_eq!(at(text, "routes.1.waf.paranoia"), 21);
+        assert_eq!(at(text, "routes.1.waf.exclusions.1.rule"), 25);
+        assert_eq!(at(text, "routes.1.waf.exclusions.0"), 22);
+        assert_eq!(at(text, "routes.1.waf.exclusions.1.ports.1"), 28);
+        // Not written (left at its default): the deepest table or array that is.
+        assert_eq!(at(text, "protect.rate_limit.window_secs"), 5);
+        assert_eq!(at(text, "upstreams.0.health.eject_seconds"), 12);
+        assert_eq!(at(text, "routes.1.waf.exclusions.7.rule"), 22);
+        assert_eq!(at(text, "protect.shed.max"), 1);
+        assert_eq!(at(text, "nothing"), 1);
+    }
+
     #[test]
     fn follows_nested_arrays_of_tables_and_implied_tables() {
         let text = "[[l]]\nname = \"a\"\n[l.tls]\n[[l.tls.c]]\nk = { t = 1 }\n[[l.tls.c]]\nk = { t = 2 }\n\
-                    [[l]]\nname = \"b\"\n[l.tls]\n[[l.tls.c]]\nk = { t = 3 }\n[p.h2]\nmax = 1\n";
-        let at = |p: &str| line_of_path(text, &split_path(p));
-        assert_eq!(at("l.0.tls.c.1.k.t"), 7);
-        assert_eq!(at("l.0.tls.c.0.k"), 5);
-        assert_eq!(at("l.1.tls.c.0.k"), 12);
-        assert_eq!(at("l.1.name"), 9);
-        assert_eq!(at("l.0.tls.c.2.k"), 3); // no third: the table reached
-        assert_eq!(at("p.h2.max"), 14);
-        assert_eq!(at("p.h2"), 13);
-        assert_eq!(at("nowhere.x"), 1);
+                    [[l]]\nname = \"b\"\n[l.tls]\n[[l.tls.c]]\nk = { t = 3 }\n[p.h2]\nmax = 1\n\
+                    [p.routes.\"api.v1\"]\nrps = 2\n";
+        assert_eq!(at(text, "l.0.tls.c.1.k.t"), 7);
+        assert_eq!(at(text, "l.0.tls.c.0.k"), 5);
+        assert_eq!(at(text, "l.1.tls.c.0.k"), 12);
+        assert_eq!(at(text, "l.1.name"), 9);
+        assert_eq!(at(text, "l.0.tls.c.2.k"), 4); // no third: the array of the first two
+        assert_eq!(at(text, "p.h2.max"), 14);
+        assert_eq!(at(text, "p.h2"), 13);
+        assert_eq!(at(text, "nowhere.x"), 1);
+        // A quoted key holding a dot is one segment.
+        let path = ["p", "routes", "api.v1", "rps"].map(String::from);
+        assert_eq!(line_of_path(text, &path), 16);
     }
 }
 
