@@ -1,7 +1,8 @@
 //! All protect building blocks assembled from one `[protect]` config, with
 //! the request-path check the proxy calls in `request_filter` and one set of
-//! background workers and sweepers ([`DefenceWorkers::run`]; a Pingora
-//! background service with feature `pingora`).
+//! background workers and sweepers ([`DefenceWorkers::into_tasks`] or
+//! [`DefenceWorkers::run`]; a Pingora background service with feature
+//! `pingora`).
 //!
 //! Settings and state are apart: [`DefenceSettings`] (limits, caps,
 //! slow-client and alert settings) is built per config load and held by the
@@ -232,8 +233,11 @@ pub type EventSink = Arc<dyn Fn(&str) + Send + Sync>;
 /// A background task (worker or sweeper) to run on a tokio runtime.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Runs the alert worker, the Redis worker and the sweepers until shutdown.
-/// Add it with `server.add_service(background_service("rampart protect", workers))`.
+/// The alert worker, the Redis worker and the sweepers: spawn
+/// [`DefenceWorkers::into_tasks`] on a long-lived tokio runtime (the edge's
+/// control plane), or [`DefenceWorkers::run`] them until a shutdown watch
+/// changes (with feature `pingora`, as a Pingora background service:
+/// `server.add_service(background_service("rampart protect", workers))`).
 pub struct DefenceWorkers {
     tasks: Mutex<Vec<Task>>,
 }
@@ -447,6 +451,12 @@ impl DefenceWorkers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .extend(tasks);
+    }
+
+    /// The tasks, to spawn on a runtime of the caller's; they end by themselves
+    /// once the defences are dropped.
+    pub fn into_tasks(self) -> Vec<Task> {
+        self.tasks.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs every worker and sweeper until `shutdown` changes or all of them

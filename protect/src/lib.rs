@@ -22,9 +22,12 @@
 //! background service. Without it the crate does not link Pingora.
 //!
 //! # Wiring in the edge (see `proxy/tests/protect_edge.rs` for a working minimal edge)
-//! 1. At load: `let (defences, workers) = Defences::new(&cfg.protect,
-//!    &metrics.registry, route_names, event_sink)?;` then
-//!    `server.add_service(background_service("rampart protect", workers))`.
+//! 1. At load: `let (defences, workers) = Defences::new(&first, &metrics.registry,
+//!    event_sink, current_settings)?;` then spawn `workers.into_tasks()` on a
+//!    tokio runtime that lives as long as the process (the edge uses its control
+//!    plane's, where reloads spawn the new settings' tasks too), or add the
+//!    workers as a Pingora background service
+//!    (`server.add_service(background_service("rampart protect", workers))`).
 //! 2. Service: `let mut proxy = http_proxy(&conf, edge);
 //!    proxy.h2_options = Some(defences.h2_options());` wrap the app as
 //!    `ConnTracked::new(EdgeApp::new(proxy, ..), defences.conn_filter.clone())`

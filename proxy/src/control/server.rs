@@ -262,11 +262,8 @@ pub fn start_control_plane(shared: Arc<Shared>) -> Result<(), EdgeError> {
                 let workers = (shared.defence_workers.lock())
                     .unwrap_or_else(|p| p.into_inner())
                     .take();
-                if let Some(workers) = workers {
-                    tokio::spawn(async move {
-                        let (_until_exit, never) = tokio::sync::watch::channel(false);
-                        workers.run(never).await
-                    });
+                for task in workers.map(|w| w.into_tasks()).unwrap_or_default() {
+                    tokio::spawn(task);
                 }
                 tokio::spawn(crate::control::reload::on_sighup(shared.clone(), hup));
                 tokio::spawn(crate::control::reload::watch_certificates(shared.clone()));
