@@ -223,61 +223,26 @@ fn split_path(dotted: &str) -> Vec<String> {
     dotted.split('.').map(str::to_string).collect()
 }
 
-/// Best-effort line number (1-based) of `path` in `text`; falls back to the table's header line,
-/// then to 1.
+/// Line number (1-based) of `path` in `text`: the line of the value the path names, found by
+/// walking the parsed document's spans (a number indexes an array or an array of tables; dotted
+/// keys, `[a.b]` sub-tables and inline tables all resolve). A path only partly written (a field
+/// left at its default) falls back to the deepest table or value that is written, then to 1.
 pub fn line_of_path(text: &str, path: &[String]) -> usize {
-    let mut table = String::new();
-    let mut index: Option<usize> = None;
-    let mut key: Option<&str> = None;
-    for part in path {
-        if let Ok(i) = part.parse::<usize>() {
-            index = Some(i);
-        } else if index.is_none() && key.is_none() && table.is_empty() {
-            table = part.clone();
-        } else if key.is_none() {
-            key = Some(part.as_str());
-        }
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    // Find the start of the table (the n-th `[[table]]` or the `[table]` header).
-    let mut start = 0;
-    let mut seen = 0;
-    let mut found = false;
-    for (n, line) in lines.iter().enumerate() {
-        let t = line.trim();
-        let is_array = t == format!("[[{table}]]");
-        let is_table = t == format!("[{table}]");
-        if is_array && Some(seen) == index || is_table {
-            start = n;
-            found = true;
-            break;
-        }
-        if is_array {
-            seen += 1;
-        }
-    }
-    if !found {
+    let Ok(doc) = toml_edit::ImDocument::parse(text) else {
         return 1;
+    };
+    let mut item = doc.as_item();
+    let mut at = None;
+    for part in path {
+        let next = match part.parse::<usize>() {
+            Ok(i) => item.get(i).or_else(|| item.get(part)),
+            Err(_) => item.get(part),
+        };
+        let Some(next) = next else { break };
+        item = next;
+        at = item.span().map(|s| s.start).or(at);
     }
-    if let Some(key) = key {
-        for (n, line) in lines.iter().enumerate().skip(start + 1) {
-            let t = line.trim_start();
-            if t.starts_with("[[") && !t.contains(&format!("[[{table}.")) {
-                break;
-            }
-            if t.starts_with(&format!("[{table}.{key}"))
-                || t.starts_with(&format!("[[{table}.{key}"))
-            {
-                return n + 1;
-            }
-            if let Some(rest) = t.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    return n + 1;
-                }
-            }
-        }
-    }
-    start + 1
+    at.map_or(1, |at| line_at(text, at))
 }
 
 #[cfg(test)]
@@ -291,6 +256,84 @@ mod tests {
         assert_eq!(line_of_path(text, &path), 7);
         let path = vec!["routes".to_string(), "0".into(), "name".into()];
         assert_eq!(line_of_path(text, &path), 2);
+    }
+
+    fn at(text: &str, dotted: &str) -> usize {
+        line_of_path(text, &split_path(dotted))
+    }
+
+    /// Each value at its own line, however the file nests it (sub-table headers that name a
+    /// prefix of the path, arrays of tables inside arrays of tables, dotted keys, inline
+    /// tables); a longer key sharing the field's prefix is not taken for it.
+    #[test]
+    fn finds_the_value_line_of_nested_paths() {
+        let text = "\
+name = \"x\"                       # 1
+[protect.connections]              # 2
+max_per_ip_connections = 5         # 3
+max_connections = 10               # 4
+[protect.rate_limit]               # 5
+burst = 2                          # 6
+max_keys = 100                     # 7
+[protect.rate_limit.routes.api]    # 8
+rps = 3                            # 9
+[[upstreams]]                      # 10
+name = \"a\"                       # 11
+[upstreams.health]                 # 12
+eject_after = 3                    # 13
+[[upstreams]]                      # 14
+name = \"b\"                       # 15
+health = { eject_after = 4, eject_seconds = 9 }  # 16
+[[routes]]                         # 17
+waf.mode = \"block\"               # 18
+[[routes]]                         # 19
+[routes.waf]                       # 20
+paranoia = 2                       # 21
+[[routes.waf.exclusions]]          # 22
+rule = 1                           # 23
+[[routes.waf.exclusions]]          # 24
+rule = 2                           # 25
+ports = [                          # 26
+  80,                              # 27
+  443,                             # 28
+]                                  # 29
+";
+        assert_eq!(at(text, "protect.connections.max_connections"), 4);
+        assert_eq!(at(text, "protect.connections.max_per_ip_connections"), 3);
+        assert_eq!(at(text, "protect.rate_limit.max_keys"), 7);
+        assert_eq!(at(text, "protect.rate_limit.routes.api.rps"), 9);
+        assert_eq!(at(text, "upstreams.0.health.eject_after"), 13);
+        assert_eq!(at(text, "upstreams.1.health.eject_seconds"), 16);
+        assert_eq!(at(text, "upstreams.1.name"), 15);
+        assert_eq!(at(text, "routes.0.waf.mode"), 18);
+        assert_eq!(at(text, "routes.1.waf.paranoia"), 21);
+        assert_eq!(at(text, "routes.1.waf.exclusions.1.rule"), 25);
+        assert_eq!(at(text, "routes.1.waf.exclusions.0"), 22);
+        assert_eq!(at(text, "routes.1.waf.exclusions.1.ports.1"), 28);
+        // Not written (left at its default): the deepest table or array that is.
+        assert_eq!(at(text, "protect.rate_limit.window_secs"), 5);
+        assert_eq!(at(text, "upstreams.0.health.eject_seconds"), 12);
+        assert_eq!(at(text, "routes.1.waf.exclusions.7.rule"), 22);
+        assert_eq!(at(text, "protect.shed.max"), 1);
+        assert_eq!(at(text, "nothing"), 1);
+    }
+
+    #[test]
+    fn follows_nested_arrays_of_tables_and_implied_tables() {
+        let text = "[[l]]\nname = \"a\"\n[l.tls]\n[[l.tls.c]]\nk = { t = 1 }\n[[l.tls.c]]\nk = { t = 2 }\n\
+                    [[l]]\nname = \"b\"\n[l.tls]\n[[l.tls.c]]\nk = { t = 3 }\n[p.h2]\nmax = 1\n\
+                    [p.routes.\"api.v1\"]\nrps = 2\n";
+        assert_eq!(at(text, "l.0.tls.c.1.k.t"), 7);
+        assert_eq!(at(text, "l.0.tls.c.0.k"), 5);
+        assert_eq!(at(text, "l.1.tls.c.0.k"), 12);
+        assert_eq!(at(text, "l.1.name"), 9);
+        assert_eq!(at(text, "l.0.tls.c.2.k"), 4); // no third: the array of the first two
+        assert_eq!(at(text, "p.h2.max"), 14);
+        assert_eq!(at(text, "p.h2"), 13);
+        assert_eq!(at(text, "nowhere.x"), 1);
+        // A quoted key holding a dot is one segment.
+        let path = ["p", "routes", "api.v1", "rps"].map(String::from);
+        assert_eq!(line_of_path(text, &path), 16);
     }
 }
 

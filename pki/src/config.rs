@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ca::profiles::{ServiceNames, MAX_LIFETIME};
-use rampart_ops::config::Bounds;
+use rampart_ops::config::{Bounds, SVID_TTL_SECS};
 
 // What sidecars and the edge may ask for is what this CA may issue.
-const _: () = assert!(rampart_ops::config::SVID_TTL_SECS.max == MAX_LIFETIME.as_secs());
+const _: () = assert!(SVID_TTL_SECS.max == MAX_LIFETIME.as_secs());
 use crate::ca::RotationPolicy;
 use crate::error::{PkiError, Result};
 use crate::keystore::{Kek, KeyProtection, DEFAULT_KEK_ENV};
@@ -82,6 +82,8 @@ pub const REQUEST_MS: Bounds = Bounds::new(1, 3_600_000, "ms");
 pub const RATE: Bounds = Bounds::new(1, 1_000_000_000, "");
 /// `[rotation]` `check_interval_ms`: 1 ms to one day.
 pub const CHECK_INTERVAL_MS: Bounds = Bounds::new(1, 86_400_000, "ms");
+/// `[rotation]` `bundle_propagation_secs`: 0 to a root's longest life (ten years).
+pub const PROPAGATION_SECS: Bounds = Bounds::new(0, crate::ca::MAX_ROOT_LIFETIME.as_secs(), "s");
 
 /// `[limits]`: what one client may hold, so none can starve the others.
 #[derive(Debug, Clone, Deserialize)]
@@ -246,70 +248,95 @@ impl ServeConfig {
                     message: other.to_string(),
                 },
             })?;
-        let bad = |field: &str, why: &str| {
-            let line = text
-                .lines()
-                .position(|l| l.trim_start().starts_with(field))
-                .map(|i| i + 1)
-                .unwrap_or(0);
-            Err(PkiError::Config {
+        // An error at the line of `key` (a dotted path: `limits.max_connections`), or of the
+        // deepest table written when the field is left at its default.
+        let at = |key: &str, message: String| {
+            let keys: Vec<String> = key.split('.').map(String::from).collect();
+            PkiError::Config {
                 path: path.to_path_buf(),
-                line,
-                message: format!("{field}: {why}"),
-            })
-        };
-        let i = &cfg.issuance;
-        if i.max_ttl_secs == 0 || i.max_ttl_secs > MAX_LIFETIME.as_secs() {
-            return bad("max_ttl_secs", "must be between 1 and 7776000 (90 days)");
-        }
-        if i.default_ttl_secs == 0 || i.default_ttl_secs > i.max_ttl_secs {
-            return bad("default_ttl_secs", "must be between 1 and max_ttl_secs");
-        }
-        if i.server_cert_ttl_secs == 0 || i.server_cert_ttl_secs > MAX_LIFETIME.as_secs() {
-            return bad("server_cert_ttl_secs", "must be between 1 and 7776000");
-        }
-        let r = &cfg.rotation;
-        if !(0.1..=0.9).contains(&r.rotate_at_fraction) {
-            return bad("rotate_at_fraction", "must be between 0.1 and 0.9");
-        }
-        if let Err(why) = CHECK_INTERVAL_MS.check("check_interval_ms", r.check_interval_ms) {
-            return bad("check_interval_ms", &why);
-        }
-        // The switch time is the rotation's start plus this: a value past any
-        // root's life would overflow the date (and panic the rotation).
-        if r.bundle_propagation_secs > crate::ca::MAX_ROOT_LIFETIME.as_secs() {
-            return bad(
-                "bundle_propagation_secs",
-                "must be at most 315360000 (ten years, a root's longest life)",
-            );
-        }
-        for id in &cfg.edge.identities {
-            if let Err(e) = crate::spiffe::SpiffeId::parse(id) {
-                return bad("identities", &e.to_string());
+                line: rampart_ops::config::line_of_path(text, &keys),
+                message,
             }
-        }
+        };
+        let bad = |key: &str, why: &str| Err(at(key, format!("{key}: {why}")));
+        let i = &cfg.issuance;
+        let r = &cfg.rotation;
         let l = &cfg.limits;
         let rl = &cfg.rate_limit;
-        for (field, value, range) in [
-            ("max_connections", l.max_connections as u64, CONNECTIONS),
-            ("handshake_timeout_ms", l.handshake_timeout_ms, HANDSHAKE_MS),
-            ("request_timeout_ms", l.request_timeout_ms, REQUEST_MS),
-            ("per_minute", rl.per_minute.into(), RATE),
-            ("burst", rl.burst.into(), RATE),
+        for (key, value, range) in [
+            ("issuance.max_ttl_secs", i.max_ttl_secs, SVID_TTL_SECS),
+            (
+                "issuance.server_cert_ttl_secs",
+                i.server_cert_ttl_secs,
+                SVID_TTL_SECS,
+            ),
+            (
+                "rotation.check_interval_ms",
+                r.check_interval_ms,
+                CHECK_INTERVAL_MS,
+            ),
+            // The switch time is the rotation's start plus this: past any root's life it
+            // would overflow the date (and panic the rotation).
+            (
+                "rotation.bundle_propagation_secs",
+                r.bundle_propagation_secs,
+                PROPAGATION_SECS,
+            ),
+            (
+                "limits.max_connections",
+                l.max_connections as u64,
+                CONNECTIONS,
+            ),
+            (
+                "limits.handshake_timeout_ms",
+                l.handshake_timeout_ms,
+                HANDSHAKE_MS,
+            ),
+            (
+                "limits.request_timeout_ms",
+                l.request_timeout_ms,
+                REQUEST_MS,
+            ),
+            ("rate_limit.per_minute", rl.per_minute.into(), RATE),
+            ("rate_limit.burst", rl.burst.into(), RATE),
         ] {
-            if let Err(why) = range.check(field, value) {
-                return bad(field, &why);
+            // `limits.max_connections = 0 is out of range: give 1 to 1000000`
+            range.check(key, value).map_err(|why| at(key, why))?;
+        }
+        if i.default_ttl_secs == 0 || i.default_ttl_secs > i.max_ttl_secs {
+            return bad(
+                "issuance.default_ttl_secs",
+                &format!(
+                    "{} must be between 1 and max_ttl_secs ({})",
+                    i.default_ttl_secs, i.max_ttl_secs
+                ),
+            );
+        }
+        if !(0.1..=0.9).contains(&r.rotate_at_fraction) {
+            return bad("rotation.rotate_at_fraction", "must be between 0.1 and 0.9");
+        }
+        for (n, id) in cfg.edge.identities.iter().enumerate() {
+            if let Err(e) = crate::spiffe::SpiffeId::parse(id) {
+                return bad(&format!("edge.identities.{n}"), &e.to_string());
             }
         }
         if l.max_connections_per_ip == 0 || l.max_connections_per_ip > l.max_connections {
             return bad(
-                "max_connections_per_ip",
-                "must be between 1 and max_connections",
+                "limits.max_connections_per_ip",
+                &format!(
+                    "{} must be between 1 and max_connections ({})",
+                    l.max_connections_per_ip, l.max_connections
+                ),
             );
         }
         if let Some(k) = &cfg.attestation.kubernetes {
             if let Err((field, why)) = k.check() {
-                return bad(field, &why);
+                // `field` is a key of the table, or the table itself (`[attestation.kubernetes]`).
+                let key = match field.starts_with('[') {
+                    true => "attestation.kubernetes".to_string(),
+                    false => format!("attestation.kubernetes.{field}"),
+                };
+                return bad(&key, &why);
             }
         }
         if cfg.kek_file.is_some() && cfg.kek_env.is_some() {
@@ -424,6 +451,57 @@ mod tests {
         }
     }
 
+    /// Checks done after parsing name the table and field and find the value's own line: not a
+    /// longer key sharing its prefix, not line 0 for a field left at its default.
+    #[test]
+    fn checks_after_parsing_name_the_value_line() {
+        let err = |body: &str| {
+            let text = format!("listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n{body}");
+            ServeConfig::parse(&text, Path::new("pki.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        let k8s = "[attestation.kubernetes]\nissuer = \"i\"\naudience = \"a\"\njwks_url = \"https://k/j\"";
+        let cases = [
+            // max_connections_per_ip (line 4) shares max_connections' prefix.
+            (
+                "[limits]\nmax_connections_per_ip = 5\nmax_connections = 0\n".to_string(),
+                "pki.toml:5: limits.max_connections = 0 is out of range: give 1 to 1000000",
+            ),
+            (
+                "[limits]\nmax_connections = 4\nmax_connections_per_ip = 5\n".into(),
+                "pki.toml:5: limits.max_connections_per_ip: 5 must be between 1 and max_connections (4)",
+            ),
+            // default_ttl_secs not written: its table's line, not 0.
+            (
+                "[rotation]\ncheck_interval_ms = 5\n[issuance]\nmax_ttl_secs = 60\n".into(),
+                "pki.toml:5: issuance.default_ttl_secs: 86400 must be between 1 and max_ttl_secs (60)",
+            ),
+            // A key of a sub-table, after another table's key of a similar name.
+            (
+                format!("[limits]\nrequest_timeout_ms = 5\n{k8s}\njwks_fetch_timeout_ms = 0\n"),
+                "pki.toml:9: attestation.kubernetes.jwks_fetch_timeout_ms: jwks_fetch_timeout_ms = 0 is out of range: give 1 to 60000 ms",
+            ),
+            (
+                "[issuance]\nserver_cert_ttl_secs = 7776001\n".into(),
+                "pki.toml:4: issuance.server_cert_ttl_secs = 7776001 is out of range: give 1 to 7776000 s",
+            ),
+            (
+                "[issuance]\nmax_ttl_secs = 0\n".into(),
+                "pki.toml:4: issuance.max_ttl_secs = 0 is out of range: give 1 to 7776000 s",
+            ),
+            (
+                "[rotation]\nbundle_propagation_secs = 315360001\n".into(),
+                "pki.toml:4: rotation.bundle_propagation_secs = 315360001 is out of range: give 0 to 315360000 s",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(err(&body), want);
+        }
+        let e = err("[edge]\nidentities = [\n  \"spiffe://a/b\",\n  \"nope\",\n]\n");
+        assert!(e.starts_with("pki.toml:6: edge.identities.1: "), "{e}");
+    }
+
     #[test]
     fn errors_name_line_and_field() {
         let text = "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n[issuance]\nmax_ttl_sec = 5\n";
@@ -437,7 +515,10 @@ mod tests {
         let err = ServeConfig::parse(text, Path::new("pki.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("pki.toml:4: max_ttl_secs"), "{err}");
+        assert!(
+            err.starts_with("pki.toml:4: issuance.max_ttl_secs = 99999999 is out of range"),
+            "{err}"
+        );
         let text = "listen = \"127.0.0.1:0\"\nca_dir = \"/x\"\n[rotation]\nbundle_propagation_secs = 9223372036854775807\n";
         let err = ServeConfig::parse(text, Path::new("pki.toml"))
             .unwrap_err()
@@ -459,19 +540,19 @@ mod tests {
             )
         };
         for (source, want) in [
-            ("", "pki.toml:3: [attestation.kubernetes]: give exactly one"),
+            ("", "pki.toml:3: attestation.kubernetes: give exactly one"),
             (
                 "jwks_file = \"/j\"\njwks_url = \"https://k/openid/v1/jwks\"\n",
-                "pki.toml:6: jwks_file: give exactly one",
+                "pki.toml:6: attestation.kubernetes.jwks_file: give exactly one",
             ),
             ("jwks_url = \"http://k/jwks\"\n", "pki.toml:6:"),
             (
                 "jwks_url = \"https://k/jwks\"\njwks_refresh_ms = 0\n",
-                "pki.toml:7: jwks_refresh_ms",
+                "pki.toml:7: attestation.kubernetes.jwks_refresh_ms: ",
             ),
             (
                 "jwks_file = \"/j\"\njwks_ca_file = \"/c\"\n",
-                "pki.toml:7: jwks_ca_file",
+                "pki.toml:7: attestation.kubernetes.jwks_ca_file: ",
             ),
             (
                 "jwks_url = \"https://k/jwks\"\njwks_typo = 1\n",

@@ -568,3 +568,26 @@ fn unpadded_base64_of_letters_and_digits_is_decoded() {
         ],
     );
 }
+
+/// Prototype pollution through nested JSON keys: `constructor` then
+/// `prototype`, each a plain word on its own, reach `Object.prototype` as
+/// `constructor[prototype]` does in a query. Before: score 0. The same words
+/// elsewhere (a `prototype` key under another parent, prose) pass.
+#[test]
+fn prototype_pollution_by_nested_json_keys() {
+    for body in [
+        r#"{"constructor": {"prototype": {"isAdmin": true}}}"#,
+        r#"{"user": {"constructor": {"prototype": {"role": "admin"}}}}"#,
+        r#"[{"constructor":{"prototype":{"polluted":1}}}]"#,
+    ] {
+        assert!(json_blocked(body), "passed: {body}");
+    }
+    assert!(query_blocked("constructor[prototype][isAdmin]=1"));
+    for body in [
+        r#"{"design": {"prototype": {"stage": "v2"}}}"#,
+        r#"{"constructor": "Acme Builders", "prototype": "ready"}"#,
+        r#"{"constructor": {"name": "Acme"}, "notes": "the prototype is ready"}"#,
+    ] {
+        assert!(!json_blocked(body), "blocked: {body}");
+    }
+}

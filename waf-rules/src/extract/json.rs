@@ -102,8 +102,16 @@ impl<'a> Reader<'a, '_> {
             }
             self.i += 1;
             let plain = plain_token(&key);
+            // `{"constructor": {"prototype": …}}` reaches `Object.prototype` through two
+            // keys that are each a plain word: the pair is one name, as in a query string's
+            // `constructor[prototype]`, so the prototype-pollution rule reads it.
+            let polluting = *key == *b"prototype"
+                && matches!(self.path.last(), Some(Seg::Key(k)) if **k == *b"constructor");
             self.path.push(Seg::Key(key));
-            if !plain {
+            if polluting {
+                let pair = Cow::Borrowed(&b"constructor.prototype"[..]);
+                self.out.push_json(Class::ArgName, &self.path, pair);
+            } else if !plain {
                 if let Some(Seg::Key(k)) = self.path.last() {
                     self.out.push_json(Class::ArgName, &self.path, k.clone());
                 }
