@@ -39,9 +39,12 @@ callgrind_control -i off $vp > /dev/null
 kill -INT $vp; sleep 2; kill -TERM $vp 2>/dev/null; wait $vp 2>/dev/null
 ir() { sed -n "s/^summary: //p" $1; }
 # Calls of mimalloc's allocation entry points, summed over every call site of the file.
-allocs() { awk '/^cfn=/ { f = $0; sub(/^cfn=\([0-9]+\) ?/, "", f); id = $1; sub(/^cfn=/, "", id); sub(/\).*/, ")", id); if (f != "") nm[id] = f; cur = nm[id]; next }
+# Callgrind keeps one name table for fn= and cfn= and writes a name only where its id first
+# appears, which may be an fn= line: names are learnt from both, the callee set by cfn= only.
+allocs() { awk '/^c?fn=\(/ { id = $1; sub(/^c?fn=/, "", id); sub(/\).*/, ")", id); f = $0; sub(/^c?fn=\([0-9]+\) ?/, "", f); if (f != "") nm[id] = f; if ($0 ~ /^cfn=/) cur = nm[id]; next }
   /^calls=/ { if (cur ~ /^mi_(malloc|realloc|zalloc)_aligned$/) { split($1, c, "="); s += c[2] } }
   END { print s + 0 }' $1; }
+[[ $n1 =~ ^[0-9]+$ && $n2 =~ ^[0-9]+$ ]] && (( n1 > n2 )) || { echo "$0: no usable request counts (long run: '$n1', short run: '$n2')" >&2; exit 1; }
 i1=$(ir $out.1) i2=$(ir $out.2) a1=$(allocs $out.1) a2=$(allocs $out.2)
 awk -v name=$name -v i1=$i1 -v i2=$i2 -v n1=$n1 -v n2=$n2 -v a1=$a1 -v a2=$a2 -v f=$out -v load="$(cut -d' ' -f1-3 /proc/loadavg)" 'BEGIN {
   r = (i1 - i2) / (n1 - n2)

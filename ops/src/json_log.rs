@@ -111,14 +111,6 @@ impl<R: Serialize + Send + 'static> JsonLog<R> {
         self.send_now(record)
     }
 
-    /// Queues a ready JSON line (without its newline), written as is; never blocks.
-    pub fn send_line(&self, line: String) {
-        self.queue(|buf| {
-            buf.extend_from_slice(line.as_bytes());
-            true
-        })
-    }
-
     /// Serialises `record` now, on the caller's thread, and queues the line; never blocks. For
     /// a record of borrowed fields (`#[derive(Serialize)] struct Line<'a> { path: &'a str, … }`):
     /// nothing copied into owned values first. A record that fails to serialise is dropped and
@@ -542,7 +534,7 @@ mod tests {
     fn writes_records_and_lines_then_counts_drops() {
         let (_dir, path, dropped, log) = started(4);
         log.send(&Rec { n: 1 });
-        log.send_line("{\"event\":\"x\"}".into());
+        log.send_with(|b| b.extend_from_slice(b"{\"event\":\"x\"}"));
         #[derive(Serialize)]
         struct Borrowed<'a> {
             path: &'a str,

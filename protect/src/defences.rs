@@ -23,13 +23,14 @@ use super::alert::{self, AlertConfig, AlertSink};
 use super::conn_limit::{ConnCapFilter, ConnLimitConfig, ConnLimiter, ConnLimits};
 use super::denial::{Denial, DenialReason, OnDenial};
 use super::h2_flood::{self, H2Config};
+use super::invalid::Invalid;
 use super::ratelimit::{Decision, RateLimitConfig, RateLimiter};
 use super::redis_limit::{FleetLimiter, RedisLimitConfig};
 use super::report::{Denials, Reporting};
 use super::shed::{InFlightGuard, LoadShedder, ShedConfig};
 use super::slow_client::{SlowClientConfig, SlowClientGuard};
 #[cfg(feature = "pingora")]
-use pingora_core::protocols::{http::v2::server::H2Options, Stream};
+use pingora_core::protocols::{http::v2::server::H2Options, Stream, ALPN};
 
 /// `[protect]` in the proxy config.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -48,27 +49,33 @@ pub struct ProtectConfig {
 impl ProtectConfig {
     /// Checks every section; `routes` are the route names of the config, so
     /// a limit for a route that does not exist is an error, not a no-op.
-    pub fn validate(&self, routes: &[String]) -> Result<(), String> {
-        self.rate_limit.validate()?;
-        self.connections.validate()?;
-        self.alerts.validate()?;
-        self.h2.validate()?;
-        self.slow_clients.validate()?;
-        self.shed.validate()?;
-        let unknown = |section: &str, name: &String| -> Result<(), String> {
+    /// The error carries the key path below `[protect]` apart from its message.
+    pub fn validate(&self, routes: &[String]) -> Result<(), Invalid> {
+        self.rate_limit.check()?;
+        let section = |name: &'static str| move |e| Invalid::under(&[name], e);
+        self.connections
+            .validate()
+            .map_err(section("connections"))?;
+        self.alerts.validate().map_err(section("alerts"))?;
+        self.h2.validate().map_err(section("h2"))?;
+        self.slow_clients
+            .validate()
+            .map_err(section("slow_clients"))?;
+        self.shed.validate().map_err(section("shed"))?;
+        let unknown = |section: [&str; 2], name: &String| -> Result<(), Invalid> {
             if routes.contains(name) {
-                Ok(())
-            } else {
-                Err(format!("{section}.{name}: no route named {name:?}"))
+                return Ok(());
             }
+            let message = format!("{}.{name}: no route named {name:?}", section.join("."));
+            Err(Invalid::under(&[section[0], section[1], name], message))
         };
         for name in self.rate_limit.routes.keys() {
-            unknown("rate_limit.routes", name)?;
+            unknown(["rate_limit", "routes"], name)?;
         }
         if let Some(fleet) = &self.fleet {
-            fleet.validate()?;
+            fleet.check()?;
             for name in fleet.routes.keys() {
-                unknown("rate_limit.fleet.routes", name)?;
+                unknown(["fleet", "routes"], name)?;
             }
         }
         Ok(())
@@ -135,7 +142,7 @@ impl DefenceSettings {
         routes: Vec<String>,
         previous: Option<&DefenceSettings>,
     ) -> Result<(Arc<Self>, Vec<Task>), String> {
-        config.validate(&routes)?;
+        config.validate(&routes).map_err(|e| e.message)?;
         if let Some(old) = previous.map(|p| &p.config) {
             if let Some(field) = h2_flood::changed_field(&old.h2, &config.h2) {
                 return Err(format!(
@@ -399,11 +406,19 @@ impl Defences {
         &self.on_conn_denial
     }
 
-    /// Both stream guards, for the plaintext stream of every new downstream
-    /// connection (after TLS, before Pingora's HTTP layer).
+    /// The stream guards for the plaintext stream of every new downstream
+    /// connection (after TLS, before Pingora's HTTP layer): the slow-client
+    /// guard always, the h2 reset-flood guard when ALPN chose h2. Pingora
+    /// serves HTTP/2 only there unless h2c is turned on (the edge leaves it
+    /// off; a server that turns it on adds `guard_h2` itself), and the flood
+    /// watch follows HTTP/2 frames alone, so every other connection's reads
+    /// and writes cross one stream layer fewer.
     #[cfg(feature = "pingora")]
     pub fn guard_stream(&self, stream: Stream) -> Stream {
-        self.guard_slow_client(self.guard_h2(stream))
+        match stream.selected_alpn_proto() {
+            Some(ALPN::H2) => self.guard_slow_client(self.guard_h2(stream)),
+            _ => self.guard_slow_client(stream),
+        }
     }
 
     /// Counts and alerts a refusal; returns it for the caller to answer.
@@ -656,6 +671,7 @@ cooldown_secs = 60
         assert!(c
             .validate(&routes())
             .unwrap_err()
+            .message
             .contains("rate_limit.routes.nosuch"));
         assert!(toml::from_str::<ProtectConfig>("[ratelimit]\n").is_err());
         let c: ProtectConfig = toml::from_str(
@@ -664,6 +680,31 @@ cooldown_secs = 60
         .unwrap();
         assert!(c.validate(&routes()).is_ok());
         assert!(ProtectConfig::default().validate(&[]).is_ok());
+    }
+
+    /// Route names are the operator's own strings: a dotted one stays one key of the path.
+    #[test]
+    fn config_errors_keep_a_dotted_route_name_whole_in_the_path() {
+        let names = ["api.v1".to_string()];
+        let path = |text: &str| {
+            let c: ProtectConfig = toml::from_str(text).unwrap();
+            let e = c.validate(&names).unwrap_err();
+            assert!(e.message.starts_with(&e.path.join(".")), "{e:?}");
+            e.path
+        };
+        let limit = "[rate_limit.routes.\"api.v1\"]\nrequests = 0\n";
+        assert_eq!(path(limit), ["rate_limit", "routes", "api.v1", "requests"]);
+        let unknown = "[rate_limit.routes.\"a.b\"]\nrequests = 5\n";
+        assert_eq!(path(unknown), ["rate_limit", "routes", "a.b"]);
+        let fleet = "[fleet]\naddress = \"127.0.0.1:1\"\n[fleet.routes.\"api.v1\"]\nrequests = 5\nburst = 0\n";
+        assert_eq!(path(fleet), ["fleet", "routes", "api.v1", "burst"]);
+        let unknown = "[fleet]\naddress = \"127.0.0.1:1\"\n[fleet.routes.\"a.b\"]\nrequests = 5\n";
+        assert_eq!(path(unknown), ["fleet", "routes", "a.b"]);
+        assert_eq!(path("[fleet]\naddress = \"x\"\n"), ["fleet", "address"]);
+        assert_eq!(
+            path("[h2]\nmax_resets_per_sec = 0\n"),
+            ["h2", "max_resets_per_sec"]
+        );
     }
 
     /// Every number of `[protect]` at its extremes (0, i64::MAX, u64::MAX): accepted (0
@@ -714,7 +755,7 @@ cooldown_secs = 60
                 let text = place(&format!("{key} = {value}"));
                 let result = toml::from_str::<ProtectConfig>(&text)
                     .map_err(|e| e.to_string())
-                    .and_then(|c| c.validate(&[]));
+                    .and_then(|c| c.validate(&[]).map_err(|e| e.message));
                 match result {
                     Ok(()) => assert_eq!(value, "0", "{text} was accepted"),
                     Err(e) => assert!(e.contains(key), "{text}: {e}"),
@@ -728,6 +769,7 @@ cooldown_secs = 60
         )
         .unwrap();
         let e = c.validate(&[]).unwrap_err();
-        assert!(e.contains("rate_limit.default.burst"), "{e}");
+        assert!(e.message.contains("rate_limit.default.burst"), "{e}");
+        assert_eq!(e.path, ["rate_limit", "default", "burst"]);
     }
 }

@@ -47,6 +47,7 @@ pub mod conn_limit;
 pub mod defences;
 pub mod denial;
 pub mod h2_flood;
+pub mod invalid;
 pub mod io_delegate;
 pub mod ratelimit;
 pub mod redis_limit;

@@ -4,6 +4,7 @@
 //! limiter whose key count still exceeds `max_keys` (an address-spraying
 //! flood), so memory cannot grow without bound.
 
+use crate::invalid::Invalid;
 use arc_swap::ArcSwap;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -132,14 +133,27 @@ impl RateLimitConfig {
 
     /// Field-named errors for values serde accepts but that make no sense.
     pub fn validate(&self) -> Result<(), String> {
-        self.default.validate("rate_limit.default")?;
+        self.check().map_err(|e| e.message)
+    }
+
+    /// [`RateLimitConfig::validate`] with the key path apart (a route's name is one key).
+    pub fn check(&self) -> Result<(), Invalid> {
+        let section = |e| Invalid::under(&["rate_limit"], e);
+        self.default
+            .validate("rate_limit.default")
+            .map_err(section)?;
         for (name, rate) in &self.routes {
-            rate.validate(&format!("rate_limit.routes.{name}"))?;
+            rate.validate(&format!("rate_limit.routes.{name}"))
+                .map_err(|e| Invalid::under(&["rate_limit", "routes", name], e))?;
         }
-        self.prefixes().validate("rate_limit")?;
-        MAX_KEYS.check("rate_limit.max_keys", self.max_keys)?;
+        self.prefixes().validate("rate_limit").map_err(section)?;
+        MAX_KEYS
+            .check("rate_limit.max_keys", self.max_keys)
+            .map_err(section)?;
         // A tokio interval adds its period to each tick's time: bounded, it cannot overflow.
-        SWEEP_SECS.check("rate_limit.sweep_interval_secs", self.sweep_interval_secs)?;
+        SWEEP_SECS
+            .check("rate_limit.sweep_interval_secs", self.sweep_interval_secs)
+            .map_err(section)?;
         Ok(())
     }
 }

@@ -14,6 +14,7 @@
 
 mod worker;
 
+use crate::invalid::Invalid;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use rampart_ops::config::Bounds;
 use serde::Deserialize;
@@ -37,7 +38,7 @@ pub const FALLBACK_METRIC: &str = "rampart_ratelimit_redis_fallback";
 /// Fleet decisions by source (`redis`, `fallback`) and result.
 pub const DECISIONS_METRIC: &str = "rampart_ratelimit_fleet_decisions_total";
 
-/// `[rate_limit.fleet]` in the proxy config.
+/// `[fleet]` of `[protect]` in the proxy config.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisLimitConfig {
@@ -88,7 +89,23 @@ pub const QUEUE: Bounds = Bounds::new(1, 1_000_000, "");
 
 impl RedisLimitConfig {
     pub fn validate(&self) -> Result<(), String> {
-        let what = "rate_limit.fleet";
+        self.check().map_err(|e| e.message)
+    }
+
+    /// [`RedisLimitConfig::validate`] with the key path apart (a route's name is one key).
+    pub fn check(&self) -> Result<(), Invalid> {
+        self.check_fields()
+            .map_err(|e| Invalid::under(&["fleet"], e))?;
+        for (name, rate) in &self.routes {
+            rate.validate(&format!("fleet.routes.{name}"))
+                .map_err(|e| Invalid::under(&["fleet", "routes", name], e))?;
+        }
+        Ok(())
+    }
+
+    /// Every field but the routes' limits.
+    fn check_fields(&self) -> Result<(), String> {
+        let what = "fleet";
         if self
             .address
             .rsplit_once(':')
@@ -120,9 +137,6 @@ impl RedisLimitConfig {
         QUEUE.check(&format!("{what}.queue"), self.queue)?;
         if let Some(rate) = &self.default {
             rate.validate(&format!("{what}.default"))?;
-        }
-        for (name, rate) in &self.routes {
-            rate.validate(&format!("{what}.routes.{name}"))?;
         }
         KeyPrefixes {
             ipv4_prefix: self.ipv4_prefix,
@@ -244,18 +258,14 @@ impl FleetLimiter {
         }
         gauge.set(1);
         let default = match &config.default {
-            Some(rate) => Some(FleetLimit::new(
-                "default",
-                *rate,
-                "rate_limit.fleet.default",
-            )?),
+            Some(rate) => Some(FleetLimit::new("default", *rate, "fleet.default")?),
             None => None,
         };
         let mut routes = HashMap::new();
         for (name, rate) in &config.routes {
             routes.insert(
                 name.clone(),
-                FleetLimit::new(name, *rate, &format!("rate_limit.fleet.routes.{name}"))?,
+                FleetLimit::new(name, *rate, &format!("fleet.routes.{name}"))?,
             );
         }
         let shared = Arc::new(Shared {
@@ -377,10 +387,7 @@ mod tests {
         let c: RedisLimitConfig = toml::from_str("address = \"nohost\"").unwrap();
         assert!(c.validate().unwrap_err().contains("address"));
         let c: RedisLimitConfig = toml::from_str("[routes.api]\nrequests = 0\n").unwrap();
-        assert!(c
-            .validate()
-            .unwrap_err()
-            .contains("rate_limit.fleet.routes.api"));
+        assert!(c.validate().unwrap_err().contains("fleet.routes.api"));
         let c: RedisLimitConfig =
             toml::from_str("backoff_min_ms = 10\nbackoff_max_ms = 5").unwrap();
         assert!(c.validate().is_err());

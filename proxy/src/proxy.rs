@@ -262,7 +262,7 @@ impl ProxyHttp for Edge {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let rt = self.runtime(ctx);
-        let id = ctx.request_id_value();
+        let id = ctx.request_id_header().clone();
         if let (Some(peer), Some(client)) = (ctx.peer, ctx.client_ip) {
             let info = ForwardInfo {
                 peer: peer.ip(),
@@ -309,7 +309,7 @@ impl ProxyHttp for Edge {
                 stream.responded(resp.status.as_u16());
             }
         }
-        let id = ctx.request_id_value();
+        let id = ctx.request_id_header().clone();
         let rt;
         let (policy, cookies) = match &ctx.route {
             Some(route) => (&route.headers, Some(&route.cookies)),
@@ -356,7 +356,7 @@ impl ProxyHttp for Edge {
         }
         if code > 0 {
             let rt = self.runtime(ctx);
-            let (policy, id) = (ctx.policy(&rt), ctx.request_id());
+            let (policy, id) = (ctx.policy(&rt), ctx.request_id_header());
             if let Err(err) = respond::respond(session, code, policy, ctx.https, id, None).await {
                 tracing::debug!("could not send error response: {err}");
             }

@@ -23,6 +23,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -156,14 +157,34 @@ struct RawInbound {
     limits: Option<Spanned<RawLimits>>,
 }
 
-/// `[inbound.limits]` as written.
+/// `[inbound.limits]` as written (each number with its place, to refuse it at its line).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
-    max_connections: Option<usize>,
-    max_per_ip: Option<u32>,
-    new_per_ip_per_second: Option<u32>,
-    handshake_timeout_ms: Option<u64>,
+    max_connections: Option<Spanned<usize>>,
+    max_per_ip: Option<Spanned<u32>>,
+    new_per_ip_per_second: Option<Spanned<u32>>,
+    handshake_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// A number of `table` (whose text spans `span`) checked against `range`: the value as written,
+/// refused at its own line with its whole key (`inbound.limits.max_per_ip`), or `default` when
+/// the file leaves it out.
+pub(crate) fn bounded<T: Copy + TryInto<u64> + std::fmt::Display>(
+    source: &SourceFile,
+    (table, span): (&str, &Range<usize>),
+    key: &str,
+    value: Option<Spanned<T>>,
+    default: T,
+    range: Bounds,
+) -> Result<T, FileError> {
+    let (at, v) = match value {
+        Some(v) => (v.span(), *v.get_ref()),
+        None => (span.clone(), default),
+    };
+    range
+        .check(key, v)
+        .map_err(|m| source.error_at(Some(at), Some(format!("{table}.{key}")), m))
 }
 
 /// Caps on the inbound listeners (`rampart-protect`'s connection limiter), checked when a
@@ -205,31 +226,50 @@ impl Default for InboundLimits {
 impl InboundLimits {
     /// `handshake_timeout_ms`: 100 ms to 60 s (a mesh handshake takes milliseconds).
     pub const HANDSHAKE_MS: Bounds = Bounds::new(100, 60_000, "ms");
-    /// `max_connections`, `max_per_ip`: 0 (no cap) to ten million.
-    pub const CONNECTIONS: Bounds = Bounds::new(0, 10_000_000, "");
+    /// `max_connections`, `max_per_ip`: the edge's range (0, no cap, to ten million).
+    pub const CONNECTIONS: Bounds = rampart_protect::conn_limit::CONNECTIONS;
     /// `new_per_ip_per_second`: 1 (0 would refuse every connection) to a million.
     pub const NEW_PER_SECOND: Bounds = Bounds::new(1, 1_000_000, "");
 
-    fn from_raw(raw: RawLimits) -> Result<Self, String> {
+    fn from_raw(raw: Spanned<RawLimits>, source: &SourceFile) -> Result<Self, FileError> {
         let d = InboundLimits::default();
-        let handshake_timeout = Self::HANDSHAKE_MS.millis(
+        let span = raw.span();
+        let raw = raw.into_inner();
+        let table = ("inbound.limits", &span);
+        let handshake_ms = bounded(
+            source,
+            table,
             "handshake_timeout_ms",
-            raw.handshake_timeout_ms
-                .unwrap_or(d.handshake_timeout.as_millis() as u64),
-        )?;
-        let rate = Self::NEW_PER_SECOND.check(
-            "new_per_ip_per_second",
-            raw.new_per_ip_per_second.unwrap_or(d.new_per_ip_per_second),
+            raw.handshake_timeout_ms,
+            d.handshake_timeout.as_millis() as u64,
+            Self::HANDSHAKE_MS,
         )?;
         Ok(InboundLimits {
-            max_connections: Self::CONNECTIONS.check(
+            max_connections: bounded(
+                source,
+                table,
                 "max_connections",
-                raw.max_connections.unwrap_or(d.max_connections),
+                raw.max_connections,
+                d.max_connections,
+                Self::CONNECTIONS,
             )?,
-            max_per_ip: Self::CONNECTIONS
-                .check("max_per_ip", raw.max_per_ip.unwrap_or(d.max_per_ip))?,
-            new_per_ip_per_second: rate,
-            handshake_timeout,
+            max_per_ip: bounded(
+                source,
+                table,
+                "max_per_ip",
+                raw.max_per_ip,
+                d.max_per_ip,
+                Self::CONNECTIONS,
+            )?,
+            new_per_ip_per_second: bounded(
+                source,
+                table,
+                "new_per_ip_per_second",
+                raw.new_per_ip_per_second,
+                d.new_per_ip_per_second,
+                Self::NEW_PER_SECOND,
+            )?,
+            handshake_timeout: Duration::from_millis(handshake_ms),
         })
     }
 }
@@ -344,11 +384,7 @@ impl Config {
         let transparent_in = raw.inbound.transparent_listen;
         let inbound_limits = match raw.inbound.limits {
             None => InboundLimits::default(),
-            Some(l) => {
-                let span = l.span();
-                InboundLimits::from_raw(l.into_inner())
-                    .map_err(|m| err(span, "inbound.limits", m))?
-            }
+            Some(l) => InboundLimits::from_raw(l, &source)?,
         };
         for (i, p) in raw.inbound.ports.into_iter().enumerate() {
             let span = p.span();
@@ -580,16 +616,21 @@ mod tests {
             Duration::from_millis(750)
         );
         assert_eq!(c.inbound_limits.max_connections, 4096);
-        let e = with("handshake_timeout_ms = 0").unwrap_err();
-        assert_eq!(e.field.as_deref(), Some("inbound.limits"), "{e}");
-        assert!(e.message.contains("100 to 60000"), "{e}");
+        // Each refused at its own line, with its whole key.
         let text = good().replace(
             "[[outbound.listener]]",
-            "[inbound.limits]\n[[outbound.listener]]",
+            "[inbound.limits]\nmax_per_ip = 8\nhandshake_timeout_ms = 0\n[[outbound.listener]]",
         );
+        let e = load(&text).unwrap_err();
+        assert_eq!(
+            e.field.as_deref(),
+            Some("inbound.limits.handshake_timeout_ms"),
+            "{e}"
+        );
+        assert!(e.message.contains("100 to 60000"), "{e}");
         assert_eq!(
             e.line,
-            Some(crate::fixtures::line_of(&text, "[inbound.limits]")),
+            Some(crate::fixtures::line_of(&text, "handshake_timeout_ms = 0")),
             "{e}"
         );
         let e = with("new_per_ip_per_second = 0").unwrap_err();
@@ -643,10 +684,18 @@ mod tests {
                 &egress,
             ),
             ("peek_timeout_secs", "egress.peek_timeout_secs", &egress),
-            ("max_connections", "inbound.limits", &limits),
-            ("max_per_ip", "inbound.limits", &limits),
-            ("new_per_ip_per_second", "inbound.limits", &limits),
-            ("handshake_timeout_ms", "inbound.limits", &limits),
+            ("max_connections", "inbound.limits.max_connections", &limits),
+            ("max_per_ip", "inbound.limits.max_per_ip", &limits),
+            (
+                "new_per_ip_per_second",
+                "inbound.limits.new_per_ip_per_second",
+                &limits,
+            ),
+            (
+                "handshake_timeout_ms",
+                "inbound.limits.handshake_timeout_ms",
+                &limits,
+            ),
             ("ttl_secs", "identity", &ca_identity),
             ("threads", "threads", &top),
         ];
@@ -664,8 +713,10 @@ mod tests {
                     .map(|i| i + 1);
                 // At the value's line, or (a table checked whole) at its header's.
                 assert!(e.line.is_some() && e.line <= at, "{key} = {value}: {e}");
-                if field.starts_with("egress") && e.message.contains("out of range") {
+                let own_line = field.starts_with("egress") || field.starts_with("inbound.limits");
+                if own_line && e.message.contains("out of range") {
                     assert_eq!(e.line, at, "{key} = {value}: {e}");
+                    assert_eq!(e.field.as_deref(), Some(field), "{key} = {value}: {e}");
                 }
                 if value == "18446744073709551615" {
                     // Past TOML's integers (i64): refused by the TOML reader, at its line.

@@ -176,9 +176,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn certificates_from_the_ca_and_mesh_upstreams_are_checked_at_load() {
-        let base = r#"
+    /// An edge with an `[identity]`, one TLS listener whose certificate is CERT, one upstream
+    /// with UPSTREAM.
+    const WITH_IDENTITY: &str = r#"
 [identity]
 ca = "https://127.0.0.1:8443"
 spiffe_id = "spiffe://example.org/edge/front"
@@ -194,6 +194,10 @@ name = "pay"
 endpoints = ["127.0.0.1:9000"]
 UPSTREAM
 "#;
+
+    #[test]
+    fn certificates_from_the_ca_and_mesh_upstreams_are_checked_at_load() {
+        let base = WITH_IDENTITY;
         let text =
             |cert: &str, upstream: &str| base.replace("CERT", cert).replace("UPSTREAM", upstream);
         let ok = text(
@@ -262,5 +266,26 @@ UPSTREAM
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs the edge's [identity]"), "{e}");
+    }
+
+    /// Several certificates `from_ca` on one listener: a bad TTL names which one, at its line.
+    #[test]
+    fn a_from_ca_ttl_out_of_range_names_its_certificate() {
+        let two = WITH_IDENTITY.replace("UPSTREAM", "").replace(
+            "CERT",
+            "from_ca = { dns_names = [\"a.example.org\"], ttl_seconds = 3600 }\n\
+             [[listeners.tls.certificates]]\n\
+             from_ca = { dns_names = [\"b.example.org\"], ttl_seconds = TTL }",
+        );
+        assert!(parse(Path::new("r.toml"), &two.replace("TTL", "7200")).is_ok());
+        let bad = two.replace("TTL", "0");
+        let line = bad
+            .lines()
+            .position(|l| l.contains("ttl_seconds = 0"))
+            .unwrap()
+            + 1;
+        let e = parse(Path::new("r.toml"), &bad).unwrap_err().to_string();
+        let field = "listeners.0.tls.certificates.1.from_ca.ttl_seconds";
+        assert!(e.starts_with(&format!("r.toml:{line}: `{field}`: ")), "{e}");
     }
 }

@@ -69,10 +69,10 @@ fn validate_protection(c: &Config) -> Result<(), Issue> {
     }
     let routes: Vec<String> = c.routes.iter().map(|r| r.name.clone()).collect();
     c.protect.validate(&routes).map_err(|e| {
-        // Its messages start with the field's dotted path (`rate_limit.max_keys = 0 …`).
-        let field = e.split([' ', ':']).next().unwrap_or_default();
-        let path: Vec<&str> = std::iter::once("protect").chain(field.split('.')).collect();
-        Issue::new(&path, e.as_str())
+        let path: Vec<&str> = std::iter::once("protect")
+            .chain(e.path.iter().map(String::as_str))
+            .collect();
+        Issue::new(&path, e.message)
     })
 }
 
@@ -144,18 +144,14 @@ fn validate_listeners(c: &Config) -> Result<(), Issue> {
                     "only one certificate can be the default",
                 ));
             }
-            let from_ca = tls
-                .certificates
-                .iter()
-                .any(|c| matches!(c.source, super::CertSource::Ca(_)));
-            for cert in &tls.certificates {
+            let mut from_ca = false;
+            for (j, cert) in tls.certificates.iter().enumerate() {
                 if let super::CertSource::Ca(ca) = &cert.source {
+                    from_ca = true;
                     if let Some(ttl) = ca.ttl_seconds {
-                        bounded(
-                            &[&at("tls")[..], &["from_ca", "ttl_seconds"]].concat(),
-                            ttl,
-                            SVID_TTL_SECS,
-                        )?;
+                        let j = j.to_string();
+                        let field = ["certificates", &j, "from_ca", "ttl_seconds"];
+                        bounded(&[&at("tls")[..], &field[..]].concat(), ttl, SVID_TTL_SECS)?;
                     }
                 }
             }

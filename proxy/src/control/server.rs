@@ -58,7 +58,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
     let (defences, workers) = rampart_protect::defences::Defences::new(
         &first,
         &metrics.registry,
-        Arc::new(move |line: &str| events.send_line(line.to_string())),
+        Arc::new(move |line: &str| events.send_with(|b| b.extend_from_slice(line.as_bytes()))),
         Arc::new(move || generation.load().protect.clone()),
     )
     .map_err(EdgeError::Protect)?;

@@ -6,7 +6,7 @@ use super::hardened::HardenedStream;
 use crate::state::Shared;
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
-use pingora_core::protocols::{Stream, ALPN};
+use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
 
@@ -51,15 +51,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
             Some(config) => Box::new(crate::tls::accept(&name, config, metrics, stream).await?),
             None => stream,
         };
-        // Slow-client deadlines and the h2 reset-flood bound see the decrypted bytes. Pingora
-        // serves HTTP/2 only on a connection whose ALPN chose h2 (the edge never turns on h2c,
-        // `control/server.rs`; without it Pingora never looks at the bytes to decide), so the
-        // reset-flood watch, which only follows HTTP/2 frames, goes on those alone: every other
-        // connection's reads and writes cross one stream layer fewer.
-        let stream = match stream.selected_alpn_proto() {
-            Some(ALPN::H2) => self.shared.defences.guard_stream(stream),
-            _ => self.shared.defences.guard_slow_client(stream),
-        };
+        // Slow-client deadlines and, on an h2 connection, the reset-flood bound see the
+        // decrypted bytes.
+        let stream = self.shared.defences.guard_stream(stream);
         let gauge = self
             .shared
             .metrics

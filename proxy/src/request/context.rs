@@ -93,9 +93,9 @@ impl RequestCtx {
         self.request_id.to_str().unwrap_or_default()
     }
 
-    /// The request id as a header value (for the upstream request and the response).
-    pub fn request_id_value(&self) -> http::HeaderValue {
-        self.request_id.clone()
+    /// The request id as a header value (for the upstream request and the responses).
+    pub fn request_id_header(&self) -> &http::HeaderValue {
+        &self.request_id
     }
 
     /// The header policy for edge responses to this request.

@@ -4,6 +4,7 @@
 //! built here with the same header policy as proxied ones.
 
 use super::context::RequestCtx;
+use crate::policy::header_edit::X_REQUEST_ID;
 use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Runtime};
 use crate::state::Shared;
@@ -19,7 +20,7 @@ pub async fn respond(
     status: u16,
     policy: &HeaderPolicy,
     https: bool,
-    request_id: &str,
+    request_id: &http::HeaderValue,
     location: Option<&str>,
 ) -> pingora_error::Result<()> {
     let reason = reason_phrase(status);
@@ -38,11 +39,12 @@ pub async fn respond_denied(
     status: u16,
     policy: &HeaderPolicy,
     https: bool,
-    request_id: &str,
+    request_id: &http::HeaderValue,
     retry_after: Option<u64>,
 ) -> pingora_error::Result<()> {
     let reason = reason_phrase(status);
-    let body = format!("{status} {reason}\nrequest id: {request_id}\n");
+    let id = request_id.to_str().unwrap_or_default();
+    let body = format!("{status} {reason}\nrequest id: {id}\n");
     let extra: Vec<(http::HeaderName, String)> = retry_after
         .map(|s| (http::header::RETRY_AFTER, s.to_string()))
         .into_iter()
@@ -62,7 +64,7 @@ async fn write(
     status: u16,
     policy: &HeaderPolicy,
     https: bool,
-    request_id: &str,
+    request_id: &http::HeaderValue,
     extra: &[(http::HeaderName, String)],
     body: String,
 ) -> pingora_error::Result<()> {
@@ -79,7 +81,7 @@ async fn write(
     resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
     resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
     resp.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-    resp.insert_header("x-request-id", request_id)?;
+    resp.insert_header(X_REQUEST_ID, request_id.clone())?;
     for (name, value) in extra {
         resp.insert_header(name.clone(), value.as_str())?;
     }
@@ -159,7 +161,7 @@ async fn answer(
         .runtime
         .clone()
         .unwrap_or_else(|| shared.runtime.load_full());
-    let (policy, id) = (ctx.policy(&rt), ctx.request_id());
+    let (policy, id) = (ctx.policy(&rt), ctx.request_id_header());
     respond_denied(session, status, policy, ctx.https, id, retry_after).await?;
     Ok(true)
 }
@@ -183,7 +185,7 @@ pub async fn redirect_to_https(
         ctx.host.clone()
     };
     let location = format!("https://{host}{port}{target}");
-    let (policy, id) = (&rt.default_headers, ctx.request_id());
+    let (policy, id) = (&rt.default_headers, ctx.request_id_header());
     respond(session, 308, policy, false, id, Some(&location)).await?;
     ctx.answered = Some("https_redirect");
     Ok(true)

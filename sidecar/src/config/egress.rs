@@ -143,13 +143,8 @@ impl EgressConfig {
         }
         // Refused at the value's own line when it is written.
         let secs = |field: &str, v: Option<Spanned<u64>>, default: u64, range: Bounds| {
-            let (at, v) = match v {
-                Some(v) => (v.span(), v.into_inner()),
-                None => (span.clone(), default),
-            };
-            range
-                .secs(field, v)
-                .map_err(|m| source.error_at(Some(at), Some(format!("egress.{field}")), m))
+            super::bounded(source, ("egress", &span), field, v, default, range)
+                .map(Duration::from_secs)
         };
         let cache_floor = secs("cache_floor_secs", raw.cache_floor_secs, 5, CACHE_SECS)?;
         let cache_ceiling = secs(
