@@ -8,9 +8,10 @@
 mod common;
 
 use common::{
-    assert_header, assert_queries, form_blocked, json_blocked, multipart_blocked, query_blocked,
-    verdict,
+    assert_header, assert_queries, form_blocked, inspect_with, json_blocked, multipart_blocked,
+    query_blocked, verdict,
 };
+use rampart_waf::Policy;
 
 /// Filler a text field really carries: words and punctuation, no attack.
 fn filler(n: usize) -> String {
@@ -515,6 +516,55 @@ fn yaml_tags_in_full_and_every_esi_element() {
             "doc=%25YAML+1.2%0A---%0A!!str+hello",
             "doc=!%3Ctag:yaml.org,2002:str%3E+hello",
             "q=esi+choose+when+try+tags",
+        ],
+    );
+}
+
+/// Unpadded base64 made only of letters and digits was taken for a plain
+/// word (listed as nothing, decoded by no chain): `<script>alert(1)</script>`
+/// and a node-serialize payload passed with score 0. Rules 2004 and 3016
+/// read them now in a query arg, a cookie, a form field and a JSON value;
+/// mixed-case ids and tokens (they decode to binary) still pass.
+#[test]
+fn unpadded_base64_of_letters_and_digits_is_decoded() {
+    let script = "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiAg";
+    let node = "eyJyY2UiOiJfJCRORF9GVU5DJCRfZnVuY3Rpb24oKXtyZXF1aXJlKCdjaGlsZF9wcm9jZXNzJykuZXhlYygnaWQnKX0oKSJ9";
+    for (value, rule) in [(script, 2004), (node, 3016)] {
+        let q = format!("q={value}");
+        let v = verdict(&q, None, b"");
+        assert!(
+            v.matches.iter().any(|m| m.rule_id == rule),
+            "query {q}: {v:?}"
+        );
+        assert!(v.block, "query {q}");
+        let cookie = format!("profile={value}");
+        let v = inspect_with(
+            &Policy::default(),
+            "GET",
+            "/",
+            "",
+            &[("Host", b"shop.example"), ("Cookie", cookie.as_bytes())],
+            b"",
+        );
+        assert!(
+            v.block && v.matches.iter().any(|m| m.rule_id == rule),
+            "cookie {cookie}: {v:?}"
+        );
+        assert!(form_blocked(&q), "form {q}");
+        assert!(
+            json_blocked(&format!("{{\"q\":\"{value}\"}}")),
+            "json {value}"
+        );
+    }
+    // Session ids, API keys and hashes of the same alphabet pass.
+    assert_queries(
+        false,
+        &[
+            "sid=Xk3mP9qLr2Vb7TnW4cZa8Hd1",
+            "token=AKIAIOSFODNN7EXAMPLEwJalrXUtnFEMIK7MDENG",
+            "state=af0ifjsldkjQWErtyUIOp1234",
+            "v=dGhlIHF1aWNrIGJyb3duIGZveA",
+            "id=ZWRpdG9yMTIzNDU2Nzg5MA",
         ],
     );
 }

@@ -243,6 +243,20 @@ const fn plain_text_set() -> ByteSet {
     ByteSet(s)
 }
 
+/// Upper-case and lower-case ASCII letters.
+pub(crate) const UPPER: ByteSet = range_set(b'A', b'Z');
+pub(crate) const LOWER: ByteSet = range_set(b'a', b'z');
+
+const fn range_set(first: u8, last: u8) -> ByteSet {
+    let mut s = [0u64; 4];
+    let mut b = first;
+    while b <= last {
+        s[(b >> 6) as usize] |= 1 << (b & 63);
+        b += 1;
+    }
+    ByteSet(s)
+}
+
 /// A set of bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ByteSet(pub [u64; 4]);

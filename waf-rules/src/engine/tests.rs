@@ -411,6 +411,9 @@ fn shortcuts_change_no_verdict() {
         "JyBPUiAnMSc9JzE=",
         "Y2F0IC9ldGMvcGFzc3dk,",
         "dW5pb24gc2VsZWN0IDEsMiwz.",
+        // Unpadded base64 of letters and digits only (plain-looking words).
+        "PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiAg",
+        "eyJyY2UiOiJfJCRORF9GVU5DJCRfZnVuY3Rpb24oKXtyZXF1aXJlKCdjaGlsZF9wcm9jZXNzJykuZXhlYygnaWQnKX0oKSJ9",
     ];
     let rules = rs();
     let mut x: u64 = 0x51ed_2701_aa55_0f0f;
@@ -427,8 +430,9 @@ fn shortcuts_change_no_verdict() {
         }
         // The base64 words alone (joined to others by blanks they are
         // never read as base64).
-        if round < 4 {
-            v = words[words.len() - 4 + round].to_string();
+        const BASE64_WORDS: usize = 6;
+        if round < BASE64_WORDS {
+            v = words[words.len() - BASE64_WORDS + round].to_string();
         }
         let form = v.replace(' ', "+");
         let query = format!("q={form}&next={form}");

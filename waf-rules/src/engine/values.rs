@@ -3,8 +3,8 @@
 //! distinct value.
 
 use super::compile::{Compiled, Gate};
-use super::prefilter::{ByteSet, PLAIN_TEXT};
-use super::quiet::Skip;
+use super::prefilter::{ByteSet, LOWER, PLAIN_TEXT, UPPER};
+use super::quiet::{Skip, BASE64_BLOCKERS};
 use crate::transform::Transform;
 use aho_corasick::automaton::Automaton;
 use aho_corasick::Anchored;
@@ -31,7 +31,9 @@ pub(super) struct Values {
     /// Per chain: its output when the last step changed the value.
     bufs: Vec<Vec<u8>>,
     raw_bytes: ByteSet,
-    /// The raw value is plain text (letters, digits, spaces, `_ , @ ! ?`).
+    /// The raw value is plain text (letters, digits, spaces, `_ , @ ! ?`)
+    /// that no step decodes: not base64 of text (`Transform::
+    /// changes_plain_text`).
     pub plain: bool,
     /// Whether the raw value holds two blanks in a row, once asked.
     double_space: Option<bool>,
@@ -90,7 +92,14 @@ impl Values {
         self.raw_entry = None;
         self.double_space = None;
         self.raw_bytes = known.unwrap_or_else(|| ByteSet::of(raw));
-        self.plain = self.raw_bytes.is_subset(&PLAIN_TEXT);
+        // Letters and digits may still be base64 of text: decoded (once
+        // here) only when every byte is of its alphabet and both cases
+        // occur (`transform::decodes_as_base64`).
+        self.plain = self.raw_bytes.is_subset(&PLAIN_TEXT)
+            && (self.raw_bytes.intersects(&BASE64_BLOCKERS)
+                || !self.raw_bytes.intersects(&UPPER)
+                || !self.raw_bytes.intersects(&LOWER)
+                || !crate::transform::decodes_as_base64(raw));
     }
 
     /// Whether a group needing `skip` cannot match this field's value

@@ -452,13 +452,18 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
     }
     let digit = any & DIGIT != 0;
     // A word spelling a path with hex-literal dots and slashes
-    // (`0x2e0x2e0x2fetc0x2fpasswd`) is inspected.
-    all & WORD != 0 && !(digit && dotted_path(v))
-        || all & NUMBER != 0
+    // (`0x2e0x2e0x2fetc0x2fpasswd`) is inspected; so is a word that is
+    // base64 of text (`PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiAg` is
+    // `<script>alert(1)</script>`), decoded only when it mixes cases.
+    if all & WORD != 0 && !(digit && dotted_path(v)) {
+        return any & (UPPER | LOWER) != UPPER | LOWER || !crate::transform::decodes_as_base64(v);
+    }
+    all & NUMBER != 0
         // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
         // names without digits, like `java.lang.Runtime`, are inspected;
         // so is a path spelled with a dot-dot or with hex-literal dots and
-        // slashes, which no version has: `..0x2fetc`, `0x2e0x2e0x2fboot.ini`.)
+        // slashes, which no version has: `..0x2fetc`, `0x2e0x2e0x2fboot.ini`.
+        // Neither is base64: `.`, `+` and `,` are not of its alphabet.)
         || (all & DOTTED != 0 && digit && !dotted_path(v))
 }
 
@@ -480,11 +485,13 @@ fn dotted_path(v: &[u8]) -> bool {
 
 /// Byte classes of `plain_token`: a word byte (letters, digits, `_`, `-`),
 /// a number byte (digits, `.`, `-`, `+`, `,`), a dotted-token byte (word
-/// bytes and `.`), a digit.
+/// bytes and `.`), a digit, an upper-case and a lower-case letter.
 const WORD: u8 = 1;
 const NUMBER: u8 = 2;
 const DOTTED: u8 = 4;
 const DIGIT: u8 = 8;
+const UPPER: u8 = 16;
+const LOWER: u8 = 32;
 const TOKEN_CLASS: [u8; 256] = token_classes();
 
 const fn token_classes() -> [u8; 256] {
@@ -505,6 +512,12 @@ const fn token_classes() -> [u8; 256] {
         }
         if c.is_ascii_digit() {
             k |= DIGIT;
+        }
+        if c.is_ascii_uppercase() {
+            k |= UPPER;
+        }
+        if c.is_ascii_lowercase() {
+            k |= LOWER;
         }
         t[b] = k;
         b += 1;
