@@ -112,7 +112,8 @@ impl AlertConfig {
         QUEUE.check("alerts.queue", self.queue)?;
         COOLDOWN_SECS.check("alerts.event_cooldown_secs", self.event_cooldown_secs)?;
         if let Some(url) = &self.webhook_url {
-            WebhookTarget::parse(url).map_err(|e| format!("alerts.webhook_url: {e}"))?;
+            // The URL only: the client (and the CA file) is built once, by `new`.
+            WebhookTarget::check_url(url).map_err(|e| format!("alerts.webhook_url: {e}"))?;
         }
         Ok(())
     }
@@ -226,11 +227,12 @@ impl AlertWorker {
 pub fn new(config: &AlertConfig) -> Result<(AlertHandle, AlertWorker), String> {
     config.validate()?;
     let target = match &config.webhook_url {
-        Some(url) => Some(
-            WebhookTarget::parse(url)
-                .and_then(|t| t.with_tls(config.ca_file.as_deref()))
-                .map_err(|e| format!("alerts.webhook_url: {e}"))?,
-        ),
+        Some(url) => Some(WebhookTarget::new(url, config.ca_file.as_deref()).map_err(
+            |e| match e {
+                WebhookError::Tls(_) => format!("alerts.ca_file: {e}"),
+                _ => format!("alerts.webhook_url: {e}"),
+            },
+        )?),
         None => None,
     };
     let (tx, rx) = mpsc::channel(config.queue);

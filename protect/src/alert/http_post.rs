@@ -30,7 +30,7 @@ pub enum WebhookError {
     Status(String),
 }
 
-/// A parsed webhook URL with its client (`rampart_tls::web`: the URL rules, and for https
+/// A parsed webhook URL with its client, built once (`rampart_tls::web`: the URL rules, and for https
 /// the `intermediate` profile verifying the server against the web roots or a CA file).
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
@@ -38,23 +38,20 @@ pub struct WebhookTarget {
 }
 
 impl WebhookTarget {
-    /// Parses `http[s]://host[:port][/path]` (no user-info, no fragment); an https target
-    /// trusts the public web roots until [`with_tls`](Self::with_tls) names a CA file.
-    pub fn parse(url: &str) -> Result<Self, WebhookError> {
-        Ok(Self {
-            client: WebClient::new(WebUrl::parse(url)?, None)?,
-        })
+    /// Checks `http[s]://host[:port][/path]` (no user-info, no fragment) without building a
+    /// client: what config validation needs.
+    pub fn check_url(url: &str) -> Result<(), WebhookError> {
+        WebUrl::parse(url)?;
+        Ok(())
     }
 
-    /// For an https URL, trusts the certificates of `ca_file` instead of the web roots
-    /// (no-op for http, or without a file).
-    pub fn with_tls(self, ca_file: Option<&Path>) -> Result<Self, WebhookError> {
-        match ca_file {
-            Some(_) if self.client.url().is_https() => Ok(Self {
-                client: WebClient::new(self.client.url().clone(), ca_file)?,
-            }),
-            _ => Ok(self),
-        }
+    /// Parses `url` and builds its client once: for https, trusting the certificates of
+    /// `ca_file`, else the public web roots (an http URL reads no file). A bad URL is
+    /// [`WebhookError::Url`], a CA file that does not load [`WebhookError::Tls`].
+    pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, WebhookError> {
+        Ok(Self {
+            client: WebClient::new(WebUrl::parse(url)?, ca_file)?,
+        })
     }
 
     /// POSTs `body` as JSON; Ok only on a 2xx status.
@@ -93,15 +90,18 @@ mod tests {
     #[test]
     fn parses_urls() {
         // The URL rules are rampart_tls::web's (tested there); the target keeps what it parsed.
-        let t = WebhookTarget::parse("http://127.0.0.1:9000/hooks/x?a=1").unwrap();
+        let t = WebhookTarget::new("http://127.0.0.1:9000/hooks/x?a=1", None).unwrap();
         let url = t.client.url();
         assert_eq!(
             (url.host(), url.port(), url.path_and_query()),
             ("127.0.0.1", 9000, "/hooks/x?a=1")
         );
-        let err = WebhookTarget::parse("http://user@x/").unwrap_err();
+        let err = WebhookTarget::new("http://user@x/", None).unwrap_err();
         assert!(matches!(err, WebhookError::Url(_)), "{err}");
         assert!(err.to_string().starts_with("invalid webhook URL"), "{err}");
+        let err = WebhookTarget::check_url("http://user@x/").unwrap_err();
+        assert!(matches!(err, WebhookError::Url(_)), "{err}");
+        assert!(WebhookTarget::check_url("https://localhost/").is_ok());
     }
 
     #[test]
@@ -109,15 +109,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
-        let err = WebhookTarget::parse("https://localhost/")
-            .unwrap()
-            .with_tls(Some(&empty))
-            .unwrap_err();
+        let err = WebhookTarget::new("https://localhost/", Some(&empty)).unwrap_err();
+        assert!(matches!(err, WebhookError::Tls(_)), "{err}");
         assert!(err.to_string().contains("empty.pem"), "{err}");
-        // Default roots load.
-        assert!(WebhookTarget::parse("https://localhost/")
-            .unwrap()
-            .with_tls(None)
-            .is_ok());
+        // Default roots load; an http URL reads no file.
+        assert!(WebhookTarget::new("https://localhost/", None).is_ok());
+        assert!(WebhookTarget::new("http://localhost/", Some(&empty)).is_ok());
     }
 }

@@ -154,6 +154,30 @@ fn config_is_validated() {
     assert!(c.validate().unwrap_err().contains("webhook_url"));
 }
 
+/// A CA file that does not load is blamed on `alerts.ca_file` (naming the file), a bad URL on
+/// `alerts.webhook_url`; validation reads the URL only.
+#[test]
+fn webhook_errors_name_their_own_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let c = AlertConfig {
+        webhook_url: Some("https://alerts.example/hook".into()),
+        ca_file: Some(empty),
+        ..AlertConfig::default()
+    };
+    assert!(c.validate().is_ok());
+    let e = new(&c).err().expect("an empty CA file is refused");
+    assert!(e.starts_with("alerts.ca_file: "), "{e}");
+    assert!(e.contains("empty.pem"), "{e}");
+    let c = AlertConfig {
+        webhook_url: Some("https://user@alerts.example/hook".into()),
+        ..c
+    };
+    let e = new(&c).err().expect("user-info in the URL is refused");
+    assert!(e.starts_with("alerts.webhook_url: "), "{e}");
+}
+
 #[test]
 fn full_queue_drops_and_counts() {
     let rt = tokio::runtime::Builder::new_current_thread()
