@@ -59,8 +59,9 @@ pub(crate) fn parse<'a>(body: &'a [u8], boundary: &[u8], _limits: &Limits, f: &m
                 if let Some(n) = param(line, b"name") {
                     name = Cow::Owned(String::from_utf8_lossy(n).into_owned());
                     // A field's name is attack surface like a query's
-                    // (`args_names`); plain words can match nothing.
-                    if !n.is_empty() && !super::plain_token(n) {
+                    // (`args_names`); a plain word is counted, not listed
+                    // (`Fields::push_at`), as a query's name is.
+                    if !n.is_empty() {
                         f.push(Class::ArgName, "multipart", name.clone(), Cow::Borrowed(n));
                     }
                 }

@@ -82,6 +82,22 @@ fn multipart_fields_and_filenames() {
     let f = fields(&req("", &h, body));
     assert!(f.contains(&("multipart:a".into(), "hello there".into())));
     assert!(f.contains(&("filename:f".into(), "../x.php".into())));
+    // The plain names `a` and `f` count against the field limit, as the
+    // same names in a query do; a name with punctuation is listed.
+    let r = req("", &h, body);
+    let x = extract(&r, &Limits::default());
+    let q = extract(
+        &req("a=hello+there&f=%3C%3Fphp", &[], b""),
+        &Limits::default(),
+    );
+    assert_eq!((x.skipped, q.skipped), (2, 2), "{:?}", x.list);
+    let body =
+        b"--XX\r\nContent-Disposition: form-data; name=\"a[b]\"\r\n\r\nhello there\r\n--XX--\r\n";
+    let x = extract(&req("", &h, body), &Limits::default());
+    assert!(x
+        .list
+        .iter()
+        .any(|f| f.class == Class::ArgName && &f.value[..] == b"a[b]"));
 }
 
 #[test]
