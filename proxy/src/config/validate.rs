@@ -76,6 +76,11 @@ fn validate_protection(c: &Config) -> Result<(), Issue> {
     })
 }
 
+/// A field's path below a table's: each error names its own field (and so its own line).
+fn below<'a>(at: &[&'a str], key: &[&'a str]) -> Vec<&'a str> {
+    [at, key].concat()
+}
+
 fn validate_route_waf(r: &super::RouteConfig, at: &[&str]) -> Result<(), Issue> {
     let w = &r.waf;
     let policy = rampart_waf::Policy {
@@ -85,16 +90,31 @@ fn validate_route_waf(r: &super::RouteConfig, at: &[&str]) -> Result<(), Issue> 
         limits: rampart_waf::Limits::default(),
     };
     if let Err(e) = policy.validate() {
-        return Err(Issue::new(at, e.to_string()));
+        let n = match &e {
+            rampart_waf::PolicyError::EmptyExclusion(n) => n.to_string(),
+            _ => String::new(),
+        };
+        let key: &[&str] = match &e {
+            rampart_waf::PolicyError::Paranoia(_) => &["paranoia"],
+            rampart_waf::PolicyError::Threshold => &["threshold"],
+            rampart_waf::PolicyError::EmptyExclusion(_) => &["exclusions", n.as_str()],
+        };
+        return Err(Issue::new(&below(at, key), e.to_string()));
     }
     if let Err(m) = MAX_BODY.check("max_body", w.max_body) {
-        return Err(Issue::new(at, m));
+        return Err(Issue::new(&below(at, &["max_body"]), m));
     }
     if w.inspect_limit as u64 > w.max_body {
-        return Err(Issue::new(at, "inspect_limit must not exceed max_body"));
+        return Err(Issue::new(
+            &below(at, &["inspect_limit"]),
+            "inspect_limit must not exceed max_body",
+        ));
     }
     if w.inspect_limit > 16 * 1024 * 1024 {
-        return Err(Issue::new(at, "inspect_limit must be at most 16 MiB"));
+        return Err(Issue::new(
+            &below(at, &["inspect_limit"]),
+            "inspect_limit must be at most 16 MiB",
+        ));
     }
     Ok(())
 }
