@@ -90,8 +90,8 @@ mod tests {
     }
 
     /// Every number of the annotated example, set to 0, i64::MAX and u64::MAX: accepted (0
-    /// where it means "off") or refused with the file, a line at or above it (its own, or its
-    /// table's) and the field named — never kept to overflow a deadline or size a buffer.
+    /// where it means "off") or refused with the file, the value's own line and the field
+    /// named — never kept to overflow a deadline or size a buffer.
     #[test]
     fn every_number_at_its_extremes_is_refused_by_name_or_accepted() {
         let text = include_str!("../../../examples/rampart.toml");
@@ -140,6 +140,25 @@ mod tests {
                 assert!(e.contains(key) || past_toml, "{key} = {value}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn an_exclusion_that_names_nothing_is_refused_at_its_own_entry() {
+        let text = include_str!("../../../examples/rampart.toml");
+        let bad = text.replacen("rule_id = 942100\n", "", 1);
+        assert_ne!(
+            bad, text,
+            "examples/rampart.toml has an exclusion with rule_id = 942100"
+        );
+        let line = 1 + text
+            .lines()
+            .position(|l| l.starts_with("[[routes.waf.exclusions]]"))
+            .expect("examples/rampart.toml has a [[routes.waf.exclusions]]");
+        let e = parse(Path::new("r.toml"), &bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("r.toml:{line}: `routes.0.waf.exclusions.0`: ")),
+            "{e}"
+        );
     }
 
     #[test]

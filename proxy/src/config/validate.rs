@@ -76,11 +76,6 @@ fn validate_protection(c: &Config) -> Result<(), Issue> {
     })
 }
 
-/// A field's path below a table's: each error names its own field (and so its own line).
-fn below<'a>(at: &[&'a str], key: &[&'a str]) -> Vec<&'a str> {
-    [at, key].concat()
-}
-
 fn validate_route_waf(r: &super::RouteConfig, at: &[&str]) -> Result<(), Issue> {
     let w = &r.waf;
     let policy = rampart_waf::Policy {
@@ -89,30 +84,29 @@ fn validate_route_waf(r: &super::RouteConfig, at: &[&str]) -> Result<(), Issue> 
         exclusions: w.exclusions.clone(),
         limits: rampart_waf::Limits::default(),
     };
+    // Each error names its own field below `routes.N.waf` (and so its own line).
     if let Err(e) = policy.validate() {
-        let n = match &e {
-            rampart_waf::PolicyError::EmptyExclusion(n) => n.to_string(),
-            _ => String::new(),
-        };
+        let n;
         let key: &[&str] = match &e {
             rampart_waf::PolicyError::Paranoia(_) => &["paranoia"],
             rampart_waf::PolicyError::Threshold => &["threshold"],
-            rampart_waf::PolicyError::EmptyExclusion(_) => &["exclusions", n.as_str()],
+            rampart_waf::PolicyError::EmptyExclusion(i) => {
+                n = i.to_string();
+                &["exclusions", &n]
+            }
         };
-        return Err(Issue::new(&below(at, key), e.to_string()));
+        return Err(Issue::new(&[at, key].concat(), e.to_string()));
     }
-    if let Err(m) = MAX_BODY.check("max_body", w.max_body) {
-        return Err(Issue::new(&below(at, &["max_body"]), m));
-    }
+    bounded(&[at, &["max_body"]].concat(), w.max_body, MAX_BODY)?;
     if w.inspect_limit as u64 > w.max_body {
         return Err(Issue::new(
-            &below(at, &["inspect_limit"]),
+            &[at, &["inspect_limit"]].concat(),
             "inspect_limit must not exceed max_body",
         ));
     }
     if w.inspect_limit > 16 * 1024 * 1024 {
         return Err(Issue::new(
-            &below(at, &["inspect_limit"]),
+            &[at, &["inspect_limit"]].concat(),
             "inspect_limit must be at most 16 MiB",
         ));
     }
