@@ -9,7 +9,7 @@ mod common;
 
 use common::{
     assert_header, assert_placed, assert_queries, form_blocked, inspect_with, json_blocked,
-    multipart_blocked, query_blocked, verdict, Place,
+    multipart_blocked, query_blocked, verdict, Place, EVERY_PLACE,
 };
 use rampart_waf::Policy;
 
@@ -679,5 +679,146 @@ fn windows_variables_lost_to_a_second_percent_decoding() {
             "sale %da% | new",
             "A%20B | C%2FD",
         ],
+    );
+}
+
+/// Session 10: SQL that continues a condition with a JSON or array
+/// operator (PostgreSQL `->>`, `#>`, `@>`, `?|`, a `::jsonb` cast), and a
+/// scalar subquery where ORDER BY, LIMIT or a column list expects a name
+/// or a number. Before: score 0 each.
+#[test]
+fn sql_json_operators_and_scalar_subqueries() {
+    // A number's context is the whole value (no text before it).
+    let whole: Vec<Place> = EVERY_PLACE
+        .iter()
+        .copied()
+        .filter(|&p| p != Place::AfterFiller)
+        .collect();
+    assert_placed(
+        true,
+        &whole,
+        &[
+            "1 and data->>'role'='admin'",
+            "1 and info->'a'->>'b' = 'x'",
+            "(select 1)",
+        ],
+    );
+    assert_placed(
+        true,
+        EVERY_PLACE,
+        &[
+            "x' or payload::jsonb ? 'admin'--",
+            "' or attrs ?| array['a']--",
+            "' and doc #>> '{a,b}' = 'x'--",
+            "name,(select 1)",
+            "1 limit (select 1)",
+            "id desc,(select null)",
+            "price,(select @@version)",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "Use data->>'name' to read a JSON field",
+            "q and a->'b'",
+            "Rock and roll -> 'best of'",
+            "the arrow -> points to 'next'",
+            "sort=name,price",
+            "order=created_at desc",
+            "(select one)",
+            "Please (select all that apply)",
+            "Size (select 1 of 3)",
+            "(Select a category)",
+        ],
+    );
+}
+
+/// Session 10: XPath injection (no rule read it): a quote break-out, then
+/// a union of a location path or a condition on the document's nodes.
+/// Before: score 0 each.
+#[test]
+fn xpath_break_outs() {
+    assert_placed(
+        true,
+        EVERY_PLACE,
+        &[
+            "'] | //user/*[contains(*,'",
+            "' or string-length(name(/*[1]))=5 or ''='",
+            "' or //user[1]/password='x",
+            "' | //* | '",
+            "')] | //password | a[('",
+            "x' and count(/*)=1 and 'a'='a",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "he said 'hi' | //comment",
+            "'quoted' | //www.example.com",
+            "see 'docs' | /*comment*/",
+            "Tom's | //twitter.com/tom",
+            "O'Neil or /home/x",
+            "it's or //",
+        ],
+    );
+}
+
+/// Session 10: a template-evaluation probe is arithmetic of number
+/// literals between any engine's delimiters (doT's `{{=`, an array
+/// `{{[7*7]}}`, Razor's `@(…)`, `%{…}`, `{%= %}`), not the spellings of
+/// one list. Before: score 0 each. (Not cookies: rule 9006 leaves them to
+/// 9002's spellings, or a consent cookie's `{` would open it on every request.)
+#[test]
+fn template_arithmetic_probes_in_any_delimiters() {
+    let places: Vec<Place> = EVERY_PLACE
+        .iter()
+        .copied()
+        .filter(|&p| p != Place::Cookie)
+        .collect();
+    assert_placed(
+        true,
+        &places,
+        &[
+            "{{= 7*7}}",
+            "{{[7*7]}}",
+            "@(1+2)",
+            "%{7*7}",
+            "{%= 7*7 %}",
+            "{{ 1337 - 1 }}",
+            "${ 49 / 7 }",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "Total {{price}}",
+            "{{ user.name }} ordered {{count}}",
+            "`Total: ${a * b}`",
+            "{{count + 1}}",
+            "<%= i + 1 %>",
+            "{7*7}",
+            "7*7=49",
+            "Version 2.0 (2024) - 3*4 grid",
+        ],
+    );
+}
+
+/// Session 10: response splitting in a body field through a Refresh header
+/// with its own value shape (`Refresh: 0;url=…`), as Location already was.
+/// Before: score 0 in a form or JSON body.
+#[test]
+fn refresh_header_injected_in_a_body_field() {
+    assert_placed(
+        true,
+        &[Place::Form, Place::Json, Place::Multipart],
+        &["x\r\nRefresh: 0;url=//evil.example", "x\nrefresh:5; URL=https://evil.example/"],
+    );
+    assert_placed(
+        false,
+        &[Place::Form, Place::Json, Place::Multipart],
+        &["Line1\nRefresh: please", "Note\nrefresh: 5 minutes later"],
     );
 }
