@@ -559,7 +559,10 @@ fn common_header(s: &str) -> Option<&'static str> {
         25 => &["upgrade-insecure-requests"],
         _ => &[],
     };
-    candidates.iter().find(|k| k.eq_ignore_ascii_case(s)).copied()
+    candidates
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(s))
+        .copied()
 }
 
 /// A header name in lower case (as rules name headers), borrowed when it

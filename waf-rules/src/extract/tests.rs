@@ -282,7 +282,8 @@ fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
         }
         let digit = v.iter().any(u8::is_ascii_digit);
         if v.iter().all(|&b| word(b)) && !(digit && super::dotted_path(v)) {
-            let cases = v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
+            let cases =
+                v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
             return !cases || !crate::transform::decodes_as_base64(v);
         }
         v.iter()
@@ -297,9 +298,21 @@ fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
         let v: Vec<u8> = (0..len)
             .map(|i| alphabet[((r >> (i * 4)) % alphabet.len() as u64) as usize])
             .collect();
-        assert_eq!(plain_token(&v), reference(&v), "{:?}", String::from_utf8_lossy(&v));
+        assert_eq!(
+            plain_token(&v),
+            reference(&v),
+            "{:?}",
+            String::from_utf8_lossy(&v)
+        );
     }
-    for v in ["1..2", "0x2e0x2e0x2fetc", "a0X2Fb", "GA1.2.3", "v1.0.x", "0x2f"] {
+    for v in [
+        "1..2",
+        "0x2e0x2e0x2fetc",
+        "a0X2Fb",
+        "GA1.2.3",
+        "v1.0.x",
+        "0x2f",
+    ] {
         assert_eq!(plain_token(v.as_bytes()), reference(v.as_bytes()), "{v}");
     }
 }
@@ -310,11 +323,31 @@ fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
 fn header_names_are_lowered_without_allocating_when_common() {
     use std::borrow::Cow;
     for name in [
-        "host", "user-agent", "accept", "accept-language", "accept-encoding", "referer",
-        "content-type", "content-length", "origin", "connection", "cache-control", "pragma",
-        "authorization", "sec-fetch-site", "sec-fetch-mode", "sec-fetch-dest", "sec-fetch-user",
-        "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform", "upgrade-insecure-requests",
-        "x-requested-with", "x-forwarded-for", "if-none-match", "if-modified-since",
+        "host",
+        "user-agent",
+        "accept",
+        "accept-language",
+        "accept-encoding",
+        "referer",
+        "content-type",
+        "content-length",
+        "origin",
+        "connection",
+        "cache-control",
+        "pragma",
+        "authorization",
+        "sec-fetch-site",
+        "sec-fetch-mode",
+        "sec-fetch-dest",
+        "sec-fetch-user",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "upgrade-insecure-requests",
+        "x-requested-with",
+        "x-forwarded-for",
+        "if-none-match",
+        "if-modified-since",
     ] {
         let upper = name.to_ascii_uppercase();
         let l = super::lower(&upper);
