@@ -259,16 +259,22 @@ fn dotted_path_matches_window_scans() {
                     && matches!((w[2], w[3] | 0x20), (b'2', b'e' | b'f') | (b'5', b'c'))
             })
     };
-    let alphabet = b"0x2e5cfF.X/a";
-    let mut x: u64 = 0x1234_5678_9abc_def1;
-    for _ in 0..50_000 {
-        let x = crate::test_support::xorshift(&mut x);
-        let len = (x % 9) as usize;
-        let v: Vec<u8> = (0..len)
-            .map(|i| alphabet[((x >> (i * 4)) % alphabet.len() as u64) as usize])
-            .collect();
+    for v in seeded_strings(b"0x2e5cfF.X/a", 0x1234_5678_9abc_def1, 50_000, 9) {
         assert_eq!(super::dotted_path(&v), reference(&v), "{:?}", v);
     }
+}
+
+/// `n` seeded strings over `alphabet`, shorter than `max_len`.
+fn seeded_strings(alphabet: &[u8], seed: u64, n: usize, max_len: u64) -> Vec<Vec<u8>> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            let r = crate::test_support::xorshift(&mut x);
+            (0..(r % max_len) as usize)
+                .map(|i| alphabet[((r >> (i * 4)) % alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
 }
 
 /// `plain_token` reads `dotted_path` only for a token holding a dot or an
@@ -290,14 +296,7 @@ fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
             .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
             || (v.iter().all(|&b| word(b) || b == b'.') && digit && !super::dotted_path(v))
     };
-    let alphabet = b"0x2e5cfF.X/a1_-";
-    let mut x: u64 = 0x0dd5_eed5_0000_0001;
-    for _ in 0..100_000 {
-        let r = crate::test_support::xorshift(&mut x);
-        let len = (r % 13) as usize;
-        let v: Vec<u8> = (0..len)
-            .map(|i| alphabet[((r >> (i * 4)) % alphabet.len() as u64) as usize])
-            .collect();
+    for v in seeded_strings(b"0x2e5cfF.X/a1_-", 0x0dd5_eed5_0000_0001, 100_000, 13) {
         assert_eq!(
             plain_token(&v),
             reference(&v),
