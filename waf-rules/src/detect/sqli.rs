@@ -52,7 +52,12 @@ struct Buffers {
 }
 
 thread_local! {
-    static TOKENS: Cell<Buffers> = Cell::new(Buffers { toks: Vec::new(), meaningful: Vec::new() });
+    static TOKENS: Cell<Buffers> = const {
+        Cell::new(Buffers {
+            toks: Vec::new(),
+            meaningful: Vec::new(),
+        })
+    };
 }
 
 /// Kinds (`Kind::bit`) one of which every verdict of `after_breakout` and

@@ -88,18 +88,19 @@ fn iis_loose_hex_overlongs_decode_to_ascii() {
 fn decoding_stops_when_a_round_can_change_nothing() {
     let d = |v: &[u8]| super::url::decode_repeated(v).unwrap_or_else(|| v.to_vec());
     let cases: &[(&[u8], &[u8])] = &[
+        // Another round only while a '%' is left (at most three).
         (b"%2527", b"'"),
         (b"%25252527", b"%27"),
         (b"%uff0527", b"'"),
+        // An overlong lead byte, made by a round or sent as it is.
         (b"%25c0%25af", b"/"),
-        (b"%c0%afetc", b"/etc"),
         (b"\xc0\xafetc", b"/etc"),
         (b"a%c0", b"a\xc0"),
+        // A full-width form, made by a round or sent as it is.
         (b"%ef%bc%8fetc", b"/etc"),
         (b"%25ef%25bc%258f", b"/"),
         (b"\xef\xbc\x8f%41", b"/A"),
         (b"\xef\xbc\x85%32%37", b"%27"),
-        (b"100%", b"100%"),
     ];
     for &(v, want) in cases {
         assert_eq!(d(v), want, "{:?}", String::from_utf8_lossy(v));
