@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    assert_header, assert_placed, assert_queries, form_blocked, inspect_with, json_blocked,
-    multipart_blocked, query_blocked, verdict, Place, EVERY_PLACE,
+    assert_header, assert_placed, assert_queries, every_place_but, form_blocked, inspect_with,
+    json_blocked, multipart_blocked, query_blocked, verdict, Place, EVERY_PLACE,
 };
 use rampart_waf::Policy;
 
@@ -689,11 +689,7 @@ fn windows_variables_lost_to_a_second_percent_decoding() {
 #[test]
 fn sql_json_operators_and_scalar_subqueries() {
     // A number's context is the whole value (no text before it).
-    let whole: Vec<Place> = EVERY_PLACE
-        .iter()
-        .copied()
-        .filter(|&p| p != Place::AfterFiller)
-        .collect();
+    let whole = every_place_but(Place::AfterFiller);
     assert_placed(
         true,
         &whole,
@@ -772,11 +768,7 @@ fn xpath_break_outs() {
 /// 9002's spellings, or a consent cookie's `{` would open it on every request.)
 #[test]
 fn template_arithmetic_probes_in_any_delimiters() {
-    let places: Vec<Place> = EVERY_PLACE
-        .iter()
-        .copied()
-        .filter(|&p| p != Place::Cookie)
-        .collect();
+    let places = every_place_but(Place::Cookie);
     assert_placed(
         true,
         &places,
@@ -856,17 +848,16 @@ fn attacks_inside_jwt_claims() {
         r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
         r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
     ];
-    let places = &[Place::Query, Place::Form, Place::Json, Place::Cookie];
-    let tokens: Vec<String> = attacks.iter().map(|c| jwt(c)).collect();
-    let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    assert_placed(true, places, &t);
-    let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
-    let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
-    assert_header("Authorization", true, &b);
-    let tokens: Vec<String> = benign.iter().map(|c| jwt(c)).collect();
-    let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    assert_placed(false, places, &t);
-    let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
-    let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
-    assert_header("Authorization", false, &b);
+    for (expect, claims) in [(true, &attacks[..]), (false, &benign[..])] {
+        let tokens: Vec<String> = claims.iter().map(|c| jwt(c)).collect();
+        let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        assert_placed(
+            expect,
+            &[Place::Query, Place::Form, Place::Json, Place::Cookie],
+            &t,
+        );
+        let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
+        let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
+        assert_header("Authorization", expect, &b);
+    }
 }

