@@ -214,7 +214,19 @@ impl<'a> Fields<'a> {
         if self.full() {
             return;
         }
-        let mut field = Field {
+        // A plain-token arg or cookie (or name) is counted, not listed: no
+        // rule reads it (`_charset_=utf-7` excepted). Read once, here,
+        // before a field is built for it.
+        let not_token = matches!(
+            class,
+            Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
+        ) && value.len() <= self.max_value
+            && !charset_name(class, &name);
+        if not_token && plain_token(&value) {
+            self.skipped += 1;
+            return;
+        }
+        self.push_field(Field {
             class,
             source,
             name,
@@ -222,23 +234,8 @@ impl<'a> Fields<'a> {
             json_path,
             include_like,
             continued: false,
-            not_token: false,
-        };
-        // A plain-token arg or cookie (or name) is counted, not listed: no
-        // rule reads it (`_charset_=utf-7` excepted). Read once, here.
-        if matches!(
-            class,
-            Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
-        ) && field.value.len() <= self.max_value
-            && !charset_field(&field)
-        {
-            if plain_token(&field.value) {
-                self.skipped += 1;
-                return;
-            }
-            field.not_token = true;
-        }
-        self.push_field(field);
+            not_token,
+        });
     }
 
     /// Lists a field, as windows if its value is longer than the limit.
@@ -427,7 +424,12 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
 /// The `_charset_` field of a form (HTML): its value names the encoding
 /// the whole submission is decoded in, so even a plain word there matters.
 pub(crate) fn charset_field(f: &Field<'_>) -> bool {
-    f.class == Class::Arg && f.name.eq_ignore_ascii_case(CHARSET_FIELD)
+    charset_name(f.class, &f.name)
+}
+
+/// `charset_field` for a field not built yet.
+fn charset_name(class: Class, name: &str) -> bool {
+    class == Class::Arg && name.eq_ignore_ascii_case(CHARSET_FIELD)
 }
 
 /// The name HTML gives the field a browser fills with the form's encoding.
