@@ -385,7 +385,10 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().path, ["fleet", "address"]);
         let c: RedisLimitConfig = toml::from_str("[routes.api]\nrequests = 0\n").unwrap();
         let e = c.validate().unwrap_err();
-        assert!(e.message.starts_with("fleet.routes.api.requests = 0"), "{e}");
+        assert!(
+            e.message.starts_with("fleet.routes.api.requests = 0"),
+            "{e}"
+        );
         assert_eq!(e.path, ["fleet", "routes", "api", "requests"]);
         let c: RedisLimitConfig =
             toml::from_str("backoff_min_ms = 10\nbackoff_max_ms = 5").unwrap();
