@@ -161,14 +161,37 @@ pub fn web_roots(ca_file: Option<&Path>) -> Result<RootCertStore> {
     Ok(roots)
 }
 
+/// Why a web client could not be built, by what failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The roots: the CA file did not load (the error names it; the web roots always load).
+    #[error("{0}")]
+    Roots(TlsError),
+    /// rustls refused the TLS settings.
+    #[error("TLS client settings: {0}")]
+    Settings(TlsError),
+}
+
+impl From<ClientError> for TlsError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Roots(e) | ClientError::Settings(e) => e,
+        }
+    }
+}
+
 /// A client config for web servers: [`Profile::Intermediate`] (TLS 1.3, and TLS 1.2 with
 /// ECDHE + AEAD), the server's name checked against [`web_roots`], no client certificate.
-pub fn web_client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>> {
+pub fn web_client_config(
+    ca_file: Option<&Path>,
+) -> std::result::Result<Arc<ClientConfig>, ClientError> {
+    let roots = web_roots(ca_file).map_err(ClientError::Roots)?;
+    let builder = Profile::Intermediate
+        .client_builder()
+        .map_err(ClientError::Settings)?;
     Ok(Arc::new(
-        Profile::Intermediate
-            .client_builder()?
-            .with_root_certificates(web_roots(ca_file)?)
-            .with_no_client_auth(),
+        builder.with_root_certificates(roots).with_no_client_auth(),
     ))
 }
 
@@ -190,7 +213,7 @@ impl std::fmt::Debug for WebClient {
 impl WebClient {
     /// For an https `url`, a TLS client by [`web_client_config`] (`ca_file`, else the public
     /// web roots); an http `url` needs none and `ca_file` is not read.
-    pub fn new(url: WebUrl, ca_file: Option<&Path>) -> Result<Self> {
+    pub fn new(url: WebUrl, ca_file: Option<&Path>) -> std::result::Result<Self, ClientError> {
         let tls = match url.https {
             true => Some(TlsConnector::from(web_client_config(ca_file)?)),
             false => None,
@@ -320,6 +343,7 @@ mod tests {
         assert!(err.to_string().contains("empty.pem"), "{err}");
         let missing = dir.join("missing.pem");
         let err = web_client_config(Some(&missing)).unwrap_err();
+        assert!(matches!(err, ClientError::Roots(_)), "{err}");
         assert!(err.to_string().contains("missing.pem"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(
