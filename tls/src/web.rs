@@ -8,6 +8,7 @@
 //! the URL rules, the roots, the TLS settings and the server name.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -129,7 +130,35 @@ impl WebUrl {
     pub fn host_header(&self) -> String {
         match (self.https, self.port) {
             (true, 443) | (false, 80) => self.host.clone(),
-            (_, port) => format!("{}:{port}", self.host),
+            _ => self.authority(),
+        }
+    }
+
+    /// `host:port`, the port always named (the host as written: an IPv6 address in brackets).
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The name the server's certificate is checked against: the host, a DNS name or an IP
+    /// address.
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
+    }
+
+    /// `https://ADDR/`: a server known by its socket address.
+    pub fn https_to(addr: SocketAddr) -> Self {
+        let host = match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        WebUrl {
+            text: format!("https://{host}:{}/", addr.port()),
+            https: true,
+            host,
+            port: addr.port(),
+            port_given: true,
+            path: "/".into(),
+            server_name: ServerName::IpAddress(addr.ip().into()),
         }
     }
 }
@@ -331,6 +360,18 @@ mod tests {
         );
         let err = WebUrl::parse("http://u@x/").unwrap_err();
         assert_eq!(err.to_string(), "http://u@x/: user-info is not allowed");
+    }
+
+    /// A socket address makes the URL `parse` makes of its text.
+    #[test]
+    fn a_socket_address_is_the_url_of_its_text() {
+        for addr in ["127.0.0.1:9000", "[::1]:9443"] {
+            let text = format!("https://{addr}/");
+            let made = WebUrl::https_to(addr.parse().unwrap());
+            assert_eq!(made, WebUrl::parse(&text).unwrap());
+            assert_eq!(made.authority(), addr);
+            assert!(matches!(made.server_name(), ServerName::IpAddress(_)));
+        }
     }
 
     #[test]
