@@ -1,7 +1,7 @@
 //! Copies bytes both ways until either side ends, and stops at once when a new generation's
 //! policy no longer allows the connection; and the accept loop every listener runs.
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -86,6 +86,62 @@ where
         })
     })
     .await
+}
+
+/// A TLS stream read one chunk of decrypted data at a time: `poll_read` hands over what rustls
+/// holds (a record's worth), without trying the socket again to fill the rest of the caller's
+/// buffer, which tokio-rustls's own `poll_read` does — a read that finds nothing (~300
+/// instructions through rustls and tokio) after every message, since a request or an answer
+/// arrives whole in one record. Used for the mesh TLS streams (relays and the HTTP port);
+/// writes go straight through.
+pub(crate) struct ByRecord<S>(pub(crate) S);
+
+impl<S: AsyncBufRead + Unpin> AsyncRead for ByRecord<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let inner = &mut self.get_mut().0;
+        let data = ready!(Pin::new(&mut *inner).poll_fill_buf(cx))?;
+        let n = data.len().min(buf.remaining());
+        buf.put_slice(&data[..n]);
+        Pin::new(inner).consume(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ByRecord<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
 }
 
 /// Size of each direction's buffer (tokio's `copy_bidirectional`'s).
@@ -546,6 +602,64 @@ mod tests {
         assert!(got == big, "a to b: {} bytes arrived", got.len());
         assert_eq!(back, b"answer");
         assert!(matches!(ended, Ended::Done(n, 6) if n == big.len() as u64));
+    }
+
+    /// A buffered reader holding one chunk, counting how often it is asked for more.
+    struct OneChunk {
+        chunk: &'static [u8],
+        fills: usize,
+    }
+
+    impl AsyncRead for OneChunk {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            unreachable!("ByRecord reads through poll_fill_buf")
+        }
+    }
+
+    impl AsyncBufRead for OneChunk {
+        fn poll_fill_buf(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+            let this = self.get_mut();
+            this.fills += 1;
+            if this.chunk.is_empty() {
+                // The socket has nothing more: a probe that would cost a read.
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(this.chunk))
+        }
+
+        fn consume(self: Pin<&mut Self>, n: usize) {
+            let this = self.get_mut();
+            this.chunk = &this.chunk[n..];
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_stream_is_read_a_record_at_a_time_without_a_second_probe() {
+        use tokio::io::AsyncReadExt;
+        let mut stream = ByRecord(OneChunk {
+            chunk: b"GET / HTTP/1.1\r\n\r\n",
+            fills: 0,
+        });
+        let mut buf = [0u8; 8192];
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the read did not end")
+            .unwrap();
+        assert_eq!(&buf[..n], b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(stream.0.fills, 1, "asked for more after a whole chunk");
+        // A small buffer takes the chunk in parts.
+        let mut stream = ByRecord(OneChunk {
+            chunk: b"abcdef",
+            fills: 0,
+        });
+        let mut small = [0u8; 4];
+        assert_eq!(stream.read(&mut small).await.unwrap(), 4);
+        assert_eq!(stream.read(&mut small).await.unwrap(), 2);
+        assert_eq!(&small[..2], b"ef");
     }
 
     #[tokio::test]
