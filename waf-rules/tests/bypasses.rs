@@ -710,6 +710,9 @@ fn sql_json_operators_and_scalar_subqueries() {
             "1 limit (select 1)",
             "id desc,(select null)",
             "price,(select @@version)",
+            "' or payload ? 'admin'--",
+            "x' or (select password from users where id=1)='a",
+            "1 and (select name from mysql.user)",
         ],
     );
     assert_placed(
@@ -726,8 +729,29 @@ fn sql_json_operators_and_scalar_subqueries() {
             "Please (select all that apply)",
             "Size (select 1 of 3)",
             "(Select a category)",
+            // Review of session 10: prose with a quote and a question
+            // mark (1019), help text with `select … from` (1020).
+            "Do you prefer 'tea' or coffee? 'Tea' is my pick",
+            "\"yes\" or no? \"maybe\"",
+            "Would you say 'yes' or no? 'maybe' later",
         ],
     );
+    // Help text with `(select … from …)`: no table after `from`, so no
+    // scalar subquery (1020). (The SQL detector, rule 1001, still reads
+    // `or (select one from your library)` as SQL: not this rule's doing.)
+    for v in [
+        "Upload a photo or (select one from your library)",
+        "Crop it, or (select a frame from the gallery below)",
+        "Tap or (select one from the list below)",
+    ] {
+        let q = format!("q={}", common::percent_encode(v));
+        let hits: Vec<u32> = verdict(&q, None, b"")
+            .matches
+            .iter()
+            .map(|m| m.rule_id)
+            .collect();
+        assert!(!hits.contains(&1020), "{v}: {hits:?}");
+    }
 }
 
 /// Session 10: XPath injection (no rule read it): a quote break-out, then
