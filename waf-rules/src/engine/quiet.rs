@@ -332,6 +332,11 @@ mod tests {
                         v.insert((r >> 16) % (v.len() + 1), b);
                     }
                 }
+                // JSON Web Tokens of text claims: `.` is a blocker.
+                values.push(
+                    b"eyJhbGciOiJub25lIn0.eyJuIjoiPHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiJ9.".to_vec(),
+                );
+                values.push(b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiInIG9yIDE9MS0tIn0.c2ln".to_vec());
             }
             for v in values {
                 if spaces && v.windows(2).any(|w| w == b"  ") {
