@@ -845,11 +845,30 @@ fn refresh_header_injected_in_a_body_field() {
 
 /// A signed JSON Web Token whose payload is `claims`.
 fn jwt(claims: &str) -> String {
+    jwt_with(r#"{"alg":"HS256","typ":"JWT"}"#, claims)
+}
+
+/// A signed JSON Web Token of `header` and `claims`.
+fn jwt_with(header: &str, claims: &str) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
-    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let h = URL_SAFE_NO_PAD.encode(header.as_bytes());
     let p = URL_SAFE_NO_PAD.encode(claims.as_bytes());
     format!("{h}.{p}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+}
+
+/// Tokens blocked (`expect`) or passed in a parameter, a form, JSON, a
+/// cookie and a Bearer token.
+fn assert_tokens(expect: bool, tokens: &[String]) {
+    let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    assert_placed(
+        expect,
+        &[Place::Query, Place::Form, Place::Json, Place::Cookie],
+        &t,
+    );
+    let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
+    let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
+    assert_header("Authorization", expect, &b);
 }
 
 /// Session 10: attacks inside a JSON Web Token's claims (SQL in `sub`,
@@ -874,14 +893,58 @@ fn attacks_inside_jwt_claims() {
     ];
     for (expect, claims) in [(true, &attacks[..]), (false, &benign[..])] {
         let tokens: Vec<String> = claims.iter().map(|c| jwt(c)).collect();
-        let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
-        assert_placed(
-            expect,
-            &[Place::Query, Place::Form, Place::Json, Place::Cookie],
-            &t,
-        );
-        let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
-        let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
-        assert_header("Authorization", expect, &b);
+        assert_tokens(expect, &tokens);
     }
+}
+
+/// Review of session 10: tokens that hid their claims from every reader.
+/// A claim in a non-Latin script dropped its whole part (header `kid`
+/// included) as "not text"; keyword-only SQL and a brace command were
+/// "plain words" to the plain-token skip (parameters and cookies); a
+/// header with a line break or a tab after `{` is base64 `ew…`, not
+/// `ey…`. Before: passed in parameters and cookies (the first three) or
+/// everywhere.
+#[test]
+fn jwt_claims_in_any_script_spacing_and_words() {
+    let hs = r#"{"alg":"HS256","typ":"JWT"}"#;
+    let plain = r#"{"sub":"1234567890"}"#;
+    let attacks = [
+        jwt_with(
+            r#"{"alg":"HS256","kid":"../../dev/null","n":"ЖЖЖЖЖЖЖЖЖЖЖЖ"}"#,
+            plain,
+        ),
+        jwt(r#"{"sub":"-1' or 1=1--","name":"Иван Петров Иванович"}"#),
+        jwt(r#"{"sub":"-1 union select username,password from users-- -"}"#),
+        jwt(r#"{"kid":"{uname,-a}"}"#),
+        jwt_with(
+            "{\n\"alg\":\"HS256\",\"kid\":\"' union select 'k'--\"}",
+            plain,
+        ),
+        jwt_with(
+            "{\t\"alg\":\"HS256\"}",
+            r#"{"kid":"../../../../etc/passwd"}"#,
+        ),
+        jwt_with(
+            "{\r\n\"alg\":\"HS256\"}",
+            r#"{"name":"<script>alert(1)</script>"}"#,
+        ),
+    ];
+    assert_tokens(true, &attacks);
+    let benign = [
+        jwt(r#"{"sub":"42","name":"Иван Петров Иванович","locale":"ru"}"#),
+        jwt(r#"{"sub":"u1","name":"山田 太郎","given_name":"太郎"}"#),
+        jwt_with("{\n  \"alg\": \"HS256\",\n  \"typ\": \"JWT\"\n}", plain),
+        jwt_with(hs, r#"{"user":"alice","role":"user","exp":1700000000}"#),
+        // A Google ID token's claims.
+        jwt_with(
+            r#"{"alg":"RS256","kid":"f5f4bf46e52b31d9b6249f7309ad0038407ed5a8","typ":"JWT"}"#,
+            r#"{"iss":"https://accounts.google.com","azp":"1234567890-abc.apps.googleusercontent.com","aud":"1234567890-abc.apps.googleusercontent.com","sub":"110169484474386276334","email":"jane.doe@gmail.com","email_verified":true,"at_hash":"HK6E_P6Dh8Y93mRNtsDB1Q","name":"Jane Doe","picture":"https://lh3.googleusercontent.com/a/ACg8ocJ-x1=s96-c","given_name":"Jane","family_name":"Doe","locale":"en","iat":1700000000,"exp":1700003600}"#,
+        ),
+        // An Auth0 ID token's claims.
+        jwt_with(
+            r#"{"alg":"RS256","typ":"JWT","kid":"NjVBRjY5MDlCMUIwNzU4RTA2QzZFMDQ4QzQ2MDAyQjVDNjk1RTM2Qg"}"#,
+            r#"{"nickname":"jane.doe","name":"jane.doe@example.com","picture":"https://s.gravatar.com/avatar/5658ffccee7f0ebfda2b226238b1eb6e?s=480&r=pg&d=https%3A%2F%2Fcdn.auth0.com%2Favatars%2Fja.png","updated_at":"2024-01-15T10:20:30.000Z","email":"jane.doe@example.com","email_verified":false,"iss":"https://example.us.auth0.com/","aud":"dBAJ2aXTzbUYOqW0vHq0F7Kx","iat":1705314030,"exp":1705350030,"sub":"auth0|65a4f0c2e5b3a1d2c3f4e5a6","sid":"Xq3n9lKp0cVb1sJ2t4uW5yZ7","nonce":"b2b0c0e3-6b9e-4b6a-8f5e-1c2d3e4f5a6b"}"#,
+        ),
+    ];
+    assert_tokens(false, &benign);
 }

@@ -12,7 +12,7 @@
 //! A value without a `.` holds no token.
 
 use super::{log4j, path, shell, sqli, xss, Triggers};
-use crate::transform::base64::decode_jose;
+use crate::transform::base64::{decode_jose, jose_head};
 use crate::transform::Transform;
 use std::ops::Range;
 
@@ -49,7 +49,7 @@ impl Reader {
 pub(crate) fn detect(v: &[u8], reader: Reader) -> Option<Range<usize>> {
     // The token is the value (a cookie, a parameter) or the word after an
     // authentication scheme (`Bearer eyJ…`).
-    let start = if v.starts_with(b"ey") {
+    let start = if jose_head(v) {
         0
     } else {
         let blank = v.iter().position(|&b| b == b' ')?;
@@ -62,7 +62,7 @@ pub(crate) fn detect(v: &[u8], reader: Reader) -> Option<Range<usize>> {
         .position(|&b| b == b' ' || b == b',')
         .unwrap_or(word.len())];
     {
-        if !word.starts_with(b"ey") || !word.contains(&b'.') {
+        if !jose_head(word) || !word.contains(&b'.') {
             return None;
         }
         let text = decode_jose(word)?;

@@ -77,7 +77,7 @@ fn is_text(v: &[u8]) -> bool {
 pub(crate) fn jose_needs_reading(v: &[u8]) -> bool {
     // A compact JWS has three parts, a JWE five (RFC 7515, 7516); a
     // library refuses any other count, so the application reads no claim.
-    if !v.starts_with(b"ey") || !matches!(dots(v), 2 | 4) {
+    if !jose_head(v) || !matches!(dots(v), 2 | 4) {
         return false;
     }
     // One pass through a decoding table, no buffer (plain-token tests ask
@@ -88,15 +88,21 @@ pub(crate) fn jose_needs_reading(v: &[u8]) -> bool {
     let (mut acc, mut bits) = (0u32, 0u32);
     let (mut len, mut printable, mut odd) = (0usize, 0usize, false);
     let (mut parts, mut padded, mut needs) = (1usize, false, false);
+    // A part that is a JSON object (read whatever its script: a claim in
+    // Cyrillic does not hide the others), and whether a byte is inside
+    // one of its strings.
+    let (mut json, mut in_str) = (false, false);
     for &c in v {
         if c == b'.' {
-            // `is_text`, and a byte beyond plain JSON.
-            needs |= len > 0 && odd && printable * 100 >= len * 95;
+            // Read as `decode_jose` keeps it (JSON, or `is_text`), and a
+            // byte beyond plain JSON.
+            needs |= len > 0 && odd && (json || printable * 100 >= len * 95);
             parts += 1;
             if parts > MAX_JOSE_PARTS {
                 return false;
             }
             (acc, bits, len, printable, odd, padded) = (0, 0, 0, 0, false, false);
+            (json, in_str) = (false, false);
             continue;
         }
         let d = SEXTET[usize::from(c)];
@@ -117,13 +123,32 @@ pub(crate) fn jose_needs_reading(v: &[u8]) -> bool {
             if parts == 1 && len == 0 && b != b'{' {
                 return false;
             }
+            json |= len == 0 && b == b'{';
             len += 1;
             let text = (0x20..0x7f).contains(&b) || matches!(b, b'\n' | b'\r' | b'\t');
             printable += usize::from(text);
-            odd |= text && !jose_plain(b);
+            // Inside a string only a word is plain (`-1 union select a,b`
+            // and `{uname,-a}` are not); JSON's own punctuation outside.
+            let plain = if b == b'"' {
+                in_str = !in_str;
+                true
+            } else if in_str {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'.' | b'-' | b':')
+            } else {
+                jose_plain(b)
+            };
+            odd |= text && !plain;
         }
     }
     needs
+}
+
+/// Whether `v` starts as a JOSE header does: base64 of `{"` or `{ `
+/// (`ey`), or of `{` then a tab, a line feed or a carriage return (`ew`),
+/// all of which JSON parsers accept. (A blank before the `{` — base64
+/// `I`, `C` or `D` first — would need a 3-byte decode to tell; not read.)
+pub(crate) fn jose_head(v: &[u8]) -> bool {
+    v.starts_with(b"ey") || v.starts_with(b"ew")
 }
 
 /// The number of dots in `v` (a JOSE token's parts less one).
@@ -190,7 +215,7 @@ const MAX_JOSE_PARTS: usize = 5;
 /// signature (binary) is dropped. `None` for any other dotted value: one
 /// test of its first two bytes.
 pub(crate) fn decode_jose(v: &[u8]) -> Option<Vec<u8>> {
-    if !v.starts_with(b"ey") || !matches!(dots(v), 2 | 4) {
+    if !jose_head(v) || !matches!(dots(v), 2 | 4) {
         return None;
     }
     let mut out = Vec::new();
@@ -222,7 +247,10 @@ pub(crate) fn decode_jose(v: &[u8]) -> Option<Vec<u8>> {
         if n == 0 && decoded.first() != Some(&b'{') {
             return None;
         }
-        if is_text(&decoded) {
+        // Text, or a JSON object in any script (UTF-8).
+        if is_text(&decoded)
+            || (decoded.first() == Some(&b'{') && std::str::from_utf8(&decoded).is_ok())
+        {
             if !out.is_empty() {
                 out.push(b'\n');
             }
@@ -253,6 +281,17 @@ mod tests {
             (r#"{"kid":"../../etc/passwd"}"#, true),
             (r#"{"n":"<b>"}"#, true),
             (r#"{"a":"b"}x"#, false),
+            // Words inside a string, any script; SQL of words is not plain.
+            (r#"{"name":"Иван Петров"}"#, true),
+            (r#"{"n":"Иван","sub":"' or 1=1--"}"#, true),
+            (r#"{"n":"ИванПетров"}"#, false),
+            (r#"{"sub":"-1 union select a,b from t"}"#, true),
+            (r#"{"kid":"{uname,-a}"}"#, true),
+            (r#"{"sub":"auth0|x"}"#, true),
+            (
+                r#"{"email":"a.b-c@example.com","scope":"read:orders"}"#,
+                false,
+            ),
         ] {
             let p = URL_SAFE_NO_PAD.encode(claims.as_bytes());
             for sig in ["", "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"] {
