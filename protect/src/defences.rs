@@ -51,7 +51,7 @@ impl ProtectConfig {
     /// a limit for a route that does not exist is an error, not a no-op.
     /// The error carries the key path below `[protect]` apart from its message.
     pub fn validate(&self, routes: &[String]) -> Result<(), Invalid> {
-        self.rate_limit.check()?;
+        self.rate_limit.validate()?;
         let section = |name: &'static str| move |e| Invalid::under(&[name], e);
         self.connections
             .validate()
@@ -73,7 +73,7 @@ impl ProtectConfig {
             unknown(["rate_limit", "routes"], name)?;
         }
         if let Some(fleet) = &self.fleet {
-            fleet.check()?;
+            fleet.validate()?;
             for name in fleet.routes.keys() {
                 unknown(["fleet", "routes"], name)?;
             }
