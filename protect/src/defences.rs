@@ -343,7 +343,10 @@ impl Defences {
             return refuse(DenialReason::RateLimit, 429, retry_after_secs, "local");
         }
         if let Some(fleet) = &self.fleet {
-            if let Decision::Deny { retry_after_secs } = fleet.check(route, client).await {
+            // Boxed: the Redis round trip's state would otherwise sit in every caller's future,
+            // made and moved per request, fleet configured or not.
+            let check = Box::pin(fleet.check(route, client));
+            if let Decision::Deny { retry_after_secs } = check.await {
                 return refuse(DenialReason::RateLimit, 429, retry_after_secs, "fleet");
             }
         }
