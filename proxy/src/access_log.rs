@@ -10,6 +10,14 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
+/// A field's key as it is written after the previous field: `,"name":` (a constant; the line's
+/// first field, `@timestamp`, opens the object instead).
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 /// Query keys (case-insensitive, after percent-decoding) whose values are never logged.
 pub const SENSITIVE_KEYS: &[&str] = &[
     "token",
@@ -116,50 +124,56 @@ impl AccessRecord<'_> {
     /// The line written into `text` (empty).
     fn write_text(&self, text: String) -> String {
         let mut l = Line(text);
-        l.key("@timestamp");
+        l.0.push_str("{\"@timestamp\":");
         self.timestamp.push(&mut l.0);
-        l.str("http.request.id", self.request_id);
-        l.str("rampart.listener", self.listener);
-        l.ip("client.address", self.client_address);
+        l.clean(key!("http.request.id"), self.request_id);
+        l.str(key!("rampart.listener"), self.listener);
+        l.ip(key!("client.address"), self.client_address);
         if let Some(port) = self.client_port {
-            l.uint("client.port", port.into());
+            l.uint(key!("client.port"), port.into());
         }
-        l.ip("network.peer.address", self.peer_address);
+        l.ip(key!("network.peer.address"), self.peer_address);
         match self.peer_port {
-            Some(port) => l.uint("network.peer.port", port.into()),
-            None => l.raw("network.peer.port", "null"),
+            Some(port) => l.uint(key!("network.peer.port"), port.into()),
+            None => l.raw(key!("network.peer.port"), "null"),
         }
         match self.server_address {
-            ServerAddr::Host(host) => l.str("server.address", host),
-            ServerAddr::Local(ip) => l.ip("server.address", ip),
+            ServerAddr::Host(host) => l.str(key!("server.address"), host),
+            ServerAddr::Local(ip) => l.ip(key!("server.address"), ip),
         }
-        l.str("http.request.method", self.method);
-        l.str("url.scheme", self.scheme);
-        l.str("url.path", self.path);
-        l.opt_str("url.query", self.query.as_deref());
-        l.str("http.route", self.route);
-        l.str("network.protocol.version", self.protocol);
-        l.str("user_agent.original", &self.user_agent);
-        l.uint("http.response.status_code", self.status.into());
-        l.uint("http.request.body.size", self.request_body_size as u64);
-        l.uint("http.response.body.size", self.response_body_size as u64);
-        l.float("event.duration_ms", self.duration_ms);
+        l.clean(key!("http.request.method"), self.method);
+        l.clean(key!("url.scheme"), self.scheme);
+        l.str(key!("url.path"), self.path);
+        l.opt_str(key!("url.query"), self.query.as_deref());
+        l.str(key!("http.route"), self.route);
+        l.clean(key!("network.protocol.version"), self.protocol);
+        l.str(key!("user_agent.original"), &self.user_agent);
+        l.uint(key!("http.response.status_code"), self.status.into());
+        l.uint(
+            key!("http.request.body.size"),
+            self.request_body_size as u64,
+        );
+        l.uint(
+            key!("http.response.body.size"),
+            self.response_body_size as u64,
+        );
+        l.float(key!("event.duration_ms"), self.duration_ms);
         if let Some(addr) = self.upstream_address {
-            l.key("upstream.address");
+            l.key(key!("upstream.address"));
             l.0.push('"');
             push_socket_addr(&mut l.0, addr);
             l.0.push('"');
         }
         if let Some(ms) = self.upstream_connect_ms {
-            l.float("upstream.connect_ms", ms);
+            l.float(key!("upstream.connect_ms"), ms);
         }
         if let Some(ms) = self.upstream_response_ms {
-            l.float("upstream.response_ms", ms);
+            l.float(key!("upstream.response_ms"), ms);
         }
-        l.opt_str("tls.protocol.version", self.tls_version);
-        l.opt_str("tls.cipher", self.tls_cipher);
-        l.opt_str("tls.server_name", self.tls_server_name);
-        l.opt_str("error.type", self.error);
+        l.opt_clean(key!("tls.protocol.version"), self.tls_version);
+        l.opt_clean(key!("tls.cipher"), self.tls_cipher);
+        l.opt_str(key!("tls.server_name"), self.tls_server_name);
+        l.opt_str(key!("error.type"), self.error);
         if let Some(waf) = self.waf {
             waf.push(&mut l);
         }
@@ -179,22 +193,26 @@ impl AccessRecord<'_> {
 #[cfg(test)]
 const LINE: usize = 1024;
 
-/// A JSON object being written. Keys are the constants above, written as they are (checked in
-/// debug builds to hold no character JSON escapes: every test line goes through it); string values are copied as they are unless
-/// they hold a byte JSON must escape (`"`, `\`, control bytes), which `serde_json` then writes.
+/// A JSON object being written. Keys are the constants above, each written with its comma,
+/// quotes and colon in one copy (checked in debug builds to hold no character JSON escapes:
+/// every test line goes through it); string values are copied as they are unless they hold a
+/// byte JSON must escape (`"`, `\`, control bytes), which `serde_json` then writes.
 struct Line(String);
 
 impl Line {
+    /// `key`: `,"name":` from [`key!`].
     fn key(&mut self, key: &str) {
         debug_assert!(
-            key.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@')),
-            "access log key {key:?} would need escaping"
+            key.len() > 4
+                && key.starts_with(",\"")
+                && key.ends_with("\":")
+                && key[2..key.len() - 2]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@')),
+            "access log key {key:?} is not a plain `,\"name\":`"
         );
-        self.0.push(if self.0.is_empty() { '{' } else { ',' });
-        self.0.push('"');
+        debug_assert!(!self.0.is_empty(), "the line opens with @timestamp");
         self.0.push_str(key);
-        self.0.push_str("\":");
     }
 
     fn raw(&mut self, key: &str, json: &str) {
@@ -210,6 +228,22 @@ impl Line {
     fn opt_str(&mut self, key: &str, value: Option<&str>) {
         if let Some(v) = value {
             self.str(key, v);
+        }
+    }
+
+    /// A string value known to need no escaping (the edge's own names and digits, a parsed
+    /// method: checked in debug builds), copied without looking at its bytes.
+    fn clean(&mut self, key: &str, value: &str) {
+        debug_assert!(!needs_escape(value.as_bytes()), "{value:?} needs escaping");
+        self.key(key);
+        self.0.push('"');
+        self.0.push_str(value);
+        self.0.push('"');
+    }
+
+    fn opt_clean(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.clean(key, v);
         }
     }
 
@@ -386,12 +420,12 @@ pub struct WafLog {
 
 impl WafLog {
     fn push(&self, l: &mut Line) {
-        l.str("rampart.waf.action", self.action);
+        l.clean(key!("rampart.waf.action"), self.action);
         if let Some(score) = self.score {
-            l.uint("rampart.waf.score", score.into());
+            l.uint(key!("rampart.waf.score"), score.into());
         }
         if let Some(ids) = &self.rule_ids {
-            l.key("rampart.waf.rule_ids");
+            l.key(key!("rampart.waf.rule_ids"));
             l.0.push('[');
             for (i, id) in ids.iter().enumerate() {
                 if i > 0 {
@@ -402,7 +436,7 @@ impl WafLog {
             l.0.push(']');
         }
         if let Some(targets) = &self.targets {
-            l.key("rampart.waf.targets");
+            l.key(key!("rampart.waf.targets"));
             l.0.push('[');
             for (i, t) in targets.iter().enumerate() {
                 if i > 0 {
@@ -412,13 +446,16 @@ impl WafLog {
             }
             l.0.push(']');
         }
-        l.opt_str("rampart.waf.body", self.body);
+        l.opt_clean(key!("rampart.waf.body"), self.body);
         if self.truncated {
-            l.raw("rampart.waf.truncated", "true");
+            l.raw(key!("rampart.waf.truncated"), "true");
         }
-        l.opt_str("rampart.waf.mode", self.mode);
-        l.opt_str("rampart.waf.uninspected", self.uninspected);
-        l.opt_str("rampart.waf.uninspected_action", self.uninspected_action);
+        l.opt_clean(key!("rampart.waf.mode"), self.mode);
+        l.opt_clean(key!("rampart.waf.uninspected"), self.uninspected);
+        l.opt_clean(
+            key!("rampart.waf.uninspected_action"),
+            self.uninspected_action,
+        );
     }
 }
 
@@ -615,6 +652,73 @@ mod tests {
     }
 
     #[test]
+    fn line_text_is_exact() {
+        // The exact bytes of a line (the same as before keys were written in one copy and
+        // clean values copied without a look).
+        let waf = WafLog {
+            action: "detect",
+            score: Some(5),
+            rule_ids: Some(vec![1, 22]),
+            targets: Some(vec!["args:q".into()]),
+            body: Some("partial"),
+            truncated: true,
+            mode: Some("detect"),
+            uninspected: Some("inspect_limit"),
+            uninspected_action: Some("passed"),
+        };
+        let rec = AccessRecord {
+            timestamp: Timestamp(
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_796_000_000_000_042),
+            ),
+            request_id: "0123456789abcdef0123456789abcdef",
+            listener: "tls \"main\"",
+            client_address: Some("192.0.2.7".parse().unwrap()),
+            client_port: Some(4711),
+            peer_address: Some("192.0.2.7".parse().unwrap()),
+            peer_port: Some(4711),
+            server_address: ServerAddr::Host("a.test"),
+            method: "GET",
+            scheme: "https",
+            path: "/p",
+            query: Some(Cow::Borrowed("a=1")),
+            route: "app",
+            protocol: "1.1",
+            user_agent: Cow::Borrowed("curl/8"),
+            status: 200,
+            request_body_size: 0,
+            response_body_size: 3,
+            duration_ms: 0.412345,
+            upstream_address: Some("127.0.0.1:8080".parse().unwrap()),
+            upstream_connect_ms: Some(0.1 + 0.2),
+            upstream_response_ms: Some(12.0),
+            tls_version: Some("1.3"),
+            tls_cipher: Some("TLS13_AES_128_GCM_SHA256"),
+            tls_server_name: Some("a.test"),
+            error: Some("ConnectTimedout"),
+            waf: Some(&waf),
+            extra: None,
+        };
+        assert_eq!(
+            rec.line(),
+            concat!(
+                r#"{"@timestamp":"2026-11-30T00:53:20.000042Z","http.request.id":"0123456789abcdef0123456789abcdef","#,
+                r#""rampart.listener":"tls \"main\"","client.address":"192.0.2.7","client.port":4711,"#,
+                r#""network.peer.address":"192.0.2.7","network.peer.port":4711,"server.address":"a.test","#,
+                r#""http.request.method":"GET","url.scheme":"https","url.path":"/p","url.query":"a=1","#,
+                r#""http.route":"app","network.protocol.version":"1.1","user_agent.original":"curl/8","#,
+                r#""http.response.status_code":200,"http.request.body.size":0,"http.response.body.size":3,"#,
+                r#""event.duration_ms":0.412345,"upstream.address":"127.0.0.1:8080","#,
+                r#""upstream.connect_ms":0.30000000000000004,"upstream.response_ms":12.0,"#,
+                r#""tls.protocol.version":"1.3","tls.cipher":"TLS13_AES_128_GCM_SHA256","tls.server_name":"a.test","#,
+                r#""error.type":"ConnectTimedout","rampart.waf.action":"detect","rampart.waf.score":5,"#,
+                r#""rampart.waf.rule_ids":[1,22],"rampart.waf.targets":["args:q"],"rampart.waf.body":"partial","#,
+                r#""rampart.waf.truncated":true,"rampart.waf.mode":"detect","rampart.waf.uninspected":"inspect_limit","#,
+                r#""rampart.waf.uninspected_action":"passed"}"#
+            )
+        );
+    }
+
+    #[test]
     fn timestamps_are_rfc3339_and_the_cached_second_moves() {
         let text = |micros| {
             let mut out = String::new();
@@ -659,7 +763,16 @@ mod tests {
         // The shortcut takes most of them (the rest go to ryu).
         assert!(fast * 3 > all * 2, "{fast} of {all}");
         // Bit patterns around the range's ends and doubles of every magnitude.
-        for edge in [1e-5, 1e9, 1.0, 0.1, 1e-6, 999_999_999.999_999, 1e-300, 1e300] {
+        for edge in [
+            1e-5,
+            1e9,
+            1.0,
+            0.1,
+            1e-6,
+            999_999_999.999_999,
+            1e-300,
+            1e300,
+        ] {
             let bits = f64::to_bits(edge);
             for d in 0..200u64 {
                 check(f64::from_bits(bits + d));
@@ -678,7 +791,16 @@ mod tests {
             check((x % 100_000_000) as f64 / 1e6);
             check((x % 1000) as f64 / 1e3);
         }
-        for v in [0.0, -0.0, 1.25, 5e-324, f64::MAX, f64::MIN_POSITIVE, f64::NAN, f64::INFINITY] {
+        for v in [
+            0.0,
+            -0.0,
+            1.25,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
             check(v);
         }
     }
