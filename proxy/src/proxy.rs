@@ -301,6 +301,14 @@ impl ProxyHttp for Edge {
         resp: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // During the SIGTERM drain, `Connection: close`: Pingora closes a keep-alive connection
+        // as soon as its request is answered then, and a client told `keep-alive` would send its
+        // next request onto the closing connection and lose it (end of stream or a reset), where
+        // `close` makes it open a new one, refused at once (the listener is closed) before
+        // anything was sent. The edge's own responses always close (`request::respond`).
+        if session.is_process_shutting_down() {
+            session.set_keepalive(None);
+        }
         if session
             .req_header()
             .headers

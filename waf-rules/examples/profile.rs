@@ -44,6 +44,17 @@ fn main() {
     if let Ok(drop) = std::env::var("PROFILE_DROP") {
         h.retain(|(name, _)| !drop.split(',').any(|d| d.eq_ignore_ascii_case(name)));
     }
+    // PROFILE_SET='Name:value': that header's value replaced (or added),
+    // to see what one value costs (e.g. `Cookie:consent=%7B…`).
+    let set = std::env::var("PROFILE_SET").unwrap_or_default();
+    if let Some((name, value)) = set.split_once(':') {
+        h.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let (name, value): (&'static str, &'static [u8]) = (
+            String::leak(name.to_string()),
+            String::leak(value.to_string()).as_bytes(),
+        );
+        h.push((name, value));
+    }
     if let Ok(b) = std::env::var("PROFILE_BODY") {
         body = b.into_bytes();
     }

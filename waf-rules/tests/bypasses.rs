@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    assert_header, assert_queries, form_blocked, inspect_with, json_blocked, multipart_blocked,
-    query_blocked, verdict,
+    assert_header, assert_placed, assert_queries, form_blocked, inspect_with, json_blocked,
+    multipart_blocked, query_blocked, verdict, Place,
 };
 use rampart_waf::Policy;
 
@@ -590,4 +590,94 @@ fn prototype_pollution_by_nested_json_keys() {
     ] {
         assert!(!json_blocked(body), "blocked: {body}");
     }
+}
+
+/// Where the shell rules read a value: arguments, bodies, multipart fields
+/// and long text (not cookie values: `;` separates cookies).
+const SHELL_PLACES: &[Place] = &[
+    Place::Query,
+    Place::Form,
+    Place::Json,
+    Place::JsonNested,
+    Place::Multipart,
+    Place::AfterFiller,
+];
+
+/// Session 10: a command stored in a variable, then run (`;x=id;$x`,
+/// `a=c;b=at;$a$b /etc/passwd`, cmd.exe's `set x=…&call %x%`), a variable
+/// holding the command and its arguments (`x='cat /etc/passwd';$x`), and a
+/// default value (`${x:-id}`): the shell reader remembers what the value
+/// assigns and expands it. Before: score 0 each.
+#[test]
+fn a_command_stored_in_a_variable_then_run() {
+    assert_placed(
+        true,
+        SHELL_PLACES,
+        &[
+            ";x=id;$x",
+            "a=c;b=at;$a$b /etc/passwd",
+            "q;c=cat;$c /etc/shadow",
+            "x|a=i;b=d;$a$b",
+            "x;cmd=uname;${cmd} -a",
+            "x&&v=whoami&&$v",
+            "x;export X=id;$X",
+            ";x='cat /etc/passwd';$x",
+            "a;u=who;v=ami;\"$u$v\"",
+            "&set x=who&set y=ami&call %x%%y%",
+            ";${x:-id}",
+            "1`x=id;$x`",
+        ],
+    );
+    assert!(multipart_blocked(&[(";x=id;$x", "1")]), "multipart name");
+    assert_header("X-Forwarded-For", true, &["10.0.0.1;x=id;$x"]);
+    assert_placed(
+        false,
+        SHELL_PLACES,
+        &[
+            "a=b;c=d",
+            "x=1; y=2; $x",
+            "price=$5; total=$10",
+            "id=5;name=$name",
+            "a=who;b=$a",
+            "foo=bar&baz=$foo",
+            "t=${title:-Untitled}",
+            "Hello ${name:-friend}",
+            "user=admin;$user",
+            "a=1;b=2;$a$b",
+            "let total = price * qty; $total",
+            "export PATH=$PATH:/usr/local/bin",
+        ],
+    );
+}
+
+/// Session 10: cmd.exe variables whose name starts with two hex digits
+/// (`%cd%`, `%date%`) were turned into one byte by the shell rule's second
+/// percent-decoding (`%cd` is 0xCD), so `|echo %cd%` read as `echo` and a
+/// byte. Rule 3034 reads the value as the application received it.
+/// Before: score 0 each.
+#[test]
+fn windows_variables_lost_to_a_second_percent_decoding() {
+    assert_placed(
+        true,
+        SHELL_PLACES,
+        &[
+            "|echo %cd%",
+            "&echo %date%",
+            "|dir %cd%",
+            "x&&echo %CD%",
+            ";type %cd%\\web.config",
+            "x&echo %CD:~0,1%",
+        ],
+    );
+    assert_placed(
+        false,
+        SHELL_PLACES,
+        &[
+            "50% off | ad %cd% copy",
+            "Use %cd% in batch files",
+            "echo %cd% prints the folder",
+            "sale %da% | new",
+            "A%20B | C%2FD",
+        ],
+    );
 }

@@ -4,11 +4,12 @@
 //! refused with 400 before policy: policy must not guess how the app would read them.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,7 +26,7 @@ use tokio::net::TcpStream;
 
 use super::log::{base_event, DecisionFields};
 use super::metrics::count;
-use super::relay::{first_of, First};
+use super::relay::Lanes;
 use super::{Ctx, Generation, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
@@ -34,6 +35,16 @@ use rampart_ops::json_log::{Fields, Fixed, Timestamp};
 
 /// The app's answer streamed as it comes, or our own short answer (no box per response).
 type Body = Either<Incoming, Full<Bytes>>;
+
+/// The client side of a connection to the app, driven by the caller's connection's task
+/// (see [`connection`]).
+type AppConnection = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Incoming>;
+
+/// The lanes of a caller's connection's task ([`Lanes`]): the caller's connection (hyper's
+/// server), the connections to the app (hyper's client), the rare events.
+const CALLER: usize = 0;
+const APP: usize = 1;
+const EVENTS: usize = 2;
 
 /// How long a connection may wait for a request head while none of its requests is in
 /// flight: an idle keep-alive connection, or a head that trickles in (slowloris), is closed
@@ -252,6 +263,10 @@ struct Conn {
     /// at a time per connection, so it is taken out and put back; no lock is held across an
     /// await).
     app: Mutex<Option<SendRequest<Incoming>>>,
+    /// A newly dialled connection to the app, for [`connection`] to drive in the lane
+    /// `app_lane` wakes.
+    dialled: Mutex<Option<AppConnection>>,
+    app_lane: Waker,
     /// The last request's method and path, re-checked when the policy changes.
     last: Mutex<Option<(http::Method, String)>>,
     /// The decision for every request of this connection, while the generation that made it
@@ -284,6 +299,7 @@ pub async fn connection(
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
     let fixed =
         Fixed::new(&conn_fields(peer, port.port, caller.as_ref(), &own)).unwrap_or_default();
+    let mut lanes = Lanes::<3>::new();
     let conn = Arc::new(Conn {
         activity: Activity::default(),
         fixed,
@@ -299,6 +315,8 @@ pub async fn connection(
             .requests
             .with_label_values(&["inbound", Verdict::Allow.as_str()]),
         app: Mutex::new(None),
+        dialled: Mutex::new(None),
+        app_lane: lanes.waker(APP),
         last: Mutex::new(None),
         decided: Mutex::new(None),
     });
@@ -330,9 +348,9 @@ pub async fn connection(
     tokio::pin!(server);
     let mut current = ctx.current.clone();
     current.mark_unchanged();
-    // The connection's rare events, polled only when they fire (`first_of`), not at each of
-    // the wake-ups its requests cause: the idle check and a new generation.
-    let watch = async {
+    // The connection's rare events: the idle check and a new generation. `true`: close the
+    // connection now; `false`: no more events (shutting down), serve it to its end.
+    let events = async {
         let mut idle = IdleCheck::default();
         let check = tokio::time::sleep(HEAD_CHECK);
         tokio::pin!(check);
@@ -366,11 +384,39 @@ pub async fn connection(
             }
         }
     };
-    // Closed (idle or revoked): the connection is dropped. The sender gone (shutting down):
-    // the connection finishes what it serves.
-    if let First::Side(false) = first_of(server.as_mut(), watch).await {
-        let _ = server.await;
-    }
+    tokio::pin!(events);
+    let mut events_over = false;
+    // The connections to the app this connection dialled (one at a time; an earlier one may
+    // still be closing), driven here, in the caller's connection's task: a request handed to
+    // the app connection, and its response handed back, cross no task (`Lanes`), and each of
+    // the three lanes is polled only when its own waker fired — the caller's connection is not
+    // polled when the app's socket wakes the task, nor the app's when the caller's does, nor
+    // the rare events at each request.
+    let mut apps: Vec<AppConnection> = Vec::new();
+    // Ends when the caller's connection ends, or when it is to be closed (idle or revoked:
+    // dropped, with its connections to the app).
+    std::future::poll_fn(|cx| {
+        lanes.poll(cx, |lane, cx| match lane {
+            CALLER => server.as_mut().poll(cx).map(drop),
+            APP => {
+                if let Some(dialled) = conn.dialled.lock().ok().and_then(|mut d| d.take()) {
+                    apps.push(dialled);
+                }
+                apps.retain_mut(|app| Pin::new(app).poll(cx).is_pending());
+                Poll::Pending
+            }
+            EVENTS if !events_over => match events.as_mut().poll(cx) {
+                Poll::Ready(true) => Poll::Ready(()),
+                Poll::Ready(false) => {
+                    events_over = true;
+                    Poll::Pending
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            _ => Poll::Pending,
+        })
+    })
+    .await;
 }
 
 impl Conn {
@@ -617,9 +663,11 @@ impl Conn {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("app {}: {e}", self.port.app))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        // Driven by the caller's connection's task (see `connection`), woken to take it.
+        if let Ok(mut dialled) = self.dialled.lock() {
+            *dialled = Some(conn);
+        }
+        self.app_lane.wake_by_ref();
         Ok(sender)
     }
 }

@@ -1,15 +1,17 @@
 //! Copies bytes both ways until either side ends, and stops at once when a new generation's
 //! policy no longer allows the connection; and the accept loop every listener runs.
 
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use super::generation::Generation;
@@ -25,6 +27,11 @@ pub enum Ended {
 }
 
 /// Relays between `a` and `b`; `still_allowed` is asked on every new generation.
+///
+/// Each direction is a lane of its own ([`Lanes`]), polled only when its own waker fired: the
+/// bytes that arrive on one side do not poll the other direction (a read that would find
+/// nothing: ~300 instructions through tokio, and through rustls on the TLS side), and the
+/// policy's `watch` is polled only when a new generation wakes it.
 pub async fn relay<A, B>(
     a: &mut A,
     b: &mut B,
@@ -36,17 +43,10 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     current.mark_unchanged();
-    let copy = tokio::io::copy_bidirectional(a, b);
-    tokio::pin!(copy);
-    let done = |r: std::io::Result<(u64, u64)>| match r {
-        Ok((ab, ba)) => Ended::Done(ab, ba),
-        Err(e) => Ended::Failed(e),
-    };
-    // Asked only when a new generation wakes it, not at every byte the copy moves.
+    // `true`: revoked; `false`: the sender is gone (shutting down), finish the copy.
     let watch = async {
         loop {
             if current.changed().await.is_err() {
-                // The sender is gone (shutting down): finish the copy.
                 return false;
             }
             let g = current.borrow_and_update().clone();
@@ -55,76 +55,247 @@ where
             }
         }
     };
-    match first_of(copy.as_mut(), watch).await {
-        First::Main(r) => done(r),
-        First::Side(true) => Ended::Revoked,
-        First::Side(false) => done(copy.await),
-    }
-}
-
-/// Which of [`first_of`]'s futures finished.
-pub(crate) enum First<M, S> {
-    Main(M),
-    Side(S),
-}
-
-/// Runs `main` until it ends, unless `side` ends first. Unlike `select!`, which polls every
-/// branch at every wake-up of the task, `side` is polled only when something it waits on
-/// woke it: a connection's rare events (a new policy generation, a once-in-10-s timer) cost
-/// nothing on the requests and bytes that wake the task thousands of times a second (each
-/// poll of a `watch` receiver and a `Sleep` was ~600 instructions per request of ~34k).
-pub(crate) async fn first_of<M: Future, S: Future>(
-    main: M,
-    side: S,
-) -> First<M::Output, S::Output> {
-    let flag = Arc::new(SideWaker {
-        woken: AtomicBool::new(true),
-        task: Mutex::new(None),
-    });
-    let side_waker = Waker::from(flag.clone());
-    // The task's waker as last given to `side`'s waker: renewed only when it changes.
-    let mut given: Option<Waker> = None;
-    tokio::pin!(main);
-    tokio::pin!(side);
+    tokio::pin!(watch);
+    let mut watching = true;
+    let (mut ab, mut ba) = (Direction::new(), Direction::new());
+    let mut lanes = Lanes::<3>::new();
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(out) = main.as_mut().poll(cx) {
-            return Poll::Ready(First::Main(out));
-        }
-        if !given.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            given = Some(cx.waker().clone());
-            if let Ok(mut task) = flag.task.lock() {
-                *task = given.clone();
+        lanes.poll(cx, |lane, cx| {
+            let step = match lane {
+                0 => ab.poll(cx, a, b),
+                1 => ba.poll(cx, b, a),
+                _ if watching => {
+                    return match watch.as_mut().poll(cx) {
+                        Poll::Ready(true) => Poll::Ready(Ended::Revoked),
+                        Poll::Ready(false) => {
+                            watching = false;
+                            Poll::Pending
+                        }
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+                _ => return Poll::Pending,
+            };
+            match step {
+                Poll::Ready(Err(e)) => Poll::Ready(Ended::Failed(e)),
+                Poll::Ready(Ok(())) if ab.done && ba.done => {
+                    Poll::Ready(Ended::Done(ab.copied, ba.copied))
+                }
+                _ => Poll::Pending,
             }
-        }
-        // Cleared before the poll: a wake-up during it sets it again and wakes the task.
-        if flag.woken.swap(false, Ordering::AcqRel) {
-            if let Poll::Ready(out) = side.as_mut().poll(&mut Context::from_waker(&side_waker)) {
-                return Poll::Ready(First::Side(out));
-            }
-        }
-        Poll::Pending
+        })
     })
     .await
 }
 
-/// `first_of`'s waker for its side future: marks it woken, then wakes the task.
-struct SideWaker {
-    woken: AtomicBool,
+/// Size of each direction's buffer (tokio's `copy_bidirectional`'s).
+const COPY_BUFFER: usize = 8 * 1024;
+
+/// One direction of [`relay`]: what is read from one side is written to the other; at the
+/// reader's end the writer is shut down (the other direction goes on), as tokio's
+/// `copy_bidirectional` does.
+struct Direction {
+    buf: Box<[u8]>,
+    /// The bytes of `buf` still to write: `pos..cap`.
+    pos: usize,
+    cap: usize,
+    /// Bytes written.
+    copied: u64,
+    /// The reader has ended.
+    eof: bool,
+    /// Written since the last flush.
+    need_flush: bool,
+    /// Ended: the reader's end reached and the writer shut down.
+    done: bool,
+}
+
+impl Direction {
+    fn new() -> Self {
+        Direction {
+            buf: vec![0; COPY_BUFFER].into_boxed_slice(),
+            pos: 0,
+            cap: 0,
+            copied: 0,
+            eof: false,
+            need_flush: false,
+            done: false,
+        }
+    }
+
+    /// Copies until the reader has nothing more for now (`Pending`), or until the reader's
+    /// end, the writer flushed and shut down (`Ready(Ok)`, then `done`).
+    fn poll<R, W>(&mut self, cx: &mut Context<'_>, r: &mut R, w: &mut W) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        while !self.eof {
+            if self.pos == self.cap {
+                let mut buf = ReadBuf::new(&mut self.buf);
+                match Pin::new(&mut *r).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) => {
+                        let n = buf.filled().len();
+                        (self.pos, self.cap) = (0, n);
+                        self.eof = n == 0;
+                    }
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        // Nothing more to read for now: what was written leaves.
+                        if self.need_flush {
+                            ready!(Pin::new(&mut *w).poll_flush(cx))?;
+                            self.need_flush = false;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            while self.pos < self.cap {
+                match ready!(Pin::new(&mut *w).poll_write(cx, &self.buf[self.pos..self.cap])) {
+                    Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => {
+                        self.pos += n;
+                        self.copied += n as u64;
+                        self.need_flush = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+        }
+        if self.need_flush {
+            ready!(Pin::new(&mut *w).poll_flush(cx))?;
+            self.need_flush = false;
+        }
+        ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
+        self.done = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// How many rounds [`Lanes::poll`] runs in one poll of its task before it yields: lanes that
+/// keep waking each other (or tokio's co-operative budget, spent, waking them) must not keep
+/// the thread from the other tasks.
+const LANE_ROUNDS: usize = 32;
+
+/// `N` futures driven by one task, each polled only when its own waker fired (lane `i`'s
+/// waker sets bit `i`). A wake-up that comes while the lanes are being polled (one lane
+/// answering another: a request handed to the app connection, its response handed back) is
+/// taken by the same poll, without a second wake-up and poll of the task — what two tasks
+/// would pay at each hand-off (a wake-up, a pass through the scheduler, a poll).
+pub(crate) struct Lanes<const N: usize> {
+    state: Arc<LaneState>,
+    wakers: [Waker; N],
+    /// The task's waker as last given to `state`: renewed only when it changes.
+    given: Option<Waker>,
+}
+
+struct LaneState {
+    /// Bit `i`: lane `i` was woken since it was last polled.
+    woken: AtomicUsize,
+    /// Set while [`Lanes::poll`] polls its lanes: a wake-up then only sets its bit, which the
+    /// running poll takes.
+    polling: AtomicBool,
+    /// The task's waker.
     task: Mutex<Option<Waker>>,
 }
 
-impl Wake for SideWaker {
+/// One lane's waker.
+struct LaneWaker {
+    state: Arc<LaneState>,
+    bit: usize,
+}
+
+impl Wake for LaneWaker {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        if let Ok(task) = self.task.lock() {
-            if let Some(task) = task.as_ref() {
-                task.wake_by_ref();
+        // SeqCst, paired with `Lanes::poll`'s: either the poll sees the bit after it clears
+        // `polling`, or this sees `polling` cleared and wakes the task.
+        self.state.woken.fetch_or(self.bit, Ordering::SeqCst);
+        if !self.state.polling.load(Ordering::SeqCst) {
+            if let Ok(task) = self.state.task.lock() {
+                if let Some(task) = task.as_ref() {
+                    task.wake_by_ref();
+                }
             }
         }
+    }
+}
+
+impl<const N: usize> Lanes<N> {
+    /// Every lane marked woken: each is polled at the first poll.
+    pub(crate) fn new() -> Self {
+        let state = Arc::new(LaneState {
+            woken: AtomicUsize::new((1 << N) - 1),
+            polling: AtomicBool::new(false),
+            task: Mutex::new(None),
+        });
+        let wakers = std::array::from_fn(|i| {
+            Waker::from(Arc::new(LaneWaker {
+                state: state.clone(),
+                bit: 1 << i,
+            }))
+        });
+        Lanes {
+            state,
+            wakers,
+            given: None,
+        }
+    }
+
+    /// Lane `lane`'s waker (e.g. to have it polled when something new is put in it).
+    pub(crate) fn waker(&self, lane: usize) -> Waker {
+        self.wakers[lane].clone()
+    }
+
+    /// Polls the woken lanes (`poll_lane(i, cx)`, with lane `i`'s waker in `cx`), again while
+    /// any wakes another, until none is woken (`Pending`) or one is ready (its output).
+    pub(crate) fn poll<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut poll_lane: impl FnMut(usize, &mut Context<'_>) -> Poll<R>,
+    ) -> Poll<R> {
+        if !self.given.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.given = Some(cx.waker().clone());
+            if let Ok(mut task) = self.state.task.lock() {
+                *task = self.given.clone();
+            }
+        }
+        let state = &*self.state;
+        state.polling.store(true, Ordering::SeqCst);
+        for _ in 0..LANE_ROUNDS {
+            let mut woken = state.woken.swap(0, Ordering::SeqCst);
+            if woken == 0 {
+                state.polling.store(false, Ordering::SeqCst);
+                if state.woken.load(Ordering::SeqCst) == 0 {
+                    return Poll::Pending;
+                }
+                // Woken from another thread as the round ended: one more round.
+                state.polling.store(true, Ordering::SeqCst);
+                continue;
+            }
+            while woken != 0 {
+                let lane = woken.trailing_zeros() as usize;
+                woken &= woken - 1;
+                let Some(waker) = self.wakers.get(lane) else {
+                    continue;
+                };
+                if let Poll::Ready(out) = poll_lane(lane, &mut Context::from_waker(waker)) {
+                    state.polling.store(false, Ordering::SeqCst);
+                    return Poll::Ready(out);
+                }
+            }
+        }
+        // Still woken after every round: yield (the bits stay set for the next poll).
+        state.polling.store(false, Ordering::SeqCst);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -194,7 +365,6 @@ pub(crate) async fn accept_each(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
     use tokio::sync::mpsc;
 
     /// A future that counts its polls and ends when `rx` yields.
@@ -208,11 +378,38 @@ mod tests {
         })
     }
 
+    fn empty_generation() -> Arc<Generation> {
+        Arc::new(Generation {
+            policy: Arc::new(crate::policy::Policy::deny_all()),
+            directory: Arc::new(crate::directory::Directory::empty()),
+        })
+    }
+
+    /// Which of two lanes ended first, with its output.
+    enum Ended2<A, B> {
+        First(A),
+        Second(B),
+    }
+
+    /// Drives `first` and `second` as two lanes of one task.
+    async fn two_lanes<A: Future, B: Future>(first: A, second: B) -> Ended2<A::Output, B::Output> {
+        let mut lanes = Lanes::<2>::new();
+        tokio::pin!(first);
+        tokio::pin!(second);
+        std::future::poll_fn(|cx| {
+            lanes.poll(cx, |lane, cx| match lane {
+                0 => first.as_mut().poll(cx).map(Ended2::First),
+                _ => second.as_mut().poll(cx).map(Ended2::Second),
+            })
+        })
+        .await
+    }
+
     #[tokio::test]
-    async fn the_side_future_is_polled_only_when_it_is_woken() {
+    async fn a_lane_is_polled_only_when_it_is_woken() {
         let deadline = Duration::from_secs(10);
-        // The main future is woken 1,000 times (one message each) and then ends; the side
-        // future is never woken: polled once, to register its waker.
+        // The first lane is woken 1,000 times (one message each) and then ends; the second
+        // is never woken: polled once, to register its waker.
         let (main_tx, mut main_rx) = mpsc::unbounded_channel::<u32>();
         let (_side_tx, side_rx) = mpsc::unbounded_channel::<()>();
         let side_polls = AtomicUsize::new(0);
@@ -231,27 +428,145 @@ mod tests {
             drop(main_tx);
         };
         let (first, ()) = tokio::time::timeout(deadline, async {
-            tokio::join!(first_of(main, counted(&side_polls, side_rx)), feed)
+            tokio::join!(two_lanes(main, counted(&side_polls, side_rx)), feed)
         })
         .await
-        .expect("first_of did not end");
-        assert!(matches!(first, First::Main(1000)));
+        .expect("the lanes did not end");
+        assert!(matches!(first, Ended2::First(1000)));
         assert_eq!(side_polls.load(Ordering::Relaxed), 1);
 
-        // A wake-up of the side future ends it, while the main one never ends.
+        // A wake-up of the second lane ends it, while the first never ends; the first is
+        // not polled again.
         let (side_tx, side_rx) = mpsc::unbounded_channel::<&str>();
-        let side_polls = AtomicUsize::new(0);
-        let never = std::future::pending::<()>();
+        let (side_polls, never_polls) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let (_never_tx, never_rx) = mpsc::unbounded_channel::<()>();
         let send = async {
             tokio::task::yield_now().await;
             side_tx.send("revoked").unwrap();
         };
         let (first, ()) = tokio::time::timeout(deadline, async {
-            tokio::join!(first_of(never, counted(&side_polls, side_rx)), send)
+            let lanes = two_lanes(
+                counted(&never_polls, never_rx),
+                counted(&side_polls, side_rx),
+            );
+            tokio::join!(lanes, send)
         })
         .await
-        .expect("the side future's wake-up was lost");
-        assert!(matches!(first, First::Side(Some("revoked"))));
+        .expect("the second lane's wake-up was lost");
+        assert!(matches!(first, Ended2::Second(Some("revoked"))));
         assert_eq!(side_polls.load(Ordering::Relaxed), 2);
+        assert_eq!(never_polls.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lane_woken_by_another_is_polled_in_the_same_poll_of_the_task() {
+        // Lane 0 waits for what lane 1 sends: without lanes, the receiver's wake-up would
+        // cost the task a second poll (two tasks: a second task); here one poll ends both.
+        let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+        let mut tx = Some(tx);
+        let lanes = two_lanes(std::future::poll_fn(|cx| rx.poll_recv(cx)), async {
+            if let Some(tx) = tx.take() {
+                tx.send(7).unwrap();
+            }
+            std::future::pending::<()>().await
+        });
+        tokio::pin!(lanes);
+        let mut task_polls = 0;
+        let out = tokio::time::timeout(
+            Duration::from_secs(10),
+            std::future::poll_fn(|cx| {
+                task_polls += 1;
+                lanes.as_mut().poll(cx)
+            }),
+        )
+        .await
+        .expect("the lanes did not end");
+        assert!(matches!(out, Ended2::First(Some(7))));
+        assert_eq!(task_polls, 1);
+    }
+
+    #[tokio::test]
+    async fn lanes_that_keep_waking_yield_to_other_tasks() {
+        // A lane that wakes itself at every poll: the task must still let others run (here
+        // the other branch of the join, which is what ends the lane).
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let spinning = std::future::poll_fn(|cx| {
+            if stop.load(Ordering::Relaxed) {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        });
+        let stopper = async {
+            tokio::task::yield_now().await;
+            stop.store(true, Ordering::Relaxed);
+        };
+        let (out, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(two_lanes(spinning, std::future::pending::<()>()), stopper)
+        })
+        .await
+        .expect("a self-waking lane kept the task from yielding");
+        assert!(matches!(out, Ended2::First(())));
+    }
+
+    #[tokio::test]
+    async fn the_relay_copies_both_ways_and_each_end_shuts_the_other_side() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (current_tx, current) = watch::channel(empty_generation());
+        let (mut a, mut a_peer) = tokio::io::duplex(64);
+        let (mut b, mut b_peer) = tokio::io::duplex(64);
+        // More than the duplex pipes and a relay buffer hold: the copy must wait on writes.
+        let big: Vec<u8> = (0..3 * COPY_BUFFER).map(|i| i as u8).collect();
+        let peers = async {
+            let (a_side, b_side) = tokio::join!(
+                async {
+                    a_peer.write_all(&big).await.unwrap();
+                    a_peer.shutdown().await.unwrap();
+                    let mut back = Vec::new();
+                    a_peer.read_to_end(&mut back).await.unwrap();
+                    back
+                },
+                async {
+                    let mut got = Vec::new();
+                    b_peer.read_to_end(&mut got).await.unwrap();
+                    // a's end reached b; b still answers, then ends.
+                    b_peer.write_all(b"answer").await.unwrap();
+                    b_peer.shutdown().await.unwrap();
+                    got
+                }
+            );
+            (a_side, b_side)
+        };
+        let (ended, (back, got)) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(relay(&mut a, &mut b, current, |_| true), peers)
+        })
+        .await
+        .expect("the relay did not end");
+        drop(current_tx);
+        assert!(got == big, "a to b: {} bytes arrived", got.len());
+        assert_eq!(back, b"answer");
+        assert!(matches!(ended, Ended::Done(n, 6) if n == big.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_that_no_longer_allows_ends_the_relay() {
+        let (current_tx, current) = watch::channel(empty_generation());
+        let (mut a, _a_peer) = tokio::io::duplex(64);
+        let (mut b, _b_peer) = tokio::io::duplex(64);
+        let allowed = std::sync::atomic::AtomicBool::new(true);
+        let revoke = async {
+            tokio::task::yield_now().await;
+            allowed.store(false, Ordering::Relaxed);
+            current_tx.send(empty_generation()).unwrap();
+        };
+        let (ended, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(
+                relay(&mut a, &mut b, current, |_| allowed.load(Ordering::Relaxed)),
+                revoke
+            )
+        })
+        .await
+        .expect("the revocation was not seen");
+        assert!(matches!(ended, Ended::Revoked));
     }
 }

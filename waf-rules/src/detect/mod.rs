@@ -32,6 +32,9 @@ pub(crate) enum Detector {
     /// `Shell` on the value with its C / JS escapes decoded (`\nid`,
     /// `\x0auname -a`); only values holding a backslash are read.
     ShellEscaped,
+    /// `Shell` on the value as received, for cmd.exe variables named with
+    /// two hex digits (`%cd%`, `%date%`) that percent-decoding mangles.
+    ShellUndecoded,
     /// Log4Shell: a Log4j lookup that resolves to `jndi:` however nested.
     Log4j,
     /// Path traversal / file inclusion by path grammar, every spelling of
@@ -68,6 +71,7 @@ impl Detector {
         ("html_links", Detector::HtmlLinks),
         ("shell", Detector::Shell),
         ("shell_escaped", Detector::ShellEscaped),
+        ("shell_undecoded", Detector::ShellUndecoded),
         ("command_line", Detector::CommandLine),
         ("log4j", Detector::Log4j),
         ("path", Detector::Path),
@@ -123,6 +127,7 @@ impl Detector {
             Detector::HtmlInjection | Detector::HtmlLinks => Some(xss::HTML_INJECTION_TRIGGERS),
             Detector::Shell => Some(shell::TRIGGERS),
             Detector::ShellEscaped => Some(shell::ESCAPED_TRIGGERS),
+            Detector::ShellUndecoded => Some(shell::UNDECODED_TRIGGERS),
             Detector::CommandLine => Some(shell::COMMAND_LINE_TRIGGERS),
             Detector::Log4j => Some(log4j::TRIGGERS),
             Detector::Path | Detector::PathClimb => Some(path::TRIGGERS),
@@ -184,6 +189,7 @@ impl Detector {
             Detector::HtmlLinks => xss::detect_html_links(v),
             Detector::Shell => shell::detect(v),
             Detector::ShellEscaped => shell::detect_escaped(v),
+            Detector::ShellUndecoded => shell::detect_undecoded(v),
             Detector::CommandLine => shell::detect_command_line(v),
             Detector::Log4j => log4j::detect(v),
             Detector::Path => path::detect(v),

@@ -14,14 +14,16 @@
 //! some command words are English (`cat`, `sleep`, `find`, `sort`): such a
 //! word counts only with an argument of shell shape (an option, a path, a
 //! redirection, an expansion, a number for `sleep`/`ping`) or alone at the
-//! end of the value. One pass, bounded: at most `MAX_WORDS` words are read
-//! and a word keeps at most `MAX_WORD` bytes.
+//! end of the value. One pass over every word (an injection after pages of
+//! text is read as one at the start: no word count cuts the reading), a
+//! word keeps at most `MAX_WORD` bytes in one reused buffer. Variables the
+//! value assigns (`x=id`, at most `MAX_VARS`) are expanded where it uses
+//! them (`$x`, `${x}`, `%x%`), so a command stored then run is read.
 
 use super::Triggers;
 use crate::transform::Transform;
 use std::ops::Range;
 
-const MAX_WORDS: usize = 256;
 const MAX_WORD: usize = 48;
 
 /// Whether `v` reads as command injection (fuzzing / tooling entry point).
@@ -72,6 +74,45 @@ pub(crate) fn detect_escaped(v: &[u8]) -> Option<Range<usize>> {
     Some(first..v.len().min(first + 64))
 }
 
+/// Command injection using a cmd.exe variable whose name starts with two
+/// hex digits (`|echo %cd%`, `&echo %date%`, `%CD:~0,1%`): percent-decoding
+/// the value once more, as the shell rule's chain does for double-encoded
+/// attacks, turns `%cd` into the byte 0xCD and the variable is lost. Here
+/// the value is read as the application received it (decoded once), and
+/// only a value holding such a variable is read.
+pub(crate) fn detect_undecoded(v: &[u8]) -> Option<Range<usize>> {
+    if !has_hex_named_percent_var(v) {
+        return None;
+    }
+    detect(v)
+}
+
+/// `%` + two hex digits + name bytes (and a `:~n,m` substring) + `%`.
+fn has_hex_named_percent_var(v: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(p) = v[at..].iter().position(|&c| c == b'%') {
+        let r = &v[at + p + 1..];
+        let hex = r.len() > 2 && r[0].is_ascii_hexdigit() && r[1].is_ascii_hexdigit();
+        if hex {
+            let name = r[2..]
+                .iter()
+                .take(32)
+                .take_while(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'~' | b',' | b'-')
+                })
+                .count();
+            if r.get(2 + name) == Some(&b'%') {
+                return true;
+            }
+        }
+        at += p + 1;
+    }
+    false
+}
+
+/// `detect_undecoded` reads only a value holding a `%`.
+pub(crate) const UNDECODED_TRIGGERS: Triggers = Triggers::new(b"%");
+
 /// Bytes that can start a command position (`;`, `|`, `&`, a line
 /// break, a backtick, `$(`, `{`): `detect` reads nothing without one.
 pub(crate) const TRIGGERS: Triggers = Triggers::new(b";|&\n`${");
@@ -100,17 +141,16 @@ fn read_from(v: &[u8], from: usize, blob: bool) -> Option<Range<usize>> {
     r.i = from;
     r.blob = blob;
     let mut after_sep: Option<(Sep, usize)> = None;
-    let mut words = 0;
     while let Some(tok) = r.next() {
         match tok {
             Tok::Arith(span) => return Some(span),
             Tok::Sep(s, at) => after_sep = Some((s, at)),
             Tok::Word(w) => {
-                words += 1;
-                if words > MAX_WORDS {
-                    return None;
-                }
-                if let Some((sep, at)) = after_sep.take() {
+                // `x=id`, `export X=id`: remembered, so that `$x` run later
+                // in command position names the command it holds.
+                if r.assignment(&w) {
+                    after_sep = None;
+                } else if let Some((sep, at)) = after_sep.take() {
                     if let Some(end) = command_at(&mut r, &w, sep) {
                         return Some(at..end.max(at + 1).min(v.len()));
                     }
@@ -120,6 +160,8 @@ fn read_from(v: &[u8], from: usize, blob: bool) -> Option<Range<usize>> {
                         after_sep = Some((sep, at));
                     }
                 }
+                // The word's buffer serves the next word.
+                r.spare = w.text;
             }
             // `;! id`: a negation keeps the command position; `;(id)`, a
             // subshell, opens one as weak as a lone `|` (prose writes
@@ -186,13 +228,29 @@ struct Word {
     end: usize,
     /// Only an expansion (`$HOME`): not a command word.
     only_var: bool,
+    /// An unquoted expansion whose value holds a blank (`x='cat /etc/passwd'`
+    /// then `$x`) is split by the shell: the word is its first field, and
+    /// this is the first byte of the rest (the command's first argument).
+    split_arg: Option<u8>,
 }
+
+/// At most this many assignments are remembered per reading (a value
+/// assigns one or two variables before running them), each holding at
+/// most `MAX_WORD` bytes: expanding one costs a bounded look-up.
+const MAX_VARS: usize = 8;
 
 struct Reader<'v> {
     v: &'v [u8],
     i: usize,
     /// The value is encoded data (see `detect`).
     blob: bool,
+    /// Variables the value assigned (`x=id`, `set x=id` for cmd.exe),
+    /// name and value; expanded where the value uses them (`$x`, `${x}`,
+    /// `%x%`). Unassigned variables still vanish (`c$u''at`).
+    vars: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A word buffer handed back once its word is judged: a long text is
+    /// read with one allocation, not one per word.
+    spare: Vec<u8>,
 }
 
 impl<'v> Reader<'v> {
@@ -201,7 +259,100 @@ impl<'v> Reader<'v> {
             v,
             i: 0,
             blob: false,
+            vars: Vec::new(),
+            spare: Vec::new(),
         }
+    }
+
+    /// If `w` (just read) is the name of an assignment (`x=`, no blank
+    /// before the `=`), reads the assigned word and remembers it; true if
+    /// so. The cursor is then past the value.
+    fn assignment(&mut self, w: &Word) -> bool {
+        let name_ok = w
+            .text
+            .first()
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            && w.text
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+        if !name_ok || w.end != self.i || self.peek(0) != Some(b'=') {
+            return false;
+        }
+        self.i += 1;
+        let value = self.word();
+        let text = match value.split_arg {
+            // `x=$y` where `$y` held a blank: assignments do not split.
+            Some(_) => return true,
+            None => value.text,
+        };
+        if let Some(slot) = self.vars.iter_mut().find(|(n, _)| *n == w.text) {
+            slot.1 = text;
+        } else if self.vars.len() < MAX_VARS {
+            self.vars.push((w.text.clone(), text));
+        }
+        true
+    }
+
+    /// The value of an assigned variable named `name`.
+    fn assigned(&self, name: &[u8]) -> Option<&[u8]> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The name a variable reference at the cursor reads (`$x`, `${x}`,
+    /// `${x:-d}` → `x`), given its length from `var_len`.
+    fn var_name(&self, len: usize) -> &'v [u8] {
+        let r = &self.v[self.i..self.i + len];
+        let name = match r.get(1) {
+            Some(b'{') => &r[2..len - 1],
+            _ => &r[1..],
+        };
+        let end = name
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+            .unwrap_or(name.len());
+        &name[..end]
+    }
+
+    /// Expands the variable reference at the cursor into `w` when the
+    /// value assigned it (`$x` after `x=id`) or it carries a default
+    /// (`${x:-id}`, `${x-id}`), and moves past it; false (cursor unmoved)
+    /// for any other reference, which the caller skips as empty. `quoted`:
+    /// inside "…", where the shell does not split the value.
+    fn expand_var(&mut self, w: &mut Word, quoted: bool) -> bool {
+        let Some(len) = self.var_len() else {
+            return false;
+        };
+        let name = self.var_name(len);
+        let value: Vec<u8> = match self.assigned(name) {
+            Some(v) => v.to_vec(),
+            None => match default_word(&self.v[self.i..self.i + len]) {
+                Some(d) => d.to_vec(),
+                None => return false,
+            },
+        };
+        self.i += len;
+        push_expansion(w, &value, quoted);
+        true
+    }
+
+    /// cmd.exe's `%x%` after `set x=…`: expanded as `$x` is.
+    fn expand_percent_var(&mut self, w: &mut Word) -> bool {
+        if self.vars.is_empty() {
+            return false;
+        }
+        let r = &self.v[self.i..];
+        let Some(close) = r.iter().skip(1).take(MAX_WORD).position(|&c| c == b'%') else {
+            return false;
+        };
+        let Some(value) = self.assigned(&r[1..close + 1]).map(<[u8]>::to_vec) else {
+            return false;
+        };
+        self.i += close + 2;
+        push_expansion(w, &value, false);
+        true
     }
 
     fn peek(&self, k: usize) -> Option<u8> {
@@ -286,7 +437,12 @@ impl<'v> Reader<'v> {
 
     /// One shell word, with quotes, escapes and expansions applied.
     fn word(&mut self) -> Word {
-        let mut w = Word::default();
+        let mut text = std::mem::take(&mut self.spare);
+        text.clear();
+        let mut w = Word {
+            text,
+            ..Word::default()
+        };
         let mut vars = 0usize;
         let push = |w: &mut Word, b: u8| {
             if w.text.len() < MAX_WORD {
@@ -313,7 +469,9 @@ impl<'v> Reader<'v> {
                             break;
                         }
                         if c == b'$' && self.var_len().is_some() {
-                            self.skip_var();
+                            if !self.expand_var(&mut w, true) {
+                                self.skip_var();
+                            }
                             vars += 1;
                             continue;
                         }
@@ -345,8 +503,18 @@ impl<'v> Reader<'v> {
                     if self.var_len().is_none() {
                         break;
                     }
-                    self.skip_var();
+                    if !self.expand_var(&mut w, false) {
+                        self.skip_var();
+                    }
                     vars += 1;
+                    if w.split_arg.is_some() {
+                        break;
+                    }
+                }
+                b'%' if self.expand_percent_var(&mut w) => {
+                    if w.split_arg.is_some() {
+                        break;
+                    }
                 }
                 // cmd.exe's escape character, between word characters.
                 b'^' if !w.text.is_empty() && self.peek(1).is_some_and(starts_word) => {
@@ -387,6 +555,44 @@ impl<'v> Reader<'v> {
     fn skip_var(&mut self) {
         self.i += self.var_len().unwrap_or(1);
     }
+}
+
+/// Appends a variable's value to the word being read. Unquoted, the shell
+/// splits it at blanks: a word that gets its first field from it ends
+/// there, the rest being arguments (`split_arg`).
+fn push_expansion(w: &mut Word, value: &[u8], quoted: bool) {
+    let field = if quoted {
+        value
+    } else {
+        value.trim_ascii_start()
+    };
+    let (head, rest) = match field.iter().position(|c| matches!(c, b' ' | b'\t')) {
+        Some(p) if !quoted => (&field[..p], field[p..].trim_ascii_start()),
+        _ => (field, &b""[..]),
+    };
+    for &b in head {
+        if w.text.len() < MAX_WORD {
+            w.text.push(b);
+        }
+    }
+    if let Some(&c) = rest.first() {
+        w.split_arg = Some(c);
+    }
+}
+
+/// The default word of `${x:-word}`, `${x-word}`, `${x:=word}`, `${x=word}`
+/// (what the shell expands when `x` is unset).
+fn default_word(r: &[u8]) -> Option<&[u8]> {
+    let inner = r.strip_prefix(b"${")?.strip_suffix(b"}")?;
+    let name = inner
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))?;
+    let rest = &inner[name..];
+    let rest = rest.strip_prefix(b":").unwrap_or(rest);
+    let word = rest
+        .strip_prefix(b"-")
+        .or_else(|| rest.strip_prefix(b"="))?;
+    (!word.is_empty()).then_some(word)
 }
 
 /// Bytes a word is made of, besides quotes, escapes and expansions.
@@ -457,11 +663,15 @@ fn command_at(r: &mut Reader<'_>, w: &Word, sep: Sep) -> Option<usize> {
     // What follows the word decides: an assignment or a call is not a
     // command line (`;id=3`, `&cat=5`, `|sort(`).
     let next = r.peek(0);
-    if matches!(next, Some(b'=' | b'(')) {
+    if w.split_arg.is_none() && matches!(next, Some(b'=' | b'(')) {
         return None;
     }
-    let spaced = r.skip_blanks();
-    let after = r.peek(0);
+    // A variable holding the command and its arguments (`x='cat /etc/passwd'`
+    // then `$x`): the argument is inside the expansion.
+    let (spaced, after) = match w.split_arg {
+        Some(c) => (true, Some(c)),
+        None => (r.skip_blanks(), r.peek(0)),
+    };
     let ends = !r.blob
         && matches!(
             after,
@@ -939,6 +1149,21 @@ mod tests {
                 "x;ping 10.0.0.1",
                 "a\nssh evil.example",
                 "a;ssh evil.example then",
+                // A command stored in a variable, then run.
+                ";x=id;$x",
+                "a=c;b=at;$a$b /etc/passwd",
+                "x;cmd=uname;${cmd} -a",
+                "x;export X=id;$X",
+                ";x='cat /etc/passwd';$x",
+                ";x=\"uname -a\";$x",
+                "a;u=who;v=ami;\"$u$v\"",
+                "&set x=who&set y=ami&call %x%%y%",
+                "|set c=whoami&&%c%",
+                ";${x:-id}",
+                ";${u:=whoami}",
+                "x;c=ca;d=t;$c$d${IFS}/etc/passwd",
+                "x\nX=id\n$X\n",
+                "$(x=id;$x)",
             ],
         );
     }
@@ -989,6 +1214,35 @@ mod tests {
                 "Note; host example.com on port 8080 please",
                 "Tried:\nwhois example.net shows the old owner",
                 "Try again; ping api.example.com with a longer timeout",
+                // Assignments of data, variables of text.
+                "a=b;c=d",
+                "x=1; y=2; $x",
+                "price=$5; total=$10",
+                "a=who;b=$a",
+                "t=${title:-Untitled}",
+                "Hello ${name:-friend}",
+                "a=1;b=2;$a$b",
+                "export PATH=$PATH:/usr/local/bin",
+                "x=cat; say $x",
+            ],
+        );
+    }
+
+    #[test]
+    fn windows_variables_named_with_hex_digits_read_undecoded() {
+        assert_each(
+            |v| detect_undecoded(v).is_some(),
+            true,
+            &["|echo %cd%", "&echo %DATE%", "x&echo %CD:~0,1%"],
+        );
+        assert_each(
+            |v| detect_undecoded(v).is_some(),
+            false,
+            &[
+                "|echo hello",
+                "|echo %20",
+                "Use %cd% in batch files",
+                "|echo %USERNAME%",
             ],
         );
     }

@@ -5,7 +5,7 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
-use super::sqli_tokens::{tokenize, Kind, Token, MAX_TOKENS};
+use super::sqli_tokens::{tokenize, Kind, Token};
 use super::{mark_bytes, Triggers};
 use std::cell::Cell;
 use std::ops::Range;
@@ -36,39 +36,103 @@ pub(crate) fn detect_with(v: &[u8], has_keyword: impl FnOnce() -> bool) -> Optio
     if !punctuated && !has_keyword() {
         return None;
     }
-    let mut toks = TOKENS.with(Cell::take);
-    let found = judge(v, seen, &mut toks);
-    TOKENS.with(|t| t.set(toks));
+    let mut bufs = TOKENS.with(Cell::take);
+    let found = judge(v, seen, &mut bufs);
+    TOKENS.with(|t| t.set(bufs));
     found
 }
 
-thread_local! {
-    /// The token list, reused by every call on this thread (a tokenization
-    /// holds at most `MAX_TOKENS + 1` tokens, so it never grows large).
-    static TOKENS: Cell<Vec<Token>> = const { Cell::new(Vec::new()) };
+/// Token lists reused by every call on this thread: the tokenization and
+/// its meaningful tokens (a tokenization holds at most `MAX_TOKENS + 1`
+/// tokens, so neither grows large).
+#[derive(Default)]
+struct Buffers {
+    toks: Vec<Token>,
+    meaningful: Vec<Token>,
 }
 
-/// Reads `v` after each quote it contains, then bare.
-fn judge(v: &[u8], seen: u8, toks: &mut Vec<Token>) -> Option<Range<usize>> {
+thread_local! {
+    static TOKENS: Cell<Buffers> = const {
+        Cell::new(Buffers {
+            toks: Vec::new(),
+            meaningful: Vec::new(),
+        })
+    };
+}
+
+/// Kinds (`Kind::bit`) one of which every verdict of `after_breakout` and
+/// `bare` needs in the reading it judges. Read off their paths: each `Some`
+/// there is reached through a token of one of these kinds (a logic word,
+/// UNION, a statement, a clause, a comparison word, a comment, `;`, a
+/// function call, NOT), except through a comparison after `(`:
+/// `func_tautology` and `paren_tautology` (`',1(1=1`, `(1=1)`), which need
+/// both `Kind::Cmp` and `Kind::LParen`. `literal_tautology` and
+/// `literal_inequality` need a comparison (`Kind::Cmp` or `Kind::CmpWord`).
+/// So a reading whose kinds hold none of `SHAPING`, and not `Kind::Cmp`
+/// with `Kind::LParen`, yields no verdict, and one with no `SHAPING` kind
+/// but a `Kind::Cmp` only through the two literal checks (test
+/// `readings_ruled_out_by_their_kinds_yield_nothing`).
+const SHAPING: u32 = Kind::Logic.bit()
+    | Kind::Union.bit()
+    | Kind::Stmt.bit()
+    | Kind::Clause.bit()
+    | Kind::CmpWord.bit()
+    | Kind::Comment.bit()
+    | Kind::Semi.bit()
+    | Kind::Func.bit()
+    | Kind::Not.bit();
+const CMP_IN_PARENS: u32 = Kind::Cmp.bit() | Kind::LParen.bit();
+
+/// Whether a reading of these kinds may hold a shape `after_breakout` or
+/// `bare` reports (`SHAPING`).
+fn may_shape(kinds: u32) -> bool {
+    kinds & SHAPING != 0 || kinds & CMP_IN_PARENS == CMP_IN_PARENS
+}
+
+/// Reads `v` after each quote it contains, then bare. A reading whose
+/// token kinds cannot make a verdict is not judged (`SHAPING`).
+fn judge(v: &[u8], seen: u8, bufs: &mut Buffers) -> Option<Range<usize>> {
+    judge_with(v, seen, bufs, true)
+}
+
+/// `judge`; with `prune` false every reading is judged in full (the tests
+/// hold the two to the same answers).
+fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Range<usize>> {
+    let Buffers {
+        toks,
+        meaningful: buf,
+    } = bufs;
+    let judged = |kinds: u32| !prune || may_shape(kinds);
     for (quote, class) in [(b'\'', SQUOTE), (b'"', DQUOTE)] {
         if seen & class != 0 {
-            tokenize(v, Some(quote), toks);
+            let kinds = tokenize(v, Some(quote), toks);
             if let Some(Token {
                 kind: Kind::Str { closed: true },
                 ..
             }) = toks.first()
             {
-                if let Some(r) = after_breakout(v, &toks[1..]) {
-                    return Some(r);
+                if judged(kinds) {
+                    let rest = meaningful(&toks[1..], kinds, buf);
+                    if let Some(r) = after_breakout(v, rest) {
+                        return Some(r);
+                    }
                 }
             }
         }
     }
-    tokenize(v, None, toks);
-    let all = meaningful(toks);
-    bare(v, &all)
-        .or_else(|| literal_tautology(v, toks))
-        .or_else(|| literal_inequality(v, &all))
+    let kinds = tokenize(v, None, toks);
+    if judged(kinds) {
+        let all = meaningful(toks, kinds, buf);
+        bare(v, all)
+            .or_else(|| literal_tautology(v, toks))
+            .or_else(|| literal_inequality(v, all))
+    } else if kinds & Kind::Cmp.bit() != 0 {
+        // Only the literal checks can find something (`SHAPING`); with no
+        // comment among the kinds the meaningful tokens are all of them.
+        literal_tautology(v, toks).or_else(|| literal_inequality(v, toks))
+    } else {
+        None
+    }
 }
 
 /// Byte classes for the one-pass scan in `detect`.
@@ -96,7 +160,7 @@ const fn byte_classes() -> [u8; 256] {
 
 /// `11!=1`, `1 is not 2`, `'1' not regexp '2'`: a whole value that only
 /// compares two different literals as unequal, a condition forced true.
-fn literal_inequality(v: &[u8], t: &[&Token]) -> Option<Range<usize>> {
+fn literal_inequality(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
     let lit = |t: &Token| matches!(t.kind, Kind::Num | Kind::Str { closed: true });
     let text = |t: &Token| &v[t.span.clone()];
     let (first, last) = (t.first()?, t.last()?);
@@ -106,11 +170,13 @@ fn literal_inequality(v: &[u8], t: &[&Token]) -> Option<Range<usize>> {
         return None;
     }
     let ops = &t[1..t.len() - 1];
-    let kinds: Vec<Kind> = ops.iter().map(|x| x.kind).collect();
-    let unequal = match kinds.as_slice() {
-        [Kind::Cmp] => matches!(text(ops[0]), b"!=" | b"<>"),
-        [Kind::CmpWord, Kind::Not] => text(ops[0]).eq_ignore_ascii_case(b"is"),
-        [Kind::Not, Kind::CmpWord] => true,
+    let unequal = match ops {
+        [op] => op.kind == Kind::Cmp && matches!(text(op), b"!=" | b"<>"),
+        [a, b] => match (a.kind, b.kind) {
+            (Kind::CmpWord, Kind::Not) => text(a).eq_ignore_ascii_case(b"is"),
+            (Kind::Not, Kind::CmpWord) => true,
+            _ => false,
+        },
         _ => false,
     };
     (unequal && !text(first).eq_ignore_ascii_case(text(last)))
@@ -119,7 +185,7 @@ fn literal_inequality(v: &[u8], t: &[&Token]) -> Option<Range<usize>> {
 
 /// `'-email--`, `' sounds like rowid--`: an operator expression right
 /// after the break-out, then a comment that cuts off the rest of the query.
-fn operator_then_comment(v: &[u8], t: &[&Token]) -> bool {
+fn operator_then_comment(v: &[u8], t: &[Token]) -> bool {
     let n = t.len();
     (3..=6).contains(&n)
         && (matches!(t[0].kind, Kind::Cmp | Kind::CmpWord)
@@ -145,12 +211,15 @@ fn operator_then_comment(v: &[u8], t: &[&Token]) -> bool {
 fn literal_tautology(v: &[u8], toks: &[Token]) -> Option<Range<usize>> {
     let lit = |t: &Token| matches!(t.kind, Kind::Num | Kind::Str { closed: true });
     toks.windows(3).find_map(|w| {
-        let same = v[w[0].span.clone()].eq_ignore_ascii_case(&v[w[2].span.clone()]);
-        let cmp = w[1].kind == Kind::Cmp
-            && &v[w[1].span.clone()] != b"!="
-            && &v[w[1].span.clone()] != b"<>"
-            || w[1].kind == Kind::CmpWord;
-        (lit(&w[0]) && lit(&w[2]) && cmp && same).then(|| w[0].span.start..w[2].span.end)
+        // The kinds first: the texts are compared only for `lit cmp lit`.
+        let cmp = || {
+            w[1].kind == Kind::Cmp
+                && &v[w[1].span.clone()] != b"!="
+                && &v[w[1].span.clone()] != b"<>"
+                || w[1].kind == Kind::CmpWord
+        };
+        let same = || v[w[0].span.clone()].eq_ignore_ascii_case(&v[w[2].span.clone()]);
+        (lit(&w[0]) && lit(&w[2]) && cmp() && same()).then(|| w[0].span.start..w[2].span.end)
     })
 }
 
@@ -206,43 +275,24 @@ fn could_be_sql(v: &[u8], seen: u8) -> bool {
 
 /// Tokens that carry meaning: block comments between tokens are spacing
 /// (`union/**/select`); a comment that ends the value is kept (`admin'--`).
-fn meaningful(toks: &[Token]) -> Meaningful<'_> {
+/// Without a comment among `kinds` (the tokens' own), that is all of them,
+/// as they are; else they are copied into `buf`.
+fn meaningful<'t>(toks: &'t [Token], kinds: u32, buf: &'t mut Vec<Token>) -> &'t [Token] {
+    if kinds & Kind::Comment.bit() == 0 {
+        return toks;
+    }
     let n = toks.len();
-    let mut out = Meaningful {
-        list: [&PLACEHOLDER; MAX_TOKENS + 1],
-        len: 0,
-    };
-    for (i, t) in toks.iter().enumerate() {
-        if (t.kind != Kind::Comment || i + 1 == n) && out.len < out.list.len() {
-            out.list[out.len] = t;
-            out.len += 1;
-        }
-    }
-    out
+    buf.clear();
+    buf.extend(
+        toks.iter()
+            .enumerate()
+            .filter(|&(i, t)| t.kind != Kind::Comment || i + 1 == n)
+            .map(|(_, t)| t.clone()),
+    );
+    buf
 }
 
-/// The meaningful tokens, on the stack: a tokenization holds at most
-/// `MAX_TOKENS + 1` tokens, and a list per reading would allocate.
-struct Meaningful<'t> {
-    list: [&'t Token; MAX_TOKENS + 1],
-    len: usize,
-}
-
-impl<'t> std::ops::Deref for Meaningful<'t> {
-    type Target = [&'t Token];
-    fn deref(&self) -> &[&'t Token] {
-        &self.list[..self.len]
-    }
-}
-
-/// Fills the unused slots of a `Meaningful` list (never read).
-static PLACEHOLDER: Token = Token {
-    kind: Kind::Word,
-    span: 0..0,
-    first: 0,
-};
-
-fn span(toks: &[&Token], from: usize, to: usize) -> Range<usize> {
+fn span(toks: &[Token], from: usize, to: usize) -> Range<usize> {
     let s = toks.get(from).map_or(0, |t| t.span.start);
     let e = toks
         .get(to.min(toks.len()).saturating_sub(1))
@@ -251,8 +301,7 @@ fn span(toks: &[&Token], from: usize, to: usize) -> Range<usize> {
 }
 
 /// The value closed a string; `rest` is what follows the closing quote.
-fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
-    let t = meaningful(rest);
+fn after_breakout(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
     // Skip closing parens: `') or ('a'='a`.
     let mut k = 0;
     while t.get(k).is_some_and(|x| x.kind == Kind::RParen) {
@@ -261,28 +310,28 @@ fn after_breakout(v: &[u8], rest: &[Token]) -> Option<Range<usize>> {
     let first = t.get(k)?;
     match first.kind {
         // 1',(select ...) / 1',iif(1=1,1,1/0) / 1',(case when ...)
-        Kind::Comma if comma_expression(&t[k + 1..]) => return Some(span(&t, k, t.len())),
+        Kind::Comma if comma_expression(&t[k + 1..]) => return Some(span(t, k, t.len())),
         // admin'-- / admin'#, but not `color="#ff0000"`: a hex color right after an
         // attribute's quote, then the attribute's closing quote, is markup.
         Kind::Comment if !hex_color_attribute(&v[first.span.clone()]) => {
-            return Some(span(&t, 0, k + 1))
+            return Some(span(t, 0, k + 1))
         }
         // ' union table users-- (MySQL 8's TABLE statement)
-        Kind::Union if union_table(v, &t[k + 1..]) => return Some(span(&t, k, t.len())),
+        Kind::Union if union_table(v, &t[k + 1..]) => return Some(span(t, k, t.len())),
         // '; drop table x  / ' union select
         Kind::Semi | Kind::Union => {}
         // ' or 1=1 / ' and sleep(5) / ' or true--
-        Kind::Logic if logic_operand_ends(&t[k + 1..]) => return Some(span(&t, k, t.len())),
+        Kind::Logic if logic_operand_ends(&t[k + 1..]) => return Some(span(t, k, t.len())),
         // '+(select ...) / '||(select / ' = '1
-        Kind::Op | Kind::Cmp if op_continues(v, &t[k + 1..]) => return Some(span(&t, k, t.len())),
+        Kind::Op | Kind::Cmp if op_continues(v, &t[k + 1..]) => return Some(span(t, k, t.len())),
         // ' where 1=1 / ' order by 3-- / ' having 1=1
-        Kind::Clause if clause_continues(&t[k..]) => return Some(span(&t, k, t.len())),
+        Kind::Clause if clause_continues(&t[k..]) => return Some(span(t, k, t.len())),
         // ' like 'a / ' in (select / ' rlike (select
-        Kind::CmpWord if cmp_word_continues(&t[k + 1..]) => return Some(span(&t, k, t.len())),
+        Kind::CmpWord if cmp_word_continues(&t[k + 1..]) => return Some(span(t, k, t.len())),
         _ => {}
     }
     if operator_then_comment(v, &t[k..]) {
-        return Some(span(&t, k, t.len()));
+        return Some(span(t, k, t.len()));
     }
     strong_anywhere(v, &t[k..])
 }
@@ -296,7 +345,7 @@ fn is_keyword(v: &[u8], x: &Token, word: &[u8]) -> bool {
 /// row of SQL: `VALUES ROW(1,2)`, or `VALUES (` opening a value — a number,
 /// string, literal, variable or nested parenthesis (`values (1)`,
 /// `values ('a')`). Prose has words there: `Union values (democracy, …)`.
-fn union_values(v: &[u8], t: &[&Token]) -> bool {
+fn union_values(v: &[u8], t: &[Token]) -> bool {
     let t = skip_set_quantifier(v, t);
     let k = |i: usize| t.get(i).map(|x| x.kind);
     t.first()
@@ -312,7 +361,7 @@ fn union_values(v: &[u8], t: &[&Token]) -> bool {
 }
 
 /// `t` past one leading `ALL` / `DISTINCT` (`union all values row(1,2)`).
-fn skip_set_quantifier<'a, 't>(v: &[u8], t: &'a [&'t Token]) -> &'a [&'t Token] {
+fn skip_set_quantifier<'a>(v: &[u8], t: &'a [Token]) -> &'a [Token] {
     match t.first() {
         Some(x)
             if x.kind == Kind::Clause
@@ -329,7 +378,7 @@ fn skip_set_quantifier<'a, 't>(v: &[u8], t: &'a [&'t Token]) -> &'a [&'t Token] 
 /// `;`, or a clause of SQL shape (`' union table users--`, `… order by 1`,
 /// `… where 1=1`). Prose goes on with words: `Workers' Union table tennis
 /// league`, `Students' union table bookings where members sign up`.
-fn union_table(v: &[u8], t: &[&Token]) -> bool {
+fn union_table(v: &[u8], t: &[Token]) -> bool {
     let t = skip_set_quantifier(v, t);
     t.first()
         .is_some_and(|x| x.kind == Kind::Clause && is_keyword(v, x, b"table"))
@@ -355,7 +404,7 @@ fn hex_color_attribute(comment: &[u8]) -> bool {
 /// of structured data. In SQL, `||` is also string concatenation; with no
 /// comparison, call, comment, statement or clause anywhere after it the
 /// chain forces nothing (`1 || 1=1`, `1||sleep(5)`, `1 && 1--` still do).
-fn symbol_chain(v: &[u8], t: &[&Token], logic: usize) -> bool {
+fn symbol_chain(v: &[u8], t: &[Token], logic: usize) -> bool {
     matches!(v[t[logic].span.clone()].first(), Some(b'|' | b'&'))
         && t[logic..].iter().all(|x| match x.kind {
             Kind::Logic => matches!(v[x.span.clone()].first(), Some(b'|' | b'&')),
@@ -365,7 +414,7 @@ fn symbol_chain(v: &[u8], t: &[&Token], logic: usize) -> bool {
 }
 
 /// Shape of a bare value: number context (`1 or 1=1`) or standalone SQL.
-fn bare(v: &[u8], all: &[&Token]) -> Option<Range<usize>> {
+fn bare(v: &[u8], all: &[Token]) -> Option<Range<usize>> {
     // `-1 or 1=1`: a signed number is a number.
     let signed = all.len() > 1
         && all[0].kind == Kind::Op
@@ -436,7 +485,7 @@ fn bare(v: &[u8], all: &[&Token]) -> Option<Range<usize>> {
 
 /// An operand: string, number, literal, variable, word, or a function /
 /// parenthesised expression. Returns the index after it.
-fn operand_at(t: &[&Token]) -> Option<usize> {
+fn operand_at(t: &[Token]) -> Option<usize> {
     let mut k = 0;
     while t.get(k).is_some_and(|x| {
         x.kind == Kind::Not
@@ -454,7 +503,7 @@ fn operand_at(t: &[&Token]) -> Option<usize> {
 }
 
 /// After a logic word: `1=1`, `'a'='a'`, `sleep(5)`, `(select`, `true--`, `1#`.
-fn logic_operand_ends(t: &[&Token]) -> bool {
+fn logic_operand_ends(t: &[Token]) -> bool {
     let Some(k) = operand_at(t) else { return false };
     let op = &t[k - 1];
     match op.kind {
@@ -485,7 +534,7 @@ fn logic_operand_ends(t: &[&Token]) -> bool {
 }
 
 /// After an operator directly behind the break-out: `+(select`, `||(select`, `='1' or`.
-fn op_continues(v: &[u8], t: &[&Token]) -> bool {
+fn op_continues(v: &[u8], t: &[Token]) -> bool {
     match t.first().map(|x| x.kind) {
         Some(Kind::LParen) => matches!(
             t.get(1).map(|x| x.kind),
@@ -504,7 +553,7 @@ fn op_continues(v: &[u8], t: &[&Token]) -> bool {
 }
 
 /// After `like` / `in` / `rlike`: `(select`, `('a')`, `'a' or`, `1--`.
-fn cmp_word_continues(t: &[&Token]) -> bool {
+fn cmp_word_continues(t: &[Token]) -> bool {
     let k = |i: usize| t.get(i).map(|x| x.kind);
     match k(0) {
         Some(Kind::LParen) => matches!(
@@ -522,7 +571,7 @@ fn cmp_word_continues(t: &[&Token]) -> bool {
 }
 
 /// `where 1=1`, `order by 1`, `group by x having`, `limit 1,1`, `into outfile`.
-fn clause_continues(t: &[&Token]) -> bool {
+fn clause_continues(t: &[Token]) -> bool {
     let word = |i: usize| t.get(i).map(|x| x.kind);
     // `as alias where ...`
     if word(1) == Some(Kind::Word) && word(2) == Some(Kind::Clause) {
@@ -542,14 +591,15 @@ fn clause_continues(t: &[&Token]) -> bool {
 }
 
 /// A statement keyword that actually looks like a statement.
-fn statement_shape(t: &[&Token]) -> bool {
-    let kinds: Vec<Kind> = t.iter().map(|x| x.kind).take(24).collect();
-    let has = |k: Kind| kinds.contains(&k);
+fn statement_shape(t: &[Token]) -> bool {
+    // The first 24 tokens' kinds, read in place (no list allocated).
+    let kinds = &t[..t.len().min(24)];
+    let has = |k: Kind| kinds.iter().any(|x| x.kind == k);
     let text_has_from = t.iter().skip(1).any(|x| x.kind == Kind::Clause);
     match t.first().map(|x| x.kind) {
         Some(Kind::Stmt) => {
             // select * from / select count(*) from / select @@version / drop table / waitfor delay
-            let second = kinds.get(1).copied();
+            let second = kinds.get(1).map(|x| x.kind);
             matches!(
                 second,
                 Some(Kind::Func) | Some(Kind::Var) | Some(Kind::LParen)
@@ -570,7 +620,7 @@ fn statement_shape(t: &[&Token]) -> bool {
 }
 
 /// `order by 3`, `group by 2--`, `having 1=1`, `where 1=1`.
-fn appended_clause(t: &[&Token]) -> bool {
+fn appended_clause(t: &[Token]) -> bool {
     let k = |i: usize| t.get(i).map(|x| x.kind);
     let by = t.len() >= 3 && k(1) == Some(Kind::Clause) && k(2) == Some(Kind::Num);
     let cond = matches!(k(1), Some(Kind::Num) | Some(Kind::Str { closed: true }))
@@ -581,14 +631,14 @@ fn appended_clause(t: &[&Token]) -> bool {
 
 /// After a comma that ends a value: a subquery, a CASE or a function
 /// around a tautology.
-fn comma_expression(t: &[&Token]) -> bool {
+fn comma_expression(t: &[Token]) -> bool {
     let k = |i: usize| t.get(i).map(|x| x.kind);
     (k(0) == Some(Kind::LParen) && matches!(k(1), Some(Kind::Stmt) | Some(Kind::Clause)))
         || func_tautology(t)
 }
 
 /// `(1=1)`: a parenthesised comparison of two literals.
-fn paren_tautology(t: &[&Token]) -> bool {
+fn paren_tautology(t: &[Token]) -> bool {
     let k = |i: usize| t.get(i).map(|x| x.kind);
     k(0) == Some(Kind::LParen)
         && matches!(k(1), Some(Kind::Num) | Some(Kind::Str { closed: true }))
@@ -598,7 +648,7 @@ fn paren_tautology(t: &[&Token]) -> bool {
 }
 
 /// `make_set(2672=2672,5440)`, `elt(1=1,..)`: a function around a tautology.
-fn func_tautology(t: &[&Token]) -> bool {
+fn func_tautology(t: &[Token]) -> bool {
     let k = |i: usize| t.get(i).map(|x| x.kind);
     k(1) == Some(Kind::LParen)
         && matches!(k(2), Some(Kind::Num) | Some(Kind::Str { .. }))
@@ -608,7 +658,7 @@ fn func_tautology(t: &[&Token]) -> bool {
 
 /// Signals strong enough anywhere once the context is left: UNION SELECT,
 /// a stacked statement, logic + tautology, logic + function call.
-fn strong_anywhere(v: &[u8], t: &[&Token]) -> Option<Range<usize>> {
+fn strong_anywhere(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
     // What precedes token `i`, kept as the loop goes: plain words, and whether every token
     // so far is one a sentence has (words, numbers, operators, logic words).
     let (mut words, mut plain) = (0usize, true);
@@ -771,5 +821,132 @@ mod tests {
                 "the workers' union table: book by Friday",
             ],
         );
+    }
+
+    /// Shapes at the edge of the kinds shortcut (`SHAPING`): made of a
+    /// comparison alone, a comparison inside parentheses, an operator and
+    /// a call after the break-out, a comment, a NOT, a comparison word.
+    #[test]
+    fn attacks_at_the_edge_of_the_kinds_shortcut_are_found() {
+        assert_each(
+            is_sqli,
+            true,
+            &[
+                "1=1",
+                "'a'='a'",
+                "(1=1)",
+                "x',1(1=1",
+                "1,1(1=1",
+                "x'+sleep(5)",
+                "x'-email--",
+                "admin'#",
+                "11!=1",
+                "'x'!='y",
+                "1 is not 2",
+                "'1' not regexp '2'",
+                "x'||(select 1",
+                "make_set(2672=2672,5440)",
+            ],
+        );
+    }
+
+    /// The kinds shortcut changes no answer: seeded values built from SQL
+    /// fragments (and prose around them) are judged pruned and in full.
+    #[test]
+    fn readings_ruled_out_by_their_kinds_yield_nothing() {
+        const PARTS: &[&str] = &[
+            "'",
+            "\"",
+            "`",
+            "1",
+            "42",
+            "0x1f",
+            "1e0",
+            ".5",
+            "a",
+            "alice",
+            "O'Neil",
+            "@x",
+            "@@version",
+            "\\N",
+            "x'41'",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\x01",
+            "=",
+            "!=",
+            "<>",
+            "<",
+            "!",
+            "+",
+            "-",
+            "*",
+            "/",
+            "|",
+            "||",
+            "&",
+            "&&",
+            ":",
+            "(",
+            ")",
+            ",",
+            ";",
+            "#",
+            "--",
+            "/*",
+            "*/",
+            "/*!",
+            "or",
+            "and",
+            "not",
+            "union",
+            "select",
+            "from",
+            "where",
+            "order",
+            "by",
+            "table",
+            "values",
+            "all",
+            "like",
+            "is",
+            "in",
+            "null",
+            "true",
+            "sleep",
+            "version",
+            "row",
+            "users",
+            "{",
+            "}",
+            "?",
+            "example.com",
+            "https://",
+            "é",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let (mut bufs, mut found) = (Buffers::default(), 0usize);
+        for _ in 0..60_000 {
+            let mut v = Vec::new();
+            for _ in 0..1 + crate::test_support::xorshift(&mut x) % 7 {
+                let r = crate::test_support::xorshift(&mut x);
+                v.extend_from_slice(PARTS[(r % PARTS.len() as u64) as usize].as_bytes());
+            }
+            let seen = v
+                .iter()
+                .fold(0u8, |acc, &b| acc | BYTE_CLASS[usize::from(b)]);
+            let full = judge_with(&v, seen, &mut bufs, false);
+            assert_eq!(
+                judge_with(&v, seen, &mut bufs, true),
+                full,
+                "{:?}",
+                String::from_utf8_lossy(&v)
+            );
+            found += usize::from(full.is_some());
+        }
+        // The control: the values reach the shapes the shortcut rules out.
+        assert!(found > 200, "only {found} injections among the values");
     }
 }

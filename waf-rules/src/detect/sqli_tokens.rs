@@ -39,6 +39,35 @@ pub(crate) enum Kind {
     Comment,
 }
 
+impl Kind {
+    /// This kind's bit in a mask of the kinds a tokenization produced
+    /// (`tokenize`'s answer): the judge rules a reading out by the kinds
+    /// it lacks (`sqli::judge`).
+    pub(crate) const fn bit(self) -> u32 {
+        1 << match self {
+            Kind::Str { .. } => 0,
+            Kind::Num => 1,
+            Kind::Logic => 2,
+            Kind::Union => 3,
+            Kind::Stmt => 4,
+            Kind::Clause => 5,
+            Kind::CmpWord => 6,
+            Kind::Literal => 7,
+            Kind::Not => 8,
+            Kind::Func => 9,
+            Kind::Word => 10,
+            Kind::Var => 11,
+            Kind::Op => 12,
+            Kind::Cmp => 13,
+            Kind::LParen => 14,
+            Kind::RParen => 15,
+            Kind::Comma => 16,
+            Kind::Semi => 17,
+            Kind::Comment => 18,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Token {
     pub kind: Kind,
@@ -52,13 +81,16 @@ pub(crate) const MAX_TOKENS: usize = 64;
 
 /// Tokenizes `v` into `out` (emptied first, its allocation reused). With
 /// `quote` set, the value is read as if it followed an opening quote of
-/// that kind: the first token is the string it closes.
-pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
+/// that kind: the first token is the string it closes. Returns the kinds
+/// of the tokens after that string (of all tokens without `quote`), each
+/// as its `Kind::bit`.
+pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) -> u32 {
     // At most one allocation: a token spans at least one byte, plus the
     // quoted string that may open the value.
     out.clear();
     out.reserve(MAX_TOKENS.min(v.len()) + 1);
     let mut i = 0;
+    let mut kinds = 0;
     if let Some(q) = quote {
         let (end, closed) = string_end(v, 0, q);
         out.push(Token {
@@ -190,12 +222,14 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) {
                 Kind::Word
             }
         };
+        kinds |= kind.bit();
         out.push(Token {
             kind,
             span: start..i,
             first: b,
         });
     }
+    kinds
 }
 
 /// End of a string starting at `from` (after its opening quote). A doubled
@@ -311,37 +345,173 @@ fn next_is_paren(v: &[u8], mut i: usize) -> bool {
 }
 
 fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
-    // The longest keyword is 12 bytes (`current_user`): longer words are
-    // plain words, shorter ones are lowered on the stack.
-    let mut buf = [0u8; 12];
-    let lw: &[u8] = match buf.get_mut(..w.len()) {
-        Some(dst) => {
-            dst.copy_from_slice(w);
-            dst.make_ascii_lowercase();
-            dst
-        }
-        None => b"",
-    };
-    let kind = match lw {
-        b"and" | b"or" | b"xor" | b"div" => Kind::Logic,
-        b"not" => Kind::Not,
-        b"union" => Kind::Union,
-        b"select" | b"insert" | b"update" | b"delete" | b"drop" | b"create" | b"alter"
-        | b"truncate" | b"exec" | b"execute" | b"declare" | b"waitfor" | b"shutdown" | b"call" => {
-            Kind::Stmt
-        }
-        b"where" | b"having" | b"order" | b"group" | b"limit" | b"offset" | b"procedure"
-        | b"into" | b"from" | b"as" | b"by" | b"case" | b"when" | b"then" | b"else" | b"end"
-        | b"set" | b"values" | b"table" | b"all" | b"distinct" | b"distinctrow" | b"top"
-        | b"delay" => Kind::Clause,
-        b"like" | b"rlike" | b"regexp" | b"in" | b"is" | b"between" | b"sounds" | b"glob"
-        | b"match" | b"against" | b"collate" | b"escape" => Kind::CmpWord,
-        b"null" | b"true" | b"false" | b"current_user" | b"user" | b"version" => Kind::Literal,
-        _ => Kind::Word,
-    };
-    if next_is_paren(v, end) && matches!(kind, Kind::Word | Kind::Literal) {
+    let kind = keyword_kind(w).unwrap_or(Kind::Word);
+    if matches!(kind, Kind::Word | Kind::Literal) && next_is_paren(v, end) {
         return Kind::Func;
     }
-    // "if(" / "char(" / "ascii(" are functions; so are Logic words used as one? no.
     kind
+}
+
+/// The SQL keywords and their kinds; every other word is a `Kind::Word`.
+const KEYWORDS: &[(&[u8], Kind)] = &[
+    (b"and", Kind::Logic),
+    (b"or", Kind::Logic),
+    (b"xor", Kind::Logic),
+    (b"div", Kind::Logic),
+    (b"not", Kind::Not),
+    (b"union", Kind::Union),
+    (b"select", Kind::Stmt),
+    (b"insert", Kind::Stmt),
+    (b"update", Kind::Stmt),
+    (b"delete", Kind::Stmt),
+    (b"drop", Kind::Stmt),
+    (b"create", Kind::Stmt),
+    (b"alter", Kind::Stmt),
+    (b"truncate", Kind::Stmt),
+    (b"exec", Kind::Stmt),
+    (b"execute", Kind::Stmt),
+    (b"declare", Kind::Stmt),
+    (b"waitfor", Kind::Stmt),
+    (b"shutdown", Kind::Stmt),
+    (b"call", Kind::Stmt),
+    (b"where", Kind::Clause),
+    (b"having", Kind::Clause),
+    (b"order", Kind::Clause),
+    (b"group", Kind::Clause),
+    (b"limit", Kind::Clause),
+    (b"offset", Kind::Clause),
+    (b"procedure", Kind::Clause),
+    (b"into", Kind::Clause),
+    (b"from", Kind::Clause),
+    (b"as", Kind::Clause),
+    (b"by", Kind::Clause),
+    (b"case", Kind::Clause),
+    (b"when", Kind::Clause),
+    (b"then", Kind::Clause),
+    (b"else", Kind::Clause),
+    (b"end", Kind::Clause),
+    (b"set", Kind::Clause),
+    (b"values", Kind::Clause),
+    (b"table", Kind::Clause),
+    (b"all", Kind::Clause),
+    (b"distinct", Kind::Clause),
+    (b"distinctrow", Kind::Clause),
+    (b"top", Kind::Clause),
+    (b"delay", Kind::Clause),
+    (b"like", Kind::CmpWord),
+    (b"rlike", Kind::CmpWord),
+    (b"regexp", Kind::CmpWord),
+    (b"in", Kind::CmpWord),
+    (b"is", Kind::CmpWord),
+    (b"between", Kind::CmpWord),
+    (b"sounds", Kind::CmpWord),
+    (b"glob", Kind::CmpWord),
+    (b"match", Kind::CmpWord),
+    (b"against", Kind::CmpWord),
+    (b"collate", Kind::CmpWord),
+    (b"escape", Kind::CmpWord),
+    (b"null", Kind::Literal),
+    (b"true", Kind::Literal),
+    (b"false", Kind::Literal),
+    (b"current_user", Kind::Literal),
+    (b"user", Kind::Literal),
+    (b"version", Kind::Literal),
+];
+
+/// The longest keyword (`current_user`).
+const KEYWORD_MAX: usize = 12;
+
+/// Per word length and lower-case first letter, the `KEYWORDS` entries of
+/// that length and first letter (bit `k` for entry `k`): a word is
+/// compared only with those (most words with none), never lowered or
+/// copied.
+static KEYWORD_INDEX: [[u64; 26]; KEYWORD_MAX + 1] = keyword_index();
+
+const fn keyword_index() -> [[u64; 26]; KEYWORD_MAX + 1] {
+    assert!(KEYWORDS.len() <= 64);
+    let mut t = [[0u64; 26]; KEYWORD_MAX + 1];
+    let mut k = 0;
+    while k < KEYWORDS.len() {
+        let w = KEYWORDS[k].0;
+        assert!(w.len() <= KEYWORD_MAX && w[0].is_ascii_lowercase());
+        t[w.len()][(w[0] - b'a') as usize] |= 1 << k;
+        k += 1;
+    }
+    t
+}
+
+/// The kind of keyword `w` is (ASCII case ignored), if it is one.
+fn keyword_kind(w: &[u8]) -> Option<Kind> {
+    let first = *w.first()? | 0x20;
+    if w.len() > KEYWORD_MAX || !first.is_ascii_lowercase() {
+        return None;
+    }
+    let mut candidates = KEYWORD_INDEX[w.len()][usize::from(first - b'a')];
+    while candidates != 0 {
+        let (kw, kind) = KEYWORDS[candidates.trailing_zeros() as usize];
+        if w.eq_ignore_ascii_case(kw) {
+            return Some(kind);
+        }
+        candidates &= candidates - 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kind `KEYWORDS` lists for `w` exactly as written (lower case).
+    fn listed(w: &[u8]) -> Option<Kind> {
+        KEYWORDS
+            .iter()
+            .find(|(k, _)| *k == w)
+            .map(|&(_, kind)| kind)
+    }
+
+    /// Every keyword is found through `KEYWORD_INDEX` in any case, and
+    /// only as a whole word: a letter more or less is another word.
+    #[test]
+    fn keywords_are_whole_words_in_any_case() {
+        for &(kw, kind) in KEYWORDS {
+            let mut mixed = kw.to_vec();
+            mixed[0] = mixed[0].to_ascii_uppercase();
+            for w in [kw.to_vec(), kw.to_ascii_uppercase(), mixed] {
+                assert_eq!(
+                    keyword_kind(&w),
+                    Some(kind),
+                    "{}",
+                    String::from_utf8_lossy(&w)
+                );
+            }
+            for w in [
+                [kw, b"x"].concat(),
+                [b"x", kw].concat(),
+                [kw, b"_"].concat(),
+                kw[..kw.len() - 1].to_vec(),
+                kw[1..].to_vec(),
+            ] {
+                assert_eq!(
+                    keyword_kind(&w),
+                    listed(&w),
+                    "{}",
+                    String::from_utf8_lossy(&w)
+                );
+            }
+        }
+        for w in [
+            "",
+            "a",
+            "alice",
+            "https",
+            "colour",
+            "_or",
+            "1or",
+            "or1",
+            "éor",
+            "current_users",
+        ] {
+            assert_eq!(keyword_kind(w.as_bytes()), None, "{w}");
+        }
+    }
 }

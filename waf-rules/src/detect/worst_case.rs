@@ -76,6 +76,12 @@ const OPENERS: &[&[&str]] = &[
         "\\x",
         "\\",
         "nc -e ",
+        "x=i;",
+        "$x",
+        "%x%",
+        "%cd%",
+        "${x:-",
+        "set x=a&",
     ],
     // Paths, server-side includes, protocol values.
     &[

@@ -1,6 +1,6 @@
 //! Builds the automata once, at load time.
 
-use super::prefilter::{requirement, ByteSet, Need};
+use super::prefilter::{requirement, BitMask, ByteSet, Need};
 use super::quiet::{detector_trigger, group_skip, GroupParts, Skip, TriggerLits};
 use super::regex_set::MultiRegex;
 use crate::detect::Detector;
@@ -130,7 +130,7 @@ pub(crate) struct Compiled {
     /// group), and its groups that are not `gated_only`, in order — all a
     /// plain value holding none of those literals needs visiting.
     /// (None: the class has no such literal.)
-    pub plain_lits: [Option<Vec<u64>>; Class::COUNT],
+    pub plain_lits: [Option<BitMask>; Class::COUNT],
     pub plain_groups: [Vec<usize>; Class::COUNT],
     /// Group indexes for one named header (a short list: a linear search
     /// beats hashing every header name).
@@ -322,7 +322,7 @@ impl Compiled {
                 t
             })
             .collect();
-        let mut plain_lits: [Option<Vec<u64>>; Class::COUNT] = Default::default();
+        let mut plain_lits: [Option<BitMask>; Class::COUNT] = Default::default();
         let mut plain_groups: [Vec<usize>; Class::COUNT] = Default::default();
         for (k, list) in by_class.iter().enumerate() {
             let mut mask = vec![0u64; gate_bits.div_ceil(64)];
@@ -336,7 +336,8 @@ impl Compiled {
                     plain_groups[k].push(gi);
                 }
             }
-            plain_lits[k] = mask.iter().any(|&m| m != 0).then_some(mask);
+            let mask = BitMask::from_words(&mask);
+            plain_lits[k] = (!mask.is_empty()).then_some(mask);
         }
         let chain_keeps_plain = chains
             .iter()

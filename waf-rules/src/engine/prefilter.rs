@@ -257,6 +257,36 @@ const fn range_set(first: u8, last: u8) -> ByteSet {
     ByteSet(s)
 }
 
+/// A mask over the literal scan's gate bits, kept as its nonzero words:
+/// a skip or a class names a few bits of a few hundred, so testing it
+/// against a value's literal hits reads those words only, not every word
+/// (the same answer: a word without a bit of the mask can never hit).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct BitMask(Vec<(usize, u64)>);
+
+impl BitMask {
+    /// The mask of these words (word `i` holds bits `64 i ..`).
+    pub(crate) fn from_words(words: &[u64]) -> BitMask {
+        BitMask(
+            (words.iter().enumerate())
+                .filter(|&(_, &m)| m != 0)
+                .map(|(i, &m)| (i, m))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `bits` (a value's hits, word by word) holds a bit of the mask.
+    pub(crate) fn hits(&self, bits: &[u64]) -> bool {
+        self.0
+            .iter()
+            .any(|&(i, m)| bits.get(i).is_some_and(|b| b & m != 0))
+    }
+}
+
 /// A set of bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ByteSet(pub [u64; 4]);

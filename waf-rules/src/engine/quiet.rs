@@ -6,7 +6,7 @@
 //! the raw value up to case, and the raw value's one byte set and one
 //! literal scan answer every question the group would ask.
 
-use super::prefilter::ByteSet;
+use super::prefilter::{BitMask, ByteSet};
 use crate::detect::Detector;
 use crate::transform::Transform;
 
@@ -16,7 +16,7 @@ use crate::transform::Transform;
 #[derive(Debug, Clone)]
 pub(crate) struct Skip {
     pub bytes: ByteSet,
-    pub lits: Vec<u64>,
+    pub lits: BitMask,
     /// A step of the chain folds runs of blanks.
     pub spaces: bool,
     /// A step of the chain (`base64`) may change a value made only of
@@ -136,10 +136,11 @@ pub(super) fn group_skip<'a>(
 ) -> Option<Skip> {
     let mut s = Skip {
         bytes: ByteSet::default(),
-        lits: vec![0u64; gate_bits.div_ceil(64)],
+        lits: BitMask::default(),
         spaces: false,
         unless_blocked: None,
     };
+    let mut words = vec![0u64; gate_bits.div_ceil(64)];
     let bit = |lits: &mut Vec<u64>, b: usize| lits[b / 64] |= 1 << (b % 64);
     for &step in chain {
         if step == Transform::Base64 {
@@ -157,21 +158,22 @@ pub(super) fn group_skip<'a>(
         let (bytes, lits) = gate?;
         s.bytes.union(bytes);
         if let Some(b) = lits {
-            bit(&mut s.lits, b);
+            bit(&mut words, b);
         }
     }
     if let Some(b) = g.phrase_bit {
-        bit(&mut s.lits, b);
+        bit(&mut words, b);
     }
     for &(d, _) in g.detectors {
         let (bytes, lits) = detector_trigger(d)?;
         s.bytes.union(&bytes);
         if lits != TriggerLits::None {
-            bit(&mut s.lits, lit_bit(d, lits)?);
+            bit(&mut words, lit_bit(d, lits)?);
         }
     }
     // Letters are never trigger bytes: a value's case does not matter.
     debug_assert!(!(b'A'..=b'z').any(|b| b.is_ascii_alphabetic() && s.bytes.contains(b)));
+    s.lits = BitMask::from_words(&words);
     Some(s)
 }
 

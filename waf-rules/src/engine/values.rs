@@ -3,7 +3,7 @@
 //! distinct value.
 
 use super::compile::{Compiled, Gate};
-use super::prefilter::{ByteSet, LOWER, PLAIN_TEXT, UPPER};
+use super::prefilter::{BitMask, ByteSet, LOWER, PLAIN_TEXT, UPPER};
 use super::quiet::{Skip, BASE64_BLOCKERS};
 use crate::transform::Transform;
 use aho_corasick::automaton::Automaton;
@@ -204,10 +204,9 @@ impl Values {
     }
 
     /// Whether a literal of any gate bit set in `mask` occurs in the raw value.
-    pub(super) fn raw_hits_mask(&mut self, c: &Compiled, raw: &[u8], mask: &[u64]) -> bool {
+    pub(super) fn raw_hits_mask(&mut self, c: &Compiled, raw: &[u8], mask: &BitMask) -> bool {
         let entry = self.raw_entry(c, raw);
-        let bits = &self.memo.data[entry];
-        bits.iter().zip(mask).any(|(b, m)| b & m != 0)
+        mask.hits(&self.memo.data[entry])
     }
 
     fn raw_entry(&mut self, c: &Compiled, raw: &[u8]) -> usize {

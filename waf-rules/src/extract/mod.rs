@@ -214,7 +214,19 @@ impl<'a> Fields<'a> {
         if self.full() {
             return;
         }
-        let mut field = Field {
+        // A plain-token arg or cookie (or name) is counted, not listed: no
+        // rule reads it (`_charset_=utf-7` excepted). Read once, here,
+        // before a field is built for it.
+        let not_token = matches!(
+            class,
+            Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
+        ) && value.len() <= self.max_value
+            && !charset_name(class, &name);
+        if not_token && plain_token(&value) {
+            self.skipped += 1;
+            return;
+        }
+        self.push_field(Field {
             class,
             source,
             name,
@@ -222,23 +234,8 @@ impl<'a> Fields<'a> {
             json_path,
             include_like,
             continued: false,
-            not_token: false,
-        };
-        // A plain-token arg or cookie (or name) is counted, not listed: no
-        // rule reads it (`_charset_=utf-7` excepted). Read once, here.
-        if matches!(
-            class,
-            Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
-        ) && field.value.len() <= self.max_value
-            && !charset_field(&field)
-        {
-            if plain_token(&field.value) {
-                self.skipped += 1;
-                return;
-            }
-            field.not_token = true;
-        }
-        self.push_field(field);
+            not_token,
+        });
     }
 
     /// Lists a field, as windows if its value is longer than the limit.
@@ -427,7 +424,12 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
 /// The `_charset_` field of a form (HTML): its value names the encoding
 /// the whole submission is decoded in, so even a plain word there matters.
 pub(crate) fn charset_field(f: &Field<'_>) -> bool {
-    f.class == Class::Arg && f.name.eq_ignore_ascii_case(CHARSET_FIELD)
+    charset_name(f.class, &f.name)
+}
+
+/// `charset_field` for a field not built yet.
+fn charset_name(class: Class, name: &str) -> bool {
+    class == Class::Arg && name.eq_ignore_ascii_case(CHARSET_FIELD)
 }
 
 /// The name HTML gives the field a browser fills with the form's encoding.
@@ -451,11 +453,14 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
         }
     }
     let digit = any & DIGIT != 0;
+    // `dotted_path` needs a dot-dot or an `0x`: without a dot or an `x`
+    // among the bytes it cannot answer yes, so it is not read.
+    let spells_path = || digit && any & DOT_OR_X != 0 && dotted_path(v);
     // A word spelling a path with hex-literal dots and slashes
     // (`0x2e0x2e0x2fetc0x2fpasswd`) is inspected; so is a word that is
     // base64 of text (`PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiAg` is
     // `<script>alert(1)</script>`), decoded only when it mixes cases.
-    if all & WORD != 0 && !(digit && dotted_path(v)) {
+    if all & WORD != 0 && !spells_path() {
         return any & (UPPER | LOWER) != UPPER | LOWER || !crate::transform::decodes_as_base64(v);
     }
     all & NUMBER != 0
@@ -464,7 +469,7 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
         // so is a path spelled with a dot-dot or with hex-literal dots and
         // slashes, which no version has: `..0x2fetc`, `0x2e0x2e0x2fboot.ini`.
         // Neither is base64: `.`, `+` and `,` are not of its alphabet.)
-        || (all & DOTTED != 0 && digit && !dotted_path(v))
+        || (all & DOTTED != 0 && digit && !spells_path())
 }
 
 /// A dotted token that spells a path: a dot-dot, or a fuzzer's hex
@@ -492,6 +497,8 @@ const DOTTED: u8 = 4;
 const DIGIT: u8 = 8;
 const UPPER: u8 = 16;
 const LOWER: u8 = 32;
+/// A dot or an `x` (either case): what `dotted_path` looks for.
+const DOT_OR_X: u8 = 64;
 const TOKEN_CLASS: [u8; 256] = token_classes();
 
 const fn token_classes() -> [u8; 256] {
@@ -519,6 +526,9 @@ const fn token_classes() -> [u8; 256] {
         if c.is_ascii_lowercase() {
             k |= LOWER;
         }
+        if matches!(c, b'.' | b'x' | b'X') {
+            k |= DOT_OR_X;
+        }
         t[b] = k;
         b += 1;
     }
@@ -526,43 +536,46 @@ const fn token_classes() -> [u8; 256] {
 }
 
 /// Header names browsers send, so the usual ones are lowered without
-/// allocating.
-const COMMON_HEADERS: &[&str] = &[
-    "host",
-    "user-agent",
-    "accept",
-    "accept-language",
-    "accept-encoding",
-    "referer",
-    "content-type",
-    "content-length",
-    "origin",
-    "connection",
-    "cache-control",
-    "pragma",
-    "authorization",
-    "sec-fetch-site",
-    "sec-fetch-mode",
-    "sec-fetch-dest",
-    "sec-fetch-user",
-    "sec-ch-ua",
-    "sec-ch-ua-mobile",
-    "sec-ch-ua-platform",
-    "upgrade-insecure-requests",
-    "x-requested-with",
-    "x-forwarded-for",
-    "if-none-match",
-    "if-modified-since",
-];
+/// allocating: the candidates of a name's length (at most five, where a
+/// search of the whole list compared a name with each of 25).
+fn common_header(s: &str) -> Option<&'static str> {
+    let candidates: &[&'static str] = match s.len() {
+        4 => &["host"],
+        6 => &["accept", "origin", "pragma"],
+        7 => &["referer"],
+        9 => &["sec-ch-ua"],
+        10 => &["user-agent", "connection"],
+        12 => &["content-type"],
+        13 => &["cache-control", "authorization", "if-none-match"],
+        14 => &[
+            "content-length",
+            "sec-fetch-site",
+            "sec-fetch-mode",
+            "sec-fetch-dest",
+            "sec-fetch-user",
+        ],
+        15 => &["accept-language", "accept-encoding", "x-forwarded-for"],
+        16 => &["sec-ch-ua-mobile", "x-requested-with"],
+        17 => &["if-modified-since"],
+        18 => &["sec-ch-ua-platform"],
+        25 => &["upgrade-insecure-requests"],
+        _ => &[],
+    };
+    candidates
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(s))
+        .copied()
+}
 
+/// A header name in lower case (as rules name headers), borrowed when it
+/// already is or is a common one.
 fn lower(s: &str) -> Cow<'_, str> {
-    if let Some(known) = COMMON_HEADERS.iter().find(|k| k.eq_ignore_ascii_case(s)) {
-        return Cow::Borrowed(known);
+    if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Cow::Borrowed(s);
     }
-    if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
+    match common_header(s) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(s.to_ascii_lowercase()),
     }
 }
 

@@ -259,14 +259,101 @@ fn dotted_path_matches_window_scans() {
                     && matches!((w[2], w[3] | 0x20), (b'2', b'e' | b'f') | (b'5', b'c'))
             })
     };
-    let alphabet = b"0x2e5cfF.X/a";
-    let mut x: u64 = 0x1234_5678_9abc_def1;
-    for _ in 0..50_000 {
-        let x = crate::test_support::xorshift(&mut x);
-        let len = (x % 9) as usize;
-        let v: Vec<u8> = (0..len)
-            .map(|i| alphabet[((x >> (i * 4)) % alphabet.len() as u64) as usize])
-            .collect();
+    for v in seeded_strings(b"0x2e5cfF.X/a", 0x1234_5678_9abc_def1, 50_000, 9) {
         assert_eq!(super::dotted_path(&v), reference(&v), "{:?}", v);
     }
+}
+
+/// `n` seeded strings over `alphabet`, shorter than `max_len`.
+fn seeded_strings(alphabet: &[u8], seed: u64, n: usize, max_len: u64) -> Vec<Vec<u8>> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            let r = crate::test_support::xorshift(&mut x);
+            (0..(r % max_len) as usize)
+                .map(|i| alphabet[((r >> (i * 4)) % alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect()
+}
+
+/// `plain_token` reads `dotted_path` only for a token holding a dot or an
+/// `x`: the same answers as reading it for every token with a digit.
+#[test]
+fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
+    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    let reference = |v: &[u8]| {
+        if v == b"__proto__" || v == b"prototype" {
+            return false;
+        }
+        let digit = v.iter().any(u8::is_ascii_digit);
+        if v.iter().all(|&b| word(b)) && !(digit && super::dotted_path(v)) {
+            let cases =
+                v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
+            return !cases || !crate::transform::decodes_as_base64(v);
+        }
+        v.iter()
+            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
+            || (v.iter().all(|&b| word(b) || b == b'.') && digit && !super::dotted_path(v))
+    };
+    for v in seeded_strings(b"0x2e5cfF.X/a1_-", 0x0dd5_eed5_0000_0001, 100_000, 13) {
+        assert_eq!(
+            plain_token(&v),
+            reference(&v),
+            "{:?}",
+            String::from_utf8_lossy(&v)
+        );
+    }
+    for v in [
+        "1..2",
+        "0x2e0x2e0x2fetc",
+        "a0X2Fb",
+        "GA1.2.3",
+        "v1.0.x",
+        "0x2f",
+    ] {
+        assert_eq!(plain_token(v.as_bytes()), reference(v.as_bytes()), "{v}");
+    }
+}
+
+/// Header names come out in lower case, borrowed when they already are or
+/// are common ones.
+#[test]
+fn header_names_are_lowered_without_allocating_when_common() {
+    use std::borrow::Cow;
+    for name in [
+        "host",
+        "user-agent",
+        "accept",
+        "accept-language",
+        "accept-encoding",
+        "referer",
+        "content-type",
+        "content-length",
+        "origin",
+        "connection",
+        "cache-control",
+        "pragma",
+        "authorization",
+        "sec-fetch-site",
+        "sec-fetch-mode",
+        "sec-fetch-dest",
+        "sec-fetch-user",
+        "sec-ch-ua",
+        "sec-ch-ua-mobile",
+        "sec-ch-ua-platform",
+        "upgrade-insecure-requests",
+        "x-requested-with",
+        "x-forwarded-for",
+        "if-none-match",
+        "if-modified-since",
+    ] {
+        let upper = name.to_ascii_uppercase();
+        let l = super::lower(&upper);
+        assert!(matches!(l, Cow::Borrowed(_)), "{name}");
+        assert_eq!(l, name);
+        assert!(matches!(super::lower(name), Cow::Borrowed(n) if n == name));
+    }
+    assert_eq!(super::lower("X-Custom-Thing"), "x-custom-thing");
+    assert_eq!(super::lower("x-custom"), "x-custom");
 }

@@ -37,25 +37,33 @@ const NAMED: &[(&str, u32)] = &[
 ];
 
 pub(crate) fn decode(v: &[u8]) -> Option<Vec<u8>> {
-    if !v.contains(&b'&') {
-        return None;
-    }
+    // Up to the first '&' that starts a reference the value is kept as it
+    // is: found without copying, and a value without one (`a=1&b=2`)
+    // allocates nothing.
+    let mut from = 0;
+    let (at, cp, used) = loop {
+        let at = from + v[from..].iter().position(|&b| b == b'&')?;
+        if let Some((cp, used)) = reference(&v[at + 1..]) {
+            break (at, cp, used);
+        }
+        from = at + 1;
+    };
     let mut out = Vec::with_capacity(v.len());
-    let mut changed = false;
-    let mut i = 0;
+    out.extend_from_slice(&v[..at]);
+    push_char(&mut out, cp);
+    let mut i = at + 1 + used;
     while i < v.len() {
         if v[i] == b'&' {
             if let Some((cp, used)) = reference(&v[i + 1..]) {
                 push_char(&mut out, cp);
                 i += 1 + used;
-                changed = true;
                 continue;
             }
         }
         out.push(v[i]);
         i += 1;
     }
-    changed.then_some(out)
+    Some(out)
 }
 
 /// A reference after '&': code point and bytes consumed (including ';').
@@ -88,8 +96,10 @@ fn reference(v: &[u8]) -> Option<(u32, usize)> {
         .take(10)
         .position(|b| !b.is_ascii_alphabetic())
         .unwrap_or(v.len().min(10));
-    let name = std::str::from_utf8(&v[..end]).ok()?;
-    let (_, cp) = NAMED.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+    let name = &v[..end];
+    let (_, cp) = NAMED
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))?;
     let used = if v.get(end) == Some(&b';') {
         end + 1
     } else {

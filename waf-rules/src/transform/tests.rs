@@ -80,3 +80,35 @@ fn iis_loose_hex_overlongs_decode_to_ascii() {
     assert_eq!(d(b"un%ion se%lect <%script>"), b"union select <script>");
     assert_eq!(d(b"50%off 100% sure"), b"50%off 100% sure");
 }
+
+/// `decode_repeated` runs another round only when the last one left a '%'
+/// or an overlong lead byte, and folds full-width forms only when a 0xEF
+/// is left: the edges are values whose decoding makes those bytes.
+#[test]
+fn decoding_stops_when_a_round_can_change_nothing() {
+    let d = |v: &[u8]| super::url::decode_repeated(v).unwrap_or_else(|| v.to_vec());
+    let cases: &[(&[u8], &[u8])] = &[
+        // Another round only while a '%' is left (at most three).
+        (b"%2527", b"'"),
+        (b"%25252527", b"%27"),
+        (b"%uff0527", b"'"),
+        // An overlong lead byte, made by a round or sent as it is.
+        (b"%25c0%25af", b"/"),
+        (b"\xc0\xafetc", b"/etc"),
+        (b"a%c0", b"a\xc0"),
+        // A full-width form, made by a round or sent as it is.
+        (b"%ef%bc%8fetc", b"/etc"),
+        (b"%25ef%25bc%258f", b"/"),
+        (b"\xef\xbc\x8f%41", b"/A"),
+        (b"\xef\xbc\x85%32%37", b"%27"),
+    ];
+    for &(v, want) in cases {
+        assert_eq!(d(v), want, "{:?}", String::from_utf8_lossy(v));
+    }
+    // Entities: the text before the first reference is kept as it is.
+    let e = |v: &str| run(Transform::HtmlEntities, v);
+    assert_eq!(e("a=1&b=2&lt;x"), "a=1&b=2<x");
+    assert_eq!(e("&&amp;&"), "&&&");
+    assert_eq!(e("fish & chips &amp; more"), "fish & chips & more");
+    assert_eq!(e("a=1&b=2"), "a=1&b=2");
+}

@@ -7,16 +7,53 @@ const MAX_ROUNDS: usize = 3;
 
 pub(crate) fn decode_repeated(v: &[u8]) -> Option<Vec<u8>> {
     let mut cur: Option<Vec<u8>> = None;
+    // The classes of the current value's bytes (`CLASS`), known from the
+    // round that made it: a round is not run on a value without a '%' or
+    // an overlong lead byte (it would change nothing: `decode_once`'s own
+    // first test), and the value is not read again to learn that.
+    let mut seen = classes(v);
     for _ in 0..MAX_ROUNDS {
-        match decode_once(cur.as_deref().unwrap_or(v)) {
-            Some(next) => cur = Some(next),
+        if seen & (PERCENT | LEAD) == 0 {
+            break;
+        }
+        match decode_round(cur.as_deref().unwrap_or(v)) {
+            Some((next, next_seen)) => {
+                cur = Some(next);
+                seen = next_seen;
+            }
             None => break,
         }
     }
-    if let Some(folded) = fold_fullwidth(cur.as_deref().unwrap_or(v)) {
-        cur = Some(folded);
+    // Full-width forms all start with 0xEF.
+    if seen & FULLWIDTH != 0 {
+        if let Some(folded) = fold_fullwidth(cur.as_deref().unwrap_or(v)) {
+            cur = Some(folded);
+        }
     }
     cur
+}
+
+/// Byte classes for `classes`: '%', an overlong UTF-8 lead byte
+/// (`has_overlong`), the lead byte of a full-width form (`fold_fullwidth`).
+const PERCENT: u8 = 1;
+const LEAD: u8 = 2;
+const FULLWIDTH: u8 = 4;
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'%' as usize] = PERCENT;
+    let leads = [0xc0, 0xc1, 0xe0, 0xf0, 0xf8, 0xfc];
+    let mut i = 0;
+    while i < leads.len() {
+        t[leads[i]] = LEAD;
+        i += 1;
+    }
+    t[0xef] = FULLWIDTH;
+    t
+};
+
+/// The classes (`CLASS`) of the bytes of `v`, in one pass.
+fn classes(v: &[u8]) -> u8 {
+    v.iter().fold(0, |acc, &b| acc | CLASS[usize::from(b)])
 }
 
 /// Full-width ASCII (U+FF01..FF5E, e.g. `＜script＞`) folded to ASCII.
@@ -45,9 +82,15 @@ fn fold_fullwidth(v: &[u8]) -> Option<Vec<u8>> {
 /// One round of `%XX` / `%uXXXX` decoding; `None` if nothing was decoded.
 /// `+` is left alone: the parser already turned form `+` into spaces.
 pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
-    if !v.contains(&b'%') && !has_overlong(v) {
+    if classes(v) & (PERCENT | LEAD) == 0 {
         return None;
     }
+    decode_round(v).map(|(out, _)| out)
+}
+
+/// `decode_once` on a value holding a '%' or an overlong lead byte, with
+/// the classes (`CLASS`) of the bytes of what it returns.
+fn decode_round(v: &[u8]) -> Option<(Vec<u8>, u8)> {
     let mut out = Vec::with_capacity(v.len());
     let mut changed = false;
     let mut i = 0;
@@ -88,10 +131,15 @@ pub(crate) fn decode_once(v: &[u8]) -> Option<Vec<u8>> {
         out.push(b);
         i += 1;
     }
-    if let Some(folded) = fold_overlong(&out) {
-        return Some(folded);
+    let seen = classes(&out);
+    // Without a lead byte there is no overlong form to fold.
+    if seen & LEAD != 0 {
+        if let Some(folded) = fold_overlong(&out) {
+            let seen = classes(&folded);
+            return Some((folded, seen));
+        }
     }
-    changed.then_some(out)
+    changed.then_some((out, seen))
 }
 
 /// Whether a '%' that starts no escape, between `before` and `after`, is

@@ -118,3 +118,80 @@ pub fn multipart_blocked(fields: &[(&str, &str)]) -> bool {
     ];
     blocked("POST", "/post", "", &h, body.as_bytes())
 }
+
+/// Every byte but unreserved ones percent-encoded, as a browser's form does.
+pub fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Where a value is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// `GET /search?q=<value>`, percent-encoded.
+    Query,
+    /// A urlencoded form body `q=<value>`.
+    Form,
+    /// A JSON body `{"q": value}`.
+    Json,
+    /// A JSON body with the value two objects deep, in an array.
+    JsonNested,
+    /// A multipart/form-data field.
+    Multipart,
+    /// A cookie `c=<value>` (percent-encoded).
+    Cookie,
+    /// A form field after 20 KiB of text in the same field.
+    AfterFiller,
+}
+
+/// The placements a value rule reads in every request part.
+pub const EVERY_PLACE: &[Place] = &[
+    Place::Query,
+    Place::Form,
+    Place::Json,
+    Place::JsonNested,
+    Place::Multipart,
+    Place::Cookie,
+    Place::AfterFiller,
+];
+
+/// Whether `v` placed at `place` is blocked.
+pub fn placed_blocked(place: Place, v: &str) -> bool {
+    let enc = percent_encode(v);
+    match place {
+        Place::Query => query_blocked(&format!("q={enc}")),
+        Place::Form => form_blocked(&format!("q={enc}")),
+        Place::Json => json_blocked(&serde_json::json!({ "q": v }).to_string()),
+        Place::JsonNested => {
+            json_blocked(&serde_json::json!({ "order": { "items": [{ "note": v }] } }).to_string())
+        }
+        Place::Multipart => multipart_blocked(&[("note", v)]),
+        Place::Cookie => header_blocked("Cookie", format!("theme=dark; c={enc}").as_bytes()),
+        Place::AfterFiller => {
+            let filler = "the quick brown fox jumps over the lazy dog "
+                .repeat(20 * 1024 / 44)
+                .replace(' ', "+");
+            form_blocked(&format!("comment={filler}{enc}"))
+        }
+    }
+}
+
+/// Asserts that every value is blocked (`expect`) or passes at every one of
+/// `places`; names each value and placement that does not.
+pub fn assert_placed(expect: bool, places: &[Place], values: &[&str]) {
+    let wrong: Vec<String> = values
+        .iter()
+        .flat_map(|v| places.iter().map(move |&p| (p, *v)))
+        .filter(|&(p, v)| placed_blocked(p, v) != expect)
+        .map(|(p, v)| format!("{p:?}: {v}"))
+        .collect();
+    let what = if expect { "passed" } else { "blocked" };
+    assert!(wrong.is_empty(), "{what}: {wrong:#?}");
+}
