@@ -110,22 +110,9 @@ impl AccessRecord<'_> {
     /// log's own buffer (`JsonLog::send_with`), so a line costs no allocation and one copy.
     pub fn write(&self, out: &mut Vec<u8>) {
         debug_assert!(out.is_empty(), "an access-log line starts an empty buffer");
-        // Empty, hence UTF-8: taken as the line's `String` and given back, nothing copied.
-        let text = String::from_utf8(std::mem::take(out)).unwrap_or_default();
-        *out = self.write_text(text).into_bytes();
-    }
-
-    /// The JSON line (without its newline) as a `String`.
-    #[cfg(test)]
-    pub fn line(&self) -> String {
-        self.write_text(String::with_capacity(LINE))
-    }
-
-    /// The line written into `text` (empty).
-    fn write_text(&self, text: String) -> String {
-        let mut l = Line(text);
-        l.0.push_str("{\"@timestamp\":");
-        self.timestamp.push(&mut l.0);
+        let mut l = Line(out);
+        l.0.extend_from_slice(b"{\"@timestamp\":");
+        self.timestamp.push(l.0);
         l.clean(key!("http.request.id"), self.request_id);
         l.str(key!("rampart.listener"), self.listener);
         l.ip(key!("client.address"), self.client_address);
@@ -160,9 +147,9 @@ impl AccessRecord<'_> {
         l.float(key!("event.duration_ms"), self.duration_ms);
         if let Some(addr) = self.upstream_address {
             l.key(key!("upstream.address"));
-            l.0.push('"');
-            push_socket_addr(&mut l.0, addr);
-            l.0.push('"');
+            l.0.push(b'"');
+            push_socket_addr(l.0, addr);
+            l.0.push(b'"');
         }
         if let Some(ms) = self.upstream_connect_ms {
             l.float(key!("upstream.connect_ms"), ms);
@@ -179,13 +166,21 @@ impl AccessRecord<'_> {
         }
         for (key, value) in self.extra.into_iter().flatten() {
             // Names chosen by the stages: escaped all the same.
-            l.0.push(',');
-            push_json_str(&mut l.0, key);
-            l.0.push(':');
-            l.0.push_str(&value.to_string());
+            l.0.push(b',');
+            push_json_str(l.0, key);
+            l.0.push(b':');
+            // Writing into a Vec cannot fail; a `Value` always serialises.
+            let _ = serde_json::to_writer(&mut *l.0, value);
         }
-        l.0.push('}');
-        l.0
+        l.0.push(b'}');
+    }
+
+    /// The JSON line (without its newline) as a `String`.
+    #[cfg(test)]
+    pub fn line(&self) -> String {
+        let mut out = Vec::with_capacity(LINE);
+        self.write(&mut out);
+        String::from_utf8(out).unwrap()
     }
 }
 
@@ -197,9 +192,9 @@ const LINE: usize = 1024;
 /// quotes and colon in one copy (checked in debug builds to hold no character JSON escapes:
 /// every test line goes through it); string values are copied as they are unless they hold a
 /// byte JSON must escape (`"`, `\`, control bytes), which `serde_json` then writes.
-struct Line(String);
+struct Line<'b>(&'b mut Vec<u8>);
 
-impl Line {
+impl Line<'_> {
     /// `key`: `,"name":` from [`key!`].
     fn key(&mut self, key: &str) {
         debug_assert!(
@@ -212,17 +207,17 @@ impl Line {
             "access log key {key:?} is not a plain `,\"name\":`"
         );
         debug_assert!(!self.0.is_empty(), "the line opens with @timestamp");
-        self.0.push_str(key);
+        self.0.extend_from_slice(key.as_bytes());
     }
 
     fn raw(&mut self, key: &str, json: &str) {
         self.key(key);
-        self.0.push_str(json);
+        self.0.extend_from_slice(json.as_bytes());
     }
 
     fn str(&mut self, key: &str, value: &str) {
         self.key(key);
-        push_json_str(&mut self.0, value);
+        push_json_str(self.0, value);
     }
 
     fn opt_str(&mut self, key: &str, value: Option<&str>) {
@@ -236,9 +231,9 @@ impl Line {
     fn clean(&mut self, key: &str, value: &str) {
         debug_assert!(!needs_escape(value.as_bytes()), "{value:?} needs escaping");
         self.key(key);
-        self.0.push('"');
-        self.0.push_str(value);
-        self.0.push('"');
+        self.0.push(b'"');
+        self.0.extend_from_slice(value.as_bytes());
+        self.0.push(b'"');
     }
 
     fn opt_clean(&mut self, key: &str, value: Option<&str>) {
@@ -253,17 +248,17 @@ impl Line {
 
     fn float(&mut self, key: &str, value: f64) {
         self.key(key);
-        push_float(&mut self.0, value);
+        push_float(self.0, value);
     }
 
     /// An address as a string, `""` when unknown.
     fn ip(&mut self, key: &str, ip: Option<IpAddr>) {
         self.key(key);
-        self.0.push('"');
+        self.0.push(b'"');
         if let Some(ip) = ip {
-            push_ip(&mut self.0, ip);
+            push_ip(self.0, ip);
         }
-        self.0.push('"');
+        self.0.push(b'"');
     }
 }
 
@@ -272,11 +267,11 @@ impl Line {
 /// decimals, 15 significant digits) is written from its integer digits; ryu runs only for the
 /// rest (about one duration in four: a value a rounding step away from its nanosecond decimal,
 /// whose shortest text has 16-17 digits).
-fn push_float(out: &mut String, value: f64) {
+fn push_float(out: &mut Vec<u8>, value: f64) {
     if !value.is_finite() {
-        out.push_str("null");
+        out.extend_from_slice(b"null");
     } else if !push_micro_decimal(out, value) {
-        out.push_str(ryu::Buffer::new().format_finite(value));
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
     }
 }
 
@@ -288,7 +283,7 @@ fn push_float(out: &mut String, value: f64) {
 /// it is the only decimal that short which reads back as `value`, hence the shortest one ryu
 /// finds. In this range ryu writes it in plain notation, `int.frac` (`0.frac` below 1, `.0`
 /// for a whole number).
-fn push_micro_decimal(out: &mut String, value: f64) -> bool {
+fn push_micro_decimal(out: &mut Vec<u8>, value: f64) -> bool {
     if !(1e-5..1e9).contains(&value) {
         return false;
     }
@@ -299,11 +294,11 @@ fn push_micro_decimal(out: &mut String, value: f64) -> bool {
         return false;
     }
     let micros = micros as u64;
-    out.push_str(itoa::Buffer::new().format(micros / 1_000_000));
-    out.push('.');
+    out.extend_from_slice(itoa::Buffer::new().format(micros / 1_000_000).as_bytes());
+    out.push(b'.');
     let mut frac = (micros % 1_000_000) as u32;
     if frac == 0 {
-        out.push('0');
+        out.push(b'0');
         return true;
     }
     let mut digits = [b'0'; 6];
@@ -312,14 +307,13 @@ fn push_micro_decimal(out: &mut String, value: f64) -> bool {
         frac /= 10;
     }
     let len = 6 - digits.iter().rev().take_while(|&&d| d == b'0').count();
-    // ASCII digits.
-    out.push_str(std::str::from_utf8(&digits[..len]).unwrap_or_default());
+    out.extend_from_slice(&digits[..len]);
     true
 }
 
 /// Appends the address as `Display` writes it; an IPv4 address (the usual case) without the
 /// formatting machinery.
-pub fn push_ip(out: &mut String, ip: IpAddr) {
+pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             // Written on the stack, appended once.
@@ -341,12 +335,11 @@ pub fn push_ip(out: &mut String, ip: IpAddr) {
                 text[len] = b'0' + octet % 10;
                 len += 1;
             }
-            // ASCII digits and dots.
-            out.push_str(std::str::from_utf8(&text[..len]).unwrap_or_default());
+            out.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
-            use std::fmt::Write as _;
-            // Writing into a String cannot fail.
+            use std::io::Write as _;
+            // Writing into a Vec cannot fail.
             let _ = write!(out, "{v6}");
         }
     }
@@ -379,28 +372,28 @@ fn needs_escape(text: &[u8]) -> bool {
 }
 
 /// `value` as a JSON string.
-fn push_json_str(out: &mut String, value: &str) {
+fn push_json_str(out: &mut Vec<u8>, value: &str) {
     if !needs_escape(value.as_bytes()) {
-        out.push('"');
-        out.push_str(value);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
     } else {
-        // A `str` always serialises.
-        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+        // A `str` always serialises, and writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
     }
 }
 
 /// `ip:port`, `[ip6]:port`.
-fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+fn push_socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
     if addr.is_ipv6() {
-        out.push('[');
+        out.push(b'[');
         push_ip(out, addr.ip());
-        out.push(']');
+        out.push(b']');
     } else {
         push_ip(out, addr.ip());
     }
-    out.push(':');
-    out.push_str(itoa::Buffer::new().format(addr.port()));
+    out.push(b':');
+    out.extend_from_slice(itoa::Buffer::new().format(addr.port()).as_bytes());
 }
 
 /// The WAF's `rampart.waf.*` fields of a request's line.
@@ -419,32 +412,32 @@ pub struct WafLog {
 }
 
 impl WafLog {
-    fn push(&self, l: &mut Line) {
+    fn push(&self, l: &mut Line<'_>) {
         l.clean(key!("rampart.waf.action"), self.action);
         if let Some(score) = self.score {
             l.uint(key!("rampart.waf.score"), score.into());
         }
         if let Some(ids) = &self.rule_ids {
             l.key(key!("rampart.waf.rule_ids"));
-            l.0.push('[');
+            l.0.push(b'[');
             for (i, id) in ids.iter().enumerate() {
                 if i > 0 {
-                    l.0.push(',');
+                    l.0.push(b',');
                 }
-                l.0.push_str(itoa::Buffer::new().format(*id));
+                l.0.extend_from_slice(itoa::Buffer::new().format(*id).as_bytes());
             }
-            l.0.push(']');
+            l.0.push(b']');
         }
         if let Some(targets) = &self.targets {
             l.key(key!("rampart.waf.targets"));
-            l.0.push('[');
+            l.0.push(b'[');
             for (i, t) in targets.iter().enumerate() {
                 if i > 0 {
-                    l.0.push(',');
+                    l.0.push(b',');
                 }
-                push_json_str(&mut l.0, t);
+                push_json_str(l.0, t);
             }
-            l.0.push(']');
+            l.0.push(b']');
         }
         l.opt_clean(key!("rampart.waf.body"), self.body);
         if self.truncated {
@@ -487,10 +480,12 @@ impl Default for Timestamp {
 impl Timestamp {
     /// Appends the quoted timestamp (`rampart_ops::json_log::Timestamp`: the date and time of
     /// day formatted once per second per thread, each line writing only its microseconds).
-    fn push(&self, out: &mut String) {
-        out.push('"');
-        out.push_str(rampart_ops::json_log::Timestamp::at(self.0).format(&mut [0; 27]));
-        out.push('"');
+    fn push(&self, out: &mut Vec<u8>) {
+        let mut text = [0; 27];
+        rampart_ops::json_log::Timestamp::at(self.0).write(&mut text);
+        out.push(b'"');
+        out.extend_from_slice(&text);
+        out.push(b'"');
     }
 }
 
@@ -721,10 +716,10 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_and_the_cached_second_moves() {
         let text = |micros| {
-            let mut out = String::new();
+            let mut out = Vec::new();
             Timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros))
                 .push(&mut out);
-            out
+            String::from_utf8(out).unwrap()
         };
         assert_eq!(
             text(1_796_000_000_000_042),
@@ -746,9 +741,9 @@ mod tests {
             }
         };
         let check = |v: f64| {
-            let mut out = String::new();
+            let mut out = Vec::new();
             push_float(&mut out, v);
-            assert_eq!(out, ryu_text(v), "{v:e} ({:#x})", v.to_bits());
+            assert_eq!(out, ryu_text(v).into_bytes(), "{v:e} ({:#x})", v.to_bits());
         };
         // Durations as the edge computes them, every nanosecond count below 1 ms and spread
         // samples up to 20 minutes, with the seconds part both zero and not.
@@ -758,7 +753,7 @@ mod tests {
             let v = std::time::Duration::from_nanos(nanos).as_secs_f64() * 1000.0;
             check(v);
             all += 1;
-            fast += u64::from(push_micro_decimal(&mut String::new(), v));
+            fast += u64::from(push_micro_decimal(&mut Vec::new(), v));
         }
         // The shortcut takes most of them (the rest go to ryu).
         assert!(fast * 3 > all * 2, "{fast} of {all}");
@@ -816,9 +811,9 @@ mod tests {
             "2001:db8::7",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            let mut out = String::from("x");
+            let mut out = b"x".to_vec();
             push_ip(&mut out, ip);
-            assert_eq!(out, format!("x{ip}"));
+            assert_eq!(out, format!("x{ip}").into_bytes());
         }
     }
 

@@ -10,7 +10,6 @@ use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
@@ -151,7 +150,7 @@ impl Values {
     /// The values for this request (a trusted peer's prior X-Forwarded-For and Forwarded
     /// values read from `headers`).
     fn new(headers: &HeaderMap, info: &ForwardInfo<'_>) -> Self {
-        let mut peer_text = String::with_capacity(48);
+        let mut peer_text = Vec::with_capacity(48);
         push_ip(&mut peer_text, info.peer);
         let chain = if info.trusted_peer {
             prior_chain(headers, &peer_text)
@@ -167,7 +166,7 @@ impl Values {
         let real_ip = if info.client == info.peer {
             peer_value
         } else {
-            let mut s = String::with_capacity(48);
+            let mut s = Vec::with_capacity(48);
             push_ip(&mut s, info.client);
             HeaderValue::try_from(s).ok()
         };
@@ -192,23 +191,23 @@ fn replace(headers: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue
 
 /// A trusted peer's X-Forwarded-For values (those that are text) joined with ", ", then the
 /// peer; `None` when it sent none.
-fn prior_chain(headers: &HeaderMap, peer: &str) -> Option<String> {
-    let mut out = String::new();
+fn prior_chain(headers: &HeaderMap, peer: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
     let mut any = false;
     for v in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(s) = v.to_str() {
             if any {
-                out.push_str(", ");
+                out.extend_from_slice(b", ");
             }
-            out.push_str(s);
+            out.extend_from_slice(s.as_bytes());
             any = true;
         }
     }
     if !any {
         return None;
     }
-    out.push_str(", ");
-    out.push_str(peer);
+    out.extend_from_slice(b", ");
+    out.extend_from_slice(peer);
     Some(out)
 }
 
@@ -219,26 +218,27 @@ fn forwarded_value(headers: &HeaderMap, info: &ForwardInfo<'_>) -> Option<Header
     } else {
         None
     };
-    let mut s = String::with_capacity(
+    let mut s = Vec::with_capacity(
         prior.map_or(0, |p| p.len() + 2) + info.host.len() + info.proto.len() + 64,
     );
     if let Some(p) = prior {
-        s.push_str(p);
-        s.push_str(", ");
+        s.extend_from_slice(p.as_bytes());
+        s.extend_from_slice(b", ");
     }
-    s.push_str("for=");
+    s.extend_from_slice(b"for=");
     match info.peer {
         IpAddr::V4(_) => push_ip(&mut s, info.peer),
-        IpAddr::V6(v6) => {
-            // Writing into a String cannot fail.
-            let _ = write!(s, "\"[{v6}]\"");
+        IpAddr::V6(_) => {
+            s.extend_from_slice(b"\"[");
+            push_ip(&mut s, info.peer);
+            s.extend_from_slice(b"]\"");
         }
     }
-    s.push_str(";proto=");
-    s.push_str(info.proto);
-    s.push_str(";host=\"");
-    s.push_str(info.host);
-    s.push('"');
+    s.extend_from_slice(b";proto=");
+    s.extend_from_slice(info.proto.as_bytes());
+    s.extend_from_slice(b";host=\"");
+    s.extend_from_slice(info.host.as_bytes());
+    s.push(b'"');
     HeaderValue::try_from(s).ok()
 }
 
