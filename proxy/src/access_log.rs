@@ -577,9 +577,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn line_is_json_with_every_field() {
-        let waf = WafLog {
+    /// A blocking decision with a target that needs escaping.
+    fn blocked() -> WafLog {
+        WafLog {
             action: "block",
             score: Some(7),
             rule_ids: Some(vec![942100, 941100]),
@@ -587,7 +587,12 @@ mod tests {
             truncated: true,
             mode: Some("block"),
             ..WafLog::default()
-        };
+        }
+    }
+
+    #[test]
+    fn line_is_json_with_every_field() {
+        let waf = blocked();
         let mut extra = serde_json::Map::new();
         extra.insert("rampart.limit.policy".into(), "per_ip".into());
         let rec = AccessRecord {
@@ -651,15 +656,10 @@ mod tests {
         // The exact bytes of a line (the same as before keys were written in one copy and
         // clean values copied without a look).
         let waf = WafLog {
-            action: "detect",
-            score: Some(5),
-            rule_ids: Some(vec![1, 22]),
-            targets: Some(vec!["args:q".into()]),
             body: Some("partial"),
-            truncated: true,
-            mode: Some("detect"),
             uninspected: Some("inspect_limit"),
             uninspected_action: Some("passed"),
+            ..blocked()
         };
         let rec = AccessRecord {
             timestamp: Timestamp(
@@ -705,9 +705,10 @@ mod tests {
                 r#""event.duration_ms":0.412345,"upstream.address":"127.0.0.1:8080","#,
                 r#""upstream.connect_ms":0.30000000000000004,"upstream.response_ms":12.0,"#,
                 r#""tls.protocol.version":"1.3","tls.cipher":"TLS13_AES_128_GCM_SHA256","tls.server_name":"a.test","#,
-                r#""error.type":"ConnectTimedout","rampart.waf.action":"detect","rampart.waf.score":5,"#,
-                r#""rampart.waf.rule_ids":[1,22],"rampart.waf.targets":["args:q"],"rampart.waf.body":"partial","#,
-                r#""rampart.waf.truncated":true,"rampart.waf.mode":"detect","rampart.waf.uninspected":"inspect_limit","#,
+                r#""error.type":"ConnectTimedout","rampart.waf.action":"block","rampart.waf.score":7,"#,
+                r#""rampart.waf.rule_ids":[942100,941100],"rampart.waf.targets":["args:q","header:x-\"odd\""],"#,
+                r#""rampart.waf.body":"partial","#,
+                r#""rampart.waf.truncated":true,"rampart.waf.mode":"block","rampart.waf.uninspected":"inspect_limit","#,
                 r#""rampart.waf.uninspected_action":"passed"}"#
             )
         );
