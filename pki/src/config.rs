@@ -336,7 +336,12 @@ impl ServeConfig {
                     true => "attestation.kubernetes".to_string(),
                     false => format!("attestation.kubernetes.{field}"),
                 };
-                return bad(&key, &why);
+                return bad(&key, why);
+            }
+            // `attestation.kubernetes.jwks_refresh_ms = 0 is out of range: give 1 to …`
+            for (field, value, range) in k.ranges() {
+                let key = format!("attestation.kubernetes.{field}");
+                range.check(&key, value).map_err(|why| at(&key, why))?;
             }
         }
         if cfg.kek_file.is_some() && cfg.kek_env.is_some() {
@@ -480,7 +485,7 @@ mod tests {
             // A key of a sub-table, after another table's key of a similar name.
             (
                 format!("[limits]\nrequest_timeout_ms = 5\n{k8s}\njwks_fetch_timeout_ms = 0\n"),
-                "pki.toml:9: attestation.kubernetes.jwks_fetch_timeout_ms: jwks_fetch_timeout_ms = 0 is out of range: give 1 to 60000 ms",
+                "pki.toml:9: attestation.kubernetes.jwks_fetch_timeout_ms = 0 is out of range: give 1 to 60000 ms",
             ),
             (
                 "[issuance]\nserver_cert_ttl_secs = 7776001\n".into(),
@@ -548,7 +553,7 @@ mod tests {
             ("jwks_url = \"http://k/jwks\"\n", "pki.toml:6:"),
             (
                 "jwks_url = \"https://k/jwks\"\njwks_refresh_ms = 0\n",
-                "pki.toml:7: attestation.kubernetes.jwks_refresh_ms: ",
+                "pki.toml:7: attestation.kubernetes.jwks_refresh_ms = 0 is out of range: give 1 to 86400000 ms",
             ),
             (
                 "jwks_file = \"/j\"\njwks_ca_file = \"/c\"\n",

@@ -210,7 +210,7 @@ impl AlertSink for AlertHandle {
 }
 
 /// The alerter's background half; run it with [`AlertWorker::run`] on any
-/// tokio runtime (a Pingora background service, or `tokio::spawn`).
+/// tokio runtime (`tokio::spawn`; the edge spawns it on its control plane).
 pub struct AlertWorker {
     worker: Worker,
     rx: mpsc::Receiver<Msg>,

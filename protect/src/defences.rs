@@ -1,8 +1,7 @@
 //! All protect building blocks assembled from one `[protect]` config, with
 //! the request-path check the proxy calls in `request_filter` and one set of
-//! background workers and sweepers ([`DefenceWorkers::into_tasks`] or
-//! [`DefenceWorkers::run`]; a Pingora background service with feature
-//! `pingora`).
+//! background workers and sweepers ([`DefenceWorkers::into_tasks`], spawned
+//! on a runtime that lives as long as the process).
 //!
 //! Settings and state are apart: [`DefenceSettings`] (limits, caps,
 //! slow-client and alert settings) is built per config load and held by the
@@ -17,7 +16,7 @@ use serde::Deserialize;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::alert::{self, AlertConfig, AlertSink};
@@ -52,7 +51,7 @@ impl ProtectConfig {
     /// a limit for a route that does not exist is an error, not a no-op.
     /// The error carries the key path below `[protect]` apart from its message.
     pub fn validate(&self, routes: &[String]) -> Result<(), Invalid> {
-        self.rate_limit.check()?;
+        self.rate_limit.validate()?;
         let section = |name: &'static str| move |e| Invalid::under(&[name], e);
         self.connections
             .validate()
@@ -74,7 +73,7 @@ impl ProtectConfig {
             unknown(["rate_limit", "routes"], name)?;
         }
         if let Some(fleet) = &self.fleet {
-            fleet.check()?;
+            fleet.validate()?;
             for name in fleet.routes.keys() {
                 unknown(["fleet", "routes"], name)?;
             }
@@ -234,12 +233,11 @@ pub type EventSink = Arc<dyn Fn(&str) + Send + Sync>;
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The alert worker, the Redis worker and the sweepers: spawn
-/// [`DefenceWorkers::into_tasks`] on a long-lived tokio runtime (the edge's
-/// control plane), or [`DefenceWorkers::run`] them until a shutdown watch
-/// changes (with feature `pingora`, as a Pingora background service:
-/// `server.add_service(background_service("rampart protect", workers))`).
+/// [`DefenceWorkers::into_tasks`] on a tokio runtime that lives as long as
+/// the process (the edge's control plane, where a reload spawns the new
+/// settings' tasks too).
 pub struct DefenceWorkers {
-    tasks: Mutex<Vec<Task>>,
+    tasks: Vec<Task>,
 }
 
 impl Defences {
@@ -290,12 +288,7 @@ impl Defences {
             h2: config.h2,
             on_conn_denial,
         });
-        Ok((
-            defences,
-            DefenceWorkers {
-                tasks: Mutex::new(tasks),
-            },
-        ))
+        Ok((defences, DefenceWorkers { tasks }))
     }
 
     /// Defences with one fixed `[protect]` for the life of the process (tests,
@@ -308,7 +301,7 @@ impl Defences {
     ) -> Result<(Arc<Self>, DefenceWorkers), String> {
         let (settings, tasks) = DefenceSettings::build(config, routes, None)?;
         let fixed = settings.clone();
-        let (defences, workers) =
+        let (defences, mut workers) =
             Self::new(&settings, registry, events, Arc::new(move || fixed.clone()))?;
         workers.add(tasks);
         Ok((defences, workers))
@@ -350,7 +343,10 @@ impl Defences {
             return refuse(DenialReason::RateLimit, 429, retry_after_secs, "local");
         }
         if let Some(fleet) = &self.fleet {
-            if let Decision::Deny { retry_after_secs } = fleet.check(route, client).await {
+            // Boxed: the Redis round trip's state would otherwise sit in every caller's future,
+            // made and moved per request, fleet configured or not.
+            let check = Box::pin(fleet.check(route, client));
+            if let Decision::Deny { retry_after_secs } = check.await {
                 return refuse(DenialReason::RateLimit, 429, retry_after_secs, "fleet");
             }
         }
@@ -446,42 +442,14 @@ impl Defences {
 
 impl DefenceWorkers {
     /// More tasks to run (a generation's, see [`DefenceSettings::build`]).
-    pub fn add(&self, tasks: Vec<Task>) {
-        self.tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(tasks);
+    pub fn add(&mut self, tasks: Vec<Task>) {
+        self.tasks.extend(tasks);
     }
 
     /// The tasks, to spawn on a runtime of the caller's; they end by themselves
-    /// once the defences are dropped.
+    /// once the defences are dropped (a sweeper at its next tick).
     pub fn into_tasks(self) -> Vec<Task> {
-        self.tasks.into_inner().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Runs every worker and sweeper until `shutdown` changes or all of them
-    /// end (they do once the defences are dropped). The tasks run once: a
-    /// second call has none and returns at once.
-    pub async fn run(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-        let mut set = tokio::task::JoinSet::new();
-        for task in tasks {
-            set.spawn(task);
-        }
-        // Until shutdown; workers end on their own when the defences drop.
-        tokio::select! {
-            _ = shutdown.changed() => {}
-            _ = async { while set.join_next().await.is_some() {} } => {}
-        }
-        set.abort_all();
-    }
-}
-
-#[cfg(feature = "pingora")]
-#[async_trait::async_trait]
-impl pingora_core::services::background::BackgroundService for DefenceWorkers {
-    async fn start(&self, shutdown: pingora_core::server::ShutdownWatch) {
-        self.run(shutdown).await
+        self.tasks
     }
 }
 
@@ -489,6 +457,7 @@ impl pingora_core::services::background::BackgroundService for DefenceWorkers {
 mod tests {
     use super::*;
     use arc_swap::ArcSwap;
+    use std::sync::Mutex;
 
     const CONFIG: &str = r#"
 [rate_limit]
@@ -520,7 +489,7 @@ cooldown_secs = 60
         let (first, tasks) = DefenceSettings::build(config, routes(), None).unwrap();
         let store = Arc::new(ArcSwap::new(first.clone()));
         let current = store.clone();
-        let (d, workers) = Defences::new(
+        let (d, mut workers) = Defences::new(
             &first,
             &Registry::new(),
             events,
@@ -543,8 +512,9 @@ cooldown_secs = 60
             Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())),
         )
         .unwrap();
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let bg = tokio::spawn(async move { workers.run(rx).await });
+        for task in workers.into_tasks() {
+            tokio::spawn(task);
+        }
         let s = d.current();
 
         let client: IpAddr = "10.1.1.1".parse().unwrap();
@@ -590,12 +560,6 @@ cooldown_secs = 60
             line.contains(r#""rampart.denial.reason":"conn_cap_per_ip""#),
             "{line}"
         );
-
-        tx.send(true).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), bg)
-            .await
-            .unwrap()
-            .unwrap();
     }
 
     #[tokio::test]

@@ -18,16 +18,14 @@
 //! Feature `pingora` adds the Pingora glue: the listener's `ConnectionFilter`
 //! and the `ServerApp` wrapper of the connection caps (`conn_limit::pingora`),
 //! the HTTP/2 reset-flood stream guard, the h2 server options, Pingora's
-//! stream traits on the stream guards, and `DefenceWorkers` as a Pingora
-//! background service. Without it the crate does not link Pingora.
+//! stream traits on the stream guards. Without it the crate does not link
+//! Pingora.
 //!
 //! # Wiring in the edge (see `proxy/tests/protect_edge.rs` for a working minimal edge)
 //! 1. At load: `let (defences, workers) = Defences::new(&first, &metrics.registry,
 //!    event_sink, current_settings)?;` then spawn `workers.into_tasks()` on a
 //!    tokio runtime that lives as long as the process (the edge uses its control
-//!    plane's, where reloads spawn the new settings' tasks too), or add the
-//!    workers as a Pingora background service
-//!    (`server.add_service(background_service("rampart protect", workers))`).
+//!    plane's, where reloads spawn the new settings' tasks too).
 //! 2. Service: `let mut proxy = http_proxy(&conf, edge);
 //!    proxy.h2_options = Some(defences.h2_options());` wrap the app as
 //!    `ConnTracked::new(EdgeApp::new(proxy, ..), defences.conn_filter.clone())`

@@ -131,13 +131,9 @@ impl RateLimitConfig {
         }
     }
 
-    /// Field-named errors for values serde accepts but that make no sense.
-    pub fn validate(&self) -> Result<(), String> {
-        self.check().map_err(|e| e.message)
-    }
-
-    /// [`RateLimitConfig::validate`] with the key path apart (a route's name is one key).
-    pub fn check(&self) -> Result<(), Invalid> {
+    /// Field-named errors for values serde accepts but that make no sense, with the key path
+    /// apart (a route's name is one key).
+    pub fn validate(&self) -> Result<(), Invalid> {
         let section = |e| Invalid::under(&["rate_limit"], e);
         self.default
             .validate("rate_limit.default")
@@ -264,7 +260,7 @@ impl RateLimiter {
     /// the same in `previous` keeps its per-client buckets, a changed one
     /// starts with fresh buckets under its new rate.
     pub fn carry(config: &RateLimitConfig, previous: Option<&RateLimiter>) -> Result<Self, String> {
-        config.validate()?;
+        config.validate().map_err(|e| e.message)?;
         let previous = previous.filter(|p| p.prefixes == config.prefixes());
         let limit = |rate: Rate, old: Option<&Arc<KeyedLimit>>, what: &str| match old {
             Some(old) if old.rate() == rate => Ok(old.clone()),

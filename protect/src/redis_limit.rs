@@ -88,12 +88,9 @@ pub const BACKOFF_MS: Bounds = Bounds::new(1, 3_600_000, "ms");
 pub const QUEUE: Bounds = Bounds::new(1, 1_000_000, "");
 
 impl RedisLimitConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        self.check().map_err(|e| e.message)
-    }
-
-    /// [`RedisLimitConfig::validate`] with the key path apart (a route's name is one key).
-    pub fn check(&self) -> Result<(), Invalid> {
+    /// Field-named errors for values serde accepts but that make no sense, with the key path
+    /// apart (a route's name is one key).
+    pub fn validate(&self) -> Result<(), Invalid> {
         self.check_fields()
             .map_err(|e| Invalid::under(&["fleet"], e))?;
         for (name, rate) in &self.routes {
@@ -234,7 +231,7 @@ impl FleetLimiter {
         registry: &Registry,
         alerts: Option<Arc<dyn AlertSink>>,
     ) -> Result<(Self, FleetWorker), String> {
-        config.validate()?;
+        config.validate().map_err(|e| e.message)?;
         let gauge = IntGauge::new(
             FALLBACK_METRIC,
             "1 while fleet rate limits run on local limits only",
@@ -385,9 +382,14 @@ mod tests {
     fn config_validation_names_fields() {
         assert!(toml::from_str::<RedisLimitConfig>("adress = \"x:1\"").is_err());
         let c: RedisLimitConfig = toml::from_str("address = \"nohost\"").unwrap();
-        assert!(c.validate().unwrap_err().contains("address"));
+        assert_eq!(c.validate().unwrap_err().path, ["fleet", "address"]);
         let c: RedisLimitConfig = toml::from_str("[routes.api]\nrequests = 0\n").unwrap();
-        assert!(c.validate().unwrap_err().contains("fleet.routes.api"));
+        let e = c.validate().unwrap_err();
+        assert!(
+            e.message.starts_with("fleet.routes.api.requests = 0"),
+            "{e}"
+        );
+        assert_eq!(e.path, ["fleet", "routes", "api", "requests"]);
         let c: RedisLimitConfig =
             toml::from_str("backoff_min_ms = 10\nbackoff_max_ms = 5").unwrap();
         assert!(c.validate().is_err());

@@ -177,8 +177,9 @@ impl<S> SlowClientGuard<S> {
         }
     }
 
-    /// Follows the framing of bytes the client sent.
-    fn on_bytes(&mut self, mut bytes: &[u8], now: Instant) {
+    /// Follows the framing of bytes the client sent. The clock is read only for a head these
+    /// bytes leave incomplete (its deadline): a head read whole in one read never needs it.
+    fn on_bytes(&mut self, mut bytes: &[u8]) {
         if self.first_bytes {
             self.first_bytes = false;
             if bytes.starts_with(b"PRI ") {
@@ -193,8 +194,7 @@ impl<S> SlowClientGuard<S> {
                     self.phase = Phase::Head;
                     self.slot(ConnSlot::waiting_for_head);
                     self.head.clear();
-                    self.head_deadline =
-                        Some(now + Duration::from_secs(self.config.header_timeout_secs));
+                    self.head_deadline = None; // armed below if the head goes on past these bytes
                 }
                 Phase::Head => bytes = self.on_head_bytes(bytes),
                 Phase::Body { remaining } => {
@@ -213,13 +213,26 @@ impl<S> SlowClientGuard<S> {
         }
     }
 
-    /// Consumes head bytes; returns what follows the head in `bytes`.
+    /// Consumes head bytes; returns what follows the head in `bytes`. A head that begins and
+    /// ends within `bytes` (the usual case) is read in place; only one spanning reads is kept
+    /// in `self.head`.
     fn on_head_bytes<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
-        let scan_from = self.head.len().saturating_sub(HEAD_END.len() - 1);
         let room = self.config.max_head_bytes.saturating_sub(self.head.len());
         let take = bytes.len().min(room);
+        if self.head.is_empty() {
+            if let Some(pos) = find(&bytes[..take], HEAD_END) {
+                let head_len = pos + HEAD_END.len();
+                self.head_done(framing(&bytes[..head_len]));
+                return &bytes[head_len..];
+            }
+        }
+        let scan_from = self.head.len().saturating_sub(HEAD_END.len() - 1);
         self.head.extend_from_slice(&bytes[..take]);
         let Some(pos) = find(&self.head[scan_from..], HEAD_END) else {
+            // The whole-head deadline runs from the head's first read.
+            let timeout = Duration::from_secs(self.config.header_timeout_secs);
+            self.head_deadline
+                .get_or_insert_with(|| Instant::now() + timeout);
             if take < bytes.len() {
                 // Oversized head: Pingora's limits take it from here; the
                 // deadline stays armed.
@@ -227,12 +240,20 @@ impl<S> SlowClientGuard<S> {
             }
             return &[];
         };
-        self.slot(ConnSlot::established);
         let head_len = scan_from + pos + HEAD_END.len();
         let consumed = head_len - (self.head.len() - take);
         self.head.truncate(head_len);
+        let head = std::mem::take(&mut self.head);
+        self.head_done(framing(&head));
+        self.head = head;
+        &bytes[consumed..]
+    }
+
+    /// The head has ended: the body it announces is followed next.
+    fn head_done(&mut self, framing: Framing) {
+        self.slot(ConnSlot::established);
         self.head_deadline = None;
-        self.phase = match framing(&self.head) {
+        self.phase = match framing {
             Framing::Length(0) | Framing::None => Phase::Idle,
             Framing::Length(n) => {
                 self.body_received = 0;
@@ -247,14 +268,14 @@ impl<S> SlowClientGuard<S> {
         if self.phase == Phase::Idle {
             self.phase = Phase::Done;
         }
-        &bytes[consumed..]
     }
 
     /// Checks the deadline and the body rate; arms the timer for the next
-    /// check. Called when the client has nothing for us (`Pending`).
-    fn check_while_waiting(&mut self, cx: &mut Context<'_>, now: Instant) -> Option<DenialReason> {
+    /// check. Called when the client has nothing for us (`Pending`); reads the clock only when
+    /// a deadline or the body rate runs.
+    fn check_while_waiting(&mut self, cx: &mut Context<'_>) -> Option<DenialReason> {
         if let Some(deadline) = self.head_deadline {
-            if now >= deadline {
+            if Instant::now() >= deadline {
                 return Some(DenialReason::HeaderTimeout);
             }
             return self
@@ -264,6 +285,7 @@ impl<S> SlowClientGuard<S> {
         if !matches!(self.phase, Phase::Body { .. }) || self.config.min_body_rate == 0 {
             return None;
         }
+        let now = Instant::now();
         let since = *self.waiting_since.get_or_insert(now);
         let waited = self.body_waited + now.duration_since(since);
         // Waiting time the bytes received so far pay for, at the minimum rate.
@@ -390,26 +412,31 @@ impl<S: AsyncRead + Unpin> AsyncRead for SlowClientGuard<S> {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         let before = buf.filled().len();
-        let now = Instant::now();
+        // The clock is read only while something is timed: a head deadline armed by an earlier
+        // read, or a wait on the body. A keep-alive request whose head arrives in one read
+        // reads it not at all.
+        let now = (this.head_deadline.is_some() || this.waiting_since.is_some()).then(Instant::now);
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if let Some(since) = this.waiting_since.take() {
-                    this.body_waited += now.duration_since(since);
-                }
-                if this.head_deadline.is_some_and(|d| now >= d) {
-                    buf.set_filled(before);
-                    return Poll::Ready(Err(this.fail(DenialReason::HeaderTimeout)));
+                if let Some(now) = now {
+                    if let Some(since) = this.waiting_since.take() {
+                        this.body_waited += now.duration_since(since);
+                    }
+                    if this.head_deadline.is_some_and(|d| now >= d) {
+                        buf.set_filled(before);
+                        return Poll::Ready(Err(this.fail(DenialReason::HeaderTimeout)));
+                    }
                 }
                 let n = buf.filled().len() - before;
                 if n > 0 {
-                    this.on_bytes(&buf.filled()[before..], now);
+                    this.on_bytes(&buf.filled()[before..]);
                     if matches!(this.phase, Phase::Body { .. }) {
                         this.slot(ConnSlot::established); // body bytes are arriving
                     }
                 }
                 Poll::Ready(Ok(()))
             }
-            Poll::Pending => match this.check_while_waiting(cx, now) {
+            Poll::Pending => match this.check_while_waiting(cx) {
                 Some(reason) => Poll::Ready(Err(this.fail(reason))),
                 None => Poll::Pending,
             },

@@ -28,8 +28,20 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use rampart_protect::denial::{Denial, DenialReason};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// A boxed future for a filter's cold paths (answers the edge writes itself, body reads): a
+/// phase's future is made and moved whole per request (Pingora boxes each phase), so a path
+/// most requests never take costs them a pointer instead of its whole state.
+type Cold<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The per-request state as Pingora holds it: boxed, so the futures Pingora builds and moves
+/// per request carry a pointer instead of the whole context (several hundred bytes copied at
+/// each move).
+pub type Ctx = Box<RequestCtx>;
 
 pub struct Edge {
     pub shared: Arc<Shared>,
@@ -42,24 +54,34 @@ impl Edge {
             .unwrap_or_else(|| self.shared.runtime.load_full())
     }
 
-    async fn deny(&self, session: &mut Session, ctx: &mut RequestCtx, d: Denial) -> Result<bool> {
+    /// Answers a refusal (cold: boxed, see [`Cold`]).
+    fn deny<'a>(
+        &'a self,
+        session: &'a mut Session,
+        ctx: &'a mut RequestCtx,
+        d: Denial,
+    ) -> Cold<'a, Result<bool>> {
         self.shared.metrics.count_malformed(&d);
-        respond::deny(&self.shared, session, ctx, d).await
+        Box::pin(respond::deny(&self.shared, session, ctx, d))
     }
 
     /// A chunked body about to be streamed (nothing read it for inspection) whose first chunk
     /// line has not arrived: read it before the head leaves, so a broken first chunk is refused
     /// with nothing forwarded. The bytes go to Pingora's retry buffer, which it sends first.
-    async fn first_chunk(&self, session: &mut Session) -> Result<()> {
+    /// `None` (nothing to read, the usual case) without a future.
+    fn first_chunk<'a>(&self, session: &'a mut Session) -> Option<Cold<'a, Result<()>>> {
         let pending = framing_of(session).is_some_and(|s| s.first_chunk_pending());
-        if pending && !session.is_body_done() {
+        if !pending || session.is_body_done() {
+            return None;
+        }
+        Some(Box::pin(async move {
             session.enable_retry_buffering();
             session
                 .read_request_body()
                 .await
                 .map_err(|e| e.into_down())?;
-        }
-        Ok(())
+            Ok(())
+        }))
     }
 
     /// The protection stages, in order, once the route is known; `Ok(true)` when one refused
@@ -75,9 +97,13 @@ impl Edge {
             return self.deny(session, ctx, denial).await;
         }
         if let Some(counted) = limits::admit(&self.shared, ctx, route).await {
-            return respond::refuse(&self.shared, session, ctx, counted).await;
+            return Box::pin(respond::refuse(&self.shared, session, ctx, counted)).await;
         }
-        let mut replay = match body::buffer_body(session, &route.waf).await? {
+        let body = match body::unread(session, &route.waf) {
+            Some(unread) => unread,
+            None => Box::pin(body::buffer_body(session, &route.waf)).await?,
+        };
+        let mut replay = match body {
             Ok(replay) => replay,
             Err(refused) => {
                 let denial = refused.into_denial(&mut ctx.log_fields);
@@ -88,7 +114,7 @@ impl Edge {
         if denial.is_none() && replay.rebuild {
             // A chunked body read whole past Pingora's replay window: Pingora reads it again
             // from a rebuilt session (see `h1_rebuild`).
-            h1_rebuild::rebuild(session, replay.take_for_rebuild()).await?;
+            Box::pin(h1_rebuild::rebuild(session, replay.take_for_rebuild())).await?;
         }
         ctx.body = Some(replay);
         match denial {
@@ -100,13 +126,13 @@ impl Edge {
 
 #[async_trait]
 impl ProxyHttp for Edge {
-    type CTX = RequestCtx;
+    type CTX = Ctx;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
+    fn new_ctx(&self) -> Ctx {
+        Box::default()
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let rt = self.shared.runtime.load_full();
         ctx.runtime = Some(rt.clone());
         identify::identify(&self.shared, session, ctx, &rt);
@@ -128,17 +154,19 @@ impl ProxyHttp for Edge {
             return self.deny(session, ctx, denial).await;
         }
         if listener.tls.is_none() && !listener.insecure_plaintext {
-            return respond::redirect_to_https(session, ctx, &listener, &rt).await;
+            return Box::pin(respond::redirect_to_https(session, ctx, &listener, &rt)).await;
         }
         let path = session.req_header().uri.path();
         let Some(route) = rt.router.find(&ctx.host, path).cloned() else {
-            return respond::no_route(&self.shared, session, ctx).await;
+            return Box::pin(respond::no_route(&self.shared, session, ctx)).await;
         };
         ctx.route = Some(route.clone());
         if self.protect(session, ctx, &rt, &route).await? {
             return Ok(true);
         }
-        self.first_chunk(session).await?;
+        if let Some(read) = self.first_chunk(session) {
+            read.await?;
+        }
         // Everything read so far, body included, before the head leaves.
         match framing_problem(session) {
             Some(denial) => self.deny(session, ctx, denial).await,
@@ -151,7 +179,7 @@ impl ProxyHttp for Edge {
         session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         let Some(replay) = ctx.body.as_mut() else {
             return Ok(());
@@ -171,12 +199,9 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        let Some(route) = ctx.route.clone() else {
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let ctx = &mut **ctx;
+        let Some(route) = &ctx.route else {
             return Error::e_explain(ErrorType::HTTPStatus(404), "no route");
         };
         let Some(idx) = route.upstream.pick(&ctx.tried) else {
@@ -205,7 +230,7 @@ impl ProxyHttp for Edge {
         #[cfg(unix)] _fd: std::os::unix::io::RawFd,
         #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
         _digest: Option<&pingora_core::protocols::Digest>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
             // A mesh upstream must present its SPIFFE ID before a request byte is sent.
@@ -230,7 +255,7 @@ impl ProxyHttp for Edge {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
@@ -259,7 +284,7 @@ impl ProxyHttp for Edge {
         &self,
         session: &mut Session,
         req: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         let rt = self.runtime(ctx);
         let id = ctx.request_id_header().clone();
@@ -287,7 +312,7 @@ impl ProxyHttp for Edge {
         &self,
         _session: &mut Session,
         _resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.response_ms = ctx
             .upstream_start
@@ -299,7 +324,7 @@ impl ProxyHttp for Edge {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Ctx,
     ) -> Result<()> {
         // During the SIGTERM drain, `Connection: close`: Pingora closes a keep-alive connection
         // as soon as its request is answered then, and a client told `keep-alive` would send its
@@ -337,12 +362,7 @@ impl ProxyHttp for Edge {
         Ok(())
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let mut code = respond::error_status(e);
         if e.esource() == &ErrorSource::Upstream && !matches!(e.etype(), ErrorType::HTTPStatus(_)) {
             // Connect failures were counted in fail_to_connect.
@@ -376,11 +396,11 @@ impl ProxyHttp for Edge {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         log::finish(&self.shared, session, e, ctx);
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
         // Every request is already in the access log with its error.
         true
     }

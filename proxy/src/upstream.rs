@@ -150,12 +150,27 @@ impl Upstream {
     }
 
     /// Next healthy endpoint not in `tried` (round robin); None when all are ejected or tried.
+    /// The clock is read only when an endpoint carries an ejection time; one found expired is
+    /// cleared, so a healthy pool picks without reading it.
     pub fn pick(&self, tried: &[usize]) -> Option<usize> {
         let n = self.endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = self.now_ms();
+        let mut now = None;
         (0..n).map(|i| (start + i) % n).find(|i| {
-            !tried.contains(i) && self.endpoints[*i].ejected_until_ms.load(Ordering::Relaxed) <= now
+            if tried.contains(i) {
+                return false;
+            }
+            let ejected = &self.endpoints[*i].ejected_until_ms;
+            let until = ejected.load(Ordering::Relaxed);
+            if until == 0 {
+                return true;
+            }
+            if until > *now.get_or_insert_with(|| self.now_ms()) {
+                return false;
+            }
+            // Expired: back on the fast path (unless a new ejection replaced it meanwhile).
+            let _ = ejected.compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+            true
         })
     }
 
@@ -220,7 +235,9 @@ impl Upstream {
                     .and_then(|d| d.ssl_digest.as_ref())
                     .map(|d| d.cert_digest.as_slice())
                     .unwrap_or_default();
-                m.check(addr, leaf_sha256).await
+                // Boxed: the fetch-and-verify state stays out of `connected_to_upstream`'s
+                // future, made per request for every upstream.
+                Box::pin(m.check(addr, leaf_sha256)).await
             }
         }
     }
@@ -277,6 +294,28 @@ mod tests {
         }
         assert!(u.record(1, Outcome::ConnectFailed) || u.record(1, Outcome::ConnectFailed));
         assert_eq!(u.pick(&[]), None, "all ejected: the caller answers 503");
+    }
+
+    #[test]
+    fn an_expired_ejection_is_picked_again_and_cleared() {
+        let u = pool(2, 1);
+        assert!(u.record(0, Outcome::ConnectFailed), "ejected for 60 s");
+        assert_eq!(u.pick(&[1]), None, "endpoint 0 is ejected");
+        // The ejection's end has passed (set as if 60 s were over).
+        std::thread::sleep(Duration::from_millis(2));
+        let past = u.now_ms().saturating_sub(1).max(1);
+        u.endpoints[0]
+            .ejected_until_ms
+            .store(past, Ordering::Relaxed);
+        assert_eq!(
+            u.pick(&[1]),
+            Some(0),
+            "an expired ejection no longer skips it"
+        );
+        assert_eq!(u.endpoints[0].ejected_until_ms.load(Ordering::Relaxed), 0);
+        // A new ejection still counts.
+        assert!(u.record(0, Outcome::ConnectFailed));
+        assert_eq!(u.pick(&[1]), None);
     }
 
     #[test]

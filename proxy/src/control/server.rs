@@ -55,7 +55,7 @@ pub fn prepare(config_path: &Path, config: Config) -> Result<Arc<Shared>, EdgeEr
     let runtime = Arc::new(Generations::new(runtime, metrics.reloads.clone()));
     let events = access_log.clone();
     let generation = runtime.clone();
-    let (defences, workers) = rampart_protect::defences::Defences::new(
+    let (defences, mut workers) = rampart_protect::defences::Defences::new(
         &first,
         &metrics.registry,
         Arc::new(move |line: &str| events.send_with(|b| b.extend_from_slice(line.as_bytes()))),

@@ -107,33 +107,49 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Reads the body up to the route's `inspect_limit`. Read errors (invalid chunk sizes, a
-/// client that goes away, the body-rate guard) are returned as Pingora errors.
+/// What the body stage decides without reading anything (no body, WAF off, a declared length
+/// over `max_body` or past what a refusing route inspects); `None` when the body must be read
+/// ([`buffer_body`]). Most requests (no body) end here, with no future made.
+pub fn unread(session: &mut Session, waf: &RouteWaf) -> Option<Result<BodyReplay, BodyRefused>> {
+    let declared = content_length(session.req_header());
+    let max_body = waf.max_body;
+    if declared.is_some_and(|n| n > max_body) {
+        return Some(Err(BodyRefused::TooLarge("content-length over max_body")));
+    }
+    let replay = |partial| {
+        Some(Ok(BodyReplay {
+            max_body,
+            partial,
+            ..BodyReplay::default()
+        }))
+    };
+    let done = session.is_body_done();
+    if done || waf.mode == WafMode::Off {
+        // No body, or nothing to inspect it for: Pingora streams it (max_body still applies).
+        return replay(!done);
+    }
+    if declared.is_some_and(|n| n > waf.inspect_limit as u64) && refuses_uninspected(waf) {
+        // Declared past what the WAF inspects, on a route that refuses uninspected bodies: the
+        // WAF stage answers 413 `body_uninspected` (after inspecting the head), so reading the
+        // body first would only cost time and memory.
+        return replay(true);
+    }
+    None
+}
+
+/// Reads the body up to the route's `inspect_limit`, once [`unread`] said it must be read.
+/// Read errors (invalid chunk sizes, a client that goes away, the body-rate guard) are
+/// returned as Pingora errors.
 pub async fn buffer_body(
     session: &mut Session,
     waf: &RouteWaf,
 ) -> pingora_error::Result<Result<BodyReplay, BodyRefused>> {
     let declared = content_length(session.req_header());
     let max_body = waf.max_body;
-    if declared.is_some_and(|n| n > max_body) {
-        return Ok(Err(BodyRefused::TooLarge("content-length over max_body")));
-    }
     let mut replay = BodyReplay {
         max_body,
         ..BodyReplay::default()
     };
-    if session.is_body_done() || waf.mode == WafMode::Off {
-        // No body, or nothing to inspect it for: Pingora streams it (max_body still applies).
-        replay.partial = !session.is_body_done();
-        return Ok(Ok(replay));
-    }
-    if declared.is_some_and(|n| n > waf.inspect_limit as u64) && refuses_uninspected(waf) {
-        // Declared past what the WAF inspects, on a route that refuses uninspected bodies: the
-        // WAF stage answers 413 `body_uninspected` (after inspecting the head), so reading the
-        // body first would only cost time and memory.
-        replay.partial = true;
-        return Ok(Ok(replay));
-    }
     expect_continue(session).await?;
     let limit = waf.inspect_limit as u64;
     let mut retry = RetryWindow::default();

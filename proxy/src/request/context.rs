@@ -6,6 +6,7 @@ use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
 use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
+use smallvec::SmallVec;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -25,8 +26,9 @@ pub struct RequestCtx {
     pub host: String,
     pub peer: Option<SocketAddr>,
     pub client_ip: Option<IpAddr>,
-    /// Upstream endpoints tried so far (by index), and the current one.
-    pub tried: Vec<usize>,
+    /// Upstream endpoints tried so far (by index), and the current one. Inline: a request
+    /// tries one endpoint, a few on connect failures (no allocation per request).
+    pub tried: SmallVec<[usize; 4]>,
     pub current: Option<usize>,
     pub upstream_addr: Option<SocketAddr>,
     pub upstream_start: Option<Instant>,
@@ -67,7 +69,7 @@ impl RequestCtx {
             host: String::new(),
             peer: None,
             client_ip: None,
-            tried: Vec::new(),
+            tried: SmallVec::new(),
             current: None,
             upstream_addr: None,
             upstream_start: None,

@@ -1,5 +1,6 @@
 //! Native detectors for what regexes do badly.
 
+mod jose;
 pub(crate) mod log4j;
 pub(crate) mod path;
 mod protocol;
@@ -37,6 +38,8 @@ pub(crate) enum Detector {
     ShellUndecoded,
     /// Log4Shell: a Log4j lookup that resolves to `jndi:` however nested.
     Log4j,
+    /// An attack in a JSON Web Token's claims, read by the detector named.
+    Jwt(jose::Reader),
     /// Path traversal / file inclusion by path grammar, every spelling of
     /// dot and separator folded.
     Path,
@@ -74,6 +77,11 @@ impl Detector {
         ("shell_undecoded", Detector::ShellUndecoded),
         ("command_line", Detector::CommandLine),
         ("log4j", Detector::Log4j),
+        ("jwt_sqli", Detector::Jwt(jose::Reader::Sqli)),
+        ("jwt_xss", Detector::Jwt(jose::Reader::Xss)),
+        ("jwt_shell", Detector::Jwt(jose::Reader::Shell)),
+        ("jwt_path", Detector::Jwt(jose::Reader::Path)),
+        ("jwt_log4j", Detector::Jwt(jose::Reader::Log4j)),
         ("path", Detector::Path),
         ("path_climb", Detector::PathClimb),
         ("unknown_method", Detector::UnknownMethod),
@@ -130,6 +138,7 @@ impl Detector {
             Detector::ShellUndecoded => Some(shell::UNDECODED_TRIGGERS),
             Detector::CommandLine => Some(shell::COMMAND_LINE_TRIGGERS),
             Detector::Log4j => Some(log4j::TRIGGERS),
+            Detector::Jwt(_) => Some(jose::TRIGGERS),
             Detector::Path | Detector::PathClimb => Some(path::TRIGGERS),
             Detector::AcceptCharset => Some(protocol::ACCEPT_CHARSET_TRIGGERS),
             Detector::NamelessLineBreak => Some(protocol::LINE_BREAK_TRIGGERS),
@@ -192,6 +201,7 @@ impl Detector {
             Detector::ShellUndecoded => shell::detect_undecoded(v),
             Detector::CommandLine => shell::detect_command_line(v),
             Detector::Log4j => log4j::detect(v),
+            Detector::Jwt(r) => jose::detect(v, r),
             Detector::Path => path::detect(v),
             Detector::PathClimb => path::detect_climb(v),
             Detector::UnknownMethod => {

@@ -5,7 +5,7 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
-use super::sqli_tokens::{tokenize, Kind, Token};
+use super::sqli_tokens::{keyword_kind, tokenize, Kind, Token};
 use super::{mark_bytes, Triggers};
 use std::cell::Cell;
 use std::ops::Range;
@@ -98,6 +98,10 @@ fn judge(v: &[u8], seen: u8, bufs: &mut Buffers) -> Option<Range<usize>> {
 /// `judge`; with `prune` false every reading is judged in full (the tests
 /// hold the two to the same answers).
 fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Range<usize>> {
+    // No reading can shape, and nothing needs tokenizing (`SHAPING_BYTE`).
+    if prune && seen & SHAPING_BYTE == 0 && !shaping_word(v) {
+        return None;
+    }
     let Buffers {
         toks,
         meaningful: buf,
@@ -135,11 +139,31 @@ fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Ran
     }
 }
 
+/// Whether a maximal run of ASCII letters in `v` is a keyword of a
+/// `SHAPING` kind (`union`, `or`, `like`, `not`…; not a literal such as
+/// `false`).
+fn shaping_word(v: &[u8]) -> bool {
+    v.split(|&b| (b | 0x20).wrapping_sub(b'a') >= 26)
+        .any(|w| keyword_kind(w).is_some_and(|k| k.bit() & SHAPING != 0))
+}
+
 /// Byte classes for the one-pass scan in `detect`.
 const SPACED: u8 = 1;
 const PUNCT: u8 = 2;
 const SQUOTE: u8 = 4;
 const DQUOTE: u8 = 8;
+/// Bytes without which no token of a `SHAPING` kind and no comparison can
+/// be read but from a keyword: `;` (a statement), `#`, `-` and `/` (a
+/// comment: `#`, `--`, `/*`), `!` `=` `<` `>` (a comparison, NOT), `(` (a
+/// call, a parenthesis), `|` `&` (`||`, `&&`), and `\` (MySQL's `\N`, a
+/// token that can end inside a run of letters: `\Nunion`). Without any of
+/// them every token is a string, number, word, variable, `)`, `,`, an
+/// operator of `+*%^~:` or a keyword, and every keyword token is a whole
+/// run of ASCII letters (a word ends before a byte that is not a letter,
+/// digit, `_`, `$`, `.` or non-ASCII, and starts after a non-letter): so a
+/// value with none of these bytes and no `shaping_word` has no reading
+/// `may_shape` allows, and no comparison for the literal checks.
+const SHAPING_BYTE: u8 = 16;
 static BYTE_CLASS: [u8; 256] = byte_classes();
 
 /// Punctuation or a blank between words (`could_be_sql`): without one
@@ -155,6 +179,7 @@ const fn byte_classes() -> [u8; 256] {
     let t = mark_bytes([0u8; 256], SPACED_BYTES, SPACED);
     let t = mark_bytes(t, PUNCT_BYTES, PUNCT);
     let t = mark_bytes(t, b"'", SQUOTE);
+    let t = mark_bytes(t, b";#-/!=<>(|&\\", SHAPING_BYTE);
     mark_bytes(t, b"\"", DQUOTE)
 }
 
@@ -823,9 +848,10 @@ mod tests {
         );
     }
 
-    /// Shapes at the edge of the kinds shortcut (`SHAPING`): made of a
-    /// comparison alone, a comparison inside parentheses, an operator and
-    /// a call after the break-out, a comment, a NOT, a comparison word.
+    /// Shapes at the edge of the kinds shortcuts (`SHAPING`, `SHAPING_BYTE`):
+    /// made of a comparison alone, a comparison inside parentheses, an
+    /// operator and a call after the break-out, a comment, a NOT, a
+    /// comparison word, keywords without any punctuation.
     #[test]
     fn attacks_at_the_edge_of_the_kinds_shortcut_are_found() {
         assert_each(
@@ -846,6 +872,15 @@ mod tests {
                 "'1' not regexp '2'",
                 "x'||(select 1",
                 "make_set(2672=2672,5440)",
+                // No byte of `SHAPING_BYTE`: keywords alone shape these.
+                " UNION ALL SELECT 1,2,3",
+                "x' union select password from users",
+                "' or true",
+                "1 Or TrUe",
+                "1 order by 3",
+                "' having 1",
+                "' like 'a' or 'b",
+                "' union table users order by 1",
             ],
         );
     }
@@ -928,6 +963,8 @@ mod tests {
         ];
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let (mut bufs, mut found) = (Buffers::default(), 0usize);
+        // Values without a `SHAPING_BYTE`, and injections among them.
+        let (mut unpunctuated, mut found_unpunctuated) = (0usize, 0usize);
         for _ in 0..60_000 {
             let mut v = Vec::new();
             for _ in 0..1 + crate::test_support::xorshift(&mut x) % 7 {
@@ -945,8 +982,16 @@ mod tests {
                 String::from_utf8_lossy(&v)
             );
             found += usize::from(full.is_some());
+            if seen & SHAPING_BYTE == 0 {
+                unpunctuated += 1;
+                found_unpunctuated += usize::from(full.is_some());
+            }
         }
-        // The control: the values reach the shapes the shortcut rules out.
+        // The control: the values reach the shapes the shortcuts rule out.
         assert!(found > 200, "only {found} injections among the values");
+        assert!(
+            unpunctuated > 5_000 && found_unpunctuated > 20,
+            "{found_unpunctuated} injections in {unpunctuated} values without a SHAPING_BYTE"
+        );
     }
 }

@@ -441,7 +441,7 @@ const fn keyword_index() -> [[u64; 26]; KEYWORD_MAX + 1] {
 }
 
 /// The kind of keyword `w` is (ASCII case ignored), if it is one.
-fn keyword_kind(w: &[u8]) -> Option<Kind> {
+pub(crate) fn keyword_kind(w: &[u8]) -> Option<Kind> {
     let first = *w.first()? | 0x20;
     if w.len() > KEYWORD_MAX || !first.is_ascii_lowercase() {
         return None;

@@ -56,6 +56,13 @@ const FRAGMENTS: &[&str] = &[
     "bytes=0-",
     "HTTP/0.9",
     "PROPFIND",
+    // JSON Web Tokens (`detect::jose`): SQL, markup, a command, a path and
+    // a Log4j lookup in their claims.
+    "eyJhbGciOiJub25lIn0.eyJzIjoiJyBvciAxPTEgLS0ifQ.",
+    "eyJhbGciOiJub25lIn0.eyJuIjoiPHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiJ9.",
+    "eyJhbGciOiJub25lIn0.eyJrIjoiO2NhdCAvZXRjL3Bhc3N3ZCJ9.",
+    "eyJhbGciOiJub25lIn0.eyJrIjoiLi4vLi4vZXRjL3Bhc3N3ZCJ9.",
+    "eyJhbGciOiJub25lIn0.eyJ1IjoiJHtqbmRpOmxkYXA6Ly9ldmlsLmV4YW1wbGUvYX0ifQ.",
     "utf-7",
     "etc",
     "passwd",

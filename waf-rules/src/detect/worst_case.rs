@@ -83,6 +83,13 @@ const OPENERS: &[&[&str]] = &[
         "${x:-",
         "set x=a&",
     ],
+    // JSON Web Tokens: a header, a dot, parts that decode to strings.
+    &[
+        "eyJ",
+        "eyJhIjoi.",
+        "eyJhIjoiJyBvciAxPTEtLSJ9.",
+        "eyJ7fQ.IiIi.",
+    ],
     // Paths, server-side includes, protocol values.
     &[
         "..", "../", "0x2e", "%%32%%65", "\u{ff0e}", "<!--#", "charset=", " ",

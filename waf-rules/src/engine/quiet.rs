@@ -85,6 +85,9 @@ pub(crate) fn detector_trigger(d: Detector) -> Option<(ByteSet, TriggerLits)> {
         }
         // Only a `_charset_` field, which the engine never skips.
         Detector::FormCharset => (ByteSet::default(), TriggerLits::None),
+        // A token starts `ey` (`detect::jose`): the literal, not the dot
+        // every e-mail address and host name holds, calls it.
+        Detector::Jwt(_) => (ByteSet::default(), TriggerLits::Own(&["ey"])),
         // The detector's own trigger set (`Detector::triggers`).
         other => (ByteSet(other.triggers()?.bits()), TriggerLits::None),
     })

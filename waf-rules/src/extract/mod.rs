@@ -469,7 +469,12 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
         // so is a path spelled with a dot-dot or with hex-literal dots and
         // slashes, which no version has: `..0x2fetc`, `0x2e0x2e0x2fboot.ini`.
         // Neither is base64: `.`, `+` and `,` are not of its alphabet.)
-        || (all & DOTTED != 0 && digit && !spells_path())
+        || (all & DOTTED != 0
+            && digit
+            && !spells_path()
+            // A JSON Web Token whose claims hold more than plain words is
+            // read (`detect::jose`); `{"user":"alice"}` stays plain.
+            && !crate::transform::base64::jose_needs_reading(v))
 }
 
 /// A dotted token that spells a path: a dot-dot, or a fuzzer's hex

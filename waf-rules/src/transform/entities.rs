@@ -36,6 +36,47 @@ const NAMED: &[(&str, u32)] = &[
     ("commat", '@' as u32),
 ];
 
+/// The longest name in `NAMED` (`newline`).
+const NAME_MAX: usize = 7;
+
+/// The `NAMED` entries (bit `k` for entry `k`) by name length, and by
+/// lower-case first letter: a word after '&' is compared only with the
+/// entries in both (`&size=` with `semi` alone, `&currency=` with none).
+static BY_LENGTH: [u32; NAME_MAX + 1] = {
+    let mut t = [0u32; NAME_MAX + 1];
+    let mut k = 0;
+    while k < NAMED.len() {
+        t[NAMED[k].0.len()] |= 1 << k;
+        k += 1;
+    }
+    t
+};
+static BY_FIRST: [u32; 26] = {
+    let mut t = [0u32; 26];
+    let mut k = 0;
+    while k < NAMED.len() {
+        let first = NAMED[k].0.as_bytes()[0];
+        assert!(first.is_ascii_lowercase() && NAMED.len() <= 32);
+        t[(first - b'a') as usize] |= 1 << k;
+        k += 1;
+    }
+    t
+};
+
+/// The code point `NAMED` gives `name` (ASCII letters), case ignored.
+fn named(name: &[u8]) -> Option<u32> {
+    let first = usize::from((*name.first()? | 0x20) - b'a');
+    let mut candidates = BY_LENGTH.get(name.len())? & BY_FIRST[first];
+    while candidates != 0 {
+        let (n, cp) = NAMED[candidates.trailing_zeros() as usize];
+        if n.as_bytes().eq_ignore_ascii_case(name) {
+            return Some(cp);
+        }
+        candidates &= candidates - 1;
+    }
+    None
+}
+
 pub(crate) fn decode(v: &[u8]) -> Option<Vec<u8>> {
     // Up to the first '&' that starts a reference the value is kept as it
     // is: found without copying, and a value without one (`a=1&b=2`)
@@ -96,14 +137,30 @@ fn reference(v: &[u8]) -> Option<(u32, usize)> {
         .take(10)
         .position(|b| !b.is_ascii_alphabetic())
         .unwrap_or(v.len().min(10));
-    let name = &v[..end];
-    let (_, cp) = NAMED
-        .iter()
-        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))?;
+    let cp = named(&v[..end])?;
     let used = if v.get(end) == Some(&b';') {
         end + 1
     } else {
         end
     };
-    Some((*cp, used))
+    Some((cp, used))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every name decodes in any case (`named` finds each through its index).
+    #[test]
+    fn every_name_decodes_in_any_case() {
+        for &(n, cp) in super::NAMED {
+            let mut capital = n.to_string();
+            capital[..1].make_ascii_uppercase();
+            for name in [n.to_string(), n.to_ascii_uppercase(), capital] {
+                let mut want = String::new();
+                want.push(char::from_u32(cp).unwrap_or('?'));
+                want.push('x');
+                let v = format!("&{name};x");
+                assert_eq!(super::decode(v.as_bytes()), Some(want.into_bytes()), "{v}");
+            }
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Value normalizations applied before matching. Each returns `None` when it
 //! changes nothing, so the common case allocates nothing.
 
-mod base64;
+pub(crate) mod base64;
 mod cmdline;
 pub(crate) mod entities;
 mod escapes;

@@ -162,6 +162,11 @@ pub const EVERY_PLACE: &[Place] = &[
     Place::AfterFiller,
 ];
 
+/// `EVERY_PLACE` without `but`.
+pub fn every_place_but(but: Place) -> Vec<Place> {
+    EVERY_PLACE.iter().copied().filter(|&p| p != but).collect()
+}
+
 /// Whether `v` placed at `place` is blocked.
 pub fn placed_blocked(place: Place, v: &str) -> bool {
     let enc = percent_encode(v);
