@@ -282,7 +282,7 @@ impl ProxyHttp for Edge {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -298,7 +298,8 @@ impl ProxyHttp for Edge {
             };
             header_edit::request(req, |h| {
                 let _ = h.try_reserve(forward::ADDED + 1);
-                forward::apply(h, &info);
+                let conn = framing_of(session).map(|s| s.forward_values());
+                forward::apply(h, &info, conn);
                 header_edit::set(h, &X_REQUEST_ID, id);
             });
         } else {
