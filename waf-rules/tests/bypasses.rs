@@ -626,6 +626,10 @@ fn a_command_stored_in_a_variable_then_run() {
             "&set x=who&set y=ami&call %x%%y%",
             ";${x:-id}",
             "1`x=id;$x`",
+            // Review of session 10: eight `k=v` before the command filled
+            // the table, and `x=id` was forgotten.
+            ";a=1;b=1;c=1;d=1;e=1;f=1;g=1;h=1;x=id;$x",
+            ";a0=1;a1=1;a2=1;a3=1;a4=1;a5=1;a6=1;a7=1;a8=1;a9=1;b0=1;b1=1;b2=1;b3=1;b4=1;b5=1;b6=1;b7=1;b8=1;b9=1;c0=1;c1=1;c2=1;c3=1;c4=1;c5=1;c6=1;c7=1;c8=1;c9=1;d0=1;d1=1;d2=1;d3=1;x=id;$x",
         ],
     );
     assert!(multipart_blocked(&[(";x=id;$x", "1")]), "multipart name");
@@ -1034,4 +1038,17 @@ fn sql_break_out_after_a_long_text_in_one_field() {
             blob,
         ],
     );
+}
+
+/// Review of session 10: a claim after the 64th string of a token (keys
+/// and values, header included) was never read. Before: passed.
+#[test]
+fn jwt_claims_past_many_strings() {
+    let many: String = (0..40).map(|i| format!(r#""a{i}":"","#)).collect();
+    let attacks = [
+        jwt(&format!(r#"{{{many}"kid":"../../../../etc/passwd"}}"#)),
+        jwt(&format!(r#"{{{many}"sub":"' or 1=1--"}}"#)),
+    ];
+    assert_tokens(true, &attacks);
+    assert_tokens(false, &[jwt(&format!(r#"{{{many}"sub":"alice"}}"#))]);
 }

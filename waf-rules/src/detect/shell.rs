@@ -234,10 +234,11 @@ struct Word {
     split_arg: Option<u8>,
 }
 
-/// At most this many assignments are remembered per reading (a value
-/// assigns one or two variables before running them), each holding at
-/// most `MAX_WORD` bytes: expanding one costs a bounded look-up.
-const MAX_VARS: usize = 8;
+/// At most this many assignments are remembered per reading, the most
+/// recent (a value assigns one or two variables before running them; data
+/// of `k=v;` pairs before them is forgotten first), each holding at most
+/// `MAX_WORD` bytes: expanding one costs a bounded look-up.
+const MAX_VARS: usize = 32;
 
 struct Reader<'v> {
     v: &'v [u8],
@@ -287,18 +288,15 @@ impl<'v> Reader<'v> {
         };
         if let Some(slot) = self.vars.iter_mut().find(|(n, _)| *n == w.text) {
             slot.1 = text;
-        } else if self.vars.len() < MAX_VARS {
+        } else {
+            // The most recent are kept: ordinary `k=v;` data before
+            // `x=id;$x` must not fill the table.
+            if self.vars.len() == MAX_VARS {
+                self.vars.remove(0);
+            }
             self.vars.push((w.text.clone(), text));
         }
         true
-    }
-
-    /// The value of an assigned variable named `name`.
-    fn assigned(&self, name: &[u8]) -> Option<&[u8]> {
-        self.vars
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_slice())
     }
 
     /// The name a variable reference at the cursor reads (`$x`, `${x}`,
@@ -326,15 +324,18 @@ impl<'v> Reader<'v> {
             return false;
         };
         let name = self.var_name(len);
-        let value: Vec<u8> = match self.assigned(name) {
-            Some(v) => v.to_vec(),
-            None => match default_word(&self.v[self.i..self.i + len]) {
-                Some(d) => d.to_vec(),
+        let (v, at) = (self.v, self.i);
+        // Borrowed, not copied: the table's value or the reference's own
+        // default (`name` and the default borrow the input, not `self`).
+        let value = match self.vars.iter().find(|(n, _)| n == name) {
+            Some((_, value)) => value.as_slice(),
+            None => match default_word(&v[at..at + len]) {
+                Some(d) => d,
                 None => return false,
             },
         };
         self.i += len;
-        push_expansion(w, &value, quoted);
+        push_expansion(w, value, quoted);
         true
     }
 
@@ -347,11 +348,12 @@ impl<'v> Reader<'v> {
         let Some(close) = r.iter().skip(1).take(MAX_WORD).position(|&c| c == b'%') else {
             return false;
         };
-        let Some(value) = self.assigned(&r[1..close + 1]).map(<[u8]>::to_vec) else {
+        let name = &r[1..close + 1];
+        let Some((_, value)) = self.vars.iter().find(|(n, _)| n == name) else {
             return false;
         };
         self.i += close + 2;
-        push_expansion(w, &value, false);
+        push_expansion(w, value, false);
         true
     }
 
