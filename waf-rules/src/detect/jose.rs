@@ -14,6 +14,7 @@
 use super::{log4j, path, shell, sqli, xss, Triggers};
 use crate::transform::base64::{decode_jose, jose_head};
 use crate::transform::Transform;
+use std::cell::RefCell;
 use std::ops::Range;
 
 /// A compact token has a dot between its parts.
@@ -61,18 +62,50 @@ pub(crate) fn detect(v: &[u8], reader: Reader) -> Option<Range<usize>> {
         if !jose_head(word) || !word.contains(&b'.') {
             return None;
         }
-        let text = decode_jose(word)?;
-        if claims(&text).any(|s| {
-            let decoded = s
-                .contains(&b'\\')
-                .then(|| Transform::JsDecode.apply(s))
-                .flatten();
-            reader.hit(decoded.as_deref().unwrap_or(s))
-        }) {
+        let hit = with_decoded(word, |text| {
+            claims(text?)
+                .any(|s| {
+                    let decoded = s
+                        .contains(&b'\\')
+                        .then(|| Transform::JsDecode.apply(s))
+                        .flatten();
+                    reader.hit(decoded.as_deref().unwrap_or(s))
+                })
+                .then_some(())
+        });
+        if hit.is_some() {
             return Some(start..start + word.len());
         }
     }
     None
+}
+
+thread_local! {
+    /// The token last decoded on this thread, and its decoded parts: the
+    /// five `jwt_*` rules read one field's token in turn, and decode it
+    /// once (the key is compared byte for byte: a different token, or the
+    /// same bytes in another request, decodes or answers the same).
+    static LAST: RefCell<(Vec<u8>, Option<Vec<u8>>)> = const { RefCell::new((Vec::new(), None)) };
+}
+
+#[cfg(test)]
+thread_local! {
+    static DECODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// `f` of `decode_jose(word)`, decoded once for the same `word` in a row.
+fn with_decoded<R>(word: &[u8], f: impl FnOnce(Option<&[u8]>) -> Option<R>) -> Option<R> {
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != word {
+            #[cfg(test)]
+            DECODES.with(|n| n.set(n.get() + 1));
+            last.0.clear();
+            last.0.extend_from_slice(word);
+            last.1 = decode_jose(word);
+        }
+        f(last.1.as_deref())
+    })
 }
 
 /// The strings of the decoded parts (one per line): each JSON string's
@@ -165,6 +198,28 @@ mod tests {
             assert!(detect(t.as_bytes(), r).is_some(), "{r:?} {t}");
             let bearer = format!("Bearer {t}");
             assert!(detect(bearer.as_bytes(), r).is_some(), "bearer {r:?} {t}");
+        }
+    }
+
+    /// The five readers of one token decode it once; another token, then
+    /// the first again, are decoded anew and read the same.
+    #[test]
+    fn a_token_is_decoded_once_for_its_readers() {
+        let sqli = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiInIG9yIDE9MS0tIn0.c2ln";
+        let path =
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJraWQiOiIuLi8uLi8uLi8uLi9ldGMvcGFzc3dkIn0.c2ln";
+        let decodes = || super::DECODES.with(std::cell::Cell::get);
+        for (t, hit) in [
+            (sqli, Reader::Sqli),
+            (path, Reader::Path),
+            (sqli, Reader::Sqli),
+        ] {
+            let before = decodes();
+            for r in ALL {
+                let found = detect(t.as_bytes(), r).is_some();
+                assert!(found || r != hit, "{r:?} {t}");
+            }
+            assert_eq!(decodes() - before, 1, "{t}");
         }
     }
 
