@@ -53,17 +53,10 @@ mod tests {
         for (w, want) in [(&b"OR"[..], Some(1)), (b"oN", Some(2)), (b"And", Some(3))] {
             assert_eq!(INDEX.find(TABLE, w), want, "{w:?}");
         }
-        for w in [
-            &b""[..],
-            b"o",
-            b"ox",
-            b"ann",
-            b"andx",
-            b"@r",
-            b"{r",
-            b"\xefr",
-            b"0r",
-        ] {
+        let others: [&[u8]; 9] = [
+            b"", b"o", b"ox", b"ann", b"andx", b"@r", b"{r", b"\xefr", b"0r",
+        ];
+        for w in others {
             assert_eq!(INDEX.find(TABLE, w), None, "{w:?}");
         }
     }
