@@ -5,7 +5,7 @@
 //! hosts (DNS or IP SANs) the endpoint's host must be one of them.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,17 +30,12 @@ use crate::error::{IdentityError, Result};
 /// Largest response body read from the CA (a chain and a bundle are a few KiB).
 const RESPONSE_LIMIT: usize = 256 * 1024;
 
-/// Where the CA service listens: `https://HOST:PORT`, HOST a DNS name or an IP address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the CA service listens: `https://HOST:PORT`, HOST a DNS name or an IP address. Two
+/// endpoints are the same when their server names (DNS names compared without case) and ports
+/// are.
+#[derive(Debug, Clone)]
 pub struct CaEndpoint {
-    host: Host,
-    port: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Host {
-    Ip(IpAddr),
-    Dns(String),
+    url: WebUrl,
 }
 
 impl CaEndpoint {
@@ -68,51 +63,36 @@ impl CaEndpoint {
         if url.port() == 0 {
             return Err(bad("port 0"));
         }
-        let host = match url.host().parse::<IpAddr>() {
-            Ok(ip) => Host::Ip(ip),
-            Err(_) => Host::Dns(url.host().to_ascii_lowercase()),
-        };
-        Ok(CaEndpoint {
-            host,
-            port: url.port(),
-        })
+        Ok(CaEndpoint { url })
     }
 
     /// The name the CA's certificate is checked against (when it names hosts).
-    fn server_name(&self) -> Result<ServerName<'static>> {
-        match &self.host {
-            Host::Ip(ip) => Ok(ServerName::IpAddress((*ip).into())),
-            Host::Dns(d) => {
-                ServerName::try_from(d.clone()).map_err(|_| IdentityError::BadEndpoint {
-                    endpoint: self.to_string(),
-                    why: "host is not a DNS name",
-                })
-            }
-        }
+    fn server_name(&self) -> &ServerName<'static> {
+        self.url.server_name()
     }
 
     /// The `Host` header value.
     fn authority(&self) -> String {
-        match &self.host {
-            Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
-            Host::Ip(ip) => format!("{ip}:{}", self.port),
-            Host::Dns(d) => format!("{d}:{}", self.port),
-        }
+        self.url.authority()
     }
 
     async fn connect(&self) -> std::io::Result<TcpStream> {
-        match &self.host {
-            Host::Ip(ip) => TcpStream::connect(SocketAddr::new(*ip, self.port)).await,
-            Host::Dns(d) => TcpStream::connect((d.as_str(), self.port)).await,
-        }
+        TcpStream::connect((self.url.host(), self.url.port())).await
     }
 }
+
+impl PartialEq for CaEndpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.server_name() == other.server_name() && self.url.port() == other.url.port()
+    }
+}
+
+impl Eq for CaEndpoint {}
 
 impl From<SocketAddr> for CaEndpoint {
     fn from(addr: SocketAddr) -> Self {
         CaEndpoint {
-            host: Host::Ip(addr.ip()),
-            port: addr.port(),
+            url: WebUrl::https_to(addr),
         }
     }
 }
@@ -266,7 +246,7 @@ impl CaClient {
         let policy = PeerPolicy::OneOf(vec![ca_service_id(self.bundle.trust_domain())?]);
         let verifier = SpiffeServerVerifier::new(self.bundle.clone(), policy).check_host_sans();
         let config = client_config_with(identity, Arc::new(verifier))?;
-        let name = self.endpoint.server_name()?;
+        let name = self.endpoint.server_name().clone();
         let tcp = self
             .endpoint
             .connect()
@@ -352,11 +332,27 @@ mod tests {
     fn endpoints_parse() {
         let e = CaEndpoint::parse("https://ca.mesh.example.org:8443").unwrap();
         assert_eq!(e.to_string(), "https://ca.mesh.example.org:8443");
-        assert!(matches!(e.server_name().unwrap(), ServerName::DnsName(_)));
+        assert!(matches!(e.server_name(), ServerName::DnsName(_)));
         let e = CaEndpoint::parse("127.0.0.1:9000").unwrap();
-        assert!(matches!(e.server_name().unwrap(), ServerName::IpAddress(_)));
+        assert!(matches!(e.server_name(), ServerName::IpAddress(_)));
+        assert_eq!(
+            e,
+            CaEndpoint::from(SocketAddr::from(([127, 0, 0, 1], 9000)))
+        );
         let e = CaEndpoint::parse("https://[::1]:9000/").unwrap();
         assert_eq!(e.authority(), "[::1]:9000");
+        assert_eq!(e.to_string(), "https://[::1]:9000");
+        let from_addr = CaEndpoint::from("[::1]:9000".parse::<SocketAddr>().unwrap());
+        assert_eq!((from_addr.authority(), from_addr), (e.authority(), e));
+        // The same CA however its name is written (a reload compares them).
+        assert_eq!(
+            CaEndpoint::parse("https://CA.example:8443/").unwrap(),
+            CaEndpoint::parse("ca.example:8443").unwrap()
+        );
+        assert_ne!(
+            CaEndpoint::parse("ca.example:8443").unwrap(),
+            CaEndpoint::parse("ca.example:8444").unwrap()
+        );
         for bad in [
             "http://ca:80",
             "https://ca",

@@ -342,6 +342,12 @@ impl Timestamp {
 
     /// The text, in `buf`.
     pub fn format<'b>(&self, buf: &'b mut [u8; 27]) -> &'b str {
+        self.write(buf);
+        std::str::from_utf8(&buf[..]).unwrap_or_default()
+    }
+
+    /// The text's bytes (ASCII), written into `buf`: for a line built as bytes.
+    pub fn write(&self, buf: &mut [u8; 27]) {
         let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = since.as_secs();
         let second = LAST_SECOND.with(|last| {
@@ -362,7 +368,6 @@ impl Timestamp {
             micros /= 10;
         }
         buf[26] = b'Z';
-        std::str::from_utf8(&buf[..]).unwrap_or_default()
     }
 }
 

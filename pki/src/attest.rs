@@ -247,7 +247,8 @@ struct Fetcher {
 impl Fetcher {
     fn new(cfg: &KubernetesConfig, url: &JwksUrl) -> Result<Self> {
         Ok(Fetcher {
-            client: WebClient::new(url.0.clone(), cfg.jwks_ca_file.as_deref())?,
+            client: WebClient::new(url.0.clone(), cfg.jwks_ca_file.as_deref())
+                .map_err(rampart_tls::TlsError::from)?,
             bearer_token_file: cfg.jwks_bearer_token_file.clone(),
             timeout: Duration::from_millis(cfg.jwks_fetch_timeout_ms),
             max_bytes: cfg.jwks_max_bytes,

@@ -223,16 +223,23 @@ impl AlertWorker {
     }
 }
 
+/// The config field a webhook error is about: `alerts.ca_file` when that file did not load,
+/// else `alerts.webhook_url` (the URL, or the TLS client its https asks for).
+fn webhook_field(e: &WebhookError) -> &'static str {
+    match e {
+        WebhookError::Tls(rampart_tls::web::ClientError::Roots(_)) => "alerts.ca_file",
+        _ => "alerts.webhook_url",
+    }
+}
+
 /// Builds the alerter: the handle for the request path and its worker.
 pub fn new(config: &AlertConfig) -> Result<(AlertHandle, AlertWorker), String> {
     config.validate()?;
     let target = match &config.webhook_url {
-        Some(url) => Some(WebhookTarget::new(url, config.ca_file.as_deref()).map_err(
-            |e| match e {
-                WebhookError::Tls(_) => format!("alerts.ca_file: {e}"),
-                _ => format!("alerts.webhook_url: {e}"),
-            },
-        )?),
+        Some(url) => Some(
+            WebhookTarget::new(url, config.ca_file.as_deref())
+                .map_err(|e| format!("{}: {e}", webhook_field(&e)))?,
+        ),
         None => None,
     };
     let (tx, rx) = mpsc::channel(config.queue);

@@ -10,6 +10,14 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
+/// A field's key as it is written after the previous field: `,"name":` (a constant; the line's
+/// first field, `@timestamp`, opens the object instead).
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 /// Query keys (case-insensitive, after percent-decoding) whose values are never logged.
 pub const SENSITIVE_KEYS: &[&str] = &[
     "token",
@@ -102,76 +110,77 @@ impl AccessRecord<'_> {
     /// log's own buffer (`JsonLog::send_with`), so a line costs no allocation and one copy.
     pub fn write(&self, out: &mut Vec<u8>) {
         debug_assert!(out.is_empty(), "an access-log line starts an empty buffer");
-        // Empty, hence UTF-8: taken as the line's `String` and given back, nothing copied.
-        let text = String::from_utf8(std::mem::take(out)).unwrap_or_default();
-        *out = self.write_text(text).into_bytes();
-    }
-
-    /// The JSON line (without its newline) as a `String`.
-    #[cfg(test)]
-    pub fn line(&self) -> String {
-        self.write_text(String::with_capacity(LINE))
-    }
-
-    /// The line written into `text` (empty).
-    fn write_text(&self, text: String) -> String {
-        let mut l = Line(text);
-        l.key("@timestamp");
-        self.timestamp.push(&mut l.0);
-        l.str("http.request.id", self.request_id);
-        l.str("rampart.listener", self.listener);
-        l.ip("client.address", self.client_address);
+        let mut l = Line(out);
+        l.0.extend_from_slice(b"{\"@timestamp\":");
+        self.timestamp.push(l.0);
+        l.clean(key!("http.request.id"), self.request_id);
+        l.str(key!("rampart.listener"), self.listener);
+        l.ip(key!("client.address"), self.client_address);
         if let Some(port) = self.client_port {
-            l.uint("client.port", port.into());
+            l.uint(key!("client.port"), port.into());
         }
-        l.ip("network.peer.address", self.peer_address);
+        l.ip(key!("network.peer.address"), self.peer_address);
         match self.peer_port {
-            Some(port) => l.uint("network.peer.port", port.into()),
-            None => l.raw("network.peer.port", "null"),
+            Some(port) => l.uint(key!("network.peer.port"), port.into()),
+            None => l.raw(key!("network.peer.port"), "null"),
         }
         match self.server_address {
-            ServerAddr::Host(host) => l.str("server.address", host),
-            ServerAddr::Local(ip) => l.ip("server.address", ip),
+            ServerAddr::Host(host) => l.str(key!("server.address"), host),
+            ServerAddr::Local(ip) => l.ip(key!("server.address"), ip),
         }
-        l.str("http.request.method", self.method);
-        l.str("url.scheme", self.scheme);
-        l.str("url.path", self.path);
-        l.opt_str("url.query", self.query.as_deref());
-        l.str("http.route", self.route);
-        l.str("network.protocol.version", self.protocol);
-        l.str("user_agent.original", &self.user_agent);
-        l.uint("http.response.status_code", self.status.into());
-        l.uint("http.request.body.size", self.request_body_size as u64);
-        l.uint("http.response.body.size", self.response_body_size as u64);
-        l.float("event.duration_ms", self.duration_ms);
+        l.clean(key!("http.request.method"), self.method);
+        l.clean(key!("url.scheme"), self.scheme);
+        l.str(key!("url.path"), self.path);
+        l.opt_str(key!("url.query"), self.query.as_deref());
+        l.str(key!("http.route"), self.route);
+        l.clean(key!("network.protocol.version"), self.protocol);
+        l.str(key!("user_agent.original"), &self.user_agent);
+        l.uint(key!("http.response.status_code"), self.status.into());
+        l.uint(
+            key!("http.request.body.size"),
+            self.request_body_size as u64,
+        );
+        l.uint(
+            key!("http.response.body.size"),
+            self.response_body_size as u64,
+        );
+        l.float(key!("event.duration_ms"), self.duration_ms);
         if let Some(addr) = self.upstream_address {
-            l.key("upstream.address");
-            l.0.push('"');
-            push_socket_addr(&mut l.0, addr);
-            l.0.push('"');
+            l.key(key!("upstream.address"));
+            l.0.push(b'"');
+            push_socket_addr(l.0, addr);
+            l.0.push(b'"');
         }
         if let Some(ms) = self.upstream_connect_ms {
-            l.float("upstream.connect_ms", ms);
+            l.float(key!("upstream.connect_ms"), ms);
         }
         if let Some(ms) = self.upstream_response_ms {
-            l.float("upstream.response_ms", ms);
+            l.float(key!("upstream.response_ms"), ms);
         }
-        l.opt_str("tls.protocol.version", self.tls_version);
-        l.opt_str("tls.cipher", self.tls_cipher);
-        l.opt_str("tls.server_name", self.tls_server_name);
-        l.opt_str("error.type", self.error);
+        l.opt_clean(key!("tls.protocol.version"), self.tls_version);
+        l.opt_clean(key!("tls.cipher"), self.tls_cipher);
+        l.opt_str(key!("tls.server_name"), self.tls_server_name);
+        l.opt_str(key!("error.type"), self.error);
         if let Some(waf) = self.waf {
             waf.push(&mut l);
         }
         for (key, value) in self.extra.into_iter().flatten() {
             // Names chosen by the stages: escaped all the same.
-            l.0.push(',');
-            push_json_str(&mut l.0, key);
-            l.0.push(':');
-            l.0.push_str(&value.to_string());
+            l.0.push(b',');
+            push_json_str(l.0, key);
+            l.0.push(b':');
+            // Writing into a Vec cannot fail; a `Value` always serialises.
+            let _ = serde_json::to_writer(&mut *l.0, value);
         }
-        l.0.push('}');
-        l.0
+        l.0.push(b'}');
+    }
+
+    /// The JSON line (without its newline) as a `String`.
+    #[cfg(test)]
+    pub fn line(&self) -> String {
+        let mut out = Vec::with_capacity(LINE);
+        self.write(&mut out);
+        String::from_utf8(out).unwrap()
     }
 }
 
@@ -179,32 +188,36 @@ impl AccessRecord<'_> {
 #[cfg(test)]
 const LINE: usize = 1024;
 
-/// A JSON object being written. Keys are the constants above, written as they are (checked in
-/// debug builds to hold no character JSON escapes: every test line goes through it); string values are copied as they are unless
-/// they hold a byte JSON must escape (`"`, `\`, control bytes), which `serde_json` then writes.
-struct Line(String);
+/// A JSON object being written. Keys are the constants above, each written with its comma,
+/// quotes and colon in one copy (checked in debug builds to hold no character JSON escapes:
+/// every test line goes through it); string values are copied as they are unless they hold a
+/// byte JSON must escape (`"`, `\`, control bytes), which `serde_json` then writes.
+struct Line<'b>(&'b mut Vec<u8>);
 
-impl Line {
+impl Line<'_> {
+    /// `key`: `,"name":` from [`key!`].
     fn key(&mut self, key: &str) {
         debug_assert!(
-            key.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@')),
-            "access log key {key:?} would need escaping"
+            key.len() > 4
+                && key.starts_with(",\"")
+                && key.ends_with("\":")
+                && key[2..key.len() - 2]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@')),
+            "access log key {key:?} is not a plain `,\"name\":`"
         );
-        self.0.push(if self.0.is_empty() { '{' } else { ',' });
-        self.0.push('"');
-        self.0.push_str(key);
-        self.0.push_str("\":");
+        debug_assert!(!self.0.is_empty(), "the line opens with @timestamp");
+        self.0.extend_from_slice(key.as_bytes());
     }
 
     fn raw(&mut self, key: &str, json: &str) {
         self.key(key);
-        self.0.push_str(json);
+        self.0.extend_from_slice(json.as_bytes());
     }
 
     fn str(&mut self, key: &str, value: &str) {
         self.key(key);
-        push_json_str(&mut self.0, value);
+        push_json_str(self.0, value);
     }
 
     fn opt_str(&mut self, key: &str, value: Option<&str>) {
@@ -213,50 +226,120 @@ impl Line {
         }
     }
 
+    /// A string value known to need no escaping (the edge's own names and digits, a parsed
+    /// method: checked in debug builds), copied without looking at its bytes.
+    fn clean(&mut self, key: &str, value: &str) {
+        debug_assert!(!needs_escape(value.as_bytes()), "{value:?} needs escaping");
+        self.key(key);
+        self.0.push(b'"');
+        self.0.extend_from_slice(value.as_bytes());
+        self.0.push(b'"');
+    }
+
+    fn opt_clean(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.clean(key, v);
+        }
+    }
+
     fn uint(&mut self, key: &str, value: u64) {
         self.raw(key, itoa::Buffer::new().format(value));
     }
 
     fn float(&mut self, key: &str, value: f64) {
-        if value.is_finite() {
-            self.raw(key, ryu::Buffer::new().format_finite(value));
-        } else {
-            self.raw(key, "null");
-        }
+        self.key(key);
+        push_float(self.0, value);
     }
 
     /// An address as a string, `""` when unknown.
     fn ip(&mut self, key: &str, ip: Option<IpAddr>) {
         self.key(key);
-        self.0.push('"');
+        self.0.push(b'"');
         if let Some(ip) = ip {
-            push_ip(&mut self.0, ip);
+            push_ip(self.0, ip);
         }
-        self.0.push('"');
+        self.0.push(b'"');
     }
+}
+
+/// Appends a JSON number as `ryu`'s shortest round-trip text writes it (`null` when not
+/// finite). A millisecond figure measured in nanoseconds (`1.25`, `0.412345`: at most six
+/// decimals, 15 significant digits) is written from its integer digits; ryu runs only for the
+/// rest (about one duration in four: a value a rounding step away from its nanosecond decimal,
+/// whose shortest text has 16-17 digits).
+fn push_float(out: &mut Vec<u8>, value: f64) {
+    if !value.is_finite() {
+        out.extend_from_slice(b"null");
+    } else if !push_micro_decimal(out, value) {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    }
+}
+
+/// Writes `value` when it is the double nearest a decimal of six places at most, within
+/// `[1e-5, 1e9)`; `false` (nothing written) otherwise.
+///
+/// Why this is ryu's text: such a decimal has at most 15 significant digits, and two different
+/// decimals of at most 15 significant digits never round to the same double (DBL_DIG is 15), so
+/// it is the only decimal that short which reads back as `value`, hence the shortest one ryu
+/// finds. In this range ryu writes it in plain notation, `int.frac` (`0.frac` below 1, `.0`
+/// for a whole number).
+fn push_micro_decimal(out: &mut Vec<u8>, value: f64) -> bool {
+    if !(1e-5..1e9).contains(&value) {
+        return false;
+    }
+    // `value * 1e6` is within a quarter of the integer `m` when `value` is `m / 1e6` rounded
+    // (m < 2^53: the division below is exact but for its one correct rounding).
+    let micros = (value * 1e6).round();
+    if micros / 1e6 != value {
+        return false;
+    }
+    let micros = micros as u64;
+    out.extend_from_slice(itoa::Buffer::new().format(micros / 1_000_000).as_bytes());
+    out.push(b'.');
+    let mut frac = (micros % 1_000_000) as u32;
+    if frac == 0 {
+        out.push(b'0');
+        return true;
+    }
+    let mut digits = [b'0'; 6];
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    let len = 6 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+    out.extend_from_slice(&digits[..len]);
+    true
 }
 
 /// Appends the address as `Display` writes it; an IPv4 address (the usual case) without the
 /// formatting machinery.
-pub fn push_ip(out: &mut String, ip: IpAddr) {
+pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // Written on the stack, appended once.
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push('.');
+                    text[len] = b'.';
+                    len += 1;
                 }
                 if octet >= 100 {
-                    out.push(char::from(b'0' + octet / 100));
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
                 }
                 if octet >= 10 {
-                    out.push(char::from(b'0' + octet / 10 % 10));
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
                 }
-                out.push(char::from(b'0' + octet % 10));
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            out.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
-            use std::fmt::Write as _;
-            // Writing into a String cannot fail.
+            use std::io::Write as _;
+            // Writing into a Vec cannot fail.
             let _ = write!(out, "{v6}");
         }
     }
@@ -289,28 +372,28 @@ fn needs_escape(text: &[u8]) -> bool {
 }
 
 /// `value` as a JSON string.
-fn push_json_str(out: &mut String, value: &str) {
+fn push_json_str(out: &mut Vec<u8>, value: &str) {
     if !needs_escape(value.as_bytes()) {
-        out.push('"');
-        out.push_str(value);
-        out.push('"');
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
     } else {
-        // A `str` always serialises.
-        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+        // A `str` always serialises, and writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, value);
     }
 }
 
 /// `ip:port`, `[ip6]:port`.
-fn push_socket_addr(out: &mut String, addr: SocketAddr) {
+fn push_socket_addr(out: &mut Vec<u8>, addr: SocketAddr) {
     if addr.is_ipv6() {
-        out.push('[');
+        out.push(b'[');
         push_ip(out, addr.ip());
-        out.push(']');
+        out.push(b']');
     } else {
         push_ip(out, addr.ip());
     }
-    out.push(':');
-    out.push_str(itoa::Buffer::new().format(addr.port()));
+    out.push(b':');
+    out.extend_from_slice(itoa::Buffer::new().format(addr.port()).as_bytes());
 }
 
 /// The WAF's `rampart.waf.*` fields of a request's line.
@@ -329,40 +412,43 @@ pub struct WafLog {
 }
 
 impl WafLog {
-    fn push(&self, l: &mut Line) {
-        l.str("rampart.waf.action", self.action);
+    fn push(&self, l: &mut Line<'_>) {
+        l.clean(key!("rampart.waf.action"), self.action);
         if let Some(score) = self.score {
-            l.uint("rampart.waf.score", score.into());
+            l.uint(key!("rampart.waf.score"), score.into());
         }
         if let Some(ids) = &self.rule_ids {
-            l.key("rampart.waf.rule_ids");
-            l.0.push('[');
+            l.key(key!("rampart.waf.rule_ids"));
+            l.0.push(b'[');
             for (i, id) in ids.iter().enumerate() {
                 if i > 0 {
-                    l.0.push(',');
+                    l.0.push(b',');
                 }
-                l.0.push_str(itoa::Buffer::new().format(*id));
+                l.0.extend_from_slice(itoa::Buffer::new().format(*id).as_bytes());
             }
-            l.0.push(']');
+            l.0.push(b']');
         }
         if let Some(targets) = &self.targets {
-            l.key("rampart.waf.targets");
-            l.0.push('[');
+            l.key(key!("rampart.waf.targets"));
+            l.0.push(b'[');
             for (i, t) in targets.iter().enumerate() {
                 if i > 0 {
-                    l.0.push(',');
+                    l.0.push(b',');
                 }
-                push_json_str(&mut l.0, t);
+                push_json_str(l.0, t);
             }
-            l.0.push(']');
+            l.0.push(b']');
         }
-        l.opt_str("rampart.waf.body", self.body);
+        l.opt_clean(key!("rampart.waf.body"), self.body);
         if self.truncated {
-            l.raw("rampart.waf.truncated", "true");
+            l.raw(key!("rampart.waf.truncated"), "true");
         }
-        l.opt_str("rampart.waf.mode", self.mode);
-        l.opt_str("rampart.waf.uninspected", self.uninspected);
-        l.opt_str("rampart.waf.uninspected_action", self.uninspected_action);
+        l.opt_clean(key!("rampart.waf.mode"), self.mode);
+        l.opt_clean(key!("rampart.waf.uninspected"), self.uninspected);
+        l.opt_clean(
+            key!("rampart.waf.uninspected_action"),
+            self.uninspected_action,
+        );
     }
 }
 
@@ -394,10 +480,12 @@ impl Default for Timestamp {
 impl Timestamp {
     /// Appends the quoted timestamp (`rampart_ops::json_log::Timestamp`: the date and time of
     /// day formatted once per second per thread, each line writing only its microseconds).
-    fn push(&self, out: &mut String) {
-        out.push('"');
-        out.push_str(rampart_ops::json_log::Timestamp::at(self.0).format(&mut [0; 27]));
-        out.push('"');
+    fn push(&self, out: &mut Vec<u8>) {
+        let mut text = [0; 27];
+        rampart_ops::json_log::Timestamp::at(self.0).write(&mut text);
+        out.push(b'"');
+        out.extend_from_slice(&text);
+        out.push(b'"');
     }
 }
 
@@ -489,9 +577,9 @@ mod tests {
         );
     }
 
-    #[test]
-    fn line_is_json_with_every_field() {
-        let waf = WafLog {
+    /// A blocking decision with a target that needs escaping.
+    fn blocked() -> WafLog {
+        WafLog {
             action: "block",
             score: Some(7),
             rule_ids: Some(vec![942100, 941100]),
@@ -499,7 +587,12 @@ mod tests {
             truncated: true,
             mode: Some("block"),
             ..WafLog::default()
-        };
+        }
+    }
+
+    #[test]
+    fn line_is_json_with_every_field() {
+        let waf = blocked();
         let mut extra = serde_json::Map::new();
         extra.insert("rampart.limit.policy".into(), "per_ip".into());
         let rec = AccessRecord {
@@ -559,12 +652,75 @@ mod tests {
     }
 
     #[test]
+    fn line_text_is_exact() {
+        // The exact bytes of a line (the same as before keys were written in one copy and
+        // clean values copied without a look).
+        let waf = WafLog {
+            body: Some("partial"),
+            uninspected: Some("inspect_limit"),
+            uninspected_action: Some("passed"),
+            ..blocked()
+        };
+        let rec = AccessRecord {
+            timestamp: Timestamp(
+                std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_796_000_000_000_042),
+            ),
+            request_id: "0123456789abcdef0123456789abcdef",
+            listener: "tls \"main\"",
+            client_address: Some("192.0.2.7".parse().unwrap()),
+            client_port: Some(4711),
+            peer_address: Some("192.0.2.7".parse().unwrap()),
+            peer_port: Some(4711),
+            server_address: ServerAddr::Host("a.test"),
+            method: "GET",
+            scheme: "https",
+            path: "/p",
+            query: Some(Cow::Borrowed("a=1")),
+            route: "app",
+            protocol: "1.1",
+            user_agent: Cow::Borrowed("curl/8"),
+            status: 200,
+            request_body_size: 0,
+            response_body_size: 3,
+            duration_ms: 0.412345,
+            upstream_address: Some("127.0.0.1:8080".parse().unwrap()),
+            upstream_connect_ms: Some(0.1 + 0.2),
+            upstream_response_ms: Some(12.0),
+            tls_version: Some("1.3"),
+            tls_cipher: Some("TLS13_AES_128_GCM_SHA256"),
+            tls_server_name: Some("a.test"),
+            error: Some("ConnectTimedout"),
+            waf: Some(&waf),
+            extra: None,
+        };
+        assert_eq!(
+            rec.line(),
+            concat!(
+                r#"{"@timestamp":"2026-11-30T00:53:20.000042Z","http.request.id":"0123456789abcdef0123456789abcdef","#,
+                r#""rampart.listener":"tls \"main\"","client.address":"192.0.2.7","client.port":4711,"#,
+                r#""network.peer.address":"192.0.2.7","network.peer.port":4711,"server.address":"a.test","#,
+                r#""http.request.method":"GET","url.scheme":"https","url.path":"/p","url.query":"a=1","#,
+                r#""http.route":"app","network.protocol.version":"1.1","user_agent.original":"curl/8","#,
+                r#""http.response.status_code":200,"http.request.body.size":0,"http.response.body.size":3,"#,
+                r#""event.duration_ms":0.412345,"upstream.address":"127.0.0.1:8080","#,
+                r#""upstream.connect_ms":0.30000000000000004,"upstream.response_ms":12.0,"#,
+                r#""tls.protocol.version":"1.3","tls.cipher":"TLS13_AES_128_GCM_SHA256","tls.server_name":"a.test","#,
+                r#""error.type":"ConnectTimedout","rampart.waf.action":"block","rampart.waf.score":7,"#,
+                r#""rampart.waf.rule_ids":[942100,941100],"rampart.waf.targets":["args:q","header:x-\"odd\""],"#,
+                r#""rampart.waf.body":"partial","#,
+                r#""rampart.waf.truncated":true,"rampart.waf.mode":"block","rampart.waf.uninspected":"inspect_limit","#,
+                r#""rampart.waf.uninspected_action":"passed"}"#
+            )
+        );
+    }
+
+    #[test]
     fn timestamps_are_rfc3339_and_the_cached_second_moves() {
         let text = |micros| {
-            let mut out = String::new();
+            let mut out = Vec::new();
             Timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_micros(micros))
                 .push(&mut out);
-            out
+            String::from_utf8(out).unwrap()
         };
         assert_eq!(
             text(1_796_000_000_000_042),
@@ -574,6 +730,75 @@ mod tests {
             text(1_796_000_001_500_000),
             "\"2026-11-30T00:53:21.500000Z\""
         );
+    }
+
+    #[test]
+    fn floats_are_ryus_text() {
+        let ryu_text = |v: f64| {
+            if v.is_finite() {
+                ryu::Buffer::new().format_finite(v).to_string()
+            } else {
+                "null".to_string()
+            }
+        };
+        let check = |v: f64| {
+            let mut out = Vec::new();
+            push_float(&mut out, v);
+            assert_eq!(out, ryu_text(v).into_bytes(), "{v:e} ({:#x})", v.to_bits());
+        };
+        // Durations as the edge computes them, every nanosecond count below 1 ms and spread
+        // samples up to 20 minutes, with the seconds part both zero and not.
+        let mut fast = 0u64;
+        let mut all = 0u64;
+        for nanos in (0..1_000_000u64).chain((0..500_000u64).map(|i| i * 2_400_011 + 7)) {
+            let v = std::time::Duration::from_nanos(nanos).as_secs_f64() * 1000.0;
+            check(v);
+            all += 1;
+            fast += u64::from(push_micro_decimal(&mut Vec::new(), v));
+        }
+        // The shortcut takes most of them (the rest go to ryu).
+        assert!(fast * 3 > all * 2, "{fast} of {all}");
+        // Bit patterns around the range's ends and doubles of every magnitude.
+        for edge in [
+            1e-5,
+            1e9,
+            1.0,
+            0.1,
+            1e-6,
+            999_999_999.999_999,
+            1e-300,
+            1e300,
+        ] {
+            let bits = f64::to_bits(edge);
+            for d in 0..200u64 {
+                check(f64::from_bits(bits + d));
+                check(f64::from_bits(bits - d));
+                check(-f64::from_bits(bits + d));
+            }
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..300_000 {
+            // xorshift: arbitrary bit patterns, and decimals of up to six places.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            check(f64::from_bits(x));
+            check((x % 1_000_000_000_000_000) as f64 / 1e6);
+            check((x % 100_000_000) as f64 / 1e6);
+            check((x % 1000) as f64 / 1e3);
+        }
+        for v in [
+            0.0,
+            -0.0,
+            1.25,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            check(v);
+        }
     }
 
     #[test]
@@ -587,9 +812,9 @@ mod tests {
             "2001:db8::7",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
-            let mut out = String::from("x");
+            let mut out = b"x".to_vec();
             push_ip(&mut out, ip);
-            assert_eq!(out, format!("x{ip}"));
+            assert_eq!(out, format!("x{ip}").into_bytes());
         }
     }
 

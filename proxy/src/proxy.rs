@@ -208,7 +208,12 @@ impl Edge {
     }
 
     /// `upstream_request_filter`: forwarding headers and X-Request-Id.
-    fn upstream_request(&self, req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
+    fn upstream_request(
+        &self,
+        session: &Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         let rt = self.runtime(ctx);
         let id = ctx.request_id_header().clone();
         if let (Some(peer), Some(client)) = (ctx.peer, ctx.client_ip) {
@@ -221,7 +226,8 @@ impl Edge {
             };
             header_edit::request(req, |h| {
                 let _ = h.try_reserve(forward::ADDED + 1);
-                forward::apply(h, &info);
+                let conn = framing_of(session).map(|s| s.forward_values());
+                forward::apply(h, &info, conn);
                 header_edit::set(h, &X_REQUEST_ID, id);
             });
         } else {
@@ -432,7 +438,7 @@ impl ProxyHttp for Edge {
 
     fn upstream_request_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
         &'life0 self,
-        _session: &'life1 mut Session,
+        session: &'life1 mut Session,
         req: &'life2 mut RequestHeader,
         ctx: &'life3 mut Ctx,
     ) -> Phase<'async_trait, Result<()>>
@@ -443,7 +449,7 @@ impl ProxyHttp for Edge {
         'life3: 'async_trait,
         Self: 'async_trait,
     {
-        done(self.upstream_request(req, ctx))
+        done(self.upstream_request(session, req, ctx))
     }
 
     fn upstream_response_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(

@@ -208,12 +208,20 @@ async fn sigterm_closes_the_listener_and_idle_connections_and_drains_in_flight_r
         let answer = read_one(&mut held).await;
         assert_eq!(answer.status, 200, "the request in flight: {answer:?}");
         assert_eq!(answer.header("connection"), Some("close"), "{answer:?}");
-        let status = loop {
-            if let Some(status) = edge.child.try_wait().unwrap() {
-                break status;
+        // The drain exits as soon as nothing is in flight; Pingora alone would wait out the
+        // 60 s grace (and also exit 0), so the exit must come well before it.
+        let status = tokio::time::timeout(Duration::from_secs(15), async {
+            loop {
+                if let Some(status) = edge.child.try_wait().unwrap() {
+                    break status;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        })
+        .await
+        .expect(
+            "not exited by the drain within 15 s of its last request: waited for the grace period",
+        );
         assert!(status.success(), "exit status {status}");
     })
     .await

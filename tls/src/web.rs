@@ -8,6 +8,7 @@
 //! the URL rules, the roots, the TLS settings and the server name.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -129,7 +130,35 @@ impl WebUrl {
     pub fn host_header(&self) -> String {
         match (self.https, self.port) {
             (true, 443) | (false, 80) => self.host.clone(),
-            (_, port) => format!("{}:{port}", self.host),
+            _ => self.authority(),
+        }
+    }
+
+    /// `host:port`, the port always named (the host as written: an IPv6 address in brackets).
+    pub fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The name the server's certificate is checked against: the host, a DNS name or an IP
+    /// address.
+    pub fn server_name(&self) -> &ServerName<'static> {
+        &self.server_name
+    }
+
+    /// `https://ADDR/`: a server known by its socket address.
+    pub fn https_to(addr: SocketAddr) -> Self {
+        let host = match addr {
+            SocketAddr::V4(a) => a.ip().to_string(),
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        };
+        WebUrl {
+            text: format!("https://{host}:{}/", addr.port()),
+            https: true,
+            host,
+            port: addr.port(),
+            port_given: true,
+            path: "/".into(),
+            server_name: ServerName::IpAddress(addr.ip().into()),
         }
     }
 }
@@ -161,14 +190,37 @@ pub fn web_roots(ca_file: Option<&Path>) -> Result<RootCertStore> {
     Ok(roots)
 }
 
+/// Why a web client could not be built, by what failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The roots: the CA file did not load (the error names it; the web roots always load).
+    #[error("{0}")]
+    Roots(TlsError),
+    /// rustls refused the TLS settings.
+    #[error("TLS client settings: {0}")]
+    Settings(TlsError),
+}
+
+impl From<ClientError> for TlsError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Roots(e) | ClientError::Settings(e) => e,
+        }
+    }
+}
+
 /// A client config for web servers: [`Profile::Intermediate`] (TLS 1.3, and TLS 1.2 with
 /// ECDHE + AEAD), the server's name checked against [`web_roots`], no client certificate.
-pub fn web_client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>> {
+pub fn web_client_config(
+    ca_file: Option<&Path>,
+) -> std::result::Result<Arc<ClientConfig>, ClientError> {
+    let roots = web_roots(ca_file).map_err(ClientError::Roots)?;
+    let builder = Profile::Intermediate
+        .client_builder()
+        .map_err(ClientError::Settings)?;
     Ok(Arc::new(
-        Profile::Intermediate
-            .client_builder()?
-            .with_root_certificates(web_roots(ca_file)?)
-            .with_no_client_auth(),
+        builder.with_root_certificates(roots).with_no_client_auth(),
     ))
 }
 
@@ -190,7 +242,7 @@ impl std::fmt::Debug for WebClient {
 impl WebClient {
     /// For an https `url`, a TLS client by [`web_client_config`] (`ca_file`, else the public
     /// web roots); an http `url` needs none and `ca_file` is not read.
-    pub fn new(url: WebUrl, ca_file: Option<&Path>) -> Result<Self> {
+    pub fn new(url: WebUrl, ca_file: Option<&Path>) -> std::result::Result<Self, ClientError> {
         let tls = match url.https {
             true => Some(TlsConnector::from(web_client_config(ca_file)?)),
             false => None,
@@ -310,6 +362,18 @@ mod tests {
         assert_eq!(err.to_string(), "http://u@x/: user-info is not allowed");
     }
 
+    /// A socket address makes the URL `parse` makes of its text.
+    #[test]
+    fn a_socket_address_is_the_url_of_its_text() {
+        for addr in ["127.0.0.1:9000", "[::1]:9443"] {
+            let text = format!("https://{addr}/");
+            let made = WebUrl::https_to(addr.parse().unwrap());
+            assert_eq!(made, WebUrl::parse(&text).unwrap());
+            assert_eq!(made.authority(), addr);
+            assert!(matches!(made.server_name(), ServerName::IpAddress(_)));
+        }
+    }
+
     #[test]
     fn roots_come_from_the_ca_file_or_the_web() {
         let dir = std::env::temp_dir().join(format!("rampart-web-roots-{}", std::process::id()));
@@ -320,6 +384,7 @@ mod tests {
         assert!(err.to_string().contains("empty.pem"), "{err}");
         let missing = dir.join("missing.pem");
         let err = web_client_config(Some(&missing)).unwrap_err();
+        assert!(matches!(err, ClientError::Roots(_)), "{err}");
         assert!(err.to_string().contains("missing.pem"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(

@@ -17,9 +17,9 @@ use std::path::Path;
 pub enum WebhookError {
     #[error("invalid webhook URL: {0}")]
     Url(#[from] rampart_tls::web::UrlError),
-    /// The CA file (named) or the TLS client config.
+    /// The TLS client: its CA file (named) did not load, or its settings were refused.
     #[error("webhook TLS: {0}")]
-    Tls(#[from] rampart_tls::TlsError),
+    Tls(#[from] rampart_tls::web::ClientError),
     #[error("webhook I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("webhook HTTP: {0}")]
@@ -47,7 +47,8 @@ impl WebhookTarget {
 
     /// Parses `url` and builds its client once: for https, trusting the certificates of
     /// `ca_file`, else the public web roots (an http URL reads no file). A bad URL is
-    /// [`WebhookError::Url`], a CA file that does not load [`WebhookError::Tls`].
+    /// [`WebhookError::Url`], a CA file that does not load [`WebhookError::Tls`] with
+    /// [`ClientError::Roots`](rampart_tls::web::ClientError::Roots).
     pub fn new(url: &str, ca_file: Option<&Path>) -> Result<Self, WebhookError> {
         Ok(Self {
             client: WebClient::new(WebUrl::parse(url)?, ca_file)?,
@@ -110,7 +111,13 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "").unwrap();
         let err = WebhookTarget::new("https://localhost/", Some(&empty)).unwrap_err();
-        assert!(matches!(err, WebhookError::Tls(_)), "{err}");
+        assert!(
+            matches!(
+                err,
+                WebhookError::Tls(rampart_tls::web::ClientError::Roots(_))
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("empty.pem"), "{err}");
         // Default roots load; an http URL reads no file.
         assert!(WebhookTarget::new("https://localhost/", None).is_ok());

@@ -176,6 +176,10 @@ fn webhook_errors_name_their_own_field() {
     };
     let e = new(&c).err().expect("user-info in the URL is refused");
     assert!(e.starts_with("alerts.webhook_url: "), "{e}");
+    // TLS settings refused (no CA file involved): not blamed on `alerts.ca_file`.
+    let settings = rampart_tls::TlsError::Bundle("refused".into());
+    let e = WebhookError::Tls(rampart_tls::web::ClientError::Settings(settings));
+    assert_eq!(webhook_field(&e), "alerts.webhook_url");
 }
 
 #[test]

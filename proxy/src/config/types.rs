@@ -141,6 +141,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_ca_address_is_the_same_ca_whatever_the_case_of_its_host() {
+        let ca = |s: &str| CaUrl::try_from(s.to_string()).unwrap();
+        assert_eq!(
+            ca("https://CA.internal:8443"),
+            ca("https://ca.internal:8443")
+        );
+        assert_eq!(ca("https://[0::1]:8443"), ca("https://[::1]:8443"));
+        assert_ne!(
+            ca("https://ca.internal:8443"),
+            ca("https://ca.internal:8444")
+        );
+        assert_ne!(
+            ca("https://ca.internal:8443"),
+            ca("https://cb.internal:8443")
+        );
+    }
+
+    #[test]
     fn cidr_takes_networks_and_single_addresses() {
         assert_eq!(
             Cidr::try_from("10.0.0.0/8".to_string())
@@ -184,8 +202,10 @@ impl TryFrom<String> for CaUrl {
     }
 }
 
+/// Two addresses are the same CA when `CaEndpoint` says so (server name without case, and
+/// port): `https://CA.internal:8443` and `https://ca.internal:8443` reload as one.
 impl PartialEq for CaUrl {
     fn eq(&self, other: &Self) -> bool {
-        self.0.to_string() == other.0.to_string()
+        self.0 == other.0
     }
 }

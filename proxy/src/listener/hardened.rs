@@ -10,6 +10,7 @@
 
 use super::framing::{Framing, Malformed};
 use crate::access_log::{AccessRecord, ServerAddr, Timestamp};
+use crate::policy::forward::ConnForward;
 use crate::policy::headers::HeaderPolicy;
 use crate::state::Shared;
 use async_trait::async_trait;
@@ -47,6 +48,8 @@ pub struct HardenedStream {
     framing: Mutex<Framing>,
     /// Requests the filters have asked about: the index of the one in `request_filter`.
     asked: AtomicU64,
+    /// The forwarding header values of this connection's requests, made once.
+    forward: ConnForward,
 }
 
 impl Drop for HardenedStream {
@@ -85,7 +88,13 @@ impl HardenedStream {
             active,
             framing: Mutex::new(Framing::new(h2)),
             asked: AtomicU64::new(0),
+            forward: ConnForward::default(),
         }
+    }
+
+    /// The forwarding header values kept for this connection's requests.
+    pub fn forward_values(&self) -> &ConnForward {
+        &self.forward
     }
 
     fn framing(&self) -> std::sync::MutexGuard<'_, Framing> {

@@ -10,8 +10,8 @@ use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
-use std::fmt::Write as _;
 use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
 
 /// Compiled list of trusted proxy networks.
 #[derive(Debug, Default, Clone)]
@@ -71,39 +71,69 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// How many headers [`apply`] may add.
 pub const ADDED: usize = 5;
 
+/// The forwarding values of one connection, kept from one request to the next: for a peer that
+/// is not a trusted proxy they depend only on the peer's address, the scheme and the request's
+/// host, which a connection's requests share (the host nearly always). Held by the connection
+/// (`HardenedStream`), so each of its requests clones three values (reference counts) instead
+/// of formatting and checking them again.
+#[derive(Debug, Default)]
+pub struct ConnForward(Mutex<Option<Made>>);
+
+/// The values made for one (peer, scheme, host).
+#[derive(Debug)]
+struct Made {
+    peer: IpAddr,
+    proto: &'static str,
+    host: String,
+    values: Values,
+}
+
+/// What [`apply`] sets: `None` removes what the client sent under the name.
+#[derive(Debug, Clone)]
+struct Values {
+    xff: Option<HeaderValue>,
+    forwarded: Option<HeaderValue>,
+    real_ip: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+}
+
 /// Rewrites the forwarding headers on the upstream request's header map (see
-/// [`header_edit`](super::header_edit)); room for them is the caller's to reserve.
+/// [`header_edit`](super::header_edit)); room for them is the caller's to reserve. `conn`: the
+/// connection's values kept from its earlier requests (`None` where the connection has no slot
+/// for them, HTTP/2: made for this request).
 ///
 /// Runs on every proxied request, so the values are written into one buffer each and the peer's
 /// text is built once and shared (a `HeaderValue` clone is a reference count) rather than
 /// formatted per header.
-pub fn apply(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
-    let mut peer_text = String::with_capacity(48);
-    push_ip(&mut peer_text, info.peer);
-    let chain = if info.trusted_peer {
-        prior_chain(headers, &peer_text)
-    } else {
-        None
-    };
-    let peer_value = HeaderValue::try_from(peer_text).ok();
-    let xff = match chain {
-        Some(text) => HeaderValue::try_from(text).ok(),
-        None => peer_value.clone(),
-    };
-    let forwarded = forwarded_value(headers, info);
-    let real_ip = if info.client == info.peer {
-        peer_value
-    } else {
-        let mut s = String::with_capacity(48);
-        push_ip(&mut s, info.client);
-        HeaderValue::try_from(s).ok()
-    };
+pub fn apply(headers: &mut HeaderMap, info: &ForwardInfo<'_>, conn: Option<&ConnForward>) {
     let keep_proto = info.trusted_peer && headers.contains_key(&X_FORWARDED_PROTO);
     let keep_host = info.trusted_peer && headers.contains_key(&X_FORWARDED_HOST);
+    let values = match conn {
+        // A trusted proxy's values extend what it sent: this request's own.
+        Some(conn) if !info.trusted_peer && info.client == info.peer => {
+            let mut made = conn.0.lock().unwrap_or_else(PoisonError::into_inner);
+            match made.as_ref() {
+                Some(m) if m.peer == info.peer && m.proto == info.proto && m.host == info.host => {
+                    m.values.clone()
+                }
+                _ => {
+                    let values = Values::new(headers, info);
+                    *made = Some(Made {
+                        peer: info.peer,
+                        proto: info.proto,
+                        host: info.host.to_owned(),
+                        values: values.clone(),
+                    });
+                    values
+                }
+            }
+        }
+        _ => Values::new(headers, info),
+    };
     // An insert replaces every value the client sent under the name.
-    replace(headers, &X_FORWARDED_FOR, xff);
-    replace(headers, &FORWARDED, forwarded);
-    replace(headers, &X_REAL_IP, real_ip);
+    replace(headers, &X_FORWARDED_FOR, values.xff);
+    replace(headers, &FORWARDED, values.forwarded);
+    replace(headers, &X_REAL_IP, values.real_ip);
     if !keep_proto {
         set(
             headers,
@@ -112,11 +142,40 @@ pub fn apply(headers: &mut HeaderMap, info: &ForwardInfo<'_>) {
         );
     }
     if !keep_host {
-        replace(
-            headers,
-            &X_FORWARDED_HOST,
-            HeaderValue::from_str(info.host).ok(),
-        );
+        replace(headers, &X_FORWARDED_HOST, values.host);
+    }
+}
+
+impl Values {
+    /// The values for this request (a trusted peer's prior X-Forwarded-For and Forwarded
+    /// values read from `headers`).
+    fn new(headers: &HeaderMap, info: &ForwardInfo<'_>) -> Self {
+        let mut peer_text = Vec::with_capacity(48);
+        push_ip(&mut peer_text, info.peer);
+        let chain = if info.trusted_peer {
+            prior_chain(headers, &peer_text)
+        } else {
+            None
+        };
+        let peer_value = HeaderValue::try_from(peer_text).ok();
+        let xff = match chain {
+            Some(text) => HeaderValue::try_from(text).ok(),
+            None => peer_value.clone(),
+        };
+        let forwarded = forwarded_value(headers, info);
+        let real_ip = if info.client == info.peer {
+            peer_value
+        } else {
+            let mut s = Vec::with_capacity(48);
+            push_ip(&mut s, info.client);
+            HeaderValue::try_from(s).ok()
+        };
+        Values {
+            xff,
+            forwarded,
+            real_ip,
+            host: HeaderValue::from_str(info.host).ok(),
+        }
     }
 }
 
@@ -132,23 +191,23 @@ fn replace(headers: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue
 
 /// A trusted peer's X-Forwarded-For values (those that are text) joined with ", ", then the
 /// peer; `None` when it sent none.
-fn prior_chain(headers: &HeaderMap, peer: &str) -> Option<String> {
-    let mut out = String::new();
+fn prior_chain(headers: &HeaderMap, peer: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
     let mut any = false;
     for v in headers.get_all(&X_FORWARDED_FOR) {
         if let Ok(s) = v.to_str() {
             if any {
-                out.push_str(", ");
+                out.extend_from_slice(b", ");
             }
-            out.push_str(s);
+            out.extend_from_slice(s.as_bytes());
             any = true;
         }
     }
     if !any {
         return None;
     }
-    out.push_str(", ");
-    out.push_str(peer);
+    out.extend_from_slice(b", ");
+    out.extend_from_slice(peer);
     Some(out)
 }
 
@@ -159,26 +218,27 @@ fn forwarded_value(headers: &HeaderMap, info: &ForwardInfo<'_>) -> Option<Header
     } else {
         None
     };
-    let mut s = String::with_capacity(
+    let mut s = Vec::with_capacity(
         prior.map_or(0, |p| p.len() + 2) + info.host.len() + info.proto.len() + 64,
     );
     if let Some(p) = prior {
-        s.push_str(p);
-        s.push_str(", ");
+        s.extend_from_slice(p.as_bytes());
+        s.extend_from_slice(b", ");
     }
-    s.push_str("for=");
+    s.extend_from_slice(b"for=");
     match info.peer {
         IpAddr::V4(_) => push_ip(&mut s, info.peer),
-        IpAddr::V6(v6) => {
-            // Writing into a String cannot fail.
-            let _ = write!(s, "\"[{v6}]\"");
+        IpAddr::V6(_) => {
+            s.extend_from_slice(b"\"[");
+            push_ip(&mut s, info.peer);
+            s.extend_from_slice(b"]\"");
         }
     }
-    s.push_str(";proto=");
-    s.push_str(info.proto);
-    s.push_str(";host=\"");
-    s.push_str(info.host);
-    s.push('"');
+    s.extend_from_slice(b";proto=");
+    s.extend_from_slice(info.proto.as_bytes());
+    s.extend_from_slice(b";host=\"");
+    s.extend_from_slice(info.host.as_bytes());
+    s.push(b'"');
     HeaderValue::try_from(s).ok()
 }
 
@@ -205,6 +265,7 @@ mod tests {
                     proto: "https",
                     host: "a.test",
                 },
+                None,
             )
         });
         assert_eq!(req.headers.get("x-forwarded-for").unwrap(), "192.0.2.7");
@@ -236,11 +297,96 @@ mod tests {
                     proto: "https",
                     host: "a",
                 },
+                None,
             )
         });
         assert_eq!(
             req.headers.get("x-forwarded-for").unwrap(),
             "198.51.100.1, 10.1.1.1, 10.0.0.2"
         );
+    }
+
+    /// The upstream request's headers after `apply` on a request carrying `sent`.
+    fn forwarded(
+        sent: &[(&str, &str)],
+        info: &ForwardInfo<'_>,
+        conn: Option<&ConnForward>,
+    ) -> Vec<(String, Vec<u8>)> {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for (name, value) in sent {
+            req.append_header(name.to_string(), *value).unwrap();
+        }
+        super::super::header_edit::request(&mut req, |h| apply(h, info, conn));
+        req.headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn a_connections_kept_values_are_each_requests_own() {
+        let conn = ConnForward::default();
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let v6: IpAddr = "2001:db8::9".parse().unwrap();
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let sent: &[(&str, &str)] = &[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-forwarded-host", "evil.test"),
+            ("x-forwarded-proto", "http"),
+        ];
+        // Each request through the connection's values gives exactly the headers made for it
+        // alone, as the peer, scheme, host and trust change (a trusted proxy and a client other
+        // than the peer are made per request), and again after a change back.
+        let cases = [
+            (v4, v4, false, "https", "a.test"),
+            (v4, v4, false, "https", "a.test"),
+            (v4, v4, false, "https", "b.test"),
+            (v4, v4, false, "http", "b.test"),
+            (v6, v6, false, "http", "b.test"),
+            (proxy, v4, true, "https", "a.test"),
+            (v6, v6, false, "http", "b.test"),
+            (v4, v4, false, "https", "bad\u{7f}host"),
+            (v4, v4, false, "https", "a.test"),
+        ];
+        for (peer, client, trusted_peer, proto, host) in cases {
+            let info = ForwardInfo {
+                peer,
+                client,
+                trusted_peer,
+                proto,
+                host,
+            };
+            for sent in [sent, &[]] {
+                assert_eq!(
+                    forwarded(sent, &info, Some(&conn)),
+                    forwarded(sent, &info, None),
+                    "{peer} {client} {trusted_peer} {proto} {host}"
+                );
+            }
+        }
+        let info = ForwardInfo {
+            peer: v6,
+            client: v6,
+            trusted_peer: false,
+            proto: "https",
+            host: "a.test",
+        };
+        let headers = forwarded(sent, &info, Some(&conn));
+        let value = |name: &str| {
+            let all: Vec<_> = headers.iter().filter(|(k, _)| k == name).collect();
+            assert_eq!(all.len(), 1, "{name}: {all:?}");
+            String::from_utf8(all[0].1.clone()).unwrap()
+        };
+        assert_eq!(value("x-forwarded-for"), "2001:db8::9");
+        assert_eq!(value("x-real-ip"), "2001:db8::9");
+        assert_eq!(
+            value("forwarded"),
+            "for=\"[2001:db8::9]\";proto=https;host=\"a.test\""
+        );
+        assert_eq!(value("x-forwarded-host"), "a.test");
+        assert_eq!(value("x-forwarded-proto"), "https");
     }
 }

@@ -241,14 +241,10 @@ fn doomed(name: &HeaderName) -> bool {
     }
 }
 
-/// Removes every header on the remove list.
+/// Removes every header on the remove list: one name at a time, no list allocated (a response
+/// carries one or two of them, most often `Server`).
 pub fn strip(headers: &mut HeaderMap) {
-    // Most responses carry none of these: look before allocating the list to remove.
-    if !headers.keys().any(doomed) {
-        return;
-    }
-    let doomed: Vec<HeaderName> = headers.keys().filter(|k| doomed(k)).cloned().collect();
-    for name in doomed {
+    while let Some(name) = headers.keys().find(|k| doomed(k)).cloned() {
         headers.remove(name);
     }
 }

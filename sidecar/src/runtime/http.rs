@@ -26,7 +26,7 @@ use tokio::net::TcpStream;
 
 use super::log::{base_event, DecisionFields};
 use super::metrics::count;
-use super::relay::Lanes;
+use super::relay::{ByRecord, Lanes};
 use super::{Ctx, Generation, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
@@ -344,7 +344,7 @@ pub async fn connection(
         .max_buf_size(64 * 1024)
         .half_close(true)
         .writev(false)
-        .serve_connection(TokioIo::new(tls), service);
+        .serve_connection(TokioIo::new(ByRecord(tls)), service);
     tokio::pin!(server);
     let mut current = ctx.current.clone();
     current.mark_unchanged();

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::log::{base_event, Event};
 use super::metrics::count;
-use super::relay::{accept_each, ended_fields, relay};
+use super::relay::{accept_each, ended_fields, relay, ByRecord};
 use super::{Ctx, CONNECT_TIMEOUT};
 use crate::config::{InboundPort, Protocol};
 use crate::mtls;
@@ -170,6 +170,7 @@ async fn tcp_connection(
     let mut app = app;
     let revoked = |_: &super::Generation| caller.as_ref().is_some_and(|c| ctx.tls.is_revoked(c));
     // app first: `Done` then counts (to the peer, from the peer), like every direction.
+    let mut tls = ByRecord(tls);
     let ended = relay(&mut app, &mut tls, ctx.current.clone(), |g| {
         ask(g).verdict.passes() && !revoked(g)
     })

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::log::Event;
 use super::metrics::count;
-use super::relay::{accept_each, ended_fields, relay};
+use super::relay::{accept_each, ended_fields, relay, ByRecord};
 use super::{Ctx, Generation, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT};
 use crate::config::OutboundListener;
 use crate::mtls;
@@ -158,14 +158,8 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
             .with_label_values(&["outbound", label])
             .inc();
     };
-    let mut tls = match mtls::connect_peer(
-        ctx.tls.connector(),
-        tcp,
-        name,
-        &expected,
-        HANDSHAKE_TIMEOUT,
-    )
-    .await
+    let tls = match mtls::connect_peer(ctx.tls.connector(), tcp, name, &expected, HANDSHAKE_TIMEOUT)
+        .await
     {
         Ok(tls) => tls,
         Err(mtls::PeerFailure::Handshake(label, text)) => {
@@ -192,6 +186,7 @@ async fn handle(ctx: Arc<Ctx>, target: Target, mut app: TcpStream, app_peer: Soc
             );
         }
     };
+    let mut tls = ByRecord(tls);
     let ended = relay(&mut app, &mut tls, ctx.current.clone(), |g| {
         ask(g).verdict.passes()
     })

@@ -1,7 +1,7 @@
 //! Copies bytes both ways until either side ends, and stops at once when a new generation's
 //! policy no longer allows the connection; and the accept loop every listener runs.
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -86,6 +86,62 @@ where
         })
     })
     .await
+}
+
+/// A TLS stream read one chunk of decrypted data at a time: `poll_read` hands over what rustls
+/// holds (a record's worth), without trying the socket again to fill the rest of the caller's
+/// buffer, which tokio-rustls's own `poll_read` does — a read that finds nothing (~300
+/// instructions through rustls and tokio) after every message, since a request or an answer
+/// arrives whole in one record. Used for the mesh TLS streams (relays and the HTTP port);
+/// writes go straight through.
+pub(crate) struct ByRecord<S>(pub(crate) S);
+
+impl<S: AsyncBufRead + Unpin> AsyncRead for ByRecord<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let inner = &mut self.get_mut().0;
+        let data = ready!(Pin::new(&mut *inner).poll_fill_buf(cx))?;
+        let n = data.len().min(buf.remaining());
+        buf.put_slice(&data[..n]);
+        Pin::new(inner).consume(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ByRecord<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
 }
 
 /// Size of each direction's buffer (tokio's `copy_bidirectional`'s).
@@ -546,6 +602,36 @@ mod tests {
         assert!(got == big, "a to b: {} bytes arrived", got.len());
         assert_eq!(back, b"answer");
         assert!(matches!(ended, Ended::Done(n, 6) if n == big.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn a_tls_stream_is_read_a_record_at_a_time_without_a_second_probe() {
+        use tokio::io::AsyncReadExt;
+        // A buffered reader that holds 4 bytes at a time stands for rustls holding a record:
+        // each read hands over what one fill holds and does not ask for more (a second fill
+        // is a read of the socket, which after a whole message finds nothing).
+        let data: &[u8] = b"abcdefghij";
+        let mut stream = ByRecord(tokio::io::BufReader::with_capacity(4, data));
+        let mut buf = [0u8; 8192];
+        let mut reads = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let n = stream.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                reads.push(buf[..n].to_vec());
+            }
+        })
+        .await
+        .expect("the reads did not end");
+        assert_eq!(reads, [&b"abcd"[..], b"efgh", b"ij"]);
+        // A buffer smaller than the chunk takes it in parts.
+        let mut stream = ByRecord(tokio::io::BufReader::with_capacity(6, data));
+        let mut small = [0u8; 4];
+        assert_eq!(stream.read(&mut small).await.unwrap(), 4);
+        assert_eq!(stream.read(&mut small).await.unwrap(), 2);
+        assert_eq!(&small[..2], b"ef");
     }
 
     #[tokio::test]
