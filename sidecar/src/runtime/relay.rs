@@ -44,7 +44,11 @@ where
 {
     current.mark_unchanged();
     // `true`: revoked; `false`: the sender is gone (shutting down), finish the copy.
-    let watch = async {
+    // Off tokio's co-operative budget (`unconstrained`): the copy lanes, polled before it, may
+    // spend the whole budget at every poll of the task (a peer sending many tiny records), and
+    // `changed()` would then answer `Pending` for ever — the revoked connection kept. This
+    // lane does one generation's check per wake-up, so it cannot hold the thread.
+    let watch = tokio::task::coop::unconstrained(async {
         loop {
             if current.changed().await.is_err() {
                 return false;
@@ -54,7 +58,7 @@ where
                 return true;
             }
         }
-    };
+    });
     tokio::pin!(watch);
     let mut watching = true;
     let (mut ab, mut ba) = (Direction::new(), Direction::new());
@@ -653,6 +657,33 @@ mod tests {
         })
         .await
         .expect("the revocation was not seen");
+        assert!(matches!(ended, Ended::Revoked));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_ends_a_relay_whose_copy_spends_the_whole_budget() {
+        // `a` always has bytes and `b` always takes them, both co-operative: the a→b lane
+        // spends tokio's whole budget at every poll of the task, before the policy's lane is
+        // polled. The revocation must still end the relay.
+        let (current_tx, current) = watch::channel(empty_generation());
+        let mut a = tokio::io::join(tokio::io::repeat(1), tokio::io::sink());
+        let mut b = tokio::io::join(tokio::io::empty(), tokio::io::sink());
+        let allowed = std::sync::atomic::AtomicBool::new(true);
+        let revoke = async {
+            tokio::task::yield_now().await;
+            allowed.store(false, Ordering::Relaxed);
+            current_tx.send(empty_generation()).unwrap();
+        };
+        // tokio's timeout polls its timer outside the budget: it fires even when the relay
+        // starves its own lanes.
+        let (ended, ()) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(
+                relay(&mut a, &mut b, current, |_| allowed.load(Ordering::Relaxed)),
+                revoke
+            )
+        })
+        .await
+        .expect("the revocation was starved by the copy");
         assert!(matches!(ended, Ended::Revoked));
     }
 }
