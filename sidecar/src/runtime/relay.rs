@@ -638,36 +638,14 @@ mod tests {
         assert_eq!(&small[..2], b"ef");
     }
 
-    #[tokio::test]
-    async fn a_new_generation_that_no_longer_allows_ends_the_relay() {
+    /// Relays between `a` and `b`, and sends a generation that no longer allows them once
+    /// the relay runs: how the relay ended (a failure after 10 s).
+    async fn relay_then_revoke<A, B>(a: &mut A, b: &mut B) -> Ended
+    where
+        A: AsyncRead + AsyncWrite + Unpin,
+        B: AsyncRead + AsyncWrite + Unpin,
+    {
         let (current_tx, current) = watch::channel(empty_generation());
-        let (mut a, _a_peer) = tokio::io::duplex(64);
-        let (mut b, _b_peer) = tokio::io::duplex(64);
-        let allowed = std::sync::atomic::AtomicBool::new(true);
-        let revoke = async {
-            tokio::task::yield_now().await;
-            allowed.store(false, Ordering::Relaxed);
-            current_tx.send(empty_generation()).unwrap();
-        };
-        let (ended, ()) = tokio::time::timeout(Duration::from_secs(10), async {
-            tokio::join!(
-                relay(&mut a, &mut b, current, |_| allowed.load(Ordering::Relaxed)),
-                revoke
-            )
-        })
-        .await
-        .expect("the revocation was not seen");
-        assert!(matches!(ended, Ended::Revoked));
-    }
-
-    #[tokio::test]
-    async fn a_revocation_ends_a_relay_whose_copy_spends_the_whole_budget() {
-        // `a` always has bytes and `b` always takes them, both co-operative: the a→b lane
-        // spends tokio's whole budget at every poll of the task, before the policy's lane is
-        // polled. The revocation must still end the relay.
-        let (current_tx, current) = watch::channel(empty_generation());
-        let mut a = tokio::io::join(tokio::io::repeat(1), tokio::io::sink());
-        let mut b = tokio::io::join(tokio::io::empty(), tokio::io::sink());
         let allowed = std::sync::atomic::AtomicBool::new(true);
         let revoke = async {
             tokio::task::yield_now().await;
@@ -678,12 +656,35 @@ mod tests {
         // starves its own lanes.
         let (ended, ()) = tokio::time::timeout(Duration::from_secs(10), async {
             tokio::join!(
-                relay(&mut a, &mut b, current, |_| allowed.load(Ordering::Relaxed)),
+                relay(a, b, current, |_| allowed.load(Ordering::Relaxed)),
                 revoke
             )
         })
         .await
-        .expect("the revocation was starved by the copy");
-        assert!(matches!(ended, Ended::Revoked));
+        .expect("the revocation was not seen");
+        ended
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_that_no_longer_allows_ends_the_relay() {
+        let (mut a, _a_peer) = tokio::io::duplex(64);
+        let (mut b, _b_peer) = tokio::io::duplex(64);
+        assert!(matches!(
+            relay_then_revoke(&mut a, &mut b).await,
+            Ended::Revoked
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_ends_a_relay_whose_copy_spends_the_whole_budget() {
+        // `a` always has bytes and `b` always takes them, both co-operative: the a→b lane
+        // spends tokio's whole budget at every poll of the task, before the policy's lane is
+        // polled. The revocation must still end the relay.
+        let mut a = tokio::io::join(tokio::io::repeat(1), tokio::io::sink());
+        let mut b = tokio::io::join(tokio::io::empty(), tokio::io::sink());
+        assert!(matches!(
+            relay_then_revoke(&mut a, &mut b).await,
+            Ended::Revoked
+        ));
     }
 }
