@@ -336,6 +336,7 @@ pub(crate) mod test_support {
             json_path: None,
             include_like: false,
             continued: false,
+            whole: false,
             not_token: false,
         };
         d.detect_field(&field, v, || anchored).is_some() || d.detect(v).is_some()

@@ -80,7 +80,8 @@ impl RuleSet {
             let cache_key = (shortcuts()
                 && field.class == Class::Header
                 && field.source == "header"
-                && !field.continued)
+                && !field.continued
+                && !field.whole)
                 .then(|| HeaderCache::key(&field.name, raw))
                 .flatten();
             if cache_key.is_some_and(|k| scratch.headers.clean(k, policy.paranoia, raw)) {
@@ -146,6 +147,12 @@ impl RuleSet {
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];
+                // A whole long value is read only by the detectors that
+                // read a value from its start (`Field::whole`): a group
+                // without one is not decoded for it.
+                if field.whole && g.detectors.iter().all(|(d, _)| d.reads_anywhere()) {
+                    continue;
+                }
                 if skips
                     && g.skip
                         .as_ref()
@@ -330,6 +337,8 @@ fn run_group(
     if value.is_empty() {
         return;
     }
+    // Patterns and phrases read a whole long value in its windows.
+    let open = if field.whole { 0 } else { open };
     for (k, s) in g.sets.iter().enumerate() {
         if open & (1 << k) != 0 {
             scan_regexes(c, &s.set, value, field, policy, path, st);
@@ -349,6 +358,7 @@ fn run_group(
         // such a detector starts from.
         if !applies(c, *ri, policy)
             || (field.continued && !det.reads_anywhere())
+            || (field.whole && det.reads_anywhere())
             || (plain && needs_punctuation)
         {
             continue;

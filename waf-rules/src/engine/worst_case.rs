@@ -236,6 +236,23 @@ fn deep_nesting_huge_keys_and_many_fields_stay_linear() {
         }),
         ("many form fields", |n| (Place::Form, "x=%27&".repeat(n))),
         ("many cookies", |n| (Place::Cookie, "a=';".repeat(n / 8))),
+        // A long value the SQL detector reads whole (`Field::whole`),
+        // with quotes it must scan past (about 40 and 160 KB).
+        ("long value read whole", |n| {
+            (
+                Place::Form,
+                format!("c={}admin'--", "it''s+a+word+".repeat(n / 2)),
+            )
+        }),
+        ("long JSON value read whole", |n| {
+            (
+                Place::Body,
+                format!(
+                    "{{\"c\":\"{}' or '1'='1\"}}",
+                    "it''s a (word) ".repeat(n / 2)
+                ),
+            )
+        }),
     ];
     let mut hbuf = Vec::new();
     let mut failures = Vec::new();

@@ -70,6 +70,11 @@ pub(crate) struct Field<'a> {
     /// starts mid-value, so detectors that read a value from its start
     /// as pasted after a quote (SQL) skip it; patterns still run.
     pub continued: bool,
+    /// A long value, listed whole after its windows for the detectors
+    /// that read a value from its start (`Detector::reads_anywhere` false:
+    /// SQL) and for nothing else (see `push_windows`). Not counted
+    /// against the field limit.
+    pub whole: bool,
     /// Known not to be a plain token (`plain_token`): decided where the
     /// field was parsed (plain tokens are counted, not listed), so
     /// inspection does not read the value again to skip it. False for
@@ -121,6 +126,9 @@ pub(crate) struct Fields<'a> {
     /// reads them (`plain_token`), but they count against `max_fields`
     /// as they did when listed and skipped at inspection.
     pub skipped: usize,
+    /// Whole long values listed after their windows (`Field::whole`):
+    /// in `list`, but not counted against `max_fields`.
+    pub wholes: usize,
     max_fields: usize,
     max_value: usize,
 }
@@ -138,6 +146,7 @@ impl<'a> Fields<'a> {
             json_path: Vec::new(),
             truncated: false,
             skipped: 0,
+            wholes: 0,
             max_fields: limits.max_fields,
             max_value: limits.max_value_bytes,
         }
@@ -190,6 +199,7 @@ impl<'a> Fields<'a> {
             json_path: Some(range),
             include_like: false,
             continued: false,
+            whole: false,
             not_token: true,
         };
         self.push_field(field);
@@ -197,7 +207,7 @@ impl<'a> Fields<'a> {
 
     /// Whether the field limit is reached (and so the request truncated).
     fn full(&mut self) -> bool {
-        let full = self.list.len() + self.skipped >= self.max_fields;
+        let full = self.list.len() - self.wholes + self.skipped >= self.max_fields;
         self.truncated |= full;
         full
     }
@@ -234,6 +244,7 @@ impl<'a> Fields<'a> {
             json_path,
             include_like,
             continued: false,
+            whole: false,
             not_token,
         });
     }
@@ -253,14 +264,30 @@ impl<'a> Fields<'a> {
     /// whole in one window, and the work stays linear in the value's
     /// length (each byte is read at most twice). Windows count against
     /// the field limit like fields.
+    ///
+    /// The value itself is then listed once more, whole (`Field::whole`,
+    /// moved, not copied), for the SQL detector alone: it reads a value
+    /// as one SQL string pasted after a quote, so only the whole value
+    /// tells where that string really ends (`<20 KiB of words>admin'--`
+    /// breaks out at its last quote, `don't … admin'--` at the first).
+    /// A window opening mid-value would misread where the string ends,
+    /// so windows after the first stay unread by it. Reading the whole
+    /// value is linear: `sqli::detect` makes one byte-class pass, scans
+    /// its first string to the first quote at once, then reads at most
+    /// `MAX_TOKENS` tokens, and the decoding chains are linear too. The
+    /// whole value does not count against the field limit (the windows
+    /// do, as before).
     fn push_windows(&mut self, whole: Field<'a>) {
+        if self.full() {
+            return;
+        }
         let (w, o) = (self.max_value.max(1), window_overlap(self.max_value));
         let value = &whole.value;
         let len = value.len();
         let mut start = 0;
         loop {
             if self.full() {
-                return;
+                break;
             }
             let end = (start + w).min(len);
             let part = match value {
@@ -276,10 +303,16 @@ impl<'a> Fields<'a> {
                 ..whole
             });
             if end == len {
-                return;
+                break;
             }
             start = window_start(value, end - o, o / 2);
         }
+        self.wholes += 1;
+        self.list.push(Field {
+            whole: true,
+            not_token: false,
+            ..whole
+        });
     }
 }
 
@@ -596,7 +629,7 @@ pub fn fuzz_extract(data: &[u8]) {
     ] {
         let mut f = Fields::new(&limits);
         body::parse(Some(ct), data, &limits, &mut f);
-        assert!(f.list.len() + f.skipped <= limits.max_fields);
+        assert!(f.list.len() - f.wholes + f.skipped <= limits.max_fields);
     }
     let q = String::from_utf8_lossy(data);
     let headers: [(&str, &[u8]); 1] = [("Cookie", data)];

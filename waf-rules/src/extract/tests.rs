@@ -119,7 +119,8 @@ fn limits_cut_values_and_count() {
     let r = req("a=123456789&b=2&c=3", &[], b"");
     let f = extract(&r, &limits);
     assert!(f.truncated);
-    assert_eq!(f.list.len(), 3);
+    // (The version is cut into windows, listed whole after them too.)
+    assert_eq!(f.list.len() - f.wholes, 3);
     // Plain tokens count against the limit though they are not listed:
     // after the method, version and path, `a` and `1` fill it.
     let limits = Limits {
@@ -140,19 +141,35 @@ fn long_values_are_inspected_whole_in_overlapping_windows() {
     let r = req("a=0123456789abcdefghij", &[], b"");
     let f = extract(&r, &limits);
     assert!(!f.truncated);
-    let parts: Vec<&[u8]> = f
+    let parts: Vec<(&[u8], bool, bool)> = f
         .list
         .iter()
         .filter(|x| x.class == Class::Arg)
-        .map(|x| &x.value[..])
+        .map(|x| (&x.value[..], x.continued, x.whole))
         .collect();
     // Windows of 8 overlapping by 2: every byte is in one, every 2-byte
-    // stretch lies whole in one.
+    // stretch lies whole in one. Then the value whole, for the SQL
+    // detector alone, not counted against the field limit.
     assert_eq!(
         parts,
-        [&b"01234567"[..], b"6789abcd", b"cdefghij"],
+        [
+            (&b"01234567"[..], false, false),
+            (b"6789abcd", true, false),
+            (b"cdefghij", true, false),
+            (b"0123456789abcdefghij", false, true),
+        ],
         "{parts:?}"
     );
+    assert_eq!(f.wholes, 1);
+    // The fields and the three windows just fill a field limit: the whole
+    // value is still listed, and nothing is cut.
+    let (listed, used) = (f.list.len(), f.list.len() - f.wholes + f.skipped);
+    let limits = Limits {
+        max_fields: used,
+        ..limits
+    };
+    let f = extract(&r, &limits);
+    assert_eq!((f.list.len(), f.wholes, f.truncated), (listed, 1, false));
 }
 
 #[test]
