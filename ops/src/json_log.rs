@@ -275,9 +275,10 @@ impl Fields<'_> {
     /// A [`Timestamp`].
     pub fn timestamp(&mut self, key: &'static str, at: Timestamp) -> &mut Self {
         self.key(key);
+        let mut text = [0; 27];
+        at.write(&mut text);
         self.line.push(b'"');
-        self.line
-            .extend_from_slice(at.format(&mut [0; 27]).as_bytes());
+        self.line.extend_from_slice(&text);
         self.line.push(b'"');
         self
     }

@@ -29,14 +29,72 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use rampart_protect::denial::{Denial, DenialReason};
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 /// A boxed future for a filter's cold paths (answers the edge writes itself, body reads): a
 /// phase's future is made and moved whole per request (Pingora boxes each phase), so a path
 /// most requests never take costs them a pointer instead of its whole state.
 type Cold<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A phase's future as `async_trait` types it. The phases that await nothing implement the
+/// trait's method by hand: the work runs when Pingora calls the method (it awaits each phase
+/// at once) and the future returned is [`done`]'s, so no future is made, boxed or moved for
+/// them.
+type Phase<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
+
+/// The future of a phase already done: zero-sized when it succeeded (its box allocates
+/// nothing), a boxed ready error otherwise.
+fn done<'t>(result: Result<()>) -> Phase<'t, Result<()>> {
+    match result {
+        Ok(()) => Box::pin(Done::default()),
+        Err(e) => Box::pin(std::future::ready(Err(e))),
+    }
+}
+
+/// A phase's success, ready at the first poll; zero-sized.
+struct Done<T>(PhantomData<fn() -> T>);
+
+impl<T> Default for Done<T> {
+    fn default() -> Self {
+        Done(PhantomData)
+    }
+}
+
+/// What a phase returns when it succeeded.
+trait Success {
+    fn success() -> Self;
+}
+
+impl Success for () {
+    fn success() -> Self {}
+}
+
+impl Success for Result<()> {
+    fn success() -> Self {
+        Ok(())
+    }
+}
+
+impl<T: Success> Future for Done<T> {
+    type Output = T;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
+        Poll::Ready(T::success())
+    }
+}
+
+/// Connected to the upstream endpoint: passive health and the connect time.
+fn connected(ctx: &mut RequestCtx) {
+    if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
+        route.upstream.record(idx, Outcome::Connected);
+    }
+    ctx.connect_ms = ctx
+        .upstream_start
+        .map(|s| s.elapsed().as_secs_f64() * 1000.0);
+}
 
 /// The per-request state as Pingora holds it: boxed, so the futures Pingora builds and moves
 /// per request carry a pointer instead of the whole context (several hundred bytes copied at
@@ -122,6 +180,104 @@ impl Edge {
             None => Ok(false),
         }
     }
+
+    /// `request_body_filter`: replays the body read for inspection; enforces `max_body` on
+    /// bodies without a usable length.
+    fn request_body(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(replay) = ctx.body.as_mut() else {
+            return Ok(());
+        };
+        replay.emit(body);
+        // A body without a usable Content-Length (chunked, h2) may grow past max_body while
+        // streaming: stop forwarding and fail the request.
+        if session.body_bytes_read() as u64 > replay.max_body {
+            let d = Denial::new(DenialReason::BodyTooLarge);
+            respond::record_denial(&self.shared, ctx, d);
+            ctx.log_fields.insert(
+                "rampart.limit.detail".into(),
+                "body grew past max_body".into(),
+            );
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
+        }
+        Ok(())
+    }
+
+    /// `upstream_request_filter`: forwarding headers and X-Request-Id.
+    fn upstream_request(
+        &self,
+        session: &Session,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let rt = self.runtime(ctx);
+        let id = ctx.request_id_header().clone();
+        if let (Some(peer), Some(client)) = (ctx.peer, ctx.client_ip) {
+            let info = ForwardInfo {
+                peer: peer.ip(),
+                client,
+                trusted_peer: rt.trusted.contains(peer.ip()),
+                proto: if ctx.https { "https" } else { "http" },
+                host: &ctx.host,
+            };
+            header_edit::request(req, |h| {
+                let _ = h.try_reserve(forward::ADDED + 1);
+                let conn = framing_of(session).map(|s| s.forward_values());
+                forward::apply(h, &info, conn);
+                header_edit::set(h, &X_REQUEST_ID, id);
+            });
+        } else {
+            header_edit::request(req, |h| header_edit::set(h, &X_REQUEST_ID, id));
+        }
+        Ok(())
+    }
+
+    /// `response_filter`: secure headers, strip list, cookie hardening, X-Request-Id.
+    fn response(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // During the SIGTERM drain, `Connection: close`: Pingora closes a keep-alive connection
+        // as soon as its request is answered then, and a client told `keep-alive` would send its
+        // next request onto the closing connection and lose it (end of stream or a reset), where
+        // `close` makes it open a new one, refused at once (the listener is closed) before
+        // anything was sent. The edge's own responses always close (`request::respond`).
+        if session.is_process_shutting_down() {
+            session.set_keepalive(None);
+        }
+        if session
+            .req_header()
+            .headers
+            .contains_key(http::header::UPGRADE)
+        {
+            if let Some(stream) = framing_of(session) {
+                stream.responded(resp.status.as_u16());
+            }
+        }
+        let id = ctx.request_id_header().clone();
+        let rt;
+        let (policy, cookies) = match &ctx.route {
+            Some(route) => (&route.headers, Some(&route.cookies)),
+            None => {
+                rt = self.runtime(ctx);
+                (&rt.default_headers, None)
+            }
+        };
+        header_edit::response(resp, |h| {
+            policy.apply_with(h, ctx.https, 1);
+            if let Some(cookies) = cookies {
+                cookies.apply(h);
+            }
+            header_edit::set(h, &X_REQUEST_ID, id);
+        });
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -174,29 +330,21 @@ impl ProxyHttp for Edge {
         }
     }
 
-    async fn request_body_filter(
-        &self,
-        session: &mut Session,
-        body: &mut Option<Bytes>,
+    fn request_body_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        body: &'life2 mut Option<Bytes>,
         _end_of_stream: bool,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        let Some(replay) = ctx.body.as_mut() else {
-            return Ok(());
-        };
-        replay.emit(body);
-        // A body without a usable Content-Length (chunked, h2) may grow past max_body while
-        // streaming: stop forwarding and fail the request.
-        if session.body_bytes_read() as u64 > replay.max_body {
-            let d = Denial::new(DenialReason::BodyTooLarge);
-            respond::record_denial(&self.shared, ctx, d);
-            ctx.log_fields.insert(
-                "rampart.limit.detail".into(),
-                "body grew past max_body".into(),
-            );
-            return Error::e_explain(ErrorType::HTTPStatus(413), "request body over max_body");
-        }
-        Ok(())
+        ctx: &'life3 mut Ctx,
+    ) -> Phase<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        done(self.request_body(session, body, ctx))
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -222,33 +370,41 @@ impl ProxyHttp for Edge {
         Ok(route.upstream.peer(idx))
     }
 
-    async fn connected_to_upstream(
-        &self,
-        _session: &mut Session,
+    #[allow(clippy::too_many_arguments)]
+    fn connected_to_upstream<'life0, 'life1, 'life2, 'life3, 'life4, 'async_trait>(
+        &'life0 self,
+        _session: &'life1 mut Session,
         _reused: bool,
-        _peer: &HttpPeer,
+        _peer: &'life2 HttpPeer,
         #[cfg(unix)] _fd: std::os::unix::io::RawFd,
         #[cfg(windows)] _sock: std::os::windows::io::RawSocket,
-        _digest: Option<&pingora_core::protocols::Digest>,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
-            // A mesh upstream must present its SPIFFE ID before a request byte is sent.
-            let metrics = &self.shared.metrics;
-            crate::upstream::admit_connection(
-                metrics,
-                &route.upstream,
-                idx,
-                _digest,
-                ctx.tried.len(),
-            )
-            .await?;
-            route.upstream.record(idx, Outcome::Connected);
+        digest: Option<&'life3 pingora_core::protocols::Digest>,
+        ctx: &'life4 mut Ctx,
+    ) -> Phase<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        'life4: 'async_trait,
+        Self: 'async_trait,
+    {
+        // Only a mesh upstream awaits anything (its SPIFFE ID is checked before a request byte
+        // is sent); every other connection is recorded at once.
+        if ctx.route.as_ref().is_some_and(|r| r.upstream.is_mesh()) {
+            return Box::pin(async move {
+                if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
+                    let metrics = &self.shared.metrics;
+                    let tried = ctx.tried.len();
+                    crate::upstream::admit_connection(metrics, &route.upstream, idx, digest, tried)
+                        .await?;
+                }
+                connected(ctx);
+                Ok(())
+            });
         }
-        ctx.connect_ms = ctx
-            .upstream_start
-            .map(|s| s.elapsed().as_secs_f64() * 1000.0);
-        Ok(())
+        connected(ctx);
+        done(Ok(()))
     }
 
     fn fail_to_connect(
@@ -280,86 +436,55 @@ impl ProxyHttp for Edge {
         e
     }
 
-    async fn upstream_request_filter(
-        &self,
-        session: &mut Session,
-        req: &mut RequestHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        let rt = self.runtime(ctx);
-        let id = ctx.request_id_header().clone();
-        if let (Some(peer), Some(client)) = (ctx.peer, ctx.client_ip) {
-            let info = ForwardInfo {
-                peer: peer.ip(),
-                client,
-                trusted_peer: rt.trusted.contains(peer.ip()),
-                proto: if ctx.https { "https" } else { "http" },
-                host: &ctx.host,
-            };
-            header_edit::request(req, |h| {
-                let _ = h.try_reserve(forward::ADDED + 1);
-                let conn = framing_of(session).map(|s| s.forward_values());
-                forward::apply(h, &info, conn);
-                header_edit::set(h, &X_REQUEST_ID, id);
-            });
-        } else {
-            header_edit::request(req, |h| header_edit::set(h, &X_REQUEST_ID, id));
-        }
-        Ok(())
+    fn upstream_request_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        req: &'life2 mut RequestHeader,
+        ctx: &'life3 mut Ctx,
+    ) -> Phase<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        done(self.upstream_request(session, req, ctx))
     }
 
-    async fn upstream_response_filter(
-        &self,
-        _session: &mut Session,
-        _resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
+    fn upstream_response_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        _session: &'life1 mut Session,
+        _resp: &'life2 mut ResponseHeader,
+        ctx: &'life3 mut Ctx,
+    ) -> Phase<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
         ctx.response_ms = ctx
             .upstream_start
             .map(|s| s.elapsed().as_secs_f64() * 1000.0);
-        Ok(())
+        done(Ok(()))
     }
 
-    async fn response_filter(
-        &self,
-        session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut Ctx,
-    ) -> Result<()> {
-        // During the SIGTERM drain, `Connection: close`: Pingora closes a keep-alive connection
-        // as soon as its request is answered then, and a client told `keep-alive` would send its
-        // next request onto the closing connection and lose it (end of stream or a reset), where
-        // `close` makes it open a new one, refused at once (the listener is closed) before
-        // anything was sent. The edge's own responses always close (`request::respond`).
-        if session.is_process_shutting_down() {
-            session.set_keepalive(None);
-        }
-        if session
-            .req_header()
-            .headers
-            .contains_key(http::header::UPGRADE)
-        {
-            if let Some(stream) = framing_of(session) {
-                stream.responded(resp.status.as_u16());
-            }
-        }
-        let id = ctx.request_id_header().clone();
-        let rt;
-        let (policy, cookies) = match &ctx.route {
-            Some(route) => (&route.headers, Some(&route.cookies)),
-            None => {
-                rt = self.runtime(ctx);
-                (&rt.default_headers, None)
-            }
-        };
-        header_edit::response(resp, |h| {
-            policy.apply_with(h, ctx.https, 1);
-            if let Some(cookies) = cookies {
-                cookies.apply(h);
-            }
-            header_edit::set(h, &X_REQUEST_ID, id);
-        });
-        Ok(())
+    fn response_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        resp: &'life2 mut ResponseHeader,
+        ctx: &'life3 mut Ctx,
+    ) -> Phase<'async_trait, Result<()>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        done(self.response(session, resp, ctx))
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -396,8 +521,21 @@ impl ProxyHttp for Edge {
         }
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+    fn logging<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        session: &'life1 mut Session,
+        e: Option<&'life2 Error>,
+        ctx: &'life3 mut Ctx,
+    ) -> Phase<'async_trait, ()>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
         log::finish(&self.shared, session, e, ctx);
+        Box::pin(Done::default())
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {

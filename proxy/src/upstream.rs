@@ -197,6 +197,11 @@ impl Upstream {
         }
     }
 
+    /// A mesh upstream: each connection's certificate is checked (`check_connected`).
+    pub fn is_mesh(&self) -> bool {
+        self.mesh.is_some()
+    }
+
     /// The Pingora peer for endpoint `idx`.
     pub fn peer(&self, idx: usize) -> Box<HttpPeer> {
         let addr = self.endpoints[idx % self.endpoints.len()].addr;

@@ -18,6 +18,7 @@ mod syntax;
 mod test_support;
 mod transform;
 mod verdict;
+mod word_index;
 
 #[doc(hidden)]
 pub use engine::MemoryPart;

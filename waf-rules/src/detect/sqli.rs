@@ -125,18 +125,19 @@ fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Ran
         }
     }
     let kinds = tokenize(v, None, toks);
-    if judged(kinds) {
-        let all = meaningful(toks, kinds, buf);
-        bare(v, all)
-            .or_else(|| literal_tautology(v, toks))
-            .or_else(|| literal_inequality(v, all))
-    } else if kinds & Kind::Cmp.bit() != 0 {
-        // Only the literal checks can find something (`SHAPING`); with no
-        // comment among the kinds the meaningful tokens are all of them.
-        literal_tautology(v, toks).or_else(|| literal_inequality(v, toks))
-    } else {
-        None
+    // A reading not judged can hold only a literal check's shape, and only
+    // with a comparison among its kinds (`SHAPING`); a comment is `SHAPING`,
+    // so its meaningful tokens are all of them, not copied.
+    if !judged(kinds) && kinds & Kind::Cmp.bit() == 0 {
+        return None;
     }
+    let all = meaningful(toks, kinds, buf);
+    if judged(kinds) {
+        if let Some(r) = bare(v, all) {
+            return Some(r);
+        }
+    }
+    literal_tautology(v, toks).or_else(|| literal_inequality(v, all))
 }
 
 /// Whether a maximal run of ASCII letters in `v` is a keyword of a

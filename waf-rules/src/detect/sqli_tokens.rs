@@ -3,6 +3,8 @@
 
 use std::ops::Range;
 
+use crate::word_index::WordIndex;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// Quoted string; `closed` false when the value ends inside it.
@@ -421,40 +423,12 @@ const KEYWORDS: &[(&[u8], Kind)] = &[
 /// The longest keyword (`current_user`).
 const KEYWORD_MAX: usize = 12;
 
-/// Per word length and lower-case first letter, the `KEYWORDS` entries of
-/// that length and first letter (bit `k` for entry `k`): a word is
-/// compared only with those (most words with none), never lowered or
-/// copied.
-static KEYWORD_INDEX: [[u64; 26]; KEYWORD_MAX + 1] = keyword_index();
-
-const fn keyword_index() -> [[u64; 26]; KEYWORD_MAX + 1] {
-    assert!(KEYWORDS.len() <= 64);
-    let mut t = [[0u64; 26]; KEYWORD_MAX + 1];
-    let mut k = 0;
-    while k < KEYWORDS.len() {
-        let w = KEYWORDS[k].0;
-        assert!(w.len() <= KEYWORD_MAX && w[0].is_ascii_lowercase());
-        t[w.len()][(w[0] - b'a') as usize] |= 1 << k;
-        k += 1;
-    }
-    t
-}
+/// `KEYWORDS` by word length and first letter.
+static KEYWORD_INDEX: WordIndex<{ KEYWORD_MAX + 1 }> = WordIndex::new(KEYWORDS);
 
 /// The kind of keyword `w` is (ASCII case ignored), if it is one.
 pub(crate) fn keyword_kind(w: &[u8]) -> Option<Kind> {
-    let first = *w.first()? | 0x20;
-    if w.len() > KEYWORD_MAX || !first.is_ascii_lowercase() {
-        return None;
-    }
-    let mut candidates = KEYWORD_INDEX[w.len()][usize::from(first - b'a')];
-    while candidates != 0 {
-        let (kw, kind) = KEYWORDS[candidates.trailing_zeros() as usize];
-        if w.eq_ignore_ascii_case(kw) {
-            return Some(kind);
-        }
-        candidates &= candidates - 1;
-    }
-    None
+    KEYWORD_INDEX.find(KEYWORDS, w)
 }
 
 #[cfg(test)]

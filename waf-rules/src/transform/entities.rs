@@ -2,79 +2,52 @@
 //! without the closing ';' as browsers accept.
 
 use super::push_char;
+use crate::word_index::WordIndex;
 
-const NAMED: &[(&str, u32)] = &[
-    ("lt", '<' as u32),
-    ("gt", '>' as u32),
-    ("quot", '"' as u32),
-    ("apos", '\'' as u32),
-    ("amp", '&' as u32),
-    ("nbsp", ' ' as u32),
-    ("colon", ':' as u32),
-    ("semi", ';' as u32),
-    ("tab", '\t' as u32),
-    ("newline", '\n' as u32),
-    ("lpar", '(' as u32),
-    ("rpar", ')' as u32),
-    ("sol", '/' as u32),
-    ("bsol", '\\' as u32),
-    ("excl", '!' as u32),
-    ("num", '#' as u32),
-    ("equals", '=' as u32),
-    ("grave", '`' as u32),
-    ("period", '.' as u32),
-    ("comma", ',' as u32),
-    ("lsqb", '[' as u32),
-    ("rsqb", ']' as u32),
-    ("lcub", '{' as u32),
-    ("rcub", '}' as u32),
-    ("plus", '+' as u32),
-    ("dollar", '$' as u32),
-    ("percnt", '%' as u32),
-    ("ast", '*' as u32),
-    ("quest", '?' as u32),
-    ("commat", '@' as u32),
+const NAMED: &[(&[u8], u32)] = &[
+    (b"lt", '<' as u32),
+    (b"gt", '>' as u32),
+    (b"quot", '"' as u32),
+    (b"apos", '\'' as u32),
+    (b"amp", '&' as u32),
+    (b"nbsp", ' ' as u32),
+    (b"colon", ':' as u32),
+    (b"semi", ';' as u32),
+    (b"tab", '\t' as u32),
+    (b"newline", '\n' as u32),
+    (b"lpar", '(' as u32),
+    (b"rpar", ')' as u32),
+    (b"sol", '/' as u32),
+    (b"bsol", '\\' as u32),
+    (b"excl", '!' as u32),
+    (b"num", '#' as u32),
+    (b"equals", '=' as u32),
+    (b"grave", '`' as u32),
+    (b"period", '.' as u32),
+    (b"comma", ',' as u32),
+    (b"lsqb", '[' as u32),
+    (b"rsqb", ']' as u32),
+    (b"lcub", '{' as u32),
+    (b"rcub", '}' as u32),
+    (b"plus", '+' as u32),
+    (b"dollar", '$' as u32),
+    (b"percnt", '%' as u32),
+    (b"ast", '*' as u32),
+    (b"quest", '?' as u32),
+    (b"commat", '@' as u32),
 ];
 
 /// The longest name in `NAMED` (`newline`).
 const NAME_MAX: usize = 7;
 
-/// The `NAMED` entries (bit `k` for entry `k`) by name length, and by
-/// lower-case first letter: a word after '&' is compared only with the
-/// entries in both (`&size=` with `semi` alone, `&currency=` with none).
-static BY_LENGTH: [u32; NAME_MAX + 1] = {
-    let mut t = [0u32; NAME_MAX + 1];
-    let mut k = 0;
-    while k < NAMED.len() {
-        t[NAMED[k].0.len()] |= 1 << k;
-        k += 1;
-    }
-    t
-};
-static BY_FIRST: [u32; 26] = {
-    let mut t = [0u32; 26];
-    let mut k = 0;
-    while k < NAMED.len() {
-        let first = NAMED[k].0.as_bytes()[0];
-        assert!(first.is_ascii_lowercase() && NAMED.len() <= 32);
-        t[(first - b'a') as usize] |= 1 << k;
-        k += 1;
-    }
-    t
-};
+/// `NAMED` by name length and first letter: a word after '&' is compared
+/// only with the entries of both (`&size=` with `semi` alone, `&currency=`
+/// with none).
+static NAMED_INDEX: WordIndex<{ NAME_MAX + 1 }> = WordIndex::new(NAMED);
 
-/// The code point `NAMED` gives `name` (ASCII letters), case ignored.
+/// The code point `NAMED` gives `name`, case ignored.
 fn named(name: &[u8]) -> Option<u32> {
-    let first = usize::from((*name.first()? | 0x20) - b'a');
-    let mut candidates = BY_LENGTH.get(name.len())? & BY_FIRST[first];
-    while candidates != 0 {
-        let (n, cp) = NAMED[candidates.trailing_zeros() as usize];
-        if n.as_bytes().eq_ignore_ascii_case(name) {
-            return Some(cp);
-        }
-        candidates &= candidates - 1;
-    }
-    None
+    NAMED_INDEX.find(NAMED, name)
 }
 
 pub(crate) fn decode(v: &[u8]) -> Option<Vec<u8>> {
@@ -152,6 +125,7 @@ mod tests {
     #[test]
     fn every_name_decodes_in_any_case() {
         for &(n, cp) in super::NAMED {
+            let n = String::from_utf8_lossy(n);
             let mut capital = n.to_string();
             capital[..1].make_ascii_uppercase();
             for name in [n.to_string(), n.to_ascii_uppercase(), capital] {
