@@ -350,7 +350,11 @@ pub async fn connection(
     current.mark_unchanged();
     // The connection's rare events: the idle check and a new generation. `true`: close the
     // connection now; `false`: no more events (shutting down), serve it to its end.
-    let events = async {
+    // Off tokio's co-operative budget (`unconstrained`), as the relay's policy lane: the
+    // caller's and the app's lanes, polled before it, may spend the whole budget at every poll
+    // (a body of many tiny records), and the timer and `changed()` would then answer
+    // `Pending` for ever. One check per wake-up: it cannot hold the thread.
+    let events = tokio::task::coop::unconstrained(async {
         let mut idle = IdleCheck::default();
         let check = tokio::time::sleep(HEAD_CHECK);
         tokio::pin!(check);
@@ -383,7 +387,7 @@ pub async fn connection(
                 }
             }
         }
-    };
+    });
     tokio::pin!(events);
     let mut events_over = false;
     // The connections to the app this connection dialled (one at a time; an earlier one may

@@ -44,7 +44,11 @@ where
 {
     current.mark_unchanged();
     // `true`: revoked; `false`: the sender is gone (shutting down), finish the copy.
-    let watch = async {
+    // Off tokio's co-operative budget (`unconstrained`): the copy lanes, polled before it, may
+    // spend the whole budget at every poll of the task (a peer sending many tiny records), and
+    // `changed()` would then answer `Pending` for ever — the revoked connection kept. This
+    // lane does one generation's check per wake-up, so it cannot hold the thread.
+    let watch = tokio::task::coop::unconstrained(async {
         loop {
             if current.changed().await.is_err() {
                 return false;
@@ -54,7 +58,7 @@ where
                 return true;
             }
         }
-    };
+    });
     tokio::pin!(watch);
     let mut watching = true;
     let (mut ab, mut ba) = (Direction::new(), Direction::new());
@@ -634,25 +638,53 @@ mod tests {
         assert_eq!(&small[..2], b"ef");
     }
 
-    #[tokio::test]
-    async fn a_new_generation_that_no_longer_allows_ends_the_relay() {
+    /// Relays between `a` and `b`, and sends a generation that no longer allows them once
+    /// the relay runs: how the relay ended (a failure after 10 s).
+    async fn relay_then_revoke<A, B>(a: &mut A, b: &mut B) -> Ended
+    where
+        A: AsyncRead + AsyncWrite + Unpin,
+        B: AsyncRead + AsyncWrite + Unpin,
+    {
         let (current_tx, current) = watch::channel(empty_generation());
-        let (mut a, _a_peer) = tokio::io::duplex(64);
-        let (mut b, _b_peer) = tokio::io::duplex(64);
         let allowed = std::sync::atomic::AtomicBool::new(true);
         let revoke = async {
             tokio::task::yield_now().await;
             allowed.store(false, Ordering::Relaxed);
             current_tx.send(empty_generation()).unwrap();
         };
+        // tokio's timeout polls its timer outside the budget: it fires even when the relay
+        // starves its own lanes.
         let (ended, ()) = tokio::time::timeout(Duration::from_secs(10), async {
             tokio::join!(
-                relay(&mut a, &mut b, current, |_| allowed.load(Ordering::Relaxed)),
+                relay(a, b, current, |_| allowed.load(Ordering::Relaxed)),
                 revoke
             )
         })
         .await
         .expect("the revocation was not seen");
-        assert!(matches!(ended, Ended::Revoked));
+        ended
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_that_no_longer_allows_ends_the_relay() {
+        let (mut a, _a_peer) = tokio::io::duplex(64);
+        let (mut b, _b_peer) = tokio::io::duplex(64);
+        assert!(matches!(
+            relay_then_revoke(&mut a, &mut b).await,
+            Ended::Revoked
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_ends_a_relay_whose_copy_spends_the_whole_budget() {
+        // `a` always has bytes and `b` always takes them, both co-operative: the a→b lane
+        // spends tokio's whole budget at every poll of the task, before the policy's lane is
+        // polled. The revocation must still end the relay.
+        let mut a = tokio::io::join(tokio::io::repeat(1), tokio::io::sink());
+        let mut b = tokio::io::join(tokio::io::empty(), tokio::io::sink());
+        assert!(matches!(
+            relay_then_revoke(&mut a, &mut b).await,
+            Ended::Revoked
+        ));
     }
 }
