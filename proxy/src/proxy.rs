@@ -35,15 +35,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// A boxed future for a filter's cold paths (answers the edge writes itself, body reads): a
-/// phase's future is made and moved whole per request (Pingora boxes each phase), so a path
-/// most requests never take costs them a pointer instead of its whole state.
-type Cold<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A phase's future as `async_trait` types it. The phases that await nothing implement the
-/// trait's method by hand: the work runs when Pingora calls the method (it awaits each phase
-/// at once) and the future returned is [`done`]'s, so no future is made, boxed or moved for
-/// them.
+/// A boxed future, as `async_trait` types a phase's. Two uses:
+/// - a filter's cold paths (answers the edge writes itself, body reads): a phase's future is
+///   made and moved whole per request (Pingora boxes each phase), so a path most requests
+///   never take costs them a pointer instead of its whole state;
+/// - the phases that await nothing implement the trait's method by hand: the work runs when
+///   Pingora calls the method (it awaits each phase at once) and the future returned is
+///   [`done`]'s, so no future is allocated or moved for them.
 type Phase<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
 
 /// The future of a phase already done: zero-sized when it succeeded (its box allocates
@@ -112,13 +110,13 @@ impl Edge {
             .unwrap_or_else(|| self.shared.runtime.load_full())
     }
 
-    /// Answers a refusal (cold: boxed, see [`Cold`]).
+    /// Answers a refusal (cold: boxed, see [`Phase`]).
     fn deny<'a>(
         &'a self,
         session: &'a mut Session,
         ctx: &'a mut RequestCtx,
         d: Denial,
-    ) -> Cold<'a, Result<bool>> {
+    ) -> Phase<'a, Result<bool>> {
         self.shared.metrics.count_malformed(&d);
         Box::pin(respond::deny(&self.shared, session, ctx, d))
     }
@@ -127,7 +125,7 @@ impl Edge {
     /// line has not arrived: read it before the head leaves, so a broken first chunk is refused
     /// with nothing forwarded. The bytes go to Pingora's retry buffer, which it sends first.
     /// `None` (nothing to read, the usual case) without a future.
-    fn first_chunk<'a>(&self, session: &'a mut Session) -> Option<Cold<'a, Result<()>>> {
+    fn first_chunk<'a>(&self, session: &'a mut Session) -> Option<Phase<'a, Result<()>>> {
         let pending = framing_of(session).is_some_and(|s| s.first_chunk_pending());
         if !pending || session.is_body_done() {
             return None;

@@ -240,9 +240,7 @@ impl Upstream {
                     .and_then(|d| d.ssl_digest.as_ref())
                     .map(|d| d.cert_digest.as_slice())
                     .unwrap_or_default();
-                // Boxed: the fetch-and-verify state stays out of `connected_to_upstream`'s
-                // future, made per request for every upstream.
-                Box::pin(m.check(addr, leaf_sha256)).await
+                m.check(addr, leaf_sha256).await
             }
         }
     }
@@ -303,12 +301,13 @@ mod tests {
 
     #[test]
     fn an_expired_ejection_is_picked_again_and_cleared() {
-        let u = pool(2, 1);
+        let mut u = pool(2, 1);
+        // The pool's clock a second old, so that a moment before now is not 0 ("not ejected").
+        u.epoch = u.epoch.checked_sub(Duration::from_secs(1)).unwrap();
         assert!(u.record(0, Outcome::ConnectFailed), "ejected for 60 s");
         assert_eq!(u.pick(&[1]), None, "endpoint 0 is ejected");
         // The ejection's end has passed (set as if 60 s were over).
-        std::thread::sleep(Duration::from_millis(2));
-        let past = u.now_ms().saturating_sub(1).max(1);
+        let past = u.now_ms() - 1;
         u.endpoints[0]
             .ejected_until_ms
             .store(past, Ordering::Relaxed);

@@ -348,9 +348,14 @@ pub async fn connection(
     tokio::pin!(server);
     let mut current = ctx.current.clone();
     current.mark_unchanged();
-    // The connection's rare events: the idle check and a new generation. `true`: close the
-    // connection now; `false`: no more events (shutting down), serve it to its end.
-    let events = async {
+    // The connection's rare events: the idle check and a new generation. Ends when the
+    // connection is to be closed now; once the sender is gone (shutting down), never: the
+    // connection is served to its end.
+    // Off tokio's co-operative budget (`unconstrained`), as the relay's policy lane: the
+    // caller's and the app's lanes, polled before it, may spend the whole budget at every poll
+    // (a body of many tiny records), and the timer and `changed()` would then answer
+    // `Pending` for ever. One check per wake-up: it cannot hold the thread.
+    let events = tokio::task::coop::unconstrained(async {
         let mut idle = IdleCheck::default();
         let check = tokio::time::sleep(HEAD_CHECK);
         tokio::pin!(check);
@@ -359,13 +364,13 @@ pub async fn connection(
                 biased;
                 () = &mut check => {
                     if idle.expired(&conn.activity) {
-                        return true;
+                        return;
                     }
                     check.as_mut().reset(tokio::time::Instant::now() + HEAD_CHECK);
                 }
                 changed = current.changed() => {
                     if changed.is_err() {
-                        return false;
+                        std::future::pending::<()>().await;
                     }
                     // Decided again under the new generation (and the old one not kept alive).
                     if let Ok(mut decided) = conn.decided.lock() {
@@ -378,14 +383,13 @@ pub async fn connection(
                                 .with("rampart.closed_by_policy", true)
                                 .with("rampart.closed.reason", reason),
                         );
-                        return true;
+                        return;
                     }
                 }
             }
         }
-    };
+    });
     tokio::pin!(events);
-    let mut events_over = false;
     // The connections to the app this connection dialled (one at a time; an earlier one may
     // still be closing), driven here, in the caller's connection's task: a request handed to
     // the app connection, and its response handed back, cross no task (`Lanes`), and each of
@@ -405,14 +409,7 @@ pub async fn connection(
                 apps.retain_mut(|app| Pin::new(app).poll(cx).is_pending());
                 Poll::Pending
             }
-            EVENTS if !events_over => match events.as_mut().poll(cx) {
-                Poll::Ready(true) => Poll::Ready(()),
-                Poll::Ready(false) => {
-                    events_over = true;
-                    Poll::Pending
-                }
-                Poll::Pending => Poll::Pending,
-            },
+            EVENTS => events.as_mut().poll(cx),
             _ => Poll::Pending,
         })
     })

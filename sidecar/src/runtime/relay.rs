@@ -1,5 +1,6 @@
-//! Copies bytes both ways until either side ends, and stops at once when a new generation's
-//! policy no longer allows the connection; and the accept loop every listener runs.
+//! Copies bytes both ways until both directions have ended, and stops at once when a new
+//! generation's policy no longer allows the connection; and the accept loop every listener
+//! runs.
 
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,7 +19,8 @@ use super::generation::Generation;
 
 /// How a relay ended.
 pub enum Ended {
-    /// One side closed; bytes (a→b, b→a).
+    /// Both directions ended (each reader's end reached and the other side shut down);
+    /// bytes (a→b, b→a).
     Done(u64, u64),
     /// An I/O error.
     Failed(std::io::Error),
@@ -43,20 +45,24 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     current.mark_unchanged();
-    // `true`: revoked; `false`: the sender is gone (shutting down), finish the copy.
-    let watch = async {
+    // Ends only when revoked; once the sender is gone (shutting down), never: the copy
+    // finishes.
+    // Off tokio's co-operative budget (`unconstrained`): the copy lanes, polled before it, may
+    // spend the whole budget at every poll of the task (a peer sending many tiny records), and
+    // `changed()` would then answer `Pending` for ever — the revoked connection kept. This
+    // lane does one generation's check per wake-up, so it cannot hold the thread.
+    let watch = tokio::task::coop::unconstrained(async {
         loop {
             if current.changed().await.is_err() {
-                return false;
+                std::future::pending::<()>().await;
             }
             let g = current.borrow_and_update().clone();
             if !still_allowed(&g) {
-                return true;
+                return;
             }
         }
-    };
+    });
     tokio::pin!(watch);
-    let mut watching = true;
     let (mut ab, mut ba) = (Direction::new(), Direction::new());
     let mut lanes = Lanes::<3>::new();
     std::future::poll_fn(|cx| {
@@ -64,17 +70,7 @@ where
             let step = match lane {
                 0 => ab.poll(cx, a, b),
                 1 => ba.poll(cx, b, a),
-                _ if watching => {
-                    return match watch.as_mut().poll(cx) {
-                        Poll::Ready(true) => Poll::Ready(Ended::Revoked),
-                        Poll::Ready(false) => {
-                            watching = false;
-                            Poll::Pending
-                        }
-                        Poll::Pending => Poll::Pending,
-                    };
-                }
-                _ => return Poll::Pending,
+                _ => return watch.as_mut().poll(cx).map(|()| Ended::Revoked),
             };
             match step {
                 Poll::Ready(Err(e)) => Poll::Ready(Ended::Failed(e)),
@@ -88,15 +84,35 @@ where
     .await
 }
 
-/// A TLS stream read one chunk of decrypted data at a time: `poll_read` hands over what rustls
-/// holds (a record's worth), without trying the socket again to fill the rest of the caller's
-/// buffer, which tokio-rustls's own `poll_read` does — a read that finds nothing (~300
-/// instructions through rustls and tokio) after every message, since a request or an answer
-/// arrives whole in one record. Used for the mesh TLS streams (relays and the HTTP port);
-/// writes go straight through.
+/// A TLS stream read by what rustls has decrypted: `poll_read` hands over the plaintext rustls
+/// holds (every record the last socket read brought, up to the caller's buffer), without
+/// trying the socket again to fill the rest of the caller's buffer, which tokio-rustls's own
+/// `poll_read` does — a read that finds nothing (~300 instructions through rustls and tokio)
+/// after every message, since a request or an answer arrives whole in one socket read. Used
+/// for the sidecar's mesh TLS streams (inbound, outbound and egress relays, the HTTP port, the
+/// egress gateway's HTTP engine; not the plain-HTTP egress's client through a gateway, which
+/// hyper reads); writes go straight through.
 pub(crate) struct ByRecord<S>(pub(crate) S);
 
-impl<S: AsyncBufRead + Unpin> AsyncRead for ByRecord<S> {
+/// A TLS stream whose decrypted plaintext can be taken without a read of the socket.
+pub(crate) trait Decrypted {
+    /// What rustls has already decrypted (`WouldBlock` when nothing).
+    fn decrypted(&mut self) -> rustls::Reader<'_>;
+}
+
+impl<IO> Decrypted for tokio_rustls::server::TlsStream<IO> {
+    fn decrypted(&mut self) -> rustls::Reader<'_> {
+        self.get_mut().1.reader()
+    }
+}
+
+impl<IO> Decrypted for tokio_rustls::client::TlsStream<IO> {
+    fn decrypted(&mut self) -> rustls::Reader<'_> {
+        self.get_mut().1.reader()
+    }
+}
+
+impl<S: AsyncBufRead + Decrypted + Unpin> AsyncRead for ByRecord<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -106,10 +122,30 @@ impl<S: AsyncBufRead + Unpin> AsyncRead for ByRecord<S> {
             return Poll::Ready(Ok(()));
         }
         let inner = &mut self.get_mut().0;
+        // The first record: reads the socket only when rustls holds nothing.
         let data = ready!(Pin::new(&mut *inner).poll_fill_buf(cx))?;
         let n = data.len().min(buf.remaining());
         buf.put_slice(&data[..n]);
-        Pin::new(inner).consume(n);
+        Pin::new(&mut *inner).consume(n);
+        if n == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        // The records the same socket read brought (a message sent as several records): taken
+        // now, so that they leave in one write, not one write each. Never the socket: an empty
+        // chunk (`close_notify`), `WouldBlock` (nothing more) or an error ends the loop, and
+        // the next read meets them through `poll_fill_buf`.
+        let mut reader = inner.decrypted();
+        while buf.remaining() > 0 {
+            let Ok(chunk) = std::io::BufRead::fill_buf(&mut reader) else {
+                break;
+            };
+            if chunk.is_empty() {
+                break;
+            }
+            let m = chunk.len().min(buf.remaining());
+            buf.put_slice(&chunk[..m]);
+            std::io::BufRead::consume(&mut reader, m);
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -604,55 +640,130 @@ mod tests {
         assert!(matches!(ended, Ended::Done(n, 6) if n == big.len() as u64));
     }
 
-    #[tokio::test]
-    async fn a_tls_stream_is_read_a_record_at_a_time_without_a_second_probe() {
-        use tokio::io::AsyncReadExt;
-        // A buffered reader that holds 4 bytes at a time stands for rustls holding a record:
-        // each read hands over what one fill holds and does not ask for more (a second fill
-        // is a read of the socket, which after a whole message finds nothing).
-        let data: &[u8] = b"abcdefghij";
-        let mut stream = ByRecord(tokio::io::BufReader::with_capacity(4, data));
-        let mut buf = [0u8; 8192];
-        let mut reads = Vec::new();
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                let n = stream.read(&mut buf).await.unwrap();
-                if n == 0 {
-                    break;
-                }
-                reads.push(buf[..n].to_vec());
-            }
-        })
-        .await
-        .expect("the reads did not end");
-        assert_eq!(reads, [&b"abcd"[..], b"efgh", b"ij"]);
-        // A buffer smaller than the chunk takes it in parts.
-        let mut stream = ByRecord(tokio::io::BufReader::with_capacity(6, data));
-        let mut small = [0u8; 4];
-        assert_eq!(stream.read(&mut small).await.unwrap(), 4);
-        assert_eq!(stream.read(&mut small).await.unwrap(), 2);
-        assert_eq!(&small[..2], b"ef");
+    /// A TLS connection over loopback: the server's stream, and the client's once handshaken.
+    async fn tls_pair() -> (
+        tokio_rustls::server::TlsStream<TcpStream>,
+        tokio_rustls::client::TlsStream<TcpStream>,
+    ) {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![key.cert.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der())),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(key.cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio_rustls::TlsAcceptor::from(Arc::new(server))
+                .accept(tcp)
+                .await
+                .unwrap()
+        };
+        let connect = async {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            tokio_rustls::TlsConnector::from(Arc::new(client))
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap()
+        };
+        tokio::join!(accept, connect)
     }
 
     #[tokio::test]
-    async fn a_new_generation_that_no_longer_allows_ends_the_relay() {
+    async fn the_records_of_one_socket_read_come_out_of_one_read() {
+        use std::io::Write;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let (server, mut client) = tls_pair().await;
+            let mut server = ByRecord(server);
+            // Four records (a head, a body in two, and close_notify), in one write of the
+            // socket.
+            let (tcp, conn) = client.get_mut();
+            for record in [&b"head "[..], b"and body", b" more"] {
+                conn.writer().write_all(record).unwrap();
+            }
+            conn.send_close_notify();
+            let mut wire = Vec::new();
+            while conn.wants_write() {
+                conn.write_tls(&mut wire).unwrap();
+            }
+            tcp.write_all(&wire).await.unwrap();
+            // The records in one read each (not one read a record); a buffer smaller than them
+            // takes them in parts.
+            let mut small = [0u8; 7];
+            assert_eq!(server.read(&mut small).await.unwrap(), 7);
+            assert_eq!(&small, b"head an");
+            let mut buf = [0u8; 8192];
+            let n = server.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"d body more");
+            // close_notify: the end.
+            assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+        })
+        .await
+        .expect("the reads did not end");
+    }
+
+    /// Relays between `a` and `b`, and sends a generation that no longer allows them once
+    /// the relay runs: how the relay ended (a failure after 10 s).
+    async fn relay_then_revoke<A, B>(a: &mut A, b: &mut B) -> Ended
+    where
+        A: AsyncRead + AsyncWrite + Unpin,
+        B: AsyncRead + AsyncWrite + Unpin,
+    {
         let (current_tx, current) = watch::channel(empty_generation());
-        let (mut a, _a_peer) = tokio::io::duplex(64);
-        let (mut b, _b_peer) = tokio::io::duplex(64);
         let allowed = std::sync::atomic::AtomicBool::new(true);
         let revoke = async {
             tokio::task::yield_now().await;
             allowed.store(false, Ordering::Relaxed);
             current_tx.send(empty_generation()).unwrap();
         };
+        // tokio's timeout polls its timer outside the budget: it fires even when the relay
+        // starves its own lanes.
         let (ended, ()) = tokio::time::timeout(Duration::from_secs(10), async {
             tokio::join!(
-                relay(&mut a, &mut b, current, |_| allowed.load(Ordering::Relaxed)),
+                relay(a, b, current, |_| allowed.load(Ordering::Relaxed)),
                 revoke
             )
         })
         .await
         .expect("the revocation was not seen");
-        assert!(matches!(ended, Ended::Revoked));
+        ended
+    }
+
+    #[tokio::test]
+    async fn a_new_generation_that_no_longer_allows_ends_the_relay() {
+        let (mut a, _a_peer) = tokio::io::duplex(64);
+        let (mut b, _b_peer) = tokio::io::duplex(64);
+        assert!(matches!(
+            relay_then_revoke(&mut a, &mut b).await,
+            Ended::Revoked
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_ends_a_relay_whose_copy_spends_the_whole_budget() {
+        // `a` always has bytes and `b` always takes them, both co-operative: the a→b lane
+        // spends tokio's whole budget at every poll of the task, before the policy's lane is
+        // polled. The revocation must still end the relay.
+        let mut a = tokio::io::join(tokio::io::repeat(1), tokio::io::sink());
+        let mut b = tokio::io::join(tokio::io::empty(), tokio::io::sink());
+        assert!(matches!(
+            relay_then_revoke(&mut a, &mut b).await,
+            Ended::Revoked
+        ));
     }
 }

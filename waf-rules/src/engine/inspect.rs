@@ -147,12 +147,6 @@ impl RuleSet {
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];
-                // A whole long value is read only by the detectors that
-                // read a value from its start (`Field::whole`): a group
-                // without one is not decoded for it.
-                if field.whole && g.detectors.iter().all(|(d, _)| d.reads_anywhere()) {
-                    continue;
-                }
                 if skips
                     && g.skip
                         .as_ref()
@@ -164,6 +158,12 @@ impl RuleSet {
                 // that runs nothing but literal- and punctuation-gated
                 // patterns is decided on the raw value, without decoding.
                 if values.plain && g.gated_only && !values.raw_hits_any(c, raw, &g.lit_bits) {
+                    continue;
+                }
+                // A whole long value is read only by the detectors that
+                // read a value from its start (`Field::whole`): a group
+                // without one is not decoded for it.
+                if field.whole && g.detectors.iter().all(|(d, _)| d.reads_anywhere()) {
                     continue;
                 }
                 let src = values.ensure(c, raw, g.chain);
@@ -357,8 +357,8 @@ fn run_group(
         // A plain value (its byte set, read once) holds none of the bytes
         // such a detector starts from.
         if !applies(c, *ri, policy)
-            || (field.continued && !det.reads_anywhere())
-            || (field.whole && det.reads_anywhere())
+            // A later window is not read by SQL, a whole value only by it.
+            || ((field.continued || field.whole) && det.reads_anywhere() == field.whole)
             || (plain && needs_punctuation)
         {
             continue;

@@ -35,7 +35,7 @@ use super::{
 use crate::mtls;
 use crate::runtime::generation::Generation;
 use crate::runtime::log::Event;
-use crate::runtime::relay::{ended_fields, relay};
+use crate::runtime::relay::{ended_fields, relay, ByRecord};
 use crate::runtime::{Ctx, HANDSHAKE_TIMEOUT};
 
 /// Gateway side: accepts the sidecars' mTLS connections.
@@ -169,7 +169,7 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
             }),
             event,
         };
-        return engine.serve(tls, admitted.prefix).await;
+        return engine.serve(ByRecord(tls), admitted.prefix).await;
     }
     let event = admitted_fields(event, &admitted);
     let c = match egress.connect(admitted.decision.clone()).await {
@@ -202,7 +202,13 @@ async fn connection(ctx: Arc<Ctx>, rt: Arc<EgressRuntime>, tcp: TcpStream, peer:
         caller_policy(&ctx, g, &caller)
             .is_some_and(|(s, p)| s == service && admitted.still_allowed(&p))
     };
-    let ended = relay(&mut tls, &mut upstream, ctx.current.clone(), still).await;
+    let ended = relay(
+        &mut ByRecord(tls),
+        &mut upstream,
+        ctx.current.clone(),
+        still,
+    )
+    .await;
     let event = ended_fields(&ctx, "egress", event, started, ended, || {
         "the reloaded gateway policy no longer allows this caller and destination".into()
     });

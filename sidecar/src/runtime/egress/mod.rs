@@ -33,7 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::config::egress::EgressConfig;
 use crate::runtime::generation::Generation;
 use crate::runtime::log::Event;
-use crate::runtime::relay::{ended_fields, relay};
+use crate::runtime::relay::{ended_fields, relay, ByRecord};
 use crate::runtime::Ctx;
 
 /// Every reason code an egress denial is logged and counted with: rampart-egress's (and
@@ -299,13 +299,22 @@ pub async fn handle(
     if let Some(gw) = rt.config.gateway.clone() {
         let g = ctx.generation();
         match via_gateway::open(&g, ctx.tls.connector(), &gw, &admitted, &rt.options).await {
-            Ok((mut tls, leftover, via)) => {
+            Ok((tls, leftover, via)) => {
                 drop(g);
                 if !leftover.is_empty() && app.write_all(&leftover).await.is_err() {
                     return;
                 }
                 let event = event.with("rampart.egress.gateway", via.to_string());
-                finish(&ctx, event, started, app, &mut tls, admitted, false).await;
+                finish(
+                    &ctx,
+                    event,
+                    started,
+                    app,
+                    &mut ByRecord(tls),
+                    admitted,
+                    false,
+                )
+                .await;
             }
             Err(refusal) => {
                 if explicit_unanswered {
