@@ -44,6 +44,25 @@ use std::time::Instant;
 ///   [`done`]'s, so no future is allocated or moved for them.
 type Phase<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
 
+/// A phase that awaits nothing, implemented by hand (see [`Phase`]): the signature
+/// `async_trait` gives the trait's method (four borrowed lifetimes), the body run when Pingora
+/// calls it.
+macro_rules! ready_phase {
+    (fn $name:ident($this:ident, $($arg:ident: $ty:ty),* $(,)?) -> $out:ty $body:block) => {
+        fn $name<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+            &'life0 $this,
+            $($arg: $ty),*
+        ) -> Phase<'async_trait, $out>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            'life2: 'async_trait,
+            'life3: 'async_trait,
+            Self: 'async_trait,
+        $body
+    };
+}
+
 /// The future of a phase already done: zero-sized when it succeeded (its box allocates
 /// nothing), a boxed ready error otherwise.
 fn done<'t>(result: Result<()>) -> Phase<'t, Result<()>> {
@@ -328,21 +347,16 @@ impl ProxyHttp for Edge {
         }
     }
 
-    fn request_body_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        session: &'life1 mut Session,
-        body: &'life2 mut Option<Bytes>,
-        _end_of_stream: bool,
-        ctx: &'life3 mut Ctx,
-    ) -> Phase<'async_trait, Result<()>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        done(self.request_body(session, body, ctx))
+    ready_phase! {
+        fn request_body_filter(
+            self,
+            session: &'life1 mut Session,
+            body: &'life2 mut Option<Bytes>,
+            _end_of_stream: bool,
+            ctx: &'life3 mut Ctx,
+        ) -> Result<()> {
+            done(self.request_body(session, body, ctx))
+        }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -434,55 +448,40 @@ impl ProxyHttp for Edge {
         e
     }
 
-    fn upstream_request_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        session: &'life1 mut Session,
-        req: &'life2 mut RequestHeader,
-        ctx: &'life3 mut Ctx,
-    ) -> Phase<'async_trait, Result<()>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        done(self.upstream_request(session, req, ctx))
+    ready_phase! {
+        fn upstream_request_filter(
+            self,
+            session: &'life1 mut Session,
+            req: &'life2 mut RequestHeader,
+            ctx: &'life3 mut Ctx,
+        ) -> Result<()> {
+            done(self.upstream_request(session, req, ctx))
+        }
     }
 
-    fn upstream_response_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        _session: &'life1 mut Session,
-        _resp: &'life2 mut ResponseHeader,
-        ctx: &'life3 mut Ctx,
-    ) -> Phase<'async_trait, Result<()>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        ctx.response_ms = ctx
-            .upstream_start
-            .map(|s| s.elapsed().as_secs_f64() * 1000.0);
-        done(Ok(()))
+    ready_phase! {
+        fn upstream_response_filter(
+            self,
+            _session: &'life1 mut Session,
+            _resp: &'life2 mut ResponseHeader,
+            ctx: &'life3 mut Ctx,
+        ) -> Result<()> {
+            ctx.response_ms = ctx
+                .upstream_start
+                .map(|s| s.elapsed().as_secs_f64() * 1000.0);
+            done(Ok(()))
+        }
     }
 
-    fn response_filter<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        session: &'life1 mut Session,
-        resp: &'life2 mut ResponseHeader,
-        ctx: &'life3 mut Ctx,
-    ) -> Phase<'async_trait, Result<()>>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        done(self.response(session, resp, ctx))
+    ready_phase! {
+        fn response_filter(
+            self,
+            session: &'life1 mut Session,
+            resp: &'life2 mut ResponseHeader,
+            ctx: &'life3 mut Ctx,
+        ) -> Result<()> {
+            done(self.response(session, resp, ctx))
+        }
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
@@ -519,21 +518,16 @@ impl ProxyHttp for Edge {
         }
     }
 
-    fn logging<'life0, 'life1, 'life2, 'life3, 'async_trait>(
-        &'life0 self,
-        session: &'life1 mut Session,
-        e: Option<&'life2 Error>,
-        ctx: &'life3 mut Ctx,
-    ) -> Phase<'async_trait, ()>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        'life2: 'async_trait,
-        'life3: 'async_trait,
-        Self: 'async_trait,
-    {
-        log::finish(&self.shared, session, e, ctx);
-        Box::pin(Done::default())
+    ready_phase! {
+        fn logging(
+            self,
+            session: &'life1 mut Session,
+            e: Option<&'life2 Error>,
+            ctx: &'life3 mut Ctx,
+        ) -> () {
+            log::finish(&self.shared, session, e, ctx);
+            Box::pin(Done::default())
+        }
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
