@@ -630,6 +630,8 @@ fn a_command_stored_in_a_variable_then_run() {
             // the table, and `x=id` was forgotten.
             ";a=1;b=1;c=1;d=1;e=1;f=1;g=1;h=1;x=id;$x",
             ";a0=1;a1=1;a2=1;a3=1;a4=1;a5=1;a6=1;a7=1;a8=1;a9=1;b0=1;b1=1;b2=1;b3=1;b4=1;b5=1;b6=1;b7=1;b8=1;b9=1;c0=1;c1=1;c2=1;c3=1;c4=1;c5=1;c6=1;c7=1;c8=1;c9=1;d0=1;d1=1;d2=1;d3=1;x=id;$x",
+            // A reassigned name is recent again (final review of session 10).
+            ";x=a;a0=1;a1=1;a2=1;a3=1;a4=1;a5=1;a6=1;a7=1;a8=1;a9=1;b0=1;b1=1;b2=1;b3=1;b4=1;b5=1;b6=1;b7=1;b8=1;b9=1;c0=1;c1=1;c2=1;c3=1;c4=1;c5=1;c6=1;c7=1;c8=1;c9=1;d0=1;x=id;d1=1;$x",
         ],
     );
     assert!(multipart_blocked(&[(";x=id;$x", "1")]), "multipart name");

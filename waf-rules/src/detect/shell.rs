@@ -286,16 +286,14 @@ impl<'v> Reader<'v> {
             Some(_) => return true,
             None => value.text,
         };
-        if let Some(slot) = self.vars.iter_mut().find(|(n, _)| *n == w.text) {
-            slot.1 = text;
-        } else {
-            // The most recent are kept: ordinary `k=v;` data before
-            // `x=id;$x` must not fill the table.
-            if self.vars.len() == MAX_VARS {
-                self.vars.remove(0);
-            }
-            self.vars.push((w.text.clone(), text));
+        // The most recent are kept, a reassigned name counting as recent:
+        // ordinary `k=v;` data before `x=id;$x` must not push it out.
+        if let Some(at) = self.vars.iter().position(|(n, _)| *n == w.text) {
+            self.vars.remove(at);
+        } else if self.vars.len() == MAX_VARS {
+            self.vars.remove(0);
         }
+        self.vars.push((w.text.clone(), text));
         true
     }
 
