@@ -213,6 +213,27 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         }
     }
 
+    /// A member's or element's value: `value`, with strings and literals
+    /// (most values) read here, without a call that may recurse. The
+    /// same steps: past the depth limit `value` reads the rest whole
+    /// before any blank is skipped; within it, `value` skips the blanks
+    /// (again: a no-op) and reads a string or literal just so.
+    #[inline(always)]
+    fn member(&mut self, depth: usize, constructor: bool) -> Option<()> {
+        if depth <= self.max_depth {
+            match self.peek()? {
+                b'{' | b'[' => {}
+                b'"' => {
+                    let at = self.i;
+                    let v = self.string()?;
+                    return self.out.string(at, v);
+                }
+                _ => return self.literal(),
+            }
+        }
+        self.value(depth, constructor)
+    }
+
     /// `true`, `false`, `null` or a number: plain tokens, nothing to inspect.
     #[inline(always)]
     fn literal(&mut self) -> Option<()> {
@@ -245,7 +266,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
             self.i += 1;
             let next_constructor = *key == *b"constructor";
             self.out.key(at, key, constructor)?;
-            let r = self.value(depth + 1, next_constructor);
+            let r = self.member(depth + 1, next_constructor);
             self.out.leave();
             r?;
             if !self.next_or_close(b'}')? {
@@ -275,7 +296,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         let mut n = 0usize;
         loop {
             self.out.index(n);
-            let r = self.value(depth + 1, false);
+            let r = self.member(depth + 1, false);
             self.out.leave();
             r?;
             n += 1;

@@ -462,21 +462,32 @@ fn charset_name(class: Class, name: &str) -> bool {
 pub(crate) const CHARSET_FIELD: &str = "_charset_";
 
 pub(crate) fn plain_token(v: &[u8]) -> bool {
-    // Words, but the keys of prototype pollution (`{"__proto__": {...}}`).
-    if v == b"__proto__" || v == b"prototype" {
-        return false;
-    }
     // One pass: the classes every byte has, and those some byte has. Eight
-    // bytes at a time, stopping once no class is left (prose, markup).
+    // bytes at a time, stopping once no class is left (prose, markup): a
+    // value without a class every byte has is no token.
     let (mut all, mut any) = (WORD | NUMBER | DOTTED, 0);
-    let mut chunks = v.chunks(8);
-    while all != 0 {
-        let Some(chunk) = chunks.next() else { break };
+    let mut chunks = v.chunks_exact(8);
+    for chunk in &mut chunks {
         for &b in chunk {
             let c = TOKEN_CLASS[usize::from(b)];
             all &= c;
             any |= c;
         }
+        if all == 0 {
+            return false;
+        }
+    }
+    for &b in chunks.remainder() {
+        let c = TOKEN_CLASS[usize::from(b)];
+        all &= c;
+        any |= c;
+    }
+    if all == 0 {
+        return false;
+    }
+    // Words, but the keys of prototype pollution (`{"__proto__": {...}}`).
+    if v.len() == 9 && (v == b"__proto__" || v == b"prototype") {
+        return false;
     }
     let digit = any & DIGIT != 0;
     // `dotted_path` needs a dot-dot or an `0x`: without a dot or an `x`
