@@ -498,6 +498,21 @@ mod tests {
             }
         }
 
+        /// A container's bracket, and how many members it gets.
+        fn open(&mut self, bracket: char) -> u64 {
+            self.text.push(bracket);
+            self.blank();
+            self.pick(4)
+        }
+
+        /// Before member `n`: a comma after the first.
+        fn comma(&mut self, n: u64) {
+            if n > 0 {
+                self.text.push(',');
+                self.blank();
+            }
+        }
+
         fn string(&mut self) -> Vec<u8> {
             let (raw, text) = TEXTS[self.pick(TEXTS.len() as u64) as usize];
             self.text.push('"');
@@ -525,26 +540,16 @@ mod tests {
                     }
                 }
                 3 => {
-                    self.text.push('[');
-                    self.blank();
-                    for n in 0..self.pick(4) {
-                        if n > 0 {
-                            self.text.push(',');
-                            self.blank();
-                        }
+                    for n in 0..self.open('[') {
+                        self.comma(n);
                         self.value(depth + 1, &format!("{label}[{n}]"), false);
                         self.blank();
                     }
                     self.text.push(']');
                 }
                 _ => {
-                    self.text.push('{');
-                    self.blank();
-                    for n in 0..self.pick(4) {
-                        if n > 0 {
-                            self.text.push(',');
-                            self.blank();
-                        }
+                    for n in 0..self.open('{') {
+                        self.comma(n);
                         let key = self.string();
                         let path = format!("{label}.{}", String::from_utf8_lossy(&key));
                         if self.deep.is_some() {
