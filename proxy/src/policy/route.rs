@@ -4,6 +4,7 @@
 //! `*` comes last; within the same host match the longest path prefix wins.
 
 pub use crate::config::HostPattern;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Routes compiled for lookup; `T` is the per-route runtime data.
@@ -58,7 +59,9 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
 }
 
 /// Lowercased host without port, from a Host header or URI authority; None when malformed.
-pub fn normalize_host(raw: &str) -> Option<String> {
+/// Borrowed from `raw` when `raw` holds it already lowercase (the usual case), so a caller can
+/// keep what `raw` came from instead of a copy.
+pub fn normalize_host(raw: &str) -> Option<Cow<'_, str>> {
     let raw = raw.trim();
     if raw.is_empty() {
         return None;
@@ -83,7 +86,10 @@ pub fn normalize_host(raw: &str) -> Option<String> {
     {
         return None;
     }
-    Some(host.to_ascii_lowercase())
+    Some(match host.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(host.to_ascii_lowercase()),
+        false => Cow::Borrowed(host),
+    })
 }
 
 #[cfg(test)]
