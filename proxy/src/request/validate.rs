@@ -22,9 +22,13 @@ pub fn bad_request(reason: &'static str) -> Denial {
 /// Checks the request; returns its normalised host, or why it is malformed (for
 /// [`bad_request`]).
 pub fn request(session: &Session) -> Result<HostName, &'static str> {
+    // Pingora keeps every Transfer-Encoding header it parsed (it drops only Content-Length
+    // next to one), so a head without one in the map has no raw line to look for.
+    let te = (session.req_header().headers).contains_key(http::header::TRANSFER_ENCODING);
     if let Some(raw) = session
         .downstream_session
         .as_http1()
+        .filter(|_| te)
         .map(|h1| h1.get_headers_raw_bytes())
     {
         if let Some(reason) = raw_head_problem(&raw) {
