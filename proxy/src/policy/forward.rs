@@ -4,7 +4,7 @@
 //! client is the TCP peer and whatever forwarding headers it sent are replaced.
 
 use super::header_edit::set;
-use crate::access_log::push_ip;
+use rampart_ops::json_log::push_ip;
 use crate::config::Cidr;
 use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName, HeaderValue};
