@@ -205,7 +205,10 @@ impl WafLog {
             );
         }
         if let Some(targets) = &self.targets {
-            l.strs(key!("rampart.waf.targets"), targets.iter().map(String::as_str));
+            l.strs(
+                key!("rampart.waf.targets"),
+                targets.iter().map(String::as_str),
+            );
         }
         l.opt_clean(key!("rampart.waf.body"), self.body);
         if self.truncated {

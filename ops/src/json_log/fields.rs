@@ -190,7 +190,11 @@ impl<'b> Fields<'b> {
     }
 
     /// An array of unsigned integers.
-    pub fn uints(&mut self, key: impl FieldKey, values: impl IntoIterator<Item = u64>) -> &mut Self {
+    pub fn uints(
+        &mut self,
+        key: impl FieldKey,
+        values: impl IntoIterator<Item = u64>,
+    ) -> &mut Self {
         self.key(key);
         self.line.push(b'[');
         for (i, v) in values.into_iter().enumerate() {
