@@ -127,10 +127,10 @@ impl AccessRecord<'_> {
         l.clean(key!("http.request.method"), self.method)
             .clean(key!("url.scheme"), self.scheme)
             .str(key!("url.path"), self.path)
-            .opt_str(key!("url.query"), self.query.as_deref())
+            .str(key!("url.query"), self.query.as_deref())
             .str(key!("http.route"), self.route)
             .clean(key!("network.protocol.version"), self.protocol)
-            .str(key!("user_agent.original"), &self.user_agent)
+            .str(key!("user_agent.original"), &*self.user_agent)
             .uint(key!("http.response.status_code"), self.status.into())
             .uint(
                 key!("http.request.body.size"),
@@ -150,10 +150,10 @@ impl AccessRecord<'_> {
         if let Some(ms) = self.upstream_response_ms {
             l.float(key!("upstream.response_ms"), ms);
         }
-        l.opt_clean(key!("tls.protocol.version"), self.tls_version)
-            .opt_clean(key!("tls.cipher"), self.tls_cipher)
-            .opt_str(key!("tls.server_name"), self.tls_server_name)
-            .opt_str(key!("error.type"), self.error);
+        l.clean(key!("tls.protocol.version"), self.tls_version)
+            .clean(key!("tls.cipher"), self.tls_cipher)
+            .str(key!("tls.server_name"), self.tls_server_name)
+            .str(key!("error.type"), self.error);
         if let Some(waf) = self.waf {
             waf.push(&mut l);
         }
@@ -210,13 +210,13 @@ impl WafLog {
                 targets.iter().map(String::as_str),
             );
         }
-        l.opt_clean(key!("rampart.waf.body"), self.body);
+        l.clean(key!("rampart.waf.body"), self.body);
         if self.truncated {
             l.raw(key!("rampart.waf.truncated"), "true");
         }
-        l.opt_clean(key!("rampart.waf.mode"), self.mode)
-            .opt_clean(key!("rampart.waf.uninspected"), self.uninspected)
-            .opt_clean(
+        l.clean(key!("rampart.waf.mode"), self.mode)
+            .clean(key!("rampart.waf.uninspected"), self.uninspected)
+            .clean(
                 key!("rampart.waf.uninspected_action"),
                 self.uninspected_action,
             );

@@ -103,36 +103,29 @@ impl<'b> Fields<'b> {
         key.put(self.line, std::mem::take(&mut self.first));
     }
 
-    /// A text value (escaped where it must be).
-    pub fn str(&mut self, key: impl FieldKey, value: &str) -> &mut Self {
-        self.key(key);
-        push_json_str(self.line, value);
-        self
-    }
-
-    /// [`Fields::str`] when there is a value, else nothing.
-    pub fn opt_str(&mut self, key: impl FieldKey, value: Option<&str>) -> &mut Self {
-        if let Some(v) = value {
-            self.str(key, v);
+    /// A text value (escaped where it must be); nothing (no member) for `None`.
+    pub fn str<'v>(&mut self, key: impl FieldKey, value: impl Into<Option<&'v str>>) -> &mut Self {
+        if let Some(value) = value.into() {
+            self.key(key);
+            push_json_str(self.line, value);
         }
         self
     }
 
     /// A text value known to need no escaping (the program's own names and digits, a parsed
-    /// method: checked in debug builds), copied without looking at its bytes.
-    pub fn clean(&mut self, key: impl FieldKey, value: &str) -> &mut Self {
-        debug_assert!(!needs_escape(value.as_bytes()), "{value:?} needs escaping");
-        self.key(key);
-        self.line.push(b'"');
-        self.line.extend_from_slice(value.as_bytes());
-        self.line.push(b'"');
-        self
-    }
-
-    /// [`Fields::clean`] when there is a value, else nothing.
-    pub fn opt_clean(&mut self, key: impl FieldKey, value: Option<&str>) -> &mut Self {
-        if let Some(v) = value {
-            self.clean(key, v);
+    /// method: checked in debug builds), copied without looking at its bytes; nothing (no
+    /// member) for `None`.
+    pub fn clean<'v>(
+        &mut self,
+        key: impl FieldKey,
+        value: impl Into<Option<&'v str>>,
+    ) -> &mut Self {
+        if let Some(value) = value.into() {
+            debug_assert!(!needs_escape(value.as_bytes()), "{value:?} needs escaping");
+            self.key(key);
+            self.line.push(b'"');
+            self.line.extend_from_slice(value.as_bytes());
+            self.line.push(b'"');
         }
         self
     }
@@ -195,17 +188,9 @@ impl<'b> Fields<'b> {
         key: impl FieldKey,
         values: impl IntoIterator<Item = u64>,
     ) -> &mut Self {
-        self.key(key);
-        self.line.push(b'[');
-        for (i, v) in values.into_iter().enumerate() {
-            if i > 0 {
-                self.line.push(b',');
-            }
-            self.line
-                .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-        }
-        self.line.push(b']');
-        self
+        self.array(key, values, |line, v| {
+            line.extend_from_slice(itoa::Buffer::new().format(v).as_bytes())
+        })
     }
 
     /// An array of texts (escaped where they must be).
@@ -214,13 +199,22 @@ impl<'b> Fields<'b> {
         key: impl FieldKey,
         values: impl IntoIterator<Item = &'s str>,
     ) -> &mut Self {
+        self.array(key, values, push_json_str)
+    }
+
+    fn array<T>(
+        &mut self,
+        key: impl FieldKey,
+        values: impl IntoIterator<Item = T>,
+        mut push: impl FnMut(&mut Vec<u8>, T),
+    ) -> &mut Self {
         self.key(key);
         self.line.push(b'[');
         for (i, v) in values.into_iter().enumerate() {
             if i > 0 {
                 self.line.push(b',');
             }
-            push_json_str(self.line, v);
+            push(self.line, v);
         }
         self.line.push(b']');
         self
@@ -427,8 +421,8 @@ mod tests {
             .raw("b", "true")
             .value("v", &Some(1.5f64))
             .named("dyn \"name\"", &serde_json::json!({"k": [1]}))
-            .opt_str("absent", None)
-            .opt_clean("absent2", None);
+            .str("absent", None)
+            .clean("absent2", None);
         f.close();
         // serde_json's text of the same members, in order.
         let members: [(&str, serde_json::Value); 14] = [
