@@ -180,8 +180,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ByRecord<S> {
     }
 }
 
-/// Size of each direction's buffer (tokio's `copy_bidirectional`'s).
-const COPY_BUFFER: usize = 8 * 1024;
+/// Size of each direction's buffer: the plaintext of the largest TLS record (16 KiB), so that a
+/// message read whole from the app leaves as one record in one `write`, and a peer's full
+/// record reaches the app in one `write` (tokio's `copy_bidirectional`'s 8 KiB made a bulk
+/// transfer two records and two writes per 16 KiB on the sending side, and two app writes per
+/// full record on the receiving side).
+const COPY_BUFFER: usize = 16 * 1024;
 
 /// One direction of [`relay`]: what is read from one side is written to the other; at the
 /// reader's end the writer is shut down (the other direction goes on), as tokio's
@@ -638,6 +642,60 @@ mod tests {
         assert!(got == big, "a to b: {} bytes arrived", got.len());
         assert_eq!(back, b"answer");
         assert!(matches!(ended, Ended::Done(n, 6) if n == big.len() as u64));
+    }
+
+    /// A stream that ends at once when read, and records the size of every write.
+    #[derive(Default)]
+    struct Writes(Vec<usize>);
+
+    impl AsyncRead for Writes {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().0.push(buf.len());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_record_of_plaintext_crosses_in_one_write() {
+        use tokio::io::AsyncWriteExt;
+        // 16 KiB (a full TLS record's plaintext) readable at once: one write on the other side
+        // (one record, one `write` to the socket), not two.
+        let (current_tx, current) = watch::channel(empty_generation());
+        let (mut a, mut a_peer) = tokio::io::duplex(64 * 1024);
+        a_peer.write_all(&[7u8; 16 * 1024]).await.unwrap();
+        a_peer.shutdown().await.unwrap();
+        let mut b = Writes::default();
+        let ended = tokio::time::timeout(
+            Duration::from_secs(10),
+            relay(&mut a, &mut b, current, |_| true),
+        )
+        .await
+        .expect("the relay did not end");
+        drop(current_tx);
+        assert!(matches!(ended, Ended::Done(16384, 0)));
+        assert_eq!(b.0, [16 * 1024]);
     }
 
     /// A TLS connection over loopback: the server's stream, and the client's once handshaken.
