@@ -303,15 +303,21 @@ impl ServeConfig {
             // `limits.max_connections = 0 is out of range: give 1 to 1000000`
             range.check(key, value).map_err(|why| at(key, why))?;
         }
-        if i.default_ttl_secs == 0 || i.default_ttl_secs > i.max_ttl_secs {
-            return bad(
-                "issuance.default_ttl_secs",
-                &format!(
-                    "{} must be between 1 and max_ttl_secs ({})",
-                    i.default_ttl_secs, i.max_ttl_secs
-                ),
-            );
-        }
+        // A value bounded by another field: 1 to that field's value.
+        let up_to = |key: &str, value: u64, max_key: &str, max: u64| {
+            if value == 0 || value > max {
+                let why = format!("{value} must be between 1 and {max_key} ({max})");
+                Err(at(key, format!("{key}: {why}")))
+            } else {
+                Ok(())
+            }
+        };
+        up_to(
+            "issuance.default_ttl_secs",
+            i.default_ttl_secs,
+            "max_ttl_secs",
+            i.max_ttl_secs,
+        )?;
         if !(0.1..=0.9).contains(&r.rotate_at_fraction) {
             return bad("rotation.rotate_at_fraction", "must be between 0.1 and 0.9");
         }
@@ -320,15 +326,12 @@ impl ServeConfig {
                 return bad(&format!("edge.identities.{n}"), &e.to_string());
             }
         }
-        if l.max_connections_per_ip == 0 || l.max_connections_per_ip > l.max_connections {
-            return bad(
-                "limits.max_connections_per_ip",
-                &format!(
-                    "{} must be between 1 and max_connections ({})",
-                    l.max_connections_per_ip, l.max_connections
-                ),
-            );
-        }
+        up_to(
+            "limits.max_connections_per_ip",
+            l.max_connections_per_ip as u64,
+            "max_connections",
+            l.max_connections as u64,
+        )?;
         if let Some(k) = &cfg.attestation.kubernetes {
             if let Err((field, why)) = k.check() {
                 // `field` is a key of the table, or the table itself (`[attestation.kubernetes]`).

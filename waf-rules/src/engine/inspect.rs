@@ -6,7 +6,7 @@ use super::compile::{Compiled, Group};
 use super::prefilter::ByteSet;
 use super::values::Values;
 use super::RuleSet;
-use crate::extract::{self, Class, Field, JsonSeg};
+use crate::extract::{self, Class, Field, JsonDoc};
 use crate::policy::Policy;
 use crate::request::Request;
 use crate::verdict::{safe_fragment, RuleMatch, Verdict};
@@ -63,7 +63,7 @@ impl RuleSet {
             },
             scored: Vec::new(),
             fired: 0,
-            json_path: &fields.json_path,
+            json_doc: &fields.json_doc,
             pats,
         };
         if scratch.values.as_ref().is_some_and(|v| !v.fits(c)) {
@@ -257,8 +257,8 @@ fn relabel<'x, 'y>(mut list: Vec<Field<'x>>) -> Vec<Field<'y>> {
 
 struct State<'s> {
     verdict: Verdict,
-    /// The request's JSON field paths, for the labels of matched fields.
-    json_path: &'s [JsonSeg<'s>],
+    /// The request's JSON document, for the labels of matched JSON fields.
+    json_doc: &'s JsonDoc<'s>,
     /// Rules that already scored in this request (each scores once).
     scored: Vec<usize>,
     /// Rule hits at the policy's paranoia level, before exclusions.
@@ -444,7 +444,7 @@ fn record(
         return;
     }
     st.fired += 1;
-    let target = field.target(st.json_path);
+    let target = field.target(st.json_doc);
     if !policy.exclusions.is_empty() && policy.excludes(rule.id, rule.family, &target, path) {
         return;
     }

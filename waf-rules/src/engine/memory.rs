@@ -4,7 +4,6 @@
 //! searched a regex) are not included: they grow with use, see the example.
 
 use super::RuleSet;
-use aho_corasick::automaton::Automaton;
 
 /// One line of the report: what it is, how many, heap bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,14 +69,14 @@ impl RuleSet {
             count: phrase_n,
             bytes: phrase_b,
         });
-        if let Some((dfa, owners)) = &c.prefilter {
+        if let Some(scan) = &c.prefilter {
             parts.push(MemoryPart {
                 what: format!(
-                    "literal prefilter (aho-corasick DFA, {} literals)",
-                    owners.len()
+                    "literal prefilter (aho-corasick DFA's table, {} literals)",
+                    scan.literals()
                 ),
                 count: 1,
-                bytes: dfa.memory_usage() + owners.capacity() * std::mem::size_of::<usize>(),
+                bytes: scan.memory_usage(),
             });
         }
         let finders: Vec<usize> = c

@@ -215,6 +215,83 @@ mod tests {
         assert!(n.lits.iter().any(|x| x == b"saps"), "{n:?}");
     }
 
+    /// The gate bits aho-corasick's own DFA walk sets (the walk the scan
+    /// replaced): after each byte, every pattern of a match state.
+    fn dfa_bits(
+        dfa: &aho_corasick::dfa::DFA,
+        owners: &[usize],
+        v: &[u8],
+        words: usize,
+    ) -> Vec<u64> {
+        use aho_corasick::automaton::Automaton;
+        let mut bits = vec![0u64; words];
+        let mut sid = dfa.start_state(aho_corasick::Anchored::No).unwrap();
+        for &b in v {
+            sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                for i in 0..dfa.match_len(sid) {
+                    let g = owners[dfa.match_pattern(sid, i).as_usize()];
+                    bits[g / 64] |= 1 << (g % 64);
+                }
+            }
+        }
+        bits
+    }
+
+    /// The scan's walk sets the bits aho-corasick's DFA walk sets, and
+    /// `hit` answers each bit as `hits` does: seeded literal sets (the SQL
+    /// keywords and random literals over letters of both cases, digits,
+    /// punctuation and non-ASCII, several sharing a bit, prefixes of one
+    /// another) and seeded values over the same bytes.
+    #[test]
+    fn scan_agrees_with_the_dfa() {
+        let alphabet = b"aAbBcCeEoOrRsS01 '<>/.-_%\x00\xc3\xa9\xff";
+        let mut x = 0x5ca1_ab1e_0000_0007u64;
+        let mut pick = |n: usize| crate::test_support::xorshift(&mut x) as usize % n;
+        let (mut hits, mut values) = (0usize, 0usize);
+        for round in 0..6 {
+            let mut lits: Vec<Vec<u8>> = Vec::new();
+            let mut owners = Vec::new();
+            if round == 0 {
+                for k in crate::detect::sqli::KEYWORDS {
+                    lits.push(k.as_bytes().to_vec());
+                    owners.push(lits.len() % 70);
+                }
+            }
+            for _ in 0..40 + pick(200) {
+                let len = 1 + pick(5);
+                lits.push((0..len).map(|_| alphabet[pick(alphabet.len())]).collect());
+                owners.push(pick(130));
+            }
+            let words = 3;
+            let dfa = aho_corasick::dfa::DFA::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .prefilter(false)
+                .build(&lits)
+                .unwrap();
+            let scan = LiteralScan::new(&lits, &owners).unwrap();
+            for _ in 0..3000 {
+                let v: Vec<u8> = (0..pick(40))
+                    .map(|_| alphabet[pick(alphabet.len())])
+                    .collect();
+                let want = dfa_bits(&dfa, &owners, &v, words);
+                let mut got = vec![0u64; words];
+                scan.hits(&v, &mut got);
+                assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&v));
+                if values % 8 == 0 {
+                    for bit in 0..words * 64 {
+                        let set = want[bit / 64] & (1 << (bit % 64)) != 0;
+                        assert_eq!(scan.hit(&v, bit), set);
+                    }
+                }
+                hits += want.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+                values += 1;
+            }
+        }
+        assert!(hits > values, "{hits} hits in {values} values");
+    }
+
     #[test]
     fn needs_never_use_plain_text_bytes() {
         assert!(requirement(r"a?").is_none());
@@ -224,6 +301,198 @@ mod tests {
         assert!(!n.bytes.intersects(&PLAIN_TEXT));
         let alt = requirement(r"<\?php|\{php\}").unwrap();
         assert!(opens(&alt, b"<?PHP") && opens(&alt, b"{php}") && !opens(&alt, b"php"));
+    }
+}
+
+/// The shared literal scan: one automaton over every gate, phrase,
+/// anchor and trigger literal (ASCII case ignored), walked once per
+/// distinct value to learn which gate bits' literals it holds.
+///
+/// Built from aho-corasick's DFA for those literals, as that DFA's own
+/// states and transitions copied into one table: the state after each
+/// byte, and the literals each state reports, are the DFA's, so every
+/// walk sets the bits the DFA's walk set (`scan_agrees_with_the_dfa`).
+/// The table only makes the walk cheaper: bytes every state treats alike
+/// share a column (`classes`), and the states that report a literal are
+/// numbered last, so a step is a table read and one comparison.
+#[derive(Debug)]
+pub(crate) struct LiteralScan {
+    /// Byte -> column of `trans`.
+    classes: [u8; 256],
+    /// Columns per state.
+    stride: usize,
+    /// Per state and column: the next state, as its row's offset.
+    trans: Vec<u32>,
+    /// The unanchored start state's row offset.
+    start: usize,
+    /// Row offset of the first state that reports a literal: every state
+    /// from there on does, and no state before it.
+    first_match: usize,
+    /// Per reporting state (in row order from `first_match`): its
+    /// literals' gate bits, as (word, mask) pairs.
+    reports: Vec<Box<[(usize, u64)]>>,
+    /// Literals in the scan.
+    literals: usize,
+}
+
+impl LiteralScan {
+    /// The scan of `lits`, each reported under gate bit `owners[i]`.
+    pub(crate) fn new(lits: &[Vec<u8>], owners: &[usize]) -> Result<LiteralScan, String> {
+        use aho_corasick::automaton::Automaton;
+        use aho_corasick::{Anchored, MatchKind};
+        let dfa = aho_corasick::dfa::DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .prefilter(false)
+            .build(lits)
+            .map_err(|e| e.to_string())?;
+        let start = dfa.start_state(Anchored::No).map_err(|e| e.to_string())?;
+        // Every state the walk can reach, and its 256 transitions (as
+        // indexes into `states`). The DFA's state ids are offsets into its
+        // own table, so they index a table of their own here.
+        const NEW: u32 = u32::MAX;
+        let mut states = vec![start];
+        let mut index = vec![NEW; dfa.memory_usage() / 4 + 1];
+        let mut next: Vec<u32> = Vec::new();
+        let mut k = 0;
+        while k < states.len() {
+            let s = states[k];
+            if s.as_usize() >= index.len() {
+                index.resize(s.as_usize() + 1, NEW);
+            }
+            index[s.as_usize()] = k as u32;
+            for b in 0..=255u8 {
+                let t = dfa.next_state(Anchored::No, s, b);
+                if t.as_usize() >= index.len() {
+                    index.resize(t.as_usize() + 1, NEW);
+                }
+                if index[t.as_usize()] == NEW {
+                    index[t.as_usize()] = states.len() as u32;
+                    states.push(t);
+                }
+                next.push(index[t.as_usize()]);
+            }
+            k += 1;
+        }
+        let n = states.len();
+        // Bytes whose transitions agree in every state share a column:
+        // grouped by a hash of the column, each checked against its
+        // group's first byte.
+        let mut hash = [0u64; 256];
+        for row in next.chunks_exact(256) {
+            for (h, &t) in hash.iter_mut().zip(row) {
+                *h = (*h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        let same = |a: usize, b: usize| (0..n).all(|s| next[s * 256 + a] == next[s * 256 + b]);
+        let mut reps: Vec<usize> = Vec::new();
+        let mut classes = [0u8; 256];
+        for b in 0..256 {
+            let class = match reps.iter().position(|&r| hash[r] == hash[b] && same(r, b)) {
+                Some(c) => c,
+                None => {
+                    reps.push(b);
+                    reps.len() - 1
+                }
+            };
+            classes[b] = u8::try_from(class).map_err(|e| e.to_string())?;
+        }
+        let stride = reps.len();
+        // Rows: states that report nothing first, then those that do.
+        let reports_of = |s: usize| dfa.is_match(states[s]);
+        let order: Vec<usize> = (0..n)
+            .filter(|&s| !reports_of(s))
+            .chain((0..n).filter(|&s| reports_of(s)))
+            .collect();
+        let mut row = vec![0usize; n];
+        for (r, &s) in order.iter().enumerate() {
+            row[s] = r * stride;
+        }
+        let offset = |r: usize| u32::try_from(r).map_err(|e| e.to_string());
+        let mut trans = Vec::with_capacity(n * stride);
+        for &s in &order {
+            for &b in &reps {
+                trans.push(offset(row[next[s * 256 + b] as usize])?);
+            }
+        }
+        let first_match = order.iter().take_while(|&&s| !reports_of(s)).count() * stride;
+        let reports = order
+            .iter()
+            .filter(|&&s| reports_of(s))
+            .map(|&s| {
+                let mut words: Vec<(usize, u64)> = Vec::new();
+                for i in 0..dfa.match_len(states[s]) {
+                    let bit = owners[dfa.match_pattern(states[s], i).as_usize()];
+                    match words.iter_mut().find(|w| w.0 == bit / 64) {
+                        Some(w) => w.1 |= 1 << (bit % 64),
+                        None => words.push((bit / 64, 1 << (bit % 64))),
+                    }
+                }
+                words.into_boxed_slice()
+            })
+            .collect();
+        Ok(LiteralScan {
+            classes,
+            stride,
+            trans,
+            start: row[0],
+            first_match,
+            reports,
+            literals: lits.len(),
+        })
+    }
+
+    /// Sets in `bits` the gate bit of every literal that occurs in
+    /// `value` (overlapping ones too).
+    pub(crate) fn hits(&self, value: &[u8], bits: &mut [u64]) {
+        // The table in locals: the loop reads nothing else.
+        let (trans, classes, first) = (&self.trans[..], &self.classes, self.first_match);
+        let mut s = self.start;
+        for &b in value {
+            s = trans[s + usize::from(classes[usize::from(b)])] as usize;
+            if s >= first {
+                self.report(s, bits);
+            }
+        }
+    }
+
+    /// Sets the gate bits of the literals state `s` reports.
+    #[inline(never)]
+    fn report(&self, s: usize, bits: &mut [u64]) {
+        for &(w, m) in self.reports[(s - self.first_match) / self.stride].iter() {
+            bits[w] |= m;
+        }
+    }
+
+    /// Whether a literal of gate `bit` occurs in `value`: the walk of
+    /// `hits`, stopping at the first such literal.
+    pub(crate) fn hit(&self, value: &[u8], bit: usize) -> bool {
+        let (word, mask) = (bit / 64, 1u64 << (bit % 64));
+        let (trans, classes, first) = (&self.trans[..], &self.classes, self.first_match);
+        let mut s = self.start;
+        for &b in value {
+            s = trans[s + usize::from(classes[usize::from(b)])] as usize;
+            if s >= first
+                && self.reports[(s - self.first_match) / self.stride]
+                    .iter()
+                    .any(|&(w, m)| w == word && m & mask != 0)
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Literals in the scan.
+    pub(crate) fn literals(&self) -> usize {
+        self.literals
+    }
+
+    /// Heap bytes of the table.
+    pub(crate) fn memory_usage(&self) -> usize {
+        self.trans.capacity() * 4
+            + self.reports.capacity() * std::mem::size_of::<Box<[(usize, u64)]>>()
+            + self.reports.iter().map(|r| r.len() * 16).sum::<usize>()
     }
 }
 

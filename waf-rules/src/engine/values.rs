@@ -6,8 +6,6 @@ use super::compile::{Compiled, Gate};
 use super::prefilter::{BitMask, ByteSet, LOWER, PLAIN_TEXT, UPPER};
 use super::quiet::{Skip, BASE64_BLOCKERS};
 use crate::transform::Transform;
-use aho_corasick::automaton::Automaton;
-use aho_corasick::Anchored;
 
 /// Where a chain's value lives: the raw field value or a chain's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,10 +241,7 @@ impl Values {
     pub(super) fn lit_hit_in(&self, c: &Compiled, src: Src, value: &[u8], bit: usize) -> bool {
         match self.memo.keys.iter().find(|k| k.0 == src) {
             Some(&(_, entry)) => self.memo.hit(entry, bit),
-            None => c
-                .prefilter
-                .as_ref()
-                .is_some_and(|(dfa, owners)| literal_hit(dfa, owners, value, bit)),
+            None => c.prefilter.as_ref().is_some_and(|p| p.hit(value, bit)),
         }
     }
 }
@@ -294,8 +289,8 @@ impl Memo {
         let e = &mut self.data[d];
         e.clear();
         e.resize(c.gate_bits.div_ceil(64), 0);
-        if let Some((dfa, owners)) = &c.prefilter {
-            literal_hits(dfa, owners, value, e);
+        if let Some(p) = &c.prefilter {
+            p.hits(value, e);
         }
         self.used += 1;
         self.keys.push((src, d));
@@ -304,42 +299,5 @@ impl Memo {
 
     fn hit(&self, entry: usize, bit: usize) -> bool {
         self.data[entry][bit / 64] & (1 << (bit % 64)) != 0
-    }
-}
-
-/// Whether a literal of gate `bit` occurs in `value`: a walk of the
-/// literal DFA that stops at the first such literal.
-fn literal_hit(dfa: &aho_corasick::dfa::DFA, owners: &[usize], value: &[u8], bit: usize) -> bool {
-    let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-        return true;
-    };
-    for &b in value {
-        sid = dfa.next_state(Anchored::No, sid, b);
-        if dfa.is_special(sid)
-            && dfa.is_match(sid)
-            && (0..dfa.match_len(sid)).any(|i| owners[dfa.match_pattern(sid, i).as_usize()] == bit)
-        {
-            return true;
-        }
-    }
-    false
-}
-
-/// Sets the gate bit of every literal that occurs in `value`: one walk of
-/// the literal DFA, every match state's patterns (overlapping matches).
-fn literal_hits(dfa: &aho_corasick::dfa::DFA, owners: &[usize], value: &[u8], bits: &mut [u64]) {
-    let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-        // Cannot happen for an unanchored DFA; open every gate if it does.
-        bits.fill(u64::MAX);
-        return;
-    };
-    for &b in value {
-        sid = dfa.next_state(Anchored::No, sid, b);
-        if dfa.is_special(sid) && dfa.is_match(sid) {
-            for i in 0..dfa.match_len(sid) {
-                let g = owners[dfa.match_pattern(sid, i).as_usize()];
-                bits[g / 64] |= 1 << (g % 64);
-            }
-        }
     }
 }

@@ -1,39 +1,175 @@
-//! A small JSON reader that yields every key and leaf value with its path
-//! (`$.user.name`, `$.items[0]`), bounded in depth. Strings without escapes
-//! are borrowed, not copied.
+//! A small JSON reader that yields every key and leaf value, bounded in
+//! depth. Strings without escapes are borrowed, not copied.
+//!
+//! The reader keeps no path while it reads: a field records only where
+//! its text starts in the document (`Field::json_path`), and its
+//! `$.user.name` / `$.items[0]` label is read back from the document by
+//! the same reader, stopping there, only when a rule matched it
+//! (`label_at`). Both readings take the same steps over the same bytes,
+//! so the path found is the one the reader was on when it listed the field.
 
-use super::{plain_token, Class, Fields, JsonSeg as Seg};
+use super::{plain_token, Class, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
 
-struct Reader<'a, 'f> {
+/// The JSON document a request's JSON fields were read from, and the
+/// depth limit it was read with: enough to find any field's path again.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct JsonDoc<'a> {
+    bytes: &'a [u8],
+    max_depth: usize,
+}
+
+/// One step of a JSON path: an object key or an array index.
+enum Seg<'a> {
+    Key(Cow<'a, [u8]>),
+    Index(usize),
+}
+
+/// What the reader reports as it reads: the request's fields (`Fields`),
+/// or the search for the path of one of them (`Locate`). Each method is
+/// called at the same point of the reading in both; `None` stops it.
+trait Sink<'a> {
+    /// An object key whose text starts at `at`; `constructor` says the
+    /// object is the value of a `constructor` key.
+    fn key(&mut self, at: usize, key: Cow<'a, [u8]>, constructor: bool) -> Option<()>;
+    /// A string value whose text starts at `at`.
+    fn string(&mut self, at: usize, v: Cow<'a, [u8]>) -> Option<()>;
+    /// An array element with this index is read next.
+    fn index(&mut self, n: usize);
+    /// The member or element last entered (`key` or `index`) was read.
+    fn leave(&mut self);
+    /// Past the depth limit: `rest`, from `at`, is the rest of the document.
+    fn too_deep(&mut self, at: usize, rest: &'a [u8]);
+}
+
+impl<'a> Sink<'a> for Fields<'a> {
+    #[inline(always)]
+    fn key(&mut self, at: usize, key: Cow<'a, [u8]>, constructor: bool) -> Option<()> {
+        // `{"constructor": {"prototype": …}}` reaches `Object.prototype` through two
+        // keys that are each a plain word: the pair is one name, as in a query string's
+        // `constructor[prototype]`, so the prototype-pollution rule reads it.
+        if constructor && *key == *b"prototype" {
+            let pair = Cow::Borrowed(&b"constructor.prototype"[..]);
+            self.push_json(Class::ArgName, at, pair);
+        } else if !plain_token(&key) {
+            self.push_json(Class::ArgName, at, key);
+        }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn string(&mut self, at: usize, v: Cow<'a, [u8]>) -> Option<()> {
+        // Every JSON field is a checked non-token (`Field::not_token`).
+        if !plain_token(&v) {
+            self.push_json(Class::Arg, at, v);
+        }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn index(&mut self, _: usize) {}
+
+    #[inline(always)]
+    fn leave(&mut self) {}
+
+    fn too_deep(&mut self, at: usize, rest: &'a [u8]) {
+        // What is left is not inspected field by field.
+        self.truncated = true;
+        if !plain_token(rest) {
+            self.push_json(Class::Arg, at, Cow::Borrowed(rest));
+        }
+    }
+}
+
+/// Reads the document again up to the field whose text starts at
+/// `target`, keeping the path: the reader's steps and the offsets it
+/// reports are those of the first reading. Once there, the path is kept
+/// as it is while the reader unwinds.
+struct Locate<'a> {
+    target: usize,
+    path: Vec<Seg<'a>>,
+    found: bool,
+}
+
+impl Locate<'_> {
+    /// Whether the field at `at` is the one looked for (then stop).
+    fn stop_at(&mut self, at: usize) -> Option<()> {
+        self.found = at == self.target;
+        (!self.found).then_some(())
+    }
+}
+
+impl<'a> Sink<'a> for Locate<'a> {
+    fn key(&mut self, at: usize, key: Cow<'a, [u8]>, _: bool) -> Option<()> {
+        self.path.push(Seg::Key(key));
+        self.stop_at(at)
+    }
+
+    fn string(&mut self, at: usize, _: Cow<'a, [u8]>) -> Option<()> {
+        self.stop_at(at)
+    }
+
+    fn index(&mut self, n: usize) {
+        self.path.push(Seg::Index(n));
+    }
+
+    fn leave(&mut self) {
+        if !self.found {
+            self.path.pop();
+        }
+    }
+
+    fn too_deep(&mut self, at: usize, _: &'a [u8]) {
+        // The reader stops here in any case.
+        let _ = self.stop_at(at);
+    }
+}
+
+struct Reader<'a, 's, S> {
     s: &'a [u8],
     i: usize,
     max_depth: usize,
-    out: &'f mut Fields<'a>,
-    /// Where the reader is: keys and array indexes from the root. The
-    /// `$.a[0].b` label is written only for a field a rule matches.
-    path: Vec<Seg<'a>>,
+    out: &'s mut S,
 }
 
 /// Parses `body` as JSON into fields. Returns false (fields may be partial)
 /// when it is not JSON, so the caller can inspect it raw.
 pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) -> bool {
-    // One allocation for the paths of a typical body's fields.
-    f.json_path.reserve(64);
+    f.json_doc = JsonDoc {
+        bytes: body,
+        max_depth: limits.max_depth,
+    };
     let mut r = Reader {
         s: body,
         i: 0,
         max_depth: limits.max_depth,
         out: f,
-        path: Vec::new(),
     };
-    let ok = r.value(0).is_some();
+    let ok = r.value(0, false).is_some();
     r.ws();
     ok && r.i == r.s.len()
 }
 
-impl<'a> Reader<'a, '_> {
+/// The label (`$.items[0].name`) of the field whose text starts at `at`
+/// in `doc`.
+pub(crate) fn label_at(doc: &JsonDoc<'_>, at: usize) -> String {
+    let mut found = Locate {
+        target: at,
+        path: Vec::new(),
+        found: false,
+    };
+    let mut r = Reader {
+        s: doc.bytes,
+        i: 0,
+        max_depth: doc.max_depth,
+        out: &mut found,
+    };
+    let _ = r.value(0, false);
+    label(&found.path)
+}
+
+impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
     #[inline(always)]
     fn ws(&mut self) {
         // Compact JSON has no blanks between tokens: a byte above the
@@ -51,53 +187,68 @@ impl<'a> Reader<'a, '_> {
         }
     }
 
+    #[inline(always)]
     fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.s.get(self.i).copied()
     }
 
-    fn value(&mut self, depth: usize) -> Option<()> {
+    /// A value; `constructor`: it is the value of a `constructor` key.
+    fn value(&mut self, depth: usize, constructor: bool) -> Option<()> {
         if depth > self.max_depth {
-            // Too deep: what is left is not inspected field by field.
-            self.out.truncated = true;
-            // Every JSON field is a checked non-token (`Field::not_token`).
-            let rest = &self.s[self.i..];
-            if !plain_token(rest) {
-                self.out
-                    .push_json(Class::Arg, &self.path, Cow::Borrowed(rest));
-            }
+            let at = self.i;
+            self.out.too_deep(at, &self.s[at..]);
             self.i = self.s.len();
             return None;
         }
         match self.peek()? {
-            b'{' => self.object(depth),
+            b'{' => self.object(depth, constructor),
             b'[' => self.array(depth),
             b'"' => {
+                let at = self.i;
                 let v = self.string()?;
-                if !plain_token(&v) {
-                    self.out.push_json(Class::Arg, &self.path, v);
-                }
-                Some(())
+                self.out.string(at, v)
             }
-            _ => {
-                let start = self.i;
-                while self.i < self.s.len()
-                    && !matches!(self.s[self.i], b',' | b'}' | b']')
-                    && !self.s[self.i].is_ascii_whitespace()
-                {
-                    self.i += 1;
-                }
-                let lit = &self.s[start..self.i];
-                if lit.is_empty() || !is_literal(lit) {
-                    return None;
-                }
-                // true / false / null / numbers are plain tokens: nothing to inspect.
-                Some(())
-            }
+            _ => self.literal(),
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
+    /// A member's or element's value: `value`, with strings and literals
+    /// (most values) read here, without a call that may recurse. The
+    /// same steps: past the depth limit `value` reads the rest whole
+    /// before any blank is skipped; within it, `value` skips the blanks
+    /// (again: a no-op) and reads a string or literal just so.
+    #[inline(always)]
+    fn member(&mut self, depth: usize, constructor: bool) -> Option<()> {
+        if depth <= self.max_depth {
+            match self.peek()? {
+                b'{' | b'[' => {}
+                b'"' => {
+                    let at = self.i;
+                    let v = self.string()?;
+                    return self.out.string(at, v);
+                }
+                _ => return self.literal(),
+            }
+        }
+        self.value(depth, constructor)
+    }
+
+    /// `true`, `false`, `null` or a number: plain tokens, nothing to inspect.
+    #[inline(always)]
+    fn literal(&mut self) -> Option<()> {
+        let start = self.i;
+        while self.i < self.s.len()
+            && !matches!(self.s[self.i], b',' | b'}' | b']')
+            && !self.s[self.i].is_ascii_whitespace()
+        {
+            self.i += 1;
+        }
+        let lit = &self.s[start..self.i];
+        (!lit.is_empty() && is_literal(lit)).then_some(())
+    }
+
+    fn object(&mut self, depth: usize, constructor: bool) -> Option<()> {
         self.i += 1;
         if self.peek()? == b'}' {
             self.i += 1;
@@ -107,28 +258,16 @@ impl<'a> Reader<'a, '_> {
             if self.peek()? != b'"' {
                 return None;
             }
+            let at = self.i;
             let key = self.string()?;
             if self.peek()? != b':' {
                 return None;
             }
             self.i += 1;
-            let plain = plain_token(&key);
-            // `{"constructor": {"prototype": …}}` reaches `Object.prototype` through two
-            // keys that are each a plain word: the pair is one name, as in a query string's
-            // `constructor[prototype]`, so the prototype-pollution rule reads it.
-            let polluting = *key == *b"prototype"
-                && matches!(self.path.last(), Some(Seg::Key(k)) if **k == *b"constructor");
-            self.path.push(Seg::Key(key));
-            if polluting {
-                let pair = Cow::Borrowed(&b"constructor.prototype"[..]);
-                self.out.push_json(Class::ArgName, &self.path, pair);
-            } else if !plain {
-                if let Some(Seg::Key(k)) = self.path.last() {
-                    self.out.push_json(Class::ArgName, &self.path, k.clone());
-                }
-            }
-            let r = self.value(depth + 1);
-            self.path.pop();
+            let next_constructor = *key == *b"constructor";
+            self.out.key(at, key, constructor)?;
+            let r = self.member(depth + 1, next_constructor);
+            self.out.leave();
             r?;
             if !self.next_or_close(b'}')? {
                 return Some(());
@@ -138,6 +277,7 @@ impl<'a> Reader<'a, '_> {
 
     /// After a member or element: true past a `,` (another follows),
     /// false past the container's `close`; None on anything else.
+    #[inline(always)]
     fn next_or_close(&mut self, close: u8) -> Option<bool> {
         let b = self.peek()?;
         if b != b',' && b != close {
@@ -155,9 +295,9 @@ impl<'a> Reader<'a, '_> {
         }
         let mut n = 0usize;
         loop {
-            self.path.push(Seg::Index(n));
-            let r = self.value(depth + 1);
-            self.path.pop();
+            self.out.index(n);
+            let r = self.member(depth + 1, false);
+            self.out.leave();
             r?;
             n += 1;
             if !self.next_or_close(b']')? {
@@ -251,9 +391,8 @@ fn quote_or_backslash(s: &[u8]) -> Option<usize> {
         .map(|p| at + p)
 }
 
-/// Decimal digits of an array index, without a formatter.
 /// The label of a JSON path (`$.items[0].name`).
-pub(crate) fn label(path: &[Seg<'_>]) -> String {
+fn label(path: &[Seg<'_>]) -> String {
     let len: usize = path
         .iter()
         .map(|seg| match seg {
@@ -282,6 +421,7 @@ pub(crate) fn label(path: &[Seg<'_>]) -> String {
     l
 }
 
+/// Decimal digits of an array index, without a formatter.
 fn push_index(l: &mut String, n: usize) {
     let mut digits = [0u8; 20];
     let mut at = digits.len();
@@ -305,4 +445,201 @@ fn is_literal(v: &[u8]) -> bool {
         || v == b"null"
         || v.iter()
             .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::xorshift;
+
+    /// Texts for keys and strings: plain tokens (not listed), text that
+    /// is listed, JSON escapes, and the two keys of prototype pollution.
+    const TEXTS: [(&str, &str); 16] = [
+        ("name", "name"),
+        ("SKU-00042", "SKU-00042"),
+        ("41.99", "41.99"),
+        ("x y", "x y"),
+        ("a.b", "a.b"),
+        ("Alice O'Neil", "Alice O'Neil"),
+        ("alice@example.com", "alice@example.com"),
+        ("a\\u003cb", "a<b"),
+        ("say \\\"hi\\\"", "say \"hi\""),
+        ("tab\\there\\n", "tab\there\n"),
+        ("caf\\u00e9 au lait", "café au lait"),
+        ("back\\\\slash", "back\\slash"),
+        ("[0].k", "[0].k"),
+        ("constructor", "constructor"),
+        ("prototype", "prototype"),
+        ("", ""),
+    ];
+
+    /// A generated document, and what reading it must list: each key's
+    /// and string's label (the path from the root, written while the
+    /// document is generated) and its unescaped text.
+    struct Doc {
+        x: u64,
+        text: String,
+        max_depth: usize,
+        blanks: bool,
+        expect: Vec<(String, Vec<u8>)>,
+        /// Where the part past the depth limit starts, and its label.
+        deep: Option<(usize, String)>,
+    }
+
+    impl Doc {
+        fn pick(&mut self, n: u64) -> u64 {
+            xorshift(&mut self.x) % n
+        }
+
+        fn blank(&mut self) {
+            if self.blanks && self.pick(4) == 0 {
+                let k = self.pick(4) as usize;
+                self.text.push_str([" ", "\n", "\t ", "\r\n  "][k]);
+            }
+        }
+
+        /// A container's bracket, and how many members it gets.
+        fn open(&mut self, bracket: char) -> u64 {
+            self.text.push(bracket);
+            self.blank();
+            self.pick(4)
+        }
+
+        /// Before member `n`: a comma after the first.
+        fn comma(&mut self, n: u64) {
+            if n > 0 {
+                self.text.push(',');
+                self.blank();
+            }
+        }
+
+        fn string(&mut self) -> Vec<u8> {
+            let (raw, text) = TEXTS[self.pick(TEXTS.len() as u64) as usize];
+            self.text.push('"');
+            self.text.push_str(raw);
+            self.text.push('"');
+            text.as_bytes().to_vec()
+        }
+
+        fn value(&mut self, depth: usize, label: &str, constructor: bool) {
+            if self.deep.is_some() {
+                return;
+            }
+            if depth > self.max_depth {
+                self.deep = Some((self.text.len(), label.to_string()));
+            }
+            match self.pick(if depth > 4 { 3 } else { 6 }) {
+                0 => {
+                    let k = self.pick(4) as usize;
+                    self.text.push_str(["1", "-2.5e3", "true", "null"][k]);
+                }
+                1 | 2 => {
+                    let v = self.string();
+                    if self.deep.is_none() && !plain_token(&v) {
+                        self.expect.push((label.to_string(), v));
+                    }
+                }
+                3 => {
+                    for n in 0..self.open('[') {
+                        self.comma(n);
+                        self.value(depth + 1, &format!("{label}[{n}]"), false);
+                        self.blank();
+                    }
+                    self.text.push(']');
+                }
+                _ => {
+                    for n in 0..self.open('{') {
+                        self.comma(n);
+                        let key = self.string();
+                        let path = format!("{label}.{}", String::from_utf8_lossy(&key));
+                        if self.deep.is_some() {
+                        } else if constructor && key == b"prototype" {
+                            self.expect
+                                .push((path.clone(), b"constructor.prototype".to_vec()));
+                        } else if !plain_token(&key) {
+                            self.expect.push((path.clone(), key.clone()));
+                        }
+                        self.blank();
+                        self.text.push(':');
+                        self.blank();
+                        self.value(depth + 1, &path, key == b"constructor");
+                        self.blank();
+                    }
+                    self.text.push('}');
+                }
+            }
+        }
+    }
+
+    /// Each field's label, read back from the document, and its text.
+    fn read(text: &[u8], max_depth: usize) -> (bool, Vec<(String, Vec<u8>)>) {
+        let limits = Limits {
+            max_depth,
+            ..Limits::default()
+        };
+        let mut f = Fields::new(&limits);
+        let ok = parse(text, &limits, &mut f);
+        let listed = f.list.iter().map(|x| {
+            let label = x.target(&f.json_doc);
+            let label = label.strip_prefix("json:").unwrap_or(&label).to_string();
+            (label, x.value.to_vec())
+        });
+        (ok, listed.collect())
+    }
+
+    /// Labels read back from the document are the paths the reader was
+    /// on (the generator's own, written as it wrote the document), for
+    /// seeded documents with escapes, blanks, nested arrays and objects,
+    /// `constructor.prototype`, and past the depth limit.
+    #[test]
+    fn labels_read_back_are_the_paths_of_the_fields() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let (mut fields, mut deep) = (0, 0);
+        for round in 0..4000 {
+            let max_depth = if round % 2 == 0 { 32 } else { 2 };
+            let mut d = Doc {
+                x: xorshift(&mut x),
+                text: String::new(),
+                max_depth,
+                // Blanks move where the part past the limit starts.
+                blanks: max_depth == 32,
+                expect: Vec::new(),
+                deep: None,
+            };
+            d.value(0, "$", false);
+            if let Some((at, label)) = &d.deep {
+                let rest = d.text.as_bytes()[*at..].to_vec();
+                if !plain_token(&rest) {
+                    d.expect.push((label.clone(), rest));
+                }
+                deep += 1;
+            }
+            let (ok, listed) = read(d.text.as_bytes(), max_depth);
+            assert_eq!(ok, d.deep.is_none(), "{}", d.text);
+            assert_eq!(listed, d.expect, "{}", d.text);
+            fields += listed.len();
+            // Cut short (mostly not JSON any more): what was listed before
+            // the cut keeps its label.
+            if !d.text.is_empty() && d.deep.is_none() {
+                let cut = d.pick(d.text.len() as u64) as usize;
+                let (_, partial) = read(&d.text.as_bytes()[..cut], max_depth);
+                assert!(partial.len() <= listed.len(), "{}", d.text);
+                assert_eq!(partial[..], listed[..partial.len()], "{cut} {}", d.text);
+            }
+        }
+        assert!(
+            fields > 5000 && deep > 200,
+            "{fields} fields, {deep} past the limit"
+        );
+    }
+
+    #[test]
+    fn a_field_past_the_depth_limit_is_labelled_where_the_limit_cut() {
+        let (ok, listed) = read(br#"{"a":[{"b":{"c":"x y"}}]}"#, 2);
+        assert!(!ok);
+        assert_eq!(
+            listed,
+            [("$.a[0].b".to_string(), br#"{"c":"x y"}}]}"#.to_vec())]
+        );
+    }
 }

@@ -59,9 +59,10 @@ pub(crate) struct Field<'a> {
     /// Name within the source ("q", "$.user.name", "user-agent"); empty for path.
     pub name: Cow<'a, str>,
     pub value: Cow<'a, [u8]>,
-    /// A JSON field's path, as a range of `Fields::json_path`: its
-    /// `$.a[0].b` label is written only when a rule matches it.
-    pub json_path: Option<std::ops::Range<usize>>,
+    /// A JSON field's place: where its text starts in `Fields::json_doc`.
+    /// Its path and `$.a[0].b` label are read back from there only when a
+    /// rule matches it (`json::label_at`).
+    pub json_path: Option<usize>,
     /// An `Arg` whose name looks like a configuration or include variable
     /// (see `include_like_name`): decided once at extraction, so inspection
     /// pays a flag test per field.
@@ -82,20 +83,14 @@ pub(crate) struct Field<'a> {
     pub not_token: bool,
 }
 
-/// One step of a JSON path: an object key or an array index.
-#[derive(Debug, Clone)]
-pub(crate) enum JsonSeg<'a> {
-    Key(Cow<'a, [u8]>),
-    Index(usize),
-}
+pub(crate) use json::JsonDoc;
 
 impl Field<'_> {
-    /// Target as shown in verdicts and matched by exclusions; `json_path`
-    /// is the `Fields::json_path` of the request the field came from.
-    pub(crate) fn target(&self, json_path: &[JsonSeg<'_>]) -> String {
-        if let Some(r) = &self.json_path {
-            let segs = json_path.get(r.clone()).unwrap_or(&[]);
-            return format!("{}:{}", self.source, json::label(segs));
+    /// Target as shown in verdicts and matched by exclusions; `json_doc`
+    /// is the `Fields::json_doc` of the request the field came from.
+    pub(crate) fn target(&self, json_doc: &JsonDoc<'_>) -> String {
+        if let Some(at) = self.json_path {
+            return format!("{}:{}", self.source, json::label_at(json_doc, at));
         }
         if self.name.is_empty()
             && matches!(
@@ -119,8 +114,8 @@ impl Field<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Fields<'a> {
     pub list: Vec<Field<'a>>,
-    /// The paths of JSON fields, one after another (see `Field::json_path`).
-    pub json_path: Vec<JsonSeg<'a>>,
+    /// The JSON document JSON fields were read from (see `Field::json_path`).
+    pub json_doc: JsonDoc<'a>,
     pub truncated: bool,
     /// Plain-token args and cookies (and their names) not listed: no rule
     /// reads them (`plain_token`), but they count against `max_fields`
@@ -143,7 +138,7 @@ impl<'a> Fields<'a> {
         list.clear();
         Fields {
             list,
-            json_path: Vec::new(),
+            json_doc: JsonDoc::default(),
             truncated: false,
             skipped: 0,
             wholes: 0,
@@ -182,21 +177,19 @@ impl<'a> Fields<'a> {
         self.push_at(Class::Arg, source, name, None, value, include_like);
     }
 
-    /// Adds a JSON field at `path`; its label is written only if needed.
-    /// The reader pushes no plain token (`Field::not_token`).
-    pub(crate) fn push_json(&mut self, class: Class, path: &[JsonSeg<'a>], value: Cow<'a, [u8]>) {
+    /// Adds a JSON field whose text starts at `at` in the document; its
+    /// label is written only if needed. The reader pushes no plain token
+    /// (`Field::not_token`).
+    pub(crate) fn push_json(&mut self, class: Class, at: usize, value: Cow<'a, [u8]>) {
         if self.full() {
             return;
         }
-        let start = self.json_path.len();
-        self.json_path.extend_from_slice(path);
-        let range = start..self.json_path.len();
         let field = Field {
             class,
             source: "json",
             name: Cow::Borrowed(""),
             value,
-            json_path: Some(range),
+            json_path: Some(at),
             include_like: false,
             continued: false,
             whole: false,
@@ -217,7 +210,7 @@ impl<'a> Fields<'a> {
         class: Class,
         source: &'static str,
         name: Cow<'a, str>,
-        json_path: Option<std::ops::Range<usize>>,
+        json_path: Option<usize>,
         value: Cow<'a, [u8]>,
         include_like: bool,
     ) {
@@ -297,7 +290,7 @@ impl<'a> Fields<'a> {
             self.list.push(Field {
                 name: whole.name.clone(),
                 value: part,
-                json_path: whole.json_path.clone(),
+                json_path: whole.json_path,
                 continued: start > 0,
                 not_token: false,
                 ..whole
@@ -469,21 +462,32 @@ fn charset_name(class: Class, name: &str) -> bool {
 pub(crate) const CHARSET_FIELD: &str = "_charset_";
 
 pub(crate) fn plain_token(v: &[u8]) -> bool {
-    // Words, but the keys of prototype pollution (`{"__proto__": {...}}`).
-    if v == b"__proto__" || v == b"prototype" {
-        return false;
-    }
     // One pass: the classes every byte has, and those some byte has. Eight
-    // bytes at a time, stopping once no class is left (prose, markup).
+    // bytes at a time, stopping once no class is left (prose, markup): a
+    // value without a class every byte has is no token.
     let (mut all, mut any) = (WORD | NUMBER | DOTTED, 0);
-    let mut chunks = v.chunks(8);
-    while all != 0 {
-        let Some(chunk) = chunks.next() else { break };
+    let mut chunks = v.chunks_exact(8);
+    for chunk in &mut chunks {
         for &b in chunk {
             let c = TOKEN_CLASS[usize::from(b)];
             all &= c;
             any |= c;
         }
+        if all == 0 {
+            return false;
+        }
+    }
+    for &b in chunks.remainder() {
+        let c = TOKEN_CLASS[usize::from(b)];
+        all &= c;
+        any |= c;
+    }
+    if all == 0 {
+        return false;
+    }
+    // Words, but the keys of prototype pollution (`{"__proto__": {...}}`).
+    if v.len() == 9 && (v == b"__proto__" || v == b"prototype") {
+        return false;
     }
     let digit = any & DIGIT != 0;
     // `dotted_path` needs a dot-dot or an `0x`: without a dot or an `x`
