@@ -188,12 +188,12 @@ mod tests {
                 let r = crate::test_support::xorshift(&mut x);
                 let pick = |k: u64| PARTS[((r >> k) % PARTS.len() as u64) as usize];
                 q.push_str(pick(0));
-                if r % 5 != 0 {
+                if !r.is_multiple_of(5) {
                     q.push('=');
                     q.push_str(pick(8));
-                    q.push_str(if r % 7 == 0 { pick(16) } else { "" });
+                    q.push_str(if r.is_multiple_of(7) { pick(16) } else { "" });
                 }
-                q.push_str(if r % 11 == 0 { "&&" } else { "&" });
+                q.push_str(if r.is_multiple_of(11) { "&&" } else { "&" });
             }
             let limits = Limits {
                 max_fields: 1 + round % 9,
