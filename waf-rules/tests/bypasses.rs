@@ -1054,3 +1054,179 @@ fn jwt_claims_past_many_strings() {
     assert_tokens(true, &attacks);
     assert_tokens(false, &[jwt(&format!(r#"{{{many}"sub":"alice"}}"#))]);
 }
+
+/// Session 11: a backslash before a quote, read as MySQL reads it (it
+/// escapes the quote: `It\'s me'` is one string) and as standard SQL does
+/// (a plain byte: `'x\'` ends at its second quote). Rule 1001 reads a
+/// value after `js_decode`, which turned `It\'s` into `It's` and lost the
+/// MySQL reading; a break-out is an attack under either reading (the
+/// application's database is unknown). Before: score 0 each.
+#[test]
+fn sql_break_out_past_a_backslash_escaped_quote() {
+    assert_placed(
+        true,
+        EVERY_PLACE,
+        &[
+            "Mc\\'Donald admin'--",
+            "It\\'s me' or 'a'='a",
+            "O\\'Neil'; drop table users--",
+            "a\\'b' or sleep(5)#",
+            "x\\\\\\' or 1=1--",
+            "Rock \\'n\\' roll' and 1=1 limit 1#",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "It\\'s a great book",
+            "O\\'Brien",
+            "Dave\\'s shop (open late)",
+            "I\\'m here or there",
+            "C:\\Users\\O'Neil\\Documents",
+            "{\\\"a\\\":\\\"b\\\",\\\"c\\\":[1,2]}",
+            "He said \\\"hi\\\" and left",
+        ],
+    );
+}
+
+/// Session 11: string literals of SQL dialects other than `'…'`: PostgreSQL
+/// dollar quoting (`$$…$$`, `$tag$…$tag$`), escape (`E'…'`) and Unicode
+/// (`U&'…'`) strings, Oracle's `q'[…]'`, MySQL's character set introducer
+/// (`_utf8'…'`), SQL Server's `[name]`. Each was read as words, so a
+/// tautology of them was no comparison of literals. Before: score 0 each.
+#[test]
+fn sql_dialect_string_forms() {
+    assert_placed(
+        true,
+        EVERY_PLACE,
+        &[
+            "' OR E'a'=E'a'--",
+            "' OR q'[a]'=q'[a]'--",
+            "x' or nq'{it's}'=nq'{it's}'--",
+            "' OR _utf8'a'=_utf8'a'--",
+            "' OR U&'a'=U&'a'--",
+            "' or [a b]=[a b]--",
+        ],
+    );
+    // A number's context is the whole value.
+    assert_placed(
+        true,
+        &every_place_but(Place::AfterFiller),
+        &["1 OR $q$a b$q$=$q$a b$q$", "1 or $$x y$$=$$x y$$"],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "solve $$x=1$$ or $$x=2$$",
+            "$$a^2 + b^2 = c^2$$",
+            "Price $5 or $10",
+            "Save $$ today or (select a plan)",
+            "N'Djamena or (select another city)",
+            "E'tienne's café",
+            "X'ian or Xi'an?",
+            "[Select] a category or (update filters)",
+        ],
+    );
+}
+
+/// Session 11: UI text with a parenthetical that starts with an SQL word
+/// (`or (select one from your library)`) was blocked by the SQL detector
+/// (rule 1001) and 1020; a quoted answer after `?` by 1019; a quoted
+/// French word by 3025. Each now needs the attack's own context: a
+/// subquery of SQL's shape after a value that left its context, a quoted
+/// JSON key left open for the query's quote, a spliced word that does not
+/// end on a quote. Before: each blocked. The attacks of the same shape
+/// stay blocked.
+#[test]
+fn ui_text_with_sql_words_in_a_parenthetical() {
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "Upload a photo or (select one from your library)",
+            "Choose a file or (select one from gallery)",
+            "Pick a size or (select from the chart below)",
+            "Enter your email or (update it later in settings)",
+            "Sign in with Google or (create an account)",
+            "Drag files here or (select files) to upload",
+            "Type 'help' or (select an option)",
+            "Don't forget: order by Friday or (call us)",
+            "Choose a plan and (select the add-ons you need)",
+            "Set a reminder or (delete it from the list)",
+            "Save as draft or (drop it entirely)",
+            "Is 5 > 3 or (select a number)",
+            "Select all that apply (or none)",
+            "Select from the options below",
+            "Do you prefer 'tea' or coffee? 'Tea'",
+            "He said 'yes' or 'no'? 'Maybe'",
+            "python 'or' operator",
+            "l'or ou l'argent ? 'L'or'",
+        ],
+    );
+    assert_placed(
+        true,
+        EVERY_PLACE,
+        &[
+            "x' or (select password from users limit 1)='a",
+            "1' and 1=1 or (select count(*) from users)>0--",
+            "' or (select 1 from dual)--",
+            "x' or payload ? 'admin'--",
+            "x' or payload ? 'admin",
+            "' or '1",
+            ";'wh'oami",
+            "'; select distinct password from users--",
+        ],
+    );
+    assert_placed(
+        true,
+        &every_place_but(Place::AfterFiller),
+        &[
+            "1 or (select password from users)",
+            "1 and (select one from gallery)",
+            "1 or payload ? 'admin'",
+        ],
+    );
+}
+
+/// Session 11: a string literal used as an object inside template or
+/// expression-language delimiters — a method called on it or two literals
+/// joined — is how a probe builds a string the engine evaluates
+/// (`${"z".concat("a")}`); a real template reads variables. Before: score
+/// 0 each (rule 9007 is new).
+#[test]
+fn template_string_building_probes() {
+    let places = every_place_but(Place::Cookie);
+    assert_placed(
+        true,
+        &places,
+        &[
+            "${\"z\".concat(\"a\")}",
+            "${'z'.concat('a')}",
+            "#{\"z\".concat(\"a\")}",
+            "${\"a\".toUpperCase()}",
+            "${\"a\"+\"b\"}",
+            "*{'a'.concat('b')}",
+            "%{\"a\".length()}",
+            "{{\"abc\".upper()}}",
+            "{{'a'~'b'}}",
+            "<%= \"a\".upcase %>",
+            "${ ( 'z' ) . replace('z','a') }",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "${firstName} ${lastName}",
+            "{{ product.title | upcase }}",
+            "{{ 'Hello' | append: ' world' }}",
+            "Total: ${price.toFixed(2)}",
+            "Hello ${name}, your order #{order.id} is ready",
+            "Say \"hi\".concat later",
+            "{{ user.name }} ({{ user.email }})",
+            "'a' + 'b' = 'ab'",
+        ],
+    );
+}
