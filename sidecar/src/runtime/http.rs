@@ -9,13 +9,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode, Uri};
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
@@ -31,10 +31,13 @@ use super::{Ctx, Generation, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
 use crate::policy::{Decision, HttpRequest, InboundRequest, PolicyVersion, Verdict};
-use rampart_ops::json_log::{Fields, Fixed, Timestamp};
+use rampart_ops::json_log::{Fixed, Timestamp};
 
 /// The app's answer streamed as it comes, or our own short answer (no box per response).
-type Body = Either<Incoming, Full<Bytes>>;
+enum Body {
+    App(Incoming),
+    Own(Full<Bytes>),
+}
 
 /// The client side of a connection to the app, driven by the caller's connection's task
 /// (see [`connection`]).
@@ -105,7 +108,8 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request in flight.
+/// A response body that keeps its request in flight. One match per frame straight to the
+/// body that has it (an `Either` inside a wrapper was two layers, and boxed every error).
 struct Tracked {
     body: Body,
     _in_flight: InFlight,
@@ -113,21 +117,34 @@ struct Tracked {
 
 impl hyper::body::Body for Tracked {
     type Data = Bytes;
-    type Error = <Body as hyper::body::Body>::Error;
+    type Error = hyper::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        match &mut self.get_mut().body {
+            Body::App(body) => Pin::new(body).poll_frame(cx),
+            Body::Own(body) => match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+                Some(Err(never)) => match never {},
+                None => Poll::Ready(None),
+            },
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        match &self.body {
+            Body::App(body) => body.is_end_stream(),
+            Body::Own(body) => body.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match &self.body {
+            Body::App(body) => body.size_hint(),
+            Body::Own(body) => body.size_hint(),
+        }
     }
 }
 
@@ -203,23 +220,106 @@ struct RequestLine<'a> {
 }
 
 impl RequestLine<'_> {
-    fn write(&self, f: &mut Fields<'_>) {
-        f.timestamp("timestamp", self.timestamp)
-            .str("http.request.method", self.method)
-            .str("url.path", self.path);
-        if let Some(decision) = &self.decision {
-            f.flatten(decision);
+    /// The whole line into `line`: `head`, this request's own fields, the closing brace. The
+    /// bytes `rampart_ops::json_log::Fields` writes for the same fields (a test compares them),
+    /// written as bytes: each key a constant with its punctuation, a text copied as it is when
+    /// nothing in it needs escaping, the status as its three digits.
+    fn write(&self, head: &Head, line: &mut Vec<u8>) {
+        line.extend_from_slice(&head.0);
+        if head.0.len() > 1 {
+            line.push(b',');
         }
-        f.value("http.response.status_code", &self.status);
+        line.extend_from_slice(b"\"timestamp\":\"");
+        let mut at = [0; 27];
+        self.timestamp.write(&mut at);
+        line.extend_from_slice(&at);
+        line.extend_from_slice(b"\",\"http.request.method\":");
+        json_str(line, self.method);
+        line.extend_from_slice(b",\"url.path\":");
+        json_str(line, self.path);
+        if let Some(decision) = &self.decision {
+            json_members(line, decision);
+        }
+        line.extend_from_slice(b",\"http.response.status_code\":");
+        json_status(line, self.status);
         if let Some(reason) = self.reason {
-            f.str("rampart.reason", reason);
+            line.extend_from_slice(b",\"rampart.reason\":");
+            json_str(line, reason);
         }
         if let Some(error) = self.error {
-            f.str("error.message", error);
+            line.extend_from_slice(b",\"error.message\":");
+            json_str(line, error);
         }
         if let Some(ms) = self.duration_ms {
-            f.value("rampart.duration_ms", &ms);
+            line.extend_from_slice(b",\"rampart.duration_ms\":");
+            json_value(line, &ms);
         }
+        line.push(b'}');
+    }
+}
+
+/// `value` as serde_json writes it (`null` if it cannot).
+fn json_value<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, value: &T) {
+    let start = line.len();
+    if serde_json::to_writer(&mut *line, value).is_err() {
+        line.truncate(start);
+        line.extend_from_slice(b"null");
+    }
+}
+
+/// `text` as a JSON string, as serde_json writes it: only a quote, a backslash and the control
+/// characters are escaped, so a text without them is copied as it is.
+fn json_str(line: &mut Vec<u8>, text: &str) {
+    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return json_value(line, text);
+    }
+    line.reserve(text.len() + 2);
+    line.push(b'"');
+    line.extend_from_slice(text.as_bytes());
+    line.push(b'"');
+}
+
+/// An HTTP status code (three digits; any other number as serde_json writes it).
+fn json_status(line: &mut Vec<u8>, code: u16) {
+    match u8::try_from(code / 100) {
+        Ok(hundreds @ 1..=9) => {
+            // Each digit < 10: the casts cannot truncate.
+            let tens = (code / 10 % 10) as u8;
+            let units = (code % 10) as u8;
+            line.extend_from_slice(&[b'0' + hundreds, b'0' + tens, b'0' + units]);
+        }
+        _ => json_value(line, &code),
+    }
+}
+
+/// The members of `object` (serialised as a JSON object) after those already in `line`, as
+/// `#[serde(flatten)]` puts them; an empty object adds nothing.
+fn json_members<T: serde::Serialize>(line: &mut Vec<u8>, object: &T) {
+    let start = line.len();
+    let written = serde_json::to_writer(&mut *line, object).is_ok();
+    if !written || line.len() - start <= 2 || line[start] != b'{' || line.last() != Some(&b'}') {
+        line.truncate(start);
+        return;
+    }
+    line[start] = b',';
+    line.pop();
+}
+
+/// The opening of request lines: fields serialised once (a connection's, and an admitting
+/// rule's), as a JSON object without its closing brace (`{"key":value,…`).
+struct Head(Box<[u8]>);
+
+impl Head {
+    /// `fields` (which must serialise as a JSON object) as a head.
+    fn try_new<T: serde::Serialize>(fields: &T) -> Option<Self> {
+        let mut line = Fixed::new(fields).ok()?.line_fields(|_| ());
+        line.pop(); // `}`
+        Some(Head(line.into_boxed_slice()))
+    }
+
+    /// [`Head::try_new`], or no fields.
+    fn new<T: serde::Serialize>(fields: &T) -> Self {
+        Self::try_new(fields).unwrap_or_else(|| Head(Box::new(*b"{")))
     }
 }
 
@@ -238,7 +338,7 @@ struct AdmittedHead {
     policy: Arc<PolicyVersion>,
     set: Arc<str>,
     rule: Arc<str>,
-    head: Fixed,
+    head: Head,
 }
 
 struct Conn {
@@ -248,7 +348,7 @@ struct Conn {
     /// `rampart_sidecar_requests_total{direction="inbound",result="allow"}`, looked up once.
     allowed: IntCounter,
     /// The request lines' connection fields ([`ConnFields`]), serialised once.
-    fixed: Fixed,
+    head: Head,
     /// The head of the lines of requests one rule admits: [`ConnFields`] and the decision's
     /// fields, serialised once and kept while the same rule of the same policy admits.
     admitted_head: Mutex<Option<AdmittedHead>>,
@@ -276,7 +376,7 @@ struct Conn {
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    let mut resp = Response::new(Body::Own(Full::new(Bytes::from(body))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -297,12 +397,11 @@ pub async fn connection(
     let xfcc = caller
         .as_ref()
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
-    let fixed =
-        Fixed::new(&conn_fields(peer, port.port, caller.as_ref(), &own)).unwrap_or_default();
+    let head = Head::new(&conn_fields(peer, port.port, caller.as_ref(), &own));
     let mut lanes = Lanes::<3>::new();
     let conn = Arc::new(Conn {
         activity: Activity::default(),
-        fixed,
+        head,
         admitted_head: Mutex::new(None),
         ctx: ctx.clone(),
         port: port.clone(),
@@ -403,8 +502,12 @@ pub async fn connection(
         lanes.poll(cx, |lane, cx| match lane {
             CALLER => server.as_mut().poll(cx).map(drop),
             APP => {
-                if let Some(dialled) = conn.dialled.lock().ok().and_then(|mut d| d.take()) {
-                    apps.push(dialled);
+                // Taken only when there is one: `take` on the empty slot still moved the whole
+                // (large) connection value, at every poll of the lane (three per request).
+                if let Ok(mut dialled) = conn.dialled.lock() {
+                    if dialled.is_some() {
+                        apps.extend(dialled.take());
+                    }
                 }
                 apps.retain_mut(|app| Pin::new(app).poll(cx).is_pending());
                 Poll::Pending
@@ -509,7 +612,7 @@ impl Conn {
         let (resp, status, error) = match self.forward(req).await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                (resp.map(Either::Left), status, None)
+                (resp.map(Body::App), status, None)
             }
             Err(why) => (
                 text(
@@ -528,7 +631,9 @@ impl Conn {
 
     /// The current policy's decision on a request (see `Conn::decided`).
     fn decide(&self, method: &str, path: &str) -> Arc<Decision> {
-        let g = self.ctx.generation();
+        // A guard, not an owned `Arc`: no reference count taken for the usual request, whose
+        // decision is the connection's.
+        let g = self.ctx.generations.load();
         if let Some((at, decision)) = self.decided.lock().ok().as_deref().and_then(Option::as_ref) {
             if Arc::ptr_eq(at, &g) {
                 return decision.clone();
@@ -542,7 +647,7 @@ impl Conn {
         }));
         if !g.policy.inbound_reads_http(self.port.port) {
             if let Ok(mut decided) = self.decided.lock() {
-                *decided = Some((g, decision.clone()));
+                *decided = Some((Arc::clone(&g), decision.clone()));
             }
         }
         decision
@@ -593,7 +698,7 @@ impl Conn {
         });
         let (Some((d, rule)), Ok(mut cached)) = (admitted, self.admitted_head.lock()) else {
             line.decision = decision.map(DecisionFields::of);
-            return self.ctx.log.send_fields(&self.fixed, |f| line.write(f));
+            return self.ctx.log.send_with(|buf| line.write(&self.head, buf));
         };
         let same = cached.as_ref().is_some_and(|c| {
             Arc::ptr_eq(&c.policy, &d.policy)
@@ -605,7 +710,7 @@ impl Conn {
                 conn: self.conn_fields(),
                 decision: DecisionFields::of(d),
             };
-            *cached = Fixed::new(&head).ok().map(|head| AdmittedHead {
+            *cached = Head::try_new(&head).map(|head| AdmittedHead {
                 policy: d.policy.clone(),
                 set: rule.set.clone(),
                 rule: rule.rule.clone(),
@@ -613,10 +718,10 @@ impl Conn {
             });
         }
         match cached.as_ref() {
-            Some(c) => self.ctx.log.send_fields(&c.head, |f| line.write(f)),
+            Some(c) => self.ctx.log.send_with(|buf| line.write(&c.head, buf)),
             None => {
                 line.decision = decision.map(DecisionFields::of);
-                self.ctx.log.send_fields(&self.fixed, |f| line.write(f))
+                self.ctx.log.send_with(|buf| line.write(&self.head, buf))
             }
         }
     }
@@ -632,10 +737,12 @@ impl Conn {
             Some(s) if !s.is_closed() => s,
             _ => self.dial_app().await?,
         };
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("app connection: {e}"))?;
+        if !sender.is_ready() {
+            sender
+                .ready()
+                .await
+                .map_err(|e| format!("app connection: {e}"))?;
+        }
         let resp = sender
             .send_request(req)
             .await
@@ -742,6 +849,133 @@ mod tests {
         }
     }
 
+    fn written(head: &Head, line: &RequestLine<'_>) -> Vec<u8> {
+        let mut buf = Vec::new();
+        line.write(head, &mut buf);
+        buf
+    }
+
+    /// The line as `rampart_ops::json_log`'s `Fields` writes it (the writer of session 10):
+    /// what `RequestLine::write` must give byte for byte.
+    fn through_fields<T: serde::Serialize>(head: &T, line: &RequestLine<'_>) -> Vec<u8> {
+        Fixed::new(head).unwrap().line_fields(|f| {
+            f.timestamp("timestamp", line.timestamp)
+                .str("http.request.method", line.method)
+                .str("url.path", line.path);
+            if let Some(decision) = &line.decision {
+                f.flatten(decision);
+            }
+            f.value("http.response.status_code", &line.status);
+            if let Some(reason) = line.reason {
+                f.str("rampart.reason", reason);
+            }
+            if let Some(error) = line.error {
+                f.str("error.message", error);
+            }
+            if let Some(ms) = line.duration_ms {
+                f.value("rampart.duration_ms", &ms);
+            }
+        })
+    }
+
+    #[test]
+    fn request_lines_are_the_bytes_the_fields_writer_gives() {
+        use crate::policy::{DenyReason, Direction, Mode, PolicyVersion, RuleRef};
+        let policy = Arc::new(PolicyVersion {
+            file: "/etc/p \"x\".toml".into(),
+            version: "sha256:00".into(),
+        });
+        let rule = Some(RuleRef {
+            set: "api".into(),
+            rule: "reads".into(),
+            mode: Mode::Enforce,
+            line: 3,
+        });
+        let decisions = [
+            Decision {
+                direction: Direction::Inbound,
+                verdict: Verdict::Allow,
+                policy: policy.clone(),
+                rule: rule.clone(),
+                reason: None,
+                audit: None,
+            },
+            Decision {
+                direction: Direction::Inbound,
+                verdict: Verdict::Deny,
+                policy,
+                rule,
+                reason: Some(DenyReason::NoClientIdentity),
+                audit: None,
+            },
+        ];
+        let caller = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/b").unwrap();
+        let own = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/me").unwrap();
+        let peer: SocketAddr = "[::1]:40000".parse().unwrap();
+        let texts = [
+            "/",
+            "/v1/payments/42?x=1&y=%20",
+            "/a\"b",
+            "/a\\b",
+            "/tab\there",
+            "/nul\u{0}\u{1f}\u{7f}",
+            "/caf\u{e9}/\u{1f600}",
+            "",
+        ];
+        let mut compared = 0;
+        for (i, path) in texts.iter().enumerate() {
+            for status in [100, 200, 403, 502, 999, 0, 42, 1000, u16::MAX] {
+                for (reason, error) in [
+                    (None, None),
+                    (Some(texts[(i + 2) % 8]), Some(texts[(i + 3) % 8])),
+                ] {
+                    for duration_ms in [
+                        None,
+                        Some(0.0),
+                        Some(0.25),
+                        Some(1.0 / 3.0),
+                        Some(12345.678),
+                        Some(f64::NAN),
+                    ] {
+                        for decision in [None, Some(&decisions[0]), Some(&decisions[1])] {
+                            for method in ["GET", "PROPFIND", texts[(i + 1) % 8]] {
+                                let line = RequestLine {
+                                    timestamp: Timestamp::at(
+                                        std::time::UNIX_EPOCH
+                                            + Duration::from_nanos(
+                                                1_765_000_000_123_456_789 + i as u64,
+                                            ),
+                                    ),
+                                    method,
+                                    path,
+                                    decision: decision.map(DecisionFields::of),
+                                    status,
+                                    reason,
+                                    error,
+                                    duration_ms,
+                                };
+                                let conn = conn_fields(peer, 8080, Some(&caller), &own);
+                                let want = through_fields(&conn, &line);
+                                assert_eq!(
+                                    String::from_utf8_lossy(&written(&Head::new(&conn), &line)),
+                                    String::from_utf8_lossy(&want)
+                                );
+                                // No fixed fields at all: no comma before the first own field.
+                                let none = serde_json::Map::new();
+                                assert_eq!(
+                                    written(&Head::new(&none), &line),
+                                    through_fields(&none, &line)
+                                );
+                                compared += 2;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 8 * 9 * 2 * 6 * 3 * 3 * 2);
+    }
+
     #[test]
     fn request_line_has_the_decision_and_request_fields() {
         use crate::policy::{AuditOutcome, DenyReason, Direction, Mode, PolicyVersion, RuleRef};
@@ -780,16 +1014,16 @@ mod tests {
             error: None,
             duration_ms: Some(0.25),
         };
-        let fixed = Fixed::new(&fields()).unwrap();
-        let line = fixed.line_fields(|f| request(Some(DecisionFields::of(&decision))).write(f));
+        let line = written(
+            &Head::new(&fields()),
+            &request(Some(DecisionFields::of(&decision))),
+        );
         // The ready-made head of an admitting rule gives the same object.
         let head = HeadFields {
             conn: fields(),
             decision: DecisionFields::of(&decision),
         };
-        let with_head = Fixed::new(&head)
-            .unwrap()
-            .line_fields(|f| request(None).write(f));
+        let with_head = written(&Head::new(&head), &request(None));
         let parse = |line: &[u8]| serde_json::from_slice::<serde_json::Value>(line).unwrap();
         assert_eq!(parse(&with_head), parse(&line));
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();

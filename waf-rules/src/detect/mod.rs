@@ -17,6 +17,9 @@ use std::ops::Range;
 pub(crate) enum Detector {
     /// SQL injection by token-sequence shape in string / number context.
     Sqli,
+    /// `Sqli` on a value whose backslashes were not decoded (`It\'s me'
+    /// or 1=1--`); only values with a backslash before a quote are read.
+    SqliBackslashed,
     /// HTML/JS injection: tags, event handlers, URL schemes, JS sinks.
     Xss,
     /// HTML injection: markup that links to, loads from or posts to a URL
@@ -69,6 +72,7 @@ impl Detector {
     /// Every detector by the name the rule files give it.
     pub(crate) const BY_NAME: &'static [(&'static str, Detector)] = &[
         ("sqli", Detector::Sqli),
+        ("sqli_backslashed", Detector::SqliBackslashed),
         ("xss", Detector::Xss),
         ("html_injection", Detector::HtmlInjection),
         ("html_links", Detector::HtmlLinks),
@@ -131,6 +135,7 @@ impl Detector {
     pub(crate) fn triggers(self) -> Option<Triggers> {
         match self {
             Detector::Sqli => Some(sqli::TRIGGERS),
+            Detector::SqliBackslashed => Some(sqli::BACKSLASH_TRIGGERS),
             Detector::Xss => Some(xss::TRIGGERS),
             Detector::HtmlInjection | Detector::HtmlLinks => Some(xss::HTML_INJECTION_TRIGGERS),
             Detector::Shell => Some(shell::TRIGGERS),
@@ -152,10 +157,10 @@ impl Detector {
     }
 
     /// Whether the detector judges a stretch of text wherever it starts.
-    /// The SQL detector does not: it reads a value as pasted after a
+    /// The SQL detectors do not: they read a value as pasted after a
     /// quote, so a window opening mid-string would read as a break-out.
     pub(crate) fn reads_anywhere(self) -> bool {
-        self != Detector::Sqli
+        !matches!(self, Detector::Sqli | Detector::SqliBackslashed)
     }
 
     /// Literals (ASCII case ignored) the engine adds to its shared literal
@@ -193,6 +198,7 @@ impl Detector {
     pub(crate) fn detect(self, v: &[u8]) -> Option<Range<usize>> {
         match self {
             Detector::Sqli => sqli::detect(v),
+            Detector::SqliBackslashed => sqli::detect_backslashed(v),
             Detector::Xss => xss::detect(v),
             Detector::HtmlInjection => xss::detect_html_injection(v),
             Detector::HtmlLinks => xss::detect_html_links(v),

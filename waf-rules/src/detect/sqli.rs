@@ -5,7 +5,7 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
-use super::sqli_tokens::{keyword_kind, tokenize, Kind, Token};
+use super::sqli_tokens::{keyword_kind, tokenize, Backslash, Kind, Token};
 use super::{mark_bytes, Triggers};
 use std::cell::Cell;
 use std::ops::Range;
@@ -14,6 +14,20 @@ use std::ops::Range;
 pub fn is_sqli(v: &[u8]) -> bool {
     detect(v).is_some()
 }
+
+/// `detect` on a value with its backslashes as sent: rule 1001 reads a
+/// value after `js_decode`, which takes `It\'s` for `It's` and so loses
+/// the MySQL reading (`It\'s me' or 1=1--` closes its string at `me'`).
+/// Only a value with a backslash right before a quote is read.
+pub(crate) fn detect_backslashed(v: &[u8]) -> Option<Range<usize>> {
+    v.windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'\'' | b'"'))
+        .then(|| detect(v))
+        .flatten()
+}
+
+/// `detect_backslashed` reads only a value holding a backslash.
+pub(crate) const BACKSLASH_TRIGGERS: Triggers = Triggers::new(b"\\");
 
 pub(crate) fn detect(v: &[u8]) -> Option<Range<usize>> {
     detect_with(v, || keywords().as_ref().is_some_and(|ac| ac.is_match(v)))
@@ -96,12 +110,30 @@ fn judge(v: &[u8], seen: u8, bufs: &mut Buffers) -> Option<Range<usize>> {
 }
 
 /// `judge`; with `prune` false every reading is judged in full (the tests
-/// hold the two to the same answers).
+/// hold the two to the same answers). A value holding a backslash is read
+/// with it escaping the next byte (MySQL) and as a plain byte (standard
+/// SQL): `It\'s me' or 1=1--` breaks out under the first, `x\' or 1=1--`
+/// under the second.
 fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Range<usize>> {
     // No reading can shape, and nothing needs tokenizing (`SHAPING_BYTE`).
     if prune && seen & SHAPING_BYTE == 0 && !shaping_word(v) {
         return None;
     }
+    judge_reading(v, seen, bufs, prune, Backslash::Escapes).or_else(|| {
+        (seen & BACKSLASH != 0)
+            .then(|| judge_reading(v, seen, bufs, prune, Backslash::Plain))
+            .flatten()
+    })
+}
+
+/// `judge_with` under one reading of a backslash.
+fn judge_reading(
+    v: &[u8],
+    seen: u8,
+    bufs: &mut Buffers,
+    prune: bool,
+    backslash: Backslash,
+) -> Option<Range<usize>> {
     let Buffers {
         toks,
         meaningful: buf,
@@ -109,7 +141,7 @@ fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Ran
     let judged = |kinds: u32| !prune || may_shape(kinds);
     for (quote, class) in [(b'\'', SQUOTE), (b'"', DQUOTE)] {
         if seen & class != 0 {
-            let kinds = tokenize(v, Some(quote), toks);
+            let kinds = tokenize(v, Some(quote), backslash, toks);
             if let Some(Token {
                 kind: Kind::Str { closed: true },
                 ..
@@ -124,7 +156,7 @@ fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Ran
             }
         }
     }
-    let kinds = tokenize(v, None, toks);
+    let kinds = tokenize(v, None, backslash, toks);
     // A reading not judged can hold only a literal check's shape, and only
     // with a comparison among its kinds (`SHAPING`); a comment is `SHAPING`,
     // so its meaningful tokens are all of them, not copied.
@@ -165,6 +197,8 @@ const DQUOTE: u8 = 8;
 /// value with none of these bytes and no `shaping_word` has no reading
 /// `may_shape` allows, and no comparison for the literal checks.
 const SHAPING_BYTE: u8 = 16;
+/// A backslash: the value is read a second time, the backslash a plain byte.
+const BACKSLASH: u8 = 32;
 static BYTE_CLASS: [u8; 256] = byte_classes();
 
 /// Punctuation or a blank between words (`could_be_sql`): without one
@@ -181,6 +215,7 @@ const fn byte_classes() -> [u8; 256] {
     let t = mark_bytes(t, PUNCT_BYTES, PUNCT);
     let t = mark_bytes(t, b"'", SQUOTE);
     let t = mark_bytes(t, b";#-/!=<>(|&\\", SHAPING_BYTE);
+    let t = mark_bytes(t, b"\\", BACKSLASH);
     mark_bytes(t, b"\"", DQUOTE)
 }
 
@@ -347,7 +382,7 @@ fn after_breakout(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
         // '; drop table x  / ' union select
         Kind::Semi | Kind::Union => {}
         // ' or 1=1 / ' and sleep(5) / ' or true--
-        Kind::Logic if logic_operand_ends(&t[k + 1..]) => return Some(span(t, k, t.len())),
+        Kind::Logic if logic_operand_ends(v, &t[k + 1..]) => return Some(span(t, k, t.len())),
         // '+(select ...) / '||(select / ' = '1
         Kind::Op | Kind::Cmp if op_continues(v, &t[k + 1..]) => return Some(span(t, k, t.len())),
         // ' where 1=1 / ' order by 3-- / ' having 1=1
@@ -466,7 +501,7 @@ fn bare(v: &[u8], all: &[Token]) -> Option<Range<usize>> {
                     Kind::Comma if comma_expression(&t[k + 1..]) => {
                         return Some(span(t, 0, t.len()))
                     }
-                    Kind::Logic if logic_operand_ends(&t[k + 1..]) && !symbol_chain(v, t, k) => {
+                    Kind::Logic if logic_operand_ends(v, &t[k + 1..]) && !symbol_chain(v, t, k) => {
                         return Some(span(t, 0, t.len()))
                     }
                     Kind::Comment if k > 1 => return Some(span(t, 0, t.len())),
@@ -478,16 +513,17 @@ fn bare(v: &[u8], all: &[Token]) -> Option<Range<usize>> {
                 }
             }
         }
-        Kind::Logic if first.first.is_ascii_alphabetic() && logic_operand_ends(&t[1..]) => {
+        Kind::Logic if first.first.is_ascii_alphabetic() && logic_operand_ends(v, &t[1..]) => {
             return Some(span(t, 0, t.len()))
         }
-        Kind::Stmt if statement_shape(t) => return Some(span(t, 0, t.len())),
+        Kind::Stmt if statement_shape(v, t) => return Some(span(t, 0, t.len())),
         // ` ORDER BY 6--`, ` HAVING 1=1`: a clause appended to the query.
         Kind::Clause if appended_clause(t) => return Some(span(t, 0, t.len())),
         // `(8266=8266)*9900`, `(select (case when ...`
         Kind::LParen
             if paren_tautology(t)
-                || t.get(1).is_some_and(|x| x.kind == Kind::Stmt) && statement_shape(&t[1..]) =>
+                || t.get(1).is_some_and(|x| x.kind == Kind::Stmt)
+                    && statement_shape(v, &t[1..]) =>
         {
             return Some(span(t, 0, t.len()))
         }
@@ -529,7 +565,7 @@ fn operand_at(t: &[Token]) -> Option<usize> {
 }
 
 /// After a logic word: `1=1`, `'a'='a'`, `sleep(5)`, `(select`, `true--`, `1#`.
-fn logic_operand_ends(t: &[Token]) -> bool {
+fn logic_operand_ends(v: &[u8], t: &[Token]) -> bool {
     let Some(k) = operand_at(t) else { return false };
     let op = &t[k - 1];
     match op.kind {
@@ -554,7 +590,16 @@ fn logic_operand_ends(t: &[Token]) -> bool {
         Some(Kind::Logic) => !bare_word,
         // `or 1 group by ...` / `and 1 order by 1`
         Some(Kind::Clause) => !bare_word && clause_continues(&t[k..]),
-        None => matches!(op.kind, Kind::Literal | Kind::Str { closed: false }),
+        // `' or '1`, `' or true`: an operand the query's own closing quote
+        // ends. A string holding a blank is text (`python 'or' operator`:
+        // `' operator` forces nothing).
+        None => {
+            op.kind == Kind::Literal
+                || op.kind == (Kind::Str { closed: false })
+                    && !v[op.span.clone()]
+                        .iter()
+                        .any(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        }
         _ => false,
     }
 }
@@ -617,27 +662,64 @@ fn clause_continues(t: &[Token]) -> bool {
 }
 
 /// A statement keyword that actually looks like a statement.
-fn statement_shape(t: &[Token]) -> bool {
+fn statement_shape(v: &[u8], t: &[Token]) -> bool {
+    statement_from(v, t, 1)
+}
+
+/// `statement_shape` with the statement's list (what follows the keyword)
+/// starting at token `s`: past a set quantifier, `select all …` is judged
+/// as `select …`.
+fn statement_from(v: &[u8], t: &[Token], s: usize) -> bool {
     // The first 24 tokens' kinds, read in place (no list allocated).
     let kinds = &t[..t.len().min(24)];
     let has = |k: Kind| kinds.iter().any(|x| x.kind == k);
-    let text_has_from = t.iter().skip(1).any(|x| x.kind == Kind::Clause);
+    let text_has_from = t.iter().skip(s).any(|x| x.kind == Kind::Clause);
+    let k = |i: usize| kinds.get(i).map(|x| x.kind);
     match t.first().map(|x| x.kind) {
         Some(Kind::Stmt) => {
             // select * from / select count(*) from / select @@version / drop table / waitfor delay
-            let second = kinds.get(1).map(|x| x.kind);
+            let second = k(s);
+            if second == Some(Kind::Clause) {
+                let w = &t[s];
+                // `select all …`, `select distinct …`: a set quantifier, then
+                // the list (`Select all that apply (or none)` has no list of
+                // SQL's shape after it).
+                if s == 1
+                    && (is_keyword(v, w, b"all")
+                        || is_keyword(v, w, b"distinct")
+                        || is_keyword(v, w, b"distinctrow"))
+                {
+                    return statement_from(v, t, 2);
+                }
+                // `select from users--` (PostgreSQL's empty list): a table,
+                // then what ends a statement; `Select from the list below`
+                // goes on with words.
+                if is_keyword(v, w, b"from") {
+                    return k(s + 1) == Some(Kind::Word)
+                        && matches!(
+                            k(s + 2),
+                            None | Some(
+                                Kind::Clause
+                                    | Kind::Comment
+                                    | Kind::Semi
+                                    | Kind::RParen
+                                    | Kind::Comma
+                            )
+                        );
+                }
+                return kinds.len() >= s + 2;
+            }
             matches!(
                 second,
                 Some(Kind::Func) | Some(Kind::Var) | Some(Kind::LParen)
             ) || (matches!(second, Some(Kind::Op)) && text_has_from)
-                || (matches!(second, Some(Kind::Clause)) && kinds.len() >= 3)
                 || (matches!(
                     second,
                     Some(Kind::Num) | Some(Kind::Str { .. }) | Some(Kind::Literal)
                 ) && (has(Kind::Comma)
                     || text_has_from
                     || has(Kind::Comment)
-                    || kinds.len() == 2))
+                    || kinds.len() == s + 1))
                 || (matches!(second, Some(Kind::Word))
                     && (has(Kind::Comment) || (has(Kind::Func) && text_has_from)))
         }
@@ -716,7 +798,7 @@ fn strong_anywhere(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
             }
             Kind::Semi => {
                 let rest = &t[i + 1..];
-                if rest.first().is_some_and(|x| x.kind == Kind::Stmt) && statement_shape(rest) {
+                if rest.first().is_some_and(|x| x.kind == Kind::Stmt) && statement_shape(v, rest) {
                     return Some(span(t, i, t.len()));
                 }
                 if rest.first().is_some_and(|x| x.kind == Kind::Func)
@@ -737,10 +819,20 @@ fn strong_anywhere(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
                         && opk != Kind::Word
                         && matches!(rest.get(k).map(|x| x.kind), Some(Kind::Cmp))
                         && operand_at(&rest[k + 1..]).is_some();
+                    // `… or (select …)` past the value's first operand: a
+                    // subquery of SQL's own shape, never after prose.
+                    // `Upload a photo or (select one from your library)`,
+                    // `Type 'help' or (select an option)`, `Is 5 > 3 or (select
+                    // a number)` are text (`1 or (select password from users)`
+                    // is read where the value leaves its context: `bare`,
+                    // `after_breakout`).
+                    let subquery = opk == Kind::LParen
+                        && rest.get(k).is_some_and(|x| x.kind == Kind::Stmt)
+                        && !prose
+                        && statement_shape(v, &rest[k..]);
                     let call = opk == Kind::Func
                         || (opk == Kind::LParen && paren_tautology(&rest[k - 1..]))
-                        || (opk == Kind::LParen
-                            && rest.get(k).is_some_and(|x| x.kind == Kind::Stmt));
+                        || subquery;
                     if tautology || call {
                         return Some(span(t, i, t.len()));
                     }

@@ -81,12 +81,32 @@ pub(crate) struct Token {
 /// Most tokens looked at: injections are short; the rest is not judged.
 pub(crate) const MAX_TOKENS: usize = 64;
 
+/// What a backslash inside a string literal is. The database behind the
+/// application is unknown, so a value holding a backslash is read both
+/// ways: a break-out is an attack if it is one under either reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backslash {
+    /// It escapes the next byte (MySQL's and MariaDB's default `sql_mode`,
+    /// PostgreSQL's `E'…'`): `'It\'s'` is one string.
+    Escapes,
+    /// It is a byte like any other (standard SQL: PostgreSQL with
+    /// `standard_conforming_strings`, SQL Server, Oracle, SQLite):
+    /// `'x\'` ends at its second quote.
+    Plain,
+}
+
 /// Tokenizes `v` into `out` (emptied first, its allocation reused). With
 /// `quote` set, the value is read as if it followed an opening quote of
-/// that kind: the first token is the string it closes. Returns the kinds
-/// of the tokens after that string (of all tokens without `quote`), each
-/// as its `Kind::bit`.
-pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) -> u32 {
+/// that kind: the first token is the string it closes. `backslash` says
+/// what a backslash inside a string is. Returns the kinds of the tokens
+/// after that string (of all tokens without `quote`), each as its
+/// `Kind::bit`.
+pub(crate) fn tokenize(
+    v: &[u8],
+    quote: Option<u8>,
+    backslash: Backslash,
+    out: &mut Vec<Token>,
+) -> u32 {
     // At most one allocation: a token spans at least one byte, plus the
     // quoted string that may open the value.
     out.clear();
@@ -94,7 +114,7 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) -> u32
     let mut i = 0;
     let mut kinds = 0;
     if let Some(q) = quote {
-        let (end, closed) = string_end(v, 0, q);
+        let (end, closed) = string_end(v, 0, q, backslash);
         out.push(Token {
             kind: Kind::Str { closed },
             span: 0..end,
@@ -113,7 +133,7 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) -> u32
                 continue;
             }
             b'\'' | b'"' | b'`' => {
-                let (end, closed) = string_end(v, i + 1, b);
+                let (end, closed) = string_end(v, i + 1, b, backslash);
                 i = end;
                 if b == b'`' {
                     Kind::Word
@@ -138,15 +158,47 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) -> u32
                 i += 2;
                 Kind::Literal
             }
-            // `x'50'`, `b'01'`, `n'abc'`: a hex, bit or national string
-            // literal is one string, its prefix glued to the quote.
-            b'x' | b'X' | b'b' | b'B' | b'n' | b'N'
-                if v.get(i + 1) == Some(&b'\'')
-                    && (i == 0 || !WORD_BYTE[usize::from(v[i - 1])]) =>
+            // `x'50'`, `b'01'`, `n'abc'`, `e'a\'b'`: a hex, bit, national
+            // or (PostgreSQL) escape string literal is one string, its
+            // prefix glued to the quote.
+            b'x' | b'X' | b'b' | b'B' | b'n' | b'N' | b'e' | b'E'
+                if v.get(i + 1) == Some(&b'\'') && starts_token(v, i) =>
             {
-                let (end, closed) = string_end(v, i + 2, b'\'');
+                let (end, closed) = string_end(v, i + 2, b'\'', backslash);
                 i = end;
                 Kind::Str { closed }
+            }
+            // Oracle's alternative quoting `q'[it's]'`, `nq'{…}'`: the
+            // string ends at its delimiter's closing twin and a quote.
+            b'q' | b'Q' | b'n' | b'N'
+                if matches!(v.get(i + 1), Some(b'\'' | b'q' | b'Q'))
+                    && starts_token(v, i)
+                    && q_quote_at(v, i).is_some() =>
+            {
+                let (end, closed) = q_quote_at(v, i).unwrap_or((v.len(), false));
+                i = end;
+                Kind::Str { closed }
+            }
+            // PostgreSQL's Unicode string `U&'d\0061t'`.
+            b'u' | b'U'
+                if v.get(i + 1) == Some(&b'&')
+                    && v.get(i + 2) == Some(&b'\'')
+                    && starts_token(v, i) =>
+            {
+                let (end, closed) = string_end(v, i + 3, b'\'', backslash);
+                i = end;
+                Kind::Str { closed }
+            }
+            // PostgreSQL's dollar quoting `$$it's$$`, `$tag$…$tag$`, when
+            // closed by the same tag (else `$` starts a word, as before).
+            b'$' if dollar_quote_end(v, i).is_some() => {
+                i = dollar_quote_end(v, i).unwrap_or(v.len());
+                Kind::Str { closed: true }
+            }
+            // SQL Server's bracketed name `[user name]`: one word.
+            b'[' if bracket_name_end(v, i).is_some() => {
+                i = bracket_name_end(v, i).unwrap_or(i + 1);
+                Kind::Word
             }
             b'.' if v.get(i + 1).is_some_and(u8::is_ascii_digit) => {
                 i = number_end(v, i + 1);
@@ -154,7 +206,15 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) -> u32
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'$' | 0x80..=0xff => {
                 i = word_end(v, i);
-                word_kind(&v[start..i], v, i)
+                if b == b'_' && matches!(v.get(i), Some(b'\'' | b'"')) {
+                    // MySQL's character set introducer: `_utf8mb4'abc'`,
+                    // `_binary'…'` is one string.
+                    let (end, closed) = string_end(v, i + 1, v[i], backslash);
+                    i = end;
+                    Kind::Str { closed }
+                } else {
+                    word_kind(&v[start..i], v, i)
+                }
             }
             b'@' => {
                 i += 1;
@@ -235,11 +295,11 @@ pub(crate) fn tokenize(v: &[u8], quote: Option<u8>, out: &mut Vec<Token>) -> u32
 }
 
 /// End of a string starting at `from` (after its opening quote). A doubled
-/// quote or a backslash escapes.
-fn string_end(v: &[u8], from: usize, q: u8) -> (usize, bool) {
+/// quote escapes, and a backslash when `backslash` says so.
+fn string_end(v: &[u8], from: usize, q: u8, backslash: Backslash) -> (usize, bool) {
     let mut i = from;
     while i < v.len() {
-        if v[i] == b'\\' {
+        if v[i] == b'\\' && backslash == Backslash::Escapes {
             i += 2;
             continue;
         }
@@ -253,6 +313,77 @@ fn string_end(v: &[u8], from: usize, q: u8) -> (usize, bool) {
         i += 1;
     }
     (v.len(), false)
+}
+
+/// Whether a token may start at `i`: no word byte glued before it.
+fn starts_token(v: &[u8], i: usize) -> bool {
+    i == 0 || !WORD_BYTE[usize::from(v[i - 1])]
+}
+
+/// Oracle's `q'<d>…<d>'` (or `nq'…'`) at `i`: its end and whether it is
+/// closed. The closing delimiter of `[`, `{`, `(`, `<` is its twin, of any
+/// other byte (not a blank) the byte itself.
+fn q_quote_at(v: &[u8], i: usize) -> Option<(usize, bool)> {
+    let q = if matches!(v[i], b'n' | b'N') {
+        i + 1
+    } else {
+        i
+    };
+    if !matches!(v.get(q), Some(b'q' | b'Q')) || v.get(q + 1) != Some(&b'\'') {
+        return None;
+    }
+    let open = *v.get(q + 2)?;
+    let close = match open {
+        b'[' => b']',
+        b'{' => b'}',
+        b'(' => b')',
+        b'<' => b'>',
+        b' ' | b'\t' | b'\n' | b'\r' | b'\'' => return None,
+        d => d,
+    };
+    let body = q + 3;
+    Some(
+        v.get(body..)?
+            .windows(2)
+            .position(|w| w[0] == close && w[1] == b'\'')
+            .map_or((v.len(), false), |p| (body + p + 2, true)),
+    )
+}
+
+/// PostgreSQL's dollar-quoted string opening at `i` (`$$`, or `$tag$` with
+/// a tag of a letter or `_` then letters, digits, `_`): its end after the
+/// same closing tag, `None` if no tag opens there or none closes it.
+/// Called at most once per token start, and a token list holds at most
+/// `MAX_TOKENS`: linear in the value.
+fn dollar_quote_end(v: &[u8], i: usize) -> Option<usize> {
+    let tag_len = v[i + 1..].iter().take(64).position(|&b| b == b'$')?;
+    let tag = &v[i + 1..i + 1 + tag_len];
+    if tag
+        .first()
+        .is_some_and(|&f| !(f.is_ascii_alphabetic() || f == b'_'))
+        || !tag.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        return None;
+    }
+    let open = &v[i..i + tag_len + 2];
+    let body = i + open.len();
+    v[body..]
+        .windows(open.len())
+        .position(|w| w == open)
+        .map(|p| body + p + open.len())
+}
+
+/// SQL Server's `[name]` at `i`: a letter, `_`, `@` or `#`, then name bytes
+/// or blanks, up to `]` (64 bytes at most); its end after the `]`.
+fn bracket_name_end(v: &[u8], i: usize) -> Option<usize> {
+    let first = *v.get(i + 1)?;
+    if !(first.is_ascii_alphabetic() || matches!(first, b'_' | b'@' | b'#')) {
+        return None;
+    }
+    let len = v[i + 1..].iter().take(64).position(|&b| {
+        !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'#' | b'$' | b' '))
+    })?;
+    (v[i + 1 + len] == b']').then_some(i + len + 2)
 }
 
 fn number_end(v: &[u8], mut i: usize) -> usize {

@@ -28,6 +28,7 @@ const FRAGMENTS: &[&str] = &[
     "admin'--",
     "1) or sleep(5)#",
     "\" or \"\"=\"",
+    "It\\'s me' or 1=1--",
     ";cat /etc/passwd",
     "| id",
     "`id`",

@@ -61,7 +61,23 @@ const OPENERS: &[&[&str]] = &[
         "{",
     ],
     // SQL.
-    &["/*", "/*!", "--", "' or ", "union select "],
+    &[
+        "/*",
+        "/*!",
+        "--",
+        "' or ",
+        "union select ",
+        // Session 11's string forms and the backslash readings.
+        "$a$",
+        "$$",
+        "q'[",
+        "nq'{",
+        "[a",
+        "_utf8'",
+        "U&'",
+        "E'",
+        "\\'",
+    ],
     // Shell and command lines, Log4j.
     &[
         "${",
