@@ -45,9 +45,6 @@ pub struct Upstream {
     tls: Option<UpstreamTls>,
     mesh: Option<mesh::MeshUpstream>,
     epoch: Instant,
-    /// Each endpoint's Pingora peer, built at load (cloned per request); empty for a mesh
-    /// upstream, whose peer carries the edge's current SVID and is built per request.
-    peers: Vec<HttpPeer>,
 }
 
 /// Resolves `host:port` endpoints (blocking; only at config load, never per request).
@@ -127,7 +124,7 @@ impl Upstream {
                 })
             }
         };
-        let mut upstream = Upstream {
+        Ok(Upstream {
             name: c.name.clone(),
             endpoints: resolve(&c.endpoints)?
                 .into_iter()
@@ -145,14 +142,7 @@ impl Upstream {
             tls,
             mesh,
             epoch: Instant::now(),
-            peers: Vec::new(),
-        };
-        if upstream.mesh.is_none() {
-            upstream.peers = (0..upstream.endpoints.len())
-                .map(|idx| upstream.build_peer(idx))
-                .collect();
-        }
-        Ok(upstream)
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -212,16 +202,8 @@ impl Upstream {
         self.mesh.is_some()
     }
 
-    /// The Pingora peer for endpoint `idx`: the one built at load, cloned.
+    /// The Pingora peer for endpoint `idx`.
     pub fn peer(&self, idx: usize) -> Box<HttpPeer> {
-        match self.peers.get(idx % self.endpoints.len()) {
-            Some(peer) => Box::new(peer.clone()),
-            None => Box::new(self.build_peer(idx)),
-        }
-    }
-
-    /// Builds the Pingora peer for endpoint `idx` (at load; per request for a mesh upstream).
-    fn build_peer(&self, idx: usize) -> HttpPeer {
         let addr = self.endpoints[idx % self.endpoints.len()].addr;
         let mut peer = match (&self.tls, &self.mesh) {
             (_, Some(m)) => m.peer(addr),
@@ -240,7 +222,7 @@ impl Upstream {
         peer.options.read_timeout = Some(self.read_timeout);
         peer.options.write_timeout = Some(self.read_timeout);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
-        peer
+        Box::new(peer)
     }
 
     /// Right after a connection to endpoint `idx` is made (or taken from the pool): a mesh
