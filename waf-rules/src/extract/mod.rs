@@ -61,7 +61,7 @@ pub(crate) struct Field<'a> {
     pub value: Cow<'a, [u8]>,
     /// A JSON field's place: where its text starts in `Fields::json_doc`.
     /// Its path and `$.a[0].b` label are read back from there only when a
-    /// rule matches it (`json::label_at`).
+    /// rule matches it (`JsonDoc::label`).
     pub json_path: Option<usize>,
     /// An `Arg` whose name looks like a configuration or include variable
     /// (see `include_like_name`): decided once at extraction, so inspection
@@ -90,7 +90,7 @@ impl Field<'_> {
     /// is the `Fields::json_doc` of the request the field came from.
     pub(crate) fn target(&self, json_doc: &JsonDoc<'_>) -> String {
         if let Some(at) = self.json_path {
-            return format!("{}:{}", self.source, json::label_at(json_doc, at));
+            return format!("{}:{}", self.source, json_doc.label(at));
         }
         if self.name.is_empty()
             && matches!(
@@ -184,6 +184,7 @@ impl<'a> Fields<'a> {
         if self.full() {
             return;
         }
+        self.json_doc.listed(at);
         let field = Field {
             class,
             source: "json",
