@@ -13,30 +13,27 @@ use super::{plain_token, Class, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
 
-/// The JSON document a request's JSON fields were read from, the depth
-/// limit it was read with and where its listed fields start: enough to
-/// find their paths again.
+/// The JSON document a request's JSON fields were read from and the
+/// depth limit it was read with: with the fields' places
+/// (`Field::json_path`), enough to find their paths again.
 #[derive(Debug, Default)]
 pub(crate) struct JsonDoc<'a> {
     bytes: &'a [u8],
     max_depth: usize,
-    /// Where each listed field's text starts, in document order.
-    listed: Vec<usize>,
     /// The listed fields' paths, read back on the first label asked for.
     paths: std::cell::OnceCell<Paths<'a>>,
 }
 
 impl<'a> JsonDoc<'a> {
-    /// Notes a listed field whose text starts at `at` (after the last).
-    pub(crate) fn listed(&mut self, at: usize) {
-        self.listed.push(at);
-    }
-
-    /// The label (`$.items[0].name`) of the listed field whose text
-    /// starts at `at`: the paths of all listed fields are read back in
-    /// one pass the first time a label is asked for.
-    pub(crate) fn label(&self, at: usize) -> String {
-        let paths = self.paths.get_or_init(|| self.read_paths());
+    /// The label (`$.items[0].name`) of the field of `list` whose text
+    /// starts at `at`: the paths of all JSON fields of `list` (the
+    /// fields read from this document, in document order) are read back
+    /// in one pass the first time a label is asked for.
+    pub(crate) fn label(&self, at: usize, list: &[super::Field<'_>]) -> String {
+        let paths = self.paths.get_or_init(|| {
+            let listed: Vec<usize> = list.iter().filter_map(|f| f.json_path).collect();
+            self.read_paths(&listed)
+        });
         let segs = paths
             .at
             .binary_search_by_key(&at, |p| p.0)
@@ -45,9 +42,9 @@ impl<'a> JsonDoc<'a> {
         label(segs.unwrap_or(&[]))
     }
 
-    fn read_paths(&self) -> Paths<'a> {
+    fn read_paths(&self, listed: &[usize]) -> Paths<'a> {
         let mut found = Collect {
-            targets: &self.listed,
+            targets: listed,
             path: Vec::new(),
             out: Paths::default(),
         };
@@ -668,7 +665,7 @@ mod tests {
         let mut f = Fields::new(&limits);
         let ok = parse(text, &limits, &mut f);
         let listed = f.list.iter().map(|x| {
-            let label = x.target(&f.json_doc);
+            let label = x.target(&f);
             let label = label.strip_prefix("json:").unwrap_or(&label).to_string();
             (label, x.value.to_vec())
         });

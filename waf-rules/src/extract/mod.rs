@@ -86,11 +86,12 @@ pub(crate) struct Field<'a> {
 pub(crate) use json::JsonDoc;
 
 impl Field<'_> {
-    /// Target as shown in verdicts and matched by exclusions; `json_doc`
-    /// is the `Fields::json_doc` of the request the field came from.
-    pub(crate) fn target(&self, json_doc: &JsonDoc<'_>) -> String {
+    /// Target as shown in verdicts and matched by exclusions; `fields`
+    /// are those of the request the field came from.
+    pub(crate) fn target(&self, fields: &Fields<'_>) -> String {
         if let Some(at) = self.json_path {
-            return format!("{}:{}", self.source, json_doc.label(at));
+            let label = fields.json_doc.label(at, &fields.list);
+            return format!("{}:{}", self.source, label);
         }
         if self.name.is_empty()
             && matches!(
@@ -184,7 +185,6 @@ impl<'a> Fields<'a> {
         if self.full() {
             return;
         }
-        self.json_doc.listed(at);
         let field = Field {
             class,
             source: "json",
