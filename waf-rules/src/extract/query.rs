@@ -119,7 +119,7 @@ pub(crate) fn cookies<'a>(raw: &'a [u8], f: &mut Fields<'a>) {
         if !name.is_empty() {
             f.push(Class::CookieName, "cookie", name.clone(), name_bytes(&name));
         }
-        f.push(Class::Cookie, "cookie", name, Cow::Borrowed(value));
+        f.push_cookie(name, value);
     }
 }
 
