@@ -1277,3 +1277,33 @@ fn attacks_inside_jwt_claims_in_the_path() {
         assert!(!path_blocked(path), "{path}");
     }
 }
+
+/// Session 11 (adversarial pass): bash's ANSI-C quoting `$'…'` decodes its
+/// escapes (`\xHH`, octal, `\u`), so a command word or a stored command can
+/// be written in escapes: `;X=$'uname\x20-a'&&$X`. The shell reader took
+/// `$'` for a `$` that starts no variable and stopped (the shell rules do
+/// not read cookies). Before: score 0.
+#[test]
+fn a_command_in_ansi_c_quoting() {
+    assert_placed(
+        true,
+        &every_place_but(Place::Cookie),
+        &[
+            ";X=$'uname\\x20-a'&&$X",
+            ";$'\\x69\\x64'",
+            "|$'\\167\\150\\157\\141\\155\\151'",
+            "a;$'\\u0069d'",
+            "x&&$'who'ami",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "Costs $'5' today",
+            "He wrote $'hello\\nworld' in bash",
+            "$'\\x41BC'",
+            "a=$'x'; b=$'y'",
+        ],
+    );
+}
