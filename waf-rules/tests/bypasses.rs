@@ -1307,3 +1307,28 @@ fn a_command_in_ansi_c_quoting() {
         ],
     );
 }
+
+/// Session 11 (adversarial pass): Java's `jar:` URL wraps another URL
+/// (`jar:http://host/x.jar!/entry`): a fetcher given it downloads and
+/// opens the archive. Rule 8003 listed `jar://` only. Before: score 0.
+#[test]
+fn a_jar_url_wrapping_another_url() {
+    assert_placed(
+        true,
+        &every_place_but(Place::AfterFiller),
+        &[
+            "jar:http://evil.example/x.jar!/",
+            "jar:https://evil.example/a.zip!/config.xml",
+            "jar:file:///tmp/upload.zip!/shell.jsp",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "jar: glass, 500 ml",
+            "Mason jar:http links are in the notes",
+            "jar:lid",
+        ],
+    );
+}
