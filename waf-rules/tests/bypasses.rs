@@ -1163,6 +1163,7 @@ fn ui_text_with_sql_words_in_a_parenthetical() {
             "He said 'yes' or 'no'? 'Maybe'",
             "python 'or' operator",
             "l'or ou l'argent ? 'L'or'",
+            "difference between 'and' and 'or'? 'and' binds tighter",
         ],
     );
     assert_placed(
@@ -1175,6 +1176,8 @@ fn ui_text_with_sql_words_in_a_parenthetical() {
             "x' or payload ? 'admin'--",
             "x' or payload ? 'admin",
             "' or '1",
+            "x' and 'a' or 'b'='b",
+            "' or true or '",
             ";'wh'oami",
             "'; select distinct password from users--",
         ],
