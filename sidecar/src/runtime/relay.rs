@@ -180,8 +180,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ByRecord<S> {
     }
 }
 
-/// Size of each direction's buffer (tokio's `copy_bidirectional`'s).
-const COPY_BUFFER: usize = 8 * 1024;
+/// Size of each direction's buffer: the plaintext of the largest TLS record (16 KiB), so that a
+/// message read whole from the app leaves as one record in one `write`, and a peer's full
+/// record reaches the app in one `write` (tokio's `copy_bidirectional`'s 8 KiB made a bulk
+/// transfer two records and two writes per 16 KiB on the sending side, and two app writes per
+/// full record on the receiving side).
+const COPY_BUFFER: usize = 16 * 1024;
 
 /// One direction of [`relay`]: what is read from one side is written to the other; at the
 /// reader's end the writer is shut down (the other direction goes on), as tokio's
@@ -715,6 +719,42 @@ mod tests {
         })
         .await
         .expect("the reads did not end");
+    }
+
+    #[tokio::test]
+    async fn a_full_record_of_plaintext_leaves_as_one_record() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let (server, client) = tls_pair().await;
+            let (mut wire, _) = server.into_inner();
+            let (current_tx, current) = watch::channel(empty_generation());
+            // 16 KiB from the app at once (a full TLS record's plaintext).
+            let (mut a, mut a_peer) = tokio::io::duplex(64 * 1024);
+            a_peer.write_all(&[7u8; 16 * 1024]).await.unwrap();
+            let mut b = ByRecord(client);
+            let relayed = relay(&mut a, &mut b, current, |_| true);
+            // The records on the wire until 16 KiB of plaintext: each a 5-byte header, then
+            // the plaintext, its content type and a 16-byte tag (TLS 1.3).
+            let records = async {
+                let mut sizes = Vec::new();
+                while sizes.iter().sum::<usize>() < 16 * 1024 {
+                    let mut header = [0u8; 5];
+                    wire.read_exact(&mut header).await.unwrap();
+                    let mut record =
+                        vec![0; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+                    wire.read_exact(&mut record).await.unwrap();
+                    sizes.push(record.len() - 17);
+                }
+                sizes
+            };
+            tokio::select! {
+                sizes = records => assert_eq!(sizes, [16 * 1024], "one record, one write"),
+                _ = relayed => panic!("the relay ended before the records arrived"),
+            }
+            drop(current_tx);
+        })
+        .await
+        .expect("the records did not arrive");
     }
 
     /// Relays between `a` and `b`, and sends a generation that no longer allows them once

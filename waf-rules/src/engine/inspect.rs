@@ -88,7 +88,7 @@ impl RuleSet {
                 continue;
             }
             let fired = st.fired;
-            let query = field.class == Class::Arg && field.source == "args";
+            let query = field.class == Class::Arg && extract::query_source(field.source);
             let named = if field.class == Class::Header {
                 let name = field.name.as_ref();
                 c.by_header

@@ -91,15 +91,41 @@ fn request_with(place: &str, unit: &str, n: usize, buf: &mut Vec<u8>, hbuf: &mut
             buf.extend_from_slice(format!("{{\"k\":\"{escaped}\"}}").as_bytes());
         }
         "cookie" => hbuf.extend_from_slice(format!("s={run}").as_bytes()),
+        // A cookie read as JSON by structure: the run in a key and a
+        // string, percent-encoded.
+        "json-cookie" => {
+            let s = serde_json::to_string(&run).unwrap_or_default();
+            let doc = format!("{{{s}:[{s},1]}}");
+            hbuf.extend_from_slice(format!("s={}", percent_encode(&doc)).as_bytes());
+        }
+        // A Referer read as a URL by structure: the run in the path and
+        // in a query name and value, percent-encoded.
+        "referer-url" => {
+            let e = percent_encode(&run);
+            hbuf.extend_from_slice(format!("https://a.example/{e}/x?{e}={e}").as_bytes());
+        }
         _ => hbuf.extend_from_slice(run.as_bytes()),
     }
     match place {
         "query" => Place::Query,
         "form" => Place::Form,
         "json" => Place::Json,
-        "cookie" => Place::Cookie,
+        "cookie" | "json-cookie" => Place::Cookie,
         _ => Place::Header,
     }
+}
+
+/// Every byte but letters and digits as `%XX`.
+fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy)]
@@ -185,8 +211,16 @@ fn runs_stay_linear(units: &[String]) {
     for unit in units {
         // About 6 and 24 KiB in a body field or the query (past one 16 KiB
         // window), 2 and 8 KiB in a header.
-        for place in ["query", "form", "json", "cookie", "header"] {
-            let bytes = if matches!(place, "cookie" | "header") {
+        for place in [
+            "query",
+            "form",
+            "json",
+            "cookie",
+            "header",
+            "json-cookie",
+            "referer-url",
+        ] {
+            let bytes = if matches!(place, "cookie" | "header" | "json-cookie" | "referer-url") {
                 2048
             } else {
                 6 << 10
@@ -236,6 +270,25 @@ fn deep_nesting_huge_keys_and_many_fields_stay_linear() {
         }),
         ("many form fields", |n| (Place::Form, "x=%27&".repeat(n))),
         ("many cookies", |n| (Place::Cookie, "a=';".repeat(n / 8))),
+        // A cookie read as JSON by structure: a huge key over many short
+        // strings (each field's label is cut, not the key copied per
+        // field), deep nesting, many keys.
+        ("JSON cookie: huge key over many strings", |n| {
+            let doc = format!(
+                "{{\"{}\":[{}1]}}",
+                "k'".repeat(n / 4),
+                "\"a'\",".repeat(n / 4)
+            );
+            (Place::Cookie, format!("c={}", percent_encode(&doc)))
+        }),
+        ("JSON cookie: nested", |n| {
+            let doc = format!("{}\"a'\"{}", "[".repeat(n / 8), "]".repeat(n / 8));
+            (Place::Cookie, format!("c={}", percent_encode(&doc)))
+        }),
+        ("JSON cookie: many keys", |n| {
+            let doc = format!("{{{}\"z\":1}}", "\"k'\":\"v'\",".repeat(n / 8));
+            (Place::Cookie, format!("c={doc}"))
+        }),
         // A long value the SQL detector reads whole (`Field::whole`),
         // with quotes it must scan past (about 40 and 160 KB).
         ("long value read whole", |n| {

@@ -5,6 +5,7 @@ mod body;
 mod json;
 mod multipart;
 mod query;
+mod structured;
 mod xml;
 
 use crate::policy::Limits;
@@ -126,6 +127,7 @@ pub(crate) struct Fields<'a> {
     pub wholes: usize,
     max_fields: usize,
     max_value: usize,
+    max_depth: usize,
 }
 
 impl<'a> Fields<'a> {
@@ -144,6 +146,7 @@ impl<'a> Fields<'a> {
             wholes: 0,
             max_fields: limits.max_fields,
             max_value: limits.max_value_bytes,
+            max_depth: limits.max_depth,
         }
     }
 
@@ -175,6 +178,22 @@ impl<'a> Fields<'a> {
     ) {
         let include_like = include_like_name(name.as_bytes());
         self.push_at(Class::Arg, source, name, None, value, include_like);
+    }
+
+    /// Adds a cookie's value: its keys and strings when it is strictly a
+    /// JSON document (`structured::cookie_json`), else the value whole.
+    pub(crate) fn push_cookie(&mut self, name: Cow<'a, str>, value: &'a [u8]) {
+        if structured::cookie_json(&name, value, self.max_depth, self) {
+            return;
+        }
+        self.push(Class::Cookie, "cookie", name, Cow::Borrowed(value));
+    }
+
+    /// Counts a plain token that is not listed (see `push_at`).
+    fn count_plain(&mut self) {
+        if !self.full() {
+            self.skipped += 1;
+        }
     }
 
     /// Adds a JSON field whose text starts at `at` in the document; its
@@ -335,6 +354,15 @@ fn window_start(v: &[u8], from: usize, slack: usize) -> usize {
         .unwrap_or(from)
 }
 
+/// Whether a field of `source` is an argument of a query string (the
+/// request's own, or that of a Referer or Origin URL read by structure).
+pub(crate) fn query_source(source: &str) -> bool {
+    matches!(
+        source,
+        "args" | structured::REFERER_ARGS | structured::ORIGIN_ARGS
+    )
+}
+
 /// Every field of a request, within the limits.
 #[cfg(test)]
 pub(crate) fn extract<'a>(req: &Request<'a>, limits: &Limits) -> Fields<'a> {
@@ -362,11 +390,15 @@ pub(crate) fn extract_into<'a>(
         );
     }
     f.push_unnamed(Class::Path, "path", req.path.as_bytes());
-    path_segments(req.path, &mut f);
+    path_segments(req.path, "path", &mut f);
     query::pairs(req.query.as_bytes(), "args", &mut f);
     for (name, value) in req.headers {
         if name.eq_ignore_ascii_case("cookie") {
             query::cookies(value, &mut f);
+        } else if let Some(h) = structured::UrlHeader::of(name) {
+            if !structured::url_header(h, value, &mut f) {
+                f.push(Class::Header, "header", lower(name), Cow::Borrowed(value));
+            }
         } else {
             f.push(Class::Header, "header", lower(name), Cow::Borrowed(value));
         }
@@ -420,7 +452,7 @@ fn conf_word(rest: &[u8]) -> bool {
 
 /// Path segments that carry more than a plain name (REST ids, slugs and
 /// file names are skipped by the fast path anyway).
-fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
+fn path_segments<'a>(path: &'a str, source: &'static str, f: &mut Fields<'a>) {
     if !path.bytes().any(|b| {
         matches!(
             b,
@@ -437,7 +469,7 @@ fn path_segments<'a>(path: &'a str, f: &mut Fields<'a>) {
         };
         f.push(
             Class::PathSegment,
-            "path",
+            source,
             Cow::Owned(format!("{i}")),
             value,
         );

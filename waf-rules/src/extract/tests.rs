@@ -374,3 +374,124 @@ fn header_names_are_lowered_without_allocating_when_common() {
     assert_eq!(super::lower("X-Custom-Thing"), "x-custom-thing");
     assert_eq!(super::lower("x-custom"), "x-custom");
 }
+
+/// The fields of a `GET /` with one header, but the request line's.
+fn header_fields(name: &str, value: &[u8]) -> Vec<(String, String)> {
+    let h: [(&str, &[u8]); 1] = [(name, value)];
+    let r = Request {
+        path: "/",
+        ..req("", &h, b"")
+    };
+    fields(&r)
+        .into_iter()
+        .filter(|(t, _)| {
+            !matches!(
+                t.as_str(),
+                "method" | "version" | "method_with_body" | "path"
+            )
+        })
+        .collect()
+}
+
+/// `(target, value)` as `fields` lists them.
+fn pair(t: &str, v: &str) -> (String, String) {
+    (t.to_string(), v.to_string())
+}
+
+/// A cookie that strictly is a JSON document is listed as its keys and
+/// strings (plain tokens counted, not listed); anything less strict is
+/// the value whole, as before.
+#[test]
+fn a_json_cookie_is_read_by_structure_only_when_strict() {
+    let list = |cookie: &[u8]| header_fields("Cookie", cookie);
+    // The typical consent cookie: every key and literal a plain token.
+    assert_eq!(
+        list(b"consent=%7B%22ads%22%3Afalse%2C%22stats%22%3Atrue%7D"),
+        []
+    );
+    assert_eq!(
+        list(br#"p={"a b":["x y",{"k\u0027":"v\"w"}],"n":-1.5e+3}"#),
+        [
+            pair("cookie:p$.a b", "a b"),
+            pair("cookie:p$.a b", "a b"),
+            pair("cookie:p$.a b[0]", "x y"),
+            pair("cookie:p$.a b[1].k'", "k'"),
+            pair("cookie:p$.a b[1].k'", "k'"),
+            pair("cookie:p$.a b[1].k'", "v\"w"),
+        ]
+    );
+    // Not strict: read whole. A blank between tokens, text after the
+    // document, a bad escape, a control byte, a stray `%`, a lenient
+    // number or literal, a bare string, an unclosed document.
+    let not_strict = [
+        "%7B%22a%22%3A%20%22x%20y%22%7D",
+        "%7B%22a%22%3A%22x%20y%22%7D%3Cscript%3E",
+        r#"{"a":"x y\q"}"#,
+        "%7B%22a%22%3A%22x%09y%22%7D",
+        "%7B%22a%22%3A%22x%20y%%22%7D",
+        r#"{"a":01,"b":"x y"}"#,
+        r#"{"a":True,"b":"x y"}"#,
+        r#""x y""#,
+        r#"{"a":"x y""#,
+    ];
+    for v in not_strict {
+        let cookie = format!("p={v}");
+        assert_eq!(list(cookie.as_bytes()), [pair("cookie:p", v)], "{v}");
+    }
+    // Deeper than the depth limit: read whole.
+    let deep = format!("p={}\"x y\"{}", "[".repeat(40), "]".repeat(40));
+    assert_eq!(list(deep.as_bytes()), [pair("cookie:p", &deep[2..])]);
+}
+
+/// A Referer or Origin that strictly is an absolute http(s) URL is listed
+/// as its path (for the header's rules and as a path) and its query's
+/// arguments (names also as values); anything else is the value whole.
+#[test]
+fn a_referer_is_read_by_structure_only_when_a_strict_url() {
+    let list = header_fields;
+    assert_eq!(
+        list(
+            "Referer",
+            b"https://shop.example.com/catalog/shoes?color=red&size=42"
+        ),
+        [
+            pair("header:referer", "/catalog/shoes"),
+            pair("referer-path", "/catalog/shoes"),
+        ]
+    );
+    assert_eq!(list("Origin", b"https://shop.example.com"), []);
+    assert_eq!(
+        list("Referer", b"http://[::1]:8080/a%20b/c?x%27y=1&q=it%27s"),
+        [
+            pair("header:referer", "/a%20b/c"),
+            pair("referer-path", "/a%20b/c"),
+            pair("referer-path:1", "a b"),
+            pair("referer-path:2", "c"),
+            pair("referer-args:x'y", "x'y"),
+            pair("referer-args:q", "it's"),
+            pair("referer-args:(whole)", "x'y=1&q=it's"),
+            pair("referer-args:x'y", "x'y"),
+        ]
+    );
+    // Not strict: read whole.
+    let not_strict = [
+        "https://shop.example.com/a b",
+        "https://shop.example.com/a?q=<b>",
+        "https://shop.example.com/a#top",
+        "https://user@shop.example.com/",
+        "https://shop..example.com/",
+        "https://shop.example.com:80a/",
+        "https://shop.example.com/%zz",
+        "https://shop.example.com/?a=%0d%0aFoo:bar",
+        "https://shop.example.com/a%7f",
+        "https://shop.example.com/?a=%250d%250a",
+        "ftp://shop.example.com/",
+        "//shop.example.com/",
+        "null",
+        "https://shop.example.com/caf\u{e9}",
+    ];
+    for v in not_strict {
+        let whole = [pair("header:referer", v)];
+        assert_eq!(list("Referer", v.as_bytes()), whole, "{v}");
+    }
+}
