@@ -16,6 +16,9 @@
 //! requests) and writes the line's own fields in place; [`JsonLog::send_with`] lets the caller
 //! write the whole line in place (a line it formats by hand).
 
+mod fields;
+
+pub use fields::{push_ip, FieldKey, Fields, Key};
 use prometheus::IntCounter;
 use serde::{Serialize, Serializer};
 use std::cell::{Cell, RefCell};
@@ -238,75 +241,9 @@ impl Fixed {
     /// [`Fixed::line_fields`] appended to `buf`.
     fn write_fields(&self, buf: &mut Vec<u8>, write: impl FnOnce(&mut Fields<'_>)) {
         buf.extend_from_slice(&self.0);
-        let mut fields = Fields {
-            first: self.0.len() <= 1,
-            line: buf,
-        };
+        let mut fields = Fields::after(buf, self.0.len() <= 1);
         write(&mut fields);
-        buf.push(b'}');
-    }
-}
-
-/// A JSON object's members written in place (see [`JsonLog::send_fields`]). Keys are static
-/// names (OTel attribute names: letters, digits, `.` and `_`), copied without escaping.
-pub struct Fields<'b> {
-    line: &'b mut Vec<u8>,
-    first: bool,
-}
-
-impl Fields<'_> {
-    fn key(&mut self, key: &'static str) {
-        debug_assert!(key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_'));
-        if !std::mem::take(&mut self.first) {
-            self.line.push(b',');
-        }
-        self.line.push(b'"');
-        self.line.extend_from_slice(key.as_bytes());
-        self.line.extend_from_slice(b"\":");
-    }
-
-    /// A text value (escaped).
-    pub fn str(&mut self, key: &'static str, value: &str) -> &mut Self {
-        self.value(key, value)
-    }
-
-    /// A [`Timestamp`].
-    pub fn timestamp(&mut self, key: &'static str, at: Timestamp) -> &mut Self {
-        self.key(key);
-        let mut text = [0; 27];
-        at.write(&mut text);
-        self.line.push(b'"');
-        self.line.extend_from_slice(&text);
-        self.line.push(b'"');
-        self
-    }
-
-    /// Any value (a number, a bool, an `Option`, a struct): serde_json writes it.
-    pub fn value<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> &mut Self {
-        self.key(key);
-        if serde_json::to_writer(&mut *self.line, value).is_err() {
-            self.line.extend_from_slice(b"null");
-        }
-        self
-    }
-
-    /// The members of `object` (a struct or a map, as in `#[serde(flatten)]`), after these.
-    pub fn flatten<T: Serialize + ?Sized>(&mut self, object: &T) -> &mut Self {
-        let Ok(text) = serde_json::to_vec(object) else {
-            return self;
-        };
-        // `{…}`: its members without the braces; `{}` adds nothing.
-        if let Some(members) = text.get(1..text.len().saturating_sub(1)) {
-            if text.first() == Some(&b'{') && !members.is_empty() {
-                if !std::mem::take(&mut self.first) {
-                    self.line.push(b',');
-                }
-                self.line.extend_from_slice(members);
-            }
-        }
-        self
+        fields.close();
     }
 }
 

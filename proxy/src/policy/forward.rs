@@ -4,12 +4,12 @@
 //! client is the TCP peer and whatever forwarding headers it sent are replaced.
 
 use super::header_edit::set;
-use crate::access_log::push_ip;
 use crate::config::Cidr;
 use http::header::FORWARDED;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use pingora_http::RequestHeader;
+use rampart_ops::json_log::push_ip;
 use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 
