@@ -976,6 +976,129 @@ mod tests {
         assert_eq!(compared, 8 * 9 * 2 * 6 * 3 * 3 * 2);
     }
 
+    /// A request's whole line after the fixed `head` fields, as the server writes it.
+    fn line_bytes<T: serde::Serialize>(head: &T, line: &RequestLine<'_>) -> Vec<u8> {
+        written(&Head::new(head), line)
+    }
+
+    /// The exact bytes of a few request lines (escapes, a NaN duration, no decision, a deny
+    /// with its reason, no fixed fields, an admitting rule's ready-made head), pinned.
+    #[test]
+    fn request_line_bytes_are_pinned() {
+        use crate::policy::{DenyReason, Direction, Mode, PolicyVersion, RuleRef};
+        let policy = Arc::new(PolicyVersion {
+            file: "/etc/p \"x\".toml".into(),
+            version: "sha256:00".into(),
+        });
+        let rule = Some(RuleRef {
+            set: "api".into(),
+            rule: "reads".into(),
+            mode: Mode::Enforce,
+            line: 3,
+        });
+        let allow = Decision {
+            direction: Direction::Inbound,
+            verdict: Verdict::Allow,
+            policy: policy.clone(),
+            rule: rule.clone(),
+            reason: None,
+            audit: None,
+        };
+        let deny = Decision {
+            direction: Direction::Inbound,
+            verdict: Verdict::Deny,
+            policy,
+            rule,
+            reason: Some(DenyReason::NoClientIdentity),
+            audit: None,
+        };
+        let caller = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/b").unwrap();
+        let own = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/me").unwrap();
+        let v4: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let v6: SocketAddr = "[::1]:40001".parse().unwrap();
+        let at = |nanos: u64| {
+            Timestamp::at(
+                std::time::UNIX_EPOCH + Duration::from_nanos(1_765_000_000_123_456_789 + nanos),
+            )
+        };
+        let request =
+            |timestamp, method, path, decision, status, reason, error, duration_ms| RequestLine {
+                timestamp,
+                method,
+                path,
+                decision,
+                status,
+                reason,
+                error,
+                duration_ms,
+            };
+        let lines = [
+            line_bytes(
+                &conn_fields(v4, 8080, Some(&caller), &own),
+                &request(
+                    at(0),
+                    "GET",
+                    "/v1/x",
+                    Some(DecisionFields::of(&allow)),
+                    200,
+                    None,
+                    None,
+                    Some(0.25),
+                ),
+            ),
+            line_bytes(
+                &conn_fields(v6, 8443, None, &own),
+                &request(
+                    at(1),
+                    "PROPFIND",
+                    "/a\"b\\c\td\u{1}\u{7f}/caf\u{e9}",
+                    None,
+                    400,
+                    Some("ambiguous \"path\""),
+                    None,
+                    Some(f64::NAN),
+                ),
+            ),
+            line_bytes(
+                &serde_json::Map::new(),
+                &request(
+                    at(2),
+                    "POST",
+                    "/",
+                    Some(DecisionFields::of(&deny)),
+                    u16::MAX,
+                    None,
+                    Some("app 127.0.0.1:1: refused\n"),
+                    None,
+                ),
+            ),
+            line_bytes(
+                &HeadFields {
+                    conn: conn_fields(v4, 8080, Some(&caller), &own),
+                    decision: DecisionFields::of(&allow),
+                },
+                &request(
+                    at(3),
+                    "GET",
+                    "/v1/payments/42?x=1&y=%20",
+                    None,
+                    204,
+                    None,
+                    None,
+                    Some(12345.678),
+                ),
+            ),
+        ];
+        let pinned: [&str; 4] = [
+            "{\"event.name\":\"rampart.sidecar.request\",\"rampart.direction\":\"inbound\",\"client.address\":\"127.0.0.1\",\"client.port\":40000,\"server.port\":8080,\"network.transport\":\"tcp\",\"rampart.caller.identity\":\"spiffe://mesh.local/ns/a/sa/b\",\"rampart.callee.identity\":\"spiffe://mesh.local/ns/a/sa/me\",\"network.protocol.name\":\"http\",\"timestamp\":\"2025-12-06T05:46:40.123456Z\",\"http.request.method\":\"GET\",\"url.path\":\"/v1/x\",\"rampart.decision\":\"allow\",\"rampart.rule\":\"reads\",\"rampart.rule_set\":\"api\",\"rampart.policy.file\":\"/etc/p \\\"x\\\".toml\",\"rampart.policy.version\":\"sha256:00\",\"http.response.status_code\":200,\"rampart.duration_ms\":0.25}",
+            "{\"event.name\":\"rampart.sidecar.request\",\"rampart.direction\":\"inbound\",\"client.address\":\"::1\",\"client.port\":40001,\"server.port\":8443,\"network.transport\":\"tcp\",\"rampart.callee.identity\":\"spiffe://mesh.local/ns/a/sa/me\",\"network.protocol.name\":\"http\",\"timestamp\":\"2025-12-06T05:46:40.123456Z\",\"http.request.method\":\"PROPFIND\",\"url.path\":\"/a\\\"b\\\\c\\td\\u0001\u{7f}/café\",\"http.response.status_code\":400,\"rampart.reason\":\"ambiguous \\\"path\\\"\",\"rampart.duration_ms\":null}",
+            "{\"timestamp\":\"2025-12-06T05:46:40.123456Z\",\"http.request.method\":\"POST\",\"url.path\":\"/\",\"rampart.decision\":\"deny\",\"rampart.rule\":\"reads\",\"rampart.rule_set\":\"api\",\"rampart.reason\":\"rule reads: no client certificate: the caller presented no identity\",\"rampart.reason.kind\":\"no_client_identity\",\"rampart.policy.file\":\"/etc/p \\\"x\\\".toml\",\"rampart.policy.version\":\"sha256:00\",\"http.response.status_code\":65535,\"error.message\":\"app 127.0.0.1:1: refused\\n\"}",
+            "{\"event.name\":\"rampart.sidecar.request\",\"rampart.direction\":\"inbound\",\"client.address\":\"127.0.0.1\",\"client.port\":40000,\"server.port\":8080,\"network.transport\":\"tcp\",\"rampart.caller.identity\":\"spiffe://mesh.local/ns/a/sa/b\",\"rampart.callee.identity\":\"spiffe://mesh.local/ns/a/sa/me\",\"network.protocol.name\":\"http\",\"rampart.decision\":\"allow\",\"rampart.rule\":\"reads\",\"rampart.rule_set\":\"api\",\"rampart.policy.file\":\"/etc/p \\\"x\\\".toml\",\"rampart.policy.version\":\"sha256:00\",\"timestamp\":\"2025-12-06T05:46:40.123456Z\",\"http.request.method\":\"GET\",\"url.path\":\"/v1/payments/42?x=1&y=%20\",\"http.response.status_code\":204,\"rampart.duration_ms\":12345.678}",
+        ];
+        let lines = lines.map(|l| String::from_utf8(l).unwrap());
+        assert_eq!(lines, pinned, "{lines:#?}");
+    }
+
     #[test]
     fn request_line_has_the_decision_and_request_fields() {
         use crate::policy::{AuditOutcome, DenyReason, Direction, Mode, PolicyVersion, RuleRef};
