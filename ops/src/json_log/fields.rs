@@ -261,17 +261,22 @@ impl<'b> Fields<'b> {
 
     /// The members of `object` (a struct or a map, as in `#[serde(flatten)]`), after these.
     pub fn flatten<T: Serialize + ?Sized>(&mut self, object: &T) -> &mut Self {
-        let Ok(text) = serde_json::to_vec(object) else {
+        // Written in place; `{…}` keeps its members without the braces, and `{}` (or a value
+        // that is not an object, or fails to serialise) adds nothing.
+        let start = self.line.len();
+        let written = serde_json::to_writer(&mut *self.line, object).is_ok();
+        let members = self.line.len().saturating_sub(start) > 2
+            && self.line.get(start) == Some(&b'{')
+            && self.line.last() == Some(&b'}');
+        if !(written && members) {
+            self.line.truncate(start);
             return self;
-        };
-        // `{…}`: its members without the braces; `{}` adds nothing.
-        if let Some(members) = text.get(1..text.len().saturating_sub(1)) {
-            if text.first() == Some(&b'{') && !members.is_empty() {
-                if !std::mem::take(&mut self.first) {
-                    self.line.push(b',');
-                }
-                self.line.extend_from_slice(members);
-            }
+        }
+        self.line.pop();
+        if std::mem::take(&mut self.first) {
+            self.line.remove(start);
+        } else {
+            self.line[start] = b',';
         }
         self
     }
@@ -449,6 +454,32 @@ mod tests {
         assert_eq!(String::from_utf8(line).unwrap(), format!("{{{want}}}"));
         let mut empty = Vec::new();
         Fields::open(&mut empty).close();
+        assert_eq!(empty, b"{}");
+    }
+
+    /// `flatten` writes an object's members (as `#[serde(flatten)]` does), nothing for `{}` or
+    /// for a value that is not an object, with or without members before them.
+    #[test]
+    fn flatten_writes_an_object_s_members() {
+        let object = serde_json::json!({"a": 1, "b": "x\"y"});
+        let mut line = Vec::new();
+        let mut f = Fields::open(&mut line);
+        f.flatten(&serde_json::json!({}))
+            .flatten(&"text")
+            .flatten(&object)
+            .flatten(&serde_json::json!({}))
+            .flatten(&[1, 2])
+            .uint("n", 7)
+            .flatten(&object);
+        f.close();
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            r#"{"a":1,"b":"x\"y","n":7,"a":1,"b":"x\"y"}"#
+        );
+        let mut empty = Vec::new();
+        let mut f = Fields::open(&mut empty);
+        f.flatten(&serde_json::json!({})).flatten(&1);
+        f.close();
         assert_eq!(empty, b"{}");
     }
 

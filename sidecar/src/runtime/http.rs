@@ -31,7 +31,8 @@ use super::{Ctx, Generation, CONNECT_TIMEOUT};
 use crate::config::InboundPort;
 use crate::policy::pattern::is_normal_path;
 use crate::policy::{Decision, HttpRequest, InboundRequest, PolicyVersion, Verdict};
-use rampart_ops::json_log::{Fixed, Timestamp};
+use rampart_ops::json_key;
+use rampart_ops::json_log::{Fields, Fixed, Timestamp};
 
 /// The app's answer streamed as it comes, or our own short answer (no box per response).
 enum Body {
@@ -206,7 +207,7 @@ fn conn_fields<'a>(
 }
 
 /// A request line's own fields (after its connection's [`ConnFields`]): borrowed, written
-/// straight into the line ([`RequestLine::write`]), no map and no `Serialize` pass.
+/// straight into the line by `Fields` ([`RequestLine::write`]), no map and no `Serialize` pass.
 struct RequestLine<'a> {
     timestamp: Timestamp,
     method: &'a str,
@@ -220,106 +221,24 @@ struct RequestLine<'a> {
 }
 
 impl RequestLine<'_> {
-    /// The whole line into `line`: `head`, this request's own fields, the closing brace. The
-    /// bytes `rampart_ops::json_log::Fields` writes for the same fields (a test compares them),
-    /// written as bytes: each key a constant with its punctuation, a text copied as it is when
-    /// nothing in it needs escaping, the status as its three digits.
-    fn write(&self, head: &Head, line: &mut Vec<u8>) {
-        line.extend_from_slice(&head.0);
-        if head.0.len() > 1 {
-            line.push(b',');
-        }
-        line.extend_from_slice(b"\"timestamp\":\"");
-        let mut at = [0; 27];
-        self.timestamp.write(&mut at);
-        line.extend_from_slice(&at);
-        line.extend_from_slice(b"\",\"http.request.method\":");
-        json_str(line, self.method);
-        line.extend_from_slice(b",\"url.path\":");
-        json_str(line, self.path);
+    /// This request's own fields, after the connection's (or connection-and-rule's) [`Fixed`]
+    /// ones.
+    fn write(&self, f: &mut Fields<'_>) {
+        f.timestamp(json_key!("timestamp"), self.timestamp)
+            .str(json_key!("http.request.method"), self.method)
+            .str(json_key!("url.path"), self.path);
         if let Some(decision) = &self.decision {
-            json_members(line, decision);
+            f.flatten(decision);
         }
-        line.extend_from_slice(b",\"http.response.status_code\":");
-        json_status(line, self.status);
-        if let Some(reason) = self.reason {
-            line.extend_from_slice(b",\"rampart.reason\":");
-            json_str(line, reason);
-        }
-        if let Some(error) = self.error {
-            line.extend_from_slice(b",\"error.message\":");
-            json_str(line, error);
-        }
+        f.uint(
+            json_key!("http.response.status_code"),
+            u64::from(self.status),
+        )
+        .str(json_key!("rampart.reason"), self.reason)
+        .str(json_key!("error.message"), self.error);
         if let Some(ms) = self.duration_ms {
-            line.extend_from_slice(b",\"rampart.duration_ms\":");
-            json_value(line, &ms);
+            f.float(json_key!("rampart.duration_ms"), ms);
         }
-        line.push(b'}');
-    }
-}
-
-/// `value` as serde_json writes it (`null` if it cannot).
-fn json_value<T: serde::Serialize + ?Sized>(line: &mut Vec<u8>, value: &T) {
-    let start = line.len();
-    if serde_json::to_writer(&mut *line, value).is_err() {
-        line.truncate(start);
-        line.extend_from_slice(b"null");
-    }
-}
-
-/// `text` as a JSON string, as serde_json writes it: only a quote, a backslash and the control
-/// characters are escaped, so a text without them is copied as it is.
-fn json_str(line: &mut Vec<u8>, text: &str) {
-    if text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        return json_value(line, text);
-    }
-    line.reserve(text.len() + 2);
-    line.push(b'"');
-    line.extend_from_slice(text.as_bytes());
-    line.push(b'"');
-}
-
-/// An HTTP status code (three digits; any other number as serde_json writes it).
-fn json_status(line: &mut Vec<u8>, code: u16) {
-    match u8::try_from(code / 100) {
-        Ok(hundreds @ 1..=9) => {
-            // Each digit < 10: the casts cannot truncate.
-            let tens = (code / 10 % 10) as u8;
-            let units = (code % 10) as u8;
-            line.extend_from_slice(&[b'0' + hundreds, b'0' + tens, b'0' + units]);
-        }
-        _ => json_value(line, &code),
-    }
-}
-
-/// The members of `object` (serialised as a JSON object) after those already in `line`, as
-/// `#[serde(flatten)]` puts them; an empty object adds nothing.
-fn json_members<T: serde::Serialize>(line: &mut Vec<u8>, object: &T) {
-    let start = line.len();
-    let written = serde_json::to_writer(&mut *line, object).is_ok();
-    if !written || line.len() - start <= 2 || line[start] != b'{' || line.last() != Some(&b'}') {
-        line.truncate(start);
-        return;
-    }
-    line[start] = b',';
-    line.pop();
-}
-
-/// The opening of request lines: fields serialised once (a connection's, and an admitting
-/// rule's), as a JSON object without its closing brace (`{"key":value,…`).
-struct Head(Box<[u8]>);
-
-impl Head {
-    /// `fields` (which must serialise as a JSON object) as a head.
-    fn try_new<T: serde::Serialize>(fields: &T) -> Option<Self> {
-        let mut line = Fixed::new(fields).ok()?.line_fields(|_| ());
-        line.pop(); // `}`
-        Some(Head(line.into_boxed_slice()))
-    }
-
-    /// [`Head::try_new`], or no fields.
-    fn new<T: serde::Serialize>(fields: &T) -> Self {
-        Self::try_new(fields).unwrap_or_else(|| Head(Box::new(*b"{")))
     }
 }
 
@@ -338,7 +257,7 @@ struct AdmittedHead {
     policy: Arc<PolicyVersion>,
     set: Arc<str>,
     rule: Arc<str>,
-    head: Head,
+    head: Fixed,
 }
 
 struct Conn {
@@ -348,7 +267,7 @@ struct Conn {
     /// `rampart_sidecar_requests_total{direction="inbound",result="allow"}`, looked up once.
     allowed: IntCounter,
     /// The request lines' connection fields ([`ConnFields`]), serialised once.
-    head: Head,
+    fixed: Fixed,
     /// The head of the lines of requests one rule admits: [`ConnFields`] and the decision's
     /// fields, serialised once and kept while the same rule of the same policy admits.
     admitted_head: Mutex<Option<AdmittedHead>>,
@@ -397,11 +316,12 @@ pub async fn connection(
     let xfcc = caller
         .as_ref()
         .and_then(|caller| HeaderValue::from_str(&format!("By={own};URI={caller}")).ok());
-    let head = Head::new(&conn_fields(peer, port.port, caller.as_ref(), &own));
+    let fixed =
+        Fixed::new(&conn_fields(peer, port.port, caller.as_ref(), &own)).unwrap_or_default();
     let mut lanes = Lanes::<3>::new();
     let conn = Arc::new(Conn {
         activity: Activity::default(),
-        head,
+        fixed,
         admitted_head: Mutex::new(None),
         ctx: ctx.clone(),
         port: port.clone(),
@@ -698,7 +618,7 @@ impl Conn {
         });
         let (Some((d, rule)), Ok(mut cached)) = (admitted, self.admitted_head.lock()) else {
             line.decision = decision.map(DecisionFields::of);
-            return self.ctx.log.send_with(|buf| line.write(&self.head, buf));
+            return self.ctx.log.send_fields(&self.fixed, |f| line.write(f));
         };
         let same = cached.as_ref().is_some_and(|c| {
             Arc::ptr_eq(&c.policy, &d.policy)
@@ -710,7 +630,7 @@ impl Conn {
                 conn: self.conn_fields(),
                 decision: DecisionFields::of(d),
             };
-            *cached = Head::try_new(&head).map(|head| AdmittedHead {
+            *cached = Fixed::new(&head).ok().map(|head| AdmittedHead {
                 policy: d.policy.clone(),
                 set: rule.set.clone(),
                 rule: rule.rule.clone(),
@@ -718,10 +638,10 @@ impl Conn {
             });
         }
         match cached.as_ref() {
-            Some(c) => self.ctx.log.send_with(|buf| line.write(&c.head, buf)),
+            Some(c) => self.ctx.log.send_fields(&c.head, |f| line.write(f)),
             None => {
                 line.decision = decision.map(DecisionFields::of);
-                self.ctx.log.send_with(|buf| line.write(&self.head, buf))
+                self.ctx.log.send_fields(&self.fixed, |f| line.write(f))
             }
         }
     }
@@ -849,136 +769,9 @@ mod tests {
         }
     }
 
-    fn written(head: &Head, line: &RequestLine<'_>) -> Vec<u8> {
-        let mut buf = Vec::new();
-        line.write(head, &mut buf);
-        buf
-    }
-
-    /// The line as `rampart_ops::json_log`'s `Fields` writes it (the writer of session 10):
-    /// what `RequestLine::write` must give byte for byte.
-    fn through_fields<T: serde::Serialize>(head: &T, line: &RequestLine<'_>) -> Vec<u8> {
-        Fixed::new(head).unwrap().line_fields(|f| {
-            f.timestamp("timestamp", line.timestamp)
-                .str("http.request.method", line.method)
-                .str("url.path", line.path);
-            if let Some(decision) = &line.decision {
-                f.flatten(decision);
-            }
-            f.value("http.response.status_code", &line.status);
-            if let Some(reason) = line.reason {
-                f.str("rampart.reason", reason);
-            }
-            if let Some(error) = line.error {
-                f.str("error.message", error);
-            }
-            if let Some(ms) = line.duration_ms {
-                f.value("rampart.duration_ms", &ms);
-            }
-        })
-    }
-
-    #[test]
-    fn request_lines_are_the_bytes_the_fields_writer_gives() {
-        use crate::policy::{DenyReason, Direction, Mode, PolicyVersion, RuleRef};
-        let policy = Arc::new(PolicyVersion {
-            file: "/etc/p \"x\".toml".into(),
-            version: "sha256:00".into(),
-        });
-        let rule = Some(RuleRef {
-            set: "api".into(),
-            rule: "reads".into(),
-            mode: Mode::Enforce,
-            line: 3,
-        });
-        let decisions = [
-            Decision {
-                direction: Direction::Inbound,
-                verdict: Verdict::Allow,
-                policy: policy.clone(),
-                rule: rule.clone(),
-                reason: None,
-                audit: None,
-            },
-            Decision {
-                direction: Direction::Inbound,
-                verdict: Verdict::Deny,
-                policy,
-                rule,
-                reason: Some(DenyReason::NoClientIdentity),
-                audit: None,
-            },
-        ];
-        let caller = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/b").unwrap();
-        let own = SpiffeId::parse("spiffe://mesh.local/ns/a/sa/me").unwrap();
-        let peer: SocketAddr = "[::1]:40000".parse().unwrap();
-        let texts = [
-            "/",
-            "/v1/payments/42?x=1&y=%20",
-            "/a\"b",
-            "/a\\b",
-            "/tab\there",
-            "/nul\u{0}\u{1f}\u{7f}",
-            "/caf\u{e9}/\u{1f600}",
-            "",
-        ];
-        let mut compared = 0;
-        for (i, path) in texts.iter().enumerate() {
-            for status in [100, 200, 403, 502, 999, 0, 42, 1000, u16::MAX] {
-                for (reason, error) in [
-                    (None, None),
-                    (Some(texts[(i + 2) % 8]), Some(texts[(i + 3) % 8])),
-                ] {
-                    for duration_ms in [
-                        None,
-                        Some(0.0),
-                        Some(0.25),
-                        Some(1.0 / 3.0),
-                        Some(12345.678),
-                        Some(f64::NAN),
-                    ] {
-                        for decision in [None, Some(&decisions[0]), Some(&decisions[1])] {
-                            for method in ["GET", "PROPFIND", texts[(i + 1) % 8]] {
-                                let line = RequestLine {
-                                    timestamp: Timestamp::at(
-                                        std::time::UNIX_EPOCH
-                                            + Duration::from_nanos(
-                                                1_765_000_000_123_456_789 + i as u64,
-                                            ),
-                                    ),
-                                    method,
-                                    path,
-                                    decision: decision.map(DecisionFields::of),
-                                    status,
-                                    reason,
-                                    error,
-                                    duration_ms,
-                                };
-                                let conn = conn_fields(peer, 8080, Some(&caller), &own);
-                                let want = through_fields(&conn, &line);
-                                assert_eq!(
-                                    String::from_utf8_lossy(&written(&Head::new(&conn), &line)),
-                                    String::from_utf8_lossy(&want)
-                                );
-                                // No fixed fields at all: no comma before the first own field.
-                                let none = serde_json::Map::new();
-                                assert_eq!(
-                                    written(&Head::new(&none), &line),
-                                    through_fields(&none, &line)
-                                );
-                                compared += 2;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        assert_eq!(compared, 8 * 9 * 2 * 6 * 3 * 3 * 2);
-    }
-
     /// A request's whole line after the fixed `head` fields, as the server writes it.
     fn line_bytes<T: serde::Serialize>(head: &T, line: &RequestLine<'_>) -> Vec<u8> {
-        written(&Head::new(head), line)
+        Fixed::new(head).unwrap().line_fields(|f| line.write(f))
     }
 
     /// The exact bytes of a few request lines (escapes, a NaN duration, no decision, a deny
@@ -1137,16 +930,13 @@ mod tests {
             error: None,
             duration_ms: Some(0.25),
         };
-        let line = written(
-            &Head::new(&fields()),
-            &request(Some(DecisionFields::of(&decision))),
-        );
+        let line = line_bytes(&fields(), &request(Some(DecisionFields::of(&decision))));
         // The ready-made head of an admitting rule gives the same object.
         let head = HeadFields {
             conn: fields(),
             decision: DecisionFields::of(&decision),
         };
-        let with_head = written(&Head::new(&head), &request(None));
+        let with_head = line_bytes(&head, &request(None));
         let parse = |line: &[u8]| serde_json::from_slice::<serde_json::Value>(line).unwrap();
         assert_eq!(parse(&with_head), parse(&line));
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
