@@ -38,7 +38,6 @@ macro_rules! json_key {
 /// What names a member: a [`Key`] constant or a plain static name.
 pub trait FieldKey: Copy {
     /// Appends the key with its colon, and the comma before it unless it is the first member.
-    #[inline]
     fn put(self, line: &mut Vec<u8>, first: bool);
 }
 
