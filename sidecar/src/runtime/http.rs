@@ -631,7 +631,9 @@ impl Conn {
 
     /// The current policy's decision on a request (see `Conn::decided`).
     fn decide(&self, method: &str, path: &str) -> Arc<Decision> {
-        let g = self.ctx.generation();
+        // A guard, not an owned `Arc`: no reference count taken for the usual request, whose
+        // decision is the connection's.
+        let g = self.ctx.generations.load();
         if let Some((at, decision)) = self.decided.lock().ok().as_deref().and_then(Option::as_ref) {
             if Arc::ptr_eq(at, &g) {
                 return decision.clone();
@@ -645,7 +647,7 @@ impl Conn {
         }));
         if !g.policy.inbound_reads_http(self.port.port) {
             if let Ok(mut decided) = self.decided.lock() {
-                *decided = Some((g, decision.clone()));
+                *decided = Some((Arc::clone(&g), decision.clone()));
             }
         }
         decision

@@ -50,6 +50,12 @@ pub(crate) fn detect_with(v: &[u8], has_keyword: impl FnOnce() -> bool) -> Optio
     if !punctuated && !has_keyword() {
         return None;
     }
+    // `judge`'s first test (no reading can shape: `SHAPING_BYTE`), made
+    // before the thread's token lists are taken out for it: most values
+    // that reach here (`alice@example.com`, `Alice O'Neil`) end on it.
+    if seen & SHAPING_BYTE == 0 && !shaping_word(v) {
+        return None;
+    }
     let mut bufs = TOKENS.with(Cell::take);
     let found = judge(v, seen, &mut bufs);
     TOKENS.with(|t| t.set(bufs));

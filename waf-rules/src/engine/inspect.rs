@@ -6,7 +6,7 @@ use super::compile::{Compiled, Group};
 use super::prefilter::ByteSet;
 use super::values::Values;
 use super::RuleSet;
-use crate::extract::{self, Class, Field, JsonDoc};
+use crate::extract::{self, Class, Field, Fields};
 use crate::policy::Policy;
 use crate::request::Request;
 use crate::verdict::{safe_fragment, RuleMatch, Verdict};
@@ -63,7 +63,7 @@ impl RuleSet {
             },
             scored: Vec::new(),
             fired: 0,
-            json_doc: &fields.json_doc,
+            fields: &fields,
             pats,
         };
         if scratch.values.as_ref().is_some_and(|v| !v.fits(c)) {
@@ -197,14 +197,18 @@ impl RuleSet {
                 scratch.headers.insert(k, policy.paranoia, raw);
             }
         }
+        let State {
+            verdict: mut v,
+            pats,
+            ..
+        } = st;
         // Keep the allocations for this thread's next inspection, unless a
         // huge request grew them.
         if fields.list.capacity() <= MAX_KEPT_FIELDS {
             scratch.fields = relabel(fields.list);
         }
         values.trim(MAX_KEPT_BYTES);
-        scratch.pats = Some(st.pats);
-        let mut v = st.verdict;
+        scratch.pats = Some(pats);
         v.block = v.score >= policy.threshold;
         v
     }
@@ -255,10 +259,10 @@ fn relabel<'x, 'y>(mut list: Vec<Field<'x>>) -> Vec<Field<'y>> {
     list.into_iter().filter_map(|_| None).collect()
 }
 
-struct State<'s> {
+struct State<'s, 'f> {
     verdict: Verdict,
-    /// The request's JSON document, for the labels of matched JSON fields.
-    json_doc: &'s JsonDoc<'s>,
+    /// The request's fields, for the labels of matched JSON fields.
+    fields: &'s Fields<'f>,
     /// Rules that already scored in this request (each scores once).
     scored: Vec<usize>,
     /// Rule hits at the policy's paranoia level, before exclusions.
@@ -331,7 +335,7 @@ fn run_group(
     open: u64,
     policy: &Policy,
     path: &str,
-    st: &mut State<'_>,
+    st: &mut State<'_, '_>,
 ) {
     let (value, plain) = (v.bytes, v.plain);
     if value.is_empty() {
@@ -397,7 +401,7 @@ fn scan_regexes(
     field: &Field<'_>,
     policy: &Policy,
     path: &str,
-    st: &mut State<'_>,
+    st: &mut State<'_, '_>,
 ) {
     let n = set.regex.pattern_len();
     if st.pats.capacity() < n {
@@ -437,14 +441,14 @@ fn record(
     field: &Field<'_>,
     policy: &Policy,
     path: &str,
-    st: &mut State<'_>,
+    st: &mut State<'_, '_>,
 ) {
     let rule = &c.rules[ri];
     if rule.paranoia > policy.paranoia {
         return;
     }
     st.fired += 1;
-    let target = field.target(st.json_doc);
+    let target = field.target(st.fields);
     if !policy.exclusions.is_empty() && policy.excludes(rule.id, rule.family, &target, path) {
         return;
     }

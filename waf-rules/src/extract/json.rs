@@ -2,25 +2,73 @@
 //! depth. Strings without escapes are borrowed, not copied.
 //!
 //! The reader keeps no path while it reads: a field records only where
-//! its text starts in the document (`Field::json_path`), and its
-//! `$.user.name` / `$.items[0]` label is read back from the document by
-//! the same reader, stopping there, only when a rule matched it
-//! (`label_at`). Both readings take the same steps over the same bytes,
-//! so the path found is the one the reader was on when it listed the field.
+//! its text starts in the document (`Field::json_path`), and the
+//! `$.user.name` / `$.items[0]` paths of the listed fields are read back
+//! from the document by the same reader, once, when a rule first matched
+//! one of them (`JsonDoc::label`). Both readings take the same steps over
+//! the same bytes, so each path found is the one the reader was on when
+//! it listed the field; reading them back is one more linear pass.
 
 use super::{plain_token, Class, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
 
-/// The JSON document a request's JSON fields were read from, and the
-/// depth limit it was read with: enough to find any field's path again.
-#[derive(Debug, Clone, Copy, Default)]
+/// The JSON document a request's JSON fields were read from and the
+/// depth limit it was read with: with the fields' places
+/// (`Field::json_path`), enough to find their paths again.
+#[derive(Debug, Default)]
 pub(crate) struct JsonDoc<'a> {
     bytes: &'a [u8],
     max_depth: usize,
+    /// The listed fields' paths, read back on the first label asked for.
+    paths: std::cell::OnceCell<Paths<'a>>,
+}
+
+impl<'a> JsonDoc<'a> {
+    /// The label (`$.items[0].name`) of the field of `list` whose text
+    /// starts at `at`: the paths of all JSON fields of `list` (the
+    /// fields read from this document, in document order) are read back
+    /// in one pass the first time a label is asked for.
+    pub(crate) fn label(&self, at: usize, list: &[super::Field<'_>]) -> String {
+        let paths = self.paths.get_or_init(|| {
+            let listed: Vec<usize> = list.iter().filter_map(|f| f.json_path).collect();
+            self.read_paths(&listed)
+        });
+        let segs = paths
+            .at
+            .binary_search_by_key(&at, |p| p.0)
+            .ok()
+            .and_then(|k| paths.segs.get(paths.at[k].1.clone()));
+        label(segs.unwrap_or(&[]))
+    }
+
+    fn read_paths(&self, listed: &[usize]) -> Paths<'a> {
+        let mut found = Collect {
+            targets: listed,
+            path: Vec::new(),
+            out: Paths::default(),
+        };
+        let mut r = Reader {
+            s: self.bytes,
+            i: 0,
+            max_depth: self.max_depth,
+            out: &mut found,
+        };
+        let _ = r.value(0, false);
+        found.out
+    }
+}
+
+/// The paths of listed fields: (where the field starts, its segments in
+/// `segs`), in document order.
+#[derive(Debug, Default)]
+struct Paths<'a> {
+    at: Vec<(usize, std::ops::Range<usize>)>,
+    segs: Vec<Seg<'a>>,
 }
 
 /// One step of a JSON path: an object key or an array index.
+#[derive(Debug, Clone)]
 enum Seg<'a> {
     Key(Cow<'a, [u8]>),
     Index(usize),
@@ -105,32 +153,43 @@ impl<'a> Sink<'a> for Fields<'a> {
     }
 }
 
-/// Reads the document again up to the field whose text starts at
-/// `target`, keeping the path: the reader's steps and the offsets it
-/// reports are those of the first reading. Once there, the path is kept
-/// as it is while the reader unwinds.
-struct Locate<'a> {
-    target: usize,
+/// Reads the document again, keeping the path, and copies it for each
+/// event at a listed offset (`targets`, ascending): the reader's steps
+/// and the offsets it reports are those of the first reading. Stops past
+/// the last one.
+struct Collect<'t, 'a> {
+    targets: &'t [usize],
     path: Vec<Seg<'a>>,
-    found: bool,
+    out: Paths<'a>,
 }
 
-impl Locate<'_> {
-    /// Whether the field at `at` is the one looked for (then stop).
-    fn stop_at(&mut self, at: usize) -> Option<()> {
-        self.found = at == self.target;
-        (!self.found).then_some(())
+impl Collect<'_, '_> {
+    /// Copies the path for the listed field at `at`, if it is one; None
+    /// once every listed field is found.
+    fn reached(&mut self, at: usize) -> Option<()> {
+        while let Some((&next, rest)) = self.targets.split_first() {
+            if next > at {
+                return Some(());
+            }
+            if next == at {
+                let start = self.out.segs.len();
+                self.out.segs.extend_from_slice(&self.path);
+                self.out.at.push((at, start..self.out.segs.len()));
+            }
+            self.targets = rest;
+        }
+        None
     }
 }
 
-impl<'a> Sink<'a> for Locate<'a> {
+impl<'a> Sink<'a> for Collect<'_, 'a> {
     fn key(&mut self, at: usize, key: Text<'a>, _: bool) -> Option<()> {
         self.path.push(Seg::Key(key.v));
-        self.stop_at(at)
+        self.reached(at)
     }
 
     fn string(&mut self, at: usize, _: Text<'a>) -> Option<()> {
-        self.stop_at(at)
+        self.reached(at)
     }
 
     fn index(&mut self, n: usize) {
@@ -138,14 +197,12 @@ impl<'a> Sink<'a> for Locate<'a> {
     }
 
     fn leave(&mut self) {
-        if !self.found {
-            self.path.pop();
-        }
+        self.path.pop();
     }
 
     fn too_deep(&mut self, at: usize, _: &'a [u8]) {
         // The reader stops here in any case.
-        let _ = self.stop_at(at);
+        let _ = self.reached(at);
     }
 }
 
@@ -162,6 +219,7 @@ pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) -> 
     f.json_doc = JsonDoc {
         bytes: body,
         max_depth: limits.max_depth,
+        ..JsonDoc::default()
     };
     let mut r = Reader {
         s: body,
@@ -172,24 +230,6 @@ pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) -> 
     let ok = r.value(0, false).is_some();
     r.ws();
     ok && r.i == r.s.len()
-}
-
-/// The label (`$.items[0].name`) of the field whose text starts at `at`
-/// in `doc`.
-pub(crate) fn label_at(doc: &JsonDoc<'_>, at: usize) -> String {
-    let mut found = Locate {
-        target: at,
-        path: Vec::new(),
-        found: false,
-    };
-    let mut r = Reader {
-        s: doc.bytes,
-        i: 0,
-        max_depth: doc.max_depth,
-        out: &mut found,
-    };
-    let _ = r.value(0, false);
-    label(&found.path)
 }
 
 impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
@@ -625,7 +665,7 @@ mod tests {
         let mut f = Fields::new(&limits);
         let ok = parse(text, &limits, &mut f);
         let listed = f.list.iter().map(|x| {
-            let label = x.target(&f.json_doc);
+            let label = x.target(&f);
             let label = label.strip_prefix("json:").unwrap_or(&label).to_string();
             (label, x.value.to_vec())
         });

@@ -62,7 +62,7 @@ pub(crate) struct Field<'a> {
     pub value: Cow<'a, [u8]>,
     /// A JSON field's place: where its text starts in `Fields::json_doc`.
     /// Its path and `$.a[0].b` label are read back from there only when a
-    /// rule matches it (`json::label_at`).
+    /// rule matches it (`JsonDoc::label`).
     pub json_path: Option<usize>,
     /// An `Arg` whose name looks like a configuration or include variable
     /// (see `include_like_name`): decided once at extraction, so inspection
@@ -87,11 +87,12 @@ pub(crate) struct Field<'a> {
 pub(crate) use json::JsonDoc;
 
 impl Field<'_> {
-    /// Target as shown in verdicts and matched by exclusions; `json_doc`
-    /// is the `Fields::json_doc` of the request the field came from.
-    pub(crate) fn target(&self, json_doc: &JsonDoc<'_>) -> String {
+    /// Target as shown in verdicts and matched by exclusions; `fields`
+    /// are those of the request the field came from.
+    pub(crate) fn target(&self, fields: &Fields<'_>) -> String {
         if let Some(at) = self.json_path {
-            return format!("{}:{}", self.source, json::label_at(json_doc, at));
+            let label = fields.json_doc.label(at, &fields.list);
+            return format!("{}:{}", self.source, label);
         }
         if self.name.is_empty()
             && matches!(

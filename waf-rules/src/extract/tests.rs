@@ -6,7 +6,7 @@ fn fields(req: &Request<'_>) -> Vec<(String, String)> {
         .iter()
         .map(|x| {
             let v = String::from_utf8_lossy(&x.value).into_owned();
-            (x.target(&f.json_doc), v)
+            (x.target(&f), v)
         })
         .collect()
 }

@@ -8,13 +8,7 @@ pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
 /// As `normalize`, writing into `out` (reused across values); false and
 /// `out` unspecified when the value is unchanged.
 pub(crate) fn normalize_into(v: &[u8], out: &mut Vec<u8>) -> bool {
-    let needs = v.iter().any(|&b| {
-        matches!(
-            b,
-            b'\'' | b'"' | b'^' | b'\\' | b'$' | b'`' | b',' | b';' | b'\t' | b'\n' | b'+' | b'\r'
-        ) || b.is_ascii_uppercase()
-    });
-    if !needs {
+    if !v.iter().any(|&b| NEEDS[usize::from(b)]) {
         return false;
     }
     out.clear();
@@ -50,6 +44,35 @@ pub(crate) fn normalize_into(v: &[u8], out: &mut Vec<u8>) -> bool {
     }
     out[..] != v[..]
 }
+
+/// Bytes without which normalizing can change nothing: quotes, carets,
+/// escapes, `$`, `` ` ``, `,`, `;`, tab, newline, CR, `+` and upper-case
+/// letters.
+pub(super) static NEEDS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_uppercase()
+            || matches!(
+                c,
+                b'\''
+                    | b'"'
+                    | b'^'
+                    | b'\\'
+                    | b'$'
+                    | b'`'
+                    | b','
+                    | b';'
+                    | b'\t'
+                    | b'\n'
+                    | b'+'
+                    | b'\r'
+            );
+        b += 1;
+    }
+    t
+};
 
 fn push_space(out: &mut Vec<u8>) {
     if out.last() != Some(&b' ') {

@@ -2,9 +2,7 @@
 //! parent exists; leading `../` kept, they are the traversal signal).
 
 pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
-    let suspicious =
-        v.contains(&b'\\') || v.windows(2).any(|w| w == b"//" || w == b"./" || w == b"/.");
-    if !suspicious {
+    if !suspicious(v) {
         return None;
     }
     let s: Vec<u8> = v
@@ -41,4 +39,17 @@ pub(crate) fn normalize(v: &[u8]) -> Option<Vec<u8>> {
         out.push(b'/');
     }
     (out != v).then_some(out)
+}
+
+/// Whether `v` holds a backslash, `//`, `./` or `/.`: without one the
+/// path is already normal. One pass, each byte against the one before.
+pub(super) fn suspicious(v: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for &b in v {
+        if b == b'\\' || matches!((prev, b), (b'/', b'/' | b'.') | (b'.', b'/')) {
+            return true;
+        }
+        prev = b;
+    }
+    false
 }

@@ -112,3 +112,43 @@ fn decoding_stops_when_a_round_can_change_nothing() {
     assert_eq!(e("fish & chips &amp; more"), "fish & chips & more");
     assert_eq!(e("a=1&b=2"), "a=1&b=2");
 }
+
+/// The one-pass checks that decide whether a step can change a value
+/// answer as the formulas they replaced, on seeded values over the bytes
+/// they look at.
+#[test]
+fn one_pass_prechecks_answer_as_before() {
+    let space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0);
+    let cmd = b"'\"^\\$`,;\t\n+\r";
+    let mut seed = 0x0c0f_fee0_0000_0005u64;
+    let alphabet = b"a/.\\ \t\n\r\x0b\x0c\xa0'\"^$`,;+Zz_";
+    let mut found = [0usize; 3];
+    for _ in 0..60_000 {
+        let r = crate::test_support::xorshift(&mut seed);
+        let v: Vec<u8> = (0..(r % 12) as usize)
+            .map(|i| alphabet[((r >> (4 + i * 5)) % alphabet.len() as u64) as usize])
+            .collect();
+        let path =
+            v.contains(&b'\\') || v.windows(2).any(|w| w == b"//" || w == b"./" || w == b"/.");
+        let blanks = v.windows(2).any(|w| space(w[0]) && space(w[1]))
+            || v.iter().any(|&b| space(b) && b != b' ');
+        let shell = v.iter().any(|b| cmd.contains(b) || b.is_ascii_uppercase());
+        assert_eq!(super::path::suspicious(&v), path, "{v:?}");
+        assert_eq!(super::text::compressible(&v), blanks, "{v:?}");
+        assert_eq!(
+            v.iter().any(|&b| super::cmdline::NEEDS[usize::from(b)]),
+            shell,
+            "{v:?}"
+        );
+        for (k, yes) in [path, blanks, shell].into_iter().enumerate() {
+            found[k] += usize::from(yes);
+        }
+    }
+    assert!(found.iter().all(|&n| n > 5000 && n < 55_000), "{found:?}");
+    for b in 0..=255u8 {
+        assert_eq!(
+            super::cmdline::NEEDS[usize::from(b)],
+            cmd.contains(&b) || b.is_ascii_uppercase()
+        );
+    }
+}

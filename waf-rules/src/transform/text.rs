@@ -27,9 +27,7 @@ pub(crate) fn compress_whitespace(v: &[u8]) -> Option<Vec<u8>> {
 
 /// As `compress_whitespace`, writing into `out` (reused across values).
 pub(crate) fn compress_whitespace_into(v: &[u8], out: &mut Vec<u8>) -> bool {
-    let needs = v.windows(2).any(|w| is_space(w[0]) && is_space(w[1]))
-        || v.iter().any(|&b| is_space(b) && b != b' ');
-    if !needs {
+    if !compressible(v) {
         return false;
     }
     out.clear();
@@ -47,6 +45,20 @@ pub(crate) fn compress_whitespace_into(v: &[u8], out: &mut Vec<u8>) -> bool {
         }
     }
     true
+}
+
+/// Whether `v` holds two blanks in a row or a blank other than a space:
+/// without either, folding changes nothing. One pass.
+pub(super) fn compressible(v: &[u8]) -> bool {
+    let mut prev = false;
+    for &b in v {
+        let space = is_space(b);
+        if space && (prev || b != b' ') {
+            return true;
+        }
+        prev = space;
+    }
+    false
 }
 
 /// `/* ... */` becomes a space; MySQL `/*!50000 x */` keeps `x` (it runs).
