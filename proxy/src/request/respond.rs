@@ -182,7 +182,7 @@ pub async fn redirect_to_https(
     let host = if ctx.host.contains(':') {
         format!("[{}]", ctx.host)
     } else {
-        ctx.host.clone()
+        ctx.host.to_string()
     };
     let location = format!("https://{host}{port}{target}");
     let (policy, id) = (&rt.default_headers, ctx.request_id_header());

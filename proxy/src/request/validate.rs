@@ -2,10 +2,12 @@
 //! forwarded: a request target that is not origin-form, ambiguous body framing (request
 //! smuggling material), CONNECT, and a missing, repeated, malformed or contradicting host.
 
+use super::context::HostName;
 use crate::policy::route::normalize_host;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use rampart_protect::denial::{Denial, DenialReason};
+use std::borrow::Cow;
 
 /// A malformed request (400; 405 for CONNECT), with the reason it is malformed (the access
 /// log's `rampart.denial.reason`).
@@ -19,10 +21,14 @@ pub fn bad_request(reason: &'static str) -> Denial {
 
 /// Checks the request; returns its normalised host, or why it is malformed (for
 /// [`bad_request`]).
-pub fn request(session: &Session) -> Result<String, &'static str> {
+pub fn request(session: &Session) -> Result<HostName, &'static str> {
+    // Pingora keeps every Transfer-Encoding header it parsed (it drops only Content-Length
+    // next to one), so a head without one in the map has no raw line to look for.
+    let te = (session.req_header().headers).contains_key(http::header::TRANSFER_ENCODING);
     if let Some(raw) = session
         .downstream_session
         .as_http1()
+        .filter(|_| te)
         .map(|h1| h1.get_headers_raw_bytes())
     {
         if let Some(reason) = raw_head_problem(&raw) {
@@ -49,7 +55,7 @@ fn raw_head_problem(raw: &[u8]) -> Option<&'static str> {
 }
 
 /// The checks on the parsed head.
-pub fn head(req: &RequestHeader) -> Result<String, &'static str> {
+pub fn head(req: &RequestHeader) -> Result<HostName, &'static str> {
     let path = req.uri.path();
     let asterisk_form = req.method == http::Method::OPTIONS && path == "*";
     if !(path.starts_with('/') || asterisk_form) {
@@ -89,19 +95,14 @@ fn framing_problem(req: &RequestHeader) -> Option<&'static str> {
 }
 
 /// The request's host, or a reason it is malformed.
-fn request_host(req: &RequestHeader) -> Result<String, &'static str> {
+fn request_host(req: &RequestHeader) -> Result<HostName, &'static str> {
     let mut hosts = req.headers.get_all(http::header::HOST).iter();
     let header = hosts.next();
     if hosts.next().is_some() {
         return Err("multiple_host");
     }
     let from_header = match header {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(normalize_host)
-                .ok_or("malformed_host")?,
-        ),
+        Some(v) => Some(header_host(v).ok_or("malformed_host")?),
         None => None,
     };
     let from_uri = match req.uri.authority() {
@@ -109,11 +110,20 @@ fn request_host(req: &RequestHeader) -> Result<String, &'static str> {
         None => None,
     };
     match (from_header, from_uri) {
-        (Some(h), Some(u)) if h != u => Err("host_mismatch"),
-        (_, Some(u)) => Ok(u),
+        (Some(h), Some(u)) if *h != *u => Err("host_mismatch"),
+        (_, Some(u)) => Ok(HostName::Owned(u.into_owned())),
         (Some(h), None) => Ok(h),
         (None, None) => Err("missing_host"),
     }
+}
+
+/// The host of a Host header: the header's value itself (shared) when it is the host whole.
+fn header_host(value: &http::HeaderValue) -> Option<HostName> {
+    let text = value.to_str().ok()?;
+    Some(match normalize_host(text)? {
+        Cow::Borrowed(host) if host.len() == text.len() => HostName::Header(value.clone()),
+        host => HostName::Owned(host.into_owned()),
+    })
 }
 
 #[cfg(test)]
@@ -129,5 +139,25 @@ mod tests {
             ),
             Some("te_and_cl")
         );
+    }
+
+    #[test]
+    fn a_host_header_already_normal_is_kept_shared() {
+        let host = |v: &'static str| header_host(&http::HeaderValue::from_static(v));
+        for (raw, shared, text) in [
+            ("localhost", true, "localhost"),
+            ("app.example.com", true, "app.example.com"),
+            ("App.Example.com", false, "app.example.com"),
+            ("localhost:8443", false, "localhost"),
+            ("localhost.", false, "localhost"),
+            ("[::1]:80", false, "::1"),
+            (" localhost ", false, "localhost"),
+        ] {
+            let got = host(raw).unwrap();
+            assert_eq!(matches!(got, HostName::Header(_)), shared, "{raw}");
+            assert_eq!(&*got, text, "{raw}");
+            assert_eq!(normalize_host(raw).as_deref(), Some(text), "{raw}");
+        }
+        assert!(host("name:80:81").is_none());
     }
 }

@@ -2,8 +2,9 @@
 //! parts (base64url, `header.payload.signature`) and uses the claims —
 //! `kid` as a file path or a database key, `sub` or `role` in a query, a
 //! name logged or rendered — so a claim is input like a query value. The
-//! token arrives as a cookie, a parameter or an `Authorization: Bearer`
-//! header; the value, or the word after an authentication scheme, when it
+//! token arrives as a cookie, a parameter, an `Authorization: Bearer`
+//! header or a segment of the request path (a link's token); the value,
+//! the word after an authentication scheme or a path segment, when it
 //! is a compact JWS or JWE (three or five parts, the first a JSON object:
 //! base64 `ey…`), is
 //! decoded part by part
@@ -44,40 +45,51 @@ impl Reader {
 
 /// The token (as received) whose claims `reader` finds an attack in.
 pub(crate) fn detect(v: &[u8], reader: Reader) -> Option<Range<usize>> {
-    // The token is the value (a cookie, a parameter) or the word after an
-    // authentication scheme (`Bearer eyJ…`).
-    let start = if jose_head(v) {
-        0
-    } else {
-        let blank = v.iter().position(|&b| b == b' ')?;
-        let rest = &v[blank..];
-        blank + rest.iter().position(|&b| b != b' ')?
-    };
+    token_starts(v).find_map(|start| read_token(v, start, reader))
+}
+
+/// Where a token may start: the value's start (a cookie, a parameter),
+/// the word after an authentication scheme (`Bearer eyJ…`), and each path
+/// segment (`/reset/eyJ…`, `/verify/eyJ…/confirm`: links that carry their
+/// token in the path).
+fn token_starts(v: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let after_blank = v.iter().position(|&b| b == b' ').and_then(|blank| {
+        v[blank..]
+            .iter()
+            .position(|&b| b != b' ')
+            .map(|p| blank + p)
+    });
+    std::iter::once(0).chain(after_blank).chain(
+        v.iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'/')
+            .map(|(i, _)| i + 1),
+    )
+}
+
+/// The token starting at `start` (up to a blank, `,`, `/`, `?`, `;` or
+/// `#`, none of which base64url holds), if its claims hold an attack.
+fn read_token(v: &[u8], start: usize, reader: Reader) -> Option<Range<usize>> {
     let word = &v[start..];
     let word = &word[..word
         .iter()
-        .position(|&b| b == b' ' || b == b',')
+        .position(|&b| matches!(b, b' ' | b',' | b'/' | b'?' | b';' | b'#'))
         .unwrap_or(word.len())];
-    {
-        if !jose_head(word) || !word.contains(&b'.') {
-            return None;
-        }
-        let hit = with_decoded(word, |text| {
-            claims(text?)
-                .any(|s| {
-                    let decoded = s
-                        .contains(&b'\\')
-                        .then(|| Transform::JsDecode.apply(s))
-                        .flatten();
-                    reader.hit(decoded.as_deref().unwrap_or(s))
-                })
-                .then_some(())
-        });
-        if hit.is_some() {
-            return Some(start..start + word.len());
-        }
+    if !jose_head(word) || !word.contains(&b'.') {
+        return None;
     }
-    None
+    with_decoded(word, |text| {
+        claims(text?)
+            .any(|s| {
+                let decoded = s
+                    .contains(&b'\\')
+                    .then(|| Transform::JsDecode.apply(s))
+                    .flatten();
+                reader.hit(decoded.as_deref().unwrap_or(s))
+            })
+            .then_some(())
+    })
+    .map(|()| start..start + word.len())
 }
 
 thread_local! {

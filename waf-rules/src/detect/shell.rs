@@ -491,6 +491,23 @@ impl<'v> Reader<'v> {
                     }
                     None => self.i += 1,
                 },
+                // Bash's ANSI-C quoting `$'\x63at'`, `$'uname\x20-a'`: a
+                // quoted part whose escapes the shell decodes.
+                b'$' if self.peek(1) == Some(b'\'') => {
+                    self.i += 2;
+                    while let Some(c) = self.peek(0) {
+                        self.i += 1;
+                        match c {
+                            b'\'' => break,
+                            b'\\' => {
+                                let (byte, used) = ansi_c_escape(&self.v[self.i..]);
+                                self.i += used;
+                                push(&mut w, byte);
+                            }
+                            _ => push(&mut w, c),
+                        }
+                    }
+                }
                 // `l$()s`: an empty substitution splices the word.
                 b'$' if self.peek(1) == Some(b'(') && self.peek(2) == Some(b')') => {
                     self.i += 3;
@@ -554,6 +571,51 @@ impl<'v> Reader<'v> {
 
     fn skip_var(&mut self) {
         self.i += self.var_len().unwrap_or(1);
+    }
+}
+
+/// The byte an escape of bash's `$'…'` stands for, read from `r` (what
+/// follows the backslash), and how many bytes of `r` it used: `\xHH`,
+/// octal `\NNN`, the C letters; a code point beyond ASCII as `?` (no
+/// command word holds one); any other byte as itself.
+fn ansi_c_escape(r: &[u8]) -> (u8, usize) {
+    let Some(&c) = r.first() else {
+        return (b'\\', 0);
+    };
+    let digits = |radix: u32, max: usize, from: usize| {
+        let n = r[from..]
+            .iter()
+            .take(max)
+            .take_while(|d| char::from(**d).is_digit(radix))
+            .count();
+        let value = r[from..from + n].iter().fold(0u32, |a, d| {
+            a * radix + char::from(*d).to_digit(radix).unwrap_or(0)
+        });
+        (value, n)
+    };
+    let byte = |v: u32| u8::try_from(v).ok().filter(u8::is_ascii).unwrap_or(b'?');
+    match c {
+        b'x' => match digits(16, 2, 1) {
+            (_, 0) => (b'x', 1),
+            (v, n) => (byte(v), 1 + n),
+        },
+        b'u' | b'U' => match digits(16, if c == b'u' { 4 } else { 8 }, 1) {
+            (_, 0) => (c, 1),
+            (v, n) => (byte(v), 1 + n),
+        },
+        b'0'..=b'7' => {
+            let (v, n) = digits(8, 3, 0);
+            (byte(v), n)
+        }
+        b'n' => (b'\n', 1),
+        b't' => (b'\t', 1),
+        b'r' => (b'\r', 1),
+        b'a' => (7, 1),
+        b'b' => (8, 1),
+        b'e' | b'E' => (27, 1),
+        b'f' => (12, 1),
+        b'v' => (11, 1),
+        _ => (c, 1),
     }
 }
 

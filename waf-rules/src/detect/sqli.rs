@@ -593,7 +593,10 @@ fn logic_operand_ends(v: &[u8], t: &[Token]) -> bool {
         Some(Kind::Cmp) | Some(Kind::CmpWord) => operand_at(&t[k + 1..]).is_some(),
         Some(Kind::Op) => op.kind == Kind::Num && t.get(k + 1).is_some_and(|x| x.kind == Kind::Num),
         Some(Kind::Comment) | Some(Kind::Semi) => !bare_word,
-        Some(Kind::Logic) => !bare_word,
+        // `' and 'a' or 'b'='b`: a chain of conditions, each operand ending
+        // as one; `difference between 'and' and 'or'? 'and' binds tighter`
+        // chains quoted words to text.
+        Some(Kind::Logic) => !bare_word && logic_operand_ends(v, &t[k + 1..]),
         // `or 1 group by ...` / `and 1 order by 1`
         Some(Kind::Clause) => !bare_word && clause_continues(&t[k..]),
         // `' or '1`, `' or true`: an operand the query's own closing quote

@@ -98,6 +98,8 @@ const OPENERS: &[&[&str]] = &[
         "%cd%",
         "${x:-",
         "set x=a&",
+        "$'",
+        "$'\\x",
     ],
     // JSON Web Tokens: a header, a dot, parts that decode to strings.
     &[
