@@ -1426,6 +1426,18 @@ fn template_string_building_probes() {
             "'a' + 'b' = 'ab'",
         ],
     );
+    // Jinja / Ansible: a literal's method called on a variable is a real
+    // template, not a probe building a string: 9007 stays quiet (it fired
+    // on these in its first version). Rule 9004, older, still scores a
+    // method call inside a template expression in user input.
+    for v in [
+        "{{ ', '.join(tags) }}",
+        "\"{{ ','.join(groups['web']) }}\"",
+        "{{ '-'.join(item.path.split('/')) }}",
+    ] {
+        let v9007 = common::verdict(&format!("q={}", common::percent_encode(v)), None, b"");
+        assert!(v9007.matches.iter().all(|m| m.rule_id != 9007), "{v}");
+    }
 }
 
 /// Whether a GET of `path` is blocked.

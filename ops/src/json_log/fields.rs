@@ -20,6 +20,7 @@ pub struct Key(&'static str);
 impl Key {
     /// A key from its framed text `,"name":`; use [`json_key!`](crate::json_key), which frames
     /// it. The name is checked (debug builds, when written) to need no escaping.
+    #[inline]
     pub const fn framed(framed: &'static str) -> Key {
         Key(framed)
     }
@@ -41,6 +42,7 @@ pub trait FieldKey: Copy {
 }
 
 impl FieldKey for Key {
+    #[inline]
     fn put(self, line: &mut Vec<u8>, first: bool) {
         debug_assert!(
             self.0.len() > 4
@@ -56,6 +58,7 @@ impl FieldKey for Key {
 }
 
 impl FieldKey for &'static str {
+    #[inline]
     fn put(self, line: &mut Vec<u8>, first: bool) {
         debug_assert!(plain_name(self), "json key {self:?} is not a plain name");
         if !first {
@@ -84,26 +87,31 @@ pub struct Fields<'b> {
 
 impl<'b> Fields<'b> {
     /// Opens an object at the end of `line`; [`Fields::close`] ends it.
+    #[inline]
     pub fn open(line: &'b mut Vec<u8>) -> Self {
         line.push(b'{');
         Fields { line, first: true }
     }
 
     /// Continues the object opened in `line` (`first`: it has no member yet).
+    #[inline]
     pub(super) fn after(line: &'b mut Vec<u8>, first: bool) -> Self {
         Fields { line, first }
     }
 
     /// Ends the object.
+    #[inline]
     pub fn close(self) {
         self.line.push(b'}');
     }
 
+    #[inline]
     fn key(&mut self, key: impl FieldKey) {
         key.put(self.line, std::mem::take(&mut self.first));
     }
 
     /// A text value (escaped where it must be); nothing (no member) for `None`.
+    #[inline]
     pub fn str<'v>(&mut self, key: impl FieldKey, value: impl Into<Option<&'v str>>) -> &mut Self {
         if let Some(value) = value.into() {
             self.key(key);
@@ -115,6 +123,7 @@ impl<'b> Fields<'b> {
     /// A text value known to need no escaping (the program's own names and digits, a parsed
     /// method: checked in debug builds), copied without looking at its bytes; nothing (no
     /// member) for `None`.
+    #[inline]
     pub fn clean<'v>(
         &mut self,
         key: impl FieldKey,
@@ -131,6 +140,7 @@ impl<'b> Fields<'b> {
     }
 
     /// JSON text written as it is (`true`, `null`).
+    #[inline]
     pub fn raw(&mut self, key: impl FieldKey, json: &str) -> &mut Self {
         self.key(key);
         self.line.extend_from_slice(json.as_bytes());
@@ -138,6 +148,7 @@ impl<'b> Fields<'b> {
     }
 
     /// An unsigned integer.
+    #[inline]
     pub fn uint(&mut self, key: impl FieldKey, value: u64) -> &mut Self {
         self.key(key);
         self.line
@@ -147,6 +158,7 @@ impl<'b> Fields<'b> {
 
     /// A number as `ryu`'s shortest round-trip text (`null` when not finite), the text
     /// `serde_json` writes.
+    #[inline]
     pub fn float(&mut self, key: impl FieldKey, value: f64) -> &mut Self {
         self.key(key);
         push_float(self.line, value);
@@ -154,6 +166,7 @@ impl<'b> Fields<'b> {
     }
 
     /// An address as a string, `""` when unknown.
+    #[inline]
     pub fn ip(&mut self, key: impl FieldKey, ip: Option<IpAddr>) -> &mut Self {
         self.key(key);
         self.line.push(b'"');
@@ -165,6 +178,7 @@ impl<'b> Fields<'b> {
     }
 
     /// `"ip:port"`, `"[ip6]:port"`.
+    #[inline]
     pub fn socket_addr(&mut self, key: impl FieldKey, addr: SocketAddr) -> &mut Self {
         self.key(key);
         self.line.push(b'"');
@@ -183,6 +197,7 @@ impl<'b> Fields<'b> {
     }
 
     /// An array of unsigned integers.
+    #[inline]
     pub fn uints(
         &mut self,
         key: impl FieldKey,
@@ -194,6 +209,7 @@ impl<'b> Fields<'b> {
     }
 
     /// An array of texts (escaped where they must be).
+    #[inline]
     pub fn strs<'s>(
         &mut self,
         key: impl FieldKey,
@@ -202,6 +218,7 @@ impl<'b> Fields<'b> {
         self.array(key, values, push_json_str)
     }
 
+    #[inline]
     fn array<T>(
         &mut self,
         key: impl FieldKey,
@@ -221,6 +238,7 @@ impl<'b> Fields<'b> {
     }
 
     /// A [`Timestamp`].
+    #[inline]
     pub fn timestamp(&mut self, key: impl FieldKey, at: Timestamp) -> &mut Self {
         self.key(key);
         let mut text = [0; 27];
@@ -233,6 +251,7 @@ impl<'b> Fields<'b> {
 
     /// Any value (a number, a bool, an `Option`, a struct): serde_json writes it (`null` if it
     /// fails to serialise).
+    #[inline]
     pub fn value<T: Serialize + ?Sized>(&mut self, key: impl FieldKey, value: &T) -> &mut Self {
         self.key(key);
         self.serialized(value);
@@ -241,6 +260,7 @@ impl<'b> Fields<'b> {
 
     /// A member whose name is chosen at run time (escaped like a value), its value written by
     /// serde_json.
+    #[inline]
     pub fn named<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> &mut Self {
         if !std::mem::take(&mut self.first) {
             self.line.push(b',');
@@ -251,6 +271,7 @@ impl<'b> Fields<'b> {
         self
     }
 
+    #[inline]
     fn serialized<T: Serialize + ?Sized>(&mut self, value: &T) {
         let start = self.line.len();
         if serde_json::to_writer(&mut *self.line, value).is_err() {
@@ -260,6 +281,7 @@ impl<'b> Fields<'b> {
     }
 
     /// The members of `object` (a struct or a map, as in `#[serde(flatten)]`), after these.
+    #[inline]
     pub fn flatten<T: Serialize + ?Sized>(&mut self, object: &T) -> &mut Self {
         // Written in place; `{…}` keeps its members without the braces, and `{}` (or a value
         // that is not an object, or fails to serialise) adds nothing.
@@ -287,6 +309,7 @@ impl<'b> Fields<'b> {
 /// decimals, 15 significant digits) is written from its integer digits; ryu runs only for the
 /// rest (about one duration in four: a value a rounding step away from its nanosecond decimal,
 /// whose shortest text has 16-17 digits).
+#[inline]
 pub fn push_float(out: &mut Vec<u8>, value: f64) {
     if !value.is_finite() {
         out.extend_from_slice(b"null");
@@ -303,6 +326,7 @@ pub fn push_float(out: &mut Vec<u8>, value: f64) {
 /// it is the only decimal that short which reads back as `value`, hence the shortest one ryu
 /// finds. In this range ryu writes it in plain notation, `int.frac` (`0.frac` below 1, `.0`
 /// for a whole number).
+#[inline]
 fn push_micro_decimal(out: &mut Vec<u8>, value: f64) -> bool {
     if !(1e-5..1e9).contains(&value) {
         return false;
@@ -333,6 +357,7 @@ fn push_micro_decimal(out: &mut Vec<u8>, value: f64) -> bool {
 
 /// Appends the address as `Display` writes it; an IPv4 address (the usual case) without the
 /// formatting machinery.
+#[inline]
 pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
@@ -368,6 +393,7 @@ pub fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
 /// Whether JSON must escape a byte of `text` (`"`, `\\`, a control byte below 0x20): eight bytes
 /// at a time (the classic "has a byte less than n / equal to c" word tests, exact for whether
 /// any byte is one), the tail one by one.
+#[inline]
 pub fn needs_escape(text: &[u8]) -> bool {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
@@ -392,6 +418,7 @@ pub fn needs_escape(text: &[u8]) -> bool {
 }
 
 /// `value` as a JSON string.
+#[inline]
 pub fn push_json_str(out: &mut Vec<u8>, value: &str) {
     if !needs_escape(value.as_bytes()) {
         out.push(b'"');

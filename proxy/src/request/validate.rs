@@ -111,7 +111,9 @@ fn request_host(req: &RequestHeader) -> Result<HostName, &'static str> {
     };
     match (from_header, from_uri) {
         (Some(h), Some(u)) if *h != *u => Err("host_mismatch"),
-        (_, Some(u)) => Ok(HostName::Owned(u.into_owned())),
+        // Equal: the header's value, shared when it is the host whole.
+        (Some(h), Some(_)) => Ok(h),
+        (None, Some(u)) => Ok(HostName::Owned(u.into_owned())),
         (Some(h), None) => Ok(h),
         (None, None) => Err("missing_host"),
     }
