@@ -267,6 +267,13 @@ thread_local! {
     static LAST_SECOND: Cell<SecondText> = const { Cell::new((u64::MAX, [0; 19])) };
 }
 
+/// Now (a record built field by field starts with the time it is built).
+impl Default for Timestamp {
+    fn default() -> Self {
+        Self::now()
+    }
+}
+
 impl Timestamp {
     /// Now.
     pub fn now() -> Self {

@@ -10,7 +10,6 @@ use rampart_ops::json_key as key;
 use rampart_ops::json_log::Fields;
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
-use std::time::SystemTime;
 
 /// Query keys (case-insensitive, after percent-decoding) whose values are never logged.
 pub const SENSITIVE_KEYS: &[&str] = &[
@@ -105,13 +104,10 @@ impl AccessRecord<'_> {
     pub fn write(&self, out: &mut Vec<u8>) {
         debug_assert!(out.is_empty(), "an access-log line starts an empty buffer");
         let mut l = Fields::open(out);
-        l.timestamp(
-            key!("@timestamp"),
-            rampart_ops::json_log::Timestamp::at(self.timestamp.0),
-        )
-        .clean(key!("http.request.id"), self.request_id)
-        .str(key!("rampart.listener"), self.listener)
-        .ip(key!("client.address"), self.client_address);
+        l.timestamp(key!("@timestamp"), self.timestamp)
+            .clean(key!("http.request.id"), self.request_id)
+            .str(key!("rampart.listener"), self.listener)
+            .ip(key!("client.address"), self.client_address);
         if let Some(port) = self.client_port {
             l.uint(key!("client.port"), port.into());
         }
@@ -236,16 +232,8 @@ impl Default for ServerAddr<'_> {
     }
 }
 
-/// A point in time, written as an RFC 3339 UTC string with microseconds
-/// (`"2026-12-06T12:47:00.123456Z"`, `rampart_ops::json_log::Timestamp`).
-#[derive(Debug, Clone, Copy)]
-pub struct Timestamp(pub SystemTime);
-
-impl Default for Timestamp {
-    fn default() -> Self {
-        Timestamp(SystemTime::now())
-    }
-}
+/// A point in time, written as an RFC 3339 UTC string with microseconds.
+pub use rampart_ops::json_log::Timestamp;
 
 /// The access log: the shared JSON-lines writer thread carrying [`AccessRecord`]s (and ready
 /// JSON event lines for connection-level denials).
@@ -420,7 +408,7 @@ mod tests {
             ..blocked()
         };
         let rec = AccessRecord {
-            timestamp: Timestamp(
+            timestamp: Timestamp::at(
                 std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_796_000_000_000_042),
             ),
             request_id: "0123456789abcdef0123456789abcdef",

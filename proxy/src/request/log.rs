@@ -74,7 +74,7 @@ fn access_record<'a>(
         .unwrap_or(&[]);
     let tls = tls_info(session);
     AccessRecord {
-        timestamp: Timestamp(ctx.started_at),
+        timestamp: Timestamp::at(ctx.started_at),
         request_id: ctx.request_id(),
         listener: ctx.listener.as_ref().map_or("", |l| l.name.as_str()),
         client_address: ctx.client_ip,

@@ -344,6 +344,7 @@ pub(crate) mod test_support {
             continued: false,
             whole: false,
             not_token: false,
+            cookie_name: None,
         };
         d.detect_field(&field, v, || anchored).is_some() || d.detect(v).is_some()
     }

@@ -180,8 +180,8 @@ fn judge_reading(
 
 /// Whether a maximal run of ASCII letters in `v` is a keyword of a
 /// `SHAPING` kind (`union`, `or`, `like`, `not`…; not a literal such as
-/// `false`).
-fn shaping_word(v: &[u8]) -> bool {
+/// `false`). Also asked by extraction of a JSON cookie (`extract::SqlWords`).
+pub(crate) fn shaping_word(v: &[u8]) -> bool {
     v.split(|&b| (b | 0x20).wrapping_sub(b'a') >= 26)
         .any(|w| keyword_kind(w).is_some_and(|k| k.bit() & SHAPING != 0))
 }

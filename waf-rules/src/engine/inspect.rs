@@ -48,7 +48,8 @@ impl RuleSet {
     fn inspect_with(&self, req: &Request<'_>, policy: &Policy, scratch: &mut Scratch) -> Verdict {
         let c = &self.compiled;
         let list = relabel(std::mem::take(&mut scratch.fields));
-        let fields = extract::extract_into(req, &policy.limits, list);
+        let sql_words = crate::detect::sqli::shaping_word;
+        let fields = extract::extract_into(req, &policy.limits, list, sql_words);
         let pats = match scratch.pats.take() {
             Some(mut p) if p.capacity() >= c.rules.len() => {
                 p.clear();
@@ -434,6 +435,23 @@ fn scan_regexes(
     st.pats = pats;
 }
 
+/// Whether an exclusion covers the hit: on the field's target, or on the
+/// target of the whole structured value it was read from (an exclusion on
+/// `header:referer` covers `referer-args:q`; on `cookie:prefs`, the JSON
+/// cookie's `cookie:prefs$.a`).
+fn excluded(
+    rule: &super::compile::CompiledRule,
+    field: &Field<'_>,
+    target: &str,
+    policy: &Policy,
+    path: &str,
+) -> bool {
+    policy.excludes(rule.id, rule.family, target, path)
+        || field
+            .whole_target()
+            .is_some_and(|whole| policy.excludes(rule.id, rule.family, &whole, path))
+}
+
 fn record(
     c: &Compiled,
     ri: usize,
@@ -449,7 +467,7 @@ fn record(
     }
     st.fired += 1;
     let target = field.target(st.fields);
-    if !policy.exclusions.is_empty() && policy.excludes(rule.id, rule.family, &target, path) {
+    if !policy.exclusions.is_empty() && excluded(rule, field, &target, policy, path) {
         return;
     }
     let first = !st.scored.contains(&ri);

@@ -82,6 +82,11 @@ pub(crate) struct Field<'a> {
     /// inspection does not read the value again to skip it. False for
     /// windows (a window of a value may be a token).
     pub not_token: bool,
+    /// A field read from inside a cookie's JSON document
+    /// (`structured::cookie_json`): the length of the cookie's name at the
+    /// start of `name` (`NAME$.a[0].b`), so that an exclusion on
+    /// `cookie:NAME` still covers it (`whole_target`).
+    pub cookie_name: Option<usize>,
 }
 
 pub(crate) use json::JsonDoc;
@@ -110,6 +115,24 @@ impl Field<'_> {
             format!("{}:{}", self.source, self.name)
         }
     }
+
+    /// For a field read from inside a structured header value, the target
+    /// the whole value had when it was read as one text (and still has
+    /// when it is not strictly that structure): `header:referer` for a
+    /// Referer's `referer-path` and `referer-args:NAME` (likewise Origin),
+    /// `cookie:NAME` for a JSON cookie's `cookie:NAME$.a`. An exclusion on
+    /// that target covers the field (`engine::inspect::record`).
+    pub(crate) fn whole_target(&self) -> Option<String> {
+        if let Some(n) = self.cookie_name {
+            return Some(format!("cookie:{}", self.name.get(..n)?));
+        }
+        let header = match self.source {
+            "referer-path" | structured::REFERER_ARGS => "referer",
+            "origin-path" | structured::ORIGIN_ARGS => "origin",
+            _ => return None,
+        };
+        Some(format!("header:{header}"))
+    }
 }
 
 /// Collected fields, plus whether limits cut anything.
@@ -129,7 +152,16 @@ pub(crate) struct Fields<'a> {
     max_fields: usize,
     max_value: usize,
     max_depth: usize,
+    /// Whether a text holds an SQL shaping word (`SqlWords`).
+    sql_words: Option<SqlWords>,
 }
+
+/// Whether a text holds a word that may shape an SQL reading (`union`,
+/// `or`, `like`…): the engine passes the SQL detector's own test, which
+/// extraction cannot name (the detectors read extraction's fields). Asked
+/// of a cookie's JSON document of plain tokens (`structured::cookie_json`);
+/// without it, such a document is read whole as well.
+pub(crate) type SqlWords = fn(&[u8]) -> bool;
 
 impl<'a> Fields<'a> {
     fn new(limits: &Limits) -> Self {
@@ -148,6 +180,7 @@ impl<'a> Fields<'a> {
             max_fields: limits.max_fields,
             max_value: limits.max_value_bytes,
             max_depth: limits.max_depth,
+            sql_words: None,
         }
     }
 
@@ -182,9 +215,10 @@ impl<'a> Fields<'a> {
     }
 
     /// Adds a cookie's value: its keys and strings when it is strictly a
-    /// JSON document (`structured::cookie_json`), else the value whole.
+    /// JSON document (`structured::cookie_json`), and the value whole unless
+    /// every one of them is a plain token.
     pub(crate) fn push_cookie(&mut self, name: Cow<'a, str>, value: &'a [u8]) {
-        if structured::cookie_json(&name, value, self.max_depth, self) {
+        if structured::cookie_json(&name, value, self.max_depth, self.sql_words, self) {
             return;
         }
         self.push(Class::Cookie, "cookie", name, Cow::Borrowed(value));
@@ -214,6 +248,7 @@ impl<'a> Fields<'a> {
             continued: false,
             whole: false,
             not_token: true,
+            cookie_name: None,
         };
         self.push_field(field);
     }
@@ -259,6 +294,7 @@ impl<'a> Fields<'a> {
             continued: false,
             whole: false,
             not_token,
+            cookie_name: None,
         });
     }
 
@@ -367,7 +403,7 @@ pub(crate) fn query_source(source: &str) -> bool {
 /// Every field of a request, within the limits.
 #[cfg(test)]
 pub(crate) fn extract<'a>(req: &Request<'a>, limits: &Limits) -> Fields<'a> {
-    extract_into(req, limits, Vec::with_capacity(48))
+    extract_into(req, limits, Vec::with_capacity(48), |_| false)
 }
 
 /// As `extract`, collecting into `list` (emptied first; its allocation is
@@ -376,8 +412,10 @@ pub(crate) fn extract_into<'a>(
     req: &Request<'a>,
     limits: &Limits,
     list: Vec<Field<'a>>,
+    sql_words: SqlWords,
 ) -> Fields<'a> {
     let mut f = Fields::with_list(limits, list);
+    f.sql_words = Some(sql_words);
     f.truncated |= req.body_truncated;
     f.push_unnamed(Class::Method, "method", req.method.as_bytes());
     if !req.version.is_empty() {
@@ -679,7 +717,7 @@ pub fn fuzz_extract(data: &[u8]) {
         body_truncated: false,
         version: "HTTP/1.1",
     };
-    let _ = extract_into(&req, &limits, Vec::new());
+    let _ = extract_into(&req, &limits, Vec::new(), |_| true);
 }
 
 #[cfg(test)]

@@ -25,13 +25,17 @@ use std::borrow::Cow;
 use std::fmt::Write;
 
 /// Reads a cookie value as a JSON document when it strictly is one,
-/// pushing its keys and strings as fields labelled `cookie:NAME$.path`.
-/// Returns false, having pushed nothing, when it is not: the caller
-/// reads the value whole.
+/// pushing its keys and strings that are not plain tokens as fields
+/// labelled `cookie:NAME$.path`. Returns true when that reading alone
+/// reads the value (every key and string a plain token); false when the
+/// caller must read the value whole — it is no strict JSON document (then
+/// nothing was pushed), or it is one holding a key or string that is not
+/// a plain token (then whole as well).
 pub(super) fn cookie_json<'a>(
     name: &str,
     value: &'a [u8],
     depth: usize,
+    sql_words: Option<super::SqlWords>,
     f: &mut Fields<'a>,
 ) -> bool {
     let Some(doc) = json_text(value) else {
@@ -46,6 +50,21 @@ pub(super) fn cookie_json<'a>(
     for _ in 0..plain {
         f.count_plain();
     }
+    // A document with any key or string that is not a plain token is
+    // ALSO read whole by the caller, as every cookie was before: an attack
+    // may use the document's own quotes, colons and commas as its text,
+    // spread over several strings (`{"":" or ","":"=","":" -- "}`: a MySQL
+    // break-out in double quotes, none of its strings an attack alone).
+    // So may a document of plain tokens with an SQL word or a `-`: read
+    // in double quotes, `["or","like","or"]` is `"[" or "," like "," or
+    // "]"`, a condition forced true (without either — `-` is the one byte
+    // of a plain token that can shape SQL, see `detect::sqli::SHAPING_BYTE`
+    // — the SQL detector finds nothing in the whole value). Only a
+    // document of plain tokens without them — the typical consent cookie
+    // — is read by its structure alone (docs/waf.md, "Session 11
+    // (waf-values)").
+    let alone = items.is_empty() && !doc.contains(&b'-') && sql_words.is_some_and(|w| !w(&doc));
+    let start = f.list.len();
     for item in items {
         let label = |path: &str| Cow::Owned(format!("{name}${path}"));
         let text = |r: &Text| match (&doc, r) {
@@ -70,7 +89,12 @@ pub(super) fn cookie_json<'a>(
             }
         }
     }
-    true
+    // An exclusion on `cookie:NAME` covers these fields too
+    // (`Field::whole_target`).
+    for field in &mut f.list[start..] {
+        field.cookie_name = Some(name.len());
+    }
+    alone
 }
 
 /// The value as JSON text: itself when it opens a document, or its
@@ -152,7 +176,7 @@ impl Strict<'_, '_> {
             out,
             plain: 0,
         };
-        r.value(0)?;
+        r.value(0, false)?;
         (r.i == doc.len()).then_some(r.plain)
     }
 
@@ -186,12 +210,14 @@ impl Strict<'_, '_> {
         self.s.get(self.i).copied()
     }
 
-    fn value(&mut self, depth: usize) -> Option<()> {
+    /// A value at `depth`; `of_constructor` when it is the value of a
+    /// `constructor` key (as the JSON body's reader passes it down).
+    fn value(&mut self, depth: usize, of_constructor: bool) -> Option<()> {
         if depth > self.max_depth {
             return None;
         }
         match self.byte()? {
-            b'{' => self.object(depth),
+            b'{' => self.object(depth, of_constructor),
             b'[' => self.array(depth),
             b'"' => {
                 let s = self.string()?;
@@ -205,11 +231,10 @@ impl Strict<'_, '_> {
         }
     }
 
-    fn object(&mut self, depth: usize) -> Option<()> {
+    fn object(&mut self, depth: usize, of_constructor: bool) -> Option<()> {
         if self.opened_empty(b'}')? {
             return Some(());
         }
-        let parent_key = self.path.rsplit_once('.').map(|(_, k)| k == "constructor");
         loop {
             if self.byte()? != b'"' {
                 return None;
@@ -227,11 +252,12 @@ impl Strict<'_, '_> {
                 Text::Unescaped(v) => String::from_utf8_lossy(v),
             };
             self.path.push_str(&text);
-            if parent_key == Some(true) && text == "prototype" {
+            if of_constructor && text == "prototype" {
                 self.out.push(Item::Pair(self.label()));
             }
+            let constructor = text == "constructor";
             self.found(key, Item::Key);
-            self.value(depth + 1)?;
+            self.value(depth + 1, constructor)?;
             self.path.truncate(mark);
             if !self.next_or_close(b'}')? {
                 return Some(());
@@ -246,7 +272,7 @@ impl Strict<'_, '_> {
         for n in 0usize.. {
             let mark = self.path.len();
             let _ = write!(self.path, "[{n}]");
-            self.value(depth + 1)?;
+            self.value(depth + 1, false)?;
             self.path.truncate(mark);
             if !self.next_or_close(b']')? {
                 break;
@@ -476,7 +502,7 @@ fn strip_prefix_ci<'v>(v: &'v [u8], prefix: &[u8]) -> Option<&'v [u8]> {
 /// `host[:port]`: a DNS name or IPv4 address (letters, digits, `-`, dots
 /// between non-empty labels) or `[IPv6]`, then at most five digits.
 fn host_and_port(a: &[u8]) -> bool {
-    let (host, port) = if a.first() == Some(&b'[') {
+    let port = if a.first() == Some(&b'[') {
         let Some(close) = a.iter().position(|&b| b == b']') else {
             return false;
         };
@@ -488,7 +514,7 @@ fn host_and_port(a: &[u8]) -> bool {
         {
             return false;
         }
-        (&a[..=close], &a[close + 1..])
+        &a[close + 1..]
     } else {
         let end = a.iter().position(|&b| b == b':').unwrap_or(a.len());
         let host = &a[..end];
@@ -499,9 +525,8 @@ fn host_and_port(a: &[u8]) -> bool {
         if !labels_ok {
             return false;
         }
-        (host, &a[end..])
+        &a[end..]
     };
-    let _ = host;
     match port {
         [] => true,
         [b':', digits @ ..] => {

@@ -399,8 +399,9 @@ fn pair(t: &str, v: &str) -> (String, String) {
 }
 
 /// A cookie that strictly is a JSON document is listed as its keys and
-/// strings (plain tokens counted, not listed); anything less strict is
-/// the value whole, as before.
+/// strings (plain tokens counted, not listed), and as the value whole
+/// unless every key and string is a plain token and the document holds no
+/// SQL word or `-`; anything less strict is the value whole, as before.
 #[test]
 fn a_json_cookie_is_read_by_structure_only_when_strict() {
     let list = |cookie: &[u8]| header_fields("Cookie", cookie);
@@ -418,8 +419,20 @@ fn a_json_cookie_is_read_by_structure_only_when_strict() {
             pair("cookie:p$.a b[1].k'", "k'"),
             pair("cookie:p$.a b[1].k'", "k'"),
             pair("cookie:p$.a b[1].k'", "v\"w"),
+            // A key or string not a plain token: the value whole as well.
+            pair(
+                "cookie:p",
+                r#"{"a b":["x y",{"k\u0027":"v\"w"}],"n":-1.5e+3}"#
+            ),
         ]
     );
+    // Plain tokens only, but a `-` (or an SQL word, asked of the engine's
+    // SQL detector: `bypasses::json_cookie_break_outs…`): nothing listed by
+    // structure, the value whole.
+    for v in [r#"{"lang":"en-US"}"#, r#"["x","--"]"#] {
+        let cookie = format!("p={v}");
+        assert_eq!(list(cookie.as_bytes()), [pair("cookie:p", v)], "{v}");
+    }
     // Not strict: read whole. A blank between tokens, text after the
     // document, a bad escape, a control byte, a stray `%`, a lenient
     // number or literal, a bare string, an unclosed document.
