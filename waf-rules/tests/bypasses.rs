@@ -1555,6 +1555,9 @@ fn json_cookie_break_outs_spread_over_several_strings() {
         r#"["or","like","or"]"#,
         r#"{"or":"or"}"#,
         r#"{"or":"--"}"#,
+        // The words and the `-` hidden by JSON escapes (final review).
+        r#"["\u006fr","\u006cike","\u006fr"]"#,
+        r#"{"\u006fr":"\u002d\u002d"}"#,
         r#"["<svg","onload=alert(1)>"]"#,
         r#"["<scr","ipt>alert(1)</scr","ipt>"]"#,
         r#"{"a":"<img src=x ","b":" onerror=alert(1)>"}"#,

@@ -62,8 +62,14 @@ pub(super) fn cookie_json<'a>(
     // — the SQL detector finds nothing in the whole value). Only a
     // document of plain tokens without them — the typical consent cookie
     // — is read by its structure alone (docs/waf.md, "Session 11
-    // (waf-values)").
-    let alone = items.is_empty() && !doc.contains(&b'-') && sql_words.is_some_and(|w| !w(&doc));
+    // (waf-values)"). Both tests read the raw text, so a document with an
+    // escape is read whole too: `\u006f` or `\u002d` hide `or` or `-` from
+    // them, and the whole reading's `js_decode` restores them
+    // (`["\u006fr","\u006cike","\u006fr"]`).
+    let alone = items.is_empty()
+        && !doc.contains(&b'-')
+        && !doc.contains(&b'\\')
+        && sql_words.is_some_and(|w| !w(&doc));
     let start = f.list.len();
     for item in items {
         let label = |path: &str| Cow::Owned(format!("{name}${path}"));
