@@ -162,4 +162,24 @@ mod tests {
         }
         assert!(host("name:80:81").is_none());
     }
+
+    #[test]
+    fn an_authority_equal_to_the_host_header_keeps_the_header_shared() {
+        let req = |uri: &str, host: &'static str| {
+            let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+            r.set_uri(uri.parse().unwrap());
+            assert!(r.uri.authority().is_some(), "{uri}");
+            r.insert_header(http::header::HOST, host).unwrap();
+            r
+        };
+        let got = request_host(&req("http://app.example.com/", "app.example.com")).unwrap();
+        assert!(matches!(got, HostName::Header(_)));
+        assert_eq!(&*got, "app.example.com");
+        let got = request_host(&req("http://App.Example.com/", "app.example.com")).unwrap();
+        assert!(matches!(got, HostName::Header(_)));
+        assert_eq!(
+            request_host(&req("http://other.example/", "app.example.com")).err(),
+            Some("host_mismatch")
+        );
+    }
 }
