@@ -508,6 +508,21 @@ mod tests {
         f.flatten(&serde_json::json!({})).flatten(&1);
         f.close();
         assert_eq!(empty, b"{}");
+        // A serialiser that fails after one member leaves the line as it was.
+        struct FailsMidway;
+        impl Serialize for FailsMidway {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::{Error, SerializeMap};
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("a", &1)?;
+                Err(S::Error::custom("midway"))
+            }
+        }
+        let mut line = Vec::new();
+        let mut f = Fields::open(&mut line);
+        f.uint("n", 7).flatten(&FailsMidway).flatten(&FailsMidway);
+        f.close();
+        assert_eq!(line, br#"{"n":7}"#);
     }
 
     #[test]
