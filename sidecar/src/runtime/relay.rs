@@ -104,33 +104,29 @@ pub(crate) trait Decrypted {
     fn poll_socket_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
-impl Decrypted for tokio_rustls::server::TlsStream<TcpStream> {
-    fn decrypted(&mut self) -> rustls::Reader<'_> {
-        self.get_mut().1.reader()
-    }
+/// The server and the client stream: the same calls on their two connection types.
+macro_rules! decrypted_tls_stream {
+    ($($stream:ty),+) => {$(
+        impl Decrypted for $stream {
+            fn decrypted(&mut self) -> rustls::Reader<'_> {
+                self.get_mut().1.reader()
+            }
 
-    fn wants_read(&self) -> bool {
-        self.get_ref().1.wants_read()
-    }
+            fn wants_read(&self) -> bool {
+                self.get_ref().1.wants_read()
+            }
 
-    fn poll_socket_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_ref().0.poll_read_ready(cx)
-    }
+            fn poll_socket_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.get_ref().0.poll_read_ready(cx)
+            }
+        }
+    )+};
 }
 
-impl Decrypted for tokio_rustls::client::TlsStream<TcpStream> {
-    fn decrypted(&mut self) -> rustls::Reader<'_> {
-        self.get_mut().1.reader()
-    }
-
-    fn wants_read(&self) -> bool {
-        self.get_ref().1.wants_read()
-    }
-
-    fn poll_socket_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_ref().0.poll_read_ready(cx)
-    }
-}
+decrypted_tls_stream!(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    tokio_rustls::client::TlsStream<TcpStream>
+);
 
 impl<S: AsyncBufRead + Decrypted + Unpin> AsyncRead for ByRecord<S> {
     fn poll_read(
