@@ -113,7 +113,11 @@ async fn absolute_form_and_host_disagreeing_are_host_mismatch_and_never_forwarde
         ("http://[::1]:8080/", "[::1]:8080"),
     ] {
         let (seen, up) = p.send(&get(target, host)).await;
-        assert_eq!(seen.answers.first().map(|a| a.status), Some(200), "{target}");
+        assert_eq!(
+            seen.answers.first().map(|a| a.status),
+            Some(200),
+            "{target}"
+        );
         let reqs = strict_requests(&up.concat()).unwrap();
         assert_eq!(reqs.len(), 1, "{target}");
         assert_eq!(reqs[0].count("host"), 1, "{target}");

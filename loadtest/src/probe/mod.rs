@@ -23,7 +23,12 @@ pub struct Exchange {
 /// Sends `bytes` on a new connection to `target` and reads answers until the connection closes,
 /// `requests` final answers came, an answer refused a request (status ≥ 400), or `wait` passed
 /// without a byte.
-pub async fn exchange(target: SocketAddr, bytes: &[u8], requests: usize, wait: Duration) -> Exchange {
+pub async fn exchange(
+    target: SocketAddr,
+    bytes: &[u8],
+    requests: usize,
+    wait: Duration,
+) -> Exchange {
     let mut out = Exchange::default();
     let Ok(Ok(mut s)) = tokio::time::timeout(wait, TcpStream::connect(target)).await else {
         out.timed_out = true;

@@ -48,7 +48,8 @@ fn tchar(b: u8) -> bool {
 
 /// A field value's bytes: VCHAR, obs-text, SP and HTAB, not starting or ending with a blank.
 fn field_value_ok(v: &[u8]) -> bool {
-    v.iter().all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
+    v.iter()
+        .all(|&b| b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80)
         && !v.first().is_some_and(|&b| b == b' ' || b == b'\t')
         && !v.last().is_some_and(|&b| b == b' ' || b == b'\t')
 }
@@ -81,7 +82,9 @@ fn fields(buf: &[u8], pos: &mut usize) -> Result<Vec<(String, Vec<u8>)>, Strict>
             return Ok(out);
         }
         if l[0] == b' ' || l[0] == b'\t' {
-            return Err(Strict::Ambiguous("obs-fold (a line starting with a blank)".into()));
+            return Err(Strict::Ambiguous(
+                "obs-fold (a line starting with a blank)".into(),
+            ));
         }
         let Some(colon) = l.iter().position(|&b| b == b':') else {
             return Err(Strict::Ambiguous(format!(
@@ -140,7 +143,9 @@ fn strict_request(buf: &[u8], pos: &mut usize) -> Result<Forwarded, Strict> {
         return Err(Strict::Ambiguous("method not a token".into()));
     }
     if target.is_empty() || target.iter().any(|&b| b <= 0x20 || b == 0x7f) {
-        return Err(Strict::Ambiguous("request target empty or with a control byte".into()));
+        return Err(Strict::Ambiguous(
+            "request target empty or with a control byte".into(),
+        ));
     }
     if *version != b"HTTP/1.1" && *version != b"HTTP/1.0" {
         return Err(Strict::Ambiguous(format!(
@@ -166,7 +171,9 @@ fn strict_request(buf: &[u8], pos: &mut usize) -> Result<Forwarded, Strict> {
     }
     if let Some(te) = tes.first() {
         if !cls.is_empty() {
-            return Err(Strict::Ambiguous("Transfer-Encoding and Content-Length".into()));
+            return Err(Strict::Ambiguous(
+                "Transfer-Encoding and Content-Length".into(),
+            ));
         }
         if req.version == "HTTP/1.0" {
             return Err(Strict::Ambiguous("Transfer-Encoding in HTTP/1.0".into()));
@@ -212,9 +219,9 @@ fn chunked_body(buf: &[u8], pos: &mut usize) -> Result<Body, Strict> {
         let ext = &l[digits..];
         let ext_ok = ext.is_empty()
             || (ext[0] == b';'
-                && ext[1..]
-                    .split(|&b| b == b';')
-                    .all(|e| !e.is_empty() && e.iter().all(|&b| tchar(b) || b == b'=' || b == b'"')));
+                && ext[1..].split(|&b| b == b';').all(|e| {
+                    !e.is_empty() && e.iter().all(|&b| tchar(b) || b == b'=' || b == b'"')
+                }));
         if digits == 0 || digits > 16 || !ext_ok {
             return Err(Strict::Ambiguous(format!(
                 "chunk line {:?}",
@@ -226,7 +233,10 @@ fn chunked_body(buf: &[u8], pos: &mut usize) -> Result<Body, Strict> {
         if size == 0 {
             let trailers = fields(buf, pos)?;
             for (name, _) in &trailers {
-                if matches!(name.as_str(), "content-length" | "transfer-encoding" | "host") {
+                if matches!(
+                    name.as_str(),
+                    "content-length" | "transfer-encoding" | "host"
+                ) {
                     return Err(Strict::Ambiguous(format!("{name} in the trailers")));
                 }
             }
@@ -259,7 +269,11 @@ pub fn lenient_end(buf: &[u8]) -> Option<usize> {
         match name.trim() {
             "transfer-encoding" if value.contains("chunked") => chunked = true,
             "content-length" if length.is_none() => {
-                let digits: String = value.trim().chars().take_while(char::is_ascii_digit).collect();
+                let digits: String = value
+                    .trim()
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
                 length = digits.parse::<usize>().ok();
             }
             _ => {}
@@ -413,10 +427,16 @@ mod tests {
 
     #[test]
     fn lenient_ends() {
-        assert_eq!(lenient_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest"), Some(27));
+        assert_eq!(
+            lenient_end(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest"),
+            Some(27)
+        );
         let bare_lf = b"POST / HTTP/1.1\nTransfer-Encoding: xchunked\n\n5\nhello\n0\n\n";
         assert_eq!(lenient_end(bare_lf), Some(bare_lf.len()));
-        assert_eq!(lenient_end(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel"), None);
+        assert_eq!(
+            lenient_end(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel"),
+            None
+        );
     }
 
     #[test]
@@ -426,8 +446,14 @@ mod tests {
         assert_eq!(
             answers,
             [
-                Answer { status: 200, from_upstream: true },
-                Answer { status: 400, from_upstream: false }
+                Answer {
+                    status: 200,
+                    from_upstream: true
+                },
+                Answer {
+                    status: 400,
+                    from_upstream: false
+                }
             ]
         );
         assert_eq!(used, wire.len() - 10);

@@ -622,7 +622,8 @@ fn host_problem(target: &[u8], host: Option<&[u8]>) -> Option<Malformed> {
         RawTargetAuthority::Absolute {
             scheme, authority, ..
         } => {
-            let http = scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https");
+            let http =
+                scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https");
             if !http {
                 Some(Malformed::Target)
             } else if authority.contains(&b'@') {

@@ -120,7 +120,9 @@ fn request_host(req: &RequestHeader) -> Result<HostName, &'static str> {
         Some(s) if s.eq_ignore_ascii_case("https") => 443,
         _ => 80,
     };
-    let header_port = header.and_then(|v| v.to_str().ok()).and_then(authority_port);
+    let header_port = header
+        .and_then(|v| v.to_str().ok())
+        .and_then(authority_port);
     let port = |p: Option<Option<u16>>| p.flatten().unwrap_or(default);
     if *h != *from_uri || port(header_port) != port(Some(uri_port)) {
         return Err("host_mismatch");
@@ -222,7 +224,14 @@ mod tests {
         ] {
             assert!(host(bad).is_none(), "{bad}");
         }
-        for good in ["a.test:", "a.test:65535", "a.test:0080", "[::1]", "[::1]:", "[2001:db8::1]:8443"] {
+        for good in [
+            "a.test:",
+            "a.test:65535",
+            "a.test:0080",
+            "[::1]",
+            "[::1]:",
+            "[2001:db8::1]:8443",
+        ] {
             assert!(host(good).is_some(), "{good}");
         }
     }
@@ -242,7 +251,11 @@ mod tests {
             ("https://a.test/", "a.test:80"),
             ("http://a.test:81/", "a.test:80"),
         ] {
-            assert_eq!(request_host(&req(uri, host)).err(), Some("host_mismatch"), "{uri} {host}");
+            assert_eq!(
+                request_host(&req(uri, host)).err(),
+                Some("host_mismatch"),
+                "{uri} {host}"
+            );
         }
         for (uri, host) in [
             ("http://a.test:8443/", "A.test.:8443"),
