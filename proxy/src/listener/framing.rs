@@ -582,10 +582,8 @@ fn body_kind(
             }
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade = true;
-        } else if h.name.eq_ignore_ascii_case("host") {
-            if host.replace(h.value).is_some() {
-                return Err(Malformed::MultipleHost);
-            }
+        } else if h.name.eq_ignore_ascii_case("host") && host.replace(h.value).is_some() {
+            return Err(Malformed::MultipleHost);
         }
     }
     if let Some(target) = target {
