@@ -4,15 +4,13 @@
 //! until the proxy closes (or [`IDLE`] again), and closes.
 
 use super::wire::lenient_end;
+pub use super::wire::MARK;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-
-/// The header the recorder's answers carry, so the client tells them from a proxy's own.
-pub const MARK: &str = "x-probe-upstream";
 
 /// How long a connection may stay silent before the recorder answers or closes it.
 pub const IDLE: Duration = Duration::from_millis(700);

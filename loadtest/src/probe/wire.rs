@@ -2,6 +2,10 @@
 //! lenient one for the recording upstream to know when to answer, and the client's response
 //! reader.
 
+/// The header the recording upstream's answers carry, so the client tells them from a proxy's
+/// own.
+pub const MARK: &str = "x-probe-upstream";
+
 /// One request as forwarded, read strictly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
@@ -360,7 +364,7 @@ pub fn responses(buf: &[u8], eof: bool) -> (Vec<Answer>, usize) {
                 .find(|h| h.name.eq_ignore_ascii_case(name))
                 .map(|h| String::from_utf8_lossy(h.value).trim().to_ascii_lowercase())
         };
-        let from_upstream = header(super::recorder::MARK).is_some();
+        let from_upstream = header(MARK).is_some();
         let body_start = pos + head;
         let end = if (100..200).contains(&status) || status == 204 || status == 304 {
             Some(body_start)
