@@ -1751,7 +1751,12 @@ fn response_splitting_behind_unicode_line_breaks() {
     // in a query or cookie 12001 reads any header after a line break).
     assert_placed(
         false,
-        &[Place::Form, Place::Json, Place::JsonNested, Place::Multipart],
+        &[
+            Place::Form,
+            Place::Json,
+            Place::JsonNested,
+            Place::Multipart,
+        ],
         &["x\r\nContent-Type: application/json; charset=UTF-8"],
     );
 }
