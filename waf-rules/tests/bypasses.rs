@@ -8,9 +8,9 @@
 mod common;
 
 use common::{
-    assert_header, assert_placed, assert_queries, every_place_but, form_blocked, header_blocked,
-    inspect_with, json_blocked, multipart_blocked, percent_encode, query_blocked, verdict, Place,
-    EVERY_PLACE,
+    assert_class, assert_header, assert_placed, assert_queries, every_place_but, form_blocked,
+    header_blocked, inspect_with, json_blocked, multipart_blocked, percent_encode, query_blocked,
+    verdict, Place, EVERY_PLACE,
 };
 use rampart_waf::{Exclusion, Policy};
 
@@ -1773,8 +1773,6 @@ fn ssrf_through_wildcard_dns_names() {
         "http://169-254-169-254.sslip.io/latest/",
         "gopher://172.16.0.3.xip.io:6379/_INFO",
     ];
-    // A URL is a whole value (the SSRF rules read it from its start).
-    assert_placed(true, &every_place_but(Place::AfterFiller), &attacks);
     let benign = [
         "https://203.0.113.7.nip.io/demo",
         "https://nip.io/",
@@ -1782,7 +1780,8 @@ fn ssrf_through_wildcard_dns_names() {
         "https://v10.0.3.releases.example.com/notes",
         "Use 127.0.0.1.nip.io for local testing",
     ];
-    assert_placed(false, EVERY_PLACE, &benign);
+    // A URL is a whole value (the SSRF rules read it from its start).
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
 }
 
 /// Session 12: XPath break-outs through an axis step in a union
@@ -1797,13 +1796,12 @@ fn xpath_axes_and_url_functions() {
         "x' and unparsed-text('file:///etc/passwd') or 'a'='b",
         "' or collection('http://evil.example/') or '",
     ];
-    assert_placed(true, EVERY_PLACE, &attacks);
     let benign = [
         "child::node() in XPath selects children",
         "Is doc-available('x') supported? or not",
         "see ancestor::div in the docs",
     ];
-    assert_placed(false, EVERY_PLACE, &benign);
+    assert_class(EVERY_PLACE, &attacks, &benign);
 }
 
 /// Session 12: template probes of engines the first round covered thinly —
