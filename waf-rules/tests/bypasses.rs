@@ -1838,3 +1838,51 @@ fn template_statements_of_more_engines_and_prototype_in_json_text() {
     ];
     assert_placed(false, &every_place_but(Place::Cookie), &benign);
 }
+
+/// Session 12, the misses left by session 11: a MongoDB `$where` body sent
+/// without `$where` (the whole value a JavaScript comparison of a property of
+/// `this`), Razor's implicit expressions into the `System` namespaces that run
+/// or read (`@System.Diagnostics.Process.Start("cmd.exe")`). Before: passed
+/// (rules 10003, 9002). A value that is an expression is a whole value.
+#[test]
+fn where_bodies_and_razor_expressions_without_delimiters() {
+    let attacks = [
+        "this.password.length > 0",
+        "this.isAdmin == true",
+        "this['role'] === 'admin'",
+        "(this.age >= 18)",
+        "this.a == 1 || 1 == 1",
+        "@System.Diagnostics.Process.Start(\"cmd.exe\")",
+        "@(System.IO.File.ReadAllText(\"/etc/passwd\"))",
+        "@System.Environment.GetEnvironmentVariable(\"PATH\")",
+    ];
+    let benign = [
+        "this.value > 0 means positive",
+        "Is this.password > 8 chars?",
+        "this.name",
+        "write to ops@system.io",
+        "mail admin@system.io.uk (or call)",
+        "@System.Text.Json is fast",
+    ];
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
+}
+
+/// Session 12, platform traffic: a search for a Windows folder followed by
+/// words is not a path into it (rule 4007 fired on `C:\Program Files (x86)
+/// missing`); a path that goes into the folder still is.
+#[test]
+fn windows_system_folder_named_in_a_search() {
+    let attacks = [
+        "C:\\Windows\\win.ini",
+        "c:/program files/app/config.ini",
+        "C:\\Program Files (x86)\\app\\web.config",
+        "c:\\inetpub\\wwwroot\\web.config",
+        "C:\\Windows",
+    ];
+    let benign = [
+        "C:\\Program Files (x86) missing",
+        "C:\\Windows 11 upgrade help",
+        "c:\\xampp control panel wont start",
+    ];
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
+}
