@@ -1925,3 +1925,38 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
     ];
     assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
 }
+
+/// Session 12: serialized streams written only with letters and digits — a
+/// Java stream in hex (`aced0005` then a type code), a Java stream or a
+/// Python pickle in base64 without `+`, `/` or padding. Such a value decodes
+/// to no text, and the engine's path for plain values skipped every rule
+/// whose gate literal (`rO0AB`, `aced0005`, `gASV`) was itself letters and
+/// digits (found by the session 12 round; fixed in engine/inspect.rs). The
+/// same streams with a `+` or `=` were always read. Rules 7002, 3037.
+#[test]
+fn serialized_streams_of_letters_and_digits_only() {
+    let attacks = [
+        "aced0005737200176a6176612e7574696c2e5072696f72697479517565756594da30b4fb3f82b1",
+        "ACED00057372001A6A6176612E7574696C2E48617368536574BA44859596B8B734",
+        "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg",
+        "gASVHQAAAAAAAACMBXBvc2l4lIwGc3lzdGVtlJOUjAJpZJSFlFKULg",
+    ];
+    let benign = [
+        "aced00051f2c9e8d7b6a5c4d3e2f10a9b8c7d6e5",
+        "rO0ABcdefghij",
+        "gASVHQAAAAB",
+        "3f9a1c2b7d8e4f60a1b2c3d4e5f60718",
+    ];
+    assert_class(
+        &[
+            Place::Query,
+            Place::Form,
+            Place::Json,
+            Place::JsonNested,
+            Place::Multipart,
+            Place::Cookie,
+        ],
+        &attacks,
+        &benign,
+    );
+}
