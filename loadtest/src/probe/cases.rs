@@ -28,6 +28,9 @@ pub struct Case {
     /// body has sent the head before it could see it (the upstream then gets an incomplete
     /// request and a closed connection).
     pub late: bool,
+    /// The client sends less body than it declares: a proxy that streams bodies forwards what
+    /// came, and the upstream waits for the rest.
+    pub partial: bool,
 }
 
 use Expect::{Accept, Either, Refuse};
@@ -51,6 +54,7 @@ impl Builder {
             requests: 1,
             body: None,
             late: false,
+            partial: false,
         });
         self.out.last_mut().unwrap_or_else(|| unreachable!())
     }
@@ -350,7 +354,7 @@ fn content_length(b: &mut Builder) {
     let get = b.raw("GET", "Content-Length: 5\r\n", b"hello");
     b.add("GET with a body", get, Either).body = Some(b"hello".to_vec());
     let big = b.raw("POST", "Content-Length: 4294967301\r\n", b"hello");
-    b.add("u32 wrap to 5 (4 GiB declared)", big, Refuse);
+    b.add("u32 wrap to 5 (4 GiB declared)", big, Either).partial = true;
 }
 
 fn chunked_body(b: &mut Builder) {
@@ -471,12 +475,6 @@ fn chunked_body(b: &mut Builder) {
             None,
         ),
         (
-            "16 hex digits (u64 max)",
-            b"ffffffffffffffff\r\nhello\r\n0\r\n\r\n",
-            Refuse,
-            None,
-        ),
-        (
             "17 hex digits",
             b"fffffffffffffffff\r\nhello\r\n0\r\n\r\n",
             Refuse,
@@ -531,6 +529,10 @@ fn chunked_body(b: &mut Builder) {
     let mut body = b"5\r\nhello\r\n0\r\n".to_vec();
     body.extend_from_slice(format!("GET {} HTTP/1.1\r\nHost: {HOST}\r\n\r\n", b.path).as_bytes());
     b.chunks("missing final CRLF, a request behind", &body, Either, None);
+    // 2^64 - 1 bytes declared, 5 sent: a proxy that streams bodies forwards what came.
+    let huge = b"ffffffffffffffff\r\nhello\r\n0\r\n\r\n";
+    b.chunks("16 hex digits (u64 max)", huge, Either, None)
+        .partial = true;
     // Faults after a complete first chunk.
     for (name, body, expect) in [
         (

@@ -73,8 +73,9 @@ pub enum Verdict {
     /// of how many the client sent (fewer when the proxy closed the connection after the
     /// first: a client that pipelines retries what is left unanswered, RFC 9112 §9.3.2).
     Forwarded(usize, usize),
-    /// A head and part of a body reached the upstream, then the connection to it was cut (the
-    /// upstream never saw a complete request); the client got this answer.
+    /// A head and part of a body reached the upstream, which never saw a complete request: the
+    /// proxy cut the connection to it on a fault past the first chunk (a streamed body), or the
+    /// client sent less than it declared; the client got this answer.
     Truncated(Option<u16>),
     /// Nothing came back within the wait and nothing was forwarded.
     NoAnswer,
@@ -96,8 +97,8 @@ impl Verdict {
             Verdict::Forwarded(1, 1) => "fwd".into(),
             Verdict::Forwarded(n, m) if n == m => format!("fwd×{n}"),
             Verdict::Forwarded(n, m) => format!("fwd {n}/{m}, closed"),
-            Verdict::Truncated(Some(s)) => format!("cut→{s}"),
-            Verdict::Truncated(None) => "cut".into(),
+            Verdict::Truncated(Some(s)) => format!("part→{s}"),
+            Verdict::Truncated(None) => "part".into(),
             Verdict::NoAnswer => "no answer".into(),
             Verdict::Closed => "closed".into(),
             Verdict::Defect(why) => format!("**DEFECT**: {why}"),
@@ -201,8 +202,10 @@ pub fn judge(case: &Case, seen: &Exchange, forwarded: &[Vec<u8>], base: &Baselin
             }
             Err(Strict::Incomplete(what)) => {
                 // The upstream got a partial request; acceptable only if the proxy then cut the
-                // connection and refused (the upstream can never complete it).
-                if matches!(first, Some(s) if s < 400) {
+                // connection and refused (the upstream can never complete it), or the client
+                // itself sent less than it declared (a streaming proxy forwards what came; the
+                // recorder answers when it stays silent).
+                if matches!(first, Some(s) if s < 400) && !case.partial {
                     return Verdict::Defect(format!(
                         "incomplete request forwarded ({what}) and answered {first:?}"
                     ));
@@ -212,8 +215,8 @@ pub fn judge(case: &Case, seen: &Exchange, forwarded: &[Vec<u8>], base: &Baselin
             Err(Strict::Ambiguous(why)) => return Verdict::Defect(why),
         }
     }
-    for req in &requests {
-        if let Some(why) = request_problem(case, req, base) {
+    for (i, req) in requests.iter().enumerate() {
+        if let Some(why) = request_problem(case, req, base, i == 0) {
             return Verdict::Defect(why);
         }
     }
@@ -230,7 +233,7 @@ pub fn judge(case: &Case, seen: &Exchange, forwarded: &[Vec<u8>], base: &Baselin
         return Verdict::Defect("a request forwarded after a refused one".into());
     }
     if truncated {
-        return match case.late {
+        return match case.late || case.partial {
             true => Verdict::Truncated(first),
             false => Verdict::Defect(
                 "head forwarded before a framing fault the head's first chunk shows".into(),
@@ -271,7 +274,7 @@ pub fn judge(case: &Case, seen: &Exchange, forwarded: &[Vec<u8>], base: &Baselin
 }
 
 /// What is wrong with one strictly parsed forwarded request, for this case.
-fn request_problem(case: &Case, req: &Forwarded, base: &Baseline) -> Option<String> {
+fn request_problem(case: &Case, req: &Forwarded, base: &Baseline, first: bool) -> Option<String> {
     let hosts = req.count("host");
     if hosts != 1 {
         return Some(format!("{hosts} Host fields forwarded"));
@@ -304,37 +307,49 @@ fn request_problem(case: &Case, req: &Forwarded, base: &Baseline) -> Option<Stri
         }
     }
     // The target as sent, or the path of an absolute-form target sent with Host = authority.
-    // A fragment is not part of the target (RFC 9112 §3.2): dropping it is no change.
-    let sent = sent_target(&case.bytes)
-        .map(|t| t.split(|&b| b == b'#').next().unwrap_or(t))
-        .map(String::from_utf8_lossy);
-    if let Some(sent) = sent {
-        if sent != req.target {
-            let authority = sent
-                .split_once("://")
-                .map(|(_, rest)| rest.split('/').next().unwrap_or(""));
-            let path = sent
-                .split_once("://")
-                .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]));
-            let host = req.one("host").map(String::from_utf8_lossy);
-            let origin_form = path == Some(req.target.as_str()) && host.as_deref() == authority;
-            if !origin_form {
-                return Some(format!(
-                    "target forwarded as {:?} (sent {sent:?})",
-                    req.target
-                ));
-            }
-        } else if let Some((_, rest)) = sent.split_once("://") {
-            let authority = rest.split(['/', '?']).next().unwrap_or("");
-            let host = req.one("host").map(String::from_utf8_lossy);
-            if host.as_deref() != Some(authority) {
-                return Some(format!(
-                    "absolute-form authority {authority:?} with Host {host:?}"
-                ));
-            }
+    // The target as sent (a fragment, not part of a target, RFC 9112 §3.2, may be dropped), or
+    // the path of an absolute-form target sent on with Host naming the authority's host.
+    if !first {
+        return None;
+    }
+    let sent = sent_target(&case.bytes).map(String::from_utf8_lossy)?;
+    let unfragmented = sent.split('#').next().unwrap_or_default();
+    let host = req.one("host").map(String::from_utf8_lossy);
+    let authority = sent
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    if req.target != sent && req.target != unfragmented {
+        let path = sent
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find(['/', '?']).map(|i| &rest[i..]));
+        let path = path.map(|p| p.split('#').next().unwrap_or_default());
+        let same_host = match (&host, authority) {
+            (Some(h), Some(a)) => host_part(h) == host_part(a),
+            _ => false,
+        };
+        if !(path == Some(req.target.as_str()) && same_host) {
+            return Some(format!(
+                "target forwarded as {:?} (sent {sent:?})",
+                req.target
+            ));
+        }
+    } else if let Some(authority) = authority {
+        if host.as_deref() != Some(authority) {
+            return Some(format!(
+                "absolute-form authority {authority:?} with Host {host:?}"
+            ));
         }
     }
     None
+}
+
+/// The host of an authority, lowercased, without port or trailing dot.
+fn host_part(authority: &str) -> String {
+    let host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// The outcomes of every case against each target, as Markdown: a summary table, then one table
@@ -360,7 +375,7 @@ pub fn markdown(cases: &[Case], runs: &[(String, Vec<Outcome>)]) -> String {
         ("forwarded, unambiguous", |v| {
             matches!(v, Verdict::Forwarded(..))
         }),
-        ("head forwarded, then cut (late fault)", |v| {
+        ("head and part of the body forwarded", |v| {
             matches!(v, Verdict::Truncated(_))
         }),
         ("no answer within the wait", |v| {
