@@ -1929,10 +1929,11 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
 /// Session 12: serialized streams written only with letters and digits — a
 /// Java stream in hex (`aced0005` then a type code), a Java stream or a
 /// Python pickle in base64 without `+`, `/` or padding. Such a value decodes
-/// to no text, and the engine's path for plain values skipped every rule
-/// whose gate literal (`rO0AB`, `aced0005`, `gASV`) was itself letters and
-/// digits (found by the session 12 round; fixed in engine/inspect.rs). The
-/// same streams with a `+` or `=` were always read. Rules 7002, 3037.
+/// to no text, and extraction counted such a word as a plain token, so no
+/// rule read it (found by the session 12 round; fixed in
+/// `extract::plain_token`: a word of 16 bytes or more that is all hex digits
+/// or mixes cases is read). The same streams with a `+` or `=` were always
+/// read. Rules 7002, 3037.
 #[test]
 fn serialized_streams_of_letters_and_digits_only() {
     let attacks = [
@@ -1959,4 +1960,28 @@ fn serialized_streams_of_letters_and_digits_only() {
         &attacks,
         &benign,
     );
+}
+
+/// Session 12: a negated comparison word after a logic word
+/// (`1 AND 2 NOT BETWEEN 0 AND 1`, `1 AND 1 NOT IN (2)`, sqlmap's `between`
+/// tamper and its negations): the operand and its negated comparison end as
+/// the plain comparison does (`1 AND 2 BETWEEN 0 AND 3` was blocked, the NOT
+/// form passed; rule 1001).
+#[test]
+fn negated_comparison_words_after_a_logic_word() {
+    let attacks = [
+        "1 AND 2 NOT BETWEEN 0 AND 1",
+        "1 AND 1 NOT IN (2)",
+        "1' AND 1 NOT LIKE 2-- -",
+        "x' OR 5 NOT BETWEEN 1 AND 4-- -",
+        "1) AND 7 NOT IN (8,9) AND (1=1",
+    ];
+    let benign = [
+        "Monday and Tuesday not in stock",
+        "size 8 and not in the sale",
+        "Rock and roll not like jazz",
+        "between 2 and 3 not included",
+    ];
+    // A number context is the value's start (not after 20 KiB of text).
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
 }
