@@ -580,7 +580,7 @@ mod tests {
         for _ in 0..50_000 {
             let r = xorshift(&mut x);
             let mut v: Vec<u8> = Vec::new();
-            if r % 3 == 0 {
+            if r.is_multiple_of(3) {
                 v.extend_from_slice(words[(r >> 8) as usize % words.len()]);
             }
             for _ in 0..(r >> 16) % 8 {
