@@ -260,6 +260,9 @@ async fn targets_names_and_connection_options_are_refused_under_their_reason() {
 
 // ---- HTTP/2 downgrade: raw frames over TLS (ALPN h2), the upstream is HTTP/1.1 --------------
 
+/// Header fields to send, names and values as bytes.
+type Fields = Vec<(&'static str, Vec<u8>)>;
+
 /// One HTTP/2 frame.
 fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
@@ -386,7 +389,7 @@ async fn http2_requests_are_refused_or_downgraded_unambiguously() {
             f.extend(extra.iter().map(|(n, v)| (*n, v.to_vec())));
             f
         };
-        let malformed: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+        let malformed: Vec<(&str, Fields)> = vec![
             (
                 "transfer-encoding",
                 with(&[("transfer-encoding", b"chunked")]),
@@ -453,7 +456,7 @@ async fn http2_requests_are_refused_or_downgraded_unambiguously() {
                 ));
             }
         }
-        let valid: Vec<(&str, Vec<(&str, Vec<u8>)>)> = vec![
+        let valid: Vec<(&str, Fields)> = vec![
             ("content-length", with(&[("content-length", b"5")])),
             ("no content-length", with(&[])),
             ("te: trailers", with(&[("te", b"trailers")])),
