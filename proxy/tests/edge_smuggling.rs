@@ -363,6 +363,17 @@ async fn h2_exchange(
     tokio::time::timeout(WAIT, read).await.unwrap_or(None)
 }
 
+impl Probe {
+    /// `fields` and the DATA `hello` on a new HTTP/2 connection to `port`: the status (`None`:
+    /// a reset) and every byte the upstream got.
+    async fn h2(&self, port: u16, ca_pem: &str, fields: &Fields) -> (Option<u16>, Vec<u8>) {
+        let fields: Vec<(&str, &[u8])> = fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        let mark = self.rec.mark();
+        let status = h2_exchange(port, ca_pem, &fields, b"hello").await;
+        (status, self.rec.since(mark, WAIT).await.concat())
+    }
+}
+
 /// HTTP/2 requests downgraded to HTTP/1.1 upstream: what RFC 9113 §8.1–8.3 calls malformed
 /// (connection-specific fields, `transfer-encoding`, `content-length` disagreeing with the DATA,
 /// `:authority` disagreeing with `host`, CR, LF or NUL in a value, upper-case names, a `:path`
@@ -435,15 +446,10 @@ async fn http2_requests_are_refused_or_downgraded_unambiguously() {
             }),
         ];
         for (name, fields) in &malformed {
-            let fields: Vec<(&str, &[u8])> =
-                fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
-            let mark = p.rec.mark();
-            let status = h2_exchange(port, &pki.ca_pem, &fields, b"hello").await;
-            let up = p.rec.since(mark, WAIT).await;
+            let (status, forwarded) = p.h2(port, &pki.ca_pem, fields).await;
             // Streamed (WAF off), a DATA frame that breaks the declared length arrives after
             // the head left: the upstream then has an incomplete request and a closed
             // connection, as with HTTP/1's faults past the first chunk.
-            let forwarded = up.concat();
             let partial = path.starts_with("/s/")
                 && matches!(strict_requests(&forwarded), Err(Strict::Incomplete(_)));
             if partial {
@@ -462,13 +468,9 @@ async fn http2_requests_are_refused_or_downgraded_unambiguously() {
             ("te: trailers", with(&[("te", b"trailers")])),
         ];
         for (name, fields) in &valid {
-            let fields: Vec<(&str, &[u8])> =
-                fields.iter().map(|(n, v)| (*n, v.as_slice())).collect();
-            let mark = p.rec.mark();
-            let status = h2_exchange(port, &pki.ca_pem, &fields, b"hello").await;
-            let up = p.rec.since(mark, WAIT).await;
+            let (status, forwarded) = p.h2(port, &pki.ca_pem, fields).await;
             assert_eq!(status, Some(200), "{path} {name}");
-            let reqs = strict_requests(&up.concat()).unwrap();
+            let reqs = strict_requests(&forwarded).unwrap();
             assert_eq!(reqs.len(), 1, "{path} {name}");
             assert_eq!(reqs[0].body, b"hello", "{path} {name}");
             assert_eq!(
