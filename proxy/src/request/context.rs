@@ -4,9 +4,9 @@ use super::body::BodyReplay;
 use crate::access_log::WafLog;
 use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
+use bytes::Bytes;
 use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
-use bytes::Bytes;
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
@@ -181,16 +181,30 @@ fn new_request_id() -> http::HeaderValue {
     })
 }
 
-/// [`IDS_PER_BLOCK`] request ids back to back.
+/// [`IDS_PER_BLOCK`] request ids back to back, each byte of an id's random bits written as
+/// its two hex digits, most significant first.
 fn id_block() -> Bytes {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = Vec::with_capacity(ID_LEN * IDS_PER_BLOCK);
     for _ in 0..IDS_PER_BLOCK {
         let v: u128 = rand::random();
-        out.extend((0..ID_LEN).map(|i| HEX[(v >> ((ID_LEN - 1 - i) * 4)) as usize & 0xf]));
+        for byte in v.to_be_bytes() {
+            out.extend_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        }
     }
     Bytes::from(out)
 }
+
+/// Each byte value's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
 
 /// A Pingora socket address as an inet address (`None` for unix sockets).
 pub fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
@@ -200,6 +214,14 @@ pub fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The digit pairs are `{:02x}`'s.
+    #[test]
+    fn hex_pairs_are_the_bytes_in_hex() {
+        for (byte, pair) in HEX_PAIRS.iter().enumerate() {
+            assert_eq!(pair, format!("{byte:02x}").as_bytes());
+        }
+    }
 
     /// Ids cut from blocks are 32 lowercase hex digits each, and none repeats, across blocks.
     #[test]
