@@ -67,6 +67,18 @@ macro_rules! ready_phase {
     };
 }
 
+/// Pingora's default for phases that take only the session and the context, as ready
+/// futures ([`ready_phase`]): the defaults' `async_trait` futures are allocated per request.
+macro_rules! default_phases {
+    ($($name:ident -> $out:ty = $value:expr;)+) => {$(
+        ready_phase! {
+            fn $name<'life1, 'life2>(self, _session: &'life1 mut Session, _ctx: &'life2 mut Ctx) -> $out {
+                $value
+            }
+        }
+    )+};
+}
+
 /// The future of a phase already done: zero-sized when it succeeded (its box allocates
 /// nothing), a boxed ready error otherwise.
 fn done<'t>(result: Result<()>) -> Phase<'t, Result<()>> {
@@ -404,27 +416,11 @@ impl ProxyHttp for Edge {
     /// filter futures; the edge does not compress.
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
-    ready_phase! {
-        fn early_request_filter<'life1, 'life2>(
-            self,
-            _session: &'life1 mut Session,
-            _ctx: &'life2 mut Ctx,
-        ) -> Result<()> {
-            // Pingora's default, without its per-request future: nothing to do.
-            done(Ok(()))
-        }
-    }
-
-    ready_phase! {
-        fn proxy_upstream_filter<'life1, 'life2>(
-            self,
-            _session: &'life1 mut Session,
-            _ctx: &'life2 mut Ctx,
-        ) -> Result<bool> {
-            // Pingora's default (every request that passed `request_filter` goes upstream),
-            // without its per-request future.
-            Box::pin(GoUpstream)
-        }
+    default_phases! {
+        // Nothing to do.
+        early_request_filter -> Result<()> = done(Ok(()));
+        // Every request that passed `request_filter` goes upstream.
+        proxy_upstream_filter -> Result<bool> = Box::pin(GoUpstream);
     }
 
     ready_phase! {
