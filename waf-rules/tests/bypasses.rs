@@ -1891,3 +1891,61 @@ fn whole_value_classes_of_session_12() {
         assert_class(&every_place_but(Place::AfterFiller), attacks, benign);
     }
 }
+
+/// Session 12, second batch: a system binary path written with a glob after
+/// a separator (`;/bin/s?? -c id`), a command writing into a web root
+/// (`;echo x > /var/www/html/x.php`), a PHP object serialized in base64, a
+/// loopback URL with the trailing dot of an absolute DNS name
+/// (`http://localhost./`), Jinja's `{% with %}`, Freemarker's special
+/// variables (`${.data_model}`), Python introspection inside `${…}` (Mako's
+/// `${"a".join(dir())}`). Before: each passed (rules 3003, 6015, 8002, 9002).
+#[test]
+fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() {
+    let attacks = [
+        ";/bin/s?? -c id",
+        "|/usr/bin/c?t /etc/passwd",
+        ";echo test > /var/www/html/x.txt",
+        "&& printf '<?php system($_GET[0]);' >> /var/www/html/s.php",
+        "Tzo4OiJzdGRDbGFzcyI6MTp7czo0OiJmaWxlIjtzOjExOiIvZXRjL3Bhc3N3ZCI7fQ==",
+        "http://localhost./",
+        "http://127.0.0.1.:8080/admin",
+        "{% with a = request['application'] %}{{ a }}{% endwith %}",
+        "${.data_model}",
+        "<#list .vars?keys as k>${k}</#list>",
+        "${\"a\".join(dir())}",
+        "${getattr(self, 'module')}",
+    ];
+    let benign = [
+        "Files live in /usr/bin/* on most systems",
+        "echo the answer > the question",
+        "dGhpcyBpcyBqdXN0IHRleHQgb2Ygbm8gaW1wb3J0YW5jZQ==",
+        "http://localhost.example.com/",
+        "Price: ${.99} off",
+        "Use ${dir} and ${vars} in the config",
+    ];
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
+}
+
+/// Session 12: a negated comparison word after a logic word
+/// (`1 AND 2 NOT BETWEEN 0 AND 1`, `1 AND 1 NOT IN (2)`, sqlmap's `between`
+/// tamper and its negations): the operand and its negated comparison end as
+/// the plain comparison does (`1 AND 2 BETWEEN 0 AND 3` was blocked, the NOT
+/// form passed; rule 1001).
+#[test]
+fn negated_comparison_words_after_a_logic_word() {
+    let attacks = [
+        "1 AND 2 NOT BETWEEN 0 AND 1",
+        "1 AND 1 NOT IN (2)",
+        "1' AND 1 NOT LIKE 2-- -",
+        "x' OR 5 NOT BETWEEN 1 AND 4-- -",
+        "1) AND 7 NOT IN (8,9) AND (1=1",
+    ];
+    let benign = [
+        "Monday and Tuesday not in stock",
+        "size 8 and not in the sale",
+        "Rock and roll not like jazz",
+        "between 2 and 3 not included",
+    ];
+    // A number context is the value's start (not after 20 KiB of text).
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
+}
