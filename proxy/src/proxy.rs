@@ -382,7 +382,6 @@ impl Edge {
                 stream.responded(resp.status.as_u16());
             }
         }
-        let id = ctx.request_id_header().clone();
         let rt;
         let (policy, cookies) = match &ctx.route {
             Some(route) => (&route.headers, Some(&route.cookies)),
@@ -392,11 +391,10 @@ impl Edge {
             }
         };
         header_edit::response(resp, |h| {
-            policy.apply_with(h, ctx.https, 1);
+            policy.apply_to(h, ctx.https, Some(ctx.request_id_header()));
             if let Some(cookies) = cookies {
                 cookies.apply(h);
             }
-            header_edit::set(h, &X_REQUEST_ID, id);
         });
         Ok(())
     }

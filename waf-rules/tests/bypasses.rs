@@ -1810,6 +1810,7 @@ fn template_statements_of_more_engines_and_prototype_in_json_text() {
         "#foreach item in the list",
         "<%= @product.title %>",
         "<%= link_to 'Files', files_path %>",
+        "<%= file.name %> (<%= dir.size %> files)",
         r#"{"constructor": {"name": "Acme"}, "prototype": "ready"}"#,
         "Print the file with raw blocks {% endraw %}",
     ];
