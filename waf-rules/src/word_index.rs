@@ -11,13 +11,21 @@ impl<const L: usize> WordIndex<L> {
     /// The index of `table`: at most 64 entries, each shorter than `L` and
     /// starting with a lower-case ASCII letter (checked at compile time).
     pub(crate) const fn new<T: Copy>(table: &[(&[u8], T)]) -> Self {
+        Self::of_entries(table, u64::MAX)
+    }
+
+    /// The index of the entries of `table` whose bit is set in `keep`
+    /// (bit `k` for entry `k`): `find` answers `None` for the others.
+    pub(crate) const fn of_entries<T: Copy>(table: &[(&[u8], T)], keep: u64) -> Self {
         assert!(table.len() <= 64);
         let mut t = [[0u64; 26]; L];
         let mut k = 0;
         while k < table.len() {
             let w = table[k].0;
             assert!(w.len() < L && !w.is_empty() && w[0].is_ascii_lowercase());
-            t[w.len()][(w[0] - b'a') as usize] |= 1 << k;
+            if keep >> k & 1 == 1 {
+                t[w.len()][(w[0] - b'a') as usize] |= 1 << k;
+            }
             k += 1;
         }
         Self(t)

@@ -5,7 +5,7 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
-use super::sqli_tokens::{keyword_kind, tokenize, Backslash, Kind, Token};
+use super::sqli_tokens::{tokenize, Backslash, KeywordsOf, Kind, Token};
 use super::{mark_bytes, Triggers};
 use std::cell::Cell;
 use std::ops::Range;
@@ -103,6 +103,8 @@ const SHAPING: u32 = Kind::Logic.bit()
     | Kind::Func.bit()
     | Kind::Not.bit();
 const CMP_IN_PARENS: u32 = Kind::Cmp.bit() | Kind::LParen.bit();
+/// The keywords of a `SHAPING` kind (`shaping_word`).
+static SHAPING_WORDS: KeywordsOf = KeywordsOf::kinds(SHAPING);
 
 /// Whether a reading of these kinds may hold a shape `after_breakout` or
 /// `bare` reports (`SHAPING`).
@@ -223,7 +225,7 @@ pub(crate) fn shaping_word(v: &[u8]) -> bool {
         while i < n && letter(v[i]) {
             i += 1;
         }
-        if i - start > 1 && keyword_kind(&v[start..i]).is_some_and(|k| k.bit() & SHAPING != 0) {
+        if i - start > 1 && SHAPING_WORDS.contains(&v[start..i]) {
             return true;
         }
     }
@@ -904,6 +906,7 @@ fn strong_anywhere(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::sqli_tokens::keyword_kind;
     use crate::detect::test_support::assert_each;
 
     #[test]

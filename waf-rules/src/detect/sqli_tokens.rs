@@ -562,6 +562,32 @@ pub(crate) fn keyword_kind(w: &[u8]) -> Option<Kind> {
     KEYWORD_INDEX.find(KEYWORDS, w)
 }
 
+/// The keywords of some kinds, looked up as `keyword_kind` looks up all
+/// of them: a word is compared only with the keywords of those kinds of
+/// its length and first letter (`false`, `true` with none of `Logic`).
+pub(crate) struct KeywordsOf(WordIndex<{ KEYWORD_MAX + 1 }>);
+
+impl KeywordsOf {
+    /// The keywords whose `Kind::bit` is in `kinds`.
+    pub(crate) const fn kinds(kinds: u32) -> KeywordsOf {
+        let mut keep = 0u64;
+        let mut k = 0;
+        while k < KEYWORDS.len() {
+            if KEYWORDS[k].1.bit() & kinds != 0 {
+                keep |= 1 << k;
+            }
+            k += 1;
+        }
+        KeywordsOf(WordIndex::of_entries(KEYWORDS, keep))
+    }
+
+    /// Whether `w` is one of these keywords (ASCII case ignored):
+    /// exactly when `keyword_kind(w)` is of one of the kinds.
+    pub(crate) fn contains(&self, w: &[u8]) -> bool {
+        self.0.find(KEYWORDS, w).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +598,30 @@ mod tests {
             .iter()
             .find(|(k, _)| *k == w)
             .map(|&(_, kind)| kind)
+    }
+
+    /// `KeywordsOf` holds exactly the keywords of its kinds, in any case,
+    /// for masks of one kind, several and none.
+    #[test]
+    fn keywords_of_kinds_are_those_keyword_kind_names() {
+        let masks = [
+            0,
+            Kind::Logic.bit(),
+            Kind::Literal.bit(),
+            Kind::Stmt.bit() | Kind::Clause.bit() | Kind::CmpWord.bit(),
+            u32::MAX,
+        ];
+        for mask in masks {
+            let set = KeywordsOf::kinds(mask);
+            for &(kw, kind) in KEYWORDS {
+                for w in [kw.to_vec(), kw.to_ascii_uppercase()] {
+                    assert_eq!(set.contains(&w), kind.bit() & mask != 0, "{kw:?} {mask:#x}");
+                }
+            }
+            for w in ["", "a", "alice", "ors", "_or"] {
+                assert!(!set.contains(w.as_bytes()), "{w}");
+            }
+        }
     }
 
     /// Every keyword is found through `KEYWORD_INDEX` in any case, and
