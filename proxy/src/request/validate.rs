@@ -94,7 +94,10 @@ fn framing_problem(req: &RequestHeader) -> Option<&'static str> {
     None
 }
 
-/// The request's host, or a reason it is malformed.
+/// The request's host, or a reason it is malformed. A Host header and a URI authority (an
+/// HTTP/2 `:authority`; Pingora keeps an HTTP/1 absolute-form authority off the URI and
+/// refuses any byte of difference itself) must name the same host and port, a missing port
+/// being the scheme's default.
 fn request_host(req: &RequestHeader) -> Result<HostName, &'static str> {
     let mut hosts = req.headers.get_all(http::header::HOST).iter();
     let header = hosts.next();
@@ -105,27 +108,75 @@ fn request_host(req: &RequestHeader) -> Result<HostName, &'static str> {
         Some(v) => Some(header_host(v).ok_or("malformed_host")?),
         None => None,
     };
-    let from_uri = match req.uri.authority() {
-        Some(a) => Some(normalize_host(a.as_str()).ok_or("malformed_host")?),
-        None => None,
+    let Some(authority) = req.uri.authority().map(|a| a.as_str()) else {
+        return from_header.ok_or("missing_host");
     };
-    match (from_header, from_uri) {
-        (Some(h), Some(u)) if *h != *u => Err("host_mismatch"),
-        // Equal: the header's value, shared when it is the host whole.
-        (Some(h), Some(_)) => Ok(h),
-        (None, Some(u)) => Ok(HostName::Owned(u.into_owned())),
-        (Some(h), None) => Ok(h),
-        (None, None) => Err("missing_host"),
+    let from_uri = normalize_host(authority).ok_or("malformed_host")?;
+    let uri_port = authority_port(authority).ok_or("malformed_host")?;
+    let Some(h) = from_header else {
+        return Ok(HostName::Owned(from_uri.into_owned()));
+    };
+    let default = match req.uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("https") => 443,
+        _ => 80,
+    };
+    let header_port = header
+        .and_then(|v| v.to_str().ok())
+        .and_then(authority_port);
+    let port = |p: Option<Option<u16>>| p.flatten().unwrap_or(default);
+    if *h != *from_uri || port(header_port) != port(Some(uri_port)) {
+        return Err("host_mismatch");
     }
+    // Equal: the header's value, shared when it is the host whole.
+    Ok(h)
 }
 
 /// The host of a Host header: the header's value itself (shared) when it is the host whole.
+/// Anything else (a port, brackets, upper case, a trailing dot) must also be a well-formed
+/// authority ([`authority_port`]).
 fn header_host(value: &http::HeaderValue) -> Option<HostName> {
     let text = value.to_str().ok()?;
     Some(match normalize_host(text)? {
         Cow::Borrowed(host) if host.len() == text.len() => HostName::Header(value.clone()),
-        host => HostName::Owned(host.into_owned()),
+        host => {
+            authority_port(text)?;
+            HostName::Owned(host.into_owned())
+        }
     })
+}
+
+/// The port of a Host value or URI authority (`Some(None)`: none, or empty, which RFC 3986
+/// allows and means the scheme's default), or `None` when the authority is malformed around
+/// the host: brackets that do not hold an IPv6 address (`[a.test]`, `[::1]x`), a port that is
+/// not digits or is over 65535. The host's own characters are [`normalize_host`]'s to check.
+fn authority_port(text: &str) -> Option<Option<u16>> {
+    let text = text.trim_matches([' ', '\t']);
+    let port = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (literal, after) = rest.split_once(']')?;
+            literal.parse::<std::net::Ipv6Addr>().ok()?;
+            match after {
+                "" => return Some(None),
+                _ => after.strip_prefix(':')?,
+            }
+        }
+        None => match text.rsplit_once(':') {
+            Some((_, port)) => port,
+            None => return Some(None),
+        },
+    };
+    if port.is_empty() {
+        return Some(None);
+    }
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = port.trim_start_matches('0');
+    match significant.len() {
+        0 => Some(Some(0)),
+        1..=5 => significant.parse::<u16>().ok().map(Some),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +212,65 @@ mod tests {
             assert_eq!(normalize_host(raw).as_deref(), Some(text), "{raw}");
         }
         assert!(host("name:80:81").is_none());
+        for bad in [
+            "a.test:99999",
+            "a.test:65536",
+            "a.test:8x",
+            "[::1]x",
+            "[::1]:x",
+            "[a.test]",
+            "[::1",
+            "[v1.x]",
+        ] {
+            assert!(host(bad).is_none(), "{bad}");
+        }
+        for good in [
+            "a.test:",
+            "a.test:65535",
+            "a.test:0080",
+            "[::1]",
+            "[::1]:",
+            "[2001:db8::1]:8443",
+        ] {
+            assert!(host(good).is_some(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_uri_authority_and_the_host_header_must_agree_on_the_port() {
+        let req = |uri: &str, host: &'static str| {
+            let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+            r.set_uri(uri.parse().unwrap());
+            r.insert_header(http::header::HOST, host).unwrap();
+            r
+        };
+        for (uri, host) in [
+            ("http://a.test:8443/", "A.test.:1"),
+            ("http://a.test:8443/", "a.test"),
+            ("http://a.test/", "a.test:443"),
+            ("https://a.test/", "a.test:80"),
+            ("http://a.test:81/", "a.test:80"),
+        ] {
+            assert_eq!(
+                request_host(&req(uri, host)).err(),
+                Some("host_mismatch"),
+                "{uri} {host}"
+            );
+        }
+        for (uri, host) in [
+            ("http://a.test:8443/", "A.test.:8443"),
+            ("http://a.test/", "a.test:80"),
+            ("http://a.test:80/", "a.test"),
+            ("https://a.test/", "a.test:443"),
+            ("https://a.test:/", "a.test"),
+            ("http://[::1]:8080/", "[::1]:8080"),
+        ] {
+            assert!(request_host(&req(uri, host)).is_ok(), "{uri} {host}");
+        }
+        assert_eq!(
+            request_host(&req("http://a.test:99999/", "a.test")).err(),
+            Some("malformed_host")
+        );
     }
 
     #[test]

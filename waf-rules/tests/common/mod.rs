@@ -188,6 +188,13 @@ pub fn placed_blocked(place: Place, v: &str) -> bool {
     }
 }
 
+/// Asserts that a class's `attacks` are blocked and its benign neighbours
+/// pass at every one of `places`.
+pub fn assert_class(places: &[Place], attacks: &[&str], benign: &[&str]) {
+    assert_placed(true, places, attacks);
+    assert_placed(false, places, benign);
+}
+
 /// Asserts that every value is blocked (`expect`) or passes at every one of
 /// `places`; names each value and placement that does not.
 pub fn assert_placed(expect: bool, places: &[Place], values: &[&str]) {
