@@ -132,6 +132,11 @@ pub(crate) struct Compiled {
     /// (None: the class has no such literal.)
     pub plain_lits: [Option<BitMask>; Class::COUNT],
     pub plain_groups: [Vec<usize>; Class::COUNT],
+    /// Per target class: the union of its groups' skips
+    /// (`Skip::union`), and of its `plain_groups`' skips: a value that
+    /// cannot match it skips every group of the list with one test.
+    pub class_skip: [Option<Skip>; Class::COUNT],
+    pub plain_skip: [Option<Skip>; Class::COUNT],
     /// Group indexes for one named header (a short list: a linear search
     /// beats hashing every header name).
     pub by_header: Vec<(String, Vec<usize>)>,
@@ -335,6 +340,9 @@ impl Compiled {
             let mask = BitMask::from_words(&mask);
             plain_lits[k] = (!mask.is_empty()).then_some(mask);
         }
+        let union = |list: &[usize]| Skip::union(list.iter().map(|&gi| groups[gi].skip.as_ref()));
+        let class_skip = std::array::from_fn(|k| union(&by_class[k]));
+        let plain_skip = std::array::from_fn(|k| union(&plain_groups[k]));
         let chain_keeps_plain = chains
             .iter()
             .map(|c| !c.iter().any(|s| s.changes_plain_text()))
@@ -370,6 +378,8 @@ impl Compiled {
             by_class,
             plain_lits,
             plain_groups,
+            class_skip,
+            plain_skip,
             by_header: by_header.into_iter().collect(),
         })
     }

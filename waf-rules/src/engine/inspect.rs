@@ -131,20 +131,32 @@ impl RuleSet {
             // A plain value holding none of the class's gated literals
             // skips every `gated_only` group at once (each would skip it).
             let k = field.class.index();
-            let generic: &[usize] = if !generic.is_empty()
+            let (generic, union) = if !generic.is_empty()
                 && values.plain
                 && !c.plain_lits[k]
                     .as_ref()
                     .is_some_and(|lits| values.raw_hits_mask(c, raw, lits))
             {
-                &c.plain_groups[k]
+                (&c.plain_groups[k][..], &c.plain_skip[k])
             } else {
-                generic
+                (generic, &c.class_skip[k])
             };
             // A value holding nothing a group needs skips it (one byte-set
             // and one mask test, `quiet.rs`). A `_charset_` field's plain
             // word still matters.
             let skips = shortcuts() && !crate::extract::charset_field(field);
+            // Nothing any of them needs: the whole list at once, one test
+            // (`Skip::union`: each group's own test would skip it).
+            let generic: &[usize] = if skips
+                && !generic.is_empty()
+                && union
+                    .as_ref()
+                    .is_some_and(|s| values.cannot_match(c, raw, s))
+            {
+                &[]
+            } else {
+                generic
+            };
             let groups = generic.iter().chain(query).chain(named);
             for &gi in groups {
                 let g = &c.groups[gi];

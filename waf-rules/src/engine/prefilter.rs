@@ -558,6 +558,19 @@ impl BitMask {
         self.0.is_empty()
     }
 
+    /// Every bit of `self` and of `o`.
+    pub(crate) fn union(&self, o: &BitMask) -> BitMask {
+        let len = (self.0.iter().chain(&o.0))
+            .map(|&(i, _)| i + 1)
+            .max()
+            .unwrap_or(0);
+        let mut words = vec![0u64; len];
+        for &(i, m) in self.0.iter().chain(&o.0) {
+            words[i] |= m;
+        }
+        BitMask::from_words(&words)
+    }
+
     /// Whether `bits` (a value's hits, word by word) holds a bit of the mask.
     pub(crate) fn hits(&self, bits: &[u64]) -> bool {
         self.0

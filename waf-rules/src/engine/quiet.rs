@@ -25,6 +25,37 @@ pub(crate) struct Skip {
     pub unless_blocked: Option<ByteSet>,
 }
 
+impl Skip {
+    /// What a value must hold for any group of a list to run: the union
+    /// of their skips (bytes, literal bits, blanks), `None` when one of
+    /// them has none (it may run on any value). Sound by construction: a
+    /// value that `cannot_match` the union holds none of any group's bytes
+    /// and literals, no two blanks in a row if a group folds them, and a
+    /// base64 blocker if a group decodes base64 (every such group's
+    /// `unless_blocked` is the one `BASE64_BLOCKERS`) — so each group's own
+    /// test would skip it too, and skipping the list at once changes
+    /// nothing but the cost (one test instead of one per group).
+    pub(crate) fn union<'a>(skips: impl IntoIterator<Item = Option<&'a Skip>>) -> Option<Skip> {
+        let mut all = Skip {
+            bytes: ByteSet::default(),
+            lits: BitMask::default(),
+            spaces: false,
+            unless_blocked: None,
+        };
+        for s in skips {
+            let s = s?;
+            all.bytes.union(&s.bytes);
+            all.lits = all.lits.union(&s.lits);
+            all.spaces |= s.spaces;
+            if let Some(b) = s.unless_blocked {
+                debug_assert_eq!(b, BASE64_BLOCKERS);
+                all.unless_blocked = Some(BASE64_BLOCKERS);
+            }
+        }
+        Some(all)
+    }
+}
+
 /// Bytes no value `base64` decodes holds: anything but its two alphabets,
 /// padding and the blanks trimmed from the ends (`transform::base64::
 /// decode_plain` reads a value only when every byte between the trimmed

@@ -587,7 +587,51 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
 
 /// A dotted token that spells a path: a dot-dot, or a fuzzer's hex
 /// literal for a dot or a separator (`0x2e`, `0x2f`, `0x5c`).
+///
+/// Eight bytes at a time: windows starting every five bytes (the last one
+/// moved back to end at the value's end), so each place a pattern of at
+/// most four bytes can start is among the first five of some window, and
+/// the pattern lies whole in it. A window's answer is exact (`eq_bytes`
+/// has no false hits), so the answer is the byte-by-byte one
+/// (`dotted_path_matches_window_scans`).
 fn dotted_path(v: &[u8]) -> bool {
+    if v.len() < 8 {
+        return dotted_path_bytewise(v);
+    }
+    let mut at = 0;
+    loop {
+        let start = at.min(v.len() - 8);
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&v[start..start + 8]);
+        if spells_path_in(u64::from_le_bytes(w)) {
+            return true;
+        }
+        if start + 8 == v.len() {
+            return false;
+        }
+        at = start + 5;
+    }
+}
+
+/// `dotted_path` of eight bytes (little-endian: byte `k` in bits `8k..`):
+/// a byte's flag shifted down by 8 lands on the byte before it.
+fn spells_path_in(w: u64) -> bool {
+    let dot = eq_bytes(w, b'.');
+    if dot & (dot >> 8) != 0 {
+        return true;
+    }
+    let low = w | (ONES * 0x20);
+    let x = eq_bytes(low, b'x');
+    if x == 0 {
+        return false;
+    }
+    let ef = eq_bytes(low, b'e') | eq_bytes(low, b'f');
+    let unit = (eq_bytes(w, b'2') & (ef >> 8)) | (eq_bytes(w, b'5') & (eq_bytes(low, b'c') >> 8));
+    eq_bytes(w, b'0') & (x >> 8) & (unit >> 16) != 0
+}
+
+/// `dotted_path` one byte at a time (values shorter than a word).
+fn dotted_path_bytewise(v: &[u8]) -> bool {
     // One pass, looking further only at a dot or a zero (most bytes are
     // neither): a dot-dot or `0x2e` / `0x2f` / `0x5c`.
     (0..v.len()).any(|i| match v[i] {
@@ -599,6 +643,18 @@ fn dotted_path(v: &[u8]) -> bool {
         ),
         _ => false,
     })
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+
+/// The high bit of each byte of `w` equal to `b`, exactly: a byte `y` of
+/// `w ^ b…b` is zero just when neither `(y & 0x7f) + 0x7f` nor `y` has
+/// its high bit (no sum carries into the next byte).
+fn eq_bytes(w: u64, b: u8) -> u64 {
+    let y = w ^ (ONES * u64::from(b));
+    !(((y & LOW7) + LOW7) | y) & HIGH
 }
 
 /// Byte classes of `plain_token`: a word byte (letters, digits, `_`, `-`),
@@ -649,10 +705,10 @@ const fn token_classes() -> [u8; 256] {
 }
 
 /// Header names browsers send, so the usual ones are lowered without
-/// allocating: the candidates of a name's length (at most five, where a
-/// search of the whole list compared a name with each of 25).
-fn common_header(s: &str) -> Option<&'static str> {
-    let candidates: &[&'static str] = match s.len() {
+/// allocating: the candidates of a name's length (at most five), compared
+/// with the name already lowered (`lower`).
+fn common_header(lowered: &[u8]) -> Option<&'static str> {
+    let candidates: &[&'static str] = match lowered.len() {
         4 => &["host"],
         6 => &["accept", "origin", "pragma"],
         7 => &["referer"],
@@ -674,19 +730,34 @@ fn common_header(s: &str) -> Option<&'static str> {
         25 => &["upgrade-insecure-requests"],
         _ => &[],
     };
-    candidates
-        .iter()
-        .find(|k| k.eq_ignore_ascii_case(s))
-        .copied()
+    candidates.iter().find(|k| k.as_bytes() == lowered).copied()
 }
 
 /// A header name in lower case (as rules name headers), borrowed when it
-/// already is or is a common one.
+/// already is or is a common one. One pass lowers a name of up to
+/// `NAME_BUF` bytes into a buffer on the stack, which the common names
+/// are then compared with as they are (where comparing ignoring case
+/// lowered both sides byte by byte, for each candidate).
 fn lower(s: &str) -> Cow<'_, str> {
-    if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+    const NAME_BUF: usize = 32;
+    let b = s.as_bytes();
+    if b.len() > NAME_BUF {
+        return match b.iter().any(u8::is_ascii_uppercase) {
+            true => Cow::Owned(s.to_ascii_lowercase()),
+            false => Cow::Borrowed(s),
+        };
+    }
+    let mut buf = [0u8; NAME_BUF];
+    let mut upper = false;
+    for (o, &c) in buf.iter_mut().zip(b) {
+        let u = c.is_ascii_uppercase();
+        upper |= u;
+        *o = c | (u8::from(u) << 5);
+    }
+    if !upper {
         return Cow::Borrowed(s);
     }
-    match common_header(s) {
+    match common_header(&buf[..b.len()]) {
         Some(known) => Cow::Borrowed(known),
         None => Cow::Owned(s.to_ascii_lowercase()),
     }

@@ -265,7 +265,9 @@ fn include_like_names_are_config_and_include_variables() {
     assert_eq!(flagged, ["root_path"]);
 }
 
-/// `dotted_path`'s one pass answers as the two window scans it replaced.
+/// `dotted_path` (eight bytes at a time from eight bytes on) answers as
+/// the two window scans it replaced: short values, and values long
+/// enough for several words with patterns across every word boundary.
 #[test]
 fn dotted_path_matches_window_scans() {
     let reference = |v: &[u8]| {
@@ -279,6 +281,36 @@ fn dotted_path_matches_window_scans() {
     for v in seeded_strings(b"0x2e5cfF.X/a", 0x1234_5678_9abc_def1, 50_000, 9) {
         assert_eq!(super::dotted_path(&v), reference(&v), "{:?}", v);
     }
+    // Longer values: mostly token bytes, the patterns' bytes rarer, so
+    // both answers occur at every length up to 40.
+    let mut x = 0x0d07_7ed0_0000_0001u64;
+    let (mut yes, mut no) = (0, 0);
+    for _ in 0..100_000 {
+        let r = crate::test_support::xorshift(&mut x);
+        let len = (r % 41) as usize;
+        let v: Vec<u8> = (0..len)
+            .map(|_| {
+                let r = crate::test_support::xorshift(&mut x);
+                match r % 16 {
+                    0 => b'.',
+                    1 => b'0',
+                    2 => b"xX"[(r >> 8) as usize % 2],
+                    3 => b"25"[(r >> 8) as usize % 2],
+                    4 => b"eEfFcC"[(r >> 8) as usize % 6],
+                    5 => [b'.' ^ 0x80, b'0' | 0x80, 0x7f, 0x00][(r >> 8) as usize % 4],
+                    _ => b"aZ9-_1GA"[(r >> 8) as usize % 8],
+                }
+            })
+            .collect();
+        let want = reference(&v);
+        assert_eq!(super::dotted_path(&v), want, "{:?}", v);
+        if want {
+            yes += 1
+        } else {
+            no += 1
+        }
+    }
+    assert!(yes > 5_000 && no > 50_000, "{yes} / {no}");
 }
 
 /// `n` seeded strings over `alphabet`, shorter than `max_len`.
@@ -373,6 +405,27 @@ fn header_names_are_lowered_without_allocating_when_common() {
     }
     assert_eq!(super::lower("X-Custom-Thing"), "x-custom-thing");
     assert_eq!(super::lower("x-custom"), "x-custom");
+    // Any name, any case, any length (past the 32-byte buffer too): the
+    // ASCII lower case, borrowed exactly when already lower case or common.
+    let mut x = 0x10e4_e400_0000_0003u64;
+    for _ in 0..20_000 {
+        let r = crate::test_support::xorshift(&mut x);
+        let len = (r % 40) as usize;
+        let name: String = (0..len)
+            .map(|_| {
+                let r = crate::test_support::xorshift(&mut x);
+                const BYTES: &[u8] = b"aZ-_Hs@[`{\x7f0";
+                char::from(BYTES[(r % BYTES.len() as u64) as usize])
+            })
+            .collect();
+        let l = super::lower(&name);
+        assert_eq!(l, name.to_ascii_lowercase(), "{name:?}");
+        assert_eq!(
+            matches!(l, Cow::Borrowed(_)),
+            name == name.to_ascii_lowercase(),
+            "{name:?}"
+        );
+    }
 }
 
 /// The fields of a `GET /` with one header, but the request line's.
