@@ -1227,7 +1227,7 @@ mod tests {
             })
         }
         let names: Vec<&str> = STRONG.iter().chain(WEAK).copied().collect();
-        let mut x: u64 = 0x5eed_0f_c0de;
+        let mut x: u64 = 0x005e_ed0f_c0de;
         let (mut found, mut none) = (0usize, 0usize);
         for _ in 0..60_000 {
             let r = crate::test_support::xorshift(&mut x);
