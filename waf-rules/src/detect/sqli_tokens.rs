@@ -113,6 +113,9 @@ pub(crate) fn tokenize(
     out.reserve(MAX_TOKENS.min(v.len()) + 1);
     let mut i = 0;
     let mut kinds = 0;
+    // Without a `(` no word is a call: `next_is_paren` is not asked after
+    // each word (prose is mostly words).
+    let parens = v.contains(&b'(');
     if let Some(q) = quote {
         let (end, closed) = string_end(v, 0, q, backslash);
         out.push(Token {
@@ -213,7 +216,7 @@ pub(crate) fn tokenize(
                     i = end;
                     Kind::Str { closed }
                 } else {
-                    word_kind(&v[start..i], v, i)
+                    word_kind(&v[start..i], || parens && next_is_paren(v, i))
                 }
             }
             b'@' => {
@@ -424,10 +427,11 @@ fn ends_before_word(v: &[u8], start: usize, end: usize) -> bool {
     if num.iter().any(|&c| matches!(c, b'.' | b'e' | b'E')) {
         return true;
     }
+    // A `(` after it makes only a word or a literal a call (`word_kind`).
     let w = &v[end..word_end(v, end)];
     matches!(
-        word_kind(w, v, end + w.len()),
-        Kind::Union | Kind::Logic | Kind::Stmt
+        keyword_kind(w),
+        Some(Kind::Union | Kind::Logic | Kind::Stmt)
     )
 }
 
@@ -477,9 +481,11 @@ fn next_is_paren(v: &[u8], mut i: usize) -> bool {
     }
 }
 
-fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
+/// The kind of word `w`; `called` tells whether `(` follows it
+/// (`next_is_paren`), asked only of a word or a literal.
+fn word_kind(w: &[u8], called: impl FnOnce() -> bool) -> Kind {
     let kind = keyword_kind(w).unwrap_or(Kind::Word);
-    if matches!(kind, Kind::Word | Kind::Literal) && next_is_paren(v, end) {
+    if matches!(kind, Kind::Word | Kind::Literal) && called() {
         return Kind::Func;
     }
     kind
