@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use rampart_loadtest::probe::recorder::Recorder;
 use rampart_loadtest::probe::wire::strict_requests;
-use rampart_loadtest::probe::{exchange, Exchange};
+use rampart_loadtest::probe::{cases, exchange, markdown, run_case, Baseline, Exchange, Verdict};
 use std::time::Duration;
 
 /// How long the client and the recorder wait for a byte before calling it a stall.
@@ -22,8 +22,9 @@ struct Probe {
 }
 
 impl Probe {
-    /// The edge with one plain listener and a catch-all route (WAF in block mode) to the
-    /// recorder.
+    /// The edge with one plain listener and catch-all routes to the recorder: `/` with the WAF
+    /// in block mode (bodies read whole before forwarding), `/s/` with the WAF off (bodies
+    /// streamed).
     async fn start() -> Probe {
         let rec = Recorder::start("127.0.0.1:0".parse().unwrap())
             .await
@@ -34,7 +35,8 @@ impl Probe {
             head = config_head(""),
             limits = GENEROUS_LIMITS,
             route = route_to("all", "rec", &rec.addr().to_string(), r#"["*"]"#),
-        );
+        ) + &route_table("streamed", r#"["*"]"#, "rec")
+            + "path_prefix = \"/s/\"\n[routes.waf]\nmode = \"off\"\n";
         let edge = Edge::start(&config, tempfile::tempdir().unwrap());
         Probe {
             edge,
@@ -150,5 +152,94 @@ async fn malformed_host_authorities_are_refused() {
         assert_eq!(seen.answers.first().map(|a| a.status), Some(200), "{host}");
         let reqs = strict_requests(&up.concat()).unwrap();
         assert_eq!(reqs[0].one("host"), Some(host.as_bytes()), "{host}");
+    }
+}
+
+/// The probe's cases (loadtest/src/probe/cases.rs: Transfer-Encoding and Content-Length forms,
+/// chunk sizes and extensions, trailers, request lines, header fields, Host forms, pipelining,
+/// Expect, hop-by-hop fields), each with its body read whole (`/probe`, WAF on) and streamed
+/// (`/s/probe`, WAF off): refused with nothing forwarded, or forwarded as one unambiguous
+/// request; valid ones forwarded with their body intact; a streamed body's fault after its
+/// first chunk may cut an already forwarded head (the upstream connection then closes).
+#[tokio::test]
+async fn every_probe_case_is_refused_or_forwarded_unambiguously() {
+    let p = Probe::start().await;
+    let target = p.edge.port("plain").into_addr();
+    let mut runs = Vec::new();
+    let mut defects = Vec::new();
+    for (mode, path) in [("buffered", "/probe"), ("streamed", "/s/probe")] {
+        let base = Baseline::learn(target, &p.rec, path, WAIT).await;
+        assert!(
+            base.added.iter().any(|h| h == "x-forwarded-for"),
+            "{base:?}"
+        );
+        let all = cases(path);
+        let mut outcomes = Vec::new();
+        for case in &all {
+            let o = run_case(target, &p.rec, case, &base, WAIT).await;
+            if o.verdict.is_defect() || matches!(o.verdict, Verdict::NoAnswer | Verdict::Closed) {
+                defects.push(format!(
+                    "{mode} / {} / {}: {} (answers {:?}, forwarded {:?})",
+                    case.class,
+                    case.name,
+                    o.verdict.short(),
+                    o.exchange.answers,
+                    o.forwarded
+                        .iter()
+                        .map(|b| String::from_utf8_lossy(b))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            outcomes.push(o);
+        }
+        runs.push((mode.to_string(), outcomes));
+    }
+    let all = cases("/probe");
+    assert!(all.len() >= 150, "{} cases", all.len());
+    if let Ok(out) = std::env::var("PROBE_MARKDOWN") {
+        std::fs::write(out, markdown(&all, &runs)).unwrap();
+    }
+    assert!(
+        defects.is_empty(),
+        "{} defects:\n{}",
+        defects.len(),
+        defects.join("\n")
+    );
+}
+
+/// Refusals the probe found unnamed or missing, each under its own reason: a target that is
+/// not origin-form (forwarded as sent while routed and inspected as `/`), a field name that
+/// reads as a framing or forwarding field with `_` taken for `-`, and Connection options
+/// naming Host or a forwarding field the edge sets (refused by Pingora only after connecting
+/// upstream, as `malformed_body`).
+#[tokio::test]
+async fn targets_names_and_connection_options_are_refused_under_their_reason() {
+    let p = Probe::start().await;
+    for target in ["probe", "mailto:a@probe.test"] {
+        p.refused(&get(target, "a.test"), "malformed_target").await;
+    }
+    for (field, reason) in [
+        ("Transfer_Encoding: chunked", "ambiguous_header_name"),
+        ("content_length: 5", "ambiguous_header_name"),
+        ("X_Forwarded_For: 203.0.113.9", "ambiguous_header_name"),
+        ("X_REAL_IP: 203.0.113.9", "ambiguous_header_name"),
+        (
+            "Connection: close, X-Forwarded-For",
+            "bad_connection_option",
+        ),
+        ("Connection: Host", "bad_connection_option"),
+        ("Connection: x-forwarded-proto", "bad_connection_option"),
+        ("Connection: \"a\"", "bad_connection_option"),
+        ("Connection: a,b,c,d,e,f,g,h,i,j", "bad_connection_option"),
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: a.test\r\n{field}\r\n\r\n");
+        p.refused(req.as_bytes(), reason).await;
+    }
+    // Neighbours that pass.
+    for extra in ["X_Custom: 1", "Connection: keep-alive, X-Real-IP"] {
+        let req = format!("GET / HTTP/1.1\r\nHost: a.test\r\n{extra}\r\n\r\n");
+        let (seen, up) = p.send(req.as_bytes()).await;
+        assert_eq!(seen.answers.first().map(|a| a.status), Some(200), "{extra}");
+        assert_eq!(strict_requests(&up.concat()).unwrap().len(), 1, "{extra}");
     }
 }

@@ -1925,3 +1925,27 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
     ];
     assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
 }
+
+/// Session 12: a negated comparison word after a logic word
+/// (`1 AND 2 NOT BETWEEN 0 AND 1`, `1 AND 1 NOT IN (2)`, sqlmap's `between`
+/// tamper and its negations): the operand and its negated comparison end as
+/// the plain comparison does (`1 AND 2 BETWEEN 0 AND 3` was blocked, the NOT
+/// form passed; rule 1001).
+#[test]
+fn negated_comparison_words_after_a_logic_word() {
+    let attacks = [
+        "1 AND 2 NOT BETWEEN 0 AND 1",
+        "1 AND 1 NOT IN (2)",
+        "1' AND 1 NOT LIKE 2-- -",
+        "x' OR 5 NOT BETWEEN 1 AND 4-- -",
+        "1) AND 7 NOT IN (8,9) AND (1=1",
+    ];
+    let benign = [
+        "Monday and Tuesday not in stock",
+        "size 8 and not in the sale",
+        "Rock and roll not like jazz",
+        "between 2 and 3 not included",
+    ];
+    // A number context is the value's start (not after 20 KiB of text).
+    assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
+}

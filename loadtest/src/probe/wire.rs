@@ -182,13 +182,19 @@ fn strict_request(buf: &[u8], pos: &mut usize) -> Result<Forwarded, Strict> {
         if req.version == "HTTP/1.0" {
             return Err(Strict::Ambiguous("Transfer-Encoding in HTTP/1.0".into()));
         }
-        let codings: Vec<&[u8]> = te.split(|&b| b == b',').map(|c| c.trim_ascii()).collect();
+        // Codings are case-insensitive; empty list elements are ignored (RFC 9110 §5.6.1).
+        let te = te.to_ascii_lowercase();
+        let codings: Vec<&[u8]> = te
+            .split(|&b| b == b',')
+            .map(|c| c.trim_ascii())
+            .filter(|c| !c.is_empty())
+            .collect();
         let known = codings.iter().all(|c| CODINGS.contains(c));
         let chunked = codings.iter().filter(|c| **c == b"chunked").count();
         if !known || chunked != 1 || codings.last() != Some(&&b"chunked"[..]) {
             return Err(Strict::Ambiguous(format!(
                 "Transfer-Encoding {:?}",
-                String::from_utf8_lossy(te)
+                String::from_utf8_lossy(&te)
             )));
         }
         let (body, trailers) = chunked_body(buf, pos)?;

@@ -18,6 +18,7 @@
 //!
 //! HTTP/2 (by ALPN or the cleartext preface) and upgraded connections are not scanned.
 
+use pingora_http::authority::{raw_target_authority, RawTargetAuthority};
 use std::fmt;
 
 /// Longest chunk line (size and extensions) accepted.
@@ -67,9 +68,19 @@ pub enum Malformed {
     MultipleHost,
     /// Userinfo (`user@`) in the Host header or the target's authority.
     MalformedHost,
-    /// An absolute-form target of a scheme other than http(s), or whose authority a URL
-    /// parser could read differently (`http:/\host`, `http:host`, `://host`).
+    /// A request target that is neither origin-form (`/…`) nor an http(s) absolute-form
+    /// (`probe`, `mailto:x`, `ftp://…`), or whose authority a URL parser could read differently
+    /// (`http:/\\host`, `http:host`, `://host`). Pingora forwards such a target as sent while
+    /// routing and the WAF would see the path `/`.
     Target,
+    /// A field name with `_` that reads as a framing, routing or forwarding field once `_` is
+    /// taken for `-` (`Transfer_Encoding`, `Content_Length`, `X_Forwarded_For`), as CGI-style
+    /// servers and frameworks do: forwarded, it would reach the application as that field.
+    AmbiguousName,
+    /// `Connection` naming Host or a forwarding field the edge sets (X-Forwarded-For, -Host,
+    /// -Proto), a pseudo-header, a non-token, or more than nine options: Pingora refuses these
+    /// only when it builds the upstream request, after connecting upstream.
+    ConnectionOption,
 }
 
 impl Malformed {
@@ -90,6 +101,8 @@ impl Malformed {
             Self::MultipleHost => "multiple_host",
             Self::MalformedHost => "malformed_host",
             Self::Target => "malformed_target",
+            Self::AmbiguousName => "ambiguous_header_name",
+            Self::ConnectionOption => "bad_connection_option",
         }
     }
 }
@@ -486,11 +499,14 @@ fn parse_head(buf: &[u8]) -> Head {
     let mut request = httparse::Request::new(&mut []);
     match request.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(len)) => {
-            let target = request.path.unwrap_or_default().as_bytes();
+            let line = (
+                request.method.unwrap_or_default(),
+                request.path.unwrap_or_default().as_bytes(),
+            );
             return Head::Complete {
                 len,
                 problem: None,
-                body: body_kind(request.headers, Some(target)),
+                body: body_kind(request.headers, Some(line)),
             };
         }
         Ok(httparse::Status::Partial) => return Head::Partial(None),
@@ -543,14 +559,16 @@ fn request_line_problem(line: &[u8]) -> Malformed {
 }
 
 /// The body framing the headers declare, and whether an upgrade is asked for; or what is wrong
-/// with the head's host: Host and the request `target`'s authority (when the request line
-/// parsed) are checked here because Pingora refuses their disagreements itself, before any
-/// filter could name them.
+/// with the head's host, target or field names: Host and the request line's target (method and
+/// target, when the request line parsed) are checked here because Pingora refuses their
+/// disagreements itself, before any filter could name them, or forwards a target that is not
+/// the path the filters see.
 fn body_kind(
     headers: &[httparse::Header<'_>],
-    target: Option<&[u8]>,
+    line: Option<(&str, &[u8])>,
 ) -> Result<(BodyKind, bool), Malformed> {
     let mut host: Option<&[u8]> = None;
+    let mut options = 0;
     let mut te = false;
     let mut chunked = 0;
     let mut last_chunked = false;
@@ -584,10 +602,19 @@ fn body_kind(
             upgrade = true;
         } else if h.name.eq_ignore_ascii_case("host") && host.replace(h.value).is_some() {
             return Err(Malformed::MultipleHost);
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            connection_options(h.value, &mut options)?;
+        } else if h.name.contains('_') && is_ambiguous_name(h.name) {
+            return Err(Malformed::AmbiguousName);
         }
     }
-    if let Some(target) = target {
+    if let Some((method, target)) = line {
         host_problem(target, host).map_or(Ok(()), Err)?;
+        let origin = target.first() == Some(&b'/');
+        let other_form = target == b"*" || method == "CONNECT" || !origin && http_absolute(target);
+        if !origin && !other_form {
+            return Err(Malformed::Target);
+        }
     }
     // Transfer-Encoding wins over Content-Length, as in Pingora (the pair is refused upstream
     // of this as `te_and_cl`).
@@ -605,12 +632,73 @@ fn body_kind(
     Ok((kind, upgrade))
 }
 
+/// Names that read as one of these once `_` is taken for `-` (CGI's `HTTP_*` variables,
+/// frameworks that normalise names): the framing and routing fields and those the edge sets.
+const SHADOWED: [&str; 10] = [
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "connection",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "forwarded",
+    "x-request-id",
+];
+
+/// `name` (which holds a `_`) reads as one of [`SHADOWED`] with `_` taken for `-`.
+fn is_ambiguous_name(name: &str) -> bool {
+    SHADOWED.iter().any(|s| {
+        s.len() == name.len()
+            && s.bytes().zip(name.bytes()).all(|(a, b)| {
+                let b = if b == b'_' {
+                    b'-'
+                } else {
+                    b.to_ascii_lowercase()
+                };
+                a == b
+            })
+    })
+}
+
+/// Checks one Connection value's options as Pingora does when it strips them upstream (at most
+/// nine over all Connection lines, each a token, none a pseudo-header or Host or a forwarding
+/// field the edge sets), counting them in `count`.
+fn connection_options(value: &[u8], count: &mut usize) -> Result<(), Malformed> {
+    const PROTECTED: [&[u8]; 4] = [
+        b"host",
+        b"x-forwarded-for",
+        b"x-forwarded-host",
+        b"x-forwarded-proto",
+    ];
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    for option in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+        if option.is_empty() {
+            continue;
+        }
+        *count += 1;
+        let protected = PROTECTED.iter().any(|p| option.eq_ignore_ascii_case(p));
+        if *count > 9 || protected || !option.iter().all(|&b| tchar(b)) {
+            return Err(Malformed::ConnectionOption);
+        }
+    }
+    Ok(())
+}
+
+/// `target` is an http(s) absolute-form target (checked further by [`host_problem`]).
+fn http_absolute(target: &[u8]) -> bool {
+    matches!(
+        raw_target_authority(target),
+        RawTargetAuthority::Absolute { .. }
+    )
+}
+
 /// What Pingora refuses in the Host header and an absolute-form target (the same classifier
 /// as Pingora's: `pingora_http::authority`), named: userinfo, a scheme other than http(s), an
 /// authority a URL parser could read differently, an authority not byte-identical to Host.
 /// Ports and the host's syntax are checked after parsing (`request::validate`).
 fn host_problem(target: &[u8], host: Option<&[u8]>) -> Option<Malformed> {
-    use pingora_http::authority::{raw_target_authority, RawTargetAuthority};
     if host.is_some_and(|h| h.contains(&b'@')) {
         return Some(Malformed::MalformedHost);
     }
@@ -756,6 +844,78 @@ mod tests {
         let wire =
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
         assert_eq!(run(wire, 100).1, None, "equal values are one length");
+    }
+
+    #[test]
+    fn host_target_and_field_name_problems_are_named() {
+        use Malformed::{
+            AmbiguousName as Name, ConnectionOption as Conn, HostMismatch as Mismatch,
+        };
+        // Heads as sent (the blank line added), and the malformation named.
+        let head = |text: &str| {
+            run(format!("{text}\r\n\r\n").as_bytes(), 1000)
+                .1
+                .map(|e| e.1)
+        };
+        let refused = [
+            ["GET http://a:8443/ HTTP/1.1", "Host: a.:1"].join("\r\n"),
+            ["GET http://a:8443/ HTTP/1.1", "Host: a"].join("\r\n"),
+            ["GET http://a/ HTTP/1.1", "Host: a:80"].join("\r\n"),
+            ["GET http://A/ HTTP/1.1", "Host: a"].join("\r\n"),
+        ];
+        for text in &refused {
+            assert_eq!(head(text), Some(Mismatch), "{text}");
+        }
+        let named = [
+            (
+                ["GET http://u@a/ HTTP/1.1", "Host: a"],
+                Malformed::MalformedHost,
+            ),
+            (
+                ["GET / HTTP/1.1\r\nHost: a", "Host: a"],
+                Malformed::MultipleHost,
+            ),
+            (["GET probe HTTP/1.1", "Host: a"], Malformed::Target),
+            (["GET ftp://a/ HTTP/1.1", "Host: a"], Malformed::Target),
+            (["GET http:/\\a/ HTTP/1.1", "Host: a"], Malformed::Target),
+            (
+                ["GET / HTTP/1.1\r\nHost: a", "Transfer_Encoding: chunked"],
+                Name,
+            ),
+            (
+                ["GET / HTTP/1.1\r\nHost: a", "X_forwarded_FOR: 1.2.3.4"],
+                Name,
+            ),
+            (
+                [
+                    "GET / HTTP/1.1\r\nHost: a",
+                    "Connection: close, X-Forwarded-For",
+                ],
+                Conn,
+            ),
+            (["GET / HTTP/1.1\r\nHost: a", "Connection: host"], Conn),
+            (["GET / HTTP/1.1\r\nHost: a", "Connection: \"x\""], Conn),
+            (
+                [
+                    "GET / HTTP/1.1\r\nHost: a",
+                    "Connection: a,b,c,d,e\r\nConnection: f,g,h,i,j",
+                ],
+                Conn,
+            ),
+        ];
+        for (lines, want) in named {
+            let text = lines.join("\r\n");
+            assert_eq!(head(&text), Some(want), "{text}");
+        }
+        for text in [
+            "GET http://a/ HTTP/1.1\r\nHost: a",
+            "OPTIONS * HTTP/1.1\r\nHost: a",
+            "CONNECT a:443 HTTP/1.1\r\nHost: a:443",
+            "GET / HTTP/1.1\r\nHost: a\r\nX_Custom_Field: 1",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Real-IP, TE",
+        ] {
+            assert_eq!(head(text), None, "{text}");
+        }
     }
 
     #[test]

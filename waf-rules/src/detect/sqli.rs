@@ -641,6 +641,10 @@ fn logic_operand_ends(v: &[u8], t: &[Token]) -> bool {
     let bare_word = op.kind == Kind::Word;
     match t.get(k).map(|x| x.kind) {
         Some(Kind::Cmp) | Some(Kind::CmpWord) => operand_at(&t[k + 1..]).is_some(),
+        // `2 not between 0 and 1`, `1 not in (2)`: the negated comparison word.
+        Some(Kind::Not) if t.get(k + 1).is_some_and(|x| x.kind == Kind::CmpWord) => {
+            operand_at(&t[k + 2..]).is_some()
+        }
         Some(Kind::Op) => op.kind == Kind::Num && t.get(k + 1).is_some_and(|x| x.kind == Kind::Num),
         Some(Kind::Comment) | Some(Kind::Semi) => !bare_word,
         // `' and 'a' or 'b'='b`: a chain of conditions, each operand ending
