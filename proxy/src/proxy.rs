@@ -12,6 +12,7 @@
 //! 6. `fail_to_proxy`: edge error pages (502/504/400) with the same header policy.
 //! 7. `logging`: metrics and the JSON access line.
 
+use crate::listener::framing::Malformed;
 use crate::listener::hardened::framing_of;
 use crate::policy::forward::{self, ForwardInfo};
 use crate::policy::header_edit::{self, X_REQUEST_ID};
@@ -24,6 +25,7 @@ use crate::state::Shared;
 use crate::upstream::Outcome;
 use async_trait::async_trait;
 use bytes::Bytes;
+use pingora_core::modules::http::HttpModules;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
@@ -63,6 +65,18 @@ macro_rules! ready_phase {
             Self: 'async_trait,
         $body
     };
+}
+
+/// Pingora's default for phases that take only the session and the context, as ready
+/// futures ([`ready_phase`]): the defaults' `async_trait` futures are allocated per request.
+macro_rules! default_phases {
+    ($($name:ident -> $out:ty = $value:expr;)+) => {$(
+        ready_phase! {
+            fn $name<'life1, 'life2>(self, _session: &'life1 mut Session, _ctx: &'life2 mut Ctx) -> $out {
+                $value
+            }
+        }
+    )+};
 }
 
 /// The future of a phase already done: zero-sized when it succeeded (its box allocates
@@ -109,6 +123,17 @@ impl<T: Success> Future for Done<T> {
     type Output = T;
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<T> {
         Poll::Ready(T::success())
+    }
+}
+
+/// `proxy_upstream_filter`'s answer, Pingora's default one (go upstream), ready at the first
+/// poll; zero-sized (the default's `async_trait` future is allocated per request).
+struct GoUpstream;
+
+impl Future for GoUpstream {
+    type Output = Result<bool>;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<bool>> {
+        Poll::Ready(Ok(true))
     }
 }
 
@@ -357,7 +382,6 @@ impl Edge {
                 stream.responded(resp.status.as_u16());
             }
         }
-        let id = ctx.request_id_header().clone();
         let rt;
         let (policy, cookies) = match &ctx.route {
             Some(route) => (&route.headers, Some(&route.cookies)),
@@ -367,11 +391,10 @@ impl Edge {
             }
         };
         header_edit::response(resp, |h| {
-            policy.apply_with(h, ctx.https, 1);
+            policy.apply_to(h, ctx.https, Some(ctx.request_id_header()));
             if let Some(cookies) = cookies {
                 cookies.apply(h);
             }
-            header_edit::set(h, &X_REQUEST_ID, id);
         });
         Ok(())
     }
@@ -383,6 +406,19 @@ impl ProxyHttp for Edge {
 
     fn new_ctx(&self) -> Ctx {
         Box::default()
+    }
+
+    /// No downstream modules. Pingora's default adds its response-compression module at level
+    /// 0, which changes nothing (disabled, it neither reads `Accept-Encoding` nor touches a
+    /// response) yet costs every request a module context (two allocations) and two boxed
+    /// filter futures; the edge does not compress.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
+    default_phases! {
+        // Nothing to do.
+        early_request_filter -> Result<()> = done(Ok(()));
+        // Every request that passed `request_filter` goes upstream.
+        proxy_upstream_filter -> Result<bool> = Box::pin(GoUpstream);
     }
 
     ready_phase! {
@@ -614,27 +650,35 @@ enum Step {
 }
 
 /// The last steps before the head leaves: a first chunk line still to read, else
-/// [`forward_or_deny`].
+/// [`forward_unless`] the framing read so far is malformed.
 fn before_forward(session: &mut Session) -> Step {
-    let pending = framing_of(session).is_some_and(|s| s.first_chunk_pending());
+    let (pending, problem) = framing_of(session).map_or((false, None), |s| s.before_forward());
     if pending && !session.is_body_done() {
         return Step::FirstChunk;
     }
-    forward_or_deny(session)
+    forward_unless(problem)
 }
 
 /// Everything read so far, body included, before the head leaves.
 fn forward_or_deny(session: &Session) -> Step {
-    match framing_problem(session) {
-        Some(denial) => Step::Deny(denial),
+    forward_unless(framing_of(session).and_then(|s| s.request_problem()))
+}
+
+/// Forward, unless the framing is malformed.
+fn forward_unless(problem: Option<Malformed>) -> Step {
+    match problem {
+        Some(problem) => Step::Deny(framing_denial(problem)),
         None => Step::Forward,
     }
 }
 
 /// The framing the client sent, as the hardened stream read it (see `listener::framing`).
 fn framing_problem(session: &Session) -> Option<Denial> {
-    let problem = framing_of(session)?.request_problem()?;
-    Some(validate::bad_request(problem.reason()))
+    framing_of(session)?.request_problem().map(framing_denial)
+}
+
+fn framing_denial(problem: Malformed) -> Denial {
+    validate::bad_request(problem.reason())
 }
 
 fn error_kind(e: &Error) -> String {

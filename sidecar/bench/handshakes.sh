@@ -21,7 +21,7 @@ haproxy_port=$((base + 510))
 haproxy_pid=$(ss -Htlnp "sport = :$haproxy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 [[ -n $haproxy_pid ]] || { echo "handshakes.sh: nothing listens on $haproxy_port (start the haproxy peer)" >&2; exit 2; }
 envoy_port=$((base + 512))
-envoy_pid=$(ss -Htlnp "sport = :$envoy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+envoy_pid=$(ss -Htlnp "sport = :$envoy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
 sides=(ours haproxy)
 [[ -n $envoy_pid ]] && sides+=(envoy)
 

@@ -265,6 +265,11 @@ def oauth():
     saml = base64.b64encode(('<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_8e8dc5f69a98cc4c1ff3427e5ce34606fd672f91e6" Version="2.0" IssueInstant="2024-12-07T10:11:12Z" Destination="https://app.example.com/saml/acs">'
                              '<saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">https://idp.example.com</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:Response>').encode()).decode()
     yield req("oauth", "POST", "/saml/acs", "", FORM, q({"SAMLResponse": saml, "RelayState": "https://app.example.com/dashboard?tab=billing"}))
+    # Native apps (CLIs, desktop) redirect to a loopback port (RFC 8252 7.3): gcloud, gh, az.
+    for ru in ("http://127.0.0.1:51234/callback", "http://localhost:8085/", "http://[::1]:49152/oauth2/callback"):
+        yield req("oauth", "GET", "/authorize", q({"response_type": "code", "client_id": "cli-app", "redirect_uri": ru,
+            "scope": "openid offline_access", "state": "xyzABC123", "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256"}))
     yield req("oauth", "GET", "/login", q({"returnTo": "/dashboard?tab=settings&panel=security", "next": "https://app.example.com/welcome#step-2", "continue": "/checkout/?step=payment"}))
 
 def main(out):

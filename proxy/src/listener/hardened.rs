@@ -121,10 +121,14 @@ impl HardenedStream {
         self.framing().error().map(|(_, m)| m)
     }
 
-    /// The request in `request_filter` is chunked and its first chunk line is not read yet.
-    pub fn first_chunk_pending(&self) -> bool {
+    /// For the last step before the request head leaves, under one lock: whether the request
+    /// in `request_filter` is chunked with its first chunk line not read yet, and its framing
+    /// malformation so far (as [`Self::request_problem`]).
+    pub fn before_forward(&self) -> (bool, Option<Malformed>) {
         let index = self.asked.load(Ordering::Relaxed).saturating_sub(1);
-        self.framing().first_chunk_pending(index)
+        let framing = self.framing();
+        let problem = framing.error().filter(|(at, _)| *at <= index);
+        (framing.first_chunk_pending(index), problem.map(|(_, m)| m))
     }
 
     /// The status answered to the current request (an upgrade leaves HTTP on `101`).

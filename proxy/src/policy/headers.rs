@@ -1,9 +1,10 @@
 //! Secure response headers (S.N.13) and the headers that help attackers (S.N.14).
 //!
-//! A [`HeaderPolicy`] is compiled once per route at load; applying it is a handful of header
-//! map operations on each response, upstream responses and edge error pages alike.
+//! A [`HeaderPolicy`] is compiled once per route at load into ready header maps; applying it
+//! copies one and adds the response's own headers after it, on upstream responses and edge error
+//! pages alike.
 
-use super::header_edit;
+use super::header_edit::{self, X_REQUEST_ID};
 use crate::config::HeaderOverrides;
 use http::header::{CONTENT_SECURITY_POLICY, STRICT_TRANSPORT_SECURITY};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -117,21 +118,106 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("cross-origin-resource-policy", "same-origin"),
 ];
 
-/// The headers one route adds, compiled: names parsed and values checked once at load.
+/// The headers one route adds, compiled at load into the heads responses start from: names
+/// parsed, values checked and every header hashed into a map once.
+///
+/// A response's headers are rebuilt on the head's copy (a copy keeps the hashes): the policy's
+/// headers come first, then the response's own, less those on the remove list and those the
+/// policy replaces. The response's own headers are hashed again as they are added (a response
+/// carries a handful; the policy adds eight or nine, with longer names). The result is what the
+/// edge adds to a response and strips from it, in a different order (our headers before the
+/// response's: the order of fields of different names carries no meaning, RFC 9110 section
+/// 5.3); the values of one name keep their order.
 #[derive(Debug, Clone)]
 pub struct HeaderPolicy {
-    /// Always set (replacing an upstream value).
+    /// By [`head_index`]: over HTTPS or plain HTTP, with an X-Request-Id slot or without.
+    heads: [Head; 4],
+}
+
+/// What a response starts from.
+#[derive(Debug, Clone)]
+struct Head {
+    /// The policy's headers; with the X-Request-Id slot first (a placeholder value) where the
+    /// head has one.
+    headers: HeaderMap,
+    /// The names whose values in the response are dropped: the policy's own (they replace the
+    /// response's, as an insert would) and, over plain HTTP, HSTS. Not CSP: the response's own
+    /// CSP replaces the policy's.
+    replaced: Vec<HeaderName>,
+    /// The lengths of those names, as bits (63: that long or longer): most of a response's own
+    /// names are told apart by their length alone.
+    replaced_lengths: u64,
+}
+
+/// Room for the response's own headers in a head's map, so adding them does not grow its index.
+const ROOM: usize = 24;
+
+fn head_index(https: bool, with_id: bool) -> usize {
+    usize::from(https) * 2 + usize::from(with_id)
+}
+
+impl Head {
+    /// A layout's head: its headers set, in order, on an empty map, as they would be on a
+    /// response that has none of them.
+    fn new(layout: &Layout, https: bool, with_id: bool) -> Head {
+        let Layout { set, hsts, csp } = layout;
+        let mut headers = HeaderMap::with_capacity(set.len() + 3 + ROOM);
+        if with_id {
+            header_edit::set(&mut headers, &X_REQUEST_ID, HeaderValue::from_static(""));
+        }
+        for (name, value) in set {
+            // The request id replaces whatever the route sets under its name.
+            if !(with_id && *name == X_REQUEST_ID) {
+                header_edit::set(&mut headers, name, value.clone());
+            }
+        }
+        if let (true, Some(v)) = (https, hsts) {
+            header_edit::set(&mut headers, &STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+        if let Some(v) = csp {
+            header_edit::set(&mut headers, &CONTENT_SECURITY_POLICY, v.clone());
+        }
+        let mut replaced: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| **k != CONTENT_SECURITY_POLICY)
+            .cloned()
+            .collect();
+        if !https {
+            // HSTS over plain HTTP is ignored by browsers and misleading in scans.
+            replaced.push(STRICT_TRANSPORT_SECURITY);
+        }
+        let replaced_lengths = replaced.iter().fold(0, |m, n| m | length_bit(n));
+        Head {
+            headers,
+            replaced,
+            replaced_lengths,
+        }
+    }
+
+    /// Whether the response's values of `name` are dropped.
+    fn replaces(&self, name: &HeaderName) -> bool {
+        self.replaced_lengths & length_bit(name) != 0 && self.replaced.contains(name)
+    }
+}
+
+fn length_bit(name: &HeaderName) -> u64 {
+    1 << name.as_str().len().min(63)
+}
+
+/// A route's headers before they are put into heads.
+struct Layout {
+    /// Always set (replacing the response's values).
     set: Vec<(HeaderName, HeaderValue)>,
     /// HTTPS responses only.
     hsts: Option<HeaderValue>,
-    /// Only when the upstream sent no CSP.
+    /// Only when the response has no CSP.
     csp: Option<HeaderValue>,
 }
 
-impl HeaderPolicy {
+impl Layout {
     /// Defaults with a route's overrides; names and values were checked by validation, invalid
     /// ones are skipped here rather than failing.
-    pub fn compile(overrides: &HeaderOverrides) -> Self {
+    fn new(overrides: &HeaderOverrides) -> Layout {
         let removed = |n: &str| overrides.remove.iter().any(|r| r.eq_ignore_ascii_case(n));
         let overridden = |n: &str| {
             overrides
@@ -140,7 +226,7 @@ impl HeaderPolicy {
                 .find(|k| k.eq_ignore_ascii_case(n))
                 .map(|k| &overrides.set[k])
         };
-        let mut policy = HeaderPolicy {
+        let mut layout = Layout {
             set: Vec::new(),
             hsts: None,
             csp: None,
@@ -149,14 +235,17 @@ impl HeaderPolicy {
             if removed(name) {
                 continue;
             }
-            let value = overridden(name).map(String::as_str).unwrap_or(default);
-            let Ok(v) = HeaderValue::from_str(value) else {
-                continue;
+            let v = match overridden(name) {
+                Some(value) => match HeaderValue::from_str(value) {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                },
+                None => HeaderValue::from_static(default),
             };
             match *name {
-                "strict-transport-security" => policy.hsts = Some(v),
-                "content-security-policy" => policy.csp = Some(v),
-                _ => policy.set.push((HeaderName::from_static(name), v)),
+                "strict-transport-security" => layout.hsts = Some(v),
+                "content-security-policy" => layout.csp = Some(v),
+                _ => layout.set.push((HeaderName::from_static(name), v)),
             }
         }
         for (name, value) in &overrides.set {
@@ -165,41 +254,68 @@ impl HeaderPolicy {
                 continue;
             }
             if let (Ok(n), Ok(v)) = (HeaderName::try_from(&lower), HeaderValue::from_str(value)) {
-                policy.set.push((n, v));
+                layout.set.push((n, v));
             }
         }
-        policy
+        layout
+    }
+}
+
+impl HeaderPolicy {
+    /// Defaults with a route's overrides (see [`Layout::new`]), in their four heads.
+    pub fn compile(overrides: &HeaderOverrides) -> Self {
+        let layout = Layout::new(overrides);
+        let head = |https, with_id| Head::new(&layout, https, with_id);
+        HeaderPolicy {
+            heads: [
+                head(false, false),
+                head(false, true),
+                head(true, false),
+                head(true, true),
+            ],
+        }
     }
 
-    /// Strips the remove list and adds the secure headers (see [`HeaderPolicy::apply_to`]).
+    /// Strips the remove list and adds the secure headers (see [`HeaderPolicy::apply_to`]); an
+    /// X-Request-Id the response carries is kept.
     pub fn apply(&self, resp: &mut ResponseHeader, https: bool) {
-        header_edit::response(resp, |h| self.apply_to(h, https));
+        header_edit::response(resp, |h| self.apply_to(h, https, None));
     }
 
-    /// Strips the remove list and adds the secure headers to a response's header map, room for
-    /// them (and `extra` more) reserved at once.
-    pub fn apply_to(&self, headers: &mut HeaderMap, https: bool) {
-        self.apply_with(headers, https, 0)
-    }
-
-    /// [`HeaderPolicy::apply_to`] with room reserved for `extra` more headers the caller adds.
-    pub fn apply_with(&self, headers: &mut HeaderMap, https: bool, extra: usize) {
-        strip(headers);
-        let _ = headers.try_reserve(self.set.len() + 2 + extra);
-        for (name, value) in &self.set {
-            header_edit::set(headers, name, value.clone());
-        }
-        if https {
-            if let Some(v) = &self.hsts {
-                header_edit::set(headers, &STRICT_TRANSPORT_SECURITY, v.clone());
+    /// Rebuilds a response's header map: the policy's headers, X-Request-Id `request_id` when
+    /// given (replacing the response's), then the response's own headers but those on the
+    /// remove list and those the policy replaces (see [`HeaderPolicy`]).
+    pub fn apply_to(&self, headers: &mut HeaderMap, https: bool, request_id: Option<&HeaderValue>) {
+        let head = &self.heads[head_index(https, request_id.is_some())];
+        let theirs = std::mem::replace(headers, head.headers.clone());
+        if let Some(id) = request_id {
+            // The head's first entry is its X-Request-Id slot.
+            if let Some(slot) = headers.values_mut().next() {
+                *slot = id.clone();
             }
-        } else {
-            // HSTS over plain HTTP is ignored by browsers and misleading in scans.
-            headers.remove(STRICT_TRANSPORT_SECURITY);
         }
-        if let Some(v) = &self.csp {
-            if !headers.contains_key(CONTENT_SECURITY_POLICY) {
-                header_edit::set(headers, &CONTENT_SECURITY_POLICY, v.clone());
+        let mut theirs = theirs.into_iter().peekable();
+        // The name of the values being read, when they are kept and more of them follow.
+        let mut more: Option<HeaderName> = None;
+        while let Some((name, value)) = theirs.next() {
+            match name {
+                Some(name) => {
+                    more = None;
+                    if doomed(&name) || head.replaces(&name) {
+                        continue;
+                    }
+                    if matches!(theirs.peek(), Some((None, _))) {
+                        more = Some(name.clone());
+                    }
+                    // Not in the head, or the policy's CSP, which the response's replaces.
+                    let _ = headers.try_insert(name, value);
+                }
+                // A further value of the name before it.
+                None => {
+                    if let Some(name) = &more {
+                        let _ = headers.try_append(name.clone(), value);
+                    }
+                }
             }
         }
     }
@@ -241,14 +357,6 @@ fn doomed(name: &HeaderName) -> bool {
     }
 }
 
-/// Removes every header on the remove list: one name at a time, no list allocated (a response
-/// carries one or two of them, most often `Server`).
-pub fn strip(headers: &mut HeaderMap) {
-    while let Some(name) = headers.keys().find(|k| doomed(k)).cloned() {
-        headers.remove(name);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +383,117 @@ mod tests {
         }
         // Every family starts with `x-`: the fast path never skips one.
         assert!(REMOVE_PREFIXES.iter().all(|p| p.starts_with("x-")));
+    }
+
+    /// The policy as it was applied before heads: strip the remove list from the response, then
+    /// insert each header (replacing the response's values), HSTS over HTTPS only (removed over
+    /// plain HTTP), CSP unless the response has one, X-Request-Id last.
+    fn by_inserts(layout: &Layout, h: &mut HeaderMap, https: bool, id: Option<&HeaderValue>) {
+        while let Some(name) = h.keys().find(|k| doomed(k)).cloned() {
+            h.remove(name);
+        }
+        for (name, value) in &layout.set {
+            h.insert(name, value.clone());
+        }
+        match (&layout.hsts, https) {
+            (Some(v), true) => drop(h.insert(STRICT_TRANSPORT_SECURITY, v.clone())),
+            (None, true) => {}
+            (_, false) => drop(h.remove(STRICT_TRANSPORT_SECURITY)),
+        }
+        if let Some(v) = &layout.csp {
+            if !h.contains_key(CONTENT_SECURITY_POLICY) {
+                h.insert(CONTENT_SECURITY_POLICY, v.clone());
+            }
+        }
+        if let Some(id) = id {
+            h.insert(X_REQUEST_ID, id.clone());
+        }
+    }
+
+    /// Each name with its values in order (the order of different names aside).
+    fn by_name(h: &HeaderMap) -> BTreeMap<String, Vec<Vec<u8>>> {
+        let mut out = BTreeMap::new();
+        for name in h.keys() {
+            let values = h.get_all(name).iter().map(|v| v.as_bytes().to_vec());
+            out.insert(name.to_string(), values.collect());
+        }
+        out
+    }
+
+    /// Headers of a response (values of one name in this order), taken in subsets.
+    const THEIRS: &[(&str, &str)] = &[
+        ("server", "nginx"),
+        ("content-security-policy", "default-src *"),
+        ("set-cookie", "a=1"),
+        ("x-frame-options", "ALLOWALL"),
+        ("strict-transport-security", "max-age=1"),
+        ("x-request-id", "theirs"),
+        ("content-type", "text/plain"),
+        ("x-powered-by", "PHP"),
+        ("content-security-policy", "img-src *"),
+        ("x-extra", "theirs"),
+        ("set-cookie", "b=2"),
+        ("x-drupal-cache", "HIT"),
+        ("etag", "\"1\""),
+        ("x-extra", "again"),
+    ];
+
+    #[test]
+    fn heads_give_what_inserts_gave() {
+        let overrides = |set: &[(&str, &str)], remove: &[&str]| HeaderOverrides {
+            set: set
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            remove: remove.iter().map(|r| r.to_string()).collect(),
+        };
+        let policies = [
+            HeaderOverrides::default(),
+            overrides(
+                &[
+                    ("X-Frame-Options", "SAMEORIGIN"),
+                    ("X-Extra", "1"),
+                    ("x-request-id", "route"),
+                    ("Server", "edge"),
+                ],
+                &["Permissions-Policy"],
+            ),
+            overrides(
+                &[],
+                &["Strict-Transport-Security", "content-security-policy"],
+            ),
+            overrides(&[("Content-Security-Policy", "default-src 'none'")], &[]),
+        ];
+        let id = HeaderValue::from_static("0123456789abcdef");
+        let mut checked = 0;
+        for o in &policies {
+            let (layout, policy) = (Layout::new(o), HeaderPolicy::compile(o));
+            // Every subset of up to four, and all of them.
+            let all = (1u32 << THEIRS.len()) - 1;
+            for subset in (0..=all).filter(|s| s.count_ones() <= 4 || *s == all) {
+                let mut theirs = HeaderMap::new();
+                for (i, (n, v)) in THEIRS.iter().enumerate() {
+                    if subset & (1 << i) != 0 {
+                        theirs.append(*n, HeaderValue::from_static(v));
+                    }
+                }
+                for https in [false, true] {
+                    for id in [None, Some(&id)] {
+                        let (mut old, mut new) = (theirs.clone(), theirs.clone());
+                        by_inserts(&layout, &mut old, https, id);
+                        policy.apply_to(&mut new, https, id);
+                        assert_eq!(
+                            by_name(&new),
+                            by_name(&old),
+                            "{o:?} {theirs:?} {https} {id:?}"
+                        );
+                        assert_eq!(new.len(), old.len());
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 4 * 4 * (1 + 14 + 91 + 364 + 1001 + 1));
     }
 
     #[test]

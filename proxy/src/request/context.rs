@@ -4,9 +4,11 @@ use super::body::BodyReplay;
 use crate::access_log::WafLog;
 use crate::policy::headers::HeaderPolicy;
 use crate::runtime::{ListenerInfo, Route, Runtime};
+use bytes::Bytes;
 use rampart_protect::denial::Denial;
 use rampart_protect::shed::InFlightGuard;
 use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -149,18 +151,91 @@ pub fn is_sane_request_id(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-fn new_request_id() -> http::HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let v: u128 = rand::random();
-    let mut id = [0u8; 32];
-    for (i, b) in id.iter_mut().enumerate() {
-        *b = HEX[(v >> ((31 - i) * 4)) as usize & 0xf];
-    }
-    // Hex digits are always a valid value.
-    http::HeaderValue::from_bytes(&id).unwrap_or_else(|_| http::HeaderValue::from_static("0"))
+/// Length of a request id made here: 128 random bits in hex.
+const ID_LEN: usize = 32;
+/// Request ids made at once, in one buffer ([`new_request_id`]).
+const IDS_PER_BLOCK: usize = 64;
+
+thread_local! {
+    /// This thread's block of request ids not handed out yet: the ids, and how many were taken.
+    static ID_BLOCK: RefCell<(Bytes, usize)> = const { RefCell::new((Bytes::new(), IDS_PER_BLOCK)) };
 }
+
+/// A new request id: 128 random bits (each id drawn on its own) as 32 hex digits. The ids are
+/// written [`IDS_PER_BLOCK`] at a time into one shared buffer and each is a slice of it (a
+/// reference count), so a request allocates nothing for its id, where a value of its own costs
+/// two allocations (its bytes, and the shared header `Bytes` makes at its first clone).
+fn new_request_id() -> http::HeaderValue {
+    ID_BLOCK.with(|block| {
+        let mut block = block.borrow_mut();
+        let (ids, taken) = &mut *block;
+        if *taken == IDS_PER_BLOCK {
+            *ids = id_block();
+            *taken = 0;
+        }
+        let id = ids.slice(*taken * ID_LEN..(*taken + 1) * ID_LEN);
+        *taken += 1;
+        // Hex digits are always a valid value.
+        http::HeaderValue::from_maybe_shared(id)
+            .unwrap_or_else(|_| http::HeaderValue::from_static("0"))
+    })
+}
+
+/// [`IDS_PER_BLOCK`] request ids back to back, each byte of an id's random bits written as
+/// its two hex digits, most significant first.
+fn id_block() -> Bytes {
+    let mut out = Vec::with_capacity(ID_LEN * IDS_PER_BLOCK);
+    for _ in 0..IDS_PER_BLOCK {
+        let v: u128 = rand::random();
+        for byte in v.to_be_bytes() {
+            out.extend_from_slice(&HEX_PAIRS[usize::from(byte)]);
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Each byte value's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    pairs
+};
 
 /// A Pingora socket address as an inet address (`None` for unix sockets).
 pub fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
     addr.and_then(|a| a.as_inet()).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digit pairs are `{:02x}`'s.
+    #[test]
+    fn hex_pairs_are_the_bytes_in_hex() {
+        for (byte, pair) in HEX_PAIRS.iter().enumerate() {
+            assert_eq!(pair, format!("{byte:02x}").as_bytes());
+        }
+    }
+
+    /// Ids cut from blocks are 32 lowercase hex digits each, and none repeats, across blocks.
+    #[test]
+    fn request_ids_are_distinct_hex_across_blocks() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..3 * IDS_PER_BLOCK + 5 {
+            let id = new_request_id();
+            let text = id.to_str().unwrap();
+            assert_eq!(text.len(), ID_LEN, "{text}");
+            assert!(
+                text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{text}"
+            );
+            assert!(seen.insert(text.to_owned()), "{text} repeated");
+        }
+    }
 }
