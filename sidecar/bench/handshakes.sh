@@ -18,7 +18,7 @@ client=${HANDSHAKES_BIN:-$root/target/release/examples/handshakes}
 [[ -x $client ]] || { echo "handshakes.sh: build the client first (see the header)" >&2; exit 2; }
 ours_pid=$(cat "$dir/server.pid")
 haproxy_port=$((base + 510))
-haproxy_pid=$(ss -Htlnp "sport = :$haproxy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+haproxy_pid=$(ss -Htlnp "sport = :$haproxy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
 [[ -n $haproxy_pid ]] || { echo "handshakes.sh: nothing listens on $haproxy_port (start the haproxy peer)" >&2; exit 2; }
 envoy_port=$((base + 512))
 envoy_pid=$(ss -Htlnp "sport = :$envoy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)

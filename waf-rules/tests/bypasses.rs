@@ -1954,6 +1954,42 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
     );
 }
 
+/// Session 12: serialized streams written only with letters and digits — a
+/// Java stream in hex (`aced0005` then a type code), a Java stream or a
+/// Python pickle in base64 without `+`, `/` or padding. Such a value decodes
+/// to no text, and extraction counted such a word as a plain token, so no
+/// rule read it (found by the session 12 round; fixed in
+/// `extract::plain_token`: a word of 16 bytes or more that is all hex digits
+/// or mixes cases is read). The same streams with a `+` or `=` were always
+/// read. Rules 7002, 3037.
+#[test]
+fn serialized_streams_of_letters_and_digits_only() {
+    let attacks = [
+        "aced0005737200176a6176612e7574696c2e5072696f72697479517565756594da30b4fb3f82b1",
+        "ACED00057372001A6A6176612E7574696C2E48617368536574BA44859596B8B734",
+        "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg",
+        "gASVHQAAAAAAAACMBXBvc2l4lIwGc3lzdGVtlJOUjAJpZJSFlFKULg",
+    ];
+    let benign = [
+        "aced00051f2c9e8d7b6a5c4d3e2f10a9b8c7d6e5",
+        "rO0ABcdefghij",
+        "gASVHQAAAAB",
+        "3f9a1c2b7d8e4f60a1b2c3d4e5f60718",
+    ];
+    assert_class(
+        &[
+            Place::Query,
+            Place::Form,
+            Place::Json,
+            Place::JsonNested,
+            Place::Multipart,
+            Place::Cookie,
+        ],
+        &attacks,
+        &benign,
+    );
+}
+
 /// Session 12: a negated comparison word after a logic word
 /// (`1 AND 2 NOT BETWEEN 0 AND 1`, `1 AND 1 NOT IN (2)`, sqlmap's `between`
 /// tamper and its negations): the operand and its negated comparison end as

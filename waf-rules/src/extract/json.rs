@@ -300,15 +300,21 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
     /// `true`, `false`, `null` or a number: plain tokens, nothing to inspect.
     #[inline(always)]
     fn literal(&mut self) -> Option<()> {
+        // One pass finds the literal's end (`,`, `}`, `]`, a blank) and
+        // whether every byte of it is a number byte (`is_literal`'s test,
+        // read off the same bytes).
         let start = self.i;
-        while self.i < self.s.len()
-            && !matches!(self.s[self.i], b',' | b'}' | b']')
-            && !self.s[self.i].is_ascii_whitespace()
-        {
+        let mut number = true;
+        while let Some(&b) = self.s.get(self.i) {
+            let class = LITERAL_BYTE[usize::from(b)];
+            if class == LITERAL_END {
+                break;
+            }
+            number &= class == NUMBER_BYTE;
             self.i += 1;
         }
         let lit = &self.s[start..self.i];
-        (!lit.is_empty() && is_literal(lit)).then_some(())
+        (!lit.is_empty() && (number || matches!(lit, b"true" | b"false" | b"null"))).then_some(())
     }
 
     fn object(&mut self, depth: usize, constructor: bool) -> Option<()> {
@@ -521,6 +527,32 @@ fn push_index(l: &mut String, n: usize) {
     }
 }
 
+/// `LITERAL_BYTE`: a byte that ends a literal (`,`, `}`, `]`, an ASCII
+/// blank), a byte of a number (digits, `-`, `+`, `.`, `e`, `E`), or any
+/// other byte.
+const LITERAL_END: u8 = 2;
+const NUMBER_BYTE: u8 = 1;
+const LITERAL_BYTE: [u8; 256] = literal_bytes();
+
+const fn literal_bytes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace() {
+            LITERAL_END
+        } else if c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.' | b'e' | b'E') {
+            NUMBER_BYTE
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+}
+
+/// What `Reader::literal` accepts (its table's answer is held to this).
+#[cfg(test)]
 fn is_literal(v: &[u8]) -> bool {
     v == b"true"
         || v == b"false"
@@ -533,6 +565,49 @@ fn is_literal(v: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::test_support::xorshift;
+
+    /// The literal reader's one pass ends where the scan for `,` `}` `]`
+    /// or a blank ended, and accepts what `is_literal` accepted: seeded
+    /// byte strings over number bytes, letters of `true`/`false`/`null`,
+    /// the ends, blanks and other bytes.
+    #[test]
+    fn literals_read_in_one_pass_as_before() {
+        let alphabet = b"0123456789-+.eEtrufalsn,}] \t\n\r\x0cx\"{\x00\xff";
+        let words: [&[u8]; 5] = [b"true", b"false", b"null", b"1e5", b"-0.5"];
+        let mut x = 0x11e7_a100_0000_0005u64;
+        let limits = Limits::default();
+        let (mut yes, mut no) = (0, 0);
+        for _ in 0..50_000 {
+            let r = xorshift(&mut x);
+            let mut v: Vec<u8> = Vec::new();
+            if r.is_multiple_of(3) {
+                v.extend_from_slice(words[(r >> 8) as usize % words.len()]);
+            }
+            for _ in 0..(r >> 16) % 8 {
+                let r = xorshift(&mut x);
+                v.push(alphabet[r as usize % alphabet.len()]);
+            }
+            let end = v
+                .iter()
+                .position(|&b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
+                .unwrap_or(v.len());
+            let want = (end > 0 && is_literal(&v[..end])).then_some(());
+            let mut f = Fields::new(&limits);
+            let mut rd = Reader {
+                s: &v,
+                i: 0,
+                max_depth: 4,
+                out: &mut f,
+            };
+            assert_eq!((rd.literal(), rd.i), (want, end), "{:?}", v);
+            if want.is_some() {
+                yes += 1
+            } else {
+                no += 1
+            }
+        }
+        assert!(yes > 5_000 && no > 5_000, "{yes} / {no}");
+    }
 
     /// Texts for keys and strings: plain tokens (not listed), text that
     /// is listed, JSON escapes, and the two keys of prototype pollution.

@@ -569,7 +569,8 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
     // base64 of text (`PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiAg` is
     // `<script>alert(1)</script>`), decoded only when it mixes cases.
     if all & WORD != 0 && !spells_path() {
-        return any & (UPPER | LOWER) != UPPER | LOWER || !crate::transform::decodes_as_base64(v);
+        let mixed = any & (UPPER | LOWER) == UPPER | LOWER;
+        return !encoded_object(v, mixed) && (!mixed || !crate::transform::decodes_as_base64(v));
     }
     all & NUMBER != 0
         // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
@@ -584,6 +585,23 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
             // read (`detect::jose`); `{"user":"alice"}` stays plain.
             && !crate::transform::base64::jose_needs_reading(v))
 }
+
+/// Letters and digits that may encode a serialized object — a Java or
+/// Python stream in hex (`aced0005…`) or in unpadded base64 (`rO0AB…`,
+/// `gASV…`), which rules recognise by their magic bytes: a word of at
+/// least `ENCODED_OBJECT` bytes that is all hex digits, or that mixes
+/// cases (base64 of binary data: `decodes_as_base64` asks for text). Such
+/// a word is read by the rules, not counted as a plain token. A shorter
+/// one holds no object worth the name (a stream's header alone is 4 to 8
+/// bytes, a class descriptor dozens more); ids of that length and longer
+/// mixed-case ones are read too (the rules decide), which the typical
+/// request has none of.
+fn encoded_object(v: &[u8], mixed: bool) -> bool {
+    v.len() >= ENCODED_OBJECT && (mixed || v.iter().all(u8::is_ascii_hexdigit))
+}
+
+/// Bytes from which a word of an encoding's alphabet may be an object.
+const ENCODED_OBJECT: usize = 16;
 
 /// A dotted token that spells a path: a dot-dot, or a fuzzer's hex
 /// literal for a dot or a separator (`0x2e`, `0x2f`, `0x5c`).
