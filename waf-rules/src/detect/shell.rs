@@ -22,6 +22,7 @@
 
 use super::Triggers;
 use crate::transform::Transform;
+use crate::word_index::WordIndex;
 use std::ops::Range;
 
 const MAX_WORD: usize = 48;
@@ -875,6 +876,14 @@ const WEAK: &[&str] = &[
     "python", "python2", "python3", "perl", "ruby", "php", "lua", "node", "ftp", "xcopy", "attrib",
 ];
 
+/// The index covers names shorter than this: the longest of `STRONG` and
+/// `WEAK` (`powershell`) has 10 bytes (checked when the index is built).
+const NAME_MAX: usize = 11;
+
+/// `STRONG` and `WEAK` by name length and first letter (`command_word`).
+static NAMES: (WordIndex<NAME_MAX, 2>, WordIndex<NAME_MAX, 2>) =
+    (WordIndex::of_words(STRONG), WordIndex::of_words(WEAK));
+
 /// Commands cmd.exe runs in any case (`WHOAMI`, `Dir`); Unix shells do not
 /// run `Cat`, so other words count only in lower case.
 const ANY_CASE: &[&str] = &[
@@ -1016,23 +1025,26 @@ fn command_word(w: &[u8]) -> Option<(Strength, &'static str)> {
         return None;
     }
     let lower = !base.iter().any(u8::is_ascii_uppercase);
-    let find = |list: &'static [&'static str]| {
-        list.iter().copied().find(|c| {
-            if glob {
-                glob_match(base, c.as_bytes())
-            } else if lower {
-                base == c.as_bytes()
-            } else {
-                base.eq_ignore_ascii_case(c.as_bytes()) && ANY_CASE.contains(c)
-            }
-        })
+    // A name without a glob is looked up by its length and first letter
+    // (`NAMES`): the one name it can be, ASCII case ignored, is the one an
+    // exact match (lower case) or a match in any case would find, as the
+    // lists hold distinct lower-case names.
+    let find = |list: &'static [&'static str], index: &WordIndex<NAME_MAX, 2>| {
+        if glob {
+            return list
+                .iter()
+                .copied()
+                .find(|c| glob_match(base, c.as_bytes()));
+        }
+        let c = list[index.find_word(list, base)?];
+        (lower || ANY_CASE.contains(&c)).then_some(c)
     };
     let in_path = base.len() < w.len();
-    if let Some(c) = find(STRONG) {
+    if let Some(c) = find(STRONG, &NAMES.0) {
         return Some((Strength::Strong, c));
     }
     // A weak word behind a path (`/bin/cat`) is as strong as any.
-    find(WEAK).map(|c| {
+    find(WEAK, &NAMES.1).map(|c| {
         if in_path && w.first() == Some(&b'/') {
             (Strength::Strong, c)
         } else {
@@ -1170,6 +1182,82 @@ fn is_ipv4(w: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::detect::test_support::assert_each;
+
+    /// `command_word` answers as the linear search of the lists it
+    /// replaced, on seeded words: every name, in lower, upper and mixed
+    /// case, a letter more or less, behind a path, with `.exe`, as a glob,
+    /// and words of other bytes.
+    #[test]
+    fn command_words_are_found_as_by_searching_the_lists() {
+        fn linear(w: &[u8]) -> Option<(Strength, &'static str)> {
+            let base = match w.iter().rposition(|&c| c == b'/' || c == b'\\') {
+                Some(p) => &w[p + 1..],
+                None => w,
+            };
+            let base = strip_exe(base);
+            if base.is_empty() || base.len() > 24 {
+                return None;
+            }
+            let glob = base.iter().any(|c| matches!(c, b'?' | b'*' | b'['));
+            if glob && base.iter().filter(|c| c.is_ascii_alphabetic()).count() < 2 {
+                return None;
+            }
+            let lower = !base.iter().any(u8::is_ascii_uppercase);
+            let find = |list: &'static [&'static str]| {
+                list.iter().copied().find(|c| {
+                    if glob {
+                        glob_match(base, c.as_bytes())
+                    } else if lower {
+                        base == c.as_bytes()
+                    } else {
+                        base.eq_ignore_ascii_case(c.as_bytes()) && ANY_CASE.contains(c)
+                    }
+                })
+            };
+            let in_path = base.len() < w.len();
+            if let Some(c) = find(STRONG) {
+                return Some((Strength::Strong, c));
+            }
+            find(WEAK).map(|c| {
+                if in_path && w.first() == Some(&b'/') {
+                    (Strength::Strong, c)
+                } else {
+                    (Strength::Weak, c)
+                }
+            })
+        }
+        let names: Vec<&str> = STRONG.iter().chain(WEAK).copied().collect();
+        let mut x: u64 = 0x005e_ed0f_c0de;
+        let (mut found, mut none) = (0usize, 0usize);
+        for _ in 0..60_000 {
+            let r = crate::test_support::xorshift(&mut x);
+            let name = names[(r % names.len() as u64) as usize].as_bytes();
+            let mut w = match (r >> 8) % 6 {
+                0 => name.to_vec(),
+                1 => name.to_ascii_uppercase(),
+                2 => [&name[..1], &name[1..].to_ascii_uppercase()].concat(),
+                3 => name[..name.len() - 1].to_vec(),
+                4 => [name, b"x"].concat(),
+                _ => (0..(r >> 16) % 12).map(|i| (r >> (20 + i)) as u8).collect(),
+            };
+            match (r >> 32) % 8 {
+                0 => w = [b"/bin/", &w[..]].concat(),
+                1 => w = [b"C:\\Windows\\", &w[..]].concat(),
+                2 => w.extend_from_slice(b".EXE"),
+                3 if w.len() > 2 => w[1] = b'?',
+                4 if w.len() > 1 => {
+                    let last = w.len() - 1;
+                    w[last] = b'*';
+                }
+                _ => {}
+            }
+            let want = linear(&w);
+            assert_eq!(command_word(&w), want, "{:?}", String::from_utf8_lossy(&w));
+            found += usize::from(want.is_some());
+            none += usize::from(want.is_none());
+        }
+        assert!(found > 10_000 && none > 10_000, "{found} found, {none} not");
+    }
 
     #[test]
     fn injections() {

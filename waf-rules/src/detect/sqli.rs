@@ -5,7 +5,7 @@
 //! and comparison, a comment, UNION SELECT, a stacked statement...
 //! Plain text that merely contains SQL words does not have that shape.
 
-use super::sqli_tokens::{keyword_kind, tokenize, Backslash, Kind, Token};
+use super::sqli_tokens::{tokenize, Backslash, KeywordsOf, Kind, Token};
 use super::{mark_bytes, Triggers};
 use std::cell::Cell;
 use std::ops::Range;
@@ -50,10 +50,11 @@ pub(crate) fn detect_with(v: &[u8], has_keyword: impl FnOnce() -> bool) -> Optio
     if !punctuated && !has_keyword() {
         return None;
     }
-    // `judge`'s first test (no reading can shape: `SHAPING_BYTE`), made
+    // `judge`'s first test (no reading can shape: `may_be_shaped`), made
     // before the thread's token lists are taken out for it: most values
-    // that reach here (`alice@example.com`, `Alice O'Neil`) end on it.
-    if seen & SHAPING_BYTE == 0 && !shaping_word(v) {
+    // that reach here (`alice@example.com`, `Alice O'Neil`,
+    // `/catalog/shoes`) end on it.
+    if !may_be_shaped(v, seen) {
         return None;
     }
     let mut bufs = TOKENS.with(Cell::take);
@@ -102,6 +103,8 @@ const SHAPING: u32 = Kind::Logic.bit()
     | Kind::Func.bit()
     | Kind::Not.bit();
 const CMP_IN_PARENS: u32 = Kind::Cmp.bit() | Kind::LParen.bit();
+/// The keywords of a `SHAPING` kind (`shaping_word`).
+static SHAPING_WORDS: KeywordsOf = KeywordsOf::kinds(SHAPING);
 
 /// Whether a reading of these kinds may hold a shape `after_breakout` or
 /// `bare` reports (`SHAPING`).
@@ -121,8 +124,8 @@ fn judge(v: &[u8], seen: u8, bufs: &mut Buffers) -> Option<Range<usize>> {
 /// SQL): `It\'s me' or 1=1--` breaks out under the first, `x\' or 1=1--`
 /// under the second.
 fn judge_with(v: &[u8], seen: u8, bufs: &mut Buffers, prune: bool) -> Option<Range<usize>> {
-    // No reading can shape, and nothing needs tokenizing (`SHAPING_BYTE`).
-    if prune && seen & SHAPING_BYTE == 0 && !shaping_word(v) {
+    // No reading can shape, and nothing needs tokenizing (`may_be_shaped`).
+    if prune && !may_be_shaped(v, seen) {
         return None;
     }
     judge_reading(v, seen, bufs, prune, Backslash::Escapes).or_else(|| {
@@ -178,12 +181,55 @@ fn judge_reading(
     literal_tautology(v, toks).or_else(|| literal_inequality(v, all))
 }
 
+/// Whether any reading of `v` may hold a token of a `SHAPING` kind or a
+/// comparison: a `SHAPING_BYTE`, a `shaping_pair` or a `shaping_word`.
+/// Without all three no reading is judged (`SHAPING_BYTE` says why), so
+/// `judge` answers `None` for it unread.
+fn may_be_shaped(v: &[u8], seen: u8) -> bool {
+    seen & SHAPING_BYTE != 0 || (seen & PAIRED != 0 && shaping_pair(v)) || shaping_word(v)
+}
+
+/// Whether `v` holds `--`, `/*`, `||` or `&&`: the only places where a
+/// `-`, `/`, `|` or `&` (`PAIRED`) starts a token of a `SHAPING` kind
+/// (the tokenizer reads `--` and `/*` as a comment — `/*!` as code, its
+/// content tokenized —, `||` and `&&` as logic). A lone one is an
+/// operator (`Kind::Op`: not `SHAPING`, not a comparison), part of a
+/// number (`1e-5`) or of a string's prefix (`U&'…'`), and, a byte that
+/// continues no word, ends the word before it: keywords stay whole runs
+/// of letters (`shaping_word`). One look at each pair of bytes.
+fn shaping_pair(v: &[u8]) -> bool {
+    v.windows(2).any(|w| match w[0] {
+        b'-' | b'|' | b'&' => w[1] == w[0],
+        b'/' => w[1] == b'*',
+        _ => false,
+    })
+}
+
 /// Whether a maximal run of ASCII letters in `v` is a keyword of a
 /// `SHAPING` kind (`union`, `or`, `like`, `not`…; not a literal such as
 /// `false`). Also asked by extraction of a JSON cookie (`extract::SqlWords`).
+/// The runs are found by index (a `split` with a closure per byte cost
+/// more); a run of one letter is no keyword. (Eight bytes a step, by a
+/// word's letter bits, cost more still on short values: the work is per
+/// run, not per byte.)
 pub(crate) fn shaping_word(v: &[u8]) -> bool {
-    v.split(|&b| (b | 0x20).wrapping_sub(b'a') >= 26)
-        .any(|w| keyword_kind(w).is_some_and(|k| k.bit() & SHAPING != 0))
+    let letter = |b: u8| (b | 0x20).wrapping_sub(b'a') < 26;
+    let (n, mut i) = (v.len(), 0);
+    while i < n {
+        if !letter(v[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        while i < n && letter(v[i]) {
+            i += 1;
+        }
+        if i - start > 1 && SHAPING_WORDS.contains(&v[start..i]) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Byte classes for the one-pass scan in `detect`.
@@ -192,17 +238,20 @@ const PUNCT: u8 = 2;
 const SQUOTE: u8 = 4;
 const DQUOTE: u8 = 8;
 /// Bytes without which no token of a `SHAPING` kind and no comparison can
-/// be read but from a keyword: `;` (a statement), `#`, `-` and `/` (a
-/// comment: `#`, `--`, `/*`), `!` `=` `<` `>` (a comparison, NOT), `(` (a
-/// call, a parenthesis), `|` `&` (`||`, `&&`), and `\` (MySQL's `\N`, a
-/// token that can end inside a run of letters: `\Nunion`). Without any of
-/// them every token is a string, number, word, variable, `)`, `,`, an
-/// operator of `+*%^~:` or a keyword, and every keyword token is a whole
-/// run of ASCII letters (a word ends before a byte that is not a letter,
-/// digit, `_`, `$`, `.` or non-ASCII, and starts after a non-letter): so a
-/// value with none of these bytes and no `shaping_word` has no reading
-/// `may_shape` allows, and no comparison for the literal checks.
+/// be read but from a keyword or a `shaping_pair` (`--`, `/*`, `||`,
+/// `&&`, of the `PAIRED` bytes): `;` (a statement), `#` (a comment), `!`
+/// `=` `<` `>` (a comparison, NOT), `(` (a call, a parenthesis), and `\`
+/// (MySQL's `\N`, a token that can end inside a run of letters:
+/// `\Nunion`). Without any of them and without a pair every token is a
+/// string, number, word, variable, `)`, `,`, an operator of `+-*/%^~:|&`
+/// or a keyword, and every keyword token is a whole run of ASCII letters
+/// (a word ends before a byte that is not a letter, digit, `_`, `$`, `.`
+/// or non-ASCII, and starts after a non-letter): so a value with none of
+/// these bytes, no pair and no `shaping_word` has no reading `may_shape`
+/// allows, and no comparison for the literal checks (`may_be_shaped`).
 const SHAPING_BYTE: u8 = 16;
+/// `-`, `/`, `|`, `&`: shaping only as a `shaping_pair`.
+const PAIRED: u8 = 64;
 /// A backslash: the value is read a second time, the backslash a plain byte.
 const BACKSLASH: u8 = 32;
 static BYTE_CLASS: [u8; 256] = byte_classes();
@@ -220,7 +269,8 @@ const fn byte_classes() -> [u8; 256] {
     let t = mark_bytes([0u8; 256], SPACED_BYTES, SPACED);
     let t = mark_bytes(t, PUNCT_BYTES, PUNCT);
     let t = mark_bytes(t, b"'", SQUOTE);
-    let t = mark_bytes(t, b";#-/!=<>(|&\\", SHAPING_BYTE);
+    let t = mark_bytes(t, b";#!=<>(\\", SHAPING_BYTE);
+    let t = mark_bytes(t, b"-/|&", PAIRED);
     let t = mark_bytes(t, b"\\", BACKSLASH);
     mark_bytes(t, b"\"", DQUOTE)
 }
@@ -860,6 +910,7 @@ fn strong_anywhere(v: &[u8], t: &[Token]) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::sqli_tokens::keyword_kind;
     use crate::detect::test_support::assert_each;
 
     #[test]
@@ -987,8 +1038,78 @@ mod tests {
                 "' having 1",
                 "' like 'a' or 'b",
                 "' union table users order by 1",
+                // A lone `-`, `/`, `|` or `&` (no `shaping_pair`): keywords shape.
+                "-1 or true",
+                "/create table persons",
+                "a|b' union select password from users",
+                "x&y' or true",
+                // A pair: a comment or logic without any other shaping byte.
+                "admin'--",
+                "x'/*",
+                "1 || true",
+                "' && true",
             ],
         );
+    }
+
+    /// `shaping_word` answers as the formula it replaced (every maximal
+    /// run of ASCII letters looked up) on seeded values of keywords of
+    /// every kind, words around them, letters, digits, `_`, punctuation
+    /// and non-ASCII bytes, glued or apart.
+    #[test]
+    fn shaping_word_answers_as_every_run_looked_up() {
+        const PARTS: &[&str] = &[
+            "or",
+            "OR",
+            "Or",
+            "and",
+            "union",
+            "select",
+            "like",
+            "not",
+            "null",
+            "false",
+            "by",
+            "distinctrow",
+            "procedure",
+            "o",
+            "r",
+            "x",
+            "alice",
+            "ordered",
+            "_",
+            "1",
+            "é",
+            " ",
+            "'",
+            "-",
+            ".",
+            "@",
+            "\\",
+            "\0",
+        ];
+        let formula = |v: &[u8]| {
+            v.split(|&b| (b | 0x20).wrapping_sub(b'a') >= 26)
+                .any(|w| keyword_kind(w).is_some_and(|k| k.bit() & SHAPING != 0))
+        };
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut yes = 0usize;
+        for _ in 0..60_000 {
+            let mut v = Vec::new();
+            for _ in 0..crate::test_support::xorshift(&mut x) % 8 {
+                let r = crate::test_support::xorshift(&mut x);
+                if r >> 60 == 0 {
+                    // Any byte, so every byte value meets the letter test.
+                    v.push((r >> 8) as u8);
+                } else {
+                    v.extend_from_slice(PARTS[(r % PARTS.len() as u64) as usize].as_bytes());
+                }
+            }
+            let want = formula(&v);
+            assert_eq!(shaping_word(&v), want, "{:?}", String::from_utf8_lossy(&v));
+            yes += usize::from(want);
+        }
+        assert!(yes > 5_000, "only {yes} values with a shaping word");
     }
 
     /// The kinds shortcut changes no answer: seeded values built from SQL
@@ -1069,8 +1190,10 @@ mod tests {
         ];
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let (mut bufs, mut found) = (Buffers::default(), 0usize);
-        // Values without a `SHAPING_BYTE`, and injections among them.
+        // Values without a `SHAPING_BYTE`, and injections among them;
+        // values with a lone `-`, `/`, `|` or `&` but no `shaping_pair`.
         let (mut unpunctuated, mut found_unpunctuated) = (0usize, 0usize);
+        let (mut lone, mut found_lone) = (0usize, 0usize);
         for _ in 0..60_000 {
             let mut v = Vec::new();
             for _ in 0..1 + crate::test_support::xorshift(&mut x) % 7 {
@@ -1091,6 +1214,10 @@ mod tests {
             if seen & SHAPING_BYTE == 0 {
                 unpunctuated += 1;
                 found_unpunctuated += usize::from(full.is_some());
+                if seen & PAIRED != 0 && !shaping_pair(&v) {
+                    lone += 1;
+                    found_lone += usize::from(full.is_some());
+                }
             }
         }
         // The control: the values reach the shapes the shortcuts rule out.
@@ -1098,6 +1225,10 @@ mod tests {
         assert!(
             unpunctuated > 5_000 && found_unpunctuated > 20,
             "{found_unpunctuated} injections in {unpunctuated} values without a SHAPING_BYTE"
+        );
+        assert!(
+            lone > 2_000 && found_lone > 5,
+            "{found_lone} injections in {lone} values with a lone `-/|&` and no pair"
         );
     }
 }

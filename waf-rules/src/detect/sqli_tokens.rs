@@ -113,6 +113,9 @@ pub(crate) fn tokenize(
     out.reserve(MAX_TOKENS.min(v.len()) + 1);
     let mut i = 0;
     let mut kinds = 0;
+    // Without a `(` no word is a call: `next_is_paren` is not asked after
+    // each word (prose is mostly words).
+    let parens = v.contains(&b'(');
     if let Some(q) = quote {
         let (end, closed) = string_end(v, 0, q, backslash);
         out.push(Token {
@@ -213,7 +216,7 @@ pub(crate) fn tokenize(
                     i = end;
                     Kind::Str { closed }
                 } else {
-                    word_kind(&v[start..i], v, i)
+                    word_kind(&v[start..i], || parens && next_is_paren(v, i))
                 }
             }
             b'@' => {
@@ -424,10 +427,11 @@ fn ends_before_word(v: &[u8], start: usize, end: usize) -> bool {
     if num.iter().any(|&c| matches!(c, b'.' | b'e' | b'E')) {
         return true;
     }
+    // A `(` after it makes only a word or a literal a call (`word_kind`).
     let w = &v[end..word_end(v, end)];
     matches!(
-        word_kind(w, v, end + w.len()),
-        Kind::Union | Kind::Logic | Kind::Stmt
+        keyword_kind(w),
+        Some(Kind::Union | Kind::Logic | Kind::Stmt)
     )
 }
 
@@ -477,9 +481,11 @@ fn next_is_paren(v: &[u8], mut i: usize) -> bool {
     }
 }
 
-fn word_kind(w: &[u8], v: &[u8], end: usize) -> Kind {
+/// The kind of word `w`; `called` tells whether `(` follows it
+/// (`next_is_paren`), asked only of a word or a literal.
+fn word_kind(w: &[u8], called: impl FnOnce() -> bool) -> Kind {
     let kind = keyword_kind(w).unwrap_or(Kind::Word);
-    if matches!(kind, Kind::Word | Kind::Literal) && next_is_paren(v, end) {
+    if matches!(kind, Kind::Word | Kind::Literal) && called() {
         return Kind::Func;
     }
     kind
@@ -562,6 +568,32 @@ pub(crate) fn keyword_kind(w: &[u8]) -> Option<Kind> {
     KEYWORD_INDEX.find(KEYWORDS, w)
 }
 
+/// The keywords of some kinds, looked up as `keyword_kind` looks up all
+/// of them: a word is compared only with the keywords of those kinds of
+/// its length and first letter (`false`, `true` with none of `Logic`).
+pub(crate) struct KeywordsOf(WordIndex<{ KEYWORD_MAX + 1 }>);
+
+impl KeywordsOf {
+    /// The keywords whose `Kind::bit` is in `kinds`.
+    pub(crate) const fn kinds(kinds: u32) -> KeywordsOf {
+        let mut keep = 0u64;
+        let mut k = 0;
+        while k < KEYWORDS.len() {
+            if KEYWORDS[k].1.bit() & kinds != 0 {
+                keep |= 1 << k;
+            }
+            k += 1;
+        }
+        KeywordsOf(WordIndex::of_entries(KEYWORDS, keep))
+    }
+
+    /// Whether `w` is one of these keywords (ASCII case ignored):
+    /// exactly when `keyword_kind(w)` is of one of the kinds.
+    pub(crate) fn contains(&self, w: &[u8]) -> bool {
+        self.0.find(KEYWORDS, w).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +604,30 @@ mod tests {
             .iter()
             .find(|(k, _)| *k == w)
             .map(|&(_, kind)| kind)
+    }
+
+    /// `KeywordsOf` holds exactly the keywords of its kinds, in any case,
+    /// for masks of one kind, several and none.
+    #[test]
+    fn keywords_of_kinds_are_those_keyword_kind_names() {
+        let masks = [
+            0,
+            Kind::Logic.bit(),
+            Kind::Literal.bit(),
+            Kind::Stmt.bit() | Kind::Clause.bit() | Kind::CmpWord.bit(),
+            u32::MAX,
+        ];
+        for mask in masks {
+            let set = KeywordsOf::kinds(mask);
+            for &(kw, kind) in KEYWORDS {
+                for w in [kw.to_vec(), kw.to_ascii_uppercase()] {
+                    assert_eq!(set.contains(&w), kind.bit() & mask != 0, "{kw:?} {mask:#x}");
+                }
+            }
+            for w in ["", "a", "alice", "ors", "_or"] {
+                assert!(!set.contains(w.as_bytes()), "{w}");
+            }
+        }
     }
 
     /// Every keyword is found through `KEYWORD_INDEX` in any case, and
