@@ -21,8 +21,8 @@ pub(crate) struct Skip {
     pub spaces: bool,
     /// A step of the chain (`base64`) may change a value made only of
     /// its alphabet: the group is skipped only for a value holding one of
-    /// these bytes (`BASE64_BLOCKERS`). None: no such step.
-    pub unless_blocked: Option<ByteSet>,
+    /// `BASE64_BLOCKERS`.
+    pub decodes_base64: bool,
 }
 
 impl Skip {
@@ -31,8 +31,8 @@ impl Skip {
     /// them has none (it may run on any value). Sound by construction: a
     /// value that `cannot_match` the union holds none of any group's bytes
     /// and literals, no two blanks in a row if a group folds them, and a
-    /// base64 blocker if a group decodes base64 (every such group's
-    /// `unless_blocked` is the one `BASE64_BLOCKERS`) — so each group's own
+    /// base64 blocker if a group decodes base64 (`decodes_base64`: the one
+    /// set `BASE64_BLOCKERS` for every such group) — so each group's own
     /// test would skip it too, and skipping the list at once changes
     /// nothing but the cost (one test instead of one per group).
     pub(crate) fn union<'a>(skips: impl IntoIterator<Item = Option<&'a Skip>>) -> Option<Skip> {
@@ -40,17 +40,14 @@ impl Skip {
             bytes: ByteSet::default(),
             lits: BitMask::default(),
             spaces: false,
-            unless_blocked: None,
+            decodes_base64: false,
         };
         for s in skips {
             let s = s?;
             all.bytes.union(&s.bytes);
             all.lits = all.lits.union(&s.lits);
             all.spaces |= s.spaces;
-            if let Some(b) = s.unless_blocked {
-                debug_assert_eq!(b, BASE64_BLOCKERS);
-                all.unless_blocked = Some(BASE64_BLOCKERS);
-            }
+            all.decodes_base64 |= s.decodes_base64;
         }
         Some(all)
     }
@@ -173,7 +170,7 @@ pub(super) fn group_skip<'a>(
         bytes: ByteSet::default(),
         lits: BitMask::default(),
         spaces: false,
-        unless_blocked: None,
+        decodes_base64: false,
     };
     let mut words = vec![0u64; gate_bits.div_ceil(64)];
     let bit = |lits: &mut Vec<u64>, b: usize| lits[b / 64] |= 1 << (b % 64);
@@ -182,7 +179,7 @@ pub(super) fn group_skip<'a>(
             // Unchanged on a value holding a blocker; the steps before it
             // leave such a value as it is up to case (their changing bytes
             // are in `bytes`), and case does not make a blocker.
-            s.unless_blocked = Some(BASE64_BLOCKERS);
+            s.decodes_base64 = true;
             continue;
         }
         let (bytes, spaces) = step_changes(step)?;

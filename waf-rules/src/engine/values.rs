@@ -106,9 +106,7 @@ impl Values {
     /// literal scan, read only when the bytes did not decide).
     pub(super) fn cannot_match(&mut self, c: &Compiled, raw: &[u8], skip: &Skip) -> bool {
         if skip.bytes.intersects(&self.raw_bytes)
-            || skip
-                .unless_blocked
-                .is_some_and(|b| !b.intersects(&self.raw_bytes))
+            || (skip.decodes_base64 && !self.raw_bytes.intersects(&BASE64_BLOCKERS))
         {
             return false;
         }
