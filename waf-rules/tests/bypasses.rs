@@ -1959,9 +1959,10 @@ fn globbed_binaries_redirects_php_base64_trailing_dots_and_template_variables() 
 /// Python pickle in base64 without `+`, `/` or padding. Such a value decodes
 /// to no text, and extraction counted such a word as a plain token, so no
 /// rule read it (found by the session 12 round; fixed in
-/// `extract::plain_token`: a word of 16 bytes or more that is all hex digits
-/// or mixes cases is read). The same streams with a `+` or `=` were always
-/// read. Rules 7002, 3037.
+/// `extract::plain_token`: a word of 16 bytes or more that mixes cases, or
+/// that is all hex digits and starts with a rule's hex-stream magic
+/// `aced0005` in any case, is read; a 32-hex session id stays plain). The
+/// same streams with a `+` or `=` were always read. Rules 7002, 3037.
 #[test]
 fn serialized_streams_of_letters_and_digits_only() {
     let attacks = [

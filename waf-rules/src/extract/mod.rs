@@ -586,19 +586,33 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
             && !crate::transform::base64::jose_needs_reading(v))
 }
 
-/// Letters and digits that may encode a serialized object — a Java or
-/// Python stream in hex (`aced0005…`) or in unpadded base64 (`rO0AB…`,
-/// `gASV…`), which rules recognise by their magic bytes: a word of at
-/// least `ENCODED_OBJECT` bytes that is all hex digits, or that mixes
-/// cases (base64 of binary data: `decodes_as_base64` asks for text). Such
-/// a word is read by the rules, not counted as a plain token. A shorter
-/// one holds no object worth the name (a stream's header alone is 4 to 8
-/// bytes, a class descriptor dozens more); ids of that length and longer
-/// mixed-case ones are read too (the rules decide), which the typical
-/// request has none of.
+/// Letters and digits that may encode a serialized object — a Java
+/// stream in hex (`aced0005…`) or a Java or Python stream in unpadded
+/// base64 (`rO0AB…`, `gASV…`), which rules recognise by their magic bytes:
+/// a word of at least `ENCODED_OBJECT` bytes that starts with a hex-stream
+/// prefix a rule anchors at a word start (`HEX_STREAM_PREFIXES`) and is all
+/// hex digits, or that mixes cases (base64 of binary data:
+/// `decodes_as_base64` asks for text). Such a word is read by the rules,
+/// not counted as a plain token. Other all-hex words (session ids, hashes,
+/// dash-less UUIDs) stay plain: no rule can match a word of hex digits but
+/// at such a prefix (`hex_stream_prefixes_are_the_rules`). A shorter word
+/// holds no object worth the name (a stream's header alone is 4 to 8
+/// bytes, a class descriptor dozens more). Mixed-case words of that length
+/// (csrf tokens, OAuth codes) are still read: base64 magic such as
+/// `rO0AB` is matched anywhere in a word, not only at its start.
 fn encoded_object(v: &[u8], mixed: bool) -> bool {
-    v.len() >= ENCODED_OBJECT && (mixed || v.iter().all(u8::is_ascii_hexdigit))
+    v.len() >= ENCODED_OBJECT
+        && (mixed
+            || (HEX_STREAM_PREFIXES
+                .iter()
+                .any(|p| v[..p.len()].eq_ignore_ascii_case(p))
+                && v.iter().all(u8::is_ascii_hexdigit)))
 }
+
+/// Hex-stream magic the rules read at a word start, in any case: rule
+/// 7002's `\b(?i:aced0005)` (a Java stream). Each is shorter than
+/// `ENCODED_OBJECT`.
+pub(crate) const HEX_STREAM_PREFIXES: &[&[u8]] = &[b"aced0005"];
 
 /// Bytes from which a word of an encoding's alphabet may be an object.
 const ENCODED_OBJECT: usize = 16;

@@ -561,3 +561,94 @@ fn a_referer_is_read_by_structure_only_when_a_strict_url() {
         assert_eq!(list("Referer", v.as_bytes()), whole, "{v}");
     }
 }
+
+/// Every hex literal a rule anchors at a word start (`\b` then a literal of
+/// four or more hex digits, alone or as an alternative of a group) is
+/// covered by `HEX_STREAM_PREFIXES`, and every prefix is one of them: a
+/// word of hex digits only can be matched by a rule only there (a literal
+/// that goes on with a byte no hex digit, `\bfd00:ec2`, cannot), so the
+/// other all-hex words may stay plain tokens. Fails when a rule gains a
+/// hex-stream alternative the extraction would not read.
+#[test]
+fn hex_stream_prefixes_are_the_rules() {
+    let mut found: Vec<String> = Vec::new();
+    for (_, text) in crate::rules::builtin_texts() {
+        let mut rest: &str = &text;
+        while let Some(i) = rest.find(r"\b") {
+            rest = &rest[i + 2..];
+            let mut alts = Vec::new();
+            match rest
+                .strip_prefix("(?:")
+                .or_else(|| rest.strip_prefix("(?i:"))
+            {
+                Some(group) => {
+                    let (mut depth, mut start) = (0usize, 0);
+                    for (j, c) in group.char_indices() {
+                        match c {
+                            '(' => depth += 1,
+                            ')' if depth == 0 => {
+                                alts.push(&group[start..j]);
+                                break;
+                            }
+                            ')' => depth -= 1,
+                            '|' if depth == 0 => {
+                                alts.push(&group[start..j]);
+                                start = j + 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                None => alts.push(rest),
+            }
+            for a in alts {
+                let lit: String = a.chars().take_while(char::is_ascii_alphanumeric).collect();
+                // A literal byte after it that is no hex digit (`fd00:`)
+                // cannot be in such a word; a metacharacter may be.
+                let next = a[lit.len()..].chars().next();
+                let literal_after = next.is_some_and(|c| !r"\[](){}|?*+.^$".contains(c));
+                if lit.len() >= 4 && !literal_after && lit.chars().all(|c| c.is_ascii_hexdigit()) {
+                    found.push(lit.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    for lit in &found {
+        assert!(
+            HEX_STREAM_PREFIXES
+                .iter()
+                .any(|p| lit.as_bytes().starts_with(p)),
+            "a rule reads the hex word start {lit:?}: add it to HEX_STREAM_PREFIXES"
+        );
+    }
+    for p in HEX_STREAM_PREFIXES {
+        assert!(p.len() < ENCODED_OBJECT);
+        assert!(
+            found.iter().any(|l| l.as_bytes().starts_with(p)),
+            "no rule reads {:?}",
+            String::from_utf8_lossy(p)
+        );
+    }
+}
+
+/// Session ids, hashes and dash-less UUIDs of hex digits stay plain; a hex
+/// Java stream, in either case, is read.
+#[test]
+fn hex_words_are_plain_unless_a_stream() {
+    for v in [
+        "3f9a1c2b7d8e4f60a1b2c3d4e5f60718",
+        "A1B2C3D4E5F60718293A4B5C6D7E8F90",
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "aced0005",
+        "aced00057372",
+    ] {
+        assert!(plain_token(v.as_bytes()), "{v}");
+    }
+    for v in [
+        "aced0005737200176a6176612e7574696c2e5072696f72697479517565756594da30b4fb3f82b1",
+        "ACED00057372001A6A6176612E7574696C2E48617368536574BA44859596B8B734",
+        "aced00051f2c9e8d7b6a5c4d3e2f10a9b8c7d6e5",
+    ] {
+        assert!(!plain_token(v.as_bytes()), "{v}");
+    }
+}
