@@ -281,10 +281,8 @@ fn request_problem(case: &Case, req: &Forwarded, base: &Baseline, first: bool) -
     }
     for (name, _) in &req.headers {
         let dashed = name.replace('_', "-");
-        let shadowed = matches!(
-            dashed.as_str(),
-            "transfer-encoding" | "content-length" | "host"
-        ) || base.added.contains(&dashed);
+        let shadowed = matches!(dashed.as_str(), "transfer-encoding" | "content-length")
+            || base.added.contains(&dashed);
         if dashed != *name && shadowed {
             return Some(format!(
                 "{name} forwarded (read as {dashed} by some servers)"
