@@ -451,7 +451,7 @@ async fn http2_requests_are_refused_or_downgraded_unambiguously() {
             // the head left: the upstream then has an incomplete request and a closed
             // connection, as with HTTP/1's faults past the first chunk.
             let partial = path.starts_with("/s/")
-                && matches!(strict_requests(&forwarded), Err(Strict::Incomplete(_)));
+                && matches!(strict_requests(&forwarded), Err(Strict::Incomplete { .. }));
             if partial {
                 eprintln!("{path} {name}: head forwarded, then cut ({status:?})");
             }

@@ -935,3 +935,12 @@ fn hop_by_hop(b: &mut Builder) {
     let te = b.raw("GET", "TE: trailers\r\nConnection: TE\r\n", b"");
     b.add("TE: trailers", te, Accept);
 }
+
+#[cfg(test)]
+mod tests {
+    /// docs/proxy.md ("Request smuggling probe") states this count.
+    #[test]
+    fn the_documented_number_of_cases() {
+        assert_eq!(super::cases("/probe").len(), 258);
+    }
+}

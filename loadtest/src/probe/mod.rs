@@ -200,7 +200,12 @@ pub fn judge(case: &Case, seen: &Exchange, forwarded: &[Vec<u8>], base: &Baselin
                 }
                 requests.append(&mut reqs);
             }
-            Err(Strict::Incomplete(what)) => {
+            Err(Strict::Incomplete { complete, .. }) if complete >= 1 => {
+                return Verdict::Defect(
+                    "a complete request and the start of another in one upstream exchange".into(),
+                );
+            }
+            Err(Strict::Incomplete { what, .. }) => {
                 // The upstream got a partial request; acceptable only if the proxy then cut the
                 // connection and refused (the upstream can never complete it), or the client
                 // itself sent less than it declared (a streaming proxy forwards what came; the
@@ -214,6 +219,15 @@ pub fn judge(case: &Case, seen: &Exchange, forwarded: &[Vec<u8>], base: &Baselin
             }
             Err(Strict::Ambiguous(why)) => return Verdict::Defect(why),
         }
+    }
+    // A proxy splitting one request in two (on two upstream connections) is caught here, not
+    // by the answer count: both answers may land in the one read that ends the exchange.
+    if requests.len() > case.requests {
+        return Verdict::Defect(format!(
+            "{} requests forwarded, the client sent {}",
+            requests.len(),
+            case.requests
+        ));
     }
     for (i, req) in requests.iter().enumerate() {
         if let Some(why) = request_problem(case, req, base, i == 0) {
@@ -281,10 +295,8 @@ fn request_problem(case: &Case, req: &Forwarded, base: &Baseline, first: bool) -
     }
     for (name, _) in &req.headers {
         let dashed = name.replace('_', "-");
-        let shadowed = matches!(
-            dashed.as_str(),
-            "transfer-encoding" | "content-length" | "host"
-        ) || base.added.contains(&dashed);
+        let shadowed = matches!(dashed.as_str(), "transfer-encoding" | "content-length")
+            || base.added.contains(&dashed);
         if dashed != *name && shadowed {
             return Some(format!(
                 "{name} forwarded (read as {dashed} by some servers)"
@@ -420,4 +432,65 @@ pub fn markdown(cases: &[Case], runs: &[(String, Vec<Outcome>)]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: probe.test\r\n\r\n";
+
+    fn case(partial: bool) -> Case {
+        Case {
+            class: "test",
+            name: "test".into(),
+            bytes: GET.to_vec(),
+            expect: Expect::Either,
+            requests: 1,
+            body: None,
+            late: false,
+            partial,
+        }
+    }
+
+    fn upstream_answers(n: usize) -> Exchange {
+        let answer = Answer {
+            status: 200,
+            from_upstream: true,
+        };
+        Exchange {
+            answers: vec![answer; n],
+            timed_out: false,
+            closed: true,
+        }
+    }
+
+    #[test]
+    fn more_requests_forwarded_than_sent_is_a_defect() {
+        let forwarded = [GET.to_vec(), GET.to_vec()];
+        let verdict = judge(
+            &case(false),
+            &upstream_answers(2),
+            &forwarded,
+            &Baseline::default(),
+        );
+        assert!(verdict.is_defect(), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_complete_request_before_an_incomplete_one_is_a_defect() {
+        let mut conn = GET.to_vec();
+        conn.extend_from_slice(
+            b"POST / HTTP/1.1\r\nHost: probe.test\r\nContent-Length: 5\r\n\r\nhe",
+        );
+        for partial in [true, false] {
+            let verdict = judge(
+                &case(partial),
+                &upstream_answers(1),
+                &[conn.clone()],
+                &Baseline::default(),
+            );
+            assert!(verdict.is_defect(), "{verdict:?}");
+        }
+    }
 }

@@ -15,6 +15,10 @@ use tokio::sync::Notify;
 /// How long a connection may stay silent before the recorder answers or closes it.
 pub const IDLE: Duration = Duration::from_millis(700);
 
+/// How long [`Recorder::since`] waits for a first connection before it reports none: a proxy
+/// may answer the client before it connects upstream (and forward afterwards).
+const SETTLE: Duration = Duration::from_millis(100);
+
 const ANSWER: &[u8] =
     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Probe-Upstream: 1\r\nConnection: close\r\n\r\nok";
 
@@ -56,6 +60,7 @@ impl Recorder {
                     });
                     conns.len() - 1
                 };
+                me.inner.changed.notify_waiters();
                 tokio::spawn(me.clone().serve(s, index));
             }
         });
@@ -76,19 +81,32 @@ impl Recorder {
     }
 
     /// The bytes of every connection accepted since `mark`, once all of them are closed (or
-    /// `within` has passed: then as they are).
+    /// `within` has passed: then as they are). None accepted yet: it waits up to
+    /// min(`within`, [`SETTLE`]) from the call for a late one before reporting none.
     pub async fn since(&self, mark: usize, within: Duration) -> Vec<Vec<u8>> {
-        let deadline = tokio::time::Instant::now() + within;
+        let start = tokio::time::Instant::now();
+        let deadline = start + within;
+        let settle = start + within.min(SETTLE);
         loop {
             let changed = self.inner.changed.notified();
-            {
+            let until = {
                 let conns = self.conns();
                 let rest = conns.get(mark..).unwrap_or_default();
-                if rest.iter().all(|c| !c.open) || tokio::time::Instant::now() >= deadline {
+                let now = tokio::time::Instant::now();
+                let done = match rest.is_empty() {
+                    true => now >= settle,
+                    false => rest.iter().all(|c| !c.open),
+                };
+                if done || now >= deadline {
                     return rest.iter().map(|c| c.bytes.clone()).collect();
                 }
-            }
-            let _ = tokio::time::timeout_at(deadline, changed).await;
+                if rest.is_empty() {
+                    settle
+                } else {
+                    deadline
+                }
+            };
+            let _ = tokio::time::timeout_at(until, changed).await;
         }
     }
 
@@ -133,4 +151,32 @@ impl Recorder {
 async fn answer(s: &mut TcpStream) -> std::io::Result<()> {
     s.write_all(ANSWER).await?;
     s.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A proxy that answers before it connects upstream: the late connection is this call's,
+    /// not the next one's.
+    #[tokio::test]
+    async fn a_connection_opened_just_after_the_call_is_reported() {
+        let rec = Recorder::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mark = rec.mark();
+        let addr = rec.addr();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                .await
+                .unwrap();
+            let mut sink = Vec::new();
+            let _ = s.read_to_end(&mut sink).await;
+        });
+        let got = rec.since(mark, Duration::from_secs(2)).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with(b"GET / "), "{got:?}");
+    }
 }

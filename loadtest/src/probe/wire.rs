@@ -40,10 +40,16 @@ impl Forwarded {
 /// How forwarded bytes fail the strict reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Strict {
-    /// The bytes end inside a request (head or body): the upstream saw an incomplete request.
-    Incomplete(&'static str),
+    /// The bytes end inside a request (head or body): the upstream saw an incomplete request,
+    /// after `complete` complete ones on the same connection.
+    Incomplete { what: &'static str, complete: usize },
     /// Bytes no strict HTTP/1.1 parser takes, or that parsers read differently.
     Ambiguous(String),
+}
+
+/// An incomplete request, before [`strict_requests`] counts the complete ones ahead of it.
+fn incomplete(what: &'static str) -> Strict {
+    Strict::Incomplete { what, complete: 0 }
 }
 
 fn tchar(b: u8) -> bool {
@@ -80,7 +86,7 @@ fn fields(buf: &[u8], pos: &mut usize) -> Result<Vec<(String, Vec<u8>)>, Strict>
     let mut out = Vec::new();
     loop {
         let Some(l) = line(buf, pos)? else {
-            return Err(Strict::Incomplete("head"));
+            return Err(incomplete("head"));
         };
         if l.is_empty() {
             return Ok(out);
@@ -127,14 +133,21 @@ pub fn strict_requests(buf: &[u8]) -> Result<Vec<Forwarded>, Strict> {
     let mut pos = 0;
     let mut out = Vec::new();
     while pos < buf.len() {
-        out.push(strict_request(buf, &mut pos)?);
+        match strict_request(buf, &mut pos) {
+            Ok(req) => out.push(req),
+            Err(Strict::Incomplete { what, .. }) => {
+                let complete = out.len();
+                return Err(Strict::Incomplete { what, complete });
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(out)
 }
 
 fn strict_request(buf: &[u8], pos: &mut usize) -> Result<Forwarded, Strict> {
     let Some(start) = line(buf, pos)? else {
-        return Err(Strict::Incomplete("request line"));
+        return Err(incomplete("request line"));
     };
     let parts: Vec<&[u8]> = start.split(|&b| b == b' ').collect();
     let [method, target, version] = parts.as_slice() else {
@@ -209,7 +222,7 @@ fn strict_request(buf: &[u8], pos: &mut usize) -> Result<Forwarded, Strict> {
         }
         let n: usize = String::from_utf8_lossy(cl).parse().unwrap_or(usize::MAX);
         if buf.len() - *pos < n {
-            return Err(Strict::Incomplete("body"));
+            return Err(incomplete("body"));
         }
         req.body = buf[*pos..*pos + n].to_vec();
         *pos += n;
@@ -223,7 +236,7 @@ fn chunked_body(buf: &[u8], pos: &mut usize) -> Result<Body, Strict> {
     let mut body = Vec::new();
     loop {
         let Some(l) = line(buf, pos)? else {
-            return Err(Strict::Incomplete("chunk line"));
+            return Err(incomplete("chunk line"));
         };
         let digits = l.iter().take_while(|b| b.is_ascii_hexdigit()).count();
         let ext = &l[digits..];
@@ -253,7 +266,7 @@ fn chunked_body(buf: &[u8], pos: &mut usize) -> Result<Body, Strict> {
             return Ok((body, trailers));
         }
         if buf.len() - *pos < size + 2 {
-            return Err(Strict::Incomplete("chunk data"));
+            return Err(incomplete("chunk data"));
         }
         body.extend_from_slice(&buf[*pos..*pos + size]);
         *pos += size;
@@ -427,7 +440,7 @@ mod tests {
         ] {
             let got = strict_requests(bad).unwrap_err();
             assert_eq!(
-                matches!(got, Strict::Incomplete(_)),
+                matches!(got, Strict::Incomplete { .. }),
                 incomplete,
                 "{}: {got:?}",
                 String::from_utf8_lossy(bad)

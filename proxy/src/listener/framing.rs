@@ -73,9 +73,10 @@ pub enum Malformed {
     /// (`http:/\\host`, `http:host`, `://host`). Pingora forwards such a target as sent while
     /// routing and the WAF would see the path `/`.
     Target,
-    /// A field name with `_` that reads as a framing, routing or forwarding field once `_` is
-    /// taken for `-` (`Transfer_Encoding`, `Content_Length`, `X_Forwarded_For`), as CGI-style
-    /// servers and frameworks do: forwarded, it would reach the application as that field.
+    /// A field name with `_` that reads as Transfer-Encoding, Content-Length or a forwarding
+    /// field the edge sets once `_` is taken for `-` (`Transfer_Encoding`, `Content_Length`,
+    /// `X_Forwarded_For`), as CGI-style servers and frameworks do: forwarded, it would reach
+    /// the application as that field.
     AmbiguousName,
     /// `Connection` naming Host or a forwarding field the edge sets (X-Forwarded-For, -Host,
     /// -Proto), a pseudo-header, a non-token, or more than nine options: Pingora refuses these
@@ -633,17 +634,16 @@ fn body_kind(
 }
 
 /// Names that read as one of these once `_` is taken for `-` (CGI's `HTTP_*` variables,
-/// frameworks that normalise names): the framing and routing fields and those the edge sets.
-const SHADOWED: [&str; 10] = [
+/// frameworks that normalise names): the framing fields and the forwarding fields the edge sets.
+/// Only names with a `-` belong here: a name with `_` read with `-` can never equal one
+/// without (Host, Connection, Forwarded).
+const SHADOWED: [&str; 7] = [
     "transfer-encoding",
     "content-length",
-    "host",
-    "connection",
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
     "x-real-ip",
-    "forwarded",
     "x-request-id",
 ];
 

@@ -159,6 +159,11 @@ impl HardenedStream {
     }
 }
 
+/// The default header policy for answers written below Pingora's HTTP layer, compiled once (not
+/// per answer: a slow client triggering the header-timeout answer must not cost a compile).
+static DEFAULT_POLICY: std::sync::LazyLock<HeaderPolicy> =
+    std::sync::LazyLock::new(HeaderPolicy::default);
+
 /// A complete hardened edge response (status line, policy headers, `Connection: close`, short
 /// text body) for answers written below Pingora's HTTP layer.
 fn edge_response(status: u16, request_id: Option<&str>, https: bool) -> Vec<u8> {
@@ -178,7 +183,7 @@ fn edge_response(status: u16, request_id: Option<&str>, https: bool) -> Vec<u8> 
     if let Some(id) = request_id {
         let _ = resp.insert_header("x-request-id", id);
     }
-    HeaderPolicy::default().apply(&mut resp, https);
+    DEFAULT_POLICY.apply(&mut resp, https);
     let mut out = format!("HTTP/1.1 {status} {reason}\r\n").into_bytes();
     for (k, v) in resp.headers.iter() {
         out.extend_from_slice(k.as_str().as_bytes());

@@ -1008,48 +1008,76 @@ fn host_name_at(r: &[u8]) -> Option<usize> {
     (n >= 2 && last_alpha || is_ipv4(word)).then_some(end)
 }
 
+/// A word read as a command: its last path component (without `.exe`), whether
+/// that is a glob or all lower case, and whether the word is an absolute path.
+struct CommandWord<'a> {
+    base: &'a [u8],
+    glob: bool,
+    lower: bool,
+    rooted_path: bool,
+}
+
+impl<'a> CommandWord<'a> {
+    fn of(w: &'a [u8]) -> Option<Self> {
+        // The last path component names the command.
+        let base = match w.iter().rposition(|&c| c == b'/' || c == b'\\') {
+            Some(p) => &w[p + 1..],
+            None => w,
+        };
+        let base = strip_exe(base);
+        if base.is_empty() || base.len() > 24 {
+            return None;
+        }
+        let glob = base.iter().any(|c| matches!(c, b'?' | b'*' | b'['));
+        // A glob must still fix some letters (`c?t`, `wh?ami`; not `???`, `*h`).
+        if glob && base.iter().filter(|c| c.is_ascii_alphabetic()).count() < 2 {
+            return None;
+        }
+        Some(CommandWord {
+            base,
+            glob,
+            lower: !base.iter().any(u8::is_ascii_uppercase),
+            rooted_path: base.len() < w.len() && w.first() == Some(&b'/'),
+        })
+    }
+
+    /// The name and strength, `find` answering which name of a list (and
+    /// its index: 0 for `STRONG`, 1 for `WEAK`) the word is.
+    fn named(
+        &self,
+        find: impl Fn(&'static [&'static str], usize) -> Option<&'static str>,
+    ) -> Option<(Strength, &'static str)> {
+        if let Some(c) = find(STRONG, 0) {
+            return Some((Strength::Strong, c));
+        }
+        // A weak word behind a path (`/bin/cat`) is as strong as any.
+        find(WEAK, 1).map(|c| {
+            if self.rooted_path {
+                (Strength::Strong, c)
+            } else {
+                (Strength::Weak, c)
+            }
+        })
+    }
+}
+
 /// The command a word names: `cat`, `/bin/cat`, `/???/c?t`, `C:\…\cmd.exe`.
 fn command_word(w: &[u8]) -> Option<(Strength, &'static str)> {
-    // The last path component names the command.
-    let base = match w.iter().rposition(|&c| c == b'/' || c == b'\\') {
-        Some(p) => &w[p + 1..],
-        None => w,
-    };
-    let base = strip_exe(base);
-    if base.is_empty() || base.len() > 24 {
-        return None;
-    }
-    let glob = base.iter().any(|c| matches!(c, b'?' | b'*' | b'['));
-    // A glob must still fix some letters (`c?t`, `wh?ami`; not `???`, `*h`).
-    if glob && base.iter().filter(|c| c.is_ascii_alphabetic()).count() < 2 {
-        return None;
-    }
-    let lower = !base.iter().any(u8::is_ascii_uppercase);
+    let word = CommandWord::of(w)?;
     // A name without a glob is looked up by its length and first letter
     // (`NAMES`): the one name it can be, ASCII case ignored, is the one an
     // exact match (lower case) or a match in any case would find, as the
     // lists hold distinct lower-case names.
-    let find = |list: &'static [&'static str], index: &WordIndex<NAME_MAX, 2>| {
-        if glob {
+    word.named(|list, which| {
+        if word.glob {
             return list
                 .iter()
                 .copied()
-                .find(|c| glob_match(base, c.as_bytes()));
+                .find(|c| glob_match(word.base, c.as_bytes()));
         }
-        let c = list[index.find_word(list, base)?];
-        (lower || ANY_CASE.contains(&c)).then_some(c)
-    };
-    let in_path = base.len() < w.len();
-    if let Some(c) = find(STRONG, &NAMES.0) {
-        return Some((Strength::Strong, c));
-    }
-    // A weak word behind a path (`/bin/cat`) is as strong as any.
-    find(WEAK, &NAMES.1).map(|c| {
-        if in_path && w.first() == Some(&b'/') {
-            (Strength::Strong, c)
-        } else {
-            (Strength::Weak, c)
-        }
+        let index = if which == 0 { &NAMES.0 } else { &NAMES.1 };
+        let c = list[index.find_word(list, word.base)?];
+        (word.lower || ANY_CASE.contains(&c)).then_some(c)
     })
 }
 
@@ -1190,40 +1218,17 @@ mod tests {
     #[test]
     fn command_words_are_found_as_by_searching_the_lists() {
         fn linear(w: &[u8]) -> Option<(Strength, &'static str)> {
-            let base = match w.iter().rposition(|&c| c == b'/' || c == b'\\') {
-                Some(p) => &w[p + 1..],
-                None => w,
-            };
-            let base = strip_exe(base);
-            if base.is_empty() || base.len() > 24 {
-                return None;
-            }
-            let glob = base.iter().any(|c| matches!(c, b'?' | b'*' | b'['));
-            if glob && base.iter().filter(|c| c.is_ascii_alphabetic()).count() < 2 {
-                return None;
-            }
-            let lower = !base.iter().any(u8::is_ascii_uppercase);
-            let find = |list: &'static [&'static str]| {
+            let word = CommandWord::of(w)?;
+            word.named(|list, _| {
                 list.iter().copied().find(|c| {
-                    if glob {
-                        glob_match(base, c.as_bytes())
-                    } else if lower {
-                        base == c.as_bytes()
+                    if word.glob {
+                        glob_match(word.base, c.as_bytes())
+                    } else if word.lower {
+                        word.base == c.as_bytes()
                     } else {
-                        base.eq_ignore_ascii_case(c.as_bytes()) && ANY_CASE.contains(c)
+                        word.base.eq_ignore_ascii_case(c.as_bytes()) && ANY_CASE.contains(c)
                     }
                 })
-            };
-            let in_path = base.len() < w.len();
-            if let Some(c) = find(STRONG) {
-                return Some((Strength::Strong, c));
-            }
-            find(WEAK).map(|c| {
-                if in_path && w.first() == Some(&b'/') {
-                    (Strength::Strong, c)
-                } else {
-                    (Strength::Weak, c)
-                }
             })
         }
         let names: Vec<&str> = STRONG.iter().chain(WEAK).copied().collect();
