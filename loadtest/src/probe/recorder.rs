@@ -167,7 +167,7 @@ mod tests {
         let mark = rec.mark();
         let addr = rec.addr();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(30)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
             let mut s = TcpStream::connect(addr).await.unwrap();
             s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
                 .await
