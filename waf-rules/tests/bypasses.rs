@@ -1968,6 +1968,8 @@ fn serialized_streams_of_letters_and_digits_only() {
     let attacks = [
         "aced0005737200176a6176612e7574696c2e5072696f72697479517565756594da30b4fb3f82b1",
         "ACED00057372001A6A6176612E7574696C2E48617368536574BA44859596B8B734",
+        // After a `-`, which a rule's `\b` takes as a word start.
+        "0-aced00057372001a6a6176612e7574696c2e48617368536574",
         "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcAUH2sHDFmDRAwACRgAKbG9hZEZhY3Rvcg",
         "gASVHQAAAAAAAACMBXBvc2l4lIwGc3lzdGVtlJOUjAJpZJSFlFKULg",
     ];

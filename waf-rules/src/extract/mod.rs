@@ -589,9 +589,10 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
 /// Letters and digits that may encode a serialized object — a Java
 /// stream in hex (`aced0005…`) or a Java or Python stream in unpadded
 /// base64 (`rO0AB…`, `gASV…`), which rules recognise by their magic bytes:
-/// a word of at least `ENCODED_OBJECT` bytes that starts with a hex-stream
-/// prefix a rule anchors at a word start (`HEX_STREAM_PREFIXES`) and is all
-/// hex digits, or that mixes cases (base64 of binary data:
+/// a word of at least `ENCODED_OBJECT` bytes of which the whole or a part
+/// after a `-` ([`hex_stream`]) starts with a hex-stream prefix a rule
+/// anchors at a word start (`HEX_STREAM_PREFIXES`) and is hex digits to its
+/// end, or that mixes cases (base64 of binary data:
 /// `decodes_as_base64` asks for text). Such a word is read by the rules,
 /// not counted as a plain token. Other all-hex words (session ids, hashes,
 /// dash-less UUIDs) stay plain: no rule can match a word of hex digits but
@@ -601,12 +602,17 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
 /// (csrf tokens, OAuth codes) are still read: base64 magic such as
 /// `rO0AB` is matched anywhere in a word, not only at its start.
 fn encoded_object(v: &[u8], mixed: bool) -> bool {
-    v.len() >= ENCODED_OBJECT
-        && (mixed
-            || (HEX_STREAM_PREFIXES
-                .iter()
-                .any(|p| v[..p.len()].eq_ignore_ascii_case(p))
-                && v.iter().all(u8::is_ascii_hexdigit)))
+    v.len() >= ENCODED_OBJECT && (mixed || v.split(|&b| b == b'-').any(hex_stream))
+}
+
+/// A part of a word — the word, or a part after a `-`, where a rule's `\b`
+/// also finds a word start (`0-aced0005…`) — that starts with a hex-stream
+/// prefix and is hex digits to its end.
+fn hex_stream(part: &[u8]) -> bool {
+    HEX_STREAM_PREFIXES
+        .iter()
+        .any(|p| part.len() >= p.len() && part[..p.len()].eq_ignore_ascii_case(p))
+        && part.iter().all(u8::is_ascii_hexdigit)
 }
 
 /// Hex-stream magic the rules read at a word start, in any case: rule
