@@ -632,7 +632,7 @@ fn hex_stream_prefixes_are_the_rules() {
 }
 
 /// Session ids, hashes and dash-less UUIDs of hex digits stay plain; a hex
-/// Java stream, in either case, is read.
+/// Java stream, in either case, whole or after a `-`, is read.
 #[test]
 fn hex_words_are_plain_unless_a_stream() {
     for v in [
@@ -641,6 +641,8 @@ fn hex_words_are_plain_unless_a_stream() {
         "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         "aced0005",
         "aced00057372",
+        "order-3f9a1c2b7d8e4f60a1b2c3d4",
+        "x-aced-1f2c9e8d7b6a5c4d3e",
     ] {
         assert!(plain_token(v.as_bytes()), "{v}");
     }
@@ -648,6 +650,8 @@ fn hex_words_are_plain_unless_a_stream() {
         "aced0005737200176a6176612e7574696c2e5072696f72697479517565756594da30b4fb3f82b1",
         "ACED00057372001A6A6176612E7574696C2E48617368536574BA44859596B8B734",
         "aced00051f2c9e8d7b6a5c4d3e2f10a9b8c7d6e5",
+        "0-aced00057372001a6a6176612e7574696c2e48617368536574",
+        "Order-ACED00057372001A6A6176612E7574",
     ] {
         assert!(!plain_token(v.as_bytes()), "{v}");
     }
