@@ -5,7 +5,7 @@ use super::quiet::{detector_trigger, group_skip, GroupParts, Skip, TriggerLits};
 use super::regex_set::MultiRegex;
 use crate::detect::Detector;
 use crate::error::WafError;
-use crate::extract::Class;
+use crate::extract::{Class, EncodedWords, Readable};
 use crate::rules::{Operator, Rule, TargetSel};
 use crate::syntax::syntax_config;
 use crate::transform::Transform;
@@ -116,6 +116,9 @@ pub(crate) struct Compiled {
     pub chain_any_trigger: Vec<ByteSet>,
     /// For each chain: no step of it changes plain text.
     pub chain_keeps_plain: Vec<bool>,
+    /// Which long single-case words of args and cookies the rules can
+    /// read (`extract::plain_token`); None: none.
+    pub encoded_words: Option<EncodedWords>,
     pub groups: Vec<Group>,
     /// One automaton over every gate's literals, reporting gate bits.
     pub prefilter: Option<LiteralScan>,
@@ -248,6 +251,7 @@ impl Compiled {
                 .map(|&(d, _)| detector_gate(d, bit_of))
                 .collect();
         }
+        let encoded_words = encoded_words(&rules);
         if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
             let mut l: Vec<String> = lits
                 .iter()
@@ -256,6 +260,8 @@ impl Compiled {
             l.sort();
             l.dedup();
             eprintln!("literals ({}): {:?}", l.len(), l);
+            let read = encoded_words.as_ref().map(EncodedWords::rules);
+            eprintln!("rules reading long single-case words: {read:?}");
         }
         // A gate only needs "may hold one of these": a value holding a
         // literal holds its first `GATE_PREFIX` bytes, so gate and phrase
@@ -371,6 +377,7 @@ impl Compiled {
             chain_trigger,
             chain_any_trigger,
             chain_keeps_plain,
+            encoded_words,
             prefilter,
             gate_bits,
             anchor_bits,
@@ -572,6 +579,75 @@ fn regex_set(rules: &[Rule], idx: Vec<usize>, shared: &mut SharedSets) -> Result
     let regex = Arc::new(multi_regex(&pats).map_err(|e| e.to_string())?);
     shared.insert(idx.clone(), Arc::clone(&regex));
     Ok(RegexSet { regex, rules: idx })
+}
+
+/// Classes whose plain tokens extraction counts without listing them
+/// (`extract::plain_token`), and the classes looked up for such fields.
+const TOKEN_CLASSES: [Class; 6] = [
+    Class::Arg,
+    Class::ArgName,
+    Class::Cookie,
+    Class::CookieName,
+    Class::QueryArg,
+    Class::IncludeArg,
+];
+
+/// The rules that read a token class and what each can match on a long
+/// single-case word (`EncodedWords`), read off the loaded rules —
+/// built-in and the operator's own — once, at load.
+fn encoded_words(rules: &[Rule]) -> Option<EncodedWords> {
+    let items = rules.iter().filter_map(|r| {
+        let reads_tokens = r
+            .targets
+            .iter()
+            .any(|t| matches!(t, TargetSel::Class(c) if TOKEN_CLASSES.contains(c)));
+        if !reads_tokens {
+            return None;
+        }
+        let item = match (&r.op, chain_on_words(&r.transforms)) {
+            (Operator::Detector(_), _) => return None,
+            (_, None) => Readable::Any,
+            (Operator::Regex(p), Some(folds)) => Readable::Regex { pattern: p, folds },
+            // Phrases ignore ASCII case.
+            (Operator::Phrases(list), Some(_)) => {
+                return Some(list.iter().map(|p| (r.id, Readable::Phrase(p))).collect());
+            }
+        };
+        Some(vec![(r.id, item)])
+    });
+    EncodedWords::build(items.flatten())
+}
+
+/// What a chain makes of a single-case word (letters, digits, `_`, `-`):
+/// the word itself (`Some(false)`), the word in lower case
+/// (`Some(true)`), or something else (`None`). A step whose trigger bytes
+/// hold none of a word's bytes leaves it as it is; `lowercase` and
+/// `cmdline` rewrite only its upper-case letters, to lower case (their
+/// other trigger bytes are no word bytes); `base64` decodes only a value
+/// that mixes cases (`transform::base64`).
+fn chain_on_words(chain: &[Transform]) -> Option<bool> {
+    let mut folds = false;
+    for &step in chain {
+        if step == Transform::Base64 {
+            continue;
+        }
+        let word_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+        let hits: Vec<u8> = step
+            .trigger_bytes()?
+            .iter()
+            .copied()
+            .filter(word_byte)
+            .collect();
+        if hits.is_empty() {
+            continue;
+        }
+        let lowers = matches!(step, Transform::Lowercase | Transform::CmdLine);
+        if !(lowers && hits.iter().all(u8::is_ascii_uppercase)) {
+            return None;
+        }
+        folds = true;
+    }
+    Some(folds)
 }
 
 #[cfg(test)]

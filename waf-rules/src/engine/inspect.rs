@@ -49,7 +49,8 @@ impl RuleSet {
         let c = &self.compiled;
         let list = relabel(std::mem::take(&mut scratch.fields));
         let sql_words = crate::detect::sqli::shaping_word;
-        let fields = extract::extract_into(req, &policy.limits, list, sql_words);
+        let words = c.encoded_words.as_ref();
+        let fields = extract::extract_into(req, &policy.limits, list, sql_words, words);
         let pats = match scratch.pats.take() {
             Some(mut p) if p.capacity() >= c.rules.len() => {
                 p.clear();
@@ -73,7 +74,7 @@ impl RuleSet {
         let values = scratch.values.get_or_insert_with(|| Values::new(c));
         scratch.headers.for_ruleset(c.id);
         for field in &fields.list {
-            if skip_fast(field) {
+            if skip_fast(field, words) {
                 continue;
             }
             let raw = &field.value[..];
@@ -288,7 +289,7 @@ struct State<'s, 'f> {
 /// Plain tokens cannot carry an attack in a parameter or cookie: skip all
 /// rules for them (see `extract::plain_token`). Binary raw bodies too.
 /// (The JSON reader pushes no plain token: its fields are not read again.)
-fn skip_fast(f: &Field<'_>) -> bool {
+fn skip_fast(f: &Field<'_>, words: Option<&crate::extract::EncodedWords>) -> bool {
     if f.class == Class::RawBody {
         return is_binary(&f.value);
     }
@@ -296,7 +297,7 @@ fn skip_fast(f: &Field<'_>) -> bool {
         f.class,
         Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
     ) && !f.not_token
-        && crate::extract::plain_token(&f.value)
+        && crate::extract::plain_token(&f.value, words)
         // `_charset_=utf-7` is a plain word that re-decodes the whole body.
         && !crate::extract::charset_field(f)
 }

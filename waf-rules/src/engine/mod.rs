@@ -47,6 +47,22 @@ impl RuleSet {
         })
     }
 
+    /// The rules' reading of long single-case words (`extract::plain_token`).
+    #[cfg(test)]
+    pub(crate) fn encoded_words(&self) -> Option<&crate::extract::EncodedWords> {
+        self.compiled.encoded_words.as_ref()
+    }
+
+    /// A rule set of the built-in rules and `extra` rule files (name, text).
+    #[cfg(test)]
+    pub(crate) fn builtin_and(extra: &[(&str, &str)]) -> Result<RuleSet, WafError> {
+        let mut texts = rules::builtin_texts();
+        for (name, text) in extra {
+            texts.push((name.to_string(), std::borrow::Cow::Owned(text.to_string())));
+        }
+        Self::from_texts(&texts)
+    }
+
     /// Number of rules loaded.
     pub fn len(&self) -> usize {
         self.compiled.rules.len()

@@ -508,3 +508,81 @@ fn header_cache_never_hides_a_hit() {
         );
     }
 }
+
+/// An operator's own rules with a hex literal (`rules_dir`: the built-in
+/// files and one of the operator's) read a long word of hex digits
+/// wherever extraction counts plain tokens — query, form, JSON value and
+/// key, cookie — at a word start (also after a `-`), at the value start
+/// with an inline flag, anywhere, as a phrase, and after a chain that
+/// lowercases. Session 12 read such a word only at a constant prefix of
+/// the built-in rules (`aced0005`), so none of these matched. The
+/// built-in rules alone match none of the words.
+#[test]
+fn operator_hex_rules_read_hex_words_in_every_part() {
+    let ops =
+        RuleSet::builtin_and(&[("ops.toml", crate::test_support::HEX_OPERATOR_RULES)]).unwrap();
+    let builtin = rs();
+    let words: [(u32, &str); 9] = [
+        (90001, "cafebabe000000340041"),
+        // Letters only: the JSON reader's lower-case shortcut asks too.
+        (90001, "cafebabedeadbeefface"),
+        (90001, "0-cafebabe0000003400"),
+        (90002, "80049510000000000000008c"),
+        (90002, "8004951A00000000000000008C"),
+        (90003, "0123deadbeef0badf00d4567"),
+        (90004, "0000C0FFEE00C0FFEE000000"),
+        (90005, "FEEDFACE1234567890ABCDEF"),
+        (90005, "00-FEEDFACE1234567890AB"),
+    ];
+    for (id, w) in words {
+        let query = format!("q={w}");
+        let cookie = format!("theme=dark; c={w}");
+        let json = format!(r#"{{"q":"{w}"}}"#);
+        let json_key = format!(r#"{{"{w}":1}}"#);
+        let cookie_h: [(&str, &[u8]); 1] = [("Cookie", cookie.as_bytes())];
+        let post = |h: &'static [(&'static str, &'static [u8])], body: &[u8], set: &RuleSet| {
+            let req = Request {
+                method: "POST",
+                path: "/api",
+                query: "",
+                headers: h,
+                body,
+                body_truncated: false,
+                version: "HTTP/1.1",
+            };
+            set.inspect(&req, &Policy::default())
+        };
+        const FORM: &[(&str, &[u8])] = &[("Content-Type", b"application/x-www-form-urlencoded")];
+        const JSON: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
+        let mut places = vec![
+            (
+                "query",
+                ops.inspect(&get("/s", &query, &[]), &Policy::default()),
+            ),
+            ("form", post(FORM, query.as_bytes(), &ops)),
+            ("json", post(JSON, json.as_bytes(), &ops)),
+            (
+                "cookie",
+                ops.inspect(&get("/s", "", &cookie_h), &Policy::default()),
+            ),
+        ];
+        if id == 90001 {
+            places.push(("json key", post(JSON, json_key.as_bytes(), &ops)));
+        }
+        for (place, v) in places {
+            assert!(
+                v.matches.iter().any(|m| m.rule_id == id),
+                "{id} {w} in {place}: {v:?}"
+            );
+        }
+        let quiet = [
+            builtin.inspect(&get("/s", &query, &[]), &Policy::default()),
+            post(FORM, query.as_bytes(), &builtin),
+            post(JSON, json.as_bytes(), &builtin),
+            builtin.inspect(&get("/s", "", &cookie_h), &Policy::default()),
+        ];
+        for v in quiet {
+            assert!(v.matches.is_empty(), "{w}: {v:?}");
+        }
+    }
+}

@@ -65,6 +65,10 @@ const UNITS: &[&str] = &[
     "ab ",
     "é",
     "\u{ff0f}",
+    // Long words of hex digits and dashes (`EncodedWords`).
+    "0-",
+    "aced0005-",
+    "aced00057",
 ];
 
 fn inspect_time(rules: &RuleSet, req: &Request<'_>, p: &Policy) -> Duration {

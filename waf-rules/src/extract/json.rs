@@ -9,7 +9,7 @@
 //! the same bytes, so each path found is the one the reader was on when
 //! it listed the field; reading them back is one more linear pass.
 
-use super::{plain_token, Class, Fields};
+use super::{lower_word_read, plain_token, Class, EncodedWords, Fields};
 use crate::policy::Limits;
 use std::borrow::Cow;
 
@@ -87,13 +87,14 @@ impl Text<'_> {
     /// no digit spells no path, and one without an upper-case letter is
     /// not read as base64: `plain_token` calls a text of lower-case
     /// letters plain, but for the prototype keys (of which only
-    /// `prototype` is letters alone). Any other text is asked.
+    /// `prototype` is letters alone) and a long word a loaded rule reads
+    /// (`lower_word_read`: `cafebabedeadbeef`). Any other text is asked.
     #[inline(always)]
-    fn plain(&self) -> bool {
+    fn plain(&self, words: Option<&EncodedWords>) -> bool {
         if self.lower {
-            return *self.v != *b"prototype";
+            return *self.v != *b"prototype" && !lower_word_read(&self.v, words);
         }
-        plain_token(&self.v)
+        plain_token(&self.v, words)
     }
 }
 
@@ -123,7 +124,7 @@ impl<'a> Sink<'a> for Fields<'a> {
         if constructor && *key.v == *b"prototype" {
             let pair = Cow::Borrowed(&b"constructor.prototype"[..]);
             self.push_json(Class::ArgName, at, pair);
-        } else if !key.plain() {
+        } else if !key.plain(self.words) {
             self.push_json(Class::ArgName, at, key.v);
         }
         Some(())
@@ -132,7 +133,7 @@ impl<'a> Sink<'a> for Fields<'a> {
     #[inline(always)]
     fn string(&mut self, at: usize, v: Text<'a>) -> Option<()> {
         // Every JSON field is a checked non-token (`Field::not_token`).
-        if !v.plain() {
+        if !v.plain(self.words) {
             self.push_json(Class::Arg, at, v.v);
         }
         Some(())
@@ -147,7 +148,7 @@ impl<'a> Sink<'a> for Fields<'a> {
     fn too_deep(&mut self, at: usize, rest: &'a [u8]) {
         // What is left is not inspected field by field.
         self.truncated = true;
-        if !plain_token(rest) {
+        if !plain_token(rest, self.words) {
             self.push_json(Class::Arg, at, Cow::Borrowed(rest));
         }
     }
@@ -695,7 +696,7 @@ mod tests {
                 }
                 1 | 2 => {
                     let v = self.string();
-                    if self.deep.is_none() && !plain_token(&v) {
+                    if self.deep.is_none() && !plain_token(&v, None) {
                         self.expect.push((label.to_string(), v));
                     }
                 }
@@ -716,7 +717,7 @@ mod tests {
                         } else if constructor && key == b"prototype" {
                             self.expect
                                 .push((path.clone(), b"constructor.prototype".to_vec()));
-                        } else if !plain_token(&key) {
+                        } else if !plain_token(&key, None) {
                             self.expect.push((path.clone(), key.clone()));
                         }
                         self.blank();
@@ -769,7 +770,7 @@ mod tests {
             d.value(0, "$", false);
             if let Some((at, label)) = &d.deep {
                 let rest = d.text.as_bytes()[*at..].to_vec();
-                if !plain_token(&rest) {
+                if !plain_token(&rest, None) {
                     d.expect.push((label.clone(), rest));
                 }
                 deep += 1;

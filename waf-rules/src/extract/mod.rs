@@ -2,6 +2,7 @@
 //! cookies, headers and the body parsed by its content type.
 
 mod body;
+mod encoded;
 mod json;
 mod multipart;
 mod query;
@@ -11,6 +12,8 @@ mod xml;
 use crate::policy::Limits;
 use crate::request::Request;
 use std::borrow::Cow;
+
+pub(crate) use encoded::{EncodedWords, Readable};
 
 /// What kind of field a value is; rules target classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,6 +157,8 @@ pub(crate) struct Fields<'a> {
     max_depth: usize,
     /// Whether a text holds an SQL shaping word (`SqlWords`).
     sql_words: Option<SqlWords>,
+    /// Which long single-case words the loaded rules read (`plain_token`).
+    pub(crate) words: Option<&'a EncodedWords>,
 }
 
 /// Whether a text holds a word that may shape an SQL reading (`union`,
@@ -181,6 +186,7 @@ impl<'a> Fields<'a> {
             max_value: limits.max_value_bytes,
             max_depth: limits.max_depth,
             sql_words: None,
+            words: None,
         }
     }
 
@@ -280,7 +286,7 @@ impl<'a> Fields<'a> {
             Class::Arg | Class::ArgName | Class::Cookie | Class::CookieName
         ) && value.len() <= self.max_value
             && !charset_name(class, &name);
-        if not_token && plain_token(&value) {
+        if not_token && plain_token(&value, self.words) {
             self.skipped += 1;
             return;
         }
@@ -403,19 +409,22 @@ pub(crate) fn query_source(source: &str) -> bool {
 /// Every field of a request, within the limits.
 #[cfg(test)]
 pub(crate) fn extract<'a>(req: &Request<'a>, limits: &Limits) -> Fields<'a> {
-    extract_into(req, limits, Vec::with_capacity(48), |_| false)
+    extract_into(req, limits, Vec::with_capacity(48), |_| false, None)
 }
 
 /// As `extract`, collecting into `list` (emptied first; its allocation is
-/// reused, see `engine::inspect`).
+/// reused, see `engine::inspect`), with the loaded rules' reading of long
+/// single-case words (`plain_token`).
 pub(crate) fn extract_into<'a>(
     req: &Request<'a>,
     limits: &Limits,
     list: Vec<Field<'a>>,
     sql_words: SqlWords,
+    words: Option<&'a EncodedWords>,
 ) -> Fields<'a> {
     let mut f = Fields::with_list(limits, list);
     f.sql_words = Some(sql_words);
+    f.words = words;
     f.truncated |= req.body_truncated;
     f.push_unnamed(Class::Method, "method", req.method.as_bytes());
     if !req.version.is_empty() {
@@ -532,7 +541,7 @@ fn charset_name(class: Class, name: &str) -> bool {
 /// The name HTML gives the field a browser fills with the form's encoding.
 pub(crate) const CHARSET_FIELD: &str = "_charset_";
 
-pub(crate) fn plain_token(v: &[u8]) -> bool {
+pub(crate) fn plain_token(v: &[u8], words: Option<&EncodedWords>) -> bool {
     // One pass: the classes every byte has, and those some byte has. Eight
     // bytes at a time, stopping once no class is left (prose, markup): a
     // value without a class every byte has is no token.
@@ -570,7 +579,8 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
     // `<script>alert(1)</script>`), decoded only when it mixes cases.
     if all & WORD != 0 && !spells_path() {
         let mixed = any & (UPPER | LOWER) == UPPER | LOWER;
-        return !encoded_object(v, mixed) && (!mixed || !crate::transform::decodes_as_base64(v));
+        return !encoded_object(v, mixed, words)
+            && (!mixed || !crate::transform::decodes_as_base64(v));
     }
     all & NUMBER != 0
         // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
@@ -589,36 +599,27 @@ pub(crate) fn plain_token(v: &[u8]) -> bool {
 /// Letters and digits that may encode a serialized object — a Java
 /// stream in hex (`aced0005…`) or a Java or Python stream in unpadded
 /// base64 (`rO0AB…`, `gASV…`), which rules recognise by their magic bytes:
-/// a word of at least `ENCODED_OBJECT` bytes of which the whole or a part
-/// after a `-` ([`hex_stream`]) starts with a hex-stream prefix a rule
-/// anchors at a word start (`HEX_STREAM_PREFIXES`) and is hex digits to its
-/// end, or that mixes cases (base64 of binary data:
-/// `decodes_as_base64` asks for text). Such a word is read by the rules,
-/// not counted as a plain token. Other all-hex words (session ids, hashes,
-/// dash-less UUIDs) stay plain: no rule can match a word of hex digits but
-/// at such a prefix (`hex_stream_prefixes_are_the_rules`). A shorter word
-/// holds no object worth the name (a stream's header alone is 4 to 8
-/// bytes, a class descriptor dozens more). Mixed-case words of that length
-/// (csrf tokens, OAuth codes) are still read: base64 magic such as
-/// `rO0AB` is matched anywhere in a word, not only at its start.
-fn encoded_object(v: &[u8], mixed: bool) -> bool {
-    v.len() >= ENCODED_OBJECT && (mixed || v.split(|&b| b == b'-').any(hex_stream))
+/// a word of at least `ENCODED_OBJECT` bytes that mixes cases (base64 of
+/// binary data: `decodes_as_base64` asks for text; base64 magic such as
+/// `rO0AB` is matched anywhere in a word), or a single-case one inside
+/// which a loaded rule can match (`EncodedWords`, derived from the rule
+/// set at load: built-in rule 7002's `\b(?i:aced0005)`, an operator's
+/// `\bcafebabe`). Such a word is read by the rules, not counted as a
+/// plain token. Other single-case words (session ids, hashes, dash-less
+/// UUIDs) stay plain. A shorter word holds no object worth the name (a
+/// stream's header alone is 4 to 8 bytes, a class descriptor dozens
+/// more). Mixed-case words of that length (csrf tokens, OAuth codes) are
+/// still all read.
+fn encoded_object(v: &[u8], mixed: bool, words: Option<&EncodedWords>) -> bool {
+    v.len() >= ENCODED_OBJECT && (mixed || words.is_some_and(|w| w.reads(v)))
 }
 
-/// A part of a word — the word, or a part after a `-`, where a rule's `\b`
-/// also finds a word start (`0-aced0005…`) — that starts with a hex-stream
-/// prefix and is hex digits to its end.
-fn hex_stream(part: &[u8]) -> bool {
-    HEX_STREAM_PREFIXES
-        .iter()
-        .any(|p| part.len() >= p.len() && part[..p.len()].eq_ignore_ascii_case(p))
-        && part.iter().all(u8::is_ascii_hexdigit)
+/// Whether a loaded rule reads `v`, a word of lower-case letters only
+/// (the JSON reader's shortcut): `plain_token` of such a word is this
+/// answer negated, but for the prototype keys.
+pub(crate) fn lower_word_read(v: &[u8], words: Option<&EncodedWords>) -> bool {
+    encoded_object(v, false, words)
 }
-
-/// Hex-stream magic the rules read at a word start, in any case: rule
-/// 7002's `\b(?i:aced0005)` (a Java stream). Each is shorter than
-/// `ENCODED_OBJECT`.
-pub(crate) const HEX_STREAM_PREFIXES: &[&[u8]] = &[b"aced0005"];
 
 /// Bytes from which a word of an encoding's alphabet may be an object.
 const ENCODED_OBJECT: usize = 16;
@@ -826,7 +827,7 @@ pub fn fuzz_extract(data: &[u8]) {
         body_truncated: false,
         version: "HTTP/1.1",
     };
-    let _ = extract_into(&req, &limits, Vec::new(), |_| true);
+    let _ = extract_into(&req, &limits, Vec::new(), |_| true, None);
 }
 
 #[cfg(test)]

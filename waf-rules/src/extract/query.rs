@@ -69,7 +69,8 @@ fn pairs_with<'a>(raw: &'a [u8], source: &'static str, f: &mut Fields<'a>, plain
 /// it was. An empty name is not pushed on either path.
 fn plain_pair(name: &[u8], value: &[u8], f: &mut Fields<'_>) -> bool {
     let max = f.max_value;
-    let kept = |v: &[u8]| v.len() <= max && !v.contains(&b'+') && plain_token(v);
+    let words = f.words;
+    let kept = |v: &[u8]| v.len() <= max && !v.contains(&b'+') && plain_token(v, words);
     if !kept(value) || !kept(name) || name.eq_ignore_ascii_case(CHARSET_FIELD.as_bytes()) {
         return false;
     }
@@ -146,7 +147,8 @@ fn cookies_with<'a>(raw: &'a [u8], f: &mut Fields<'a>, plain: bool) {
 /// either path.
 fn plain_cookie(name: &[u8], value: &[u8], f: &mut Fields<'_>) -> bool {
     let max = f.max_value;
-    let kept = |v: &[u8]| v.len() <= max && plain_token(v);
+    let words = f.words;
+    let kept = |v: &[u8]| v.len() <= max && plain_token(v, words);
     if !kept(value) || !kept(name) {
         return false;
     }

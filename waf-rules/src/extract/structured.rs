@@ -44,7 +44,7 @@ pub(super) fn cookie_json<'a>(
     // Only keys and strings that are not plain tokens are kept (the
     // typical consent cookie has none: nothing is allocated for it).
     let mut items = Vec::new();
-    let Some(plain) = Strict::read(&doc, depth, &mut items) else {
+    let Some(plain) = Strict::read(&doc, depth, f.words, &mut items) else {
         return false;
     };
     for _ in 0..plain {
@@ -164,13 +164,20 @@ struct Strict<'d, 'o> {
     out: &'o mut Vec<Item>,
     /// Keys and strings that are plain tokens, not kept.
     plain: usize,
+    /// The loaded rules' reading of long words (`plain_token`).
+    words: Option<&'o super::EncodedWords>,
 }
 
 impl Strict<'_, '_> {
     /// Whether `doc` is one object or array and nothing else: then the
     /// number of its keys and strings that are plain tokens; the others
     /// are in `out`.
-    fn read(doc: &[u8], max_depth: usize, out: &mut Vec<Item>) -> Option<usize> {
+    fn read(
+        doc: &[u8],
+        max_depth: usize,
+        words: Option<&super::EncodedWords>,
+        out: &mut Vec<Item>,
+    ) -> Option<usize> {
         if !matches!(doc.first(), Some(b'{' | b'[')) || std::str::from_utf8(doc).is_err() {
             return None;
         }
@@ -181,6 +188,7 @@ impl Strict<'_, '_> {
             path: String::new(),
             out,
             plain: 0,
+            words,
         };
         r.value(0, false)?;
         (r.i == doc.len()).then_some(r.plain)
@@ -193,7 +201,7 @@ impl Strict<'_, '_> {
             Text::At(s, e) => &self.s[*s..*e],
             Text::Unescaped(v) => &v[..],
         };
-        if super::plain_token(bytes) {
+        if super::plain_token(bytes, self.words) {
             self.plain += 1;
         } else {
             let label = self.label();

@@ -189,7 +189,7 @@ fn plain_token_is_the_three_token_shapes() {
                 for len in 0..=3 {
                     v.clear();
                     v.extend_from_slice(&[*a, *b, *c][..len]);
-                    assert_eq!(plain_token(&v), reference(&v), "{v:?}");
+                    assert_eq!(plain_token(&v, None), reference(&v), "{v:?}");
                 }
             }
         }
@@ -347,7 +347,7 @@ fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
     };
     for v in seeded_strings(b"0x2e5cfF.X/a1_-", 0x0dd5_eed5_0000_0001, 100_000, 13) {
         assert_eq!(
-            plain_token(&v),
+            plain_token(&v, None),
             reference(&v),
             "{:?}",
             String::from_utf8_lossy(&v)
@@ -361,7 +361,11 @@ fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
         "v1.0.x",
         "0x2f",
     ] {
-        assert_eq!(plain_token(v.as_bytes()), reference(v.as_bytes()), "{v}");
+        assert_eq!(
+            plain_token(v.as_bytes(), None),
+            reference(v.as_bytes()),
+            "{v}"
+        );
     }
 }
 
@@ -562,79 +566,173 @@ fn a_referer_is_read_by_structure_only_when_a_strict_url() {
     }
 }
 
-/// Every hex literal a rule anchors at a word start (`\b` then a literal of
-/// four or more hex digits, alone or as an alternative of a group) is
-/// covered by `HEX_STREAM_PREFIXES`, and every prefix is one of them: a
-/// word of hex digits only can be matched by a rule only there (a literal
-/// that goes on with a byte no hex digit, `\bfd00:ec2`, cannot), so the
-/// other all-hex words may stay plain tokens. Fails when a rule gains a
-/// hex-stream alternative the extraction would not read.
+/// The loaded rules' reading of long single-case words
+/// (`EncodedWords::reads`) is the rules' own answer: for seeded words of
+/// hex digits, `-` and `_`, in one case, with the rules' literals spliced
+/// in, it reads a word exactly when a rule that targets a token class
+/// matches the word after the rule's own transform chain (its regex, or
+/// one of its phrases, ASCII case ignored) — for the built-in rules, and
+/// with an operator's own added (`HEX_OPERATOR_RULES`). Fails when case
+/// folding, the places after a `-`, or a rule's cut is wrong.
 #[test]
-fn hex_stream_prefixes_are_the_rules() {
-    let mut found: Vec<String> = Vec::new();
-    for (_, text) in crate::rules::builtin_texts() {
-        let mut rest: &str = &text;
-        while let Some(i) = rest.find(r"\b") {
-            rest = &rest[i + 2..];
-            let mut alts = Vec::new();
-            match rest
-                .strip_prefix("(?:")
-                .or_else(|| rest.strip_prefix("(?i:"))
-            {
-                Some(group) => {
-                    let (mut depth, mut start) = (0usize, 0);
-                    for (j, c) in group.char_indices() {
-                        match c {
-                            '(' => depth += 1,
-                            ')' if depth == 0 => {
-                                alts.push(&group[start..j]);
-                                break;
-                            }
-                            ')' => depth -= 1,
-                            '|' if depth == 0 => {
-                                alts.push(&group[start..j]);
-                                start = j + 1;
-                            }
-                            _ => {}
-                        }
-                    }
+fn encoded_words_read_exactly_what_the_rules_match() {
+    use crate::rules::{Operator, TargetSel};
+    use crate::test_support::{xorshift, HEX_OPERATOR_RULES};
+    use std::borrow::Cow;
+    let token_class = |t: &TargetSel| {
+        matches!(
+            t,
+            TargetSel::Class(
+                Class::Arg
+                    | Class::ArgName
+                    | Class::Cookie
+                    | Class::CookieName
+                    | Class::QueryArg
+                    | Class::IncludeArg
+            )
+        )
+    };
+    let fragments = [
+        "aced0005",
+        "aced00057",
+        "aced000573",
+        "aced00057e",
+        "cafebabe",
+        "80049500000000",
+        "8004951a000000",
+        "deadbeef0badf00d",
+        "c0ffee00c0ffee",
+        "feedface1",
+        "feedface",
+        "-",
+        "_",
+        "--",
+    ];
+    let alphabet = b"0123456789abcdef-_";
+    for with_ops in [false, true] {
+        let extra: &[(&str, &str)] = if with_ops {
+            &[("ops.toml", HEX_OPERATOR_RULES)]
+        } else {
+            &[]
+        };
+        let mut texts = crate::rules::builtin_texts();
+        for (name, text) in extra {
+            texts.push((name.to_string(), Cow::Owned(text.to_string())));
+        }
+        let readers: Vec<_> = crate::rules::parse_all(&texts)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.targets.iter().any(token_class))
+            .filter_map(|r| match r.op {
+                Operator::Regex(p) => {
+                    Some((r.transforms, Ok(crate::syntax::single_regex(&p).unwrap())))
                 }
-                None => alts.push(rest),
+                Operator::Phrases(list) => Some((r.transforms, Err(list))),
+                Operator::Detector(_) => None,
+            })
+            .collect();
+        let reference = |w: &[u8]| {
+            readers.iter().any(|(chain, m)| {
+                let v = crate::transform::apply_chain(chain, w);
+                match m {
+                    Ok(re) => re.is_match(&*v),
+                    Err(list) => list.iter().any(|p| {
+                        v.windows(p.len())
+                            .any(|x| x.eq_ignore_ascii_case(p.as_bytes()))
+                    }),
+                }
+            })
+        };
+        let rs = crate::engine::RuleSet::builtin_and(extra).unwrap();
+        let words = rs.encoded_words().unwrap();
+        let mut x = 0x5eed_0e4c_0d3d_0001u64 + u64::from(with_ops);
+        let (mut read, mut upper_read, mut dashed_read, mut plain) = (0, 0, 0, 0);
+        for _ in 0..30_000 {
+            let r = xorshift(&mut x);
+            let len = 16 + (r % 40) as usize;
+            let mut w = Vec::new();
+            while w.len() < len {
+                let r = xorshift(&mut x);
+                if r.is_multiple_of(9) {
+                    w.extend_from_slice(fragments[(r >> 8) as usize % fragments.len()].as_bytes());
+                } else {
+                    w.push(alphabet[(r >> 8) as usize % alphabet.len()]);
+                }
             }
-            for a in alts {
-                let lit: String = a.chars().take_while(char::is_ascii_alphanumeric).collect();
-                // A literal byte after it that is no hex digit (`fd00:`)
-                // cannot be in such a word; a metacharacter may be.
-                let next = a[lit.len()..].chars().next();
-                let literal_after = next.is_some_and(|c| !r"\[](){}|?*+.^$".contains(c));
-                if lit.len() >= 4 && !literal_after && lit.chars().all(|c| c.is_ascii_hexdigit()) {
-                    found.push(lit.to_ascii_lowercase());
-                }
+            if r & (1 << 40) != 0 {
+                w.make_ascii_uppercase();
+            }
+            let expect = reference(&w);
+            assert_eq!(words.reads(&w), expect, "{}", String::from_utf8_lossy(&w));
+            if expect {
+                read += 1;
+                upper_read += usize::from(w.iter().any(u8::is_ascii_uppercase));
+                dashed_read += usize::from(!reference(w.split(|&b| b == b'-').next().unwrap()));
+            } else {
+                plain += 1;
             }
         }
-    }
-    for lit in &found {
         assert!(
-            HEX_STREAM_PREFIXES
-                .iter()
-                .any(|p| lit.as_bytes().starts_with(p)),
-            "a rule reads the hex word start {lit:?}: add it to HEX_STREAM_PREFIXES"
+            read > 1000 && plain > 1000 && upper_read > 300 && dashed_read > 100,
+            "{read} {plain} {upper_read} {dashed_read}"
         );
     }
-    for p in HEX_STREAM_PREFIXES {
-        assert!(p.len() < ENCODED_OBJECT);
-        assert!(
-            found.iter().any(|l| l.as_bytes().starts_with(p)),
-            "no rule reads {:?}",
-            String::from_utf8_lossy(p)
-        );
-    }
+}
+
+/// What the rules read of long single-case words is derived from the
+/// loaded rules: the built-in rules read them for 7002 alone (a Java
+/// stream in hex); an operator's file adds its own rules.
+#[test]
+fn encoded_words_come_from_the_loaded_rules() {
+    let rs = crate::engine::RuleSet::builtin().unwrap();
+    assert_eq!(rs.encoded_words().unwrap().rules(), [7002]);
+    let ops = [("ops.toml", crate::test_support::HEX_OPERATOR_RULES)];
+    let rs = crate::engine::RuleSet::builtin_and(&ops).unwrap();
+    let ids = rs.encoded_words().unwrap().rules();
+    assert_eq!(ids, [7002, 90001, 90002, 90003, 90004, 90005]);
+}
+
+/// A 32-hex JSESSIONID and a 64-hex hash in the query stay on the cheap
+/// path under the built-in rules (counted as plain tokens, no field
+/// built); an operator's rule that can match 32 hex digits makes them read.
+#[test]
+fn hex_session_ids_stay_plain_unless_a_rule_reads_them() {
+    let h: [(&str, &[u8]); 1] = [(
+        "Cookie",
+        b"theme=dark; JSESSIONID=3f9a1c2b7d8e4f60a1b2c3d4e5f60718",
+    )];
+    let q = "h=9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let r = req(q, &h, b"");
+    let limits = Limits::default();
+    let rs = crate::engine::RuleSet::builtin().unwrap();
+    let f = extract_into(&r, &limits, Vec::new(), |_| false, rs.encoded_words());
+    let listed = |f: &Fields<'_>| {
+        f.list
+            .iter()
+            .filter(|x| matches!(x.class, Class::Cookie | Class::Arg))
+            .count()
+    };
+    assert_eq!((listed(&f), f.skipped), (0, 6));
+    let any32 = r#"
+family = "java"
+[[rule]]
+id = 90100
+message = "32 hex digits"
+severity = "critical"
+targets = ["args", "cookies"]
+regex = '[0-9a-f]{32}'
+"#;
+    let rs = crate::engine::RuleSet::builtin_and(&[("ops.toml", any32)]).unwrap();
+    let f = extract_into(&r, &limits, Vec::new(), |_| false, rs.encoded_words());
+    assert_eq!((listed(&f), f.skipped), (2, 4));
 }
 
 /// Session ids, hashes and dash-less UUIDs of hex digits stay plain; a hex
 /// Java stream, in either case, whole or after a `-`, is read.
 #[test]
 fn hex_words_are_plain_unless_a_stream() {
+    let rs = crate::engine::RuleSet::builtin().unwrap();
+    let words = rs.encoded_words();
     for v in [
         "3f9a1c2b7d8e4f60a1b2c3d4e5f60718",
         "A1B2C3D4E5F60718293A4B5C6D7E8F90",
@@ -643,16 +741,17 @@ fn hex_words_are_plain_unless_a_stream() {
         "aced00057372",
         "order-3f9a1c2b7d8e4f60a1b2c3d4",
         "x-aced-1f2c9e8d7b6a5c4d3e",
+        // A stream header but no type code after it: 7002 reads none.
+        "aced00051f2c9e8d7b6a5c4d3e2f10a9b8c7d6e5",
     ] {
-        assert!(plain_token(v.as_bytes()), "{v}");
+        assert!(plain_token(v.as_bytes(), words), "{v}");
     }
     for v in [
         "aced0005737200176a6176612e7574696c2e5072696f72697479517565756594da30b4fb3f82b1",
         "ACED00057372001A6A6176612E7574696C2E48617368536574BA44859596B8B734",
-        "aced00051f2c9e8d7b6a5c4d3e2f10a9b8c7d6e5",
         "0-aced00057372001a6a6176612e7574696c2e48617368536574",
         "Order-ACED00057372001A6A6176612E7574",
     ] {
-        assert!(!plain_token(v.as_bytes()), "{v}");
+        assert!(!plain_token(v.as_bytes(), words), "{v}");
     }
 }
