@@ -9,7 +9,7 @@
 //! the same bytes, so each path found is the one the reader was on when
 //! it listed the field; reading them back is one more linear pass.
 
-use super::{lower_word_read, plain_token, Class, EncodedWords, Fields};
+use super::{lower_word_read, plain_token, Class, EncodedWords, Fields, ENCODED_OBJECT};
 use crate::policy::Limits;
 use std::borrow::Cow;
 
@@ -92,7 +92,11 @@ impl Text<'_> {
     #[inline(always)]
     fn plain(&self, words: Option<&EncodedWords>) -> bool {
         if self.lower {
-            return *self.v != *b"prototype" && !lower_word_read(&self.v, words);
+            return match self.v.len() {
+                9 => *self.v != *b"prototype",
+                n if n >= ENCODED_OBJECT => !lower_word_read(&self.v, words),
+                _ => true,
+            };
         }
         plain_token(&self.v, words)
     }

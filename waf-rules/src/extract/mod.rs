@@ -616,13 +616,15 @@ fn encoded_object(v: &[u8], mixed: bool, words: Option<&EncodedWords>) -> bool {
 
 /// Whether a loaded rule reads `v`, a word of lower-case letters only
 /// (the JSON reader's shortcut): `plain_token` of such a word is this
-/// answer negated, but for the prototype keys.
+/// answer negated, but for the prototype keys. Out of line: the reader
+/// asks it only of a word of `ENCODED_OBJECT` bytes or more.
+#[inline(never)]
 pub(crate) fn lower_word_read(v: &[u8], words: Option<&EncodedWords>) -> bool {
     encoded_object(v, false, words)
 }
 
 /// Bytes from which a word of an encoding's alphabet may be an object.
-const ENCODED_OBJECT: usize = 16;
+pub(crate) const ENCODED_OBJECT: usize = 16;
 
 /// A dotted token that spells a path: a dot-dot, or a fuzzer's hex
 /// literal for a dot or a separator (`0x2e`, `0x2f`, `0x5c`).
