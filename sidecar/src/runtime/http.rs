@@ -529,7 +529,24 @@ impl Conn {
             }
         }
 
-        let (resp, status, error) = match self.forward(req).await {
+        // The request goes to hyper from here: through a future of its own (`forward(req)`)
+        // it was moved once more per request.
+        let sent = match self.app_sender().await {
+            Ok(mut sender) => {
+                let sent = sender
+                    .send_request(req)
+                    .await
+                    .map_err(|e| format!("app {}: {e}", self.port.app));
+                if sent.is_ok() && !sender.is_closed() {
+                    if let Ok(mut slot) = self.app.lock() {
+                        *slot = Some(sender);
+                    }
+                }
+                sent
+            }
+            Err(why) => Err(why),
+        };
+        let (resp, status, error) = match sent {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 (resp.map(Body::App), status, None)
@@ -651,11 +668,16 @@ impl Conn {
         conn_fields(self.peer, self.port.port, self.caller.as_ref(), &self.own)
     }
 
-    async fn forward(&self, req: Request<Incoming>) -> Result<Response<Incoming>, String> {
+    /// The app connection, ready for a request: the one kept from the last request, or a new
+    /// one.
+    async fn app_sender(&self) -> Result<SendRequest<Incoming>, String> {
         let reuse = self.app.lock().ok().and_then(|mut slot| slot.take());
         let mut sender = match reuse {
             Some(s) if !s.is_closed() => s,
-            _ => self.dial_app().await?,
+            // Boxed: a dial is rare (once per connection); inline, its state (the connect
+            // timeout and hyper's handshake) would make every request's future larger, and
+            // every move of it (hyper moves the service's future into place per request).
+            _ => Box::pin(self.dial_app()).await?,
         };
         if !sender.is_ready() {
             sender
@@ -663,16 +685,7 @@ impl Conn {
                 .await
                 .map_err(|e| format!("app connection: {e}"))?;
         }
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("app {}: {e}", self.port.app))?;
-        if !sender.is_closed() {
-            if let Ok(mut slot) = self.app.lock() {
-                *slot = Some(sender);
-            }
-        }
-        Ok(resp)
+        Ok(sender)
     }
 
     async fn dial_app(&self) -> Result<SendRequest<Incoming>, String> {
