@@ -4,7 +4,8 @@
 # listener (its pair's inbound side), interleaved, several rounds.
 #   usage: sidecar/bench/handshakes.sh [rounds] [seconds] [conns]
 # Needs: the peer kit's haproxy peer running (PEERS_HOME, PEERS_PORT_BASE), our pair started with
-# `sidecar/bench/pair.sh start tcp`, and the bench client built:
+# `sidecar/bench/pair.sh start tcp` (its SIDECAR_BENCH_DIR and SIDECAR_PAIR_OFFSET, default 520,
+# given here too), and the bench client built:
 #   cargo build --release -p rampart-sidecar --example handshakes   (target/release/examples/handshakes)
 # The client runs on CPU ${BENCH_CLIENT_CPU:-1}; the servers are pinned to the other core.
 set -euo pipefail
@@ -17,6 +18,7 @@ cpu=${BENCH_CLIENT_CPU:-1}
 client=${HANDSHAKES_BIN:-$root/target/release/examples/handshakes}
 [[ -x $client ]] || { echo "handshakes.sh: build the client first (see the header)" >&2; exit 2; }
 ours_pid=$(cat "$dir/server.pid")
+ours_port=$((base + ${SIDECAR_PAIR_OFFSET:-520}))
 haproxy_port=$((base + 510))
 haproxy_pid=$(ss -Htlnp "sport = :$haproxy_port" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
 [[ -n $haproxy_pid ]] || { echo "handshakes.sh: nothing listens on $haproxy_port (start the haproxy peer)" >&2; exit 2; }
@@ -26,7 +28,7 @@ sides=(ours haproxy)
 [[ -n $envoy_pid ]] && sides+=(envoy)
 
 ours() {
-  timeout $((secs + 40)) taskset -c "$cpu" "$client" "127.0.0.1:$((base + 520))" --ca "$dir/ca.pem" \
+  timeout $((secs + 40)) taskset -c "$cpu" "$client" "127.0.0.1:$ours_port" --ca "$dir/ca.pem" \
     --cert "$dir/client.pem" --key "$dir/client.key" --spiffe mesh.local \
     --conns "$conns" --seconds "$secs" --server-pid "$ours_pid"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Added latency at one keep-alive connection, several rounds of sidecar/examples/latency.rs (the
 # targets alternate request by request), then per target the median over rounds of its added p50
-# (over the first target, the direct upstream), of its CPU per request, and its ratio to the
+# (over the first target, the direct upstream), of its CPU per request, its added p99 (over the
+# first target's p99 in the same round), and the p50's ratio to the
 # --against target (default: the second one).
 #   usage: sidecar/bench/latency.sh [--rounds R] [--seconds S] [--against NAME] NAME=ADDR[=PID,…] ...
 #   e.g.   sidecar/bench/latency.sh --rounds 3 direct=127.0.0.1:42080 haproxy=127.0.0.1:42511=PID \
@@ -40,6 +41,9 @@ awk -v against="$against" '
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     n = f["name"]; if (!(n in seen)) { seen[n] = 1; order[++k] = n }
     added[n] = added[n] " " f["added_p50_us"]; cpu[n] = cpu[n] " " f["cpu_per_request_us"]
+    # p99 over the first target p99 in the same round (its LATENCY line comes first)
+    if (n == order[1]) first_p99 = f["p99_us"]
+    added99[n] = added99[n] " " (f["p99_us"] - first_p99)
   }
   function median(list,   a, m, i, j, t) {
     m = split(list, a, " "); if (m == 0 || a[1] == "") return ""
@@ -48,9 +52,9 @@ awk -v against="$against" '
   }
   END {
     base = median(added[against])
-    printf "%-14s %14s %12s %18s\n", "target", "added_p50_us", "÷ " against, "cpu_per_request_us"
+    printf "%-14s %14s %12s %18s %14s\n", "target", "added_p50_us", "÷ " against, "cpu_per_request_us", "added_p99_us"
     for (i = 1; i <= k; i++) {
       n = order[i]; a = median(added[n]); c = median(cpu[n])
-      printf "%-14s %14s %12s %18s\n", n, a, (base > 0 ? sprintf("%.2f", a / base) : "-"), c
+      printf "%-14s %14s %12s %18s %14s\n", n, a, (base > 0 ? sprintf("%.2f", a / base) : "-"), c, median(added99[n])
     }
   }' "$out"
