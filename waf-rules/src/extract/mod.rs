@@ -570,14 +570,12 @@ pub(crate) fn plain_token(v: &[u8], words: Option<&EncodedWords>) -> bool {
         return false;
     }
     let digit = any & DIGIT != 0;
-    // `dotted_path` needs a dot-dot or an `0x`: without a dot or an `x`
-    // among the bytes it cannot answer yes, so it is not read.
-    let spells_path = || digit && any & DOT_OR_X != 0 && dotted_path(v);
     // A word spelling a path with hex-literal dots and slashes
     // (`0x2e0x2e0x2fetc0x2fpasswd`) is inspected; so is a word that is
     // base64 of text (`PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0PiAg` is
     // `<script>alert(1)</script>`), decoded only when it mixes cases.
-    if all & WORD != 0 && !spells_path() {
+    // (A word holds no dot: `dotted_path` needs an `x` in it.)
+    if all & WORD != 0 && !(digit && any & X != 0 && dotted_path(v)) {
         let mixed = any & (UPPER | LOWER) == UPPER | LOWER;
         return !encoded_object(v, mixed, words)
             && (!mixed || !crate::transform::decodes_as_base64(v));
@@ -588,12 +586,76 @@ pub(crate) fn plain_token(v: &[u8], words: Option<&EncodedWords>) -> bool {
         // so is a path spelled with a dot-dot or with hex-literal dots and
         // slashes, which no version has: `..0x2fetc`, `0x2e0x2e0x2fboot.ini`.
         // Neither is base64: `.`, `+` and `,` are not of its alphabet.)
-        || (all & DOTTED != 0
-            && digit
-            && !spells_path()
-            // A JSON Web Token whose claims hold more than plain words is
-            // read (`detect::jose`); `{"user":"alice"}` stays plain.
-            && !crate::transform::base64::jose_needs_reading(v))
+        || (all & DOTTED != 0 && digit && plain_dotted(v, any & X != 0))
+}
+
+/// A dotted token with a digit (not a number) that is plain: it spells no
+/// path (`dotted_path`) and is no JSON Web Token whose claims hold more
+/// than plain words (`detect::jose`; `{"user":"alice"}` stays plain).
+/// One pass eight bytes at a time (`DottedScan`) finds a dot-dot, an `0x`
+/// (then `dotted_path` decides) and, for a token that starts as a JOSE
+/// header, the dots its test counts — where `dotted_path`'s overlapping
+/// windows and that count read every byte twice more (the analytics ids
+/// and session tokens of most cookies). Out of line: `plain_token`, asked
+/// of every token, keeps its small frame.
+#[inline(never)]
+fn plain_dotted(v: &[u8], has_x: bool) -> bool {
+    use crate::transform::base64::{jose_head, jose_needs_reading_with};
+    let jose = jose_head(v);
+    let s = DottedScan::of(v, has_x, jose);
+    !(s.dot_dot || (s.zero_x && dotted_path(v)) || (jose && jose_needs_reading_with(v, s.dots)))
+}
+
+/// What one pass over a token finds (`plain_dotted`).
+struct DottedScan {
+    /// Two dots in a row.
+    dot_dot: bool,
+    /// A `0` then an `x` (either case): where `dotted_path`'s hex
+    /// spellings start. Looked for only when the token has an `x`.
+    zero_x: bool,
+    /// The number of dots, counted only when asked.
+    dots: usize,
+}
+
+impl DottedScan {
+    fn of(v: &[u8], has_x: bool, count: bool) -> DottedScan {
+        let (mut dd, mut zx, mut n) = (0u64, 0u64, 0usize);
+        // The previous word's flags (its last byte's at bit 63).
+        let (mut last_dot, mut last_zero) = (0u64, 0u64);
+        let mut chunks = v.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            let w = u64::from_le_bytes(b);
+            // Byte k's flag is bit 8k+7: `f >> 8` puts byte k+1's on byte
+            // k, and `f << 56` byte 0's on the previous word's last byte.
+            let d = eq_bytes(w, b'.');
+            dd |= d & (d >> 8) | (last_dot & (d << 56));
+            if has_x {
+                let z = eq_bytes(w, b'0');
+                let x = eq_bytes(w | (ONES * 0x20), b'x');
+                zx |= z & (x >> 8) | (last_zero & (x << 56));
+                last_zero = z;
+            }
+            if count {
+                n += d.count_ones() as usize;
+            }
+            last_dot = d;
+        }
+        let (mut dot, mut zero) = (last_dot >> 63 != 0, last_zero >> 63 != 0);
+        for &b in chunks.remainder() {
+            let (d, x) = (b == b'.', b | 0x20 == b'x');
+            dd |= u64::from(dot && d);
+            zx |= u64::from(zero && x);
+            n += usize::from(d);
+            (dot, zero) = (d, b == b'0');
+        }
+        DottedScan {
+            dot_dot: dd != 0,
+            zero_x: zx != 0,
+            dots: n,
+        }
+    }
 }
 
 /// Letters and digits that may encode a serialized object — a Java
@@ -707,8 +769,8 @@ const DOTTED: u8 = 4;
 const DIGIT: u8 = 8;
 const UPPER: u8 = 16;
 const LOWER: u8 = 32;
-/// A dot or an `x` (either case): what `dotted_path` looks for.
-const DOT_OR_X: u8 = 64;
+/// An `x` (either case): `dotted_path`'s hex spellings need one.
+const X: u8 = 64;
 const TOKEN_CLASS: [u8; 256] = token_classes();
 
 const fn token_classes() -> [u8; 256] {
@@ -736,8 +798,8 @@ const fn token_classes() -> [u8; 256] {
         if c.is_ascii_lowercase() {
             k |= LOWER;
         }
-        if matches!(c, b'.' | b'x' | b'X') {
-            k |= DOT_OR_X;
+        if matches!(c, b'x' | b'X') {
+            k |= X;
         }
         t[b] = k;
         b += 1;

@@ -369,6 +369,84 @@ fn plain_token_skips_dotted_path_only_where_it_cannot_match() {
     }
 }
 
+/// Dotted tokens read in one pass (`plain_dotted`: a dot-dot, an `0x`,
+/// the dots a JOSE token test counts, eight bytes at a time) are plain
+/// exactly as with `dotted_path` and the token test's own count: 200,000
+/// seeded tokens up to 48 bytes over dots, `0x2e`-style spellings, JWT
+/// heads and base64 of plain and odd claims, every word boundary. Fails
+/// when a dot-dot or an `0x` across two words is not carried.
+#[test]
+fn dotted_tokens_read_in_one_pass_as_before() {
+    let word = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+    let reference = |v: &[u8]| {
+        if v == b"__proto__" || v == b"prototype" {
+            return false;
+        }
+        let digit = v.iter().any(u8::is_ascii_digit);
+        if v.iter().all(|&b| word(b)) && !(digit && super::dotted_path_bytewise(v)) {
+            let mixed =
+                v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
+            return !(v.len() >= ENCODED_OBJECT && mixed)
+                && (!mixed || !crate::transform::decodes_as_base64(v));
+        }
+        v.iter()
+            .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
+            || (v.iter().all(|&b| word(b) || b == b'.')
+                && digit
+                && !super::dotted_path_bytewise(v)
+                && !crate::transform::base64::jose_needs_reading(v))
+    };
+    let parts: [&str; 16] = [
+        ".",
+        "..",
+        "0",
+        "x",
+        "X",
+        "0x2e",
+        "0X2F",
+        "0x5c",
+        "2e",
+        "eyJ",
+        "ew",
+        "1",
+        "a",
+        "eyJ1c2VyIjoiYWxpY2UifQ",
+        "eyJ1IjoiJyBvciAxPTEifQ",
+        "ZmFrZQ",
+    ];
+    let mut x = 0x0d07_7ed0_0000_0001u64;
+    let (mut plain, mut read, mut jose) = (0, 0, 0);
+    for _ in 0..200_000 {
+        let r = crate::test_support::xorshift(&mut x);
+        let mut v = Vec::new();
+        let mut k = r;
+        while v.len() < (r % 49) as usize {
+            k = crate::test_support::xorshift(&mut x);
+            v.extend_from_slice(parts[(k % parts.len() as u64) as usize].as_bytes());
+        }
+        v.truncate((r % 49) as usize);
+        if k.is_multiple_of(3) {
+            v.splice(0..0, b"eyJhbGciOiJub25lIn0.".iter().copied());
+        }
+        let expect = reference(&v);
+        assert_eq!(
+            plain_token(&v, None),
+            expect,
+            "{}",
+            String::from_utf8_lossy(&v)
+        );
+        if v.contains(&b'.') && v.iter().any(u8::is_ascii_digit) {
+            plain += usize::from(expect);
+            read += usize::from(!expect);
+            jose += usize::from(crate::transform::base64::jose_needs_reading(&v));
+        }
+    }
+    assert!(
+        plain > 5000 && read > 5000 && jose > 500,
+        "{plain} {read} {jose}"
+    );
+}
+
 /// Header names come out in lower case, borrowed when they already are or
 /// are common ones.
 #[test]
