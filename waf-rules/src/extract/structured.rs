@@ -38,13 +38,20 @@ pub(super) fn cookie_json<'a>(
     sql_words: Option<super::SqlWords>,
     f: &mut Fields<'a>,
 ) -> bool {
-    let Some(doc) = json_text(value) else {
+    let mut buf = [0u8; STACK_DOC];
+    let Some(json) = json_text(value, &mut buf) else {
         return false;
     };
+    let doc = json.doc.bytes();
+    // Valid UTF-8: ASCII (known from the pass that found the text) or
+    // checked.
+    if !json.ascii && std::str::from_utf8(doc).is_err() {
+        return false;
+    }
     // Only keys and strings that are not plain tokens are kept (the
     // typical consent cookie has none: nothing is allocated for it).
     let mut items = Vec::new();
-    let Some(plain) = Strict::read(&doc, depth, f.words, &mut items) else {
+    let Some(plain) = Strict::read(doc, depth, f.words, &mut items) else {
         return false;
     };
     for _ in 0..plain {
@@ -65,18 +72,18 @@ pub(super) fn cookie_json<'a>(
     // (waf-values)"). Both tests read the raw text, so a document with an
     // escape is read whole too: `\u006f` or `\u002d` hide `or` or `-` from
     // them, and the whole reading's `js_decode` restores them
-    // (`["\u006fr","\u006cike","\u006fr"]`).
-    let alone = items.is_empty()
-        && !doc.contains(&b'-')
-        && !doc.contains(&b'\\')
-        && sql_words.is_some_and(|w| !w(&doc));
+    // (`["\u006fr","\u006cike","\u006fr"]`). (The `-` and `\\` were
+    // found by the pass that found the text.)
+    let alone =
+        items.is_empty() && !json.dash && !json.backslash && sql_words.is_some_and(|w| !w(doc));
     let start = f.list.len();
     for item in items {
         let label = |path: &str| Cow::Owned(format!("{name}${path}"));
-        let text = |r: &Text| match (&doc, r) {
+        let text = |r: &Text| match (&json.doc, r) {
             (_, Text::Unescaped(v)) => Cow::Owned(v.clone()),
-            (Cow::Borrowed(d), Text::At(s, e)) => Cow::Borrowed(&d[*s..*e]),
-            (Cow::Owned(d), Text::At(s, e)) => Cow::Owned(d[*s..*e].to_vec()),
+            (Doc::Raw(d), Text::At(s, e)) => Cow::Borrowed(&d[*s..*e]),
+            (Doc::Decoded(d), Text::At(s, e)) => Cow::Owned(d[*s..*e].to_vec()),
+            (Doc::Heap(d), Text::At(s, e)) => Cow::Owned(d[*s..*e].to_vec()),
         };
         match item {
             Item::Key(path, key) => {
@@ -103,12 +110,59 @@ pub(super) fn cookie_json<'a>(
     alone
 }
 
+/// A decoded cookie document of at most this many bytes is kept on the
+/// stack (a consent cookie is a few dozen).
+const STACK_DOC: usize = 512;
+
+/// A cookie's JSON text: the value itself, or its percent-decoding (in a
+/// buffer on the stack when it fits).
+enum Doc<'a, 'b> {
+    Raw(&'a [u8]),
+    Decoded(&'b [u8]),
+    Heap(Vec<u8>),
+}
+
+impl Doc<'_, '_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Doc::Raw(d) | Doc::Decoded(d) => d,
+            Doc::Heap(d) => d,
+        }
+    }
+}
+
+/// The JSON text and what the reading asks of its bytes, found in the
+/// pass that found it: whether it is ASCII (then valid UTF-8 unchecked),
+/// holds a `-` or a `\`.
+struct JsonText<'a, 'b> {
+    doc: Doc<'a, 'b>,
+    ascii: bool,
+    dash: bool,
+    backslash: bool,
+}
+
 /// The value as JSON text: itself when it opens a document, or its
 /// percent-decoding when it opens one encoded (`%7B`, `%5B`) and every
 /// `%` in it is an escape. None when it is neither.
-fn json_text(v: &[u8]) -> Option<Cow<'_, [u8]>> {
+fn json_text<'a, 'b>(v: &'a [u8], buf: &'b mut [u8; STACK_DOC]) -> Option<JsonText<'a, 'b>> {
+    let (mut high, mut dash, mut backslash) = (0u8, false, false);
     match v.first()? {
-        b'{' | b'[' => return (!v.contains(&b'%')).then_some(Cow::Borrowed(v)),
+        b'{' | b'[' => {
+            for &b in v {
+                high |= b;
+                dash |= b == b'-';
+                backslash |= b == b'\\';
+                if b == b'%' {
+                    return None;
+                }
+            }
+            return Some(JsonText {
+                doc: Doc::Raw(v),
+                ascii: high < 0x80,
+                dash,
+                backslash,
+            });
+        }
         b'%' => {}
         _ => return None,
     }
@@ -117,23 +171,45 @@ fn json_text(v: &[u8]) -> Option<Cow<'_, [u8]>> {
     {
         return None;
     }
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
+    // A decoded text is never longer than the value.
+    let mut heap = Vec::new();
+    let out: &mut [u8] = if v.len() <= STACK_DOC {
+        &mut buf[..]
+    } else {
+        heap.resize(v.len(), 0);
+        &mut heap[..]
+    };
+    let (mut i, mut n) = (0, 0);
     while i < v.len() {
-        let b = v[i];
+        let mut b = v[i];
         if b == b'%' {
-            let hex = |k: usize| v.get(k).and_then(|&c| char::from(c).to_digit(16));
+            let hex = |k: usize| v.get(k).and_then(|&c| crate::transform::hex_val(c));
             let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) else {
                 return None;
             };
-            out.push((h * 16 + l) as u8);
+            b = h * 16 + l;
             i += 3;
         } else {
-            out.push(b);
             i += 1;
         }
+        out[n] = b;
+        n += 1;
+        high |= b;
+        dash |= b == b'-';
+        backslash |= b == b'\\';
     }
-    Some(Cow::Owned(out))
+    let doc = if v.len() <= STACK_DOC {
+        Doc::Decoded(&buf[..n])
+    } else {
+        heap.truncate(n);
+        Doc::Heap(heap)
+    };
+    Some(JsonText {
+        doc,
+        ascii: high < 0x80,
+        dash,
+        backslash,
+    })
 }
 
 /// Where a key's or string's text is: a range of the document, or its
@@ -178,7 +254,8 @@ impl Strict<'_, '_> {
         words: Option<&super::EncodedWords>,
         out: &mut Vec<Item>,
     ) -> Option<usize> {
-        if !matches!(doc.first(), Some(b'{' | b'[')) || std::str::from_utf8(doc).is_err() {
+        // (Valid UTF-8: checked by the caller.)
+        if !matches!(doc.first(), Some(b'{' | b'[')) {
             return None;
         }
         let mut r = Strict {
@@ -602,4 +679,82 @@ fn url_part(p: &[u8], query: bool) -> bool {
         i += 1;
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The session 12 `json_text`: the text, then `from_utf8` and two
+    /// searches for `-` and `\` over it.
+    fn reference(v: &[u8]) -> Option<(Vec<u8>, bool, bool, bool)> {
+        let doc = match v.first()? {
+            b'{' | b'[' => (!v.contains(&b'%')).then(|| v.to_vec())?,
+            b'%' if v.len() >= 3
+                && (v[1..3].eq_ignore_ascii_case(b"7b") || v[1..3].eq_ignore_ascii_case(b"5b")) =>
+            {
+                let mut out = Vec::new();
+                let mut i = 0;
+                while i < v.len() {
+                    if v[i] == b'%' {
+                        let hex = |k: usize| v.get(k).and_then(|&c| char::from(c).to_digit(16));
+                        let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) else {
+                            return None;
+                        };
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    } else {
+                        out.push(v[i]);
+                        i += 1;
+                    }
+                }
+                out
+            }
+            _ => return None,
+        };
+        let utf8 = std::str::from_utf8(&doc).is_ok();
+        let (dash, backslash) = (doc.contains(&b'-'), doc.contains(&b'\\'));
+        Some((doc, utf8, dash, backslash))
+    }
+
+    /// The cookie document and what the reading asks of it, found in one
+    /// pass (on the stack when short), are what the text, `from_utf8` and
+    /// two searches gave: 60,000 seeded values, raw and percent-encoded,
+    /// with `-`, `\`, non-ASCII and invalid UTF-8, bad escapes, and past
+    /// the stack buffer. Fails when a flag is not kept on either path.
+    #[test]
+    fn cookie_json_text_found_in_one_pass_as_before() {
+        const PARTS: [&str; 22] = [
+            "{", "[", "%7B", "%5b", "%22", "\"", "a", "1", "-", "%2D", "%2d", "\\", "%5C",
+            "%C3%A9", "é", "%FF", "%", "%4", "}", "]", ":", "%3A",
+        ];
+        let mut x = 0xc00c_1e00_d0c5_0001u64;
+        let (mut docs, mut long) = (0, 0);
+        for _ in 0..60_000 {
+            let r = crate::test_support::xorshift(&mut x);
+            let n = if r.is_multiple_of(50) {
+                300
+            } else {
+                (r % 12) as usize
+            };
+            let mut v = String::from(["{", "[", "%7B", "%5B", "a"][(r >> 8) as usize % 5]);
+            // Long values of good escapes only (the first 14 parts).
+            let parts = if n > 12 { &PARTS[..14] } else { &PARTS[..] };
+            for _ in 0..n {
+                let k = crate::test_support::xorshift(&mut x);
+                v.push_str(parts[(k % parts.len() as u64) as usize]);
+            }
+            let mut buf = [0u8; STACK_DOC];
+            let got = json_text(v.as_bytes(), &mut buf).map(|j| {
+                let doc = j.doc.bytes().to_vec();
+                assert_eq!(j.ascii, doc.is_ascii(), "{v}");
+                let utf8 = j.ascii || std::str::from_utf8(&doc).is_ok();
+                (doc, utf8, j.dash, j.backslash)
+            });
+            assert_eq!(got, reference(v.as_bytes()), "{v}");
+            docs += usize::from(got.is_some());
+            long += usize::from(got.is_some() && v.len() > STACK_DOC);
+        }
+        assert!(docs > 15_000 && long > 200, "{docs} {long}");
+    }
 }
