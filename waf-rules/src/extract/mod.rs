@@ -438,7 +438,7 @@ pub(crate) fn extract_into<'a>(
         );
     }
     f.push_unnamed(Class::Path, "path", req.path.as_bytes());
-    path_segments(req.path, "path", &mut f);
+    path_segments(req.path.as_bytes(), "path", &mut f);
     query::pairs(req.query.as_bytes(), "args", &mut f);
     for (name, value) in req.headers {
         if name.eq_ignore_ascii_case("cookie") {
@@ -500,8 +500,8 @@ fn conf_word(rest: &[u8]) -> bool {
 
 /// Path segments that carry more than a plain name (REST ids, slugs and
 /// file names are skipped by the fast path anyway).
-fn path_segments<'a>(path: &'a str, source: &'static str, f: &mut Fields<'a>) {
-    if !path.bytes().any(|b| {
+fn path_segments<'a>(path: &'a [u8], source: &'static str, f: &mut Fields<'a>) {
+    if !path.iter().any(|&b| {
         matches!(
             b,
             b'%' | b'\'' | b'"' | b'<' | b'(' | b' ' | b'+' | b';' | b'='
@@ -509,11 +509,12 @@ fn path_segments<'a>(path: &'a str, source: &'static str, f: &mut Fields<'a>) {
     }) {
         return;
     }
-    for (i, seg) in path.split('/').enumerate().filter(|(_, s)| !s.is_empty()) {
+    let segments = path.split(|&b| b == b'/').enumerate();
+    for (i, seg) in segments.filter(|(_, s)| !s.is_empty()) {
         // In a path '+' is a plus, not a space.
-        let value = match crate::transform::url::decode_once(seg.as_bytes()) {
+        let value = match crate::transform::url::decode_once(seg) {
             Some(v) => Cow::Owned(v),
-            None => Cow::Borrowed(seg.as_bytes()),
+            None => Cow::Borrowed(seg),
         };
         f.push(
             Class::PathSegment,
