@@ -851,20 +851,38 @@ fn lower(s: &str) -> Cow<'_, str> {
             false => Cow::Borrowed(s),
         };
     }
+    // Eight bytes at a time (`upper_bytes`); the buffer's zeros past the
+    // name are no letters.
     let mut buf = [0u8; NAME_BUF];
-    let mut upper = false;
-    for (o, &c) in buf.iter_mut().zip(b) {
-        let u = c.is_ascii_uppercase();
+    buf[..b.len()].copy_from_slice(b);
+    let mut upper = 0u64;
+    for word in buf[..b.len().div_ceil(8) * 8].chunks_exact_mut(8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let w = u64::from_le_bytes(w);
+        let u = upper_bytes(w);
         upper |= u;
-        *o = c | (u8::from(u) << 5);
+        // The flag (bit 7 of a byte) moved to bit 5: plus 0x20.
+        word.copy_from_slice(&(w | (u >> 2)).to_le_bytes());
     }
-    if !upper {
+    if upper == 0 {
         return Cow::Borrowed(s);
     }
     match common_header(&buf[..b.len()]) {
         Some(known) => Cow::Borrowed(known),
         None => Cow::Owned(s.to_ascii_lowercase()),
     }
+}
+
+/// The high bit of each byte of `w` that is an ASCII upper-case letter,
+/// exactly: for a byte `y` below 0x80, `y + (0x80 - b'A')` has its high
+/// bit from `A` on and `y + (0x80 - b'Z' - 1)` from past `Z` on (neither
+/// sum carries into the next byte); a byte of 0x80 or more is no letter.
+fn upper_bytes(w: u64) -> u64 {
+    let y = w & LOW7;
+    let from_a = y + ONES * u64::from(0x80 - b'A');
+    let past_z = y + ONES * u64::from(0x80 - b'Z' - 1);
+    (from_a ^ past_z) & !w & HIGH
 }
 
 /// Parses arbitrary bytes as every body type (fuzzing entry point).
