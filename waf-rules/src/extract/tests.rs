@@ -386,8 +386,8 @@ fn dotted_tokens_read_in_one_pass_as_before() {
         if v.iter().all(|&b| word(b)) && !(digit && super::dotted_path_bytewise(v)) {
             let mixed =
                 v.iter().any(u8::is_ascii_uppercase) && v.iter().any(u8::is_ascii_lowercase);
-            return !(v.len() >= ENCODED_OBJECT && mixed)
-                && (!mixed || !crate::transform::decodes_as_base64(v));
+            // Without rules' words, a long mixed-case word is read.
+            return !mixed || (v.len() < ENCODED_OBJECT && !crate::transform::decodes_as_base64(v));
         }
         v.iter()
             .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b','))
