@@ -50,11 +50,10 @@ impl<'a> JsonDoc<'a> {
         };
         let mut r = Reader {
             s: self.bytes,
-            i: 0,
             max_depth: self.max_depth,
             out: &mut found,
         };
-        let _ = r.value(0, false);
+        let _ = r.value(0, 0, false);
         found.out
     }
 }
@@ -109,8 +108,15 @@ trait Sink<'a> {
     /// An object key whose text starts at `at`; `constructor` says the
     /// object is the value of a `constructor` key.
     fn key(&mut self, at: usize, key: Text<'a>, constructor: bool) -> Option<()>;
+    /// An object key whose text starts at `at` known to be a plain token
+    /// that is no key of prototype pollution (`Stop::word`): `key` with
+    /// nothing to list.
+    fn word_key(&mut self, at: usize, key: &'a [u8]) -> Option<()>;
     /// A string value whose text starts at `at`.
     fn string(&mut self, at: usize, v: Text<'a>) -> Option<()>;
+    /// A string value whose text starts at `at` known to be a plain token
+    /// (`Stop::word`): `string` with nothing to list.
+    fn word(&mut self, at: usize) -> Option<()>;
     /// An array element with this index is read next.
     fn index(&mut self, n: usize);
     /// The member or element last entered (`key` or `index`) was read.
@@ -131,6 +137,16 @@ impl<'a> Sink<'a> for Fields<'a> {
         } else if !key.plain(self.words) {
             self.push_json(Class::ArgName, at, key.v);
         }
+        Some(())
+    }
+
+    #[inline(always)]
+    fn word_key(&mut self, _: usize, _: &'a [u8]) -> Option<()> {
+        Some(())
+    }
+
+    #[inline(always)]
+    fn word(&mut self, _: usize) -> Option<()> {
         Some(())
     }
 
@@ -193,7 +209,16 @@ impl<'a> Sink<'a> for Collect<'_, 'a> {
         self.reached(at)
     }
 
+    fn word_key(&mut self, at: usize, key: &'a [u8]) -> Option<()> {
+        self.path.push(Seg::Key(Cow::Borrowed(key)));
+        self.reached(at)
+    }
+
     fn string(&mut self, at: usize, _: Text<'a>) -> Option<()> {
+        self.reached(at)
+    }
+
+    fn word(&mut self, at: usize) -> Option<()> {
         self.reached(at)
     }
 
@@ -211,9 +236,13 @@ impl<'a> Sink<'a> for Collect<'_, 'a> {
     }
 }
 
+/// The reader: recursive descent over the bytes, one pass. The place
+/// it reads at is passed along and returned (`Some(past the value)`,
+/// `None` when the document stops being JSON or the sink stops it), so
+/// it stays in a register through a container's loop instead of being
+/// stored and loaded per token.
 struct Reader<'a, 's, S> {
     s: &'a [u8],
-    i: usize,
     max_depth: usize,
     out: &'s mut S,
 }
@@ -228,247 +257,366 @@ pub(crate) fn parse<'a>(body: &'a [u8], limits: &Limits, f: &mut Fields<'a>) -> 
     };
     let mut r = Reader {
         s: body,
-        i: 0,
         max_depth: limits.max_depth,
         out: f,
     };
-    let ok = r.value(0, false).is_some();
-    r.ws();
-    ok && r.i == r.s.len()
+    r.value(0, 0, false)
+        .is_some_and(|end| blank_run(body, end) == body.len())
+}
+
+/// The first byte at or after `i` that is not a blank, and where it is.
+/// Compact JSON has no blanks between tokens: a byte above the space
+/// ends the blanks at once (every JSON blank is at most 0x20).
+#[inline(always)]
+fn next(s: &[u8], i: usize) -> Option<(usize, u8)> {
+    match s.get(i) {
+        Some(&b) if b > b' ' => Some((i, b)),
+        _ => {
+            let i = blank_run(s, i);
+            s.get(i).map(|&b| (i, b))
+        }
+    }
+}
+
+#[inline(never)]
+fn blank_run(s: &[u8], mut i: usize) -> usize {
+    while s.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+/// Past the byte `b` at `i` or after blanks; None when another byte
+/// (or the end) comes first.
+#[inline(always)]
+fn past(s: &[u8], i: usize, b: u8) -> Option<usize> {
+    let (i, next) = next(s, i)?;
+    (next == b).then_some(i + 1)
 }
 
 impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
-    #[inline(always)]
-    fn ws(&mut self) {
-        // Compact JSON has no blanks between tokens: a byte above the
-        // space ends the blanks at once (every JSON blank is at most 0x20).
-        if self.s.get(self.i).is_some_and(|&b| b > b' ') {
-            return;
-        }
-        self.blanks();
-    }
-
-    #[inline(never)]
-    fn blanks(&mut self) {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
-            self.i += 1;
-        }
-    }
-
-    #[inline(always)]
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.s.get(self.i).copied()
-    }
-
-    /// A value; `constructor`: it is the value of a `constructor` key.
-    fn value(&mut self, depth: usize, constructor: bool) -> Option<()> {
+    /// A value at `i` (blanks first); `constructor`: it is the value of a
+    /// `constructor` key. Past the depth limit the rest of the document,
+    /// from `i` (before any blank), is reported whole and reading stops.
+    fn value(&mut self, i: usize, depth: usize, constructor: bool) -> Option<usize> {
+        let s = self.s;
         if depth > self.max_depth {
-            let at = self.i;
-            self.out.too_deep(at, &self.s[at..]);
-            self.i = self.s.len();
+            let rest = s.get(i..).unwrap_or_default();
+            self.out.too_deep(i, rest);
             return None;
         }
-        match self.peek()? {
-            b'{' => self.object(depth, constructor),
-            b'[' => self.array(depth),
-            b'"' => {
-                let at = self.i;
-                let v = self.string()?;
-                self.out.string(at, v)
-            }
-            _ => self.literal(),
+        let (i, b) = next(s, i)?;
+        match b {
+            b'{' => self.object(i, depth, constructor),
+            b'[' => self.array(i, depth),
+            b'"' => self.string_value(i),
+            _ => literal(s, i),
         }
     }
 
     /// A member's or element's value: `value`, with strings and literals
-    /// (most values) read here, without a call that may recurse. The
-    /// same steps: past the depth limit `value` reads the rest whole
-    /// before any blank is skipped; within it, `value` skips the blanks
-    /// (again: a no-op) and reads a string or literal just so.
+    /// (most values) read here, without a call that may recurse: within
+    /// the depth limit the same steps as `value`'s.
     #[inline(always)]
-    fn member(&mut self, depth: usize, constructor: bool) -> Option<()> {
-        if depth <= self.max_depth {
-            match self.peek()? {
-                b'{' | b'[' => {}
-                b'"' => {
-                    let at = self.i;
-                    let v = self.string()?;
-                    return self.out.string(at, v);
-                }
-                _ => return self.literal(),
-            }
+    fn member(&mut self, i: usize, depth: usize, constructor: bool) -> Option<usize> {
+        if depth > self.max_depth {
+            return self.value(i, depth, constructor);
         }
-        self.value(depth, constructor)
+        let s = self.s;
+        let (i, b) = next(s, i)?;
+        match b {
+            b'"' => self.string_value(i),
+            b'{' => self.object(i, depth, constructor),
+            b'[' => self.array(i, depth),
+            _ => literal(s, i),
+        }
     }
 
-    /// `true`, `false`, `null` or a number: plain tokens, nothing to inspect.
+    /// A string value on its opening quote at `at`.
     #[inline(always)]
-    fn literal(&mut self) -> Option<()> {
-        // One pass finds the literal's end (`,`, `}`, `]`, a blank) and
-        // whether every byte of it is a number byte (`is_literal`'s test,
-        // read off the same bytes).
-        let start = self.i;
-        let mut number = true;
-        while let Some(&b) = self.s.get(self.i) {
-            let class = LITERAL_BYTE[usize::from(b)];
-            if class == LITERAL_END {
-                break;
-            }
-            number &= class == NUMBER_BYTE;
-            self.i += 1;
+    fn string_value(&mut self, at: usize) -> Option<usize> {
+        let s = self.s;
+        let start = at + 1;
+        let stop = scan(s, start)?;
+        if stop.word(start) {
+            self.out.word(at)?;
+            return Some(stop.at + 1);
         }
-        let lit = &self.s[start..self.i];
-        (!lit.is_empty() && (number || matches!(lit, b"true" | b"false" | b"null"))).then_some(())
+        let (v, end) = text(s, start, stop)?;
+        self.out.string(at, v)?;
+        Some(end)
     }
 
-    fn object(&mut self, depth: usize, constructor: bool) -> Option<()> {
-        self.i += 1;
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(());
+    /// An object on its `{` at `i`.
+    fn object(&mut self, i: usize, depth: usize, constructor: bool) -> Option<usize> {
+        let s = self.s;
+        let (mut i, mut b) = next(s, i + 1)?;
+        if b == b'}' {
+            return Some(i + 1);
         }
         loop {
-            if self.peek()? != b'"' {
+            if b != b'"' {
                 return None;
             }
-            let at = self.i;
-            let key = self.string()?;
-            if self.peek()? != b':' {
-                return None;
+            let start = i + 1;
+            let stop = scan(s, start)?;
+            let (colon, next_constructor);
+            // `prototype` and `constructor` are the two keys of
+            // lower-case letters that are read.
+            if stop.word(start) && stop.at - start != 11 {
+                let key = s.get(start..stop.at)?;
+                colon = past(s, stop.at + 1, b':')?;
+                next_constructor = false;
+                self.out.word_key(i, key)?;
+            } else {
+                let (key, end) = text(s, start, stop)?;
+                colon = past(s, end, b':')?;
+                next_constructor = *key.v == *b"constructor";
+                self.out.key(i, key, constructor)?;
             }
-            self.i += 1;
-            let next_constructor = *key.v == *b"constructor";
-            self.out.key(at, key, constructor)?;
-            let r = self.member(depth + 1, next_constructor);
+            let r = self.member(colon, depth + 1, next_constructor);
             self.out.leave();
-            r?;
-            if !self.next_or_close(b'}')? {
-                return Some(());
+            let (j, c) = next(s, r?)?;
+            if c == b',' {
+                (i, b) = next(s, j + 1)?;
+            } else if c == b'}' {
+                return Some(j + 1);
+            } else {
+                return None;
             }
         }
     }
 
-    /// After a member or element: true past a `,` (another follows),
-    /// false past the container's `close`; None on anything else.
-    #[inline(always)]
-    fn next_or_close(&mut self, close: u8) -> Option<bool> {
-        let b = self.peek()?;
-        if b != b',' && b != close {
-            return None;
-        }
-        self.i += 1;
-        Some(b == b',')
-    }
-
-    fn array(&mut self, depth: usize) -> Option<()> {
-        self.i += 1;
-        if self.peek()? == b']' {
-            self.i += 1;
-            return Some(());
+    /// An array on its `[` at `i`.
+    fn array(&mut self, i: usize, depth: usize) -> Option<usize> {
+        let s = self.s;
+        let (mut i, b) = next(s, i + 1)?;
+        if b == b']' {
+            return Some(i + 1);
         }
         let mut n = 0usize;
         loop {
             self.out.index(n);
-            let r = self.member(depth + 1, false);
+            let r = self.member(i, depth + 1, false);
             self.out.leave();
-            r?;
+            let (j, c) = next(s, r?)?;
+            if c == b',' {
+                i = j + 1;
+            } else if c == b']' {
+                return Some(j + 1);
+            } else {
+                return None;
+            }
             n += 1;
-            if !self.next_or_close(b']')? {
-                return Some(());
-            }
         }
-    }
-
-    /// A string at `self.i` (on the opening quote), unescaped.
-    #[inline(always)]
-    fn string(&mut self) -> Option<Text<'a>> {
-        self.i += 1;
-        let start = self.i;
-        let s = self.s;
-        let Some((len, lower)) = quote_or_backslash(&s[start..]) else {
-            self.i = s.len();
-            return None;
-        };
-        let at = start + len;
-        self.i = at;
-        if s[at] == b'\\' {
-            let v = self.escaped_string(start)?;
-            return Some(Text { v, lower: false });
-        }
-        self.i += 1;
-        let v = Cow::Borrowed(&s[start..at]);
-        Some(Text { v, lower })
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn escaped_string(&mut self, start: usize) -> Option<Cow<'a, [u8]>> {
-        let s = self.s;
-        let mut out = s[start..self.i].to_vec();
-        while self.i < s.len() {
-            match s[self.i] {
-                b'"' => {
-                    self.i += 1;
-                    return Some(Cow::Owned(out));
-                }
-                b'\\' => {
-                    let e = *s.get(self.i + 1)?;
-                    self.i += 2;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b't' => out.push(b'\t'),
-                        b'r' => out.push(b'\r'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'u' => {
-                            let hex = s.get(self.i..self.i + 4)?;
-                            let cp =
-                                u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
-                            self.i += 4;
-                            crate::transform::push_char(&mut out, cp);
-                        }
-                        other => out.push(other),
-                    }
-                }
-                b => {
-                    out.push(b);
-                    self.i += 1;
-                }
-            }
-        }
-        None
     }
 }
 
-/// The first `"` or `\\` in `s`, eight bytes at a time, and whether
-/// every byte before it is an ASCII lower-case letter (false when not
-/// known: the last bytes of `s`, fewer than eight, are read one by one).
-fn quote_or_backslash(s: &[u8]) -> Option<(usize, bool)> {
-    // A zero byte of `x` sets its high bit in `(x - ONES) & !x & HIGH`;
-    // bits can also be set above a zero byte, never below the first one.
-    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-    let mut chunks = s.chunks_exact(8);
-    let (mut at, mut lower) = (0, true);
-    for chunk in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(w);
-        let hits = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')));
-        if hits != 0 {
-            let k = hits.trailing_zeros() as usize / 8;
-            // The high bits of the bytes before the stop.
-            let before = HIGH & ((1u64 << (8 * k)) - 1);
-            return Some((at + k, lower && lower_case(w) & before == before));
+/// `true`, `false`, `null` or a number at `start`: plain tokens, nothing
+/// to inspect. One pass finds the literal's end (`,`, `}`, `]`, a blank)
+/// and whether every byte of it is a number byte (`is_literal`'s test,
+/// read off the same bytes).
+#[inline(always)]
+fn literal(s: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    let mut number = true;
+    while let Some(&b) = s.get(i) {
+        let class = LITERAL_BYTE[usize::from(b)];
+        if class == LITERAL_END {
+            break;
         }
-        lower &= lower_case(w) == HIGH;
+        number &= class == NUMBER_BYTE;
+        i += 1;
+    }
+    let lit = s.get(start..i)?;
+    (!lit.is_empty() && (number || matches!(lit, b"true" | b"false" | b"null"))).then_some(i)
+}
+
+/// The string whose text starts at `start` and whose scan stopped at
+/// `stop`, unescaped, and the place past its closing quote.
+#[inline(always)]
+fn text(s: &[u8], start: usize, stop: Stop) -> Option<(Text<'_>, usize)> {
+    if stop.backslash {
+        return escaped(s, start, stop.at);
+    }
+    let v = Cow::Borrowed(s.get(start..stop.at)?);
+    Some((
+        Text {
+            v,
+            lower: stop.lower,
+        },
+        stop.at + 1,
+    ))
+}
+
+/// A string with an escape: its text from `start` to the closing quote,
+/// unescaped (the bytes before `first`, the first backslash, copied as
+/// they are), and the place past the quote. None when it does not end or
+/// an escape is cut or not hex where it must be.
+#[cold]
+#[inline(never)]
+fn escaped(s: &[u8], start: usize, first: usize) -> Option<(Text<'_>, usize)> {
+    let mut out = s.get(start..first)?.to_vec();
+    let mut i = first;
+    while i < s.len() {
+        match s[i] {
+            b'"' => {
+                let v = Cow::Owned(out);
+                return Some((Text { v, lower: false }, i + 1));
+            }
+            b'\\' => {
+                let e = *s.get(i + 1)?;
+                i += 2;
+                match e {
+                    b'n' => out.push(b'\n'),
+                    b't' => out.push(b'\t'),
+                    b'r' => out.push(b'\r'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'u' => {
+                        let hex = s.get(i..i + 4)?;
+                        let cp = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                        i += 4;
+                        crate::transform::push_char(&mut out, cp);
+                    }
+                    other => out.push(other),
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    None
+}
+
+/// Where a string's scan stopped: the first `"` or `\\` from its start,
+/// which of the two, and whether every byte before it is an ASCII
+/// lower-case letter (false when not known: see `scan`).
+#[derive(Debug, PartialEq, Eq)]
+struct Stop {
+    at: usize,
+    backslash: bool,
+    lower: bool,
+}
+
+impl Stop {
+    /// Whether the string from `start` ends here, unescaped, as a word of
+    /// lower-case letters that `Text::plain` calls plain without asking
+    /// anything: not `prototype` (the one such word of 9 letters that is
+    /// read) and shorter than `ENCODED_OBJECT` (a longer one may be a word
+    /// a loaded rule reads, `lower_word_read`).
+    #[inline(always)]
+    fn word(&self, start: usize) -> bool {
+        let len = self.at - start;
+        self.lower && !self.backslash && len != 9 && len < ENCODED_OBJECT
+    }
+}
+
+/// The first `"` or `\\` in `s` from `start`, and whether the bytes before
+/// it are lower-case letters. The first eight bytes are read as one word
+/// for the first byte that is not a lower-case letter (a key or a tag
+/// ends there, at its quote); past it, or past eight letters,
+/// `scan_words`. Fewer than eight bytes left are read one by one and not
+/// called lower-case.
+#[inline(always)]
+fn scan(s: &[u8], start: usize) -> Option<Stop> {
+    let Some(w) = s.get(start..).and_then(<[u8]>::first_chunk::<8>) else {
+        return scan_tail(s, start);
+    };
+    let w = u64::from_le_bytes(*w);
+    let other = !lower_case(w) & HIGH;
+    if other == 0 {
+        return scan_words(s, start + 8, true);
+    }
+    let bit = other.trailing_zeros();
+    let at = start + (bit / 8) as usize;
+    match (w >> (bit & !7)) as u8 {
+        b'"' => Some(Stop {
+            at,
+            backslash: false,
+            lower: true,
+        }),
+        b'\\' => Some(Stop {
+            at,
+            backslash: true,
+            lower: true,
+        }),
+        _ => scan_words(s, at + 1, false),
+    }
+}
+
+/// `scan` from `start`, eight bytes at a time (a byte of `x` is zero just
+/// where `(x - ONES) & !x & HIGH` first sets its high bit; bits can also
+/// be set above a zero byte, never below the first one), `lower` telling
+/// whether the bytes before `start` were lower-case letters. Once a word
+/// holds another byte, the rest is only searched (`scan_quote`).
+#[inline(always)]
+fn scan_words(s: &[u8], start: usize, lower: bool) -> Option<Stop> {
+    let mut at = start;
+    if lower {
+        while let Some(w) = s.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+            let w = u64::from_le_bytes(*w);
+            let hits = stops(w);
+            if hits != 0 {
+                let bit = hits.trailing_zeros();
+                // The high bits of the bytes before the stop.
+                let before = HIGH & ((1u64 << (bit & !7)) - 1);
+                return Some(Stop {
+                    at: at + (bit / 8) as usize,
+                    backslash: (w >> (bit & !7)) as u8 == b'\\',
+                    lower: lower_case(w) & before == before,
+                });
+            }
+            if lower_case(w) != HIGH {
+                return scan_quote(s, at + 8);
+            }
+            at += 8;
+        }
+        return scan_tail(s, at);
+    }
+    scan_quote(s, at)
+}
+
+/// The high bit of each byte of `w` that is a `"` or a `\\` — exactly so
+/// up to the first one (see `scan_words`).
+#[inline(always)]
+fn stops(w: u64) -> u64 {
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
+}
+
+/// `scan` from `start` of a text known not to be lower-case letters only.
+#[inline(always)]
+fn scan_quote(s: &[u8], start: usize) -> Option<Stop> {
+    let mut at = start;
+    while let Some(w) = s.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*w);
+        let hits = stops(w);
+        if hits != 0 {
+            let bit = hits.trailing_zeros();
+            return Some(Stop {
+                at: at + (bit / 8) as usize,
+                backslash: (w >> (bit & !7)) as u8 == b'\\',
+                lower: false,
+            });
+        }
         at += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == b'"' || b == b'\\')
-        .map(|p| (at + p, false))
+    scan_tail(s, at)
+}
+
+/// `scan` of the last bytes of `s`, one by one.
+#[inline(never)]
+fn scan_tail(s: &[u8], start: usize) -> Option<Stop> {
+    let rest = s.get(start..)?;
+    let k = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    Some(Stop {
+        at: start + k,
+        backslash: rest[k] == b'\\',
+        lower: false,
+    })
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -580,7 +728,6 @@ mod tests {
         let alphabet = b"0123456789-+.eEtrufalsn,}] \t\n\r\x0cx\"{\x00\xff";
         let words: [&[u8]; 5] = [b"true", b"false", b"null", b"1e5", b"-0.5"];
         let mut x = 0x11e7_a100_0000_0005u64;
-        let limits = Limits::default();
         let (mut yes, mut no) = (0, 0);
         for _ in 0..50_000 {
             let r = xorshift(&mut x);
@@ -596,15 +743,12 @@ mod tests {
                 .iter()
                 .position(|&b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
                 .unwrap_or(v.len());
-            let want = (end > 0 && is_literal(&v[..end])).then_some(());
-            let mut f = Fields::new(&limits);
-            let mut rd = Reader {
-                s: &v,
-                i: 0,
-                max_depth: 4,
-                out: &mut f,
-            };
-            assert_eq!((rd.literal(), rd.i), (want, end), "{:?}", v);
+            let want = (end > 0 && is_literal(&v[..end])).then_some(end);
+            assert_eq!(literal(&v, 0), want, "{:?}", v);
+            // Mid-document too: the same answer from a later start.
+            let mut w = b"[1,".to_vec();
+            w.extend_from_slice(&v);
+            assert_eq!(literal(&w, 3), want.map(|e| e + 3), "{:?}", v);
             if want.is_some() {
                 yes += 1
             } else {
@@ -820,19 +964,521 @@ mod tests {
                     }
                 })
                 .collect();
-            let stop = s.iter().position(|&b| b == b'"' || b == b'\\');
-            let got = quote_or_backslash(&s);
-            assert_eq!(got.map(|g| g.0), stop, "{s:?}");
-            if let (Some((at, lower)), Some(_)) = (got, stop) {
-                let all = s[..at].iter().all(u8::is_ascii_lowercase);
-                assert!(!lower || all, "{s:?}");
-                if at < s.len() / 8 * 8 {
-                    assert_eq!(lower, all, "{s:?}");
+            // From a start past the first bytes, as a string's text starts.
+            let start = (r >> 8) as usize % 3;
+            let stop = (start..s.len()).find(|&i| s[i] == b'"' || s[i] == b'\\');
+            let got = scan(&s, start);
+            assert_eq!(got.as_ref().map(|g| g.at), stop, "{s:?}");
+            if let Some(got) = got {
+                assert_eq!(got.backslash, s[got.at] == b'\\', "{s:?}");
+                let all = s[start..got.at].iter().all(u8::is_ascii_lowercase);
+                assert!(!got.lower || all, "{s:?}");
+                if got.at < start + (s.len() - start) / 8 * 8 {
+                    assert_eq!(got.lower, all, "{s:?}");
                     known += usize::from(all);
                 }
             }
         }
         assert!(known > 1000, "{known}");
+    }
+
+    /// A straightforward reader of what `parse` must list, written for
+    /// the test alone: recursive descent over the bytes, the path kept as
+    /// a stack of label segments and copied into every push, every text
+    /// unescaped into its own `Vec` and asked `plain_token` (no shortcut).
+    /// It lists (class, where the text starts, value, label) in the order
+    /// a reading pushes them, and says whether the depth limit cut.
+    struct Reference<'s> {
+        s: &'s [u8],
+        words: Option<&'s EncodedWords>,
+        i: usize,
+        max_depth: usize,
+        path: Vec<String>,
+        pushes: Vec<(Class, usize, Vec<u8>, String)>,
+        too_deep: bool,
+    }
+
+    impl Reference<'_> {
+        /// Whether `s` is one JSON value (blanks around it allowed).
+        fn read(&mut self) -> bool {
+            let ok = self.value(0, false);
+            self.blanks();
+            ok && self.i == self.s.len()
+        }
+
+        fn push(&mut self, class: Class, at: usize, v: Vec<u8>) {
+            let label = format!("${}", self.path.concat());
+            self.pushes.push((class, at, v, label));
+        }
+
+        fn blanks(&mut self) {
+            while self.s.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+                self.i += 1;
+            }
+        }
+
+        fn value(&mut self, depth: usize, constructor: bool) -> bool {
+            if depth > self.max_depth {
+                // The rest of the document, from before any blank, whole.
+                self.too_deep = true;
+                let rest = self.s[self.i..].to_vec();
+                if !plain_token(&rest, self.words) {
+                    self.push(Class::Arg, self.i, rest);
+                }
+                return false;
+            }
+            self.blanks();
+            match self.s.get(self.i) {
+                None => false,
+                Some(b'{') => self.object(depth, constructor),
+                Some(b'[') => self.array(depth),
+                Some(b'"') => {
+                    let at = self.i;
+                    let Some(v) = self.string() else {
+                        return false;
+                    };
+                    if !plain_token(&v, self.words) {
+                        self.push(Class::Arg, at, v);
+                    }
+                    true
+                }
+                Some(_) => {
+                    let start = self.i;
+                    while self.s.get(self.i).is_some_and(|&b| {
+                        !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace()
+                    }) {
+                        self.i += 1;
+                    }
+                    let lit = &self.s[start..self.i];
+                    matches!(lit, b"true" | b"false" | b"null")
+                        || (!lit.is_empty()
+                            && lit.iter().all(|b| {
+                                b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')
+                            }))
+                }
+            }
+        }
+
+        /// After a member or element: `Some(true)` past a `,`,
+        /// `Some(false)` past `close`.
+        fn comma_or(&mut self, close: u8) -> Option<bool> {
+            self.blanks();
+            let b = *self.s.get(self.i)?;
+            self.i += 1;
+            (b == b',' || b == close).then_some(b == b',')
+        }
+
+        fn object(&mut self, depth: usize, constructor: bool) -> bool {
+            self.i += 1;
+            self.blanks();
+            if self.s.get(self.i) == Some(&b'}') {
+                self.i += 1;
+                return true;
+            }
+            loop {
+                self.blanks();
+                if self.s.get(self.i) != Some(&b'"') {
+                    return false;
+                }
+                let at = self.i;
+                let Some(key) = self.string() else {
+                    return false;
+                };
+                self.blanks();
+                if self.s.get(self.i) != Some(&b':') {
+                    return false;
+                }
+                self.i += 1;
+                self.path
+                    .push(format!(".{}", String::from_utf8_lossy(&key)));
+                if constructor && key == b"prototype" {
+                    self.push(Class::ArgName, at, b"constructor.prototype".to_vec());
+                } else if !plain_token(&key, self.words) {
+                    self.push(Class::ArgName, at, key.clone());
+                }
+                let ok = self.value(depth + 1, key == b"constructor");
+                self.path.pop();
+                if !ok {
+                    return false;
+                }
+                match self.comma_or(b'}') {
+                    Some(true) => {}
+                    Some(false) => return true,
+                    None => return false,
+                }
+            }
+        }
+
+        fn array(&mut self, depth: usize) -> bool {
+            self.i += 1;
+            self.blanks();
+            match self.s.get(self.i) {
+                None => return false,
+                Some(b']') => {
+                    self.i += 1;
+                    return true;
+                }
+                // The first element starts past the blanks.
+                Some(_) => {}
+            }
+            for n in 0.. {
+                self.path.push(format!("[{n}]"));
+                let ok = self.value(depth + 1, false);
+                self.path.pop();
+                if !ok {
+                    return false;
+                }
+                match self.comma_or(b']') {
+                    Some(true) => {}
+                    Some(false) => return true,
+                    None => return false,
+                }
+            }
+            false
+        }
+
+        /// The string on its opening quote, unescaped: `\n` `\t` `\r`
+        /// `\b` `\f`, `\u` and four bytes `from_str_radix` reads as hex (a
+        /// code point that is no char, a lone surrogate, as U+FFFD), any
+        /// other escaped byte as itself. None when it does not end.
+        fn string(&mut self) -> Option<Vec<u8>> {
+            self.i += 1;
+            let mut out = Vec::new();
+            loop {
+                let b = *self.s.get(self.i)?;
+                self.i += 1;
+                match b {
+                    b'"' => return Some(out),
+                    b'\\' => {
+                        let e = *self.s.get(self.i)?;
+                        self.i += 1;
+                        let one = match e {
+                            b'n' => b'\n',
+                            b't' => b'\t',
+                            b'r' => b'\r',
+                            b'b' => 8,
+                            b'f' => 12,
+                            b'u' => {
+                                let hex = self.s.get(self.i..self.i + 4)?;
+                                let hex = std::str::from_utf8(hex).ok()?;
+                                let cp = u32::from_str_radix(hex, 16).ok()?;
+                                self.i += 4;
+                                let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                                out.extend_from_slice(c.to_string().as_bytes());
+                                continue;
+                            }
+                            other => other,
+                        };
+                        out.push(one);
+                    }
+                    b => out.push(b),
+                }
+            }
+        }
+    }
+
+    /// Seeded near-JSON: documents of objects, arrays, keys and strings
+    /// (plain and not, escaped, long across the scan's 8-byte words, the
+    /// prototype-pollution keys, raw control and high bytes), literals
+    /// good and bad, blanks of every kind (and a few that are not), deep
+    /// nesting, then often spoiled: cut short, a byte changed, inserted
+    /// or dropped, junk after the end.
+    struct Noisy {
+        x: u64,
+        out: Vec<u8>,
+    }
+
+    impl Noisy {
+        fn pick(&mut self, n: usize) -> usize {
+            (xorshift(&mut self.x) % n as u64) as usize
+        }
+
+        fn blank(&mut self) {
+            if self.pick(3) == 0 {
+                let b: [&[u8]; 8] = [
+                    b" ", b"\n", b"\t", b"\r\n ", b"\x0c", b"  ", b"\x0b", b"\x00",
+                ];
+                // The last two are not blanks: they spoil the document.
+                let k = if self.pick(20) == 0 {
+                    6 + self.pick(2)
+                } else {
+                    self.pick(6)
+                };
+                self.out.extend_from_slice(b[k]);
+            }
+        }
+
+        fn text(&mut self) {
+            const PARTS: [&[u8]; 32] = [
+                b"name",
+                b"sku",
+                b"prototype",
+                b"constructor",
+                b"__proto__",
+                b"Outdoor",
+                b"SKU-00042",
+                b"41.99",
+                b"x y",
+                b"a.b",
+                b"Alice O'Neil",
+                b"alice@example.com",
+                b"<script>",
+                b"' or 1=1--",
+                b"aced0005deadbeef00",
+                b"rO0ABXNyABFqYXZh",
+                b"..%2f",
+                b"0x2e0x2e",
+                b"",
+                b"abcdefghijklmnop",
+                b"q",
+                b"caf\xc3\xa9",
+                b"\xff\xfe",
+                b"\x01\x1f",
+                b"\\n",
+                b"\\\"",
+                b"\\\\",
+                b"\\/",
+                b"\\u00e9",
+                b"\\uD83D\\uDE00",
+                b"cafebabefacefeed",
+                b"feedfacecafebabeabc",
+            ];
+            const ODD: [&[u8]; 10] = [
+                b"\\u+041",
+                b"\\u12",
+                b"\\uzzzz",
+                b"\\u",
+                b"\\",
+                b"\\x",
+                b"\\u0000",
+                b"\\ud800",
+                b"\\u00\xc3\xa9",
+                b"\\U0041",
+            ];
+            self.out.push(b'"');
+            for _ in 0..1 + self.pick(3) {
+                if self.pick(25) == 0 {
+                    let k = self.pick(ODD.len());
+                    self.out.extend_from_slice(ODD[k]);
+                } else {
+                    let k = self.pick(PARTS.len());
+                    self.out.extend_from_slice(PARTS[k]);
+                }
+                if self.pick(2) == 0 {
+                    break;
+                }
+            }
+            self.out.push(b'"');
+        }
+
+        fn literal(&mut self) {
+            const LIT: [&[u8]; 14] = [
+                b"1", b"-2.5e3", b"0", b"true", b"false", b"null", b"1E+9", b"tru", b"nul", b"1a",
+                b"-", b"truex", b"+.eE", b"NaN",
+            ];
+            let k = if self.pick(6) == 0 {
+                self.pick(LIT.len())
+            } else {
+                self.pick(7)
+            };
+            self.out.extend_from_slice(LIT[k]);
+        }
+
+        /// A value; `constructor`: it is a `constructor` key's.
+        fn value(&mut self, depth: usize, constructor: bool) {
+            let deep = self.pick(8) == 0;
+            match self.pick(if depth > 6 && !deep { 3 } else { 6 }) {
+                0 => self.literal(),
+                1 | 2 => self.text(),
+                3 => {
+                    self.out.push(b'[');
+                    self.blank();
+                    for n in 0..self.pick(4) {
+                        if n > 0 {
+                            self.out.push(b',');
+                            self.blank();
+                        }
+                        self.value(depth + 1, false);
+                        self.blank();
+                    }
+                    self.out.push(b']');
+                }
+                _ => {
+                    self.out.push(b'{');
+                    self.blank();
+                    for n in 0..self.pick(4) {
+                        if n > 0 {
+                            self.out.push(b',');
+                            self.blank();
+                        }
+                        // After a `constructor` key, often the other key of
+                        // prototype pollution (`{"constructor":{"prototype":…}}`).
+                        if constructor && self.pick(2) == 0 {
+                            self.out.extend_from_slice(b"\"prototype\"");
+                        } else if self.pick(12) == 0 {
+                            self.out.extend_from_slice(b"\"constructor\"");
+                        } else {
+                            self.text();
+                        }
+                        let key_is_constructor = self.out.ends_with(b"\"constructor\"");
+                        self.blank();
+                        self.out.push(b':');
+                        self.blank();
+                        self.value(depth + 1, key_is_constructor);
+                        self.blank();
+                    }
+                    self.out.push(b'}');
+                }
+            }
+        }
+
+        fn document(&mut self) -> Vec<u8> {
+            self.out.clear();
+            self.blank();
+            self.value(0, false);
+            self.blank();
+            const JUNK: &[u8] = b"{}[]\",:\\ tx1\x00\xff";
+            for _ in 0..self.pick(3) {
+                if self.out.is_empty() {
+                    break;
+                }
+                let at = self.pick(self.out.len() + 1);
+                match self.pick(5) {
+                    0 => self.out.truncate(at),
+                    1 if at < self.out.len() => {
+                        self.out.remove(at);
+                    }
+                    2 if at < self.out.len() => {
+                        let j = self.pick(JUNK.len());
+                        self.out[at] = JUNK[j];
+                    }
+                    3 => {
+                        let j = self.pick(JUNK.len());
+                        self.out.insert(at, JUNK[j]);
+                    }
+                    _ => {
+                        let j = self.pick(JUNK.len());
+                        self.out.push(JUNK[j]);
+                    }
+                }
+            }
+            self.out.clone()
+        }
+    }
+
+    /// `parse` lists exactly what the straightforward reader lists —
+    /// the same fields in the same order (class, value, place, every flag,
+    /// windows of long values), the same labels read back, the same
+    /// truncation and the same yes/no for "is JSON" — on 40,000 seeded
+    /// near-JSON documents under depth limits 1, 3 and 32, with small
+    /// field and value limits in some rounds, with and without rules that
+    /// read long words of lower-case hex letters. Counts make sure the
+    /// documents reach every outcome.
+    #[test]
+    fn reader_lists_what_a_straightforward_reader_lists() {
+        let mut x = 0x5eed_0013_0000_0001u64;
+        // Not JSON, JSON, cut at the depth limit, cut at the field limit,
+        // fields listed, values listed as windows, `constructor.prototype`
+        // pairs.
+        let mut seen = [0usize; 8];
+        // Every other round with an operator's rules that read long words
+        // of hex letters (`lower_word_read`: `cafebabe…` is listed).
+        let ops = crate::engine::RuleSet::builtin_and(&[(
+            "ops.toml",
+            crate::test_support::HEX_OPERATOR_RULES,
+        )])
+        .expect("the operator rules load");
+        for round in 0..40_000 {
+            let words = if round % 2 == 0 {
+                ops.encoded_words()
+            } else {
+                None
+            };
+            let mut g = Noisy {
+                x: xorshift(&mut x),
+                out: Vec::new(),
+            };
+            let doc = g.document();
+            let limits = Limits {
+                max_depth: [1, 3, 32][round % 3],
+                max_fields: if round % 4 == 0 { 2 } else { 1024 },
+                max_value_bytes: if round % 7 == 0 { 12 } else { 16 * 1024 },
+                ..Limits::default()
+            };
+            let mut reference = Reference {
+                s: &doc,
+                words,
+                i: 0,
+                max_depth: limits.max_depth,
+                path: Vec::new(),
+                pushes: Vec::new(),
+                too_deep: false,
+            };
+            let want_ok = reference.read();
+            // What `Fields` makes of the reference's pushes (its limits
+            // and windows are not under test here: the same code).
+            let mut want = Fields::new(&limits);
+            for (class, at, v, _) in &reference.pushes {
+                want.push_json(*class, *at, Cow::Owned(v.clone()));
+            }
+            want.truncated |= reference.too_deep;
+            let labels: std::collections::HashMap<usize, &str> = reference
+                .pushes
+                .iter()
+                .map(|(_, at, _, label)| (*at, label.as_str()))
+                .collect();
+
+            let mut got = Fields::new(&limits);
+            got.words = words;
+            let ok = parse(&doc, &limits, &mut got);
+            let show = String::from_utf8_lossy(&doc);
+            assert_eq!(ok, want_ok, "{show:?}");
+            assert_eq!(got.truncated, want.truncated, "{show:?}");
+            assert_eq!(got.list.len(), want.list.len(), "{show:?}");
+            for (g, w) in got.list.iter().zip(&want.list) {
+                let key = |f: &super::super::Field<'_>| {
+                    (
+                        f.class,
+                        f.value.to_vec(),
+                        f.json_path,
+                        f.not_token,
+                        f.continued,
+                        f.whole,
+                        f.source,
+                    )
+                };
+                assert_eq!(key(g), key(w), "{show:?}");
+                let label = g.target(&got);
+                let want_label = w.json_path.and_then(|at| labels.get(&at)).copied();
+                assert_eq!(label.strip_prefix("json:"), want_label, "{show:?}");
+            }
+            seen[usize::from(!ok)] += 1;
+            seen[2] += usize::from(reference.too_deep);
+            seen[3] += usize::from(got.truncated && !reference.too_deep);
+            seen[4] += got.list.len();
+            seen[5] += got.list.iter().filter(|f| f.whole).count();
+            seen[6] += got
+                .list
+                .iter()
+                .filter(|f| *f.value == *b"constructor.prototype")
+                .count();
+            seen[7] += got
+                .list
+                .iter()
+                .filter(|f| f.value.starts_with(b"cafebabe"))
+                .count();
+        }
+        assert!(
+            seen[0] > 10_000
+                && seen[1] > 10_000
+                && seen[2] > 2_000
+                && seen[3] > 500
+                && seen[4] > 20_000
+                && seen[5] > 500
+                && seen[6] > 200
+                && seen[7] > 200,
+            "{seen:?}"
+        );
     }
 
     #[test]
