@@ -76,7 +76,7 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub router: Arc<Router<Route>>,
     pub upstreams: HashMap<String, Arc<Upstream>>,
-    pub listeners: HashMap<u16, Arc<ListenerInfo>>,
+    pub listeners: Listeners,
     pub trusted: TrustedProxies,
     /// For responses with no route (404, redirects, malformed requests).
     pub default_headers: HeaderPolicy,
@@ -210,12 +210,37 @@ pub fn compile_waf_rules(
     })
 }
 
+/// The listeners by the local port their connections arrive on. A config has a few listeners
+/// and every request looks its own up (`request::identify`): a scan of their ports compares a
+/// few `u16`s where a `HashMap` hashed the port with SipHash first.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners(Vec<(u16, Arc<ListenerInfo>)>);
+
+impl Listeners {
+    /// The listener on local port `port`.
+    pub fn get(&self, port: &u16) -> Option<&Arc<ListenerInfo>> {
+        self.0.iter().find(|(p, _)| p == port).map(|(_, l)| l)
+    }
+}
+
+impl FromIterator<(u16, Arc<ListenerInfo>)> for Listeners {
+    /// A later listener on a port already seen replaces the earlier one, as a `HashMap`'s
+    /// collect did.
+    fn from_iter<I: IntoIterator<Item = (u16, Arc<ListenerInfo>)>>(iter: I) -> Self {
+        let mut all: Vec<(u16, Arc<ListenerInfo>)> = Vec::new();
+        for (port, info) in iter {
+            match all.iter_mut().find(|(p, _)| *p == port) {
+                Some(slot) => slot.1 = info,
+                None => all.push((port, info)),
+            }
+        }
+        Listeners(all)
+    }
+}
+
 /// Each listener by the local port its connections arrive on: the bound one from `bound` (by
 /// name), else the configured one.
-fn listeners_by_port(
-    config: &Config,
-    bound: &[(String, SocketAddr)],
-) -> HashMap<u16, Arc<ListenerInfo>> {
+fn listeners_by_port(config: &Config, bound: &[(String, SocketAddr)]) -> Listeners {
     config
         .listeners
         .iter()
@@ -278,5 +303,26 @@ mod tests {
         let (back, _) = Runtime::next(config(""), None, Some(&own), &[]).expect("builtin again");
         assert!(!Arc::ptr_eq(&own.waf_rules, &back.waf_rules));
         assert!(back.waf_rules.len() > 100, "the builtin rules");
+    }
+
+    /// A listener is found by its port; a later listener on a port seen before replaces the
+    /// earlier one (as the `HashMap` the lookup was before); an unknown port finds none.
+    #[test]
+    fn listeners_are_found_by_port_the_last_one_kept() {
+        let info = |name: &str| {
+            Arc::new(super::ListenerInfo {
+                name: name.into(),
+                tls: None,
+                insecure_plaintext: true,
+                redirect_https_port: 443,
+                metrics: Default::default(),
+            })
+        };
+        let all: super::Listeners = [(80, info("a")), (443, info("b")), (80, info("c"))]
+            .into_iter()
+            .collect();
+        assert_eq!(all.get(&80).map(|l| l.name.as_str()), Some("c"));
+        assert_eq!(all.get(&443).map(|l| l.name.as_str()), Some("b"));
+        assert!(all.get(&8080).is_none());
     }
 }
