@@ -17,6 +17,7 @@ use crate::listener::hardened::framing_of;
 use crate::policy::forward::{self, ForwardInfo};
 use crate::policy::header_edit::{self, X_REQUEST_ID};
 use crate::request::body::{self, BodyRefused, BodyReplay};
+use crate::request::context::millis;
 use crate::request::limits::Admitted;
 use crate::request::RequestCtx;
 use crate::request::{h1_rebuild, identify, limits, log, respond, validate, waf};
@@ -142,9 +143,7 @@ fn connected(ctx: &mut RequestCtx) {
     if let (Some(route), Some(idx)) = (&ctx.route, ctx.current) {
         route.upstream.record(idx, Outcome::Connected);
     }
-    ctx.connect_ms = ctx
-        .upstream_start
-        .map(|s| s.elapsed().as_secs_f64() * 1000.0);
+    ctx.connect_ms = ctx.upstream_start.map(|s| millis(s.elapsed()));
 }
 
 /// The per-request state as Pingora holds it: boxed, so the futures Pingora builds and moves
@@ -555,7 +554,7 @@ impl ProxyHttp for Edge {
         ) -> Result<()> {
             ctx.response_ms = ctx
                 .upstream_start
-                .map(|s| s.elapsed().as_secs_f64() * 1000.0);
+                .map(|s| millis(s.elapsed()));
             done(Ok(()))
         }
     }

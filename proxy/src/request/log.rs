@@ -1,7 +1,7 @@
 //! Stage 10: the end of a request: its metrics and its JSON access-log line (the record and
 //! its redaction are in [`access_log`](crate::access_log)).
 
-use super::context::{inet, RequestCtx};
+use super::context::{inet, millis, RequestCtx};
 use crate::access_log::{
     cap, cap_cow, redact_query, AccessRecord, ServerAddr, Timestamp, MAX_PATH, MAX_UA,
 };
@@ -111,7 +111,7 @@ fn access_record<'a>(
         status,
         request_body_size: session.body_bytes_read(),
         response_body_size: session.body_bytes_sent(),
-        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        duration_ms: millis(elapsed),
         upstream_address: ctx.upstream_addr,
         upstream_connect_ms: ctx.connect_ms,
         upstream_response_ms: ctx.response_ms,
