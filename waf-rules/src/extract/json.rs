@@ -44,6 +44,7 @@ impl<'a> JsonDoc<'a> {
 
     fn read_paths(&self, listed: &[usize]) -> Paths<'a> {
         let mut found = Collect {
+            doc: self.bytes,
             targets: listed,
             path: Vec::new(),
             out: Paths::default(),
@@ -111,7 +112,7 @@ trait Sink<'a> {
     /// An object key whose text starts at `at` known to be a plain token
     /// that is no key of prototype pollution (`Stop::word`): `key` with
     /// nothing to list.
-    fn word_key(&mut self, at: usize, key: &'a [u8]) -> Option<()>;
+    fn word_key(&mut self, at: usize, key: std::ops::Range<usize>) -> Option<()>;
     /// A string value whose text starts at `at`.
     fn string(&mut self, at: usize, v: Text<'a>) -> Option<()>;
     /// A string value whose text starts at `at` known to be a plain token
@@ -141,7 +142,7 @@ impl<'a> Sink<'a> for Fields<'a> {
     }
 
     #[inline(always)]
-    fn word_key(&mut self, _: usize, _: &'a [u8]) -> Option<()> {
+    fn word_key(&mut self, _: usize, _: std::ops::Range<usize>) -> Option<()> {
         Some(())
     }
 
@@ -179,6 +180,8 @@ impl<'a> Sink<'a> for Fields<'a> {
 /// and the offsets it reports are those of the first reading. Stops past
 /// the last one.
 struct Collect<'t, 'a> {
+    /// The document (a plain word key's text is a range of it).
+    doc: &'a [u8],
     targets: &'t [usize],
     path: Vec<Seg<'a>>,
     out: Paths<'a>,
@@ -209,8 +212,8 @@ impl<'a> Sink<'a> for Collect<'_, 'a> {
         self.reached(at)
     }
 
-    fn word_key(&mut self, at: usize, key: &'a [u8]) -> Option<()> {
-        self.path.push(Seg::Key(Cow::Borrowed(key)));
+    fn word_key(&mut self, at: usize, key: std::ops::Range<usize>) -> Option<()> {
+        self.path.push(Seg::Key(Cow::Borrowed(self.doc.get(key)?)));
         self.reached(at)
     }
 
@@ -338,7 +341,7 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
         let s = self.s;
         let start = at + 1;
         let stop = scan(s, start)?;
-        if stop.word(start) {
+        if stop.word {
             self.out.word(at)?;
             return Some(stop.at + 1);
         }
@@ -363,11 +366,10 @@ impl<'a, S: Sink<'a>> Reader<'a, '_, S> {
             let (colon, next_constructor);
             // `prototype` and `constructor` are the two keys of
             // lower-case letters that are read.
-            if stop.word(start) && stop.at - start != 11 {
-                let key = s.get(start..stop.at)?;
+            if stop.word {
                 colon = past(s, stop.at + 1, b':')?;
                 next_constructor = false;
-                self.out.word_key(i, key)?;
+                self.out.word_key(i, start..stop.at)?;
             } else {
                 let (key, end) = text(s, start, stop)?;
                 colon = past(s, end, b':')?;
@@ -499,19 +501,14 @@ struct Stop {
     at: usize,
     backslash: bool,
     lower: bool,
-}
-
-impl Stop {
-    /// Whether the string from `start` ends here, unescaped, as a word of
-    /// lower-case letters that `Text::plain` calls plain without asking
-    /// anything: not `prototype` (the one such word of 9 letters that is
-    /// read) and shorter than `ENCODED_OBJECT` (a longer one may be a word
-    /// a loaded rule reads, `lower_word_read`).
-    #[inline(always)]
-    fn word(&self, start: usize) -> bool {
-        let len = self.at - start;
-        self.lower && !self.backslash && len != 9 && len < ENCODED_OBJECT
-    }
+    /// The string ends here, unescaped, as a word of lower-case letters
+    /// that `Text::plain` calls plain without asking anything, as a key
+    /// or as a value: not `prototype` (the one such word of 9 letters that
+    /// is read), not `constructor` (11: its object's keys are read as a
+    /// pair), and shorter than `ENCODED_OBJECT` (a longer word may be one
+    /// a loaded rule reads, `lower_word_read`). Known at once for a word
+    /// of up to 7 letters (`scan`'s first look).
+    word: bool,
 }
 
 /// The first `"` or `\\` in `s` from `start`, and whether the bytes before
@@ -528,55 +525,60 @@ fn scan(s: &[u8], start: usize) -> Option<Stop> {
     let w = u64::from_le_bytes(*w);
     let other = !lower_case(w) & HIGH;
     if other == 0 {
-        return scan_words(s, start + 8, true);
+        return scan_words(s, start, start + 8);
     }
     let bit = other.trailing_zeros();
     let at = start + (bit / 8) as usize;
     match (w >> (bit & !7)) as u8 {
+        // Fewer than eight letters: a word.
         b'"' => Some(Stop {
             at,
             backslash: false,
             lower: true,
+            word: true,
         }),
         b'\\' => Some(Stop {
             at,
             backslash: true,
             lower: true,
+            word: false,
         }),
-        _ => scan_words(s, at + 1, false),
+        _ => scan_quote(s, at + 1),
     }
 }
 
-/// `scan` from `start`, eight bytes at a time (a byte of `x` is zero just
+/// `scan` of a string from `origin` whose bytes up to `start` are
+/// lower-case letters, eight bytes at a time (a byte of `x` is zero just
 /// where `(x - ONES) & !x & HIGH` first sets its high bit; bits can also
-/// be set above a zero byte, never below the first one), `lower` telling
-/// whether the bytes before `start` were lower-case letters. Once a word
+/// be set above a zero byte, never below the first one). Once a word
 /// holds another byte, the rest is only searched (`scan_quote`).
-#[inline(always)]
-fn scan_words(s: &[u8], start: usize, lower: bool) -> Option<Stop> {
+#[inline(never)]
+fn scan_words(s: &[u8], origin: usize, start: usize) -> Option<Stop> {
     let mut at = start;
-    if lower {
-        while let Some(w) = s.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-            let w = u64::from_le_bytes(*w);
-            let hits = stops(w);
-            if hits != 0 {
-                let bit = hits.trailing_zeros();
-                // The high bits of the bytes before the stop.
-                let before = HIGH & ((1u64 << (bit & !7)) - 1);
-                return Some(Stop {
-                    at: at + (bit / 8) as usize,
-                    backslash: (w >> (bit & !7)) as u8 == b'\\',
-                    lower: lower_case(w) & before == before,
-                });
-            }
-            if lower_case(w) != HIGH {
-                return scan_quote(s, at + 8);
-            }
-            at += 8;
+    while let Some(w) = s.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*w);
+        let hits = stops(w);
+        if hits != 0 {
+            let bit = hits.trailing_zeros();
+            // The high bits of the bytes before the stop.
+            let before = HIGH & ((1u64 << (bit & !7)) - 1);
+            let stop = at + (bit / 8) as usize;
+            let backslash = (w >> (bit & !7)) as u8 == b'\\';
+            let lower = lower_case(w) & before == before;
+            let len = stop - origin;
+            return Some(Stop {
+                at: stop,
+                backslash,
+                lower,
+                word: lower && !backslash && len != 9 && len != 11 && len < ENCODED_OBJECT,
+            });
         }
-        return scan_tail(s, at);
+        if lower_case(w) != HIGH {
+            return scan_quote(s, at + 8);
+        }
+        at += 8;
     }
-    scan_quote(s, at)
+    scan_tail(s, at)
 }
 
 /// The high bit of each byte of `w` that is a `"` or a `\\` — exactly so
@@ -600,6 +602,7 @@ fn scan_quote(s: &[u8], start: usize) -> Option<Stop> {
                 at: at + (bit / 8) as usize,
                 backslash: (w >> (bit & !7)) as u8 == b'\\',
                 lower: false,
+                word: false,
             });
         }
         at += 8;
@@ -616,6 +619,7 @@ fn scan_tail(s: &[u8], start: usize) -> Option<Stop> {
         at: start + k,
         backslash: rest[k] == b'\\',
         lower: false,
+        word: false,
     })
 }
 
@@ -943,8 +947,9 @@ mod tests {
     }
 
     /// The scan finds the first quote or backslash, and calls the bytes
-    /// before it lower-case letters only when they are (exactly so when
-    /// it stops within the bytes it reads eight at a time).
+    /// before it lower-case letters (and a word: not 9 or 11 letters,
+    /// fewer than 16, unescaped) only when they are (exactly so when it
+    /// stops within the bytes it reads eight at a time).
     #[test]
     fn the_string_scan_knows_lower_case_text() {
         let alphabet = b"az`{AZ_0 \"\\\xc3\xa1\xfa";
@@ -972,9 +977,13 @@ mod tests {
             if let Some(got) = got {
                 assert_eq!(got.backslash, s[got.at] == b'\\', "{s:?}");
                 let all = s[start..got.at].iter().all(u8::is_ascii_lowercase);
+                let len = got.at - start;
+                let word = all && !got.backslash && !matches!(len, 9 | 11) && len < 16;
                 assert!(!got.lower || all, "{s:?}");
+                assert!(!got.word || word, "{s:?}");
                 if got.at < start + (s.len() - start) / 8 * 8 {
                     assert_eq!(got.lower, all, "{s:?}");
+                    assert_eq!(got.word, word, "{s:?}");
                     known += usize::from(all);
                 }
             }
