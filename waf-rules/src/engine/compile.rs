@@ -618,20 +618,27 @@ fn encoded_words(rules: &[Rule]) -> Option<EncodedWords> {
     EncodedWords::build(items.flatten())
 }
 
-/// What a chain makes of a single-case word (letters, digits, `_`, `-`):
-/// the word itself (`Some(false)`), the word in lower case
+/// What a chain makes of a plain token `EncodedWords` is asked of (a
+/// single-case word of letters, digits, `_`, `-`; a dotted id, any case):
+/// the token itself (`Some(false)`), the word in lower case
 /// (`Some(true)`), or something else (`None`). A step whose trigger bytes
 /// hold none of a word's bytes leaves it as it is; `lowercase` and
 /// `cmdline` rewrite only its upper-case letters, to lower case (their
-/// other trigger bytes are no word bytes); `base64` decodes only a value
-/// that mixes cases (`transform::base64`).
+/// other trigger bytes are no token bytes); `base64` decodes neither (a
+/// value needs both cases and no `.` to be decoded: `transform::base64`;
+/// a mixed-case word is read whatever the rules, never asked).
 fn chain_on_words(chain: &[Transform]) -> Option<bool> {
     let mut folds = false;
     for &step in chain {
         if step == Transform::Base64 {
             continue;
         }
-        let word_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-');
+        // The bytes of a token `EncodedWords` is asked of (its alphabet).
+        let word_byte = |b: &u8| {
+            crate::extract::ENCODED_ALPHABET
+                .iter()
+                .any(|&(lo, hi)| (lo..=hi).contains(b))
+        };
         let hits: Vec<u8> = step
             .trigger_bytes()?
             .iter()

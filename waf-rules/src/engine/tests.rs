@@ -586,3 +586,99 @@ fn operator_hex_rules_read_hex_words_in_every_part() {
         }
     }
 }
+
+/// The verdicts of `set` on the value `w` in the query, a form, a JSON
+/// string and a cookie.
+fn in_every_token_part(set: &RuleSet, w: &str) -> Vec<(&'static str, crate::Verdict)> {
+    let query = format!("q={w}");
+    let cookie = format!("theme=dark; c={w}");
+    let json = format!(r#"{{"q":"{w}"}}"#);
+    let cookie_h: [(&str, &[u8]); 1] = [("Cookie", cookie.as_bytes())];
+    let post = |h: &'static [(&'static str, &'static [u8])], body: &[u8]| {
+        let req = Request {
+            method: "POST",
+            path: "/api",
+            query: "",
+            headers: h,
+            body,
+            body_truncated: false,
+            version: "HTTP/1.1",
+        };
+        set.inspect(&req, &Policy::default())
+    };
+    const FORM: &[(&str, &[u8])] = &[("Content-Type", b"application/x-www-form-urlencoded")];
+    const JSON: &[(&str, &[u8])] = &[("Content-Type", b"application/json")];
+    vec![
+        (
+            "query",
+            set.inspect(&get("/s", &query, &[]), &Policy::default()),
+        ),
+        ("form", post(FORM, query.as_bytes())),
+        ("json", post(JSON, json.as_bytes())),
+        (
+            "cookie",
+            set.inspect(&get("/s", "", &cookie_h), &Policy::default()),
+        ),
+    ]
+}
+
+/// Long plain tokens a rule can match are read whatever letters the
+/// match uses (review-s13-waf1 F2): the built-in PowerShell (3009) and
+/// SQL catalog (1004) rules on single-case words, an operator's base32
+/// stream and lowercasing rule. Before, all were counted plain in every
+/// part and no rule saw them.
+#[test]
+fn long_plain_tokens_are_read_by_what_the_rules_match() {
+    let builtin = rs();
+    let mut cases: Vec<(&RuleSet, u32, String)> = vec![
+        (&builtin, 3009, "invoke-expression".into()),
+        (&builtin, 3009, "INVOKE-EXPRESSION".into()),
+        (&builtin, 3009, "set-executionpolicy".into()),
+        (&builtin, 3009, "invoke-webrequest".into()),
+        (&builtin, 1004, "msysaccessobjects".into()),
+    ];
+    let ops = r#"
+family = "java"
+[[rule]]
+id = 90200
+message = "operator: Java stream in base32"
+severity = "critical"
+targets = ["args", "cookies"]
+regex = '\bVTWQAB'
+[[rule]]
+id = 90202
+message = "operator: lowercased word"
+severity = "critical"
+targets = ["args", "cookies"]
+transforms = ["lowercase"]
+regex = '\bjavaserialized'
+"#;
+    let with_ops = RuleSet::builtin_and(&[("ops.toml", ops)]).unwrap();
+    cases.push((
+        &with_ops,
+        90200,
+        "VTWQABLTOIABU2TBOZQS45LUNFWC4SDBONUFGZLU".into(),
+    ));
+    cases.push((&with_ops, 90202, "JAVASERIALIZEDOBJECTXX".into()));
+    cases.push((&with_ops, 90202, "javaserializedobjectxx".into()));
+    for (set, id, w) in &cases {
+        for (place, v) in in_every_token_part(set, w) {
+            assert!(
+                v.matches.iter().any(|m| m.rule_id == *id),
+                "{id} {w} in {place}: {v:?}"
+            );
+        }
+    }
+    // Analytics ids, versions and hashes stay unread by every rule.
+    for w in [
+        "GA1.2.1234567890.1700000000",
+        "1.2.840.113549.1.1.11",
+        "3f9a1c2b7d8e4f60a1b2c3d4e5f60718",
+        "order-summary-widget",
+        "v2.14.3-rc1.build.2024",
+    ] {
+        for (place, v) in in_every_token_part(&with_ops, w) {
+            assert!(v.matches.is_empty(), "{w} in {place}: {v:?}");
+        }
+    }
+}

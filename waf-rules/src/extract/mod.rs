@@ -13,7 +13,7 @@ use crate::policy::Limits;
 use crate::request::Request;
 use std::borrow::Cow;
 
-pub(crate) use encoded::{EncodedWords, Readable};
+pub(crate) use encoded::{EncodedWords, Readable, ALPHABET as ENCODED_ALPHABET};
 
 /// What kind of field a value is; rules target classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -666,10 +666,10 @@ impl DottedScan {
 /// binary data: `decodes_as_base64` asks for text; base64 magic such as
 /// `rO0AB` is matched anywhere in a word), or a single-case one inside
 /// which a loaded rule can match (`EncodedWords`, derived from the rule
-/// set at load: built-in rule 7002's `\b(?i:aced0005)`, an operator's
-/// `\bcafebabe`). Such a word is read by the rules, not counted as a
-/// plain token. Other single-case words (session ids, hashes, dash-less
-/// UUIDs) stay plain. A shorter word holds no object worth the name (a
+/// set at load: built-in rule 7002's `\b(?i:aced0005)`, 3009's
+/// `invoke-expression`, an operator's `\bcafebabe`). Such a word is read
+/// by the rules, not counted as a plain token. Other single-case words
+/// (session ids, hashes, dash-less UUIDs) stay plain. A shorter word holds no object worth the name (a
 /// stream's header alone is 4 to 8 bytes, a class descriptor dozens
 /// more). Mixed-case words of that length (csrf tokens, OAuth codes) are
 /// still all read.
