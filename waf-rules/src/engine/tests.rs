@@ -623,13 +623,21 @@ fn in_every_token_part(set: &RuleSet, w: &str) -> Vec<(&'static str, crate::Verd
 }
 
 /// Long plain tokens a rule can match are read whatever letters the
-/// match uses (review-s13-waf1 F2): the built-in PowerShell (3009) and
-/// SQL catalog (1004) rules on single-case words, an operator's base32
+/// match uses and after a dot (review-s13-waf1 F1, F2): the built-in
+/// PowerShell (3009) and SQL catalog (1004) rules on single-case words,
+/// 7002 on a hex Java stream after `1.`, `v1.`, `x.`; an operator's base32
 /// stream and lowercasing rule. Before, all were counted plain in every
 /// part and no rule saw them.
 #[test]
 fn long_plain_tokens_are_read_by_what_the_rules_match() {
+    let stream = "aced00057372001a6a6176612e7574696c2e48617368536574";
     let builtin = rs();
+    let dotted = [
+        format!("1.{stream}"),
+        format!("v1.{stream}"),
+        format!("x.{stream}"),
+        format!("2024.10.{}", stream.to_uppercase()),
+    ];
     let mut cases: Vec<(&RuleSet, u32, String)> = vec![
         (&builtin, 3009, "invoke-expression".into()),
         (&builtin, 3009, "INVOKE-EXPRESSION".into()),
@@ -637,6 +645,7 @@ fn long_plain_tokens_are_read_by_what_the_rules_match() {
         (&builtin, 3009, "invoke-webrequest".into()),
         (&builtin, 1004, "msysaccessobjects".into()),
     ];
+    cases.extend(dotted.iter().map(|w| (&builtin, 7002, w.clone())));
     let ops = r#"
 family = "java"
 [[rule]]

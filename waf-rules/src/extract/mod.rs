@@ -581,13 +581,19 @@ pub(crate) fn plain_token(v: &[u8], words: Option<&EncodedWords>) -> bool {
         return !encoded_object(v, mixed, words)
             && (!mixed || !crate::transform::decodes_as_base64(v));
     }
-    all & NUMBER != 0
-        // Dotted tokens with digits: versions, analytics ids, JWTs. (Dotted
-        // names without digits, like `java.lang.Runtime`, are inspected;
-        // so is a path spelled with a dot-dot or with hex-literal dots and
-        // slashes, which no version has: `..0x2fetc`, `0x2e0x2e0x2fboot.ini`.
-        // Neither is base64: `.`, `+` and `,` are not of its alphabet.)
-        || (all & DOTTED != 0 && digit && plain_dotted(v, any & X != 0))
+    // Numbers and dotted tokens with digits: versions, analytics ids,
+    // JWTs. (Dotted names without digits, like `java.lang.Runtime`, are
+    // inspected; so is a path spelled with a dot-dot or with hex-literal
+    // dots and slashes, which no version has: `..0x2fetc`,
+    // `0x2e0x2e0x2fboot.ini`. Neither is base64: `.`, `+` and `,` are not
+    // of its alphabet.)
+    let shaped = all & NUMBER != 0 || (all & DOTTED != 0 && digit && plain_dotted(v, any & X != 0));
+    // A long one a loaded rule can match inside (`1.aced0005…` for
+    // 7002's `\b`, which holds after the dot) is read, whatever its case
+    // (`EncodedWords` reads a token's own case). Numbers with `+` or `,`
+    // are not asked (no rule's cut covers those bytes; `cmdline` rewrites
+    // them).
+    shaped && !(all & DOTTED != 0 && v.len() >= ENCODED_OBJECT && words.is_some_and(|w| w.reads(v)))
 }
 
 /// A dotted token with a digit (not a number) that is plain: it spells no
