@@ -644,18 +644,47 @@ fn a_referer_is_read_by_structure_only_when_a_strict_url() {
     }
 }
 
-/// The loaded rules' reading of long single-case words
-/// (`EncodedWords::reads`) is the rules' own answer: for seeded words of
-/// hex digits, `-` and `_`, in one case, with the rules' literals spliced
-/// in, it reads a word exactly when a rule that targets a token class
-/// matches the word after the rule's own transform chain (its regex, or
-/// one of its phrases, ASCII case ignored) — for the built-in rules, and
-/// with an operator's own added (`HEX_OPERATOR_RULES`). Fails when case
-/// folding, the places after a `-`, or a rule's cut is wrong.
+/// Operator rules beyond hex (test `plain_tokens_are_read_exactly_when_a_rule_matches`):
+/// a base32 Java stream, a lowercasing rule, a phrase with a dot.
+const WIDE_OPERATOR_RULES: &str = r#"
+family = "java"
+[[rule]]
+id = 90200
+message = "operator: Java stream in base32"
+severity = "critical"
+targets = ["args", "cookies"]
+regex = '\bVTWQAB[A-Z2-7]'
+[[rule]]
+id = 90202
+message = "operator: lowercased word"
+severity = "critical"
+targets = ["args", "cookies"]
+transforms = ["lowercase"]
+regex = '\bjavaserialized|(?:^|\.)zz9[a-z]'
+[[rule]]
+id = 90203
+message = "operator: phrase with a dot"
+severity = "critical"
+targets = ["args"]
+phrases = ["v9.evil"]
+"#;
+
+/// The whole `plain_token`, dotted tokens too, is the rules' own answer:
+/// for seeded tokens of 16 bytes or more drawn from every byte a plain
+/// token may hold (letters, digits, `_`, `-`, `.`), with fragments of the
+/// rules' own literals spliced in, in lower case, upper case or as drawn,
+/// a token `plain_token` would call plain without the rules
+/// (`plain_token(v, None)`) stays plain exactly when no rule that targets
+/// a token class matches it after the rule's own transform chain (its
+/// regex, or one of its phrases, ASCII case ignored) — for the built-in
+/// rules, with an operator's hex rules and with ones beyond hex. Fails when
+/// case folding, the places after a `-` or `.`, a rule's cut or the
+/// alphabet is wrong, or when a token shape is not asked.
 #[test]
-fn encoded_words_read_exactly_what_the_rules_match() {
+fn plain_tokens_are_read_exactly_when_a_rule_matches() {
     use crate::rules::{Operator, TargetSel};
     use crate::test_support::{xorshift, HEX_OPERATOR_RULES};
+    use regex_syntax::hir::{Hir, HirKind};
     use std::borrow::Cow;
     let token_class = |t: &TargetSel| {
         matches!(
@@ -670,45 +699,64 @@ fn encoded_words_read_exactly_what_the_rules_match() {
             )
         )
     };
-    let fragments = [
-        "aced0005",
-        "aced00057",
-        "aced000573",
-        "aced00057e",
-        "cafebabe",
-        "80049500000000",
-        "8004951a000000",
-        "deadbeef0badf00d",
-        "c0ffee00c0ffee",
-        "feedface1",
-        "feedface",
-        "-",
-        "_",
-        "--",
+    /// Every literal of a pattern (its parts of two bytes or more).
+    fn literals(h: &Hir, out: &mut Vec<Vec<u8>>) {
+        match h.kind() {
+            HirKind::Literal(l) if l.0.len() >= 2 => out.push(l.0.to_vec()),
+            HirKind::Repetition(r) => literals(&r.sub, out),
+            HirKind::Capture(c) => literals(&c.sub, out),
+            HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+                hs.iter().for_each(|h| literals(h, out));
+            }
+            _ => {}
+        }
+    }
+    let token_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.');
+    let alphabet: Vec<u8> = (0..=255u8).filter(token_byte).collect();
+    let rule_sets: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("ops.toml", HEX_OPERATOR_RULES)],
+        &[
+            ("ops.toml", HEX_OPERATOR_RULES),
+            ("wide.toml", WIDE_OPERATOR_RULES),
+        ],
     ];
-    let alphabet = b"0123456789abcdef-_";
-    for with_ops in [false, true] {
-        let extra: &[(&str, &str)] = if with_ops {
-            &[("ops.toml", HEX_OPERATOR_RULES)]
-        } else {
-            &[]
-        };
+    for (n, extra) in rule_sets.into_iter().enumerate() {
         let mut texts = crate::rules::builtin_texts();
         for (name, text) in extra {
             texts.push((name.to_string(), Cow::Owned(text.to_string())));
         }
+        let mut fragments: Vec<Vec<u8>> = ["-", "_", ".", "--", "1.", "v1.", "x."]
+            .iter()
+            .map(|f| f.as_bytes().to_vec())
+            .collect();
         let readers: Vec<_> = crate::rules::parse_all(&texts)
             .unwrap()
             .into_iter()
             .filter(|r| r.targets.iter().any(token_class))
             .filter_map(|r| match r.op {
                 Operator::Regex(p) => {
+                    let hir = regex_syntax::ParserBuilder::new()
+                        .unicode(false)
+                        .utf8(false)
+                        .build()
+                        .parse(&p)
+                        .unwrap();
+                    literals(&hir, &mut fragments);
                     Some((r.transforms, Ok(crate::syntax::single_regex(&p).unwrap())))
                 }
-                Operator::Phrases(list) => Some((r.transforms, Err(list))),
+                Operator::Phrases(list) => {
+                    fragments.extend(list.iter().map(|p| p.as_bytes().to_vec()));
+                    Some((r.transforms, Err(list)))
+                }
                 Operator::Detector(_) => None,
             })
             .collect();
+        // Only what a token can hold: the rules' literals of word bytes
+        // and dots (`msysaccessobjects`, `invoke-`, `aced0005`, `java.lang`).
+        fragments.retain(|f| f.iter().all(token_byte));
+        fragments.sort();
+        fragments.dedup();
         let reference = |w: &[u8]| {
             readers.iter().any(|(chain, m)| {
                 let v = crate::transform::apply_chain(chain, w);
@@ -722,37 +770,62 @@ fn encoded_words_read_exactly_what_the_rules_match() {
             })
         };
         let rs = crate::engine::RuleSet::builtin_and(extra).unwrap();
-        let words = rs.encoded_words().unwrap();
-        let mut x = 0x5eed_0e4c_0d3d_0001u64 + u64::from(with_ops);
-        let (mut read, mut upper_read, mut dashed_read, mut plain) = (0, 0, 0, 0);
-        for _ in 0..30_000 {
+        let words = rs.encoded_words();
+        let mut x = 0x5eed_0e4c_0d3d_0001u64 + n as u64;
+        // Tokens read: dotted, single-case beyond a–f, upper case.
+        let (mut read, mut dotted_read, mut beyond_hex_read, mut upper_read, mut plain) =
+            (0, 0, 0, 0, 0);
+        for _ in 0..40_000 {
             let r = xorshift(&mut x);
             let len = 16 + (r % 40) as usize;
             let mut w = Vec::new();
             while w.len() < len {
                 let r = xorshift(&mut x);
-                if r.is_multiple_of(9) {
-                    w.extend_from_slice(fragments[(r >> 8) as usize % fragments.len()].as_bytes());
+                if r.is_multiple_of(5) {
+                    w.extend_from_slice(&fragments[(r >> 8) as usize % fragments.len()]);
+                } else if r.is_multiple_of(3) {
+                    // Hex digits: the common session id and stream.
+                    w.push(b"0123456789abcdef"[(r >> 8) as usize % 16]);
                 } else {
                     w.push(alphabet[(r >> 8) as usize % alphabet.len()]);
                 }
             }
-            if r & (1 << 40) != 0 {
-                w.make_ascii_uppercase();
+            match (r >> 40) % 3 {
+                0 => w.make_ascii_lowercase(),
+                1 => w.make_ascii_uppercase(),
+                _ => {}
+            }
+            if !plain_token(&w, None) {
+                continue;
             }
             let expect = reference(&w);
-            assert_eq!(words.reads(&w), expect, "{}", String::from_utf8_lossy(&w));
+            assert_eq!(
+                plain_token(&w, words),
+                !expect,
+                "{}",
+                String::from_utf8_lossy(&w)
+            );
             if expect {
                 read += 1;
+                dotted_read += usize::from(w.contains(&b'.'));
                 upper_read += usize::from(w.iter().any(u8::is_ascii_uppercase));
-                dashed_read += usize::from(!reference(w.split(|&b| b == b'-').next().unwrap()));
+                // A word (no dot) with letters beyond a–f.
+                beyond_hex_read += usize::from(
+                    !w.contains(&b'.')
+                        && w.iter()
+                            .any(|b| matches!(b.to_ascii_lowercase(), b'g'..=b'z')),
+                );
             } else {
                 plain += 1;
             }
         }
         assert!(
-            read > 1000 && plain > 1000 && upper_read > 300 && dashed_read > 100,
-            "{read} {plain} {upper_read} {dashed_read}"
+            read > 500
+                && plain > 10_000
+                && dotted_read > 300
+                && upper_read > 200
+                && beyond_hex_read > 30,
+            "{read} {plain} {dotted_read} {upper_read} {beyond_hex_read}"
         );
     }
 }
