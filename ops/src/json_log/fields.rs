@@ -306,9 +306,11 @@ impl<'b> Fields<'b> {
 
 /// Appends a JSON number as `ryu`'s shortest round-trip text writes it (`null` when not
 /// finite). A millisecond figure measured in nanoseconds (`1.25`, `0.412345`: at most six
-/// decimals, 15 significant digits) is written from its integer digits; ryu runs only for the
-/// rest (about one duration in four: a value a rounding step away from its nanosecond decimal,
-/// whose shortest text has 16-17 digits).
+/// decimals, 15 significant digits) from 10 ns up to about 11.6 days (1e9 ms), as
+/// [`super::millis`] computes it, is written from its integer digits; ryu runs only for the rest
+/// (below 10 ns, above 1e9 ms, or a value a rounding step away from its nanosecond decimal, such
+/// as `as_secs_f64() * 1000.0` gives about one time in four, whose shortest text has 16-17
+/// digits).
 #[inline]
 pub fn push_float(out: &mut Vec<u8>, value: f64) {
     if !value.is_finite() {
@@ -539,8 +541,10 @@ mod tests {
             push_float(&mut out, v);
             assert_eq!(out, ryu_text(v).into_bytes(), "{v:e} ({:#x})", v.to_bits());
         };
-        // Durations as the edge computes them, every nanosecond count below 1 ms and spread
-        // samples up to 20 minutes, with the seconds part both zero and not.
+        // Durations as the two-rounding `as_secs_f64() * 1000.0` gives them (not as
+        // `json_log::millis` does): every nanosecond count below 1 ms and spread samples up to
+        // 20 minutes, with the seconds part both zero and not; about one in four is a step off
+        // its decimal and goes to ryu.
         let mut fast = 0u64;
         let mut all = 0u64;
         for nanos in (0..1_000_000u64).chain((0..500_000u64).map(|i| i * 2_400_011 + 7)) {

@@ -206,16 +206,6 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
     pairs
 };
 
-/// A duration in milliseconds for the access log: the double nearest its nanoseconds / 10^6
-/// (one exact integer conversion, one correctly rounded division), so the log writes it from
-/// its integer digits, as the decimal it is (`0.412345`); `as_secs_f64() * 1000.0` (two
-/// roundings) missed that decimal by an ulp about one time in four, and those values went
-/// through ryu as 16-17 digits (`0.41234500000000004`, the same duration). Beyond `u64`
-/// nanoseconds (584 years) it saturates.
-pub fn millis(d: std::time::Duration) -> f64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX) as f64 / 1e6
-}
-
 /// A Pingora socket address as an inet address (`None` for unix sockets).
 pub fn inet(addr: Option<&pingora_core::protocols::l4::socket::SocketAddr>) -> Option<SocketAddr> {
     addr.and_then(|a| a.as_inet()).copied()
@@ -230,40 +220,6 @@ mod tests {
     fn hex_pairs_are_the_bytes_in_hex() {
         for (byte, pair) in HEX_PAIRS.iter().enumerate() {
             assert_eq!(pair, format!("{byte:02x}").as_bytes());
-        }
-    }
-
-    /// A duration is logged as its nanoseconds / 10^6 written out: the exact decimal, at most
-    /// six places, trailing zeros dropped (ryu's text for that double). Over a seeded spread of
-    /// durations from 10 ns to days, and a few written out.
-    #[test]
-    fn millis_are_logged_as_their_nanosecond_decimal() {
-        use std::time::Duration;
-        let text = |d: Duration| {
-            let mut out = Vec::new();
-            let mut line = rampart_ops::json_log::Fields::open(&mut out);
-            line.float(rampart_ops::json_key!("d"), millis(d));
-            line.close();
-            let line = String::from_utf8(out).unwrap();
-            line["{\"d\":".len()..line.len() - 1].to_string()
-        };
-        assert_eq!(text(Duration::from_nanos(412_345)), "0.412345");
-        assert_eq!(text(Duration::from_nanos(1_234_567_891)), "1234.567891");
-        assert_eq!(text(Duration::from_millis(5)), "5.0");
-        assert_eq!(text(Duration::from_micros(1_500)), "1.5");
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for i in 0..20_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // 10 ns up to ~2 days, every order of magnitude alike.
-            let nanos = (10 + x % 1000) * 10u64.pow((i % 11) as u32 + 1) / 10;
-            let (whole, frac) = (nanos / 1_000_000, nanos % 1_000_000);
-            let mut want = format!("{whole}.{frac:06}");
-            while want.ends_with('0') && !want.ends_with(".0") {
-                want.pop();
-            }
-            assert_eq!(text(Duration::from_nanos(nanos)), want, "{nanos} ns");
         }
     }
 

@@ -1,7 +1,7 @@
 //! Stage 10: the end of a request: its metrics and its JSON access-log line (the record and
 //! its redaction are in [`access_log`](crate::access_log)).
 
-use super::context::{inet, millis, RequestCtx};
+use super::context::{inet, RequestCtx};
 use crate::access_log::{
     cap, cap_cow, redact_query, AccessRecord, ServerAddr, Timestamp, MAX_PATH, MAX_UA,
 };
@@ -10,6 +10,7 @@ use crate::state::Shared;
 use crate::tls::TlsInfo;
 use pingora_error::Error;
 use pingora_proxy::Session;
+use rampart_ops::json_log::millis;
 
 /// The end of a request: request count and duration metrics, the active gauges, and its
 /// access-log line.

@@ -146,7 +146,10 @@ async fn tcp_connection(
         base_event("connection", &port, peer, caller.as_ref(), &ctx.tls.id()).decision(&decision);
     if !decision.verdict.passes() {
         let _ = tls.shutdown().await;
-        ctx.emit(event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3));
+        ctx.emit(event.with(
+            "rampart.duration_ms",
+            rampart_ops::json_log::millis(started.elapsed()),
+        ));
         return;
     }
     let app = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(port.app)).await {

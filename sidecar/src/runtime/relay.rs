@@ -429,7 +429,10 @@ pub(crate) fn ended_fields(
     ended: Ended,
     why_revoked: impl FnOnce() -> String,
 ) -> super::log::Event {
-    let event = event.with("rampart.duration_ms", started.elapsed().as_secs_f64() * 1e3);
+    let event = event.with(
+        "rampart.duration_ms",
+        rampart_ops::json_log::millis(started.elapsed()),
+    );
     match ended {
         Ended::Done(to_peer, from_peer) => {
             for (way, n) in [("to_peer", to_peer), ("from_peer", from_peer)] {
