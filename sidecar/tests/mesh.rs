@@ -508,3 +508,163 @@ async fn a_renewed_svid_reaches_new_handshakes_while_open_connections_keep_their
     .await
     .expect("test deadline");
 }
+
+/// An HTTP/1.1 app on loopback scripted by path, reporting what it saw: `accept` per
+/// connection; `/v1/once` is answered 200 (keep-alive), then, when `close` is notified (after
+/// the sidecar has kept the connection for reuse), the app closes its side and reports
+/// `closed` once the sidecar has closed its end too; `/v1/reset` is read whole, then the
+/// connection is reset (`reset`).
+async fn scripted_app(
+    close: Arc<tokio::sync::Notify>,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<&'static str>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            let close = close.clone();
+            let _ = tx.send("accept");
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                if head.starts_with("GET /v1/reset ") {
+                    let _ = s.set_zero_linger();
+                    let _ = tx.send("reset");
+                    drop(s);
+                } else if head.starts_with("GET /v1/once ") {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nonce")
+                        .await;
+                    close.notified().await;
+                    let _ = s.shutdown().await;
+                    // The sidecar's end closes once it has seen ours close.
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    let _ = tx.send("closed");
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The scripted app's next report (deadline).
+async fn next(seen: &mut tokio::sync::mpsc::UnboundedReceiver<&'static str>) -> &'static str {
+    timeout(Duration::from_secs(20), seen.recv())
+        .await
+        .expect("app report deadline")
+        .expect("app alive")
+}
+
+/// A frontend's HTTP/1.1 connection to an inbound port (requests go on it with [`get_on`]).
+async fn frontend_http(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+) -> hyper::client::conn::http1::SendRequest<Empty<bytes::Bytes>> {
+    let tls = tls_connect(addr, cfg).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// One GET on the frontend's connection: (status, body).
+async fn get_on(
+    send: &mut hyper::client::conn::http1::SendRequest<Empty<bytes::Bytes>>,
+    path: &str,
+) -> (u16, String) {
+    send.ready().await.unwrap();
+    let req = http::Request::get(path)
+        .header("host", "payments")
+        .body(Empty::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The HTTP port's app-side failures (4ef1eca's `app_sender`): an app that is not listening is
+/// a 502 whose log line names the dial failure; an app connection the app closed after an
+/// answer is not reused (the next request on the same inbound connection dials again and gets
+/// its 200); an app that resets mid-request is a 502 with `app ADDR: …`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_dial_failures_closed_app_connections_and_resets_are_502_or_redialled() {
+    timeout(Duration::from_secs(90), async {
+        let ca = TestCa::new("mesh");
+        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+        let request_line = |path: &'static str| {
+            move |v: &serde_json::Value| {
+                v["event.name"] == "rampart.sidecar.request" && v["url.path"] == path
+            }
+        };
+
+        // (a) Nothing listens on the app's port.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_addr = closed.local_addr().unwrap();
+        drop(closed);
+        let dir = tempfile::tempdir().unwrap();
+        write_server(dir.path(), &ca, closed_addr, echo_app().await, POLICY);
+        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let mut send = frontend_http(sc.addr("inbound:8080"), frontend.clone()).await;
+        let (status, body) = get_on(&mut send, "/v1/closed").await;
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(body, "bad gateway: the app did not answer\n");
+        let line = sc.wait_for(request_line("/v1/closed"), "the 502's request line");
+        assert_eq!(line["http.response.status_code"], 502);
+        let error = line["error.message"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with(&format!("app {closed_addr} unreachable: ")),
+            "{line}"
+        );
+        drop(sc);
+
+        // (b) The app answers once, then closes its connection, after the sidecar has kept it
+        // for the next request (the answer is back here: the sender is kept before it is sent).
+        let close = Arc::new(tokio::sync::Notify::new());
+        let (app, mut seen) = scripted_app(close.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        write_server(dir.path(), &ca, app, echo_app().await, POLICY);
+        let mut sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let mut send = frontend_http(sc.addr("inbound:8080"), frontend.clone()).await;
+        assert_eq!(get_on(&mut send, "/v1/once").await, (200, "once".into()));
+        assert_eq!(next(&mut seen).await, "accept");
+        close.notify_one();
+        assert_eq!(next(&mut seen).await, "closed");
+        // Same inbound connection: a new app connection, not the kept one the app closed.
+        assert_eq!(get_on(&mut send, "/v1/once").await, (200, "once".into()));
+        assert_eq!(next(&mut seen).await, "accept");
+        close.notify_one();
+        assert_eq!(next(&mut seen).await, "closed");
+
+        // (c) The app resets the connection once it has the request.
+        let (status, body) = get_on(&mut send, "/v1/reset").await;
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(next(&mut seen).await, "accept");
+        assert_eq!(next(&mut seen).await, "reset");
+        let line = sc.wait_for(request_line("/v1/reset"), "the reset's request line");
+        assert_eq!(line["http.response.status_code"], 502);
+        let error = line["error.message"].as_str().unwrap_or_default();
+        assert!(error.starts_with(&format!("app {app}: ")), "{line}");
+        // The request after a failed send dials again too.
+        assert_eq!(get_on(&mut send, "/v1/once").await, (200, "once".into()));
+        assert_eq!(next(&mut seen).await, "accept");
+    })
+    .await
+    .expect("test deadline");
+}
