@@ -477,18 +477,21 @@ async fn ip_address_sni_is_counted_and_logged_once() {
 
 /// The request head the upstream receives, byte for byte but the request id: the request line,
 /// the client's fields in the order sent with their names in lower case (Pingora's title-cased
-/// few, such as `Host` and `Content-Length`, in title case), those the edge replaces dropped,
-/// then the forwarding fields and X-Request-Id. (`Connection`, hop-by-hop, is removed by
-/// Pingora's swap-remove: the last field takes its place.) Pins the bytes the speed levers on the
-/// request's head must not change (the case map dropped before Pingora's upstream copy).
+/// few, `Host` and `Content-Length`, in title case even when the client sent them in lower
+/// case); the fields the edge sets (`X-Forwarded-For`, `Forwarded`, `X-Request-Id` here) are
+/// replaced in place, in lower case, and those the client did not send are appended.
+/// (`Connection`, hop-by-hop, is removed by Pingora's swap-remove: the last field takes its
+/// place.) Pins the bytes the speed levers on the request's head must not change (the case map
+/// dropped before Pingora's upstream copy).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_head_bytes_are_pinned() {
     let (upstream, pki, dir, b) = bench("t-head", NAMES).await;
     let edge = Edge::start(&b.config(upstream, ""), dir);
-    let request = "GET /p/q?a=1&B=2 HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\nUser-Agent: Tester/1.0\r\nX-Mixed-CASE: One\r\nx-mixed-case: Two\r\nACCEPT: */*\r\nX-Forwarded-For: 6.6.6.6\r\nContent-Length: 0\r\nCookie: a=b\r\n\r\n";
+    let request = "GET /p/q?a=1&B=2 HTTP/1.1\r\nhost: app.test\r\nConnection: close\r\nUser-Agent: Tester/1.0\r\nX-Mixed-CASE: One\r\nx-mixed-case: Two\r\nACCEPT: */*\r\nX-Forwarded-For: 6.6.6.6\r\nForwarded: for=1.1.1.1\r\ncontent-length: 0\r\nX-Request-Id: abc\r\nCookie: a=b\r\n\r\n";
     let r = edge.send(&pki.ca_pem, "app.test", request).await;
     assert_eq!(r.status, 200);
     let id = r.header("x-request-id").unwrap();
+    assert_ne!(id, "abc", "the client's request id is replaced");
     let expected = format!(
         "GET /p/q?a=1&B=2 HTTP/1.1\n\
          Host: app.test\n\
@@ -498,12 +501,12 @@ async fn upstream_head_bytes_are_pinned() {
          x-mixed-case: Two\n\
          accept: */*\n\
          x-forwarded-for: 127.0.0.1\n\
-         Content-Length: 0\n\
          forwarded: for=127.0.0.1;proto=https;host=\"app.test\"\n\
+         Content-Length: 0\n\
+         x-request-id: {id}\n\
          x-real-ip: 127.0.0.1\n\
          x-forwarded-proto: https\n\
-         x-forwarded-host: app.test\n\
-         x-request-id: {id}\n\n"
+         x-forwarded-host: app.test\n\n"
     );
     assert_eq!(r.body, expected);
 }
