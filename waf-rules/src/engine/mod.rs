@@ -5,9 +5,9 @@ mod cache;
 mod compile;
 mod inspect;
 mod memory;
-mod prefilter;
+pub(crate) mod prefilter;
 mod quiet;
-mod regex_set;
+pub(crate) mod regex_set;
 mod source;
 mod values;
 

@@ -79,7 +79,8 @@ fn byte_cost(b: u8) -> u64 {
     }
 }
 
-fn parse(pattern: &str) -> Option<Hir> {
+/// `pattern` as bytes-mode HIR (the rules' regexes are byte regexes), or `None`.
+pub(crate) fn parse(pattern: &str) -> Option<Hir> {
     regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)

@@ -12,8 +12,31 @@ use regex_automata::nfa::thompson::{self, pikevm::PikeVM, WhichCaptures};
 use regex_automata::util::{pool::Pool, syntax};
 use regex_automata::{Input, MatchKind, PatternSet};
 
-type CachePool<T> =
+pub(crate) type CachePool<T> =
     Pool<T, Box<dyn Fn() -> T + Send + Sync + std::panic::RefUnwindSafe + std::panic::UnwindSafe>>;
+
+/// A lazy DFA over `nfa` whose per-thread cache may grow to `capacity` bytes, with the pool of
+/// those caches; `None` when the automaton cannot work within that capacity.
+pub(crate) fn lazy_dfa(
+    nfa: &thompson::NFA,
+    kind: MatchKind,
+    capacity: usize,
+) -> Option<(DFA, CachePool<Cache>)> {
+    DFA::builder()
+        .configure(
+            DFA::config()
+                .match_kind(kind)
+                .cache_capacity(capacity)
+                .minimum_cache_clear_count(None),
+        )
+        .build_from_nfa(nfa.clone())
+        .ok()
+        .map(|dfa| {
+            let d = dfa.clone();
+            let pool: CachePool<Cache> = Pool::new(Box::new(move || d.create_cache()));
+            (dfa, pool)
+        })
+}
 
 /// Most a thread's lazy-DFA cache for one set may grow to before it is cleared and refilled.
 const CACHE_CAPACITY: usize = 4 << 20;
@@ -50,20 +73,7 @@ impl MultiRegex {
             )
             .build_many(patterns)
             .map_err(|e| e.to_string())?;
-        let lazy = DFA::builder()
-            .configure(
-                DFA::config()
-                    .match_kind(MatchKind::All)
-                    .cache_capacity(CACHE_CAPACITY)
-                    .minimum_cache_clear_count(None),
-            )
-            .build_from_nfa(nfa.clone())
-            .ok()
-            .map(|dfa| {
-                let d = dfa.clone();
-                let pool: CachePool<Cache> = Pool::new(Box::new(move || d.create_cache()));
-                (dfa, pool)
-            });
+        let lazy = lazy_dfa(&nfa, MatchKind::All, CACHE_CAPACITY);
         let pikevm = PikeVM::builder()
             .configure(PikeVM::config().match_kind(MatchKind::All))
             .build_from_nfa(nfa)

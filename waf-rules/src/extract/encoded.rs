@@ -27,10 +27,12 @@
 //! never given up: linear in the token). If even that cannot be built, a
 //! PikeVM answers the same (one warning at load names the rules).
 
+use crate::engine::prefilter::parse;
+use crate::engine::regex_set::{lazy_dfa, CachePool};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson::{self, pikevm::PikeVM, WhichCaptures};
 use regex_automata::util::pool::Pool;
-use regex_automata::Input;
+use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::{self, Class, ClassBytes, ClassBytesRange, Hir, HirKind};
 
 /// What a rule's cut-down form may consume: every byte of a token that
@@ -47,9 +49,6 @@ pub(crate) const ALPHABET: &[(u8, u8)] = &[
 /// Most a thread's lazy-DFA cache may grow to before it is cleared and
 /// refilled.
 const CACHE_CAPACITY: usize = 2 << 20;
-
-type CachePool<T> =
-    Pool<T, Box<dyn Fn() -> T + Send + Sync + std::panic::RefUnwindSafe + std::panic::UnwindSafe>>;
 
 /// One thing a loaded rule can match, as the engine runs it on a plain
 /// token (see `plain_token`).
@@ -171,19 +170,7 @@ impl EncodedWords {
             words.all = true;
             return Some(words);
         };
-        words.lazy = DFA::builder()
-            .configure(
-                DFA::config()
-                    .cache_capacity(CACHE_CAPACITY)
-                    .minimum_cache_clear_count(None),
-            )
-            .build_from_nfa(nfa.clone())
-            .ok()
-            .map(|dfa| {
-                let d = dfa.clone();
-                let pool: CachePool<Cache> = Pool::new(Box::new(move || d.create_cache()));
-                (dfa, pool)
-            });
+        words.lazy = lazy_dfa(&nfa, MatchKind::LeftmostFirst, CACHE_CAPACITY);
         if words.lazy.is_none() {
             eprintln!(
                 "rampart-waf: warning: rules {:?}: their lazy DFA needs a cache over {} KiB; long \
@@ -225,15 +212,6 @@ impl EncodedWords {
     pub(crate) fn rules(&self) -> &[u32] {
         &self.rules
     }
-}
-
-fn parse(pattern: &str) -> Option<Hir> {
-    regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()
 }
 
 /// `h` cut down to what it can match within a run of `alphabet` bytes,
