@@ -5,6 +5,7 @@
 //! Build a [`RuleSet`] once ([`RuleSet::builtin`] or [`RuleSet::load_dir`]),
 //! share it in an `Arc`, and call [`RuleSet::inspect`] per request.
 
+mod automaton;
 mod detect;
 mod engine;
 mod error;

@@ -2,6 +2,7 @@
 //! match contains, or bytes one of which it holds. A value with none of
 //! them skips the pattern's automaton.
 
+use crate::automaton::parse;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -77,16 +78,6 @@ fn byte_cost(b: u8) -> u64 {
         | b'"' | b'#' | b'*' => 150,
         _ => 30,
     }
-}
-
-/// `pattern` as bytes-mode HIR (the rules' regexes are byte regexes), or `None`.
-pub(crate) fn parse(pattern: &str) -> Option<Hir> {
-    regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .ok()
 }
 
 /// What every match of `pattern` must contain, if something useful is.

@@ -7,36 +7,11 @@
 //! here, neither used by this search, and the group's literals already gate the scan
 //! (docs/measurements/proxy.md, memory).
 
+use crate::automaton::{lazy_dfa, CachePool};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson::{self, pikevm::PikeVM, WhichCaptures};
 use regex_automata::util::{pool::Pool, syntax};
 use regex_automata::{Input, MatchKind, PatternSet};
-
-pub(crate) type CachePool<T> =
-    Pool<T, Box<dyn Fn() -> T + Send + Sync + std::panic::RefUnwindSafe + std::panic::UnwindSafe>>;
-
-/// A lazy DFA over `nfa` whose per-thread cache may grow to `capacity` bytes, with the pool of
-/// those caches; `None` when the automaton cannot work within that capacity.
-pub(crate) fn lazy_dfa(
-    nfa: &thompson::NFA,
-    kind: MatchKind,
-    capacity: usize,
-) -> Option<(DFA, CachePool<Cache>)> {
-    DFA::builder()
-        .configure(
-            DFA::config()
-                .match_kind(kind)
-                .cache_capacity(capacity)
-                .minimum_cache_clear_count(None),
-        )
-        .build_from_nfa(nfa.clone())
-        .ok()
-        .map(|dfa| {
-            let d = dfa.clone();
-            let pool: CachePool<Cache> = Pool::new(Box::new(move || d.create_cache()));
-            (dfa, pool)
-        })
-}
 
 /// Most a thread's lazy-DFA cache for one set may grow to before it is cleared and refilled.
 const CACHE_CAPACITY: usize = 4 << 20;

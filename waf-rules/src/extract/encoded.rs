@@ -27,8 +27,7 @@
 //! never given up: linear in the token). If even that cannot be built, a
 //! PikeVM answers the same (one warning at load names the rules).
 
-use crate::engine::prefilter::parse;
-use crate::engine::regex_set::{lazy_dfa, CachePool};
+use crate::automaton::{lazy_dfa, parse, CachePool};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson::{self, pikevm::PikeVM, WhichCaptures};
 use regex_automata::util::pool::Pool;
