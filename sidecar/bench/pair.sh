@@ -8,6 +8,12 @@
 # The sidecars' logs go to $dir/log/, not beside the config files: the file watch is on the
 # config files' directory, and a log appended there every 20 ms woke its thread 50 times a second
 # (as in a pod, where stdout is a pipe and the config a ConfigMap directory, it does not here).
+# Each sidecar starts in a session of its own (`setsid`), as the peer kit's daemons (HAProxy,
+# stunnel) run and as sidecars in their own containers (cgroups) do: with the kernel's autogroups
+# (sched_autogroup_enabled=1), two processes started from one session are one scheduling entity,
+# and the two sidecars of a pair then preempted each other at most messages in some rounds and
+# not in others (CPU per request 14-22 µs, bimodal; each in its own session 13.9-14.1 µs:
+# docs/measurements/sidecar.md "Session 14 (TCP port)"). SIDECAR_SAME_SESSION=1: the old shape.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${SIDECAR_BIN:-$root/target/release/rampart-sidecar}
@@ -75,7 +81,13 @@ for side in client server; do
       printf '[[inbound.port]]\nport = 8080\nprotocol = "%s"\napp = "%s"\nlisten = "127.0.0.1:%s"\n' "$mode" "$upstream" "$((base + offset))"
     fi
   } >"$dir/$side.toml"
-  taskset -c "$cpu" "$bin" run --config "$dir/$side.toml" >"$dir/log/$side.log" 2>&1 &
+  if [[ -n ${SIDECAR_SAME_SESSION:-} ]]; then
+    taskset -c "$cpu" "$bin" run --config "$dir/$side.toml" >"$dir/log/$side.log" 2>&1 &
+  else
+    # Not a process-group leader (a script's background job), so setsid does not fork: the pid
+    # recorded is the sidecar's.
+    taskset -c "$cpu" setsid "$bin" run --config "$dir/$side.toml" >"$dir/log/$side.log" 2>&1 &
+  fi
   echo $! >"$dir/$side.pid"
 done
 for _ in $(seq 100); do
@@ -83,4 +95,10 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 grep -q '"rampart.sidecar.ready"' "$dir/log/server.log" || { cat "$dir/log/server.log" "$dir/log/client.log" >&2; exit 1; }
+if [[ -z ${SIDECAR_SAME_SESSION:-} ]]; then
+  for side in client server; do
+    pid=$(cat "$dir/$side.pid")
+    [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$pid" ]] || echo "pair.sh: the $side sidecar ($pid) is not in a session of its own" >&2
+  done
+fi
 echo "http://127.0.0.1:$((base + offset + 1))/"
