@@ -40,12 +40,84 @@ impl RuleSet {
         // two copies of it per request); a fresh one should an inspection
         // ever run inside another on this thread.
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.inspect_with(req, policy, &mut scratch),
-            Err(_) => self.inspect_with(req, policy, &mut Scratch::default()),
+            Ok(mut scratch) => self.inspect_with(req, policy, &mut scratch).0,
+            Err(_) => self.inspect_with(req, policy, &mut Scratch::default()).0,
         })
     }
 
-    fn inspect_with(&self, req: &Request<'_>, policy: &Policy, scratch: &mut Scratch) -> Verdict {
+    /// The request-line values on which no loaded rule fires at any paranoia level, found by
+    /// inspecting each candidate at load (`CleanLine`).
+    pub(super) fn clean_line(&self) -> CleanLine {
+        let any_level = Policy {
+            paranoia: u8::MAX,
+            ..Policy::default()
+        };
+        let mut clean = CleanLine::default();
+        let mut scratch = Scratch::default();
+        let blank = Request {
+            method: "",
+            path: "",
+            query: "",
+            version: "",
+            headers: &[],
+            body: b"",
+            body_truncated: false,
+        };
+        let candidates = CLEAN_METHODS
+            .iter()
+            .map(|m| (Class::Method, Request { method: m, ..blank }))
+            .chain(CLEAN_VERSIONS.iter().map(|v| {
+                (
+                    Class::Version,
+                    Request {
+                        version: v,
+                        ..blank
+                    },
+                )
+            }))
+            .chain(
+                CLEAN_PATHS
+                    .iter()
+                    .map(|p| (Class::Path, Request { path: p, ..blank })),
+            );
+        for (class, req) in candidates {
+            // Every rule hit counts ("fired", before exclusions, at every level): a request
+            // whose fields (the candidate beside an empty method or path) fire nothing at all
+            // makes the candidate's field clean.
+            if self.inspect_with(&req, &any_level, &mut scratch).1 != 0 {
+                continue;
+            }
+            let fields = extract::extract_into(
+                &req,
+                &any_level.limits,
+                Vec::new(),
+                crate::detect::sqli::shaping_word,
+                self.compiled.encoded_words.as_ref(),
+            );
+            // The candidate's own field, as every request line with it yields it.
+            let k = slot(class);
+            let own = fields.list.iter().any(|f| {
+                f.class == class
+                    && k.is_some_and(|k| f.source == LINE_SOURCES[k])
+                    && !f.value.is_empty()
+                    && f.value.len() == req_value(&req, class).len()
+                    && !f.continued
+                    && !f.whole
+                    && f.name.is_empty()
+            });
+            if let (true, Some(k)) = (own, k) {
+                clean.values[k].push(req_value(&req, class).into());
+            }
+        }
+        clean
+    }
+
+    fn inspect_with(
+        &self,
+        req: &Request<'_>,
+        policy: &Policy,
+        scratch: &mut Scratch,
+    ) -> (Verdict, u32) {
         let c = &self.compiled;
         let list = relabel(std::mem::take(&mut scratch.fields));
         let sql_words = crate::detect::sqli::shaping_word;
@@ -72,9 +144,14 @@ impl RuleSet {
             scratch.values = None;
         }
         let values = scratch.values.get_or_insert_with(|| Values::new(c));
+        let line = if shortcuts() {
+            self.clean.of(req)
+        } else {
+            LineSkip::NONE
+        };
         scratch.headers.for_ruleset(c.id);
         for field in &fields.list {
-            if skip_fast(field, words) {
+            if skip_fast(field, words) || line.skips(field) {
                 continue;
             }
             let raw = &field.value[..];
@@ -214,6 +291,7 @@ impl RuleSet {
         let State {
             verdict: mut v,
             pats,
+            fired,
             ..
         } = st;
         // Keep the allocations for this thread's next inspection, unless a
@@ -224,7 +302,90 @@ impl RuleSet {
         values.trim(MAX_KEPT_BYTES);
         scratch.pats = Some(pats);
         v.block = v.score >= policy.threshold;
-        v
+        (v, fired)
+    }
+}
+
+/// Request-line values every client sends (a method, a protocol version, the root path) that
+/// the rule set is asked about once, at load: those on which no loaded rule — the operator's
+/// own included — fires at any paranoia level are kept as [`CleanLine`] fields.
+const CLEAN_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"];
+const CLEAN_VERSIONS: &[&str] = &["HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"];
+const CLEAN_PATHS: &[&str] = &["/"];
+
+/// Request-line values (method, version, path) on which no rule of this rule set fires, found
+/// at load by inspecting each candidate (`RuleSet::clean_line`); an inspection skips the
+/// request line's field when it holds one of them.
+///
+/// Why this is sound: a field's rule hits depend only on the field (class, source, name, value
+/// and its flags), the compiled rules and the policy; the policy's paranoia level only removes
+/// hits (the candidates were read at every level) and its exclusions only drop hits already
+/// counted as fired; the request's path is read by exclusions alone. The request line's field
+/// of a value is always built the same way (`extract::extract_into`: class, source, no name,
+/// no flags), so a field of a candidate that fired nothing fires nothing; a value cut into
+/// windows by the policy's value limit is not that field and is read (`LineSkip::skips`). The
+/// table belongs to one rule set (a reload computes its own) and holds nothing a client sent.
+#[derive(Debug, Default)]
+pub(super) struct CleanLine {
+    /// By `slot`: the clean values.
+    values: [Vec<Box<[u8]>>; 3],
+}
+
+/// The source each request-line class is listed under (`extract::extract_into`), by `slot`.
+const LINE_SOURCES: [&str; 3] = ["method", "version", "path"];
+
+/// Where a request-line class is kept.
+fn slot(class: Class) -> Option<usize> {
+    match class {
+        Class::Method => Some(0),
+        Class::Version => Some(1),
+        Class::Path => Some(2),
+        _ => None,
+    }
+}
+
+impl CleanLine {
+    /// The clean values, by `slot` (tests).
+    #[cfg(test)]
+    pub(super) fn values(&self) -> [Vec<String>; 3] {
+        std::array::from_fn(|k| {
+            self.values[k]
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect()
+        })
+    }
+
+    /// Which of this request's line values are clean: by `slot`, the value's length. Once per
+    /// request, kept out of line (inlined, it changed how the field loop was compiled).
+    #[inline(never)]
+    fn of(&self, req: &Request<'_>) -> LineSkip {
+        let line = [req.method, req.version, req.path];
+        LineSkip(std::array::from_fn(|k| {
+            let v = line[k].as_bytes();
+            self.values[k].iter().any(|c| **c == *v).then_some(v.len())
+        }))
+    }
+}
+
+/// A request's clean line values (`CleanLine::of`).
+#[derive(Clone, Copy)]
+struct LineSkip([Option<usize>; 3]);
+
+impl LineSkip {
+    const NONE: LineSkip = LineSkip([None; 3]);
+
+    /// Whether `f` is the request line's own field of a clean value: its class and source,
+    /// no name, no window flags, the whole value (a first window of a longer value has the
+    /// flags of a field but not its length).
+    fn skips(self, f: &Field<'_>) -> bool {
+        slot(f.class).is_some_and(|k| {
+            self.0[k] == Some(f.value.len())
+                && !f.continued
+                && !f.whole
+                && f.name.is_empty()
+                && f.source == LINE_SOURCES[k]
+        })
     }
 }
 
@@ -505,5 +666,14 @@ fn record(
             fragment: safe_fragment(fragment),
             score,
         });
+    }
+}
+
+/// The request line's value of a class (`slot`).
+fn req_value<'r>(req: &Request<'r>, class: Class) -> &'r [u8] {
+    match class {
+        Class::Method => req.method.as_bytes(),
+        Class::Version => req.version.as_bytes(),
+        _ => req.path.as_bytes(),
     }
 }

@@ -25,6 +25,8 @@ pub use source::RuleSource;
 #[derive(Debug)]
 pub struct RuleSet {
     compiled: Compiled,
+    /// Request-line values on which no loaded rule fires (`inspect::CleanLine`).
+    clean: inspect::CleanLine,
     /// Fingerprint of the rule texts it was compiled from (`RuleSet::load_or_reuse`).
     digest: u64,
 }
@@ -41,10 +43,13 @@ impl RuleSet {
     }
 
     fn from_texts(texts: &rules::Texts) -> Result<RuleSet, WafError> {
-        Ok(RuleSet {
+        let mut rs = RuleSet {
             compiled: Compiled::new(rules::parse_all(texts)?)?,
+            clean: inspect::CleanLine::default(),
             digest: source::digest(texts),
-        })
+        };
+        rs.clean = rs.clean_line();
+        Ok(rs)
     }
 
     /// The rules' reading of long single-case words (`extract::plain_token`).
@@ -61,6 +66,12 @@ impl RuleSet {
             texts.push((name.to_string(), std::borrow::Cow::Owned(text.to_string())));
         }
         Self::from_texts(&texts)
+    }
+
+    /// The request line's clean values: methods, versions, paths (`inspect::CleanLine`).
+    #[cfg(test)]
+    pub(crate) fn clean_line_values(&self) -> [Vec<String>; 3] {
+        self.clean.values()
     }
 
     /// Number of rules loaded.

@@ -665,3 +665,110 @@ regex = '\bjavaserialized'
         }
     }
 }
+
+/// The request line's clean values (`inspect::CleanLine`) are asked of the loaded rules, the
+/// operator's own included, at every paranoia level: operator rules that fire on `GET`, on
+/// `HTTP/1.1` and on the path `/` (one at paranoia 4) still fire on a request of exactly those
+/// values, with and without the shortcuts alike, while the built-in rules alone skip them.
+/// Fails if the table is fixed, built from the built-in rules only, or read at one level.
+#[test]
+fn clean_request_line_values_are_what_no_loaded_rule_fires_on() {
+    let builtin = rs();
+    let clean = builtin.clean_line_values();
+    for (k, v) in [(0, "GET"), (0, "POST"), (1, "HTTP/1.1"), (2, "/")] {
+        assert!(clean[k].iter().any(|c| c == v), "{v} not clean: {clean:?}");
+    }
+    let ops = r#"
+family = "protocol"
+[[rule]]
+id = 90301
+message = "operator: GET"
+severity = "critical"
+targets = ["method"]
+regex = '^GET$'
+[[rule]]
+id = 90302
+message = "operator: HTTP/1.1"
+severity = "critical"
+targets = ["version"]
+regex = '^HTTP/1\.1$'
+[[rule]]
+id = 90303
+message = "operator: the root path"
+severity = "critical"
+paranoia = 4
+targets = ["path"]
+regex = '^/$'
+"#;
+    let with_ops = RuleSet::builtin_and(&[("ops.toml", ops)]).unwrap();
+    let clean = with_ops.clean_line_values();
+    for (k, v) in [(0, "GET"), (1, "HTTP/1.1"), (2, "/")] {
+        assert!(
+            !clean[k].iter().any(|c| c == v),
+            "{v} kept clean: {clean:?}"
+        );
+    }
+    assert!(clean[0].iter().any(|c| c == "POST"), "{clean:?}");
+    let req = get("/", "", &[("host", b"localhost")]);
+    for paranoia in [1, 4] {
+        let p = Policy {
+            paranoia,
+            ..Policy::default()
+        };
+        let mut want = vec![90301, 90302];
+        if paranoia == 4 {
+            want.push(90303);
+        }
+        for v in [
+            with_ops.inspect(&req, &p),
+            without_shortcuts(&with_ops, &req, paranoia).1,
+        ] {
+            let mut ids: Vec<u32> = v.matches.iter().map(|m| m.rule_id).collect();
+            ids.sort_unstable();
+            assert_eq!(ids, want, "paranoia {paranoia}: {v:?}");
+        }
+    }
+    // The built-in rules on the same request, through the skip and without it.
+    for paranoia in 1..=4 {
+        let p = Policy {
+            paranoia,
+            ..Policy::default()
+        };
+        let (v, w) = (
+            builtin.inspect(&req, &p),
+            without_shortcuts(&builtin, &req, paranoia).1,
+        );
+        assert_eq!((v.score, v.matches.len()), (w.score, w.matches.len()));
+    }
+}
+
+/// A request-line value cut into windows by a small value limit is read as windows, not
+/// skipped as the whole clean value: an operator rule on the first window's text fires.
+#[test]
+fn a_cut_request_line_value_is_not_skipped() {
+    let ops = r#"
+family = "protocol"
+[[rule]]
+id = 90311
+message = "operator: a method starting OPT"
+severity = "critical"
+targets = ["method"]
+regex = '^OPT$'
+"#;
+    let with_ops = RuleSet::builtin_and(&[("ops.toml", ops)]).unwrap();
+    assert!(with_ops.clean_line_values()[0]
+        .iter()
+        .any(|c| c == "OPTIONS"));
+    let mut p = Policy::default();
+    p.limits.max_value_bytes = 3;
+    let req = Request {
+        method: "OPTIONS",
+        ..get("/", "", &[])
+    };
+    let v = with_ops.inspect(&req, &p);
+    assert!(v.matches.iter().any(|m| m.rule_id == 90311), "{v:?}");
+    assert!(with_ops
+        .inspect(&req, &Policy::default())
+        .matches
+        .is_empty());
+}

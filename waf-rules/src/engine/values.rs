@@ -104,6 +104,7 @@ impl Values {
     /// (`quiet.rs`): it holds none of the bytes, no two blanks in a row
     /// if they matter, and none of the literals (by the raw value's one
     /// literal scan, read only when the bytes did not decide).
+    #[inline]
     pub(super) fn cannot_match(&mut self, c: &Compiled, raw: &[u8], skip: &Skip) -> bool {
         if skip.bytes.intersects(&self.raw_bytes)
             || (skip.decodes_base64 && !self.raw_bytes.intersects(&BASE64_BLOCKERS))
