@@ -203,18 +203,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ByRecord<S> {
     }
 }
 
-/// Size of each direction's buffer: the plaintext of the largest TLS record (16 KiB), so that a
-/// message read whole from the app leaves as one record in one `write`, and a peer's full
+/// Largest size of each direction's buffer: the plaintext of the largest TLS record (16 KiB), so
+/// that a message read whole from the app leaves as one record in one `write`, and a peer's full
 /// record reaches the app in one `write` (tokio's `copy_bidirectional`'s 8 KiB made a bulk
 /// transfer two records and two writes per 16 KiB on the sending side, and two app writes per
 /// full record on the receiving side).
 const COPY_BUFFER: usize = 16 * 1024;
 
+/// First size of each direction's buffer, allocated at its first read: a direction that only
+/// ever carries small messages (requests, answers, pings) keeps 4 KiB, not 16 KiB, for the life
+/// of the connection (two directions on each side of every relayed connection). The first read
+/// that fills it grows it to [`COPY_BUFFER`] at once and reads on, so a large message still
+/// leaves whole.
+const FIRST_BUFFER: usize = 4 * 1024;
+
 /// One direction of [`relay`]: what is read from one side is written to the other; at the
 /// reader's end the writer is shut down (the other direction goes on), as tokio's
 /// `copy_bidirectional` does.
 struct Direction {
-    buf: Box<[u8]>,
+    /// Empty until the first read; then [`FIRST_BUFFER`], or [`COPY_BUFFER`] once a read
+    /// filled it.
+    buf: Vec<u8>,
+    /// An error met by the read that followed the buffer's growth, after bytes had been read:
+    /// those bytes are written first, then the next read returns it.
+    deferred: Option<io::Error>,
     /// The bytes of `buf` still to write: `pos..cap`.
     pos: usize,
     cap: usize,
@@ -231,7 +243,8 @@ struct Direction {
 impl Direction {
     fn new() -> Self {
         Direction {
-            buf: vec![0; COPY_BUFFER].into_boxed_slice(),
+            buf: Vec::new(),
+            deferred: None,
             pos: 0,
             cap: 0,
             copied: 0,
@@ -253,12 +266,21 @@ impl Direction {
         }
         while !self.eof {
             if self.pos == self.cap {
+                if let Some(e) = self.deferred.take() {
+                    return Poll::Ready(Err(e));
+                }
+                if self.buf.is_empty() {
+                    self.first_buffer();
+                }
                 let mut buf = ReadBuf::new(&mut self.buf);
                 match Pin::new(&mut *r).poll_read(cx, &mut buf) {
                     Poll::Ready(Ok(())) => {
                         let n = buf.filled().len();
                         (self.pos, self.cap) = (0, n);
                         self.eof = n == 0;
+                        if n == self.buf.len() && n < COPY_BUFFER {
+                            self.grow_and_read_on(cx, r);
+                        }
                     }
                     Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -292,6 +314,43 @@ impl Direction {
         ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
         self.done = true;
         Poll::Ready(Ok(()))
+    }
+
+    /// The buffer, at the first read.
+    #[cold]
+    #[inline(never)]
+    fn first_buffer(&mut self) {
+        self.buf = vec![0; FIRST_BUFFER];
+    }
+
+    /// The read filled the first buffer: grows it to [`COPY_BUFFER`] (for the rest of the
+    /// connection) and reads on into the new room, so that what is already there leaves with
+    /// what was read, in one write. `Pending` there is nothing more for now (the reader's
+    /// waker is registered, as by any read); an error is kept for the next read, after the
+    /// bytes read are written. Out of line: once per direction at most, kept out of the
+    /// per-message loop.
+    #[cold]
+    #[inline(never)]
+    fn grow_and_read_on<R: AsyncRead + Unpin>(&mut self, cx: &mut Context<'_>, r: &mut R) {
+        self.buf.resize(COPY_BUFFER, 0);
+        loop {
+            let mut more = ReadBuf::new(&mut self.buf[self.cap..]);
+            match Pin::new(&mut *r).poll_read(cx, &mut more) {
+                Poll::Ready(Ok(())) => {
+                    let m = more.filled().len();
+                    self.cap += m;
+                    // The end after the bytes read: they are written, then the writer is shut.
+                    self.eof = m == 0;
+                    return;
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => {
+                    self.deferred = Some(e);
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
     }
 }
 
@@ -781,6 +840,121 @@ mod tests {
         })
         .await
         .expect("the records did not arrive");
+    }
+
+    /// A reader that plays `steps` in order, one per `poll_read`: bytes (as many as fit; the rest
+    /// stays for the next read), or an error; then the end.
+    struct Script(std::collections::VecDeque<Result<Vec<u8>, io::ErrorKind>>);
+
+    impl AsyncRead for Script {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match self.0.pop_front() {
+                None => Poll::Ready(Ok(())),
+                Some(Err(kind)) => Poll::Ready(Err(kind.into())),
+                Some(Ok(mut bytes)) => {
+                    let n = bytes.len().min(buf.remaining());
+                    buf.put_slice(&bytes[..n]);
+                    if n < bytes.len() {
+                        self.0.push_front(Ok(bytes.split_off(n)));
+                    }
+                    Poll::Ready(Ok(()))
+                }
+            }
+        }
+    }
+
+    /// A writer that keeps every write apart.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>, bool);
+
+    impl AsyncWrite for Writes {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.1 = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Drives one direction from `steps` to the end: how it ended, its writes and whether
+    /// the writer was shut down, and its buffer's size at the end.
+    fn one_direction(
+        steps: Vec<Result<Vec<u8>, io::ErrorKind>>,
+    ) -> (io::Result<()>, Writes, usize) {
+        let mut r = Script(steps.into());
+        let mut w = Writes::default();
+        let mut d = Direction::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let Poll::Ready(ended) = d.poll(&mut cx, &mut r, &mut w) else {
+            panic!("a scripted reader is never pending");
+        };
+        (ended, w, d.buf.len())
+    }
+
+    #[test]
+    fn a_direction_of_small_messages_keeps_its_first_buffer_and_a_large_one_leaves_whole() {
+        let small: Vec<_> = (0..50).map(|i| Ok(vec![i as u8; 300])).collect();
+        let (ended, w, size) = one_direction(small);
+        assert!(ended.is_ok() && w.1, "ended {ended:?}, shut down {}", w.1);
+        assert_eq!(w.0.len(), 50);
+        assert_eq!(size, FIRST_BUFFER, "small messages grew the buffer");
+
+        // A message larger than the first buffer, in one piece from the reader, after small
+        // ones: the read that fills the first buffer grows it and reads on, one write.
+        let big: Vec<u8> = (0..COPY_BUFFER).map(|i| i as u8).collect();
+        let (ended, w, size) = one_direction(vec![Ok(b"ping".to_vec()), Ok(big.clone())]);
+        assert!(ended.is_ok() && w.1);
+        assert_eq!(
+            w.0,
+            [b"ping".to_vec(), big],
+            "the large message in one write"
+        );
+        assert_eq!(size, COPY_BUFFER);
+
+        // Exactly the first buffer's size, then the end (met by the read on): written, then
+        // the writer shut down.
+        let edge = vec![9u8; FIRST_BUFFER];
+        let (ended, w, _) = one_direction(vec![Ok(edge.clone())]);
+        assert!(ended.is_ok() && w.1);
+        assert_eq!(w.0, [edge]);
+    }
+
+    #[test]
+    fn an_error_met_after_the_buffer_grew_comes_after_the_bytes_read_before_it() {
+        let first = vec![1u8; FIRST_BUFFER];
+        let (ended, w, _) =
+            one_direction(vec![Ok(first.clone()), Err(io::ErrorKind::ConnectionReset)]);
+        assert_eq!(
+            ended.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
+        assert_eq!(w.0, [first], "the bytes read before the error were written");
+        assert!(!w.1, "an error is not an end: the writer is not shut down");
+
+        // Interrupted is retried, as by every read.
+        let (ended, w, _) = one_direction(vec![
+            Ok(vec![2u8; FIRST_BUFFER]),
+            Err(io::ErrorKind::Interrupted),
+            Ok(vec![3u8; 10]),
+        ]);
+        assert!(ended.is_ok() && w.1);
+        assert_eq!(w.0.len(), 1);
+        assert_eq!(w.0[0].len(), FIRST_BUFFER + 10);
     }
 
     /// Relays between `a` and `b`, and sends a generation that no longer allows them once
