@@ -538,7 +538,17 @@ async fn scripted_app(
                     }
                 }
                 let head = String::from_utf8_lossy(&head).into_owned();
-                if head.starts_with("GET /v1/reset ") {
+                if head.starts_with("GET /v1/hop ") {
+                    // Hop-by-hop fields of the app's connection, which it then closes.
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nconnection: close, x-hop, keep-alive\r\nx-hop: 1\r\n\
+                              keep-alive: timeout=5\r\nx-kept: 1\r\ncontent-length: 3\r\n\r\nhop",
+                        )
+                        .await;
+                    let _ = s.shutdown().await;
+                    let _ = tx.send("hop");
+                } else if head.starts_with("GET /v1/reset ") {
                     let _ = s.set_zero_linger();
                     let _ = tx.send("reset");
                     drop(s);
@@ -597,6 +607,46 @@ async fn get_on(
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The app's hop-by-hop fields stay on the app's side (RFC 9110 §7.6.1): its `connection:
+/// close` closes its own connection to the sidecar, not the caller's mesh connection, whose
+/// next request is served (on a new app connection); the fields `connection` names, and
+/// `keep-alive`, are not forwarded; the others are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_hop_by_hop_fields_and_its_close_stay_on_its_side() {
+    timeout(Duration::from_secs(60), async {
+        let ca = TestCa::new("mesh");
+        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+        let close = Arc::new(tokio::sync::Notify::new());
+        let (app, mut seen) = scripted_app(close.clone()).await;
+        let dir = tempfile::tempdir().unwrap();
+        write_server(dir.path(), &ca, app, echo_app().await, POLICY);
+        let sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let mut send = frontend_http(sc.addr("inbound:8080"), frontend).await;
+        send.ready().await.unwrap();
+        let req = http::Request::get("/v1/hop")
+            .header("host", "payments")
+            .body(Empty::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hop");
+        assert_eq!(next(&mut seen).await, "accept");
+        assert_eq!(next(&mut seen).await, "hop");
+        assert_eq!(headers.get("x-kept").map(|v| v.as_bytes()), Some(&b"1"[..]));
+        for gone in ["connection", "x-hop", "keep-alive"] {
+            assert!(!headers.contains_key(gone), "{gone} forwarded: {headers:?}");
+        }
+        // The caller's connection is still open: the next request on it is served.
+        assert!(!send.is_closed(), "the caller's connection was closed");
+        assert_eq!(get_on(&mut send, "/v1/once").await, (200, "once".into()));
+        assert_eq!(next(&mut seen).await, "accept");
+    })
+    .await
+    .expect("test deadline");
 }
 
 /// The HTTP port's app-side failures (4ef1eca's `app_sender`): an app that is not listening is

@@ -13,7 +13,7 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONNECTION};
+use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRAILER, UPGRADE};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -151,15 +151,13 @@ impl hyper::body::Body for Tracked {
 
 const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 const DENIED: HeaderName = HeaderName::from_static("x-rampart-denied");
-/// Hop-by-hop headers (RFC 9110 §7.6.1) that are not forwarded.
-const HOP_BY_HOP: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-];
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Hop-by-hop headers of a caller's request (RFC 9110 §7.6.1) that are not forwarded to the
+/// app (besides `connection` and the names it lists). `HeaderName`s, not texts: a name the
+/// `http` crate knows (most of a message's) is told apart from these by its kind, no bytes
+/// compared. Statics: a `const` array would be built and dropped at each use.
+static HOP_BY_HOP: [HeaderName; 5] = [KEEP_ALIVE, PROXY_CONNECTION, TE, TRAILER, UPGRADE];
 
 /// A request line's fields that its connection fixes, serialised once per connection.
 #[derive(serde::Serialize)]
@@ -547,8 +545,9 @@ impl Conn {
             Err(why) => Err(why),
         };
         let (resp, status, error) = match sent {
-            Ok(resp) => {
+            Ok(mut resp) => {
                 let status = resp.status().as_u16();
+                strip_answer_hop_by_hop(resp.headers_mut());
                 (resp.map(Body::App), status, None)
             }
             Err(why) => (
@@ -715,23 +714,63 @@ fn ms(started: Instant) -> f64 {
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // Most requests carry none: one pass over the names, no lookups.
-    let hop_by_hop = |name: &HeaderName| *name == CONNECTION || HOP_BY_HOP.contains(&name.as_str());
-    if !headers.keys().any(hop_by_hop) {
-        return;
+    strip_hop_by_hop_of(headers, &HOP_BY_HOP);
+}
+
+/// An app's answer loses `connection` and the fields it names (RFC 9110 §7.6.1: `keep-alive`,
+/// `upgrade` and the like come listed there), nothing else: the app's connection is not the
+/// caller's, so an app closing its own (`connection: close`) must not close the caller's mesh
+/// connection. (Not `trailer`: it announces the trailer fields of a chunked answer, which
+/// hyper then forwards.)
+fn strip_answer_hop_by_hop(headers: &mut http::HeaderMap) {
+    strip_hop_by_hop_of(headers, &[]);
+}
+
+/// Removes `connection`, the names it lists and `names`. With `names`, one pass over the
+/// message's names finds them and `connection` (a request: most carry none); without, only
+/// `connection` is looked up (an app's answer, whose hop-by-hop fields come listed in it).
+/// The usual `connection: keep-alive` costs two removals, no list built.
+fn strip_hop_by_hop_of(headers: &mut http::HeaderMap, names: &[HeaderName]) {
+    let (mut connection, mut named) = (names.is_empty(), false);
+    if !names.is_empty() {
+        for name in headers.keys() {
+            if *name == CONNECTION {
+                connection = true;
+            } else if names.contains(name) {
+                named = true;
+            }
+        }
     }
-    let listed: Vec<HeaderName> = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
+    if connection {
+        let mut present = false;
+        let only_keep_alive = headers.get_all(CONNECTION).iter().all(|v| {
+            present = true;
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .all(|option| option.trim_ascii().eq_ignore_ascii_case(b"keep-alive"))
+        });
+        if present {
+            if only_keep_alive {
+                headers.remove(&KEEP_ALIVE);
+            } else {
+                let listed: Vec<HeaderName> = headers
+                    .get_all(CONNECTION)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(','))
+                    .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+                    .collect();
+                for name in listed {
+                    headers.remove(name);
+                }
+            }
+            headers.remove(CONNECTION);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    if named {
+        for name in names {
+            headers.remove(name);
+        }
     }
 }
 
@@ -1010,5 +1049,48 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+    }
+
+    /// An app's answer: `connection` (whatever it says) and the names it lists go; `trailer`
+    /// (the trailer fields of a chunked answer) and every other field stay. A lone `connection:
+    /// keep-alive` takes `keep-alive` with it; `close` takes a field named `close`.
+    #[test]
+    fn an_apps_hop_by_hop_fields_are_not_forwarded() {
+        let mut h = http::HeaderMap::new();
+        h.append(CONNECTION, HeaderValue::from_static("close, X-Hop"));
+        h.append(CONNECTION, HeaderValue::from_static("x-other"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        h.append(CONNECTION, HeaderValue::from_static("Keep-Alive, upgrade"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("upgrade", HeaderValue::from_static("h2c"));
+        h.insert("trailer", HeaderValue::from_static("x-checksum"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_answer_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["trailer", "x-keep"]);
+        for (lone, kept) in [
+            ("keep-alive", &["close", "x-keep"][..]),
+            ("Keep-Alive", &["close", "x-keep"]),
+            (" keep-alive ,keep-alive", &["close", "x-keep"]),
+            ("close", &["keep-alive", "x-keep"]),
+        ] {
+            let mut h = http::HeaderMap::new();
+            h.insert(CONNECTION, HeaderValue::from_static(lone));
+            h.insert("close", HeaderValue::from_static("1"));
+            h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+            h.insert("x-keep", HeaderValue::from_static("1"));
+            strip_answer_hop_by_hop(&mut h);
+            let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+            left.sort_unstable();
+            assert_eq!(left, kept, "{lone}");
+        }
+        // Nothing hop-by-hop: nothing removed.
+        let mut h = http::HeaderMap::new();
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        h.insert("content-length", HeaderValue::from_static("2"));
+        strip_answer_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
     }
 }
