@@ -13,7 +13,7 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONNECTION, TE, TRAILER, UPGRADE};
+use http::header::{Entry, HeaderName, HeaderValue, CONNECTION};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -151,13 +151,16 @@ impl hyper::body::Body for Tracked {
 
 const XFCC: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
 const DENIED: HeaderName = HeaderName::from_static("x-rampart-denied");
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 /// Hop-by-hop headers of a caller's request (RFC 9110 §7.6.1) that are not forwarded to the
-/// app (besides `connection` and the names it lists). `HeaderName`s, not texts: a name the
-/// `http` crate knows (most of a message's) is told apart from these by its kind, no bytes
-/// compared. Statics: a `const` array would be built and dropped at each use.
-static HOP_BY_HOP: [HeaderName; 5] = [KEEP_ALIVE, PROXY_CONNECTION, TE, TRAILER, UPGRADE];
+/// app, besides `connection` and the names it lists. (Texts: a name's text compared by its
+/// length first is cheaper than `HeaderName`'s comparison.)
+const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer", "upgrade"];
+/// An app's answer loses `connection`, the fields it names (RFC 9110 §7.6.1: `upgrade` and the
+/// like come listed there) and `keep-alive`, nothing else: the app's connection is not the
+/// caller's, so an app closing its own (`connection: close`) must not close the caller's mesh
+/// connection. (Not `trailer`: it announces the trailer fields of a chunked answer, which
+/// hyper then forwards.)
+const ANSWER_HOP_BY_HOP: [&str; 1] = ["keep-alive"];
 
 /// A request line's fields that its connection fixes, serialised once per connection.
 #[derive(serde::Serialize)]
@@ -717,59 +720,47 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     strip_hop_by_hop_of(headers, &HOP_BY_HOP);
 }
 
-/// An app's answer loses `connection` and the fields it names (RFC 9110 §7.6.1: `keep-alive`,
-/// `upgrade` and the like come listed there), nothing else: the app's connection is not the
-/// caller's, so an app closing its own (`connection: close`) must not close the caller's mesh
-/// connection. (Not `trailer`: it announces the trailer fields of a chunked answer, which
-/// hyper then forwards.)
+/// An app's answer's hop-by-hop fields (see [`ANSWER_HOP_BY_HOP`]).
 fn strip_answer_hop_by_hop(headers: &mut http::HeaderMap) {
-    strip_hop_by_hop_of(headers, &[]);
+    strip_hop_by_hop_of(headers, &ANSWER_HOP_BY_HOP);
 }
 
-/// Removes `connection`, the names it lists and `names`. With `names`, one pass over the
-/// message's names finds them and `connection` (a request: most carry none); without, only
-/// `connection` is looked up (an app's answer, whose hop-by-hop fields come listed in it).
-/// The usual `connection: keep-alive` costs two removals, no list built.
-fn strip_hop_by_hop_of(headers: &mut http::HeaderMap, names: &[HeaderName]) {
-    let (mut connection, mut named) = (names.is_empty(), false);
-    if !names.is_empty() {
-        for name in headers.keys() {
-            if *name == CONNECTION {
-                connection = true;
-            } else if names.contains(name) {
-                named = true;
-            }
+/// Removes `connection`, the names it lists and `names` (which hold `keep-alive`). One pass
+/// over the message's names finds them (most requests carry none; an app's answer usually
+/// only `connection: keep-alive`: then one removal, no list built).
+fn strip_hop_by_hop_of(headers: &mut http::HeaderMap, names: &[&str]) {
+    let (mut connection, mut named) = (false, false);
+    for name in headers.keys() {
+        if *name == CONNECTION {
+            connection = true;
+        } else if names.contains(&name.as_str()) {
+            named = true;
         }
     }
     if connection {
-        let mut present = false;
-        let only_keep_alive = headers.get_all(CONNECTION).iter().all(|v| {
-            present = true;
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .all(|option| option.trim_ascii().eq_ignore_ascii_case(b"keep-alive"))
-        });
-        if present {
-            if only_keep_alive {
-                headers.remove(&KEEP_ALIVE);
-            } else {
-                let listed: Vec<HeaderName> = headers
-                    .get_all(CONNECTION)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok())
-                    .flat_map(|v| v.split(','))
-                    .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-                    .collect();
-                for name in listed {
-                    headers.remove(name);
+        // Its values are taken as it is removed (one lookup for both).
+        let mut listed: Vec<HeaderName> = Vec::new();
+        if let Entry::Occupied(entry) = headers.entry(CONNECTION) {
+            for value in entry.remove_entry_mult().1 {
+                for option in value.as_bytes().split(|&b| b == b',') {
+                    let option = option.trim_ascii();
+                    // `keep-alive` is in `names`: removed below when present.
+                    if option.eq_ignore_ascii_case(b"keep-alive") {
+                        continue;
+                    }
+                    if let Ok(name) = HeaderName::from_bytes(option) {
+                        listed.push(name);
+                    }
                 }
             }
-            headers.remove(CONNECTION);
+        }
+        for name in listed {
+            headers.remove(name);
         }
     }
     if named {
         for name in names {
-            headers.remove(name);
+            headers.remove(*name);
         }
     }
 }
@@ -1049,11 +1040,18 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+        // `keep-alive` listed (skipped while reading the list) and present: removed too.
+        let mut h = http::HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("Keep-Alive"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), ["x-keep"]);
     }
 
-    /// An app's answer: `connection` (whatever it says) and the names it lists go; `trailer`
-    /// (the trailer fields of a chunked answer) and every other field stay. A lone `connection:
-    /// keep-alive` takes `keep-alive` with it; `close` takes a field named `close`.
+    /// An app's answer: `connection` (whatever it says), the names it lists and `keep-alive` go;
+    /// `trailer` (the trailer fields of a chunked answer) and every other field stay. A lone
+    /// `connection: close` takes a field named `close` with it.
     #[test]
     fn an_apps_hop_by_hop_fields_are_not_forwarded() {
         let mut h = http::HeaderMap::new();
@@ -1074,7 +1072,7 @@ mod tests {
             ("keep-alive", &["close", "x-keep"][..]),
             ("Keep-Alive", &["close", "x-keep"]),
             (" keep-alive ,keep-alive", &["close", "x-keep"]),
-            ("close", &["keep-alive", "x-keep"]),
+            ("close", &["x-keep"]),
         ] {
             let mut h = http::HeaderMap::new();
             h.insert(CONNECTION, HeaderValue::from_static(lone));
