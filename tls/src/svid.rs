@@ -159,8 +159,48 @@ pub fn check_svid(der: &[u8]) -> Result<SpiffeId> {
     svid_id(der).map_err(|d| TlsError::NotSvid(d.to_string()))
 }
 
-/// [`check_svid`] with the defect as a value (what verifiers report).
-pub fn svid_id(der: &[u8]) -> std::result::Result<SpiffeId, SvidDefect> {
+/// How many leaves each thread keeps the reading of ([`svid_id`]): a sidecar's callers present
+/// the same SVID on every connection until it is renewed, and a handshake reads its peer's leaf
+/// twice (the verifier, then the connection's peer ID). Bounded: a peer sending new leaves only
+/// turns the oldest out.
+const READ_LEAVES: usize = 8;
+
+type Reading = std::result::Result<SpiffeId, SvidDefect>;
+
+thread_local! {
+    /// The last [`READ_LEAVES`] leaves read on this thread (newest first) and their readings.
+    static READ: std::cell::RefCell<std::collections::VecDeque<(Box<[u8]>, Reading)>> =
+        const { std::cell::RefCell::new(std::collections::VecDeque::new()) };
+}
+
+/// [`check_svid`] with the defect as a value (what verifiers report). The reading is a function
+/// of the DER bytes alone: a leaf read lately on this thread (the same bytes) is not parsed
+/// again (x509-parser: ~30k instructions per P-256 leaf, twice per handshake).
+pub fn svid_id(der: &[u8]) -> Reading {
+    let known = READ.with(|r| {
+        r.try_borrow().ok().and_then(|r| {
+            r.iter()
+                .find(|(d, _)| **d == *der)
+                .map(|(_, id)| id.clone())
+        })
+    });
+    if let Some(reading) = known {
+        return reading;
+    }
+    let reading = read_svid(der);
+    READ.with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            if r.len() == READ_LEAVES {
+                r.pop_back();
+            }
+            r.push_front((der.into(), reading.clone()));
+        }
+    });
+    reading
+}
+
+/// Reads a leaf by the X.509-SVID rules (what [`svid_id`] remembers).
+fn read_svid(der: &[u8]) -> Reading {
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|e| SvidDefect::Unparsable(e.to_string()))?;
     if !rest.is_empty() {
@@ -205,4 +245,47 @@ pub fn svid_id(der: &[u8]) -> std::result::Result<SpiffeId, SvidDefect> {
         _ => return Err(SvidDefect::KeyUsage("no key usage extension")),
     }
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::test_ca::{dns, uri, TestCa};
+
+    #[test]
+    fn remembered_readings_are_each_leafs_own_reading() {
+        let ca = TestCa::new();
+        // More distinct leaves than are remembered, valid and defective, each read in turns
+        // (hits, misses and leaves turned out): every answer is that leaf's own reading.
+        let leaves: Vec<Vec<u8>> = (0..3 * READ_LEAVES)
+            .map(|i| {
+                let sans = match i % 4 {
+                    0 => vec![uri(&format!("spiffe://mesh.local/ns/a/sa/s{i}"))],
+                    1 => vec![dns("svc.example")],
+                    2 => vec![
+                        uri(&format!("spiffe://mesh.local/ns/a/sa/s{i}")),
+                        uri("spiffe://mesh.local/ns/b/sa/x"),
+                    ],
+                    _ => vec![uri(&format!("spiffe://other.domain/sa/s{i}"))],
+                };
+                ca.leaf(sans, time::Duration::hours(1)).0[0].to_vec()
+            })
+            .collect();
+        for round in 0..3 {
+            for (i, der) in leaves.iter().enumerate() {
+                // Twice in a row (a hit), then again after the others (a miss, turned out).
+                for _ in 0..2 {
+                    assert_eq!(svid_id(der), read_svid(der), "leaf {i}, round {round}");
+                }
+            }
+            for der in leaves.iter().take(READ_LEAVES).rev() {
+                assert_eq!(svid_id(der), read_svid(der));
+            }
+        }
+        // The readings differ from leaf to leaf: a memo answering another leaf's would fail.
+        assert!(svid_id(&leaves[0]).is_ok() && svid_id(&leaves[1]).is_err());
+        assert_ne!(svid_id(&leaves[0]), svid_id(&leaves[4]));
+        READ.with(|r| assert!(r.borrow().len() <= READ_LEAVES));
+    }
 }
