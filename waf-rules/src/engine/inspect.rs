@@ -39,9 +39,13 @@ impl RuleSet {
         // The thread's scratch, borrowed in place (not moved out and back:
         // two copies of it per request); a fresh one should an inspection
         // ever run inside another on this thread.
+        let clean = Some(&self.clean);
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut scratch) => self.inspect_with(req, policy, &mut scratch).0,
-            Err(_) => self.inspect_with(req, policy, &mut Scratch::default()).0,
+            Ok(mut scratch) => self.inspect_with(req, policy, &mut scratch, clean).0,
+            Err(_) => {
+                self.inspect_with(req, policy, &mut Scratch::default(), clean)
+                    .0
+            }
         })
     }
 
@@ -84,7 +88,7 @@ impl RuleSet {
             // Every rule hit counts ("fired", before exclusions, at every level): a request
             // whose fields (the candidate beside an empty method or path) fire nothing at all
             // makes the candidate's field clean.
-            if self.inspect_with(&req, &any_level, &mut scratch).1 != 0 {
+            if self.inspect_with(&req, &any_level, &mut scratch, None).1 != 0 {
                 continue;
             }
             let fields = extract::extract_into(
@@ -100,13 +104,13 @@ impl RuleSet {
                 f.class == class
                     && k.is_some_and(|k| f.source == LINE_SOURCES[k])
                     && !f.value.is_empty()
-                    && f.value.len() == req_value(&req, class).len()
+                    && Some(f.value.len()) == req_value(&req, class).map(<[u8]>::len)
                     && !f.continued
                     && !f.whole
                     && f.name.is_empty()
             });
-            if let (true, Some(k)) = (own, k) {
-                clean.values[k].push(req_value(&req, class).into());
+            if let (true, Some(k), Some(v)) = (own, k, req_value(&req, class)) {
+                clean.values[k].push(v.into());
             }
         }
         clean
@@ -117,6 +121,7 @@ impl RuleSet {
         req: &Request<'_>,
         policy: &Policy,
         scratch: &mut Scratch,
+        clean: Option<&CleanLine>,
     ) -> (Verdict, u32) {
         let c = &self.compiled;
         let list = relabel(std::mem::take(&mut scratch.fields));
@@ -144,14 +149,18 @@ impl RuleSet {
             scratch.values = None;
         }
         let values = scratch.values.get_or_insert_with(|| Values::new(c));
-        let line = if shortcuts() {
-            self.clean.of(req)
-        } else {
-            LineSkip::NONE
+        let line = match clean {
+            Some(clean) if shortcuts() => clean.of(req),
+            _ => LineSkip::NONE,
         };
         scratch.headers.for_ruleset(c.id);
         for field in &fields.list {
-            if skip_fast(field, words) || line.skips(field) {
+            if skip_fast(field, words) {
+                continue;
+            }
+            if line.skips(field) {
+                #[cfg(test)]
+                LINE_SKIPS.with(|c| c.set(c.get() + 1));
                 continue;
             }
             let raw = &field.value[..];
@@ -406,13 +415,16 @@ thread_local! {
 
 #[cfg(test)]
 thread_local! {
-    /// Tests turn the quiet-value skip and the header cache off on their
-    /// thread to compare verdicts with and without them.
+    /// Tests turn the quiet-value skip, the header cache and the request
+    /// line's clean values (`CleanLine`) off on their thread to compare
+    /// verdicts with and without them.
     pub(super) static NO_SHORTCUTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Request-line fields skipped as clean on this thread (tests).
+    pub(super) static LINE_SKIPS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether the quiet-value skip and the header cache are on (always,
-/// outside tests).
+/// Whether the quiet-value skip, the header cache and the request line's
+/// clean values are on (always, outside tests).
 fn shortcuts() -> bool {
     #[cfg(test)]
     if NO_SHORTCUTS.with(std::cell::Cell::get) {
@@ -669,11 +681,12 @@ fn record(
     }
 }
 
-/// The request line's value of a class (`slot`).
-fn req_value<'r>(req: &Request<'r>, class: Class) -> &'r [u8] {
+/// The request line's value of a line class (`slot`), `None` for another class.
+fn req_value<'r>(req: &Request<'r>, class: Class) -> Option<&'r [u8]> {
     match class {
-        Class::Method => req.method.as_bytes(),
-        Class::Version => req.version.as_bytes(),
-        _ => req.path.as_bytes(),
+        Class::Method => Some(req.method.as_bytes()),
+        Class::Version => Some(req.version.as_bytes()),
+        Class::Path => Some(req.path.as_bytes()),
+        _ => None,
     }
 }
