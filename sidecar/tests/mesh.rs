@@ -156,6 +156,15 @@ async fn inbound_admits_by_identity_and_explains_every_refusal() {
         // Ambiguous paths never reach policy or the app.
         let (status, _, _) = get(http_port, frontend.clone(), "GET", "/v1/../admin", None).await;
         assert_eq!(status, 400);
+        // A dot segment with parameters, which Tomcat-style apps read as `..` (`/admin` here,
+        // while the policy would see a segment `..;` under the admitted `/v1/`): refused too.
+        let (status, _, body) = get(http_port, frontend.clone(), "GET", "/v1/..;/admin", None).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("dot segment with parameters"), "{body}");
+        sc.wait_for(
+            |v| v["url.path"] == "/v1/..;/admin" && v["rampart.reason"] == "dot segment with parameters",
+            "the dot-parameters 400's line",
+        );
         // Another identity: denied by the caller dimension.
         let checkout = client_config(&ca, Some(&ca.leaf(&[CHECKOUT])));
         let (status, denied, body) = get(http_port, checkout.clone(), "GET", "/v1/x", None).await;
