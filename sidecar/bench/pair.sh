@@ -98,7 +98,13 @@ grep -q '"rampart.sidecar.ready"' "$dir/log/server.log" || { cat "$dir/log/serve
 if [[ -z ${SIDECAR_SAME_SESSION:-} ]]; then
   for side in client server; do
     pid=$(cat "$dir/$side.pid")
-    [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$pid" ]] || echo "pair.sh: the $side sidecar ($pid) is not in a session of its own" >&2
+    # Under job control (`bash -m`) setsid would fork and the pid recorded would not be the
+    # sidecar's: refuse rather than leave a sidecar that `stop` cannot find.
+    [[ $(ps -o sid= -p "$pid" | tr -d ' ') == "$pid" ]] || {
+      echo "pair.sh: the $side sidecar is not process $pid (setsid forked: job control?); run pair.sh as a script, and stop the process whose command line names $dir/$side.toml" >&2
+      stop
+      exit 1
+    }
   done
 fi
 echo "http://127.0.0.1:$((base + offset + 1))/"

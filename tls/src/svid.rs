@@ -177,18 +177,22 @@ thread_local! {
 /// of the DER bytes alone: a leaf read lately on this thread (the same bytes) is not parsed
 /// again (x509-parser: ~30k instructions per P-256 leaf, twice per handshake).
 pub fn svid_id(der: &[u8]) -> Reading {
-    let known = READ.with(|r| {
-        r.try_borrow().ok().and_then(|r| {
-            r.iter()
-                .find(|(d, _)| **d == *der)
-                .map(|(_, id)| id.clone())
+    // `try_with`: on a thread whose locals are being torn down, read without the memo.
+    let known = READ
+        .try_with(|r| {
+            r.try_borrow().ok().and_then(|r| {
+                r.iter()
+                    .find(|(d, _)| **d == *der)
+                    .map(|(_, id)| id.clone())
+            })
         })
-    });
+        .ok()
+        .flatten();
     if let Some(reading) = known {
         return reading;
     }
     let reading = read_svid(der);
-    READ.with(|r| {
+    let _ = READ.try_with(|r| {
         if let Ok(mut r) = r.try_borrow_mut() {
             if r.len() == READ_LEAVES {
                 r.pop_back();

@@ -264,8 +264,14 @@ impl Direction {
         if self.done {
             return Poll::Ready(Ok(()));
         }
-        while !self.eof {
+        // The end is acted on only once every byte read has been written: the read on after the
+        // buffer's growth can meet the end with bytes still to write, and a busy writer
+        // (`Pending`) leaves them for the next poll.
+        loop {
             if self.pos == self.cap {
+                if self.eof {
+                    break;
+                }
                 if let Some(e) = self.deferred.take() {
                     return Poll::Ready(Err(e));
                 }
@@ -888,6 +894,92 @@ mod tests {
         fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             self.1 = true;
             Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A writer under back-pressure: every other call is `Pending` (waking at once), and a write
+    /// takes at most `most` bytes; everything taken is kept in order.
+    struct Busy {
+        most: usize,
+        ready: bool,
+        taken: Vec<u8>,
+        shut: bool,
+    }
+
+    impl AsyncWrite for Busy {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.ready = !self.ready;
+            if !self.ready {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(self.most);
+            self.taken.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.shut = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn every_byte_read_is_written_before_the_end_under_back_pressure() {
+        // Streams that fill the first buffer exactly, or the grown one, then end; and one that
+        // ends at no edge. Each through writers taking 1000 bytes, 4096 bytes or all, with
+        // `Pending` between writes: what arrives is the stream, then the end.
+        let sizes = [
+            FIRST_BUFFER,
+            COPY_BUFFER,
+            FIRST_BUFFER + COPY_BUFFER,
+            FIRST_BUFFER + 2 * COPY_BUFFER,
+            5000,
+        ];
+        for size in sizes {
+            let stream: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            for most in [1000, FIRST_BUFFER, usize::MAX] {
+                // The stream in one piece from the reader (the read fills the buffer, the read
+                // on meets the end), and in pieces the size of the first buffer.
+                for pieces in [
+                    vec![stream.clone()],
+                    stream.chunks(FIRST_BUFFER).map(<[u8]>::to_vec).collect(),
+                ] {
+                    let mut r = Script(pieces.into_iter().map(Ok).collect());
+                    let mut w = Busy {
+                        most,
+                        ready: false,
+                        taken: Vec::new(),
+                        shut: false,
+                    };
+                    let mut d = Direction::new();
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let mut polls = 0;
+                    let ended = loop {
+                        polls += 1;
+                        assert!(polls < 10_000, "size {size}, most {most}: no end");
+                        if let Poll::Ready(ended) = d.poll(&mut cx, &mut r, &mut w) {
+                            break ended;
+                        }
+                    };
+                    assert!(ended.is_ok(), "size {size}, most {most}: {ended:?}");
+                    assert!(w.shut, "size {size}, most {most}: not shut down");
+                    assert!(
+                        w.taken == stream,
+                        "size {size}, most {most}: {} of {size} bytes arrived",
+                        w.taken.len()
+                    );
+                    assert_eq!(d.copied, size as u64);
+                }
+            }
         }
     }
 
