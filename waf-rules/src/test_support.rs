@@ -54,3 +54,28 @@ targets = ["args", "cookies"]
 transforms = ["lowercase"]
 regex = '(?:^|-)feedface[0-9]'
 "#;
+
+/// Operator rules beyond hex: a base32 Java stream (90200), a lowercasing rule (90202), a
+/// phrase with a dot (90203) — read by the long-word tests of `extract` and `engine`.
+pub(crate) const WIDE_OPERATOR_RULES: &str = r#"
+family = "java"
+[[rule]]
+id = 90200
+message = "operator: Java stream in base32"
+severity = "critical"
+targets = ["args", "cookies"]
+regex = '\bVTWQAB[A-Z2-7]'
+[[rule]]
+id = 90202
+message = "operator: lowercased word"
+severity = "critical"
+targets = ["args", "cookies"]
+transforms = ["lowercase"]
+regex = '\bjavaserialized|(?:^|\.)zz9[a-z]'
+[[rule]]
+id = 90203
+message = "operator: phrase with a dot"
+severity = "critical"
+targets = ["args"]
+phrases = ["v9.evil"]
+"#;

@@ -632,23 +632,8 @@ fn long_plain_tokens_are_read_by_what_the_rules_match() {
         (&builtin, 1004, "msysaccessobjects".into()),
     ];
     cases.extend(dotted.iter().map(|w| (&builtin, 7002, w.clone())));
-    let ops = r#"
-family = "java"
-[[rule]]
-id = 90200
-message = "operator: Java stream in base32"
-severity = "critical"
-targets = ["args", "cookies"]
-regex = '\bVTWQAB'
-[[rule]]
-id = 90202
-message = "operator: lowercased word"
-severity = "critical"
-targets = ["args", "cookies"]
-transforms = ["lowercase"]
-regex = '\bjavaserialized'
-"#;
-    let with_ops = RuleSet::builtin_and(&[("ops.toml", ops)]).unwrap();
+    let with_ops =
+        RuleSet::builtin_and(&[("wide.toml", crate::test_support::WIDE_OPERATOR_RULES)]).unwrap();
     cases.push((
         &with_ops,
         90200,

@@ -644,31 +644,6 @@ fn a_referer_is_read_by_structure_only_when_a_strict_url() {
     }
 }
 
-/// Operator rules beyond hex (test `plain_tokens_are_read_exactly_when_a_rule_matches`):
-/// a base32 Java stream, a lowercasing rule, a phrase with a dot.
-const WIDE_OPERATOR_RULES: &str = r#"
-family = "java"
-[[rule]]
-id = 90200
-message = "operator: Java stream in base32"
-severity = "critical"
-targets = ["args", "cookies"]
-regex = '\bVTWQAB[A-Z2-7]'
-[[rule]]
-id = 90202
-message = "operator: lowercased word"
-severity = "critical"
-targets = ["args", "cookies"]
-transforms = ["lowercase"]
-regex = '\bjavaserialized|(?:^|\.)zz9[a-z]'
-[[rule]]
-id = 90203
-message = "operator: phrase with a dot"
-severity = "critical"
-targets = ["args"]
-phrases = ["v9.evil"]
-"#;
-
 /// The whole `plain_token`, dotted tokens too, is the rules' own answer:
 /// for seeded tokens of 16 bytes or more drawn from every byte a plain
 /// token may hold (letters, digits, `_`, `-`, `.`), with fragments of the
@@ -718,7 +693,7 @@ fn plain_tokens_are_read_exactly_when_a_rule_matches() {
         &[("ops.toml", HEX_OPERATOR_RULES)],
         &[
             ("ops.toml", HEX_OPERATOR_RULES),
-            ("wide.toml", WIDE_OPERATOR_RULES),
+            ("wide.toml", crate::test_support::WIDE_OPERATOR_RULES),
         ],
     ];
     for (n, extra) in rule_sets.into_iter().enumerate() {
