@@ -727,3 +727,194 @@ async fn app_dial_failures_closed_app_connections_and_resets_are_502_or_redialle
     .await
     .expect("test deadline");
 }
+
+/// Any method and path of `/v1/**` from the frontend (the `connection` options test).
+const ANY_METHOD_POLICY: &str = r#"
+[[inbound]]
+name = "payments-api"
+ports = [8080]
+
+[[inbound.rule]]
+name = "frontend-any"
+callers = ["spiffe://mesh.local/ns/shop/sa/frontend"]
+paths = ["/v1/**"]
+"#;
+
+/// The index just past a message head's blank line in `buf`, if it is there.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+}
+
+/// A head's `content-length`, if any (names in any case).
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// An HTTP/1.1 app on loopback that reports every request it reads — its head, lower-cased,
+/// and its body (by `content-length`) — and answers a `HEAD` with `content-length: 1234` and
+/// `connection: content-length, x-hop` (no body, as a `HEAD` answer has none), everything else
+/// with `200 ok`.
+async fn recording_app() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while head_end(&buf).is_none() {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = head_end(&buf).unwrap();
+                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                    let len = content_length(&head);
+                    while buf.len() < end + len {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = buf[end..end + len].to_vec();
+                    buf.drain(..end + len);
+                    let answer: &[u8] = if head.starts_with("head ") {
+                        b"HTTP/1.1 200 OK\r\nconnection: content-length, x-hop\r\n\
+                          content-length: 1234\r\nx-hop: 1\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                    };
+                    let _ = tx.send((head, body));
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The recording app's next request (deadline).
+async fn recorded(
+    seen: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+) -> (String, Vec<u8>) {
+    timeout(Duration::from_secs(20), seen.recv())
+        .await
+        .expect("app report deadline")
+        .expect("app alive")
+}
+
+/// Writes `request` on a new mTLS connection to `addr` and reads the answer's head (and
+/// `body` more bytes): the head lower-cased, and the body.
+async fn raw_exchange(
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+    request: &[u8],
+    body: usize,
+) -> (String, Vec<u8>) {
+    let mut tls = tls_connect(addr, cfg).await.unwrap();
+    tls.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while head_end(&buf).is_none_or(|end| buf.len() < end + body) {
+        let n = tls.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let end = head_end(&buf).unwrap();
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    (head, buf[end..].to_vec())
+}
+
+/// Review finding F4 (review-s14-sc item 4): a `connection` option naming a field that frames,
+/// routes or identifies the message is not honoured, on either side. A caller's `connection:
+/// host` left the app a request without `host` (HTTP/1.1 requires one); an app's `connection:
+/// content-length` on its `HEAD` answer lost the length it announces (the caller got no
+/// `content-length` at all). Fails on 78f8695 at both. Other listed names still go (the caller's own `authorization`, the
+/// app's `x-hop`), and a listed `x-forwarded-client-cert` is ours to set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_options_never_remove_host_length_or_identity() {
+    timeout(Duration::from_secs(60), async {
+        let ca = TestCa::new("mesh");
+        let frontend = client_config(&ca, Some(&ca.leaf(&[FRONTEND])));
+        let (app, mut seen) = recording_app().await;
+        let dir = tempfile::tempdir().unwrap();
+        write_server(dir.path(), &ca, app, echo_app().await, ANY_METHOD_POLICY);
+        let sc = Sidecar::start(&dir.path().join("sidecar.toml"));
+        let inbound = sc.addr("inbound:8080");
+
+        // The caller lists `host`, its own `authorization` and `x-forwarded-client-cert`.
+        let (head, body) = raw_exchange(
+            inbound,
+            frontend.clone(),
+            b"GET /v1/e2e HTTP/1.1\r\nHost: payments\r\n\
+              Connection: Host, authorization, x-forwarded-client-cert\r\n\
+              Authorization: Bearer t\r\nX-Forwarded-Client-Cert: By=forged;URI=forged\r\n\r\n",
+            2,
+        )
+        .await;
+        assert!(head.starts_with("http/1.1 200 "), "{head}");
+        assert_eq!(body, b"ok");
+        let (req, _) = recorded(&mut seen).await;
+        assert!(
+            req.contains("\r\nhost: payments\r\n"),
+            "no host at the app: {req}"
+        );
+        let xfcc = format!("\r\nx-forwarded-client-cert: by={PAYMENTS};uri={FRONTEND}\r\n");
+        assert!(req.contains(&xfcc), "xfcc: {req}");
+        assert_eq!(req.matches("x-forwarded-client-cert").count(), 1, "{req}");
+        assert!(
+            !req.contains("authorization") && !req.contains("connection"),
+            "{req}"
+        );
+
+        // The caller lists `content-length` on a request with a body: framed as it was sent.
+        let (head, body) = raw_exchange(
+            inbound,
+            frontend.clone(),
+            b"POST /v1/e2e HTTP/1.1\r\nHost: payments\r\nConnection: content-length\r\n\
+              Content-Length: 5\r\n\r\nhello",
+            2,
+        )
+        .await;
+        assert!(head.starts_with("http/1.1 200 "), "{head}");
+        assert_eq!(body, b"ok");
+        let (req, body) = recorded(&mut seen).await;
+        assert!(req.contains("\r\ncontent-length: 5\r\n"), "{req}");
+        assert_eq!(body, b"hello");
+
+        // The app lists `content-length` (and `x-hop`) on its HEAD answer.
+        let (head, body) = raw_exchange(
+            inbound,
+            frontend.clone(),
+            b"HEAD /v1/e2e HTTP/1.1\r\nHost: payments\r\n\r\n",
+            0,
+        )
+        .await;
+        assert!(head.starts_with("http/1.1 200 "), "{head}");
+        assert!(body.is_empty(), "a HEAD answer with a body: {body:?}");
+        assert!(
+            head.contains("\r\ncontent-length: 1234\r\n"),
+            "length lost: {head}"
+        );
+        assert!(
+            !head.contains("x-hop") && !head.contains("connection:"),
+            "{head}"
+        );
+        assert!(recorded(&mut seen).await.0.starts_with("head /v1/e2e "));
+    })
+    .await
+    .expect("test deadline");
+}

@@ -161,6 +161,21 @@ const HOP_BY_HOP: [&str; 5] = ["keep-alive", "proxy-connection", "te", "trailer"
 /// close the caller's mesh connection. (Not `trailer`: it announces the trailer fields of a
 /// chunked answer, which hyper then forwards.)
 const ANSWER_HOP_BY_HOP: [&str; 4] = ["keep-alive", "proxy-connection", "te", "upgrade"];
+/// Fields a `connection` option never removes, on either side: a message without them is not
+/// the message the other side sent, whatever it lists. `host` (routing: an HTTP/1.1 request
+/// without one is invalid, RFC 9112 §3.2), `content-length` and `transfer-encoding` (framing: a
+/// `HEAD` or `304` answer's length, which hyper otherwise drops) and `x-forwarded-client-cert`
+/// (the caller's identity, ours to set). Listing them is the sender's error (RFC 9110 §7.6.1:
+/// not for fields meant for every recipient). Other end-to-end fields a sender lists (its own
+/// `authorization` or `cookie`) are removed as RFC 9110 says: only the sender's own fields go,
+/// and nothing on the caller's side of the mesh adds fields for it (the client sidecar relays
+/// bytes).
+const NEVER_HOP_BY_HOP: [HeaderName; 4] = [
+    http::header::HOST,
+    http::header::CONTENT_LENGTH,
+    http::header::TRANSFER_ENCODING,
+    XFCC,
+];
 
 /// A request line's fields that its connection fixes, serialised once per connection.
 #[derive(serde::Serialize)]
@@ -721,9 +736,9 @@ fn strip_answer_hop_by_hop(headers: &mut http::HeaderMap) {
     strip_hop_by_hop_of(headers, &ANSWER_HOP_BY_HOP);
 }
 
-/// Removes `connection`, the names it lists and `names` (which hold `keep-alive`). One pass
-/// over the message's names finds them (most requests carry none; an app's answer usually
-/// only `connection: keep-alive`: then one removal, no list built).
+/// Removes `connection`, the names it lists but [`NEVER_HOP_BY_HOP`], and `names` (which hold
+/// `keep-alive`). One pass over the message's names finds them (most requests carry none; an
+/// app's answer usually only `connection: keep-alive`: then one removal, no list built).
 fn strip_hop_by_hop_of(headers: &mut http::HeaderMap, names: &[&str]) {
     let (mut connection, mut named) = (false, false);
     for name in headers.keys() {
@@ -745,7 +760,9 @@ fn strip_hop_by_hop_of(headers: &mut http::HeaderMap, names: &[&str]) {
                         continue;
                     }
                     if let Ok(name) = HeaderName::from_bytes(option) {
-                        listed.push(name);
+                        if !NEVER_HOP_BY_HOP.contains(&name) {
+                            listed.push(name);
+                        }
                     }
                 }
             }
@@ -1201,6 +1218,44 @@ mod tests {
         h.insert("x-keep", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.keys().collect::<Vec<_>>(), ["x-keep"]);
+    }
+
+    /// A `connection` option naming `host`, `content-length`, `transfer-encoding` or
+    /// `x-forwarded-client-cert` (any case, any list) removes nothing, on either side; the
+    /// other names it lists (`authorization` here) still go.
+    #[test]
+    fn connection_options_never_remove_framing_routing_or_identity_fields() {
+        for strip in [strip_hop_by_hop, strip_answer_hop_by_hop] {
+            let mut h = http::HeaderMap::new();
+            h.append(CONNECTION, HeaderValue::from_static("Host, content-length"));
+            h.append(
+                CONNECTION,
+                HeaderValue::from_static(
+                    "TRANSFER-ENCODING,x-forwarded-client-cert ,authorization",
+                ),
+            );
+            for (name, value) in [
+                ("host", "payments"),
+                ("content-length", "1234"),
+                ("transfer-encoding", "chunked"),
+                ("x-forwarded-client-cert", "By=a;URI=b"),
+                ("authorization", "Bearer t"),
+            ] {
+                h.insert(name, HeaderValue::from_static(value));
+            }
+            strip(&mut h);
+            let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+            left.sort_unstable();
+            assert_eq!(
+                left,
+                [
+                    "content-length",
+                    "host",
+                    "transfer-encoding",
+                    "x-forwarded-client-cert"
+                ]
+            );
+        }
     }
 
     /// An app's answer: `connection` (whatever it says), the names it lists, and `keep-alive`,
