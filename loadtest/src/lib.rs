@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod corpus;
+pub mod handshake;
 pub mod http;
 pub mod malformed;
 pub mod message;
