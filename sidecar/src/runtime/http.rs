@@ -7,8 +7,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -276,6 +276,40 @@ struct AdmittedHead {
     head: Fixed,
 }
 
+/// What a connection's requests share, under one lock: taken once as a request is decided
+/// (the decision, the request kept for re-checks, the app connection taken out) and once as
+/// its answer comes (the app connection put back, the line's ready-made head). No lock is held
+/// across an await.
+#[derive(Default)]
+struct Shared {
+    /// The connection to the app, reused request after request (HTTP/1.1 serves one request
+    /// at a time per connection, so it is taken out and put back).
+    app: Option<SendRequest<Incoming>>,
+    /// The last request's method and path, re-checked when the policy changes.
+    last: Option<(http::Method, String)>,
+    /// The decision for every request of this connection, while the generation that made it
+    /// is current, when that generation's rules for this port read neither methods nor paths
+    /// (`Policy::inbound_reads_http`): caller, port and source are the connection's.
+    decided: Option<(Arc<Generation>, Arc<Decision>)>,
+    /// The head of the lines of requests one rule admits: [`ConnFields`] and the decision's
+    /// fields, serialised once and kept while the same rule of the same policy admits.
+    admitted_head: Option<AdmittedHead>,
+}
+
+impl Shared {
+    /// Keeps the request for policy re-checks; most connections repeat one request, so the
+    /// stored copy stays when it is the same.
+    fn remember(&mut self, method: &http::Method, path: &str) {
+        if self
+            .last
+            .as_ref()
+            .is_none_or(|(m, p)| m != method || p != path)
+        {
+            self.last = Some((method.clone(), path.to_owned()));
+        }
+    }
+}
+
 struct Conn {
     ctx: Arc<Ctx>,
     /// Requests received and in flight, for the idle check.
@@ -284,9 +318,8 @@ struct Conn {
     allowed: IntCounter,
     /// The request lines' connection fields ([`ConnFields`]), serialised once.
     fixed: Fixed,
-    /// The head of the lines of requests one rule admits: [`ConnFields`] and the decision's
-    /// fields, serialised once and kept while the same rule of the same policy admits.
-    admitted_head: Mutex<Option<AdmittedHead>>,
+    /// See [`Shared`].
+    shared: Mutex<Shared>,
     port: Arc<InboundPort>,
     peer: SocketAddr,
     caller: Option<SpiffeId>,
@@ -294,20 +327,12 @@ struct Conn {
     /// The `x-forwarded-client-cert` value the app gets (`By=…;URI=…`), made once per
     /// connection: the caller and we do not change while it lasts.
     xfcc: Option<HeaderValue>,
-    /// The connection to the app, reused request after request (HTTP/1.1 serves one request
-    /// at a time per connection, so it is taken out and put back; no lock is held across an
-    /// await).
-    app: Mutex<Option<SendRequest<Incoming>>>,
     /// A newly dialled connection to the app, for [`connection`] to drive in the lane
-    /// `app_lane` wakes.
+    /// `app_lane` wakes; `has_dialled` says there is one (the lane, polled a few times per
+    /// request, reads the flag, not the lock).
     dialled: Mutex<Option<AppConnection>>,
+    has_dialled: AtomicBool,
     app_lane: Waker,
-    /// The last request's method and path, re-checked when the policy changes.
-    last: Mutex<Option<(http::Method, String)>>,
-    /// The decision for every request of this connection, while the generation that made it
-    /// is current, when that generation's rules for this port read neither methods nor paths
-    /// (`Policy::inbound_reads_http`): caller, port and source are the connection's.
-    decided: Mutex<Option<(Arc<Generation>, Arc<Decision>)>>,
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
@@ -338,7 +363,7 @@ pub async fn connection(
     let conn = Arc::new(Conn {
         activity: Activity::default(),
         fixed,
-        admitted_head: Mutex::new(None),
+        shared: Mutex::new(Shared::default()),
         ctx: ctx.clone(),
         port: port.clone(),
         peer,
@@ -349,11 +374,9 @@ pub async fn connection(
             .metrics
             .requests
             .with_label_values(&["inbound", Verdict::Allow.as_str()]),
-        app: Mutex::new(None),
         dialled: Mutex::new(None),
+        has_dialled: AtomicBool::new(false),
         app_lane: lanes.waker(APP),
-        last: Mutex::new(None),
-        decided: Mutex::new(None),
     });
     let service = {
         let conn = conn.clone();
@@ -408,9 +431,7 @@ pub async fn connection(
                         std::future::pending::<()>().await;
                     }
                     // Decided again under the new generation (and the old one not kept alive).
-                    if let Ok(mut decided) = conn.decided.lock() {
-                        *decided = None;
-                    }
+                    conn.shared().decided = None;
                     if let Some(reason) = conn.revoked() {
                         ctx.metrics.closed_by_policy.with_label_values(&["inbound"]).inc();
                         ctx.emit(
@@ -440,8 +461,9 @@ pub async fn connection(
             APP => {
                 // Taken only when there is one: `take` on the empty slot still moved the whole
                 // (large) connection value, at every poll of the lane (three per request).
-                if let Ok(mut dialled) = conn.dialled.lock() {
-                    if dialled.is_some() {
+                if conn.has_dialled.load(Ordering::Acquire) {
+                    conn.has_dialled.store(false, Relaxed);
+                    if let Ok(mut dialled) = conn.dialled.lock() {
                         apps.extend(dialled.take());
                     }
                 }
@@ -456,6 +478,12 @@ pub async fn connection(
 }
 
 impl Conn {
+    /// The requests' shared state. A panic while it was held (none is known) leaves nothing
+    /// half-done in it (each field is replaced whole), so a poisoned lock is used as it is.
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// `Some(explanation)` when the new policy denies the last request of this connection.
     fn revoked(&self) -> Option<String> {
         let g = self.ctx.generation();
@@ -466,7 +494,7 @@ impl Conn {
                 ));
             }
         }
-        let last = self.last.lock().ok()?.clone()?;
+        let last = self.shared().last.clone()?;
         let d = g.policy.inbound(&InboundRequest {
             caller: self.caller.as_ref(),
             port: self.port.port,
@@ -494,11 +522,21 @@ impl Conn {
             let mut line = self.line(&method, path, 400, started);
             line.reason = Some(refusal.reason());
             line.duration_ms = None;
-            self.log(None, line);
+            self.log(None, None, line);
             return text(StatusCode::BAD_REQUEST, refusal.body().into());
         }
-        let decision = self.decide(method.as_str(), path);
-        self.remember(&method, path);
+        // One lock: the decision, the request kept, the app connection taken out.
+        let (decision, reuse) = {
+            let mut shared = self.shared();
+            let decision = self.decide(&mut shared, method.as_str(), path);
+            shared.remember(&method, path);
+            let reuse = if decision.verdict.passes() {
+                shared.app.take()
+            } else {
+                None
+            };
+            (decision, reuse)
+        };
         if decision.verdict == Verdict::Allow {
             self.allowed.inc();
         } else {
@@ -514,7 +552,7 @@ impl Conn {
                     .insert(DENIED, HeaderValue::from_static(reason.label()));
             }
             let line = self.line(&method, path, 403, started);
-            self.log(Some(&*decision), line);
+            self.log(None, Some(&*decision), line);
             return resp;
         }
 
@@ -543,20 +581,16 @@ impl Conn {
 
         // The request goes to hyper from here: through a future of its own (`forward(req)`)
         // it was moved once more per request.
-        let sent = match self.app_sender().await {
+        let (sent, keep) = match self.app_sender(reuse).await {
             Ok(mut sender) => {
                 let sent = sender
                     .send_request(req)
                     .await
                     .map_err(|e| format!("app {}: {e}", self.port.app));
-                if sent.is_ok() && !sender.is_closed() {
-                    if let Ok(mut slot) = self.app.lock() {
-                        *slot = Some(sender);
-                    }
-                }
-                sent
+                let keep = (sent.is_ok() && !sender.is_closed()).then_some(sender);
+                (sent, keep)
             }
-            Err(why) => Err(why),
+            Err(why) => (Err(why), None),
         };
         let (resp, status, error) = match sent {
             Ok(mut resp) => {
@@ -575,16 +609,21 @@ impl Conn {
         };
         let mut line = self.line(&method, path, status, started);
         line.error = error.as_deref();
-        self.log(Some(&*decision), line);
+        // One lock: the app connection put back, the line's ready-made head.
+        let mut shared = self.shared();
+        if keep.is_some() {
+            shared.app = keep;
+        }
+        self.log(Some(&mut shared), Some(&*decision), line);
         resp
     }
 
-    /// The current policy's decision on a request (see `Conn::decided`).
-    fn decide(&self, method: &str, path: &str) -> Arc<Decision> {
+    /// The current policy's decision on a request (see `Shared::decided`).
+    fn decide(&self, shared: &mut Shared, method: &str, path: &str) -> Arc<Decision> {
         // A guard, not an owned `Arc`: no reference count taken for the usual request, whose
         // decision is the connection's.
         let g = self.ctx.generations.load();
-        if let Some((at, decision)) = self.decided.lock().ok().as_deref().and_then(Option::as_ref) {
+        if let Some((at, decision)) = &shared.decided {
             if Arc::ptr_eq(at, &g) {
                 return decision.clone();
             }
@@ -596,21 +635,9 @@ impl Conn {
             http: Some(HttpRequest { method, path }),
         }));
         if !g.policy.inbound_reads_http(self.port.port) {
-            if let Ok(mut decided) = self.decided.lock() {
-                *decided = Some((Arc::clone(&g), decision.clone()));
-            }
+            shared.decided = Some((Arc::clone(&g), decision.clone()));
         }
         decision
-    }
-
-    /// Keeps the request for policy re-checks; most connections repeat one request, so the
-    /// stored copy stays when it is the same.
-    fn remember(&self, method: &http::Method, path: &str) {
-        if let Ok(mut last) = self.last.lock() {
-            if last.as_ref().is_none_or(|(m, p)| m != method || p != path) {
-                *last = Some((method.clone(), path.to_owned()));
-            }
-        }
     }
 
     /// The request's log line (typed, borrowed: serialised without copies or a map).
@@ -634,8 +661,14 @@ impl Conn {
     }
 
     /// Queues the request's line with the decision's fields: those of an admitting rule come
-    /// ready-made with the connection's (most requests), the others are serialised each time.
-    fn log<'a>(&'a self, decision: Option<&'a Decision>, mut line: RequestLine<'a>) {
+    /// ready-made with the connection's (most requests: kept in `shared`, when given), the
+    /// others are serialised each time.
+    fn log<'a>(
+        &'a self,
+        shared: Option<&mut Shared>,
+        decision: Option<&'a Decision>,
+        mut line: RequestLine<'a>,
+    ) {
         let admitted = decision.and_then(|d| match d {
             Decision {
                 verdict: Verdict::Allow,
@@ -646,7 +679,14 @@ impl Conn {
             } => Some((d, rule)),
             _ => None,
         });
-        let (Some((d, rule)), Ok(mut cached)) = (admitted, self.admitted_head.lock()) else {
+        let (
+            Some((d, rule)),
+            Some(Shared {
+                admitted_head: cached,
+                ..
+            }),
+        ) = (admitted, shared)
+        else {
             line.decision = decision.map(DecisionFields::of);
             return self.ctx.log.send_fields(&self.fixed, |f| line.write(f));
         };
@@ -681,10 +721,12 @@ impl Conn {
         conn_fields(self.peer, self.port.port, self.caller.as_ref(), &self.own)
     }
 
-    /// The app connection, ready for a request: the one kept from the last request, or a new
-    /// one.
-    async fn app_sender(&self) -> Result<SendRequest<Incoming>, String> {
-        let reuse = self.app.lock().ok().and_then(|mut slot| slot.take());
+    /// The app connection, ready for a request: the one kept from the last request (`reuse`),
+    /// or a new one.
+    async fn app_sender(
+        &self,
+        reuse: Option<SendRequest<Incoming>>,
+    ) -> Result<SendRequest<Incoming>, String> {
         let mut sender = match reuse {
             Some(s) if !s.is_closed() => s,
             // Boxed: a dial is rare (once per connection); inline, its state (the connect
@@ -717,6 +759,7 @@ impl Conn {
         if let Ok(mut dialled) = self.dialled.lock() {
             *dialled = Some(conn);
         }
+        self.has_dialled.store(true, Ordering::Release);
         self.app_lane.wake_by_ref();
         Ok(sender)
     }
