@@ -771,24 +771,41 @@ fn ms(started: Instant) -> f64 {
 }
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    strip_hop_by_hop_of(headers, &HOP_BY_HOP);
+    strip_hop_by_hop_of(headers, &HOP_BY_HOP, lengths(&HOP_BY_HOP));
 }
 
 /// An app's answer's hop-by-hop fields (see [`ANSWER_HOP_BY_HOP`]).
 fn strip_answer_hop_by_hop(headers: &mut http::HeaderMap) {
-    strip_hop_by_hop_of(headers, &ANSWER_HOP_BY_HOP);
+    strip_hop_by_hop_of(headers, &ANSWER_HOP_BY_HOP, lengths(&ANSWER_HOP_BY_HOP));
+}
+
+/// Bit `n` set for each of `names` that is `n` bytes long (compile time; each under 64).
+const fn lengths(names: &[&str]) -> u64 {
+    let mut mask = 0;
+    let mut i = 0;
+    while i < names.len() {
+        assert!(names[i].len() < 64);
+        mask |= 1 << names[i].len();
+        i += 1;
+    }
+    mask
 }
 
 /// Removes `connection`, the names it lists but [`NEVER_HOP_BY_HOP`], and `names` (which hold
 /// `keep-alive`). One pass over the message's names finds them (most requests carry none; an
 /// app's answer usually only `connection: keep-alive`: then one removal, no list built).
-fn strip_hop_by_hop_of(headers: &mut http::HeaderMap, names: &[&str]) {
+/// `lengths` is [`lengths`]`(names)`: a name of another length is not compared with them
+/// (most fields of a message: nginx's answer has none of their lengths but `connection`'s).
+fn strip_hop_by_hop_of(headers: &mut http::HeaderMap, names: &[&str], lengths: u64) {
     let (mut connection, mut named) = (false, false);
     for name in headers.keys() {
         if *name == CONNECTION {
             connection = true;
-        } else if names.contains(&name.as_str()) {
-            named = true;
+        } else {
+            let name = name.as_str();
+            if name.len() < 64 && lengths >> name.len() & 1 == 1 && names.contains(&name) {
+                named = true;
+            }
         }
     }
     if connection {
@@ -1261,6 +1278,39 @@ mod tests {
         h.insert("x-keep", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.keys().collect::<Vec<_>>(), ["x-keep"]);
+    }
+
+    /// Each hop-by-hop name goes alone (no `connection` field), on its side; a name of any
+    /// other text, of every length from 1 to 70 bytes (those of the hop-by-hop names among
+    /// them), stays: the length filter before the comparison passes exactly what it must.
+    #[test]
+    fn every_hop_by_hop_name_goes_and_no_other_name_of_any_length() {
+        type Strip = fn(&mut http::HeaderMap);
+        let sides: [(Strip, &[&str]); 2] = [
+            (strip_hop_by_hop, &HOP_BY_HOP),
+            (strip_answer_hop_by_hop, &ANSWER_HOP_BY_HOP),
+        ];
+        for (strip, names) in sides {
+            for name in names {
+                let mut h = http::HeaderMap::new();
+                h.insert(HeaderName::from_static(name), HeaderValue::from_static("1"));
+                h.insert("x-keep", HeaderValue::from_static("1"));
+                strip(&mut h);
+                assert_eq!(h.keys().collect::<Vec<_>>(), ["x-keep"], "{name}");
+            }
+            for len in 1..=70 {
+                let mut h = http::HeaderMap::new();
+                for other in ["x".repeat(len), format!("{}z", "t".repeat(len - 1))] {
+                    h.insert(
+                        HeaderName::from_bytes(other.as_bytes()).unwrap(),
+                        HeaderValue::from_static("1"),
+                    );
+                }
+                let before = h.len();
+                strip(&mut h);
+                assert_eq!(h.len(), before, "a name of {len} bytes removed");
+            }
+        }
     }
 
     /// A `connection` option naming `host`, `content-length`, `transfer-encoding` or
