@@ -121,6 +121,78 @@ async fn tls12_refused_on_modern_accepted_on_intermediate() {
     );
 }
 
+/// One connection of a client: handshake, a request read to its end (which delivers the
+/// server's session tickets to the client), and whether the handshake resumed.
+async fn resumes(port: u16, cfg: Arc<rustls::ClientConfig>) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = handshake(port, "a.test", cfg).await.unwrap();
+    let resumed = s.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    s.write_all(get("a.test", "/", "").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    resumed
+}
+
+/// Many clients come back and resume (nginx, HAProxy and Envoy do): rustls's default server
+/// store keeps 256 sessions, two per TLS 1.3 handshake, so from the 129th client on the first
+/// ones lost theirs and every return was a full handshake (0 of 300 resumed). Stateless
+/// tickets under rotating keys resume them all, TLS 1.3 and TLS 1.2 alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_of_many_clients_resume() {
+    install_provider();
+    let upstream = start_upstream().await;
+    let pki = Pki::new("resume-tests");
+    let dir = tempfile::tempdir().unwrap();
+    pki.leaf(dir.path(), "a", &["a.test"]);
+    // 600 connections and 300 requests from one address: limits above that.
+    let config = format!(
+        "\n{head}\n[protect.rate_limit]\ndefault = {{ requests = 100000, burst = 100000 }}\n\
+         [protect.connections]\nnew_per_ip = {{ requests = 100000, burst = 100000 }}\n{modern}{inter}{route}",
+        head = config_head(""),
+        modern = tls_listener("modern", 0, "modern", &["a"]),
+        inter = tls_listener("intermediate", 0, "intermediate", &["a"]),
+        route = route_to("app", "app", &upstream.to_string(), r#"["*"]"#),
+    );
+    let edge = Edge::start(&config, dir);
+    let ca_pem = pki.ca_pem.clone();
+    let run = async {
+        for (port, version) in [
+            (edge.port("modern"), &rustls::version::TLS13),
+            (edge.port("intermediate"), &rustls::version::TLS12),
+        ] {
+            let clients: Vec<_> = (0..300)
+                .map(|_| client_config(&ca_pem, &[version], &[b"http/1.1"]))
+                .collect();
+            for cfg in &clients {
+                assert!(
+                    !resumes(port, cfg.clone()).await,
+                    "a first connection resumed"
+                );
+            }
+            let mut resumed = 0;
+            for cfg in &clients {
+                resumed += resumes(port, cfg.clone()).await as usize;
+            }
+            assert_eq!(
+                resumed,
+                clients.len(),
+                "{version:?}: resumed {resumed} of {}",
+                clients.len()
+            );
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(300), run)
+        .await
+        .expect("test deadline");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificate_reload_refuses_bad_files_and_applies_good_ones() {
     let t = two_listeners().await;
