@@ -88,6 +88,9 @@ pub struct Options {
     pub mode: Mode,
     /// TLS 1.2 instead of 1.3.
     pub tls12: bool,
+    /// Offer only these cipher suites (rustls names, e.g. `TLS13_AES_128_GCM_SHA256`), so that
+    /// every server negotiates the same one; empty: rustls's default list and order.
+    pub suites: Vec<String>,
     /// Concurrent loops.
     pub conns: usize,
     /// Resumed mode: distinct client session stores, loops spread over them round robin.
@@ -113,6 +116,8 @@ pub struct Report {
     /// Handshakes of the whole run (warm-up and first connections included).
     pub all_full: u64,
     pub all_resumed: u64,
+    /// Connections (requests in keepalive mode) done in the whole run.
+    pub all_done: u64,
     pub errors: u64,
     pub seconds: f64,
     /// Handshake time (after TCP connect, to handshake complete), microseconds.
@@ -178,11 +183,14 @@ impl Report {
     /// One line `HANDSHAKES key=value ...` (what the bench script reads).
     pub fn line(&self) -> String {
         let mut s = format!(
-            "HANDSHAKES mode={} done={} full={} resumed={} resumed_fraction={:.4} errors={} seconds={:.2} per_second={:.1} handshake_p50_us={} handshake_p99_us={}",
+            "HANDSHAKES mode={} done={} full={} resumed={} all_done={} all_full={} all_resumed={} resumed_fraction={:.4} errors={} seconds={:.2} per_second={:.1} handshake_p50_us={} handshake_p99_us={}",
             self.mode,
             self.done,
             self.full,
             self.resumed,
+            self.all_done,
+            self.all_full,
+            self.all_resumed,
             self.resumed_fraction(),
             self.errors,
             self.seconds,
@@ -354,7 +362,24 @@ fn client_configs(
     opts: &Options,
     seen: &Arc<Mutex<BTreeMap<String, u64>>>,
 ) -> Result<Vec<Arc<ClientConfig>>, String> {
-    let provider: Arc<CryptoProvider> = Arc::new(rustls::crypto::ring::default_provider());
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !opts.suites.is_empty() {
+        let known: Vec<String> = provider
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        if let Some(bad) = opts.suites.iter().find(|s| !known.contains(s)) {
+            return Err(format!(
+                "unknown cipher suite {bad}; known: {}",
+                known.join(" ")
+            ));
+        }
+        provider
+            .cipher_suites
+            .retain(|s| opts.suites.contains(&format!("{:?}", s.suite())));
+    }
+    let provider: Arc<CryptoProvider> = Arc::new(provider);
     let mut store = rustls::RootCertStore::empty();
     for root in &opts.roots {
         store.add(root.clone()).map_err(|e| format!("CA: {e}"))?;
@@ -516,6 +541,7 @@ struct Shared {
     resumed: AtomicU64,
     all_full: AtomicU64,
     all_resumed: AtomicU64,
+    all_done: AtomicU64,
     errors: AtomicU64,
     hist: Mutex<hdrhistogram::Histogram<u64>>,
     negotiated: Mutex<BTreeMap<String, u64>>,
@@ -624,6 +650,7 @@ async fn keepalive_loop(shared: &Shared, client: usize) -> Result<(), String> {
         let close = tokio::time::timeout(STEP, step)
             .await
             .map_err(|_| "answer timeout".to_string())??;
+        shared.all_done.fetch_add(1, Ordering::Relaxed);
         if shared.measuring.load(Ordering::Relaxed) {
             shared.done.fetch_add(1, Ordering::Relaxed);
         }
@@ -711,6 +738,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         resumed: AtomicU64::new(0),
         all_full: AtomicU64::new(0),
         all_resumed: AtomicU64::new(0),
+        all_done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
         hist: Mutex::new(hist),
         negotiated: Mutex::new(BTreeMap::new()),
@@ -727,6 +755,9 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         };
         for client in 0..firsts {
             one_connection(&shared, client, &mut buf).await?;
+            if opts.mode != Mode::Keepalive {
+                shared.all_done.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -743,6 +774,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
                 };
                 match result {
                     Ok(()) if shared.opts.mode != Mode::Keepalive => {
+                        shared.all_done.fetch_add(1, Ordering::Relaxed);
                         if shared.measuring.load(Ordering::Relaxed) {
                             shared.done.fetch_add(1, Ordering::Relaxed);
                         }
@@ -810,6 +842,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         resumed: shared.resumed.load(Ordering::Relaxed),
         all_full: shared.all_full.load(Ordering::Relaxed),
         all_resumed: shared.all_resumed.load(Ordering::Relaxed),
+        all_done: shared.all_done.load(Ordering::Relaxed),
         errors: shared.errors.load(Ordering::Relaxed),
         seconds,
         handshake_p50_us: p50,

@@ -124,6 +124,7 @@ fn options(addr: SocketAddr, pki: &Pki, mode: Mode, tls12: bool, count: u64) -> 
         roots: vec![pki.ca.clone()],
         mode,
         tls12,
+        suites: Vec::new(),
         conns: 8,
         clients: 1,
         warmup: Duration::ZERO,
@@ -157,6 +158,7 @@ async fn full_handshakes_are_full_and_counted_as_the_server_counts_them() {
         r.line()
     );
     assert_eq!(counts.requests.load(Ordering::Relaxed), r.all_full);
+    assert_eq!(r.all_done, r.all_full);
     // What was negotiated and what the server signed with are reported.
     assert!(
         r.negotiated.keys().all(|k| k.starts_with("TLSv1_3 TLS13_")),
@@ -168,6 +170,27 @@ async fn full_handshakes_are_full_and_counted_as_the_server_counts_them() {
         vec!["ECDSA_NISTP256_SHA256"]
     );
     assert!(r.server_cpu.is_some() && r.handshake_p99_us >= r.handshake_p50_us);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offered_suite_is_the_one_negotiated() {
+    let pki = pki();
+    let (addr, _) = server(&pki, true).await;
+    for suite in ["TLS13_AES_128_GCM_SHA256", "TLS13_CHACHA20_POLY1305_SHA256"] {
+        let mut opts = options(addr, &pki, Mode::Full, false, 20);
+        opts.suites = vec![suite.to_string()];
+        let r = go(opts).await;
+        r.check(0.99).unwrap();
+        assert!(
+            r.negotiated.keys().all(|k| k.contains(suite)),
+            "{:?}",
+            r.negotiated
+        );
+    }
+    let mut opts = options(addr, &pki, Mode::Full, false, 20);
+    opts.suites = vec!["TLS13_NOPE".into()];
+    let err = run(opts).await.unwrap_err();
+    assert!(err.contains("unknown cipher suite"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,4 +243,6 @@ async fn keepalive_counts_requests_on_one_handshake_per_loop() {
     // One warm-up connection, then one per loop.
     assert_eq!(counts.full.load(Ordering::Relaxed), 1 + 8);
     assert!(counts.requests.load(Ordering::Relaxed) >= r.done);
+    // Every request counted once: the keep-alive ones and the first connection's.
+    assert_eq!(counts.requests.load(Ordering::Relaxed), r.all_done + 1);
 }

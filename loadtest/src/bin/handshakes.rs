@@ -47,6 +47,9 @@ struct Args {
     /// TLS 1.2 instead of TLS 1.3.
     #[arg(long)]
     tls12: bool,
+    /// Offer only this cipher suite (repeatable; rustls names, e.g. TLS13_AES_128_GCM_SHA256).
+    #[arg(long = "suite")]
+    suites: Vec<String>,
     /// Concurrent loops.
     #[arg(long, default_value_t = 16)]
     conns: usize,
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         roots,
         mode: args.mode,
         tls12: args.tls12,
+        suites: args.suites.clone(),
         conns: args.conns,
         clients: args.clients,
         warmup,
