@@ -15,8 +15,32 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// The sets compiled so far, by their rules' indexes (`RegexSet::regex`).
-type SharedSets = HashMap<Vec<usize>, Arc<MultiRegex>>;
+/// The automata compiled so far, by transform chain and gate kind (`RegexSet::regex`).
+type SharedSets = HashMap<(usize, GateKind), Arc<SharedRegex>>;
+
+/// Every regex rule of each transform chain and gate kind, ascending: the patterns of that
+/// chain and kind's one automaton.
+type Members = BTreeMap<(usize, GateKind), Vec<usize>>;
+
+/// Which of a group's automata a regex rule goes to, from what its pattern needs
+/// (`requirement`): gated by literals only, by punctuation (and perhaps literals), or always
+/// scanned. A function of the rule alone, so the same in every group holding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum GateKind {
+    Lits,
+    Bytes,
+    Always,
+}
+
+impl GateKind {
+    fn of(need: Option<&Need>) -> GateKind {
+        match need {
+            Some(n) if n.bytes == ByteSet::default() => GateKind::Lits,
+            Some(_) => GateKind::Bytes,
+            None => GateKind::Always,
+        }
+    }
+}
 
 /// Gate and phrase literals are cut to this many bytes in the shared scan.
 const GATE_PREFIX: usize = 5;
@@ -37,13 +61,26 @@ pub(crate) struct CompiledRule {
     pub finder: OnceLock<Option<Regex>>,
 }
 
-/// A multi-pattern regex with the rule index of each pattern.
+/// A group's multi-pattern regex: the shared automaton of its rules' chain and gate kind, and
+/// which of its patterns are this group's.
 #[derive(Debug)]
 pub(crate) struct RegexSet {
-    /// Shared by every group whose set holds the same rules in the same order (one rule
-    /// targets several classes and headers, so the same list recurs: 115 sets were 39 distinct
-    /// lists): compiled once, one automaton and one search cache per thread for all of them.
-    pub regex: Arc<MultiRegex>,
+    /// Every regex rule of the group's transform chain and of this set's gate kind, whatever
+    /// its targets, in one automaton shared by all the groups with that chain and kind (one
+    /// rule targets several classes and headers, and groups of one chain hold nearly the same
+    /// rules: 85 automata held 409 patterns of 157 rules; one per chain and kind holds each
+    /// rule once). Compiled once, one search cache per thread for all of them.
+    pub regex: Arc<SharedRegex>,
+    /// This group's rules, ascending (a rule listed twice for one target, twice): a reported
+    /// pattern of a rule not in it is another group's and ignored.
+    pub rules: Vec<usize>,
+}
+
+/// One automaton over the patterns of several groups' rules, and the rule of each pattern.
+#[derive(Debug)]
+pub(crate) struct SharedRegex {
+    pub multi: MultiRegex,
+    /// The rule index of each pattern, ascending.
     pub rules: Vec<usize>,
 }
 
@@ -180,11 +217,22 @@ impl Compiled {
             .collect();
         let mut by_class: [Vec<usize>; Class::COUNT] = Default::default();
         let mut by_header: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut members = Members::new();
+        for ((_, chain), p) in &pending {
+            for &ri in &p.regexes {
+                let kind = GateKind::of(needs[ri].as_ref());
+                members.entry((*chain, kind)).or_default().push(ri);
+            }
+        }
+        for list in members.values_mut() {
+            list.sort_unstable();
+            list.dedup();
+        }
         let mut shared = SharedSets::new();
         for ((target, chain), p) in pending {
             let label = format!("{target:?} {:?}", chains[chain]);
             let out = (&mut lits, &mut owners, &mut shared);
-            let group = build_group(&rules, &needs, label, chain, p, out)?;
+            let group = build_group(&rules, &needs, &members, label, chain, p, out)?;
             let gi = groups.len();
             groups.push(group);
             match target {
@@ -446,6 +494,7 @@ fn intern_one(chains: &mut Vec<Vec<Transform>>, chain: &[Transform]) -> usize {
 fn build_group(
     rules: &[Rule],
     needs: &[Option<Need>],
+    members: &Members,
     label: String,
     chain: usize,
     p: Pending,
@@ -462,16 +511,16 @@ fn build_group(
     let (mut by_lits, mut by_bytes) = ((Need::default(), vec![]), (Need::default(), vec![]));
     let mut always = Vec::new();
     for &ri in &p.regexes {
-        match needs[ri].clone() {
-            Some(n) if n.bytes == ByteSet::default() => {
+        match (GateKind::of(needs[ri].as_ref()), needs[ri].clone()) {
+            (GateKind::Lits, Some(n)) => {
                 by_lits.0 = std::mem::take(&mut by_lits.0).union(n);
                 by_lits.1.push(ri);
             }
-            Some(n) => {
+            (_, Some(n)) => {
                 by_bytes.0 = std::mem::take(&mut by_bytes.0).union(n);
                 by_bytes.1.push(ri);
             }
-            None => always.push(ri),
+            (_, None) => always.push(ri),
         }
     }
     if std::env::var_os("RAMPART_WAF_DEBUG").is_some() {
@@ -484,7 +533,20 @@ fn build_group(
         );
     }
     let mut sets = Vec::with_capacity(3);
-    for (need, idx) in [by_lits, by_bytes] {
+    let mut regex_set = |kind, idx| {
+        let key = (chain, kind);
+        regex_set(
+            rules,
+            members.get(&key).map_or(&[][..], Vec::as_slice),
+            key,
+            idx,
+            shared,
+        )
+    };
+    for (kind, (need, idx)) in [GateKind::Lits, GateKind::Bytes]
+        .into_iter()
+        .zip([by_lits, by_bytes])
+    {
         if idx.is_empty() {
             continue;
         }
@@ -501,13 +563,13 @@ fn build_group(
                 bytes: need.bytes,
                 lits: bit,
             }),
-            set: regex_set(rules, idx, shared).map_err(err)?,
+            set: regex_set(kind, idx).map_err(err)?,
         });
     }
     if !always.is_empty() {
         sets.push(Gated {
             gate: None,
-            set: regex_set(rules, always, shared).map_err(err)?,
+            set: regex_set(GateKind::Always, always).map_err(err)?,
         });
     }
     let phrases = if p.phrases.is_empty() {
@@ -562,22 +624,34 @@ fn ac_builder() -> AhoCorasickBuilder {
     b
 }
 
-fn regex_set(rules: &[Rule], idx: Vec<usize>, shared: &mut SharedSets) -> Result<RegexSet, String> {
-    if let Some(regex) = shared.get(&idx) {
+/// A group's set of rules `idx` (ascending) of chain and gate kind `key`: the automaton over
+/// `members` (every rule of that chain and kind, ascending, a superset of `idx`), compiled on
+/// first use.
+fn regex_set(
+    rules: &[Rule],
+    members: &[usize],
+    key: (usize, GateKind),
+    idx: Vec<usize>,
+    shared: &mut SharedSets,
+) -> Result<RegexSet, String> {
+    if let Some(regex) = shared.get(&key) {
         return Ok(RegexSet {
             regex: Arc::clone(regex),
             rules: idx,
         });
     }
-    let pats: Vec<&str> = idx
+    let pats: Vec<&str> = members
         .iter()
         .map(|&i| match &rules[i].op {
             Operator::Regex(p) => p.as_str(),
             _ => "",
         })
         .collect();
-    let regex = Arc::new(multi_regex(&pats).map_err(|e| e.to_string())?);
-    shared.insert(idx.clone(), Arc::clone(&regex));
+    let regex = Arc::new(SharedRegex {
+        multi: multi_regex(&pats).map_err(|e| e.to_string())?,
+        rules: members.to_vec(),
+    });
+    shared.insert(key, Arc::clone(&regex));
     Ok(RegexSet { regex, rules: idx })
 }
 
@@ -659,24 +733,52 @@ fn chain_on_words(chain: &[Transform]) -> Option<bool> {
 
 #[cfg(test)]
 mod tests {
+    use super::GateKind;
     use std::sync::Arc;
 
-    /// Two sets share one compiled regex exactly when they hold the same rules in the same
-    /// order, and the builtin rules have such sets.
+    /// Two groups' sets share one automaton exactly when their rules have the same transform
+    /// chain and gate kind; it holds every regex rule of that chain and kind once, ascending,
+    /// and each group's rules among them.
     #[test]
-    fn sets_with_the_same_rules_share_one_regex() {
+    fn sets_of_one_chain_and_gate_kind_share_one_automaton() {
         let rules = super::super::RuleSet::builtin().unwrap();
-        let sets: Vec<_> = (rules.compiled.groups.iter())
-            .flat_map(|g| g.sets.iter().map(|s| &s.set))
+        let c = &rules.compiled;
+        let sets: Vec<_> = (c.groups.iter())
+            .flat_map(|g| g.sets.iter().map(move |s| (g.chain, s)))
             .collect();
-        let mut shared = 0;
-        for (i, a) in sets.iter().enumerate() {
-            for b in &sets[i + 1..] {
-                let same = Arc::ptr_eq(&a.regex, &b.regex);
-                assert_eq!(same, a.rules == b.rules, "{:?} / {:?}", a.rules, b.rules);
+        let kind = |s: &super::Gated| match &s.gate {
+            None => GateKind::Always,
+            Some(g) if g.bytes == super::ByteSet::default() => GateKind::Lits,
+            Some(_) => GateKind::Bytes,
+        };
+        let (mut shared, mut fewer) = (0, 0);
+        for (i, &(chain_a, a)) in sets.iter().enumerate() {
+            let all = &a.set.regex.rules;
+            assert!(all.windows(2).all(|w| w[0] < w[1]), "{all:?}");
+            assert_eq!(all.len(), a.set.regex.multi.pattern_len());
+            assert!(a.set.rules.iter().all(|r| all.binary_search(r).is_ok()));
+            assert!(a.set.rules.windows(2).all(|w| w[0] <= w[1]));
+            fewer += usize::from(a.set.rules.len() < all.len());
+            for &(chain_b, b) in &sets[i + 1..] {
+                let same = Arc::ptr_eq(&a.set.regex, &b.set.regex);
+                let key = (chain_a, kind(a)) == (chain_b, kind(b));
+                assert_eq!(same, key, "{:?} / {:?}", a.set.rules, b.set.rules);
                 shared += usize::from(same);
             }
         }
-        assert!(shared > 0, "no set shared");
+        // Every regex rule is in exactly one automaton.
+        let mut seen = std::collections::HashSet::new();
+        let mut patterns = 0;
+        for (_, s) in &sets {
+            if seen.insert(Arc::as_ptr(&s.set.regex)) {
+                patterns += s.set.regex.rules.len();
+            }
+        }
+        let regex_rules = (c.rules.iter()).filter(|r| r.pattern.is_some()).count();
+        assert_eq!(patterns, regex_rules);
+        assert!(
+            shared > 0 && fewer > 0,
+            "shared {shared}, smaller groups {fewer}"
+        );
     }
 }

@@ -590,7 +590,7 @@ fn scan_regexes(
     path: &str,
     st: &mut State<'_, '_>,
 ) {
-    let n = set.regex.pattern_len();
+    let n = set.regex.multi.pattern_len();
     if st.pats.capacity() < n {
         st.pats = PatternSet::new(n);
     }
@@ -598,13 +598,21 @@ fn scan_regexes(
         st.pats.clear();
     }
     set.regex
+        .multi
         .which_overlapping_matches(&Input::new(value), &mut st.pats);
     if st.pats.is_empty() {
         return;
     }
     let pats = std::mem::replace(&mut st.pats, PatternSet::new(0));
     for pid in pats.iter() {
-        let ri = set.rules[pid.as_usize()];
+        // The automaton is shared by the groups of this chain (`RegexSet`): a pattern of a
+        // rule this group does not hold is ignored; one it holds twice is recorded twice.
+        let ri = set.regex.rules[pid.as_usize()];
+        let first = set.rules.partition_point(|&r| r < ri);
+        let times = set.rules[first..].iter().take_while(|&&r| r == ri).count();
+        if times == 0 {
+            continue;
+        }
         let rule = &c.rules[ri];
         let frag = rule
             .finder
@@ -616,7 +624,9 @@ fn scan_regexes(
             .as_ref()
             .and_then(|re| re.find(value))
             .map_or(value, |m| &value[m.range()]);
-        record(c, ri, frag, field, policy, path, st);
+        for _ in 0..times {
+            record(c, ri, frag, field, policy, path, st);
+        }
     }
     st.pats = pats;
 }

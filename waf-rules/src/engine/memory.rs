@@ -24,21 +24,26 @@ impl RuleSet {
         let (mut regex_n, mut regex_b) = (0, 0);
         let (mut cache_b, mut slow) = (0, 0);
         let (mut phrase_n, mut phrase_b) = (0, 0);
-        // A set shared by several groups (`RegexSet::regex`) is counted once.
+        // An automaton shared by several groups (`RegexSet::regex`) is counted once, at the
+        // first group using it.
         let mut seen = std::collections::HashSet::new();
         for (gi, g) in c.groups.iter().enumerate() {
             for s in &g.sets {
                 if !seen.insert(std::sync::Arc::as_ptr(&s.set.regex)) {
                     continue;
                 }
-                let b = s.set.regex.memory_usage();
-                let (cb, lazy) = s.set.regex.fresh_cache();
+                let b = s.set.regex.multi.memory_usage();
+                let (cb, lazy) = s.set.regex.multi.fresh_cache();
                 cache_b += cb;
                 slow += usize::from(!lazy);
                 regex_n += 1;
                 regex_b += b;
                 sets.push(MemoryPart {
-                    what: format!("  group {gi} regex set, {} patterns", s.set.rules.len()),
+                    what: format!(
+                        "  group {gi} regex set, {} patterns (this group's {})",
+                        s.set.regex.rules.len(),
+                        s.set.rules.len()
+                    ),
                     count: 1,
                     bytes: b,
                 });
