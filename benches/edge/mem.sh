@@ -8,6 +8,7 @@
 # The split (MB): anon = anonymous mappings (the allocator's heap, thread stacks), text = the
 # binary's executable mapping, data = its other mappings, libs = shared libraries, other = the
 # rest (vdso, other files). `anon_big` is the largest anonymous mapping (the allocator's arena).
+# Each binary is read whole into the page cache before it starts (see below).
 # No allocator variable is set here: the edge sets its own (proxy/src/control/allocator.rs).
 # Timed runs (--load) go through benches/quiet-run; an idle round is not timed.
 # usage: benches/edge/mem.sh [--rounds 5] [--load 60] [--waf block|detect|off] NAME=BINARY ...
@@ -86,6 +87,10 @@ for ((r = 1; r <= rounds; r++)); do
   for arg in "${bins[@]}"; do
     name=${arg%%=*} bin=${arg#*=}
     log=$dir/log-$name-$r.txt
+    # The whole binary into the page cache first: a fault in the binary maps the pages around
+    # it that are cached (fault-around), so its text and data figures depend on what is cached;
+    # with all of it cached they are the largest and the same for every build.
+    cat "$bin" > /dev/null
     setsid taskset -c 0 "$bin" run --config "$cfg" > "$log" 2>&1 &
     pid=$!
     ready=0
