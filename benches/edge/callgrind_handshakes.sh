@@ -29,7 +29,8 @@ taskset -c 0 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="
 vp=$!
 trap 'kill -INT $vp 2>/dev/null; sleep 2; kill -TERM $vp 2>/dev/null || true' EXIT
 cl() {
-  taskset -c 1 "$client" --addr "127.0.0.1:$port" --ca "$ca" --warmup 0 "$@"
+  # Long step timeout: quiet-run (anyone's timed run) pauses callgrind.
+  taskset -c 1 "$client" --addr "127.0.0.1:$port" --ca "$ca" --warmup 0 --step-timeout 600 "$@"
 }
 ready=0
 for _ in $(seq 300); do
@@ -37,16 +38,16 @@ for _ in $(seq 300); do
   sleep 1
 done
 ((ready)) || { echo "$0: $port never answered; $dir/cgh-$name.log" >&2; exit 1; }
-cl --mode full --conns 4 --duration 300 --count 50 >/dev/null
+cl --mode full --conns 4 --duration 600 --count 50 >/dev/null
 get() { sed -n "s/.* $1=\\([0-9]*\\).*/\\1/p" <<<"$2"; }
 callgrind_control -i on $vp >/dev/null
-full=$(cl --mode full --conns 4 --duration 300 --count "$n")
+full=$(cl --mode full --conns 4 --duration 600 --count "$n")
 callgrind_control -d $vp >/dev/null
-resumed=$(cl --mode resumed --conns 4 --duration 300 --count "$n")
+resumed=$(cl --mode resumed --conns 4 --duration 600 --count "$n")
 callgrind_control -d $vp >/dev/null
-ka1=$(cl --mode keepalive --conns 4 --duration 300 --count "$k1")
+ka1=$(cl --mode keepalive --conns 4 --duration 600 --count "$k1")
 callgrind_control -d $vp >/dev/null
-ka2=$(cl --mode keepalive --conns 4 --duration 300 --count "$k2")
+ka2=$(cl --mode keepalive --conns 4 --duration 600 --count "$k2")
 callgrind_control -d $vp >/dev/null
 callgrind_control -i off $vp >/dev/null
 ir() { sed -n 's/^summary: //p' "$1"; }

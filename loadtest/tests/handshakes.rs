@@ -131,6 +131,7 @@ fn options(addr: SocketAddr, pki: &Pki, mode: Mode, tls12: bool, count: u64) -> 
         duration: Duration::from_secs(30),
         max_count: Some(count),
         server_pids: vec![std::process::id()],
+        step: rampart_loadtest::handshake::STEP,
     }
 }
 

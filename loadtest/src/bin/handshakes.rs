@@ -68,6 +68,9 @@ struct Args {
     /// A server process whose CPU (utime + stime) is counted over the window (repeatable).
     #[arg(long = "server-pid")]
     server_pids: Vec<u32>,
+    /// Seconds each step of a connection (connect, handshake, answer) may take.
+    #[arg(long, default_value_t = 5.0)]
+    step_timeout: f64,
     /// Resumed mode: the least fraction of resumed handshakes accepted.
     #[arg(long, default_value_t = 0.99)]
     min_resumed: f64,
@@ -89,9 +92,13 @@ fn main() -> ExitCode {
     let secs = |s: f64, what: &str| {
         Duration::try_from_secs_f64(s).map_err(|e| format!("--{what} {s}: {e}"))
     };
-    let (warmup, duration) = match (secs(args.warmup, "warmup"), secs(args.duration, "duration")) {
-        (Ok(w), Ok(d)) => (w, d),
-        (Err(e), _) | (_, Err(e)) => return fail(&e),
+    let (warmup, duration, step) = match (
+        secs(args.warmup, "warmup"),
+        secs(args.duration, "duration"),
+        secs(args.step_timeout, "step-timeout"),
+    ) {
+        (Ok(w), Ok(d), Ok(s)) => (w, d, s),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return fail(&e),
     };
     let opts = Options {
         addr: args.addr,
@@ -108,6 +115,7 @@ fn main() -> ExitCode {
         duration,
         max_count: args.count,
         server_pids: args.server_pids.clone(),
+        step,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
