@@ -161,11 +161,9 @@ fn validate(def: RuleDef, family: crate::family::Family) -> Result<Rule, String>
     })
 }
 
-/// Parses a regex alone so a bad one is reported against its rule.
+/// Checks a regex alone so a bad one is reported against its rule.
 fn check_regex(r: &str) -> Result<(), String> {
-    crate::syntax::single_regex(r)
-        .map(|_| ())
-        .map_err(|e| format!("bad regex: {e}"))
+    crate::syntax::check(r).map_err(|e| format!("bad regex: {e}"))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
