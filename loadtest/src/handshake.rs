@@ -39,6 +39,10 @@ pub const STEP: Duration = Duration::from_secs(5);
 const MAX_ANSWER: usize = 1 << 20;
 /// Longest run accepted.
 pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// Most concurrent loops accepted.
+pub const MAX_CONNS: usize = 4096;
+/// Most client session stores (returning clients) accepted.
+pub const MAX_CLIENTS: usize = 100_000;
 
 /// What each loop does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +160,9 @@ impl Report {
     /// The run did what its mode says: no error, something done, and in `full` mode no
     /// resumed handshake, in `resumed` mode at least `min_resumed` of them resumed.
     pub fn check(&self, min_resumed: f64) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&min_resumed) {
+            return Err(format!("min_resumed {min_resumed} is not in [0, 1]"));
+        }
         if self.done == 0 {
             return Err(format!(
                 "nothing done in the window ({} errors; last: {})",
@@ -481,7 +488,13 @@ async fn read_answer(tls: &mut TlsStream<TcpStream>, buf: &mut Vec<u8>) -> Resul
                     std::str::from_utf8(&body[pos..pos + eol]).map_err(|_| "chunk size")?;
                 let size_text = size_text.split(';').next().unwrap_or("").trim();
                 let size = usize::from_str_radix(size_text, 16).map_err(|_| "chunk size")?;
-                let need = pos + eol + 2 + size + 2;
+                if size > MAX_ANSWER {
+                    return Err(format!("chunk of {size} bytes: too large"));
+                }
+                let need = [eol, 2, size, 2]
+                    .into_iter()
+                    .try_fold(pos, |a, b| a.checked_add(b))
+                    .ok_or("chunk size")?;
                 if size == 0 {
                     // The last chunk; no trailers expected from these servers.
                     if body.len() >= need {
@@ -710,8 +723,11 @@ pub async fn run(opts: Options) -> Result<Report, String> {
             MAX_DURATION.as_secs()
         ));
     }
-    if opts.conns == 0 {
-        return Err("conns must be at least 1".into());
+    if opts.conns == 0 || opts.conns > MAX_CONNS {
+        return Err(format!("conns must be in 1..={MAX_CONNS}"));
+    }
+    if opts.clients > MAX_CLIENTS {
+        return Err(format!("clients must be at most {MAX_CLIENTS}"));
     }
     let seen = Arc::new(Mutex::new(BTreeMap::new()));
     let configs = client_configs(&opts, &seen)?
@@ -750,14 +766,28 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     });
 
     // One connection first: a wrong set-up fails at once with its reason. In resumed mode
-    // every client store gets its session this way before the loops start.
+    // every client store gets its sessions this way before the loops start.
     {
         let mut buf = Vec::new();
+        // Resumed mode: each store is primed with as many tickets as loops will use it at once
+        // (ceil(conns / clients) connections: the first full one leaves two tickets with a
+        // rustls server, each resumed one one more), so the window does not open on full
+        // handshakes of loops that found their store empty. Servers that send fewer tickets
+        // fill it during the warm-up.
+        let stores = shared.configs.len();
         let firsts = match opts.mode {
-            Mode::Resumed => shared.configs.len(),
+            Mode::Resumed => stores * opts.conns.div_ceil(stores),
             _ => 1,
         };
-        for client in 0..firsts {
+        // Bounded by the run's own length: many clients' first connections are part of it.
+        let deadline = Instant::now() + opts.warmup + opts.duration;
+        for first in 0..firsts {
+            let client = first % stores;
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the first {firsts} connections took longer than the run ({first} done)"
+                ));
+            }
             one_connection(&shared, client, &mut buf).await?;
             if opts.mode != Mode::Keepalive {
                 shared.all_done.fetch_add(1, Ordering::Relaxed);
@@ -825,8 +855,22 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         _ => None,
     };
     shared.stop.store(true, Ordering::Relaxed);
+    let mut lost_loops = 0;
     for t in tasks {
-        let _ = tokio::time::timeout(opts.step * 3, t).await;
+        let abort = t.abort_handle();
+        match tokio::time::timeout(opts.step * 3, t).await {
+            Ok(Ok(())) => {}
+            // A loop that panicked or never ended is an error of the run, never silence.
+            Ok(Err(e)) => {
+                lost_loops += 1;
+                shared.error(format!("a loop ended abnormally: {e}"));
+            }
+            Err(_) => {
+                abort.abort();
+                lost_loops += 1;
+                shared.error("a loop did not end".into());
+            }
+        }
     }
     let (p50, p99) = match shared.hist.lock() {
         Ok(h) => (h.value_at_quantile(0.5), h.value_at_quantile(0.99)),
@@ -847,7 +891,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         all_full: shared.all_full.load(Ordering::Relaxed),
         all_resumed: shared.all_resumed.load(Ordering::Relaxed),
         all_done: shared.all_done.load(Ordering::Relaxed),
-        errors: shared.errors.load(Ordering::Relaxed),
+        errors: shared.errors.load(Ordering::Relaxed) + lost_loops,
         seconds,
         handshake_p50_us: p50,
         handshake_p99_us: p99,

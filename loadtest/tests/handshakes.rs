@@ -247,3 +247,63 @@ async fn keepalive_counts_requests_on_one_handshake_per_loop() {
     // Every request counted once: the keep-alive ones and the first connection's.
     assert_eq!(counts.requests.load(Ordering::Relaxed), r.all_done + 1);
 }
+
+/// A server whose answer announces a chunk of 2^64 - 20 bytes (review-s15-es F1): the size
+/// once wrapped the chunk arithmetic to where it started (debug: overflow panic; release: a
+/// loop without an await, for ever). It is an error of that connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_chunk_size_is_an_error_not_a_panic_or_a_spin() {
+    let pki = pki();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(cfg));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut chunk = [0u8; 1024];
+                let _ = tls.read(&mut chunk).await;
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffec\r\n")
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let opts = options(addr, &pki, Mode::Full, false, 5);
+    let joined = tokio::time::timeout(Duration::from_secs(20), tokio::spawn(run(opts))).await;
+    match joined {
+        Err(_) => panic!("the client spun or hung past 20 s"),
+        Ok(Err(e)) => panic!("the client panicked: {e}"),
+        Ok(Ok(r)) => assert!(r.is_err(), "{:?}", r.map(|r| r.line())),
+    }
+}
+
+/// Inputs are bounded (review-s15-es F6): loops and clients capped, a resumed floor outside
+/// [0, 1] (NaN included) refused instead of passing every run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_range_inputs_are_refused() {
+    let pki = pki();
+    let (addr, _) = server(&pki, true).await;
+    let mut opts = options(addr, &pki, Mode::Full, false, 5);
+    opts.conns = rampart_loadtest::handshake::MAX_CONNS + 1;
+    assert!(run(opts).await.unwrap_err().contains("conns"));
+    let mut opts = options(addr, &pki, Mode::Resumed, false, 5);
+    opts.clients = rampart_loadtest::handshake::MAX_CLIENTS + 1;
+    assert!(run(opts).await.unwrap_err().contains("clients"));
+    let r = go(options(addr, &pki, Mode::Resumed, false, 20)).await;
+    r.check(0.99).unwrap();
+    for bad in [f64::NAN, -0.1, 1.5] {
+        assert!(r.check(bad).is_err(), "{bad}");
+    }
+}

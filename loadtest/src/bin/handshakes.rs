@@ -78,6 +78,12 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !(0.0..=1.0).contains(&args.min_resumed) {
+        return fail(&format!(
+            "--min-resumed {} is not in [0, 1]",
+            args.min_resumed
+        ));
+    }
     let roots = match CertificateDer::pem_file_iter(&args.ca)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
     {
