@@ -317,3 +317,139 @@ async fn sighup_switches_a_listener_profile() {
     let tls13 = client_config(&t.pki.ca_pem, &[&rustls::version::TLS13], &[]);
     assert!(handshake(t.inter, "a.test", tls13).await.is_ok());
 }
+
+/// A client session store that files every session under one name, whatever the server name
+/// asked: it offers a ticket made for one SNI / listener to another, as an attacker could.
+#[derive(Debug)]
+struct OneName(Arc<rustls::client::ClientSessionMemoryCache>);
+fn fixed() -> rustls_pki_types::ServerName<'static> {
+    rustls_pki_types::ServerName::try_from("a.test").unwrap()
+}
+impl rustls::client::ClientSessionStore for OneName {
+    fn set_kx_hint(&self, _: rustls_pki_types::ServerName<'static>, g: rustls::NamedGroup) {
+        self.0.set_kx_hint(fixed(), g)
+    }
+    fn kx_hint(&self, _: &rustls_pki_types::ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.0.kx_hint(&fixed())
+    }
+    fn set_tls12_session(
+        &self,
+        _: rustls_pki_types::ServerName<'static>,
+        v: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.0.set_tls12_session(fixed(), v)
+    }
+    fn tls12_session(
+        &self,
+        _: &rustls_pki_types::ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.0.tls12_session(&fixed())
+    }
+    fn remove_tls12_session(&self, _: &rustls_pki_types::ServerName<'static>) {
+        self.0.remove_tls12_session(&fixed())
+    }
+    fn insert_tls13_ticket(
+        &self,
+        _: rustls_pki_types::ServerName<'static>,
+        v: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.0.insert_tls13_ticket(fixed(), v)
+    }
+    fn take_tls13_ticket(
+        &self,
+        _: &rustls_pki_types::ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.0.take_tls13_ticket(&fixed())
+    }
+}
+
+async fn kind_of(port: u16, sni: &str, cfg: Arc<rustls::ClientConfig>) -> rustls::HandshakeKind {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = handshake(port, sni, cfg).await.unwrap();
+    let kind = s.get_ref().1.handshake_kind().unwrap();
+    s.write_all(get(sni, "/", "").as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    kind
+}
+
+/// The properties the edge's session tickets rely on (review-s15-es F5): a ticket made for one
+/// name is not accepted for another on the same listener, one listener's ticket is not accepted
+/// by another, and after a reload an old ticket gives a clean full handshake (then resumption
+/// again), TLS 1.3 and TLS 1.2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_never_cross_names_listeners_or_reloads() {
+    use rustls::HandshakeKind::{Full, Resumed};
+    let t = two_listeners().await;
+    let run = async {
+        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+            let store = || {
+                let mut c = (*client_config(&t.pki.ca_pem, &[version], &[b"http/1.1"])).clone();
+                c.resumption = rustls::client::Resumption::store(Arc::new(OneName(Arc::new(
+                    rustls::client::ClientSessionMemoryCache::new(64),
+                ))));
+                Arc::new(c)
+            };
+            let (main_port, other_port) = if version == &rustls::version::TLS13 {
+                (t.modern, t.inter)
+            } else {
+                (t.inter, t.inter)
+            };
+            // Sanity: the same name on the same listener resumes with this store.
+            let c = store();
+            assert_eq!(kind_of(main_port, "a.test", c.clone()).await, Full);
+            assert_eq!(
+                kind_of(main_port, "a.test", c.clone()).await,
+                Resumed,
+                "{version:?}"
+            );
+            // Another name (another certificate) on the same listener: full handshake.
+            if version == &rustls::version::TLS13 {
+                let c = store();
+                assert_eq!(kind_of(t.modern, "a.test", c.clone()).await, Full);
+                assert_eq!(
+                    kind_of(t.modern, "b.test", c.clone()).await,
+                    Full,
+                    "cross-SNI resumed"
+                );
+                // A ticket of the modern listener offered to the intermediate one, same name.
+                let c = store();
+                assert_eq!(kind_of(t.modern, "a.test", c.clone()).await, Full);
+                assert_eq!(
+                    kind_of(other_port, "a.test", c.clone()).await,
+                    Full,
+                    "cross-listener resumed"
+                );
+            }
+            // A reload (new certificate files for b): the old ticket gives a clean full handshake.
+            let c = store();
+            assert_eq!(kind_of(main_port, "a.test", c.clone()).await, Full);
+            let n = if version == &rustls::version::TLS13 {
+                1
+            } else {
+                2
+            };
+            t.pki
+                .leaf(t.edge.dir.path(), "b", &["b.test", &format!("v{n}.b.test")]);
+            t.edge.wait_stderr("certificates reload ok", n);
+            assert_eq!(
+                kind_of(main_port, "a.test", c.clone()).await,
+                Full,
+                "{version:?}: resumed across a reload"
+            );
+            assert_eq!(
+                kind_of(main_port, "a.test", c.clone()).await,
+                Resumed,
+                "{version:?}"
+            );
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("deadline");
+}

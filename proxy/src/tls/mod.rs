@@ -92,8 +92,10 @@ fn profile(p: TlsProfile) -> Profile {
 /// hours, the previous one accepted for 6 more; keys only in memory), so every returning
 /// client can resume — rustls's default is a 256-session store holding the two TLS 1.3 tickets
 /// of each handshake, which forgot all but the last 128 clients (nginx, HAProxy and Envoy
-/// resume tens of thousands). Each generation has its own keys: a reload (new certificates,
-/// profile) ends resumption of the sessions made under the old one. TLS 1.2 clients without
+/// resume tens of thousands). Each generation has its own keys: any reload (SIGHUP, whatever
+/// it changed, and every certificate-file reload) builds new configs and so ends resumption of
+/// the sessions made before it — every returning client then does one full handshake (as
+/// nginx with its default per-reload ticket keys). TLS 1.2 clients without
 /// ticket support keep the bounded 256-session id store. The edge asks no client
 /// certificate, so a resumed session skips no check (the mesh, which does, resumes nothing:
 /// `rampart_tls::config::full_handshakes_only`). No 0-RTT data is accepted.
