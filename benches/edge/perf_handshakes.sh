@@ -22,22 +22,37 @@ wait $rec || true
 echo "$line" | cut -c1-400
 fi
 perf report -i "$data" --no-children --sort sym --stdio 2>/dev/null | awk '
+  # The part of a symbol: by its crate path (the first `crate::` of the name, a generic
+  # `<crate::…` included), never by a substring (`String`, `Ordering` are not ring); C symbols
+  # by their own prefixes (ring_core_*, the static curve25519 fe*/ge* helpers of ring, mimalloc, libc).
+  function prim(t) {
+    if (t ~ /x25519|curve25519|^fe4?_|^ge_/) return "crypto: X25519"
+    if (t ~ /p256|nistz256|ecdsa|suite_b/) return "crypto: ECDSA P-256"
+    if (t ~ /sha256|sha512|digest|hmac|hkdf/) return "crypto: SHA-2 / HMAC / HKDF"
+    if (t ~ /aes|gcm|ghash|chacha|poly1305|aead/) return "crypto: AEAD"
+    if (t ~ /(^|_)rsa|bn_mul|bn_sqr/) return "crypto: RSA / bignum"
+    return "crypto: other ring"
+  }
   /^ *[0-9.]+%/ {
-    p = $1; sub(/%/, "", p); $1 = ""; s = $0
-    if (s ~ /\[k\]/) part = "kernel"
-    else if (s ~ /x25519|curve25519|[ _]fe4?_|[ _]ge_/) part = "crypto: X25519"
-    else if (s ~ /p256|nistz256|ecdsa|ec::suite_b/) part = "crypto: ECDSA P-256"
-    else if (s ~ /rsa|bn_mul|mont/) part = "crypto: RSA / bignum"
-    else if (s ~ /sha256|sha512|sha1|digest|hmac|hkdf/) part = "crypto: SHA-2 / HMAC / HKDF"
-    else if (s ~ /aes|gcm|ghash|chacha|poly1305|aead/) part = "crypto: AEAD"
-    else if (s ~ /ring|ring_core/) part = "crypto: other ring"
-    else if (s ~ /rustls/) part = "rustls"
-    else if (s ~ /pingora/) part = "pingora"
-    else if (s ~ /rampart/) part = "rampart (ours)"
-    else if (s ~ /tokio/) part = "tokio"
-    else if (s ~ / mi_|_mi_|mimalloc/) part = "allocator (mimalloc)"
-    else if (s ~ /memcpy|memmove|memset|__libc|malloc|free/) part = "libc (mem*, malloc)"
-    else { part = "other user"; if (p >= 0.2) other = other s " " p "%;" }
+    p = $1; sub(/%/, "", p)
+    kernel = ($2 == "[k]")
+    s = $0; sub(/^ *[0-9.]+% +\[[a-z.]\] +/, "", s)
+    crate = ""
+    if (match(s, /^<?&?(mut )?(dyn )?[A-Za-z_][A-Za-z0-9_]*::/)) {
+      crate = substr(s, 1, RLENGTH); sub(/::$/, "", crate); sub(/^<?&?(mut )?(dyn )?/, "", crate)
+    }
+    if (kernel) part = "kernel"
+    else if (crate == "ring") part = prim(s)
+    else if (s ~ /^(ring_core_[0-9_]+__|_?_?ecp_nistz256|fe4?_|ge_|x25519_)/) part = prim(s)
+    else if (crate == "rustls" || crate == "tokio_rustls") part = "rustls"
+    else if (crate ~ /^pingora/) part = "pingora"
+    else if (crate ~ /^rampart/) part = "rampart (ours)"
+    else if (crate == "tokio") part = "tokio"
+    else if (crate == "core" || crate == "alloc" || crate == "std") part = "Rust std (generic code)"
+    else if (s ~ /^_?_?mi_|^mi_|mimalloc/) part = "allocator (mimalloc)"
+    else if (s ~ /^_?_?(mem(cpy|move|set|cmp)|libc|GI_)/ || s ~ /^(malloc|free|__libc)/) part = "libc (mem*, malloc)"
+    else if (crate != "") part = "other crates"
+    else { part = "other user"; if (p >= 0.2) other = other " " s " " p "%;" }
     sum[part] += p
   }
   END { for (k in sum) printf "%6.1f %%  %s\n", sum[k], k; if (other != "") printf "%6s    (other user above 0.2 %%:%s)\n", "", other }' | sort -rn
