@@ -15,8 +15,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// The automata compiled so far, by transform chain and gate kind (`RegexSet::regex`).
-type SharedSets = HashMap<(usize, GateKind), Arc<SharedRegex>>;
+/// The automata compiled so far: by transform chain and gate kind (`RegexSet::regex`; None:
+/// that union was refused or has no lazy DFA, so its groups have their own), and by a group's
+/// own rule list.
+#[derive(Default)]
+struct SharedSets {
+    unions: HashMap<(usize, GateKind), Option<Arc<SharedRegex>>>,
+    lists: HashMap<Vec<usize>, Arc<SharedRegex>>,
+}
 
 /// Every regex rule of each transform chain and gate kind, ascending: the patterns of that
 /// chain and kind's one automaton.
@@ -228,7 +234,7 @@ impl Compiled {
             list.sort_unstable();
             list.dedup();
         }
-        let mut shared = SharedSets::new();
+        let mut shared = SharedSets::default();
         for ((target, chain), p) in pending {
             let label = format!("{target:?} {:?}", chains[chain]);
             let out = (&mut lits, &mut owners, &mut shared);
@@ -634,24 +640,42 @@ fn regex_set(
     idx: Vec<usize>,
     shared: &mut SharedSets,
 ) -> Result<RegexSet, String> {
-    if let Some(regex) = shared.get(&key) {
+    let build = |list: &[usize]| {
+        let pats: Vec<&str> = list
+            .iter()
+            .map(|&i| match &rules[i].op {
+                Operator::Regex(p) => p.as_str(),
+                _ => "",
+            })
+            .collect();
+        multi_regex(&pats).map(|multi| {
+            Arc::new(SharedRegex {
+                multi,
+                rules: list.to_vec(),
+            })
+        })
+    };
+    // A union the size limit refuses, or without a lazy DFA (a pattern the lazy DFA cannot
+    // run: the PikeVM would answer for every group of the chain), is not used: each group of
+    // that chain and kind gets its own automaton, as before (review-s15-waf F1, F2).
+    let union = (shared.unions.entry(key))
+        .or_insert_with(|| build(members).ok().filter(|r| r.multi.has_lazy_dfa()));
+    if let Some(regex) = union {
         return Ok(RegexSet {
             regex: Arc::clone(regex),
             rules: idx,
         });
     }
-    let pats: Vec<&str> = members
-        .iter()
-        .map(|&i| match &rules[i].op {
-            Operator::Regex(p) => p.as_str(),
-            _ => "",
-        })
-        .collect();
-    let regex = Arc::new(SharedRegex {
-        multi: multi_regex(&pats).map_err(|e| e.to_string())?,
-        rules: members.to_vec(),
-    });
-    shared.insert(key, Arc::clone(&regex));
+    let mut own = idx.clone();
+    own.dedup();
+    let regex = match shared.lists.get(&own) {
+        Some(r) => Arc::clone(r),
+        None => {
+            let r = build(&own)?;
+            shared.lists.insert(own, Arc::clone(&r));
+            r
+        }
+    };
     Ok(RegexSet { regex, rules: idx })
 }
 
@@ -780,5 +804,28 @@ mod tests {
             shared > 0 && fewer > 0,
             "shared {shared}, smaller groups {fewer}"
         );
+    }
+
+    /// An operator rule the lazy DFA cannot run (a Unicode word boundary) leaves every group
+    /// that does not hold it on a lazy DFA: its chain's union is not used.
+    #[test]
+    fn a_rule_without_lazy_dfa_keeps_the_other_groups_on_one() {
+        let extra = "family = \"protocol\"\n[[rule]]\nid = 99001\nmessage = \"m\"\nseverity = \"notice\"\ntargets = [\"header:x-probe\", \"args\"]\ntransforms = [\"url_decode\", \"remove_nulls\", \"lowercase\"]\nregex = '(?u:\\b)zz9q'\n";
+        let rules = super::super::RuleSet::builtin_and(&[("probe.toml", extra)]).unwrap();
+        let c = &rules.compiled;
+        let bad = c.rules.iter().position(|r| r.id == 99001).unwrap();
+        let (mut with, mut without) = (0, 0);
+        for g in &c.groups {
+            for s in &g.sets {
+                if s.set.rules.contains(&bad) {
+                    with += 1;
+                    assert!(!s.set.regex.multi.has_lazy_dfa());
+                } else {
+                    without += 1;
+                    assert!(s.set.regex.multi.has_lazy_dfa(), "{:?}", s.set.rules);
+                }
+            }
+        }
+        assert!(with > 0 && without > 0, "{with} / {without}");
     }
 }

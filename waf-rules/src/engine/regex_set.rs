@@ -62,6 +62,11 @@ impl MultiRegex {
         })
     }
 
+    /// Whether the lazy DFA answers (false: the PikeVM alone, much slower).
+    pub(crate) fn has_lazy_dfa(&self) -> bool {
+        self.lazy.is_some()
+    }
+
     pub(crate) fn pattern_len(&self) -> usize {
         self.pikevm.pattern_len()
     }
