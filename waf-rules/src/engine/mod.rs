@@ -1,5 +1,7 @@
 //! The compiled rule set: rules grouped by (target, transform chain), each
-//! group one multi-pattern automaton behind an aho-corasick prefilter.
+//! group's regexes scanned by up to three multi-pattern automata (one per gate
+//! kind, each shared by every group of its chain: `compile.rs`) behind an
+//! aho-corasick prefilter.
 
 mod cache;
 mod compile;

@@ -1,4 +1,5 @@
-//! A group's multi-pattern regex: which of its patterns match anywhere in a value.
+//! A multi-pattern regex (the automaton of one transform chain and gate kind, shared by its
+//! groups: `compile::RegexSet`): which of its patterns match anywhere in a value.
 //!
 //! Only that question is asked of it (the matched text comes from each rule's own fragment
 //! finder), so it is one forward lazy DFA over one NFA without capture states, with a search
@@ -16,7 +17,7 @@ use regex_automata::{Input, MatchKind, PatternSet};
 /// Most a thread's lazy-DFA cache for one set may grow to before it is cleared and refilled.
 const CACHE_CAPACITY: usize = 4 << 20;
 
-/// The patterns of one group, each reported when it matches anywhere.
+/// Patterns, each reported when it matches anywhere.
 pub(crate) struct MultiRegex {
     /// None when the lazy DFA cannot be built (its minimum cache would exceed the capacity):
     /// the PikeVM answers alone.
