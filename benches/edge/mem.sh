@@ -11,7 +11,10 @@
 # Each binary is read whole into the page cache before it starts (see below).
 # No allocator variable is set here: the edge sets its own (proxy/src/control/allocator.rs).
 # Timed runs (--load) go through benches/quiet-run; an idle round is not timed.
-# usage: benches/edge/mem.sh [--rounds 5] [--load 60] [--waf block|detect|off] NAME=BINARY ...
+# `--path '/search?q=…'` and `--header 'Cookie: …'` (repeatable) shape the load's request: the
+# default `GET /` with Host opens no regex gate, so the WAF's search caches stay empty.
+# usage: benches/edge/mem.sh [--rounds 5] [--load 60] [--waf block|detect|off] [--path P]
+#            [--header H] NAME=BINARY ...
 # env: PEERS_HOME (the peers' state dir: its pki/server.{crt,key}; default /var/tmp/rampart-peers),
 #      PEERS_PORT_BASE (upstream at +80, started with `../shared/peers/start.sh upstream`),
 #      MEM_PORT (the edge's TLS port, default PEERS_PORT_BASE+620; admin +1, plain +2),
@@ -19,12 +22,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-rounds=5 load=0 waf=block bins=()
+rounds=5 load=0 waf=block bins=() path=/ hdrs=(-H 'Host: localhost')
 while (($#)); do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
     --load) load=$2; shift 2 ;;
     --waf) waf=$2; shift 2 ;;
+    --path) path=$2; shift 2 ;;
+    --header) hdrs+=(-H "$2"); shift 2 ;;
     *=*) bins+=("$1"); shift ;;
     *) echo "$0: bad argument $1" >&2; exit 2 ;;
   esac
@@ -82,7 +87,7 @@ print(f"rss={total/1024:.2f} " + " ".join(f"{k}={v/1024:.2f}" for k, v in kb.ite
 PY
 }
 
-echo "# mem.sh: $rounds rounds, waf=$waf, load ${load}s, port $port, config $cfg; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# mem.sh: $rounds rounds, waf=$waf, load ${load}s on $path (${hdrs[*]}), port $port, config $cfg; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= rounds; r++)); do
   for arg in "${bins[@]}"; do
     name=${arg%%=*} bin=${arg#*=}
@@ -107,7 +112,7 @@ for ((r = 1; r <= rounds; r++)); do
     sleep 5
     echo "round $r $name idle  $(split $pid)"
     if ((load > 0)); then
-      w=$(timeout $((load + 30)) taskset -c 1 wrk -t1 -c50 -d${load}s -H 'Host: localhost' "https://127.0.0.1:$port/" |
+      w=$(timeout $((load + 30)) taskset -c 1 wrk -t1 -c50 -d${load}s "${hdrs[@]}" "https://127.0.0.1:$port$path" |
         grep -E "Requests/sec|Non-2xx|Socket errors" | tr -s ' ' | tr '\n' ';')
       echo "round $r $name after $(split $pid) wrk: $w"
       sleep 5
