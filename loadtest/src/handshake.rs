@@ -1,6 +1,6 @@
 //! New TLS connections per second: N concurrent loops, each opening a TCP connection, doing a
 //! TLS handshake, sending one `GET PATH HTTP/1.1` (`Connection: close`) and reading the answer
-//! to its end (by its framing, then the server's close), then closing; or, in `keepalive`
+//! to its end (hyper's HTTP/1.1 client: its framing; then the server's close), then closing; or, in `keepalive`
 //! mode, one connection per loop carrying request after request (the per-request baseline
 //! to subtract from a connection's cost).
 //!
@@ -22,6 +22,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::header::{CONNECTION, HOST, USER_AGENT};
+use http::{HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, Tls12Resumption, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
@@ -433,123 +439,62 @@ fn client_configs(
     Ok(out)
 }
 
-/// Reads one HTTP/1.1 answer to the end of its body (Content-Length, chunked, or close).
+/// hyper's HTTP/1.1 client connection on one TLS stream. `without_shutdown`: when the exchange
+/// is over it hands the stream back instead of closing it, so the server closes first (its
+/// TIME-WAIT, not ours).
+type AppConnection = http1::Connection<TokioIo<TlsStream<TcpStream>>, Empty<Bytes>>;
+
+/// One request and its answer on hyper's client connection (framing, chunked bodies and their
+/// bounds are hyper's), the answer's body read to its end (at most [`MAX_ANSWER`] bytes).
 /// Returns whether the server said it closes the connection.
-async fn read_answer(tls: &mut TlsStream<TcpStream>, buf: &mut Vec<u8>) -> Result<bool, String> {
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    let (head_len, status, length, chunked, close) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(buf) {
-            Ok(httparse::Status::Complete(n)) => {
-                let mut length = None;
-                let mut chunked = false;
-                let mut close = false;
-                for h in resp.headers.iter() {
-                    if h.name.eq_ignore_ascii_case("content-length") {
-                        let v = std::str::from_utf8(h.value)
-                            .ok()
-                            .and_then(|v| v.trim().parse::<usize>().ok());
-                        length = Some(v.ok_or("bad content-length")?);
-                    } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                        chunked = h.value.eq_ignore_ascii_case(b"chunked");
-                    } else if h.name.eq_ignore_ascii_case("connection") {
-                        close = h.value.eq_ignore_ascii_case(b"close");
-                    }
-                }
-                break (n, resp.code.unwrap_or(0), length, chunked, close);
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(e) => return Err(format!("answer head: {e}")),
-        }
-        if buf.len() > MAX_ANSWER {
-            return Err("answer head too long".into());
-        }
-        let n = tls
-            .read(&mut chunk)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        if n == 0 {
-            return Err("closed before the answer's head".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    if !(200..400).contains(&status) {
-        return Err(format!("status {status}"));
+async fn exchange(
+    sender: &mut http1::SendRequest<Empty<Bytes>>,
+    request: Request<Empty<Bytes>>,
+) -> Result<bool, String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
+    let answer = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("answer: {e}"))?;
+    let status = answer.status();
+    if !(status.is_success() || status.is_redirection()) {
+        return Err(format!("status {}", status.as_u16()));
     }
-    let mut body = buf.split_off(head_len);
-    if chunked {
-        // Enough of a chunked reader for the bench's answers: sizes, data, the last chunk.
-        let mut pos = 0;
-        loop {
-            if let Some(eol) = body[pos..].windows(2).position(|w| w == b"\r\n") {
-                let size_text =
-                    std::str::from_utf8(&body[pos..pos + eol]).map_err(|_| "chunk size")?;
-                let size_text = size_text.split(';').next().unwrap_or("").trim();
-                let size = usize::from_str_radix(size_text, 16).map_err(|_| "chunk size")?;
-                if size > MAX_ANSWER {
-                    return Err(format!("chunk of {size} bytes: too large"));
-                }
-                let need = [eol, 2, size, 2]
-                    .into_iter()
-                    .try_fold(pos, |a, b| a.checked_add(b))
-                    .ok_or("chunk size")?;
-                if size == 0 {
-                    // The last chunk; no trailers expected from these servers.
-                    if body.len() >= need {
-                        break;
-                    }
-                } else if body.len() >= need {
-                    pos = need;
-                    continue;
-                }
-            }
-            if body.len() > MAX_ANSWER {
-                return Err("answer body too long".into());
-            }
-            let n = tls
-                .read(&mut chunk)
-                .await
-                .map_err(|e| format!("read body: {e}"))?;
-            if n == 0 {
-                return Err("closed inside a chunked body".into());
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(len) = length {
-        if len > MAX_ANSWER {
-            return Err("answer body too long".into());
-        }
-        while body.len() < len {
-            let n = tls
-                .read(&mut chunk)
-                .await
-                .map_err(|e| format!("read body: {e}"))?;
-            if n == 0 {
-                return Err("closed inside the body".into());
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        // Framed by the close.
-        loop {
-            match tls.read(&mut chunk).await {
-                Ok(0) => return Ok(true),
-                Ok(_) if body.len() > MAX_ANSWER => return Err("answer body too long".into()),
-                Ok(n) => body.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(true),
-                Err(e) => return Err(format!("read body: {e}")),
-            }
-        }
-    }
+    let close = answer
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    Limited::new(answer.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| format!("answer body: {e}"))?;
     Ok(close)
+}
+
+/// Runs `work` while driving `conn` in this task; an end of the connection before `work` is
+/// done is an error.
+async fn driving<T>(
+    conn: &mut std::pin::Pin<&mut AppConnection>,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::select! {
+        r = work => r,
+        c = conn.as_mut() => Err(match c {
+            Ok(()) => "the server closed the connection".to_string(),
+            Err(e) => format!("connection: {e}"),
+        }),
+    }
 }
 
 struct Shared {
     opts: Options,
-    request: Vec<u8>,
-    keepalive_request: Vec<u8>,
+    /// The request's path and `Host`, parsed once.
+    uri: Uri,
+    host: HeaderValue,
     configs: Vec<TlsConnector>,
     measuring: AtomicBool,
     stop: AtomicBool,
@@ -566,6 +511,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// The bench's request: `GET PATH`, `Host`, `User-Agent`, and `Connection: close` when the
+    /// connection carries one request only.
+    fn request(&self, close: bool) -> Result<Request<Empty<Bytes>>, String> {
+        let mut b = Request::get(self.uri.clone())
+            .header(HOST, self.host.clone())
+            .header(USER_AGENT, "rampart-handshakes");
+        if close {
+            b = b.header(CONNECTION, "close");
+        }
+        b.body(Empty::new()).map_err(|e| format!("request: {e}"))
+    }
+
     fn error(&self, e: String) {
         if self.measuring.load(Ordering::Relaxed) {
             self.errors.fetch_add(1, Ordering::Relaxed);
@@ -627,13 +584,22 @@ async fn connect(shared: &Shared, client: usize) -> Result<TlsStream<TcpStream>,
 }
 
 /// One connection: handshake, one request, its answer, the server's close.
-async fn one_connection(shared: &Shared, client: usize, buf: &mut Vec<u8>) -> Result<(), String> {
-    let mut tls = connect(shared, client).await?;
+async fn one_connection(shared: &Shared, client: usize) -> Result<(), String> {
+    let tls = connect(shared, client).await?;
+    let request = shared.request(true)?;
     let exchange = async {
-        tls.write_all(&shared.request)
+        let (mut sender, conn) = http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| format!("write: {e}"))?;
-        read_answer(&mut tls, buf).await?;
+            .map_err(|e| format!("http: {e}"))?;
+        let mut conn = std::pin::pin!(conn.without_shutdown());
+        let answer = async move { exchange(&mut sender, request).await };
+        let (answer, parts) = tokio::join!(answer, conn.as_mut());
+        answer?;
+        let parts = parts.map_err(|e| format!("connection: {e}"))?;
+        if !parts.read_buf.is_empty() {
+            return Err("bytes after the answer".to_string());
+        }
+        let mut tls = parts.io.into_inner();
         // Let the server close first (its TIME-WAIT, not ours): wait for its close_notify/FIN.
         let mut rest = [0u8; 512];
         match tls.read(&mut rest).await {
@@ -655,15 +621,16 @@ async fn one_connection(shared: &Shared, client: usize, buf: &mut Vec<u8>) -> Re
 }
 
 async fn keepalive_loop(shared: &Shared, client: usize) -> Result<(), String> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut tls = connect(shared, client).await?;
+    let tls = connect(shared, client).await?;
+    let (mut sender, conn) =
+        tokio::time::timeout(shared.opts.step, http1::handshake(TokioIo::new(tls)))
+            .await
+            .map_err(|_| "http handshake timeout".to_string())?
+            .map_err(|e| format!("http: {e}"))?;
+    let mut conn = std::pin::pin!(conn);
     while !shared.stop.load(Ordering::Relaxed) {
-        let step = async {
-            tls.write_all(&shared.keepalive_request)
-                .await
-                .map_err(|e| format!("write: {e}"))?;
-            read_answer(&mut tls, &mut buf).await
-        };
+        let request = shared.request(false)?;
+        let step = driving(&mut conn, exchange(&mut sender, request));
         let close = tokio::time::timeout(shared.opts.step, step)
             .await
             .map_err(|_| "answer timeout".to_string())??;
@@ -734,22 +701,18 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         .into_iter()
         .map(TlsConnector::from)
         .collect();
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rampart-handshakes\r\nConnection: close\r\n\r\n",
-        opts.path, opts.host
-    )
-    .into_bytes();
-    let keepalive_request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rampart-handshakes\r\n\r\n",
-        opts.path, opts.host
-    )
-    .into_bytes();
+    let uri: Uri = opts
+        .path
+        .parse()
+        .map_err(|e| format!("path {:?}: {e}", opts.path))?;
+    let host =
+        HeaderValue::from_str(&opts.host).map_err(|e| format!("host {:?}: {e}", opts.host))?;
     let hist =
         hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
     let shared = Arc::new(Shared {
         opts: opts.clone(),
-        request,
-        keepalive_request,
+        uri,
+        host,
         configs,
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
@@ -768,7 +731,6 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     // One connection first: a wrong set-up fails at once with its reason. In resumed mode
     // every client store gets its sessions this way before the loops start.
     {
-        let mut buf = Vec::new();
         // Resumed mode: each store is primed with as many tickets as loops will use it at once
         // (ceil(conns / clients) connections: the first full one leaves two tickets with a
         // rustls server, each resumed one one more), so the window does not open on full
@@ -788,7 +750,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
                     "the first {firsts} connections took longer than the run ({first} done)"
                 ));
             }
-            one_connection(&shared, client, &mut buf).await?;
+            one_connection(&shared, client).await?;
             if opts.mode != Mode::Keepalive {
                 shared.all_done.fetch_add(1, Ordering::Relaxed);
             }
@@ -799,12 +761,11 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     for i in 0..opts.conns {
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
-            let mut buf = Vec::with_capacity(4096);
             let mut client = i;
             while !shared.stop.load(Ordering::Relaxed) {
                 let result = match shared.opts.mode {
                     Mode::Keepalive => keepalive_loop(&shared, i).await,
-                    _ => one_connection(&shared, client, &mut buf).await,
+                    _ => one_connection(&shared, client).await,
                 };
                 match result {
                     Ok(()) if shared.opts.mode != Mode::Keepalive => {
