@@ -581,8 +581,9 @@ async fn scripted_app(
     (addr, rx)
 }
 
-/// The scripted app's next report (deadline).
-async fn next(seen: &mut tokio::sync::mpsc::UnboundedReceiver<&'static str>) -> &'static str {
+/// A test app's next report (deadline): the scripted app's step, or what the recording app
+/// received.
+async fn next<T>(seen: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
     timeout(Duration::from_secs(20), seen.recv())
         .await
         .expect("app report deadline")
@@ -806,16 +807,6 @@ async fn recording_app() -> (
     (addr, rx)
 }
 
-/// The recording app's next request (deadline).
-async fn recorded(
-    seen: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Vec<u8>)>,
-) -> (String, Vec<u8>) {
-    timeout(Duration::from_secs(20), seen.recv())
-        .await
-        .expect("app report deadline")
-        .expect("app alive")
-}
-
 /// Writes `request` on a new mTLS connection to `addr` and reads the answer's head (and
 /// `body` more bytes): the head lower-cased, and the body.
 async fn raw_exchange(
@@ -867,7 +858,7 @@ async fn connection_options_never_remove_host_length_or_identity() {
         .await;
         assert!(head.starts_with("http/1.1 200 "), "{head}");
         assert_eq!(body, b"ok");
-        let (req, _) = recorded(&mut seen).await;
+        let (req, _) = next(&mut seen).await;
         assert!(
             req.contains("\r\nhost: payments\r\n"),
             "no host at the app: {req}"
@@ -891,7 +882,7 @@ async fn connection_options_never_remove_host_length_or_identity() {
         .await;
         assert!(head.starts_with("http/1.1 200 "), "{head}");
         assert_eq!(body, b"ok");
-        let (req, body) = recorded(&mut seen).await;
+        let (req, body) = next(&mut seen).await;
         assert!(req.contains("\r\ncontent-length: 5\r\n"), "{req}");
         assert_eq!(body, b"hello");
 
@@ -913,7 +904,7 @@ async fn connection_options_never_remove_host_length_or_identity() {
             !head.contains("x-hop") && !head.contains("connection:"),
             "{head}"
         );
-        assert!(recorded(&mut seen).await.0.starts_with("head /v1/e2e "));
+        assert!(next(&mut seen).await.0.starts_with("head /v1/e2e "));
     })
     .await
     .expect("test deadline");
