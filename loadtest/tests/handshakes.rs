@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_loadtest::handshake::{run, Mode, Options, Report};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rampart_tls::test_ca::{dns, TestCa};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::{HandshakeKind, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,32 +31,32 @@ struct Pki {
     key: PrivateKeyDer<'static>,
 }
 
+/// The workspace's test CA (`rampart_tls::test_ca`): a P-256 root and a `localhost` leaf.
 fn pki() -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
+    let ca = TestCa::new();
+    let (chain, key) = ca.leaf(vec![dns("localhost")], time::Duration::hours(1));
     Pki {
-        ca: ca.der().clone(),
-        chain: vec![leaf.der().clone()],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        ca: ca.root(),
+        chain,
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
     }
+}
+
+/// The test servers' rustls config: TLS 1.3 and 1.2, the `localhost` leaf.
+fn server_config(pki: &Pki) -> ServerConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
+        .unwrap()
 }
 
 /// A server answering each request with a tiny 200 (closing after it unless keep-alive),
 /// counting full and resumed handshakes as rustls reports them on its side.
 async fn server(pki: &Pki, resumes: bool) -> (SocketAddr, Arc<Counts>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
-        .unwrap();
+    let mut cfg = server_config(pki);
     if resumes {
         cfg.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     } else {
@@ -254,14 +254,7 @@ async fn keepalive_counts_requests_on_one_handshake_per_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_chunk_size_is_an_error_not_a_panic_or_a_spin() {
     let pki = pki();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(pki.chain.clone(), pki.key.clone_key())
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(cfg));
+    let acceptor = TlsAcceptor::from(Arc::new(server_config(&pki)));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
